@@ -1,0 +1,150 @@
+/*
+ * avvik broker: the embedded Kafka broker. librdkafka's mock cluster speaks
+ * the real protocol on loopback, so every client (ours, kcat) works against
+ * it unchanged. It keeps data in memory only and drops the oldest data past
+ * about 5 MB per partition: for demos and tests, never a store of record.
+ *
+ * The bootstrap servers go to a file (written atomically) that the other
+ * commands read when kafka.bootstrap.servers is unset; the file is removed
+ * on SIGINT/SIGTERM, before the cluster stops.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "cli/cli.h"
+#include "common/kafka.h"
+#include "common/log.h"
+
+static const char usage_text[] =
+    "usage: avvik broker [-c FILE] [-X KEY=VALUE] [-n BROKERS] [-f BOOTSTRAP_FILE]\n"
+    "Runs librdkafka's mock Kafka cluster until SIGINT or SIGTERM, with every avvik\n"
+    "topic created, and writes its bootstrap servers to BOOTSTRAP_FILE.\n"
+    "Memory only; the oldest data is dropped past about 5 MB per partition.\n"
+    "  -n BROKERS     number of brokers (default 3)\n"
+    "  -f FILE        bootstrap file (default: bootstrap.file, or "
+    "/tmp/avvik-<uid>/...)\n" AVK_CLI_CONFIG_HELP;
+
+static int write_atomically(const char *path, const char *content)
+{
+        char dir[512], tmp[600];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = '\0';
+                if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+                        return -1;
+        }
+        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+        FILE *f = fopen(tmp, "w");
+        if (!f)
+                return -1;
+        int ok = fprintf(f, "%s\n", content) > 0;
+        ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+        ok &= fclose(f) == 0;
+        if (!ok || rename(tmp, path) != 0) {
+                unlink(tmp);
+                return -1;
+        }
+        return 0;
+}
+
+int avk_cmd_broker(int argc, char **argv)
+{
+        avk_config_t *cfg = avk_config_new();
+        int brokers = 3, rc = AVK_EXIT_USAGE, opt;
+        const char *file = NULL;
+        static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+        while ((opt = getopt_long(argc, argv, "c:X:n:f:h", longopts, NULL)) != -1) {
+                int handled = avk_cli_config_opt(cfg, opt, optarg);
+                if (handled < 0)
+                        goto out;
+                if (handled)
+                        continue;
+                if (opt == 'n') {
+                        brokers = atoi(optarg);
+                        if (brokers < 1 || brokers > 9) {
+                                fprintf(stderr, "avvik broker: -n: 1 to 9 brokers\n");
+                                goto out;
+                        }
+                } else if (opt == 'f') {
+                        file = optarg;
+                } else if (opt == 'h') {
+                        fputs(usage_text, stdout);
+                        rc = AVK_EXIT_OK;
+                        goto out;
+                } else {
+                        fputs(usage_text, stderr);
+                        goto out;
+                }
+        }
+        char dflt[256];
+        if (!file)
+                file = avk_config_get(cfg, "bootstrap.file");
+        if (!file) {
+                avk_kafka_default_bootstrap_file(dflt, sizeof(dflt));
+                file = dflt;
+        }
+
+        /* Block the signals before librdkafka starts threads, so that they
+         * inherit the mask and sigwait() below is the one place they land. */
+        sigset_t sigs;
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGINT);
+        sigaddset(&sigs, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                fprintf(stderr, "avvik broker: %s\n", err);
+                goto out;
+        }
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, brokers);
+        if (!mc) {
+                fprintf(stderr, "avvik broker: the mock cluster could not start\n");
+                rd_kafka_destroy(rk);
+                rc = AVK_EXIT_KAFKA;
+                goto out;
+        }
+        int partitions = (int)avk_config_get_int(cfg, "topic.partitions");
+        for (size_t i = 0; i < avk_topic_cnt; i++) {
+                const char *name = avk_config_get(cfg, avk_topics[i].config_key);
+                rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
+                    mc, name, avk_topics[i].schema ? partitions : 1, brokers < 3 ? brokers : 3);
+                if (e) {
+                        fprintf(stderr, "avvik broker: topic %s: %s\n", name, rd_kafka_err2str(e));
+                        rc = AVK_EXIT_KAFKA;
+                        goto stop;
+                }
+        }
+        const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+        if (write_atomically(file, servers) != 0) {
+                fprintf(stderr, "avvik broker: cannot write %s: %s\n", file, strerror(errno));
+                rc = AVK_EXIT_USAGE;
+                goto stop;
+        }
+        avk_log(AVK_LOG_INFO, "broker", "%d brokers at %s (bootstrap file %s); Ctrl-C stops",
+                brokers, servers, file);
+        int sig;
+        sigwait(&sigs, &sig);
+        avk_log(AVK_LOG_INFO, "broker", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        unlink(file);
+        rc = AVK_EXIT_OK;
+stop:
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(rk);
+out:
+        avk_config_destroy(cfg);
+        return rc;
+}

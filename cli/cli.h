@@ -1,0 +1,34 @@
+/*
+ * avk_cli: the avvik program's subcommands and what they share - reading the
+ * configuration from -c FILE and -X key=value, in that order.
+ */
+#ifndef AVK_CLI_H
+#define AVK_CLI_H
+
+#include "common/config.h"
+
+/** Exit codes shared by every subcommand (documented in README). */
+enum {
+        AVK_EXIT_OK = 0,
+        AVK_EXIT_REJECTED = 1, /**< input rejected: field errors */
+        AVK_EXIT_USAGE = 2,    /**< usage or configuration error */
+        AVK_EXIT_KAFKA = 3,    /**< Kafka unreachable or did not acknowledge */
+};
+
+/**
+ * @brief Handles the options every subcommand takes: 'c' (a properties file)
+ * and 'X' (key=value). @returns 1 when opt was one of them and applied, 0 when
+ * it is not theirs, -1 after printing the error.
+ */
+int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg);
+
+/** The -c/-X lines for a subcommand's --help. */
+#define AVK_CLI_CONFIG_HELP                                                                        \
+        "  -c FILE        read configuration from FILE (key=value lines)\n"                        \
+        "  -X KEY=VALUE   set one configuration key (after -c); see 'avvik config'\n"
+
+int avk_cmd_broker(int argc, char **argv);
+int avk_cmd_report(int argc, char **argv);
+int avk_cmd_tail(int argc, char **argv);
+
+#endif

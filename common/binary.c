@@ -1,0 +1,222 @@
+/* avk_binary: see binary.h. */
+#include "common/binary.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Zero-size items (null, empty records) make block counts free to inflate:
+ * bound the items of one array or map so a few bytes cannot spin the walk. */
+#define MAX_BLOCK_ITEMS (1L << 20)
+#define MAX_DEPTH       64
+
+struct cursor {
+        const unsigned char *p;
+        size_t left;
+        size_t len;
+        char path[256];
+        char *errstr;
+        size_t errstr_size;
+};
+
+__attribute__((format(printf, 2, 3))) static int fail(struct cursor *c, const char *fmt, ...)
+{
+        char reason[160];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        snprintf(c->errstr, c->errstr_size, "%s%sat byte %zu: %s", c->path, c->path[0] ? " " : "",
+                 c->len - c->left, reason);
+        return -1;
+}
+
+static int read_long(struct cursor *c, int64_t *out, int max_bytes)
+{
+        uint64_t v = 0;
+        for (int i = 0; i < max_bytes; i++) {
+                if (c->left == 0)
+                        return fail(c, "truncated: a variable-length integer is cut off");
+                unsigned char b = *c->p++;
+                c->left--;
+                v |= (uint64_t)(b & 0x7f) << (7 * i);
+                if (!(b & 0x80)) {
+                        *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                        return 0;
+                }
+        }
+        return fail(c, "variable-length integer longer than %d bytes", max_bytes);
+}
+
+static int skip(struct cursor *c, size_t n, const char *what)
+{
+        if (n > c->left)
+                return fail(c, "truncated: %s needs %zu bytes, %zu left", what, n, c->left);
+        c->p += n;
+        c->left -= n;
+        return 0;
+}
+
+/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t n)
+{
+        size_t i = 0;
+        while (i < n) {
+                unsigned char b = s[i];
+                size_t k;
+                uint32_t cp;
+                if (b < 0x80) {
+                        i++;
+                        continue;
+                } else if ((b & 0xE0) == 0xC0) {
+                        k = 1, cp = b & 0x1F;
+                } else if ((b & 0xF0) == 0xE0) {
+                        k = 2, cp = b & 0x0F;
+                } else if ((b & 0xF8) == 0xF0) {
+                        k = 3, cp = b & 0x07;
+                } else {
+                        return i;
+                }
+                if (i + k >= n)
+                        return i;
+                for (size_t j = 1; j <= k; j++) {
+                        if ((s[i + j] & 0xC0) != 0x80)
+                                return i;
+                        cp = (cp << 6) | (s[i + j] & 0x3F);
+                }
+                static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+                if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                        return i;
+                i += k + 1;
+        }
+        return n;
+}
+
+static int check(struct cursor *c, avro_schema_t s, int depth);
+
+static int check_blocks(struct cursor *c, avro_schema_t items, int is_map, int depth)
+{
+        long total = 0;
+        for (;;) {
+                int64_t count;
+                if (read_long(c, &count, 10) != 0)
+                        return -1;
+                if (count == 0)
+                        return 0;
+                if (count < 0) {
+                        int64_t bytes;
+                        if (count == INT64_MIN)
+                                return fail(c, "block count out of range");
+                        count = -count;
+                        if (read_long(c, &bytes, 10) != 0)
+                                return -1;
+                        if (bytes < 0 || (uint64_t)bytes > c->left)
+                                return fail(c, "block claims %lld bytes, %zu left",
+                                            (long long)bytes, c->left);
+                }
+                if (count > MAX_BLOCK_ITEMS - total)
+                        return fail(c, "more than %ld items", MAX_BLOCK_ITEMS);
+                total += (long)count;
+                for (int64_t i = 0; i < count; i++) {
+                        if (is_map && check(c, avro_schema_string(), depth + 1) != 0)
+                                return -1;
+                        if (check(c, items, depth + 1) != 0)
+                                return -1;
+                }
+        }
+}
+
+static int check(struct cursor *c, avro_schema_t s, int depth)
+{
+        if (depth > MAX_DEPTH)
+                return fail(c, "nests deeper than %d levels", MAX_DEPTH);
+        if (is_avro_link(s))
+                s = avro_schema_link_target(s);
+        int64_t v;
+        switch (avro_typeof(s)) {
+        case AVRO_NULL:
+                return 0;
+        case AVRO_BOOLEAN:
+                if (c->left == 0)
+                        return fail(c, "truncated: boolean missing");
+                if (*c->p > 1)
+                        return fail(c, "boolean byte is %u, expected 0 or 1", *c->p);
+                return skip(c, 1, "a boolean");
+        case AVRO_INT32:
+                if (read_long(c, &v, 5) != 0)
+                        return -1;
+                return (v < INT32_MIN || v > INT32_MAX) ? fail(c, "int out of 32-bit range") : 0;
+        case AVRO_INT64:
+                return read_long(c, &v, 10);
+        case AVRO_FLOAT:
+                return skip(c, 4, "a float");
+        case AVRO_DOUBLE:
+                return skip(c, 8, "a double");
+        case AVRO_FIXED:
+                return skip(c, (size_t)avro_schema_fixed_size(s), "a fixed");
+        case AVRO_BYTES:
+        case AVRO_STRING: {
+                if (read_long(c, &v, 10) != 0)
+                        return -1;
+                if (v < 0)
+                        return fail(c, "negative length %lld", (long long)v);
+                if ((uint64_t)v > c->left)
+                        return fail(c, "truncated: length %lld but %zu bytes left", (long long)v,
+                                    c->left);
+                if (is_avro_string(s)) {
+                        size_t bad = utf8_invalid_at(c->p, (size_t)v);
+                        if (bad != (size_t)v)
+                                return fail(c, "invalid UTF-8 at byte %zu of the string", bad);
+                }
+                return skip(c, (size_t)v, "a string");
+        }
+        case AVRO_ENUM:
+                if (read_long(c, &v, 10) != 0)
+                        return -1;
+                if (v < 0 || v >= avro_schema_enum_number_of_symbols(s))
+                        return fail(c, "enum index %lld out of range (%d symbols)", (long long)v,
+                                    avro_schema_enum_number_of_symbols(s));
+                return 0;
+        case AVRO_UNION:
+                if (read_long(c, &v, 10) != 0)
+                        return -1;
+                if (v < 0 || (size_t)v >= avro_schema_union_size(s))
+                        return fail(c, "union branch %lld out of range (%zu branches)",
+                                    (long long)v, avro_schema_union_size(s));
+                return check(c, avro_schema_union_branch(s, (int)v), depth + 1);
+        case AVRO_ARRAY:
+                return check_blocks(c, avro_schema_array_items(s), 0, depth);
+        case AVRO_MAP:
+                return check_blocks(c, avro_schema_map_values(s), 1, depth);
+        case AVRO_RECORD: {
+                size_t n = avro_schema_record_size(s);
+                for (size_t i = 0; i < n; i++) {
+                        size_t mark = strlen(c->path);
+                        snprintf(c->path + mark, sizeof(c->path) - mark, "%s%s", mark ? "." : "",
+                                 avro_schema_record_field_name(s, (int)i));
+                        if (check(c, avro_schema_record_field_get_by_index(s, (int)i), depth + 1) !=
+                            0)
+                                return -1;
+                        c->path[mark] = '\0';
+                }
+                return 0;
+        }
+        default:
+                return fail(c, "unsupported Avro type");
+        }
+}
+
+int avk_binary_check(avro_schema_t schema, const void *buf, size_t len, char *errstr,
+                     size_t errstr_size)
+{
+        struct cursor c = {
+            .p = buf, .left = len, .len = len, .errstr = errstr, .errstr_size = errstr_size};
+        if (check(&c, schema, 0) != 0)
+                return -1;
+        if (c.left != 0) {
+                snprintf(errstr, errstr_size, "%zu bytes trail the datum", c.left);
+                return -1;
+        }
+        return 0;
+}

@@ -1,0 +1,302 @@
+/*
+ * avk_config: see config.h. The known keys live in one table with their
+ * kind, bounds, default and meaning, so validation, defaults and --help all
+ * come from the same place.
+ */
+#include "common/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+
+enum kind { KIND_STRING, KIND_INT, KIND_URL, KIND_LOG_LEVEL };
+
+struct key_def {
+        const char *key;
+        enum kind kind;
+        int64_t min, max;
+        const char *dflt;
+        const char *doc;
+};
+
+static const struct key_def keys[] = {
+    {"bootstrap.file", KIND_STRING, 0, 0, NULL,
+     "file holding the embedded broker's bootstrap servers, read when "
+     "kafka.bootstrap.servers is unset (default /tmp/avvik-<uid>/bootstrap.servers)"},
+    {"schema.registry.url", KIND_URL, 0, 0, NULL,
+     "Schema Registry base URL; unset means Avro single-object encoding"},
+    {"schema.registry.basic.auth.user.info", KIND_STRING, 0, 0, NULL,
+     "user:password for the Schema Registry"},
+    {"schema.registry.ssl.ca.location", KIND_STRING, 0, 0, NULL,
+     "CA bundle for an https Schema Registry (default: the system's)"},
+    {"schema.registry.timeout.ms", KIND_INT, 1, 600000, "10000",
+     "timeout of one Schema Registry request"},
+    {"topic.reported", KIND_STRING, 0, 0, "deviation.reported", "topic of DeviationReported"},
+    {"topic.routed", KIND_STRING, 0, 0, "deviation.routed", "topic of DeviationRouted"},
+    {"topic.response", KIND_STRING, 0, 0, "deviation.response", "topic of DeviationResponse"},
+    {"topic.escalated", KIND_STRING, 0, 0, "deviation.escalated", "topic of DeviationEscalated"},
+    {"topic.analysis", KIND_STRING, 0, 0, "deviation.analysis", "topic of AnalysisRecord"},
+    {"topic.deadletter", KIND_STRING, 0, 0, "deviation.deadletter",
+     "dead-letter topic for records that cannot be processed"},
+    {"topic.partitions", KIND_INT, 1, 1000, "6",
+     "partition count shared by the lifecycle topics (embedded broker and deploy/)"},
+    {"intake.clock.skew.ms", KIND_INT, 0, 86400000, "300000",
+     "how far in the future an event timestamp may lie (clock skew between systems)"},
+    {"log.level", KIND_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
+};
+
+#define KEY_CNT (sizeof(keys) / sizeof(keys[0]))
+
+struct avk_config {
+        char *values[KEY_CNT]; /* NULL = default */
+        char **kafka_names;
+        char **kafka_values;
+        size_t kafka_cnt;
+        rd_kafka_conf_t *kafka_probe; /* validates kafka.* values as they are set */
+};
+
+avk_config_t *avk_config_new(void)
+{
+        avk_config_t *cfg = calloc(1, sizeof(*cfg));
+        if (!cfg)
+                return NULL;
+        cfg->kafka_probe = rd_kafka_conf_new();
+        return cfg;
+}
+
+void avk_config_destroy(avk_config_t *cfg)
+{
+        if (!cfg)
+                return;
+        for (size_t i = 0; i < KEY_CNT; i++)
+                free(cfg->values[i]);
+        for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+                free(cfg->kafka_names[i]);
+                free(cfg->kafka_values[i]);
+        }
+        free(cfg->kafka_names);
+        free(cfg->kafka_values);
+        if (cfg->kafka_probe)
+                rd_kafka_conf_destroy(cfg->kafka_probe);
+        free(cfg);
+}
+
+static const struct key_def *find_key(const char *key, size_t *index)
+{
+        for (size_t i = 0; i < KEY_CNT; i++) {
+                if (strcmp(keys[i].key, key) == 0) {
+                        *index = i;
+                        return &keys[i];
+                }
+        }
+        return NULL;
+}
+
+static int set_kafka(avk_config_t *cfg, const char *name, const char *value, char *errstr,
+                     size_t errstr_size)
+{
+        char reason[256];
+        if (rd_kafka_conf_set(cfg->kafka_probe, name, value, reason, sizeof(reason)) !=
+            RD_KAFKA_CONF_OK) {
+                snprintf(errstr, errstr_size, "kafka.%s: %s", name, reason);
+                return -1;
+        }
+        for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+                if (strcmp(cfg->kafka_names[i], name) == 0) {
+                        char *v = strdup(value);
+                        if (!v)
+                                goto oom;
+                        free(cfg->kafka_values[i]);
+                        cfg->kafka_values[i] = v;
+                        return 0;
+                }
+        }
+        char **names = realloc(cfg->kafka_names, (cfg->kafka_cnt + 1) * sizeof(*names));
+        if (!names)
+                goto oom;
+        cfg->kafka_names = names;
+        char **values = realloc(cfg->kafka_values, (cfg->kafka_cnt + 1) * sizeof(*values));
+        if (!values)
+                goto oom;
+        cfg->kafka_values = values;
+        names[cfg->kafka_cnt] = strdup(name);
+        values[cfg->kafka_cnt] = strdup(value);
+        if (!names[cfg->kafka_cnt] || !values[cfg->kafka_cnt]) {
+                free(names[cfg->kafka_cnt]);
+                free(values[cfg->kafka_cnt]);
+                goto oom;
+        }
+        cfg->kafka_cnt++;
+        return 0;
+oom:
+        snprintf(errstr, errstr_size, "kafka.%s: out of memory", name);
+        return -1;
+}
+
+static int check_value(const struct key_def *def, const char *value, char *errstr,
+                       size_t errstr_size)
+{
+        switch (def->kind) {
+        case KIND_INT: {
+                char *end;
+                errno = 0;
+                long long v = strtoll(value, &end, 10);
+                if (errno || end == value || *end != '\0') {
+                        snprintf(errstr, errstr_size, "%s: \"%s\" is not an integer", def->key,
+                                 value);
+                        return -1;
+                }
+                if (v < def->min || v > def->max) {
+                        snprintf(errstr, errstr_size, "%s: %lld is outside %lld..%lld", def->key, v,
+                                 (long long)def->min, (long long)def->max);
+                        return -1;
+                }
+                return 0;
+        }
+        case KIND_URL:
+                if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: \"%s\" is not an http:// or https:// URL", def->key, value);
+                        return -1;
+                }
+                return 0;
+        case KIND_LOG_LEVEL: {
+                enum avk_log_level level;
+                if (avk_log_level_parse(value, &level) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: \"%s\" is not one of debug, info, warn, error", def->key,
+                                 value);
+                        return -1;
+                }
+                return 0;
+        }
+        case KIND_STRING:
+                if (*value == '\0') {
+                        snprintf(errstr, errstr_size, "%s: empty value", def->key);
+                        return -1;
+                }
+                return 0;
+        }
+        return 0;
+}
+
+int avk_config_set(avk_config_t *cfg, const char *key, const char *value, char *errstr,
+                   size_t errstr_size)
+{
+        if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0')
+                return set_kafka(cfg, key + 6, value, errstr, errstr_size);
+        size_t i;
+        const struct key_def *def = find_key(key, &i);
+        if (!def) {
+                snprintf(errstr, errstr_size, "%s: unknown configuration key", key);
+                return -1;
+        }
+        if (check_value(def, value, errstr, errstr_size) != 0)
+                return -1;
+        char *copy = strdup(value);
+        if (!copy) {
+                snprintf(errstr, errstr_size, "%s: out of memory", key);
+                return -1;
+        }
+        free(cfg->values[i]);
+        cfg->values[i] = copy;
+        return 0;
+}
+
+int avk_config_set_pair(avk_config_t *cfg, const char *pair, char *errstr, size_t errstr_size)
+{
+        const char *eq = strchr(pair, '=');
+        if (!eq || eq == pair) {
+                snprintf(errstr, errstr_size, "\"%s\": expected key=value", pair);
+                return -1;
+        }
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - pair), pair);
+        return avk_config_set(cfg, key, eq + 1, errstr, errstr_size);
+}
+
+static char *trim(char *s)
+{
+        while (isspace((unsigned char)*s))
+                s++;
+        char *end = s + strlen(s);
+        while (end > s && isspace((unsigned char)end[-1]))
+                *--end = '\0';
+        return s;
+}
+
+int avk_config_load(avk_config_t *cfg, const char *path, char *errstr, size_t errstr_size)
+{
+        FILE *f = fopen(path, "r");
+        if (!f) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return -1;
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        int lineno = 0, rc = 0;
+        while (getline(&line, &cap, f) != -1) {
+                lineno++;
+                char *s = trim(line);
+                if (*s == '\0' || *s == '#')
+                        continue;
+                char *eq = strchr(s, '=');
+                if (!eq) {
+                        snprintf(errstr, errstr_size, "%s:%d: expected key=value", path, lineno);
+                        rc = -1;
+                        break;
+                }
+                *eq = '\0';
+                char reason[512];
+                if (avk_config_set(cfg, trim(s), trim(eq + 1), reason, sizeof(reason)) != 0) {
+                        snprintf(errstr, errstr_size, "%s:%d: %s", path, lineno, reason);
+                        rc = -1;
+                        break;
+                }
+        }
+        free(line);
+        fclose(f);
+        return rc;
+}
+
+const char *avk_config_get(const avk_config_t *cfg, const char *key)
+{
+        size_t i;
+        if (!find_key(key, &i)) {
+                /* A programming error, not a user's: the key table is ours. */
+                avk_log(AVK_LOG_ERROR, "config", "no configuration key %s", key);
+                abort();
+        }
+        return cfg->values[i] ? cfg->values[i] : keys[i].dflt;
+}
+
+int64_t avk_config_get_int(const avk_config_t *cfg, const char *key)
+{
+        return strtoll(avk_config_get(cfg, key), NULL, 10);
+}
+
+size_t avk_config_kafka_cnt(const avk_config_t *cfg)
+{
+        return cfg->kafka_cnt;
+}
+
+void avk_config_kafka_get(const avk_config_t *cfg, size_t i, const char **name, const char **value)
+{
+        *name = cfg->kafka_names[i];
+        *value = cfg->kafka_values[i];
+}
+
+void avk_config_describe(FILE *out)
+{
+        for (size_t i = 0; i < KEY_CNT; i++)
+                fprintf(out, "  %-38s %s%s%s%s\n", keys[i].key, keys[i].doc,
+                        keys[i].dflt ? " [" : "", keys[i].dflt ? keys[i].dflt : "",
+                        keys[i].dflt ? "]" : "");
+        fprintf(out, "  %-38s %s\n", "kafka.<property>",
+                "any librdkafka property, passed through (e.g. kafka.bootstrap.servers)");
+}

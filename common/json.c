@@ -1,0 +1,643 @@
+/*
+ * avk_json: see json.h.
+ *
+ * The walk follows the avro-c schema for structure (so the value it fills
+ * always matches the class) and, in parallel, the schema's original JSON for
+ * what avro-c drops: logicalType, defaults and avk.* field attributes. Paths
+ * are built in a fixed buffer as the walk descends ("patient.personal_id",
+ * "items[3]") and cut back on return.
+ */
+#include "common/json.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/ident.h"
+
+#define DEFAULT_MAX_CHARS 256
+#define MAX_DEPTH         64
+
+struct walk {
+        const avk_schema_t *schema;
+        const struct avk_json_opts *opts;
+        struct avk_errors *errs;
+        int64_t now_ms;
+        int today_ymd;
+        char path[512];
+        size_t path_len;
+};
+
+/* ---- time ---- */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+        return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+int avk_json_parse_time(const char *s, int64_t *ms)
+{
+        struct tm tm = {0};
+        const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!p || !isdigit((unsigned char)s[0]))
+                return -1;
+        int64_t frac_ms = 0;
+        if (*p == '.') {
+                int digits = 0;
+                for (p++; isdigit((unsigned char)*p); p++, digits++) {
+                        if (digits < 3)
+                                frac_ms = frac_ms * 10 + (*p - '0');
+                }
+                if (digits == 0 || digits > 9)
+                        return -1;
+                for (; digits < 3; digits++)
+                        frac_ms *= 10;
+        }
+        int64_t offset_s = 0;
+        if (*p == 'Z' || *p == 'z') {
+                p++;
+        } else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
+                   isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
+                   isdigit((unsigned char)p[5])) {
+                int hh = (p[1] - '0') * 10 + (p[2] - '0');
+                int mm = (p[4] - '0') * 10 + (p[5] - '0');
+                if (hh > 23 || mm > 59)
+                        return -1;
+                offset_s = (hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
+                p += 6;
+        } else {
+                return -1;
+        }
+        if (*p != '\0')
+                return -1;
+        /* strptime accepts 31 February; a round trip through timegm exposes it. */
+        struct tm check = tm;
+        time_t t = timegm(&check);
+        if (check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon)
+                return -1;
+        *ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
+        return 0;
+}
+
+void avk_json_format_time(int64_t ms, char buf[32])
+{
+        time_t secs = (time_t)floor_div(ms, 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, 32 - n, ".%03dZ", (int)(ms - (int64_t)secs * 1000));
+}
+
+/* ---- paths ---- */
+
+static size_t path_push(struct walk *w, const char *name, long index)
+{
+        size_t mark = w->path_len;
+        size_t room = sizeof(w->path) - w->path_len;
+        int n;
+        if (name)
+                n = snprintf(w->path + w->path_len, room, "%s%s", w->path_len ? "." : "", name);
+        else
+                n = snprintf(w->path + w->path_len, room, "[%ld]", index);
+        w->path_len = (n > 0 && (size_t)n < room) ? w->path_len + (size_t)n : sizeof(w->path) - 1;
+        return mark;
+}
+
+static void path_pop(struct walk *w, size_t mark)
+{
+        w->path_len = mark;
+        w->path[mark] = '\0';
+}
+
+#define FAIL(w, ...) (avk_errors_add((w)->errs, (w)->path, __VA_ARGS__), -1)
+
+/* ---- schema JSON alongside the avro-c schema ---- */
+
+static int is_named(avro_schema_t s)
+{
+        return is_avro_record(s) || is_avro_enum(s) || is_avro_fixed(s);
+}
+
+/* The JSON definition that describes s at this place of the schema. */
+static const json_t *resolve_node(const avk_schema_t *schema, avro_schema_t s, const json_t *node)
+{
+        if (is_named(s)) {
+                char full[256];
+                const char *ns = avro_schema_namespace(s);
+                snprintf(full, sizeof(full), "%s%s%s", ns ? ns : "", ns && *ns ? "." : "",
+                         avro_schema_name(s));
+                const json_t *def = avk_schema_named(schema, full);
+                return def ? def : node;
+        }
+        while (json_is_object(node) && !json_is_string(json_object_get(node, "type")))
+                node = json_object_get(node, "type");
+        return node;
+}
+
+static const char *logical_type(const json_t *node)
+{
+        return json_string_value(json_object_get(node, "logicalType"));
+}
+
+static const char *json_type_name(const json_t *v)
+{
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                return "an object";
+        case JSON_ARRAY:
+                return "an array";
+        case JSON_STRING:
+                return "a string";
+        case JSON_INTEGER:
+                return "an integer";
+        case JSON_REAL:
+                return "a number";
+        case JSON_TRUE:
+        case JSON_FALSE:
+                return "a boolean";
+        default:
+                return "null";
+        }
+}
+
+static avro_schema_t deref(avro_schema_t s)
+{
+        return is_avro_link(s) ? avro_schema_link_target(s) : s;
+}
+
+/* ---- JSON -> Avro ---- */
+
+static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const json_t *field,
+                   const json_t *in, avro_value_t *out, int depth);
+
+static size_t utf8_chars(const char *s, size_t len)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < len; i++)
+                n += ((unsigned char)s[i] & 0xC0) != 0x80;
+        return n;
+}
+
+static int is_uuid(const char *s, size_t len)
+{
+        if (len != 36)
+                return 0;
+        for (size_t i = 0; i < len; i++) {
+                int dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+                        return 0;
+        }
+        return 1;
+}
+
+/* Applies avk.format and length rules; may rewrite the value (normalisation)
+ * into norm. Returns 0, or -1 after adding the error. */
+static int check_string(struct walk *w, const json_t *field, const char *s, size_t len, char *norm,
+                        size_t norm_size)
+{
+        json_int_t max = json_integer_value(json_object_get(field, "avk.maxLength"));
+        json_int_t min = json_integer_value(json_object_get(field, "avk.minLength"));
+        size_t chars = utf8_chars(s, len);
+        if (max == 0)
+                max = DEFAULT_MAX_CHARS;
+        if (chars > (size_t)max)
+                return FAIL(w, "is %zu characters, at most %lld allowed", chars, (long long)max);
+        if (chars < (size_t)min)
+                return FAIL(w, "is %zu characters, at least %lld required", chars, (long long)min);
+        const char *format = json_string_value(json_object_get(field, "avk.format"));
+        if (!format)
+                return 0;
+        char reason[200] = "";
+        int rc = 0;
+        if (strcmp(format, "uuid") == 0) {
+                if (!is_uuid(s, len))
+                        return FAIL(w, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
+                for (size_t i = 0; i <= len && i < norm_size; i++)
+                        norm[i] = (char)tolower((unsigned char)s[i]);
+        } else if (strcmp(format, "party") == 0) {
+                if (strcmp(s, "VGR") != 0 &&
+                    avk_ident_municipality_code(s, reason, sizeof(reason)) != 0)
+                        return FAIL(w,
+                                    "is not a party: expected \"VGR\" or a municipality "
+                                    "code (%s)",
+                                    reason);
+        } else if (strcmp(format, "hsa-id") == 0) {
+                rc = avk_ident_hsa_id(s, reason, sizeof(reason));
+        } else if (strcmp(format, "municipality") == 0) {
+                rc = avk_ident_municipality_code(s, reason, sizeof(reason));
+        } else if (strcmp(format, "personal-id") == 0) {
+                struct avk_personal_id pid;
+                rc = avk_ident_personal_id(s, w->today_ymd, &pid, reason, sizeof(reason));
+                if (rc == 0)
+                        snprintf(norm, norm_size, "%s", pid.normalized);
+        }
+        return rc == 0 ? 0 : FAIL(w, "%s", reason);
+}
+
+static int set_string(struct walk *w, const json_t *field, const json_t *in, avro_value_t *out)
+{
+        if (!json_is_string(in))
+                return FAIL(w, "expected a string, got %s", json_type_name(in));
+        const char *s = json_string_value(in);
+        size_t len = json_string_length(in);
+        char norm[64] = "";
+        if (strlen(s) != len)
+                return FAIL(w, "contains a NUL character");
+        if ((w->opts->flags & AVK_JSON_VALIDATE) &&
+            check_string(w, field, s, len, norm, sizeof(norm)) != 0)
+                return -1;
+        if (norm[0])
+                return avro_value_set_string_len(out, norm, strlen(norm) + 1);
+        return avro_value_set_string_len(out, s, len + 1);
+}
+
+static int set_long(struct walk *w, const json_t *node, const json_t *field, const json_t *in,
+                    avro_value_t *out)
+{
+        int64_t v;
+        const char *lt = logical_type(node);
+        if (lt && strcmp(lt, "timestamp-millis") == 0) {
+                if (!json_is_string(in))
+                        return FAIL(w, "expected an RFC 3339 timestamp string, got %s",
+                                    json_type_name(in));
+                if (avk_json_parse_time(json_string_value(in), &v) != 0)
+                        return FAIL(w, "is not an RFC 3339 timestamp "
+                                       "(e.g. 2026-11-20T13:05:00Z or 2026-11-20T14:05:00+01:00)");
+        } else if (json_is_integer(in)) {
+                v = json_integer_value(in);
+        } else {
+                return FAIL(w, "expected an integer, got %s", json_type_name(in));
+        }
+        const char *format = json_string_value(json_object_get(field, "avk.format"));
+        if ((w->opts->flags & AVK_JSON_VALIDATE) && format && strcmp(format, "past") == 0) {
+                char reason[160];
+                if (avk_ident_not_future(v, w->now_ms, w->opts->skew_ms, reason, sizeof(reason)) !=
+                    0)
+                        return FAIL(w, "%s", reason);
+        }
+        return avro_value_set_long(out, v);
+}
+
+static int set_enum(struct walk *w, avro_schema_t s, const json_t *def, const json_t *in,
+                    avro_value_t *out)
+{
+        if (!json_is_string(in))
+                return FAIL(w, "expected a symbol string, got %s", json_type_name(in));
+        int idx = avro_schema_enum_get_by_name(s, json_string_value(in));
+        if (idx < 0 && (w->opts->flags & AVK_JSON_ENUM_FALLBACK)) {
+                const char *dflt = json_string_value(json_object_get(def, "default"));
+                idx = dflt ? avro_schema_enum_get_by_name(s, dflt) : -1;
+        }
+        if (idx >= 0)
+                return avro_value_set_enum(out, idx);
+        char allowed[768] = "";
+        size_t off = 0;
+        int n = avro_schema_enum_number_of_symbols(s);
+        for (int i = 0; i < n && off < sizeof(allowed); i++)
+                off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "",
+                                        avro_schema_enum_get(s, i));
+        return FAIL(w, "unknown symbol \"%.64s\"; expected one of %s", json_string_value(in),
+                    allowed);
+}
+
+static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const json_t *in,
+                      avro_value_t *out, int depth)
+{
+        if (!json_is_object(in))
+                return FAIL(w, "expected an object, got %s", json_type_name(in));
+        const json_t *fields = json_object_get(def, "fields");
+        size_t n = avro_schema_record_size(s);
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = avro_schema_record_field_name(s, (int)i);
+                avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
+                const json_t *fdef = json_array_get(fields, i);
+                const json_t *v = json_object_get(in, name);
+                size_t mark = path_push(w, name, 0);
+                if (!v)
+                        v = json_object_get(fdef, "default");
+                avro_value_t child;
+                if (!v) {
+                        rc |= FAIL(w, "is required");
+                } else if (avro_value_get_by_index(out, i, &child, NULL) != 0) {
+                        rc |= FAIL(w, "avro: %s", avro_strerror());
+                } else {
+                        rc |= to_avro(w, fs, json_object_get(fdef, "type"), fdef, v, &child,
+                                      depth + 1);
+                }
+                path_pop(w, mark);
+        }
+        if (!(w->opts->flags & AVK_JSON_IGNORE_UNKNOWN)) {
+                const char *key;
+                const json_t *v;
+                json_object_foreach((json_t *)in, key, v)
+                {
+                        if (avro_schema_record_field_get_index(s, key) >= 0)
+                                continue;
+                        size_t mark = path_push(w, key, 0);
+                        rc |= FAIL(w, "unknown field");
+                        path_pop(w, mark);
+                }
+        }
+        return rc ? -1 : 0;
+}
+
+/* Picks the union branch for a JSON value: null for null, otherwise the one
+ * non-null branch, or the first branch whose kind matches the JSON type. */
+static int union_branch(avro_schema_t s, const json_t *in)
+{
+        size_t n = avro_schema_union_size(s);
+        int only = -1, non_null = 0;
+        for (size_t i = 0; i < n; i++) {
+                avro_schema_t b = deref(avro_schema_union_branch(s, (int)i));
+                if (json_is_null(in)) {
+                        if (is_avro_null(b))
+                                return (int)i;
+                        continue;
+                }
+                if (is_avro_null(b))
+                        continue;
+                non_null++;
+                only = (int)i;
+                int match = (json_is_string(in) &&
+                             (is_avro_string(b) || is_avro_enum(b) || is_avro_int64(b))) ||
+                            (json_is_integer(in) && (is_avro_int32(b) || is_avro_int64(b))) ||
+                            (json_is_number(in) && (is_avro_float(b) || is_avro_double(b))) ||
+                            (json_is_boolean(in) && is_avro_boolean(b)) ||
+                            (json_is_object(in) && (is_avro_record(b) || is_avro_map(b))) ||
+                            (json_is_array(in) && is_avro_array(b));
+                if (match)
+                        return (int)i;
+        }
+        return non_null == 1 ? only : -1;
+}
+
+static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const json_t *field,
+                   const json_t *in, avro_value_t *out, int depth)
+{
+        if (depth > MAX_DEPTH)
+                return FAIL(w, "nests deeper than %d levels", MAX_DEPTH);
+        s = deref(s);
+        node = resolve_node(w->schema, s, node);
+        switch (avro_typeof(s)) {
+        case AVRO_STRING:
+                return set_string(w, field, in, out);
+        case AVRO_INT64:
+                return set_long(w, node, field, in, out);
+        case AVRO_INT32:
+                if (!json_is_integer(in))
+                        return FAIL(w, "expected an integer, got %s", json_type_name(in));
+                if (json_integer_value(in) < INT32_MIN || json_integer_value(in) > INT32_MAX)
+                        return FAIL(w, "%lld does not fit in 32 bits",
+                                    (long long)json_integer_value(in));
+                return avro_value_set_int(out, (int32_t)json_integer_value(in));
+        case AVRO_BOOLEAN:
+                if (!json_is_boolean(in))
+                        return FAIL(w, "expected true or false, got %s", json_type_name(in));
+                return avro_value_set_boolean(out, json_is_true(in));
+        case AVRO_DOUBLE:
+        case AVRO_FLOAT:
+                if (!json_is_number(in))
+                        return FAIL(w, "expected a number, got %s", json_type_name(in));
+                return is_avro_double(s) ? avro_value_set_double(out, json_number_value(in))
+                                         : avro_value_set_float(out, (float)json_number_value(in));
+        case AVRO_NULL:
+                if (!json_is_null(in))
+                        return FAIL(w, "expected null, got %s", json_type_name(in));
+                return avro_value_set_null(out);
+        case AVRO_ENUM:
+                return set_enum(w, s, node, in, out);
+        case AVRO_RECORD:
+                return set_record(w, s, node, in, out, depth);
+        case AVRO_UNION: {
+                int b = union_branch(s, in);
+                if (b < 0)
+                        return FAIL(w, "%s is not allowed here", json_type_name(in));
+                avro_value_t branch;
+                if (avro_value_set_branch(out, b, &branch) != 0)
+                        return FAIL(w, "avro: %s", avro_strerror());
+                return to_avro(w, avro_schema_union_branch(s, b), json_array_get(node, (size_t)b),
+                               field, in, &branch, depth + 1);
+        }
+        case AVRO_ARRAY: {
+                if (!json_is_array(in))
+                        return FAIL(w, "expected an array, got %s", json_type_name(in));
+                int rc = 0;
+                size_t i;
+                const json_t *item;
+                json_array_foreach(in, i, item)
+                {
+                        avro_value_t child;
+                        size_t mark = path_push(w, NULL, (long)i);
+                        if (avro_value_append(out, &child, NULL) != 0)
+                                rc |= FAIL(w, "avro: %s", avro_strerror());
+                        else
+                                rc |= to_avro(w, avro_schema_array_items(s),
+                                              json_object_get(node, "items"), NULL, item, &child,
+                                              depth + 1);
+                        path_pop(w, mark);
+                }
+                return rc ? -1 : 0;
+        }
+        case AVRO_MAP: {
+                if (!json_is_object(in))
+                        return FAIL(w, "expected an object, got %s", json_type_name(in));
+                int rc = 0;
+                const char *key;
+                const json_t *item;
+                json_object_foreach((json_t *)in, key, item)
+                {
+                        avro_value_t child;
+                        size_t mark = path_push(w, key, 0);
+                        if (avro_value_add(out, key, &child, NULL, NULL) != 0)
+                                rc |= FAIL(w, "avro: %s", avro_strerror());
+                        else
+                                rc |= to_avro(w, avro_schema_map_values(s),
+                                              json_object_get(node, "values"), NULL, item, &child,
+                                              depth + 1);
+                        path_pop(w, mark);
+                }
+                return rc ? -1 : 0;
+        }
+        default:
+                return FAIL(w, "has an Avro type (%s) that JSON intake does not support",
+                            avro_schema_type_name(s));
+        }
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t *out,
+                     const struct avk_json_opts *opts, struct avk_errors *errs)
+{
+        struct walk w = {.schema = schema, .opts = opts, .errs = errs};
+        w.now_ms = opts->now_ms ? opts->now_ms : now_ms();
+        w.today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
+        avro_value_reset(out);
+        return to_avro(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in, out, 0);
+}
+
+/* ---- Avro -> JSON ---- */
+
+static json_t *from_avro(const avk_schema_t *schema, avro_schema_t s, const json_t *node,
+                         avro_value_t *in, char *errstr, size_t errstr_size, int depth)
+{
+        s = deref(s);
+        node = resolve_node(schema, s, node);
+        if (depth > MAX_DEPTH) {
+                snprintf(errstr, errstr_size, "value nests deeper than %d levels", MAX_DEPTH);
+                return NULL;
+        }
+        switch (avro_typeof(s)) {
+        case AVRO_STRING: {
+                const char *str;
+                size_t size;
+                if (avro_value_get_string(in, &str, &size) != 0)
+                        break;
+                return json_stringn(str, size ? size - 1 : 0);
+        }
+        case AVRO_INT64: {
+                int64_t v;
+                if (avro_value_get_long(in, &v) != 0)
+                        break;
+                const char *lt = logical_type(node);
+                if (lt && strcmp(lt, "timestamp-millis") == 0) {
+                        char buf[32];
+                        avk_json_format_time(v, buf);
+                        return json_string(buf);
+                }
+                return json_integer(v);
+        }
+        case AVRO_INT32: {
+                int32_t v;
+                if (avro_value_get_int(in, &v) != 0)
+                        break;
+                return json_integer(v);
+        }
+        case AVRO_BOOLEAN: {
+                int v;
+                if (avro_value_get_boolean(in, &v) != 0)
+                        break;
+                return json_boolean(v);
+        }
+        case AVRO_DOUBLE: {
+                double v;
+                if (avro_value_get_double(in, &v) != 0)
+                        break;
+                return json_real(v);
+        }
+        case AVRO_FLOAT: {
+                float v;
+                if (avro_value_get_float(in, &v) != 0)
+                        break;
+                return json_real(v);
+        }
+        case AVRO_NULL:
+                return json_null();
+        case AVRO_ENUM: {
+                int v;
+                if (avro_value_get_enum(in, &v) != 0)
+                        break;
+                const char *sym = avro_schema_enum_get(s, v);
+                if (!sym) {
+                        snprintf(errstr, errstr_size, "enum index %d out of range", v);
+                        return NULL;
+                }
+                return json_string(sym);
+        }
+        case AVRO_RECORD: {
+                json_t *obj = json_object();
+                const json_t *fields = json_object_get(node, "fields");
+                size_t n = avro_schema_record_size(s);
+                for (size_t i = 0; i < n; i++) {
+                        avro_value_t child;
+                        if (avro_value_get_by_index(in, i, &child, NULL) != 0) {
+                                json_decref(obj);
+                                goto avro_error;
+                        }
+                        json_t *v =
+                            from_avro(schema, avro_schema_record_field_get_by_index(s, (int)i),
+                                      json_object_get(json_array_get(fields, i), "type"), &child,
+                                      errstr, errstr_size, depth + 1);
+                        if (!v) {
+                                json_decref(obj);
+                                return NULL;
+                        }
+                        json_object_set_new(obj, avro_schema_record_field_name(s, (int)i), v);
+                }
+                return obj;
+        }
+        case AVRO_UNION: {
+                int b;
+                avro_value_t branch;
+                if (avro_value_get_discriminant(in, &b) != 0 ||
+                    avro_value_get_current_branch(in, &branch) != 0)
+                        break;
+                return from_avro(schema, avro_schema_union_branch(s, b),
+                                 json_array_get(node, (size_t)b), &branch, errstr, errstr_size,
+                                 depth + 1);
+        }
+        case AVRO_ARRAY: {
+                size_t n;
+                if (avro_value_get_size(in, &n) != 0)
+                        break;
+                json_t *arr = json_array();
+                for (size_t i = 0; i < n; i++) {
+                        avro_value_t child;
+                        json_t *v = NULL;
+                        if (avro_value_get_by_index(in, i, &child, NULL) == 0)
+                                v = from_avro(schema, avro_schema_array_items(s),
+                                              json_object_get(node, "items"), &child, errstr,
+                                              errstr_size, depth + 1);
+                        if (!v) {
+                                json_decref(arr);
+                                return NULL;
+                        }
+                        json_array_append_new(arr, v);
+                }
+                return arr;
+        }
+        case AVRO_MAP: {
+                size_t n;
+                if (avro_value_get_size(in, &n) != 0)
+                        break;
+                json_t *obj = json_object();
+                for (size_t i = 0; i < n; i++) {
+                        avro_value_t child;
+                        const char *key;
+                        json_t *v = NULL;
+                        if (avro_value_get_by_index(in, i, &child, &key) == 0)
+                                v = from_avro(schema, avro_schema_map_values(s),
+                                              json_object_get(node, "values"), &child, errstr,
+                                              errstr_size, depth + 1);
+                        if (!v) {
+                                json_decref(obj);
+                                return NULL;
+                        }
+                        json_object_set_new(obj, key, v);
+                }
+                return obj;
+        }
+        default:
+                snprintf(errstr, errstr_size, "Avro type %s has no JSON form here",
+                         avro_schema_type_name(s));
+                return NULL;
+        }
+avro_error:
+        snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+        return NULL;
+}
+
+json_t *avk_json_from_avro(const avk_schema_t *schema, avro_value_t *in, char *errstr,
+                           size_t errstr_size)
+{
+        return from_avro(schema, avk_schema_avro(schema), avk_schema_json(schema), in, errstr,
+                         errstr_size, 0);
+}

@@ -1,0 +1,108 @@
+/* avk_kafka: see kafka.h. */
+#include "common/kafka.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+const struct avk_topic avk_topics[] = {
+    {"topic.reported", "DeviationReported"}, {"topic.routed", "DeviationRouted"},
+    {"topic.response", "DeviationResponse"}, {"topic.escalated", "DeviationEscalated"},
+    {"topic.analysis", "AnalysisRecord"},    {"topic.deadletter", NULL},
+};
+const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);
+
+const char *avk_kafka_topic_schema(const avk_config_t *cfg, const char *topic_name)
+{
+        for (size_t i = 0; i < avk_topic_cnt; i++) {
+                if (strcmp(avk_config_get(cfg, avk_topics[i].config_key), topic_name) == 0)
+                        return avk_topics[i].schema;
+        }
+        return NULL;
+}
+
+void avk_kafka_default_bootstrap_file(char *buf, size_t size)
+{
+        snprintf(buf, size, "/tmp/avvik-%u/bootstrap.servers", (unsigned)getuid());
+}
+
+static int read_bootstrap_file(const char *path, char *out, size_t size, char *errstr,
+                               size_t errstr_size)
+{
+        FILE *f = fopen(path, "r");
+        if (!f) {
+                snprintf(errstr, errstr_size,
+                         "no kafka.bootstrap.servers set and %s cannot be read (%s): start "
+                         "the embedded broker with 'avvik broker' or set kafka.bootstrap.servers",
+                         path, strerror(errno));
+                return -1;
+        }
+        int ok = fgets(out, (int)size, f) != NULL;
+        fclose(f);
+        out[strcspn(out, "\r\n")] = '\0';
+        if (!ok || !*out) {
+                snprintf(errstr, errstr_size, "%s is empty", path);
+                return -1;
+        }
+        return 0;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errstr_size)
+{
+        char reason[256];
+        if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) == RD_KAFKA_CONF_OK)
+                return 0;
+        snprintf(errstr, errstr_size, "kafka.%s: %s", name, reason);
+        return -1;
+}
+
+rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        int have_bootstrap = 0;
+        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
+                const char *name, *value;
+                avk_config_kafka_get(cfg, i, &name, &value);
+                have_bootstrap |= strcmp(name, "bootstrap.servers") == 0;
+                if (conf_set(conf, name, value, errstr, errstr_size) != 0)
+                        goto fail;
+        }
+        if (!have_bootstrap) {
+                char dflt[256], servers[1024];
+                const char *path = avk_config_get(cfg, "bootstrap.file");
+                if (!path) {
+                        avk_kafka_default_bootstrap_file(dflt, sizeof(dflt));
+                        path = dflt;
+                }
+                if (read_bootstrap_file(path, servers, sizeof(servers), errstr, errstr_size) != 0 ||
+                    conf_set(conf, "bootstrap.servers", servers, errstr, errstr_size) != 0)
+                        goto fail;
+        }
+        return conf;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
+
+rd_kafka_t *avk_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size)
+{
+        /* Idempotence implies acks=all and bounded in-flight requests; setting
+         * them here as well would conflict with what librdkafka derives. */
+        if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != 0)
+                return NULL;
+        return rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+}
+
+rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, char *errstr,
+                                   size_t errstr_size)
+{
+        if (conf_set(conf, "group.id", group, errstr, errstr_size) != 0 ||
+            conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0)
+                return NULL;
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (rk)
+                rd_kafka_poll_set_consumer(rk);
+        return rk;
+}

@@ -1,0 +1,49 @@
+/*
+ * avk_kafka: Kafka clients configured the avvik way, and the topic set.
+ *
+ * Producers are idempotent with acks=all (a report counts as accepted only
+ * once every in-sync replica has it); consumers store offsets only after the
+ * caller has processed a record (at-least-once). bootstrap.servers comes from
+ * kafka.bootstrap.servers, or else from the file the embedded broker writes.
+ */
+#ifndef AVK_KAFKA_H
+#define AVK_KAFKA_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/config.h"
+
+/** A topic of the system: its configuration key and the schema it carries. */
+struct avk_topic {
+        const char *config_key; /**< e.g. "topic.reported" */
+        const char *schema;     /**< short schema name, e.g. "DeviationReported" */
+};
+
+extern const struct avk_topic avk_topics[];
+extern const size_t avk_topic_cnt;
+
+/** @brief The schema short name carried by the topic with this name, or NULL. */
+const char *avk_kafka_topic_schema(const avk_config_t *cfg, const char *topic_name);
+
+/** @brief The default bootstrap file: /tmp/avvik-<uid>/bootstrap.servers. */
+void avk_kafka_default_bootstrap_file(char *buf, size_t size);
+
+/**
+ * @brief A librdkafka configuration from cfg's kafka.* keys, with
+ * bootstrap.servers resolved. @returns NULL with the reason in errstr.
+ */
+rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size);
+
+/** @brief An idempotent producer (acks=all). conf is consumed on success. */
+rd_kafka_t *avk_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
+
+/**
+ * @brief A consumer in group, offsets stored by the caller after processing.
+ * conf is consumed on success.
+ */
+rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, char *errstr,
+                                   size_t errstr_size);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * avk_municipality: the directory of the county's 49 municipalities, compiled
+ * in from data/municipalities.csv (official SCB kommunkod and sub-region).
+ */
+#ifndef AVK_MUNICIPALITY_H
+#define AVK_MUNICIPALITY_H
+
+#include <stddef.h>
+
+struct avk_municipality {
+        const char *code;      /**< SCB kommunkod, four digits, e.g. "1480" */
+        const char *name;      /**< e.g. "Göteborg" */
+        const char *subregion; /**< Fyrbodal, Göteborgsregionen, Skaraborg or Sjuhärad */
+};
+
+/** The generated table, in the CSV's order. */
+extern const struct avk_municipality avk_municipalities[];
+extern const size_t avk_municipality_cnt;
+
+/**
+ * @brief Finds a municipality by its four-digit code.
+ * @returns the entry (static storage) or NULL when the code is not one of the 49.
+ */
+const struct avk_municipality *avk_municipality_find(const char *code);
+
+#endif

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages avvik builds, tests and runs with. Idempotent:
+# installs only what is missing, so a ready machine pays one dpkg query.
+set -eu
+pkgs="build-essential cmake pkg-config clang-format
+librdkafka-dev libavro-dev libjansson-dev libcurl4-openssl-dev
+libmicrohttpd-dev libssl-dev check libsubunit-dev kcat curl"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+as_root=""
+[ "$(id -u)" -eq 0 ] || as_root="sudo"
+echo "deps: installing$missing" >&2
+$as_root apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends $missing >/dev/null
