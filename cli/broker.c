@@ -103,7 +103,10 @@ int avk_cmd_broker(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
         char err[512];
+        /* This handle only owns the cluster: it has no brokers of its own to
+         * reach, which librdkafka would otherwise warn about at notice level. */
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         if (!rk) {
                 rd_kafka_conf_destroy(conf);

@@ -99,13 +99,13 @@ static int check_blocks(struct cursor *c, avro_schema_t items, int is_map, int d
 {
         long total = 0;
         for (;;) {
-                int64_t count;
+                int64_t count = 0;
                 if (read_long(c, &count, 10) != 0)
                         return -1;
                 if (count == 0)
                         return 0;
                 if (count < 0) {
-                        int64_t bytes;
+                        int64_t bytes = 0;
                         if (count == INT64_MIN)
                                 return fail(c, "block count out of range");
                         count = -count;
@@ -133,7 +133,7 @@ static int check(struct cursor *c, avro_schema_t s, int depth)
                 return fail(c, "nests deeper than %d levels", MAX_DEPTH);
         if (is_avro_link(s))
                 s = avro_schema_link_target(s);
-        int64_t v;
+        int64_t v = 0;
         switch (avro_typeof(s)) {
         case AVRO_NULL:
                 return 0;

@@ -1,0 +1,15 @@
+#!/bin/sh
+# README's test command: installs what is missing, checks the code style,
+# builds with AddressSanitizer and UndefinedBehaviorSanitizer, runs every test.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+echo "== style (clang-format)"
+find common cli producer consumer tests bench -name '*.[ch]' -print0 |
+        xargs -0 clang-format --dry-run --Werror
+echo "== build (ASan + UBSan)"
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DAVK_SANITIZE=ON >/dev/null
+cmake --build build-test -j"$(nproc)"
+echo "== tests"
+cd build-test
+ctest --output-on-failure -j2

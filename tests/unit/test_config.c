@@ -1,0 +1,158 @@
+/*
+ * Configuration: validated when set, errors name the key (and file:line),
+ * kafka.* checked against librdkafka's own property table.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+
+static avk_config_t *cfg;
+static char err[512];
+
+static void setup(void)
+{
+        cfg = avk_config_new();
+        err[0] = '\0';
+}
+
+static void teardown(void)
+{
+        avk_config_destroy(cfg);
+}
+
+static char *write_file(const char *content)
+{
+        static char path[] = "/tmp/avk-test-config-XXXXXX";
+        strcpy(path, "/tmp/avk-test-config-XXXXXX");
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+        close(fd);
+        return path;
+}
+
+START_TEST(defaults_are_in_force_until_set)
+{
+        ck_assert_str_eq(avk_config_get(cfg, "topic.reported"), "deviation.reported");
+        ck_assert_int_eq(avk_config_get_int(cfg, "topic.partitions"), 6);
+        ck_assert_ptr_null(avk_config_get(cfg, "schema.registry.url"));
+        ck_assert_int_eq(avk_config_set(cfg, "topic.partitions", "12", err, sizeof(err)), 0);
+        ck_assert_int_eq(avk_config_get_int(cfg, "topic.partitions"), 12);
+}
+END_TEST
+
+START_TEST(unknown_key_is_an_error_naming_it)
+{
+        ck_assert_int_eq(avk_config_set(cfg, "topic.reportd", "x", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "topic.reportd: unknown configuration key");
+}
+END_TEST
+
+START_TEST(bad_values_are_errors_naming_key_and_reason)
+{
+        ck_assert_int_eq(avk_config_set(cfg, "topic.partitions", "six", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "topic.partitions: \"six\" is not an integer");
+        ck_assert_int_eq(avk_config_set(cfg, "topic.partitions", "0", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "topic.partitions: 0 is outside 1..1000");
+        ck_assert_int_eq(avk_config_set(cfg, "topic.partitions", "6x", err, sizeof(err)), -1);
+        ck_assert_int_eq(
+            avk_config_set(cfg, "schema.registry.url", "localhost:8081", err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, "is not an http:// or https:// URL"), "%s", err);
+        ck_assert_int_eq(avk_config_set(cfg, "log.level", "loud", err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, "log.level: \"loud\" is not one of"), "%s", err);
+        ck_assert_int_eq(avk_config_set(cfg, "topic.routed", "", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "topic.routed: empty value");
+        /* A rejected value leaves the previous one in force. */
+        ck_assert_int_eq(avk_config_get_int(cfg, "topic.partitions"), 6);
+}
+END_TEST
+
+START_TEST(kafka_keys_are_checked_by_librdkafka_and_passed_through)
+{
+        ck_assert_int_eq(avk_config_set(cfg, "kafka.bootstrap.servers", "a:9092", err, sizeof(err)),
+                         0);
+        ck_assert_int_eq(avk_config_set(cfg, "kafka.bootstrap.servers", "b:9092", err, sizeof(err)),
+                         0);
+        ck_assert_int_eq(avk_config_set(cfg, "kafka.no.such.property", "1", err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, "kafka.no.such.property: No such configuration property"), "%s",
+                      err);
+        ck_assert_int_eq(avk_config_set(cfg, "kafka.acks", "maybe", err, sizeof(err)), -1);
+        ck_assert_msg(strncmp(err, "kafka.acks: Invalid value", 25) == 0, "%s", err);
+        ck_assert_uint_eq(avk_config_kafka_cnt(cfg), 1);
+        const char *name, *value;
+        avk_config_kafka_get(cfg, 0, &name, &value);
+        ck_assert_str_eq(name, "bootstrap.servers");
+        ck_assert_str_eq(value, "b:9092");
+}
+END_TEST
+
+START_TEST(file_with_comments_and_spaces_loads)
+{
+        char *path = write_file("# avvik\n\n  topic.reported = in.deviations  \n"
+                                "kafka.client.id=avvik-test\n#kafka.acks=bogus\n");
+        ck_assert_msg(avk_config_load(cfg, path, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(avk_config_get(cfg, "topic.reported"), "in.deviations");
+        ck_assert_uint_eq(avk_config_kafka_cnt(cfg), 1);
+        unlink(path);
+}
+END_TEST
+
+START_TEST(file_errors_name_path_and_line)
+{
+        char *path = write_file("topic.reported=a\n\nno equals sign here\n");
+        ck_assert_int_eq(avk_config_load(cfg, path, err, sizeof(err)), -1);
+        char expected[128];
+        snprintf(expected, sizeof(expected), "%s:3: expected key=value", path);
+        ck_assert_str_eq(err, expected);
+        unlink(path);
+
+        path = write_file("# ok\ntopic.partitions=-1\n");
+        ck_assert_int_eq(avk_config_load(cfg, path, err, sizeof(err)), -1);
+        snprintf(expected, sizeof(expected), "%s:2: topic.partitions: -1 is outside 1..1000", path);
+        ck_assert_str_eq(err, expected);
+        unlink(path);
+
+        ck_assert_int_eq(avk_config_load(cfg, "/nonexistent/avvik.properties", err, sizeof(err)),
+                         -1);
+        ck_assert_str_eq(err, "/nonexistent/avvik.properties: No such file or directory");
+}
+END_TEST
+
+START_TEST(command_line_pairs_need_an_equals_sign)
+{
+        ck_assert_int_eq(avk_config_set_pair(cfg, "log.level=debug", err, sizeof(err)), 0);
+        ck_assert_str_eq(avk_config_get(cfg, "log.level"), "debug");
+        ck_assert_int_eq(avk_config_set_pair(cfg, "log.level", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "\"log.level\": expected key=value");
+        ck_assert_int_eq(avk_config_set_pair(cfg, "=x", err, sizeof(err)), -1);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+        Suite *s = suite_create("config");
+        TCase *tc = tcase_create("core");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, defaults_are_in_force_until_set);
+        tcase_add_test(tc, unknown_key_is_an_error_naming_it);
+        tcase_add_test(tc, bad_values_are_errors_naming_key_and_reason);
+        tcase_add_test(tc, kafka_keys_are_checked_by_librdkafka_and_passed_through);
+        tcase_add_test(tc, file_with_comments_and_spaces_loads);
+        tcase_add_test(tc, file_errors_name_path_and_line);
+        tcase_add_test(tc, command_line_pairs_need_an_equals_sign);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(config_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

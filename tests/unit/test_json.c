@@ -1,0 +1,344 @@
+/*
+ * JSON <-> Avro: what a filing system sees - every field error at once, named
+ * by path with the reason; normalisation of ids; and a lossless round trip.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+
+static avk_catalog_t *catalog;
+static const avk_schema_t *reported;
+static avro_value_t value;
+
+/* 2026-11-23T12:00:00Z, so that "past" checks do not depend on the clock. */
+#define NOW_MS 1795435200000LL
+static const struct avk_json_opts intake = {
+    .flags = AVK_JSON_VALIDATE, .now_ms = NOW_MS, .skew_ms = 300000, .today_ymd = 20261123};
+
+static void setup(void)
+{
+        char err[256];
+        catalog = avk_catalog_new_builtin(err, sizeof(err));
+        ck_assert_msg(catalog != NULL, "%s", err);
+        reported = avk_catalog_by_name(catalog, "DeviationReported");
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(reported), &value), 0);
+}
+
+static void teardown(void)
+{
+        avro_value_decref(&value);
+        avk_catalog_destroy(catalog);
+}
+
+static json_t *sample(void)
+{
+        json_error_t jerr;
+        json_t *j = json_load_file(
+            AVK_SOURCE_DIR "/deploy/samples/01-discharge-information-missing.json", 0, &jerr);
+        ck_assert_msg(j != NULL, "%s", jerr.text);
+        return j;
+}
+
+/* Converts doc (stolen) and returns the joined errors, "" when accepted. */
+static const char *convert(json_t *doc, const struct avk_json_opts *opts)
+{
+        static char joined[4096];
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        int rc = avk_json_to_avro(reported, doc, &value, opts, &errs);
+        json_decref(doc);
+        ck_assert_int_eq(rc != 0, avk_errors_total(&errs) != 0);
+        return avk_errors_join(&errs, joined, sizeof(joined));
+}
+
+static void assert_error(const char *errors, const char *expected)
+{
+        ck_assert_msg(strstr(errors, expected) != NULL, "expected \"%s\" in: %s", expected, errors);
+}
+
+START_TEST(sample_round_trips_without_loss)
+{
+        json_t *in = sample();
+        ck_assert_str_eq(convert(json_incref(in), &intake), "");
+        char err[256];
+        json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
+        ck_assert_msg(out != NULL, "%s", err);
+        ck_assert_msg(json_equal(in, out), "round trip changed the document");
+        json_decref(in);
+        json_decref(out);
+}
+END_TEST
+
+START_TEST(missing_required_field_is_named)
+{
+        json_t *doc = sample();
+        json_object_del(doc, "description");
+        json_object_del(json_object_get(doc, "reporter"), "unit_hsa_id");
+        const char *errors = convert(doc, &intake);
+        assert_error(errors, "description: is required");
+        assert_error(errors, "reporter.unit_hsa_id: is required");
+}
+END_TEST
+
+START_TEST(missing_optional_field_takes_its_default)
+{
+        json_t *doc = sample();
+        json_object_del(doc, "discovered_at");
+        json_object_del(doc, "competence");
+        ck_assert_str_eq(convert(doc, &intake), "");
+        char err[256];
+        json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
+        ck_assert(json_is_null(json_object_get(out, "discovered_at")));
+        ck_assert_str_eq(json_string_value(json_object_get(out, "competence")), "UNKNOWN");
+        json_decref(out);
+}
+END_TEST
+
+START_TEST(wrong_json_types_are_named)
+{
+        json_t *doc = sample();
+        json_object_set_new(json_object_get(doc, "harm"), "level", json_integer(3));
+        json_object_set_new(json_object_get(doc, "harm"), "psychological", json_string("yes"));
+        json_object_set_new(doc, "reporter", json_string("nurse"));
+        json_object_set_new(doc, "occurred_at", json_integer(1700000000000));
+        json_object_set_new(doc, "description", json_null());
+        const char *errors = convert(doc, &intake);
+        assert_error(errors, "harm.level: expected a symbol string, got an integer");
+        assert_error(errors, "harm.psychological: expected true or false, got a string");
+        assert_error(errors, "reporter: expected an object, got a string");
+        assert_error(errors, "occurred_at: expected an RFC 3339 timestamp string, got an integer");
+        assert_error(errors, "description: expected a string, got null");
+}
+END_TEST
+
+START_TEST(unknown_enum_symbol_lists_the_allowed_ones)
+{
+        json_t *doc = sample();
+        json_object_set_new(doc, "category", json_string("WEATHER"));
+        const char *errors = convert(doc, &intake);
+        assert_error(errors, "category: unknown symbol \"WEATHER\"; expected one of "
+                             "INFORMATION_TRANSFER, DISCHARGE_PLANNING");
+}
+END_TEST
+
+START_TEST(unknown_enum_symbol_falls_back_to_default_when_projecting)
+{
+        json_t *doc = sample();
+        json_object_set_new(doc, "category", json_string("TRANSPORT"));
+        struct avk_json_opts opts = {.flags = AVK_JSON_ENUM_FALLBACK};
+        ck_assert_str_eq(convert(doc, &opts), "");
+        char err[256];
+        json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
+        ck_assert_str_eq(json_string_value(json_object_get(out, "category")), "OTHER");
+        json_decref(out);
+}
+END_TEST
+
+START_TEST(unknown_field_is_rejected_at_intake_and_skipped_when_projecting)
+{
+        json_t *doc = sample();
+        json_object_set_new(json_object_get(doc, "patient"), "name", json_string("x"));
+        assert_error(convert(json_incref(doc), &intake), "patient.name: unknown field");
+        struct avk_json_opts opts = {.flags = AVK_JSON_IGNORE_UNKNOWN};
+        ck_assert_str_eq(convert(doc, &opts), "");
+}
+END_TEST
+
+START_TEST(oversized_and_empty_strings_are_rejected)
+{
+        json_t *doc = sample();
+        char *big = malloc(8002);
+        memset(big, 'a', 8001);
+        big[8001] = '\0';
+        json_object_set_new(doc, "description", json_string(big));
+        json_object_set_new(doc, "source_system", json_string(big + 7900)); /* 101 chars */
+        free(big);
+        const char *errors = convert(doc, &intake);
+        assert_error(errors, "description: is 8001 characters, at most 8000 allowed");
+        assert_error(errors, "source_system: is 101 characters, at most 100 allowed");
+        doc = sample();
+        json_object_set_new(doc, "description", json_string(""));
+        assert_error(convert(doc, &intake), "description: is 0 characters, at least 1 required");
+}
+END_TEST
+
+START_TEST(length_limit_counts_characters_not_bytes)
+{
+        /* 8000 'ö' are 16000 bytes but 8000 characters: allowed. */
+        json_t *doc = sample();
+        char *text = malloc(16001);
+        for (int i = 0; i < 8000; i++)
+                memcpy(text + 2 * i, "\xc3\xb6", 2);
+        text[16000] = '\0';
+        json_object_set_new(doc, "description", json_string(text));
+        free(text);
+        ck_assert_str_eq(convert(doc, &intake), "");
+}
+END_TEST
+
+START_TEST(nul_character_in_a_string_is_rejected)
+{
+        json_t *doc = sample();
+        json_object_set_new(doc, "description", json_stringn("a\0b", 3));
+        assert_error(convert(doc, &intake), "description: contains a NUL character");
+}
+END_TEST
+
+START_TEST(identifier_rules_apply_with_field_paths)
+{
+        json_t *doc = sample();
+        json_object_set_new(json_object_get(doc, "patient"), "personal_id",
+                            json_string("194003141234"));
+        json_object_set_new(json_object_get(doc, "reporter"), "unit_hsa_id",
+                            json_string("SE2321000132-X"));
+        json_object_set_new(json_object_get(doc, "reporter"), "party", json_string("Stockholm"));
+        json_object_set_new(doc, "municipality_code", json_string("0180"));
+        json_object_set_new(doc, "deviation_id", json_string("not-a-uuid"));
+        const char *errors = convert(doc, &intake);
+        assert_error(errors, "patient.personal_id: check digit is 4, expected 3");
+        assert_error(errors, "reporter.unit_hsa_id: organisation number check digit is 2, "
+                             "expected 1");
+        assert_error(errors, "reporter.party: is not a party: expected \"VGR\" or a municipality");
+        assert_error(errors, "municipality_code: '0180' is not one of the 49 municipalities");
+        assert_error(errors, "deviation_id: is not a UUID");
+        /* The personal id is not echoed: errors may reach logs. */
+        ck_assert_ptr_null(strstr(errors, "194003141234"));
+}
+END_TEST
+
+START_TEST(identifiers_are_normalised)
+{
+        json_t *doc = sample();
+        json_object_set_new(json_object_get(doc, "patient"), "personal_id",
+                            json_string("400314-1233"));
+        json_object_set_new(doc, "deviation_id",
+                            json_string("3F1C2A9E-8B7D-4C1E-9A65-0D2F4B6C8E10"));
+        ck_assert_str_eq(convert(doc, &intake), "");
+        char err[256];
+        json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(out, "patient"), "personal_id")),
+            "194003141233");
+        ck_assert_str_eq(json_string_value(json_object_get(out, "deviation_id")),
+                         "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10");
+        json_decref(out);
+}
+END_TEST
+
+START_TEST(timestamps_take_offsets_and_reject_the_future)
+{
+        json_t *doc = sample();
+        json_object_set_new(doc, "occurred_at", json_string("2026-11-16T16:40:00+01:00"));
+        json_object_set_new(doc, "reported_at", json_string("2026-11-23T12:04:59Z"));
+        ck_assert_str_eq(convert(doc, &intake), "");
+        char err[256];
+        json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
+        ck_assert_str_eq(json_string_value(json_object_get(out, "occurred_at")),
+                         "2026-11-16T15:40:00.000Z");
+        json_decref(out);
+
+        doc = sample();
+        json_object_set_new(doc, "reported_at", json_string("2026-11-23T12:05:01Z"));
+        json_object_set_new(doc, "occurred_at", json_string("2026-02-30T10:00:00Z"));
+        json_object_set_new(doc, "discovered_at", json_string("yesterday"));
+        const char *errors = convert(doc, &intake);
+        assert_error(errors, "reported_at: is 5 min 1 s in the future");
+        assert_error(errors, "occurred_at: is not an RFC 3339 timestamp");
+        assert_error(errors, "discovered_at: is not an RFC 3339 timestamp");
+}
+END_TEST
+
+START_TEST(every_error_is_reported_at_once_and_bounded)
+{
+        json_t *doc = json_object();
+        for (int i = 0; i < 40; i++) {
+                char key[16];
+                snprintf(key, sizeof(key), "junk%d", i);
+                json_object_set_new(doc, key, json_true());
+        }
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(reported, doc, &value, &intake, &errs), -1);
+        json_decref(doc);
+        /* 12 fields without a default missing, plus 40 unknown ones. */
+        ck_assert_uint_eq(avk_errors_total(&errs), 52);
+        ck_assert_uint_eq(errs.cnt, AVK_ERRORS_MAX);
+        char joined[16384];
+        assert_error(avk_errors_join(&errs, joined, sizeof(joined)), "(and 20 more)");
+}
+END_TEST
+
+START_TEST(int_out_of_range_is_rejected)
+{
+        const avk_schema_t *routed = avk_catalog_by_name(catalog, "DeviationRouted");
+        avro_value_t v;
+        avro_generic_value_new(avk_schema_iface(routed), &v);
+        json_t *doc = json_pack("{s:I}", "hop", (json_int_t)1 << 40);
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(routed, doc, &v, &intake, &errs), -1);
+        char joined[4096];
+        assert_error(avk_errors_join(&errs, joined, sizeof(joined)),
+                     "hop: 1099511627776 does not fit in 32 bits");
+        json_decref(doc);
+        avro_value_decref(&v);
+}
+END_TEST
+
+START_TEST(time_format_and_parse_are_inverse)
+{
+        const int64_t cases[] = {0, 1, 999, -1, -1001, NOW_MS, 253402300799999LL};
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char buf[32];
+                int64_t back;
+                avk_json_format_time(cases[i], buf);
+                ck_assert_int_eq(avk_json_parse_time(buf, &back), 0);
+                ck_assert_int_eq(back, cases[i]);
+        }
+        int64_t ms;
+        ck_assert_int_eq(avk_json_parse_time("1970-01-01T00:00:00.5Z", &ms), 0);
+        ck_assert_int_eq(ms, 500);
+        ck_assert_int_eq(avk_json_parse_time("2026-11-20T13:05:00", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-11-20T13:05:00Zjunk", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-11-20T13:05:00+24:00", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-11-20T13:05:00.Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("", &ms), -1);
+}
+END_TEST
+
+static Suite *json_suite(void)
+{
+        Suite *s = suite_create("json");
+        TCase *tc = tcase_create("core");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, sample_round_trips_without_loss);
+        tcase_add_test(tc, missing_required_field_is_named);
+        tcase_add_test(tc, missing_optional_field_takes_its_default);
+        tcase_add_test(tc, wrong_json_types_are_named);
+        tcase_add_test(tc, unknown_enum_symbol_lists_the_allowed_ones);
+        tcase_add_test(tc, unknown_enum_symbol_falls_back_to_default_when_projecting);
+        tcase_add_test(tc, unknown_field_is_rejected_at_intake_and_skipped_when_projecting);
+        tcase_add_test(tc, oversized_and_empty_strings_are_rejected);
+        tcase_add_test(tc, length_limit_counts_characters_not_bytes);
+        tcase_add_test(tc, nul_character_in_a_string_is_rejected);
+        tcase_add_test(tc, identifier_rules_apply_with_field_paths);
+        tcase_add_test(tc, identifiers_are_normalised);
+        tcase_add_test(tc, timestamps_take_offsets_and_reject_the_future);
+        tcase_add_test(tc, every_error_is_reported_at_once_and_bounded);
+        tcase_add_test(tc, int_out_of_range_is_rejected);
+        tcase_add_test(tc, time_format_and_parse_are_inverse);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(json_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
