@@ -164,6 +164,15 @@ static int check_value(const struct key_def *def, const char *value, char *errst
                                  "%s: \"%s\" is not an http:// or https:// URL", def->key, value);
                         return -1;
                 }
+                /* Errors and logs name the URL: credentials must not be part of it. */
+                const char *authority = strstr(value, "://") + 3;
+                if (memchr(authority, '@', strcspn(authority, "/?#"))) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: the URL holds credentials; set them in "
+                                 "schema.registry.basic.auth.user.info instead",
+                                 def->key);
+                        return -1;
+                }
                 return 0;
         case KIND_LOG_LEVEL: {
                 enum avk_log_level level;

@@ -62,6 +62,12 @@ START_TEST(bad_values_are_errors_naming_key_and_reason)
         ck_assert_int_eq(
             avk_config_set(cfg, "schema.registry.url", "localhost:8081", err, sizeof(err)), -1);
         ck_assert_msg(strstr(err, "is not an http:// or https:// URL"), "%s", err);
+        ck_assert_int_eq(avk_config_set(cfg, "schema.registry.url", "https://u:secret@sr:8081/",
+                                        err, sizeof(err)),
+                         -1);
+        ck_assert_msg(strstr(err, "holds credentials") && !strstr(err, "secret"), "%s", err);
+        ck_assert_int_eq(
+            avk_config_set(cfg, "schema.registry.url", "https://sr:8081/a@b", err, sizeof(err)), 0);
         ck_assert_int_eq(avk_config_set(cfg, "log.level", "loud", err, sizeof(err)), -1);
         ck_assert_msg(strstr(err, "log.level: \"loud\" is not one of"), "%s", err);
         ck_assert_int_eq(avk_config_set(cfg, "topic.routed", "", err, sizeof(err)), -1);
