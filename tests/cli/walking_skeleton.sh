@@ -57,7 +57,24 @@ set -e
 [ $rc -eq 1 ] || fail "bad report exited $rc, want 1"
 grep -q 'category: unknown symbol "WEATHER"' "$work/bad.err" || fail "no category error: $(cat "$work/bad.err")"
 grep -q 'description: is required' "$work/bad.err" || fail "no description error"
-[ "$(kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -f '%k\n' | wc -l)" -eq $n ] || fail "bad report reached Kafka"
+expect_rejected() { # expect_rejected EXIT_CODE PATTERN: stdin is the document
+        set +e
+        "$avvik" report $X - 2>"$work/err" >/dev/null
+        rc=$?
+        set -e
+        [ $rc -eq "$1" ] || fail "exit $rc, want $1 for '$2': $(cat "$work/err")"
+        grep -q "$2" "$work/err" || fail "want '$2', got: $(cat "$work/err")"
+}
+printf '{"description": "\377\376"}' | expect_rejected 1 "unable to decode byte 0xff"
+head -c 200 "$samples/01-discharge-information-missing.json" | expect_rejected 1 "not valid JSON: "
+head -c 1100000 /dev/zero | tr '\0' ' ' | expect_rejected 1 "larger than 1048576 bytes"
+echo '{}' | expect_rejected 1 "deviation_id: is required"
+set +e
+"$avvik" report -X no.such.key=1 - </dev/null 2>"$work/err"
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "no.such.key: unknown configuration key" "$work/err" || fail "config error: $rc $(cat "$work/err")"
+[ "$(kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -f '%k\n' | wc -l)" -eq $n ] || fail "a rejected report reached Kafka"
 
 kill -TERM $broker_pid
 wait $broker_pid || fail "broker exited $? on SIGTERM"
