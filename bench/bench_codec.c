@@ -1,1 +1,570 @@
-int main(void){return 0;}
+/*
+ * bench_codec: records per second through the codec layers, on one realistic
+ * DeviationReported (sample 02 with a longer Swedish description, about 450
+ * bytes as a single-object framed message).
+ *
+ * Each case runs for a fixed wall time after a short warm-up, on one thread,
+ * reusing its values and buffers as the services do. The raw avro-c cases
+ * (no framing, no bounds check, no fingerprint lookup) are the baseline the
+ * "vs raw" column divides by: encode-side cases by the raw write, decode-side
+ * cases by the raw read. Before any timing, every path is checked once to
+ * round-trip the document exactly, so a fast but wrong codec cannot report.
+ *
+ * Run by scripts/bench.sh on a Release build; never by ctest.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <avro.h>
+#include <jansson.h>
+
+#include "common/codec.h"
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/schema.h"
+
+#ifndef AVK_BENCH_BUILD_TYPE
+#define AVK_BENCH_BUILD_TYPE ""
+#endif
+#ifndef AVK_BENCH_SANITIZE
+#define AVK_BENCH_SANITIZE 0
+#endif
+
+#define TOPIC            "deviation.reported"
+#define DEFAULT_SECONDS  2.0
+#define MAX_SECONDS      3600.0
+#define WARMUP_FRACTION  0.1
+#define WARMUP_MAX_NS    250000000LL
+#define BATCH            32 /* operations between clock reads */
+#define TARGET_MIN_BYTES 440
+#define TARGET_MAX_BYTES 460
+#define SOE_HEADER_SIZE  10 /* 0xC3 0x01 + 8-byte fingerprint (codec.h) */
+#define V2_FIELD         "language"
+#define V2_FIELD_DEFAULT "sv"
+
+/* deploy/samples/02-no-physician-reachable.json with the description
+ * lengthened so that the framed message is 440-460 bytes (checked at start).
+ * Compact, as a filing system's HTTP client would send it. */
+static const char document_text[] =
+    "{\"deviation_id\":\"9a7e4b21-55c3-4f0e-8d1a-6b2c3d4e5f60\","
+    "\"occurred_at\":\"2026-11-18T02:15:00.000Z\","
+    "\"discovered_at\":null,"
+    "\"reported_at\":\"2026-11-18T08:30:00.000Z\","
+    "\"reporter\":{\"party\":\"1490\",\"unit_hsa_id\":\"SE2120001561-SABO7\",\"role\":\"NURSE\"},"
+    "\"receiver\":{\"party\":\"VGR\",\"unit_hsa_id\":null},"
+    "\"location\":{\"party\":\"1490\",\"unit_hsa_id\":\"SE2120001561-SABO7\","
+    "\"care_setting\":\"SPECIAL_HOUSING\"},"
+    "\"municipality_code\":\"1490\","
+    "\"event_class\":\"INCIDENT_WITH_HARM\","
+    "\"category\":\"PHYSICIAN_AVAILABILITY\","
+    "\"competence\":\"PHYSICIAN\","
+    "\"home_visits\":\"NONE\","
+    "\"harm\":{\"level\":\"MODERATE\",\"psychological\":true},"
+    "\"patient\":{\"personal_id\":\"195306224584\",\"age_group\":\"UNKNOWN\",\"sex\":\"UNKNOWN\"},"
+    "\"description\":\"Boende på särskilt boende med andningssvårigheter nattetid. Ingen läkare "
+    "gick att nå via den överenskomna vägen under 90 minuter; ambulans fick tillkallas. "
+    "Brukaren och anhöriga blev mycket oroliga. Bakjouren nåddes inte.\","
+    "\"immediate_actions\":\"Ambulans tillkallad, patienten fördes till akutmottagning.\","
+    "\"agreement\":\"PHYSICIAN_RESPONSIBILITY\","
+    "\"routine\":null,"
+    "\"flags\":{\"possible_lex_maria\":true,\"possible_lex_sarah\":false,"
+    "\"child_involved\":false},"
+    "\"source_system\":\"Lifecare\"}";
+
+struct bench {
+        avk_catalog_t *catalog;
+        const avk_schema_t *schema; /* DeviationReported, owned by catalog */
+        avk_schema_t *schema_v2;    /* the same plus V2_FIELD, a reader only */
+        avk_codec_t *codec;
+        struct avk_json_opts opts;
+        json_t *document;       /* document_text parsed once, for the checks */
+        avro_value_t value;     /* reused by the JSON intake and decode cases */
+        avro_value_t prepared;  /* the document, filled once: what encode writes */
+        avro_value_t value_v2;  /* reused by the projection case */
+        unsigned char *message; /* framed message, a copy (the codec's is reused) */
+        size_t message_len;
+        char *raw;      /* Avro binary alone, for the raw avro-c cases */
+        size_t raw_len; /* message_len minus the single-object header */
+        avro_writer_t raw_writer;
+        avro_reader_t raw_reader;
+        char errstr[1024];
+};
+
+/* One operation of a case; 0 or -1 with the reason in b->errstr. */
+typedef int (*bench_op)(struct bench *b);
+
+enum side { SIDE_ENCODE, SIDE_DECODE };
+
+struct bench_case {
+        const char *id; /* for -c */
+        const char *name;
+        bench_op op;
+        enum side side;
+        int is_raw; /* the baseline of its side; works on the Avro body, not the message */
+};
+
+struct result {
+        int ran;
+        double ns_per_op;
+};
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the operations ---- */
+
+static int json_to_value(struct bench *b, const char *text, size_t len, avro_value_t *out)
+{
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc) {
+                snprintf(b->errstr, sizeof(b->errstr), "not valid JSON: line %d column %d: %s",
+                         jerr.line, jerr.column, jerr.text);
+                return -1;
+        }
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        int rc = avk_json_to_avro(b->schema, doc, out, &b->opts, &errs);
+        json_decref(doc);
+        if (rc != 0)
+                avk_errors_join(&errs, b->errstr, sizeof(b->errstr));
+        return rc;
+}
+
+static int op_json_to_avro(struct bench *b)
+{
+        return json_to_value(b, document_text, sizeof(document_text) - 1, &b->value);
+}
+
+static int op_json_to_framed(struct bench *b)
+{
+        const void *out;
+        size_t out_len;
+        if (json_to_value(b, document_text, sizeof(document_text) - 1, &b->value) != 0)
+                return -1;
+        return avk_codec_encode(b->codec, TOPIC, b->schema, &b->value, &out, &out_len, b->errstr,
+                                sizeof(b->errstr));
+}
+
+static int op_encode(struct bench *b)
+{
+        const void *out;
+        size_t out_len;
+        return avk_codec_encode(b->codec, TOPIC, b->schema, &b->prepared, &out, &out_len, b->errstr,
+                                sizeof(b->errstr));
+}
+
+static int op_decode(struct bench *b)
+{
+        return avk_codec_decode(b->codec, b->message, b->message_len, b->schema, &b->value,
+                                b->errstr, sizeof(b->errstr));
+}
+
+static int op_decode_to_json(struct bench *b)
+{
+        if (op_decode(b) != 0)
+                return -1;
+        json_t *j = avk_json_from_avro(b->schema, &b->value, b->errstr, sizeof(b->errstr));
+        if (!j)
+                return -1;
+        char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        if (!line) {
+                snprintf(b->errstr, sizeof(b->errstr), "json_dumps failed");
+                return -1;
+        }
+        free(line);
+        return 0;
+}
+
+static int op_decode_projected(struct bench *b)
+{
+        return avk_codec_decode(b->codec, b->message, b->message_len, b->schema_v2, &b->value_v2,
+                                b->errstr, sizeof(b->errstr));
+}
+
+static int op_raw_write(struct bench *b)
+{
+        avro_writer_memory_set_dest(b->raw_writer, b->raw, (int64_t)b->raw_len);
+        if (avro_value_write(b->raw_writer, &b->prepared) != 0) {
+                snprintf(b->errstr, sizeof(b->errstr), "avro: %s", avro_strerror());
+                return -1;
+        }
+        return 0;
+}
+
+/* Reset as avk_codec_decode does: avro-c's read appends to arrays and maps. */
+static int op_raw_read(struct bench *b)
+{
+        avro_value_reset(&b->value);
+        avro_reader_memory_set_source(b->raw_reader, b->raw, (int64_t)b->raw_len);
+        if (avro_value_read(b->raw_reader, &b->value) != 0) {
+                snprintf(b->errstr, sizeof(b->errstr), "avro: %s", avro_strerror());
+                return -1;
+        }
+        return 0;
+}
+
+static const struct bench_case cases[] = {
+    {"1", "JSON -> Avro (parse+validate)", op_json_to_avro, SIDE_ENCODE, 0},
+    {"2", "JSON -> Avro -> framed bytes", op_json_to_framed, SIDE_ENCODE, 0},
+    {"3", "Avro encode (avk_codec_encode)", op_encode, SIDE_ENCODE, 0},
+    {"4", "Avro decode (avk_codec_decode)", op_decode, SIDE_DECODE, 0},
+    {"5", "Avro -> JSON (decode+dump, tail)", op_decode_to_json, SIDE_DECODE, 0},
+    {"6", "decode with projection v1 -> v2", op_decode_projected, SIDE_DECODE, 0},
+    {"7a", "raw avro-c avro_value_write", op_raw_write, SIDE_ENCODE, 1},
+    {"7b", "raw avro-c avro_value_read", op_raw_read, SIDE_DECODE, 1},
+};
+#define CASE_CNT (sizeof(cases) / sizeof(cases[0]))
+
+/* ---- setup ---- */
+
+/* The builtin schema plus one field with a default: what a reader one version
+ * ahead of the writers holds, so that decoding projects. */
+static avk_schema_t *schema_v2_new(const avk_schema_t *v1, char *errstr, size_t errstr_size)
+{
+        avk_schema_t *v2 = NULL;
+        char *text = NULL;
+        json_error_t jerr;
+        json_t *j = json_loads(avk_schema_text(v1), 0, &jerr);
+        json_t *fields = json_object_get(j, "fields");
+        if (!json_is_array(fields)) {
+                snprintf(errstr, errstr_size, "builtin schema has no fields array");
+                goto out;
+        }
+        json_t *field =
+            json_pack("{s:s,s:s,s:s,s:s}", "name", V2_FIELD, "type", "string", "default",
+                      V2_FIELD_DEFAULT, "doc", "Language of the free text (ISO 639-1).");
+        if (!field || json_array_append_new(fields, field) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        v2 = avk_schema_new(text, errstr, errstr_size);
+out:
+        free(text);
+        json_decref(j);
+        return v2;
+}
+
+/* Checks that value (of schema) holds expected, field for field. */
+static int check_json(const char *what, const avk_schema_t *schema, avro_value_t *value,
+                      const json_t *expected)
+{
+        char errstr[512];
+        json_t *got = avk_json_from_avro(schema, value, errstr, sizeof(errstr));
+        if (!got) {
+                fprintf(stderr, "bench_codec: %s: %s\n", what, errstr);
+                return -1;
+        }
+        int same = json_equal(got, expected);
+        if (!same) {
+                char *g = json_dumps(got, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                char *e = json_dumps(expected, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                fprintf(stderr, "bench_codec: %s: JSON differs\n  got      %s\n  expected %s\n",
+                        what, g ? g : "?", e ? e : "?");
+                free(g);
+                free(e);
+        }
+        json_decref(got);
+        return same ? 0 : -1;
+}
+
+/* Builds the message and checks every path once; 0, or -1 after saying why. */
+static int prepare(struct bench *b)
+{
+        char err[512];
+        json_error_t jerr;
+        b->opts = (struct avk_json_opts){.flags = AVK_JSON_VALIDATE, .skew_ms = 300000};
+        b->catalog = avk_catalog_new_builtin(err, sizeof(err));
+        if (!b->catalog) {
+                fprintf(stderr, "bench_codec: %s\n", err);
+                return -1;
+        }
+        b->schema = avk_catalog_by_name(b->catalog, "DeviationReported");
+        b->schema_v2 = b->schema ? schema_v2_new(b->schema, err, sizeof(err)) : NULL;
+        if (!b->schema_v2) {
+                fprintf(stderr, "bench_codec: v2 reader schema: %s\n",
+                        b->schema ? err : "no DeviationReported in the catalog");
+                return -1;
+        }
+        b->codec = avk_codec_new(b->catalog, NULL);
+        b->raw_writer = avro_writer_memory(NULL, 0);
+        b->raw_reader = avro_reader_memory(NULL, 0);
+        b->document = json_loadb(document_text, sizeof(document_text) - 1, 0, &jerr);
+        if (!b->codec || !b->raw_writer || !b->raw_reader || !b->document ||
+            avro_generic_value_new(avk_schema_iface(b->schema), &b->value) != 0 ||
+            avro_generic_value_new(avk_schema_iface(b->schema), &b->prepared) != 0 ||
+            avro_generic_value_new(avk_schema_iface(b->schema_v2), &b->value_v2) != 0) {
+                fprintf(stderr, "bench_codec: setup failed: %s\n",
+                        b->document ? avro_strerror() : jerr.text);
+                return -1;
+        }
+
+        /* Intake and encode, as cases 1-3 do. */
+        const void *out;
+        size_t out_len;
+        if (json_to_value(b, document_text, sizeof(document_text) - 1, &b->prepared) != 0 ||
+            avk_codec_encode(b->codec, TOPIC, b->schema, &b->prepared, &out, &out_len, b->errstr,
+                             sizeof(b->errstr)) != 0) {
+                fprintf(stderr, "bench_codec: intake of the document: %s\n", b->errstr);
+                return -1;
+        }
+        b->message = malloc(out_len);
+        b->raw_len = out_len - SOE_HEADER_SIZE;
+        b->raw = malloc(b->raw_len);
+        if (!b->message || !b->raw) {
+                fprintf(stderr, "bench_codec: out of memory\n");
+                return -1;
+        }
+        memcpy(b->message, out, out_len);
+        b->message_len = out_len;
+        if (b->message_len < TARGET_MIN_BYTES || b->message_len > TARGET_MAX_BYTES) {
+                fprintf(stderr,
+                        "bench_codec: framed message is %zu bytes, outside %d-%d: "
+                        "retune the description\n",
+                        b->message_len, TARGET_MIN_BYTES, TARGET_MAX_BYTES);
+                return -1;
+        }
+        /* Encoding again, from the JSON or the value, gives the same bytes. */
+        for (int from_json = 0; from_json < 2; from_json++) {
+                if ((from_json &&
+                     json_to_value(b, document_text, sizeof(document_text) - 1, &b->value) != 0) ||
+                    avk_codec_encode(b->codec, TOPIC, b->schema,
+                                     from_json ? &b->value : &b->prepared, &out, &out_len,
+                                     b->errstr, sizeof(b->errstr)) != 0) {
+                        fprintf(stderr, "bench_codec: encode: %s\n", b->errstr);
+                        return -1;
+                }
+                if (out_len != b->message_len || memcmp(out, b->message, out_len) != 0) {
+                        fprintf(stderr, "bench_codec: encode: bytes differ from the first\n");
+                        return -1;
+                }
+        }
+
+        /* Raw avro-c writes the same bytes as our body, and reads them back. */
+        b->errstr[0] = '\0';
+        if (op_raw_write(b) != 0 || memcmp(b->raw, b->message + SOE_HEADER_SIZE, b->raw_len) != 0) {
+                fprintf(stderr, "bench_codec: raw write: %s\n",
+                        b->errstr[0] ? b->errstr : "bytes differ from the codec's body");
+                return -1;
+        }
+        if (op_raw_read(b) != 0) {
+                fprintf(stderr, "bench_codec: raw read: %s\n", b->errstr);
+                return -1;
+        }
+        if (check_json("raw read", b->schema, &b->value, b->document) != 0)
+                return -1;
+
+        /* Decode, the tail path, and projection onto v2. */
+        if (op_decode(b) != 0) {
+                fprintf(stderr, "bench_codec: decode: %s\n", b->errstr);
+                return -1;
+        }
+        if (check_json("decode", b->schema, &b->value, b->document) != 0)
+                return -1;
+        if (op_decode_to_json(b) != 0) {
+                fprintf(stderr, "bench_codec: decode to JSON: %s\n", b->errstr);
+                return -1;
+        }
+        if (op_decode_projected(b) != 0) {
+                fprintf(stderr, "bench_codec: projected decode: %s\n", b->errstr);
+                return -1;
+        }
+        json_t *expected_v2 = json_deep_copy(b->document);
+        int rc = -1;
+        if (expected_v2 &&
+            json_object_set_new(expected_v2, V2_FIELD, json_string(V2_FIELD_DEFAULT)) == 0)
+                rc = check_json("projected decode", b->schema_v2, &b->value_v2, expected_v2);
+        json_decref(expected_v2);
+        return rc;
+}
+
+static void teardown(struct bench *b)
+{
+        if (b->value.self)
+                avro_value_decref(&b->value);
+        if (b->prepared.self)
+                avro_value_decref(&b->prepared);
+        if (b->value_v2.self)
+                avro_value_decref(&b->value_v2);
+        if (b->raw_writer)
+                avro_writer_free(b->raw_writer);
+        if (b->raw_reader)
+                avro_reader_free(b->raw_reader);
+        avk_codec_destroy(b->codec);
+        avk_schema_destroy(b->schema_v2);
+        avk_catalog_destroy(b->catalog);
+        json_decref(b->document);
+        free(b->message);
+        free(b->raw);
+}
+
+/* ---- timing ---- */
+
+/* Runs op in batches until budget_ns has passed (at least one batch).
+ * Returns the operations done, or -1 after the op failed. */
+static long long run_for(struct bench *b, bench_op op, int64_t budget_ns, int64_t *elapsed_ns)
+{
+        long long done = 0;
+        int64_t start = now_ns(), now;
+        do {
+                for (int i = 0; i < BATCH; i++) {
+                        if (op(b) != 0)
+                                return -1;
+                }
+                done += BATCH;
+                now = now_ns();
+        } while (now - start < budget_ns);
+        *elapsed_ns = now - start;
+        return done;
+}
+
+static int measure(struct bench *b, const struct bench_case *c, double seconds, struct result *r)
+{
+        int64_t budget = (int64_t)(seconds * 1e9), elapsed;
+        int64_t warmup = (int64_t)(seconds * 1e9 * WARMUP_FRACTION);
+        if (warmup > WARMUP_MAX_NS)
+                warmup = WARMUP_MAX_NS;
+        long long done = run_for(b, c->op, warmup, &elapsed);
+        if (done >= 0)
+                done = run_for(b, c->op, budget, &elapsed);
+        if (done < 0) {
+                fprintf(stderr, "bench_codec: case %s: %s\n", c->id, b->errstr);
+                return -1;
+        }
+        r->ran = 1;
+        r->ns_per_op = (double)elapsed / (double)done;
+        return 0;
+}
+
+static void print_table(const struct bench *b, const struct result *results)
+{
+        double raw_ns[2] = {0, 0};
+        for (size_t i = 0; i < CASE_CNT; i++) {
+                if (cases[i].is_raw && results[i].ran)
+                        raw_ns[cases[i].side] = results[i].ns_per_op;
+        }
+        printf("%-3s %-36s %12s %10s %8s %7s\n", "", "case", "records/s", "ns/record", "MB/s",
+               "vs raw");
+        for (size_t i = 0; i < CASE_CNT; i++) {
+                if (!results[i].ran)
+                        continue;
+                const struct bench_case *c = &cases[i];
+                double ns = results[i].ns_per_op, base = raw_ns[c->side];
+                size_t bytes = c->is_raw ? b->raw_len : b->message_len;
+                printf("%-3s %-36s %12.0f %10.0f %8.1f", c->id, c->name, 1e9 / ns, ns,
+                       (double)bytes * 1e3 / ns);
+                if (base > 0)
+                        printf(" %6.2fx\n", ns / base);
+                else
+                        printf(" %7s\n", "-");
+        }
+}
+
+/* Marks the cases named in a comma-separated list of ids; -1 on an unknown id. */
+static int select_cases(char *list, int *selected)
+{
+        memset(selected, 0, CASE_CNT * sizeof(*selected));
+        for (char *save = NULL, *id = strtok_r(list, ",", &save); id;
+             id = strtok_r(NULL, ",", &save)) {
+                size_t i = 0;
+                while (i < CASE_CNT && strcmp(cases[i].id, id) != 0)
+                        i++;
+                if (i == CASE_CNT) {
+                        fprintf(stderr, "bench_codec: -c: no case \"%s\"\n", id);
+                        return -1;
+                }
+                selected[i] = 1;
+        }
+        return 0;
+}
+
+static void usage(FILE *to)
+{
+        fprintf(to,
+                "usage: bench_codec [-t SECONDS] [-c ID[,ID...]]\n"
+                "Measures codec throughput on one ~450-byte DeviationReported.\n"
+                "  -t SECONDS  wall time per case after warm-up (default %.0f)\n"
+                "  -c IDS      run only these cases (1-6, 7a, 7b; default all)\n",
+                DEFAULT_SECONDS);
+}
+
+int main(int argc, char **argv)
+{
+        double seconds = DEFAULT_SECONDS;
+        int selected[CASE_CNT];
+        int opt;
+        for (size_t i = 0; i < CASE_CNT; i++)
+                selected[i] = 1;
+        while ((opt = getopt(argc, argv, "t:c:h")) != -1) {
+                if (opt == 't') {
+                        char *end;
+                        errno = 0;
+                        seconds = strtod(optarg, &end);
+                        if (errno || end == optarg || *end || !isfinite(seconds) || seconds < 0 ||
+                            seconds > MAX_SECONDS) {
+                                fprintf(stderr,
+                                        "bench_codec: -t %s: expected seconds from 0 to %.0f\n",
+                                        optarg, MAX_SECONDS);
+                                return 2;
+                        }
+                } else if (opt == 'c') {
+                        if (select_cases(optarg, selected) != 0)
+                                return 2;
+                } else if (opt == 'h') {
+                        usage(stdout);
+                        return 0;
+                } else {
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc) {
+                usage(stderr);
+                return 2;
+        }
+
+        struct bench b = {0};
+        struct result results[CASE_CNT] = {{0}};
+        int rc = 1;
+        if (prepare(&b) != 0)
+                goto out;
+        printf("bench_codec: DeviationReported, framed message %zu bytes (single-object: "
+               "%d-byte header + %zu bytes Avro), JSON document %zu bytes\n",
+               b.message_len, SOE_HEADER_SIZE, b.raw_len, sizeof(document_text) - 1);
+        printf("machine: nproc %ld; build: %s%s; %.2f s per case after warm-up; one thread\n",
+               sysconf(_SC_NPROCESSORS_ONLN),
+               AVK_BENCH_BUILD_TYPE[0] ? AVK_BENCH_BUILD_TYPE : "(no CMAKE_BUILD_TYPE)",
+               AVK_BENCH_SANITIZE ? " with ASan+UBSan (timings not representative)" : "", seconds);
+        printf("check: JSON -> Avro -> framed -> decode -> JSON equals the document; "
+               "projection adds %s=\"%s\"\n\n",
+               V2_FIELD, V2_FIELD_DEFAULT);
+        fflush(stdout);
+        for (size_t i = 0; i < CASE_CNT; i++) {
+                if (selected[i] && measure(&b, &cases[i], seconds, &results[i]) != 0)
+                        goto out;
+        }
+        print_table(&b, results);
+        printf("\nMB/s: Avro bytes per record (framed message; Avro body for 7a/7b) x "
+               "records/s, in 10^6 B.\n"
+               "vs raw: ns/record over 7a (cases 1-3) or 7b (cases 4-6).\n");
+        rc = 0;
+out:
+        teardown(&b);
+        return rc;
+}

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Benchmark command: installs what is missing, builds an optimised tree of its
+# own (build-bench: Release, no sanitizers) and runs bench_codec with any
+# arguments passed through, e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'.
+# Timings on a shared machine vary: compare runs made back to back.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench -j2 --target bench_codec >/dev/null
+exec ./build-bench/bench/bench_codec "$@"
