@@ -1,6 +1,8 @@
 /* avk_binary: see binary.h. */
 #include "common/binary.h"
 
+#include "common/path.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +17,7 @@ struct cursor {
         const unsigned char *p;
         size_t left;
         size_t len;
-        char path[256];
+        struct avk_path path;
         char *errstr;
         size_t errstr_size;
 };
@@ -27,7 +29,9 @@ __attribute__((format(printf, 2, 3))) static int fail(struct cursor *c, const ch
         va_start(ap, fmt);
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
-        snprintf(c->errstr, c->errstr_size, "%s%sat byte %zu: %s", c->path, c->path[0] ? " " : "",
+        char path[256];
+        avk_path_format(&c->path, path, sizeof(path));
+        snprintf(c->errstr, c->errstr_size, "%s%sat byte %zu: %s", path, path[0] ? " " : "",
                  c->len - c->left, reason);
         return -1;
 }
@@ -192,13 +196,11 @@ static int check(struct cursor *c, avro_schema_t s, int depth)
         case AVRO_RECORD: {
                 size_t n = avro_schema_record_size(s);
                 for (size_t i = 0; i < n; i++) {
-                        size_t mark = strlen(c->path);
-                        snprintf(c->path + mark, sizeof(c->path) - mark, "%s%s", mark ? "." : "",
-                                 avro_schema_record_field_name(s, (int)i));
+                        avk_path_push(&c->path, avro_schema_record_field_name(s, (int)i), 0);
                         if (check(c, avro_schema_record_field_get_by_index(s, (int)i), depth + 1) !=
                             0)
                                 return -1;
-                        c->path[mark] = '\0';
+                        avk_path_pop(&c->path);
                 }
                 return 0;
         }

@@ -10,12 +10,14 @@
 #include "common/json.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/ident.h"
+#include "common/path.h"
 
 #define DEFAULT_MAX_CHARS 256
 #define MAX_DEPTH         64
@@ -26,8 +28,7 @@ struct walk {
         struct avk_errors *errs;
         int64_t now_ms;
         int today_ymd;
-        char path[512];
-        size_t path_len;
+        struct avk_path path;
 };
 
 /* ---- time ---- */
@@ -90,28 +91,21 @@ void avk_json_format_time(int64_t ms, char buf[32])
         snprintf(buf + n, 32 - n, ".%03dZ", (int)(ms - (int64_t)secs * 1000));
 }
 
-/* ---- paths ---- */
+/* ---- errors ---- */
 
-static size_t path_push(struct walk *w, const char *name, long index)
+/* Adds "path: reason" for the current place of the walk; returns -1. */
+__attribute__((format(printf, 2, 3))) static int fail(struct walk *w, const char *fmt, ...)
 {
-        size_t mark = w->path_len;
-        size_t room = sizeof(w->path) - w->path_len;
-        int n;
-        if (name)
-                n = snprintf(w->path + w->path_len, room, "%s%s", w->path_len ? "." : "", name);
-        else
-                n = snprintf(w->path + w->path_len, room, "[%ld]", index);
-        w->path_len = (n > 0 && (size_t)n < room) ? w->path_len + (size_t)n : sizeof(w->path) - 1;
-        return mark;
+        char path[512], reason[AVK_ERROR_MSG_SIZE];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        avk_errors_add(w->errs, avk_path_format(&w->path, path, sizeof(path)), "%s", reason);
+        return -1;
 }
 
-static void path_pop(struct walk *w, size_t mark)
-{
-        w->path_len = mark;
-        w->path[mark] = '\0';
-}
-
-#define FAIL(w, ...) (avk_errors_add((w)->errs, (w)->path, __VA_ARGS__), -1)
+#define fail(w, ...) fail((w), __VA_ARGS__)
 
 /* ---- schema JSON alongside the avro-c schema ---- */
 
@@ -124,11 +118,7 @@ static int is_named(avro_schema_t s)
 static const json_t *resolve_node(const avk_schema_t *schema, avro_schema_t s, const json_t *node)
 {
         if (is_named(s)) {
-                char full[256];
-                const char *ns = avro_schema_namespace(s);
-                snprintf(full, sizeof(full), "%s%s%s", ns ? ns : "", ns && *ns ? "." : "",
-                         avro_schema_name(s));
-                const json_t *def = avk_schema_named(schema, full);
+                const json_t *def = avk_schema_definition(schema, s);
                 return def ? def : node;
         }
         while (json_is_object(node) && !json_is_string(json_object_get(node, "type")))
@@ -203,9 +193,9 @@ static int check_string(struct walk *w, const json_t *field, const char *s, size
         if (max == 0)
                 max = DEFAULT_MAX_CHARS;
         if (chars > (size_t)max)
-                return FAIL(w, "is %zu characters, at most %lld allowed", chars, (long long)max);
+                return fail(w, "is %zu characters, at most %lld allowed", chars, (long long)max);
         if (chars < (size_t)min)
-                return FAIL(w, "is %zu characters, at least %lld required", chars, (long long)min);
+                return fail(w, "is %zu characters, at least %lld required", chars, (long long)min);
         const char *format = json_string_value(json_object_get(field, "avk.format"));
         if (!format)
                 return 0;
@@ -213,13 +203,13 @@ static int check_string(struct walk *w, const json_t *field, const char *s, size
         int rc = 0;
         if (strcmp(format, "uuid") == 0) {
                 if (!is_uuid(s, len))
-                        return FAIL(w, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
+                        return fail(w, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
                 for (size_t i = 0; i <= len && i < norm_size; i++)
                         norm[i] = (char)tolower((unsigned char)s[i]);
         } else if (strcmp(format, "party") == 0) {
                 if (strcmp(s, "VGR") != 0 &&
                     avk_ident_municipality_code(s, reason, sizeof(reason)) != 0)
-                        return FAIL(w,
+                        return fail(w,
                                     "is not a party: expected \"VGR\" or a municipality "
                                     "code (%s)",
                                     reason);
@@ -233,18 +223,18 @@ static int check_string(struct walk *w, const json_t *field, const char *s, size
                 if (rc == 0)
                         snprintf(norm, norm_size, "%s", pid.normalized);
         }
-        return rc == 0 ? 0 : FAIL(w, "%s", reason);
+        return rc == 0 ? 0 : fail(w, "%s", reason);
 }
 
 static int set_string(struct walk *w, const json_t *field, const json_t *in, avro_value_t *out)
 {
         if (!json_is_string(in))
-                return FAIL(w, "expected a string, got %s", json_type_name(in));
+                return fail(w, "expected a string, got %s", json_type_name(in));
         const char *s = json_string_value(in);
         size_t len = json_string_length(in);
         char norm[64] = "";
         if (strlen(s) != len)
-                return FAIL(w, "contains a NUL character");
+                return fail(w, "contains a NUL character");
         if ((w->opts->flags & AVK_JSON_VALIDATE) &&
             check_string(w, field, s, len, norm, sizeof(norm)) != 0)
                 return -1;
@@ -260,22 +250,22 @@ static int set_long(struct walk *w, const json_t *node, const json_t *field, con
         const char *lt = logical_type(node);
         if (lt && strcmp(lt, "timestamp-millis") == 0) {
                 if (!json_is_string(in))
-                        return FAIL(w, "expected an RFC 3339 timestamp string, got %s",
+                        return fail(w, "expected an RFC 3339 timestamp string, got %s",
                                     json_type_name(in));
                 if (avk_json_parse_time(json_string_value(in), &v) != 0)
-                        return FAIL(w, "is not an RFC 3339 timestamp "
+                        return fail(w, "is not an RFC 3339 timestamp "
                                        "(e.g. 2026-11-20T13:05:00Z or 2026-11-20T14:05:00+01:00)");
         } else if (json_is_integer(in)) {
                 v = json_integer_value(in);
         } else {
-                return FAIL(w, "expected an integer, got %s", json_type_name(in));
+                return fail(w, "expected an integer, got %s", json_type_name(in));
         }
         const char *format = json_string_value(json_object_get(field, "avk.format"));
         if ((w->opts->flags & AVK_JSON_VALIDATE) && format && strcmp(format, "past") == 0) {
                 char reason[160];
                 if (avk_ident_not_future(v, w->now_ms, w->opts->skew_ms, reason, sizeof(reason)) !=
                     0)
-                        return FAIL(w, "%s", reason);
+                        return fail(w, "%s", reason);
         }
         return avro_value_set_long(out, v);
 }
@@ -284,7 +274,7 @@ static int set_enum(struct walk *w, avro_schema_t s, const json_t *def, const js
                     avro_value_t *out)
 {
         if (!json_is_string(in))
-                return FAIL(w, "expected a symbol string, got %s", json_type_name(in));
+                return fail(w, "expected a symbol string, got %s", json_type_name(in));
         int idx = avro_schema_enum_get_by_name(s, json_string_value(in));
         if (idx < 0 && (w->opts->flags & AVK_JSON_ENUM_FALLBACK)) {
                 const char *dflt = json_string_value(json_object_get(def, "default"));
@@ -298,7 +288,7 @@ static int set_enum(struct walk *w, avro_schema_t s, const json_t *def, const js
         for (int i = 0; i < n && off < sizeof(allowed); i++)
                 off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "",
                                         avro_schema_enum_get(s, i));
-        return FAIL(w, "unknown symbol \"%.64s\"; expected one of %s", json_string_value(in),
+        return fail(w, "unknown symbol \"%.64s\"; expected one of %s", json_string_value(in),
                     allowed);
 }
 
@@ -306,7 +296,7 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
                       avro_value_t *out, int depth)
 {
         if (!json_is_object(in))
-                return FAIL(w, "expected an object, got %s", json_type_name(in));
+                return fail(w, "expected an object, got %s", json_type_name(in));
         const json_t *fields = json_object_get(def, "fields");
         size_t n = avro_schema_record_size(s);
         int rc = 0;
@@ -315,19 +305,19 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
                 avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
                 const json_t *fdef = json_array_get(fields, i);
                 const json_t *v = json_object_get(in, name);
-                size_t mark = path_push(w, name, 0);
+                avk_path_push(&w->path, name, 0);
                 if (!v)
                         v = json_object_get(fdef, "default");
                 avro_value_t child;
                 if (!v) {
-                        rc |= FAIL(w, "is required");
+                        rc |= fail(w, "is required");
                 } else if (avro_value_get_by_index(out, i, &child, NULL) != 0) {
-                        rc |= FAIL(w, "avro: %s", avro_strerror());
+                        rc |= fail(w, "avro: %s", avro_strerror());
                 } else {
                         rc |= to_avro(w, fs, json_object_get(fdef, "type"), fdef, v, &child,
                                       depth + 1);
                 }
-                path_pop(w, mark);
+                avk_path_pop(&w->path);
         }
         if (!(w->opts->flags & AVK_JSON_IGNORE_UNKNOWN)) {
                 const char *key;
@@ -336,9 +326,9 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
                 {
                         if (avro_schema_record_field_get_index(s, key) >= 0)
                                 continue;
-                        size_t mark = path_push(w, key, 0);
-                        rc |= FAIL(w, "unknown field");
-                        path_pop(w, mark);
+                        avk_path_push(&w->path, key, 0);
+                        rc |= fail(w, "unknown field");
+                        avk_path_pop(&w->path);
                 }
         }
         return rc ? -1 : 0;
@@ -378,7 +368,7 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
                    const json_t *in, avro_value_t *out, int depth)
 {
         if (depth > MAX_DEPTH)
-                return FAIL(w, "nests deeper than %d levels", MAX_DEPTH);
+                return fail(w, "nests deeper than %d levels", MAX_DEPTH);
         s = deref(s);
         node = resolve_node(w->schema, s, node);
         switch (avro_typeof(s)) {
@@ -388,24 +378,24 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
                 return set_long(w, node, field, in, out);
         case AVRO_INT32:
                 if (!json_is_integer(in))
-                        return FAIL(w, "expected an integer, got %s", json_type_name(in));
+                        return fail(w, "expected an integer, got %s", json_type_name(in));
                 if (json_integer_value(in) < INT32_MIN || json_integer_value(in) > INT32_MAX)
-                        return FAIL(w, "%lld does not fit in 32 bits",
+                        return fail(w, "%lld does not fit in 32 bits",
                                     (long long)json_integer_value(in));
                 return avro_value_set_int(out, (int32_t)json_integer_value(in));
         case AVRO_BOOLEAN:
                 if (!json_is_boolean(in))
-                        return FAIL(w, "expected true or false, got %s", json_type_name(in));
+                        return fail(w, "expected true or false, got %s", json_type_name(in));
                 return avro_value_set_boolean(out, json_is_true(in));
         case AVRO_DOUBLE:
         case AVRO_FLOAT:
                 if (!json_is_number(in))
-                        return FAIL(w, "expected a number, got %s", json_type_name(in));
+                        return fail(w, "expected a number, got %s", json_type_name(in));
                 return is_avro_double(s) ? avro_value_set_double(out, json_number_value(in))
                                          : avro_value_set_float(out, (float)json_number_value(in));
         case AVRO_NULL:
                 if (!json_is_null(in))
-                        return FAIL(w, "expected null, got %s", json_type_name(in));
+                        return fail(w, "expected null, got %s", json_type_name(in));
                 return avro_value_set_null(out);
         case AVRO_ENUM:
                 return set_enum(w, s, node, in, out);
@@ -414,55 +404,55 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
         case AVRO_UNION: {
                 int b = union_branch(s, in);
                 if (b < 0)
-                        return FAIL(w, "%s is not allowed here", json_type_name(in));
+                        return fail(w, "%s is not allowed here", json_type_name(in));
                 avro_value_t branch;
                 if (avro_value_set_branch(out, b, &branch) != 0)
-                        return FAIL(w, "avro: %s", avro_strerror());
+                        return fail(w, "avro: %s", avro_strerror());
                 return to_avro(w, avro_schema_union_branch(s, b), json_array_get(node, (size_t)b),
                                field, in, &branch, depth + 1);
         }
         case AVRO_ARRAY: {
                 if (!json_is_array(in))
-                        return FAIL(w, "expected an array, got %s", json_type_name(in));
+                        return fail(w, "expected an array, got %s", json_type_name(in));
                 int rc = 0;
                 size_t i;
                 const json_t *item;
                 json_array_foreach(in, i, item)
                 {
                         avro_value_t child;
-                        size_t mark = path_push(w, NULL, (long)i);
+                        avk_path_push(&w->path, NULL, (long)i);
                         if (avro_value_append(out, &child, NULL) != 0)
-                                rc |= FAIL(w, "avro: %s", avro_strerror());
+                                rc |= fail(w, "avro: %s", avro_strerror());
                         else
                                 rc |= to_avro(w, avro_schema_array_items(s),
                                               json_object_get(node, "items"), NULL, item, &child,
                                               depth + 1);
-                        path_pop(w, mark);
+                        avk_path_pop(&w->path);
                 }
                 return rc ? -1 : 0;
         }
         case AVRO_MAP: {
                 if (!json_is_object(in))
-                        return FAIL(w, "expected an object, got %s", json_type_name(in));
+                        return fail(w, "expected an object, got %s", json_type_name(in));
                 int rc = 0;
                 const char *key;
                 const json_t *item;
                 json_object_foreach((json_t *)in, key, item)
                 {
                         avro_value_t child;
-                        size_t mark = path_push(w, key, 0);
+                        avk_path_push(&w->path, key, 0);
                         if (avro_value_add(out, key, &child, NULL, NULL) != 0)
-                                rc |= FAIL(w, "avro: %s", avro_strerror());
+                                rc |= fail(w, "avro: %s", avro_strerror());
                         else
                                 rc |= to_avro(w, avro_schema_map_values(s),
                                               json_object_get(node, "values"), NULL, item, &child,
                                               depth + 1);
-                        path_pop(w, mark);
+                        avk_path_pop(&w->path);
                 }
                 return rc ? -1 : 0;
         }
         default:
-                return FAIL(w, "has an Avro type (%s) that JSON intake does not support",
+                return fail(w, "has an Avro type (%s) that JSON intake does not support",
                             avro_schema_type_name(s));
         }
 }
@@ -480,6 +470,7 @@ int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t 
         struct walk w = {.schema = schema, .opts = opts, .errs = errs};
         w.now_ms = opts->now_ms ? opts->now_ms : now_ms();
         w.today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
+        avk_path_init(&w.path);
         avro_value_reset(out);
         return to_avro(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in, out, 0);
 }

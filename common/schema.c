@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct named_def { /* a named avro-c type and its JSON definition */
+        avro_schema_t avro;
+        const json_t *json;
+};
+
 struct avk_schema {
         char *text;
         json_t *json;
@@ -21,6 +26,8 @@ struct avk_schema {
         uint64_t fingerprint;
         avro_schema_t avro;
         avro_value_iface_t *iface;
+        struct named_def *defs;
+        size_t defs_cnt;
 };
 
 /* CRC-64-AVRO, from the specification's "Schema Fingerprints". */
@@ -214,6 +221,48 @@ char *avk_schema_canonical_form(const json_t *schema_json, char *errstr, size_t 
         return canonical_form(schema_json, NULL, errstr, errstr_size);
 }
 
+/* Pairs every named type of the avro-c schema with its JSON definition. */
+static int collect_defs(avk_schema_t *s, avro_schema_t a, int depth)
+{
+        if (depth > 64 || is_avro_link(a))
+                return 0;
+        if (is_avro_record(a) || is_avro_enum(a) || is_avro_fixed(a)) {
+                for (size_t i = 0; i < s->defs_cnt; i++) {
+                        if (s->defs[i].avro == a)
+                                return 0;
+                }
+                const char *ns = avro_schema_namespace(a);
+                char *fname = full_name(avro_schema_name(a), ns);
+                struct named_def *grown = realloc(s->defs, (s->defs_cnt + 1) * sizeof(*grown));
+                if (!fname || !grown) {
+                        free(fname);
+                        if (grown)
+                                s->defs = grown;
+                        return -1;
+                }
+                s->defs = grown;
+                s->defs[s->defs_cnt++] = (struct named_def){a, json_object_get(s->named, fname)};
+                free(fname);
+        }
+        if (is_avro_record(a)) {
+                for (size_t i = 0; i < avro_schema_record_size(a); i++) {
+                        if (collect_defs(s, avro_schema_record_field_get_by_index(a, (int)i),
+                                         depth + 1) != 0)
+                                return -1;
+                }
+        } else if (is_avro_union(a)) {
+                for (size_t i = 0; i < avro_schema_union_size(a); i++) {
+                        if (collect_defs(s, avro_schema_union_branch(a, (int)i), depth + 1) != 0)
+                                return -1;
+                }
+        } else if (is_avro_array(a)) {
+                return collect_defs(s, avro_schema_array_items(a), depth + 1);
+        } else if (is_avro_map(a)) {
+                return collect_defs(s, avro_schema_map_values(a), depth + 1);
+        }
+        return 0;
+}
+
 avk_schema_t *avk_schema_new(const char *json_text, char *errstr, size_t errstr_size)
 {
         avk_schema_t *s = calloc(1, sizeof(*s));
@@ -242,7 +291,7 @@ avk_schema_t *avk_schema_new(const char *json_text, char *errstr, size_t errstr_
         const char *ns = json_string_value(json_object_get(s->json, "namespace"));
         s->fullname = full_name(name ? name : avro_schema_type_name(s->avro), ns);
         s->iface = avro_generic_class_from_schema(s->avro);
-        if (!s->iface || !s->fullname) {
+        if (!s->iface || !s->fullname || collect_defs(s, s->avro, 0) != 0) {
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
                 goto fail;
         }
@@ -260,6 +309,7 @@ void avk_schema_destroy(avk_schema_t *s)
                 avro_value_iface_decref(s->iface);
         if (s->avro)
                 avro_schema_decref(s->avro);
+        free(s->defs);
         json_decref(s->named);
         json_decref(s->json);
         free(s->canonical);
@@ -306,6 +356,15 @@ const json_t *avk_schema_json(const avk_schema_t *s)
 const json_t *avk_schema_named(const avk_schema_t *s, const char *fullname)
 {
         return json_object_get(s->named, fullname);
+}
+
+const json_t *avk_schema_definition(const avk_schema_t *s, avro_schema_t named)
+{
+        for (size_t i = 0; i < s->defs_cnt; i++) {
+                if (s->defs[i].avro == named)
+                        return s->defs[i].json;
+        }
+        return NULL;
 }
 
 struct avk_catalog {

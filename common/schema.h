@@ -64,6 +64,13 @@ const json_t *avk_schema_json(const avk_schema_t *schema);
 const json_t *avk_schema_named(const avk_schema_t *schema, const char *fullname);
 
 /**
+ * @brief The JSON definition of a named avro-c type (record, enum, fixed) of
+ * this schema, found without formatting its name: the JSON codec asks for it
+ * once per record and enum of every value. NULL when named is not one of them.
+ */
+const json_t *avk_schema_definition(const avk_schema_t *schema, avro_schema_t named);
+
+/**
  * @brief The Parsing Canonical Form of a schema's JSON, per the Avro
  * specification. @returns a malloc'd string, or NULL with the reason in errstr.
  */
