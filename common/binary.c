@@ -99,6 +99,28 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t n)
 
 static int check(struct cursor *c, avro_schema_t s, int depth);
 
+/* Bytes, or with is_string a string: valid UTF-8 without NUL, which intake
+ * refuses too and C strings cannot carry. */
+static int check_length_prefixed(struct cursor *c, int is_string)
+{
+        int64_t len = 0;
+        if (read_long(c, &len, 10) != 0)
+                return -1;
+        if (len < 0)
+                return fail(c, "negative length %lld", (long long)len);
+        if ((uint64_t)len > c->left)
+                return fail(c, "truncated: length %lld but %zu bytes left", (long long)len,
+                            c->left);
+        if (is_string) {
+                size_t bad = utf8_invalid_at(c->p, (size_t)len);
+                if (bad != (size_t)len)
+                        return fail(c, "invalid UTF-8 at byte %zu of the string", bad);
+                if (memchr(c->p, '\0', (size_t)len))
+                        return fail(c, "string contains a NUL character");
+        }
+        return skip(c, (size_t)len, is_string ? "a string" : "bytes");
+}
+
 static int check_blocks(struct cursor *c, avro_schema_t items, int is_map, int depth)
 {
         long total = 0;
@@ -123,7 +145,7 @@ static int check_blocks(struct cursor *c, avro_schema_t items, int is_map, int d
                         return fail(c, "more than %ld items", MAX_BLOCK_ITEMS);
                 total += (long)count;
                 for (int64_t i = 0; i < count; i++) {
-                        if (is_map && check(c, avro_schema_string(), depth + 1) != 0)
+                        if (is_map && check_length_prefixed(c, 1) != 0)
                                 return -1;
                         if (check(c, items, depth + 1) != 0)
                                 return -1;
@@ -160,21 +182,9 @@ static int check(struct cursor *c, avro_schema_t s, int depth)
         case AVRO_FIXED:
                 return skip(c, (size_t)avro_schema_fixed_size(s), "a fixed");
         case AVRO_BYTES:
-        case AVRO_STRING: {
-                if (read_long(c, &v, 10) != 0)
-                        return -1;
-                if (v < 0)
-                        return fail(c, "negative length %lld", (long long)v);
-                if ((uint64_t)v > c->left)
-                        return fail(c, "truncated: length %lld but %zu bytes left", (long long)v,
-                                    c->left);
-                if (is_avro_string(s)) {
-                        size_t bad = utf8_invalid_at(c->p, (size_t)v);
-                        if (bad != (size_t)v)
-                                return fail(c, "invalid UTF-8 at byte %zu of the string", bad);
-                }
-                return skip(c, (size_t)v, "a string");
-        }
+                return check_length_prefixed(c, 0);
+        case AVRO_STRING:
+                return check_length_prefixed(c, 1);
         case AVRO_ENUM:
                 if (read_long(c, &v, 10) != 0)
                         return -1;

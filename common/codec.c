@@ -235,7 +235,7 @@ static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p,
                                        (uint32_t)p[3] << 8 | p[4]);
                 return schema_by_id(c, id, errstr, errstr_size);
         }
-        if (p[0] == SOE_MAGIC0 && len >= 2 && p[1] == SOE_MAGIC1) {
+        if (p[0] == SOE_MAGIC0 && (len < 2 || p[1] == SOE_MAGIC1)) {
                 if (len < SOE_HDR_SIZE) {
                         snprintf(errstr, errstr_size,
                                  "truncated single-object header: %zu bytes, need %d", len,

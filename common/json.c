@@ -492,7 +492,10 @@ static json_t *from_avro(const avk_schema_t *schema, avro_schema_t s, const json
                 size_t size;
                 if (avro_value_get_string(in, &str, &size) != 0)
                         break;
-                return json_stringn(str, size ? size - 1 : 0);
+                json_t *j = json_stringn(str, size ? size - 1 : 0);
+                if (!j)
+                        snprintf(errstr, errstr_size, "a string is not valid UTF-8");
+                return j;
         }
         case AVRO_INT64: {
                 int64_t v;

@@ -288,6 +288,18 @@ START_TEST(int_out_of_range_is_rejected)
 }
 END_TEST
 
+START_TEST(invalid_utf8_in_a_value_is_an_error_on_the_way_out)
+{
+        ck_assert_str_eq(convert(sample(), &intake), "");
+        avro_value_t field;
+        ck_assert_int_eq(avro_value_get_by_name(&value, "description", &field, NULL), 0);
+        ck_assert_int_eq(avro_value_set_string(&field, "\xff\xfe"), 0);
+        char err[256] = "";
+        ck_assert_ptr_null(avk_json_from_avro(reported, &value, err, sizeof(err)));
+        ck_assert_str_eq(err, "a string is not valid UTF-8");
+}
+END_TEST
+
 START_TEST(time_format_and_parse_are_inverse)
 {
         const int64_t cases[] = {0, 1, 999, -1, -1001, NOW_MS, 253402300799999LL};
@@ -329,6 +341,7 @@ static Suite *json_suite(void)
         tcase_add_test(tc, timestamps_take_offsets_and_reject_the_future);
         tcase_add_test(tc, every_error_is_reported_at_once_and_bounded);
         tcase_add_test(tc, int_out_of_range_is_rejected);
+        tcase_add_test(tc, invalid_utf8_in_a_value_is_an_error_on_the_way_out);
         tcase_add_test(tc, time_format_and_parse_are_inverse);
         suite_add_tcase(s, tc);
         return s;
