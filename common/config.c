@@ -47,6 +47,8 @@ static const struct key_def keys[] = {
      "partition count shared by the lifecycle topics (embedded broker and deploy/)"},
     {"intake.clock.skew.ms", KIND_INT, 0, 86400000, "300000",
      "how far in the future an event timestamp may lie (clock skew between systems)"},
+    {"intake.ack.timeout.ms", KIND_INT, 1000, 3600000, "10000",
+     "how long intake waits for Kafka to acknowledge a document before answering unavailable"},
     {"log.level", KIND_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
 };
 

@@ -1,133 +1,240 @@
 /*
- * avvik report: files one deviation (or response) from a JSON document.
+ * avvik report: files deviations or responses from JSON through the intake
+ * library - one document (pretty-printed or not), or NDJSON, one document a
+ * line. The first line decides: if it is a whole JSON document, the input is
+ * NDJSON.
  *
- * The document is validated against the topic's schema with every field
- * error reported at once; a valid one is encoded, produced with the
- * deviation id as key, and its id printed only after Kafka acknowledged it.
+ * NDJSON lines are submitted without waiting for Kafka, so a stream moves at
+ * Kafka's pace; results still come out in input order, one per line:
+ *   LINE <TAB> accepted <TAB> ID
+ *   LINE <TAB> rejected <TAB> path: reason; path: reason ...
+ *   LINE <TAB> unavailable <TAB> ID: reason
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/env.h"
-#include "common/json.h"
-#include "common/kafka.h"
-#include "common/log.h"
+#include "producer/reporter.h"
 
 #define MAX_DOCUMENT_BYTES (1 << 20)
+#define WINDOW             4096 /* results in flight before the reader waits */
 
 static const char usage_text[] =
-    "usage: avvik report [-c FILE] [-X KEY=VALUE] [-t TOPIC] [FILE|-]\n"
-    "Files the JSON document in FILE (or stdin) to TOPIC (default topic.reported)\n"
-    "and prints its deviation id once Kafka has acknowledged it.\n"
-    "Exit: 0 accepted, 1 rejected (field errors on stderr), 2 usage or\n"
-    "configuration error, 3 Kafka unreachable or did not acknowledge.\n"
-    "  -t TOPIC       topic to file to; its schema follows from the topic\n" AVK_CLI_CONFIG_HELP;
+    "usage: avvik report [-c FILE] [-X KEY=VALUE] [-k deviation|response] [FILE|-]\n"
+    "Files the JSON document, or NDJSON documents (one a line), in FILE or stdin.\n"
+    "Prints one result a line, in input order: LINE, TAB, then 'accepted', TAB, the id\n"
+    "(once Kafka acknowledged it) - or 'rejected', TAB, every field error - or\n"
+    "'unavailable', TAB, the id and the reason Kafka did not acknowledge it.\n"
+    "Exit: 0 all accepted, 1 some rejected, 2 usage or configuration error,\n"
+    "3 Kafka did not acknowledge some (unreachable).\n"
+    "  -k KIND        deviation (default) or response\n" AVK_CLI_CONFIG_HELP;
 
-struct delivery {
-        rd_kafka_resp_err_t err;
-        int done;
-        int32_t partition;
-        int64_t offset;
+struct slot {
+        int ready;
+        long line;
+        enum avk_result result;
+        char *text; /* id, or errors, or "id: reason" */
 };
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+struct results { /* in-order printing of out-of-order outcomes */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct slot slot[WINDOW];
+        unsigned long next_seq, printed;
+        int rejected, unavailable;
+};
+
+static struct slot *claim(struct results *rs, long line)
 {
-        (void)rk;
-        (void)opaque;
-        struct delivery *d = m->_private;
-        d->err = m->err;
-        d->partition = m->partition;
-        d->offset = m->offset;
-        d->done = 1;
+        pthread_mutex_lock(&rs->lock);
+        while (rs->next_seq - rs->printed >= WINDOW)
+                pthread_cond_wait(&rs->cond, &rs->lock);
+        struct slot *s = &rs->slot[rs->next_seq++ % WINDOW];
+        *s = (struct slot){.line = line};
+        pthread_mutex_unlock(&rs->lock);
+        return s;
 }
 
-/* Reads at most MAX_DOCUMENT_BYTES; a larger input is an error, not a cut. */
-static char *read_all(FILE *f, size_t *len, char *errstr, size_t errstr_size)
+static void resolve(struct results *rs, struct slot *s, enum avk_result result, char *text)
 {
-        char *buf = malloc(MAX_DOCUMENT_BYTES + 1);
-        if (!buf) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return NULL;
-        }
-        *len = fread(buf, 1, MAX_DOCUMENT_BYTES + 1, f);
-        if (ferror(f)) {
-                snprintf(errstr, errstr_size, "read error: %s", strerror(errno));
-        } else if (*len > MAX_DOCUMENT_BYTES) {
-                snprintf(errstr, errstr_size, "document is larger than %d bytes",
-                         MAX_DOCUMENT_BYTES);
-        } else {
-                return buf;
-        }
-        free(buf);
-        return NULL;
+        pthread_mutex_lock(&rs->lock);
+        s->result = result;
+        s->text = text;
+        s->ready = 1;
+        rs->rejected += result == AVK_REJECTED;
+        rs->unavailable += result == AVK_UNAVAILABLE;
+        pthread_cond_broadcast(&rs->cond);
+        pthread_mutex_unlock(&rs->lock);
 }
 
-static int produce(const avk_config_t *cfg, const char *topic, const char *key, const void *payload,
-                   size_t len)
+/* Prints the ready results at the head of the window; with all, waits for
+ * every outstanding one. */
+static void print_ready(struct results *rs, int all)
 {
-        char err[512];
-        rd_kafka_conf_t *conf = avk_kafka_conf(cfg, err, sizeof(err));
-        if (!conf) {
-                fprintf(stderr, "avvik report: %s\n", err);
-                return AVK_EXIT_USAGE;
+        static const char *const status[] = {"accepted", "rejected", "", "unavailable"};
+        pthread_mutex_lock(&rs->lock);
+        while (rs->printed < rs->next_seq) {
+                struct slot *s = &rs->slot[rs->printed % WINDOW];
+                if (!s->ready) {
+                        if (!all)
+                                break;
+                        pthread_cond_wait(&rs->cond, &rs->lock);
+                        continue;
+                }
+                printf("%ld\t%s\t%s\n", s->line, status[s->result], s->text ? s->text : "");
+                free(s->text);
+                rs->printed++;
+                pthread_cond_broadcast(&rs->cond);
         }
-        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        rd_kafka_t *rk = avk_kafka_producer_new(conf, err, sizeof(err));
-        if (!rk) {
-                rd_kafka_conf_destroy(conf);
-                fprintf(stderr, "avvik report: %s\n", err);
-                return AVK_EXIT_USAGE;
+        pthread_mutex_unlock(&rs->lock);
+        fflush(stdout);
+}
+
+/* A malloc'd formatted string (NULL when out of memory). */
+__attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+        if (out) {
+                va_start(ap, fmt);
+                vsnprintf(out, (size_t)n + 1, fmt, ap);
+                va_end(ap);
         }
-        struct delivery d = {0};
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
-        int rc = AVK_EXIT_KAFKA;
-        if (e) {
-                fprintf(stderr, "avvik report: %s: %s\n", topic, rd_kafka_err2str(e));
+        return out;
+}
+
+struct delivery_ctx {
+        struct results *rs;
+        struct slot *slot;
+};
+
+static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
+{
+        struct delivery_ctx *ctx = opaque;
+        char *text = result == AVK_FILED
+                         ? strdup(id)
+                         : format("%s: %s", id, reason ? reason : "not acknowledged");
+        resolve(ctx->rs, ctx->slot, result, text);
+        free(ctx);
+}
+
+static void file_one(avk_reporter_t *r, enum avk_kind kind, struct results *rs, long line,
+                     const char *text, size_t len)
+{
+        struct slot *s = claim(rs, line);
+        struct avk_errors errs;
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc) {
+                resolve(rs, s, AVK_REJECTED,
+                        format("not valid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                               jerr.text));
+                return;
+        }
+        struct delivery_ctx *ctx = malloc(sizeof(*ctx));
+        *ctx = (struct delivery_ctx){rs, s};
+        char id[AVK_ID_SIZE];
+        enum avk_result result = avk_reporter_submit(r, kind, doc, id, &errs, on_done, ctx);
+        json_decref(doc);
+        if (result == AVK_FILED)
+                return;
+        free(ctx);
+        char *detail = malloc(8192);
+        if (detail)
+                avk_errors_join(&errs, detail, 8192);
+        resolve(rs, s, result, detail);
+}
+
+/* Reads one line of at most MAX_DOCUMENT_BYTES into buf (NUL-terminated,
+ * newline removed); a longer line is consumed and reported as too long.
+ * Returns 1 for a line, 0 at end of input. */
+static int read_line(FILE *in, char *buf, size_t *len, int *too_long)
+{
+        *too_long = 0;
+        if (!fgets(buf, MAX_DOCUMENT_BYTES + 2, in))
+                return 0;
+        *len = strlen(buf);
+        if (*len > 0 && buf[*len - 1] == '\n') {
+                buf[--*len] = '\0';
+                return 1;
+        }
+        if (*len <= MAX_DOCUMENT_BYTES)
+                return 1; /* last line without a newline */
+        *too_long = 1;
+        int c;
+        while ((c = getc(in)) != EOF && c != '\n')
+                ;
+        return 1;
+}
+
+static int is_blank(const char *s)
+{
+        return s[strspn(s, " \t\r")] == '\0';
+}
+
+static void file_stream(avk_reporter_t *r, enum avk_kind kind, FILE *in, struct results *rs)
+{
+        char *buf = malloc(MAX_DOCUMENT_BYTES + 2);
+        size_t len;
+        int too_long;
+        long line = 0;
+        if (!buf)
+                return;
+        if (!read_line(in, buf, &len, &too_long))
+                goto out;
+        line = 1;
+        json_t *first = too_long ? NULL : json_loadb(buf, len, 0, NULL);
+        if (!first && !too_long && !is_blank(buf)) {
+                /* Not a document on its own line: one document over many lines. */
+                buf[len++] = '\n';
+                len += fread(buf + len, 1, MAX_DOCUMENT_BYTES + 1 - len, in);
+                if (len > MAX_DOCUMENT_BYTES)
+                        resolve(rs, claim(rs, 1), AVK_REJECTED,
+                                strdup("document is larger than 1048576 bytes"));
+                else
+                        file_one(r, kind, rs, 1, buf, len);
                 goto out;
         }
-        /* flush() serves the delivery report; message.timeout.ms bounds it. */
-        while (!d.done)
-                rd_kafka_flush(rk, 1000);
-        if (d.err) {
-                fprintf(stderr, "avvik report: %s: not acknowledged: %s\n", topic,
-                        rd_kafka_err2str(d.err));
-                goto out;
-        }
-        avk_log(AVK_LOG_DEBUG, "report", "%s acknowledged at %s [%d] offset %lld", key, topic,
-                d.partition, (long long)d.offset);
-        rc = AVK_EXIT_OK;
+        json_decref(first);
+        do {
+                if (too_long)
+                        resolve(rs, claim(rs, line), AVK_REJECTED,
+                                strdup("line is longer than 1048576 bytes"));
+                else if (!is_blank(buf))
+                        file_one(r, kind, rs, line, buf, len);
+                print_ready(rs, 0);
+                line++;
+        } while (read_line(in, buf, &len, &too_long));
 out:
-        rd_kafka_destroy(rk);
-        return rc;
+        free(buf);
 }
 
 int avk_cmd_report(int argc, char **argv)
 {
         avk_config_t *cfg = avk_config_new();
-        struct avk_env env = {0};
-        avk_codec_t *codec = NULL;
-        json_t *doc = NULL;
-        char *text = NULL;
-        avro_value_t value = {0};
-        const char *topic = NULL;
+        avk_reporter_t *r = NULL;
+        enum avk_kind kind = AVK_KIND_DEVIATION;
         int rc = AVK_EXIT_USAGE, opt;
         char err[1024];
         static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
-        while ((opt = getopt_long(argc, argv, "c:X:t:h", longopts, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "c:X:k:h", longopts, NULL)) != -1) {
                 int handled = avk_cli_config_opt(cfg, opt, optarg);
                 if (handled < 0)
                         goto out;
                 if (handled)
                         continue;
-                if (opt == 't') {
-                        topic = optarg;
+                if (opt == 'k' && strcmp(optarg, "deviation") == 0) {
+                        kind = AVK_KIND_DEVIATION;
+                } else if (opt == 'k' && strcmp(optarg, "response") == 0) {
+                        kind = AVK_KIND_RESPONSE;
                 } else if (opt == 'h') {
                         fputs(usage_text, stdout);
                         rc = AVK_EXIT_OK;
@@ -137,74 +244,28 @@ int avk_cmd_report(int argc, char **argv)
                         goto out;
                 }
         }
-        if (!topic)
-                topic = avk_config_get(cfg, "topic.reported");
-        const avk_schema_t *schema;
-        if (avk_env_open(&env, cfg, err, sizeof(err)) != 0 ||
-            !(schema = avk_env_topic_schema(&env, topic, err, sizeof(err)))) {
-                fprintf(stderr, "avvik report: %s\n", err);
-                goto out;
-        }
-
         const char *path = optind < argc ? argv[optind] : "-";
         FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
         if (!in) {
                 fprintf(stderr, "avvik report: %s: %s\n", path, strerror(errno));
                 goto out;
         }
-        size_t len;
-        text = read_all(in, &len, err, sizeof(err));
+        r = avk_reporter_new(cfg, err, sizeof(err));
+        if (!r) {
+                fprintf(stderr, "avvik report: %s\n", err);
+                if (in != stdin)
+                        fclose(in);
+                goto out;
+        }
+        static struct results rs = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                                    .cond = PTHREAD_COND_INITIALIZER};
+        file_stream(r, kind, in, &rs);
         if (in != stdin)
                 fclose(in);
-        rc = AVK_EXIT_REJECTED;
-        if (!text) {
-                fprintf(stderr, "avvik report: %s: %s\n", path, err);
-                goto out;
-        }
-        json_error_t jerr;
-        doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!doc) {
-                fprintf(stderr, "avvik report: %s:%d:%d: not valid JSON: %s\n", path, jerr.line,
-                        jerr.column, jerr.text);
-                goto out;
-        }
-        struct avk_json_opts opts = {.flags = AVK_JSON_VALIDATE,
-                                     .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
-        struct avk_errors errs;
-        avk_errors_init(&errs);
-        avro_generic_value_new(avk_schema_iface(schema), &value);
-        if (avk_json_to_avro(schema, doc, &value, &opts, &errs) != 0) {
-                for (size_t i = 0; i < errs.cnt; i++)
-                        fprintf(stderr, "avvik report: %s: %s\n", path, errs.msg[i]);
-                if (errs.dropped)
-                        fprintf(stderr, "avvik report: %s: and %zu more errors\n", path,
-                                errs.dropped);
-                goto out;
-        }
-        rc = AVK_EXIT_USAGE;
-        codec = avk_codec_new(env.catalog, env.registry);
-        const void *payload;
-        size_t payload_len;
-        if (!codec || avk_codec_encode(codec, topic, schema, &value, &payload, &payload_len, err,
-                                       sizeof(err)) != 0) {
-                fprintf(stderr, "avvik report: %s\n", codec ? err : "out of memory");
-                goto out;
-        }
-        avro_value_t id_field;
-        const char *id;
-        size_t id_size;
-        avro_value_get_by_name(&value, "deviation_id", &id_field, NULL);
-        avro_value_get_string(&id_field, &id, &id_size);
-        rc = produce(cfg, topic, id, payload, payload_len);
-        if (rc == AVK_EXIT_OK)
-                printf("%s\n", id);
+        print_ready(&rs, 1);
+        rc = rs.unavailable ? AVK_EXIT_KAFKA : rs.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 out:
-        if (value.self)
-                avro_value_decref(&value);
-        json_decref(doc);
-        free(text);
-        avk_codec_destroy(codec);
-        avk_env_close(&env);
+        avk_reporter_destroy(r);
         avk_config_destroy(cfg);
         return rc;
 }

@@ -20,7 +20,7 @@ while [ ! -s "$bs" ]; do sleep 0.1; done
 echo
 echo "== filing the sample deviations (deploy/samples/) with avvik report"
 for f in deploy/samples/*.json; do
-        printf '%-48s -> accepted %s\n' "$(basename "$f")" "$("$avvik" report $X "$f")"
+        printf '%-48s -> %s\n' "$(basename "$f")" "$("$avvik" report $X "$f" | cut -f2,3 | tr '\t' ' ')"
 done
 
 echo

@@ -27,8 +27,9 @@ X="-X bootstrap.file=$bs"
 
 n=0
 for f in "$samples"/*.json; do
-        id=$("$avvik" report $X "$f") || fail "report $f exited $?"
-        [ "$id" = "$(jq -r .deviation_id "$f")" ] || fail "report printed '$id' for $f"
+        result=$("$avvik" report $X "$f") || fail "report $f exited $?"
+        [ "$result" = "$(printf '1\taccepted\t%s' "$(jq -r .deviation_id "$f")")" ] ||
+                fail "report printed '$result' for $f"
         n=$((n + 1))
 done
 
@@ -51,7 +52,7 @@ magic=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -c 1 -f '%s' | hea
 # Bad input: exit 1, every field named, nothing filed.
 jq '.category = "WEATHER" | del(.description)' "$samples/01-discharge-information-missing.json" >"$work/bad.json"
 set +e
-"$avvik" report $X "$work/bad.json" 2>"$work/bad.err"
+"$avvik" report $X "$work/bad.json" >"$work/bad.err"
 rc=$?
 set -e
 [ $rc -eq 1 ] || fail "bad report exited $rc, want 1"
@@ -59,22 +60,52 @@ grep -q 'category: unknown symbol "WEATHER"' "$work/bad.err" || fail "no categor
 grep -q 'description: is required' "$work/bad.err" || fail "no description error"
 expect_rejected() { # expect_rejected EXIT_CODE PATTERN: stdin is the document
         set +e
-        "$avvik" report $X - 2>"$work/err" >/dev/null
+        "$avvik" report $X - >"$work/err" 2>&1
         rc=$?
         set -e
         [ $rc -eq "$1" ] || fail "exit $rc, want $1 for '$2': $(cat "$work/err")"
         grep -q "$2" "$work/err" || fail "want '$2', got: $(cat "$work/err")"
 }
 printf '{"description": "\377\376"}' | expect_rejected 1 "unable to decode byte 0xff"
-head -c 200 "$samples/01-discharge-information-missing.json" | expect_rejected 1 "not valid JSON: "
-head -c 1100000 /dev/zero | tr '\0' ' ' | expect_rejected 1 "larger than 1048576 bytes"
-echo '{}' | expect_rejected 1 "deviation_id: is required"
+head -c 200 "$samples/01-discharge-information-missing.json" | expect_rejected 1 "not valid JSON at line"
+head -c 1100000 /dev/zero | tr '\0' ' ' | expect_rejected 1 "longer than 1048576 bytes"
+echo '{}' | expect_rejected 1 "description: is required"
 set +e
 "$avvik" report -X no.such.key=1 - </dev/null 2>"$work/err"
 rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "no.such.key: unknown configuration key" "$work/err" || fail "config error: $rc $(cat "$work/err")"
 [ "$(kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -f '%k\n' | wc -l)" -eq $n ] || fail "a rejected report reached Kafka"
+
+# NDJSON: one result a line, in input order; good lines filed, bad ones named.
+{
+        jq -c '.deviation_id = "00000000-0000-4000-8000-000000000001"' "$samples/02-no-physician-reachable.json"
+        echo '{"category": "SIP"}'
+        echo
+        jq -c 'del(.deviation_id)' "$samples/03-assistive-device-not-delivered.json"
+} >"$work/batch.ndjson"
+set +e
+"$avvik" report $X "$work/batch.ndjson" >"$work/batch.out"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "NDJSON with a bad line exited $rc, want 1"
+[ "$(cut -f1,2 "$work/batch.out" | tr '\t\n' ' ;')" = "1 accepted;2 rejected;4 accepted;" ] ||
+        fail "NDJSON results: $(cat "$work/batch.out")"
+grep -q "^2	rejected	.*description: is required" "$work/batch.out" || fail "line 2 errors: $(cat "$work/batch.out")"
+generated=$(sed -n 3p "$work/batch.out" | cut -f3)
+n=$((n + 2))
+[ "$(kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -f '%k\n' | grep -c -e "^00000000-0000-4000-8000-000000000001$" -e "^$generated$")" -eq 2 ] ||
+        fail "NDJSON lines not in Kafka"
+
+# Kafka unreachable: exit 3 after intake.ack.timeout.ms, the id named as unavailable.
+set +e
+echo "127.0.0.1:1" >"$work/nowhere"
+"$avvik" report -X bootstrap.file="$work/nowhere" -X intake.ack.timeout.ms=1000 -X kafka.log_level=0 \
+        "$samples/01-discharge-information-missing.json" >"$work/down.out"
+rc=$?
+set -e
+[ $rc -eq 3 ] || fail "unreachable Kafka exited $rc, want 3"
+grep -q "^1	unavailable	3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10: " "$work/down.out" || fail "unavailable: $(cat "$work/down.out")"
 
 kill -TERM $broker_pid
 wait $broker_pid || fail "broker exited $? on SIGTERM"
