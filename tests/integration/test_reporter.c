@@ -1,0 +1,300 @@
+/*
+ * The intake library against the in-process mock cluster: a document is
+ * "filed" only once Kafka has it, keyed by its deviation id; rejected ones
+ * send nothing; threads may file at once; an outage shorter than the ack
+ * timeout loses nothing, a longer one is answered "unavailable".
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "producer/reporter.h"
+#include "tests/support/check_text.h"
+#include "tests/support/mock_kafka.h"
+#include "tests/support/test_data.h"
+
+static struct mock_kafka mk;
+static json_t *sample;
+
+static void setup(void)
+{
+        char err[512];
+        mock_kafka_start(&mk, 3);
+        sample = test_data_load_json(AVK_SOURCE_DIR
+                                     "/deploy/samples/01-discharge-information-missing.json",
+                                     err, sizeof(err));
+        ck_assert_msg(sample != NULL, "%s", err);
+}
+
+static void teardown(void)
+{
+        json_decref(sample);
+        mock_kafka_stop(&mk);
+}
+
+static avk_reporter_t *reporter(void)
+{
+        char err[512];
+        avk_reporter_t *r = avk_reporter_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(r != NULL, "%s", err);
+        return r;
+}
+
+struct keys {
+        size_t n;
+        char key[512][AVK_ID_SIZE];
+};
+
+static void collect_key(void *opaque, const rd_kafka_message_t *m)
+{
+        struct keys *k = opaque;
+        ck_assert_uint_lt(k->n, 512);
+        ck_assert_uint_eq(m->key_len, AVK_ID_SIZE - 1);
+        memcpy(k->key[k->n], m->key, AVK_ID_SIZE - 1);
+        k->key[k->n++][AVK_ID_SIZE - 1] = '\0';
+}
+
+static size_t count_key(const struct keys *k, const char *key)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < k->n; i++)
+                n += strcmp(k->key[i], key) == 0;
+        return n;
+}
+
+START_TEST(filed_deviation_is_in_kafka_keyed_by_its_id)
+{
+        avk_reporter_t *r = reporter();
+        char id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, sample, id, &errs), AVK_FILED);
+        ck_assert_str_eq(id, "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10");
+        avk_reporter_destroy(r);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 1);
+        ck_assert_str_eq(k.key[0], id);
+}
+END_TEST
+
+START_TEST(missing_id_is_generated_as_a_random_uuid)
+{
+        avk_reporter_t *r = reporter();
+        json_t *doc = json_copy(sample);
+        json_object_del(doc, "deviation_id");
+        char first[AVK_ID_SIZE], second[AVK_ID_SIZE];
+        struct avk_errors errs;
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, first, &errs), AVK_FILED);
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, second, &errs), AVK_FILED);
+        json_decref(doc);
+        avk_reporter_destroy(r);
+        ck_assert_uint_eq(strlen(first), 36);
+        ck_assert_int_eq(first[14], '4'); /* version 4: random */
+        ck_assert_str_ne(first, second);
+        static struct keys k;
+        k.n = 0;
+        mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k);
+        ck_assert_uint_eq(count_key(&k, first), 1);
+        ck_assert_uint_eq(count_key(&k, second), 1);
+}
+END_TEST
+
+START_TEST(rejected_document_sends_nothing)
+{
+        avk_reporter_t *r = reporter();
+        json_t *doc = json_copy(sample);
+        json_object_set_new(doc, "category", json_string("WEATHER"));
+        json_object_del(doc, "description");
+        char id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, id, &errs), AVK_REJECTED);
+        json_decref(doc);
+        char joined[2048];
+        avk_errors_join(&errs, joined, sizeof(joined));
+        ck_assert_contains(joined, "category: unknown symbol \"WEATHER\"");
+        ck_assert_contains(joined, "description: is required");
+        avk_reporter_destroy(r);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 0);
+}
+END_TEST
+
+START_TEST(response_goes_to_its_topic_keyed_by_the_deviation)
+{
+        avk_reporter_t *r = reporter();
+        json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:s}", "deviation_id",
+                                "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10", "responded_at",
+                                "2026-11-18T09:00:00Z", "party", "VGR", "kind", "ACKNOWLEDGED",
+                                "unit_hsa_id", "SE2321000131-E000000012345");
+        char id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        enum avk_result result = avk_reporter_file(r, AVK_KIND_RESPONSE, doc, id, &errs);
+        char joined[2048];
+        ck_assert_msg(result == AVK_FILED, "%s", avk_errors_join(&errs, joined, sizeof(joined)));
+        json_decref(doc);
+        ck_assert_str_ne(id, "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"); /* its own response_id */
+        avk_reporter_destroy(r);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.response", collect_key, &k), 1);
+        ck_assert_str_eq(k.key[0], "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10");
+}
+END_TEST
+
+#define THREADS    4
+#define PER_THREAD 50
+struct filer {
+        avk_reporter_t *r;
+        json_t *doc;
+        char ids[PER_THREAD][AVK_ID_SIZE];
+        int filed;
+};
+
+static void *file_many(void *arg)
+{
+        struct filer *f = arg;
+        for (int i = 0; i < PER_THREAD; i++) {
+                struct avk_errors errs;
+                f->filed += avk_reporter_file(f->r, AVK_KIND_DEVIATION, f->doc, f->ids[i], &errs) ==
+                            AVK_FILED;
+        }
+        return NULL;
+}
+
+START_TEST(threads_file_through_one_reporter)
+{
+        avk_reporter_t *r = reporter();
+        json_t *doc = json_copy(sample);
+        json_object_del(doc, "deviation_id");
+        static struct filer filers[THREADS];
+        pthread_t threads[THREADS];
+        for (int t = 0; t < THREADS; t++) {
+                filers[t] = (struct filer){.r = r, .doc = doc};
+                ck_assert_int_eq(pthread_create(&threads[t], NULL, file_many, &filers[t]), 0);
+        }
+        for (int t = 0; t < THREADS; t++) {
+                pthread_join(threads[t], NULL);
+                ck_assert_int_eq(filers[t].filed, PER_THREAD);
+        }
+        json_decref(doc);
+        avk_reporter_destroy(r);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k),
+                          THREADS * PER_THREAD);
+        for (int t = 0; t < THREADS; t++)
+                for (int i = 0; i < PER_THREAD; i++)
+                        ck_assert_uint_eq(count_key(&k, filers[t].ids[i]), 1);
+}
+END_TEST
+
+static void set_brokers(int up)
+{
+        for (int b = 1; b <= 3; b++) {
+                if (up)
+                        rd_kafka_mock_broker_set_up(mk.cluster, b);
+                else
+                        rd_kafka_mock_broker_set_down(mk.cluster, b);
+        }
+}
+
+START_TEST(kafka_down_past_the_ack_timeout_is_unavailable)
+{
+        char err[256];
+        ck_assert_int_eq(avk_config_set(mk.cfg, "intake.ack.timeout.ms", "1500", err, sizeof(err)),
+                         0);
+        avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
+        avk_reporter_t *r = reporter();
+        set_brokers(0);
+        char id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        time_t start = time(NULL);
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, sample, id, &errs),
+                         AVK_UNAVAILABLE);
+        ck_assert_int_le(time(NULL) - start, 10);
+        char joined[1024];
+        ck_assert_contains(avk_errors_join(&errs, joined, sizeof(joined)),
+                           "Kafka did not acknowledge");
+        set_brokers(1);
+        avk_reporter_destroy(r);
+}
+END_TEST
+
+struct outcome {
+        pthread_mutex_t lock;
+        int filed, other;
+};
+
+static void count_outcome(void *opaque, const char *id, enum avk_result result, const char *reason)
+{
+        (void)id;
+        (void)reason;
+        struct outcome *o = opaque;
+        pthread_mutex_lock(&o->lock);
+        if (result == AVK_FILED)
+                o->filed++;
+        else
+                o->other++;
+        pthread_mutex_unlock(&o->lock);
+}
+
+START_TEST(outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing)
+{
+        char err[256];
+        avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
+        avk_reporter_t *r = reporter();
+        json_t *doc = json_copy(sample);
+        json_object_del(doc, "deviation_id");
+        static struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+        o.filed = o.other = 0;
+        static char ids[20][AVK_ID_SIZE];
+        set_brokers(0);
+        for (int i = 0; i < 20; i++) {
+                struct avk_errors errs;
+                ck_assert_int_eq(avk_reporter_submit(r, AVK_KIND_DEVIATION, doc, ids[i], &errs,
+                                                     count_outcome, &o),
+                                 AVK_FILED);
+        }
+        sleep(1);
+        set_brokers(1);
+        avk_reporter_destroy(r); /* waits for every outcome */
+        json_decref(doc);
+        ck_assert_int_eq(o.filed, 20);
+        ck_assert_int_eq(o.other, 0);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 20);
+        for (int i = 0; i < 20; i++)
+                ck_assert_uint_eq(count_key(&k, ids[i]), 1);
+}
+END_TEST
+
+static Suite *reporter_suite(void)
+{
+        Suite *s = suite_create("reporter");
+        TCase *tc = tcase_create("mock cluster");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, filed_deviation_is_in_kafka_keyed_by_its_id);
+        tcase_add_test(tc, missing_id_is_generated_as_a_random_uuid);
+        tcase_add_test(tc, rejected_document_sends_nothing);
+        tcase_add_test(tc, response_goes_to_its_topic_keyed_by_the_deviation);
+        tcase_add_test(tc, threads_file_through_one_reporter);
+        tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
+        tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(reporter_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

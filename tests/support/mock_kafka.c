@@ -1,0 +1,70 @@
+/* The mock cluster fixture: see mock_kafka.h. */
+#include "tests/support/mock_kafka.h"
+
+#include <check.h>
+
+#include "common/kafka.h"
+
+void mock_kafka_start(struct mock_kafka *mk, int brokers)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+        mk->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        ck_assert_msg(mk->owner != NULL, "%s", err);
+        mk->cluster = rd_kafka_mock_cluster_new(mk->owner, brokers);
+        ck_assert_ptr_nonnull(mk->cluster);
+        mk->cfg = avk_config_new();
+        ck_assert_int_eq(avk_config_set(mk->cfg, "kafka.bootstrap.servers",
+                                        rd_kafka_mock_cluster_bootstraps(mk->cluster), err,
+                                        sizeof(err)),
+                         0);
+        int partitions = (int)avk_config_get_int(mk->cfg, "topic.partitions");
+        for (size_t i = 0; i < avk_topic_cnt; i++)
+                ck_assert_int_eq(rd_kafka_mock_topic_create(
+                                     mk->cluster, avk_config_get(mk->cfg, avk_topics[i].config_key),
+                                     partitions, brokers < 3 ? brokers : 3),
+                                 0);
+}
+
+void mock_kafka_stop(struct mock_kafka *mk)
+{
+        avk_config_destroy(mk->cfg);
+        rd_kafka_mock_cluster_destroy(mk->cluster);
+        rd_kafka_destroy(mk->owner);
+}
+
+size_t mock_kafka_read_all(const struct mock_kafka *mk, const char *topic, mock_kafka_record_cb *cb,
+                           void *opaque)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk->cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0);
+        rd_kafka_t *rk = avk_kafka_consumer_new(conf, "test-reader", err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        int partitions = (int)avk_config_get_int(mk->cfg, "topic.partitions");
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+        for (int p = 0; p < partitions; p++)
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        ck_assert_int_eq(rd_kafka_assign(rk, parts), 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        size_t n = 0;
+        for (int eofs = 0; eofs < partitions;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 10000);
+                ck_assert_msg(m != NULL, "%s: no record or end of partition within 10 s", topic);
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        eofs++;
+                } else {
+                        ck_assert_msg(!m->err, "%s", rd_kafka_message_errstr(m));
+                        cb(opaque, m);
+                        n++;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n;
+}

@@ -1,0 +1,33 @@
+/*
+ * An in-process mock Kafka cluster for tests (librdkafka's rdkafka_mock.h)
+ * with every avvik topic created, a configuration pointing at it, and a
+ * reader that drains a topic from the beginning to its end.
+ */
+#ifndef AVK_TEST_MOCK_KAFKA_H
+#define AVK_TEST_MOCK_KAFKA_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "common/config.h"
+
+struct mock_kafka {
+        rd_kafka_t *owner; /* the handle that owns the cluster (fault injection goes here) */
+        rd_kafka_mock_cluster_t *cluster;
+        avk_config_t *cfg; /* kafka.bootstrap.servers set; the test may set more */
+};
+
+/** Starts a cluster of brokers brokers; aborts the test on failure. */
+void mock_kafka_start(struct mock_kafka *mk, int brokers);
+
+void mock_kafka_stop(struct mock_kafka *mk);
+
+typedef void(mock_kafka_record_cb)(void *opaque, const rd_kafka_message_t *m);
+
+/** Calls cb for every record of topic, from the beginning to the end; returns the count. */
+size_t mock_kafka_read_all(const struct mock_kafka *mk, const char *topic, mock_kafka_record_cb *cb,
+                           void *opaque);
+
+#endif
