@@ -7,5 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-bench -j2 --target bench_codec >/dev/null
-exec ./build-bench/bench/bench_codec "$@"
+cmake --build build-bench -j2 --target bench_codec avvik >/dev/null
+./build-bench/bench/bench_codec "$@"
+echo
+sh bench/intake_vs_kcat.sh ./build-bench/avvik
