@@ -1,7 +1,8 @@
 #!/bin/sh
 # Benchmark command: installs what is missing, builds an optimised tree of its
-# own (build-bench: Release, no sanitizers) and runs bench_codec with any
-# arguments passed through, e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'.
+# own (build-bench: Release, no sanitizers), runs bench_codec with any
+# arguments passed through (e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'), then
+# the intake benchmark against kcat (bench/intake_vs_kcat.sh).
 # Timings on a shared machine vary: compare runs made back to back.
 set -eu
 cd "$(dirname "$0")/.."
