@@ -107,6 +107,17 @@ set -e
 [ $rc -eq 3 ] || fail "unreachable Kafka exited $rc, want 3"
 grep -q "^1	unavailable	3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10: " "$work/down.out" || fail "unavailable: $(cat "$work/down.out")"
 
+# A record that is not avvik's: tail names its place and the reason, and goes on.
+printf 'garbage\n' | kcat -P -b "$(cat "$bs")" -t deviation.reported -k 00000000-0000-4000-8000-00000000dead
+set +e
+"$avvik" tail $X -e >"$work/tail2.jsonl" 2>"$work/tail2.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "tail over a bad record exited $rc, want 1"
+grep -q "deviation.reported \[[0-9]*\] offset [0-9]*: unknown framing: first bytes 67 61" "$work/tail2.err" ||
+        fail "tail error: $(cat "$work/tail2.err")"
+[ "$(wc -l <"$work/tail2.jsonl")" -eq $n ] || fail "tail stopped at the bad record"
+
 kill -TERM $broker_pid
 wait $broker_pid || fail "broker exited $? on SIGTERM"
 broker_pid=
