@@ -9,6 +9,7 @@
 #include "tests/support/fake_registry.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -335,6 +336,15 @@ struct fake_registry *fake_registry_start(enum fake_registry_mode mode, char *er
                 return NULL;
         }
         snprintf(fake->url, sizeof(fake->url), "http://127.0.0.1:%u", (unsigned)info->port);
+        return fake;
+}
+
+struct fake_registry *fake_registry_start_or_fail(void)
+{
+        char errstr[256] = "";
+        struct fake_registry *fake =
+            fake_registry_start(FAKE_REGISTRY_NORMAL, errstr, sizeof(errstr));
+        ck_assert_msg(fake != NULL, "fake registry: %s", errstr);
         return fake;
 }
 

@@ -57,6 +57,12 @@ struct fake_registry;
 struct fake_registry *fake_registry_start(enum fake_registry_mode mode, char *errstr,
                                           size_t errstr_size);
 
+/**
+ * @brief A fake in FAKE_REGISTRY_NORMAL mode, for a Check fixture: when none
+ * can be started, the running test fails with the reason.
+ */
+struct fake_registry *fake_registry_start_or_fail(void);
+
 /** @brief Stops the daemon (a hanging answer is cut short) and frees the fake. NULL is a no-op. */
 void fake_registry_stop(struct fake_registry *fake);
 

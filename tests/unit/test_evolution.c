@@ -24,11 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/errors.h"
-#include "common/json.h"
 #include "common/registry.h"
 #include "common/schema.h"
 #include "tests/support/check_text.h"
+#include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"
 #include "tests/support/test_data.h"
 
@@ -41,6 +40,16 @@ static const avk_schema_t *v1, *v2;
 static char **sample_paths;
 static size_t sample_cnt;
 static struct fake_registry *fake;
+
+/* A schema parsed from text and added to catalog, which owns it; what names it in failures. */
+static const avk_schema_t *add_schema(avk_catalog_t *catalog, const char *text, const char *what)
+{
+        char errstr[512] = "";
+        avk_schema_t *schema = avk_schema_new(text, errstr, sizeof(errstr));
+        ck_assert_msg(schema != NULL, "%s: %s", what, errstr);
+        ck_assert_msg(avk_catalog_add(catalog, schema, errstr, sizeof(errstr)) == 0, "%s", errstr);
+        return schema;
+}
 
 static void setup(void)
 {
@@ -55,18 +64,11 @@ static void setup(void)
             test_data_read(test_data_path("deviation_reported_v2.avsc", path, sizeof(path)), errstr,
                            sizeof(errstr));
         ck_assert_msg(v2_text != NULL, "%s", errstr);
-        avk_schema_t *own_v1 = avk_schema_new(avk_schema_text(builtin_v1), errstr, sizeof(errstr));
-        ck_assert_msg(own_v1 != NULL, "v1: %s", errstr);
-        avk_schema_t *own_v2 = avk_schema_new(v2_text, errstr, sizeof(errstr));
-        free(v2_text);
-        ck_assert_msg(own_v2 != NULL, "v2: %s", errstr);
-
         both = avk_catalog_new();
         ck_assert_ptr_nonnull(both);
-        ck_assert_msg(avk_catalog_add(both, own_v1, errstr, sizeof(errstr)) == 0, "%s", errstr);
-        ck_assert_msg(avk_catalog_add(both, own_v2, errstr, sizeof(errstr)) == 0, "%s", errstr);
-        v1 = own_v1;
-        v2 = own_v2;
+        v1 = add_schema(both, avk_schema_text(builtin_v1), "v1");
+        v2 = add_schema(both, v2_text, "v2");
+        free(v2_text);
 
         sample_cnt = test_data_sample_paths(&sample_paths);
         ck_assert_uint_ge(sample_cnt, 1);
@@ -82,35 +84,23 @@ static void teardown(void)
         v1 = v2 = NULL;
 }
 
-static void setup_with_fake(void)
+static void fake_start(void)
 {
-        char errstr[256] = "";
-        setup();
-        fake = fake_registry_start(FAKE_REGISTRY_NORMAL, errstr, sizeof(errstr));
-        ck_assert_msg(fake != NULL, "fake registry: %s", errstr);
+        fake = fake_registry_start_or_fail();
 }
 
-static void teardown_with_fake(void)
+static void fake_stop(void)
 {
         fake_registry_stop(fake);
         fake = NULL;
-        teardown();
 }
 
 /* ---- helpers ---- */
 
-static json_t *load_sample(size_t i)
-{
-        char errstr[512] = "";
-        json_t *j = test_data_load_json(sample_paths[i], errstr, sizeof(errstr));
-        ck_assert_msg(j != NULL, "%s", errstr);
-        return j;
-}
-
 /* Sample i as a v1 document with the given category. */
 static json_t *v1_doc(size_t i, const char *category)
 {
-        json_t *j = load_sample(i);
+        json_t *j = codec_fixture_load_json(sample_paths[i]);
         json_object_set_new(j, "category", json_string(category));
         return j;
 }
@@ -125,74 +115,24 @@ static json_t *v2_doc(size_t i, const char *category)
         return j;
 }
 
-static avk_registry_t *registry(void)
+/* doc, written by pair's writer as written_as and read by its reader as
+ * read_as: the JSON the reader gets. */
+static json_t *write_and_read(const struct codec_pair *pair, const avk_schema_t *written_as,
+                              const json_t *doc, const avk_schema_t *read_as)
 {
-        struct avk_registry_conf conf = {.url = fake_registry_url(fake), .timeout_ms = 2000};
-        char errstr[512] = "";
-        avk_registry_t *reg = avk_registry_new(&conf, errstr, sizeof(errstr));
-        ck_assert_msg(reg != NULL, "%s", errstr);
-        return reg;
+        struct codec_message m = codec_fixture_encode(pair->writer, TOPIC, written_as, doc);
+        json_t *read = codec_fixture_decode_json(pair->reader, m.bytes, m.len, read_as);
+        free(m.bytes);
+        return read;
 }
 
-static avk_codec_t *codec_with(const avk_catalog_t *catalog, avk_registry_t *reg)
+/* read must equal expected; a difference names sample i and the category written. */
+static void assert_read_as(const json_t *expected, const json_t *read, size_t i,
+                           const char *category)
 {
-        avk_codec_t *codec = avk_codec_new(catalog, reg);
-        ck_assert_ptr_nonnull(codec);
-        return codec;
-}
-
-/* Encodes doc as a value of writer; returns a malloc'd copy of the message. */
-static unsigned char *encode(avk_codec_t *codec, const avk_schema_t *writer, const json_t *doc,
-                             size_t *len)
-{
-        struct avk_json_opts opts = {0};
-        struct avk_errors errs;
-        char joined[1024];
-        avro_value_t value;
-        const void *out = NULL;
-        char errstr[512] = "";
-
-        avk_errors_init(&errs);
-        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(writer), &value), 0);
-        ck_assert_msg(avk_json_to_avro(writer, doc, &value, &opts, &errs) == 0, "%s",
-                      avk_errors_join(&errs, joined, sizeof(joined)));
-        ck_assert_msg(
-            avk_codec_encode(codec, TOPIC, writer, &value, &out, len, errstr, sizeof(errstr)) == 0,
-            "encode: %s", errstr);
-        avro_value_decref(&value);
-        unsigned char *copy = malloc(*len);
-        ck_assert_ptr_nonnull(copy);
-        memcpy(copy, out, *len);
-        return copy;
-}
-
-/* Decodes msg as a value of reader; returns its JSON. */
-static json_t *decode(avk_codec_t *codec, const unsigned char *msg, size_t len,
-                      const avk_schema_t *reader)
-{
-        avro_value_t value;
-        char errstr[512] = "";
-        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(reader), &value), 0);
-        ck_assert_msg(avk_codec_decode(codec, msg, len, reader, &value, errstr, sizeof(errstr)) ==
-                          0,
-                      "decode: %s", errstr);
-        json_t *j = avk_json_from_avro(reader, &value, errstr, sizeof(errstr));
-        ck_assert_msg(j != NULL, "%s", errstr);
-        avro_value_decref(&value);
-        return j;
-}
-
-static void assert_json_equal(const json_t *expected, const json_t *actual, const char *what)
-{
-        if (json_equal(expected, actual))
-                return;
-        char *e = json_dumps(expected, JSON_SORT_KEYS | JSON_COMPACT);
-        char *a = json_dumps(actual, JSON_SORT_KEYS | JSON_COMPACT);
-        char diff[8192];
-        snprintf(diff, sizeof(diff), "expected %s\n  actual %s", e, a);
-        free(e);
-        free(a);
-        ck_abort_msg("%s: JSON differs\n%s", what, diff);
+        char what[600];
+        snprintf(what, sizeof(what), "%s, category %s", sample_paths[i], category);
+        assert_json_equal(expected, read, what);
 }
 
 static int symbol_index(const avk_schema_t *schema, const char *field, const char *symbol)
@@ -203,40 +143,35 @@ static int symbol_index(const avk_schema_t *schema, const char *field, const cha
         return avro_schema_enum_get_by_name(e, symbol);
 }
 
-/* v1 data, written by writer, read as v2 by reader: defaults filled, symbols
- * by name. Categories: one before the inserted symbol, and OTHER after it. */
-static void v1_data_reads_as_v2(avk_codec_t *writer, const avk_schema_t *older, avk_codec_t *reader,
+/* v1 data, written by pair's writer, read as v2 by its reader: defaults
+ * filled, symbols by name. Categories: one before the inserted symbol, and
+ * OTHER after it. */
+static void v1_data_reads_as_v2(const struct codec_pair *pair, const avk_schema_t *older,
                                 const avk_schema_t *newer)
 {
         static const char *const categories[] = {"DISCHARGE_PLANNING", "OTHER"};
         for (size_t i = 0; i < sample_cnt; i++) {
                 for (size_t c = 0; c < 2; c++) {
                         json_t *doc = v1_doc(i, categories[c]);
-                        size_t len;
-                        unsigned char *msg = encode(writer, older, doc, &len);
-                        json_t *read = decode(reader, msg, len, newer);
+                        json_t *read = write_and_read(pair, older, doc, newer);
 
                         json_t *expected = json_deep_copy(doc);
                         json_object_set_new(expected, "follow_up_requested", json_false());
                         json_object_set_new(expected, "follow_up_contact", json_null());
-                        char what[600];
-                        snprintf(what, sizeof(what), "%s, category %s", sample_paths[i],
-                                 categories[c]);
-                        assert_json_equal(expected, read, what);
+                        assert_read_as(expected, read, i, categories[c]);
                         ck_assert_str_eq(json_string_value(json_object_get(read, "category")),
                                          categories[c]);
 
                         json_decref(expected);
                         json_decref(read);
                         json_decref(doc);
-                        free(msg);
                 }
         }
 }
 
 /* v2 data read as v1: new fields dropped, TRANSPORT to the default OTHER,
  * symbols on either side of it by name. */
-static void v2_data_reads_as_v1(avk_codec_t *writer, const avk_schema_t *newer, avk_codec_t *reader,
+static void v2_data_reads_as_v1(const struct codec_pair *pair, const avk_schema_t *newer,
                                 const avk_schema_t *older)
 {
         static const struct {
@@ -248,22 +183,16 @@ static void v2_data_reads_as_v1(avk_codec_t *writer, const avk_schema_t *newer, 
         for (size_t i = 0; i < sample_cnt; i++) {
                 for (size_t c = 0; c < sizeof(categories) / sizeof(categories[0]); c++) {
                         json_t *doc = v2_doc(i, categories[c].written);
-                        size_t len;
-                        unsigned char *msg = encode(writer, newer, doc, &len);
-                        json_t *read = decode(reader, msg, len, older);
+                        json_t *read = write_and_read(pair, newer, doc, older);
 
                         json_t *expected = v1_doc(i, categories[c].read);
-                        char what[600];
-                        snprintf(what, sizeof(what), "%s, category %s", sample_paths[i],
-                                 categories[c].written);
-                        assert_json_equal(expected, read, what);
+                        assert_read_as(expected, read, i, categories[c].written);
                         ck_assert_ptr_null(json_object_get(read, "follow_up_requested"));
                         ck_assert_ptr_null(json_object_get(read, "follow_up_contact"));
 
                         json_decref(expected);
                         json_decref(read);
                         json_decref(doc);
-                        free(msg);
                 }
         }
 }
@@ -289,83 +218,64 @@ END_TEST
 
 START_TEST(test_v1_data_read_as_v2_gets_defaults_and_symbols_by_name)
 {
-        avk_codec_t *writer = codec_with(both, NULL);
-        avk_codec_t *reader = codec_with(both, NULL);
-        v1_data_reads_as_v2(writer, v1, reader, v2);
-        avk_codec_destroy(reader);
-        avk_codec_destroy(writer);
+        struct codec_pair pair = codec_fixture_pair(both, both, NULL);
+        v1_data_reads_as_v2(&pair, v1, v2);
+        codec_fixture_pair_destroy(&pair);
 }
 END_TEST
 
 START_TEST(test_v2_data_read_as_v1_drops_new_fields_and_maps_new_symbol_to_default)
 {
-        avk_codec_t *writer = codec_with(both, NULL);
-        avk_codec_t *reader = codec_with(both, NULL);
-        v2_data_reads_as_v1(writer, v2, reader, v1);
-        avk_codec_destroy(reader);
-        avk_codec_destroy(writer);
+        struct codec_pair pair = codec_fixture_pair(both, both, NULL);
+        v2_data_reads_as_v1(&pair, v2, v1);
+        codec_fixture_pair_destroy(&pair);
 }
 END_TEST
 
 START_TEST(test_v2_single_object_data_is_unknown_to_a_v1_only_reader)
 {
         /* Without a registry a reader knows only its catalog: v2's fingerprint is news. */
-        avk_codec_t *writer = codec_with(both, NULL);
-        avk_codec_t *reader = codec_with(builtin, NULL);
+        struct codec_pair pair = codec_fixture_pair(both, builtin, NULL);
         json_t *doc = v2_doc(0, "TRANSPORT");
-        size_t len;
-        unsigned char *msg = encode(writer, v2, doc, &len);
-        avro_value_t value;
+        struct codec_message m = codec_fixture_encode(pair.writer, TOPIC, v2, doc);
         char errstr[512] = "";
-        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(v1), &value), 0);
-        ck_assert_int_eq(avk_codec_decode(reader, msg, len, v1, &value, errstr, sizeof(errstr)),
-                         -1);
+        ck_assert_int_eq(
+            codec_fixture_decode(pair.reader, m.bytes, m.len, v1, NULL, errstr, sizeof(errstr)),
+            -1);
         ck_assert_contains(errstr, "unknown schema fingerprint");
-        avro_value_decref(&value);
-        free(msg);
+        free(m.bytes);
         json_decref(doc);
-        avk_codec_destroy(reader);
-        avk_codec_destroy(writer);
+        codec_fixture_pair_destroy(&pair);
 }
 END_TEST
 
 START_TEST(test_v1_confluent_data_read_as_v2_gets_defaults_and_symbols_by_name)
 {
-        avk_registry_t *writer_reg = registry(), *reader_reg = registry();
-        avk_codec_t *writer = codec_with(builtin, writer_reg);
         const avk_schema_t *builtin_v1 = avk_catalog_by_name(builtin, "DeviationReported");
         /* The v2 program's catalog holds v2 alone, so the writer's v1 can only come
          * from the registry. */
-        char errstr[512] = "";
         avk_catalog_t *v2_only = avk_catalog_new();
         ck_assert_ptr_nonnull(v2_only);
-        avk_schema_t *own_v2 = avk_schema_new(avk_schema_text(v2), errstr, sizeof(errstr));
-        ck_assert_msg(own_v2 != NULL, "%s", errstr);
-        ck_assert_msg(avk_catalog_add(v2_only, own_v2, errstr, sizeof(errstr)) == 0, "%s", errstr);
-        avk_codec_t *reader = codec_with(v2_only, reader_reg);
+        const avk_schema_t *own_v2 = add_schema(v2_only, avk_schema_text(v2), "v2");
+        struct codec_pair pair = codec_fixture_pair(builtin, v2_only, fake_registry_url(fake));
 
-        v1_data_reads_as_v2(writer, builtin_v1, reader, own_v2);
+        v1_data_reads_as_v2(&pair, builtin_v1, own_v2);
 
         ck_assert_int_eq(fake_registry_registrations(fake, SUBJECT), 1);
         ck_assert_int_eq(fake_registry_seen(fake).fetches, 1);
 
-        avk_codec_destroy(reader);
-        avk_codec_destroy(writer);
+        codec_fixture_pair_destroy(&pair);
         avk_catalog_destroy(v2_only);
-        avk_registry_destroy(reader_reg);
-        avk_registry_destroy(writer_reg);
 }
 END_TEST
 
 START_TEST(test_v2_confluent_data_read_as_v1_learns_v2_from_the_registry)
 {
-        avk_registry_t *writer_reg = registry(), *reader_reg = registry();
-        avk_codec_t *writer = codec_with(both, writer_reg);
-        /* A v1 program: its catalog has never seen v2. */
-        avk_codec_t *reader = codec_with(builtin, reader_reg);
+        /* The reader is a v1 program: its catalog has never seen v2. */
+        struct codec_pair pair = codec_fixture_pair(both, builtin, fake_registry_url(fake));
         const avk_schema_t *builtin_v1 = avk_catalog_by_name(builtin, "DeviationReported");
 
-        v2_data_reads_as_v1(writer, v2, reader, builtin_v1);
+        v2_data_reads_as_v1(&pair, v2, builtin_v1);
 
         /* v2 went to the registry once under the topic's subject, and the reader
          * fetched it once by id. */
@@ -377,33 +287,29 @@ START_TEST(test_v2_confluent_data_read_as_v1_learns_v2_from_the_registry)
         ck_assert_str_eq(registered, avk_schema_text(v2));
         free(registered);
 
-        avk_codec_destroy(reader);
-        avk_codec_destroy(writer);
-        avk_registry_destroy(reader_reg);
-        avk_registry_destroy(writer_reg);
+        codec_fixture_pair_destroy(&pair);
 }
 END_TEST
 
 START_TEST(test_both_versions_under_one_subject_get_their_own_ids)
 {
-        avk_registry_t *writer_reg = registry(), *reader_reg = registry();
-        avk_codec_t *writer = codec_with(both, writer_reg);
-        avk_codec_t *reader = codec_with(builtin, reader_reg);
+        struct codec_pair pair = codec_fixture_pair(both, builtin, fake_registry_url(fake));
         const avk_schema_t *builtin_v1 = avk_catalog_by_name(builtin, "DeviationReported");
         json_t *old_doc = v1_doc(0, "OTHER"), *new_doc = v2_doc(0, "TRANSPORT");
-        size_t old_len, new_len;
-        unsigned char *old_msg = encode(writer, v1, old_doc, &old_len);
-        unsigned char *new_msg = encode(writer, v2, new_doc, &new_len);
+        struct codec_message old_msg = codec_fixture_encode(pair.writer, TOPIC, v1, old_doc);
+        struct codec_message new_msg = codec_fixture_encode(pair.writer, TOPIC, v2, new_doc);
 
         ck_assert_int_eq(fake_registry_registrations(fake, SUBJECT), 2);
-        ck_assert_uint_eq(old_msg[0], 0x00);
-        ck_assert_uint_eq(new_msg[0], 0x00);
-        ck_assert_mem_ne(old_msg + 1, new_msg + 1, 4);
+        ck_assert_uint_eq(old_msg.bytes[0], 0x00);
+        ck_assert_uint_eq(new_msg.bytes[0], 0x00);
+        ck_assert_mem_ne(old_msg.bytes + 1, new_msg.bytes + 1, 4);
 
         /* One v1 reader reads both, interleaved, as they arrive on one topic. */
         for (int round = 0; round < 2; round++) {
-                json_t *a = decode(reader, old_msg, old_len, builtin_v1);
-                json_t *b = decode(reader, new_msg, new_len, builtin_v1);
+                json_t *a =
+                    codec_fixture_decode_json(pair.reader, old_msg.bytes, old_msg.len, builtin_v1);
+                json_t *b =
+                    codec_fixture_decode_json(pair.reader, new_msg.bytes, new_msg.len, builtin_v1);
                 ck_assert_str_eq(json_string_value(json_object_get(a, "category")), "OTHER");
                 ck_assert_str_eq(json_string_value(json_object_get(b, "category")), "OTHER");
                 ck_assert_ptr_null(json_object_get(b, "follow_up_requested"));
@@ -412,14 +318,11 @@ START_TEST(test_both_versions_under_one_subject_get_their_own_ids)
         }
         ck_assert_int_eq(fake_registry_seen(fake).fetches, 2);
 
-        free(old_msg);
-        free(new_msg);
+        free(old_msg.bytes);
+        free(new_msg.bytes);
         json_decref(old_doc);
         json_decref(new_doc);
-        avk_codec_destroy(reader);
-        avk_codec_destroy(writer);
-        avk_registry_destroy(reader_reg);
-        avk_registry_destroy(writer_reg);
+        codec_fixture_pair_destroy(&pair);
 }
 END_TEST
 
@@ -437,7 +340,8 @@ static Suite *evolution_suite(void)
         suite_add_tcase(suite, single_object);
 
         TCase *confluent = tcase_create("confluent");
-        tcase_add_checked_fixture(confluent, setup_with_fake, teardown_with_fake);
+        tcase_add_checked_fixture(confluent, setup, teardown);
+        tcase_add_checked_fixture(confluent, fake_start, fake_stop);
         tcase_add_test(confluent,
                        test_v1_confluent_data_read_as_v2_gets_defaults_and_symbols_by_name);
         tcase_add_test(confluent, test_v2_confluent_data_read_as_v1_learns_v2_from_the_registry);

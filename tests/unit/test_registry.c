@@ -30,9 +30,7 @@ static struct fake_registry *fake;
 
 static void fake_start(void)
 {
-        char errstr[256] = "";
-        fake = fake_registry_start(FAKE_REGISTRY_NORMAL, errstr, sizeof(errstr));
-        ck_assert_msg(fake != NULL, "fake registry: %s", errstr);
+        fake = fake_registry_start_or_fail();
 }
 
 static void fake_stop(void)
