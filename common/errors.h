@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #define AVK_ERRORS_MAX     32
-#define AVK_ERROR_MSG_SIZE 256
+#define AVK_ERROR_MSG_SIZE 512
 
 struct avk_errors {
         size_t cnt;     /**< messages held, at most AVK_ERRORS_MAX */

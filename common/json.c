@@ -131,7 +131,7 @@ static const char *logical_type(const json_t *node)
         return json_string_value(json_object_get(node, "logicalType"));
 }
 
-static const char *json_type_name(const json_t *v)
+const char *avk_json_type_name(const json_t *v)
 {
         switch (json_typeof(v)) {
         case JSON_OBJECT:
@@ -229,7 +229,7 @@ static int check_string(struct walk *w, const json_t *field, const char *s, size
 static int set_string(struct walk *w, const json_t *field, const json_t *in, avro_value_t *out)
 {
         if (!json_is_string(in))
-                return fail(w, "expected a string, got %s", json_type_name(in));
+                return fail(w, "expected a string, got %s", avk_json_type_name(in));
         const char *s = json_string_value(in);
         size_t len = json_string_length(in);
         char norm[64] = "";
@@ -251,14 +251,14 @@ static int set_long(struct walk *w, const json_t *node, const json_t *field, con
         if (lt && strcmp(lt, "timestamp-millis") == 0) {
                 if (!json_is_string(in))
                         return fail(w, "expected an RFC 3339 timestamp string, got %s",
-                                    json_type_name(in));
+                                    avk_json_type_name(in));
                 if (avk_json_parse_time(json_string_value(in), &v) != 0)
                         return fail(w, "is not an RFC 3339 timestamp "
                                        "(e.g. 2026-11-20T13:05:00Z or 2026-11-20T14:05:00+01:00)");
         } else if (json_is_integer(in)) {
                 v = json_integer_value(in);
         } else {
-                return fail(w, "expected an integer, got %s", json_type_name(in));
+                return fail(w, "expected an integer, got %s", avk_json_type_name(in));
         }
         const char *format = json_string_value(json_object_get(field, "avk.format"));
         if ((w->opts->flags & AVK_JSON_VALIDATE) && format && strcmp(format, "past") == 0) {
@@ -274,7 +274,7 @@ static int set_enum(struct walk *w, avro_schema_t s, const json_t *def, const js
                     avro_value_t *out)
 {
         if (!json_is_string(in))
-                return fail(w, "expected a symbol string, got %s", json_type_name(in));
+                return fail(w, "expected a symbol string, got %s", avk_json_type_name(in));
         int idx = avro_schema_enum_get_by_name(s, json_string_value(in));
         if (idx < 0 && (w->opts->flags & AVK_JSON_ENUM_FALLBACK)) {
                 const char *dflt = json_string_value(json_object_get(def, "default"));
@@ -296,7 +296,7 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
                       avro_value_t *out, int depth)
 {
         if (!json_is_object(in))
-                return fail(w, "expected an object, got %s", json_type_name(in));
+                return fail(w, "expected an object, got %s", avk_json_type_name(in));
         const json_t *fields = json_object_get(def, "fields");
         size_t n = avro_schema_record_size(s);
         int rc = 0;
@@ -378,24 +378,24 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
                 return set_long(w, node, field, in, out);
         case AVRO_INT32:
                 if (!json_is_integer(in))
-                        return fail(w, "expected an integer, got %s", json_type_name(in));
+                        return fail(w, "expected an integer, got %s", avk_json_type_name(in));
                 if (json_integer_value(in) < INT32_MIN || json_integer_value(in) > INT32_MAX)
                         return fail(w, "%lld does not fit in 32 bits",
                                     (long long)json_integer_value(in));
                 return avro_value_set_int(out, (int32_t)json_integer_value(in));
         case AVRO_BOOLEAN:
                 if (!json_is_boolean(in))
-                        return fail(w, "expected true or false, got %s", json_type_name(in));
+                        return fail(w, "expected true or false, got %s", avk_json_type_name(in));
                 return avro_value_set_boolean(out, json_is_true(in));
         case AVRO_DOUBLE:
         case AVRO_FLOAT:
                 if (!json_is_number(in))
-                        return fail(w, "expected a number, got %s", json_type_name(in));
+                        return fail(w, "expected a number, got %s", avk_json_type_name(in));
                 return is_avro_double(s) ? avro_value_set_double(out, json_number_value(in))
                                          : avro_value_set_float(out, (float)json_number_value(in));
         case AVRO_NULL:
                 if (!json_is_null(in))
-                        return fail(w, "expected null, got %s", json_type_name(in));
+                        return fail(w, "expected null, got %s", avk_json_type_name(in));
                 return avro_value_set_null(out);
         case AVRO_ENUM:
                 return set_enum(w, s, node, in, out);
@@ -404,7 +404,7 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
         case AVRO_UNION: {
                 int b = union_branch(s, in);
                 if (b < 0)
-                        return fail(w, "%s is not allowed here", json_type_name(in));
+                        return fail(w, "%s is not allowed here", avk_json_type_name(in));
                 avro_value_t branch;
                 if (avro_value_set_branch(out, b, &branch) != 0)
                         return fail(w, "avro: %s", avro_strerror());
@@ -413,7 +413,7 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
         }
         case AVRO_ARRAY: {
                 if (!json_is_array(in))
-                        return fail(w, "expected an array, got %s", json_type_name(in));
+                        return fail(w, "expected an array, got %s", avk_json_type_name(in));
                 int rc = 0;
                 size_t i;
                 const json_t *item;
@@ -433,7 +433,7 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
         }
         case AVRO_MAP: {
                 if (!json_is_object(in))
-                        return fail(w, "expected an object, got %s", json_type_name(in));
+                        return fail(w, "expected an object, got %s", avk_json_type_name(in));
                 int rc = 0;
                 const char *key;
                 const json_t *item;

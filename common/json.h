@@ -49,6 +49,9 @@ int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t 
 json_t *avk_json_from_avro(const avk_schema_t *schema, avro_value_t *in, char *errstr,
                            size_t errstr_size);
 
+/** @brief "an object", "a string", "null"...: a JSON value's type for error messages. */
+const char *avk_json_type_name(const json_t *value);
+
 /** @brief Parses an RFC 3339 timestamp to ms since the epoch; -1 when malformed. */
 int avk_json_parse_time(const char *s, int64_t *ms);
 
