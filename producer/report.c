@@ -1,7 +1,8 @@
 /*
  * avvik report: files deviations or responses from JSON through the intake
  * library - one document (pretty-printed or not), or NDJSON, one document a
- * line. The first line decides: if it is a whole JSON document, the input is
+ * line; with -k fhir, HL7 FHIR R4 AdverseEvent resources mapped to deviations.
+ * The first line decides: if it is a whole JSON document, the input is
  * NDJSON.
  *
  * NDJSON lines are submitted without waiting for Kafka, so a stream moves at
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "producer/fhir.h"
 #include "producer/reporter.h"
 
 #define MAX_DOCUMENT_BYTES (1 << 20)
@@ -32,7 +34,8 @@ static const char usage_text[] =
     "'unavailable', TAB, the id and the reason Kafka did not acknowledge it.\n"
     "Exit: 0 all accepted, 1 some rejected, 2 usage or configuration error,\n"
     "3 Kafka did not acknowledge some (unreachable).\n"
-    "  -k KIND        deviation (default) or response\n" AVK_CLI_CONFIG_HELP;
+    "  -k KIND        deviation (default), response, or fhir: HL7 FHIR R4 AdverseEvent\n"
+    "                 resources filed as deviations (docs/fhir-mapping.md)\n" AVK_CLI_CONFIG_HELP;
 
 struct slot {
         int ready;
@@ -126,7 +129,14 @@ static void on_done(void *opaque, const char *id, enum avk_result result, const 
         free(ctx);
 }
 
-static void file_one(avk_reporter_t *r, enum avk_kind kind, struct results *rs, long line,
+/* What the input documents are: a kind of the contract, or FHIR resources
+ * that map to deviations. */
+struct input {
+        enum avk_kind kind;
+        int fhir;
+};
+
+static void file_one(avk_reporter_t *r, const struct input *input, struct results *rs, long line,
                      const char *text, size_t len)
 {
         struct slot *s = claim(rs, line);
@@ -139,11 +149,21 @@ static void file_one(avk_reporter_t *r, enum avk_kind kind, struct results *rs, 
                                jerr.text));
                 return;
         }
-        struct delivery_ctx *ctx = malloc(sizeof(*ctx));
-        *ctx = (struct delivery_ctx){rs, s};
-        char id[AVK_ID_SIZE];
-        enum avk_result result = avk_reporter_submit(r, kind, doc, id, &errs, on_done, ctx);
-        json_decref(doc);
+        enum avk_result result = AVK_REJECTED;
+        struct delivery_ctx *ctx = NULL;
+        if (input->fhir) {
+                avk_errors_init(&errs);
+                json_t *mapped = avk_fhir_to_deviation(doc, &errs);
+                json_decref(doc);
+                doc = mapped;
+        }
+        if (doc) {
+                ctx = malloc(sizeof(*ctx));
+                *ctx = (struct delivery_ctx){rs, s};
+                char id[AVK_ID_SIZE];
+                result = avk_reporter_submit(r, input->kind, doc, id, &errs, on_done, ctx);
+                json_decref(doc);
+        }
         if (result == AVK_FILED)
                 return;
         free(ctx);
@@ -180,7 +200,7 @@ static int is_blank(const char *s)
         return s[strspn(s, " \t\r")] == '\0';
 }
 
-static void file_stream(avk_reporter_t *r, enum avk_kind kind, FILE *in, struct results *rs)
+static void file_stream(avk_reporter_t *r, const struct input *input, FILE *in, struct results *rs)
 {
         char *buf = malloc(MAX_DOCUMENT_BYTES + 2);
         size_t len;
@@ -200,7 +220,7 @@ static void file_stream(avk_reporter_t *r, enum avk_kind kind, FILE *in, struct 
                         resolve(rs, claim(rs, 1), AVK_REJECTED,
                                 strdup("document is larger than 1048576 bytes"));
                 else
-                        file_one(r, kind, rs, 1, buf, len);
+                        file_one(r, input, rs, 1, buf, len);
                 goto out;
         }
         json_decref(first);
@@ -209,7 +229,7 @@ static void file_stream(avk_reporter_t *r, enum avk_kind kind, FILE *in, struct 
                         resolve(rs, claim(rs, line), AVK_REJECTED,
                                 strdup("line is longer than 1048576 bytes"));
                 else if (!is_blank(buf))
-                        file_one(r, kind, rs, line, buf, len);
+                        file_one(r, input, rs, line, buf, len);
                 print_ready(rs, 0);
                 line++;
         } while (read_line(in, buf, &len, &too_long));
@@ -221,7 +241,7 @@ int avk_cmd_report(int argc, char **argv)
 {
         avk_config_t *cfg = avk_config_new();
         avk_reporter_t *r = NULL;
-        enum avk_kind kind = AVK_KIND_DEVIATION;
+        struct input input = {AVK_KIND_DEVIATION, 0};
         int rc = AVK_EXIT_USAGE, opt;
         char err[1024];
         static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
@@ -232,9 +252,11 @@ int avk_cmd_report(int argc, char **argv)
                 if (handled)
                         continue;
                 if (opt == 'k' && strcmp(optarg, "deviation") == 0) {
-                        kind = AVK_KIND_DEVIATION;
+                        input = (struct input){AVK_KIND_DEVIATION, 0};
                 } else if (opt == 'k' && strcmp(optarg, "response") == 0) {
-                        kind = AVK_KIND_RESPONSE;
+                        input = (struct input){AVK_KIND_RESPONSE, 0};
+                } else if (opt == 'k' && strcmp(optarg, "fhir") == 0) {
+                        input = (struct input){AVK_KIND_DEVIATION, 1};
                 } else if (opt == 'h') {
                         fputs(usage_text, stdout);
                         rc = AVK_EXIT_OK;
@@ -259,7 +281,7 @@ int avk_cmd_report(int argc, char **argv)
         }
         static struct results rs = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                     .cond = PTHREAD_COND_INITIALIZER};
-        file_stream(r, kind, in, &rs);
+        file_stream(r, &input, in, &rs);
         if (in != stdin)
                 fclose(in);
         print_ready(&rs, 1);

@@ -107,6 +107,18 @@ set -e
 [ $rc -eq 3 ] || fail "unreachable Kafka exited $rc, want 3"
 grep -q "^1	unavailable	3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10: " "$work/down.out" || fail "unavailable: $(cat "$work/down.out")"
 
+# FHIR R4 AdverseEvent resources file as deviations; another resource type is rejected.
+fhir=$(dirname "$0")/../data/fhir
+result=$("$avvik" report $X -k fhir "$fhir/adverse-event-minimal.json") || fail "fhir report exited $?"
+[ "$(echo "$result" | cut -f2)" = accepted ] || fail "fhir: $result"
+jq '.resourceType = "Patient"' "$fhir/adverse-event-minimal.json" >"$work/patient.json"
+set +e
+"$avvik" report $X -k fhir "$work/patient.json" >"$work/fhir.out"
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q 'rejected	resourceType: is "Patient"' "$work/fhir.out" || fail "fhir bad: $rc $(cat "$work/fhir.out")"
+n=$((n + 1))
+
 # A record that is not avvik's: tail names its place and the reason, and goes on.
 printf 'garbage\n' | kcat -P -b "$(cat "$bs")" -t deviation.reported -k 00000000-0000-4000-8000-00000000dead
 set +e
