@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -24,11 +25,13 @@ static void teardown(void)
         avk_config_destroy(cfg);
 }
 
+/* Writes content to a new file of this process; the path is valid until the next call. */
 static char *write_file(const char *content)
 {
-        static char path[] = "/tmp/avk-test-config-XXXXXX";
-        strcpy(path, "/tmp/avk-test-config-XXXXXX");
-        int fd = mkstemp(path);
+        static char path[64];
+        static int files;
+        snprintf(path, sizeof(path), "/tmp/avk-test-config-%d-%d", (int)getpid(), files++);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
         close(fd);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "tests/support/contract.h"
 #include "producer/fhir.h"
 #include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
@@ -23,25 +24,14 @@ static avro_value_t value;
 static char map_errors[8192];
 static size_t map_error_count;
 
-/* 2026-11-23T12:00:00Z, so that "past" checks do not depend on the clock. */
-#define NOW_MS 1795435200000LL
-static const struct avk_json_opts intake = {
-    .flags = AVK_JSON_VALIDATE, .now_ms = NOW_MS, .skew_ms = 300000, .today_ymd = 20261123};
-
 static void setup(void)
 {
-        char err[256];
-        catalog = avk_catalog_new_builtin(err, sizeof(err));
-        ck_assert_msg(catalog != NULL, "%s", err);
-        reported = avk_catalog_by_name(catalog, "DeviationReported");
-        ck_assert_ptr_nonnull(reported);
-        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(reported), &value), 0);
+        contract_open(&catalog, &reported, &value);
 }
 
 static void teardown(void)
 {
-        avro_value_decref(&value);
-        avk_catalog_destroy(catalog);
+        contract_close(catalog, &value);
 }
 
 /* A resource from tests/data/fhir/. */
@@ -91,7 +81,7 @@ static const char *validate(const json_t *doc)
         static char joined[8192];
         struct avk_errors errs;
         avk_errors_init(&errs);
-        int rc = avk_json_to_avro(reported, doc, &value, &intake, &errs);
+        int rc = avk_json_to_avro(reported, doc, &value, &contract_intake, &errs);
         ck_assert_int_eq(rc != 0, avk_errors_total(&errs) != 0);
         return avk_errors_join(&errs, joined, sizeof(joined));
 }

@@ -8,29 +8,20 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "tests/support/contract.h"
 
 static avk_catalog_t *catalog;
 static const avk_schema_t *reported;
 static avro_value_t value;
 
-/* 2026-11-23T12:00:00Z, so that "past" checks do not depend on the clock. */
-#define NOW_MS 1795435200000LL
-static const struct avk_json_opts intake = {
-    .flags = AVK_JSON_VALIDATE, .now_ms = NOW_MS, .skew_ms = 300000, .today_ymd = 20261123};
-
 static void setup(void)
 {
-        char err[256];
-        catalog = avk_catalog_new_builtin(err, sizeof(err));
-        ck_assert_msg(catalog != NULL, "%s", err);
-        reported = avk_catalog_by_name(catalog, "DeviationReported");
-        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(reported), &value), 0);
+        contract_open(&catalog, &reported, &value);
 }
 
 static void teardown(void)
 {
-        avro_value_decref(&value);
-        avk_catalog_destroy(catalog);
+        contract_close(catalog, &value);
 }
 
 static json_t *sample(void)
@@ -62,7 +53,7 @@ static void assert_error(const char *errors, const char *expected)
 START_TEST(sample_round_trips_without_loss)
 {
         json_t *in = sample();
-        ck_assert_str_eq(convert(json_incref(in), &intake), "");
+        ck_assert_str_eq(convert(json_incref(in), &contract_intake), "");
         char err[256];
         json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
         ck_assert_msg(out != NULL, "%s", err);
@@ -77,7 +68,7 @@ START_TEST(missing_required_field_is_named)
         json_t *doc = sample();
         json_object_del(doc, "description");
         json_object_del(json_object_get(doc, "reporter"), "unit_hsa_id");
-        const char *errors = convert(doc, &intake);
+        const char *errors = convert(doc, &contract_intake);
         assert_error(errors, "description: is required");
         assert_error(errors, "reporter.unit_hsa_id: is required");
 }
@@ -88,7 +79,7 @@ START_TEST(missing_optional_field_takes_its_default)
         json_t *doc = sample();
         json_object_del(doc, "discovered_at");
         json_object_del(doc, "competence");
-        ck_assert_str_eq(convert(doc, &intake), "");
+        ck_assert_str_eq(convert(doc, &contract_intake), "");
         char err[256];
         json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
         ck_assert(json_is_null(json_object_get(out, "discovered_at")));
@@ -105,7 +96,7 @@ START_TEST(wrong_json_types_are_named)
         json_object_set_new(doc, "reporter", json_string("nurse"));
         json_object_set_new(doc, "occurred_at", json_integer(1700000000000));
         json_object_set_new(doc, "description", json_null());
-        const char *errors = convert(doc, &intake);
+        const char *errors = convert(doc, &contract_intake);
         assert_error(errors, "harm.level: expected a symbol string, got an integer");
         assert_error(errors, "harm.psychological: expected true or false, got a string");
         assert_error(errors, "reporter: expected an object, got a string");
@@ -118,7 +109,7 @@ START_TEST(unknown_enum_symbol_lists_the_allowed_ones)
 {
         json_t *doc = sample();
         json_object_set_new(doc, "category", json_string("WEATHER"));
-        const char *errors = convert(doc, &intake);
+        const char *errors = convert(doc, &contract_intake);
         assert_error(errors, "category: unknown symbol \"WEATHER\"; expected one of "
                              "INFORMATION_TRANSFER, DISCHARGE_PLANNING");
 }
@@ -141,7 +132,7 @@ START_TEST(unknown_field_is_rejected_at_intake_and_skipped_when_projecting)
 {
         json_t *doc = sample();
         json_object_set_new(json_object_get(doc, "patient"), "name", json_string("x"));
-        assert_error(convert(json_incref(doc), &intake), "patient.name: unknown field");
+        assert_error(convert(json_incref(doc), &contract_intake), "patient.name: unknown field");
         struct avk_json_opts opts = {.flags = AVK_JSON_IGNORE_UNKNOWN};
         ck_assert_str_eq(convert(doc, &opts), "");
 }
@@ -156,12 +147,13 @@ START_TEST(oversized_and_empty_strings_are_rejected)
         json_object_set_new(doc, "description", json_string(big));
         json_object_set_new(doc, "source_system", json_string(big + 7900)); /* 101 chars */
         free(big);
-        const char *errors = convert(doc, &intake);
+        const char *errors = convert(doc, &contract_intake);
         assert_error(errors, "description: is 8001 characters, at most 8000 allowed");
         assert_error(errors, "source_system: is 101 characters, at most 100 allowed");
         doc = sample();
         json_object_set_new(doc, "description", json_string(""));
-        assert_error(convert(doc, &intake), "description: is 0 characters, at least 1 required");
+        assert_error(convert(doc, &contract_intake),
+                     "description: is 0 characters, at least 1 required");
 }
 END_TEST
 
@@ -175,7 +167,7 @@ START_TEST(length_limit_counts_characters_not_bytes)
         text[16000] = '\0';
         json_object_set_new(doc, "description", json_string(text));
         free(text);
-        ck_assert_str_eq(convert(doc, &intake), "");
+        ck_assert_str_eq(convert(doc, &contract_intake), "");
 }
 END_TEST
 
@@ -183,7 +175,7 @@ START_TEST(nul_character_in_a_string_is_rejected)
 {
         json_t *doc = sample();
         json_object_set_new(doc, "description", json_stringn("a\0b", 3));
-        assert_error(convert(doc, &intake), "description: contains a NUL character");
+        assert_error(convert(doc, &contract_intake), "description: contains a NUL character");
 }
 END_TEST
 
@@ -197,7 +189,7 @@ START_TEST(identifier_rules_apply_with_field_paths)
         json_object_set_new(json_object_get(doc, "reporter"), "party", json_string("Stockholm"));
         json_object_set_new(doc, "municipality_code", json_string("0180"));
         json_object_set_new(doc, "deviation_id", json_string("not-a-uuid"));
-        const char *errors = convert(doc, &intake);
+        const char *errors = convert(doc, &contract_intake);
         assert_error(errors, "patient.personal_id: check digit is 4, expected 3");
         assert_error(errors, "reporter.unit_hsa_id: organisation number check digit is 2, "
                              "expected 1");
@@ -216,7 +208,7 @@ START_TEST(identifiers_are_normalised)
                             json_string("400314-1233"));
         json_object_set_new(doc, "deviation_id",
                             json_string("3F1C2A9E-8B7D-4C1E-9A65-0D2F4B6C8E10"));
-        ck_assert_str_eq(convert(doc, &intake), "");
+        ck_assert_str_eq(convert(doc, &contract_intake), "");
         char err[256];
         json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
         ck_assert_str_eq(
@@ -233,7 +225,7 @@ START_TEST(timestamps_take_offsets_and_reject_the_future)
         json_t *doc = sample();
         json_object_set_new(doc, "occurred_at", json_string("2026-11-16T16:40:00+01:00"));
         json_object_set_new(doc, "reported_at", json_string("2026-11-23T12:04:59Z"));
-        ck_assert_str_eq(convert(doc, &intake), "");
+        ck_assert_str_eq(convert(doc, &contract_intake), "");
         char err[256];
         json_t *out = avk_json_from_avro(reported, &value, err, sizeof(err));
         ck_assert_str_eq(json_string_value(json_object_get(out, "occurred_at")),
@@ -244,7 +236,7 @@ START_TEST(timestamps_take_offsets_and_reject_the_future)
         json_object_set_new(doc, "reported_at", json_string("2026-11-23T12:05:01Z"));
         json_object_set_new(doc, "occurred_at", json_string("2026-02-30T10:00:00Z"));
         json_object_set_new(doc, "discovered_at", json_string("yesterday"));
-        const char *errors = convert(doc, &intake);
+        const char *errors = convert(doc, &contract_intake);
         assert_error(errors, "reported_at: is 5 min 1 s in the future");
         assert_error(errors, "occurred_at: is not an RFC 3339 timestamp");
         assert_error(errors, "discovered_at: is not an RFC 3339 timestamp");
@@ -261,7 +253,7 @@ START_TEST(every_error_is_reported_at_once_and_bounded)
         }
         struct avk_errors errs;
         avk_errors_init(&errs);
-        ck_assert_int_eq(avk_json_to_avro(reported, doc, &value, &intake, &errs), -1);
+        ck_assert_int_eq(avk_json_to_avro(reported, doc, &value, &contract_intake, &errs), -1);
         json_decref(doc);
         /* 12 fields without a default missing, plus 40 unknown ones. */
         ck_assert_uint_eq(avk_errors_total(&errs), 52);
@@ -279,7 +271,7 @@ START_TEST(int_out_of_range_is_rejected)
         json_t *doc = json_pack("{s:I}", "hop", (json_int_t)1 << 40);
         struct avk_errors errs;
         avk_errors_init(&errs);
-        ck_assert_int_eq(avk_json_to_avro(routed, doc, &v, &intake, &errs), -1);
+        ck_assert_int_eq(avk_json_to_avro(routed, doc, &v, &contract_intake, &errs), -1);
         char joined[4096];
         assert_error(avk_errors_join(&errs, joined, sizeof(joined)),
                      "hop: 1099511627776 does not fit in 32 bits");
@@ -290,7 +282,7 @@ END_TEST
 
 START_TEST(invalid_utf8_in_a_value_is_an_error_on_the_way_out)
 {
-        ck_assert_str_eq(convert(sample(), &intake), "");
+        ck_assert_str_eq(convert(sample(), &contract_intake), "");
         avro_value_t field;
         ck_assert_int_eq(avro_value_get_by_name(&value, "description", &field, NULL), 0);
         ck_assert_int_eq(avro_value_set_string(&field, "\xff\xfe"), 0);
@@ -302,7 +294,7 @@ END_TEST
 
 START_TEST(time_format_and_parse_are_inverse)
 {
-        const int64_t cases[] = {0, 1, 999, -1, -1001, NOW_MS, 253402300799999LL};
+        const int64_t cases[] = {0, 1, 999, -1, -1001, CONTRACT_NOW_MS, 253402300799999LL};
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char buf[32];
                 int64_t back;
