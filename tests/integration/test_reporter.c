@@ -45,13 +45,13 @@ static avk_reporter_t *reporter(void)
 
 struct keys {
         size_t n;
-        char key[512][AVK_ID_SIZE];
+        char key[1024][AVK_ID_SIZE];
 };
 
 static void collect_key(void *opaque, const rd_kafka_message_t *m)
 {
         struct keys *k = opaque;
-        ck_assert_uint_lt(k->n, 512);
+        ck_assert_uint_lt(k->n, 1024);
         ck_assert_uint_eq(m->key_len, AVK_ID_SIZE - 1);
         memcpy(k->key[k->n], m->key, AVK_ID_SIZE - 1);
         k->key[k->n++][AVK_ID_SIZE - 1] = '\0';
@@ -273,6 +273,52 @@ START_TEST(outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing)
 }
 END_TEST
 
+/* Kafka protocol ApiKey of Produce; librdkafka keeps its constants private. */
+#define KAFKA_API_PRODUCE 0
+
+START_TEST(leader_changes_and_produce_errors_mid_stream_lose_and_double_nothing)
+{
+        char err[256];
+        avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
+        avk_reporter_t *r = reporter();
+        json_t *doc = json_copy(sample);
+        json_object_del(doc, "deviation_id");
+        static struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+        o.filed = o.other = 0;
+        static char ids[200][AVK_ID_SIZE];
+        int partitions = (int)avk_config_get_int(mk.cfg, "topic.partitions");
+        for (int i = 0; i < 200; i++) {
+                if (i == 50 || i == 120) {
+                        /* Move every partition's leader to another broker... */
+                        for (int p = 0; p < partitions; p++)
+                                rd_kafka_mock_partition_set_leader(mk.cluster, "deviation.reported",
+                                                                   p, 1 + (p + i) % 3);
+                        /* ...and fail the next produce requests retriably. */
+                        rd_kafka_mock_push_request_errors(
+                            mk.cluster, KAFKA_API_PRODUCE, 3,
+                            RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+                }
+                struct avk_errors errs;
+                ck_assert_int_eq(avk_reporter_submit(r, AVK_KIND_DEVIATION, doc, ids[i], &errs,
+                                                     count_outcome, &o),
+                                 AVK_FILED);
+                if (i % 10 == 0)
+                        usleep(20000); /* spread the stream over the changes */
+        }
+        avk_reporter_destroy(r);
+        json_decref(doc);
+        ck_assert_int_eq(o.filed, 200);
+        ck_assert_int_eq(o.other, 0);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 200);
+        for (int i = 0; i < 200; i++)
+                ck_assert_uint_eq(count_key(&k, ids[i]), 1);
+}
+END_TEST
+
 static Suite *reporter_suite(void)
 {
         Suite *s = suite_create("reporter");
@@ -286,6 +332,7 @@ static Suite *reporter_suite(void)
         tcase_add_test(tc, threads_file_through_one_reporter);
         tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
         tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);
+        tcase_add_test(tc, leader_changes_and_produce_errors_mid_stream_lose_and_double_nothing);
         suite_add_tcase(s, tc);
         return s;
 }
