@@ -242,34 +242,61 @@ static void count_outcome(void *opaque, const char *id, enum avk_result result, 
         pthread_mutex_unlock(&o->lock);
 }
 
-START_TEST(outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing)
+/* A stream of deviations submitted without waiting, each with a new id. */
+#define STREAM_MAX 200
+struct stream {
+        avk_reporter_t *r;
+        json_t *doc;
+        struct outcome o;
+        int n;
+        char ids[STREAM_MAX][AVK_ID_SIZE];
+};
+
+static void stream_start(struct stream *st)
 {
         char err[256];
         avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
-        avk_reporter_t *r = reporter();
-        json_t *doc = json_copy(sample);
-        json_object_del(doc, "deviation_id");
-        static struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
-        o.filed = o.other = 0;
-        static char ids[20][AVK_ID_SIZE];
-        set_brokers(0);
-        for (int i = 0; i < 20; i++) {
-                struct avk_errors errs;
-                ck_assert_int_eq(avk_reporter_submit(r, AVK_KIND_DEVIATION, doc, ids[i], &errs,
-                                                     count_outcome, &o),
-                                 AVK_FILED);
-        }
-        sleep(1);
-        set_brokers(1);
-        avk_reporter_destroy(r); /* waits for every outcome */
-        json_decref(doc);
-        ck_assert_int_eq(o.filed, 20);
-        ck_assert_int_eq(o.other, 0);
+        st->r = reporter();
+        st->doc = json_copy(sample);
+        json_object_del(st->doc, "deviation_id");
+        st->o = (struct outcome){.lock = PTHREAD_MUTEX_INITIALIZER};
+        st->n = 0;
+}
+
+static void stream_submit(struct stream *st)
+{
+        struct avk_errors errs;
+        ck_assert_int_lt(st->n, STREAM_MAX);
+        ck_assert_int_eq(avk_reporter_submit(st->r, AVK_KIND_DEVIATION, st->doc, st->ids[st->n++],
+                                             &errs, count_outcome, &st->o),
+                         AVK_FILED);
+}
+
+/* Waits for every outcome: each must be filed, and in Kafka exactly once. */
+static void stream_finish_and_check(struct stream *st)
+{
+        avk_reporter_destroy(st->r);
+        json_decref(st->doc);
+        ck_assert_int_eq(st->o.filed, st->n);
+        ck_assert_int_eq(st->o.other, 0);
         static struct keys k;
         k.n = 0;
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 20);
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k),
+                          (size_t)st->n);
+        for (int i = 0; i < st->n; i++)
+                ck_assert_uint_eq(count_key(&k, st->ids[i]), 1);
+}
+
+START_TEST(outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing)
+{
+        static struct stream st;
+        stream_start(&st);
+        set_brokers(0);
         for (int i = 0; i < 20; i++)
-                ck_assert_uint_eq(count_key(&k, ids[i]), 1);
+                stream_submit(&st);
+        sleep(1);
+        set_brokers(1);
+        stream_finish_and_check(&st);
 }
 END_TEST
 
@@ -278,14 +305,8 @@ END_TEST
 
 START_TEST(leader_changes_and_produce_errors_mid_stream_lose_and_double_nothing)
 {
-        char err[256];
-        avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
-        avk_reporter_t *r = reporter();
-        json_t *doc = json_copy(sample);
-        json_object_del(doc, "deviation_id");
-        static struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
-        o.filed = o.other = 0;
-        static char ids[200][AVK_ID_SIZE];
+        static struct stream st;
+        stream_start(&st);
         int partitions = (int)avk_config_get_int(mk.cfg, "topic.partitions");
         for (int i = 0; i < 200; i++) {
                 if (i == 50 || i == 120) {
@@ -300,22 +321,11 @@ START_TEST(leader_changes_and_produce_errors_mid_stream_lose_and_double_nothing)
                             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
                             RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
                 }
-                struct avk_errors errs;
-                ck_assert_int_eq(avk_reporter_submit(r, AVK_KIND_DEVIATION, doc, ids[i], &errs,
-                                                     count_outcome, &o),
-                                 AVK_FILED);
+                stream_submit(&st);
                 if (i % 10 == 0)
                         usleep(20000); /* spread the stream over the changes */
         }
-        avk_reporter_destroy(r);
-        json_decref(doc);
-        ck_assert_int_eq(o.filed, 200);
-        ck_assert_int_eq(o.other, 0);
-        static struct keys k;
-        k.n = 0;
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 200);
-        for (int i = 0; i < 200; i++)
-                ck_assert_uint_eq(count_key(&k, ids[i]), 1);
+        stream_finish_and_check(&st);
 }
 END_TEST
 
