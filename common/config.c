@@ -49,6 +49,11 @@ static const struct key_def keys[] = {
      "how far in the future an event timestamp may lie (clock skew between systems)"},
     {"intake.ack.timeout.ms", KIND_INT, 1000, 3600000, "10000",
      "how long intake waits for Kafka to acknowledge a document before answering unavailable"},
+    {"intake.spool.dir", KIND_STRING, 0, 0, NULL,
+     "directory of the intake spool: documents Kafka did not acknowledge are kept there "
+     "(fsync'd) and produced in order when Kafka is back; unset means no spool"},
+    {"intake.spool.max.bytes", KIND_INT, 4096, INT64_MAX, "1073741824",
+     "size limit of the spool file; past it intake answers unavailable"},
     {"log.level", KIND_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
 };
 
