@@ -295,6 +295,8 @@ static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *s
         char errstr[512];
         int rc = -1;
         rd_kafka_conf_t *conf = rd_kafka_conf_dup(r->scan_conf);
+        /* assign() needs a group.id, though nothing joins or commits. */
+        rd_kafka_conf_set(conf, "group.id", "avvik-spool-scan", NULL, 0);
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
         rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
@@ -304,26 +306,28 @@ static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *s
                 return -1;
         }
         rd_kafka_poll_set_consumer(c);
-        int remaining = 0;
+        /* Only partitions with records past the start offset are read. */
+        rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(scan->cnt);
         for (int i = 0; i < scan->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &scan->elems[i];
+                const rd_kafka_topic_partition_t *tp = &scan->elems[i];
                 int64_t low, high;
-                if (rd_kafka_query_watermark_offsets(c, tp->topic, tp->partition, &low, &high,
-                                                     5000) != 0)
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    c, tp->topic, tp->partition, &low, &high, 5000);
+                if (err) {
+                        avk_log(AVK_LOG_WARN, "spool", "looking for duplicates in %s [%d]: %s",
+                                tp->topic, tp->partition, rd_kafka_err2str(err));
                         goto out;
-                if (tp->offset < low)
-                        tp->offset = low;
-                /* opaque marks a partition with nothing to read */
-                tp->opaque = tp->offset >= high ? NULL : (void *)1;
-                remaining += tp->offset < high;
+                }
+                if (tp->offset < high)
+                        rd_kafka_topic_partition_list_add(todo, tp->topic, tp->partition)->offset =
+                            tp->offset < low ? low : tp->offset;
         }
-        if (remaining == 0) {
-                rc = 0;
+        int remaining = todo->cnt, idle = 0;
+        rd_kafka_resp_err_t err = remaining ? rd_kafka_assign(c, todo) : 0;
+        if (err) {
+                avk_log(AVK_LOG_WARN, "spool", "looking for duplicates: %s", rd_kafka_err2str(err));
                 goto out;
         }
-        if (rd_kafka_assign(c, scan) != 0)
-                goto out;
-        int idle = 0;
         while (remaining > 0 && idle < 10) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1000);
                 if (!m) {
@@ -349,7 +353,13 @@ static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *s
                 rd_kafka_message_destroy(m);
         }
         rc = remaining == 0 ? 0 : -1;
+        if (rc)
+                avk_log(AVK_LOG_WARN, "spool",
+                        "looking for duplicates: %d partitions not read "
+                        "to their end within 10 s",
+                        remaining);
 out:
+        rd_kafka_topic_partition_list_destroy(todo);
         rd_kafka_consumer_close(c);
         rd_kafka_destroy(c);
         if (out->cnt)
@@ -416,9 +426,14 @@ static int drain_batch(avk_reporter_t *r)
                                 ? batch[i]->partition
                                 : partition_of(r, batch[i]->topic, batch[i]->key);
                 int64_t low, high;
-                if (p < 0 || rd_kafka_query_watermark_offsets(r->rk, batch[i]->topic, p, &low,
-                                                              &high, 5000) != 0)
+                rd_kafka_resp_err_t err = p < 0 ? RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+                                                : rd_kafka_query_watermark_offsets(
+                                                      r->rk, batch[i]->topic, p, &low, &high, 5000);
+                if (err) {
+                        avk_log(AVK_LOG_WARN, "spool", "%s: partition of %s: %s", batch[i]->topic,
+                                batch[i]->id, rd_kafka_err2str(err));
                         goto out;
+                }
                 partition[send_cnt] = p;
                 scan_from[send_cnt] = high;
                 send[send_cnt++] = batch[i];
@@ -542,7 +557,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         r->opts = (struct avk_json_opts){
             .flags = AVK_JSON_VALIDATE, .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
         const char *spool_dir = avk_config_get(cfg, "intake.spool.dir");
-        if (spool_dir) {
+        if (spool_dir && *spool_dir) {
                 r->spool = avk_spool_open(
                     spool_dir, (uint64_t)avk_config_get_int(cfg, "intake.spool.max.bytes"), errstr,
                     errstr_size);
