@@ -5,9 +5,14 @@
  * The first line decides: if it is a whole JSON document, the input is
  * NDJSON.
  *
- * NDJSON lines are submitted without waiting for Kafka, so a stream moves at
- * Kafka's pace; results still come out in input order, one per line:
- *   LINE <TAB> accepted <TAB> ID
+ * NDJSON is a pipeline, so a stream moves at Kafka's pace on every core:
+ * the main thread reads lines into a window; worker threads parse,
+ * validate and encode them in parallel (avk_reporter_prepare); one sender
+ * thread hands them to the reporter in input order (avk_reporter_send), so
+ * documents reach Kafka in the order they were read; results are printed in
+ * input order, one per line, once known:
+ *   LINE <TAB> accepted <TAB> ID        (Kafka acknowledged it)
+ *   LINE <TAB> spooled <TAB> ID         (Kafka unreachable; in the spool)
  *   LINE <TAB> rejected <TAB> path: reason; path: reason ...
  *   LINE <TAB> unavailable <TAB> ID: reason
  */
@@ -18,84 +23,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "producer/fhir.h"
 #include "producer/reporter.h"
 
 #define MAX_DOCUMENT_BYTES (1 << 20)
-#define WINDOW             4096 /* results in flight before the reader waits */
+#define WINDOW             4096 /* documents between reading and printing */
+#define MAX_WORKERS        16
 
 static const char usage_text[] =
-    "usage: avvik report [-c FILE] [-X KEY=VALUE] [-k deviation|response] [FILE|-]\n"
+    "usage: avvik report [-c FILE] [-X KEY=VALUE] [-k deviation|response|fhir] [FILE|-]\n"
     "Files the JSON document, or NDJSON documents (one a line), in FILE or stdin.\n"
     "Prints one result a line, in input order: LINE, TAB, then 'accepted', TAB, the id\n"
-    "(once Kafka acknowledged it) - or 'rejected', TAB, every field error - or\n"
-    "'unavailable', TAB, the id and the reason Kafka did not acknowledge it.\n"
-    "Exit: 0 all accepted, 1 some rejected, 2 usage or configuration error,\n"
-    "3 Kafka did not acknowledge some (unreachable).\n"
+    "(once Kafka acknowledged it) - or 'spooled', TAB, the id (Kafka unreachable; kept in\n"
+    "intake.spool.dir and produced when Kafka is back) - or 'rejected', TAB, every field\n"
+    "error - or 'unavailable', TAB, the id and the reason Kafka did not acknowledge it.\n"
+    "Exit: 0 all accepted or spooled, 1 some rejected, 2 usage or configuration error,\n"
+    "3 Kafka did not acknowledge some and they could not be spooled.\n"
     "  -k KIND        deviation (default), response, or fhir: HL7 FHIR R4 AdverseEvent\n"
     "                 resources filed as deviations (docs/fhir-mapping.md)\n" AVK_CLI_CONFIG_HELP;
 
-struct slot {
-        int ready;
-        long line;
-        enum avk_result result;
-        char *text; /* id, or errors, or "id: reason" */
+/* What the input documents are: a kind of the contract, or FHIR resources
+ * that map to deviations. */
+struct input {
+        enum avk_kind kind;
+        int fhir;
 };
 
-struct results { /* in-order printing of out-of-order outcomes */
+enum stage { READ, PREPARED, RESOLVED };
+
+struct slot {
+        enum stage stage;
+        long line;
+        char *text;             /* READ: the document; RESOLVED: id, errors or "id: reason" */
+        size_t len;             /* of the document */
+        avk_prepared_t *doc;    /* PREPARED and valid: to send */
+        enum avk_result result; /* PREPARED without doc, or RESOLVED */
+};
+
+/* The window: documents numbered from 0 in input order; read, prepared,
+ * sent and printed each advance through it in that order. */
+struct pipeline {
+        avk_reporter_t *r;
+        struct input input;
         pthread_mutex_t lock;
-        pthread_cond_t cond;
+        /* One condition per waiter, signalled only when it can move on:
+         * a broadcast per document would wake every thread every time. */
+        pthread_cond_t work;     /* workers: documents to prepare */
+        pthread_cond_t prepared; /* sender: the next document to send is prepared */
+        pthread_cond_t resolved; /* reader and printer: the head has its result */
         struct slot slot[WINDOW];
-        unsigned long next_seq, printed;
+        unsigned long read, prepare_next, sent, printed;
+        int eof;
         int rejected, unavailable;
 };
 
-static struct slot *claim(struct results *rs, long line)
+static struct slot *at(struct pipeline *pl, unsigned long seq)
 {
-        pthread_mutex_lock(&rs->lock);
-        while (rs->next_seq - rs->printed >= WINDOW)
-                pthread_cond_wait(&rs->cond, &rs->lock);
-        struct slot *s = &rs->slot[rs->next_seq++ % WINDOW];
-        *s = (struct slot){.line = line};
-        pthread_mutex_unlock(&rs->lock);
-        return s;
-}
-
-static void resolve(struct results *rs, struct slot *s, enum avk_result result, char *text)
-{
-        pthread_mutex_lock(&rs->lock);
-        s->result = result;
-        s->text = text;
-        s->ready = 1;
-        rs->rejected += result == AVK_REJECTED;
-        rs->unavailable += result == AVK_UNAVAILABLE;
-        pthread_cond_broadcast(&rs->cond);
-        pthread_mutex_unlock(&rs->lock);
-}
-
-/* Prints the ready results at the head of the window; with all, waits for
- * every outstanding one. */
-static void print_ready(struct results *rs, int all)
-{
-        static const char *const status[] = {"accepted", "rejected", "", "unavailable"};
-        pthread_mutex_lock(&rs->lock);
-        while (rs->printed < rs->next_seq) {
-                struct slot *s = &rs->slot[rs->printed % WINDOW];
-                if (!s->ready) {
-                        if (!all)
-                                break;
-                        pthread_cond_wait(&rs->cond, &rs->lock);
-                        continue;
-                }
-                printf("%ld\t%s\t%s\n", s->line, status[s->result], s->text ? s->text : "");
-                free(s->text);
-                rs->printed++;
-                pthread_cond_broadcast(&rs->cond);
-        }
-        pthread_mutex_unlock(&rs->lock);
-        fflush(stdout);
+        return &pl->slot[seq % WINDOW];
 }
 
 /* A malloc'd formatted string (NULL when out of memory). */
@@ -114,63 +101,219 @@ __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
         return out;
 }
 
-struct delivery_ctx {
-        struct results *rs;
+/* Prints the result at the head of the window if it is resolved; the
+ * caller holds the lock. Returns 1 when it printed one. */
+static int print_head(struct pipeline *pl)
+{
+        static const char *const status[] = {"accepted", "rejected", "", "unavailable", "spooled"};
+        struct slot *s = at(pl, pl->printed);
+        if (pl->printed == pl->read || s->stage != RESOLVED)
+                return 0;
+        printf("%ld\t%s\t%s\n", s->line, status[s->result], s->text ? s->text : "");
+        free(s->text);
+        pl->printed++;
+        return 1;
+}
+
+/* Reader side: makes room by printing what is resolved, waiting when the
+ * head is not, then starts a slot for the next document. */
+static struct slot *claim(struct pipeline *pl, long line)
+{
+        pthread_mutex_lock(&pl->lock);
+        while (pl->read - pl->printed >= WINDOW) {
+                if (!print_head(pl)) {
+                        fflush(stdout);
+                        pthread_cond_wait(&pl->resolved, &pl->lock);
+                }
+        }
+        struct slot *s = at(pl, pl->read);
+        *s = (struct slot){.line = line};
+        pthread_mutex_unlock(&pl->lock);
+        return s;
+}
+
+static void publish(struct pipeline *pl)
+{
+        pthread_mutex_lock(&pl->lock);
+        struct slot *s = at(pl, pl->read++);
+        if (s->stage == READ)
+                pthread_cond_signal(&pl->work);
+        else if (pl->sent == pl->read - 1)
+                pthread_cond_signal(&pl->prepared);
+        pthread_mutex_unlock(&pl->lock);
+}
+
+static void add_document(struct pipeline *pl, long line, const char *text, size_t len)
+{
+        struct slot *s = claim(pl, line);
+        s->text = malloc(len + 1);
+        if (s->text) {
+                memcpy(s->text, text, len);
+                s->text[len] = '\0';
+                s->len = len;
+        } else {
+                s->stage = PREPARED;
+                s->result = AVK_UNAVAILABLE;
+        }
+        publish(pl);
+}
+
+/* A document rejected before parsing (too long): prepared with its reason. */
+static void add_rejected(struct pipeline *pl, long line, const char *reason)
+{
+        struct slot *s = claim(pl, line);
+        s->stage = PREPARED;
+        s->result = AVK_REJECTED;
+        s->text = strdup(reason);
+        publish(pl);
+}
+
+static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
+{
+        pthread_mutex_lock(&pl->lock);
+        s->result = result;
+        s->text = text;
+        s->stage = RESOLVED;
+        pl->rejected += result == AVK_REJECTED;
+        pl->unavailable += result == AVK_UNAVAILABLE;
+        if (s == at(pl, pl->printed))
+                pthread_cond_signal(&pl->resolved);
+        pthread_mutex_unlock(&pl->lock);
+}
+
+/* Parses, maps and prepares one document; the slot gets the prepared
+ * document, or the result and its text. */
+static void prepare(struct pipeline *pl, struct slot *s, struct avk_errors *errs)
+{
+        json_error_t jerr;
+        char id[AVK_ID_SIZE];
+        json_t *doc = json_loadb(s->text, s->len, JSON_REJECT_DUPLICATES, &jerr);
+        free(s->text);
+        s->text = NULL;
+        if (!doc) {
+                s->result = AVK_REJECTED;
+                s->text = format("not valid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                                 jerr.text);
+                return;
+        }
+        avk_errors_init(errs);
+        if (pl->input.fhir) {
+                json_t *mapped = avk_fhir_to_deviation(doc, errs);
+                json_decref(doc);
+                doc = mapped;
+        }
+        s->result = doc ? avk_reporter_prepare(pl->r, pl->input.kind, doc, id, errs, &s->doc)
+                        : AVK_REJECTED;
+        json_decref(doc);
+        if (s->result != AVK_FILED && (s->text = malloc(8192)))
+                avk_errors_join(errs, s->text, 8192);
+}
+
+#define CHUNK 16 /* documents a worker takes at once */
+
+static void *worker(void *arg)
+{
+        struct pipeline *pl = arg;
+        struct avk_errors *errs = malloc(sizeof(*errs));
+        pthread_mutex_lock(&pl->lock);
+        for (;;) {
+                while (pl->prepare_next == pl->read && !pl->eof)
+                        pthread_cond_wait(&pl->work, &pl->lock);
+                if (pl->prepare_next == pl->read)
+                        break;
+                unsigned long first = pl->prepare_next, n = pl->read - first;
+                n = n > CHUNK ? CHUNK : n;
+                pl->prepare_next += n;
+                if (pl->prepare_next < pl->read)
+                        pthread_cond_signal(&pl->work); /* more for another worker */
+                pthread_mutex_unlock(&pl->lock);
+                for (unsigned long i = 0; i < n; i++) {
+                        struct slot *s = at(pl, first + i);
+                        if (s->stage != READ)
+                                continue;
+                        if (errs) {
+                                prepare(pl, s, errs);
+                        } else {
+                                free(s->text);
+                                s->text = NULL;
+                                s->result = AVK_UNAVAILABLE;
+                        }
+                }
+                pthread_mutex_lock(&pl->lock);
+                for (unsigned long i = 0; i < n; i++)
+                        if (at(pl, first + i)->stage == READ)
+                                at(pl, first + i)->stage = PREPARED;
+                if (pl->sent >= first && pl->sent < first + n)
+                        pthread_cond_signal(&pl->prepared);
+        }
+        pthread_mutex_unlock(&pl->lock);
+        free(errs);
+        return NULL;
+}
+
+struct delivery { /* what on_done needs to resolve a sent document */
+        struct pipeline *pl;
         struct slot *slot;
 };
 
 static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
 {
-        struct delivery_ctx *ctx = opaque;
-        char *text = result == AVK_FILED
+        struct delivery *d = opaque;
+        char *text = result == AVK_FILED || result == AVK_SPOOLED
                          ? strdup(id)
                          : format("%s: %s", id, reason ? reason : "not acknowledged");
-        resolve(ctx->rs, ctx->slot, result, text);
-        free(ctx);
+        resolve(d->pl, d->slot, result, text);
+        free(d);
 }
 
-/* What the input documents are: a kind of the contract, or FHIR resources
- * that map to deviations. */
-struct input {
-        enum avk_kind kind;
-        int fhir;
-};
-
-static void file_one(avk_reporter_t *r, const struct input *input, struct results *rs, long line,
-                     const char *text, size_t len)
+/* Sends prepared documents strictly in input order. */
+static void *sender(void *arg)
 {
-        struct slot *s = claim(rs, line);
-        struct avk_errors errs;
-        json_error_t jerr;
-        json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!doc) {
-                resolve(rs, s, AVK_REJECTED,
-                        format("not valid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                               jerr.text));
-                return;
+        struct pipeline *pl = arg;
+        pthread_mutex_lock(&pl->lock);
+        for (;;) {
+                if (pl->sent == pl->read && pl->eof)
+                        break;
+                if (pl->sent == pl->read || at(pl, pl->sent)->stage == READ) {
+                        pthread_cond_wait(&pl->prepared, &pl->lock);
+                        continue;
+                }
+                struct slot *s = at(pl, pl->sent++);
+                pthread_mutex_unlock(&pl->lock);
+                struct delivery *d = s->doc ? malloc(sizeof(*d)) : NULL;
+                if (d) {
+                        *d = (struct delivery){pl, s};
+                        avk_prepared_t *doc = s->doc;
+                        s->doc = NULL;
+                        avk_reporter_send(pl->r, doc, on_done, d);
+                } else {
+                        if (s->doc) { /* out of memory for the delivery */
+                                avk_prepared_destroy(s->doc);
+                                s->doc = NULL;
+                                s->result = AVK_UNAVAILABLE;
+                        }
+                        resolve(pl, s, s->result, s->text);
+                }
+                pthread_mutex_lock(&pl->lock);
         }
-        enum avk_result result = AVK_REJECTED;
-        struct delivery_ctx *ctx = NULL;
-        if (input->fhir) {
-                avk_errors_init(&errs);
-                json_t *mapped = avk_fhir_to_deviation(doc, &errs);
-                json_decref(doc);
-                doc = mapped;
+        pthread_mutex_unlock(&pl->lock);
+        return NULL;
+}
+
+/* Prints the resolved results at the head of the window; with all, waits
+ * for every outstanding one. */
+static void print_ready(struct pipeline *pl, int all)
+{
+        pthread_mutex_lock(&pl->lock);
+        while (pl->printed < pl->read) {
+                if (!print_head(pl)) {
+                        if (!all)
+                                break;
+                        pthread_cond_wait(&pl->resolved, &pl->lock);
+                }
         }
-        if (doc) {
-                ctx = malloc(sizeof(*ctx));
-                *ctx = (struct delivery_ctx){rs, s};
-                char id[AVK_ID_SIZE];
-                result = avk_reporter_submit(r, input->kind, doc, id, &errs, on_done, ctx);
-                json_decref(doc);
-        }
-        if (result == AVK_FILED)
-                return;
-        free(ctx);
-        char *detail = malloc(8192);
-        if (detail)
-                avk_errors_join(&errs, detail, 8192);
-        resolve(rs, s, result, detail);
+        pthread_mutex_unlock(&pl->lock);
+        fflush(stdout);
 }
 
 /* Reads one line of at most MAX_DOCUMENT_BYTES into buf (NUL-terminated,
@@ -200,7 +343,7 @@ static int is_blank(const char *s)
         return s[strspn(s, " \t\r")] == '\0';
 }
 
-static void file_stream(avk_reporter_t *r, const struct input *input, FILE *in, struct results *rs)
+static void read_stream(struct pipeline *pl, FILE *in)
 {
         char *buf = malloc(MAX_DOCUMENT_BYTES + 2);
         size_t len;
@@ -217,24 +360,65 @@ static void file_stream(avk_reporter_t *r, const struct input *input, FILE *in, 
                 buf[len++] = '\n';
                 len += fread(buf + len, 1, MAX_DOCUMENT_BYTES + 1 - len, in);
                 if (len > MAX_DOCUMENT_BYTES)
-                        resolve(rs, claim(rs, 1), AVK_REJECTED,
-                                strdup("document is larger than 1048576 bytes"));
+                        add_rejected(pl, 1, "document is larger than 1048576 bytes");
                 else
-                        file_one(r, input, rs, 1, buf, len);
+                        add_document(pl, 1, buf, len);
                 goto out;
         }
         json_decref(first);
         do {
                 if (too_long)
-                        resolve(rs, claim(rs, line), AVK_REJECTED,
-                                strdup("line is longer than 1048576 bytes"));
+                        add_rejected(pl, line, "line is longer than 1048576 bytes");
                 else if (!is_blank(buf))
-                        file_one(r, input, rs, line, buf, len);
-                print_ready(rs, 0);
+                        add_document(pl, line, buf, len);
+                print_ready(pl, 0);
                 line++;
         } while (read_line(in, buf, &len, &too_long));
 out:
         free(buf);
+}
+
+static void end_of_input(struct pipeline *pl)
+{
+        pthread_mutex_lock(&pl->lock);
+        pl->eof = 1;
+        pthread_cond_broadcast(&pl->work);
+        pthread_cond_broadcast(&pl->prepared);
+        pthread_mutex_unlock(&pl->lock);
+}
+
+/* Runs the pipeline over in; returns the exit code. */
+static int file_stream(avk_reporter_t *r, struct input input, FILE *in)
+{
+        static struct pipeline pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                                     .work = PTHREAD_COND_INITIALIZER,
+                                     .prepared = PTHREAD_COND_INITIALIZER,
+                                     .resolved = PTHREAD_COND_INITIALIZER};
+        pl.r = r;
+        pl.input = input;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
+        pthread_t worker_tid[MAX_WORKERS], sender_tid;
+        int started = 0;
+        for (; started < workers; started++)
+                if (pthread_create(&worker_tid[started], NULL, worker, &pl) != 0)
+                        break;
+        int sending = pthread_create(&sender_tid, NULL, sender, &pl) == 0;
+        if (started == 0 || !sending) {
+                fprintf(stderr, "avvik report: cannot start threads\n");
+                end_of_input(&pl);
+        } else {
+                read_stream(&pl, in);
+                end_of_input(&pl);
+                print_ready(&pl, 1);
+        }
+        for (int i = 0; i < started; i++)
+                pthread_join(worker_tid[i], NULL);
+        if (sending)
+                pthread_join(sender_tid, NULL);
+        if (started == 0 || !sending)
+                return AVK_EXIT_USAGE;
+        return pl.unavailable ? AVK_EXIT_KAFKA : pl.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 }
 
 int avk_cmd_report(int argc, char **argv)
@@ -279,13 +463,9 @@ int avk_cmd_report(int argc, char **argv)
                         fclose(in);
                 goto out;
         }
-        static struct results rs = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                                    .cond = PTHREAD_COND_INITIALIZER};
-        file_stream(r, &input, in, &rs);
+        rc = file_stream(r, input, in);
         if (in != stdin)
                 fclose(in);
-        print_ready(&rs, 1);
-        rc = rs.unavailable ? AVK_EXIT_KAFKA : rs.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 out:
         avk_reporter_destroy(r);
         avk_config_destroy(cfg);

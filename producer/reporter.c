@@ -621,6 +621,7 @@ void avk_reporter_destroy(avk_reporter_t *r)
         pthread_join(r->drainer, NULL);
         avk_spool_close(r->spool);
         rd_kafka_flush(r->rk, 5000);
+        rd_kafka_yield(r->rk); /* the poll thread sees stopping now, not in 100 ms */
         pthread_join(r->poller, NULL);
         rd_kafka_destroy(r->rk);
         rd_kafka_conf_destroy(r->scan_conf);

@@ -79,7 +79,8 @@ static void put_u(struct buf *b, uint64_t v, int bytes)
 static void put_bytes(struct buf *b, const void *data, size_t len, int len_bytes)
 {
         put_u(b, len, len_bytes);
-        memcpy(b->p + b->len, data, len);
+        if (len)
+                memcpy(b->p + b->len, data, len);
         b->len += len;
 }
 
@@ -350,6 +351,28 @@ static int by_seq(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
+/* The body length a record header at p declares. */
+static size_t record_length(const unsigned char *p)
+{
+        struct reader h = {p, HEADER_SIZE, 0, 1};
+        return (size_t)get_u(&h, 4);
+}
+
+/* The body length of the record at p when it is whole and its checksum
+ * matches; 0 otherwise. */
+static size_t intact(const unsigned char *p, size_t avail)
+{
+        if (avail < HEADER_SIZE)
+                return 0;
+        struct reader h = {p, HEADER_SIZE, 0, 1};
+        size_t body = (size_t)get_u(&h, 4);
+        uint32_t crc = (uint32_t)get_u(&h, 4);
+        if (body == 0 || body > MAX_BODY_SIZE || avail - HEADER_SIZE < body ||
+            crc != (uint32_t)crc32(0L, p + HEADER_SIZE, (uInt)body))
+                return 0;
+        return body;
+}
+
 /* Grows *arr to hold one more element of size elem. */
 static int grow(void *arr, size_t *cap, size_t cnt, size_t elem)
 {
@@ -388,12 +411,21 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
                 got += (size_t)n;
         }
         while (size - pos >= HEADER_SIZE) {
-                struct reader h = {data + pos, HEADER_SIZE, 0, 1};
-                size_t body = (size_t)get_u(&h, 4);
-                uint32_t crc = (uint32_t)get_u(&h, 4);
-                if (body == 0 || body > MAX_BODY_SIZE || size - pos - HEADER_SIZE < body ||
-                    crc != (uint32_t)crc32(0L, data + pos + HEADER_SIZE, (uInt)body))
-                        break; /* the torn tail of a write that never completed */
+                size_t body = intact(data + pos, size - pos);
+                if (!body) {
+                        /* A torn tail is what a crash mid-write leaves; an
+                         * intact record after a damaged one is not. */
+                        size_t next = pos + HEADER_SIZE + record_length(data + pos);
+                        if (next < size && intact(data + next, size - next)) {
+                                snprintf(errstr, errstr_size,
+                                         "%s: damaged record at offset %zu followed by intact "
+                                         "ones; not cutting acknowledged documents (move the "
+                                         "file aside to start empty)",
+                                         s->path, pos);
+                                goto out;
+                        }
+                        break;
+                }
                 const unsigned char *b = data + pos + HEADER_SIZE;
                 struct reader r = {b + 1, body - 1, 0, 1};
                 if (b[0] == REC_ENTRY) {
