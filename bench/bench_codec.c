@@ -27,6 +27,7 @@
 #include "common/codec.h"
 #include "common/errors.h"
 #include "common/json.h"
+#include "common/jsonparse.h"
 #include "common/schema.h"
 
 #ifndef AVK_BENCH_BUILD_TYPE
@@ -125,11 +126,10 @@ static int64_t now_ns(void)
 
 static int json_to_value(struct bench *b, const char *text, size_t len, avro_value_t *out)
 {
-        json_error_t jerr;
-        json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        char reason[256];
+        json_t *doc = avk_json_parse(text, len, reason, sizeof(reason));
         if (!doc) {
-                snprintf(b->errstr, sizeof(b->errstr), "not valid JSON: line %d column %d: %s",
-                         jerr.line, jerr.column, jerr.text);
+                snprintf(b->errstr, sizeof(b->errstr), "not valid JSON: %s", reason);
                 return -1;
         }
         struct avk_errors errs;

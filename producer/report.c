@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/jsonparse.h"
 #include "producer/fhir.h"
 #include "producer/reporter.h"
 
@@ -185,15 +186,13 @@ static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result,
  * document, or the result and its text. */
 static void prepare(struct pipeline *pl, struct slot *s, struct avk_errors *errs)
 {
-        json_error_t jerr;
-        char id[AVK_ID_SIZE];
-        json_t *doc = json_loadb(s->text, s->len, JSON_REJECT_DUPLICATES, &jerr);
+        char id[AVK_ID_SIZE], reason[256];
+        json_t *doc = avk_json_parse(s->text, s->len, reason, sizeof(reason));
         free(s->text);
         s->text = NULL;
         if (!doc) {
                 s->result = AVK_REJECTED;
-                s->text = format("not valid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                                 jerr.text);
+                s->text = format("not valid JSON at %s", reason);
                 return;
         }
         avk_errors_init(errs);
@@ -354,7 +353,8 @@ static void read_stream(struct pipeline *pl, FILE *in)
         if (!read_line(in, buf, &len, &too_long))
                 goto out;
         line = 1;
-        json_t *first = too_long ? NULL : json_loadb(buf, len, 0, NULL);
+        char reason[256];
+        json_t *first = too_long ? NULL : avk_json_parse(buf, len, reason, sizeof(reason));
         if (!first && !too_long && !is_blank(buf)) {
                 /* Not a document on its own line: one document over many lines. */
                 buf[len++] = '\n';

@@ -66,7 +66,7 @@ expect_rejected() { # expect_rejected EXIT_CODE PATTERN: stdin is the document
         [ $rc -eq "$1" ] || fail "exit $rc, want $1 for '$2': $(cat "$work/err")"
         grep -q "$2" "$work/err" || fail "want '$2', got: $(cat "$work/err")"
 }
-printf '{"description": "\377\376"}' | expect_rejected 1 "unable to decode byte 0xff"
+printf '{"description": "\377\376"}' | expect_rejected 1 "invalid bytes in UTF8 string"
 head -c 200 "$samples/01-discharge-information-missing.json" | expect_rejected 1 "not valid JSON at line"
 head -c 1100000 /dev/zero | tr '\0' ' ' | expect_rejected 1 "longer than 1048576 bytes"
 echo '{}' | expect_rejected 1 "description: is required"
