@@ -3,8 +3,11 @@
  * subcommand lives with its side of the system (producer/, consumer/, cli/)
  * and parses its own options.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/log.h"
@@ -21,6 +24,8 @@ static const struct command commands[] = {
     {"broker", avk_cmd_broker, "run the embedded Kafka broker (librdkafka's mock cluster)"},
     {"report", avk_cmd_report, "file deviations or responses from JSON"},
     {"tail", avk_cmd_tail, "print a topic's records as JSON"},
+    {"gateway", avk_cmd_gateway, "serve the HTTP intake (deviations, responses, FHIR)"},
+    {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
     {"config", cmd_config, "list the configuration keys and their defaults"},
 };
 
@@ -59,6 +64,30 @@ int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg)
         if (avk_log_level_parse(avk_config_get(cfg, "log.level"), &level) == 0)
                 avk_log_set_level(level);
         return 1;
+}
+
+int avk_cli_write_atomically(const char *path, const char *content)
+{
+        char dir[512], tmp[600];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = '\0';
+                if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+                        return -1;
+        }
+        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+        FILE *f = fopen(tmp, "w");
+        if (!f)
+                return -1;
+        int ok = fprintf(f, "%s\n", content) > 0;
+        ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+        ok &= fclose(f) == 0;
+        if (!ok || rename(tmp, path) != 0) {
+                unlink(tmp);
+                return -1;
+        }
+        return 0;
 }
 
 int main(int argc, char **argv)

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -32,30 +31,6 @@ static const char usage_text[] =
     "  -n BROKERS     number of brokers (default 3)\n"
     "  -f FILE        bootstrap file (default: bootstrap.file, or "
     "/tmp/avvik-<uid>/...)\n" AVK_CLI_CONFIG_HELP;
-
-static int write_atomically(const char *path, const char *content)
-{
-        char dir[512], tmp[600];
-        snprintf(dir, sizeof(dir), "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir) {
-                *slash = '\0';
-                if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-                        return -1;
-        }
-        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
-        FILE *f = fopen(tmp, "w");
-        if (!f)
-                return -1;
-        int ok = fprintf(f, "%s\n", content) > 0;
-        ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok &= fclose(f) == 0;
-        if (!ok || rename(tmp, path) != 0) {
-                unlink(tmp);
-                return -1;
-        }
-        return 0;
-}
 
 int avk_cmd_broker(int argc, char **argv)
 {
@@ -132,7 +107,7 @@ int avk_cmd_broker(int argc, char **argv)
                 }
         }
         const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
-        if (write_atomically(file, servers) != 0) {
+        if (avk_cli_write_atomically(file, servers) != 0) {
                 fprintf(stderr, "avvik broker: cannot write %s: %s\n", file, strerror(errno));
                 rc = AVK_EXIT_USAGE;
                 goto stop;

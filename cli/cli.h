@@ -27,8 +27,17 @@ int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg);
         "  -c FILE        read configuration from FILE (key=value lines)\n"                        \
         "  -X KEY=VALUE   set one configuration key (after -c); see 'avvik config'\n"
 
+/**
+ * @brief Writes content and a newline to path through a temporary file, fsync
+ * and rename, so a reader sees all of it or nothing; creates path's directory
+ * (mode 0700) when missing. @returns 0, or -1 with errno set.
+ */
+int avk_cli_write_atomically(const char *path, const char *content);
+
 int avk_cmd_broker(int argc, char **argv);
 int avk_cmd_report(int argc, char **argv);
 int avk_cmd_tail(int argc, char **argv);
+int avk_cmd_gateway(int argc, char **argv);
+int avk_cmd_token(int argc, char **argv);
 
 #endif

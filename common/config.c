@@ -54,6 +54,26 @@ static const struct key_def keys[] = {
      "(fsync'd) and produced in order when Kafka is back; unset means no spool"},
     {"intake.spool.max.bytes", KIND_INT, 4096, INT64_MAX, "1073741824",
      "size limit of the spool file; past it intake answers unavailable"},
+    {"gateway.listen", KIND_STRING, 0, 0, "127.0.0.1:8080",
+     "address the HTTP gateway listens on: host:port or [address]:port; port 0 picks a free "
+     "one"},
+    {"gateway.port.file", KIND_STRING, 0, 0, NULL,
+     "file the gateway writes its port to once it listens, and removes when it stops"},
+    {"gateway.tokens.file", KIND_STRING, 0, 0, NULL,
+     "the gateway's bearer tokens, one a line: <sha256-hex-of-token> <party> [label] "
+     "('avvik token' makes them); required by avvik gateway"},
+    {"gateway.tls.cert.file", KIND_STRING, 0, 0, NULL,
+     "PEM certificate (chain) of the gateway; with gateway.tls.key.file it serves HTTPS only"},
+    {"gateway.tls.key.file", KIND_STRING, 0, 0, NULL, "PEM private key of gateway.tls.cert.file"},
+    {"gateway.max.body.bytes", KIND_INT, 1024, 16777216, "65536",
+     "largest request body the gateway takes; a larger one is answered 413"},
+    {"gateway.max.in.flight", KIND_INT, 1, 1000000, "1000",
+     "documents waiting for Kafka at once; past it the gateway answers 503 with Retry-After"},
+    {"gateway.threads", KIND_INT, 1, 256, "4", "HTTP server threads of the gateway"},
+    {"gateway.idempotency.max.entries", KIND_INT, 16, 100000000, "100000",
+     "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
+    {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",
+     "seconds an accepted request's answer is kept for its retries"},
     {"log.level", KIND_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
 };
 

@@ -18,9 +18,10 @@
 #include <string.h>
 #include <time.h>
 
-#define HSA_ID_MAX_LEN    31
-#define ORGNR_LEN         10
-#define COORDINATION_DAYS 60
+#define HSA_ID_MAX_LEN      31
+#define ORGNR_LEN           10
+#define COORDINATION_DAYS   60
+#define KAFKA_TOPIC_MAX_LEN 249
 
 static const char *const month_names[12] = {
     "January", "February", "March",     "April",   "May",      "June",
@@ -341,6 +342,78 @@ int avk_ident_municipality_code(const char *s, char *errstr, size_t errstr_size)
                 return fail(errstr, errstr_size,
                             "'%s' is not one of the %zu municipalities in Västra Götaland", s,
                             avk_municipality_cnt);
+        return 0;
+}
+
+int avk_ident_party(const char *s, char *errstr, size_t errstr_size)
+{
+        char reason[160];
+
+        if (s == NULL)
+                return fail(errstr, errstr_size, "party is missing");
+        if (strcmp(s, "VGR") == 0)
+                return 0;
+        if (avk_ident_municipality_code(s, reason, sizeof(reason)) != 0)
+                return fail(errstr, errstr_size,
+                            "party must be \"VGR\" or a municipality code (%s)", reason);
+        return 0;
+}
+
+int avk_ident_kafka_topic(const char *s, char *errstr, size_t errstr_size)
+{
+        size_t len;
+        char repr[16];
+
+        if (s == NULL)
+                return fail(errstr, errstr_size, "topic name is missing");
+        len = strlen(s);
+        if (len == 0)
+                return fail(errstr, errstr_size, "topic name is empty");
+        if (len > KAFKA_TOPIC_MAX_LEN)
+                return fail(errstr, errstr_size, "topic name is %zu characters, at most %d", len,
+                            KAFKA_TOPIC_MAX_LEN);
+        if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+                return fail(errstr, errstr_size, "topic name cannot be \".\" or \"..\"");
+        for (size_t i = 0; i < len; i++) {
+                if (is_ascii_alnum(s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-')
+                        continue;
+                return fail(errstr, errstr_size,
+                            "topic name character %zu is %s, expected [a-zA-Z0-9._-]", i + 1,
+                            char_repr(s[i], repr, sizeof(repr)));
+        }
+        return 0;
+}
+
+int avk_ident_http_url(const char *s, int allow_http, char *errstr, size_t errstr_size)
+{
+        const char *authority;
+        size_t authority_len;
+
+        if (s == NULL)
+                return fail(errstr, errstr_size, "URL is missing");
+        if (strncmp(s, "https://", 8) == 0) {
+                authority = s + 8;
+        } else if (strncmp(s, "http://", 7) == 0) {
+                if (!allow_http)
+                        return fail(errstr, errstr_size, "URL uses http://, https:// is required");
+                authority = s + 7;
+        } else {
+                return fail(errstr, errstr_size, "URL must start with https://%s",
+                            allow_http ? " or http://" : "");
+        }
+        for (size_t i = 0; s[i] != '\0'; i++) {
+                unsigned char u = (unsigned char)s[i];
+
+                if (u <= 0x20 || u == 0x7f)
+                        return fail(errstr, errstr_size,
+                                    "URL character %zu is a space or control character", i + 1);
+        }
+        authority_len = strcspn(authority, "/?#");
+        if (authority_len == 0)
+                return fail(errstr, errstr_size, "URL has no host");
+        if (memchr(authority, '@', authority_len) != NULL)
+                return fail(errstr, errstr_size,
+                            "URL holds credentials before the host; they belong in a secret");
         return 0;
 }
 

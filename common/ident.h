@@ -1,8 +1,9 @@
 /*
  * avk_ident: validation of the identifiers a deviation carries - Swedish
  * personal identity numbers (personnummer) and coordination numbers
- * (samordningsnummer), HSA-ids of units, municipality codes, and event
- * timestamps. Rules: DOMAIN.md, "Identifiers".
+ * (samordningsnummer), HSA-ids of units, municipality codes and parties, and
+ * event timestamps - and of the names its delivery uses (Kafka topics,
+ * webhook URLs). Rules: DOMAIN.md, "Identifiers".
  *
  * Every validator returns 0 when the input is valid and -1 otherwise, writing
  * one sentence naming the reason into errstr (librdkafka's errstr convention);
@@ -50,6 +51,23 @@ int avk_ident_hsa_id(const char *s, char *errstr, size_t errstr_size);
 
 /** @brief Validates a municipality code: one of the county's 49 (SCB kommunkod). */
 int avk_ident_municipality_code(const char *s, char *errstr, size_t errstr_size);
+
+/** @brief Validates a party: "VGR" or one of the county's 49 municipality codes. */
+int avk_ident_party(const char *s, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Validates a Kafka topic name: 1 to 249 characters of [a-zA-Z0-9._-],
+ * neither "." nor "..", as the broker requires.
+ */
+int avk_ident_kafka_topic(const char *s, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Validates an endpoint URL: "https://" (or "http://" when allow_http
+ * is set) and a host, no credentials before the host, no spaces or control
+ * characters. The sentence never repeats the URL: a webhook URL may carry a
+ * token in its path or query.
+ */
+int avk_ident_http_url(const char *s, int allow_http, char *errstr, size_t errstr_size);
 
 /**
  * @brief Checks that a timestamp (ms since the epoch, UTC) is not later than

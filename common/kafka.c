@@ -106,3 +106,32 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
                 rd_kafka_poll_set_consumer(rk);
         return rk;
 }
+
+int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int timeout_ms,
+                         int *partitions, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        rd_kafka_topic_destroy(rkt);
+        if (e || md->topic_cnt != 1 || md->topics[0].err) {
+                snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                         rd_kafka_err2str(e ? e : md->topics[0].err));
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                return -1;
+        }
+        *partitions = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(*partitions);
+        for (int i = 0; i < *partitions; i++)
+                rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)
+                    ->offset = offset;
+        rd_kafka_metadata_destroy(md);
+        e = rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (e) {
+                snprintf(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}

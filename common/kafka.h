@@ -10,6 +10,7 @@
 #define AVK_KAFKA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -38,6 +39,15 @@ rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t er
 
 /** @brief An idempotent producer (acks=all). conf is consumed on success. */
 rd_kafka_t *avk_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Assigns every partition of topic to the consumer rk, each from
+ * offset (RD_KAFKA_OFFSET_BEGINNING, ...), without joining a group.
+ * @param partitions receives the topic's partition count.
+ * @returns 0, or -1 with the reason (topic metadata, assignment) in errstr.
+ */
+int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int timeout_ms,
+                         int *partitions, char *errstr, size_t errstr_size);
 
 /**
  * @brief A consumer in group, offsets stored by the caller after processing.

@@ -31,35 +31,6 @@ static void on_signal(int sig)
         stop = 1;
 }
 
-static int assign_all(rd_kafka_t *rk, const char *topic, int *partitions, char *errstr,
-                      size_t errstr_size)
-{
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-        rd_kafka_topic_destroy(rkt);
-        if (e || md->topic_cnt != 1 || md->topics[0].err) {
-                snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                         rd_kafka_err2str(e ? e : md->topics[0].err));
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                return -1;
-        }
-        *partitions = md->topics[0].partition_cnt;
-        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(*partitions);
-        for (int i = 0; i < *partitions; i++)
-                rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-        rd_kafka_metadata_destroy(md);
-        e = rd_kafka_assign(rk, parts);
-        rd_kafka_topic_partition_list_destroy(parts);
-        if (e) {
-                snprintf(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(e));
-                return -1;
-        }
-        return 0;
-}
-
 int avk_cmd_tail(int argc, char **argv)
 {
         avk_config_t *cfg = avk_config_new();
@@ -67,6 +38,7 @@ int avk_cmd_tail(int argc, char **argv)
         avk_codec_t *codec = NULL;
         rd_kafka_t *rk = NULL;
         avro_value_t value = {0};
+        char *ended = NULL; /* partitions whose end was reached */
         const char *topic = NULL;
         long limit = -1;
         int to_end = 0, rc = AVK_EXIT_USAGE, opt;
@@ -117,10 +89,16 @@ int avk_cmd_tail(int argc, char **argv)
         }
         int partitions = 0, at_end = 0;
         rc = AVK_EXIT_KAFKA;
-        if (assign_all(rk, topic, &partitions, err, sizeof(err)) != 0) {
+        if (avk_kafka_assign_all(rk, topic, RD_KAFKA_OFFSET_BEGINNING, 10000, &partitions, err,
+                                 sizeof(err)) != 0) {
                 fprintf(stderr, "avvik tail: %s\n", err);
                 goto out;
         }
+        /* The end of a partition may be reported more than once (after a
+         * leader change): count each partition once. */
+        ended = calloc((size_t)partitions, 1);
+        if (!ended)
+                goto out;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         avro_generic_value_new(avk_schema_iface(schema), &value);
@@ -131,7 +109,11 @@ int avk_cmd_tail(int argc, char **argv)
                 if (!m)
                         continue;
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        at_end++;
+                        if (m->partition >= 0 && m->partition < partitions &&
+                            !ended[m->partition]) {
+                                ended[m->partition] = 1;
+                                at_end++;
+                        }
                 } else if (m->err) {
                         fprintf(stderr, "avvik tail: %s\n", rd_kafka_message_errstr(m));
                 } else if (avk_codec_decode(codec, m->payload, m->len, schema, &value, err,
@@ -156,6 +138,7 @@ int avk_cmd_tail(int argc, char **argv)
         }
         rc = bad ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 out:
+        free(ended);
         if (value.self)
                 avro_value_decref(&value);
         if (rk) {

@@ -336,7 +336,14 @@ static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *s
                 }
                 idle = 0;
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        remaining--;
+                        /* The end may be reported more than once (after a
+                         * leader change): count each partition once. */
+                        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+                            todo, rd_kafka_topic_name(m->rkt), m->partition);
+                        if (tp && !tp->opaque) {
+                                tp->opaque = tp;
+                                remaining--;
+                        }
                 } else if (m->err) {
                         avk_log(AVK_LOG_WARN, "spool", "looking for duplicates: %s",
                                 rd_kafka_message_errstr(m));

@@ -239,6 +239,7 @@ static void count_outcome(void *opaque, const char *id, enum avk_result result, 
                 o->filed++;
         else
                 o->other++;
+
         pthread_mutex_unlock(&o->lock);
 }
 
@@ -256,6 +257,9 @@ static void stream_start(struct stream *st)
 {
         char err[256];
         avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
+        /* Reconnect within the ack timeout even on a loaded machine: the
+         * default backoff grows to 10 s, the whole ack timeout. */
+        avk_config_set(mk.cfg, "kafka.reconnect.backoff.max.ms", "500", err, sizeof(err));
         st->r = reporter();
         st->doc = json_copy(sample);
         json_object_del(st->doc, "deviation_id");

@@ -1,0 +1,1081 @@
+/*
+ * Unit tests for avk_rules with the real rules (data/routing-rules.json) and
+ * directory (data/directory.json): a table of cases taken from the
+ * health-care agreement, each row citing the seed document and section it
+ * comes from (the seeds are ../shared/seeds/, named by file), covering every
+ * allocation item in both directions; then the named receiver, triage,
+ * re-routing after "wrong receiver" and the hop bound.
+ *
+ * The expected receivers are written out here and the decisions come from
+ * the rules file only, so a changed rule fails a row: the test
+ * every_rule_decides_some_row flips each rule's party in turn and requires a
+ * row to fail. The loader's errors are tested on fixtures in tests/data/rules/.
+ */
+#include "consumer/rules.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "tests/support/check_text.h"
+#include "tests/support/test_data.h"
+
+#define RULES_FILE     AVK_SOURCE_DIR "/data/routing-rules.json"
+#define DIRECTORY_FILE AVK_SOURCE_DIR "/data/directory.json"
+#define SEEDS_DIR      AVK_SOURCE_DIR "/../shared/seeds"
+#define FIXTURE(name)  AVK_TEST_DATA "/rules/" name
+
+/* Seed documents, by file name (../shared/seeds). */
+#define SEED_2021 "001_d2508e3e58e7f3ae.txt" /* Hälso- och sjukvårdsavtalet, webb 2021 */
+#define SEED_2025 "000_a90ff52cdeecaa0e.txt" /* Beslutsunderlag slutförslag, SRO 2025 */
+#define SEED_2022 "002_e1e4bd6a19612320.txt" /* Färdplan och avtal, mars 2022 */
+#define SEED_2024 "004_6ff8ed775027230e.txt" /* Mötesanteckning arbetsgrupp 2024-12-10 */
+
+#define VVG_UNIT "SE2321000131-E000000000001" /* the county coordinator of data/directory.json */
+
+static avk_catalog_t *catalog;
+static const avk_schema_t *reported;
+static avk_directory_t *dir;
+static avk_rules_t *rules;
+
+/* What a deviation says about itself, as routing reads it. */
+struct situation {
+        const char *reporter, *location, *municipality;
+        const char *category, *care_setting, *competence, *home_visits, *agreement;
+};
+
+static struct avk_rules_input input_of(const struct situation *s)
+{
+        struct avk_rules_input in = {
+            .reporter_party = s->reporter,
+            .location_party = s->location,
+            .municipality_code = s->municipality,
+            .category = s->category,
+            .care_setting = s->care_setting,
+            .competence = s->competence,
+            .home_visits = s->home_visits,
+            .agreement = s->agreement,
+            .event_class = "INCIDENT_WITHOUT_HARM",
+            .harm_level = "NONE",
+        };
+        return in;
+}
+
+/* ---- the allocation: first routing, no receiver named ---- */
+
+struct allocation_case {
+        const char *clause; /* seed file, section: where the case comes from */
+        const char *what;
+        struct situation s;
+        const char *party; /* expected receiver */
+        const char *rule;  /* expected rule id */
+};
+
+/* Columns of s: reporter, location, municipality, category, care_setting,
+ * competence, home_visits, agreement. */
+static const struct allocation_case allocation[] = {
+    /* Competences that decide alone. */
+    {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för läkare",
+     "home care nurse: the physician never came to a patient at home",
+     {"1480", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-PHYSICIAN"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för läkare",
+     "hospital: the health centre physician's order was missing at special housing",
+     {"VGR", "1490", "1490", "MEDICATION", "SPECIAL_HOUSING", "PHYSICIAN", "NONE", "UNKNOWN"},
+     "VGR",
+     "R-REGION-PHYSICIAN"},
+    {SEED_2022 ", ÖVERENSKOMMELSE LÄKARMEDVERKAN I KOMMUNAL PRIMÄRVÅRD: tillgänglighet till "
+               "läkare hela dygnet",
+     "special housing: no physician reachable at night (deploy/samples/02)",
+     {"1490", "1490", "1490", "PHYSICIAN_AVAILABILITY", "SPECIAL_HOUSING", "UNKNOWN", "NONE",
+      "PHYSICIAN_RESPONSIBILITY"},
+     "VGR",
+     "R-REGION-PHYSICIAN-AVAILABILITY"},
+    {SEED_2025 ", Förslag till ställningstagande: överenskommelse munhälsa - uppsökande och "
+               "nödvändig tandvård",
+     "special housing: the outreach dental team did not come",
+     {"1401", "1401", "1401", "ORAL_HEALTH", "SPECIAL_HOUSING", "DENTAL", "NONE", "ORAL_HEALTH"},
+     "VGR",
+     "R-REGION-DENTAL-OUTREACH"},
+    {SEED_2021 ", A.7 Avtalets omfattning och uppbyggnad: samverkan med kommunens socialtjänst",
+     "psychiatric clinic: social services did not act on the joint plan",
+     {"VGR", "1485", "1485", "MENTAL_HEALTH_ADDICTION", "OUTPATIENT_CLINIC", "SOCIAL_SERVICES",
+      "NONE", "MENTAL_HEALTH_ADDICTION"},
+     "1485",
+     "R-MUNI-SOCIAL-SERVICES"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för ... övriga kompetenser",
+     "home care: the dietitian's advice never came",
+     {"1481", "1481", "1481", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "OTHER_COMPETENCE",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-OTHER-COMPETENCE"},
+    /* Joint duties: the side that failed is the reporter's counterpart. */
+    {SEED_2025 ", Kommunernas betalningsansvar vid in- och utskrivning från slutna hälso- och "
+               "sjukvård",
+     "ward: the municipality did not take home a patient ready for discharge",
+     {"VGR", "VGR", "1480", "DISCHARGE_PLANNING", "INPATIENT", "UNKNOWN", "UNKNOWN",
+      "DISCHARGE_PAYMENT"},
+     "1480",
+     "R-MUNI-DISCHARGE-TAKEOVER"},
+    {SEED_2022 ", ÖVERENSKOMMELSE SAMVERKAN VID IN- OCH UTSKRIVNING: planering finns för "
+               "insatser av den regionfinansierade öppna vården",
+     "home care: the nursing discharge note was missing (deploy/samples/01)",
+     {"1480", "VGR", "1480", "DISCHARGE_PLANNING", "INPATIENT", "NURSE", "LONG_TERM_REGULAR",
+      "DISCHARGE_PAYMENT"},
+     "VGR",
+     "R-REGION-DISCHARGE-PLANNING"},
+    {SEED_2021 ", Kommunens ansvar: erbjudande om SIP ... mellan kommun och VGR",
+     "clinic: the municipality did not come to the SIP meeting",
+     {"VGR", "VGR", "1463", "SIP", "OUTPATIENT_CLINIC", "UNKNOWN", "NONE", "HEALTH_CARE_AGREEMENT"},
+     "1463",
+     "R-MUNI-SIP"},
+    {SEED_2021 ", Kommunens ansvar: erbjudande om SIP ... mellan kommun och VGR",
+     "home care: the health centre did not come to the SIP meeting",
+     {"1463", "1463", "1463", "SIP", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
+      "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-SIP"},
+    /* The region's care settings. */
+    {SEED_2025 ", Hälso- och sjukvård i hemmet: specialiserad vård i hemmet ... ett ansvar för "
+               "VGR",
+     "home care: the ASIH nurse missed a visit",
+     {"1490", "VGR", "1490", "CARE_AND_TREATMENT", "SPECIALISED_HOME_CARE", "NURSE",
+      "SHORT_TERM_OR_INFREQUENT", "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-SPECIALISED-HOME-CARE"},
+    {SEED_2022 ", Parternas ansvar - kompletteringar: samtliga hälso- och sjukvårdsinsatser "
+               "... HVB",
+     "social services: a child placed at an HVB home got no health assessment",
+     {"1480", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "HVB_HOME", "NURSE", "NONE",
+      "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-HVB"},
+    {SEED_2021 ", Regionens ansvar: öppen och sluten vård, akut och planerad vård",
+     "home care: a medication change in hospital was not passed on",
+     {"1482", "VGR", "1482", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN",
+      "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-INPATIENT"},
+    {SEED_2021 ", Regionens ansvar: öppen och sluten vård, akut och planerad vård",
+     "home care: the emergency department sent the patient home without notice",
+     {"1488", "VGR", "1488", "INFORMATION_TRANSFER", "EMERGENCY", "UNKNOWN", "UNKNOWN", "UNKNOWN"},
+     "VGR",
+     "R-REGION-ACUTE"},
+    {SEED_2021 ", Regionens ansvar: öppen och sluten vård, akut och planerad vård",
+     "special housing: the ambulance crew left no report",
+     {"1496", "VGR", "1496", "INFORMATION_TRANSFER", "PREHOSPITAL", "UNKNOWN", "UNKNOWN",
+      "UNKNOWN"},
+     "VGR",
+     "R-REGION-ACUTE"},
+    {SEED_2021 ", Regionens ansvar: patienter som ... kan besöka VGRs mottagningar",
+     "home care: the health centre did not answer a nurse's referral",
+     {"1435", "VGR", "1435", "INFORMATION_TRANSFER", "PRIMARY_CARE", "UNKNOWN", "NONE",
+      "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-CLINIC"},
+    {SEED_2021 ", Regionens ansvar: rehabiliterings- och habiliteringsinsatser inom specialist- "
+               "samt primärvård",
+     "home care: a clinic occupational therapist prescribed an aid without handover",
+     {"1480", "VGR", "1480", "ASSISTIVE_DEVICES", "OUTPATIENT_CLINIC", "OCCUPATIONAL_THERAPIST",
+      "NONE", "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-CLINIC"},
+    {SEED_2021 ", Lagstiftning: för tandvård finns särskilda bestämmelser",
+     "special housing: the dental clinic sent no treatment plan",
+     {"1493", "VGR", "1493", "ORAL_HEALTH", "DENTAL", "UNKNOWN", "NONE", "ORAL_HEALTH"},
+     "VGR",
+     "R-REGION-DENTAL-CARE"},
+    /* The municipality's competences in its own settings. */
+    {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för insatser utförda av "
+               "sjuksköterska",
+     "ward: home care did not give the insulin ordered at discharge",
+     {"VGR", "1480", "1480", "MEDICATION", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
+      "HEALTH_CARE_AGREEMENT"},
+     "1480",
+     "R-MUNI-NURSE"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: ... arbetsterapeut",
+     "children's hospital: the lift was not in place at home (deploy/samples/03)",
+     {"VGR", "1435", "1435", "ASSISTIVE_DEVICES", "HOME_HEALTH_CARE", "OCCUPATIONAL_THERAPIST",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     "1435",
+     "R-MUNI-OCCUPATIONAL-THERAPIST"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: ... fysioterapeut",
+     "rehabilitation clinic: the training plan was not followed at daily activity",
+     {"VGR", "1496", "1496", "CARE_AND_TREATMENT", "DAY_ACTIVITY", "PHYSIOTHERAPIST", "NONE",
+      "HEALTH_CARE_AGREEMENT"},
+     "1496",
+     "R-MUNI-PHYSIOTHERAPIST"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för ... sjuksköterska",
+     "Folktandvården: staff skipped the daily oral care the dentist ordered",
+     {"VGR", "1466", "1466", "ORAL_HEALTH", "SPECIAL_HOUSING", "NURSE", "NONE", "ORAL_HEALTH"},
+     "1466",
+     "R-MUNI-NURSE"},
+    {SEED_2025 ", Inledning (Avtalet omfattar alla åldrar)",
+     "a child in home health care: allocated as an adult would be",
+     {"VGR", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "HOME_HEALTH_CARE", "NURSE",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     "1480",
+     "R-MUNI-NURSE"},
+    /* Sub-agreements. */
+    {SEED_2025 ", Regionens läkaransvar i kommunal primärvård",
+     "special housing: the physician's rounds were cancelled",
+     {"1487", "1487", "1487", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE",
+      "PHYSICIAN_RESPONSIBILITY"},
+     "VGR",
+     "R-REGION-PHYSICIAN-AGREEMENT"},
+    {SEED_2025 ", Förslag till ställningstagande: överenskommelse munhälsa",
+     "special housing: no oral health assessment was made",
+     {"1466", "1466", "1466", "ORAL_HEALTH", "SPECIAL_HOUSING", "UNKNOWN", "NONE", "ORAL_HEALTH"},
+     "VGR",
+     "R-REGION-ORAL-HEALTH"},
+    /* The municipality's housing and activities. */
+    {SEED_2021 ", Kommunens ansvar: särskilt boende",
+     "hospital: special housing did not follow up after discharge",
+     {"VGR", "1492", "1492", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE",
+      "HEALTH_CARE_AGREEMENT"},
+     "1492",
+     "R-MUNI-SPECIAL-HOUSING"},
+    {SEED_2021 ", Kommunens ansvar: bostad med särskild service",
+     "neurology clinic: the epilepsy plan was not followed at an LSS group home",
+     {"VGR", "1441", "1441", "CARE_AND_TREATMENT", "HOUSING_WITH_SPECIAL_SERVICE", "UNKNOWN",
+      "NONE", "HEALTH_CARE_AGREEMENT"},
+     "1441",
+     "R-MUNI-SPECIAL-HOUSING"},
+    {SEED_2021 ", Lagstiftning: personer i särskilda boendeformer",
+     "ward: wound care was not continued at a short-term stay",
+     {"VGR", "1470", "1470", "CARE_AND_TREATMENT", "SHORT_TERM_STAY", "UNKNOWN", "NONE",
+      "HEALTH_CARE_AGREEMENT"},
+     "1470",
+     "R-MUNI-SPECIAL-HOUSING"},
+    {SEED_2021 ", Kommunens ansvar: daglig verksamhet, (LSS)",
+     "habilitation: seizure medication was not given at daily activity",
+     {"VGR", "1496", "1496", "MEDICATION", "DAY_ACTIVITY", "UNKNOWN", "NONE",
+      "HEALTH_CARE_AGREEMENT"},
+     "1496",
+     "R-MUNI-DAY-ACTIVITY"},
+    /* Home visits: duration and frequency. */
+    {SEED_2025 ", Långvarigt behov och frekvens: VGR ansvarar för tillfälliga behov av hembesök",
+     "municipality: the district nurse missed short-term home visits",
+     {"1480", "1480", "1480", "CARE_AND_TREATMENT", "OTHER", "NURSE", "SHORT_TERM_OR_INFREQUENT",
+      "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-SHORT-HOME-VISITS"},
+    {SEED_2025 ", Långvarigt behov och frekvens: VGR ansvarar för ... sällan förekommande behov",
+     "home care asked to make infrequent visits that are the region's",
+     {"1440", "1440", "1440", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "UNKNOWN",
+      "SHORT_TERM_OR_INFREQUENT", "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "R-REGION-SHORT-HOME-VISITS"},
+    {SEED_2025 ", Långvarigt behov och frekvens: Kommunen ansvarar för hembesök när behovet "
+               "bedöms kvarstå",
+     "health centre: long-term regular home visits were not taken over",
+     {"VGR", "1480", "1480", "CARE_AND_TREATMENT", "OTHER", "UNKNOWN", "LONG_TERM_REGULAR",
+      "HEALTH_CARE_AGREEMENT"},
+     "1480",
+     "R-MUNI-LONG-HOME-VISITS"},
+    {SEED_2021 ", Lagstiftning: kommunerna ansvaret för hälso- och sjukvård i hemmet sedan 1999",
+     "ward: home health care never started after discharge",
+     {"VGR", "1415", "1415", "INFORMATION_TRANSFER", "HOME_HEALTH_CARE", "UNKNOWN", "UNKNOWN",
+      "HEALTH_CARE_AGREEMENT"},
+     "1415",
+     "R-MUNI-HOME-HEALTH-CARE"},
+    /* Nothing in the allocation decides: triage (rule "TRIAGE"). */
+    {SEED_2022 ", ÖVERENSKOMMELSE SAMVERKAN KRING PERSONER MED PSYKISK FUNKTIONSNEDSÄTTNING: "
+               "gemensamma ansvarsområden",
+     "psychiatry: a joint addiction matter nothing in the allocation settles",
+     {"VGR", "1480", "1480", "MENTAL_HEALTH_ADDICTION", "OTHER", "UNKNOWN", "UNKNOWN",
+      "MENTAL_HEALTH_ADDICTION"},
+     "1480",
+     "TRIAGE"},
+    {SEED_2024 ", Nuläge: akuta placeringar av barn ... oklart vem som har hälso- och "
+               "sjukvårdsansvaret",
+     "social services: acute placement of a child, responsibility unclear",
+     {"1480", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN"},
+     "VGR",
+     "TRIAGE"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: parterna har ett gemensamt ansvar",
+     "ward: a self-care plan fell between the parties",
+     {"VGR", "VGR", "1490", "SELF_CARE", "OTHER", "UNKNOWN", "NONE", "UNKNOWN"},
+     "1490",
+     "TRIAGE"},
+};
+
+#define ALLOCATION_CNT (sizeof(allocation) / sizeof(allocation[0]))
+
+/* 0 when the case decides as expected; else 1 with what differs in why. */
+static int check_allocation(const avk_rules_t *r, const struct allocation_case *c, char *why,
+                            size_t why_size)
+{
+        struct avk_rules_input in = input_of(&c->s);
+        struct avk_rules_decision d;
+        int triage = strcmp(c->rule, AVK_RULES_ID_TRIAGE) == 0;
+
+        avk_rules_decide(r, dir, &in, &d);
+        if (strcmp(d.receiver_party, c->party) == 0 && strcmp(d.rule_id, c->rule) == 0 &&
+            d.kind == (triage ? AVK_RULES_TRIAGE : AVK_RULES_AGREEMENT_RULE) && d.hop == 0)
+                return 0;
+        snprintf(why, why_size, "%s [%s]: expected %s by %s, got %s by %s (%s): %s", c->what,
+                 c->clause, c->party, c->rule, d.receiver_party, d.rule_id,
+                 avk_rules_decision_symbol(d.kind), d.reason);
+        return 1;
+}
+
+START_TEST(allocation_follows_the_agreement)
+{
+        char why[2048];
+
+        ck_assert_msg(check_allocation(rules, &allocation[_i], why, sizeof(why)) == 0, "row %d: %s",
+                      _i, why);
+}
+END_TEST
+
+START_TEST(a_rule_decision_names_the_rule_what_matched_and_the_clause)
+{
+        struct situation s = {"VGR",
+                              "1480",
+                              "1480",
+                              "MEDICATION",
+                              "HOME_HEALTH_CARE",
+                              "NURSE",
+                              "LONG_TERM_REGULAR",
+                              "UNKNOWN"};
+        struct avk_rules_input in = input_of(&s);
+        struct avk_rules_decision d;
+
+        avk_rules_decide(rules, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, "R-MUNI-NURSE");
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "");
+        ck_assert_contains(d.reason, "Rule R-MUNI-NURSE matched (care_setting HOME_HEALTH_CARE, "
+                                     "competence NURSE): In municipal health care, nurses are the "
+                                     "municipality's. Receiver: Göteborg (1480).");
+        ck_assert_contains(d.reason, "Clause: Hälso- och sjukvårdsavtalet (vardsamverkan.se, "
+                                     "2021), \"Gemensamt ansvar och samverkan\": \"kommunen "
+                                     "ansvarar för insatser utförda av sjuksköterska, "
+                                     "arbetsterapeut och fysioterapeut\".");
+}
+END_TEST
+
+START_TEST(triage_says_what_no_rule_matched)
+{
+        struct situation s = {"1480",  "1480",    "1480",    "CHILDREN_YOUNG_PEOPLE",
+                              "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN"};
+        struct avk_rules_input in = input_of(&s);
+        struct avk_rules_decision d;
+
+        avk_rules_decide(rules, dir, &in, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_TRIAGE);
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "");
+        ck_assert_contains(d.reason, "No rule of the agreement matched (reporter MUNICIPALITY, "
+                                     "category CHILDREN_YOUNG_PEOPLE, care_setting OTHER, "
+                                     "competence UNKNOWN, home_visits UNKNOWN, agreement UNKNOWN, "
+                                     "event_class INCIDENT_WITHOUT_HARM, harm_level NONE).");
+        ck_assert_contains(d.reason, "The coordinator of Västra Götalandsregionen (VGR) triages "
+                                     "it: the region, counterpart of the reporting municipality.");
+}
+END_TEST
+
+START_TEST(a_rule_sends_the_deviation_to_the_unit_where_it_happened)
+{
+        struct situation s = {"1482",      "VGR",     "1482",    "MEDICATION",
+                              "INPATIENT", "UNKNOWN", "UNKNOWN", "UNKNOWN"};
+        struct avk_rules_input in = input_of(&s);
+        struct avk_rules_decision d;
+
+        in.location_unit_hsa_id = "SE2321000131-E000000012345";
+        avk_rules_decide(rules, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, "R-REGION-INPATIENT");
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "SE2321000131-E000000012345");
+        ck_assert_contains(d.reason, "Unit: Sahlgrenska Universitetssjukhuset, Medicinavdelning "
+                                     "31 (SE2321000131-E000000012345), where the event happened.");
+        /* A unit of another party than the receiver's is not used. */
+        in.location_unit_hsa_id = "SE2120001215-HSK0042";
+        avk_rules_decide(rules, dir, &in, &d);
+        ck_assert_str_eq(d.receiver_party, "VGR");
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "");
+}
+END_TEST
+
+/* ---- a receiver named by the reporter ---- */
+
+struct named_case {
+        const char *clause;
+        const char *what;
+        const char *named_party, *named_unit, *location_unit;
+        struct situation s;
+        const char *party, *unit; /* expected; unit "" for the party's coordinator */
+        enum avk_rules_decision_kind kind;
+        const char *rule;
+        const char *reason_part;
+};
+
+static const struct named_case named[] = {
+    {SEED_2021 ", A.13 Avvikelser (DOMAIN.md: the reporter picks the receiving organisation)",
+     "deploy/samples/01: the reporter names the ward",
+     "VGR",
+     "SE2321000131-E000000012345",
+     "SE2321000131-E000000012345",
+     {"1480", "VGR", "1480", "DISCHARGE_PLANNING", "INPATIENT", "PHYSICIAN", "LONG_TERM_REGULAR",
+      "DISCHARGE_PAYMENT"},
+     "VGR",
+     "SE2321000131-E000000012345",
+     AVK_RULES_NAMED_BY_REPORTER,
+     AVK_RULES_ID_NAMED,
+     "The reporter named Västra Götalandsregionen (VGR) as the receiver. Unit: Sahlgrenska "
+     "Universitetssjukhuset, Medicinavdelning 31 (SE2321000131-E000000012345)."},
+    {SEED_2021 ", A.13 Avvikelser",
+     "deploy/samples/02: the reporter names VGR without a unit",
+     "VGR",
+     NULL,
+     "SE2120001561-SABO7",
+     {"1490", "1490", "1490", "PHYSICIAN_AVAILABILITY", "SPECIAL_HOUSING", "PHYSICIAN", "NONE",
+      "PHYSICIAN_RESPONSIBILITY"},
+     "VGR",
+     "",
+     AVK_RULES_NAMED_BY_REPORTER,
+     AVK_RULES_ID_NAMED,
+     "The reporter named Västra Götalandsregionen (VGR) as the receiver."},
+    {SEED_2021 ", A.13 Avvikelser",
+     "named party, the unit where it happened is that party's",
+     "VGR",
+     NULL,
+     "SE2321000131-E000000012345",
+     {"1480", "VGR", "1480", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN", "UNKNOWN"},
+     "VGR",
+     "SE2321000131-E000000012345",
+     AVK_RULES_NAMED_BY_REPORTER,
+     AVK_RULES_ID_NAMED,
+     "where the event happened"},
+    {SEED_2021 ", A.13 Avvikelser",
+     "the reporter's choice wins over the rule (physician -> VGR)",
+     "1480",
+     NULL,
+     NULL,
+     {"VGR", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     "1480",
+     "",
+     AVK_RULES_NAMED_BY_REPORTER,
+     AVK_RULES_ID_NAMED,
+     "The reporter named Göteborg (1480) as the receiver."},
+    {SEED_2021 ", A.13 Avvikelser",
+     "a unit named without its party stands for its party",
+     NULL,
+     "SE2120001561-SABO7",
+     NULL,
+     {"VGR", "1490", "1490", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE", "UNKNOWN"},
+     "1490",
+     "SE2120001561-SABO7",
+     AVK_RULES_NAMED_BY_REPORTER,
+     AVK_RULES_ID_NAMED,
+     "The reporter named Borås (1490) as the receiver. Unit: Borås Stad, Särskilt boende Sjöbo "
+     "(SE2120001561-SABO7)."},
+    {SEED_2021 ", A.13 Avvikelser",
+     "a unit the directory lacks: the party's coordinator",
+     "1480",
+     "SE2120001215-X99",
+     NULL,
+     {"VGR", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
+      "HEALTH_CARE_AGREEMENT"},
+     "1480",
+     "",
+     AVK_RULES_NAMED_BY_REPORTER,
+     AVK_RULES_ID_NAMED,
+     "The named unit SE2120001215-X99 is not in the party directory; the party's coordinator "
+     "receives it."},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för läkare",
+     "a unit of another party: the named receiver is not used, the rules decide",
+     "1480",
+     "SE2321000131-E000000012345",
+     NULL,
+     {"1480", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     "VGR",
+     "",
+     AVK_RULES_AGREEMENT_RULE,
+     "R-REGION-PHYSICIAN",
+     "The reporter named a receiver that cannot be used: unit Sahlgrenska "
+     "Universitetssjukhuset, Medicinavdelning 31 (SE2321000131-E000000012345) belongs to Västra "
+     "Götalandsregionen (VGR), not to Göteborg (1480). Rule R-REGION-PHYSICIAN matched"},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för ... sjuksköterska",
+     "a party outside the directory: the named receiver is not used, the rules decide",
+     "0180",
+     NULL,
+     NULL,
+     {"VGR", "1480", "1480", "MEDICATION", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
+      "HEALTH_CARE_AGREEMENT"},
+     "1480",
+     "",
+     AVK_RULES_AGREEMENT_RULE,
+     "R-MUNI-NURSE",
+     "The reporter named a receiver that cannot be used: party \"0180\" is not in the party "
+     "directory. Rule R-MUNI-NURSE matched"},
+};
+
+START_TEST(a_named_receiver_wins_when_the_directory_knows_it)
+{
+        const struct named_case *c = &named[_i];
+        struct avk_rules_input in = input_of(&c->s);
+        struct avk_rules_decision d;
+
+        in.named_party = c->named_party;
+        in.named_unit_hsa_id = c->named_unit;
+        in.location_unit_hsa_id = c->location_unit;
+        avk_rules_decide(rules, dir, &in, &d);
+        ck_assert_msg(strcmp(d.receiver_party, c->party) == 0 &&
+                          strcmp(d.receiver_unit_hsa_id, c->unit) == 0 && d.kind == c->kind &&
+                          strcmp(d.rule_id, c->rule) == 0,
+                      "row %d, %s [%s]: expected %s/%s by %s, got %s/%s by %s: %s", _i, c->what,
+                      c->clause, c->party, c->unit, c->rule, d.receiver_party,
+                      d.receiver_unit_hsa_id, d.rule_id, d.reason);
+        ck_assert_contains(d.reason, c->reason_part);
+}
+END_TEST
+
+/* ---- re-routing after "wrong receiver" ---- */
+
+struct reroute_case {
+        const char *clause;
+        const char *what;
+        struct situation s;
+        int hop;
+        const char *rejecting, *suggested_party, *suggested_unit, *earlier;
+        const char *party, *unit; /* expected */
+        enum avk_rules_decision_kind kind;
+        const char *rule;
+        const char *reason_part;
+};
+
+/* A physician's failure at special housing: R-REGION-PHYSICIAN sends it to
+ * VGR; R-MUNI-SPECIAL-HOUSING is the next rule that matches. */
+#define PHYSICIAN_AT_SPECIAL_HOUSING                                                               \
+        {                                                                                          \
+                "1490", "1490", "1490", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "PHYSICIAN",      \
+                    "NONE", "HEALTH_CARE_AGREEMENT"                                                \
+        }
+/* An inpatient medication error: only region rules match. */
+#define INPATIENT_MEDICATION                                                                       \
+        {                                                                                          \
+                "1482", "VGR", "1482", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN",            \
+                    "HEALTH_CARE_AGREEMENT"                                                        \
+        }
+
+static const struct reroute_case reroutes[] = {
+    {SEED_2021 ", A.13 Avvikelser: avvikelserna ska hanteras skyndsamt",
+     "VGR rejects without a suggestion: the next rule that names another party",
+     PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", NULL, NULL, NULL, "1490", "", AVK_RULES_REROUTED,
+     "R-MUNI-SPECIAL-HOUSING",
+     "Västra Götalandsregionen (VGR) answered wrong receiver (re-routing 1 of at most 3). Rule "
+     "R-REGION-PHYSICIAN matched, but names a party that has already answered wrong receiver. "
+     "Rule R-MUNI-SPECIAL-HOUSING matched"},
+    {SEED_2021 ", A.13 Avvikelser", "VGR rejects and suggests Borås: the suggestion wins",
+     PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", "1490", NULL, NULL, "1490", "", AVK_RULES_REROUTED,
+     AVK_RULES_ID_SUGGESTED, "Västra Götalandsregionen (VGR) named Borås (1490) as the receiver."},
+    {SEED_2021 ", A.13 Avvikelser", "VGR rejects and suggests a unit of Borås",
+     PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", NULL, "SE2120001561-SABO7", NULL, "1490",
+     "SE2120001561-SABO7", AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED,
+     "Unit: Borås Stad, Särskilt boende Sjöbo (SE2120001561-SABO7)."},
+    {SEED_2021 ", A.13 Avvikelser", "VGR suggests itself: not used, the next rule decides",
+     PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", "VGR", NULL, NULL, "1490", "", AVK_RULES_REROUTED,
+     "R-MUNI-SPECIAL-HOUSING",
+     "Västra Götalandsregionen (VGR) named a receiver that cannot be used: Västra "
+     "Götalandsregionen (VGR) has already answered wrong receiver."},
+    {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för ... sjuksköterska",
+     "Göteborg rejects a home care nurse's deviation and suggests a health centre",
+     {"VGR", "1480", "1480", "MEDICATION", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
+      "HEALTH_CARE_AGREEMENT"},
+     0,
+     "1480",
+     "VGR",
+     "SE2321000131-E000000020001",
+     NULL,
+     "VGR",
+     "SE2321000131-E000000020001",
+     AVK_RULES_REROUTED,
+     AVK_RULES_ID_SUGGESTED,
+     "Unit: Närhälsan Majorna vårdcentral"},
+    {SEED_2021 ", Regionens ansvar: sluten vård",
+     "VGR rejects and no rule names the municipality: its coordinator triages",
+     INPATIENT_MEDICATION, 0, "VGR", NULL, NULL, NULL, "1482", "", AVK_RULES_TRIAGE,
+     AVK_RULES_ID_TRIAGE,
+     "No rule that matched names a usable receiver. The coordinator of Kungälv (1482) triages it: "
+     "the patient's municipality, the other party of the agreement."},
+    {SEED_2021 ", A.14 Oenighet om tolkning av avtal; " SEED_2025
+               ", Patientsäkerhet, oenighet och tvist (eskaleringstrappa)",
+     "both parties have rejected it: they disagree, the county coordinator triages by hand",
+     INPATIENT_MEDICATION, 1, "1482", NULL, NULL, "VGR", "VGR", VVG_UNIT, AVK_RULES_MANUAL,
+     AVK_RULES_ID_MANUAL,
+     "Every party that could take it has answered wrong receiver: the parties disagree, and the "
+     "escalation ladder applies. The county coordinator, Vårdsamverkan Västra Götaland (VVG), "
+     "länsgemensam samordning av avvikelser (" VVG_UNIT ") of Västra Götalandsregionen (VGR), "
+     "triages it by hand."},
+    {SEED_2021 ", A.13 Avvikelser: avvikelserna ska hanteras skyndsamt",
+     "the third re-routing is still allowed (max_reroutes 3)", PHYSICIAN_AT_SPECIAL_HOUSING, 2,
+     "VGR", NULL, NULL, NULL, "1490", "", AVK_RULES_REROUTED, "R-MUNI-SPECIAL-HOUSING",
+     "(re-routing 3 of at most 3)"},
+    {SEED_2025 ", Patientsäkerhet, oenighet och tvist: eskaleringstrappa",
+     "past the hop bound: the county coordinator triages by hand, whatever is suggested",
+     PHYSICIAN_AT_SPECIAL_HOUSING, 3, "VGR", "1490", NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
+     AVK_RULES_ID_MANUAL,
+     "(re-routing 4 of at most 3). Re-routed 3 times, the most the rules allow. The county "
+     "coordinator"},
+};
+
+START_TEST(a_wrong_receiver_response_reroutes)
+{
+        const struct reroute_case *c = &reroutes[_i];
+        struct avk_rules_input in = input_of(&c->s);
+        const char *earlier[1] = {c->earlier};
+        struct avk_rules_rejection rej = {
+            .hop = c->hop,
+            .rejecting_party = c->rejecting,
+            .suggested_party = c->suggested_party,
+            .suggested_unit_hsa_id = c->suggested_unit,
+            .earlier_rejecting = c->earlier ? earlier : NULL,
+            .earlier_rejecting_cnt = c->earlier ? 1 : 0,
+        };
+        struct avk_rules_decision d;
+
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_msg(strcmp(d.receiver_party, c->party) == 0 &&
+                          strcmp(d.receiver_unit_hsa_id, c->unit) == 0 && d.kind == c->kind &&
+                          strcmp(d.rule_id, c->rule) == 0 && d.hop == c->hop + 1,
+                      "row %d, %s [%s]: expected %s/%s by %s at hop %d, got %s/%s by %s at hop "
+                      "%d: %s",
+                      _i, c->what, c->clause, c->party, c->unit, c->rule, c->hop + 1,
+                      d.receiver_party, d.receiver_unit_hsa_id, d.rule_id, d.hop, d.reason);
+        ck_assert_contains(d.reason, c->reason_part);
+}
+END_TEST
+
+/* ---- the table is the test of the rules file ---- */
+
+/* Rows of the allocation table that decide otherwise than expected with r. */
+static int failing_rows(const avk_rules_t *r)
+{
+        char why[2048];
+        int failing = 0;
+
+        for (size_t i = 0; i < ALLOCATION_CNT; i++)
+                failing += check_allocation(r, &allocation[i], why, sizeof(why));
+        return failing;
+}
+
+START_TEST(every_rule_decides_some_row)
+{
+        json_error_t jerr;
+        json_t *doc = json_load_file(RULES_FILE, 0, &jerr);
+        json_t *list = json_object_get(doc, "rules");
+
+        ck_assert_msg(doc != NULL, "%s", jerr.text);
+        ck_assert_int_eq(failing_rows(rules), 0);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+                json_t *then = json_object_get(json_array_get(list, i), "then");
+                const char *id = json_string_value(json_object_get(json_array_get(list, i), "id"));
+                char party[16];
+                char path[64];
+                int fd;
+                struct avk_errors errs;
+                avk_rules_t *flipped;
+
+                /* A file of this process and rule, as test_config.c names its own. */
+                snprintf(path, sizeof(path), "/tmp/avk-test-rules-%d-%zu", (int)getpid(), i);
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                ck_assert_int_ge(fd, 0);
+                close(fd);
+                snprintf(party, sizeof(party), "%s",
+                         json_string_value(json_object_get(then, "party")));
+                json_object_set_new(
+                    then, "party",
+                    json_string(strcmp(party, "REGION") == 0 ? "MUNICIPALITY" : "REGION"));
+                ck_assert_int_eq(json_dump_file(doc, path, 0), 0);
+                json_object_set_new(then, "party", json_string(party));
+                avk_errors_init(&errs);
+                flipped = avk_rules_load(path, reported, &errs);
+                unlink(path);
+                ck_assert_msg(flipped != NULL, "%s", errs.msg[0]);
+                ck_assert_msg(failing_rows(flipped) > 0,
+                              "%s: its party was flipped and no row of the table noticed", id);
+                avk_rules_destroy(flipped);
+        }
+        json_decref(doc);
+}
+END_TEST
+
+/* DeviationRouted takes a reason of at most 1000 characters and a rule_id of at most 100. */
+static void assert_fits(const struct avk_rules_decision *d)
+{
+        ck_assert_uint_gt(strlen(d->reason), 0);
+        ck_assert_uint_le(strlen(d->reason), 1000);
+        ck_assert_uint_le(strlen(d->rule_id), 100);
+        ck_assert_uint_gt(strlen(d->receiver_party), 0);
+}
+
+START_TEST(every_decision_fits_the_routed_event)
+{
+        struct avk_rules_decision d;
+
+        for (size_t i = 0; i < ALLOCATION_CNT; i++) {
+                struct avk_rules_input in = input_of(&allocation[i].s);
+
+                avk_rules_decide(rules, dir, &in, &d);
+                assert_fits(&d);
+        }
+        for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+                struct avk_rules_input in = input_of(&named[i].s);
+
+                in.named_party = named[i].named_party;
+                in.named_unit_hsa_id = named[i].named_unit;
+                avk_rules_decide(rules, dir, &in, &d);
+                assert_fits(&d);
+        }
+        for (size_t i = 0; i < sizeof(reroutes) / sizeof(reroutes[0]); i++) {
+                struct avk_rules_input in = input_of(&reroutes[i].s);
+                struct avk_rules_rejection rej = {.hop = reroutes[i].hop,
+                                                  .rejecting_party = reroutes[i].rejecting};
+
+                avk_rules_reroute(rules, dir, &in, &rej, &d);
+                assert_fits(&d);
+        }
+}
+END_TEST
+
+/* The schema's RoutingDecision symbols, and the C names of them. */
+START_TEST(decision_kinds_are_the_schemas_routing_decisions)
+{
+        const avk_schema_t *routed = avk_catalog_by_name(catalog, "DeviationRouted");
+        const json_t *symbols = json_object_get(
+            avk_schema_named(routed, "se.vardsamverkan.avvik.RoutingDecision"), "symbols");
+        const enum avk_rules_decision_kind kinds[] = {AVK_RULES_NAMED_BY_REPORTER,
+                                                      AVK_RULES_AGREEMENT_RULE, AVK_RULES_TRIAGE,
+                                                      AVK_RULES_REROUTED, AVK_RULES_MANUAL};
+
+        ck_assert_ptr_nonnull(symbols);
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                const char *symbol = avk_rules_decision_symbol(kinds[k]);
+                int found = 0;
+
+                for (size_t i = 0; i < json_array_size(symbols); i++)
+                        found |= strcmp(json_string_value(json_array_get(symbols, i)), symbol) == 0;
+                ck_assert_msg(found, "%s is not a RoutingDecision symbol", symbol);
+        }
+}
+END_TEST
+
+/* Collapses runs of white space (NBSP included, as the seeds use it) into one space. */
+static void normalize_space(char *s)
+{
+        char *out = s;
+        int space = 0;
+
+        for (char *p = s; *p; p++) {
+                int is_space = *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' ||
+                               ((unsigned char)p[0] == 0xC2 && (unsigned char)p[1] == 0xA0);
+
+                if (is_space) {
+                        if ((unsigned char)*p == 0xC2)
+                                p++;
+                        space = 1;
+                        continue;
+                }
+                if (space && out != s)
+                        *out++ = ' ';
+                space = 0;
+                *out++ = *p;
+        }
+        *out = '\0';
+}
+
+START_TEST(every_clause_quotes_its_seed_document)
+{
+        json_error_t jerr;
+        json_t *doc = json_load_file(RULES_FILE, 0, &jerr);
+        json_t *list = json_object_get(doc, "rules");
+        struct stat st;
+
+        ck_assert_ptr_nonnull(doc);
+        if (stat(SEEDS_DIR, &st) != 0) {
+                /* The seeds live beside the repository, not in it. */
+                fprintf(stderr, "%s not found: clause quotes not checked\n", SEEDS_DIR);
+                json_decref(doc);
+                return;
+        }
+        for (size_t i = 0; i < json_array_size(list); i++) {
+                json_t *rule = json_array_get(list, i);
+                json_t *clause = json_object_get(rule, "clause");
+                const char *id = json_string_value(json_object_get(rule, "id"));
+                char path[512], reason[512];
+                char *seed, *quote, *section;
+
+                snprintf(path, sizeof(path), "%s/%s", SEEDS_DIR,
+                         json_string_value(json_object_get(clause, "source")));
+                seed = test_data_read(path, reason, sizeof(reason));
+                ck_assert_msg(seed != NULL, "%s: %s", id, reason);
+                quote = strdup(json_string_value(json_object_get(clause, "quote")));
+                section = strdup(json_string_value(json_object_get(clause, "section")));
+                normalize_space(seed);
+                normalize_space(quote);
+                normalize_space(section);
+                ck_assert_msg(strstr(seed, quote) != NULL, "%s: \"%s\" is not in %s", id, quote,
+                              path);
+                ck_assert_msg(strstr(seed, section) != NULL, "%s: no section \"%s\" in %s", id,
+                              section, path);
+                free(seed);
+                free(quote);
+                free(section);
+        }
+        json_decref(doc);
+}
+END_TEST
+
+/* ---- the loader ---- */
+
+static struct avk_errors errs;
+static char joined[AVK_ERRORS_MAX * AVK_ERROR_MSG_SIZE];
+
+static avk_rules_t *load(const char *path)
+{
+        avk_rules_t *r;
+
+        avk_errors_init(&errs);
+        r = avk_rules_load(path, reported, &errs);
+        avk_errors_join(&errs, joined, sizeof(joined));
+        return r;
+}
+
+static void assert_error_at(const char *file, const char *rest)
+{
+        char e[AVK_ERROR_MSG_SIZE];
+
+        snprintf(e, sizeof(e), "%s: %s", file, rest);
+        for (size_t i = 0; i < errs.cnt; i++) {
+                if (strcmp(errs.msg[i], e) == 0)
+                        return;
+        }
+        ck_abort_msg("no error \"%s\" among: %s", e, joined);
+}
+
+START_TEST(the_rules_file_loads_with_its_hop_bound)
+{
+        ck_assert_uint_eq(avk_rules_cnt(rules), 25);
+        ck_assert_int_eq(avk_rules_max_reroutes(rules), 3);
+}
+END_TEST
+
+START_TEST(every_problem_of_a_rules_file_names_the_rule_and_field)
+{
+        const char *f = FIXTURE("many-errors.json");
+
+        ck_assert_ptr_null(load(f));
+        assert_error_at(f, "colour: unknown key (expected about, max_reroutes, rules)");
+        assert_error_at(f, "max_reroutes: expected an integer from 1 to 10");
+        assert_error_at(f, "rules[0] (R-A): when.competence[0]: unknown symbol \"NURSES\"; "
+                           "expected one of NURSE, OCCUPATIONAL_THERAPIST, PHYSIOTHERAPIST, "
+                           "PHYSICIAN, OTHER_COMPETENCE, DENTAL, SOCIAL_SERVICES, UNKNOWN");
+        assert_error_at(f, "rules[1] (R-B): when.care_settting: unknown key (expected reporter, "
+                           "category, care_setting, competence, home_visits, agreement, "
+                           "event_class, harm_level)");
+        assert_error_at(f, "rules[2] (R-C): when: names no condition; a rule must narrow down "
+                           "what it takes");
+        assert_error_at(f, "rules[3]: id: \"R-A\" is already the id of rules[0]");
+        assert_error_at(f, "rules[4]: id: \"bad id\" is not \"R-\" and up to 62 upper-case "
+                           "letters, digits and '-'");
+        assert_error_at(f, "rules[5] (R-D): clause.quote: is required");
+        assert_error_at(f, "rules[5] (R-D): when.reporter[1]: \"REGION\" is listed twice");
+        assert_error_at(f, "rules[5] (R-D): then.party: \"COUNTY\" is neither REGION (VGR) nor "
+                           "MUNICIPALITY (the patient's municipality)");
+        assert_error_at(f, "rules[6] (R-E): when.category: expected a non-empty array of category "
+                           "symbols, got a string");
+        assert_error_at(f, "rules[8] (R-G): can never match: rules[7] (R-F) comes first and "
+                           "matches every deviation this rule matches");
+        assert_error_at(f, "rules[9] (R-H): then: is required: {\"party\": ..., \"reason\": ...}");
+        ck_assert_msg(avk_errors_total(&errs) == 13, "%zu errors: %s", avk_errors_total(&errs),
+                      joined);
+}
+END_TEST
+
+START_TEST(a_rules_syntax_error_names_line_and_column)
+{
+        const char *f = FIXTURE("syntax-error.json");
+        char prefix[512];
+
+        ck_assert_ptr_null(load(f));
+        ck_assert_uint_eq(avk_errors_total(&errs), 1);
+        snprintf(prefix, sizeof(prefix), "%s:4:", f);
+        ck_assert_msg(strncmp(errs.msg[0], prefix, strlen(prefix)) == 0, "%s", errs.msg[0]);
+}
+END_TEST
+
+/* ---- conditions, limits and a partial directory ---- */
+
+START_TEST(event_class_harm_level_and_reporter_are_conditions_too)
+{
+        avk_rules_t *r = load(FIXTURE("conditions.json"));
+        struct situation s = {"1480",  "1480",    "1480",    "OTHER",
+                              "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN"};
+        struct avk_rules_input in = input_of(&s);
+        struct avk_rules_decision d;
+
+        ck_assert_msg(r != NULL, "%s", joined);
+        in.event_class = "NEAR_MISS";
+        in.harm_level = "LOW";
+        avk_rules_decide(r, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, "R-NEAR-MISS-WITHOUT-HARM");
+        in.harm_level = "MODERATE";
+        avk_rules_decide(r, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_TRIAGE);
+        in.harm_level = NULL;
+        avk_rules_decide(r, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_TRIAGE);
+        in.reporter_party = "VGR";
+        avk_rules_decide(r, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, "R-REGION-REPORTS");
+        ck_assert_str_eq(d.receiver_party, "1480");
+        avk_rules_destroy(r);
+}
+END_TEST
+
+/* Whether s is well-formed UTF-8. */
+static int is_utf8(const char *s)
+{
+        const unsigned char *p = (const unsigned char *)s;
+
+        while (*p) {
+                int extra = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : 3;
+
+                if (*p >= 0x80 && (*p & 0xC0) == 0x80)
+                        return 0;
+                for (p++; extra > 0; extra--, p++) {
+                        if ((*p & 0xC0) != 0x80)
+                                return 0;
+                }
+        }
+        return 1;
+}
+
+START_TEST(a_long_reason_is_cut_at_a_character)
+{
+        avk_rules_t *r = load(FIXTURE("long-texts.json"));
+        struct situation s = {"VGR",
+                              "1480",
+                              "1480",
+                              "MEDICATION",
+                              "HOME_HEALTH_CARE",
+                              "NURSE",
+                              "LONG_TERM_REGULAR",
+                              "UNKNOWN"};
+        struct avk_rules_input in = input_of(&s);
+        struct avk_rules_decision d;
+
+        ck_assert_msg(r != NULL, "%s", joined);
+        in.named_party = "0180"; /* a sentence about it comes first */
+        avk_rules_decide(r, dir, &in, &d);
+        ck_assert_str_eq(d.rule_id, "R-LONG");
+        ck_assert_uint_ge(strlen(d.reason), 990);
+        ck_assert_uint_le(strlen(d.reason), 1000);
+        ck_assert_msg(is_utf8(d.reason), "%s", d.reason);
+        avk_rules_destroy(r);
+}
+END_TEST
+
+START_TEST(a_party_missing_from_a_partial_directory_is_passed_over)
+{
+        struct avk_errors derrs;
+        avk_directory_t *partial;
+        struct situation s = {"VGR",     "1492", "1492",   "CARE_AND_TREATMENT", "SPECIAL_HOUSING",
+                              "UNKNOWN", "NONE", "UNKNOWN"};
+        struct avk_rules_input in = input_of(&s);
+        struct avk_rules_decision d;
+
+        avk_errors_init(&derrs);
+        partial = avk_directory_load(AVK_TEST_DATA "/directory/partial.json",
+                                     AVK_DIRECTORY_ALLOW_PARTIAL, &derrs);
+        ck_assert_ptr_nonnull(partial);
+        avk_rules_decide(rules, partial, &in, &d);
+        /* 1492 is not in it: the rule is noted and passed over, and the
+         * reporting region's other side triages. */
+        ck_assert_int_eq(d.kind, AVK_RULES_TRIAGE);
+        ck_assert_str_eq(d.receiver_party, "VGR");
+        ck_assert_contains(d.reason, "Rule R-MUNI-SPECIAL-HOUSING matched, but party 1492 is not "
+                                     "in the party directory.");
+        avk_directory_destroy(partial);
+}
+END_TEST
+
+static Suite *routing_suite(void)
+{
+        Suite *s = suite_create("routing_rules");
+        TCase *allocation_tc = tcase_create("allocation");
+        TCase *named_tc = tcase_create("named_receiver");
+        TCase *reroute_tc = tcase_create("reroute");
+        TCase *table_tc = tcase_create("table");
+        TCase *loader_tc = tcase_create("loader");
+
+        tcase_add_loop_test(allocation_tc, allocation_follows_the_agreement, 0,
+                            (int)ALLOCATION_CNT);
+        tcase_add_test(allocation_tc, a_rule_decision_names_the_rule_what_matched_and_the_clause);
+        tcase_add_test(allocation_tc, triage_says_what_no_rule_matched);
+        tcase_add_test(allocation_tc, a_rule_sends_the_deviation_to_the_unit_where_it_happened);
+        suite_add_tcase(s, allocation_tc);
+
+        tcase_add_loop_test(named_tc, a_named_receiver_wins_when_the_directory_knows_it, 0,
+                            (int)(sizeof(named) / sizeof(named[0])));
+        suite_add_tcase(s, named_tc);
+
+        tcase_add_loop_test(reroute_tc, a_wrong_receiver_response_reroutes, 0,
+                            (int)(sizeof(reroutes) / sizeof(reroutes[0])));
+        suite_add_tcase(s, reroute_tc);
+
+        tcase_add_test(table_tc, every_rule_decides_some_row);
+        tcase_add_test(table_tc, every_decision_fits_the_routed_event);
+        tcase_add_test(table_tc, decision_kinds_are_the_schemas_routing_decisions);
+        tcase_add_test(table_tc, every_clause_quotes_its_seed_document);
+        suite_add_tcase(s, table_tc);
+
+        tcase_add_test(loader_tc, the_rules_file_loads_with_its_hop_bound);
+        tcase_add_test(loader_tc, every_problem_of_a_rules_file_names_the_rule_and_field);
+        tcase_add_test(loader_tc, a_rules_syntax_error_names_line_and_column);
+        tcase_add_test(loader_tc, event_class_harm_level_and_reporter_are_conditions_too);
+        tcase_add_test(loader_tc, a_long_reason_is_cut_at_a_character);
+        tcase_add_test(loader_tc, a_party_missing_from_a_partial_directory_is_passed_over);
+        suite_add_tcase(s, loader_tc);
+        return s;
+}
+
+int main(void)
+{
+        char errstr[512];
+        struct avk_errors load_errs;
+        SRunner *sr;
+        int failed = 1;
+
+        avk_errors_init(&load_errs);
+        catalog = avk_catalog_new_builtin(errstr, sizeof(errstr));
+        if (catalog == NULL) {
+                fprintf(stderr, "%s\n", errstr);
+                return EXIT_FAILURE;
+        }
+        reported = avk_catalog_by_name(catalog, "DeviationReported");
+        dir = avk_directory_load(DIRECTORY_FILE, 0, &load_errs);
+        rules = avk_rules_load(RULES_FILE, reported, &load_errs);
+        if (dir == NULL || rules == NULL) {
+                fprintf(stderr, "%s\n", avk_errors_join(&load_errs, joined, sizeof(joined)));
+                goto out;
+        }
+        sr = srunner_create(routing_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+out:
+        avk_rules_destroy(rules);
+        avk_directory_destroy(dir);
+        avk_catalog_destroy(catalog);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
