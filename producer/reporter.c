@@ -445,6 +445,10 @@ static int drain_batch(avk_reporter_t *r)
                 scan_from[send_cnt] = high;
                 send[send_cnt++] = batch[i];
         }
+        if (done_cnt)
+                avk_log(AVK_LOG_INFO, "spool",
+                        "%zu documents were in Kafka already (found by id): not produced again",
+                        done_cnt);
         if (send_cnt && avk_spool_maybe(r->spool, send, partition, scan_from, send_cnt, errstr,
                                         sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_ERROR, "spool", "%s", errstr);

@@ -1,0 +1,146 @@
+#!/bin/sh
+# Nothing answered 202 is lost or stored twice, whatever happens to the
+# gateway: clients file deviations without pause while
+#   1. the gateway is killed with SIGKILL and restarted;
+#   2. Kafka stops answering (the broker process is SIGSTOPped): documents in
+#      flight time out and go to the spool, new ones are spooled at once;
+#   3. the gateway is killed with SIGKILL while the spool holds documents;
+#   4. Kafka answers again (SIGCONT) - and takes the produce requests that
+#      were waiting in its sockets, so documents the spool holds are in
+#      Kafka already - and the gateway is restarted on the same spool.
+# Then every id answered 202 must be in Kafka exactly once.
+# usage: gateway_kill.sh AVVIK_BINARY SAMPLE_JSON
+set -eu
+avvik=$1
+sample=$2
+work=$(mktemp -d)
+bs=$work/bootstrap.servers
+broker_pid=
+gateway_pid=
+clients=
+cleanup() {
+        [ -n "$broker_pid" ] && kill -CONT "$broker_pid" 2>/dev/null || true
+        for pid in $clients $gateway_pid $broker_pid; do kill "$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+        rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+        echo "FAIL: $*" >&2
+        tail -n 20 "$work"/gateway.*.log >&2 2>/dev/null || true
+        exit 1
+}
+poll() { # poll WHAT COMMAND...: until COMMAND succeeds, for up to 30 s
+        what=$1
+        shift
+        i=0
+        until "$@"; do
+                i=$((i + 1))
+                [ $i -lt 300 ] || fail "$what: not within 30 s"
+                sleep 0.1
+        done
+}
+
+"$avvik" broker -f "$bs" 2>"$work/broker.log" &
+broker_pid=$!
+poll "broker bootstrap file" test -s "$bs"
+party=$(jq -r .reporter.party "$sample")
+"$avvik" token "$party" load >"$work/token"
+sed -n 2p "$work/token" >"$work/tokens"
+token=$(sed -n 1p "$work/token")
+# The sample with a placeholder id, filled in per request.
+jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
+
+start_gateway() { # start_gateway N: the Nth life of the gateway
+        rm -f "$work/port"
+        "$avvik" gateway -X bootstrap.file="$bs" -X gateway.listen=127.0.0.1:0 \
+                -X gateway.port.file="$work/port" -X gateway.tokens.file="$work/tokens" \
+                -X intake.spool.dir="$work/spool" -X intake.ack.timeout.ms=2000 \
+                -X kafka.reconnect.backoff.max.ms=500 -X kafka.log_level=0 \
+                2>"$work/gateway.$1.log" &
+        gateway_pid=$!
+        poll "gateway $1 port file" test -s "$work/port"
+        url=http://127.0.0.1:$(cat "$work/port")
+        echo "$url" >"$work/url"
+}
+
+# A client files new deviations one after another until told to stop,
+# reading the gateway's address afresh before each; it records every id
+# answered 202 (filed or spooled) and ignores failures (the gateway may be
+# dead: those ids were never promised).
+client() {
+        n=0
+        while [ ! -e "$work/stop" ]; do
+                n=$((n + 1))
+                id=$(cat /proc/sys/kernel/random/uuid)
+                sed "s/@ID@/$id/" "$work/template" >"$work/doc.$1"
+                code=$(curl -s -o "$work/body.$1" -w '%{http_code}' --max-time 10 \
+                        -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+                        --data-binary @"$work/doc.$1" "$(cat "$work/url")/v1/deviations" ||
+                        true)
+                if [ "$code" = 202 ]; then
+                        jq -r .status "$work/body.$1" >>"$work/status.$1"
+                        echo "$id" >>"$work/accepted.$1"
+                fi
+        done
+}
+
+accepted() { cat "$work"/accepted.* 2>/dev/null | wc -l; }
+# wait_for_more N: until N more documents than now were answered 202.
+at_least() { [ "$(accepted)" -ge "$1" ]; }
+wait_for_more() {
+        poll "$1 more accepted documents" at_least $(($(accepted) + $1))
+}
+
+start_gateway 1
+for c in 1 2 3 4; do
+        client $c &
+        clients="$clients $!"
+done
+wait_for_more 100
+
+# 1. SIGKILL under load, restart.
+kill -KILL "$gateway_pid"
+wait "$gateway_pid" 2>/dev/null || true
+start_gateway 2
+wait_for_more 100
+
+# 2. Kafka stops answering: documents are spooled.
+kill -STOP "$broker_pid"
+poll "spooled answers" sh -c "cat '$work'/status.* | grep -q spooled"
+wait_for_more 50
+
+# 3. SIGKILL while the spool holds documents.
+kill -KILL "$gateway_pid"
+wait "$gateway_pid" 2>/dev/null || true
+[ -s "$work/spool/spool.log" ] || fail "the spool is empty after the outage"
+
+# 4. Kafka answers again; the gateway restarts on the same spool and drains it.
+kill -CONT "$broker_pid"
+start_gateway 3
+wait_for_more 100
+touch "$work/stop"
+for pid in $clients; do wait "$pid" || true; done
+clients=
+spool_empty() {
+        curl -s "$url/readyz" | jq -e '.spool_pending == 0' >/dev/null
+}
+poll "the spool drained" spool_empty
+kill -TERM "$gateway_pid"
+wait "$gateway_pid" || fail "the gateway did not stop cleanly"
+gateway_pid=
+
+grep -h "found by id" "$work"/gateway.*.log || true
+cat "$work"/accepted.* | sort >"$work/promised"
+"$avvik" tail -X bootstrap.file="$bs" -e 2>"$work/tail.err" | jq -r .deviation_id | sort \
+        >"$work/in_kafka"
+promised=$(wc -l <"$work/promised")
+spooled=$(cat "$work"/status.* | grep -c spooled || true)
+missing=$(comm -23 "$work/promised" "$work/in_kafka" | wc -l)
+doubled=$(uniq -d "$work/in_kafka" | wc -l)
+echo "answered 202: $promised ($spooled spooled); in Kafka: $(wc -l <"$work/in_kafka")" \
+        "records; missing: $missing; doubled: $doubled"
+[ "$spooled" -gt 0 ] || fail "nothing was spooled: the outage was not exercised"
+[ "$missing" -eq 0 ] || fail "$missing ids answered 202 are not in Kafka"
+[ "$doubled" -eq 0 ] || fail "$doubled ids are in Kafka twice"
+echo "ok"
