@@ -31,16 +31,20 @@ avvik_s=$(echo "$(now) - $start" | bc)
 accepted=$(grep -c "	accepted	" "$work/results")
 [ "$accepted" -eq "$count" ] || { echo "only $accepted of $count accepted" >&2; exit 1; }
 
-# The same number of messages, each as large as one framed record.
+# The same number of messages with the same keys, each value as large as one
+# framed record (keys spread them over the partitions as avvik's are; without
+# keys librdkafka's sticky partitioner fills one partition at a time, past
+# what the embedded broker keeps).
 size=$(kcat -C -b "$servers" -t deviation.reported -o beginning -c 1 -e -q -f '%S')
 awk -v n="$count" -v size="$size" 'BEGIN {
         s = sprintf("%*s", size, ""); gsub(/ /, "x", s)
-        for (i = 0; i < n; i++) print s
+        for (i = 0; i < n; i++) printf "00000000-0000-4000-8000-%012d\t%s\n", i, s
 }' >"$work/raw"
 start=$(now)
-kcat -P -b "$servers" -t deviation.analysis -X enable.idempotence=true -X acks=all -l "$work/raw"
+kcat -P -b "$servers" -t deviation.response -K '\t' -X enable.idempotence=true -X acks=all \
+        -l "$work/raw"
 kcat_s=$(echo "$(now) - $start" | bc)
-got=$(kcat -C -b "$servers" -t deviation.analysis -o beginning -e -q -f 'x\n' | wc -l)
+got=$(kcat -C -b "$servers" -t deviation.response -o beginning -e -q -f 'x\n' | wc -l)
 [ "$got" -eq "$count" ] || { echo "kcat delivered $got of $count" >&2; exit 1; }
 
 echo "messages: $count of $size bytes (framed Avro), embedded broker, $(nproc) cores"

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -33,6 +34,8 @@
 #define MAX_DOCUMENT_BYTES (1 << 20)
 #define WINDOW             4096 /* documents between reading and printing */
 #define MAX_WORKERS        16
+#define PRINT_BATCH        256     /* results that wake the printer */
+#define PRINT_WAIT_NS      2000000 /* or 2 ms, whichever comes first */
 
 static const char usage_text[] =
     "usage: avvik report [-c FILE] [-X KEY=VALUE] [-k deviation|response|fhir] [FILE|-]\n"
@@ -74,11 +77,12 @@ struct pipeline {
          * a broadcast per document would wake every thread every time. */
         pthread_cond_t work;     /* workers: documents to prepare */
         pthread_cond_t prepared; /* sender: the next document to send is prepared */
-        pthread_cond_t resolved; /* reader and printer: the head has its result */
+        pthread_cond_t resolved; /* reader and printer: results to print */
         struct slot slot[WINDOW];
         unsigned long read, prepare_next, sent, printed;
         int eof;
         int rejected, unavailable;
+        unsigned unseen; /* results since the printer last woke */
 };
 
 static struct slot *at(struct pipeline *pl, unsigned long seq)
@@ -116,6 +120,21 @@ static int print_head(struct pipeline *pl)
         return 1;
 }
 
+/* Waits until a batch of results came in, or briefly: waking the printer
+ * for every result costs more than printing (results arrive in bursts). */
+static void wait_for_results(struct pipeline *pl)
+{
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PRINT_WAIT_NS;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
+        pl->unseen = 0;
+}
+
 /* Reader side: makes room by printing what is resolved, waiting when the
  * head is not, then starts a slot for the next document. */
 static struct slot *claim(struct pipeline *pl, long line)
@@ -124,7 +143,7 @@ static struct slot *claim(struct pipeline *pl, long line)
         while (pl->read - pl->printed >= WINDOW) {
                 if (!print_head(pl)) {
                         fflush(stdout);
-                        pthread_cond_wait(&pl->resolved, &pl->lock);
+                        wait_for_results(pl);
                 }
         }
         struct slot *s = at(pl, pl->read);
@@ -177,7 +196,7 @@ static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result,
         s->stage = RESOLVED;
         pl->rejected += result == AVK_REJECTED;
         pl->unavailable += result == AVK_UNAVAILABLE;
-        if (s == at(pl, pl->printed))
+        if (++pl->unseen >= PRINT_BATCH)
                 pthread_cond_signal(&pl->resolved);
         pthread_mutex_unlock(&pl->lock);
 }
@@ -308,7 +327,7 @@ static void print_ready(struct pipeline *pl, int all)
                 if (!print_head(pl)) {
                         if (!all)
                                 break;
-                        pthread_cond_wait(&pl->resolved, &pl->lock);
+                        wait_for_results(pl);
                 }
         }
         pthread_mutex_unlock(&pl->lock);
