@@ -2,7 +2,8 @@
 # Benchmark command: installs what is missing, builds an optimised tree of its
 # own (build-bench: Release, no sanitizers), runs bench_codec with any
 # arguments passed through (e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'), then
-# the intake benchmark against kcat (bench/intake_vs_kcat.sh).
+# the intake benchmark against kcat (bench/intake_vs_kcat.sh) and the gateway
+# under wrk (bench/gateway_wrk.sh).
 # Timings on a shared machine vary: compare runs made back to back.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,3 +13,5 @@ cmake --build build-bench -j2 --target bench_codec avvik >/dev/null
 ./build-bench/bench/bench_codec "$@"
 echo
 sh bench/intake_vs_kcat.sh ./build-bench/avvik
+echo
+sh bench/gateway_wrk.sh ./build-bench/avvik
