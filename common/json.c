@@ -298,13 +298,14 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
         if (!json_is_object(in))
                 return fail(w, "expected an object, got %s", avk_json_type_name(in));
         const json_t *fields = json_object_get(def, "fields");
-        size_t n = avro_schema_record_size(s);
+        size_t n = avro_schema_record_size(s), present = 0;
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
                 const char *name = avro_schema_record_field_name(s, (int)i);
                 avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
                 const json_t *fdef = json_array_get(fields, i);
                 const json_t *v = json_object_get(in, name);
+                present += v != NULL;
                 avk_path_push(&w->path, name, 0);
                 if (!v)
                         v = json_object_get(fdef, "default");
@@ -319,7 +320,8 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
                 }
                 avk_path_pop(&w->path);
         }
-        if (!(w->opts->flags & AVK_JSON_IGNORE_UNKNOWN)) {
+        /* Every key of the object is a field: no need to look for unknown ones. */
+        if (!(w->opts->flags & AVK_JSON_IGNORE_UNKNOWN) && json_object_size(in) != present) {
                 const char *key;
                 const json_t *v;
                 json_object_foreach((json_t *)in, key, v)

@@ -16,7 +16,8 @@
 struct builder {
         json_t *root;
         json_t *open[AVK_JSON_MAX_DEPTH]; /* containers not yet closed */
-        json_t *key;                      /* the pending key of open[depth - 1], as a string */
+        char *key;                        /* the pending key of open[depth - 1] */
+        size_t key_len, key_cap;
         int depth;
         const char *problem; /* why a callback stopped the parse */
 };
@@ -38,15 +39,12 @@ static int add(struct builder *b, json_t *v)
                 return 1;
         }
         json_t *top = b->open[b->depth - 1];
-        int rc;
-        if (json_is_array(top)) {
-                rc = json_array_append_new(top, v);
-        } else {
-                rc = json_object_set_new_nocheck(top, json_string_value(b->key), v);
-                json_decref(b->key);
-                b->key = NULL;
-        }
-        return rc == 0 ? 1 : fail(b, "out of memory");
+        if (json_is_array(top))
+                return json_array_append_new(top, v) == 0 ? 1 : fail(b, "out of memory");
+        /* jansson checks the key's UTF-8 in full here (and steals v either way). */
+        return json_object_setn_new(top, b->key, b->key_len, v) == 0
+                   ? 1
+                   : fail(b, "object key is not valid UTF-8");
 }
 
 static int on_null(void *ctx)
@@ -120,17 +118,25 @@ static int on_start_map(void *ctx)
         return open_container(ctx, json_object());
 }
 
+/* The key is kept as bytes until its value comes: a jansson string per key
+ * would cost an allocation for nothing. */
 static int on_map_key(void *ctx, const unsigned char *s, size_t len)
 {
         struct builder *b = ctx;
-        json_t *key = string(b, s, len);
-        if (!key)
-                return 0;
-        if (json_object_get(b->open[b->depth - 1], json_string_value(key))) {
-                json_decref(key);
+        if (memchr(s, '\0', len))
+                return fail(b, "\\u0000 is not allowed in object keys");
+        if (json_object_getn(b->open[b->depth - 1], (const char *)s, len))
                 return fail(b, "duplicate object key");
+        if (len + 1 > b->key_cap) {
+                char *key = realloc(b->key, len + 1);
+                if (!key)
+                        return fail(b, "out of memory");
+                b->key = key;
+                b->key_cap = len + 1;
         }
-        b->key = key;
+        memcpy(b->key, s, len);
+        b->key[len] = '\0';
+        b->key_len = len;
         return 1;
 }
 
@@ -216,6 +222,7 @@ json_t *avk_json_parse(const char *buf, size_t len, char *errstr, size_t errstr_
         }
         if (st == yajl_status_ok && b.root) {
                 yajl_free(h);
+                free(b.key);
                 return b.root;
         }
         int line, column;
@@ -235,7 +242,7 @@ json_t *avk_json_parse(const char *buf, size_t len, char *errstr, size_t errstr_
         }
         while (b.depth > 0)
                 json_decref(b.open[--b.depth]);
-        json_decref(b.key);
+        free(b.key);
         json_decref(b.root);
         yajl_free(h);
         return NULL;
