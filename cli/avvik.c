@@ -4,6 +4,9 @@
  * and parses its own options.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +28,8 @@ static const struct command commands[] = {
     {"report", avk_cmd_report, "file deviations or responses from JSON"},
     {"tail", avk_cmd_tail, "print a topic's records as JSON"},
     {"gateway", avk_cmd_gateway, "serve the HTTP intake (deviations, responses, FHIR)"},
+    {"route", avk_cmd_route, "route deviations to the responsible party's inbox"},
+    {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' webhooks"},
     {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
     {"config", cmd_config, "list the configuration keys and their defaults"},
 };
@@ -88,6 +93,34 @@ int avk_cli_write_atomically(const char *path, const char *content)
                 return -1;
         }
         return 0;
+}
+
+int avk_cli_service_options(int argc, char **argv, avk_config_t *cfg, const char *usage)
+{
+        static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+        int opt;
+        while ((opt = getopt_long(argc, argv, "c:X:h", longopts, NULL)) != -1) {
+                int handled = avk_cli_config_opt(cfg, opt, optarg);
+                if (handled < 0)
+                        return AVK_EXIT_USAGE;
+                if (handled)
+                        continue;
+                fputs(usage, opt == 'h' ? stdout : stderr);
+                return opt == 'h' ? AVK_EXIT_OK : AVK_EXIT_USAGE;
+        }
+        if (optind < argc) {
+                fputs(usage, stderr);
+                return AVK_EXIT_USAGE;
+        }
+        return -1;
+}
+
+void avk_cli_block_stop_signals(sigset_t *sigs)
+{
+        sigemptyset(sigs);
+        sigaddset(sigs, SIGINT);
+        sigaddset(sigs, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, sigs, NULL);
 }
 
 int main(int argc, char **argv)

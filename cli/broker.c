@@ -4,6 +4,9 @@
  * it unchanged. It keeps data in memory only and drops the oldest data past
  * about 5 MB per partition: for demos and tests, never a store of record.
  *
+ * With directory.file set it also creates every inbox topic of the party
+ * directory, which the router writes to.
+ *
  * The bootstrap servers go to a file (written atomically) that the other
  * commands read when kafka.bootstrap.servers is unset; the file is removed
  * on SIGINT/SIGTERM, before the cluster stops.
@@ -20,17 +23,71 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "cli/cli.h"
+#include "common/directory.h"
 #include "common/kafka.h"
 #include "common/log.h"
 
 static const char usage_text[] =
     "usage: avvik broker [-c FILE] [-X KEY=VALUE] [-n BROKERS] [-f BOOTSTRAP_FILE]\n"
     "Runs librdkafka's mock Kafka cluster until SIGINT or SIGTERM, with every avvik\n"
-    "topic created, and writes its bootstrap servers to BOOTSTRAP_FILE.\n"
+    "topic created (with directory.file set, every inbox topic of the directory too),\n"
+    "and writes its bootstrap servers to BOOTSTRAP_FILE.\n"
     "Memory only; the oldest data is dropped past about 5 MB per partition.\n"
     "  -n BROKERS     number of brokers (default 3)\n"
     "  -f FILE        bootstrap file (default: bootstrap.file, or "
     "/tmp/avvik-<uid>/...)\n" AVK_CLI_CONFIG_HELP;
+
+/* An inbox topic of the directory, once: units may share their party's. */
+static int create_inbox(rd_kafka_mock_cluster_t *mc, const char *topic, const char **made,
+                        size_t *made_cnt, int partitions, int replicas)
+{
+        if (!topic)
+                return 0;
+        for (size_t i = 0; i < *made_cnt; i++) {
+                if (strcmp(made[i], topic) == 0)
+                        return 0;
+        }
+        made[(*made_cnt)++] = topic;
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topic, partitions, replicas);
+        if (e)
+                fprintf(stderr, "avvik broker: topic %s: %s\n", topic, rd_kafka_err2str(e));
+        return e ? -1 : 0;
+}
+
+/* With directory.file set, creates every party's and unit's inbox topic
+ * (the router writes to them), with the lifecycle topics' partition count. */
+static int create_inboxes(const avk_config_t *cfg, rd_kafka_mock_cluster_t *mc, int partitions,
+                          int replicas)
+{
+        const char *path = avk_config_get(cfg, "directory.file");
+        if (!path)
+                return 0;
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        avk_directory_t *dir = avk_directory_load(path, AVK_DIRECTORY_ALLOW_PARTIAL, &errs);
+        if (!dir) {
+                char joined[4096];
+                fprintf(stderr, "avvik broker: %s\n",
+                        avk_errors_join(&errs, joined, sizeof(joined)));
+                return -1;
+        }
+        size_t cnt = avk_directory_party_cnt(dir) + avk_directory_unit_cnt(dir), made_cnt = 0;
+        const char **made = calloc(cnt ? cnt : 1, sizeof(*made));
+        int rc = made ? 0 : -1;
+        for (size_t i = 0; !rc && i < avk_directory_party_cnt(dir); i++) {
+                const struct avk_directory_party *p = avk_directory_party_at(dir, i);
+                rc = create_inbox(mc, p->receiver.delivery->inbox_topic, made, &made_cnt,
+                                  partitions, replicas);
+                for (size_t u = 0; !rc && u < p->unit_cnt; u++)
+                        rc = create_inbox(mc, p->units[u].receiver.delivery->inbox_topic, made,
+                                          &made_cnt, partitions, replicas);
+        }
+        if (!rc)
+                avk_log(AVK_LOG_INFO, "broker", "%zu inbox topics of %s", made_cnt, path);
+        free(made);
+        avk_directory_destroy(dir);
+        return rc;
+}
 
 int avk_cmd_broker(int argc, char **argv)
 {
@@ -72,10 +129,7 @@ int avk_cmd_broker(int argc, char **argv)
         /* Block the signals before librdkafka starts threads, so that they
          * inherit the mask and sigwait() below is the one place they land. */
         sigset_t sigs;
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGINT);
-        sigaddset(&sigs, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        avk_cli_block_stop_signals(&sigs);
 
         char err[512];
         /* This handle only owns the cluster: it has no brokers of its own to
@@ -105,6 +159,10 @@ int avk_cmd_broker(int argc, char **argv)
                         rc = AVK_EXIT_KAFKA;
                         goto stop;
                 }
+        }
+        if (create_inboxes(cfg, mc, partitions, brokers < 3 ? brokers : 3) != 0) {
+                rc = AVK_EXIT_USAGE;
+                goto stop;
         }
         const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
         if (avk_cli_write_atomically(file, servers) != 0) {

@@ -5,6 +5,8 @@
 #ifndef AVK_CLI_H
 #define AVK_CLI_H
 
+#include <signal.h>
+
 #include "common/config.h"
 
 /** Exit codes shared by every subcommand (documented in README). */
@@ -21,6 +23,19 @@ enum {
  * it is not theirs, -1 after printing the error.
  */
 int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg);
+
+/**
+ * @brief Parses the options of a subcommand that takes only -c, -X and
+ * --help (the services). @returns -1 when the service should run, else the
+ * exit code (usage printed: to stdout for --help, stderr for an error).
+ */
+int avk_cli_service_options(int argc, char **argv, avk_config_t *cfg, const char *usage);
+
+/**
+ * @brief Blocks SIGINT and SIGTERM into sigs. Call before any thread starts,
+ * so every thread inherits the mask and sigwait(sigs) is where they land.
+ */
+void avk_cli_block_stop_signals(sigset_t *sigs);
 
 /** The -c/-X lines for a subcommand's --help. */
 #define AVK_CLI_CONFIG_HELP                                                                        \
@@ -39,5 +54,7 @@ int avk_cmd_report(int argc, char **argv);
 int avk_cmd_tail(int argc, char **argv);
 int avk_cmd_gateway(int argc, char **argv);
 int avk_cmd_token(int argc, char **argv);
+int avk_cmd_route(int argc, char **argv);
+int avk_cmd_notify(int argc, char **argv);
 
 #endif

@@ -7,9 +7,13 @@
 #include <unistd.h>
 
 const struct avk_topic avk_topics[] = {
-    {"topic.reported", "DeviationReported"}, {"topic.routed", "DeviationRouted"},
-    {"topic.response", "DeviationResponse"}, {"topic.escalated", "DeviationEscalated"},
-    {"topic.analysis", "AnalysisRecord"},    {"topic.deadletter", NULL},
+    {"topic.reported", "DeviationReported"},
+    {"topic.routed", "DeviationRouted"},
+    {"topic.response", "DeviationResponse"},
+    {"topic.escalated", "DeviationEscalated"},
+    {"topic.analysis", "AnalysisRecord"},
+    {"topic.delivery.failed", "DeliveryFailed"},
+    {"topic.deadletter", NULL},
 };
 const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);
 

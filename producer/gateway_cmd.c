@@ -41,33 +41,14 @@ static const char token_usage[] =
 int avk_cmd_gateway(int argc, char **argv)
 {
         avk_config_t *cfg = avk_config_new();
-        int rc = AVK_EXIT_USAGE, opt;
-        static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
-        while ((opt = getopt_long(argc, argv, "c:X:h", longopts, NULL)) != -1) {
-                int handled = avk_cli_config_opt(cfg, opt, optarg);
-                if (handled < 0)
-                        goto out;
-                if (handled)
-                        continue;
-                if (opt == 'h') {
-                        fputs(gateway_usage, stdout);
-                        rc = AVK_EXIT_OK;
-                } else {
-                        fputs(gateway_usage, stderr);
-                }
+        int rc = avk_cli_service_options(argc, argv, cfg, gateway_usage);
+        if (rc >= 0)
                 goto out;
-        }
-        if (optind < argc) {
-                fputs(gateway_usage, stderr);
-                goto out;
-        }
+        rc = AVK_EXIT_USAGE;
         /* Blocked before any thread starts, so every thread inherits the mask
          * and sigwait() below is where the signals land. */
         sigset_t sigs;
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGINT);
-        sigaddset(&sigs, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        avk_cli_block_stop_signals(&sigs);
         /* A client that hangs up must not kill the server. */
         signal(SIGPIPE, SIG_IGN);
 

@@ -137,8 +137,8 @@ START_TEST(builtin_catalog_holds_every_event_type)
         char err[256] = "";
         avk_catalog_t *c = avk_catalog_new_builtin(err, sizeof(err));
         ck_assert_msg(c != NULL, "%s", err);
-        const char *names[] = {"DeviationReported", "DeviationRouted", "DeviationResponse",
-                               "DeviationEscalated", "AnalysisRecord"};
+        const char *names[] = {"DeviationReported",  "DeviationRouted", "DeviationResponse",
+                               "DeviationEscalated", "AnalysisRecord",  "DeliveryFailed"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
                 const avk_schema_t *s = avk_catalog_by_name(c, names[i]);
                 ck_assert_msg(s != NULL, "missing %s", names[i]);

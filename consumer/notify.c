@@ -1,0 +1,1235 @@
+/*
+ * avk_notify: see notify.h; the format and policy are in docs/notify.md.
+ *
+ * One thread runs everything: the Kafka consumer's queue, libcurl's multi
+ * handle and the dead-letter producer's delivery reports. It sleeps in
+ * curl_multi_poll(), woken by curl's sockets, by a pipe that librdkafka
+ * writes to when the consumer's or producer's queue gets something
+ * (rd_kafka_queue_io_event_enable), by the next retry falling due, or by
+ * avk_notify_stop() (curl_multi_wakeup). No delivery ever blocks another:
+ * an attempt is a socket in the multi handle, a backoff is a time stamp.
+ *
+ * Deliveries of a partition sit in a list in offset order. A delivery moves
+ * WAITING (for its deviation) -> DUE (an attempt at next_attempt_at) ->
+ * IN_FLIGHT -> DONE, or back to DUE after a failed attempt; past the retry
+ * budget it goes DEAD_DUE -> DEAD_SENT (the dead letter and the
+ * DeliveryFailed event produced, waiting for Kafka's acknowledgement) ->
+ * DONE. Offsets advance over the DONE head of each list only, so an offset
+ * is stored when its record and every earlier one of the partition are
+ * finished.
+ *
+ * The deviations of topic.reported are read from the beginning of each
+ * assigned partition into a bounded map (deviation id -> the record as
+ * read, decoded only when a body is built). Since the router produces a
+ * routed record only after its deviation is in Kafka, a deviation still
+ * missing notify.deviation.wait.ms after the routed record arrived, with
+ * topic.reported's partition read to its end since (or still at its end),
+ * is not coming - evicted from the map, or never filed - and the routed
+ * record is dead-lettered. The wait must well exceed fetch.wait.max.ms, so
+ * that a deviation produced just before its routed record has been fetched.
+ */
+#include "consumer/notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/x509.h>
+#include <uuid/uuid.h>
+
+#include "common/codec.h"
+#include "common/env.h"
+#include "common/json.h"
+#include "common/kafka.h"
+#include "common/log.h"
+
+#define COMPONENT        "notify"
+#define USER_AGENT       "avvik-notify/0.1"
+#define BATCH_MAX        500  /* records taken from the consumer per round */
+#define POLL_MAX_MS      1000 /* longest sleep, should a wake-up be missed */
+#define WAITING_CHECK_MS 100  /* how often waiting deliveries look at the clock */
+#define FLUSH_TIMEOUT_MS 10000
+#define ID_SIZE          40 /* a UUID and its NUL, with room */
+#define PARTY_SIZE       8
+#define REASON_SIZE      256
+
+/* UUID version 5 namespace of DeliveryFailed event ids (name: the routed event id). */
+static const char failed_namespace[] = "7a0c4e1f-3b52-4d8e-9c61-2fd4850b36a9";
+
+enum state { WAITING, DUE, IN_FLIGHT, DEAD_DUE, DEAD_SENT, DONE };
+
+struct delivery {
+        struct delivery *next; /* the next record of the partition */
+        enum state state;
+        uint64_t seq; /* names the delivery in producer delivery reports */
+        int32_t partition;
+        int64_t offset;
+        void *key, *payload; /* the routed record as read: the dead letter carries it */
+        size_t key_len, payload_len;
+        char event_id[ID_SIZE], deviation_id[ID_SIZE], party[PARTY_SIZE], unit[ID_SIZE];
+        int hop;
+        json_t *routed; /* until the body is built */
+        const struct avk_directory_webhook *webhook;
+        char *body;
+        size_t body_len;
+        char signature[AVK_NOTIFY_SIGNATURE_SIZE];
+        int attempts;
+        int64_t arrived_at, first_attempt_at, attempt_started_at, next_attempt_at;
+        uint64_t eof_seq; /* topic.reported ends seen on the partition at arrival */
+        char reason[REASON_SIZE];
+        int failed_event; /* the dead letter comes with a DeliveryFailed event */
+        int acks_pending, ack_failed;
+        CURL *easy;
+        struct curl_slist *headers;
+        char curl_error[CURL_ERROR_SIZE];
+};
+
+struct part {
+        struct delivery *head, *tail;
+        uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
+        int reported_at_end;       /* nothing read from topic.reported since its last end */
+        int assigned;
+};
+
+/* The deviation map: a chained hash over ids, and a list by age for eviction. */
+struct cached {
+        struct cached *chain, *older, *newer;
+        char id[ID_SIZE];
+        size_t len;
+        unsigned char payload[];
+};
+
+struct cache {
+        struct cached **buckets;
+        size_t bucket_cnt, cnt, max;
+        struct cached *oldest, *newest;
+};
+
+struct avk_notify {
+        const avk_config_t *cfg;
+        const avk_directory_t *dir;
+        struct avk_env env;
+        avk_codec_t *codec;
+        const avk_schema_t *routed_schema, *reported_schema, *failed_schema;
+        avro_value_t routed_value, reported_value, failed_value;
+        rd_kafka_t *consumer, *producer;
+        rd_kafka_queue_t *consumer_queue, *producer_queue;
+        CURLM *multi;
+        int curl_inited;
+        int wake[2];
+        const char *topic_routed, *topic_reported, *topic_deadletter, *topic_failed;
+        int64_t timeout_ms, connect_timeout_ms, retry_max, max_age_ms, backoff_ms, backoff_max_ms,
+            wait_ms;
+        size_t max_held;
+        const char *ca_location;
+        struct part *parts;
+        int part_cnt;
+        struct cache cache;
+        size_t held;
+        int paused;
+        uint64_t seq, rng;
+        char fatal[512];
+        atomic_int stop;
+        atomic_uint_fast64_t delivered, no_webhook, dead_lettered, attempts, held_now;
+        avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_undecodable;
+};
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* splitmix64: jitter needs spread, not secrecy. */
+static uint64_t next_random(uint64_t *state)
+{
+        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+}
+
+/* ---- the pure parts ---------------------------------------------------- */
+
+json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity)
+{
+        json_t *body = json_deep_copy(routed);
+        json_t *dev = json_deep_copy(deviation);
+        if (!body || !dev || json_object_set_new(body, "deviation", dev) != 0) {
+                json_decref(body);
+                return NULL;
+        }
+        json_t *patient = json_object_get(dev, "patient");
+        if (!patient_identity && json_is_object(patient))
+                json_object_del(patient, "personal_id");
+        return body;
+}
+
+int avk_notify_sign(const unsigned char *key, size_t key_len, const void *body, size_t body_len,
+                    char out[AVK_NOTIFY_SIGNATURE_SIZE])
+{
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        if (key_len > INT32_MAX ||
+            !HMAC(EVP_sha256(), key, (int)key_len, body, body_len, mac, &mac_len) || mac_len != 32)
+                return -1;
+        memcpy(out, "sha256=", 7);
+        for (unsigned i = 0; i < mac_len; i++)
+                snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
+        return 0;
+}
+
+int64_t avk_notify_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random)
+{
+        int64_t cap = base_ms;
+        for (int i = 1; i < attempts && cap < max_ms; i++)
+                cap = cap > INT64_MAX / 2 ? INT64_MAX : cap * 2;
+        if (cap > max_ms)
+                cap = max_ms;
+        return cap <= 0 ? 0 : (int64_t)(random % ((uint64_t)cap + 1));
+}
+
+enum avk_notify_verdict avk_notify_classify(int curl_code, long http_status)
+{
+        if (curl_code != CURLE_OK) {
+                /* A URL curl cannot use will not improve with time; every other
+                 * transport failure (refused, reset, timeout, TLS) may. */
+                return curl_code == CURLE_UNSUPPORTED_PROTOCOL || curl_code == CURLE_URL_MALFORMAT
+                           ? AVK_NOTIFY_PERMANENT
+                           : AVK_NOTIFY_RETRY;
+        }
+        if (http_status >= 200 && http_status < 300)
+                return AVK_NOTIFY_DELIVERED;
+        if (http_status >= 500 || http_status == 408 || http_status == 429)
+                return AVK_NOTIFY_RETRY;
+        return AVK_NOTIFY_PERMANENT;
+}
+
+/* ---- the deviation map ------------------------------------------------- */
+
+static size_t hash_id(const char *id)
+{
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (; *id; id++)
+                h = (h ^ (unsigned char)*id) * 0x100000001b3ULL;
+        return (size_t)h;
+}
+
+static int cache_init(struct cache *c, size_t max)
+{
+        size_t want = max < ((size_t)1 << 20) ? max : ((size_t)1 << 20);
+        c->bucket_cnt = 16;
+        while (c->bucket_cnt < want)
+                c->bucket_cnt *= 2;
+        c->buckets = calloc(c->bucket_cnt, sizeof(*c->buckets));
+        c->max = max;
+        return c->buckets ? 0 : -1;
+}
+
+static struct cached **cache_slot(struct cache *c, const char *id)
+{
+        struct cached **slot = &c->buckets[hash_id(id) & (c->bucket_cnt - 1)];
+        while (*slot && strcmp((*slot)->id, id) != 0)
+                slot = &(*slot)->chain;
+        return slot;
+}
+
+static void cache_unlink(struct cache *c, struct cached **slot)
+{
+        struct cached *e = *slot;
+        *slot = e->chain;
+        if (e->older)
+                e->older->newer = e->newer;
+        else
+                c->oldest = e->newer;
+        if (e->newer)
+                e->newer->older = e->older;
+        else
+                c->newest = e->older;
+        c->cnt--;
+        free(e);
+}
+
+static const struct cached *cache_get(struct cache *c, const char *id)
+{
+        return *cache_slot(c, id);
+}
+
+/* Keeps the newest record of id (a deviation filed twice keeps its last copy). */
+static int cache_put(struct cache *c, const char *id, const void *payload, size_t len)
+{
+        struct cached **slot = cache_slot(c, id);
+        if (*slot)
+                cache_unlink(c, slot);
+        struct cached *e = malloc(sizeof(*e) + len);
+        if (!e)
+                return -1;
+        snprintf(e->id, sizeof(e->id), "%s", id);
+        e->len = len;
+        memcpy(e->payload, payload, len);
+        slot = cache_slot(c, id);
+        e->chain = NULL;
+        *slot = e;
+        e->older = c->newest;
+        e->newer = NULL;
+        if (c->newest)
+                c->newest->newer = e;
+        else
+                c->oldest = e;
+        c->newest = e;
+        c->cnt++;
+        if (c->cnt > c->max)
+                cache_unlink(c, cache_slot(c, c->oldest->id));
+        return 0;
+}
+
+static void cache_clear(struct cache *c)
+{
+        while (c->oldest)
+                cache_unlink(c, cache_slot(c, c->oldest->id));
+}
+
+/* ---- metrics and logging ----------------------------------------------- */
+
+static void count_delivery(avk_notify_t *n, const char *party, const char *outcome)
+{
+        avk_metric_add(avk_metrics_series(n->m_deliveries, (const char *[]){party, outcome}), 1);
+}
+
+static const char *attempt_result(int curl_code, long status)
+{
+        switch (curl_code) {
+        case CURLE_OK:
+                return status >= 500   ? "5xx"
+                       : status >= 400 ? "4xx"
+                       : status >= 300 ? "3xx"
+                       : status >= 200 ? "2xx"
+                                       : "1xx";
+        case CURLE_OPERATION_TIMEDOUT:
+                return "timeout";
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+                return "connect";
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CACERT_BADFILE:
+                return "tls";
+        default:
+                return "error";
+        }
+}
+
+/* ---- deliveries -------------------------------------------------------- */
+
+static void free_delivery(avk_notify_t *n, struct delivery *d)
+{
+        if (d->easy) {
+                curl_multi_remove_handle(n->multi, d->easy);
+                curl_easy_cleanup(d->easy);
+        }
+        curl_slist_free_all(d->headers);
+        json_decref(d->routed);
+        free(d->body);
+        free(d->key);
+        free(d->payload);
+        free(d);
+}
+
+static struct delivery *find_delivery(avk_notify_t *n, uint64_t seq)
+{
+        for (int p = 0; p < n->part_cnt; p++)
+                for (struct delivery *d = n->parts[p].head; d; d = d->next)
+                        if (d->seq == seq)
+                                return d;
+        return NULL;
+}
+
+static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+        va_end(ap);
+        d->failed_event = failed_event;
+        d->state = DEAD_DUE;
+        d->next_attempt_at = mono_ms();
+        avk_log(AVK_LOG_ERROR, COMPONENT,
+                "%s [%d] offset %" PRId64
+                ": event %s for party %s goes to the dead-letter topic: %s",
+                n->topic_routed, (int)d->partition, d->offset, d->event_id[0] ? d->event_id : "-",
+                d->party[0] ? d->party : "-", d->reason);
+}
+
+/* The DeliveryFailed event id: a name-based UUID (version 5) of the routed event id. */
+static void derive_uuid(const char *routed_event_id, char out[ID_SIZE])
+{
+        uuid_t ns, id;
+        uuid_parse(failed_namespace, ns);
+        uuid_generate_sha1(id, ns, routed_event_id, strlen(routed_event_id));
+        uuid_unparse_lower(id, out);
+}
+
+/* Produces the DeliveryFailed event of d; -1 with the reason in errstr. */
+static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errstr,
+                                size_t errstr_size)
+{
+        char event_id[ID_SIZE], failed_at[32];
+        derive_uuid(d->event_id, event_id);
+        avk_json_format_time(wall_ms(), failed_at);
+        json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s?,s:i,s:s}", "event_id", event_id,
+                              "deviation_id", d->deviation_id, "routed_event_id", d->event_id,
+                              "hop", d->hop, "failed_at", failed_at, "receiver_party", d->party,
+                              "receiver_unit_hsa_id", d->unit[0] ? d->unit : NULL, "attempts",
+                              d->attempts, "reason", d->reason);
+        struct avk_json_opts opts = {0};
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        const void *buf;
+        size_t len;
+        int rc = -1;
+        if (!j) {
+                snprintf(errstr, errstr_size, "out of memory");
+        } else if (avk_json_to_avro(n->failed_schema, j, &n->failed_value, &opts, &errs) != 0) {
+                avk_errors_join(&errs, errstr, errstr_size);
+        } else if (avk_codec_encode(n->codec, n->topic_failed, n->failed_schema, &n->failed_value,
+                                    &buf, &len, errstr, errstr_size) == 0) {
+                rd_kafka_resp_err_t e = rd_kafka_producev(
+                    n->producer, RD_KAFKA_V_TOPIC(n->topic_failed),
+                    RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
+                    RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq), RD_KAFKA_V_END);
+                if (e)
+                        snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
+                rc = e ? -1 : 0;
+        }
+        json_decref(j);
+        return rc;
+}
+
+/* Produces the dead letter of d: the routed record as read, the reason in headers. */
+static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr,
+                               size_t errstr_size)
+{
+        char partition[16], offset[32];
+        snprintf(partition, sizeof(partition), "%d", (int)d->partition);
+        snprintf(offset, sizeof(offset), "%" PRId64, d->offset);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "avk-error", -1, d->reason, -1);
+        rd_kafka_header_add(h, "avk-source-topic", -1, n->topic_routed, -1);
+        rd_kafka_header_add(h, "avk-source-partition", -1, partition, -1);
+        rd_kafka_header_add(h, "avk-source-offset", -1, offset, -1);
+        if (d->event_id[0])
+                rd_kafka_header_add(h, "avk-event-id", -1, d->event_id, -1);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            n->producer, RD_KAFKA_V_TOPIC(n->topic_deadletter), RD_KAFKA_V_KEY(d->key, d->key_len),
+            RD_KAFKA_V_VALUE(d->payload, d->payload_len), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq),
+            RD_KAFKA_V_END);
+        if (e) {
+                rd_kafka_headers_destroy(h);
+                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}
+
+/* Sends d's dead letter (and event); on failure tries again after a backoff. */
+static void send_dead_letter(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        char err[512];
+        d->ack_failed = 0;
+        d->acks_pending = 0;
+        if (produce_dead_letter(n, d, err, sizeof(err)) == 0) {
+                d->acks_pending++;
+                if (!d->failed_event || produce_failed_event(n, d, err, sizeof(err)) == 0) {
+                        d->acks_pending += d->failed_event;
+                        d->state = DEAD_SENT;
+                        return;
+                }
+                /* The dead letter is on its way; its report finds the delivery
+                 * back in DEAD_SENT and sends both again: a duplicate dead
+                 * letter is harmless, a lost escalation is not. */
+                d->ack_failed = 1;
+                d->state = DEAD_SENT;
+        }
+        avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: dead letter not produced: %s",
+                d->event_id[0] ? d->event_id : "-", err);
+        if (d->acks_pending == 0) {
+                d->state = DEAD_DUE;
+                d->next_attempt_at = now + n->backoff_max_ms;
+        }
+}
+
+static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        avk_notify_t *n = opaque;
+        struct delivery *d = find_delivery(n, (uint64_t)(uintptr_t)m->_private);
+        if (!d || d->state != DEAD_SENT)
+                return; /* abandoned at a rebalance: the next owner starts again */
+        if (m->err) {
+                d->ack_failed = 1;
+                avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: %s not acknowledged: %s",
+                        d->event_id[0] ? d->event_id : "-", rd_kafka_topic_name(m->rkt),
+                        rd_kafka_err2str(m->err));
+        }
+        if (--d->acks_pending > 0)
+                return;
+        if (d->ack_failed) {
+                d->state = DEAD_DUE;
+                d->next_attempt_at = mono_ms() + n->backoff_max_ms;
+                return;
+        }
+        d->state = DONE;
+        atomic_fetch_add(&n->dead_lettered, 1);
+        count_delivery(n, d->party[0] ? d->party : "unknown", "dead_lettered");
+}
+
+/* Builds the body once the deviation is known; it is the same on every attempt. */
+static void resolve(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        const struct cached *c = cache_get(&n->cache, d->deviation_id);
+        if (!c) {
+                const struct part *part = &n->parts[d->partition];
+                if ((part->reported_eof_seq > d->eof_seq || part->reported_at_end) &&
+                    now - d->arrived_at >= n->wait_ms)
+                        dead_letter(n, d, 1, "deviation not found in %s", n->topic_reported);
+                return;
+        }
+        char err[512];
+        json_t *deviation = NULL, *body = NULL;
+        if (avk_codec_decode(n->codec, c->payload, c->len, n->reported_schema, &n->reported_value,
+                             err, sizeof(err)) != 0 ||
+            !(deviation =
+                  avk_json_from_avro(n->reported_schema, &n->reported_value, err, sizeof(err)))) {
+                dead_letter(n, d, 1, "deviation undecodable: %s", err);
+                return;
+        }
+        body = avk_notify_body(d->routed, deviation, d->webhook->patient_identity);
+        d->body = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(body);
+        json_decref(deviation);
+        if (!d->body) {
+                dead_letter(n, d, 1, "out of memory building the body");
+                return;
+        }
+        d->body_len = strlen(d->body);
+        if (avk_notify_sign(d->webhook->secret, d->webhook->secret_len, d->body, d->body_len,
+                            d->signature) != 0) {
+                dead_letter(n, d, 1, "HMAC-SHA256 failed");
+                return;
+        }
+        json_decref(d->routed);
+        d->routed = NULL;
+        d->state = DUE;
+        d->next_attempt_at = now;
+}
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        (void)ptr;
+        (void)userdata;
+        return size * nmemb;
+}
+
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
+        char line[256];
+        snprintf(line, sizeof(line), "%s: %s", name, value);
+        struct curl_slist *l = curl_slist_append(*list, line);
+        if (!l)
+                return -1;
+        *list = l;
+        return 0;
+}
+
+static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, int64_t now);
+
+static void start_attempt(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        char timestamp[32];
+        avk_json_format_time(wall_ms(), timestamp);
+        d->attempts++;
+        d->attempt_started_at = now;
+        if (d->attempts == 1)
+                d->first_attempt_at = now;
+        d->curl_error[0] = '\0';
+        d->state = IN_FLIGHT;
+        CURL *e = d->easy = curl_easy_init();
+        int https = strncmp(d->webhook->url, "https://", 8) == 0;
+        /* An empty Expect: keeps curl from waiting for "100 Continue". */
+        int ok = e && add_header(&d->headers, "Content-Type", "application/json") == 0 &&
+                 add_header(&d->headers, "X-Avvik-Event-Id", d->event_id) == 0 &&
+                 add_header(&d->headers, "X-Avvik-Signature", d->signature) == 0 &&
+                 add_header(&d->headers, "X-Avvik-Timestamp", timestamp) == 0 &&
+                 (d->headers = curl_slist_append(d->headers, "Expect:")) != NULL;
+        ok =
+            ok && curl_easy_setopt(e, CURLOPT_URL, d->webhook->url) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, https ? "https" : "http") == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)n->timeout_ms) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)n->connect_timeout_ms) ==
+                CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+            (!n->ca_location || curl_easy_setopt(e, CURLOPT_CAINFO, n->ca_location) == CURLE_OK) &&
+            curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->curl_error) == CURLE_OK &&
+            curl_easy_setopt(e, CURLOPT_PRIVATE, d) == CURLE_OK &&
+            curl_multi_add_handle(n->multi, e) == CURLM_OK;
+        if (!ok)
+                finish_attempt(n, d, CURLE_OUT_OF_MEMORY, now);
+}
+
+/* The reason of a failed attempt: never the URL, the body or a secret. */
+static void attempt_reason(struct delivery *d, int curl_code, long status, char *buf, size_t size)
+{
+        long verify = 0;
+        if (curl_code == CURLE_OK)
+                snprintf(buf, size, "HTTP %ld", status);
+        else if (curl_code == CURLE_PEER_FAILED_VERIFICATION && d->easy &&
+                 curl_easy_getinfo(d->easy, CURLINFO_SSL_VERIFYRESULT, &verify) == CURLE_OK &&
+                 verify != 0)
+                snprintf(buf, size, "TLS: certificate verify failed: %s",
+                         X509_verify_cert_error_string(verify));
+        else
+                snprintf(buf, size, "%s", curl_easy_strerror((CURLcode)curl_code));
+}
+
+static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, int64_t now)
+{
+        long status = 0;
+        if (curl_code == CURLE_OK)
+                curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+        char reason[REASON_SIZE];
+        attempt_reason(d, curl_code, status, reason, sizeof(reason));
+        if (d->easy) {
+                curl_multi_remove_handle(n->multi, d->easy);
+                curl_easy_cleanup(d->easy);
+                d->easy = NULL;
+        }
+        curl_slist_free_all(d->headers);
+        d->headers = NULL;
+        atomic_fetch_add(&n->attempts, 1);
+        avk_metric_add(
+            avk_metrics_series(n->m_attempts,
+                               (const char *[]){d->party, attempt_result(curl_code, status)}),
+            1);
+        avk_metric_observe(avk_metrics_series(n->m_latency, (const char *[]){d->party}),
+                           (double)(now - d->attempt_started_at) / 1000.0);
+
+        enum avk_notify_verdict verdict = avk_notify_classify(curl_code, status);
+        if (verdict == AVK_NOTIFY_DELIVERED) {
+                d->state = DONE;
+                atomic_fetch_add(&n->delivered, 1);
+                count_delivery(n, d->party, "delivered");
+                avk_log(AVK_LOG_INFO, COMPONENT, "event %s delivered to party %s (attempt %d)",
+                        d->event_id, d->party, d->attempts);
+                return;
+        }
+        int64_t wait = avk_notify_backoff_ms(d->attempts, n->backoff_ms, n->backoff_max_ms,
+                                             next_random(&n->rng));
+        if (verdict == AVK_NOTIFY_PERMANENT) {
+                dead_letter(n, d, 1, "%s (attempt %d; not retried)", reason, d->attempts);
+        } else if (d->attempts >= n->retry_max) {
+                dead_letter(n, d, 1, "%s (attempt %d of %d)", reason, d->attempts,
+                            (int)n->retry_max);
+        } else if (now + wait - d->first_attempt_at > n->max_age_ms) {
+                dead_letter(n, d, 1, "%s (attempt %d; notify.retry.max.age.ms passed)", reason,
+                            d->attempts);
+        } else {
+                d->state = DUE;
+                d->next_attempt_at = now + wait;
+                avk_log(AVK_LOG_WARN, COMPONENT,
+                        "event %s to party %s: %s (attempt %d); next in %" PRId64 " ms",
+                        d->event_id, d->party, reason, d->attempts, wait);
+        }
+}
+
+/* Reads the decision of a routed record and finds where it goes. */
+static void accept_routed(avk_notify_t *n, struct delivery *d)
+{
+        char err[512];
+        if (avk_codec_decode(n->codec, d->payload, d->payload_len, n->routed_schema,
+                             &n->routed_value, err, sizeof(err)) != 0 ||
+            !(d->routed =
+                  avk_json_from_avro(n->routed_schema, &n->routed_value, err, sizeof(err)))) {
+                avk_metric_add(
+                    avk_metrics_series(n->m_undecodable, (const char *[]){n->topic_routed}), 1);
+                dead_letter(n, d, 0, "undecodable: %s", err);
+                return;
+        }
+        const char *unit = json_string_value(json_object_get(d->routed, "receiver_unit_hsa_id"));
+        snprintf(d->event_id, sizeof(d->event_id), "%s",
+                 json_string_value(json_object_get(d->routed, "event_id")));
+        snprintf(d->deviation_id, sizeof(d->deviation_id), "%s",
+                 json_string_value(json_object_get(d->routed, "deviation_id")));
+        snprintf(d->party, sizeof(d->party), "%s",
+                 json_string_value(json_object_get(d->routed, "receiver_party")));
+        snprintf(d->unit, sizeof(d->unit), "%s", unit ? unit : "");
+        d->hop = (int)json_integer_value(json_object_get(d->routed, "hop"));
+
+        /* A unit the directory does not list leaves its party's coordinator
+         * as the receiver, as routing does (docs/routing.md). */
+        const struct avk_directory_unit *u = unit ? avk_directory_unit(n->dir, unit) : NULL;
+        const struct avk_directory_party *p = avk_directory_party(n->dir, d->party);
+        const struct avk_directory_delivery *delivery = u && p && u->party == p
+                                                            ? u->receiver.delivery
+                                                        : p ? p->receiver.delivery
+                                                            : NULL;
+        if (!delivery) {
+                dead_letter(n, d, 1, "receiver party %s is not in the directory", d->party);
+        } else if (!delivery->webhook) {
+                d->state = DONE; /* the inbox topic is the router's output */
+                atomic_fetch_add(&n->no_webhook, 1);
+                count_delivery(n, d->party, "no_webhook");
+        } else {
+                d->webhook = delivery->webhook;
+                d->state = WAITING;
+        }
+}
+
+static int ensure_part(avk_notify_t *n, int32_t partition)
+{
+        if (partition < 0)
+                return -1;
+        if (partition < n->part_cnt)
+                return 0;
+        struct part *parts = realloc(n->parts, (size_t)(partition + 1) * sizeof(*parts));
+        if (!parts)
+                return -1;
+        memset(parts + n->part_cnt, 0, (size_t)(partition + 1 - n->part_cnt) * sizeof(*parts));
+        n->parts = parts;
+        n->part_cnt = partition + 1;
+        return 0;
+}
+
+static void on_routed(avk_notify_t *n, const rd_kafka_message_t *m)
+{
+        struct delivery *d = calloc(1, sizeof(*d));
+        if (!d || ensure_part(n, m->partition) != 0 ||
+            !(d->payload = malloc(m->len ? m->len : 1)) ||
+            !(d->key = malloc(m->key_len ? m->key_len : 1))) {
+                if (d)
+                        free_delivery(n, d);
+                snprintf(n->fatal, sizeof(n->fatal), "out of memory");
+                return;
+        }
+        memcpy(d->payload, m->payload, m->len);
+        d->payload_len = m->len;
+        if (m->key_len)
+                memcpy(d->key, m->key, m->key_len);
+        d->key_len = m->key_len;
+        d->seq = ++n->seq;
+        d->partition = m->partition;
+        d->offset = m->offset;
+        d->arrived_at = mono_ms();
+        struct part *part = &n->parts[m->partition];
+        d->eof_seq = part->reported_eof_seq;
+        if (part->tail)
+                part->tail->next = d;
+        else
+                part->head = d;
+        part->tail = d;
+        n->held++;
+        accept_routed(n, d);
+}
+
+static void on_reported(avk_notify_t *n, const rd_kafka_message_t *m)
+{
+        char id[ID_SIZE];
+        if (!m->key || m->key_len == 0 || m->key_len >= sizeof(id)) {
+                /* The router dead-letters what it cannot read; here it is only counted. */
+                avk_metric_add(
+                    avk_metrics_series(n->m_undecodable, (const char *[]){n->topic_reported}), 1);
+                return;
+        }
+        if (ensure_part(n, m->partition) == 0)
+                n->parts[m->partition].reported_at_end = 0;
+        memcpy(id, m->key, m->key_len);
+        id[m->key_len] = '\0';
+        if (cache_put(&n->cache, id, m->payload, m->len) != 0)
+                snprintf(n->fatal, sizeof(n->fatal), "out of memory");
+}
+
+/* Takes up to BATCH_MAX records from the consumer; returns how many. */
+static int drain_consumer(avk_notify_t *n)
+{
+        int taken = 0;
+        rd_kafka_message_t *m;
+        while (taken < BATCH_MAX && !n->fatal[0] &&
+               (m = rd_kafka_consumer_poll(n->consumer, 0)) != NULL) {
+                taken++;
+                const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+                int reported = strcmp(topic, n->topic_reported) == 0;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        if (reported && ensure_part(n, m->partition) == 0) {
+                                n->parts[m->partition].reported_eof_seq++;
+                                n->parts[m->partition].reported_at_end = 1;
+                        }
+                } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                        char reason[256];
+                        rd_kafka_fatal_error(n->consumer, reason, sizeof(reason));
+                        snprintf(n->fatal, sizeof(n->fatal), "Kafka consumer: %s", reason);
+                } else if (m->err) {
+                        avk_log(AVK_LOG_WARN, COMPONENT, "Kafka consumer: %s",
+                                rd_kafka_message_errstr(m));
+                } else if (reported) {
+                        on_reported(n, m);
+                } else if (strcmp(topic, n->topic_routed) == 0) {
+                        on_routed(n, m);
+                }
+                rd_kafka_message_destroy(m);
+        }
+        return taken;
+}
+
+/* Moves every delivery that can move; returns when the next one falls due. */
+static int64_t step(avk_notify_t *n, int64_t now)
+{
+        int64_t next = now + POLL_MAX_MS;
+        for (int p = 0; p < n->part_cnt; p++) {
+                for (struct delivery *d = n->parts[p].head; d; d = d->next) {
+                        if (d->state == WAITING)
+                                resolve(n, d, now);
+                        if (d->state == DUE && d->next_attempt_at <= now)
+                                start_attempt(n, d, now);
+                        else if (d->state == DEAD_DUE && d->next_attempt_at <= now)
+                                send_dead_letter(n, d, now);
+                        if ((d->state == DUE || d->state == DEAD_DUE) && d->next_attempt_at < next)
+                                next = d->next_attempt_at;
+                        if (d->state == WAITING && now + WAITING_CHECK_MS < next)
+                                next = now + WAITING_CHECK_MS;
+                }
+        }
+        return next;
+}
+
+static void collect_finished(avk_notify_t *n)
+{
+        int running, left;
+        CURLMsg *msg;
+        curl_multi_perform(n->multi, &running);
+        while ((msg = curl_multi_info_read(n->multi, &left)) != NULL) {
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                struct delivery *d = NULL;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
+                finish_attempt(n, d, msg->data.result, mono_ms());
+        }
+}
+
+/* Stores the offset past the finished head of every partition. */
+static void advance_offsets(avk_notify_t *n)
+{
+        for (int p = 0; p < n->part_cnt; p++) {
+                struct part *part = &n->parts[p];
+                int64_t last = -1;
+                while (part->head && part->head->state == DONE) {
+                        struct delivery *d = part->head;
+                        last = d->offset;
+                        part->head = d->next;
+                        if (!part->head)
+                                part->tail = NULL;
+                        free_delivery(n, d);
+                        n->held--;
+                }
+                if (last < 0 || !part->assigned)
+                        continue;
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, n->topic_routed, p)->offset = last + 1;
+                rd_kafka_resp_err_t e = rd_kafka_offsets_store(n->consumer, l);
+                if (e)
+                        avk_log(AVK_LOG_WARN, COMPONENT, "%s [%d]: offset not stored: %s",
+                                n->topic_routed, p, rd_kafka_err2str(e));
+                rd_kafka_topic_partition_list_destroy(l);
+        }
+        atomic_store(&n->held_now, n->held);
+        avk_metric_set(avk_metrics_series(n->m_held, NULL), (int64_t)n->held);
+}
+
+/* Stops fetching topic.routed while notify.max.in.flight records are held. */
+static void flow_control(avk_notify_t *n)
+{
+        int want_paused = n->held >= n->max_held;
+        if (want_paused == n->paused)
+                return;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n->part_cnt);
+        for (int p = 0; p < n->part_cnt; p++)
+                if (n->parts[p].assigned)
+                        rd_kafka_topic_partition_list_add(l, n->topic_routed, p);
+        if (want_paused)
+                rd_kafka_pause_partitions(n->consumer, l);
+        else
+                rd_kafka_resume_partitions(n->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        n->paused = want_paused;
+}
+
+/*
+ * Gives the partitions up: finished deliveries (dead letters acknowledged
+ * within FLUSH_TIMEOUT_MS included) are committed, the rest are dropped for
+ * the partitions' next owner to deliver again under the same event id.
+ */
+static void release_all(avk_notify_t *n)
+{
+        rd_kafka_flush(n->producer, FLUSH_TIMEOUT_MS);
+        advance_offsets(n);
+        rd_kafka_resp_err_t e = rd_kafka_commit(n->consumer, NULL, 0);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                avk_log(AVK_LOG_WARN, COMPONENT, "commit: %s", rd_kafka_err2str(e));
+        for (int p = 0; p < n->part_cnt; p++) {
+                struct part *part = &n->parts[p];
+                while (part->head) {
+                        struct delivery *d = part->head;
+                        part->head = d->next;
+                        free_delivery(n, d);
+                }
+                part->tail = NULL;
+                part->assigned = 0;
+                part->reported_at_end = 0;
+        }
+        n->held = 0;
+        n->paused = 0;
+        atomic_store(&n->held_now, 0);
+        cache_clear(&n->cache);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+        avk_notify_t *n = opaque;
+        if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                release_all(n);
+                rd_kafka_assign(rk, NULL);
+                return;
+        }
+        for (int i = 0; i < partitions->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &partitions->elems[i];
+                if (ensure_part(n, tp->partition) != 0) {
+                        snprintf(n->fatal, sizeof(n->fatal), "out of memory");
+                        break;
+                }
+                /* Deviations are not committed: the map is rebuilt from the start. */
+                if (strcmp(tp->topic, n->topic_reported) == 0)
+                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                else
+                        n->parts[tp->partition].assigned = 1;
+        }
+        for (int i = 0; i < partitions->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &partitions->elems[i];
+                if (strcmp(tp->topic, n->topic_routed) == 0 &&
+                    !rd_kafka_topic_partition_list_find(partitions, n->topic_reported,
+                                                        tp->partition))
+                        avk_log(AVK_LOG_ERROR, COMPONENT,
+                                "%s [%d] is assigned without %s [%d]: the topics' partition "
+                                "counts differ, and its deliveries wait for deviations that "
+                                "are read elsewhere",
+                                n->topic_routed, (int)tp->partition, n->topic_reported,
+                                (int)tp->partition);
+        }
+        rd_kafka_assign(rk, partitions);
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static int user_set_kafka(const avk_config_t *cfg, const char *name, const char **value)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
+                const char *k;
+                avk_config_kafka_get(cfg, i, &k, value);
+                if (strcmp(k, name) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+static rd_kafka_t *make_consumer(avk_notify_t *n, char *errstr, size_t errstr_size)
+{
+        const char *strategy, *reset;
+        if (user_set_kafka(n->cfg, "partition.assignment.strategy", &strategy) &&
+            strcmp(strategy, "range") != 0) {
+                snprintf(errstr, errstr_size,
+                         "kafka.partition.assignment.strategy: avvik notify needs \"range\" "
+                         "(partition p of %s and %s on one instance)",
+                         n->topic_routed, n->topic_reported);
+                return NULL;
+        }
+        rd_kafka_conf_t *conf = avk_kafka_conf(n->cfg, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        /* A new group delivers what is on the topic: at least once. */
+        if (!user_set_kafka(n->cfg, "auto.offset.reset", &reset))
+                rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+        rd_kafka_conf_set_opaque(conf, n);
+        rd_kafka_t *rk = avk_kafka_consumer_new(conf, avk_config_get(n->cfg, "notify.group.id"),
+                                                errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(conf);
+        return rk;
+}
+
+static rd_kafka_t *make_producer(avk_notify_t *n, char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = avk_kafka_conf(n->cfg, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        rd_kafka_conf_set_dr_msg_cb(conf, on_produced);
+        rd_kafka_conf_set_opaque(conf, n);
+        rd_kafka_t *rk = avk_kafka_producer_new(conf, errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(conf);
+        return rk;
+}
+
+static int make_pipe(int fds[2])
+{
+        if (pipe(fds) != 0)
+                return -1;
+        for (int i = 0; i < 2; i++) {
+                if (fcntl(fds[i], F_SETFL, O_NONBLOCK) != 0 ||
+                    fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
+{
+        if (!m)
+                return;
+        n->m_deliveries = avk_metrics_counter(
+            m, "avk_notify_deliveries_total",
+            "Routed records finished by the notifier, by receiving party and outcome "
+            "(delivered, dead_lettered, no_webhook).",
+            (const char *[]){"party", "outcome", NULL});
+        n->m_attempts = avk_metrics_counter(
+            m, "avk_notify_attempts_total",
+            "Webhook attempts by receiving party and result (2xx, 4xx, 5xx, timeout, tls, "
+            "connect, error).",
+            (const char *[]){"party", "result", NULL});
+        n->m_latency = avk_metrics_histogram(
+            m, "avk_notify_attempt_seconds", "Duration of webhook attempts by receiving party.",
+            (const char *[]){"party", NULL}, AVK_METRICS_LATENCY_BUCKETS,
+            AVK_METRICS_LATENCY_BUCKET_CNT);
+        n->m_held = avk_metrics_gauge(
+            m, "avk_notify_held", "Routed records held (waiting, in flight, backing off).", NULL);
+        n->m_undecodable = avk_metrics_counter(m, "avk_notify_undecodable_total",
+                                               "Records the notifier could not read, by topic.",
+                                               (const char *[]){"topic", NULL});
+}
+
+avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir,
+                             avk_metrics_t *metrics, char *errstr, size_t errstr_size)
+{
+        avk_notify_t *n = calloc(1, sizeof(*n));
+        if (!n) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        n->wake[0] = n->wake[1] = -1;
+        n->cfg = cfg;
+        n->dir = dir;
+        n->timeout_ms = avk_config_get_int(cfg, "notify.timeout.ms");
+        n->connect_timeout_ms = avk_config_get_int(cfg, "notify.connect.timeout.ms");
+        n->retry_max = avk_config_get_int(cfg, "notify.retry.max");
+        n->max_age_ms = avk_config_get_int(cfg, "notify.retry.max.age.ms");
+        n->backoff_ms = avk_config_get_int(cfg, "notify.retry.backoff.ms");
+        n->backoff_max_ms = avk_config_get_int(cfg, "notify.retry.backoff.max.ms");
+        n->wait_ms = avk_config_get_int(cfg, "notify.deviation.wait.ms");
+        n->max_held = (size_t)avk_config_get_int(cfg, "notify.max.in.flight");
+        n->ca_location = avk_config_get(cfg, "notify.ssl.ca.location");
+        n->topic_routed = avk_config_get(cfg, "topic.routed");
+        n->topic_reported = avk_config_get(cfg, "topic.reported");
+        n->topic_deadletter = avk_config_get(cfg, "topic.deadletter");
+        n->topic_failed = avk_config_get(cfg, "topic.delivery.failed");
+        n->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32);
+        register_metrics(n, metrics);
+        if (n->backoff_ms > n->backoff_max_ms) {
+                snprintf(errstr, errstr_size,
+                         "notify.retry.backoff.ms: %" PRId64
+                         " is more than notify.retry.backoff.max.ms (%" PRId64 ")",
+                         n->backoff_ms, n->backoff_max_ms);
+                goto fail;
+        }
+        if (avk_env_open(&n->env, cfg, errstr, errstr_size) != 0)
+                goto fail;
+        n->routed_schema = avk_catalog_by_name(n->env.catalog, "DeviationRouted");
+        n->reported_schema = avk_catalog_by_name(n->env.catalog, "DeviationReported");
+        n->failed_schema = avk_catalog_by_name(n->env.catalog, "DeliveryFailed");
+        n->codec = avk_codec_new(n->env.catalog, n->env.registry);
+        if (!n->routed_schema || !n->reported_schema || !n->failed_schema || !n->codec ||
+            cache_init(&n->cache, (size_t)avk_config_get_int(cfg, "notify.cache.max.entries")) !=
+                0 ||
+            avro_generic_value_new(avk_schema_iface(n->routed_schema), &n->routed_value) != 0 ||
+            avro_generic_value_new(avk_schema_iface(n->reported_schema), &n->reported_value) != 0 ||
+            avro_generic_value_new(avk_schema_iface(n->failed_schema), &n->failed_value) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        /* Thread-safe since curl 7.84 (CURL_VERSION_THREADSAFE); counted, so
+         * it pairs with the cleanup in avk_notify_destroy(). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                snprintf(errstr, errstr_size, "curl_global_init failed");
+                goto fail;
+        }
+        n->curl_inited = 1;
+        if (!(n->multi = curl_multi_init()) || make_pipe(n->wake) != 0) {
+                snprintf(errstr, errstr_size, "curl multi handle or pipe: %s", strerror(errno));
+                goto fail;
+        }
+        if (!(n->producer = make_producer(n, errstr, errstr_size)) ||
+            !(n->consumer = make_consumer(n, errstr, errstr_size)))
+                goto fail;
+        n->consumer_queue = rd_kafka_queue_get_consumer(n->consumer);
+        n->producer_queue = rd_kafka_queue_get_main(n->producer);
+        rd_kafka_queue_io_event_enable(n->consumer_queue, n->wake[1], "c", 1);
+        rd_kafka_queue_io_event_enable(n->producer_queue, n->wake[1], "p", 1);
+        return n;
+fail:
+        avk_notify_destroy(n);
+        return NULL;
+}
+
+int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+        rd_kafka_topic_partition_list_add(topics, n->topic_routed, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(topics, n->topic_reported, RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(n->consumer, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+        if (e) {
+                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+                return -1;
+        }
+        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s and %s as group %s", n->topic_routed,
+                n->topic_reported, avk_config_get(n->cfg, "notify.group.id"));
+        while (!atomic_load(&n->stop) && !n->fatal[0]) {
+                int taken = drain_consumer(n);
+                int64_t now = mono_ms();
+                int64_t next = step(n, now);
+                collect_finished(n);
+                rd_kafka_poll(n->producer, 0);
+                if (rd_kafka_fatal_error(n->producer, NULL, 0)) {
+                        char reason[256];
+                        rd_kafka_fatal_error(n->producer, reason, sizeof(reason));
+                        snprintf(n->fatal, sizeof(n->fatal), "Kafka producer: %s", reason);
+                }
+                advance_offsets(n);
+                flow_control(n);
+                /* Finished attempts may have made retries or offsets due now. */
+                int64_t again = step(n, mono_ms());
+                if (again < next)
+                        next = again;
+                int64_t timeout = taken == BATCH_MAX ? 0 : next - mono_ms();
+                struct curl_waitfd wake = {.fd = n->wake[0], .events = CURL_WAIT_POLLIN};
+                curl_multi_poll(n->multi, &wake, 1,
+                                (int)(timeout < 0             ? 0
+                                      : timeout > POLL_MAX_MS ? POLL_MAX_MS
+                                                              : timeout),
+                                NULL);
+                char drain[64];
+                while (read(n->wake[0], drain, sizeof(drain)) > 0)
+                        ;
+        }
+        release_all(n);
+        if (n->fatal[0]) {
+                snprintf(errstr, errstr_size, "%s", n->fatal);
+                return -1;
+        }
+        return 0;
+}
+
+void avk_notify_stop(avk_notify_t *n)
+{
+        atomic_store(&n->stop, 1);
+        curl_multi_wakeup(n->multi);
+}
+
+void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
+{
+        stats->delivered = atomic_load(&n->delivered);
+        stats->no_webhook = atomic_load(&n->no_webhook);
+        stats->dead_lettered = atomic_load(&n->dead_lettered);
+        stats->attempts = atomic_load(&n->attempts);
+        stats->held = atomic_load(&n->held_now);
+}
+
+void avk_notify_destroy(avk_notify_t *n)
+{
+        if (!n)
+                return;
+        if (n->consumer_queue) {
+                rd_kafka_queue_io_event_enable(n->consumer_queue, -1, NULL, 0);
+                rd_kafka_queue_destroy(n->consumer_queue);
+        }
+        if (n->producer_queue) {
+                rd_kafka_queue_io_event_enable(n->producer_queue, -1, NULL, 0);
+                rd_kafka_queue_destroy(n->producer_queue);
+        }
+        if (n->consumer) {
+                rd_kafka_consumer_close(n->consumer); /* revokes: release_all() */
+                rd_kafka_destroy(n->consumer);
+        }
+        if (n->producer) {
+                rd_kafka_flush(n->producer, FLUSH_TIMEOUT_MS);
+                rd_kafka_destroy(n->producer);
+        }
+        for (int p = 0; p < n->part_cnt; p++) {
+                while (n->parts[p].head) {
+                        struct delivery *d = n->parts[p].head;
+                        n->parts[p].head = d->next;
+                        free_delivery(n, d);
+                }
+        }
+        free(n->parts);
+        if (n->multi)
+                curl_multi_cleanup(n->multi);
+        if (n->curl_inited)
+                curl_global_cleanup();
+        for (int i = 0; i < 2; i++)
+                if (n->wake[i] >= 0)
+                        close(n->wake[i]);
+        if (n->cache.buckets) {
+                cache_clear(&n->cache);
+                free(n->cache.buckets);
+        }
+        if (n->routed_value.self)
+                avro_value_decref(&n->routed_value);
+        if (n->reported_value.self)
+                avro_value_decref(&n->reported_value);
+        if (n->failed_value.self)
+                avro_value_decref(&n->failed_value);
+        avk_codec_destroy(n->codec);
+        avk_env_close(&n->env);
+        free(n);
+}

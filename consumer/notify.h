@@ -1,0 +1,118 @@
+/*
+ * avk_notify: delivers routed deviations to the receiving party's webhook
+ * (docs/notify.md).
+ *
+ * The notifier consumes topic.routed and, for the webhook body, topic.reported
+ * (both keyed by deviation id, with one partition count and the range
+ * assignor, so partition p of both lands on the same instance). It keeps a
+ * bounded map deviation id -> DeviationReported for its partitions; a routed
+ * record whose deviation has not been read yet waits for it.
+ *
+ * Every delivery is a small state machine driven by one thread around
+ * libcurl's multi interface: many attempts are in flight at once, and one
+ * slow or failing endpoint only ever delays its own deliveries. An attempt
+ * that fails is retried with exponential backoff and full jitter until the
+ * retry budget is spent; then the routed record goes to the dead-letter
+ * topic and a DeliveryFailed event to topic.delivery.failed, which the
+ * tracker escalates.
+ *
+ * A routed record's offset is stored only when its delivery has finished
+ * (delivered, nothing to deliver, or dead-lettered and acknowledged by
+ * Kafka) and every earlier record of its partition has too.
+ *
+ * The pure parts (body, signature, backoff, classification of an attempt)
+ * are public so that they can be tested alone.
+ */
+#ifndef AVK_NOTIFY_H
+#define AVK_NOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/config.h"
+#include "common/directory.h"
+#include "common/metrics.h"
+
+/** "sha256=", 64 hex digits and the NUL. */
+#define AVK_NOTIFY_SIGNATURE_SIZE 72
+
+/**
+ * @brief The webhook body for a routed event: every field of the
+ * DeviationRouted (routed, as avk_json_from_avro() gives it) and "deviation",
+ * the DeviationReported. When patient_identity is 0 the patient's
+ * personal_id is left out (age group and sex stay).
+ * @returns a new object (a deep copy: neither argument is changed), or NULL
+ * when out of memory.
+ */
+json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity);
+
+/**
+ * @brief Signs body with key: "sha256=" and the lower-case hex HMAC-SHA256,
+ * the value of the X-Avvik-Signature header. @returns 0, or -1 when OpenSSL fails.
+ */
+int avk_notify_sign(const unsigned char *key, size_t key_len, const void *body, size_t body_len,
+                    char out[AVK_NOTIFY_SIGNATURE_SIZE]);
+
+/**
+ * @brief The wait before the attempt after attempts failed ones: "full
+ * jitter", a uniform draw from 0 to min(max_ms, base_ms * 2^(attempts-1)),
+ * taken from random (any 64 random bits), so that receivers recovering from
+ * an outage are not hit by every notifier at the same moment.
+ */
+int64_t avk_notify_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random);
+
+/** What one attempt's result means for the delivery. */
+enum avk_notify_verdict {
+        AVK_NOTIFY_DELIVERED, /**< 2xx */
+        AVK_NOTIFY_RETRY,     /**< worth another attempt: 5xx, 408, 429, transport errors */
+        AVK_NOTIFY_PERMANENT, /**< the same request will fail again: other 1xx/3xx/4xx */
+};
+
+/**
+ * @brief Classifies an attempt: curl_code is its CURLcode (0 when an HTTP
+ * answer came), http_status the answer's status.
+ */
+enum avk_notify_verdict avk_notify_classify(int curl_code, long http_status);
+
+typedef struct avk_notify avk_notify_t;
+
+/** Counts since the notifier was created (for tests and status lines). */
+struct avk_notify_stats {
+        uint64_t delivered;     /**< routed records a webhook took (2xx) */
+        uint64_t no_webhook;    /**< routed records for receivers without a webhook */
+        uint64_t dead_lettered; /**< routed records on the dead-letter topic, acknowledged */
+        uint64_t attempts;      /**< HTTP attempts finished, whatever their result */
+        uint64_t held;          /**< routed records held now (waiting, in flight, backing off) */
+};
+
+/**
+ * @brief Creates a notifier: the consumer (group notify.group.id), the
+ * producer for the dead-letter and DeliveryFailed topics, and libcurl.
+ * Neither cfg nor dir is owned; both must outlive the notifier. metrics may
+ * be NULL; the notifier registers its families there.
+ * @returns NULL with the reason in errstr (configuration, Kafka).
+ */
+avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir,
+                             avk_metrics_t *metrics, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Runs until avk_notify_stop(): consumes, delivers, retries, stores
+ * offsets. On return every finished delivery's offset is committed; the
+ * others are left to the next owner of their partition, which delivers
+ * them again with the same X-Avvik-Event-Id.
+ * @returns 0, or -1 with the reason in errstr when Kafka fails fatally.
+ */
+int avk_notify_run(avk_notify_t *notify, char *errstr, size_t errstr_size);
+
+/** @brief Asks avk_notify_run() to return; any thread, any time. */
+void avk_notify_stop(avk_notify_t *notify);
+
+/** @brief A snapshot of the counters; any thread. */
+void avk_notify_stats(avk_notify_t *notify, struct avk_notify_stats *stats);
+
+/** @brief Closes the consumer and frees the notifier. NULL is a no-op. */
+void avk_notify_destroy(avk_notify_t *notify);
+
+#endif

@@ -1,0 +1,1411 @@
+/*
+ * avk_router: see router.h and docs/router.md.
+ *
+ * One thread does everything: it polls the group consumer (which also runs
+ * the rebalance callback), produces outputs asynchronously and serves the
+ * producer's delivery reports. No locks, then, except the atomics that other
+ * threads read for statistics.
+ *
+ * Offsets: every consumed input gets a slot in its partition's tracker, a
+ * FIFO in offset order holding how many of the input's outputs Kafka has not
+ * yet acknowledged. When the slots at the head reach zero the head advances
+ * and the offset after the last finished input is stored; auto-commit then
+ * commits what was stored, and a revoke commits synchronously after waiting
+ * for the outputs in flight. An input's offset is therefore never committed
+ * before its outputs - and every earlier input's - are durable.
+ *
+ * State: per deviation of the assigned partitions, the DeviationReported as
+ * received and every routing hop (receiver, the DeviationRouted as written,
+ * and the input that caused it). It is rebuilt when partitions are assigned
+ * by reading those partitions of topic.reported and topic.routed (our own
+ * outputs) from the beginning to their current end, and is what lets a
+ * re-routing know the deviation and its history, and a replayed input write
+ * exactly the outputs it wrote before (same bytes, same event ids).
+ */
+#include "consumer/router.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+#include <uuid/uuid.h>
+
+#include "common/codec.h"
+#include "common/directory.h"
+#include "common/env.h"
+#include "common/errors.h"
+#include "common/ident.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "consumer/rules.h"
+
+#define COMPONENT "router"
+#define ID_SIZE   37 /* a UUID in text and its NUL */
+
+/* Headers of the outputs. */
+#define HDR_ID         "avk-id"    /* the event's id: deviation_id or DeviationRouted.event_id */
+#define HDR_TYPE       "avk-type"  /* the record's schema: DeviationReported, DeviationRouted */
+#define HDR_HOP        "avk-hop"   /* the routing hop that wrote the record */
+#define HDR_CAUSE      "avk-cause" /* the input that caused a routing: deviation or response id */
+#define HDR_ROUTED_ID  "avk-routed-event" /* on an inbox copy of a report: the routing's event */
+#define HDR_ERROR      "avk-error"
+#define HDR_SRC_TOPIC  "avk-source-topic"
+#define HDR_SRC_PART   "avk-source-partition"
+#define HDR_SRC_OFFSET "avk-source-offset"
+#define MAX_HDRS       4
+
+#define MAX_PARTITIONS   1024
+#define RETRY_BACKOFF_MS 500
+#define DRAIN_TIMEOUT_MS 30000 /* a revoke or stop waits this long for outputs in flight */
+#define REBUILD_TIMEOUT  60000
+#define SUMMARY_EVERY_MS 10000
+#define WRONG_RECEIVER   "REJECTED_WRONG_RECEIVER"
+
+enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
+
+/* The namespace of DeviationRouted.event_id (UUIDv5, RFC 4122 section 4.3):
+ * the name is "<deviation_id>/<hop>". Fixed forever: changing it would make
+ * every replayed routing look new downstream. */
+static const char event_namespace[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
+
+struct pending_input {
+        int64_t offset;
+        int outstanding; /* outputs not yet acknowledged, +1 while still producing them */
+        struct timespec start;
+};
+
+/* The inputs of one partition between consumption and their stored offset. */
+struct tracker {
+        const char *topic;
+        int32_t partition;
+        int assigned; /* 0 once revoked: finishes its outputs, never stores again */
+        int dirty;    /* store_at changed since the last store */
+        int64_t store_at;
+        uint64_t head, tail; /* slots [head, tail) of ring, by sequence number */
+        struct pending_input *ring;
+        size_t cap;
+        struct tracker *next;
+};
+
+struct output {
+        struct tracker *tracker;
+        uint64_t seq;
+        const char *topic; /* owned by the configuration or the directory */
+        int32_t partition;
+        char *key;
+        size_t key_len;
+        char *payload;
+        size_t len;
+        int hdr_cnt;
+        const char *hdr_name[MAX_HDRS];
+        const char *hdr_value[MAX_HDRS];
+        struct timespec retry_at;
+        struct output *next_retry;
+        char data[]; /* key, payload and header values */
+};
+
+struct hop {
+        char receiver_party[8];
+        char receiver_unit[32];
+        char cause[ID_SIZE];
+        void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
+        size_t routed_len;
+};
+
+struct deviation {
+        char id[ID_SIZE];
+        int32_t partition;
+        void *reported; /* the DeviationReported as received; NULL until seen */
+        size_t reported_len;
+        struct hop *hops;
+        int hop_cnt; /* hops[0..hop_cnt) */
+        struct deviation *next;
+};
+
+struct avk_router {
+        struct avk_env env;
+        avk_directory_t *dir;
+        avk_rules_t *rules;
+        avk_codec_t *codec;
+        const avk_schema_t *reported_schema, *response_schema, *routed_schema;
+        avro_value_t reported_value, response_value, routed_value;
+        const char *topic[IN_TOPICS];
+        const char *routed_topic, *deadletter_topic;
+        char group[256];
+        rd_kafka_t *consumer, *producer, *reader;
+
+        struct tracker *trackers;                           /* every tracker, assigned or not */
+        struct tracker *current[IN_TOPICS][MAX_PARTITIONS]; /* the assigned ones */
+        int owned[MAX_PARTITIONS];                          /* partitions with state */
+        struct deviation **table;
+        size_t table_size, deviation_cnt;
+        struct output *retries;
+        uint64_t outputs_in_flight;
+        int closing;
+
+        atomic_int stop;
+        atomic_int partitions;
+        atomic_ullong inputs_done, routed, rerouted, replayed, deadlettered, skipped, retried;
+
+        avk_metrics_t *metrics;
+        avk_metric_family_t *m_routed, *m_deadletter, *m_skipped;
+        avk_metric_t *m_latency, *m_replayed, *m_retries;
+        struct timespec last_summary;
+        uint64_t summary_done;
+};
+
+/* ---- time ---- */
+
+static int64_t ms_between(const struct timespec *a, const struct timespec *b)
+{
+        return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static struct timespec mono_now(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- offsets ---- */
+
+static struct tracker *tracker_new(avk_router_t *r, const char *topic, int32_t partition)
+{
+        struct tracker *t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        t->topic = topic;
+        t->partition = partition;
+        t->assigned = 1;
+        t->store_at = -1;
+        t->next = r->trackers;
+        r->trackers = t;
+        return t;
+}
+
+/* Adds an input; returns its sequence number, or UINT64_MAX when out of memory. */
+static uint64_t tracker_push(struct tracker *t, int64_t offset)
+{
+        if (t->tail - t->head == t->cap) {
+                size_t cap = t->cap ? t->cap * 2 : 256;
+                struct pending_input *ring = malloc(cap * sizeof(*ring));
+                if (!ring)
+                        return UINT64_MAX;
+                for (uint64_t s = t->head; s < t->tail; s++)
+                        ring[s % cap] = t->ring[s % t->cap];
+                free(t->ring);
+                t->ring = ring;
+                t->cap = cap;
+        }
+        uint64_t seq = t->tail++;
+        t->ring[seq % t->cap] =
+            (struct pending_input){.offset = offset, .outstanding = 1, .start = mono_now()};
+        return seq;
+}
+
+/* One output of input seq is durable (or, for the +1 hold, all are produced). */
+static void input_step(avk_router_t *r, struct tracker *t, uint64_t seq)
+{
+        struct pending_input *in = &t->ring[seq % t->cap];
+        if (--in->outstanding > 0)
+                return;
+        struct timespec now = mono_now();
+        avk_metric_observe(r->m_latency, (double)ms_between(&in->start, &now) / 1000.0);
+        atomic_fetch_add(&r->inputs_done, 1);
+        while (t->head < t->tail && t->ring[t->head % t->cap].outstanding == 0) {
+                t->store_at = t->ring[t->head % t->cap].offset + 1;
+                t->dirty = 1;
+                t->head++;
+        }
+}
+
+/* Stores the offsets that advanced; frees revoked trackers with nothing left. */
+static void store_offsets(avk_router_t *r)
+{
+        rd_kafka_topic_partition_list_t *list = NULL;
+        for (struct tracker **tp = &r->trackers; *tp;) {
+                struct tracker *t = *tp;
+                if (!t->assigned && t->head == t->tail) {
+                        *tp = t->next;
+                        free(t->ring);
+                        free(t);
+                        continue;
+                }
+                if (t->assigned && t->dirty) {
+                        if (!list)
+                                list = rd_kafka_topic_partition_list_new(8);
+                        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset =
+                            t->store_at;
+                        t->dirty = 0;
+                }
+                tp = &t->next;
+        }
+        if (!list)
+                return;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(r->consumer, list);
+        if (err && err != RD_KAFKA_RESP_ERR__STATE)
+                avk_log(AVK_LOG_WARN, COMPONENT, "storing offsets: %s", rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* ---- outputs ---- */
+
+static struct output *output_new(const char *topic, int32_t partition, const void *key,
+                                 size_t key_len, const void *payload, size_t len,
+                                 const char *const *names, const char *const *values, int hdr_cnt)
+{
+        size_t size = sizeof(struct output) + key_len + len;
+        for (int i = 0; i < hdr_cnt; i++)
+                size += strlen(values[i]) + 1;
+        struct output *o = malloc(size);
+        if (!o)
+                return NULL;
+        memset(o, 0, sizeof(*o));
+        o->topic = topic;
+        o->partition = partition;
+        char *p = o->data;
+        o->key = p;
+        o->key_len = key_len;
+        if (key_len)
+                memcpy(p, key, key_len);
+        p += key_len;
+        o->payload = p;
+        o->len = len;
+        if (len)
+                memcpy(p, payload, len);
+        p += len;
+        o->hdr_cnt = hdr_cnt;
+        for (int i = 0; i < hdr_cnt; i++) {
+                size_t n = strlen(values[i]) + 1;
+                memcpy(p, values[i], n);
+                o->hdr_name[i] = names[i];
+                o->hdr_value[i] = p;
+                p += n;
+        }
+        return o;
+}
+
+static void schedule_retry(avk_router_t *r, struct output *o)
+{
+        struct timespec now = mono_now();
+        o->retry_at.tv_sec = now.tv_sec + (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) / 1000;
+        o->retry_at.tv_nsec = (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) % 1000 * 1000000;
+        o->next_retry = r->retries;
+        r->retries = o;
+}
+
+/* Produces o; a refusal other than a full queue schedules a retry. */
+static void produce(avk_router_t *r, struct output *o)
+{
+        for (;;) {
+                rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)o->hdr_cnt);
+                for (int i = 0; i < o->hdr_cnt; i++)
+                        rd_kafka_header_add(h, o->hdr_name[i], -1, o->hdr_value[i], -1);
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    r->producer, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_PARTITION(o->partition),
+                    RD_KAFKA_V_KEY(o->key, o->key_len), RD_KAFKA_V_VALUE(o->payload, o->len),
+                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
+                if (!err)
+                        return;
+                rd_kafka_headers_destroy(h);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        avk_log(AVK_LOG_WARN, COMPONENT, "produce to %s: %s; retrying", o->topic,
+                                rd_kafka_err2str(err));
+                        schedule_retry(r, o);
+                        return;
+                }
+                /* Delivery reports free room; they may finish earlier inputs,
+                 * never this one, which holds its +1 until all are produced. */
+                rd_kafka_poll(r->producer, 10);
+        }
+}
+
+/* Queues one output of input seq of t. Out of memory is the only failure. */
+static int emit(avk_router_t *r, struct tracker *t, uint64_t seq, const char *topic,
+                int32_t partition, const void *key, size_t key_len, const void *payload, size_t len,
+                const char *const *names, const char *const *values, int hdr_cnt)
+{
+        struct output *o =
+            output_new(topic, partition, key, key_len, payload, len, names, values, hdr_cnt);
+        if (!o)
+                return -1;
+        o->tracker = t;
+        o->seq = seq;
+        t->ring[seq % t->cap].outstanding++;
+        r->outputs_in_flight++;
+        produce(r, o);
+        return 0;
+}
+
+static void output_done(avk_router_t *r, struct output *o)
+{
+        r->outputs_in_flight--;
+        input_step(r, o->tracker, o->seq);
+        free(o);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        avk_router_t *r = opaque;
+        struct output *o = m->_private;
+        if (!m->err) {
+                output_done(r, o);
+                return;
+        }
+        if (r->closing) {
+                /* Given up at stop: the input's offset is never stored, so the
+                 * next owner of the partition writes this output again. */
+                r->outputs_in_flight--;
+                free(o);
+                return;
+        }
+        avk_log(AVK_LOG_WARN, COMPONENT, "delivery to %s [%d]: %s; retrying", o->topic,
+                (int)m->partition, rd_kafka_err2str(m->err));
+        atomic_fetch_add(&r->retried, 1);
+        avk_metric_add(r->m_retries, 1);
+        schedule_retry(r, o);
+}
+
+static void run_retries(avk_router_t *r)
+{
+        if (!r->retries)
+                return;
+        struct timespec now = mono_now();
+        struct output *due = NULL;
+        for (struct output **op = &r->retries; *op;) {
+                struct output *o = *op;
+                if (ms_between(&o->retry_at, &now) >= 0) {
+                        *op = o->next_retry;
+                        o->next_retry = due;
+                        due = o;
+                } else {
+                        op = &o->next_retry;
+                }
+        }
+        while (due) {
+                struct output *o = due;
+                due = o->next_retry;
+                produce(r, o);
+        }
+}
+
+/* Serves delivery reports and retries until nothing is in flight or timeout_ms passed. */
+static void drain(avk_router_t *r, int timeout_ms)
+{
+        struct timespec start = mono_now(), now = start;
+        while (r->outputs_in_flight > 0 && ms_between(&start, &now) < timeout_ms) {
+                rd_kafka_poll(r->producer, 50);
+                run_retries(r);
+                now = mono_now();
+        }
+        store_offsets(r);
+}
+
+/* ---- state ---- */
+
+static size_t hash_id(const char *id)
+{
+        size_t h = 1469598103934665603u; /* FNV-1a */
+        for (; *id; id++)
+                h = (h ^ (unsigned char)*id) * 1099511628211u;
+        return h;
+}
+
+static struct deviation *state_find(avk_router_t *r, const char *id)
+{
+        if (!r->table_size)
+                return NULL;
+        for (struct deviation *d = r->table[hash_id(id) % r->table_size]; d; d = d->next) {
+                if (strcmp(d->id, id) == 0)
+                        return d;
+        }
+        return NULL;
+}
+
+static int state_grow(avk_router_t *r)
+{
+        size_t size = r->table_size ? r->table_size * 2 : 1024;
+        struct deviation **table = calloc(size, sizeof(*table));
+        if (!table)
+                return -1;
+        for (size_t i = 0; i < r->table_size; i++) {
+                for (struct deviation *d = r->table[i], *next; d; d = next) {
+                        next = d->next;
+                        size_t b = hash_id(d->id) % size;
+                        d->next = table[b];
+                        table[b] = d;
+                }
+        }
+        free(r->table);
+        r->table = table;
+        r->table_size = size;
+        return 0;
+}
+
+static struct deviation *state_get(avk_router_t *r, const char *id, int32_t partition)
+{
+        struct deviation *d = state_find(r, id);
+        if (d)
+                return d;
+        if (r->deviation_cnt >= r->table_size && state_grow(r) != 0)
+                return NULL;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return NULL;
+        snprintf(d->id, sizeof(d->id), "%s", id);
+        d->partition = partition;
+        size_t b = hash_id(id) % r->table_size;
+        d->next = r->table[b];
+        r->table[b] = d;
+        r->deviation_cnt++;
+        return d;
+}
+
+static void deviation_free(struct deviation *d)
+{
+        for (int h = 0; h < d->hop_cnt; h++)
+                free(d->hops[h].routed);
+        free(d->hops);
+        free(d->reported);
+        free(d);
+}
+
+/* Forgets the deviations of partitions flagged in drop (all when NULL). */
+static void state_drop(avk_router_t *r, const int *drop)
+{
+        for (size_t i = 0; i < r->table_size; i++) {
+                for (struct deviation **dp = &r->table[i]; *dp;) {
+                        struct deviation *d = *dp;
+                        if (!drop || drop[d->partition]) {
+                                *dp = d->next;
+                                deviation_free(d);
+                                r->deviation_cnt--;
+                        } else {
+                                dp = &d->next;
+                        }
+                }
+        }
+}
+
+static int set_reported(struct deviation *d, const void *payload, size_t len)
+{
+        if (d->reported)
+                return 0;
+        d->reported = malloc(len ? len : 1);
+        if (!d->reported)
+                return -1;
+        memcpy(d->reported, payload, len);
+        d->reported_len = len;
+        return 0;
+}
+
+/* Records hop h of d (a copy of routed); an already known hop is kept. */
+static struct hop *set_hop(struct deviation *d, int h, const char *party, const char *unit,
+                           const char *cause, const void *routed, size_t len)
+{
+        if (h < 0 || h > 1000)
+                return NULL;
+        if (h >= d->hop_cnt) {
+                struct hop *hops = realloc(d->hops, (size_t)(h + 1) * sizeof(*hops));
+                if (!hops)
+                        return NULL;
+                memset(hops + d->hop_cnt, 0, (size_t)(h + 1 - d->hop_cnt) * sizeof(*hops));
+                d->hops = hops;
+                d->hop_cnt = h + 1;
+        }
+        struct hop *hop = &d->hops[h];
+        if (hop->routed)
+                return hop;
+        hop->routed = malloc(len ? len : 1);
+        if (!hop->routed)
+                return NULL;
+        memcpy(hop->routed, routed, len);
+        hop->routed_len = len;
+        snprintf(hop->receiver_party, sizeof(hop->receiver_party), "%s", party);
+        snprintf(hop->receiver_unit, sizeof(hop->receiver_unit), "%s", unit ? unit : "");
+        snprintf(hop->cause, sizeof(hop->cause), "%s", cause ? cause : "");
+        return hop;
+}
+
+/* ---- Avro fields ---- */
+
+/* The field at a dotted path of a record ("harm.level"). */
+static int field(avro_value_t *rec, const char *path, avro_value_t *out)
+{
+        avro_value_t cur = *rec;
+        char name[64];
+        for (;;) {
+                size_t n = strcspn(path, ".");
+                snprintf(name, sizeof(name), "%.*s", (int)n, path);
+                if (avro_value_get_by_name(&cur, name, out, NULL) != 0)
+                        return -1;
+                if (!path[n])
+                        return 0;
+                cur = *out;
+                path += n + 1;
+        }
+}
+
+/* A string or enum field as text (through a union); NULL for null or absent. */
+static const char *text(avro_value_t *rec, const char *path)
+{
+        avro_value_t v, branch;
+        if (field(rec, path, &v) != 0)
+                return NULL;
+        if (avro_value_get_type(&v) == AVRO_UNION) {
+                if (avro_value_get_current_branch(&v, &branch) != 0)
+                        return NULL;
+                v = branch;
+        }
+        const char *s;
+        size_t size;
+        int i;
+        switch (avro_value_get_type(&v)) {
+        case AVRO_STRING:
+                return avro_value_get_string(&v, &s, &size) == 0 ? s : NULL;
+        case AVRO_ENUM:
+                return avro_value_get_enum(&v, &i) == 0
+                           ? avro_schema_enum_get(avro_value_get_schema(&v), i)
+                           : NULL;
+        default:
+                return NULL;
+        }
+}
+
+static int set_text(avro_value_t *rec, const char *name, const char *s)
+{
+        avro_value_t f, branch;
+        if (avro_value_get_by_name(rec, name, &f, NULL) != 0)
+                return -1;
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+                /* ["null", "string"]: branch 0 is null */
+                if (avro_value_set_branch(&f, s ? 1 : 0, &branch) != 0)
+                        return -1;
+                if (!s)
+                        return avro_value_set_null(&branch);
+                f = branch;
+        }
+        if (avro_value_get_type(&f) == AVRO_ENUM) {
+                int i = avro_schema_enum_get_by_name(avro_value_get_schema(&f), s ? s : "");
+                return i < 0 ? -1 : avro_value_set_enum(&f, i);
+        }
+        return s ? avro_value_set_string(&f, s) : -1;
+}
+
+static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
+{
+        uuid_t ns, id;
+        char name[64];
+        uuid_parse(event_namespace, ns);
+        int n = snprintf(name, sizeof(name), "%s/%d", deviation_id, hop);
+        uuid_generate_sha1(id, ns, name, (size_t)n);
+        uuid_unparse_lower(id, out);
+}
+
+/* ---- dead letter ---- */
+
+/* The reason without anything quoted: decoder messages may quote a value of
+ * the record ("unknown symbol \"...\""), which may be patient data. */
+static void redact(const char *in, char *out, size_t size)
+{
+        size_t o = 0;
+        int quoted = 0;
+        for (; *in && o + 4 < size; in++) {
+                if (*in == '"') {
+                        if (!quoted)
+                                o += (size_t)snprintf(out + o, size - o, "\"...\"");
+                        quoted = !quoted;
+                } else if (!quoted) {
+                        out[o++] = *in;
+                }
+        }
+        out[o] = '\0';
+}
+
+static int deadletter(avk_router_t *r, struct tracker *t, uint64_t seq, const rd_kafka_message_t *m,
+                      const char *reason)
+{
+        char error[512], part[16], offset[24];
+        redact(reason, error, sizeof(error));
+        snprintf(part, sizeof(part), "%d", (int)m->partition);
+        snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+        const char *names[] = {HDR_ERROR, HDR_SRC_TOPIC, HDR_SRC_PART, HDR_SRC_OFFSET};
+        const char *values[] = {error, t->topic, part, offset};
+        avk_log(AVK_LOG_WARN, COMPONENT, "%s [%s] offset %s to %s: %s", t->topic, part, offset,
+                r->deadletter_topic, error);
+        atomic_fetch_add(&r->deadlettered, 1);
+        avk_metric_add(avk_metrics_series(r->m_deadletter, (const char *[]){t->topic}), 1);
+        return emit(r, t, seq, r->deadletter_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len,
+                    m->payload, m->len, names, values, MAX_HDRS);
+}
+
+/* ---- routing ---- */
+
+static const char *inbox_of(const avk_router_t *r, const struct hop *hop)
+{
+        const struct avk_directory_receiver *rc = NULL;
+        if (hop->receiver_unit[0]) {
+                const struct avk_directory_unit *u = avk_directory_unit(r->dir, hop->receiver_unit);
+                if (u)
+                        rc = &u->receiver;
+        }
+        if (!rc) {
+                const struct avk_directory_party *p =
+                    avk_directory_party(r->dir, hop->receiver_party);
+                if (p)
+                        rc = &p->receiver;
+        }
+        return rc && rc->delivery ? rc->delivery->inbox_topic : NULL;
+}
+
+/* Writes hop h of d: the DeviationRouted to topic.routed (in the deviation's
+ * partition) and the receiver's copy of the report and the routing to its
+ * inbox topic, when it has one. */
+static int emit_hop(avk_router_t *r, struct tracker *t, uint64_t seq, const struct deviation *d,
+                    int h)
+{
+        const struct hop *hop = &d->hops[h];
+        char event_id[ID_SIZE], hop_text[16];
+        event_id_of(d->id, h, event_id);
+        snprintf(hop_text, sizeof(hop_text), "%d", h);
+        size_t key_len = strlen(d->id);
+        const char *names[] = {HDR_ID, HDR_TYPE, HDR_HOP, HDR_CAUSE};
+        const char *routed[] = {event_id, "DeviationRouted", hop_text, hop->cause};
+        if (emit(r, t, seq, r->routed_topic, d->partition, d->id, key_len, hop->routed,
+                 hop->routed_len, names, routed, 4) != 0)
+                return -1;
+        atomic_fetch_add(&r->routed, 1);
+        if (h > 0)
+                atomic_fetch_add(&r->rerouted, 1);
+        const char *inbox = inbox_of(r, hop);
+        if (!inbox || !d->reported)
+                return 0;
+        const char *copy_names[] = {HDR_ID, HDR_TYPE, HDR_HOP, HDR_ROUTED_ID};
+        const char *reported[] = {d->id, "DeviationReported", hop_text, event_id};
+        if (emit(r, t, seq, inbox, RD_KAFKA_PARTITION_UA, d->id, key_len, d->reported,
+                 d->reported_len, copy_names, reported, 4) != 0)
+                return -1;
+        return emit(r, t, seq, inbox, RD_KAFKA_PARTITION_UA, d->id, key_len, hop->routed,
+                    hop->routed_len, names, routed, 4);
+}
+
+static void rules_input_of(avro_value_t *v, struct avk_rules_input *in)
+{
+        *in = (struct avk_rules_input){
+            .reporter_party = text(v, "reporter.party"),
+            .named_party = text(v, "receiver.party"),
+            .named_unit_hsa_id = text(v, "receiver.unit_hsa_id"),
+            .location_party = text(v, "location.party"),
+            .location_unit_hsa_id = text(v, "location.unit_hsa_id"),
+            .municipality_code = text(v, "municipality_code"),
+            .care_setting = text(v, "location.care_setting"),
+            .category = text(v, "category"),
+            .competence = text(v, "competence"),
+            .home_visits = text(v, "home_visits"),
+            .agreement = text(v, "agreement"),
+            .event_class = text(v, "event_class"),
+            .harm_level = text(v, "harm.level"),
+        };
+}
+
+/* Builds the DeviationRouted of decision for the report in r->reported_value
+ * and records it as hop decision->hop of d. */
+static struct hop *record_hop(avk_router_t *r, struct deviation *d,
+                              const struct avk_rules_decision *dec, const char *cause, char *errstr,
+                              size_t errstr_size)
+{
+        avro_value_t *rep = &r->reported_value, *v = &r->routed_value, f;
+        char event_id[ID_SIZE];
+        event_id_of(d->id, dec->hop, event_id);
+        int lex_maria = 0;
+        avro_value_t flag;
+        if (field(rep, "flags.possible_lex_maria", &flag) == 0)
+                avro_value_get_boolean(&flag, &lex_maria);
+        avro_value_reset(v);
+        int rc = set_text(v, "event_id", event_id) | set_text(v, "deviation_id", d->id) |
+                 set_text(v, "reporter_party", text(rep, "reporter.party")) |
+                 set_text(v, "receiver_party", dec->receiver_party) |
+                 set_text(v, "receiver_unit_hsa_id",
+                          dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id : NULL) |
+                 set_text(v, "decision", avk_rules_decision_symbol(dec->kind)) |
+                 set_text(v, "rule_id", dec->rule_id) | set_text(v, "reason", dec->reason) |
+                 set_text(v, "category", text(rep, "category")) |
+                 set_text(v, "harm_level", text(rep, "harm.level"));
+        rc |=
+            avro_value_get_by_name(v, "routed_at", &f, NULL) || avro_value_set_long(&f, wall_ms());
+        rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
+        rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
+              avro_value_set_boolean(&f, lex_maria);
+        if (rc) {
+                snprintf(errstr, errstr_size, "cannot build the DeviationRouted");
+                return NULL;
+        }
+        const void *out;
+        size_t len;
+        if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
+                             errstr_size) != 0)
+                return NULL;
+        struct hop *hop =
+            set_hop(d, dec->hop, dec->receiver_party, dec->receiver_unit_hsa_id, cause, out, len);
+        if (!hop) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        avk_metric_add(
+            avk_metrics_series(
+                r->m_routed, (const char *[]){avk_rules_decision_symbol(dec->kind), dec->rule_id}),
+            1);
+        return hop;
+}
+
+/* Decodes a DeviationReported and checks what routing relies on: the key is
+ * the deviation id (so its responses share its partition), and the patient's
+ * municipality is one of the county's. */
+static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m, char *errstr,
+                                   size_t errstr_size)
+{
+        char reason[256];
+        if (avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema, &r->reported_value,
+                             reason, sizeof(reason)) != 0) {
+                snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
+                return NULL;
+        }
+        const char *id = text(&r->reported_value, "deviation_id");
+        uuid_t parsed;
+        if (!id || uuid_parse(id, parsed) != 0) {
+                snprintf(errstr, errstr_size, "deviation_id is not a UUID");
+                return NULL;
+        }
+        if (m->key_len != strlen(id) || memcmp(m->key, id, m->key_len) != 0) {
+                snprintf(errstr, errstr_size, "the key is not the deviation_id");
+                return NULL;
+        }
+        const char *muni = text(&r->reported_value, "municipality_code");
+        if (!muni || avk_ident_municipality_code(muni, reason, sizeof(reason)) != 0) {
+                snprintf(errstr, errstr_size,
+                         "municipality_code is not one of the county's 49 municipalities");
+                return NULL;
+        }
+        return id;
+}
+
+static int on_reported(avk_router_t *r, struct tracker *t, uint64_t seq,
+                       const rd_kafka_message_t *m)
+{
+        char err[512];
+        const char *id = decode_reported(r, m, err, sizeof(err));
+        if (!id)
+                return deadletter(r, t, seq, m, err);
+        struct deviation *d = state_get(r, id, m->partition);
+        if (!d || set_reported(d, m->payload, m->len) != 0)
+                return -1;
+        if (d->hop_cnt > 0 && d->hops[0].routed) {
+                /* Routed before (a replay): the same outputs again. */
+                atomic_fetch_add(&r->replayed, 1);
+                avk_metric_add(r->m_replayed, 1);
+                return emit_hop(r, t, seq, d, 0);
+        }
+        struct avk_rules_input in;
+        struct avk_rules_decision dec;
+        rules_input_of(&r->reported_value, &in);
+        avk_rules_decide(r->rules, r->dir, &in, &dec);
+        if (!record_hop(r, d, &dec, d->id, err, sizeof(err)))
+                return deadletter(r, t, seq, m, err);
+        return emit_hop(r, t, seq, d, 0);
+}
+
+static void skip(avk_router_t *r, const char *kind)
+{
+        atomic_fetch_add(&r->skipped, 1);
+        avk_metric_add(avk_metrics_series(r->m_skipped, (const char *[]){kind}), 1);
+}
+
+static int on_response(avk_router_t *r, struct tracker *t, uint64_t seq,
+                       const rd_kafka_message_t *m)
+{
+        char err[512], reason[256];
+        avro_value_t *v = &r->response_value;
+        if (avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
+                             sizeof(reason)) != 0) {
+                snprintf(err, sizeof(err), "undecodable DeviationResponse: %s", reason);
+                return deadletter(r, t, seq, m, err);
+        }
+        const char *kind = text(v, "kind");
+        if (!kind || strcmp(kind, WRONG_RECEIVER) != 0) {
+                skip(r, kind ? kind : "UNKNOWN");
+                return 0; /* the tracker's business, not the router's */
+        }
+        const char *id = text(v, "deviation_id"), *response_id = text(v, "response_id");
+        const char *party = text(v, "party");
+        if (!id || !response_id || !party || m->key_len != strlen(id) ||
+            memcmp(m->key, id, m->key_len) != 0)
+                return deadletter(r, t, seq, m, "the key is not the deviation_id");
+        struct deviation *d = state_find(r, id);
+        if (!d || !d->reported || d->hop_cnt == 0 || !d->hops[d->hop_cnt - 1].routed) {
+                snprintf(err, sizeof(err),
+                         "no routed DeviationReported for this deviation in partition %d",
+                         (int)m->partition);
+                return deadletter(r, t, seq, m, err);
+        }
+        for (int h = 1; h < d->hop_cnt; h++) {
+                if (d->hops[h].routed && strcmp(d->hops[h].cause, response_id) == 0) {
+                        atomic_fetch_add(&r->replayed, 1);
+                        avk_metric_add(r->m_replayed, 1);
+                        return emit_hop(r, t, seq, d, h);
+                }
+        }
+        int current = d->hop_cnt - 1;
+        if (strcmp(d->hops[current].receiver_party, party) != 0) {
+                /* From an earlier receiver, or a party that never received it. */
+                skip(r, "STALE_" WRONG_RECEIVER);
+                return 0;
+        }
+        if (avk_codec_decode(r->codec, d->reported, d->reported_len, r->reported_schema,
+                             &r->reported_value, reason, sizeof(reason)) != 0)
+                return deadletter(r, t, seq, m, reason);
+        const char *earlier[1000];
+        size_t earlier_cnt = 0;
+        for (int h = 0; h < current; h++) {
+                if (d->hops[h].routed)
+                        earlier[earlier_cnt++] = d->hops[h].receiver_party;
+        }
+        struct avk_rules_rejection rej = {.hop = current,
+                                          .rejecting_party = party,
+                                          .suggested_party = text(v, "suggested_receiver"),
+                                          .earlier_rejecting = earlier,
+                                          .earlier_rejecting_cnt = earlier_cnt};
+        struct avk_rules_input in;
+        struct avk_rules_decision dec;
+        rules_input_of(&r->reported_value, &in);
+        avk_rules_reroute(r->rules, r->dir, &in, &rej, &dec);
+        if (!record_hop(r, d, &dec, response_id, err, sizeof(err)))
+                return deadletter(r, t, seq, m, err);
+        avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: hop %d %s to %s (%s)", d->id, dec.hop,
+                avk_rules_decision_symbol(dec.kind), dec.receiver_party, dec.rule_id);
+        return emit_hop(r, t, seq, d, dec.hop);
+}
+
+/* ---- state rebuild ---- */
+
+static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int routed)
+{
+        char err[512];
+        if (!routed) {
+                const char *id = decode_reported(r, m, err, sizeof(err));
+                struct deviation *d = id ? state_get(r, id, m->partition) : NULL;
+                if (d)
+                        set_reported(d, m->payload, m->len);
+                return;
+        }
+        avro_value_t *v = &r->routed_value, f;
+        if (avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err)) !=
+            0)
+                return;
+        int32_t hop = -1;
+        const char *id = text(v, "deviation_id"), *party = text(v, "receiver_party");
+        if (!id || !party || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
+            avro_value_get_int(&f, &hop) != 0)
+                return;
+        char cause[ID_SIZE] = "";
+        rd_kafka_headers_t *hdrs;
+        const void *val;
+        size_t len;
+        if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+            rd_kafka_header_get_last(hdrs, HDR_CAUSE, &val, &len) == 0 && len < sizeof(cause)) {
+                memcpy(cause, val, len);
+                cause[len] = '\0';
+        }
+        struct deviation *d = state_get(r, id, m->partition);
+        if (d)
+                set_hop(d, hop, party, text(v, "receiver_unit_hsa_id"), cause, m->payload, m->len);
+}
+
+/* Reads partitions parts of topic.reported and topic.routed from the
+ * beginning to their ends as of now into the state. */
+static int rebuild(avk_router_t *r, const int32_t *parts, int cnt)
+{
+        const char *topics[2] = {r->topic[IN_REPORTED], r->routed_topic};
+        int64_t end[2][MAX_PARTITIONS] = {{0}};
+        char done[2][MAX_PARTITIONS] = {{0}};
+        int remaining = 0, rc = -1;
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(2 * cnt);
+        for (int k = 0; k < 2; k++) {
+                for (int i = 0; i < cnt; i++) {
+                        int64_t lo, hi;
+                        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+                            r->reader, topics[k], parts[i], &lo, &hi, 10000);
+                        if (e) {
+                                avk_log(AVK_LOG_WARN, COMPONENT, "state of %s [%d]: %s", topics[k],
+                                        (int)parts[i], rd_kafka_err2str(e));
+                                goto out;
+                        }
+                        end[k][parts[i]] = hi;
+                        if (hi > lo) {
+                                rd_kafka_topic_partition_list_add(list, topics[k], parts[i])
+                                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                                remaining++;
+                        }
+                }
+        }
+        if (rd_kafka_assign(r->reader, list) != 0)
+                goto out;
+        struct timespec start = mono_now(), now = start;
+        while (remaining > 0 && ms_between(&start, &now) < REBUILD_TIMEOUT) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(r->reader, 200);
+                now = mono_now();
+                if (!m)
+                        continue;
+                const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+                int k = strcmp(topic, topics[1]) == 0;
+                if (!m->err && m->partition >= 0 && m->partition < MAX_PARTITIONS &&
+                    m->offset < end[k][m->partition]) {
+                        rebuild_apply(r, m, k);
+                        if (m->offset == end[k][m->partition] - 1 && !done[k][m->partition]) {
+                                done[k][m->partition] = 1;
+                                remaining--;
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_assign(r->reader, NULL);
+        rc = remaining == 0 ? 0 : -1;
+out:
+        rd_kafka_topic_partition_list_destroy(list);
+        return rc;
+}
+
+static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+        int32_t nums[MAX_PARTITIONS];
+        int cnt = 0, fresh[MAX_PARTITIONS] = {0};
+        for (int i = 0; i < parts->cnt; i++) {
+                int32_t p = parts->elems[i].partition;
+                if (p >= 0 && p < MAX_PARTITIONS && !r->owned[p] && !fresh[p]) {
+                        fresh[p] = 1;
+                        nums[cnt++] = p;
+                }
+        }
+        struct timespec start = mono_now(), now;
+        while (cnt && rebuild(r, nums, cnt) != 0 && !atomic_load(&r->stop)) {
+                avk_log(AVK_LOG_WARN, COMPONENT, "rebuilding state failed; retrying");
+                state_drop(r, fresh);
+        }
+        now = mono_now();
+        for (int i = 0; i < cnt; i++)
+                r->owned[nums[i]] = 1;
+        int reported = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int k = strcmp(tp->topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
+                if (tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
+                        continue;
+                reported += k == IN_REPORTED;
+                if (!r->current[k][tp->partition])
+                        r->current[k][tp->partition] = tracker_new(r, r->topic[k], tp->partition);
+        }
+        atomic_fetch_add(&r->partitions, reported);
+        avk_log(AVK_LOG_INFO, COMPONENT,
+                "assigned %d partitions; state of %d rebuilt in %lld ms: %zu deviations",
+                parts->cnt, cnt, (long long)ms_between(&start, &now), r->deviation_cnt);
+        rd_kafka_assign(rk, parts);
+}
+
+static void on_revoke(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+        drain(r, DRAIN_TIMEOUT_MS);
+        if (r->outputs_in_flight)
+                avk_log(AVK_LOG_WARN, COMPONENT,
+                        "%llu outputs still in flight at revoke: their inputs will be routed "
+                        "again by the next owner",
+                        (unsigned long long)r->outputs_in_flight);
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                avk_log(AVK_LOG_WARN, COMPONENT, "commit at revoke: %s", rd_kafka_err2str(err));
+        int drop[MAX_PARTITIONS] = {0}, reported = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int k = strcmp(tp->topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
+                if (tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
+                        continue;
+                struct tracker *t = r->current[k][tp->partition];
+                if (t) {
+                        t->assigned = 0;
+                        r->current[k][tp->partition] = NULL;
+                        reported += k == IN_REPORTED;
+                }
+                drop[tp->partition] = 1;
+                r->owned[tp->partition] = 0;
+        }
+        state_drop(r, drop);
+        atomic_fetch_sub(&r->partitions, reported);
+        avk_log(AVK_LOG_INFO, COMPONENT, "revoked %d partitions", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        avk_router_t *r = opaque;
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+                on_assign(r, rk, parts);
+        else
+                on_revoke(r, rk, parts);
+}
+
+/* ---- the loop ---- */
+
+static int handle(avk_router_t *r, const rd_kafka_message_t *m)
+{
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        int k = strcmp(topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
+        if (m->partition < 0 || m->partition >= MAX_PARTITIONS || !r->current[k][m->partition])
+                return 0; /* a record fetched before a revoke: the next owner has it */
+        struct tracker *t = r->current[k][m->partition];
+        uint64_t seq = tracker_push(t, m->offset);
+        if (seq == UINT64_MAX)
+                return -1;
+        int rc = k == IN_REPORTED ? on_reported(r, t, seq, m) : on_response(r, t, seq, m);
+        input_step(r, t, seq); /* the +1 hold: every output is produced */
+        return rc;
+}
+
+static void summary(avk_router_t *r)
+{
+        struct timespec now = mono_now();
+        if (ms_between(&r->last_summary, &now) < SUMMARY_EVERY_MS)
+                return;
+        r->last_summary = now;
+        uint64_t done = atomic_load(&r->inputs_done);
+        if (done == r->summary_done)
+                return;
+        r->summary_done = done;
+        avk_log(AVK_LOG_INFO, COMPONENT,
+                "inputs %llu, routed %llu (rerouted %llu, replayed %llu), dead-lettered %llu, "
+                "skipped %llu, outputs in flight %llu, deviations held %zu",
+                (unsigned long long)done, (unsigned long long)atomic_load(&r->routed),
+                (unsigned long long)atomic_load(&r->rerouted),
+                (unsigned long long)atomic_load(&r->replayed),
+                (unsigned long long)atomic_load(&r->deadlettered),
+                (unsigned long long)atomic_load(&r->skipped),
+                (unsigned long long)r->outputs_in_flight, r->deviation_cnt);
+}
+
+static int partition_cnt(avk_router_t *r, const char *topic, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->reader, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(r->reader, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        int n = -1;
+        if (!e && md->topic_cnt == 1 && !md->topics[0].err)
+                n = md->topics[0].partition_cnt;
+        else
+                snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                         rd_kafka_err2str(e ? e : md->topics[0].err));
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        return n;
+}
+
+/* The lifecycle topics must share one partition count: a deviation's
+ * response, report and routing are then in the same partition number. */
+static int check_topics(avk_router_t *r, char *errstr, size_t errstr_size)
+{
+        const char *topics[] = {r->topic[IN_REPORTED], r->topic[IN_RESPONSE], r->routed_topic};
+        int first = -1;
+        for (size_t i = 0; i < 3; i++) {
+                int n = partition_cnt(r, topics[i], errstr, errstr_size);
+                if (n < 0)
+                        return -1;
+                if (n > MAX_PARTITIONS) {
+                        snprintf(errstr, errstr_size, "topic %s: more than %d partitions",
+                                 topics[i], MAX_PARTITIONS);
+                        return -1;
+                }
+                if (first >= 0 && n != first) {
+                        snprintf(errstr, errstr_size,
+                                 "topic %s has %d partitions and %s %d: the lifecycle topics "
+                                 "must share one partition count",
+                                 topics[i], n, topics[0], first);
+                        return -1;
+                }
+                first = n;
+        }
+        return 0;
+}
+
+int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
+{
+        if (check_topics(r, errstr, errstr_size) != 0)
+                return -1;
+        rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(2);
+        rd_kafka_topic_partition_list_add(subs, r->topic[IN_REPORTED], RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(subs, r->topic[IN_RESPONSE], RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(r->consumer, subs);
+        rd_kafka_topic_partition_list_destroy(subs);
+        if (e) {
+                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+                return -1;
+        }
+        avk_log(AVK_LOG_INFO, COMPONENT, "group %s: routing %s and %s", r->group,
+                r->topic[IN_REPORTED], r->topic[IN_RESPONSE]);
+        int rc = 0;
+        r->last_summary = mono_now();
+        while (!atomic_load(&r->stop)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 20);
+                if (m && m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
+                                        rd_kafka_message_errstr(m));
+                } else if (m && handle(r, m) != 0) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        rc = -1;
+                }
+                if (m)
+                        rd_kafka_message_destroy(m);
+                rd_kafka_poll(r->producer, 0);
+                run_retries(r);
+                store_offsets(r);
+                char reason[512];
+                if (rd_kafka_fatal_error(r->producer, reason, sizeof(reason))) {
+                        snprintf(errstr, errstr_size, "producer: %s", reason);
+                        rc = -1;
+                }
+                if (rc)
+                        break;
+                summary(r);
+        }
+        /* Closing revokes the assignment: on_revoke waits for the outputs in
+         * flight, stores and commits. */
+        rd_kafka_consumer_close(r->consumer);
+        r->closing = 1;
+        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        drain(r, 1000);
+        while (r->retries) {
+                struct output *o = r->retries;
+                r->retries = o->next_retry;
+                r->outputs_in_flight--;
+                free(o);
+        }
+        summary(r);
+        return rc;
+}
+
+void avk_router_stop(avk_router_t *r)
+{
+        atomic_store(&r->stop, 1);
+}
+
+void avk_router_stats(avk_router_t *r, struct avk_router_stats *s)
+{
+        *s = (struct avk_router_stats){
+            .inputs_done = atomic_load(&r->inputs_done),
+            .routed = atomic_load(&r->routed),
+            .rerouted = atomic_load(&r->rerouted),
+            .replayed = atomic_load(&r->replayed),
+            .deadlettered = atomic_load(&r->deadlettered),
+            .skipped = atomic_load(&r->skipped),
+            .retries = atomic_load(&r->retried),
+            .partitions = atomic_load(&r->partitions),
+        };
+}
+
+avk_metrics_t *avk_router_metrics(avk_router_t *r)
+{
+        return r->metrics;
+}
+
+/* ---- creation ---- */
+
+/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
+static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
+                         const char *value)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
+                const char *n, *v;
+                avk_config_kafka_get(cfg, i, &n, &v);
+                if (strcmp(n, name) == 0)
+                        return;
+        }
+        rd_kafka_conf_set(conf, name, value, NULL, 0);
+}
+
+static int load_files(avk_router_t *r, const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        const char *dir_file = avk_config_get(cfg, "directory.file");
+        const char *rules_file = avk_config_get(cfg, "routing.rules.file");
+        if (!dir_file || !rules_file) {
+                snprintf(errstr, errstr_size, "%s: required by the router",
+                         dir_file ? "routing.rules.file" : "directory.file");
+                return -1;
+        }
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        r->dir = avk_directory_load(dir_file, 0, &errs);
+        if (r->dir)
+                r->rules = avk_rules_load(rules_file, r->reported_schema, &errs);
+        if (!r->rules) {
+                avk_errors_join(&errs, errstr, errstr_size);
+                return -1;
+        }
+        return 0;
+}
+
+static int make_clients(avk_router_t *r, const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!pconf)
+                return -1;
+        rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+        rd_kafka_conf_set_opaque(pconf, r);
+        conf_default(cfg, pconf, "linger.ms", "2");
+        r->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
+        if (!r->producer) {
+                rd_kafka_conf_destroy(pconf);
+                return -1;
+        }
+        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!cconf)
+                return -1;
+        rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
+        rd_kafka_conf_set_opaque(cconf, r);
+        /* range keeps partition p of topic.reported and of topic.response on
+         * one instance: a deviation's report and its responses are together. */
+        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
+        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
+        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
+        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
+        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        r->consumer = avk_kafka_consumer_new(cconf, r->group, errstr, errstr_size);
+        if (!r->consumer) {
+                rd_kafka_conf_destroy(cconf);
+                return -1;
+        }
+        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!rconf)
+                return -1;
+        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
+        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
+        char reader_group[300];
+        snprintf(reader_group, sizeof(reader_group), "%s-state", r->group);
+        r->reader = avk_kafka_consumer_new(rconf, reader_group, errstr, errstr_size);
+        if (!r->reader) {
+                rd_kafka_conf_destroy(rconf);
+                return -1;
+        }
+        return 0;
+}
+
+static int make_metrics(avk_router_t *r)
+{
+        r->metrics = avk_metrics_new();
+        if (!r->metrics)
+                return -1;
+        r->m_routed = avk_metrics_counter(r->metrics, "avk_router_routed_total",
+                                          "DeviationRouted events written, by decision and rule.",
+                                          (const char *[]){"decision", "rule", NULL});
+        r->m_deadletter = avk_metrics_counter(r->metrics, "avk_router_deadlettered_total",
+                                              "Records written to the dead-letter topic.",
+                                              (const char *[]){"source", NULL});
+        r->m_skipped = avk_metrics_counter(r->metrics, "avk_router_responses_skipped_total",
+                                           "Responses that do not re-route, by kind.",
+                                           (const char *[]){"kind", NULL});
+        r->m_replayed = avk_metrics_series(
+            avk_metrics_counter(r->metrics, "avk_router_replayed_total",
+                                "Inputs seen again whose outputs were rewritten from state.", NULL),
+            NULL);
+        r->m_retries = avk_metrics_series(
+            avk_metrics_counter(r->metrics, "avk_router_delivery_retries_total",
+                                "Outputs produced again after a failed delivery.", NULL),
+            NULL);
+        r->m_latency = avk_metrics_series(
+            avk_metrics_histogram(r->metrics, "avk_router_input_seconds",
+                                  "From consuming an input to Kafka acknowledging its outputs.",
+                                  NULL, AVK_METRICS_LATENCY_BUCKETS,
+                                  AVK_METRICS_LATENCY_BUCKET_CNT),
+            NULL);
+        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_replayed && r->m_retries &&
+                       r->m_latency
+                   ? 0
+                   : -1;
+}
+
+avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        avk_router_t *r = calloc(1, sizeof(*r));
+        if (!r) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
+                goto fail;
+        r->reported_schema = avk_catalog_by_name(r->env.catalog, "DeviationReported");
+        r->response_schema = avk_catalog_by_name(r->env.catalog, "DeviationResponse");
+        r->routed_schema = avk_catalog_by_name(r->env.catalog, "DeviationRouted");
+        r->topic[IN_REPORTED] = avk_config_get(cfg, "topic.reported");
+        r->topic[IN_RESPONSE] = avk_config_get(cfg, "topic.response");
+        r->routed_topic = avk_config_get(cfg, "topic.routed");
+        r->deadletter_topic = avk_config_get(cfg, "topic.deadletter");
+        snprintf(r->group, sizeof(r->group), "%s", avk_config_get(cfg, "router.group.id"));
+        if (load_files(r, cfg, errstr, errstr_size) != 0)
+                goto fail;
+        r->codec = avk_codec_new(r->env.catalog, r->env.registry);
+        if (!r->codec || make_metrics(r) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        avro_generic_value_new(avk_schema_iface(r->reported_schema), &r->reported_value);
+        avro_generic_value_new(avk_schema_iface(r->response_schema), &r->response_value);
+        avro_generic_value_new(avk_schema_iface(r->routed_schema), &r->routed_value);
+        if (make_clients(r, cfg, errstr, errstr_size) != 0)
+                goto fail;
+        return r;
+fail:
+        avk_router_destroy(r);
+        return NULL;
+}
+
+void avk_router_destroy(avk_router_t *r)
+{
+        if (!r)
+                return;
+        if (r->reader) {
+                rd_kafka_consumer_close(r->reader);
+                rd_kafka_destroy(r->reader);
+        }
+        if (r->consumer)
+                rd_kafka_destroy(r->consumer);
+        if (r->producer)
+                rd_kafka_destroy(r->producer);
+        while (r->trackers) {
+                struct tracker *t = r->trackers;
+                r->trackers = t->next;
+                free(t->ring);
+                free(t);
+        }
+        state_drop(r, NULL);
+        free(r->table);
+        if (r->reported_value.self)
+                avro_value_decref(&r->reported_value);
+        if (r->response_value.self)
+                avro_value_decref(&r->response_value);
+        if (r->routed_value.self)
+                avro_value_decref(&r->routed_value);
+        avk_codec_destroy(r->codec);
+        avk_metrics_destroy(r->metrics);
+        avk_rules_destroy(r->rules);
+        avk_directory_destroy(r->dir);
+        avk_env_close(&r->env);
+        free(r);
+}

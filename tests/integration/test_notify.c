@@ -1,0 +1,745 @@
+/*
+ * The notifier against the in-process mock cluster and local webhook
+ * receivers (tests/support/webhook_receiver.h), plain and TLS with
+ * certificates made at test time by the openssl command: what a receiving
+ * unit gets (once, signed, with the event id; identity only when cleared),
+ * retries after 500s and timeouts, a slow party that holds up no one else,
+ * an untrusted certificate, the dead letter with its DeliveryFailed event
+ * once the retry budget is spent, and replays with the same event id.
+ *
+ * The directory is tests/data/directory/notify.json with the receivers'
+ * URLs put in at run time.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/codec.h"
+#include "common/directory.h"
+#include "common/kafka.h"
+#include "consumer/notify.h"
+#include "producer/reporter.h"
+#include "tests/support/check_text.h"
+#include "tests/support/codec_fixture.h"
+#include "tests/support/mock_kafka.h"
+#include "tests/support/test_data.h"
+#include "tests/support/webhook_receiver.h"
+
+#define DEVIATION_ID "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
+#define OTHER_ID     "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
+#define EVENT_1      "0c7f3b1e-5d2a-5e4f-8a1b-2c3d4e5f6a7b"
+#define EVENT_2      "1d8a4c2f-6e3b-5f5a-9b2c-3d4e5f6a7b8c"
+#define PERSONAL_ID  "194003141233"
+#define SECRET_FILE  AVK_TEST_DATA "/directory/secrets/test-webhook.secret"
+
+static struct mock_kafka mk;
+static char workdir[64];
+static avk_catalog_t *catalog;
+static avk_codec_t *codec;
+
+static void set(const char *key, const char *value)
+{
+        char err[512];
+        ck_assert_msg(avk_config_set(mk.cfg, key, value, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void setup(void)
+{
+        char err[512];
+        mock_kafka_start(&mk, 1);
+        set("kafka.fetch.wait.max.ms", "10");
+        set("kafka.session.timeout.ms", "6000");
+        set("kafka.log_level", "3");
+        set("notify.retry.backoff.ms", "50");
+        set("notify.retry.backoff.max.ms", "200");
+        set("notify.timeout.ms", "3000");
+        set("notify.connect.timeout.ms", "2000");
+        set("notify.deviation.wait.ms", "500");
+        snprintf(workdir, sizeof(workdir), "/tmp/avk-notify-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(workdir));
+        catalog = avk_catalog_new_builtin(err, sizeof(err));
+        ck_assert_msg(catalog != NULL, "%s", err);
+        codec = codec_fixture_codec(catalog, NULL);
+}
+
+static void teardown(void)
+{
+        char cmd[128];
+        avk_codec_destroy(codec);
+        avk_catalog_destroy(catalog);
+        mock_kafka_stop(&mk);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- test data ---------------------------------------------------------- */
+
+static char *replace(char *text, const char *placeholder, const char *with)
+{
+        char *at = strstr(text, placeholder);
+        ck_assert_ptr_nonnull(at);
+        size_t before = (size_t)(at - text), plen = strlen(placeholder), wlen = strlen(with);
+        char *out = malloc(strlen(text) - plen + wlen + 1);
+        ck_assert_ptr_nonnull(out);
+        memcpy(out, text, before);
+        memcpy(out + before, with, wlen);
+        strcpy(out + before + wlen, at + plen);
+        free(text);
+        return out;
+}
+
+static void webhook_json(char *buf, size_t size, const char *url, int identity)
+{
+        snprintf(buf, size,
+                 "{\"url\": \"%s\", \"secret_file\": \"%s\", \"allow_http\": %s, "
+                 "\"patient_identity\": %s}",
+                 url, SECRET_FILE, strncmp(url, "http:", 5) == 0 ? "true" : "false",
+                 identity ? "true" : "false");
+}
+
+/* The directory with VGR's and Göteborg's webhooks at these URLs. */
+static avk_directory_t *directory(const char *vgr_url, int vgr_identity, const char *gbg_url)
+{
+        char err[512], path[128], vgr[512], gbg[512];
+        char *text = test_data_read(AVK_TEST_DATA "/directory/notify.json", err, sizeof(err));
+        ck_assert_msg(text != NULL, "%s", err);
+        webhook_json(vgr, sizeof(vgr), vgr_url, vgr_identity);
+        webhook_json(gbg, sizeof(gbg), gbg_url, 0);
+        text = replace(text, "\"@VGR_WEBHOOK@\"", vgr);
+        text = replace(text, "\"@GBG_WEBHOOK@\"", gbg);
+        snprintf(path, sizeof(path), "%s/directory.json", workdir);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        fclose(f);
+        free(text);
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        avk_directory_t *dir = avk_directory_load(path, AVK_DIRECTORY_ALLOW_PARTIAL, &errs);
+        char joined[2048];
+        ck_assert_msg(dir != NULL, "%s", avk_errors_join(&errs, joined, sizeof(joined)));
+        return dir;
+}
+
+/* Files the sample deviation (with a patient identity) under id. */
+static void file_deviation(const char *id)
+{
+        char err[512];
+        json_t *doc = test_data_load_json(AVK_SOURCE_DIR
+                                          "/deploy/samples/01-discharge-information-missing.json",
+                                          err, sizeof(err));
+        ck_assert_msg(doc != NULL, "%s", err);
+        json_object_set_new(doc, "deviation_id", json_string(id));
+        avk_reporter_t *r = avk_reporter_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(r != NULL, "%s", err);
+        char filed[AVK_ID_SIZE];
+        struct avk_errors errs;
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, filed, &errs), AVK_FILED);
+        avk_reporter_destroy(r);
+        json_decref(doc);
+}
+
+static void produce_raw(const char *topic, const char *key, const void *payload, size_t len)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *rk = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        ck_assert_int_eq(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)payload, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
+        rd_kafka_destroy(rk);
+}
+
+/* A DeviationRouted as the router would produce it. */
+static struct codec_message routed(const char *deviation_id, const char *event_id, int hop,
+                                   const char *party, const char *unit)
+{
+        json_t *doc = json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s?,s:s,s:s,s:s,s:s,s:s,s:b}",
+                                "event_id", event_id, "deviation_id", deviation_id, "routed_at",
+                                "2026-11-20T13:05:00.000Z", "hop", hop, "reporter_party", "1480",
+                                "receiver_party", party, "receiver_unit_hsa_id", unit, "decision",
+                                "AGREEMENT_RULE", "rule_id", "R-REGION-DISCHARGE-PLANNING",
+                                "reason", "Discharge planning is the region's.", "category",
+                                "DISCHARGE_PLANNING", "harm_level", "LOW", "possible_lex_maria", 0);
+        struct codec_message m = codec_fixture_encode(
+            codec, "deviation.routed", avk_catalog_by_name(catalog, "DeviationRouted"), doc);
+        json_decref(doc);
+        return m;
+}
+
+static void route(const char *deviation_id, const char *event_id, int hop, const char *party,
+                  const char *unit)
+{
+        struct codec_message m = routed(deviation_id, event_id, hop, party, unit);
+        produce_raw("deviation.routed", deviation_id, m.bytes, m.len);
+        free(m.bytes);
+}
+
+/* ---- the notifier in a thread ------------------------------------------ */
+
+struct running {
+        avk_notify_t *notify;
+        avk_metrics_t *metrics;
+        pthread_t thread;
+        int rc;
+        char err[512];
+};
+
+static void *run_notify(void *arg)
+{
+        struct running *r = arg;
+        r->rc = avk_notify_run(r->notify, r->err, sizeof(r->err));
+        return NULL;
+}
+
+static void start(struct running *r, const avk_directory_t *dir)
+{
+        r->metrics = avk_metrics_new();
+        r->notify = avk_notify_new(mk.cfg, dir, r->metrics, r->err, sizeof(r->err));
+        ck_assert_msg(r->notify != NULL, "%s", r->err);
+        ck_assert_int_eq(pthread_create(&r->thread, NULL, run_notify, r), 0);
+}
+
+static void stop(struct running *r)
+{
+        avk_notify_stop(r->notify);
+        pthread_join(r->thread, NULL);
+        ck_assert_msg(r->rc == 0, "%s", r->err);
+        avk_notify_destroy(r->notify);
+        avk_metrics_destroy(r->metrics);
+}
+
+static struct avk_notify_stats stats(struct running *r)
+{
+        struct avk_notify_stats s;
+        avk_notify_stats(r->notify, &s);
+        return s;
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits up to 30 s for *counter to reach want (the first group join takes ~3 s). */
+#define WAIT_FOR(expr, want)                                                                       \
+        do {                                                                                       \
+                int64_t until_ = now_ms() + 30000;                                                 \
+                while ((int64_t)(expr) < (int64_t)(want) && now_ms() < until_)                     \
+                        usleep(20000);                                                             \
+                ck_assert_msg((int64_t)(expr) >= (int64_t)(want), "%s: %lld, want %lld", #expr,    \
+                              (long long)(expr), (long long)(want));                               \
+        } while (0)
+
+/* ---- what the receiver and the topics got ------------------------------ */
+
+static void assert_signed(const struct webhook_request *req)
+{
+        char err[512], sig[AVK_NOTIFY_SIGNATURE_SIZE];
+        char *secret = test_data_read(SECRET_FILE, err, sizeof(err));
+        ck_assert_msg(secret != NULL, "%s", err);
+        size_t len = strlen(secret);
+        if (len && secret[len - 1] == '\n')
+                len--;
+        ck_assert_int_eq(
+            avk_notify_sign((unsigned char *)secret, len, req->body, req->body_len, sig), 0);
+        ck_assert_str_eq(req->signature, sig);
+        free(secret);
+}
+
+static json_t *body_of(const struct webhook_request *req)
+{
+        json_error_t jerr;
+        json_t *j = json_loads(req->body, 0, &jerr);
+        ck_assert_msg(j != NULL, "%s", jerr.text);
+        return j;
+}
+
+#define RECORDS_MAX 16
+struct record {
+        int32_t partition;
+        char error[512], source_topic[64], source_partition[16], source_offset[32];
+        unsigned char *payload;
+        size_t len;
+};
+
+struct records {
+        size_t n;
+        struct record r[RECORDS_MAX];
+};
+
+static void header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t len;
+        buf[0] = '\0';
+        if (rd_kafka_message_headers(m, &h) == 0 &&
+            rd_kafka_header_get_last(h, name, &v, &len) == 0)
+                snprintf(buf, size, "%.*s", (int)len, (const char *)v);
+}
+
+static void collect(void *opaque, const rd_kafka_message_t *m)
+{
+        struct records *rs = opaque;
+        ck_assert_uint_lt(rs->n, RECORDS_MAX);
+        struct record *r = &rs->r[rs->n++];
+        r->partition = m->partition;
+        header(m, "avk-error", r->error, sizeof(r->error));
+        header(m, "avk-source-topic", r->source_topic, sizeof(r->source_topic));
+        header(m, "avk-source-partition", r->source_partition, sizeof(r->source_partition));
+        header(m, "avk-source-offset", r->source_offset, sizeof(r->source_offset));
+        r->payload = malloc(m->len + 1);
+        memcpy(r->payload, m->payload, m->len);
+        r->len = m->len;
+}
+
+static void records_free(struct records *rs)
+{
+        for (size_t i = 0; i < rs->n; i++)
+                free(rs->r[i].payload);
+}
+
+/* The DeliveryFailed events, as JSON. */
+static json_t *failed_events(void)
+{
+        static struct records rs;
+        memset(&rs, 0, sizeof(rs));
+        mock_kafka_read_all(&mk, "deviation.delivery.failed", collect, &rs);
+        json_t *all = json_array();
+        for (size_t i = 0; i < rs.n; i++)
+                json_array_append_new(
+                    all, codec_fixture_decode_json(codec, rs.r[i].payload, rs.r[i].len,
+                                                   avk_catalog_by_name(catalog, "DeliveryFailed")));
+        records_free(&rs);
+        return all;
+}
+
+/* ---- the tests ---------------------------------------------------------- */
+
+START_TEST(delivered_once_signed_with_the_event_id)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        usleep(300000);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 1);
+        ck_assert_int_eq(webhook_receiver_count(gbg), 0);
+
+        struct webhook_request req = webhook_receiver_request(vgr, 0);
+        ck_assert_str_eq(req.event_id, EVENT_1);
+        ck_assert_str_eq(req.content_type, "application/json");
+        ck_assert_uint_eq(strlen(req.timestamp), 24);
+        assert_signed(&req);
+        json_t *body = body_of(&req);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "event_id")), EVENT_1);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "receiver_party")), "VGR");
+        ck_assert_str_eq(json_string_value(json_object_get(body, "rule_id")),
+                         "R-REGION-DISCHARGE-PLANNING");
+        json_t *deviation = json_object_get(body, "deviation");
+        ck_assert_str_eq(json_string_value(json_object_get(deviation, "deviation_id")),
+                         DEVIATION_ID);
+        /* VGR's endpoint is not cleared for patient identity. */
+        ck_assert_ptr_null(json_object_get(json_object_get(deviation, "patient"), "personal_id"));
+        ck_assert_ptr_null(strstr(req.body, PERSONAL_ID));
+        ck_assert_ptr_nonnull(json_object_get(json_object_get(deviation, "patient"), "age_group"));
+        json_decref(body);
+        webhook_request_free(&req);
+
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text,
+                           "avk_notify_deliveries_total{party=\"VGR\",outcome=\"delivered\"} 1");
+        ck_assert_contains(text, "avk_notify_attempts_total{party=\"VGR\",result=\"2xx\"} 1");
+        free(text);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+}
+END_TEST
+
+START_TEST(answered_500_twice_is_delivered_on_the_third_attempt)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(vgr, (const int[]){500, 500, 200}, 3);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 3);
+        ck_assert_int_eq(stats(&run).attempts, 3);
+        ck_assert_int_eq(stats(&run).dead_lettered, 0);
+        struct webhook_request first = webhook_receiver_request(vgr, 0);
+        for (int i = 1; i < 3; i++) {
+                struct webhook_request again = webhook_receiver_request(vgr, i);
+                ck_assert_str_eq(again.event_id, EVENT_1);
+                ck_assert_str_eq(again.body, first.body); /* byte for byte */
+                ck_assert_str_eq(again.signature, first.signature);
+                webhook_request_free(&again);
+        }
+        webhook_request_free(&first);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(receiver_hanging_past_the_timeout_is_retried)
+{
+        set("notify.timeout.ms", "500");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_hang(vgr, 1, 5000);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 2);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text, "avk_notify_attempts_total{party=\"VGR\",result=\"timeout\"} 1");
+        free(text);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(slow_party_does_not_hold_up_another)
+{
+        set("notify.timeout.ms", "20000");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_hang(vgr, -1, 20000);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        file_deviation(DEVIATION_ID);
+        file_deviation(OTHER_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL); /* first, to the slow one */
+        route(OTHER_ID, EVENT_2, 0, "1480", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(webhook_receiver_count(vgr), 1);
+        WAIT_FOR(stats(&run).delivered, 1);
+        ck_assert_int_eq(webhook_receiver_count(gbg), 1);
+        /* Göteborg was served while VGR's attempt is still open. */
+        ck_assert_int_eq(webhook_receiver_answered(vgr), 0);
+        ck_assert_uint_eq(stats(&run).held, 1);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+}
+END_TEST
+
+/* A self-signed certificate for 127.0.0.1 in workdir/<name>.{crt,key}; returns the PEM texts. */
+static void make_certificate(const char *name, char **cert, char **key)
+{
+        char cmd[1024], path[128], err[512];
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                 "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+                 "-keyout %s/%s.key -out %s/%s.crt 2>/dev/null",
+                 workdir, name, workdir, name);
+        ck_assert_msg(system(cmd) == 0, "openssl req could not make a certificate");
+        snprintf(path, sizeof(path), "%s/%s.crt", workdir, name);
+        *cert = test_data_read(path, err, sizeof(err));
+        snprintf(path, sizeof(path), "%s/%s.key", workdir, name);
+        *key = test_data_read(path, err, sizeof(err));
+        ck_assert_msg(*cert && *key, "%s", err);
+}
+
+START_TEST(trusted_endpoint_cleared_for_identity_gets_it)
+{
+        char *cert, *key, ca[128];
+        make_certificate("trusted", &cert, &key);
+        snprintf(ca, sizeof(ca), "%s/trusted.crt", workdir);
+        set("notify.ssl.ca.location", ca);
+        struct webhook_receiver *vgr = webhook_receiver_start(cert, key);
+        ck_assert_str_eq(strncmp(webhook_receiver_url(vgr), "https://", 8) == 0 ? "https" : "",
+                         "https");
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 1, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        struct webhook_request req = webhook_receiver_request(vgr, 0);
+        assert_signed(&req);
+        json_t *body = body_of(&req);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(
+                json_object_get(json_object_get(body, "deviation"), "patient"), "personal_id")),
+            PERSONAL_ID);
+        json_decref(body);
+        webhook_request_free(&req);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        free(cert);
+        free(key);
+}
+END_TEST
+
+START_TEST(untrusted_certificate_is_retried_then_dead_lettered)
+{
+        char *cert, *key, *other_cert, *other_key, ca[128];
+        make_certificate("trusted", &cert, &key);
+        make_certificate("stranger", &other_cert, &other_key);
+        snprintf(ca, sizeof(ca), "%s/trusted.crt", workdir);
+        set("notify.ssl.ca.location", ca);
+        set("notify.retry.max", "2");
+        struct webhook_receiver *vgr = webhook_receiver_start(other_cert, other_key);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        ck_assert_int_eq(stats(&run).attempts, 2);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 0); /* never past the handshake */
+        stop(&run);
+
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_contains(dl.r[0].error, "TLS: certificate verify failed");
+        ck_assert_contains(dl.r[0].error, "attempt 2 of 2");
+        records_free(&dl);
+        json_t *events = failed_events();
+        ck_assert_uint_eq(json_array_size(events), 1);
+        json_t *ev = json_array_get(events, 0);
+        ck_assert_contains(json_string_value(json_object_get(ev, "reason")), "certificate");
+        ck_assert_int_eq(json_integer_value(json_object_get(ev, "attempts")), 2);
+        json_decref(events);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        free(cert);
+        free(key);
+        free(other_cert);
+        free(other_key);
+}
+END_TEST
+
+START_TEST(spent_retry_budget_dead_letters_with_an_escalation_event)
+{
+        set("notify.retry.max", "3");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(vgr, (const int[]){503}, 1);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        struct codec_message m = routed(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        produce_raw("deviation.routed", DEVIATION_ID, m.bytes, m.len);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 3);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(
+            text, "avk_notify_deliveries_total{party=\"VGR\",outcome=\"dead_lettered\"} 1");
+        free(text);
+        stop(&run);
+
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_str_eq(dl.r[0].error, "HTTP 503 (attempt 3 of 3)");
+        ck_assert_str_eq(dl.r[0].source_topic, "deviation.routed");
+        ck_assert_str_eq(dl.r[0].source_offset, "0");
+        ck_assert_uint_eq(dl.r[0].len, m.len);
+        ck_assert_int_eq(memcmp(dl.r[0].payload, m.bytes, m.len), 0); /* the record as read */
+        records_free(&dl);
+        free(m.bytes);
+
+        json_t *events = failed_events();
+        ck_assert_uint_eq(json_array_size(events), 1);
+        json_t *ev = json_array_get(events, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "deviation_id")), DEVIATION_ID);
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "routed_event_id")), EVENT_1);
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "receiver_party")), "VGR");
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "reason")),
+                         "HTTP 503 (attempt 3 of 3)");
+        ck_assert_int_eq(json_integer_value(json_object_get(ev, "attempts")), 3);
+        const char *failed_id = json_string_value(json_object_get(ev, "event_id"));
+        ck_assert_uint_eq(strlen(failed_id), 36);
+        ck_assert_int_eq(failed_id[14], '5'); /* derived: version 5 */
+        json_decref(events);
+
+        /* The dead-lettered record's offset was committed: a restart in the
+         * same group sends nothing again. */
+        webhook_receiver_script(vgr, (const int[]){200}, 1);
+        route(DEVIATION_ID, EVENT_2, 1, "VGR", NULL);
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 4);
+        struct webhook_request req = webhook_receiver_request(vgr, 3);
+        ck_assert_str_eq(req.event_id, EVENT_2);
+        webhook_request_free(&req);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(client_error_is_dead_lettered_without_retry)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(vgr, (const int[]){401}, 1);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 1);
+        stop(&run);
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_str_eq(dl.r[0].error, "HTTP 401 (attempt 1; not retried)");
+        records_free(&dl);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(replay_in_a_new_group_sends_the_same_event_id)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        stop(&run);
+
+        set("notify.group.id", "avvik-notify-replay");
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        stop(&run);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 2);
+        struct webhook_request first = webhook_receiver_request(vgr, 0);
+        struct webhook_request replay = webhook_receiver_request(vgr, 1);
+        ck_assert_str_eq(replay.event_id, EVENT_1);
+        ck_assert_str_eq(replay.body, first.body);
+        ck_assert_str_eq(replay.signature, first.signature);
+        webhook_request_free(&first);
+        webhook_request_free(&replay);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(undecodable_record_is_dead_lettered_and_blocks_nothing)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        produce_raw("deviation.routed", DEVIATION_ID, "not avro", 8);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL); /* same key: the same partition, after */
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        stop(&run);
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_contains(dl.r[0].error, "undecodable: ");
+        ck_assert_uint_eq(dl.r[0].len, 8);
+        records_free(&dl);
+        json_t *events = failed_events(); /* nothing known to escalate */
+        ck_assert_uint_eq(json_array_size(events), 0);
+        json_decref(events);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(receiver_with_an_inbox_only_gets_no_webhook)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "1490", NULL);
+        route(DEVIATION_ID, EVENT_2, 1, "VGR", "SE2321000131-E000000000001");
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).no_webhook, 2);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 0);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(deviation_never_filed_is_dead_lettered_as_missing)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        route(OTHER_ID, EVENT_2, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 0);
+        stop(&run);
+        json_t *events = failed_events();
+        ck_assert_uint_eq(json_array_size(events), 1);
+        json_t *ev = json_array_get(events, 0);
+        ck_assert_str_eq(json_string_value(json_object_get(ev, "reason")),
+                         "deviation not found in deviation.reported");
+        ck_assert_int_eq(json_integer_value(json_object_get(ev, "attempts")), 0);
+        json_decref(events);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+static Suite *notify_suite(void)
+{
+        Suite *s = suite_create("notify");
+        TCase *tc = tcase_create("mock cluster and webhook receivers");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, delivered_once_signed_with_the_event_id);
+        tcase_add_test(tc, answered_500_twice_is_delivered_on_the_third_attempt);
+        tcase_add_test(tc, receiver_hanging_past_the_timeout_is_retried);
+        tcase_add_test(tc, slow_party_does_not_hold_up_another);
+        tcase_add_test(tc, trusted_endpoint_cleared_for_identity_gets_it);
+        tcase_add_test(tc, untrusted_certificate_is_retried_then_dead_lettered);
+        tcase_add_test(tc, spent_retry_budget_dead_letters_with_an_escalation_event);
+        tcase_add_test(tc, client_error_is_dead_lettered_without_retry);
+        tcase_add_test(tc, replay_in_a_new_group_sends_the_same_event_id);
+        tcase_add_test(tc, undecodable_record_is_dead_lettered_and_blocks_nothing);
+        tcase_add_test(tc, receiver_with_an_inbox_only_gets_no_webhook);
+        tcase_add_test(tc, deviation_never_filed_is_dead_lettered_as_missing);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(notify_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

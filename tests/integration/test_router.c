@@ -1,0 +1,585 @@
+/*
+ * The router against the in-process mock cluster: deviations filed with the
+ * reporter library are routed by the agreement's rules (or to the named
+ * receiver) into topic.routed and the receiver's inbox topic; a wrong-
+ * receiver response re-routes up to the hop bound, then MANUAL triage;
+ * undecodable records go to the dead-letter topic without stopping the
+ * partition; a replay writes the same event ids; and faults (leader
+ * changes, produce errors, every broker down) lose nothing and duplicate
+ * only with the same event id.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/codec.h"
+#include "common/directory.h"
+#include "common/env.h"
+#include "common/json.h"
+#include "common/kafka.h"
+#include "consumer/router.h"
+#include "producer/reporter.h"
+#include "tests/support/mock_kafka.h"
+#include "tests/support/test_data.h"
+
+#define KAFKA_API_PRODUCE 0
+#define MAX_RECORDS       4096
+
+static struct mock_kafka mk;
+static json_t *sample;
+static struct avk_env env;
+static avk_codec_t *codec;
+
+/* The inbox topics of the directory, as the embedded broker creates them. */
+static void create_inboxes(void)
+{
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        avk_directory_t *dir = avk_directory_load(AVK_SOURCE_DIR "/data/directory.json", 0, &errs);
+        ck_assert_ptr_nonnull(dir);
+        for (size_t i = 0; i < avk_directory_party_cnt(dir); i++) {
+                const struct avk_directory_party *p = avk_directory_party_at(dir, i);
+                for (size_t u = 0; u <= p->unit_cnt; u++) {
+                        const char *topic = u < p->unit_cnt
+                                                ? p->units[u].receiver.delivery->inbox_topic
+                                                : p->receiver.delivery->inbox_topic;
+                        /* An existing topic (a unit sharing its party's) is refused: fine. */
+                        if (topic)
+                                rd_kafka_mock_topic_create(mk.cluster, topic, 6, 3);
+                }
+        }
+        avk_directory_destroy(dir);
+}
+
+static void setup(void)
+{
+        char err[512];
+        mock_kafka_start(&mk, 3);
+        create_inboxes();
+        const char *set[][2] = {
+            {"directory.file", AVK_SOURCE_DIR "/data/directory.json"},
+            {"routing.rules.file", AVK_SOURCE_DIR "/data/routing-rules.json"},
+            {"kafka.log_level", "0"},
+            {"kafka.session.timeout.ms", "6000"},
+            {"kafka.heartbeat.interval.ms", "500"},
+        };
+        for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+                ck_assert_int_eq(avk_config_set(mk.cfg, set[i][0], set[i][1], err, sizeof(err)), 0);
+        sample = test_data_load_json(AVK_SOURCE_DIR
+                                     "/deploy/samples/01-discharge-information-missing.json",
+                                     err, sizeof(err));
+        ck_assert_msg(sample != NULL, "%s", err);
+        json_object_del(sample, "deviation_id");
+        ck_assert_int_eq(avk_env_open(&env, mk.cfg, err, sizeof(err)), 0);
+        codec = avk_codec_new(env.catalog, env.registry);
+        ck_assert_ptr_nonnull(codec);
+}
+
+static void teardown(void)
+{
+        avk_codec_destroy(codec);
+        avk_env_close(&env);
+        json_decref(sample);
+        mock_kafka_stop(&mk);
+}
+
+/* ---- the router in a thread ---- */
+
+struct running {
+        avk_router_t *router;
+        pthread_t thread;
+        int rc;
+        char err[512];
+};
+
+static void *run(void *arg)
+{
+        struct running *run_state = arg;
+        run_state->rc = avk_router_run(run_state->router, run_state->err, sizeof(run_state->err));
+        return NULL;
+}
+
+static void start_router(struct running *rr, const char *group)
+{
+        char err[4096];
+        ck_assert_int_eq(avk_config_set(mk.cfg, "router.group.id", group, err, sizeof(err)), 0);
+        rr->router = avk_router_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(rr->router != NULL, "%s", err);
+        ck_assert_int_eq(pthread_create(&rr->thread, NULL, run, rr), 0);
+}
+
+static void stop_router(struct running *rr)
+{
+        avk_router_stop(rr->router);
+        pthread_join(rr->thread, NULL);
+        ck_assert_msg(rr->rc == 0, "%s", rr->err);
+        avk_router_destroy(rr->router);
+}
+
+/* Waits until the router has finished n inputs (all outputs acknowledged). */
+static void wait_inputs(struct running *rr, uint64_t n)
+{
+        struct avk_router_stats s;
+        for (int i = 0; i < 1200; i++) {
+                avk_router_stats(rr->router, &s);
+                if (s.inputs_done >= n)
+                        return;
+                usleep(50000);
+        }
+        ck_abort_msg("the router finished %llu inputs of %llu within 60 s",
+                     (unsigned long long)s.inputs_done, (unsigned long long)n);
+}
+
+/* ---- filing ---- */
+
+static void file_doc(avk_reporter_t *r, enum avk_kind kind, const json_t *doc, char id[AVK_ID_SIZE])
+{
+        struct avk_errors errs;
+        char joined[2048];
+        enum avk_result res = avk_reporter_file(r, kind, doc, id, &errs);
+        ck_assert_msg(res == AVK_FILED, "%s",
+                      res == AVK_REJECTED ? avk_errors_join(&errs, joined, sizeof(joined)) : "");
+}
+
+static avk_reporter_t *reporter(void)
+{
+        char err[512];
+        avk_reporter_t *r = avk_reporter_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(r != NULL, "%s", err);
+        return r;
+}
+
+/* A deviation that no receiver is named for: R-REGION-PHYSICIAN decides. */
+static json_t *unnamed(void)
+{
+        json_t *doc = json_deep_copy(sample);
+        json_object_set_new(doc, "receiver", json_object());
+        return doc;
+}
+
+static void file_rejection(avk_reporter_t *r, const char *deviation_id, const char *party)
+{
+        char when[32], id[AVK_ID_SIZE];
+        time_t t = time(NULL) - 60;
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&t));
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "deviation_id", deviation_id,
+                                "responded_at", when, "party", party, "kind",
+                                "REJECTED_WRONG_RECEIVER", "comment", "Not ours.");
+        file_doc(r, AVK_KIND_RESPONSE, doc, id);
+        json_decref(doc);
+}
+
+/* ---- reading ---- */
+
+struct record {
+        char key[AVK_ID_SIZE];
+        char type[32];
+        char id[64];
+        char error[512];
+        char source_topic[64];
+        json_t *value; /* the decoded record, or NULL */
+        size_t len;
+        void *payload;
+};
+
+struct records {
+        size_t n;
+        struct record r[MAX_RECORDS];
+};
+
+static struct records got;
+
+static void header(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
+{
+        rd_kafka_headers_t *hdrs;
+        const void *v;
+        size_t len;
+        out[0] = '\0';
+        if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+            rd_kafka_header_get_last(hdrs, name, &v, &len) == 0)
+                snprintf(out, size, "%.*s", (int)len, (const char *)v);
+}
+
+static void collect(void *opaque, const rd_kafka_message_t *m)
+{
+        struct records *rs = opaque;
+        ck_assert_uint_lt(rs->n, MAX_RECORDS);
+        struct record *rec = &rs->r[rs->n++];
+        memset(rec, 0, sizeof(*rec));
+        snprintf(rec->key, sizeof(rec->key), "%.*s", (int)m->key_len, (const char *)m->key);
+        header(m, "avk-type", rec->type, sizeof(rec->type));
+        header(m, "avk-id", rec->id, sizeof(rec->id));
+        header(m, "avk-error", rec->error, sizeof(rec->error));
+        header(m, "avk-source-topic", rec->source_topic, sizeof(rec->source_topic));
+        rec->payload = malloc(m->len);
+        memcpy(rec->payload, m->payload, m->len);
+        rec->len = m->len;
+        const avk_schema_t *schema = avk_catalog_by_name(env.catalog, rec->type);
+        if (!schema)
+                return;
+        avro_value_t v;
+        char err[512];
+        avro_generic_value_new(avk_schema_iface(schema), &v);
+        if (avk_codec_decode(codec, m->payload, m->len, schema, &v, err, sizeof(err)) == 0)
+                rec->value = avk_json_from_avro(schema, &v, err, sizeof(err));
+        avro_value_decref(&v);
+}
+
+static void release_records(void)
+{
+        for (size_t i = 0; i < got.n; i++) {
+                json_decref(got.r[i].value);
+                free(got.r[i].payload);
+        }
+        got.n = 0;
+}
+
+static void read_topic(const char *topic)
+{
+        release_records();
+        mock_kafka_read_all(&mk, topic, collect, &got);
+}
+
+static const char *str(const struct record *rec, const char *field)
+{
+        return json_string_value(json_object_get(rec->value, field));
+}
+
+static int hop_of(const struct record *rec)
+{
+        return (int)json_integer_value(json_object_get(rec->value, "hop"));
+}
+
+/* The routed record of deviation id with the highest hop. */
+static const struct record *latest(const char *id)
+{
+        const struct record *best = NULL;
+        for (size_t i = 0; i < got.n; i++) {
+                const struct record *rec = &got.r[i];
+                if (strcmp(rec->key, id) == 0 && (!best || hop_of(rec) > hop_of(best)))
+                        best = rec;
+        }
+        return best;
+}
+
+static size_t count_key(const char *id, const char *type)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < got.n; i++)
+                n += strcmp(got.r[i].key, id) == 0 && (!type || strcmp(got.r[i].type, type) == 0);
+        return n;
+}
+
+/* ---- tests ---- */
+
+START_TEST(deviation_is_routed_by_rule_into_the_receivers_inbox)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        json_t *doc = unnamed();
+        file_doc(rep, AVK_KIND_DEVIATION, doc, id);
+        json_decref(doc);
+        struct running rr;
+        start_router(&rr, "router-rule");
+        wait_inputs(&rr, 1);
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 1);
+        const struct record *rec = &got.r[0];
+        ck_assert_ptr_nonnull(rec->value);
+        ck_assert_str_eq(rec->key, id);
+        ck_assert_str_eq(str(rec, "deviation_id"), id);
+        ck_assert_str_eq(str(rec, "decision"), "AGREEMENT_RULE");
+        ck_assert_str_eq(str(rec, "rule_id"), "R-REGION-PHYSICIAN");
+        ck_assert_str_eq(str(rec, "receiver_party"), "VGR");
+        ck_assert_ptr_nonnull(strstr(str(rec, "reason"), "Physicians are the region's"));
+        ck_assert_int_eq(hop_of(rec), 0);
+        ck_assert_str_eq(rec->id, str(rec, "event_id"));
+        char event_id[64];
+        snprintf(event_id, sizeof(event_id), "%s", rec->id);
+
+        read_topic("avvik.inbox.vgr");
+        ck_assert_uint_eq(count_key(id, "DeviationReported"), 1);
+        ck_assert_uint_eq(count_key(id, "DeviationRouted"), 1);
+        for (size_t i = 0; i < got.n; i++) {
+                if (strcmp(got.r[i].type, "DeviationRouted") == 0)
+                        ck_assert_str_eq(got.r[i].id, event_id);
+                else /* the report as filed: patient identity for the receiver */
+                        ck_assert_str_eq(
+                            json_string_value(json_object_get(
+                                json_object_get(got.r[i].value, "patient"), "personal_id")),
+                            "194003141233");
+        }
+        read_topic("avvik.inbox.1480");
+        ck_assert_uint_eq(got.n, 0);
+        release_records();
+}
+END_TEST
+
+START_TEST(named_receiver_wins)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        file_doc(rep, AVK_KIND_DEVIATION, sample, id);
+        struct running rr;
+        start_router(&rr, "router-named");
+        wait_inputs(&rr, 1);
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 1);
+        ck_assert_str_eq(str(&got.r[0], "decision"), "NAMED_BY_REPORTER");
+        ck_assert_str_eq(str(&got.r[0], "rule_id"), "NAMED-BY-REPORTER");
+        ck_assert_str_eq(str(&got.r[0], "receiver_unit_hsa_id"), "SE2321000131-E000000012345");
+        read_topic("avvik.inbox.vgr");
+        ck_assert_uint_eq(count_key(id, NULL), 2);
+        release_records();
+}
+END_TEST
+
+START_TEST(wrong_receiver_reroutes_until_manual_triage)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        json_t *doc = unnamed();
+        file_doc(rep, AVK_KIND_DEVIATION, doc, id);
+        json_decref(doc);
+        struct running rr;
+        start_router(&rr, "router-reroute");
+        uint64_t inputs = 1;
+        wait_inputs(&rr, inputs);
+        const char *rejected[16];
+        int hops = 0;
+        for (;;) {
+                read_topic("deviation.routed");
+                const struct record *cur = latest(id);
+                ck_assert_ptr_nonnull(cur);
+                ck_assert_int_eq(hop_of(cur), hops);
+                if (hops > 0) {
+                        const char *decision = str(cur, "decision");
+                        ck_assert_msg(strcmp(decision, "REROUTED") == 0 ||
+                                          strcmp(decision, "MANUAL") == 0,
+                                      "hop %d: %s", hops, decision);
+                        /* a party that rejected it never receives it again by rule */
+                        if (strcmp(decision, "REROUTED") == 0)
+                                for (int i = 0; i < hops; i++)
+                                        ck_assert_str_ne(str(cur, "receiver_party"), rejected[i]);
+                        if (strcmp(decision, "MANUAL") == 0) {
+                                ck_assert_str_eq(str(cur, "receiver_unit_hsa_id"),
+                                                 "SE2321000131-E000000000001");
+                                break;
+                        }
+                }
+                ck_assert_int_lt(hops, 10);
+                rejected[hops] = strdup(str(cur, "receiver_party"));
+                file_rejection(rep, id, rejected[hops]);
+                hops++;
+                wait_inputs(&rr, ++inputs);
+        }
+        /* A stale rejection (from the second receiver again) changes nothing. */
+        ck_assert_int_ge(hops, 2);
+        file_rejection(rep, id, rejected[1]);
+        wait_inputs(&rr, ++inputs);
+        struct avk_router_stats s;
+        avk_router_stats(rr.router, &s);
+        ck_assert_uint_eq(s.skipped, 1);
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        ck_assert_int_le(hops, 4); /* max_reroutes 3 in data/routing-rules.json, then MANUAL */
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(count_key(id, NULL), (size_t)hops + 1);
+        read_topic("avvik.inbox.vvg"); /* the county coordinator's inbox */
+        ck_assert_uint_eq(count_key(id, "DeviationReported"), 1);
+        ck_assert_uint_eq(count_key(id, "DeviationRouted"), 1);
+        for (int i = 0; i < hops; i++)
+                free((void *)rejected[i]);
+        release_records();
+}
+END_TEST
+
+START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE], bad_key[AVK_ID_SIZE];
+        json_t *doc = unnamed();
+        /* garbage under the key of a deviation: same partition as the next one */
+        file_doc(rep, AVK_KIND_DEVIATION, doc, id);
+        json_decref(doc);
+        snprintf(bad_key, sizeof(bad_key), "%s", id);
+        char err[512];
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        ck_assert_msg(raw != NULL, "%s", err);
+        static const char garbage[] = "\xc3\x01 not an avro record \"194003141233\"";
+        ck_assert_int_eq(rd_kafka_producev(raw, RD_KAFKA_V_TOPIC("deviation.reported"),
+                                           RD_KAFKA_V_KEY(bad_key, strlen(bad_key)),
+                                           RD_KAFKA_V_VALUE((void *)garbage, sizeof(garbage) - 1),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+        ck_assert_int_eq(rd_kafka_flush(raw, 10000), 0);
+        rd_kafka_destroy(raw);
+        doc = unnamed();
+        char id2[AVK_ID_SIZE];
+        json_object_set_new(doc, "deviation_id", json_string(id));
+        /* the same deviation id again after the garbage: routed once more, same event */
+        file_doc(rep, AVK_KIND_DEVIATION, doc, id2);
+        json_decref(doc);
+        struct running rr;
+        start_router(&rr, "router-deadletter");
+        wait_inputs(&rr, 3);
+        struct avk_router_stats s;
+        avk_router_stats(rr.router, &s);
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        ck_assert_uint_eq(s.deadlettered, 1);
+        read_topic("deviation.deadletter");
+        ck_assert_uint_eq(got.n, 1);
+        ck_assert_str_eq(got.r[0].source_topic, "deviation.reported");
+        ck_assert_uint_eq(got.r[0].len, sizeof(garbage) - 1);
+        ck_assert_mem_eq(got.r[0].payload, garbage, got.r[0].len);
+        ck_assert_msg(strstr(got.r[0].error, "undecodable DeviationReported") != NULL, "%s",
+                      got.r[0].error);
+        ck_assert_ptr_null(strstr(got.r[0].error, "194003141233"));
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 2);
+        ck_assert_str_eq(got.r[0].id, got.r[1].id);
+        release_records();
+}
+END_TEST
+
+#define REPLAYED 20
+
+START_TEST(replay_with_a_new_group_writes_the_same_event_ids)
+{
+        avk_reporter_t *rep = reporter();
+        char ids[REPLAYED][AVK_ID_SIZE];
+        json_t *doc = unnamed();
+        for (int i = 0; i < REPLAYED; i++)
+                file_doc(rep, AVK_KIND_DEVIATION, doc, ids[i]);
+        json_decref(doc);
+        avk_reporter_destroy(rep);
+        struct running rr;
+        start_router(&rr, "router-first");
+        wait_inputs(&rr, REPLAYED);
+        stop_router(&rr);
+        start_router(&rr, "router-second");
+        wait_inputs(&rr, REPLAYED);
+        struct avk_router_stats s;
+        avk_router_stats(rr.router, &s);
+        stop_router(&rr);
+        ck_assert_uint_eq(s.replayed, REPLAYED);
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 2 * REPLAYED);
+        for (int i = 0; i < REPLAYED; i++) {
+                const struct record *a = NULL, *b = NULL;
+                for (size_t k = 0; k < got.n; k++) {
+                        if (strcmp(got.r[k].key, ids[i]) == 0)
+                                *(a ? &b : &a) = &got.r[k];
+                }
+                ck_assert_ptr_nonnull(b);
+                ck_assert_str_eq(a->id, b->id);
+                ck_assert_uint_eq(a->len, b->len);
+                ck_assert_mem_eq(a->payload, b->payload, a->len); /* the same record */
+        }
+        release_records();
+}
+END_TEST
+
+#define FAULTED 200
+
+static void set_brokers(int up)
+{
+        for (int b = 1; b <= 3; b++) {
+                if (up)
+                        rd_kafka_mock_broker_set_up(mk.cluster, b);
+                else
+                        rd_kafka_mock_broker_set_down(mk.cluster, b);
+        }
+}
+
+START_TEST(faults_while_routing_lose_nothing_and_duplicate_only_the_same_event)
+{
+        avk_reporter_t *rep = reporter();
+        static char ids[FAULTED][AVK_ID_SIZE];
+        json_t *doc = unnamed();
+        for (int i = 0; i < FAULTED / 2; i++)
+                file_doc(rep, AVK_KIND_DEVIATION, doc, ids[i]);
+        /* Produce requests fail retriably from the start. */
+        rd_kafka_mock_push_request_errors(
+            mk.cluster, KAFKA_API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+        struct running rr;
+        start_router(&rr, "router-faults");
+        wait_inputs(&rr, 10);
+        /* Leaders move under the router's outputs... */
+        const char *moved[] = {"deviation.routed", "avvik.inbox.vgr", "deviation.reported"};
+        for (size_t t = 0; t < 3; t++)
+                for (int p = 0; p < 6; p++)
+                        rd_kafka_mock_partition_set_leader(mk.cluster, moved[t], p,
+                                                           1 + (p + 1) % 3);
+        /* ...more deviations arrive, and every broker is down for a second. */
+        for (int i = FAULTED / 2; i < FAULTED; i++)
+                file_doc(rep, AVK_KIND_DEVIATION, doc, ids[i]);
+        json_decref(doc);
+        set_brokers(0);
+        sleep(1);
+        set_brokers(1);
+        rd_kafka_mock_push_request_errors(mk.cluster, KAFKA_API_PRODUCE, 2,
+                                          RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                          RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+        wait_inputs(&rr, FAULTED);
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        read_topic("deviation.routed");
+        ck_assert_uint_ge(got.n, FAULTED);
+        for (int i = 0; i < FAULTED; i++) {
+                const struct record *first = NULL;
+                for (size_t k = 0; k < got.n; k++) {
+                        if (strcmp(got.r[k].key, ids[i]) != 0)
+                                continue;
+                        if (!first)
+                                first = &got.r[k];
+                        else
+                                ck_assert_str_eq(got.r[k].id, first->id);
+                }
+                ck_assert_msg(first != NULL, "deviation %s was not routed", ids[i]);
+        }
+        read_topic("avvik.inbox.vgr");
+        for (int i = 0; i < FAULTED; i++)
+                ck_assert_uint_ge(count_key(ids[i], "DeviationReported"), 1);
+        release_records();
+}
+END_TEST
+
+static Suite *router_suite(void)
+{
+        Suite *s = suite_create("router");
+        TCase *tc = tcase_create("mock cluster");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 180);
+        tcase_add_test(tc, deviation_is_routed_by_rule_into_the_receivers_inbox);
+        tcase_add_test(tc, named_receiver_wins);
+        tcase_add_test(tc, wrong_receiver_reroutes_until_manual_triage);
+        tcase_add_test(tc, undecodable_record_is_dead_lettered_and_the_partition_goes_on);
+        tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
+        tcase_add_test(tc, faults_while_routing_lose_nothing_and_duplicate_only_the_same_event);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(router_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
