@@ -338,13 +338,14 @@ static void fail_produce_requests(int at)
 }
 
 /*
- * Leader changes and an injected produce error are tested apart, one error
- * at a time: with several produce errors injected in a row (of any kind),
- * or together with leader changes, librdkafka 2.0.2's mock cluster
- * sometimes holds fewer records than were acknowledged (partition high
- * watermarks summing to 197-199 of 200) - with this reporter and the one
- * before it alike. Whether the mock or the client is at fault is to be
- * settled with a bare librdkafka producer and against a real cluster.
+ * Leader changes and injected produce errors mid-stream. librdkafka 2.0.2
+ * with its mock cluster now and then holds fewer records than it
+ * acknowledged under these faults (high watermarks summing to 197-199 of
+ * 200) - with this reporter, with the one before it, and with a bare
+ * librdkafka producer (tests/cli/raw_mock_faults.c, about 3 runs in 10). So
+ * these run as ctest's test_reporter_mock_faults, labelled known-loss,
+ * outside CI, until a real cluster settles whether the client or the mock
+ * loses them.
  */
 START_TEST(leader_changes_mid_stream_lose_and_double_nothing)
 {
