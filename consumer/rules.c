@@ -610,7 +610,8 @@ static int take_named(struct route *rt, const char *party_code, const char *unit
 {
         const struct avk_directory_unit *unit = avk_directory_unit(rt->dir, unit_hsa_id);
         const struct avk_directory_party *party;
-        char why[300] = "", buf[160], other[160];
+        /* why holds a unit name (up to 128), its HSA-id and two party labels whole. */
+        char why[768] = "", buf[160], other[160];
 
         if (party_code == NULL && unit != NULL)
                 party_code = unit->party->code;

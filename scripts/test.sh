@@ -10,6 +10,9 @@ find common cli producer consumer tests bench -name '*.[ch]' -print0 |
 echo "== build (ASan + UBSan)"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DAVK_SANITIZE=ON >/dev/null
 cmake --build build-test -j"$(nproc)"
+echo "== build (Release: the optimiser finds warnings a Debug build does not)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j"$(nproc)" >/dev/null
 echo "== tests"
 cd build-test
 ctest --output-on-failure -j2 -LE known-loss
