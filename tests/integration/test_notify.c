@@ -59,8 +59,7 @@ static void setup(void)
         set("notify.timeout.ms", "3000");
         set("notify.connect.timeout.ms", "2000");
         set("notify.deviation.wait.ms", "500");
-        snprintf(workdir, sizeof(workdir), "/tmp/avk-notify-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(workdir));
+        ck_assert_ptr_nonnull(test_data_temp_dir("avk-notify", workdir, sizeof(workdir)));
         catalog = avk_catalog_new_builtin(err, sizeof(err));
         ck_assert_msg(catalog != NULL, "%s", err);
         codec = codec_fixture_codec(catalog, NULL);

@@ -35,8 +35,7 @@ static void setup(void)
         doc = json_copy(sample);
         json_decref(sample);
         json_object_del(doc, "deviation_id"); /* each filing gets a new id */
-        snprintf(dir, sizeof(dir), "/tmp/avk-spool-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(dir));
+        ck_assert_ptr_nonnull(test_data_temp_dir("avk-spool", dir, sizeof(dir)));
         ck_assert_int_eq(avk_config_set(mk.cfg, "intake.ack.timeout.ms", "1500", err, sizeof(err)),
                          0);
         avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));

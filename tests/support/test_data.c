@@ -90,3 +90,15 @@ const char *test_data_path(const char *name, char *buf, size_t size)
         snprintf(buf, size, "%s/%s", AVK_TEST_DATA, name);
         return buf;
 }
+
+char *test_data_temp_dir(const char *prefix, char *buf, size_t size)
+{
+        /* mkdtemp() replaces the last six characters of its template. */
+        int n = snprintf(buf, size, "/tmp/%s-......", prefix);
+        if (n < 0 || (size_t)n >= size) {
+                errno = ENAMETOOLONG;
+                return NULL;
+        }
+        memset(buf + n - 6, 'X', 6);
+        return mkdtemp(buf);
+}

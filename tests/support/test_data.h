@@ -36,4 +36,10 @@ void test_data_free_paths(char **paths);
 /** @brief Path of a file under tests/data (AVK_TEST_DATA), into buf. @returns buf. */
 const char *test_data_path(const char *name, char *buf, size_t size);
 
+/**
+ * @brief Makes a new directory /tmp/PREFIX-<random> (mkdtemp) and writes its
+ * path into buf. @returns buf, or NULL with errno set.
+ */
+char *test_data_temp_dir(const char *prefix, char *buf, size_t size);
+
 #endif

@@ -30,6 +30,7 @@
 
 #include "common/log.h"
 #include "tests/support/check_text.h"
+#include "tests/support/test_data.h"
 
 #define WAIT_SECONDS 60
 #define SPOOL_MAX    ((uint64_t)1 << 30)
@@ -43,8 +44,8 @@ struct tmp {
 
 static void tmp_make(struct tmp *t)
 {
-        snprintf(t->dir, sizeof(t->dir), "/tmp/avk_spool_test_XXXXXX");
-        ck_assert_msg(mkdtemp(t->dir) != NULL, "mkdtemp: %s", strerror(errno));
+        ck_assert_msg(test_data_temp_dir("avk_spool_test", t->dir, sizeof(t->dir)) != NULL,
+                      "mkdtemp: %s", strerror(errno));
         snprintf(t->log, sizeof(t->log), "%s/spool.log", t->dir);
 }
 
