@@ -22,23 +22,8 @@ cleanup() {
         rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-        echo "FAIL: $*" >&2
-        echo "--- gateway log (last 30 lines)" >&2
-        tail -n 30 "$work/gateway.log" >&2 2>/dev/null || true
-        exit 1
-}
-# poll WHAT COMMAND...: runs COMMAND until it succeeds, for up to 15 s.
-poll() {
-        what=$1
-        shift
-        i=0
-        until "$@"; do
-                i=$((i + 1))
-                [ $i -lt 150 ] || fail "$what: not within 15 s"
-                sleep 0.1
-        done
-}
+. "$(dirname "$0")/lib.sh"
+FAIL_LOGS="$work/gateway.log"
 
 "$avvik" broker -f "$bs" 2>"$work/broker.log" &
 broker_pid=$!

@@ -25,21 +25,9 @@ cleanup() {
         rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-        echo "FAIL: $*" >&2
-        tail -n 20 "$work"/gateway.*.log >&2 2>/dev/null || true
-        exit 1
-}
-poll() { # poll WHAT COMMAND...: until COMMAND succeeds, for up to 30 s
-        what=$1
-        shift
-        i=0
-        until "$@"; do
-                i=$((i + 1))
-                [ $i -lt 300 ] || fail "$what: not within 30 s"
-                sleep 0.1
-        done
-}
+. "$(dirname "$0")/lib.sh"
+FAIL_LOGS="$work/gateway.*.log"
+POLL_SECONDS=30
 
 "$avvik" broker -f "$bs" 2>"$work/broker.log" &
 broker_pid=$!

@@ -21,21 +21,9 @@ cleanup() {
         rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-        echo "FAIL: $*" >&2
-        tail -n 20 "$work"/router.*.log >&2 2>/dev/null || true
-        exit 1
-}
-poll() { # poll WHAT COMMAND...: until COMMAND succeeds, for up to 60 s
-        what=$1
-        shift
-        i=0
-        until "$@"; do
-                i=$((i + 1))
-                [ $i -lt 600 ] || fail "$what: not within 60 s"
-                sleep 0.1
-        done
-}
+. "$(dirname "$0")/lib.sh"
+FAIL_LOGS="$work/router.*.log"
+POLL_SECONDS=60
 [ $((n % 50)) -eq 0 ] || fail "ROUTER_KILL_DEVIATIONS must be a multiple of 50"
 common="-X bootstrap.file=$bs -X directory.file=$src/data/directory.json"
 

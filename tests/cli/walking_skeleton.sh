@@ -15,14 +15,11 @@ cleanup() {
         rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 "$avvik" broker -f "$bs" 2>"$work/broker.log" &
 broker_pid=$!
-i=0
-while [ ! -s "$bs" ]; do
-        i=$((i + 1)); [ $i -lt 100 ] || fail "broker wrote no bootstrap file"; sleep 0.1
-done
+poll "the broker's bootstrap file" test -s "$bs"
 X="-X bootstrap.file=$bs"
 
 n=0

@@ -19,9 +19,6 @@
 #include "tests/support/test_data.h"
 
 #define TOPIC "deviation.reported"
-/* Kafka protocol ApiKey of Produce; librdkafka keeps its constants private. */
-#define KAFKA_API_PRODUCE 0
-
 static struct mock_kafka mk; /* 3 brokers; TOPIC with topic.partitions (6), 3 replicas */
 static avk_catalog_t *catalog;
 static const avk_schema_t *reported;
@@ -163,7 +160,7 @@ START_TEST(transient_produce_errors_neither_lose_nor_double)
 {
         /* Every produce attempt fails retriably a few times before succeeding. */
         rd_kafka_mock_push_request_errors(
-            mk.cluster, KAFKA_API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            mk.cluster, MOCK_KAFKA_API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
             RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
         file_samples_and_read_them_back();

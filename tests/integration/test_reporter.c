@@ -192,16 +192,6 @@ START_TEST(threads_file_through_one_reporter)
 }
 END_TEST
 
-static void set_brokers(int up)
-{
-        for (int b = 1; b <= 3; b++) {
-                if (up)
-                        rd_kafka_mock_broker_set_up(mk.cluster, b);
-                else
-                        rd_kafka_mock_broker_set_down(mk.cluster, b);
-        }
-}
-
 START_TEST(kafka_down_past_the_ack_timeout_is_unavailable)
 {
         char err[256];
@@ -209,7 +199,7 @@ START_TEST(kafka_down_past_the_ack_timeout_is_unavailable)
                          0);
         avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
         avk_reporter_t *r = reporter();
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         char id[AVK_ID_SIZE];
         struct avk_errors errs;
         time_t start = time(NULL);
@@ -219,7 +209,7 @@ START_TEST(kafka_down_past_the_ack_timeout_is_unavailable)
         char joined[1024];
         ck_assert_contains(avk_errors_join(&errs, joined, sizeof(joined)),
                            "Kafka did not acknowledge");
-        set_brokers(1);
+        mock_kafka_set_brokers(&mk, 1);
         avk_reporter_destroy(r);
 }
 END_TEST
@@ -295,17 +285,14 @@ START_TEST(outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing)
 {
         static struct stream st;
         stream_start(&st);
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         for (int i = 0; i < 20; i++)
                 stream_submit(&st);
         sleep(1);
-        set_brokers(1);
+        mock_kafka_set_brokers(&mk, 1);
         stream_finish_and_check(&st);
 }
 END_TEST
-
-/* Kafka protocol ApiKey of Produce; librdkafka keeps its constants private. */
-#define KAFKA_API_PRODUCE 0
 
 /* Files 200 documents, calling disturb() before documents 50 and 120. */
 static void stream_disturbed(void (*disturb)(int at))
@@ -333,7 +320,7 @@ static void move_leaders(int at)
 static void fail_produce_requests(int at)
 {
         (void)at;
-        rd_kafka_mock_push_request_errors(mk.cluster, KAFKA_API_PRODUCE, 1,
+        rd_kafka_mock_push_request_errors(mk.cluster, MOCK_KAFKA_API_PRODUCE, 1,
                                           RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
 }
 

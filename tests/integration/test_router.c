@@ -25,8 +25,7 @@
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
 
-#define KAFKA_API_PRODUCE 0
-#define MAX_RECORDS       4096
+#define MAX_RECORDS 4096
 
 static struct mock_kafka mk;
 static json_t *sample;
@@ -494,16 +493,6 @@ END_TEST
 
 #define FAULTED 200
 
-static void set_brokers(int up)
-{
-        for (int b = 1; b <= 3; b++) {
-                if (up)
-                        rd_kafka_mock_broker_set_up(mk.cluster, b);
-                else
-                        rd_kafka_mock_broker_set_down(mk.cluster, b);
-        }
-}
-
 START_TEST(faults_while_routing_lose_nothing_and_duplicate_only_the_same_event)
 {
         avk_reporter_t *rep = reporter();
@@ -513,7 +502,7 @@ START_TEST(faults_while_routing_lose_nothing_and_duplicate_only_the_same_event)
                 file_doc(rep, AVK_KIND_DEVIATION, doc, ids[i]);
         /* Produce requests fail retriably from the start. */
         rd_kafka_mock_push_request_errors(
-            mk.cluster, KAFKA_API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            mk.cluster, MOCK_KAFKA_API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
             RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
         struct running rr;
@@ -529,10 +518,10 @@ START_TEST(faults_while_routing_lose_nothing_and_duplicate_only_the_same_event)
         for (int i = FAULTED / 2; i < FAULTED; i++)
                 file_doc(rep, AVK_KIND_DEVIATION, doc, ids[i]);
         json_decref(doc);
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         sleep(1);
-        set_brokers(1);
-        rd_kafka_mock_push_request_errors(mk.cluster, KAFKA_API_PRODUCE, 2,
+        mock_kafka_set_brokers(&mk, 1);
+        rd_kafka_mock_push_request_errors(mk.cluster, MOCK_KAFKA_API_PRODUCE, 2,
                                           RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                                           RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
         wait_inputs(&rr, FAULTED);

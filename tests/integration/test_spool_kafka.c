@@ -56,16 +56,6 @@ static void teardown(void)
         nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static void set_brokers(int up)
-{
-        for (int b = 1; b <= 3; b++) {
-                if (up)
-                        rd_kafka_mock_broker_set_up(mk.cluster, b);
-                else
-                        rd_kafka_mock_broker_set_down(mk.cluster, b);
-        }
-}
-
 static void use_spool(void)
 {
         char err[256];
@@ -192,7 +182,7 @@ START_TEST(kafka_down_spools_and_drains_in_order_when_back)
         send_docs(r, 5); /* Kafka up: filed directly */
         for (int i = 0; i < 5; i++)
                 ck_assert_int_eq(sent.result[i], AVK_FILED);
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         send_docs(r, 40);
         for (int i = 5; i < 45; i++)
                 ck_assert_msg(sent.result[i] == AVK_SPOOLED, "document %d answered %d", i,
@@ -201,7 +191,7 @@ START_TEST(kafka_down_spools_and_drains_in_order_when_back)
         avk_reporter_stats(r, &st);
         ck_assert_uint_eq(st.spool_pending, 40);
         ck_assert_uint_eq(st.spooled, 40);
-        set_brokers(1);
+        mock_kafka_set_brokers(&mk, 1);
         wait_spool_empty(r);
         send_docs(r, 5); /* back to direct */
         avk_reporter_destroy(r);
@@ -213,12 +203,12 @@ START_TEST(spooled_documents_survive_a_restart)
 {
         use_spool();
         avk_reporter_t *r = reporter();
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         send_docs(r, 30);
         for (int i = 0; i < 30; i++)
                 ck_assert_int_eq(sent.result[i], AVK_SPOOLED);
         avk_reporter_destroy(r); /* Kafka still down: the spool keeps them */
-        set_brokers(1);
+        mock_kafka_set_brokers(&mk, 1);
         r = reporter();
         wait_spool_empty(r);
         avk_reporter_destroy(r);
@@ -266,10 +256,10 @@ START_TEST(documents_a_crashed_drain_produced_are_not_produced_twice)
 {
         use_spool();
         avk_reporter_t *r = reporter();
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         send_docs(r, 25);
         avk_reporter_destroy(r);
-        set_brokers(1);
+        mock_kafka_set_brokers(&mk, 1);
         drain_partly_then_crash(15);
         r = reporter();
         wait_spool_empty(r);
@@ -291,11 +281,11 @@ END_TEST
 START_TEST(without_a_spool_kafka_down_is_unavailable)
 {
         avk_reporter_t *r = reporter();
-        set_brokers(0);
+        mock_kafka_set_brokers(&mk, 0);
         send_docs(r, 3);
         for (int i = 0; i < 3; i++)
                 ck_assert_int_eq(sent.result[i], AVK_UNAVAILABLE);
-        set_brokers(1);
+        mock_kafka_set_brokers(&mk, 1);
         avk_reporter_destroy(r);
 }
 END_TEST

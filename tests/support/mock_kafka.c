@@ -14,6 +14,7 @@ void mock_kafka_start(struct mock_kafka *mk, int brokers)
         mk->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         ck_assert_msg(mk->owner != NULL, "%s", err);
         mk->cluster = rd_kafka_mock_cluster_new(mk->owner, brokers);
+        mk->brokers = brokers;
         ck_assert_ptr_nonnull(mk->cluster);
         mk->cfg = avk_config_new();
         ck_assert_int_eq(avk_config_set(mk->cfg, "kafka.bootstrap.servers",
@@ -75,4 +76,14 @@ size_t mock_kafka_read_all(const struct mock_kafka *mk, const char *topic, mock_
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         return n;
+}
+
+void mock_kafka_set_brokers(const struct mock_kafka *mk, int up)
+{
+        for (int b = 1; b <= mk->brokers; b++) {
+                if (up)
+                        rd_kafka_mock_broker_set_up(mk->cluster, b);
+                else
+                        rd_kafka_mock_broker_set_down(mk->cluster, b);
+        }
 }

@@ -17,12 +17,20 @@ struct mock_kafka {
         rd_kafka_t *owner; /* the handle that owns the cluster (fault injection goes here) */
         rd_kafka_mock_cluster_t *cluster;
         avk_config_t *cfg; /* kafka.bootstrap.servers set; the test may set more */
+        int brokers;
 };
+
+/** Kafka protocol ApiKey of Produce, for fault injection; librdkafka keeps its constants private.
+ */
+#define MOCK_KAFKA_API_PRODUCE 0
 
 /** Starts a cluster of brokers brokers; aborts the test on failure. */
 void mock_kafka_start(struct mock_kafka *mk, int brokers);
 
 void mock_kafka_stop(struct mock_kafka *mk);
+
+/** Takes every broker down (up 0) or brings every one back (up 1). */
+void mock_kafka_set_brokers(const struct mock_kafka *mk, int up);
 
 typedef void(mock_kafka_record_cb)(void *opaque, const rd_kafka_message_t *m);
 
