@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <uuid/uuid.h>
+
 #define HSA_ID_MAX_LEN      31
 #define ORGNR_LEN           10
 #define COORDINATION_DAYS   60
@@ -464,4 +466,15 @@ int avk_ident_not_future(int64_t ts_ms, int64_t now_ms, int64_t skew_ms, char *e
         format_duration(allowed, allowed_str, sizeof(allowed_str));
         return fail(errstr, errstr_size, "is %s in the future (allowed clock skew %s)", ahead_str,
                     allowed_str);
+}
+
+int avk_ident_uuid5(const char *ns, const char *name, size_t name_len,
+                    char out[AVK_IDENT_UUID_SIZE])
+{
+        uuid_t space, id;
+        if (uuid_parse(ns, space) != 0)
+                return -1;
+        uuid_generate_sha1(id, space, name, name_len);
+        uuid_unparse_lower(id, out);
+        return 0;
 }

@@ -85,4 +85,16 @@ int avk_ident_luhn(const char *digits, size_t n);
 /** @brief Today's date in local time as YYYYMMDD. */
 int avk_ident_today_ymd(void);
 
+/** A UUID in text (8-4-4-4-12 hex digits) and its NUL. */
+#define AVK_IDENT_UUID_SIZE 37
+
+/**
+ * @brief A name-based UUID (version 5, SHA-1; RFC 4122 section 4.3) of name
+ * in the namespace ns (a UUID in text), written in lower case to out.
+ * Output ids derived from input ids this way make a replay recognisable.
+ * @returns 0, or -1 when ns is not a UUID.
+ */
+int avk_ident_uuid5(const char *ns, const char *name, size_t name_len,
+                    char out[AVK_IDENT_UUID_SIZE]);
+
 #endif

@@ -13,6 +13,8 @@ const struct avk_topic avk_topics[] = {
     {"topic.escalated", "DeviationEscalated"},
     {"topic.analysis", "AnalysisRecord"},
     {"topic.delivery.failed", "DeliveryFailed"},
+    {"topic.status", "DeviationStatus"},
+    {"topic.reminder", "DeadlineReminder"},
     {"topic.deadletter", NULL},
 };
 const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);

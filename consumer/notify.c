@@ -45,10 +45,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/x509.h>
-#include <uuid/uuid.h>
 
 #include "common/codec.h"
 #include "common/env.h"
+#include "common/ident.h"
 #include "common/json.h"
 #include "common/kafka.h"
 #include "common/log.h"
@@ -385,10 +385,7 @@ static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, c
 /* The DeliveryFailed event id: a name-based UUID (version 5) of the routed event id. */
 static void derive_uuid(const char *routed_event_id, char out[ID_SIZE])
 {
-        uuid_t ns, id;
-        uuid_parse(failed_namespace, ns);
-        uuid_generate_sha1(id, ns, routed_event_id, strlen(routed_event_id));
-        uuid_unparse_lower(id, out);
+        avk_ident_uuid5(failed_namespace, routed_event_id, strlen(routed_event_id), out);
 }
 
 /* Produces the DeliveryFailed event of d; -1 with the reason in errstr. */

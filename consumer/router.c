@@ -605,12 +605,9 @@ static int set_text(avro_value_t *rec, const char *name, const char *s)
 
 static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
 {
-        uuid_t ns, id;
         char name[64];
-        uuid_parse(event_namespace, ns);
         int n = snprintf(name, sizeof(name), "%s/%d", deviation_id, hop);
-        uuid_generate_sha1(id, ns, name, (size_t)n);
-        uuid_unparse_lower(id, out);
+        avk_ident_uuid5(event_namespace, name, (size_t)n, out);
 }
 
 /* ---- dead letter ---- */
