@@ -19,7 +19,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -41,6 +40,7 @@
 #include "common/jsonparse.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/netaddr.h"
 #include "common/party.h"
 #include "producer/auth.h"
 #include "producer/fhir.h"
@@ -1010,50 +1010,11 @@ static int load_tls(avk_gateway_t *gw, char *errstr, size_t errstr_size)
         return gw->tls_key ? 0 : -1;
 }
 
-/* gateway.listen: "host:port" or "[address]:port". */
-static int resolve_listen(const char *listen, struct sockaddr_storage *addr, char *errstr,
-                          size_t errstr_size)
-{
-        char host[256];
-        const char *port;
-        const char *colon = listen[0] == '[' ? strchr(listen, ']') : strrchr(listen, ':');
-        if (listen[0] == '[') {
-                if (!colon || colon[1] != ':')
-                        goto bad;
-                snprintf(host, sizeof(host), "%.*s", (int)(colon - listen - 1), listen + 1);
-                port = colon + 2;
-        } else {
-                if (!colon || colon == listen)
-                        goto bad;
-                snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-                port = colon + 1;
-        }
-        if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
-            atoi(port) > 65535)
-                goto bad;
-        struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                                 .ai_socktype = SOCK_STREAM,
-                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-                        *res;
-        int rc = getaddrinfo(host, port, &hints, &res);
-        if (rc != 0) {
-                snprintf(errstr, errstr_size, "gateway.listen: %s: %s", host, gai_strerror(rc));
-                return -1;
-        }
-        memcpy(addr, res->ai_addr, res->ai_addrlen);
-        freeaddrinfo(res);
-        return 0;
-bad:
-        snprintf(errstr, errstr_size,
-                 "gateway.listen: \"%s\": expected host:port or [address]:port", listen);
-        return -1;
-}
-
 static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
 {
         const char *listen = avk_config_get(gw->cfg, "gateway.listen");
         struct sockaddr_storage addr = {0};
-        if (resolve_listen(listen, &addr, errstr, errstr_size) != 0 ||
+        if (avk_netaddr_resolve_listen("gateway.listen", listen, &addr, errstr, errstr_size) != 0 ||
             load_tls(gw, errstr, errstr_size) != 0)
                 return -1;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
