@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,8 +22,6 @@ struct command {
         const char *summary;
 };
 
-static int cmd_config(int argc, char **argv);
-
 static const struct command commands[] = {
     {"broker", avk_cmd_broker, "run the embedded Kafka broker (librdkafka's mock cluster)"},
     {"report", avk_cmd_report, "file deviations or responses from JSON"},
@@ -31,7 +30,8 @@ static const struct command commands[] = {
     {"route", avk_cmd_route, "route deviations to the responsible party's inbox"},
     {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' webhooks"},
     {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
-    {"config", cmd_config, "list the configuration keys and their defaults"},
+    {"dashboard", avk_cmd_dashboard, "serve the statistics page and the yearly follow-up report"},
+    {"config", avk_cmd_config, "list the configuration keys; check properties files"},
 };
 
 static void usage(FILE *out)
@@ -40,15 +40,6 @@ static void usage(FILE *out)
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
         fprintf(out, "\n'avvik <command> --help' describes a command.\n");
-}
-
-static int cmd_config(int argc, char **argv)
-{
-        (void)argc;
-        (void)argv;
-        printf("configuration keys (in a -c file as key=value, or as -X key=value):\n");
-        avk_config_describe(stdout);
-        return AVK_EXIT_OK;
 }
 
 int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg)
@@ -123,8 +114,23 @@ void avk_cli_block_stop_signals(sigset_t *sigs)
         pthread_sigmask(SIG_BLOCK, sigs, NULL);
 }
 
+/*
+ * Every command decodes and encodes a record at a time on several threads,
+ * each a burst of small allocations freed soon after. glibc's defaults give
+ * the memory back to the kernel after every burst and fault it in again on
+ * the next: keeping up to 64 MB of free heap per arena instead made 'avvik
+ * report' about 8% faster (bench/intake_vs_kcat.sh).
+ */
+static void tune_malloc(void)
+{
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        mallopt(M_TOP_PAD, 16 << 20);
+        mallopt(M_MMAP_THRESHOLD, 4 << 20);
+}
+
 int main(int argc, char **argv)
 {
+        tune_malloc();
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 usage(argc < 2 ? stderr : stdout);
                 return argc < 2 ? AVK_EXIT_USAGE : AVK_EXIT_OK;

@@ -632,7 +632,11 @@ void avk_reporter_destroy(avk_reporter_t *r)
         pthread_join(r->drainer, NULL);
         avk_spool_close(r->spool);
         rd_kafka_flush(r->rk, 5000);
-        rd_kafka_yield(r->rk); /* the poll thread sees stopping now, not in 100 ms */
+        /* Wakes the poll thread so it sees stopping now, not in 100 ms (a
+         * yield before it polls again is kept by the queue, never lost). */
+        rd_kafka_queue_t *main_queue = rd_kafka_queue_get_main(r->rk);
+        rd_kafka_queue_yield(main_queue);
+        rd_kafka_queue_destroy(main_queue);
         pthread_join(r->poller, NULL);
         rd_kafka_destroy(r->rk);
         rd_kafka_conf_destroy(r->scan_conf);
