@@ -22,6 +22,8 @@ struct command {
         const char *summary;
 };
 
+static int cmd_config(int argc, char **argv);
+
 static const struct command commands[] = {
     {"broker", avk_cmd_broker, "run the embedded Kafka broker (librdkafka's mock cluster)"},
     {"report", avk_cmd_report, "file deviations or responses from JSON"},
@@ -30,8 +32,7 @@ static const struct command commands[] = {
     {"route", avk_cmd_route, "route deviations to the responsible party's inbox"},
     {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' webhooks"},
     {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
-    {"dashboard", avk_cmd_dashboard, "serve the statistics page and the yearly follow-up report"},
-    {"config", avk_cmd_config, "list the configuration keys; check properties files"},
+    {"config", cmd_config, "list the configuration keys and their defaults"},
 };
 
 static void usage(FILE *out)
@@ -40,6 +41,15 @@ static void usage(FILE *out)
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
         fprintf(out, "\n'avvik <command> --help' describes a command.\n");
+}
+
+static int cmd_config(int argc, char **argv)
+{
+        (void)argc;
+        (void)argv;
+        printf("configuration keys (in a -c file as key=value, or as -X key=value):\n");
+        avk_config_describe(stdout);
+        return AVK_EXIT_OK;
 }
 
 int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg)

@@ -78,6 +78,8 @@ static const struct key_def keys[] = {
      "the party directory (docs/routing.md), e.g. data/directory.json"},
     {"routing.rules.file", KIND_STRING, 0, 0, NULL,
      "the routing rules (docs/routing.md), e.g. data/routing-rules.json; required by avvik route"},
+    {"deadlines.file", KIND_STRING, 0, 0, NULL,
+     "the deadline policy (docs/deadlines.md), e.g. data/deadlines.json; required by avvik track"},
     {"router.group.id", KIND_STRING, 0, 0, "avvik-router", "consumer group of avvik route"},
     {"intake.clock.skew.ms", KIND_INT, 0, 86400000, "300000",
      "how far in the future an event timestamp may lie (clock skew between systems)"},

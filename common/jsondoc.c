@@ -141,3 +141,100 @@ int avk_jsondoc_bool(struct avk_jsondoc *doc, json_t *obj, const char *key, int 
         }
         return json_is_true(value);
 }
+
+const char *avk_jsondoc_id(struct avk_jsondoc *doc, json_t *obj, const char *key,
+                           const char *prefix, size_t max)
+{
+        const char *id = avk_jsondoc_string(doc, obj, key, 1);
+        size_t prefix_len = strlen(prefix);
+        int valid;
+
+        if (id == NULL)
+                return NULL;
+        valid = strncmp(id, prefix, prefix_len) == 0 && id[prefix_len] != '\0' && strlen(id) <= max;
+        for (const char *p = id + prefix_len; valid && *p; p++)
+                valid = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-';
+        if (!valid) {
+                avk_jsondoc_fail_key(doc, key,
+                                     "\"%s\" is not \"%s\" and up to %zu upper-case letters, "
+                                     "digits and '-'",
+                                     id, prefix, max - prefix_len);
+                return NULL;
+        }
+        return id;
+}
+
+const json_t *avk_jsondoc_enum_symbols(struct avk_jsondoc *doc, const avk_schema_t *schema,
+                                       const char *enum_name, const char *what)
+{
+        const char *full = avk_schema_fullname(schema);
+        const char *dot = strrchr(full, '.');
+        int ns_len = dot ? (int)(dot - full) : 0;
+        const json_t *symbols;
+        char name[200];
+
+        snprintf(name, sizeof(name), "%.*s%s%s", ns_len, full, dot ? "." : "", enum_name);
+        symbols = json_object_get(avk_schema_named(schema, name), "symbols");
+        if (!json_is_array(symbols) || json_array_size(symbols) > AVK_JSONDOC_SYMBOLS_MAX) {
+                avk_jsondoc_fail(doc,
+                                 "schema %s has no enum %s of at most %d symbols for condition %s",
+                                 full, name, AVK_JSONDOC_SYMBOLS_MAX, what);
+                return NULL;
+        }
+        return symbols;
+}
+
+int avk_jsondoc_symbol_index(const json_t *symbols, const char *s)
+{
+        if (s == NULL)
+                return -1;
+        for (size_t i = 0; i < json_array_size(symbols); i++) {
+                if (strcmp(json_string_value(json_array_get(symbols, i)), s) == 0)
+                        return (int)i;
+        }
+        return -1;
+}
+
+/* "A, B, C" into buf. */
+static const char *symbol_list(const json_t *symbols, char *buf, size_t size)
+{
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < json_array_size(symbols) && used < size; i++)
+                used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
+                                         json_string_value(json_array_get(symbols, i)));
+        return buf;
+}
+
+uint64_t avk_jsondoc_symbol_mask(struct avk_jsondoc *doc, const json_t *value,
+                                 const json_t *symbols, const char *what)
+{
+        uint64_t mask = 0;
+        char expected[600];
+
+        if (!json_is_array(value) || json_array_size(value) == 0) {
+                avk_jsondoc_fail(doc, "expected a non-empty array of %s symbols, got %s", what,
+                                 avk_json_type_name(value));
+                return 0;
+        }
+        for (size_t i = 0; i < json_array_size(value); i++) {
+                json_t *item = json_array_get(value, i);
+                const char *s = json_string_value(item);
+                int idx = avk_jsondoc_symbol_index(symbols, s);
+
+                avk_path_push(&doc->path, NULL, (long)i);
+                if (s == NULL)
+                        avk_jsondoc_fail(doc, "expected a symbol, got %s",
+                                         avk_json_type_name(item));
+                else if (idx < 0 || idx >= AVK_JSONDOC_SYMBOLS_MAX)
+                        avk_jsondoc_fail(doc, "unknown symbol \"%s\"; expected one of %s", s,
+                                         symbol_list(symbols, expected, sizeof(expected)));
+                else if (mask & (UINT64_C(1) << idx))
+                        avk_jsondoc_fail(doc, "\"%s\" is listed twice", s);
+                else
+                        mask |= UINT64_C(1) << idx;
+                avk_path_pop(&doc->path);
+        }
+        return mask;
+}

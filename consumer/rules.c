@@ -28,7 +28,6 @@
 
 #define RULE_ID_MAX      64
 #define MAX_REROUTES_MAX 10
-#define MAX_SYMBOLS      64 /* bits of a mask */
 #define DOCUMENT_MAX     160
 #define SECTION_MAX      160
 #define QUOTE_MAX        300
@@ -101,38 +100,10 @@ struct avk_rules {
 
 /* ---- loading ---- */
 
-static int symbol_index(const json_t *symbols, const char *s)
-{
-        if (s == NULL)
-                return -1;
-        for (size_t i = 0; i < json_array_size(symbols); i++) {
-                if (strcmp(json_string_value(json_array_get(symbols, i)), s) == 0)
-                        return (int)i;
-        }
-        return -1;
-}
-
-/* "A, B, C" into buf. */
-static const char *symbol_list(const json_t *symbols, char *buf, size_t size)
-{
-        size_t used = 0;
-
-        buf[0] = '\0';
-        for (size_t i = 0; i < json_array_size(symbols) && used < size; i++)
-                used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
-                                         json_string_value(json_array_get(symbols, i)));
-        return buf;
-}
-
 static int load_symbols(avk_rules_t *rules, const avk_schema_t *reported, struct avk_jsondoc *doc)
 {
-        const char *full = avk_schema_fullname(reported);
-        const char *dot = strrchr(full, '.');
-        int ns_len = dot ? (int)(dot - full) : 0;
-
         for (int f = 0; f < FIELD_CNT; f++) {
-                const json_t *def, *symbols;
-                char name[200];
+                const json_t *symbols;
 
                 if (field_defs[f].enum_name == NULL) {
                         rules->symbols[f] = json_array();
@@ -140,17 +111,10 @@ static int load_symbols(avk_rules_t *rules, const avk_schema_t *reported, struct
                                 json_array_append_new(rules->symbols[f],
                                                       json_string(side_names[s]));
                 } else {
-                        snprintf(name, sizeof(name), "%.*s%s%s", ns_len, full, dot ? "." : "",
-                                 field_defs[f].enum_name);
-                        def = avk_schema_named(reported, name);
-                        symbols = json_object_get(def, "symbols");
-                        if (!json_is_array(symbols) || json_array_size(symbols) > MAX_SYMBOLS) {
-                                avk_jsondoc_fail(doc,
-                                                 "schema %s has no enum %s of at most %d "
-                                                 "symbols for condition %s",
-                                                 full, name, MAX_SYMBOLS, field_defs[f].key);
+                        symbols = avk_jsondoc_enum_symbols(doc, reported, field_defs[f].enum_name,
+                                                           field_defs[f].key);
+                        if (symbols == NULL)
                                 return -1;
-                        }
                         rules->symbols[f] = json_deep_copy(symbols);
                 }
                 if (rules->symbols[f] == NULL) {
@@ -173,17 +137,6 @@ static const char *get_text(struct avk_jsondoc *doc, json_t *obj, const char *ke
         return s;
 }
 
-static int is_rule_id(const char *s)
-{
-        if (strncmp(s, "R-", 2) != 0 || s[2] == '\0' || strlen(s) > RULE_ID_MAX)
-                return 0;
-        for (const char *p = s + 2; *p; p++) {
-                if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-                        return 0;
-        }
-        return 1;
-}
-
 static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule *r)
 {
         json_t *clause = json_object_get(rule_obj, "clause");
@@ -203,37 +156,6 @@ static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule 
                 r->quote = get_text(doc, clause, "quote", QUOTE_MAX);
         }
         avk_path_pop(&doc->path);
-}
-
-static void parse_condition(struct avk_jsondoc *doc, const avk_rules_t *rules, int f, json_t *value,
-                            struct rule *r)
-{
-        char expected[600];
-
-        if (!json_is_array(value) || json_array_size(value) == 0) {
-                avk_jsondoc_fail(doc, "expected a non-empty array of %s symbols, got %s",
-                                 field_defs[f].key, avk_json_type_name(value));
-                return;
-        }
-        for (size_t i = 0; i < json_array_size(value); i++) {
-                json_t *item = json_array_get(value, i);
-                const char *s = json_string_value(item);
-                int idx = symbol_index(rules->symbols[f], s);
-
-                avk_path_push(&doc->path, NULL, (long)i);
-                if (s == NULL)
-                        avk_jsondoc_fail(doc, "expected a symbol, got %s",
-                                         avk_json_type_name(item));
-                else if (idx < 0)
-                        avk_jsondoc_fail(
-                            doc, "unknown symbol \"%s\"; expected one of %s", s,
-                            symbol_list(rules->symbols[f], expected, sizeof(expected)));
-                else if (r->mask[f] & (UINT64_C(1) << idx))
-                        avk_jsondoc_fail(doc, "\"%s\" is listed twice", s);
-                else
-                        r->mask[f] |= UINT64_C(1) << idx;
-                avk_path_pop(&doc->path);
-        }
 }
 
 static void parse_when(struct avk_jsondoc *doc, const avk_rules_t *rules, json_t *rule_obj,
@@ -264,7 +186,8 @@ static void parse_when(struct avk_jsondoc *doc, const avk_rules_t *rules, json_t
                 if (value == NULL)
                         continue;
                 avk_path_push(&doc->path, field_defs[f].key, 0);
-                parse_condition(doc, rules, f, value, r);
+                r->mask[f] =
+                    avk_jsondoc_symbol_mask(doc, value, rules->symbols[f], field_defs[f].key);
                 avk_path_pop(&doc->path);
         }
 out:
@@ -308,14 +231,7 @@ static void parse_rule(struct avk_jsondoc *doc, avk_rules_t *rules, size_t index
         snprintf(doc->context, sizeof(doc->context), "rules[%zu]", index);
         if (avk_jsondoc_expect_object(doc, obj) != 0)
                 return;
-        id = avk_jsondoc_string(doc, obj, "id", 1);
-        if (id && !is_rule_id(id)) {
-                avk_jsondoc_fail_key(doc, "id",
-                                     "\"%s\" is not \"R-\" and up to %d upper-case letters, "
-                                     "digits and '-'",
-                                     id, RULE_ID_MAX - 2);
-                id = NULL;
-        }
+        id = avk_jsondoc_id(doc, obj, "id", "R-", RULE_ID_MAX);
         for (size_t i = 0; id && i < index; i++) {
                 if (rules->rules[i].id && strcmp(rules->rules[i].id, id) == 0) {
                         avk_jsondoc_fail_key(doc, "id", "\"%s\" is already the id of rules[%zu]",
@@ -574,7 +490,7 @@ static void route_init(struct route *rt, const avk_rules_t *rules, const avk_dir
         rt->reason.size = sizeof(out->reason);
         out->hop = hop;
         for (int f = 0; f < FIELD_CNT; f++)
-                rt->idx[f] = symbol_index(rules->symbols[f], input_symbol(in, f));
+                rt->idx[f] = avk_jsondoc_symbol_index(rules->symbols[f], input_symbol(in, f));
 }
 
 static void finish(struct route *rt, enum avk_rules_decision_kind kind, const char *rule_id,
