@@ -28,6 +28,7 @@
 #include "common/errors.h"
 #include "common/json.h"
 #include "common/jsonparse.h"
+#include "common/jsonstream.h"
 #include "common/schema.h"
 
 #ifndef AVK_BENCH_BUILD_TYPE
@@ -81,6 +82,7 @@ static const char document_text[] =
 struct bench {
         avk_catalog_t *catalog;
         const avk_schema_t *schema; /* DeviationReported, owned by catalog */
+        avk_json_plan_t *plan;      /* the single pass's plan of schema */
         avk_schema_t *schema_v2;    /* the same plus V2_FIELD, a reader only */
         avk_codec_t *codec;
         struct avk_json_opts opts;
@@ -156,6 +158,31 @@ static int op_json_to_framed(struct bench *b)
                                 sizeof(b->errstr));
 }
 
+/* The single pass: JSON text to Avro without a tree (common/jsonstream.h). */
+static int stream_to_value(struct bench *b, avro_value_t *out)
+{
+        if (avk_json_stream_to_avro(b->plan, document_text, sizeof(document_text) - 1, NULL, out,
+                                    &b->opts) == 0)
+                return 0;
+        snprintf(b->errstr, sizeof(b->errstr), "the single pass gave up on the document");
+        return -1;
+}
+
+static int op_stream_to_avro(struct bench *b)
+{
+        return stream_to_value(b, &b->value);
+}
+
+static int op_stream_to_framed(struct bench *b)
+{
+        const void *out;
+        size_t out_len;
+        if (stream_to_value(b, &b->value) != 0)
+                return -1;
+        return avk_codec_encode(b->codec, TOPIC, b->schema, &b->value, &out, &out_len, b->errstr,
+                                sizeof(b->errstr));
+}
+
 static int op_encode(struct bench *b)
 {
         const void *out;
@@ -218,6 +245,8 @@ static int op_raw_read(struct bench *b)
 static const struct bench_case cases[] = {
     {"1", "JSON -> Avro (parse+validate)", op_json_to_avro, SIDE_ENCODE, 0},
     {"2", "JSON -> Avro -> framed bytes", op_json_to_framed, SIDE_ENCODE, 0},
+    {"1s", "JSON -> Avro, single pass", op_stream_to_avro, SIDE_ENCODE, 0},
+    {"2s", "JSON -> Avro -> framed, single pass", op_stream_to_framed, SIDE_ENCODE, 0},
     {"3", "Avro encode (avk_codec_encode)", op_encode, SIDE_ENCODE, 0},
     {"4", "Avro decode (avk_codec_decode)", op_decode, SIDE_DECODE, 0},
     {"5", "Avro -> JSON (decode+dump, tail)", op_decode_to_json, SIDE_DECODE, 0},
@@ -303,6 +332,11 @@ static int prepare(struct bench *b)
                 return -1;
         }
         b->codec = avk_codec_new(b->catalog, NULL);
+        b->plan = avk_json_plan_new(b->schema, err, sizeof(err));
+        if (!b->plan) {
+                fprintf(stderr, "bench_codec: plan: %s\n", err);
+                return -1;
+        }
         b->raw_writer = avro_writer_memory(NULL, 0);
         b->raw_reader = avro_reader_memory(NULL, 0);
         b->document = json_loadb(document_text, sizeof(document_text) - 1, 0, &jerr);
@@ -340,10 +374,12 @@ static int prepare(struct bench *b)
                         b->message_len, TARGET_MIN_BYTES, TARGET_MAX_BYTES);
                 return -1;
         }
-        /* Encoding again, from the JSON or the value, gives the same bytes. */
-        for (int from_json = 0; from_json < 2; from_json++) {
-                if ((from_json &&
+        /* Encoding again, from the JSON (tree or single pass) or the value,
+         * gives the same bytes. */
+        for (int from_json = 0; from_json < 3; from_json++) {
+                if ((from_json == 1 &&
                      json_to_value(b, document_text, sizeof(document_text) - 1, &b->value) != 0) ||
+                    (from_json == 2 && stream_to_value(b, &b->value) != 0) ||
                     avk_codec_encode(b->codec, TOPIC, b->schema,
                                      from_json ? &b->value : &b->prepared, &out, &out_len,
                                      b->errstr, sizeof(b->errstr)) != 0) {
@@ -407,6 +443,7 @@ static void teardown(struct bench *b)
         if (b->raw_reader)
                 avro_reader_free(b->raw_reader);
         avk_codec_destroy(b->codec);
+        avk_json_plan_destroy(b->plan);
         avk_schema_destroy(b->schema_v2);
         avk_catalog_destroy(b->catalog);
         json_decref(b->document);
@@ -500,7 +537,7 @@ static void usage(FILE *to)
                 "usage: bench_codec [-t SECONDS] [-c ID[,ID...]]\n"
                 "Measures codec throughput on one ~450-byte DeviationReported.\n"
                 "  -t SECONDS  wall time per case after warm-up (default %.0f)\n"
-                "  -c IDS      run only these cases (1-6, 7a, 7b; default all)\n",
+                "  -c IDS      run only these cases (1, 2, 1s, 2s, 3-6, 7a, 7b; default all)\n",
                 DEFAULT_SECONDS);
 }
 
@@ -551,8 +588,8 @@ int main(int argc, char **argv)
                sysconf(_SC_NPROCESSORS_ONLN),
                AVK_BENCH_BUILD_TYPE[0] ? AVK_BENCH_BUILD_TYPE : "(no CMAKE_BUILD_TYPE)",
                AVK_BENCH_SANITIZE ? " with ASan+UBSan (timings not representative)" : "", seconds);
-        printf("check: JSON -> Avro -> framed -> decode -> JSON equals the document; "
-               "projection adds %s=\"%s\"\n\n",
+        printf("check: JSON -> Avro (tree and single pass) -> framed -> decode -> JSON equals "
+               "the document; projection adds %s=\"%s\"\n\n",
                V2_FIELD, V2_FIELD_DEFAULT);
         fflush(stdout);
         for (size_t i = 0; i < CASE_CNT; i++) {
@@ -562,7 +599,7 @@ int main(int argc, char **argv)
         print_table(&b, results);
         printf("\nMB/s: Avro bytes per record (framed message; Avro body for 7a/7b) x "
                "records/s, in 10^6 B.\n"
-               "vs raw: ns/record over 7a (cases 1-3) or 7b (cases 4-6).\n");
+               "vs raw: ns/record over 7a (cases 1-3, 1s, 2s) or 7b (cases 4-6).\n");
         rc = 0;
 out:
         teardown(&b);

@@ -1,12 +1,16 @@
 /*
  * raw_pipe: the yardstick for the router's throughput - a bare librdkafka
  * consume->produce loop with nothing of avvik in it: a consumer group reads
- * FROM from the beginning, every record's key and value are produced to TO
- * (idempotent, as the router's outputs), and offsets are stored once a
- * record's copy is acknowledged and committed as the router's are. It exits
- * when COUNT copies are acknowledged and prints the rate.
+ * FROM from the beginning, every record's key and value are produced once
+ * to each topic of TO (a comma-separated list: "a,b,b" writes three copies,
+ * as the router writes three outputs) with the router's producer settings
+ * (idempotent, so acks=all; linger.ms=2), and offsets are stored once a
+ * record's copies are acknowledged and committed as the router's are. It exits when COUNT
+ * records are done and prints the rate over the same window bench_router
+ * measures: from the first record consumed to the last copy acknowledged
+ * (the group join and the producer's start are outside it).
  *
- * usage: raw_pipe BOOTSTRAP_SERVERS FROM TO COUNT
+ * usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +19,17 @@
 
 #include <librdkafka/rdkafka.h>
 
-static long acked;
+/* An input in flight: its partition and offset and its copies not yet acknowledged. */
+struct input {
+        int32_t partition;
+        int64_t offset;
+        int outstanding;
+};
+
+#define MAX_TO 8
+
+static const char *from;
+static long done;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -25,15 +39,15 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 fprintf(stderr, "raw_pipe: %s\n", rd_kafka_err2str(m->err));
                 exit(1);
         }
-        /* The input's partition and offset travel as the copy's opaque. */
-        rd_kafka_topic_partition_t *in = m->_private;
+        struct input *in = m->_private;
+        if (--in->outstanding > 0)
+                return;
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(list, in->topic, in->partition)->offset = in->offset + 1;
+        rd_kafka_topic_partition_list_add(list, from, in->partition)->offset = in->offset + 1;
         rd_kafka_offsets_store(consumer, list);
         rd_kafka_topic_partition_list_destroy(list);
-        free(in->topic);
         free(in);
-        acked++;
+        done++;
 }
 
 static double now_s(void)
@@ -43,29 +57,48 @@ static double now_s(void)
         return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static void set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+        char err[256];
+        if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+                fprintf(stderr, "raw_pipe: %s: %s\n", name, err);
+                exit(2);
+        }
+}
+
 int main(int argc, char **argv)
 {
         if (argc != 5) {
-                fprintf(stderr, "usage: raw_pipe BOOTSTRAP_SERVERS FROM TO COUNT\n");
+                fprintf(stderr, "usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT\n");
                 return 2;
         }
-        const char *servers = argv[1], *from = argv[2], *to = argv[3];
+        const char *servers = argv[1], *to[MAX_TO];
+        from = argv[2];
         long count = atol(argv[4]);
+        int copies = 0;
+        for (char *t = strtok(argv[3], ","); t && copies < MAX_TO; t = strtok(NULL, ","))
+                to[copies++] = t;
+        if (count <= 0 || copies == 0) {
+                fprintf(stderr, "raw_pipe: COUNT must be positive and TO name a topic\n");
+                return 2;
+        }
         char err[512], group[64];
         snprintf(group, sizeof(group), "raw-pipe-%ld", (long)time(NULL));
         rd_kafka_conf_t *cc = rd_kafka_conf_new();
-        rd_kafka_conf_set(cc, "bootstrap.servers", servers, NULL, 0);
-        rd_kafka_conf_set(cc, "group.id", group, NULL, 0);
-        rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", NULL, 0);
-        rd_kafka_conf_set(cc, "enable.auto.offset.store", "false", NULL, 0);
-        rd_kafka_conf_set(cc, "auto.commit.interval.ms", "1000", NULL, 0);
-        rd_kafka_conf_set(cc, "fetch.wait.max.ms", "10", NULL, 0);
-        rd_kafka_conf_set(cc, "partition.assignment.strategy", "range", NULL, 0);
+        set(cc, "bootstrap.servers", servers);
+        set(cc, "group.id", group);
+        set(cc, "auto.offset.reset", "earliest");
+        set(cc, "enable.auto.offset.store", "false");
+        set(cc, "auto.commit.interval.ms", "1000");
+        set(cc, "fetch.wait.max.ms", "10");
+        set(cc, "partition.assignment.strategy", "range");
+        set(cc, "log_level", "3");
         rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
         rd_kafka_conf_t *pc = rd_kafka_conf_new();
-        rd_kafka_conf_set(pc, "bootstrap.servers", servers, NULL, 0);
-        rd_kafka_conf_set(pc, "enable.idempotence", "true", NULL, 0);
-        rd_kafka_conf_set(pc, "linger.ms", "2", NULL, 0);
+        set(pc, "bootstrap.servers", servers);
+        set(pc, "enable.idempotence", "true");
+        set(pc, "linger.ms", "2");
+        set(pc, "log_level", "3");
         rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
         rd_kafka_conf_set_opaque(pc, consumer);
         rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
@@ -73,35 +106,50 @@ int main(int argc, char **argv)
                 fprintf(stderr, "raw_pipe: %s\n", err);
                 return 1;
         }
+        /* The router asks for every topic's metadata through its producer at
+         * start, so that its first outputs do not wait for librdkafka's
+         * periodic scan of unknown topics (up to 1 s); so does the yardstick. */
+        const struct rd_kafka_metadata *md;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(producer, 1, NULL, &md, 10000);
+        if (e) {
+                fprintf(stderr, "raw_pipe: metadata: %s\n", rd_kafka_err2str(e));
+                return 1;
+        }
+        rd_kafka_metadata_destroy(md);
         rd_kafka_poll_set_consumer(consumer);
         rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(subs, from, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(consumer, subs);
         rd_kafka_topic_partition_list_destroy(subs);
-        double start = 0;
-        while (acked < count) {
+        double start = 0, first_done = 0;
+        while (done < count) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 20);
                 if (m && !m->err) {
                         if (start == 0)
-                                start = now_s(); /* from the first record: group join excluded */
-                        rd_kafka_topic_partition_t *in = calloc(1, sizeof(*in));
-                        in->topic = strdup(from);
-                        in->partition = m->partition;
-                        in->offset = m->offset;
-                        while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(to),
-                                                 RD_KAFKA_V_KEY(m->key, m->key_len),
-                                                 RD_KAFKA_V_VALUE(m->payload, m->len),
-                                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                                 RD_KAFKA_V_OPAQUE(in),
-                                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                                rd_kafka_poll(producer, 10);
+                                start = now_s();
+                        struct input *in = malloc(sizeof(*in));
+                        *in = (struct input){m->partition, m->offset, copies};
+                        for (int c = 0; c < copies; c++) {
+                                while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(to[c]),
+                                                         RD_KAFKA_V_KEY(m->key, m->key_len),
+                                                         RD_KAFKA_V_VALUE(m->payload, m->len),
+                                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                         RD_KAFKA_V_OPAQUE(in), RD_KAFKA_V_END) ==
+                                       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                        rd_kafka_poll(producer, 10);
+                        }
                 }
                 if (m)
                         rd_kafka_message_destroy(m);
                 rd_kafka_poll(producer, 0);
+                if (!first_done && done > 0)
+                        first_done = now_s();
         }
-        double s = now_s() - start;
-        printf("raw_pipe: %ld records in %.3f s: %.0f records/s\n", count, s, (double)count / s);
+        double end = now_s(), s = end - start;
+        printf("raw_pipe: %ld records in %.3f s: %.0f records/s (%d cop%s each; first done "
+               "after %.0f ms)\n",
+               count, s, (double)count / s, copies, copies == 1 ? "y" : "ies",
+               (first_done - start) * 1000);
         rd_kafka_flush(producer, 10000);
         rd_kafka_consumer_close(consumer);
         rd_kafka_destroy(producer);

@@ -22,8 +22,6 @@ struct command {
         const char *summary;
 };
 
-static int cmd_config(int argc, char **argv);
-
 static const struct command commands[] = {
     {"broker", avk_cmd_broker, "run the embedded Kafka broker (librdkafka's mock cluster)"},
     {"report", avk_cmd_report, "file deviations or responses from JSON"},
@@ -31,25 +29,19 @@ static const struct command commands[] = {
     {"gateway", avk_cmd_gateway, "serve the HTTP intake (deviations, responses, FHIR)"},
     {"route", avk_cmd_route, "route deviations to the responsible party's inbox"},
     {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' webhooks"},
+    {"track", avk_cmd_track, "track deadlines, remind, and escalate up the ladder"},
+    {"analyse", avk_cmd_analyse, "forward the pseudonymised analysis stream (topic, HTTP sink)"},
     {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
-    {"config", cmd_config, "list the configuration keys and their defaults"},
+    {"dashboard", avk_cmd_dashboard, "serve the statistics page and the yearly follow-up report"},
+    {"config", avk_cmd_config, "list the configuration keys; check properties files"},
 };
 
 static void usage(FILE *out)
 {
         fprintf(out, "usage: avvik <command> [options]\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+                fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
         fprintf(out, "\n'avvik <command> --help' describes a command.\n");
-}
-
-static int cmd_config(int argc, char **argv)
-{
-        (void)argc;
-        (void)argv;
-        printf("configuration keys (in a -c file as key=value, or as -X key=value):\n");
-        avk_config_describe(stdout);
-        return AVK_EXIT_OK;
 }
 
 int avk_cli_config_opt(avk_config_t *cfg, int opt, const char *arg)

@@ -8,6 +8,8 @@
 #include <signal.h>
 
 #include "common/config.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
 
 /** Exit codes shared by every subcommand (documented in README). */
 enum {
@@ -49,6 +51,22 @@ void avk_cli_block_stop_signals(sigset_t *sigs);
  */
 int avk_cli_write_atomically(const char *path, const char *content);
 
+/**
+ * @brief Starts a service's /metrics, /healthz and /readyz endpoint
+ * (common/metrics_http.h) when the configuration key listen_key is set, and
+ * writes its port to the file named by port_file_key (NULL: no such key)
+ * when that is set. @returns 0 with *http the endpoint, or NULL when
+ * listen_key is unset; -1 after printing the error.
+ */
+int avk_cli_metrics_http_start(const avk_config_t *cfg, const char *service, const char *listen_key,
+                               const char *port_file_key, avk_metrics_t *metrics,
+                               avk_metrics_http_ready_cb ready, void *opaque,
+                               avk_metrics_http_t **http);
+
+/** @brief Stops what avk_cli_metrics_http_start() started; removes the port file. */
+void avk_cli_metrics_http_stop(const avk_config_t *cfg, const char *port_file_key,
+                               avk_metrics_http_t *http);
+
 int avk_cmd_broker(int argc, char **argv);
 int avk_cmd_report(int argc, char **argv);
 int avk_cmd_tail(int argc, char **argv);
@@ -56,5 +74,9 @@ int avk_cmd_gateway(int argc, char **argv);
 int avk_cmd_token(int argc, char **argv);
 int avk_cmd_route(int argc, char **argv);
 int avk_cmd_notify(int argc, char **argv);
+int avk_cmd_track(int argc, char **argv);
+int avk_cmd_analyse(int argc, char **argv);
+int avk_cmd_dashboard(int argc, char **argv);
+int avk_cmd_config(int argc, char **argv);
 
 #endif

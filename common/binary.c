@@ -2,6 +2,7 @@
 #include "common/binary.h"
 
 #include "common/path.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -62,41 +63,6 @@ static int skip(struct cursor *c, size_t n, const char *what)
         return 0;
 }
 
-/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n)
-{
-        size_t i = 0;
-        while (i < n) {
-                unsigned char b = s[i];
-                size_t k;
-                uint32_t cp;
-                if (b < 0x80) {
-                        i++;
-                        continue;
-                } else if ((b & 0xE0) == 0xC0) {
-                        k = 1, cp = b & 0x1F;
-                } else if ((b & 0xF0) == 0xE0) {
-                        k = 2, cp = b & 0x0F;
-                } else if ((b & 0xF8) == 0xF0) {
-                        k = 3, cp = b & 0x07;
-                } else {
-                        return i;
-                }
-                if (i + k >= n)
-                        return i;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xC0) != 0x80)
-                                return i;
-                        cp = (cp << 6) | (s[i + j] & 0x3F);
-                }
-                static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
-                if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                        return i;
-                i += k + 1;
-        }
-        return n;
-}
-
 static int check(struct cursor *c, avro_schema_t s, int depth);
 
 /* Bytes, or with is_string a string: valid UTF-8 without NUL, which intake
@@ -112,7 +78,7 @@ static int check_length_prefixed(struct cursor *c, int is_string)
                 return fail(c, "truncated: length %lld but %zu bytes left", (long long)len,
                             c->left);
         if (is_string) {
-                size_t bad = utf8_invalid_at(c->p, (size_t)len);
+                size_t bad = avk_utf8_invalid_at(c->p, (size_t)len);
                 if (bad != (size_t)len)
                         return fail(c, "invalid UTF-8 at byte %zu of the string", bad);
                 if (memchr(c->p, '\0', (size_t)len))

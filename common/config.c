@@ -12,6 +12,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/errors.h"
 #include "common/log.h"
 
 enum kind { KIND_STRING, KIND_INT, KIND_URL, KIND_LOG_LEVEL };
@@ -51,6 +52,11 @@ static const struct key_def keys[] = {
     {"topic.partitions", KIND_INT, 1, 1000, "6",
      "partition count shared by the lifecycle topics (embedded broker and deploy/)"},
     {"notify.group.id", KIND_STRING, 0, 0, "avvik-notify", "consumer group of avvik notify"},
+    {"notify.http.listen", KIND_STRING, 0, 0, NULL,
+     "address of avvik notify's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
+     "unset means none"},
+    {"notify.http.port.file", KIND_STRING, 0, 0, NULL,
+     "file avvik notify writes its /metrics port to once it listens, and removes when it stops"},
     {"notify.timeout.ms", KIND_INT, 100, 600000, "10000",
      "timeout of one webhook attempt, connection and answer included"},
     {"notify.connect.timeout.ms", KIND_INT, 100, 600000, "5000",
@@ -81,6 +87,62 @@ static const struct key_def keys[] = {
     {"deadlines.file", KIND_STRING, 0, 0, NULL,
      "the deadline policy (docs/deadlines.md), e.g. data/deadlines.json; required by avvik track"},
     {"router.group.id", KIND_STRING, 0, 0, "avvik-router", "consumer group of avvik route"},
+    {"router.http.listen", KIND_STRING, 0, 0, NULL,
+     "address of avvik route's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
+     "unset means none"},
+    {"router.http.port.file", KIND_STRING, 0, 0, NULL,
+     "file avvik route writes its /metrics port to once it listens, and removes when it stops"},
+    {"tracker.group.id", KIND_STRING, 0, 0, "avvik-tracker", "consumer group of avvik track"},
+    {"tracker.http.listen", KIND_STRING, 0, 0, NULL,
+     "address of avvik track's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
+     "unset means none"},
+    {"tracker.tick.ms", KIND_INT, 10, 60000, "1000",
+     "how often avvik track looks for due reminders and deadlines (processing time)"},
+    {"tracker.kept.max", KIND_INT, 1, 10000000, "10000",
+     "responses avvik track keeps while their routing has not arrived"},
+    {"tracker.kept.max.ms", KIND_INT, 1000, 86400000, "600000",
+     "how long a response waits for its routing before it is dead-lettered"},
+    {"tracker.clock.file", KIND_STRING, 0, 0, NULL,
+     "FOR TESTS ONLY: a file holding the tracker's processing time (ms since the epoch), "
+     "read at every tick instead of the system clock; unset in production"},
+    {"analysis.group.id", KIND_STRING, 0, 0, "avvik-analysis", "consumer group of avvik analyse"},
+    {"analysis.http.listen", KIND_STRING, 0, 0, NULL,
+     "address of avvik analyse's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
+     "unset means none"},
+    {"analysis.http.port.file", KIND_STRING, 0, 0, NULL,
+     "file avvik analyse writes the port of analysis.http.listen to, and removes when it stops"},
+    {"analysis.pseudonym.key.file", KIND_STRING, 0, 0, NULL,
+     "key of the patient pseudonym (HMAC-SHA256), at least 32 bytes, readable by its owner only; "
+     "required by avvik analyse (docs/analysis.md)"},
+    {"analysis.cache.max.entries", KIND_INT, 16, 100000000, "1000000",
+     "deviations avvik analyse keeps for their later state changes (oldest dropped first)"},
+    {"analysis.deviation.wait.ms", KIND_INT, 0, 3600000, "2000",
+     "how long a DeviationStatus still waits for its deviation once topic.reported is read to "
+     "its end; then it is dead-lettered as missing"},
+    {"analysis.max.in.flight", KIND_INT, 1, 1000000, "10000",
+     "input records avvik analyse holds per input topic before it pauses that topic"},
+    {"analysis.sink.url", KIND_STRING, 0, 0, NULL,
+     "HTTP endpoint that takes the analysis stream as NDJSON batches; unset means the topic only"},
+    {"analysis.sink.allow.http", KIND_INT, 0, 1, "0",
+     "1 allows an http:// analysis.sink.url (tests, a sidecar on loopback); https otherwise"},
+    {"analysis.sink.secret.file", KIND_STRING, 0, 0, NULL,
+     "key that signs every sink batch (X-Avvik-Signature, HMAC-SHA256), at least 32 bytes"},
+    {"analysis.sink.ssl.ca.location", KIND_STRING, 0, 0, NULL,
+     "CA bundle the sink's certificate is verified against (default: the system's)"},
+    {"analysis.sink.batch.max", KIND_INT, 1, 100000, "500", "records in one sink batch at most"},
+    {"analysis.sink.linger.ms", KIND_INT, 0, 600000, "200",
+     "how long a batch short of analysis.sink.batch.max waits for more records"},
+    {"analysis.sink.max.in.flight", KIND_INT, 1, 64, "4", "sink batches posted at once"},
+    {"analysis.sink.timeout.ms", KIND_INT, 100, 600000, "10000",
+     "timeout of one sink attempt, connection and answer included"},
+    {"analysis.sink.connect.timeout.ms", KIND_INT, 100, 600000, "5000",
+     "timeout of one sink attempt's connection (TCP and TLS handshake)"},
+    {"analysis.sink.retry.max", KIND_INT, 1, 1000, "10",
+     "attempts of one sink batch before its records are dead-lettered"},
+    {"analysis.sink.retry.backoff.ms", KIND_INT, 1, 3600000, "1000",
+     "base of the exponential backoff between sink attempts (full jitter)"},
+    {"analysis.sink.retry.backoff.max.ms", KIND_INT, 1, 86400000, "60000",
+     "cap of the backoff between sink attempts"},
     {"intake.clock.skew.ms", KIND_INT, 0, 86400000, "300000",
      "how far in the future an event timestamp may lie (clock skew between systems)"},
     {"intake.ack.timeout.ms", KIND_INT, 1000, 3600000, "10000",
@@ -110,6 +172,16 @@ static const struct key_def keys[] = {
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",
      "seconds an accepted request's answer is kept for its retries"},
+    {"dashboard.listen", KIND_STRING, 0, 0, "127.0.0.1:8090",
+     "address avvik dashboard serves its page, API, report, /metrics and probes on: host:port "
+     "or [address]:port; port 0 picks a free one"},
+    {"dashboard.port.file", KIND_STRING, 0, 0, NULL,
+     "file the dashboard writes its port to once it listens, and removes when it stops"},
+    {"dashboard.clock.file", KIND_STRING, 0, 0, NULL,
+     "FOR TESTS AND THE LOCAL STACK'S DEMO ONLY: a file holding the dashboard's processing time "
+     "(ms since the epoch) for the overdue list; unset in production"},
+    {"dashboard.overdue.max", KIND_INT, 1, 100000, "500",
+     "overdue deviations listed at most by /api/forsenade.json (the total is always given)"},
     {"log.level", KIND_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
 };
 
@@ -302,16 +374,19 @@ static char *trim(char *s)
         return s;
 }
 
-int avk_config_load(avk_config_t *cfg, const char *path, char *errstr, size_t errstr_size)
+int avk_config_load_all(avk_config_t *cfg, const char *path, struct avk_errors *errs)
 {
+        size_t before = avk_errors_total(errs);
         FILE *f = fopen(path, "r");
         if (!f) {
-                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                avk_errors_add(errs, path, "%s", strerror(errno));
                 return -1;
         }
         char *line = NULL;
         size_t cap = 0;
-        int lineno = 0, rc = 0;
+        int lineno = 0;
+        /* Every line is tried, so that one look at the errors shows what a
+         * file lacks or has too much (e.g. keys a newer binary would know). */
         while (getline(&line, &cap, f) != -1) {
                 lineno++;
                 char *s = trim(line);
@@ -319,21 +394,28 @@ int avk_config_load(avk_config_t *cfg, const char *path, char *errstr, size_t er
                         continue;
                 char *eq = strchr(s, '=');
                 if (!eq) {
-                        snprintf(errstr, errstr_size, "%s:%d: expected key=value", path, lineno);
-                        rc = -1;
-                        break;
+                        avk_errors_add(errs, NULL, "%s:%d: expected key=value", path, lineno);
+                        continue;
                 }
                 *eq = '\0';
-                char reason[512];
-                if (avk_config_set(cfg, trim(s), trim(eq + 1), reason, sizeof(reason)) != 0) {
-                        snprintf(errstr, errstr_size, "%s:%d: %s", path, lineno, reason);
-                        rc = -1;
-                        break;
-                }
+                char reason[AVK_ERROR_MSG_SIZE - 64];
+                if (avk_config_set(cfg, trim(s), trim(eq + 1), reason, sizeof(reason)) != 0)
+                        avk_errors_add(errs, NULL, "%s:%d: %s", path, lineno, reason);
         }
         free(line);
         fclose(f);
-        return rc;
+        return avk_errors_total(errs) == before ? 0 : -1;
+}
+
+int avk_config_load(avk_config_t *cfg, const char *path, char *errstr, size_t errstr_size)
+{
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        if (avk_config_load_all(cfg, path, &errs) == 0)
+                return 0;
+        /* The first bad line: a service names it and stops. */
+        snprintf(errstr, errstr_size, "%s", errs.msg[0]);
+        return -1;
 }
 
 const char *avk_config_get(const avk_config_t *cfg, const char *key)

@@ -31,6 +31,15 @@ int avk_config_set_pair(avk_config_t *cfg, const char *pair, char *errstr, size_
 /** @brief Loads a properties file. @returns 0, or -1 with "path:line: reason". */
 int avk_config_load(avk_config_t *cfg, const char *path, char *errstr, size_t errstr_size);
 
+struct avk_errors;
+
+/**
+ * @brief Loads a properties file, trying every line: each bad one adds
+ * "path:line: reason" to errs (a file that cannot be read, "path: reason").
+ * Good lines are applied either way. @returns 0, or -1 when any line failed.
+ */
+int avk_config_load_all(avk_config_t *cfg, const char *path, struct avk_errors *errs);
+
 /**
  * @brief The value of a known non-kafka key (its default when unset; NULL
  * when it has none). The string is owned by cfg and valid until it changes.

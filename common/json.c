@@ -6,6 +6,10 @@
  * what avro-c drops: logicalType, defaults and avk.* field attributes. Paths
  * are built in a fixed buffer as the walk descends ("patient.personal_id",
  * "items[3]") and cut back on return.
+ *
+ * The rules for one value (union branch, avk.* checks, normalisation) are
+ * written once, over a kind and a scalar (json_int.h), and serve both this
+ * tree walk and the single pass over the JSON text in jsonstream.c.
  */
 #include "common/json.h"
 
@@ -17,19 +21,11 @@
 #include <time.h>
 
 #include "common/ident.h"
+#include "common/json_int.h"
 #include "common/path.h"
 
 #define DEFAULT_MAX_CHARS 256
-#define MAX_DEPTH         64
-
-struct walk {
-        const avk_schema_t *schema;
-        const struct avk_json_opts *opts;
-        struct avk_errors *errs;
-        int64_t now_ms;
-        int today_ymd;
-        struct avk_path path;
-};
+#define MAX_DEPTH         AVK_JSON_WALK_MAX_DEPTH
 
 /* ---- time ---- */
 
@@ -93,9 +89,12 @@ void avk_json_format_time(int64_t ms, char buf[32])
 
 /* ---- errors ---- */
 
-/* Adds "path: reason" for the current place of the walk; returns -1. */
-__attribute__((format(printf, 2, 3))) static int fail(struct walk *w, const char *fmt, ...)
+/* Adds "path: reason" for the current place of the walk, unless the walk
+ * only needs to know whether there is an error; returns -1. */
+__attribute__((format(printf, 2, 3))) static int fail(struct avk_json_walk *w, const char *fmt, ...)
 {
+        if (!w->errs)
+                return -1;
         char path[512], reason[AVK_ERROR_MSG_SIZE];
         va_list ap;
         va_start(ap, fmt);
@@ -105,8 +104,6 @@ __attribute__((format(printf, 2, 3))) static int fail(struct walk *w, const char
         return -1;
 }
 
-#define fail(w, ...) fail((w), __VA_ARGS__)
-
 /* ---- schema JSON alongside the avro-c schema ---- */
 
 static int is_named(avro_schema_t s)
@@ -114,8 +111,7 @@ static int is_named(avro_schema_t s)
         return is_avro_record(s) || is_avro_enum(s) || is_avro_fixed(s);
 }
 
-/* The JSON definition that describes s at this place of the schema. */
-static const json_t *resolve_node(const avk_schema_t *schema, avro_schema_t s, const json_t *node)
+const json_t *avk_json_resolve_node(const avk_schema_t *schema, avro_schema_t s, const json_t *node)
 {
         if (is_named(s)) {
                 const json_t *def = avk_schema_definition(schema, s);
@@ -131,36 +127,86 @@ static const char *logical_type(const json_t *node)
         return json_string_value(json_object_get(node, "logicalType"));
 }
 
-const char *avk_json_type_name(const json_t *v)
+void avk_json_rules_of(avro_schema_t s, const json_t *field, const json_t *node,
+                       struct avk_json_rules *rules)
+{
+        static const char *const formats[] = {
+            [AVK_JSON_FORMAT_UUID] = "uuid",
+            [AVK_JSON_FORMAT_PARTY] = "party",
+            [AVK_JSON_FORMAT_HSA_ID] = "hsa-id",
+            [AVK_JSON_FORMAT_MUNICIPALITY] = "municipality",
+            [AVK_JSON_FORMAT_PERSONAL_ID] = "personal-id",
+            [AVK_JSON_FORMAT_PAST] = "past",
+        };
+        *rules = (struct avk_json_rules){0};
+        /* Only what the type uses: the tree walk asks for every value. */
+        if (is_avro_string(s)) {
+                rules->min_chars = json_integer_value(json_object_get(field, "avk.minLength"));
+                rules->max_chars = json_integer_value(json_object_get(field, "avk.maxLength"));
+        } else if (is_avro_int64(s)) {
+                const char *lt = logical_type(node);
+                rules->timestamp = lt && strcmp(lt, "timestamp-millis") == 0;
+        } else {
+                return;
+        }
+        const char *format = json_string_value(json_object_get(field, "avk.format"));
+        for (size_t i = 1; format && i < sizeof(formats) / sizeof(formats[0]); i++)
+                if (strcmp(format, formats[i]) == 0)
+                        rules->format = (enum avk_json_format)i;
+}
+
+static enum avk_json_kind kind_of(const json_t *v)
 {
         switch (json_typeof(v)) {
         case JSON_OBJECT:
-                return "an object";
+                return AVK_JSON_KIND_OBJECT;
         case JSON_ARRAY:
-                return "an array";
+                return AVK_JSON_KIND_ARRAY;
         case JSON_STRING:
-                return "a string";
+                return AVK_JSON_KIND_STRING;
         case JSON_INTEGER:
-                return "an integer";
+                return AVK_JSON_KIND_INTEGER;
         case JSON_REAL:
-                return "a number";
+                return AVK_JSON_KIND_REAL;
         case JSON_TRUE:
         case JSON_FALSE:
+                return AVK_JSON_KIND_BOOLEAN;
+        default:
+                return AVK_JSON_KIND_NULL;
+        }
+}
+
+const char *avk_json_kind_name(enum avk_json_kind kind)
+{
+        switch (kind) {
+        case AVK_JSON_KIND_OBJECT:
+                return "an object";
+        case AVK_JSON_KIND_ARRAY:
+                return "an array";
+        case AVK_JSON_KIND_STRING:
+                return "a string";
+        case AVK_JSON_KIND_INTEGER:
+                return "an integer";
+        case AVK_JSON_KIND_REAL:
+                return "a number";
+        case AVK_JSON_KIND_BOOLEAN:
                 return "a boolean";
         default:
                 return "null";
         }
 }
 
-static avro_schema_t deref(avro_schema_t s)
+const char *avk_json_type_name(const json_t *v)
+{
+        return avk_json_kind_name(kind_of(v));
+}
+
+avro_schema_t avk_json_deref(avro_schema_t s)
 {
         return is_avro_link(s) ? avro_schema_link_target(s) : s;
 }
 
-/* ---- JSON -> Avro ---- */
-
-static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const json_t *field,
-                   const json_t *in, avro_value_t *out, int depth);
+/* ---- one value: the rules both walks apply ---- */
 
 static size_t utf8_chars(const char *s, size_t len)
 {
@@ -184,84 +230,88 @@ static int is_uuid(const char *s, size_t len)
 
 /* Applies avk.format and length rules; may rewrite the value (normalisation)
  * into norm. Returns 0, or -1 after adding the error. */
-static int check_string(struct walk *w, const json_t *field, const char *s, size_t len, char *norm,
-                        size_t norm_size)
+static int check_string(struct avk_json_walk *w, const struct avk_json_rules *rules, const char *s,
+                        size_t len, char *norm, size_t norm_size)
 {
-        json_int_t max = json_integer_value(json_object_get(field, "avk.maxLength"));
-        json_int_t min = json_integer_value(json_object_get(field, "avk.minLength"));
+        long long max = rules->max_chars, min = rules->min_chars;
         size_t chars = utf8_chars(s, len);
         if (max == 0)
                 max = DEFAULT_MAX_CHARS;
         if (chars > (size_t)max)
-                return fail(w, "is %zu characters, at most %lld allowed", chars, (long long)max);
+                return fail(w, "is %zu characters, at most %lld allowed", chars, max);
         if (chars < (size_t)min)
-                return fail(w, "is %zu characters, at least %lld required", chars, (long long)min);
-        const char *format = json_string_value(json_object_get(field, "avk.format"));
-        if (!format)
-                return 0;
+                return fail(w, "is %zu characters, at least %lld required", chars, min);
         char reason[200] = "";
         int rc = 0;
-        if (strcmp(format, "uuid") == 0) {
+        switch (rules->format) {
+        case AVK_JSON_FORMAT_UUID:
                 if (!is_uuid(s, len))
                         return fail(w, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
                 for (size_t i = 0; i <= len && i < norm_size; i++)
                         norm[i] = (char)tolower((unsigned char)s[i]);
-        } else if (strcmp(format, "party") == 0) {
+                break;
+        case AVK_JSON_FORMAT_PARTY:
                 if (strcmp(s, "VGR") != 0 &&
                     avk_ident_municipality_code(s, reason, sizeof(reason)) != 0)
                         return fail(w,
                                     "is not a party: expected \"VGR\" or a municipality "
                                     "code (%s)",
                                     reason);
-        } else if (strcmp(format, "hsa-id") == 0) {
+                break;
+        case AVK_JSON_FORMAT_HSA_ID:
                 rc = avk_ident_hsa_id(s, reason, sizeof(reason));
-        } else if (strcmp(format, "municipality") == 0) {
+                break;
+        case AVK_JSON_FORMAT_MUNICIPALITY:
                 rc = avk_ident_municipality_code(s, reason, sizeof(reason));
-        } else if (strcmp(format, "personal-id") == 0) {
+                break;
+        case AVK_JSON_FORMAT_PERSONAL_ID: {
                 struct avk_personal_id pid;
                 rc = avk_ident_personal_id(s, w->today_ymd, &pid, reason, sizeof(reason));
                 if (rc == 0)
                         snprintf(norm, norm_size, "%s", pid.normalized);
+                break;
+        }
+        default: /* no rule for strings ("past" is for timestamps) */
+                break;
         }
         return rc == 0 ? 0 : fail(w, "%s", reason);
 }
 
-static int set_string(struct walk *w, const json_t *field, const json_t *in, avro_value_t *out)
+static int set_string(struct avk_json_walk *w, const struct avk_json_rules *rules,
+                      const struct avk_json_scalar *in, avro_value_t *out)
 {
-        if (!json_is_string(in))
-                return fail(w, "expected a string, got %s", avk_json_type_name(in));
-        const char *s = json_string_value(in);
-        size_t len = json_string_length(in);
+        if (in->kind != AVK_JSON_KIND_STRING)
+                return fail(w, "expected a string, got %s", avk_json_kind_name(in->kind));
+        const char *s = in->string;
+        size_t len = in->len;
         char norm[64] = "";
         if (strlen(s) != len)
                 return fail(w, "contains a NUL character");
         if ((w->opts->flags & AVK_JSON_VALIDATE) &&
-            check_string(w, field, s, len, norm, sizeof(norm)) != 0)
+            check_string(w, rules, s, len, norm, sizeof(norm)) != 0)
                 return -1;
         if (norm[0])
                 return avro_value_set_string_len(out, norm, strlen(norm) + 1);
         return avro_value_set_string_len(out, s, len + 1);
 }
 
-static int set_long(struct walk *w, const json_t *node, const json_t *field, const json_t *in,
-                    avro_value_t *out)
+static int set_long(struct avk_json_walk *w, const struct avk_json_rules *rules,
+                    const struct avk_json_scalar *in, avro_value_t *out)
 {
         int64_t v;
-        const char *lt = logical_type(node);
-        if (lt && strcmp(lt, "timestamp-millis") == 0) {
-                if (!json_is_string(in))
+        if (rules->timestamp) {
+                if (in->kind != AVK_JSON_KIND_STRING)
                         return fail(w, "expected an RFC 3339 timestamp string, got %s",
-                                    avk_json_type_name(in));
-                if (avk_json_parse_time(json_string_value(in), &v) != 0)
+                                    avk_json_kind_name(in->kind));
+                if (avk_json_parse_time(in->string, &v) != 0)
                         return fail(w, "is not an RFC 3339 timestamp "
                                        "(e.g. 2026-11-20T13:05:00Z or 2026-11-20T14:05:00+01:00)");
-        } else if (json_is_integer(in)) {
-                v = json_integer_value(in);
+        } else if (in->kind == AVK_JSON_KIND_INTEGER) {
+                v = in->integer;
         } else {
-                return fail(w, "expected an integer, got %s", avk_json_type_name(in));
+                return fail(w, "expected an integer, got %s", avk_json_kind_name(in->kind));
         }
-        const char *format = json_string_value(json_object_get(field, "avk.format"));
-        if ((w->opts->flags & AVK_JSON_VALIDATE) && format && strcmp(format, "past") == 0) {
+        if ((w->opts->flags & AVK_JSON_VALIDATE) && rules->format == AVK_JSON_FORMAT_PAST) {
                 char reason[160];
                 if (avk_ident_not_future(v, w->now_ms, w->opts->skew_ms, reason, sizeof(reason)) !=
                     0)
@@ -270,12 +320,12 @@ static int set_long(struct walk *w, const json_t *node, const json_t *field, con
         return avro_value_set_long(out, v);
 }
 
-static int set_enum(struct walk *w, avro_schema_t s, const json_t *def, const json_t *in,
-                    avro_value_t *out)
+static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
+                    const struct avk_json_scalar *in, avro_value_t *out)
 {
-        if (!json_is_string(in))
-                return fail(w, "expected a symbol string, got %s", avk_json_type_name(in));
-        int idx = avro_schema_enum_get_by_name(s, json_string_value(in));
+        if (in->kind != AVK_JSON_KIND_STRING)
+                return fail(w, "expected a symbol string, got %s", avk_json_kind_name(in->kind));
+        int idx = avro_schema_enum_get_by_name(s, in->string);
         if (idx < 0 && (w->opts->flags & AVK_JSON_ENUM_FALLBACK)) {
                 const char *dflt = json_string_value(json_object_get(def, "default"));
                 idx = dflt ? avro_schema_enum_get_by_name(s, dflt) : -1;
@@ -288,11 +338,82 @@ static int set_enum(struct walk *w, avro_schema_t s, const json_t *def, const js
         for (int i = 0; i < n && off < sizeof(allowed); i++)
                 off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "",
                                         avro_schema_enum_get(s, i));
-        return fail(w, "unknown symbol \"%.64s\"; expected one of %s", json_string_value(in),
-                    allowed);
+        return fail(w, "unknown symbol \"%.64s\"; expected one of %s", in->string, allowed);
 }
 
-static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const json_t *in,
+int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                        const struct avk_json_rules *rules, const struct avk_json_scalar *in,
+                        avro_value_t *out)
+{
+        switch (avro_typeof(s)) {
+        case AVRO_STRING:
+                return set_string(w, rules, in, out);
+        case AVRO_INT64:
+                return set_long(w, rules, in, out);
+        case AVRO_INT32:
+                if (in->kind != AVK_JSON_KIND_INTEGER)
+                        return fail(w, "expected an integer, got %s", avk_json_kind_name(in->kind));
+                if (in->integer < INT32_MIN || in->integer > INT32_MAX)
+                        return fail(w, "%lld does not fit in 32 bits", (long long)in->integer);
+                return avro_value_set_int(out, (int32_t)in->integer);
+        case AVRO_BOOLEAN:
+                if (in->kind != AVK_JSON_KIND_BOOLEAN)
+                        return fail(w, "expected true or false, got %s",
+                                    avk_json_kind_name(in->kind));
+                return avro_value_set_boolean(out, in->boolean);
+        case AVRO_DOUBLE:
+        case AVRO_FLOAT: {
+                if (in->kind != AVK_JSON_KIND_INTEGER && in->kind != AVK_JSON_KIND_REAL)
+                        return fail(w, "expected a number, got %s", avk_json_kind_name(in->kind));
+                double d = in->kind == AVK_JSON_KIND_INTEGER ? (double)in->integer : in->real;
+                return is_avro_double(s) ? avro_value_set_double(out, d)
+                                         : avro_value_set_float(out, (float)d);
+        }
+        case AVRO_NULL:
+                if (in->kind != AVK_JSON_KIND_NULL)
+                        return fail(w, "expected null, got %s", avk_json_kind_name(in->kind));
+                return avro_value_set_null(out);
+        case AVRO_ENUM:
+                return set_enum(w, s, node, in, out);
+        default:
+                return fail(w, "has an Avro type (%s) that JSON intake does not support",
+                            avro_schema_type_name(s));
+        }
+}
+
+int avk_json_union_branch(avro_schema_t s, enum avk_json_kind kind)
+{
+        size_t n = avro_schema_union_size(s);
+        int only = -1, non_null = 0;
+        for (size_t i = 0; i < n; i++) {
+                avro_schema_t b = avk_json_deref(avro_schema_union_branch(s, (int)i));
+                if (kind == AVK_JSON_KIND_NULL) {
+                        if (is_avro_null(b))
+                                return (int)i;
+                        continue;
+                }
+                if (is_avro_null(b))
+                        continue;
+                non_null++;
+                only = (int)i;
+                int number = kind == AVK_JSON_KIND_INTEGER || kind == AVK_JSON_KIND_REAL;
+                int match =
+                    (kind == AVK_JSON_KIND_STRING &&
+                     (is_avro_string(b) || is_avro_enum(b) || is_avro_int64(b))) ||
+                    (kind == AVK_JSON_KIND_INTEGER && (is_avro_int32(b) || is_avro_int64(b))) ||
+                    (number && (is_avro_float(b) || is_avro_double(b))) ||
+                    (kind == AVK_JSON_KIND_BOOLEAN && is_avro_boolean(b)) ||
+                    (kind == AVK_JSON_KIND_OBJECT && (is_avro_record(b) || is_avro_map(b))) ||
+                    (kind == AVK_JSON_KIND_ARRAY && is_avro_array(b));
+                if (match)
+                        return (int)i;
+        }
+        return non_null == 1 ? only : -1;
+}
+
+/* ---- JSON tree -> Avro ---- */
+
+static int set_record(struct avk_json_walk *w, avro_schema_t s, const json_t *def, const json_t *in,
                       avro_value_t *out, int depth)
 {
         if (!json_is_object(in))
@@ -315,8 +436,8 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
                 } else if (avro_value_get_by_index(out, i, &child, NULL) != 0) {
                         rc |= fail(w, "avro: %s", avro_strerror());
                 } else {
-                        rc |= to_avro(w, fs, json_object_get(fdef, "type"), fdef, v, &child,
-                                      depth + 1);
+                        rc |= avk_json_walk_value(w, fs, json_object_get(fdef, "type"), fdef, v,
+                                                  &child, depth + 1);
                 }
                 avk_path_pop(&w->path);
         }
@@ -336,82 +457,49 @@ static int set_record(struct walk *w, avro_schema_t s, const json_t *def, const 
         return rc ? -1 : 0;
 }
 
-/* Picks the union branch for a JSON value: null for null, otherwise the one
- * non-null branch, or the first branch whose kind matches the JSON type. */
-static int union_branch(avro_schema_t s, const json_t *in)
+/* The scalar of a jansson value (containers: their kind alone). */
+static void scalar_of(const json_t *v, struct avk_json_scalar *out)
 {
-        size_t n = avro_schema_union_size(s);
-        int only = -1, non_null = 0;
-        for (size_t i = 0; i < n; i++) {
-                avro_schema_t b = deref(avro_schema_union_branch(s, (int)i));
-                if (json_is_null(in)) {
-                        if (is_avro_null(b))
-                                return (int)i;
-                        continue;
-                }
-                if (is_avro_null(b))
-                        continue;
-                non_null++;
-                only = (int)i;
-                int match = (json_is_string(in) &&
-                             (is_avro_string(b) || is_avro_enum(b) || is_avro_int64(b))) ||
-                            (json_is_integer(in) && (is_avro_int32(b) || is_avro_int64(b))) ||
-                            (json_is_number(in) && (is_avro_float(b) || is_avro_double(b))) ||
-                            (json_is_boolean(in) && is_avro_boolean(b)) ||
-                            (json_is_object(in) && (is_avro_record(b) || is_avro_map(b))) ||
-                            (json_is_array(in) && is_avro_array(b));
-                if (match)
-                        return (int)i;
+        *out = (struct avk_json_scalar){.kind = kind_of(v)};
+        switch (out->kind) {
+        case AVK_JSON_KIND_BOOLEAN:
+                out->boolean = json_is_true(v);
+                break;
+        case AVK_JSON_KIND_INTEGER:
+                out->integer = json_integer_value(v);
+                break;
+        case AVK_JSON_KIND_REAL:
+                out->real = json_real_value(v);
+                break;
+        case AVK_JSON_KIND_STRING:
+                out->string = json_string_value(v);
+                out->len = json_string_length(v);
+                break;
+        default:
+                break;
         }
-        return non_null == 1 ? only : -1;
 }
 
-static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const json_t *field,
-                   const json_t *in, avro_value_t *out, int depth)
+int avk_json_walk_value(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                        const json_t *field, const json_t *in, avro_value_t *out, int depth)
 {
         if (depth > MAX_DEPTH)
                 return fail(w, "nests deeper than %d levels", MAX_DEPTH);
-        s = deref(s);
-        node = resolve_node(w->schema, s, node);
+        s = avk_json_deref(s);
+        node = avk_json_resolve_node(w->schema, s, node);
         switch (avro_typeof(s)) {
-        case AVRO_STRING:
-                return set_string(w, field, in, out);
-        case AVRO_INT64:
-                return set_long(w, node, field, in, out);
-        case AVRO_INT32:
-                if (!json_is_integer(in))
-                        return fail(w, "expected an integer, got %s", avk_json_type_name(in));
-                if (json_integer_value(in) < INT32_MIN || json_integer_value(in) > INT32_MAX)
-                        return fail(w, "%lld does not fit in 32 bits",
-                                    (long long)json_integer_value(in));
-                return avro_value_set_int(out, (int32_t)json_integer_value(in));
-        case AVRO_BOOLEAN:
-                if (!json_is_boolean(in))
-                        return fail(w, "expected true or false, got %s", avk_json_type_name(in));
-                return avro_value_set_boolean(out, json_is_true(in));
-        case AVRO_DOUBLE:
-        case AVRO_FLOAT:
-                if (!json_is_number(in))
-                        return fail(w, "expected a number, got %s", avk_json_type_name(in));
-                return is_avro_double(s) ? avro_value_set_double(out, json_number_value(in))
-                                         : avro_value_set_float(out, (float)json_number_value(in));
-        case AVRO_NULL:
-                if (!json_is_null(in))
-                        return fail(w, "expected null, got %s", avk_json_type_name(in));
-                return avro_value_set_null(out);
-        case AVRO_ENUM:
-                return set_enum(w, s, node, in, out);
         case AVRO_RECORD:
                 return set_record(w, s, node, in, out, depth);
         case AVRO_UNION: {
-                int b = union_branch(s, in);
+                int b = avk_json_union_branch(s, kind_of(in));
                 if (b < 0)
                         return fail(w, "%s is not allowed here", avk_json_type_name(in));
                 avro_value_t branch;
                 if (avro_value_set_branch(out, b, &branch) != 0)
                         return fail(w, "avro: %s", avro_strerror());
-                return to_avro(w, avro_schema_union_branch(s, b), json_array_get(node, (size_t)b),
-                               field, in, &branch, depth + 1);
+                return avk_json_walk_value(w, avro_schema_union_branch(s, b),
+                                           json_array_get(node, (size_t)b), field, in, &branch,
+                                           depth + 1);
         }
         case AVRO_ARRAY: {
                 if (!json_is_array(in))
@@ -426,9 +514,9 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
                         if (avro_value_append(out, &child, NULL) != 0)
                                 rc |= fail(w, "avro: %s", avro_strerror());
                         else
-                                rc |= to_avro(w, avro_schema_array_items(s),
-                                              json_object_get(node, "items"), NULL, item, &child,
-                                              depth + 1);
+                                rc |= avk_json_walk_value(w, avro_schema_array_items(s),
+                                                          json_object_get(node, "items"), NULL,
+                                                          item, &child, depth + 1);
                         avk_path_pop(&w->path);
                 }
                 return rc ? -1 : 0;
@@ -446,16 +534,22 @@ static int to_avro(struct walk *w, avro_schema_t s, const json_t *node, const js
                         if (avro_value_add(out, key, &child, NULL, NULL) != 0)
                                 rc |= fail(w, "avro: %s", avro_strerror());
                         else
-                                rc |= to_avro(w, avro_schema_map_values(s),
-                                              json_object_get(node, "values"), NULL, item, &child,
-                                              depth + 1);
+                                rc |= avk_json_walk_value(w, avro_schema_map_values(s),
+                                                          json_object_get(node, "values"), NULL,
+                                                          item, &child, depth + 1);
                         avk_path_pop(&w->path);
                 }
                 return rc ? -1 : 0;
         }
-        default:
-                return fail(w, "has an Avro type (%s) that JSON intake does not support",
-                            avro_schema_type_name(s));
+        default: {
+                /* A string's rules matter only when validating. */
+                struct avk_json_rules rules = {0};
+                struct avk_json_scalar scalar;
+                if (!is_avro_string(s) || (w->opts->flags & AVK_JSON_VALIDATE))
+                        avk_json_rules_of(s, field, node, &rules);
+                scalar_of(in, &scalar);
+                return avk_json_set_scalar(w, s, node, &rules, &scalar, out);
+        }
         }
 }
 
@@ -466,15 +560,23 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void avk_json_walk_init(struct avk_json_walk *w, const avk_schema_t *schema,
+                        const struct avk_json_opts *opts, struct avk_errors *errs)
+{
+        *w = (struct avk_json_walk){.schema = schema, .opts = opts, .errs = errs};
+        w->now_ms = opts->now_ms ? opts->now_ms : now_ms();
+        w->today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
+        avk_path_init(&w->path);
+}
+
 int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t *out,
                      const struct avk_json_opts *opts, struct avk_errors *errs)
 {
-        struct walk w = {.schema = schema, .opts = opts, .errs = errs};
-        w.now_ms = opts->now_ms ? opts->now_ms : now_ms();
-        w.today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
-        avk_path_init(&w.path);
+        struct avk_json_walk w;
+        avk_json_walk_init(&w, schema, opts, errs);
         avro_value_reset(out);
-        return to_avro(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in, out, 0);
+        return avk_json_walk_value(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in,
+                                   out, 0);
 }
 
 /* ---- Avro -> JSON ---- */
@@ -482,8 +584,8 @@ int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t 
 static json_t *from_avro(const avk_schema_t *schema, avro_schema_t s, const json_t *node,
                          avro_value_t *in, char *errstr, size_t errstr_size, int depth)
 {
-        s = deref(s);
-        node = resolve_node(schema, s, node);
+        s = avk_json_deref(s);
+        node = avk_json_resolve_node(schema, s, node);
         if (depth > MAX_DEPTH) {
                 snprintf(errstr, errstr_size, "value nests deeper than %d levels", MAX_DEPTH);
                 return NULL;

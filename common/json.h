@@ -10,6 +10,9 @@
  * municipality, personal-id, past) and avk.minLength / avk.maxLength in
  * characters (a string without avk.maxLength may hold 256). Values are
  * normalised on the way in: uuids to lower case, personal ids to 12 digits.
+ *
+ * avk_json_stream_to_avro() (jsonstream.h) takes JSON text to Avro in one
+ * pass under the same rules, for the intake's hot path.
  */
 #ifndef AVK_JSON_H
 #define AVK_JSON_H

@@ -13,6 +13,8 @@
 
 #include <yajl/yajl_parse.h>
 
+#include "common/json_int.h"
+
 struct builder {
         json_t *root;
         json_t *open[AVK_JSON_MAX_DEPTH]; /* containers not yet closed */
@@ -57,26 +59,44 @@ static int on_boolean(void *ctx, int value)
         return add(ctx, json_boolean(value));
 }
 
-static int on_number(void *ctx, const char *text, size_t len)
+int avk_json_number(const char *text, size_t len, struct avk_json_scalar *out, const char **problem)
 {
-        struct builder *b = ctx;
         char digits[64];
-        if (len >= sizeof(digits))
-                return fail(b, "number too long");
+        if (len >= sizeof(digits)) {
+                *problem = "number too long";
+                return -1;
+        }
         memcpy(digits, text, len);
         digits[len] = '\0';
         char *end;
         errno = 0;
         if (strpbrk(digits, ".eE")) {
                 double d = strtod(digits, &end);
-                if (errno == ERANGE || *end)
-                        return fail(b, "real number out of range");
-                return add(b, json_real(d));
+                if (errno == ERANGE || *end) {
+                        *problem = "real number out of range";
+                        return -1;
+                }
+                *out = (struct avk_json_scalar){.kind = AVK_JSON_KIND_REAL, .real = d};
+                return 0;
         }
         long long i = strtoll(digits, &end, 10);
-        if (errno == ERANGE || *end)
-                return fail(b, "integer out of range");
-        return add(b, json_integer((json_int_t)i));
+        if (errno == ERANGE || *end) {
+                *problem = "integer out of range";
+                return -1;
+        }
+        *out = (struct avk_json_scalar){.kind = AVK_JSON_KIND_INTEGER, .integer = i};
+        return 0;
+}
+
+static int on_number(void *ctx, const char *text, size_t len)
+{
+        struct builder *b = ctx;
+        struct avk_json_scalar n;
+        const char *problem;
+        if (avk_json_number(text, len, &n, &problem) != 0)
+                return fail(b, problem);
+        return add(b, n.kind == AVK_JSON_KIND_REAL ? json_real(n.real)
+                                                   : json_integer((json_int_t)n.integer));
 }
 
 /* A jansson string from yajl's bytes; jansson checks the UTF-8 in full. */
@@ -182,7 +202,7 @@ static void position(const char *buf, size_t at, int *line, int *column)
 /* yajl turns a lone surrogate escape (\ud800) into '?' silently, where
  * jansson rejects it; documents with surrogate escapes (rare: most senders
  * write UTF-8, not escapes) go to jansson's parser instead. */
-static int has_surrogate_escape(const char *buf, size_t len)
+int avk_json_has_surrogate_escape(const char *buf, size_t len)
 {
         for (const char *p = buf; (p = memchr(p, '\\', len - (size_t)(p - buf))) != NULL; p++) {
                 if ((size_t)(buf + len - p) >= 3 && p[1] == 'u' && (p[2] == 'd' || p[2] == 'D'))
@@ -206,7 +226,7 @@ static json_t *parse_with_jansson(const char *buf, size_t len, char *errstr, siz
 
 json_t *avk_json_parse(const char *buf, size_t len, char *errstr, size_t errstr_size)
 {
-        if (has_surrogate_escape(buf, len))
+        if (avk_json_has_surrogate_escape(buf, len))
                 return parse_with_jansson(buf, len, errstr, errstr_size);
         struct builder b = {0};
         yajl_handle h = yajl_alloc(&callbacks, NULL, &b);

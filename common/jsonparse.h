@@ -1,6 +1,7 @@
 /*
  * avk_json_parse: strict, fast JSON parsing into jansson values for the
- * intake's hot path.
+ * intake: the gateway, and the documents avvik report's single pass
+ * (common/jsonstream.h) leaves to the tree path.
  *
  * jansson's own parser spends about 15 us on a 1 KB deviation, most of it in
  * its byte-at-a-time lexer; yajl's event parser building the same jansson

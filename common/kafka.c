@@ -141,3 +141,12 @@ int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int 
         }
         return 0;
 }
+
+int avk_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
+{
+        const struct rd_kafka_metadata *md;
+        if (rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return 0;
+        rd_kafka_metadata_destroy(md);
+        return 1;
+}

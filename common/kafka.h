@@ -56,4 +56,10 @@ int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int 
 rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, char *errstr,
                                    size_t errstr_size);
 
+/**
+ * @brief Whether Kafka answers rk's metadata request within timeout_ms: the
+ * "Kafka reachable" half of a service's readiness. Any thread.
+ */
+int avk_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
+
 #endif

@@ -1,6 +1,12 @@
 /*
  * avk_notify: see notify.h; the format and policy are in docs/notify.md.
  *
+ * Three kinds of record are delivered the same way, each from its own topic:
+ * DeviationRouted (topic.routed), DeviationEscalated (topic.escalated) and
+ * DeadlineReminder (topic.reminder). Only a routed record needs the
+ * deviation (its body carries it) and only its failure is escalated with a
+ * DeliveryFailed event; the other two are delivered as they are.
+ *
  * One thread runs everything: the Kafka consumer's queue, libcurl's multi
  * handle and the dead-letter producer's delivery reports. It sleeps in
  * curl_multi_poll(), woken by curl's sockets, by a pipe that librdkafka
@@ -31,7 +37,6 @@
 #include "consumer/notify.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -42,16 +47,16 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/x509.h>
 
 #include "common/codec.h"
+#include "common/idcache.h"
 #include "common/env.h"
 #include "common/ident.h"
 #include "common/json.h"
 #include "common/kafka.h"
 #include "common/log.h"
+#include "consumer/copartition.h"
+#include "consumer/webhook.h"
 
 #define COMPONENT        "notify"
 #define USER_AGENT       "avvik-notify/0.1"
@@ -62,27 +67,48 @@
 #define ID_SIZE          40 /* a UUID and its NUL, with room */
 #define PARTY_SIZE       8
 #define REASON_SIZE      256
+#define READY_PROBE_MS   500 /* /readyz waits this long for Kafka's answer */
 
 /* UUID version 5 namespace of DeliveryFailed event ids (name: the routed event id). */
 static const char failed_namespace[] = "7a0c4e1f-3b52-4d8e-9c61-2fd4850b36a9";
 
 enum state { WAITING, DUE, IN_FLIGHT, DEAD_DUE, DEAD_SENT, DONE };
 
+/* What the notifier delivers, one source topic each. */
+enum source { SRC_ROUTED, SRC_ESCALATED, SRC_REMINDER, SRC_CNT };
+
+struct source_def {
+        const char *topic_key; /* configuration key of the topic */
+        const char *schema;    /* record name: the X-Avvik-Event-Type header */
+        const char *label;     /* the "event" label of avk_notify_deliveries_total */
+        const char *id_field, *party_field, *unit_field;
+};
+
+static const struct source_def sources[SRC_CNT] = {
+    [SRC_ROUTED] = {"topic.routed", "DeviationRouted", "routed", "event_id", "receiver_party",
+                    "receiver_unit_hsa_id"},
+    [SRC_ESCALATED] = {"topic.escalated", "DeviationEscalated", "escalated", "escalation_id",
+                       "party", "unit_hsa_id"},
+    [SRC_REMINDER] = {"topic.reminder", "DeadlineReminder", "reminder", "reminder_id",
+                      "receiver_party", "receiver_unit_hsa_id"},
+};
+
 struct delivery {
         struct delivery *next; /* the next record of the partition */
+        enum source src;
         enum state state;
         uint64_t seq; /* names the delivery in producer delivery reports */
         int32_t partition;
         int64_t offset;
-        void *key, *payload; /* the routed record as read: the dead letter carries it */
+        void *key, *payload; /* the record as read: the dead letter carries it */
         size_t key_len, payload_len;
         char event_id[ID_SIZE], deviation_id[ID_SIZE], party[PARTY_SIZE], unit[ID_SIZE];
         int hop;
-        json_t *routed; /* until the body is built */
+        json_t *event; /* the record, until the body is built */
         const struct avk_directory_webhook *webhook;
         char *body;
         size_t body_len;
-        char signature[AVK_NOTIFY_SIGNATURE_SIZE];
+        char signature[AVK_WEBHOOK_SIGNATURE_SIZE];
         int attempts;
         int64_t arrived_at, first_attempt_at, attempt_started_at, next_attempt_at;
         uint64_t eof_seq; /* topic.reported ends seen on the partition at arrival */
@@ -94,25 +120,16 @@ struct delivery {
         char curl_error[CURL_ERROR_SIZE];
 };
 
-struct part {
+/* The records of one source topic's partition, in offset order. */
+struct queue {
         struct delivery *head, *tail;
-        uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
-        int reported_at_end;       /* nothing read from topic.reported since its last end */
         int assigned;
 };
 
-/* The deviation map: a chained hash over ids, and a list by age for eviction. */
-struct cached {
-        struct cached *chain, *older, *newer;
-        char id[ID_SIZE];
-        size_t len;
-        unsigned char payload[];
-};
-
-struct cache {
-        struct cached **buckets;
-        size_t bucket_cnt, cnt, max;
-        struct cached *oldest, *newest;
+struct part {
+        struct queue q[SRC_CNT];
+        uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
+        int reported_at_end;       /* nothing read from topic.reported since its last end */
 };
 
 struct avk_notify {
@@ -120,26 +137,27 @@ struct avk_notify {
         const avk_directory_t *dir;
         struct avk_env env;
         avk_codec_t *codec;
-        const avk_schema_t *routed_schema, *reported_schema, *failed_schema;
-        avro_value_t routed_value, reported_value, failed_value;
+        const avk_schema_t *schema[SRC_CNT], *reported_schema, *failed_schema;
+        avro_value_t value[SRC_CNT], reported_value, failed_value;
         rd_kafka_t *consumer, *producer;
         rd_kafka_queue_t *consumer_queue, *producer_queue;
         CURLM *multi;
         int curl_inited;
         int wake[2];
-        const char *topic_routed, *topic_reported, *topic_deadletter, *topic_failed;
+        const char *topic[SRC_CNT], *topic_reported, *topic_deadletter, *topic_failed;
         int64_t timeout_ms, connect_timeout_ms, retry_max, max_age_ms, backoff_ms, backoff_max_ms,
             wait_ms;
         size_t max_held;
         const char *ca_location;
         struct part *parts;
         int part_cnt;
-        struct cache cache;
+        avk_idcache_t *cache; /* deviation id -> the DeviationReported as read */
         size_t held;
         int paused;
         uint64_t seq, rng;
         char fatal[512];
         atomic_int stop;
+        atomic_int partitions; /* of topic.routed, assigned now */
         atomic_uint_fast64_t delivered, no_webhook, dead_lettered, attempts, held_now;
         avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_undecodable;
 };
@@ -158,15 +176,6 @@ static int64_t wall_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* splitmix64: jitter needs spread, not secrecy. */
-static uint64_t next_random(uint64_t *state)
-{
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-}
-
 /* ---- the pure parts ---------------------------------------------------- */
 
 json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity)
@@ -183,159 +192,12 @@ json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patie
         return body;
 }
 
-int avk_notify_sign(const unsigned char *key, size_t key_len, const void *body, size_t body_len,
-                    char out[AVK_NOTIFY_SIGNATURE_SIZE])
-{
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        if (key_len > INT32_MAX ||
-            !HMAC(EVP_sha256(), key, (int)key_len, body, body_len, mac, &mac_len) || mac_len != 32)
-                return -1;
-        memcpy(out, "sha256=", 7);
-        for (unsigned i = 0; i < mac_len; i++)
-                snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
-        return 0;
-}
-
-int64_t avk_notify_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random)
-{
-        int64_t cap = base_ms;
-        for (int i = 1; i < attempts && cap < max_ms; i++)
-                cap = cap > INT64_MAX / 2 ? INT64_MAX : cap * 2;
-        if (cap > max_ms)
-                cap = max_ms;
-        return cap <= 0 ? 0 : (int64_t)(random % ((uint64_t)cap + 1));
-}
-
-enum avk_notify_verdict avk_notify_classify(int curl_code, long http_status)
-{
-        if (curl_code != CURLE_OK) {
-                /* A URL curl cannot use will not improve with time; every other
-                 * transport failure (refused, reset, timeout, TLS) may. */
-                return curl_code == CURLE_UNSUPPORTED_PROTOCOL || curl_code == CURLE_URL_MALFORMAT
-                           ? AVK_NOTIFY_PERMANENT
-                           : AVK_NOTIFY_RETRY;
-        }
-        if (http_status >= 200 && http_status < 300)
-                return AVK_NOTIFY_DELIVERED;
-        if (http_status >= 500 || http_status == 408 || http_status == 429)
-                return AVK_NOTIFY_RETRY;
-        return AVK_NOTIFY_PERMANENT;
-}
-
-/* ---- the deviation map ------------------------------------------------- */
-
-static size_t hash_id(const char *id)
-{
-        uint64_t h = 0xcbf29ce484222325ULL;
-        for (; *id; id++)
-                h = (h ^ (unsigned char)*id) * 0x100000001b3ULL;
-        return (size_t)h;
-}
-
-static int cache_init(struct cache *c, size_t max)
-{
-        size_t want = max < ((size_t)1 << 20) ? max : ((size_t)1 << 20);
-        c->bucket_cnt = 16;
-        while (c->bucket_cnt < want)
-                c->bucket_cnt *= 2;
-        c->buckets = calloc(c->bucket_cnt, sizeof(*c->buckets));
-        c->max = max;
-        return c->buckets ? 0 : -1;
-}
-
-static struct cached **cache_slot(struct cache *c, const char *id)
-{
-        struct cached **slot = &c->buckets[hash_id(id) & (c->bucket_cnt - 1)];
-        while (*slot && strcmp((*slot)->id, id) != 0)
-                slot = &(*slot)->chain;
-        return slot;
-}
-
-static void cache_unlink(struct cache *c, struct cached **slot)
-{
-        struct cached *e = *slot;
-        *slot = e->chain;
-        if (e->older)
-                e->older->newer = e->newer;
-        else
-                c->oldest = e->newer;
-        if (e->newer)
-                e->newer->older = e->older;
-        else
-                c->newest = e->older;
-        c->cnt--;
-        free(e);
-}
-
-static const struct cached *cache_get(struct cache *c, const char *id)
-{
-        return *cache_slot(c, id);
-}
-
-/* Keeps the newest record of id (a deviation filed twice keeps its last copy). */
-static int cache_put(struct cache *c, const char *id, const void *payload, size_t len)
-{
-        struct cached **slot = cache_slot(c, id);
-        if (*slot)
-                cache_unlink(c, slot);
-        struct cached *e = malloc(sizeof(*e) + len);
-        if (!e)
-                return -1;
-        snprintf(e->id, sizeof(e->id), "%s", id);
-        e->len = len;
-        memcpy(e->payload, payload, len);
-        slot = cache_slot(c, id);
-        e->chain = NULL;
-        *slot = e;
-        e->older = c->newest;
-        e->newer = NULL;
-        if (c->newest)
-                c->newest->newer = e;
-        else
-                c->oldest = e;
-        c->newest = e;
-        c->cnt++;
-        if (c->cnt > c->max)
-                cache_unlink(c, cache_slot(c, c->oldest->id));
-        return 0;
-}
-
-static void cache_clear(struct cache *c)
-{
-        while (c->oldest)
-                cache_unlink(c, cache_slot(c, c->oldest->id));
-}
-
 /* ---- metrics and logging ----------------------------------------------- */
 
-static void count_delivery(avk_notify_t *n, const char *party, const char *outcome)
+static void count_delivery(avk_notify_t *n, const struct delivery *d, const char *outcome)
 {
-        avk_metric_add(avk_metrics_series(n->m_deliveries, (const char *[]){party, outcome}), 1);
-}
-
-static const char *attempt_result(int curl_code, long status)
-{
-        switch (curl_code) {
-        case CURLE_OK:
-                return status >= 500   ? "5xx"
-                       : status >= 400 ? "4xx"
-                       : status >= 300 ? "3xx"
-                       : status >= 200 ? "2xx"
-                                       : "1xx";
-        case CURLE_OPERATION_TIMEDOUT:
-                return "timeout";
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_COULDNT_RESOLVE_HOST:
-                return "connect";
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CACERT_BADFILE:
-                return "tls";
-        default:
-                return "error";
-        }
+        const char *labels[] = {d->party[0] ? d->party : "unknown", outcome, sources[d->src].label};
+        avk_metric_add(avk_metrics_series(n->m_deliveries, labels), 1);
 }
 
 /* ---- deliveries -------------------------------------------------------- */
@@ -347,7 +209,7 @@ static void free_delivery(avk_notify_t *n, struct delivery *d)
                 curl_easy_cleanup(d->easy);
         }
         curl_slist_free_all(d->headers);
-        json_decref(d->routed);
+        json_decref(d->event);
         free(d->body);
         free(d->key);
         free(d->payload);
@@ -357,9 +219,10 @@ static void free_delivery(avk_notify_t *n, struct delivery *d)
 static struct delivery *find_delivery(avk_notify_t *n, uint64_t seq)
 {
         for (int p = 0; p < n->part_cnt; p++)
-                for (struct delivery *d = n->parts[p].head; d; d = d->next)
-                        if (d->seq == seq)
-                                return d;
+                for (int s = 0; s < SRC_CNT; s++)
+                        for (struct delivery *d = n->parts[p].q[s].head; d; d = d->next)
+                                if (d->seq == seq)
+                                        return d;
         return NULL;
 }
 
@@ -378,7 +241,7 @@ static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, c
         avk_log(AVK_LOG_ERROR, COMPONENT,
                 "%s [%d] offset %" PRId64
                 ": event %s for party %s goes to the dead-letter topic: %s",
-                n->topic_routed, (int)d->partition, d->offset, d->event_id[0] ? d->event_id : "-",
+                n->topic[d->src], (int)d->partition, d->offset, d->event_id[0] ? d->event_id : "-",
                 d->party[0] ? d->party : "-", d->reason);
 }
 
@@ -434,7 +297,7 @@ static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr
         snprintf(offset, sizeof(offset), "%" PRId64, d->offset);
         rd_kafka_headers_t *h = rd_kafka_headers_new(5);
         rd_kafka_header_add(h, "avk-error", -1, d->reason, -1);
-        rd_kafka_header_add(h, "avk-source-topic", -1, n->topic_routed, -1);
+        rd_kafka_header_add(h, "avk-source-topic", -1, n->topic[d->src], -1);
         rd_kafka_header_add(h, "avk-source-partition", -1, partition, -1);
         rd_kafka_header_add(h, "avk-source-offset", -1, offset, -1);
         if (d->event_id[0])
@@ -501,14 +364,37 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
         d->state = DONE;
         atomic_fetch_add(&n->dead_lettered, 1);
-        count_delivery(n, d->party[0] ? d->party : "unknown", "dead_lettered");
+        count_delivery(n, d, "dead_lettered");
 }
 
-/* Builds the body once the deviation is known; it is the same on every attempt. */
+/* Takes body as d's body (it is the same on every attempt), signs it and
+ * makes the first attempt due. */
+static void seal(avk_notify_t *n, struct delivery *d, json_t *body, int64_t now)
+{
+        d->body = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(body);
+        if (!d->body) {
+                dead_letter(n, d, d->src == SRC_ROUTED, "out of memory building the body");
+                return;
+        }
+        d->body_len = strlen(d->body);
+        if (avk_webhook_sign(d->webhook->secret, d->webhook->secret_len, d->body, d->body_len,
+                             d->signature) != 0) {
+                dead_letter(n, d, d->src == SRC_ROUTED, "HMAC-SHA256 failed");
+                return;
+        }
+        json_decref(d->event);
+        d->event = NULL;
+        d->state = DUE;
+        d->next_attempt_at = now;
+}
+
+/* Builds a routed record's body once its deviation is known. */
 static void resolve(avk_notify_t *n, struct delivery *d, int64_t now)
 {
-        const struct cached *c = cache_get(&n->cache, d->deviation_id);
-        if (!c) {
+        size_t len;
+        const void *payload = avk_idcache_get(n->cache, d->deviation_id, &len);
+        if (!payload) {
                 const struct part *part = &n->parts[d->partition];
                 if ((part->reported_eof_seq > d->eof_seq || part->reported_at_end) &&
                     now - d->arrived_at >= n->wait_ms)
@@ -517,49 +403,16 @@ static void resolve(avk_notify_t *n, struct delivery *d, int64_t now)
         }
         char err[512];
         json_t *deviation = NULL, *body = NULL;
-        if (avk_codec_decode(n->codec, c->payload, c->len, n->reported_schema, &n->reported_value,
-                             err, sizeof(err)) != 0 ||
+        if (avk_codec_decode(n->codec, payload, len, n->reported_schema, &n->reported_value, err,
+                             sizeof(err)) != 0 ||
             !(deviation =
                   avk_json_from_avro(n->reported_schema, &n->reported_value, err, sizeof(err)))) {
                 dead_letter(n, d, 1, "deviation undecodable: %s", err);
                 return;
         }
-        body = avk_notify_body(d->routed, deviation, d->webhook->patient_identity);
-        d->body = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(body);
+        body = avk_notify_body(d->event, deviation, d->webhook->patient_identity);
         json_decref(deviation);
-        if (!d->body) {
-                dead_letter(n, d, 1, "out of memory building the body");
-                return;
-        }
-        d->body_len = strlen(d->body);
-        if (avk_notify_sign(d->webhook->secret, d->webhook->secret_len, d->body, d->body_len,
-                            d->signature) != 0) {
-                dead_letter(n, d, 1, "HMAC-SHA256 failed");
-                return;
-        }
-        json_decref(d->routed);
-        d->routed = NULL;
-        d->state = DUE;
-        d->next_attempt_at = now;
-}
-
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-        (void)ptr;
-        (void)userdata;
-        return size * nmemb;
-}
-
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-        char line[256];
-        snprintf(line, sizeof(line), "%s: %s", name, value);
-        struct curl_slist *l = curl_slist_append(*list, line);
-        if (!l)
-                return -1;
-        *list = l;
-        return 0;
+        seal(n, d, body, now);
 }
 
 static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, int64_t now);
@@ -574,49 +427,28 @@ static void start_attempt(avk_notify_t *n, struct delivery *d, int64_t now)
                 d->first_attempt_at = now;
         d->curl_error[0] = '\0';
         d->state = IN_FLIGHT;
-        CURL *e = d->easy = curl_easy_init();
-        int https = strncmp(d->webhook->url, "https://", 8) == 0;
         /* An empty Expect: keeps curl from waiting for "100 Continue". */
-        int ok = e && add_header(&d->headers, "Content-Type", "application/json") == 0 &&
-                 add_header(&d->headers, "X-Avvik-Event-Id", d->event_id) == 0 &&
-                 add_header(&d->headers, "X-Avvik-Signature", d->signature) == 0 &&
-                 add_header(&d->headers, "X-Avvik-Timestamp", timestamp) == 0 &&
+        int ok = avk_webhook_add_header(&d->headers, "Content-Type", "application/json") == 0 &&
+                 avk_webhook_add_header(&d->headers, "X-Avvik-Event-Id", d->event_id) == 0 &&
+                 avk_webhook_add_header(&d->headers, "X-Avvik-Event-Type",
+                                        sources[d->src].schema) == 0 &&
+                 avk_webhook_add_header(&d->headers, "X-Avvik-Signature", d->signature) == 0 &&
+                 avk_webhook_add_header(&d->headers, "X-Avvik-Timestamp", timestamp) == 0 &&
                  (d->headers = curl_slist_append(d->headers, "Expect:")) != NULL;
-        ok =
-            ok && curl_easy_setopt(e, CURLOPT_URL, d->webhook->url) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, https ? "https" : "http") == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->body_len) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)n->timeout_ms) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)n->connect_timeout_ms) ==
-                CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
-            (!n->ca_location || curl_easy_setopt(e, CURLOPT_CAINFO, n->ca_location) == CURLE_OK) &&
-            curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->curl_error) == CURLE_OK &&
-            curl_easy_setopt(e, CURLOPT_PRIVATE, d) == CURLE_OK &&
-            curl_multi_add_handle(n->multi, e) == CURLM_OK;
-        if (!ok)
+        struct avk_webhook_post post = {
+            .url = d->webhook->url,
+            .headers = d->headers,
+            .body = d->body,
+            .body_len = d->body_len,
+            .timeout_ms = n->timeout_ms,
+            .connect_timeout_ms = n->connect_timeout_ms,
+            .ca_location = n->ca_location,
+            .user_agent = USER_AGENT,
+            .private_ptr = d,
+            .error_buffer = d->curl_error,
+        };
+        if (!ok || !(d->easy = avk_webhook_post_start(n->multi, &post)))
                 finish_attempt(n, d, CURLE_OUT_OF_MEMORY, now);
-}
-
-/* The reason of a failed attempt: never the URL, the body or a secret. */
-static void attempt_reason(struct delivery *d, int curl_code, long status, char *buf, size_t size)
-{
-        long verify = 0;
-        if (curl_code == CURLE_OK)
-                snprintf(buf, size, "HTTP %ld", status);
-        else if (curl_code == CURLE_PEER_FAILED_VERIFICATION && d->easy &&
-                 curl_easy_getinfo(d->easy, CURLINFO_SSL_VERIFYRESULT, &verify) == CURLE_OK &&
-                 verify != 0)
-                snprintf(buf, size, "TLS: certificate verify failed: %s",
-                         X509_verify_cert_error_string(verify));
-        else
-                snprintf(buf, size, "%s", curl_easy_strerror((CURLcode)curl_code));
 }
 
 static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, int64_t now)
@@ -624,8 +456,9 @@ static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, i
         long status = 0;
         if (curl_code == CURLE_OK)
                 curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+        /* The reason of a failed attempt: never the URL, the body or a secret. */
         char reason[REASON_SIZE];
-        attempt_reason(d, curl_code, status, reason, sizeof(reason));
+        avk_webhook_reason(d->easy, curl_code, status, reason, sizeof(reason));
         if (d->easy) {
                 curl_multi_remove_handle(n->multi, d->easy);
                 curl_easy_cleanup(d->easy);
@@ -636,30 +469,31 @@ static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, i
         atomic_fetch_add(&n->attempts, 1);
         avk_metric_add(
             avk_metrics_series(n->m_attempts,
-                               (const char *[]){d->party, attempt_result(curl_code, status)}),
+                               (const char *[]){d->party, avk_webhook_result(curl_code, status)}),
             1);
         avk_metric_observe(avk_metrics_series(n->m_latency, (const char *[]){d->party}),
                            (double)(now - d->attempt_started_at) / 1000.0);
 
-        enum avk_notify_verdict verdict = avk_notify_classify(curl_code, status);
-        if (verdict == AVK_NOTIFY_DELIVERED) {
+        enum avk_webhook_verdict verdict = avk_webhook_classify(curl_code, status);
+        if (verdict == AVK_WEBHOOK_DELIVERED) {
                 d->state = DONE;
                 atomic_fetch_add(&n->delivered, 1);
-                count_delivery(n, d->party, "delivered");
+                count_delivery(n, d, "delivered");
                 avk_log(AVK_LOG_INFO, COMPONENT, "event %s delivered to party %s (attempt %d)",
                         d->event_id, d->party, d->attempts);
                 return;
         }
-        int64_t wait = avk_notify_backoff_ms(d->attempts, n->backoff_ms, n->backoff_max_ms,
-                                             next_random(&n->rng));
-        if (verdict == AVK_NOTIFY_PERMANENT) {
-                dead_letter(n, d, 1, "%s (attempt %d; not retried)", reason, d->attempts);
+        int64_t wait = avk_webhook_backoff_ms(d->attempts, n->backoff_ms, n->backoff_max_ms,
+                                              avk_webhook_random(&n->rng));
+        int escalate = d->src == SRC_ROUTED;
+        if (verdict == AVK_WEBHOOK_PERMANENT) {
+                dead_letter(n, d, escalate, "%s (attempt %d; not retried)", reason, d->attempts);
         } else if (d->attempts >= n->retry_max) {
-                dead_letter(n, d, 1, "%s (attempt %d of %d)", reason, d->attempts,
+                dead_letter(n, d, escalate, "%s (attempt %d of %d)", reason, d->attempts,
                             (int)n->retry_max);
         } else if (now + wait - d->first_attempt_at > n->max_age_ms) {
-                dead_letter(n, d, 1, "%s (attempt %d; notify.retry.max.age.ms passed)", reason,
-                            d->attempts);
+                dead_letter(n, d, escalate, "%s (attempt %d; notify.retry.max.age.ms passed)",
+                            reason, d->attempts);
         } else {
                 d->state = DUE;
                 d->next_attempt_at = now + wait;
@@ -669,46 +503,85 @@ static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, i
         }
 }
 
-/* Reads the decision of a routed record and finds where it goes. */
-static void accept_routed(avk_notify_t *n, struct delivery *d)
+/* Who receives for party and unit: the unit's receiver (with what it does
+ * not name inherited from its party) when the directory lists the unit
+ * under that party, else the party's; NULL for a party not in the
+ * directory. A unit the directory does not list leaves its party's
+ * coordinator as the receiver, as routing does (docs/routing.md). */
+static const struct avk_directory_receiver *receiver_of(const avk_notify_t *n, const char *party,
+                                                        const char *unit)
 {
+        const struct avk_directory_unit *u = unit ? avk_directory_unit(n->dir, unit) : NULL;
+        const struct avk_directory_party *p = avk_directory_party(n->dir, party);
+        return u && p && u->party == p ? &u->receiver : p ? &p->receiver : NULL;
+}
+
+/* An escalation's body names who holds the step: the tracker's holder, or
+ * when it gave none, the directory's holder of that step for the receiver. */
+static void name_holder(json_t *escalation, const struct avk_directory_receiver *rc)
+{
+        static const char *const steps[AVK_DIRECTORY_LADDER_STEPS] = {
+            [AVK_DIRECTORY_MANAGER] = "MANAGER",
+            [AVK_DIRECTORY_SENIOR_MANAGER] = "MANAGERS_MANAGER",
+            [AVK_DIRECTORY_LOCAL_FORUM] = "LOCAL_FORUM",
+            [AVK_DIRECTORY_COUNTY_FORUM] = "COUNTY_FORUM",
+        };
+        const char *step = json_string_value(json_object_get(escalation, "step"));
+        if (json_string_value(json_object_get(escalation, "holder")) || !step)
+                return;
+        for (int i = 0; i < AVK_DIRECTORY_LADDER_STEPS; i++) {
+                if (strcmp(step, steps[i]) == 0) {
+                        json_object_set_new(escalation, "holder", json_string(rc->ladder[i]->name));
+                        return;
+                }
+        }
+}
+
+/* Reads a record and finds where it goes. */
+static void accept_record(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        const struct source_def *src = &sources[d->src];
         char err[512];
-        if (avk_codec_decode(n->codec, d->payload, d->payload_len, n->routed_schema,
-                             &n->routed_value, err, sizeof(err)) != 0 ||
-            !(d->routed =
-                  avk_json_from_avro(n->routed_schema, &n->routed_value, err, sizeof(err)))) {
+        if (avk_codec_decode(n->codec, d->payload, d->payload_len, n->schema[d->src],
+                             &n->value[d->src], err, sizeof(err)) != 0 ||
+            !(d->event =
+                  avk_json_from_avro(n->schema[d->src], &n->value[d->src], err, sizeof(err)))) {
                 avk_metric_add(
-                    avk_metrics_series(n->m_undecodable, (const char *[]){n->topic_routed}), 1);
+                    avk_metrics_series(n->m_undecodable, (const char *[]){n->topic[d->src]}), 1);
                 dead_letter(n, d, 0, "undecodable: %s", err);
                 return;
         }
-        const char *unit = json_string_value(json_object_get(d->routed, "receiver_unit_hsa_id"));
+        /* The decoder checked the schema: these fields are there. */
+        const char *unit = json_string_value(json_object_get(d->event, src->unit_field));
         snprintf(d->event_id, sizeof(d->event_id), "%s",
-                 json_string_value(json_object_get(d->routed, "event_id")));
+                 json_string_value(json_object_get(d->event, src->id_field)));
         snprintf(d->deviation_id, sizeof(d->deviation_id), "%s",
-                 json_string_value(json_object_get(d->routed, "deviation_id")));
+                 json_string_value(json_object_get(d->event, "deviation_id")));
         snprintf(d->party, sizeof(d->party), "%s",
-                 json_string_value(json_object_get(d->routed, "receiver_party")));
+                 json_string_value(json_object_get(d->event, src->party_field)));
         snprintf(d->unit, sizeof(d->unit), "%s", unit ? unit : "");
-        d->hop = (int)json_integer_value(json_object_get(d->routed, "hop"));
+        d->hop = (int)json_integer_value(json_object_get(d->event, "hop"));
 
-        /* A unit the directory does not list leaves its party's coordinator
-         * as the receiver, as routing does (docs/routing.md). */
-        const struct avk_directory_unit *u = unit ? avk_directory_unit(n->dir, unit) : NULL;
-        const struct avk_directory_party *p = avk_directory_party(n->dir, d->party);
-        const struct avk_directory_delivery *delivery = u && p && u->party == p
-                                                            ? u->receiver.delivery
-                                                        : p ? p->receiver.delivery
-                                                            : NULL;
-        if (!delivery) {
-                dead_letter(n, d, 1, "receiver party %s is not in the directory", d->party);
-        } else if (!delivery->webhook) {
-                d->state = DONE; /* the inbox topic is the router's output */
+        const struct avk_directory_receiver *rc = receiver_of(n, d->party, unit);
+        if (!rc) {
+                dead_letter(n, d, d->src == SRC_ROUTED, "receiver party %s is not in the directory",
+                            d->party);
+        } else if (!rc->delivery->webhook) {
+                /* A routed record's inbox copy is the router's output; the
+                 * tracker's events reach an inbox-only party by its consumer
+                 * of topic.escalated and topic.reminder. */
+                d->state = DONE;
                 atomic_fetch_add(&n->no_webhook, 1);
-                count_delivery(n, d->party, "no_webhook");
+                count_delivery(n, d, "no_webhook");
         } else {
-                d->webhook = delivery->webhook;
-                d->state = WAITING;
+                d->webhook = rc->delivery->webhook;
+                if (d->src == SRC_ROUTED) {
+                        d->state = WAITING; /* for its deviation */
+                        return;
+                }
+                if (d->src == SRC_ESCALATED)
+                        name_holder(d->event, rc);
+                seal(n, d, json_incref(d->event), now);
         }
 }
 
@@ -727,7 +600,7 @@ static int ensure_part(avk_notify_t *n, int32_t partition)
         return 0;
 }
 
-static void on_routed(avk_notify_t *n, const rd_kafka_message_t *m)
+static void on_record(avk_notify_t *n, const rd_kafka_message_t *m, enum source src)
 {
         struct delivery *d = calloc(1, sizeof(*d));
         if (!d || ensure_part(n, m->partition) != 0 ||
@@ -743,19 +616,21 @@ static void on_routed(avk_notify_t *n, const rd_kafka_message_t *m)
         if (m->key_len)
                 memcpy(d->key, m->key, m->key_len);
         d->key_len = m->key_len;
+        d->src = src;
         d->seq = ++n->seq;
         d->partition = m->partition;
         d->offset = m->offset;
         d->arrived_at = mono_ms();
         struct part *part = &n->parts[m->partition];
+        struct queue *q = &part->q[src];
         d->eof_seq = part->reported_eof_seq;
-        if (part->tail)
-                part->tail->next = d;
+        if (q->tail)
+                q->tail->next = d;
         else
-                part->head = d;
-        part->tail = d;
+                q->head = d;
+        q->tail = d;
         n->held++;
-        accept_routed(n, d);
+        accept_record(n, d, d->arrived_at);
 }
 
 static void on_reported(avk_notify_t *n, const rd_kafka_message_t *m)
@@ -771,7 +646,7 @@ static void on_reported(avk_notify_t *n, const rd_kafka_message_t *m)
                 n->parts[m->partition].reported_at_end = 0;
         memcpy(id, m->key, m->key_len);
         id[m->key_len] = '\0';
-        if (cache_put(&n->cache, id, m->payload, m->len) != 0)
+        if (avk_idcache_put(n->cache, id, m->payload, m->len) != 0)
                 snprintf(n->fatal, sizeof(n->fatal), "out of memory");
 }
 
@@ -799,8 +674,13 @@ static int drain_consumer(avk_notify_t *n)
                                 rd_kafka_message_errstr(m));
                 } else if (reported) {
                         on_reported(n, m);
-                } else if (strcmp(topic, n->topic_routed) == 0) {
-                        on_routed(n, m);
+                } else {
+                        for (int s = 0; s < SRC_CNT; s++) {
+                                if (strcmp(topic, n->topic[s]) == 0) {
+                                        on_record(n, m, (enum source)s);
+                                        break;
+                                }
+                        }
                 }
                 rd_kafka_message_destroy(m);
         }
@@ -812,75 +692,73 @@ static int64_t step(avk_notify_t *n, int64_t now)
 {
         int64_t next = now + POLL_MAX_MS;
         for (int p = 0; p < n->part_cnt; p++) {
-                for (struct delivery *d = n->parts[p].head; d; d = d->next) {
-                        if (d->state == WAITING)
-                                resolve(n, d, now);
-                        if (d->state == DUE && d->next_attempt_at <= now)
-                                start_attempt(n, d, now);
-                        else if (d->state == DEAD_DUE && d->next_attempt_at <= now)
-                                send_dead_letter(n, d, now);
-                        if ((d->state == DUE || d->state == DEAD_DUE) && d->next_attempt_at < next)
-                                next = d->next_attempt_at;
-                        if (d->state == WAITING && now + WAITING_CHECK_MS < next)
-                                next = now + WAITING_CHECK_MS;
+                for (int s = 0; s < SRC_CNT; s++) {
+                        for (struct delivery *d = n->parts[p].q[s].head; d; d = d->next) {
+                                if (d->state == WAITING)
+                                        resolve(n, d, now);
+                                if (d->state == DUE && d->next_attempt_at <= now)
+                                        start_attempt(n, d, now);
+                                else if (d->state == DEAD_DUE && d->next_attempt_at <= now)
+                                        send_dead_letter(n, d, now);
+                                if ((d->state == DUE || d->state == DEAD_DUE) &&
+                                    d->next_attempt_at < next)
+                                        next = d->next_attempt_at;
+                                if (d->state == WAITING && now + WAITING_CHECK_MS < next)
+                                        next = now + WAITING_CHECK_MS;
+                        }
                 }
         }
         return next;
 }
 
-static void collect_finished(avk_notify_t *n)
+static void attempt_done(void *opaque, void *private_ptr, int curl_code)
 {
-        int running, left;
-        CURLMsg *msg;
-        curl_multi_perform(n->multi, &running);
-        while ((msg = curl_multi_info_read(n->multi, &left)) != NULL) {
-                if (msg->msg != CURLMSG_DONE)
-                        continue;
-                struct delivery *d = NULL;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
-                finish_attempt(n, d, msg->data.result, mono_ms());
-        }
+        finish_attempt(opaque, private_ptr, curl_code, mono_ms());
 }
 
 /* Stores the offset past the finished head of every partition. */
 static void advance_offsets(avk_notify_t *n)
 {
         for (int p = 0; p < n->part_cnt; p++) {
-                struct part *part = &n->parts[p];
-                int64_t last = -1;
-                while (part->head && part->head->state == DONE) {
-                        struct delivery *d = part->head;
-                        last = d->offset;
-                        part->head = d->next;
-                        if (!part->head)
-                                part->tail = NULL;
-                        free_delivery(n, d);
-                        n->held--;
+                for (int s = 0; s < SRC_CNT; s++) {
+                        struct queue *q = &n->parts[p].q[s];
+                        int64_t last = -1;
+                        while (q->head && q->head->state == DONE) {
+                                struct delivery *d = q->head;
+                                last = d->offset;
+                                q->head = d->next;
+                                if (!q->head)
+                                        q->tail = NULL;
+                                free_delivery(n, d);
+                                n->held--;
+                        }
+                        if (last < 0 || !q->assigned)
+                                continue;
+                        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                        rd_kafka_topic_partition_list_add(l, n->topic[s], p)->offset = last + 1;
+                        rd_kafka_resp_err_t e = rd_kafka_offsets_store(n->consumer, l);
+                        if (e)
+                                avk_log(AVK_LOG_WARN, COMPONENT, "%s [%d]: offset not stored: %s",
+                                        n->topic[s], p, rd_kafka_err2str(e));
+                        rd_kafka_topic_partition_list_destroy(l);
                 }
-                if (last < 0 || !part->assigned)
-                        continue;
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, n->topic_routed, p)->offset = last + 1;
-                rd_kafka_resp_err_t e = rd_kafka_offsets_store(n->consumer, l);
-                if (e)
-                        avk_log(AVK_LOG_WARN, COMPONENT, "%s [%d]: offset not stored: %s",
-                                n->topic_routed, p, rd_kafka_err2str(e));
-                rd_kafka_topic_partition_list_destroy(l);
         }
         atomic_store(&n->held_now, n->held);
         avk_metric_set(avk_metrics_series(n->m_held, NULL), (int64_t)n->held);
 }
 
-/* Stops fetching topic.routed while notify.max.in.flight records are held. */
+/* Stops fetching the delivered topics while notify.max.in.flight records are held. */
 static void flow_control(avk_notify_t *n)
 {
         int want_paused = n->held >= n->max_held;
         if (want_paused == n->paused)
                 return;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n->part_cnt);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(n->part_cnt * SRC_CNT);
         for (int p = 0; p < n->part_cnt; p++)
-                if (n->parts[p].assigned)
-                        rd_kafka_topic_partition_list_add(l, n->topic_routed, p);
+                for (int s = 0; s < SRC_CNT; s++)
+                        if (n->parts[p].q[s].assigned)
+                                rd_kafka_topic_partition_list_add(l, n->topic[s], p);
         if (want_paused)
                 rd_kafka_pause_partitions(n->consumer, l);
         else
@@ -903,19 +781,23 @@ static void release_all(avk_notify_t *n)
                 avk_log(AVK_LOG_WARN, COMPONENT, "commit: %s", rd_kafka_err2str(e));
         for (int p = 0; p < n->part_cnt; p++) {
                 struct part *part = &n->parts[p];
-                while (part->head) {
-                        struct delivery *d = part->head;
-                        part->head = d->next;
-                        free_delivery(n, d);
+                for (int s = 0; s < SRC_CNT; s++) {
+                        struct queue *q = &part->q[s];
+                        while (q->head) {
+                                struct delivery *d = q->head;
+                                q->head = d->next;
+                                free_delivery(n, d);
+                        }
+                        q->tail = NULL;
+                        q->assigned = 0;
                 }
-                part->tail = NULL;
-                part->assigned = 0;
                 part->reported_at_end = 0;
         }
+        atomic_store(&n->partitions, 0);
         n->held = 0;
         n->paused = 0;
         atomic_store(&n->held_now, 0);
-        cache_clear(&n->cache);
+        avk_idcache_clear(n->cache);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -936,19 +818,22 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 /* Deviations are not committed: the map is rebuilt from the start. */
                 if (strcmp(tp->topic, n->topic_reported) == 0)
                         tp->offset = RD_KAFKA_OFFSET_BEGINNING;
-                else
-                        n->parts[tp->partition].assigned = 1;
+                for (int s = 0; s < SRC_CNT; s++)
+                        if (strcmp(tp->topic, n->topic[s]) == 0)
+                                n->parts[tp->partition].q[s].assigned = 1;
         }
         for (int i = 0; i < partitions->cnt; i++) {
                 const rd_kafka_topic_partition_t *tp = &partitions->elems[i];
-                if (strcmp(tp->topic, n->topic_routed) == 0 &&
+                if (strcmp(tp->topic, n->topic[SRC_ROUTED]) == 0)
+                        atomic_fetch_add(&n->partitions, 1);
+                if (strcmp(tp->topic, n->topic[SRC_ROUTED]) == 0 &&
                     !rd_kafka_topic_partition_list_find(partitions, n->topic_reported,
                                                         tp->partition))
                         avk_log(AVK_LOG_ERROR, COMPONENT,
                                 "%s [%d] is assigned without %s [%d]: the topics' partition "
                                 "counts differ, and its deliveries wait for deviations that "
                                 "are read elsewhere",
-                                n->topic_routed, (int)tp->partition, n->topic_reported,
+                                n->topic[SRC_ROUTED], (int)tp->partition, n->topic_reported,
                                 (int)tp->partition);
         }
         rd_kafka_assign(rk, partitions);
@@ -956,43 +841,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- life cycle -------------------------------------------------------- */
 
-static int user_set_kafka(const avk_config_t *cfg, const char *name, const char **value)
-{
-        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
-                const char *k;
-                avk_config_kafka_get(cfg, i, &k, value);
-                if (strcmp(k, name) == 0)
-                        return 1;
-        }
-        return 0;
-}
-
 static rd_kafka_t *make_consumer(avk_notify_t *n, char *errstr, size_t errstr_size)
 {
-        const char *strategy, *reset;
-        if (user_set_kafka(n->cfg, "partition.assignment.strategy", &strategy) &&
-            strcmp(strategy, "range") != 0) {
-                snprintf(errstr, errstr_size,
-                         "kafka.partition.assignment.strategy: avvik notify needs \"range\" "
-                         "(partition p of %s and %s on one instance)",
-                         n->topic_routed, n->topic_reported);
-                return NULL;
-        }
-        rd_kafka_conf_t *conf = avk_kafka_conf(n->cfg, errstr, errstr_size);
-        if (!conf)
-                return NULL;
-        rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", NULL, 0);
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-        /* A new group delivers what is on the topic: at least once. */
-        if (!user_set_kafka(n->cfg, "auto.offset.reset", &reset))
-                rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
-        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-        rd_kafka_conf_set_opaque(conf, n);
-        rd_kafka_t *rk = avk_kafka_consumer_new(conf, avk_config_get(n->cfg, "notify.group.id"),
-                                                errstr, errstr_size);
-        if (!rk)
-                rd_kafka_conf_destroy(conf);
-        return rk;
+        struct avk_copartition cp = {.service = "avvik notify",
+                                     .group_key = "notify.group.id",
+                                     .topic_a = n->topic[SRC_ROUTED],
+                                     .topic_b = n->topic_reported,
+                                     .rebalance_cb = on_rebalance,
+                                     .opaque = n};
+        return avk_copartition_consumer_new(n->cfg, &cp, errstr, errstr_size);
 }
 
 static rd_kafka_t *make_producer(avk_notify_t *n, char *errstr, size_t errstr_size)
@@ -1008,27 +865,15 @@ static rd_kafka_t *make_producer(avk_notify_t *n, char *errstr, size_t errstr_si
         return rk;
 }
 
-static int make_pipe(int fds[2])
-{
-        if (pipe(fds) != 0)
-                return -1;
-        for (int i = 0; i < 2; i++) {
-                if (fcntl(fds[i], F_SETFL, O_NONBLOCK) != 0 ||
-                    fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0)
-                        return -1;
-        }
-        return 0;
-}
-
 static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
 {
         if (!m)
                 return;
         n->m_deliveries = avk_metrics_counter(
             m, "avk_notify_deliveries_total",
-            "Routed records finished by the notifier, by receiving party and outcome "
-            "(delivered, dead_lettered, no_webhook).",
-            (const char *[]){"party", "outcome", NULL});
+            "Records finished by the notifier, by receiving party, outcome (delivered, "
+            "dead_lettered, no_webhook) and event (routed, escalated, reminder).",
+            (const char *[]){"party", "outcome", "event", NULL});
         n->m_attempts = avk_metrics_counter(
             m, "avk_notify_attempts_total",
             "Webhook attempts by receiving party and result (2xx, 4xx, 5xx, timeout, tls, "
@@ -1065,7 +910,8 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
         n->wait_ms = avk_config_get_int(cfg, "notify.deviation.wait.ms");
         n->max_held = (size_t)avk_config_get_int(cfg, "notify.max.in.flight");
         n->ca_location = avk_config_get(cfg, "notify.ssl.ca.location");
-        n->topic_routed = avk_config_get(cfg, "topic.routed");
+        for (int s = 0; s < SRC_CNT; s++)
+                n->topic[s] = avk_config_get(cfg, sources[s].topic_key);
         n->topic_reported = avk_config_get(cfg, "topic.reported");
         n->topic_deadletter = avk_config_get(cfg, "topic.deadletter");
         n->topic_failed = avk_config_get(cfg, "topic.delivery.failed");
@@ -1080,14 +926,20 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
         }
         if (avk_env_open(&n->env, cfg, errstr, errstr_size) != 0)
                 goto fail;
-        n->routed_schema = avk_catalog_by_name(n->env.catalog, "DeviationRouted");
+        for (int s = 0; s < SRC_CNT; s++) {
+                n->schema[s] = avk_catalog_by_name(n->env.catalog, sources[s].schema);
+                if (!n->schema[s] ||
+                    avro_generic_value_new(avk_schema_iface(n->schema[s]), &n->value[s]) != 0) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        goto fail;
+                }
+        }
         n->reported_schema = avk_catalog_by_name(n->env.catalog, "DeviationReported");
         n->failed_schema = avk_catalog_by_name(n->env.catalog, "DeliveryFailed");
         n->codec = avk_codec_new(n->env.catalog, n->env.registry);
-        if (!n->routed_schema || !n->reported_schema || !n->failed_schema || !n->codec ||
-            cache_init(&n->cache, (size_t)avk_config_get_int(cfg, "notify.cache.max.entries")) !=
-                0 ||
-            avro_generic_value_new(avk_schema_iface(n->routed_schema), &n->routed_value) != 0 ||
+        if (!n->reported_schema || !n->failed_schema || !n->codec ||
+            !(n->cache =
+                  avk_idcache_new((size_t)avk_config_get_int(cfg, "notify.cache.max.entries"))) ||
             avro_generic_value_new(avk_schema_iface(n->reported_schema), &n->reported_value) != 0 ||
             avro_generic_value_new(avk_schema_iface(n->failed_schema), &n->failed_value) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -1100,7 +952,7 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
                 goto fail;
         }
         n->curl_inited = 1;
-        if (!(n->multi = curl_multi_init()) || make_pipe(n->wake) != 0) {
+        if (!(n->multi = curl_multi_init()) || avk_webhook_wake_pipe(n->wake) != 0) {
                 snprintf(errstr, errstr_size, "curl multi handle or pipe: %s", strerror(errno));
                 goto fail;
         }
@@ -1119,8 +971,9 @@ fail:
 
 int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
 {
-        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
-        rd_kafka_topic_partition_list_add(topics, n->topic_routed, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(SRC_CNT + 1);
+        for (int s = 0; s < SRC_CNT; s++)
+                rd_kafka_topic_partition_list_add(topics, n->topic[s], RD_KAFKA_PARTITION_UA);
         rd_kafka_topic_partition_list_add(topics, n->topic_reported, RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t e = rd_kafka_subscribe(n->consumer, topics);
         rd_kafka_topic_partition_list_destroy(topics);
@@ -1128,13 +981,14 @@ int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
                 return -1;
         }
-        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s and %s as group %s", n->topic_routed,
+        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s, %s and %s as group %s",
+                n->topic[SRC_ROUTED], n->topic[SRC_ESCALATED], n->topic[SRC_REMINDER],
                 n->topic_reported, avk_config_get(n->cfg, "notify.group.id"));
         while (!atomic_load(&n->stop) && !n->fatal[0]) {
                 int taken = drain_consumer(n);
                 int64_t now = mono_ms();
                 int64_t next = step(n, now);
-                collect_finished(n);
+                avk_webhook_collect(n->multi, attempt_done, n);
                 rd_kafka_poll(n->producer, 0);
                 if (rd_kafka_fatal_error(n->producer, NULL, 0)) {
                         char reason[256];
@@ -1148,15 +1002,8 @@ int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
                 if (again < next)
                         next = again;
                 int64_t timeout = taken == BATCH_MAX ? 0 : next - mono_ms();
-                struct curl_waitfd wake = {.fd = n->wake[0], .events = CURL_WAIT_POLLIN};
-                curl_multi_poll(n->multi, &wake, 1,
-                                (int)(timeout < 0             ? 0
-                                      : timeout > POLL_MAX_MS ? POLL_MAX_MS
-                                                              : timeout),
-                                NULL);
-                char drain[64];
-                while (read(n->wake[0], drain, sizeof(drain)) > 0)
-                        ;
+                avk_webhook_wait(n->multi, n->wake[0],
+                                 timeout > POLL_MAX_MS ? POLL_MAX_MS : timeout);
         }
         release_all(n);
         if (n->fatal[0]) {
@@ -1179,6 +1026,21 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
         stats->dead_lettered = atomic_load(&n->dead_lettered);
         stats->attempts = atomic_load(&n->attempts);
         stats->held = atomic_load(&n->held_now);
+        stats->partitions = atomic_load(&n->partitions);
+}
+
+int avk_notify_ready(void *opaque, char *why, size_t why_size)
+{
+        avk_notify_t *n = opaque;
+        if (!avk_kafka_reachable(n->producer, READY_PROBE_MS)) {
+                snprintf(why, why_size, "Kafka does not answer");
+                return 0;
+        }
+        if (atomic_load(&n->partitions) == 0) {
+                snprintf(why, why_size, "no partition of %s assigned", n->topic[SRC_ROUTED]);
+                return 0;
+        }
+        return 1;
 }
 
 void avk_notify_destroy(avk_notify_t *n)
@@ -1202,10 +1064,12 @@ void avk_notify_destroy(avk_notify_t *n)
                 rd_kafka_destroy(n->producer);
         }
         for (int p = 0; p < n->part_cnt; p++) {
-                while (n->parts[p].head) {
-                        struct delivery *d = n->parts[p].head;
-                        n->parts[p].head = d->next;
-                        free_delivery(n, d);
+                for (int s = 0; s < SRC_CNT; s++) {
+                        while (n->parts[p].q[s].head) {
+                                struct delivery *d = n->parts[p].q[s].head;
+                                n->parts[p].q[s].head = d->next;
+                                free_delivery(n, d);
+                        }
                 }
         }
         free(n->parts);
@@ -1216,12 +1080,10 @@ void avk_notify_destroy(avk_notify_t *n)
         for (int i = 0; i < 2; i++)
                 if (n->wake[i] >= 0)
                         close(n->wake[i]);
-        if (n->cache.buckets) {
-                cache_clear(&n->cache);
-                free(n->cache.buckets);
-        }
-        if (n->routed_value.self)
-                avro_value_decref(&n->routed_value);
+        avk_idcache_destroy(n->cache);
+        for (int s = 0; s < SRC_CNT; s++)
+                if (n->value[s].self)
+                        avro_value_decref(&n->value[s]);
         if (n->reported_value.self)
                 avro_value_decref(&n->reported_value);
         if (n->failed_value.self)

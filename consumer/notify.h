@@ -1,5 +1,6 @@
 /*
- * avk_notify: delivers routed deviations to the receiving party's webhook
+ * avk_notify: delivers routed deviations, and the tracker's escalations and
+ * deadline reminders, to the webhook of the party or unit concerned
  * (docs/notify.md).
  *
  * The notifier consumes topic.routed and, for the webhook body, topic.reported
@@ -16,12 +17,20 @@
  * topic and a DeliveryFailed event to topic.delivery.failed, which the
  * tracker escalates.
  *
+ * DeviationEscalated (topic.escalated) and DeadlineReminder (topic.reminder)
+ * go the same way to the webhook of their party and unit, with the same
+ * signature, idempotency header, retries and dead letter; their bodies are
+ * the event alone (no deviation, so no patient data), and a failed one is
+ * dead-lettered without a DeliveryFailed event, which would only escalate
+ * again through the same failing endpoint.
+ *
  * A routed record's offset is stored only when its delivery has finished
  * (delivered, nothing to deliver, or dead-lettered and acknowledged by
  * Kafka) and every earlier record of its partition has too.
  *
- * The pure parts (body, signature, backoff, classification of an attempt)
- * are public so that they can be tested alone.
+ * The body is public so that it can be tested alone; the signature, the
+ * backoff and the classification of an attempt are avk_webhook's (webhook.h),
+ * shared with the analysis forwarder's sink.
  */
 #ifndef AVK_NOTIFY_H
 #define AVK_NOTIFY_H
@@ -35,9 +44,6 @@
 #include "common/directory.h"
 #include "common/metrics.h"
 
-/** "sha256=", 64 hex digits and the NUL. */
-#define AVK_NOTIFY_SIGNATURE_SIZE 72
-
 /**
  * @brief The webhook body for a routed event: every field of the
  * DeviationRouted (routed, as avk_json_from_avro() gives it) and "deviation",
@@ -48,43 +54,16 @@
  */
 json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity);
 
-/**
- * @brief Signs body with key: "sha256=" and the lower-case hex HMAC-SHA256,
- * the value of the X-Avvik-Signature header. @returns 0, or -1 when OpenSSL fails.
- */
-int avk_notify_sign(const unsigned char *key, size_t key_len, const void *body, size_t body_len,
-                    char out[AVK_NOTIFY_SIGNATURE_SIZE]);
-
-/**
- * @brief The wait before the attempt after attempts failed ones: "full
- * jitter", a uniform draw from 0 to min(max_ms, base_ms * 2^(attempts-1)),
- * taken from random (any 64 random bits), so that receivers recovering from
- * an outage are not hit by every notifier at the same moment.
- */
-int64_t avk_notify_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random);
-
-/** What one attempt's result means for the delivery. */
-enum avk_notify_verdict {
-        AVK_NOTIFY_DELIVERED, /**< 2xx */
-        AVK_NOTIFY_RETRY,     /**< worth another attempt: 5xx, 408, 429, transport errors */
-        AVK_NOTIFY_PERMANENT, /**< the same request will fail again: other 1xx/3xx/4xx */
-};
-
-/**
- * @brief Classifies an attempt: curl_code is its CURLcode (0 when an HTTP
- * answer came), http_status the answer's status.
- */
-enum avk_notify_verdict avk_notify_classify(int curl_code, long http_status);
-
 typedef struct avk_notify avk_notify_t;
 
 /** Counts since the notifier was created (for tests and status lines). */
 struct avk_notify_stats {
-        uint64_t delivered;     /**< routed records a webhook took (2xx) */
-        uint64_t no_webhook;    /**< routed records for receivers without a webhook */
-        uint64_t dead_lettered; /**< routed records on the dead-letter topic, acknowledged */
+        uint64_t delivered;     /**< records (of any kind) a webhook took (2xx) */
+        uint64_t no_webhook;    /**< records for receivers without a webhook */
+        uint64_t dead_lettered; /**< records on the dead-letter topic, acknowledged */
         uint64_t attempts;      /**< HTTP attempts finished, whatever their result */
         uint64_t held;          /**< routed records held now (waiting, in flight, backing off) */
+        int partitions;         /**< partitions of topic.routed assigned now */
 };
 
 /**
@@ -111,6 +90,14 @@ void avk_notify_stop(avk_notify_t *notify);
 
 /** @brief A snapshot of the counters; any thread. */
 void avk_notify_stats(avk_notify_t *notify, struct avk_notify_stats *stats);
+
+/**
+ * @brief Whether the notifier is ready (for /readyz): Kafka answers a
+ * metadata request within half a second and partitions of topic.routed are
+ * assigned. @returns 1, or 0 with the reason in why. Any thread; opaque is
+ * the avk_notify_t.
+ */
+int avk_notify_ready(void *opaque, char *why, size_t why_size);
 
 /** @brief Closes the consumer and frees the notifier. NULL is a no-op. */
 void avk_notify_destroy(avk_notify_t *notify);

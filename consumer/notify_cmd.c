@@ -18,9 +18,12 @@
 static const char usage_text[] =
     "usage: avvik notify [-c FILE] [-X KEY=VALUE]\n"
     "Delivers every DeviationRouted of topic.routed to its receiver's webhook (directory.file),\n"
-    "signed with HMAC-SHA256, with the deviation of topic.reported in the body; retries with\n"
-    "backoff, and dead-letters what the retry budget does not deliver (topic.deadletter and a\n"
-    "DeliveryFailed event on topic.delivery.failed). Runs until SIGINT or SIGTERM.\n"
+    "signed with HMAC-SHA256, with the deviation of topic.reported in the body, and every\n"
+    "DeviationEscalated (topic.escalated) and DeadlineReminder (topic.reminder) to the webhook\n"
+    "of its party or unit; retries with backoff, and dead-letters what the retry budget does\n"
+    "not deliver (topic.deadletter, and for a routed record a DeliveryFailed event on\n"
+    "topic.delivery.failed). With notify.http.listen set it serves /metrics, /healthz and\n"
+    "/readyz there. Runs until SIGINT or SIGTERM.\n"
     "See docs/notify.md.\n" AVK_CLI_CONFIG_HELP;
 
 struct waiter {
@@ -44,6 +47,7 @@ int avk_cmd_notify(int argc, char **argv)
         avk_directory_t *dir = NULL;
         avk_metrics_t *metrics = NULL;
         avk_notify_t *notify = NULL;
+        avk_metrics_http_t *http = NULL;
         int rc = avk_cli_service_options(argc, argv, cfg, usage_text);
         if (rc >= 0)
                 goto out;
@@ -72,6 +76,10 @@ int avk_cmd_notify(int argc, char **argv)
                 fprintf(stderr, "avvik notify: %s\n", metrics ? err : "out of memory");
                 goto out;
         }
+        if (avk_cli_metrics_http_start(cfg, "avvik notify", "notify.http.listen",
+                                       "notify.http.port.file", metrics, avk_notify_ready, notify,
+                                       &http) != 0)
+                goto out;
         w.notify = notify;
         pthread_t waiter;
         if (pthread_create(&waiter, NULL, wait_for_signal, &w) != 0) {
@@ -86,6 +94,7 @@ int avk_cmd_notify(int argc, char **argv)
         }
         pthread_join(waiter, NULL);
 out:
+        avk_cli_metrics_http_stop(cfg, "notify.http.port.file", http);
         avk_notify_destroy(notify);
         avk_metrics_destroy(metrics);
         avk_directory_destroy(dir);

@@ -18,7 +18,8 @@ static const char usage_text[] =
     "Routes every deviation of topic.reported to the responsible party (routing.rules.file,\n"
     "directory.file) and re-routes after wrong-receiver responses of topic.response, writing\n"
     "DeviationRouted events to topic.routed and each receiver's copy to its inbox topic.\n"
-    "Runs until SIGINT or SIGTERM. See docs/router.md.\n" AVK_CLI_CONFIG_HELP;
+    "Runs until SIGINT or SIGTERM. With router.http.listen set it serves /metrics, /healthz\n"
+    "and /readyz there. See docs/router.md.\n" AVK_CLI_CONFIG_HELP;
 
 struct waiter {
         sigset_t sigs;
@@ -39,6 +40,7 @@ int avk_cmd_route(int argc, char **argv)
 {
         avk_config_t *cfg = avk_config_new();
         avk_router_t *router = NULL;
+        avk_metrics_http_t *http = NULL;
         int rc = avk_cli_service_options(argc, argv, cfg, usage_text);
         if (rc >= 0)
                 goto out;
@@ -54,6 +56,10 @@ int avk_cmd_route(int argc, char **argv)
                 fprintf(stderr, "avvik route: %s\n", err);
                 goto out;
         }
+        if (avk_cli_metrics_http_start(cfg, "avvik route", "router.http.listen",
+                                       "router.http.port.file", avk_router_metrics(router),
+                                       avk_router_ready, router, &http) != 0)
+                goto out;
         w.router = router;
         pthread_t waiter;
         if (pthread_create(&waiter, NULL, wait_for_signal, &w) != 0) {
@@ -68,6 +74,7 @@ int avk_cmd_route(int argc, char **argv)
         }
         pthread_join(waiter, NULL);
 out:
+        avk_cli_metrics_http_stop(cfg, "router.http.port.file", http);
         avk_router_destroy(router);
         avk_config_destroy(cfg);
         return rc;

@@ -6,13 +6,9 @@
  * producer's delivery reports. No locks, then, except the atomics that other
  * threads read for statistics.
  *
- * Offsets: every consumed input gets a slot in its partition's tracker, a
- * FIFO in offset order holding how many of the input's outputs Kafka has not
- * yet acknowledged. When the slots at the head reach zero the head advances
- * and the offset after the last finished input is stored; auto-commit then
- * commits what was stored, and a revoke commits synchronously after waiting
- * for the outputs in flight. An input's offset is therefore never committed
- * before its outputs - and every earlier input's - are durable.
+ * Offsets and outputs: consumer/outbox.h - an input's offset is never
+ * committed before its outputs, and every earlier input's of its partition,
+ * are durable; a failed output is produced again until it is.
  *
  * State: per deviation of the assigned partitions, the DeviationReported as
  * received and every routing hop (receiver, the DeviationRouted as written,
@@ -32,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 #include <uuid/uuid.h>
 
+#include "common/avro_field.h"
 #include "common/codec.h"
 #include "common/directory.h"
 #include "common/env.h"
@@ -39,28 +36,26 @@
 #include "common/ident.h"
 #include "common/kafka.h"
 #include "common/log.h"
+#include "consumer/outbox.h"
+#include "consumer/replay.h"
 #include "consumer/rules.h"
 
 #define COMPONENT "router"
 #define ID_SIZE   37 /* a UUID in text and its NUL */
 
 /* Headers of the outputs. */
-#define HDR_ID         "avk-id"    /* the event's id: deviation_id or DeviationRouted.event_id */
-#define HDR_TYPE       "avk-type"  /* the record's schema: DeviationReported, DeviationRouted */
-#define HDR_HOP        "avk-hop"   /* the routing hop that wrote the record */
-#define HDR_CAUSE      "avk-cause" /* the input that caused a routing: deviation or response id */
-#define HDR_ROUTED_ID  "avk-routed-event" /* on an inbox copy of a report: the routing's event */
-#define HDR_ERROR      "avk-error"
-#define HDR_SRC_TOPIC  "avk-source-topic"
-#define HDR_SRC_PART   "avk-source-partition"
-#define HDR_SRC_OFFSET "avk-source-offset"
-#define MAX_HDRS       4
+#define HDR_ID        "avk-id"    /* the event's id: deviation_id or DeviationRouted.event_id */
+#define HDR_TYPE      "avk-type"  /* the record's schema: DeviationReported, DeviationRouted */
+#define HDR_HOP       "avk-hop"   /* the routing hop that wrote the record */
+#define HDR_CAUSE     "avk-cause" /* the input that caused a routing: deviation or response id */
+#define HDR_ROUTED_ID "avk-routed-event" /* on an inbox copy of a report: the routing's event */
 
 #define MAX_PARTITIONS   1024
-#define RETRY_BACKOFF_MS 500
+#define BATCH_MAX        256   /* inputs taken from the consumer per round */
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke or stop waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
+#define READY_PROBE_MS   500 /* /readyz waits this long for Kafka's answer */
 #define WRONG_RECEIVER   "REJECTED_WRONG_RECEIVER"
 
 enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
@@ -70,43 +65,8 @@ enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
  * every replayed routing look new downstream. */
 static const char event_namespace[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
 
-struct pending_input {
-        int64_t offset;
-        int outstanding; /* outputs not yet acknowledged, +1 while still producing them */
-        struct timespec start;
-};
-
-/* The inputs of one partition between consumption and their stored offset. */
-struct tracker {
-        const char *topic;
-        int32_t partition;
-        int assigned; /* 0 once revoked: finishes its outputs, never stores again */
-        int dirty;    /* store_at changed since the last store */
-        int64_t store_at;
-        uint64_t head, tail; /* slots [head, tail) of ring, by sequence number */
-        struct pending_input *ring;
-        size_t cap;
-        struct tracker *next;
-};
-
-struct output {
-        struct tracker *tracker;
-        uint64_t seq;
-        const char *topic; /* owned by the configuration or the directory */
-        int32_t partition;
-        char *key;
-        size_t key_len;
-        char *payload;
-        size_t len;
-        int hdr_cnt;
-        const char *hdr_name[MAX_HDRS];
-        const char *hdr_value[MAX_HDRS];
-        struct timespec retry_at;
-        struct output *next_retry;
-        char data[]; /* key, payload and header values */
-};
-
 struct hop {
+        char event_id[ID_SIZE]; /* of the DeviationRouted */
         char receiver_party[8];
         char receiver_unit[32];
         char cause[ID_SIZE];
@@ -136,18 +96,16 @@ struct avk_router {
         char group[256];
         rd_kafka_t *consumer, *producer, *reader;
 
-        struct tracker *trackers;                           /* every tracker, assigned or not */
-        struct tracker *current[IN_TOPICS][MAX_PARTITIONS]; /* the assigned ones */
-        int owned[MAX_PARTITIONS];                          /* partitions with state */
+        avk_outbox_t *outbox;
+        avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS]; /* the assigned partitions */
+        int owned[MAX_PARTITIONS];                              /* partitions with state */
         struct deviation **table;
         size_t table_size, deviation_cnt;
-        struct output *retries;
-        uint64_t outputs_in_flight;
-        int closing;
 
         atomic_int stop;
         atomic_int partitions;
-        atomic_ullong inputs_done, routed, rerouted, replayed, deadlettered, skipped, retried;
+        atomic_ullong inputs_taken, inputs_done, routed, rerouted, replayed, deadlettered, skipped,
+            retried;
 
         avk_metrics_t *metrics;
         avk_metric_family_t *m_routed, *m_deadletter, *m_skipped;
@@ -177,239 +135,22 @@ static int64_t wall_ms(void)
         return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* ---- offsets ---- */
-
-static struct tracker *tracker_new(avk_router_t *r, const char *topic, int32_t partition)
-{
-        struct tracker *t = calloc(1, sizeof(*t));
-        if (!t)
-                return NULL;
-        t->topic = topic;
-        t->partition = partition;
-        t->assigned = 1;
-        t->store_at = -1;
-        t->next = r->trackers;
-        r->trackers = t;
-        return t;
-}
-
-/* Adds an input; returns its sequence number, or UINT64_MAX when out of memory. */
-static uint64_t tracker_push(struct tracker *t, int64_t offset)
-{
-        if (t->tail - t->head == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 256;
-                struct pending_input *ring = malloc(cap * sizeof(*ring));
-                if (!ring)
-                        return UINT64_MAX;
-                for (uint64_t s = t->head; s < t->tail; s++)
-                        ring[s % cap] = t->ring[s % t->cap];
-                free(t->ring);
-                t->ring = ring;
-                t->cap = cap;
-        }
-        uint64_t seq = t->tail++;
-        t->ring[seq % t->cap] =
-            (struct pending_input){.offset = offset, .outstanding = 1, .start = mono_now()};
-        return seq;
-}
-
-/* One output of input seq is durable (or, for the +1 hold, all are produced). */
-static void input_step(avk_router_t *r, struct tracker *t, uint64_t seq)
-{
-        struct pending_input *in = &t->ring[seq % t->cap];
-        if (--in->outstanding > 0)
-                return;
-        struct timespec now = mono_now();
-        avk_metric_observe(r->m_latency, (double)ms_between(&in->start, &now) / 1000.0);
-        atomic_fetch_add(&r->inputs_done, 1);
-        while (t->head < t->tail && t->ring[t->head % t->cap].outstanding == 0) {
-                t->store_at = t->ring[t->head % t->cap].offset + 1;
-                t->dirty = 1;
-                t->head++;
-        }
-}
-
-/* Stores the offsets that advanced; frees revoked trackers with nothing left. */
-static void store_offsets(avk_router_t *r)
-{
-        rd_kafka_topic_partition_list_t *list = NULL;
-        for (struct tracker **tp = &r->trackers; *tp;) {
-                struct tracker *t = *tp;
-                if (!t->assigned && t->head == t->tail) {
-                        *tp = t->next;
-                        free(t->ring);
-                        free(t);
-                        continue;
-                }
-                if (t->assigned && t->dirty) {
-                        if (!list)
-                                list = rd_kafka_topic_partition_list_new(8);
-                        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset =
-                            t->store_at;
-                        t->dirty = 0;
-                }
-                tp = &t->next;
-        }
-        if (!list)
-                return;
-        rd_kafka_resp_err_t err = rd_kafka_offsets_store(r->consumer, list);
-        if (err && err != RD_KAFKA_RESP_ERR__STATE)
-                avk_log(AVK_LOG_WARN, COMPONENT, "storing offsets: %s", rd_kafka_err2str(err));
-        rd_kafka_topic_partition_list_destroy(list);
-}
-
 /* ---- outputs ---- */
 
-static struct output *output_new(const char *topic, int32_t partition, const void *key,
-                                 size_t key_len, const void *payload, size_t len,
-                                 const char *const *names, const char *const *values, int hdr_cnt)
+/* Every output of an input is acknowledged (consumer/outbox.h). */
+static void input_done(void *opaque, double seconds)
 {
-        size_t size = sizeof(struct output) + key_len + len;
-        for (int i = 0; i < hdr_cnt; i++)
-                size += strlen(values[i]) + 1;
-        struct output *o = malloc(size);
-        if (!o)
-                return NULL;
-        memset(o, 0, sizeof(*o));
-        o->topic = topic;
-        o->partition = partition;
-        char *p = o->data;
-        o->key = p;
-        o->key_len = key_len;
-        if (key_len)
-                memcpy(p, key, key_len);
-        p += key_len;
-        o->payload = p;
-        o->len = len;
-        if (len)
-                memcpy(p, payload, len);
-        p += len;
-        o->hdr_cnt = hdr_cnt;
-        for (int i = 0; i < hdr_cnt; i++) {
-                size_t n = strlen(values[i]) + 1;
-                memcpy(p, values[i], n);
-                o->hdr_name[i] = names[i];
-                o->hdr_value[i] = p;
-                p += n;
-        }
-        return o;
-}
-
-static void schedule_retry(avk_router_t *r, struct output *o)
-{
-        struct timespec now = mono_now();
-        o->retry_at.tv_sec = now.tv_sec + (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) / 1000;
-        o->retry_at.tv_nsec = (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) % 1000 * 1000000;
-        o->next_retry = r->retries;
-        r->retries = o;
-}
-
-/* Produces o; a refusal other than a full queue schedules a retry. */
-static void produce(avk_router_t *r, struct output *o)
-{
-        for (;;) {
-                rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)o->hdr_cnt);
-                for (int i = 0; i < o->hdr_cnt; i++)
-                        rd_kafka_header_add(h, o->hdr_name[i], -1, o->hdr_value[i], -1);
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                    r->producer, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_PARTITION(o->partition),
-                    RD_KAFKA_V_KEY(o->key, o->key_len), RD_KAFKA_V_VALUE(o->payload, o->len),
-                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(o), RD_KAFKA_V_END);
-                if (!err)
-                        return;
-                rd_kafka_headers_destroy(h);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        avk_log(AVK_LOG_WARN, COMPONENT, "produce to %s: %s; retrying", o->topic,
-                                rd_kafka_err2str(err));
-                        schedule_retry(r, o);
-                        return;
-                }
-                /* Delivery reports free room; they may finish earlier inputs,
-                 * never this one, which holds its +1 until all are produced. */
-                rd_kafka_poll(r->producer, 10);
-        }
-}
-
-/* Queues one output of input seq of t. Out of memory is the only failure. */
-static int emit(avk_router_t *r, struct tracker *t, uint64_t seq, const char *topic,
-                int32_t partition, const void *key, size_t key_len, const void *payload, size_t len,
-                const char *const *names, const char *const *values, int hdr_cnt)
-{
-        struct output *o =
-            output_new(topic, partition, key, key_len, payload, len, names, values, hdr_cnt);
-        if (!o)
-                return -1;
-        o->tracker = t;
-        o->seq = seq;
-        t->ring[seq % t->cap].outstanding++;
-        r->outputs_in_flight++;
-        produce(r, o);
-        return 0;
-}
-
-static void output_done(avk_router_t *r, struct output *o)
-{
-        r->outputs_in_flight--;
-        input_step(r, o->tracker, o->seq);
-        free(o);
-}
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-        (void)rk;
         avk_router_t *r = opaque;
-        struct output *o = m->_private;
-        if (!m->err) {
-                output_done(r, o);
-                return;
-        }
-        if (r->closing) {
-                /* Given up at stop: the input's offset is never stored, so the
-                 * next owner of the partition writes this output again. */
-                r->outputs_in_flight--;
-                free(o);
-                return;
-        }
-        avk_log(AVK_LOG_WARN, COMPONENT, "delivery to %s [%d]: %s; retrying", o->topic,
-                (int)m->partition, rd_kafka_err2str(m->err));
-        atomic_fetch_add(&r->retried, 1);
-        avk_metric_add(r->m_retries, 1);
-        schedule_retry(r, o);
+        avk_metric_observe(r->m_latency, seconds);
+        atomic_fetch_add(&r->inputs_done, 1);
 }
 
-static void run_retries(avk_router_t *r)
+/* The outbox counts the retries; the statistics and the counter mirror it. */
+static void mirror_retries(avk_router_t *r)
 {
-        if (!r->retries)
-                return;
-        struct timespec now = mono_now();
-        struct output *due = NULL;
-        for (struct output **op = &r->retries; *op;) {
-                struct output *o = *op;
-                if (ms_between(&o->retry_at, &now) >= 0) {
-                        *op = o->next_retry;
-                        o->next_retry = due;
-                        due = o;
-                } else {
-                        op = &o->next_retry;
-                }
-        }
-        while (due) {
-                struct output *o = due;
-                due = o->next_retry;
-                produce(r, o);
-        }
-}
-
-/* Serves delivery reports and retries until nothing is in flight or timeout_ms passed. */
-static void drain(avk_router_t *r, int timeout_ms)
-{
-        struct timespec start = mono_now(), now = start;
-        while (r->outputs_in_flight > 0 && ms_between(&start, &now) < timeout_ms) {
-                rd_kafka_poll(r->producer, 50);
-                run_retries(r);
-                now = mono_now();
-        }
-        store_offsets(r);
+        uint64_t n = avk_outbox_retries(r->outbox);
+        atomic_store(&r->retried, n);
+        avk_metric_set(r->m_retries, (int64_t)n);
 }
 
 /* ---- state ---- */
@@ -511,8 +252,8 @@ static int set_reported(struct deviation *d, const void *payload, size_t len)
 }
 
 /* Records hop h of d (a copy of routed); an already known hop is kept. */
-static struct hop *set_hop(struct deviation *d, int h, const char *party, const char *unit,
-                           const char *cause, const void *routed, size_t len)
+static struct hop *set_hop(struct deviation *d, int h, const char *event_id, const char *party,
+                           const char *unit, const char *cause, const void *routed, size_t len)
 {
         if (h < 0 || h > 1000)
                 return NULL;
@@ -532,75 +273,11 @@ static struct hop *set_hop(struct deviation *d, int h, const char *party, const 
                 return NULL;
         memcpy(hop->routed, routed, len);
         hop->routed_len = len;
+        snprintf(hop->event_id, sizeof(hop->event_id), "%s", event_id);
         snprintf(hop->receiver_party, sizeof(hop->receiver_party), "%s", party);
         snprintf(hop->receiver_unit, sizeof(hop->receiver_unit), "%s", unit ? unit : "");
         snprintf(hop->cause, sizeof(hop->cause), "%s", cause ? cause : "");
         return hop;
-}
-
-/* ---- Avro fields ---- */
-
-/* The field at a dotted path of a record ("harm.level"). */
-static int field(avro_value_t *rec, const char *path, avro_value_t *out)
-{
-        avro_value_t cur = *rec;
-        char name[64];
-        for (;;) {
-                size_t n = strcspn(path, ".");
-                snprintf(name, sizeof(name), "%.*s", (int)n, path);
-                if (avro_value_get_by_name(&cur, name, out, NULL) != 0)
-                        return -1;
-                if (!path[n])
-                        return 0;
-                cur = *out;
-                path += n + 1;
-        }
-}
-
-/* A string or enum field as text (through a union); NULL for null or absent. */
-static const char *text(avro_value_t *rec, const char *path)
-{
-        avro_value_t v, branch;
-        if (field(rec, path, &v) != 0)
-                return NULL;
-        if (avro_value_get_type(&v) == AVRO_UNION) {
-                if (avro_value_get_current_branch(&v, &branch) != 0)
-                        return NULL;
-                v = branch;
-        }
-        const char *s;
-        size_t size;
-        int i;
-        switch (avro_value_get_type(&v)) {
-        case AVRO_STRING:
-                return avro_value_get_string(&v, &s, &size) == 0 ? s : NULL;
-        case AVRO_ENUM:
-                return avro_value_get_enum(&v, &i) == 0
-                           ? avro_schema_enum_get(avro_value_get_schema(&v), i)
-                           : NULL;
-        default:
-                return NULL;
-        }
-}
-
-static int set_text(avro_value_t *rec, const char *name, const char *s)
-{
-        avro_value_t f, branch;
-        if (avro_value_get_by_name(rec, name, &f, NULL) != 0)
-                return -1;
-        if (avro_value_get_type(&f) == AVRO_UNION) {
-                /* ["null", "string"]: branch 0 is null */
-                if (avro_value_set_branch(&f, s ? 1 : 0, &branch) != 0)
-                        return -1;
-                if (!s)
-                        return avro_value_set_null(&branch);
-                f = branch;
-        }
-        if (avro_value_get_type(&f) == AVRO_ENUM) {
-                int i = avro_schema_enum_get_by_name(avro_value_get_schema(&f), s ? s : "");
-                return i < 0 ? -1 : avro_value_set_enum(&f, i);
-        }
-        return s ? avro_value_set_string(&f, s) : -1;
 }
 
 static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
@@ -612,39 +289,31 @@ static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
 
 /* ---- dead letter ---- */
 
-/* The reason without anything quoted: decoder messages may quote a value of
- * the record ("unknown symbol \"...\""), which may be patient data. */
-static void redact(const char *in, char *out, size_t size)
+static int deadletter(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
+                      const rd_kafka_message_t *m, const char *reason)
 {
-        size_t o = 0;
-        int quoted = 0;
-        for (; *in && o + 4 < size; in++) {
-                if (*in == '"') {
-                        if (!quoted)
-                                o += (size_t)snprintf(out + o, size - o, "\"...\"");
-                        quoted = !quoted;
-                } else if (!quoted) {
-                        out[o++] = *in;
-                }
-        }
-        out[o] = '\0';
+        atomic_fetch_add(&r->deadlettered, 1);
+        avk_metric_add(
+            avk_metrics_series(r->m_deadletter, (const char *[]){rd_kafka_topic_name(m->rkt)}), 1);
+        struct avk_outbox_source src = avk_outbox_source_of(m);
+        return avk_outbox_deadletter(r->outbox, t, seq, r->deadletter_topic, &src, reason);
 }
 
-static int deadletter(avk_router_t *r, struct tracker *t, uint64_t seq, const rd_kafka_message_t *m,
-                      const char *reason)
+/* Queues one output of input seq of t. Out of memory is the only failure. */
+static int emit(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const char *topic,
+                int32_t partition, const void *key, size_t key_len, const void *payload, size_t len,
+                const char *const *names, const char *const *values, int hdr_cnt)
 {
-        char error[512], part[16], offset[24];
-        redact(reason, error, sizeof(error));
-        snprintf(part, sizeof(part), "%d", (int)m->partition);
-        snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
-        const char *names[] = {HDR_ERROR, HDR_SRC_TOPIC, HDR_SRC_PART, HDR_SRC_OFFSET};
-        const char *values[] = {error, t->topic, part, offset};
-        avk_log(AVK_LOG_WARN, COMPONENT, "%s [%s] offset %s to %s: %s", t->topic, part, offset,
-                r->deadletter_topic, error);
-        atomic_fetch_add(&r->deadlettered, 1);
-        avk_metric_add(avk_metrics_series(r->m_deadletter, (const char *[]){t->topic}), 1);
-        return emit(r, t, seq, r->deadletter_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len,
-                    m->payload, m->len, names, values, MAX_HDRS);
+        struct avk_outbox_msg msg = {.topic = topic,
+                                     .partition = partition,
+                                     .key = key,
+                                     .key_len = key_len,
+                                     .value = payload,
+                                     .len = len,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_cnt = hdr_cnt};
+        return avk_outbox_emit(r->outbox, t, seq, &msg);
 }
 
 /* ---- routing ---- */
@@ -669,12 +338,12 @@ static const char *inbox_of(const avk_router_t *r, const struct hop *hop)
 /* Writes hop h of d: the DeviationRouted to topic.routed (in the deviation's
  * partition) and the receiver's copy of the report and the routing to its
  * inbox topic, when it has one. */
-static int emit_hop(avk_router_t *r, struct tracker *t, uint64_t seq, const struct deviation *d,
+static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const struct deviation *d,
                     int h)
 {
         const struct hop *hop = &d->hops[h];
-        char event_id[ID_SIZE], hop_text[16];
-        event_id_of(d->id, h, event_id);
+        const char *event_id = hop->event_id;
+        char hop_text[16];
         snprintf(hop_text, sizeof(hop_text), "%d", h);
         size_t key_len = strlen(d->id);
         const char *names[] = {HDR_ID, HDR_TYPE, HDR_HOP, HDR_CAUSE};
@@ -700,19 +369,19 @@ static int emit_hop(avk_router_t *r, struct tracker *t, uint64_t seq, const stru
 static void rules_input_of(avro_value_t *v, struct avk_rules_input *in)
 {
         *in = (struct avk_rules_input){
-            .reporter_party = text(v, "reporter.party"),
-            .named_party = text(v, "receiver.party"),
-            .named_unit_hsa_id = text(v, "receiver.unit_hsa_id"),
-            .location_party = text(v, "location.party"),
-            .location_unit_hsa_id = text(v, "location.unit_hsa_id"),
-            .municipality_code = text(v, "municipality_code"),
-            .care_setting = text(v, "location.care_setting"),
-            .category = text(v, "category"),
-            .competence = text(v, "competence"),
-            .home_visits = text(v, "home_visits"),
-            .agreement = text(v, "agreement"),
-            .event_class = text(v, "event_class"),
-            .harm_level = text(v, "harm.level"),
+            .reporter_party = avk_avro_text(v, "reporter.party"),
+            .named_party = avk_avro_text(v, "receiver.party"),
+            .named_unit_hsa_id = avk_avro_text(v, "receiver.unit_hsa_id"),
+            .location_party = avk_avro_text(v, "location.party"),
+            .location_unit_hsa_id = avk_avro_text(v, "location.unit_hsa_id"),
+            .municipality_code = avk_avro_text(v, "municipality_code"),
+            .care_setting = avk_avro_text(v, "location.care_setting"),
+            .category = avk_avro_text(v, "category"),
+            .competence = avk_avro_text(v, "competence"),
+            .home_visits = avk_avro_text(v, "home_visits"),
+            .agreement = avk_avro_text(v, "agreement"),
+            .event_class = avk_avro_text(v, "event_class"),
+            .harm_level = avk_avro_text(v, "harm.level"),
         };
 }
 
@@ -727,18 +396,21 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d,
         event_id_of(d->id, dec->hop, event_id);
         int lex_maria = 0;
         avro_value_t flag;
-        if (field(rep, "flags.possible_lex_maria", &flag) == 0)
+        if (avk_avro_field(rep, "flags.possible_lex_maria", &flag) == 0)
                 avro_value_get_boolean(&flag, &lex_maria);
         avro_value_reset(v);
-        int rc = set_text(v, "event_id", event_id) | set_text(v, "deviation_id", d->id) |
-                 set_text(v, "reporter_party", text(rep, "reporter.party")) |
-                 set_text(v, "receiver_party", dec->receiver_party) |
-                 set_text(v, "receiver_unit_hsa_id",
-                          dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id : NULL) |
-                 set_text(v, "decision", avk_rules_decision_symbol(dec->kind)) |
-                 set_text(v, "rule_id", dec->rule_id) | set_text(v, "reason", dec->reason) |
-                 set_text(v, "category", text(rep, "category")) |
-                 set_text(v, "harm_level", text(rep, "harm.level"));
+        int rc =
+            avk_avro_set_text(v, "event_id", event_id) |
+            avk_avro_set_text(v, "deviation_id", d->id) |
+            avk_avro_set_text(v, "reporter_party", avk_avro_text(rep, "reporter.party")) |
+            avk_avro_set_text(v, "receiver_party", dec->receiver_party) |
+            avk_avro_set_text(v, "receiver_unit_hsa_id",
+                              dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id : NULL) |
+            avk_avro_set_text(v, "decision", avk_rules_decision_symbol(dec->kind)) |
+            avk_avro_set_text(v, "rule_id", dec->rule_id) |
+            avk_avro_set_text(v, "reason", dec->reason) |
+            avk_avro_set_text(v, "category", avk_avro_text(rep, "category")) |
+            avk_avro_set_text(v, "harm_level", avk_avro_text(rep, "harm.level"));
         rc |=
             avro_value_get_by_name(v, "routed_at", &f, NULL) || avro_value_set_long(&f, wall_ms());
         rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
@@ -753,8 +425,8 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d,
         if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
                              errstr_size) != 0)
                 return NULL;
-        struct hop *hop =
-            set_hop(d, dec->hop, dec->receiver_party, dec->receiver_unit_hsa_id, cause, out, len);
+        struct hop *hop = set_hop(d, dec->hop, event_id, dec->receiver_party,
+                                  dec->receiver_unit_hsa_id, cause, out, len);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -778,7 +450,7 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
                 snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
                 return NULL;
         }
-        const char *id = text(&r->reported_value, "deviation_id");
+        const char *id = avk_avro_text(&r->reported_value, "deviation_id");
         uuid_t parsed;
         if (!id || uuid_parse(id, parsed) != 0) {
                 snprintf(errstr, errstr_size, "deviation_id is not a UUID");
@@ -788,7 +460,7 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
                 snprintf(errstr, errstr_size, "the key is not the deviation_id");
                 return NULL;
         }
-        const char *muni = text(&r->reported_value, "municipality_code");
+        const char *muni = avk_avro_text(&r->reported_value, "municipality_code");
         if (!muni || avk_ident_municipality_code(muni, reason, sizeof(reason)) != 0) {
                 snprintf(errstr, errstr_size,
                          "municipality_code is not one of the county's 49 municipalities");
@@ -797,7 +469,7 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
         return id;
 }
 
-static int on_reported(avk_router_t *r, struct tracker *t, uint64_t seq,
+static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
         char err[512];
@@ -828,7 +500,7 @@ static void skip(avk_router_t *r, const char *kind)
         avk_metric_add(avk_metrics_series(r->m_skipped, (const char *[]){kind}), 1);
 }
 
-static int on_response(avk_router_t *r, struct tracker *t, uint64_t seq,
+static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
         char err[512], reason[256];
@@ -838,13 +510,14 @@ static int on_response(avk_router_t *r, struct tracker *t, uint64_t seq,
                 snprintf(err, sizeof(err), "undecodable DeviationResponse: %s", reason);
                 return deadletter(r, t, seq, m, err);
         }
-        const char *kind = text(v, "kind");
+        const char *kind = avk_avro_text(v, "kind");
         if (!kind || strcmp(kind, WRONG_RECEIVER) != 0) {
                 skip(r, kind ? kind : "UNKNOWN");
                 return 0; /* the tracker's business, not the router's */
         }
-        const char *id = text(v, "deviation_id"), *response_id = text(v, "response_id");
-        const char *party = text(v, "party");
+        const char *id = avk_avro_text(v, "deviation_id"),
+                   *response_id = avk_avro_text(v, "response_id");
+        const char *party = avk_avro_text(v, "party");
         if (!id || !response_id || !party || m->key_len != strlen(id) ||
             memcmp(m->key, id, m->key_len) != 0)
                 return deadletter(r, t, seq, m, "the key is not the deviation_id");
@@ -879,7 +552,7 @@ static int on_response(avk_router_t *r, struct tracker *t, uint64_t seq,
         }
         struct avk_rules_rejection rej = {.hop = current,
                                           .rejecting_party = party,
-                                          .suggested_party = text(v, "suggested_receiver"),
+                                          .suggested_party = avk_avro_text(v, "suggested_receiver"),
                                           .earlier_rejecting = earlier,
                                           .earlier_rejecting_cnt = earlier_cnt};
         struct avk_rules_input in;
@@ -910,8 +583,10 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
             0)
                 return;
         int32_t hop = -1;
-        const char *id = text(v, "deviation_id"), *party = text(v, "receiver_party");
-        if (!id || !party || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
+        const char *id = avk_avro_text(v, "deviation_id"),
+                   *party = avk_avro_text(v, "receiver_party");
+        const char *event_id = avk_avro_text(v, "event_id");
+        if (!id || !party || !event_id || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
             avro_value_get_int(&f, &hop) != 0)
                 return;
         char cause[ID_SIZE] = "";
@@ -925,61 +600,29 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(d, hop, party, text(v, "receiver_unit_hsa_id"), cause, m->payload, m->len);
+                set_hop(d, hop, event_id, party, avk_avro_text(v, "receiver_unit_hsa_id"), cause,
+                        m->payload, m->len);
+}
+
+static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
+{
+        rebuild_apply(opaque, m, 0);
+}
+
+static void rebuild_routed(void *opaque, const rd_kafka_message_t *m)
+{
+        rebuild_apply(opaque, m, 1);
 }
 
 /* Reads partitions parts of topic.reported and topic.routed from the
  * beginning to their ends as of now into the state. */
 static int rebuild(avk_router_t *r, const int32_t *parts, int cnt)
 {
-        const char *topics[2] = {r->topic[IN_REPORTED], r->routed_topic};
-        int64_t end[2][MAX_PARTITIONS] = {{0}};
-        char done[2][MAX_PARTITIONS] = {{0}};
-        int remaining = 0, rc = -1;
-        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(2 * cnt);
-        for (int k = 0; k < 2; k++) {
-                for (int i = 0; i < cnt; i++) {
-                        int64_t lo, hi;
-                        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-                            r->reader, topics[k], parts[i], &lo, &hi, 10000);
-                        if (e) {
-                                avk_log(AVK_LOG_WARN, COMPONENT, "state of %s [%d]: %s", topics[k],
-                                        (int)parts[i], rd_kafka_err2str(e));
-                                goto out;
-                        }
-                        end[k][parts[i]] = hi;
-                        if (hi > lo) {
-                                rd_kafka_topic_partition_list_add(list, topics[k], parts[i])
-                                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-                                remaining++;
-                        }
-                }
-        }
-        if (rd_kafka_assign(r->reader, list) != 0)
-                goto out;
-        struct timespec start = mono_now(), now = start;
-        while (remaining > 0 && ms_between(&start, &now) < REBUILD_TIMEOUT) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(r->reader, 200);
-                now = mono_now();
-                if (!m)
-                        continue;
-                const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-                int k = strcmp(topic, topics[1]) == 0;
-                if (!m->err && m->partition >= 0 && m->partition < MAX_PARTITIONS &&
-                    m->offset < end[k][m->partition]) {
-                        rebuild_apply(r, m, k);
-                        if (m->offset == end[k][m->partition] - 1 && !done[k][m->partition]) {
-                                done[k][m->partition] = 1;
-                                remaining--;
-                        }
-                }
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_assign(r->reader, NULL);
-        rc = remaining == 0 ? 0 : -1;
-out:
-        rd_kafka_topic_partition_list_destroy(list);
-        return rc;
+        if (avk_replay_read(r->reader, r->topic[IN_REPORTED], parts, cnt, REBUILD_TIMEOUT,
+                            rebuild_reported, r) != 0)
+                return -1;
+        return avk_replay_read(r->reader, r->routed_topic, parts, cnt, REBUILD_TIMEOUT,
+                               rebuild_routed, r);
 }
 
 static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
@@ -1009,7 +652,8 @@ static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_
                         continue;
                 reported += k == IN_REPORTED;
                 if (!r->current[k][tp->partition])
-                        r->current[k][tp->partition] = tracker_new(r, r->topic[k], tp->partition);
+                        r->current[k][tp->partition] =
+                            avk_outbox_assign(r->outbox, r->topic[k], tp->partition);
         }
         atomic_fetch_add(&r->partitions, reported);
         avk_log(AVK_LOG_INFO, COMPONENT,
@@ -1020,12 +664,12 @@ static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_
 
 static void on_revoke(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
-        drain(r, DRAIN_TIMEOUT_MS);
-        if (r->outputs_in_flight)
+        avk_outbox_drain(r->outbox, DRAIN_TIMEOUT_MS);
+        if (avk_outbox_in_flight(r->outbox))
                 avk_log(AVK_LOG_WARN, COMPONENT,
                         "%llu outputs still in flight at revoke: their inputs will be routed "
                         "again by the next owner",
-                        (unsigned long long)r->outputs_in_flight);
+                        (unsigned long long)avk_outbox_in_flight(r->outbox));
         rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 avk_log(AVK_LOG_WARN, COMPONENT, "commit at revoke: %s", rd_kafka_err2str(err));
@@ -1035,9 +679,9 @@ static void on_revoke(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_
                 int k = strcmp(tp->topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
                 if (tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
                         continue;
-                struct tracker *t = r->current[k][tp->partition];
+                avk_outbox_input_t *t = r->current[k][tp->partition];
                 if (t) {
-                        t->assigned = 0;
+                        avk_outbox_revoke(r->outbox, t);
                         r->current[k][tp->partition] = NULL;
                         reported += k == IN_REPORTED;
                 }
@@ -1068,12 +712,13 @@ static int handle(avk_router_t *r, const rd_kafka_message_t *m)
         int k = strcmp(topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
         if (m->partition < 0 || m->partition >= MAX_PARTITIONS || !r->current[k][m->partition])
                 return 0; /* a record fetched before a revoke: the next owner has it */
-        struct tracker *t = r->current[k][m->partition];
-        uint64_t seq = tracker_push(t, m->offset);
+        avk_outbox_input_t *t = r->current[k][m->partition];
+        atomic_fetch_add(&r->inputs_taken, 1);
+        uint64_t seq = avk_outbox_begin(t, m->offset);
         if (seq == UINT64_MAX)
                 return -1;
         int rc = k == IN_REPORTED ? on_reported(r, t, seq, m) : on_response(r, t, seq, m);
-        input_step(r, t, seq); /* the +1 hold: every output is produced */
+        avk_outbox_end(r->outbox, t, seq); /* the +1 hold: every output is produced */
         return rc;
 }
 
@@ -1095,51 +740,65 @@ static void summary(avk_router_t *r)
                 (unsigned long long)atomic_load(&r->replayed),
                 (unsigned long long)atomic_load(&r->deadlettered),
                 (unsigned long long)atomic_load(&r->skipped),
-                (unsigned long long)r->outputs_in_flight, r->deviation_cnt);
+                (unsigned long long)avk_outbox_in_flight(r->outbox), r->deviation_cnt);
 }
 
-static int partition_cnt(avk_router_t *r, const char *topic, char *errstr, size_t errstr_size)
+static int partition_cnt(const struct rd_kafka_metadata *md, const char *topic, char *errstr,
+                         size_t errstr_size)
 {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->reader, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(r->reader, 0, rkt, &md, 10000);
-        rd_kafka_topic_destroy(rkt);
-        int n = -1;
-        if (!e && md->topic_cnt == 1 && !md->topics[0].err)
-                n = md->topics[0].partition_cnt;
-        else
+        for (int i = 0; i < md->topic_cnt; i++) {
+                if (strcmp(md->topics[i].topic, topic) != 0)
+                        continue;
+                if (!md->topics[i].err)
+                        return md->topics[i].partition_cnt;
                 snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                         rd_kafka_err2str(e ? e : md->topics[0].err));
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        return n;
+                         rd_kafka_err2str(md->topics[i].err));
+                return -1;
+        }
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 rd_kafka_err2str(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+        return -1;
 }
 
 /* The lifecycle topics must share one partition count: a deviation's
- * response, report and routing are then in the same partition number. */
+ * response, report and routing are then in the same partition number.
+ *
+ * The metadata of every topic is asked for through the producer: that fills
+ * its metadata cache with the output topics (topic.routed, the inbox topics,
+ * the dead letter), so the first output to each is sent at once instead of
+ * waiting up to a second for librdkafka's periodic scan of unknown topics. */
 static int check_topics(avk_router_t *r, char *errstr, size_t errstr_size)
 {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(r->producer, 1, NULL, &md, 10000);
+        if (e) {
+                snprintf(errstr, errstr_size, "topic metadata: %s", rd_kafka_err2str(e));
+                return -1;
+        }
         const char *topics[] = {r->topic[IN_REPORTED], r->topic[IN_RESPONSE], r->routed_topic};
-        int first = -1;
+        int first = -1, rc = -1;
         for (size_t i = 0; i < 3; i++) {
-                int n = partition_cnt(r, topics[i], errstr, errstr_size);
+                int n = partition_cnt(md, topics[i], errstr, errstr_size);
                 if (n < 0)
-                        return -1;
+                        goto out;
                 if (n > MAX_PARTITIONS) {
                         snprintf(errstr, errstr_size, "topic %s: more than %d partitions",
                                  topics[i], MAX_PARTITIONS);
-                        return -1;
+                        goto out;
                 }
                 if (first >= 0 && n != first) {
                         snprintf(errstr, errstr_size,
                                  "topic %s has %d partitions and %s %d: the lifecycle topics "
                                  "must share one partition count",
                                  topics[i], n, topics[0], first);
-                        return -1;
+                        goto out;
                 }
                 first = n;
         }
-        return 0;
+        rc = 0;
+out:
+        rd_kafka_metadata_destroy(md);
+        return rc;
 }
 
 int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
@@ -1160,20 +819,25 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
         int rc = 0;
         r->last_summary = mono_now();
         while (!atomic_load(&r->stop)) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 20);
-                if (m && m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
-                                        rd_kafka_message_errstr(m));
-                } else if (m && handle(r, m) != 0) {
-                        snprintf(errstr, errstr_size, "out of memory");
-                        rc = -1;
-                }
-                if (m)
+                /* Up to BATCH_MAX inputs per round, the housekeeping below
+                 * once per round: at full speed, serving delivery reports
+                 * and storing offsets per input cost more than routing. */
+                rd_kafka_message_t *m;
+                for (int taken = 0; taken < BATCH_MAX && rc == 0 &&
+                                    (m = rd_kafka_consumer_poll(r->consumer, taken ? 0 : 20));
+                     taken++) {
+                        if (m->err) {
+                                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                        avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
+                                                rd_kafka_message_errstr(m));
+                        } else if (handle(r, m) != 0) {
+                                snprintf(errstr, errstr_size, "out of memory");
+                                rc = -1;
+                        }
                         rd_kafka_message_destroy(m);
-                rd_kafka_poll(r->producer, 0);
-                run_retries(r);
-                store_offsets(r);
+                }
+                avk_outbox_poll(r->outbox);
+                mirror_retries(r);
                 char reason[512];
                 if (rd_kafka_fatal_error(r->producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
@@ -1186,15 +850,8 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
         /* Closing revokes the assignment: on_revoke waits for the outputs in
          * flight, stores and commits. */
         rd_kafka_consumer_close(r->consumer);
-        r->closing = 1;
-        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        drain(r, 1000);
-        while (r->retries) {
-                struct output *o = r->retries;
-                r->retries = o->next_retry;
-                r->outputs_in_flight--;
-                free(o);
-        }
+        avk_outbox_close(r->outbox);
+        mirror_retries(r);
         summary(r);
         return rc;
 }
@@ -1207,6 +864,7 @@ void avk_router_stop(avk_router_t *r)
 void avk_router_stats(avk_router_t *r, struct avk_router_stats *s)
 {
         *s = (struct avk_router_stats){
+            .inputs_taken = atomic_load(&r->inputs_taken),
             .inputs_done = atomic_load(&r->inputs_done),
             .routed = atomic_load(&r->routed),
             .rerouted = atomic_load(&r->rerouted),
@@ -1221,6 +879,20 @@ void avk_router_stats(avk_router_t *r, struct avk_router_stats *s)
 avk_metrics_t *avk_router_metrics(avk_router_t *r)
 {
         return r->metrics;
+}
+
+int avk_router_ready(void *opaque, char *why, size_t why_size)
+{
+        avk_router_t *r = opaque;
+        if (!avk_kafka_reachable(r->producer, READY_PROBE_MS)) {
+                snprintf(why, why_size, "Kafka does not answer");
+                return 0;
+        }
+        if (atomic_load(&r->partitions) == 0) {
+                snprintf(why, why_size, "no partition of %s assigned", r->topic[IN_REPORTED]);
+                return 0;
+        }
+        return 1;
 }
 
 /* ---- creation ---- */
@@ -1264,8 +936,7 @@ static int make_clients(avk_router_t *r, const avk_config_t *cfg, char *errstr, 
         rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
         if (!pconf)
                 return -1;
-        rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
-        rd_kafka_conf_set_opaque(pconf, r);
+        avk_outbox_conf(r->outbox, pconf);
         conf_default(cfg, pconf, "linger.ms", "2");
         r->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
         if (!r->producer) {
@@ -1358,7 +1029,9 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
         if (load_files(r, cfg, errstr, errstr_size) != 0)
                 goto fail;
         r->codec = avk_codec_new(r->env.catalog, r->env.registry);
-        if (!r->codec || make_metrics(r) != 0) {
+        struct avk_outbox_hooks hooks = {.input_done = input_done, .opaque = r};
+        r->outbox = avk_outbox_new(&hooks, COMPONENT);
+        if (!r->codec || !r->outbox || make_metrics(r) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -1367,6 +1040,7 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
         avro_generic_value_new(avk_schema_iface(r->routed_schema), &r->routed_value);
         if (make_clients(r, cfg, errstr, errstr_size) != 0)
                 goto fail;
+        avk_outbox_clients(r->outbox, r->producer, r->consumer);
         return r;
 fail:
         avk_router_destroy(r);
@@ -1385,12 +1059,7 @@ void avk_router_destroy(avk_router_t *r)
                 rd_kafka_destroy(r->consumer);
         if (r->producer)
                 rd_kafka_destroy(r->producer);
-        while (r->trackers) {
-                struct tracker *t = r->trackers;
-                r->trackers = t->next;
-                free(t->ring);
-                free(t);
-        }
+        avk_outbox_destroy(r->outbox);
         state_drop(r, NULL);
         free(r->table);
         if (r->reported_value.self)

@@ -32,7 +32,8 @@ typedef struct avk_router avk_router_t;
 
 /** What a router has done since it was created. */
 struct avk_router_stats {
-        uint64_t inputs_done;  /**< inputs whose offset was stored (or skipped past) */
+        uint64_t inputs_taken; /**< inputs taken from the consumer for assigned partitions */
+        uint64_t inputs_done;  /**< inputs whose outputs Kafka has all acknowledged */
         uint64_t routed;       /**< DeviationRouted events written, replays included */
         uint64_t rerouted;     /**< of those, after a wrong-receiver response (hop > 0) */
         uint64_t replayed;     /**< inputs seen again whose outputs were rewritten from state */
@@ -71,6 +72,14 @@ void avk_router_stats(avk_router_t *router, struct avk_router_stats *stats);
  * router, for a /metrics endpoint or a test.
  */
 avk_metrics_t *avk_router_metrics(avk_router_t *router);
+
+/**
+ * @brief Whether the router is ready (for /readyz): Kafka answers a metadata
+ * request within half a second and partitions of topic.reported are
+ * assigned. @returns 1, or 0 with the reason in why. Any thread; opaque is
+ * the avk_router_t.
+ */
+int avk_router_ready(void *opaque, char *why, size_t why_size);
 
 /** @brief Frees a router that is not running. NULL is a no-op. */
 void avk_router_destroy(avk_router_t *router);

@@ -32,6 +32,8 @@
 #include "common/codec.h"
 #include "common/env.h"
 #include "common/json.h"
+#include "common/jsonparse.h"
+#include "common/jsonstream.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "producer/spool.h"
@@ -51,11 +53,11 @@ struct encoder { /* one thread's encoding context */
         struct encoder *next;
 };
 
-struct avk_prepared {
+struct avk_prepared { /* one allocation with its payload: it is freed on another thread */
         enum avk_kind kind;
         char id[AVK_ID_SIZE];
         char key[AVK_ID_SIZE];
-        void *payload;
+        void *payload; /* the bytes after the struct */
         size_t len;
 };
 
@@ -82,6 +84,7 @@ struct drain_batch {
 struct avk_reporter {
         struct avk_env env;
         const avk_schema_t *schema[KIND_CNT];
+        avk_json_plan_t *plan[KIND_CNT]; /* for documents filed as JSON text */
         const char *topic[KIND_CNT];
         struct avk_json_opts opts;
         rd_kafka_t *rk;
@@ -564,6 +567,9 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
                 r->schema[k] = avk_env_topic_schema(&r->env, r->topic[k], errstr, errstr_size);
                 if (!r->schema[k])
                         goto fail;
+                r->plan[k] = avk_json_plan_new(r->schema[k], errstr, errstr_size);
+                if (!r->plan[k])
+                        goto fail;
         }
         r->opts = (struct avk_json_opts){
             .flags = AVK_JSON_VALIDATE, .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
@@ -608,6 +614,8 @@ fail:
         if (r->scan_conf)
                 rd_kafka_conf_destroy(r->scan_conf);
         avk_spool_close(r->spool);
+        for (int k = 0; k < KIND_CNT; k++)
+                avk_json_plan_destroy(r->plan[k]);
         avk_env_close(&r->env);
 fail_env:
         pthread_mutex_destroy(&r->pool_lock);
@@ -648,6 +656,8 @@ void avk_reporter_destroy(avk_reporter_t *r)
                 avk_codec_destroy(e->codec);
                 free(e);
         }
+        for (int k = 0; k < KIND_CNT; k++)
+                avk_json_plan_destroy(r->plan[k]);
         avk_env_close(&r->env);
         pthread_mutex_destroy(&r->pool_lock);
         pthread_mutex_destroy(&r->send_lock);
@@ -692,6 +702,45 @@ static void string_field(avro_value_t *record, const char *name, char out[AVK_ID
         snprintf(out, AVK_ID_SIZE, "%s", s);
 }
 
+/* A new random id for a document that lacks one. */
+static void new_id(char *buf, size_t size)
+{
+        uuid_t u;
+        char text[AVK_ID_SIZE];
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, text);
+        snprintf(buf, size, "%s", text);
+}
+
+/* Encodes value (of kind, validated) into a prepared document. */
+static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kind kind,
+                              avro_value_t *value, char id[AVK_ID_SIZE], struct avk_errors *errs,
+                              avk_prepared_t **out)
+{
+        char reason[512];
+        const void *payload;
+        size_t len;
+        if (avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &len,
+                             reason, sizeof(reason)) != 0) {
+                avk_errors_add(errs, NULL, "%s", reason);
+                return AVK_UNAVAILABLE;
+        }
+        avk_prepared_t *d = malloc(sizeof(*d) + len);
+        if (!d) {
+                avk_errors_add(errs, NULL, "out of memory");
+                return AVK_UNAVAILABLE;
+        }
+        d->kind = kind;
+        string_field(value, id_field[kind], d->id);
+        string_field(value, "deviation_id", d->key);
+        d->payload = d + 1;
+        d->len = len;
+        memcpy(d->payload, payload, len);
+        memcpy(id, d->id, AVK_ID_SIZE);
+        *out = d;
+        return AVK_FILED;
+}
+
 enum avk_result avk_reporter_prepare(avk_reporter_t *r, enum avk_kind kind, const json_t *doc,
                                      char id[AVK_ID_SIZE], struct avk_errors *errs,
                                      avk_prepared_t **out)
@@ -700,18 +749,15 @@ enum avk_result avk_reporter_prepare(avk_reporter_t *r, enum avk_kind kind, cons
         *out = NULL;
         json_t *with_id = NULL;
         if (json_is_object(doc) && !json_object_get(doc, id_field[kind])) {
-                uuid_t u;
                 char text[AVK_ID_SIZE];
-                uuid_generate_random(u);
-                uuid_unparse_lower(u, text);
+                new_id(text, sizeof(text));
                 with_id = json_copy((json_t *)doc);
                 json_object_set_new(with_id, id_field[kind], json_string(text));
                 doc = with_id;
         }
         struct encoder *e = encoder_get(r);
-        avk_prepared_t *d = calloc(1, sizeof(*d));
         enum avk_result result = AVK_UNAVAILABLE;
-        if (!e || !d) {
+        if (!e) {
                 avk_errors_add(errs, NULL, "out of memory");
                 goto out;
         }
@@ -721,39 +767,48 @@ enum avk_result avk_reporter_prepare(avk_reporter_t *r, enum avk_kind kind, cons
                 atomic_fetch_add(&r->rejected, 1);
                 goto out;
         }
-        char reason[512];
-        d->kind = kind;
-        string_field(value, id_field[kind], d->id);
-        string_field(value, "deviation_id", d->key);
-        const void *payload;
-        if (avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &d->len,
-                             reason, sizeof(reason)) != 0) {
-                avk_errors_add(errs, NULL, "%s", reason);
-                goto out;
-        }
-        d->payload = malloc(d->len);
-        if (!d->payload) {
-                avk_errors_add(errs, NULL, "out of memory");
-                goto out;
-        }
-        memcpy(d->payload, payload, d->len);
-        memcpy(id, d->id, AVK_ID_SIZE);
-        *out = d;
-        d = NULL;
-        result = AVK_FILED;
+        result = encode(r, e, kind, value, id, errs, out);
 out:
         if (e)
                 encoder_put(r, e);
-        avk_prepared_destroy(d);
         json_decref(with_id);
+        return result;
+}
+
+enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind, const char *text,
+                                          size_t len, char id[AVK_ID_SIZE], struct avk_errors *errs,
+                                          avk_prepared_t **out)
+{
+        avk_errors_init(errs);
+        *out = NULL;
+        /* The single pass says only yes; for anything else the tree path
+         * gives the verdict and every error. */
+        struct encoder *e = encoder_get(r);
+        if (e) {
+                struct avk_json_fill fill = {id_field[kind], new_id};
+                avro_value_t *value = &e->value[kind];
+                enum avk_result result = AVK_UNAVAILABLE;
+                int streamed =
+                    avk_json_stream_to_avro(r->plan[kind], text, len, &fill, value, &r->opts) == 0;
+                if (streamed)
+                        result = encode(r, e, kind, value, id, errs, out);
+                encoder_put(r, e);
+                if (streamed)
+                        return result;
+        }
+        char reason[256];
+        json_t *doc = avk_json_parse(text, len, reason, sizeof(reason));
+        if (!doc) {
+                avk_errors_add(errs, NULL, "not valid JSON at %s", reason);
+                return AVK_REJECTED;
+        }
+        enum avk_result result = avk_reporter_prepare(r, kind, doc, id, errs, out);
+        json_decref(doc);
         return result;
 }
 
 void avk_prepared_destroy(avk_prepared_t *d)
 {
-        if (!d)
-                return;
-        free(d->payload);
         free(d);
 }
 

@@ -83,6 +83,19 @@ enum avk_result avk_reporter_prepare(avk_reporter_t *reporter, enum avk_kind kin
                                      struct avk_errors *errs, avk_prepared_t **out);
 
 /**
+ * @brief avk_reporter_prepare() for the JSON text of a document, text[0..len).
+ *
+ * Most documents take one pass from text to Avro without a JSON tree
+ * (common/jsonstream.h), several times cheaper; any other - a rejected one
+ * among them - is parsed and prepared as avk_reporter_prepare() does, so the
+ * verdict and the errors are the same either way. Text that is not JSON is
+ * AVK_REJECTED with "not valid JSON at line L column C: reason" in errs.
+ */
+enum avk_result avk_reporter_prepare_json(avk_reporter_t *reporter, enum avk_kind kind,
+                                          const char *text, size_t len, char id[AVK_ID_SIZE],
+                                          struct avk_errors *errs, avk_prepared_t **out);
+
+/**
  * @brief Sends a prepared document without waiting; takes prepared over.
  * Documents sent one after another reach Kafka in that order (also through
  * the spool). done() is called exactly once.

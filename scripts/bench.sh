@@ -3,14 +3,17 @@
 # own (build-bench: Release, no sanitizers), runs bench_codec with any
 # arguments passed through (e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'), then
 # the intake benchmark against kcat (bench/intake_vs_kcat.sh) and the gateway
-# under wrk (bench/gateway_wrk.sh).
+# under wrk (bench/gateway_wrk.sh); bench_tracker (the tracker's core with a
+# million open deviations) runs between.
 # Timings on a shared machine vary: compare runs made back to back.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-bench -j2 --target bench_codec avvik >/dev/null
+cmake --build build-bench -j2 --target bench_codec bench_tracker avvik >/dev/null
 ./build-bench/bench/bench_codec "$@"
+echo
+./build-bench/bench/bench_tracker
 echo
 sh bench/intake_vs_kcat.sh ./build-bench/avvik
 echo

@@ -4,7 +4,8 @@
 set -eu
 pkgs="build-essential cmake pkg-config clang-format bc
 librdkafka-dev libavro-dev libjansson-dev libyajl-dev libcurl4-openssl-dev
-libmicrohttpd-dev libssl-dev zlib1g-dev check libsubunit-dev uuid-dev kcat curl jq openssl wrk tzdata"
+libmicrohttpd-dev libssl-dev zlib1g-dev check libsubunit-dev uuid-dev kcat curl jq openssl wrk tzdata
+chromium python3-yaml shellcheck docker-compose"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -5,7 +5,9 @@
  * unit gets (once, signed, with the event id; identity only when cleared),
  * retries after 500s and timeouts, a slow party that holds up no one else,
  * an untrusted certificate, the dead letter with its DeliveryFailed event
- * once the retry budget is spent, and replays with the same event id.
+ * once the retry budget is spent, and replays with the same event id; the
+ * tracker's escalations and reminders delivered to their party's webhook,
+ * and dead-lettered without a DeliveryFailed event.
  *
  * The directory is tests/data/directory/notify.json with the receivers'
  * URLs put in at run time.
@@ -21,10 +23,13 @@
 #include "common/codec.h"
 #include "common/directory.h"
 #include "common/kafka.h"
+#include "common/metrics_http.h"
 #include "consumer/notify.h"
+#include "consumer/webhook.h"
 #include "producer/reporter.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
+#include "tests/support/http_get.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
 #include "tests/support/webhook_receiver.h"
@@ -33,6 +38,9 @@
 #define OTHER_ID     "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
 #define EVENT_1      "0c7f3b1e-5d2a-5e4f-8a1b-2c3d4e5f6a7b"
 #define EVENT_2      "1d8a4c2f-6e3b-5f5a-9b2c-3d4e5f6a7b8c"
+#define ESCALATION   "2e9b5d30-7f4c-5a6b-8c3d-4e5f6a7b8c9d"
+#define REMINDER     "3fac6e41-8a5d-5b7c-9d4e-5f6a7b8c9d0e"
+#define UNIT_31      "SE2321000131-E000000012345" /* VGR's ward, without a ladder of its own */
 #define PERSONAL_ID  "194003141233"
 #define SECRET_FILE  AVK_TEST_DATA "/directory/secrets/test-webhook.secret"
 
@@ -175,6 +183,37 @@ static struct codec_message routed(const char *deviation_id, const char *event_i
         return m;
 }
 
+/* A DeviationEscalated as the tracker writes it, to VGR's unit 31 (no holder: the notifier names
+ * it). */
+static void escalate(const char *deviation_id, const char *escalation_id)
+{
+        json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:s,s:i,s:s}", "escalation_id",
+                                escalation_id, "deviation_id", deviation_id, "escalated_at",
+                                "2026-11-27T13:05:00.000Z", "party", "VGR", "step", "MANAGER",
+                                "reason", "ACKNOWLEDGE_DEADLINE_PASSED", "holder", "deadline_at",
+                                "2026-11-27T13:00:00.000Z", "hop", 0, "unit_hsa_id", UNIT_31);
+        struct codec_message m = codec_fixture_encode(
+            codec, "deviation.escalated", avk_catalog_by_name(catalog, "DeviationEscalated"), doc);
+        json_decref(doc);
+        produce_raw("deviation.escalated", deviation_id, m.bytes, m.len);
+        free(m.bytes);
+}
+
+/* A DeadlineReminder to Göteborg's coordinator. */
+static void remind(const char *deviation_id, const char *reminder_id)
+{
+        json_t *doc =
+            json_pack("{s:s,s:s,s:s,s:i,s:s,s:n,s:s,s:s}", "reminder_id", reminder_id,
+                      "deviation_id", deviation_id, "reminded_at", "2026-11-26T13:00:00.000Z",
+                      "hop", 0, "receiver_party", "1480", "receiver_unit_hsa_id", "kind", "ANSWER",
+                      "deadline_at", "2026-11-27T13:00:00.000Z");
+        struct codec_message m = codec_fixture_encode(
+            codec, "deviation.reminder", avk_catalog_by_name(catalog, "DeadlineReminder"), doc);
+        json_decref(doc);
+        produce_raw("deviation.reminder", deviation_id, m.bytes, m.len);
+        free(m.bytes);
+}
+
 static void route(const char *deviation_id, const char *event_id, int hop, const char *party,
                   const char *unit)
 {
@@ -245,14 +284,14 @@ static int64_t now_ms(void)
 
 static void assert_signed(const struct webhook_request *req)
 {
-        char err[512], sig[AVK_NOTIFY_SIGNATURE_SIZE];
+        char err[512], sig[AVK_WEBHOOK_SIGNATURE_SIZE];
         char *secret = test_data_read(SECRET_FILE, err, sizeof(err));
         ck_assert_msg(secret != NULL, "%s", err);
         size_t len = strlen(secret);
         if (len && secret[len - 1] == '\n')
                 len--;
         ck_assert_int_eq(
-            avk_notify_sign((unsigned char *)secret, len, req->body, req->body_len, sig), 0);
+            avk_webhook_sign((unsigned char *)secret, len, req->body, req->body_len, sig), 0);
         ck_assert_str_eq(req->signature, sig);
         free(secret);
 }
@@ -362,8 +401,9 @@ START_TEST(delivered_once_signed_with_the_event_id)
         webhook_request_free(&req);
 
         char *text = avk_metrics_render(run.metrics);
-        ck_assert_contains(text,
-                           "avk_notify_deliveries_total{party=\"VGR\",outcome=\"delivered\"} 1");
+        ck_assert_contains(
+            text,
+            "avk_notify_deliveries_total{party=\"VGR\",outcome=\"delivered\",event=\"routed\"} 1");
         ck_assert_contains(text, "avk_notify_attempts_total{party=\"VGR\",result=\"2xx\"} 1");
         free(text);
         stop(&run);
@@ -552,7 +592,8 @@ START_TEST(spent_retry_budget_dead_letters_with_an_escalation_event)
         ck_assert_int_eq(webhook_receiver_count(vgr), 3);
         char *text = avk_metrics_render(run.metrics);
         ck_assert_contains(
-            text, "avk_notify_deliveries_total{party=\"VGR\",outcome=\"dead_lettered\"} 1");
+            text, "avk_notify_deliveries_total{party=\"VGR\",outcome=\"dead_lettered\",event="
+                  "\"routed\"} 1");
         free(text);
         stop(&run);
 
@@ -712,6 +753,147 @@ START_TEST(deviation_never_filed_is_dead_lettered_as_missing)
 }
 END_TEST
 
+START_TEST(escalation_and_reminder_are_delivered_signed_with_their_ids)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        file_deviation(DEVIATION_ID); /* on topic.reported, yet never in these bodies */
+        escalate(DEVIATION_ID, ESCALATION);
+        remind(OTHER_ID, REMINDER); /* needs no deviation */
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 2);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 1);
+        ck_assert_int_eq(webhook_receiver_count(gbg), 1);
+
+        struct webhook_request req = webhook_receiver_request(vgr, 0);
+        ck_assert_str_eq(req.event_id, ESCALATION);
+        ck_assert_str_eq(req.event_type, "DeviationEscalated");
+        assert_signed(&req);
+        json_t *body = body_of(&req);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "escalation_id")), ESCALATION);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "step")), "MANAGER");
+        ck_assert_str_eq(json_string_value(json_object_get(body, "unit_hsa_id")), UNIT_31);
+        /* The unit names no ladder: VGR's manager holds the step. */
+        ck_assert_str_eq(json_string_value(json_object_get(body, "holder")), "Chef");
+        ck_assert_ptr_null(json_object_get(body, "deviation"));
+        ck_assert_ptr_null(strstr(req.body, PERSONAL_ID));
+        json_decref(body);
+        webhook_request_free(&req);
+
+        req = webhook_receiver_request(gbg, 0);
+        ck_assert_str_eq(req.event_id, REMINDER);
+        ck_assert_str_eq(req.event_type, "DeadlineReminder");
+        assert_signed(&req);
+        body = body_of(&req);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "kind")), "ANSWER");
+        ck_assert_str_eq(json_string_value(json_object_get(body, "deadline_at")),
+                         "2026-11-27T13:00:00.000Z");
+        json_decref(body);
+        webhook_request_free(&req);
+
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text, "avk_notify_deliveries_total{party=\"VGR\",outcome=\"delivered\","
+                                 "event=\"escalated\"} 1");
+        ck_assert_contains(text, "avk_notify_deliveries_total{party=\"1480\",outcome="
+                                 "\"delivered\",event=\"reminder\"} 1");
+        free(text);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+}
+END_TEST
+
+START_TEST(failing_escalation_is_retried_then_dead_lettered_without_delivery_failed)
+{
+        set("notify.retry.max", "3");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(vgr, (const int[]){503}, 1);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        escalate(DEVIATION_ID, ESCALATION);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 3);
+        for (int i = 0; i < 3; i++) { /* the same request every time */
+                struct webhook_request req = webhook_receiver_request(vgr, i);
+                ck_assert_str_eq(req.event_id, ESCALATION);
+                assert_signed(&req);
+                webhook_request_free(&req);
+        }
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text, "avk_notify_deliveries_total{party=\"VGR\",outcome="
+                                 "\"dead_lettered\",event=\"escalated\"} 1");
+        free(text);
+        stop(&run);
+
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_str_eq(dl.r[0].error, "HTTP 503 (attempt 3 of 3)");
+        ck_assert_str_eq(dl.r[0].source_topic, "deviation.escalated");
+        records_free(&dl);
+        /* A DeliveryFailed would be escalated again, through the same endpoint. */
+        json_t *events = failed_events();
+        ck_assert_uint_eq(json_array_size(events), 0);
+        json_decref(events);
+
+        /* Its offset was committed: a restart in the same group sends nothing again. */
+        webhook_receiver_script(vgr, (const int[]){200}, 1);
+        remind(OTHER_ID, REMINDER); /* Göteborg's, whose webhook is this receiver too */
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        stop(&run);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 4);
+        struct webhook_request req = webhook_receiver_request(vgr, 3);
+        ck_assert_str_eq(req.event_id, REMINDER);
+        webhook_request_free(&req);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(metrics_and_readiness_are_served_over_http)
+{
+        char err[512];
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        escalate(DEVIATION_ID, ESCALATION);
+        struct running run;
+        start(&run, dir);
+        avk_metrics_http_t *http = avk_metrics_http_start(
+            "127.0.0.1:0", run.metrics, avk_notify_ready, run.notify, err, sizeof(err));
+        ck_assert_msg(http != NULL, "%s", err);
+        int port = avk_metrics_http_port(http);
+        struct http_reply r = http_get(port, "/readyz");
+        if (stats(&run).partitions == 0) { /* the group join takes seconds */
+                ck_assert_int_eq(r.status, 503);
+                ck_assert_contains(r.body, "no partition of deviation.routed assigned");
+        }
+        free(r.body);
+        WAIT_FOR(stats(&run).delivered, 2);
+        r = http_get(port, "/readyz");
+        ck_assert_int_eq(r.status, 200);
+        free(r.body);
+        r = http_get(port, "/metrics");
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_contains(r.body, "avk_notify_deliveries_total{party=\"VGR\",outcome="
+                                   "\"delivered\",event=\"routed\"} 1");
+        ck_assert_contains(r.body, "avk_notify_deliveries_total{party=\"VGR\",outcome="
+                                   "\"delivered\",event=\"escalated\"} 1");
+        ck_assert_contains(r.body, "avk_notify_attempts_total{party=\"VGR\",result=\"2xx\"} 2");
+        free(r.body);
+        avk_metrics_http_stop(http);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
 static Suite *notify_suite(void)
 {
         Suite *s = suite_create("notify");
@@ -730,6 +912,10 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_blocks_nothing);
         tcase_add_test(tc, receiver_with_an_inbox_only_gets_no_webhook);
         tcase_add_test(tc, deviation_never_filed_is_dead_lettered_as_missing);
+        tcase_add_test(tc, escalation_and_reminder_are_delivered_signed_with_their_ids);
+        tcase_add_test(tc,
+                       failing_escalation_is_retried_then_dead_lettered_without_delivery_failed);
+        tcase_add_test(tc, metrics_and_readiness_are_served_over_http);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,8 +1,9 @@
 /*
  * The intake library against the in-process mock cluster: a document is
  * "filed" only once Kafka has it, keyed by its deviation id; rejected ones
- * send nothing; threads may file at once; an outage shorter than the ack
- * timeout loses nothing, a longer one is answered "unavailable".
+ * send nothing; JSON text is filed and rejected as its tree is; threads may
+ * file at once; an outage shorter than the ack timeout loses nothing, a
+ * longer one is answered "unavailable".
  */
 #include <check.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonparse.h"
 #include "producer/reporter.h"
 #include "tests/support/check_text.h"
 #include "tests/support/mock_kafka.h"
@@ -142,6 +144,109 @@ START_TEST(response_goes_to_its_topic_keyed_by_the_deviation)
         k.n = 0;
         ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.response", collect_key, &k), 1);
         ck_assert_str_eq(k.key[0], "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10");
+}
+END_TEST
+
+struct values {
+        size_t n;
+        char *value[4];
+        size_t len[4];
+};
+
+static void collect_value(void *opaque, const rd_kafka_message_t *m)
+{
+        struct values *v = opaque;
+        ck_assert_uint_lt(v->n, 4);
+        v->value[v->n] = malloc(m->len);
+        memcpy(v->value[v->n], m->payload, m->len);
+        v->len[v->n++] = m->len;
+}
+
+static void count_done(void *opaque, const char *id, enum avk_result result, const char *reason)
+{
+        (void)id;
+        (void)reason;
+        *(int *)opaque += result == AVK_FILED;
+}
+
+/* The joined errors of text filed as JSON text, and as the tree it parses to. */
+static void assert_same_rejection(avk_reporter_t *r, const char *text)
+{
+        char id[AVK_ID_SIZE], from_text[4096], from_tree[4096], reason[256];
+        struct avk_errors errs;
+        avk_prepared_t *d;
+        ck_assert_int_eq(
+            avk_reporter_prepare_json(r, AVK_KIND_DEVIATION, text, strlen(text), id, &errs, &d),
+            AVK_REJECTED);
+        avk_errors_join(&errs, from_text, sizeof(from_text));
+        json_t *doc = avk_json_parse(text, strlen(text), reason, sizeof(reason));
+        if (doc) {
+                ck_assert_int_eq(avk_reporter_prepare(r, AVK_KIND_DEVIATION, doc, id, &errs, &d),
+                                 AVK_REJECTED);
+                avk_errors_join(&errs, from_tree, sizeof(from_tree));
+                json_decref(doc);
+        } else {
+                snprintf(from_tree, sizeof(from_tree), "not valid JSON at %s", reason);
+        }
+        ck_assert_str_eq(from_text, from_tree);
+}
+
+START_TEST(json_text_is_filed_and_rejected_as_its_tree_is)
+{
+        avk_reporter_t *r = reporter();
+        char *text = json_dumps(sample, JSON_COMPACT);
+        char id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        avk_prepared_t *d;
+        int filed = 0;
+        ck_assert_int_eq(
+            avk_reporter_prepare_json(r, AVK_KIND_DEVIATION, text, strlen(text), id, &errs, &d),
+            AVK_FILED);
+        ck_assert_str_eq(id, "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10");
+        avk_reporter_send(r, d, count_done, &filed);
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, sample, id, &errs), AVK_FILED);
+
+        /* Without its id, a new one each time. */
+        json_t *without_id = json_copy(sample);
+        json_object_del(without_id, "deviation_id");
+        char *text_without_id = json_dumps(without_id, JSON_COMPACT);
+        char first[AVK_ID_SIZE], second[AVK_ID_SIZE];
+        for (int i = 0; i < 2; i++) {
+                ck_assert_int_eq(avk_reporter_prepare_json(r, AVK_KIND_DEVIATION, text_without_id,
+                                                           strlen(text_without_id),
+                                                           i ? second : first, &errs, &d),
+                                 AVK_FILED);
+                avk_prepared_destroy(d);
+        }
+        ck_assert_int_eq(first[14], '4');
+        ck_assert_str_ne(first, second);
+
+        /* Rejected with every error, word for word the tree path's. */
+        json_t *bad = json_copy(sample);
+        json_object_set_new(bad, "category", json_string("WEATHER"));
+        json_object_del(bad, "description");
+        json_object_set_new(json_object_get(bad, "reporter"), "party", json_string("Stockholm"));
+        char *bad_text = json_dumps(bad, JSON_COMPACT);
+        assert_same_rejection(r, bad_text);
+        assert_same_rejection(r, "{\"deviation_id\":");
+        assert_same_rejection(r, "[]");
+        assert_same_rejection(r, "{\"deviation_id\":\"a\",\"deviation_id\":\"b\"}");
+        avk_reporter_destroy(r);
+        ck_assert_int_eq(filed, 1);
+
+        /* The single pass and the tree path filed the same bytes. */
+        static struct values v;
+        v.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_value, &v), 2);
+        ck_assert_uint_eq(v.len[0], v.len[1]);
+        ck_assert(memcmp(v.value[0], v.value[1], v.len[0]) == 0);
+        for (size_t i = 0; i < v.n; i++)
+                free(v.value[i]);
+        free(text);
+        free(text_without_id);
+        free(bad_text);
+        json_decref(without_id);
+        json_decref(bad);
 }
 END_TEST
 
@@ -356,6 +461,7 @@ static Suite *reporter_suite(void)
         tcase_add_test(tc, missing_id_is_generated_as_a_random_uuid);
         tcase_add_test(tc, rejected_document_sends_nothing);
         tcase_add_test(tc, response_goes_to_its_topic_keyed_by_the_deviation);
+        tcase_add_test(tc, json_text_is_filed_and_rejected_as_its_tree_is);
         tcase_add_test(tc, threads_file_through_one_reporter);
         tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
         tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);

@@ -68,6 +68,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (r->count < WEBHOOK_RECEIVER_MAX) {
                 struct webhook_request *req = &r->requests[r->count++];
                 copy_header(c, "X-Avvik-Event-Id", req->event_id, sizeof(req->event_id));
+                copy_header(c, "X-Avvik-Event-Type", req->event_type, sizeof(req->event_type));
+                copy_header(c, "X-Avvik-Batch-Id", req->batch_id, sizeof(req->batch_id));
                 copy_header(c, "X-Avvik-Signature", req->signature, sizeof(req->signature));
                 copy_header(c, "X-Avvik-Timestamp", req->timestamp, sizeof(req->timestamp));
                 copy_header(c, "Content-Type", req->content_type, sizeof(req->content_type));

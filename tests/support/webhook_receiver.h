@@ -1,6 +1,7 @@
 /*
  * webhook_receiver: an HTTP(S) endpoint served in-process by libmicrohttpd
- * on 127.0.0.1 and an ephemeral port, for tests of the notifier. It records
+ * on 127.0.0.1 and an ephemeral port, for tests of the notifier and of the
+ * analysis forwarder's sink. It records
  * every POST it receives (body and avvik headers) and answers from a script
  * of status codes; it can hang before answering, to play a slow or dead
  * endpoint. A thread per connection, so a hanging answer holds up only its
@@ -14,11 +15,13 @@
 
 #include <stddef.h>
 
-#define WEBHOOK_RECEIVER_MAX 64 /* requests recorded */
+#define WEBHOOK_RECEIVER_MAX 256 /* requests recorded */
 
 /** One request as received; body is NUL-terminated. */
 struct webhook_request {
         char event_id[64];
+        char event_type[64]; /**< X-Avvik-Event-Type */
+        char batch_id[64];   /**< X-Avvik-Batch-Id (the analysis sink) */
         char signature[96];
         char timestamp[48];
         char content_type[64];

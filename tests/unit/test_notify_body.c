@@ -1,7 +1,8 @@
 /*
  * The notifier's pure parts: the webhook body (and what it leaves out for an
- * endpoint not cleared for patient identity), the HMAC-SHA256 signature,
- * the backoff schedule and what an attempt's result means.
+ * endpoint not cleared for patient identity), and the parts it shares with
+ * the analysis sink (consumer/webhook.h): the HMAC-SHA256 signature, the
+ * backoff schedule and what an attempt's result means.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "consumer/notify.h"
+#include "consumer/webhook.h"
 #include "tests/support/test_data.h"
 
 static json_t *routed(void)
@@ -101,15 +103,15 @@ END_TEST
 /* RFC 4231, section 4: HMAC-SHA-256 test cases 1 and 2. */
 START_TEST(signature_matches_rfc_4231)
 {
-        char sig[AVK_NOTIFY_SIGNATURE_SIZE];
+        char sig[AVK_WEBHOOK_SIGNATURE_SIZE];
         unsigned char key1[20];
         memset(key1, 0x0b, sizeof(key1));
-        ck_assert_int_eq(avk_notify_sign(key1, sizeof(key1), "Hi There", 8, sig), 0);
+        ck_assert_int_eq(avk_webhook_sign(key1, sizeof(key1), "Hi There", 8, sig), 0);
         ck_assert_str_eq(sig, "sha256="
                               "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
         const char *data = "what do ya want for nothing?";
-        ck_assert_int_eq(avk_notify_sign((const unsigned char *)"Jefe", 4, data, strlen(data), sig),
-                         0);
+        ck_assert_int_eq(
+            avk_webhook_sign((const unsigned char *)"Jefe", 4, data, strlen(data), sig), 0);
         ck_assert_str_eq(sig, "sha256="
                               "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
@@ -127,9 +129,9 @@ START_TEST(signature_matches_a_recomputation_over_the_exact_body)
         json_t *r = routed(), *d = deviation();
         json_t *body = avk_notify_body(r, d, 0);
         char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        char sig[AVK_NOTIFY_SIGNATURE_SIZE];
+        char sig[AVK_WEBHOOK_SIGNATURE_SIZE];
         ck_assert_int_eq(
-            avk_notify_sign((unsigned char *)secret, secret_len, text, strlen(text), sig), 0);
+            avk_webhook_sign((unsigned char *)secret, secret_len, text, strlen(text), sig), 0);
 
         EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
         EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
@@ -140,15 +142,15 @@ START_TEST(signature_matches_a_recomputation_over_the_exact_body)
         ck_assert_int_eq(EVP_MAC_init(ctx, (unsigned char *)secret, secret_len, params), 1);
         ck_assert_int_eq(EVP_MAC_update(ctx, (unsigned char *)text, strlen(text)), 1);
         ck_assert_int_eq(EVP_MAC_final(ctx, out, &out_len, sizeof(out)), 1);
-        char expected[AVK_NOTIFY_SIGNATURE_SIZE] = "sha256=";
+        char expected[AVK_WEBHOOK_SIGNATURE_SIZE] = "sha256=";
         for (size_t i = 0; i < out_len; i++)
                 snprintf(expected + 7 + 2 * i, 3, "%02x", out[i]);
         ck_assert_str_eq(sig, expected);
 
         /* One byte more and the signature no longer holds. */
         text[strlen(text) - 1] = ' ';
-        char other[AVK_NOTIFY_SIGNATURE_SIZE];
-        avk_notify_sign((unsigned char *)secret, secret_len, text, strlen(text), other);
+        char other[AVK_WEBHOOK_SIGNATURE_SIZE];
+        avk_webhook_sign((unsigned char *)secret, secret_len, text, strlen(text), other);
         ck_assert_str_ne(sig, other);
 
         EVP_MAC_CTX_free(ctx);
@@ -174,7 +176,7 @@ START_TEST(backoff_is_a_full_jitter_draw_below_a_capped_doubling)
                 int64_t lo = INT64_MAX, hi = -1;
                 for (int i = 0; i < 2000; i++) {
                         state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-                        int64_t w = avk_notify_backoff_ms(attempts, base, max, state);
+                        int64_t w = avk_webhook_backoff_ms(attempts, base, max, state);
                         ck_assert_int_ge(w, 0);
                         ck_assert_int_le(w, cap);
                         lo = w < lo ? w : lo;
@@ -185,12 +187,12 @@ START_TEST(backoff_is_a_full_jitter_draw_below_a_capped_doubling)
                 ck_assert_int_gt(hi, cap - cap / 10 - 1);
         }
         /* The bounds themselves, from the extreme draws. */
-        ck_assert_int_eq(avk_notify_backoff_ms(1, base, max, 0), 0);
-        ck_assert_int_eq(avk_notify_backoff_ms(1, base, max, 1000), 1000);
-        ck_assert_int_eq(avk_notify_backoff_ms(3, base, max, 4000), 4000);
-        ck_assert_int_eq(avk_notify_backoff_ms(3, base, max, 4001), 0);
-        ck_assert_int_eq(avk_notify_backoff_ms(1000, base, max, (uint64_t)max), max);
-        ck_assert_int_le(avk_notify_backoff_ms(1000, INT64_MAX / 4, INT64_MAX, UINT64_MAX),
+        ck_assert_int_eq(avk_webhook_backoff_ms(1, base, max, 0), 0);
+        ck_assert_int_eq(avk_webhook_backoff_ms(1, base, max, 1000), 1000);
+        ck_assert_int_eq(avk_webhook_backoff_ms(3, base, max, 4000), 4000);
+        ck_assert_int_eq(avk_webhook_backoff_ms(3, base, max, 4001), 0);
+        ck_assert_int_eq(avk_webhook_backoff_ms(1000, base, max, (uint64_t)max), max);
+        ck_assert_int_le(avk_webhook_backoff_ms(1000, INT64_MAX / 4, INT64_MAX, UINT64_MAX),
                          INT64_MAX);
 }
 END_TEST
@@ -200,31 +202,31 @@ START_TEST(only_failures_that_may_pass_are_retried)
         static const struct {
                 int curl_code;
                 long status;
-                enum avk_notify_verdict verdict;
+                enum avk_webhook_verdict verdict;
         } cases[] = {
-            {CURLE_OK, 200, AVK_NOTIFY_DELIVERED},
-            {CURLE_OK, 202, AVK_NOTIFY_DELIVERED},
-            {CURLE_OK, 204, AVK_NOTIFY_DELIVERED},
-            {CURLE_OK, 500, AVK_NOTIFY_RETRY},
-            {CURLE_OK, 502, AVK_NOTIFY_RETRY},
-            {CURLE_OK, 503, AVK_NOTIFY_RETRY},
-            {CURLE_OK, 408, AVK_NOTIFY_RETRY},
-            {CURLE_OK, 429, AVK_NOTIFY_RETRY},
-            {CURLE_OK, 400, AVK_NOTIFY_PERMANENT},
-            {CURLE_OK, 401, AVK_NOTIFY_PERMANENT},
-            {CURLE_OK, 404, AVK_NOTIFY_PERMANENT},
-            {CURLE_OK, 413, AVK_NOTIFY_PERMANENT},
-            {CURLE_OK, 301, AVK_NOTIFY_PERMANENT},
-            {CURLE_OPERATION_TIMEDOUT, 0, AVK_NOTIFY_RETRY},
-            {CURLE_COULDNT_CONNECT, 0, AVK_NOTIFY_RETRY},
-            {CURLE_PEER_FAILED_VERIFICATION, 0, AVK_NOTIFY_RETRY},
-            {CURLE_SSL_CONNECT_ERROR, 0, AVK_NOTIFY_RETRY},
-            {CURLE_RECV_ERROR, 0, AVK_NOTIFY_RETRY},
-            {CURLE_UNSUPPORTED_PROTOCOL, 0, AVK_NOTIFY_PERMANENT},
-            {CURLE_URL_MALFORMAT, 0, AVK_NOTIFY_PERMANENT},
+            {CURLE_OK, 200, AVK_WEBHOOK_DELIVERED},
+            {CURLE_OK, 202, AVK_WEBHOOK_DELIVERED},
+            {CURLE_OK, 204, AVK_WEBHOOK_DELIVERED},
+            {CURLE_OK, 500, AVK_WEBHOOK_RETRY},
+            {CURLE_OK, 502, AVK_WEBHOOK_RETRY},
+            {CURLE_OK, 503, AVK_WEBHOOK_RETRY},
+            {CURLE_OK, 408, AVK_WEBHOOK_RETRY},
+            {CURLE_OK, 429, AVK_WEBHOOK_RETRY},
+            {CURLE_OK, 400, AVK_WEBHOOK_PERMANENT},
+            {CURLE_OK, 401, AVK_WEBHOOK_PERMANENT},
+            {CURLE_OK, 404, AVK_WEBHOOK_PERMANENT},
+            {CURLE_OK, 413, AVK_WEBHOOK_PERMANENT},
+            {CURLE_OK, 301, AVK_WEBHOOK_PERMANENT},
+            {CURLE_OPERATION_TIMEDOUT, 0, AVK_WEBHOOK_RETRY},
+            {CURLE_COULDNT_CONNECT, 0, AVK_WEBHOOK_RETRY},
+            {CURLE_PEER_FAILED_VERIFICATION, 0, AVK_WEBHOOK_RETRY},
+            {CURLE_SSL_CONNECT_ERROR, 0, AVK_WEBHOOK_RETRY},
+            {CURLE_RECV_ERROR, 0, AVK_WEBHOOK_RETRY},
+            {CURLE_UNSUPPORTED_PROTOCOL, 0, AVK_WEBHOOK_PERMANENT},
+            {CURLE_URL_MALFORMAT, 0, AVK_WEBHOOK_PERMANENT},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-                ck_assert_msg(avk_notify_classify(cases[i].curl_code, cases[i].status) ==
+                ck_assert_msg(avk_webhook_classify(cases[i].curl_code, cases[i].status) ==
                                   cases[i].verdict,
                               "curl %d, HTTP %ld", cases[i].curl_code, cases[i].status);
 }

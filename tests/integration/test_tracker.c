@@ -1,0 +1,507 @@
+/*
+ * The tracker against the in-process mock cluster, on a fake clock: what the
+ * receiving unit, its managers and the analysis stream see on Kafka - the
+ * status changelog, reminders, escalations with the ladder's holder from the
+ * directory and their inbox copies - for responses in order and before
+ * their routing, a deadline that passes while the tracker is down, restarts
+ * that write nothing twice, and a record that cannot be read.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/calendar.h"
+#include "common/codec.h"
+#include "common/env.h"
+#include "common/json.h"
+#include "common/kafka.h"
+#include "consumer/deadlines.h"
+#include "consumer/tracker.h"
+#include "tests/support/codec_fixture.h"
+#include "tests/support/mock_kafka.h"
+
+#define DEV     "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
+#define DEV2    "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
+#define UNIT    "SE2321000131-E000000012345" /* Medicinavdelning 31, SU: its own managers */
+#define DAY     (24 * 3600 * 1000LL)
+#define MAX_REC 512
+
+static struct mock_kafka mk;
+static struct avk_env env;
+static avk_codec_t *codec;
+static rd_kafka_t *producer;
+static avk_deadlines_t *policy;
+static _Atomic int64_t fake_now;
+static int64_t t0;
+
+static int64_t fake_clock(void *opaque)
+{
+        (void)opaque;
+        return atomic_load(&fake_now);
+}
+
+static void set(const char *key, const char *value)
+{
+        char err[512];
+        ck_assert_msg(avk_config_set(mk.cfg, key, value, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void setup(void)
+{
+        char err[512];
+        mock_kafka_start(&mk, 1);
+        rd_kafka_mock_topic_create(mk.cluster, "avvik.inbox.vgr", 6, 1);
+        set("directory.file", AVK_SOURCE_DIR "/data/directory.json");
+        set("deadlines.file", AVK_SOURCE_DIR "/data/deadlines.json");
+        set("kafka.log_level", "0");
+        set("kafka.session.timeout.ms", "6000");
+        set("kafka.heartbeat.interval.ms", "500");
+        set("tracker.tick.ms", "20");
+        ck_assert_int_eq(avk_env_open(&env, mk.cfg, err, sizeof(err)), 0);
+        codec = avk_codec_new(env.catalog, env.registry);
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_ptr_nonnull(conf);
+        producer = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(producer != NULL, "%s", err);
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        policy = avk_deadlines_load(AVK_SOURCE_DIR "/data/deadlines.json", &errs);
+        ck_assert_ptr_nonnull(policy);
+        t0 = avk_calendar_from_local(2026, 3, 2, 9, 0, 0);
+        atomic_store(&fake_now, t0);
+}
+
+static void teardown(void)
+{
+        avk_deadlines_destroy(policy);
+        rd_kafka_destroy(producer);
+        avk_codec_destroy(codec);
+        avk_env_close(&env);
+        mock_kafka_stop(&mk);
+}
+
+/* ---- the tracker in a thread ---- */
+
+struct running {
+        avk_tracker_t *tracker;
+        pthread_t thread;
+        int rc;
+        char err[512];
+};
+
+static void *run(void *arg)
+{
+        struct running *r = arg;
+        r->rc = avk_tracker_run(r->tracker, r->err, sizeof(r->err));
+        return NULL;
+}
+
+static void start(struct running *r)
+{
+        char err[4096];
+        r->tracker = avk_tracker_new(mk.cfg, fake_clock, NULL, err, sizeof(err));
+        ck_assert_msg(r->tracker != NULL, "%s", err);
+        ck_assert_int_eq(pthread_create(&r->thread, NULL, run, r), 0);
+}
+
+static void stop(struct running *r)
+{
+        avk_tracker_stop(r->tracker);
+        pthread_join(r->thread, NULL);
+        ck_assert_msg(r->rc == 0, "%s", r->err);
+        avk_tracker_destroy(r->tracker);
+}
+
+static struct avk_tracker_stats stats_of(struct running *r)
+{
+        struct avk_tracker_stats s;
+        avk_tracker_stats(r->tracker, &s);
+        return s;
+}
+
+/* Waits until the tracker has finished n inputs. */
+static void wait_inputs(struct running *r, uint64_t n)
+{
+        for (int i = 0; i < 1200; i++) {
+                if (stats_of(r).inputs_done >= n)
+                        return;
+                usleep(50000);
+        }
+        ck_abort_msg("the tracker finished %llu inputs of %llu within 60 s",
+                     (unsigned long long)stats_of(r).inputs_done, (unsigned long long)n);
+}
+
+static void wait_ready(struct running *r)
+{
+        char why[128];
+        for (int i = 0; i < 1200 && !avk_tracker_ready(r->tracker, why, sizeof(why)); i++)
+                usleep(50000);
+        ck_assert_int_eq(avk_tracker_ready(r->tracker, why, sizeof(why)), 1);
+}
+
+/* ---- inputs ---- */
+
+static void produce_json(const char *topic, const char *schema_name, const char *key, json_t *doc)
+{
+        const avk_schema_t *schema = avk_catalog_by_name(env.catalog, schema_name);
+        struct codec_message msg = codec_fixture_encode(codec, topic, schema, doc);
+        json_decref(doc);
+        ck_assert_int_eq(
+            rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE(msg.bytes, msg.len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        free(msg.bytes);
+        ck_assert_int_eq(rd_kafka_flush(producer, 10000), 0);
+}
+
+static const char *when(int64_t ms)
+{
+        static char buf[4][32];
+        static int i;
+        i = (i + 1) % 4;
+        avk_json_format_time(ms, buf[i]);
+        return buf[i];
+}
+
+static void file_routed(const char *dev, const char *unit, int64_t at)
+{
+        char event[64];
+        snprintf(event, sizeof(event), "0c7f3b1e-5d2a-5e4f-8a1b-%.12s", dev + 24);
+        json_t *doc = json_pack(
+            "{s:s, s:s, s:s, s:i, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s, s:b}", "event_id", event,
+            "deviation_id", dev, "routed_at", when(at), "hop", 0, "reporter_party", "1480",
+            "receiver_party", "VGR", "receiver_unit_hsa_id", unit, "decision", "AGREEMENT_RULE",
+            "rule_id", "R-TEST", "reason", "test", "category", "DISCHARGE_PLANNING", "harm_level",
+            "LOW", "possible_lex_maria", 0);
+        produce_json("deviation.routed", "DeviationRouted", dev, doc);
+}
+
+static void file_response(const char *dev, const char *id, const char *kind, const char *party,
+                          int64_t at)
+{
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "response_id", id, "deviation_id", dev,
+                                "responded_at", when(at), "party", party, "kind", kind);
+        produce_json("deviation.response", "DeviationResponse", dev, doc);
+}
+
+/* ---- outputs ---- */
+
+struct rec {
+        char key[40], type[40], id[40];
+        json_t *value;
+};
+
+static struct {
+        size_t n;
+        struct rec r[MAX_REC];
+} got;
+
+static void header(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
+{
+        rd_kafka_headers_t *hdrs;
+        const void *v;
+        size_t len;
+        out[0] = '\0';
+        if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+            rd_kafka_header_get_last(hdrs, name, &v, &len) == 0)
+                snprintf(out, size, "%.*s", (int)len, (const char *)v);
+}
+
+static void collect(void *opaque, const rd_kafka_message_t *m)
+{
+        (void)opaque;
+        ck_assert_uint_lt(got.n, MAX_REC);
+        struct rec *r = &got.r[got.n++];
+        memset(r, 0, sizeof(*r));
+        snprintf(r->key, sizeof(r->key), "%.*s", (int)m->key_len, (const char *)m->key);
+        header(m, "avk-type", r->type, sizeof(r->type));
+        header(m, "avk-id", r->id, sizeof(r->id));
+        const avk_schema_t *schema = avk_catalog_by_name(env.catalog, r->type);
+        char err[256];
+        if (schema)
+                codec_fixture_decode(codec, m->payload, m->len, schema, &r->value, err,
+                                     sizeof(err));
+}
+
+static void release(void)
+{
+        for (size_t i = 0; i < got.n; i++)
+                json_decref(got.r[i].value);
+        got.n = 0;
+}
+
+static size_t read_topic(const char *topic)
+{
+        release();
+        return mock_kafka_read_all(&mk, topic, collect, NULL);
+}
+
+static const char *str(const struct rec *r, const char *field)
+{
+        return json_string_value(json_object_get(r->value, field));
+}
+
+/* The status record of dev with the highest version. */
+static const struct rec *latest_status(const char *dev)
+{
+        const struct rec *best = NULL;
+        for (size_t i = 0; i < got.n; i++) {
+                const struct rec *r = &got.r[i];
+                json_int_t v = json_integer_value(json_object_get(r->value, "version"));
+                if (strcmp(r->key, dev) == 0 &&
+                    (!best || v > json_integer_value(json_object_get(best->value, "version"))))
+                        best = r;
+        }
+        return best;
+}
+
+/* Polls topic until it holds at least n records. */
+static void wait_records(const char *topic, size_t n)
+{
+        for (int i = 0; i < 60; i++) {
+                if (read_topic(topic) >= n)
+                        return;
+                usleep(200000);
+        }
+        ck_abort_msg("%s: %zu records, expected %zu", topic, got.n, n);
+}
+
+static size_t distinct_ids(void)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < got.n; i++) {
+                size_t j = 0;
+                while (j < i && strcmp(got.r[j].id, got.r[i].id) != 0)
+                        j++;
+                n += j == i;
+        }
+        return n;
+}
+
+static const struct avk_deadline_terms *terms(void)
+{
+        return avk_deadlines_lookup(policy, "VGR", "DISCHARGE_PLANNING", "LOW", 0);
+}
+
+/* ---- tests ---- */
+
+START_TEST(status_changes_follow_the_responses_with_every_field)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        file_response(DEV, "9b2e4c1a-7d3f-4e8b-a5c6-1f2e3d4c5b6a", "ACKNOWLEDGED", "VGR",
+                      t0 + 3600000);
+        file_response(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", "ANSWERED", "VGR", t0 + 5 * DAY);
+        wait_inputs(&r, 3);
+        stop(&r);
+        ck_assert_uint_eq(read_topic("deviation.status"), 3);
+        const struct rec *s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "state"), "ANSWERED");
+        ck_assert_int_eq(json_integer_value(json_object_get(s->value, "version")), 3);
+        ck_assert_str_eq(str(s, "deadline_rule"), "D-DEFAULT");
+        ck_assert_str_eq(str(s, "receiver_unit_hsa_id"), UNIT);
+        ck_assert_str_eq(str(s, "reporter_party"), "1480");
+        ck_assert_int_eq(json_integer_value(json_object_get(s->value, "time_to_answer_ms")),
+                         5 * DAY);
+        ck_assert_int_eq(json_integer_value(json_object_get(s->value, "time_to_acknowledge_ms")),
+                         3600000);
+        ck_assert(json_is_true(json_object_get(s->value, "deadline_kept")));
+        ck_assert(json_is_false(json_object_get(s->value, "overdue")));
+        ck_assert(json_is_null(json_object_get(s->value, "escalation_step")));
+        ck_assert_str_eq(s->id, str(s, "state_id"));
+        release();
+}
+END_TEST
+
+START_TEST(a_passed_deadline_escalates_to_the_units_manager_with_an_inbox_copy)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        wait_inputs(&r, 1);
+        int64_t ack_deadline = avk_deadline_after(&terms()->acknowledge, t0);
+        atomic_store(&fake_now, avk_deadline_before(&terms()->remind_before, ack_deadline));
+        wait_records("deviation.reminder", 1);
+        atomic_store(&fake_now, ack_deadline + 1);
+        wait_records("deviation.escalated", 1);
+        stop(&r);
+        ck_assert_uint_eq(got.n, 1);
+        const struct rec *e = &got.r[0];
+        ck_assert_str_eq(str(e, "step"), "MANAGER");
+        ck_assert_str_eq(str(e, "reason"), "ACKNOWLEDGE_DEADLINE_PASSED");
+        ck_assert_str_eq(str(e, "holder"), "Vårdenhetschef, Medicinavdelning 31, SU");
+        ck_assert_str_eq(str(e, "party"), "VGR");
+        ck_assert_str_eq(str(e, "unit_hsa_id"), UNIT);
+        char id[40];
+        snprintf(id, sizeof(id), "%s", e->id);
+        read_topic("deviation.status");
+        const struct rec *s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "state"), "ESCALATED");
+        ck_assert_str_eq(str(s, "escalation_step"), "MANAGER");
+        ck_assert(json_is_true(json_object_get(s->value, "overdue")));
+        /* The reminder before the deadline came first, once. */
+        ck_assert_uint_eq(read_topic("deviation.reminder"), 1);
+        ck_assert_str_eq(str(&got.r[0], "kind"), "ACKNOWLEDGE");
+        read_topic("avvik.inbox.vgr");
+        size_t copies = 0;
+        for (size_t i = 0; i < got.n; i++)
+                copies += strcmp(got.r[i].id, id) == 0;
+        ck_assert_uint_eq(copies, 1);
+        release();
+}
+END_TEST
+
+START_TEST(a_disputed_answer_climbs_to_the_next_step)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        file_response(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", "ANSWERED", "VGR", t0 + DAY);
+        /* The receiver cannot dispute its own answer; the reporter can. */
+        file_response(DEV, "7f0c2a9e-5b1d-4c6f-83a4-9d0c1b2a3948", "DISPUTED", "VGR", t0 + 2 * DAY);
+        file_response(DEV, "6e9b1f8d-4a0c-4b5e-92f3-8c9b0a192837", "DISPUTED", "1480",
+                      t0 + 2 * DAY);
+        wait_inputs(&r, 4);
+        wait_records("deviation.escalated", 1);
+        stop(&r);
+        ck_assert_uint_eq(got.n, 1);
+        ck_assert_str_eq(str(&got.r[0], "reason"), "ANSWER_DISPUTED");
+        ck_assert_str_eq(str(&got.r[0], "step"), "MANAGER");
+        read_topic("deviation.status");
+        const struct rec *s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "state"), "DISPUTED");
+        int64_t deadline = 0;
+        ck_assert_int_eq(avk_json_parse_time(str(s, "answer_deadline_at"), &deadline), 0);
+        ck_assert_int_eq(deadline, avk_deadline_after(&terms()->step_answer, t0 + 2 * DAY));
+        release();
+}
+END_TEST
+
+START_TEST(a_response_before_its_routing_is_applied_when_the_routing_arrives)
+{
+        file_response(DEV, "9b2e4c1a-7d3f-4e8b-a5c6-1f2e3d4c5b6a", "ACKNOWLEDGED", "VGR",
+                      t0 + 3600000);
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        usleep(300000); /* the response is read and kept first */
+        file_routed(DEV, NULL, t0);
+        wait_inputs(&r, 2);
+        stop(&r);
+        read_topic("deviation.status");
+        ck_assert_str_eq(str(latest_status(DEV), "state"), "ACKNOWLEDGED");
+        release();
+}
+END_TEST
+
+/* Down while a deadline passes: it fires when the tracker is back; and
+ * restarts write no status record, reminder or escalation twice. */
+START_TEST(a_deadline_passed_while_down_fires_at_restart_and_nothing_twice)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, NULL, t0);
+        file_routed(DEV2, UNIT, t0);
+        wait_inputs(&r, 2);
+        stop(&r);
+        int64_t ack_deadline = avk_deadline_after(&terms()->acknowledge, t0);
+        atomic_store(&fake_now, ack_deadline + DAY);
+        start(&r);
+        wait_ready(&r);
+        wait_records("deviation.escalated", 2);
+        stop(&r);
+        for (int life = 0; life < 2; life++) {
+                start(&r);
+                wait_ready(&r);
+                usleep(500000);
+                stop(&r);
+        }
+        ck_assert_uint_eq(read_topic("deviation.escalated"), 2);
+        ck_assert_uint_eq(distinct_ids(), 2);
+        size_t statuses = read_topic("deviation.status");
+        ck_assert_uint_eq(distinct_ids(), statuses);
+        ck_assert_uint_eq(statuses, 4); /* ROUTED and ESCALATED of each */
+        release();
+}
+END_TEST
+
+START_TEST(an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on)
+{
+        const char junk[] = "not avro";
+        ck_assert_int_eq(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("deviation.response"),
+                                           RD_KAFKA_V_KEY(DEV, strlen(DEV)),
+                                           RD_KAFKA_V_VALUE((void *)junk, sizeof(junk)),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+        rd_kafka_flush(producer, 10000);
+        file_routed(DEV, NULL, t0);
+        struct running r;
+        start(&r);
+        wait_inputs(&r, 2);
+        stop(&r);
+        ck_assert_uint_eq(read_topic("deviation.deadletter"), 1);
+        ck_assert_uint_eq(read_topic("deviation.status"), 1);
+        release();
+}
+END_TEST
+
+START_TEST(metrics_show_the_times_per_party_and_the_open_count)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, NULL, t0);
+        file_response(DEV, "9b2e4c1a-7d3f-4e8b-a5c6-1f2e3d4c5b6a", "ANSWERED", "VGR", t0 + 2 * DAY);
+        file_routed(DEV2, NULL, t0);
+        /* A response from a party that is not the receiver: ignored, counted. */
+        file_response(DEV2, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", "ANSWERED", "1401", t0 + DAY);
+        wait_inputs(&r, 4);
+        atomic_store(&fake_now, t0 + 3600000);
+        usleep(200000); /* a tick publishes the figures */
+        char *text = avk_metrics_render(avk_tracker_metrics(r.tracker));
+        stop(&r);
+        ck_assert_ptr_nonnull(text);
+        ck_assert_msg(strstr(text, "avk_tracker_time_to_answer_seconds{party=\"VGR\","
+                                   "quantile=\"0.5\"} 172800\n"),
+                      "%s", text);
+        ck_assert_ptr_nonnull(strstr(text, "avk_tracker_time_to_answer_seconds{party=\"VGR\","
+                                           "quantile=\"0.9\"} 172800\n"));
+        ck_assert_ptr_nonnull(strstr(text, "avk_tracker_open{party=\"VGR\"} 2\n"));
+        ck_assert_ptr_nonnull(strstr(
+            text, "avk_tracker_inputs_total{topic=\"deviation.response\",result=\"not_receiver\"} "
+                  "1\n"));
+        free(text);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("tracker");
+        TCase *tc = tcase_create("mock cluster");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 180);
+        tcase_add_test(tc, status_changes_follow_the_responses_with_every_field);
+        tcase_add_test(tc, a_passed_deadline_escalates_to_the_units_manager_with_an_inbox_copy);
+        tcase_add_test(tc, a_disputed_answer_climbs_to_the_next_step);
+        tcase_add_test(tc, a_response_before_its_routing_is_applied_when_the_routing_arrives);
+        tcase_add_test(tc, a_deadline_passed_while_down_fires_at_restart_and_nothing_twice);
+        tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);
+        tcase_add_test(tc, metrics_show_the_times_per_party_and_the_open_count);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
