@@ -252,6 +252,19 @@ for pid in $ids; do
 done
 echo "  patients' identity numbers found in the stream: $leaks"
 [ "$leaks" -eq 0 ] || fail "a personnummer reached the analysis stream"
+# Nor anywhere a user or Prometheus can look: the dashboard, its report and
+# API, the services' metrics, their logs.
+for path in / /api/sammanstallning.json /api/forsenade.json "/rapport/$(date +%Y)" /metrics; do
+        curl -sS "$dash$path" >>"$state/looked-at.txt"
+done
+curl -sS "$gw/metrics" >>"$state/looked-at.txt"
+cat "$logs"/*.log >>"$state/looked-at.txt"
+for pid in $ids; do
+        if grep -q -e "$pid" -e "$(echo "$pid" | cut -c3-)" "$state/looked-at.txt"; then
+                fail "a personnummer is shown by the dashboard, the metrics or a log"
+        fi
+done
+echo "  ... nor in the dashboard, its report, /metrics or any service's log"
 
 overdue=$(curl -sS "$dash/api/forsenade.json" | jq -r '.total // (.deviations // . | length)')
 echo
