@@ -32,14 +32,12 @@
  */
 #include "consumer/analysis.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -56,16 +54,15 @@
 #include "common/secret.h"
 #include "consumer/copartition.h"
 #include "consumer/pseudonym.h"
+#include "consumer/pump.h"
 #include "consumer/scrub.h"
 #include "consumer/webhook.h"
 
 #define COMPONENT            "analysis"
 #define USER_AGENT           "avvik-analyse/0.1"
-#define TAKE_MAX             500  /* records taken from the consumer per round */
-#define POLL_MAX_MS          1000 /* longest sleep, should a wake-up be missed */
-#define WAITING_CHECK_MS     100  /* how often waiting statuses look at the clock */
+#define TAKE_MAX             500 /* records taken from the consumer per round */
+#define WAITING_CHECK_MS     100 /* how often waiting statuses look at the clock */
 #define LAG_EVERY_MS         1000
-#define FLUSH_TIMEOUT_MS     10000
 #define PRODUCE_RETRY_MS     500
 #define COMMITTED_TIMEOUT_MS 10000
 #define ID_SIZE              40
@@ -143,11 +140,7 @@ struct avk_analysis {
         avro_value_t value[IN_CNT], record_value;
         avk_pseudonym_t *pseudonym;
         struct avk_secret sink_secret;
-        rd_kafka_t *consumer, *producer;
-        rd_kafka_queue_t *consumer_queue, *producer_queue;
-        CURLM *multi;
-        int curl_inited;
-        int wake[2];
+        struct avk_pump pump;
         const char *topic[IN_CNT], *topic_analysis, *topic_deadletter;
         const char *sink_url, *ca_location;
         int64_t timeout_ms, connect_timeout_ms, retry_max, backoff_ms, backoff_max_ms, wait_ms,
@@ -165,27 +158,12 @@ struct avk_analysis {
         int paused[IN_CNT];
         uint64_t rng;
         int64_t next_lag_at;
-        char fatal[512];
-        atomic_int stop, consuming;
+        atomic_int consuming;
         atomic_uint_fast64_t forwarded, dead_lettered, sink_batches, sink_attempts, held_now,
             cached_now;
         avk_metric_family_t *m_records, *m_dead, *m_batches, *m_attempts, *m_retries, *m_latency,
             *m_scrubbed, *m_unparsed, *m_lag, *m_held, *m_cached;
 };
-
-static int64_t mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the records -------------------------------------------------------- */
 
@@ -369,16 +347,10 @@ static void drop_input(struct job *j)
 
 static int ensure_part(avk_analysis_t *a, int32_t partition)
 {
-        if (partition < 0)
-                return -1;
-        if (partition < a->part_cnt)
-                return 0;
-        struct part *parts = realloc(a->parts, (size_t)(partition + 1) * sizeof(*parts));
+        struct part *parts = avk_pump_grow(a->parts, &a->part_cnt, sizeof(*parts), partition);
         if (!parts)
                 return -1;
-        memset(parts + a->part_cnt, 0, (size_t)(partition + 1 - a->part_cnt) * sizeof(*parts));
         a->parts = parts;
-        a->part_cnt = partition + 1;
         return 0;
 }
 
@@ -386,22 +358,16 @@ static struct job *job_new(avk_analysis_t *a, enum input input, const rd_kafka_m
 {
         struct job *j = calloc(1, sizeof(*j));
         if (!j || ensure_part(a, m->partition) != 0 ||
-            !(j->payload = malloc(m->len ? m->len : 1)) ||
-            !(j->key = malloc(m->key_len ? m->key_len : 1))) {
+            avk_pump_copy(m, &j->key, &j->key_len, &j->payload, &j->payload_len) != 0) {
                 if (j)
                         job_free(j);
-                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
                 return NULL;
         }
-        memcpy(j->payload, m->payload, m->len);
-        j->payload_len = m->len;
-        if (m->key_len)
-                memcpy(j->key, m->key, m->key_len);
-        j->key_len = m->key_len;
         j->input = input;
         j->partition = m->partition;
         j->offset = m->offset;
-        j->arrived_at = mono_ms();
+        j->arrived_at = avk_pump_mono_ms();
         struct part *part = &a->parts[m->partition];
         j->eof_seq = part->reported_eof_seq;
         struct list *l = &part->in[input];
@@ -427,7 +393,7 @@ static void dead_letter(avk_analysis_t *a, struct job *j, const char *kind, cons
         va_end(ap);
         j->dead_kind = kind;
         j->state = DEAD_DUE;
-        j->next_attempt_at = mono_ms();
+        j->next_attempt_at = avk_pump_mono_ms();
         avk_log(AVK_LOG_ERROR, COMPONENT,
                 "%s [%d] offset %" PRId64 ": deviation %s goes to the dead-letter topic: %s",
                 a->topic[j->input], (int)j->partition, j->offset,
@@ -436,14 +402,8 @@ static void dead_letter(avk_analysis_t *a, struct job *j, const char *kind, cons
 
 static void send_dead_letter(avk_analysis_t *a, struct job *j, int64_t now)
 {
-        char partition[16], offset[32];
-        snprintf(partition, sizeof(partition), "%d", (int)j->partition);
-        snprintf(offset, sizeof(offset), "%" PRId64, j->offset);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
-        rd_kafka_header_add(h, "avk-error", -1, j->reason, -1);
-        rd_kafka_header_add(h, "avk-source-topic", -1, a->topic[j->input], -1);
-        rd_kafka_header_add(h, "avk-source-partition", -1, partition, -1);
-        rd_kafka_header_add(h, "avk-source-offset", -1, offset, -1);
+        rd_kafka_headers_t *h =
+            avk_pump_deadletter_headers(j->reason, a->topic[j->input], j->partition, j->offset);
         if (j->record_id[0])
                 rd_kafka_header_add(h, "avk-record-id", -1, j->record_id, -1);
         if (j->batch_id[0])
@@ -454,7 +414,7 @@ static void send_dead_letter(avk_analysis_t *a, struct job *j, int64_t now)
         void *value = with_record ? j->record : j->payload;
         size_t value_len = with_record ? j->record_len : j->payload_len;
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            a->producer, RD_KAFKA_V_TOPIC(a->topic_deadletter), RD_KAFKA_V_KEY(key, key_len),
+            a->pump.producer, RD_KAFKA_V_TOPIC(a->topic_deadletter), RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_HEADERS(h),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (e) {
@@ -474,7 +434,7 @@ static void produce_record(avk_analysis_t *a, struct job *j, int64_t now)
         rd_kafka_header_add(h, "avk-id", -1, j->record_id, -1);
         rd_kafka_header_add(h, "avk-type", -1, "AnalysisRecord", -1);
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            a->producer, RD_KAFKA_V_TOPIC(a->topic_analysis),
+            a->pump.producer, RD_KAFKA_V_TOPIC(a->topic_analysis),
             RD_KAFKA_V_KEY(j->deviation_id, strlen(j->deviation_id)),
             RD_KAFKA_V_VALUE(j->record, j->record_len), RD_KAFKA_V_HEADERS(h),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
@@ -522,7 +482,7 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (j->state == DEAD_SENT) {
                 if (m->err) {
                         j->state = DEAD_DUE;
-                        j->next_attempt_at = mono_ms() + PRODUCE_RETRY_MS;
+                        j->next_attempt_at = avk_pump_mono_ms() + PRODUCE_RETRY_MS;
                         return;
                 }
                 j->state = DONE;
@@ -534,7 +494,7 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
         if (m->err) {
                 j->state = PRODUCE_DUE;
-                j->next_attempt_at = mono_ms() + PRODUCE_RETRY_MS;
+                j->next_attempt_at = avk_pump_mono_ms() + PRODUCE_RETRY_MS;
                 return;
         }
         if (!a->sink_url) {
@@ -542,7 +502,7 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 return;
         }
         j->state = SINK_QUEUED;
-        j->queued_at = mono_ms();
+        j->queued_at = avk_pump_mono_ms();
         j->queue_next = NULL;
         if (a->queue_tail)
                 a->queue_tail->queue_next = j;
@@ -583,7 +543,7 @@ static void forward(avk_analysis_t *a, struct job *j, json_t *record, int64_t no
         json_decref(shaped);
         j->record = malloc(len ? len : 1);
         if (!j->line || !j->record) {
-                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
                 return;
         }
         memcpy(j->record, buf, len);
@@ -608,7 +568,7 @@ static void on_reported(avk_analysis_t *a, const rd_kafka_message_t *m)
 {
         char err[512], record_id[ID_SIZE];
         if (ensure_part(a, m->partition) != 0) {
-                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
                 return;
         }
         struct part *part = &a->parts[m->partition];
@@ -636,7 +596,7 @@ static void on_reported(avk_analysis_t *a, const rd_kafka_message_t *m)
         const char *id = str(view, "deviation_id");
         char *text = json_dumps(view, JSON_COMPACT);
         if (!text || avk_idcache_put(a->cache, id, text, strlen(text)) != 0)
-                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
         free(text);
         if (!j)
                 goto out;
@@ -651,7 +611,7 @@ static void on_reported(avk_analysis_t *a, const rd_kafka_message_t *m)
                        (int64_t)scrubbed.emails);
         if (unparsed)
                 count(a->m_unparsed, NULL);
-        forward(a, j, record, mono_ms());
+        forward(a, j, record, avk_pump_mono_ms());
 out:
         json_decref(record);
         json_decref(view);
@@ -703,39 +663,25 @@ static void on_status(avk_analysis_t *a, const rd_kafka_message_t *m)
         snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", id);
         snprintf(j->state_name, sizeof(j->state_name), "%s", state);
         j->state = WAITING;
-        resolve(a, j, mono_ms());
+        resolve(a, j, avk_pump_mono_ms());
 }
 
-/* Takes up to TAKE_MAX records from the consumer; returns how many. */
-static int drain_consumer(avk_analysis_t *a)
+/* A record or a partition's end, from avk_pump_take(). */
+static void on_message(void *opaque, const rd_kafka_message_t *m)
 {
-        int taken = 0;
-        rd_kafka_message_t *m;
-        while (taken < TAKE_MAX && !a->fatal[0] &&
-               (m = rd_kafka_consumer_poll(a->consumer, 0)) != NULL) {
-                taken++;
-                const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-                int reported = strcmp(topic, a->topic[IN_REPORTED]) == 0;
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        if (reported && ensure_part(a, m->partition) == 0) {
-                                a->parts[m->partition].reported_eof_seq++;
-                                a->parts[m->partition].reported_at_end = 1;
-                        }
-                } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                        char reason[256];
-                        rd_kafka_fatal_error(a->consumer, reason, sizeof(reason));
-                        snprintf(a->fatal, sizeof(a->fatal), "Kafka consumer: %s", reason);
-                } else if (m->err) {
-                        avk_log(AVK_LOG_WARN, COMPONENT, "Kafka consumer: %s",
-                                rd_kafka_message_errstr(m));
-                } else if (reported) {
-                        on_reported(a, m);
-                } else if (strcmp(topic, a->topic[IN_STATUS]) == 0) {
-                        on_status(a, m);
+        avk_analysis_t *a = opaque;
+        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+        int reported = strcmp(topic, a->topic[IN_REPORTED]) == 0;
+        if (m->err) {
+                if (reported && ensure_part(a, m->partition) == 0) {
+                        a->parts[m->partition].reported_eof_seq++;
+                        a->parts[m->partition].reported_at_end = 1;
                 }
-                rd_kafka_message_destroy(m);
+        } else if (reported) {
+                on_reported(a, m);
+        } else if (strcmp(topic, a->topic[IN_STATUS]) == 0) {
+                on_status(a, m);
         }
-        return taken;
 }
 
 /* ---- the sink ---------------------------------------------------------- */
@@ -750,7 +696,7 @@ static void batch_free(avk_analysis_t *a, struct batch *b)
                 }
         }
         if (b->easy) {
-                curl_multi_remove_handle(a->multi, b->easy);
+                curl_multi_remove_handle(a->pump.multi, b->easy);
                 curl_easy_cleanup(b->easy);
         }
         curl_slist_free_all(b->headers);
@@ -777,7 +723,7 @@ static void form_batches(avk_analysis_t *a, int64_t now)
                                 free(b);
                         }
                         free(names);
-                        snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+                        snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
                         return;
                 }
                 size_t at = 0, names_len = 0;
@@ -805,7 +751,7 @@ static void form_batches(avk_analysis_t *a, int64_t now)
                 if (a->sink_secret.bytes &&
                     avk_webhook_sign(a->sink_secret.bytes, a->sink_secret.len, b->body, b->body_len,
                                      b->signature) != 0) {
-                        snprintf(a->fatal, sizeof(a->fatal), "HMAC-SHA256 failed");
+                        snprintf(a->pump.fatal, sizeof(a->pump.fatal), "HMAC-SHA256 failed");
                         return;
                 }
                 b->next_attempt_at = now;
@@ -820,7 +766,7 @@ static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int6
 static void start_batch(avk_analysis_t *a, struct batch *b, int64_t now)
 {
         char timestamp[32], records[24];
-        avk_json_format_time(wall_ms(), timestamp);
+        avk_json_format_time(avk_pump_wall_ms(), timestamp);
         snprintf(records, sizeof(records), "%zu", b->cnt);
         b->attempts++;
         b->attempt_started_at = now;
@@ -848,23 +794,15 @@ static void start_batch(avk_analysis_t *a, struct batch *b, int64_t now)
             .private_ptr = b,
             .error_buffer = b->curl_error,
         };
-        if (!ok || !(b->easy = avk_webhook_post_start(a->multi, &post)))
+        if (!ok || !(b->easy = avk_webhook_post_start(a->pump.multi, &post)))
                 finish_batch(a, b, CURLE_OUT_OF_MEMORY, now);
 }
 
 static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int64_t now)
 {
-        long status = 0;
-        if (curl_code == CURLE_OK)
-                curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
-        /* Never the URL, the body or a secret. */
         char reason[REASON_SIZE];
-        avk_webhook_reason(b->easy, curl_code, status, reason, sizeof(reason));
-        if (b->easy) {
-                curl_multi_remove_handle(a->multi, b->easy);
-                curl_easy_cleanup(b->easy);
-                b->easy = NULL;
-        }
+        long status =
+            avk_webhook_finish(a->pump.multi, &b->easy, curl_code, reason, sizeof(reason));
         atomic_fetch_add(&a->sink_attempts, 1);
         count(a->m_attempts, avk_webhook_result(curl_code, status));
         avk_metric_observe(avk_metrics_series(a->m_latency, NULL),
@@ -905,7 +843,7 @@ static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int6
 
 static void attempt_done(void *opaque, void *private_ptr, int curl_code)
 {
-        finish_batch(opaque, private_ptr, curl_code, mono_ms());
+        finish_batch(opaque, private_ptr, curl_code, avk_pump_mono_ms());
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -913,7 +851,7 @@ static void attempt_done(void *opaque, void *private_ptr, int curl_code)
 /* Moves every job and batch that can move; returns when the next one falls due. */
 static int64_t step(avk_analysis_t *a, int64_t now)
 {
-        int64_t next = now + POLL_MAX_MS;
+        int64_t next = now + AVK_PUMP_POLL_MAX_MS;
         for (int p = 0; p < a->part_cnt; p++) {
                 for (int k = 0; k < IN_CNT; k++) {
                         for (struct job *j = a->parts[p].in[k].head; j; j = j->next) {
@@ -963,15 +901,8 @@ static void advance_offsets(avk_analysis_t *a)
                                 job_free(j);
                                 a->held[k]--;
                         }
-                        if (last < 0 || !a->parts[p].assigned[k])
-                                continue;
-                        rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
-                        rd_kafka_topic_partition_list_add(tl, a->topic[k], p)->offset = last + 1;
-                        rd_kafka_resp_err_t e = rd_kafka_offsets_store(a->consumer, tl);
-                        if (e)
-                                avk_log(AVK_LOG_WARN, COMPONENT, "%s [%d]: offset not stored: %s",
-                                        a->topic[k], p, rd_kafka_err2str(e));
-                        rd_kafka_topic_partition_list_destroy(tl);
+                        if (last >= 0 && a->parts[p].assigned[k])
+                                avk_pump_store(&a->pump, a->topic[k], p, last + 1);
                 }
         }
         size_t held = a->held[IN_REPORTED] + a->held[IN_STATUS];
@@ -1001,11 +932,7 @@ static void flow_control(avk_analysis_t *a)
                         if (k == IN_REPORTED)
                                 a->parts[p].reported_at_end = 0;
                 }
-                if (want)
-                        rd_kafka_pause_partitions(a->consumer, l);
-                else
-                        rd_kafka_resume_partitions(a->consumer, l);
-                rd_kafka_topic_partition_list_destroy(l);
+                avk_pump_pause(&a->pump, l, want);
                 a->paused[k] = want;
         }
 }
@@ -1022,11 +949,12 @@ static void measure_lag(avk_analysis_t *a, int64_t now)
                         if (a->parts[p].assigned[k])
                                 rd_kafka_topic_partition_list_add(l, a->topic[k], p);
                 int64_t lag = 0;
-                if (l->cnt && rd_kafka_position(a->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (l->cnt &&
+                    rd_kafka_position(a->pump.consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                         for (int i = 0; i < l->cnt; i++) {
                                 int64_t lo, hi;
                                 if (l->elems[i].offset >= 0 &&
-                                    rd_kafka_get_watermark_offsets(a->consumer, a->topic[k],
+                                    rd_kafka_get_watermark_offsets(a->pump.consumer, a->topic[k],
                                                                    l->elems[i].partition, &lo,
                                                                    &hi) == 0 &&
                                     hi > l->elems[i].offset)
@@ -1039,18 +967,16 @@ static void measure_lag(avk_analysis_t *a, int64_t now)
 }
 
 /*
- * Gives the partitions up: finished inputs (within FLUSH_TIMEOUT_MS) are
+ * Gives the partitions up: finished inputs (within avk_pump_flush()'s bound) are
  * committed; the rest are dropped for the partitions' next owner to forward
  * again under the same record ids. A job whose produce Kafka has not
  * answered yet waits as an orphan for its delivery report.
  */
 static void release_all(avk_analysis_t *a)
 {
-        rd_kafka_flush(a->producer, FLUSH_TIMEOUT_MS);
+        avk_pump_flush(&a->pump);
         advance_offsets(a);
-        rd_kafka_resp_err_t e = rd_kafka_commit(a->consumer, NULL, 0);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                avk_log(AVK_LOG_WARN, COMPONENT, "commit: %s", rd_kafka_err2str(e));
+        avk_pump_commit(&a->pump);
         while (a->batches)
                 batch_free(a, a->batches);
         a->queue_head = a->queue_tail = NULL;
@@ -1118,7 +1044,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < partitions->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &partitions->elems[i];
                 if (ensure_part(a, tp->partition) != 0) {
-                        snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+                        snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
                         break;
                 }
                 int reported = strcmp(tp->topic, a->topic[IN_REPORTED]) == 0;
@@ -1239,19 +1165,6 @@ static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errst
         return 0;
 }
 
-static rd_kafka_t *make_producer(avk_analysis_t *a, char *errstr, size_t errstr_size)
-{
-        rd_kafka_conf_t *conf = avk_kafka_conf(a->cfg, errstr, errstr_size);
-        if (!conf)
-                return NULL;
-        rd_kafka_conf_set_dr_msg_cb(conf, on_produced);
-        rd_kafka_conf_set_opaque(conf, a);
-        rd_kafka_t *rk = avk_kafka_producer_new(conf, errstr, errstr_size);
-        if (!rk)
-                rd_kafka_conf_destroy(conf);
-        return rk;
-}
-
 avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics, char *errstr,
                                  size_t errstr_size)
 {
@@ -1260,9 +1173,9 @@ avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        a->wake[0] = a->wake[1] = -1;
+        avk_pump_init(&a->pump, COMPONENT);
         a->cfg = cfg;
-        a->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32);
+        a->rng = (uint64_t)avk_pump_wall_ms() ^ ((uint64_t)getpid() << 32);
         register_metrics(a, metrics);
         if (read_settings(a, cfg, errstr, errstr_size) != 0 ||
             avk_env_open(&a->env, cfg, errstr, errstr_size) != 0)
@@ -1282,29 +1195,14 @@ avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        /* Counted, so it pairs with the cleanup in avk_analysis_destroy(). */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                snprintf(errstr, errstr_size, "curl_global_init failed");
-                goto fail;
-        }
-        a->curl_inited = 1;
-        if (!(a->multi = curl_multi_init()) || avk_webhook_wake_pipe(a->wake) != 0) {
-                snprintf(errstr, errstr_size, "curl multi handle or pipe: %s", strerror(errno));
-                goto fail;
-        }
         struct avk_copartition cp = {.service = "avvik analyse",
                                      .group_key = "analysis.group.id",
                                      .topic_a = a->topic[IN_STATUS],
                                      .topic_b = a->topic[IN_REPORTED],
                                      .rebalance_cb = on_rebalance,
                                      .opaque = a};
-        if (!(a->producer = make_producer(a, errstr, errstr_size)) ||
-            !(a->consumer = avk_copartition_consumer_new(cfg, &cp, errstr, errstr_size)))
+        if (avk_pump_open(&a->pump, cfg, on_produced, a, &cp, errstr, errstr_size) != 0)
                 goto fail;
-        a->consumer_queue = rd_kafka_queue_get_consumer(a->consumer);
-        a->producer_queue = rd_kafka_queue_get_main(a->producer);
-        rd_kafka_queue_io_event_enable(a->consumer_queue, a->wake[1], "c", 1);
-        rd_kafka_queue_io_event_enable(a->producer_queue, a->wake[1], "p", 1);
         return a;
 fail:
         avk_analysis_destroy(a);
@@ -1313,44 +1211,30 @@ fail:
 
 int avk_analysis_run(avk_analysis_t *a, char *errstr, size_t errstr_size)
 {
-        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
-        rd_kafka_topic_partition_list_add(topics, a->topic[IN_STATUS], RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(topics, a->topic[IN_REPORTED], RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(a->consumer, topics);
-        rd_kafka_topic_partition_list_destroy(topics);
-        if (e) {
-                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+        const char *topics[] = {a->topic[IN_STATUS], a->topic[IN_REPORTED]};
+        if (avk_pump_subscribe(&a->pump, topics, 2, errstr, errstr_size) != 0)
                 return -1;
-        }
         avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s and %s as group %s; sink %s",
                 a->topic[IN_STATUS], a->topic[IN_REPORTED],
                 avk_config_get(a->cfg, "analysis.group.id"), a->sink_url ? "configured" : "none");
         atomic_store(&a->consuming, 1);
-        while (!atomic_load(&a->stop) && !a->fatal[0]) {
-                int taken = drain_consumer(a);
-                int64_t next = step(a, mono_ms());
-                avk_webhook_collect(a->multi, attempt_done, a);
-                rd_kafka_poll(a->producer, 0);
-                if (rd_kafka_fatal_error(a->producer, NULL, 0)) {
-                        char reason[256];
-                        rd_kafka_fatal_error(a->producer, reason, sizeof(reason));
-                        snprintf(a->fatal, sizeof(a->fatal), "Kafka producer: %s", reason);
-                }
+        while (avk_pump_running(&a->pump)) {
+                int taken = avk_pump_take(&a->pump, TAKE_MAX, on_message, a);
+                int64_t next = step(a, avk_pump_mono_ms());
+                avk_pump_serve(&a->pump, attempt_done, a);
                 advance_offsets(a);
                 flow_control(a);
-                measure_lag(a, mono_ms());
+                measure_lag(a, avk_pump_mono_ms());
                 /* Acknowledgements and answers may have made work due now. */
-                int64_t again = step(a, mono_ms());
+                int64_t again = step(a, avk_pump_mono_ms());
                 if (again < next)
                         next = again;
-                int64_t timeout = taken == TAKE_MAX ? 0 : next - mono_ms();
-                avk_webhook_wait(a->multi, a->wake[0],
-                                 timeout > POLL_MAX_MS ? POLL_MAX_MS : timeout);
+                avk_pump_sleep(&a->pump, next, taken == TAKE_MAX);
         }
         atomic_store(&a->consuming, 0);
         release_all(a);
-        if (a->fatal[0]) {
-                snprintf(errstr, errstr_size, "%s", a->fatal);
+        if (a->pump.fatal[0]) {
+                snprintf(errstr, errstr_size, "%s", a->pump.fatal);
                 return -1;
         }
         return 0;
@@ -1358,8 +1242,7 @@ int avk_analysis_run(avk_analysis_t *a, char *errstr, size_t errstr_size)
 
 void avk_analysis_stop(avk_analysis_t *a)
 {
-        atomic_store(&a->stop, 1);
-        curl_multi_wakeup(a->multi);
+        avk_pump_stop(&a->pump);
 }
 
 void avk_analysis_stats(avk_analysis_t *a, struct avk_analysis_stats *s)
@@ -1385,22 +1268,7 @@ void avk_analysis_destroy(avk_analysis_t *a)
 {
         if (!a)
                 return;
-        if (a->consumer_queue) {
-                rd_kafka_queue_io_event_enable(a->consumer_queue, -1, NULL, 0);
-                rd_kafka_queue_destroy(a->consumer_queue);
-        }
-        if (a->producer_queue) {
-                rd_kafka_queue_io_event_enable(a->producer_queue, -1, NULL, 0);
-                rd_kafka_queue_destroy(a->producer_queue);
-        }
-        if (a->consumer) {
-                rd_kafka_consumer_close(a->consumer); /* revokes: release_all() */
-                rd_kafka_destroy(a->consumer);
-        }
-        if (a->producer) {
-                rd_kafka_flush(a->producer, FLUSH_TIMEOUT_MS);
-                rd_kafka_destroy(a->producer);
-        }
+        avk_pump_close_kafka(&a->pump); /* the consumer's revocation: release_all() */
         while (a->orphans) {
                 struct job *j = a->orphans;
                 a->orphans = j->next;
@@ -1418,13 +1286,7 @@ void avk_analysis_destroy(avk_analysis_t *a)
                 }
         }
         free(a->parts);
-        if (a->multi)
-                curl_multi_cleanup(a->multi);
-        if (a->curl_inited)
-                curl_global_cleanup();
-        for (int i = 0; i < 2; i++)
-                if (a->wake[i] >= 0)
-                        close(a->wake[i]);
+        avk_pump_close(&a->pump);
         avk_idcache_destroy(a->cache);
         for (int k = 0; k < IN_CNT; k++)
                 if (a->value[k].self)

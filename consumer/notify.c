@@ -36,14 +36,12 @@
  */
 #include "consumer/notify.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -56,15 +54,14 @@
 #include "common/kafka.h"
 #include "common/log.h"
 #include "consumer/copartition.h"
+#include "consumer/pump.h"
 #include "consumer/webhook.h"
 
 #define COMPONENT        "notify"
 #define USER_AGENT       "avvik-notify/0.1"
-#define BATCH_MAX        500  /* records taken from the consumer per round */
-#define POLL_MAX_MS      1000 /* longest sleep, should a wake-up be missed */
-#define WAITING_CHECK_MS 100  /* how often waiting deliveries look at the clock */
-#define FLUSH_TIMEOUT_MS 10000
-#define ID_SIZE          40 /* a UUID and its NUL, with room */
+#define BATCH_MAX        500 /* records taken from the consumer per round */
+#define WAITING_CHECK_MS 100 /* how often waiting deliveries look at the clock */
+#define ID_SIZE          40  /* a UUID and its NUL, with room */
 #define PARTY_SIZE       8
 #define REASON_SIZE      256
 #define READY_PROBE_MS   500 /* /readyz waits this long for Kafka's answer */
@@ -139,11 +136,7 @@ struct avk_notify {
         avk_codec_t *codec;
         const avk_schema_t *schema[SRC_CNT], *reported_schema, *failed_schema;
         avro_value_t value[SRC_CNT], reported_value, failed_value;
-        rd_kafka_t *consumer, *producer;
-        rd_kafka_queue_t *consumer_queue, *producer_queue;
-        CURLM *multi;
-        int curl_inited;
-        int wake[2];
+        struct avk_pump pump;
         const char *topic[SRC_CNT], *topic_reported, *topic_deadletter, *topic_failed;
         int64_t timeout_ms, connect_timeout_ms, retry_max, max_age_ms, backoff_ms, backoff_max_ms,
             wait_ms;
@@ -155,26 +148,10 @@ struct avk_notify {
         size_t held;
         int paused;
         uint64_t seq, rng;
-        char fatal[512];
-        atomic_int stop;
         atomic_int partitions; /* of topic.routed, assigned now */
         atomic_uint_fast64_t delivered, no_webhook, dead_lettered, attempts, held_now;
         avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_undecodable;
 };
-
-static int64_t mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the pure parts ---------------------------------------------------- */
 
@@ -205,7 +182,7 @@ static void count_delivery(avk_notify_t *n, const struct delivery *d, const char
 static void free_delivery(avk_notify_t *n, struct delivery *d)
 {
         if (d->easy) {
-                curl_multi_remove_handle(n->multi, d->easy);
+                curl_multi_remove_handle(n->pump.multi, d->easy);
                 curl_easy_cleanup(d->easy);
         }
         curl_slist_free_all(d->headers);
@@ -237,7 +214,7 @@ static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, c
         va_end(ap);
         d->failed_event = failed_event;
         d->state = DEAD_DUE;
-        d->next_attempt_at = mono_ms();
+        d->next_attempt_at = avk_pump_mono_ms();
         avk_log(AVK_LOG_ERROR, COMPONENT,
                 "%s [%d] offset %" PRId64
                 ": event %s for party %s goes to the dead-letter topic: %s",
@@ -257,7 +234,7 @@ static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errst
 {
         char event_id[ID_SIZE], failed_at[32];
         derive_uuid(d->event_id, event_id);
-        avk_json_format_time(wall_ms(), failed_at);
+        avk_json_format_time(avk_pump_wall_ms(), failed_at);
         json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s?,s:i,s:s}", "event_id", event_id,
                               "deviation_id", d->deviation_id, "routed_event_id", d->event_id,
                               "hop", d->hop, "failed_at", failed_at, "receiver_party", d->party,
@@ -276,7 +253,7 @@ static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errst
         } else if (avk_codec_encode(n->codec, n->topic_failed, n->failed_schema, &n->failed_value,
                                     &buf, &len, errstr, errstr_size) == 0) {
                 rd_kafka_resp_err_t e = rd_kafka_producev(
-                    n->producer, RD_KAFKA_V_TOPIC(n->topic_failed),
+                    n->pump.producer, RD_KAFKA_V_TOPIC(n->topic_failed),
                     RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
                     RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq), RD_KAFKA_V_END);
@@ -292,21 +269,15 @@ static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errst
 static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr,
                                size_t errstr_size)
 {
-        char partition[16], offset[32];
-        snprintf(partition, sizeof(partition), "%d", (int)d->partition);
-        snprintf(offset, sizeof(offset), "%" PRId64, d->offset);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
-        rd_kafka_header_add(h, "avk-error", -1, d->reason, -1);
-        rd_kafka_header_add(h, "avk-source-topic", -1, n->topic[d->src], -1);
-        rd_kafka_header_add(h, "avk-source-partition", -1, partition, -1);
-        rd_kafka_header_add(h, "avk-source-offset", -1, offset, -1);
+        rd_kafka_headers_t *h =
+            avk_pump_deadletter_headers(d->reason, n->topic[d->src], d->partition, d->offset);
         if (d->event_id[0])
                 rd_kafka_header_add(h, "avk-event-id", -1, d->event_id, -1);
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            n->producer, RD_KAFKA_V_TOPIC(n->topic_deadletter), RD_KAFKA_V_KEY(d->key, d->key_len),
-            RD_KAFKA_V_VALUE(d->payload, d->payload_len), RD_KAFKA_V_HEADERS(h),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq),
-            RD_KAFKA_V_END);
+            n->pump.producer, RD_KAFKA_V_TOPIC(n->topic_deadletter),
+            RD_KAFKA_V_KEY(d->key, d->key_len), RD_KAFKA_V_VALUE(d->payload, d->payload_len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq), RD_KAFKA_V_END);
         if (e) {
                 rd_kafka_headers_destroy(h);
                 snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
@@ -359,7 +330,7 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 return;
         if (d->ack_failed) {
                 d->state = DEAD_DUE;
-                d->next_attempt_at = mono_ms() + n->backoff_max_ms;
+                d->next_attempt_at = avk_pump_mono_ms() + n->backoff_max_ms;
                 return;
         }
         d->state = DONE;
@@ -420,7 +391,7 @@ static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, i
 static void start_attempt(avk_notify_t *n, struct delivery *d, int64_t now)
 {
         char timestamp[32];
-        avk_json_format_time(wall_ms(), timestamp);
+        avk_json_format_time(avk_pump_wall_ms(), timestamp);
         d->attempts++;
         d->attempt_started_at = now;
         if (d->attempts == 1)
@@ -447,23 +418,15 @@ static void start_attempt(avk_notify_t *n, struct delivery *d, int64_t now)
             .private_ptr = d,
             .error_buffer = d->curl_error,
         };
-        if (!ok || !(d->easy = avk_webhook_post_start(n->multi, &post)))
+        if (!ok || !(d->easy = avk_webhook_post_start(n->pump.multi, &post)))
                 finish_attempt(n, d, CURLE_OUT_OF_MEMORY, now);
 }
 
 static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, int64_t now)
 {
-        long status = 0;
-        if (curl_code == CURLE_OK)
-                curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
-        /* The reason of a failed attempt: never the URL, the body or a secret. */
         char reason[REASON_SIZE];
-        avk_webhook_reason(d->easy, curl_code, status, reason, sizeof(reason));
-        if (d->easy) {
-                curl_multi_remove_handle(n->multi, d->easy);
-                curl_easy_cleanup(d->easy);
-                d->easy = NULL;
-        }
+        long status =
+            avk_webhook_finish(n->pump.multi, &d->easy, curl_code, reason, sizeof(reason));
         curl_slist_free_all(d->headers);
         d->headers = NULL;
         atomic_fetch_add(&n->attempts, 1);
@@ -587,16 +550,10 @@ static void accept_record(avk_notify_t *n, struct delivery *d, int64_t now)
 
 static int ensure_part(avk_notify_t *n, int32_t partition)
 {
-        if (partition < 0)
-                return -1;
-        if (partition < n->part_cnt)
-                return 0;
-        struct part *parts = realloc(n->parts, (size_t)(partition + 1) * sizeof(*parts));
+        struct part *parts = avk_pump_grow(n->parts, &n->part_cnt, sizeof(*parts), partition);
         if (!parts)
                 return -1;
-        memset(parts + n->part_cnt, 0, (size_t)(partition + 1 - n->part_cnt) * sizeof(*parts));
         n->parts = parts;
-        n->part_cnt = partition + 1;
         return 0;
 }
 
@@ -604,23 +561,17 @@ static void on_record(avk_notify_t *n, const rd_kafka_message_t *m, enum source 
 {
         struct delivery *d = calloc(1, sizeof(*d));
         if (!d || ensure_part(n, m->partition) != 0 ||
-            !(d->payload = malloc(m->len ? m->len : 1)) ||
-            !(d->key = malloc(m->key_len ? m->key_len : 1))) {
+            avk_pump_copy(m, &d->key, &d->key_len, &d->payload, &d->payload_len) != 0) {
                 if (d)
                         free_delivery(n, d);
-                snprintf(n->fatal, sizeof(n->fatal), "out of memory");
+                snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
                 return;
         }
-        memcpy(d->payload, m->payload, m->len);
-        d->payload_len = m->len;
-        if (m->key_len)
-                memcpy(d->key, m->key, m->key_len);
-        d->key_len = m->key_len;
         d->src = src;
         d->seq = ++n->seq;
         d->partition = m->partition;
         d->offset = m->offset;
-        d->arrived_at = mono_ms();
+        d->arrived_at = avk_pump_mono_ms();
         struct part *part = &n->parts[m->partition];
         struct queue *q = &part->q[src];
         d->eof_seq = part->reported_eof_seq;
@@ -647,50 +598,36 @@ static void on_reported(avk_notify_t *n, const rd_kafka_message_t *m)
         memcpy(id, m->key, m->key_len);
         id[m->key_len] = '\0';
         if (avk_idcache_put(n->cache, id, m->payload, m->len) != 0)
-                snprintf(n->fatal, sizeof(n->fatal), "out of memory");
+                snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
 }
 
-/* Takes up to BATCH_MAX records from the consumer; returns how many. */
-static int drain_consumer(avk_notify_t *n)
+/* A record or a partition's end, from avk_pump_take(). */
+static void on_message(void *opaque, const rd_kafka_message_t *m)
 {
-        int taken = 0;
-        rd_kafka_message_t *m;
-        while (taken < BATCH_MAX && !n->fatal[0] &&
-               (m = rd_kafka_consumer_poll(n->consumer, 0)) != NULL) {
-                taken++;
-                const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-                int reported = strcmp(topic, n->topic_reported) == 0;
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        if (reported && ensure_part(n, m->partition) == 0) {
-                                n->parts[m->partition].reported_eof_seq++;
-                                n->parts[m->partition].reported_at_end = 1;
-                        }
-                } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                        char reason[256];
-                        rd_kafka_fatal_error(n->consumer, reason, sizeof(reason));
-                        snprintf(n->fatal, sizeof(n->fatal), "Kafka consumer: %s", reason);
-                } else if (m->err) {
-                        avk_log(AVK_LOG_WARN, COMPONENT, "Kafka consumer: %s",
-                                rd_kafka_message_errstr(m));
-                } else if (reported) {
-                        on_reported(n, m);
-                } else {
-                        for (int s = 0; s < SRC_CNT; s++) {
-                                if (strcmp(topic, n->topic[s]) == 0) {
-                                        on_record(n, m, (enum source)s);
-                                        break;
-                                }
+        avk_notify_t *n = opaque;
+        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+        int reported = strcmp(topic, n->topic_reported) == 0;
+        if (m->err) {
+                if (reported && ensure_part(n, m->partition) == 0) {
+                        n->parts[m->partition].reported_eof_seq++;
+                        n->parts[m->partition].reported_at_end = 1;
+                }
+        } else if (reported) {
+                on_reported(n, m);
+        } else {
+                for (int s = 0; s < SRC_CNT; s++) {
+                        if (strcmp(topic, n->topic[s]) == 0) {
+                                on_record(n, m, (enum source)s);
+                                break;
                         }
                 }
-                rd_kafka_message_destroy(m);
         }
-        return taken;
 }
 
 /* Moves every delivery that can move; returns when the next one falls due. */
 static int64_t step(avk_notify_t *n, int64_t now)
 {
-        int64_t next = now + POLL_MAX_MS;
+        int64_t next = now + AVK_PUMP_POLL_MAX_MS;
         for (int p = 0; p < n->part_cnt; p++) {
                 for (int s = 0; s < SRC_CNT; s++) {
                         for (struct delivery *d = n->parts[p].q[s].head; d; d = d->next) {
@@ -713,7 +650,7 @@ static int64_t step(avk_notify_t *n, int64_t now)
 
 static void attempt_done(void *opaque, void *private_ptr, int curl_code)
 {
-        finish_attempt(opaque, private_ptr, curl_code, mono_ms());
+        finish_attempt(opaque, private_ptr, curl_code, avk_pump_mono_ms());
 }
 
 /* Stores the offset past the finished head of every partition. */
@@ -732,15 +669,8 @@ static void advance_offsets(avk_notify_t *n)
                                 free_delivery(n, d);
                                 n->held--;
                         }
-                        if (last < 0 || !q->assigned)
-                                continue;
-                        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                        rd_kafka_topic_partition_list_add(l, n->topic[s], p)->offset = last + 1;
-                        rd_kafka_resp_err_t e = rd_kafka_offsets_store(n->consumer, l);
-                        if (e)
-                                avk_log(AVK_LOG_WARN, COMPONENT, "%s [%d]: offset not stored: %s",
-                                        n->topic[s], p, rd_kafka_err2str(e));
-                        rd_kafka_topic_partition_list_destroy(l);
+                        if (last >= 0 && q->assigned)
+                                avk_pump_store(&n->pump, n->topic[s], p, last + 1);
                 }
         }
         atomic_store(&n->held_now, n->held);
@@ -759,26 +689,20 @@ static void flow_control(avk_notify_t *n)
                 for (int s = 0; s < SRC_CNT; s++)
                         if (n->parts[p].q[s].assigned)
                                 rd_kafka_topic_partition_list_add(l, n->topic[s], p);
-        if (want_paused)
-                rd_kafka_pause_partitions(n->consumer, l);
-        else
-                rd_kafka_resume_partitions(n->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
+        avk_pump_pause(&n->pump, l, want_paused);
         n->paused = want_paused;
 }
 
 /*
  * Gives the partitions up: finished deliveries (dead letters acknowledged
- * within FLUSH_TIMEOUT_MS included) are committed, the rest are dropped for
+ * within avk_pump_flush()'s bound included) are committed, the rest are dropped for
  * the partitions' next owner to deliver again under the same event id.
  */
 static void release_all(avk_notify_t *n)
 {
-        rd_kafka_flush(n->producer, FLUSH_TIMEOUT_MS);
+        avk_pump_flush(&n->pump);
         advance_offsets(n);
-        rd_kafka_resp_err_t e = rd_kafka_commit(n->consumer, NULL, 0);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                avk_log(AVK_LOG_WARN, COMPONENT, "commit: %s", rd_kafka_err2str(e));
+        avk_pump_commit(&n->pump);
         for (int p = 0; p < n->part_cnt; p++) {
                 struct part *part = &n->parts[p];
                 for (int s = 0; s < SRC_CNT; s++) {
@@ -812,7 +736,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < partitions->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &partitions->elems[i];
                 if (ensure_part(n, tp->partition) != 0) {
-                        snprintf(n->fatal, sizeof(n->fatal), "out of memory");
+                        snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
                         break;
                 }
                 /* Deviations are not committed: the map is rebuilt from the start. */
@@ -840,30 +764,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* ---- life cycle -------------------------------------------------------- */
-
-static rd_kafka_t *make_consumer(avk_notify_t *n, char *errstr, size_t errstr_size)
-{
-        struct avk_copartition cp = {.service = "avvik notify",
-                                     .group_key = "notify.group.id",
-                                     .topic_a = n->topic[SRC_ROUTED],
-                                     .topic_b = n->topic_reported,
-                                     .rebalance_cb = on_rebalance,
-                                     .opaque = n};
-        return avk_copartition_consumer_new(n->cfg, &cp, errstr, errstr_size);
-}
-
-static rd_kafka_t *make_producer(avk_notify_t *n, char *errstr, size_t errstr_size)
-{
-        rd_kafka_conf_t *conf = avk_kafka_conf(n->cfg, errstr, errstr_size);
-        if (!conf)
-                return NULL;
-        rd_kafka_conf_set_dr_msg_cb(conf, on_produced);
-        rd_kafka_conf_set_opaque(conf, n);
-        rd_kafka_t *rk = avk_kafka_producer_new(conf, errstr, errstr_size);
-        if (!rk)
-                rd_kafka_conf_destroy(conf);
-        return rk;
-}
 
 static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
 {
@@ -898,7 +798,7 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        n->wake[0] = n->wake[1] = -1;
+        avk_pump_init(&n->pump, COMPONENT);
         n->cfg = cfg;
         n->dir = dir;
         n->timeout_ms = avk_config_get_int(cfg, "notify.timeout.ms");
@@ -915,7 +815,7 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
         n->topic_reported = avk_config_get(cfg, "topic.reported");
         n->topic_deadletter = avk_config_get(cfg, "topic.deadletter");
         n->topic_failed = avk_config_get(cfg, "topic.delivery.failed");
-        n->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32);
+        n->rng = (uint64_t)avk_pump_wall_ms() ^ ((uint64_t)getpid() << 32);
         register_metrics(n, metrics);
         if (n->backoff_ms > n->backoff_max_ms) {
                 snprintf(errstr, errstr_size,
@@ -945,24 +845,14 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        /* Thread-safe since curl 7.84 (CURL_VERSION_THREADSAFE); counted, so
-         * it pairs with the cleanup in avk_notify_destroy(). */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                snprintf(errstr, errstr_size, "curl_global_init failed");
+        struct avk_copartition cp = {.service = "avvik notify",
+                                     .group_key = "notify.group.id",
+                                     .topic_a = n->topic[SRC_ROUTED],
+                                     .topic_b = n->topic_reported,
+                                     .rebalance_cb = on_rebalance,
+                                     .opaque = n};
+        if (avk_pump_open(&n->pump, cfg, on_produced, n, &cp, errstr, errstr_size) != 0)
                 goto fail;
-        }
-        n->curl_inited = 1;
-        if (!(n->multi = curl_multi_init()) || avk_webhook_wake_pipe(n->wake) != 0) {
-                snprintf(errstr, errstr_size, "curl multi handle or pipe: %s", strerror(errno));
-                goto fail;
-        }
-        if (!(n->producer = make_producer(n, errstr, errstr_size)) ||
-            !(n->consumer = make_consumer(n, errstr, errstr_size)))
-                goto fail;
-        n->consumer_queue = rd_kafka_queue_get_consumer(n->consumer);
-        n->producer_queue = rd_kafka_queue_get_main(n->producer);
-        rd_kafka_queue_io_event_enable(n->consumer_queue, n->wake[1], "c", 1);
-        rd_kafka_queue_io_event_enable(n->producer_queue, n->wake[1], "p", 1);
         return n;
 fail:
         avk_notify_destroy(n);
@@ -971,43 +861,31 @@ fail:
 
 int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
 {
-        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(SRC_CNT + 1);
+        const char *topics[SRC_CNT + 1];
         for (int s = 0; s < SRC_CNT; s++)
-                rd_kafka_topic_partition_list_add(topics, n->topic[s], RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(topics, n->topic_reported, RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(n->consumer, topics);
-        rd_kafka_topic_partition_list_destroy(topics);
-        if (e) {
-                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+                topics[s] = n->topic[s];
+        topics[SRC_CNT] = n->topic_reported;
+        if (avk_pump_subscribe(&n->pump, topics, SRC_CNT + 1, errstr, errstr_size) != 0)
                 return -1;
-        }
         avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s, %s and %s as group %s",
                 n->topic[SRC_ROUTED], n->topic[SRC_ESCALATED], n->topic[SRC_REMINDER],
                 n->topic_reported, avk_config_get(n->cfg, "notify.group.id"));
-        while (!atomic_load(&n->stop) && !n->fatal[0]) {
-                int taken = drain_consumer(n);
-                int64_t now = mono_ms();
+        while (avk_pump_running(&n->pump)) {
+                int taken = avk_pump_take(&n->pump, BATCH_MAX, on_message, n);
+                int64_t now = avk_pump_mono_ms();
                 int64_t next = step(n, now);
-                avk_webhook_collect(n->multi, attempt_done, n);
-                rd_kafka_poll(n->producer, 0);
-                if (rd_kafka_fatal_error(n->producer, NULL, 0)) {
-                        char reason[256];
-                        rd_kafka_fatal_error(n->producer, reason, sizeof(reason));
-                        snprintf(n->fatal, sizeof(n->fatal), "Kafka producer: %s", reason);
-                }
+                avk_pump_serve(&n->pump, attempt_done, n);
                 advance_offsets(n);
                 flow_control(n);
                 /* Finished attempts may have made retries or offsets due now. */
-                int64_t again = step(n, mono_ms());
+                int64_t again = step(n, avk_pump_mono_ms());
                 if (again < next)
                         next = again;
-                int64_t timeout = taken == BATCH_MAX ? 0 : next - mono_ms();
-                avk_webhook_wait(n->multi, n->wake[0],
-                                 timeout > POLL_MAX_MS ? POLL_MAX_MS : timeout);
+                avk_pump_sleep(&n->pump, next, taken == BATCH_MAX);
         }
         release_all(n);
-        if (n->fatal[0]) {
-                snprintf(errstr, errstr_size, "%s", n->fatal);
+        if (n->pump.fatal[0]) {
+                snprintf(errstr, errstr_size, "%s", n->pump.fatal);
                 return -1;
         }
         return 0;
@@ -1015,8 +893,7 @@ int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
 
 void avk_notify_stop(avk_notify_t *n)
 {
-        atomic_store(&n->stop, 1);
-        curl_multi_wakeup(n->multi);
+        avk_pump_stop(&n->pump);
 }
 
 void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
@@ -1032,7 +909,7 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
 int avk_notify_ready(void *opaque, char *why, size_t why_size)
 {
         avk_notify_t *n = opaque;
-        if (!avk_kafka_reachable(n->producer, READY_PROBE_MS)) {
+        if (!avk_kafka_reachable(n->pump.producer, READY_PROBE_MS)) {
                 snprintf(why, why_size, "Kafka does not answer");
                 return 0;
         }
@@ -1047,22 +924,7 @@ void avk_notify_destroy(avk_notify_t *n)
 {
         if (!n)
                 return;
-        if (n->consumer_queue) {
-                rd_kafka_queue_io_event_enable(n->consumer_queue, -1, NULL, 0);
-                rd_kafka_queue_destroy(n->consumer_queue);
-        }
-        if (n->producer_queue) {
-                rd_kafka_queue_io_event_enable(n->producer_queue, -1, NULL, 0);
-                rd_kafka_queue_destroy(n->producer_queue);
-        }
-        if (n->consumer) {
-                rd_kafka_consumer_close(n->consumer); /* revokes: release_all() */
-                rd_kafka_destroy(n->consumer);
-        }
-        if (n->producer) {
-                rd_kafka_flush(n->producer, FLUSH_TIMEOUT_MS);
-                rd_kafka_destroy(n->producer);
-        }
+        avk_pump_close_kafka(&n->pump); /* the consumer's revocation: release_all() */
         for (int p = 0; p < n->part_cnt; p++) {
                 for (int s = 0; s < SRC_CNT; s++) {
                         while (n->parts[p].q[s].head) {
@@ -1073,13 +935,7 @@ void avk_notify_destroy(avk_notify_t *n)
                 }
         }
         free(n->parts);
-        if (n->multi)
-                curl_multi_cleanup(n->multi);
-        if (n->curl_inited)
-                curl_global_cleanup();
-        for (int i = 0; i < 2; i++)
-                if (n->wake[i] >= 0)
-                        close(n->wake[i]);
+        avk_pump_close(&n->pump);
         avk_idcache_destroy(n->cache);
         for (int s = 0; s < SRC_CNT; s++)
                 if (n->value[s].self)

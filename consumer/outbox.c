@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/kafka.h"
 #include "common/log.h"
 
 #define RETRY_BACKOFF_MS 500
@@ -80,6 +81,91 @@ avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *c
                 o->hooks = *hooks;
         o->component = component;
         return o;
+}
+
+/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
+static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
+                         const char *value)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
+                const char *n, *v;
+                avk_config_kafka_get(cfg, i, &n, &v);
+                if (strcmp(n, name) == 0)
+                        return;
+        }
+        rd_kafka_conf_set(conf, name, value, NULL, 0);
+}
+
+int avk_outbox_kafka_open(avk_outbox_t *o, const avk_config_t *cfg, const char *group,
+                          void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                               rd_kafka_topic_partition_list_t *partitions,
+                                               void *opaque),
+                          void *opaque, struct avk_outbox_kafka *k, char *errstr,
+                          size_t errstr_size)
+{
+        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!pconf)
+                return -1;
+        avk_outbox_conf(o, pconf);
+        conf_default(cfg, pconf, "linger.ms", "2");
+        k->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
+        if (!k->producer) {
+                rd_kafka_conf_destroy(pconf);
+                return -1;
+        }
+        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!cconf)
+                return -1;
+        rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+        rd_kafka_conf_set_opaque(cconf, opaque);
+        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
+        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
+        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
+        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
+        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        k->consumer = avk_kafka_consumer_new(cconf, group, errstr, errstr_size);
+        if (!k->consumer) {
+                rd_kafka_conf_destroy(cconf);
+                return -1;
+        }
+        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!rconf)
+                return -1;
+        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
+        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
+        char reader_group[300];
+        snprintf(reader_group, sizeof(reader_group), "%s-state", group);
+        k->reader = avk_kafka_consumer_new(rconf, reader_group, errstr, errstr_size);
+        if (!k->reader) {
+                rd_kafka_conf_destroy(rconf);
+                return -1;
+        }
+        avk_outbox_clients(o, k->producer, k->consumer);
+        return 0;
+}
+
+void avk_outbox_kafka_close(struct avk_outbox_kafka *k)
+{
+        if (k->reader) {
+                rd_kafka_consumer_close(k->reader);
+                rd_kafka_destroy(k->reader);
+        }
+        if (k->consumer)
+                rd_kafka_destroy(k->consumer);
+        if (k->producer)
+                rd_kafka_destroy(k->producer);
+        k->reader = k->consumer = k->producer = NULL;
+}
+
+void avk_outbox_revoking(avk_outbox_t *o, rd_kafka_t *consumer, int timeout_ms, const char *then)
+{
+        avk_outbox_drain(o, timeout_ms);
+        if (avk_outbox_in_flight(o))
+                avk_log(AVK_LOG_WARN, o->component, "%llu outputs still in flight at revoke: %s",
+                        (unsigned long long)avk_outbox_in_flight(o), then);
+        rd_kafka_resp_err_t err = rd_kafka_commit(consumer, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                avk_log(AVK_LOG_WARN, o->component, "commit at revoke: %s", rd_kafka_err2str(err));
 }
 
 void avk_outbox_clients(avk_outbox_t *o, rd_kafka_t *producer, rd_kafka_t *consumer)

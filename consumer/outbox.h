@@ -27,6 +27,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/config.h"
+
 typedef struct avk_outbox avk_outbox_t;
 typedef struct avk_outbox_input avk_outbox_input_t; /**< one assigned input partition */
 
@@ -59,6 +61,45 @@ struct avk_outbox_msg {
 
 /** @brief An outbox; component names it in logs. NULL when out of memory. */
 avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *component);
+
+/** The Kafka clients of a service around an outbox. */
+struct avk_outbox_kafka {
+        rd_kafka_t *producer; /**< the outputs; its delivery reports go to the outbox */
+        rd_kafka_t *consumer; /**< the group's consumer of the inputs */
+        rd_kafka_t *reader;   /**< group "<group>-state": rebuilds state (avk_replay_read()) */
+};
+
+/**
+ * @brief Makes the clients from the kafka.* settings of cfg and hands the
+ * producer and consumer to the outbox (avk_outbox_clients()). The consumer
+ * joins group with the range assignor (partition p of every input topic on one
+ * instance: a deviation's inputs meet there), rebalance_cb with opaque, and
+ * auto-commit of the offsets the outbox stores; the reader never commits.
+ * Unless kafka.* sets them: linger.ms=2, auto.offset.reset=earliest,
+ * auto.commit.interval.ms=1000, fetch.wait.max.ms=10.
+ * @returns 0, or -1 with the reason in errstr (what was made is in k, for
+ * avk_outbox_kafka_close()).
+ */
+int avk_outbox_kafka_open(avk_outbox_t *outbox, const avk_config_t *cfg, const char *group,
+                          void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                               rd_kafka_topic_partition_list_t *partitions,
+                                               void *opaque),
+                          void *opaque, struct avk_outbox_kafka *k, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief Destroys the clients of k (the consumer already closed by the
+ * service's run); NULL ones are skipped.
+ */
+void avk_outbox_kafka_close(struct avk_outbox_kafka *k);
+
+/**
+ * @brief At a revoke, before the partitions are given up: waits up to
+ * timeout_ms for the outputs in flight (logging how many are left, and then
+ * what happens to them), and commits the stored offsets through consumer.
+ */
+void avk_outbox_revoking(avk_outbox_t *outbox, rd_kafka_t *consumer, int timeout_ms,
+                         const char *then);
 
 /** @brief Sets the delivery report callback of a producer's configuration to the outbox's. */
 void avk_outbox_conf(avk_outbox_t *outbox, rd_kafka_conf_t *producer_conf);

@@ -70,3 +70,17 @@ out:
         free(done);
         return rc;
 }
+
+int avk_replay_fresh(const rd_kafka_topic_partition_list_t *parts, const int *owned, int max,
+                     int32_t *nums, int *fresh)
+{
+        int cnt = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                int32_t p = parts->elems[i].partition;
+                if (p >= 0 && p < max && !owned[p] && !fresh[p]) {
+                        fresh[p] = 1;
+                        nums[cnt++] = p;
+                }
+        }
+        return cnt;
+}

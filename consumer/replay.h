@@ -23,4 +23,14 @@ typedef void(avk_replay_cb)(void *opaque, const rd_kafka_message_t *m);
 int avk_replay_read(rd_kafka_t *reader, const char *topic, const int32_t *parts, int cnt,
                     int timeout_ms, avk_replay_cb *cb, void *opaque);
 
+/**
+ * @brief The partitions of parts not owned (owned[p] 0) and below max, each
+ * once: those whose state a rebuild must read. Their numbers go to nums, and
+ * fresh[p] is set to 1 for each (fresh, zeroed by the caller, and owned have
+ * max entries).
+ * @returns how many.
+ */
+int avk_replay_fresh(const rd_kafka_topic_partition_list_t *parts, const int *owned, int max,
+                     int32_t *nums, int *fresh);
+
 #endif

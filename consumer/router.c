@@ -94,7 +94,7 @@ struct avk_router {
         const char *topic[IN_TOPICS];
         const char *routed_topic, *deadletter_topic;
         char group[256];
-        rd_kafka_t *consumer, *producer, *reader;
+        struct avk_outbox_kafka kafka;
 
         avk_outbox_t *outbox;
         avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS]; /* the assigned partitions */
@@ -618,24 +618,18 @@ static void rebuild_routed(void *opaque, const rd_kafka_message_t *m)
  * beginning to their ends as of now into the state. */
 static int rebuild(avk_router_t *r, const int32_t *parts, int cnt)
 {
-        if (avk_replay_read(r->reader, r->topic[IN_REPORTED], parts, cnt, REBUILD_TIMEOUT,
+        if (avk_replay_read(r->kafka.reader, r->topic[IN_REPORTED], parts, cnt, REBUILD_TIMEOUT,
                             rebuild_reported, r) != 0)
                 return -1;
-        return avk_replay_read(r->reader, r->routed_topic, parts, cnt, REBUILD_TIMEOUT,
+        return avk_replay_read(r->kafka.reader, r->routed_topic, parts, cnt, REBUILD_TIMEOUT,
                                rebuild_routed, r);
 }
 
 static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
         int32_t nums[MAX_PARTITIONS];
-        int cnt = 0, fresh[MAX_PARTITIONS] = {0};
-        for (int i = 0; i < parts->cnt; i++) {
-                int32_t p = parts->elems[i].partition;
-                if (p >= 0 && p < MAX_PARTITIONS && !r->owned[p] && !fresh[p]) {
-                        fresh[p] = 1;
-                        nums[cnt++] = p;
-                }
-        }
+        int fresh[MAX_PARTITIONS] = {0};
+        int cnt = avk_replay_fresh(parts, r->owned, MAX_PARTITIONS, nums, fresh);
         struct timespec start = mono_now(), now;
         while (cnt && rebuild(r, nums, cnt) != 0 && !atomic_load(&r->stop)) {
                 avk_log(AVK_LOG_WARN, COMPONENT, "rebuilding state failed; retrying");
@@ -664,15 +658,8 @@ static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_
 
 static void on_revoke(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
-        avk_outbox_drain(r->outbox, DRAIN_TIMEOUT_MS);
-        if (avk_outbox_in_flight(r->outbox))
-                avk_log(AVK_LOG_WARN, COMPONENT,
-                        "%llu outputs still in flight at revoke: their inputs will be routed "
-                        "again by the next owner",
-                        (unsigned long long)avk_outbox_in_flight(r->outbox));
-        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                avk_log(AVK_LOG_WARN, COMPONENT, "commit at revoke: %s", rd_kafka_err2str(err));
+        avk_outbox_revoking(r->outbox, rk, DRAIN_TIMEOUT_MS,
+                            "their inputs will be routed again by the next owner");
         int drop[MAX_PARTITIONS] = {0}, reported = 0;
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -770,7 +757,7 @@ static int partition_cnt(const struct rd_kafka_metadata *md, const char *topic, 
 static int check_topics(avk_router_t *r, char *errstr, size_t errstr_size)
 {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(r->producer, 1, NULL, &md, 10000);
+        rd_kafka_resp_err_t e = rd_kafka_metadata(r->kafka.producer, 1, NULL, &md, 10000);
         if (e) {
                 snprintf(errstr, errstr_size, "topic metadata: %s", rd_kafka_err2str(e));
                 return -1;
@@ -808,7 +795,7 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
         rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(2);
         rd_kafka_topic_partition_list_add(subs, r->topic[IN_REPORTED], RD_KAFKA_PARTITION_UA);
         rd_kafka_topic_partition_list_add(subs, r->topic[IN_RESPONSE], RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(r->consumer, subs);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(r->kafka.consumer, subs);
         rd_kafka_topic_partition_list_destroy(subs);
         if (e) {
                 snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
@@ -824,7 +811,7 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
                  * and storing offsets per input cost more than routing. */
                 rd_kafka_message_t *m;
                 for (int taken = 0; taken < BATCH_MAX && rc == 0 &&
-                                    (m = rd_kafka_consumer_poll(r->consumer, taken ? 0 : 20));
+                                    (m = rd_kafka_consumer_poll(r->kafka.consumer, taken ? 0 : 20));
                      taken++) {
                         if (m->err) {
                                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -839,7 +826,7 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
                 avk_outbox_poll(r->outbox);
                 mirror_retries(r);
                 char reason[512];
-                if (rd_kafka_fatal_error(r->producer, reason, sizeof(reason))) {
+                if (rd_kafka_fatal_error(r->kafka.producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
                         rc = -1;
                 }
@@ -849,7 +836,7 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
         }
         /* Closing revokes the assignment: on_revoke waits for the outputs in
          * flight, stores and commits. */
-        rd_kafka_consumer_close(r->consumer);
+        rd_kafka_consumer_close(r->kafka.consumer);
         avk_outbox_close(r->outbox);
         mirror_retries(r);
         summary(r);
@@ -884,7 +871,7 @@ avk_metrics_t *avk_router_metrics(avk_router_t *r)
 int avk_router_ready(void *opaque, char *why, size_t why_size)
 {
         avk_router_t *r = opaque;
-        if (!avk_kafka_reachable(r->producer, READY_PROBE_MS)) {
+        if (!avk_kafka_reachable(r->kafka.producer, READY_PROBE_MS)) {
                 snprintf(why, why_size, "Kafka does not answer");
                 return 0;
         }
@@ -896,19 +883,6 @@ int avk_router_ready(void *opaque, char *why, size_t why_size)
 }
 
 /* ---- creation ---- */
-
-/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
-static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
-                         const char *value)
-{
-        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
-                const char *n, *v;
-                avk_config_kafka_get(cfg, i, &n, &v);
-                if (strcmp(n, name) == 0)
-                        return;
-        }
-        rd_kafka_conf_set(conf, name, value, NULL, 0);
-}
 
 static int load_files(avk_router_t *r, const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
@@ -926,50 +900,6 @@ static int load_files(avk_router_t *r, const avk_config_t *cfg, char *errstr, si
                 r->rules = avk_rules_load(rules_file, r->reported_schema, &errs);
         if (!r->rules) {
                 avk_errors_join(&errs, errstr, errstr_size);
-                return -1;
-        }
-        return 0;
-}
-
-static int make_clients(avk_router_t *r, const avk_config_t *cfg, char *errstr, size_t errstr_size)
-{
-        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!pconf)
-                return -1;
-        avk_outbox_conf(r->outbox, pconf);
-        conf_default(cfg, pconf, "linger.ms", "2");
-        r->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
-        if (!r->producer) {
-                rd_kafka_conf_destroy(pconf);
-                return -1;
-        }
-        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!cconf)
-                return -1;
-        rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
-        rd_kafka_conf_set_opaque(cconf, r);
-        /* range keeps partition p of topic.reported and of topic.response on
-         * one instance: a deviation's report and its responses are together. */
-        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
-        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
-        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
-        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
-        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
-        r->consumer = avk_kafka_consumer_new(cconf, r->group, errstr, errstr_size);
-        if (!r->consumer) {
-                rd_kafka_conf_destroy(cconf);
-                return -1;
-        }
-        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!rconf)
-                return -1;
-        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
-        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
-        char reader_group[300];
-        snprintf(reader_group, sizeof(reader_group), "%s-state", r->group);
-        r->reader = avk_kafka_consumer_new(rconf, reader_group, errstr, errstr_size);
-        if (!r->reader) {
-                rd_kafka_conf_destroy(rconf);
                 return -1;
         }
         return 0;
@@ -1038,9 +968,9 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
         avro_generic_value_new(avk_schema_iface(r->reported_schema), &r->reported_value);
         avro_generic_value_new(avk_schema_iface(r->response_schema), &r->response_value);
         avro_generic_value_new(avk_schema_iface(r->routed_schema), &r->routed_value);
-        if (make_clients(r, cfg, errstr, errstr_size) != 0)
+        if (avk_outbox_kafka_open(r->outbox, cfg, r->group, on_rebalance, r, &r->kafka, errstr,
+                                  errstr_size) != 0)
                 goto fail;
-        avk_outbox_clients(r->outbox, r->producer, r->consumer);
         return r;
 fail:
         avk_router_destroy(r);
@@ -1051,14 +981,7 @@ void avk_router_destroy(avk_router_t *r)
 {
         if (!r)
                 return;
-        if (r->reader) {
-                rd_kafka_consumer_close(r->reader);
-                rd_kafka_destroy(r->reader);
-        }
-        if (r->consumer)
-                rd_kafka_destroy(r->consumer);
-        if (r->producer)
-                rd_kafka_destroy(r->producer);
+        avk_outbox_kafka_close(&r->kafka);
         avk_outbox_destroy(r->outbox);
         state_drop(r, NULL);
         free(r->table);

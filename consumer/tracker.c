@@ -84,7 +84,7 @@ struct avk_tracker {
         avro_value_t in_value[IN_TOPICS], out_value[OUT_TOPICS];
         const char *in_topic[IN_TOPICS], *out_topic[OUT_TOPICS], *deadletter_topic;
         char group[256];
-        rd_kafka_t *consumer, *producer, *reader;
+        struct avk_outbox_kafka kafka;
         avk_outbox_t *outbox;
         avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS];
         int owned[MAX_PARTITIONS];
@@ -740,7 +740,7 @@ static int rebuild(avk_tracker_t *tr, const int32_t *parts, int cnt)
         avk_replay_cb *cbs[OUT_TOPICS] = {restore_status, restore_escalation, restore_reminder};
         tr->sink_failed = 0;
         for (int k = 0; k < OUT_TOPICS; k++) {
-                if (avk_replay_read(tr->reader, tr->out_topic[k], parts, cnt, REBUILD_TIMEOUT,
+                if (avk_replay_read(tr->kafka.reader, tr->out_topic[k], parts, cnt, REBUILD_TIMEOUT,
                                     cbs[k], tr) != 0)
                         return -1;
         }
@@ -754,14 +754,8 @@ static int rebuild(avk_tracker_t *tr, const int32_t *parts, int cnt)
 static void on_assign(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
         int32_t nums[MAX_PARTITIONS];
-        int cnt = 0, fresh[MAX_PARTITIONS] = {0};
-        for (int i = 0; i < parts->cnt; i++) {
-                int32_t p = parts->elems[i].partition;
-                if (p >= 0 && p < MAX_PARTITIONS && !tr->owned[p] && !fresh[p]) {
-                        fresh[p] = 1;
-                        nums[cnt++] = p;
-                }
-        }
+        int fresh[MAX_PARTITIONS] = {0};
+        int cnt = avk_replay_fresh(parts, tr->owned, MAX_PARTITIONS, nums, fresh);
         int64_t start = mono_ms();
         while (cnt && rebuild(tr, nums, cnt) != 0 && !atomic_load(&tr->stop)) {
                 avk_log(AVK_LOG_WARN, COMPONENT, "rebuilding state failed; retrying");
@@ -792,15 +786,8 @@ static void on_assign(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partitio
 
 static void on_revoke(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
-        avk_outbox_drain(tr->outbox, DRAIN_TIMEOUT_MS);
-        if (avk_outbox_in_flight(tr->outbox))
-                avk_log(AVK_LOG_WARN, COMPONENT,
-                        "%llu outputs still in flight at revoke: the next owner rebuilds and "
-                        "writes them again",
-                        (unsigned long long)avk_outbox_in_flight(tr->outbox));
-        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                avk_log(AVK_LOG_WARN, COMPONENT, "commit at revoke: %s", rd_kafka_err2str(err));
+        avk_outbox_revoking(tr->outbox, rk, DRAIN_TIMEOUT_MS,
+                            "the next owner rebuilds and writes them again");
         int routed = 0;
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -887,9 +874,9 @@ static void summary(avk_tracker_t *tr)
 
 static int partition_cnt(avk_tracker_t *tr, const char *topic, char *errstr, size_t errstr_size)
 {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(tr->reader, topic, NULL);
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(tr->kafka.reader, topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(tr->reader, 0, rkt, &md, 10000);
+        rd_kafka_resp_err_t e = rd_kafka_metadata(tr->kafka.reader, 0, rkt, &md, 10000);
         rd_kafka_topic_destroy(rkt);
         int n = -1;
         if (!e && md->topic_cnt == 1 && !md->topics[0].err)
@@ -941,7 +928,7 @@ int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
         rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(IN_TOPICS);
         for (int k = 0; k < IN_TOPICS; k++)
                 rd_kafka_topic_partition_list_add(subs, tr->in_topic[k], RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(tr->consumer, subs);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(tr->kafka.consumer, subs);
         rd_kafka_topic_partition_list_destroy(subs);
         if (e) {
                 snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
@@ -952,7 +939,7 @@ int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
         int rc = 0;
         tr->last_summary = mono_ms();
         while (!atomic_load(&tr->stop)) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(tr->consumer, 20);
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(tr->kafka.consumer, 20);
                 if (m && m->err) {
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                                 avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
@@ -969,7 +956,7 @@ int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
                         rc = -1;
                 }
                 char reason[512];
-                if (rd_kafka_fatal_error(tr->producer, reason, sizeof(reason))) {
+                if (rd_kafka_fatal_error(tr->kafka.producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
                         rc = -1;
                 }
@@ -979,7 +966,7 @@ int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
         }
         /* Closing revokes the assignment: on_revoke waits for the outputs in
          * flight, stores and commits. */
-        rd_kafka_consumer_close(tr->consumer);
+        rd_kafka_consumer_close(tr->kafka.consumer);
         avk_outbox_close(tr->outbox);
         summary(tr);
         return rc;
@@ -1022,19 +1009,6 @@ avk_metrics_t *avk_tracker_metrics(avk_tracker_t *tr)
 
 /* ---- creation ---- */
 
-/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
-static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
-                         const char *value)
-{
-        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
-                const char *n, *v;
-                avk_config_kafka_get(cfg, i, &n, &v);
-                if (strcmp(n, name) == 0)
-                        return;
-        }
-        rd_kafka_conf_set(conf, name, value, NULL, 0);
-}
-
 static int load_files(avk_tracker_t *tr, const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         const char *dir_file = avk_config_get(cfg, "directory.file");
@@ -1053,51 +1027,6 @@ static int load_files(avk_tracker_t *tr, const avk_config_t *cfg, char *errstr, 
                 avk_errors_join(&errs, errstr, errstr_size);
                 return -1;
         }
-        return 0;
-}
-
-static int make_clients(avk_tracker_t *tr, const avk_config_t *cfg, char *errstr,
-                        size_t errstr_size)
-{
-        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!pconf)
-                return -1;
-        avk_outbox_conf(tr->outbox, pconf);
-        conf_default(cfg, pconf, "linger.ms", "2");
-        tr->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
-        if (!tr->producer) {
-                rd_kafka_conf_destroy(pconf);
-                return -1;
-        }
-        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!cconf)
-                return -1;
-        rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
-        rd_kafka_conf_set_opaque(cconf, tr);
-        /* range keeps partition p of the three input topics on one instance. */
-        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
-        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
-        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
-        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
-        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
-        tr->consumer = avk_kafka_consumer_new(cconf, tr->group, errstr, errstr_size);
-        if (!tr->consumer) {
-                rd_kafka_conf_destroy(cconf);
-                return -1;
-        }
-        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!rconf)
-                return -1;
-        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
-        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
-        char reader_group[300];
-        snprintf(reader_group, sizeof(reader_group), "%s-state", tr->group);
-        tr->reader = avk_kafka_consumer_new(rconf, reader_group, errstr, errstr_size);
-        if (!tr->reader) {
-                rd_kafka_conf_destroy(rconf);
-                return -1;
-        }
-        avk_outbox_clients(tr->outbox, tr->producer, tr->consumer);
         return 0;
 }
 
@@ -1216,7 +1145,8 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
                 avro_generic_value_new(avk_schema_iface(tr->in_schema[k]), &tr->in_value[k]);
         for (int k = 0; k < OUT_TOPICS; k++)
                 avro_generic_value_new(avk_schema_iface(tr->out_schema[k]), &tr->out_value[k]);
-        if (make_clients(tr, cfg, errstr, errstr_size) != 0)
+        if (avk_outbox_kafka_open(tr->outbox, cfg, tr->group, on_rebalance, tr, &tr->kafka, errstr,
+                                  errstr_size) != 0)
                 goto fail;
         /* The clock file's first value, so that a tracker under test starts
          * at the test's time rather than at 0. */
@@ -1231,14 +1161,7 @@ void avk_tracker_destroy(avk_tracker_t *tr)
 {
         if (!tr)
                 return;
-        if (tr->reader) {
-                rd_kafka_consumer_close(tr->reader);
-                rd_kafka_destroy(tr->reader);
-        }
-        if (tr->consumer)
-                rd_kafka_destroy(tr->consumer);
-        if (tr->producer)
-                rd_kafka_destroy(tr->producer);
+        avk_outbox_kafka_close(&tr->kafka);
         while (tr->kept)
                 kept_free(tr, tr->kept);
         avk_outbox_destroy(tr->outbox);

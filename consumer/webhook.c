@@ -140,6 +140,20 @@ CURL *avk_webhook_post_start(CURLM *multi, const struct avk_webhook_post *p)
         return e;
 }
 
+long avk_webhook_finish(CURLM *multi, CURL **easy, int curl_code, char *buf, size_t size)
+{
+        long status = 0;
+        if (curl_code == CURLE_OK)
+                curl_easy_getinfo(*easy, CURLINFO_RESPONSE_CODE, &status);
+        avk_webhook_reason(*easy, curl_code, status, buf, size);
+        if (*easy) {
+                curl_multi_remove_handle(multi, *easy);
+                curl_easy_cleanup(*easy);
+                *easy = NULL;
+        }
+        return status;
+}
+
 void avk_webhook_collect(CURLM *multi, avk_webhook_done_cb *done, void *opaque)
 {
         int running, left;

@@ -91,6 +91,13 @@ CURL *avk_webhook_post_start(CURLM *multi, const struct avk_webhook_post *post);
 /** Called for a finished POST with its private_ptr and CURLcode. */
 typedef void avk_webhook_done_cb(void *opaque, void *private_ptr, int curl_code);
 
+/**
+ * @brief Ends a finished POST: its reason (avk_webhook_reason()) in buf, and
+ * *easy (may be NULL: the POST never started) removed from multi, cleaned up
+ * and set to NULL. @returns the answer's HTTP status, 0 without one.
+ */
+long avk_webhook_finish(CURLM *multi, CURL **easy, int curl_code, char *buf, size_t size);
+
 /** @brief Drives multi and calls done for every POST that finished. */
 void avk_webhook_collect(CURLM *multi, avk_webhook_done_cb *done, void *opaque);
 

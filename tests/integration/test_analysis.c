@@ -17,13 +17,11 @@
  * the pseudonym is stable per patient and differs between patients.
  */
 #include <check.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/codec.h"
@@ -35,7 +33,10 @@
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/mock_kafka.h"
+#include "tests/support/service_fixture.h"
+#include "tests/support/service_thread.h"
 #include "tests/support/test_data.h"
+#include "tests/support/wait_for.h"
 #include "tests/support/webhook_receiver.h"
 
 #define DEVIATION_ID "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
@@ -46,25 +47,18 @@
 /* docs/analysis.md: the namespace of AnalysisRecord.record_id. */
 #define RECORD_NAMESPACE "c5a1f0d2-6e4b-5a93-8d27-1b9e3f4c7a60"
 
-static struct mock_kafka mk;
-static char workdir[64];
-static avk_catalog_t *catalog;
-static avk_codec_t *codec;
+static struct service_fixture fx;
 static rd_kafka_t *producer;
 
 static void set(const char *key, const char *value)
 {
-        char err[512];
-        ck_assert_msg(avk_config_set(mk.cfg, key, value, err, sizeof(err)) == 0, "%s", err);
+        mock_kafka_set(&fx.mk, key, value);
 }
 
 static void setup(void)
 {
         char err[512], path[128];
-        mock_kafka_start(&mk, 1);
-        set("kafka.fetch.wait.max.ms", "10");
-        set("kafka.session.timeout.ms", "6000");
-        set("kafka.log_level", "3");
+        service_fixture_start(&fx, "avk-analysis");
         set("analysis.deviation.wait.ms", "500");
         set("analysis.sink.retry.backoff.ms", "50");
         set("analysis.sink.retry.backoff.max.ms", "200");
@@ -72,18 +66,14 @@ static void setup(void)
         set("analysis.sink.connect.timeout.ms", "2000");
         set("analysis.sink.linger.ms", "50");
         set("analysis.sink.allow.http", "1");
-        ck_assert_ptr_nonnull(test_data_temp_dir("avk-analysis", workdir, sizeof(workdir)));
-        snprintf(path, sizeof(path), "%s/pseudonym.key", workdir);
+        snprintf(path, sizeof(path), "%s/pseudonym.key", fx.workdir);
         FILE *f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
         fputs(KEY "\n", f);
         fclose(f);
         ck_assert_int_eq(chmod(path, 0600), 0);
         set("analysis.pseudonym.key.file", path);
-        catalog = avk_catalog_new_builtin(err, sizeof(err));
-        ck_assert_msg(catalog != NULL, "%s", err);
-        codec = codec_fixture_codec(catalog, NULL);
-        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
         ck_assert_msg(conf != NULL, "%s", err);
         producer = avk_kafka_producer_new(conf, err, sizeof(err));
         ck_assert_msg(producer != NULL, "%s", err);
@@ -91,31 +81,21 @@ static void setup(void)
 
 static void teardown(void)
 {
-        char cmd[128];
         rd_kafka_destroy(producer);
-        avk_codec_destroy(codec);
-        avk_catalog_destroy(catalog);
-        mock_kafka_stop(&mk);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
-        ck_assert_int_eq(system(cmd), 0);
+        service_fixture_stop(&fx);
 }
 
 /* ---- inputs ------------------------------------------------------------- */
 
 static void produce_raw(const char *topic, const char *key, const void *payload, size_t len)
 {
-        ck_assert_int_eq(
-            rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                              RD_KAFKA_V_VALUE((void *)payload, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-            0);
-        ck_assert_int_eq(rd_kafka_flush(producer, 10000), 0);
+        mock_kafka_produce(producer, topic, key, payload, len);
 }
 
 static void produce_json(const char *topic, const char *schema, const char *key, json_t *doc)
 {
         struct codec_message m =
-            codec_fixture_encode(codec, topic, avk_catalog_by_name(catalog, schema), doc);
+            codec_fixture_encode(fx.codec, topic, avk_catalog_by_name(fx.catalog, schema), doc);
         produce_raw(topic, key, m.bytes, m.len);
         free(m.bytes);
 }
@@ -181,31 +161,31 @@ static void file_status(const char *id, int version, const char *state, int64_t 
 struct running {
         avk_analysis_t *analysis;
         avk_metrics_t *metrics;
-        pthread_t thread;
-        int rc;
-        char err[512];
+        struct service_thread thread;
 };
 
-static void *run_analysis(void *arg)
+static int run_analysis(void *service, char *errstr, size_t errstr_size)
 {
-        struct running *r = arg;
-        r->rc = avk_analysis_run(r->analysis, r->err, sizeof(r->err));
-        return NULL;
+        return avk_analysis_run(service, errstr, errstr_size);
+}
+
+static void stop_analysis(void *service)
+{
+        avk_analysis_stop(service);
 }
 
 static void start(struct running *r)
 {
+        char err[512];
         r->metrics = avk_metrics_new();
-        r->analysis = avk_analysis_new(mk.cfg, r->metrics, r->err, sizeof(r->err));
-        ck_assert_msg(r->analysis != NULL, "%s", r->err);
-        ck_assert_int_eq(pthread_create(&r->thread, NULL, run_analysis, r), 0);
+        r->analysis = avk_analysis_new(fx.mk.cfg, r->metrics, err, sizeof(err));
+        ck_assert_msg(r->analysis != NULL, "%s", err);
+        service_thread_start(&r->thread, r->analysis, run_analysis, stop_analysis);
 }
 
 static void stop(struct running *r)
 {
-        avk_analysis_stop(r->analysis);
-        pthread_join(r->thread, NULL);
-        ck_assert_msg(r->rc == 0, "%s", r->err);
+        service_thread_stop(&r->thread);
         avk_analysis_destroy(r->analysis);
         avk_metrics_destroy(r->metrics);
 }
@@ -217,22 +197,8 @@ static struct avk_analysis_stats stats(struct running *r)
         return s;
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits up to 60 s for expr to reach want (the first group join takes ~3 s). */
-#define WAIT_FOR(expr, want)                                                                       \
-        do {                                                                                       \
-                int64_t until_ = now_ms() + 60000;                                                 \
-                while ((int64_t)(expr) < (int64_t)(want) && now_ms() < until_)                     \
-                        usleep(20000);                                                             \
-                ck_assert_msg((int64_t)(expr) >= (int64_t)(want), "%s: %lld, want %lld", #expr,    \
-                              (long long)(expr), (long long)(want));                               \
-        } while (0)
+#define WAIT_FOR(expr, want) WAIT_FOR_MS(expr, want, 60000)
 
 /* ---- what the topics got ------------------------------------------------ */
 
@@ -244,17 +210,6 @@ struct records {
         } * r;
 };
 
-static void header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
-{
-        rd_kafka_headers_t *h = NULL;
-        const void *v;
-        size_t len;
-        buf[0] = '\0';
-        if (rd_kafka_message_headers(m, &h) == 0 &&
-            rd_kafka_header_get_last(h, name, &v, &len) == 0)
-                snprintf(buf, size, "%.*s", (int)len, (const char *)v);
-}
-
 static void collect(void *opaque, const rd_kafka_message_t *m)
 {
         struct records *rs = opaque;
@@ -265,10 +220,10 @@ static void collect(void *opaque, const rd_kafka_message_t *m)
         }
         struct record *r = &rs->r[rs->n++];
         memset(r, 0, sizeof(*r));
-        header(m, "avk-error", r->error, sizeof(r->error));
-        header(m, "avk-source-topic", r->source_topic, sizeof(r->source_topic));
-        header(m, "avk-record-id", r->record_id, sizeof(r->record_id));
-        header(m, "avk-batch-id", r->batch_id, sizeof(r->batch_id));
+        mock_kafka_header(m, "avk-error", r->error, sizeof(r->error));
+        mock_kafka_header(m, "avk-source-topic", r->source_topic, sizeof(r->source_topic));
+        mock_kafka_header(m, "avk-record-id", r->record_id, sizeof(r->record_id));
+        mock_kafka_header(m, "avk-batch-id", r->batch_id, sizeof(r->batch_id));
         r->payload = malloc(m->len + 1);
         r->key = malloc(m->key_len + 1);
         ck_assert(r->payload && r->key);
@@ -292,7 +247,7 @@ static void records_free(struct records *rs)
 static struct records read_topic(const char *topic)
 {
         struct records rs = {0};
-        mock_kafka_read_all(&mk, topic, collect, &rs);
+        mock_kafka_read_all(&fx.mk, topic, collect, &rs);
         return rs;
 }
 
@@ -302,9 +257,9 @@ static json_t *analysis_records(void)
         struct records rs = read_topic("deviation.analysis");
         json_t *all = json_array();
         for (size_t i = 0; i < rs.n; i++)
-                json_array_append_new(
-                    all, codec_fixture_decode_json(codec, rs.r[i].payload, rs.r[i].len,
-                                                   avk_catalog_by_name(catalog, "AnalysisRecord")));
+                json_array_append_new(all, codec_fixture_decode_json(
+                                               fx.codec, rs.r[i].payload, rs.r[i].len,
+                                               avk_catalog_by_name(fx.catalog, "AnalysisRecord")));
         records_free(&rs);
         return all;
 }
@@ -602,8 +557,8 @@ START_TEST(sink_past_its_budget_dead_letters_the_records)
         ck_assert_str_eq(dl.r[0].record_id, id);
         ck_assert_uint_eq(strlen(dl.r[0].batch_id), 36);
         /* The record itself, for an operator to send again. */
-        json_t *rec = codec_fixture_decode_json(codec, dl.r[0].payload, dl.r[0].len,
-                                                avk_catalog_by_name(catalog, "AnalysisRecord"));
+        json_t *rec = codec_fixture_decode_json(fx.codec, dl.r[0].payload, dl.r[0].len,
+                                                avk_catalog_by_name(fx.catalog, "AnalysisRecord"));
         ck_assert_str_eq(field(rec, "record_id"), id);
         json_decref(rec);
         records_free(&dl);

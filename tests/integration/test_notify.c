@@ -13,11 +13,9 @@
  * URLs put in at run time.
  */
 #include <check.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/codec.h"
@@ -31,7 +29,10 @@
 #include "tests/support/codec_fixture.h"
 #include "tests/support/http_get.h"
 #include "tests/support/mock_kafka.h"
+#include "tests/support/service_fixture.h"
+#include "tests/support/service_thread.h"
 #include "tests/support/test_data.h"
+#include "tests/support/wait_for.h"
 #include "tests/support/webhook_receiver.h"
 
 #define DEVIATION_ID "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
@@ -44,43 +45,26 @@
 #define PERSONAL_ID  "194003141233"
 #define SECRET_FILE  AVK_TEST_DATA "/directory/secrets/test-webhook.secret"
 
-static struct mock_kafka mk;
-static char workdir[64];
-static avk_catalog_t *catalog;
-static avk_codec_t *codec;
+static struct service_fixture fx;
 
 static void set(const char *key, const char *value)
 {
-        char err[512];
-        ck_assert_msg(avk_config_set(mk.cfg, key, value, err, sizeof(err)) == 0, "%s", err);
+        mock_kafka_set(&fx.mk, key, value);
 }
 
 static void setup(void)
 {
-        char err[512];
-        mock_kafka_start(&mk, 1);
-        set("kafka.fetch.wait.max.ms", "10");
-        set("kafka.session.timeout.ms", "6000");
-        set("kafka.log_level", "3");
+        service_fixture_start(&fx, "avk-notify");
         set("notify.retry.backoff.ms", "50");
         set("notify.retry.backoff.max.ms", "200");
         set("notify.timeout.ms", "3000");
         set("notify.connect.timeout.ms", "2000");
         set("notify.deviation.wait.ms", "500");
-        ck_assert_ptr_nonnull(test_data_temp_dir("avk-notify", workdir, sizeof(workdir)));
-        catalog = avk_catalog_new_builtin(err, sizeof(err));
-        ck_assert_msg(catalog != NULL, "%s", err);
-        codec = codec_fixture_codec(catalog, NULL);
 }
 
 static void teardown(void)
 {
-        char cmd[128];
-        avk_codec_destroy(codec);
-        avk_catalog_destroy(catalog);
-        mock_kafka_stop(&mk);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", workdir);
-        ck_assert_int_eq(system(cmd), 0);
+        service_fixture_stop(&fx);
 }
 
 /* ---- test data ---------------------------------------------------------- */
@@ -118,7 +102,7 @@ static avk_directory_t *directory(const char *vgr_url, int vgr_identity, const c
         webhook_json(gbg, sizeof(gbg), gbg_url, 0);
         text = replace(text, "\"@VGR_WEBHOOK@\"", vgr);
         text = replace(text, "\"@GBG_WEBHOOK@\"", gbg);
-        snprintf(path, sizeof(path), "%s/directory.json", workdir);
+        snprintf(path, sizeof(path), "%s/directory.json", fx.workdir);
         FILE *f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
         fputs(text, f);
@@ -141,7 +125,7 @@ static void file_deviation(const char *id)
                                           err, sizeof(err));
         ck_assert_msg(doc != NULL, "%s", err);
         json_object_set_new(doc, "deviation_id", json_string(id));
-        avk_reporter_t *r = avk_reporter_new(mk.cfg, err, sizeof(err));
+        avk_reporter_t *r = avk_reporter_new(fx.mk.cfg, err, sizeof(err));
         ck_assert_msg(r != NULL, "%s", err);
         char filed[AVK_ID_SIZE];
         struct avk_errors errs;
@@ -153,16 +137,11 @@ static void file_deviation(const char *id)
 static void produce_raw(const char *topic, const char *key, const void *payload, size_t len)
 {
         char err[512];
-        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
         ck_assert_msg(conf != NULL, "%s", err);
         rd_kafka_t *rk = avk_kafka_producer_new(conf, err, sizeof(err));
         ck_assert_msg(rk != NULL, "%s", err);
-        ck_assert_int_eq(
-            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                              RD_KAFKA_V_VALUE((void *)payload, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-            0);
-        ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
+        mock_kafka_produce(rk, topic, key, payload, len);
         rd_kafka_destroy(rk);
 }
 
@@ -178,7 +157,7 @@ static struct codec_message routed(const char *deviation_id, const char *event_i
                                 "reason", "Discharge planning is the region's.", "category",
                                 "DISCHARGE_PLANNING", "harm_level", "LOW", "possible_lex_maria", 0);
         struct codec_message m = codec_fixture_encode(
-            codec, "deviation.routed", avk_catalog_by_name(catalog, "DeviationRouted"), doc);
+            fx.codec, "deviation.routed", avk_catalog_by_name(fx.catalog, "DeviationRouted"), doc);
         json_decref(doc);
         return m;
 }
@@ -192,8 +171,9 @@ static void escalate(const char *deviation_id, const char *escalation_id)
                                 "2026-11-27T13:05:00.000Z", "party", "VGR", "step", "MANAGER",
                                 "reason", "ACKNOWLEDGE_DEADLINE_PASSED", "holder", "deadline_at",
                                 "2026-11-27T13:00:00.000Z", "hop", 0, "unit_hsa_id", UNIT_31);
-        struct codec_message m = codec_fixture_encode(
-            codec, "deviation.escalated", avk_catalog_by_name(catalog, "DeviationEscalated"), doc);
+        struct codec_message m =
+            codec_fixture_encode(fx.codec, "deviation.escalated",
+                                 avk_catalog_by_name(fx.catalog, "DeviationEscalated"), doc);
         json_decref(doc);
         produce_raw("deviation.escalated", deviation_id, m.bytes, m.len);
         free(m.bytes);
@@ -207,8 +187,9 @@ static void remind(const char *deviation_id, const char *reminder_id)
                       "deviation_id", deviation_id, "reminded_at", "2026-11-26T13:00:00.000Z",
                       "hop", 0, "receiver_party", "1480", "receiver_unit_hsa_id", "kind", "ANSWER",
                       "deadline_at", "2026-11-27T13:00:00.000Z");
-        struct codec_message m = codec_fixture_encode(
-            codec, "deviation.reminder", avk_catalog_by_name(catalog, "DeadlineReminder"), doc);
+        struct codec_message m =
+            codec_fixture_encode(fx.codec, "deviation.reminder",
+                                 avk_catalog_by_name(fx.catalog, "DeadlineReminder"), doc);
         json_decref(doc);
         produce_raw("deviation.reminder", deviation_id, m.bytes, m.len);
         free(m.bytes);
@@ -227,31 +208,31 @@ static void route(const char *deviation_id, const char *event_id, int hop, const
 struct running {
         avk_notify_t *notify;
         avk_metrics_t *metrics;
-        pthread_t thread;
-        int rc;
-        char err[512];
+        struct service_thread thread;
 };
 
-static void *run_notify(void *arg)
+static int run_notify(void *service, char *errstr, size_t errstr_size)
 {
-        struct running *r = arg;
-        r->rc = avk_notify_run(r->notify, r->err, sizeof(r->err));
-        return NULL;
+        return avk_notify_run(service, errstr, errstr_size);
+}
+
+static void stop_notify(void *service)
+{
+        avk_notify_stop(service);
 }
 
 static void start(struct running *r, const avk_directory_t *dir)
 {
+        char err[512];
         r->metrics = avk_metrics_new();
-        r->notify = avk_notify_new(mk.cfg, dir, r->metrics, r->err, sizeof(r->err));
-        ck_assert_msg(r->notify != NULL, "%s", r->err);
-        ck_assert_int_eq(pthread_create(&r->thread, NULL, run_notify, r), 0);
+        r->notify = avk_notify_new(fx.mk.cfg, dir, r->metrics, err, sizeof(err));
+        ck_assert_msg(r->notify != NULL, "%s", err);
+        service_thread_start(&r->thread, r->notify, run_notify, stop_notify);
 }
 
 static void stop(struct running *r)
 {
-        avk_notify_stop(r->notify);
-        pthread_join(r->thread, NULL);
-        ck_assert_msg(r->rc == 0, "%s", r->err);
+        service_thread_stop(&r->thread);
         avk_notify_destroy(r->notify);
         avk_metrics_destroy(r->metrics);
 }
@@ -263,22 +244,8 @@ static struct avk_notify_stats stats(struct running *r)
         return s;
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits up to 30 s for *counter to reach want (the first group join takes ~3 s). */
-#define WAIT_FOR(expr, want)                                                                       \
-        do {                                                                                       \
-                int64_t until_ = now_ms() + 30000;                                                 \
-                while ((int64_t)(expr) < (int64_t)(want) && now_ms() < until_)                     \
-                        usleep(20000);                                                             \
-                ck_assert_msg((int64_t)(expr) >= (int64_t)(want), "%s: %lld, want %lld", #expr,    \
-                              (long long)(expr), (long long)(want));                               \
-        } while (0)
+/* Waits up to 30 s for expr to reach want (the first group join takes ~3 s). */
+#define WAIT_FOR(expr, want) WAIT_FOR_MS(expr, want, 30000)
 
 /* ---- what the receiver and the topics got ------------------------------ */
 
@@ -317,27 +284,17 @@ struct records {
         struct record r[RECORDS_MAX];
 };
 
-static void header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
-{
-        rd_kafka_headers_t *h = NULL;
-        const void *v;
-        size_t len;
-        buf[0] = '\0';
-        if (rd_kafka_message_headers(m, &h) == 0 &&
-            rd_kafka_header_get_last(h, name, &v, &len) == 0)
-                snprintf(buf, size, "%.*s", (int)len, (const char *)v);
-}
-
 static void collect(void *opaque, const rd_kafka_message_t *m)
 {
         struct records *rs = opaque;
         ck_assert_uint_lt(rs->n, RECORDS_MAX);
         struct record *r = &rs->r[rs->n++];
         r->partition = m->partition;
-        header(m, "avk-error", r->error, sizeof(r->error));
-        header(m, "avk-source-topic", r->source_topic, sizeof(r->source_topic));
-        header(m, "avk-source-partition", r->source_partition, sizeof(r->source_partition));
-        header(m, "avk-source-offset", r->source_offset, sizeof(r->source_offset));
+        mock_kafka_header(m, "avk-error", r->error, sizeof(r->error));
+        mock_kafka_header(m, "avk-source-topic", r->source_topic, sizeof(r->source_topic));
+        mock_kafka_header(m, "avk-source-partition", r->source_partition,
+                          sizeof(r->source_partition));
+        mock_kafka_header(m, "avk-source-offset", r->source_offset, sizeof(r->source_offset));
         r->payload = malloc(m->len + 1);
         memcpy(r->payload, m->payload, m->len);
         r->len = m->len;
@@ -354,12 +311,12 @@ static json_t *failed_events(void)
 {
         static struct records rs;
         memset(&rs, 0, sizeof(rs));
-        mock_kafka_read_all(&mk, "deviation.delivery.failed", collect, &rs);
+        mock_kafka_read_all(&fx.mk, "deviation.delivery.failed", collect, &rs);
         json_t *all = json_array();
         for (size_t i = 0; i < rs.n; i++)
-                json_array_append_new(
-                    all, codec_fixture_decode_json(codec, rs.r[i].payload, rs.r[i].len,
-                                                   avk_catalog_by_name(catalog, "DeliveryFailed")));
+                json_array_append_new(all, codec_fixture_decode_json(
+                                               fx.codec, rs.r[i].payload, rs.r[i].len,
+                                               avk_catalog_by_name(fx.catalog, "DeliveryFailed")));
         records_free(&rs);
         return all;
 }
@@ -488,7 +445,8 @@ START_TEST(slow_party_does_not_hold_up_another)
 }
 END_TEST
 
-/* A self-signed certificate for 127.0.0.1 in workdir/<name>.{crt,key}; returns the PEM texts. */
+/* A self-signed certificate for 127.0.0.1 in the fixture's directory as <name>.{crt,key}; returns
+ * the PEM texts. */
 static void make_certificate(const char *name, char **cert, char **key)
 {
         char cmd[1024], path[128], err[512];
@@ -496,11 +454,11 @@ static void make_certificate(const char *name, char **cert, char **key)
                  "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
                  "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
                  "-keyout %s/%s.key -out %s/%s.crt 2>/dev/null",
-                 workdir, name, workdir, name);
+                 fx.workdir, name, fx.workdir, name);
         ck_assert_msg(system(cmd) == 0, "openssl req could not make a certificate");
-        snprintf(path, sizeof(path), "%s/%s.crt", workdir, name);
+        snprintf(path, sizeof(path), "%s/%s.crt", fx.workdir, name);
         *cert = test_data_read(path, err, sizeof(err));
-        snprintf(path, sizeof(path), "%s/%s.key", workdir, name);
+        snprintf(path, sizeof(path), "%s/%s.key", fx.workdir, name);
         *key = test_data_read(path, err, sizeof(err));
         ck_assert_msg(*cert && *key, "%s", err);
 }
@@ -509,7 +467,7 @@ START_TEST(trusted_endpoint_cleared_for_identity_gets_it)
 {
         char *cert, *key, ca[128];
         make_certificate("trusted", &cert, &key);
-        snprintf(ca, sizeof(ca), "%s/trusted.crt", workdir);
+        snprintf(ca, sizeof(ca), "%s/trusted.crt", fx.workdir);
         set("notify.ssl.ca.location", ca);
         struct webhook_receiver *vgr = webhook_receiver_start(cert, key);
         ck_assert_str_eq(strncmp(webhook_receiver_url(vgr), "https://", 8) == 0 ? "https" : "",
@@ -542,7 +500,7 @@ START_TEST(untrusted_certificate_is_retried_then_dead_lettered)
         char *cert, *key, *other_cert, *other_key, ca[128];
         make_certificate("trusted", &cert, &key);
         make_certificate("stranger", &other_cert, &other_key);
-        snprintf(ca, sizeof(ca), "%s/trusted.crt", workdir);
+        snprintf(ca, sizeof(ca), "%s/trusted.crt", fx.workdir);
         set("notify.ssl.ca.location", ca);
         set("notify.retry.max", "2");
         struct webhook_receiver *vgr = webhook_receiver_start(other_cert, other_key);
@@ -558,7 +516,7 @@ START_TEST(untrusted_certificate_is_retried_then_dead_lettered)
 
         static struct records dl;
         memset(&dl, 0, sizeof(dl));
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
         ck_assert_contains(dl.r[0].error, "TLS: certificate verify failed");
         ck_assert_contains(dl.r[0].error, "attempt 2 of 2");
         records_free(&dl);
@@ -599,7 +557,7 @@ START_TEST(spent_retry_budget_dead_letters_with_an_escalation_event)
 
         static struct records dl;
         memset(&dl, 0, sizeof(dl));
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
         ck_assert_str_eq(dl.r[0].error, "HTTP 503 (attempt 3 of 3)");
         ck_assert_str_eq(dl.r[0].source_topic, "deviation.routed");
         ck_assert_str_eq(dl.r[0].source_offset, "0");
@@ -652,7 +610,7 @@ START_TEST(client_error_is_dead_lettered_without_retry)
         stop(&run);
         static struct records dl;
         memset(&dl, 0, sizeof(dl));
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
         ck_assert_str_eq(dl.r[0].error, "HTTP 401 (attempt 1; not retried)");
         records_free(&dl);
         avk_directory_destroy(dir);
@@ -702,7 +660,7 @@ START_TEST(undecodable_record_is_dead_lettered_and_blocks_nothing)
         stop(&run);
         static struct records dl;
         memset(&dl, 0, sizeof(dl));
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
         ck_assert_contains(dl.r[0].error, "undecodable: ");
         ck_assert_uint_eq(dl.r[0].len, 8);
         records_free(&dl);
@@ -831,7 +789,7 @@ START_TEST(failing_escalation_is_retried_then_dead_lettered_without_delivery_fai
 
         static struct records dl;
         memset(&dl, 0, sizeof(dl));
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
         ck_assert_str_eq(dl.r[0].error, "HTTP 503 (attempt 3 of 3)");
         ck_assert_str_eq(dl.r[0].source_topic, "deviation.escalated");
         records_free(&dl);

@@ -2,7 +2,9 @@
 #include "tests/support/mock_kafka.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/kafka.h"
 
@@ -86,4 +88,32 @@ void mock_kafka_set_brokers(const struct mock_kafka *mk, int up)
                 else
                         rd_kafka_mock_broker_set_down(mk->cluster, b);
         }
+}
+
+void mock_kafka_set(const struct mock_kafka *mk, const char *key, const char *value)
+{
+        char err[512];
+        ck_assert_msg(avk_config_set(mk->cfg, key, value, err, sizeof(err)) == 0, "%s", err);
+}
+
+void mock_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t len;
+        buf[0] = '\0';
+        if (rd_kafka_message_headers(m, &h) == 0 &&
+            rd_kafka_header_get_last(h, name, &v, &len) == 0)
+                snprintf(buf, size, "%.*s", (int)len, (const char *)v);
+}
+
+void mock_kafka_produce(rd_kafka_t *producer, const char *topic, const char *key,
+                        const void *payload, size_t len)
+{
+        ck_assert_int_eq(
+            rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)payload, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        ck_assert_int_eq(rd_kafka_flush(producer, 10000), 0);
 }

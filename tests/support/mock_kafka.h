@@ -32,6 +32,17 @@ void mock_kafka_stop(struct mock_kafka *mk);
 /** Takes every broker down (up 0) or brings every one back (up 1). */
 void mock_kafka_set_brokers(const struct mock_kafka *mk, int up);
 
+/** Sets key to value in mk's configuration; a value it refuses fails the test. */
+void mock_kafka_set(const struct mock_kafka *mk, const char *key, const char *value);
+
+/** The last header name of m into buf, truncated to fit; "" when m has none. */
+void mock_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size);
+
+/** Produces one record (key a string) with producer and waits for its acknowledgement; a
+ * failure fails the test. */
+void mock_kafka_produce(rd_kafka_t *producer, const char *topic, const char *key,
+                        const void *payload, size_t len);
+
 typedef void(mock_kafka_record_cb)(void *opaque, const rd_kafka_message_t *m);
 
 /** Calls cb for every record of topic, from the beginning to the end; returns the count. */
