@@ -238,3 +238,13 @@ uint64_t avk_jsondoc_symbol_mask(struct avk_jsondoc *doc, const json_t *value,
         }
         return mask;
 }
+
+json_t *avk_jsondoc_nonempty_array(struct avk_jsondoc *doc, json_t *object, const char *key)
+{
+        json_t *list = json_object_get(object, key);
+        if (json_is_array(list) && json_array_size(list) > 0)
+                return list;
+        avk_jsondoc_fail_key(doc, key, "expected a non-empty array, got %s",
+                             list ? avk_json_type_name(list) : "nothing");
+        return NULL;
+}

@@ -51,6 +51,12 @@ void avk_jsondoc_fail(struct avk_jsondoc *doc, const char *fmt, ...)
 void avk_jsondoc_fail_key(struct avk_jsondoc *doc, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/**
+ * @brief The non-empty array at key of object, or NULL after adding
+ * "key: expected a non-empty array, got ..." to the document's errors.
+ */
+json_t *avk_jsondoc_nonempty_array(struct avk_jsondoc *doc, json_t *object, const char *key);
+
 /** @brief Reports each key of obj that allowed (NULL-terminated) lacks, naming the known keys. */
 void avk_jsondoc_check_keys(struct avk_jsondoc *doc, json_t *obj, const char *const *allowed);
 

@@ -358,12 +358,9 @@ avk_deadlines_t *avk_deadlines_load(const char *path, struct avk_errors *errs)
         avk_jsondoc_check_keys(&doc, policy->root, root_keys);
         avk_jsondoc_string(&doc, policy->root, "about", 0);
 
-        list = json_object_get(policy->root, "rules");
-        if (!json_is_array(list) || json_array_size(list) == 0) {
-                avk_jsondoc_fail_key(&doc, "rules", "expected a non-empty array, got %s",
-                                     list ? avk_json_type_name(list) : "nothing");
+        list = avk_jsondoc_nonempty_array(&doc, policy->root, "rules");
+        if (list == NULL)
                 goto out;
-        }
         policy->cnt = json_array_size(list);
         policy->rules = calloc(policy->cnt, sizeof(*policy->rules));
         if (policy->rules == NULL) {

@@ -321,12 +321,9 @@ avk_rules_t *avk_rules_load(const char *path, const avk_schema_t *reported, stru
         avk_jsondoc_string(&doc, rules->root, "about", 0);
         parse_max_reroutes(&doc, rules);
 
-        list = json_object_get(rules->root, "rules");
-        if (!json_is_array(list) || json_array_size(list) == 0) {
-                avk_jsondoc_fail_key(&doc, "rules", "expected a non-empty array, got %s",
-                                     list ? avk_json_type_name(list) : "nothing");
+        list = avk_jsondoc_nonempty_array(&doc, rules->root, "rules");
+        if (list == NULL)
                 goto out;
-        }
         rules->cnt = json_array_size(list);
         rules->rules = calloc(rules->cnt, sizeof(*rules->rules));
         if (rules->rules == NULL) {
