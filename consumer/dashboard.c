@@ -26,6 +26,7 @@
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/env.h"
+#include "common/follow.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -33,7 +34,6 @@
 #include "consumer/aggregate.h"
 #include "consumer/followup.h"
 
-#define POLL_MS              200 /* how often the consumer thread looks at the stop flag */
 #define CONNECTION_TIMEOUT_S 30
 #define HTTP_THREADS         2
 #define REPORT_CSS           "rapport.css"
@@ -109,77 +109,53 @@ static const struct avk_embedded_file *embedded(const char *name)
 
 /* ---- the consumer ------------------------------------------------------- */
 
-/* Reads topic.analysis until stopped: assigns every partition (again and
- * again while Kafka is unreachable or the topic missing), then adds each
- * record. A record the aggregate cannot use is skipped and counted: the
- * stream's producer owns its dead letters. */
+/* topic.analysis into the aggregates (common/follow.h): each record applied,
+ * or ignored when older than the deviation's view; one the aggregate cannot
+ * use is skipped and counted - the stream's producer owns its dead letters. */
+static int apply_record(void *opaque, avro_value_t *value, char *errstr, size_t errstr_size)
+{
+        avk_dashboard_t *db = opaque;
+        pthread_mutex_lock(&db->lock);
+        int rc = avk_aggregate_add(db->agg, value, errstr, errstr_size);
+        avk_metric_set(db->deviations, (int64_t)avk_aggregate_size(db->agg));
+        pthread_mutex_unlock(&db->lock);
+        if (rc >= 0)
+                avk_metric_add(rc == 1 ? db->applied : db->ignored, 1);
+        return rc;
+}
+
+static void count_skipped(void *opaque)
+{
+        avk_dashboard_t *db = opaque;
+        avk_metric_add(db->skipped, 1);
+}
+
+static void mark_loaded(void *opaque)
+{
+        avk_dashboard_t *db = opaque;
+        atomic_store(&db->loaded, 1);
+        avk_metric_set(db->loaded_gauge, 1);
+        avk_log(AVK_LOG_INFO, "dashboard", "%s read: %lld deviations", db->topic,
+                (long long)avk_metric_value(db->deviations));
+}
+
 static void *consume(void *arg)
 {
         avk_dashboard_t *db = arg;
         char err[512];
-        int partitions = 0, assigned = 0, warned = 0, at_end = 0;
-        char *eof = NULL; /* partitions read to their end at least once */
-        avro_value_t value;
-        const avk_schema_t *schema = avk_env_topic_schema(&db->env, db->topic, err, sizeof(err));
-        avro_generic_value_new(avk_schema_iface(schema), &value);
-        while (!atomic_load(&db->stopping)) {
-                if (!assigned) {
-                        if (avk_kafka_assign_all(db->rk, db->topic, RD_KAFKA_OFFSET_BEGINNING,
-                                                 POLL_MS * 5, &partitions, err, sizeof(err)) != 0) {
-                                if (!warned++)
-                                        avk_log(AVK_LOG_WARN, "dashboard", "%s (retrying)", err);
-                                nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
-                                continue;
-                        }
-                        assigned = 1;
-                        if (!(eof = calloc((size_t)partitions, 1))) {
-                                avk_log(AVK_LOG_ERROR, "dashboard", "out of memory");
-                                break;
-                        }
-                }
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(db->rk, POLL_MS);
-                if (!m)
-                        continue;
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        if (m->partition >= 0 && m->partition < partitions && !eof[m->partition]) {
-                                eof[m->partition] = 1;
-                                if (++at_end == partitions) {
-                                        atomic_store(&db->loaded, 1);
-                                        avk_metric_set(db->loaded_gauge, 1);
-                                        avk_log(AVK_LOG_INFO, "dashboard",
-                                                "%s read: %lld deviations", db->topic,
-                                                (long long)avk_metric_value(db->deviations));
-                                }
-                        }
-                } else if (m->err) {
-                        /* Broker connection errors are librdkafka's to log. */
-                        if (m->err != RD_KAFKA_RESP_ERR__TRANSPORT &&
-                            m->err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-                                avk_log(AVK_LOG_WARN, "dashboard", "%s",
-                                        rd_kafka_message_errstr(m));
-                } else {
-                        int rc = -1;
-                        if (avk_codec_decode(db->codec, m->payload, m->len, schema, &value, err,
-                                             sizeof(err)) == 0) {
-                                pthread_mutex_lock(&db->lock);
-                                rc = avk_aggregate_add(db->agg, &value, err, sizeof(err));
-                                avk_metric_set(db->deviations,
-                                               (int64_t)avk_aggregate_size(db->agg));
-                                pthread_mutex_unlock(&db->lock);
-                        }
-                        avk_metric_add(rc == 1   ? db->applied
-                                       : rc == 0 ? db->ignored
-                                                 : db->skipped,
-                                       1);
-                        if (rc < 0)
-                                avk_log(AVK_LOG_WARN, "dashboard",
-                                        "%s [%d] offset %lld: %s (skipped)", db->topic,
-                                        (int)m->partition, (long long)m->offset, err);
-                }
-                rd_kafka_message_destroy(m);
-        }
-        free(eof);
-        avro_value_decref(&value);
+        struct avk_follow follow = {
+            .rk = db->rk,
+            .codec = db->codec,
+            .schema = avk_env_topic_schema(&db->env, db->topic, err, sizeof(err)),
+            .topic = db->topic,
+            .component = "dashboard",
+            .stopping = &db->stopping,
+            .opaque = db,
+            .apply = apply_record,
+            .skipped = count_skipped,
+            .loaded = mark_loaded,
+        };
+        avk_follow_run(&follow);
         return NULL;
 }
 

@@ -19,12 +19,12 @@
 
 #include "common/codec.h"
 #include "common/env.h"
+#include "common/follow.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/party.h"
 
 #define MIN_SLOTS 1024
-#define POLL_MS   200 /* how often the consumer thread looks at the stop flag */
 
 struct slot {
         unsigned char id[16];
@@ -179,8 +179,9 @@ static const char *string_field(avro_value_t *record, const char *name)
 }
 
 /* Records one DeviationRouted value; -1 with the reason. */
-static int apply(avk_index_t *index, avro_value_t *routed, char *errstr, size_t errstr_size)
+static int apply(void *opaque, avro_value_t *routed, char *errstr, size_t errstr_size)
 {
+        avk_index_t *index = opaque;
         const char *id = string_field(routed, "deviation_id");
         const char *parties[2] = {string_field(routed, "reporter_party"),
                                   string_field(routed, "receiver_party")};
@@ -209,63 +210,32 @@ static int apply(avk_index_t *index, avro_value_t *routed, char *errstr, size_t 
         return 0;
 }
 
-/* Reads topic.routed until stopped: assigns every partition (again and again
- * while Kafka is unreachable), then applies each record. */
+static void mark_loaded(void *opaque)
+{
+        avk_index_t *index = opaque;
+        atomic_store(&index->loaded, 1);
+        avk_log(AVK_LOG_INFO, "index", "%s read: %zu deviations", index->topic,
+                avk_index_size(index));
+}
+
+/* Follows topic.routed (common/follow.h). A record the index cannot use is
+ * skipped, never fatal: the router's dead-letter handling owns bad records. */
 static void *consume(void *arg)
 {
         avk_index_t *index = arg;
         char err[512];
-        int partitions = 0, assigned = 0, warned = 0, at_end = 0;
-        char *eof = NULL; /* partitions read to their end at least once */
-        avro_value_t value;
-        const avk_schema_t *schema =
-            avk_env_topic_schema(&index->env, index->topic, err, sizeof(err));
-        avro_generic_value_new(avk_schema_iface(schema), &value);
-        while (!atomic_load(&index->stopping)) {
-                if (!assigned) {
-                        if (avk_kafka_assign_all(index->rk, index->topic, RD_KAFKA_OFFSET_BEGINNING,
-                                                 POLL_MS * 5, &partitions, err, sizeof(err)) != 0) {
-                                if (!warned++)
-                                        avk_log(AVK_LOG_WARN, "index", "%s (retrying)", err);
-                                nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
-                                continue;
-                        }
-                        assigned = 1;
-                        if (!(eof = calloc((size_t)partitions, 1))) {
-                                avk_log(AVK_LOG_ERROR, "index", "out of memory");
-                                break;
-                        }
-                }
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(index->rk, POLL_MS);
-                if (!m)
-                        continue;
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        if (m->partition >= 0 && m->partition < partitions && !eof[m->partition]) {
-                                eof[m->partition] = 1;
-                                if (++at_end == partitions) {
-                                        atomic_store(&index->loaded, 1);
-                                        avk_log(AVK_LOG_INFO, "index", "%s read: %zu deviations",
-                                                index->topic, avk_index_size(index));
-                                }
-                        }
-                } else if (m->err) {
-                        /* Broker connection errors are librdkafka's to log (it
-                         * does, once per state change): the rest are ours. */
-                        if (m->err != RD_KAFKA_RESP_ERR__TRANSPORT &&
-                            m->err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-                                avk_log(AVK_LOG_WARN, "index", "%s", rd_kafka_message_errstr(m));
-                } else if (avk_codec_decode(index->codec, m->payload, m->len, schema, &value, err,
-                                            sizeof(err)) != 0 ||
-                           apply(index, &value, err, sizeof(err)) != 0) {
-                        /* A record the index cannot use is skipped, never fatal:
-                         * the router's dead-letter handling owns bad records. */
-                        avk_log(AVK_LOG_WARN, "index", "%s [%d] offset %lld: %s (skipped)",
-                                index->topic, (int)m->partition, (long long)m->offset, err);
-                }
-                rd_kafka_message_destroy(m);
-        }
-        free(eof);
-        avro_value_decref(&value);
+        struct avk_follow follow = {
+            .rk = index->rk,
+            .codec = index->codec,
+            .schema = avk_env_topic_schema(&index->env, index->topic, err, sizeof(err)),
+            .topic = index->topic,
+            .component = "index",
+            .stopping = &index->stopping,
+            .opaque = index,
+            .apply = apply,
+            .loaded = mark_loaded,
+        };
+        avk_follow_run(&follow);
         return NULL;
 }
 
