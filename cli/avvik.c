@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/heap.h"
 #include "common/log.h"
 
 struct command {
@@ -27,8 +27,8 @@ static const struct command commands[] = {
     {"report", avk_cmd_report, "file deviations or responses from JSON"},
     {"tail", avk_cmd_tail, "print a topic's records as JSON"},
     {"gateway", avk_cmd_gateway, "serve the HTTP intake (deviations, responses, FHIR)"},
-    {"route", avk_cmd_route, "route deviations to the responsible party's inbox"},
-    {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' webhooks"},
+    {"route", avk_cmd_route, "route deviations to the responsible party and unit"},
+    {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' inboxes and webhooks"},
     {"track", avk_cmd_track, "track deadlines, remind, and escalate up the ladder"},
     {"analyse", avk_cmd_analyse, "forward the pseudonymised analysis stream (topic, HTTP sink)"},
     {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
@@ -116,23 +116,9 @@ void avk_cli_block_stop_signals(sigset_t *sigs)
         pthread_sigmask(SIG_BLOCK, sigs, NULL);
 }
 
-/*
- * Every command decodes and encodes a record at a time on several threads,
- * each a burst of small allocations freed soon after. glibc's defaults give
- * the memory back to the kernel after every burst and fault it in again on
- * the next: keeping up to 64 MB of free heap per arena instead made 'avvik
- * report' about 8% faster (bench/intake_vs_kcat.sh).
- */
-static void tune_malloc(void)
-{
-        mallopt(M_TRIM_THRESHOLD, 64 << 20);
-        mallopt(M_TOP_PAD, 16 << 20);
-        mallopt(M_MMAP_THRESHOLD, 4 << 20);
-}
-
 int main(int argc, char **argv)
 {
-        tune_malloc();
+        avk_heap_tune();
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 usage(argc < 2 ? stderr : stdout);
                 return argc < 2 ? AVK_EXIT_USAGE : AVK_EXIT_OK;

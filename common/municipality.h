@@ -13,12 +13,13 @@ struct avk_municipality {
         const char *subregion; /**< Fyrbodal, Göteborgsregionen, Skaraborg or Sjuhärad */
 };
 
-/** The generated table, in the CSV's order. */
+/** The generated table, in the CSV's order: by code, ascending (the generator checks it). */
 extern const struct avk_municipality avk_municipalities[];
 extern const size_t avk_municipality_cnt;
 
 /**
- * @brief Finds a municipality by its four-digit code.
+ * @brief Finds a municipality by its four-digit code (binary search: it runs
+ * several times for every deviation filed).
  * @returns the entry (static storage) or NULL when the code is not one of the 49.
  */
 const struct avk_municipality *avk_municipality_find(const char *code);

@@ -7,8 +7,21 @@
  * deviation (its body carries it) and only its failure is escalated with a
  * DeliveryFailed event; the other two are delivered as they are.
  *
+ * The router decides, the notifier delivers: a routed record goes to every
+ * channel its receiver has, the webhook and the Kafka inbox topic. The
+ * inbox gets two records, the DeviationReported and the DeviationRouted,
+ * each as read from its topic (docs/notify.md, "Inbox topics"), produced
+ * through the same producer as the dead letters. The two channels run side
+ * by side on one delivery: the webhook's state (below) and the inbox's
+ * (INBOX_DUE -> INBOX_SENT -> INBOX_DONE, or back to INBOX_DUE after a
+ * backoff when Kafka refused either record); neither waits for the other's
+ * retries, and the delivery is finished when both are. The tracker copies
+ * its escalations and reminders to the inbox itself (docs/tracker.md): for
+ * those the notifier has the webhook only.
+ *
  * One thread runs everything: the Kafka consumer's queue, libcurl's multi
- * handle and the dead-letter producer's delivery reports. It sleeps in
+ * handle and the producer's delivery reports (inbox copies, dead letters,
+ * DeliveryFailed events). It sleeps in
  * curl_multi_poll(), woken by curl's sockets, by a pipe that librdkafka
  * writes to when the consumer's or producer's queue gets something
  * (rd_kafka_queue_io_event_enable), by the next retry falling due, or by
@@ -20,9 +33,10 @@
  * IN_FLIGHT -> DONE, or back to DUE after a failed attempt; past the retry
  * budget it goes DEAD_DUE -> DEAD_SENT (the dead letter and the
  * DeliveryFailed event produced, waiting for Kafka's acknowledgement) ->
- * DONE. Offsets advance over the DONE head of each list only, so an offset
- * is stored when its record and every earlier one of the partition are
- * finished.
+ * DONE; a receiver without a webhook goes WAITING -> DONE. Offsets advance
+ * over the finished head of each list only (DONE, and the inbox copies
+ * acknowledged or none to write), so an offset is stored when its record
+ * and every earlier one of the partition are finished.
  *
  * The deviations of topic.reported are read from the beginning of each
  * assigned partition into a bounded map (deviation id -> the record as
@@ -31,8 +45,9 @@
  * missing notify.deviation.wait.ms after the routed record arrived, with
  * topic.reported's partition read to its end since (or still at its end),
  * is not coming - evicted from the map, or never filed - and the routed
- * record is dead-lettered. The wait must well exceed fetch.wait.max.ms, so
- * that a deviation produced just before its routed record has been fetched.
+ * record is dead-lettered, with nothing written to the inbox. The wait must
+ * well exceed fetch.wait.max.ms, so that a deviation produced just before
+ * its routed record has been fetched.
  */
 #include "consumer/notify.h"
 
@@ -57,19 +72,38 @@
 #include "consumer/pump.h"
 #include "consumer/webhook.h"
 
-#define COMPONENT        "notify"
-#define USER_AGENT       "avvik-notify/0.1"
-#define BATCH_MAX        500 /* records taken from the consumer per round */
-#define WAITING_CHECK_MS 100 /* how often waiting deliveries look at the clock */
-#define ID_SIZE          40  /* a UUID and its NUL, with room */
-#define PARTY_SIZE       8
-#define REASON_SIZE      256
-#define READY_PROBE_MS   500 /* /readyz waits this long for Kafka's answer */
+#define COMPONENT           "notify"
+#define USER_AGENT          "avvik-notify/0.1"
+#define BATCH_MAX           500 /* records taken from the consumer per round */
+#define WAITING_CHECK_MS    100 /* how often waiting deliveries look at the clock */
+#define ID_SIZE             40  /* a UUID and its NUL, with room */
+#define PARTY_SIZE          8
+#define REASON_SIZE         256
+#define READY_PROBE_MS      500  /* /readyz waits this long for Kafka's answer */
+#define METADATA_TIMEOUT_MS 5000 /* learn_topics() waits this long for every topic's metadata */
 
 /* UUID version 5 namespace of DeliveryFailed event ids (name: the routed event id). */
 static const char failed_namespace[] = "7a0c4e1f-3b52-4d8e-9c61-2fd4850b36a9";
 
+/* Headers of the inbox copies: the same names, in the same order, as the
+ * router's on topic.routed (docs/router.md, "Outputs"). */
+#define HDR_ID           "avk-id"           /* the record's own id */
+#define HDR_TYPE         "avk-type"         /* its schema: DeviationReported or DeviationRouted */
+#define HDR_HOP          "avk-hop"          /* the routing hop, in decimal */
+#define HDR_ROUTED_EVENT "avk-routed-event" /* on the DeviationReported: the routing's event id */
+#define HDR_CAUSE        "avk-cause"        /* on the DeviationRouted: what caused the routing */
+
+/* The webhook's part of a delivery (and the dead letter's). */
 enum state { WAITING, DUE, IN_FLIGHT, DEAD_DUE, DEAD_SENT, DONE };
+
+/* The inbox's part of a routed record's delivery. INBOX_NONE: nothing to
+ * write (no inbox topic, the deviation not known yet, or the record
+ * dead-lettered before it was). */
+enum inbox_state { INBOX_NONE, INBOX_DUE, INBOX_SENT, INBOX_DONE };
+
+/* Which output of a delivery a producer delivery report is for: the low bit
+ * of its opaque, above it the delivery's seq. */
+enum output { OUT_DEAD_LETTER, OUT_INBOX };
 
 /* What the notifier delivers, one source topic each. */
 enum source { SRC_ROUTED, SRC_ESCALATED, SRC_REMINDER, SRC_CNT };
@@ -112,6 +146,15 @@ struct delivery {
         char reason[REASON_SIZE];
         int failed_event; /* the dead letter comes with a DeliveryFailed event */
         int acks_pending, ack_failed;
+        /* The inbox copies: the receiver's topic, the deviation as read from
+         * topic.reported (kept: the map may drop it before a retry) and the
+         * routed record's avk-cause header as read. */
+        const char *inbox;
+        enum inbox_state inbox_state;
+        void *reported, *cause;
+        size_t reported_len, cause_len;
+        int has_cause, inbox_pending, inbox_failed, inbox_attempts;
+        int64_t inbox_due_at;
         CURL *easy;
         struct curl_slist *headers;
         char curl_error[CURL_ERROR_SIZE];
@@ -149,8 +192,10 @@ struct avk_notify {
         int paused;
         uint64_t seq, rng;
         atomic_int partitions; /* of topic.routed, assigned now */
-        atomic_uint_fast64_t delivered, no_webhook, dead_lettered, attempts, held_now;
-        avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_undecodable;
+        atomic_uint_fast64_t delivered, no_webhook, dead_lettered, inbox, inbox_retries, attempts,
+            held_now;
+        avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_undecodable,
+            *m_inbox_retries;
 };
 
 /* ---- the pure parts ---------------------------------------------------- */
@@ -190,7 +235,20 @@ static void free_delivery(avk_notify_t *n, struct delivery *d)
         free(d->body);
         free(d->key);
         free(d->payload);
+        free(d->reported);
+        free(d->cause);
         free(d);
+}
+
+/* Whether d is finished: its offset may be stored once every earlier one's may. */
+static int finished(const struct delivery *d)
+{
+        return d->state == DONE && (d->inbox_state == INBOX_NONE || d->inbox_state == INBOX_DONE);
+}
+
+static void *opaque_of(const struct delivery *d, enum output out)
+{
+        return (void *)(uintptr_t)(d->seq << 1 | (uint64_t)out);
 }
 
 static struct delivery *find_delivery(avk_notify_t *n, uint64_t seq)
@@ -256,7 +314,7 @@ static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errst
                     n->pump.producer, RD_KAFKA_V_TOPIC(n->topic_failed),
                     RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
                     RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq), RD_KAFKA_V_END);
+                    RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_DEAD_LETTER)), RD_KAFKA_V_END);
                 if (e)
                         snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
                 rc = e ? -1 : 0;
@@ -277,7 +335,7 @@ static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr
             n->pump.producer, RD_KAFKA_V_TOPIC(n->topic_deadletter),
             RD_KAFKA_V_KEY(d->key, d->key_len), RD_KAFKA_V_VALUE(d->payload, d->payload_len),
             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)d->seq), RD_KAFKA_V_END);
+            RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_DEAD_LETTER)), RD_KAFKA_V_END);
         if (e) {
                 rd_kafka_headers_destroy(h);
                 snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
@@ -313,13 +371,11 @@ static void send_dead_letter(avk_notify_t *n, struct delivery *d, int64_t now)
         }
 }
 
-static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* A delivery report of d's dead letter or DeliveryFailed event. */
+static void dead_letter_produced(avk_notify_t *n, struct delivery *d, const rd_kafka_message_t *m)
 {
-        (void)rk;
-        avk_notify_t *n = opaque;
-        struct delivery *d = find_delivery(n, (uint64_t)(uintptr_t)m->_private);
-        if (!d || d->state != DEAD_SENT)
-                return; /* abandoned at a rebalance: the next owner starts again */
+        if (d->state != DEAD_SENT)
+                return;
         if (m->err) {
                 d->ack_failed = 1;
                 avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: %s not acknowledged: %s",
@@ -336,6 +392,115 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         d->state = DONE;
         atomic_fetch_add(&n->dead_lettered, 1);
         count_delivery(n, d, "dead_lettered");
+}
+
+/* Produces one inbox copy of d (docs/notify.md, "Inbox topics"): the
+ * DeviationReported (routed 0) or the DeviationRouted (routed 1) as read,
+ * with the headers the router gave them, keyed by the deviation id in the
+ * partition the partitioner picks. -1 with the reason in errstr. */
+static int produce_inbox_copy(avk_notify_t *n, struct delivery *d, int routed, char *errstr,
+                              size_t errstr_size)
+{
+        char hop_text[16];
+        snprintf(hop_text, sizeof(hop_text), "%d", d->hop);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        rd_kafka_header_add(h, HDR_ID, -1, routed ? d->event_id : d->deviation_id, -1);
+        rd_kafka_header_add(h, HDR_TYPE, -1, routed ? "DeviationRouted" : "DeviationReported", -1);
+        rd_kafka_header_add(h, HDR_HOP, -1, hop_text, -1);
+        if (!routed)
+                rd_kafka_header_add(h, HDR_ROUTED_EVENT, -1, d->event_id, -1);
+        else if (d->has_cause)
+                rd_kafka_header_add(h, HDR_CAUSE, -1, d->cause, (ssize_t)d->cause_len);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(n->pump.producer, RD_KAFKA_V_TOPIC(d->inbox),
+                              RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
+                              RD_KAFKA_V_VALUE(routed ? d->payload : d->reported,
+                                               routed ? d->payload_len : d->reported_len),
+                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_INBOX)), RD_KAFKA_V_END);
+        if (e) {
+                rd_kafka_headers_destroy(h);
+                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}
+
+/* Makes both inbox copies of d due again after a backoff. */
+static void inbox_again(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        d->inbox_state = INBOX_DUE;
+        d->inbox_due_at =
+            now + avk_webhook_backoff_ms(d->inbox_attempts, n->backoff_ms, n->backoff_max_ms,
+                                         avk_webhook_random(&n->rng));
+        atomic_fetch_add(&n->inbox_retries, 1);
+        avk_metric_add(avk_metrics_series(n->m_inbox_retries, (const char *[]){d->party}), 1);
+}
+
+/* Produces d's two inbox copies. Both are produced again when Kafka refuses
+ * or fails either: a duplicate in the inbox carries the same bytes and
+ * headers, and its reader knows it by avk-id. */
+static void send_inbox(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        char err[256];
+        d->inbox_attempts++;
+        d->inbox_pending = 0;
+        d->inbox_failed = 0;
+        for (int routed = 0; routed < 2; routed++) {
+                if (produce_inbox_copy(n, d, routed, err, sizeof(err)) != 0) {
+                        avk_log(AVK_LOG_ERROR, COMPONENT,
+                                "event %s: copy to inbox %s not produced: %s", d->event_id,
+                                d->inbox, err);
+                        d->inbox_failed = 1;
+                        break;
+                }
+                d->inbox_pending++;
+        }
+        if (d->inbox_pending > 0) {
+                /* Even with the second refused: the first one's report
+                 * makes both due again, so no report of this round can
+                 * arrive after the next has begun. */
+                d->inbox_state = INBOX_SENT;
+                return;
+        }
+        inbox_again(n, d, now);
+}
+
+/* A delivery report of one of d's inbox copies. */
+static void inbox_produced(avk_notify_t *n, struct delivery *d, const rd_kafka_message_t *m)
+{
+        if (d->inbox_state != INBOX_SENT)
+                return;
+        if (m->err) {
+                d->inbox_failed = 1;
+                avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: copy to inbox %s not acknowledged: %s",
+                        d->event_id, d->inbox, rd_kafka_err2str(m->err));
+        }
+        if (--d->inbox_pending > 0)
+                return;
+        if (d->inbox_failed) {
+                inbox_again(n, d, avk_pump_mono_ms());
+                return;
+        }
+        d->inbox_state = INBOX_DONE;
+        atomic_fetch_add(&n->inbox, 1);
+        count_delivery(n, d, "inbox");
+        avk_log(AVK_LOG_INFO, COMPONENT, "event %s in inbox %s of party %s (attempt %d)",
+                d->event_id, d->inbox, d->party, d->inbox_attempts);
+}
+
+static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        avk_notify_t *n = opaque;
+        uint64_t tag = (uint64_t)(uintptr_t)m->_private;
+        struct delivery *d = find_delivery(n, tag >> 1);
+        if (!d)
+                return; /* abandoned at a rebalance: the next owner starts again */
+        if ((tag & 1) == OUT_INBOX)
+                inbox_produced(n, d, m);
+        else
+                dead_letter_produced(n, d, m);
 }
 
 /* Takes body as d's body (it is the same on every attempt), signs it and
@@ -360,7 +525,8 @@ static void seal(avk_notify_t *n, struct delivery *d, json_t *body, int64_t now)
         d->next_attempt_at = now;
 }
 
-/* Builds a routed record's body once its deviation is known. */
+/* Starts a routed record's channels once its deviation is known: the
+ * inbox copies, and the webhook's body. */
 static void resolve(avk_notify_t *n, struct delivery *d, int64_t now)
 {
         size_t len;
@@ -370,6 +536,20 @@ static void resolve(avk_notify_t *n, struct delivery *d, int64_t now)
                 if ((part->reported_eof_seq > d->eof_seq || part->reported_at_end) &&
                     now - d->arrived_at >= n->wait_ms)
                         dead_letter(n, d, 1, "deviation not found in %s", n->topic_reported);
+                return;
+        }
+        if (d->inbox) {
+                if (!(d->reported = malloc(len ? len : 1))) {
+                        snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
+                        return;
+                }
+                memcpy(d->reported, payload, len);
+                d->reported_len = len;
+                d->inbox_state = INBOX_DUE;
+                d->inbox_due_at = now;
+        }
+        if (!d->webhook) {
+                d->state = DONE;
                 return;
         }
         char err[512];
@@ -529,19 +709,22 @@ static void accept_record(avk_notify_t *n, struct delivery *d, int64_t now)
         if (!rc) {
                 dead_letter(n, d, d->src == SRC_ROUTED, "receiver party %s is not in the directory",
                             d->party);
+        } else if (d->src == SRC_ROUTED) {
+                /* Each channel the receiver has (the directory requires one)
+                 * waits for the deviation: the body carries it, the inbox
+                 * gets it as read. */
+                d->webhook = rc->delivery->webhook;
+                d->inbox = rc->delivery->inbox_topic;
+                d->state = WAITING;
         } else if (!rc->delivery->webhook) {
-                /* A routed record's inbox copy is the router's output; the
-                 * tracker's events reach an inbox-only party by its consumer
-                 * of topic.escalated and topic.reminder. */
+                /* An escalation or reminder for a receiver with an inbox
+                 * only: the tracker has copied it there itself
+                 * (docs/tracker.md), the notifier has no webhook to use. */
                 d->state = DONE;
                 atomic_fetch_add(&n->no_webhook, 1);
                 count_delivery(n, d, "no_webhook");
         } else {
                 d->webhook = rc->delivery->webhook;
-                if (d->src == SRC_ROUTED) {
-                        d->state = WAITING; /* for its deviation */
-                        return;
-                }
                 if (d->src == SRC_ESCALATED)
                         name_holder(d->event, rc);
                 seal(n, d, json_incref(d->event), now);
@@ -557,11 +740,32 @@ static int ensure_part(avk_notify_t *n, int32_t partition)
         return 0;
 }
 
+/* Keeps the avk-cause header of a routed record as read, for its inbox copy;
+ * a record without one (not written by the router) gives a copy without. */
+static int copy_cause(struct delivery *d, const rd_kafka_message_t *m)
+{
+        rd_kafka_headers_t *h;
+        const void *value;
+        size_t len;
+        if (rd_kafka_message_headers(m, &h) != 0 ||
+            rd_kafka_header_get_last(h, HDR_CAUSE, &value, &len) != 0)
+                return 0;
+        d->has_cause = 1;
+        d->cause_len = len;
+        if (!value)
+                return 0; /* a null value, copied as null */
+        if (!(d->cause = malloc(len ? len : 1)))
+                return -1;
+        memcpy(d->cause, value, len);
+        return 0;
+}
+
 static void on_record(avk_notify_t *n, const rd_kafka_message_t *m, enum source src)
 {
         struct delivery *d = calloc(1, sizeof(*d));
         if (!d || ensure_part(n, m->partition) != 0 ||
-            avk_pump_copy(m, &d->key, &d->key_len, &d->payload, &d->payload_len) != 0) {
+            avk_pump_copy(m, &d->key, &d->key_len, &d->payload, &d->payload_len) != 0 ||
+            (src == SRC_ROUTED && copy_cause(d, m) != 0)) {
                 if (d)
                         free_delivery(n, d);
                 snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
@@ -637,6 +841,10 @@ static int64_t step(avk_notify_t *n, int64_t now)
                                         start_attempt(n, d, now);
                                 else if (d->state == DEAD_DUE && d->next_attempt_at <= now)
                                         send_dead_letter(n, d, now);
+                                if (d->inbox_state == INBOX_DUE && d->inbox_due_at <= now)
+                                        send_inbox(n, d, now);
+                                if (d->inbox_state == INBOX_DUE && d->inbox_due_at < next)
+                                        next = d->inbox_due_at;
                                 if ((d->state == DUE || d->state == DEAD_DUE) &&
                                     d->next_attempt_at < next)
                                         next = d->next_attempt_at;
@@ -660,7 +868,7 @@ static void advance_offsets(avk_notify_t *n)
                 for (int s = 0; s < SRC_CNT; s++) {
                         struct queue *q = &n->parts[p].q[s];
                         int64_t last = -1;
-                        while (q->head && q->head->state == DONE) {
+                        while (q->head && finished(q->head)) {
                                 struct delivery *d = q->head;
                                 last = d->offset;
                                 q->head = d->next;
@@ -771,9 +979,15 @@ static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
                 return;
         n->m_deliveries = avk_metrics_counter(
             m, "avk_notify_deliveries_total",
-            "Records finished by the notifier, by receiving party, outcome (delivered, "
-            "dead_lettered, no_webhook) and event (routed, escalated, reminder).",
+            "Deliveries finished by the notifier, by receiving party, outcome (delivered: the "
+            "webhook took it; inbox: both inbox copies acknowledged; dead_lettered; no_webhook: an "
+            "escalation or reminder to a receiver without a webhook) and event (routed, "
+            "escalated, reminder).",
             (const char *[]){"party", "outcome", "event", NULL});
+        n->m_inbox_retries = avk_metrics_counter(
+            m, "avk_notify_inbox_retries_total",
+            "Inbox copies produced again after Kafka refused or failed them, by receiving party.",
+            (const char *[]){"party", NULL});
         n->m_attempts = avk_metrics_counter(
             m, "avk_notify_attempts_total",
             "Webhook attempts by receiving party and result (2xx, 4xx, 5xx, timeout, tls, "
@@ -859,8 +1073,25 @@ fail:
         return NULL;
 }
 
+/* Asks for every topic's metadata through the producer: its cache then
+ * knows the inbox topics, and the first copy to each goes at once instead
+ * of waiting for a metadata request of its own. Latency only: a failure is
+ * logged and the copies find their topics later. */
+static void learn_topics(avk_notify_t *n)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e =
+            rd_kafka_metadata(n->pump.producer, 1, NULL, &md, METADATA_TIMEOUT_MS);
+        if (e) {
+                avk_log(AVK_LOG_WARN, COMPONENT, "topic metadata: %s", rd_kafka_err2str(e));
+                return;
+        }
+        rd_kafka_metadata_destroy(md);
+}
+
 int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
 {
+        learn_topics(n);
         const char *topics[SRC_CNT + 1];
         for (int s = 0; s < SRC_CNT; s++)
                 topics[s] = n->topic[s];
@@ -901,6 +1132,8 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
         stats->delivered = atomic_load(&n->delivered);
         stats->no_webhook = atomic_load(&n->no_webhook);
         stats->dead_lettered = atomic_load(&n->dead_lettered);
+        stats->inbox = atomic_load(&n->inbox);
+        stats->inbox_retries = atomic_load(&n->inbox_retries);
         stats->attempts = atomic_load(&n->attempts);
         stats->held = atomic_load(&n->held_now);
         stats->partitions = atomic_load(&n->partitions);

@@ -1,7 +1,8 @@
 /*
- * avk_notify: delivers routed deviations, and the tracker's escalations and
- * deadline reminders, to the webhook of the party or unit concerned
- * (docs/notify.md).
+ * avk_notify: delivers routed deviations to every channel of their receiver
+ * - its webhook and its Kafka inbox topic - and the tracker's escalations
+ * and deadline reminders to the webhook of the party or unit concerned
+ * (docs/notify.md). The router decides who receives; the notifier delivers.
  *
  * The notifier consumes topic.routed and, for the webhook body, topic.reported
  * (both keyed by deviation id, with one partition count and the range
@@ -24,9 +25,16 @@
  * dead-lettered without a DeliveryFailed event, which would only escalate
  * again through the same failing endpoint.
  *
- * A routed record's offset is stored only when its delivery has finished
- * (delivered, nothing to deliver, or dead-lettered and acknowledged by
- * Kafka) and every earlier record of its partition has too.
+ * A receiver with an inbox topic gets two records there per routed record,
+ * the DeviationReported and the DeviationRouted, byte for byte as read from
+ * their topics and with the headers the router gives them; they are
+ * produced again after a backoff until Kafka acknowledges both, alongside
+ * the webhook's attempts.
+ *
+ * A routed record's offset is stored only when its delivery has finished -
+ * the webhook delivered or dead-lettered (and that acknowledged by Kafka),
+ * or none; and both inbox copies acknowledged, or no inbox - and every
+ * earlier record of its partition has too.
  *
  * The body is public so that it can be tested alone; the signature, the
  * backoff and the classification of an attempt are avk_webhook's (webhook.h),
@@ -59,8 +67,10 @@ typedef struct avk_notify avk_notify_t;
 /** Counts since the notifier was created (for tests and status lines). */
 struct avk_notify_stats {
         uint64_t delivered;     /**< records (of any kind) a webhook took (2xx) */
-        uint64_t no_webhook;    /**< records for receivers without a webhook */
+        uint64_t no_webhook;    /**< escalations and reminders for receivers without a webhook */
         uint64_t dead_lettered; /**< records on the dead-letter topic, acknowledged */
+        uint64_t inbox;         /**< routed records whose two inbox copies are acknowledged */
+        uint64_t inbox_retries; /**< times the inbox copies were produced again */
         uint64_t attempts;      /**< HTTP attempts finished, whatever their result */
         uint64_t held;          /**< routed records held now (waiting, in flight, backing off) */
         int partitions;         /**< partitions of topic.routed assigned now */
@@ -68,7 +78,8 @@ struct avk_notify_stats {
 
 /**
  * @brief Creates a notifier: the consumer (group notify.group.id), the
- * producer for the dead-letter and DeliveryFailed topics, and libcurl.
+ * producer for the inbox topics, the dead-letter and DeliveryFailed topics,
+ * and libcurl.
  * Neither cfg nor dir is owned; both must outlive the notifier. metrics may
  * be NULL; the notifier registers its families there.
  * @returns NULL with the reason in errstr (configuration, Kafka).
@@ -80,7 +91,7 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
  * @brief Runs until avk_notify_stop(): consumes, delivers, retries, stores
  * offsets. On return every finished delivery's offset is committed; the
  * others are left to the next owner of their partition, which delivers
- * them again with the same X-Avvik-Event-Id.
+ * them again with the same X-Avvik-Event-Id and the same inbox records.
  * @returns 0, or -1 with the reason in errstr when Kafka fails fatally.
  */
 int avk_notify_run(avk_notify_t *notify, char *errstr, size_t errstr_size);

@@ -17,8 +17,9 @@
 
 static const char usage_text[] =
     "usage: avvik notify [-c FILE] [-X KEY=VALUE]\n"
-    "Delivers every DeviationRouted of topic.routed to its receiver's webhook (directory.file),\n"
-    "signed with HMAC-SHA256, with the deviation of topic.reported in the body, and every\n"
+    "Delivers every DeviationRouted of topic.routed to its receiver (directory.file): with the\n"
+    "deviation of topic.reported, to its inbox topic (both records as read) and to its webhook\n"
+    "(signed with HMAC-SHA256, the deviation in the body); and every\n"
     "DeviationEscalated (topic.escalated) and DeadlineReminder (topic.reminder) to the webhook\n"
     "of its party or unit; retries with backoff, and dead-letters what the retry budget does\n"
     "not deliver (topic.deadletter, and for a routed record a DeliveryFailed event on\n"

@@ -17,7 +17,8 @@ static const char usage_text[] =
     "usage: avvik route [-c FILE] [-X KEY=VALUE]\n"
     "Routes every deviation of topic.reported to the responsible party (routing.rules.file,\n"
     "directory.file) and re-routes after wrong-receiver responses of topic.response, writing\n"
-    "DeviationRouted events to topic.routed and each receiver's copy to its inbox topic.\n"
+    "DeviationRouted events to topic.routed (avvik notify delivers them to webhooks and inbox\n"
+    "topics).\n"
     "Runs until SIGINT or SIGTERM. With router.http.listen set it serves /metrics, /healthz\n"
     "and /readyz there. See docs/router.md.\n" AVK_CLI_CONFIG_HELP;
 

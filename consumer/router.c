@@ -10,9 +10,10 @@
  * committed before its outputs, and every earlier input's of its partition,
  * are durable; a failed output is produced again until it is.
  *
- * State: per deviation of the assigned partitions, the DeviationReported as
- * received and every routing hop (receiver, the DeviationRouted as written,
- * and the input that caused it). It is rebuilt when partitions are assigned
+ * State: per deviation of the assigned partitions, what the rules read of
+ * its DeviationReported (a re-routing decides on it again) and every routing
+ * hop (receiver, the DeviationRouted as written, and the input that caused
+ * it). It is rebuilt when partitions are assigned
  * by reading those partitions of topic.reported and topic.routed (our own
  * outputs) from the beginning to their current end, and is what lets a
  * re-routing know the deviation and its history, and a replayed input write
@@ -21,6 +22,7 @@
 #include "consumer/router.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,11 +46,10 @@
 #define ID_SIZE   37 /* a UUID in text and its NUL */
 
 /* Headers of the outputs. */
-#define HDR_ID        "avk-id"    /* the event's id: deviation_id or DeviationRouted.event_id */
-#define HDR_TYPE      "avk-type"  /* the record's schema: DeviationReported, DeviationRouted */
-#define HDR_HOP       "avk-hop"   /* the routing hop that wrote the record */
-#define HDR_CAUSE     "avk-cause" /* the input that caused a routing: deviation or response id */
-#define HDR_ROUTED_ID "avk-routed-event" /* on an inbox copy of a report: the routing's event */
+#define HDR_ID    "avk-id"    /* the DeviationRouted's event_id */
+#define HDR_TYPE  "avk-type"  /* the record's schema: DeviationRouted */
+#define HDR_HOP   "avk-hop"   /* the routing hop that wrote the record */
+#define HDR_CAUSE "avk-cause" /* the input that caused a routing: deviation or response id */
 
 #define MAX_PARTITIONS   1024
 #define BATCH_MAX        256   /* inputs taken from the consumer per round */
@@ -68,7 +69,6 @@ static const char event_namespace[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
 struct hop {
         char event_id[ID_SIZE]; /* of the DeviationRouted */
         char receiver_party[8];
-        char receiver_unit[32];
         char cause[ID_SIZE];
         void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
         size_t routed_len;
@@ -77,8 +77,8 @@ struct hop {
 struct deviation {
         char id[ID_SIZE];
         int32_t partition;
-        void *reported; /* the DeviationReported as received; NULL until seen */
-        size_t reported_len;
+        char *
+            report; /* what routing reads of its DeviationReported (pack_report); NULL until seen */
         struct hop *hops;
         int hop_cnt; /* hops[0..hop_cnt) */
         struct deviation *next;
@@ -155,6 +155,15 @@ static void mirror_retries(avk_router_t *r)
 
 /* ---- state ---- */
 
+/* Copies src into dst of size, cut to fit: per routed record, snprintf's
+ * format parsing cost more than the copy. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+        size_t n = strnlen(src, size - 1);
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
 static size_t hash_id(const char *id)
 {
         size_t h = 1469598103934665603u; /* FNV-1a */
@@ -204,7 +213,7 @@ static struct deviation *state_get(avk_router_t *r, const char *id, int32_t part
         d = calloc(1, sizeof(*d));
         if (!d)
                 return NULL;
-        snprintf(d->id, sizeof(d->id), "%s", id);
+        copy_text(d->id, sizeof(d->id), id);
         d->partition = partition;
         size_t b = hash_id(id) % r->table_size;
         d->next = r->table[b];
@@ -218,7 +227,7 @@ static void deviation_free(struct deviation *d)
         for (int h = 0; h < d->hop_cnt; h++)
                 free(d->hops[h].routed);
         free(d->hops);
-        free(d->reported);
+        free(d->report);
         free(d);
 }
 
@@ -239,21 +248,105 @@ static void state_drop(avk_router_t *r, const int *drop)
         }
 }
 
-static int set_reported(struct deviation *d, const void *payload, size_t len)
+/* What routing reads of a DeviationReported: the rules' inputs and the
+ * fields the DeviationRouted copies. Kept packed per deviation - a few dozen
+ * bytes instead of the whole report - and unpacked when a response re-routes
+ * it. */
+struct report {
+        struct avk_rules_input in;
+        int lex_maria; /* flags.possible_lex_maria */
+};
+
+static const struct {
+        const char *path;
+        size_t offset;
+} report_fields[] = {
+    {"reporter.party", offsetof(struct avk_rules_input, reporter_party)},
+    {"receiver.party", offsetof(struct avk_rules_input, named_party)},
+    {"receiver.unit_hsa_id", offsetof(struct avk_rules_input, named_unit_hsa_id)},
+    {"location.party", offsetof(struct avk_rules_input, location_party)},
+    {"location.unit_hsa_id", offsetof(struct avk_rules_input, location_unit_hsa_id)},
+    {"municipality_code", offsetof(struct avk_rules_input, municipality_code)},
+    {"location.care_setting", offsetof(struct avk_rules_input, care_setting)},
+    {"category", offsetof(struct avk_rules_input, category)},
+    {"competence", offsetof(struct avk_rules_input, competence)},
+    {"home_visits", offsetof(struct avk_rules_input, home_visits)},
+    {"agreement", offsetof(struct avk_rules_input, agreement)},
+    {"event_class", offsetof(struct avk_rules_input, event_class)},
+    {"harm.level", offsetof(struct avk_rules_input, harm_level)},
+};
+#define REPORT_FIELDS (sizeof(report_fields) / sizeof(report_fields[0]))
+
+static const char **report_field(struct avk_rules_input *in, size_t i)
 {
-        if (d->reported)
-                return 0;
-        d->reported = malloc(len ? len : 1);
-        if (!d->reported)
-                return -1;
-        memcpy(d->reported, payload, len);
-        d->reported_len = len;
+        return (const char **)((char *)in + report_fields[i].offset);
+}
+
+/* The report in v; its strings are v's. */
+static void report_of(avro_value_t *v, struct report *rp)
+{
+        memset(rp, 0, sizeof(*rp));
+        for (size_t i = 0; i < REPORT_FIELDS; i++)
+                *report_field(&rp->in, i) = avk_avro_text(v, report_fields[i].path);
+        avro_value_t flag;
+        if (avk_avro_field(v, "flags.possible_lex_maria", &flag) == 0)
+                avro_value_get_boolean(&flag, &rp->lex_maria);
+}
+
+/* Packs rp into one allocation: per field a presence byte ('0' for null,
+ * '1' before the text) and a NUL, then the flag byte. */
+static char *pack_report(const struct report *rp)
+{
+        struct avk_rules_input in = rp->in;
+        size_t size = 2;
+        for (size_t i = 0; i < REPORT_FIELDS; i++) {
+                const char *f = *report_field(&in, i);
+                size += 2 + (f ? strlen(f) : 0);
+        }
+        char *packed = malloc(size), *p = packed;
+        if (!packed)
+                return NULL;
+        for (size_t i = 0; i < REPORT_FIELDS; i++) {
+                const char *f = *report_field(&in, i);
+                size_t n = f ? strlen(f) : 0;
+                *p++ = f ? '1' : '0';
+                memcpy(p, f ? f : "", n + 1);
+                p += n + 1;
+        }
+        *p++ = rp->lex_maria ? '1' : '0';
+        *p = '\0';
+        return packed;
+}
+
+/* The report packed by pack_report; its strings are packed's. */
+static void unpack_report(const char *packed, struct report *rp)
+{
+        memset(rp, 0, sizeof(*rp));
+        for (size_t i = 0; i < REPORT_FIELDS; i++) {
+                int present = *packed++ == '1';
+                *report_field(&rp->in, i) = present ? packed : NULL;
+                packed += strlen(packed) + 1;
+        }
+        rp->lex_maria = *packed == '1';
+}
+
+/* Keeps what routing reads of the report in v for d (the first one seen
+ * stays) and unpacks it into rp. */
+static int set_report(struct deviation *d, avro_value_t *v, struct report *rp)
+{
+        if (!d->report) {
+                report_of(v, rp);
+                d->report = pack_report(rp);
+                if (!d->report)
+                        return -1;
+        }
+        unpack_report(d->report, rp);
         return 0;
 }
 
 /* Records hop h of d (a copy of routed); an already known hop is kept. */
 static struct hop *set_hop(struct deviation *d, int h, const char *event_id, const char *party,
-                           const char *unit, const char *cause, const void *routed, size_t len)
+                           const char *cause, const void *routed, size_t len)
 {
         if (h < 0 || h > 1000)
                 return NULL;
@@ -273,10 +366,9 @@ static struct hop *set_hop(struct deviation *d, int h, const char *event_id, con
                 return NULL;
         memcpy(hop->routed, routed, len);
         hop->routed_len = len;
-        snprintf(hop->event_id, sizeof(hop->event_id), "%s", event_id);
-        snprintf(hop->receiver_party, sizeof(hop->receiver_party), "%s", party);
-        snprintf(hop->receiver_unit, sizeof(hop->receiver_unit), "%s", unit ? unit : "");
-        snprintf(hop->cause, sizeof(hop->cause), "%s", cause ? cause : "");
+        copy_text(hop->event_id, sizeof(hop->event_id), event_id);
+        copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
+        copy_text(hop->cause, sizeof(hop->cause), cause ? cause : "");
         return hop;
 }
 
@@ -318,104 +410,53 @@ static int emit(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const char
 
 /* ---- routing ---- */
 
-static const char *inbox_of(const avk_router_t *r, const struct hop *hop)
-{
-        const struct avk_directory_receiver *rc = NULL;
-        if (hop->receiver_unit[0]) {
-                const struct avk_directory_unit *u = avk_directory_unit(r->dir, hop->receiver_unit);
-                if (u)
-                        rc = &u->receiver;
-        }
-        if (!rc) {
-                const struct avk_directory_party *p =
-                    avk_directory_party(r->dir, hop->receiver_party);
-                if (p)
-                        rc = &p->receiver;
-        }
-        return rc && rc->delivery ? rc->delivery->inbox_topic : NULL;
-}
-
-/* Writes hop h of d: the DeviationRouted to topic.routed (in the deviation's
- * partition) and the receiver's copy of the report and the routing to its
- * inbox topic, when it has one. */
+/* Writes hop h of d: the DeviationRouted to topic.routed, in the
+ * deviation's partition. Delivering it - to the receiver's webhook and
+ * inbox topic - is avvik notify's (docs/notify.md). */
 static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const struct deviation *d,
                     int h)
 {
         const struct hop *hop = &d->hops[h];
-        const char *event_id = hop->event_id;
         char hop_text[16];
         snprintf(hop_text, sizeof(hop_text), "%d", h);
-        size_t key_len = strlen(d->id);
         const char *names[] = {HDR_ID, HDR_TYPE, HDR_HOP, HDR_CAUSE};
-        const char *routed[] = {event_id, "DeviationRouted", hop_text, hop->cause};
-        if (emit(r, t, seq, r->routed_topic, d->partition, d->id, key_len, hop->routed,
-                 hop->routed_len, names, routed, 4) != 0)
+        const char *values[] = {hop->event_id, "DeviationRouted", hop_text, hop->cause};
+        if (emit(r, t, seq, r->routed_topic, d->partition, d->id, strlen(d->id), hop->routed,
+                 hop->routed_len, names, values, 4) != 0)
                 return -1;
         atomic_fetch_add(&r->routed, 1);
         if (h > 0)
                 atomic_fetch_add(&r->rerouted, 1);
-        const char *inbox = inbox_of(r, hop);
-        if (!inbox || !d->reported)
-                return 0;
-        const char *copy_names[] = {HDR_ID, HDR_TYPE, HDR_HOP, HDR_ROUTED_ID};
-        const char *reported[] = {d->id, "DeviationReported", hop_text, event_id};
-        if (emit(r, t, seq, inbox, RD_KAFKA_PARTITION_UA, d->id, key_len, d->reported,
-                 d->reported_len, copy_names, reported, 4) != 0)
-                return -1;
-        return emit(r, t, seq, inbox, RD_KAFKA_PARTITION_UA, d->id, key_len, hop->routed,
-                    hop->routed_len, names, routed, 4);
+        return 0;
 }
 
-static void rules_input_of(avro_value_t *v, struct avk_rules_input *in)
-{
-        *in = (struct avk_rules_input){
-            .reporter_party = avk_avro_text(v, "reporter.party"),
-            .named_party = avk_avro_text(v, "receiver.party"),
-            .named_unit_hsa_id = avk_avro_text(v, "receiver.unit_hsa_id"),
-            .location_party = avk_avro_text(v, "location.party"),
-            .location_unit_hsa_id = avk_avro_text(v, "location.unit_hsa_id"),
-            .municipality_code = avk_avro_text(v, "municipality_code"),
-            .care_setting = avk_avro_text(v, "location.care_setting"),
-            .category = avk_avro_text(v, "category"),
-            .competence = avk_avro_text(v, "competence"),
-            .home_visits = avk_avro_text(v, "home_visits"),
-            .agreement = avk_avro_text(v, "agreement"),
-            .event_class = avk_avro_text(v, "event_class"),
-            .harm_level = avk_avro_text(v, "harm.level"),
-        };
-}
-
-/* Builds the DeviationRouted of decision for the report in r->reported_value
- * and records it as hop decision->hop of d. */
-static struct hop *record_hop(avk_router_t *r, struct deviation *d,
+/* Builds the DeviationRouted of decision for report rp and records it as
+ * hop decision->hop of d. */
+static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct report *rp,
                               const struct avk_rules_decision *dec, const char *cause, char *errstr,
                               size_t errstr_size)
 {
-        avro_value_t *rep = &r->reported_value, *v = &r->routed_value, f;
+        avro_value_t *v = &r->routed_value, f;
         char event_id[ID_SIZE];
         event_id_of(d->id, dec->hop, event_id);
-        int lex_maria = 0;
-        avro_value_t flag;
-        if (avk_avro_field(rep, "flags.possible_lex_maria", &flag) == 0)
-                avro_value_get_boolean(&flag, &lex_maria);
         avro_value_reset(v);
         int rc =
             avk_avro_set_text(v, "event_id", event_id) |
             avk_avro_set_text(v, "deviation_id", d->id) |
-            avk_avro_set_text(v, "reporter_party", avk_avro_text(rep, "reporter.party")) |
+            avk_avro_set_text(v, "reporter_party", rp->in.reporter_party) |
             avk_avro_set_text(v, "receiver_party", dec->receiver_party) |
             avk_avro_set_text(v, "receiver_unit_hsa_id",
                               dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id : NULL) |
             avk_avro_set_text(v, "decision", avk_rules_decision_symbol(dec->kind)) |
             avk_avro_set_text(v, "rule_id", dec->rule_id) |
             avk_avro_set_text(v, "reason", dec->reason) |
-            avk_avro_set_text(v, "category", avk_avro_text(rep, "category")) |
-            avk_avro_set_text(v, "harm_level", avk_avro_text(rep, "harm.level"));
+            avk_avro_set_text(v, "category", rp->in.category) |
+            avk_avro_set_text(v, "harm_level", rp->in.harm_level);
         rc |=
             avro_value_get_by_name(v, "routed_at", &f, NULL) || avro_value_set_long(&f, wall_ms());
         rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
         rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
-              avro_value_set_boolean(&f, lex_maria);
+              avro_value_set_boolean(&f, rp->lex_maria);
         if (rc) {
                 snprintf(errstr, errstr_size, "cannot build the DeviationRouted");
                 return NULL;
@@ -425,8 +466,7 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d,
         if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
                              errstr_size) != 0)
                 return NULL;
-        struct hop *hop = set_hop(d, dec->hop, event_id, dec->receiver_party,
-                                  dec->receiver_unit_hsa_id, cause, out, len);
+        struct hop *hop = set_hop(d, dec->hop, event_id, dec->receiver_party, cause, out, len);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -477,7 +517,8 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         if (!id)
                 return deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
-        if (!d || set_reported(d, m->payload, m->len) != 0)
+        struct report rp;
+        if (!d || set_report(d, &r->reported_value, &rp) != 0)
                 return -1;
         if (d->hop_cnt > 0 && d->hops[0].routed) {
                 /* Routed before (a replay): the same outputs again. */
@@ -485,11 +526,9 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 avk_metric_add(r->m_replayed, 1);
                 return emit_hop(r, t, seq, d, 0);
         }
-        struct avk_rules_input in;
         struct avk_rules_decision dec;
-        rules_input_of(&r->reported_value, &in);
-        avk_rules_decide(r->rules, r->dir, &in, &dec);
-        if (!record_hop(r, d, &dec, d->id, err, sizeof(err)))
+        avk_rules_decide(r->rules, r->dir, &rp.in, &dec);
+        if (!record_hop(r, d, &rp, &dec, d->id, err, sizeof(err)))
                 return deadletter(r, t, seq, m, err);
         return emit_hop(r, t, seq, d, 0);
 }
@@ -522,7 +561,7 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
             memcmp(m->key, id, m->key_len) != 0)
                 return deadletter(r, t, seq, m, "the key is not the deviation_id");
         struct deviation *d = state_find(r, id);
-        if (!d || !d->reported || d->hop_cnt == 0 || !d->hops[d->hop_cnt - 1].routed) {
+        if (!d || !d->report || d->hop_cnt == 0 || !d->hops[d->hop_cnt - 1].routed) {
                 snprintf(err, sizeof(err),
                          "no routed DeviationReported for this deviation in partition %d",
                          (int)m->partition);
@@ -541,9 +580,6 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 skip(r, "STALE_" WRONG_RECEIVER);
                 return 0;
         }
-        if (avk_codec_decode(r->codec, d->reported, d->reported_len, r->reported_schema,
-                             &r->reported_value, reason, sizeof(reason)) != 0)
-                return deadletter(r, t, seq, m, reason);
         const char *earlier[1000];
         size_t earlier_cnt = 0;
         for (int h = 0; h < current; h++) {
@@ -555,11 +591,11 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                                           .suggested_party = avk_avro_text(v, "suggested_receiver"),
                                           .earlier_rejecting = earlier,
                                           .earlier_rejecting_cnt = earlier_cnt};
-        struct avk_rules_input in;
+        struct report rp;
         struct avk_rules_decision dec;
-        rules_input_of(&r->reported_value, &in);
-        avk_rules_reroute(r->rules, r->dir, &in, &rej, &dec);
-        if (!record_hop(r, d, &dec, response_id, err, sizeof(err)))
+        unpack_report(d->report, &rp);
+        avk_rules_reroute(r->rules, r->dir, &rp.in, &rej, &dec);
+        if (!record_hop(r, d, &rp, &dec, response_id, err, sizeof(err)))
                 return deadletter(r, t, seq, m, err);
         avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: hop %d %s to %s (%s)", d->id, dec.hop,
                 avk_rules_decision_symbol(dec.kind), dec.receiver_party, dec.rule_id);
@@ -574,8 +610,9 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         if (!routed) {
                 const char *id = decode_reported(r, m, err, sizeof(err));
                 struct deviation *d = id ? state_get(r, id, m->partition) : NULL;
+                struct report rp;
                 if (d)
-                        set_reported(d, m->payload, m->len);
+                        set_report(d, &r->reported_value, &rp);
                 return;
         }
         avro_value_t *v = &r->routed_value, f;
@@ -600,8 +637,7 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(d, hop, event_id, party, avk_avro_text(v, "receiver_unit_hsa_id"), cause,
-                        m->payload, m->len);
+                set_hop(d, hop, event_id, party, cause, m->payload, m->len);
 }
 
 static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)

@@ -1,23 +1,64 @@
 #!/usr/bin/env python3
 """A receiving unit's system, for the local stack: takes avvik's webhook POSTs,
 checks each signature as docs/notify.md describes and prints one line a
-notification. Usage: webhook_receiver.py PORT_FILE SECRET_FILE [SECRET_FILE...]
-(the port it listens on, 127.0.0.1 and a free port, is written to PORT_FILE).
+notification.
+
+Usage: webhook_receiver.py [--record FILE] [--fail-first PERCENT] [--slow PERCENT]
+                           [--slow-seconds SECONDS] PORT_FILE SECRET_FILE [SECRET_FILE...]
+
+The port it listens on, 127.0.0.1 and a free port, is written to PORT_FILE.
 Each party's endpoint is /hook/<party>; its secret is the file named
-<party>-webhook.secret among the SECRET_FILEs."""
+<party>-webhook.secret among the SECRET_FILEs.
+
+The options make it a receiver a test can hold avvik notify to (the local
+stack uses none of them):
+  --record FILE          appends one JSON line per request to FILE: when it
+                         was answered (Unix time), the endpoint,
+                         the X-Avvik-Event-Id and X-Avvik-Event-Type headers,
+                         the body's event id and deviation id, the SHA-256 of the
+                         body, whether the signature was valid, the status answered
+  --fail-first PERCENT   answers 500 to the first request of PERCENT % of the
+                         event ids (later ones are taken), so that retries happen
+  --slow PERCENT         waits --slow-seconds (default 1) before answering every
+                         request of PERCENT % of the event ids
+The event ids that fail or are slow are chosen by a hash of the id, each with a
+hash of its own, so the same ones on every run.
+"""
+import argparse
 import hashlib
 import hmac
 import http.server
 import json
 import os
-import sys
+import threading
+import time
+
+parser = argparse.ArgumentParser(description="avvik's webhooks, as a receiving unit's system takes them")
+parser.add_argument("--record", metavar="FILE", help="append one JSON line per request to FILE")
+parser.add_argument("--fail-first", metavar="PERCENT", type=int, default=0,
+                    help="answer 500 to the first request of PERCENT %% of the event ids")
+parser.add_argument("--slow", metavar="PERCENT", type=int, default=0,
+                    help="answer PERCENT %% of the event ids after --slow-seconds")
+parser.add_argument("--slow-seconds", metavar="SECONDS", type=float, default=1.0)
+parser.add_argument("port_file")
+parser.add_argument("secret_files", nargs="+")
+args = parser.parse_args()
 
 secrets = {}
-for path in sys.argv[2:]:
+for path in args.secret_files:
     party = os.path.basename(path).split("-webhook.secret")[0]
     with open(path, "rb") as f:
         secrets[party] = f.read().rstrip(b"\n")
-seen = set()
+taken = set()  # event ids answered 200
+failed = set()  # event ids answered 500 on purpose (once each)
+lock = threading.Lock()
+record = open(args.record, "a", encoding="utf-8") if args.record else None
+
+
+def chosen(event_id, what, percent):
+    """Whether event_id is among the PERCENT % picked for what (fail, slow)."""
+    digest = hashlib.sha256(f"{what}:{event_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -26,29 +67,66 @@ class Hook(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         key = secrets.get(party)
         expected = "sha256=" + hmac.new(key or b"", body, hashlib.sha256).hexdigest()
-        if key is None or not hmac.compare_digest(expected, self.headers.get("X-Avvik-Signature", "")):
+        valid = key is not None and hmac.compare_digest(expected, self.headers.get("X-Avvik-Signature", ""))
+        event_id = self.headers.get("X-Avvik-Event-Id", "")
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            doc = {}
+        with lock:
+            fail = valid and event_id not in failed and chosen(event_id, "fail", args.fail_first)
+            if fail:
+                failed.add(event_id)
+            again = event_id in taken
+            if valid and not fail:
+                taken.add(event_id)
+        status = 401 if not valid else 500 if fail else 200
+        if valid and chosen(event_id, "slow", args.slow):
+            time.sleep(args.slow_seconds)
+        if record:
+            line = json.dumps({"at": round(time.time(), 3), "endpoint": party, "event_id": event_id,
+                               "event_type": self.headers.get("X-Avvik-Event-Type", ""),
+                               "body_event_id": doc.get("event_id") or doc.get("escalation_id")
+                               or doc.get("reminder_id"),
+                               "deviation_id": doc.get("deviation_id"),
+                               "body_sha256": hashlib.sha256(body).hexdigest(),
+                               "signature": "valid" if valid else "invalid", "status": status})
+            with lock:
+                record.write(line + "\n")
+                record.flush()
+        if not valid:
             self.send_response(401)
             self.end_headers()
             print(f"webhook {party}: signature INVALID, refused", flush=True)
             return
-        event_id = self.headers.get("X-Avvik-Event-Id", "")
-        doc = json.loads(body)
         what = doc.get("decision") and f"routed ({doc['decision']}, rule {doc.get('rule_id')})" or \
             doc.get("step") and f"escalated to {doc['step']} ({doc.get('reason')})" or \
             doc.get("kind") and f"reminder: {doc['kind']} deadline {doc.get('deadline_at')}" or "event"
-        again = " (a retry of one already taken)" if event_id in seen else ""
-        seen.add(event_id)
-        print(f"webhook {party}: deviation {doc.get('deviation_id')} {what}, signature valid{again}",
-              flush=True)
-        self.send_response(200)
+        if fail:
+            print(f"webhook {party}: deviation {doc.get('deviation_id')} {what}, signature valid, "
+                  "answered 500 (a failure on purpose)", flush=True)
+        else:
+            again = " (a retry of one already taken)" if again else ""
+            print(f"webhook {party}: deviation {doc.get('deviation_id')} {what}, signature valid{again}",
+                  flush=True)
+        self.send_response(status)
         self.end_headers()
 
     def log_message(self, *args):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-with open(sys.argv[1] + ".tmp", "w") as f:
+class Server(http.server.ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops the connections of a burst of
+    # notifications (a notifier catching up after a rebalance opens hundreds
+    # at once): the clients would wait seconds for the SYN to be sent again.
+    request_queue_size = 1024
+
+
+server = Server(("127.0.0.1", 0), Hook)
+with open(args.port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+os.replace(args.port_file + ".tmp", args.port_file)
 server.serve_forever()

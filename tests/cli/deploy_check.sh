@@ -152,6 +152,9 @@ for inbox in $inboxes; do
 done
 grep -- '--operation Read --topic avvik.inbox. --resource-pattern-type prefixed' "$tmp/acls.txt" &&
         fail "someone reads every inbox"
+# The inboxes are written by the notifier (routings) and the tracker (escalations, reminders).
+[ "$(grep -- '--operation Write --topic avvik.inbox. ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\).*/\1/' | sort | tr '\n' ' ')" = \
+        "User:avvik-notify User:avvik-tracker " ] || fail "inbox writers: $(grep -- '--operation Write --topic avvik.inbox. ' "$tmp/acls.txt")"
 [ "$(grep -- '--operation Write --topic deviation.status ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\).*/\1/')" = User:avvik-tracker ] ||
         fail "deviation.status is written by someone besides the tracker"
 grep -- '--operation Write --topic deviation. --resource-pattern-type prefixed' "$tmp/acls.txt" &&

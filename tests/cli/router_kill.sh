@@ -3,7 +3,8 @@
 # deviations are filed in a stream while the router runs; it is killed with
 # SIGKILL twice mid-stream (while it routes) and restarted. Then every filed
 # deviation must have a DeviationRouted event - duplicates only with the
-# same event id - and a copy in its receiver's inbox topic.
+# same event id - and, delivered by avvik notify running beside it, a copy
+# in its receiver's inbox topic.
 # usage: router_kill.sh AVVIK_BINARY SOURCE_DIR
 set -eu
 avvik=$1
@@ -15,17 +16,27 @@ bs=$work/bootstrap.servers
 broker_pid=
 router_pid=
 report_pid=
-cleanup() {
-        for pid in $report_pid $router_pid $broker_pid; do kill "$pid" 2>/dev/null || true; done
+notify_pid=
+cleanup() { # the services first, the broker they talk to last
+        for pid in $report_pid $router_pid $notify_pid; do kill "$pid" 2>/dev/null || true; done
+        for pid in $report_pid $router_pid $notify_pid; do wait "$pid" 2>/dev/null || true; done
+        [ -z "$broker_pid" ] || kill "$broker_pid" 2>/dev/null || true
         wait 2>/dev/null || true
         rm -rf "$work"
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
-FAIL_LOGS="$work/router.*.log"
+FAIL_LOGS="$work/router.*.log $work/notify.log"
 POLL_SECONDS=60
 [ $((n % 50)) -eq 0 ] || fail "ROUTER_KILL_DEVIATIONS must be a multiple of 50"
-common="-X bootstrap.file=$bs -X directory.file=$src/data/directory.json"
+# The sample directory with VGR's receiver on its inbox only: its webhook host
+# does not resolve here, and deliveries retrying a webhook would hold the
+# notifier's window. Secret files stay where the directory names them.
+jq --arg dir "$src/data" 'walk(if type == "object" and has("secret_file")
+                then .secret_file = ($dir + "/" + .secret_file) else . end)
+        | (.parties[] | select(.party == "VGR") | .delivery) |= del(.webhook)' \
+        "$src/data/directory.json" >"$work/directory.json"
+common="-X bootstrap.file=$bs -X directory.file=$work/directory.json"
 
 "$avvik" broker -f "$bs" $common 2>"$work/broker.log" &
 broker_pid=$!
@@ -38,6 +49,8 @@ start_router() { # start_router N: the Nth life of the router
         router_pid=$!
 }
 routed_any() { grep -q "assigned" "$work/router.$1.log"; }
+"$avvik" notify $common -X kafka.log_level=0 2>"$work/notify.log" &
+notify_pid=$!
 
 # N deviations without a named receiver (the rules decide), new ids each,
 # 50 every 0.1 s: the stream lasts while the router is killed and restarted.
@@ -95,11 +108,22 @@ doubled=$(uniq -d "$work/routed_all" | wc -l)
 conflicting=$(cut -f1 "$work/routed" | uniq -d | wc -l)
 # Sample 01 names a physician: rule R-REGION-PHYSICIAN, VGR's inbox.
 # kcat: the inbox holds two record types; the key and the avk-type header suffice.
-kcat -C -b "$(cat "$bs")" -t avvik.inbox.vgr -e -q -f '%k %h\n' |
-        awk '/avk-type=DeviationReported/ { print $1 }' | sort -u >"$work/inbox"
+tail_inbox() {
+        kcat -C -b "$(cat "$bs")" -t avvik.inbox.vgr -e -q -f '%k %h\n' |
+                awk '/avk-type=DeviationReported/ { print $1 }' | sort -u >"$work/inbox"
+}
+all_in_inbox() {
+        tail_inbox
+        [ "$(comm -23 "$work/filed" "$work/inbox" | wc -l)" -eq 0 ]
+}
+poll "every deviation in VGR's inbox" all_in_inbox
+tail_inbox
 missing_inbox=$(comm -23 "$work/filed" "$work/inbox" | wc -l)
 echo "filed: $n; routed events: $events; deviations routed more than once: $doubled;" \
         "with differing event ids: $conflicting; missing from the inbox: $missing_inbox"
 [ "$conflicting" -eq 0 ] || fail "$conflicting deviations have differing event ids"
 [ "$missing_inbox" -eq 0 ] || fail "$missing_inbox deviations are missing from avvik.inbox.vgr"
+kill -TERM "$notify_pid"
+wait "$notify_pid" || fail "the notifier did not stop cleanly"
+notify_pid=
 echo "ok"

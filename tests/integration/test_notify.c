@@ -7,7 +7,10 @@
  * an untrusted certificate, the dead letter with its DeliveryFailed event
  * once the retry budget is spent, and replays with the same event id; the
  * tracker's escalations and reminders delivered to their party's webhook,
- * and dead-lettered without a DeliveryFailed event.
+ * and dead-lettered without a DeliveryFailed event; the two inbox records
+ * of a routed deviation for a receiver with an inbox topic, side by side
+ * with its webhook, produced again while Kafka refuses them, and the
+ * offset held until both channels are done.
  *
  * The directory is tests/data/directory/notify.json with the receivers'
  * URLs put in at run time.
@@ -41,7 +44,9 @@
 #define EVENT_2      "1d8a4c2f-6e3b-5f5a-9b2c-3d4e5f6a7b8c"
 #define ESCALATION   "2e9b5d30-7f4c-5a6b-8c3d-4e5f6a7b8c9d"
 #define REMINDER     "3fac6e41-8a5d-5b7c-9d4e-5f6a7b8c9d0e"
+#define RESPONSE     "4b0d7f52-9c6e-4c8d-ae5f-6a7b8c9d0e1f" /* the rejection behind a hop 1 */
 #define UNIT_31      "SE2321000131-E000000012345" /* VGR's ward, without a ladder of its own */
+#define UNIT_VVG     "SE2321000131-E000000000001" /* VGR's county coordination: an inbox only */
 #define PERSONAL_ID  "194003141233"
 #define SECRET_FILE  AVK_TEST_DATA "/directory/secrets/test-webhook.secret"
 
@@ -55,6 +60,13 @@ static void set(const char *key, const char *value)
 static void setup(void)
 {
         service_fixture_start(&fx, "avk-notify");
+        /* The inboxes of tests/data/directory/notify.json, as avvik broker makes them. */
+        const char *inboxes[] = {"avvik.inbox.vgr", "avvik.inbox.vvg", "avvik.inbox.1490"};
+        for (size_t i = 0; i < sizeof(inboxes) / sizeof(inboxes[0]); i++)
+                ck_assert_int_eq(rd_kafka_mock_topic_create(
+                                     fx.mk.cluster, inboxes[i],
+                                     (int)avk_config_get_int(fx.mk.cfg, "topic.partitions"), 1),
+                                 0);
         set("notify.retry.backoff.ms", "50");
         set("notify.retry.backoff.max.ms", "200");
         set("notify.timeout.ms", "3000");
@@ -195,11 +207,53 @@ static void remind(const char *deviation_id, const char *reminder_id)
         free(m.bytes);
 }
 
+/* The delivery report of produce_routed(): where the record went. */
+static void routed_partition_of(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        ck_assert_msg(!m->err, "%s", rd_kafka_err2str(m->err));
+        *(int32_t *)opaque = m->partition;
+}
+
+/* Produces m to topic.routed as the router writes it: keyed by the
+ * deviation id, with its headers (docs/router.md, "Outputs").
+ * @returns the partition it went to. */
+static int32_t produce_routed(const char *deviation_id, const char *event_id, int hop,
+                              const struct codec_message *m)
+{
+        char err[512], hop_text[16];
+        int32_t partition = -1;
+        snprintf(hop_text, sizeof(hop_text), "%d", hop);
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_conf_set_dr_msg_cb(conf, routed_partition_of);
+        rd_kafka_conf_set_opaque(conf, &partition);
+        rd_kafka_t *rk = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        rd_kafka_header_add(h, "avk-id", -1, event_id, -1);
+        rd_kafka_header_add(h, "avk-type", -1, "DeviationRouted", -1);
+        rd_kafka_header_add(h, "avk-hop", -1, hop_text, -1);
+        rd_kafka_header_add(h, "avk-cause", -1, hop == 0 ? deviation_id : RESPONSE, -1);
+        ck_assert_int_eq(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("deviation.routed"),
+                              RD_KAFKA_V_KEY(deviation_id, strlen(deviation_id)),
+                              RD_KAFKA_V_VALUE(m->bytes, m->len), RD_KAFKA_V_HEADERS(h),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
+        rd_kafka_destroy(rk);
+        ck_assert_int_ge(partition, 0);
+        return partition;
+}
+
+/* Routes deviation_id to party (and unit): the record and headers the
+ * router writes, the cause of a hop past 0 being RESPONSE. */
 static void route(const char *deviation_id, const char *event_id, int hop, const char *party,
                   const char *unit)
 {
         struct codec_message m = routed(deviation_id, event_id, hop, party, unit);
-        produce_raw("deviation.routed", deviation_id, m.bytes, m.len);
+        produce_routed(deviation_id, event_id, hop, &m);
         free(m.bytes);
 }
 
@@ -272,11 +326,15 @@ static json_t *body_of(const struct webhook_request *req)
 }
 
 #define RECORDS_MAX 16
+#define HEADERS_MAX 8
 struct record {
         int32_t partition;
+        char key[64];
         char error[512], source_topic[64], source_partition[16], source_offset[32];
         unsigned char *payload;
         size_t len;
+        size_t header_cnt;
+        char header[HEADERS_MAX][2][64]; /* every header in order: name, value */
 };
 
 struct records {
@@ -290,6 +348,20 @@ static void collect(void *opaque, const rd_kafka_message_t *m)
         ck_assert_uint_lt(rs->n, RECORDS_MAX);
         struct record *r = &rs->r[rs->n++];
         r->partition = m->partition;
+        snprintf(r->key, sizeof(r->key), "%.*s", (int)m->key_len, (const char *)m->key);
+        rd_kafka_headers_t *h;
+        const char *name;
+        const void *value;
+        size_t len;
+        if (rd_kafka_message_headers(m, &h) == 0) {
+                for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &value, &len) == 0; i++) {
+                        ck_assert_uint_lt(i, HEADERS_MAX);
+                        snprintf(r->header[i][0], sizeof(r->header[i][0]), "%s", name);
+                        snprintf(r->header[i][1], sizeof(r->header[i][1]), "%.*s", (int)len,
+                                 value ? (const char *)value : "");
+                        r->header_cnt = i + 1;
+                }
+        }
         mock_kafka_header(m, "avk-error", r->error, sizeof(r->error));
         mock_kafka_header(m, "avk-source-topic", r->source_topic, sizeof(r->source_topic));
         mock_kafka_header(m, "avk-source-partition", r->source_partition,
@@ -319,6 +391,109 @@ static json_t *failed_events(void)
                                                avk_catalog_by_name(fx.catalog, "DeliveryFailed")));
         records_free(&rs);
         return all;
+}
+
+/* A copy of what a test expects in an inbox: payload and headers, in order. */
+struct inbox_copy {
+        const unsigned char *payload;
+        size_t len;
+        const char *header[4][2];
+};
+
+/* Whether r is c: key, bytes and every header, names in order. */
+static int is_copy(const struct record *r, const char *deviation_id, const struct inbox_copy *c)
+{
+        if (strcmp(r->key, deviation_id) != 0 || r->len != c->len ||
+            memcmp(r->payload, c->payload, c->len) != 0 || r->header_cnt != 4)
+                return 0;
+        for (int i = 0; i < 4; i++)
+                if (strcmp(r->header[i][0], c->header[i][0]) != 0 ||
+                    strcmp(r->header[i][1], c->header[i][1]) != 0)
+                        return 0;
+        return 1;
+}
+
+/*
+ * Checks that inbox holds the two records of deviation_id's routing
+ * event_id at hop (cause: what caused it), as the router wrote them: the
+ * DeviationReported as filed, and the DeviationRouted routed_bytes as on
+ * topic.routed. exactly: nothing else; else each at least once and every
+ * other record a duplicate of one of them (Kafka refused some on the way).
+ */
+static void assert_inbox(const char *inbox, const char *deviation_id, const char *event_id, int hop,
+                         const char *cause, const struct codec_message *routed_bytes, int exactly)
+{
+        static struct records reported, got;
+        memset(&reported, 0, sizeof(reported));
+        memset(&got, 0, sizeof(got));
+        mock_kafka_read_all(&fx.mk, "deviation.reported", collect, &reported);
+        const struct record *filed = NULL;
+        for (size_t i = 0; i < reported.n; i++)
+                if (strcmp(reported.r[i].key, deviation_id) == 0)
+                        filed = &reported.r[i];
+        ck_assert_ptr_nonnull(filed);
+        char hop_text[16];
+        snprintf(hop_text, sizeof(hop_text), "%d", hop);
+        const struct inbox_copy copies[2] = {
+            {filed->payload,
+             filed->len,
+             {{"avk-id", deviation_id},
+              {"avk-type", "DeviationReported"},
+              {"avk-hop", hop_text},
+              {"avk-routed-event", event_id}}},
+            {routed_bytes->bytes,
+             routed_bytes->len,
+             {{"avk-id", event_id},
+              {"avk-type", "DeviationRouted"},
+              {"avk-hop", hop_text},
+              {"avk-cause", cause}}},
+        };
+        mock_kafka_read_all(&fx.mk, inbox, collect, &got);
+        size_t seen[2] = {0, 0};
+        for (size_t i = 0; i < got.n; i++) {
+                int which = is_copy(&got.r[i], deviation_id, &copies[0])   ? 0
+                            : is_copy(&got.r[i], deviation_id, &copies[1]) ? 1
+                                                                           : -1;
+                ck_assert_msg(which >= 0, "%s: record %zu (key %s, type %s) is not a copy", inbox,
+                              i, got.r[i].key,
+                              got.r[i].header_cnt > 1 ? got.r[i].header[1][1] : "-");
+                seen[which]++;
+        }
+        ck_assert_uint_ge(seen[0], 1);
+        ck_assert_uint_ge(seen[1], 1);
+        if (exactly)
+                ck_assert_uint_eq(got.n, 2);
+        records_free(&reported);
+        records_free(&got);
+}
+
+/* The notifier's auto.commit.interval.ms in the tests that watch its
+ * commits, and how many intervals they watch an offset that must not move. */
+#define COMMIT_INTERVAL_MS   100
+#define COMMIT_INTERVAL_TEXT "100"
+#define COMMIT_WATCH_ROUNDS  8
+
+/* A consumer in notify's group that only asks what the group committed. */
+static rd_kafka_t *offsets_reader(void)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *rk = avk_kafka_consumer_new(conf, avk_config_get(fx.mk.cfg, "notify.group.id"),
+                                                err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        return rk;
+}
+
+/* The offset notify's group committed for deviation.routed [partition]; -1 for none. */
+static int64_t committed(rd_kafka_t *reader, int32_t partition)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, "deviation.routed", partition);
+        ck_assert_int_eq(rd_kafka_committed(reader, l, 10000), 0);
+        int64_t offset = l->elems[0].err ? -1 : l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        return offset < 0 ? -1 : offset;
 }
 
 /* ---- the tests ---------------------------------------------------------- */
@@ -672,18 +847,141 @@ START_TEST(undecodable_record_is_dead_lettered_and_blocks_nothing)
 }
 END_TEST
 
-START_TEST(receiver_with_an_inbox_only_gets_no_webhook)
+START_TEST(inbox_only_receivers_get_the_deviation_and_its_routing_in_their_inboxes)
 {
         struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
         avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
         file_deviation(DEVIATION_ID);
-        route(DEVIATION_ID, EVENT_1, 0, "1490", NULL);
-        route(DEVIATION_ID, EVENT_2, 1, "VGR", "SE2321000131-E000000000001");
+        /* Borås has an inbox only; so has VGR's county coordination unit,
+         * which takes the deviation over on a re-routing. */
+        struct codec_message to_boras = routed(DEVIATION_ID, EVENT_1, 0, "1490", NULL);
+        struct codec_message to_vvg = routed(DEVIATION_ID, EVENT_2, 1, "VGR", UNIT_VVG);
+        produce_routed(DEVIATION_ID, EVENT_1, 0, &to_boras);
+        produce_routed(DEVIATION_ID, EVENT_2, 1, &to_vvg);
         struct running run;
         start(&run, dir);
-        WAIT_FOR(stats(&run).no_webhook, 2);
+        WAIT_FOR(stats(&run).inbox, 2);
         ck_assert_int_eq(webhook_receiver_count(vgr), 0);
+        ck_assert_uint_eq(stats(&run).no_webhook, 0);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(
+            text,
+            "avk_notify_deliveries_total{party=\"1490\",outcome=\"inbox\",event=\"routed\"} 1");
+        ck_assert_contains(
+            text,
+            "avk_notify_deliveries_total{party=\"VGR\",outcome=\"inbox\",event=\"routed\"} 1");
+        ck_assert_ptr_null(strstr(text, PERSONAL_ID));
+        free(text);
         stop(&run);
+        assert_inbox("avvik.inbox.1490", DEVIATION_ID, EVENT_1, 0, DEVIATION_ID, &to_boras, 1);
+        assert_inbox("avvik.inbox.vvg", DEVIATION_ID, EVENT_2, 1, RESPONSE, &to_vvg, 1);
+        free(to_boras.bytes);
+        free(to_vvg.bytes);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(inbox_copies_refused_by_kafka_are_produced_again_before_the_offset_moves)
+{
+        set("kafka.auto.commit.interval.ms", COMMIT_INTERVAL_TEXT);
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        struct codec_message to_boras = routed(DEVIATION_ID, EVENT_1, 0, "1490", NULL);
+        int32_t partition = produce_routed(DEVIATION_ID, EVENT_1, 0, &to_boras);
+        rd_kafka_t *reader = offsets_reader();
+        /* Every produce is refused, as by a missing ACL on the inbox, until
+         * the errors are cleared below. */
+        static rd_kafka_resp_err_t refusals[1000];
+        for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
+                refusals[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+        rd_kafka_mock_push_request_errors_array(fx.mk.cluster, MOCK_KAFKA_API_PRODUCE,
+                                                sizeof(refusals) / sizeof(refusals[0]), refusals);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).inbox_retries, 2);
+        /* Nothing is acknowledged while Kafka refuses: over several commit
+         * intervals the record stays held and its offset uncommitted. */
+        for (int i = 0; i < COMMIT_WATCH_ROUNDS; i++) {
+                ck_assert_int_eq(committed(reader, partition), -1);
+                ck_assert_uint_eq(stats(&run).inbox, 0);
+                ck_assert_uint_eq(stats(&run).held, 1);
+                usleep(COMMIT_INTERVAL_MS * 1000);
+        }
+        static struct records none;
+        memset(&none, 0, sizeof(none));
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "avvik.inbox.1490", collect, &none), 0);
+
+        rd_kafka_mock_clear_request_errors(fx.mk.cluster, MOCK_KAFKA_API_PRODUCE);
+        WAIT_FOR(stats(&run).inbox, 1);
+        WAIT_FOR(committed(reader, partition), 1);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text, "avk_notify_inbox_retries_total{party=\"1490\"}");
+        free(text);
+        stop(&run);
+        rd_kafka_consumer_close(reader);
+        rd_kafka_destroy(reader);
+        assert_inbox("avvik.inbox.1490", DEVIATION_ID, EVENT_1, 0, DEVIATION_ID, &to_boras, 0);
+        free(to_boras.bytes);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+START_TEST(receiver_with_webhook_and_inbox_gets_both_neither_waiting_for_the_other)
+{
+        set("kafka.auto.commit.interval.ms", COMMIT_INTERVAL_TEXT);
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        /* The first attempt hangs past notify.timeout.ms (3 s): the second delivers. */
+        webhook_receiver_hang(vgr, 1, 20000);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        struct codec_message to_vgr = routed(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        int32_t partition = produce_routed(DEVIATION_ID, EVENT_1, 0, &to_vgr);
+        rd_kafka_t *reader = offsets_reader();
+        struct running run;
+        start(&run, dir);
+        /* The inbox is written while the webhook's first attempt hangs... */
+        WAIT_FOR(stats(&run).inbox, 1);
+        WAIT_FOR(webhook_receiver_count(vgr), 1);
+        ck_assert_int_eq(webhook_receiver_answered(vgr), 0);
+        /* ...and the record is not finished until the webhook has it too:
+         * watched over several commit intervals, for as long as the
+         * webhook has not answered (an offset read before a 0 from the
+         * counter was read while unanswered). */
+        for (int i = 0; i < COMMIT_WATCH_ROUNDS; i++) {
+                int64_t offset = committed(reader, partition);
+                if (stats(&run).delivered > 0)
+                        break;
+                ck_assert_int_eq(offset, -1);
+                ck_assert_uint_eq(stats(&run).held, 1);
+                usleep(COMMIT_INTERVAL_MS * 1000);
+        }
+        WAIT_FOR(stats(&run).delivered, 1);
+        WAIT_FOR(committed(reader, partition), 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 2);
+        struct webhook_request req = webhook_receiver_request(vgr, 1);
+        ck_assert_str_eq(req.event_id, EVENT_1);
+        json_t *body = body_of(&req);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(body, "deviation"), "deviation_id")),
+            DEVIATION_ID);
+        json_decref(body);
+        webhook_request_free(&req);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(
+            text,
+            "avk_notify_deliveries_total{party=\"VGR\",outcome=\"inbox\",event=\"routed\"} 1");
+        ck_assert_contains(
+            text,
+            "avk_notify_deliveries_total{party=\"VGR\",outcome=\"delivered\",event=\"routed\"} 1");
+        free(text);
+        stop(&run);
+        rd_kafka_consumer_close(reader);
+        rd_kafka_destroy(reader);
+        assert_inbox("avvik.inbox.vgr", DEVIATION_ID, EVENT_1, 0, DEVIATION_ID, &to_vgr, 1);
+        free(to_vgr.bytes);
         avk_directory_destroy(dir);
         webhook_receiver_stop(vgr);
 }
@@ -698,7 +996,12 @@ START_TEST(deviation_never_filed_is_dead_lettered_as_missing)
         start(&run, dir);
         WAIT_FOR(stats(&run).dead_lettered, 1);
         ck_assert_int_eq(webhook_receiver_count(vgr), 0);
+        ck_assert_uint_eq(stats(&run).inbox, 0);
         stop(&run);
+        /* VGR has an inbox too: nothing in it without the deviation. */
+        static struct records inbox;
+        memset(&inbox, 0, sizeof(inbox));
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "avvik.inbox.vgr", collect, &inbox), 0);
         json_t *events = failed_events();
         ck_assert_uint_eq(json_array_size(events), 1);
         json_t *ev = json_array_get(events, 0);
@@ -868,13 +1171,23 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, client_error_is_dead_lettered_without_retry);
         tcase_add_test(tc, replay_in_a_new_group_sends_the_same_event_id);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_blocks_nothing);
-        tcase_add_test(tc, receiver_with_an_inbox_only_gets_no_webhook);
         tcase_add_test(tc, deviation_never_filed_is_dead_lettered_as_missing);
         tcase_add_test(tc, escalation_and_reminder_are_delivered_signed_with_their_ids);
         tcase_add_test(tc,
                        failing_escalation_is_retried_then_dead_lettered_without_delivery_failed);
         tcase_add_test(tc, metrics_and_readiness_are_served_over_http);
         suite_add_tcase(s, tc);
+        /* A ctest entry of its own (CK_RUN_CASE): each stays under a minute and a half. */
+        TCase *inbox = tcase_create("inbox topics");
+        tcase_add_checked_fixture(inbox, setup, teardown);
+        tcase_set_timeout(inbox, 120);
+        tcase_add_test(inbox,
+                       inbox_only_receivers_get_the_deviation_and_its_routing_in_their_inboxes);
+        tcase_add_test(inbox,
+                       inbox_copies_refused_by_kafka_are_produced_again_before_the_offset_moves);
+        tcase_add_test(inbox,
+                       receiver_with_webhook_and_inbox_gets_both_neither_waiting_for_the_other);
+        suite_add_tcase(s, inbox);
         return s;
 }
 
