@@ -7,8 +7,9 @@ Usage: webhook_receiver.py [--record FILE] [--fail-first PERCENT] [--slow PERCEN
                            [--slow-seconds SECONDS] PORT_FILE SECRET_FILE [SECRET_FILE...]
 
 The port it listens on, 127.0.0.1 and a free port, is written to PORT_FILE.
-Each party's endpoint is /hook/<party>; its secret is the file named
-<party>-webhook.secret among the SECRET_FILEs.
+Each endpoint is /hook/<name> (the local stack names them by party, a test
+may name a unit's by its HSA id); its secret is the file named
+<name>-webhook.secret among the SECRET_FILEs.
 
 The options make it a receiver a test can hold avvik notify to (the local
 stack uses none of them):

@@ -14,7 +14,9 @@
 # - nothing reached the receiver that was not routed to it (none for the
 #   inbox-only party), and nothing was dead-lettered or reported as
 #   DeliveryFailed (the failures stay well inside the retry budget);
-# - partitions did move: each of the four notifier lives delivered;
+# - partitions did move: each of the four notifier lives was assigned
+#   partitions (librdkafka's group debug lines) and delivered, and there
+#   were at least six assignments and revokes in all;
 # - the restarted notifiers serve /healthz, /readyz and /metrics on
 #   notify.http.listen (port in notify.http.port.file) and remove the file
 #   when stopped.
@@ -34,13 +36,10 @@ router_pid=
 a_pid=
 b_pid=
 report_pid=
-# The services stop before the broker: librdkafka's consumer close waits for
-# the group coordinator, and without a broker a router waited for it for
-# minutes.
+# After a failure the services are killed: a graceful stop can hang in
+# librdkafka's consumer close (below, and without a broker for minutes).
 cleanup() {
-        services="$report_pid $a_pid $b_pid $router_pid"
-        for pid in $services; do kill "$pid" 2>/dev/null || true; done
-        for pid in $services; do wait "$pid" 2>/dev/null || true; done
+        for pid in $report_pid $a_pid $b_pid $router_pid; do kill -KILL "$pid" 2>/dev/null || true; done
         for pid in $hook_pid $broker_pid; do kill "$pid" 2>/dev/null || true; done
         wait 2>/dev/null || true
         rm -rf "$work"
@@ -86,9 +85,12 @@ poll "broker bootstrap file" test -s "$bs"
 "$avvik" route -c "$cfg" 2>"$work/router.log" &
 router_pid=$!
 
+# librdkafka's group debug lines (kafka.debug=cgrp) say when partitions are
+# assigned and revoked, which avvik notify does not log.
 start_notify() { # start_notify NAME: one life of notifier NAME (a1, a2, b1, b2)
         "$avvik" notify -c "$cfg" -X notify.group.id=rebalance \
                 -X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=500 \
+                -X kafka.debug=cgrp -X kafka.log_level=7 \
                 -X notify.retry.backoff.ms=200 -X notify.retry.backoff.max.ms=1000 \
                 -X notify.http.listen=127.0.0.1:0 -X notify.http.port.file="$work/$1.port" \
                 2>"$work/notify.$1.log" &
@@ -96,6 +98,9 @@ start_notify() { # start_notify NAME: one life of notifier NAME (a1, a2, b1, b2)
 ready() { # ready NAME: notifier NAME answers /readyz with 200 (partitions assigned)
         [ -s "$work/$1.port" ] &&
                 curl -sf "http://127.0.0.1:$(cat "$work/$1.port")/readyz" >/dev/null
+}
+settled() { # settled NAME COUNT: notifier NAME's group membership was steady more than COUNT times
+        [ "$(grep -c 'changed join state .* -> steady' "$work/notify.$1.log")" -gt "$2" ]
 }
 taken() { # taken: the number of requests answered 200
         grep -c '"status": 200' "$record" 2>/dev/null || true
@@ -199,11 +204,18 @@ for name in a2 b2; do
         grep -q '^avk_notify_attempt_seconds_count{party="[^"]*"} [1-9]' "$work/$name.metrics" ||
                 fail "$name: /metrics lacks attempt latencies"
 done
-for pid in $a_pid $b_pid; do
-        kill -TERM "$pid"
-        wait "$pid" || fail "a notifier did not stop cleanly"
-done
+# A stopped one by one. SIGTERM while the group rebalances can hang the
+# notifier for good: rd_kafka_assign(NULL) in the revoke callback that
+# rd_kafka_consumer_close() calls never returns (librdkafka 2.0.2, seen here
+# when b2 was stopped 0.1 s after a2). So b2 is stopped once the group has
+# settled without a2.
+steady=$(grep -c 'changed join state .* -> steady' "$work/notify.b2.log")
+kill -TERM "$a_pid"
+wait "$a_pid" || fail "notifier a2 did not stop cleanly"
 a_pid=
+poll "b2 alone in the group" settled b2 "$steady"
+kill -TERM "$b_pid"
+wait "$b_pid" || fail "notifier b2 did not stop cleanly"
 b_pid=
 kill -TERM "$router_pid"
 wait "$router_pid" || fail "the router did not stop cleanly"
@@ -240,14 +252,19 @@ sh "$src/deploy/kafka/deadletter.sh" -b "$(cat "$bs")" list >"$work/deadletters"
 "$avvik" tail -c "$cfg" -t deviation.delivery.failed -e >"$work/delivery_failed" 2>>"$work/tail.err" ||
         fail "deviation.delivery.failed could not be read"
 [ ! -s "$work/delivery_failed" ] || fail "$(wc -l <"$work/delivery_failed") DeliveryFailed events"
-# Each life of each notifier delivered: the partitions moved A -> B -> A, B.
+# Each life of each notifier was assigned partitions and delivered: the
+# partitions moved A -> B -> A, B.
 for name in a1 b1 a2 b2; do
+        grep -q "new assignment of [1-9]" "$work/notify.$name.log" ||
+                fail "notifier $name was assigned no partitions"
         sed -n "s/.* notify: event \([^ ]*\) delivered to party .*/\1 $name/p" "$work/notify.$name.log" |
                 sort -u >"$work/delivered.$name"
         [ -s "$work/delivered.$name" ] || fail "notifier $name delivered nothing"
         sed -n "s/.* notify: event \([^ ]*\) to party .*(attempt .*/\1 $name/p" "$work/notify.$name.log"
 done | sort -u >"$work/retried"
 sort -m "$work"/delivered.* >"$work/delivered"
+moves=$(cat "$work"/notify.*.log | grep -c "new assignment of [1-9]\|delegating revoke of [1-9]")
+[ "$moves" -ge 6 ] || fail "the partitions moved only $moves times"
 
 # What the test made happen, in figures: requests, the failures on purpose,
 # notifications sent again by another life, and retries that another life
@@ -260,6 +277,7 @@ twice=$(cut -d' ' -f1 "$work/delivered" | uniq -d | wc -l)
 moved=$(join "$work/retried" "$work/delivered" | awk '$2 != $3 { print $1 }' | sort -u | wc -l)
 echo "filed: $n; routed to a webhook: $wanted; requests: $requests (500 on purpose: $failures);" \
         "event ids taken more than once: $again (same id, same body), delivered by two lives: $twice;" \
-        "retries finished by another life: $moved; delivered per life:" \
+        "retries finished by another life: $moved; assignments and revokes: $moves;" \
+        "delivered per life:" \
         "$(for name in a1 b1 a2 b2; do printf '%s %s ' "$name" "$(wc -l <"$work/delivered.$name")"; done)"
 echo "ok"
