@@ -16,6 +16,17 @@
 
 #include "common/config.h"
 
+/*
+ * Record headers. Every record avvik writes carries its own id and its
+ * schema's name; a routing and its inbox copies also say which hop wrote
+ * them and why (docs/router.md, docs/notify.md).
+ */
+#define AVK_HDR_ID           "avk-id"    /**< the record's own id */
+#define AVK_HDR_TYPE         "avk-type"  /**< its schema's name, e.g. "DeviationRouted" */
+#define AVK_HDR_HOP          "avk-hop"   /**< the routing hop, in decimal */
+#define AVK_HDR_CAUSE        "avk-cause" /**< on a DeviationRouted: the input that caused it */
+#define AVK_HDR_ROUTED_EVENT "avk-routed-event" /**< on an inbox report: the routing's event id */
+
 /** A topic of the system: its configuration key and the schema it carries. */
 struct avk_topic {
         const char *config_key; /**< e.g. "topic.reported" */

@@ -431,8 +431,8 @@ static void send_dead_letter(avk_analysis_t *a, struct job *j, int64_t now)
 static void produce_record(avk_analysis_t *a, struct job *j, int64_t now)
 {
         rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, "avk-id", -1, j->record_id, -1);
-        rd_kafka_header_add(h, "avk-type", -1, "AnalysisRecord", -1);
+        rd_kafka_header_add(h, AVK_HDR_ID, -1, j->record_id, -1);
+        rd_kafka_header_add(h, AVK_HDR_TYPE, -1, "AnalysisRecord", -1);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             a->pump.producer, RD_KAFKA_V_TOPIC(a->topic_analysis),
             RD_KAFKA_V_KEY(j->deviation_id, strlen(j->deviation_id)),

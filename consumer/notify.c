@@ -85,14 +85,6 @@
 /* UUID version 5 namespace of DeliveryFailed event ids (name: the routed event id). */
 static const char failed_namespace[] = "7a0c4e1f-3b52-4d8e-9c61-2fd4850b36a9";
 
-/* Headers of the inbox copies: the same names, in the same order, as the
- * router's on topic.routed (docs/router.md, "Outputs"). */
-#define HDR_ID           "avk-id"           /* the record's own id */
-#define HDR_TYPE         "avk-type"         /* its schema: DeviationReported or DeviationRouted */
-#define HDR_HOP          "avk-hop"          /* the routing hop, in decimal */
-#define HDR_ROUTED_EVENT "avk-routed-event" /* on the DeviationReported: the routing's event id */
-#define HDR_CAUSE        "avk-cause"        /* on the DeviationRouted: what caused the routing */
-
 /* The webhook's part of a delivery (and the dead letter's). */
 enum state { WAITING, DUE, IN_FLIGHT, DEAD_DUE, DEAD_SENT, DONE };
 
@@ -404,13 +396,14 @@ static int produce_inbox_copy(avk_notify_t *n, struct delivery *d, int routed, c
         char hop_text[16];
         snprintf(hop_text, sizeof(hop_text), "%d", d->hop);
         rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-        rd_kafka_header_add(h, HDR_ID, -1, routed ? d->event_id : d->deviation_id, -1);
-        rd_kafka_header_add(h, HDR_TYPE, -1, routed ? "DeviationRouted" : "DeviationReported", -1);
-        rd_kafka_header_add(h, HDR_HOP, -1, hop_text, -1);
+        rd_kafka_header_add(h, AVK_HDR_ID, -1, routed ? d->event_id : d->deviation_id, -1);
+        rd_kafka_header_add(h, AVK_HDR_TYPE, -1, routed ? "DeviationRouted" : "DeviationReported",
+                            -1);
+        rd_kafka_header_add(h, AVK_HDR_HOP, -1, hop_text, -1);
         if (!routed)
-                rd_kafka_header_add(h, HDR_ROUTED_EVENT, -1, d->event_id, -1);
+                rd_kafka_header_add(h, AVK_HDR_ROUTED_EVENT, -1, d->event_id, -1);
         else if (d->has_cause)
-                rd_kafka_header_add(h, HDR_CAUSE, -1, d->cause, (ssize_t)d->cause_len);
+                rd_kafka_header_add(h, AVK_HDR_CAUSE, -1, d->cause, (ssize_t)d->cause_len);
         rd_kafka_resp_err_t e =
             rd_kafka_producev(n->pump.producer, RD_KAFKA_V_TOPIC(d->inbox),
                               RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
@@ -748,7 +741,7 @@ static int copy_cause(struct delivery *d, const rd_kafka_message_t *m)
         const void *value;
         size_t len;
         if (rd_kafka_message_headers(m, &h) != 0 ||
-            rd_kafka_header_get_last(h, HDR_CAUSE, &value, &len) != 0)
+            rd_kafka_header_get_last(h, AVK_HDR_CAUSE, &value, &len) != 0)
                 return 0;
         d->has_cause = 1;
         d->cause_len = len;

@@ -45,12 +45,6 @@
 #define COMPONENT "router"
 #define ID_SIZE   37 /* a UUID in text and its NUL */
 
-/* Headers of the outputs. */
-#define HDR_ID    "avk-id"    /* the DeviationRouted's event_id */
-#define HDR_TYPE  "avk-type"  /* the record's schema: DeviationRouted */
-#define HDR_HOP   "avk-hop"   /* the routing hop that wrote the record */
-#define HDR_CAUSE "avk-cause" /* the input that caused a routing: deviation or response id */
-
 #define MAX_PARTITIONS   1024
 #define BATCH_MAX        256   /* inputs taken from the consumer per round */
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke or stop waits this long for outputs in flight */
@@ -419,7 +413,7 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         const struct hop *hop = &d->hops[h];
         char hop_text[16];
         snprintf(hop_text, sizeof(hop_text), "%d", h);
-        const char *names[] = {HDR_ID, HDR_TYPE, HDR_HOP, HDR_CAUSE};
+        const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
         const char *values[] = {hop->event_id, "DeviationRouted", hop_text, hop->cause};
         if (emit(r, t, seq, r->routed_topic, d->partition, d->id, strlen(d->id), hop->routed,
                  hop->routed_len, names, values, 4) != 0)
@@ -631,7 +625,7 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         const void *val;
         size_t len;
         if (rd_kafka_message_headers(m, &hdrs) == 0 &&
-            rd_kafka_header_get_last(hdrs, HDR_CAUSE, &val, &len) == 0 && len < sizeof(cause)) {
+            rd_kafka_header_get_last(hdrs, AVK_HDR_CAUSE, &val, &len) == 0 && len < sizeof(cause)) {
                 memcpy(cause, val, len);
                 cause[len] = '\0';
         }

@@ -258,7 +258,7 @@ static int write_record(avk_tracker_t *tr, const struct avk_track_action *a, int
         }
         uint64_t seq;
         avk_outbox_input_t *in = input_of(tr, a, &seq);
-        const char *names[] = {"avk-id", "avk-type"};
+        const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE};
         const char *values[] = {id, types[kind]};
         struct avk_outbox_msg msg = {.topic = tr->out_topic[kind],
                                      .partition = partition,
