@@ -153,7 +153,8 @@ int avk_cmd_broker(int argc, char **argv)
         for (size_t i = 0; i < avk_topic_cnt; i++) {
                 const char *name = avk_config_get(cfg, avk_topics[i].config_key);
                 rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
-                    mc, name, avk_topics[i].schema ? partitions : 1, brokers < 3 ? brokers : 3);
+                    mc, name, avk_topics[i].one_partition ? 1 : partitions,
+                    brokers < 3 ? brokers : 3);
                 if (e) {
                         fprintf(stderr, "avvik broker: topic %s: %s\n", name, rd_kafka_err2str(e));
                         rc = AVK_EXIT_KAFKA;

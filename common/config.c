@@ -37,6 +37,9 @@ static const struct key_def keys[] = {
      "CA bundle for an https Schema Registry (default: the system's)"},
     {"schema.registry.timeout.ms", KIND_INT, 1, 600000, "10000",
      "timeout of one Schema Registry request"},
+    {"consumer.close.timeout.ms", KIND_INT, 100, 600000, "10000",
+     "longest wait of a group consumer's close at shutdown (revoke, commit, leaving the group) "
+     "before it gives up, offsets not committed left to the partitions' next owner"},
     {"topic.reported", KIND_STRING, 0, 0, "deviation.reported", "topic of DeviationReported"},
     {"topic.routed", KIND_STRING, 0, 0, "deviation.routed", "topic of DeviationRouted"},
     {"topic.response", KIND_STRING, 0, 0, "deviation.response", "topic of DeviationResponse"},
@@ -47,6 +50,9 @@ static const struct key_def keys[] = {
     {"topic.reminder", KIND_STRING, 0, 0, "deviation.reminder", "topic of DeadlineReminder"},
     {"topic.delivery.failed", KIND_STRING, 0, 0, "deviation.delivery.failed",
      "topic of DeliveryFailed (a notification not delivered within its retry budget)"},
+    {"topic.notify.retry", KIND_STRING, 0, 0, "deviation.notify.retry",
+     "the notifier's retry topic: webhook deliveries parked until their next attempt (bodies "
+     "included: read by the notifier only)"},
     {"topic.deadletter", KIND_STRING, 0, 0, "deviation.deadletter",
      "dead-letter topic for records that cannot be processed"},
     {"topic.partitions", KIND_INT, 1, 1000, "6",
@@ -70,8 +76,12 @@ static const struct key_def keys[] = {
     {"notify.retry.backoff.max.ms", KIND_INT, 1, 86400000, "300000",
      "cap of the backoff between attempts"},
     {"notify.max.in.flight", KIND_INT, 1, 100000, "1000",
-     "routed records held at once (waiting, in flight or backing off); past it the notifier "
-     "stops fetching topic.routed"},
+     "fresh deliveries not finished at once (waiting for the deviation, first attempt in flight, "
+     "inbox copies or parking unacknowledged); past it the notifier stops fetching "
+     "topic.routed, topic.escalated and topic.reminder. Also the most retry attempts at once"},
+    {"notify.retry.max.held", KIND_INT, 1, 1000000, "10000",
+     "records of topic.notify.retry held at once until their attempt; past it the notifier "
+     "stops fetching topic.notify.retry"},
     {"notify.ssl.ca.location", KIND_STRING, 0, 0, NULL,
      "CA bundle that webhook certificates are verified against (default: the system's); "
      "verification is always on"},

@@ -4,18 +4,22 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
+
 const struct avk_topic avk_topics[] = {
-    {"topic.reported", "DeviationReported"},
-    {"topic.routed", "DeviationRouted"},
-    {"topic.response", "DeviationResponse"},
-    {"topic.escalated", "DeviationEscalated"},
-    {"topic.analysis", "AnalysisRecord"},
-    {"topic.delivery.failed", "DeliveryFailed"},
-    {"topic.status", "DeviationStatus"},
-    {"topic.reminder", "DeadlineReminder"},
-    {"topic.deadletter", NULL},
+    {"topic.reported", "DeviationReported", 0},
+    {"topic.routed", "DeviationRouted", 0},
+    {"topic.response", "DeviationResponse", 0},
+    {"topic.escalated", "DeviationEscalated", 0},
+    {"topic.analysis", "AnalysisRecord", 0},
+    {"topic.delivery.failed", "DeliveryFailed", 0},
+    {"topic.status", "DeviationStatus", 0},
+    {"topic.reminder", "DeadlineReminder", 0},
+    {"topic.deadletter", NULL, 1},
+    {"topic.notify.retry", NULL, 0}, /* avvik notify's own: docs/notify.md, "Retry topic" */
 };
 const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);
 
@@ -149,4 +153,77 @@ int avk_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
                 return 0;
         rd_kafka_metadata_destroy(md);
         return 1;
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long one wait of the close loops may last: the deadline is checked
+ * between waits. */
+#define CLOSE_POLL_MS 100
+
+/* The count of a partition list that a librdkafka getter returned with err;
+ * destroys the list. */
+static int list_cnt(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *l)
+{
+        int cnt = !err && l ? l->cnt : 0;
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        return cnt;
+}
+
+static int assigned_cnt(rd_kafka_t *rk)
+{
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_assignment(rk, &l);
+        return list_cnt(err, l);
+}
+
+static int subscribed(rd_kafka_t *rk)
+{
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_subscription(rk, &l);
+        return list_cnt(err, l) > 0;
+}
+
+int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *component)
+{
+        int64_t deadline = mono_ms() + timeout_ms;
+        /* Leaving the group while it is not terminating: the revoke callback
+         * runs from rd_kafka_consumer_poll() like any other, and its
+         * rd_kafka_assign(NULL) is an ordinary unassign. A consumer that
+         * assigned its partitions itself (no subscription) keeps them until
+         * the close below. */
+        if (subscribed(rk)) {
+                rd_kafka_resp_err_t e = rd_kafka_unsubscribe(rk);
+                if (e)
+                        avk_log(AVK_LOG_WARN, component, "unsubscribe: %s", rd_kafka_err2str(e));
+                while (assigned_cnt(rk) > 0 && mono_ms() < deadline) {
+                        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, CLOSE_POLL_MS);
+                        if (m)
+                                rd_kafka_message_destroy(m);
+                }
+        }
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_error_t *err = rd_kafka_consumer_close_queue(rk, q);
+        if (err) {
+                avk_log(AVK_LOG_WARN, component, "consumer close: %s", rd_kafka_error_string(err));
+                rd_kafka_error_destroy(err);
+        } else {
+                while (!rd_kafka_consumer_closed(rk) && mono_ms() < deadline)
+                        rd_kafka_queue_poll_callback(q, CLOSE_POLL_MS);
+        }
+        int closed = rd_kafka_consumer_closed(rk);
+        rd_kafka_queue_destroy(q);
+        if (closed)
+                return 0;
+        avk_log(AVK_LOG_WARN, component,
+                "consumer close gave up after %d ms (Kafka or the group does not answer): "
+                "offsets not committed are read again by the partitions' next owner",
+                timeout_ms);
+        return -1;
 }

@@ -98,7 +98,10 @@ avk_metrics_http_t *avk_metrics_http_start(const char *listen, avk_metrics_t *me
         http->metrics = metrics;
         http->ready = ready;
         http->opaque = opaque;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        /* epoll, as the gateway and dashboard: select() fails on a
+         * descriptor past 1024, which a notifier with many webhook
+         * attempts (a socket and a resolver each) reaches. */
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
         if (addr.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         http->daemon = MHD_start_daemon(

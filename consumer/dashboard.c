@@ -532,8 +532,10 @@ void avk_dashboard_stop(avk_dashboard_t *db)
                 pthread_join(db->thread, NULL);
         }
         if (db->rk) {
-                rd_kafka_consumer_close(db->rk);
-                rd_kafka_destroy(db->rk);
+                avk_kafka_consumer_close(
+                    db->rk, (int)avk_config_get_int(db->cfg, "consumer.close.timeout.ms"),
+                    "dashboard");
+                rd_kafka_destroy_flags(db->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         }
         avk_codec_destroy(db->codec);
         avk_env_close(&db->env);

@@ -20,8 +20,8 @@
  * those the notifier has the webhook only.
  *
  * One thread runs everything: the Kafka consumer's queue, libcurl's multi
- * handle and the producer's delivery reports (inbox copies, dead letters,
- * DeliveryFailed events). It sleeps in
+ * handle and the producer's delivery reports (inbox copies, retry records,
+ * dead letters, DeliveryFailed events). It sleeps in
  * curl_multi_poll(), woken by curl's sockets, by a pipe that librdkafka
  * writes to when the consumer's or producer's queue gets something
  * (rd_kafka_queue_io_event_enable), by the next retry falling due, or by
@@ -30,13 +30,31 @@
  *
  * Deliveries of a partition sit in a list in offset order. A delivery moves
  * WAITING (for its deviation) -> DUE (an attempt at next_attempt_at) ->
- * IN_FLIGHT -> DONE, or back to DUE after a failed attempt; past the retry
- * budget it goes DEAD_DUE -> DEAD_SENT (the dead letter and the
- * DeliveryFailed event produced, waiting for Kafka's acknowledgement) ->
- * DONE; a receiver without a webhook goes WAITING -> DONE. Offsets advance
- * over the finished head of each list only (DONE, and the inbox copies
- * acknowledged or none to write), so an offset is stored when its record
- * and every earlier one of the partition are finished.
+ * IN_FLIGHT -> DONE when the webhook took it. An attempt that failed and
+ * may be retried is PARKED: PARK_DUE -> PARK_SENT (a record produced to
+ * topic.notify.retry that carries the body and everything the next attempt
+ * and the dead letter need, waiting for Kafka's acknowledgement) -> DONE,
+ * or back to PARK_DUE after a backoff when Kafka refused it. Past the retry
+ * budget, or at once for a permanent failure, it goes DEAD_DUE -> DEAD_SENT
+ * (the dead letter and the DeliveryFailed event produced, waiting for
+ * Kafka's acknowledgement) -> DONE; a receiver without a webhook goes
+ * WAITING -> DONE. Offsets advance over the finished head of each list only
+ * (DONE, and the inbox copies acknowledged or none to write), so an offset
+ * is stored when its record and every earlier one of the partition are
+ * finished.
+ *
+ * The notifier reads topic.notify.retry too (docs/notify.md, "Retry
+ * topic"): each record is a delivery of a list of its own per partition,
+ * DUE at the wall-clock time the record names, attempted once by the
+ * directory's webhook for its party and unit now, and then DONE, parked
+ * again (a new record, attempts counted on) or dead-lettered like the
+ * original record. A failing endpoint therefore holds nothing of the fresh
+ * topics: its deliveries wait on the retry topic, and only the records due
+ * there are in memory. What is held is bounded by what it costs, not by
+ * position: notify.max.in.flight counts the fresh deliveries not finished,
+ * notify.retry.max.held the retry records not finished, and each pauses its
+ * own topics only. A finished delivery behind an unfinished one is shed of
+ * everything but its small struct at once.
  *
  * The deviations of topic.reported are read from the beginning of each
  * assigned partition into a bounded map (deviation id -> the record as
@@ -51,6 +69,7 @@
  */
 #include "consumer/notify.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -85,20 +104,26 @@
 /* UUID version 5 namespace of DeliveryFailed event ids (name: the routed event id). */
 static const char failed_namespace[] = "7a0c4e1f-3b52-4d8e-9c61-2fd4850b36a9";
 
-/* The webhook's part of a delivery (and the dead letter's). */
-enum state { WAITING, DUE, IN_FLIGHT, DEAD_DUE, DEAD_SENT, DONE };
+/* The webhook's part of a delivery (its parking and dead letter included). */
+enum state { WAITING, DUE, IN_FLIGHT, PARK_DUE, PARK_SENT, DEAD_DUE, DEAD_SENT, DONE };
 
 /* The inbox's part of a routed record's delivery. INBOX_NONE: nothing to
  * write (no inbox topic, the deviation not known yet, or the record
  * dead-lettered before it was). */
 enum inbox_state { INBOX_NONE, INBOX_DUE, INBOX_SENT, INBOX_DONE };
 
-/* Which output of a delivery a producer delivery report is for: the low bit
- * of its opaque, above it the delivery's seq. */
-enum output { OUT_DEAD_LETTER, OUT_INBOX };
+/* Which output of a delivery a producer delivery report is for: the low
+ * OUTPUT_BITS of its opaque, above them the delivery's seq. */
+enum output { OUT_DEAD_LETTER, OUT_INBOX, OUT_PARK };
+#define OUTPUT_BITS 2
 
-/* What the notifier delivers, one source topic each. */
+/* What the notifier delivers, one source topic each. SRC_CNT also marks a
+ * retry record whose kind is not known (it could not be read). */
 enum source { SRC_ROUTED, SRC_ESCALATED, SRC_REMINDER, SRC_CNT };
+
+/* The lists of a partition: one per source topic, then the retry topic's. */
+#define Q_RETRY SRC_CNT
+#define Q_CNT   (SRC_CNT + 1)
 
 struct source_def {
         const char *topic_key; /* configuration key of the topic */
@@ -119,21 +144,30 @@ static const struct source_def sources[SRC_CNT] = {
 struct delivery {
         struct delivery *next; /* the next record of the partition */
         enum source src;
+        int queue; /* its list: src for a record of a source topic, Q_RETRY */
         enum state state;
         uint64_t seq; /* names the delivery in producer delivery reports */
         int32_t partition;
         int64_t offset;
-        void *key, *payload; /* the record as read: the dead letter carries it */
+        /* The original record as read (the dead letter carries it) and where
+         * it was read: for a retry record, as its headers carried them;
+         * origin_topic is NULL for the delivery's own topic. */
+        void *key, *payload;
         size_t key_len, payload_len;
+        char *origin_topic;
+        int32_t origin_partition;
+        int64_t origin_offset;
         char event_id[ID_SIZE], deviation_id[ID_SIZE], party[PARTY_SIZE], unit[ID_SIZE];
         int hop;
         json_t *event; /* the record, until the body is built */
         const struct avk_directory_webhook *webhook;
         char *body;
         size_t body_len;
+        int identity; /* the body holds the patient's personal_id */
         char signature[AVK_WEBHOOK_SIGNATURE_SIZE];
-        int attempts;
-        int64_t arrived_at, first_attempt_at, attempt_started_at, next_attempt_at;
+        int attempts, park_refusals;
+        int64_t arrived_at, attempt_started_at, next_attempt_at;
+        int64_t first_attempt_wall, due_wall; /* wall clock: they travel in retry records */
         uint64_t eof_seq; /* topic.reported ends seen on the partition at arrival */
         char reason[REASON_SIZE];
         int failed_event; /* the dead letter comes with a DeliveryFailed event */
@@ -152,14 +186,14 @@ struct delivery {
         char curl_error[CURL_ERROR_SIZE];
 };
 
-/* The records of one source topic's partition, in offset order. */
+/* The records of one topic's partition, in offset order. */
 struct queue {
         struct delivery *head, *tail;
         int assigned;
 };
 
 struct part {
-        struct queue q[SRC_CNT];
+        struct queue q[Q_CNT];
         uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
         int reported_at_end;       /* nothing read from topic.reported since its last end */
 };
@@ -172,22 +206,23 @@ struct avk_notify {
         const avk_schema_t *schema[SRC_CNT], *reported_schema, *failed_schema;
         avro_value_t value[SRC_CNT], reported_value, failed_value;
         struct avk_pump pump;
-        const char *topic[SRC_CNT], *topic_reported, *topic_deadletter, *topic_failed;
+        const char *topic[Q_CNT], *topic_reported, *topic_deadletter, *topic_failed;
         int64_t timeout_ms, connect_timeout_ms, retry_max, max_age_ms, backoff_ms, backoff_max_ms,
             wait_ms;
-        size_t max_held;
+        size_t max_held, retry_max_held;
         const char *ca_location;
         struct part *parts;
         int part_cnt;
-        avk_idcache_t *cache; /* deviation id -> the DeviationReported as read */
-        size_t held;
-        int paused;
+        avk_idcache_t *cache;    /* deviation id -> the DeviationReported as read */
+        size_t held, retry_held; /* deliveries not finished: fresh, of the retry topic */
+        size_t retry_attempts;   /* attempts of retry records in flight */
+        int paused, retry_paused;
         uint64_t seq, rng;
         atomic_int partitions; /* of topic.routed, assigned now */
         atomic_uint_fast64_t delivered, no_webhook, dead_lettered, inbox, inbox_retries, attempts,
-            held_now;
-        avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_undecodable,
-            *m_inbox_retries;
+            parked, held_now, retry_held_now;
+        avk_metric_family_t *m_deliveries, *m_attempts, *m_latency, *m_held, *m_retry_held,
+            *m_undecodable, *m_inbox_retries, *m_parked;
 };
 
 /* ---- the pure parts ---------------------------------------------------- */
@@ -208,19 +243,29 @@ json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patie
 
 /* ---- metrics and logging ----------------------------------------------- */
 
+/* The "event" label of d: "unknown" for a retry record that could not be read. */
+static const char *event_label(const struct delivery *d)
+{
+        return d->src < SRC_CNT ? sources[d->src].label : "unknown";
+}
+
 static void count_delivery(avk_notify_t *n, const struct delivery *d, const char *outcome)
 {
-        const char *labels[] = {d->party[0] ? d->party : "unknown", outcome, sources[d->src].label};
+        const char *labels[] = {d->party[0] ? d->party : "unknown", outcome, event_label(d)};
         avk_metric_add(avk_metrics_series(n->m_deliveries, labels), 1);
 }
 
 /* ---- deliveries -------------------------------------------------------- */
 
-static void free_delivery(avk_notify_t *n, struct delivery *d)
+/* Frees what d holds beyond its struct: once it is finished nothing reads
+ * it again, and a finished delivery behind an unfinished one of its
+ * partition costs only the struct until the offset passes it. */
+static void shed(avk_notify_t *n, struct delivery *d)
 {
         if (d->easy) {
                 curl_multi_remove_handle(n->pump.multi, d->easy);
                 curl_easy_cleanup(d->easy);
+                d->easy = NULL;
         }
         curl_slist_free_all(d->headers);
         json_decref(d->event);
@@ -229,7 +274,23 @@ static void free_delivery(avk_notify_t *n, struct delivery *d)
         free(d->payload);
         free(d->reported);
         free(d->cause);
+        free(d->origin_topic);
+        d->headers = NULL;
+        d->event = NULL;
+        d->body = d->origin_topic = NULL;
+        d->key = d->payload = d->reported = d->cause = NULL;
+}
+
+static void free_delivery(avk_notify_t *n, struct delivery *d)
+{
+        shed(n, d);
         free(d);
+}
+
+/* The topic the original record of d was read from. */
+static const char *origin_topic(const avk_notify_t *n, const struct delivery *d)
+{
+        return d->origin_topic ? d->origin_topic : n->topic[d->queue];
 }
 
 /* Whether d is finished: its offset may be stored once every earlier one's may. */
@@ -240,17 +301,26 @@ static int finished(const struct delivery *d)
 
 static void *opaque_of(const struct delivery *d, enum output out)
 {
-        return (void *)(uintptr_t)(d->seq << 1 | (uint64_t)out);
+        return (void *)(uintptr_t)(d->seq << OUTPUT_BITS | (uint64_t)out);
 }
 
 static struct delivery *find_delivery(avk_notify_t *n, uint64_t seq)
 {
         for (int p = 0; p < n->part_cnt; p++)
-                for (int s = 0; s < SRC_CNT; s++)
-                        for (struct delivery *d = n->parts[p].q[s].head; d; d = d->next)
+                for (int q = 0; q < Q_CNT; q++)
+                        for (struct delivery *d = n->parts[p].q[q].head; d; d = d->next)
                                 if (d->seq == seq)
                                         return d;
         return NULL;
+}
+
+/* Writes d's reason (cut short if it must be: it goes into a header). */
+static void set_reason(struct delivery *d, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void set_reason(struct delivery *d, const char *fmt, va_list ap)
+{
+        vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
 }
 
 static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, const char *fmt, ...)
@@ -260,7 +330,7 @@ static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, c
 {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+        set_reason(d, fmt, ap);
         va_end(ap);
         d->failed_event = failed_event;
         d->state = DEAD_DUE;
@@ -268,8 +338,8 @@ static void dead_letter(avk_notify_t *n, struct delivery *d, int failed_event, c
         avk_log(AVK_LOG_ERROR, COMPONENT,
                 "%s [%d] offset %" PRId64
                 ": event %s for party %s goes to the dead-letter topic: %s",
-                n->topic[d->src], (int)d->partition, d->offset, d->event_id[0] ? d->event_id : "-",
-                d->party[0] ? d->party : "-", d->reason);
+                n->topic[d->queue], (int)d->partition, d->offset,
+                d->event_id[0] ? d->event_id : "-", d->party[0] ? d->party : "-", d->reason);
 }
 
 /* The DeliveryFailed event id: a name-based UUID (version 5) of the routed event id. */
@@ -315,14 +385,15 @@ static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errst
         return rc;
 }
 
-/* Produces the dead letter of d: the routed record as read, the reason in headers. */
+/* Produces the dead letter of d: the original record as read, the reason in
+ * headers with where it was read. */
 static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr,
                                size_t errstr_size)
 {
-        rd_kafka_headers_t *h =
-            avk_pump_deadletter_headers(d->reason, n->topic[d->src], d->partition, d->offset);
+        rd_kafka_headers_t *h = avk_pump_deadletter_headers(d->reason, origin_topic(n, d),
+                                                            d->origin_partition, d->origin_offset);
         if (d->event_id[0])
-                rd_kafka_header_add(h, "avk-event-id", -1, d->event_id, -1);
+                rd_kafka_header_add(h, AVK_HDR_EVENT_ID, -1, d->event_id, -1);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             n->pump.producer, RD_KAFKA_V_TOPIC(n->topic_deadletter),
             RD_KAFKA_V_KEY(d->key, d->key_len), RD_KAFKA_V_VALUE(d->payload, d->payload_len),
@@ -482,18 +553,126 @@ static void inbox_produced(avk_notify_t *n, struct delivery *d, const rd_kafka_m
                 d->event_id, d->inbox, d->party, d->inbox_attempts);
 }
 
+/* Produces d's retry record (docs/notify.md, "Retry topic"): keyed by the
+ * original record's key, the body as sent as its value, and in headers what
+ * the next attempt and the dead letter need. -1 with the reason in errstr. */
+static int produce_retry_record(avk_notify_t *n, struct delivery *d, char *errstr,
+                                size_t errstr_size)
+{
+        char hop_text[16], attempts_text[16], first_text[32], due_text[32];
+        snprintf(hop_text, sizeof(hop_text), "%d", d->hop);
+        snprintf(attempts_text, sizeof(attempts_text), "%d", d->attempts);
+        snprintf(first_text, sizeof(first_text), "%" PRId64, d->first_attempt_wall);
+        snprintf(due_text, sizeof(due_text), "%" PRId64, d->due_wall);
+        /* avk-error and where the original was read, as a dead letter has them. */
+        rd_kafka_headers_t *h = avk_pump_deadletter_headers(d->reason, origin_topic(n, d),
+                                                            d->origin_partition, d->origin_offset);
+        rd_kafka_header_add(h, AVK_HDR_EVENT_ID, -1, d->event_id, -1);
+        rd_kafka_header_add(h, AVK_HDR_NOTIFY_EVENT, -1, sources[d->src].label, -1);
+        rd_kafka_header_add(h, AVK_HDR_DEVIATION_ID, -1, d->deviation_id, -1);
+        rd_kafka_header_add(h, AVK_HDR_HOP, -1, hop_text, -1);
+        rd_kafka_header_add(h, AVK_HDR_PARTY, -1, d->party, -1);
+        if (d->unit[0])
+                rd_kafka_header_add(h, AVK_HDR_UNIT, -1, d->unit, -1);
+        rd_kafka_header_add(h, AVK_HDR_ATTEMPTS, -1, attempts_text, -1);
+        rd_kafka_header_add(h, AVK_HDR_FIRST_ATTEMPT_AT, -1, first_text, -1);
+        rd_kafka_header_add(h, AVK_HDR_DUE_AT, -1, due_text, -1);
+        if (d->identity)
+                rd_kafka_header_add(h, AVK_HDR_IDENTITY, -1, "1", -1);
+        rd_kafka_header_add(h, AVK_HDR_ORIGINAL, -1, d->payload, (ssize_t)d->payload_len);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            n->pump.producer, RD_KAFKA_V_TOPIC(n->topic[Q_RETRY]),
+            RD_KAFKA_V_KEY(d->key, d->key_len), RD_KAFKA_V_VALUE(d->body, d->body_len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_PARK)), RD_KAFKA_V_END);
+        if (e) {
+                rd_kafka_headers_destroy(h);
+                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}
+
+/* Parks d: its retry record due now, the next attempt due at wait ms from
+ * now (wall clock), the reason the last attempt failed. */
+static void park(avk_notify_t *n, struct delivery *d, int64_t now, int64_t wall, int64_t wait,
+                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void park(avk_notify_t *n, struct delivery *d, int64_t now, int64_t wall, int64_t wait,
+                 const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        set_reason(d, fmt, ap);
+        va_end(ap);
+        d->due_wall = wall + wait;
+        d->park_refusals = 0;
+        d->state = PARK_DUE;
+        d->next_attempt_at = now;
+        avk_log(AVK_LOG_WARN, COMPONENT,
+                "event %s to party %s: %s; next in %" PRId64 " ms, parked on %s", d->event_id,
+                d->party, d->reason, wait, n->topic[Q_RETRY]);
+}
+
+/* Makes d's retry record due again after a backoff: Kafka refused it or
+ * failed it, and the attempt it stands for must not be lost. */
+static void park_again(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        d->state = PARK_DUE;
+        d->next_attempt_at =
+            now + avk_webhook_backoff_ms(++d->park_refusals, n->backoff_ms, n->backoff_max_ms,
+                                         avk_webhook_random(&n->rng));
+}
+
+static void send_park(avk_notify_t *n, struct delivery *d, int64_t now)
+{
+        char err[256];
+        if (produce_retry_record(n, d, err, sizeof(err)) == 0) {
+                d->state = PARK_SENT;
+                return;
+        }
+        avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: record to %s not produced: %s", d->event_id,
+                n->topic[Q_RETRY], err);
+        park_again(n, d, now);
+}
+
+/* A delivery report of d's retry record: once Kafka has it, the next
+ * attempt is the retry topic's and this delivery is finished. */
+static void park_produced(avk_notify_t *n, struct delivery *d, const rd_kafka_message_t *m)
+{
+        if (d->state != PARK_SENT)
+                return;
+        if (m->err) {
+                avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: record to %s not acknowledged: %s",
+                        d->event_id, n->topic[Q_RETRY], rd_kafka_err2str(m->err));
+                park_again(n, d, avk_pump_mono_ms());
+                return;
+        }
+        d->state = DONE;
+        atomic_fetch_add(&n->parked, 1);
+        avk_metric_add(
+            avk_metrics_series(n->m_parked, (const char *[]){d->party, sources[d->src].label}), 1);
+}
+
 static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         (void)rk;
         avk_notify_t *n = opaque;
         uint64_t tag = (uint64_t)(uintptr_t)m->_private;
-        struct delivery *d = find_delivery(n, tag >> 1);
+        struct delivery *d = find_delivery(n, tag >> OUTPUT_BITS);
         if (!d)
                 return; /* abandoned at a rebalance: the next owner starts again */
-        if ((tag & 1) == OUT_INBOX)
+        switch ((enum output)(tag & ((1u << OUTPUT_BITS) - 1))) {
+        case OUT_INBOX:
                 inbox_produced(n, d, m);
-        else
+                break;
+        case OUT_PARK:
+                park_produced(n, d, m);
+                break;
+        case OUT_DEAD_LETTER:
                 dead_letter_produced(n, d, m);
+                break;
+        }
 }
 
 /* Takes body as d's body (it is the same on every attempt), signs it and
@@ -507,6 +686,7 @@ static void seal(avk_notify_t *n, struct delivery *d, json_t *body, int64_t now)
                 return;
         }
         d->body_len = strlen(d->body);
+        d->identity = d->src == SRC_ROUTED && d->webhook->patient_identity;
         if (avk_webhook_sign(d->webhook->secret, d->webhook->secret_len, d->body, d->body_len,
                              d->signature) != 0) {
                 dead_letter(n, d, d->src == SRC_ROUTED, "HMAC-SHA256 failed");
@@ -568,9 +748,11 @@ static void start_attempt(avk_notify_t *n, struct delivery *d, int64_t now)
         d->attempts++;
         d->attempt_started_at = now;
         if (d->attempts == 1)
-                d->first_attempt_at = now;
+                d->first_attempt_wall = avk_pump_wall_ms();
         d->curl_error[0] = '\0';
         d->state = IN_FLIGHT;
+        if (d->queue == Q_RETRY)
+                n->retry_attempts++;
         /* An empty Expect: keeps curl from waiting for "100 Continue". */
         int ok = avk_webhook_add_header(&d->headers, "Content-Type", "application/json") == 0 &&
                  avk_webhook_add_header(&d->headers, "X-Avvik-Event-Id", d->event_id) == 0 &&
@@ -602,6 +784,8 @@ static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, i
             avk_webhook_finish(n->pump.multi, &d->easy, curl_code, reason, sizeof(reason));
         curl_slist_free_all(d->headers);
         d->headers = NULL;
+        if (d->queue == Q_RETRY)
+                n->retry_attempts--;
         atomic_fetch_add(&n->attempts, 1);
         avk_metric_add(
             avk_metrics_series(n->m_attempts,
@@ -621,21 +805,20 @@ static void finish_attempt(avk_notify_t *n, struct delivery *d, int curl_code, i
         }
         int64_t wait = avk_webhook_backoff_ms(d->attempts, n->backoff_ms, n->backoff_max_ms,
                                               avk_webhook_random(&n->rng));
+        int64_t wall = avk_pump_wall_ms();
         int escalate = d->src == SRC_ROUTED;
         if (verdict == AVK_WEBHOOK_PERMANENT) {
                 dead_letter(n, d, escalate, "%s (attempt %d; not retried)", reason, d->attempts);
         } else if (d->attempts >= n->retry_max) {
                 dead_letter(n, d, escalate, "%s (attempt %d of %d)", reason, d->attempts,
                             (int)n->retry_max);
-        } else if (now + wait - d->first_attempt_at > n->max_age_ms) {
+        } else if (wall + wait - d->first_attempt_wall > n->max_age_ms) {
                 dead_letter(n, d, escalate, "%s (attempt %d; notify.retry.max.age.ms passed)",
                             reason, d->attempts);
         } else {
-                d->state = DUE;
-                d->next_attempt_at = now + wait;
-                avk_log(AVK_LOG_WARN, COMPONENT,
-                        "event %s to party %s: %s (attempt %d); next in %" PRId64 " ms",
-                        d->event_id, d->party, reason, d->attempts, wait);
+                /* Parked on the retry topic: the wait holds up nothing
+                 * here, not even this record's offset. */
+                park(n, d, now, wall, wait, "%s (attempt %d)", reason, d->attempts);
         }
 }
 
@@ -753,32 +936,229 @@ static int copy_cause(struct delivery *d, const rd_kafka_message_t *m)
         return 0;
 }
 
-static void on_record(avk_notify_t *n, const rd_kafka_message_t *m, enum source src)
+/* Reads header name of a retry record as text into buf. -1 with the reason
+ * in errstr when it is missing or empty, too long or not text. */
+static int retry_header(rd_kafka_headers_t *h, const char *name, char *buf, size_t size,
+                        char *errstr, size_t errstr_size)
+{
+        const void *value = NULL;
+        size_t len = 0;
+        if (!h || rd_kafka_header_get_last(h, name, &value, &len) != 0 || !value || len == 0) {
+                snprintf(errstr, errstr_size, "retry record: header %s missing", name);
+                return -1;
+        }
+        if (len >= size || memchr(value, '\0', len)) {
+                snprintf(errstr, errstr_size,
+                         "retry record: header %s is not text of at most %zu bytes", name,
+                         size - 1);
+                return -1;
+        }
+        memcpy(buf, value, len);
+        buf[len] = '\0';
+        return 0;
+}
+
+/* Reads header name of a retry record as a decimal number from min to max. */
+static int retry_number(rd_kafka_headers_t *h, const char *name, int64_t min, int64_t max,
+                        int64_t *out, char *errstr, size_t errstr_size)
+{
+        char text[32], *end;
+        if (retry_header(h, name, text, sizeof(text), errstr, errstr_size) != 0)
+                return -1;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (errno || *end || v < min || v > max) {
+                snprintf(errstr, errstr_size,
+                         "retry record: header %s is not a decimal number from %" PRId64
+                         " to %" PRId64,
+                         name, min, max);
+                return -1;
+        }
+        *out = v;
+        return 0;
+}
+
+/* Takes what a retry record carries into d (docs/notify.md, "Retry topic"),
+ * whose key and payload hold the record as read: on success the payload
+ * becomes the body and the original record's value the payload. -1 with the
+ * reason in errstr (naming the header) when the record is incomplete, d's
+ * record as read left for the dead letter; -2 when out of memory. */
+static int read_retry_record(struct delivery *d, const rd_kafka_message_t *m, char *errstr,
+                             size_t errstr_size)
+{
+        rd_kafka_headers_t *h = NULL;
+        if (rd_kafka_message_headers(m, &h) != 0)
+                h = NULL;
+        char label[16], topic[256];
+        int64_t hop, attempts, first, due, partition, offset;
+        const void *original = NULL;
+        size_t original_len = 0;
+        if (retry_header(h, AVK_HDR_NOTIFY_EVENT, label, sizeof(label), errstr, errstr_size) != 0)
+                return -1;
+        enum source src = SRC_CNT;
+        for (int s = 0; s < SRC_CNT; s++)
+                if (strcmp(label, sources[s].label) == 0)
+                        src = (enum source)s;
+        if (src == SRC_CNT) {
+                snprintf(errstr, errstr_size,
+                         "retry record: header %s is not routed, escalated or reminder",
+                         AVK_HDR_NOTIFY_EVENT);
+                return -1;
+        }
+        const void *unit = NULL;
+        size_t unit_len = 0;
+        if (h && rd_kafka_header_get_last(h, AVK_HDR_UNIT, &unit, &unit_len) == 0 &&
+            retry_header(h, AVK_HDR_UNIT, d->unit, sizeof(d->unit), errstr, errstr_size) != 0)
+                return -1;
+        if (retry_header(h, AVK_HDR_EVENT_ID, d->event_id, sizeof(d->event_id), errstr,
+                         errstr_size) != 0 ||
+            retry_header(h, AVK_HDR_DEVIATION_ID, d->deviation_id, sizeof(d->deviation_id), errstr,
+                         errstr_size) != 0 ||
+            retry_header(h, AVK_HDR_PARTY, d->party, sizeof(d->party), errstr, errstr_size) != 0 ||
+            retry_number(h, AVK_HDR_HOP, 0, INT32_MAX, &hop, errstr, errstr_size) != 0 ||
+            retry_number(h, AVK_HDR_ATTEMPTS, 1, INT32_MAX, &attempts, errstr, errstr_size) != 0 ||
+            retry_number(h, AVK_HDR_FIRST_ATTEMPT_AT, 0, INT64_MAX, &first, errstr, errstr_size) !=
+                0 ||
+            retry_number(h, AVK_HDR_DUE_AT, 0, INT64_MAX, &due, errstr, errstr_size) != 0 ||
+            retry_header(h, AVK_HDR_SOURCE_TOPIC, topic, sizeof(topic), errstr, errstr_size) != 0 ||
+            retry_number(h, AVK_HDR_SOURCE_PARTITION, 0, INT32_MAX, &partition, errstr,
+                         errstr_size) != 0 ||
+            retry_number(h, AVK_HDR_SOURCE_OFFSET, 0, INT64_MAX, &offset, errstr, errstr_size) != 0)
+                return -1;
+        if (!h || rd_kafka_header_get_last(h, AVK_HDR_ORIGINAL, &original, &original_len) != 0 ||
+            !original || original_len == 0) {
+                snprintf(errstr, errstr_size, "retry record: header %s missing", AVK_HDR_ORIGINAL);
+                return -1;
+        }
+        if (d->payload_len == 0) {
+                snprintf(errstr, errstr_size,
+                         "retry record: no body (the record's value is empty)");
+                return -1;
+        }
+        void *original_copy = malloc(original_len);
+        char *topic_copy = strdup(topic);
+        if (!original_copy || !topic_copy) {
+                free(original_copy);
+                free(topic_copy);
+                return -2;
+        }
+        memcpy(original_copy, original, original_len);
+        d->src = src;
+        d->hop = (int)hop;
+        d->attempts = (int)attempts;
+        d->first_attempt_wall = first;
+        d->due_wall = due;
+        const void *flag;
+        size_t flag_len;
+        d->identity = h && rd_kafka_header_get_last(h, AVK_HDR_IDENTITY, &flag, &flag_len) == 0;
+        d->body = d->payload;
+        d->body_len = d->payload_len;
+        d->payload = original_copy;
+        d->payload_len = original_len;
+        d->origin_topic = topic_copy;
+        d->origin_partition = (int32_t)partition;
+        d->origin_offset = offset;
+        return 0;
+}
+
+/* A retry record: its attempt falls due when the record says. */
+static void accept_retry(avk_notify_t *n, struct delivery *d, const rd_kafka_message_t *m,
+                         int64_t now)
+{
+        char err[REASON_SIZE];
+        int rc = read_retry_record(d, m, err, sizeof(err));
+        if (rc == -2) {
+                /* Never attempted here: the loop ends on the error, and the
+                 * record is left to the partition's next owner. */
+                snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
+                d->state = DUE;
+                d->next_attempt_at = INT64_MAX;
+                return;
+        }
+        if (rc != 0) {
+                /* Nothing of a record that cannot be trusted goes into a
+                 * log line or a header: the reason names the header only. */
+                d->event_id[0] = d->deviation_id[0] = d->party[0] = d->unit[0] = '\0';
+                avk_metric_add(
+                    avk_metrics_series(n->m_undecodable, (const char *[]){n->topic[Q_RETRY]}), 1);
+                dead_letter(n, d, 0, "%s", err);
+                return;
+        }
+        /* A due time past the age budget was not written by a notifier:
+         * the attempt comes by then at the latest. */
+        int64_t wait = d->due_wall - avk_pump_wall_ms();
+        d->state = DUE;
+        d->next_attempt_at = now + (wait < 0 ? 0 : wait > n->max_age_ms ? n->max_age_ms : wait);
+}
+
+/*
+ * Finds where a retry record's attempt goes, when it falls due: the
+ * directory's webhook for its party and unit now, so that a corrected
+ * directory takes effect, the carried body signed with that webhook's
+ * secret. -1 when the delivery went to the dead letter instead.
+ */
+static int address_retry(avk_notify_t *n, struct delivery *d)
+{
+        const struct avk_directory_receiver *rc =
+            receiver_of(n, d->party, d->unit[0] ? d->unit : NULL);
+        int escalate = d->src == SRC_ROUTED;
+        if (!rc) {
+                dead_letter(n, d, escalate, "receiver party %s is not in the directory", d->party);
+                return -1;
+        }
+        if (!rc->delivery->webhook) {
+                dead_letter(n, d, escalate, "receiver party %s has no webhook in the directory",
+                            d->party);
+                return -1;
+        }
+        /* The body is the one signed before, byte for byte: one that holds
+         * the patient's identity goes only to an endpoint still cleared. */
+        if (d->identity && !rc->delivery->webhook->patient_identity) {
+                dead_letter(n, d, escalate,
+                            "the body holds patient identity and the webhook of party %s is no "
+                            "longer cleared for it",
+                            d->party);
+                return -1;
+        }
+        d->webhook = rc->delivery->webhook;
+        if (avk_webhook_sign(d->webhook->secret, d->webhook->secret_len, d->body, d->body_len,
+                             d->signature) != 0) {
+                dead_letter(n, d, escalate, "HMAC-SHA256 failed");
+                return -1;
+        }
+        return 0;
+}
+
+/* A record of a source topic (queue < Q_RETRY) or of the retry topic. */
+static void on_record(avk_notify_t *n, const rd_kafka_message_t *m, int queue)
 {
         struct delivery *d = calloc(1, sizeof(*d));
         if (!d || ensure_part(n, m->partition) != 0 ||
             avk_pump_copy(m, &d->key, &d->key_len, &d->payload, &d->payload_len) != 0 ||
-            (src == SRC_ROUTED && copy_cause(d, m) != 0)) {
+            (queue == SRC_ROUTED && copy_cause(d, m) != 0)) {
                 if (d)
                         free_delivery(n, d);
                 snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
                 return;
         }
-        d->src = src;
+        d->queue = queue;
+        d->src = queue < Q_RETRY ? (enum source)queue : SRC_CNT;
         d->seq = ++n->seq;
-        d->partition = m->partition;
-        d->offset = m->offset;
+        d->partition = d->origin_partition = m->partition;
+        d->offset = d->origin_offset = m->offset;
         d->arrived_at = avk_pump_mono_ms();
         struct part *part = &n->parts[m->partition];
-        struct queue *q = &part->q[src];
+        struct queue *q = &part->q[queue];
         d->eof_seq = part->reported_eof_seq;
         if (q->tail)
                 q->tail->next = d;
         else
                 q->head = d;
         q->tail = d;
-        n->held++;
-        accept_record(n, d, d->arrived_at);
+        if (queue == Q_RETRY)
+                accept_retry(n, d, m, d->arrived_at);
+        else
+                accept_record(n, d, d->arrived_at);
 }
 
 static void on_reported(avk_notify_t *n, const rd_kafka_message_t *m)
@@ -812,9 +1192,9 @@ static void on_message(void *opaque, const rd_kafka_message_t *m)
         } else if (reported) {
                 on_reported(n, m);
         } else {
-                for (int s = 0; s < SRC_CNT; s++) {
-                        if (strcmp(topic, n->topic[s]) == 0) {
-                                on_record(n, m, (enum source)s);
+                for (int q = 0; q < Q_CNT; q++) {
+                        if (strcmp(topic, n->topic[q]) == 0) {
+                                on_record(n, m, q);
                                 break;
                         }
                 }
@@ -826,19 +1206,27 @@ static int64_t step(avk_notify_t *n, int64_t now)
 {
         int64_t next = now + AVK_PUMP_POLL_MAX_MS;
         for (int p = 0; p < n->part_cnt; p++) {
-                for (int s = 0; s < SRC_CNT; s++) {
-                        for (struct delivery *d = n->parts[p].q[s].head; d; d = d->next) {
+                for (int q = 0; q < Q_CNT; q++) {
+                        for (struct delivery *d = n->parts[p].q[q].head; d; d = d->next) {
+                                /* Retry attempts at once are bounded like
+                                 * fresh ones: a due retry without a slot
+                                 * waits for an attempt to finish. */
+                                int no_slot = q == Q_RETRY && n->retry_attempts >= n->max_held;
                                 if (d->state == WAITING)
                                         resolve(n, d, now);
-                                if (d->state == DUE && d->next_attempt_at <= now)
+                                if (d->state == DUE && d->next_attempt_at <= now && !no_slot &&
+                                    (q != Q_RETRY || address_retry(n, d) == 0))
                                         start_attempt(n, d, now);
+                                else if (d->state == PARK_DUE && d->next_attempt_at <= now)
+                                        send_park(n, d, now);
                                 else if (d->state == DEAD_DUE && d->next_attempt_at <= now)
                                         send_dead_letter(n, d, now);
                                 if (d->inbox_state == INBOX_DUE && d->inbox_due_at <= now)
                                         send_inbox(n, d, now);
                                 if (d->inbox_state == INBOX_DUE && d->inbox_due_at < next)
                                         next = d->inbox_due_at;
-                                if ((d->state == DUE || d->state == DEAD_DUE) &&
+                                if (((d->state == DUE && !no_slot) || d->state == PARK_DUE ||
+                                     d->state == DEAD_DUE) &&
                                     d->next_attempt_at < next)
                                         next = d->next_attempt_at;
                                 if (d->state == WAITING && now + WAITING_CHECK_MS < next)
@@ -854,12 +1242,14 @@ static void attempt_done(void *opaque, void *private_ptr, int curl_code)
         finish_attempt(opaque, private_ptr, curl_code, avk_pump_mono_ms());
 }
 
-/* Stores the offset past the finished head of every partition. */
+/* Stores the offset past the finished head of every partition, sheds the
+ * finished deliveries behind an unfinished one, and counts the unfinished. */
 static void advance_offsets(avk_notify_t *n)
 {
+        size_t held[2] = {0, 0}; /* of the source topics, of the retry topic */
         for (int p = 0; p < n->part_cnt; p++) {
-                for (int s = 0; s < SRC_CNT; s++) {
-                        struct queue *q = &n->parts[p].q[s];
+                for (int qi = 0; qi < Q_CNT; qi++) {
+                        struct queue *q = &n->parts[p].q[qi];
                         int64_t last = -1;
                         while (q->head && finished(q->head)) {
                                 struct delivery *d = q->head;
@@ -868,30 +1258,52 @@ static void advance_offsets(avk_notify_t *n)
                                 if (!q->head)
                                         q->tail = NULL;
                                 free_delivery(n, d);
-                                n->held--;
                         }
                         if (last >= 0 && q->assigned)
-                                avk_pump_store(&n->pump, n->topic[s], p, last + 1);
+                                avk_pump_store(&n->pump, n->topic[qi], p, last + 1);
+                        for (struct delivery *d = q->head; d; d = d->next) {
+                                if (finished(d))
+                                        shed(n, d);
+                                else
+                                        held[qi == Q_RETRY]++;
+                        }
                 }
         }
+        n->held = held[0];
+        n->retry_held = held[1];
         atomic_store(&n->held_now, n->held);
+        atomic_store(&n->retry_held_now, n->retry_held);
         avk_metric_set(avk_metrics_series(n->m_held, NULL), (int64_t)n->held);
+        avk_metric_set(avk_metrics_series(n->m_retry_held, NULL), (int64_t)n->retry_held);
 }
 
-/* Stops fetching the delivered topics while notify.max.in.flight records are held. */
+/* Pauses (pause) or resumes the assigned partitions of the source topics
+ * (retry 0) or of the retry topic (retry 1). */
+static void pause_topics(avk_notify_t *n, int retry, int pause)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n->part_cnt * Q_CNT);
+        for (int p = 0; p < n->part_cnt; p++)
+                for (int q = 0; q < Q_CNT; q++)
+                        if ((q == Q_RETRY) == retry && n->parts[p].q[q].assigned)
+                                rd_kafka_topic_partition_list_add(l, n->topic[q], p);
+        avk_pump_pause(&n->pump, l, pause);
+}
+
+/* Stops fetching the source topics while notify.max.in.flight of their
+ * deliveries are unfinished, and the retry topic while
+ * notify.retry.max.held of its records are: neither holds up the other. */
 static void flow_control(avk_notify_t *n)
 {
         int want_paused = n->held >= n->max_held;
-        if (want_paused == n->paused)
-                return;
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(n->part_cnt * SRC_CNT);
-        for (int p = 0; p < n->part_cnt; p++)
-                for (int s = 0; s < SRC_CNT; s++)
-                        if (n->parts[p].q[s].assigned)
-                                rd_kafka_topic_partition_list_add(l, n->topic[s], p);
-        avk_pump_pause(&n->pump, l, want_paused);
-        n->paused = want_paused;
+        if (want_paused != n->paused) {
+                pause_topics(n, 0, want_paused);
+                n->paused = want_paused;
+        }
+        want_paused = n->retry_held >= n->retry_max_held;
+        if (want_paused != n->retry_paused) {
+                pause_topics(n, 1, want_paused);
+                n->retry_paused = want_paused;
+        }
 }
 
 /*
@@ -906,8 +1318,8 @@ static void release_all(avk_notify_t *n)
         avk_pump_commit(&n->pump);
         for (int p = 0; p < n->part_cnt; p++) {
                 struct part *part = &n->parts[p];
-                for (int s = 0; s < SRC_CNT; s++) {
-                        struct queue *q = &part->q[s];
+                for (int qi = 0; qi < Q_CNT; qi++) {
+                        struct queue *q = &part->q[qi];
                         while (q->head) {
                                 struct delivery *d = q->head;
                                 q->head = d->next;
@@ -919,9 +1331,10 @@ static void release_all(avk_notify_t *n)
                 part->reported_at_end = 0;
         }
         atomic_store(&n->partitions, 0);
-        n->held = 0;
-        n->paused = 0;
+        n->held = n->retry_held = n->retry_attempts = 0;
+        n->paused = n->retry_paused = 0;
         atomic_store(&n->held_now, 0);
+        atomic_store(&n->retry_held_now, 0);
         avk_idcache_clear(n->cache);
 }
 
@@ -943,9 +1356,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 /* Deviations are not committed: the map is rebuilt from the start. */
                 if (strcmp(tp->topic, n->topic_reported) == 0)
                         tp->offset = RD_KAFKA_OFFSET_BEGINNING;
-                for (int s = 0; s < SRC_CNT; s++)
-                        if (strcmp(tp->topic, n->topic[s]) == 0)
-                                n->parts[tp->partition].q[s].assigned = 1;
+                for (int q = 0; q < Q_CNT; q++)
+                        if (strcmp(tp->topic, n->topic[q]) == 0)
+                                n->parts[tp->partition].q[q].assigned = 1;
         }
         for (int i = 0; i < partitions->cnt; i++) {
                 const rd_kafka_topic_partition_t *tp = &partitions->elems[i];
@@ -990,8 +1403,20 @@ static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
             m, "avk_notify_attempt_seconds", "Duration of webhook attempts by receiving party.",
             (const char *[]){"party", NULL}, AVK_METRICS_LATENCY_BUCKETS,
             AVK_METRICS_LATENCY_BUCKET_CNT);
-        n->m_held = avk_metrics_gauge(
-            m, "avk_notify_held", "Routed records held (waiting, in flight, backing off).", NULL);
+        n->m_held = avk_metrics_gauge(m, "avk_notify_held",
+                                      "Deliveries of topic.routed, topic.escalated and "
+                                      "topic.reminder not finished (waiting for the deviation, "
+                                      "first attempt in flight, inbox copies or parking not "
+                                      "acknowledged).",
+                                      NULL);
+        n->m_retry_held = avk_metrics_gauge(
+            m, "avk_notify_retry_held",
+            "Records of topic.notify.retry held until their attempt is finished.", NULL);
+        n->m_parked = avk_metrics_counter(
+            m, "avk_notify_retries_parked_total",
+            "Failed webhook attempts parked on topic.notify.retry for a later attempt, by "
+            "receiving party and event (routed, escalated, reminder).",
+            (const char *[]){"party", "event", NULL});
         n->m_undecodable = avk_metrics_counter(m, "avk_notify_undecodable_total",
                                                "Records the notifier could not read, by topic.",
                                                (const char *[]){"topic", NULL});
@@ -1016,9 +1441,11 @@ avk_notify_t *avk_notify_new(const avk_config_t *cfg, const avk_directory_t *dir
         n->backoff_max_ms = avk_config_get_int(cfg, "notify.retry.backoff.max.ms");
         n->wait_ms = avk_config_get_int(cfg, "notify.deviation.wait.ms");
         n->max_held = (size_t)avk_config_get_int(cfg, "notify.max.in.flight");
+        n->retry_max_held = (size_t)avk_config_get_int(cfg, "notify.retry.max.held");
         n->ca_location = avk_config_get(cfg, "notify.ssl.ca.location");
         for (int s = 0; s < SRC_CNT; s++)
                 n->topic[s] = avk_config_get(cfg, sources[s].topic_key);
+        n->topic[Q_RETRY] = avk_config_get(cfg, "topic.notify.retry");
         n->topic_reported = avk_config_get(cfg, "topic.reported");
         n->topic_deadletter = avk_config_get(cfg, "topic.deadletter");
         n->topic_failed = avk_config_get(cfg, "topic.delivery.failed");
@@ -1085,15 +1512,15 @@ static void learn_topics(avk_notify_t *n)
 int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
 {
         learn_topics(n);
-        const char *topics[SRC_CNT + 1];
-        for (int s = 0; s < SRC_CNT; s++)
-                topics[s] = n->topic[s];
-        topics[SRC_CNT] = n->topic_reported;
-        if (avk_pump_subscribe(&n->pump, topics, SRC_CNT + 1, errstr, errstr_size) != 0)
+        const char *topics[Q_CNT + 1];
+        for (int q = 0; q < Q_CNT; q++)
+                topics[q] = n->topic[q];
+        topics[Q_CNT] = n->topic_reported;
+        if (avk_pump_subscribe(&n->pump, topics, Q_CNT + 1, errstr, errstr_size) != 0)
                 return -1;
-        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s, %s and %s as group %s",
+        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s, %s, %s and %s as group %s",
                 n->topic[SRC_ROUTED], n->topic[SRC_ESCALATED], n->topic[SRC_REMINDER],
-                n->topic_reported, avk_config_get(n->cfg, "notify.group.id"));
+                n->topic[Q_RETRY], n->topic_reported, avk_config_get(n->cfg, "notify.group.id"));
         while (avk_pump_running(&n->pump)) {
                 int taken = avk_pump_take(&n->pump, BATCH_MAX, on_message, n);
                 int64_t now = avk_pump_mono_ms();
@@ -1128,7 +1555,9 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
         stats->inbox = atomic_load(&n->inbox);
         stats->inbox_retries = atomic_load(&n->inbox_retries);
         stats->attempts = atomic_load(&n->attempts);
+        stats->parked = atomic_load(&n->parked);
         stats->held = atomic_load(&n->held_now);
+        stats->retry_held = atomic_load(&n->retry_held_now);
         stats->partitions = atomic_load(&n->partitions);
 }
 
@@ -1152,10 +1581,10 @@ void avk_notify_destroy(avk_notify_t *n)
                 return;
         avk_pump_close_kafka(&n->pump); /* the consumer's revocation: release_all() */
         for (int p = 0; p < n->part_cnt; p++) {
-                for (int s = 0; s < SRC_CNT; s++) {
-                        while (n->parts[p].q[s].head) {
-                                struct delivery *d = n->parts[p].q[s].head;
-                                n->parts[p].q[s].head = d->next;
+                for (int q = 0; q < Q_CNT; q++) {
+                        while (n->parts[p].q[q].head) {
+                                struct delivery *d = n->parts[p].q[q].head;
+                                n->parts[p].q[q].head = d->next;
                                 free_delivery(n, d);
                         }
                 }

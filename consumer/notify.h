@@ -14,9 +14,13 @@
  * libcurl's multi interface: many attempts are in flight at once, and one
  * slow or failing endpoint only ever delays its own deliveries. An attempt
  * that fails is retried with exponential backoff and full jitter until the
- * retry budget is spent; then the routed record goes to the dead-letter
- * topic and a DeliveryFailed event to topic.delivery.failed, which the
- * tracker escalates.
+ * retry budget is spent, without holding anything up meanwhile: the
+ * delivery is parked on topic.notify.retry (a record with the body and all
+ * the next attempt needs), which the notifier consumes too and attempts
+ * again when the record falls due. Once the budget is spent the original
+ * record goes to the dead-letter topic and, for a routed record, a
+ * DeliveryFailed event to topic.delivery.failed, which the tracker
+ * escalates.
  *
  * DeviationEscalated (topic.escalated) and DeadlineReminder (topic.reminder)
  * go the same way to the webhook of their party and unit, with the same
@@ -31,10 +35,10 @@
  * produced again after a backoff until Kafka acknowledges both, alongside
  * the webhook's attempts.
  *
- * A routed record's offset is stored only when its delivery has finished -
- * the webhook delivered or dead-lettered (and that acknowledged by Kafka),
- * or none; and both inbox copies acknowledged, or no inbox - and every
- * earlier record of its partition has too.
+ * A record's offset is stored only when its delivery has finished - the
+ * webhook delivered, parked or dead-lettered (and that acknowledged by
+ * Kafka), or none; and both inbox copies acknowledged, or no inbox - and
+ * every earlier record of its partition has too.
  *
  * The body is public so that it can be tested alone; the signature, the
  * backoff and the classification of an attempt are avk_webhook's (webhook.h),
@@ -72,14 +76,16 @@ struct avk_notify_stats {
         uint64_t inbox;         /**< routed records whose two inbox copies are acknowledged */
         uint64_t inbox_retries; /**< times the inbox copies were produced again */
         uint64_t attempts;      /**< HTTP attempts finished, whatever their result */
-        uint64_t held;          /**< routed records held now (waiting, in flight, backing off) */
+        uint64_t parked;        /**< failed attempts parked on topic.notify.retry, acknowledged */
+        uint64_t held;          /**< deliveries of the source topics not finished now */
+        uint64_t retry_held;    /**< records of topic.notify.retry not finished now */
         int partitions;         /**< partitions of topic.routed assigned now */
 };
 
 /**
  * @brief Creates a notifier: the consumer (group notify.group.id), the
- * producer for the inbox topics, the dead-letter and DeliveryFailed topics,
- * and libcurl.
+ * producer for the inbox topics, the retry topic, the dead-letter and
+ * DeliveryFailed topics, and libcurl.
  * Neither cfg nor dir is owned; both must outlive the notifier. metrics may
  * be NULL; the notifier registers its families there.
  * @returns NULL with the reason in errstr (configuration, Kafka).

@@ -68,6 +68,7 @@ int avk_pump_open(struct avk_pump *p, const avk_config_t *cfg,
                 snprintf(errstr, errstr_size, "curl multi handle or pipe: %s", strerror(errno));
                 return -1;
         }
+        p->close_timeout_ms = (int)avk_config_get_int(cfg, "consumer.close.timeout.ms");
         if (!(p->producer = producer_new(cfg, dr, opaque, errstr, errstr_size)) ||
             !(p->consumer = avk_copartition_consumer_new(cfg, cp, errstr, errstr_size)))
                 return -1;
@@ -231,8 +232,9 @@ void avk_pump_close_kafka(struct avk_pump *p)
                 p->producer_queue = NULL;
         }
         if (p->consumer) {
-                rd_kafka_consumer_close(p->consumer); /* revokes: the service gives up */
-                rd_kafka_destroy(p->consumer);
+                /* Revokes: the service gives its partitions up. */
+                avk_kafka_consumer_close(p->consumer, p->close_timeout_ms, p->component);
+                rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
                 p->consumer = NULL;
         }
         if (p->producer) {

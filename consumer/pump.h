@@ -34,7 +34,8 @@ struct avk_pump {
         CURLM *multi;
         int curl_inited;
         int wake[2];
-        char fatal[512]; /**< set: the loop ends with this error */
+        int close_timeout_ms; /**< consumer.close.timeout.ms */
+        char fatal[512];      /**< set: the loop ends with this error */
         atomic_int stop;
 };
 
@@ -127,9 +128,10 @@ int avk_pump_copy(const rd_kafka_message_t *m, void **key, size_t *key_len, void
                   size_t *value_len);
 
 /**
- * @brief Closes the Kafka side: the queues unwired, the consumer closed (its
- * rebalance callback gives the partitions up, with the producer still there),
- * the producer flushed and destroyed.
+ * @brief Closes the Kafka side: the queues unwired, the consumer closed within
+ * consumer.close.timeout.ms (avk_kafka_consumer_close(): its rebalance callback
+ * gives the partitions up, with the producer still there), the producer
+ * flushed (a bounded wait) and destroyed.
  */
 void avk_pump_close_kafka(struct avk_pump *p);
 

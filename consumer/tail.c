@@ -142,8 +142,9 @@ out:
         if (value.self)
                 avro_value_decref(&value);
         if (rk) {
-                rd_kafka_consumer_close(rk);
-                rd_kafka_destroy(rk);
+                avk_kafka_consumer_close(
+                    rk, (int)avk_config_get_int(cfg, "consumer.close.timeout.ms"), "tail");
+                rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         }
         avk_codec_destroy(codec);
         avk_env_close(&env);

@@ -965,9 +965,15 @@ int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
                 summary(tr);
         }
         /* Closing revokes the assignment: on_revoke waits for the outputs in
-         * flight, stores and commits. */
-        rd_kafka_consumer_close(tr->kafka.consumer);
+         * flight, stores and commits; bounded, should Kafka not answer. */
+        avk_kafka_consumer_close(tr->kafka.consumer,
+                                 (int)avk_config_get_int(tr->env.cfg, "consumer.close.timeout.ms"),
+                                 COMPONENT);
         avk_outbox_close(tr->outbox);
+        /* Destroyed here: rd_kafka_destroy() (avk_outbox_kafka_close()) would
+         * close it again, without a bound, after a close that gave up. */
+        rd_kafka_destroy_flags(tr->kafka.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        tr->kafka.consumer = NULL;
         summary(tr);
         return rc;
 }

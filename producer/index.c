@@ -285,8 +285,10 @@ void avk_index_destroy(avk_index_t *index)
         if (index->started) {
                 atomic_store(&index->stopping, 1);
                 pthread_join(index->thread, NULL);
-                rd_kafka_consumer_close(index->rk);
-                rd_kafka_destroy(index->rk);
+                avk_kafka_consumer_close(
+                    index->rk, (int)avk_config_get_int(index->env.cfg, "consumer.close.timeout.ms"),
+                    "index");
+                rd_kafka_destroy_flags(index->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
                 avk_codec_destroy(index->codec);
                 avk_env_close(&index->env);
         }

@@ -108,7 +108,7 @@ sh "$deploy/kafka/create-topics.sh" --dry-run >"$tmp/topics.txt" || fail "create
 inboxes=$(jq -r '[.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)]
                  | map(select(. != null)) | unique | .[]' "$src/data/directory.json")
 creates=$(grep -c -- '--create --if-not-exists' "$tmp/topics.txt")
-want=$(($(printf '%s\n' "$inboxes" | wc -l) + 10))
+want=$(($(printf '%s\n' "$inboxes" | wc -l) + 11))
 [ "$creates" -eq "$want" ] || fail "$creates topics created, expected $want"
 grep -- '--create' "$tmp/topics.txt" | grep -v -- '--replication-factor 3 --config min.insync.replicas=2 ' &&
         fail "a topic without replication factor 3 and min.insync.replicas 2"
@@ -119,7 +119,7 @@ while read -r key name; do
         grep -q -- "--topic $name " "$tmp/topics.txt" || fail "$key ($name) is not in deploy/topics.conf"
 done <"$tmp/avk-topics"
 for t in deviation.reported deviation.response deviation.routed deviation.escalated deviation.status \
-        deviation.reminder deviation.delivery.failed deviation.analysis; do
+        deviation.reminder deviation.delivery.failed deviation.analysis deviation.notify.retry; do
         grep -q -- "--topic $t --partitions 12 " "$tmp/topics.txt" || fail "$t: not 12 partitions (lifecycle)"
 done
 grep -q -- '--topic deviation.status .*cleanup.policy=compact ' "$tmp/topics.txt" || fail "deviation.status not compacted"
@@ -159,6 +159,12 @@ grep -- '--operation Read --topic avvik.inbox. --resource-pattern-type prefixed'
         fail "deviation.status is written by someone besides the tracker"
 grep -- '--operation Write --topic deviation. --resource-pattern-type prefixed' "$tmp/acls.txt" &&
         fail "a prefixed Write covers deviation.status"
+# The notifier's retry topic holds webhook bodies: the notifier alone reads and writes it.
+grep -- '--operation Read --topic deviation. --resource-pattern-type prefixed' "$tmp/acls.txt" &&
+        fail "a prefixed Read covers deviation.notify.retry"
+[ "$(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\) --operation \([A-Za-z]*\).*/\1 \2/' | sort | tr '\n' ' ')" = \
+        "User:avvik-notify Read User:avvik-notify Write " ] ||
+        fail "deviation.notify.retry: $(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt")"
 [ "$(rules User:avvik-gateway | grep '^Write')" = "Write --topic deviation.reported literal
 Write --topic deviation.response literal" ] || fail "the gateway writes more than reported and response"
 [ "$(rules User:analysis-vgr)" = "Read --group analysis-vgr. prefixed

@@ -10,7 +10,10 @@
  * and dead-lettered without a DeliveryFailed event; the two inbox records
  * of a routed deviation for a receiver with an inbox topic, side by side
  * with its webhook, produced again while Kafka refuses them, and the
- * offset held until both channels are done.
+ * offset held until both channels are done; failed attempts parked on the
+ * retry topic so that a dead or hanging endpoint holds up no other party,
+ * a parked delivery that survives a restart unchanged, the budget counted
+ * across parkings, and a malformed retry record that blocks nothing.
  *
  * The directory is tests/data/directory/notify.json with the receivers'
  * URLs put in at run time.
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/codec.h"
@@ -176,7 +180,7 @@ static struct codec_message routed(const char *deviation_id, const char *event_i
 
 /* A DeviationEscalated as the tracker writes it, to VGR's unit 31 (no holder: the notifier names
  * it). */
-static void escalate(const char *deviation_id, const char *escalation_id)
+static struct codec_message escalation(const char *deviation_id, const char *escalation_id)
 {
         json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:s,s:i,s:s}", "escalation_id",
                                 escalation_id, "deviation_id", deviation_id, "escalated_at",
@@ -187,12 +191,18 @@ static void escalate(const char *deviation_id, const char *escalation_id)
             codec_fixture_encode(fx.codec, "deviation.escalated",
                                  avk_catalog_by_name(fx.catalog, "DeviationEscalated"), doc);
         json_decref(doc);
+        return m;
+}
+
+static void escalate(const char *deviation_id, const char *escalation_id)
+{
+        struct codec_message m = escalation(deviation_id, escalation_id);
         produce_raw("deviation.escalated", deviation_id, m.bytes, m.len);
         free(m.bytes);
 }
 
 /* A DeadlineReminder to Göteborg's coordinator. */
-static void remind(const char *deviation_id, const char *reminder_id)
+static struct codec_message reminder(const char *deviation_id, const char *reminder_id)
 {
         json_t *doc =
             json_pack("{s:s,s:s,s:s,s:i,s:s,s:n,s:s,s:s}", "reminder_id", reminder_id,
@@ -203,8 +213,53 @@ static void remind(const char *deviation_id, const char *reminder_id)
             codec_fixture_encode(fx.codec, "deviation.reminder",
                                  avk_catalog_by_name(fx.catalog, "DeadlineReminder"), doc);
         json_decref(doc);
+        return m;
+}
+
+static void remind(const char *deviation_id, const char *reminder_id)
+{
+        struct codec_message m = reminder(deviation_id, reminder_id);
         produce_raw("deviation.reminder", deviation_id, m.bytes, m.len);
         free(m.bytes);
+}
+
+/*
+ * Produces, through one producer, cnt rounds of an escalation to VGR's
+ * unit 31 (to_vgr) and a reminder to Göteborg (to_gbg), each of a deviation
+ * of its own (so spread over the partitions), numbered from first.
+ */
+static void produce_rounds(int first, int cnt, int to_vgr, int to_gbg)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *rk = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        for (int i = first; i < first + cnt; i++) {
+                char deviation_id[40], event_id[40];
+                for (int party = 0; party < 2; party++) {
+                        if (!(party == 0 ? to_vgr : to_gbg))
+                                continue;
+                        snprintf(deviation_id, sizeof(deviation_id),
+                                 "3f1c2a9e-8b7d-4c1e-9a65-%04d%08d", party, i);
+                        snprintf(event_id, sizeof(event_id), "%s-5a6b-8c3d-%012d",
+                                 party == 0 ? "2e9b5d30-7f4c" : "3fac6e41-8a5d", i);
+                        struct codec_message m = party == 0 ? escalation(deviation_id, event_id)
+                                                            : reminder(deviation_id, event_id);
+                        ck_assert_int_eq(
+                            rd_kafka_producev(rk,
+                                              RD_KAFKA_V_TOPIC(party == 0 ? "deviation.escalated"
+                                                                          : "deviation.reminder"),
+                                              RD_KAFKA_V_KEY(deviation_id, strlen(deviation_id)),
+                                              RD_KAFKA_V_VALUE(m.bytes, m.len),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                              RD_KAFKA_V_END),
+                            0);
+                        free(m.bytes);
+                }
+        }
+        ck_assert_int_eq(rd_kafka_flush(rk, 30000), 0);
+        rd_kafka_destroy(rk);
 }
 
 /* The delivery report of produce_routed(): where the record went. */
@@ -496,6 +551,43 @@ static int64_t committed(rd_kafka_t *reader, int32_t partition)
         return offset < 0 ? -1 : offset;
 }
 
+/* What the retry topic holds: records, and of the last one read what it carries. */
+struct parked_seen {
+        size_t n;
+        int attempts_max;
+        char event_id[64], event[16], party[16], source_topic[64], source_offset[32], error[256];
+        int bodies_with_identity; /* bodies that hold the patient's personal_id */
+};
+
+static void see_parked(void *opaque, const rd_kafka_message_t *m)
+{
+        struct parked_seen *ps = opaque;
+        char attempts[16];
+        ps->n++;
+        mock_kafka_header(m, "avk-event-id", ps->event_id, sizeof(ps->event_id));
+        mock_kafka_header(m, "avk-notify-event", ps->event, sizeof(ps->event));
+        mock_kafka_header(m, "avk-party", ps->party, sizeof(ps->party));
+        mock_kafka_header(m, "avk-source-topic", ps->source_topic, sizeof(ps->source_topic));
+        mock_kafka_header(m, "avk-source-offset", ps->source_offset, sizeof(ps->source_offset));
+        mock_kafka_header(m, "avk-error", ps->error, sizeof(ps->error));
+        mock_kafka_header(m, "avk-attempts", attempts, sizeof(attempts));
+        if (atoi(attempts) > ps->attempts_max)
+                ps->attempts_max = atoi(attempts);
+        char *body = strndup(m->payload, m->len);
+        ck_assert_ptr_nonnull(body);
+        if (strstr(body, PERSONAL_ID))
+                ps->bodies_with_identity++;
+        free(body);
+}
+
+static struct parked_seen parked_records(void)
+{
+        struct parked_seen ps;
+        memset(&ps, 0, sizeof(ps));
+        mock_kafka_read_all(&fx.mk, "deviation.notify.retry", see_parked, &ps);
+        return ps;
+}
+
 /* ---- the tests ---------------------------------------------------------- */
 
 START_TEST(delivered_once_signed_with_the_event_id)
@@ -723,12 +815,23 @@ START_TEST(spent_retry_budget_dead_letters_with_an_escalation_event)
         start(&run, dir);
         WAIT_FOR(stats(&run).dead_lettered, 1);
         ck_assert_int_eq(webhook_receiver_count(vgr), 3);
+        /* The budget counts across parkings: two on the retry topic, the third attempt its last. */
+        ck_assert_uint_eq(stats(&run).parked, 2);
         char *text = avk_metrics_render(run.metrics);
         ck_assert_contains(
             text, "avk_notify_deliveries_total{party=\"VGR\",outcome=\"dead_lettered\",event="
                   "\"routed\"} 1");
+        ck_assert_contains(text,
+                           "avk_notify_retries_parked_total{party=\"VGR\",event=\"routed\"} 2");
         free(text);
         stop(&run);
+        struct parked_seen ps = parked_records();
+        ck_assert_uint_eq(ps.n, 2);
+        ck_assert_int_eq(ps.attempts_max, 2);
+        ck_assert_str_eq(ps.event_id, EVENT_1);
+        ck_assert_str_eq(ps.source_topic, "deviation.routed");
+        ck_assert_str_eq(ps.source_offset, "0");
+        ck_assert_str_eq(ps.error, "HTTP 503 (attempt 2)");
 
         static struct records dl;
         memset(&dl, 0, sizeof(dl));
@@ -1078,6 +1181,7 @@ START_TEST(failing_escalation_is_retried_then_dead_lettered_without_delivery_fai
         start(&run, dir);
         WAIT_FOR(stats(&run).dead_lettered, 1);
         ck_assert_int_eq(webhook_receiver_count(vgr), 3);
+        ck_assert_uint_eq(stats(&run).parked, 2);
         for (int i = 0; i < 3; i++) { /* the same request every time */
                 struct webhook_request req = webhook_receiver_request(vgr, i);
                 ck_assert_str_eq(req.event_id, ESCALATION);
@@ -1155,6 +1259,279 @@ START_TEST(metrics_and_readiness_are_served_over_http)
 }
 END_TEST
 
+/* ---- the retry topic ---------------------------------------------------- */
+
+/* Parties A (VGR, its webhook dead) and B (Göteborg, healthy): rounds of
+ * deliveries to each. */
+#define DEAD_FIRST_ROUNDS 40
+#define DEAD_MIXED_ROUNDS 100
+
+START_TEST(dead_endpoint_does_not_hold_up_other_parties)
+{
+        /* A few held deliveries fill the window; A's retries are minutes away. */
+        set("notify.max.in.flight", "4");
+        set("notify.retry.backoff.ms", "600000");
+        set("notify.retry.backoff.max.ms", "600000");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(vgr, (const int[]){503}, 1);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        produce_rounds(0, DEAD_FIRST_ROUNDS, 1, 0);
+        struct running run;
+        start(&run, dir);
+        /* A's deliveries have failed (more than the window) before B's are filed. */
+        WAIT_FOR(webhook_receiver_count(vgr), 8);
+        produce_rounds(DEAD_FIRST_ROUNDS, DEAD_MIXED_ROUNDS, 1, 1);
+        WAIT_FOR_MS(stats(&run).delivered, DEAD_MIXED_ROUNDS, 60000);
+        ck_assert_int_eq(webhook_receiver_count(gbg), DEAD_MIXED_ROUNDS);
+        /* Every one of A's is parked, none lost, none given up. */
+        WAIT_FOR(stats(&run).parked, DEAD_FIRST_ROUNDS + DEAD_MIXED_ROUNDS);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        ck_assert_uint_le(stats(&run).held, 4);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text,
+                           "avk_notify_retries_parked_total{party=\"VGR\",event=\"escalated\"}");
+        ck_assert_contains(text, "avk_notify_retry_held ");
+        free(text);
+        stop(&run);
+        struct parked_seen ps = parked_records();
+        ck_assert_uint_ge(ps.n, DEAD_FIRST_ROUNDS + DEAD_MIXED_ROUNDS);
+        ck_assert_str_eq(ps.event, "escalated");
+        ck_assert_str_eq(ps.party, "VGR");
+        ck_assert_str_eq(ps.source_topic, "deviation.escalated");
+        ck_assert_contains(ps.error, "HTTP 503 (attempt ");
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+}
+END_TEST
+
+START_TEST(hanging_endpoint_does_not_hold_up_other_parties)
+{
+        set("notify.max.in.flight", "4");
+        set("notify.timeout.ms", "300");
+        set("notify.retry.backoff.ms", "600000");
+        set("notify.retry.backoff.max.ms", "600000");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_hang(vgr, -1, 30000); /* accepts, never answers */
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        produce_rounds(0, 10, 1, 0);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).parked, 8);
+        produce_rounds(10, 30, 1, 1);
+        WAIT_FOR(stats(&run).delivered, 30);
+        ck_assert_int_eq(webhook_receiver_count(gbg), 30);
+        WAIT_FOR(stats(&run).parked, 40);
+        ck_assert_int_eq(webhook_receiver_answered(vgr), 0);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text, "avk_notify_attempts_total{party=\"VGR\",result=\"timeout\"}");
+        free(text);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+}
+END_TEST
+
+START_TEST(parked_retry_survives_a_restart)
+{
+        set("notify.retry.max", "1000");
+        struct webhook_receiver *dead = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *healthy = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(dead, (const int[]){503}, 1);
+        avk_directory_t *dir = directory(webhook_receiver_url(dead), 0, webhook_receiver_url(dead));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).parked, 1);
+        stop(&run);
+        avk_directory_destroy(dir);
+        ck_assert_uint_ge(parked_records().n, 1);
+
+        /* Restarted in the same group, with VGR's webhook now at a healthy
+         * endpoint: the parked delivery arrives there, unchanged. */
+        dir = directory(webhook_receiver_url(healthy), 0, webhook_receiver_url(healthy));
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        usleep(300000);
+        ck_assert_int_eq(webhook_receiver_count(healthy), 1);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        stop(&run);
+        struct webhook_request first = webhook_receiver_request(dead, 0);
+        struct webhook_request later = webhook_receiver_request(healthy, 0);
+        ck_assert_str_eq(later.event_id, EVENT_1);
+        ck_assert_str_eq(later.event_type, "DeviationRouted");
+        ck_assert_uint_eq(later.body_len, first.body_len);
+        ck_assert_int_eq(memcmp(later.body, first.body, first.body_len), 0); /* byte for byte */
+        assert_signed(&later);
+        ck_assert_ptr_null(strstr(later.body, PERSONAL_ID));
+        webhook_request_free(&first);
+        webhook_request_free(&later);
+        /* The retry topic never held the identity the endpoint is not cleared for. */
+        ck_assert_int_eq(parked_records().bodies_with_identity, 0);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(dead);
+        webhook_receiver_stop(healthy);
+}
+END_TEST
+
+/* Produces to the retry topic a record of ESCALATION to party's unit 31 as
+ * the notifier parks it (docs/notify.md, "Retry topic"), with every header
+ * but omit (NULL: all), and with identity the mark of a body that holds the
+ * patient's identity. */
+static void produce_retry_record(const char *omit, const char *party, int identity,
+                                 const char *body)
+{
+        char err[512], now_text[32];
+        snprintf(now_text, sizeof(now_text), "%lld", (long long)time(NULL) * 1000);
+        struct codec_message original = escalation(DEVIATION_ID, ESCALATION);
+        const char *headers[][2] = {
+            {"avk-error", "HTTP 503 (attempt 1)"},
+            {"avk-source-topic", "deviation.escalated"},
+            {"avk-source-partition", "2"},
+            {"avk-source-offset", "7"},
+            {"avk-event-id", ESCALATION},
+            {"avk-notify-event", "escalated"},
+            {"avk-deviation-id", DEVIATION_ID},
+            {"avk-hop", "0"},
+            {"avk-party", party},
+            {"avk-unit", UNIT_31},
+            {"avk-attempts", "1"},
+            {"avk-first-attempt-at", now_text},
+            {"avk-due-at", now_text},
+        };
+        rd_kafka_headers_t *h = rd_kafka_headers_new(16);
+        for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++)
+                if (!omit || strcmp(omit, headers[i][0]) != 0)
+                        rd_kafka_header_add(h, headers[i][0], -1, headers[i][1], -1);
+        if (identity)
+                rd_kafka_header_add(h, "avk-patient-identity", -1, "1", -1);
+        if (!omit || strcmp(omit, "avk-original") != 0)
+                rd_kafka_header_add(h, "avk-original", -1, original.bytes, (ssize_t)original.len);
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *rk = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        ck_assert_int_eq(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("deviation.notify.retry"),
+                              RD_KAFKA_V_KEY(DEVIATION_ID, strlen(DEVIATION_ID)),
+                              RD_KAFKA_V_VALUE((void *)body, strlen(body)), RD_KAFKA_V_HEADERS(h),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
+        rd_kafka_destroy(rk);
+        free(original.bytes);
+}
+
+START_TEST(malformed_retry_record_is_dead_lettered_and_blocks_nothing)
+{
+        static const char body[] = "{\"escalation_id\":\"" ESCALATION "\",\"step\":\"MANAGER\"}";
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        /* Same key, so the same partition: the incomplete one first. */
+        produce_retry_record("avk-party", "VGR", 0, body);
+        produce_retry_record(NULL, "VGR", 0, body);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 1);
+        struct webhook_request req = webhook_receiver_request(vgr, 0);
+        ck_assert_str_eq(req.event_id, ESCALATION);
+        ck_assert_str_eq(req.event_type, "DeviationEscalated");
+        ck_assert_str_eq(req.body, body); /* as carried */
+        assert_signed(&req);
+        webhook_request_free(&req);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text,
+                           "avk_notify_undecodable_total{topic=\"deviation.notify.retry\"} 1");
+        free(text);
+        stop(&run);
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_str_eq(dl.r[0].error, "retry record: header avk-party missing");
+        ck_assert_str_eq(dl.r[0].source_topic, "deviation.notify.retry");
+        records_free(&dl);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
+/* A parked delivery whose webhook is no longer where the directory says:
+ * dead-lettered with the reason, never sent. */
+static void assert_retry_dead_lettered(const char *party, int identity, const char *reason)
+{
+        static const char body[] = "{\"escalation_id\":\"" ESCALATION "\",\"step\":\"MANAGER\"}";
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        produce_retry_record(NULL, party, identity, body);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        stop(&run);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 0);
+        static struct records dl;
+        memset(&dl, 0, sizeof(dl));
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dl), 1);
+        ck_assert_str_eq(dl.r[0].error, reason);
+        /* The original record as read, where it was read. */
+        ck_assert_str_eq(dl.r[0].source_topic, "deviation.escalated");
+        ck_assert_str_eq(dl.r[0].source_partition, "2");
+        ck_assert_str_eq(dl.r[0].source_offset, "7");
+        struct codec_message original = escalation(DEVIATION_ID, ESCALATION);
+        ck_assert_uint_eq(dl.r[0].len, original.len);
+        ck_assert_int_eq(memcmp(dl.r[0].payload, original.bytes, original.len), 0);
+        free(original.bytes);
+        records_free(&dl);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+
+START_TEST(retry_for_a_party_gone_from_the_directory_is_dead_lettered)
+{
+        assert_retry_dead_lettered("9999", 0, "receiver party 9999 is not in the directory");
+}
+END_TEST
+
+START_TEST(retry_with_identity_for_an_endpoint_no_longer_cleared_is_dead_lettered)
+{
+        assert_retry_dead_lettered("VGR", 1,
+                                   "the body holds patient identity and the webhook of party VGR "
+                                   "is no longer cleared for it");
+}
+END_TEST
+
+START_TEST(retry_attempts_at_once_are_bounded_by_max_in_flight)
+{
+        static const char body[] = "{\"escalation_id\":\"" ESCALATION "\",\"step\":\"MANAGER\"}";
+        set("notify.max.in.flight", "2");
+        set("notify.timeout.ms", "60000");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_hang(vgr, -1, 60000);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        for (int i = 0; i < 5; i++)
+                produce_retry_record(NULL, "VGR", 0, body);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).retry_held, 5);
+        WAIT_FOR(webhook_receiver_count(vgr), 2);
+        /* All five are due; two attempts hang, and the other three wait for a slot. */
+        for (int i = 0; i < 10; i++) {
+                ck_assert_int_eq(webhook_receiver_count(vgr), 2);
+                usleep(100000);
+        }
+        ck_assert_uint_eq(stats(&run).retry_held, 5);
+        webhook_receiver_stop(vgr); /* the hanging answers cut short: slots free up */
+        stop(&run);
+        avk_directory_destroy(dir);
+}
+END_TEST
+
 static Suite *notify_suite(void)
 {
         Suite *s = suite_create("notify");
@@ -1167,14 +1544,11 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, slow_party_does_not_hold_up_another);
         tcase_add_test(tc, trusted_endpoint_cleared_for_identity_gets_it);
         tcase_add_test(tc, untrusted_certificate_is_retried_then_dead_lettered);
-        tcase_add_test(tc, spent_retry_budget_dead_letters_with_an_escalation_event);
         tcase_add_test(tc, client_error_is_dead_lettered_without_retry);
         tcase_add_test(tc, replay_in_a_new_group_sends_the_same_event_id);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_blocks_nothing);
         tcase_add_test(tc, deviation_never_filed_is_dead_lettered_as_missing);
         tcase_add_test(tc, escalation_and_reminder_are_delivered_signed_with_their_ids);
-        tcase_add_test(tc,
-                       failing_escalation_is_retried_then_dead_lettered_without_delivery_failed);
         tcase_add_test(tc, metrics_and_readiness_are_served_over_http);
         suite_add_tcase(s, tc);
         /* A ctest entry of its own (CK_RUN_CASE): each stays under a minute and a half. */
@@ -1188,6 +1562,21 @@ static Suite *notify_suite(void)
         tcase_add_test(inbox,
                        receiver_with_webhook_and_inbox_gets_both_neither_waiting_for_the_other);
         suite_add_tcase(s, inbox);
+        TCase *retry = tcase_create("retry topic");
+        tcase_add_checked_fixture(retry, setup, teardown);
+        tcase_set_timeout(retry, 120);
+        tcase_add_test(retry, dead_endpoint_does_not_hold_up_other_parties);
+        tcase_add_test(retry, hanging_endpoint_does_not_hold_up_other_parties);
+        tcase_add_test(retry, parked_retry_survives_a_restart);
+        tcase_add_test(retry, malformed_retry_record_is_dead_lettered_and_blocks_nothing);
+        tcase_add_test(retry, retry_for_a_party_gone_from_the_directory_is_dead_lettered);
+        tcase_add_test(retry, retry_attempts_at_once_are_bounded_by_max_in_flight);
+        tcase_add_test(retry,
+                       retry_with_identity_for_an_endpoint_no_longer_cleared_is_dead_lettered);
+        tcase_add_test(retry, spent_retry_budget_dead_letters_with_an_escalation_event);
+        tcase_add_test(retry,
+                       failing_escalation_is_retried_then_dead_lettered_without_delivery_failed);
+        suite_add_tcase(s, retry);
         return s;
 }
 

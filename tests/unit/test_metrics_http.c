@@ -3,9 +3,12 @@
  * orchestrator's probes get back over real HTTP (libcurl as the client).
  */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -83,6 +86,32 @@ START_TEST(metrics_are_served_in_prometheus_text_format)
 }
 END_TEST
 
+/* A notifier with many webhook attempts has more than select()'s 1024
+ * descriptors open: the server's own sockets then sit past FD_SETSIZE. */
+START_TEST(metrics_are_served_with_more_than_1024_descriptors_open)
+{
+        enum { OPEN = 1100 };
+        int fds[OPEN], base = open("/dev/null", O_RDONLY);
+        ck_assert_int_ge(base, 0);
+        for (int i = 0; i < OPEN; i++) {
+                fds[i] = dup(base);
+                ck_assert_msg(fds[i] >= 0, "dup: %s", strerror(errno));
+        }
+        avk_metrics_t *m = avk_metrics_new();
+        char err[256];
+        avk_metrics_http_t *h =
+            avk_metrics_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof(err));
+        ck_assert_msg(h != NULL, "%s", err);
+        struct reply r = request(avk_metrics_http_port(h), "GET", "/metrics");
+        ck_assert_int_eq(r.status, 200);
+        avk_metrics_http_stop(h);
+        avk_metrics_destroy(m);
+        for (int i = 0; i < OPEN; i++)
+                close(fds[i]);
+        close(base);
+}
+END_TEST
+
 START_TEST(readiness_follows_the_service_and_says_why_not)
 {
         avk_metrics_t *m = avk_metrics_new();
@@ -150,6 +179,7 @@ int main(void)
         Suite *s = suite_create("metrics_http");
         TCase *tc = tcase_create("endpoint");
         tcase_add_test(tc, metrics_are_served_in_prometheus_text_format);
+        tcase_add_test(tc, metrics_are_served_with_more_than_1024_descriptors_open);
         tcase_add_test(tc, readiness_follows_the_service_and_says_why_not);
         tcase_add_test(tc, other_paths_and_methods_are_refused);
         tcase_add_test(tc, a_bad_listen_address_is_a_clear_error);
