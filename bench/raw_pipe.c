@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
@@ -122,11 +123,16 @@ int main(int argc, char **argv)
         rd_kafka_subscribe(consumer, subs);
         rd_kafka_topic_partition_list_destroy(subs);
         double start = 0, first_done = 0;
+        struct timespec cpu0 = {0}, cpu1;
+        struct rusage use0 = {0}, use1;
         while (done < count) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 20);
                 if (m && !m->err) {
-                        if (start == 0)
+                        if (start == 0) {
                                 start = now_s();
+                                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+                                getrusage(RUSAGE_SELF, &use0);
+                        }
                         struct input *in = malloc(sizeof(*in));
                         *in = (struct input){m->partition, m->offset, copies};
                         for (int c = 0; c < copies; c++) {
@@ -146,10 +152,17 @@ int main(int argc, char **argv)
                         first_done = now_s();
         }
         double end = now_s(), s = end - start;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+        getrusage(RUSAGE_SELF, &use1);
+        double cpu =
+            (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
         printf("raw_pipe: %ld records in %.3f s: %.0f records/s (%d cop%s each; first done "
                "after %.0f ms)\n",
                count, s, (double)count / s, copies, copies == 1 ? "y" : "ies",
                (first_done - start) * 1000);
+        printf("raw_pipe: CPU per record %.1f us in the process; %.2f page faults per record\n",
+               cpu * 1e6 / (double)count,
+               (double)(use1.ru_minflt - use0.ru_minflt) / (double)count);
         rd_kafka_flush(producer, 10000);
         rd_kafka_consumer_close(consumer);
         rd_kafka_destroy(producer);

@@ -471,9 +471,16 @@ int avk_ident_not_future(int64_t ts_ms, int64_t now_ms, int64_t skew_ms, char *e
 int avk_ident_uuid5(const char *ns, const char *name, size_t name_len,
                     char out[AVK_IDENT_UUID_SIZE])
 {
-        uuid_t space, id;
-        if (uuid_parse(ns, space) != 0)
-                return -1;
+        /* Callers derive every id of a kind in one namespace: parsed once
+         * per thread, not per id (a router derives one per record). */
+        static _Thread_local char last_ns[AVK_IDENT_UUID_SIZE];
+        static _Thread_local uuid_t space;
+        uuid_t id;
+        if (strncmp(ns, last_ns, sizeof(last_ns)) != 0) {
+                if (strlen(ns) >= sizeof(last_ns) || uuid_parse(ns, space) != 0)
+                        return -1;
+                memcpy(last_ns, ns, strlen(ns) + 1);
+        }
         uuid_generate_sha1(id, space, name, name_len);
         uuid_unparse_lower(id, out);
         return 0;

@@ -34,6 +34,27 @@ static int64_t floor_div(int64_t a, int64_t b)
         return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+static int days_in_month(int year, int month)
+{
+        static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        return days[month - 1] + (month == 2 && leap);
+}
+
+/* Days from 1970-01-01 to year-month-day of the proleptic Gregorian
+ * calendar (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+ * Not timegm(): glibc takes its time-zone lock several times per call,
+ * and the intake's workers parse timestamps side by side. */
+static int64_t days_from_civil(int64_t year, int month, int day)
+{
+        year -= month <= 2;
+        int64_t era = (year >= 0 ? year : year - 399) / 400;
+        int64_t year_of_era = year - era * 400;
+        int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+        int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        return era * 146097 + day_of_era - 719468;
+}
+
 int avk_json_parse_time(const char *s, int64_t *ms)
 {
         struct tm tm = {0};
@@ -69,12 +90,14 @@ int avk_json_parse_time(const char *s, int64_t *ms)
         }
         if (*p != '\0')
                 return -1;
-        /* strptime accepts 31 February; a round trip through timegm exposes it. */
-        struct tm check = tm;
-        time_t t = timegm(&check);
-        if (check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon)
+        /* strptime accepts 31 February, and a leap second that ends the day. */
+        int year = tm.tm_year + 1900, month = tm.tm_mon + 1;
+        int64_t second_of_day = tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+        if (month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > days_in_month(year, month) ||
+            second_of_day >= 86400)
                 return -1;
-        *ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
+        int64_t t = days_from_civil(year, month, tm.tm_mday) * 86400 + second_of_day;
+        *ms = (t - offset_s) * 1000 + frac_ms;
         return 0;
 }
 

@@ -30,6 +30,7 @@
 #include <librdkafka/rdkafka.h>
 #include <uuid/uuid.h>
 
+#include "common/arena.h"
 #include "common/avro_field.h"
 #include "common/codec.h"
 #include "common/directory.h"
@@ -93,6 +94,7 @@ struct avk_router {
         avk_outbox_t *outbox;
         avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS]; /* the assigned partitions */
         int owned[MAX_PARTITIONS];                              /* partitions with state */
+        avk_arena_t *arena[MAX_PARTITIONS]; /* the state of each partition: common/arena.h */
         struct deviation **table;
         size_t table_size, deviation_cnt;
 
@@ -197,16 +199,27 @@ static int state_grow(avk_router_t *r)
         return 0;
 }
 
+/* Memory for state of partition p, which lives until p is revoked. */
+static void *state_alloc(avk_router_t *r, int32_t p, size_t size)
+{
+        if (!r->arena[p] && !(r->arena[p] = avk_arena_new()))
+                return NULL;
+        return avk_arena_alloc(r->arena[p], size);
+}
+
 static struct deviation *state_get(avk_router_t *r, const char *id, int32_t partition)
 {
         struct deviation *d = state_find(r, id);
         if (d)
                 return d;
+        if (partition < 0 || partition >= MAX_PARTITIONS)
+                return NULL;
         if (r->deviation_cnt >= r->table_size && state_grow(r) != 0)
                 return NULL;
-        d = calloc(1, sizeof(*d));
+        d = state_alloc(r, partition, sizeof(*d));
         if (!d)
                 return NULL;
+        memset(d, 0, sizeof(*d));
         copy_text(d->id, sizeof(d->id), id);
         d->partition = partition;
         size_t b = hash_id(id) % r->table_size;
@@ -216,16 +229,8 @@ static struct deviation *state_get(avk_router_t *r, const char *id, int32_t part
         return d;
 }
 
-static void deviation_free(struct deviation *d)
-{
-        for (int h = 0; h < d->hop_cnt; h++)
-                free(d->hops[h].routed);
-        free(d->hops);
-        free(d->report);
-        free(d);
-}
-
-/* Forgets the deviations of partitions flagged in drop (all when NULL). */
+/* Forgets the deviations of partitions flagged in drop (all when NULL):
+ * out of the table, then their arenas at once. */
 static void state_drop(avk_router_t *r, const int *drop)
 {
         for (size_t i = 0; i < r->table_size; i++) {
@@ -233,11 +238,16 @@ static void state_drop(avk_router_t *r, const int *drop)
                         struct deviation *d = *dp;
                         if (!drop || drop[d->partition]) {
                                 *dp = d->next;
-                                deviation_free(d);
                                 r->deviation_cnt--;
                         } else {
                                 dp = &d->next;
                         }
+                }
+        }
+        for (int p = 0; p < MAX_PARTITIONS; p++) {
+                if (r->arena[p] && (!drop || drop[p])) {
+                        avk_arena_destroy(r->arena[p]);
+                        r->arena[p] = NULL;
                 }
         }
 }
@@ -287,9 +297,10 @@ static void report_of(avro_value_t *v, struct report *rp)
                 avro_value_get_boolean(&flag, &rp->lex_maria);
 }
 
-/* Packs rp into one allocation: per field a presence byte ('0' for null,
- * '1' before the text) and a NUL, then the flag byte. */
-static char *pack_report(const struct report *rp)
+/* Packs rp into one allocation of partition p's state: per field a
+ * presence byte ('0' for null, '1' before the text) and a NUL, then the
+ * flag byte. */
+static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
 {
         struct avk_rules_input in = rp->in;
         size_t size = 2;
@@ -297,18 +308,18 @@ static char *pack_report(const struct report *rp)
                 const char *f = *report_field(&in, i);
                 size += 2 + (f ? strlen(f) : 0);
         }
-        char *packed = malloc(size), *p = packed;
+        char *packed = state_alloc(r, p, size), *at = packed;
         if (!packed)
                 return NULL;
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
                 const char *f = *report_field(&in, i);
                 size_t n = f ? strlen(f) : 0;
-                *p++ = f ? '1' : '0';
-                memcpy(p, f ? f : "", n + 1);
-                p += n + 1;
+                *at++ = f ? '1' : '0';
+                memcpy(at, f ? f : "", n + 1);
+                at += n + 1;
         }
-        *p++ = rp->lex_maria ? '1' : '0';
-        *p = '\0';
+        *at++ = rp->lex_maria ? '1' : '0';
+        *at = '\0';
         return packed;
 }
 
@@ -326,11 +337,11 @@ static void unpack_report(const char *packed, struct report *rp)
 
 /* Keeps what routing reads of the report in v for d (the first one seen
  * stays) and unpacks it into rp. */
-static int set_report(struct deviation *d, avro_value_t *v, struct report *rp)
+static int set_report(avk_router_t *r, struct deviation *d, avro_value_t *v, struct report *rp)
 {
         if (!d->report) {
                 report_of(v, rp);
-                d->report = pack_report(rp);
+                d->report = pack_report(r, d->partition, rp);
                 if (!d->report)
                         return -1;
         }
@@ -338,16 +349,20 @@ static int set_report(struct deviation *d, avro_value_t *v, struct report *rp)
         return 0;
 }
 
-/* Records hop h of d (a copy of routed); an already known hop is kept. */
-static struct hop *set_hop(struct deviation *d, int h, const char *event_id, const char *party,
-                           const char *cause, const void *routed, size_t len)
+/* Records hop h of d (a copy of routed); an already known hop is kept. A
+ * re-routing outgrows the hops in the arena: the copy is there until the
+ * partition goes, a few hundred bytes per re-routing. */
+static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const char *event_id,
+                           const char *party, const char *cause, const void *routed, size_t len)
 {
         if (h < 0 || h > 1000)
                 return NULL;
         if (h >= d->hop_cnt) {
-                struct hop *hops = realloc(d->hops, (size_t)(h + 1) * sizeof(*hops));
+                struct hop *hops = state_alloc(r, d->partition, (size_t)(h + 1) * sizeof(*hops));
                 if (!hops)
                         return NULL;
+                if (d->hop_cnt)
+                        memcpy(hops, d->hops, (size_t)d->hop_cnt * sizeof(*hops));
                 memset(hops + d->hop_cnt, 0, (size_t)(h + 1 - d->hop_cnt) * sizeof(*hops));
                 d->hops = hops;
                 d->hop_cnt = h + 1;
@@ -355,7 +370,7 @@ static struct hop *set_hop(struct deviation *d, int h, const char *event_id, con
         struct hop *hop = &d->hops[h];
         if (hop->routed)
                 return hop;
-        hop->routed = malloc(len ? len : 1);
+        hop->routed = state_alloc(r, d->partition, len);
         if (!hop->routed)
                 return NULL;
         memcpy(hop->routed, routed, len);
@@ -460,7 +475,7 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
                              errstr_size) != 0)
                 return NULL;
-        struct hop *hop = set_hop(d, dec->hop, event_id, dec->receiver_party, cause, out, len);
+        struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -512,7 +527,7 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 return deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
         struct report rp;
-        if (!d || set_report(d, &r->reported_value, &rp) != 0)
+        if (!d || set_report(r, d, &r->reported_value, &rp) != 0)
                 return -1;
         if (d->hop_cnt > 0 && d->hops[0].routed) {
                 /* Routed before (a replay): the same outputs again. */
@@ -606,7 +621,7 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
                 struct deviation *d = id ? state_get(r, id, m->partition) : NULL;
                 struct report rp;
                 if (d)
-                        set_report(d, &r->reported_value, &rp);
+                        set_report(r, d, &r->reported_value, &rp);
                 return;
         }
         avro_value_t *v = &r->routed_value, f;
@@ -631,7 +646,7 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(d, hop, event_id, party, cause, m->payload, m->len);
+                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len);
 }
 
 static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
@@ -865,9 +880,15 @@ int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
                 summary(r);
         }
         /* Closing revokes the assignment: on_revoke waits for the outputs in
-         * flight, stores and commits. */
-        rd_kafka_consumer_close(r->kafka.consumer);
+         * flight, stores and commits; bounded, should Kafka not answer. */
+        avk_kafka_consumer_close(r->kafka.consumer,
+                                 (int)avk_config_get_int(r->env.cfg, "consumer.close.timeout.ms"),
+                                 COMPONENT);
         avk_outbox_close(r->outbox);
+        /* Destroyed here: rd_kafka_destroy() (avk_outbox_kafka_close()) would
+         * close it again, without a bound, after a close that gave up. */
+        rd_kafka_destroy_flags(r->kafka.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        r->kafka.consumer = NULL;
         mirror_retries(r);
         summary(r);
         return rc;

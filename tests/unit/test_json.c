@@ -313,6 +313,30 @@ START_TEST(time_format_and_parse_are_inverse)
 }
 END_TEST
 
+/* Every day from 1900 to 2100 at an hour that moves through the day, and
+ * the calendar's edges: a date the month lacks is refused, not rolled
+ * over into the next month. */
+START_TEST(time_parse_knows_the_calendar)
+{
+        for (int64_t s = -2208988800LL; s < 4102444800LL; s += 86400 + 3607) {
+                char buf[32];
+                int64_t back;
+                avk_json_format_time(s * 1000, buf);
+                ck_assert_msg(avk_json_parse_time(buf, &back) == 0 && back == s * 1000, "%s", buf);
+        }
+        int64_t ms;
+        ck_assert_int_eq(avk_json_parse_time("2024-02-29T12:00:00Z", &ms), 0);
+        ck_assert_int_eq(avk_json_parse_time("2000-02-29T12:00:00Z", &ms), 0);
+        ck_assert_int_eq(avk_json_parse_time("2026-02-29T12:00:00Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("1900-02-29T12:00:00Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-02-31T12:00:00Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-04-31T12:00:00Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-12-31T23:59:60Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-11-20T14:05:00+01:00", &ms), 0);
+        ck_assert_int_eq(ms, 1795179900000LL);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
         Suite *s = suite_create("json");
@@ -335,6 +359,7 @@ static Suite *json_suite(void)
         tcase_add_test(tc, int_out_of_range_is_rejected);
         tcase_add_test(tc, invalid_utf8_in_a_value_is_an_error_on_the_way_out);
         tcase_add_test(tc, time_format_and_parse_are_inverse);
+        tcase_add_test(tc, time_parse_knows_the_calendar);
         suite_add_tcase(s, tc);
         return s;
 }
