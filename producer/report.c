@@ -17,6 +17,7 @@
  *   LINE <TAB> unavailable <TAB> ID: reason
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -34,9 +35,11 @@
 #define MAX_DOCUMENT_BYTES (1 << 20)
 #define WINDOW             4096 /* documents between reading and printing */
 #define MAX_WORKERS        16
-#define PRINT_BATCH        256     /* results that wake the printer */
-#define PRINT_WAIT_NS      2000000 /* or 2 ms, whichever comes first */
-#define KEEP_BYTES         65536   /* a slot's document buffer kept for the next */
+#define CHUNK              16        /* documents a worker takes at once */
+#define PRINT_BATCH        256       /* results that wake the printer */
+#define PRINT_WAIT_NS      2000000   /* or 2 ms, whichever comes first */
+#define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
+#define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
 
 static const char usage_text[] =
     "usage: avvik report [-c FILE] [-X KEY=VALUE] [-k deviation|response|fhir] [FILE|-]\n"
@@ -166,8 +169,8 @@ static void publish(struct pipeline *pl)
 {
         pthread_mutex_lock(&pl->lock);
         struct slot *s = at(pl, pl->read++);
-        if (s->stage == READ)
-                pthread_cond_signal(&pl->work);
+        if (s->stage == READ && pl->read - pl->prepare_next == CHUNK)
+                pthread_cond_signal(&pl->work); /* fewer: refill() wakes one before it reads */
         else if (pl->sent == pl->read - 1)
                 pthread_cond_signal(&pl->prepared);
         pthread_mutex_unlock(&pl->lock);
@@ -242,8 +245,6 @@ static void prepare(struct pipeline *pl, struct slot *s, struct avk_errors *errs
         if (s->result != AVK_FILED && (s->text = malloc(8192)))
                 avk_errors_join(errs, s->text, 8192);
 }
-
-#define CHUNK 16 /* documents a worker takes at once */
 
 static void *worker(void *arg)
 {
@@ -341,26 +342,74 @@ static void print_ready(struct pipeline *pl, int all)
         fflush(stdout);
 }
 
-/* Reads one line of at most MAX_DOCUMENT_BYTES into buf (NUL-terminated,
- * newline removed); a longer line is consumed and reported as too long.
- * Returns 1 for a line, 0 at end of input. */
-static int read_line(FILE *in, char *buf, size_t *len, int *too_long)
+/* Wakes a worker for documents read but not yet taken. */
+static void wake_workers(struct pipeline *pl)
+{
+        pthread_mutex_lock(&pl->lock);
+        if (pl->prepare_next < pl->read)
+                pthread_cond_signal(&pl->work);
+        pthread_mutex_unlock(&pl->lock);
+}
+
+/* The input, read with read(2) into one buffer: the reader knows when it
+ * is about to wait for input, and only then hands over what it has (the
+ * workers are woken per CHUNK documents otherwise, not per document). */
+struct input_buffer {
+        int fd;
+        char *data;
+        size_t begin, end, cap; /* unread: data[begin, end); data has cap + 1 bytes */
+        int eof;
+};
+
+/* Reads more after the unread bytes, moved to the front first; the
+ * pipeline (NULL while the first document is sought) gets what was read so
+ * far before a read that may wait. */
+static void refill(struct input_buffer *b, struct pipeline *pl)
+{
+        if (pl) {
+                wake_workers(pl);
+                print_ready(pl, 0);
+        }
+        memmove(b->data, b->data + b->begin, b->end - b->begin);
+        b->end -= b->begin;
+        b->begin = 0;
+        ssize_t n;
+        do
+                n = read(b->fd, b->data + b->end, b->cap - b->end);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                b->eof = 1; /* a read error ends the input as the end would */
+        else
+                b->end += (size_t)n;
+}
+
+/* The next line, its newline replaced by a NUL, valid until the next call;
+ * a line longer than MAX_DOCUMENT_BYTES is consumed and reported with
+ * too_long. Returns 1 for a line, 0 at the end of the input. */
+static int next_line(struct input_buffer *b, struct pipeline *pl, char **line, size_t *len,
+                     int *too_long)
 {
         *too_long = 0;
-        if (!fgets(buf, MAX_DOCUMENT_BYTES + 2, in))
-                return 0;
-        *len = strlen(buf);
-        if (*len > 0 && buf[*len - 1] == '\n') {
-                buf[--*len] = '\0';
-                return 1;
+        for (;;) {
+                char *from = b->data + b->begin;
+                char *nl = memchr(from, '\n', b->end - b->begin);
+                if (nl || (b->eof && (b->end > b->begin || *too_long))) {
+                        size_t n = nl ? (size_t)(nl - from) : b->end - b->begin;
+                        from[n] = '\0'; /* room for it: cap + 1 */
+                        b->begin += nl ? n + 1 : n;
+                        *line = from;
+                        *len = n;
+                        *too_long = *too_long || n > MAX_DOCUMENT_BYTES;
+                        return 1;
+                }
+                if (b->eof)
+                        return 0;
+                if (b->end - b->begin > MAX_DOCUMENT_BYTES) {
+                        *too_long = 1; /* dropped up to its newline */
+                        b->begin = b->end;
+                }
+                refill(b, pl);
         }
-        if (*len <= MAX_DOCUMENT_BYTES)
-                return 1; /* last line without a newline */
-        *too_long = 1;
-        int c;
-        while ((c = getc(in)) != EOF && c != '\n')
-                ;
-        return 1;
 }
 
 static int is_blank(const char *s)
@@ -368,40 +417,41 @@ static int is_blank(const char *s)
         return s[strspn(s, " \t\r")] == '\0';
 }
 
-static void read_stream(struct pipeline *pl, FILE *in)
+static void read_stream(struct pipeline *pl, int fd)
 {
-        char *buf = malloc(MAX_DOCUMENT_BYTES + 2);
+        struct input_buffer b = {.fd = fd, .cap = MAX_DOCUMENT_BYTES + 2 + INPUT_BLOCK_BYTES};
+        char *text, reason[256];
         size_t len;
         int too_long;
-        long line = 0;
-        if (!buf)
-                return;
-        if (!read_line(in, buf, &len, &too_long))
+        long line = 1;
+        if (!(b.data = malloc(b.cap + 1)) || !next_line(&b, NULL, &text, &len, &too_long))
                 goto out;
-        line = 1;
-        char reason[256];
-        json_t *first = too_long ? NULL : avk_json_parse(buf, len, reason, sizeof(reason));
-        if (!first && !too_long && !is_blank(buf)) {
-                /* Not a document on its own line: one document over many lines. */
-                buf[len++] = '\n';
-                len += fread(buf + len, 1, MAX_DOCUMENT_BYTES + 1 - len, in);
-                if (len > MAX_DOCUMENT_BYTES)
+        json_t *first = too_long ? NULL : avk_json_parse(text, len, reason, sizeof(reason));
+        if (!first && !too_long && !is_blank(text)) {
+                /* Not a document on its own line: one document over many
+                 * lines, the whole input. */
+                size_t at = (size_t)(text - b.data);
+                if (b.begin > at + len)
+                        text[len] = '\n';
+                b.begin = at;
+                while (!b.eof && b.end - b.begin <= MAX_DOCUMENT_BYTES)
+                        refill(&b, NULL);
+                if (b.end - b.begin > MAX_DOCUMENT_BYTES)
                         add_rejected(pl, 1, "document is larger than 1048576 bytes");
                 else
-                        add_document(pl, 1, buf, len);
+                        add_document(pl, 1, b.data + b.begin, b.end - b.begin);
                 goto out;
         }
         json_decref(first);
         do {
                 if (too_long)
                         add_rejected(pl, line, "line is longer than 1048576 bytes");
-                else if (!is_blank(buf))
-                        add_document(pl, line, buf, len);
-                print_ready(pl, 0);
+                else if (!is_blank(text))
+                        add_document(pl, line, text, len);
                 line++;
-        } while (read_line(in, buf, &len, &too_long));
+        } while (next_line(&b, pl, &text, &len, &too_long));
 out:
-        free(buf);
+        free(b.data);
 }
 
 static void end_of_input(struct pipeline *pl)
@@ -414,7 +464,7 @@ static void end_of_input(struct pipeline *pl)
 }
 
 /* Runs the pipeline over in; returns the exit code. */
-static int file_stream(avk_reporter_t *r, struct input input, FILE *in)
+static int file_stream(avk_reporter_t *r, struct input input, int fd)
 {
         static struct pipeline pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                      .work = PTHREAD_COND_INITIALIZER,
@@ -434,7 +484,7 @@ static int file_stream(avk_reporter_t *r, struct input input, FILE *in)
                 fprintf(stderr, "avvik report: cannot start threads\n");
                 end_of_input(&pl);
         } else {
-                read_stream(&pl, in);
+                read_stream(&pl, fd);
                 end_of_input(&pl);
                 print_ready(&pl, 1);
         }
@@ -482,21 +532,21 @@ int avk_cmd_report(int argc, char **argv)
                 }
         }
         const char *path = optind < argc ? argv[optind] : "-";
-        FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-        if (!in) {
+        int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
+        if (fd < 0) {
                 fprintf(stderr, "avvik report: %s: %s\n", path, strerror(errno));
                 goto out;
         }
         r = avk_reporter_new(cfg, err, sizeof(err));
         if (!r) {
                 fprintf(stderr, "avvik report: %s\n", err);
-                if (in != stdin)
-                        fclose(in);
+                if (fd != STDIN_FILENO)
+                        close(fd);
                 goto out;
         }
-        rc = file_stream(r, input, in);
-        if (in != stdin)
-                fclose(in);
+        rc = file_stream(r, input, fd);
+        if (fd != STDIN_FILENO)
+                close(fd);
 out:
         avk_reporter_destroy(r);
         avk_config_destroy(cfg);
