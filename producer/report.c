@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@
 #define PRINT_WAIT_NS      2000000   /* or 2 ms, whichever comes first */
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
+#define RESULT_POLL_MS     5         /* results are printed this often while the input is quiet */
 
 static const char usage_text[] =
     "usage: avvik report [-c FILE] [-X KEY=VALUE] [-k deviation|response|fhir] [FILE|-]\n"
@@ -327,8 +329,8 @@ static void *sender(void *arg)
 }
 
 /* Prints the resolved results at the head of the window; with all, waits
- * for every outstanding one. */
-static void print_ready(struct pipeline *pl, int all)
+ * for every outstanding one. Returns how many are still to be printed. */
+static unsigned long print_ready(struct pipeline *pl, int all)
 {
         pthread_mutex_lock(&pl->lock);
         while (pl->printed < pl->read) {
@@ -338,8 +340,10 @@ static void print_ready(struct pipeline *pl, int all)
                         wait_for_results(pl);
                 }
         }
+        unsigned long outstanding = pl->read - pl->printed;
         pthread_mutex_unlock(&pl->lock);
         fflush(stdout);
+        return outstanding;
 }
 
 /* Wakes a worker for documents read but not yet taken. */
@@ -368,7 +372,11 @@ static void refill(struct input_buffer *b, struct pipeline *pl)
 {
         if (pl) {
                 wake_workers(pl);
-                print_ready(pl, 0);
+                /* A system that writes a line and waits for its result
+                 * before the next must get it while the input is quiet. */
+                struct pollfd in = {.fd = b->fd, .events = POLLIN};
+                while (print_ready(pl, 0) > 0 && poll(&in, 1, RESULT_POLL_MS) == 0)
+                        ;
         }
         memmove(b->data, b->data + b->begin, b->end - b->begin);
         b->end -= b->begin;

@@ -91,6 +91,23 @@ set -e
 grep -q "^2	rejected	.*description: is required" "$work/batch.out" || fail "line 2 errors: $(cat "$work/batch.out")"
 generated=$(sed -n 3p "$work/batch.out" | cut -f3)
 n=$((n + 2))
+
+# In lockstep over a pipe, as a system that writes a line and waits for its
+# result before the next: each result comes while the input is quiet.
+mkfifo "$work/lockstep.in"
+"$avvik" report $X - <"$work/lockstep.in" >"$work/lockstep.out" &
+lockstep_pid=$!
+exec 3>"$work/lockstep.in"
+lines() { [ "$(wc -l <"$work/lockstep.out")" -ge "$1" ]; }
+jq -c 'del(.deviation_id)' "$samples/02-no-physician-reachable.json" >&3
+poll "the first lockstep result, with the input still open" lines 1
+jq -c 'del(.deviation_id)' "$samples/03-assistive-device-not-delivered.json" >&3
+poll "the second lockstep result" lines 2
+exec 3>&-
+wait $lockstep_pid || fail "lockstep report exited $?"
+[ "$(cut -f1,2 "$work/lockstep.out" | tr '\t\n' ' ;')" = "1 accepted;2 accepted;" ] ||
+        fail "lockstep results: $(cat "$work/lockstep.out")"
+n=$((n + 2))
 [ "$(kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -f '%k\n' | grep -c -e "^00000000-0000-4000-8000-000000000001$" -e "^$generated$")" -eq 2 ] ||
         fail "NDJSON lines not in Kafka"
 
