@@ -142,7 +142,8 @@ static const struct source_def sources[SRC_CNT] = {
 };
 
 struct delivery {
-        struct delivery *next; /* the next record of the partition */
+        struct delivery *next;   /* the next record of the partition */
+        struct delivery *by_seq; /* the next in its bucket of the seq index */
         enum source src;
         int queue; /* its list: src for a record of a source topic, Q_RETRY */
         enum state state;
@@ -213,6 +214,11 @@ struct avk_notify {
         const char *ca_location;
         struct part *parts;
         int part_cnt;
+        /* Live deliveries by seq, for the producer's delivery reports: a
+         * report may outlive its delivery (dropped at a rebalance), so it
+         * carries the seq, not a pointer. Chained, grown at load 1. */
+        struct delivery **seq_bucket;
+        size_t seq_buckets, seq_cnt;
         avk_idcache_t *cache;    /* deviation id -> the DeviationReported as read */
         size_t held, retry_held; /* deliveries not finished: fresh, of the retry topic */
         size_t retry_attempts;   /* attempts of retry records in flight */
@@ -281,8 +287,48 @@ static void shed(avk_notify_t *n, struct delivery *d)
         d->key = d->payload = d->reported = d->cause = NULL;
 }
 
+static struct delivery **seq_slot(avk_notify_t *n, uint64_t seq)
+{
+        return &n->seq_bucket[seq & (n->seq_buckets - 1)];
+}
+
+/* Makes d (its seq set) findable by find_delivery(). */
+static int index_delivery(avk_notify_t *n, struct delivery *d)
+{
+        if (n->seq_cnt >= n->seq_buckets) {
+                size_t size = n->seq_buckets ? n->seq_buckets * 2 : 1024;
+                struct delivery **bucket = calloc(size, sizeof(*bucket));
+                if (!bucket)
+                        return -1;
+                for (size_t i = 0; i < n->seq_buckets; i++) {
+                        for (struct delivery *e = n->seq_bucket[i], *next; e; e = next) {
+                                next = e->by_seq;
+                                e->by_seq = bucket[e->seq & (size - 1)];
+                                bucket[e->seq & (size - 1)] = e;
+                        }
+                }
+                free(n->seq_bucket);
+                n->seq_bucket = bucket;
+                n->seq_buckets = size;
+        }
+        struct delivery **slot = seq_slot(n, d->seq);
+        d->by_seq = *slot;
+        *slot = d;
+        n->seq_cnt++;
+        return 0;
+}
+
 static void free_delivery(avk_notify_t *n, struct delivery *d)
 {
+        if (n->seq_buckets) {
+                for (struct delivery **e = seq_slot(n, d->seq); *e; e = &(*e)->by_seq) {
+                        if (*e == d) {
+                                *e = d->by_seq;
+                                n->seq_cnt--;
+                                break;
+                        }
+                }
+        }
         shed(n, d);
         free(d);
 }
@@ -306,12 +352,12 @@ static void *opaque_of(const struct delivery *d, enum output out)
 
 static struct delivery *find_delivery(avk_notify_t *n, uint64_t seq)
 {
-        for (int p = 0; p < n->part_cnt; p++)
-                for (int q = 0; q < Q_CNT; q++)
-                        for (struct delivery *d = n->parts[p].q[q].head; d; d = d->next)
-                                if (d->seq == seq)
-                                        return d;
-        return NULL;
+        if (!n->seq_buckets)
+                return NULL;
+        struct delivery *d = *seq_slot(n, seq);
+        while (d && d->seq != seq)
+                d = d->by_seq;
+        return d;
 }
 
 /* Writes d's reason (cut short if it must be: it goes into a header). */
@@ -1144,6 +1190,11 @@ static void on_record(avk_notify_t *n, const rd_kafka_message_t *m, int queue)
         d->queue = queue;
         d->src = queue < Q_RETRY ? (enum source)queue : SRC_CNT;
         d->seq = ++n->seq;
+        if (index_delivery(n, d) != 0) {
+                free_delivery(n, d);
+                snprintf(n->pump.fatal, sizeof(n->pump.fatal), "out of memory");
+                return;
+        }
         d->partition = d->origin_partition = m->partition;
         d->offset = d->origin_offset = m->offset;
         d->arrived_at = avk_pump_mono_ms();
@@ -1590,6 +1641,7 @@ void avk_notify_destroy(avk_notify_t *n)
                 }
         }
         free(n->parts);
+        free(n->seq_bucket);
         avk_pump_close(&n->pump);
         avk_idcache_destroy(n->cache);
         for (int s = 0; s < SRC_CNT; s++)
