@@ -9,7 +9,6 @@
  * only with the same event id.
  */
 #include <check.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +22,7 @@
 #include "consumer/router.h"
 #include "producer/reporter.h"
 #include "tests/support/mock_kafka.h"
+#include "tests/support/service_thread.h"
 #include "tests/support/test_data.h"
 
 #define MAX_RECORDS 4096
@@ -85,20 +85,21 @@ static void teardown(void)
         mock_kafka_stop(&mk);
 }
 
-/* ---- the router in a thread ---- */
+/* ---- the router in a thread (tests/support/service_thread.h) ---- */
 
 struct running {
         avk_router_t *router;
-        pthread_t thread;
-        int rc;
-        char err[512];
+        struct service_thread thread;
 };
 
-static void *run(void *arg)
+static int run_router(void *router, char *errstr, size_t errstr_size)
 {
-        struct running *run_state = arg;
-        run_state->rc = avk_router_run(run_state->router, run_state->err, sizeof(run_state->err));
-        return NULL;
+        return avk_router_run(router, errstr, errstr_size);
+}
+
+static void ask_router_to_stop(void *router)
+{
+        avk_router_stop(router);
 }
 
 static void start_router(struct running *rr, const char *group)
@@ -107,14 +108,12 @@ static void start_router(struct running *rr, const char *group)
         ck_assert_int_eq(avk_config_set(mk.cfg, "router.group.id", group, err, sizeof(err)), 0);
         rr->router = avk_router_new(mk.cfg, err, sizeof(err));
         ck_assert_msg(rr->router != NULL, "%s", err);
-        ck_assert_int_eq(pthread_create(&rr->thread, NULL, run, rr), 0);
+        service_thread_start(&rr->thread, rr->router, run_router, ask_router_to_stop);
 }
 
 static void stop_router(struct running *rr)
 {
-        avk_router_stop(rr->router);
-        pthread_join(rr->thread, NULL);
-        ck_assert_msg(rr->rc == 0, "%s", rr->err);
+        service_thread_stop(&rr->thread);
         avk_router_destroy(rr->router);
 }
 
