@@ -431,6 +431,25 @@ static int produce_failed_event(avk_notify_t *n, struct delivery *d, char *errst
         return rc;
 }
 
+/* Produces one output of d (a copy of key and value, with headers h, which
+ * it takes); -1 with the reason in errstr, h destroyed. */
+static int produce_output(avk_notify_t *n, struct delivery *d, enum output out, const char *topic,
+                          const void *key, size_t key_len, const void *value, size_t len,
+                          rd_kafka_headers_t *h, char *errstr, size_t errstr_size)
+{
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(n->pump.producer, RD_KAFKA_V_TOPIC(topic),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE(opaque_of(d, out)), RD_KAFKA_V_END);
+        if (e) {
+                rd_kafka_headers_destroy(h);
+                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}
+
 /* Produces the dead letter of d: the original record as read, the reason in
  * headers with where it was read. */
 static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr,
@@ -440,17 +459,8 @@ static int produce_dead_letter(avk_notify_t *n, struct delivery *d, char *errstr
                                                             d->origin_partition, d->origin_offset);
         if (d->event_id[0])
                 rd_kafka_header_add(h, AVK_HDR_EVENT_ID, -1, d->event_id, -1);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            n->pump.producer, RD_KAFKA_V_TOPIC(n->topic_deadletter),
-            RD_KAFKA_V_KEY(d->key, d->key_len), RD_KAFKA_V_VALUE(d->payload, d->payload_len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_DEAD_LETTER)), RD_KAFKA_V_END);
-        if (e) {
-                rd_kafka_headers_destroy(h);
-                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
-                return -1;
-        }
-        return 0;
+        return produce_output(n, d, OUT_DEAD_LETTER, n->topic_deadletter, d->key, d->key_len,
+                              d->payload, d->payload_len, h, errstr, errstr_size);
 }
 
 /* Sends d's dead letter (and event); on failure tries again after a backoff. */
@@ -521,19 +531,9 @@ static int produce_inbox_copy(avk_notify_t *n, struct delivery *d, int routed, c
                 rd_kafka_header_add(h, AVK_HDR_ROUTED_EVENT, -1, d->event_id, -1);
         else if (d->has_cause)
                 rd_kafka_header_add(h, AVK_HDR_CAUSE, -1, d->cause, (ssize_t)d->cause_len);
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(n->pump.producer, RD_KAFKA_V_TOPIC(d->inbox),
-                              RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
-                              RD_KAFKA_V_VALUE(routed ? d->payload : d->reported,
-                                               routed ? d->payload_len : d->reported_len),
-                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_INBOX)), RD_KAFKA_V_END);
-        if (e) {
-                rd_kafka_headers_destroy(h);
-                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
-                return -1;
-        }
-        return 0;
+        return produce_output(n, d, OUT_INBOX, d->inbox, d->deviation_id, strlen(d->deviation_id),
+                              routed ? d->payload : d->reported,
+                              routed ? d->payload_len : d->reported_len, h, errstr, errstr_size);
 }
 
 /* Makes both inbox copies of d due again after a backoff. */
@@ -626,17 +626,8 @@ static int produce_retry_record(avk_notify_t *n, struct delivery *d, char *errst
         if (d->identity)
                 rd_kafka_header_add(h, AVK_HDR_IDENTITY, -1, "1", -1);
         rd_kafka_header_add(h, AVK_HDR_ORIGINAL, -1, d->payload, (ssize_t)d->payload_len);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            n->pump.producer, RD_KAFKA_V_TOPIC(n->topic[Q_RETRY]),
-            RD_KAFKA_V_KEY(d->key, d->key_len), RD_KAFKA_V_VALUE(d->body, d->body_len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(opaque_of(d, OUT_PARK)), RD_KAFKA_V_END);
-        if (e) {
-                rd_kafka_headers_destroy(h);
-                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
-                return -1;
-        }
-        return 0;
+        return produce_output(n, d, OUT_PARK, n->topic[Q_RETRY], d->key, d->key_len, d->body,
+                              d->body_len, h, errstr, errstr_size);
 }
 
 /* Parks d: its retry record due now, the next attempt due at wait ms from
