@@ -24,12 +24,12 @@
 #include <avro.h>
 #include <jansson.h>
 
-#include "common/codec.h"
-#include "common/errors.h"
-#include "common/json.h"
-#include "common/jsonparse.h"
-#include "common/jsonstream.h"
-#include "common/schema.h"
+#include "common/contract/codec.h"
+#include "common/util/errors.h"
+#include "common/contract/json.h"
+#include "common/contract/jsonparse.h"
+#include "common/contract/jsonstream.h"
+#include "common/contract/schema.h"
 
 #ifndef AVK_BENCH_BUILD_TYPE
 #define AVK_BENCH_BUILD_TYPE ""
@@ -158,7 +158,7 @@ static int op_json_to_framed(struct bench *b)
                                 sizeof(b->errstr));
 }
 
-/* The single pass: JSON text to Avro without a tree (common/jsonstream.h). */
+/* The single pass: JSON text to Avro without a tree (common/contract/jsonstream.h). */
 static int stream_to_value(struct bench *b, avro_value_t *out)
 {
         if (avk_json_stream_to_avro(b->plan, document_text, sizeof(document_text) - 1, NULL, out,

@@ -1,5 +1,5 @@
 /*
- * bench_router: the router (consumer/router.h) in-process against a running
+ * bench_router: the router (consumer/route/router.h) in-process against a running
  * broker (bootstrap file), in a consumer group of its own.
  *
  *   bench_router throughput BOOTSTRAP_FILE SOURCE_DIR COUNT
@@ -26,10 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/heap.h"
-#include "common/kafka.h"
-#include "consumer/router.h"
-#include "producer/reporter.h"
+#include "common/util/heap.h"
+#include "common/kafka/kafka.h"
+#include "consumer/route/router.h"
+#include "producer/intake/reporter.h"
 
 static double now_s(void)
 {

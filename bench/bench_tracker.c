@@ -1,5 +1,5 @@
 /*
- * bench_tracker: the tracker's core (consumer/track.h: open-deviation table
+ * bench_tracker: the tracker's core (consumer/track/track.h: open-deviation table
  * and deadline timers) with 1,000,000 open deviations, no Kafka:
  *  - memory per open deviation: the heap's in-use bytes (mallinfo2, arena and
  *    mapped blocks) before
@@ -20,9 +20,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/calendar.h"
-#include "consumer/deadlines.h"
-#include "consumer/track.h"
+#include "common/util/calendar.h"
+#include "consumer/track/deadlines.h"
+#include "consumer/track/track.h"
 
 #define DAY     (24 * 3600 * 1000LL)
 #define ID_SIZE 37

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/heap.h"
-#include "common/log.h"
+#include "common/util/heap.h"
+#include "common/util/log.h"
 
 struct command {
         const char *name;

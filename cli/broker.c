@@ -23,9 +23,9 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "cli/cli.h"
-#include "common/directory.h"
-#include "common/kafka.h"
-#include "common/log.h"
+#include "common/contract/directory.h"
+#include "common/kafka/kafka.h"
+#include "common/util/log.h"
 
 static const char usage_text[] =
     "usage: avvik broker [-c FILE] [-X KEY=VALUE] [-n BROKERS] [-f BOOTSTRAP_FILE]\n"

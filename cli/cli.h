@@ -7,9 +7,9 @@
 
 #include <signal.h>
 
-#include "common/config.h"
-#include "common/metrics.h"
-#include "common/metrics_http.h"
+#include "common/util/config.h"
+#include "common/util/metrics.h"
+#include "common/http/metrics_http.h"
 
 /** Exit codes shared by every subcommand (documented in README). */
 enum {
@@ -53,7 +53,7 @@ int avk_cli_write_atomically(const char *path, const char *content);
 
 /**
  * @brief Starts a service's /metrics, /healthz and /readyz endpoint
- * (common/metrics_http.h) when the configuration key listen_key is set, and
+ * (common/http/metrics_http.h) when the configuration key listen_key is set, and
  * writes its port to the file named by port_file_key (NULL: no such key)
  * when that is set. @returns 0 with *http the endpoint, or NULL when
  * listen_key is unset; -1 after printing the error.

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/errors.h"
+#include "common/util/errors.h"
 
 static const char usage_text[] =
     "usage: avvik config                 list the configuration keys and their defaults\n"

@@ -1,5 +1,5 @@
 /*
- * The services' /metrics, /healthz and /readyz endpoint (common/metrics_http.h)
+ * The services' /metrics, /healthz and /readyz endpoint (common/http/metrics_http.h)
  * set up from their configuration: <service>.http.listen, and a port file
  * for tests and scripts that listen on port 0 (as gateway.port.file).
  */
@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/log.h"
+#include "common/util/log.h"
 
 int avk_cli_metrics_http_start(const avk_config_t *cfg, const char *service, const char *listen_key,
                                const char *port_file_key, avk_metrics_t *metrics,

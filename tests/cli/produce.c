@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/codec.h"
-#include "common/env.h"
-#include "common/json.h"
-#include "common/kafka.h"
+#include "common/contract/codec.h"
+#include "common/util/env.h"
+#include "common/contract/json.h"
+#include "common/kafka/kafka.h"
 
 static int failed;
 

@@ -24,12 +24,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/codec.h"
-#include "common/ident.h"
-#include "common/kafka.h"
-#include "common/secret.h"
-#include "consumer/analysis.h"
-#include "consumer/webhook.h"
+#include "common/contract/codec.h"
+#include "common/contract/ident.h"
+#include "common/kafka/kafka.h"
+#include "common/util/secret.h"
+#include "consumer/analyse/analysis.h"
+#include "common/http/webhook.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/mock_kafka.h"

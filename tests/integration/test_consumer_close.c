@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/kafka.h"
-#include "consumer/router.h"
-#include "producer/reporter.h"
+#include "common/kafka/kafka.h"
+#include "consumer/route/router.h"
+#include "producer/intake/reporter.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
 

@@ -20,11 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/codec.h"
-#include "common/env.h"
-#include "common/kafka.h"
-#include "consumer/router.h"
-#include "producer/reporter.h"
+#include "common/contract/codec.h"
+#include "common/util/env.h"
+#include "common/kafka/kafka.h"
+#include "consumer/route/router.h"
+#include "producer/intake/reporter.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"
 #include "tests/support/mock_kafka.h"

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/kafka.h"
-#include "common/party.h"
-#include "producer/index.h"
+#include "common/kafka/kafka.h"
+#include "common/contract/party.h"
+#include "producer/gateway/index.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/mock_kafka.h"
 

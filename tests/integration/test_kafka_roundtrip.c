@@ -11,9 +11,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "common/codec.h"
-#include "common/json.h"
-#include "common/kafka.h"
+#include "common/contract/codec.h"
+#include "common/contract/json.h"
+#include "common/kafka/kafka.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"

@@ -25,13 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/codec.h"
-#include "common/directory.h"
-#include "common/kafka.h"
-#include "common/metrics_http.h"
-#include "consumer/notify.h"
-#include "consumer/webhook.h"
-#include "producer/reporter.h"
+#include "common/contract/codec.h"
+#include "common/contract/directory.h"
+#include "common/kafka/kafka.h"
+#include "common/http/metrics_http.h"
+#include "consumer/notify/notify.h"
+#include "common/http/webhook.h"
+#include "producer/intake/reporter.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/http_get.h"

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/jsonparse.h"
-#include "producer/reporter.h"
+#include "common/contract/jsonparse.h"
+#include "producer/intake/reporter.h"
 #include "tests/support/check_text.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"

@@ -14,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/codec.h"
-#include "common/directory.h"
-#include "common/env.h"
-#include "common/json.h"
-#include "common/kafka.h"
-#include "consumer/router.h"
-#include "producer/reporter.h"
+#include "common/contract/codec.h"
+#include "common/contract/directory.h"
+#include "common/util/env.h"
+#include "common/contract/json.h"
+#include "common/kafka/kafka.h"
+#include "consumer/route/router.h"
+#include "producer/intake/reporter.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/service_thread.h"
 #include "tests/support/test_data.h"

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/kafka.h"
-#include "producer/reporter.h"
-#include "producer/spool.h"
+#include "common/kafka/kafka.h"
+#include "producer/intake/reporter.h"
+#include "producer/intake/spool.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
 

@@ -14,13 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/calendar.h"
-#include "common/codec.h"
-#include "common/env.h"
-#include "common/json.h"
-#include "common/kafka.h"
-#include "consumer/deadlines.h"
-#include "consumer/tracker.h"
+#include "common/util/calendar.h"
+#include "common/contract/codec.h"
+#include "common/util/env.h"
+#include "common/contract/json.h"
+#include "common/kafka/kafka.h"
+#include "consumer/track/deadlines.h"
+#include "consumer/track/tracker.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/mock_kafka.h"
 

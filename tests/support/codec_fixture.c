@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/errors.h"
+#include "common/util/errors.h"
 #include "tests/support/test_data.h"
 
 json_t *codec_fixture_load_json(const char *path)

@@ -14,10 +14,10 @@
 #include <avro.h>
 #include <jansson.h>
 
-#include "common/codec.h"
-#include "common/json.h"
-#include "common/registry.h"
-#include "common/schema.h"
+#include "common/contract/codec.h"
+#include "common/contract/json.h"
+#include "common/contract/registry.h"
+#include "common/contract/schema.h"
 
 /** A framed message, copied out of the codec's buffer: the test frees bytes. */
 struct codec_message {

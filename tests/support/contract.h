@@ -9,8 +9,8 @@
 
 #include <avro.h>
 
-#include "common/json.h"
-#include "common/schema.h"
+#include "common/contract/json.h"
+#include "common/contract/schema.h"
 
 /* 2026-11-23T12:00:00Z */
 #define CONTRACT_NOW_MS 1795435200000LL

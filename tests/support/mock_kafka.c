@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/kafka.h"
+#include "common/kafka/kafka.h"
 
 void mock_kafka_start(struct mock_kafka *mk, int brokers)
 {

@@ -11,7 +11,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "common/config.h"
+#include "common/util/config.h"
 
 struct mock_kafka {
         rd_kafka_t *owner; /* the handle that owns the cluster (fault injection goes here) */

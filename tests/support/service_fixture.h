@@ -7,8 +7,8 @@
 #ifndef AVK_TEST_SERVICE_FIXTURE_H
 #define AVK_TEST_SERVICE_FIXTURE_H
 
-#include "common/codec.h"
-#include "common/schema.h"
+#include "common/contract/codec.h"
+#include "common/contract/schema.h"
 #include "tests/support/mock_kafka.h"
 
 struct service_fixture {

@@ -2,7 +2,7 @@
  * test_aggregate: the figures of the yearly follow-up against a generated
  * data set whose answers the test computes itself - from the model it
  * generated, with Swedish time from the system's zone database (TZ set to
- * Europe/Stockholm in this process) rather than common/calendar.h - and the
+ * Europe/Stockholm in this process) rather than common/util/calendar.h - and the
  * rules one scenario at a time: the latest record per deviation counts,
  * months are Swedish, overdue is counted in Swedish calendar days, and the
  * report escapes what a description holds.
@@ -14,12 +14,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/json.h"
-#include "common/municipality.h"
-#include "common/party.h"
-#include "common/schema.h"
-#include "consumer/aggregate.h"
-#include "consumer/followup.h"
+#include "common/contract/json.h"
+#include "common/contract/municipality.h"
+#include "common/contract/party.h"
+#include "common/contract/schema.h"
+#include "consumer/dashboard/aggregate.h"
+#include "consumer/dashboard/followup.h"
 
 #define DAY   INT64_C(86400000)
 #define HOUR  INT64_C(3600000)

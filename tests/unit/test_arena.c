@@ -5,7 +5,7 @@
  * everything back (ASan's leak check and munmap's result would show a
  * chunk lost or unmapped twice).
  */
-#include "common/arena.h"
+#include "common/util/arena.h"
 
 #include <check.h>
 #include <stdint.h>

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/party.h"
-#include "producer/auth.h"
+#include "common/contract/party.h"
+#include "producer/gateway/auth.h"
 #include "tests/support/check_text.h"
 
 /* SHA-256 of "abc" (FIPS 180-2 test vector). */

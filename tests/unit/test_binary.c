@@ -6,7 +6,7 @@
  * Avro's variable-length integers are zigzag-encoded, so 02 is 1, 01 is -1,
  * 04 is 2.
  */
-#include "common/binary.h"
+#include "common/contract/binary.h"
 
 #include <avro.h>
 #include <check.h>

@@ -9,7 +9,7 @@
  * system's zone database (tzdata's Europe/Stockholm, scripts/deps.sh), so
  * the tests do not share the calendar's own date arithmetic.
  */
-#include "common/calendar.h"
+#include "common/util/calendar.h"
 
 #include <check.h>
 #include <stdint.h>

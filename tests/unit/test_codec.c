@@ -8,7 +8,7 @@
  * messages byte by byte and at random (fixed seed) to show the same for
  * inputs nobody thought of.
  */
-#include "common/codec.h"
+#include "common/contract/codec.h"
 
 #include <avro.h>
 #include <check.h>
@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/registry.h"
-#include "common/schema.h"
+#include "common/contract/registry.h"
+#include "common/contract/schema.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"

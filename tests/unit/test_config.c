@@ -9,7 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "common/config.h"
+#include "common/util/config.h"
 
 static avk_config_t *cfg;
 static char err[512];

@@ -9,7 +9,7 @@
  * Expected instants are UTC, through timegm(), so a mistake in the calendar
  * does not cancel out.
  */
-#include "consumer/deadlines.h"
+#include "consumer/track/deadlines.h"
 
 #include <check.h>
 #include <stdint.h>
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/calendar.h"
+#include "common/util/calendar.h"
 #include "tests/support/test_data.h"
 
 #define POLICY_FILE   AVK_SOURCE_DIR "/data/deadlines.json"

@@ -7,8 +7,8 @@
  *
  * Fixtures: tests/data/directory/ (secret files in secrets/, test-only).
  */
-#include "common/directory.h"
-#include "common/municipality.h"
+#include "common/contract/directory.h"
+#include "common/contract/municipality.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
  * reader's catalog knows only its own version and learns the writer's from
  * the fake Schema Registry by id).
  */
-#include "common/codec.h"
+#include "common/contract/codec.h"
 
 #include <avro.h>
 #include <check.h>
@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/registry.h"
-#include "common/schema.h"
+#include "common/contract/registry.h"
+#include "common/contract/schema.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"

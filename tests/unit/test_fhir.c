@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
+#include "common/contract/json.h"
 #include "tests/support/contract.h"
-#include "producer/fhir.h"
+#include "producer/intake/fhir.h"
 #include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "producer/idempotency.h"
+#include "producer/gateway/idempotency.h"
 
 #define TTL_MS 60000
 

@@ -8,8 +8,8 @@
  * nine digits YYMMDDNNN with weights 2,1,2,1,... from the left, the digits of
  * each product summed, C = (10 - sum mod 10) mod 10.
  */
-#include "common/ident.h"
-#include "common/municipality.h"
+#include "common/contract/ident.h"
+#include "common/contract/municipality.h"
 
 #include <check.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * URLs, with the exact sentences an operator reads. A URL is never repeated
  * in its error: it may carry a token.
  */
-#include "common/ident.h"
+#include "common/contract/ident.h"
 
 #include <check.h>
 #include <stdlib.h>

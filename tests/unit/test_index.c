@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/party.h"
-#include "producer/index.h"
+#include "common/contract/party.h"
+#include "producer/gateway/index.h"
 
 #define DEVIATION "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 

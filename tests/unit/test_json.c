@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
+#include "common/contract/json.h"
 #include "tests/support/contract.h"
 
 static avk_catalog_t *catalog;

@@ -12,15 +12,15 @@
  * path's alone (surrogate escapes, arrays, unknown fields when skipping
  * them), and there the single pass must give up.
  */
-#include "common/jsonstream.h"
+#include "common/contract/jsonstream.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json_int.h"
-#include "common/jsonparse.h"
+#include "common/contract/json_int.h"
+#include "common/contract/jsonparse.h"
 #include "tests/support/contract.h"
 #include "tests/support/test_data.h"
 

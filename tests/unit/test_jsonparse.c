@@ -3,7 +3,7 @@
  * valid document, and the same strictness for the invalid ones, each error
  * naming line, column and reason without quoting the input.
  */
-#include "common/jsonparse.h"
+#include "common/contract/jsonparse.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/metrics.h"
+#include "common/util/metrics.h"
 #include "tests/support/check_text.h"
 
 static avk_metrics_t *m;

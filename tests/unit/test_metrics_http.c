@@ -12,7 +12,7 @@
 
 #include <curl/curl.h>
 
-#include "common/metrics_http.h"
+#include "common/http/metrics_http.h"
 
 struct reply {
         long status;

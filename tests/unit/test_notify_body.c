@@ -1,7 +1,7 @@
 /*
  * The notifier's pure parts: the webhook body (and what it leaves out for an
  * endpoint not cleared for patient identity), and the parts it shares with
- * the analysis sink (consumer/webhook.h): the HMAC-SHA256 signature, the
+ * the analysis sink (common/http/webhook.h): the HMAC-SHA256 signature, the
  * backoff schedule and what an attempt's result means.
  */
 #include <check.h>
@@ -12,8 +12,8 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
-#include "consumer/notify.h"
-#include "consumer/webhook.h"
+#include "consumer/notify/notify.h"
+#include "common/http/webhook.h"
 #include "tests/support/test_data.h"
 
 static json_t *routed(void)

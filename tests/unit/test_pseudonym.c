@@ -1,5 +1,5 @@
 /*
- * The patient as the analysis stream sees it (consumer/pseudonym.h): the key
+ * The patient as the analysis stream sees it (consumer/analyse/pseudonym.h): the key
  * file's rules (length, owner-only permissions, errors that never quote the
  * key), the pseudonym as a receiver of the stream could recompute it with the
  * key (HMAC-SHA256 over the 12-digit identity, by OpenSSL's EVP_MAC), the same
@@ -18,8 +18,8 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
-#include "common/json.h"
-#include "consumer/pseudonym.h"
+#include "common/contract/json.h"
+#include "consumer/analyse/pseudonym.h"
 #include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
 

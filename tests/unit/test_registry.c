@@ -6,7 +6,7 @@
  * test shows what a caller of the client gets back when the registry
  * misbehaves.
  */
-#include "common/registry.h"
+#include "common/contract/registry.h"
 
 #include <check.h>
 #include <pthread.h>

@@ -11,7 +11,7 @@
  * every_rule_decides_some_row flips each rule's party in turn and requires a
  * row to fail. The loader's errors are tested on fixtures in tests/data/rules/.
  */
-#include "consumer/rules.h"
+#include "consumer/route/rules.h"
 
 #include <check.h>
 #include <fcntl.h>

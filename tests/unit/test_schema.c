@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/schema.h"
+#include "common/contract/schema.h"
 
 struct vector {
         const char *input;

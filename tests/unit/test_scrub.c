@@ -1,5 +1,5 @@
 /*
- * The scrubber (consumer/scrub.h) as tables: every usual spelling of a
+ * The scrubber (consumer/analyse/scrub.h) as tables: every usual spelling of a
  * personnummer, samordningsnummer, Swedish and international phone number
  * and e-mail address is replaced by its marker; the near misses a
  * description is full of - dates, times, years, HSA-ids, municipality codes,
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "consumer/scrub.h"
+#include "consumer/analyse/scrub.h"
 
 struct row {
         const char *in, *out;

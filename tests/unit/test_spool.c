@@ -7,10 +7,10 @@
  * condition variable, never by sleeping.
  *
  * Some tests forge file contents; they rely on the record layout documented
- * at the top of producer/spool.c: u32 body length, u32 CRC-32 of the body,
+ * at the top of producer/intake/spool.c: u32 body length, u32 CRC-32 of the body,
  * then the body, whose first byte is the record type, all little-endian.
  */
-#include "producer/spool.h"
+#include "producer/intake/spool.h"
 
 #include <check.h>
 #include <errno.h>
@@ -28,7 +28,7 @@
 
 #include <zlib.h>
 
-#include "common/log.h"
+#include "common/util/log.h"
 #include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
 

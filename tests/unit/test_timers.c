@@ -5,7 +5,7 @@
 #include <check.h>
 #include <stdlib.h>
 
-#include "consumer/timers.h"
+#include "consumer/track/timers.h"
 
 static avk_timers_t *t;
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/calendar.h"
-#include "consumer/deadlines.h"
-#include "consumer/track.h"
+#include "common/util/calendar.h"
+#include "consumer/track/deadlines.h"
+#include "consumer/track/track.h"
 
 #define DEV   "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 #define OTHER "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"

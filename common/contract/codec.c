@@ -1,0 +1,337 @@
+/*
+ * avk_codec: see codec.h.
+ *
+ * Hot path (writer == reader): check bounds, then avro-c reads straight into
+ * the caller's value through one reused memory reader; encode reuses one
+ * growing buffer. Projection between versions goes through the JSON form
+ * (writer value -> JSON -> reader value): it reuses the one schema-driven
+ * walk that already knows defaults and enum symbols, and runs only while
+ * writers and readers are on different versions.
+ */
+#include "common/contract/codec.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/contract/binary.h"
+#include "common/util/errors.h"
+#include "common/contract/json.h"
+
+#define CONFLUENT_MAGIC    0x00
+#define CONFLUENT_HDR_SIZE 5
+#define SOE_MAGIC0         0xC3
+#define SOE_MAGIC1         0x01
+#define SOE_HDR_SIZE       10
+
+struct id_entry { /* registry id <-> schema, both directions */
+        int32_t id;
+        const avk_schema_t *schema;
+        char *topic; /* NULL for ids learnt by decoding */
+};
+
+struct scratch { /* a reusable value of a writer schema, for projection */
+        const avk_schema_t *schema;
+        avro_value_t value;
+};
+
+struct avk_codec {
+        const avk_catalog_t *catalog;
+        avk_registry_t *registry;
+        avk_catalog_t *fetched; /* schemas learnt from the registry */
+        struct id_entry *ids;
+        size_t ids_cnt;
+        struct scratch *scratch;
+        size_t scratch_cnt;
+        unsigned char *buf;
+        size_t cap;
+        avro_reader_t reader;
+        avro_writer_t writer;
+};
+
+avk_codec_t *avk_codec_new(const avk_catalog_t *catalog, avk_registry_t *registry)
+{
+        avk_codec_t *c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->catalog = catalog;
+        c->registry = registry;
+        c->fetched = avk_catalog_new();
+        c->reader = avro_reader_memory(NULL, 0);
+        c->writer = avro_writer_memory(NULL, 0);
+        if (!c->fetched || !c->reader || !c->writer) {
+                avk_codec_destroy(c);
+                return NULL;
+        }
+        return c;
+}
+
+void avk_codec_destroy(avk_codec_t *c)
+{
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->ids_cnt; i++)
+                free(c->ids[i].topic);
+        free(c->ids);
+        for (size_t i = 0; i < c->scratch_cnt; i++)
+                avro_value_decref(&c->scratch[i].value);
+        free(c->scratch);
+        avk_catalog_destroy(c->fetched);
+        if (c->reader)
+                avro_reader_free(c->reader);
+        if (c->writer)
+                avro_writer_free(c->writer);
+        free(c->buf);
+        free(c);
+}
+
+static int remember_id(avk_codec_t *c, int32_t id, const avk_schema_t *schema, const char *topic)
+{
+        struct id_entry *grown = realloc(c->ids, (c->ids_cnt + 1) * sizeof(*grown));
+        if (!grown)
+                return -1;
+        c->ids = grown;
+        c->ids[c->ids_cnt] = (struct id_entry){id, schema, topic ? strdup(topic) : NULL};
+        c->ids_cnt++;
+        return 0;
+}
+
+/* The registry id under which schema is written to topic. */
+static int writer_id(avk_codec_t *c, const char *topic, const avk_schema_t *schema, int32_t *id,
+                     char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < c->ids_cnt; i++) {
+                if (c->ids[i].schema == schema && c->ids[i].topic &&
+                    strcmp(c->ids[i].topic, topic) == 0) {
+                        *id = c->ids[i].id;
+                        return 0;
+                }
+        }
+        char subject[300];
+        snprintf(subject, sizeof(subject), "%s-value", topic);
+        if (avk_registry_register(c->registry, subject, avk_schema_text(schema), id, errstr,
+                                  errstr_size) != 0)
+                return -1;
+        if (remember_id(c, *id, schema, topic) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        return 0;
+}
+
+static int reserve(avk_codec_t *c, size_t need)
+{
+        if (need <= c->cap)
+                return 0;
+        size_t cap = c->cap ? c->cap : 1024;
+        while (cap < need)
+                cap *= 2;
+        unsigned char *grown = realloc(c->buf, cap);
+        if (!grown)
+                return -1;
+        c->buf = grown;
+        c->cap = cap;
+        return 0;
+}
+
+int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *schema,
+                     avro_value_t *value, const void **out, size_t *out_len, char *errstr,
+                     size_t errstr_size)
+{
+        size_t hdr = c->registry ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
+        size_t body;
+        if (avro_value_sizeof(value, &body) != 0) {
+                snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+                return -1;
+        }
+        if (reserve(c, hdr + body) != 0) {
+                snprintf(errstr, errstr_size, "out of memory for a %zu-byte message", hdr + body);
+                return -1;
+        }
+        if (c->registry) {
+                int32_t id;
+                if (writer_id(c, topic, schema, &id, errstr, errstr_size) != 0)
+                        return -1;
+                c->buf[0] = CONFLUENT_MAGIC;
+                for (int i = 0; i < 4; i++)
+                        c->buf[1 + i] = (unsigned char)((uint32_t)id >> (24 - 8 * i));
+        } else {
+                uint64_t fp = avk_schema_fingerprint(schema);
+                c->buf[0] = SOE_MAGIC0;
+                c->buf[1] = SOE_MAGIC1;
+                for (int i = 0; i < 8; i++)
+                        c->buf[2 + i] = (unsigned char)(fp >> (8 * i));
+        }
+        avro_writer_memory_set_dest(c->writer, (const char *)c->buf + hdr, (int64_t)body);
+        if (avro_value_write(c->writer, value) != 0) {
+                snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+                return -1;
+        }
+        *out = c->buf;
+        *out_len = hdr + body;
+        return 0;
+}
+
+static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr,
+                                        size_t errstr_size)
+{
+        for (size_t i = 0; i < c->ids_cnt; i++) {
+                if (c->ids[i].id == id)
+                        return c->ids[i].schema;
+        }
+        if (!c->registry) {
+                snprintf(errstr, errstr_size,
+                         "message is in Confluent framing (schema id %d) but no "
+                         "schema.registry.url is configured",
+                         id);
+                return NULL;
+        }
+        const char *text;
+        if (avk_registry_fetch(c->registry, id, &text, errstr, errstr_size) != 0)
+                return NULL;
+        char reason[256];
+        avk_schema_t *fresh = avk_schema_new(text, reason, sizeof(reason));
+        if (!fresh) {
+                snprintf(errstr, errstr_size, "schema id %d from the registry: %s", id, reason);
+                return NULL;
+        }
+        /* Prefer the catalog's copy: the same schema under another id or subject. */
+        uint64_t fp = avk_schema_fingerprint(fresh);
+        const avk_schema_t *known = avk_catalog_by_fingerprint(c->catalog, fp);
+        if (!known)
+                known = avk_catalog_by_fingerprint(c->fetched, fp);
+        if (known) {
+                avk_schema_destroy(fresh);
+        } else if (avk_catalog_add(c->fetched, fresh, reason, sizeof(reason)) == 0) {
+                known = fresh;
+        } else {
+                avk_schema_destroy(fresh);
+                snprintf(errstr, errstr_size, "schema id %d: %s", id, reason);
+                return NULL;
+        }
+        if (remember_id(c, id, known, NULL) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        return known;
+}
+
+static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p, size_t len,
+                                         size_t *hdr, char *errstr, size_t errstr_size)
+{
+        if (len == 0) {
+                snprintf(errstr, errstr_size, "empty message");
+                return NULL;
+        }
+        if (p[0] == CONFLUENT_MAGIC) {
+                if (len < CONFLUENT_HDR_SIZE) {
+                        snprintf(errstr, errstr_size,
+                                 "truncated Confluent header: %zu bytes, need %d", len,
+                                 CONFLUENT_HDR_SIZE);
+                        return NULL;
+                }
+                *hdr = CONFLUENT_HDR_SIZE;
+                int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+                                       (uint32_t)p[3] << 8 | p[4]);
+                return schema_by_id(c, id, errstr, errstr_size);
+        }
+        if (p[0] == SOE_MAGIC0 && (len < 2 || p[1] == SOE_MAGIC1)) {
+                if (len < SOE_HDR_SIZE) {
+                        snprintf(errstr, errstr_size,
+                                 "truncated single-object header: %zu bytes, need %d", len,
+                                 SOE_HDR_SIZE);
+                        return NULL;
+                }
+                *hdr = SOE_HDR_SIZE;
+                uint64_t fp = 0;
+                for (int i = 0; i < 8; i++)
+                        fp |= (uint64_t)p[2 + i] << (8 * i);
+                const avk_schema_t *s = avk_catalog_by_fingerprint(c->catalog, fp);
+                if (!s)
+                        s = avk_catalog_by_fingerprint(c->fetched, fp);
+                if (!s)
+                        snprintf(errstr, errstr_size,
+                                 "unknown schema fingerprint %016llx: not a schema this "
+                                 "build knows",
+                                 (unsigned long long)fp);
+                return s;
+        }
+        snprintf(errstr, errstr_size,
+                 "unknown framing: first bytes %02x %02x, expected 00 (Confluent) or c3 01 "
+                 "(single-object)",
+                 p[0], len > 1 ? p[1] : 0);
+        return NULL;
+}
+
+static avro_value_t *scratch_value(avk_codec_t *c, const avk_schema_t *schema)
+{
+        for (size_t i = 0; i < c->scratch_cnt; i++) {
+                if (c->scratch[i].schema == schema)
+                        return &c->scratch[i].value;
+        }
+        struct scratch *grown = realloc(c->scratch, (c->scratch_cnt + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        c->scratch = grown;
+        struct scratch *s = &c->scratch[c->scratch_cnt];
+        if (avro_generic_value_new(avk_schema_iface(schema), &s->value) != 0)
+                return NULL;
+        s->schema = schema;
+        c->scratch_cnt++;
+        return &s->value;
+}
+
+static int project(const avk_schema_t *writer, avro_value_t *from, const avk_schema_t *reader,
+                   avro_value_t *to, char *errstr, size_t errstr_size)
+{
+        json_t *j = avk_json_from_avro(writer, from, errstr, errstr_size);
+        if (!j)
+                return -1;
+        struct avk_json_opts opts = {.flags = AVK_JSON_IGNORE_UNKNOWN | AVK_JSON_ENUM_FALLBACK};
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        int rc = avk_json_to_avro(reader, j, to, &opts, &errs);
+        json_decref(j);
+        if (rc != 0) {
+                char joined[512];
+                snprintf(errstr, errstr_size, "cannot read %s data as %s: %s",
+                         avk_schema_fullname(writer), avk_schema_fullname(reader),
+                         avk_errors_join(&errs, joined, sizeof(joined)));
+        }
+        return rc;
+}
+
+int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_schema_t *reader,
+                     avro_value_t *out, char *errstr, size_t errstr_size)
+{
+        size_t hdr = 0;
+        const avk_schema_t *writer = writer_schema(c, buf, len, &hdr, errstr, errstr_size);
+        if (!writer)
+                return -1;
+        if (strcmp(avk_schema_fullname(writer), avk_schema_fullname(reader)) != 0) {
+                snprintf(errstr, errstr_size, "message holds %s, expected %s",
+                         avk_schema_fullname(writer), avk_schema_fullname(reader));
+                return -1;
+        }
+        const char *body = (const char *)buf + hdr;
+        size_t body_len = len - hdr;
+        if (avk_binary_check(avk_schema_avro(writer), body, body_len, errstr, errstr_size) != 0)
+                return -1;
+        avro_value_t *target = out;
+        if (avk_schema_fingerprint(writer) != avk_schema_fingerprint(reader)) {
+                target = scratch_value(c, writer);
+                if (!target) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -1;
+                }
+        }
+        avro_value_reset(target);
+        avro_reader_memory_set_source(c->reader, body, (int64_t)body_len);
+        if (avro_value_read(c->reader, target) != 0) {
+                snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+                return -1;
+        }
+        if (target == out)
+                return 0;
+        return project(writer, target, reader, out, errstr, errstr_size);
+}

@@ -1,0 +1,55 @@
+/*
+ * avk_codec: Avro values <-> Kafka message payloads, in either framing of
+ * DESIGN.md:
+ *  - Confluent wire format: 0x00, 4-byte big-endian schema id, Avro binary;
+ *    used when a Schema Registry is configured (subject "<topic>-value").
+ *  - Avro single-object encoding: 0xC3 0x01, 8-byte little-endian CRC-64-AVRO
+ *    fingerprint of the schema's canonical form, Avro binary; used otherwise.
+ * Readers accept both. A writer schema that differs from the reader's (an
+ * older or newer version) is projected onto the reader's by field name, with
+ * the reader's defaults for missing fields and enum symbols resolved by name
+ * (unknown ones to the enum's default) - which avro-c's resolver does not do.
+ *
+ * A codec holds reusable buffers, readers and values: one per thread. The
+ * catalog and registry it is given may be shared.
+ */
+#ifndef AVK_CODEC_H
+#define AVK_CODEC_H
+
+#include <stddef.h>
+
+#include <avro.h>
+
+#include "common/contract/registry.h"
+#include "common/contract/schema.h"
+
+typedef struct avk_codec avk_codec_t;
+
+/**
+ * @brief Creates a codec. registry NULL means single-object encoding, and
+ * Confluent-framed input is then an error. Neither argument is owned; both
+ * must outlive the codec.
+ */
+avk_codec_t *avk_codec_new(const avk_catalog_t *catalog, avk_registry_t *registry);
+
+void avk_codec_destroy(avk_codec_t *codec);
+
+/**
+ * @brief Frames and encodes value (of schema) for topic.
+ * @param out receives the payload, owned by the codec and valid until its next call.
+ * @returns 0, or -1 with the reason (e.g. the registry's) in errstr.
+ */
+int avk_codec_encode(avk_codec_t *codec, const char *topic, const avk_schema_t *schema,
+                     avro_value_t *value, const void **out, size_t *out_len, char *errstr,
+                     size_t errstr_size);
+
+/**
+ * @brief Decodes a framed payload into out, a value of reader's class.
+ * @returns 0, or -1 with the reason in errstr: unknown framing, truncated
+ * header, unknown schema id or fingerprint, another record type, or where and
+ * why the Avro binary is malformed.
+ */
+int avk_codec_decode(avk_codec_t *codec, const void *buf, size_t len, const avk_schema_t *reader,
+                     avro_value_t *out, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,51 @@
+/* avk_utf8: see utf8.h. */
+#include "common/contract/utf8.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define ASCII_MASK UINT64_C(0x8080808080808080)
+
+size_t avk_utf8_invalid_at(const void *bytes, size_t n)
+{
+        const unsigned char *s = bytes;
+        size_t i = 0;
+        while (i < n) {
+                /* Most text is ASCII: eight bytes at a time while it is. */
+                uint64_t word;
+                if (i + sizeof(word) <= n) {
+                        memcpy(&word, s + i, sizeof(word));
+                        if (!(word & ASCII_MASK)) {
+                                i += sizeof(word);
+                                continue;
+                        }
+                }
+                unsigned char b = s[i];
+                size_t k;
+                uint32_t cp;
+                if (b < 0x80) {
+                        i++;
+                        continue;
+                } else if ((b & 0xE0) == 0xC0) {
+                        k = 1, cp = b & 0x1F;
+                } else if ((b & 0xF0) == 0xE0) {
+                        k = 2, cp = b & 0x0F;
+                } else if ((b & 0xF8) == 0xF0) {
+                        k = 3, cp = b & 0x07;
+                } else {
+                        return i;
+                }
+                if (i + k >= n)
+                        return i;
+                for (size_t j = 1; j <= k; j++) {
+                        if ((s[i + j] & 0xC0) != 0x80)
+                                return i;
+                        cp = (cp << 6) | (s[i + j] & 0x3F);
+                }
+                static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+                if (cp < min_cp[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                        return i;
+                i += k + 1;
+        }
+        return n;
+}

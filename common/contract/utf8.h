@@ -1,0 +1,16 @@
+/*
+ * avk_utf8: the one strict UTF-8 check (RFC 3629) for bytes that arrive from
+ * outside - Avro strings before avro-c sees them (common/contract/binary.c) and JSON
+ * strings in the single-pass intake (common/contract/jsonstream.c), which must refuse
+ * exactly what jansson refuses: overlong forms, surrogates, code points
+ * above U+10FFFF and stray continuation bytes.
+ */
+#ifndef AVK_UTF8_H
+#define AVK_UTF8_H
+
+#include <stddef.h>
+
+/** @brief The offset of the first invalid sequence in s[0..n), or n when all of it is valid. */
+size_t avk_utf8_invalid_at(const void *s, size_t n);
+
+#endif

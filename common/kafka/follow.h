@@ -1,0 +1,41 @@
+/*
+ * avk_follow: reads a whole topic from its beginning and keeps following
+ * it, for the in-memory views built from a topic (the gateway's deviation
+ * index from topic.routed, the dashboard's aggregates from topic.analysis).
+ * No consumer group: every partition is assigned, again and again while
+ * Kafka is unreachable or the topic missing. Each record is decoded with the
+ * topic's schema and handed to a callback; a record that cannot be decoded
+ * or used is logged and skipped - the topic's producer owns dead letters.
+ */
+#ifndef AVK_FOLLOW_H
+#define AVK_FOLLOW_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <avro.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/contract/codec.h"
+#include "common/contract/schema.h"
+
+struct avk_follow {
+        rd_kafka_t *rk;             /**< a consumer (no subscription) */
+        avk_codec_t *codec;         /**< decodes the records */
+        const avk_schema_t *schema; /**< the topic's schema */
+        const char *topic;
+        const char *component;      /**< names the log lines, e.g. "index" */
+        const atomic_int *stopping; /**< avk_follow_run() returns once set */
+        void *opaque;
+        /** Uses a record: 0 or more when used, -1 with the reason in errstr (skipped). */
+        int (*apply)(void *opaque, avro_value_t *value, char *errstr, size_t errstr_size);
+        /** Called for every record skipped (undecodable, or apply() said -1); may be NULL. */
+        void (*skipped)(void *opaque);
+        /** Called once, when every partition has been read to its end; may be NULL. */
+        void (*loaded)(void *opaque);
+};
+
+/** @brief Follows f->topic until *f->stopping. Run it on a thread of its own. */
+void avk_follow_run(const struct avk_follow *f);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * avk_outbox: see outbox.h. Extracted from the router, which was its first
+ * user, when the tracker needed the same at-least-once bookkeeping.
+ */
+#include "common/kafka/outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/kafka/kafka.h"
+#include "common/util/log.h"
+
+#define RETRY_BACKOFF_MS 500
+
+struct pending_input {
+        int64_t offset;
+        int outstanding; /* outputs not yet acknowledged, +1 while still producing them */
+        struct timespec start;
+};
+
+struct avk_outbox_input {
+        const char *topic;
+        int32_t partition;
+        int assigned; /* 0 once revoked: finishes its outputs, never stores again */
+        int dirty;    /* store_at changed since the last store */
+        int64_t store_at;
+        uint64_t head, tail; /* slots [head, tail) of ring, by sequence number */
+        struct pending_input *ring;
+        size_t cap;
+        struct avk_outbox_input *next;
+};
+
+struct output {
+        struct avk_outbox_input *input; /* NULL for an output of its own */
+        uint64_t seq;
+        uint64_t tag;
+        const char *topic;
+        int32_t partition;
+        char *key;
+        size_t key_len;
+        char *payload;
+        size_t len;
+        int hdr_cnt;
+        const char *hdr_name[AVK_OUTBOX_MAX_HDRS];
+        const char *hdr_value[AVK_OUTBOX_MAX_HDRS];
+        struct timespec retry_at;
+        struct output *next_retry;
+        char data[]; /* key, payload and header values */
+};
+
+struct avk_outbox {
+        struct avk_outbox_hooks hooks;
+        const char *component;
+        rd_kafka_t *producer, *consumer;
+        struct avk_outbox_input *inputs; /* assigned or finishing */
+        struct output *retries;
+        uint64_t in_flight, retried;
+        int closing;
+};
+
+static int64_t ms_between(const struct timespec *a, const struct timespec *b)
+{
+        return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static struct timespec mono_now(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *component)
+{
+        avk_outbox_t *o = calloc(1, sizeof(*o));
+        if (!o)
+                return NULL;
+        if (hooks)
+                o->hooks = *hooks;
+        o->component = component;
+        return o;
+}
+
+/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
+static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
+                         const char *value)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
+                const char *n, *v;
+                avk_config_kafka_get(cfg, i, &n, &v);
+                if (strcmp(n, name) == 0)
+                        return;
+        }
+        rd_kafka_conf_set(conf, name, value, NULL, 0);
+}
+
+int avk_outbox_kafka_open(avk_outbox_t *o, const avk_config_t *cfg, const char *group,
+                          void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                               rd_kafka_topic_partition_list_t *partitions,
+                                               void *opaque),
+                          void *opaque, struct avk_outbox_kafka *k, char *errstr,
+                          size_t errstr_size)
+{
+        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!pconf)
+                return -1;
+        avk_outbox_conf(o, pconf);
+        conf_default(cfg, pconf, "linger.ms", "2");
+        k->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
+        if (!k->producer) {
+                rd_kafka_conf_destroy(pconf);
+                return -1;
+        }
+        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!cconf)
+                return -1;
+        rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+        rd_kafka_conf_set_opaque(cconf, opaque);
+        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
+        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
+        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
+        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
+        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        k->consumer = avk_kafka_consumer_new(cconf, group, errstr, errstr_size);
+        if (!k->consumer) {
+                rd_kafka_conf_destroy(cconf);
+                return -1;
+        }
+        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!rconf)
+                return -1;
+        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
+        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
+        char reader_group[300];
+        snprintf(reader_group, sizeof(reader_group), "%s-state", group);
+        k->reader = avk_kafka_consumer_new(rconf, reader_group, errstr, errstr_size);
+        if (!k->reader) {
+                rd_kafka_conf_destroy(rconf);
+                return -1;
+        }
+        avk_outbox_clients(o, k->producer, k->consumer);
+        return 0;
+}
+
+void avk_outbox_kafka_close(struct avk_outbox_kafka *k)
+{
+        if (k->reader) {
+                rd_kafka_consumer_close(k->reader);
+                rd_kafka_destroy(k->reader);
+        }
+        if (k->consumer)
+                rd_kafka_destroy(k->consumer);
+        if (k->producer)
+                rd_kafka_destroy(k->producer);
+        k->reader = k->consumer = k->producer = NULL;
+}
+
+void avk_outbox_revoking(avk_outbox_t *o, rd_kafka_t *consumer, int timeout_ms, const char *then)
+{
+        avk_outbox_drain(o, timeout_ms);
+        if (avk_outbox_in_flight(o))
+                avk_log(AVK_LOG_WARN, o->component, "%llu outputs still in flight at revoke: %s",
+                        (unsigned long long)avk_outbox_in_flight(o), then);
+        rd_kafka_resp_err_t err = rd_kafka_commit(consumer, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                avk_log(AVK_LOG_WARN, o->component, "commit at revoke: %s", rd_kafka_err2str(err));
+}
+
+void avk_outbox_clients(avk_outbox_t *o, rd_kafka_t *producer, rd_kafka_t *consumer)
+{
+        o->producer = producer;
+        o->consumer = consumer;
+}
+
+void avk_outbox_destroy(avk_outbox_t *o)
+{
+        if (!o)
+                return;
+        while (o->inputs) {
+                struct avk_outbox_input *in = o->inputs;
+                o->inputs = in->next;
+                free(in->ring);
+                free(in);
+        }
+        while (o->retries) {
+                struct output *out = o->retries;
+                o->retries = out->next_retry;
+                free(out);
+        }
+        free(o);
+}
+
+/* ---- offsets ---- */
+
+avk_outbox_input_t *avk_outbox_assign(avk_outbox_t *o, const char *topic, int32_t partition)
+{
+        struct avk_outbox_input *in = calloc(1, sizeof(*in));
+        if (!in)
+                return NULL;
+        in->topic = topic;
+        in->partition = partition;
+        in->assigned = 1;
+        in->store_at = -1;
+        in->next = o->inputs;
+        o->inputs = in;
+        return in;
+}
+
+void avk_outbox_revoke(avk_outbox_t *o, avk_outbox_input_t *in)
+{
+        (void)o;
+        in->assigned = 0;
+}
+
+uint64_t avk_outbox_begin(avk_outbox_input_t *in, int64_t offset)
+{
+        if (in->tail - in->head == in->cap) {
+                size_t cap = in->cap ? in->cap * 2 : 256;
+                struct pending_input *ring = malloc(cap * sizeof(*ring));
+                if (!ring)
+                        return UINT64_MAX;
+                for (uint64_t s = in->head; s < in->tail; s++)
+                        ring[s % cap] = in->ring[s % in->cap];
+                free(in->ring);
+                in->ring = ring;
+                in->cap = cap;
+        }
+        uint64_t seq = in->tail++;
+        in->ring[seq % in->cap] =
+            (struct pending_input){.offset = offset, .outstanding = 1, .start = mono_now()};
+        return seq;
+}
+
+/* One output of input seq is durable (or, for the +1 hold, all are produced). */
+static void input_step(avk_outbox_t *o, struct avk_outbox_input *in, uint64_t seq)
+{
+        struct pending_input *p = &in->ring[seq % in->cap];
+        if (--p->outstanding > 0)
+                return;
+        if (o->hooks.input_done) {
+                struct timespec now = mono_now();
+                o->hooks.input_done(o->hooks.opaque, (double)ms_between(&p->start, &now) / 1000.0);
+        }
+        while (in->head < in->tail && in->ring[in->head % in->cap].outstanding == 0) {
+                in->store_at = in->ring[in->head % in->cap].offset + 1;
+                in->dirty = 1;
+                in->head++;
+        }
+}
+
+void avk_outbox_end(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq)
+{
+        input_step(o, in, seq);
+}
+
+/* Stores the offsets that advanced; frees revoked inputs with nothing left. */
+static void store_offsets(avk_outbox_t *o)
+{
+        rd_kafka_topic_partition_list_t *list = NULL;
+        for (struct avk_outbox_input **ip = &o->inputs; *ip;) {
+                struct avk_outbox_input *in = *ip;
+                if (!in->assigned && in->head == in->tail) {
+                        *ip = in->next;
+                        free(in->ring);
+                        free(in);
+                        continue;
+                }
+                if (in->assigned && in->dirty) {
+                        if (!list)
+                                list = rd_kafka_topic_partition_list_new(8);
+                        rd_kafka_topic_partition_list_add(list, in->topic, in->partition)->offset =
+                            in->store_at;
+                        in->dirty = 0;
+                }
+                ip = &in->next;
+        }
+        if (!list)
+                return;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(o->consumer, list);
+        if (err && err != RD_KAFKA_RESP_ERR__STATE)
+                avk_log(AVK_LOG_WARN, o->component, "storing offsets: %s", rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* ---- outputs ---- */
+
+static struct output *output_new(const struct avk_outbox_msg *msg)
+{
+        size_t size = sizeof(struct output) + msg->key_len + msg->len;
+        for (int i = 0; i < msg->hdr_cnt; i++)
+                size += strlen(msg->hdr_values[i]) + 1;
+        struct output *out = malloc(size);
+        if (!out)
+                return NULL;
+        memset(out, 0, sizeof(*out));
+        out->topic = msg->topic;
+        out->partition = msg->partition;
+        out->tag = msg->tag;
+        char *p = out->data;
+        out->key = p;
+        out->key_len = msg->key_len;
+        if (msg->key_len)
+                memcpy(p, msg->key, msg->key_len);
+        p += msg->key_len;
+        out->payload = p;
+        out->len = msg->len;
+        if (msg->len)
+                memcpy(p, msg->value, msg->len);
+        p += msg->len;
+        out->hdr_cnt = msg->hdr_cnt;
+        for (int i = 0; i < msg->hdr_cnt; i++) {
+                size_t n = strlen(msg->hdr_values[i]) + 1;
+                memcpy(p, msg->hdr_values[i], n);
+                out->hdr_name[i] = msg->hdr_names[i];
+                out->hdr_value[i] = p;
+                p += n;
+        }
+        return out;
+}
+
+static void schedule_retry(avk_outbox_t *o, struct output *out)
+{
+        struct timespec now = mono_now();
+        out->retry_at.tv_sec = now.tv_sec + (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) / 1000;
+        out->retry_at.tv_nsec = (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) % 1000 * 1000000;
+        out->next_retry = o->retries;
+        o->retries = out;
+}
+
+/* Produces out; a refusal other than a full queue schedules a retry. */
+static void produce(avk_outbox_t *o, struct output *out)
+{
+        for (;;) {
+                rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)out->hdr_cnt);
+                for (int i = 0; i < out->hdr_cnt; i++)
+                        rd_kafka_header_add(h, out->hdr_name[i], -1, out->hdr_value[i], -1);
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    o->producer, RD_KAFKA_V_TOPIC(out->topic), RD_KAFKA_V_PARTITION(out->partition),
+                    RD_KAFKA_V_KEY(out->key, out->key_len),
+                    RD_KAFKA_V_VALUE(out->payload, out->len), RD_KAFKA_V_HEADERS(h),
+                    RD_KAFKA_V_OPAQUE(out), RD_KAFKA_V_END);
+                if (!err)
+                        return;
+                rd_kafka_headers_destroy(h);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        avk_log(AVK_LOG_WARN, o->component, "produce to %s: %s; retrying",
+                                out->topic, rd_kafka_err2str(err));
+                        schedule_retry(o, out);
+                        return;
+                }
+                /* Delivery reports free room; they may finish earlier inputs,
+                 * never this one, which holds its +1 until all are produced. */
+                rd_kafka_poll(o->producer, 10);
+        }
+}
+
+int avk_outbox_emit(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
+                    const struct avk_outbox_msg *msg)
+{
+        struct output *out = output_new(msg);
+        if (!out)
+                return -1;
+        out->input = in;
+        out->seq = seq;
+        if (in)
+                in->ring[seq % in->cap].outstanding++;
+        o->in_flight++;
+        produce(o, out);
+        return 0;
+}
+
+/* The reason without anything quoted. */
+static void redact(const char *in, char *out, size_t size)
+{
+        size_t n = 0;
+        int quoted = 0;
+        for (; *in && n + 4 < size; in++) {
+                if (*in == '"') {
+                        if (!quoted)
+                                n += (size_t)snprintf(out + n, size - n, "\"...\"");
+                        quoted = !quoted;
+                } else if (!quoted) {
+                        out[n++] = *in;
+                }
+        }
+        out[n] = '\0';
+}
+
+struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m)
+{
+        return (struct avk_outbox_source){.topic = rd_kafka_topic_name(m->rkt),
+                                          .partition = m->partition,
+                                          .offset = m->offset,
+                                          .key = m->key,
+                                          .key_len = m->key_len,
+                                          .value = m->payload,
+                                          .len = m->len};
+}
+
+int avk_outbox_deadletter(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
+                          const char *deadletter_topic, const struct avk_outbox_source *src,
+                          const char *reason)
+{
+        char error[512], part[16], offset[24];
+        const char *topic = src->topic;
+        redact(reason, error, sizeof(error));
+        snprintf(part, sizeof(part), "%d", (int)src->partition);
+        snprintf(offset, sizeof(offset), "%lld", (long long)src->offset);
+        const char *names[] = {"avk-error", "avk-source-topic", "avk-source-partition",
+                               "avk-source-offset"};
+        const char *values[] = {error, topic, part, offset};
+        avk_log(AVK_LOG_WARN, o->component, "%s [%s] offset %s to %s: %s", topic, part, offset,
+                deadletter_topic, error);
+        struct avk_outbox_msg msg = {.topic = deadletter_topic,
+                                     .partition = RD_KAFKA_PARTITION_UA,
+                                     .key = src->key,
+                                     .key_len = src->key_len,
+                                     .value = src->value,
+                                     .len = src->len,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_cnt = 4};
+        return avk_outbox_emit(o, in, seq, &msg);
+}
+
+static void output_done(avk_outbox_t *o, struct output *out)
+{
+        o->in_flight--;
+        if (out->tag && o->hooks.acked)
+                o->hooks.acked(o->hooks.opaque, out->key, out->key_len, out->tag);
+        if (out->input)
+                input_step(o, out->input, out->seq);
+        free(out);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        avk_outbox_t *o = opaque;
+        struct output *out = m->_private;
+        if (!m->err) {
+                output_done(o, out);
+                return;
+        }
+        if (o->closing) {
+                /* Given up at stop: the input's offset is never stored, so the
+                 * next owner of the partition writes this output again. */
+                o->in_flight--;
+                free(out);
+                return;
+        }
+        if (out->tag && o->hooks.still_wanted &&
+            !o->hooks.still_wanted(o->hooks.opaque, out->key, out->key_len, out->tag)) {
+                output_done(o, out);
+                return;
+        }
+        avk_log(AVK_LOG_WARN, o->component, "delivery to %s [%d]: %s; retrying", out->topic,
+                (int)m->partition, rd_kafka_err2str(m->err));
+        o->retried++;
+        schedule_retry(o, out);
+}
+
+void avk_outbox_conf(avk_outbox_t *o, rd_kafka_conf_t *conf)
+{
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_opaque(conf, o);
+}
+
+static void run_retries(avk_outbox_t *o)
+{
+        if (!o->retries)
+                return;
+        struct timespec now = mono_now();
+        struct output *due = NULL;
+        for (struct output **op = &o->retries; *op;) {
+                struct output *out = *op;
+                if (ms_between(&out->retry_at, &now) >= 0) {
+                        *op = out->next_retry;
+                        out->next_retry = due;
+                        due = out;
+                } else {
+                        op = &out->next_retry;
+                }
+        }
+        while (due) {
+                struct output *out = due;
+                due = out->next_retry;
+                produce(o, out);
+        }
+}
+
+void avk_outbox_poll(avk_outbox_t *o)
+{
+        rd_kafka_poll(o->producer, 0);
+        run_retries(o);
+        store_offsets(o);
+}
+
+void avk_outbox_drain(avk_outbox_t *o, int timeout_ms)
+{
+        struct timespec start = mono_now(), now = start;
+        while (o->in_flight > 0 && ms_between(&start, &now) < timeout_ms) {
+                rd_kafka_poll(o->producer, 50);
+                run_retries(o);
+                now = mono_now();
+        }
+        store_offsets(o);
+}
+
+void avk_outbox_close(avk_outbox_t *o)
+{
+        o->closing = 1;
+        rd_kafka_purge(o->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        avk_outbox_drain(o, 1000);
+        while (o->retries) {
+                struct output *out = o->retries;
+                o->retries = out->next_retry;
+                o->in_flight--;
+                free(out);
+        }
+}
+
+uint64_t avk_outbox_in_flight(const avk_outbox_t *o)
+{
+        return o->in_flight;
+}
+
+uint64_t avk_outbox_retries(const avk_outbox_t *o)
+{
+        return o->retried;
+}

@@ -1,0 +1,179 @@
+/*
+ * avk_outbox: the outputs of a consume-process-produce service and the
+ * offsets of its inputs, at least once (DESIGN.md, "Kafka"): an input's
+ * offset is stored only once Kafka acknowledged every output of it and of
+ * every earlier input of its partition. Shared by the router and the
+ * tracker (docs/router.md, "Offsets").
+ *
+ * Each assigned input partition has a FIFO of inputs in offset order, each
+ * counting its outputs not yet acknowledged (plus one while the service is
+ * still producing them). A delivery report decrements; when the inputs at
+ * the head are finished the offset after the last of them is stored, and
+ * the consumer's auto-commit commits it. A failed delivery (after
+ * librdkafka's own retries) is produced again after 500 ms for as long as
+ * it takes, unless the service says it is no longer wanted.
+ *
+ * Outputs may also stand alone (no input: the tracker's timer-driven
+ * outputs); their acknowledgement is reported through the acked hook.
+ *
+ * One thread: the service's loop, which also serves the producer's delivery
+ * reports (avk_outbox_poll()).
+ */
+#ifndef AVK_OUTBOX_H
+#define AVK_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/util/config.h"
+
+typedef struct avk_outbox avk_outbox_t;
+typedef struct avk_outbox_input avk_outbox_input_t; /**< one assigned input partition */
+
+/** What the service hears back; every hook may be NULL. */
+struct avk_outbox_hooks {
+        /** All outputs of an input are acknowledged, seconds after it began. */
+        void (*input_done)(void *opaque, double seconds);
+        /** An output given a tag (not 0) is acknowledged. */
+        void (*acked)(void *opaque, const void *key, size_t key_len, uint64_t tag);
+        /** A tagged output failed: 1 to produce it again, 0 to let it go as done. */
+        int (*still_wanted)(void *opaque, const void *key, size_t key_len, uint64_t tag);
+        void *opaque;
+};
+
+/** One output. Everything is copied. */
+struct avk_outbox_msg {
+        const char *topic; /**< must outlive the outbox (the configuration's or directory's) */
+        int32_t partition; /**< or RD_KAFKA_PARTITION_UA */
+        const void *key;
+        size_t key_len;
+        const void *value;
+        size_t len;
+        const char *const *hdr_names; /**< static strings */
+        const char *const *hdr_values;
+        int hdr_cnt; /**< at most AVK_OUTBOX_MAX_HDRS */
+        uint64_t tag;
+};
+
+#define AVK_OUTBOX_MAX_HDRS 6
+
+/** @brief An outbox; component names it in logs. NULL when out of memory. */
+avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *component);
+
+/** The Kafka clients of a service around an outbox. */
+struct avk_outbox_kafka {
+        rd_kafka_t *producer; /**< the outputs; its delivery reports go to the outbox */
+        rd_kafka_t *consumer; /**< the group's consumer of the inputs */
+        rd_kafka_t *reader;   /**< group "<group>-state": rebuilds state (avk_replay_read()) */
+};
+
+/**
+ * @brief Makes the clients from the kafka.* settings of cfg and hands the
+ * producer and consumer to the outbox (avk_outbox_clients()). The consumer
+ * joins group with the range assignor (partition p of every input topic on one
+ * instance: a deviation's inputs meet there), rebalance_cb with opaque, and
+ * auto-commit of the offsets the outbox stores; the reader never commits.
+ * Unless kafka.* sets them: linger.ms=2, auto.offset.reset=earliest,
+ * auto.commit.interval.ms=1000, fetch.wait.max.ms=10.
+ * @returns 0, or -1 with the reason in errstr (what was made is in k, for
+ * avk_outbox_kafka_close()).
+ */
+int avk_outbox_kafka_open(avk_outbox_t *outbox, const avk_config_t *cfg, const char *group,
+                          void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                               rd_kafka_topic_partition_list_t *partitions,
+                                               void *opaque),
+                          void *opaque, struct avk_outbox_kafka *k, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief Destroys the clients of k (the consumer already closed by the
+ * service's run); NULL ones are skipped.
+ */
+void avk_outbox_kafka_close(struct avk_outbox_kafka *k);
+
+/**
+ * @brief At a revoke, before the partitions are given up: waits up to
+ * timeout_ms for the outputs in flight (logging how many are left, and then
+ * what happens to them), and commits the stored offsets through consumer.
+ */
+void avk_outbox_revoking(avk_outbox_t *outbox, rd_kafka_t *consumer, int timeout_ms,
+                         const char *then);
+
+/** @brief Sets the delivery report callback of a producer's configuration to the outbox's. */
+void avk_outbox_conf(avk_outbox_t *outbox, rd_kafka_conf_t *producer_conf);
+
+/** @brief The clients: the producer made from that configuration, the group consumer. */
+void avk_outbox_clients(avk_outbox_t *outbox, rd_kafka_t *producer, rd_kafka_t *consumer);
+
+/** @brief Frees the outbox; call after avk_outbox_close(). NULL is a no-op. */
+void avk_outbox_destroy(avk_outbox_t *outbox);
+
+/** @brief The FIFO of a newly assigned input partition. NULL when out of memory. */
+avk_outbox_input_t *avk_outbox_assign(avk_outbox_t *outbox, const char *topic, int32_t partition);
+
+/**
+ * @brief The partition is revoked: its outputs in flight finish, but it never
+ * stores an offset again; it is freed when nothing is left.
+ */
+void avk_outbox_revoke(avk_outbox_t *outbox, avk_outbox_input_t *input);
+
+/** @brief Begins an input at offset. @returns its sequence number, UINT64_MAX when out of memory.
+ */
+uint64_t avk_outbox_begin(avk_outbox_input_t *input, int64_t offset);
+
+/** @brief Ends producing the outputs of input seq (releases the hold of begin). */
+void avk_outbox_end(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq);
+
+/**
+ * @brief Produces msg as an output of input seq, or alone when input is NULL.
+ * @returns 0, or -1 when out of memory.
+ */
+int avk_outbox_emit(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq,
+                    const struct avk_outbox_msg *msg);
+
+/** Where a dead-lettered record came from, and its bytes. */
+struct avk_outbox_source {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        const void *key;
+        size_t key_len;
+        const void *value;
+        size_t len;
+};
+
+/** @brief The source of a consumed record. */
+struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m);
+
+/**
+ * @brief Writes the input record src, bytes and key unchanged, to the dead-letter
+ * topic as an output of input seq, with headers avk-error (reason, anything
+ * quoted in it replaced by "...": a decoder may quote a value of the record,
+ * which may be patient data), avk-source-topic, -partition and -offset; and
+ * logs it. @returns 0, or -1 when out of memory.
+ */
+int avk_outbox_deadletter(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq,
+                          const char *deadletter_topic, const struct avk_outbox_source *src,
+                          const char *reason);
+
+/** @brief Serves delivery reports, due retries, and stores the offsets that advanced. */
+void avk_outbox_poll(avk_outbox_t *outbox);
+
+/** @brief As poll until nothing is in flight or timeout_ms passed. */
+void avk_outbox_drain(avk_outbox_t *outbox, int timeout_ms);
+
+/**
+ * @brief At stop, after the consumer closed: purges what is queued, waits a
+ * little, and gives up the rest (their inputs' offsets were never stored).
+ */
+void avk_outbox_close(avk_outbox_t *outbox);
+
+/** @brief Outputs produced and not yet acknowledged or given up. */
+uint64_t avk_outbox_in_flight(const avk_outbox_t *outbox);
+
+/** @brief Outputs produced again after a failed delivery, since creation. */
+uint64_t avk_outbox_retries(const avk_outbox_t *outbox);
+
+#endif

@@ -1,0 +1,111 @@
+/* avk_arena: see arena.h. */
+#include "common/util/arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define ALIGN 16
+
+/* At the start of every chunk: the chunks form a list for destroy. */
+struct chunk {
+        struct chunk *prev;
+        size_t size; /* mapped, this header included */
+};
+
+#define HEADER (((sizeof(struct chunk) + ALIGN - 1) / ALIGN) * ALIGN)
+
+struct avk_arena {
+        struct chunk *last;
+        char *next, *end; /* free room of the last chunk */
+        size_t next_size; /* of the next ordinary chunk */
+        size_t mapped;
+};
+
+avk_arena_t *avk_arena_new(void)
+{
+        avk_arena_t *a = calloc(1, sizeof(*a));
+        if (a)
+                a->next_size = AVK_ARENA_FIRST_CHUNK;
+        return a;
+}
+
+static size_t round_up(size_t n, size_t to)
+{
+        return (n + to - 1) / to * to;
+}
+
+/* Faults a new chunk in with one call instead of a fault per page: a chunk
+ * is filled front to back, and a page fault costs a kernel entry and exit
+ * (in a virtual machine a costly one). Kernels before 5.14 refuse it and
+ * the pages fault in as they are touched. */
+static void populate(void *p, size_t size)
+{
+        madvise(p, size, MADV_POPULATE_WRITE);
+}
+
+/* size bytes from the kernel; a big chunk is aligned to its size, so that
+ * the huge page it asks for can back all of it. */
+static void *map_chunk(size_t size)
+{
+        if (size != AVK_ARENA_BIG_CHUNK) {
+                void *p =
+                    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        return NULL;
+                populate(p, size);
+                return p;
+        }
+        char *p = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return NULL;
+        char *aligned = (char *)round_up((uintptr_t)p, size);
+        if (aligned > p)
+                munmap(p, (size_t)(aligned - p));
+        if (aligned + size < p + 2 * size)
+                munmap(aligned + size, (size_t)(p + 2 * size - (aligned + size)));
+        /* Advice only: without transparent huge pages it is ordinary memory. */
+        madvise(aligned, size, MADV_HUGEPAGE);
+        populate(aligned, size);
+        return aligned;
+}
+
+void *avk_arena_alloc(avk_arena_t *a, size_t size)
+{
+        size = round_up(size ? size : 1, ALIGN);
+        if (size > (size_t)(a->end - a->next)) {
+                size_t chunk = a->next_size;
+                if (size + HEADER > chunk)
+                        chunk = round_up(size + HEADER, (size_t)sysconf(_SC_PAGESIZE));
+                else if (a->next_size < AVK_ARENA_BIG_CHUNK)
+                        a->next_size *= 2;
+                struct chunk *c = map_chunk(chunk);
+                if (!c)
+                        return NULL;
+                *c = (struct chunk){.prev = a->last, .size = chunk};
+                a->last = c;
+                a->next = (char *)c + HEADER;
+                a->end = (char *)c + chunk;
+                a->mapped += chunk;
+        }
+        void *p = a->next;
+        a->next += size;
+        return p;
+}
+
+size_t avk_arena_mapped(const avk_arena_t *a)
+{
+        return a->mapped;
+}
+
+void avk_arena_destroy(avk_arena_t *a)
+{
+        if (!a)
+                return;
+        for (struct chunk *c = a->last, *prev; c; c = prev) {
+                prev = c->prev;
+                munmap(c, c->size);
+        }
+        free(a);
+}

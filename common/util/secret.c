@@ -1,0 +1,118 @@
+/*
+ * avk_secret: see secret.h. The file is opened once and checked through the
+ * descriptor (fstat), so the file checked is the file read.
+ */
+#include "common/util/secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned flags,
+                    struct avk_secret *out, char *errstr, size_t errstr_size)
+{
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        int rc = -1;
+        struct stat st;
+        out->bytes = NULL;
+        out->len = 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                snprintf(errstr, errstr_size, "%s: %s: %s", what, path, strerror(errno));
+                return -1;
+        }
+        if (fstat(fd, &st) != 0) {
+                snprintf(errstr, errstr_size, "%s: %s: %s", what, path, strerror(errno));
+                goto out;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                snprintf(errstr, errstr_size, "%s: %s: not a regular file", what, path);
+                goto out;
+        }
+        if ((flags & AVK_SECRET_PRIVATE) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+                snprintf(errstr, errstr_size,
+                         "%s: %s: group or others may access the key (mode %04o); it must be "
+                         "readable by its owner only (chmod 600)",
+                         what, path, (unsigned)(st.st_mode & 07777));
+                goto out;
+        }
+        if (!(buf = malloc(AVK_SECRET_MAX + 1))) {
+                snprintf(errstr, errstr_size, "%s: out of memory", what);
+                goto out;
+        }
+        for (;;) {
+                ssize_t n = read(fd, buf + len, AVK_SECRET_MAX + 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        snprintf(errstr, errstr_size, "%s: %s: %s", what, path, strerror(errno));
+                        goto out;
+                }
+                len += (size_t)n;
+                if (n == 0 || len > AVK_SECRET_MAX)
+                        break;
+        }
+        if (len > AVK_SECRET_MAX) {
+                snprintf(errstr, errstr_size, "%s: %s: larger than %d bytes; expected a key", what,
+                         path, AVK_SECRET_MAX);
+                goto out;
+        }
+        if (len > 0 && buf[len - 1] == '\n')
+                len--;
+        if (len > 0 && buf[len - 1] == '\r')
+                len--;
+        if (len < min_len) {
+                snprintf(errstr, errstr_size, "%s: %s: the key is %zu bytes, at least %zu required",
+                         what, path, len, min_len);
+                goto out;
+        }
+        out->bytes = buf;
+        out->len = len;
+        buf = NULL;
+        rc = 0;
+out:
+        if (buf) {
+                OPENSSL_cleanse(buf, AVK_SECRET_MAX + 1);
+                free(buf);
+        }
+        close(fd);
+        return rc;
+}
+
+void avk_secret_wipe(struct avk_secret *secret)
+{
+        if (!secret->bytes)
+                return;
+        OPENSSL_cleanse(secret->bytes, AVK_SECRET_MAX + 1);
+        free(secret->bytes);
+        secret->bytes = NULL;
+        secret->len = 0;
+}
+
+int avk_secret_hmac_hex(const unsigned char *key, size_t key_len, const void *data, size_t len,
+                        char out[AVK_SECRET_HEX_SIZE])
+{
+        static const char hex[] = "0123456789abcdef";
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        if (key_len > INT32_MAX ||
+            !HMAC(EVP_sha256(), key, (int)key_len, data, len, mac, &mac_len) || mac_len != 32)
+                return -1;
+        for (unsigned i = 0; i < mac_len; i++) {
+                out[2 * i] = hex[mac[i] >> 4];
+                out[2 * i + 1] = hex[mac[i] & 0x0f];
+        }
+        out[2 * mac_len] = '\0';
+        OPENSSL_cleanse(mac, sizeof(mac));
+        return 0;
+}

@@ -1,0 +1,546 @@
+/*
+ * avk_dashboard: see dashboard.h.
+ *
+ * Two threads share the aggregate under one mutex: the consumer adds
+ * records, libmicrohttpd's threads compute answers. An answer is one pass
+ * over the deviations (a few milliseconds per hundred thousand), so
+ * nothing is cached and every answer is as fresh as the stream.
+ *
+ * Requests are GETs without a body: the handler answers on its second call,
+ * when libmicrohttpd has the complete request, so connections stay open.
+ */
+#include "consumer/dashboard/dashboard.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+
+#include "common/util/clock.h"
+#include "common/contract/codec.h"
+#include "common/util/env.h"
+#include "common/kafka/follow.h"
+#include "common/kafka/kafka.h"
+#include "common/util/log.h"
+#include "common/util/metrics.h"
+#include "common/http/netaddr.h"
+#include "consumer/dashboard/aggregate.h"
+#include "consumer/dashboard/followup.h"
+
+#define CONNECTION_TIMEOUT_S 30
+#define HTTP_THREADS         2
+#define REPORT_CSS           "rapport.css"
+#define CONTENT_JSON         "application/json; charset=utf-8"
+#define CONTENT_HTML         "text/html; charset=utf-8"
+#define CONTENT_TEXT         "text/plain; charset=utf-8"
+
+/* The page may run scripts and load styles from this server only, and
+ * fetch only from it; nothing else, and no frame may hold it. */
+#define PAGE_CSP                                                                                   \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "                \
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+enum route {
+        ROUTE_FILE,
+        ROUTE_SUMMARY,
+        ROUTE_OVERDUE,
+        ROUTE_REPORT,
+        ROUTE_METRICS,
+        ROUTE_HEALTHZ,
+        ROUTE_READYZ,
+        ROUTE_OTHER,
+        ROUTE_CNT
+};
+
+/* Route labels of the metrics: templates, never a raw URL. */
+static const char *const route_names[ROUTE_CNT] = {"file",
+                                                   "/api/sammanstallning.json",
+                                                   "/api/forsenade.json",
+                                                   "/rapport/{year}",
+                                                   "/metrics",
+                                                   "/healthz",
+                                                   "/readyz",
+                                                   "other"};
+
+struct avk_dashboard {
+        const avk_config_t *cfg;
+        pthread_mutex_t lock; /* agg */
+        avk_aggregate_t *agg;
+        size_t overdue_max;
+        avk_clock_t clock;
+        avk_metrics_t *metrics;
+        avk_metric_family_t *requests;
+        avk_metric_t *applied, *ignored, *skipped, *deviations, *loaded_gauge;
+        char report_csp[256]; /* names the hash of the report's inline style sheet */
+        const struct avk_embedded_file *report_css;
+        struct MHD_Daemon *daemon;
+        unsigned port;
+        /* The consumer. */
+        pthread_t thread;
+        int started;
+        atomic_int stopping, loaded;
+        const char *topic;
+        struct avk_env env;
+        avk_codec_t *codec;
+        rd_kafka_t *rk;
+};
+
+/* Overdue is judged on processing time: the system's, or dashboard.clock.file's. */
+static int64_t now_ms(avk_dashboard_t *db)
+{
+        return avk_clock_now(&db->clock);
+}
+
+static const struct avk_embedded_file *embedded(const char *name)
+{
+        for (size_t i = 0; i < avk_dashboard_files_cnt; i++) {
+                if (strcmp(avk_dashboard_files[i].name, name) == 0)
+                        return &avk_dashboard_files[i];
+        }
+        return NULL;
+}
+
+/* ---- the consumer ------------------------------------------------------- */
+
+/* topic.analysis into the aggregates (common/kafka/follow.h): each record applied,
+ * or ignored when older than the deviation's view; one the aggregate cannot
+ * use is skipped and counted - the stream's producer owns its dead letters. */
+static int apply_record(void *opaque, avro_value_t *value, char *errstr, size_t errstr_size)
+{
+        avk_dashboard_t *db = opaque;
+        pthread_mutex_lock(&db->lock);
+        int rc = avk_aggregate_add(db->agg, value, errstr, errstr_size);
+        avk_metric_set(db->deviations, (int64_t)avk_aggregate_size(db->agg));
+        pthread_mutex_unlock(&db->lock);
+        if (rc >= 0)
+                avk_metric_add(rc == 1 ? db->applied : db->ignored, 1);
+        return rc;
+}
+
+static void count_skipped(void *opaque)
+{
+        avk_dashboard_t *db = opaque;
+        avk_metric_add(db->skipped, 1);
+}
+
+static void mark_loaded(void *opaque)
+{
+        avk_dashboard_t *db = opaque;
+        atomic_store(&db->loaded, 1);
+        avk_metric_set(db->loaded_gauge, 1);
+        avk_log(AVK_LOG_INFO, "dashboard", "%s read: %lld deviations", db->topic,
+                (long long)avk_metric_value(db->deviations));
+}
+
+static void *consume(void *arg)
+{
+        avk_dashboard_t *db = arg;
+        char err[512];
+        struct avk_follow follow = {
+            .rk = db->rk,
+            .codec = db->codec,
+            .schema = avk_env_topic_schema(&db->env, db->topic, err, sizeof(err)),
+            .topic = db->topic,
+            .component = "dashboard",
+            .stopping = &db->stopping,
+            .opaque = db,
+            .apply = apply_record,
+            .skipped = count_skipped,
+            .loaded = mark_loaded,
+        };
+        avk_follow_run(&follow);
+        return NULL;
+}
+
+static int start_consumer(avk_dashboard_t *db, char *errstr, size_t errstr_size)
+{
+        db->topic = avk_config_get(db->cfg, "topic.analysis");
+        if (avk_env_open(&db->env, db->cfg, errstr, errstr_size) != 0)
+                return -1;
+        if (!avk_env_topic_schema(&db->env, db->topic, errstr, errstr_size))
+                return -1;
+        if (!(db->codec = avk_codec_new(db->env.catalog, db->env.registry))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        rd_kafka_conf_t *conf = avk_kafka_conf(db->cfg, errstr, errstr_size);
+        if (!conf)
+                return -1;
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        /* The group id is never joined (partitions are assigned): it only
+         * names the client in the broker's logs. */
+        db->rk = avk_kafka_consumer_new(conf, "avvik-dashboard", errstr, errstr_size);
+        if (!db->rk) {
+                rd_kafka_conf_destroy(conf);
+                return -1;
+        }
+        if (pthread_create(&db->thread, NULL, consume, db) != 0) {
+                snprintf(errstr, errstr_size, "cannot start the consumer thread");
+                return -1;
+        }
+        db->started = 1;
+        return 0;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+/* Queues body (static when persistent, else taken over and freed) with the
+ * headers every answer carries. */
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *type,
+                              const char *csp, char *body, size_t len, int persistent)
+{
+        if (!body)
+                return MHD_NO;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            len, body, persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                if (!persistent)
+                        free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(resp, "Content-Security-Policy", csp);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return rc;
+}
+
+static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+        char *body = strdup(text);
+        return answer(conn, status, CONTENT_TEXT, PAGE_CSP, body, body ? strlen(body) : 0, 0);
+}
+
+static enum MHD_Result answer_json(struct MHD_Connection *conn, unsigned status, json_t *doc)
+{
+        char *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(doc);
+        if (!body)
+                return answer_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return answer(conn, status, CONTENT_JSON, PAGE_CSP, body, strlen(body), 0);
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *conn, unsigned status,
+                                    const char *message)
+{
+        return answer_json(conn, status, json_pack("{s:s}", "error", message));
+}
+
+/* A year "2027": four digits, 1970..2199 (the aggregate's range). 0 when not. */
+static int parse_year(const char *s)
+{
+        if (!s || strlen(s) != 4 || strspn(s, "0123456789") != 4)
+                return 0;
+        int year = atoi(s);
+        return year >= 1970 && year <= 2199 ? year : 0;
+}
+
+static enum MHD_Result summary(avk_dashboard_t *db, struct MHD_Connection *conn)
+{
+        const char *ar = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ar");
+        int year = ar ? parse_year(ar) : 0;
+        if (ar && !year)
+                return answer_error(conn, MHD_HTTP_BAD_REQUEST,
+                                    "ar: expected a year of four digits, 1970 to 2199");
+        pthread_mutex_lock(&db->lock);
+        json_t *doc = avk_aggregate_summary(db->agg, year, now_ms(db));
+        pthread_mutex_unlock(&db->lock);
+        return answer_json(conn, MHD_HTTP_OK, doc);
+}
+
+static enum MHD_Result overdue(avk_dashboard_t *db, struct MHD_Connection *conn)
+{
+        pthread_mutex_lock(&db->lock);
+        json_t *doc = avk_aggregate_overdue(db->agg, now_ms(db), db->overdue_max);
+        pthread_mutex_unlock(&db->lock);
+        return answer_json(conn, MHD_HTTP_OK, doc);
+}
+
+static enum MHD_Result report(avk_dashboard_t *db, struct MHD_Connection *conn, const char *url)
+{
+        int year = parse_year(url + strlen("/rapport/"));
+        if (!year)
+                return answer_text(conn, MHD_HTTP_NOT_FOUND,
+                                   "not found: the report is /rapport/YYYY, a year 1970 to 2199\n");
+        int64_t now = now_ms(db);
+        pthread_mutex_lock(&db->lock);
+        json_t *s = avk_aggregate_summary(db->agg, year, now);
+        json_t *o = avk_aggregate_overdue(db->agg, now, db->overdue_max);
+        pthread_mutex_unlock(&db->lock);
+        char err[256];
+        char *page =
+            s && o ? avk_followup_html(s, o, db->report_css->data, err, sizeof(err)) : NULL;
+        json_decref(s);
+        json_decref(o);
+        if (!page)
+                return answer_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return answer(conn, MHD_HTTP_OK, CONTENT_HTML, db->report_csp, page, strlen(page), 0);
+}
+
+static enum MHD_Result static_file(struct MHD_Connection *conn, const char *url)
+{
+        static const struct {
+                const char *url, *file, *type;
+        } files[] = {
+            {"/", "index.html", CONTENT_HTML},
+            {"/index.html", "index.html", CONTENT_HTML},
+            {"/app.js", "app.js", "text/javascript; charset=utf-8"},
+            {"/style.css", "style.css", "text/css; charset=utf-8"},
+            {"/favicon.svg", "favicon.svg", "image/svg+xml"},
+        };
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                if (strcmp(url, files[i].url) != 0)
+                        continue;
+                const struct avk_embedded_file *f = embedded(files[i].file);
+                return answer(conn, MHD_HTTP_OK, files[i].type, PAGE_CSP, (char *)f->data, f->len,
+                              1);
+        }
+        return MHD_NO;
+}
+
+static enum route route_of(const char *url)
+{
+        if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 ||
+            strcmp(url, "/app.js") == 0 || strcmp(url, "/style.css") == 0 ||
+            strcmp(url, "/favicon.svg") == 0)
+                return ROUTE_FILE;
+        if (strcmp(url, "/api/sammanstallning.json") == 0)
+                return ROUTE_SUMMARY;
+        if (strcmp(url, "/api/forsenade.json") == 0)
+                return ROUTE_OVERDUE;
+        if (strncmp(url, "/rapport/", strlen("/rapport/")) == 0)
+                return ROUTE_REPORT;
+        if (strcmp(url, "/metrics") == 0)
+                return ROUTE_METRICS;
+        if (strcmp(url, "/healthz") == 0)
+                return ROUTE_HEALTHZ;
+        if (strcmp(url, "/readyz") == 0)
+                return ROUTE_READYZ;
+        return ROUTE_OTHER;
+}
+
+static enum MHD_Result dispatch(avk_dashboard_t *db, struct MHD_Connection *conn, enum route route,
+                                const char *url)
+{
+        switch (route) {
+        case ROUTE_FILE:
+                return static_file(conn, url);
+        case ROUTE_SUMMARY:
+                return summary(db, conn);
+        case ROUTE_OVERDUE:
+                return overdue(db, conn);
+        case ROUTE_REPORT:
+                return report(db, conn, url);
+        case ROUTE_METRICS: {
+                char *text = avk_metrics_render(db->metrics);
+                return answer(conn, MHD_HTTP_OK, AVK_METRICS_CONTENT_TYPE, PAGE_CSP, text,
+                              text ? strlen(text) : 0, 0);
+        }
+        case ROUTE_HEALTHZ:
+                return answer_text(conn, MHD_HTTP_OK, "serving\n");
+        case ROUTE_READYZ:
+                if (atomic_load(&db->loaded))
+                        return answer_text(conn, MHD_HTTP_OK, "ready\n");
+                return answer_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                   "not ready: reading topic.analysis from the beginning\n");
+        case ROUTE_OTHER:
+        case ROUTE_CNT:
+                break;
+        }
+        return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+static void count_request(avk_dashboard_t *db, enum route route, struct MHD_Connection *conn)
+{
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+        char code[16];
+        snprintf(code, sizeof(code), "%u", info ? info->http_status : 0);
+        avk_metric_add(avk_metrics_series(db->requests, (const char *[]){route_names[route], code}),
+                       1);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+        (void)version;
+        (void)upload;
+        avk_dashboard_t *db = cls;
+        if (!*con_cls) {
+                *con_cls = db; /* the headers are in; answer when the request is complete */
+                return MHD_YES;
+        }
+        if (*upload_size) {
+                *upload_size = 0; /* a body is read and dropped: these are GETs */
+                return MHD_YES;
+        }
+        enum route route = route_of(url);
+        enum MHD_Result rc;
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+                rc = answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+        else
+                rc = dispatch(db, conn, route, url);
+        count_request(db, route, conn);
+        return rc;
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        (void)cls;
+        char line[512];
+        vsnprintf(line, sizeof(line), fmt, ap);
+        line[strcspn(line, "\n")] = '\0';
+        avk_log(AVK_LOG_WARN, "http", "%s", line);
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int register_metrics(avk_dashboard_t *db)
+{
+        avk_metrics_t *r = db->metrics;
+        static const char *const no_labels[] = {NULL};
+        db->requests = avk_metrics_counter(r, "avk_dashboard_requests_total",
+                                           "HTTP requests answered, by route and status code.",
+                                           (const char *[]){"route", "code", NULL});
+        avk_metric_family_t *records = avk_metrics_counter(
+            r, "avk_dashboard_records_total",
+            "AnalysisRecords read: applied (the deviation's current view), ignored (older than "
+            "the view held), skipped (not usable).",
+            (const char *[]){"outcome", NULL});
+        db->applied = avk_metrics_series(records, (const char *[]){"applied"});
+        db->ignored = avk_metrics_series(records, (const char *[]){"ignored"});
+        db->skipped = avk_metrics_series(records, (const char *[]){"skipped"});
+        db->deviations =
+            avk_metrics_series(avk_metrics_gauge(r, "avk_dashboard_deviations",
+                                                 "Deviations held in memory.", no_labels),
+                               NULL);
+        db->loaded_gauge = avk_metrics_series(
+            avk_metrics_gauge(r, "avk_dashboard_loaded",
+                              "1 once topic.analysis has been read to its end.", no_labels),
+            NULL);
+        return db->requests && db->applied && db->ignored && db->skipped && db->deviations &&
+                       db->loaded_gauge
+                   ? 0
+                   : -1;
+}
+
+/* 'sha256-<base64>' of the report's style sheet, for its CSP. */
+static int report_policy(avk_dashboard_t *db)
+{
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int digest_len = 0;
+        unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+        db->report_css = embedded(REPORT_CSS);
+        if (!db->report_css || EVP_Digest(db->report_css->data, db->report_css->len, digest,
+                                          &digest_len, EVP_sha256(), NULL) != 1)
+                return -1;
+        EVP_EncodeBlock(b64, digest, (int)digest_len);
+        snprintf(db->report_csp, sizeof(db->report_csp),
+                 "default-src 'none'; style-src 'sha256-%s'; base-uri 'none'; form-action "
+                 "'none'; frame-ancestors 'none'",
+                 (const char *)b64);
+        return 0;
+}
+
+static int listen_http(avk_dashboard_t *db, char *errstr, size_t errstr_size)
+{
+        const char *listen = avk_config_get(db->cfg, "dashboard.listen");
+        struct sockaddr_storage addr = {0};
+        if (avk_netaddr_resolve_listen("dashboard.listen", listen, &addr, errstr, errstr_size) != 0)
+                return -1;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        if (addr.ss_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        db->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, db, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, db,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+            (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+            MHD_OPTION_END);
+        if (!db->daemon) {
+                snprintf(errstr, errstr_size,
+                         "dashboard.listen: cannot listen on %s (address in use, or not this "
+                         "host's?)",
+                         listen);
+                return -1;
+        }
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(db->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        db->port = info ? info->port : 0;
+        return 0;
+}
+
+avk_dashboard_t *avk_dashboard_start(const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        avk_dashboard_t *db = calloc(1, sizeof(*db));
+        if (!db) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        db->cfg = cfg;
+        db->overdue_max = (size_t)avk_config_get_int(cfg, "dashboard.overdue.max");
+        avk_clock_init(&db->clock, avk_config_get(cfg, "dashboard.clock.file"));
+        pthread_mutex_init(&db->lock, NULL);
+        db->agg = avk_aggregate_new();
+        db->metrics = avk_metrics_new();
+        if (!db->agg || !db->metrics || register_metrics(db) != 0 || report_policy(db) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        if (start_consumer(db, errstr, errstr_size) != 0 ||
+            listen_http(db, errstr, errstr_size) != 0)
+                goto fail;
+        avk_log(AVK_LOG_INFO, "dashboard", "HTTP on port %u, reading %s", db->port, db->topic);
+        return db;
+fail:
+        avk_dashboard_stop(db);
+        return NULL;
+}
+
+unsigned avk_dashboard_port(const avk_dashboard_t *db)
+{
+        return db->port;
+}
+
+int avk_dashboard_loaded(avk_dashboard_t *db)
+{
+        return atomic_load(&db->loaded);
+}
+
+void avk_dashboard_stop(avk_dashboard_t *db)
+{
+        if (!db)
+                return;
+        if (db->daemon)
+                MHD_stop_daemon(db->daemon);
+        if (db->started) {
+                atomic_store(&db->stopping, 1);
+                pthread_join(db->thread, NULL);
+        }
+        if (db->rk) {
+                avk_kafka_consumer_close(
+                    db->rk, (int)avk_config_get_int(db->cfg, "consumer.close.timeout.ms"),
+                    "dashboard");
+                rd_kafka_destroy_flags(db->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
+        avk_codec_destroy(db->codec);
+        avk_env_close(&db->env);
+        avk_aggregate_destroy(db->agg);
+        avk_metrics_destroy(db->metrics);
+        pthread_mutex_destroy(&db->lock);
+        free(db);
+}

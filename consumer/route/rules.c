@@ -1,0 +1,765 @@
+/*
+ * avk_rules: see rules.h.
+ *
+ * Each condition of a rule is kept as a bit mask over the symbols of its
+ * enum, in the schema's order (0 = the rule leaves the field open). A
+ * decision turns the deviation's symbols into indexes once and tests each
+ * rule with a few AND operations; the same masks let the loader find a rule
+ * that an earlier one hides (every mask of the earlier rule a superset).
+ *
+ * The enums come from the DeviationReported schema, not from a copy here:
+ * a symbol added to the contract is usable in the rules file at once, and a
+ * symbol renamed there makes the rules file fail to load, naming the rule.
+ */
+#include "consumer/route/rules.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/contract/json.h"
+#include "common/util/jsondoc.h"
+#include "common/contract/municipality.h"
+
+#define RULE_ID_MAX      64
+#define MAX_REROUTES_MAX 10
+#define DOCUMENT_MAX     160
+#define SECTION_MAX      160
+#define QUOTE_MAX        300
+#define SOURCE_MAX       100
+#define RULE_REASON_MAX  400
+
+/* The reporting side, and the party a rule names: one vocabulary for both. */
+enum side { SIDE_REGION, SIDE_MUNICIPALITY, SIDE_CNT };
+static const char *const side_names[SIDE_CNT] = {"REGION", "MUNICIPALITY"};
+
+enum field {
+        F_REPORTER,
+        F_CATEGORY,
+        F_CARE_SETTING,
+        F_COMPETENCE,
+        F_HOME_VISITS,
+        F_AGREEMENT,
+        F_EVENT_CLASS,
+        F_HARM_LEVEL,
+        FIELD_CNT
+};
+
+/* The conditions a rule may name: the key in "when", the schema enum its
+ * symbols come from (none for the reporting side) and where the deviation's
+ * symbol is in the input. */
+static const struct field_def {
+        const char *key;
+        const char *enum_name;
+        size_t offset;
+} field_defs[FIELD_CNT] = {
+    {"reporter", NULL, 0},
+    {"category", "Category", offsetof(struct avk_rules_input, category)},
+    {"care_setting", "CareSetting", offsetof(struct avk_rules_input, care_setting)},
+    {"competence", "Competence", offsetof(struct avk_rules_input, competence)},
+    {"home_visits", "HomeVisits", offsetof(struct avk_rules_input, home_visits)},
+    {"agreement", "Agreement", offsetof(struct avk_rules_input, agreement)},
+    {"event_class", "EventClass", offsetof(struct avk_rules_input, event_class)},
+    {"harm_level", "HarmLevel", offsetof(struct avk_rules_input, harm_level)},
+};
+
+static const char *const decision_symbols[] = {
+    [AVK_RULES_NAMED_BY_REPORTER] = "NAMED_BY_REPORTER",
+    [AVK_RULES_AGREEMENT_RULE] = "AGREEMENT_RULE",
+    [AVK_RULES_TRIAGE] = "TRIAGE",
+    [AVK_RULES_REROUTED] = "REROUTED",
+    [AVK_RULES_MANUAL] = "MANUAL",
+};
+
+static const char *const root_keys[] = {"about", "max_reroutes", "rules", NULL};
+static const char *const rule_keys[] = {"id", "clause", "when", "then", NULL};
+static const char *const clause_keys[] = {"document", "source", "section", "quote", NULL};
+static const char *const then_keys[] = {"party", "reason", NULL};
+
+struct rule {
+        const char *id; /* strings point into the rules' JSON */
+        enum side party;
+        const char *reason;
+        const char *document, *source, *section, *quote;
+        uint64_t mask[FIELD_CNT];
+        int valid;
+};
+
+struct avk_rules {
+        json_t *root;
+        json_t *symbols[FIELD_CNT]; /* each an array of symbol strings */
+        struct rule *rules;
+        size_t cnt;
+        int max_reroutes;
+};
+
+/* ---- loading ---- */
+
+static int load_symbols(avk_rules_t *rules, const avk_schema_t *reported, struct avk_jsondoc *doc)
+{
+        for (int f = 0; f < FIELD_CNT; f++) {
+                const json_t *symbols;
+
+                if (field_defs[f].enum_name == NULL) {
+                        rules->symbols[f] = json_array();
+                        for (int s = 0; s < SIDE_CNT && rules->symbols[f]; s++)
+                                json_array_append_new(rules->symbols[f],
+                                                      json_string(side_names[s]));
+                } else {
+                        symbols = avk_jsondoc_enum_symbols(doc, reported, field_defs[f].enum_name,
+                                                           field_defs[f].key);
+                        if (symbols == NULL)
+                                return -1;
+                        rules->symbols[f] = json_deep_copy(symbols);
+                }
+                if (rules->symbols[f] == NULL) {
+                        avk_jsondoc_fail(doc, "out of memory");
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* obj.key, a string of at most max bytes; NULL after an error. */
+static const char *get_text(struct avk_jsondoc *doc, json_t *obj, const char *key, size_t max)
+{
+        const char *s = avk_jsondoc_string(doc, obj, key, 1);
+
+        if (s && strlen(s) > max) {
+                avk_jsondoc_fail_key(doc, key, "is %zu bytes, at most %zu", strlen(s), max);
+                return NULL;
+        }
+        return s;
+}
+
+static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule *r)
+{
+        json_t *clause = json_object_get(rule_obj, "clause");
+
+        if (clause == NULL) {
+                avk_jsondoc_fail_key(doc, "clause",
+                                     "is required: the document, source, section and quote of "
+                                     "the agreement the rule rests on");
+                return;
+        }
+        avk_path_push(&doc->path, "clause", 0);
+        if (avk_jsondoc_expect_object(doc, clause) == 0) {
+                avk_jsondoc_check_keys(doc, clause, clause_keys);
+                r->document = get_text(doc, clause, "document", DOCUMENT_MAX);
+                r->source = get_text(doc, clause, "source", SOURCE_MAX);
+                r->section = get_text(doc, clause, "section", SECTION_MAX);
+                r->quote = get_text(doc, clause, "quote", QUOTE_MAX);
+        }
+        avk_path_pop(&doc->path);
+}
+
+static void parse_when(struct avk_jsondoc *doc, const avk_rules_t *rules, json_t *rule_obj,
+                       struct rule *r)
+{
+        json_t *when = json_object_get(rule_obj, "when");
+        const char *when_keys[FIELD_CNT + 1];
+
+        if (when == NULL) {
+                avk_jsondoc_fail_key(doc, "when", "is required: the conditions of the rule");
+                return;
+        }
+        avk_path_push(&doc->path, "when", 0);
+        if (avk_jsondoc_expect_object(doc, when) != 0)
+                goto out;
+        for (int f = 0; f < FIELD_CNT; f++)
+                when_keys[f] = field_defs[f].key;
+        when_keys[FIELD_CNT] = NULL;
+        avk_jsondoc_check_keys(doc, when, when_keys);
+        if (json_object_size(when) == 0) {
+                /* A rule that takes every deviation would leave triage nothing to do. */
+                avk_jsondoc_fail(doc, "names no condition; a rule must narrow down what it takes");
+                goto out;
+        }
+        for (int f = 0; f < FIELD_CNT; f++) {
+                json_t *value = json_object_get(when, field_defs[f].key);
+
+                if (value == NULL)
+                        continue;
+                avk_path_push(&doc->path, field_defs[f].key, 0);
+                r->mask[f] =
+                    avk_jsondoc_symbol_mask(doc, value, rules->symbols[f], field_defs[f].key);
+                avk_path_pop(&doc->path);
+        }
+out:
+        avk_path_pop(&doc->path);
+}
+
+static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule *r)
+{
+        json_t *then = json_object_get(rule_obj, "then");
+        const char *party;
+
+        if (then == NULL) {
+                avk_jsondoc_fail_key(doc, "then", "is required: {\"party\": ..., \"reason\": ...}");
+                return;
+        }
+        avk_path_push(&doc->path, "then", 0);
+        if (avk_jsondoc_expect_object(doc, then) == 0) {
+                avk_jsondoc_check_keys(doc, then, then_keys);
+                party = avk_jsondoc_string(doc, then, "party", 1);
+                if (party && strcmp(party, side_names[SIDE_REGION]) == 0)
+                        r->party = SIDE_REGION;
+                else if (party && strcmp(party, side_names[SIDE_MUNICIPALITY]) == 0)
+                        r->party = SIDE_MUNICIPALITY;
+                else if (party)
+                        avk_jsondoc_fail_key(doc, "party",
+                                             "\"%s\" is neither REGION (VGR) nor MUNICIPALITY "
+                                             "(the patient's municipality)",
+                                             party);
+                r->reason = get_text(doc, then, "reason", RULE_REASON_MAX);
+        }
+        avk_path_pop(&doc->path);
+}
+
+static void parse_rule(struct avk_jsondoc *doc, avk_rules_t *rules, size_t index)
+{
+        struct rule *r = &rules->rules[index];
+        json_t *obj = json_array_get(json_object_get(rules->root, "rules"), index);
+        size_t errors_before = avk_errors_total(doc->errs);
+        const char *id;
+
+        snprintf(doc->context, sizeof(doc->context), "rules[%zu]", index);
+        if (avk_jsondoc_expect_object(doc, obj) != 0)
+                return;
+        id = avk_jsondoc_id(doc, obj, "id", "R-", RULE_ID_MAX);
+        for (size_t i = 0; id && i < index; i++) {
+                if (rules->rules[i].id && strcmp(rules->rules[i].id, id) == 0) {
+                        avk_jsondoc_fail_key(doc, "id", "\"%s\" is already the id of rules[%zu]",
+                                             id, i);
+                        id = NULL;
+                }
+        }
+        r->id = id;
+        if (id)
+                snprintf(doc->context, sizeof(doc->context), "rules[%zu] (%s)", index, id);
+        avk_jsondoc_check_keys(doc, obj, rule_keys);
+        parse_clause(doc, obj, r);
+        parse_when(doc, rules, obj, r);
+        parse_then(doc, obj, r);
+        r->valid = avk_errors_total(doc->errs) == errors_before;
+}
+
+/* Whether a matches every deviation that b matches. */
+static int covers(const struct rule *a, const struct rule *b)
+{
+        for (int f = 0; f < FIELD_CNT; f++) {
+                if (a->mask[f] == 0)
+                        continue;
+                if (b->mask[f] == 0 || (b->mask[f] & ~a->mask[f]) != 0)
+                        return 0;
+        }
+        return 1;
+}
+
+/* First match wins, so a rule that an earlier one covers can never be used. */
+static void check_hidden(struct avk_jsondoc *doc, const avk_rules_t *rules)
+{
+        for (size_t i = 1; i < rules->cnt; i++) {
+                const struct rule *b = &rules->rules[i];
+
+                for (size_t j = 0; b->valid && j < i; j++) {
+                        const struct rule *a = &rules->rules[j];
+
+                        if (!a->valid || !covers(a, b))
+                                continue;
+                        snprintf(doc->context, sizeof(doc->context), "rules[%zu] (%s)", i, b->id);
+                        avk_jsondoc_fail(doc,
+                                         "can never match: rules[%zu] (%s) comes first and "
+                                         "matches every deviation this rule matches",
+                                         j, a->id);
+                        break;
+                }
+        }
+        doc->context[0] = '\0';
+}
+
+static void parse_max_reroutes(struct avk_jsondoc *doc, avk_rules_t *rules)
+{
+        json_t *value = json_object_get(rules->root, "max_reroutes");
+
+        if (value == NULL) {
+                avk_jsondoc_fail_key(doc, "max_reroutes",
+                                     "is required: the re-routings allowed before the county "
+                                     "coordinator triages by hand");
+        } else if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+                   json_integer_value(value) > MAX_REROUTES_MAX) {
+                avk_jsondoc_fail_key(doc, "max_reroutes", "expected an integer from 1 to %d",
+                                     MAX_REROUTES_MAX);
+        } else {
+                rules->max_reroutes = (int)json_integer_value(value);
+        }
+}
+
+avk_rules_t *avk_rules_load(const char *path, const avk_schema_t *reported, struct avk_errors *errs)
+{
+        struct avk_jsondoc doc;
+        size_t errors_before = avk_errors_total(errs);
+        avk_rules_t *rules = calloc(1, sizeof(*rules));
+        json_t *list;
+
+        avk_jsondoc_init(&doc, path, errs);
+        if (rules == NULL) {
+                avk_errors_add(errs, path, "out of memory");
+                return NULL;
+        }
+        if (load_symbols(rules, reported, &doc) != 0)
+                goto out;
+        rules->root = avk_jsondoc_load(&doc);
+        if (rules->root == NULL || avk_jsondoc_expect_object(&doc, rules->root) != 0)
+                goto out;
+        avk_jsondoc_check_keys(&doc, rules->root, root_keys);
+        avk_jsondoc_string(&doc, rules->root, "about", 0);
+        parse_max_reroutes(&doc, rules);
+
+        list = avk_jsondoc_nonempty_array(&doc, rules->root, "rules");
+        if (list == NULL)
+                goto out;
+        rules->cnt = json_array_size(list);
+        rules->rules = calloc(rules->cnt, sizeof(*rules->rules));
+        if (rules->rules == NULL) {
+                avk_errors_add(errs, path, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < rules->cnt; i++)
+                parse_rule(&doc, rules, i);
+        doc.context[0] = '\0';
+        check_hidden(&doc, rules);
+out:
+        if (avk_errors_total(errs) != errors_before) {
+                avk_rules_destroy(rules);
+                return NULL;
+        }
+        return rules;
+}
+
+void avk_rules_destroy(avk_rules_t *rules)
+{
+        if (rules == NULL)
+                return;
+        for (int f = 0; f < FIELD_CNT; f++)
+                json_decref(rules->symbols[f]);
+        free(rules->rules);
+        json_decref(rules->root);
+        free(rules);
+}
+
+size_t avk_rules_cnt(const avk_rules_t *rules)
+{
+        return rules->cnt;
+}
+
+int avk_rules_max_reroutes(const avk_rules_t *rules)
+{
+        return rules->max_reroutes;
+}
+
+const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind)
+{
+        return decision_symbols[kind];
+}
+
+/* ---- the reason ---- */
+
+/* The reason being written: always valid UTF-8, cut at a character when full. */
+struct text {
+        char *buf;
+        size_t size;
+        size_t len;
+        int full;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(struct text *t, const char *fmt, ...)
+{
+        char part[AVK_RULES_REASON_SIZE * 2];
+        size_t n, room;
+        va_list ap;
+        int written;
+
+        if (t->full)
+                return;
+        va_start(ap, fmt);
+        written = vsnprintf(part, sizeof(part), fmt, ap);
+        va_end(ap);
+        if (written < 0)
+                return;
+        n = strlen(part);
+        room = t->size - 1 - t->len;
+        if (n > room) {
+                /* part[n] is the first byte left out: never one inside a character. */
+                n = room;
+                while (n > 0 && ((unsigned char)part[n] & 0xC0) == 0x80)
+                        n--;
+                t->full = 1;
+        }
+        memcpy(t->buf + t->len, part, n);
+        t->len += n;
+        t->buf[t->len] = '\0';
+}
+
+/* ---- deciding ---- */
+
+/* One decision being made. */
+struct route {
+        const avk_rules_t *rules;
+        const avk_directory_t *dir;
+        const struct avk_rules_input *in;
+        const struct avk_rules_rejection *rejection; /* NULL for the first routing */
+        int idx[FIELD_CNT];                          /* the input's symbol indexes, -1 unknown */
+        int rule_matched;                            /* some rule matched, usable or not */
+        struct text reason;
+        struct avk_rules_decision *out;
+};
+
+static const char *side_of(const char *party)
+{
+        if (party == NULL)
+                return NULL;
+        if (strcmp(party, "VGR") == 0)
+                return side_names[SIDE_REGION];
+        return avk_municipality_find(party) ? side_names[SIDE_MUNICIPALITY] : NULL;
+}
+
+static const char *input_symbol(const struct avk_rules_input *in, int f)
+{
+        if (f == F_REPORTER)
+                return side_of(in->reporter_party);
+        return *(const char *const *)(const void *)((const char *)in + field_defs[f].offset);
+}
+
+/* "Göteborg (1480)". */
+static const char *label(const struct avk_directory_party *p, char *buf, size_t size)
+{
+        snprintf(buf, size, "%s (%s)", p->name, p->code);
+        return buf;
+}
+
+/* "Göteborg (1480)" when the directory knows the party, else its code. */
+static const char *label_code(const struct route *rt, const char *code, char *buf, size_t size)
+{
+        const struct avk_directory_party *p = avk_directory_party(rt->dir, code);
+
+        if (p != NULL)
+                return label(p, buf, size);
+        snprintf(buf, size, "%s", code ? code : "(none)");
+        return buf;
+}
+
+static int is_excluded(const struct route *rt, const char *code)
+{
+        const struct avk_rules_rejection *rej = rt->rejection;
+
+        if (rej == NULL)
+                return 0;
+        if (rej->rejecting_party && strcmp(rej->rejecting_party, code) == 0)
+                return 1;
+        for (size_t i = 0; i < rej->earlier_rejecting_cnt; i++) {
+                if (rej->earlier_rejecting[i] && strcmp(rej->earlier_rejecting[i], code) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+static void route_init(struct route *rt, const avk_rules_t *rules, const avk_directory_t *dir,
+                       const struct avk_rules_input *in,
+                       const struct avk_rules_rejection *rejection, int hop,
+                       struct avk_rules_decision *out)
+{
+        memset(rt, 0, sizeof(*rt));
+        memset(out, 0, sizeof(*out));
+        rt->rules = rules;
+        rt->dir = dir;
+        rt->in = in;
+        rt->rejection = rejection;
+        rt->out = out;
+        rt->reason.buf = out->reason;
+        rt->reason.size = sizeof(out->reason);
+        out->hop = hop;
+        for (int f = 0; f < FIELD_CNT; f++)
+                rt->idx[f] = avk_jsondoc_symbol_index(rules->symbols[f], input_symbol(in, f));
+}
+
+static void finish(struct route *rt, enum avk_rules_decision_kind kind, const char *rule_id,
+                   const struct avk_directory_party *party, const struct avk_directory_unit *unit)
+{
+        rt->out->kind = kind;
+        snprintf(rt->out->rule_id, sizeof(rt->out->rule_id), "%s", rule_id);
+        snprintf(rt->out->receiver_party, sizeof(rt->out->receiver_party), "%s", party->code);
+        snprintf(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id), "%s",
+                 unit ? unit->hsa_id : "");
+}
+
+/* The unit where the event happened, when it is one of party's: the deviation goes there. */
+static const struct avk_directory_unit *location_unit(struct route *rt,
+                                                      const struct avk_directory_party *party)
+{
+        const struct avk_directory_unit *u =
+            avk_directory_unit(rt->dir, rt->in->location_unit_hsa_id);
+
+        if (u == NULL || u->party != party)
+                return NULL;
+        text_add(&rt->reason, " Unit: %s (%s), where the event happened.", u->name, u->hsa_id);
+        return u;
+}
+
+/*
+ * A receiver someone named: who is "The reporter", or the party that rejected
+ * the deviation. A unit without a party stands for its own party. Returns 1
+ * when out is filled, 0 (and a sentence saying why) when it cannot be used.
+ */
+static int take_named(struct route *rt, const char *party_code, const char *unit_hsa_id,
+                      enum avk_rules_decision_kind kind, const char *rule_id, const char *who)
+{
+        const struct avk_directory_unit *unit = avk_directory_unit(rt->dir, unit_hsa_id);
+        const struct avk_directory_party *party;
+        /* why holds a unit name (up to 128), its HSA-id and two party labels whole. */
+        char why[768] = "", buf[160], other[160];
+
+        if (party_code == NULL && unit != NULL)
+                party_code = unit->party->code;
+        party = avk_directory_party(rt->dir, party_code);
+        if (party_code == NULL)
+                snprintf(why, sizeof(why),
+                         "its unit %s is not in the party directory and no "
+                         "party was named",
+                         unit_hsa_id);
+        else if (party == NULL)
+                snprintf(why, sizeof(why), "party \"%s\" is not in the party directory",
+                         party_code);
+        else if (is_excluded(rt, party->code))
+                snprintf(why, sizeof(why), "%s has already answered wrong receiver",
+                         label(party, buf, sizeof(buf)));
+        else if (unit != NULL && unit->party != party)
+                snprintf(why, sizeof(why), "unit %s (%s) belongs to %s, not to %s", unit->name,
+                         unit->hsa_id, label(unit->party, other, sizeof(other)),
+                         label(party, buf, sizeof(buf)));
+        if (why[0] != '\0') {
+                text_add(&rt->reason, "%s named a receiver that cannot be used: %s. ", who, why);
+                return 0;
+        }
+        text_add(&rt->reason, "%s named %s as the receiver.", who, label(party, buf, sizeof(buf)));
+        if (unit != NULL)
+                text_add(&rt->reason, " Unit: %s (%s).", unit->name, unit->hsa_id);
+        else if (unit_hsa_id != NULL)
+                text_add(&rt->reason,
+                         " The named unit %s is not in the party directory; the party's "
+                         "coordinator receives it.",
+                         unit_hsa_id);
+        else
+                unit = location_unit(rt, party);
+        finish(rt, kind, rule_id, party, unit);
+        return 1;
+}
+
+static int matches(const struct rule *r, const int idx[FIELD_CNT])
+{
+        for (int f = 0; f < FIELD_CNT; f++) {
+                if (r->mask[f] == 0)
+                        continue;
+                if (idx[f] < 0 || !(r->mask[f] & (UINT64_C(1) << idx[f])))
+                        return 0;
+        }
+        return 1;
+}
+
+/* "competence NURSE, care_setting HOME_HEALTH_CARE": the input's values the rule tested. */
+static const char *matched_values(const struct route *rt, const struct rule *r, char *buf,
+                                  size_t size)
+{
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (int f = 0; f < FIELD_CNT && used < size; f++) {
+                if (r->mask[f] != 0)
+                        used +=
+                            (size_t)snprintf(buf + used, size - used, "%s%s %s", used ? ", " : "",
+                                             field_defs[f].key, input_symbol(rt->in, f));
+        }
+        return buf;
+}
+
+/* Every value the deviation gave, for a sentence saying that no rule took it. */
+static const char *input_values(const struct route *rt, char *buf, size_t size)
+{
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (int f = 0; f < FIELD_CNT && used < size; f++) {
+                const char *value = input_symbol(rt->in, f);
+
+                if (value != NULL)
+                        used += (size_t)snprintf(buf + used, size - used, "%s%s %s",
+                                                 used ? ", " : "", field_defs[f].key, value);
+        }
+        return buf;
+}
+
+/* "Rules R-A, R-B matched, but ...": the rules passed over for a party that has rejected it. */
+static void note_excluded(struct route *rt, const char *ids, size_t cnt)
+{
+        if (cnt > 0)
+                text_add(&rt->reason,
+                         "%s %s matched, but name%s a party that has already answered "
+                         "wrong receiver. ",
+                         cnt == 1 ? "Rule" : "Rules", ids, cnt == 1 ? "s" : "");
+}
+
+/* The first rule that matches and names a usable party. Returns 1 when out is filled. */
+static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
+{
+        const struct avk_rules_input *in = rt->in;
+        char values[400], buf[160], excluded[400] = "";
+        size_t excluded_cnt = 0, excluded_len = 0;
+
+        for (size_t i = 0; i < rt->rules->cnt; i++) {
+                const struct rule *r = &rt->rules->rules[i];
+                const char *code = r->party == SIDE_REGION ? "VGR" : in->municipality_code;
+                const struct avk_directory_party *party = avk_directory_party(rt->dir, code);
+
+                if (!matches(r, rt->idx))
+                        continue;
+                rt->rule_matched = 1;
+                if (code == NULL) {
+                        text_add(&rt->reason,
+                                 "Rule %s matched, but the deviation names no municipality. ",
+                                 r->id);
+                } else if (party == NULL) {
+                        text_add(&rt->reason,
+                                 "Rule %s matched, but party %s is not in the party directory. ",
+                                 r->id, code);
+                } else if (is_excluded(rt, code)) {
+                        if (excluded_len < sizeof(excluded))
+                                excluded_len += (size_t)snprintf(
+                                    excluded + excluded_len, sizeof(excluded) - excluded_len,
+                                    "%s%s", excluded_cnt ? ", " : "", r->id);
+                        excluded_cnt++;
+                } else {
+                        note_excluded(rt, excluded, excluded_cnt);
+                        text_add(&rt->reason, "Rule %s matched (%s): %s Receiver: %s.", r->id,
+                                 matched_values(rt, r, values, sizeof(values)), r->reason,
+                                 label(party, buf, sizeof(buf)));
+                        finish(rt, kind, r->id, party, location_unit(rt, party));
+                        text_add(&rt->reason, " Clause: %s, \"%s\": \"%s\".", r->document,
+                                 r->section, r->quote);
+                        return 1;
+                }
+        }
+        note_excluded(rt, excluded, excluded_cnt);
+        return 0;
+}
+
+/*
+ * No rule could decide: the coordinator of the most likely party triages.
+ * A deviation in collaboration is about another party than the reporter's:
+ * first the party where the event happened when that is not the reporter,
+ * then the reporter's counterpart (VGR for a municipality, the patient's
+ * municipality for VGR). After a rejection has excluded those, the other side
+ * of the agreement remains. Returns 1 when out is filled.
+ */
+static int take_triage(struct route *rt)
+{
+        const struct avk_rules_input *in = rt->in;
+        int region_reports = side_of(in->reporter_party) == side_names[SIDE_REGION];
+        struct {
+                const char *code;
+                const char *why;
+        } candidates[3];
+        size_t cnt = 0;
+        char values[400], buf[160];
+
+        if (in->location_party &&
+            (in->reporter_party == NULL || strcmp(in->location_party, in->reporter_party) != 0)) {
+                candidates[cnt].code = in->location_party;
+                candidates[cnt++].why = "the party where the event happened";
+        }
+        candidates[cnt].code = region_reports ? in->municipality_code : "VGR";
+        candidates[cnt++].why = region_reports ? "the patient's municipality, counterpart of the "
+                                                 "reporting region"
+                                               : "the region, counterpart of the reporting "
+                                                 "municipality";
+        candidates[cnt].code = region_reports ? "VGR" : in->municipality_code;
+        candidates[cnt++].why = region_reports ? "the region, the other party of the agreement"
+                                               : "the patient's municipality, the other party "
+                                                 "of the agreement";
+        for (size_t i = 0; i < cnt; i++) {
+                const struct avk_directory_party *party =
+                    avk_directory_party(rt->dir, candidates[i].code);
+
+                if (party == NULL || is_excluded(rt, party->code))
+                        continue;
+                if (rt->rule_matched)
+                        text_add(&rt->reason, "No rule that matched names a usable receiver. ");
+                else
+                        text_add(&rt->reason, "No rule of the agreement matched (%s). ",
+                                 input_values(rt, values, sizeof(values)));
+                text_add(&rt->reason, "The coordinator of %s triages it: %s.",
+                         label(party, buf, sizeof(buf)), candidates[i].why);
+                finish(rt, AVK_RULES_TRIAGE, AVK_RULES_ID_TRIAGE, party, NULL);
+                return 1;
+        }
+        return 0;
+}
+
+/* The county coordinator triages by hand, after why. */
+static void take_manual(struct route *rt, const char *why)
+{
+        const struct avk_directory_unit *county = avk_directory_county_coordinator(rt->dir);
+        char buf[160];
+
+        text_add(&rt->reason, "%s The county coordinator, %s (%s) of %s, triages it by hand.", why,
+                 county->name, county->hsa_id, label(county->party, buf, sizeof(buf)));
+        finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL, county->party, county);
+}
+
+void avk_rules_decide(const avk_rules_t *rules, const avk_directory_t *dir,
+                      const struct avk_rules_input *in, struct avk_rules_decision *out)
+{
+        struct route rt;
+
+        route_init(&rt, rules, dir, in, NULL, 0, out);
+        if ((in->named_party || in->named_unit_hsa_id) &&
+            take_named(&rt, in->named_party, in->named_unit_hsa_id, AVK_RULES_NAMED_BY_REPORTER,
+                       AVK_RULES_ID_NAMED, "The reporter"))
+                return;
+        if (take_rule(&rt, AVK_RULES_AGREEMENT_RULE) || take_triage(&rt))
+                return;
+        take_manual(&rt, "No party of the directory can take it.");
+}
+
+void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
+                       const struct avk_rules_input *in,
+                       const struct avk_rules_rejection *rejection, struct avk_rules_decision *out)
+{
+        struct route rt;
+        char rejecting[160], why[200];
+
+        route_init(&rt, rules, dir, in, rejection, rejection->hop + 1, out);
+        label_code(&rt, rejection->rejecting_party, rejecting, sizeof(rejecting));
+        text_add(&rt.reason, "%s answered wrong receiver (re-routing %d of at most %d). ",
+                 rejecting, out->hop, rules->max_reroutes);
+        if (out->hop > rules->max_reroutes) {
+                snprintf(why, sizeof(why), "Re-routed %d times, the most the rules allow.",
+                         rules->max_reroutes);
+                take_manual(&rt, why);
+                return;
+        }
+        if ((rejection->suggested_party || rejection->suggested_unit_hsa_id) &&
+            take_named(&rt, rejection->suggested_party, rejection->suggested_unit_hsa_id,
+                       AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, rejecting))
+                return;
+        if (take_rule(&rt, AVK_RULES_REROUTED) || take_triage(&rt))
+                return;
+        take_manual(&rt, "Every party that could take it has answered wrong receiver: the parties "
+                         "disagree, and the escalation ladder applies.");
+}

@@ -1,0 +1,1191 @@
+/*
+ * avk_tracker: see tracker.h and docs/tracker.md.
+ *
+ * One thread does everything: it polls the group consumer (which also runs
+ * the rebalance callback), hands inputs to the core (consumer/track/track.h),
+ * turns the core's actions into Avro records produced through the outbox
+ * (common/kafka/outbox.h), serves the delivery reports, and every tracker.tick.ms
+ * advances the core to the clock's now. Atomics only for what other threads
+ * read (statistics; metrics are atomic by themselves).
+ *
+ * Which input an action belongs to: the input being handled (its offset is
+ * stored once the action's outputs are acknowledged), a kept response (the
+ * core's ticket: its input stays unfinished until the core settles it), or
+ * none (timers and rebuild: made safe by the changelog, not by offsets).
+ */
+#include "consumer/track/tracker.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/contract/avro_field.h"
+#include "common/util/clock.h"
+#include "common/contract/codec.h"
+#include "common/contract/directory.h"
+#include "common/util/env.h"
+#include "common/util/errors.h"
+#include "common/kafka/kafka.h"
+#include "common/util/log.h"
+#include "consumer/track/deadlines.h"
+#include "common/kafka/outbox.h"
+#include "common/kafka/replay.h"
+#include "consumer/track/track.h"
+
+#define COMPONENT          "tracker"
+#define ID_SIZE            37
+#define MAX_PARTITIONS     1024
+#define DRAIN_TIMEOUT_MS   30000
+#define REBUILD_TIMEOUT    60000
+#define SUMMARY_EVERY_MS   10000
+#define QUANTILE_WINDOW    1024 /* answers per party the p50/p90 are taken over */
+#define MAX_FIGURE_PARTIES 64
+
+/* Output tags (common/kafka/outbox.h): the kind in the low bits, the status
+ * version above them. */
+enum { TAG_STATUS = 1, TAG_ESCALATION = 2, TAG_REMINDER = 3, TAG_BITS = 2 };
+
+enum input_topic { IN_ROUTED, IN_RESPONSE, IN_FAILED, IN_TOPICS };
+enum output_topic { OUT_STATUS, OUT_ESCALATED, OUT_REMINDER, OUT_TOPICS };
+
+/* A response (or failure) the core keeps until its routing arrives: its
+ * input stays unfinished, and its bytes are kept for the dead letter. */
+struct kept_input {
+        avk_outbox_input_t *input;
+        uint64_t seq;
+        struct avk_outbox_source src;
+        struct kept_input *prev, *next;
+        char data[]; /* key and value */
+};
+
+/* The last QUANTILE_WINDOW times of one party, for p50 and p90. */
+struct window {
+        double v[QUANTILE_WINDOW];
+        size_t n, next;
+};
+
+struct figures {
+        char party[8];
+        struct window ack, answer;
+        avk_metric_t *ack_q[2], *answer_q[2], *open, *overdue;
+};
+
+struct avk_tracker {
+        struct avk_env env;
+        avk_directory_t *dir;
+        avk_deadlines_t *policy;
+        avk_track_t *track;
+        avk_codec_t *codec;
+        const avk_schema_t *in_schema[IN_TOPICS], *out_schema[OUT_TOPICS];
+        avro_value_t in_value[IN_TOPICS], out_value[OUT_TOPICS];
+        const char *in_topic[IN_TOPICS], *out_topic[OUT_TOPICS], *deadletter_topic;
+        char group[256];
+        struct avk_outbox_kafka kafka;
+        avk_outbox_t *outbox;
+        avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS];
+        int owned[MAX_PARTITIONS];
+        struct kept_input *kept;
+
+        /* The input being handled, for the actions it causes. */
+        avk_outbox_input_t *cur_input;
+        uint64_t cur_seq;
+        int sink_failed;
+
+        avk_tracker_clock_fn clock;
+        void *clock_opaque;
+        avk_clock_t processing_clock; /* the system's, or tracker.clock.file's */
+        int64_t tick_ms, next_tick;
+
+        atomic_int stop;
+        atomic_int partitions, ready;
+        atomic_ullong inputs_done, applied, ignored, statuses, escalations, reminders, deadlettered,
+            rebuilds, open;
+
+        avk_metrics_t *metrics;
+        avk_metric_family_t *m_inputs, *m_escalations, *m_reminders, *m_open, *m_overdue, *m_ack_q,
+            *m_answer_q;
+        avk_metric_t *m_latency, *m_tick, *m_deadletter, *m_statuses, *m_kept;
+        struct figures *figures[MAX_FIGURE_PARTIES];
+        int64_t last_summary;
+        uint64_t summary_done;
+};
+
+/* ---- time ---- */
+
+static int64_t mono_ms(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Processing time: the injected clock, the test clock file, or the system's. */
+static int64_t now_ms(avk_tracker_t *tr)
+{
+        if (tr->clock)
+                return tr->clock(tr->clock_opaque);
+        return avk_clock_now(&tr->processing_clock);
+}
+
+/* ---- figures ---- */
+
+static struct figures *figures_of(avk_tracker_t *tr, const char *party)
+{
+        int i = 0;
+        for (; i < MAX_FIGURE_PARTIES && tr->figures[i]; i++) {
+                if (strcmp(tr->figures[i]->party, party) == 0)
+                        return tr->figures[i];
+        }
+        if (i == MAX_FIGURE_PARTIES || strlen(party) >= sizeof(tr->figures[0]->party))
+                return NULL;
+        struct figures *f = calloc(1, sizeof(*f));
+        if (!f)
+                return NULL;
+        snprintf(f->party, sizeof(f->party), "%s", party);
+        const char *q[2] = {"0.5", "0.9"};
+        for (int k = 0; k < 2; k++) {
+                f->ack_q[k] = avk_metrics_series(tr->m_ack_q, (const char *[]){party, q[k]});
+                f->answer_q[k] = avk_metrics_series(tr->m_answer_q, (const char *[]){party, q[k]});
+        }
+        f->open = avk_metrics_series(tr->m_open, (const char *[]){party});
+        f->overdue = avk_metrics_series(tr->m_overdue, (const char *[]){party});
+        tr->figures[i] = f;
+        return f;
+}
+
+static void window_add(struct window *w, double v)
+{
+        w->v[w->next] = v;
+        w->next = (w->next + 1) % QUANTILE_WINDOW;
+        if (w->n < QUANTILE_WINDOW)
+                w->n++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+}
+
+/* p50 and p90 (nearest rank) into the gauges, in whole seconds. */
+static void window_publish(const struct window *w, avk_metric_t *const q[2])
+{
+        if (!w->n)
+                return;
+        double sorted[QUANTILE_WINDOW];
+        memcpy(sorted, w->v, w->n * sizeof(double));
+        qsort(sorted, w->n, sizeof(double), cmp_double);
+        const double p[2] = {0.5, 0.9};
+        for (int k = 0; k < 2; k++) {
+                size_t rank = (size_t)(p[k] * (double)w->n + 0.999999);
+                avk_metric_set(q[k], (int64_t)sorted[rank ? rank - 1 : 0]);
+        }
+}
+
+static void party_counts(void *opaque, const char *party, long open, long overdue)
+{
+        struct figures *f = figures_of(opaque, party);
+        if (f) {
+                avk_metric_set(f->open, open);
+                avk_metric_set(f->overdue, overdue);
+        }
+}
+
+static void publish_figures(avk_tracker_t *tr)
+{
+        avk_track_parties(tr->track, party_counts, tr);
+        for (int i = 0; i < MAX_FIGURE_PARTIES && tr->figures[i]; i++) {
+                window_publish(&tr->figures[i]->ack, tr->figures[i]->ack_q);
+                window_publish(&tr->figures[i]->answer, tr->figures[i]->answer_q);
+        }
+        atomic_store(&tr->open, avk_track_open_cnt(tr->track));
+        avk_metric_set(tr->m_kept, (int64_t)avk_track_kept_cnt(tr->track));
+}
+
+/* ---- the directory ---- */
+
+static const struct avk_directory_receiver *receiver_of(const avk_tracker_t *tr, const char *party,
+                                                        const char *unit)
+{
+        if (unit) {
+                const struct avk_directory_unit *u = avk_directory_unit(tr->dir, unit);
+                if (u)
+                        return &u->receiver;
+        }
+        const struct avk_directory_party *p = avk_directory_party(tr->dir, party);
+        return p ? &p->receiver : NULL;
+}
+
+static const char *inbox_of(const struct avk_directory_receiver *rc)
+{
+        return rc && rc->delivery ? rc->delivery->inbox_topic : NULL;
+}
+
+/* ---- outputs ---- */
+
+static avk_outbox_input_t *input_of(avk_tracker_t *tr, const struct avk_track_action *a,
+                                    uint64_t *seq)
+{
+        if (a->ticket) {
+                struct kept_input *k = (struct kept_input *)(uintptr_t)a->ticket;
+                *seq = k->seq;
+                return k->input;
+        }
+        *seq = tr->cur_seq;
+        return tr->cur_input;
+}
+
+/* Produces value (of output kind) to its topic in the deviation's partition,
+ * and a copy to inbox when there is one. */
+static int write_record(avk_tracker_t *tr, const struct avk_track_action *a, int kind,
+                        const char *deviation_id, int partition, const char *id, uint64_t tag,
+                        const char *inbox)
+{
+        char err[512];
+        const void *out;
+        size_t len;
+        static const char *const types[OUT_TOPICS] = {"DeviationStatus", "DeviationEscalated",
+                                                      "DeadlineReminder"};
+        if (avk_codec_encode(tr->codec, tr->out_topic[kind], tr->out_schema[kind],
+                             &tr->out_value[kind], &out, &len, err, sizeof(err)) != 0) {
+                avk_log(AVK_LOG_ERROR, COMPONENT, "deviation %s: cannot encode %s: %s",
+                        deviation_id, types[kind], err);
+                return -1;
+        }
+        uint64_t seq;
+        avk_outbox_input_t *in = input_of(tr, a, &seq);
+        const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE};
+        const char *values[] = {id, types[kind]};
+        struct avk_outbox_msg msg = {.topic = tr->out_topic[kind],
+                                     .partition = partition,
+                                     .key = deviation_id,
+                                     .key_len = strlen(deviation_id),
+                                     .value = out,
+                                     .len = len,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_cnt = 2,
+                                     .tag = tag};
+        if (avk_outbox_emit(tr->outbox, in, seq, &msg) != 0)
+                return -1;
+        if (!inbox)
+                return 0;
+        msg.topic = inbox;
+        msg.partition = RD_KAFKA_PARTITION_UA;
+        msg.tag = 0;
+        return avk_outbox_emit(tr->outbox, in, seq, &msg);
+}
+
+static int set_time(avro_value_t *v, const char *name, int64_t ms)
+{
+        return avk_avro_set_long(v, name, ms == AVK_TRACK_NONE ? 0 : ms, ms == AVK_TRACK_NONE);
+}
+
+static int write_status(avk_tracker_t *tr, const struct avk_track_action *a)
+{
+        const struct avk_track_status *s = &a->u.status;
+        avro_value_t *v = &tr->out_value[OUT_STATUS];
+        avro_value_reset(v);
+        int rc = avk_avro_set_text(v, "state_id", s->state_id) |
+                 avk_avro_set_text(v, "deviation_id", s->deviation_id) |
+                 avk_avro_set_long(v, "version", s->version, 0) |
+                 avk_avro_set_text(v, "state", avk_track_state_name(s->state)) |
+                 avk_avro_set_long(v, "changed_at", s->changed_at, 0) |
+                 avk_avro_set_text(v, "cause", s->cause) | avk_avro_set_long(v, "hop", s->hop, 0) |
+                 avk_avro_set_text(v, "reporter_party", s->reporter_party) |
+                 avk_avro_set_text(v, "receiver_party", s->receiver_party) |
+                 avk_avro_set_text(v, "receiver_unit_hsa_id", s->receiver_unit) |
+                 avk_avro_set_text(v, "category", s->category) |
+                 avk_avro_set_text(v, "harm_level", s->harm_level) |
+                 avk_avro_set_long(v, "possible_lex_maria", s->lex_maria, 0) |
+                 avk_avro_set_text(v, "deadline_rule", s->deadline_rule) |
+                 avk_avro_set_long(v, "routed_at", s->routed_at, 0) |
+                 avk_avro_set_long(v, "acknowledge_deadline_at", s->acknowledge_deadline_at, 0) |
+                 avk_avro_set_long(v, "answer_deadline_at", s->answer_deadline_at, 0) |
+                 set_time(v, "acknowledged_at", s->acknowledged_at) |
+                 set_time(v, "answered_at", s->answered_at) |
+                 set_time(v, "closed_at", s->closed_at) |
+                 set_time(v, "time_to_acknowledge_ms", s->time_to_acknowledge_ms) |
+                 set_time(v, "time_to_answer_ms", s->time_to_answer_ms) |
+                 avk_avro_set_long(v, "deadline_kept", s->deadline_kept > 0, s->deadline_kept < 0) |
+                 avk_avro_set_long(v, "overdue", s->overdue, 0) |
+                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step));
+        if (rc)
+                return -1;
+        atomic_fetch_add(&tr->statuses, 1);
+        avk_metric_add(tr->m_statuses, 1);
+        /* The figures: a first acknowledgement or an answer of this change. */
+        struct figures *f = figures_of(tr, s->receiver_party);
+        if (f && s->state == AVK_TRACK_ACKNOWLEDGED && s->time_to_acknowledge_ms != AVK_TRACK_NONE)
+                window_add(&f->ack, (double)s->time_to_acknowledge_ms / 1000.0);
+        if (f && s->state == AVK_TRACK_ANSWERED && s->time_to_answer_ms != AVK_TRACK_NONE)
+                window_add(&f->answer, (double)s->time_to_answer_ms / 1000.0);
+        uint64_t tag = ((uint64_t)s->version << TAG_BITS) | TAG_STATUS;
+        return write_record(tr, a, OUT_STATUS, s->deviation_id, s->partition, s->state_id, tag,
+                            NULL);
+}
+
+static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
+{
+        const struct avk_track_escalation *e = &a->u.escalation;
+        const struct avk_directory_receiver *rc = receiver_of(tr, e->party, e->unit);
+        const char *holder = rc && rc->ladder[e->step - 1] ? rc->ladder[e->step - 1]->name : NULL;
+        avro_value_t *v = &tr->out_value[OUT_ESCALATED];
+        avro_value_reset(v);
+        int err =
+            avk_avro_set_text(v, "escalation_id", e->escalation_id) |
+            avk_avro_set_text(v, "deviation_id", e->deviation_id) |
+            avk_avro_set_long(v, "escalated_at", e->escalated_at, 0) |
+            avk_avro_set_text(v, "party", e->party) |
+            avk_avro_set_text(v, "step", avk_track_step_name(e->step)) |
+            avk_avro_set_text(v, "reason", avk_track_reason_name(e->reason)) |
+            avk_avro_set_text(v, "holder", holder) | set_time(v, "deadline_at", e->deadline_at) |
+            avk_avro_set_long(v, "hop", e->hop, 0) | avk_avro_set_text(v, "unit_hsa_id", e->unit);
+        if (err)
+                return -1;
+        atomic_fetch_add(&tr->escalations, 1);
+        avk_metric_add(avk_metrics_series(tr->m_escalations,
+                                          (const char *[]){avk_track_step_name(e->step),
+                                                           avk_track_reason_name(e->reason)}),
+                       1);
+        avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: escalated to %s of %s (%s)",
+                e->deviation_id, avk_track_step_name(e->step), e->party,
+                avk_track_reason_name(e->reason));
+        return write_record(tr, a, OUT_ESCALATED, e->deviation_id, e->partition, e->escalation_id,
+                            TAG_ESCALATION, inbox_of(rc));
+}
+
+static int write_reminder(avk_tracker_t *tr, const struct avk_track_action *a)
+{
+        const struct avk_track_reminder *r = &a->u.reminder;
+        avro_value_t *v = &tr->out_value[OUT_REMINDER];
+        avro_value_reset(v);
+        int err = avk_avro_set_text(v, "reminder_id", r->reminder_id) |
+                  avk_avro_set_text(v, "deviation_id", r->deviation_id) |
+                  avk_avro_set_long(v, "reminded_at", r->reminded_at, 0) |
+                  avk_avro_set_long(v, "hop", r->hop, 0) |
+                  avk_avro_set_text(v, "receiver_party", r->receiver_party) |
+                  avk_avro_set_text(v, "receiver_unit_hsa_id", r->receiver_unit) |
+                  avk_avro_set_text(v, "kind", avk_track_deadline_name(r->kind)) |
+                  avk_avro_set_long(v, "deadline_at", r->deadline_at, 0);
+        if (err)
+                return -1;
+        atomic_fetch_add(&tr->reminders, 1);
+        avk_metric_add(
+            avk_metrics_series(tr->m_reminders, (const char *[]){avk_track_deadline_name(r->kind)}),
+            1);
+        const struct avk_directory_receiver *rc =
+            receiver_of(tr, r->receiver_party, r->receiver_unit);
+        return write_record(tr, a, OUT_REMINDER, r->deviation_id, r->partition, r->reminder_id,
+                            TAG_REMINDER, inbox_of(rc));
+}
+
+static void count_input(avk_tracker_t *tr, const char *topic, enum avk_track_result r)
+{
+        if (r == AVK_TRACK_APPLIED)
+                atomic_fetch_add(&tr->applied, 1);
+        else if (r != AVK_TRACK_KEPT)
+                atomic_fetch_add(&tr->ignored, 1);
+        avk_metric_add(
+            avk_metrics_series(tr->m_inputs, (const char *[]){topic, avk_track_result_name(r)}), 1);
+}
+
+static int deadletter(avk_tracker_t *tr, avk_outbox_input_t *in, uint64_t seq,
+                      const struct avk_outbox_source *src, const char *reason)
+{
+        atomic_fetch_add(&tr->deadlettered, 1);
+        avk_metric_add(tr->m_deadletter, 1);
+        return avk_outbox_deadletter(tr->outbox, in, seq, tr->deadletter_topic, src, reason);
+}
+
+static void kept_free(avk_tracker_t *tr, struct kept_input *k)
+{
+        if (k->prev)
+                k->prev->next = k->next;
+        else
+                tr->kept = k->next;
+        if (k->next)
+                k->next->prev = k->prev;
+        free(k);
+}
+
+/* A kept response is settled: dead-lettered when its routing never came,
+ * then its input is finished. */
+static int settled(avk_tracker_t *tr, const struct avk_track_action *a)
+{
+        struct kept_input *k = (struct kept_input *)(uintptr_t)a->ticket;
+        enum avk_track_result r = a->u.settled.result;
+        count_input(tr, k->src.topic, r);
+        int rc = 0;
+        if (r == AVK_TRACK_NO_ROUTING)
+                rc = deadletter(tr, k->input, k->seq, &k->src,
+                                "no DeviationRouted for this deviation within tracker.kept.max.ms");
+        avk_outbox_end(tr->outbox, k->input, k->seq);
+        kept_free(tr, k);
+        return rc;
+}
+
+static int sink(void *opaque, const struct avk_track_action *a)
+{
+        avk_tracker_t *tr = opaque;
+        int rc = 0;
+        switch (a->kind) {
+        case AVK_TRACK_STATUS:
+                rc = write_status(tr, a);
+                break;
+        case AVK_TRACK_ESCALATION:
+                rc = write_escalation(tr, a);
+                break;
+        case AVK_TRACK_REMINDER:
+                rc = write_reminder(tr, a);
+                break;
+        case AVK_TRACK_SETTLED:
+                rc = settled(tr, a);
+                break;
+        }
+        if (rc)
+                tr->sink_failed = 1;
+        return rc;
+}
+
+/* The outbox heard back about a tagged output. */
+static void on_acked(void *opaque, const void *key, size_t key_len, uint64_t tag)
+{
+        avk_tracker_t *tr = opaque;
+        char id[ID_SIZE];
+        (void)tag;
+        if (key_len >= sizeof(id))
+                return;
+        memcpy(id, key, key_len);
+        id[key_len] = '\0';
+        avk_track_acked(tr->track, id);
+}
+
+/* A status record that failed need not be written again when a later
+ * version of the deviation exists: that one is (or will be) written, and the
+ * changelog only needs the latest. */
+static int still_wanted(void *opaque, const void *key, size_t key_len, uint64_t tag)
+{
+        avk_tracker_t *tr = opaque;
+        char id[ID_SIZE];
+        if ((tag & ((1u << TAG_BITS) - 1)) != TAG_STATUS || key_len >= sizeof(id))
+                return 1;
+        memcpy(id, key, key_len);
+        id[key_len] = '\0';
+        return avk_track_version(tr->track, id) <= (int)(tag >> TAG_BITS);
+}
+
+static void input_done(void *opaque, double seconds)
+{
+        avk_tracker_t *tr = opaque;
+        atomic_fetch_add(&tr->inputs_done, 1);
+        avk_metric_observe(tr->m_latency, seconds);
+}
+
+/* ---- inputs ---- */
+
+static int decode(avk_tracker_t *tr, int k, const rd_kafka_message_t *m, char *errstr,
+                  size_t errstr_size)
+{
+        static const char *const names[IN_TOPICS] = {"DeviationRouted", "DeviationResponse",
+                                                     "DeliveryFailed"};
+        char reason[256];
+        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->in_schema[k], &tr->in_value[k],
+                             reason, sizeof(reason)) != 0) {
+                snprintf(errstr, errstr_size, "undecodable %s: %s", names[k], reason);
+                return -1;
+        }
+        const char *id = avk_avro_text(&tr->in_value[k], "deviation_id");
+        if (!id || m->key_len != strlen(id) || memcmp(m->key, id, m->key_len) != 0) {
+                snprintf(errstr, errstr_size, "the key is not the deviation_id");
+                return -1;
+        }
+        return 0;
+}
+
+static int64_t get_long(avro_value_t *v, const char *name)
+{
+        int64_t x = 0;
+        avk_avro_long(v, name, &x);
+        return x;
+}
+
+static enum avk_track_result apply(avk_tracker_t *tr, int k, const rd_kafka_message_t *m,
+                                   struct kept_input *ticket)
+{
+        avro_value_t *v = &tr->in_value[k];
+        switch (k) {
+        case IN_ROUTED: {
+                struct avk_track_routed in = {.event_id = avk_avro_text(v, "event_id"),
+                                              .deviation_id = avk_avro_text(v, "deviation_id"),
+                                              .routed_at = get_long(v, "routed_at"),
+                                              .hop = (int)get_long(v, "hop"),
+                                              .reporter_party = avk_avro_text(v, "reporter_party"),
+                                              .receiver_party = avk_avro_text(v, "receiver_party"),
+                                              .receiver_unit =
+                                                  avk_avro_text(v, "receiver_unit_hsa_id"),
+                                              .category = avk_avro_text(v, "category"),
+                                              .harm_level = avk_avro_text(v, "harm_level"),
+                                              .lex_maria = (int)get_long(v, "possible_lex_maria"),
+                                              .partition = m->partition};
+                return in.event_id ? avk_track_routed(tr->track, &in) : AVK_TRACK_BAD_INPUT;
+        }
+        case IN_RESPONSE: {
+                int kind = avk_track_response_kind_parse(avk_avro_text(v, "kind"));
+                if (kind < 0)
+                        return AVK_TRACK_BAD_INPUT;
+                struct avk_track_response in = {.response_id = avk_avro_text(v, "response_id"),
+                                                .deviation_id = avk_avro_text(v, "deviation_id"),
+                                                .responded_at = get_long(v, "responded_at"),
+                                                .party = avk_avro_text(v, "party"),
+                                                .kind = (enum avk_track_response_kind)kind,
+                                                .partition = m->partition,
+                                                .ticket = (uint64_t)(uintptr_t)ticket};
+                return avk_track_respond(tr->track, &in);
+        }
+        default: {
+                struct avk_track_failure in = {.event_id = avk_avro_text(v, "event_id"),
+                                               .deviation_id = avk_avro_text(v, "deviation_id"),
+                                               .hop = (int)get_long(v, "hop"),
+                                               .failed_at = get_long(v, "failed_at"),
+                                               .partition = m->partition,
+                                               .ticket = (uint64_t)(uintptr_t)ticket};
+                return avk_track_failed(tr->track, &in);
+        }
+        }
+}
+
+static struct kept_input *kept_new(avk_tracker_t *tr, avk_outbox_input_t *in, uint64_t seq,
+                                   const rd_kafka_message_t *m)
+{
+        struct kept_input *k = malloc(sizeof(*k) + m->key_len + m->len);
+        if (!k)
+                return NULL;
+        k->input = in;
+        k->seq = seq;
+        k->src = avk_outbox_source_of(m);
+        k->src.topic =
+            tr->in_topic[strcmp(k->src.topic, tr->in_topic[IN_RESPONSE]) == 0 ? IN_RESPONSE
+                                                                              : IN_FAILED];
+        if (m->key_len)
+                memcpy(k->data, m->key, m->key_len);
+        if (m->len)
+                memcpy(k->data + m->key_len, m->payload, m->len);
+        k->src.key = k->data;
+        k->src.value = k->data + m->key_len;
+        k->prev = NULL;
+        k->next = tr->kept;
+        if (tr->kept)
+                tr->kept->prev = k;
+        tr->kept = k;
+        return k;
+}
+
+static int topic_index(const avk_tracker_t *tr, const char *topic)
+{
+        for (int k = 0; k < IN_TOPICS; k++) {
+                if (strcmp(topic, tr->in_topic[k]) == 0)
+                        return k;
+        }
+        return -1;
+}
+
+static int handle(avk_tracker_t *tr, const rd_kafka_message_t *m)
+{
+        int k = topic_index(tr, rd_kafka_topic_name(m->rkt));
+        if (k < 0 || m->partition < 0 || m->partition >= MAX_PARTITIONS ||
+            !tr->current[k][m->partition])
+                return 0; /* fetched before a revoke: the next owner has it */
+        avk_outbox_input_t *in = tr->current[k][m->partition];
+        uint64_t seq = avk_outbox_begin(in, m->offset);
+        if (seq == UINT64_MAX)
+                return -1;
+        struct avk_outbox_source src = avk_outbox_source_of(m);
+        char err[512];
+        int rc = 0;
+        if (decode(tr, k, m, err, sizeof(err)) != 0) {
+                rc = deadletter(tr, in, seq, &src, err);
+                avk_outbox_end(tr->outbox, in, seq);
+                return rc;
+        }
+        struct kept_input *ticket = NULL;
+        if (k != IN_ROUTED && !(ticket = kept_new(tr, in, seq, m)))
+                return -1;
+        tr->cur_input = in;
+        tr->cur_seq = seq;
+        tr->sink_failed = 0;
+        enum avk_track_result r = apply(tr, k, m, ticket);
+        tr->cur_input = NULL;
+        if (r != AVK_TRACK_KEPT && ticket)
+                kept_free(tr, ticket);
+        if (r == AVK_TRACK_KEPT) {
+                avk_metric_set(tr->m_kept, (int64_t)avk_track_kept_cnt(tr->track));
+                return 0; /* the input stays unfinished until the core settles it */
+        }
+        if (r == AVK_TRACK_FAILED || tr->sink_failed)
+                rc = -1;
+        else if (r == AVK_TRACK_BAD_INPUT)
+                rc = deadletter(tr, in, seq, &src,
+                                "deviation_id is not a UUID, or a party is empty");
+        else if (r == AVK_TRACK_FULL)
+                rc = deadletter(tr, in, seq, &src,
+                                "too many responses wait for their routing (tracker.kept.max)");
+        count_input(tr, tr->in_topic[k], r);
+        avk_outbox_end(tr->outbox, in, seq);
+        return rc;
+}
+
+/* ---- rebuild ---- */
+
+static void restore_status(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_tracker_t *tr = opaque;
+        avro_value_t *v = &tr->out_value[OUT_STATUS];
+        char err[256];
+        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_STATUS], v, err,
+                             sizeof(err)) != 0)
+                return;
+        int state = avk_track_state_parse(avk_avro_text(v, "state"));
+        const char *step = avk_avro_text(v, "escalation_step");
+        int64_t acked = AVK_TRACK_NONE, answered = AVK_TRACK_NONE, closed = AVK_TRACK_NONE;
+        avk_avro_long(v, "acknowledged_at", &acked);
+        avk_avro_long(v, "answered_at", &answered);
+        avk_avro_long(v, "closed_at", &closed);
+        struct avk_track_status s = {
+            .deviation_id = avk_avro_text(v, "deviation_id"),
+            .version = (int)get_long(v, "version"),
+            .state = state < 0 ? AVK_TRACK_ROUTED : (enum avk_track_state)state,
+            .changed_at = get_long(v, "changed_at"),
+            .cause = avk_avro_text(v, "cause"),
+            .hop = (int)get_long(v, "hop"),
+            .reporter_party = avk_avro_text(v, "reporter_party"),
+            .receiver_party = avk_avro_text(v, "receiver_party"),
+            .receiver_unit = avk_avro_text(v, "receiver_unit_hsa_id"),
+            .category = avk_avro_text(v, "category"),
+            .harm_level = avk_avro_text(v, "harm_level"),
+            .lex_maria = (int)get_long(v, "possible_lex_maria"),
+            .deadline_rule = avk_avro_text(v, "deadline_rule"),
+            .routed_at = get_long(v, "routed_at"),
+            .acknowledge_deadline_at = get_long(v, "acknowledge_deadline_at"),
+            .answer_deadline_at = get_long(v, "answer_deadline_at"),
+            .acknowledged_at = acked,
+            .answered_at = answered,
+            .closed_at = closed,
+            .overdue = (int)get_long(v, "overdue"),
+            .step = step ? avk_track_step_parse(step) : AVK_TRACK_STEP_NONE,
+            .partition = m->partition};
+        if (s.step < 0)
+                s.step = AVK_TRACK_STEP_NONE;
+        if (!s.deviation_id || !s.reporter_party || !s.receiver_party)
+                return;
+        if (avk_track_restore_status(tr->track, &s) != 0)
+                tr->sink_failed = 1;
+}
+
+static void restore_escalation(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_tracker_t *tr = opaque;
+        avro_value_t *v = &tr->out_value[OUT_ESCALATED];
+        char err[256];
+        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_ESCALATED], v, err,
+                             sizeof(err)) != 0)
+                return;
+        int step = avk_track_step_parse(avk_avro_text(v, "step"));
+        int reason = avk_track_reason_parse(avk_avro_text(v, "reason"));
+        const char *id = avk_avro_text(v, "escalation_id");
+        int64_t deadline = AVK_TRACK_NONE;
+        avk_avro_long(v, "deadline_at", &deadline);
+        if (step < 1 || reason < 0 || !id)
+                return;
+        struct avk_track_escalation e = {.deviation_id = avk_avro_text(v, "deviation_id"),
+                                         .escalated_at = get_long(v, "escalated_at"),
+                                         .hop = (int)get_long(v, "hop"),
+                                         .party = avk_avro_text(v, "party"),
+                                         .unit = avk_avro_text(v, "unit_hsa_id"),
+                                         .step = step,
+                                         .reason = (enum avk_track_reason)reason,
+                                         .deadline_at = deadline,
+                                         .partition = m->partition};
+        snprintf(e.escalation_id, sizeof(e.escalation_id), "%s", id);
+        if (e.deviation_id && avk_track_restore_escalation(tr->track, &e) != 0)
+                tr->sink_failed = 1;
+}
+
+static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_tracker_t *tr = opaque;
+        avro_value_t *v = &tr->out_value[OUT_REMINDER];
+        char err[256];
+        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_REMINDER], v, err,
+                             sizeof(err)) != 0)
+                return;
+        int kind = avk_track_deadline_parse(avk_avro_text(v, "kind"));
+        struct avk_track_reminder r = {.deviation_id = avk_avro_text(v, "deviation_id"),
+                                       .hop = (int)get_long(v, "hop"),
+                                       .kind = (enum avk_track_deadline_kind)kind,
+                                       .deadline_at = get_long(v, "deadline_at")};
+        if (kind >= 0 && r.deviation_id)
+                avk_track_restore_reminder(tr->track, &r);
+}
+
+/* Reads the state of partitions from the outputs: the changelog first (the
+ * latest version per deviation), then the escalations (a half-written one is
+ * completed), then the reminders (not sent again). */
+static int rebuild(avk_tracker_t *tr, const int32_t *parts, int cnt)
+{
+        avk_replay_cb *cbs[OUT_TOPICS] = {restore_status, restore_escalation, restore_reminder};
+        tr->sink_failed = 0;
+        for (int k = 0; k < OUT_TOPICS; k++) {
+                if (avk_replay_read(tr->kafka.reader, tr->out_topic[k], parts, cnt, REBUILD_TIMEOUT,
+                                    cbs[k], tr) != 0)
+                        return -1;
+        }
+        for (int i = 0; i < cnt; i++) {
+                if (avk_track_restore_done(tr->track, parts[i]) < 0)
+                        return -1;
+        }
+        return tr->sink_failed ? -1 : 0;
+}
+
+static void on_assign(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+        int32_t nums[MAX_PARTITIONS];
+        int fresh[MAX_PARTITIONS] = {0};
+        int cnt = avk_replay_fresh(parts, tr->owned, MAX_PARTITIONS, nums, fresh);
+        int64_t start = mono_ms();
+        while (cnt && rebuild(tr, nums, cnt) != 0 && !atomic_load(&tr->stop)) {
+                avk_log(AVK_LOG_WARN, COMPONENT, "rebuilding state failed; retrying");
+                for (int i = 0; i < cnt; i++)
+                        avk_track_drop_partition(tr->track, nums[i]);
+        }
+        for (int i = 0; i < cnt; i++)
+                tr->owned[nums[i]] = 1;
+        int routed = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int k = topic_index(tr, tp->topic);
+                if (k < 0 || tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
+                        continue;
+                routed += k == IN_ROUTED;
+                if (!tr->current[k][tp->partition])
+                        tr->current[k][tp->partition] =
+                            avk_outbox_assign(tr->outbox, tr->in_topic[k], tp->partition);
+        }
+        atomic_fetch_add(&tr->partitions, routed);
+        atomic_fetch_add(&tr->rebuilds, (unsigned long long)cnt);
+        atomic_store(&tr->ready, 1);
+        avk_log(AVK_LOG_INFO, COMPONENT,
+                "assigned %d partitions; state of %d rebuilt in %lld ms: %zu open deviations",
+                parts->cnt, cnt, (long long)(mono_ms() - start), avk_track_open_cnt(tr->track));
+        rd_kafka_assign(rk, parts);
+}
+
+static void on_revoke(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+        avk_outbox_revoking(tr->outbox, rk, DRAIN_TIMEOUT_MS,
+                            "the next owner rebuilds and writes them again");
+        int routed = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int k = topic_index(tr, tp->topic);
+                int32_t p = tp->partition;
+                if (k < 0 || p < 0 || p >= MAX_PARTITIONS)
+                        continue;
+                if (tr->current[k][p]) {
+                        /* Kept responses of the partition: the next owner reads them again. */
+                        for (struct kept_input *kp = tr->kept, *next; kp; kp = next) {
+                                next = kp->next;
+                                if (kp->input == tr->current[k][p]) {
+                                        avk_outbox_end(tr->outbox, kp->input, kp->seq);
+                                        kept_free(tr, kp);
+                                }
+                        }
+                        avk_outbox_revoke(tr->outbox, tr->current[k][p]);
+                        tr->current[k][p] = NULL;
+                        routed += k == IN_ROUTED;
+                }
+                if (tr->owned[p]) {
+                        avk_track_drop_partition(tr->track, p);
+                        tr->owned[p] = 0;
+                }
+        }
+        atomic_fetch_sub(&tr->partitions, routed);
+        if (atomic_load(&tr->partitions) <= 0)
+                atomic_store(&tr->ready, 0);
+        avk_log(AVK_LOG_INFO, COMPONENT, "revoked %d partitions", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+                on_assign(opaque, rk, parts);
+        else
+                on_revoke(opaque, rk, parts);
+}
+
+/* ---- the loop ---- */
+
+static int tick(avk_tracker_t *tr)
+{
+        int64_t mono = mono_ms();
+        if (mono < tr->next_tick)
+                return 0;
+        tr->next_tick = mono + tr->tick_ms;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        tr->sink_failed = 0;
+        long n = avk_track_advance(tr->track, now_ms(tr));
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        avk_metric_observe(tr->m_tick,
+                           (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+        publish_figures(tr);
+        return n < 0 || tr->sink_failed ? -1 : 0;
+}
+
+static void summary(avk_tracker_t *tr)
+{
+        int64_t now = mono_ms();
+        if (now - tr->last_summary < SUMMARY_EVERY_MS)
+                return;
+        tr->last_summary = now;
+        uint64_t done = atomic_load(&tr->inputs_done) + atomic_load(&tr->statuses);
+        if (done == tr->summary_done)
+                return;
+        tr->summary_done = done;
+        avk_log(AVK_LOG_INFO, COMPONENT,
+                "inputs %llu (applied %llu, ignored %llu), status %llu, escalations %llu, "
+                "reminders %llu, dead-lettered %llu, open %zu, kept %zu, outputs in flight %llu",
+                (unsigned long long)atomic_load(&tr->inputs_done),
+                (unsigned long long)atomic_load(&tr->applied),
+                (unsigned long long)atomic_load(&tr->ignored),
+                (unsigned long long)atomic_load(&tr->statuses),
+                (unsigned long long)atomic_load(&tr->escalations),
+                (unsigned long long)atomic_load(&tr->reminders),
+                (unsigned long long)atomic_load(&tr->deadlettered), avk_track_open_cnt(tr->track),
+                avk_track_kept_cnt(tr->track),
+                (unsigned long long)avk_outbox_in_flight(tr->outbox));
+}
+
+static int partition_cnt(avk_tracker_t *tr, const char *topic, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(tr->kafka.reader, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(tr->kafka.reader, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        int n = -1;
+        if (!e && md->topic_cnt == 1 && !md->topics[0].err)
+                n = md->topics[0].partition_cnt;
+        else
+                snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                         rd_kafka_err2str(e ? e : md->topics[0].err));
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        return n;
+}
+
+/* Inputs and outputs must share one partition count: a deviation's inputs
+ * meet in one instance, and its outputs go to the same partition number,
+ * which is what a rebuild reads. */
+static int check_topics(avk_tracker_t *tr, char *errstr, size_t errstr_size)
+{
+        const char *topics[IN_TOPICS + OUT_TOPICS];
+        for (int k = 0; k < IN_TOPICS; k++)
+                topics[k] = tr->in_topic[k];
+        for (int k = 0; k < OUT_TOPICS; k++)
+                topics[IN_TOPICS + k] = tr->out_topic[k];
+        int first = -1;
+        for (int i = 0; i < IN_TOPICS + OUT_TOPICS; i++) {
+                int n = partition_cnt(tr, topics[i], errstr, errstr_size);
+                if (n < 0)
+                        return -1;
+                if (n > MAX_PARTITIONS) {
+                        snprintf(errstr, errstr_size, "topic %s: more than %d partitions",
+                                 topics[i], MAX_PARTITIONS);
+                        return -1;
+                }
+                if (first >= 0 && n != first) {
+                        snprintf(errstr, errstr_size,
+                                 "topic %s has %d partitions and %s %d: the lifecycle topics "
+                                 "must share one partition count",
+                                 topics[i], n, topics[0], first);
+                        return -1;
+                }
+                first = n;
+        }
+        return 0;
+}
+
+int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
+{
+        if (check_topics(tr, errstr, errstr_size) != 0)
+                return -1;
+        rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(IN_TOPICS);
+        for (int k = 0; k < IN_TOPICS; k++)
+                rd_kafka_topic_partition_list_add(subs, tr->in_topic[k], RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(tr->kafka.consumer, subs);
+        rd_kafka_topic_partition_list_destroy(subs);
+        if (e) {
+                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+                return -1;
+        }
+        avk_log(AVK_LOG_INFO, COMPONENT, "group %s: tracking %s, %s and %s", tr->group,
+                tr->in_topic[IN_ROUTED], tr->in_topic[IN_RESPONSE], tr->in_topic[IN_FAILED]);
+        int rc = 0;
+        tr->last_summary = mono_ms();
+        while (!atomic_load(&tr->stop)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(tr->kafka.consumer, 20);
+                if (m && m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
+                                        rd_kafka_message_errstr(m));
+                } else if (m && handle(tr, m) != 0) {
+                        snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
+                        rc = -1;
+                }
+                if (m)
+                        rd_kafka_message_destroy(m);
+                avk_outbox_poll(tr->outbox);
+                if (!rc && tick(tr) != 0) {
+                        snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
+                        rc = -1;
+                }
+                char reason[512];
+                if (rd_kafka_fatal_error(tr->kafka.producer, reason, sizeof(reason))) {
+                        snprintf(errstr, errstr_size, "producer: %s", reason);
+                        rc = -1;
+                }
+                if (rc)
+                        break;
+                summary(tr);
+        }
+        /* Closing revokes the assignment: on_revoke waits for the outputs in
+         * flight, stores and commits; bounded, should Kafka not answer. */
+        avk_kafka_consumer_close(tr->kafka.consumer,
+                                 (int)avk_config_get_int(tr->env.cfg, "consumer.close.timeout.ms"),
+                                 COMPONENT);
+        avk_outbox_close(tr->outbox);
+        /* Destroyed here: rd_kafka_destroy() (avk_outbox_kafka_close()) would
+         * close it again, without a bound, after a close that gave up. */
+        rd_kafka_destroy_flags(tr->kafka.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        tr->kafka.consumer = NULL;
+        summary(tr);
+        return rc;
+}
+
+void avk_tracker_stop(avk_tracker_t *tr)
+{
+        atomic_store(&tr->stop, 1);
+}
+
+void avk_tracker_stats(avk_tracker_t *tr, struct avk_tracker_stats *s)
+{
+        *s = (struct avk_tracker_stats){
+            .inputs_done = atomic_load(&tr->inputs_done),
+            .applied = atomic_load(&tr->applied),
+            .ignored = atomic_load(&tr->ignored),
+            .statuses = atomic_load(&tr->statuses),
+            .escalations = atomic_load(&tr->escalations),
+            .reminders = atomic_load(&tr->reminders),
+            .deadlettered = atomic_load(&tr->deadlettered),
+            .rebuilds = atomic_load(&tr->rebuilds),
+            .open = atomic_load(&tr->open),
+            .partitions = atomic_load(&tr->partitions),
+        };
+}
+
+int avk_tracker_ready(void *opaque, char *why, size_t why_size)
+{
+        avk_tracker_t *tr = opaque;
+        if (atomic_load(&tr->ready))
+                return 1;
+        snprintf(why, why_size, "no partitions assigned and rebuilt yet");
+        return 0;
+}
+
+avk_metrics_t *avk_tracker_metrics(avk_tracker_t *tr)
+{
+        return tr->metrics;
+}
+
+/* ---- creation ---- */
+
+static int load_files(avk_tracker_t *tr, const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        const char *dir_file = avk_config_get(cfg, "directory.file");
+        const char *policy_file = avk_config_get(cfg, "deadlines.file");
+        if (!dir_file || !policy_file) {
+                snprintf(errstr, errstr_size, "%s: required by the tracker",
+                         dir_file ? "deadlines.file" : "directory.file");
+                return -1;
+        }
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        tr->dir = avk_directory_load(dir_file, 0, &errs);
+        if (tr->dir)
+                tr->policy = avk_deadlines_load(policy_file, &errs);
+        if (!tr->policy) {
+                avk_errors_join(&errs, errstr, errstr_size);
+                return -1;
+        }
+        return 0;
+}
+
+static int make_metrics(avk_tracker_t *tr)
+{
+        avk_metrics_t *m = tr->metrics = avk_metrics_new();
+        if (!m)
+                return -1;
+        tr->m_inputs = avk_metrics_counter(
+            m, "avk_tracker_inputs_total",
+            "Inputs by topic and what they did (applied, duplicate, stale, not_receiver, ...).",
+            (const char *[]){"topic", "result", NULL});
+        tr->m_escalations =
+            avk_metrics_counter(m, "avk_tracker_escalations_total",
+                                "DeviationEscalated written, by ladder step and reason.",
+                                (const char *[]){"step", "reason", NULL});
+        tr->m_reminders = avk_metrics_counter(m, "avk_tracker_reminders_total",
+                                              "DeadlineReminder written, by deadline.",
+                                              (const char *[]){"deadline", NULL});
+        tr->m_open = avk_metrics_gauge(m, "avk_tracker_open", "Open deviations by receiving party.",
+                                       (const char *[]){"party", NULL});
+        tr->m_overdue =
+            avk_metrics_gauge(m, "avk_tracker_overdue",
+                              "Open deviations with a deadline passed unmet, by receiving party.",
+                              (const char *[]){"party", NULL});
+        tr->m_ack_q = avk_metrics_gauge(
+            m, "avk_tracker_time_to_acknowledge_seconds",
+            "Routing to acknowledgement, p50 and p90 over the party's last 1024 (summary-style).",
+            (const char *[]){"party", "quantile", NULL});
+        tr->m_answer_q = avk_metrics_gauge(
+            m, "avk_tracker_time_to_answer_seconds",
+            "Routing to answer, p50 and p90 over the party's last 1024 (summary-style).",
+            (const char *[]){"party", "quantile", NULL});
+        tr->m_statuses =
+            avk_metrics_series(avk_metrics_counter(m, "avk_tracker_status_total",
+                                                   "DeviationStatus records written.", NULL),
+                               NULL);
+        tr->m_deadletter = avk_metrics_series(
+            avk_metrics_counter(m, "avk_tracker_deadlettered_total",
+                                "Records written to the dead-letter topic.", NULL),
+            NULL);
+        tr->m_kept = avk_metrics_series(
+            avk_metrics_gauge(m, "avk_tracker_kept", "Responses waiting for their routing.", NULL),
+            NULL);
+        tr->m_latency = avk_metrics_series(
+            avk_metrics_histogram(m, "avk_tracker_input_seconds",
+                                  "From consuming an input to Kafka acknowledging its outputs.",
+                                  NULL, AVK_METRICS_LATENCY_BUCKETS,
+                                  AVK_METRICS_LATENCY_BUCKET_CNT),
+            NULL);
+        tr->m_tick = avk_metrics_series(
+            avk_metrics_histogram(m, "avk_tracker_tick_seconds",
+                                  "One pass over the due timers (reminders, deadlines).", NULL,
+                                  AVK_METRICS_LATENCY_BUCKETS, AVK_METRICS_LATENCY_BUCKET_CNT),
+            NULL);
+        return tr->m_inputs && tr->m_escalations && tr->m_reminders && tr->m_open &&
+                       tr->m_overdue && tr->m_ack_q && tr->m_answer_q && tr->m_statuses &&
+                       tr->m_deadletter && tr->m_kept && tr->m_latency && tr->m_tick
+                   ? 0
+                   : -1;
+}
+
+avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clock,
+                               void *clock_opaque, char *errstr, size_t errstr_size)
+{
+        static const char *const in_keys[IN_TOPICS] = {"topic.routed", "topic.response",
+                                                       "topic.delivery.failed"};
+        static const char *const in_schemas[IN_TOPICS] = {"DeviationRouted", "DeviationResponse",
+                                                          "DeliveryFailed"};
+        static const char *const out_keys[OUT_TOPICS] = {"topic.status", "topic.escalated",
+                                                         "topic.reminder"};
+        static const char *const out_schemas[OUT_TOPICS] = {"DeviationStatus", "DeviationEscalated",
+                                                            "DeadlineReminder"};
+        avk_tracker_t *tr = calloc(1, sizeof(*tr));
+        if (!tr) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        tr->clock = clock;
+        tr->clock_opaque = clock_opaque;
+        avk_clock_init(&tr->processing_clock, avk_config_get(cfg, "tracker.clock.file"));
+        tr->tick_ms = avk_config_get_int(cfg, "tracker.tick.ms");
+        if (avk_env_open(&tr->env, cfg, errstr, errstr_size) != 0)
+                goto fail;
+        for (int k = 0; k < IN_TOPICS; k++) {
+                tr->in_topic[k] = avk_config_get(cfg, in_keys[k]);
+                tr->in_schema[k] = avk_catalog_by_name(tr->env.catalog, in_schemas[k]);
+        }
+        for (int k = 0; k < OUT_TOPICS; k++) {
+                tr->out_topic[k] = avk_config_get(cfg, out_keys[k]);
+                tr->out_schema[k] = avk_catalog_by_name(tr->env.catalog, out_schemas[k]);
+        }
+        tr->deadletter_topic = avk_config_get(cfg, "topic.deadletter");
+        snprintf(tr->group, sizeof(tr->group), "%s", avk_config_get(cfg, "tracker.group.id"));
+        if (load_files(tr, cfg, errstr, errstr_size) != 0)
+                goto fail;
+        struct avk_track_options opt = {
+            .policy = tr->policy,
+            .sink = sink,
+            .sink_opaque = tr,
+            .kept_max = (size_t)avk_config_get_int(cfg, "tracker.kept.max"),
+            .kept_max_ms = avk_config_get_int(cfg, "tracker.kept.max.ms"),
+        };
+        struct avk_outbox_hooks hooks = {.input_done = input_done,
+                                         .acked = on_acked,
+                                         .still_wanted = still_wanted,
+                                         .opaque = tr};
+        tr->track = avk_track_new(&opt);
+        tr->codec = avk_codec_new(tr->env.catalog, tr->env.registry);
+        tr->outbox = avk_outbox_new(&hooks, COMPONENT);
+        if (!tr->track || !tr->codec || !tr->outbox || make_metrics(tr) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        for (int k = 0; k < IN_TOPICS; k++)
+                avro_generic_value_new(avk_schema_iface(tr->in_schema[k]), &tr->in_value[k]);
+        for (int k = 0; k < OUT_TOPICS; k++)
+                avro_generic_value_new(avk_schema_iface(tr->out_schema[k]), &tr->out_value[k]);
+        if (avk_outbox_kafka_open(tr->outbox, cfg, tr->group, on_rebalance, tr, &tr->kafka, errstr,
+                                  errstr_size) != 0)
+                goto fail;
+        /* The clock file's first value, so that a tracker under test starts
+         * at the test's time rather than at 0. */
+        avk_track_advance(tr->track, now_ms(tr));
+        return tr;
+fail:
+        avk_tracker_destroy(tr);
+        return NULL;
+}
+
+void avk_tracker_destroy(avk_tracker_t *tr)
+{
+        if (!tr)
+                return;
+        avk_outbox_kafka_close(&tr->kafka);
+        while (tr->kept)
+                kept_free(tr, tr->kept);
+        avk_outbox_destroy(tr->outbox);
+        avk_track_destroy(tr->track);
+        for (int k = 0; k < IN_TOPICS; k++) {
+                if (tr->in_value[k].self)
+                        avro_value_decref(&tr->in_value[k]);
+        }
+        for (int k = 0; k < OUT_TOPICS; k++) {
+                if (tr->out_value[k].self)
+                        avro_value_decref(&tr->out_value[k]);
+        }
+        for (int i = 0; i < MAX_FIGURE_PARTIES; i++)
+                free(tr->figures[i]);
+        avk_codec_destroy(tr->codec);
+        avk_metrics_destroy(tr->metrics);
+        avk_deadlines_destroy(tr->policy);
+        avk_directory_destroy(tr->dir);
+        avk_env_close(&tr->env);
+        free(tr);
+}

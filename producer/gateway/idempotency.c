@@ -1,0 +1,273 @@
+/*
+ * avk_idem: see idempotency.h.
+ *
+ * A chained hash table maps each key to an entry; entries of one request
+ * share its flight (hash, result, waiters), which is freed when the last
+ * entry pointing at it goes. Finished entries sit on a list in the order
+ * their results became known - which is also the order they expire in -
+ * so expiry and eviction both take from its head in constant time.
+ * Entries in flight are on no list and are never evicted.
+ */
+#include "producer/gateway/idempotency.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct waiter {
+        avk_idem_wait_cb *cb;
+        void *opaque;
+        struct waiter *next;
+};
+
+struct entry {
+        char *key;
+        uint64_t key_hash;
+        avk_idem_flight_t *flight;
+        int64_t expires_ms;        /* finished entries */
+        struct entry *chain;       /* next in the bucket */
+        struct entry *prev, *next; /* finished list */
+};
+
+struct avk_idem_flight {
+        unsigned char hash[AVK_IDEM_HASH_SIZE];
+        int done;
+        unsigned status;
+        char *body;
+        int refs; /* entries pointing here, plus one while in flight */
+        struct entry *entries[AVK_IDEM_MAX_KEYS];
+        size_t entry_cnt;
+        struct waiter *waiters;
+};
+
+struct avk_idem {
+        pthread_mutex_t lock;
+        size_t max_entries, size;
+        int64_t ttl_ms;
+        struct entry **buckets;
+        size_t bucket_mask;
+        struct entry *oldest, *newest; /* finished entries, by completion */
+};
+
+static uint64_t fnv1a(const char *s)
+{
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+        return h;
+}
+
+avk_idem_t *avk_idem_new(size_t max_entries, int64_t ttl_ms)
+{
+        avk_idem_t *idem = calloc(1, sizeof(*idem));
+        if (!idem)
+                return NULL;
+        size_t buckets = 16;
+        while (buckets < max_entries && buckets < ((size_t)1 << 24))
+                buckets <<= 1;
+        idem->buckets = calloc(buckets, sizeof(*idem->buckets));
+        if (!idem->buckets) {
+                free(idem);
+                return NULL;
+        }
+        idem->bucket_mask = buckets - 1;
+        idem->max_entries = max_entries;
+        idem->ttl_ms = ttl_ms;
+        pthread_mutex_init(&idem->lock, NULL);
+        return idem;
+}
+
+static void flight_free(avk_idem_flight_t *f)
+{
+        while (f->waiters) {
+                struct waiter *w = f->waiters;
+                f->waiters = w->next;
+                free(w);
+        }
+        free(f->body);
+        free(f);
+}
+
+/* Drops one reference to f; frees it with the last. */
+static void flight_unref(avk_idem_flight_t *f)
+{
+        if (--f->refs == 0)
+                flight_free(f);
+}
+
+void avk_idem_destroy(avk_idem_t *idem)
+{
+        if (!idem)
+                return;
+        for (size_t b = 0; b <= idem->bucket_mask; b++) {
+                while (idem->buckets[b]) {
+                        struct entry *e = idem->buckets[b];
+                        idem->buckets[b] = e->chain;
+                        flight_unref(e->flight);
+                        free(e->key);
+                        free(e);
+                }
+        }
+        free(idem->buckets);
+        pthread_mutex_destroy(&idem->lock);
+        free(idem);
+}
+
+static struct entry *find(avk_idem_t *idem, const char *key, uint64_t key_hash)
+{
+        for (struct entry *e = idem->buckets[key_hash & idem->bucket_mask]; e; e = e->chain) {
+                if (e->key_hash == key_hash && strcmp(e->key, key) == 0)
+                        return e;
+        }
+        return NULL;
+}
+
+/* Unlinks e from its bucket and, when finished, from the finished list; frees it. */
+static void remove_entry(avk_idem_t *idem, struct entry *e)
+{
+        struct entry **link = &idem->buckets[e->key_hash & idem->bucket_mask];
+        while (*link != e)
+                link = &(*link)->chain;
+        *link = e->chain;
+        if (e->flight->done) {
+                if (e->prev)
+                        e->prev->next = e->next;
+                else if (idem->oldest == e)
+                        idem->oldest = e->next;
+                if (e->next)
+                        e->next->prev = e->prev;
+                else if (idem->newest == e)
+                        idem->newest = e->prev;
+        }
+        flight_unref(e->flight);
+        free(e->key);
+        free(e);
+        idem->size--;
+}
+
+static void expire(avk_idem_t *idem, int64_t now_ms)
+{
+        while (idem->oldest && idem->oldest->expires_ms <= now_ms)
+                remove_entry(idem, idem->oldest);
+}
+
+/* Takes the keys for a new flight; NULL when there is no room or memory. */
+static avk_idem_flight_t *take(avk_idem_t *idem, const char *const *keys, size_t key_cnt,
+                               const unsigned char hash[AVK_IDEM_HASH_SIZE])
+{
+        while (idem->size + key_cnt > idem->max_entries && idem->oldest)
+                remove_entry(idem, idem->oldest);
+        if (idem->size + key_cnt > idem->max_entries)
+                return NULL;
+        avk_idem_flight_t *f = calloc(1, sizeof(*f));
+        if (!f)
+                return NULL;
+        memcpy(f->hash, hash, AVK_IDEM_HASH_SIZE);
+        f->refs = 1;
+        for (size_t i = 0; i < key_cnt; i++) {
+                struct entry *e = calloc(1, sizeof(*e));
+                char *key = strdup(keys[i]);
+                if (!e || !key) {
+                        free(e);
+                        free(key);
+                        break;
+                }
+                *e = (struct entry){.key = key, .key_hash = fnv1a(key), .flight = f};
+                struct entry **bucket = &idem->buckets[e->key_hash & idem->bucket_mask];
+                e->chain = *bucket;
+                *bucket = e;
+                f->entries[f->entry_cnt++] = e;
+                f->refs++;
+                idem->size++;
+        }
+        if (f->entry_cnt < key_cnt) { /* out of memory: undo; f->refs keeps f */
+                while (f->entry_cnt)
+                        remove_entry(idem, f->entries[--f->entry_cnt]);
+                flight_free(f);
+                return NULL;
+        }
+        return f;
+}
+
+void avk_idem_begin(avk_idem_t *idem, const char *const *keys, size_t key_cnt,
+                    const unsigned char hash[AVK_IDEM_HASH_SIZE], int64_t now_ms,
+                    avk_idem_wait_cb *cb, void *opaque, struct avk_idem_claim *claim)
+{
+        *claim = (struct avk_idem_claim){.outcome = AVK_IDEM_FULL};
+        pthread_mutex_lock(&idem->lock);
+        expire(idem, now_ms);
+        for (size_t i = 0; i < key_cnt; i++) {
+                struct entry *e = find(idem, keys[i], fnv1a(keys[i]));
+                if (!e)
+                        continue;
+                avk_idem_flight_t *f = e->flight;
+                claim->key = i;
+                if (memcmp(f->hash, hash, AVK_IDEM_HASH_SIZE) != 0) {
+                        claim->outcome = AVK_IDEM_CONFLICT;
+                } else if (f->done) {
+                        claim->status = f->status;
+                        claim->body = strdup(f->body);
+                        claim->outcome = claim->body ? AVK_IDEM_DONE : AVK_IDEM_FULL;
+                } else {
+                        struct waiter *w = malloc(sizeof(*w));
+                        if (w) {
+                                *w = (struct waiter){cb, opaque, f->waiters};
+                                f->waiters = w;
+                                claim->outcome = AVK_IDEM_WAIT;
+                        }
+                }
+                goto out;
+        }
+        claim->flight = take(idem, keys, key_cnt, hash);
+        if (claim->flight)
+                claim->outcome = AVK_IDEM_NEW;
+out:
+        pthread_mutex_unlock(&idem->lock);
+}
+
+void avk_idem_finish(avk_idem_t *idem, avk_idem_flight_t *f, unsigned status, const char *body,
+                     int keep, int64_t now_ms)
+{
+        pthread_mutex_lock(&idem->lock);
+        struct waiter *waiters = f->waiters;
+        f->waiters = NULL;
+        if (keep)
+                keep = (f->body = strdup(body)) != NULL;
+        if (!keep) {
+                /* The keys go; the caller's reference keeps f until the
+                 * waiters are told. */
+                while (f->entry_cnt)
+                        remove_entry(idem, f->entries[--f->entry_cnt]);
+        }
+        f->status = status;
+        f->done = 1;
+        for (size_t i = 0; i < f->entry_cnt; i++) {
+                struct entry *e = f->entries[i];
+                e->expires_ms = now_ms + idem->ttl_ms;
+                e->prev = idem->newest;
+                if (idem->newest)
+                        idem->newest->next = e;
+                else
+                        idem->oldest = e;
+                idem->newest = e;
+        }
+        if (keep)
+                flight_unref(f); /* now its entries' alone */
+        pthread_mutex_unlock(&idem->lock);
+        while (waiters) {
+                struct waiter *w = waiters;
+                waiters = w->next;
+                w->cb(w->opaque, status, body);
+                free(w);
+        }
+        if (!keep)
+                flight_free(f);
+}
+
+size_t avk_idem_size(avk_idem_t *idem)
+{
+        pthread_mutex_lock(&idem->lock);
+        size_t n = idem->size;
+        pthread_mutex_unlock(&idem->lock);
+        return n;
+}

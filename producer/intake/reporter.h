@@ -1,0 +1,142 @@
+/*
+ * avvik intake library: file deviations and responses from existing systems.
+ *
+ * A reporter validates a JSON document against the contract (every field
+ * error at once, named by path), encodes it, and produces it to Kafka keyed
+ * by the deviation id with an idempotent producer (acks=all). A document
+ * counts as filed only once Kafka has acknowledged it - or, with
+ * intake.spool.dir set, once it is in the local fsync'd spool because Kafka
+ * was unreachable; the spool drains to Kafka in order when Kafka is back.
+ *
+ * Thread-safe: any number of threads may file through one reporter. Filing
+ * is two steps, so that callers can validate in parallel and still keep
+ * their order: avk_reporter_prepare() (validate and encode; any thread, in
+ * parallel) and avk_reporter_send() (documents reach Kafka in the order
+ * they are sent). avk_reporter_submit() does both.
+ *
+ *   avk_reporter_t *r = avk_reporter_new(cfg, err, sizeof(err));
+ *   char id[AVK_ID_SIZE];
+ *   struct avk_errors errs;
+ *   if (avk_reporter_file(r, AVK_KIND_DEVIATION, doc, id, &errs) == AVK_FILED) ...
+ *   avk_reporter_destroy(r);
+ */
+#ifndef AVK_REPORTER_H
+#define AVK_REPORTER_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/util/config.h"
+#include "common/util/errors.h"
+
+#define AVK_ID_SIZE 37 /**< a UUID in text and its NUL */
+
+typedef struct avk_reporter avk_reporter_t;
+
+/** A validated, encoded document ready to send (avk_reporter_prepare()). */
+typedef struct avk_prepared avk_prepared_t;
+
+/** What a document is; it decides the topic and schema. */
+enum avk_kind {
+        AVK_KIND_DEVIATION, /**< DeviationReported, to topic.reported */
+        AVK_KIND_RESPONSE,  /**< DeviationResponse, to topic.response */
+};
+
+/** The outcome of filing one document. */
+enum avk_result {
+        AVK_FILED = 0,       /**< Kafka acknowledged it */
+        AVK_REJECTED = 1,    /**< field errors; nothing was sent */
+        AVK_UNAVAILABLE = 3, /**< Kafka did not acknowledge within intake.ack.timeout.ms
+                                  and it could not be spooled (spool off or full) */
+        AVK_SPOOLED = 4,     /**< Kafka unreachable: stored in the local spool (fsync'd), to be
+                                  produced in order when Kafka is back */
+};
+
+/**
+ * @brief Called once per sent document, from one of the reporter's threads,
+ * with AVK_FILED (Kafka acknowledged it), AVK_SPOOLED or AVK_UNAVAILABLE.
+ * @param id the document's id (deviation_id or response_id), valid during the call.
+ */
+typedef void(avk_reporter_done_cb)(void *opaque, const char *id, enum avk_result result,
+                                   const char *reason);
+
+/**
+ * @brief Creates a reporter: a Kafka producer and the schema catalog from cfg.
+ * @returns NULL with the reason in errstr (configuration, Schema Registry).
+ */
+avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t errstr_size);
+
+/** @brief Waits for every submitted document's outcome, then frees the reporter. */
+void avk_reporter_destroy(avk_reporter_t *reporter);
+
+/**
+ * @brief Validates and encodes doc, in the calling thread.
+ *
+ * A document without its id (deviation_id for a deviation, response_id for a
+ * response) gets a new random UUID. On AVK_FILED the id is written to id and
+ * *out holds the document for avk_reporter_send(), which takes it over; on
+ * AVK_REJECTED errs holds every field error. AVK_UNAVAILABLE: out of memory.
+ */
+enum avk_result avk_reporter_prepare(avk_reporter_t *reporter, enum avk_kind kind,
+                                     const json_t *doc, char id[AVK_ID_SIZE],
+                                     struct avk_errors *errs, avk_prepared_t **out);
+
+/**
+ * @brief avk_reporter_prepare() for the JSON text of a document, text[0..len).
+ *
+ * Most documents take one pass from text to Avro without a JSON tree
+ * (common/contract/jsonstream.h), several times cheaper; any other - a rejected one
+ * among them - is parsed and prepared as avk_reporter_prepare() does, so the
+ * verdict and the errors are the same either way. Text that is not JSON is
+ * AVK_REJECTED with "not valid JSON at line L column C: reason" in errs.
+ */
+enum avk_result avk_reporter_prepare_json(avk_reporter_t *reporter, enum avk_kind kind,
+                                          const char *text, size_t len, char id[AVK_ID_SIZE],
+                                          struct avk_errors *errs, avk_prepared_t **out);
+
+/**
+ * @brief Sends a prepared document without waiting; takes prepared over.
+ * Documents sent one after another reach Kafka in that order (also through
+ * the spool). done() is called exactly once.
+ */
+void avk_reporter_send(avk_reporter_t *reporter, avk_prepared_t *prepared,
+                       avk_reporter_done_cb *done, void *opaque);
+
+/** @brief Frees a prepared document that will not be sent. */
+void avk_prepared_destroy(avk_prepared_t *prepared);
+
+/**
+ * @brief Prepares and sends doc without waiting for Kafka.
+ *
+ * A document without its id (deviation_id for a deviation, response_id for a
+ * response) gets a new random UUID. On AVK_FILED the id is written to id and
+ * done() will be called exactly once; on AVK_REJECTED errs holds every field
+ * error and done() is not called.
+ */
+enum avk_result avk_reporter_submit(avk_reporter_t *reporter, enum avk_kind kind, const json_t *doc,
+                                    char id[AVK_ID_SIZE], struct avk_errors *errs,
+                                    avk_reporter_done_cb *done, void *opaque);
+
+/**
+ * @brief Files doc and waits: AVK_FILED once Kafka acknowledged it,
+ * AVK_SPOOLED once it is in the spool. On AVK_UNAVAILABLE errs holds the reason.
+ */
+enum avk_result avk_reporter_file(avk_reporter_t *reporter, enum avk_kind kind, const json_t *doc,
+                                  char id[AVK_ID_SIZE], struct avk_errors *errs);
+
+/** What a reporter has done since it was created, and its state now. */
+struct avk_reporter_stats {
+        int kafka_up;           /**< the last metadata request to Kafka succeeded */
+        uint64_t in_flight;     /**< sent, outcome not yet known */
+        uint64_t spool_pending; /**< in the spool, not yet acknowledged by Kafka */
+        uint64_t filed;         /**< acknowledged by Kafka (directly or from the spool) */
+        uint64_t spooled;       /**< answered AVK_SPOOLED */
+        uint64_t unavailable;   /**< answered AVK_UNAVAILABLE */
+        uint64_t rejected;      /**< rejected by validation */
+};
+
+/** @brief A consistent snapshot of the reporter's counters. */
+void avk_reporter_stats(avk_reporter_t *reporter, struct avk_reporter_stats *stats);
+
+#endif
