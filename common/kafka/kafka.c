@@ -214,8 +214,18 @@ int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *compone
                 avk_log(AVK_LOG_WARN, component, "consumer close: %s", rd_kafka_error_string(err));
                 rd_kafka_error_destroy(err);
         } else {
-                while (!rd_kafka_consumer_closed(rk) && mono_ms() < deadline)
-                        rd_kafka_queue_poll_callback(q, CLOSE_POLL_MS);
+                /* The group's queue now forwards to q, so records fetched for a
+                 * partition still assigned (a consumer that assigned its
+                 * partitions itself keeps them until here) arrive on q too.
+                 * rd_kafka_queue_poll_callback() serves callbacks only and
+                 * aborts on a record (rdkafka_queue.c, "res !=
+                 * RD_KAFKA_OP_RES_PASS"); rd_kafka_consume_queue() serves the
+                 * callbacks the same way and returns records, dropped here. */
+                while (!rd_kafka_consumer_closed(rk) && mono_ms() < deadline) {
+                        rd_kafka_message_t *m = rd_kafka_consume_queue(q, CLOSE_POLL_MS);
+                        if (m)
+                                rd_kafka_message_destroy(m);
+                }
         }
         int closed = rd_kafka_consumer_closed(rk);
         rd_kafka_queue_destroy(q);

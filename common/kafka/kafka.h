@@ -101,7 +101,8 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
  * served until rd_kafka_consumer_closed(). Past timeout_ms it gives up and
  * logs that under component: the offsets not committed are read again by
  * the partitions' next owner (at least once; output ids are deterministic).
- * Records still taken from the queue here are dropped unprocessed (their
+ * Records still taken from either queue here (a consumer that assigned its
+ * partitions itself is still fetching) are dropped unprocessed (their
  * offsets are not stored).
  *
  * Destroy rk afterwards with rd_kafka_destroy_flags(rk,

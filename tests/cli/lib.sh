@@ -25,3 +25,14 @@ poll() {
                 sleep 0.1
         done
 }
+
+# start_broker: 'avvik broker' ($avvik) in the background with its log in
+# $work/broker.log; sets broker_pid, bs (its bootstrap file) and X (the -X
+# option that points an avvik command at it). The caller's cleanup kills it.
+start_broker() {
+        bs=$work/bootstrap.servers
+        "$avvik" broker -f "$bs" 2>"$work/broker.log" &
+        broker_pid=$!
+        poll "the broker's bootstrap file" test -s "$bs"
+        X="-X bootstrap.file=$bs"
+}
