@@ -377,8 +377,9 @@ out:
         return rc;
 }
 
-/* The partition the default partitioner gives key, as producing it
- * directly would have; -1 when the topic's partitions are unknown. */
+/* The partition the producer's partitioner (murmur2_random, set by
+ * avk_kafka_producer_new()) gives key, as producing it directly would have;
+ * -1 when the topic's partitions are unknown. */
 static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *key)
 {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, topic, NULL);
@@ -386,7 +387,7 @@ static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *ke
         int32_t partition = -1;
         if (rkt && rd_kafka_metadata(r->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
-                        partition = rd_kafka_msg_partitioner_consistent_random(
+                        partition = rd_kafka_msg_partitioner_murmur2_random(
                             rkt, key, strlen(key), md->topics[0].partition_cnt, NULL, NULL);
                 rd_kafka_metadata_destroy(md);
         }

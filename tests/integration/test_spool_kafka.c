@@ -6,7 +6,6 @@
  * the spool but before recording that it had.
  */
 #include <check.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +40,11 @@ static void setup(void)
         avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void teardown(void)
 {
         json_decref(doc);
         mock_kafka_stop(&mk);
-        nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        test_data_remove_dir(dir);
 }
 
 static void use_spool(void)
