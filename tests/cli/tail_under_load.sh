@@ -12,15 +12,8 @@ produce=$2
 samples=$3
 runs=${4:-20}
 work=$(mktemp -d)
-broker_pid=
-produce_pid=
-feed_pid=
-cleanup() {
-        for pid in $feed_pid $produce_pid $broker_pid; do kill "$pid" 2>/dev/null || true; done
-        rm -rf "$work"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
+trap stop_started EXIT
 FAIL_LOGS="$work/broker.log $work/produce.log"
 start_broker
 
@@ -38,7 +31,7 @@ mkfifo "$work/feed"
 "$produce" $X deviation.reported <"$work/feed" 2>"$work/produce.log" &
 produce_pid=$!
 (while :; do cat "$work/docs"; sleep 0.2; done) >"$work/feed" &
-feed_pid=$!
+started="$started $produce_pid $!"
 first_record() { kcat -C -b "$(cat "$bs")" -t deviation.reported -e -q -c 1 -f '%k\n' | grep -q .; }
 poll "the writer's first record" first_record
 
