@@ -30,6 +30,7 @@
 #include <uuid/uuid.h>
 
 #include "common/contract/codec.h"
+#include "common/util/clock.h"
 #include "common/util/env.h"
 #include "common/contract/json.h"
 #include "common/contract/jsonparse.h"
@@ -539,9 +540,7 @@ static void *drain_loop(void *arg)
                         return NULL;
                 if (ready && rc == 0)
                         continue;
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec += 1;
+                struct timespec until = avk_clock_deadline(1000);
                 pthread_mutex_lock(&r->drain_lock);
                 if (!atomic_load(&r->stopping))
                         pthread_cond_timedwait(&r->drain_cond, &r->drain_lock, &until);
