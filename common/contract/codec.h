@@ -1,6 +1,6 @@
 /*
  * avk_codec: Avro values <-> Kafka message payloads, in either framing of
- * DESIGN.md:
+ * docs/architecture.md, "The contract":
  *  - Confluent wire format: 0x00, 4-byte big-endian schema id, Avro binary;
  *    used when a Schema Registry is configured (subject "<topic>-value").
  *  - Avro single-object encoding: 0xC3 0x01, 8-byte little-endian CRC-64-AVRO
