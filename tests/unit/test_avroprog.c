@@ -1,0 +1,672 @@
+/*
+ * Differential tests of avk_avroprog against avro-c, the reference.
+ *
+ * For every schema in schemas/, random records (every union branch, empty,
+ * long and non-ASCII strings, edge numbers) are built as avro-c values and
+ * encoded by avro-c: the program decodes them to the same values, field for
+ * field, and encodes the same values to the same bytes. Truncated and
+ * corrupted buffers are refused by the program exactly when avk_codec's
+ * checked read (avk_binary_check, then avro-c's read) refuses them, and read
+ * the same when both accept. Across versions the program reads what avro-c's
+ * resolved writer reads where avro-c resolves as the specification says
+ * (promotions, skipped fields, union branches), and what avk_codec's
+ * projection reads where avro-c does not (reader defaults, enum symbols by
+ * name: docs/schema-evolution.md).
+ */
+#include "common/contract/avroprog.h"
+
+#include <avro.h>
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/contract/binary.h"
+#include "common/contract/codec.h"
+#include "common/contract/schema.h"
+#include "tests/support/check_text.h"
+#include "tests/support/test_data.h"
+
+#define RECORDS_PER_SCHEMA 400
+#define CORRUPTIONS        40  /* random corruptions of every 8th record */
+#define MAX_EVERY_CUT      512 /* truncations tried per record */
+#define MAX_ENCODED        (64 * 1024)
+#define PATH_SIZE          256
+
+static avk_catalog_t *builtin;
+
+static void setup(void)
+{
+        char errstr[512] = "";
+        builtin = avk_catalog_new_builtin(errstr, sizeof(errstr));
+        ck_assert_msg(builtin != NULL, "%s", errstr);
+}
+
+static void teardown(void)
+{
+        avk_catalog_destroy(builtin);
+        builtin = NULL;
+}
+
+/* ---- random values ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return rng_state;
+}
+
+static const char *const text_pieces[] = {"a",
+                                          "Z",
+                                          "0",
+                                          " ",
+                                          "-",
+                                          "å",
+                                          "ä",
+                                          "ö",
+                                          "Å",
+                                          "é",
+                                          "ß",
+                                          "€",
+                                          "漢",
+                                          "🚑",
+                                          "\xf4\x8f\xbf\xbf",
+                                          "SE2120001561-SABO7",
+                                          "\n",
+                                          "\"",
+                                          "\\"};
+
+/* A random valid UTF-8 text without NUL into buf (size cap); its length. */
+static size_t random_text(char *buf, size_t cap)
+{
+        size_t kind = rnd() % 6, want, len = 0;
+        if (kind == 0)
+                want = 0;
+        else if (kind == 1)
+                want = 1000 + rnd() % 9000; /* long: several varint bytes of length */
+        else
+                want = rnd() % 60;
+        size_t pieces = sizeof(text_pieces) / sizeof(text_pieces[0]);
+        while (len < want) {
+                const char *piece = text_pieces[rnd() % pieces];
+                size_t n = strlen(piece);
+                if (len + n >= cap)
+                        break;
+                memcpy(buf + len, piece, n);
+                len += n;
+        }
+        buf[len] = '\0';
+        return len;
+}
+
+static int64_t random_long(void)
+{
+        static const int64_t edges[] = {0,
+                                        1,
+                                        -1,
+                                        63,
+                                        -64,
+                                        64,
+                                        -65,
+                                        INT32_MAX,
+                                        INT32_MIN,
+                                        INT64_MAX,
+                                        INT64_MIN,
+                                        1795000000000LL,
+                                        -1795000000000LL};
+        if (rnd() % 2)
+                return edges[rnd() % (sizeof(edges) / sizeof(edges[0]))];
+        return (int64_t)rnd() >> (rnd() % 64);
+}
+
+static int32_t random_int(void)
+{
+        static const int32_t edges[] = {0, 1, -1, 63, -64, 64, -65, INT32_MAX, INT32_MIN, 8191};
+        if (rnd() % 2)
+                return edges[rnd() % (sizeof(edges) / sizeof(edges[0]))];
+        return (int32_t)(rnd() >> (32 + rnd() % 32));
+}
+
+static double random_double(void)
+{
+        static const double edges[] = {0.0,     -0.0,     1.5,      -2.25,     DBL_MAX, DBL_MIN,
+                                       FLT_MAX, 4.9e-324, INFINITY, -INFINITY, 1e300};
+        if (rnd() % 2)
+                return edges[rnd() % (sizeof(edges) / sizeof(edges[0]))];
+        return (double)(int64_t)rnd() / 1e6;
+}
+
+static void random_value(avro_value_t *v, avro_schema_t s)
+{
+        char text[12000];
+        switch (avro_typeof(s)) {
+        case AVRO_NULL:
+                ck_assert_int_eq(avro_value_set_null(v), 0);
+                break;
+        case AVRO_BOOLEAN:
+                ck_assert_int_eq(avro_value_set_boolean(v, (int)(rnd() % 2)), 0);
+                break;
+        case AVRO_INT32:
+                ck_assert_int_eq(avro_value_set_int(v, random_int()), 0);
+                break;
+        case AVRO_INT64:
+                ck_assert_int_eq(avro_value_set_long(v, random_long()), 0);
+                break;
+        case AVRO_FLOAT:
+                ck_assert_int_eq(avro_value_set_float(v, (float)random_double()), 0);
+                break;
+        case AVRO_DOUBLE:
+                ck_assert_int_eq(avro_value_set_double(v, random_double()), 0);
+                break;
+        case AVRO_STRING: {
+                size_t len = random_text(text, sizeof(text));
+                ck_assert_int_eq(avro_value_set_string_len(v, text, len + 1), 0);
+                break;
+        }
+        case AVRO_BYTES:
+        case AVRO_FIXED: {
+                size_t len = is_avro_fixed(s) ? (size_t)avro_schema_fixed_size(s) : rnd() % 40;
+                for (size_t i = 0; i < len; i++)
+                        text[i] = (char)rnd(); /* any byte, NUL too */
+                if (is_avro_fixed(s))
+                        ck_assert_int_eq(avro_value_set_fixed(v, text, len), 0);
+                else
+                        ck_assert_int_eq(avro_value_set_bytes(v, text, len), 0);
+                break;
+        }
+        case AVRO_ENUM:
+                ck_assert_int_eq(
+                    avro_value_set_enum(
+                        v, (int)(rnd() % (uint64_t)avro_schema_enum_number_of_symbols(s))),
+                    0);
+                break;
+        case AVRO_UNION: {
+                avro_value_t branch;
+                int b = (int)(rnd() % avro_schema_union_size(s));
+                ck_assert_int_eq(avro_value_set_branch(v, b, &branch), 0);
+                random_value(&branch, avro_schema_union_branch(s, b));
+                break;
+        }
+        case AVRO_RECORD:
+                for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+                        avro_value_t field;
+                        ck_assert_int_eq(avro_value_get_by_index(v, i, &field, NULL), 0);
+                        random_value(&field, avro_schema_record_field_get_by_index(s, (int)i));
+                }
+                break;
+        default:
+                ck_abort_msg("no random values of %s", avro_schema_type_name(s));
+        }
+}
+
+/* ---- values against slots, by path ---- */
+
+static void join(char *out, const char *parent, const char *name)
+{
+        snprintf(out, PATH_SIZE, "%s%s%s", parent, parent[0] ? "." : "", name);
+}
+
+static avk_avroprog_slot_t *slot_at(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots,
+                                    const char *path)
+{
+        int i = avk_avroprog_slot(prog, path);
+        ck_assert_msg(i >= 0, "no slot %s", path);
+        return &slots[i];
+}
+
+static int same_bits(double a, double b)
+{
+        return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+/* Checks that the slots at path hold value v (of schema s), as read. */
+static void assert_slots_hold(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots,
+                              avro_value_t *v, avro_schema_t s, const char *path,
+                              avk_avroprog_slot_t *slot)
+{
+        int b, i32;
+        int64_t i64;
+        float f;
+        double d;
+        const void *bytes;
+        size_t len;
+        switch (avro_typeof(s)) {
+        case AVRO_NULL:
+                return;
+        case AVRO_BOOLEAN:
+                avro_value_get_boolean(v, &b);
+                ck_assert_msg(slot->v.i == b, "%s: %lld, avro-c %d", path, (long long)slot->v.i, b);
+                return;
+        case AVRO_INT32:
+                avro_value_get_int(v, &i32);
+                ck_assert_msg(slot->v.i == i32, "%s: %lld, avro-c %d", path, (long long)slot->v.i,
+                              i32);
+                return;
+        case AVRO_INT64:
+                avro_value_get_long(v, &i64);
+                ck_assert_msg(slot->v.i == i64, "%s: %lld, avro-c %lld", path, (long long)slot->v.i,
+                              (long long)i64);
+                return;
+        case AVRO_FLOAT:
+                avro_value_get_float(v, &f);
+                ck_assert_msg(same_bits(slot->v.d, f), "%s: %g, avro-c %g", path, slot->v.d,
+                              (double)f);
+                return;
+        case AVRO_DOUBLE:
+                avro_value_get_double(v, &d);
+                ck_assert_msg(same_bits(slot->v.d, d), "%s: %g, avro-c %g", path, slot->v.d, d);
+                return;
+        case AVRO_STRING:
+                avro_value_get_string(v, (const char **)&bytes, &len);
+                len--; /* avro-c counts the NUL */
+                break;
+        case AVRO_BYTES:
+                avro_value_get_bytes(v, &bytes, &len);
+                break;
+        case AVRO_FIXED:
+                avro_value_get_fixed(v, &bytes, &len);
+                break;
+        case AVRO_ENUM:
+                avro_value_get_enum(v, &i32);
+                ck_assert_msg(slot->v.i == i32, "%s: symbol %lld, avro-c %d", path,
+                              (long long)slot->v.i, i32);
+                return;
+        case AVRO_UNION: {
+                avro_value_t branch;
+                avro_value_get_discriminant(v, &i32);
+                avro_value_get_current_branch(v, &branch);
+                ck_assert_msg(slot->branch == i32, "%s: branch %d, avro-c %d", path, slot->branch,
+                              i32);
+                assert_slots_hold(prog, slots, &branch, avro_schema_union_branch(s, i32), path,
+                                  slot);
+                return;
+        }
+        case AVRO_RECORD:
+                for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+                        char sub[PATH_SIZE];
+                        avro_value_t field;
+                        avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
+                        join(sub, path, avro_schema_record_field_name(s, (int)i));
+                        avro_value_get_by_index(v, i, &field, NULL);
+                        assert_slots_hold(prog, slots, &field, fs, sub,
+                                          is_avro_record(fs) ? NULL : slot_at(prog, slots, sub));
+                }
+                return;
+        default:
+                ck_abort_msg("%s: no comparison of %s", path, avro_schema_type_name(s));
+        }
+        ck_assert_msg(slot->len == len && memcmp(slot->v.str, bytes, len) == 0,
+                      "%s: %u bytes differ from avro-c's %zu", path, slot->len, len);
+}
+
+/* Fills the slots at path from value v (of schema s), for encoding. */
+static void fill_slots(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots, avro_value_t *v,
+                       avro_schema_t s, const char *path, avk_avroprog_slot_t *slot)
+{
+        int b, i32;
+        float f;
+        size_t len;
+        switch (avro_typeof(s)) {
+        case AVRO_NULL:
+                return;
+        case AVRO_BOOLEAN:
+                avro_value_get_boolean(v, &b);
+                slot->v.i = b;
+                return;
+        case AVRO_INT32:
+                avro_value_get_int(v, &i32);
+                slot->v.i = i32;
+                return;
+        case AVRO_INT64:
+                avro_value_get_long(v, &slot->v.i);
+                return;
+        case AVRO_FLOAT:
+                avro_value_get_float(v, &f);
+                slot->v.d = f;
+                return;
+        case AVRO_DOUBLE:
+                avro_value_get_double(v, &slot->v.d);
+                return;
+        case AVRO_STRING:
+                avro_value_get_string(v, &slot->v.str, &len);
+                slot->len = (uint32_t)len - 1;
+                return;
+        case AVRO_BYTES:
+                avro_value_get_bytes(v, (const void **)&slot->v.str, &len);
+                slot->len = (uint32_t)len;
+                return;
+        case AVRO_FIXED:
+                avro_value_get_fixed(v, (const void **)&slot->v.str, &len);
+                slot->len = (uint32_t)len;
+                return;
+        case AVRO_ENUM:
+                avro_value_get_enum(v, &i32);
+                slot->v.i = i32;
+                return;
+        case AVRO_UNION: {
+                avro_value_t branch;
+                avro_value_get_discriminant(v, &slot->branch);
+                avro_value_get_current_branch(v, &branch);
+                fill_slots(prog, slots, &branch, avro_schema_union_branch(s, slot->branch), path,
+                           slot);
+                return;
+        }
+        case AVRO_RECORD:
+                for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+                        char sub[PATH_SIZE];
+                        avro_value_t field;
+                        avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
+                        join(sub, path, avro_schema_record_field_name(s, (int)i));
+                        avro_value_get_by_index(v, i, &field, NULL);
+                        fill_slots(prog, slots, &field, fs, sub,
+                                   is_avro_record(fs) ? NULL : slot_at(prog, slots, sub));
+                }
+                return;
+        default:
+                ck_abort_msg("%s: no slots for %s", path, avro_schema_type_name(s));
+        }
+}
+
+/* ---- avro-c's side ---- */
+
+static size_t avro_c_encode(avro_value_t *v, char *buf, size_t cap)
+{
+        size_t len = 0;
+        ck_assert_int_eq(avro_value_sizeof(v, &len), 0);
+        ck_assert_uint_le(len, cap);
+        avro_writer_t w = avro_writer_memory(buf, (int64_t)cap);
+        ck_assert_msg(avro_value_write(w, v) == 0, "avro-c write: %s", avro_strerror());
+        avro_writer_free(w);
+        return len;
+}
+
+/* avk_codec's checked read: the bounds check, then avro-c. 0 when it accepts. */
+static int checked_read(const avk_schema_t *schema, const void *buf, size_t len, avro_value_t *out)
+{
+        char errstr[512];
+        if (avk_binary_check(avk_schema_avro(schema), buf, len, errstr, sizeof(errstr)) != 0)
+                return -1;
+        avro_value_reset(out);
+        avro_reader_t r = avro_reader_memory(buf, (int64_t)len);
+        int rc = avro_value_read(r, out);
+        avro_reader_free(r);
+        return rc == 0 ? 0 : -1;
+}
+
+/* The program and the checked read agree on buf: both refuse, or both read the same. */
+static void assert_refuses_like_avro_c(const avk_schema_t *schema, const avk_avroprog_t *prog,
+                                       avk_avroprog_slot_t *slots, avro_value_t *scratch,
+                                       const void *buf, size_t len, const char *what)
+{
+        char errstr[512] = "";
+        int reference = checked_read(schema, buf, len, scratch);
+        int mine = avk_avroprog_decode(prog, buf, len, slots, errstr, sizeof(errstr));
+        ck_assert_msg(mine == reference, "%s, %s (%zu bytes): checked read %s, program %s (%s)",
+                      avk_schema_fullname(schema), what, len, reference ? "refuses" : "accepts",
+                      mine ? "refuses" : "accepts", errstr);
+        if (mine == 0)
+                assert_slots_hold(prog, slots, scratch, avk_schema_avro(schema), "", NULL);
+}
+
+static void corrupt_and_compare(const avk_schema_t *schema, const avk_avroprog_t *prog,
+                                avk_avroprog_slot_t *slots, avro_value_t *scratch,
+                                const char *encoded, size_t len)
+{
+        /* Every truncation (of a long record, a sample of them), in a buffer
+         * of its own size so ASan sees any overread. */
+        size_t step = len > MAX_EVERY_CUT ? len / MAX_EVERY_CUT : 1;
+        for (size_t cut = 0; cut < len; cut += step) {
+                char *copy = malloc(cut ? cut : 1);
+                memcpy(copy, encoded, cut);
+                assert_refuses_like_avro_c(schema, prog, slots, scratch, copy, cut, "truncated");
+                free(copy);
+        }
+        char *copy = malloc(len + 16);
+        for (int i = 0; i < CORRUPTIONS && len > 0; i++) {
+                memcpy(copy, encoded, len);
+                size_t at = rnd() % len, n = len;
+                switch (rnd() % 4) {
+                case 0: /* one bit */
+                        copy[at] ^= (char)(1u << (rnd() % 8));
+                        break;
+                case 1: /* one byte */
+                        copy[at] = (char)rnd();
+                        break;
+                case 2: /* a huge or negative varint */
+                        copy[at] = (char)(rnd() % 2 ? 0xff : 0x7f);
+                        break;
+                default: /* bytes after the datum */
+                        copy[len] = (char)rnd();
+                        n = len + 1;
+                        break;
+                }
+                assert_refuses_like_avro_c(schema, prog, slots, scratch, copy, n, "corrupted");
+        }
+        free(copy);
+}
+
+/* ---- one schema, both directions ---- */
+
+static void differential(const avk_schema_t *schema, uint64_t seed)
+{
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s: %s", avk_schema_fullname(schema), errstr);
+        size_t n = avk_avroprog_slot_count(prog);
+        avk_avroprog_slot_t *slots = calloc(n, sizeof(*slots));
+        avk_avroprog_slot_t *filled = calloc(n, sizeof(*filled));
+        char *theirs = malloc(MAX_ENCODED), *mine = malloc(MAX_ENCODED);
+        avro_value_t value, scratch;
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(schema), &value), 0);
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(schema), &scratch), 0);
+        rng_state = seed;
+        for (int r = 0; r < RECORDS_PER_SCHEMA; r++) {
+                avro_value_reset(&value);
+                random_value(&value, avk_schema_avro(schema));
+                size_t len = avro_c_encode(&value, theirs, MAX_ENCODED);
+
+                ck_assert_msg(
+                    avk_avroprog_decode(prog, theirs, len, slots, errstr, sizeof(errstr)) == 0,
+                    "%s record %d: %s", avk_schema_fullname(schema), r, errstr);
+                assert_slots_hold(prog, slots, &value, avk_schema_avro(schema), "", NULL);
+
+                fill_slots(prog, filled, &value, avk_schema_avro(schema), "", NULL);
+                int64_t got =
+                    avk_avroprog_encode(prog, filled, mine, MAX_ENCODED, errstr, sizeof(errstr));
+                ck_assert_msg(got >= 0, "%s record %d: %s", avk_schema_fullname(schema), r, errstr);
+                ck_assert_msg((size_t)got == len && memcmp(mine, theirs, len) == 0,
+                              "%s record %d: encoded %lld bytes, avro-c %zu, or they differ",
+                              avk_schema_fullname(schema), r, (long long)got, len);
+
+                if (r % 8 == 0)
+                        corrupt_and_compare(schema, prog, slots, &scratch, theirs, len);
+        }
+        avro_value_decref(&value);
+        avro_value_decref(&scratch);
+        free(theirs);
+        free(mine);
+        free(slots);
+        free(filled);
+        avk_avroprog_destroy(prog);
+}
+
+START_TEST(test_every_schema_decodes_and_encodes_as_avro_c_does)
+{
+        for (size_t i = 0; i < avk_schema_source_cnt; i++) {
+                const avk_schema_t *schema =
+                    avk_catalog_by_name(builtin, avk_schema_sources[i].file);
+                if (!schema) { /* the catalog names schemas by record name */
+                        char errstr[512];
+                        avk_schema_t *parsed =
+                            avk_schema_new(avk_schema_sources[i].json, errstr, sizeof(errstr));
+                        ck_assert_msg(parsed != NULL, "%s", errstr);
+                        schema =
+                            avk_catalog_by_fingerprint(builtin, avk_schema_fingerprint(parsed));
+                        avk_schema_destroy(parsed);
+                }
+                ck_assert_ptr_nonnull(schema);
+                differential(schema, 0x9e3779b97f4a7c15ULL + i);
+        }
+}
+END_TEST
+
+START_TEST(test_huge_string_length_is_refused_without_reading_past_the_buffer)
+{
+        /* DeviationReported starts with a string: claim 2^62 bytes. */
+        const avk_schema_t *schema = avk_catalog_by_name(builtin, "DeviationReported");
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        ck_assert_ptr_nonnull(prog);
+        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        const unsigned char bytes[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 'a'};
+        ck_assert_int_eq(
+            avk_avroprog_decode(prog, bytes, sizeof(bytes), slots, errstr, sizeof(errstr)), -1);
+        ck_assert_contains(errstr, "deviation_id at byte 9: truncated: length");
+        free(slots);
+        avk_avroprog_destroy(prog);
+}
+END_TEST
+
+START_TEST(test_decode_errors_name_the_field_and_reason)
+{
+        const avk_schema_t *schema = avk_catalog_by_name(builtin, "DeviationReported");
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        /* deviation_id "\xc3(" is not UTF-8. */
+        const unsigned char bad_utf8[] = {0x04, 0xc3, '('};
+        ck_assert_int_eq(
+            avk_avroprog_decode(prog, bad_utf8, sizeof(bad_utf8), slots, errstr, sizeof(errstr)),
+            -1);
+        ck_assert_contains(errstr, "deviation_id at byte 1: invalid UTF-8 at byte 0");
+        const unsigned char nul[] = {0x04, 'a', 0};
+        ck_assert_int_eq(avk_avroprog_decode(prog, nul, sizeof(nul), slots, errstr, sizeof(errstr)),
+                         -1);
+        ck_assert_contains(errstr, "deviation_id at byte 1: string contains a NUL");
+        /* deviation_id "", occurred_at 0, discovered_at branch 2 of 2. */
+        const unsigned char branch[] = {0x00, 0x00, 0x04};
+        ck_assert_int_eq(
+            avk_avroprog_decode(prog, branch, sizeof(branch), slots, errstr, sizeof(errstr)), -1);
+        ck_assert_contains(errstr, "discovered_at at byte 3: union branch 2 out of range");
+        free(slots);
+        avk_avroprog_destroy(prog);
+}
+END_TEST
+
+START_TEST(test_slots_are_found_by_path)
+{
+        const avk_schema_t *schema = avk_catalog_by_name(builtin, "DeviationReported");
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        ck_assert_int_eq(avk_avroprog_slot(prog, "deviation_id"), 0);
+        int patient = avk_avroprog_slot(prog, "patient");
+        ck_assert_int_gt(patient, 0);
+        ck_assert_int_eq(avk_avroprog_slot(prog, "patient.personal_id"), patient + 1);
+        ck_assert_int_eq(avk_avroprog_slot(prog, "reporter"), -1); /* a record has none */
+        ck_assert_int_eq(avk_avroprog_slot(prog, "nonexistent"), -1);
+        ck_assert_str_eq(avk_avroprog_slot_path(prog, (size_t)patient), "patient");
+        avk_avroprog_destroy(prog);
+}
+END_TEST
+
+START_TEST(test_encode_refuses_values_outside_the_schema)
+{
+        char errstr[512] = "";
+        avk_schema_t *schema = avk_schema_new("{\"type\":\"record\",\"name\":\"E\",\"fields\":["
+                                              "{\"name\":\"n\",\"type\":\"int\"},"
+                                              "{\"name\":\"e\",\"type\":{\"type\":\"enum\","
+                                              "\"name\":\"K\",\"symbols\":[\"A\",\"B\"]}},"
+                                              "{\"name\":\"s\",\"type\":[\"null\",\"string\"]}]}",
+                                              errstr, sizeof(errstr));
+        ck_assert_msg(schema != NULL, "%s", errstr);
+        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_avroprog_slot_t slots[3] = {{.v.i = 5}, {.v.i = 1}, {.v.str = "hej", .len = 3}};
+        slots[2].branch = 1;
+        unsigned char out[16];
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, out, sizeof(out), errstr, sizeof(errstr)),
+                         7);
+        ck_assert_mem_eq(out, "\x0a\x02\x02\x06hej", 7);
+        /* Too little room: the size, and nothing written past cap. */
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, out, 2, errstr, sizeof(errstr)), 7);
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, NULL, 0, errstr, sizeof(errstr)), 7);
+
+        slots[0].v.i = (int64_t)INT32_MAX + 1;
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, out, sizeof(out), errstr, sizeof(errstr)),
+                         -1);
+        ck_assert_contains(errstr, "n: int 2147483648 out of 32-bit range");
+        slots[0].v.i = 5;
+        slots[1].v.i = 2;
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, out, sizeof(out), errstr, sizeof(errstr)),
+                         -1);
+        ck_assert_contains(errstr, "e: enum index 2 out of range (2 symbols)");
+        slots[1].v.i = 0;
+        slots[2].branch = 2;
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, out, sizeof(out), errstr, sizeof(errstr)),
+                         -1);
+        ck_assert_contains(errstr, "s: union branch 2 out of range");
+        slots[2] = (avk_avroprog_slot_t){.v.str = "\xff", .len = 1, .branch = 1};
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, out, sizeof(out), errstr, sizeof(errstr)),
+                         -1);
+        ck_assert_contains(errstr, "s: invalid UTF-8 at byte 0");
+        avk_avroprog_destroy(prog);
+        avk_schema_destroy(schema);
+}
+END_TEST
+
+START_TEST(test_arrays_maps_and_recursion_are_refused_at_compile)
+{
+        static const char *const texts[] = {
+            "{\"type\":\"record\",\"name\":\"A\",\"fields\":[{\"name\":\"xs\",\"type\":"
+            "{\"type\":\"array\",\"items\":\"int\"}}]}",
+            "{\"type\":\"record\",\"name\":\"M\",\"fields\":[{\"name\":\"xs\",\"type\":"
+            "{\"type\":\"map\",\"values\":\"int\"}}]}",
+            "{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
+            "{\"name\":\"next\",\"type\":[\"null\",\"Node\"]}]}"};
+        static const char *const reasons[] = {"xs: arrays and maps are not compiled",
+                                              "xs: arrays and maps are not compiled",
+                                              "next: recursive types are not compiled"};
+        for (size_t i = 0; i < 3; i++) {
+                char errstr[512] = "";
+                avk_schema_t *schema = avk_schema_new(texts[i], errstr, sizeof(errstr));
+                ck_assert_msg(schema != NULL, "%s", errstr);
+                ck_assert_ptr_null(avk_avroprog_new(schema, errstr, sizeof(errstr)));
+                ck_assert_contains(errstr, reasons[i]);
+                avk_schema_destroy(schema);
+        }
+}
+END_TEST
+
+Suite *avroprog_suite(void);
+
+Suite *avroprog_suite(void)
+{
+        Suite *s = suite_create("avroprog");
+        TCase *one = tcase_create("one schema");
+        tcase_add_checked_fixture(one, setup, teardown);
+        tcase_set_timeout(one, 600);
+        tcase_add_test(one, test_every_schema_decodes_and_encodes_as_avro_c_does);
+        tcase_add_test(one, test_huge_string_length_is_refused_without_reading_past_the_buffer);
+        tcase_add_test(one, test_decode_errors_name_the_field_and_reason);
+        tcase_add_test(one, test_slots_are_found_by_path);
+        tcase_add_test(one, test_encode_refuses_values_outside_the_schema);
+        tcase_add_test(one, test_arrays_maps_and_recursion_are_refused_at_compile);
+        suite_add_tcase(s, one);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(avroprog_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
