@@ -106,8 +106,14 @@ static size_t random_text(char *buf, size_t cap)
         return len;
 }
 
+/* Set while the reference is avk_codec's projection, whose JSON form holds
+ * a long of DeviationReported (all timestamps) only as an RFC 3339 date. */
+static int longs_are_dates;
+
 static int64_t random_long(void)
 {
+        if (longs_are_dates)
+                return (int64_t)(rnd() % 4102444800000ULL); /* 1970 to 2100 */
         static const int64_t edges[] = {0,
                                         1,
                                         -1,
@@ -644,6 +650,276 @@ START_TEST(test_arrays_maps_and_recursion_are_refused_at_compile)
 }
 END_TEST
 
+/* ---- two schemas ---- */
+
+/* Reads records of writer with a program onto reader, and checks each against
+ * reference_read's reader value. */
+typedef void (*reference_read_fn)(const avk_schema_t *writer, const avk_schema_t *reader,
+                                  avro_value_t *written, avro_value_t *read);
+
+static void cross_version(const avk_schema_t *writer, const avk_schema_t *reader,
+                          reference_read_fn reference_read, int records, uint64_t seed)
+{
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_resolve(writer, reader, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        char *encoded = malloc(MAX_ENCODED);
+        avro_value_t written, read;
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(writer), &written), 0);
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(reader), &read), 0);
+        rng_state = seed;
+        for (int r = 0; r < records; r++) {
+                avro_value_reset(&written);
+                random_value(&written, avk_schema_avro(writer));
+                size_t len = avro_c_encode(&written, encoded, MAX_ENCODED);
+                avro_value_reset(&read);
+                reference_read(writer, reader, &written, &read);
+                ck_assert_msg(
+                    avk_avroprog_decode(prog, encoded, len, slots, errstr, sizeof(errstr)) == 0,
+                    "record %d: %s", r, errstr);
+                assert_slots_hold(prog, slots, &read, avk_schema_avro(reader), "", NULL);
+        }
+        avro_value_decref(&written);
+        avro_value_decref(&read);
+        free(encoded);
+        free(slots);
+        avk_avroprog_destroy(prog);
+}
+
+/* avro-c's resolved writer: right for promotions, skipped fields and union branches. */
+static void avro_c_resolved_read(const avk_schema_t *writer, const avk_schema_t *reader,
+                                 avro_value_t *written, avro_value_t *read)
+{
+        char *encoded = malloc(MAX_ENCODED);
+        size_t len = avro_c_encode(written, encoded, MAX_ENCODED);
+        avro_value_iface_t *resolver =
+            avro_resolved_writer_new(avk_schema_avro(writer), avk_schema_avro(reader));
+        ck_assert_msg(resolver != NULL, "avro-c resolver: %s", avro_strerror());
+        avro_value_t resolved;
+        ck_assert_int_eq(avro_resolved_writer_new_value(resolver, &resolved), 0);
+        avro_resolved_writer_set_dest(&resolved, read);
+        avro_reader_t r = avro_reader_memory(encoded, (int64_t)len);
+        ck_assert_msg(avro_value_read(r, &resolved) == 0, "avro-c read: %s", avro_strerror());
+        avro_reader_free(r);
+        avro_value_decref(&resolved);
+        avro_value_iface_decref(resolver);
+        free(encoded);
+}
+
+/* avk_codec's projection: right for reader defaults and enum symbols by name. */
+static void codec_projected_read(const avk_schema_t *writer, const avk_schema_t *reader,
+                                 avro_value_t *written, avro_value_t *read)
+{
+        char errstr[512] = "";
+        avk_catalog_t *catalog = avk_catalog_new();
+        char *texts[2] = {strdup(avk_schema_text(writer)), strdup(avk_schema_text(reader))};
+        for (int i = 0; i < 2; i++) {
+                avk_schema_t *s = avk_schema_new(texts[i], errstr, sizeof(errstr));
+                ck_assert_msg(s && avk_catalog_add(catalog, s, errstr, sizeof(errstr)) == 0, "%s",
+                              errstr);
+                free(texts[i]);
+        }
+        avk_codec_t *codec = avk_codec_new(catalog, NULL);
+        const void *framed;
+        size_t framed_len;
+        ck_assert_msg(avk_codec_encode(codec, "t", writer, written, &framed, &framed_len, errstr,
+                                       sizeof(errstr)) == 0,
+                      "%s", errstr);
+        ck_assert_msg(avk_codec_decode(codec, framed, framed_len, reader, read, errstr,
+                                       sizeof(errstr)) == 0,
+                      "avk_codec: %s", errstr);
+        avk_codec_destroy(codec);
+        avk_catalog_destroy(catalog);
+}
+
+static const avk_schema_t *v2_schema(avk_schema_t **owned)
+{
+        char path[512], errstr[512] = "";
+        char *text =
+            test_data_read(test_data_path("deviation_reported_v2.avsc", path, sizeof(path)),
+                           errstr, sizeof(errstr));
+        ck_assert_msg(text != NULL, "%s", errstr);
+        *owned = avk_schema_new(text, errstr, sizeof(errstr));
+        free(text);
+        ck_assert_msg(*owned != NULL, "%s", errstr);
+        return *owned;
+}
+
+START_TEST(test_v1_data_read_as_v2_as_the_codec_projects_it)
+{
+        avk_schema_t *v2;
+        longs_are_dates = 1;
+        cross_version(avk_catalog_by_name(builtin, "DeviationReported"), v2_schema(&v2),
+                      codec_projected_read, 200, 11);
+        longs_are_dates = 0;
+        avk_schema_destroy(v2);
+}
+END_TEST
+
+START_TEST(test_v2_data_read_as_v1_as_the_codec_projects_it)
+{
+        avk_schema_t *v2;
+        longs_are_dates = 1;
+        cross_version(v2_schema(&v2), avk_catalog_by_name(builtin, "DeviationReported"),
+                      codec_projected_read, 200, 12);
+        longs_are_dates = 0;
+        avk_schema_destroy(v2);
+}
+END_TEST
+
+/* Hand-made versions: what the writer wrote, what the reader expects. */
+static const char PROMOTING_WRITER[] =
+    "{\"type\":\"record\",\"name\":\"Probe\",\"namespace\":\"t\",\"fields\":["
+    "{\"name\":\"a\",\"type\":\"int\"},"
+    "{\"name\":\"b\",\"type\":\"int\"},"
+    "{\"name\":\"c\",\"type\":\"long\"},"
+    "{\"name\":\"d\",\"type\":\"float\"},"
+    "{\"name\":\"e\",\"type\":\"long\"},"
+    "{\"name\":\"gone\",\"type\":{\"type\":\"record\",\"name\":\"Gone\",\"fields\":["
+    "{\"name\":\"x\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"y\",\"type\":{\"type\":\"enum\",\"name\":\"Y\",\"symbols\":[\"P\",\"Q\"]}},"
+    "{\"name\":\"z\",\"type\":\"double\"}]}},"
+    "{\"name\":\"u\",\"type\":[\"null\",\"int\",\"string\"]},"
+    "{\"name\":\"plain\",\"type\":\"string\"},"
+    "{\"name\":\"f\",\"type\":\"int\"}]}";
+static const char PROMOTING_READER[] =
+    "{\"type\":\"record\",\"name\":\"Probe\",\"namespace\":\"t\",\"fields\":["
+    "{\"name\":\"plain\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"f\",\"type\":\"float\"},"
+    "{\"name\":\"a\",\"type\":\"long\"},"
+    "{\"name\":\"b\",\"type\":\"double\"},"
+    "{\"name\":\"c\",\"type\":\"float\"},"
+    "{\"name\":\"d\",\"type\":\"double\"},"
+    "{\"name\":\"e\",\"type\":\"double\"},"
+    "{\"name\":\"u\",\"type\":[\"null\",\"string\",\"long\"]}]}";
+
+static const char RENAMING_WRITER[] =
+    "{\"type\":\"record\",\"name\":\"Probe\",\"namespace\":\"t\",\"fields\":["
+    "{\"name\":\"color\",\"type\":{\"type\":\"enum\",\"name\":\"Color\","
+    "\"symbols\":[\"RED\",\"GREEN\",\"BLUE\"]}},"
+    "{\"name\":\"keep\",\"type\":\"string\"}]}";
+static const char RENAMING_READER[] =
+    "{\"type\":\"record\",\"name\":\"Probe\",\"namespace\":\"t\",\"fields\":["
+    "{\"name\":\"keep\",\"type\":\"string\"},"
+    "{\"name\":\"color\",\"type\":{\"type\":\"enum\",\"name\":\"Color\","
+    "\"symbols\":[\"BLUE\",\"RED\",\"OTHER\"],\"default\":\"OTHER\"}},"
+    "{\"name\":\"lang\",\"type\":\"string\",\"default\":\"sv\"},"
+    "{\"name\":\"n\",\"type\":\"int\",\"default\":-3},"
+    "{\"name\":\"flag\",\"type\":\"boolean\",\"default\":true},"
+    "{\"name\":\"note\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"pick\",\"type\":[\"string\",\"null\"],\"default\":\"x\"},"
+    "{\"name\":\"added\",\"type\":{\"type\":\"record\",\"name\":\"Added\",\"fields\":["
+    "{\"name\":\"m\",\"type\":\"long\"},"
+    "{\"name\":\"k\",\"type\":{\"type\":\"enum\",\"name\":\"K\",\"symbols\":[\"A\",\"B\"]},"
+    "\"default\":\"B\"}]},\"default\":{\"m\":7}}]}";
+
+static avk_schema_t *parse_schema(const char *text)
+{
+        char errstr[512] = "";
+        avk_schema_t *schema = avk_schema_new(text, errstr, sizeof(errstr));
+        ck_assert_msg(schema != NULL, "%s", errstr);
+        return schema;
+}
+
+START_TEST(test_promotions_skips_and_union_branches_read_as_avro_c_resolves_them)
+{
+        avk_schema_t *writer = parse_schema(PROMOTING_WRITER);
+        avk_schema_t *reader = parse_schema(PROMOTING_READER);
+        cross_version(writer, reader, avro_c_resolved_read, 500, 21);
+        avk_schema_destroy(writer);
+        avk_schema_destroy(reader);
+}
+END_TEST
+
+START_TEST(test_defaults_and_enum_symbols_read_as_the_codec_projects_them)
+{
+        avk_schema_t *writer = parse_schema(RENAMING_WRITER);
+        avk_schema_t *reader = parse_schema(RENAMING_READER);
+        cross_version(writer, reader, codec_projected_read, 100, 22);
+
+        /* And as the specification says, spelt out. */
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_resolve(writer, reader, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_avroprog_slot_t slots[9];
+        const unsigned char green_hej[] = {0x02, 0x06, 'h', 'e', 'j'};
+        ck_assert_int_eq(avk_avroprog_decode(prog, green_hej, sizeof(green_hej), slots, errstr,
+                                             sizeof(errstr)),
+                         0);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "color")].v.i, 2); /* OTHER */
+        avk_avroprog_slot_t *lang = &slots[avk_avroprog_slot(prog, "lang")];
+        ck_assert_mem_eq(lang->v.str, "sv", 2);
+        ck_assert_uint_eq(lang->len, 2);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "n")].v.i, -3);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "flag")].v.i, 1);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "note")].branch, 0);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "pick")].branch, 0);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "added.m")].v.i, 7);
+        ck_assert_int_eq(slots[avk_avroprog_slot(prog, "added.k")].v.i, 1);
+        avk_avroprog_destroy(prog);
+        avk_schema_destroy(writer);
+        avk_schema_destroy(reader);
+}
+END_TEST
+
+START_TEST(test_writer_branch_without_reader_match_is_refused_when_met)
+{
+        avk_schema_t *writer = parse_schema("{\"type\":\"record\",\"name\":\"O\",\"fields\":["
+                                            "{\"name\":\"n\",\"type\":[\"null\",\"long\"]}]}");
+        avk_schema_t *reader = parse_schema("{\"type\":\"record\",\"name\":\"O\",\"fields\":["
+                                            "{\"name\":\"n\",\"type\":\"double\"}]}");
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_resolve(writer, reader, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_avroprog_slot_t slot;
+        ck_assert_int_eq(avk_avroprog_decode(prog, "\x02\x06", 2, &slot, errstr, sizeof(errstr)),
+                         0);
+        ck_assert(slot.v.d == 3.0);
+        ck_assert_int_eq(avk_avroprog_decode(prog, "\x00", 1, &slot, errstr, sizeof(errstr)), -1);
+        ck_assert_contains(errstr, "n at byte 1: the writer's union branch 0 has no match");
+        avk_avroprog_destroy(prog);
+        avk_schema_destroy(writer);
+        avk_schema_destroy(reader);
+}
+END_TEST
+
+START_TEST(test_reader_field_without_default_is_refused_at_compile)
+{
+        avk_schema_t *writer = parse_schema("{\"type\":\"record\",\"name\":\"O\",\"fields\":["
+                                            "{\"name\":\"a\",\"type\":\"int\"}]}");
+        avk_schema_t *reader = parse_schema("{\"type\":\"record\",\"name\":\"O\",\"fields\":["
+                                            "{\"name\":\"a\",\"type\":\"int\"},"
+                                            "{\"name\":\"b\",\"type\":\"string\"}]}");
+        avk_schema_t *wrong = parse_schema("{\"type\":\"record\",\"name\":\"O\",\"fields\":["
+                                           "{\"name\":\"a\",\"type\":\"string\"}]}");
+        char errstr[512] = "";
+        ck_assert_ptr_null(avk_avroprog_resolve(writer, reader, errstr, sizeof(errstr)));
+        ck_assert_contains(errstr, "b: the reader's field has no default");
+        ck_assert_ptr_null(avk_avroprog_resolve(writer, wrong, errstr, sizeof(errstr)));
+        ck_assert_contains(errstr, "a: the writer's int cannot be read as the reader's string");
+        avk_schema_destroy(writer);
+        avk_schema_destroy(reader);
+        avk_schema_destroy(wrong);
+}
+END_TEST
+
+START_TEST(test_a_program_of_two_schemas_does_not_encode)
+{
+        avk_schema_t *v2;
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_resolve(avk_catalog_by_name(builtin, "DeviationReported"),
+                                                    v2_schema(&v2), errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        ck_assert_int_eq(avk_avroprog_encode(prog, slots, NULL, 0, errstr, sizeof(errstr)), -1);
+        ck_assert_contains(errstr, "only decodes");
+        free(slots);
+        avk_avroprog_destroy(prog);
+        avk_schema_destroy(v2);
+}
+END_TEST
+
 Suite *avroprog_suite(void);
 
 Suite *avroprog_suite(void)
@@ -659,6 +935,16 @@ Suite *avroprog_suite(void)
         tcase_add_test(one, test_encode_refuses_values_outside_the_schema);
         tcase_add_test(one, test_arrays_maps_and_recursion_are_refused_at_compile);
         suite_add_tcase(s, one);
+        TCase *two = tcase_create("two schemas");
+        tcase_add_checked_fixture(two, setup, teardown);
+        tcase_add_test(two, test_v1_data_read_as_v2_as_the_codec_projects_it);
+        tcase_add_test(two, test_v2_data_read_as_v1_as_the_codec_projects_it);
+        tcase_add_test(two, test_promotions_skips_and_union_branches_read_as_avro_c_resolves_them);
+        tcase_add_test(two, test_defaults_and_enum_symbols_read_as_the_codec_projects_them);
+        tcase_add_test(two, test_writer_branch_without_reader_match_is_refused_when_met);
+        tcase_add_test(two, test_reader_field_without_default_is_refused_at_compile);
+        tcase_add_test(two, test_a_program_of_two_schemas_does_not_encode);
+        suite_add_tcase(s, two);
         return s;
 }
 
