@@ -724,7 +724,7 @@ static inline int read_varint(struct input *in, const struct op *op, int max_byt
 static inline int read_length_prefixed(struct input *in, const struct op *op, int is_string,
                                        avk_avroprog_slot_t *dst)
 {
-        int64_t len;
+        int64_t len = 0;
         if (read_varint(in, op, 10, &len) != 0)
                 return -1;
         size_t left = (size_t)(in->end - in->pos);
@@ -775,7 +775,7 @@ int avk_avroprog_decode(const avk_avroprog_t *p, const void *buf, size_t len,
         while (pc < p->ops_cnt) {
                 const struct op *op = &p->ops[pc++];
                 avk_avroprog_slot_t *dst = op->slot >= 0 ? &slots[op->slot] : &sink;
-                int64_t v;
+                int64_t v = 0;
                 switch (op->code) {
                 case OP_BOOLEAN:
                         if (in.pos == in.end)
