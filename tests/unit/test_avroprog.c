@@ -227,157 +227,126 @@ static avk_avroprog_slot_t *slot_at(const avk_avroprog_t *prog, avk_avroprog_slo
         return &slots[i];
 }
 
-static int same_bits(double a, double b)
+/* The slot value that v, avro-c's value of the leaf schema s, reads as. */
+static avk_avroprog_slot_t leaf_slot(avro_value_t *v, avro_schema_t s)
 {
-        return memcmp(&a, &b, sizeof(a)) == 0;
-}
-
-/* Checks that the slots at path hold value v (of schema s), as read. */
-static void assert_slots_hold(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots,
-                              avro_value_t *v, avro_schema_t s, const char *path,
-                              avk_avroprog_slot_t *slot)
-{
-        int b, i32;
-        int64_t i64;
-        float f;
-        double d;
-        const void *bytes;
-        size_t len;
+        avk_avroprog_slot_t out = {.v.i = 0};
+        int i32 = 0;
+        float f = 0;
+        size_t len = 0;
         switch (avro_typeof(s)) {
-        case AVRO_NULL:
-                return;
         case AVRO_BOOLEAN:
-                avro_value_get_boolean(v, &b);
-                ck_assert_msg(slot->v.i == b, "%s: %lld, avro-c %d", path, (long long)slot->v.i, b);
-                return;
+                avro_value_get_boolean(v, &i32);
+                out.v.i = i32;
+                break;
         case AVRO_INT32:
                 avro_value_get_int(v, &i32);
-                ck_assert_msg(slot->v.i == i32, "%s: %lld, avro-c %d", path, (long long)slot->v.i,
-                              i32);
-                return;
+                out.v.i = i32;
+                break;
+        case AVRO_ENUM:
+                avro_value_get_enum(v, &i32);
+                out.v.i = i32;
+                break;
         case AVRO_INT64:
-                avro_value_get_long(v, &i64);
-                ck_assert_msg(slot->v.i == i64, "%s: %lld, avro-c %lld", path, (long long)slot->v.i,
-                              (long long)i64);
-                return;
+                avro_value_get_long(v, &out.v.i);
+                break;
         case AVRO_FLOAT:
                 avro_value_get_float(v, &f);
-                ck_assert_msg(same_bits(slot->v.d, f), "%s: %g, avro-c %g", path, slot->v.d,
-                              (double)f);
-                return;
+                out.v.d = f;
+                break;
         case AVRO_DOUBLE:
-                avro_value_get_double(v, &d);
-                ck_assert_msg(same_bits(slot->v.d, d), "%s: %g, avro-c %g", path, slot->v.d, d);
-                return;
+                avro_value_get_double(v, &out.v.d);
+                break;
         case AVRO_STRING:
-                avro_value_get_string(v, (const char **)&bytes, &len);
+                avro_value_get_string(v, &out.v.str, &len);
                 len--; /* avro-c counts the NUL */
                 break;
         case AVRO_BYTES:
-                avro_value_get_bytes(v, &bytes, &len);
+                avro_value_get_bytes(v, (const void **)&out.v.str, &len);
                 break;
         case AVRO_FIXED:
-                avro_value_get_fixed(v, &bytes, &len);
+                avro_value_get_fixed(v, (const void **)&out.v.str, &len);
                 break;
-        case AVRO_ENUM:
-                avro_value_get_enum(v, &i32);
-                ck_assert_msg(slot->v.i == i32, "%s: symbol %lld, avro-c %d", path,
-                              (long long)slot->v.i, i32);
-                return;
-        case AVRO_UNION: {
-                avro_value_t branch;
-                avro_value_get_discriminant(v, &i32);
-                avro_value_get_current_branch(v, &branch);
-                ck_assert_msg(slot->branch == i32, "%s: branch %d, avro-c %d", path, slot->branch,
-                              i32);
-                assert_slots_hold(prog, slots, &branch, avro_schema_union_branch(s, i32), path,
-                                  slot);
-                return;
-        }
-        case AVRO_RECORD:
-                for (size_t i = 0; i < avro_schema_record_size(s); i++) {
-                        char sub[PATH_SIZE];
-                        avro_value_t field;
-                        avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
-                        join(sub, path, avro_schema_record_field_name(s, (int)i));
-                        avro_value_get_by_index(v, i, &field, NULL);
-                        assert_slots_hold(prog, slots, &field, fs, sub,
-                                          is_avro_record(fs) ? NULL : slot_at(prog, slots, sub));
-                }
-                return;
         default:
-                ck_abort_msg("%s: no comparison of %s", path, avro_schema_type_name(s));
+                ck_abort_msg("no slot value of %s", avro_schema_type_name(s));
         }
-        ck_assert_msg(slot->len == len && memcmp(slot->v.str, bytes, len) == 0,
-                      "%s: %u bytes differ from avro-c's %zu", path, slot->len, len);
+        out.len = (uint32_t)len;
+        return out;
 }
 
-/* Fills the slots at path from value v (of schema s), for encoding. */
-static void fill_slots(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots, avro_value_t *v,
-                       avro_schema_t s, const char *path, avk_avroprog_slot_t *slot)
+static void assert_leaf_equal(avro_schema_t s, const avk_avroprog_slot_t *slot,
+                              const avk_avroprog_slot_t *expected, const char *path)
 {
-        int b, i32;
-        float f;
-        size_t len;
         switch (avro_typeof(s)) {
-        case AVRO_NULL:
-                return;
-        case AVRO_BOOLEAN:
-                avro_value_get_boolean(v, &b);
-                slot->v.i = b;
-                return;
-        case AVRO_INT32:
-                avro_value_get_int(v, &i32);
-                slot->v.i = i32;
-                return;
-        case AVRO_INT64:
-                avro_value_get_long(v, &slot->v.i);
-                return;
         case AVRO_FLOAT:
-                avro_value_get_float(v, &f);
-                slot->v.d = f;
-                return;
         case AVRO_DOUBLE:
-                avro_value_get_double(v, &slot->v.d);
+                ck_assert_msg(memcmp(&slot->v.d, &expected->v.d, sizeof(double)) == 0,
+                              "%s: %g, avro-c %g", path, slot->v.d, expected->v.d);
                 return;
         case AVRO_STRING:
-                avro_value_get_string(v, &slot->v.str, &len);
-                slot->len = (uint32_t)len - 1;
-                return;
         case AVRO_BYTES:
-                avro_value_get_bytes(v, (const void **)&slot->v.str, &len);
-                slot->len = (uint32_t)len;
-                return;
         case AVRO_FIXED:
-                avro_value_get_fixed(v, (const void **)&slot->v.str, &len);
-                slot->len = (uint32_t)len;
+                ck_assert_msg(slot->len == expected->len &&
+                                  memcmp(slot->v.str, expected->v.str, slot->len) == 0,
+                              "%s: %u bytes differ from avro-c's %u", path, slot->len,
+                              expected->len);
                 return;
-        case AVRO_ENUM:
-                avro_value_get_enum(v, &i32);
-                slot->v.i = i32;
+        default:
+                ck_assert_msg(slot->v.i == expected->v.i, "%s: %lld, avro-c %lld", path,
+                              (long long)slot->v.i, (long long)expected->v.i);
+        }
+}
+
+enum walk { WALK_COMPARE, WALK_FILL };
+
+/* Walks value v (of schema s) at path alongside its slots: checks that they
+ * hold it (as decoded), or fills them from it (to encode). */
+static void walk_slots(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots, avro_value_t *v,
+                       avro_schema_t s, const char *path, avk_avroprog_slot_t *slot, enum walk mode)
+{
+        if (is_avro_null(s))
                 return;
-        case AVRO_UNION: {
+        if (is_avro_union(s)) {
                 avro_value_t branch;
-                avro_value_get_discriminant(v, &slot->branch);
+                int b;
+                avro_value_get_discriminant(v, &b);
                 avro_value_get_current_branch(v, &branch);
-                fill_slots(prog, slots, &branch, avro_schema_union_branch(s, slot->branch), path,
-                           slot);
+                if (mode == WALK_FILL)
+                        slot->branch = b;
+                ck_assert_msg(slot->branch == b, "%s: branch %d, avro-c %d", path, slot->branch, b);
+                walk_slots(prog, slots, &branch, avro_schema_union_branch(s, b), path, slot, mode);
                 return;
         }
-        case AVRO_RECORD:
+        if (is_avro_record(s)) {
                 for (size_t i = 0; i < avro_schema_record_size(s); i++) {
                         char sub[PATH_SIZE];
                         avro_value_t field;
                         avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
                         join(sub, path, avro_schema_record_field_name(s, (int)i));
                         avro_value_get_by_index(v, i, &field, NULL);
-                        fill_slots(prog, slots, &field, fs, sub,
-                                   is_avro_record(fs) ? NULL : slot_at(prog, slots, sub));
+                        walk_slots(prog, slots, &field, fs, sub,
+                                   is_avro_record(fs) ? NULL : slot_at(prog, slots, sub), mode);
                 }
                 return;
-        default:
-                ck_abort_msg("%s: no slots for %s", path, avro_schema_type_name(s));
         }
+        avk_avroprog_slot_t expected = leaf_slot(v, s);
+        if (mode == WALK_FILL) {
+                slot->v = expected.v;
+                slot->len = expected.len;
+        }
+        assert_leaf_equal(s, slot, &expected, path);
+}
+
+static void assert_slots_hold(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots,
+                              avro_value_t *v, avro_schema_t s)
+{
+        walk_slots(prog, slots, v, s, "", NULL, WALK_COMPARE);
+}
+
+static void fill_slots(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots, avro_value_t *v,
+                       avro_schema_t s)
+{
+        walk_slots(prog, slots, v, s, "", NULL, WALK_FILL);
 }
 
 /* ---- avro-c's side ---- */
@@ -418,7 +387,7 @@ static void assert_refuses_like_avro_c(const avk_schema_t *schema, const avk_avr
                       avk_schema_fullname(schema), what, len, reference ? "refuses" : "accepts",
                       mine ? "refuses" : "accepts", errstr);
         if (mine == 0)
-                assert_slots_hold(prog, slots, scratch, avk_schema_avro(schema), "", NULL);
+                assert_slots_hold(prog, slots, scratch, avk_schema_avro(schema));
 }
 
 static void corrupt_and_compare(const avk_schema_t *schema, const avk_avroprog_t *prog,
@@ -481,9 +450,9 @@ static void differential(const avk_schema_t *schema, uint64_t seed)
                 ck_assert_msg(
                     avk_avroprog_decode(prog, theirs, len, slots, errstr, sizeof(errstr)) == 0,
                     "%s record %d: %s", avk_schema_fullname(schema), r, errstr);
-                assert_slots_hold(prog, slots, &value, avk_schema_avro(schema), "", NULL);
+                assert_slots_hold(prog, slots, &value, avk_schema_avro(schema));
 
-                fill_slots(prog, filled, &value, avk_schema_avro(schema), "", NULL);
+                fill_slots(prog, filled, &value, avk_schema_avro(schema));
                 int64_t got =
                     avk_avroprog_encode(prog, filled, mine, MAX_ENCODED, errstr, sizeof(errstr));
                 ck_assert_msg(got >= 0, "%s record %d: %s", avk_schema_fullname(schema), r, errstr);
@@ -678,7 +647,7 @@ static void cross_version(const avk_schema_t *writer, const avk_schema_t *reader
                 ck_assert_msg(
                     avk_avroprog_decode(prog, encoded, len, slots, errstr, sizeof(errstr)) == 0,
                     "record %d: %s", r, errstr);
-                assert_slots_hold(prog, slots, &read, avk_schema_avro(reader), "", NULL);
+                assert_slots_hold(prog, slots, &read, avk_schema_avro(reader));
         }
         avro_value_decref(&written);
         avro_value_decref(&read);
@@ -726,9 +695,9 @@ static void codec_projected_read(const avk_schema_t *writer, const avk_schema_t 
         ck_assert_msg(avk_codec_encode(codec, "t", writer, written, &framed, &framed_len, errstr,
                                        sizeof(errstr)) == 0,
                       "%s", errstr);
-        ck_assert_msg(avk_codec_decode(codec, framed, framed_len, reader, read, errstr,
-                                       sizeof(errstr)) == 0,
-                      "avk_codec: %s", errstr);
+        ck_assert_msg(
+            avk_codec_decode(codec, framed, framed_len, reader, read, errstr, sizeof(errstr)) == 0,
+            "avk_codec: %s", errstr);
         avk_codec_destroy(codec);
         avk_catalog_destroy(catalog);
 }
@@ -737,8 +706,8 @@ static const avk_schema_t *v2_schema(avk_schema_t **owned)
 {
         char path[512], errstr[512] = "";
         char *text =
-            test_data_read(test_data_path("deviation_reported_v2.avsc", path, sizeof(path)),
-                           errstr, sizeof(errstr));
+            test_data_read(test_data_path("deviation_reported_v2.avsc", path, sizeof(path)), errstr,
+                           sizeof(errstr));
         ck_assert_msg(text != NULL, "%s", errstr);
         *owned = avk_schema_new(text, errstr, sizeof(errstr));
         free(text);
@@ -844,9 +813,9 @@ START_TEST(test_defaults_and_enum_symbols_read_as_the_codec_projects_them)
         ck_assert_msg(prog != NULL, "%s", errstr);
         avk_avroprog_slot_t slots[9];
         const unsigned char green_hej[] = {0x02, 0x06, 'h', 'e', 'j'};
-        ck_assert_int_eq(avk_avroprog_decode(prog, green_hej, sizeof(green_hej), slots, errstr,
-                                             sizeof(errstr)),
-                         0);
+        ck_assert_int_eq(
+            avk_avroprog_decode(prog, green_hej, sizeof(green_hej), slots, errstr, sizeof(errstr)),
+            0);
         ck_assert_int_eq(slots[avk_avroprog_slot(prog, "color")].v.i, 2); /* OTHER */
         avk_avroprog_slot_t *lang = &slots[avk_avroprog_slot(prog, "lang")];
         ck_assert_mem_eq(lang->v.str, "sv", 2);
@@ -908,8 +877,9 @@ START_TEST(test_a_program_of_two_schemas_does_not_encode)
 {
         avk_schema_t *v2;
         char errstr[512] = "";
-        avk_avroprog_t *prog = avk_avroprog_resolve(avk_catalog_by_name(builtin, "DeviationReported"),
-                                                    v2_schema(&v2), errstr, sizeof(errstr));
+        avk_avroprog_t *prog =
+            avk_avroprog_resolve(avk_catalog_by_name(builtin, "DeviationReported"), v2_schema(&v2),
+                                 errstr, sizeof(errstr));
         ck_assert_msg(prog != NULL, "%s", errstr);
         avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
         ck_assert_int_eq(avk_avroprog_encode(prog, slots, NULL, 0, errstr, sizeof(errstr)), -1);
