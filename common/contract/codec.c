@@ -335,7 +335,7 @@ int avk_codec_reframe(avk_codec_t *c, const char *topic, const void *in, size_t 
         if (!schema)
                 return rc;
         size_t body = in_len - SOE_HDR_SIZE;
-        if (reserve(c, CONFLUENT_HDR_SIZE + body) != 0) {
+        if (reserve(&c->buf, &c->cap, CONFLUENT_HDR_SIZE + body) != 0) {
                 snprintf(errstr, errstr_size, "out of memory for a %zu-byte message",
                          CONFLUENT_HDR_SIZE + body);
                 return -1;
