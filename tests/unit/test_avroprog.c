@@ -493,54 +493,57 @@ START_TEST(test_every_schema_decodes_and_encodes_as_avro_c_does)
 }
 END_TEST
 
+/* DeviationReported compiled; a failure fails the test. */
+static avk_avroprog_t *reported_prog(void)
+{
+        char errstr[512] = "";
+        avk_avroprog_t *prog = avk_avroprog_new(avk_catalog_by_name(builtin, "DeviationReported"),
+                                                errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        return prog;
+}
+
+/* prog must refuse bytes with a reason that contains reason. */
+static void assert_refused(const avk_avroprog_t *prog, const unsigned char *bytes, size_t len,
+                           const char *reason)
+{
+        char errstr[512] = "";
+        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        ck_assert_int_eq(avk_avroprog_decode(prog, bytes, len, slots, errstr, sizeof(errstr)), -1);
+        ck_assert_contains(errstr, reason);
+        free(slots);
+}
+
 START_TEST(test_huge_string_length_is_refused_without_reading_past_the_buffer)
 {
         /* DeviationReported starts with a string: claim 2^62 bytes. */
-        const avk_schema_t *schema = avk_catalog_by_name(builtin, "DeviationReported");
-        char errstr[512] = "";
-        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
-        ck_assert_ptr_nonnull(prog);
-        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        avk_avroprog_t *prog = reported_prog();
         const unsigned char bytes[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 'a'};
-        ck_assert_int_eq(
-            avk_avroprog_decode(prog, bytes, sizeof(bytes), slots, errstr, sizeof(errstr)), -1);
-        ck_assert_contains(errstr, "deviation_id at byte 9: truncated: length");
-        free(slots);
+        assert_refused(prog, bytes, sizeof(bytes), "deviation_id at byte 9: truncated: length");
         avk_avroprog_destroy(prog);
 }
 END_TEST
 
 START_TEST(test_decode_errors_name_the_field_and_reason)
 {
-        const avk_schema_t *schema = avk_catalog_by_name(builtin, "DeviationReported");
-        char errstr[512] = "";
-        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
-        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        avk_avroprog_t *prog = reported_prog();
         /* deviation_id "\xc3(" is not UTF-8. */
         const unsigned char bad_utf8[] = {0x04, 0xc3, '('};
-        ck_assert_int_eq(
-            avk_avroprog_decode(prog, bad_utf8, sizeof(bad_utf8), slots, errstr, sizeof(errstr)),
-            -1);
-        ck_assert_contains(errstr, "deviation_id at byte 1: invalid UTF-8 at byte 0");
+        assert_refused(prog, bad_utf8, sizeof(bad_utf8),
+                       "deviation_id at byte 1: invalid UTF-8 at byte 0");
         const unsigned char nul[] = {0x04, 'a', 0};
-        ck_assert_int_eq(avk_avroprog_decode(prog, nul, sizeof(nul), slots, errstr, sizeof(errstr)),
-                         -1);
-        ck_assert_contains(errstr, "deviation_id at byte 1: string contains a NUL");
+        assert_refused(prog, nul, sizeof(nul), "deviation_id at byte 1: string contains a NUL");
         /* deviation_id "", occurred_at 0, discovered_at branch 2 of 2. */
         const unsigned char branch[] = {0x00, 0x00, 0x04};
-        ck_assert_int_eq(
-            avk_avroprog_decode(prog, branch, sizeof(branch), slots, errstr, sizeof(errstr)), -1);
-        ck_assert_contains(errstr, "discovered_at at byte 3: union branch 2 out of range");
-        free(slots);
+        assert_refused(prog, branch, sizeof(branch),
+                       "discovered_at at byte 3: union branch 2 out of range");
         avk_avroprog_destroy(prog);
 }
 END_TEST
 
 START_TEST(test_slots_are_found_by_path)
 {
-        const avk_schema_t *schema = avk_catalog_by_name(builtin, "DeviationReported");
-        char errstr[512] = "";
-        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        avk_avroprog_t *prog = reported_prog();
         ck_assert_int_eq(avk_avroprog_slot(prog, "deviation_id"), 0);
         int patient = avk_avroprog_slot(prog, "patient");
         ck_assert_int_gt(patient, 0);
