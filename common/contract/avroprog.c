@@ -96,6 +96,8 @@ struct build {
         const avk_schema_t *reader;
         char *errstr;
         size_t errstr_size;
+        avro_schema_t open[MAX_DEPTH + 1]; /* the records being walked, outermost first */
+        int open_cnt;
 };
 
 __attribute__((format(printf, 2, 3))) static int build_fail(struct build *b, const char *fmt, ...)
@@ -146,9 +148,26 @@ static int emit(struct build *b, uint8_t code, int32_t slot, int32_t arg, int32_
         return i;
 }
 
-static avro_schema_t deref(avro_schema_t s)
+/* avro-c makes every use of a named type after its definition a link. */
+static avro_schema_t follow(avro_schema_t s)
 {
-        return is_avro_link(s) ? NULL : s;
+        while (is_avro_link(s))
+                s = avro_schema_link_target(s);
+        return s;
+}
+
+/* Enters record r at where; -1 when r is inside itself (a recursive type) or
+ * records nest deeper than the walk goes. */
+static int enter_record(struct build *b, avro_schema_t r, const char *where)
+{
+        for (int i = 0; i < b->open_cnt; i++) {
+                if (b->open[i] == r)
+                        return build_fail(b, "%s: recursive types are not compiled", where);
+        }
+        if (b->open_cnt > MAX_DEPTH)
+                return build_fail(b, "%s: nests deeper than %d levels", where, MAX_DEPTH);
+        b->open[b->open_cnt++] = r;
+        return 0;
 }
 
 static void node_free(struct node *n)
@@ -163,9 +182,7 @@ static int layout(struct build *b, struct node *n, avro_schema_t s, int32_t path
 {
         avk_avroprog_t *p = b->prog;
         const char *where = p->names[path][0] ? p->names[path] : "the record";
-        n->schema = deref(s);
-        if (!n->schema)
-                return build_fail(b, "%s: recursive types are not compiled", where);
+        n->schema = follow(s);
         if (depth > MAX_DEPTH)
                 return build_fail(b, "%s: nests deeper than %d levels", where, MAX_DEPTH);
         n->first = (int32_t)p->slot_cnt;
@@ -177,6 +194,8 @@ static int layout(struct build *b, struct node *n, avro_schema_t s, int32_t path
         case AVRO_RECORD: {
                 const json_t *def = avk_schema_definition(b->reader, n->schema);
                 const json_t *fields = json_object_get(def, "fields");
+                if (enter_record(b, n->schema, where) != 0)
+                        return -1;
                 n->kid_cnt = avro_schema_record_size(n->schema);
                 n->kids = calloc(n->kid_cnt ? n->kid_cnt : 1, sizeof(*n->kids));
                 if (!n->kids)
@@ -191,6 +210,7 @@ static int layout(struct build *b, struct node *n, avro_schema_t s, int32_t path
                                    kid_path, depth + 1) != 0)
                                 return -1;
                 }
+                b->open_cnt--;
                 break;
         }
         case AVRO_UNION:
@@ -209,9 +229,8 @@ static int layout(struct build *b, struct node *n, avro_schema_t s, int32_t path
                  * field; any other branch keeps its value in the union's slot. */
                 for (size_t i = 0; i < n->kid_cnt; i++) {
                         struct node *k = &n->kids[i];
-                        avro_schema_t bs = avro_schema_union_branch(n->schema, (int)i);
-                        if (is_avro_record(bs) || is_avro_array(bs) || is_avro_map(bs) ||
-                            is_avro_link(bs)) {
+                        avro_schema_t bs = follow(avro_schema_union_branch(n->schema, (int)i));
+                        if (is_avro_record(bs) || is_avro_array(bs) || is_avro_map(bs)) {
                                 if (layout(b, k, bs, path, depth + 1) != 0)
                                         return -1;
                         } else {
@@ -377,10 +396,15 @@ static int compile_record(struct build *b, avro_schema_t w, const struct node *r
                           int depth)
 {
         size_t n = avro_schema_record_size(w);
+        const char *where = b->prog->names[path][0] ? b->prog->names[path] : "the record";
+        if (enter_record(b, w, where) != 0)
+                return -1;
         char *taken = r ? calloc(r->kid_cnt + 1, 1) : NULL;
         int rc = -1;
-        if (r && !taken)
-                return build_fail(b, "out of memory");
+        if (r && !taken) {
+                build_fail(b, "out of memory");
+                goto out;
+        }
         for (size_t i = 0; i < n; i++) {
                 const char *name = avro_schema_record_field_name(w, (int)i);
                 const struct node *kid = NULL;
@@ -418,6 +442,7 @@ static int compile_record(struct build *b, avro_schema_t w, const struct node *r
         }
         rc = 0;
 out:
+        b->open_cnt--;
         free(taken);
         return rc;
 }
@@ -441,13 +466,9 @@ static int compile_union(struct build *b, avro_schema_t w, const struct node *r,
         if (!jumps)
                 return build_fail(b, "out of memory");
         for (int32_t i = 0; i < n; i++) {
-                avro_schema_t wb = deref(avro_schema_union_branch(w, (int)i));
+                avro_schema_t wb = follow(avro_schema_union_branch(w, (int)i));
                 const struct node *rb = NULL;
                 int32_t reader_branch = 0;
-                if (!wb) {
-                        build_fail(b, "%s: recursive types are not compiled", p->names[path]);
-                        goto out;
-                }
                 if (reader_is_union) {
                         reader_branch = match_branch(wb, r);
                         rb = reader_branch >= 0 ? &r->kids[reader_branch] : NULL;
@@ -560,9 +581,7 @@ static int compile_primitive(struct build *b, avro_schema_t w, const struct node
 static int compile(struct build *b, avro_schema_t w, const struct node *r, int32_t path, int depth)
 {
         const char *where = b->prog->names[path][0] ? b->prog->names[path] : "the record";
-        w = deref(w);
-        if (!w)
-                return build_fail(b, "%s: recursive types are not compiled", where);
+        w = follow(w);
         if (depth > MAX_DEPTH)
                 return build_fail(b, "%s: nests deeper than %d levels", where, MAX_DEPTH);
         if (is_avro_union(w))
@@ -600,7 +619,11 @@ avk_avroprog_t *avk_avroprog_resolve(const avk_schema_t *writer, const avk_schem
                                      char *errstr, size_t errstr_size)
 {
         struct node root = {0};
-        struct build b = {calloc(1, sizeof(avk_avroprog_t)), writer, reader, errstr, errstr_size};
+        struct build b = {.prog = calloc(1, sizeof(avk_avroprog_t)),
+                          .writer = writer,
+                          .reader = reader,
+                          .errstr = errstr,
+                          .errstr_size = errstr_size};
         if (!b.prog) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;

@@ -150,9 +150,18 @@ static double random_double(void)
         return (double)(int64_t)rnd() / 1e6;
 }
 
+/* avro-c makes every use of a named type after its definition a link. */
+static avro_schema_t follow(avro_schema_t s)
+{
+        while (is_avro_link(s))
+                s = avro_schema_link_target(s);
+        return s;
+}
+
 static void random_value(avro_value_t *v, avro_schema_t s)
 {
         char text[12000];
+        s = follow(s);
         switch (avro_typeof(s)) {
         case AVRO_NULL:
                 ck_assert_int_eq(avro_value_set_null(v), 0);
@@ -305,6 +314,7 @@ enum walk { WALK_COMPARE, WALK_FILL };
 static void walk_slots(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots, avro_value_t *v,
                        avro_schema_t s, const char *path, avk_avroprog_slot_t *slot, enum walk mode)
 {
+        s = follow(s);
         if (is_avro_null(s))
                 return;
         if (is_avro_union(s)) {
@@ -322,7 +332,7 @@ static void walk_slots(const avk_avroprog_t *prog, avk_avroprog_slot_t *slots, a
                 for (size_t i = 0; i < avro_schema_record_size(s); i++) {
                         char sub[PATH_SIZE];
                         avro_value_t field;
-                        avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
+                        avro_schema_t fs = follow(avro_schema_record_field_get_by_index(s, (int)i));
                         join(sub, path, avro_schema_record_field_name(s, (int)i));
                         avro_value_get_by_index(v, i, &field, NULL);
                         walk_slots(prog, slots, &field, fs, sub,
@@ -513,6 +523,27 @@ static void assert_refused(const avk_avroprog_t *prog, const unsigned char *byte
         ck_assert_contains(errstr, reason);
         free(slots);
 }
+
+START_TEST(test_a_named_type_used_again_decodes_and_encodes_as_avro_c_does)
+{
+        /* Every use of Flags after the first is a link in avro-c, not recursion. */
+        char errstr[512] = "";
+        avk_schema_t *schema = avk_schema_new(
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+            "{\"name\":\"a\",\"type\":{\"type\":\"record\",\"name\":\"Flags\",\"fields\":["
+            "{\"name\":\"x\",\"type\":\"boolean\"},"
+            "{\"name\":\"k\",\"type\":{\"type\":\"enum\",\"name\":\"K\","
+            "\"symbols\":[\"P\",\"Q\"]}}]}},"
+            "{\"name\":\"b\",\"type\":\"Flags\"},"
+            "{\"name\":\"c\",\"type\":[\"null\",\"Flags\",\"K\"]},"
+            "{\"name\":\"d\",\"type\":{\"type\":\"fixed\",\"name\":\"Id\",\"size\":4}},"
+            "{\"name\":\"e\",\"type\":[\"Id\",\"bytes\",\"float\",\"double\"]}]}",
+            errstr, sizeof(errstr));
+        ck_assert_msg(schema != NULL, "%s", errstr);
+        differential(schema, 31);
+        avk_schema_destroy(schema);
+}
+END_TEST
 
 START_TEST(test_huge_string_length_is_refused_without_reading_past_the_buffer)
 {
@@ -894,6 +925,7 @@ Suite *avroprog_suite(void)
         tcase_add_checked_fixture(one, setup, teardown);
         tcase_set_timeout(one, 600);
         tcase_add_test(one, test_every_schema_decodes_and_encodes_as_avro_c_does);
+        tcase_add_test(one, test_a_named_type_used_again_decodes_and_encodes_as_avro_c_does);
         tcase_add_test(one, test_huge_string_length_is_refused_without_reading_past_the_buffer);
         tcase_add_test(one, test_decode_errors_name_the_field_and_reason);
         tcase_add_test(one, test_slots_are_found_by_path);
