@@ -17,6 +17,36 @@ int64_t avk_clock_system_ms(void)
         return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+int64_t avk_clock_mono_ns(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+int64_t avk_clock_mono_us(void)
+{
+        return avk_clock_mono_ns() / 1000;
+}
+
+int64_t avk_clock_mono_ms(void)
+{
+        return avk_clock_mono_ns() / 1000000;
+}
+
+struct timespec avk_clock_deadline(int64_t timeout_ms)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += (time_t)(timeout_ms / 1000);
+        t.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (t.tv_nsec >= 1000000000) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000;
+        }
+        return t;
+}
+
 int64_t avk_clock_now(avk_clock_t *clock)
 {
         if (!clock->file)
