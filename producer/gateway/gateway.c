@@ -108,7 +108,8 @@ struct request {
 struct gateway_metrics {
         avk_metric_family_t *requests, *duration, *idempotency;
         avk_metric_t *in_flight, *idem_entries, *index_size, *index_loaded, *kafka_up;
-        avk_metric_t *reporter_in_flight, *spool_pending, *filed, *spooled, *unavailable, *rejected;
+        avk_metric_t *reporter_in_flight, *spool_pending, *drain_stalled, *filed, *spooled,
+            *unavailable, *rejected;
 };
 
 struct avk_gateway {
@@ -411,12 +412,17 @@ static void readiness(struct request *req)
         avk_gateway_t *gw = req->gw;
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);
-        int ready = st.kafka_up || gw->spool;
-        json_t *body = json_pack("{s:b,s:s,s:s,s:I,s:s}", "ready", ready, "kafka",
+        int ready = (st.kafka_up || gw->spool) && !st.drain_stalled;
+        json_t *body = json_pack("{s:b,s:s,s:s,s:I,s:s,s:s}", "ready", ready, "kafka",
                                  st.kafka_up ? "up" : "down", "spool", gw->spool ? "on" : "off",
-                                 "spool_pending", (json_int_t)st.spool_pending, "index",
+                                 "spool_pending", (json_int_t)st.spool_pending, "drain",
+                                 st.drain_stalled ? "stalled" : "ok", "index",
                                  avk_index_loaded(gw->index) ? "loaded" : "loading");
-        if (!ready)
+        if (st.drain_stalled)
+                json_object_set_new(body, "error",
+                                    json_string("the spool's drain moves nothing into Kafka "
+                                                "although Kafka answers (see the gateway's log)"));
+        else if (!ready)
                 json_object_set_new(body, "error",
                                     json_string("Kafka is unreachable and intake.spool.dir is not "
                                                 "set: nothing can be accepted"));
@@ -436,6 +442,7 @@ static void metrics(struct request *req)
         avk_metric_set(m->kafka_up, st.kafka_up ? 1 : 0);
         avk_metric_set(m->reporter_in_flight, (int64_t)st.in_flight);
         avk_metric_set(m->spool_pending, (int64_t)st.spool_pending);
+        avk_metric_set(m->drain_stalled, st.drain_stalled);
         avk_metric_set(m->filed, (int64_t)st.filed);
         avk_metric_set(m->spooled, (int64_t)st.spooled);
         avk_metric_set(m->unavailable, (int64_t)st.unavailable);
@@ -465,8 +472,8 @@ static void on_sent(void *opaque, const char *id, enum avk_result result, const 
                 return;
         }
         fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-             "Kafka did not acknowledge the document; retry later with the same request", "%s: %s",
-             id, reason ? reason : "not acknowledged");
+             "the document was not stored; retry later with the same request", "%s: %s", id,
+             reason ? reason : "not stored");
 }
 
 /* The first attempt's answer, for a retry that waited on it. */
@@ -943,6 +950,12 @@ static int register_metrics(avk_gateway_t *gw)
             avk_metrics_gauge(r, "avk_reporter_spool_pending",
                               "Documents in the spool, not yet acknowledged by Kafka.", no_labels),
             NULL);
+        m->drain_stalled = avk_metrics_series(
+            avk_metrics_gauge(r, "avk_reporter_drain_stalled",
+                              "1 while the spool holds documents, Kafka answers and the drain "
+                              "moves none into Kafka.",
+                              no_labels),
+            NULL);
         avk_metric_family_t *docs =
             avk_metrics_counter(r, "avk_reporter_documents_total",
                                 "Documents by outcome: filed (acknowledged by Kafka), spooled, "
@@ -954,7 +967,8 @@ static int register_metrics(avk_gateway_t *gw)
         m->rejected = avk_metrics_series(docs, (const char *[]){"rejected"});
         return m->requests && m->duration && m->idempotency && m->in_flight && m->idem_entries &&
                        m->index_size && m->index_loaded && m->kafka_up && m->reporter_in_flight &&
-                       m->spool_pending && m->filed && m->spooled && m->unavailable && m->rejected
+                       m->spool_pending && m->drain_stalled && m->filed && m->spooled &&
+                       m->unavailable && m->rejected
                    ? 0
                    : -1;
 }
