@@ -41,12 +41,12 @@
 #define DEFAULT_MAX_BODY 65536
 /* An over-long chunked body is read and dropped (413 after it) up to this
  * many times the limit; past that the connection is closed. */
-#define DISCARD_FACTOR   16
-#define PARAM_MAX        2
-#define PARAM_VALUE_MAX  64
-#define HEADER_MAX       4
-#define REQUEST_ID_MAX   64
-#define CONTENT_TEXT     "text/plain; charset=utf-8"
+#define DISCARD_FACTOR  16
+#define PARAM_MAX       2
+#define PARAM_VALUE_MAX 64
+#define HEADER_MAX      4
+#define REQUEST_ID_MAX  64
+#define CONTENT_TEXT    "text/plain; charset=utf-8"
 
 enum stage {
         STAGE_BODY,     /* reading the body */
@@ -60,6 +60,7 @@ struct avk_httpd_req {
         const struct avk_httpd_route *route; /* NULL when none matched */
         enum stage stage;
         char method[16];
+        const char *path; /* libmicrohttpd's, valid while the request lives */
         struct timespec started;
         struct {
                 const char *name; /* in the route's pattern, after '{' */
@@ -174,9 +175,8 @@ char *avk_httpd_error_body(const char *summary, const char *const *details, size
         return text;
 }
 
-__attribute__((format(printf, 4, 0))) static void verror(avk_httpd_req_t *req, unsigned status,
-                                                         const char *summary, const char *fmt,
-                                                         va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+verror(avk_httpd_req_t *req, unsigned status, const char *summary, const char *fmt, va_list ap)
 {
         char detail[1024];
         const char *details[] = {detail};
@@ -197,9 +197,8 @@ void avk_httpd_error(avk_httpd_req_t *req, unsigned status, const char *summary,
 
 /* The server's own answers: a line of text, or a JSON error of summary and
  * the detail fmt, after the server's style. */
-__attribute__((format(printf, 4, 5))) static void own_answer(avk_httpd_req_t *req, unsigned status,
-                                                             const char *summary, const char *fmt,
-                                                             ...)
+__attribute__((format(printf, 4, 5))) static void
+own_answer(avk_httpd_req_t *req, unsigned status, const char *summary, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -230,9 +229,9 @@ static enum MHD_Result queue(avk_httpd_req_t *req)
 {
         const avk_httpd_t *httpd = req->httpd;
         const char *text = req->reply ? req->reply : "";
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            req->reply ? req->reply_len : 0, (void *)text,
-            MHD_RESPMEM_PERSISTENT); /* req->reply outlives it */
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(req->reply ? req->reply_len : 0, (void *)text,
+                                            MHD_RESPMEM_PERSISTENT); /* req->reply outlives it */
         if (!resp)
                 return MHD_NO;
         unsigned status = req->reply ? req->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -280,6 +279,11 @@ static enum MHD_Result await(avk_httpd_req_t *req)
 const char *avk_httpd_req_method(const avk_httpd_req_t *req)
 {
         return req->method;
+}
+
+const char *avk_httpd_req_path(const avk_httpd_req_t *req)
+{
+        return req->path;
 }
 
 const char *avk_httpd_req_label(const avk_httpd_req_t *req)
@@ -587,7 +591,7 @@ static void set_request_id(avk_httpd_req_t *req)
 }
 
 static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *conn,
-                                    const char *method)
+                                    const char *method, const char *path)
 {
         avk_httpd_req_t *req = calloc(1, sizeof(*req) + httpd->conf.state_size);
         if (!req)
@@ -595,6 +599,7 @@ static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *c
         req->httpd = httpd;
         req->conn = conn;
         snprintf(req->method, sizeof(req->method), "%s", method);
+        req->path = path;
         clock_gettime(CLOCK_MONOTONIC, &req->started);
         pthread_mutex_init(&req->lock, NULL);
         set_request_id(req);
@@ -612,7 +617,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         avk_httpd_t *httpd = cls;
         avk_httpd_req_t *req = *con_cls;
         if (!req) {
-                if (!(req = request_new(httpd, conn, method)))
+                if (!(req = request_new(httpd, conn, method, url)))
                         return MHD_NO;
                 *con_cls = req;
                 MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
@@ -693,10 +698,10 @@ static void readyz(avk_httpd_req_t *req, void *opaque)
         int ready = !httpd->conf.ready || httpd->conf.ready(opaque, why, sizeof(why));
         unsigned status = ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
         if (httpd->conf.style == AVK_HTTPD_JSON)
-                avk_httpd_answer_json(req, status,
-                                      ready ? json_pack("{s:b}", "ready", 1)
-                                            : json_pack("{s:b,s:s}", "ready", 0, "error",
-                                                        why[0] ? why : "starting"));
+                avk_httpd_answer_json(
+                    req, status,
+                    ready ? json_pack("{s:b}", "ready", 1)
+                          : json_pack("{s:b,s:s}", "ready", 0, "error", why[0] ? why : "starting"));
         else if (ready)
                 own_answer(req, status, NULL, "ready");
         else
@@ -773,7 +778,8 @@ static int load_tls(avk_httpd_t *httpd, char *errstr, size_t errstr_size)
                 return -1;
         }
         size_t cert_len;
-        httpd->tls_cert = read_pem(c->tls_cert_file, c->tls_cert_key, &cert_len, errstr, errstr_size);
+        httpd->tls_cert =
+            read_pem(c->tls_cert_file, c->tls_cert_key, &cert_len, errstr, errstr_size);
         httpd->tls_key = httpd->tls_cert ? read_pem(c->tls_key_file, c->tls_key_key,
                                                     &httpd->tls_key_len, errstr, errstr_size)
                                          : NULL;
@@ -797,9 +803,11 @@ static void apply_defaults(struct avk_httpd_conf *c)
 {
         c->max_body = c->max_body ? c->max_body : DEFAULT_MAX_BODY;
         c->max_connections = c->max_connections ? c->max_connections : AVK_HTTPD_MAX_CONNECTIONS;
-        c->max_connections_per_client =
-            c->max_connections_per_client ? c->max_connections_per_client : AVK_HTTPD_MAX_PER_CLIENT;
-        c->header_timeout_s = c->header_timeout_s ? c->header_timeout_s : AVK_HTTPD_HEADER_TIMEOUT_S;
+        c->max_connections_per_client = c->max_connections_per_client
+                                            ? c->max_connections_per_client
+                                            : AVK_HTTPD_MAX_PER_CLIENT;
+        c->header_timeout_s =
+            c->header_timeout_s ? c->header_timeout_s : AVK_HTTPD_HEADER_TIMEOUT_S;
         c->body_timeout_s = c->body_timeout_s ? c->body_timeout_s : AVK_HTTPD_BODY_TIMEOUT_S;
 }
 

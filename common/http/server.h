@@ -51,9 +51,10 @@ enum avk_httpd_style {
 };
 
 struct avk_httpd_route {
-        const char *method;  /**< "POST", or "GET" (which answers HEAD too) */
-        const char *pattern; /**< "/v1/deviations/{id}/responses": {name} is one non-empty segment */
-        const char *label;   /**< for metrics and logs; NULL: the pattern */
+        const char *method; /**< "POST", or "GET" (which answers HEAD too) */
+        const char
+            *pattern;      /**< "/v1/deviations/{id}/responses": {name} is one non-empty segment */
+        const char *label; /**< for metrics and logs; NULL: the pattern */
         avk_httpd_auth_cb auth;          /**< NULL: open to every client */
         avk_httpd_handler_cb on_headers; /**< NULL, or checks before the body; may answer */
         avk_httpd_handler_cb on_request; /**< the complete request; answers now or later */
@@ -64,16 +65,17 @@ struct avk_httpd_conf {
         const char *listen_key; /**< the configuration key of listen, for errors */
         /** PEM files, both or neither (then HTTPS only), and their keys for errors. */
         const char *tls_cert_file, *tls_key_file, *tls_cert_key, *tls_key_key;
-        unsigned threads;         /**< 0 or 1: one thread, else a pool of this many */
-        size_t max_body;          /**< bytes of a body kept; 0: 64 KiB */
-        const char *max_body_key; /**< its key for the 413 answer; NULL: none named */
+        unsigned threads;                    /**< 0 or 1: one thread, else a pool of this many */
+        size_t max_body;                     /**< bytes of a body kept; 0: 64 KiB */
+        const char *max_body_key;            /**< its key for the 413 answer; NULL: none named */
         unsigned max_connections;            /**< in all; 0: AVK_HTTPD_MAX_CONNECTIONS */
         unsigned max_connections_per_client; /**< per address; 0: AVK_HTTPD_MAX_PER_CLIENT */
-        unsigned header_timeout_s; /**< idle while the headers come; 0: AVK_HTTPD_HEADER_TIMEOUT_S */
-        unsigned body_timeout_s;   /**< idle while the body comes; 0: AVK_HTTPD_BODY_TIMEOUT_S */
+        unsigned
+            header_timeout_s;    /**< idle while the headers come; 0: AVK_HTTPD_HEADER_TIMEOUT_S */
+        unsigned body_timeout_s; /**< idle while the body comes; 0: AVK_HTTPD_BODY_TIMEOUT_S */
         enum avk_httpd_style style;
-        const char *name;      /**< "gateway": "the gateway is shutting down" */
-        const char *not_found; /**< the sentence of a 404 for a path no route has */
+        const char *name;           /**< "gateway": "the gateway is shutting down" */
+        const char *not_found;      /**< the sentence of a 404 for a path no route has */
         const char *const *headers; /**< name, value, ..., NULL: on every answer; may be NULL */
         const char *retry_after;    /**< Retry-After of 503 and 429 answers; NULL: none */
         const char *json_type;      /**< Content-Type of JSON answers; NULL: application/json */
@@ -118,6 +120,9 @@ void avk_httpd_stop(avk_httpd_t *httpd);
 
 /** @brief "GET", "POST", ... */
 const char *avk_httpd_req_method(const avk_httpd_req_t *req);
+
+/** @brief The path of the URL (owned by the request). */
+const char *avk_httpd_req_path(const avk_httpd_req_t *req);
 
 /** @brief The matched route's label, "other" when no route matched. */
 const char *avk_httpd_req_label(const avk_httpd_req_t *req);
@@ -179,9 +184,7 @@ char *avk_httpd_error_body(const char *summary, const char *const *details, size
                            size_t dropped);
 
 /** @brief Answers avk_httpd_error_body() of summary and the one detail fmt (none when NULL). */
-__attribute__((format(printf, 4, 5))) void avk_httpd_error(avk_httpd_req_t *req, unsigned status,
-                                                           const char *summary, const char *fmt,
-                                                           ...);
-
+__attribute__((format(printf, 4, 5))) void
+avk_httpd_error(avk_httpd_req_t *req, unsigned status, const char *summary, const char *fmt, ...);
 
 #endif
