@@ -36,7 +36,8 @@ static void echo(avk_httpd_req_t *req, void *opaque)
         size_t len;
         const char *body = avk_httpd_req_body(req, &len);
         char *copy = malloc(len + 1);
-        memcpy(copy, body, len);
+        if (len)
+                memcpy(copy, body, len);
         avk_httpd_answer(req, 200, "text/plain", copy, len);
 }
 
