@@ -38,7 +38,6 @@
 #include "producer/intake/reporter.h"
 
 #define RETRY_AFTER_S        "2" /* seconds a client waits after 503 */
-#define CONNECTION_TIMEOUT_S 30  /* an idle or stalled body is closed after this */
 #define IDEMPOTENCY_KEY_MAX  255 /* characters in an Idempotency-Key */
 #define BEARER_MAX           512 /* characters in a bearer token */
 #define CONTENT_JSON         "application/json"
@@ -683,6 +682,15 @@ static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
             {.method = "GET", .pattern = "/readyz", .on_request = readiness},
         };
         const avk_config_t *cfg = gw->cfg;
+        if (avk_config_get_int(cfg, "gateway.max.connections.per.client") >
+            avk_config_get_int(cfg, "gateway.max.connections")) {
+                snprintf(errstr, errstr_size,
+                         "gateway.max.connections.per.client: %lld is over gateway.max.connections "
+                         "(%lld)",
+                         (long long)avk_config_get_int(cfg, "gateway.max.connections.per.client"),
+                         (long long)avk_config_get_int(cfg, "gateway.max.connections"));
+                return -1;
+        }
         struct avk_httpd_conf conf = {
             .listen = avk_config_get(cfg, "gateway.listen"),
             .listen_key = "gateway.listen",
@@ -693,7 +701,11 @@ static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
             .threads = (unsigned)avk_config_get_int(cfg, "gateway.threads"),
             .max_body = (size_t)avk_config_get_int(cfg, "gateway.max.body.bytes"),
             .max_body_key = "gateway.max.body.bytes",
-            .body_timeout_s = CONNECTION_TIMEOUT_S,
+            .max_connections = (unsigned)avk_config_get_int(cfg, "gateway.max.connections"),
+            .max_connections_per_client =
+                (unsigned)avk_config_get_int(cfg, "gateway.max.connections.per.client"),
+            .header_timeout_s = (unsigned)avk_config_get_int(cfg, "gateway.header.timeout.s"),
+            .body_timeout_s = (unsigned)avk_config_get_int(cfg, "gateway.body.timeout.s"),
             .style = AVK_HTTPD_JSON,
             .name = "gateway",
             .not_found = "path: not one of /v1/deviations, /v1/deviations/{id}/responses, "
