@@ -47,6 +47,10 @@
 #define HEADER_MAX      4
 #define REQUEST_ID_MAX  64
 #define CONTENT_TEXT    "text/plain; charset=utf-8"
+/* libmicrohttpd warns once per refused or broken connection: a flood of
+ * connections would be a flood of lines. At most LOG_BURST a window. */
+#define LOG_BURST    5
+#define LOG_WINDOW_S 10
 
 enum stage {
         STAGE_BODY,     /* reading the body */
@@ -98,7 +102,10 @@ struct avk_httpd {
         atomic_int stopping;
         pthread_mutex_t lock; /* active */
         pthread_cond_t idle;
-        size_t active; /* requests between their first handler call and their end */
+        size_t active;            /* requests between their first handler call and their end */
+        pthread_mutex_t log_lock; /* the log_ fields */
+        time_t log_window;        /* start of the window, monotonic seconds */
+        unsigned log_lines, log_suppressed;
 };
 
 /* ---- answers ------------------------------------------------------------ */
@@ -673,7 +680,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-        (void)cls;
+        avk_httpd_t *httpd = cls;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        pthread_mutex_lock(&httpd->log_lock);
+        unsigned suppressed = 0;
+        if (now.tv_sec - httpd->log_window >= LOG_WINDOW_S) {
+                suppressed = httpd->log_suppressed;
+                httpd->log_window = now.tv_sec;
+                httpd->log_lines = httpd->log_suppressed = 0;
+        }
+        int show = httpd->log_lines < LOG_BURST;
+        if (show)
+                httpd->log_lines++;
+        else
+                httpd->log_suppressed++;
+        pthread_mutex_unlock(&httpd->log_lock);
+        if (suppressed)
+                avk_log(AVK_LOG_WARN, "http", "%u more warnings of libmicrohttpd not logged",
+                        suppressed);
+        if (!show)
+                return;
         char line[512];
         vsnprintf(line, sizeof(line), fmt, ap);
         line[strcspn(line, "\n")] = '\0';
@@ -796,6 +823,7 @@ static void destroy(avk_httpd_t *httpd)
         free(httpd->tls_key);
         pthread_cond_destroy(&httpd->idle);
         pthread_mutex_destroy(&httpd->lock);
+        pthread_mutex_destroy(&httpd->log_lock);
         free(httpd);
 }
 
@@ -826,6 +854,8 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
         apply_defaults(&httpd->conf);
         pthread_mutex_init(&httpd->lock, NULL);
         pthread_cond_init(&httpd->idle, NULL);
+        pthread_mutex_init(&httpd->log_lock, NULL);
+        httpd->log_window = -LOG_WINDOW_S;
         add_probes(httpd);
         if (RAND_bytes((unsigned char *)&httpd->id_prefix, sizeof(httpd->id_prefix)) != 1) {
                 snprintf(errstr, errstr_size, "no random bytes for request ids");
