@@ -37,10 +37,10 @@
 #include "producer/gateway/index.h"
 #include "producer/intake/reporter.h"
 
-#define RETRY_AFTER_S        "2" /* seconds a client waits after 503 */
-#define IDEMPOTENCY_KEY_MAX  255 /* characters in an Idempotency-Key */
-#define BEARER_MAX           512 /* characters in a bearer token */
-#define CONTENT_JSON         "application/json"
+#define RETRY_AFTER_S       "2" /* seconds a client waits after 503 */
+#define IDEMPOTENCY_KEY_MAX 255 /* characters in an Idempotency-Key */
+#define BEARER_MAX          512 /* characters in a bearer token */
+#define CONTENT_JSON        "application/json"
 
 /* A request to /v1, in the HTTP server's per-request state
  * (avk_httpd_req_state()): zeroed when the request starts, set up by the

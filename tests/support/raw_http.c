@@ -1,6 +1,10 @@
 /* HTTP as bytes for tests: see raw_http.h. */
 #include "tests/support/raw_http.h"
 
+#include <check.h>
+#include <stdio.h>
+#include <time.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -69,4 +73,41 @@ int raw_http_count(const char *text, const char *needle)
         for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
                 n++;
         return n;
+}
+
+void raw_http_hold_idle(int port, int *fds, int cnt)
+{
+        for (int i = 0; i < cnt; i++) {
+                fds[i] = raw_http_connect(NULL, port);
+                ck_assert_msg(fds[i] >= 0, "idle connection %d refused by the kernel", i);
+        }
+        usleep(200 * 1000); /* the server accepted (or refused) them all */
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double raw_http_slowest_get(const char *source, int port, const char *path, int cnt)
+{
+        char request[512];
+        snprintf(request, sizeof(request),
+                 "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+        double slowest = 0;
+        for (int i = 0; i < cnt; i++) {
+                double t0 = now_s();
+                int fd = raw_http_connect(source, port), closed;
+                ck_assert_msg(fd >= 0, "GET %s %d from %s: cannot connect", path, i, source);
+                char *answer = raw_http_exchange(fd, request, 2000, &closed);
+                close(fd);
+                double took = now_s() - t0;
+                slowest = took > slowest ? took : slowest;
+                ck_assert_msg(answer && strncmp(answer, "HTTP/1.1 200", 12) == 0,
+                              "GET %s %d from %s: \"%s\"", path, i, source, answer);
+                free(answer);
+        }
+        return slowest;
 }

@@ -21,6 +21,19 @@ int raw_http_connect(const char *source, int port);
  */
 char *raw_http_exchange(int fd, const char *request, int timeout_ms, int *closed);
 
+/**
+ * @brief Opens cnt connections to 127.0.0.1:port from 127.0.0.1 into fds and
+ * leaves them idle (close them with close()); a failure fails the test.
+ */
+void raw_http_hold_idle(int port, int *fds, int cnt);
+
+/**
+ * @brief GETs path cnt times from the address source, each on a connection of
+ * its own; every answer must be 200, or the test fails.
+ * @returns the slowest answer's time, in seconds.
+ */
+double raw_http_slowest_get(const char *source, int port, const char *path, int cnt);
+
 /** @brief How many times needle occurs in text. */
 int raw_http_count(const char *text, const char *needle);
 
