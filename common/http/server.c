@@ -597,6 +597,29 @@ static void set_request_id(avk_httpd_req_t *req)
                  req->httpd->id_prefix, n);
 }
 
+/*
+ * Timeouts: the daemon's is the body timeout; a new connection gets the
+ * header timeout until its first request's headers are in. Only then, once a
+ * connection, does it change (each change takes libmicrohttpd's lock and
+ * moves the connection between its timeout lists). Both are idle timeouts.
+ */
+static void set_timeout(struct MHD_Connection *conn, unsigned seconds)
+{
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+        if (!info || info->connection_timeout != seconds)
+                MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        (void)socket_context;
+        const avk_httpd_t *httpd = cls;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+                set_timeout(conn, httpd->conf.header_timeout_s);
+}
+
 static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *conn,
                                     const char *method, const char *path)
 {
@@ -627,8 +650,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 if (!(req = request_new(httpd, conn, method, url)))
                         return MHD_NO;
                 *con_cls = req;
-                MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                          httpd->conf.body_timeout_s);
+                set_timeout(conn, httpd->conf.body_timeout_s);
                 check_headers(req, url);
                 return req->settled ? queue(req) : MHD_YES;
         }
@@ -653,6 +675,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
+        (void)conn;
         avk_httpd_t *httpd = cls;
         avk_httpd_req_t *req = *con_cls;
         if (!req)
@@ -669,9 +692,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_destroy(&req->lock);
         free(req);
         *con_cls = NULL;
-        /* The connection may carry another request: its headers get the header timeout. */
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  httpd->conf.header_timeout_s);
         pthread_mutex_lock(&httpd->lock);
         if (--httpd->active == 0)
                 pthread_cond_broadcast(&httpd->idle);
@@ -884,10 +904,10 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
         httpd->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_access, httpd, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, httpd,
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT,
-            c->header_timeout_s, MHD_OPTION_CONNECTION_LIMIT, c->max_connections,
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_connections_per_client,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, httpd, MHD_OPTION_ARRAY, opts,
-            MHD_OPTION_END);
+            c->body_timeout_s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, httpd,
+            MHD_OPTION_CONNECTION_LIMIT, c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            c->max_connections_per_client, MHD_OPTION_NOTIFY_COMPLETED, on_completed, httpd,
+            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
         if (!httpd->daemon) {
                 snprintf(errstr, errstr_size,
                          "%s: cannot listen on %s (address in use, or not this host's?)%s",

@@ -184,9 +184,10 @@ static const struct key_def keys[] = {
      "connections the gateway holds open from one client address; past it that address's new "
      "ones are closed at once, and other clients are still served"},
     {"gateway.header.timeout.s", KIND_INT, 1, 3600, "10",
-     "seconds a connection may be idle while its request's headers come (and between requests)"},
+     "seconds a new connection may be idle until its first request's headers are in"},
     {"gateway.body.timeout.s", KIND_INT, 1, 3600, "30",
-     "seconds a connection may be idle while its request's body comes"},
+     "seconds a connection may be idle after its first request's headers: while a body comes, "
+     "and between requests"},
     {"gateway.idempotency.max.entries", KIND_INT, 16, 100000000, "100000",
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",
