@@ -223,6 +223,14 @@ own_answer(avk_httpd_req_t *req, unsigned status, const char *summary, const cha
         va_end(ap);
 }
 
+static int is_settled(avk_httpd_req_t *req)
+{
+        pthread_mutex_lock(&req->lock);
+        int settled = req->settled;
+        pthread_mutex_unlock(&req->lock);
+        return settled;
+}
+
 static int has_header(const avk_httpd_req_t *req, const char *name)
 {
         for (size_t i = 0; i < req->header_cnt; i++) {
@@ -515,8 +523,11 @@ static void check_headers(avk_httpd_req_t *req, const char *path)
                            httpd->conf.not_found ? httpd->conf.not_found : "not found");
                 return;
         }
-        if (req->route->auth && req->route->auth(req, httpd->conf.opaque) != 0)
+        if (req->route->auth && req->route->auth(req, httpd->conf.opaque) != 0) {
+                if (!is_settled(req)) /* a hook that refused without an answer */
+                        avk_httpd_error(req, MHD_HTTP_UNAUTHORIZED, "authentication failed", NULL);
                 return;
+        }
         req->keep_body = strcmp(req->route->method, MHD_HTTP_METHOD_GET) != 0;
         const char *cl = avk_httpd_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
@@ -652,7 +663,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 *con_cls = req;
                 set_timeout(conn, httpd->conf.body_timeout_s);
                 check_headers(req, url);
-                return req->settled ? queue(req) : MHD_YES;
+                return is_settled(req) ? queue(req) : MHD_YES;
         }
         if (*upload_size) {
                 size_t size = *upload_size;
@@ -663,12 +674,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 on_complete(req);
                 return await(req);
         }
-        if (req->stage == STAGE_WAITING) {
-                pthread_mutex_lock(&req->lock);
-                int settled = req->settled;
-                pthread_mutex_unlock(&req->lock);
-                return settled ? queue(req) : MHD_YES;
-        }
+        if (req->stage == STAGE_WAITING)
+                return is_settled(req) ? queue(req) : MHD_YES;
         return MHD_YES;
 }
 

@@ -66,10 +66,19 @@ static int needs_token(avk_httpd_req_t *req, void *opaque)
         return -1;
 }
 
+/* A hook that refuses without answering: the server answers 401 for it. */
+static int refuses_silently(avk_httpd_req_t *req, void *opaque)
+{
+        (void)req;
+        (void)opaque;
+        return -1;
+}
+
 static const struct avk_httpd_route routes[] = {
     {.method = "GET", .pattern = "/items/{item}/parts/{part}", .on_request = part},
     {.method = "POST", .pattern = "/echo", .on_request = echo},
     {.method = "POST", .pattern = "/private", .auth = needs_token, .on_request = echo},
+    {.method = "POST", .pattern = "/closed", .auth = refuses_silently, .on_request = echo},
     {.method = "GET", .pattern = "/later", .on_request = deferred},
 };
 
@@ -211,6 +220,9 @@ START_TEST(the_authentication_hook_answers_before_the_body)
         ck_assert_ptr_null(strstr(a, "WWW-Authenticate"));
         ck_assert_int_eq(atomic_load(&handled), 1);
         free(a);
+        free(expect(h, "POST /closed HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", 401,
+                    "{\"error\":\"authentication failed\"}"));
+        ck_assert_int_eq(atomic_load(&handled), 1);
         avk_httpd_stop(h);
 }
 END_TEST
