@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,7 @@ struct avk_httpd_req {
         char *reply;
         size_t reply_len;
         const char *reply_type;
-        unsigned char state[]; /* conf.state_size */
+        _Alignas(max_align_t) unsigned char state[]; /* conf.state_size */
 };
 
 struct avk_httpd {
