@@ -179,6 +179,16 @@ static const struct key_def keys[] = {
     {"gateway.max.in.flight", KIND_INT, 1, 1000000, "1000",
      "documents waiting for Kafka at once; past it the gateway answers 503 with Retry-After"},
     {"gateway.threads", KIND_INT, 1, 256, "4", "HTTP server threads of the gateway"},
+    {"gateway.max.connections", KIND_INT, 16, 1000000, "4096",
+     "connections the gateway holds open at once; past it new ones are closed at once"},
+    {"gateway.max.connections.per.client", KIND_INT, 1, 1000000, "256",
+     "connections the gateway holds open from one client address; past it that address's new "
+     "ones are closed at once, and other clients are still served"},
+    {"gateway.header.timeout.s", KIND_INT, 1, 3600, "10",
+     "seconds a new connection may be idle until its first request's headers are in"},
+    {"gateway.body.timeout.s", KIND_INT, 1, 3600, "30",
+     "seconds a connection may be idle after its first request's headers: while a body comes, "
+     "and between requests"},
     {"gateway.idempotency.max.entries", KIND_INT, 16, 100000000, "100000",
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",
