@@ -87,6 +87,7 @@ hook_parties=$(jq -r '.parties[] | select(.delivery.webhook or ((.units // []) |
         "$src/data/directory.json")
 for p in $hook_parties; do
         openssl rand -hex 32 >"$state/secrets/$p-webhook.secret"
+        chmod 600 "$state/secrets/$p-webhook.secret" # avvik refuses a key others may read
 done
 start webhooks python3 "$here/webhook_receiver.py" "$state/hook.port" "$state"/secrets/*-webhook.secret
 wait_for "webhook receiver" 10 test -s "$state/hook.port"
