@@ -241,6 +241,8 @@ tail_topic deviation.status | jq -s -r 'group_by(.deviation_id) | map(max_by(.ve
 echo
 echo "== webhooks the receivers' systems took (signature checked)"
 sed 's/^/  /' "$logs/webhooks.log"
+grep -q "signature valid" "$logs/webhooks.log" || fail "no webhook was taken with a valid signature"
+if grep -q "signature INVALID" "$logs/webhooks.log"; then fail "a webhook signature did not verify"; fi
 echo
 echo "== the analysis stream (deviation.analysis): pseudonymised, free text scrubbed"
 tail_topic deviation.analysis >"$state/analysis.jsonl"
