@@ -137,7 +137,8 @@ static const struct key_def keys[] = {
     {"analysis.sink.allow.http", KIND_INT, 0, 1, "0",
      "1 allows an http:// analysis.sink.url (tests, a sidecar on loopback); https otherwise"},
     {"analysis.sink.secret.file", KIND_STRING, 0, 0, NULL,
-     "key that signs every sink batch (X-Avvik-Signature, HMAC-SHA256), at least 32 bytes"},
+     "key that signs every sink batch (X-Avvik-Signature, HMAC-SHA256), at least 32 bytes, "
+     "readable by its owner only"},
     {"analysis.sink.ssl.ca.location", KIND_STRING, 0, 0, NULL,
      "CA bundle the sink's certificate is verified against (default: the system's)"},
     {"analysis.sink.batch.max", KIND_INT, 1, 100000, "500", "records in one sink batch at most"},

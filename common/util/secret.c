@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +14,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
-int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned flags,
-                    struct avk_secret *out, char *errstr, size_t errstr_size)
+int avk_secret_read(const char *path, const char *what, size_t min_len, struct avk_secret *out,
+                    char *errstr, size_t errstr_size)
 {
         unsigned char *buf = NULL;
         size_t len = 0;
@@ -39,7 +39,7 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned
                 snprintf(errstr, errstr_size, "%s: %s: not a regular file", what, path);
                 goto out;
         }
-        if ((flags & AVK_SECRET_PRIVATE) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        if (st.st_mode & (S_IRWXG | S_IRWXO)) {
                 snprintf(errstr, errstr_size,
                          "%s: %s: group or others may access the key (mode %04o); it must be "
                          "readable by its owner only (chmod 600)",
@@ -99,20 +99,41 @@ void avk_secret_wipe(struct avk_secret *secret)
         secret->len = 0;
 }
 
-int avk_secret_hmac_hex(const unsigned char *key, size_t key_len, const void *data, size_t len,
-                        char out[AVK_SECRET_HEX_SIZE])
+int avk_secret_hmac_hexv(const unsigned char *key, size_t key_len, const struct iovec *parts,
+                         int cnt, char out[AVK_SECRET_HEX_SIZE])
 {
         static const char hex[] = "0123456789abcdef";
         unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        if (key_len > INT32_MAX ||
-            !HMAC(EVP_sha256(), key, (int)key_len, data, len, mac, &mac_len) || mac_len != 32)
-                return -1;
-        for (unsigned i = 0; i < mac_len; i++) {
+        size_t mac_len = 0;
+        int rc = -1;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+        if (!ctx || !EVP_MAC_init(ctx, key, key_len, params))
+                goto out;
+        for (int i = 0; i < cnt; i++)
+                if (!EVP_MAC_update(ctx, parts[i].iov_base, parts[i].iov_len))
+                        goto out;
+        if (!EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) || mac_len != 32)
+                goto out;
+        for (size_t i = 0; i < mac_len; i++) {
                 out[2 * i] = hex[mac[i] >> 4];
                 out[2 * i + 1] = hex[mac[i] & 0x0f];
         }
         out[2 * mac_len] = '\0';
+        rc = 0;
+out:
         OPENSSL_cleanse(mac, sizeof(mac));
-        return 0;
+        EVP_MAC_CTX_free(ctx);
+        EVP_MAC_free(hmac);
+        return rc;
+}
+
+int avk_secret_hmac_hex(const unsigned char *key, size_t key_len, const void *data, size_t len,
+                        char out[AVK_SECRET_HEX_SIZE])
+{
+        struct iovec part = {(void *)data, len};
+        return avk_secret_hmac_hexv(key, key_len, &part, 1, out);
 }
