@@ -36,17 +36,26 @@ static const char *const prose[] = {
 };
 
 static const char *const planted[] = {
-    "pnr 400314-1233 ", "ring 070-123 45 67 ", "mejla anna.andersson@vgregion.se ",
-    "samordningsnummer 701063-2391 ", "+46 31 123 45 67 ",
+    "pnr 400314-1233 ",
+    "ring 070-123 45 67 ",
+    "mejla anna.andersson@vgregion.se ",
+    "samordningsnummer 701063-2391 ",
+    "+46 31 123 45 67 ",
 };
 
 static const char *const unicode[] = {
-    "pnr 400314\xe2\x80\x90" "1233 ",
-    "ring 070\xc2\xa0" "123\xc2\xa0" "45\xc2\xa0" "67 ",
+    "pnr 400314\xe2\x80\x90"
+    "1233 ",
+    "ring 070\xc2\xa0"
+    "123\xc2\xa0"
+    "45\xc2\xa0"
+    "67 ",
     "mejla anna.andersson\xef\xbc\xa0vgregion.se ",
     "samordningsnummer \xef\xbc\x97\xef\xbc\x90\xef\xbc\x91\xef\xbc\x90\xef\xbc\x96\xef\xbc\x93"
-    "-2\xc2\xad" "391 ",
-    "+46\xe2\x80\xaf" "31 123 45 67 ",
+    "-2\xc2\xad"
+    "391 ",
+    "+46\xe2\x80\xaf"
+    "31 123 45 67 ",
 };
 
 /* Fills text with descriptions of about DESCRIPTION bytes; returns their count. */
@@ -91,8 +100,8 @@ static int run(const char *name, const char *const *extra, size_t extra_cnt)
                 double start = now_s(), elapsed;
                 do {
                         for (size_t i = 0; i < cnt; i++) {
-                                char *out = avk_scrub_text(text + starts[i], starts[i + 1] - starts[i],
-                                                           NULL, NULL);
+                                char *out = avk_scrub_text(text + starts[i],
+                                                           starts[i + 1] - starts[i], NULL, NULL);
                                 if (!out)
                                         return -1;
                                 free(out);

@@ -170,7 +170,8 @@ static int view_build(struct view *v, const UNormalizer2 *nf, const unsigned cha
                 }
                 /* ICU indexes with int32_t: decode from a window so any length works. */
                 size_t from = i;
-                int32_t k = 0, window = (int32_t)(len - i < U8_MAX_LENGTH ? len - i : U8_MAX_LENGTH);
+                int32_t k = 0,
+                        window = (int32_t)(len - i < U8_MAX_LENGTH ? len - i : U8_MAX_LENGTH);
                 UChar32 cp;
                 U8_NEXT(s + i, k, window, cp);
                 i += (size_t)k;
@@ -226,17 +227,26 @@ static size_t bracketed(const unsigned char *c, size_t i, size_t len, const char
 
 /* Folds the e-mail spellings in place: "(at)" and its cousins to '@', "(dot)" to '.', without
  * the spaces around them ("anna (at) vgr.se" -> "anna@vgr.se"). */
+static int may_open_email_word(unsigned char c)
+{
+        return c == '@' || c == '(' || c == '[' || c == '{' || c == '<';
+}
+
 static void view_fold_email_words(struct view *v)
 {
-        size_t w = 0, r = 0;
+        size_t r = 0;
+        while (r < v->len && !may_open_email_word(v->c[r]))
+                r++; /* nothing to move before the first candidate */
+        size_t w = r;
         while (r < v->len) {
                 unsigned char c = v->c[r], sym = '@';
-                if (c != '@' && c != '(' && c != '[' && c != '{' && c != '<') {
+                if (!may_open_email_word(c)) {
                         v->c[w] = c;
                         v->src[w++] = v->src[r++];
                         continue;
                 }
-                size_t n = bracketed(v->c, r, v->len, at_words, sizeof(at_words) / sizeof(*at_words));
+                size_t n =
+                    bracketed(v->c, r, v->len, at_words, sizeof(at_words) / sizeof(*at_words));
                 if (!n && (n = bracketed(v->c, r, v->len, dot_words,
                                          sizeof(dot_words) / sizeof(*dot_words))))
                         sym = '.';
@@ -393,8 +403,8 @@ static int plain_between(const unsigned char *s, const struct group *a, const st
  */
 static int personal_id(const char *d, size_t dl, size_t groups, size_t first)
 {
-        if (dl == 12 && !((d[0] == '1' && (d[1] == '8' || d[1] == '9')) ||
-                          (d[0] == '2' && d[1] == '0')))
+        if (dl == 12 &&
+            !((d[0] == '1' && (d[1] == '8' || d[1] == '9')) || (d[0] == '2' && d[1] == '0')))
                 return 0;
         const char *ten = d + (dl - 10); /* YYMMDDNNNC */
         if (!date_like(ten + 2))
@@ -435,8 +445,8 @@ static int match_personal_id(const unsigned char *s, const struct group *g, size
  * Whether groups g[i..] start with a phone number: international ("+46 70
  * ...", "0046 ...", up to 15 digits) or Swedish (a leading 0, 7 to 11
  * digits, the first group "08" or three digits or more, so that "05-01-2026"
- * is not one). A following group that starts a personal identity number or
- * another "+" number is not taken along.
+ * is not one; no area code starts with 0, so "00000000" is none either). A following group that
+ * starts a personal identity number or another "+" number is not taken along.
  */
 static int match_phone(const unsigned char *s, const struct group *g, size_t n, size_t i,
                        size_t *last)
@@ -456,7 +466,7 @@ static int match_phone(const unsigned char *s, const struct group *g, size_t n, 
                    s[g[i + 1].start] != '0') {
                 max = INTERNATIONAL_MAX;
                 total = 0;
-        } else if (d[0] == '0' && (len >= 3 || (len == 2 && d[1] == '8'))) {
+        } else if (d[0] == '0' && d[1] != '0' && (len >= 3 || (len == 2 && d[1] == '8'))) {
                 max = NATIONAL_MAX;
                 total = len;
         } else {

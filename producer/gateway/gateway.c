@@ -40,6 +40,7 @@
 #include "common/contract/jsonparse.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
+#include "common/util/scrub.h"
 #include "common/http/netaddr.h"
 #include "common/contract/party.h"
 #include "producer/gateway/auth.h"
@@ -154,9 +155,12 @@ static json_t *error_json(const char *summary)
         return json_pack("{s:s,s:[]}", "error", summary, "errors");
 }
 
+/* Every error text of an answer passes here: scrubbed, it echoes no identity. */
 static void add_error(json_t *body, const char *message)
 {
-        json_array_append_new(json_object_get(body, "errors"), json_string(message));
+        char clean[2 * AVK_ERROR_MSG_SIZE];
+        avk_scrub_copy(clean, sizeof(clean), message);
+        json_array_append_new(json_object_get(body, "errors"), json_string(clean));
 }
 
 /*
@@ -646,7 +650,7 @@ static int is_own_party(struct request *req, const char *path, const json_t *par
         if (!code || strcmp(code, avk_party_code(req->party)) == 0)
                 return 1;
         fail(req, MHD_HTTP_FORBIDDEN, "the token's party may act only as itself",
-             "%s: \"%.8s\" is not the token's party %s", path, code, avk_party_code(req->party));
+             "%s: \"%.64s\" is not the token's party %s", path, code, avk_party_code(req->party));
         return 0;
 }
 

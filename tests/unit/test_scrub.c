@@ -204,6 +204,7 @@ START_TEST(dates_times_years_and_codes_are_left_alone)
             "a@b",
             "user@localhost",
             "4013141233",
+            "00000000-0000-4000-8000-00000000beef",
             "070-12",
             "",
         };
@@ -322,16 +323,35 @@ START_TEST(separators_of_every_class_inside_a_personnummer_are_taken_with_it)
             {"pnr 400314\r\n1233", "pnr [personnummer]"},
             {"pnr 400314  1233", "pnr [personnummer]"},
             {"pnr 400314 \n - 1233", "pnr [personnummer]"},
-            {"400314\xe2\x80\x90" "1233", "[personnummer]"},         /* U+2010 hyphen */
-            {"400314\xef\xb9\xa3" "1233", "[personnummer]"},         /* U+FE63 small hyphen-minus */
-            {"400314\xef\xbc\x8d" "1233", "[personnummer]"},         /* U+FF0D fullwidth hyphen */
-            {"400314\xe2\x80\x94" "1233", "[personnummer]"},         /* U+2014 em dash */
-            {"400314\xe3\x80\x80" "1233", "[personnummer]"},         /* U+3000 ideographic space */
-            {"400314\xe2\x80\xa8" "1233", "[personnummer]"},         /* U+2028 line separator */
+            {"400314\xe2\x80\x90"
+             "1233",
+             "[personnummer]"}, /* U+2010 hyphen */
+            {"400314\xef\xb9\xa3"
+             "1233",
+             "[personnummer]"}, /* U+FE63 small hyphen-minus */
+            {"400314\xef\xbc\x8d"
+             "1233",
+             "[personnummer]"}, /* U+FF0D fullwidth hyphen */
+            {"400314\xe2\x80\x94"
+             "1233",
+             "[personnummer]"}, /* U+2014 em dash */
+            {"400314\xe3\x80\x80"
+             "1233",
+             "[personnummer]"}, /* U+3000 ideographic space */
+            {"400314\xe2\x80\xa8"
+             "1233",
+             "[personnummer]"}, /* U+2028 line separator */
             {"400314/1233", "[personnummer]"},
-            {"4003\xc2\xad" "14-1233", "[personnummer]"},            /* soft hyphen */
-            {"400314-12\xe2\x80\x8b" "33", "[personnummer]"},        /* zero-width space */
-            {"40\xe2\x81\xa0" "0314\xef\xbb\xbf" "1233", "[personnummer]"}, /* word joiner, BOM */
+            {"4003\xc2\xad"
+             "14-1233",
+             "[personnummer]"}, /* soft hyphen */
+            {"400314-12\xe2\x80\x8b"
+             "33",
+             "[personnummer]"}, /* zero-width space */
+            {"40\xe2\x81\xa0"
+             "0314\xef\xbb\xbf"
+             "1233",
+             "[personnummer]"}, /* word joiner, BOM */
             {"4003 14 12 33", "[personnummer]"},
             {"4 0 0 3 1 4 - 1 2 3 3", "[personnummer]"},
         };
@@ -350,11 +370,18 @@ START_TEST(digits_of_every_unicode_digit_class_are_read)
             {"\xd9\xa4\xd9\xa0\xd9\xa0\xd9\xa3\xd9\xa1\xd9\xa4-\xd9\xa1\xd9\xa2\xd9\xa3\xd9\xa3",
              "[personnummer]"},
             /* Devanagari, mixed with ASCII */
-            {"\xe0\xa5\xaa" "00314-1233", "[personnummer]"},
+            {"\xe0\xa5\xaa"
+             "00314-1233",
+             "[personnummer]"},
             /* superscripts and circled digits */
-            {"\xe2\x81\xb4" "00314-\xe2\x91\xa0" "233", "[personnummer]"},
+            {"\xe2\x81\xb4"
+             "00314-\xe2\x91\xa0"
+             "233",
+             "[personnummer]"},
             /* mathematical bold */
-            {"\xf0\x9d\x9f\x92" "00314-1233 \xf0\x9d\x9f\x8e" "70-123 45 67",
+            {"\xf0\x9d\x9f\x92"
+             "00314-1233 \xf0\x9d\x9f\x8e"
+             "70-123 45 67",
              "[personnummer] [telefon]"},
         };
         CHECK_ROWS(rows);
@@ -381,9 +408,13 @@ START_TEST(phone_numbers_with_a_slash_or_other_classes_are_replaced)
         static const struct row rows[] = {
             {"070/123 45 67", "[telefon]"},
             {"ring 031/12 34 56", "ring [telefon]"},
-            {"070\xe2\x80\x90" "123\n45 67", "[telefon]"},
+            {"070\xe2\x80\x90"
+             "123\n45 67",
+             "[telefon]"},
             {"\xef\xbc\x90\xef\xbc\x97\xef\xbc\x90-123 45 67", "[telefon]"},
-            {"\xef\xbc\x8b" "46 70 123 45 67", "[telefon]"}, /* fullwidth plus */
+            {"\xef\xbc\x8b"
+             "46 70 123 45 67",
+             "[telefon]"}, /* fullwidth plus */
         };
         CHECK_ROWS(rows);
 }
@@ -398,9 +429,11 @@ START_TEST(email_addresses_written_for_people_are_replaced)
             {"anna{at}vgr(punkt)se", "[e-post]"},
             {"anna (snabel-a) vgr.se", "[e-post]"},
             {"anna @ vgr.se", "[e-post]"},
-            {"anna\xef\xbc\xa0vgr.se", "[e-post]"},            /* fullwidth @ */
-            {"anna\xef\xb9\xab" "vgr.se", "[e-post]"},         /* small @ */
-            {"an\xc2\xadna@vgr.se", "[e-post]"},               /* soft hyphen */
+            {"anna\xef\xbc\xa0vgr.se", "[e-post]"}, /* fullwidth @ */
+            {"anna\xef\xb9\xab"
+             "vgr.se",
+             "[e-post]"},                        /* small @ */
+            {"an\xc2\xadna@vgr.se", "[e-post]"}, /* soft hyphen */
             {"alternativ (a) eller (b)", "alternativ (a) eller (b)"},
         };
         CHECK_ROWS(rows);
@@ -458,8 +491,8 @@ static void put_cp(struct text *t, UChar32 cp)
 /* A digit in one of the Unicode digit classes a reader takes for it. */
 static void put_digit(struct text *t, int d, uint64_t *rnd)
 {
-        static const UChar32 zeros[] = {'0',     '0',     0xff10,  0x0660,  0x06f0, 0x0966,
-                                        0x09e6,  0x0e50,  0x1040,  0x1d7ce, 0x1d7ec, 0x1d7f6};
+        static const UChar32 zeros[] = {'0',    '0',    0xff10, 0x0660,  0x06f0,  0x0966,
+                                        0x09e6, 0x0e50, 0x1040, 0x1d7ce, 0x1d7ec, 0x1d7f6};
         static const UChar32 superscript[] = {0x2070, 0x00b9, 0x00b2, 0x00b3, 0x2074,
                                               0x2075, 0x2076, 0x2077, 0x2078, 0x2079};
         size_t k = pick(rnd, sizeof(zeros) / sizeof(zeros[0]) + 2);
@@ -483,10 +516,27 @@ static void maybe_invisible(struct text *t, uint64_t *rnd)
 }
 
 static const char *const separators[] = {
-    "-",           " ",           "  ",          "\n",          "\r\n",        " - ",
-    "\t",          "/",           "\xc2\xa0",    "\xe2\x80\x89", "\xe2\x80\xaf", "\xe3\x80\x80",
-    "\xe2\x80\x90", "\xe2\x80\x91", "\xe2\x80\x92", "\xe2\x80\x93", "\xe2\x80\x94", "\xe2\x88\x92",
-    "\xef\xb9\xa3", "\xef\xbc\x8d", "\xe2\x80\xa8",
+    "-",
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    " - ",
+    "\t",
+    "/",
+    "\xc2\xa0",
+    "\xe2\x80\x89",
+    "\xe2\x80\xaf",
+    "\xe3\x80\x80",
+    "\xe2\x80\x90",
+    "\xe2\x80\x91",
+    "\xe2\x80\x92",
+    "\xe2\x80\x93",
+    "\xe2\x80\x94",
+    "\xe2\x88\x92",
+    "\xef\xb9\xa3",
+    "\xef\xbc\x8d",
+    "\xe2\x80\xa8",
 };
 
 static const char *separator(uint64_t *rnd)
@@ -575,7 +625,9 @@ static void put_phone(struct text *t, char nsn[12], uint64_t *rnd)
                 put_number(t, nsn + strlen(area), total - strlen(area), cut + strlen(area), rnd);
                 break;
         case 2: /* +46 70 123 45 67 */
-                put(t, pick(rnd, 2) ? "+46" : "\xef\xbc\x8b" "46");
+                put(t, pick(rnd, 2) ? "+46"
+                                    : "\xef\xbc\x8b"
+                                      "46");
                 put(t, separator(rnd));
                 put_number(t, nsn, total, cut, rnd);
                 break;
@@ -595,8 +647,8 @@ static void put_phone(struct text *t, char nsn[12], uint64_t *rnd)
 static void put_email(struct text *t, char local[16], uint64_t *rnd)
 {
         static const char *const ats[] = {
-            "@", "@", "\xef\xbc\xa0", "\xef\xb9\xab", "(at)", "[at]", " (at) ", "(AT)", "{at}",
-            " [snabel-a] ", "(a)", " @ ",
+            "@",      "@",    "\xef\xbc\xa0", "\xef\xb9\xab", "(at)", "[at]",
+            " (at) ", "(AT)", "{at}",         " [snabel-a] ", "(a)",  " @ ",
         };
         static const char *const dots[] = {".", ".", ".", "(dot)", " [dot] ", "[.]", "(punkt)"};
         static const char *const tlds[] = {"se", "com", "nu", "org"};
@@ -628,9 +680,24 @@ static void put_email(struct text *t, char local[16], uint64_t *rnd)
 }
 
 static const char *const prose[] = {
-    "Patienten",  "skrevs ut", "utan",    "l\xc3\xa4kemedelslista", "kl 14:30", "2026-11-20",
-    "0,5 mg x 2", "1480",      "v. 47",   "\xc3\x85sa p\xc3\xa5 avd 5", "SE2321000131-E000000012345",
-    "\xf0\x9f\x99\x82", "ringde", "anh\xc3\xb6rig", "(se nedan)", "1 2 3", "o.s.v.", "\xc3\xb6",
+    "Patienten",
+    "skrevs ut",
+    "utan",
+    "l\xc3\xa4kemedelslista",
+    "kl 14:30",
+    "2026-11-20",
+    "0,5 mg x 2",
+    "1480",
+    "v. 47",
+    "\xc3\x85sa p\xc3\xa5 avd 5",
+    "SE2321000131-E000000012345",
+    "\xf0\x9f\x99\x82",
+    "ringde",
+    "anh\xc3\xb6rig",
+    "(se nedan)",
+    "1 2 3",
+    "o.s.v.",
+    "\xc3\xb6",
 };
 
 static const char *const boundaries[] = {" ", "\n", ", ", ": ", " (", ") ", ". ", " \xe2\x80\x93 "};
@@ -642,7 +709,8 @@ static char *skeleton(const char *s, size_t len)
 {
         UErrorCode err = U_ZERO_ERROR;
         int32_t wide_len = 0;
-        UChar *wide = malloc((len + 1) * sizeof(UChar)), *folded = malloc((len * 18 + 1) * sizeof(UChar));
+        UChar *wide = malloc((len + 1) * sizeof(UChar)),
+              *folded = malloc((len * 18 + 1) * sizeof(UChar));
         ck_assert_ptr_nonnull(wide);
         ck_assert_ptr_nonnull(folded);
         u_strFromUTF8WithSub(wide, (int32_t)len + 1, &wide_len, s, (int32_t)len, 0xfffd, NULL,
@@ -742,7 +810,8 @@ static Suite *scrub_suite(void)
         tcase_add_test(utf8, random_utf8_text_stays_valid_utf8);
         suite_add_tcase(s, utf8);
         TCase *spellings = tcase_create("spellings");
-        tcase_add_test(spellings, separators_of_every_class_inside_a_personnummer_are_taken_with_it);
+        tcase_add_test(spellings,
+                       separators_of_every_class_inside_a_personnummer_are_taken_with_it);
         tcase_add_test(spellings, digits_of_every_unicode_digit_class_are_read);
         tcase_add_test(spellings, a_personnummer_after_any_number_of_digit_groups_is_replaced);
         tcase_add_test(spellings, phone_numbers_with_a_slash_or_other_classes_are_replaced);
