@@ -42,8 +42,7 @@ void avk_errors_addv(struct avk_errors *errs, const char *path, const char *fmt,
                 return;
         }
         char *line = format_line(path, fmt, ap);
-        avk_scrub_copy(errs->msg[errs->cnt++], AVK_ERROR_MSG_SIZE,
-                       line ? line : "(error text withheld: out of memory)");
+        avk_scrub_copy(errs->msg[errs->cnt++], AVK_ERROR_MSG_SIZE, line);
         free(line);
 }
 

@@ -663,7 +663,7 @@ char *avk_scrub_copy(char *dst, size_t size, const char *text)
         if (size == 0)
                 return dst;
         size_t len = 0;
-        char *clean = avk_scrub_text(text, strlen(text), &len, NULL);
+        char *clean = text ? avk_scrub_text(text, strlen(text), &len, NULL) : NULL;
         const char *src = clean ? clean : withheld;
         size_t n = clean ? len : sizeof(withheld) - 1;
         if (n >= size) {

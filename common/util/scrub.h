@@ -49,7 +49,8 @@ char *avk_scrub_text(const char *text, size_t len, size_t *out_len,
  * a character boundary when it does not fit: the one step every error text
  * takes before anyone can read it. Scrub the whole text and let this cut
  * it, never the other way round (a cut identity is no longer found).
- * When out of memory dst gets a fixed sentence, never the text.
+ * When text is NULL (a caller out of memory) or the scrubber is, dst gets a
+ * fixed sentence, never the text.
  * @returns dst.
  */
 char *avk_scrub_copy(char *dst, size_t size, const char *text);
