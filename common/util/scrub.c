@@ -232,41 +232,48 @@ static int may_open_email_word(unsigned char c)
         return c == '@' || c == '(' || c == '[' || c == '{' || c == '<';
 }
 
+/* Moves n bytes of the view, with their sources, from position from to to (to <= from). */
+static void view_move(struct view *v, size_t to, size_t from, size_t n)
+{
+        if (to == from || n == 0)
+                return;
+        memmove(v->c + to, v->c + from, n);
+        memmove(v->src + to, v->src + from, n * sizeof(*v->src));
+}
+
+/* Folds the e-mail spellings in place: "(at)" and its cousins to '@', "(dot)" to '.', without
+ * the spaces around them ("anna (at) vgr.se" -> "anna@vgr.se"). */
 static void view_fold_email_words(struct view *v)
 {
-        size_t r = 0;
-        while (r < v->len && !may_open_email_word(v->c[r]))
-                r++; /* nothing to move before the first candidate */
-        size_t w = r;
-        while (r < v->len) {
-                unsigned char c = v->c[r], sym = '@';
-                if (!may_open_email_word(c)) {
-                        v->c[w] = c;
-                        v->src[w++] = v->src[r++];
+        size_t w = 0, kept = 0; /* v[kept, r) is still to be moved to w */
+        for (size_t r = 0; r < v->len; r++) {
+                if (!may_open_email_word(v->c[r]))
                         continue;
-                }
+                unsigned char sym = '@';
                 size_t n =
                     bracketed(v->c, r, v->len, at_words, sizeof(at_words) / sizeof(*at_words));
                 if (!n && (n = bracketed(v->c, r, v->len, dot_words,
                                          sizeof(dot_words) / sizeof(*dot_words))))
                         sym = '.';
-                if (!n && c == '@')
+                if (!n && v->c[r] == '@')
                         n = 1;
-                if (!n) {
-                        v->c[w] = c;
-                        v->src[w++] = v->src[r++];
-                        continue;
-                }
-                size_t from = v->src[r].start, to = v->src[r + n - 1].end;
-                while (w > 0 && v->c[w - 1] == ' ')
-                        from = v->src[--w].start;
-                r += n;
-                while (r < v->len && v->c[r] == ' ')
-                        to = v->src[r++].end;
+                size_t first = r, last = r + n;
+                while (first > kept && v->c[first - 1] == ' ')
+                        first--;
+                while (last < v->len && v->c[last] == ' ')
+                        last++;
+                if (!n || (n == 1 && first == r && last == r + 1))
+                        continue; /* nothing to fold ("anna@vgr.se" stays as it is) */
+                view_move(v, w, kept, first - kept);
+                w += first - kept;
+                struct span src = {v->src[first].start, v->src[last - 1].end};
                 v->c[w] = sym;
-                v->src[w++] = (struct span){from, to};
+                v->src[w++] = src;
+                kept = last;
+                r = last - 1;
         }
-        v->len = w;
+        view_move(v, w, kept, v->len - kept);
+        v->len = w + (v->len - kept);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -302,12 +309,12 @@ static int cut(struct out *o, const struct view *v, const char *text, size_t sta
 /* ---- e-mail addresses ------------------------------------------------- */
 
 /* A local part: RFC 5322's common subset, and any letter beyond ASCII
- * (an internationalised address, "åsa@..."). */
+ * (an internationalised address, "åsa@..."; other characters beyond ASCII
+ * are PLACEHOLDER in the view). */
 static int is_local(unsigned char c)
 {
-        return (c >= 0x80 || is_alpha(c) || is_digit(c) || c == '.' || c == '_' || c == '%' ||
-                c == '+' || c == '-') &&
-               c != PLACEHOLDER;
+        return c >= 0x80 || is_alpha(c) || is_digit(c) || c == '.' || c == '_' || c == '%' ||
+               c == '+' || c == '-';
 }
 
 static int is_domain(unsigned char c)
@@ -344,8 +351,10 @@ static int find_emails(const struct view *v, struct span **spans, size_t *cnt)
         const unsigned char *s = v->c;
         size_t cap = 0, floor = 0;
         for (size_t i = 0; i < v->len; i++) {
-                if (s[i] != '@')
-                        continue;
+                const unsigned char *at = memchr(s + i, '@', v->len - i);
+                if (!at)
+                        break;
+                i = (size_t)(at - s);
                 size_t start = i;
                 while (start > floor && is_local(s[start - 1]))
                         start--;
@@ -601,10 +610,10 @@ static char *scrub_pass(const UNormalizer2 *nf, const char *text, size_t len, si
                         i = emails[next_email++].end;
                         continue;
                 }
-                if (!is_digit(v.c[i]) || (i > at.view && is_digit(v.c[i - 1]))) {
+                while (i < limit && !is_digit(v.c[i]))
                         i++;
+                if (i == limit)
                         continue;
-                }
                 if (collect_run(&v, i, limit, at.view, &gs) != 0 ||
                     scrub_run(&o, &v, text, &gs, &at, found) != 0)
                         goto out;
