@@ -438,7 +438,10 @@ static int match_personal_id(const unsigned char *s, const struct group *g, size
         int found = 0;
         for (size_t j = i; j < n; j++) {
                 size_t len = digits_of(&g[j]);
-                if (len > PERSONAL_ID_MAX - dl || (j > i && !plain_between(s, &g[j - 1], &g[j])))
+                /* " +46" starts a phone number; only "400314+1233" has a '+' inside. */
+                int new_number = g[j].plus && g[j].start - g[j - (j > i)].end > 1;
+                if (len > PERSONAL_ID_MAX - dl ||
+                    (j > i && (!plain_between(s, &g[j - 1], &g[j]) || new_number)))
                         break;
                 memcpy(d + dl, s + g[j].start, len);
                 dl += len;
@@ -477,6 +480,9 @@ static int match_phone(const unsigned char *s, const struct group *g, size_t n, 
                 total = 0;
         } else if (d[0] == '0' && d[1] != '0' && (len >= 3 || (len == 2 && d[1] == '8'))) {
                 max = NATIONAL_MAX;
+                total = len;
+        } else if (len == 1 && d[0] == '0' && i + 1 < n && s[g[i + 1].start] != '0') {
+                max = NATIONAL_MAX; /* the trunk 0 apart: "(0)70-123 45 67" */
                 total = len;
         } else {
                 return 0;

@@ -225,6 +225,9 @@ START_TEST(identity_glued_to_a_phone_number_is_told_apart)
             {"070-123 45 67 400314-1233", "[telefon] [personnummer]"},
             {"+46 8 12 34 56 400314 1233", "[telefon] [personnummer]"},
             {"031-12 34 56 19400314-1233", "[telefon] [personnummer]"},
+            /* "23 06 1480 46" has a right check digit: it must not take the "+46" */
+            {"23 06 1480 +46 70 816 12 53", "23 06 1480 [telefon]"},
+            {"(031) 128 23 06 1480 +46 (0)70 - 816 12 53", "[telefon] 1480 [telefon]"},
         };
         CHECK_ROWS(rows);
 }
