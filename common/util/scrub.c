@@ -478,7 +478,7 @@ static int match_phone(const unsigned char *s, const struct group *g, size_t n, 
                    s[g[i + 1].start] != '0') {
                 max = INTERNATIONAL_MAX;
                 total = 0;
-        } else if (d[0] == '0' && d[1] != '0' && (len >= 3 || (len == 2 && d[1] == '8'))) {
+        } else if (d[0] == '0' && len >= 2 && d[1] != '0' && (len >= 3 || d[1] == '8')) {
                 max = NATIONAL_MAX;
                 total = len;
         } else if (len == 1 && d[0] == '0' && i + 1 < n && s[g[i + 1].start] != '0') {
