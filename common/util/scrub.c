@@ -157,8 +157,21 @@ static void view_put_folded(struct view *v, UChar32 r, size_t from, size_t to)
         }
 }
 
+/* The view of recently seen characters beyond ASCII: a text repeats its few
+ * (å, ä, ö), and ICU's normalisation costs more than the rest of a pass. */
+#define FOLD_CACHE_SLOTS 64
+#define FOLD_CACHE_BYTES 8
+
+struct fold_cache {
+        UChar32 cp[FOLD_CACHE_SLOTS]; /* -1: empty */
+        unsigned char len[FOLD_CACHE_SLOTS];
+        unsigned char bytes[FOLD_CACHE_SLOTS][FOLD_CACHE_BYTES];
+};
+
 static int view_build(struct view *v, const UNormalizer2 *nf, const unsigned char *s, size_t len)
 {
+        struct fold_cache cache;
+        memset(cache.cp, 0xff, sizeof(cache.cp));
         size_t i = 0;
         while (i < len) {
                 if (s[i] < 0x80) {
@@ -175,6 +188,14 @@ static int view_build(struct view *v, const UNormalizer2 *nf, const unsigned cha
                 UChar32 cp;
                 U8_NEXT(s + i, k, window, cp);
                 i += (size_t)k;
+                size_t slot = cp >= 0 ? (size_t)cp % FOLD_CACHE_SLOTS : 0;
+                if (cp >= 0 && cache.cp[slot] == cp) {
+                        if (view_reserve(v, cache.len[slot]) != 0)
+                                return -1;
+                        for (unsigned b = 0; b < cache.len[slot]; b++)
+                                view_put(v, cache.bytes[slot][b], from, i);
+                        continue;
+                }
                 UChar in[2], folded[FOLDED_MAX];
                 int32_t in_len = 0, folded_len = 0;
                 UErrorCode err = U_ZERO_ERROR;
@@ -188,10 +209,16 @@ static int view_build(struct view *v, const UNormalizer2 *nf, const unsigned cha
                         view_put(v, PLACEHOLDER, from, i); /* not UTF-8 */
                         continue;
                 }
+                size_t start = v->len;
                 for (int32_t f = 0; f < folded_len;) {
                         UChar32 r;
                         U16_NEXT(folded, f, folded_len, r);
                         view_put_folded(v, r, from, i);
+                }
+                if (v->len - start <= FOLD_CACHE_BYTES) {
+                        cache.cp[slot] = cp;
+                        cache.len[slot] = (unsigned char)(v->len - start);
+                        memcpy(cache.bytes[slot], v->c + start, v->len - start);
                 }
         }
         return 0;
