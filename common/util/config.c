@@ -67,8 +67,9 @@ static const struct key_def keys[] = {
      "timeout of one webhook attempt, connection and answer included"},
     {"notify.connect.timeout.ms", KIND_INT, 100, 600000, "5000",
      "timeout of one webhook attempt's connection (TCP and TLS handshake)"},
-    {"notify.retry.max", KIND_INT, 1, 1000, "8",
-     "attempts of one webhook delivery before it is dead-lettered"},
+    {"notify.retry.max", KIND_INT, 0, 1000000, "0",
+     "attempts of one webhook delivery before it is dead-lettered; 0: no count, "
+     "notify.retry.max.age.ms alone ends the retries"},
     {"notify.retry.max.age.ms", KIND_INT, 1000, 604800000, "3600000",
      "time after the first attempt past which no new attempt starts (dead letter instead)"},
     {"notify.retry.backoff.ms", KIND_INT, 1, 3600000, "1000",
@@ -178,6 +179,16 @@ static const struct key_def keys[] = {
     {"gateway.max.in.flight", KIND_INT, 1, 1000000, "1000",
      "documents waiting for Kafka at once; past it the gateway answers 503 with Retry-After"},
     {"gateway.threads", KIND_INT, 1, 256, "4", "HTTP server threads of the gateway"},
+    {"gateway.max.connections", KIND_INT, 16, 1000000, "4096",
+     "connections the gateway holds open at once; past it new ones are closed at once"},
+    {"gateway.max.connections.per.client", KIND_INT, 1, 1000000, "256",
+     "connections the gateway holds open from one client address; past it that address's new "
+     "ones are closed at once, and other clients are still served"},
+    {"gateway.header.timeout.s", KIND_INT, 1, 3600, "10",
+     "seconds a new connection may be idle until its first request's headers are in"},
+    {"gateway.body.timeout.s", KIND_INT, 1, 3600, "30",
+     "seconds a connection may be idle after its first request's headers: while a body comes, "
+     "and between requests"},
     {"gateway.idempotency.max.entries", KIND_INT, 16, 100000000, "100000",
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",

@@ -30,6 +30,7 @@
 #include <uuid/uuid.h>
 
 #include "common/contract/codec.h"
+#include "common/util/clock.h"
 #include "common/util/env.h"
 #include "common/contract/json.h"
 #include "common/contract/jsonparse.h"
@@ -43,6 +44,7 @@
 #define MAX_PARTITIONS 1024 /* partitions with a remembered acknowledged offset */
 #define DRAIN_BATCH    512
 #define KAFKA_PROBE_MS 1000
+#define STALL_ATTEMPTS 3 /* drain attempts in a row, about a second apart, that move nothing */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -59,6 +61,7 @@ struct avk_prepared { /* one allocation with its payload: it is freed on another
         char key[AVK_ID_SIZE];
         void *payload; /* the bytes after the struct */
         size_t len;
+        int local; /* single-object framing: the registry could not be asked; spool only */
 };
 
 struct drain_batch; /* the spool batch the drain thread has in flight */
@@ -69,8 +72,9 @@ struct pending { /* one document between produce and its delivery report */
         avk_reporter_t *reporter;
         avk_prepared_t *doc;
         uint64_t seq;
-        struct drain_batch *batch; /* set for documents produced from the spool */
-        size_t index;              /* in batch */
+        const char *spooled_because; /* why it goes to the spool: said if it cannot */
+        struct drain_batch *batch;   /* set for documents produced from the spool */
+        size_t index;                /* in batch */
 };
 
 struct drain_batch {
@@ -107,6 +111,8 @@ struct avk_reporter {
         pthread_cond_t drain_cond;
 
         atomic_int kafka_up;
+        atomic_int registry_up;
+        atomic_int drain_stalled;
         atomic_ulong in_flight, filed, spooled, unavailable, rejected;
 };
 
@@ -133,15 +139,28 @@ static void on_spooled(void *opaque, int ok, const char *reason)
 {
         struct pending *p = opaque;
         avk_reporter_t *r = p->reporter;
+        /* What happened, for the sender: no server paths, and Kafka named
+         * only when Kafka is why (docs/intake.md, "The spool on a full disk"). */
+        char why[512];
+        if (!ok)
+                snprintf(why, sizeof(why), "%s, and the spool cannot keep it: %s",
+                         p->spooled_because, reason);
         finish(r, p->done, p->opaque, p->doc->id, ok ? AVK_SPOOLED : AVK_UNAVAILABLE,
-               ok ? NULL : reason);
+               ok ? NULL : why);
         avk_prepared_destroy(p->doc);
         free(p);
         wake_drainer(r);
 }
 
-static void spool_append(avk_reporter_t *r, struct pending *p, int32_t partition, int64_t scan_from)
+#define BECAUSE_NOT_ACKNOWLEDGED "Kafka did not acknowledge it"
+#define BECAUSE_NOT_TAKEN        "Kafka did not take it"
+#define BECAUSE_SPOOL_FIRST      "documents sent before it are still in the spool"
+#define BECAUSE_NO_REGISTRY      "the Schema Registry cannot be reached"
+
+static void spool_append(avk_reporter_t *r, struct pending *p, int32_t partition, int64_t scan_from,
+                         const char *because)
 {
+        p->spooled_because = because;
         avk_prepared_t *d = p->doc;
         struct avk_spool_entry e = {.seq = p->seq,
                                     .partition = partition,
@@ -213,11 +232,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                                         : 0;
                 atomic_store(&r->spool_mode, 1);
                 atomic_fetch_sub(&r->direct_in_flight, 1);
-                spool_append(r, p, m->partition, scan_from);
+                spool_append(r, p, m->partition, scan_from, BECAUSE_NOT_ACKNOWLEDGED);
                 return;
         } else {
-                finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE,
-                       rd_kafka_err2str(m->err));
+                char reason[256];
+                snprintf(reason, sizeof(reason), BECAUSE_NOT_ACKNOWLEDGED ": %s",
+                         rd_kafka_err2str(m->err));
+                finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, reason);
         }
         atomic_fetch_sub(&r->direct_in_flight, 1);
         avk_prepared_destroy(p->doc);
@@ -377,8 +398,9 @@ out:
         return rc;
 }
 
-/* The partition the default partitioner gives key, as producing it
- * directly would have; -1 when the topic's partitions are unknown. */
+/* The partition the producer's partitioner (murmur2_random, set by
+ * avk_kafka_producer_new()) gives key, as producing it directly would have;
+ * -1 when the topic's partitions are unknown. */
 static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *key)
 {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, topic, NULL);
@@ -386,7 +408,7 @@ static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *ke
         int32_t partition = -1;
         if (rkt && rd_kafka_metadata(r->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
-                        partition = rd_kafka_msg_partitioner_consistent_random(
+                        partition = rd_kafka_msg_partitioner_murmur2_random(
                             rkt, key, strlen(key), md->topics[0].partition_cnt, NULL, NULL);
                 rd_kafka_metadata_destroy(md);
         }
@@ -399,7 +421,10 @@ static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *ke
  * Produces one batch of the spool, oldest first. Returns 0 when the whole
  * batch is in Kafka, -1 when some of it must wait for a later try.
  */
-static int drain_batch(avk_reporter_t *r)
+static struct encoder *encoder_get(avk_reporter_t *r);
+static void encoder_put(avk_reporter_t *r, struct encoder *e);
+
+static int drain_batch(avk_reporter_t *r, int *progressed)
 {
         const struct avk_spool_entry *batch[DRAIN_BATCH], *done[DRAIN_BATCH], *send[DRAIN_BATCH];
         int32_t partition[DRAIN_BATCH];
@@ -408,6 +433,9 @@ static int drain_batch(avk_reporter_t *r)
         struct found_ids ids = {0};
         char errstr[256];
         int rc = -1;
+        struct encoder *e = encoder_get(r);
+        if (!e)
+                return -1;
 
         /* 1. Entries that may already be in Kafka: look for them there. */
         rd_kafka_topic_partition_list_t *scan = rd_kafka_topic_partition_list_new(8);
@@ -426,11 +454,22 @@ static int drain_batch(avk_reporter_t *r)
         if (scan->cnt && scan_partitions(r, scan, &ids) != 0)
                 goto out;
 
-        /* 2. The rest: say durably where each will go, then produce. */
+        /* 2. The rest: say durably where each will go, then produce. A
+         * document spooled while the registry was unreachable waits until
+         * the registry answers for its schema. */
         for (size_t i = 0; i < n; i++) {
                 if (batch[i]->scan_from >= 0 && found(&ids, batch[i]->id)) {
                         done[done_cnt++] = batch[i];
                         continue;
+                }
+                const void *framed;
+                size_t framed_len;
+                if (avk_codec_reframe(e->codec, batch[i]->topic, batch[i]->value,
+                                      batch[i]->value_len, &framed, &framed_len, errstr,
+                                      sizeof(errstr)) != 0) {
+                        atomic_store(&r->registry_up, 0);
+                        avk_log(AVK_LOG_WARN, "spool", "%s: %s", batch[i]->topic, errstr);
+                        goto out;
                 }
                 int32_t p = batch[i]->partition >= 0
                                 ? batch[i]->partition
@@ -467,13 +506,23 @@ static int drain_batch(avk_reporter_t *r)
                 pthread_mutex_lock(&db.lock);
                 db.outstanding++;
                 pthread_mutex_unlock(&db.lock);
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                    r->rk, RD_KAFKA_V_TOPIC(send[i]->topic), RD_KAFKA_V_PARTITION(partition[i]),
-                    RD_KAFKA_V_KEY(send[i]->key, strlen(send[i]->key)),
-                    RD_KAFKA_V_VALUE((void *)send[i]->value, send[i]->value_len),
-                    RD_KAFKA_V_HEADER(ID_HEADER, send[i]->id, -1),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(p),
-                    RD_KAFKA_V_END);
+                /* Framed in step 2 already, so the registry's id is cached. */
+                const void *value;
+                size_t value_len;
+                rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+                if (avk_codec_reframe(e->codec, send[i]->topic, send[i]->value, send[i]->value_len,
+                                      &value, &value_len, errstr, sizeof(errstr)) == 0)
+                        /* F_COPY: a reframed value lives in the codec's buffer. */
+                        err = rd_kafka_producev(
+                            r->rk, RD_KAFKA_V_TOPIC(send[i]->topic),
+                            RD_KAFKA_V_PARTITION(partition[i]),
+                            RD_KAFKA_V_KEY(send[i]->key, strlen(send[i]->key)),
+                            RD_KAFKA_V_VALUE((void *)value, value_len),
+                            RD_KAFKA_V_HEADER(ID_HEADER, send[i]->id, -1),
+                            RD_KAFKA_V_MSGFLAGS(
+                                RD_KAFKA_MSG_F_BLOCK |
+                                (value != send[i]->value ? RD_KAFKA_MSG_F_COPY : 0)),
+                            RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
                 if (err) {
                         pthread_mutex_lock(&db.lock);
                         db.outstanding--;
@@ -497,13 +546,17 @@ static int drain_batch(avk_reporter_t *r)
                         send_cnt - sent_ok, send_cnt, db.reason[0] ? db.reason : "not sent");
         rc = sent_ok == send_cnt ? 0 : -1;
         atomic_fetch_add(&r->filed, done_cnt);
+        atomic_store(&r->registry_up, 1);
 out:
         if (done_cnt && avk_spool_done(r->spool, done, done_cnt, errstr, sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_ERROR, "spool", "%s", errstr);
                 rc = -1;
+        } else if (done_cnt) {
+                *progressed = 1;
         }
         rd_kafka_topic_partition_list_destroy(scan);
         found_free(&ids);
+        encoder_put(r, e);
         return rc;
 }
 
@@ -522,13 +575,22 @@ static int kafka_answers(avk_reporter_t *r)
 static void *drain_loop(void *arg)
 {
         avk_reporter_t *r = arg;
+        int stalls = 0; /* attempts in a row that moved nothing */
         for (;;) {
                 int stopping = atomic_load(&r->stopping);
                 atomic_store(&r->kafka_up, kafka_answers(r));
                 size_t waiting = r->spool ? avk_spool_outstanding(r->spool) : 0;
                 int ready =
                     waiting && atomic_load(&r->kafka_up) && atomic_load(&r->direct_in_flight) == 0;
-                int rc = ready ? drain_batch(r) : -1;
+                int progressed = 0;
+                int rc = ready ? drain_batch(r, &progressed) : -1;
+                if (!waiting || progressed)
+                        stalls = 0;
+                else if (ready)
+                        stalls++;
+                /* A registry outage is reported as such (registry_up). */
+                atomic_store(&r->drain_stalled,
+                             stalls >= STALL_ATTEMPTS && atomic_load(&r->registry_up));
                 if (r->spool && ready && rc == 0) {
                         pthread_mutex_lock(&r->send_lock);
                         if (avk_spool_outstanding(r->spool) == 0)
@@ -539,9 +601,7 @@ static void *drain_loop(void *arg)
                         return NULL;
                 if (ready && rc == 0)
                         continue;
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec += 1;
+                struct timespec until = avk_clock_deadline(1000);
                 pthread_mutex_lock(&r->drain_lock);
                 if (!atomic_load(&r->stopping))
                         pthread_cond_timedwait(&r->drain_cond, &r->drain_lock, &until);
@@ -560,6 +620,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         pthread_mutex_init(&r->send_lock, NULL);
         pthread_mutex_init(&r->drain_lock, NULL);
         pthread_cond_init(&r->drain_cond, NULL);
+        atomic_store(&r->registry_up, 1);
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail_env;
         for (int k = 0; k < KIND_CNT; k++) {
@@ -720,8 +781,19 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
         char reason[512];
         const void *payload;
         size_t len;
-        if (avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &len,
-                             reason, sizeof(reason)) != 0) {
+        int rc = avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &len,
+                                  reason, sizeof(reason));
+        int local = 0;
+        /* Accepted means kept, through a registry outage as through a Kafka
+         * one: the spool keeps the document in the framing that needs no
+         * registry, and the drain frames it for Kafka once the registry
+         * answers. */
+        if (rc == AVK_CODEC_UNAVAILABLE && r->spool) {
+                local = 1;
+                rc = avk_codec_encode_local(e->codec, r->schema[kind], value, &payload, &len,
+                                            reason, sizeof(reason));
+        }
+        if (rc != 0) {
                 avk_errors_add(errs, NULL, "%s", reason);
                 return AVK_UNAVAILABLE;
         }
@@ -731,6 +803,7 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
                 return AVK_UNAVAILABLE;
         }
         d->kind = kind;
+        d->local = local;
         string_field(value, id_field[kind], d->id);
         string_field(value, "deviation_id", d->key);
         d->payload = d + 1;
@@ -825,8 +898,9 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         atomic_fetch_add(&r->in_flight, 1);
         pthread_mutex_lock(&r->send_lock);
         p->seq = r->next_seq++;
-        if (atomic_load(&r->spool_mode)) {
-                spool_append(r, p, -1, -1);
+        if (atomic_load(&r->spool_mode) || d->local) {
+                atomic_store(&r->spool_mode, 1); /* none overtakes it */
+                spool_append(r, p, -1, -1, d->local ? BECAUSE_NO_REGISTRY : BECAUSE_SPOOL_FIRST);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
         }
@@ -844,13 +918,14 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         atomic_fetch_sub(&r->direct_in_flight, 1);
         if (r->spool && !permanent(err)) {
                 atomic_store(&r->spool_mode, 1);
-                spool_append(r, p, -1, -1);
+                spool_append(r, p, -1, -1, BECAUSE_NOT_TAKEN);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
         }
         pthread_mutex_unlock(&r->send_lock);
         char reason[256];
-        snprintf(reason, sizeof(reason), "%s: %s", r->topic[d->kind], rd_kafka_err2str(err));
+        snprintf(reason, sizeof(reason), BECAUSE_NOT_TAKEN " (%s): %s", r->topic[d->kind],
+                 rd_kafka_err2str(err));
         finish(r, done, opaque, d->id, AVK_UNAVAILABLE, reason);
         avk_prepared_destroy(d);
         free(p);
@@ -871,8 +946,10 @@ void avk_reporter_stats(avk_reporter_t *r, struct avk_reporter_stats *s)
 {
         *s = (struct avk_reporter_stats){
             .kafka_up = atomic_load(&r->kafka_up),
+            .registry_up = atomic_load(&r->registry_up),
             .in_flight = atomic_load(&r->in_flight),
             .spool_pending = r->spool ? avk_spool_outstanding(r->spool) : 0,
+            .drain_stalled = atomic_load(&r->drain_stalled),
             .filed = atomic_load(&r->filed),
             .spooled = atomic_load(&r->spooled),
             .unavailable = atomic_load(&r->unavailable),
@@ -912,6 +989,6 @@ enum avk_result avk_reporter_file(avk_reporter_t *r, enum avk_kind kind, const j
                 pthread_cond_wait(&w.cond, &w.lock);
         pthread_mutex_unlock(&w.lock);
         if (w.result == AVK_UNAVAILABLE)
-                avk_errors_add(errs, NULL, "Kafka did not acknowledge: %s", w.reason);
+                avk_errors_add(errs, NULL, "%s", w.reason);
         return w.result;
 }
