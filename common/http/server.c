@@ -37,17 +37,19 @@
 
 #include "common/http/netaddr.h"
 #include "common/util/log.h"
+#include "common/util/scrub.h"
 
 #define TLS_FILE_MAX     (1 << 20)
 #define DEFAULT_MAX_BODY 65536
 /* An over-long chunked body is read and dropped (413 after it) up to this
  * many times the limit; past that the connection is closed. */
-#define DISCARD_FACTOR  16
-#define PARAM_MAX       2
-#define PARAM_VALUE_MAX 64
-#define HEADER_MAX      4
-#define REQUEST_ID_MAX  64
-#define CONTENT_TEXT    "text/plain; charset=utf-8"
+#define DISCARD_FACTOR    16
+#define PARAM_MAX         2
+#define PARAM_VALUE_MAX   64
+#define HEADER_MAX        4
+#define REQUEST_ID_MAX    64
+#define ERROR_DETAIL_SIZE 1024 /* one error text of an answer */
+#define CONTENT_TEXT      "text/plain; charset=utf-8"
 /* libmicrohttpd warns once per refused or broken connection: a flood of
  * connections would be a flood of lines. At most LOG_BURST a window. */
 #define LOG_BURST    5
@@ -167,8 +169,11 @@ char *avk_httpd_error_body(const char *summary, const char *const *details, size
 {
         json_t *doc = json_pack("{s:s}", "error", summary);
         json_t *errors = details ? json_array() : NULL;
-        for (size_t i = 0; errors && i < cnt; i++)
-                json_array_append_new(errors, json_string(details[i]));
+        for (size_t i = 0; errors && i < cnt; i++) {
+                char clean[ERROR_DETAIL_SIZE];
+                json_array_append_new(
+                    errors, json_string(avk_scrub_copy(clean, sizeof(clean), details[i])));
+        }
         if (errors && dropped) {
                 char more[64];
                 snprintf(more, sizeof(more), "(and %zu more)", dropped);
@@ -186,7 +191,7 @@ char *avk_httpd_error_body(const char *summary, const char *const *details, size
 __attribute__((format(printf, 4, 0))) static void
 verror(avk_httpd_req_t *req, unsigned status, const char *summary, const char *fmt, va_list ap)
 {
-        char detail[1024];
+        char detail[ERROR_DETAIL_SIZE];
         const char *details[] = {detail};
         if (fmt)
                 vsnprintf(detail, sizeof(detail), fmt, ap);
@@ -213,8 +218,9 @@ own_answer(avk_httpd_req_t *req, unsigned status, const char *summary, const cha
         if (req->httpd->conf.style == AVK_HTTPD_JSON) {
                 verror(req, status, summary, fmt, ap);
         } else {
-                char line[1024];
-                vsnprintf(line, sizeof(line), fmt, ap);
+                char raw[ERROR_DETAIL_SIZE], line[ERROR_DETAIL_SIZE];
+                vsnprintf(raw, sizeof(raw), fmt, ap);
+                avk_scrub_copy(line, sizeof(line), raw);
                 size_t len = strlen(line);
                 char *text = malloc(len + 2);
                 if (text)
