@@ -32,11 +32,11 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "common/http/netaddr.h"
 #include "common/util/log.h"
+#include "common/util/secret.h"
 #include "common/util/scrub.h"
 
 #define TLS_FILE_MAX     (1 << 20)
@@ -97,8 +97,8 @@ struct avk_httpd {
         struct avk_httpd_route probes[3];
         size_t probe_cnt;
         struct MHD_Daemon *daemon;
-        char *tls_cert, *tls_key;
-        size_t tls_key_len;
+        char *tls_cert;
+        struct avk_secret tls_key; /* owner-only file, wiped at the end */
         unsigned port;
         uint64_t id_prefix;
         atomic_uint_fast64_t next_id;
@@ -841,10 +841,10 @@ static int load_tls(avk_httpd_t *httpd, char *errstr, size_t errstr_size)
         size_t cert_len;
         httpd->tls_cert =
             read_pem(c->tls_cert_file, c->tls_cert_key, &cert_len, errstr, errstr_size);
-        httpd->tls_key = httpd->tls_cert ? read_pem(c->tls_key_file, c->tls_key_key,
-                                                    &httpd->tls_key_len, errstr, errstr_size)
-                                         : NULL;
-        return httpd->tls_key ? 0 : -1;
+        if (!httpd->tls_cert)
+                return -1;
+        return avk_secret_read_max(c->tls_key_file, c->tls_key_key, 1, TLS_FILE_MAX,
+                                   &httpd->tls_key, errstr, errstr_size);
 }
 
 static void destroy(avk_httpd_t *httpd)
@@ -852,9 +852,7 @@ static void destroy(avk_httpd_t *httpd)
         if (httpd->daemon)
                 MHD_stop_daemon(httpd->daemon);
         free(httpd->tls_cert);
-        if (httpd->tls_key)
-                OPENSSL_cleanse(httpd->tls_key, httpd->tls_key_len);
-        free(httpd->tls_key);
+        avk_secret_wipe(&httpd->tls_key);
         pthread_cond_destroy(&httpd->idle);
         pthread_mutex_destroy(&httpd->lock);
         pthread_mutex_destroy(&httpd->log_lock);
@@ -912,7 +910,8 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
                 opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, c->threads, NULL};
         if (httpd->tls_cert) {
                 opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, httpd->tls_cert};
-                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, httpd->tls_key};
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                                    (char *)httpd->tls_key.bytes};
         }
         opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         httpd->daemon = MHD_start_daemon(
