@@ -18,6 +18,7 @@
 
 #include "common/contract/municipality.h"
 #include "common/contract/ruletable.h"
+#include "common/contract/schema_enum.h"
 #include "common/util/jsondoc.h"
 
 #define MAX_REROUTES_MAX 10
@@ -67,14 +68,6 @@ static const size_t input_offsets[FIELD_CNT] = {
     offsetof(struct avk_rules_input, agreement),
     offsetof(struct avk_rules_input, event_class),
     offsetof(struct avk_rules_input, harm_level),
-};
-
-static const char *const decision_symbols[] = {
-    [AVK_RULES_NAMED_BY_REPORTER] = "NAMED_BY_REPORTER",
-    [AVK_RULES_AGREEMENT_RULE] = "AGREEMENT_RULE",
-    [AVK_RULES_TRIAGE] = "TRIAGE",
-    [AVK_RULES_REROUTED] = "REROUTED",
-    [AVK_RULES_MANUAL] = "MANUAL",
 };
 
 static const char *const root_keys[] = {"about", "max_reroutes", "rules", NULL};
@@ -233,7 +226,9 @@ int avk_rules_max_reroutes(const avk_rules_t *rules)
 
 const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind)
 {
-        return decision_symbols[kind];
+        const struct avk_schema_enum *decisions = avk_schema_enum("RoutingDecision");
+
+        return decisions && (size_t)kind < decisions->cnt ? decisions->symbols[kind] : NULL;
 }
 
 /* ---- the reason ---- */
