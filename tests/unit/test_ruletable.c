@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
 
 static const char schema_text[] =
@@ -128,14 +129,7 @@ static avk_ruletable_t *load(const char *text)
 
 static void assert_error(const char *rest)
 {
-        char e[AVK_ERROR_MSG_SIZE];
-
-        snprintf(e, sizeof(e), "%s: %s", path, rest);
-        for (size_t i = 0; i < errs.cnt; i++) {
-                if (strcmp(errs.msg[i], e) == 0)
-                        return;
-        }
-        ck_abort_msg("no error \"%s\" among: %s", e, joined);
+        ck_assert_error_at(&errs, path, rest);
 }
 
 /* The id of the first rule matching colour and size, from rule `from`; "none" when none does. */
