@@ -109,9 +109,10 @@ static int writer_id(avk_codec_t *c, const char *topic, const avk_schema_t *sche
         }
         char subject[300];
         snprintf(subject, sizeof(subject), "%s-value", topic);
-        if (avk_registry_register(c->registry, subject, avk_schema_text(schema), id, errstr,
-                                  errstr_size) != 0)
-                return -1;
+        int rc = avk_registry_register(c->registry, subject, avk_schema_text(schema), id, errstr,
+                                       errstr_size);
+        if (rc != 0)
+                return rc;
         if (remember_id(c, *id, schema, topic) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -134,11 +135,34 @@ static int reserve(avk_codec_t *c, size_t need)
         return 0;
 }
 
-int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *schema,
-                     avro_value_t *value, const void **out, size_t *out_len, char *errstr,
-                     size_t errstr_size)
+static void soe_header(unsigned char *p, const avk_schema_t *schema)
 {
-        size_t hdr = c->registry ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
+        uint64_t fp = avk_schema_fingerprint(schema);
+        p[0] = SOE_MAGIC0;
+        p[1] = SOE_MAGIC1;
+        for (int i = 0; i < 8; i++)
+                p[2 + i] = (unsigned char)(fp >> (8 * i));
+}
+
+/* Writes the Confluent header for schema on topic to p. */
+static int confluent_header(avk_codec_t *c, unsigned char *p, const char *topic,
+                            const avk_schema_t *schema, char *errstr, size_t errstr_size)
+{
+        int32_t id;
+        int rc = writer_id(c, topic, schema, &id, errstr, errstr_size);
+        if (rc != 0)
+                return rc;
+        p[0] = CONFLUENT_MAGIC;
+        for (int i = 0; i < 4; i++)
+                p[1 + i] = (unsigned char)((uint32_t)id >> (24 - 8 * i));
+        return 0;
+}
+
+static int encode(avk_codec_t *c, int confluent, const char *topic, const avk_schema_t *schema,
+                  avro_value_t *value, const void **out, size_t *out_len, char *errstr,
+                  size_t errstr_size)
+{
+        size_t hdr = confluent ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
         size_t body;
         if (avro_value_sizeof(value, &body) != 0) {
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
@@ -148,19 +172,12 @@ int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *sche
                 snprintf(errstr, errstr_size, "out of memory for a %zu-byte message", hdr + body);
                 return -1;
         }
-        if (c->registry) {
-                int32_t id;
-                if (writer_id(c, topic, schema, &id, errstr, errstr_size) != 0)
-                        return -1;
-                c->buf[0] = CONFLUENT_MAGIC;
-                for (int i = 0; i < 4; i++)
-                        c->buf[1 + i] = (unsigned char)((uint32_t)id >> (24 - 8 * i));
+        if (confluent) {
+                int rc = confluent_header(c, c->buf, topic, schema, errstr, errstr_size);
+                if (rc != 0)
+                        return rc;
         } else {
-                uint64_t fp = avk_schema_fingerprint(schema);
-                c->buf[0] = SOE_MAGIC0;
-                c->buf[1] = SOE_MAGIC1;
-                for (int i = 0; i < 8; i++)
-                        c->buf[2 + i] = (unsigned char)(fp >> (8 * i));
+                soe_header(c->buf, schema);
         }
         avro_writer_memory_set_dest(c->writer, (const char *)c->buf + hdr, (int64_t)body);
         if (avro_value_write(c->writer, value) != 0) {
@@ -172,7 +189,21 @@ int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *sche
         return 0;
 }
 
-static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr,
+int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *schema,
+                     avro_value_t *value, const void **out, size_t *out_len, char *errstr,
+                     size_t errstr_size)
+{
+        return encode(c, c->registry != NULL, topic, schema, value, out, out_len, errstr,
+                      errstr_size);
+}
+
+int avk_codec_encode_local(avk_codec_t *c, const avk_schema_t *schema, avro_value_t *value,
+                           const void **out, size_t *out_len, char *errstr, size_t errstr_size)
+{
+        return encode(c, 0, NULL, schema, value, out, out_len, errstr, errstr_size);
+}
+
+static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, int *rc, char *errstr,
                                         size_t errstr_size)
 {
         for (size_t i = 0; i < c->ids_cnt; i++) {
@@ -187,8 +218,10 @@ static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr
                 return NULL;
         }
         const char *text;
-        if (avk_registry_fetch(c->registry, id, &text, errstr, errstr_size) != 0)
+        *rc = avk_registry_fetch(c->registry, id, &text, errstr, errstr_size);
+        if (*rc != 0)
                 return NULL;
+        *rc = -1;
         char reason[256];
         avk_schema_t *fresh = avk_schema_new(text, reason, sizeof(reason));
         if (!fresh) {
@@ -216,9 +249,12 @@ static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr
         return known;
 }
 
+/* The writer schema of a framed payload; NULL with *rc -1 (a bad record) or
+ * AVK_CODEC_UNAVAILABLE. */
 static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p, size_t len,
-                                         size_t *hdr, char *errstr, size_t errstr_size)
+                                         size_t *hdr, int *rc, char *errstr, size_t errstr_size)
 {
+        *rc = -1;
         if (len == 0) {
                 snprintf(errstr, errstr_size, "empty message");
                 return NULL;
@@ -233,7 +269,7 @@ static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p,
                 *hdr = CONFLUENT_HDR_SIZE;
                 int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
                                        (uint32_t)p[3] << 8 | p[4]);
-                return schema_by_id(c, id, errstr, errstr_size);
+                return schema_by_id(c, id, rc, errstr, errstr_size);
         }
         if (p[0] == SOE_MAGIC0 && (len < 2 || p[1] == SOE_MAGIC1)) {
                 if (len < SOE_HDR_SIZE) {
@@ -261,6 +297,34 @@ static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p,
                  "(single-object)",
                  p[0], len > 1 ? p[1] : 0);
         return NULL;
+}
+
+int avk_codec_reframe(avk_codec_t *c, const char *topic, const void *in, size_t in_len,
+                      const void **out, size_t *out_len, char *errstr, size_t errstr_size)
+{
+        const unsigned char *p = in;
+        *out = in;
+        *out_len = in_len;
+        if (!c->registry || in_len < SOE_HDR_SIZE || p[0] != SOE_MAGIC0 || p[1] != SOE_MAGIC1)
+                return 0;
+        size_t hdr;
+        int rc;
+        const avk_schema_t *schema = writer_schema(c, p, in_len, &hdr, &rc, errstr, errstr_size);
+        if (!schema)
+                return rc;
+        size_t body = in_len - SOE_HDR_SIZE;
+        if (reserve(c, CONFLUENT_HDR_SIZE + body) != 0) {
+                snprintf(errstr, errstr_size, "out of memory for a %zu-byte message",
+                         CONFLUENT_HDR_SIZE + body);
+                return -1;
+        }
+        rc = confluent_header(c, c->buf, topic, schema, errstr, errstr_size);
+        if (rc != 0)
+                return rc;
+        memcpy(c->buf + CONFLUENT_HDR_SIZE, p + SOE_HDR_SIZE, body);
+        *out = c->buf;
+        *out_len = CONFLUENT_HDR_SIZE + body;
+        return 0;
 }
 
 static avro_value_t *scratch_value(avk_codec_t *c, const avk_schema_t *schema)
@@ -305,9 +369,10 @@ int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_sche
                      avro_value_t *out, char *errstr, size_t errstr_size)
 {
         size_t hdr = 0;
-        const avk_schema_t *writer = writer_schema(c, buf, len, &hdr, errstr, errstr_size);
+        int rc;
+        const avk_schema_t *writer = writer_schema(c, buf, len, &hdr, &rc, errstr, errstr_size);
         if (!writer)
-                return -1;
+                return rc;
         if (strcmp(avk_schema_fullname(writer), avk_schema_fullname(reader)) != 0) {
                 snprintf(errstr, errstr_size, "message holds %s, expected %s",
                          avk_schema_fullname(writer), avk_schema_fullname(reader));

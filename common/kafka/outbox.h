@@ -1,6 +1,6 @@
 /*
  * avk_outbox: the outputs of a consume-process-produce service and the
- * offsets of its inputs, at least once (DESIGN.md, "Kafka"): an input's
+ * offsets of its inputs, at least once (docs/architecture.md, "Kafka"): an input's
  * offset is stored only once Kafka acknowledged every output of it and of
  * every earlier input of its partition. Shared by the router and the
  * tracker (docs/router.md, "Offsets").

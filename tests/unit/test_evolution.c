@@ -6,7 +6,7 @@
  * Category enum just before OTHER - so OTHER moves from position 11 to 12.
  *
  * avro-c 1.11.1 resolves enums by position and does not fill reader defaults
- * (DESIGN.md, "Known pitfalls"); these tests show that the codec's projection
+ * (docs/architecture.md, "Known pitfalls"); these tests show that the codec's projection
  * does both by name: a v2 reader of v1 data gets the defaults and OTHER stays
  * OTHER; a v1 reader of v2 data drops the new fields, reads TRANSPORT as the
  * enum's default OTHER and OTHER as OTHER. Once in single-object framing (the
