@@ -46,6 +46,11 @@ static int load_symbols(avk_ruletable_t *table, const avk_schema_t *schema, stru
 {
         const struct avk_ruletable_def *def = table->def;
 
+        if (def->condition_cnt > AVK_RULETABLE_CONDITIONS_MAX) {
+                avk_jsondoc_fail(doc, "%zu conditions, at most %d", def->condition_cnt,
+                                 AVK_RULETABLE_CONDITIONS_MAX);
+                return -1;
+        }
         for (size_t c = 0; c < def->condition_cnt; c++) {
                 const struct avk_ruletable_condition *cond = &def->conditions[c];
                 const json_t *symbols;
@@ -74,6 +79,11 @@ static int load_symbols(avk_ruletable_t *table, const avk_schema_t *schema, stru
                 }
                 if (table->symbols[c] == NULL) {
                         avk_jsondoc_fail(doc, "out of memory");
+                        return -1;
+                }
+                if (json_array_size(table->symbols[c]) > SYMBOLS_MAX) {
+                        avk_jsondoc_fail(doc, "condition %s has more than %d symbols", cond->key,
+                                         SYMBOLS_MAX);
                         return -1;
                 }
         }

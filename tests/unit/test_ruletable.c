@@ -304,6 +304,36 @@ START_TEST(a_schema_without_a_conditions_enum_is_named)
 }
 END_TEST
 
+/* A condition's values are bits of a 64-bit mask, and a query holds a fixed number of conditions.
+ */
+START_TEST(a_definition_beyond_the_masks_is_refused)
+{
+        static char names[65][8];
+        static const char *many[66];
+        static struct avk_ruletable_condition wide[1] = {
+            {"many", AVK_RULETABLE_SYMBOLS, "many", NULL, many}};
+        static struct avk_ruletable_condition flags[AVK_RULETABLE_CONDITIONS_MAX + 1];
+        struct avk_ruletable_def def = narrow;
+
+        for (size_t i = 0; i < 65; i++) {
+                snprintf(names[i], sizeof(names[i]), "S%zu", i);
+                many[i] = names[i];
+        }
+        def.conditions = wide;
+        def.condition_cnt = 1;
+        ck_assert_ptr_null(load_as(&def, "{\"rules\": []}"));
+        assert_error("condition many has more than 64 symbols");
+
+        for (size_t i = 0; i <= AVK_RULETABLE_CONDITIONS_MAX; i++)
+                flags[i] =
+                    (struct avk_ruletable_condition){"flag", AVK_RULETABLE_BOOL, NULL, NULL, NULL};
+        def.conditions = flags;
+        def.condition_cnt = AVK_RULETABLE_CONDITIONS_MAX + 1;
+        ck_assert_ptr_null(load_as(&def, "{\"rules\": []}"));
+        assert_error("17 conditions, at most 16");
+}
+END_TEST
+
 START_TEST(a_catch_all_table_ends_with_a_rule_that_names_no_condition)
 {
         struct avk_ruletable_def def = narrow;
@@ -359,6 +389,7 @@ static Suite *ruletable_suite(void)
         tcase_add_test(loading, a_hidden_rule_is_refused_naming_the_rule_that_hides_it);
         tcase_add_test(loading, every_problem_names_the_file_rule_and_field);
         tcase_add_test(loading, a_schema_without_a_conditions_enum_is_named);
+        tcase_add_test(loading, a_definition_beyond_the_masks_is_refused);
         tcase_add_test(loading, a_catch_all_table_ends_with_a_rule_that_names_no_condition);
         tcase_add_test(loading, a_syntax_error_names_line_and_column);
         suite_add_tcase(s, loading);
