@@ -3,8 +3,7 @@
  *
  * The compiled-in table holds every enum of schemas/ *.avsc once, by full
  * name (a contract defines an enum the same in every schema that has it;
- * test_schema checks that). Its symbols are the avro-c schemas' own strings,
- * so the schemas are kept with the table.
+ * test_schema_enum checks that), copied out of the schemas it was read from.
  */
 #include "common/contract/schema_enum.h"
 
@@ -16,9 +15,7 @@
 #include <avro.h>
 
 struct builtin {
-        avk_schema_t **schemas; /* owners of the symbols' strings */
-        size_t schema_cnt;
-        struct avk_schema_enum *enums;
+        struct avk_schema_enum *enums; /* each with its strings in one block */
         size_t cnt;
 };
 
@@ -38,36 +35,49 @@ static const struct avk_schema_enum *find(const char *name)
         return NULL;
 }
 
+/*
+ * Adds enum a, unless one of its full name is known: one block holds its
+ * symbol pointers, then its full name and symbols, so that the table needs
+ * none of the schemas it was read from.
+ */
 static int add_enum(avro_schema_t a)
 {
         const char *ns = avro_schema_namespace(a) ? avro_schema_namespace(a) : "";
         const char *name = avro_schema_name(a);
         size_t cnt = (size_t)avro_schema_enum_number_of_symbols(a);
-        size_t full_size = strlen(ns) + 1 + strlen(name) + 1;
-        char *full = malloc(full_size);
-        const char **symbols = calloc(cnt, sizeof(*symbols));
+        size_t full_len = strlen(ns) + (*ns ? 1 : 0) + strlen(name);
+        size_t size = cnt * sizeof(char *) + full_len + 1;
         struct avk_schema_enum *grown;
+        const char **symbols;
+        char *text, *full;
 
-        if (full == NULL || symbols == NULL)
-                goto fail;
-        snprintf(full, full_size, "%s%s%s", ns, *ns ? "." : "", name);
+        for (size_t i = 0; i < cnt; i++)
+                size += strlen(avro_schema_enum_get(a, (int)i)) + 1;
+        symbols = malloc(size);
+        if (symbols == NULL)
+                return -1;
+        full = (char *)(symbols + cnt);
+        snprintf(full, full_len + 1, "%s%s%s", ns, *ns ? "." : "", name);
         if (find(full) != NULL) {
-                free(full);
                 free(symbols);
                 return 0;
         }
         grown = realloc(builtin.enums, (builtin.cnt + 1) * sizeof(*grown));
-        if (grown == NULL)
-                goto fail;
+        if (grown == NULL) {
+                free(symbols);
+                return -1;
+        }
         builtin.enums = grown;
-        for (size_t i = 0; i < cnt; i++)
-                symbols[i] = avro_schema_enum_get(a, (int)i);
+        text = full + full_len + 1;
+        for (size_t i = 0; i < cnt; i++) {
+                size_t len = strlen(avro_schema_enum_get(a, (int)i)) + 1;
+
+                memcpy(text, avro_schema_enum_get(a, (int)i), len);
+                symbols[i] = text;
+                text += len;
+        }
         builtin.enums[builtin.cnt++] = (struct avk_schema_enum){full, symbols, cnt};
         return 0;
-fail:
-        free(full);
-        free(symbols);
-        return -1;
 }
 
 /* Adds every enum that a reaches, each once. */
@@ -99,17 +109,13 @@ static void build_builtin(void)
 {
         char errstr[256];
 
-        builtin.schemas = calloc(avk_schema_source_cnt, sizeof(*builtin.schemas));
-        if (builtin.schemas == NULL)
-                return;
         for (size_t i = 0; i < avk_schema_source_cnt; i++) {
                 avk_schema_t *s =
                     avk_schema_new(avk_schema_sources[i].json, errstr, sizeof(errstr));
+                int rc = s ? collect(avk_schema_avro(s), 0) : -1;
 
-                if (s == NULL)
-                        return;
-                builtin.schemas[builtin.schema_cnt++] = s;
-                if (collect(avk_schema_avro(s), 0) != 0)
+                avk_schema_destroy(s);
+                if (rc != 0)
                         return;
         }
 }
