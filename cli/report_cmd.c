@@ -50,7 +50,7 @@ static const char usage_text[] =
     "Prints one result a line, in input order: LINE, TAB, then 'accepted', TAB, the id\n"
     "(once Kafka acknowledged it) - or 'spooled', TAB, the id (Kafka unreachable; kept in\n"
     "intake.spool.dir and produced when Kafka is back) - or 'rejected', TAB, every field\n"
-    "error - or 'unavailable', TAB, the id and the reason Kafka did not acknowledge it.\n"
+    "error - or 'unavailable', TAB, the id and why it was not stored.\n"
     "Exit: 0 all accepted or spooled, 1 some rejected, 2 usage or configuration error,\n"
     "3 Kafka did not acknowledge some and they could not be spooled.\n"
     "  -k KIND        deviation (default), response, or fhir: HL7 FHIR R4 AdverseEvent\n"

@@ -3,10 +3,13 @@
  *
  * Hot path (writer == reader): check bounds, then avro-c reads straight into
  * the caller's value through one reused memory reader; encode reuses one
- * growing buffer. Projection between versions goes through the JSON form
- * (writer value -> JSON -> reader value): it reuses the one schema-driven
- * walk that already knows defaults and enum symbols, and runs only while
- * writers and readers are on different versions.
+ * growing buffer. Between versions, a program compiled once per writer and
+ * reader (common/contract/avroprog.h) reads the writer's binary into the
+ * reader's slots, checking it in the same pass, and the reader's program
+ * writes them out as the reader's binary for avro-c to read. A pair the
+ * program does not compile (arrays, maps, recursive types) is projected
+ * through the JSON form instead (writer value -> JSON -> reader value), the
+ * schema-driven walk that knows defaults and enum symbols too.
  */
 #include "common/contract/codec.h"
 
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/contract/avroprog.h"
 #include "common/contract/binary.h"
 #include "common/util/errors.h"
 #include "common/contract/json.h"
@@ -35,6 +39,13 @@ struct scratch { /* a reusable value of a writer schema, for projection */
         avro_value_t value;
 };
 
+struct resolution { /* how one writer's data is read as one reader's */
+        const avk_schema_t *writer, *reader;
+        avk_avroprog_t *resolve;     /* NULL when the pair is not compiled */
+        avk_avroprog_t *reader_prog; /* writes the slots as the reader's binary */
+        avk_avroprog_slot_t *slots;
+};
+
 struct avk_codec {
         const avk_catalog_t *catalog;
         avk_registry_t *registry;
@@ -43,8 +54,12 @@ struct avk_codec {
         size_t ids_cnt;
         struct scratch *scratch;
         size_t scratch_cnt;
+        struct resolution *resolutions;
+        size_t resolutions_cnt;
         unsigned char *buf;
         size_t cap;
+        unsigned char *resolved; /* a datum re-encoded as its reader's binary */
+        size_t resolved_cap;
         avro_reader_t reader;
         avro_writer_t writer;
 };
@@ -76,6 +91,13 @@ void avk_codec_destroy(avk_codec_t *c)
         for (size_t i = 0; i < c->scratch_cnt; i++)
                 avro_value_decref(&c->scratch[i].value);
         free(c->scratch);
+        for (size_t i = 0; i < c->resolutions_cnt; i++) {
+                avk_avroprog_destroy(c->resolutions[i].resolve);
+                avk_avroprog_destroy(c->resolutions[i].reader_prog);
+                free(c->resolutions[i].slots);
+        }
+        free(c->resolutions);
+        free(c->resolved);
         avk_catalog_destroy(c->fetched);
         if (c->reader)
                 avro_reader_free(c->reader);
@@ -120,18 +142,18 @@ static int writer_id(avk_codec_t *c, const char *topic, const avk_schema_t *sche
         return 0;
 }
 
-static int reserve(avk_codec_t *c, size_t need)
+static int reserve(unsigned char **buf, size_t *cap, size_t need)
 {
-        if (need <= c->cap)
+        if (need <= *cap)
                 return 0;
-        size_t cap = c->cap ? c->cap : 1024;
-        while (cap < need)
-                cap *= 2;
-        unsigned char *grown = realloc(c->buf, cap);
+        size_t grown_cap = *cap ? *cap : 1024;
+        while (grown_cap < need)
+                grown_cap *= 2;
+        unsigned char *grown = realloc(*buf, grown_cap);
         if (!grown)
                 return -1;
-        c->buf = grown;
-        c->cap = cap;
+        *buf = grown;
+        *cap = grown_cap;
         return 0;
 }
 
@@ -168,7 +190,7 @@ static int encode(avk_codec_t *c, int confluent, const char *topic, const avk_sc
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
                 return -1;
         }
-        if (reserve(c, hdr + body) != 0) {
+        if (reserve(&c->buf, &c->cap, hdr + body) != 0) {
                 snprintf(errstr, errstr_size, "out of memory for a %zu-byte message", hdr + body);
                 return -1;
         }
@@ -313,7 +335,7 @@ int avk_codec_reframe(avk_codec_t *c, const char *topic, const void *in, size_t 
         if (!schema)
                 return rc;
         size_t body = in_len - SOE_HDR_SIZE;
-        if (reserve(c, CONFLUENT_HDR_SIZE + body) != 0) {
+        if (reserve(&c->buf, &c->cap, CONFLUENT_HDR_SIZE + body) != 0) {
                 snprintf(errstr, errstr_size, "out of memory for a %zu-byte message",
                          CONFLUENT_HDR_SIZE + body);
                 return -1;
@@ -365,6 +387,71 @@ static int project(const avk_schema_t *writer, avro_value_t *from, const avk_sch
         return rc;
 }
 
+/* The compiled reading of writer's data as reader's, made at first use;
+ * resolve is NULL when the pair is not compiled. NULL when out of memory. */
+static const struct resolution *resolution(avk_codec_t *c, const avk_schema_t *writer,
+                                           const avk_schema_t *reader)
+{
+        for (size_t i = 0; i < c->resolutions_cnt; i++) {
+                if (c->resolutions[i].writer == writer && c->resolutions[i].reader == reader)
+                        return &c->resolutions[i];
+        }
+        struct resolution *grown =
+            realloc(c->resolutions, (c->resolutions_cnt + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        c->resolutions = grown;
+        struct resolution *r = &c->resolutions[c->resolutions_cnt];
+        *r = (struct resolution){.writer = writer, .reader = reader};
+        char reason[256];
+        r->resolve = avk_avroprog_resolve(writer, reader, reason, sizeof(reason));
+        r->reader_prog = r->resolve ? avk_avroprog_new(reader, reason, sizeof(reason)) : NULL;
+        r->slots = r->reader_prog
+                       ? calloc(avk_avroprog_slot_count(r->reader_prog) + 1, sizeof(*r->slots))
+                       : NULL;
+        if (!r->slots) { /* not compiled: the JSON projection reads this pair */
+                avk_avroprog_destroy(r->resolve);
+                avk_avroprog_destroy(r->reader_prog);
+                r->resolve = r->reader_prog = NULL;
+        }
+        c->resolutions_cnt++;
+        return r;
+}
+
+/* Writer's body as reader's binary, through the compiled pair, then avro-c. */
+static int read_resolved(avk_codec_t *c, const struct resolution *r, const char *body,
+                         size_t body_len, avro_value_t *out, char *errstr, size_t errstr_size)
+{
+        char reason[384];
+        if (avk_avroprog_decode(r->resolve, body, body_len, r->slots, reason, sizeof(reason)) !=
+            0) {
+                snprintf(errstr, errstr_size, "%s", reason);
+                return -1;
+        }
+        int64_t len = avk_avroprog_encode(r->reader_prog, r->slots, c->resolved, c->resolved_cap,
+                                          reason, sizeof(reason));
+        if (len > (int64_t)c->resolved_cap) {
+                if (reserve(&c->resolved, &c->resolved_cap, (size_t)len) != 0) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -1;
+                }
+                len = avk_avroprog_encode(r->reader_prog, r->slots, c->resolved, c->resolved_cap,
+                                          reason, sizeof(reason));
+        }
+        if (len < 0) {
+                snprintf(errstr, errstr_size, "cannot read %s data as %s: %s",
+                         avk_schema_fullname(r->writer), avk_schema_fullname(r->reader), reason);
+                return -1;
+        }
+        avro_value_reset(out);
+        avro_reader_memory_set_source(c->reader, (const char *)c->resolved, len);
+        if (avro_value_read(c->reader, out) != 0) {
+                snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+                return -1;
+        }
+        return 0;
+}
+
 int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_schema_t *reader,
                      avro_value_t *out, char *errstr, size_t errstr_size)
 {
@@ -380,16 +467,23 @@ int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_sche
         }
         const char *body = (const char *)buf + hdr;
         size_t body_len = len - hdr;
-        if (avk_binary_check(avk_schema_avro(writer), body, body_len, errstr, errstr_size) != 0)
-                return -1;
         avro_value_t *target = out;
         if (avk_schema_fingerprint(writer) != avk_schema_fingerprint(reader)) {
+                const struct resolution *r = resolution(c, writer, reader);
+                if (!r) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -1;
+                }
+                if (r->resolve) /* checks the body as it reads it */
+                        return read_resolved(c, r, body, body_len, out, errstr, errstr_size);
                 target = scratch_value(c, writer);
                 if (!target) {
                         snprintf(errstr, errstr_size, "out of memory");
                         return -1;
                 }
         }
+        if (avk_binary_check(avk_schema_avro(writer), body, body_len, errstr, errstr_size) != 0)
+                return -1;
         avro_value_reset(target);
         avro_reader_memory_set_source(c->reader, body, (int64_t)body_len);
         if (avro_value_read(c->reader, target) != 0) {

@@ -367,8 +367,152 @@ const json_t *avk_schema_definition(const avk_schema_t *s, avro_schema_t named)
         return NULL;
 }
 
+/* Whether a is, or holds in a union, array or map, a record (a link names one). */
+static int holds_record(avro_schema_t a, int depth)
+{
+        if (depth > 64 || is_avro_record(a) || is_avro_link(a))
+                return 1;
+        if (is_avro_union(a)) {
+                for (size_t i = 0; i < avro_schema_union_size(a); i++) {
+                        if (holds_record(avro_schema_union_branch(a, (int)i), depth + 1))
+                                return 1;
+                }
+                return 0;
+        }
+        if (is_avro_array(a))
+                return holds_record(avro_schema_array_items(a), depth + 1);
+        if (is_avro_map(a))
+                return holds_record(avro_schema_map_values(a), depth + 1);
+        return 0;
+}
+
+/* The resolution walk of avk_schema_reads(): reader's r reads writer's w;
+ * path names where (a field path) in errstr. */
+struct reads_walk {
+        const avk_schema_t *reader;
+        char *errstr;
+        size_t errstr_size;
+};
+
+static int reads_type(struct reads_walk *rw, avro_schema_t r, avro_schema_t w, const char *path,
+                      int depth);
+
+/* A type without records: avro-c resolves it, and a writer enum symbol the
+ * reader lacks needs the reader enum's default. */
+static int reads_leaf(struct reads_walk *rw, avro_schema_t r, avro_schema_t w, const char *path)
+{
+        avro_value_iface_t *resolver = avro_resolved_reader_new(w, r);
+        if (!resolver) {
+                snprintf(rw->errstr, rw->errstr_size, "%s: %s", path, avro_strerror());
+                return 0;
+        }
+        avro_value_iface_decref(resolver);
+        if (!is_avro_enum(r) || !is_avro_enum(w))
+                return 1;
+        const json_t *def = avk_schema_definition(rw->reader, r);
+        if (json_object_get(def, "default"))
+                return 1;
+        for (int i = 0; i < avro_schema_enum_number_of_symbols(w); i++) {
+                const char *symbol = avro_schema_enum_get(w, i);
+                if (avro_schema_enum_get_by_name(r, symbol) < 0) {
+                        snprintf(rw->errstr, rw->errstr_size,
+                                 "%s: enum %s: the writer's symbol %s is not the reader's, and the "
+                                 "reader's enum has no default",
+                                 path, avro_schema_name(r), symbol);
+                        return 0;
+                }
+        }
+        return 1;
+}
+
+/* Records of the same name: each reader field from the writer's field of its
+ * name, or from its default. */
+static int reads_record(struct reads_walk *rw, avro_schema_t r, avro_schema_t w, const char *path,
+                        int depth)
+{
+        if (strcmp(avro_schema_name(r), avro_schema_name(w)) != 0) {
+                snprintf(rw->errstr, rw->errstr_size, "%s: a record %s is not a %s", path,
+                         avro_schema_name(w), avro_schema_name(r));
+                return 0;
+        }
+        const json_t *fields = json_object_get(avk_schema_definition(rw->reader, r), "fields");
+        for (size_t i = 0; i < avro_schema_record_size(r); i++) {
+                const char *name = avro_schema_record_field_name(r, (int)i);
+                char field_path[512];
+                snprintf(field_path, sizeof(field_path), "%s.%s", path, name);
+                int at = avro_schema_record_field_get_index(w, name);
+                if (at >= 0) {
+                        if (!reads_type(rw, avro_schema_record_field_get_by_index(r, (int)i),
+                                        avro_schema_record_field_get_by_index(w, at), field_path,
+                                        depth + 1))
+                                return 0;
+                } else if (!json_object_get(json_array_get(fields, i), "default")) {
+                        snprintf(rw->errstr, rw->errstr_size,
+                                 "%s: the writer has no such field and the reader's has no default",
+                                 field_path);
+                        return 0;
+                }
+        }
+        return 1;
+}
+
+static int reads_type(struct reads_walk *rw, avro_schema_t r, avro_schema_t w, const char *path,
+                      int depth)
+{
+        if (depth > 64)
+                return 1; /* a recursive type, resolved on the way down */
+        if (is_avro_link(r))
+                r = avro_schema_link_target(r);
+        if (is_avro_link(w))
+                w = avro_schema_link_target(w);
+        if (!holds_record(r, 0) && !holds_record(w, 0))
+                return reads_leaf(rw, r, w, path);
+        if (is_avro_union(w)) { /* every branch the writer may have written */
+                for (size_t i = 0; i < avro_schema_union_size(w); i++) {
+                        if (!reads_type(rw, r, avro_schema_union_branch(w, (int)i), path,
+                                        depth + 1))
+                                return 0;
+                }
+                return 1;
+        }
+        if (is_avro_union(r)) { /* the first branch that reads w */
+                for (size_t i = 0; i < avro_schema_union_size(r); i++) {
+                        if (reads_type(rw, avro_schema_union_branch(r, (int)i), w, path, depth + 1))
+                                return 1;
+                }
+                snprintf(rw->errstr, rw->errstr_size,
+                         "%s: no branch of the reader's union reads "
+                         "the writer's %s",
+                         path, avro_schema_type_name(w));
+                return 0;
+        }
+        if (is_avro_record(r) && is_avro_record(w))
+                return reads_record(rw, r, w, path, depth);
+        if (is_avro_array(r) && is_avro_array(w))
+                return reads_type(rw, avro_schema_array_items(r), avro_schema_array_items(w), path,
+                                  depth + 1);
+        if (is_avro_map(r) && is_avro_map(w))
+                return reads_type(rw, avro_schema_map_values(r), avro_schema_map_values(w), path,
+                                  depth + 1);
+        snprintf(rw->errstr, rw->errstr_size, "%s: a %s is not read as a %s", path,
+                 avro_schema_type_name(w), avro_schema_type_name(r));
+        return 0;
+}
+
+int avk_schema_reads(const avk_schema_t *reader, const avk_schema_t *writer, char *errstr,
+                     size_t errstr_size)
+{
+        struct reads_walk rw = {reader, errstr, errstr_size};
+        return reads_type(&rw, reader->avro, writer->avro, reader->fullname, 0);
+}
+
+struct catalog_entry {
+        avk_schema_t *schema;
+        int earlier; /* an earlier version: read, never written (not found by name) */
+};
+
 struct avk_catalog {
-        avk_schema_t **schemas;
+        struct catalog_entry *entries;
         size_t cnt;
 };
 
@@ -377,20 +521,54 @@ avk_catalog_t *avk_catalog_new(void)
         return calloc(1, sizeof(avk_catalog_t));
 }
 
-int avk_catalog_add(avk_catalog_t *c, avk_schema_t *schema, char *errstr, size_t errstr_size)
+static int catalog_add(avk_catalog_t *c, avk_schema_t *schema, int earlier, char *errstr,
+                       size_t errstr_size)
 {
         if (avk_catalog_by_fingerprint(c, avk_schema_fingerprint(schema))) {
                 snprintf(errstr, errstr_size, "schema %s is already in the catalog",
                          avk_schema_fullname(schema));
                 return -1;
         }
-        avk_schema_t **grown = realloc(c->schemas, (c->cnt + 1) * sizeof(*grown));
+        struct catalog_entry *grown = realloc(c->entries, (c->cnt + 1) * sizeof(*grown));
         if (!grown) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
-        c->schemas = grown;
-        c->schemas[c->cnt++] = schema;
+        c->entries = grown;
+        c->entries[c->cnt++] = (struct catalog_entry){schema, earlier};
+        return 0;
+}
+
+int avk_catalog_add(avk_catalog_t *c, avk_schema_t *schema, char *errstr, size_t errstr_size)
+{
+        return catalog_add(c, schema, 0, errstr, errstr_size);
+}
+
+int avk_catalog_add_earlier(avk_catalog_t *c, avk_schema_t *schema, char *errstr,
+                            size_t errstr_size)
+{
+        return catalog_add(c, schema, 1, errstr, errstr_size);
+}
+
+/* Adds the compiled-in sources; earlier: as earlier versions, skipping any
+ * already known (the newest history entry is the current schema). */
+static int add_sources(avk_catalog_t *c, const struct avk_schema_source *sources, size_t cnt,
+                       int earlier, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < cnt; i++) {
+                char reason[256];
+                avk_schema_t *s = avk_schema_new(sources[i].json, reason, sizeof(reason));
+                if (s && earlier && avk_catalog_by_fingerprint(c, avk_schema_fingerprint(s))) {
+                        avk_schema_destroy(s);
+                        continue;
+                }
+                if (!s || catalog_add(c, s, earlier, reason, sizeof(reason)) != 0) {
+                        snprintf(errstr, errstr_size, "schemas/%s.avsc: %s", sources[i].file,
+                                 reason);
+                        avk_schema_destroy(s);
+                        return -1;
+                }
+        }
         return 0;
 }
 
@@ -399,17 +577,12 @@ avk_catalog_t *avk_catalog_new_builtin(char *errstr, size_t errstr_size)
         avk_catalog_t *c = avk_catalog_new();
         if (!c)
                 return NULL;
-        for (size_t i = 0; i < avk_schema_source_cnt; i++) {
-                char reason[256];
-                avk_schema_t *s =
-                    avk_schema_new(avk_schema_sources[i].json, reason, sizeof(reason));
-                if (!s || avk_catalog_add(c, s, reason, sizeof(reason)) != 0) {
-                        snprintf(errstr, errstr_size, "schemas/%s.avsc: %s",
-                                 avk_schema_sources[i].file, reason);
-                        avk_schema_destroy(s);
-                        avk_catalog_destroy(c);
-                        return NULL;
-                }
+        if (add_sources(c, avk_schema_sources, avk_schema_source_cnt, 0, errstr, errstr_size) !=
+                0 ||
+            add_sources(c, avk_schema_history, avk_schema_history_cnt, 1, errstr, errstr_size) !=
+                0) {
+                avk_catalog_destroy(c);
+                return NULL;
         }
         return c;
 }
@@ -419,18 +592,20 @@ void avk_catalog_destroy(avk_catalog_t *c)
         if (!c)
                 return;
         for (size_t i = 0; i < c->cnt; i++)
-                avk_schema_destroy(c->schemas[i]);
-        free(c->schemas);
+                avk_schema_destroy(c->entries[i].schema);
+        free(c->entries);
         free(c);
 }
 
 const avk_schema_t *avk_catalog_by_name(const avk_catalog_t *c, const char *name)
 {
         for (size_t i = 0; i < c->cnt; i++) {
-                const char *full = c->schemas[i]->fullname;
+                if (c->entries[i].earlier)
+                        continue;
+                const char *full = c->entries[i].schema->fullname;
                 const char *dot = strrchr(full, '.');
                 if (strcmp(full, name) == 0 || (dot && strcmp(dot + 1, name) == 0))
-                        return c->schemas[i];
+                        return c->entries[i].schema;
         }
         return NULL;
 }
@@ -438,8 +613,8 @@ const avk_schema_t *avk_catalog_by_name(const avk_catalog_t *c, const char *name
 const avk_schema_t *avk_catalog_by_fingerprint(const avk_catalog_t *c, uint64_t fingerprint)
 {
         for (size_t i = 0; i < c->cnt; i++) {
-                if (c->schemas[i]->fingerprint == fingerprint)
-                        return c->schemas[i];
+                if (c->entries[i].schema->fingerprint == fingerprint)
+                        return c->entries[i].schema;
         }
         return NULL;
 }

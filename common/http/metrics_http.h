@@ -5,25 +5,22 @@
  *   GET /metrics  the service's registry in Prometheus text format
  *   GET /healthz  200 while the process serves (liveness)
  *   GET /readyz   200 when the service's ready() says so, else 503 with the reason
- * Served by libmicrohttpd on a thread of its own, so a busy or stuck service
- * loop never delays a scrape. Anything else is 404; methods other than GET
- * and HEAD are 405.
+ * Served by the HTTP server (common/http/server.h) on a thread of its own, so
+ * a busy or stuck service loop never delays a scrape. Any other path is 404;
+ * methods other than GET and HEAD are 405.
  */
 #ifndef AVK_METRICS_HTTP_H
 #define AVK_METRICS_HTTP_H
 
 #include <stddef.h>
 
+#include "common/http/server.h"
 #include "common/util/metrics.h"
 
 typedef struct avk_metrics_http avk_metrics_http_t;
 
-/**
- * @brief Whether the service is ready: 1, or 0 with a short reason (no patient
- * data) in why. Called on the HTTP thread for every /readyz: it must be
- * thread-safe and quick.
- */
-typedef int (*avk_metrics_http_ready_cb)(void *opaque, char *why, size_t why_size);
+/** @brief Whether the service is ready (avk_httpd_ready_cb). */
+typedef avk_httpd_ready_cb avk_metrics_http_ready_cb;
 
 /**
  * @brief Starts serving metrics on listen ("host:port", "[address]:port"; port

@@ -68,6 +68,9 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
         return -1;
 }
 
+/* Every avvik producer's partitioner (avk_kafka_producer_new()). */
+#define PARTITIONER "murmur2_random"
+
 rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -76,6 +79,14 @@ rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t er
                 const char *name, *value;
                 avk_config_kafka_get(cfg, i, &name, &value);
                 have_bootstrap |= strcmp(name, "bootstrap.servers") == 0;
+                if (strcmp(name, "partitioner") == 0 && strcmp(value, PARTITIONER) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "kafka.partitioner: is %s, but avvik's producers use "
+                                 "%s (the Java client's), which co-partitioning with other "
+                                 "clients needs",
+                                 value, PARTITIONER);
+                        goto fail;
+                }
                 if (conf_set(conf, name, value, errstr, errstr_size) != 0)
                         goto fail;
         }
@@ -99,8 +110,13 @@ fail:
 rd_kafka_t *avk_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size)
 {
         /* Idempotence implies acks=all and bounded in-flight requests; setting
-         * them here as well would conflict with what librdkafka derives. */
-        if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != 0)
+         * them here as well would conflict with what librdkafka derives.
+         * murmur2_random is the Java client's partitioner (Kafka Streams,
+         * Connect and kafkajs use it too): a deviation's records written by
+         * another team's producer land in the partition avvik's do, which
+         * co-partitioning needs (docs/operations.md, "Partitions"). */
+        if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != 0 ||
+            conf_set(conf, "partitioner", PARTITIONER, errstr, errstr_size) != 0)
                 return NULL;
         return rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 }
@@ -214,8 +230,18 @@ int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *compone
                 avk_log(AVK_LOG_WARN, component, "consumer close: %s", rd_kafka_error_string(err));
                 rd_kafka_error_destroy(err);
         } else {
-                while (!rd_kafka_consumer_closed(rk) && mono_ms() < deadline)
-                        rd_kafka_queue_poll_callback(q, CLOSE_POLL_MS);
+                /* The group's queue now forwards to q, so records fetched for a
+                 * partition still assigned (a consumer that assigned its
+                 * partitions itself keeps them until here) arrive on q too.
+                 * rd_kafka_queue_poll_callback() serves callbacks only and
+                 * aborts on a record (rdkafka_queue.c, "res !=
+                 * RD_KAFKA_OP_RES_PASS"); rd_kafka_consume_queue() serves the
+                 * callbacks the same way and returns records, dropped here. */
+                while (!rd_kafka_consumer_closed(rk) && mono_ms() < deadline) {
+                        rd_kafka_message_t *m = rd_kafka_consume_queue(q, CLOSE_POLL_MS);
+                        if (m)
+                                rd_kafka_message_destroy(m);
+                }
         }
         int closed = rd_kafka_consumer_closed(rk);
         rd_kafka_queue_destroy(q);

@@ -62,11 +62,15 @@ void avk_kafka_default_bootstrap_file(char *buf, size_t size);
 
 /**
  * @brief A librdkafka configuration from cfg's kafka.* keys, with
- * bootstrap.servers resolved. @returns NULL with the reason in errstr.
+ * bootstrap.servers resolved. @returns NULL with the reason in errstr, also
+ * for a kafka.partitioner other than murmur2_random.
  */
 rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size);
 
-/** @brief An idempotent producer (acks=all). conf is consumed on success. */
+/**
+ * @brief An idempotent producer (acks=all) that partitions keys as the Java
+ * client does (murmur2_random). conf is consumed on success.
+ */
 rd_kafka_t *avk_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
 
 /**
@@ -101,7 +105,8 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
  * served until rd_kafka_consumer_closed(). Past timeout_ms it gives up and
  * logs that under component: the offsets not committed are read again by
  * the partitions' next owner (at least once; output ids are deterministic).
- * Records still taken from the queue here are dropped unprocessed (their
+ * Records still taken from either queue here (a consumer that assigned its
+ * partitions itself is still fetching) are dropped unprocessed (their
  * offsets are not stored).
  *
  * Destroy rk afterwards with rd_kafka_destroy_flags(rk,

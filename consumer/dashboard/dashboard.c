@@ -6,13 +6,12 @@
  * over the deviations (a few milliseconds per hundred thousand), so
  * nothing is cached and every answer is as fresh as the stream.
  *
- * Requests are GETs without a body: the handler answers on its second call,
- * when libmicrohttpd has the complete request, so connections stay open.
+ * The HTTP server (common/http/server.h) serves the probes and /metrics,
+ * and the pages and API through the route table of listen_http().
  */
 #include "consumer/dashboard/dashboard.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +29,7 @@
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
-#include "common/http/netaddr.h"
+#include "common/http/server.h"
 #include "consumer/dashboard/aggregate.h"
 #include "consumer/dashboard/followup.h"
 
@@ -47,28 +46,6 @@
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "                \
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-enum route {
-        ROUTE_FILE,
-        ROUTE_SUMMARY,
-        ROUTE_OVERDUE,
-        ROUTE_REPORT,
-        ROUTE_METRICS,
-        ROUTE_HEALTHZ,
-        ROUTE_READYZ,
-        ROUTE_OTHER,
-        ROUTE_CNT
-};
-
-/* Route labels of the metrics: templates, never a raw URL. */
-static const char *const route_names[ROUTE_CNT] = {"file",
-                                                   "/api/sammanstallning.json",
-                                                   "/api/forsenade.json",
-                                                   "/rapport/{year}",
-                                                   "/metrics",
-                                                   "/healthz",
-                                                   "/readyz",
-                                                   "other"};
-
 struct avk_dashboard {
         const avk_config_t *cfg;
         pthread_mutex_t lock; /* agg */
@@ -80,8 +57,7 @@ struct avk_dashboard {
         avk_metric_t *applied, *ignored, *skipped, *deviations, *loaded_gauge;
         char report_csp[256]; /* names the hash of the report's inline style sheet */
         const struct avk_embedded_file *report_css;
-        struct MHD_Daemon *daemon;
-        unsigned port;
+        avk_httpd_t *httpd;
         /* The consumer. */
         pthread_t thread;
         int started;
@@ -192,52 +168,10 @@ static int start_consumer(avk_dashboard_t *db, char *errstr, size_t errstr_size)
 
 /* ---- answers ------------------------------------------------------------ */
 
-/* Queues body (static when persistent, else taken over and freed) with the
- * headers every answer carries. */
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *type,
-                              const char *csp, char *body, size_t len, int persistent)
-{
-        if (!body)
-                return MHD_NO;
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            len, body, persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-                if (!persistent)
-                        free(body);
-                return MHD_NO;
-        }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-        MHD_add_response_header(resp, "Content-Security-Policy", csp);
-        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-        enum MHD_Result rc = MHD_queue_response(conn, status, resp);
-        MHD_destroy_response(resp);
-        return rc;
-}
-
-static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, const char *text)
+static void answer_text(avk_httpd_req_t *req, unsigned status, const char *text)
 {
         char *body = strdup(text);
-        return answer(conn, status, CONTENT_TEXT, PAGE_CSP, body, body ? strlen(body) : 0, 0);
-}
-
-static enum MHD_Result answer_json(struct MHD_Connection *conn, unsigned status, json_t *doc)
-{
-        char *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(doc);
-        if (!body)
-                return answer_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-        return answer(conn, status, CONTENT_JSON, PAGE_CSP, body, strlen(body), 0);
-}
-
-static enum MHD_Result answer_error(struct MHD_Connection *conn, unsigned status,
-                                    const char *message)
-{
-        return answer_json(conn, status, json_pack("{s:s}", "error", message));
+        avk_httpd_answer(req, status, CONTENT_TEXT, body, body ? strlen(body) : 0);
 }
 
 /* A year "2027": four digits, 1970..2199 (the aggregate's range). 0 when not. */
@@ -249,33 +183,40 @@ static int parse_year(const char *s)
         return year >= 1970 && year <= 2199 ? year : 0;
 }
 
-static enum MHD_Result summary(avk_dashboard_t *db, struct MHD_Connection *conn)
+static void summary(avk_httpd_req_t *req, void *opaque)
 {
-        const char *ar = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ar");
+        avk_dashboard_t *db = opaque;
+        const char *ar = avk_httpd_req_arg(req, "ar");
         int year = ar ? parse_year(ar) : 0;
-        if (ar && !year)
-                return answer_error(conn, MHD_HTTP_BAD_REQUEST,
-                                    "ar: expected a year of four digits, 1970 to 2199");
+        if (ar && !year) {
+                avk_httpd_error(req, MHD_HTTP_BAD_REQUEST,
+                                "ar: expected a year of four digits, 1970 to 2199", NULL);
+                return;
+        }
         pthread_mutex_lock(&db->lock);
         json_t *doc = avk_aggregate_summary(db->agg, year, now_ms(db));
         pthread_mutex_unlock(&db->lock);
-        return answer_json(conn, MHD_HTTP_OK, doc);
+        avk_httpd_answer_json(req, MHD_HTTP_OK, doc);
 }
 
-static enum MHD_Result overdue(avk_dashboard_t *db, struct MHD_Connection *conn)
+static void overdue(avk_httpd_req_t *req, void *opaque)
 {
+        avk_dashboard_t *db = opaque;
         pthread_mutex_lock(&db->lock);
         json_t *doc = avk_aggregate_overdue(db->agg, now_ms(db), db->overdue_max);
         pthread_mutex_unlock(&db->lock);
-        return answer_json(conn, MHD_HTTP_OK, doc);
+        avk_httpd_answer_json(req, MHD_HTTP_OK, doc);
 }
 
-static enum MHD_Result report(avk_dashboard_t *db, struct MHD_Connection *conn, const char *url)
+static void report(avk_httpd_req_t *req, void *opaque)
 {
-        int year = parse_year(url + strlen("/rapport/"));
-        if (!year)
-                return answer_text(conn, MHD_HTTP_NOT_FOUND,
-                                   "not found: the report is /rapport/YYYY, a year 1970 to 2199\n");
+        avk_dashboard_t *db = opaque;
+        int year = parse_year(avk_httpd_req_param(req, "year"));
+        if (!year) {
+                answer_text(req, MHD_HTTP_NOT_FOUND,
+                            "not found: the report is /rapport/YYYY, a year 1970 to 2199\n");
+                return;
+        }
         int64_t now = now_ms(db);
         pthread_mutex_lock(&db->lock);
         json_t *s = avk_aggregate_summary(db->agg, year, now);
@@ -286,13 +227,17 @@ static enum MHD_Result report(avk_dashboard_t *db, struct MHD_Connection *conn, 
             s && o ? avk_followup_html(s, o, db->report_css->data, err, sizeof(err)) : NULL;
         json_decref(s);
         json_decref(o);
-        if (!page)
-                return answer_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-        return answer(conn, MHD_HTTP_OK, CONTENT_HTML, db->report_csp, page, strlen(page), 0);
+        if (!page) {
+                answer_text(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+                return;
+        }
+        avk_httpd_req_add_header(req, "Content-Security-Policy", db->report_csp);
+        avk_httpd_answer(req, MHD_HTTP_OK, CONTENT_HTML, page, strlen(page));
 }
 
-static enum MHD_Result static_file(struct MHD_Connection *conn, const char *url)
+static void static_file(avk_httpd_req_t *req, void *opaque)
 {
+        (void)opaque;
         static const struct {
                 const char *url, *file, *type;
         } files[] = {
@@ -303,109 +248,34 @@ static enum MHD_Result static_file(struct MHD_Connection *conn, const char *url)
             {"/favicon.svg", "favicon.svg", "image/svg+xml"},
         };
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-                if (strcmp(url, files[i].url) != 0)
+                if (strcmp(avk_httpd_req_path(req), files[i].url) != 0)
                         continue;
                 const struct avk_embedded_file *f = embedded(files[i].file);
-                return answer(conn, MHD_HTTP_OK, files[i].type, PAGE_CSP, (char *)f->data, f->len,
-                              1);
+                avk_httpd_answer_static(req, MHD_HTTP_OK, files[i].type, f->data, f->len);
+                return;
         }
-        return MHD_NO;
 }
 
-static enum route route_of(const char *url)
+static int ready(void *opaque, char *why, size_t why_size)
 {
-        if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 ||
-            strcmp(url, "/app.js") == 0 || strcmp(url, "/style.css") == 0 ||
-            strcmp(url, "/favicon.svg") == 0)
-                return ROUTE_FILE;
-        if (strcmp(url, "/api/sammanstallning.json") == 0)
-                return ROUTE_SUMMARY;
-        if (strcmp(url, "/api/forsenade.json") == 0)
-                return ROUTE_OVERDUE;
-        if (strncmp(url, "/rapport/", strlen("/rapport/")) == 0)
-                return ROUTE_REPORT;
-        if (strcmp(url, "/metrics") == 0)
-                return ROUTE_METRICS;
-        if (strcmp(url, "/healthz") == 0)
-                return ROUTE_HEALTHZ;
-        if (strcmp(url, "/readyz") == 0)
-                return ROUTE_READYZ;
-        return ROUTE_OTHER;
+        avk_dashboard_t *db = opaque;
+        if (atomic_load(&db->loaded))
+                return 1;
+        snprintf(why, why_size, "reading topic.analysis from the beginning");
+        return 0;
 }
 
-static enum MHD_Result dispatch(avk_dashboard_t *db, struct MHD_Connection *conn, enum route route,
-                                const char *url)
+/* Every answered request, by route and status code. */
+static void count_request(avk_httpd_req_t *req, void *opaque)
 {
-        switch (route) {
-        case ROUTE_FILE:
-                return static_file(conn, url);
-        case ROUTE_SUMMARY:
-                return summary(db, conn);
-        case ROUTE_OVERDUE:
-                return overdue(db, conn);
-        case ROUTE_REPORT:
-                return report(db, conn, url);
-        case ROUTE_METRICS: {
-                char *text = avk_metrics_render(db->metrics);
-                return answer(conn, MHD_HTTP_OK, AVK_METRICS_CONTENT_TYPE, PAGE_CSP, text,
-                              text ? strlen(text) : 0, 0);
-        }
-        case ROUTE_HEALTHZ:
-                return answer_text(conn, MHD_HTTP_OK, "serving\n");
-        case ROUTE_READYZ:
-                if (atomic_load(&db->loaded))
-                        return answer_text(conn, MHD_HTTP_OK, "ready\n");
-                return answer_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                   "not ready: reading topic.analysis from the beginning\n");
-        case ROUTE_OTHER:
-        case ROUTE_CNT:
-                break;
-        }
-        return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
-}
-
-static void count_request(avk_dashboard_t *db, enum route route, struct MHD_Connection *conn)
-{
-        const union MHD_ConnectionInfo *info =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+        avk_dashboard_t *db = opaque;
+        unsigned status = avk_httpd_req_status(req);
         char code[16];
-        snprintf(code, sizeof(code), "%u", info ? info->http_status : 0);
-        avk_metric_add(avk_metrics_series(db->requests, (const char *[]){route_names[route], code}),
-                       1);
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
-{
-        (void)version;
-        (void)upload;
-        avk_dashboard_t *db = cls;
-        if (!*con_cls) {
-                *con_cls = db; /* the headers are in; answer when the request is complete */
-                return MHD_YES;
-        }
-        if (*upload_size) {
-                *upload_size = 0; /* a body is read and dropped: these are GETs */
-                return MHD_YES;
-        }
-        enum route route = route_of(url);
-        enum MHD_Result rc;
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-                rc = answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-        else
-                rc = dispatch(db, conn, route, url);
-        count_request(db, route, conn);
-        return rc;
-}
-
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-        (void)cls;
-        char line[512];
-        vsnprintf(line, sizeof(line), fmt, ap);
-        line[strcspn(line, "\n")] = '\0';
-        avk_log(AVK_LOG_WARN, "http", "%s", line);
+        snprintf(code, sizeof(code), "%u", status);
+        if (status)
+                avk_metric_add(avk_metrics_series(db->requests,
+                                                  (const char *[]){avk_httpd_req_label(req), code}),
+                               1);
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -459,29 +329,47 @@ static int report_policy(avk_dashboard_t *db)
 
 static int listen_http(avk_dashboard_t *db, char *errstr, size_t errstr_size)
 {
-        const char *listen = avk_config_get(db->cfg, "dashboard.listen");
-        struct sockaddr_storage addr = {0};
-        if (avk_netaddr_resolve_listen("dashboard.listen", listen, &addr, errstr, errstr_size) != 0)
-                return -1;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-        if (addr.ss_family == AF_INET6)
-                flags |= MHD_USE_IPv6;
-        db->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, db, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, db,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-            (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-            MHD_OPTION_END);
-        if (!db->daemon) {
-                snprintf(errstr, errstr_size,
-                         "dashboard.listen: cannot listen on %s (address in use, or not this "
-                         "host's?)",
-                         listen);
-                return -1;
-        }
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(db->daemon, MHD_DAEMON_INFO_BIND_PORT);
-        db->port = info ? info->port : 0;
-        return 0;
+        static const char *const headers[] = {"Content-Security-Policy",
+                                              PAGE_CSP,
+                                              "X-Content-Type-Options",
+                                              "nosniff",
+                                              "Referrer-Policy",
+                                              "no-referrer",
+                                              "X-Frame-Options",
+                                              "DENY",
+                                              NULL};
+        static const struct avk_httpd_route routes[] = {
+            {.method = "GET", .pattern = "/", .label = "file", .on_request = static_file},
+            {.method = "GET", .pattern = "/index.html", .label = "file", .on_request = static_file},
+            {.method = "GET", .pattern = "/app.js", .label = "file", .on_request = static_file},
+            {.method = "GET", .pattern = "/style.css", .label = "file", .on_request = static_file},
+            {.method = "GET",
+             .pattern = "/favicon.svg",
+             .label = "file",
+             .on_request = static_file},
+            {.method = "GET", .pattern = "/api/sammanstallning.json", .on_request = summary},
+            {.method = "GET", .pattern = "/api/forsenade.json", .on_request = overdue},
+            {.method = "GET", .pattern = "/rapport/{year}", .on_request = report},
+        };
+        struct avk_httpd_conf conf = {
+            .listen = avk_config_get(db->cfg, "dashboard.listen"),
+            .listen_key = "dashboard.listen",
+            .threads = HTTP_THREADS,
+            .body_timeout_s = CONNECTION_TIMEOUT_S,
+            .style = AVK_HTTPD_TEXT,
+            .name = "dashboard",
+            .not_found = "not found",
+            .headers = headers,
+            .json_type = CONTENT_JSON,
+            .metrics = db->metrics,
+            .ready = ready,
+            .routes = routes,
+            .route_cnt = sizeof(routes) / sizeof(routes[0]),
+            .on_done = count_request,
+            .opaque = db,
+        };
+        db->httpd = avk_httpd_start(&conf, errstr, errstr_size);
+        return db->httpd ? 0 : -1;
 }
 
 avk_dashboard_t *avk_dashboard_start(const avk_config_t *cfg, char *errstr, size_t errstr_size)
@@ -504,7 +392,8 @@ avk_dashboard_t *avk_dashboard_start(const avk_config_t *cfg, char *errstr, size
         if (start_consumer(db, errstr, errstr_size) != 0 ||
             listen_http(db, errstr, errstr_size) != 0)
                 goto fail;
-        avk_log(AVK_LOG_INFO, "dashboard", "HTTP on port %u, reading %s", db->port, db->topic);
+        avk_log(AVK_LOG_INFO, "dashboard", "HTTP on port %u, reading %s", avk_httpd_port(db->httpd),
+                db->topic);
         return db;
 fail:
         avk_dashboard_stop(db);
@@ -513,7 +402,7 @@ fail:
 
 unsigned avk_dashboard_port(const avk_dashboard_t *db)
 {
-        return db->port;
+        return avk_httpd_port(db->httpd);
 }
 
 int avk_dashboard_loaded(avk_dashboard_t *db)
@@ -525,8 +414,7 @@ void avk_dashboard_stop(avk_dashboard_t *db)
 {
         if (!db)
                 return;
-        if (db->daemon)
-                MHD_stop_daemon(db->daemon);
+        avk_httpd_stop(db->httpd);
         if (db->started) {
                 atomic_store(&db->stopping, 1);
                 pthread_join(db->thread, NULL);

@@ -12,8 +12,9 @@ static const struct avk_config_key keys[] = {
      "timeout of one webhook attempt, connection and answer included"},
     {"notify.connect.timeout.ms", AVK_CONFIG_INT, 100, 600000, "5000",
      "timeout of one webhook attempt's connection (TCP and TLS handshake)"},
-    {"notify.retry.max", AVK_CONFIG_INT, 1, 1000, "8",
-     "attempts of one webhook delivery before it is dead-lettered"},
+    {"notify.retry.max", AVK_CONFIG_INT, 0, 1000000, "0",
+     "attempts of one webhook delivery before it is dead-lettered; 0: no count, "
+     "notify.retry.max.age.ms alone ends the retries"},
     {"notify.retry.max.age.ms", AVK_CONFIG_INT, 1000, 604800000, "3600000",
      "time after the first attempt past which no new attempt starts (dead letter instead)"},
     {"notify.retry.backoff.ms", AVK_CONFIG_INT, 1, 3600000, "1000",

@@ -18,7 +18,7 @@
 enum avk_retry_budget avk_retry_budget(int attempts, int64_t retry_max, int64_t first_attempt_wall,
                                        int64_t next_attempt_wall, int64_t max_age_ms)
 {
-        if (attempts >= retry_max)
+        if (retry_max > 0 && attempts >= retry_max)
                 return AVK_RETRY_ATTEMPTS_SPENT;
         if (next_attempt_wall - first_attempt_wall > max_age_ms)
                 return AVK_RETRY_AGE_SPENT;

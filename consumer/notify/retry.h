@@ -25,16 +25,22 @@
 
 #include "consumer/notify/delivery.h"
 
-/* What is left of a delivery's retry budget after a failed attempt. */
+/*
+ * What is left of a delivery's retry budget after a failed attempt. The
+ * budget is a time, notify.retry.max.age.ms from the first attempt: with the
+ * backoff capped at notify.retry.backoff.max.ms, attempts go on until then.
+ * notify.retry.max counts attempts only when an operator sets it (0, the
+ * default, is no count).
+ */
 enum avk_retry_budget {
         AVK_RETRY_LEFT,           /**< park it for the next attempt */
-        AVK_RETRY_ATTEMPTS_SPENT, /**< notify.retry.max attempts made */
+        AVK_RETRY_ATTEMPTS_SPENT, /**< notify.retry.max (when not 0) attempts made */
         AVK_RETRY_AGE_SPENT,      /**< the next attempt would pass notify.retry.max.age.ms */
 };
 
 /**
- * @brief The retry budget after attempts attempts of at most retry_max,
- * the first at first_attempt_wall, the next due at next_attempt_wall (wall
+ * @brief The retry budget after attempts attempts of at most retry_max (0:
+ * no count), the first at first_attempt_wall, the next due at next_attempt_wall (wall
  * clock, ms), with max_age_ms from the first to the last. Pure.
  */
 enum avk_retry_budget avk_retry_budget(int attempts, int64_t retry_max, int64_t first_attempt_wall,

@@ -1,46 +1,35 @@
 /*
  * avk_gateway: see gateway.h; status codes and semantics in docs/gateway.md.
  *
- * libmicrohttpd calls the access handler for one request several times: once
- * when the headers are in (route, method, token, Content-Type and
- * Content-Length are checked there, so a request that will fail is answered
- * before its body is read), once per piece of the body, and once when the
- * body is complete, where the document is checked and sent. A request that
- * waits - for Kafka's acknowledgement, or for the first attempt of the same
- * idempotent request - is suspended and resumed by whoever settles it, from
- * another thread; the handler is then called once more and queues the answer.
- *
- * A request's answer is settled exactly once, under its own lock, which also
- * says whether the connection is suspended: the settling thread resumes it
- * only then, so a result that arrives before the handler had a chance to
- * suspend is simply answered at once.
+ * The HTTP server (common/http/server.h) checks framing, route, method and
+ * the declared length; the gateway's hooks check the token, Content-Type
+ * and Idempotency-Key when the headers are in (so a request that will fail
+ * is answered before its body is read), and file the document once the body
+ * is complete. A request that waits - for Kafka's acknowledgement, or for
+ * the first attempt of the same idempotent request - is answered later,
+ * from the thread that settles it; the server keeps it suspended until then.
  */
 #include "producer/gateway/gateway.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <uuid/uuid.h>
 
 #include "common/contract/json.h"
 #include "common/contract/jsonparse.h"
+#include "common/http/server.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
-#include "common/http/netaddr.h"
 #include "common/contract/party.h"
 #include "producer/gateway/auth.h"
 #include "producer/intake/fhir.h"
@@ -48,67 +37,33 @@
 #include "producer/gateway/index.h"
 #include "producer/intake/reporter.h"
 
-#define RETRY_AFTER_S        "2" /* seconds a client waits after 503 */
-#define IDEMPOTENCY_KEY_MAX  255 /* characters in an Idempotency-Key */
-#define BEARER_MAX           512 /* characters in a bearer token */
-#define CONNECTION_TIMEOUT_S 30  /* an idle or stalled connection is closed after this */
-#define TLS_FILE_MAX         (1 << 20)
-/* An over-long chunked body is read and dropped (413 after it) up to this
- * many times gateway.max.body.bytes; past that the connection is closed. */
-#define DISCARD_FACTOR 16
-#define CONTENT_JSON   "application/json"
+#define RETRY_AFTER_S       "2" /* seconds a client waits after 503 */
+#define IDEMPOTENCY_KEY_MAX 255 /* characters in an Idempotency-Key */
+#define BEARER_MAX          512 /* characters in a bearer token */
+#define CONTENT_JSON        "application/json"
 
-enum route {
-        ROUTE_DEVIATIONS,
-        ROUTE_RESPONSES,
-        ROUTE_HEALTHZ,
-        ROUTE_READYZ,
-        ROUTE_METRICS,
-        ROUTE_OTHER,
-        ROUTE_CNT
-};
-
-/* The route label of metrics and logs: templates, never a raw URL. */
-static const char *const route_names[ROUTE_CNT] = {
-    "/v1/deviations", "/v1/deviations/{id}/responses", "/healthz", "/readyz", "/metrics", "other"};
-
-enum stage {
-        STAGE_BODY,     /* reading the body */
-        STAGE_WAITING,  /* suspended until settled */
-        STAGE_ANSWERED, /* a response is queued */
-};
-
+/* A request to /v1, in the HTTP server's per-request state
+ * (avk_httpd_req_state()): zeroed when the request starts, set up by the
+ * first of the gateway's hooks to see it. */
 struct request {
-        avk_gateway_t *gw;
-        struct MHD_Connection *conn;
-        enum route route;
-        enum stage stage;
-        char method[16];
-        struct timespec started;
-        int party;          /* the token's, -1 before it is checked */
+        avk_gateway_t *gw;     /* NULL until set up */
+        avk_httpd_req_t *http; /* the server's request */
+        int response;          /* POST /v1/deviations/{id}/responses */
+        int authenticated;     /* party and client are the token's */
+        int party;
         const char *client; /* the token's label, owned by the gateway's auth */
         int fhir;           /* Content-Type application/fhir+json */
         char url_id[AVK_ID_SIZE];
         char idempotency_key[IDEMPOTENCY_KEY_MAX + 1];
-        char *body;
-        size_t len, cap, dropped;
-        int too_large;
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
         avk_idem_flight_t *flight;
-        /* The answer: settled once, under lock. */
-        pthread_mutex_t lock;
-        int settled, suspended;
-        unsigned status;
-        char *reply;
-        const char *content_type;
-        const char *allow;            /* 405 */
-        const char *www_authenticate; /* 401 */
 };
 
 struct gateway_metrics {
         avk_metric_family_t *requests, *duration, *idempotency;
         avk_metric_t *in_flight, *idem_entries, *index_size, *index_loaded, *kafka_up;
-        avk_metric_t *reporter_in_flight, *spool_pending, *filed, *spooled, *unavailable, *rejected;
+        avk_metric_t *reporter_in_flight, *spool_pending, *drain_stalled, *filed, *spooled,
+            *unavailable, *rejected;
 };
 
 struct avk_gateway {
@@ -119,18 +74,10 @@ struct avk_gateway {
         avk_idem_t *idem;
         avk_metrics_t *metrics;
         struct gateway_metrics m;
-        struct MHD_Daemon *daemon;
-        char *tls_cert, *tls_key;
-        size_t tls_key_len;
-        size_t max_body;
+        avk_httpd_t *httpd;
         long long max_in_flight;
-        int spool; /* intake.spool.dir is set */
-        unsigned port;
+        int spool;              /* intake.spool.dir is set */
         atomic_llong in_flight; /* documents sent, waiting for Kafka */
-        atomic_int stopping;
-        pthread_mutex_t lock; /* active */
-        pthread_cond_t idle;
-        size_t active; /* requests between the first handler call and completion */
 };
 
 static int64_t monotonic_ms(void)
@@ -140,30 +87,24 @@ static int64_t monotonic_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A malloc'd string from a JSON value it takes over (NULL when out of memory). */
-static char *dump(json_t *j)
+/* The gateway's state of http, set up on first use. */
+static struct request *request_of(avk_httpd_req_t *http, avk_gateway_t *gw)
 {
-        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        return text;
-}
-
-/* {"error": summary, "errors": [...]}: the body of every error answer. */
-static json_t *error_json(const char *summary)
-{
-        return json_pack("{s:s,s:[]}", "error", summary, "errors");
-}
-
-static void add_error(json_t *body, const char *message)
-{
-        json_array_append_new(json_object_get(body, "errors"), json_string(message));
+        struct request *req = avk_httpd_req_state(http);
+        if (req->gw)
+                return req;
+        req->gw = gw;
+        req->http = http;
+        const char *id = avk_httpd_req_param(http, "id");
+        req->response = id != NULL;
+        snprintf(req->url_id, sizeof(req->url_id), "%s", id ? id : "");
+        return req;
 }
 
 /*
  * Settles req with its answer (text taken over). A request holding an
  * idempotency flight ends it here, so that requests waiting on it get the
  * same answer; only an accepted document's answer is kept for later retries.
- * A suspended connection is resumed, and the handler then queues the answer.
  */
 static void settle(struct request *req, unsigned status, char *text)
 {
@@ -172,20 +113,14 @@ static void settle(struct request *req, unsigned status, char *text)
                                 status == MHD_HTTP_ACCEPTED, monotonic_ms());
                 req->flight = NULL;
         }
-        pthread_mutex_lock(&req->lock);
-        req->status = status;
-        req->reply = text;
-        req->settled = 1;
-        if (req->suspended) {
-                req->suspended = 0;
-                MHD_resume_connection(req->conn);
-        }
-        pthread_mutex_unlock(&req->lock);
+        avk_httpd_answer(req->http, status, CONTENT_JSON, text, text ? strlen(text) : 0);
 }
 
 static void settle_json(struct request *req, unsigned status, json_t *body)
 {
-        settle(req, status, dump(body));
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        settle(req, status, text);
 }
 
 /* Settles req with an error whose one detail is formatted. */
@@ -193,131 +128,68 @@ __attribute__((format(printf, 4, 5))) static void fail(struct request *req, unsi
                                                        const char *summary, const char *fmt, ...)
 {
         char detail[1024];
+        const char *details[] = {detail};
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(detail, sizeof(detail), fmt, ap);
         va_end(ap);
-        json_t *body = error_json(summary);
-        add_error(body, detail);
-        settle_json(req, status, body);
+        settle(req, status, avk_httpd_error_body(summary, details, 1, 0));
 }
 
 /* Settles req with every field error of errs. */
 static void fail_fields(struct request *req, unsigned status, const char *summary,
                         const struct avk_errors *errs)
 {
-        json_t *body = error_json(summary);
+        const char *details[AVK_ERRORS_MAX];
         for (size_t i = 0; i < errs->cnt; i++)
-                add_error(body, errs->msg[i]);
-        if (errs->dropped) {
-                char more[64];
-                snprintf(more, sizeof(more), "(and %zu more)", errs->dropped);
-                add_error(body, more);
-        }
-        settle_json(req, status, body);
-}
-
-static enum MHD_Result queue(struct request *req)
-{
-        const char *text = req->reply ? req->reply : "";
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT); /* req->reply outlives it */
-        if (!resp)
-                return MHD_NO;
-        unsigned status = req->reply ? req->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        if (status == MHD_HTTP_SERVICE_UNAVAILABLE || status == MHD_HTTP_TOO_MANY_REQUESTS)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
-        if (status == MHD_HTTP_UNAUTHORIZED)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                        req->www_authenticate);
-        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
-        if (atomic_load(&req->gw->stopping))
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-        req->status = status;
-        req->stage = STAGE_ANSWERED;
-        enum MHD_Result ret = MHD_queue_response(req->conn, status, resp);
-        MHD_destroy_response(resp);
-        return ret;
-}
-
-/* After work that settles req from another thread was started: answers now
- * when it is settled already, else suspends until it is. */
-static enum MHD_Result await(struct request *req)
-{
-        req->stage = STAGE_WAITING;
-        pthread_mutex_lock(&req->lock);
-        int settled = req->settled;
-        if (!settled) {
-                req->suspended = 1;
-                MHD_suspend_connection(req->conn);
-        }
-        pthread_mutex_unlock(&req->lock);
-        return settled ? queue(req) : MHD_YES;
+                details[i] = errs->msg[i];
+        settle(req, status, avk_httpd_error_body(summary, details, errs->cnt, errs->dropped));
 }
 
 /* ---- checks on the headers ---------------------------------------------- */
 
-static enum route route_of(const char *url, char url_id[AVK_ID_SIZE], int *bad_id)
-{
-        static const char prefix[] = "/v1/deviations/", suffix[] = "/responses";
-        if (strcmp(url, "/v1/deviations") == 0)
-                return ROUTE_DEVIATIONS;
-        if (strcmp(url, "/healthz") == 0)
-                return ROUTE_HEALTHZ;
-        if (strcmp(url, "/readyz") == 0)
-                return ROUTE_READYZ;
-        if (strcmp(url, "/metrics") == 0)
-                return ROUTE_METRICS;
-        size_t len = strlen(url), id_len = len - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
-        if (len <= sizeof(prefix) - 1 + sizeof(suffix) - 1 ||
-            strncmp(url, prefix, sizeof(prefix) - 1) != 0 ||
-            strcmp(url + len - (sizeof(suffix) - 1), suffix) != 0)
-                return ROUTE_OTHER;
-        const char *id = url + sizeof(prefix) - 1;
-        if (memchr(id, '/', id_len))
-                return ROUTE_OTHER;
-        uuid_t parsed;
-        snprintf(url_id, AVK_ID_SIZE, "%.*s", (int)id_len, id);
-        *bad_id = id_len != AVK_ID_SIZE - 1 || uuid_parse(url_id, parsed) != 0;
-        return ROUTE_RESPONSES;
-}
-
 static const char *header(struct request *req, const char *name)
 {
-        return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+        return avk_httpd_req_header(req->http, name);
 }
 
-/* Sets req->party from the bearer token; -1 after settling a 401. */
-static int authenticate(struct request *req)
+/* Settles req with a 401 that carries challenge. */
+static void unauthorized(struct request *req, const char *challenge, const char *summary,
+                         const char *detail)
+{
+        avk_httpd_req_add_header(req->http, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+        fail(req, MHD_HTTP_UNAUTHORIZED, summary, "%s", detail);
+}
+
+/* The routes' authentication hook: sets the party from the bearer token; -1
+ * after settling a 401. */
+static int authenticate(avk_httpd_req_t *http, void *opaque)
 {
         static const char challenge[] = "Bearer realm=\"avvik\"";
         static const char invalid[] = "Bearer realm=\"avvik\", error=\"invalid_token\"";
+        struct request *req = request_of(http, opaque);
         const char *h = header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-        req->www_authenticate = challenge;
         if (!h) {
-                fail(req, MHD_HTTP_UNAUTHORIZED, "authentication required",
-                     "Authorization: missing; expected \"Bearer <token>\"");
+                unauthorized(req, challenge, "authentication required",
+                             "Authorization: missing; expected \"Bearer <token>\"");
                 return -1;
         }
         if (strncasecmp(h, "Bearer ", 7) != 0) {
-                fail(req, MHD_HTTP_UNAUTHORIZED, "authentication required",
-                     "Authorization: not a Bearer token");
+                unauthorized(req, challenge, "authentication required",
+                             "Authorization: not a Bearer token");
                 return -1;
         }
         const char *token = h + 7 + strspn(h + 7, " ");
         size_t len = strlen(token);
         while (len > 0 && token[len - 1] == ' ')
                 len--;
-        req->www_authenticate = invalid;
         if (len == 0 || len > BEARER_MAX ||
             (req->party = avk_auth_lookup(req->gw->auth, token, len, &req->client)) < 0) {
-                fail(req, MHD_HTTP_UNAUTHORIZED, "authentication failed",
-                     "Authorization: unknown bearer token");
+                unauthorized(req, invalid, "authentication failed",
+                             "Authorization: unknown bearer token");
                 return -1;
         }
+        req->authenticated = 1;
         return 0;
 }
 
@@ -330,7 +202,7 @@ static int check_content_type(struct request *req)
         if (!ct) {
                 fail(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, summary,
                      "Content-Type: missing; expected application/json%s",
-                     req->route == ROUTE_DEVIATIONS ? " or application/fhir+json" : "");
+                     !req->response ? " or application/fhir+json" : "");
                 return -1;
         }
         size_t len = strcspn(ct, ";");
@@ -338,14 +210,14 @@ static int check_content_type(struct request *req)
                 len--;
         if (len == strlen(CONTENT_JSON) && strncasecmp(ct, CONTENT_JSON, len) == 0) {
                 req->fhir = 0;
-        } else if (req->route == ROUTE_DEVIATIONS && len == strlen("application/fhir+json") &&
+        } else if (!req->response && len == strlen("application/fhir+json") &&
                    strncasecmp(ct, "application/fhir+json", len) == 0) {
                 req->fhir = 1;
         } else {
                 fail(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, summary,
                      "Content-Type: \"%.*s\" is not accepted here; expected application/json%s",
                      (int)(len < 64 ? len : 64), ct,
-                     req->route == ROUTE_DEVIATIONS ? " or application/fhir+json" : "");
+                     !req->response ? " or application/fhir+json" : "");
                 return -1;
         }
         for (const char *p = strchr(ct, ';'); p; p = strchr(p + 1, ';')) {
@@ -360,21 +232,6 @@ static int check_content_type(struct request *req)
                              (int)(vlen < 32 ? vlen : 32), v);
                         return -1;
                 }
-        }
-        return 0;
-}
-
-/* A declared Content-Length over the limit is answered 413 before the body
- * is read. -1 after settling an answer. */
-static int check_length(struct request *req)
-{
-        const char *cl = header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-        if (declared > req->gw->max_body) {
-                fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large",
-                     "body: %llu bytes is over the limit of %zu bytes (gateway.max.body.bytes)",
-                     declared, req->gw->max_body);
-                return -1;
         }
         return 0;
 }
@@ -399,33 +256,34 @@ static int check_idempotency_key(struct request *req)
         return 0;
 }
 
-/* ---- health, readiness, metrics ----------------------------------------- */
+/* ---- readiness, metrics ------------------------------------------------- */
 
-static void health(struct request *req)
+static void readiness(avk_httpd_req_t *http, void *opaque)
 {
-        settle_json(req, MHD_HTTP_OK, json_pack("{s:s}", "status", "serving"));
-}
-
-static void readiness(struct request *req)
-{
-        avk_gateway_t *gw = req->gw;
+        avk_gateway_t *gw = opaque;
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);
-        int ready = st.kafka_up || gw->spool;
-        json_t *body = json_pack("{s:b,s:s,s:s,s:I,s:s}", "ready", ready, "kafka",
+        int ready = (st.kafka_up || gw->spool) && !st.drain_stalled;
+        json_t *body = json_pack("{s:b,s:s,s:s,s:I,s:s,s:s}", "ready", ready, "kafka",
                                  st.kafka_up ? "up" : "down", "spool", gw->spool ? "on" : "off",
-                                 "spool_pending", (json_int_t)st.spool_pending, "index",
+                                 "spool_pending", (json_int_t)st.spool_pending, "drain",
+                                 st.drain_stalled ? "stalled" : "ok", "index",
                                  avk_index_loaded(gw->index) ? "loaded" : "loading");
-        if (!ready)
+        if (st.drain_stalled)
+                json_object_set_new(body, "error",
+                                    json_string("the spool's drain moves nothing into Kafka "
+                                                "although Kafka answers (see the gateway's log)"));
+        else if (!ready)
                 json_object_set_new(body, "error",
                                     json_string("Kafka is unreachable and intake.spool.dir is not "
                                                 "set: nothing can be accepted"));
-        settle_json(req, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
+        avk_httpd_answer_json(http, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
 }
 
-static void metrics(struct request *req)
+/* Before /metrics renders: the gauges of what the gateway and reporter hold. */
+static void refresh_metrics(void *opaque)
 {
-        avk_gateway_t *gw = req->gw;
+        avk_gateway_t *gw = opaque;
         struct gateway_metrics *m = &gw->m;
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);
@@ -436,12 +294,11 @@ static void metrics(struct request *req)
         avk_metric_set(m->kafka_up, st.kafka_up ? 1 : 0);
         avk_metric_set(m->reporter_in_flight, (int64_t)st.in_flight);
         avk_metric_set(m->spool_pending, (int64_t)st.spool_pending);
+        avk_metric_set(m->drain_stalled, st.drain_stalled);
         avk_metric_set(m->filed, (int64_t)st.filed);
         avk_metric_set(m->spooled, (int64_t)st.spooled);
         avk_metric_set(m->unavailable, (int64_t)st.unavailable);
         avk_metric_set(m->rejected, (int64_t)st.rejected);
-        req->content_type = AVK_METRICS_CONTENT_TYPE;
-        settle(req, MHD_HTTP_OK, avk_metrics_render(gw->metrics));
 }
 
 /* ---- filing ------------------------------------------------------------- */
@@ -459,14 +316,14 @@ static void on_sent(void *opaque, const char *id, enum avk_result result, const 
         if (result == AVK_FILED || result == AVK_SPOOLED) {
                 json_t *body = json_pack("{s:s,s:s}", "id", id, "status",
                                          result == AVK_FILED ? "filed" : "spooled");
-                if (req->route == ROUTE_RESPONSES)
+                if (req->response)
                         json_object_set_new(body, "deviation_id", json_string(req->url_id));
                 settle_json(req, MHD_HTTP_ACCEPTED, body);
                 return;
         }
         fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-             "Kafka did not acknowledge the document; retry later with the same request", "%s: %s",
-             id, reason ? reason : "not acknowledged");
+             "the document was not stored; retry later with the same request", "%s: %s", id,
+             reason ? reason : "not stored");
 }
 
 /* The first attempt's answer, for a retry that waited on it. */
@@ -484,9 +341,10 @@ static int request_hash(const struct request *req, const json_t *source,
         char *canonical = json_dumps(source, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         if (!canonical)
                 return -1;
+        const char *label = avk_httpd_req_label(req->http);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-                 EVP_DigestUpdate(ctx, route_names[req->route], strlen(route_names[req->route])) &&
+                 EVP_DigestUpdate(ctx, label, strlen(label)) &&
                  EVP_DigestUpdate(ctx, req->url_id, strlen(req->url_id)) &&
                  EVP_DigestUpdate(ctx, req->fhir ? "\nF\n" : "\nJ\n", 3) &&
                  EVP_DigestUpdate(ctx, canonical, strlen(canonical)) &&
@@ -519,7 +377,7 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
                 int len = snprintf(keys[n], sizeof(keys[n]), "%s %s", kind_name, doc_id);
                 for (int i = len - (AVK_ID_SIZE - 1); i < len; i++)
                         keys[n][i] = (char)tolower((unsigned char)keys[n][i]);
-                key_names[n++] = req->route == ROUTE_RESPONSES ? "response_id" : "deviation_id";
+                key_names[n++] = req->response ? "response_id" : "deviation_id";
         }
         if (n == 0)
                 return 1;
@@ -685,38 +543,19 @@ static void file_response(struct request *req, json_t *doc)
                 file(req, AVK_KIND_RESPONSE, doc, doc);
 }
 
-/* The request is complete: answer a probe, or parse the body and file it.
- * (A probe is answered here, not from its headers: an answer given before
- * the request is complete closes the connection, and probes keep theirs.) */
-static void process(struct request *req)
+/* The route's handler, once the request is complete: parse the body and file it. */
+static void process(avk_httpd_req_t *http, void *opaque)
 {
-        avk_gateway_t *gw = req->gw;
-        if (req->route == ROUTE_HEALTHZ) {
-                health(req);
-                return;
-        }
-        if (req->route == ROUTE_READYZ) {
-                readiness(req);
-                return;
-        }
-        if (req->route == ROUTE_METRICS) {
-                metrics(req);
-                return;
-        }
-        if (req->too_large) {
-                fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large",
-                     "body: over the limit of %zu bytes (gateway.max.body.bytes)", gw->max_body);
-                return;
-        }
-        if (req->len == 0) {
+        struct request *req = request_of(http, opaque);
+        size_t len;
+        const char *body = avk_httpd_req_body(http, &len);
+        if (len == 0) {
                 fail(req, MHD_HTTP_BAD_REQUEST, "the body is empty",
                      "body: empty; expected a JSON document");
                 return;
         }
         char reason[256];
-        json_t *doc = avk_json_parse(req->body, req->len, reason, sizeof(reason));
-        free(req->body);
-        req->body = NULL;
+        json_t *doc = avk_json_parse(body, len, reason, sizeof(reason));
         if (!doc) {
                 fail(req, MHD_HTTP_BAD_REQUEST, "the body is not valid JSON", "body: %s", reason);
                 return;
@@ -727,169 +566,44 @@ static void process(struct request *req)
                 json_decref(doc);
                 return;
         }
-        if (req->route == ROUTE_DEVIATIONS)
-                file_deviation(req, doc);
-        else
+        if (req->response)
                 file_response(req, doc);
+        else
+                file_deviation(req, doc);
         json_decref(doc);
 }
 
-/* Keeps a piece of the body; past the limit, drops it. MHD_NO closes the
- * connection of a body that goes on far past the limit. */
-static enum MHD_Result take_body(struct request *req, const char *data, size_t size)
+/* The checks made once the token is known, before the body is read. */
+static void on_headers(avk_httpd_req_t *http, void *opaque)
 {
-        size_t limit = req->gw->max_body;
-        if (!req->too_large && req->len + size > limit) {
-                req->too_large = 1;
-                req->dropped = req->len;
-                free(req->body);
-                req->body = NULL;
-                req->len = req->cap = 0;
-        }
-        if (req->too_large) {
-                req->dropped += size;
-                return req->dropped > DISCARD_FACTOR * limit ? MHD_NO : MHD_YES;
-        }
-        if (req->len + size > req->cap) {
-                size_t cap = req->cap ? req->cap : 4096;
-                while (cap < req->len + size)
-                        cap *= 2;
-                cap = cap < limit ? cap : limit;
-                char *grown = realloc(req->body, cap);
-                if (!grown)
-                        return MHD_NO;
-                req->body = grown;
-                req->cap = cap;
-        }
-        memcpy(req->body + req->len, data, size);
-        req->len += size;
-        return MHD_YES;
-}
-
-/* ---- the request's life ------------------------------------------------- */
-
-static struct request *request_new(avk_gateway_t *gw, struct MHD_Connection *conn, const char *url,
-                                   const char *method, int *bad_id)
-{
-        struct request *req = calloc(1, sizeof(*req));
-        if (!req)
-                return NULL;
-        req->gw = gw;
-        req->conn = conn;
-        req->party = -1;
-        req->client = "";
-        req->content_type = CONTENT_JSON;
-        snprintf(req->method, sizeof(req->method), "%s", method);
-        clock_gettime(CLOCK_MONOTONIC, &req->started);
-        req->route = route_of(url, req->url_id, bad_id);
-        pthread_mutex_init(&req->lock, NULL);
-        pthread_mutex_lock(&gw->lock);
-        gw->active++;
-        pthread_mutex_unlock(&gw->lock);
-        return req;
-}
-
-/* The checks made when the headers are in; settles req when one fails or
- * when the route needs no body. */
-static void on_headers(struct request *req, int bad_id)
-{
-        int api = req->route == ROUTE_DEVIATIONS || req->route == ROUTE_RESPONSES;
-        int is_get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-        if (atomic_load(&req->gw->stopping)) {
-                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the gateway is shutting down",
-                     "server: stopping; retry on another instance or later");
-        } else if (req->route == ROUTE_OTHER) {
-                fail(req, MHD_HTTP_NOT_FOUND, "no such resource",
-                     "path: not one of /v1/deviations, /v1/deviations/{id}/responses, "
-                     "/healthz, /readyz, /metrics");
-        } else if (api ? strcmp(req->method, "POST") != 0 : !is_get) {
-                req->allow = api ? "POST" : "GET, HEAD";
-                fail(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
-                     "method: %s is not allowed here; allowed: %s", req->method, req->allow);
-        } else if (api && authenticate(req) == 0 && check_content_type(req) == 0 &&
-                   check_length(req) == 0 && check_idempotency_key(req) == 0 && bad_id) {
+        struct request *req = request_of(http, opaque);
+        uuid_t parsed;
+        if (check_content_type(req) == 0 && check_idempotency_key(req) == 0 && req->response &&
+            (strlen(req->url_id) != AVK_ID_SIZE - 1 || uuid_parse(req->url_id, parsed) != 0))
                 fail(req, MHD_HTTP_BAD_REQUEST, "bad deviation id in the URL",
                      "{id}: is not a UUID (8-4-4-4-12 hexadecimal digits)");
-        }
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
+/* Every request's end, answered or not: its metrics and log line. */
+static void on_done(avk_httpd_req_t *http, void *opaque)
 {
-        (void)version;
-        struct request *req = *con_cls;
-        if (!req) {
-                int bad_id = 0;
-                if (!(req = request_new(cls, conn, url, method, &bad_id)))
-                        return MHD_NO;
-                *con_cls = req;
-                on_headers(req, bad_id);
-                return req->settled ? queue(req) : MHD_YES;
-        }
-        if (*upload_size) {
-                size_t size = *upload_size;
-                *upload_size = 0;
-                return req->stage == STAGE_BODY ? take_body(req, upload, size) : MHD_YES;
-        }
-        if (req->stage == STAGE_BODY) {
-                process(req);
-                return await(req);
-        }
-        if (req->stage == STAGE_WAITING) {
-                pthread_mutex_lock(&req->lock);
-                int settled = req->settled;
-                pthread_mutex_unlock(&req->lock);
-                return settled ? queue(req) : MHD_YES;
-        }
-        return MHD_YES;
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode why)
-{
-        (void)conn;
-        avk_gateway_t *gw = cls;
-        struct request *req = *con_cls;
-        if (!req)
-                return;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double seconds = (double)(now.tv_sec - req->started.tv_sec) +
-                         (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
+        avk_gateway_t *gw = opaque;
+        const struct request *req = avk_httpd_req_state(http);
+        double seconds = avk_httpd_req_seconds(http);
         char code[16] = "none";
-        if (req->stage == STAGE_ANSWERED)
-                snprintf(code, sizeof(code), "%u", req->status);
-        const char *route = route_names[req->route];
+        if (avk_httpd_req_status(http))
+                snprintf(code, sizeof(code), "%u", avk_httpd_req_status(http));
+        const char *route = avk_httpd_req_label(http);
         avk_metric_add(avk_metrics_series(gw->m.requests, (const char *[]){route, code}), 1);
         avk_metric_observe(avk_metrics_series(gw->m.duration, (const char *[]){route}), seconds);
-        int api = req->route == ROUTE_DEVIATIONS || req->route == ROUTE_RESPONSES;
+        int api = strncmp(route, "/v1/", 4) == 0;
+        const char *client = req->client ? req->client : "";
         avk_log(api ? AVK_LOG_INFO : AVK_LOG_DEBUG, "gateway", "%s %s %s %.1f ms%s%s%s%s%s%s%s",
-                req->method, route, code, seconds * 1000, req->party >= 0 ? " party=" : "",
-                req->party >= 0 ? avk_party_code(req->party) : "", req->client[0] ? " client=" : "",
-                req->client, req->id[0] ? " id=" : "", req->id,
-                why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
-        /* A thread that settled req may still be leaving its lock. */
-        pthread_mutex_lock(&req->lock);
-        pthread_mutex_unlock(&req->lock);
-        free(req->body);
-        free(req->reply);
-        pthread_mutex_destroy(&req->lock);
-        free(req);
-        *con_cls = NULL;
-        pthread_mutex_lock(&gw->lock);
-        if (--gw->active == 0)
-                pthread_cond_broadcast(&gw->idle);
-        pthread_mutex_unlock(&gw->lock);
-}
-
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-        (void)cls;
-        char line[512];
-        vsnprintf(line, sizeof(line), fmt, ap);
-        line[strcspn(line, "\n")] = '\0';
-        avk_log(AVK_LOG_WARN, "http", "%s", line);
+                avk_httpd_req_method(http), route, code, seconds * 1000,
+                req->authenticated ? " party=" : "",
+                req->authenticated ? avk_party_code(req->party) : "", client[0] ? " client=" : "",
+                client, req->id[0] ? " id=" : "", req->id,
+                avk_httpd_req_completed(http) ? "" : " (connection closed)");
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -943,6 +657,12 @@ static int register_metrics(avk_gateway_t *gw)
             avk_metrics_gauge(r, "avk_reporter_spool_pending",
                               "Documents in the spool, not yet acknowledged by Kafka.", no_labels),
             NULL);
+        m->drain_stalled = avk_metrics_series(
+            avk_metrics_gauge(r, "avk_reporter_drain_stalled",
+                              "1 while the spool holds documents, Kafka answers and the drain "
+                              "moves none into Kafka.",
+                              no_labels),
+            NULL);
         avk_metric_family_t *docs =
             avk_metrics_counter(r, "avk_reporter_documents_total",
                                 "Documents by outcome: filed (acknowledged by Kafka), spooled, "
@@ -954,114 +674,77 @@ static int register_metrics(avk_gateway_t *gw)
         m->rejected = avk_metrics_series(docs, (const char *[]){"rejected"});
         return m->requests && m->duration && m->idempotency && m->in_flight && m->idem_entries &&
                        m->index_size && m->index_loaded && m->kafka_up && m->reporter_in_flight &&
-                       m->spool_pending && m->filed && m->spooled && m->unavailable && m->rejected
+                       m->spool_pending && m->drain_stalled && m->filed && m->spooled &&
+                       m->unavailable && m->rejected
                    ? 0
                    : -1;
 }
 
-/* Reads a PEM file of the TLS configuration (key names the config key). */
-static char *read_pem(const avk_config_t *cfg, const char *key, size_t *len, char *errstr,
-                      size_t errstr_size)
-{
-        const char *path = avk_config_get(cfg, key);
-        FILE *f = fopen(path, "r");
-        char *text = f ? malloc(TLS_FILE_MAX + 1) : NULL;
-        size_t n = text ? fread(text, 1, TLS_FILE_MAX + 1, f) : 0;
-        int err = f ? ferror(f) : 0;
-        if (!f || !text || err || n == 0 || n > TLS_FILE_MAX) {
-                snprintf(errstr, errstr_size, "%s: %s: %s", key, path,
-                         !f || err ? strerror(errno)
-                         : !text   ? "out of memory"
-                         : n == 0  ? "empty"
-                                   : "larger than 1 MiB");
-                free(text);
-                text = NULL;
-        } else {
-                text[n] = '\0';
-                *len = n;
-        }
-        if (f)
-                fclose(f);
-        return text;
-}
-
-static int load_tls(avk_gateway_t *gw, char *errstr, size_t errstr_size)
-{
-        const char *cert = avk_config_get(gw->cfg, "gateway.tls.cert.file");
-        const char *key = avk_config_get(gw->cfg, "gateway.tls.key.file");
-        if (!cert && !key)
-                return 0;
-        if (!cert || !key) {
-                snprintf(errstr, errstr_size, "%s: must be set with %s",
-                         cert ? "gateway.tls.key.file" : "gateway.tls.cert.file",
-                         cert ? "gateway.tls.cert.file" : "gateway.tls.key.file");
-                return -1;
-        }
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-                snprintf(errstr, errstr_size,
-                         "gateway.tls.cert.file: this libmicrohttpd was built without TLS");
-                return -1;
-        }
-        size_t cert_len;
-        gw->tls_cert = read_pem(gw->cfg, "gateway.tls.cert.file", &cert_len, errstr, errstr_size);
-        gw->tls_key = gw->tls_cert ? read_pem(gw->cfg, "gateway.tls.key.file", &gw->tls_key_len,
-                                              errstr, errstr_size)
-                                   : NULL;
-        return gw->tls_key ? 0 : -1;
-}
-
 static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
 {
-        const char *listen = avk_config_get(gw->cfg, "gateway.listen");
-        struct sockaddr_storage addr = {0};
-        if (avk_netaddr_resolve_listen("gateway.listen", listen, &addr, errstr, errstr_size) != 0 ||
-            load_tls(gw, errstr, errstr_size) != 0)
-                return -1;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-        if (addr.ss_family == AF_INET6)
-                flags |= MHD_USE_IPv6;
-        struct MHD_OptionItem tls[] = {
-            {gw->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, gw->tls_cert},
-            {MHD_OPTION_HTTPS_MEM_KEY, 0, gw->tls_key},
-            {MHD_OPTION_END, 0, NULL}};
-        if (gw->tls_cert)
-                flags |= MHD_USE_TLS;
-        gw->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, gw, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, gw,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-            (unsigned)avk_config_get_int(gw->cfg, "gateway.threads"), MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw,
-            MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
-        if (!gw->daemon) {
+        static const struct avk_httpd_route routes[] = {
+            {.method = "POST",
+             .pattern = "/v1/deviations",
+             .auth = authenticate,
+             .on_headers = on_headers,
+             .on_request = process},
+            {.method = "POST",
+             .pattern = "/v1/deviations/{id}/responses",
+             .auth = authenticate,
+             .on_headers = on_headers,
+             .on_request = process},
+            {.method = "GET", .pattern = "/readyz", .on_request = readiness},
+        };
+        const avk_config_t *cfg = gw->cfg;
+        if (avk_config_get_int(cfg, "gateway.max.connections.per.client") >
+            avk_config_get_int(cfg, "gateway.max.connections")) {
                 snprintf(errstr, errstr_size,
-                         "gateway.listen: cannot listen on %s (address in use, or not this "
-                         "host's?)%s",
-                         listen,
-                         gw->tls_cert ? ", or the TLS certificate and key do not load" : "");
+                         "gateway.max.connections.per.client: %lld is over gateway.max.connections "
+                         "(%lld)",
+                         (long long)avk_config_get_int(cfg, "gateway.max.connections.per.client"),
+                         (long long)avk_config_get_int(cfg, "gateway.max.connections"));
                 return -1;
         }
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
-        gw->port = info ? info->port : 0;
-        return 0;
+        struct avk_httpd_conf conf = {
+            .listen = avk_config_get(cfg, "gateway.listen"),
+            .listen_key = "gateway.listen",
+            .tls_cert_file = avk_config_get(cfg, "gateway.tls.cert.file"),
+            .tls_key_file = avk_config_get(cfg, "gateway.tls.key.file"),
+            .tls_cert_key = "gateway.tls.cert.file",
+            .tls_key_key = "gateway.tls.key.file",
+            .threads = (unsigned)avk_config_get_int(cfg, "gateway.threads"),
+            .max_body = (size_t)avk_config_get_int(cfg, "gateway.max.body.bytes"),
+            .max_body_key = "gateway.max.body.bytes",
+            .max_connections = (unsigned)avk_config_get_int(cfg, "gateway.max.connections"),
+            .max_connections_per_client =
+                (unsigned)avk_config_get_int(cfg, "gateway.max.connections.per.client"),
+            .header_timeout_s = (unsigned)avk_config_get_int(cfg, "gateway.header.timeout.s"),
+            .body_timeout_s = (unsigned)avk_config_get_int(cfg, "gateway.body.timeout.s"),
+            .style = AVK_HTTPD_JSON,
+            .name = "gateway",
+            .not_found = "path: not one of /v1/deviations, /v1/deviations/{id}/responses, "
+                         "/healthz, /readyz, /metrics",
+            .retry_after = RETRY_AFTER_S,
+            .json_type = CONTENT_JSON,
+            .metrics = gw->metrics,
+            .before_metrics = refresh_metrics,
+            .routes = routes,
+            .route_cnt = sizeof(routes) / sizeof(routes[0]),
+            .state_size = sizeof(struct request),
+            .on_done = on_done,
+            .opaque = gw,
+        };
+        gw->httpd = avk_httpd_start(&conf, errstr, errstr_size);
+        return gw->httpd ? 0 : -1;
 }
 
 static void destroy(avk_gateway_t *gw)
 {
-        if (gw->daemon)
-                MHD_stop_daemon(gw->daemon);
         avk_index_destroy(gw->index);
         avk_reporter_destroy(gw->reporter);
         avk_idem_destroy(gw->idem);
         avk_auth_destroy(gw->auth);
         avk_metrics_destroy(gw->metrics);
-        free(gw->tls_cert);
-        if (gw->tls_key)
-                OPENSSL_cleanse(gw->tls_key, gw->tls_key_len);
-        free(gw->tls_key);
-        pthread_cond_destroy(&gw->idle);
-        pthread_mutex_destroy(&gw->lock);
         free(gw);
 }
 
@@ -1073,9 +756,6 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
                 return NULL;
         }
         gw->cfg = cfg;
-        pthread_mutex_init(&gw->lock, NULL);
-        pthread_cond_init(&gw->idle, NULL);
-        gw->max_body = (size_t)avk_config_get_int(cfg, "gateway.max.body.bytes");
         gw->max_in_flight = avk_config_get_int(cfg, "gateway.max.in.flight");
         gw->spool = avk_config_get(cfg, "intake.spool.dir") != NULL;
         const char *tokens = avk_config_get(cfg, "gateway.tokens.file");
@@ -1103,8 +783,8 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
             listen_http(gw, errstr, errstr_size) != 0)
                 goto fail;
         avk_log(AVK_LOG_INFO, "gateway", "%s on port %u, %zu tokens, threads %lld",
-                gw->tls_cert ? "HTTPS" : "HTTP", gw->port, avk_auth_count(gw->auth),
-                (long long)avk_config_get_int(cfg, "gateway.threads"));
+                avk_httpd_tls(gw->httpd) ? "HTTPS" : "HTTP", avk_httpd_port(gw->httpd),
+                avk_auth_count(gw->auth), (long long)avk_config_get_int(cfg, "gateway.threads"));
         return gw;
 fail:
         destroy(gw);
@@ -1113,24 +793,15 @@ fail:
 
 unsigned avk_gateway_port(const avk_gateway_t *gw)
 {
-        return gw->port;
+        return avk_httpd_port(gw->httpd);
 }
 
 void avk_gateway_stop(avk_gateway_t *gw)
 {
         if (!gw)
                 return;
-        atomic_store(&gw->stopping, 1);
-        MHD_socket listener = MHD_quiesce_daemon(gw->daemon);
-        if (listener != MHD_INVALID_SOCKET)
-                close(listener);
-        /* Every request in progress ends: a suspended one when Kafka answers
-         * (within intake.ack.timeout.ms), a stalled upload at the
-         * connection timeout. Only then may the daemon stop: it must not
-         * hold suspended connections when it does. */
-        pthread_mutex_lock(&gw->lock);
-        while (gw->active > 0)
-                pthread_cond_wait(&gw->idle, &gw->lock);
-        pthread_mutex_unlock(&gw->lock);
+        /* Every request in progress is answered first: a suspended one when
+         * Kafka answers (within intake.ack.timeout.ms). */
+        avk_httpd_stop(gw->httpd);
         destroy(gw);
 }

@@ -12,9 +12,10 @@
  * (producer/gateway/auth.h): a party files only as itself and responds only to the
  * deviations it receives (or, to dispute, reported), which the gateway knows
  * from topic.routed (producer/gateway/index.h). Retries are recognised by
- * Idempotency-Key and by document id (producer/gateway/idempotency.h). The server is
- * libmicrohttpd with a thread pool; a request waiting for Kafka is suspended,
- * not a blocked thread, and resumed from the reporter's callback.
+ * Idempotency-Key and by document id (producer/gateway/idempotency.h). The
+ * server is avvik's HTTP server (common/http/server.h) with a thread pool; a
+ * request waiting for Kafka is suspended, not a blocked thread, and answered
+ * from the reporter's callback.
  * docs/gateway.md has the status codes, configuration keys and metrics.
  */
 #ifndef AVK_GATEWAY_H

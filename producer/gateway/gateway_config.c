@@ -19,6 +19,16 @@ static const struct avk_config_key keys[] = {
     {"gateway.max.in.flight", AVK_CONFIG_INT, 1, 1000000, "1000",
      "documents waiting for Kafka at once; past it the gateway answers 503 with Retry-After"},
     {"gateway.threads", AVK_CONFIG_INT, 1, 256, "4", "HTTP server threads of the gateway"},
+    {"gateway.max.connections", AVK_CONFIG_INT, 16, 1000000, "4096",
+     "connections the gateway holds open at once; past it new ones are closed at once"},
+    {"gateway.max.connections.per.client", AVK_CONFIG_INT, 1, 1000000, "256",
+     "connections the gateway holds open from one client address; past it that address's new "
+     "ones are closed at once, and other clients are still served"},
+    {"gateway.header.timeout.s", AVK_CONFIG_INT, 1, 3600, "10",
+     "seconds a new connection may be idle until its first request's headers are in"},
+    {"gateway.body.timeout.s", AVK_CONFIG_INT, 1, 3600, "30",
+     "seconds a connection may be idle after its first request's headers: while a body comes, "
+     "and between requests"},
     {"gateway.idempotency.max.entries", AVK_CONFIG_INT, 16, 100000000, "100000",
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", AVK_CONFIG_INT, 1, 2592000, "86400",

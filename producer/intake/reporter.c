@@ -44,6 +44,7 @@
 #define MAX_PARTITIONS 1024 /* partitions with a remembered acknowledged offset */
 #define DRAIN_BATCH    512
 #define KAFKA_PROBE_MS 1000
+#define STALL_ATTEMPTS 3 /* drain attempts in a row, about a second apart, that move nothing */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -71,8 +72,9 @@ struct pending { /* one document between produce and its delivery report */
         avk_reporter_t *reporter;
         avk_prepared_t *doc;
         uint64_t seq;
-        struct drain_batch *batch; /* set for documents produced from the spool */
-        size_t index;              /* in batch */
+        const char *spooled_because; /* why it goes to the spool: said if it cannot */
+        struct drain_batch *batch;   /* set for documents produced from the spool */
+        size_t index;                /* in batch */
 };
 
 struct drain_batch {
@@ -110,6 +112,7 @@ struct avk_reporter {
 
         atomic_int kafka_up;
         atomic_int registry_up;
+        atomic_int drain_stalled;
         atomic_ulong in_flight, filed, spooled, unavailable, rejected;
 };
 
@@ -136,15 +139,28 @@ static void on_spooled(void *opaque, int ok, const char *reason)
 {
         struct pending *p = opaque;
         avk_reporter_t *r = p->reporter;
+        /* What happened, for the sender: no server paths, and Kafka named
+         * only when Kafka is why (docs/intake.md, "The spool on a full disk"). */
+        char why[512];
+        if (!ok)
+                snprintf(why, sizeof(why), "%s, and the spool cannot keep it: %s",
+                         p->spooled_because, reason);
         finish(r, p->done, p->opaque, p->doc->id, ok ? AVK_SPOOLED : AVK_UNAVAILABLE,
-               ok ? NULL : reason);
+               ok ? NULL : why);
         avk_prepared_destroy(p->doc);
         free(p);
         wake_drainer(r);
 }
 
-static void spool_append(avk_reporter_t *r, struct pending *p, int32_t partition, int64_t scan_from)
+#define BECAUSE_NOT_ACKNOWLEDGED "Kafka did not acknowledge it"
+#define BECAUSE_NOT_TAKEN        "Kafka did not take it"
+#define BECAUSE_SPOOL_FIRST      "documents sent before it are still in the spool"
+#define BECAUSE_NO_REGISTRY      "the Schema Registry cannot be reached"
+
+static void spool_append(avk_reporter_t *r, struct pending *p, int32_t partition, int64_t scan_from,
+                         const char *because)
 {
+        p->spooled_because = because;
         avk_prepared_t *d = p->doc;
         struct avk_spool_entry e = {.seq = p->seq,
                                     .partition = partition,
@@ -216,11 +232,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                                         : 0;
                 atomic_store(&r->spool_mode, 1);
                 atomic_fetch_sub(&r->direct_in_flight, 1);
-                spool_append(r, p, m->partition, scan_from);
+                spool_append(r, p, m->partition, scan_from, BECAUSE_NOT_ACKNOWLEDGED);
                 return;
         } else {
-                finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE,
-                       rd_kafka_err2str(m->err));
+                char reason[256];
+                snprintf(reason, sizeof(reason), BECAUSE_NOT_ACKNOWLEDGED ": %s",
+                         rd_kafka_err2str(m->err));
+                finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, reason);
         }
         atomic_fetch_sub(&r->direct_in_flight, 1);
         avk_prepared_destroy(p->doc);
@@ -380,8 +398,9 @@ out:
         return rc;
 }
 
-/* The partition the default partitioner gives key, as producing it
- * directly would have; -1 when the topic's partitions are unknown. */
+/* The partition the producer's partitioner (murmur2_random, set by
+ * avk_kafka_producer_new()) gives key, as producing it directly would have;
+ * -1 when the topic's partitions are unknown. */
 static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *key)
 {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, topic, NULL);
@@ -389,7 +408,7 @@ static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *ke
         int32_t partition = -1;
         if (rkt && rd_kafka_metadata(r->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
-                        partition = rd_kafka_msg_partitioner_consistent_random(
+                        partition = rd_kafka_msg_partitioner_murmur2_random(
                             rkt, key, strlen(key), md->topics[0].partition_cnt, NULL, NULL);
                 rd_kafka_metadata_destroy(md);
         }
@@ -405,7 +424,7 @@ static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *ke
 static struct encoder *encoder_get(avk_reporter_t *r);
 static void encoder_put(avk_reporter_t *r, struct encoder *e);
 
-static int drain_batch(avk_reporter_t *r)
+static int drain_batch(avk_reporter_t *r, int *progressed)
 {
         const struct avk_spool_entry *batch[DRAIN_BATCH], *done[DRAIN_BATCH], *send[DRAIN_BATCH];
         int32_t partition[DRAIN_BATCH];
@@ -532,6 +551,8 @@ out:
         if (done_cnt && avk_spool_done(r->spool, done, done_cnt, errstr, sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_ERROR, "spool", "%s", errstr);
                 rc = -1;
+        } else if (done_cnt) {
+                *progressed = 1;
         }
         rd_kafka_topic_partition_list_destroy(scan);
         found_free(&ids);
@@ -554,13 +575,22 @@ static int kafka_answers(avk_reporter_t *r)
 static void *drain_loop(void *arg)
 {
         avk_reporter_t *r = arg;
+        int stalls = 0; /* attempts in a row that moved nothing */
         for (;;) {
                 int stopping = atomic_load(&r->stopping);
                 atomic_store(&r->kafka_up, kafka_answers(r));
                 size_t waiting = r->spool ? avk_spool_outstanding(r->spool) : 0;
                 int ready =
                     waiting && atomic_load(&r->kafka_up) && atomic_load(&r->direct_in_flight) == 0;
-                int rc = ready ? drain_batch(r) : -1;
+                int progressed = 0;
+                int rc = ready ? drain_batch(r, &progressed) : -1;
+                if (!waiting || progressed)
+                        stalls = 0;
+                else if (ready)
+                        stalls++;
+                /* A registry outage is reported as such (registry_up). */
+                atomic_store(&r->drain_stalled,
+                             stalls >= STALL_ATTEMPTS && atomic_load(&r->registry_up));
                 if (r->spool && ready && rc == 0) {
                         pthread_mutex_lock(&r->send_lock);
                         if (avk_spool_outstanding(r->spool) == 0)
@@ -870,7 +900,7 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         p->seq = r->next_seq++;
         if (atomic_load(&r->spool_mode) || d->local) {
                 atomic_store(&r->spool_mode, 1); /* none overtakes it */
-                spool_append(r, p, -1, -1);
+                spool_append(r, p, -1, -1, d->local ? BECAUSE_NO_REGISTRY : BECAUSE_SPOOL_FIRST);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
         }
@@ -888,13 +918,14 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         atomic_fetch_sub(&r->direct_in_flight, 1);
         if (r->spool && !permanent(err)) {
                 atomic_store(&r->spool_mode, 1);
-                spool_append(r, p, -1, -1);
+                spool_append(r, p, -1, -1, BECAUSE_NOT_TAKEN);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
         }
         pthread_mutex_unlock(&r->send_lock);
         char reason[256];
-        snprintf(reason, sizeof(reason), "%s: %s", r->topic[d->kind], rd_kafka_err2str(err));
+        snprintf(reason, sizeof(reason), BECAUSE_NOT_TAKEN " (%s): %s", r->topic[d->kind],
+                 rd_kafka_err2str(err));
         finish(r, done, opaque, d->id, AVK_UNAVAILABLE, reason);
         avk_prepared_destroy(d);
         free(p);
@@ -918,6 +949,7 @@ void avk_reporter_stats(avk_reporter_t *r, struct avk_reporter_stats *s)
             .registry_up = atomic_load(&r->registry_up),
             .in_flight = atomic_load(&r->in_flight),
             .spool_pending = r->spool ? avk_spool_outstanding(r->spool) : 0,
+            .drain_stalled = atomic_load(&r->drain_stalled),
             .filed = atomic_load(&r->filed),
             .spooled = atomic_load(&r->spooled),
             .unavailable = atomic_load(&r->unavailable),
@@ -957,6 +989,6 @@ enum avk_result avk_reporter_file(avk_reporter_t *r, enum avk_kind kind, const j
                 pthread_cond_wait(&w.cond, &w.lock);
         pthread_mutex_unlock(&w.lock);
         if (w.result == AVK_UNAVAILABLE)
-                avk_errors_add(errs, NULL, "Kafka did not acknowledge: %s", w.reason);
+                avk_errors_add(errs, NULL, "%s", w.reason);
         return w.result;
 }

@@ -131,6 +131,8 @@ struct avk_reporter_stats {
         int registry_up;        /**< the drain's last registry call answered (1 without one) */
         uint64_t in_flight;     /**< sent, outcome not yet known */
         uint64_t spool_pending; /**< in the spool, not yet acknowledged by Kafka */
+        int drain_stalled;      /**< the spool holds documents, Kafka and the registry answer, and
+                                     the drain's last attempts (about 3 s) moved none into Kafka */
         uint64_t filed;         /**< acknowledged by Kafka (directly or from the spool) */
         uint64_t spooled;       /**< answered AVK_SPOOLED */
         uint64_t unavailable;   /**< answered AVK_UNAVAILABLE */

@@ -23,19 +23,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
 #include "common/util/log.h"
+#include "producer/intake/drainstate.h"
+#include "producer/intake/record.h"
 
 enum { REC_ENTRY = 1, REC_MAYBE = 2, REC_DONE = 3 };
 
-#define HEADER_SIZE   8
 #define MAX_BODY_SIZE (64u << 20) /* far above any document; guards recovery */
 
 struct node {
         struct avk_spool_entry e; /* first: batch pointers convert back */
         TAILQ_ENTRY(node) link;   /* in seq order */
-        int done;                 /* while replaying: a DONE record named it */
+        int done;                 /* while replaying: a DONE record named it; while
+                                     writing drain.state: in the batch being done */
+        uint64_t offset;          /* where its ENTRY record starts in spool.log */
         size_t rec_len;           /* the ENTRY record's encoded size */
         unsigned char rec[];
 };
@@ -63,68 +64,15 @@ struct avk_spool {
         uint64_t max_seq;
         int closing;
         pthread_t writer;
+
+        /* The drain's bookkeeping while spool.log cannot grow (drainstate.h):
+         * from the first MAYBE or DONE the file system had no room for until
+         * the spool is empty. Only the draining thread uses these, under
+         * io_lock. */
+        struct avk_drainstate state;
+        struct avk_drainstate_marks *marks, *next_marks; /* durable; being written */
+        int state_mode;
 };
-
-/* Little-endian encoding into a record buffer. */
-struct buf {
-        unsigned char *p;
-        size_t len;
-};
-
-static void put_u(struct buf *b, uint64_t v, int bytes)
-{
-        for (int i = 0; i < bytes; i++)
-                b->p[b->len++] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_bytes(struct buf *b, const void *data, size_t len, int len_bytes)
-{
-        put_u(b, len, len_bytes);
-        if (len)
-                memcpy(b->p + b->len, data, len);
-        b->len += len;
-}
-
-/* Writes the header of the record whose body is b->p[HEADER_SIZE..len). */
-static void seal(struct buf *b)
-{
-        size_t body = b->len - HEADER_SIZE;
-        uint32_t crc = (uint32_t)crc32(0L, b->p + HEADER_SIZE, (uInt)body);
-        struct buf h = {b->p, 0};
-        put_u(&h, body, 4);
-        put_u(&h, crc, 4);
-}
-
-/* Reading a body with bounds checks: a failed read leaves ok at 0. */
-struct reader {
-        const unsigned char *p;
-        size_t len, pos;
-        int ok;
-};
-
-static uint64_t get_u(struct reader *r, int bytes)
-{
-        uint64_t v = 0;
-        if (!r->ok || r->len - r->pos < (size_t)bytes) {
-                r->ok = 0;
-                return 0;
-        }
-        for (int i = 0; i < bytes; i++)
-                v |= (uint64_t)r->p[r->pos++] << (8 * i);
-        return v;
-}
-
-static const unsigned char *get_bytes(struct reader *r, int len_bytes, size_t *len)
-{
-        *len = (size_t)get_u(r, len_bytes);
-        if (!r->ok || r->len - r->pos < *len) {
-                r->ok = 0;
-                return NULL;
-        }
-        const unsigned char *p = r->p + r->pos;
-        r->pos += *len;
-        return p;
-}
 
 struct field {
         const void *p;
@@ -139,22 +87,22 @@ static struct node *node_build(const struct avk_spool_entry *e, struct field top
         if (topic.len > UINT16_MAX || key.len > UINT16_MAX || id.len > UINT16_MAX ||
             e->value_len > MAX_BODY_SIZE)
                 return NULL;
-        size_t rec_len = HEADER_SIZE + 1 + 8 + 4 + 8 + 2 + topic.len + 2 + key.len + 2 + id.len +
-                         4 + e->value_len;
+        size_t rec_len = AVK_RECORD_HEADER + 1 + 8 + 4 + 8 + 2 + topic.len + 2 + key.len + 2 +
+                         id.len + 4 + e->value_len;
         struct node *n = calloc(1, sizeof(*n) + rec_len + topic.len + key.len + id.len + 3);
         if (!n)
                 return NULL;
-        struct buf b = {n->rec, HEADER_SIZE};
-        put_u(&b, REC_ENTRY, 1);
-        put_u(&b, e->seq, 8);
-        put_u(&b, (uint32_t)e->partition, 4);
-        put_u(&b, (uint64_t)e->scan_from, 8);
-        put_bytes(&b, topic.p, topic.len, 2);
-        put_bytes(&b, key.p, key.len, 2);
-        put_bytes(&b, id.p, id.len, 2);
+        struct avk_record_buf b = {n->rec, AVK_RECORD_HEADER};
+        avk_record_put_u(&b, REC_ENTRY, 1);
+        avk_record_put_u(&b, e->seq, 8);
+        avk_record_put_u(&b, (uint32_t)e->partition, 4);
+        avk_record_put_u(&b, (uint64_t)e->scan_from, 8);
+        avk_record_put_bytes(&b, topic.p, topic.len, 2);
+        avk_record_put_bytes(&b, key.p, key.len, 2);
+        avk_record_put_bytes(&b, id.p, id.len, 2);
         size_t value_at = b.len + 4;
-        put_bytes(&b, e->value, e->value_len, 4);
-        seal(&b);
+        avk_record_put_bytes(&b, e->value, e->value_len, 4);
+        avk_record_seal(&b);
         n->rec_len = rec_len;
         n->e = *e;
         char *str = (char *)n->rec + rec_len; /* calloc'd: each copy ends in NUL */
@@ -175,16 +123,16 @@ static struct node *node_new(const struct avk_spool_entry *e)
 /* Parses an ENTRY body (after its type byte) back into a node. */
 static struct node *node_parse(const unsigned char *body, size_t len)
 {
-        struct reader r = {body, len, 0, 1};
+        struct avk_record_reader r = {body, len, 0, 1};
         struct avk_spool_entry e = {0};
         struct field topic, key, id;
-        e.seq = get_u(&r, 8);
-        e.partition = (int32_t)(uint32_t)get_u(&r, 4);
-        e.scan_from = (int64_t)get_u(&r, 8);
-        topic.p = get_bytes(&r, 2, &topic.len);
-        key.p = get_bytes(&r, 2, &key.len);
-        id.p = get_bytes(&r, 2, &id.len);
-        e.value = get_bytes(&r, 4, &e.value_len);
+        e.seq = avk_record_get_u(&r, 8);
+        e.partition = (int32_t)(uint32_t)avk_record_get_u(&r, 4);
+        e.scan_from = (int64_t)avk_record_get_u(&r, 8);
+        topic.p = avk_record_get_bytes(&r, 2, &topic.len);
+        key.p = avk_record_get_bytes(&r, 2, &key.len);
+        id.p = avk_record_get_bytes(&r, 2, &id.len);
+        e.value = avk_record_get_bytes(&r, 4, &e.value_len);
         if (!r.ok || r.pos != len)
                 return NULL;
         return node_build(&e, topic, key, id);
@@ -222,7 +170,7 @@ static void note_maybe(struct avk_spool_entry *e, int32_t partition, int64_t sca
 }
 
 /* Writes all of data at the end of the file and makes it durable; on failure
- * cuts the file back so that no half record stays behind. */
+ * cuts the file back so that no half record stays behind, errno saying why. */
 static int write_durably(avk_spool_t *s, const void *data, size_t len, char *errstr,
                          size_t errstr_size)
 {
@@ -240,12 +188,22 @@ static int write_durably(avk_spool_t *s, const void *data, size_t len, char *err
                 goto fail;
         s->file_size += len;
         return 0;
-fail:
-        snprintf(errstr, errstr_size, "%s: %s", s->path, strerror(errno));
+fail:;
+        int err = errno;
+        snprintf(errstr, errstr_size, "%s: %s", s->path, strerror(err));
         if (ftruncate(s->fd, (off_t)s->file_size) != 0)
                 avk_log(AVK_LOG_ERROR, "spool", "%s: cannot cut back a failed write: %s", s->path,
                         strerror(errno));
+        errno = err; /* the caller tells a full file system from a failed disk */
         return -1;
+}
+
+/* Why an append that could not be written was refused, without the
+ * spool's path: the sender may be a client of the gateway. */
+static const char *refusal(int err)
+{
+        return err == ENOSPC || err == EDQUOT ? "the spool's disk is full"
+                                              : "the spool cannot write to its disk";
 }
 
 static void *writer_loop(void *arg)
@@ -277,9 +235,17 @@ static void *writer_loop(void *arg)
                                 continue;
                         }
                         memcpy(out + len, a->node->rec, a->node->rec_len);
+                        a->node->offset = s->file_size + len;
                         len += a->node->rec_len;
                 }
                 int ok = out && write_durably(s, out, len, reason, sizeof(reason)) == 0;
+                if (out && !ok) {
+                        /* The path is for the operator; the sender hears what
+                         * happened (docs/intake.md, "The spool on a full disk"). */
+                        int err = errno;
+                        avk_log(AVK_LOG_ERROR, "spool", "%s", reason);
+                        snprintf(reason, sizeof(reason), "%s", refusal(err));
+                }
                 free(out);
                 pthread_mutex_lock(&s->lock);
                 for (struct append *a = batch; a; a = a->next) {
@@ -339,28 +305,6 @@ static int by_seq(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* The body length a record header at p declares. */
-static size_t record_length(const unsigned char *p)
-{
-        struct reader h = {p, HEADER_SIZE, 0, 1};
-        return (size_t)get_u(&h, 4);
-}
-
-/* The body length of the record at p when it is whole and its checksum
- * matches; 0 otherwise. */
-static size_t intact(const unsigned char *p, size_t avail)
-{
-        if (avail < HEADER_SIZE)
-                return 0;
-        struct reader h = {p, HEADER_SIZE, 0, 1};
-        size_t body = (size_t)get_u(&h, 4);
-        uint32_t crc = (uint32_t)get_u(&h, 4);
-        if (body == 0 || body > MAX_BODY_SIZE || avail - HEADER_SIZE < body ||
-            crc != (uint32_t)crc32(0L, p + HEADER_SIZE, (uInt)body))
-                return 0;
-        return body;
-}
-
 /* Grows *arr to hold one more element of size elem. */
 static int grow(void *arr, size_t *cap, size_t cnt, size_t elem)
 {
@@ -375,8 +319,47 @@ static int grow(void *arr, size_t *cap, size_t cnt, size_t elem)
         return 0;
 }
 
+static int has_seq(const uint64_t *seqs, size_t cnt, uint64_t seq)
+{
+        for (size_t i = 0; i < cnt; i++)
+                if (seqs[i] == seq)
+                        return 1;
+        return 0;
+}
+
+/* The entry with seq among nodes[0..cnt), in seq order; NULL if none. */
+static struct node *find_node(struct node **nodes, size_t cnt, uint64_t seq)
+{
+        struct node key_node = {.e.seq = seq}, *key = &key_node;
+        struct node **found = cnt ? bsearch(&key, nodes, cnt, sizeof(*nodes), by_seq) : NULL;
+        return found ? *found : NULL;
+}
+
+/* Applies the drain's state (drainstate.h) to the entries read from the
+ * file, nodes[0..cnt) in seq order, after the file's own records. Entries
+ * appended after the state was written (at or past log_end) it leaves. */
+static void apply_marks(const struct avk_drainstate_marks *m, struct node **nodes, size_t cnt)
+{
+        if (!m->log_end)
+                return;
+        for (size_t i = 0; i < cnt && nodes[i]->e.seq <= m->done_through; i++)
+                if (nodes[i]->offset < m->log_end &&
+                    !has_seq(m->open, m->open_cnt, nodes[i]->e.seq))
+                        nodes[i]->done = 1;
+        for (size_t k = 0; k < m->done_cnt; k++) {
+                struct node *n = find_node(nodes, cnt, m->done[k]);
+                if (n && n->offset < m->log_end)
+                        n->done = 1;
+        }
+        for (size_t k = 0; k < m->maybe_cnt; k++) {
+                struct node *n = find_node(nodes, cnt, m->maybe[k].seq);
+                if (n && n->offset < m->log_end)
+                        note_maybe(&n->e, m->maybe[k].partition, m->maybe[k].scan_from);
+        }
+}
+
 /* Replays the file: entries, then their MAYBE and DONE records in file
- * order; cuts off a torn tail. */
+ * order, then the drain's state; cuts off a torn tail. */
 static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
 {
         struct node **nodes = NULL;
@@ -398,13 +381,14 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
                         goto io_error;
                 got += (size_t)n;
         }
-        while (size - pos >= HEADER_SIZE) {
-                size_t body = intact(data + pos, size - pos);
+        while (size - pos >= AVK_RECORD_HEADER) {
+                size_t body = avk_record_intact(data + pos, size - pos, MAX_BODY_SIZE);
                 if (!body) {
                         /* A torn tail is what a crash mid-write leaves; an
                          * intact record after a damaged one is not. */
-                        size_t next = pos + HEADER_SIZE + record_length(data + pos);
-                        if (next < size && intact(data + next, size - next)) {
+                        size_t next = pos + AVK_RECORD_HEADER + avk_record_length(data + pos);
+                        if (next < size &&
+                            avk_record_intact(data + next, size - next, MAX_BODY_SIZE)) {
                                 snprintf(errstr, errstr_size,
                                          "%s: damaged record at offset %zu followed by intact "
                                          "ones; not cutting acknowledged documents (move the "
@@ -414,8 +398,8 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
                         }
                         break;
                 }
-                const unsigned char *b = data + pos + HEADER_SIZE;
-                struct reader r = {b + 1, body - 1, 0, 1};
+                const unsigned char *b = data + pos + AVK_RECORD_HEADER;
+                struct avk_record_reader r = {b + 1, body - 1, 0, 1};
                 if (b[0] == REC_ENTRY) {
                         struct node *n = node_parse(b + 1, body - 1);
                         if (!n || grow(&nodes, &node_cap, node_cnt, sizeof(*nodes)) != 0) {
@@ -424,12 +408,13 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
                                          s->path, pos);
                                 goto out;
                         }
+                        n->offset = pos;
                         nodes[node_cnt++] = n;
                 } else if (b[0] == REC_MAYBE || b[0] == REC_DONE) {
-                        struct mark_op op = {.type = b[0], .seq = get_u(&r, 8)};
+                        struct mark_op op = {.type = b[0], .seq = avk_record_get_u(&r, 8)};
                         if (b[0] == REC_MAYBE) {
-                                op.partition = (int32_t)(uint32_t)get_u(&r, 4);
-                                op.scan_from = (int64_t)get_u(&r, 8);
+                                op.partition = (int32_t)(uint32_t)avk_record_get_u(&r, 4);
+                                op.scan_from = (int64_t)avk_record_get_u(&r, 8);
                         }
                         if (!r.ok || grow(&ops, &op_cap, op_cnt, sizeof(*ops)) != 0) {
                                 snprintf(errstr, errstr_size, "%s: unreadable record at offset %zu",
@@ -442,7 +427,7 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
                                  s->path, b[0], pos);
                         goto out;
                 }
-                pos += HEADER_SIZE + body;
+                pos += AVK_RECORD_HEADER + body;
         }
         if (pos < size) {
                 avk_log(AVK_LOG_WARN, "spool",
@@ -455,16 +440,15 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
         if (node_cnt)
                 qsort(nodes, node_cnt, sizeof(*nodes), by_seq);
         for (size_t i = 0; i < op_cnt; i++) {
-                struct node key_node = {.e.seq = ops[i].seq}, *key = &key_node;
-                struct node **found =
-                    node_cnt ? bsearch(&key, nodes, node_cnt, sizeof(*nodes), by_seq) : NULL;
+                struct node *found = find_node(nodes, node_cnt, ops[i].seq);
                 if (!found)
                         continue; /* its entry was done in an earlier life of the file */
                 if (ops[i].type == REC_MAYBE)
-                        note_maybe(&(*found)->e, ops[i].partition, ops[i].scan_from);
+                        note_maybe(&found->e, ops[i].partition, ops[i].scan_from);
                 else
-                        (*found)->done = 1;
+                        found->done = 1;
         }
+        apply_marks(s->marks, nodes, node_cnt);
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < node_cnt; i++) {
                 if (!nodes[i]->done) {
@@ -472,6 +456,10 @@ static int recover(avk_spool_t *s, char *errstr, size_t errstr_size)
                         nodes[i] = NULL;
                 }
         }
+        /* Sequence numbers go on from the state's, which may speak of
+         * entries the file no longer holds. */
+        if (s->marks->log_end && s->marks->max_seq > s->max_seq)
+                s->max_seq = s->marks->max_seq;
         pthread_mutex_unlock(&s->lock);
         rc = 0;
         goto out;
@@ -494,6 +482,7 @@ avk_spool_t *avk_spool_open(const char *dir, uint64_t max_bytes, char *errstr, s
                 return NULL;
         }
         s->fd = -1;
+        s->state.fd = -1;
         s->max_bytes = max_bytes;
         TAILQ_INIT(&s->nodes);
         s->queue_tail = &s->queue;
@@ -516,6 +505,15 @@ avk_spool_t *avk_spool_open(const char *dir, uint64_t max_bytes, char *errstr, s
                          s->path);
                 goto fail;
         }
+        s->marks = malloc(sizeof(*s->marks));
+        s->next_marks = malloc(sizeof(*s->next_marks));
+        if (!s->marks || !s->next_marks) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        if (avk_drainstate_open(&s->state, dir, s->marks, errstr, errstr_size) != 0)
+                goto fail;
+        s->state_mode = s->marks->log_end > 0;
         if (recover(s, errstr, errstr_size) != 0)
                 goto fail;
         if (pthread_create(&s->writer, NULL, writer_loop, s) != 0) {
@@ -547,6 +545,9 @@ void avk_spool_close(avk_spool_t *s)
                 list_remove(s, TAILQ_FIRST(&s->nodes));
         if (s->fd >= 0)
                 close(s->fd);
+        avk_drainstate_close(&s->state);
+        free(s->marks);
+        free(s->next_marks);
         pthread_mutex_destroy(&s->io_lock);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
@@ -580,50 +581,215 @@ size_t avk_spool_batch(avk_spool_t *s, const struct avk_spool_entry **batch, siz
         return n;
 }
 
-/* Encodes MAYBE or DONE records for a batch and writes them durably. */
-static int mark(avk_spool_t *s, int type, const struct avk_spool_entry *const *batch,
-                const int32_t *partition, const int64_t *scan_from, size_t cnt, char *errstr,
-                size_t errstr_size)
+/* MAYBE or DONE records for the entries of a batch. */
+struct marking {
+        int type;
+        const struct avk_spool_entry *const *batch;
+        const int32_t *partition; /* MAYBE only */
+        const int64_t *scan_from; /* MAYBE only */
+        size_t cnt;
+};
+
+/* Appends m's records to spool.log durably; errno says why not. The caller
+ * holds io_lock. */
+static int mark_in_log(avk_spool_t *s, const struct marking *m, char *errstr, size_t errstr_size)
 {
-        size_t rec = HEADER_SIZE + 1 + 8 + (type == REC_MAYBE ? 12 : 0);
-        unsigned char *out = malloc(cnt * rec + 1);
+        size_t rec = AVK_RECORD_HEADER + 1 + 8 + (m->type == REC_MAYBE ? 12 : 0);
+        unsigned char *out = malloc(m->cnt * rec + 1);
         if (!out) {
                 snprintf(errstr, errstr_size, "out of memory");
+                errno = ENOMEM;
                 return -1;
         }
-        for (size_t i = 0; i < cnt; i++) {
-                struct buf b = {out + i * rec, HEADER_SIZE};
-                put_u(&b, (uint64_t)type, 1);
-                put_u(&b, batch[i]->seq, 8);
-                if (type == REC_MAYBE) {
-                        put_u(&b, (uint32_t)partition[i], 4);
-                        put_u(&b, (uint64_t)scan_from[i], 8);
+        for (size_t i = 0; i < m->cnt; i++) {
+                struct avk_record_buf b = {out + i * rec, AVK_RECORD_HEADER};
+                avk_record_put_u(&b, (uint64_t)m->type, 1);
+                avk_record_put_u(&b, m->batch[i]->seq, 8);
+                if (m->type == REC_MAYBE) {
+                        avk_record_put_u(&b, (uint32_t)m->partition[i], 4);
+                        avk_record_put_u(&b, (uint64_t)m->scan_from[i], 8);
                 }
-                seal(&b);
+                avk_record_seal(&b);
         }
-        pthread_mutex_lock(&s->io_lock);
-        int rc = write_durably(s, out, cnt * rec, errstr, errstr_size);
+        int rc = write_durably(s, out, m->cnt * rec, errstr, errstr_size);
+        int err = errno;
         free(out);
+        errno = err;
+        return rc;
+}
+
+/* Adds seq to seqs[*cnt] of at most max; -1 when they are full. */
+static int add_seq(uint64_t *seqs, size_t *cnt, size_t max, uint64_t seq)
+{
+        if (*cnt == max)
+                return -1;
+        seqs[(*cnt)++] = seq;
+        return 0;
+}
+
+/* Sets or replaces seq's mark in next. -1 when the marks are full. */
+static int set_maybe(struct avk_drainstate_marks *next, const struct avk_spool_entry *e)
+{
+        size_t k = 0;
+        while (k < next->maybe_cnt && next->maybe[k].seq != e->seq)
+                k++;
+        if (k == AVK_DRAINSTATE_MAYBE_MAX)
+                return -1;
+        if (k == next->maybe_cnt)
+                next->maybe_cnt++;
+        next->maybe[k] = (struct avk_drainstate_maybe){e->seq, e->partition, e->scan_from};
+        return 0;
+}
+
+/* Drops the mark of every entry of m (a DONE) from next. */
+static void drop_maybes(struct avk_drainstate_marks *next, const struct marking *m)
+{
+        size_t kept = 0;
+        for (size_t k = 0; k < next->maybe_cnt; k++) {
+                int done = 0;
+                for (size_t i = 0; i < m->cnt && !done; i++)
+                        done = m->batch[i]->seq == next->maybe[k].seq;
+                if (!done)
+                        next->maybe[kept++] = next->maybe[k];
+        }
+        next->maybe_cnt = kept;
+}
+
+/* Moves next's watermark past the oldest entries m is doing (each node's
+ * done flag set) and keeps in next->done those done above it. -1 when they
+ * do not fit. The caller holds lock. */
+static int advance(avk_spool_t *s, struct avk_drainstate_marks *next, const struct marking *m)
+{
+        struct node *n = TAILQ_FIRST(&s->nodes);
+        while (n && (n->e.seq <= next->done_through || n->done))
+                n = TAILQ_NEXT(n, link);
+        uint64_t through = n ? n->e.seq - 1 : s->max_seq;
+        if (through > next->done_through)
+                next->done_through = through;
+        size_t kept = 0;
+        for (size_t k = 0; k < next->done_cnt; k++)
+                if (next->done[k] > next->done_through)
+                        next->done[kept++] = next->done[k];
+        next->done_cnt = kept;
+        for (size_t i = 0; i < m->cnt; i++)
+                if (m->batch[i]->seq > next->done_through &&
+                    add_seq(next->done, &next->done_cnt, AVK_DRAINSTATE_DONE_MAX,
+                            m->batch[i]->seq) != 0)
+                        return -1;
+        drop_maybes(next, m);
+        return 0;
+}
+
+/* Builds in s->next_marks the drain's state with m applied. The caller
+ * holds io_lock. */
+static int marks_next(avk_spool_t *s, const struct marking *m, char *errstr, size_t errstr_size)
+{
+        struct avk_drainstate_marks *next = s->next_marks;
+        *next = *s->marks;
+        int rc = 0;
+        pthread_mutex_lock(&s->lock);
+        next->log_end = s->file_size;
+        next->max_seq = s->max_seq;
+        for (size_t i = 0; i < m->cnt; i++) {
+                if (m->type == REC_DONE) {
+                        ((struct node *)m->batch[i])->done = 1;
+                } else {
+                        struct avk_spool_entry e = *m->batch[i];
+                        note_maybe(&e, m->partition[i], m->scan_from[i]);
+                        rc |= set_maybe(next, &e);
+                }
+        }
+        if (m->type == REC_DONE)
+                rc |= advance(s, next, m);
+        /* Entries under the watermark not done: appended after younger ones
+         * were, they are the first in the list. */
+        next->open_cnt = 0;
+        for (struct node *n = TAILQ_FIRST(&s->nodes); n && n->e.seq <= next->done_through;
+             n = TAILQ_NEXT(n, link))
+                if (!n->done)
+                        rc |=
+                            add_seq(next->open, &next->open_cnt, AVK_DRAINSTATE_OPEN_MAX, n->e.seq);
+        for (size_t i = 0; m->type == REC_DONE && i < m->cnt; i++)
+                ((struct node *)m->batch[i])->done = 0;
+        pthread_mutex_unlock(&s->lock);
+        if (rc != 0)
+                snprintf(errstr, errstr_size,
+                         "%s: the drain's marks do not fit (%zu done ahead of the oldest, %zu "
+                         "marked, %zu late): free space for spool.log",
+                         s->state.path, next->done_cnt, next->maybe_cnt, next->open_cnt);
+        return rc;
+}
+
+/* Writes m where the drain keeps its bookkeeping: spool.log, or drain.state
+ * once the file system had no room for spool.log to grow, until the spool
+ * is empty. The caller holds io_lock. */
+static int mark_durably(avk_spool_t *s, const struct marking *m, char *errstr, size_t errstr_size)
+{
+        if (!s->state_mode) {
+                if (mark_in_log(s, m, errstr, errstr_size) == 0)
+                        return 0;
+                if (errno != ENOSPC && errno != EDQUOT)
+                        return -1;
+                avk_log(AVK_LOG_WARN, "spool",
+                        "%s; the drain keeps its bookkeeping in %s until the spool is empty",
+                        errstr, s->state.path);
+                memset(s->marks, 0, sizeof(*s->marks));
+                s->state_mode = 1;
+        }
+        if (marks_next(s, m, errstr, errstr_size) != 0 ||
+            avk_drainstate_write(&s->state, s->next_marks, errstr, errstr_size) != 0)
+                return -1;
+        struct avk_drainstate_marks *written = s->next_marks;
+        s->next_marks = s->marks;
+        s->marks = written;
+        return 0;
+}
+
+/* Everything done: starts spool.log afresh, and drain.state with it. The
+ * caller holds io_lock, so no append is being written and none is lost by
+ * the cut. */
+static void start_afresh(avk_spool_t *s)
+{
+        if (ftruncate(s->fd, 0) != 0 || fsync(s->fd) != 0) {
+                avk_log(AVK_LOG_WARN, "spool", "%s: cannot truncate: %s", s->path, strerror(errno));
+                return;
+        }
+        s->file_size = 0;
+        if (!s->state_mode)
+                return;
+        char errstr[512];
+        memset(s->next_marks, 0, sizeof(*s->next_marks));
+        if (avk_drainstate_write(&s->state, s->next_marks, errstr, sizeof(errstr)) != 0) {
+                /* Harmless: what it says is about entries older than any to come. */
+                avk_log(AVK_LOG_WARN, "spool", "%s", errstr);
+                return;
+        }
+        struct avk_drainstate_marks *written = s->next_marks;
+        s->next_marks = s->marks;
+        s->marks = written;
+        s->state_mode = 0;
+        avk_log(AVK_LOG_INFO, "spool", "%s is empty: the drain's bookkeeping is back in it",
+                s->path);
+}
+
+/* Records m durably, then applies it to the entries in memory. */
+static int mark(avk_spool_t *s, const struct marking *m, char *errstr, size_t errstr_size)
+{
+        pthread_mutex_lock(&s->io_lock);
+        int rc = mark_durably(s, m, errstr, errstr_size);
         if (rc == 0) {
                 pthread_mutex_lock(&s->lock);
-                for (size_t i = 0; i < cnt; i++) {
-                        struct node *n = (struct node *)batch[i];
-                        if (type == REC_MAYBE)
-                                note_maybe(&n->e, partition[i], scan_from[i]);
+                for (size_t i = 0; i < m->cnt; i++) {
+                        struct node *n = (struct node *)m->batch[i];
+                        if (m->type == REC_MAYBE)
+                                note_maybe(&n->e, m->partition[i], m->scan_from[i]);
                         else
                                 list_remove(s, n);
                 }
-                /* Everything done: start the file afresh. Appends being
-                 * written hold io_lock, so none is lost by the cut. */
                 int empty = s->listed == 0;
                 pthread_mutex_unlock(&s->lock);
-                if (empty && type == REC_DONE) {
-                        if (ftruncate(s->fd, 0) == 0 && fsync(s->fd) == 0)
-                                s->file_size = 0;
-                        else
-                                avk_log(AVK_LOG_WARN, "spool", "%s: cannot truncate: %s", s->path,
-                                        strerror(errno));
-                }
+                if (empty && m->type == REC_DONE)
+                        start_afresh(s);
         }
         pthread_mutex_unlock(&s->io_lock);
         return rc;
@@ -633,11 +799,13 @@ int avk_spool_maybe(avk_spool_t *s, const struct avk_spool_entry *const *batch,
                     const int32_t *partition, const int64_t *scan_from, size_t cnt, char *errstr,
                     size_t errstr_size)
 {
-        return mark(s, REC_MAYBE, batch, partition, scan_from, cnt, errstr, errstr_size);
+        struct marking m = {REC_MAYBE, batch, partition, scan_from, cnt};
+        return mark(s, &m, errstr, errstr_size);
 }
 
 int avk_spool_done(avk_spool_t *s, const struct avk_spool_entry *const *batch, size_t cnt,
                    char *errstr, size_t errstr_size)
 {
-        return mark(s, REC_DONE, batch, NULL, NULL, cnt, errstr, errstr_size);
+        struct marking m = {REC_DONE, batch, NULL, NULL, cnt};
+        return mark(s, &m, errstr, errstr_size);
 }

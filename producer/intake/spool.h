@@ -15,6 +15,11 @@
  * writing, before the fsync returned, so never acknowledged) is cut off when
  * the spool is opened. When every entry is done the file is truncated.
  *
+ * The MAYBE and DONE records go to drain.state instead (drainstate.h) from
+ * the first one the file system has no room for until every entry is done,
+ * so a full disk does not stop the drain (docs/intake.md, "The spool on a
+ * full disk"). Opening reserves that file's space.
+ *
  * Entries come back oldest send sequence first, so the spool drains in the
  * order documents were sent.
  */
@@ -53,7 +58,8 @@ void avk_spool_close(avk_spool_t *spool);
 /**
  * @brief Queues a copy of entry for the next group commit; done() is called
  * from the writer thread once it is durable, or with the reason it is not
- * (the spool is full, the disk failed).
+ * (the spool is full, its disk is full or failed), which names no path: it
+ * may reach a client.
  */
 void avk_spool_append(avk_spool_t *spool, const struct avk_spool_entry *entry,
                       avk_spool_done_cb *done, void *opaque);

@@ -25,3 +25,22 @@ poll() {
                 sleep 0.1
         done
 }
+
+# A script that sets 'trap stop_started EXIT' and adds the processes it starts
+# to $started has them killed and its $work directory removed however it ends.
+started=
+stop_started() {
+        for pid in $started; do kill "$pid" 2>/dev/null || true; done
+        rm -rf "$work"
+}
+
+# start_broker: 'avvik broker' ($avvik) in the background with its log in
+# $work/broker.log, added to $started; sets bs (its bootstrap file) and X
+# (the -X option that points an avvik command at it).
+start_broker() {
+        bs=$work/bootstrap.servers
+        "$avvik" broker -f "$bs" 2>"$work/broker.log" &
+        started="$started $!"
+        poll "the broker's bootstrap file" test -s "$bs"
+        X="-X bootstrap.file=$bs"
+}

@@ -3,8 +3,11 @@
  * (one a line) from stdin, validated and encoded with the schema of TOPIC,
  * keyed by their deviation_id - for end-to-end tests that need events no
  * avvik command files yet (DeviationRouted before the router exists).
+ * -s FILE writes with the schema in FILE instead (an earlier version of the
+ * topic's schema, schemas/history/), framed with its fingerprint, as the build
+ * that released it did.
  *
- * usage: avk_test_produce [-X KEY=VALUE]... TOPIC < documents.ndjson
+ * usage: avk_test_produce [-X KEY=VALUE]... [-s SCHEMA_FILE] TOPIC < documents.ndjson
  * Exit 0 once Kafka acknowledged every document; 1 with the reason otherwise.
  */
 #include <stdio.h>
@@ -63,10 +66,26 @@ static int produce(rd_kafka_t *rk, avk_codec_t *codec, const avk_schema_t *schem
         return rc;
 }
 
+/* The schema in path, or NULL with the reason in errstr. */
+static avk_schema_t *schema_from_file(const char *path, char *errstr, size_t errstr_size)
+{
+        json_error_t jerr;
+        json_t *j = json_load_file(path, JSON_DECODE_ANY, &jerr);
+        char *text = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+        avk_schema_t *s = text ? avk_schema_new(text, errstr, errstr_size) : NULL;
+        if (!j)
+                snprintf(errstr, errstr_size, "%s: %s", path, jerr.text);
+        free(text);
+        json_decref(j);
+        return s;
+}
+
 int main(int argc, char **argv)
 {
         avk_config_t *cfg = avk_config_new();
         struct avk_env env = {0};
+        avk_schema_t *earlier = NULL;
+        const char *schema_file = NULL;
         avk_codec_t *codec = NULL;
         rd_kafka_t *rk = NULL;
         avro_value_t value = {0};
@@ -79,8 +98,13 @@ int main(int argc, char **argv)
                         goto out;
                 }
         }
+        if (i + 2 < argc && strcmp(argv[i], "-s") == 0) {
+                schema_file = argv[i + 1];
+                i += 2;
+        }
         if (i + 1 != argc) {
-                fprintf(stderr, "usage: avk_test_produce [-X KEY=VALUE]... TOPIC < ndjson\n");
+                fprintf(stderr, "usage: avk_test_produce [-X KEY=VALUE]... [-s SCHEMA_FILE] "
+                                "TOPIC < ndjson\n");
                 goto out;
         }
         const char *topic = argv[i];
@@ -91,6 +115,14 @@ int main(int argc, char **argv)
             !(conf = avk_kafka_conf(cfg, err, sizeof(err)))) {
                 fprintf(stderr, "avk_test_produce: %s\n", err);
                 goto out;
+        }
+        if (schema_file) {
+                if (!(earlier = schema_from_file(schema_file, err, sizeof(err)))) {
+                        rd_kafka_conf_destroy(conf);
+                        fprintf(stderr, "avk_test_produce: %s\n", err);
+                        goto out;
+                }
+                schema = earlier;
         }
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         if (!(rk = avk_kafka_producer_new(conf, err, sizeof(err)))) {
@@ -117,6 +149,7 @@ out:
         if (rk)
                 rd_kafka_destroy(rk);
         avk_codec_destroy(codec);
+        avk_schema_destroy(earlier);
         avk_env_close(&env);
         avk_config_destroy(cfg);
         return rc;

@@ -1336,6 +1336,34 @@ START_TEST(hanging_endpoint_does_not_hold_up_other_parties)
 }
 END_TEST
 
+/* issue 18 point 8: an endpoint down for half the age budget, with the
+ * backoff capped far below it, is retried until it answers; nothing goes to
+ * the dead letter. The default attempt count applies. */
+START_TEST(endpoint_down_for_half_the_age_is_delivered_without_a_dead_letter)
+{
+        set("notify.retry.max.age.ms", "20000");
+        set("notify.retry.backoff.max.ms", "1000");
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        webhook_receiver_script(vgr, (const int[]){500}, 1);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_deviation(DEVIATION_ID);
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(webhook_receiver_count(vgr), 1);
+        sleep(10);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        ck_assert_uint_eq(stats(&run).delivered, 0);
+        webhook_receiver_script(vgr, (const int[]){200}, 1);
+        WAIT_FOR(stats(&run).delivered, 1);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        ck_assert_int_gt(webhook_receiver_count(vgr), 8); /* past the old count of 8 */
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
 START_TEST(parked_retry_survives_a_restart)
 {
         set("notify.retry.max", "1000");
@@ -1568,6 +1596,7 @@ static Suite *notify_suite(void)
         tcase_add_test(retry, dead_endpoint_does_not_hold_up_other_parties);
         tcase_add_test(retry, hanging_endpoint_does_not_hold_up_other_parties);
         tcase_add_test(retry, parked_retry_survives_a_restart);
+        tcase_add_test(retry, endpoint_down_for_half_the_age_is_delivered_without_a_dead_letter);
         tcase_add_test(retry, malformed_retry_record_is_dead_lettered_and_blocks_nothing);
         tcase_add_test(retry, retry_for_a_party_gone_from_the_directory_is_dead_lettered);
         tcase_add_test(retry, retry_attempts_at_once_are_bounded_by_max_in_flight);

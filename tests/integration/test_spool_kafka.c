@@ -5,10 +5,11 @@
  * restart, and also when a previous process died after producing part of
  * the spool but before recording that it had; and while the Schema
  * Registry cannot be reached, documents are spooled and reach Kafka in the
- * registry's framing once it answers.
+ * registry's framing once it answers; a spool whose disk filled during the
+ * outage drains all the same, and a drain that moves nothing while Kafka
+ * answers says so.
  */
 #include <check.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@
 #include "producer/intake/reporter.h"
 #include "producer/intake/spool.h"
 #include "tests/support/fake_registry.h"
+#include "tests/support/check_text.h"
 #include "tests/support/mock_kafka.h"
+#include "tests/support/small_fs.h"
 #include "tests/support/test_data.h"
 
 #define DOCS 60
@@ -44,25 +47,23 @@ static void setup(void)
         avk_config_set(mk.cfg, "kafka.log_level", "0", err, sizeof(err));
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void teardown(void)
 {
         json_decref(doc);
         mock_kafka_stop(&mk);
-        nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        test_data_remove_dir(dir);
+}
+
+static void use_spool_in(const char *spool_dir)
+{
+        char err[256];
+        ck_assert_int_eq(avk_config_set(mk.cfg, "intake.spool.dir", spool_dir, err, sizeof(err)),
+                         0);
 }
 
 static void use_spool(void)
 {
-        char err[256];
-        ck_assert_int_eq(avk_config_set(mk.cfg, "intake.spool.dir", dir, err, sizeof(err)), 0);
+        use_spool_in(dir);
 }
 
 static avk_reporter_t *reporter(void)
@@ -80,6 +81,7 @@ struct sent {
         int n, answered;
         char ids[DOCS][AVK_ID_SIZE];
         enum avk_result result[DOCS];
+        char reason[DOCS][256];
 };
 
 static struct sent sent;
@@ -87,10 +89,10 @@ static struct sent sent;
 static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
 {
         (void)id;
-        (void)reason;
         int i = (int)(intptr_t)opaque;
         pthread_mutex_lock(&sent.lock);
         sent.result[i] = result;
+        snprintf(sent.reason[i], sizeof(sent.reason[i]), "%s", reason ? reason : "");
         sent.answered++;
         pthread_cond_broadcast(&sent.cond);
         pthread_mutex_unlock(&sent.lock);
@@ -158,13 +160,16 @@ static int sent_index(const char *id)
         return -1;
 }
 
-/* Every sent document is in Kafka exactly once, and within a partition in
- * the order it was sent. */
-static void check_topic(void)
+/* Every accepted document (filed or spooled) is in Kafka exactly once, and
+ * within a partition in the order it was sent; no other is. */
+static void check_accepted_in_topic(void)
 {
         rec.n = 0;
         mock_kafka_read_all(&mk, "deviation.reported", collect, NULL);
-        ck_assert_uint_eq(rec.n, (size_t)sent.n);
+        size_t accepted = 0;
+        for (int i = 0; i < sent.n; i++)
+                accepted += sent.result[i] != AVK_UNAVAILABLE;
+        ck_assert_uint_eq(rec.n, accepted);
         int last[64];
         for (int p = 0; p < 64; p++)
                 last[p] = -1;
@@ -172,12 +177,24 @@ static void check_topic(void)
         for (size_t i = 0; i < rec.n; i++) {
                 int at = sent_index(rec.id[i]);
                 ck_assert_msg(at >= 0, "record %zu has an id never sent: %s", i, rec.id[i]);
+                ck_assert_msg(sent.result[at] != AVK_UNAVAILABLE, "%s was refused but is in Kafka",
+                              rec.id[i]);
                 ck_assert_msg(!seen[at]++, "%s is in Kafka twice", rec.id[i]);
                 ck_assert_int_lt(rec.partition[i], 64);
                 ck_assert_msg(at > last[rec.partition[i]], "%s overtook a document sent before it",
                               rec.id[i]);
                 last[rec.partition[i]] = at;
         }
+}
+
+/* Every sent document is in Kafka exactly once, and within a partition in
+ * the order it was sent. */
+static void check_topic(void)
+{
+        for (int i = 0; i < sent.n; i++)
+                ck_assert_msg(sent.result[i] != AVK_UNAVAILABLE, "document %d was refused: %s", i,
+                              sent.reason[i]);
+        check_accepted_in_topic();
 }
 
 START_TEST(kafka_down_spools_and_drains_in_order_when_back)
@@ -328,6 +345,85 @@ START_TEST(without_a_spool_kafka_down_is_unavailable)
 }
 END_TEST
 
+/* issue 18 points 7 and 13: the spool's file system fills during a Kafka
+ * outage. The document that no longer fits is refused saying why, without
+ * the server's paths; once Kafka is back the drain empties the spool
+ * although the disk is still full, and every accepted document is in Kafka
+ * exactly once. */
+START_TEST(spool_on_a_full_disk_drains_once_kafka_is_back)
+{
+        struct small_fs fs;
+        char why[256];
+        if (small_fs_mount(&fs, 512 * 1024, why, sizeof(why)) != 0) {
+                fprintf(stderr, "skipped: %s\n", why);
+                return;
+        }
+        char spool_dir[96];
+        snprintf(spool_dir, sizeof(spool_dir), "%s/spool", fs.dir);
+        use_spool_in(spool_dir);
+        avk_reporter_t *r = reporter();
+        mock_kafka_set_brokers(&mk, 0);
+        send_docs(r, 10);
+        small_fs_fill(&fs);
+        while (sent.n < DOCS && (sent.n == 10 || sent.result[sent.n - 1] != AVK_UNAVAILABLE))
+                send_docs(r, 1);
+        int refused = sent.n - 1;
+        ck_assert_msg(sent.result[refused] == AVK_UNAVAILABLE, "%d documents fit a full disk",
+                      sent.n);
+        for (int i = 0; i < refused; i++)
+                ck_assert_int_eq(sent.result[i], AVK_SPOOLED);
+        ck_assert_contains(sent.reason[refused], "the spool's disk is full");
+        ck_assert_msg(!strstr(sent.reason[refused], fs.dir) &&
+                          !strstr(sent.reason[refused], "spool.log"),
+                      "the reason names a server path: %s", sent.reason[refused]);
+
+        mock_kafka_set_brokers(&mk, 1);
+        wait_spool_empty(r);
+        struct avk_reporter_stats st;
+        avk_reporter_stats(r, &st);
+        ck_assert_int_eq(st.drain_stalled, 0);
+        send_docs(r, 3); /* back to direct: the full disk is not in the way */
+        for (int i = sent.n - 3; i < sent.n; i++)
+                ck_assert_int_eq(sent.result[i], AVK_FILED);
+        avk_reporter_destroy(r);
+        check_accepted_in_topic();
+        small_fs_unmount(&fs);
+}
+END_TEST
+
+static void set_leaders(int leader)
+{
+        int partitions = (int)avk_config_get_int(mk.cfg, "topic.partitions");
+        for (int p = 0; p < partitions; p++)
+                rd_kafka_mock_partition_set_leader(mk.cluster, "deviation.reported", p,
+                                                   leader < 0 ? -1 : 1 + p % 3);
+}
+
+/* While Kafka answers but takes nothing (no partition has a leader), the
+ * drain is reported stalled; once it moves documents again, no longer. */
+START_TEST(drain_that_moves_nothing_while_kafka_answers_is_stalled)
+{
+        use_spool();
+        avk_reporter_t *r = reporter();
+        mock_kafka_set_brokers(&mk, 0);
+        send_docs(r, 5);
+        set_leaders(-1);
+        mock_kafka_set_brokers(&mk, 1);
+        struct avk_reporter_stats st;
+        for (int i = 0; i < 300 && (avk_reporter_stats(r, &st), !st.drain_stalled); i++)
+                usleep(100000);
+        ck_assert_msg(st.drain_stalled, "the drain is not reported stalled after 30 s");
+        ck_assert(st.kafka_up);
+        ck_assert_uint_eq(st.spool_pending, 5);
+        set_leaders(1);
+        wait_spool_empty(r);
+        avk_reporter_stats(r, &st);
+        ck_assert_int_eq(st.drain_stalled, 0);
+        avk_reporter_destroy(r);
+        check_topic();
+}
+END_TEST
+
 static void reset_sent(void)
 {
         sent = (struct sent){.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -339,12 +435,15 @@ static Suite *spool_kafka_suite(void)
         TCase *tc = tcase_create("mock cluster");
         tcase_add_checked_fixture(tc, reset_sent, NULL);
         tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_unchecked_fixture(tc, small_fs_setup, small_fs_sweep);
         tcase_set_timeout(tc, 180);
         tcase_add_test(tc, kafka_down_spools_and_drains_in_order_when_back);
         tcase_add_test(tc, spooled_documents_survive_a_restart);
         tcase_add_test(tc, documents_a_crashed_drain_produced_are_not_produced_twice);
         tcase_add_test(tc, without_a_spool_kafka_down_is_unavailable);
         tcase_add_test(tc, registry_down_at_start_spools_and_drains_once_it_answers);
+        tcase_add_test(tc, spool_on_a_full_disk_drains_once_kafka_is_back);
+        tcase_add_test(tc, drain_that_moves_nothing_while_kafka_answers_is_stalled);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -2,6 +2,7 @@
 #include "tests/support/test_data.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,4 +102,17 @@ char *test_data_temp_dir(const char *prefix, char *buf, size_t size)
         }
         memset(buf + n - 6, 'X', 6);
         return mkdtemp(buf);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
+int test_data_remove_dir(const char *dir)
+{
+        return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -42,4 +42,7 @@ const char *test_data_path(const char *name, char *buf, size_t size);
  */
 char *test_data_temp_dir(const char *prefix, char *buf, size_t size);
 
+/** @brief Removes dir and everything under it. @returns 0, or -1 with errno set. */
+int test_data_remove_dir(const char *dir);
+
 #endif

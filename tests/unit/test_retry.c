@@ -3,14 +3,19 @@
  * topic"): what a parked delivery writes into its headers reads back into
  * the delivery that takes the next attempt, a record that lacks or garbles
  * a header is refused with the header's name, and the retry budget ends a
- * delivery's attempts by count or by age.
+ * delivery's attempts by age (and by count only when one is set), so that
+ * an endpoint down for ten minutes loses nothing to the dead letter.
  */
 #include <check.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/http/webhook.h"
 #include "common/kafka/kafka.h"
+#include "common/util/config.h"
 #include "consumer/notify/delivery.h"
+#include "consumer/notify/notify_config.h"
 #include "consumer/notify/retry.h"
 
 #define RETRY_TOPIC  "deviation.notify.retry"
@@ -188,18 +193,59 @@ START_TEST(a_record_with_a_garbled_header_is_refused_with_its_name)
 }
 END_TEST
 
-START_TEST(the_budget_ends_attempts_by_count_then_by_age)
+START_TEST(the_budget_ends_attempts_by_age_and_by_count_only_when_one_is_set)
 {
         const int64_t first = 1764000000000, max_age = 3600000;
-        ck_assert_int_eq(avk_retry_budget(1, 5, first, first + 1000, max_age), AVK_RETRY_LEFT);
+        ck_assert_int_eq(avk_retry_budget(1, 0, first, first + 1000, max_age), AVK_RETRY_LEFT);
+        ck_assert_int_eq(avk_retry_budget(500, 0, first, first + max_age, max_age), AVK_RETRY_LEFT);
+        ck_assert_int_eq(avk_retry_budget(2, 0, first, first + max_age + 1, max_age),
+                         AVK_RETRY_AGE_SPENT);
         ck_assert_int_eq(avk_retry_budget(4, 5, first, first + max_age, max_age), AVK_RETRY_LEFT);
         ck_assert_int_eq(avk_retry_budget(5, 5, first, first + 1000, max_age),
                          AVK_RETRY_ATTEMPTS_SPENT);
-        ck_assert_int_eq(avk_retry_budget(2, 5, first, first + max_age + 1, max_age),
-                         AVK_RETRY_AGE_SPENT);
         /* Both spent: the count is named. */
         ck_assert_int_eq(avk_retry_budget(6, 5, first, first + max_age + 1, max_age),
                          AVK_RETRY_ATTEMPTS_SPENT);
+}
+END_TEST
+
+/* An endpoint down for ten minutes, with the default configuration: every
+ * failed attempt, on a clock that moves by the backoff drawn, leaves budget
+ * for the next, and the first attempt after the outage is made. */
+START_TEST(a_ten_minute_outage_keeps_retrying_with_the_default_budget)
+{
+        avk_config_t *cfg = avk_config_new();
+        char err[256];
+        ck_assert_ptr_nonnull(cfg);
+        ck_assert_msg(avk_config_add_keys(cfg, &avk_notify_config_keys, err, sizeof(err)) == 0,
+                      "%s", err);
+        const int64_t retry_max = avk_config_get_int(cfg, "notify.retry.max"),
+                      max_age = avk_config_get_int(cfg, "notify.retry.max.age.ms"),
+                      base = avk_config_get_int(cfg, "notify.retry.backoff.ms"),
+                      cap = avk_config_get_int(cfg, "notify.retry.backoff.max.ms");
+        avk_config_destroy(cfg);
+        const int64_t first = 1764000000000, outage_ends = first + 10 * 60 * 1000;
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+                uint64_t rng = seed;
+                int64_t now = first;
+                int attempts = 0;
+                while (now < outage_ends) {
+                        attempts++; /* fails: the endpoint is down */
+                        int64_t wait =
+                            avk_webhook_backoff_ms(attempts, base, cap, avk_webhook_random(&rng));
+                        ck_assert_msg(wait <= cap, "seed %" PRIu64 ": backoff %" PRId64 " ms", seed,
+                                      wait);
+                        enum avk_retry_budget budget =
+                            avk_retry_budget(attempts, retry_max, first, now + wait, max_age);
+                        ck_assert_msg(budget == AVK_RETRY_LEFT,
+                                      "seed %" PRIu64 ": budget spent (%d) after attempt %d, "
+                                      "%" PRId64 " s into the outage",
+                                      seed, (int)budget, attempts, (now - first) / 1000);
+                        now += wait;
+                }
+                /* The attempt that succeeds comes within one capped backoff. */
+                ck_assert_int_le(now - outage_ends, cap);
+        }
 }
 END_TEST
 
@@ -211,7 +257,8 @@ int main(void)
         tcase_add_test(tc, a_record_without_unit_or_identity_reads_back_without_them);
         tcase_add_test(tc, a_record_missing_a_header_is_refused_with_its_name);
         tcase_add_test(tc, a_record_with_a_garbled_header_is_refused_with_its_name);
-        tcase_add_test(tc, the_budget_ends_attempts_by_count_then_by_age);
+        tcase_add_test(tc, the_budget_ends_attempts_by_age_and_by_count_only_when_one_is_set);
+        tcase_add_test(tc, a_ten_minute_outage_keeps_retrying_with_the_default_budget);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

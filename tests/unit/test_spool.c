@@ -30,6 +30,7 @@
 
 #include "common/util/log.h"
 #include "tests/support/check_text.h"
+#include "tests/support/small_fs.h"
 #include "tests/support/test_data.h"
 
 #define WAIT_SECONDS 60
@@ -1274,6 +1275,221 @@ START_TEST(test_concurrent_appends_are_all_kept_in_seq_order)
 }
 END_TEST
 
+/* ---- a full file system (issue 18 points 7 and 13) ---- */
+
+#define FULL_MAX 200 /* entries at most before a 256 KiB file system is full */
+
+/* Entries 1..FULL_MAX of the concurrency tests, their strings in c. */
+static void full_entries(struct concurrent_entry c[FULL_MAX])
+{
+        for (size_t i = 0; i < FULL_MAX; i++)
+                concurrent_entry(&c[i], i + 1);
+}
+
+/* Appends c[from..] one by one, the file system filled after the first
+ * ten, until one is refused: what a Kafka outage does to a small disk.
+ * Checks the refusal says why without naming the server's path. @returns
+ * the index of the refused entry. */
+static size_t spool_until_full(avk_spool_t *s, struct small_fs *fs, struct concurrent_entry *c,
+                               size_t from)
+{
+        for (size_t i = from; i < FULL_MAX; i++) {
+                if (i == from + 10)
+                        small_fs_fill(fs);
+                struct outcome o = append_one(s, &c[i].e);
+                if (!o.ok) {
+                        ck_assert_uint_gt(i, from + 10);
+                        ck_assert_str_eq(o.reason, "the spool's disk is full");
+                        return i;
+                }
+        }
+        ck_abort_msg("%d entries fit in a full file system", FULL_MAX);
+        return 0;
+}
+
+/* A spool in a small tmpfs that filled up. */
+struct full_spool {
+        struct small_fs fs;
+        struct concurrent_entry c[FULL_MAX]; /* entry seq is c[seq - 1] */
+        avk_spool_t *s;
+        size_t n; /* c[from..n) are spooled, c[n] was refused */
+};
+
+/* Opens a spool in a small tmpfs and spools c[from..] until it is full.
+ * @returns 0 when no tmpfs can be mounted: the test then passes without
+ * running, saying why. */
+static int full_spool_start(struct full_spool *f, size_t from)
+{
+        char why[256];
+        if (small_fs_mount(&f->fs, 256 * 1024, why, sizeof(why)) != 0) {
+                fprintf(stderr, "skipped: %s\n", why);
+                return 0;
+        }
+        full_entries(f->c);
+        f->s = open_ok(f->fs.dir, SPOOL_MAX);
+        f->n = spool_until_full(f->s, &f->fs, f->c, from);
+        return 1;
+}
+
+/* Closes and opens the spool again, as a restart does. */
+static void full_spool_reopen(struct full_spool *f)
+{
+        avk_spool_close(f->s);
+        f->s = open_ok(f->fs.dir, SPOOL_MAX);
+}
+
+static void full_spool_stop(struct full_spool *f)
+{
+        avk_spool_close(f->s);
+        small_fs_unmount(&f->fs);
+}
+
+static struct full_spool full_fs;
+
+/* The oldest cnt entries, done. */
+static void done_oldest(avk_spool_t *s, size_t cnt)
+{
+        const struct avk_spool_entry *batch[FULL_MAX];
+        ck_assert_uint_eq(avk_spool_batch(s, batch, cnt), cnt);
+        done_ok(s, batch, cnt);
+}
+
+/* The oldest cnt entries, marked as maybe in partition 1 from offset 10. */
+static void maybe_oldest(avk_spool_t *s, size_t cnt)
+{
+        const struct avk_spool_entry *batch[FULL_MAX];
+        int32_t partition[FULL_MAX];
+        int64_t scan_from[FULL_MAX];
+        ck_assert_uint_eq(avk_spool_batch(s, batch, cnt), cnt);
+        for (size_t i = 0; i < cnt; i++) {
+                partition[i] = 1;
+                scan_from[i] = 10;
+        }
+        char errstr[512] = "";
+        ck_assert_msg(
+            avk_spool_maybe(s, batch, partition, scan_from, cnt, errstr, sizeof(errstr)) == 0,
+            "avk_spool_maybe: %s", errstr);
+}
+
+/* The spool holds exactly the entries with seq in [from, to] and those in
+ * also[0..also_cnt) (older ones), in order; those up to marked_through
+ * marked as maybe_oldest() does. */
+static void assert_seqs(avk_spool_t *s, const uint64_t *also, size_t also_cnt, uint64_t from,
+                        uint64_t to, uint64_t marked_through)
+{
+        static struct concurrent_entry c[FULL_MAX];
+        static struct avk_spool_entry e[FULL_MAX];
+        full_entries(c);
+        size_t cnt = 0;
+        for (size_t i = 0; i < also_cnt; i++)
+                e[cnt++] = c[also[i] - 1].e;
+        for (uint64_t seq = from; seq <= to; seq++)
+                e[cnt++] = c[seq - 1].e;
+        for (size_t i = 0; i < cnt; i++) {
+                if (e[i].seq <= marked_through) {
+                        e[i].partition = 1;
+                        e[i].scan_from = 10;
+                }
+        }
+        ck_assert_uint_eq(avk_spool_outstanding(s), cnt);
+        assert_batch(s, e, cnt);
+}
+
+START_TEST(test_drain_marks_on_a_full_file_system_and_they_survive_reopen)
+{
+        if (!full_spool_start(&full_fs, 0))
+                return;
+        size_t n = full_fs.n;
+        /* The drain goes on: MAYBE for ten, DONE for five, then for the next ten. */
+        maybe_oldest(full_fs.s, 10);
+        done_oldest(full_fs.s, 5);
+        assert_seqs(full_fs.s, NULL, 0, 6, n, 10);
+        full_spool_reopen(&full_fs);
+        assert_seqs(full_fs.s, NULL, 0, 6, n, 10);
+        done_oldest(full_fs.s, 10);
+        full_spool_reopen(&full_fs);
+        assert_seqs(full_fs.s, NULL, 0, 16, n, 0);
+        /* Everything done: the file starts afresh and frees its space. */
+        done_oldest(full_fs.s, n - 15);
+        ck_assert_uint_eq(avk_spool_outstanding(full_fs.s), 0);
+        struct outcome o = append_one(full_fs.s, &full_fs.c[n].e);
+        assert_ok(&o, n + 1);
+        full_spool_reopen(&full_fs);
+        assert_batch(full_fs.s, &full_fs.c[n].e, 1);
+        full_spool_stop(&full_fs);
+}
+END_TEST
+
+/* An entry appended after younger ones were done stays outstanding. */
+START_TEST(test_entry_appended_after_younger_ones_were_done_on_a_full_file_system_stays)
+{
+        if (!full_spool_start(&full_fs, 1)) /* seq 2..n */
+                return;
+        size_t n = full_fs.n;
+        done_oldest(full_fs.s, 4); /* seq 2..5 */
+        small_fs_free(&full_fs.fs);
+        append_all(full_fs.s, &full_fs.c[0].e, 1); /* seq 1, late */
+        full_spool_reopen(&full_fs);
+        const uint64_t late[] = {1};
+        assert_seqs(full_fs.s, late, 1, 6, n, 0);
+        /* Done: seq 6, past the late one. */
+        const struct avk_spool_entry *six[1] = {find_seq(full_fs.s, 6)};
+        done_ok(full_fs.s, six, 1);
+        full_spool_reopen(&full_fs);
+        assert_seqs(full_fs.s, late, 1, 7, n, 0);
+        full_spool_stop(&full_fs);
+}
+END_TEST
+
+/* A write of drain.state torn at any byte leaves the state before it. */
+START_TEST(test_torn_drain_state_write_leaves_the_state_before_it)
+{
+        if (!full_spool_start(&full_fs, 0))
+                return;
+        size_t n = full_fs.n;
+        char state[128];
+        snprintf(state, sizeof(state), "%s/drain.state", full_fs.fs.dir);
+        maybe_oldest(full_fs.s, 10);
+        size_t before_len, after_len;
+        unsigned char *before = read_all(state, &before_len);
+        done_oldest(full_fs.s, 5);
+        avk_spool_close(full_fs.s);
+        unsigned char *after = read_all(state, &after_len);
+        ck_assert_uint_eq(before_len, after_len);
+        size_t first = 0, last = 0, changed = 0;
+        for (size_t i = 0; i < after_len; i++) {
+                if (before[i] != after[i]) {
+                        if (!changed++)
+                                first = i;
+                        last = i;
+                }
+        }
+        ck_assert_uint_gt(changed, 0);
+
+        /* Torn: the new slot written up to each changed byte in turn. */
+        unsigned char *torn = malloc(after_len);
+        ck_assert_ptr_nonnull(torn);
+        for (size_t at = first; at <= last; at++) {
+                memcpy(torn, before, after_len);
+                memcpy(torn + first, after + first, at - first);
+                write_all(state, torn, after_len);
+                full_fs.s = open_ok(full_fs.fs.dir, SPOOL_MAX);
+                ck_assert_msg(avk_spool_outstanding(full_fs.s) == n,
+                              "torn at byte %zu: %zu outstanding, expected %zu", at,
+                              avk_spool_outstanding(full_fs.s), n);
+                assert_seqs(full_fs.s, NULL, 0, 1, n, 10);
+                avk_spool_close(full_fs.s);
+        }
+        write_all(state, after, after_len);
+        full_fs.s = open_ok(full_fs.fs.dir, SPOOL_MAX);
+        assert_seqs(full_fs.s, NULL, 0, 6, n, 10);
+        full_spool_stop(&full_fs);
+        free(torn);
+        free(before);
+        free(after);
+}
+END_TEST
+
 static Suite *spool_suite(void)
 {
         Suite *suite = suite_create("spool");
@@ -1313,6 +1529,14 @@ static Suite *spool_suite(void)
         tcase_add_test(tc, test_open_creates_a_missing_directory);
         tcase_add_test(tc, test_concurrent_appends_are_all_kept_in_seq_order);
         suite_add_tcase(suite, tc);
+        TCase *full = tcase_create("full file system");
+        tcase_add_unchecked_fixture(full, small_fs_setup, small_fs_sweep);
+        tcase_set_timeout(full, 60);
+        tcase_add_test(full, test_drain_marks_on_a_full_file_system_and_they_survive_reopen);
+        tcase_add_test(
+            full, test_entry_appended_after_younger_ones_were_done_on_a_full_file_system_stays);
+        tcase_add_test(full, test_torn_drain_state_write_leaves_the_state_before_it);
+        suite_add_tcase(suite, full);
         return suite;
 }
 
