@@ -91,8 +91,7 @@ static int check_schema(const char *schemas_dir, const char *name)
         avk_schema_t *current = load(current_path, &current_text);
         snprintf(path, sizeof(path), "%s/v%d.avsc", dir, n);
         avk_schema_t *newest = load(path, &newest_text);
-        if (current && newest &&
-            avk_schema_fingerprint(current) != avk_schema_fingerprint(newest))
+        if (current && newest && avk_schema_fingerprint(current) != avk_schema_fingerprint(newest))
                 finding("%s differs from %s, its newest released version: add it as v%d.avsc "
                         "(docs/schema-evolution.md)",
                         current_path, path, n + 1);
