@@ -15,9 +15,11 @@
  * one buffer sized for the document before the parse, so the slots' views
  * stay put.
  *
- * While yajl parses, a stack of frames holds the objects being filled, one
+ * While a scanner of its own reads the text (in the grammar that yajl reads
+ * for the tree path: a subset of what avk_json_parse() accepts, with the
+ * same values), a stack of frames holds the objects being filled, one
  * per open record, with its first slot and a bitmap of the fields met so
- * far. Every callback either moves the value on or stops the parse; a
+ * far. Every event either moves the value on or stops the parse; a
  * stopped parse is the caller's cue to take the tree path.
  */
 #include "common/contract/jsonstream.h"
@@ -26,8 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <yajl/yajl_parse.h>
 
 #include "common/contract/json_int.h"
 #include "common/contract/jsonparse.h"
@@ -308,7 +308,7 @@ static const char *keep(struct stream *st, const void *s, size_t len)
         return at;
 }
 
-/* A scalar into its place; 1 to go on, 0 to stop (yajl's convention). */
+/* A scalar into its place; 1 to go on, 0 to stop. */
 static int put(struct stream *st, const struct avk_json_scalar *in)
 {
         struct spot to;
@@ -328,40 +328,8 @@ static int put(struct stream *st, const struct avk_json_scalar *in)
                (slot->v.str = keep(st, norm, slot->len)) != NULL;
 }
 
-static int on_null(void *ctx)
+static int start_object(struct stream *st)
 {
-        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_NULL};
-        return put(ctx, &in);
-}
-
-static int on_boolean(void *ctx, int boolean)
-{
-        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_BOOLEAN, .boolean = boolean};
-        return put(ctx, &in);
-}
-
-static int on_number(void *ctx, const char *text, size_t len)
-{
-        struct avk_json_scalar in;
-        const char *problem;
-        return avk_json_number(text, len, &in, &problem) == 0 && put(ctx, &in);
-}
-
-/* A string with its NUL terminator, for the rules that take C strings. Its
- * UTF-8 is checked once, by the program as it writes the string: a string
- * that is not valid UTF-8 or holds a NUL fails there, and the document
- * takes the tree path, which rejects it as jansson does. */
-static int on_string(void *ctx, const unsigned char *s, size_t len)
-{
-        struct stream *st = ctx;
-        const char *text = keep(st, s, len);
-        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_STRING, .string = text, .len = len};
-        return text && put(st, &in);
-}
-
-static int on_start_map(void *ctx)
-{
-        struct stream *st = ctx;
         struct spot to;
         int depth;
         if (st->depth == AVK_JSON_MAX_DEPTH)
@@ -378,9 +346,8 @@ static int on_start_map(void *ctx)
 
 /* Keys usually come in the schema's order: the search starts after the
  * last field met. An unknown key, or one met before, stops the pass. */
-static int on_map_key(void *ctx, const unsigned char *key, size_t len)
+static int object_key(struct stream *st, const char *key, size_t len)
 {
-        struct stream *st = ctx;
         struct frame *f = &st->frame[st->depth - 1];
         size_t n = f->record->field_cnt, i = f->next;
         for (size_t k = 0; k < n; k++, i++) {
@@ -439,32 +406,222 @@ static int fill_absent(struct stream *st, struct frame *f)
         return 1;
 }
 
-static int on_end_map(void *ctx)
+static int end_object(struct stream *st)
 {
-        struct stream *st = ctx;
         if (!fill_absent(st, &st->frame[st->depth - 1]))
                 return 0;
         st->done = --st->depth == 0;
         return 1;
 }
 
-/* Arrays are the tree path's (no intake schema has one yet). */
-static int on_start_array(void *ctx)
+/* ---- the scanner: JSON text as RFC 8259 and yajl (avk_json_parse) read it ---- */
+
+static const char *skip_space(const char *p, const char *end)
 {
-        (void)ctx;
-        return 0;
+        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+                p++;
+        return p;
 }
 
-static const yajl_callbacks callbacks = {
-    .yajl_null = on_null,
-    .yajl_boolean = on_boolean,
-    .yajl_number = on_number,
-    .yajl_string = on_string,
-    .yajl_start_map = on_start_map,
-    .yajl_map_key = on_map_key,
-    .yajl_end_map = on_end_map,
-    .yajl_start_array = on_start_array,
-};
+static int hex_digit(char c)
+{
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+}
+
+/* The string at *p (its opening quote) decoded into the document's buffer
+ * with a NUL; *p moves past its closing quote. NULL on a control
+ * character, a bad escape or a surrogate escape (avk_json_has_surrogate_
+ * escape() sends those to the tree path before). Its UTF-8 is checked
+ * where it is used: by the program as it writes a string, by the symbol,
+ * key or timestamp it must match otherwise. */
+static const char *scan_string(struct stream *st, const char **p, const char *end, size_t *len)
+{
+        const char *in = *p + 1;
+        char *out = st->text + st->text_used, *start = out;
+        /* Decoded, a string is no longer than in the text. */
+        if ((size_t)(end - in) + 1 > st->text_cap - st->text_used)
+                return NULL;
+        while (in < end) {
+                const char *run = in;
+                while (in < end && *in != '"' && *in != '\\' && (unsigned char)*in >= 0x20)
+                        in++;
+                memcpy(out, run, (size_t)(in - run));
+                out += in - run;
+                if (in == end || (unsigned char)*in < 0x20)
+                        return NULL;
+                if (*in == '"') {
+                        *out = '\0';
+                        *len = (size_t)(out - start);
+                        st->text_used += *len + 1;
+                        *p = in + 1;
+                        return start;
+                }
+                if (end - in < 2)
+                        return NULL;
+                char c = in[1];
+                in += 2;
+                switch (c) {
+                case '"':
+                case '\\':
+                case '/':
+                        *out++ = c;
+                        break;
+                case 'b':
+                        *out++ = '\b';
+                        break;
+                case 'f':
+                        *out++ = '\f';
+                        break;
+                case 'n':
+                        *out++ = '\n';
+                        break;
+                case 'r':
+                        *out++ = '\r';
+                        break;
+                case 't':
+                        *out++ = '\t';
+                        break;
+                case 'u': {
+                        unsigned cp = 0;
+                        for (int i = 0; i < 4; i++) {
+                                int d = in + i < end ? hex_digit(in[i]) : -1;
+                                if (d < 0)
+                                        return NULL;
+                                cp = cp << 4 | (unsigned)d;
+                        }
+                        in += 4;
+                        if (cp >= 0xD800 && cp <= 0xDFFF)
+                                return NULL;
+                        if (cp < 0x80) {
+                                *out++ = (char)cp;
+                        } else if (cp < 0x800) {
+                                *out++ = (char)(0xC0 | cp >> 6);
+                                *out++ = (char)(0x80 | (cp & 0x3F));
+                        } else {
+                                *out++ = (char)(0xE0 | cp >> 12);
+                                *out++ = (char)(0x80 | (cp >> 6 & 0x3F));
+                                *out++ = (char)(0x80 | (cp & 0x3F));
+                        }
+                        break;
+                }
+                default:
+                        return NULL;
+                }
+        }
+        return NULL;
+}
+
+/* A number's text as RFC 8259 writes it; its end, or NULL. */
+static const char *scan_number(const char *p, const char *end)
+{
+        if (p < end && *p == '-')
+                p++;
+        if (p < end && *p == '0')
+                p++;
+        else if (p < end && *p >= '1' && *p <= '9')
+                while (p < end && *p >= '0' && *p <= '9')
+                        p++;
+        else
+                return NULL;
+        if (p < end && *p == '.') {
+                const char *digits = ++p;
+                while (p < end && *p >= '0' && *p <= '9')
+                        p++;
+                if (p == digits)
+                        return NULL;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                        p++;
+                const char *digits = p;
+                while (p < end && *p >= '0' && *p <= '9')
+                        p++;
+                if (p == digits)
+                        return NULL;
+        }
+        return p;
+}
+
+static const char *scan_value(struct stream *st, const char *p, const char *end);
+
+/* The object at p ('{'): its end, or NULL. */
+static const char *scan_object(struct stream *st, const char *p, const char *end)
+{
+        if (!start_object(st))
+                return NULL;
+        p = skip_space(p + 1, end);
+        if (p < end && *p == '}')
+                return end_object(st) ? p + 1 : NULL;
+        for (;;) {
+                size_t len;
+                const char *key = p < end && *p == '"' ? scan_string(st, &p, end, &len) : NULL;
+                if (!key || !object_key(st, key, len))
+                        return NULL;
+                p = skip_space(p, end);
+                if (p == end || *p != ':')
+                        return NULL;
+                p = scan_value(st, skip_space(p + 1, end), end);
+                if (!p)
+                        return NULL;
+                p = skip_space(p, end);
+                if (p < end && *p == ',') {
+                        p = skip_space(p + 1, end);
+                        continue;
+                }
+                if (p < end && *p == '}')
+                        return end_object(st) ? p + 1 : NULL;
+                return NULL;
+        }
+}
+
+static int literal(const char *p, const char *end, const char *word, size_t len)
+{
+        return (size_t)(end - p) >= len && memcmp(p, word, len) == 0;
+}
+
+/* The value at p into its place: its end, or NULL. Arrays are the tree
+ * path's (no intake schema has one yet). */
+static const char *scan_value(struct stream *st, const char *p, const char *end)
+{
+        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_NULL};
+        const char *next;
+        if (p == end)
+                return NULL;
+        switch (*p) {
+        case '{':
+                return scan_object(st, p, end);
+        case '"':
+                next = p;
+                in = (struct avk_json_scalar){.kind = AVK_JSON_KIND_STRING};
+                if (!(in.string = scan_string(st, &next, end, &in.len)))
+                        return NULL;
+                break;
+        case 't':
+        case 'f':
+                in = (struct avk_json_scalar){.kind = AVK_JSON_KIND_BOOLEAN, .boolean = *p == 't'};
+                if (!literal(p, end, *p == 't' ? "true" : "false", *p == 't' ? 4 : 5))
+                        return NULL;
+                next = p + (*p == 't' ? 4 : 5);
+                break;
+        case 'n':
+                if (!literal(p, end, "null", 4))
+                        return NULL;
+                next = p + 4;
+                break;
+        default: {
+                const char *problem;
+                next = scan_number(p, end);
+                if (!next || avk_json_number(p, (size_t)(next - p), &in, &problem) != 0)
+                        return NULL;
+                break;
+        }
+        }
+        return put(st, &in) ? next : NULL;
+}
 
 /* Makes room for n bytes in *buf; 0, or -1 when memory ran out. */
 static int reserve(void **buf, size_t *cap, size_t n)
@@ -513,14 +670,11 @@ static int parse(const avk_json_plan_t *plan, const char *buf, size_t len,
         st.text_used = 0;
         st.text_cap = out->text_cap;
         avk_json_walk_init(&st.walk, plan->schema, opts, NULL);
-        int rc = -1;
-        yajl_handle h = yajl_alloc(&callbacks, NULL, &st);
-        if (h && yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
-            yajl_complete_parse(h) == yajl_status_ok && st.done)
-                rc = 0;
-        if (h)
-                yajl_free(h);
-        return rc;
+        const char *end = buf + len, *p = skip_space(buf, end);
+        /* One object, and nothing after it but white space. */
+        if (p == end || *p != '{' || !(p = scan_object(&st, p, end)))
+                return -1;
+        return skip_space(p, end) == end && st.done ? 0 : -1;
 }
 
 int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t len,

@@ -760,7 +760,9 @@ static void new_id(char *buf, size_t size)
 
 static void slot_string(const avk_avroprog_slot_t *slot, char out[AVK_ID_SIZE])
 {
-        snprintf(out, AVK_ID_SIZE, "%.*s", (int)slot->len, slot->v.str);
+        size_t len = slot->len < AVK_ID_SIZE ? slot->len : AVK_ID_SIZE - 1;
+        memcpy(out, slot->v.str, len);
+        out[len] = '\0';
 }
 
 /* Frames value, or when it is NULL the Avro binary of the encoder's
