@@ -59,6 +59,7 @@ side() {
         fi
         [ -n "$rate" ] || { echo "codec_vs_avsc: $name gave no figure" >&2; exit 1; }
         echo "$rate" >>"$work/$1"
+        # shellcheck disable=SC2154 # i: the repetition, set by alternate (bench/lib.sh)
         printf '  run %d  %-40s %10.0f rec/s\n' "$i" "$name" "$rate"
 }
 side_a() { side a; }

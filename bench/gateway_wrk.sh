@@ -25,8 +25,7 @@ bs=$work/bootstrap.servers
 server=
 stop_server() {
         [ -n "$server" ] || return 0
-        kill -TERM "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
+        stop_process "$server"
         server=
 }
 trap 'stop_server; stop_broker; rm -rf "$work"' EXIT INT TERM
@@ -39,9 +38,9 @@ jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
 # The gateway's default thread count, from its configuration listing.
 threads=$("$avvik" config | sed -n 's/^ *gateway\.threads .*\[\([0-9]*\)\]$/\1/p')
 
-# load URL NAME SIDE: one wrk window; appends requests/s to $work/SIDE and
+# wrk_window URL NAME SIDE: one wrk window; appends requests/s to $work/SIDE and
 # prints the run with its p99 and the server's CPU per request.
-load() {
+wrk_window() {
         until curl -s -o /dev/null "$1/"; do sleep 0.1; done
         cpu0=$(cpu_seconds "$server")
         wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gateway_wrk.lua" "$1" \
@@ -68,7 +67,7 @@ side_a() {
         while [ ! -s "$work/port" ]; do sleep 0.1; done
         url=http://127.0.0.1:$(cat "$work/port")
         until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
-        load "$url" "avvik gateway" a
+        wrk_window "$url" "avvik gateway" a
         answered=$(curl -s "$url/metrics" |
                 awk '/^avk_gateway_requests_total.*code="202"/ { s += $2 } END { print s + 0 }')
         stop_server
@@ -85,7 +84,7 @@ side_b() {
         "$build/bench/bare_http" "$work/bare.port" "$token" "$threads" &
         server=$!
         while [ ! -s "$work/bare.port" ]; do sleep 0.1; done
-        load "http://127.0.0.1:$(cat "$work/bare.port")" "bare libmicrohttpd" b
+        wrk_window "http://127.0.0.1:$(cat "$work/bare.port")" "bare libmicrohttpd" b
         stop_server
         rm -f "$work/bare.port"
 }

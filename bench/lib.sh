@@ -8,6 +8,14 @@
 # (the binary) and bs (the bootstrap file) before sourcing. With
 # AVK_BENCH_TABLE set, every row also appends one line of Markdown to that
 # file (scripts/bench.sh prints them as one table).
+# stop_process PID...: SIGTERM to each, then waits for it.
+stop_process() {
+        for pid in "$@"; do
+                kill -TERM "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        done
+}
+
 broker=
 start_broker() { # start_broker [-X KEY=VALUE...]
         "$avvik" broker -f "$bs" "$@" 2>/dev/null &
@@ -16,8 +24,7 @@ start_broker() { # start_broker [-X KEY=VALUE...]
 }
 stop_broker() {
         [ -n "$broker" ] || return 0
-        kill "$broker" 2>/dev/null || true
-        wait "$broker" 2>/dev/null || true
+        stop_process "$broker"
         broker=
         rm -f "$bs"
 }
@@ -47,14 +54,21 @@ cpu_seconds() { # cpu_seconds PID
         awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
 
+# What alternate() does before and after the two sides of a repetition (a
+# script that needs a fresh broker for both defines its own).
+rep_begin() { :; }
+rep_end() { :; }
+
 # alternate REPS: calls side_a and side_b (the caller's functions, each
-# appending one figure to $work/a or $work/b) REPS times, alternately.
+# appending one figure to $work/a or $work/b) REPS times, alternately, between
+# rep_begin and rep_end.
 alternate() {
         : >"$work/a"
         : >"$work/b"
         echo "load before: $(load)"
         i=1
         while [ "$i" -le "$1" ]; do
+                rep_begin
                 if [ $((i % 2)) -eq 1 ]; then
                         side_a
                         side_b
@@ -62,11 +76,15 @@ alternate() {
                         side_b
                         side_a
                 fi
+                rep_end
                 i=$((i + 1))
         done
         load_after=$(load)
         echo "load after: $load_after"
 }
+
+# num X: X rounded for a table (bc -l prints 20 decimals).
+num() { awk -v x="$1" 'BEGIN { printf (x >= 100 || x <= -100) ? "%.0f" : "%.2f", x }'; }
 
 stats() { # stats FILE NAME UNIT: NAME's min, median and max
         printf '  %-40s min %10.1f  median %10.1f  max %10.1f %s\n' "$2" "$(sort -n "$1" | head -n 1)" \
@@ -94,9 +112,10 @@ verdict() {
         printf '  ratio of medians: %.2fx (%s)\n' "$ratio" "$v"
         if [ -n "${AVK_BENCH_TABLE:-}" ]; then
                 printf '| %s | %s: %s / %s / %s %s | %s: %s / %s / %s | **%.2fx** (%s) | %s |\n' \
-                        "$title" "$a_name" "$(sort -n "$work/a" | head -n 1)" "$a_med" \
-                        "$(sort -n "$work/a" | tail -n 1)" "$unit" "$b_name" \
-                        "$(sort -n "$work/b" | head -n 1)" "$b_med" "$(sort -n "$work/b" | tail -n 1)" \
-                        "$ratio" "$v" "$load_after" >>"$AVK_BENCH_TABLE"
+                        "$title" "$a_name" "$(num "$(sort -n "$work/a" | head -n 1)")" \
+                        "$(num "$a_med")" "$(num "$(sort -n "$work/a" | tail -n 1)")" "$unit" \
+                        "$b_name" "$(num "$(sort -n "$work/b" | head -n 1)")" "$(num "$b_med")" \
+                        "$(num "$(sort -n "$work/b" | tail -n 1)")" "$ratio" "$v" "$load_after" \
+                        >>"$AVK_BENCH_TABLE"
         fi
 }

@@ -23,7 +23,7 @@
 #   copy to one topic: the yardstick of issue 4.6.
 # - Order alternates between repetitions (bench/lib.sh); min / median / max
 #   of each side and the ratio of the medians are reported.
-# - COUNT (default 200,000) on topics of PARTITIONS partitions (default 64),
+# - COUNT (default 600,000) on topics of PARTITIONS partitions (default 128),
 #   so that each side's window lasts seconds and no partition nears the
 #   ~5 MB the mock keeps: the script checks that nothing was dropped (every
 #   partition's first offset still 0).
@@ -34,11 +34,11 @@
 # usage: router_vs_pipe.sh BUILD_DIR [COUNT] [REPS] [RATE] [LATENCY_COUNT] [PARTITIONS]
 set -eu
 build=$1
-count=${2:-200000}
+count=${2:-600000}
 reps=${3:-5}
 rate=${4:-1000}
 latency_count=${5:-10000}
-partitions=${6:-64}
+partitions=${6:-128}
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
@@ -84,36 +84,26 @@ side_b() {
 
 echo "== router vs raw pipe (one copy), $count deviations, $partitions partitions" \
         "(target: at least 0.6x)"
-: >"$work/a"
-: >"$work/b"
 : >"$work/rebuild"
-echo "load before: $(load)"
-i=1
-while [ $i -le "$reps" ]; do
+rep_begin() {
         start_broker -X directory.file="$src/data/directory.json" -X topic.partitions="$partitions"
         "$build/avvik" report -X bootstrap.file="$bs" "$work/deviations.ndjson" >/dev/null
         check_kept deviation.reported
-        if [ $((i % 2)) -eq 1 ]; then
-                side_a
-                side_b
-        else
-                side_b
-                side_a
-        fi
+}
+rep_end() {
         check_kept deviation.routed
         check_kept deviation.analysis
         stop_broker
-        i=$((i + 1))
-done
-load_after=$(load)
-echo "load after: $load_after"
+}
+alternate "$reps"
 cat "$work/log"
 verdict "router, $count deviations" 0.6 "router" "raw pipe (one copy)" records/s
 stats "$work/rebuild" "router state rebuild at assignment" deviations/s
 if [ -n "${AVK_BENCH_TABLE:-}" ]; then
         printf '| router state rebuild, %s deviations | %s / %s / %s deviations/s | none | - | %s |\n' \
-                "$count" "$(sort -n "$work/rebuild" | head -n 1)" "$(median "$work/rebuild")" \
-                "$(sort -n "$work/rebuild" | tail -n 1)" "$load_after" >>"$AVK_BENCH_TABLE"
+                "$count" "$(num "$(sort -n "$work/rebuild" | head -n 1)")" \
+                "$(num "$(median "$work/rebuild")")" "$(num "$(sort -n "$work/rebuild" | tail -n 1)")" \
+                "$load_after" >>"$AVK_BENCH_TABLE"
 fi
 
 start_broker -X directory.file="$src/data/directory.json"

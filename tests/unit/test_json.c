@@ -337,6 +337,28 @@ START_TEST(time_parse_knows_the_calendar)
 }
 END_TEST
 
+/* The fields are read as glibc's strptime read them before the parser
+ * did it itself: one or two digits, white space before a number, the year
+ * in at most four digits; so the timestamps accepted did not change. */
+START_TEST(time_parse_reads_fields_as_strptime_did)
+{
+        int64_t canonical, ms;
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:03:04Z", &canonical), 0);
+        ck_assert_int_eq(avk_json_parse_time("2026-1-5T2:3:4Z", &ms), 0);
+        ck_assert_int_eq(ms, canonical);
+        ck_assert_int_eq(avk_json_parse_time("2026- 1-05T 2:03: 4Z", &ms), 0);
+        ck_assert_int_eq(ms, canonical);
+        ck_assert_int_eq(avk_json_parse_time(" 2026-01-05T02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("20261-01-05T02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-13-05T02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05 02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T24:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:60:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:03:62Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:03Z", &ms), -1);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
         Suite *s = suite_create("json");
@@ -360,6 +382,7 @@ static Suite *json_suite(void)
         tcase_add_test(tc, invalid_utf8_in_a_value_is_an_error_on_the_way_out);
         tcase_add_test(tc, time_format_and_parse_are_inverse);
         tcase_add_test(tc, time_parse_knows_the_calendar);
+        tcase_add_test(tc, time_parse_reads_fields_as_strptime_did);
         suite_add_tcase(s, tc);
         return s;
 }
