@@ -22,13 +22,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
 . "$here/lib.sh"
-server=
-stop_server() {
-        [ -n "$server" ] || return 0
-        stop_process "$server"
-        server=
-}
-trap 'stop_server; stop_broker; rm -rf "$work"' EXIT INT TERM
 
 sample=$here/../deploy/samples/01-discharge-information-missing.json
 "$avvik" token "$(jq -r .reporter.party "$sample")" bench >"$work/token"
@@ -64,13 +57,14 @@ side_a() {
                 -X gateway.port.file="$work/port" -X gateway.tokens.file="$work/tokens" \
                 -X log.level=warn 2>"$work/gateway.log" &
         server=$!
+        keep_process "$server"
         while [ ! -s "$work/port" ]; do sleep 0.1; done
         url=http://127.0.0.1:$(cat "$work/port")
         until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
         wrk_window "$url" "avvik gateway" a
         answered=$(curl -s "$url/metrics" |
                 awk '/^avk_gateway_requests_total.*code="202"/ { s += $2 } END { print s + 0 }')
-        stop_server
+        stop_kept
         rm -f "$work/port"
         in_kafka=$(end_offsets deviation.reported)
         [ "$in_kafka" -ge "$answered" ] || {
@@ -83,9 +77,10 @@ side_a() {
 side_b() {
         "$build/bench/bare_http" "$work/bare.port" "$token" "$threads" &
         server=$!
+        keep_process "$server"
         while [ ! -s "$work/bare.port" ]; do sleep 0.1; done
         wrk_window "http://127.0.0.1:$(cat "$work/bare.port")" "bare libmicrohttpd" b
-        stop_server
+        stop_kept
         rm -f "$work/bare.port"
 }
 

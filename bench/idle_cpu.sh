@@ -17,13 +17,6 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
 . "$src/bench/lib.sh"
-pids=
-stop_all() {
-        # shellcheck disable=SC2086
-        stop_process $pids
-        pids=
-}
-trap 'stop_all; stop_broker; rm -rf "$work"' EXIT INT TERM
 
 # percent PID CPU0: percent of a core PID used since CPU0 over the window.
 percent() { echo "($(cpu_seconds "$1") - $2) * 100 / $window" | bc -l; }
@@ -46,7 +39,9 @@ while [ "$i" -le "$reps" ]; do
         track=$!
         kcat -b "$(cat "$bs")" -G bench-idle deviation.reported -q >/dev/null 2>&1 &
         kcat=$!
-        pids="$route $track $kcat"
+        keep_process "$route"
+        keep_process "$track"
+        keep_process "$kcat"
         sleep "$settle"
         r0=$(cpu_seconds "$route") t0=$(cpu_seconds "$track") k0=$(cpu_seconds "$kcat")
         sleep "$window"
@@ -56,7 +51,7 @@ while [ "$i" -le "$reps" ]; do
         echo "$k" >>"$work/kcat"
         printf '  window %d: avvik route %.2f %%, avvik track %.2f %%, kcat -G %.2f %% of a core\n' \
                 "$i" "$r" "$t" "$k"
-        stop_all
+        stop_kept
         stop_broker
         i=$((i + 1))
 done

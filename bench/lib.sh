@@ -16,6 +16,16 @@ stop_process() {
         done
 }
 
+# Processes a script started besides the broker (servers, services): kept
+# with keep_process, stopped together by stop_kept, and on exit.
+kept=
+keep_process() { kept="$kept $1"; }
+stop_kept() {
+        # shellcheck disable=SC2086
+        stop_process $kept
+        kept=
+}
+
 broker=
 start_broker() { # start_broker [-X KEY=VALUE...]
         "$avvik" broker -f "$bs" "$@" 2>/dev/null &
@@ -28,7 +38,7 @@ stop_broker() {
         broker=
         rm -f "$bs"
 }
-trap 'stop_broker; rm -rf "$work"' EXIT INT TERM
+trap 'stop_kept; stop_broker; rm -rf "$work"' EXIT INT TERM
 median() { # median FILE: of its lines, one number each
         # Fixed-point, not awk's %.6g: bc cannot read 1.5e+06.
         sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
