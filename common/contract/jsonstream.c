@@ -431,6 +431,29 @@ static int hex_digit(char c)
                                       : -1;
 }
 
+#define BYTES(b) (UINT64_C(0x0101010101010101) * (b))
+
+/* Whether a word holds a byte below n (n at most 128), or equal to c. */
+#define HAS_BELOW(x, n) (((x)-BYTES(n)) & ~(x)&BYTES(0x80))
+#define HAS_BYTE(x, c)  HAS_BELOW((x) ^ BYTES(c), 1)
+
+/* Where the run of string bytes from p that need no decoding ends: at a
+ * quote, a backslash, a control character or end. Eight bytes at a time
+ * while none of them ends it (a description is a few hundred bytes). */
+static const char *plain_run(const char *p, const char *end)
+{
+        uint64_t w;
+        while (end - p >= 8) {
+                memcpy(&w, p, sizeof(w));
+                if (HAS_BYTE(w, '"') | HAS_BYTE(w, '\\') | HAS_BELOW(w, 0x20))
+                        break;
+                p += 8;
+        }
+        while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                p++;
+        return p;
+}
+
 /* The string at *p (its opening quote) decoded into the document's buffer
  * with a NUL; *p moves past its closing quote. NULL on a control
  * character, a bad escape or a surrogate escape (avk_json_has_surrogate_
@@ -446,8 +469,7 @@ static const char *scan_string(struct stream *st, const char **p, const char *en
                 return NULL;
         while (in < end) {
                 const char *run = in;
-                while (in < end && *in != '"' && *in != '\\' && (unsigned char)*in >= 0x20)
-                        in++;
+                in = plain_run(in, end);
                 memcpy(out, run, (size_t)(in - run));
                 out += in - run;
                 if (in == end || (unsigned char)*in < 0x20)
