@@ -13,4 +13,8 @@
         ck_assert_msg(strstr((text), (part)) != NULL, "\"%s\" does not contain \"%s\"", (text),    \
                       (part))
 
+/** Fails when text contains part, printing both. */
+#define ck_assert_not_contains(text, part)                                                         \
+        ck_assert_msg(strstr((text), (part)) == NULL, "\"%s\" contains \"%s\"", (text), (part))
+
 #endif
