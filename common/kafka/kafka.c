@@ -20,6 +20,7 @@ const struct avk_topic avk_topics[] = {
     {"topic.reminder", "DeadlineReminder", 0},
     {"topic.deadletter", NULL, 1},
     {"topic.notify.retry", NULL, 0}, /* avvik notify's own: docs/notify.md, "Retry topic" */
+    {"topic.filed", NULL, 0},        /* the intake's receipts: producer/intake/reporter.c */
 };
 const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);
 

@@ -53,6 +53,9 @@ static const struct key_def keys[] = {
     {"topic.notify.retry", KIND_STRING, 0, 0, "deviation.notify.retry",
      "the notifier's retry topic: webhook deliveries parked until their next attempt (bodies "
      "included: read by the notifier only)"},
+    {"topic.filed", KIND_STRING, 0, 0, "deviation.filed",
+     "the intake's receipts: the id of each document produced from the spool, once Kafka "
+     "acknowledged it (the spool's duplicate scan reads these, never the documents)"},
     {"topic.deadletter", KIND_STRING, 0, 0, "deviation.deadletter",
      "dead-letter topic for records that cannot be processed"},
     {"topic.partitions", KIND_INT, 1, 1000, "6",

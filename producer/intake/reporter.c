@@ -14,10 +14,17 @@
  * - spooled: the drain thread produces the spool's documents in sequence
  *   order once Kafka answers and no direct document is still in flight, and
  *   switches back to direct when the spool is empty.
- * Every record carries its document id in the header "avk-id". A document
- * that may already have reached Kafka (its produce timed out in flight, or
- * the process died after producing it from the spool) is looked for in its
- * partition before it is produced again, so nothing is stored twice.
+ * Every record carries its document id in the header "avk-id". Once Kafka
+ * acknowledged a document produced from the spool, its id alone goes to
+ * topic.filed (a receipt, keyed by the id). A spooled document that may
+ * already be in Kafka (the process died after producing it) is looked for
+ * among the receipts before it is produced again: the gateway never reads
+ * the documents themselves (docs/operations.md, "Security"). A receipt is
+ * written only after its document's acknowledgement, so a receipt found
+ * means the document is stored; a crash between the two leaves no receipt,
+ * and the document is produced again - a repeat under the same id, which
+ * consumers recognise, never a loss. So is one whose produce timed out in
+ * flight and may have been stored.
  */
 #include "producer/intake/reporter.h"
 
@@ -75,6 +82,7 @@ struct pending { /* one document between produce and its delivery report */
         const char *spooled_because; /* why it goes to the spool: said if it cannot */
         struct drain_batch *batch;   /* set for documents produced from the spool */
         size_t index;                /* in batch */
+        const char *id;              /* a spooled document's id (the spool's, until done) */
 };
 
 struct drain_batch {
@@ -90,6 +98,7 @@ struct avk_reporter {
         const avk_schema_t *schema[KIND_CNT];
         avk_json_plan_t *plan[KIND_CNT]; /* for documents filed as JSON text */
         const char *topic[KIND_CNT];
+        const char *filed_topic; /* receipts: the ids of acknowledged spooled documents */
         struct avk_json_opts opts;
         rd_kafka_t *rk;
         rd_kafka_conf_t *scan_conf; /* for the consumer that looks for possible duplicates */
@@ -189,9 +198,26 @@ static int permanent(rd_kafka_resp_err_t err)
         }
 }
 
+/* The receipt of a spooled document Kafka acknowledged (m): its id, keyed by
+ * the id, its topic as the value. Produced without an opaque: on_delivery
+ * knows it by that. One that is lost costs a repeat, never a document. */
+static void produce_receipt(avk_reporter_t *r, const char *id, const rd_kafka_message_t *m)
+{
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            r->rk, RD_KAFKA_V_TOPIC(r->filed_topic), RD_KAFKA_V_KEY(id, strlen(id)),
+            RD_KAFKA_V_VALUE((void *)topic, strlen(topic)), RD_KAFKA_V_HEADER(ID_HEADER, id, -1),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err)
+                avk_log(AVK_LOG_WARN, "spool", "receipt of %s not produced: %s", id,
+                        rd_kafka_err2str(err));
+}
+
 static void on_drained(struct pending *p, const rd_kafka_message_t *m)
 {
         struct drain_batch *b = p->batch;
+        if (!m->err)
+                produce_receipt(p->reporter, p->id, m);
         pthread_mutex_lock(&b->lock);
         b->ok[p->index] = !m->err;
         if (m->err)
@@ -207,6 +233,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         (void)rk;
         (void)opaque;
         struct pending *p = m->_private;
+        if (!p) { /* a receipt */
+                if (m->err)
+                        avk_log(AVK_LOG_WARN, "spool", "a receipt was not stored: %s",
+                                rd_kafka_err2str(m->err));
+                return;
+        }
         if (p->batch) {
                 on_drained(p, m);
                 return;
@@ -310,8 +342,8 @@ static void found_free(struct found_ids *f)
 
 /*
  * Reads each partition in scan from its start offset to its end and
- * collects the avk-id headers there. Returns 0, or -1 when Kafka could not
- * be read completely (nothing may be produced then).
+ * collects the avk-id headers there (of receipts, topic.filed). Returns 0, or -1 when Kafka could
+ * not be read completely (nothing may be produced then).
  */
 static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *scan,
                            struct found_ids *out)
@@ -437,19 +469,19 @@ static int drain_batch(avk_reporter_t *r, int *progressed)
         if (!e)
                 return -1;
 
-        /* 1. Entries that may already be in Kafka: look for them there. */
+        /* 1. Entries that may already be in Kafka: look for their receipts,
+         * each in the partition of its id, from the oldest one kept. */
         rd_kafka_topic_partition_list_t *scan = rd_kafka_topic_partition_list_new(8);
         for (size_t i = 0; i < n; i++) {
                 if (batch[i]->scan_from < 0)
                         continue;
-                rd_kafka_topic_partition_t *tp =
-                    rd_kafka_topic_partition_list_find(scan, batch[i]->topic, batch[i]->partition);
-                if (!tp)
-                        tp = rd_kafka_topic_partition_list_add(scan, batch[i]->topic,
-                                                               batch[i]->partition);
-                else if (tp->offset <= batch[i]->scan_from)
-                        continue;
-                tp->offset = batch[i]->scan_from;
+                int32_t p = partition_of(r, r->filed_topic, batch[i]->id);
+                if (p < 0) {
+                        avk_log(AVK_LOG_WARN, "spool", "%s: partitions unknown", r->filed_topic);
+                        goto out;
+                }
+                if (!rd_kafka_topic_partition_list_find(scan, r->filed_topic, p))
+                        rd_kafka_topic_partition_list_add(scan, r->filed_topic, p)->offset = 0;
         }
         if (scan->cnt && scan_partitions(r, scan, &ids) != 0)
                 goto out;
@@ -502,7 +534,7 @@ static int drain_batch(avk_reporter_t *r, int *progressed)
                 struct pending *p = calloc(1, sizeof(*p));
                 if (!p)
                         break;
-                *p = (struct pending){.reporter = r, .batch = &db, .index = i};
+                *p = (struct pending){.reporter = r, .batch = &db, .index = i, .id = send[i]->id};
                 pthread_mutex_lock(&db.lock);
                 db.outstanding++;
                 pthread_mutex_unlock(&db.lock);
@@ -632,6 +664,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
                 if (!r->plan[k])
                         goto fail;
         }
+        r->filed_topic = avk_config_get(cfg, "topic.filed");
         r->opts = (struct avk_json_opts){
             .flags = AVK_JSON_VALIDATE, .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
         const char *spool_dir = avk_config_get(cfg, "intake.spool.dir");

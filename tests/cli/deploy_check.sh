@@ -131,7 +131,7 @@ sh "$deploy/kafka/create-topics.sh" --dry-run >"$tmp/topics.txt" || fail "create
 inboxes=$(jq -r '[.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)]
                  | map(select(. != null)) | unique | .[]' "$src/data/directory.json")
 creates=$(grep -c -- '--create --if-not-exists' "$tmp/topics.txt")
-want=$(($(printf '%s\n' "$inboxes" | wc -l) + 11))
+want=$(($(printf '%s\n' "$inboxes" | wc -l) + 12))
 [ "$creates" -eq "$want" ] || fail "$creates topics created, expected $want"
 grep -- '--create' "$tmp/topics.txt" | grep -v -- '--replication-factor 3 --config min.insync.replicas=2 ' &&
         fail "a topic without replication factor 3 and min.insync.replicas 2"
@@ -188,8 +188,17 @@ grep -- '--operation Read --topic deviation. --resource-pattern-type prefixed' "
 [ "$(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\) --operation \([A-Za-z]*\).*/\1 \2/' | sort | tr '\n' ' ')" = \
         "User:avvik-notify Read User:avvik-notify Write " ] ||
         fail "deviation.notify.retry: $(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt")"
-[ "$(rules User:avvik-gateway | grep '^Write')" = "Write --topic deviation.reported literal
-Write --topic deviation.response literal" ] || fail "the gateway writes more than reported and response"
+# The internet-facing gateway writes documents and receipts, and reads only receipts
+# (ids) and routings (ids, parties): never a deviation or a response.
+[ "$(rules User:avvik-gateway)" = "IdempotentWrite --cluster literal
+Read --topic deviation.filed literal
+Read --topic deviation.routed literal
+Write --topic deviation.filed literal
+Write --topic deviation.reported literal
+Write --topic deviation.response literal" ] || fail "the gateway's rules: $(rules User:avvik-gateway)"
+[ "$(grep -- '--topic deviation.filed ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\) --operation \([A-Za-z]*\).*/\1 \2/' | sort | tr '\n' ' ')" = \
+        "User:avvik-gateway Read User:avvik-gateway Write " ] ||
+        fail "deviation.filed: $(grep -- '--topic deviation.filed ' "$tmp/acls.txt")"
 [ "$(rules User:analysis-vgr)" = "Read --group analysis-vgr. prefixed
 Read --topic deviation.analysis literal" ] || fail "analysis-vgr: $(rules User:analysis-vgr)"
 [ "$(rules User:avvik-dashboard)" = "Read --topic deviation.analysis literal" ] || fail "dashboard: $(rules User:avvik-dashboard)"
