@@ -1,6 +1,6 @@
 #!/bin/sh
-# Nothing answered 202 is lost or stored twice, whatever happens to the
-# gateway: clients file deviations without pause while
+# Nothing answered 202 is lost, and nothing answered "filed" is stored twice,
+# whatever happens to the gateway: clients file deviations without pause while
 #   1. the gateway is killed with SIGKILL and restarted;
 #   2. Kafka stops answering (the broker process is SIGSTOPped): documents in
 #      flight time out and go to the spool, new ones are spooled at once;
@@ -8,7 +8,11 @@
 #   4. Kafka answers again (SIGCONT) - and takes the produce requests that
 #      were waiting in its sockets, so documents the spool holds are in
 #      Kafka already - and the gateway is restarted on the same spool.
-# Then every id answered 202 must be in Kafka exactly once.
+# Then every id answered 202 must be in Kafka, and once when answered
+# "filed". One answered "spooled" may be there twice: its produce timed out
+# in flight and Kafka took it later, or the gateway died between it and its
+# receipt. The gateway may not read the documents to tell (docs/operations.md,
+# "Security"); consumers recognise the repeat by its id.
 # usage: gateway_kill.sh AVVIK_BINARY SAMPLE_JSON
 set -eu
 avvik=$1
@@ -125,10 +129,14 @@ cat "$work"/accepted.* | sort >"$work/promised"
 promised=$(wc -l <"$work/promised")
 spooled=$(cat "$work"/status.* | grep -c spooled || true)
 missing=$(comm -23 "$work/promised" "$work/in_kafka" | wc -l)
-doubled=$(uniq -d "$work/in_kafka" | wc -l)
+uniq -d "$work/in_kafka" >"$work/doubled"
+doubled=$(wc -l <"$work/doubled")
+for c in 1 2 3 4; do paste -d ' ' "$work/accepted.$c" "$work/status.$c"; done | sort >"$work/answers"
+doubled_filed=$(join "$work/doubled" "$work/answers" | grep -c ' filed$' || true)
 echo "answered 202: $promised ($spooled spooled); in Kafka: $(wc -l <"$work/in_kafka")" \
         "records; missing: $missing; doubled: $doubled"
 [ "$spooled" -gt 0 ] || fail "nothing was spooled: the outage was not exercised"
 [ "$missing" -eq 0 ] || fail "$missing ids answered 202 are not in Kafka"
-[ "$doubled" -eq 0 ] || fail "$doubled ids are in Kafka twice"
+[ "$doubled_filed" -eq 0 ] || fail "$doubled_filed ids answered filed are in Kafka twice"
+[ "$doubled" -le "$spooled" ] || fail "$doubled ids are in Kafka twice, more than the $spooled spooled"
 echo "ok"
