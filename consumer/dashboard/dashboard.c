@@ -263,14 +263,14 @@ static int request_role(avk_dashboard_t *db, avk_httpd_req_t *req, int page, int
                                  "session cookie of POST /api/session\n");
 }
 
-/* 0 when role may read the route, else -1 after a 403. */
-static int permit(avk_httpd_req_t *req, int role, int figures_too)
+/* 0 when role is analyst, else -1 after a 403. */
+static int permit_analyst(avk_httpd_req_t *req, int role)
 {
-        if (role == AVK_ROLE_ANALYST || (figures_too && role == AVK_ROLE_FIGURES))
+        if (role == AVK_ROLE_ANALYST)
                 return 0;
         char text[128];
-        snprintf(text, sizeof(text), "forbidden: the role %s may not read %s\n",
-                 avk_access_role_name(role), figures_too ? "this" : "this; it needs analyst");
+        snprintf(text, sizeof(text), "forbidden: the role %s may not read this; it needs analyst\n",
+                 avk_access_role_name(role));
         answer_text(req, MHD_HTTP_FORBIDDEN, text);
         return -1;
 }
@@ -279,19 +279,19 @@ static int permit(avk_httpd_req_t *req, int role, int figures_too)
 static int auth_page(avk_httpd_req_t *req, void *opaque)
 {
         int role = request_role(opaque, req, 1, 1);
-        return role < 0 ? -1 : permit(req, role, 0);
+        return role < 0 ? -1 : permit_analyst(req, role);
 }
 
 static int auth_analyst(avk_httpd_req_t *req, void *opaque)
 {
         int role = request_role(opaque, req, 0, 1);
-        return role < 0 ? -1 : permit(req, role, 0);
+        return role < 0 ? -1 : permit_analyst(req, role);
 }
 
-static int auth_figures(avk_httpd_req_t *req, void *opaque)
+/* Any role. */
+static int auth_any(avk_httpd_req_t *req, void *opaque)
 {
-        int role = request_role(opaque, req, 0, 1);
-        return role < 0 ? -1 : permit(req, role, 1);
+        return request_role(opaque, req, 0, 1) < 0 ? -1 : 0;
 }
 
 /* A session is opened with the token alone, not with another session. */
@@ -549,7 +549,7 @@ static int listen_http(avk_dashboard_t *db, char *errstr, size_t errstr_size)
              .on_request = static_file},
             {.method = "GET",
              .pattern = "/api/sammanstallning.json",
-             .auth = auth_figures,
+             .auth = auth_any,
              .on_request = summary},
             {.method = "GET",
              .pattern = "/api/forsenade.json",
@@ -565,7 +565,7 @@ static int listen_http(avk_dashboard_t *db, char *errstr, size_t errstr_size)
              .on_request = session_open},
             {.method = "DELETE",
              .pattern = "/api/session",
-             .auth = auth_figures,
+             .auth = auth_any,
              .on_request = session_close},
         };
         struct avk_httpd_conf conf = {
