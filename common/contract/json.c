@@ -119,12 +119,11 @@ __attribute__((format(printf, 2, 3))) static int fail(struct avk_json_walk *w, c
 {
         if (!w->errs)
                 return -1;
-        char path[512], reason[AVK_ERROR_MSG_SIZE];
+        char path[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(reason, sizeof(reason), fmt, ap);
+        avk_errors_addv(w->errs, avk_path_format(&w->path, path, sizeof(path)), fmt, ap);
         va_end(ap);
-        avk_errors_add(w->errs, avk_path_format(&w->path, path, sizeof(path)), "%s", reason);
         return -1;
 }
 
@@ -362,7 +361,7 @@ static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
         for (int i = 0; i < n && off < sizeof(allowed); i++)
                 off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "",
                                         avro_schema_enum_get(s, i));
-        return fail(w, "unknown symbol \"%.64s\"; expected one of %s", in->string, allowed);
+        return fail(w, "unknown symbol \"%s\"; expected one of %s", in->string, allowed);
 }
 
 int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
@@ -577,6 +576,86 @@ int avk_json_walk_value(struct avk_json_walk *w, avro_schema_t s, const json_t *
         }
 }
 
+/* ---- relations between fields ---- */
+
+/* The string v holds (through a union's branch); NULL for null or another type. */
+static const char *string_of(avro_value_t *v)
+{
+        avro_value_t branch;
+        if (avro_value_get_type(v) == AVRO_UNION) {
+                if (avro_value_get_current_branch(v, &branch) != 0)
+                        return NULL;
+                v = &branch;
+        }
+        const char *str = NULL;
+        size_t size;
+        if (avro_value_get_type(v) != AVRO_STRING || avro_value_get_string(v, &str, &size) != 0)
+                return NULL;
+        return str;
+}
+
+/* The string at a dotted field path from root ("reporter.party"); NULL when none. */
+static const char *string_at(avro_value_t *root, const char *dotted)
+{
+        avro_value_t at = *root, next;
+        char name[128];
+        for (const char *p = dotted;;) {
+                size_t len = strcspn(p, ".");
+                if (len >= sizeof(name) || avro_value_get_type(&at) != AVRO_RECORD)
+                        return NULL;
+                memcpy(name, p, len);
+                name[len] = '\0';
+                if (avro_value_get_by_name(&at, name, &next, NULL) != 0)
+                        return NULL;
+                at = next;
+                if (!p[len])
+                        return string_of(&at);
+                p += len + 1;
+        }
+}
+
+/*
+ * Checks every "avk.differsFrom": {"field": "<dotted path from the root>",
+ * "reason": "..."} among the fields of record out (of the dereferenced type
+ * s, described by node) and its record fields, root being the whole record.
+ * A field that holds the same string as the one named fails with the reason.
+ * Run once the record is complete, so the order of the JSON keys plays no part.
+ */
+static int check_differs(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                         avro_value_t *root, avro_value_t *out, int depth)
+{
+        if (!is_avro_record(s) || depth > AVK_JSON_WALK_MAX_DEPTH)
+                return 0;
+        const json_t *fields = json_object_get(avk_json_resolve_node(w->schema, s, node), "fields");
+        int rc = 0;
+        for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+                const json_t *fdef = json_array_get(fields, i);
+                const json_t *differs = json_object_get(fdef, "avk.differsFrom");
+                avro_schema_t fs = avk_json_deref(avro_schema_record_field_get_by_index(s, (int)i));
+                avro_value_t child;
+                if (avro_value_get_by_index(out, i, &child, NULL) != 0)
+                        continue;
+                avk_path_push(&w->path, avro_schema_record_field_name(s, (int)i), 0);
+                const char *other = json_string_value(json_object_get(differs, "field"));
+                const char *mine = differs ? string_of(&child) : NULL;
+                const char *theirs = mine && other ? string_at(root, other) : NULL;
+                if (theirs && strcmp(mine, theirs) == 0)
+                        rc |= fail(w, "is %s, the same as %s: %s", mine, other,
+                                   json_string_value(json_object_get(differs, "reason")));
+                rc |= check_differs(w, fs, json_object_get(fdef, "type"), root, &child, depth + 1);
+                avk_path_pop(&w->path);
+        }
+        return rc ? -1 : 0;
+}
+
+int avk_json_check_relations(struct avk_json_walk *w, avro_value_t *out)
+{
+        if (!(w->opts->flags & AVK_JSON_VALIDATE))
+                return 0;
+        avro_schema_t s = avk_json_deref(avk_schema_avro(w->schema));
+        return check_differs(w, s, avk_schema_json(w->schema), out, out, 0);
+}
+
 void avk_json_walk_init(struct avk_json_walk *w, const avk_schema_t *schema,
                         const struct avk_json_opts *opts, struct avk_errors *errs)
 {
@@ -592,8 +671,10 @@ int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t 
         struct avk_json_walk w;
         avk_json_walk_init(&w, schema, opts, errs);
         avro_value_reset(out);
-        return avk_json_walk_value(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in,
-                                   out, 0);
+        if (avk_json_walk_value(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in, out,
+                                0) != 0)
+                return -1;
+        return avk_json_check_relations(&w, out);
 }
 
 /* ---- Avro -> JSON ---- */

@@ -687,6 +687,19 @@ START_TEST(contract_rules_are_applied_after_the_mapping)
 }
 END_TEST
 
+/* A resource naming its reporter's party as receiver maps, and the contract
+ * refuses it as it refuses the JSON intake's (docs/fhir-mapping.md). */
+START_TEST(receiver_party_that_is_the_reporter_party_is_refused)
+{
+        json_t *res = load("adverse-event-discharge.json");
+        set_ext(res, EXT("receiver-party"), "valueCode", json_string("1480"));
+        json_t *doc = map_ok(res);
+        expect_invalid(doc, "receiver.party: is 1480, the same as reporter.party: a deviation in "
+                            "collaboration is between two parties");
+        json_decref(doc);
+}
+END_TEST
+
 START_TEST(subject_with_another_identifier_system_is_rejected)
 {
         json_t *res = load("adverse-event-discharge.json");
@@ -985,6 +998,7 @@ static Suite *fhir_suite(void)
         tcase_add_test(tc, samordningsnummer_maps_to_personal_id);
         tcase_add_test(tc, bad_personnummer_passes_the_mapping_and_fails_the_contract);
         tcase_add_test(tc, contract_rules_are_applied_after_the_mapping);
+        tcase_add_test(tc, receiver_party_that_is_the_reporter_party_is_refused);
         tcase_add_test(tc, subject_with_another_identifier_system_is_rejected);
         tcase_add_test(tc, subject_outside_the_resource_is_not_fetched);
         tcase_add_test(tc, contained_patient_gives_sex_and_age_group);
