@@ -199,36 +199,6 @@ void avk_json_plan_destroy(avk_json_plan_t *plan)
         free(plan);
 }
 
-avk_json_plan_t *avk_json_plan_new(const avk_schema_t *schema, char *errstr, size_t errstr_size)
-{
-        avk_json_plan_t *plan = calloc(1, sizeof(*plan));
-        int32_t slot_cnt = 0;
-        if (plan)
-                plan->schema = schema;
-        if (!plan || build_place(plan, &plan->root, avk_schema_avro(schema),
-                                 avk_schema_json(schema), NULL, &slot_cnt) != 0) {
-                avk_json_plan_destroy(plan);
-                snprintf(errstr, errstr_size, "out of memory");
-                return NULL;
-        }
-        /* A schema the program does not compile (arrays, maps, a record
-         * inside itself) is filled into avro-c values only. */
-        char reason[256];
-        plan->prog = avk_avroprog_new(schema, reason, sizeof(reason));
-        if (plan->prog && avk_avroprog_slot_count(plan->prog) != (size_t)slot_cnt) {
-                snprintf(errstr, errstr_size, "%d slots planned, %zu in the program", slot_cnt,
-                         avk_avroprog_slot_count(plan->prog));
-                avk_json_plan_destroy(plan);
-                return NULL;
-        }
-        if (plan->prog && plan_relations(plan, avk_schema_json(schema), "") != 0) {
-                snprintf(errstr, errstr_size, "an avk.differsFrom names no string field");
-                avk_json_plan_destroy(plan);
-                return NULL;
-        }
-        return plan;
-}
-
 /* The union branch of type "string" in a field's type, or -1 when the type is "string". */
 static int string_branch(const json_t *type)
 {
@@ -309,6 +279,36 @@ static int relations_hold(const avk_json_plan_t *plan, const avk_avroprog_slot_t
                         return 0;
         }
         return 1;
+}
+
+avk_json_plan_t *avk_json_plan_new(const avk_schema_t *schema, char *errstr, size_t errstr_size)
+{
+        avk_json_plan_t *plan = calloc(1, sizeof(*plan));
+        int32_t slot_cnt = 0;
+        if (plan)
+                plan->schema = schema;
+        if (!plan || build_place(plan, &plan->root, avk_schema_avro(schema),
+                                 avk_schema_json(schema), NULL, &slot_cnt) != 0) {
+                avk_json_plan_destroy(plan);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        /* A schema the program does not compile (arrays, maps, a record
+         * inside itself) is filled into avro-c values only. */
+        char reason[256];
+        plan->prog = avk_avroprog_new(schema, reason, sizeof(reason));
+        if (plan->prog && avk_avroprog_slot_count(plan->prog) != (size_t)slot_cnt) {
+                snprintf(errstr, errstr_size, "%d slots planned, %zu in the program", slot_cnt,
+                         avk_avroprog_slot_count(plan->prog));
+                avk_json_plan_destroy(plan);
+                return NULL;
+        }
+        if (plan->prog && plan_relations(plan, avk_schema_json(schema), "") != 0) {
+                snprintf(errstr, errstr_size, "an avk.differsFrom names no string field");
+                avk_json_plan_destroy(plan);
+                return NULL;
+        }
+        return plan;
 }
 
 const avk_avroprog_t *avk_json_plan_prog(const avk_json_plan_t *plan)
