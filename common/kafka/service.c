@@ -20,7 +20,6 @@
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
-#define READY_PROBE_MS   500 /* /readyz waits this long for Kafka's answer */
 
 struct avk_service {
         struct avk_service_options opts;
@@ -343,15 +342,8 @@ void avk_service_stop(avk_service_t *svc)
 
 int avk_service_ready(avk_service_t *svc, char *why, size_t why_size)
 {
-        if (!avk_kafka_reachable(svc->producer, READY_PROBE_MS)) {
-                snprintf(why, why_size, "Kafka does not answer");
-                return 0;
-        }
-        if (atomic_load(&svc->partitions) <= 0) {
-                snprintf(why, why_size, "no partition of %s assigned", svc->opts.inputs[0]);
-                return 0;
-        }
-        return 1;
+        return avk_kafka_ready(svc->producer, atomic_load(&svc->partitions), svc->opts.inputs[0],
+                               why, why_size);
 }
 
 avk_outbox_t *avk_service_outbox(avk_service_t *svc)

@@ -158,7 +158,7 @@ struct avk_analysis {
         int paused[IN_CNT];
         uint64_t rng;
         int64_t next_lag_at;
-        atomic_int consuming;
+        atomic_int partitions; /* of topic.reported, assigned now */
         atomic_uint_fast64_t forwarded, dead_lettered, sink_batches, sink_attempts, held_now,
             cached_now;
         avk_metric_family_t *m_records, *m_dead, *m_batches, *m_attempts, *m_retries, *m_latency,
@@ -1003,6 +1003,7 @@ static void release_all(avk_analysis_t *a)
         }
         a->held[IN_REPORTED] = a->held[IN_STATUS] = 0;
         a->paused[IN_REPORTED] = a->paused[IN_STATUS] = 0;
+        atomic_store(&a->partitions, 0);
         atomic_store(&a->held_now, 0);
         avk_idcache_clear(a->cache);
 }
@@ -1051,10 +1052,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 a->parts[tp->partition].assigned[reported ? IN_REPORTED : IN_STATUS] = 1;
                 /* The map is rebuilt from the start; the committed offset says
                  * where forwarding resumes. */
-                if (reported)
+                if (reported) {
                         tp->offset = RD_KAFKA_OFFSET_BEGINNING;
-                else if (!rd_kafka_topic_partition_list_find(partitions, a->topic[IN_REPORTED],
-                                                             tp->partition))
+                        atomic_fetch_add(&a->partitions, 1);
+                } else if (!rd_kafka_topic_partition_list_find(partitions, a->topic[IN_REPORTED],
+                                                               tp->partition))
                         avk_log(AVK_LOG_ERROR, COMPONENT,
                                 "%s [%d] is assigned without %s [%d]: the topics' partition counts "
                                 "differ, and its statuses wait for deviations read elsewhere",
@@ -1217,7 +1219,6 @@ int avk_analysis_run(avk_analysis_t *a, char *errstr, size_t errstr_size)
         avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s and %s as group %s; sink %s",
                 a->topic[IN_STATUS], a->topic[IN_REPORTED],
                 avk_config_get(a->cfg, "analysis.group.id"), a->sink_url ? "configured" : "none");
-        atomic_store(&a->consuming, 1);
         while (avk_pump_running(&a->pump)) {
                 int taken = avk_pump_take(&a->pump, TAKE_MAX, on_message, a);
                 int64_t next = step(a, avk_pump_mono_ms());
@@ -1231,7 +1232,6 @@ int avk_analysis_run(avk_analysis_t *a, char *errstr, size_t errstr_size)
                         next = again;
                 avk_pump_sleep(&a->pump, next, taken == TAKE_MAX);
         }
-        atomic_store(&a->consuming, 0);
         release_all(a);
         if (a->pump.fatal[0]) {
                 snprintf(errstr, errstr_size, "%s", a->pump.fatal);
@@ -1258,10 +1258,8 @@ void avk_analysis_stats(avk_analysis_t *a, struct avk_analysis_stats *s)
 int avk_analysis_ready(void *opaque, char *why, size_t why_size)
 {
         avk_analysis_t *a = opaque;
-        if (atomic_load(&a->consuming))
-                return 1;
-        snprintf(why, why_size, "not consuming");
-        return 0;
+        return avk_kafka_ready(a->pump.producer, atomic_load(&a->partitions), a->topic[IN_REPORTED],
+                               why, why_size);
 }
 
 void avk_analysis_destroy(avk_analysis_t *a)

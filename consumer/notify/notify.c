@@ -98,7 +98,6 @@
 #define ID_SIZE             40  /* a UUID and its NUL, with room */
 #define PARTY_SIZE          8
 #define REASON_SIZE         256
-#define READY_PROBE_MS      500  /* /readyz waits this long for Kafka's answer */
 #define METADATA_TIMEOUT_MS 5000 /* learn_topics() waits this long for every topic's metadata */
 
 /* UUID version 5 namespace of DeliveryFailed event ids (name: the routed event id). */
@@ -1606,15 +1605,8 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
 int avk_notify_ready(void *opaque, char *why, size_t why_size)
 {
         avk_notify_t *n = opaque;
-        if (!avk_kafka_reachable(n->pump.producer, READY_PROBE_MS)) {
-                snprintf(why, why_size, "Kafka does not answer");
-                return 0;
-        }
-        if (atomic_load(&n->partitions) == 0) {
-                snprintf(why, why_size, "no partition of %s assigned", n->topic[SRC_ROUTED]);
-                return 0;
-        }
-        return 1;
+        return avk_kafka_ready(n->pump.producer, atomic_load(&n->partitions), n->topic[SRC_ROUTED],
+                               why, why_size);
 }
 
 void avk_notify_destroy(avk_notify_t *n)

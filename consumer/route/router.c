@@ -37,6 +37,7 @@
 #include "common/contract/directory.h"
 #include "common/util/env.h"
 #include "common/util/errors.h"
+#include "common/util/hash.h"
 #include "common/contract/ident.h"
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
@@ -65,13 +66,13 @@ struct hop {
 };
 
 struct deviation {
+        struct avk_hnode node; /* in the router's table, by id */
         char id[ID_SIZE];
         int32_t partition;
         char *
             report; /* what routing reads of its DeviationReported (pack_report); NULL until seen */
         struct hop *hops;
         int hop_cnt; /* hops[0..hop_cnt) */
-        struct deviation *next;
 };
 
 struct avk_router {
@@ -88,8 +89,8 @@ struct avk_router {
         avk_service_t *service;
         avk_outbox_t *outbox;               /* the service's */
         avk_arena_t *arena[MAX_PARTITIONS]; /* the state of each partition: common/util/arena.h */
-        struct deviation **table;
-        size_t table_size, deviation_cnt;
+        avk_htab_t table;                   /* the deviations, in their partitions' arenas */
+        uint64_t seed;                      /* of the table's hash: ids come from outside */
 
         atomic_ullong routed, rerouted, replayed, deadlettered, skipped;
 
@@ -110,43 +111,20 @@ static void copy_text(char *dst, size_t size, const char *src)
         dst[n] = '\0';
 }
 
-static size_t hash_id(const char *id)
+static uint64_t hash_id(const avk_router_t *r, const char *id)
 {
-        size_t h = 1469598103934665603u; /* FNV-1a */
-        for (; *id; id++)
-                h = (h ^ (unsigned char)*id) * 1099511628211u;
-        return h;
+        return avk_hash_bytes(id, strlen(id), r->seed);
+}
+
+static int same_id(const struct avk_hnode *node, const void *id)
+{
+        return strcmp(avk_container_of(node, struct deviation, node)->id, id) == 0;
 }
 
 static struct deviation *state_find(avk_router_t *r, const char *id)
 {
-        if (!r->table_size)
-                return NULL;
-        for (struct deviation *d = r->table[hash_id(id) % r->table_size]; d; d = d->next) {
-                if (strcmp(d->id, id) == 0)
-                        return d;
-        }
-        return NULL;
-}
-
-static int state_grow(avk_router_t *r)
-{
-        size_t size = r->table_size ? r->table_size * 2 : 1024;
-        struct deviation **table = calloc(size, sizeof(*table));
-        if (!table)
-                return -1;
-        for (size_t i = 0; i < r->table_size; i++) {
-                for (struct deviation *d = r->table[i], *next; d; d = next) {
-                        next = d->next;
-                        size_t b = hash_id(d->id) % size;
-                        d->next = table[b];
-                        table[b] = d;
-                }
-        }
-        free(r->table);
-        r->table = table;
-        r->table_size = size;
-        return 0;
+        struct avk_hnode *n = avk_htab_find(&r->table, hash_id(r, id), same_id, id);
+        return n ? avk_container_of(n, struct deviation, node) : NULL;
 }
 
 /* Memory for state of partition p, which lives until p is revoked. */
@@ -164,18 +142,13 @@ static struct deviation *state_get(avk_router_t *r, const char *id, int32_t part
                 return d;
         if (partition < 0 || partition >= MAX_PARTITIONS)
                 return NULL;
-        if (r->deviation_cnt >= r->table_size && state_grow(r) != 0)
-                return NULL;
         d = state_alloc(r, partition, sizeof(*d));
         if (!d)
                 return NULL;
         memset(d, 0, sizeof(*d));
         copy_text(d->id, sizeof(d->id), id);
         d->partition = partition;
-        size_t b = hash_id(id) % r->table_size;
-        d->next = r->table[b];
-        r->table[b] = d;
-        r->deviation_cnt++;
+        avk_htab_insert(&r->table, &d->node, hash_id(r, id));
         return d;
 }
 
@@ -183,16 +156,11 @@ static struct deviation *state_get(avk_router_t *r, const char *id, int32_t part
  * out of the table, then their arenas at once. */
 static void state_drop(avk_router_t *r, const int *drop)
 {
-        for (size_t i = 0; i < r->table_size; i++) {
-                for (struct deviation **dp = &r->table[i]; *dp;) {
-                        struct deviation *d = *dp;
-                        if (!drop || drop[d->partition]) {
-                                *dp = d->next;
-                                r->deviation_cnt--;
-                        } else {
-                                dp = &d->next;
-                        }
-                }
+        struct avk_hiter it;
+        avk_hiter_init(&it, &r->table);
+        for (struct avk_hnode *n; (n = avk_hiter_next(&it, &r->table));) {
+                if (!drop || drop[avk_container_of(n, struct deviation, node)->partition])
+                        avk_htab_remove(&r->table, n);
         }
         for (int p = 0; p < MAX_PARTITIONS; p++) {
                 if (r->arena[p] && (!drop || drop[p])) {
@@ -632,7 +600,7 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
 static void describe(void *opaque, char *buf, size_t size)
 {
         avk_router_t *r = opaque;
-        snprintf(buf, size, "%zu deviations", r->deviation_cnt);
+        snprintf(buf, size, "%zu deviations", r->table.cnt);
 }
 
 /* ---- the loop ---- */
@@ -664,7 +632,7 @@ static void summary(void *opaque)
                 (unsigned long long)atomic_load(&r->replayed),
                 (unsigned long long)atomic_load(&r->deadlettered),
                 (unsigned long long)atomic_load(&r->skipped),
-                (unsigned long long)avk_outbox_in_flight(r->outbox), r->deviation_cnt);
+                (unsigned long long)avk_outbox_in_flight(r->outbox), r->table.cnt);
 }
 
 int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
@@ -754,10 +722,12 @@ static int make_metrics(avk_router_t *r)
 avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         avk_router_t *r = calloc(1, sizeof(*r));
-        if (!r) {
+        if (!r || avk_htab_init(&r->table, 1024) != 0) {
+                free(r);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
+        r->seed = avk_hash_seed();
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail;
         r->reported_schema = avk_catalog_by_name(r->env.catalog, "DeviationReported");
@@ -811,7 +781,7 @@ void avk_router_destroy(avk_router_t *r)
                 return;
         avk_service_destroy(r->service);
         state_drop(r, NULL);
-        free(r->table);
+        avk_htab_destroy(&r->table);
         if (r->reported_value.self)
                 avro_value_decref(&r->reported_value);
         if (r->response_value.self)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -53,7 +54,7 @@ struct kept_input {
         avk_outbox_input_t *input;
         uint64_t seq;
         struct avk_outbox_source src;
-        struct kept_input *prev, *next;
+        LIST_ENTRY(kept_input) link;
         char data[]; /* key and value */
 };
 
@@ -81,7 +82,7 @@ struct avk_tracker {
         char group[256];
         avk_service_t *service;
         avk_outbox_t *outbox; /* the service's */
-        struct kept_input *kept;
+        LIST_HEAD(, kept_input) kept;
 
         /* The input being handled, for the actions it causes. */
         avk_outbox_input_t *cur_input;
@@ -385,14 +386,9 @@ static int deadletter(avk_tracker_t *tr, avk_outbox_input_t *in, uint64_t seq,
         return avk_outbox_deadletter(tr->outbox, in, seq, tr->deadletter_topic, src, reason);
 }
 
-static void kept_free(avk_tracker_t *tr, struct kept_input *k)
+static void kept_free(struct kept_input *k)
 {
-        if (k->prev)
-                k->prev->next = k->next;
-        else
-                tr->kept = k->next;
-        if (k->next)
-                k->next->prev = k->prev;
+        LIST_REMOVE(k, link);
         free(k);
 }
 
@@ -408,7 +404,7 @@ static int settled(avk_tracker_t *tr, const struct avk_track_action *a)
                 rc = deadletter(tr, k->input, k->seq, &k->src,
                                 "no DeviationRouted for this deviation within tracker.kept.max.ms");
         avk_outbox_end(tr->outbox, k->input, k->seq);
-        kept_free(tr, k);
+        kept_free(k);
         return rc;
 }
 
@@ -553,11 +549,7 @@ static struct kept_input *kept_new(avk_tracker_t *tr, avk_outbox_input_t *in, ui
                 memcpy(k->data + m->key_len, m->payload, m->len);
         k->src.key = m->key ? k->data : NULL;
         k->src.value = m->payload ? k->data + m->key_len : NULL;
-        k->prev = NULL;
-        k->next = tr->kept;
-        if (tr->kept)
-                tr->kept->prev = k;
-        tr->kept = k;
+        LIST_INSERT_HEAD(&tr->kept, k, link);
         return k;
 }
 
@@ -579,7 +571,7 @@ static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq
         enum avk_track_result r = apply(tr, k, m, ticket);
         tr->cur_input = NULL;
         if (r != AVK_TRACK_KEPT && ticket)
-                kept_free(tr, ticket);
+                kept_free(ticket);
         if (r == AVK_TRACK_KEPT) {
                 avk_metric_set(tr->m_kept, (int64_t)avk_track_kept_cnt(tr->track));
                 avk_outbox_hold(in, seq); /* unfinished until the core settles it */
@@ -734,11 +726,11 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
 static void on_revoke(void *opaque, avk_outbox_input_t *in)
 {
         avk_tracker_t *tr = opaque;
-        for (struct kept_input *kp = tr->kept, *next; kp; kp = next) {
-                next = kp->next;
+        for (struct kept_input *kp = LIST_FIRST(&tr->kept), *next; kp; kp = next) {
+                next = LIST_NEXT(kp, link);
                 if (kp->input == in) {
                         avk_outbox_end(tr->outbox, kp->input, kp->seq);
-                        kept_free(tr, kp);
+                        kept_free(kp);
                 }
         }
 }
@@ -994,8 +986,8 @@ void avk_tracker_destroy(avk_tracker_t *tr)
 {
         if (!tr)
                 return;
-        while (tr->kept)
-                kept_free(tr, tr->kept);
+        while (!LIST_EMPTY(&tr->kept))
+                kept_free(LIST_FIRST(&tr->kept));
         avk_service_destroy(tr->service);
         avk_track_destroy(tr->track);
         for (int k = 0; k < IN_TOPICS; k++) {
