@@ -24,6 +24,7 @@
 #include <avro.h>
 #include <jansson.h>
 
+#include "common/contract/avroprog.h"
 #include "common/contract/codec.h"
 #include "common/util/errors.h"
 #include "common/contract/json.h"
@@ -96,6 +97,12 @@ struct bench {
         size_t raw_len; /* message_len minus the single-object header */
         avro_writer_t raw_writer;
         avro_reader_t raw_reader;
+        avk_avroprog_t *prog;       /* DeviationReported compiled */
+        avk_avroprog_t *prog_v1_v2; /* its records read as schema_v2 */
+        avk_avroprog_slot_t *slots; /* what the program decodes into */
+        avk_avroprog_slot_t *slots_v2;
+        avk_avroprog_slot_t *filled; /* the document, decoded once: what the program encodes */
+        unsigned char *prog_out;     /* the program's encoding, raw_len bytes */
         char errstr[1024];
 };
 
@@ -109,7 +116,8 @@ struct bench_case {
         const char *name;
         bench_op op;
         enum side side;
-        int is_raw; /* the baseline of its side; works on the Avro body, not the message */
+        int is_raw;  /* the baseline of its side */
+        int on_body; /* works on the Avro body, not the message */
 };
 
 struct result {
@@ -242,17 +250,51 @@ static int op_raw_read(struct bench *b)
         return 0;
 }
 
+/* The compiled program (common/contract/avroprog.h) on the Avro body, as
+ * raw avro-c and avsc's fromBuffer/toBuffer work on it: no framing. */
+static const unsigned char *body(const struct bench *b)
+{
+        return b->message + SOE_HEADER_SIZE;
+}
+
+static int op_prog_decode(struct bench *b)
+{
+        return avk_avroprog_decode(b->prog, body(b), b->raw_len, b->slots, b->errstr,
+                                   sizeof(b->errstr));
+}
+
+static int op_prog_encode(struct bench *b)
+{
+        int64_t len = avk_avroprog_encode(b->prog, b->filled, b->prog_out, b->raw_len, b->errstr,
+                                          sizeof(b->errstr));
+        if (len == (int64_t)b->raw_len)
+                return 0;
+        if (len >= 0)
+                snprintf(b->errstr, sizeof(b->errstr), "encoded %lld bytes, expected %zu",
+                         (long long)len, b->raw_len);
+        return -1;
+}
+
+static int op_prog_decode_v2(struct bench *b)
+{
+        return avk_avroprog_decode(b->prog_v1_v2, body(b), b->raw_len, b->slots_v2, b->errstr,
+                                   sizeof(b->errstr));
+}
+
 static const struct bench_case cases[] = {
-    {"1", "JSON -> Avro (parse+validate)", op_json_to_avro, SIDE_ENCODE, 0},
-    {"2", "JSON -> Avro -> framed bytes", op_json_to_framed, SIDE_ENCODE, 0},
-    {"1s", "JSON -> Avro, single pass", op_stream_to_avro, SIDE_ENCODE, 0},
-    {"2s", "JSON -> Avro -> framed, single pass", op_stream_to_framed, SIDE_ENCODE, 0},
-    {"3", "Avro encode (avk_codec_encode)", op_encode, SIDE_ENCODE, 0},
-    {"4", "Avro decode (avk_codec_decode)", op_decode, SIDE_DECODE, 0},
-    {"5", "Avro -> JSON (decode+dump, tail)", op_decode_to_json, SIDE_DECODE, 0},
-    {"6", "decode with projection v1 -> v2", op_decode_projected, SIDE_DECODE, 0},
-    {"7a", "raw avro-c avro_value_write", op_raw_write, SIDE_ENCODE, 1},
-    {"7b", "raw avro-c avro_value_read", op_raw_read, SIDE_DECODE, 1},
+    {"1", "JSON -> Avro (parse+validate)", op_json_to_avro, SIDE_ENCODE, 0, 0},
+    {"2", "JSON -> Avro -> framed bytes", op_json_to_framed, SIDE_ENCODE, 0, 0},
+    {"1s", "JSON -> Avro, single pass", op_stream_to_avro, SIDE_ENCODE, 0, 0},
+    {"2s", "JSON -> Avro -> framed, single pass", op_stream_to_framed, SIDE_ENCODE, 0, 0},
+    {"3", "Avro encode (avk_codec_encode)", op_encode, SIDE_ENCODE, 0, 0},
+    {"4", "Avro decode (avk_codec_decode)", op_decode, SIDE_DECODE, 0, 0},
+    {"5", "Avro -> JSON (decode+dump, tail)", op_decode_to_json, SIDE_DECODE, 0, 0},
+    {"6", "decode with projection v1 -> v2", op_decode_projected, SIDE_DECODE, 0, 0},
+    {"7a", "raw avro-c avro_value_write", op_raw_write, SIDE_ENCODE, 1, 1},
+    {"7b", "raw avro-c avro_value_read", op_raw_read, SIDE_DECODE, 1, 1},
+    {"8", "avroprog decode (Avro body)", op_prog_decode, SIDE_DECODE, 0, 1},
+    {"9", "avroprog encode (Avro body)", op_prog_encode, SIDE_ENCODE, 0, 1},
+    {"10", "avroprog decode v1 -> v2 (body)", op_prog_decode_v2, SIDE_DECODE, 0, 1},
 };
 #define CASE_CNT (sizeof(cases) / sizeof(cases[0]))
 
@@ -311,6 +353,65 @@ static int check_json(const char *what, const avk_schema_t *schema, avro_value_t
         }
         json_decref(got);
         return same ? 0 : -1;
+}
+
+/* The compiled program's cases, checked: decoding the body and encoding it
+ * again gives the body; the v1 -> v2 program reads what avk_codec's projection
+ * read (both encoded as v2 give the same bytes). Called after prepare() set
+ * up the message and value_v2. */
+static int prepare_prog(struct bench *b)
+{
+        char err[512];
+        b->errstr[0] = '\0';
+        avk_avroprog_t *prog_v2 = avk_avroprog_new(b->schema_v2, err, sizeof(err));
+        b->prog = prog_v2 ? avk_avroprog_new(b->schema, err, sizeof(err)) : NULL;
+        b->prog_v1_v2 =
+            b->prog ? avk_avroprog_resolve(b->schema, b->schema_v2, err, sizeof(err)) : NULL;
+        if (!b->prog_v1_v2) {
+                fprintf(stderr, "bench_codec: avroprog: %s\n", err);
+                avk_avroprog_destroy(prog_v2);
+                return -1;
+        }
+        size_t n = avk_avroprog_slot_count(b->prog), n2 = avk_avroprog_slot_count(b->prog_v1_v2);
+        b->slots = calloc(n, sizeof(*b->slots));
+        b->filled = calloc(n, sizeof(*b->filled));
+        b->slots_v2 = calloc(n2, sizeof(*b->slots_v2));
+        b->prog_out = malloc(b->raw_len);
+        size_t v2_len = 0;
+        unsigned char *ours_v2 = NULL, *theirs_v2 = NULL;
+        int rc = -1;
+        if (!b->slots || !b->filled || !b->slots_v2 || !b->prog_out ||
+            avro_value_sizeof(&b->value_v2, &v2_len) != 0 || !(ours_v2 = malloc(v2_len)) ||
+            !(theirs_v2 = malloc(v2_len))) {
+                fprintf(stderr, "bench_codec: out of memory\n");
+                goto out;
+        }
+        if (avk_avroprog_decode(b->prog, body(b), b->raw_len, b->filled, b->errstr,
+                                sizeof(b->errstr)) != 0 ||
+            op_prog_decode(b) != 0 || op_prog_encode(b) != 0 ||
+            memcmp(b->prog_out, body(b), b->raw_len) != 0) {
+                fprintf(stderr, "bench_codec: avroprog round trip: %s\n",
+                        b->errstr[0] ? b->errstr : "bytes differ from the body");
+                goto out;
+        }
+        avro_writer_t w = avro_writer_memory((char *)theirs_v2, (int64_t)v2_len);
+        int written = w && avro_value_write(w, &b->value_v2) == 0;
+        if (w)
+                avro_writer_free(w);
+        if (!written || op_prog_decode_v2(b) != 0 ||
+            avk_avroprog_encode(prog_v2, b->slots_v2, ours_v2, v2_len, b->errstr,
+                                sizeof(b->errstr)) != (int64_t)v2_len ||
+            memcmp(ours_v2, theirs_v2, v2_len) != 0) {
+                fprintf(stderr, "bench_codec: avroprog v1 -> v2 differs from the projection: %s\n",
+                        b->errstr);
+                goto out;
+        }
+        rc = 0;
+out:
+        free(ours_v2);
+        free(theirs_v2);
+        avk_avroprog_destroy(prog_v2);
+        return rc;
 }
 
 /* Builds the message and checks every path once; 0, or -1 after saying why. */
@@ -427,7 +528,7 @@ static int prepare(struct bench *b)
             json_object_set_new(expected_v2, V2_FIELD, json_string(V2_FIELD_DEFAULT)) == 0)
                 rc = check_json("projected decode", b->schema_v2, &b->value_v2, expected_v2);
         json_decref(expected_v2);
-        return rc;
+        return rc == 0 ? prepare_prog(b) : -1;
 }
 
 static void teardown(struct bench *b)
@@ -443,12 +544,30 @@ static void teardown(struct bench *b)
         if (b->raw_reader)
                 avro_reader_free(b->raw_reader);
         avk_codec_destroy(b->codec);
+        avk_avroprog_destroy(b->prog);
+        avk_avroprog_destroy(b->prog_v1_v2);
+        free(b->slots);
+        free(b->slots_v2);
+        free(b->filled);
+        free(b->prog_out);
         avk_json_plan_destroy(b->plan);
         avk_schema_destroy(b->schema_v2);
         avk_catalog_destroy(b->catalog);
         json_decref(b->document);
         free(b->message);
         free(b->raw);
+}
+
+/* The Avro body, for a peer to decode and encode the same record. */
+static int write_body(const struct bench *b, const char *path)
+{
+        FILE *f = fopen(path, "wb");
+        int ok = f && fwrite(body(b), 1, b->raw_len, f) == b->raw_len;
+        if (f && fclose(f) != 0)
+                ok = 0;
+        if (!ok)
+                fprintf(stderr, "bench_codec: -o %s: %s\n", path, strerror(errno));
+        return ok ? 0 : -1;
 }
 
 /* ---- timing ---- */
@@ -503,7 +622,7 @@ static void print_table(const struct bench *b, const struct result *results)
                         continue;
                 const struct bench_case *c = &cases[i];
                 double ns = results[i].ns_per_op, base = raw_ns[c->side];
-                size_t bytes = c->is_raw ? b->raw_len : b->message_len;
+                size_t bytes = c->on_body ? b->raw_len : b->message_len;
                 printf("%-3s %-36s %12.0f %10.0f %8.1f", c->id, c->name, 1e9 / ns, ns,
                        (double)bytes * 1e3 / ns);
                 if (base > 0)
@@ -534,10 +653,12 @@ static int select_cases(char *list, int *selected)
 static void usage(FILE *to)
 {
         fprintf(to,
-                "usage: bench_codec [-t SECONDS] [-c ID[,ID...]]\n"
+                "usage: bench_codec [-t SECONDS] [-c ID[,ID...]] [-o FILE]\n"
                 "Measures codec throughput on one ~450-byte DeviationReported.\n"
                 "  -t SECONDS  wall time per case after warm-up (default %.0f)\n"
-                "  -c IDS      run only these cases (1, 2, 1s, 2s, 3-6, 7a, 7b; default all)\n",
+                "  -c IDS      run only these cases (1, 2, 1s, 2s, 3-10, 7a, 7b; default all)\n"
+                "  -o FILE     also write the record's Avro body to FILE, for peers\n"
+                "              (bench/codec_avsc.js)\n",
                 DEFAULT_SECONDS);
 }
 
@@ -548,7 +669,8 @@ int main(int argc, char **argv)
         int opt;
         for (size_t i = 0; i < CASE_CNT; i++)
                 selected[i] = 1;
-        while ((opt = getopt(argc, argv, "t:c:h")) != -1) {
+        const char *body_file = NULL;
+        while ((opt = getopt(argc, argv, "t:c:o:h")) != -1) {
                 if (opt == 't') {
                         char *end;
                         errno = 0;
@@ -560,6 +682,8 @@ int main(int argc, char **argv)
                                         optarg, MAX_SECONDS);
                                 return 2;
                         }
+                } else if (opt == 'o') {
+                        body_file = optarg;
                 } else if (opt == 'c') {
                         if (select_cases(optarg, selected) != 0)
                                 return 2;
@@ -579,7 +703,7 @@ int main(int argc, char **argv)
         struct bench b = {0};
         struct result results[CASE_CNT] = {{0}};
         int rc = 1;
-        if (prepare(&b) != 0)
+        if (prepare(&b) != 0 || (body_file && write_body(&b, body_file) != 0))
                 goto out;
         printf("bench_codec: DeviationReported, framed message %zu bytes (single-object: "
                "%d-byte header + %zu bytes Avro), JSON document %zu bytes\n",
@@ -597,9 +721,9 @@ int main(int argc, char **argv)
                         goto out;
         }
         print_table(&b, results);
-        printf("\nMB/s: Avro bytes per record (framed message; Avro body for 7a/7b) x "
+        printf("\nMB/s: Avro bytes per record (framed message; Avro body for 7a, 7b, 8-10) x "
                "records/s, in 10^6 B.\n"
-               "vs raw: ns/record over 7a (cases 1-3, 1s, 2s) or 7b (cases 4-6).\n");
+               "vs raw: ns/record over 7a (cases 1-3, 1s, 2s, 9) or 7b (cases 4-6, 8, 10).\n");
         rc = 0;
 out:
         teardown(&b);

@@ -18,5 +18,6 @@ stop_broker() {
 }
 trap 'stop_broker; rm -rf "$work"' EXIT INT TERM
 median() { # median FILE: of its lines, one number each
-        sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+        # Fixed-point, not awk's %.6g: bc cannot read 1.5e+06.
+        sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }

@@ -30,6 +30,7 @@
 
 #include "cli/cli.h"
 #include "common/contract/jsonparse.h"
+#include "common/util/clock.h"
 #include "producer/intake/fhir.h"
 #include "producer/intake/reporter.h"
 
@@ -38,7 +39,7 @@
 #define MAX_WORKERS        16
 #define CHUNK              16        /* documents a worker takes at once */
 #define PRINT_BATCH        256       /* results that wake the printer */
-#define PRINT_WAIT_NS      2000000   /* or 2 ms, whichever comes first */
+#define PRINT_WAIT_MS      2         /* or 2 ms, whichever comes first */
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
 #define RESULT_POLL_MS     5         /* results are printed this often while the input is quiet */
@@ -139,13 +140,7 @@ static int print_head(struct pipeline *pl)
  * for every result costs more than printing (results arrive in bursts). */
 static void wait_for_results(struct pipeline *pl)
 {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += PRINT_WAIT_NS;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
         pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
         pl->unseen = 0;
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Benchmark command: installs what is missing, builds an optimised tree of its
 # own (build-bench: Release, no sanitizers), runs bench_codec with any
-# arguments passed through (e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'), then
+# arguments passed through (e.g. 'scripts/bench.sh -t 5' or '-c 4,7b'), the
+# compiled Avro program against avsc and raw avro-c (bench/codec_vs_avsc.sh), then
 # the intake benchmark against kcat (bench/intake_vs_kcat.sh), the router
 # against a bare consume->produce loop (bench/router_vs_pipe.sh) and the
 # gateway under wrk (bench/gateway_wrk.sh); bench_tracker (the tracker's core
@@ -13,6 +14,8 @@ sh scripts/deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench -j2 --target bench_codec bench_tracker bench_router raw_pipe avvik >/dev/null
 ./build-bench/bench/bench_codec "$@"
+echo
+sh bench/codec_vs_avsc.sh ./build-bench
 echo
 ./build-bench/bench/bench_tracker
 echo

@@ -3,10 +3,13 @@
  *
  * Hot path (writer == reader): check bounds, then avro-c reads straight into
  * the caller's value through one reused memory reader; encode reuses one
- * growing buffer. Projection between versions goes through the JSON form
- * (writer value -> JSON -> reader value): it reuses the one schema-driven
- * walk that already knows defaults and enum symbols, and runs only while
- * writers and readers are on different versions.
+ * growing buffer. Between versions, a program compiled once per writer and
+ * reader (common/contract/avroprog.h) reads the writer's binary into the
+ * reader's slots, checking it in the same pass, and the reader's program
+ * writes them out as the reader's binary for avro-c to read. A pair the
+ * program does not compile (arrays, maps, recursive types) is projected
+ * through the JSON form instead (writer value -> JSON -> reader value), the
+ * schema-driven walk that knows defaults and enum symbols too.
  */
 #include "common/contract/codec.h"
 
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/contract/avroprog.h"
 #include "common/contract/binary.h"
 #include "common/util/errors.h"
 #include "common/contract/json.h"
@@ -35,6 +39,13 @@ struct scratch { /* a reusable value of a writer schema, for projection */
         avro_value_t value;
 };
 
+struct resolution { /* how one writer's data is read as one reader's */
+        const avk_schema_t *writer, *reader;
+        avk_avroprog_t *resolve;     /* NULL when the pair is not compiled */
+        avk_avroprog_t *reader_prog; /* writes the slots as the reader's binary */
+        avk_avroprog_slot_t *slots;
+};
+
 struct avk_codec {
         const avk_catalog_t *catalog;
         avk_registry_t *registry;
@@ -43,8 +54,12 @@ struct avk_codec {
         size_t ids_cnt;
         struct scratch *scratch;
         size_t scratch_cnt;
+        struct resolution *resolutions;
+        size_t resolutions_cnt;
         unsigned char *buf;
         size_t cap;
+        unsigned char *resolved; /* a datum re-encoded as its reader's binary */
+        size_t resolved_cap;
         avro_reader_t reader;
         avro_writer_t writer;
 };
@@ -76,6 +91,13 @@ void avk_codec_destroy(avk_codec_t *c)
         for (size_t i = 0; i < c->scratch_cnt; i++)
                 avro_value_decref(&c->scratch[i].value);
         free(c->scratch);
+        for (size_t i = 0; i < c->resolutions_cnt; i++) {
+                avk_avroprog_destroy(c->resolutions[i].resolve);
+                avk_avroprog_destroy(c->resolutions[i].reader_prog);
+                free(c->resolutions[i].slots);
+        }
+        free(c->resolutions);
+        free(c->resolved);
         avk_catalog_destroy(c->fetched);
         if (c->reader)
                 avro_reader_free(c->reader);
@@ -109,9 +131,10 @@ static int writer_id(avk_codec_t *c, const char *topic, const avk_schema_t *sche
         }
         char subject[300];
         snprintf(subject, sizeof(subject), "%s-value", topic);
-        if (avk_registry_register(c->registry, subject, avk_schema_text(schema), id, errstr,
-                                  errstr_size) != 0)
-                return -1;
+        int rc = avk_registry_register(c->registry, subject, avk_schema_text(schema), id, errstr,
+                                       errstr_size);
+        if (rc != 0)
+                return rc;
         if (remember_id(c, *id, schema, topic) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
@@ -119,48 +142,64 @@ static int writer_id(avk_codec_t *c, const char *topic, const avk_schema_t *sche
         return 0;
 }
 
-static int reserve(avk_codec_t *c, size_t need)
+static int reserve(unsigned char **buf, size_t *cap, size_t need)
 {
-        if (need <= c->cap)
+        if (need <= *cap)
                 return 0;
-        size_t cap = c->cap ? c->cap : 1024;
-        while (cap < need)
-                cap *= 2;
-        unsigned char *grown = realloc(c->buf, cap);
+        size_t grown_cap = *cap ? *cap : 1024;
+        while (grown_cap < need)
+                grown_cap *= 2;
+        unsigned char *grown = realloc(*buf, grown_cap);
         if (!grown)
                 return -1;
-        c->buf = grown;
-        c->cap = cap;
+        *buf = grown;
+        *cap = grown_cap;
         return 0;
 }
 
-int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *schema,
-                     avro_value_t *value, const void **out, size_t *out_len, char *errstr,
-                     size_t errstr_size)
+static void soe_header(unsigned char *p, const avk_schema_t *schema)
 {
-        size_t hdr = c->registry ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
+        uint64_t fp = avk_schema_fingerprint(schema);
+        p[0] = SOE_MAGIC0;
+        p[1] = SOE_MAGIC1;
+        for (int i = 0; i < 8; i++)
+                p[2 + i] = (unsigned char)(fp >> (8 * i));
+}
+
+/* Writes the Confluent header for schema on topic to p. */
+static int confluent_header(avk_codec_t *c, unsigned char *p, const char *topic,
+                            const avk_schema_t *schema, char *errstr, size_t errstr_size)
+{
+        int32_t id;
+        int rc = writer_id(c, topic, schema, &id, errstr, errstr_size);
+        if (rc != 0)
+                return rc;
+        p[0] = CONFLUENT_MAGIC;
+        for (int i = 0; i < 4; i++)
+                p[1 + i] = (unsigned char)((uint32_t)id >> (24 - 8 * i));
+        return 0;
+}
+
+static int encode(avk_codec_t *c, int confluent, const char *topic, const avk_schema_t *schema,
+                  avro_value_t *value, const void **out, size_t *out_len, char *errstr,
+                  size_t errstr_size)
+{
+        size_t hdr = confluent ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
         size_t body;
         if (avro_value_sizeof(value, &body) != 0) {
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
                 return -1;
         }
-        if (reserve(c, hdr + body) != 0) {
+        if (reserve(&c->buf, &c->cap, hdr + body) != 0) {
                 snprintf(errstr, errstr_size, "out of memory for a %zu-byte message", hdr + body);
                 return -1;
         }
-        if (c->registry) {
-                int32_t id;
-                if (writer_id(c, topic, schema, &id, errstr, errstr_size) != 0)
-                        return -1;
-                c->buf[0] = CONFLUENT_MAGIC;
-                for (int i = 0; i < 4; i++)
-                        c->buf[1 + i] = (unsigned char)((uint32_t)id >> (24 - 8 * i));
+        if (confluent) {
+                int rc = confluent_header(c, c->buf, topic, schema, errstr, errstr_size);
+                if (rc != 0)
+                        return rc;
         } else {
-                uint64_t fp = avk_schema_fingerprint(schema);
-                c->buf[0] = SOE_MAGIC0;
-                c->buf[1] = SOE_MAGIC1;
-                for (int i = 0; i < 8; i++)
-                        c->buf[2 + i] = (unsigned char)(fp >> (8 * i));
+                soe_header(c->buf, schema);
         }
         avro_writer_memory_set_dest(c->writer, (const char *)c->buf + hdr, (int64_t)body);
         if (avro_value_write(c->writer, value) != 0) {
@@ -172,7 +211,21 @@ int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *sche
         return 0;
 }
 
-static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr,
+int avk_codec_encode(avk_codec_t *c, const char *topic, const avk_schema_t *schema,
+                     avro_value_t *value, const void **out, size_t *out_len, char *errstr,
+                     size_t errstr_size)
+{
+        return encode(c, c->registry != NULL, topic, schema, value, out, out_len, errstr,
+                      errstr_size);
+}
+
+int avk_codec_encode_local(avk_codec_t *c, const avk_schema_t *schema, avro_value_t *value,
+                           const void **out, size_t *out_len, char *errstr, size_t errstr_size)
+{
+        return encode(c, 0, NULL, schema, value, out, out_len, errstr, errstr_size);
+}
+
+static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, int *rc, char *errstr,
                                         size_t errstr_size)
 {
         for (size_t i = 0; i < c->ids_cnt; i++) {
@@ -187,8 +240,10 @@ static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr
                 return NULL;
         }
         const char *text;
-        if (avk_registry_fetch(c->registry, id, &text, errstr, errstr_size) != 0)
+        *rc = avk_registry_fetch(c->registry, id, &text, errstr, errstr_size);
+        if (*rc != 0)
                 return NULL;
+        *rc = -1;
         char reason[256];
         avk_schema_t *fresh = avk_schema_new(text, reason, sizeof(reason));
         if (!fresh) {
@@ -216,9 +271,12 @@ static const avk_schema_t *schema_by_id(avk_codec_t *c, int32_t id, char *errstr
         return known;
 }
 
+/* The writer schema of a framed payload; NULL with *rc -1 (a bad record) or
+ * AVK_CODEC_UNAVAILABLE. */
 static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p, size_t len,
-                                         size_t *hdr, char *errstr, size_t errstr_size)
+                                         size_t *hdr, int *rc, char *errstr, size_t errstr_size)
 {
+        *rc = -1;
         if (len == 0) {
                 snprintf(errstr, errstr_size, "empty message");
                 return NULL;
@@ -233,7 +291,7 @@ static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p,
                 *hdr = CONFLUENT_HDR_SIZE;
                 int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
                                        (uint32_t)p[3] << 8 | p[4]);
-                return schema_by_id(c, id, errstr, errstr_size);
+                return schema_by_id(c, id, rc, errstr, errstr_size);
         }
         if (p[0] == SOE_MAGIC0 && (len < 2 || p[1] == SOE_MAGIC1)) {
                 if (len < SOE_HDR_SIZE) {
@@ -261,6 +319,34 @@ static const avk_schema_t *writer_schema(avk_codec_t *c, const unsigned char *p,
                  "(single-object)",
                  p[0], len > 1 ? p[1] : 0);
         return NULL;
+}
+
+int avk_codec_reframe(avk_codec_t *c, const char *topic, const void *in, size_t in_len,
+                      const void **out, size_t *out_len, char *errstr, size_t errstr_size)
+{
+        const unsigned char *p = in;
+        *out = in;
+        *out_len = in_len;
+        if (!c->registry || in_len < SOE_HDR_SIZE || p[0] != SOE_MAGIC0 || p[1] != SOE_MAGIC1)
+                return 0;
+        size_t hdr;
+        int rc;
+        const avk_schema_t *schema = writer_schema(c, p, in_len, &hdr, &rc, errstr, errstr_size);
+        if (!schema)
+                return rc;
+        size_t body = in_len - SOE_HDR_SIZE;
+        if (reserve(&c->buf, &c->cap, CONFLUENT_HDR_SIZE + body) != 0) {
+                snprintf(errstr, errstr_size, "out of memory for a %zu-byte message",
+                         CONFLUENT_HDR_SIZE + body);
+                return -1;
+        }
+        rc = confluent_header(c, c->buf, topic, schema, errstr, errstr_size);
+        if (rc != 0)
+                return rc;
+        memcpy(c->buf + CONFLUENT_HDR_SIZE, p + SOE_HDR_SIZE, body);
+        *out = c->buf;
+        *out_len = CONFLUENT_HDR_SIZE + body;
+        return 0;
 }
 
 static avro_value_t *scratch_value(avk_codec_t *c, const avk_schema_t *schema)
@@ -301,13 +387,79 @@ static int project(const avk_schema_t *writer, avro_value_t *from, const avk_sch
         return rc;
 }
 
+/* The compiled reading of writer's data as reader's, made at first use;
+ * resolve is NULL when the pair is not compiled. NULL when out of memory. */
+static const struct resolution *resolution(avk_codec_t *c, const avk_schema_t *writer,
+                                           const avk_schema_t *reader)
+{
+        for (size_t i = 0; i < c->resolutions_cnt; i++) {
+                if (c->resolutions[i].writer == writer && c->resolutions[i].reader == reader)
+                        return &c->resolutions[i];
+        }
+        struct resolution *grown =
+            realloc(c->resolutions, (c->resolutions_cnt + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        c->resolutions = grown;
+        struct resolution *r = &c->resolutions[c->resolutions_cnt];
+        *r = (struct resolution){.writer = writer, .reader = reader};
+        char reason[256];
+        r->resolve = avk_avroprog_resolve(writer, reader, reason, sizeof(reason));
+        r->reader_prog = r->resolve ? avk_avroprog_new(reader, reason, sizeof(reason)) : NULL;
+        r->slots = r->reader_prog
+                       ? calloc(avk_avroprog_slot_count(r->reader_prog) + 1, sizeof(*r->slots))
+                       : NULL;
+        if (!r->slots) { /* not compiled: the JSON projection reads this pair */
+                avk_avroprog_destroy(r->resolve);
+                avk_avroprog_destroy(r->reader_prog);
+                r->resolve = r->reader_prog = NULL;
+        }
+        c->resolutions_cnt++;
+        return r;
+}
+
+/* Writer's body as reader's binary, through the compiled pair, then avro-c. */
+static int read_resolved(avk_codec_t *c, const struct resolution *r, const char *body,
+                         size_t body_len, avro_value_t *out, char *errstr, size_t errstr_size)
+{
+        char reason[384];
+        if (avk_avroprog_decode(r->resolve, body, body_len, r->slots, reason, sizeof(reason)) !=
+            0) {
+                snprintf(errstr, errstr_size, "%s", reason);
+                return -1;
+        }
+        int64_t len = avk_avroprog_encode(r->reader_prog, r->slots, c->resolved, c->resolved_cap,
+                                          reason, sizeof(reason));
+        if (len > (int64_t)c->resolved_cap) {
+                if (reserve(&c->resolved, &c->resolved_cap, (size_t)len) != 0) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -1;
+                }
+                len = avk_avroprog_encode(r->reader_prog, r->slots, c->resolved, c->resolved_cap,
+                                          reason, sizeof(reason));
+        }
+        if (len < 0) {
+                snprintf(errstr, errstr_size, "cannot read %s data as %s: %s",
+                         avk_schema_fullname(r->writer), avk_schema_fullname(r->reader), reason);
+                return -1;
+        }
+        avro_value_reset(out);
+        avro_reader_memory_set_source(c->reader, (const char *)c->resolved, len);
+        if (avro_value_read(c->reader, out) != 0) {
+                snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+                return -1;
+        }
+        return 0;
+}
+
 int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_schema_t *reader,
                      avro_value_t *out, char *errstr, size_t errstr_size)
 {
         size_t hdr = 0;
-        const avk_schema_t *writer = writer_schema(c, buf, len, &hdr, errstr, errstr_size);
+        int rc;
+        const avk_schema_t *writer = writer_schema(c, buf, len, &hdr, &rc, errstr, errstr_size);
         if (!writer)
-                return -1;
+                return rc;
         if (strcmp(avk_schema_fullname(writer), avk_schema_fullname(reader)) != 0) {
                 snprintf(errstr, errstr_size, "message holds %s, expected %s",
                          avk_schema_fullname(writer), avk_schema_fullname(reader));
@@ -315,16 +467,23 @@ int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_sche
         }
         const char *body = (const char *)buf + hdr;
         size_t body_len = len - hdr;
-        if (avk_binary_check(avk_schema_avro(writer), body, body_len, errstr, errstr_size) != 0)
-                return -1;
         avro_value_t *target = out;
         if (avk_schema_fingerprint(writer) != avk_schema_fingerprint(reader)) {
+                const struct resolution *r = resolution(c, writer, reader);
+                if (!r) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -1;
+                }
+                if (r->resolve) /* checks the body as it reads it */
+                        return read_resolved(c, r, body, body_len, out, errstr, errstr_size);
                 target = scratch_value(c, writer);
                 if (!target) {
                         snprintf(errstr, errstr_size, "out of memory");
                         return -1;
                 }
         }
+        if (avk_binary_check(avk_schema_avro(writer), body, body_len, errstr, errstr_size) != 0)
+                return -1;
         avro_value_reset(target);
         avro_reader_memory_set_source(c->reader, body, (int64_t)body_len);
         if (avro_value_read(c->reader, target) != 0) {

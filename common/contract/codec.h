@@ -1,6 +1,6 @@
 /*
  * avk_codec: Avro values <-> Kafka message payloads, in either framing of
- * DESIGN.md:
+ * docs/architecture.md, "The contract":
  *  - Confluent wire format: 0x00, 4-byte big-endian schema id, Avro binary;
  *    used when a Schema Registry is configured (subject "<topic>-value").
  *  - Avro single-object encoding: 0xC3 0x01, 8-byte little-endian CRC-64-AVRO
@@ -26,6 +26,13 @@
 typedef struct avk_codec avk_codec_t;
 
 /**
+ * What encode, decode and reframe return when they need the Schema Registry
+ * and it gave no final answer (see registry.h): retry later; the record is
+ * not bad.
+ */
+#define AVK_CODEC_UNAVAILABLE AVK_REGISTRY_UNAVAILABLE
+
+/**
  * @brief Creates a codec. registry NULL means single-object encoding, and
  * Confluent-framed input is then an error. Neither argument is owned; both
  * must outlive the codec.
@@ -37,17 +44,38 @@ void avk_codec_destroy(avk_codec_t *codec);
 /**
  * @brief Frames and encodes value (of schema) for topic.
  * @param out receives the payload, owned by the codec and valid until its next call.
- * @returns 0, or -1 with the reason (e.g. the registry's) in errstr.
+ * @returns 0, or with the reason in errstr AVK_CODEC_UNAVAILABLE (the
+ * registry could not be asked) or -1.
  */
 int avk_codec_encode(avk_codec_t *codec, const char *topic, const avk_schema_t *schema,
                      avro_value_t *value, const void **out, size_t *out_len, char *errstr,
                      size_t errstr_size);
 
 /**
+ * @brief Encodes value in single-object framing whatever the codec's
+ * registry: what the intake keeps in its spool while the registry cannot be
+ * reached (avk_codec_reframe() frames it for Kafka later). Same ownership
+ * and errors as avk_codec_encode(), never AVK_CODEC_UNAVAILABLE.
+ */
+int avk_codec_encode_local(avk_codec_t *codec, const avk_schema_t *schema, avro_value_t *value,
+                           const void **out, size_t *out_len, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The payload in as it goes to topic: a single-object-framed payload
+ * gets the Confluent framing when the codec has a registry (the Avro body is
+ * the same bytes); anything else is in itself.
+ * @param out in, or a payload owned by the codec and valid until its next call.
+ * @returns 0, AVK_CODEC_UNAVAILABLE, or -1 with the reason in errstr.
+ */
+int avk_codec_reframe(avk_codec_t *codec, const char *topic, const void *in, size_t in_len,
+                      const void **out, size_t *out_len, char *errstr, size_t errstr_size);
+
+/**
  * @brief Decodes a framed payload into out, a value of reader's class.
- * @returns 0, or -1 with the reason in errstr: unknown framing, truncated
- * header, unknown schema id or fingerprint, another record type, or where and
- * why the Avro binary is malformed.
+ * @returns 0, AVK_CODEC_UNAVAILABLE when the registry could not be asked
+ * for the writer's schema, or -1 with the reason in errstr: unknown framing,
+ * truncated header, unknown schema id or fingerprint, another record type,
+ * or where and why the Avro binary is malformed.
  */
 int avk_codec_decode(avk_codec_t *codec, const void *buf, size_t len, const avk_schema_t *reader,
                      avro_value_t *out, char *errstr, size_t errstr_size);

@@ -26,7 +26,7 @@
 #include "common/util/jsondoc.h"
 #include "common/contract/municipality.h"
 
-/* VGR's organisation number as it starts VGR's HSA-ids (DOMAIN.md, "Who the parties are"). */
+/* VGR's organisation number as it starts VGR's HSA-ids (docs/domain.md, "Identifiers"). */
 #define VGR_HSA_PREFIX "SE2321000131-"
 /* A webhook key is a few dozen bytes; a larger file is the wrong file. */
 #define SECRET_MAX 4096

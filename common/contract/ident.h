@@ -3,7 +3,7 @@
  * personal identity numbers (personnummer) and coordination numbers
  * (samordningsnummer), HSA-ids of units, municipality codes and parties, and
  * event timestamps - and of the names its delivery uses (Kafka topics,
- * webhook URLs). Rules: DOMAIN.md, "Identifiers".
+ * webhook URLs). Rules: docs/domain.md, "Identifiers".
  *
  * Every validator returns 0 when the input is valid and -1 otherwise, writing
  * one sentence naming the reason into errstr (librdkafka's errstr convention);

@@ -22,6 +22,7 @@
 
 #include "common/contract/ident.h"
 #include "common/contract/json_int.h"
+#include "common/util/clock.h"
 #include "common/util/path.h"
 
 #define DEFAULT_MAX_CHARS 256
@@ -576,18 +577,11 @@ int avk_json_walk_value(struct avk_json_walk *w, avro_schema_t s, const json_t *
         }
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void avk_json_walk_init(struct avk_json_walk *w, const avk_schema_t *schema,
                         const struct avk_json_opts *opts, struct avk_errors *errs)
 {
         *w = (struct avk_json_walk){.schema = schema, .opts = opts, .errs = errs};
-        w->now_ms = opts->now_ms ? opts->now_ms : now_ms();
+        w->now_ms = opts->now_ms ? opts->now_ms : avk_clock_system_ms();
         w->today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
         avk_path_init(&w->path);
 }

@@ -282,7 +282,8 @@ static CURLcode setup_request(avk_registry_t *reg, const char *request_url, cons
 /*
  * Sends one request (a POST when post_body is set) and parses the answer.
  * Returns 0 with *answer set to the JSON object of a 2xx answer and *status
- * to the HTTP status. `what` names the schema in error sentences
+ * to the HTTP status; -1 for a final 4xx answer; AVK_REGISTRY_UNAVAILABLE for
+ * anything else (see registry.h). `what` names the schema in error sentences
  * ("schema id 42", "subject \"orders-value\"").
  */
 static int registry_call(avk_registry_t *reg, const char *path, const char *post_body,
@@ -295,7 +296,7 @@ static int registry_call(avk_registry_t *reg, const char *path, const char *post
         json_t *body = NULL;
         json_error_t json_error;
         CURLcode rc;
-        int ret = -1;
+        int ret = AVK_REGISTRY_UNAVAILABLE;
 
         *answer = NULL;
         *status = 0;
@@ -354,6 +355,8 @@ static int registry_call(avk_registry_t *reg, const char *path, const char *post
         }
         body = json_loadb(response.data, response.len, 0, &json_error);
         if (*status < 200 || *status > 299) {
+                if (*status >= 400 && *status < 500 && *status != 408 && *status != 429)
+                        ret = -1;
                 json_t *code = json_object_get(body, "error_code");
                 json_t *message = json_object_get(body, "message");
                 if (json_is_integer(code) && json_is_string(message))
@@ -431,7 +434,7 @@ int avk_registry_register(avk_registry_t *reg, const char *subject, const char *
         json_error_t json_error;
         char what[256];
         long status;
-        int ret = -1;
+        int ret = AVK_REGISTRY_UNAVAILABLE;
 
         if (!subject || !*subject || !schema_json) {
                 snprintf(errstr, errstr_size,
@@ -460,15 +463,17 @@ int avk_registry_register(avk_registry_t *reg, const char *subject, const char *
         if (!request) {
                 snprintf(errstr, errstr_size, "schema registry: cannot send the schema for %s: %s",
                          what, json_error.text);
+                ret = -1;
                 goto out;
         }
         request_text = json_dumps(request, JSON_COMPACT);
         if (!request_text)
                 goto oom;
 
-        if (registry_call(reg, path, request_text, what, &answer, &status, errstr, errstr_size) !=
-            0)
+        ret = registry_call(reg, path, request_text, what, &answer, &status, errstr, errstr_size);
+        if (ret != 0)
                 goto out;
+        ret = AVK_REGISTRY_UNAVAILABLE;
         json_t *answer_id = json_object_get(answer, "id");
         if (!json_is_integer(answer_id) || json_integer_value(answer_id) < 0 ||
             json_integer_value(answer_id) > INT32_MAX) {
@@ -520,7 +525,7 @@ int avk_registry_fetch(avk_registry_t *reg, int32_t id, const char **schema_json
         json_t *answer = NULL;
         char what[64], path[64];
         long status;
-        int ret = -1;
+        int ret = AVK_REGISTRY_UNAVAILABLE;
 
         snprintf(what, sizeof(what), "schema id %" PRId32, id);
         snprintf(path, sizeof(path), "/schemas/ids/%" PRId32, id);
@@ -534,8 +539,10 @@ int avk_registry_fetch(avk_registry_t *reg, int32_t id, const char **schema_json
                 }
         }
 
-        if (registry_call(reg, path, NULL, what, &answer, &status, errstr, errstr_size) != 0)
+        ret = registry_call(reg, path, NULL, what, &answer, &status, errstr, errstr_size);
+        if (ret != 0)
                 goto out;
+        ret = AVK_REGISTRY_UNAVAILABLE;
         json_t *schema = json_object_get(answer, "schema");
         json_t *type = json_object_get(answer, "schemaType");
         if (!json_is_string(schema) || (type && !json_is_string(type))) {
@@ -551,6 +558,7 @@ int avk_registry_fetch(avk_registry_t *reg, int32_t id, const char **schema_json
                 snprintf(errstr, errstr_size,
                          "schema registry holds %s as a %s schema, and only AVRO is supported",
                          what, json_string_value(type));
+                ret = -1;
                 goto out;
         }
         const char *cached = remember_fetched(reg, id, json_string_value(schema));

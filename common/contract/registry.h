@@ -15,6 +15,15 @@
 
 typedef struct avk_registry avk_registry_t;
 
+/**
+ * What a failed call returns when the registry did not give a final answer:
+ * unreachable, no answer within the timeout, a 5xx, 408 or 429, or an answer
+ * that is not the registry's JSON. Callers retry later and must never treat
+ * it as a bad record. A final answer (a 404 for an id, 409/422 for a schema)
+ * returns -1.
+ */
+#define AVK_REGISTRY_UNAVAILABLE (-2)
+
 /** Connection settings; NULL strings mean "not set". */
 struct avk_registry_conf {
         const char *url;         /**< e.g. "http://localhost:8081" (required) */
@@ -36,9 +45,9 @@ void avk_registry_destroy(avk_registry_t *reg);
  * @brief Registers schema_json under subject (POST /subjects/{subject}/versions)
  * and returns its id; the registry answers with the existing id when the schema
  * is already registered.
- * @returns 0 and *id set, or -1 with the reason in errstr: the URL and curl's
+ * @returns 0 and *id set, or with the reason in errstr (the URL and curl's
  * reason when unreachable, or the HTTP status with the registry's error_code
- * and message when it answers an error.
+ * and message) AVK_REGISTRY_UNAVAILABLE or -1 (a final refusal).
  */
 int avk_registry_register(avk_registry_t *reg, const char *subject, const char *schema_json,
                           int32_t *id, char *errstr, size_t errstr_size);
@@ -47,7 +56,8 @@ int avk_registry_register(avk_registry_t *reg, const char *subject, const char *
  * @brief Fetches the schema with the given id (GET /schemas/ids/{id}).
  * @param schema_json receives the schema text, owned by the handle and valid
  *        until avk_registry_destroy().
- * @returns 0, or -1 with the reason in errstr (e.g. "schema id 42 not found").
+ * @returns 0, or with the reason in errstr -1 when the registry answered that
+ * the id does not exist or holds no Avro schema, or AVK_REGISTRY_UNAVAILABLE.
  */
 int avk_registry_fetch(avk_registry_t *reg, int32_t id, const char **schema_json, char *errstr,
                        size_t errstr_size);

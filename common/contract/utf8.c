@@ -5,17 +5,23 @@
 #include <string.h>
 
 #define ASCII_MASK UINT64_C(0x8080808080808080)
+#define LOW_ONES   UINT64_C(0x0101010101010101)
 
-size_t avk_utf8_invalid_at(const void *bytes, size_t n)
+/* The one walk of both checks; refuse_nul is a constant at each call, so
+ * the compiler drops the NUL test where it is not wanted. */
+static inline size_t invalid_at(const unsigned char *s, size_t n, int refuse_nul)
 {
-        const unsigned char *s = bytes;
         size_t i = 0;
         while (i < n) {
-                /* Most text is ASCII: eight bytes at a time while it is. */
+                /* Most text is ASCII: eight bytes at a time while it is. A
+                 * NUL byte sets its high bit in (word - LOW_ONES) & ~word. */
                 uint64_t word;
                 if (i + sizeof(word) <= n) {
                         memcpy(&word, s + i, sizeof(word));
-                        if (!(word & ASCII_MASK)) {
+                        uint64_t stop = word;
+                        if (refuse_nul)
+                                stop |= (word - LOW_ONES) & ~word;
+                        if (!(stop & ASCII_MASK)) {
                                 i += sizeof(word);
                                 continue;
                         }
@@ -23,7 +29,9 @@ size_t avk_utf8_invalid_at(const void *bytes, size_t n)
                 unsigned char b = s[i];
                 size_t k;
                 uint32_t cp;
-                if (b < 0x80) {
+                if (b == 0 && refuse_nul) {
+                        return i;
+                } else if (b < 0x80) {
                         i++;
                         continue;
                 } else if ((b & 0xE0) == 0xC0) {
@@ -48,4 +56,14 @@ size_t avk_utf8_invalid_at(const void *bytes, size_t n)
                 i += k + 1;
         }
         return n;
+}
+
+size_t avk_utf8_invalid_at(const void *s, size_t n)
+{
+        return invalid_at(s, n, 0);
+}
+
+size_t avk_utf8_text_invalid_at(const void *s, size_t n)
+{
+        return invalid_at(s, n, 1);
 }

@@ -13,4 +13,11 @@
 /** @brief The offset of the first invalid sequence in s[0..n), or n when all of it is valid. */
 size_t avk_utf8_invalid_at(const void *s, size_t n);
 
+/**
+ * @brief As avk_utf8_invalid_at(), and a NUL byte (which C strings cannot
+ * carry) counts as invalid too: the offset of the first invalid sequence or
+ * NUL, in one pass.
+ */
+size_t avk_utf8_text_invalid_at(const void *s, size_t n);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * avk_copartition: the group consumer of a service that joins two
  * co-partitioned lifecycle topics - keyed by deviation id, one partition
- * count (DESIGN.md, "Kafka") - such as the notifier (topic.routed with
+ * count (docs/architecture.md, "Kafka") - such as the notifier (topic.routed with
  * topic.reported) and the analysis forwarder (topic.status with
  * topic.reported). The range assignor gives partition p of both topics to the
  * same instance, so a record finds the deviation it belongs to locally; any

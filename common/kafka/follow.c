@@ -7,13 +7,46 @@
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
 
-#define POLL_MS 200 /* how often the loop looks at the stop flag */
+#define POLL_MS      200  /* how often the loop looks at the stop flag */
+#define RETRY_MAX_MS 5000 /* the longest wait between tries while the registry is away */
+
+/* Waits ms, or less once stopping is set. */
+static void pause_ms(const struct avk_follow *f, int64_t ms)
+{
+        for (int64_t waited = 0; waited < ms && !atomic_load(f->stopping); waited += POLL_MS)
+                nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
+}
+
+/* Goes back to m's offset, to read m again after a wait: the registry had no
+ * answer for its writer schema, which is no fault of the record's. */
+static void retry_later(const struct avk_follow *f, const rd_kafka_message_t *m,
+                        int64_t *backoff_ms, const char *reason)
+{
+        if (*backoff_ms == 0)
+                avk_log(AVK_LOG_WARN, f->component,
+                        "%s [%d] offset %lld: %s (waiting, not skipped)", f->topic,
+                        (int)m->partition, (long long)m->offset, reason);
+        *backoff_ms = *backoff_ms ? *backoff_ms * 2 : POLL_MS;
+        if (*backoff_ms > RETRY_MAX_MS)
+                *backoff_ms = RETRY_MAX_MS;
+        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(at, f->topic, m->partition)->offset = m->offset;
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(f->rk, at, 5000);
+        if (error) {
+                avk_log(AVK_LOG_WARN, f->component, "%s [%d]: seek back: %s", f->topic,
+                        (int)m->partition, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(at);
+        pause_ms(f, *backoff_ms);
+}
 
 void avk_follow_run(const struct avk_follow *f)
 {
         char err[512];
         int partitions = 0, assigned = 0, warned = 0, at_end = 0;
-        char *eof = NULL; /* partitions read to their end at least once */
+        char *eof = NULL;       /* partitions read to their end at least once */
+        int64_t backoff_ms = 0; /* while the registry has no answer */
         avro_value_t value;
         avro_generic_value_new(avk_schema_iface(f->schema), &value);
         while (!atomic_load(f->stopping)) {
@@ -47,13 +80,23 @@ void avk_follow_run(const struct avk_follow *f)
                             m->err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
                                 avk_log(AVK_LOG_WARN, f->component, "%s",
                                         rd_kafka_message_errstr(m));
-                } else if (avk_codec_decode(f->codec, m->payload, m->len, f->schema, &value, err,
-                                            sizeof(err)) != 0 ||
-                           f->apply(f->opaque, &value, err, sizeof(err)) < 0) {
-                        avk_log(AVK_LOG_WARN, f->component, "%s [%d] offset %lld: %s (skipped)",
-                                f->topic, (int)m->partition, (long long)m->offset, err);
-                        if (f->skipped)
-                                f->skipped(f->opaque);
+                } else {
+                        int rc = avk_codec_decode(f->codec, m->payload, m->len, f->schema, &value,
+                                                  err, sizeof(err));
+                        if (rc == AVK_CODEC_UNAVAILABLE) {
+                                retry_later(f, m, &backoff_ms, err);
+                        } else if (rc != 0 || f->apply(f->opaque, &value, err, sizeof(err)) < 0) {
+                                avk_log(AVK_LOG_WARN, f->component,
+                                        "%s [%d] offset %lld: %s (skipped)", f->topic,
+                                        (int)m->partition, (long long)m->offset, err);
+                                if (f->skipped)
+                                        f->skipped(f->opaque);
+                        }
+                        if (rc != AVK_CODEC_UNAVAILABLE && backoff_ms) {
+                                avk_log(AVK_LOG_INFO, f->component,
+                                        "%s: the registry answers again", f->topic);
+                                backoff_ms = 0;
+                        }
                 }
                 rd_kafka_message_destroy(m);
         }

@@ -5,7 +5,10 @@
  * No consumer group: every partition is assigned, again and again while
  * Kafka is unreachable or the topic missing. Each record is decoded with the
  * topic's schema and handed to a callback; a record that cannot be decoded
- * or used is logged and skipped - the topic's producer owns dead letters.
+ * or used is logged and skipped - the topic's producer owns dead letters. A
+ * record whose writer schema the Schema Registry cannot give just now is
+ * read again after a wait (up to 5 s), never skipped: a view loaded while
+ * the registry is away is late, not short.
  */
 #ifndef AVK_FOLLOW_H
 #define AVK_FOLLOW_H

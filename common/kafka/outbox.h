@@ -3,8 +3,9 @@
  * offsets of its inputs, at least once: an input's offset is stored only
  * once Kafka acknowledged every output of it and of every earlier input of
  * its partition. The service kernel's part for outputs, offsets and dead
- * letters (common/kafka/service.h, docs/service.md): the kernel assigns,
- * begins and ends inputs; a service emits outputs and dead letters.
+ * letters (common/kafka/service.h; docs/architecture.md, "The service
+ * kernel"): the kernel assigns, begins and ends inputs; a service emits
+ * outputs and dead letters.
  *
  * Each assigned input partition has a FIFO of inputs in offset order, each
  * counting its outputs not yet acknowledged (plus one while the service is
@@ -27,8 +28,6 @@
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
-
-#include "common/util/config.h"
 
 typedef struct avk_outbox avk_outbox_t;
 typedef struct avk_outbox_input avk_outbox_input_t; /**< one assigned input partition */

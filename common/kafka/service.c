@@ -1,5 +1,5 @@
 /*
- * avk_service: see service.h and docs/service.md. Grew out of the router's
+ * avk_service: see service.h and docs/architecture.md, "The service kernel". Grew out of the router's
  * and the tracker's loops, which were near copies of each other.
  */
 #include "common/kafka/service.h"

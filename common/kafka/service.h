@@ -5,7 +5,7 @@
  * standard metrics. The service is its domain logic plus the hooks below;
  * its outputs, offsets and dead letters go through the kernel's outbox
  * (common/kafka/outbox.h), whose input FIFOs the kernel keeps per assigned
- * partition. docs/service.md describes the whole.
+ * partition. docs/architecture.md, "The service kernel", describes the whole.
  *
  * One thread runs avk_service_run() and every hook (the rebalance hooks run
  * from inside the consumer poll of that thread). avk_service_stop(),

@@ -114,3 +114,83 @@ struct avk_hnode *avk_hiter_next(struct avk_hiter *it, const avk_htab_t *t)
                 it->next = node->next;
         return node;
 }
+
+int avk_slotidx_init(avk_slotidx_t *idx, size_t expected)
+{
+        size_t n = 16;
+        while (n < expected * 2 && n < ((size_t)1 << 32))
+                n *= 2;
+        idx->pos = calloc(n, sizeof(*idx->pos));
+        if (!idx->pos)
+                return -1;
+        idx->mask = n - 1;
+        idx->cnt = 0;
+        return 0;
+}
+
+void avk_slotidx_destroy(avk_slotidx_t *idx)
+{
+        free(idx->pos);
+        idx->pos = NULL;
+        idx->mask = 0;
+        idx->cnt = 0;
+}
+
+uint32_t avk_slotidx_find(const avk_slotidx_t *idx, uint64_t hash, avk_slotidx_eq_fn *eq,
+                          const void *key, const void *ctx)
+{
+        for (size_t i = hash & idx->mask; idx->pos[i]; i = (i + 1) & idx->mask)
+                if (eq(idx->pos[i] - 1, key, ctx))
+                        return idx->pos[i] - 1;
+        return AVK_SLOTIDX_NONE;
+}
+
+static void slotidx_put(uint32_t *pos, size_t mask, uint64_t hash, uint32_t slot)
+{
+        size_t i = hash & mask;
+        while (pos[i])
+                i = (i + 1) & mask;
+        pos[i] = slot + 1;
+}
+
+int avk_slotidx_insert(avk_slotidx_t *idx, uint64_t hash, uint32_t slot,
+                       avk_slotidx_hash_fn *hash_of, const void *ctx)
+{
+        if ((idx->cnt + 1) * 2 > idx->mask + 1) {
+                size_t n = (idx->mask + 1) * 2;
+                uint32_t *pos = calloc(n, sizeof(*pos));
+                if (!pos)
+                        return -1;
+                for (size_t i = 0; i <= idx->mask; i++)
+                        if (idx->pos[i])
+                                slotidx_put(pos, n - 1, hash_of(idx->pos[i] - 1, ctx),
+                                            idx->pos[i] - 1);
+                free(idx->pos);
+                idx->pos = pos;
+                idx->mask = n - 1;
+        }
+        slotidx_put(idx->pos, idx->mask, hash, slot);
+        idx->cnt++;
+        return 0;
+}
+
+void avk_slotidx_remove(avk_slotidx_t *idx, uint64_t hash, uint32_t slot,
+                        avk_slotidx_hash_fn *hash_of, const void *ctx)
+{
+        size_t mask = idx->mask;
+        size_t i = hash & mask;
+        while (idx->pos[i] != slot + 1)
+                i = (i + 1) & mask;
+        idx->pos[i] = 0;
+        idx->cnt--;
+        /* Backward shift: an entry after the hole moves into it unless its
+         * home lies cyclically in (hole, entry]. */
+        for (size_t j = (i + 1) & mask; idx->pos[j]; j = (j + 1) & mask) {
+                size_t home = hash_of(idx->pos[j] - 1, ctx) & mask;
+                if (((j - home) & mask) >= ((j - i) & mask)) {
+                        idx->pos[i] = idx->pos[j];
+                        idx->pos[j] = 0;
+                        i = j;
+                }
+        }
+}

@@ -9,6 +9,11 @@
  * from clients takes a random seed (avk_hash_seed()), so keys crafted to
  * collide in one process do not collide in another.
  *
+ * Beside it, for entries kept in an array that moves when it grows (where a
+ * pointer into it would dangle), avk_slotidx: open addressing of the
+ * entries' array indexes, 4 bytes a slot at most half full, deletion by
+ * backward shift. The owner hashes and compares through callbacks.
+ *
  * Not thread-safe: a table has one owner, or its owner's lock.
  */
 #ifndef AVK_HASH_H
@@ -77,5 +82,41 @@ void avk_hiter_init(struct avk_hiter *it, const avk_htab_t *t);
  * removed (and freed) before the next call.
  */
 struct avk_hnode *avk_hiter_next(struct avk_hiter *it, const avk_htab_t *t);
+
+/** An open-addressing index of array positions ("slots"). */
+typedef struct avk_slotidx {
+        uint32_t *pos; /**< slot + 1; 0 is empty */
+        size_t mask;
+        size_t cnt;
+} avk_slotidx_t;
+
+#define AVK_SLOTIDX_NONE UINT32_MAX
+
+/** The hash of the entry at slot; the owner's, from what the entry holds. */
+typedef uint64_t avk_slotidx_hash_fn(uint32_t slot, const void *ctx);
+/** Whether the entry at slot has key. */
+typedef int avk_slotidx_eq_fn(uint32_t slot, const void *key, const void *ctx);
+
+/** @brief Sets idx up for about expected slots. @returns 0, or -1 when out of memory. */
+int avk_slotidx_init(avk_slotidx_t *idx, size_t expected);
+
+/** @brief Frees the index (the entries are the owner's). */
+void avk_slotidx_destroy(avk_slotidx_t *idx);
+
+/** @brief The slot whose entry has key under hash, or AVK_SLOTIDX_NONE. */
+uint32_t avk_slotidx_find(const avk_slotidx_t *idx, uint64_t hash, avk_slotidx_eq_fn *eq,
+                          const void *key, const void *ctx);
+
+/**
+ * @brief Adds slot under hash, growing first when the index would be more
+ * than half full (hash_of hashes the entries already in it).
+ * @returns 0, or -1 when out of memory (nothing added).
+ */
+int avk_slotidx_insert(avk_slotidx_t *idx, uint64_t hash, uint32_t slot,
+                       avk_slotidx_hash_fn *hash_of, const void *ctx);
+
+/** @brief Removes slot, whose entry hashes to hash and must be in idx. */
+void avk_slotidx_remove(avk_slotidx_t *idx, uint64_t hash, uint32_t slot,
+                        avk_slotidx_hash_fn *hash_of, const void *ctx);
 
 #endif

@@ -2,7 +2,7 @@
  * avk_log: leveled logging to stderr, one line per event.
  *
  * Log lines never carry patient identity: callers pass ids of deviations and
- * units, never personal data (see DESIGN.md, "Safety of data").
+ * units, never personal data (docs/domain.md, "Patient data").
  */
 #ifndef AVK_LOG_H
 #define AVK_LOG_H

@@ -8,8 +8,8 @@
  * under the registry's lock the first time its label values are asked for,
  * and a family holds at most AVK_METRICS_MAX_SERIES of them, so a label fed
  * from outside cannot grow memory without bound. Label values name routes,
- * status codes, parties, topics - never patient data (DESIGN.md, "Safety of
- * data").
+ * status codes, parties, topics - never patient data (docs/domain.md,
+ * "Patient data").
  *
  *   avk_metrics_t *m = avk_metrics_new();
  *   avk_metric_family_t *req = avk_metrics_counter(m, "avk_requests_total", "Requests.",

@@ -1,6 +1,6 @@
 /*
  * avk_pseudonym: what the analysis stream says about a patient instead of
- * who the patient is (DESIGN.md, "Safety of data"): a keyed pseudonym, the
+ * who the patient is (docs/domain.md, "Patient data"): a keyed pseudonym, the
  * age band at the time of the event and the sex.
  *
  * The pseudonym is the lower-case hex HMAC-SHA256 of the normalised 12-digit

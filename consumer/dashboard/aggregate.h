@@ -1,6 +1,6 @@
 /*
  * avk_aggregate: the figures patient-safety teams follow the agreement up
- * with (DOMAIN.md, "How a deviation in collaboration is handled", step 5),
+ * with (docs/domain.md, "How a deviation in collaboration is handled", step 5),
  * computed from the analysis stream (topic.analysis, AnalysisRecord).
  *
  * The stream has one record per state change of a deviation. The latest

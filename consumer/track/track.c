@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <uuid/uuid.h>
 
 #include "common/contract/ident.h"
+#include "common/util/hash.h"
 #include "consumer/track/timers.h"
 
 /* Namespaces of the output ids (UUIDv5, RFC 4122 section 4.3). Fixed
@@ -34,11 +36,10 @@ static const char state_namespace[] = "3b8f6c1d-52a7-5e09-8c4b-71d2e9f0a6c3";
 static const char escalation_namespace[] = "c4e2a719-0d6b-5f3e-a1c8-9b57d3e2f014";
 static const char reminder_namespace[] = "5e91d0a4-7c3f-5b26-8e1d-a4c6b2f9073e";
 
-#define ID_SIZE      37
-#define KEPT_MAX     10000
-#define KEPT_MAX_MS  (10 * 60 * 1000)
-#define KEPT_BUCKETS 4096
-#define MAX_PARTIES  1024
+#define ID_SIZE     37
+#define KEPT_MAX    10000
+#define KEPT_MAX_MS (10 * 60 * 1000)
+#define MAX_PARTIES 1024
 
 static const char *const state_names[] = {"ROUTED",   "ACKNOWLEDGED", "ANSWERED", "REJECTED",
                                           "DISPUTED", "ESCALATED",    "CLOSED"};
@@ -108,8 +109,7 @@ struct dev {
 struct pool {
         char **str;
         uint32_t cnt, cap, max;
-        uint32_t *index; /* open addressing of idx+1 */
-        size_t index_size;
+        avk_slotidx_t index;
         size_t bytes;
 };
 
@@ -124,48 +124,39 @@ struct kept {
         int hop;
         int partition;
         uint64_t ticket;
-        struct kept *bucket_next;
-        struct kept *prev, *next; /* arrival order */
+        struct avk_hnode node;     /* by deviation id */
+        TAILQ_ENTRY(kept) arrival; /* arrival order */
 };
 
 struct avk_track {
         struct avk_track_options opt;
         struct dev *devs;
         uint32_t dev_cap, dev_used, dev_high,
-            free_head; /* free list threads through devs[].version */
-        uint32_t *index;
-        size_t index_size;
+            free_head;       /* free list threads through devs[].version */
+        avk_slotidx_t index; /* of devs */
         avk_timers_t *timers;
         struct pool parties, units;
         long *open_by_party, *overdue_by_party; /* by party index */
-        uint8_t (*closed)[16];                  /* open addressing; all-zero = empty */
-        size_t closed_size, closed_cnt;
-        struct kept *kept_bucket[KEPT_BUCKETS];
-        struct kept *kept_head, *kept_tail;
-        size_t kept_cnt;
+        uint8_t (*closed)[16];                  /* closed ids, indexed by closed_index */
+        size_t closed_cap;
+        avk_slotidx_t closed_index;
+        avk_htab_t kept_by_id;
+        TAILQ_HEAD(kept_list, kept) kept; /* oldest first */
         int64_t last_now;
 };
 
 /* ---- small helpers ---- */
 
+/* Ids and names come from Kafka records the router wrote, not from clients:
+ * a fixed seed serves. */
 static uint64_t hash_id(const uint8_t id[16])
 {
-        uint64_t a, b;
-        memcpy(&a, id, 8);
-        memcpy(&b, id + 8, 8);
-        uint64_t h = a ^ (b * 0x9e3779b97f4a7c15u);
-        h ^= h >> 31;
-        h *= 0xbf58476d1ce4e5b9u;
-        h ^= h >> 29;
-        return h;
+        return avk_hash_bytes(id, 16, 0);
 }
 
 static uint64_t hash_str(const char *s)
 {
-        uint64_t h = 1469598103934665603u; /* FNV-1a */
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 1099511628211u;
-        return h;
+        return avk_hash_bytes(s, strlen(s), 0);
 }
 
 static int parse_id(const char *text, uint8_t id[16])
@@ -254,9 +245,7 @@ static int pool_init(struct pool *p, uint32_t max)
         p->max = max;
         p->cap = 16;
         p->str = calloc(p->cap, sizeof(*p->str));
-        p->index_size = 64;
-        p->index = calloc(p->index_size, sizeof(*p->index));
-        if (!p->str || !p->index)
+        if (!p->str || avk_slotidx_init(&p->index, 32) != 0)
                 return -1;
         p->str[0] = strdup("");
         p->cnt = 1;
@@ -268,21 +257,29 @@ static void pool_free(struct pool *p)
         for (uint32_t i = 0; i < p->cnt; i++)
                 free(p->str[i]);
         free(p->str);
-        free(p->index);
+        avk_slotidx_destroy(&p->index);
 }
 
 /* The index of s; 0 for NULL or "". Adds it when add is set; UINT32_MAX when
  * absent (or full, or out of memory). */
+static uint64_t pool_hash(uint32_t i, const void *p)
+{
+        return hash_str(((const struct pool *)p)->str[i]);
+}
+
+static int pool_eq(uint32_t i, const void *s, const void *p)
+{
+        return strcmp(((const struct pool *)p)->str[i], s) == 0;
+}
+
 static uint32_t pool_get(struct pool *p, const char *s, int add)
 {
         if (!s || !*s)
                 return 0;
-        size_t mask = p->index_size - 1;
-        size_t i = hash_str(s) & mask;
-        for (; p->index[i]; i = (i + 1) & mask) {
-                if (strcmp(p->str[p->index[i] - 1], s) == 0)
-                        return p->index[i] - 1;
-        }
+        uint64_t hash = hash_str(s);
+        uint32_t i = avk_slotidx_find(&p->index, hash, pool_eq, s, p);
+        if (i != AVK_SLOTIDX_NONE)
+                return i;
         if (!add || p->cnt >= p->max)
                 return UINT32_MAX;
         if (p->cnt == p->cap) {
@@ -292,30 +289,15 @@ static uint32_t pool_get(struct pool *p, const char *s, int add)
                 p->str = str;
                 p->cap *= 2;
         }
-        if ((size_t)(p->cnt + 1) * 2 > p->index_size) {
-                size_t size = p->index_size * 2;
-                uint32_t *index = calloc(size, sizeof(*index));
-                if (!index)
-                        return UINT32_MAX;
-                for (uint32_t k = 1; k < p->cnt; k++) {
-                        size_t j = hash_str(p->str[k]) & (size - 1);
-                        while (index[j])
-                                j = (j + 1) & (size - 1);
-                        index[j] = k + 1;
-                }
-                free(p->index);
-                p->index = index;
-                p->index_size = size;
-                mask = size - 1;
-                for (i = hash_str(s) & mask; p->index[i]; i = (i + 1) & mask)
-                        ;
-        }
         char *copy = strdup(s);
         if (!copy)
                 return UINT32_MAX;
-        p->bytes += strlen(s) + 1;
         p->str[p->cnt] = copy;
-        p->index[i] = p->cnt + 1;
+        if (avk_slotidx_insert(&p->index, hash, p->cnt, pool_hash, p) != 0) {
+                free(copy);
+                return UINT32_MAX;
+        }
+        p->bytes += strlen(s) + 1;
         return p->cnt++;
 }
 
@@ -326,67 +308,28 @@ static const char *pool_str(const struct pool *p, uint32_t i)
 
 /* ---- the open-deviation table ---- */
 
+static uint64_t dev_hash(uint32_t slot, const void *t)
+{
+        return hash_id(((const avk_track_t *)t)->devs[slot].id);
+}
+
+static int dev_eq(uint32_t slot, const void *id, const void *t)
+{
+        return memcmp(((const avk_track_t *)t)->devs[slot].id, id, 16) == 0;
+}
+
 static struct dev *find(const avk_track_t *t, const uint8_t id[16], uint32_t *slot)
 {
-        size_t mask = t->index_size - 1;
-        for (size_t i = hash_id(id) & mask; t->index[i]; i = (i + 1) & mask) {
-                struct dev *d = &t->devs[t->index[i] - 1];
-                if (memcmp(d->id, id, 16) == 0) {
-                        if (slot)
-                                *slot = t->index[i] - 1;
-                        return d;
-                }
-        }
-        return NULL;
-}
-
-static void index_put(uint32_t *index, size_t size, const struct dev *devs, uint32_t slot)
-{
-        size_t i = hash_id(devs[slot].id) & (size - 1);
-        while (index[i])
-                i = (i + 1) & (size - 1);
-        index[i] = slot + 1;
-}
-
-static int index_grow(avk_track_t *t)
-{
-        size_t size = t->index_size * 2;
-        uint32_t *index = calloc(size, sizeof(*index));
-        if (!index)
-                return -1;
-        for (size_t i = 0; i < t->index_size; i++) {
-                if (t->index[i])
-                        index_put(index, size, t->devs, t->index[i] - 1);
-        }
-        free(t->index);
-        t->index = index;
-        t->index_size = size;
-        return 0;
-}
-
-/* Removes slot from the index, shifting back the entries after it. */
-static void index_remove(avk_track_t *t, uint32_t slot)
-{
-        size_t mask = t->index_size - 1;
-        size_t i = hash_id(t->devs[slot].id) & mask;
-        while (t->index[i] != slot + 1)
-                i = (i + 1) & mask;
-        t->index[i] = 0;
-        for (size_t j = (i + 1) & mask; t->index[j]; j = (j + 1) & mask) {
-                size_t home = hash_id(t->devs[t->index[j] - 1].id) & mask;
-                /* Move j back to i unless its home lies cyclically in (i, j]. */
-                if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-                        t->index[i] = t->index[j];
-                        t->index[j] = 0;
-                        i = j;
-                }
-        }
+        uint32_t s = avk_slotidx_find(&t->index, hash_id(id), dev_eq, id, t);
+        if (s == AVK_SLOTIDX_NONE)
+                return NULL;
+        if (slot)
+                *slot = s;
+        return &t->devs[s];
 }
 
 static struct dev *dev_new(avk_track_t *t, const uint8_t id[16], uint32_t *slot)
 {
-        if ((size_t)(t->dev_used + 1) * 2 > t->index_size && index_grow(t) != 0)
-                return NULL;
         uint32_t s;
         if (t->free_head != UINT32_MAX) {
                 s = t->free_head;
@@ -407,7 +350,13 @@ static struct dev *dev_new(avk_track_t *t, const uint8_t id[16], uint32_t *slot)
         memset(d, 0, sizeof(*d));
         memcpy(d->id, id, 16);
         d->flags = F_USED;
-        index_put(t->index, t->index_size, t->devs, s);
+        if (avk_slotidx_insert(&t->index, hash_id(id), s, dev_hash, t) != 0) {
+                d->flags = 0;
+                d->version = (int32_t)t->free_head;
+                t->free_head = s;
+                t->dev_used--;
+                return NULL;
+        }
         *slot = s;
         return d;
 }
@@ -426,7 +375,7 @@ static void dev_remove(avk_track_t *t, uint32_t slot)
         struct dev *d = &t->devs[slot];
         account(t, d, -1);
         avk_timers_cancel(t->timers, slot);
-        index_remove(t, slot);
+        avk_slotidx_remove(&t->index, hash_id(d->id), slot, dev_hash, t);
         /* Deliberately not the whole (stale) record: the free list reuses version. */
         d->flags = 0;
         d->version = (int32_t)t->free_head;
@@ -436,49 +385,37 @@ static void dev_remove(avk_track_t *t, uint32_t slot)
 
 /* ---- closed ids ---- */
 
+static uint64_t closed_hash(uint32_t i, const void *t)
+{
+        return hash_id(((const avk_track_t *)t)->closed[i]);
+}
+
+static int closed_eq(uint32_t i, const void *id, const void *t)
+{
+        return memcmp(((const avk_track_t *)t)->closed[i], id, 16) == 0;
+}
+
 static int closed_has(const avk_track_t *t, const uint8_t id[16])
 {
-        static const uint8_t empty[16];
-        if (!t->closed_size)
-                return 0;
-        size_t mask = t->closed_size - 1;
-        for (size_t i = hash_id(id) & mask; memcmp(t->closed[i], empty, 16) != 0;
-             i = (i + 1) & mask) {
-                if (memcmp(t->closed[i], id, 16) == 0)
-                        return 1;
-        }
-        return 0;
+        return avk_slotidx_find(&t->closed_index, hash_id(id), closed_eq, id, t) !=
+               AVK_SLOTIDX_NONE;
 }
 
 static int closed_add(avk_track_t *t, const uint8_t id[16])
 {
-        static const uint8_t empty[16];
         if (closed_has(t, id))
                 return 0;
-        if ((t->closed_cnt + 1) * 2 > t->closed_size) {
-                size_t size = t->closed_size ? t->closed_size * 2 : 1024;
-                uint8_t(*closed)[16] = calloc(size, 16);
+        size_t n = t->closed_index.cnt;
+        if (n == t->closed_cap) {
+                size_t cap = t->closed_cap ? t->closed_cap * 2 : 1024;
+                uint8_t(*closed)[16] = realloc(t->closed, cap * 16);
                 if (!closed)
                         return -1;
-                for (size_t i = 0; i < t->closed_size; i++) {
-                        if (memcmp(t->closed[i], empty, 16) == 0)
-                                continue;
-                        size_t j = hash_id(t->closed[i]) & (size - 1);
-                        while (memcmp(closed[j], empty, 16) != 0)
-                                j = (j + 1) & (size - 1);
-                        memcpy(closed[j], t->closed[i], 16);
-                }
-                free(t->closed);
                 t->closed = closed;
-                t->closed_size = size;
+                t->closed_cap = cap;
         }
-        size_t mask = t->closed_size - 1;
-        size_t i = hash_id(id) & mask;
-        while (memcmp(t->closed[i], empty, 16) != 0)
-                i = (i + 1) & mask;
-        memcpy(t->closed[i], id, 16);
-        t->closed_cnt++;
-        return 0;
+        memcpy(t->closed[n], id, 16);
+        return avk_slotidx_insert(&t->closed_index, hash_id(id), (uint32_t)n, closed_hash, t);
 }
 
 /* ---- deadlines and timers ---- */
@@ -711,29 +648,17 @@ enum avk_track_result avk_track_routed(avk_track_t *t, const struct avk_track_ro
 
 /* ---- kept inputs ---- */
 
-static size_t kept_bucket(const uint8_t id[16])
+static int kept_eq(const struct avk_hnode *node, const void *key)
 {
-        return hash_id(id) & (KEPT_BUCKETS - 1);
+        const struct kept *k = avk_container_of(node, struct kept, node);
+        const struct kept *want = key;
+        return memcmp(k->id, want->id, 16) == 0 && strcmp(k->input_id, want->input_id) == 0;
 }
 
 static void kept_unlink(avk_track_t *t, struct kept *k)
 {
-        for (struct kept **kp = &t->kept_bucket[kept_bucket(k->id)]; *kp;
-             kp = &(*kp)->bucket_next) {
-                if (*kp == k) {
-                        *kp = k->bucket_next;
-                        break;
-                }
-        }
-        if (k->prev)
-                k->prev->next = k->next;
-        else
-                t->kept_head = k->next;
-        if (k->next)
-                k->next->prev = k->prev;
-        else
-                t->kept_tail = k->prev;
-        t->kept_cnt--;
+        avk_htab_remove(&t->kept_by_id, &k->node);
+        TAILQ_REMOVE(&t->kept, k, arrival);
 }
 
 static enum avk_track_result keep(avk_track_t *t, const uint8_t id[16], int is_failure,
@@ -741,11 +666,12 @@ static enum avk_track_result keep(avk_track_t *t, const uint8_t id[16], int is_f
                                   int64_t at, const char *party, int hop, int partition,
                                   uint64_t ticket)
 {
-        for (struct kept *k = t->kept_bucket[kept_bucket(id)]; k; k = k->bucket_next) {
-                if (memcmp(k->id, id, 16) == 0 && strcmp(k->input_id, input_id) == 0)
-                        return AVK_TRACK_DUPLICATE;
-        }
-        if (t->kept_cnt >= t->opt.kept_max)
+        struct kept want;
+        memcpy(want.id, id, 16);
+        snprintf(want.input_id, sizeof(want.input_id), "%s", input_id);
+        if (avk_htab_find(&t->kept_by_id, hash_id(id), kept_eq, &want))
+                return AVK_TRACK_DUPLICATE;
+        if (t->kept_by_id.cnt >= t->opt.kept_max)
                 return AVK_TRACK_FULL;
         struct kept *k = calloc(1, sizeof(*k));
         if (!k)
@@ -760,16 +686,8 @@ static enum avk_track_result keep(avk_track_t *t, const uint8_t id[16], int is_f
         k->hop = hop;
         k->partition = partition;
         k->ticket = ticket;
-        size_t b = kept_bucket(id);
-        k->bucket_next = t->kept_bucket[b];
-        t->kept_bucket[b] = k;
-        k->prev = t->kept_tail;
-        if (t->kept_tail)
-                t->kept_tail->next = k;
-        else
-                t->kept_head = k;
-        t->kept_tail = k;
-        t->kept_cnt++;
+        avk_htab_insert(&t->kept_by_id, &k->node, hash_id(id));
+        TAILQ_INSERT_TAIL(&t->kept, k, arrival);
         return AVK_TRACK_KEPT;
 }
 
@@ -777,12 +695,12 @@ static enum avk_track_result keep(avk_track_t *t, const uint8_t id[16], int is_f
  * applicable; a failure for a hop still ahead stays kept. */
 static void apply_kept(avk_track_t *t, const uint8_t id[16])
 {
-        if (!t->kept_cnt)
+        if (TAILQ_EMPTY(&t->kept))
                 return;
         char text[ID_SIZE];
         id_text(id, text);
-        for (struct kept *k = t->kept_head, *next; k; k = next) {
-                next = k->next;
+        for (struct kept *k = TAILQ_FIRST(&t->kept), *next; k; k = next) {
+                next = TAILQ_NEXT(k, arrival);
                 if (memcmp(k->id, id, 16) != 0)
                         continue;
                 enum avk_track_result r;
@@ -812,7 +730,7 @@ static void apply_kept(avk_track_t *t, const uint8_t id[16])
                 /* Applied or not, the kept input is finished now. */
                 settle(t, k->ticket, r, k->partition);
                 free(k);
-                next = t->kept_head; /* applying may have changed the list */
+                next = TAILQ_FIRST(&t->kept); /* applying may have changed the list */
         }
 }
 
@@ -1053,8 +971,8 @@ static int fire(avk_track_t *t, uint32_t slot, int64_t now)
 
 static int expire_kept(avk_track_t *t, int64_t now, long *actions)
 {
-        while (t->kept_head && t->kept_head->kept_at + t->opt.kept_max_ms <= now) {
-                struct kept *k = t->kept_head;
+        struct kept *k;
+        while ((k = TAILQ_FIRST(&t->kept)) && k->kept_at + t->opt.kept_max_ms <= now) {
                 kept_unlink(t, k);
                 int rc = settle(t, k->ticket, AVK_TRACK_NO_ROUTING, k->partition);
                 free(k);
@@ -1102,8 +1020,8 @@ long avk_track_tick(avk_track_t *t)
 int64_t avk_track_next_due(const avk_track_t *t)
 {
         int64_t next = avk_timers_next(t->timers);
-        if (t->kept_head)
-                next = min64(next, t->kept_head->kept_at + t->opt.kept_max_ms);
+        if (!TAILQ_EMPTY(&t->kept))
+                next = min64(next, TAILQ_FIRST(&t->kept)->kept_at + t->opt.kept_max_ms);
         return next;
 }
 
@@ -1305,8 +1223,8 @@ void avk_track_drop_partition(avk_track_t *t, int partition)
                 if ((d->flags & F_USED) && d->partition == partition)
                         dev_remove(t, slot);
         }
-        for (struct kept *k = t->kept_head, *next; k; k = next) {
-                next = k->next;
+        for (struct kept *k = TAILQ_FIRST(&t->kept), *next; k; k = next) {
+                next = TAILQ_NEXT(k, arrival);
                 if (k->partition == partition) {
                         kept_unlink(t, k);
                         free(k);
@@ -1331,15 +1249,16 @@ size_t avk_track_open_cnt(const avk_track_t *t)
 
 size_t avk_track_kept_cnt(const avk_track_t *t)
 {
-        return t->kept_cnt;
+        return t->kept_by_id.cnt;
 }
 
 size_t avk_track_memory(const avk_track_t *t)
 {
         return sizeof(*t) + (size_t)t->dev_cap * sizeof(struct dev) +
-               t->index_size * sizeof(uint32_t) + avk_timers_memory(t->timers) +
-               t->closed_size * 16 + t->parties.bytes + t->units.bytes +
-               (size_t)t->units.cap * sizeof(char *) + t->units.index_size * sizeof(uint32_t);
+               (t->index.mask + 1) * sizeof(uint32_t) + avk_timers_memory(t->timers) +
+               t->closed_cap * 16 + (t->closed_index.mask + 1) * sizeof(uint32_t) +
+               t->parties.bytes + t->units.bytes + (size_t)t->units.cap * sizeof(char *) +
+               (t->units.index.mask + 1) * sizeof(uint32_t);
 }
 
 /* ---- creation ---- */
@@ -1355,13 +1274,14 @@ avk_track_t *avk_track_new(const struct avk_track_options *opt)
         if (!t->opt.kept_max_ms)
                 t->opt.kept_max_ms = KEPT_MAX_MS;
         t->free_head = UINT32_MAX;
-        t->index_size = 1024;
-        t->index = calloc(t->index_size, sizeof(*t->index));
+        TAILQ_INIT(&t->kept);
         t->timers = avk_timers_new();
         t->open_by_party = calloc(MAX_PARTIES, sizeof(long));
         t->overdue_by_party = calloc(MAX_PARTIES, sizeof(long));
-        if (!t->index || !t->timers || !t->open_by_party || !t->overdue_by_party ||
-            pool_init(&t->parties, MAX_PARTIES) != 0 || pool_init(&t->units, UINT32_MAX - 1) != 0) {
+        if (avk_slotidx_init(&t->index, 512) != 0 || avk_slotidx_init(&t->closed_index, 512) != 0 ||
+            avk_htab_init(&t->kept_by_id, 64) != 0 || !t->timers || !t->open_by_party ||
+            !t->overdue_by_party || pool_init(&t->parties, MAX_PARTIES) != 0 ||
+            pool_init(&t->units, UINT32_MAX - 1) != 0) {
                 avk_track_destroy(t);
                 return NULL;
         }
@@ -1372,18 +1292,20 @@ void avk_track_destroy(avk_track_t *t)
 {
         if (!t)
                 return;
-        while (t->kept_head) {
-                struct kept *k = t->kept_head;
-                t->kept_head = k->next;
+        struct kept *k;
+        while ((k = TAILQ_FIRST(&t->kept))) {
+                TAILQ_REMOVE(&t->kept, k, arrival);
                 free(k);
         }
+        avk_htab_destroy(&t->kept_by_id);
         free(t->devs);
-        free(t->index);
+        avk_slotidx_destroy(&t->index);
         avk_timers_destroy(t->timers);
         pool_free(&t->parties);
         pool_free(&t->units);
         free(t->open_by_party);
         free(t->overdue_by_party);
         free(t->closed);
+        avk_slotidx_destroy(&t->closed_index);
         free(t);
 }

@@ -1,7 +1,8 @@
 /*
  * avk_idem: see idempotency.h.
  *
- * A chained hash table maps each key to an entry; entries of one request
+ * A hash table (common/util/hash, seeded per table: keys come from
+ * clients) maps each key to an entry; entries of one request
  * share its flight (hash, result, waiters), which is freed when the last
  * entry pointing at it goes. Finished entries sit on a list in the order
  * their results became known - which is also the order they expire in -
@@ -13,6 +14,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+
+#include "common/util/hash.h"
 
 struct waiter {
         avk_idem_wait_cb *cb;
@@ -21,12 +25,11 @@ struct waiter {
 };
 
 struct entry {
+        struct avk_hnode node;
         char *key;
-        uint64_t key_hash;
         avk_idem_flight_t *flight;
-        int64_t expires_ms;        /* finished entries */
-        struct entry *chain;       /* next in the bucket */
-        struct entry *prev, *next; /* finished list */
+        int64_t expires_ms;          /* finished entries */
+        TAILQ_ENTRY(entry) finished; /* by completion, when finished */
 };
 
 struct avk_idem_flight {
@@ -44,17 +47,19 @@ struct avk_idem {
         pthread_mutex_t lock;
         size_t max_entries, size;
         int64_t ttl_ms;
-        struct entry **buckets;
-        size_t bucket_mask;
-        struct entry *oldest, *newest; /* finished entries, by completion */
+        avk_htab_t table;
+        uint64_t seed;
+        TAILQ_HEAD(, entry) finished; /* oldest first */
 };
 
-static uint64_t fnv1a(const char *s)
+static uint64_t key_hash(const avk_idem_t *idem, const char *key)
 {
-        uint64_t h = 0xcbf29ce484222325ULL;
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-        return h;
+        return avk_hash_bytes(key, strlen(key), idem->seed);
+}
+
+static int key_eq(const struct avk_hnode *node, const void *key)
+{
+        return strcmp(avk_container_of(node, struct entry, node)->key, key) == 0;
 }
 
 avk_idem_t *avk_idem_new(size_t max_entries, int64_t ttl_ms)
@@ -62,15 +67,13 @@ avk_idem_t *avk_idem_new(size_t max_entries, int64_t ttl_ms)
         avk_idem_t *idem = calloc(1, sizeof(*idem));
         if (!idem)
                 return NULL;
-        size_t buckets = 16;
-        while (buckets < max_entries && buckets < ((size_t)1 << 24))
-                buckets <<= 1;
-        idem->buckets = calloc(buckets, sizeof(*idem->buckets));
-        if (!idem->buckets) {
+        if (avk_htab_init(&idem->table,
+                          max_entries < ((size_t)1 << 24) ? max_entries : ((size_t)1 << 24)) != 0) {
                 free(idem);
                 return NULL;
         }
-        idem->bucket_mask = buckets - 1;
+        idem->seed = avk_hash_seed();
+        TAILQ_INIT(&idem->finished);
         idem->max_entries = max_entries;
         idem->ttl_ms = ttl_ms;
         pthread_mutex_init(&idem->lock, NULL);
@@ -99,46 +102,32 @@ void avk_idem_destroy(avk_idem_t *idem)
 {
         if (!idem)
                 return;
-        for (size_t b = 0; b <= idem->bucket_mask; b++) {
-                while (idem->buckets[b]) {
-                        struct entry *e = idem->buckets[b];
-                        idem->buckets[b] = e->chain;
-                        flight_unref(e->flight);
-                        free(e->key);
-                        free(e);
-                }
+        struct avk_hiter it;
+        struct avk_hnode *node;
+        avk_hiter_init(&it, &idem->table);
+        while ((node = avk_hiter_next(&it, &idem->table))) {
+                struct entry *e = avk_container_of(node, struct entry, node);
+                flight_unref(e->flight);
+                free(e->key);
+                free(e);
         }
-        free(idem->buckets);
+        avk_htab_destroy(&idem->table);
         pthread_mutex_destroy(&idem->lock);
         free(idem);
 }
 
-static struct entry *find(avk_idem_t *idem, const char *key, uint64_t key_hash)
+static struct entry *find(avk_idem_t *idem, const char *key)
 {
-        for (struct entry *e = idem->buckets[key_hash & idem->bucket_mask]; e; e = e->chain) {
-                if (e->key_hash == key_hash && strcmp(e->key, key) == 0)
-                        return e;
-        }
-        return NULL;
+        struct avk_hnode *node = avk_htab_find(&idem->table, key_hash(idem, key), key_eq, key);
+        return node ? avk_container_of(node, struct entry, node) : NULL;
 }
 
 /* Unlinks e from its bucket and, when finished, from the finished list; frees it. */
 static void remove_entry(avk_idem_t *idem, struct entry *e)
 {
-        struct entry **link = &idem->buckets[e->key_hash & idem->bucket_mask];
-        while (*link != e)
-                link = &(*link)->chain;
-        *link = e->chain;
-        if (e->flight->done) {
-                if (e->prev)
-                        e->prev->next = e->next;
-                else if (idem->oldest == e)
-                        idem->oldest = e->next;
-                if (e->next)
-                        e->next->prev = e->prev;
-                else if (idem->newest == e)
-                        idem->newest = e->prev;
-        }
+        avk_htab_remove(&idem->table, &e->node);
+        if (e->flight->done)
+                TAILQ_REMOVE(&idem->finished, e, finished);
         flight_unref(e->flight);
         free(e->key);
         free(e);
@@ -147,16 +136,17 @@ static void remove_entry(avk_idem_t *idem, struct entry *e)
 
 static void expire(avk_idem_t *idem, int64_t now_ms)
 {
-        while (idem->oldest && idem->oldest->expires_ms <= now_ms)
-                remove_entry(idem, idem->oldest);
+        struct entry *e;
+        while ((e = TAILQ_FIRST(&idem->finished)) && e->expires_ms <= now_ms)
+                remove_entry(idem, e);
 }
 
 /* Takes the keys for a new flight; NULL when there is no room or memory. */
 static avk_idem_flight_t *take(avk_idem_t *idem, const char *const *keys, size_t key_cnt,
                                const unsigned char hash[AVK_IDEM_HASH_SIZE])
 {
-        while (idem->size + key_cnt > idem->max_entries && idem->oldest)
-                remove_entry(idem, idem->oldest);
+        while (idem->size + key_cnt > idem->max_entries && !TAILQ_EMPTY(&idem->finished))
+                remove_entry(idem, TAILQ_FIRST(&idem->finished));
         if (idem->size + key_cnt > idem->max_entries)
                 return NULL;
         avk_idem_flight_t *f = calloc(1, sizeof(*f));
@@ -172,10 +162,8 @@ static avk_idem_flight_t *take(avk_idem_t *idem, const char *const *keys, size_t
                         free(key);
                         break;
                 }
-                *e = (struct entry){.key = key, .key_hash = fnv1a(key), .flight = f};
-                struct entry **bucket = &idem->buckets[e->key_hash & idem->bucket_mask];
-                e->chain = *bucket;
-                *bucket = e;
+                *e = (struct entry){.key = key, .flight = f};
+                avk_htab_insert(&idem->table, &e->node, key_hash(idem, key));
                 f->entries[f->entry_cnt++] = e;
                 f->refs++;
                 idem->size++;
@@ -197,7 +185,7 @@ void avk_idem_begin(avk_idem_t *idem, const char *const *keys, size_t key_cnt,
         pthread_mutex_lock(&idem->lock);
         expire(idem, now_ms);
         for (size_t i = 0; i < key_cnt; i++) {
-                struct entry *e = find(idem, keys[i], fnv1a(keys[i]));
+                struct entry *e = find(idem, keys[i]);
                 if (!e)
                         continue;
                 avk_idem_flight_t *f = e->flight;
@@ -244,12 +232,7 @@ void avk_idem_finish(avk_idem_t *idem, avk_idem_flight_t *f, unsigned status, co
         for (size_t i = 0; i < f->entry_cnt; i++) {
                 struct entry *e = f->entries[i];
                 e->expires_ms = now_ms + idem->ttl_ms;
-                e->prev = idem->newest;
-                if (idem->newest)
-                        idem->newest->next = e;
-                else
-                        idem->oldest = e;
-                idem->newest = e;
+                TAILQ_INSERT_TAIL(&idem->finished, e, finished);
         }
         if (keep)
                 flight_unref(f); /* now its entries' alone */

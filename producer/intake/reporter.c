@@ -30,6 +30,7 @@
 #include <uuid/uuid.h>
 
 #include "common/contract/codec.h"
+#include "common/util/clock.h"
 #include "common/util/env.h"
 #include "common/contract/json.h"
 #include "common/contract/jsonparse.h"
@@ -59,6 +60,7 @@ struct avk_prepared { /* one allocation with its payload: it is freed on another
         char key[AVK_ID_SIZE];
         void *payload; /* the bytes after the struct */
         size_t len;
+        int local; /* single-object framing: the registry could not be asked; spool only */
 };
 
 struct drain_batch; /* the spool batch the drain thread has in flight */
@@ -107,6 +109,7 @@ struct avk_reporter {
         pthread_cond_t drain_cond;
 
         atomic_int kafka_up;
+        atomic_int registry_up;
         atomic_ulong in_flight, filed, spooled, unavailable, rejected;
 };
 
@@ -399,6 +402,9 @@ static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *ke
  * Produces one batch of the spool, oldest first. Returns 0 when the whole
  * batch is in Kafka, -1 when some of it must wait for a later try.
  */
+static struct encoder *encoder_get(avk_reporter_t *r);
+static void encoder_put(avk_reporter_t *r, struct encoder *e);
+
 static int drain_batch(avk_reporter_t *r)
 {
         const struct avk_spool_entry *batch[DRAIN_BATCH], *done[DRAIN_BATCH], *send[DRAIN_BATCH];
@@ -408,6 +414,9 @@ static int drain_batch(avk_reporter_t *r)
         struct found_ids ids = {0};
         char errstr[256];
         int rc = -1;
+        struct encoder *e = encoder_get(r);
+        if (!e)
+                return -1;
 
         /* 1. Entries that may already be in Kafka: look for them there. */
         rd_kafka_topic_partition_list_t *scan = rd_kafka_topic_partition_list_new(8);
@@ -426,11 +435,22 @@ static int drain_batch(avk_reporter_t *r)
         if (scan->cnt && scan_partitions(r, scan, &ids) != 0)
                 goto out;
 
-        /* 2. The rest: say durably where each will go, then produce. */
+        /* 2. The rest: say durably where each will go, then produce. A
+         * document spooled while the registry was unreachable waits until
+         * the registry answers for its schema. */
         for (size_t i = 0; i < n; i++) {
                 if (batch[i]->scan_from >= 0 && found(&ids, batch[i]->id)) {
                         done[done_cnt++] = batch[i];
                         continue;
+                }
+                const void *framed;
+                size_t framed_len;
+                if (avk_codec_reframe(e->codec, batch[i]->topic, batch[i]->value,
+                                      batch[i]->value_len, &framed, &framed_len, errstr,
+                                      sizeof(errstr)) != 0) {
+                        atomic_store(&r->registry_up, 0);
+                        avk_log(AVK_LOG_WARN, "spool", "%s: %s", batch[i]->topic, errstr);
+                        goto out;
                 }
                 int32_t p = batch[i]->partition >= 0
                                 ? batch[i]->partition
@@ -467,13 +487,23 @@ static int drain_batch(avk_reporter_t *r)
                 pthread_mutex_lock(&db.lock);
                 db.outstanding++;
                 pthread_mutex_unlock(&db.lock);
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                    r->rk, RD_KAFKA_V_TOPIC(send[i]->topic), RD_KAFKA_V_PARTITION(partition[i]),
-                    RD_KAFKA_V_KEY(send[i]->key, strlen(send[i]->key)),
-                    RD_KAFKA_V_VALUE((void *)send[i]->value, send[i]->value_len),
-                    RD_KAFKA_V_HEADER(ID_HEADER, send[i]->id, -1),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(p),
-                    RD_KAFKA_V_END);
+                /* Framed in step 2 already, so the registry's id is cached. */
+                const void *value;
+                size_t value_len;
+                rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+                if (avk_codec_reframe(e->codec, send[i]->topic, send[i]->value, send[i]->value_len,
+                                      &value, &value_len, errstr, sizeof(errstr)) == 0)
+                        /* F_COPY: a reframed value lives in the codec's buffer. */
+                        err = rd_kafka_producev(
+                            r->rk, RD_KAFKA_V_TOPIC(send[i]->topic),
+                            RD_KAFKA_V_PARTITION(partition[i]),
+                            RD_KAFKA_V_KEY(send[i]->key, strlen(send[i]->key)),
+                            RD_KAFKA_V_VALUE((void *)value, value_len),
+                            RD_KAFKA_V_HEADER(ID_HEADER, send[i]->id, -1),
+                            RD_KAFKA_V_MSGFLAGS(
+                                RD_KAFKA_MSG_F_BLOCK |
+                                (value != send[i]->value ? RD_KAFKA_MSG_F_COPY : 0)),
+                            RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
                 if (err) {
                         pthread_mutex_lock(&db.lock);
                         db.outstanding--;
@@ -497,6 +527,7 @@ static int drain_batch(avk_reporter_t *r)
                         send_cnt - sent_ok, send_cnt, db.reason[0] ? db.reason : "not sent");
         rc = sent_ok == send_cnt ? 0 : -1;
         atomic_fetch_add(&r->filed, done_cnt);
+        atomic_store(&r->registry_up, 1);
 out:
         if (done_cnt && avk_spool_done(r->spool, done, done_cnt, errstr, sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_ERROR, "spool", "%s", errstr);
@@ -504,6 +535,7 @@ out:
         }
         rd_kafka_topic_partition_list_destroy(scan);
         found_free(&ids);
+        encoder_put(r, e);
         return rc;
 }
 
@@ -539,9 +571,7 @@ static void *drain_loop(void *arg)
                         return NULL;
                 if (ready && rc == 0)
                         continue;
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec += 1;
+                struct timespec until = avk_clock_deadline(1000);
                 pthread_mutex_lock(&r->drain_lock);
                 if (!atomic_load(&r->stopping))
                         pthread_cond_timedwait(&r->drain_cond, &r->drain_lock, &until);
@@ -560,6 +590,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         pthread_mutex_init(&r->send_lock, NULL);
         pthread_mutex_init(&r->drain_lock, NULL);
         pthread_cond_init(&r->drain_cond, NULL);
+        atomic_store(&r->registry_up, 1);
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail_env;
         for (int k = 0; k < KIND_CNT; k++) {
@@ -720,8 +751,19 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
         char reason[512];
         const void *payload;
         size_t len;
-        if (avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &len,
-                             reason, sizeof(reason)) != 0) {
+        int rc = avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &len,
+                                  reason, sizeof(reason));
+        int local = 0;
+        /* Accepted means kept, through a registry outage as through a Kafka
+         * one: the spool keeps the document in the framing that needs no
+         * registry, and the drain frames it for Kafka once the registry
+         * answers. */
+        if (rc == AVK_CODEC_UNAVAILABLE && r->spool) {
+                local = 1;
+                rc = avk_codec_encode_local(e->codec, r->schema[kind], value, &payload, &len,
+                                            reason, sizeof(reason));
+        }
+        if (rc != 0) {
                 avk_errors_add(errs, NULL, "%s", reason);
                 return AVK_UNAVAILABLE;
         }
@@ -731,6 +773,7 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
                 return AVK_UNAVAILABLE;
         }
         d->kind = kind;
+        d->local = local;
         string_field(value, id_field[kind], d->id);
         string_field(value, "deviation_id", d->key);
         d->payload = d + 1;
@@ -825,7 +868,8 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         atomic_fetch_add(&r->in_flight, 1);
         pthread_mutex_lock(&r->send_lock);
         p->seq = r->next_seq++;
-        if (atomic_load(&r->spool_mode)) {
+        if (atomic_load(&r->spool_mode) || d->local) {
+                atomic_store(&r->spool_mode, 1); /* none overtakes it */
                 spool_append(r, p, -1, -1);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
@@ -871,6 +915,7 @@ void avk_reporter_stats(avk_reporter_t *r, struct avk_reporter_stats *s)
 {
         *s = (struct avk_reporter_stats){
             .kafka_up = atomic_load(&r->kafka_up),
+            .registry_up = atomic_load(&r->registry_up),
             .in_flight = atomic_load(&r->in_flight),
             .spool_pending = r->spool ? avk_spool_outstanding(r->spool) : 0,
             .filed = atomic_load(&r->filed),

@@ -128,6 +128,7 @@ enum avk_result avk_reporter_file(avk_reporter_t *reporter, enum avk_kind kind, 
 /** What a reporter has done since it was created, and its state now. */
 struct avk_reporter_stats {
         int kafka_up;           /**< the last metadata request to Kafka succeeded */
+        int registry_up;        /**< the drain's last registry call answered (1 without one) */
         uint64_t in_flight;     /**< sent, outcome not yet known */
         uint64_t spool_pending; /**< in the spool, not yet acknowledged by Kafka */
         uint64_t filed;         /**< acknowledged by Kafka (directly or from the spool) */

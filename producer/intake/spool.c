@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,9 +34,9 @@ enum { REC_ENTRY = 1, REC_MAYBE = 2, REC_DONE = 3 };
 
 struct node {
         struct avk_spool_entry e; /* first: batch pointers convert back */
-        struct node *prev, *next;
-        int done;       /* while replaying: a DONE record named it */
-        size_t rec_len; /* the ENTRY record's encoded size */
+        TAILQ_ENTRY(node) link;   /* in seq order */
+        int done;                 /* while replaying: a DONE record named it */
+        size_t rec_len;           /* the ENTRY record's encoded size */
         unsigned char rec[];
 };
 
@@ -54,7 +55,7 @@ struct avk_spool {
         pthread_mutex_t io_lock; /* serialises writes to the file */
         pthread_mutex_t lock;    /* the list, the queue and the counters */
         pthread_cond_t cond;
-        struct node *head, *tail;
+        TAILQ_HEAD(node_list, node) nodes;
         size_t listed;
         struct append *queue, **queue_tail;
         size_t queued;
@@ -192,19 +193,13 @@ static struct node *node_parse(const unsigned char *body, size_t len)
 /* Inserts n in seq order; the caller holds lock. */
 static void list_insert(avk_spool_t *s, struct node *n)
 {
-        struct node *after = s->tail;
+        struct node *after = TAILQ_LAST(&s->nodes, node_list);
         while (after && after->e.seq > n->e.seq)
-                after = after->prev;
-        n->prev = after;
-        n->next = after ? after->next : s->head;
-        if (n->next)
-                n->next->prev = n;
-        else
-                s->tail = n;
+                after = TAILQ_PREV(after, node_list, link);
         if (after)
-                after->next = n;
+                TAILQ_INSERT_AFTER(&s->nodes, after, n, link);
         else
-                s->head = n;
+                TAILQ_INSERT_HEAD(&s->nodes, n, link);
         s->listed++;
         if (n->e.seq > s->max_seq)
                 s->max_seq = n->e.seq;
@@ -212,14 +207,7 @@ static void list_insert(avk_spool_t *s, struct node *n)
 
 static void list_remove(avk_spool_t *s, struct node *n)
 {
-        if (n->prev)
-                n->prev->next = n->next;
-        else
-                s->head = n->next;
-        if (n->next)
-                n->next->prev = n->prev;
-        else
-                s->tail = n->prev;
+        TAILQ_REMOVE(&s->nodes, n, link);
         s->listed--;
         free(n);
 }
@@ -507,6 +495,7 @@ avk_spool_t *avk_spool_open(const char *dir, uint64_t max_bytes, char *errstr, s
         }
         s->fd = -1;
         s->max_bytes = max_bytes;
+        TAILQ_INIT(&s->nodes);
         s->queue_tail = &s->queue;
         pthread_mutex_init(&s->io_lock, NULL);
         pthread_mutex_init(&s->lock, NULL);
@@ -554,8 +543,8 @@ void avk_spool_close(avk_spool_t *s)
                 pthread_mutex_unlock(&s->lock);
                 pthread_join(s->writer, NULL);
         }
-        while (s->head)
-                list_remove(s, s->head);
+        while (!TAILQ_EMPTY(&s->nodes))
+                list_remove(s, TAILQ_FIRST(&s->nodes));
         if (s->fd >= 0)
                 close(s->fd);
         pthread_mutex_destroy(&s->io_lock);
@@ -584,7 +573,8 @@ size_t avk_spool_batch(avk_spool_t *s, const struct avk_spool_entry **batch, siz
 {
         size_t n = 0;
         pthread_mutex_lock(&s->lock);
-        for (struct node *node = s->head; node && n < max; node = node->next)
+        for (struct node *node = TAILQ_FIRST(&s->nodes); node && n < max;
+             node = TAILQ_NEXT(node, link))
                 batch[n++] = &node->e;
         pthread_mutex_unlock(&s->lock);
         return n;

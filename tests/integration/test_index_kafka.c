@@ -2,7 +2,9 @@
  * The gateway's deviation index fed from topic.routed on the in-process mock
  * cluster: it reads every partition from the beginning, the latest routing of
  * a deviation wins, a record it cannot use is skipped without stopping the
- * partition, and it says when it has read the topic to its end.
+ * partition, and it says when it has read the topic to its end - and not
+ * before: while the Schema Registry has no answer for a record's writer
+ * schema, the record waits and is read once the registry is back.
  */
 #include <check.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "common/contract/party.h"
 #include "producer/gateway/index.h"
 #include "tests/support/codec_fixture.h"
+#include "tests/support/fake_registry.h"
 #include "tests/support/mock_kafka.h"
 
 #define TOPIC "deviation.routed"
@@ -135,6 +138,36 @@ START_TEST(a_record_it_cannot_use_is_skipped)
 }
 END_TEST
 
+START_TEST(records_wait_while_the_registry_is_down_and_none_is_skipped)
+{
+        char err[512];
+        struct fake_registry *registry = fake_registry_start_or_fail();
+        ck_assert_int_eq(avk_config_set(mk.cfg, "schema.registry.url", fake_registry_url(registry),
+                                        err, sizeof(err)),
+                         0);
+        avk_registry_t *client = codec_fixture_registry(fake_registry_url(registry));
+        avk_codec_destroy(codec);
+        codec = codec_fixture_codec(catalog, client); /* Confluent framing, id from the fake */
+        produce_routed(DEV_A, 0, "1480", "VGR");
+        produce_routed(DEV_B, 0, "VGR", "1490");
+        fake_registry_set_mode(registry, FAKE_REGISTRY_FAIL_500);
+        ck_assert_int_eq(avk_index_start(index_, mk.cfg, err, sizeof(err)), 0);
+        nanosleep(&(struct timespec){2, 0}, NULL);
+        ck_assert_msg(!avk_index_loaded(index_), "loaded while the registry is down");
+        ck_assert_uint_eq(avk_index_size(index_), 0);
+        fake_registry_set_mode(registry, FAKE_REGISTRY_NORMAL);
+        await_index(2);
+        ck_assert_str_eq(receiver_of(DEV_A), "VGR");
+        ck_assert_str_eq(receiver_of(DEV_B), "1490");
+        avk_index_destroy(index_);
+        index_ = NULL;
+        avk_codec_destroy(codec);
+        codec = NULL;
+        avk_registry_destroy(client);
+        fake_registry_stop(registry);
+}
+END_TEST
+
 static Suite *index_kafka_suite(void)
 {
         Suite *s = suite_create("index_kafka");
@@ -144,6 +177,7 @@ static Suite *index_kafka_suite(void)
         tcase_add_test(tc, routings_already_on_the_topic_are_read_and_the_latest_wins);
         tcase_add_test(tc, an_empty_topic_is_loaded_and_later_routings_arrive);
         tcase_add_test(tc, a_record_it_cannot_use_is_skipped);
+        tcase_add_test(tc, records_wait_while_the_registry_is_down_and_none_is_skipped);
         suite_add_tcase(s, tc);
         return s;
 }

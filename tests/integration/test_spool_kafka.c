@@ -3,7 +3,9 @@
  * documents are answered "spooled" and kept on disk; when Kafka is back they
  * reach it in the order they were sent, each exactly once - also across a
  * restart, and also when a previous process died after producing part of
- * the spool but before recording that it had.
+ * the spool but before recording that it had; and while the Schema
+ * Registry cannot be reached, documents are spooled and reach Kafka in the
+ * registry's framing once it answers.
  */
 #include <check.h>
 #include <ftw.h>
@@ -15,6 +17,7 @@
 #include "common/kafka/kafka.h"
 #include "producer/intake/reporter.h"
 #include "producer/intake/spool.h"
+#include "tests/support/fake_registry.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
 
@@ -126,6 +129,7 @@ struct records {
         size_t n;
         char id[4 * DOCS][AVK_ID_SIZE];
         int32_t partition[4 * DOCS];
+        unsigned char magic[4 * DOCS]; /* the value's first byte: its framing */
 };
 
 static struct records rec;
@@ -142,6 +146,7 @@ static void collect(void *opaque, const rd_kafka_message_t *m)
         ck_assert_uint_eq(len, AVK_ID_SIZE - 1);
         memcpy(rec.id[rec.n], id, len);
         rec.id[rec.n][len] = '\0';
+        rec.magic[rec.n] = m->len ? ((const unsigned char *)m->payload)[0] : 0xff;
         rec.partition[rec.n++] = m->partition;
 }
 
@@ -278,6 +283,39 @@ START_TEST(documents_a_crashed_drain_produced_are_not_produced_twice)
 }
 END_TEST
 
+START_TEST(registry_down_at_start_spools_and_drains_once_it_answers)
+{
+        char err[256];
+        struct fake_registry *registry = fake_registry_start_or_fail();
+        fake_registry_set_mode(registry, FAKE_REGISTRY_FAIL_500);
+        ck_assert_int_eq(avk_config_set(mk.cfg, "schema.registry.url", fake_registry_url(registry),
+                                        err, sizeof(err)),
+                         0);
+        use_spool();
+        avk_reporter_t *r = reporter();
+        send_docs(r, 20);
+        for (int i = 0; i < 20; i++)
+                ck_assert_msg(sent.result[i] == AVK_SPOOLED, "document %d answered %d", i,
+                              sent.result[i]);
+        struct avk_reporter_stats st;
+        for (int i = 0; i < 100 && (avk_reporter_stats(r, &st), st.registry_up); i++)
+                usleep(100000);
+        ck_assert_msg(!st.registry_up, "the drain did not notice the registry is down");
+        ck_assert_uint_eq(st.spool_pending, 20);
+        fake_registry_set_mode(registry, FAKE_REGISTRY_NORMAL);
+        wait_spool_empty(r);
+        avk_reporter_stats(r, &st);
+        ck_assert(st.registry_up);
+        send_docs(r, 5); /* back to direct */
+        avk_reporter_destroy(r);
+        check_topic();
+        for (size_t i = 0; i < rec.n; i++)
+                ck_assert_msg(rec.magic[i] == 0x00, "record %zu is not in Confluent framing (%02x)",
+                              i, rec.magic[i]);
+        fake_registry_stop(registry);
+}
+END_TEST
+
 START_TEST(without_a_spool_kafka_down_is_unavailable)
 {
         avk_reporter_t *r = reporter();
@@ -306,6 +344,7 @@ static Suite *spool_kafka_suite(void)
         tcase_add_test(tc, spooled_documents_survive_a_restart);
         tcase_add_test(tc, documents_a_crashed_drain_produced_are_not_produced_twice);
         tcase_add_test(tc, without_a_spool_kafka_down_is_unavailable);
+        tcase_add_test(tc, registry_down_at_start_spools_and_drains_once_it_answers);
         suite_add_tcase(s, tc);
         return s;
 }

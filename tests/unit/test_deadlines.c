@@ -92,7 +92,7 @@ struct lookup_case {
         int dispute; /* days */
 };
 
-/* Seeds by file name (../shared/seeds). */
+/* Source documents by file name (docs/agreement.md). */
 #define A13    "001_d2508e3e58e7f3ae.txt, A.13 Avvikelser: 'skyndsamt', answer when analysed"
 #define GBG    "DOMAIN.md step 3: a Göteborg-area routine set 60 days to answer"
 #define PSL3_3 "patientsäkerhetslagen 2010:659 3 kap. 3 §: severe harm is investigated"

@@ -6,7 +6,7 @@
  * Category enum just before OTHER - so OTHER moves from position 11 to 12.
  *
  * avro-c 1.11.1 resolves enums by position and does not fill reader defaults
- * (DESIGN.md, "Known pitfalls"); these tests show that the codec's projection
+ * (docs/architecture.md, "Known pitfalls"); these tests show that the codec's projection
  * does both by name: a v2 reader of v1 data gets the defaults and OTHER stays
  * OTHER; a v1 reader of v2 data drops the new fields, reads TRANSPORT as the
  * enum's default OTHER and OTHER as OTHER. Once in single-object framing (the
@@ -326,6 +326,67 @@ START_TEST(test_both_versions_under_one_subject_get_their_own_ids)
 }
 END_TEST
 
+START_TEST(test_every_truncation_of_v1_data_read_as_v2_fails_cleanly)
+{
+        /* Read across versions, the body is checked as it is read: each cut
+         * is refused, in a buffer of its own size so ASan sees any overread. */
+        struct codec_pair pair = codec_fixture_pair(both, both, NULL);
+        json_t *doc = v1_doc(0, "OTHER");
+        struct codec_message m = codec_fixture_encode(pair.writer, TOPIC, v1, doc);
+        for (size_t cut = 10; cut < m.len; cut++) {
+                unsigned char *prefix = malloc(cut);
+                memcpy(prefix, m.bytes, cut);
+                char errstr[512] = "";
+                ck_assert_int_eq(codec_fixture_decode(pair.reader, prefix, cut, v2, NULL, errstr,
+                                                      sizeof(errstr)),
+                                 -1);
+                ck_assert_contains(errstr, "truncated");
+                free(prefix);
+        }
+        free(m.bytes);
+        json_decref(doc);
+        codec_fixture_pair_destroy(&pair);
+}
+END_TEST
+
+/* v1 with a field the compiled reader does not take (an array, default []). */
+static const avk_schema_t *add_v3_with_tags(avk_catalog_t *catalog)
+{
+        json_error_t jerr;
+        json_t *j = json_loads(avk_schema_text(v1), 0, &jerr);
+        ck_assert_ptr_nonnull(j);
+        json_array_append_new(json_object_get(j, "fields"),
+                              json_pack("{s:s,s:{s:s,s:s},s:[]}", "name", "tags", "type", "type",
+                                        "array", "items", "string", "default"));
+        char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        const avk_schema_t *v3 = add_schema(catalog, text, "v3");
+        free(text);
+        json_decref(j);
+        return v3;
+}
+
+START_TEST(test_versions_with_an_array_are_read_through_the_json_projection)
+{
+        const avk_schema_t *v3 = add_v3_with_tags(both);
+        struct codec_pair pair = codec_fixture_pair(both, both, NULL);
+        json_t *doc = v1_doc(0, "OTHER");
+        json_t *tagged = json_deep_copy(doc);
+        json_object_set_new(tagged, "tags", json_pack("[s,s]", "a", "b"));
+
+        json_t *read = write_and_read(&pair, v3, tagged, v1); /* tags dropped */
+        assert_read_as(doc, read, 0, "OTHER");
+        json_decref(read);
+        json_object_set_new(tagged, "tags", json_array()); /* the default */
+        read = write_and_read(&pair, v1, doc, v3);
+        assert_read_as(tagged, read, 0, "OTHER");
+        json_decref(read);
+
+        json_decref(tagged);
+        json_decref(doc);
+        codec_fixture_pair_destroy(&pair);
+}
+END_TEST
+
 static Suite *evolution_suite(void)
 {
         Suite *suite = suite_create("evolution");
@@ -337,6 +398,9 @@ static Suite *evolution_suite(void)
         tcase_add_test(single_object,
                        test_v2_data_read_as_v1_drops_new_fields_and_maps_new_symbol_to_default);
         tcase_add_test(single_object, test_v2_single_object_data_is_unknown_to_a_v1_only_reader);
+        tcase_add_test(single_object, test_every_truncation_of_v1_data_read_as_v2_fails_cleanly);
+        tcase_add_test(single_object,
+                       test_versions_with_an_array_are_read_through_the_json_projection);
         suite_add_tcase(suite, single_object);
 
         TCase *confluent = tcase_create("confluent");

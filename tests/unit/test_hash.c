@@ -114,6 +114,75 @@ START_TEST(the_seed_changes_the_hash)
 }
 END_TEST
 
+/* A slot index over an array that moves as it grows. */
+struct slots {
+        uint64_t *keys;
+};
+
+static uint64_t slot_hash(uint32_t slot, const void *ctx)
+{
+        const struct slots *s = ctx;
+        /* A weak hash on purpose: long probe runs test the backward shift. */
+        return s->keys[slot] % 97;
+}
+
+static int slot_eq(uint32_t slot, const void *key, const void *ctx)
+{
+        const struct slots *s = ctx;
+        return s->keys[slot] == *(const uint64_t *)key;
+}
+
+START_TEST(slot_index_finds_every_slot_through_growth_and_removal)
+{
+        struct slots s = {calloc(N, sizeof(uint64_t))};
+        avk_slotidx_t idx;
+        ck_assert_int_eq(avk_slotidx_init(&idx, 1), 0);
+        for (uint32_t i = 0; i < N; i++) {
+                s.keys[i] = (uint64_t)i * 7919 + 1;
+                ck_assert_int_eq(avk_slotidx_insert(&idx, slot_hash(i, &s), i, slot_hash, &s), 0);
+        }
+        ck_assert_uint_eq(idx.cnt, N);
+        ck_assert_uint_ge(idx.mask + 1, 2 * N);
+        for (uint32_t i = 0; i < N; i += 3)
+                avk_slotidx_remove(&idx, slot_hash(i, &s), i, slot_hash, &s);
+        for (uint32_t i = 0; i < N; i++) {
+                uint32_t got = avk_slotidx_find(&idx, slot_hash(i, &s), slot_eq, &s.keys[i], &s);
+                if (i % 3 == 0)
+                        ck_assert_uint_eq(got, AVK_SLOTIDX_NONE);
+                else
+                        ck_assert_uint_eq(got, i);
+        }
+        uint64_t absent = 2;
+        ck_assert_uint_eq(avk_slotidx_find(&idx, absent % 97, slot_eq, &absent, &s),
+                          AVK_SLOTIDX_NONE);
+        avk_slotidx_destroy(&idx);
+        free(s.keys);
+}
+END_TEST
+
+static uint64_t home_is_key(uint32_t slot, const void *ctx)
+{
+        return ((const struct slots *)ctx)->keys[slot] / 10;
+}
+
+START_TEST(removal_moves_back_an_entry_whose_home_is_the_hole)
+{
+        /* Homes 3, 3, 4: positions 3, 4, 5. Removing the first must move the
+         * second into its home and the third into its own. */
+        uint64_t keys[] = {30, 31, 40};
+        struct slots s = {keys};
+        avk_slotidx_t idx;
+        ck_assert_int_eq(avk_slotidx_init(&idx, 3), 0);
+        for (uint32_t i = 0; i < 3; i++)
+                ck_assert_int_eq(avk_slotidx_insert(&idx, keys[i] / 10, i, home_is_key, &s), 0);
+        avk_slotidx_remove(&idx, 3, 0, home_is_key, &s);
+        ck_assert_uint_eq(avk_slotidx_find(&idx, 3, slot_eq, &keys[1], &s), 1);
+        ck_assert_uint_eq(avk_slotidx_find(&idx, 4, slot_eq, &keys[2], &s), 2);
+        ck_assert_uint_eq(avk_slotidx_find(&idx, 3, slot_eq, &keys[0], &s), AVK_SLOTIDX_NONE);
+        avk_slotidx_destroy(&idx);
+}
+END_TEST
+
 START_TEST(monotonic_time_goes_forward_and_deadlines_lie_ahead)
 {
         int64_t a = avk_clock_mono_ns();
@@ -139,6 +208,8 @@ int main(void)
         tcase_add_test(tc, removed_keys_are_gone_and_the_rest_stay);
         tcase_add_test(tc, iteration_visits_each_node_once_while_removing);
         tcase_add_test(tc, the_seed_changes_the_hash);
+        tcase_add_test(tc, slot_index_finds_every_slot_through_growth_and_removal);
+        tcase_add_test(tc, removal_moves_back_an_entry_whose_home_is_the_hole);
         tcase_add_test(tc, monotonic_time_goes_forward_and_deadlines_lie_ahead);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);

@@ -255,7 +255,8 @@ START_TEST(test_server_error_names_status)
         int32_t id = -1;
 
         ck_assert_int_eq(
-            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)), -1);
+            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)),
+            AVK_REGISTRY_UNAVAILABLE);
         ck_assert_contains(errstr, "500");
         ck_assert_contains(errstr, "50001");
         ck_assert_contains(errstr, "backend datastore");
@@ -282,12 +283,14 @@ START_TEST(test_garbage_body_is_not_json)
         const char *schema = NULL;
 
         ck_assert_int_eq(
-            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)), -1);
+            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)),
+            AVK_REGISTRY_UNAVAILABLE);
         ck_assert_contains(errstr, "200");
         ck_assert_contains(errstr, "not JSON");
 
         errstr[0] = '\0';
-        ck_assert_int_eq(avk_registry_fetch(reg, 7, &schema, errstr, sizeof(errstr)), -1);
+        ck_assert_int_eq(avk_registry_fetch(reg, 7, &schema, errstr, sizeof(errstr)),
+                         AVK_REGISTRY_UNAVAILABLE);
         ck_assert_contains(errstr, "not JSON");
         ck_assert_contains(errstr, "schema id 7");
 
@@ -303,7 +306,8 @@ START_TEST(test_answer_without_id_is_malformed)
         int32_t id = -1;
 
         ck_assert_int_eq(
-            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)), -1);
+            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)),
+            AVK_REGISTRY_UNAVAILABLE);
         ck_assert_contains(errstr, "200");
         ck_assert_contains(errstr, "malformed");
         ck_assert_int_eq(id, -1);
@@ -323,7 +327,8 @@ START_TEST(test_oversized_answer_is_refused)
         for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
                 fake_registry_set_mode(fake, modes[i]);
                 errstr[0] = '\0';
-                ck_assert_int_eq(avk_registry_fetch(reg, 1, &schema, errstr, sizeof(errstr)), -1);
+                ck_assert_int_eq(avk_registry_fetch(reg, 1, &schema, errstr, sizeof(errstr)),
+                                 AVK_REGISTRY_UNAVAILABLE);
                 ck_assert_contains(errstr, "4 MiB");
         }
 
@@ -341,7 +346,8 @@ START_TEST(test_hanging_registry_times_out)
 
         clock_gettime(CLOCK_MONOTONIC, &start);
         ck_assert_int_eq(
-            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)), -1);
+            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)),
+            AVK_REGISTRY_UNAVAILABLE);
         double took = elapsed_ms(&start);
         ck_assert_msg(took < 1000.0, "register took %.0f ms against a %ld ms timeout", took,
                       CLIENT_TIMEOUT_MS);
@@ -425,12 +431,14 @@ START_TEST(test_unreachable_registry_names_url)
         const char *schema = NULL;
 
         ck_assert_int_eq(
-            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)), -1);
+            avk_registry_register(reg, "s-value", SCHEMA_A, &id, errstr, sizeof(errstr)),
+            AVK_REGISTRY_UNAVAILABLE);
         ck_assert_contains(errstr, url);
         ck_assert_contains(errstr, "connect");
 
         errstr[0] = '\0';
-        ck_assert_int_eq(avk_registry_fetch(reg, 1, &schema, errstr, sizeof(errstr)), -1);
+        ck_assert_int_eq(avk_registry_fetch(reg, 1, &schema, errstr, sizeof(errstr)),
+                         AVK_REGISTRY_UNAVAILABLE);
         ck_assert_contains(errstr, url);
         ck_assert_contains(errstr, "connect");
 

@@ -2,7 +2,7 @@
  * Unit tests for avk_rules with the real rules (data/routing-rules.json) and
  * directory (data/directory.json): a table of cases taken from the
  * health-care agreement, each row citing the seed document and section it
- * comes from (the seeds are ../shared/seeds/, named by file), covering every
+ * comes from (source documents by file name: docs/agreement.md), covering every
  * allocation item in both directions; then the named receiver, triage,
  * re-routing after "wrong receiver" and the hop bound.
  *
@@ -31,7 +31,7 @@
 #define SEEDS_DIR      AVK_SOURCE_DIR "/../shared/seeds"
 #define FIXTURE(name)  AVK_TEST_DATA "/rules/" name
 
-/* Seed documents, by file name (../shared/seeds). */
+/* Source documents, by file name (docs/agreement.md). */
 #define SEED_2021 "001_d2508e3e58e7f3ae.txt" /* Hälso- och sjukvårdsavtalet, webb 2021 */
 #define SEED_2025 "000_a90ff52cdeecaa0e.txt" /* Beslutsunderlag slutförslag, SRO 2025 */
 #define SEED_2022 "002_e1e4bd6a19612320.txt" /* Färdplan och avtal, mars 2022 */
