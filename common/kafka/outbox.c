@@ -313,9 +313,14 @@ int avk_outbox_deadletter(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
         redact(reason, error, sizeof(error));
         snprintf(part, sizeof(part), "%d", (int)src->partition);
         snprintf(offset, sizeof(offset), "%lld", (long long)src->offset);
-        const char *names[] = {"avk-error", "avk-source-topic", "avk-source-partition",
-                               "avk-source-offset"};
-        const char *values[] = {error, topic, part, offset};
+        const char *names[AVK_OUTBOX_MAX_HDRS] = {"avk-error", "avk-source-topic",
+                                                  "avk-source-partition", "avk-source-offset"};
+        const char *values[AVK_OUTBOX_MAX_HDRS] = {error, topic, part, offset};
+        int cnt = 4;
+        for (int i = 0; i < src->hdr_cnt && cnt < AVK_OUTBOX_MAX_HDRS; i++, cnt++) {
+                names[cnt] = src->hdr_names[i];
+                values[cnt] = src->hdr_values[i];
+        }
         avk_log(AVK_LOG_WARN, o->component, "%s [%s] offset %s to %s: %s", topic, part, offset,
                 deadletter_topic, error);
         struct avk_outbox_msg msg = {.topic = deadletter_topic,
@@ -326,7 +331,8 @@ int avk_outbox_deadletter(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
                                      .len = src->len,
                                      .hdr_names = names,
                                      .hdr_values = values,
-                                     .hdr_cnt = 4};
+                                     .hdr_cnt = cnt,
+                                     .tag = src->tag};
         return avk_outbox_emit(o, in, seq, &msg);
 }
 
@@ -424,6 +430,11 @@ void avk_outbox_close(avk_outbox_t *o)
                 o->in_flight--;
                 free(out);
         }
+}
+
+uint64_t avk_outbox_unfinished(const avk_outbox_input_t *in)
+{
+        return in->tail - in->head;
 }
 
 uint64_t avk_outbox_in_flight(const avk_outbox_t *o)

@@ -109,6 +109,10 @@ struct avk_outbox_source {
         size_t key_len;
         const void *value;
         size_t len;
+        const char *const *hdr_names; /**< more headers, static names (NULL: none) */
+        const char *const *hdr_values;
+        int hdr_cnt;  /**< at most AVK_OUTBOX_MAX_HDRS - 4 */
+        uint64_t tag; /**< of the dead letter, as avk_outbox_msg's */
 };
 
 /** @brief The source of a consumed record. */
@@ -119,7 +123,7 @@ struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m);
  * topic as an output of input seq, with headers avk-error (reason, anything
  * quoted in it replaced by "...": a decoder may quote a value of the record,
  * which may be patient data), avk-source-topic, -partition and -offset; and
- * logs it. @returns 0, or -1 when out of memory.
+ * any headers src adds; and logs it. @returns 0, or -1 when out of memory.
  */
 int avk_outbox_deadletter(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq,
                           const char *deadletter_topic, const struct avk_outbox_source *src,
@@ -136,6 +140,9 @@ void avk_outbox_drain(avk_outbox_t *outbox, int timeout_ms);
  * little, and gives up the rest (their inputs' offsets were never stored).
  */
 void avk_outbox_close(avk_outbox_t *outbox);
+
+/** @brief Inputs of the partition begun and not yet finished. */
+uint64_t avk_outbox_unfinished(const avk_outbox_input_t *input);
 
 /** @brief Outputs produced and not yet acknowledged or given up. */
 uint64_t avk_outbox_in_flight(const avk_outbox_t *outbox);

@@ -1,14 +1,13 @@
 /*
  * avk_pump: the single thread of a service that consumes two co-partitioned
  * topics (copartition.h) and POSTs what it read to endpoints outside avvik
- * (webhook.h) - the notifier (notify.c) and the analysis forwarder
- * (analysis.c). Its clients (the group consumer, a producer for outputs and
- * dead letters, libcurl's multi handle) and the loop's pieces that do not
- * depend on what the service makes of a record: taking records, serving
- * finished POSTs and delivery reports, storing offsets, pausing, sleeping in
- * curl_multi_poll() until a socket, the Kafka queues (through a pipe that
- * librdkafka writes to: rd_kafka_queue_io_event_enable), a due time or
- * avk_pump_stop() wakes it, and shutting down in order.
+ * (webhook.h): the notifier (notify.c), until it moves onto the service
+ * kernel (service.h) as the analysis forwarder did. Its clients (the group consumer, a producer for
+ * outputs and dead letters, libcurl's multi handle) and the loop's pieces that do not depend on
+ * what the service makes of a record: taking records, serving finished POSTs and delivery reports,
+ * storing offsets, pausing, sleeping in curl_multi_poll() until a socket, the Kafka queues (through
+ * a pipe that librdkafka writes to: rd_kafka_queue_io_event_enable), a due time or avk_pump_stop()
+ * wakes it, and shutting down in order.
  */
 #ifndef AVK_PUMP_H
 #define AVK_PUMP_H

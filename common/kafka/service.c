@@ -1,13 +1,15 @@
 /*
- * avk_service: see service.h and docs/architecture.md, "The service kernel". Grew out of the router's
- * and the tracker's loops, which were near copies of each other.
+ * avk_service: see service.h and docs/architecture.md, "The service kernel". Grew out of the
+ * router's and the tracker's loops, which were near copies of each other.
  */
 #include "common/kafka/service.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/kafka/kafka.h"
 #include "common/kafka/replay.h"
@@ -15,8 +17,10 @@
 #include "common/util/log.h"
 
 #define MAX_PARTITIONS   AVK_SERVICE_MAX_PARTITIONS
-#define BATCH_MAX        256   /* records taken from the consumer per round */
-#define POLL_MS          20    /* the longest wait for a record */
+#define BATCH_MAX        256  /* records taken from the consumer per round */
+#define POLL_MS          20   /* the longest wait for a record */
+#define WAIT_MAX_MS      1000 /* the longest sleep in the wait hook, should a wake-up be missed */
+#define LAG_EVERY_MS     1000
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
@@ -29,8 +33,12 @@ struct avk_service {
         avk_outbox_t *outbox;
         avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
         int owned[MAX_PARTITIONS];   /* partitions whose state is rebuilt */
+        int *paused;                 /* [topic]: paused by flow control */
+        int wake[2];                 /* with the wait hook: Kafka's queues and stop write to [1] */
+        rd_kafka_queue_t *consumer_queue, *producer_queue; /* wired to wake[1] */
         avk_metric_t *m_latency, *m_retries;
-        int64_t last_summary;
+        avk_metric_family_t *m_lag;
+        int64_t last_summary, next_lag_at;
         atomic_int stop, partitions;
         atomic_ullong inputs_taken, inputs_done, retries;
 };
@@ -117,6 +125,8 @@ static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
                                                 tp->partition);
         }
         atomic_fetch_add(&svc->partitions, first);
+        for (int k = 0; k < svc->opts.input_cnt; k++)
+                svc->paused[k] = 0; /* a newly assigned partition is fetched */
         char held[128] = "";
         if (svc->hooks.describe)
                 svc->hooks.describe(svc->hooks.opaque, held, sizeof(held));
@@ -257,6 +267,81 @@ static int dispatch(avk_service_t *svc, const rd_kafka_message_t *m, char *errst
         return rc;
 }
 
+static void end_of_partition(avk_service_t *svc, const rd_kafka_message_t *m)
+{
+        avk_outbox_input_t **in = slot(svc, rd_kafka_topic_name(m->rkt), m->partition);
+        if (in && *in && svc->hooks.on_eof)
+                svc->hooks.on_eof(svc->hooks.opaque, topic_index(svc, rd_kafka_topic_name(m->rkt)),
+                                  m->partition);
+}
+
+/* The assigned partitions of input topic k (a new list). */
+static rd_kafka_topic_partition_list_t *assigned(avk_service_t *svc, int k)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+                if (svc->inputs[(size_t)k * MAX_PARTITIONS + (size_t)p])
+                        rd_kafka_topic_partition_list_add(l, svc->opts.inputs[k], p);
+        }
+        return l;
+}
+
+/* Pauses an input topic while max_unfinished of its inputs are unfinished,
+ * resumes it below: one slow topic holds up no other. */
+static void flow_control(avk_service_t *svc)
+{
+        if (!svc->opts.max_unfinished)
+                return;
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                uint64_t unfinished = 0;
+                for (size_t p = 0; p < MAX_PARTITIONS; p++) {
+                        const avk_outbox_input_t *in = svc->inputs[(size_t)k * MAX_PARTITIONS + p];
+                        if (in)
+                                unfinished += avk_outbox_unfinished(in);
+                }
+                int want = unfinished >= svc->opts.max_unfinished;
+                if (want == svc->paused[k])
+                        continue;
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                if (want)
+                        rd_kafka_pause_partitions(svc->consumer, l);
+                else
+                        rd_kafka_resume_partitions(svc->consumer, l);
+                rd_kafka_topic_partition_list_destroy(l);
+                svc->paused[k] = want;
+        }
+}
+
+/* Records behind the end of each input topic, over the assigned partitions:
+ * whether the service keeps up. */
+static void measure_lag(avk_service_t *svc)
+{
+        int64_t now = avk_clock_mono_ms();
+        if (now < svc->next_lag_at)
+                return;
+        svc->next_lag_at = now + LAG_EVERY_MS;
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                int64_t lag = 0;
+                if (l->cnt && rd_kafka_position(svc->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        for (int i = 0; i < l->cnt; i++) {
+                                int64_t lo, hi;
+                                if (l->elems[i].offset >= 0 &&
+                                    rd_kafka_get_watermark_offsets(svc->consumer, l->elems[i].topic,
+                                                                   l->elems[i].partition, &lo,
+                                                                   &hi) == 0 &&
+                                    hi > l->elems[i].offset)
+                                        lag += hi - l->elems[i].offset;
+                        }
+                }
+                rd_kafka_topic_partition_list_destroy(l);
+                avk_metric_set(
+                    avk_metrics_series(svc->m_lag, (const char *[]){svc->opts.inputs[k]}), lag);
+        }
+}
+
+static void unwire(avk_service_t *svc);
+
 static void summary(avk_service_t *svc, int now)
 {
         int64_t t = avk_clock_mono_ms();
@@ -294,14 +379,16 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                  * once per round: at full speed, serving delivery reports
                  * and storing offsets per input cost more than the service. */
                 rd_kafka_message_t *m;
-                for (int taken = 0;
-                     taken < BATCH_MAX && rc == 0 &&
-                     (m = rd_kafka_consumer_poll(svc->consumer, taken ? 0 : POLL_MS));
+                int taken = 0;
+                for (; taken < BATCH_MAX && rc == 0 &&
+                       (m = rd_kafka_consumer_poll(svc->consumer,
+                                                   taken || svc->hooks.wait ? 0 : POLL_MS));
                      taken++) {
-                        if (m->err) {
-                                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                        avk_log(AVK_LOG_WARN, svc->opts.component, "consumer: %s",
-                                                rd_kafka_message_errstr(m));
+                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                end_of_partition(svc, m);
+                        } else if (m->err) {
+                                avk_log(AVK_LOG_WARN, svc->opts.component, "consumer: %s",
+                                        rd_kafka_message_errstr(m));
                         } else {
                                 rc = dispatch(svc, m, errstr, errstr_size);
                         }
@@ -309,8 +396,11 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 }
                 avk_outbox_poll(svc->outbox);
                 mirror_retries(svc);
+                flow_control(svc);
+                measure_lag(svc);
+                int64_t now = avk_clock_mono_ms(), next_due = now + WAIT_MAX_MS;
                 if (!rc && svc->hooks.on_tick)
-                        rc = svc->hooks.on_tick(svc->hooks.opaque, errstr, errstr_size);
+                        rc = svc->hooks.on_tick(svc->hooks.opaque, &next_due, errstr, errstr_size);
                 char reason[512];
                 if (rd_kafka_fatal_error(svc->producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
@@ -319,7 +409,11 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 if (rc)
                         break;
                 summary(svc, 0);
+                if (svc->hooks.wait && taken < BATCH_MAX && !atomic_load(&svc->stop))
+                        svc->hooks.wait(svc->hooks.opaque, svc->wake[0],
+                                        (int)(next_due > now ? next_due - now : 0));
         }
+        unwire(svc);
         /* Closing revokes the assignment: on_revoke waits for the outputs in
          * flight, stores and commits; bounded, should Kafka not answer. */
         avk_kafka_consumer_close(svc->consumer,
@@ -338,6 +432,15 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
 void avk_service_stop(avk_service_t *svc)
 {
         atomic_store(&svc->stop, 1);
+        if (svc->wake[1] >= 0) {
+                ssize_t n = write(svc->wake[1], "s", 1); /* a full pipe wakes anyway */
+                (void)n;
+        }
+}
+
+int avk_service_paused(avk_service_t *svc, int topic)
+{
+        return svc->paused[topic];
 }
 
 int avk_service_ready(avk_service_t *svc, char *why, size_t why_size)
@@ -391,9 +494,58 @@ static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr
         return rk;
 }
 
+/* The range assignor is what makes a deviation's inputs meet: another one is refused. */
+static int check_assignor(const avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(svc->cfg); i++) {
+                const char *n, *v;
+                avk_config_kafka_get(svc->cfg, i, &n, &v);
+                if (strcmp(n, "partition.assignment.strategy") == 0 && strcmp(v, "range") != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "kafka.partition.assignment.strategy: %s needs \"range\" "
+                                 "(partition p of every input topic on one instance)",
+                                 svc->opts.component);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* With the wait hook: Kafka's queues write to the wake-up pipe. */
+static int wire(avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        if (pipe(svc->wake) != 0) {
+                snprintf(errstr, errstr_size, "wake-up pipe: out of descriptors");
+                return -1;
+        }
+        for (int i = 0; i < 2; i++) {
+                fcntl(svc->wake[i], F_SETFL, O_NONBLOCK);
+                fcntl(svc->wake[i], F_SETFD, FD_CLOEXEC);
+        }
+        svc->consumer_queue = rd_kafka_queue_get_consumer(svc->consumer);
+        svc->producer_queue = rd_kafka_queue_get_main(svc->producer);
+        rd_kafka_queue_io_event_enable(svc->consumer_queue, svc->wake[1], "c", 1);
+        rd_kafka_queue_io_event_enable(svc->producer_queue, svc->wake[1], "p", 1);
+        return 0;
+}
+
+static void unwire(avk_service_t *svc)
+{
+        rd_kafka_queue_t **queues[] = {&svc->consumer_queue, &svc->producer_queue};
+        for (size_t i = 0; i < 2; i++) {
+                if (*queues[i]) {
+                        rd_kafka_queue_io_event_enable(*queues[i], -1, NULL, 0);
+                        rd_kafka_queue_destroy(*queues[i]);
+                        *queues[i] = NULL;
+                }
+        }
+}
+
 static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
 {
         const avk_config_t *cfg = svc->cfg;
+        if (check_assignor(svc, errstr, errstr_size) != 0)
+                return -1;
         rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
         if (!pconf)
                 return -1;
@@ -411,6 +563,8 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         conf_default(cfg, cconf, "auto.offset.reset", "earliest");
         conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
         conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        if (svc->hooks.on_eof)
+                rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
         if (!(svc->consumer = client(cconf, svc->opts.group, errstr, errstr_size)))
                 return -1;
         rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
@@ -423,7 +577,7 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         if (!(svc->reader = client(rconf, reader_group, errstr, errstr_size)))
                 return -1;
         avk_outbox_clients(svc->outbox, svc->producer, svc->consumer);
-        return 0;
+        return svc->hooks.wait ? wire(svc, errstr, errstr_size) : 0;
 }
 
 static int make_metrics(avk_service_t *svc)
@@ -441,7 +595,12 @@ static int make_metrics(avk_service_t *svc)
                                   NULL, AVK_METRICS_LATENCY_BUCKETS,
                                   AVK_METRICS_LATENCY_BUCKET_CNT),
             NULL);
-        return svc->m_retries && svc->m_latency ? 0 : -1;
+        snprintf(name, sizeof(name), "%s_input_lag", svc->opts.metric_prefix);
+        svc->m_lag = avk_metrics_gauge(svc->opts.metrics, name,
+                                       "Records behind the end of each input topic (assigned "
+                                       "partitions).",
+                                       (const char *[]){"topic", NULL});
+        return svc->m_retries && svc->m_latency && svc->m_lag ? 0 : -1;
 }
 
 avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service_options *opts,
@@ -453,6 +612,7 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
                 return NULL;
         }
         svc->cfg = cfg;
+        svc->wake[0] = svc->wake[1] = -1;
         svc->opts = *opts;
         svc->hooks = opts->hooks;
         struct avk_outbox_hooks hooks = {.input_done = input_done,
@@ -462,7 +622,8 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
                                          .opaque = svc};
         svc->outbox = avk_outbox_new(&hooks, opts->component);
         svc->inputs = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->inputs));
-        if (!svc->outbox || !svc->inputs || make_metrics(svc) != 0) {
+        svc->paused = calloc((size_t)opts->input_cnt, sizeof(*svc->paused));
+        if (!svc->outbox || !svc->inputs || !svc->paused || make_metrics(svc) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -478,6 +639,7 @@ void avk_service_destroy(avk_service_t *svc)
 {
         if (!svc)
                 return;
+        unwire(svc);
         if (svc->reader) {
                 rd_kafka_consumer_close(svc->reader);
                 rd_kafka_destroy(svc->reader);
@@ -487,6 +649,11 @@ void avk_service_destroy(avk_service_t *svc)
         if (svc->producer)
                 rd_kafka_destroy(svc->producer);
         avk_outbox_destroy(svc->outbox);
+        for (int i = 0; i < 2; i++) {
+                if (svc->wake[i] >= 0)
+                        close(svc->wake[i]);
+        }
         free(svc->inputs);
+        free(svc->paused);
         free(svc);
 }

@@ -1,9 +1,9 @@
 /*
  * avk_service: the kernel of a consume-process-produce service (the router,
- * the tracker): its Kafka clients, the run loop, rebalances with a state
- * rebuild, the topic check, the bounded close, stop, readiness and the
- * standard metrics. The service is its domain logic plus the hooks below;
- * its outputs, offsets and dead letters go through the kernel's outbox
+ * the tracker, the analysis forwarder): its Kafka clients, the run loop,
+ * rebalances with a state rebuild, the topic check, flow control, the
+ * bounded close, stop, readiness and the standard metrics. The service is its domain logic plus the
+ * hooks below; its outputs, offsets and dead letters go through the kernel's outbox
  * (common/kafka/outbox.h), whose input FIFOs the kernel keeps per assigned
  * partition. docs/architecture.md, "The service kernel", describes the whole.
  *
@@ -40,8 +40,22 @@ struct avk_service_hooks {
          */
         int (*on_record)(void *opaque, int topic, avk_outbox_input_t *in, uint64_t seq,
                          const rd_kafka_message_t *m, char *errstr, size_t errstr_size);
-        /** Optional: once per round of the loop. @returns 0, or -1 with errstr: the loop ends. */
-        int (*on_tick)(void *opaque, char *errstr, size_t errstr_size);
+        /**
+         * Optional: once per round of the loop; lowers *next_due (avk_clock_mono_ms(),
+         * set to a second from now) to when it has work due next.
+         * @returns 0, or -1 with errstr: the loop ends.
+         */
+        int (*on_tick)(void *opaque, int64_t *next_due, char *errstr, size_t errstr_size);
+        /** Optional: input topic inputs[topic] [partition] was read to its current end. */
+        void (*on_eof)(void *opaque, int topic, int32_t partition);
+        /**
+         * Optional: the service waits for work outside Kafka too (curl's multi
+         * handle): the kernel sleeps through this hook, which must return when
+         * wake_fd is readable (Kafka's queues and avk_service_stop() write to
+         * it; the hook drains it) or after timeout_ms. Without it the kernel
+         * sleeps in the consumer poll.
+         */
+        void (*wait)(void *opaque, int wake_fd, int timeout_ms);
         /**
          * Optional: rebuilds the state of newly assigned partitions parts
          * (through avk_service_replay()). @returns 0, or -1: the kernel calls
@@ -73,7 +87,9 @@ struct avk_service_options {
         const char *const *outputs; /**< topics that must share the inputs' partition count */
         int output_cnt;
         const char *revoke_note; /**< what happens to outputs left in flight at a revoke */
-        avk_metrics_t *metrics;  /**< the service's registry: the kernel adds its families */
+        /** Pause an input topic while this many of its inputs are unfinished (0: never). */
+        size_t max_unfinished;
+        avk_metrics_t *metrics; /**< the service's registry: the kernel adds its families */
         struct avk_service_hooks hooks;
 };
 
@@ -83,8 +99,10 @@ struct avk_service_options {
  * set), the group consumer (range assignor: partition p of every input topic
  * on one instance; auto.offset.reset=earliest, auto.commit.interval.ms=1000,
  * fetch.wait.max.ms=10 unless set; auto-commit of the offsets the outbox
- * stores) and the reader of rebuilds (group "<group>-state", never joined).
- * Registers <prefix>_input_seconds and <prefix>_delivery_retries_total.
+ * stores; partition ends reported when on_eof is set; another configured
+ * assignor is refused) and the reader of rebuilds (group "<group>-state",
+ * never joined). Registers <prefix>_input_seconds,
+ * <prefix>_delivery_retries_total and <prefix>_input_lag{topic}.
  * cfg and opts are not copied.
  * @returns the service, or NULL with the reason in errstr.
  */
@@ -111,6 +129,9 @@ void avk_service_stop(avk_service_t *svc);
  * Any thread.
  */
 int avk_service_ready(avk_service_t *svc, char *why, size_t why_size);
+
+/** @brief Whether input topic inputs[topic] is paused now (flow control). Run thread. */
+int avk_service_paused(avk_service_t *svc, int topic);
 
 /** @brief The outbox of the service's outputs (owned by the service). */
 avk_outbox_t *avk_service_outbox(avk_service_t *svc);
