@@ -38,12 +38,6 @@ struct avk_pump {
         atomic_int stop;
 };
 
-/** @brief CLOCK_MONOTONIC in milliseconds: due times. */
-int64_t avk_pump_mono_ms(void);
-
-/** @brief CLOCK_REALTIME in milliseconds: time stamps. */
-int64_t avk_pump_wall_ms(void);
-
 /** @brief Makes p empty (nothing open), ready for avk_pump_open() or avk_pump_close(). */
 void avk_pump_init(struct avk_pump *p, const char *component);
 
@@ -82,7 +76,7 @@ int avk_pump_take(struct avk_pump *p, int max, avk_pump_message_cb *cb, void *op
 void avk_pump_serve(struct avk_pump *p, avk_webhook_done_cb *done, void *opaque);
 
 /**
- * @brief Sleeps until next (avk_pump_mono_ms()), AVK_PUMP_POLL_MAX_MS at most,
+ * @brief Sleeps until next (avk_clock_mono_ms()), AVK_PUMP_POLL_MAX_MS at most,
  * or only looks when busy (more records may be waiting).
  */
 void avk_pump_sleep(struct avk_pump *p, int64_t next, int busy);
