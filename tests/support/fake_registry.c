@@ -338,10 +338,10 @@ struct fake_registry *fake_registry_start_on(enum fake_registry_mode mode, unsig
         }
         pthread_mutex_init(&fake->lock, NULL);
         fake->mode = mode;
-        fake->daemon = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, fake, MHD_OPTION_SOCK_ADDR,
-            &loopback, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED,
-            completed, NULL, MHD_OPTION_END);
+        fake->daemon =
+            MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, fake,
+                             MHD_OPTION_SOCK_ADDR, &loopback, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                             1u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
         if (!fake->daemon) {
                 snprintf(errstr, errstr_size, "MHD_start_daemon on 127.0.0.1:%u failed", port);
                 fake_registry_stop(fake);
