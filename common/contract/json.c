@@ -119,12 +119,11 @@ __attribute__((format(printf, 2, 3))) static int fail(struct avk_json_walk *w, c
 {
         if (!w->errs)
                 return -1;
-        char path[512], reason[AVK_ERROR_MSG_SIZE];
+        char path[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(reason, sizeof(reason), fmt, ap);
+        avk_errors_addv(w->errs, avk_path_format(&w->path, path, sizeof(path)), fmt, ap);
         va_end(ap);
-        avk_errors_add(w->errs, avk_path_format(&w->path, path, sizeof(path)), "%s", reason);
         return -1;
 }
 
@@ -362,7 +361,7 @@ static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
         for (int i = 0; i < n && off < sizeof(allowed); i++)
                 off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "",
                                         avro_schema_enum_get(s, i));
-        return fail(w, "unknown symbol \"%.64s\"; expected one of %s", in->string, allowed);
+        return fail(w, "unknown symbol \"%s\"; expected one of %s", in->string, allowed);
 }
 
 int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,

@@ -17,8 +17,8 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
-int avk_secret_read(const char *path, const char *what, size_t min_len, struct avk_secret *out,
-                    char *errstr, size_t errstr_size)
+int avk_secret_read_max(const char *path, const char *what, size_t min_len, size_t max_len,
+                        struct avk_secret *out, char *errstr, size_t errstr_size)
 {
         unsigned char *buf = NULL;
         size_t len = 0;
@@ -46,12 +46,12 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, struct a
                          what, path, (unsigned)(st.st_mode & 07777));
                 goto out;
         }
-        if (!(buf = malloc(AVK_SECRET_MAX + 1))) {
+        if (!(buf = malloc(max_len + 1))) {
                 snprintf(errstr, errstr_size, "%s: out of memory", what);
                 goto out;
         }
         for (;;) {
-                ssize_t n = read(fd, buf + len, AVK_SECRET_MAX + 1 - len);
+                ssize_t n = read(fd, buf + len, max_len + 1 - len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
@@ -59,12 +59,12 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, struct a
                         goto out;
                 }
                 len += (size_t)n;
-                if (n == 0 || len > AVK_SECRET_MAX)
+                if (n == 0 || len > max_len)
                         break;
         }
-        if (len > AVK_SECRET_MAX) {
-                snprintf(errstr, errstr_size, "%s: %s: larger than %d bytes; expected a key", what,
-                         path, AVK_SECRET_MAX);
+        if (len > max_len) {
+                snprintf(errstr, errstr_size, "%s: %s: larger than %zu bytes; expected a key", what,
+                         path, max_len);
                 goto out;
         }
         if (len > 0 && buf[len - 1] == '\n')
@@ -76,8 +76,10 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, struct a
                          what, path, len, min_len);
                 goto out;
         }
+        buf[len] = '\0'; /* a PEM key is handed on as text */
         out->bytes = buf;
         out->len = len;
+        out->size = max_len + 1;
         buf = NULL;
         rc = 0;
 out:
@@ -89,14 +91,21 @@ out:
         return rc;
 }
 
+int avk_secret_read(const char *path, const char *what, size_t min_len, struct avk_secret *out,
+                    char *errstr, size_t errstr_size)
+{
+        return avk_secret_read_max(path, what, min_len, AVK_SECRET_MAX, out, errstr, errstr_size);
+}
+
 void avk_secret_wipe(struct avk_secret *secret)
 {
         if (!secret->bytes)
                 return;
-        OPENSSL_cleanse(secret->bytes, AVK_SECRET_MAX + 1);
+        OPENSSL_cleanse(secret->bytes, secret->size);
         free(secret->bytes);
         secret->bytes = NULL;
         secret->len = 0;
+        secret->size = 0;
 }
 
 int avk_secret_hmac_hexv(const unsigned char *key, size_t key_len, const struct iovec *parts,

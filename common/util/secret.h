@@ -22,6 +22,7 @@
 struct avk_secret {
         unsigned char *bytes; /**< owned; wiped and freed by avk_secret_wipe() */
         size_t len;
+        size_t size; /**< of the allocation, all of it wiped */
 };
 
 /**
@@ -38,6 +39,13 @@ struct avk_secret {
  */
 int avk_secret_read(const char *path, const char *what, size_t min_len, struct avk_secret *out,
                     char *errstr, size_t errstr_size);
+
+/**
+ * @brief As avk_secret_read(), for a key of up to max_len bytes (a TLS
+ * private key in PEM); the bytes are followed by a NUL not counted in len.
+ */
+int avk_secret_read_max(const char *path, const char *what, size_t min_len, size_t max_len,
+                        struct avk_secret *out, char *errstr, size_t errstr_size);
 
 /** @brief Wipes and frees the key; out is left empty. An empty secret is a no-op. */
 void avk_secret_wipe(struct avk_secret *secret);

@@ -55,7 +55,7 @@
 #include "common/kafka/copartition.h"
 #include "consumer/analyse/pseudonym.h"
 #include "common/kafka/pump.h"
-#include "consumer/analyse/scrub.h"
+#include "common/util/scrub.h"
 #include "common/http/webhook.h"
 
 #define COMPONENT  "analysis"

@@ -27,6 +27,7 @@
 
 #include "common/contract/codec.h"
 #include "common/contract/ident.h"
+#include "common/util/luhn.h"
 #include "common/kafka/kafka.h"
 #include "common/util/secret.h"
 #include "consumer/analyse/analysis.h"
@@ -640,7 +641,7 @@ static void make_patient(struct patient *p)
         char nine[32];
         snprintf(nine, sizeof(nine), "%02u%02u%02u%03u", year % 100, month,
                  day + (coordination ? 60 : 0), rnd(1000));
-        int check = avk_ident_luhn(nine, 9);
+        int check = avk_luhn(nine, 9);
         snprintf(p->twelve, sizeof(p->twelve), "%02u%.9s%d", year / 100, nine, check);
         const char *t = p->twelve, *ten = p->twelve + 2;
         snprintf(p->forms[0], 64, "%.12s", t);

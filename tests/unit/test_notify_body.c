@@ -91,6 +91,33 @@ START_TEST(identity_is_left_out_for_an_endpoint_not_cleared_for_it)
 }
 END_TEST
 
+START_TEST(free_text_is_scrubbed_for_an_endpoint_not_cleared_for_it)
+{
+        json_t *r = routed(), *d = deviation();
+        json_object_set_new(d, "description",
+                            json_string("Pat 19121212-1212 (tel 070-123 45 67) fick fel dos."));
+        json_object_set_new(d, "immediate_actions", json_string("Ringde anhörig, a@b.se."));
+        json_t *body = avk_notify_body(r, d, 0);
+        ck_assert_ptr_nonnull(body);
+        json_t *dev = json_object_get(body, "deviation");
+        const char *description = json_string_value(json_object_get(dev, "description"));
+        ck_assert_ptr_null(strstr(description, "1212-1212"));
+        ck_assert_ptr_null(strstr(description, "123 45 67"));
+        ck_assert_ptr_nonnull(strstr(description, "fick fel dos."));
+        ck_assert_ptr_null(
+            strstr(json_string_value(json_object_get(dev, "immediate_actions")), "a@b.se"));
+        json_decref(body);
+        /* A cleared endpoint gets the text as filed. */
+        body = avk_notify_body(r, d, 1);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(body, "deviation"), "description")),
+            "Pat 19121212-1212 (tel 070-123 45 67) fick fel dos.");
+        json_decref(body);
+        json_decref(r);
+        json_decref(d);
+}
+END_TEST
+
 START_TEST(no_patient_is_no_problem)
 {
         json_t *r = routed(), *d = deviation();
@@ -304,6 +331,7 @@ static Suite *notify_body_suite(void)
         TCase *tc = tcase_create("pure");
         tcase_add_test(tc, body_is_the_routed_event_with_the_deviation);
         tcase_add_test(tc, identity_is_left_out_for_an_endpoint_not_cleared_for_it);
+        tcase_add_test(tc, free_text_is_scrubbed_for_an_endpoint_not_cleared_for_it);
         tcase_add_test(tc, no_patient_is_no_problem);
         tcase_add_test(tc, hmac_of_parts_matches_rfc_4231);
         tcase_add_test(tc, signature_matches_a_recomputation_over_time_type_and_body);
