@@ -719,7 +719,9 @@ void avk_directory_destroy(avk_directory_t *dir)
                 return;
         for (size_t i = 0; i < dir->webhook_cnt; i++) {
                 struct avk_directory_webhook *wh = dir->webhooks[i];
-                struct avk_secret secret = {(unsigned char *)wh->secret, wh->secret_len};
+                /* read_secret() read it with avk_secret_read(): AVK_SECRET_MAX. */
+                struct avk_secret secret = {(unsigned char *)wh->secret, wh->secret_len,
+                                            AVK_SECRET_MAX + 1};
 
                 avk_secret_wipe(&secret);
         }
