@@ -6,8 +6,8 @@
 # gateway. Meanwhile KILLS times a service picked at random is killed with
 # SIGKILL and started again with the same configuration, and OUTAGES times
 # (spread evenly among the kills) the registry is taken away (SIGKILL) and
-# brought back on the same port some seconds later. Then every id answered 202 is followed through the
-# stages:
+# brought back on the same port 3-8 s later. Then every id answered 202 is
+# followed through the stages:
 #   stored     in deviation.reported exactly once (its avk-id header)
 #   routed     in deviation.routed at hop 0 exactly once (or duplicates
 #              byte-identical as JSON)
