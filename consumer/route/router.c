@@ -80,7 +80,7 @@ struct avk_router {
         /* The registry had no answer while decoding: the record waits
          * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
         int unavailable;
-        char unavailable_why[256];
+        char unavailable_why[512];
         avk_directory_t *dir;
         avk_rules_t *rules;
         avk_codec_t *codec;

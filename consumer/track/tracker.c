@@ -91,7 +91,7 @@ struct avk_tracker {
         /* The registry had no answer while decoding: the input waits
          * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
         int unavailable;
-        char unavailable_why[256];
+        char unavailable_why[512];
 
         avk_tracker_clock_fn clock;
         void *clock_opaque;
