@@ -52,9 +52,9 @@ static const struct span_def {
 static const char *const reminded[] = {"acknowledge", "answer", "step_answer"};
 
 static const char *const root_keys[] = {"about", "rules", NULL};
-static const char *const rule_keys[] = {"id",          "because",        "match",
-                                        "acknowledge", "answer",         "remind_before",
-                                        "step_answer", "dispute_window", NULL};
+static const char *const rule_keys[] = {
+    "id",          "because",        "match",         "acknowledge", "answer", "remind_before",
+    "step_answer", "dispute_window", "deadline_step", NULL};
 static const char *const span_keys[] = {"working_days", "days", NULL};
 
 struct avk_deadlines {
@@ -160,6 +160,7 @@ static void parse_terms(struct avk_jsondoc *doc, json_t *rule_obj, const char *i
                                      BECAUSE_MAX);
         for (size_t i = 0; i < SPAN_CNT; i++)
                 parse_span(doc, rule_obj, &span_defs[i], span_of(terms, span_defs[i].key));
+        terms->deadline_step = avk_jsondoc_bool(doc, rule_obj, "deadline_step", 0);
         check_reminder(doc, terms);
 }
 

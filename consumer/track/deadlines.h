@@ -49,6 +49,9 @@ struct avk_deadline_terms {
             step_answer; /**< after each escalation: new deadline to answer at the step */
         struct avk_deadline_span
             dispute_window; /**< an answer not disputed within this closes the deviation */
+        /** A passed deadline takes one automatic step to the receiver's "Chef över chef"
+         * (local policy, docs/escalation.md); 0: reminders and the overdue mark only. */
+        int deadline_step;
 };
 
 typedef struct avk_deadlines avk_deadlines_t;

@@ -344,7 +344,8 @@ static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
             avk_avro_set_text(v, "step", avk_track_step_name(e->step)) |
             avk_avro_set_text(v, "reason", avk_track_reason_name(e->reason)) |
             avk_avro_set_text(v, "holder", holder) | set_time(v, "deadline_at", e->deadline_at) |
-            avk_avro_set_long(v, "hop", e->hop, 0) | avk_avro_set_text(v, "unit_hsa_id", e->unit);
+            avk_avro_set_long(v, "hop", e->hop, 0) | avk_avro_set_text(v, "unit_hsa_id", e->unit) |
+            avk_avro_set_text(v, "counterpart_party", e->counterpart);
         if (err)
                 return -1;
         atomic_fetch_add(&tr->escalations, 1);
