@@ -50,12 +50,13 @@ static const char reminder_namespace[] = "5e91d0a4-7c3f-5b26-8e1d-a4c6b2f9073e";
 #define ENUM_REASON   "EscalationReason"
 #define ENUM_KIND     "ResponseKind"
 #define ENUM_DEADLINE "DeadlineKind"
-#define KIND_CNT      (AVK_TRACK_DISPUTE + 1)
+#define KIND_CNT      (AVK_TRACK_CONFIRM + 1)
 #define DEADLINE_CNT  (AVK_TRACK_DEADLINE_ANSWER + 1)
 
 static const char *const result_names[] = {
-    "applied",      "kept",           "duplicate",  "stale",     "not_receiver", "not_reporter",
-    "not_expected", "closed_already", "no_routing", "bad_input", "full",         "failed"};
+    "applied",      "kept",      "duplicate",    "stale",          "not_receiver",
+    "not_reporter", "not_party", "not_expected", "closed_already", "no_routing",
+    "bad_input",    "full",      "failed"};
 
 /* What the deviation waits for. Closed deviations are not in the table. */
 enum phase { AWAIT_ANSWER, ANSWERED_PHASE, REJECTED_PHASE };
@@ -91,6 +92,7 @@ struct dev {
         uint16_t inflight; /* actions handed out and not yet acked */
         uint16_t flags;
         uint8_t phase, state, step, category, harm;
+        uint8_t pending; /* a manual step waiting for confirmation, 0 for none */
 };
 
 /* Interned strings: index 0 is the empty string ("none"). */
@@ -516,6 +518,7 @@ static int emit_status(avk_track_t *t, struct dev *d, enum avk_track_state state
             d->answered_at == AVK_TRACK_NONE ? -1 : d->answered_at <= d->answer_deadline;
         s->overdue = (d->flags & (F_LATE_ACK | F_LATE_ANSWER)) != 0;
         s->step = d->step;
+        s->pending_step = d->pending;
         s->partition = d->partition;
         return sink(t, d, &a);
 }
@@ -779,7 +782,9 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
         int from_receiver = party == d->receiver;
         int from_reporter = party == d->reporter;
         uint64_t ticket = in->ticket;
-        if (in->kind != AVK_TRACK_DISPUTE && !from_receiver)
+        if (in->kind == AVK_TRACK_CONFIRM && !from_receiver && !from_reporter)
+                return AVK_TRACK_NOT_PARTY;
+        if (in->kind != AVK_TRACK_DISPUTE && in->kind != AVK_TRACK_CONFIRM && !from_receiver)
                 return AVK_TRACK_NOT_RECEIVER;
         if (in->kind == AVK_TRACK_DISPUTE && !from_reporter)
                 return AVK_TRACK_NOT_REPORTER;
@@ -812,6 +817,7 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
                 if (d->acked_at == AVK_TRACK_NONE)
                         d->acked_at = in->responded_at;
                 d->phase = ANSWERED_PHASE;
+                d->pending = 0; /* a new answer: a step waiting for confirmation lapses */
                 d->flags &= (uint16_t) ~(F_LATE_ACK | F_LATE_ANSWER);
                 account(t, d, +1);
                 rc = emit_status(t, d, AVK_TRACK_ANSWERED, in->responded_at, in->response_id,
@@ -843,11 +849,30 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
                 /* The step (or, at the top, the same forum) answers again. */
                 d->answer_deadline = avk_deadline_after(&d->terms->step_answer, in->responded_at);
                 d->flags &= (uint16_t) ~(F_ANSWER_DONE | F_REMINDED_ANSWER);
-                int climbed = climb(d, in->responded_at);
+                /* A step the policy makes manual waits for a person to confirm it. */
+                int climbed = 0;
+                if (d->step < AVK_TRACK_STEP_COUNTY_FORUM &&
+                    (d->terms->manual_steps & (1u << (d->step + 1))))
+                        d->pending = (uint8_t)(d->step + 1);
+                else
+                        climbed = climb(d, in->responded_at);
                 account(t, d, +1);
                 rc = emit_status(t, d, AVK_TRACK_DISPUTED, in->responded_at, in->response_id,
                                  AVK_TRACK_NONE, ticket);
                 if (!rc && climbed)
+                        rc = emit_disagreement(t, d, t->last_now, ticket);
+                break;
+        case AVK_TRACK_CONFIRM:
+                if (d->pending == AVK_TRACK_STEP_NONE)
+                        return AVK_TRACK_NOT_EXPECTED;
+                account(t, d, -1);
+                d->step = (uint8_t)(d->pending - 1);
+                d->pending = AVK_TRACK_STEP_NONE;
+                climb(d, in->responded_at);
+                account(t, d, +1);
+                rc = emit_status(t, d, AVK_TRACK_DISPUTED, in->responded_at, in->response_id,
+                                 AVK_TRACK_NONE, ticket);
+                if (!rc)
                         rc = emit_disagreement(t, d, t->last_now, ticket);
                 break;
         }
@@ -1140,6 +1165,10 @@ int avk_track_restore_status(avk_track_t *t, const struct avk_track_status *s)
         d->version = s->version;
         d->state = (uint8_t)s->state;
         d->step = (uint8_t)(s->step > 0 && s->step <= AVK_TRACK_STEP_COUNTY_FORUM ? s->step : 0);
+        d->pending =
+            (uint8_t)(s->pending_step > d->step && s->pending_step <= AVK_TRACK_STEP_COUNTY_FORUM
+                          ? s->pending_step
+                          : 0);
         d->phase = s->state == AVK_TRACK_ANSWERED   ? ANSWERED_PHASE
                    : s->state == AVK_TRACK_REJECTED ? REJECTED_PHASE
                                                     : AWAIT_ANSWER;

@@ -78,6 +78,7 @@ enum avk_track_response_kind {
         AVK_TRACK_ANSWER,
         AVK_TRACK_REJECT,
         AVK_TRACK_DISPUTE,
+        AVK_TRACK_CONFIRM, /**< ESCALATION_CONFIRMED: a person confirms the pending manual step */
 };
 
 /** DeadlineKind, in the schema's symbol order. */
@@ -91,6 +92,7 @@ enum avk_track_result {
         AVK_TRACK_STALE,     /**< for an earlier hop than the one in force */
         AVK_TRACK_NOT_RECEIVER,   /**< from a party that is not the receiver in force */
         AVK_TRACK_NOT_REPORTER,   /**< a dispute from a party that is not the reporter's */
+        AVK_TRACK_NOT_PARTY,      /**< a confirmation from a party that is neither side of it */
         AVK_TRACK_NOT_EXPECTED,   /**< not meaningful in the deviation's state */
         AVK_TRACK_CLOSED_ALREADY, /**< the deviation is closed */
         AVK_TRACK_NO_ROUTING,     /**< a kept response whose routing never came (dropped) */
@@ -162,7 +164,8 @@ struct avk_track_status {
         int64_t time_to_answer_ms;
         int deadline_kept; /**< -1 for null */
         int overdue;
-        int step; /**< AVK_TRACK_STEP_NONE for null */
+        int step;         /**< AVK_TRACK_STEP_NONE for null */
+        int pending_step; /**< a manual step waiting for confirmation; AVK_TRACK_STEP_NONE: none */
         int partition;
 };
 
@@ -257,7 +260,12 @@ void avk_track_destroy(avk_track_t *track);
 /** @brief Applies a DeviationRouted, then any response kept for it. @returns what it did. */
 enum avk_track_result avk_track_routed(avk_track_t *track, const struct avk_track_routed *in);
 
-/** @brief Applies a DeviationResponse (KEPT: the ticket comes back in a SETTLED action). */
+/**
+ * @brief Applies a DeviationResponse (KEPT: the ticket comes back in a SETTLED action). A dispute
+ * whose next step the policy makes manual (avk_deadline_terms.manual_steps) does not climb: the
+ * status names the step as pending, and a CONFIRM from either party of the disagreement climbs
+ * to it.
+ */
 enum avk_track_result avk_track_respond(avk_track_t *track, const struct avk_track_response *in);
 
 /** @brief Applies a DeliveryFailed: escalates to the receiver's first step when nothing has

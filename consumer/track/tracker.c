@@ -313,7 +313,8 @@ static int write_status(avk_tracker_t *tr, const struct avk_track_action *a)
                  set_time(v, "time_to_answer_ms", s->time_to_answer_ms) |
                  avk_avro_set_long(v, "deadline_kept", s->deadline_kept > 0, s->deadline_kept < 0) |
                  avk_avro_set_long(v, "overdue", s->overdue, 0) |
-                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step));
+                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step)) |
+                 avk_avro_set_text(v, "pending_step", avk_track_step_name(s->pending_step));
         if (rc)
                 return -1;
         atomic_fetch_add(&tr->statuses, 1);
@@ -652,6 +653,7 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
                 return;
         int state = avk_track_state_parse(avk_avro_text(v, "state"));
         const char *step = avk_avro_text(v, "escalation_step");
+        const char *pending = avk_avro_text(v, "pending_step");
         int64_t acked = AVK_TRACK_NONE, answered = AVK_TRACK_NONE, closed = AVK_TRACK_NONE;
         avk_avro_long(v, "acknowledged_at", &acked);
         avk_avro_long(v, "answered_at", &answered);
@@ -678,6 +680,7 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
             .closed_at = closed,
             .overdue = (int)get_long(v, "overdue"),
             .step = step ? avk_track_step_parse(step) : AVK_TRACK_STEP_NONE,
+            .pending_step = pending ? avk_track_step_parse(pending) : AVK_TRACK_STEP_NONE,
             .partition = m->partition};
         if (s.step < 0)
                 s.step = AVK_TRACK_STEP_NONE;

@@ -24,7 +24,7 @@ struct seen {
         uint64_t ticket;
         char id[37]; /* state, escalation or reminder id */
         char dev[37];
-        int state, version, step, hop, overdue, reason, deadline_kind, settled;
+        int state, version, step, pending, hop, overdue, reason, deadline_kind, settled;
         int64_t at, deadline, answer_deadline, ack_deadline;
         int64_t time_to_answer;
         char cause[64];
@@ -57,6 +57,7 @@ static int record(void *opaque, const struct avk_track_action *a)
                 s->state = a->u.status.state;
                 s->version = a->u.status.version;
                 s->step = a->u.status.step;
+                s->pending = a->u.status.pending_step;
                 s->hop = a->u.status.hop;
                 s->overdue = a->u.status.overdue;
                 s->at = a->u.status.changed_at;
@@ -341,19 +342,19 @@ START_TEST(a_deviation_nobody_answers_never_climbs_to_a_forum)
 }
 END_TEST
 
-/* The deadline step is policy: without it a missed deadline gives reminders
- * and the overdue mark, and no escalation at all. */
-START_TEST(without_the_deadline_step_a_missed_deadline_gives_reminders_only)
+/* Replaces the shipped policy with one rule of D-DEFAULT's spans and the given extra keys. */
+static void use_policy(const char *extra)
 {
-        static const char path[] = "test_track_no_step.json";
+        static const char path[] = "test_track_policy.json";
         FILE *f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
-        fputs(
+        fprintf(
+            f,
             "{\"rules\": [{\"id\": \"D-ALL\", \"because\": \"test\",\n"
             " \"acknowledge\": {\"working_days\": 3}, \"answer\": {\"days\": 60},\n"
             " \"remind_before\": {\"working_days\": 2}, \"step_answer\": {\"working_days\": 10},\n"
-            " \"dispute_window\": {\"days\": 30}, \"deadline_step\": false}]}\n",
-            f);
+            " \"dispute_window\": {\"days\": 30}, %s}]}\n",
+            extra);
         ck_assert_int_eq(fclose(f), 0);
         struct avk_errors errs;
         avk_errors_init(&errs);
@@ -363,6 +364,13 @@ START_TEST(without_the_deadline_step_a_missed_deadline_gives_reminders_only)
         ck_assert_msg(policy != NULL, "%s", errs.msg[0]);
         remove(path);
         t = make();
+}
+
+/* The deadline step is policy: without it a missed deadline gives reminders
+ * and the overdue mark, and no escalation at all. */
+START_TEST(without_the_deadline_step_a_missed_deadline_gives_reminders_only)
+{
+        use_policy("\"deadline_step\": false");
         routed(t0);
         for (int64_t at = t0; at < t0 + 120 * DAY; at += DAY / 2) {
                 ack_all();
@@ -376,6 +384,55 @@ START_TEST(without_the_deadline_step_a_missed_deadline_gives_reminders_only)
         ck_assert_int_eq(s->step, AVK_TRACK_STEP_NONE);
         ck_assert_int_eq(s->overdue, 1);
         ck_assert_int_eq(s->version, 2);
+}
+END_TEST
+
+/* A forum step the policy makes manual waits for a person of either party to
+ * confirm it: the dispute names it as pending and tells nobody yet. */
+START_TEST(a_manual_forum_step_waits_for_confirmation_by_either_party)
+{
+        use_policy("\"manual_steps\": [\"LOCAL_FORUM\", \"COUNTY_FORUM\"]");
+        routed(t0);
+        int64_t at = t0;
+        for (int round = 0; round < 3; round++) {
+                char answer[16], dispute[16];
+                snprintf(answer, sizeof(answer), "n%d", round);
+                snprintf(dispute, sizeof(dispute), "d%d", round);
+                at += DAY;
+                ck_assert_int_eq(respond(answer, AVK_TRACK_ANSWER, "VGR", at), AVK_TRACK_APPLIED);
+                at += DAY;
+                ck_assert_int_eq(respond(dispute, AVK_TRACK_DISPUTE, "1480", at),
+                                 AVK_TRACK_APPLIED);
+        }
+        /* Steps 1 and 2 are automatic (two escalations each); the third dispute waits. */
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 4);
+        const struct seen *s = last(AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->state, AVK_TRACK_DISPUTED);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_MANAGERS_MANAGER);
+        ck_assert_int_eq(s->pending, AVK_TRACK_STEP_LOCAL_FORUM);
+        /* Only a party of the disagreement confirms, once. */
+        ck_assert_int_eq(respond("c-other", AVK_TRACK_CONFIRM, "1490", at + 1000),
+                         AVK_TRACK_NOT_PARTY);
+        ck_assert_int_eq(respond("c1", AVK_TRACK_CONFIRM, "VGR", at + 2000), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 6);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_ANSWER_DISPUTED, "VGR", "1480");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
+        s = last(AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_LOCAL_FORUM);
+        ck_assert_int_eq(s->pending, AVK_TRACK_STEP_NONE);
+        ck_assert_int_eq(respond("c1", AVK_TRACK_CONFIRM, "VGR", at + 2000),
+                         AVK_TRACK_NOT_EXPECTED);
+        /* A new answer lets a pending step lapse: the next dispute asks again. */
+        ck_assert_int_eq(respond("n3", AVK_TRACK_ANSWER, "VGR", at + DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(respond("d3", AVK_TRACK_DISPUTE, "1480", at + 2 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->pending, AVK_TRACK_STEP_COUNTY_FORUM);
+        ck_assert_int_eq(respond("n4", AVK_TRACK_ANSWER, "VGR", at + 3 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->pending, AVK_TRACK_STEP_NONE);
+        ck_assert_int_eq(respond("c2", AVK_TRACK_CONFIRM, "1480", at + 4 * DAY),
+                         AVK_TRACK_NOT_EXPECTED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 6);
 }
 END_TEST
 
@@ -742,7 +799,7 @@ START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
                                               "ANSWER_DEADLINE_PASSED", "ANSWER_DISPUTED",
                                               "DELIVERY_FAILED"};
         static const char *const kinds[] = {"ACKNOWLEDGED", "ANSWERED", "REJECTED_WRONG_RECEIVER",
-                                            "DISPUTED"};
+                                            "DISPUTED", "ESCALATION_CONFIRMED"};
 
         for (int i = 0; i < AVK_TRACK_STATE_CNT; i++) {
                 ck_assert_str_eq(avk_track_state_name((enum avk_track_state)i), states[i]);
@@ -763,7 +820,7 @@ START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
                 ck_assert_int_eq(avk_track_reason_parse(reasons[i]), i);
         }
         ck_assert_str_eq(avk_track_reason_name(AVK_TRACK_REASON_CNT), "UNKNOWN");
-        for (int i = AVK_TRACK_ACKNOWLEDGE; i <= AVK_TRACK_DISPUTE; i++)
+        for (int i = AVK_TRACK_ACKNOWLEDGE; i <= AVK_TRACK_CONFIRM; i++)
                 ck_assert_int_eq(avk_track_response_kind_parse(kinds[i]), i);
         ck_assert_int_eq(avk_track_response_kind_parse("UNKNOWN"), -1);
         ck_assert_str_eq(avk_track_deadline_name(AVK_TRACK_DEADLINE_ACKNOWLEDGE), "ACKNOWLEDGE");
@@ -792,6 +849,7 @@ int main(void)
         tcase_add_test(tc, a_rejection_waits_for_the_next_hop_which_resets_the_deadlines);
         tcase_add_test(tc, a_disputed_answer_climbs_one_step_and_asks_for_a_new_answer);
         tcase_add_test(tc, disputes_climb_to_the_forums_on_both_sides_and_stop_at_the_county_forum);
+        tcase_add_test(tc, a_manual_forum_step_waits_for_confirmation_by_either_party);
         tcase_add_test(tc, a_failed_delivery_escalates_to_the_manager_once);
         tcase_add_test(tc, timers_wait_for_outputs_in_flight);
         tcase_add_test(tc, a_rebuild_fires_what_passed_while_down_and_nothing_twice);
