@@ -334,7 +334,13 @@ static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
 {
         const struct avk_track_escalation *e = &a->u.escalation;
         const struct avk_directory_receiver *rc = receiver_of(tr, e->party, e->unit);
-        const char *holder = rc && rc->ladder[e->step - 1] ? rc->ladder[e->step - 1]->name : NULL;
+        const struct avk_directory_contact *forum =
+            e->step == AVK_TRACK_STEP_LOCAL_FORUM
+                ? avk_directory_local_forum(tr->dir, e->party, e->counterpart)
+                : NULL;
+        const char *holder = forum                           ? forum->name
+                             : rc && rc->ladder[e->step - 1] ? rc->ladder[e->step - 1]->name
+                                                             : NULL;
         avro_value_t *v = &tr->out_value[OUT_ESCALATED];
         avro_value_reset(v);
         int err =

@@ -420,6 +420,46 @@ START_TEST(a_disputed_answer_tells_both_parties_holders_of_the_next_step)
 }
 END_TEST
 
+/* The third dispute reaches the local forum: on both sides the partsgemensamt
+ * forum of Göteborg's sub-region, and the records name no patient. */
+START_TEST(a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity)
+{
+        static const char *const fields[] = {
+            "escalation_id", "deviation_id", "escalated_at",     "party",
+            "step",          "reason",       "holder",           "deadline_at",
+            "hop",           "unit_hsa_id",  "counterpart_party"};
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        for (int round = 0; round < 3; round++) {
+                char answer[40], dispute[40];
+                snprintf(answer, sizeof(answer), "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a5%d", round);
+                snprintf(dispute, sizeof(dispute), "6e9b1f8d-4a0c-4b5e-92f3-8c9b0a19283%d", round);
+                file_response(DEV, answer, "ANSWERED", "VGR", t0 + (2 * round + 1) * DAY);
+                file_response(DEV, dispute, "DISPUTED", "1480", t0 + (2 * round + 2) * DAY);
+        }
+        wait_inputs(&r, 7);
+        wait_records("deviation.escalated", 6);
+        stop(&r);
+        size_t forum = 0;
+        for (size_t i = 0; i < got.n; i++) {
+                const struct rec *e = &got.r[i];
+                ck_assert_uint_eq(json_object_size(e->value), sizeof(fields) / sizeof(fields[0]));
+                for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+                        ck_assert_msg(json_object_get(e->value, fields[f]), "%s", fields[f]);
+                if (strcmp(str(e, "step"), "LOCAL_FORUM") != 0)
+                        continue;
+                forum++;
+                ck_assert_str_eq(
+                    str(e, "holder"),
+                    "Partsgemensamt forum Göteborgsregionen (delregional vårdsamverkan)");
+        }
+        ck_assert_uint_eq(forum, 2);
+        release();
+}
+END_TEST
+
 START_TEST(a_response_before_its_routing_is_applied_when_the_routing_arrives)
 {
         file_response(DEV, "9b2e4c1a-7d3f-4e8b-a5c6-1f2e3d4c5b6a", "ACKNOWLEDGED", "VGR",
@@ -529,6 +569,7 @@ int main(void)
         tcase_add_test(
             tc, a_passed_deadline_escalates_to_the_units_managers_manager_with_an_inbox_copy);
         tcase_add_test(tc, a_disputed_answer_tells_both_parties_holders_of_the_next_step);
+        tcase_add_test(tc, a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity);
         tcase_add_test(tc, a_response_before_its_routing_is_applied_when_the_routing_arrives);
         tcase_add_test(tc, a_deadline_passed_while_down_fires_at_restart_and_nothing_twice);
         tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);
