@@ -460,6 +460,53 @@ START_TEST(a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity
 }
 END_TEST
 
+/* A manual step waits for a person to confirm it, across a restart: the
+ * pending step is in the changelog, and the confirmation climbs. */
+START_TEST(a_manual_step_waits_for_its_confirmation_across_a_restart)
+{
+        static const char path[] = "test_tracker_manual.json";
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"rules\": [{\"id\": \"D-ALL\", \"because\": \"test\", \"acknowledge\": "
+              "{\"working_days\": 3}, \"answer\": {\"days\": 60}, \"step_answer\": "
+              "{\"working_days\": 10}, \"dispute_window\": {\"days\": 30}, \"manual_steps\": "
+              "[\"MANAGER\"]}]}\n",
+              f);
+        ck_assert_int_eq(fclose(f), 0);
+        set("deadlines.file", path);
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        file_response(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", "ANSWERED", "VGR", t0 + DAY);
+        file_response(DEV, "6e9b1f8d-4a0c-4b5e-92f3-8c9b0a192837", "DISPUTED", "1480",
+                      t0 + 2 * DAY);
+        wait_inputs(&r, 3);
+        stop(&r);
+        ck_assert_uint_eq(read_topic("deviation.escalated"), 0);
+        read_topic("deviation.status");
+        const struct rec *s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "state"), "DISPUTED");
+        ck_assert_str_eq(str(s, "pending_step"), "MANAGER");
+        ck_assert(json_is_null(json_object_get(s->value, "escalation_step")));
+        start(&r);
+        wait_ready(&r);
+        file_response(DEV, "5d8a0e7c-3b9f-4a4d-81e2-7b8a9f081726", "ESCALATION_CONFIRMED", "1480",
+                      t0 + 3 * DAY);
+        wait_inputs(&r, 1);
+        wait_records("deviation.escalated", 2);
+        stop(&r);
+        remove(path);
+        for (size_t i = 0; i < got.n; i++)
+                ck_assert_str_eq(str(&got.r[i], "step"), "MANAGER");
+        read_topic("deviation.status");
+        s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "escalation_step"), "MANAGER");
+        ck_assert(json_is_null(json_object_get(s->value, "pending_step")));
+        release();
+}
+END_TEST
+
 START_TEST(a_response_before_its_routing_is_applied_when_the_routing_arrives)
 {
         file_response(DEV, "9b2e4c1a-7d3f-4e8b-a5c6-1f2e3d4c5b6a", "ACKNOWLEDGED", "VGR",
@@ -570,6 +617,7 @@ int main(void)
             tc, a_passed_deadline_escalates_to_the_units_managers_manager_with_an_inbox_copy);
         tcase_add_test(tc, a_disputed_answer_tells_both_parties_holders_of_the_next_step);
         tcase_add_test(tc, a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity);
+        tcase_add_test(tc, a_manual_step_waits_for_its_confirmation_across_a_restart);
         tcase_add_test(tc, a_response_before_its_routing_is_applied_when_the_routing_arrives);
         tcase_add_test(tc, a_deadline_passed_while_down_fires_at_restart_and_nothing_twice);
         tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);
