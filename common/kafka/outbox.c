@@ -163,6 +163,14 @@ void avk_outbox_hold(avk_outbox_input_t *in, uint64_t seq)
         in->ring[seq % in->cap].outstanding++;
 }
 
+int avk_outbox_withdraw(avk_outbox_input_t *in, uint64_t seq)
+{
+        if (seq + 1 != in->tail || in->ring[seq % in->cap].outstanding != 1)
+                return -1;
+        in->tail--;
+        return 0;
+}
+
 /* Stores the offsets that advanced; frees revoked inputs with nothing left. */
 static void store_offsets(avk_outbox_t *o)
 {

@@ -94,6 +94,13 @@ void avk_outbox_end(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t se
 void avk_outbox_hold(avk_outbox_input_t *input, uint64_t seq);
 
 /**
+ * @brief Takes back input seq, the last begun, before it produced anything:
+ * the record is to be read again later (avk_service's AVK_SERVICE_WAIT).
+ * @returns 0, or -1 when seq is not the last or has outputs (it stays).
+ */
+int avk_outbox_withdraw(avk_outbox_input_t *input, uint64_t seq);
+
+/**
  * @brief Produces msg as an output of input seq, or alone when input is NULL.
  * @returns 0, or -1 when out of memory.
  */

@@ -20,6 +20,8 @@
 #define BATCH_MAX        256  /* records taken from the consumer per round */
 #define POLL_MS          20   /* the longest wait for a record */
 #define WAIT_MAX_MS      1000 /* the longest sleep in the wait hook, should a wake-up be missed */
+#define BACKOFF_MIN_MS   200  /* a record that asked to wait is read again after this, */
+#define BACKOFF_MAX_MS   5000 /* doubling up to this */
 #define LAG_EVERY_MS     1000
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
@@ -39,7 +41,9 @@ struct avk_service {
         avk_metric_t *m_latency, *m_retries;
         avk_metric_family_t *m_lag;
         int64_t last_summary, next_lag_at;
-        atomic_int stop, partitions;
+        int64_t backoff_ms, retry_at;             /* while records wait (AVK_SERVICE_WAIT) */
+        rd_kafka_topic_partition_list_t *waiting; /* paused until retry_at */
+        atomic_int stop, partitions, held_back;
         atomic_ullong inputs_taken, inputs_done, retries;
 };
 
@@ -247,6 +251,51 @@ out:
 
 /* ---- the loop ---- */
 
+/* Record m could not be handled yet (why: the hook's reason): its partition
+ * goes back to m and pauses until the backoff has passed. Its offset was
+ * never stored, so a crash meanwhile reads it again too. */
+static void hold_back(avk_service_t *svc, const rd_kafka_message_t *m, const char *why)
+{
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        if (!svc->backoff_ms)
+                avk_log(AVK_LOG_WARN, svc->opts.component,
+                        "%s [%d] offset %lld: %s (read again later, not dead-lettered)", topic,
+                        (int)m->partition, (long long)m->offset, why);
+        svc->backoff_ms = svc->backoff_ms ? svc->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (svc->backoff_ms > BACKOFF_MAX_MS)
+                svc->backoff_ms = BACKOFF_MAX_MS;
+        svc->retry_at = avk_clock_mono_ms() + svc->backoff_ms;
+        if (!svc->waiting)
+                svc->waiting = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(svc->waiting, topic, m->partition);
+        if (!tp)
+                tp = rd_kafka_topic_partition_list_add(svc->waiting, topic, m->partition);
+        tp->offset = m->offset;
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, topic, m->partition)->offset = m->offset;
+        rd_kafka_pause_partitions(svc->consumer, one);
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(svc->consumer, one, 5000);
+        if (error) {
+                avk_log(AVK_LOG_WARN, svc->opts.component, "%s [%d]: seek back: %s", topic,
+                        (int)m->partition, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(one);
+        atomic_store(&svc->held_back, 1);
+}
+
+/* Resumes the partitions held back once their backoff has passed. */
+static void resume_held_back(avk_service_t *svc, int64_t now)
+{
+        if (!svc->waiting || now < svc->retry_at)
+                return;
+        rd_kafka_resume_partitions(svc->consumer, svc->waiting);
+        rd_kafka_topic_partition_list_destroy(svc->waiting);
+        svc->waiting = NULL;
+        atomic_store(&svc->held_back, 0);
+}
+
 static int dispatch(avk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
                     size_t errstr_size)
 {
@@ -263,6 +312,19 @@ static int dispatch(avk_service_t *svc, const rd_kafka_message_t *m, char *errst
         avk_outbox_input_t *input = *in;
         int rc = svc->hooks.on_record(svc->hooks.opaque, topic_index(svc, topic), input, seq, m,
                                       errstr, errstr_size);
+        if (rc == AVK_SERVICE_WAIT) {
+                if (avk_outbox_withdraw(input, seq) == 0) {
+                        hold_back(svc, m, errstr);
+                        return 0;
+                }
+                snprintf(errstr, errstr_size,
+                         "%s [%d] offset %lld: asked to wait after its outputs", topic,
+                         (int)m->partition, (long long)m->offset);
+                rc = -1;
+        } else if (rc == 0 && svc->backoff_ms) {
+                avk_log(AVK_LOG_INFO, svc->opts.component, "records are handled again");
+                svc->backoff_ms = 0;
+        }
         avk_outbox_end(svc->outbox, input, seq); /* the +1 hold: every output is produced */
         return rc;
 }
@@ -395,6 +457,7 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                         rd_kafka_message_destroy(m);
                 }
                 avk_outbox_poll(svc->outbox);
+                resume_held_back(svc, avk_clock_mono_ms());
                 mirror_retries(svc);
                 flow_control(svc);
                 measure_lag(svc);
@@ -445,6 +508,10 @@ int avk_service_paused(avk_service_t *svc, int topic)
 
 int avk_service_ready(avk_service_t *svc, char *why, size_t why_size)
 {
+        if (atomic_load(&svc->held_back)) {
+                snprintf(why, why_size, "records wait for the Schema Registry (read again later)");
+                return 0;
+        }
         return avk_kafka_ready(svc->producer, atomic_load(&svc->partitions), svc->opts.inputs[0],
                                why, why_size);
 }
@@ -640,6 +707,8 @@ void avk_service_destroy(avk_service_t *svc)
         if (!svc)
                 return;
         unwire(svc);
+        if (svc->waiting)
+                rd_kafka_topic_partition_list_destroy(svc->waiting);
         if (svc->reader) {
                 rd_kafka_consumer_close(svc->reader);
                 rd_kafka_destroy(svc->reader);

@@ -28,6 +28,9 @@
 
 typedef struct avk_service avk_service_t;
 
+/** on_record's answer for a record to read again later (a transient failure). */
+#define AVK_SERVICE_WAIT 1
+
 /** What a service supplies; opaque is handed to each. Hooks marked optional may be NULL. */
 struct avk_service_hooks {
         /**
@@ -36,7 +39,10 @@ struct avk_service_hooks {
          * ...), a dead letter to avk_outbox_deadletter(). The kernel ends the
          * input when the hook returns (avk_outbox_end()); to keep it
          * unfinished longer the hook takes a hold (avk_outbox_hold()).
-         * @returns 0, or -1 with the reason in errstr: the loop ends.
+         * @returns 0; AVK_SERVICE_WAIT before any output when the record
+         * cannot be handled yet for no fault of its own (the Schema Registry
+         * has no answer): the kernel reads it again after a backoff and is
+         * not ready meanwhile; or -1 with the reason in errstr: the loop ends.
          */
         int (*on_record)(void *opaque, int topic, avk_outbox_input_t *in, uint64_t seq,
                          const rd_kafka_message_t *m, char *errstr, size_t errstr_size);

@@ -77,6 +77,10 @@ struct deviation {
 
 struct avk_router {
         struct avk_env env;
+        /* The registry had no answer while decoding: the record waits
+         * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
+        int unavailable;
+        char unavailable_why[512];
         avk_directory_t *dir;
         avk_rules_t *rules;
         avk_codec_t *codec;
@@ -357,6 +361,13 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         return 0;
 }
 
+/* Notes that the registry had no answer for a record's writer schema. */
+static void unavailable(avk_router_t *r, const char *why)
+{
+        r->unavailable = 1;
+        snprintf(r->unavailable_why, sizeof(r->unavailable_why), "%s", why);
+}
+
 /* Builds the DeviationRouted of decision for report rp and records it as
  * hop decision->hop of d. */
 static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct report *rp,
@@ -390,8 +401,11 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         }
         const void *out;
         size_t len;
-        if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
-                             errstr_size) != 0)
+        int encoded = avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len,
+                                       errstr, errstr_size);
+        if (encoded == AVK_CODEC_UNAVAILABLE)
+                unavailable(r, errstr);
+        if (encoded != 0)
                 return NULL;
         struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len);
         if (!hop) {
@@ -412,9 +426,12 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
                                    size_t errstr_size)
 {
         char reason[256];
-        if (avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema, &r->reported_value,
-                             reason, sizeof(reason)) != 0) {
+        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema,
+                                  &r->reported_value, reason, sizeof(reason));
+        if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
+                if (rc == AVK_CODEC_UNAVAILABLE)
+                        unavailable(r, errstr);
                 return NULL;
         }
         const char *id = avk_avro_text(&r->reported_value, "deviation_id");
@@ -442,7 +459,7 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         char err[512];
         const char *id = decode_reported(r, m, err, sizeof(err));
         if (!id)
-                return deadletter(r, t, seq, m, err);
+                return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
         struct report rp;
         if (!d || set_report(r, d, &r->reported_value, &rp) != 0)
@@ -456,7 +473,7 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         struct avk_rules_decision dec;
         avk_rules_decide(r->rules, r->dir, &rp.in, &dec);
         if (!record_hop(r, d, &rp, &dec, d->id, err, sizeof(err)))
-                return deadletter(r, t, seq, m, err);
+                return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         return emit_hop(r, t, seq, d, 0);
 }
 
@@ -471,10 +488,14 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
 {
         char err[512], reason[256];
         avro_value_t *v = &r->response_value;
-        if (avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
-                             sizeof(reason)) != 0) {
+        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
+                                  sizeof(reason));
+        if (rc != 0) {
                 snprintf(err, sizeof(err), "undecodable DeviationResponse: %s", reason);
-                return deadletter(r, t, seq, m, err);
+                if (rc != AVK_CODEC_UNAVAILABLE)
+                        return deadletter(r, t, seq, m, err);
+                unavailable(r, err);
+                return AVK_SERVICE_WAIT;
         }
         const char *kind = avk_avro_text(v, "kind");
         if (!kind || strcmp(kind, WRONG_RECEIVER) != 0) {
@@ -523,7 +544,7 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         unpack_report(d->report, &rp);
         avk_rules_reroute(r->rules, r->dir, &rp.in, &rej, &dec);
         if (!record_hop(r, d, &rp, &dec, response_id, err, sizeof(err)))
-                return deadletter(r, t, seq, m, err);
+                return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: hop %d %s to %s (%s)", d->id, dec.hop,
                 avk_rules_decision_symbol(dec.kind), dec.receiver_party, dec.rule_id);
         return emit_hop(r, t, seq, d, dec.hop);
@@ -543,8 +564,11 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
                 return;
         }
         avro_value_t *v = &r->routed_value, f;
-        if (avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err)) !=
-            0)
+        int rc =
+            avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(r, err);
+        if (rc != 0)
                 return;
         int32_t hop = -1;
         const char *id = avk_avro_text(v, "deviation_id"),
@@ -582,10 +606,20 @@ static void rebuild_routed(void *opaque, const rd_kafka_message_t *m)
 static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 {
         avk_router_t *r = opaque;
+        r->unavailable = 0;
         if (avk_service_replay(r->service, r->topic[IN_REPORTED], parts, cnt, rebuild_reported,
-                               r) != 0)
+                               r) != 0 ||
+            avk_service_replay(r->service, r->routed_topic, parts, cnt, rebuild_routed, r) != 0)
                 return -1;
-        return avk_service_replay(r->service, r->routed_topic, parts, cnt, rebuild_routed, r);
+        /* A state rebuilt without every record it read would route again
+         * what was routed: try again once the registry answers. */
+        if (r->unavailable) {
+                avk_log(AVK_LOG_WARN, "router", "state not rebuilt: %s (trying again)",
+                        r->unavailable_why);
+                r->unavailable = 0;
+                return -1;
+        }
+        return 0;
 }
 
 /* The state of partitions parts is forgotten: a failed rebuild, a revoke. */
@@ -610,8 +644,12 @@ static int on_record(void *opaque, int topic, avk_outbox_input_t *t, uint64_t se
 {
         avk_router_t *r = opaque;
         int rc = topic == IN_REPORTED ? on_reported(r, t, seq, m) : on_response(r, t, seq, m);
-        if (rc)
+        if (rc == AVK_SERVICE_WAIT) {
+                snprintf(errstr, errstr_size, "%s", r->unavailable_why);
+                r->unavailable = 0;
+        } else if (rc) {
                 snprintf(errstr, errstr_size, "out of memory");
+        }
         return rc;
 }
 

@@ -88,6 +88,10 @@ struct avk_tracker {
         avk_outbox_input_t *cur_input;
         uint64_t cur_seq;
         int sink_failed;
+        /* The registry had no answer while decoding: the input waits
+         * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
+        int unavailable;
+        char unavailable_why[512];
 
         avk_tracker_clock_fn clock;
         void *clock_opaque;
@@ -468,15 +472,25 @@ static int still_wanted(void *opaque, const void *key, size_t key_len, uint64_t 
 
 /* ---- inputs ---- */
 
+/* Notes that the registry had no answer for a record's writer schema. */
+static void unavailable(avk_tracker_t *tr, const char *why)
+{
+        tr->unavailable = 1;
+        snprintf(tr->unavailable_why, sizeof(tr->unavailable_why), "%s", why);
+}
+
 static int decode(avk_tracker_t *tr, int k, const rd_kafka_message_t *m, char *errstr,
                   size_t errstr_size)
 {
         static const char *const names[IN_TOPICS] = {"DeviationRouted", "DeviationResponse",
                                                      "DeliveryFailed"};
         char reason[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->in_schema[k], &tr->in_value[k],
-                             reason, sizeof(reason)) != 0) {
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->in_schema[k], &tr->in_value[k],
+                                  reason, sizeof(reason));
+        if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable %s: %s", names[k], reason);
+                if (rc == AVK_CODEC_UNAVAILABLE)
+                        unavailable(tr, errstr);
                 return -1;
         }
         const char *id = avk_avro_text(&tr->in_value[k], "deviation_id");
@@ -569,7 +583,7 @@ static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq
         char err[512];
         int rc = 0;
         if (decode(tr, k, m, err, sizeof(err)) != 0)
-                return deadletter(tr, in, seq, &src, err);
+                return tr->unavailable ? AVK_SERVICE_WAIT : deadletter(tr, in, seq, &src, err);
         struct kept_input *ticket = NULL;
         if (k != IN_ROUTED && !(ticket = kept_new(tr, in, seq, m)))
                 return -1;
@@ -600,8 +614,15 @@ static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq
 static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t seq,
                      const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
-        if (handle(opaque, topic, in, seq, m) == 0)
+        avk_tracker_t *tr = opaque;
+        int rc = handle(tr, topic, in, seq, m);
+        if (rc == 0)
                 return 0;
+        if (rc == AVK_SERVICE_WAIT) {
+                snprintf(errstr, errstr_size, "%s", tr->unavailable_why);
+                tr->unavailable = 0;
+                return rc;
+        }
         snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
         return -1;
 }
@@ -613,8 +634,11 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_STATUS];
         char err[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_STATUS], v, err,
-                             sizeof(err)) != 0)
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_STATUS], v, err,
+                                  sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        if (rc != 0)
                 return;
         int state = avk_track_state_parse(avk_avro_text(v, "state"));
         const char *step = avk_avro_text(v, "escalation_step");
@@ -660,8 +684,11 @@ static void restore_escalation(void *opaque, const rd_kafka_message_t *m)
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_ESCALATED];
         char err[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_ESCALATED], v, err,
-                             sizeof(err)) != 0)
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_ESCALATED], v,
+                                  err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        if (rc != 0)
                 return;
         int step = avk_track_step_parse(avk_avro_text(v, "step"));
         int reason = avk_track_reason_parse(avk_avro_text(v, "reason"));
@@ -689,8 +716,11 @@ static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_REMINDER];
         char err[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_REMINDER], v, err,
-                             sizeof(err)) != 0)
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_REMINDER], v,
+                                  err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        if (rc != 0)
                 return;
         int kind = avk_track_deadline_parse(avk_avro_text(v, "kind"));
         struct avk_track_reminder r = {.deviation_id = avk_avro_text(v, "deviation_id"),
@@ -710,6 +740,7 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
         void (*cbs[OUT_TOPICS])(void *, const rd_kafka_message_t *) = {
             restore_status, restore_escalation, restore_reminder};
         tr->sink_failed = 0;
+        tr->unavailable = 0;
         for (int k = 0; k < OUT_TOPICS; k++) {
                 if (avk_service_replay(tr->service, tr->out_topic[k], parts, cnt, cbs[k], tr) != 0)
                         return -1;
@@ -720,6 +751,14 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
         }
         if (tr->sink_failed)
                 return -1;
+        /* A state rebuilt without every record it read would remind and
+         * escalate again: try again once the registry answers. */
+        if (tr->unavailable) {
+                avk_log(AVK_LOG_WARN, "tracker", "state not rebuilt: %s (trying again)",
+                        tr->unavailable_why);
+                tr->unavailable = 0;
+                return -1;
+        }
         atomic_fetch_add(&tr->rebuilds, (unsigned long long)cnt);
         return 0;
 }
