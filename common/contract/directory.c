@@ -40,7 +40,9 @@ static const char *const ladder_meaning[AVK_DIRECTORY_LADDER_STEPS] = {
     "step 4, the county-level joint forum",
 };
 
-static const char *const root_keys[] = {"about", "county_coordinator", "parties", NULL};
+static const char *const root_keys[] = {"about", "county_coordinator", "parties",
+                                        "subregion_forums", NULL};
+#define SUBREGION_MAX 8 /* the county has four; room for a change of the division */
 static const char *const party_keys[] = {"party",    "name",  "coordinator", "ladder",
                                          "delivery", "units", NULL};
 static const char *const unit_keys[] = {"hsa_id", "name",     "coordinator",
@@ -60,6 +62,11 @@ struct avk_directory {
         const struct avk_directory_unit **by_hsa_id;
         size_t unit_cnt;
         const struct avk_directory_unit *county_coordinator;
+        struct {
+                const char *subregion; /* as data/municipalities.csv names it */
+                const struct avk_directory_contact *forum;
+        } subregion_forums[SUBREGION_MAX];
+        size_t subregion_forum_cnt;
         void **owned; /* contacts, deliveries, webhooks, unit arrays, paths */
         size_t owned_cnt, owned_cap;
         void **webhooks; /* struct avk_directory_webhook *, to wipe their secrets */
@@ -652,6 +659,50 @@ static void find_county_coordinator(struct loader *l, json_t *root)
         avk_path_pop(&l->doc.path);
 }
 
+/* A sub-region some municipality of the compiled-in table belongs to. */
+static int is_subregion(const char *name)
+{
+        for (size_t i = 0; i < avk_municipality_cnt; i++) {
+                if (strcmp(avk_municipalities[i].subregion, name) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+/* "subregion_forums": {"<sub-region>": contact, ...}, optional. */
+static void parse_subregion_forums(struct loader *l, json_t *root)
+{
+        json_t *value = json_object_get(root, "subregion_forums"), *contact;
+        const char *name;
+
+        if (value == NULL)
+                return;
+        avk_path_push(&l->doc.path, "subregion_forums", 0);
+        if (avk_jsondoc_expect_object(&l->doc, value) == 0) {
+                json_object_foreach(value, name, contact)
+                {
+                        if (!is_subregion(name)) {
+                                avk_jsondoc_fail_key(&l->doc, name,
+                                                     "no municipality of data/municipalities.csv "
+                                                     "belongs to this sub-region");
+                                continue;
+                        }
+                        if (l->dir->subregion_forum_cnt == SUBREGION_MAX) {
+                                avk_jsondoc_fail_key(&l->doc, name, "more than %d sub-regions",
+                                                     SUBREGION_MAX);
+                                break;
+                        }
+                        const struct avk_directory_contact *forum = get_contact(l, value, name, 1);
+                        if (forum) {
+                                size_t i = l->dir->subregion_forum_cnt++;
+                                l->dir->subregion_forums[i].subregion = name;
+                                l->dir->subregion_forums[i].forum = forum;
+                        }
+                }
+        }
+        avk_path_pop(&l->doc.path);
+}
+
 /* ---- load ---- */
 
 avk_directory_t *avk_directory_load(const char *path, unsigned flags, struct avk_errors *errs)
@@ -703,6 +754,7 @@ avk_directory_t *avk_directory_load(const char *path, unsigned flags, struct avk
         if (!(flags & AVK_DIRECTORY_ALLOW_PARTIAL))
                 check_complete(&l);
         find_county_coordinator(&l, l.dir->root);
+        parse_subregion_forums(&l, l.dir->root);
 out:
         free(l.inboxes);
         free(l.base);
@@ -777,4 +829,20 @@ size_t avk_directory_unit_cnt(const avk_directory_t *dir)
 const struct avk_directory_unit *avk_directory_county_coordinator(const avk_directory_t *dir)
 {
         return dir->county_coordinator;
+}
+
+const struct avk_directory_contact *
+avk_directory_local_forum(const avk_directory_t *dir, const char *party, const char *counterpart)
+{
+        const struct avk_directory_party *p = avk_directory_party(dir, party);
+        const struct avk_directory_party *other = avk_directory_party(dir, counterpart);
+        const char *subregion = p && p->subregion           ? p->subregion
+                                : other && other->subregion ? other->subregion
+                                                            : NULL;
+
+        for (size_t i = 0; subregion && i < dir->subregion_forum_cnt; i++) {
+                if (strcmp(dir->subregion_forums[i].subregion, subregion) == 0)
+                        return dir->subregion_forums[i].forum;
+        }
+        return NULL;
 }

@@ -131,4 +131,14 @@ size_t avk_directory_unit_cnt(const avk_directory_t *dir);
  */
 const struct avk_directory_unit *avk_directory_county_coordinator(const avk_directory_t *dir);
 
+/**
+ * @brief The partsgemensamt forum of the sub-region a deviation between party and counterpart
+ * belongs to: that of party when it is a municipality, else that of counterpart
+ * (docs/escalation.md, "Sub-regions"); both sides of a disagreement hold the local forum step
+ * there. NULL when neither is a municipality or the file's "subregion_forums" names none for the
+ * sub-region (the party's own ladder's local_forum holds the step then). Owned by dir.
+ */
+const struct avk_directory_contact *
+avk_directory_local_forum(const avk_directory_t *dir, const char *party, const char *counterpart);
+
 #endif

@@ -10,7 +10,8 @@
 struct avk_municipality {
         const char *code;      /**< SCB kommunkod, four digits, e.g. "1480" */
         const char *name;      /**< e.g. "Göteborg" */
-        const char *subregion; /**< Fyrbodal, Göteborgsregionen, Skaraborg or Sjuhärad */
+        const char *subregion; /**< Fyrbodal, Göteborgsregionen, Skaraborg or Södra Älvsborg
+                                  (health-care collaboration's names) */
 };
 
 /** The generated table, in the CSV's order: by code, ascending (the generator checks it). */

@@ -183,7 +183,7 @@ static const char *subregion_symbol(const char *municipality_code)
         } map[] = {{"Fyrbodal", "FYRBODAL"},
                    {"Göteborgsregionen", "GOTEBORGSREGIONEN"},
                    {"Skaraborg", "SKARABORG"},
-                   {"Sjuhärad", "SJUHARAD"}};
+                   {"Södra Älvsborg", "SJUHARAD"}};
         const struct avk_municipality *m = avk_municipality_find(municipality_code);
         for (size_t i = 0; m && i < sizeof(map) / sizeof(map[0]); i++)
                 if (strcmp(m->subregion, map[i].name) == 0)

@@ -58,7 +58,7 @@ static const struct label harms[] = {
 };
 static const struct label subregions[] = {
     {"FYRBODAL", "Fyrbodal"},   {"GOTEBORGSREGIONEN", "Göteborgsregionen"},
-    {"SKARABORG", "Skaraborg"}, {"SJUHARAD", "Sjuhärad"},
+    {"SKARABORG", "Skaraborg"}, {"SJUHARAD", "Södra Älvsborg"},
     {"UNKNOWN", "Okänd"},
 };
 static const struct label event_classes[] = {
@@ -71,18 +71,25 @@ static const struct label event_classes[] = {
 /* The process's order, which breaks ties of state_at; UNKNOWN (a symbol of a
  * newer writer) ranks first so that it never hides a known state. */
 static const struct label states[] = {
-    {"UNKNOWN", "Okänd"},          {"REPORTED", "Rapporterad"}, {"ROUTED", "Skickad"},
-    {"ACKNOWLEDGED", "Kvitterad"}, {"ANSWERED", "Besvarad"},    {"REJECTED", "Avvisad"},
-    {"DISPUTED", "Bestridd"},      {"ESCALATED", "Eskalerad"},  {"CLOSED", "Avslutad"},
+    {"UNKNOWN", "Okänd"},
+    {"REPORTED", "Rapporterad"},
+    {"ROUTED", "Skickad"},
+    {"ACKNOWLEDGED", "Kvitterad"},
+    {"ANSWERED", "Besvarad"},
+    {"REJECTED", "Fel mottagare – skickas vidare"},
+    {"DISPUTED", "Svar ifrågasatt"},
+    {"ESCALATED", "Eskalerad"},
+    {"CLOSED", "Avslutad"},
 };
 enum { STATE_UNKNOWN, STATE_ANSWERED = 4, STATE_CLOSED = 8 };
-/* Index 0 is "never escalated" (a null step); the ladder follows (A.14). */
+/* Index 0 is "never escalated" (a null step); the ladder follows, in the words of the texts each
+ * step rests on (docs/escalation.md). */
 static const struct label steps[] = {
     {"NONE", "Ej eskalerad"},
-    {"MANAGER", "Närmaste chef"},
-    {"MANAGERS_MANAGER", "Chefens chef"},
-    {"LOCAL_FORUM", "Lokal eller delregional samverkansarena"},
-    {"COUNTY_FORUM", "Länsgemensam samverkansarena"},
+    {"MANAGER", "Chef närmast patienten"},
+    {"MANAGERS_MANAGER", "Chef över chef"},
+    {"LOCAL_FORUM", "Partsgemensamt forum, lokalt eller delregionalt"},
+    {"COUNTY_FORUM", "Partsgemensamt forum på länsnivå"},
     {"COURT", "Allmän domstol"},
     {"UNKNOWN", "Okänt steg"},
 };

@@ -18,11 +18,13 @@
 #include "common/contract/json.h"
 #include "common/contract/ruletable.h"
 #include "common/contract/schema.h"
+#include "common/contract/schema_enum.h"
 #include "common/util/calendar.h"
 #include "common/util/jsondoc.h"
 
-#define BECAUSE_MAX 1000
-#define SPAN_MAX    365 /* a year: anything longer is a typing error, not a deadline */
+#define BECAUSE_MAX     1000
+#define MANUAL_STEP_MAX 4   /* COUNTY_FORUM: the ladder's top inside avvik */
+#define SPAN_MAX        365 /* a year: anything longer is a typing error, not a deadline */
 
 enum condition { C_PARTY, C_CATEGORY, C_HARM, C_LEX_MARIA, CONDITION_CNT };
 
@@ -52,9 +54,9 @@ static const struct span_def {
 static const char *const reminded[] = {"acknowledge", "answer", "step_answer"};
 
 static const char *const root_keys[] = {"about", "rules", NULL};
-static const char *const rule_keys[] = {"id",          "because",        "match",
-                                        "acknowledge", "answer",         "remind_before",
-                                        "step_answer", "dispute_window", NULL};
+static const char *const rule_keys[] = {
+    "id",          "because",        "match",         "acknowledge",  "answer", "remind_before",
+    "step_answer", "dispute_window", "deadline_step", "manual_steps", NULL};
 static const char *const span_keys[] = {"working_days", "days", NULL};
 
 struct avk_deadlines {
@@ -147,6 +149,44 @@ static void check_reminder(struct avk_jsondoc *doc, struct avk_deadline_terms *t
         }
 }
 
+/*
+ * rule_obj.manual_steps: EscalationStep symbols of the ladder's four steps (COURT is outside
+ * avvik), each once, as bits 1 << step with MANAGER as step 1.
+ */
+static void parse_manual_steps(struct avk_jsondoc *doc, json_t *rule_obj,
+                               struct avk_deadline_terms *terms)
+{
+        const struct avk_schema_enum *steps = avk_schema_enum("EscalationStep");
+        json_t *list;
+
+        if (!json_object_get(rule_obj, "manual_steps"))
+                return;
+        list = avk_jsondoc_nonempty_array(doc, rule_obj, "manual_steps");
+        if (!list || !steps)
+                return;
+        avk_path_push(&doc->path, "manual_steps", 0);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+                const char *symbol = json_string_value(json_array_get(list, i));
+                int step = symbol ? avk_schema_enum_index(steps, symbol) + 1 : 0;
+
+                avk_path_push(&doc->path, NULL, (long)i);
+                if (step < 1 || step > MANUAL_STEP_MAX)
+                        avk_jsondoc_fail(doc,
+                                         "%s%s%s is not a step avvik takes; expected one of "
+                                         "MANAGER, MANAGERS_MANAGER, LOCAL_FORUM, COUNTY_FORUM",
+                                         symbol ? "\"" : "",
+                                         symbol ? symbol
+                                                : avk_json_type_name(json_array_get(list, i)),
+                                         symbol ? "\"" : "");
+                else if (terms->manual_steps & (1u << step))
+                        avk_jsondoc_fail(doc, "\"%s\" is listed twice", symbol);
+                else
+                        terms->manual_steps |= 1u << step;
+                avk_path_pop(&doc->path);
+        }
+        avk_path_pop(&doc->path);
+}
+
 static void parse_terms(struct avk_jsondoc *doc, json_t *rule_obj, const char *id, void *arg_terms,
                         void *arg)
 {
@@ -160,6 +200,8 @@ static void parse_terms(struct avk_jsondoc *doc, json_t *rule_obj, const char *i
                                      BECAUSE_MAX);
         for (size_t i = 0; i < SPAN_CNT; i++)
                 parse_span(doc, rule_obj, &span_defs[i], span_of(terms, span_defs[i].key));
+        terms->deadline_step = avk_jsondoc_bool(doc, rule_obj, "deadline_step", 0);
+        parse_manual_steps(doc, rule_obj, terms);
         check_reminder(doc, terms);
 }
 

@@ -49,6 +49,12 @@ struct avk_deadline_terms {
             step_answer; /**< after each escalation: new deadline to answer at the step */
         struct avk_deadline_span
             dispute_window; /**< an answer not disputed within this closes the deviation */
+        /** A passed deadline takes one automatic step to the receiver's "Chef över chef"
+         * (local policy, docs/escalation.md); 0: reminders and the overdue mark only. */
+        int deadline_step;
+        /** The steps a person confirms before a disagreement reaches them, as bits (1 << step,
+         * step 1..4 as the schema's EscalationStep); 0: every step automatic. */
+        unsigned manual_steps;
 };
 
 typedef struct avk_deadlines avk_deadlines_t;

@@ -31,7 +31,8 @@
 /* Namespaces of the output ids (UUIDv5, RFC 4122 section 4.3). Fixed
  * forever: changing one would make every replayed output look new.
  *   state_id       "<deviation_id>/<version>"
- *   escalation_id  "<deviation_id>/<hop>/<step>"
+ *   escalation_id  "<deviation_id>/<hop>/<step>", and for the reporting
+ *                  party's side of a disagreement "<deviation_id>/<hop>/<step>/<party>"
  *   reminder_id    "<deviation_id>/<hop>/<kind>/<deadline_at ms>" */
 static const char state_namespace[] = "3b8f6c1d-52a7-5e09-8c4b-71d2e9f0a6c3";
 static const char escalation_namespace[] = "c4e2a719-0d6b-5f3e-a1c8-9b57d3e2f014";
@@ -49,27 +50,29 @@ static const char reminder_namespace[] = "5e91d0a4-7c3f-5b26-8e1d-a4c6b2f9073e";
 #define ENUM_REASON   "EscalationReason"
 #define ENUM_KIND     "ResponseKind"
 #define ENUM_DEADLINE "DeadlineKind"
-#define KIND_CNT      (AVK_TRACK_DISPUTE + 1)
+#define KIND_CNT      (AVK_TRACK_CONFIRM + 1)
 #define DEADLINE_CNT  (AVK_TRACK_DEADLINE_ANSWER + 1)
 
 static const char *const result_names[] = {
-    "applied",      "kept",           "duplicate",  "stale",     "not_receiver", "not_reporter",
-    "not_expected", "closed_already", "no_routing", "bad_input", "full",         "failed"};
+    "applied",      "kept",      "duplicate",    "stale",          "not_receiver",
+    "not_reporter", "not_party", "not_expected", "closed_already", "no_routing",
+    "bad_input",    "full",      "failed"};
 
 /* What the deviation waits for. Closed deviations are not in the table. */
 enum phase { AWAIT_ANSWER, ANSWERED_PHASE, REJECTED_PHASE };
 
 enum flag {
         F_LEX = 1 << 0,
-        F_REMINDED_ACK = 1 << 1,    /* the acknowledge deadline's reminder is written */
-        F_REMINDED_ANSWER = 1 << 2, /* the answer deadline's in force */
-        F_ACK_DONE = 1 << 3,        /* the acknowledge deadline has been handled */
-        F_ANSWER_DONE = 1 << 4,     /* the answer deadline in force has been handled (top) */
-        F_LATE_ACK = 1 << 5,        /* acknowledge deadline passed unacknowledged */
-        F_LATE_ANSWER = 1 << 6,     /* an answer deadline passed unanswered */
-        F_DEFERRED = 1 << 7,        /* a timer fell due while outputs were in flight */
-        F_ESCALATION_SEEN = 1 << 8, /* rebuild: the current step's escalation was read back */
-        F_USED = 1 << 9,            /* the slot holds a deviation */
+        F_REMINDED_ACK = 1 << 1,      /* the acknowledge deadline's reminder is written */
+        F_REMINDED_ANSWER = 1 << 2,   /* the answer deadline's in force */
+        F_ACK_DONE = 1 << 3,          /* the acknowledge deadline has been handled */
+        F_ANSWER_DONE = 1 << 4,       /* the answer deadline in force has been handled (top) */
+        F_LATE_ACK = 1 << 5,          /* acknowledge deadline passed unacknowledged */
+        F_LATE_ANSWER = 1 << 6,       /* an answer deadline passed unanswered */
+        F_DEFERRED = 1 << 7,          /* a timer fell due while outputs were in flight */
+        F_ESCALATION_SEEN = 1 << 8,   /* rebuild: the current step's escalation was read back */
+        F_USED = 1 << 9,              /* the slot holds a deviation */
+        F_COUNTERPART_SEEN = 1 << 10, /* rebuild: the reporter's side of the step was read back */
 };
 
 struct dev {
@@ -89,6 +92,7 @@ struct dev {
         uint16_t inflight; /* actions handed out and not yet acked */
         uint16_t flags;
         uint8_t phase, state, step, category, harm;
+        uint8_t pending; /* a manual step waiting for confirmation, 0 for none */
 };
 
 /* Interned strings: index 0 is the empty string ("none"). */
@@ -514,24 +518,39 @@ static int emit_status(avk_track_t *t, struct dev *d, enum avk_track_state state
             d->answered_at == AVK_TRACK_NONE ? -1 : d->answered_at <= d->answer_deadline;
         s->overdue = (d->flags & (F_LATE_ACK | F_LATE_ANSWER)) != 0;
         s->step = d->step;
+        s->pending_step = d->pending;
         s->partition = d->partition;
         return sink(t, d, &a);
 }
 
-static int emit_escalation(avk_track_t *t, struct dev *d, enum avk_track_reason reason, int64_t now,
-                           int64_t deadline_at, uint64_t ticket)
+/* Which ladder an escalation climbs. */
+enum side {
+        RECEIVER_ALONE, /* a missed deadline or failed delivery: the receiver's */
+        RECEIVER_SIDE,  /* a disagreement: the receiver's, naming the reporter */
+        REPORTER_SIDE,  /* a disagreement: the reporter's, naming the receiver */
+};
+
+static int emit_escalation(avk_track_t *t, struct dev *d, enum side side,
+                           enum avk_track_reason reason, int64_t now, int64_t deadline_at,
+                           uint64_t ticket)
 {
-        char id[ID_SIZE], name[80];
+        char id[ID_SIZE], name[96];
         id_text(d->id, id);
         struct avk_track_action a = {.kind = AVK_TRACK_ESCALATION, .ticket = ticket};
         struct avk_track_escalation *e = &a.u.escalation;
-        int n = snprintf(name, sizeof(name), "%s/%d/%d", id, (int)d->hop, (int)d->step);
+        const char *receiver = pool_str(&t->parties, d->receiver);
+        const char *reporter = pool_str(&t->parties, d->reporter);
+        int n = side == REPORTER_SIDE
+                    ? snprintf(name, sizeof(name), "%s/%d/%d/%s", id, (int)d->hop, (int)d->step,
+                               reporter)
+                    : snprintf(name, sizeof(name), "%s/%d/%d", id, (int)d->hop, (int)d->step);
         avk_ident_uuid5(escalation_namespace, name, (size_t)n, e->escalation_id);
         e->deviation_id = id;
         e->escalated_at = now;
         e->hop = d->hop;
-        e->party = pool_str(&t->parties, d->receiver);
-        e->unit = d->unit ? pool_str(&t->units, d->unit) : NULL;
+        e->party = side == REPORTER_SIDE ? reporter : receiver;
+        e->unit = side != REPORTER_SIDE && d->unit ? pool_str(&t->units, d->unit) : NULL;
+        e->counterpart = side == RECEIVER_SIDE ? reporter : side == REPORTER_SIDE ? receiver : NULL;
         e->step = d->step;
         e->reason = reason;
         e->deadline_at = deadline_at;
@@ -558,6 +577,16 @@ static int emit_reminder(avk_track_t *t, struct dev *d, enum avk_track_deadline_
         r->deadline_at = deadline;
         r->partition = d->partition;
         return sink(t, d, &a);
+}
+
+/* A disagreement at d's step: both parties' holders of the step are told. */
+static int emit_disagreement(avk_track_t *t, struct dev *d, int64_t now, uint64_t ticket)
+{
+        if (emit_escalation(t, d, RECEIVER_SIDE, AVK_TRACK_ANSWER_DISPUTED, now, AVK_TRACK_NONE,
+                            ticket) != 0)
+                return -1;
+        return emit_escalation(t, d, REPORTER_SIDE, AVK_TRACK_ANSWER_DISPUTED, now, AVK_TRACK_NONE,
+                               ticket);
 }
 
 static int settle(avk_track_t *t, uint64_t ticket, enum avk_track_result result, int partition)
@@ -753,7 +782,9 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
         int from_receiver = party == d->receiver;
         int from_reporter = party == d->reporter;
         uint64_t ticket = in->ticket;
-        if (in->kind != AVK_TRACK_DISPUTE && !from_receiver)
+        if (in->kind == AVK_TRACK_CONFIRM && !from_receiver && !from_reporter)
+                return AVK_TRACK_NOT_PARTY;
+        if (in->kind != AVK_TRACK_DISPUTE && in->kind != AVK_TRACK_CONFIRM && !from_receiver)
                 return AVK_TRACK_NOT_RECEIVER;
         if (in->kind == AVK_TRACK_DISPUTE && !from_reporter)
                 return AVK_TRACK_NOT_REPORTER;
@@ -786,6 +817,7 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
                 if (d->acked_at == AVK_TRACK_NONE)
                         d->acked_at = in->responded_at;
                 d->phase = ANSWERED_PHASE;
+                d->pending = 0; /* a new answer: a step waiting for confirmation lapses */
                 d->flags &= (uint16_t) ~(F_LATE_ACK | F_LATE_ANSWER);
                 account(t, d, +1);
                 rc = emit_status(t, d, AVK_TRACK_ANSWERED, in->responded_at, in->response_id,
@@ -817,13 +849,31 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
                 /* The step (or, at the top, the same forum) answers again. */
                 d->answer_deadline = avk_deadline_after(&d->terms->step_answer, in->responded_at);
                 d->flags &= (uint16_t) ~(F_ANSWER_DONE | F_REMINDED_ANSWER);
-                int climbed = climb(d, in->responded_at);
+                /* A step the policy makes manual waits for a person to confirm it. */
+                int climbed = 0;
+                if (d->step < AVK_TRACK_STEP_COUNTY_FORUM &&
+                    (d->terms->manual_steps & (1u << (d->step + 1))))
+                        d->pending = (uint8_t)(d->step + 1);
+                else
+                        climbed = climb(d, in->responded_at);
                 account(t, d, +1);
                 rc = emit_status(t, d, AVK_TRACK_DISPUTED, in->responded_at, in->response_id,
                                  AVK_TRACK_NONE, ticket);
                 if (!rc && climbed)
-                        rc = emit_escalation(t, d, AVK_TRACK_ANSWER_DISPUTED, t->last_now,
-                                             AVK_TRACK_NONE, ticket);
+                        rc = emit_disagreement(t, d, t->last_now, ticket);
+                break;
+        case AVK_TRACK_CONFIRM:
+                if (d->pending == AVK_TRACK_STEP_NONE)
+                        return AVK_TRACK_NOT_EXPECTED;
+                account(t, d, -1);
+                d->step = (uint8_t)(d->pending - 1);
+                d->pending = AVK_TRACK_STEP_NONE;
+                climb(d, in->responded_at);
+                account(t, d, +1);
+                rc = emit_status(t, d, AVK_TRACK_DISPUTED, in->responded_at, in->response_id,
+                                 AVK_TRACK_NONE, ticket);
+                if (!rc)
+                        rc = emit_disagreement(t, d, t->last_now, ticket);
                 break;
         }
         if (rc != 0 || arm(t, slot) != 0)
@@ -870,8 +920,8 @@ enum avk_track_result avk_track_failed(avk_track_t *t, const struct avk_track_fa
         account(t, d, +1);
         if (emit_status(t, d, AVK_TRACK_ESCALATED, in->failed_at, in->event_id, AVK_TRACK_NONE,
                         in->ticket) != 0 ||
-            emit_escalation(t, d, AVK_TRACK_DELIVERY_FAILED, t->last_now, AVK_TRACK_NONE,
-                            in->ticket) != 0 ||
+            emit_escalation(t, d, RECEIVER_ALONE, AVK_TRACK_DELIVERY_FAILED, t->last_now,
+                            AVK_TRACK_NONE, in->ticket) != 0 ||
             arm(t, slot) != 0)
                 return AVK_TRACK_FAILED;
         return AVK_TRACK_APPLIED;
@@ -959,15 +1009,21 @@ static int fire(avk_track_t *t, uint32_t slot, int64_t now)
                         d->flags |= F_ACK_DONE | F_LATE_ACK;
                 else
                         d->flags |= F_ANSWER_DONE | F_LATE_ANSWER;
-                int climbed = climb(d, now);
+                /* A missed deadline is no disagreement: at most the policy's one step to
+                 * the receiver's "Chef över chef", never a forum (docs/escalation.md). */
+                int climbed = 0;
+                if (terms->deadline_step && d->step < AVK_TRACK_STEP_MANAGERS_MANAGER) {
+                        d->step = AVK_TRACK_STEP_MANAGER;
+                        climbed = climb(d, now);
+                }
                 account(t, d, +1);
                 const char *cause = what == 1 ? "deadline:ACKNOWLEDGE" : "deadline:ANSWER";
                 if (climbed) {
                         rc = emit_status(t, d, AVK_TRACK_ESCALATED, best, cause, AVK_TRACK_NONE, 0);
                         if (!rc)
-                                rc = emit_escalation(t, d, reason, now, best, 0);
+                                rc = emit_escalation(t, d, RECEIVER_ALONE, reason, now, best, 0);
                 } else if (!was_overdue) {
-                        /* At the top: nothing to climb, but it is overdue now. */
+                        /* No step to take, but it is overdue now. */
                         rc = emit_status(t, d, (enum avk_track_state)d->state, best, cause,
                                          AVK_TRACK_NONE, 0);
                 }
@@ -1109,6 +1165,10 @@ int avk_track_restore_status(avk_track_t *t, const struct avk_track_status *s)
         d->version = s->version;
         d->state = (uint8_t)s->state;
         d->step = (uint8_t)(s->step > 0 && s->step <= AVK_TRACK_STEP_COUNTY_FORUM ? s->step : 0);
+        d->pending =
+            (uint8_t)(s->pending_step > d->step && s->pending_step <= AVK_TRACK_STEP_COUNTY_FORUM
+                          ? s->pending_step
+                          : 0);
         d->phase = s->state == AVK_TRACK_ANSWERED   ? ANSWERED_PHASE
                    : s->state == AVK_TRACK_REJECTED ? REJECTED_PHASE
                                                     : AWAIT_ANSWER;
@@ -1125,8 +1185,7 @@ int avk_track_restore_status(avk_track_t *t, const struct avk_track_status *s)
         /* A deadline the record shows as handled must not fire again. */
         if (d->acked_at == AVK_TRACK_NONE && s->overdue)
                 flags |= F_ACK_DONE;
-        if (s->overdue && d->step == AVK_TRACK_STEP_COUNTY_FORUM &&
-            d->answer_deadline <= s->changed_at)
+        if (s->overdue && d->answer_deadline <= s->changed_at)
                 flags |= F_ANSWER_DONE | F_LATE_ANSWER;
         d->flags = flags;
         d->inflight = 0;
@@ -1143,8 +1202,10 @@ int avk_track_restore_escalation(avk_track_t *t, const struct avk_track_escalati
         struct dev *d = find(t, id, &slot);
         if (!d || e->hop != d->hop || e->step < d->step)
                 return 0;
+        /* The reporter's side of a disagreement follows the receiver's. */
+        int reporter_side = e->party && pool_get(&t->parties, e->party, 0) != d->receiver;
         if (e->step == d->step) {
-                d->flags |= F_ESCALATION_SEEN;
+                d->flags |= reporter_side ? F_COUNTERPART_SEEN : F_ESCALATION_SEEN;
                 return 0;
         }
         /* Written, but its status record was not: the crash fell between
@@ -1174,7 +1235,8 @@ int avk_track_restore_escalation(avk_track_t *t, const struct avk_track_escalati
         }
         d->step = (uint8_t)(e->step - 1);
         climb(d, e->escalated_at);
-        d->flags |= F_ESCALATION_SEEN;
+        d->flags &= (uint16_t) ~(F_ESCALATION_SEEN | F_COUNTERPART_SEEN);
+        d->flags |= reporter_side ? F_COUNTERPART_SEEN : F_ESCALATION_SEEN;
         account(t, d, +1);
         return emit_status(t, d, state, changed_at, cause, AVK_TRACK_NONE, 0);
 }
@@ -1201,7 +1263,8 @@ long avk_track_restore_done(avk_track_t *t, int partition)
                 if (!(d->flags & F_USED) || d->partition != partition)
                         continue;
                 int seen = (d->flags & F_ESCALATION_SEEN) != 0;
-                d->flags &= (uint16_t)~F_ESCALATION_SEEN;
+                int counterpart_seen = (d->flags & F_COUNTERPART_SEEN) != 0;
+                d->flags &= (uint16_t) ~(F_ESCALATION_SEEN | F_COUNTERPART_SEEN);
                 /* The latest record says it escalated, and the escalation is
                  * not there: the crash fell between the two writes. */
                 if (!seen && d->step > AVK_TRACK_STEP_NONE &&
@@ -1215,7 +1278,18 @@ long avk_track_restore_done(avk_track_t *t, int partition)
                         int64_t deadline = reason == AVK_TRACK_ACKNOWLEDGE_DEADLINE_PASSED
                                                ? d->ack_deadline
                                                : AVK_TRACK_NONE;
-                        if (emit_escalation(t, d, reason, t->last_now, deadline, 0) != 0)
+                        enum side side =
+                            reason == AVK_TRACK_ANSWER_DISPUTED ? RECEIVER_SIDE : RECEIVER_ALONE;
+                        if (emit_escalation(t, d, side, reason, t->last_now, deadline, 0) != 0)
+                                return -1;
+                        actions++;
+                }
+                /* A disagreement's escalation on the reporter's side is written after the
+                 * receiver's: a crash between the two leaves it to write here. */
+                if (!counterpart_seen && d->step > AVK_TRACK_STEP_NONE &&
+                    d->state == AVK_TRACK_DISPUTED) {
+                        if (emit_escalation(t, d, REPORTER_SIDE, AVK_TRACK_ANSWER_DISPUTED,
+                                            t->last_now, AVK_TRACK_NONE, 0) != 0)
                                 return -1;
                         actions++;
                 }

@@ -1,12 +1,12 @@
 /*
  * avk_track: the tracker's core - the state of every open deviation of the
- * deviation process (A.13) and its escalation ladder (A.14), as a pure,
+ * deviation process (A.13) and its escalation ladder (docs/escalation.md), as a pure,
  * deterministic state machine with no Kafka and no clock of its own.
  *
  *   inputs   avk_track_routed()    a DeviationRouted (a new hop resets the receiver and deadlines)
  *            avk_track_respond()   a DeviationResponse (acknowledged, answered, rejected, disputed)
  *            avk_track_failed()    a DeliveryFailed (the receiver was never told: escalate)
- *            avk_track_advance()   the clock moved: reminders, deadline escalations, closing
+ *            avk_track_advance()   the clock moved: reminders, the deadline step, closing
  *   outputs  actions handed to a sink: a status record per change (the
  *            changelog), an escalation, a reminder, and "a kept response is
  *            now settled".
@@ -58,6 +58,10 @@ enum {
         AVK_TRACK_STEP_LOCAL_FORUM = 3,
         AVK_TRACK_STEP_COUNTY_FORUM = 4, /**< the top: COURT is never reached automatically */
 };
+/* Steps 1 and 2 are the 2025 decision material's ("Chef närmast patienten", "Chef över chef"),
+ * the forums (3, 4) the 2022 draft's A.14: docs/escalation.md. Only a disagreement reaches a
+ * forum; a missed deadline reaches MANAGERS_MANAGER at most, and only where the policy's
+ * deadline_step says so. */
 
 /** EscalationReason, in the schema's symbol order. */
 enum avk_track_reason {
@@ -74,6 +78,7 @@ enum avk_track_response_kind {
         AVK_TRACK_ANSWER,
         AVK_TRACK_REJECT,
         AVK_TRACK_DISPUTE,
+        AVK_TRACK_CONFIRM, /**< ESCALATION_CONFIRMED: a person confirms the pending manual step */
 };
 
 /** DeadlineKind, in the schema's symbol order. */
@@ -87,6 +92,7 @@ enum avk_track_result {
         AVK_TRACK_STALE,     /**< for an earlier hop than the one in force */
         AVK_TRACK_NOT_RECEIVER,   /**< from a party that is not the receiver in force */
         AVK_TRACK_NOT_REPORTER,   /**< a dispute from a party that is not the reporter's */
+        AVK_TRACK_NOT_PARTY,      /**< a confirmation from a party that is neither side of it */
         AVK_TRACK_NOT_EXPECTED,   /**< not meaningful in the deviation's state */
         AVK_TRACK_CLOSED_ALREADY, /**< the deviation is closed */
         AVK_TRACK_NO_ROUTING,     /**< a kept response whose routing never came (dropped) */
@@ -158,19 +164,28 @@ struct avk_track_status {
         int64_t time_to_answer_ms;
         int deadline_kept; /**< -1 for null */
         int overdue;
-        int step; /**< AVK_TRACK_STEP_NONE for null */
+        int step;         /**< AVK_TRACK_STEP_NONE for null */
+        int pending_step; /**< a manual step waiting for confirmation; AVK_TRACK_STEP_NONE: none */
         int partition;
 };
 
-/** A DeviationEscalated, less the holder (the caller looks it up in the directory). */
+/**
+ * A DeviationEscalated, less the holder (the caller looks it up in the directory). A disagreement
+ * (a disputed answer) is escalated on both sides: one escalation for the receiving party's ladder
+ * and one for the reporting party's, each naming the other as counterpart. A missed deadline or a
+ * failed delivery is the receiver's alone (counterpart NULL) and never reaches a forum step.
+ */
 struct avk_track_escalation {
         char escalation_id[37];
         const char *deviation_id;
         int64_t escalated_at; /**< processing time */
         int hop;
-        const char *party; /**< whose ladder: the receiving party in force */
-        const char *unit;  /**< the receiving unit in force, NULL for none (its ladder first) */
-        int step;          /**< 1..4 */
+        const char *party;       /**< whose ladder: the receiving party, or on a disagreement the
+                                    reporting party for its own escalation */
+        const char *unit;        /**< the receiving unit in force on the receiver's escalation, NULL
+                                    for none (its ladder first) and on the reporter's */
+        const char *counterpart; /**< the other party of a disagreement, NULL for none */
+        int step;                /**< 1..4 */
         enum avk_track_reason reason;
         int64_t deadline_at; /**< AVK_TRACK_NONE unless the reason is a deadline */
         int partition;
@@ -245,16 +260,22 @@ void avk_track_destroy(avk_track_t *track);
 /** @brief Applies a DeviationRouted, then any response kept for it. @returns what it did. */
 enum avk_track_result avk_track_routed(avk_track_t *track, const struct avk_track_routed *in);
 
-/** @brief Applies a DeviationResponse (KEPT: the ticket comes back in a SETTLED action). */
+/**
+ * @brief Applies a DeviationResponse (KEPT: the ticket comes back in a SETTLED action). A dispute
+ * whose next step the policy makes manual (avk_deadline_terms.manual_steps) does not climb: the
+ * status names the step as pending, and a CONFIRM from either party of the disagreement climbs
+ * to it.
+ */
 enum avk_track_result avk_track_respond(avk_track_t *track, const struct avk_track_response *in);
 
-/** @brief Applies a DeliveryFailed: escalates to the first step when nothing has escalated this
- * hop. */
+/** @brief Applies a DeliveryFailed: escalates to the receiver's first step when nothing has
+ * escalated this hop. */
 enum avk_track_result avk_track_failed(avk_track_t *track, const struct avk_track_failure *in);
 
 /**
- * @brief Fires every timer due at or before now: reminders, deadline
- * escalations, closing after the dispute window, and the kept responses
+ * @brief Fires every timer due at or before now: reminders, the overdue mark
+ * and the policy's one deadline step (to MANAGERS_MANAGER, never a forum),
+ * closing after the dispute window, and the kept responses
  * whose routing did not come in time. Cost: O(fired * log n); an idle call
  * is O(1). @returns the number of actions, or -1 when the sink failed.
  */

@@ -301,7 +301,8 @@ static int write_status(avk_tracker_t *tr, const struct avk_track_action *a)
                  set_time(v, "time_to_answer_ms", s->time_to_answer_ms) |
                  avk_avro_set_long(v, "deadline_kept", s->deadline_kept > 0, s->deadline_kept < 0) |
                  avk_avro_set_long(v, "overdue", s->overdue, 0) |
-                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step));
+                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step)) |
+                 avk_avro_set_text(v, "pending_step", avk_track_step_name(s->pending_step));
         if (rc)
                 return -1;
         atomic_fetch_add(&tr->statuses, 1);
@@ -321,7 +322,13 @@ static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
 {
         const struct avk_track_escalation *e = &a->u.escalation;
         const struct avk_directory_receiver *rc = receiver_of(tr, e->party, e->unit);
-        const char *holder = rc && rc->ladder[e->step - 1] ? rc->ladder[e->step - 1]->name : NULL;
+        const struct avk_directory_contact *forum =
+            e->step == AVK_TRACK_STEP_LOCAL_FORUM
+                ? avk_directory_local_forum(tr->dir, e->party, e->counterpart)
+                : NULL;
+        const char *holder = forum                           ? forum->name
+                             : rc && rc->ladder[e->step - 1] ? rc->ladder[e->step - 1]->name
+                                                             : NULL;
         avro_value_t *v = &tr->out_value[OUT_ESCALATED];
         avro_value_reset(v);
         int err =
@@ -332,7 +339,8 @@ static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
             avk_avro_set_text(v, "step", avk_track_step_name(e->step)) |
             avk_avro_set_text(v, "reason", avk_track_reason_name(e->reason)) |
             avk_avro_set_text(v, "holder", holder) | set_time(v, "deadline_at", e->deadline_at) |
-            avk_avro_set_long(v, "hop", e->hop, 0) | avk_avro_set_text(v, "unit_hsa_id", e->unit);
+            avk_avro_set_long(v, "hop", e->hop, 0) | avk_avro_set_text(v, "unit_hsa_id", e->unit) |
+            avk_avro_set_text(v, "counterpart_party", e->counterpart);
         if (err)
                 return -1;
         atomic_fetch_add(&tr->escalations, 1);
@@ -634,6 +642,7 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
                 return;
         int state = avk_track_state_parse(avk_avro_text(v, "state"));
         const char *step = avk_avro_text(v, "escalation_step");
+        const char *pending = avk_avro_text(v, "pending_step");
         int64_t acked = AVK_TRACK_NONE, answered = AVK_TRACK_NONE, closed = AVK_TRACK_NONE;
         avk_avro_long(v, "acknowledged_at", &acked);
         avk_avro_long(v, "answered_at", &answered);
@@ -660,6 +669,7 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
             .closed_at = closed,
             .overdue = (int)get_long(v, "overdue"),
             .step = step ? avk_track_step_parse(step) : AVK_TRACK_STEP_NONE,
+            .pending_step = pending ? avk_track_step_parse(pending) : AVK_TRACK_STEP_NONE,
             .partition = m->partition};
         if (s.step < 0)
                 s.step = AVK_TRACK_STEP_NONE;

@@ -238,6 +238,14 @@ grep -q 'Uppdaterad ' "$work/page.html" || fail "the page's script did not finis
 grep -q "$d1" "$work/page.html" || fail "the overdue deviation is not listed"
 grep -q 'Göteborg' "$work/page.html" || fail "no municipality name on the page"
 grep -q 'Utskrivning och samordnad planering' "$work/page.html" || fail "no Swedish category"
+grep -q '1 avvikelse saknar kvittens' "$work/page.html" || fail "the overdue count is not in the singular"
+grep -q 'Dagar över tidsgränsen' "$work/page.html" || fail "no 'Dagar över tidsgränsen' column"
+grep -q 'Besvarade inom tidsgränsen (lokal policy)' "$work/page.html" ||
+        fail "the deadline figure does not say it rests on local policy"
+for label in 'Chef närmast patienten' 'Chef över chef' 'Partsgemensamt forum på länsnivå' \
+        'Södra Älvsborg'; do
+        grep -q "$label" "$work/page.html" || fail "no '$label' on the page"
+done
 grep -qF '&lt;script&gt;alert(1)&lt;/script&gt; "&gt;&lt;img src=x onerror=alert(1)&gt;' \
         "$work/page.html" || fail "the page does not show the description as text"
 grep -qi '<img\|<script>alert' "$work/page.html" && fail "an element was injected into the page"

@@ -55,6 +55,7 @@ static void setup(void)
         char err[512];
         mock_kafka_start(&mk, 1);
         rd_kafka_mock_topic_create(mk.cluster, "avvik.inbox.vgr", 6, 1);
+        rd_kafka_mock_topic_create(mk.cluster, "avvik.inbox.1480", 6, 1);
         set("directory.file", AVK_SOURCE_DIR "/data/directory.json");
         set("deadlines.file", AVK_SOURCE_DIR "/data/deadlines.json");
         set("kafka.log_level", "0");
@@ -320,7 +321,21 @@ START_TEST(status_changes_follow_the_responses_with_every_field)
 }
 END_TEST
 
-START_TEST(a_passed_deadline_escalates_to_the_units_manager_with_an_inbox_copy)
+/* How many copies of the record id the topic holds (an inbox gets one of each of its party's). */
+static size_t copies_in(const char *topic, const char *id)
+{
+        size_t n = 0;
+        read_topic(topic);
+        for (const struct rec *r = got.r; r < got.r + got.n; r++) {
+                if (strcmp(r->id, id) == 0)
+                        n++;
+        }
+        return n;
+}
+
+/* A missed deadline is no disagreement: one step to the receiving unit's
+ * "Chef över chef", the receiver's alone. */
+START_TEST(a_passed_deadline_escalates_to_the_units_managers_manager_with_an_inbox_copy)
 {
         struct running r;
         start(&r);
@@ -335,31 +350,30 @@ START_TEST(a_passed_deadline_escalates_to_the_units_manager_with_an_inbox_copy)
         stop(&r);
         ck_assert_uint_eq(got.n, 1);
         const struct rec *e = &got.r[0];
-        ck_assert_str_eq(str(e, "step"), "MANAGER");
+        ck_assert_str_eq(str(e, "step"), "MANAGERS_MANAGER");
         ck_assert_str_eq(str(e, "reason"), "ACKNOWLEDGE_DEADLINE_PASSED");
-        ck_assert_str_eq(str(e, "holder"), "Vårdenhetschef, Medicinavdelning 31, SU");
+        ck_assert_str_eq(str(e, "holder"), "Verksamhetschef, Område Medicin, SU");
         ck_assert_str_eq(str(e, "party"), "VGR");
         ck_assert_str_eq(str(e, "unit_hsa_id"), UNIT);
+        ck_assert(json_is_null(json_object_get(e->value, "counterpart_party")));
         char id[40];
         snprintf(id, sizeof(id), "%s", e->id);
         read_topic("deviation.status");
         const struct rec *s = latest_status(DEV);
         ck_assert_str_eq(str(s, "state"), "ESCALATED");
-        ck_assert_str_eq(str(s, "escalation_step"), "MANAGER");
+        ck_assert_str_eq(str(s, "escalation_step"), "MANAGERS_MANAGER");
         ck_assert(json_is_true(json_object_get(s->value, "overdue")));
         /* The reminder before the deadline came first, once. */
         ck_assert_uint_eq(read_topic("deviation.reminder"), 1);
         ck_assert_str_eq(str(&got.r[0], "kind"), "ACKNOWLEDGE");
-        read_topic("avvik.inbox.vgr");
-        size_t copies = 0;
-        for (size_t i = 0; i < got.n; i++)
-                copies += strcmp(got.r[i].id, id) == 0;
-        ck_assert_uint_eq(copies, 1);
+        ck_assert_uint_eq(copies_in("avvik.inbox.vgr", id), 1);
         release();
 }
 END_TEST
 
-START_TEST(a_disputed_answer_climbs_to_the_next_step)
+/* A disputed answer is a disagreement: both parties' holders of the step
+ * are told, each in its own inbox. */
+START_TEST(a_disputed_answer_tells_both_parties_holders_of_the_next_step)
 {
         struct running r;
         start(&r);
@@ -371,17 +385,124 @@ START_TEST(a_disputed_answer_climbs_to_the_next_step)
         file_response(DEV, "6e9b1f8d-4a0c-4b5e-92f3-8c9b0a192837", "DISPUTED", "1480",
                       t0 + 2 * DAY);
         wait_inputs(&r, 4);
-        wait_records("deviation.escalated", 1);
+        wait_records("deviation.escalated", 2);
         stop(&r);
-        ck_assert_uint_eq(got.n, 1);
-        ck_assert_str_eq(str(&got.r[0], "reason"), "ANSWER_DISPUTED");
-        ck_assert_str_eq(str(&got.r[0], "step"), "MANAGER");
+        ck_assert_uint_eq(got.n, 2);
+        const struct rec *receiver =
+            strcmp(str(&got.r[0], "party"), "VGR") == 0 ? &got.r[0] : &got.r[1];
+        const struct rec *reporter = receiver == &got.r[0] ? &got.r[1] : &got.r[0];
+        for (int i = 0; i < 2; i++) {
+                ck_assert_str_eq(str(&got.r[i], "reason"), "ANSWER_DISPUTED");
+                ck_assert_str_eq(str(&got.r[i], "step"), "MANAGER");
+        }
+        ck_assert_str_eq(str(receiver, "holder"), "Vårdenhetschef, Medicinavdelning 31, SU");
+        ck_assert_str_eq(str(receiver, "unit_hsa_id"), UNIT);
+        ck_assert_str_eq(str(receiver, "counterpart_party"), "1480");
+        ck_assert_str_eq(str(reporter, "party"), "1480");
+        ck_assert_str_eq(str(reporter, "holder"),
+                         "Enhetschef närmast patienten, Göteborg (nås via avvikelsesamordnaren)");
+        ck_assert(json_is_null(json_object_get(reporter->value, "unit_hsa_id")));
+        ck_assert_str_eq(str(reporter, "counterpart_party"), "VGR");
+        char receiver_id[40], reporter_id[40];
+        snprintf(receiver_id, sizeof(receiver_id), "%s", receiver->id);
+        snprintf(reporter_id, sizeof(reporter_id), "%s", reporter->id);
+        ck_assert_uint_eq(copies_in("avvik.inbox.vgr", receiver_id), 1);
+        ck_assert_uint_eq(copies_in("avvik.inbox.vgr", reporter_id), 0);
+        ck_assert_uint_eq(copies_in("avvik.inbox.1480", reporter_id), 1);
+        ck_assert_uint_eq(copies_in("avvik.inbox.1480", receiver_id), 0);
         read_topic("deviation.status");
         const struct rec *s = latest_status(DEV);
         ck_assert_str_eq(str(s, "state"), "DISPUTED");
         int64_t deadline = 0;
         ck_assert_int_eq(avk_json_parse_time(str(s, "answer_deadline_at"), &deadline), 0);
         ck_assert_int_eq(deadline, avk_deadline_after(&terms()->step_answer, t0 + 2 * DAY));
+        release();
+}
+END_TEST
+
+/* The third dispute reaches the local forum: on both sides the partsgemensamt
+ * forum of Göteborg's sub-region, and the records name no patient. */
+START_TEST(a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity)
+{
+        static const char *const fields[] = {
+            "escalation_id", "deviation_id", "escalated_at",     "party",
+            "step",          "reason",       "holder",           "deadline_at",
+            "hop",           "unit_hsa_id",  "counterpart_party"};
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        for (int round = 0; round < 3; round++) {
+                char answer[40], dispute[40];
+                snprintf(answer, sizeof(answer), "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a5%d", round);
+                snprintf(dispute, sizeof(dispute), "6e9b1f8d-4a0c-4b5e-92f3-8c9b0a19283%d", round);
+                file_response(DEV, answer, "ANSWERED", "VGR", t0 + (2 * round + 1) * DAY);
+                file_response(DEV, dispute, "DISPUTED", "1480", t0 + (2 * round + 2) * DAY);
+        }
+        wait_inputs(&r, 7);
+        wait_records("deviation.escalated", 6);
+        stop(&r);
+        size_t forum = 0;
+        for (size_t i = 0; i < got.n; i++) {
+                const struct rec *e = &got.r[i];
+                ck_assert_uint_eq(json_object_size(e->value), sizeof(fields) / sizeof(fields[0]));
+                for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+                        ck_assert_msg(json_object_get(e->value, fields[f]), "%s", fields[f]);
+                if (strcmp(str(e, "step"), "LOCAL_FORUM") != 0)
+                        continue;
+                forum++;
+                ck_assert_str_eq(
+                    str(e, "holder"),
+                    "Partsgemensamt forum Göteborgsregionen (delregional vårdsamverkan)");
+        }
+        ck_assert_uint_eq(forum, 2);
+        release();
+}
+END_TEST
+
+/* A manual step waits for a person to confirm it, across a restart: the
+ * pending step is in the changelog, and the confirmation climbs. */
+START_TEST(a_manual_step_waits_for_its_confirmation_across_a_restart)
+{
+        static const char path[] = "test_tracker_manual.json";
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("{\"rules\": [{\"id\": \"D-ALL\", \"because\": \"test\", \"acknowledge\": "
+              "{\"working_days\": 3}, \"answer\": {\"days\": 60}, \"step_answer\": "
+              "{\"working_days\": 10}, \"dispute_window\": {\"days\": 30}, \"manual_steps\": "
+              "[\"MANAGER\"]}]}\n",
+              f);
+        ck_assert_int_eq(fclose(f), 0);
+        set("deadlines.file", path);
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        file_response(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", "ANSWERED", "VGR", t0 + DAY);
+        file_response(DEV, "6e9b1f8d-4a0c-4b5e-92f3-8c9b0a192837", "DISPUTED", "1480",
+                      t0 + 2 * DAY);
+        wait_inputs(&r, 3);
+        stop(&r);
+        ck_assert_uint_eq(read_topic("deviation.escalated"), 0);
+        read_topic("deviation.status");
+        const struct rec *s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "state"), "DISPUTED");
+        ck_assert_str_eq(str(s, "pending_step"), "MANAGER");
+        ck_assert(json_is_null(json_object_get(s->value, "escalation_step")));
+        start(&r);
+        wait_ready(&r);
+        file_response(DEV, "5d8a0e7c-3b9f-4a4d-81e2-7b8a9f081726", "ESCALATION_CONFIRMED", "1480",
+                      t0 + 3 * DAY);
+        wait_inputs(&r, 1);
+        wait_records("deviation.escalated", 2);
+        stop(&r);
+        remove(path);
+        for (size_t i = 0; i < got.n; i++)
+                ck_assert_str_eq(str(&got.r[i], "step"), "MANAGER");
+        read_topic("deviation.status");
+        s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "escalation_step"), "MANAGER");
+        ck_assert(json_is_null(json_object_get(s->value, "pending_step")));
         release();
 }
 END_TEST
@@ -492,8 +613,11 @@ int main(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 180);
         tcase_add_test(tc, status_changes_follow_the_responses_with_every_field);
-        tcase_add_test(tc, a_passed_deadline_escalates_to_the_units_manager_with_an_inbox_copy);
-        tcase_add_test(tc, a_disputed_answer_climbs_to_the_next_step);
+        tcase_add_test(
+            tc, a_passed_deadline_escalates_to_the_units_managers_manager_with_an_inbox_copy);
+        tcase_add_test(tc, a_disputed_answer_tells_both_parties_holders_of_the_next_step);
+        tcase_add_test(tc, a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity);
+        tcase_add_test(tc, a_manual_step_waits_for_its_confirmation_across_a_restart);
         tcase_add_test(tc, a_response_before_its_routing_is_applied_when_the_routing_arrives);
         tcase_add_test(tc, a_deadline_passed_while_down_fires_at_restart_and_nothing_twice);
         tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);

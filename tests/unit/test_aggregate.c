@@ -91,7 +91,7 @@ static const char *const step_names[] = {NULL,          "MANAGER",      "MANAGER
 static const char *const subregion_names[][2] = {{"Fyrbodal", "FYRBODAL"},
                                                  {"Göteborgsregionen", "GOTEBORGSREGIONEN"},
                                                  {"Skaraborg", "SKARABORG"},
-                                                 {"Sjuhärad", "SJUHARAD"}};
+                                                 {"Södra Älvsborg", "SJUHARAD"}};
 
 static int subregion_of(int municipality)
 {
@@ -521,6 +521,42 @@ START_TEST(same_instant_ranks_by_the_process_order)
 }
 END_TEST
 
+/* Labels as staff write them (docs/escalation.md, "Swedish labels"), whatever the count. */
+START_TEST(states_steps_and_subregions_carry_the_labels_staff_use)
+{
+        static const struct {
+                const char *section, *table, *code, *label; /* section NULL: the top level */
+        } want[] = {
+            {NULL, "by_state", "DISPUTED", "Svar ifrågasatt"},
+            {NULL, "by_state", "REJECTED", "Fel mottagare – skickas vidare"},
+            {"escalation", "by_step", "MANAGER", "Chef närmast patienten"},
+            {"escalation", "by_step", "MANAGERS_MANAGER", "Chef över chef"},
+            {"escalation", "by_step", "LOCAL_FORUM",
+             "Partsgemensamt forum, lokalt eller delregionalt"},
+            {"escalation", "by_step", "COUNTY_FORUM", "Partsgemensamt forum på länsnivå"},
+            {NULL, "by_subregion", "SJUHARAD", "Södra Älvsborg"},
+        };
+        avk_aggregate_t *agg = avk_aggregate_new();
+        json_t *s = avk_aggregate_summary(agg, 2027, at("2027-06-01T00:00:00.000Z"));
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+                const json_t *in = want[i].section ? json_object_get(s, want[i].section) : s;
+                const json_t *table = json_object_get(in, want[i].table), *row;
+                const char *label = NULL;
+                size_t r;
+                json_array_foreach(table, r, row)
+                {
+                        if (strcmp(json_string_value(json_object_get(row, "code")), want[i].code) ==
+                            0)
+                                label = json_string_value(json_object_get(row, "label"));
+                }
+                ck_assert_msg(label && strcmp(label, want[i].label) == 0, "%s %s: %s",
+                              want[i].table, want[i].code, label ? label : "(none)");
+        }
+        json_decref(s);
+        avk_aggregate_destroy(agg);
+}
+END_TEST
+
 START_TEST(percentiles_are_nearest_rank)
 {
         avk_aggregate_t *agg = avk_aggregate_new();
@@ -718,6 +754,7 @@ static Suite *suite(void)
         tcase_add_test(tc, generated_year_matches_independent_counts);
         tcase_add_test(tc, overdue_list_counts_swedish_calendar_days);
         tcase_add_test(tc, newer_state_replaces_the_deviations_contribution);
+        tcase_add_test(tc, states_steps_and_subregions_carry_the_labels_staff_use);
         tcase_add_test(tc, same_instant_ranks_by_the_process_order);
         tcase_add_test(tc, percentiles_are_nearest_rank);
         tcase_add_test(tc, months_and_years_are_swedish);

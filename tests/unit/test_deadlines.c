@@ -277,7 +277,7 @@ START_TEST(every_problem_of_a_policy_names_the_rule_and_field)
         assert_error_at(f, "colour: unknown key (expected about, rules)");
         assert_error_at(f, "rules[0] (D-A): escalate_after: unknown key (expected id, because, "
                            "match, acknowledge, answer, remind_before, step_answer, "
-                           "dispute_window)");
+                           "dispute_window, deadline_step, manual_steps)");
         assert_error_at(f, "rules[0] (D-A): match.party: unknown key (expected parties, "
                            "categories, harm_levels, possible_lex_maria)");
         assert_error_at(f, "rules[0] (D-A): match.categories[0]: unknown symbol \"MEDICINE\"; "
@@ -314,11 +314,15 @@ START_TEST(every_problem_of_a_policy_names_the_rule_and_field)
                            "deadline starts to run");
         assert_error_at(f, "rules[5] (D-F): dispute_window.days: is 366; a span is a positive "
                            "number of days, at most 365");
+        assert_error_at(f, "rules[5] (D-F): deadline_step: expected true or false, got a string");
+        assert_error_at(f, "rules[5] (D-F): manual_steps[0]: \"COURT\" is not a step avvik takes; "
+                           "expected one of MANAGER, MANAGERS_MANAGER, LOCAL_FORUM, COUNTY_FORUM");
+        assert_error_at(f, "rules[5] (D-F): manual_steps[2]: \"MANAGER\" is listed twice");
         assert_error_at(f, "rules[6] (D-ALL): step_answer: is required: {\"working_days\": n} or "
                            "{\"days\": n}");
         assert_error_at(f, "rules[6] (D-ALL): dispute_window: is required: {\"working_days\": n} "
                            "or {\"days\": n}");
-        ck_assert_msg(avk_errors_total(&errs) == 23, "%zu errors: %s", avk_errors_total(&errs),
+        ck_assert_msg(avk_errors_total(&errs) == 26, "%zu errors: %s", avk_errors_total(&errs),
                       joined);
 }
 END_TEST

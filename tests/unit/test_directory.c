@@ -99,6 +99,24 @@ START_TEST(sample_directory_lists_every_municipality_with_its_subregion)
 }
 END_TEST
 
+/* The local forum step is the sub-region's partsgemensamt forum, on both sides. */
+START_TEST(the_local_forum_is_the_one_of_the_municipalitys_subregion_on_both_sides)
+{
+        avk_directory_t *dir = load_clean(SAMPLE_DIRECTORY, 0);
+        const struct avk_directory_contact *goteborg =
+            avk_directory_local_forum(dir, "VGR", "1480");
+
+        ck_assert_ptr_nonnull(goteborg);
+        ck_assert_str_eq(goteborg->name,
+                         "Partsgemensamt forum Göteborgsregionen (delregional vårdsamverkan)");
+        ck_assert_ptr_eq(avk_directory_local_forum(dir, "1480", "VGR"), goteborg);
+        ck_assert_str_eq(avk_directory_local_forum(dir, "1490", "VGR")->name,
+                         "Partsgemensamt forum Södra Älvsborg (delregional vårdsamverkan)");
+        ck_assert_ptr_null(avk_directory_local_forum(dir, "VGR", NULL));
+        avk_directory_destroy(dir);
+}
+END_TEST
+
 START_TEST(sample_directory_has_vgr_with_its_units)
 {
         avk_directory_t *dir = load_clean(SAMPLE_DIRECTORY, 0);
@@ -251,7 +269,10 @@ START_TEST(every_problem_is_reported_at_once_with_file_and_path)
                            "inbox_topic");
         assert_error_at(f, "county_coordinator.unit_hsa_id: SE2321000131-E999 is not a unit of the "
                            "directory");
-        ck_assert_msg(avk_errors_total(&errs) == 16, "%zu errors: %s", avk_errors_total(&errs),
+        assert_error_at(f, "subregion_forums.Sjuhärad: no municipality of data/municipalities.csv "
+                           "belongs to this sub-region");
+        assert_error_at(f, "subregion_forums.Skaraborg.email: is required");
+        ck_assert_msg(avk_errors_total(&errs) == 18, "%zu errors: %s", avk_errors_total(&errs),
                       joined);
 }
 END_TEST
@@ -389,6 +410,8 @@ static Suite *directory_suite(void)
         tcase_add_test(sample, sample_directory_loads_without_errors);
         tcase_add_test(sample, sample_directory_lists_every_municipality_with_its_subregion);
         tcase_add_test(sample, sample_directory_has_vgr_with_its_units);
+        tcase_add_test(sample,
+                       the_local_forum_is_the_one_of_the_municipalitys_subregion_on_both_sides);
         tcase_add_test(sample, sample_secrets_are_read_from_deploy_secrets);
         suite_add_tcase(s, sample);
 

@@ -24,11 +24,12 @@ struct seen {
         uint64_t ticket;
         char id[37]; /* state, escalation or reminder id */
         char dev[37];
-        int state, version, step, hop, overdue, reason, deadline_kind, settled;
+        int state, version, step, pending, hop, overdue, reason, deadline_kind, settled;
         int64_t at, deadline, answer_deadline, ack_deadline;
         int64_t time_to_answer;
         char cause[64];
         char rule[32];
+        char party[16], counterpart[16]; /* an escalation's ladder and the other party, if any */
         int acked;
 };
 
@@ -56,6 +57,7 @@ static int record(void *opaque, const struct avk_track_action *a)
                 s->state = a->u.status.state;
                 s->version = a->u.status.version;
                 s->step = a->u.status.step;
+                s->pending = a->u.status.pending_step;
                 s->hop = a->u.status.hop;
                 s->overdue = a->u.status.overdue;
                 s->at = a->u.status.changed_at;
@@ -71,6 +73,9 @@ static int record(void *opaque, const struct avk_track_action *a)
                 s->hop = a->u.escalation.hop;
                 s->at = a->u.escalation.escalated_at;
                 s->deadline = a->u.escalation.deadline_at;
+                snprintf(s->party, sizeof(s->party), "%s", a->u.escalation.party);
+                snprintf(s->counterpart, sizeof(s->counterpart), "%s",
+                         a->u.escalation.counterpart ? a->u.escalation.counterpart : "");
                 break;
         case AVK_TRACK_REMINDER:
                 snprintf(s->id, sizeof(s->id), "%s", a->u.reminder.reminder_id);
@@ -189,6 +194,17 @@ static const struct seen *last(enum avk_track_action_kind kind)
         return NULL;
 }
 
+/* e climbs party's ladder to step for reason, naming counterpart ("" for none). */
+static void assert_escalation(const struct seen *e, int step, enum avk_track_reason reason,
+                              const char *party, const char *counterpart)
+{
+        ck_assert_int_eq(e->kind, AVK_TRACK_ESCALATION);
+        ck_assert_int_eq(e->step, step);
+        ck_assert_int_eq(e->reason, reason);
+        ck_assert_str_eq(e->party, party);
+        ck_assert_str_eq(e->counterpart, counterpart);
+}
+
 static int64_t deadline(const struct avk_deadline_span *span, int64_t from)
 {
         return avk_deadline_after(span, from);
@@ -264,7 +280,9 @@ START_TEST(a_reminder_comes_before_each_deadline_once)
 }
 END_TEST
 
-START_TEST(an_unacknowledged_deviation_escalates_to_the_manager_once)
+/* A missed deadline is the receiver's delay, not a disagreement: the shipped
+ * policy's one step goes straight to the receiver's "Chef över chef". */
+START_TEST(a_missed_acknowledge_deadline_steps_once_to_the_receivers_managers_manager)
 {
         routed(t0);
         respond("r0", AVK_TRACK_ACKNOWLEDGE, "VGR", t0 + 1000); /* first: no ack escalation... */
@@ -280,12 +298,12 @@ START_TEST(an_unacknowledged_deviation_escalates_to_the_manager_once)
         ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 1);
         const struct seen *e = last(AVK_TRACK_ESCALATION);
         ck_assert_str_eq(e->dev, OTHER);
-        ck_assert_int_eq(e->step, AVK_TRACK_STEP_MANAGER);
-        ck_assert_int_eq(e->reason, AVK_TRACK_ACKNOWLEDGE_DEADLINE_PASSED);
+        assert_escalation(e, AVK_TRACK_STEP_MANAGERS_MANAGER, AVK_TRACK_ACKNOWLEDGE_DEADLINE_PASSED,
+                          "VGR", "");
         ck_assert_int_eq(e->deadline, ack_deadline);
         const struct seen *s = last(AVK_TRACK_STATUS);
         ck_assert_int_eq(s->state, AVK_TRACK_ESCALATED);
-        ck_assert_int_eq(s->step, AVK_TRACK_STEP_MANAGER);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_MANAGERS_MANAGER);
         ck_assert_int_eq(s->overdue, 1);
         ack_all();
         before = seen_cnt;
@@ -294,9 +312,9 @@ START_TEST(an_unacknowledged_deviation_escalates_to_the_manager_once)
 }
 END_TEST
 
-/* Nobody ever answers: the deviation climbs one step per passed deadline
- * to the county-level forum and stops there (never to court). */
-START_TEST(an_unanswered_deviation_climbs_the_ladder_and_stops_at_the_county_forum)
+/* Nobody ever answers: reminders, one step to "Chef över chef", and no
+ * forum however many deadlines pass (docs/escalation.md). */
+START_TEST(a_deviation_nobody_answers_never_climbs_to_a_forum)
 {
         routed(t0);
         int64_t at = t0;
@@ -311,15 +329,110 @@ START_TEST(an_unanswered_deviation_climbs_the_ladder_and_stops_at_the_county_for
                 if (seen[i].kind == AVK_TRACK_ESCALATION)
                         steps[seen[i].step]++;
         }
-        ck_assert_int_eq(steps[AVK_TRACK_STEP_MANAGER], 1);
+        ck_assert_int_eq(steps[AVK_TRACK_STEP_MANAGER], 0);
         ck_assert_int_eq(steps[AVK_TRACK_STEP_MANAGERS_MANAGER], 1);
-        ck_assert_int_eq(steps[AVK_TRACK_STEP_LOCAL_FORUM], 1);
-        ck_assert_int_eq(steps[AVK_TRACK_STEP_COUNTY_FORUM], 1);
+        ck_assert_int_eq(steps[AVK_TRACK_STEP_LOCAL_FORUM], 0);
+        ck_assert_int_eq(steps[AVK_TRACK_STEP_COUNTY_FORUM], 0);
+        ck_assert_int_gt(count(AVK_TRACK_REMINDER, 0), 0);
         const struct seen *s = last(AVK_TRACK_STATUS);
-        ck_assert_int_eq(s->step, AVK_TRACK_STEP_COUNTY_FORUM);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_MANAGERS_MANAGER);
         ck_assert_int_eq(s->overdue, 1);
         ck_assert_uint_eq(avk_track_open_cnt(t), 1);
         ck_assert_int_eq(avk_track_next_due(t), INT64_MAX);
+}
+END_TEST
+
+/* Replaces the shipped policy with one rule of D-DEFAULT's spans and the given extra keys. */
+static void use_policy(const char *extra)
+{
+        static const char path[] = "test_track_policy.json";
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(
+            f,
+            "{\"rules\": [{\"id\": \"D-ALL\", \"because\": \"test\",\n"
+            " \"acknowledge\": {\"working_days\": 3}, \"answer\": {\"days\": 60},\n"
+            " \"remind_before\": {\"working_days\": 2}, \"step_answer\": {\"working_days\": 10},\n"
+            " \"dispute_window\": {\"days\": 30}, %s}]}\n",
+            extra);
+        ck_assert_int_eq(fclose(f), 0);
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        avk_track_destroy(t);
+        avk_deadlines_destroy(policy);
+        policy = avk_deadlines_load(path, &errs);
+        ck_assert_msg(policy != NULL, "%s", errs.msg[0]);
+        remove(path);
+        t = make();
+}
+
+/* The deadline step is policy: without it a missed deadline gives reminders
+ * and the overdue mark, and no escalation at all. */
+START_TEST(without_the_deadline_step_a_missed_deadline_gives_reminders_only)
+{
+        use_policy("\"deadline_step\": false");
+        routed(t0);
+        for (int64_t at = t0; at < t0 + 120 * DAY; at += DAY / 2) {
+                ack_all();
+                advance(at);
+        }
+        ack_all();
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 0);
+        ck_assert_int_eq(count(AVK_TRACK_REMINDER, 0), 2);
+        const struct seen *s = last(AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->state, AVK_TRACK_ROUTED);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_NONE);
+        ck_assert_int_eq(s->overdue, 1);
+        ck_assert_int_eq(s->version, 2);
+}
+END_TEST
+
+/* A forum step the policy makes manual waits for a person of either party to
+ * confirm it: the dispute names it as pending and tells nobody yet. */
+START_TEST(a_manual_forum_step_waits_for_confirmation_by_either_party)
+{
+        use_policy("\"manual_steps\": [\"LOCAL_FORUM\", \"COUNTY_FORUM\"]");
+        routed(t0);
+        int64_t at = t0;
+        for (int round = 0; round < 3; round++) {
+                char answer[16], dispute[16];
+                snprintf(answer, sizeof(answer), "n%d", round);
+                snprintf(dispute, sizeof(dispute), "d%d", round);
+                at += DAY;
+                ck_assert_int_eq(respond(answer, AVK_TRACK_ANSWER, "VGR", at), AVK_TRACK_APPLIED);
+                at += DAY;
+                ck_assert_int_eq(respond(dispute, AVK_TRACK_DISPUTE, "1480", at),
+                                 AVK_TRACK_APPLIED);
+        }
+        /* Steps 1 and 2 are automatic (two escalations each); the third dispute waits. */
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 4);
+        const struct seen *s = last(AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->state, AVK_TRACK_DISPUTED);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_MANAGERS_MANAGER);
+        ck_assert_int_eq(s->pending, AVK_TRACK_STEP_LOCAL_FORUM);
+        /* Only a party of the disagreement confirms, once. */
+        ck_assert_int_eq(respond("c-other", AVK_TRACK_CONFIRM, "1490", at + 1000),
+                         AVK_TRACK_NOT_PARTY);
+        ck_assert_int_eq(respond("c1", AVK_TRACK_CONFIRM, "VGR", at + 2000), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 6);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_ANSWER_DISPUTED, "VGR", "1480");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
+        s = last(AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_LOCAL_FORUM);
+        ck_assert_int_eq(s->pending, AVK_TRACK_STEP_NONE);
+        ck_assert_int_eq(respond("c1", AVK_TRACK_CONFIRM, "VGR", at + 2000),
+                         AVK_TRACK_NOT_EXPECTED);
+        /* A new answer lets a pending step lapse: the next dispute asks again. */
+        ck_assert_int_eq(respond("n3", AVK_TRACK_ANSWER, "VGR", at + DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(respond("d3", AVK_TRACK_DISPUTE, "1480", at + 2 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->pending, AVK_TRACK_STEP_COUNTY_FORUM);
+        ck_assert_int_eq(respond("n4", AVK_TRACK_ANSWER, "VGR", at + 3 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->pending, AVK_TRACK_STEP_NONE);
+        ck_assert_int_eq(respond("c2", AVK_TRACK_CONFIRM, "1480", at + 4 * DAY),
+                         AVK_TRACK_NOT_EXPECTED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 6);
 }
 END_TEST
 
@@ -380,7 +493,8 @@ START_TEST(duplicates_and_replays_change_nothing)
         ck_assert_int_eq(respond("d1", AVK_TRACK_DISPUTE, "1480", t0 + 3 * DAY),
                          AVK_TRACK_DUPLICATE);
         ck_assert_int_eq(last(AVK_TRACK_STATUS)->version, versions);
-        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 1);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2); /* one per party */
+        ;
 }
 END_TEST
 
@@ -427,13 +541,61 @@ START_TEST(a_disputed_answer_climbs_one_step_and_asks_for_a_new_answer)
         ck_assert_int_eq(s->state, AVK_TRACK_DISPUTED);
         ck_assert_int_eq(s->step, AVK_TRACK_STEP_MANAGER);
         ck_assert_int_eq(s->answer_deadline, deadline(&terms("LOW")->step_answer, disputed));
-        const struct seen *e = last(AVK_TRACK_ESCALATION);
-        ck_assert_int_eq(e->reason, AVK_TRACK_ANSWER_DISPUTED);
+        /* A disagreement: both parties' holders of the step are told, each
+         * escalation naming the other party. */
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2);
+        const struct seen *receiver_side = &seen[seen_cnt - 2];
+        const struct seen *reporter_side = &seen[seen_cnt - 1];
+        assert_escalation(receiver_side, AVK_TRACK_STEP_MANAGER, AVK_TRACK_ANSWER_DISPUTED, "VGR",
+                          "1480");
+        assert_escalation(reporter_side, AVK_TRACK_STEP_MANAGER, AVK_TRACK_ANSWER_DISPUTED, "1480",
+                          "VGR");
+        ck_assert_str_ne(receiver_side->id, reporter_side->id);
         /* A second answer, after the dispute, counts. */
         ck_assert_int_eq(respond("n2", AVK_TRACK_ANSWER, "VGR", disputed + DAY), AVK_TRACK_APPLIED);
         ck_assert_int_eq(respond("d2", AVK_TRACK_DISPUTE, "1480", disputed + 2 * DAY),
                          AVK_TRACK_APPLIED);
         ck_assert_int_eq(last(AVK_TRACK_ESCALATION)->step, AVK_TRACK_STEP_MANAGERS_MANAGER);
+}
+END_TEST
+
+/* Only a disagreement reaches the forums: each dispute climbs one step on
+ * both sides, up to the county-level forum and no further (court is the
+ * parties' own, outside avvik). */
+START_TEST(disputes_climb_to_the_forums_on_both_sides_and_stop_at_the_county_forum)
+{
+        routed(t0);
+        int64_t at = t0;
+        for (int round = 0; round < 5; round++) {
+                at += DAY;
+                ck_assert_int_eq(
+                    respond(round ? "n-later" : "n-first", AVK_TRACK_ANSWER, "VGR", at),
+                    AVK_TRACK_APPLIED);
+                at += DAY;
+                char id[16];
+                snprintf(id, sizeof(id), "d%d", round);
+                ck_assert_int_eq(respond(id, AVK_TRACK_DISPUTE, "1480", at), AVK_TRACK_APPLIED);
+                ack_all();
+        }
+        int receiver_steps[5] = {0}, reporter_steps[5] = {0};
+        for (int i = 0; i < seen_cnt; i++) {
+                if (seen[i].kind != AVK_TRACK_ESCALATION)
+                        continue;
+                ck_assert_int_eq(seen[i].reason, AVK_TRACK_ANSWER_DISPUTED);
+                if (strcmp(seen[i].party, "VGR") == 0) {
+                        ck_assert_str_eq(seen[i].counterpart, "1480");
+                        receiver_steps[seen[i].step]++;
+                } else {
+                        ck_assert_str_eq(seen[i].party, "1480");
+                        ck_assert_str_eq(seen[i].counterpart, "VGR");
+                        reporter_steps[seen[i].step]++;
+                }
+        }
+        for (int step = AVK_TRACK_STEP_MANAGER; step <= AVK_TRACK_STEP_COUNTY_FORUM; step++) {
+                ck_assert_int_eq(receiver_steps[step], 1);
+                ck_assert_int_eq(reporter_steps[step], 1);
+        }
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->step, AVK_TRACK_STEP_COUNTY_FORUM);
 }
 END_TEST
 
@@ -541,6 +703,7 @@ START_TEST(a_rebuild_writes_the_half_of_an_escalation_that_is_missing)
         struct avk_track_escalation e = {.deviation_id = DEV,
                                          .escalated_at = esc.at,
                                          .hop = 0,
+                                         .party = "VGR",
                                          .step = esc.step,
                                          .reason = esc.reason,
                                          .deadline_at = esc.deadline,
@@ -582,6 +745,49 @@ START_TEST(a_rebuild_writes_the_half_of_an_escalation_that_is_missing)
 }
 END_TEST
 
+/* A disagreement's two escalations are two writes: a crash after the
+ * receiver's leaves the reporter's side to the rebuild, which writes it with
+ * the same id and nothing else. */
+START_TEST(a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing)
+{
+        routed(t0);
+        respond("n1", AVK_TRACK_ANSWER, "VGR", t0 + DAY);
+        respond("d1", AVK_TRACK_DISPUTE, "1480", t0 + 2 * DAY);
+        ack_all();
+        struct seen answered = seen[1];
+        struct seen disputed = *last(AVK_TRACK_STATUS);
+        struct seen receiver_side = seen[seen_cnt - 2];
+        struct seen reporter_side = seen[seen_cnt - 1];
+        ck_assert_str_eq(reporter_side.party, "1480");
+        avk_track_destroy(t);
+        t = make();
+        int before = seen_cnt;
+        struct avk_track_status v1 = status_of(&seen[0], AVK_TRACK_NONE);
+        struct avk_track_status v2 = status_of(&answered, t0 + DAY);
+        struct avk_track_status v3 = status_of(&disputed, t0 + DAY);
+        avk_track_restore_status(t, &v1);
+        avk_track_restore_status(t, &v2);
+        avk_track_restore_status(t, &v3);
+        struct avk_track_escalation e = {.deviation_id = DEV,
+                                         .escalated_at = receiver_side.at,
+                                         .hop = 0,
+                                         .party = "VGR",
+                                         .counterpart = "1480",
+                                         .step = receiver_side.step,
+                                         .reason = AVK_TRACK_ANSWER_DISPUTED,
+                                         .deadline_at = AVK_TRACK_NONE,
+                                         .partition = 2};
+        snprintf(e.escalation_id, sizeof(e.escalation_id), "%s", receiver_side.id);
+        ck_assert_int_eq(avk_track_restore_escalation(t, &e), 0);
+        ck_assert_int_eq(avk_track_restore_done(t, 2), 1);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 1);
+        const struct seen *again = last(AVK_TRACK_ESCALATION);
+        ck_assert_str_eq(again->id, reporter_side.id);
+        assert_escalation(again, AVK_TRACK_STEP_MANAGER, AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
+        ck_assert_int_eq(count(AVK_TRACK_STATUS, before), 0);
+}
+END_TEST
+
 /* track.h's enums mirror the schemas' symbols in order: the names the outputs carry. */
 START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
 {
@@ -593,7 +799,7 @@ START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
                                               "ANSWER_DEADLINE_PASSED", "ANSWER_DISPUTED",
                                               "DELIVERY_FAILED"};
         static const char *const kinds[] = {"ACKNOWLEDGED", "ANSWERED", "REJECTED_WRONG_RECEIVER",
-                                            "DISPUTED"};
+                                            "DISPUTED", "ESCALATION_CONFIRMED"};
 
         for (int i = 0; i < AVK_TRACK_STATE_CNT; i++) {
                 ck_assert_str_eq(avk_track_state_name((enum avk_track_state)i), states[i]);
@@ -614,7 +820,7 @@ START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
                 ck_assert_int_eq(avk_track_reason_parse(reasons[i]), i);
         }
         ck_assert_str_eq(avk_track_reason_name(AVK_TRACK_REASON_CNT), "UNKNOWN");
-        for (int i = AVK_TRACK_ACKNOWLEDGE; i <= AVK_TRACK_DISPUTE; i++)
+        for (int i = AVK_TRACK_ACKNOWLEDGE; i <= AVK_TRACK_CONFIRM; i++)
                 ck_assert_int_eq(avk_track_response_kind_parse(kinds[i]), i);
         ck_assert_int_eq(avk_track_response_kind_parse("UNKNOWN"), -1);
         ck_assert_str_eq(avk_track_deadline_name(AVK_TRACK_DEADLINE_ACKNOWLEDGE), "ACKNOWLEDGE");
@@ -632,18 +838,23 @@ int main(void)
         tcase_add_test(tc, routing_opens_the_deviation_with_the_policy_deadlines);
         tcase_add_test(tc, an_answer_not_disputed_within_the_window_closes_the_deviation);
         tcase_add_test(tc, a_reminder_comes_before_each_deadline_once);
-        tcase_add_test(tc, an_unacknowledged_deviation_escalates_to_the_manager_once);
-        tcase_add_test(tc, an_unanswered_deviation_climbs_the_ladder_and_stops_at_the_county_forum);
+        tcase_add_test(tc,
+                       a_missed_acknowledge_deadline_steps_once_to_the_receivers_managers_manager);
+        tcase_add_test(tc, a_deviation_nobody_answers_never_climbs_to_a_forum);
+        tcase_add_test(tc, without_the_deadline_step_a_missed_deadline_gives_reminders_only);
         tcase_add_test(tc, a_response_before_its_routing_is_kept_and_applied_when_it_arrives);
         tcase_add_test(tc, a_kept_response_whose_routing_never_comes_is_settled_as_such);
         tcase_add_test(tc, duplicates_and_replays_change_nothing);
         tcase_add_test(tc, responses_from_the_wrong_party_are_ignored);
         tcase_add_test(tc, a_rejection_waits_for_the_next_hop_which_resets_the_deadlines);
         tcase_add_test(tc, a_disputed_answer_climbs_one_step_and_asks_for_a_new_answer);
+        tcase_add_test(tc, disputes_climb_to_the_forums_on_both_sides_and_stop_at_the_county_forum);
+        tcase_add_test(tc, a_manual_forum_step_waits_for_confirmation_by_either_party);
         tcase_add_test(tc, a_failed_delivery_escalates_to_the_manager_once);
         tcase_add_test(tc, timers_wait_for_outputs_in_flight);
         tcase_add_test(tc, a_rebuild_fires_what_passed_while_down_and_nothing_twice);
         tcase_add_test(tc, a_rebuild_writes_the_half_of_an_escalation_that_is_missing);
+        tcase_add_test(tc, a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing);
         tcase_add_test(tc, states_steps_reasons_and_kinds_carry_the_schemas_symbols);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);

@@ -9,6 +9,17 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const tal = new Intl.NumberFormat('sv-SE');
 const procent = new Intl.NumberFormat('sv-SE', { style: 'percent', maximumFractionDigits: 1 });
+const decimal = new Intl.NumberFormat('sv-SE', { maximumFractionDigits: 1 });
+
+// "1 avvikelse", "4 avvikelser": the number with the noun in its form.
+function antal(n, en, flera) {
+  return `${tal.format(n)} ${n === 1 ? en : flera}`;
+}
+
+// "1 dag", "4,2 dagar": days with a decimal comma.
+function dagar(d) {
+  return `${decimal.format(d)} ${d === 1 ? 'dag' : 'dagar'}`;
+}
 const MANADER = ['jan', 'feb', 'mar', 'apr', 'maj', 'jun', 'jul', 'aug', 'sep', 'okt', 'nov', 'dec'];
 
 function el(tag, text, klass) {
@@ -88,10 +99,10 @@ function nyckeltal(s) {
   const d = s.deadline;
   const rader = [
     ['Rapporterade avvikelser', tal.format(s.total)],
-    ['Besvarade inom tidsgränsen', d.share === null ? '–' : procent.format(d.share)],
+    ['Besvarade inom tidsgränsen (lokal policy)', d.share === null ? '–' : procent.format(d.share)],
     ['Försenade just nu', tal.format(s.overdue)],
     ['Eskalerade', tal.format(s.escalation.escalated)],
-    ['Median tid till svar', s.response_time.answer.p50_days === null ? '–' : `${s.response_time.answer.p50_days} dagar`],
+    ['Median tid till svar', s.response_time.answer.p50_days === null ? '–' : dagar(s.response_time.answer.p50_days)],
     ['Möjlig lex Maria', tal.format(s.flags.possible_lex_maria)],
   ];
   for (const [namn, varde] of rader) {
@@ -105,7 +116,7 @@ function nyckeltal(s) {
 function matt(id, fordelning) {
   const p = document.getElementById(id);
   p.textContent = fordelning.count === 0 ? 'Inga mätvärden ännu.'
-    : `${tal.format(fordelning.count)} avvikelser; median ${fordelning.p50_days} dagar, 90:e percentilen ${fordelning.p90_days} dagar.`;
+    : `${antal(fordelning.count, 'avvikelse', 'avvikelser')}; median ${dagar(fordelning.p50_days)}, 90:e percentilen ${dagar(fordelning.p90_days)}.`;
 }
 
 function partcell(rad, item, roll) {
@@ -165,7 +176,7 @@ function tabeller(s) {
 function forsenade(f) {
   document.getElementById('forsenade-antal').textContent = f.total === 0
     ? 'Inga avvikelser är försenade.'
-    : `${tal.format(f.total)} avvikelser saknar kvittens eller svar efter tidsgränsen (kalenderdagar, svensk tid).`;
+    : `${antal(f.total, 'avvikelse', 'avvikelser')} saknar kvittens eller svar efter tidsgränsen (kalenderdagar, svensk tid; tidsgränserna är lokal policy, inte avtalets).`;
   const tbody = document.getElementById('forsenade');
   clear(tbody);
   for (const a of f.items) {
