@@ -295,15 +295,20 @@ static void report_of(avro_value_t *v, struct report *rp)
         avro_value_t flag;
         if (avk_avro_field(v, "flags.possible_lex_maria", &flag) == 0)
                 avro_value_get_boolean(&flag, &rp->lex_maria);
+        int64_t occurred_at = 0;
+        if (avk_avro_field(v, "occurred_at", &flag) == 0)
+                avro_value_get_long(&flag, &occurred_at);
+        rp->in.occurred_at_ms = occurred_at;
 }
 
 /* Packs rp into one allocation of partition p's state: per field a
  * presence byte ('0' for null, '1' before the text) and a NUL, then the
- * flag byte. */
+ * flag byte and occurred_at in decimal. */
 static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
 {
         struct avk_rules_input in = rp->in;
-        size_t size = 2;
+        char occurred[24];
+        size_t size = 2 + (size_t)snprintf(occurred, sizeof(occurred), "%lld", in.occurred_at_ms);
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
                 const char *f = *report_field(&in, i);
                 size += 2 + (f ? strlen(f) : 0);
@@ -319,7 +324,7 @@ static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
                 at += n + 1;
         }
         *at++ = rp->lex_maria ? '1' : '0';
-        *at = '\0';
+        memcpy(at, occurred, strlen(occurred) + 1);
         return packed;
 }
 
@@ -333,6 +338,7 @@ static void unpack_report(const char *packed, struct report *rp)
                 packed += strlen(packed) + 1;
         }
         rp->lex_maria = *packed == '1';
+        rp->in.occurred_at_ms = strtoll(packed + 1, NULL, 10);
 }
 
 /* Keeps what routing reads of the report in v for d (the first one seen
@@ -466,6 +472,11 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
         rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
               avro_value_set_boolean(&f, rp->lex_maria);
+        rc |= avk_avro_set_text(v, "basis", avk_rules_basis_symbol(dec->basis));
+        rc |= avro_value_get_by_name(v, "named_receiver_not_used", &f, NULL) ||
+              avro_value_set_boolean(&f, dec->named_not_used);
+        rc |= avro_value_get_by_name(v, "location_contradicts_setting", &f, NULL) ||
+              avro_value_set_boolean(&f, dec->location_contradicts);
         if (rc) {
                 snprintf(errstr, errstr_size, "cannot build the DeviationRouted");
                 return NULL;
