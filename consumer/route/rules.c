@@ -167,7 +167,8 @@ static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_te
         const char *party, *basis;
 
         if (then == NULL) {
-                avk_jsondoc_fail_key(doc, "then", "is required: {\"party\": ..., \"reason\": ...}");
+                avk_jsondoc_fail_key(
+                    doc, "then", "is required: {\"party\": ..., \"basis\": ..., \"reason\": ...}");
                 return;
         }
         avk_path_push(&doc->path, "then", 0);
@@ -330,7 +331,6 @@ struct route {
         const avk_directory_t *dir;
         const struct avk_rules_input *in;
         const struct avk_rules_rejection *rejection; /* NULL for the first routing */
-        int exclude_reporter;                        /* the reporter's party may not receive it */
         const char *location_side;        /* side of location.party; NULL when unknown or own */
         const char *agreement;            /* the input's, or derived from the category */
         int agreement_derived;            /* agreement was UNKNOWN and the category decided it */
@@ -406,7 +406,7 @@ static int is_excluded(const struct route *rt, const char *code)
 {
         const struct avk_rules_rejection *rej = rt->rejection;
 
-        if (rt->exclude_reporter && is_reporter(rt, code))
+        if (is_reporter(rt, code))
                 return 1;
         if (rej == NULL)
                 return 0;
@@ -452,7 +452,9 @@ static void read_location(struct route *rt)
         const char *setting = in->care_setting;
         int other_side;
 
-        if (in->location_party == NULL || is_reporter(rt, in->location_party))
+        /* After the party where it happened has rejected it, the location no longer points. */
+        if (in->location_party == NULL || is_reporter(rt, in->location_party) ||
+            is_excluded(rt, in->location_party))
                 return;
         rt->location_side = side_of(in->location_party);
         if (rt->location_side == NULL)
@@ -537,7 +539,7 @@ static int take_named(struct route *rt, const char *party_code, const char *unit
                          unit_hsa_id);
         else if (party == NULL)
                 snprintf(why, sizeof(why), "parten \"%s\" finns inte i partskatalogen", party_code);
-        else if (rt->exclude_reporter && is_reporter(rt, party->code))
+        else if (is_reporter(rt, party->code))
                 snprintf(why, sizeof(why),
                          "%s är den rapporterande parten, och en avvikelse i samverkan går "
                          "till en annan part",
@@ -759,7 +761,6 @@ void avk_rules_decide(const avk_rules_t *rules, const avk_directory_t *dir,
         struct route rt;
 
         route_init(&rt, rules, dir, in, NULL, 0, out);
-        rt.exclude_reporter = 1;
         if (in->named_party || in->named_unit_hsa_id) {
                 if (take_named(&rt, in->named_party, in->named_unit_hsa_id,
                                AVK_RULES_NAMED_BY_REPORTER, AVK_RULES_ID_NAMED, "Rapportören"))
@@ -788,17 +789,14 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
                 take_manual(&rt, why);
                 return;
         }
-        /* A suggestion naming the reporter is not followed; the rules may come back to it. */
-        rt.exclude_reporter = 1;
         if ((rejection->suggested_party || rejection->suggested_unit_hsa_id) &&
             take_named(&rt, rejection->suggested_party, rejection->suggested_unit_hsa_id,
                        AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, rejecting))
                 return;
-        rt.exclude_reporter = 0;
         if (take_rule(&rt, AVK_RULES_REROUTED) || take_triage(&rt, NULL))
                 return;
-        take_manual(&rt, "Varje part som kunde ta emot den har svarat fel mottagare: parterna är "
-                         "oeniga, och eskaleringstrappan gäller.");
+        take_manual(&rt, "Varje part utom rapportören som kunde ta emot den har svarat fel "
+                         "mottagare: parterna är oeniga, och eskaleringstrappan gäller.");
 }
 
 const char *avk_rules_basis_symbol(enum avk_rules_basis basis)

@@ -9,10 +9,11 @@
  * names: the patient's MUNICIPALITY (municipality_code) or the REGION (VGR).
  *
  * A deviation in collaboration is about another party than the reporter's:
- * at the first hop the reporting party is excluded exactly as a party that
- * answered "wrong receiver" is later - for a named receiver, the rules and
- * triage alike. The rules also read where the event happened (location.party,
- * unknown when it is the reporter's own) and the agreement period of
+ * the reporting party is excluded exactly as a party that answered "wrong
+ * receiver" is - for a named receiver, a receiver's suggestion, the rules and
+ * triage alike, at the first hop and after it (when every other party has
+ * rejected it, the county coordinator triages by hand). The rules also read where the event
+ * happened (location.party, unknown when it is the reporter's own) and the agreement period of
  * occurred_at (until 2026-12-31, or the 2027-2030 agreement); a rule naming
  * the side opposite to the location is passed over, and a sub-agreement left
  * UNKNOWN is derived from the category (docs/routing.md).
@@ -37,7 +38,8 @@
  *      hand. Every input gets a decision: nothing is dropped.
  *
  * After a "wrong receiver" response, avk_rules_reroute() excludes every
- * party that has rejected the deviation: a receiver the rejecting party
+ * party that has rejected the deviation (and the location no longer decides
+ * once its party has): a receiver the rejecting party
  * suggests wins when usable, else the next rule, else triage; when the hop
  * bound (max_reroutes in the rules file) is passed, or every candidate has
  * rejected it (the parties disagree), the county coordinator triages by hand.
