@@ -16,16 +16,13 @@
 
 #include <jansson.h>
 
-#include "common/contract/schema.h"
+#include "tests/support/routing_fixture.h"
 
-#define RULES_FILE     AVK_SOURCE_DIR "/data/routing-rules.json"
-#define DIRECTORY_FILE AVK_SOURCE_DIR "/data/directory.json"
-#define CASES_FILE     AVK_SOURCE_DIR "/tests/data/routing-cases.json"
+#define CASES_FILE AVK_SOURCE_DIR "/tests/data/routing-cases.json"
 
 static const char *const fills[] = {"careful", "hurried"};
 #define FILL_CNT 2
 
-static avk_catalog_t *catalog;
 static avk_directory_t *dir;
 static avk_rules_t *rules;
 static json_t *cases;
@@ -124,16 +121,23 @@ START_TEST(a_named_receiver_not_used_is_flagged)
 }
 END_TEST
 
-/* A municipal care setting at a region location: the location is followed, and flagged. */
-START_TEST(a_setting_that_contradicts_the_location_is_flagged)
+/* Göteborg's nurse reports what happened at VGR, in 2027, in care setting setting. */
+static struct avk_rules_input gothenburg_reports_about_vgr(const char *setting)
 {
         struct avk_rules_input in = {.reporter_party = "1480",
                                      .location_party = "VGR",
                                      .municipality_code = "1480",
-                                     .care_setting = "SPECIAL_HOUSING",
+                                     .care_setting = setting,
                                      .category = "CARE_AND_TREATMENT",
                                      .competence = "NURSE",
                                      .occurred_at_ms = 1800000000000LL};
+        return in;
+}
+
+/* A municipal care setting at a region location: the location is followed, and flagged. */
+START_TEST(a_setting_that_contradicts_the_location_is_flagged)
+{
+        struct avk_rules_input in = gothenburg_reports_about_vgr("SPECIAL_HOUSING");
         struct avk_rules_decision out;
 
         avk_rules_decide(rules, dir, &in, &out);
@@ -146,12 +150,7 @@ END_TEST
 /* A receiver's suggestion naming the reporter is not followed. */
 START_TEST(a_suggestion_naming_the_reporter_is_not_followed)
 {
-        struct avk_rules_input in = {.reporter_party = "1480",
-                                     .location_party = "VGR",
-                                     .municipality_code = "1480",
-                                     .care_setting = "INPATIENT",
-                                     .category = "INFORMATION_TRANSFER",
-                                     .occurred_at_ms = 1800000000000LL};
+        struct avk_rules_input in = gothenburg_reports_about_vgr("INPATIENT");
         struct avk_rules_rejection rej = {
             .hop = 0, .rejecting_party = "VGR", .suggested_party = "1480"};
         struct avk_rules_decision out;
@@ -178,34 +177,19 @@ static Suite *cases_suite(void)
 
 int main(void)
 {
-        char errstr[512], joined[4096];
-        struct avk_errors errs;
+        struct routing_fixture fixture;
         json_error_t jerr;
-        SRunner *sr;
         int failed = 1;
 
-        avk_errors_init(&errs);
-        catalog = avk_catalog_new_builtin(errstr, sizeof(errstr));
         cases = json_load_file(CASES_FILE, 0, &jerr);
-        if (catalog == NULL || cases == NULL) {
-                fprintf(stderr, "%s %s\n", catalog ? "" : errstr, cases ? "" : jerr.text);
-                goto out;
+        if (cases == NULL)
+                fprintf(stderr, "%s: %s\n", CASES_FILE, jerr.text);
+        if (routing_fixture_load(&fixture) == 0 && cases != NULL) {
+                dir = fixture.dir;
+                rules = fixture.rules;
+                failed = routing_fixture_run(cases_suite());
         }
-        dir = avk_directory_load(DIRECTORY_FILE, 0, &errs);
-        rules =
-            avk_rules_load(RULES_FILE, avk_catalog_by_name(catalog, "DeviationReported"), &errs);
-        if (dir == NULL || rules == NULL) {
-                fprintf(stderr, "%s\n", avk_errors_join(&errs, joined, sizeof(joined)));
-                goto out;
-        }
-        sr = srunner_create(cases_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-out:
-        avk_rules_destroy(rules);
-        avk_directory_destroy(dir);
-        avk_catalog_destroy(catalog);
+        routing_fixture_free(&fixture);
         json_decref(cases);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -24,12 +24,12 @@
 #include <jansson.h>
 
 #include "tests/support/check_text.h"
+#include "tests/support/routing_fixture.h"
 #include "tests/support/test_data.h"
 
-#define RULES_FILE     AVK_SOURCE_DIR "/data/routing-rules.json"
-#define DIRECTORY_FILE AVK_SOURCE_DIR "/data/directory.json"
-#define SEEDS_DIR      AVK_SOURCE_DIR "/../shared/seeds"
-#define FIXTURE(name)  AVK_TEST_DATA "/rules/" name
+#define RULES_FILE    AVK_SOURCE_DIR "/data/routing-rules.json"
+#define SEEDS_DIR     AVK_SOURCE_DIR "/../shared/seeds"
+#define FIXTURE(name) AVK_TEST_DATA "/rules/" name
 
 /* Source documents, by file name (docs/agreement.md). */
 #define SEED_2021 "001_d2508e3e58e7f3ae.txt" /* Hälso- och sjukvårdsavtalet, webb 2021 */
@@ -1107,31 +1107,16 @@ static Suite *routing_suite(void)
 
 int main(void)
 {
-        char errstr[512];
-        struct avk_errors load_errs;
-        SRunner *sr;
+        struct routing_fixture fixture;
         int failed = 1;
 
-        avk_errors_init(&load_errs);
-        catalog = avk_catalog_new_builtin(errstr, sizeof(errstr));
-        if (catalog == NULL) {
-                fprintf(stderr, "%s\n", errstr);
-                return EXIT_FAILURE;
+        if (routing_fixture_load(&fixture) == 0) {
+                catalog = fixture.catalog;
+                reported = fixture.reported;
+                dir = fixture.dir;
+                rules = fixture.rules;
+                failed = routing_fixture_run(routing_suite());
         }
-        reported = avk_catalog_by_name(catalog, "DeviationReported");
-        dir = avk_directory_load(DIRECTORY_FILE, 0, &load_errs);
-        rules = avk_rules_load(RULES_FILE, reported, &load_errs);
-        if (dir == NULL || rules == NULL) {
-                fprintf(stderr, "%s\n", avk_errors_join(&load_errs, joined, sizeof(joined)));
-                goto out;
-        }
-        sr = srunner_create(routing_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-out:
-        avk_rules_destroy(rules);
-        avk_directory_destroy(dir);
-        avk_catalog_destroy(catalog);
+        routing_fixture_free(&fixture);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
