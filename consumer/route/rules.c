@@ -611,6 +611,16 @@ static void note_passed(struct route *rt, const char *ids, size_t cnt, const cha
                          ids, why);
 }
 
+/* The rules passed over: those against the location, then those naming an excluded party. */
+static void note_passed_over(struct route *rt, const char *elsewhere, size_t elsewhere_cnt,
+                             const char *excluded, size_t excluded_cnt)
+{
+        note_passed(rt, elsewhere, elsewhere_cnt, "strider mot platsen där händelsen inträffade");
+        note_passed(rt, excluded, excluded_cnt,
+                    "pekar ut den rapporterande parten eller en part som redan svarat fel "
+                    "mottagare");
+}
+
 /* Adds id to the list ids of cnt rule ids. */
 static void list_add(char *ids, size_t size, size_t *cnt, const char *id)
 {
@@ -646,7 +656,7 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
 
                 rt->rule_matched = 1;
                 if (r->party == SIDE_TRIAGE) {
-                        note_passed(rt, excluded, excluded_cnt, "pekar ut en utesluten part");
+                        note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
                         snprintf(why, sizeof(why), "Regel %s gäller (%s): %s", id,
                                  matched_values(rt, i, values, sizeof(values)), r->reason);
                         if (!take_triage(rt, why))
@@ -668,11 +678,7 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
                 } else if (is_excluded(rt, code)) {
                         list_add(excluded, sizeof(excluded), &excluded_cnt, id);
                 } else {
-                        note_passed(rt, elsewhere, elsewhere_cnt,
-                                    "strider mot platsen där händelsen inträffade");
-                        note_passed(rt, excluded, excluded_cnt,
-                                    "pekar ut den rapporterande parten eller en part som redan "
-                                    "svarat fel mottagare");
+                        note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
                         text_add(&rt->reason, "Regel %s gäller (%s): %s Mottagare: %s.", id,
                                  matched_values(rt, i, values, sizeof(values)), r->reason,
                                  label(party, buf, sizeof(buf)));
@@ -682,10 +688,7 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
                         return 1;
                 }
         }
-        note_passed(rt, elsewhere, elsewhere_cnt, "strider mot platsen där händelsen inträffade");
-        note_passed(rt, excluded, excluded_cnt,
-                    "pekar ut den rapporterande parten eller en part som redan svarat fel "
-                    "mottagare");
+        note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
         return 0;
 }
 
