@@ -267,7 +267,6 @@ static void read_secret(struct loader *l, const char *path, struct avk_directory
         }
         wh->secret = secret.bytes;
         wh->secret_len = secret.len;
-        wh->secret_size = secret.size;
 }
 
 /* The webhook at the current path. NULL after an error. */
@@ -720,8 +719,9 @@ void avk_directory_destroy(avk_directory_t *dir)
                 return;
         for (size_t i = 0; i < dir->webhook_cnt; i++) {
                 struct avk_directory_webhook *wh = dir->webhooks[i];
+                /* read_secret() read it with avk_secret_read(): AVK_SECRET_MAX. */
                 struct avk_secret secret = {(unsigned char *)wh->secret, wh->secret_len,
-                                            wh->secret_size};
+                                            AVK_SECRET_MAX + 1};
 
                 avk_secret_wipe(&secret);
         }

@@ -50,7 +50,6 @@ struct avk_directory_webhook {
         const char *secret_file;     /**< the path the secret was read from (resolved) */
         const unsigned char *secret; /**< the file's bytes, without a final newline; never log */
         size_t secret_len;           /**< at least AVK_DIRECTORY_SECRET_MIN */
-        size_t secret_size;          /**< of secret's allocation, all of it wiped at destroy */
         int patient_identity;        /**< 1 when the payload may carry the patient's identity */
 };
 

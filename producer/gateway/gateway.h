@@ -9,7 +9,7 @@
  *   GET  /healthz, /readyz, /metrics
  *
  * Every request to /v1 carries a bearer token bound to a party
- * (producer/gateway/auth.h): a party files only as itself and responds only to the
+ * (common/http/auth.h): a party files only as itself and responds only to the
  * deviations it receives (or, to dispute, reported), which the gateway knows
  * from topic.routed (producer/gateway/index.h). Retries are recognised by
  * Idempotency-Key and by document id (producer/gateway/idempotency.h). The
