@@ -161,10 +161,29 @@ static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_
         avk_path_pop(&doc->path);
 }
 
+/* obj.key, one of names (NULL-terminated): its index, or -1 after an error saying it is what_not.
+ */
+static int parse_symbol(struct avk_jsondoc *doc, json_t *obj, const char *key,
+                        const char *const *names, const char *what_not)
+{
+        const char *value = avk_jsondoc_string(doc, obj, key, 1);
+
+        for (int i = 0; value != NULL && names[i] != NULL; i++) {
+                if (strcmp(value, names[i]) == 0)
+                        return i;
+        }
+        if (value != NULL)
+                avk_jsondoc_fail_key(doc, key, "\"%s\" is %s", value, what_not);
+        return -1;
+}
+
 static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_terms *r)
 {
+        /* In enum side's and enum avk_rules_basis's orders. */
+        static const char *const parties[] = {"REGION", "MUNICIPALITY", "TRIAGE", NULL};
+        static const char *const bases[] = {"TEXT", "INFERENCE", NULL};
         json_t *then = json_object_get(rule_obj, "then");
-        const char *party, *basis;
+        int party, basis;
 
         if (then == NULL) {
                 avk_jsondoc_fail_key(
@@ -174,28 +193,16 @@ static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_te
         avk_path_push(&doc->path, "then", 0);
         if (avk_jsondoc_expect_object(doc, then) == 0) {
                 avk_jsondoc_check_keys(doc, then, then_keys);
-                party = avk_jsondoc_string(doc, then, "party", 1);
-                if (party && strcmp(party, side_names[SIDE_REGION]) == 0)
-                        r->party = SIDE_REGION;
-                else if (party && strcmp(party, side_names[SIDE_MUNICIPALITY]) == 0)
-                        r->party = SIDE_MUNICIPALITY;
-                else if (party && strcmp(party, "TRIAGE") == 0)
-                        r->party = SIDE_TRIAGE;
-                else if (party)
-                        avk_jsondoc_fail_key(doc, "party",
-                                             "\"%s\" is neither REGION (VGR), MUNICIPALITY "
-                                             "(the patient's municipality) nor TRIAGE",
-                                             party);
-                basis = avk_jsondoc_string(doc, then, "basis", 1);
-                if (basis && strcmp(basis, "TEXT") == 0)
-                        r->basis = AVK_RULES_BASIS_TEXT;
-                else if (basis && strcmp(basis, "INFERENCE") == 0)
-                        r->basis = AVK_RULES_BASIS_INFERENCE;
-                else if (basis)
-                        avk_jsondoc_fail_key(doc, "basis",
-                                             "\"%s\" is neither TEXT (the clause says it) nor "
-                                             "INFERENCE (avvik's reading of it)",
-                                             basis);
+                party = parse_symbol(doc, then, "party", parties,
+                                     "neither REGION (VGR), MUNICIPALITY (the patient's "
+                                     "municipality) nor TRIAGE");
+                basis = parse_symbol(doc, then, "basis", bases,
+                                     "neither TEXT (the clause says it) nor INFERENCE (avvik's "
+                                     "reading of it)");
+                if (party >= 0)
+                        r->party = (enum side)party;
+                if (basis >= 0)
+                        r->basis = (enum avk_rules_basis)basis;
                 r->reason = get_text(doc, then, "reason", RULE_REASON_MAX);
         }
         avk_path_pop(&doc->path);
