@@ -63,6 +63,7 @@ struct hop {
         char cause[ID_SIZE];
         void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
         size_t routed_len;
+        int manual; /* decided MANUAL: at the county coordinator's desk */
 };
 
 struct deviation {
@@ -277,7 +278,8 @@ static int set_report(avk_router_t *r, struct deviation *d, avro_value_t *v, str
  * re-routing outgrows the hops in the arena: the copy is there until the
  * partition goes, a few hundred bytes per re-routing. */
 static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const char *event_id,
-                           const char *party, const char *cause, const void *routed, size_t len)
+                           const char *party, const char *cause, const void *routed, size_t len,
+                           int manual)
 {
         if (h < 0 || h > 1000)
                 return NULL;
@@ -299,6 +301,7 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
                 return NULL;
         memcpy(hop->routed, routed, len);
         hop->routed_len = len;
+        hop->manual = manual;
         copy_text(hop->event_id, sizeof(hop->event_id), event_id);
         copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
         copy_text(hop->cause, sizeof(hop->cause), cause ? cause : "");
@@ -404,7 +407,8 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
                              errstr_size) != 0)
                 return NULL;
-        struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len);
+        struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len,
+                                  dec->kind == AVK_RULES_MANUAL);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -518,6 +522,11 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 skip(r, "STALE_" WRONG_RECEIVER);
                 return 0;
         }
+        if (d->hops[current].manual && avk_rules_hosts_desk(r->dir, party)) {
+                /* The desk triages for the county, not for its host: it keeps the deviation. */
+                skip(r, "DESK_" WRONG_RECEIVER);
+                return 0;
+        }
         const char *earlier[1000];
         size_t earlier_cnt = 0;
         for (int h = 0; h < current; h++) {
@@ -560,7 +569,8 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         int32_t hop = -1;
         const char *id = avk_avro_text(v, "deviation_id"),
                    *party = avk_avro_text(v, "receiver_party");
-        const char *event_id = avk_avro_text(v, "event_id");
+        const char *event_id = avk_avro_text(v, "event_id"),
+                   *decision = avk_avro_text(v, "decision");
         if (!id || !party || !event_id || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
             avro_value_get_int(&f, &hop) != 0)
                 return;
@@ -575,7 +585,9 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len);
+                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len,
+                        decision &&
+                            strcmp(decision, avk_rules_decision_symbol(AVK_RULES_MANUAL)) == 0);
 }
 
 static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)

@@ -809,6 +809,13 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
                          "mottagare: parterna är oeniga, och eskaleringstrappan gäller.");
 }
 
+int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party)
+{
+        const struct avk_directory_unit *desk = avk_directory_county_coordinator(dir);
+
+        return desk != NULL && party != NULL && strcmp(desk->party->code, party) == 0;
+}
+
 const char *avk_rules_basis_symbol(enum avk_rules_basis basis)
 {
         const struct avk_schema_enum *bases = avk_schema_enum("DecisionBasis");

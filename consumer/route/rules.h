@@ -178,6 +178,13 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
  */
 const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind);
 
+/**
+ * @brief Whether party hosts the county coordinator's desk, which triages
+ * MANUAL decisions for the whole county: its "wrong receiver" on such a
+ * decision is not a rejection of the deviation, and spends no hop.
+ */
+int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party);
+
 /** @brief The DecisionBasis symbol of a basis ("INFERENCE"). Static storage. */
 const char *avk_rules_basis_symbol(enum avk_rules_basis basis);
 
