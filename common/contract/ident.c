@@ -11,6 +11,7 @@
 #include "common/contract/ident.h"
 
 #include "common/contract/municipality.h"
+#include "common/contract/utf8.h"
 #include "common/util/luhn.h"
 
 #include <inttypes.h>
@@ -72,6 +73,30 @@ static const char *char_repr(char c, char *buf, size_t buf_size)
         else
                 snprintf(buf, buf_size, "byte 0x%02X", (unsigned)u);
         return buf;
+}
+
+/* Characters in s[0..n): the bytes that start one (UTF-8; a byte of an invalid sequence counts as
+ * one). Error texts count what a reader sees: "Tjörn" is 5 characters, not 6. */
+static size_t chars_in(const char *s, size_t n)
+{
+        size_t cnt = 0;
+
+        for (size_t i = 0; i < n; i++)
+                cnt += ((unsigned char)s[i] & 0xC0) != 0x80;
+        return cnt;
+}
+
+/* Bytes of the UTF-8 character starting at s (0 when it is not a valid one). */
+static size_t char_len(const char *s)
+{
+        unsigned char u = (unsigned char)*s;
+        size_t n = u < 0x80 ? 1 : u >= 0xF0 ? 4 : u >= 0xE0 ? 3 : u >= 0xC0 ? 2 : 0;
+
+        for (size_t i = 1; i < n; i++) {
+                if (s[i] == '\0')
+                        return 0;
+        }
+        return n > 0 && avk_utf8_invalid_at(s, n) == n ? n : 0;
 }
 
 static int two_digits(const char *p)
@@ -284,11 +309,16 @@ int avk_ident_hsa_id(const char *s, char *errstr, size_t errstr_size)
 
                 if (is_ascii_alnum(s[i]))
                         continue;
-                /* A byte of a multi-byte character: the character itself
-                 * cannot be quoted without decoding UTF-8. */
+                /* A letter such as 'Ö' (UTF-8): quoted as the reader typed it. */
+                if (u >= 0x80 && char_len(s + i) > 0)
+                        return fail(errstr, errstr_size,
+                                    "character %zu ('%.*s') is not one of the letters A-Z or "
+                                    "digits an HSA-id is made of: it never holds å, ä, ö or "
+                                    "other letters, so copy it as the HSA catalogue writes it",
+                                    chars_in(s, i) + 1, (int)char_len(s + i), s + i);
                 if (u >= 0x80)
                         return fail(errstr, errstr_size,
-                                    "byte %zu (0x%02X) is not ASCII, expected a letter or "
+                                    "byte %zu (0x%02X) is not UTF-8 text, expected a letter or "
                                     "digit [A-Za-z0-9]",
                                     i + 1, (unsigned)u);
                 return fail(errstr, errstr_size,
@@ -296,8 +326,8 @@ int avk_ident_hsa_id(const char *s, char *errstr, size_t errstr_size)
                             char_repr(s[i], repr, sizeof(repr)));
         }
         if (len > HSA_ID_MAX_LEN)
-                return fail(errstr, errstr_size, "'%s' is %zu characters, at most %d", s, len,
-                            HSA_ID_MAX_LEN);
+                return fail(errstr, errstr_size, "'%s' is %zu characters, at most %d", s,
+                            chars_in(s, len), HSA_ID_MAX_LEN);
         return 0;
 }
 
@@ -312,7 +342,8 @@ int avk_ident_municipality_code(const char *s, char *errstr, size_t errstr_size)
         /* Unquoted until known to be digits: the input may be any bytes. */
         if (len != 4)
                 return fail(errstr, errstr_size,
-                            "municipality code must be 4 digits, got %zu characters", len);
+                            "municipality code must be 4 digits, got %zu characters",
+                            chars_in(s, len));
         for (size_t i = 0; i < len; i++) {
                 if (!is_digit(s[i]))
                         return fail(errstr, errstr_size,

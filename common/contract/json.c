@@ -204,6 +204,7 @@ void avk_json_rules_of(avro_schema_t s, const json_t *field, const json_t *node,
             [AVK_JSON_FORMAT_MUNICIPALITY] = "municipality",
             [AVK_JSON_FORMAT_PERSONAL_ID] = "personal-id",
             [AVK_JSON_FORMAT_PAST] = "past",
+            [AVK_JSON_FORMAT_NAMED_PARTY] = "named-party",
         };
         *rules = (struct avk_json_rules){0};
         /* Only what the type uses: the tree walk asks for every value. */
@@ -324,6 +325,13 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                                     "is not a party: expected \"VGR\" or a municipality "
                                     "code (%s)",
                                     reason);
+                break;
+        case AVK_JSON_FORMAT_NAMED_PARTY:
+                /* A code no municipality has is filed: the router does not use it and says why
+                 * in the routed event (docs/routing.md, "The decision"). */
+                if (strcmp(s, "VGR") != 0 && (len != 4 || strspn(s, "0123456789") != 4))
+                        return fail(w, "is not a party: expected \"VGR\" or a municipality code "
+                                       "of 4 digits");
                 break;
         case AVK_JSON_FORMAT_HSA_ID:
                 rc = avk_ident_hsa_id(s, reason, sizeof(reason));

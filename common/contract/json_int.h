@@ -59,6 +59,8 @@ enum avk_json_format {
         AVK_JSON_FORMAT_MUNICIPALITY,
         AVK_JSON_FORMAT_PERSONAL_ID,
         AVK_JSON_FORMAT_PAST,
+        /** A party as a reporter names it: "VGR" or 4 digits; the router checks the code. */
+        AVK_JSON_FORMAT_NAMED_PARTY,
 };
 
 /** The rules a field's JSON sets for its values (read once per field). */

@@ -63,6 +63,7 @@ struct hop {
         char cause[ID_SIZE];
         void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
         size_t routed_len;
+        int manual; /* decided MANUAL: at the county coordinator's desk */
 };
 
 struct deviation {
@@ -217,15 +218,20 @@ static void report_of(avro_value_t *v, struct report *rp)
         avro_value_t flag;
         if (avk_avro_field(v, "flags.possible_lex_maria", &flag) == 0)
                 avro_value_get_boolean(&flag, &rp->lex_maria);
+        int64_t occurred_at = 0;
+        if (avk_avro_field(v, "occurred_at", &flag) == 0)
+                avro_value_get_long(&flag, &occurred_at);
+        rp->in.occurred_at_ms = occurred_at;
 }
 
 /* Packs rp into one allocation of partition p's state: per field a
  * presence byte ('0' for null, '1' before the text) and a NUL, then the
- * flag byte. */
+ * flag byte and occurred_at in decimal. */
 static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
 {
         struct avk_rules_input in = rp->in;
-        size_t size = 2;
+        char occurred[24];
+        size_t size = 2 + (size_t)snprintf(occurred, sizeof(occurred), "%lld", in.occurred_at_ms);
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
                 const char *f = *report_field(&in, i);
                 size += 2 + (f ? strlen(f) : 0);
@@ -241,7 +247,7 @@ static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
                 at += n + 1;
         }
         *at++ = rp->lex_maria ? '1' : '0';
-        *at = '\0';
+        memcpy(at, occurred, strlen(occurred) + 1);
         return packed;
 }
 
@@ -255,6 +261,7 @@ static void unpack_report(const char *packed, struct report *rp)
                 packed += strlen(packed) + 1;
         }
         rp->lex_maria = *packed == '1';
+        rp->in.occurred_at_ms = strtoll(packed + 1, NULL, 10);
 }
 
 /* Keeps what routing reads of the report in v for d (the first one seen
@@ -275,7 +282,8 @@ static int set_report(avk_router_t *r, struct deviation *d, avro_value_t *v, str
  * re-routing outgrows the hops in the arena: the copy is there until the
  * partition goes, a few hundred bytes per re-routing. */
 static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const char *event_id,
-                           const char *party, const char *cause, const void *routed, size_t len)
+                           const char *party, const char *cause, const void *routed, size_t len,
+                           int manual)
 {
         if (h < 0 || h > 1000)
                 return NULL;
@@ -297,6 +305,7 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
                 return NULL;
         memcpy(hop->routed, routed, len);
         hop->routed_len = len;
+        hop->manual = manual;
         copy_text(hop->event_id, sizeof(hop->event_id), event_id);
         copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
         copy_text(hop->cause, sizeof(hop->cause), cause ? cause : "");
@@ -395,6 +404,11 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
         rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
               avro_value_set_boolean(&f, rp->lex_maria);
+        rc |= avk_avro_set_text(v, "basis", avk_rules_basis_symbol(dec->basis));
+        rc |= avro_value_get_by_name(v, "named_receiver_not_used", &f, NULL) ||
+              avro_value_set_boolean(&f, dec->named_not_used);
+        rc |= avro_value_get_by_name(v, "location_contradicts_setting", &f, NULL) ||
+              avro_value_set_boolean(&f, dec->location_contradicts);
         if (rc) {
                 snprintf(errstr, errstr_size, "cannot build the DeviationRouted");
                 return NULL;
@@ -407,7 +421,8 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
                 unavailable(r, errstr);
         if (encoded != 0)
                 return NULL;
-        struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len);
+        struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len,
+                                  dec->kind == AVK_RULES_MANUAL);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -528,6 +543,11 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 skip(r, "STALE_" WRONG_RECEIVER);
                 return 0;
         }
+        if (d->hops[current].manual && avk_rules_hosts_desk(r->dir, party)) {
+                /* The desk triages for the county, not for its host: it keeps the deviation. */
+                skip(r, "DESK_" WRONG_RECEIVER);
+                return 0;
+        }
         const char *earlier[1000];
         size_t earlier_cnt = 0;
         for (int h = 0; h < current; h++) {
@@ -573,7 +593,8 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         int32_t hop = -1;
         const char *id = avk_avro_text(v, "deviation_id"),
                    *party = avk_avro_text(v, "receiver_party");
-        const char *event_id = avk_avro_text(v, "event_id");
+        const char *event_id = avk_avro_text(v, "event_id"),
+                   *decision = avk_avro_text(v, "decision");
         if (!id || !party || !event_id || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
             avro_value_get_int(&f, &hop) != 0)
                 return;
@@ -588,7 +609,9 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len);
+                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len,
+                        decision &&
+                            strcmp(decision, avk_rules_decision_symbol(AVK_RULES_MANUAL)) == 0);
 }
 
 static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)

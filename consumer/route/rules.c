@@ -28,9 +28,40 @@
 #define SOURCE_MAX       100
 #define RULE_REASON_MAX  400
 
-/* The reporting side, and the party a rule names: one vocabulary for both. */
-enum side { SIDE_REGION, SIDE_MUNICIPALITY, SIDE_CNT };
+/* The reporting side, the side of the location, and the party a rule names
+ * (which may also be TRIAGE: no party alone answers). */
+enum side { SIDE_REGION, SIDE_MUNICIPALITY, SIDE_CNT, SIDE_TRIAGE = SIDE_CNT };
 static const char *const side_names[SIDE_CNT + 1] = {"REGION", "MUNICIPALITY", NULL};
+
+/* The agreement periods, chosen by occurred_at. */
+enum period { PERIOD_UNTIL_2026, PERIOD_FROM_2027, PERIOD_CNT };
+static const char *const period_names[PERIOD_CNT + 1] = {"UNTIL_2026", "FROM_2027", NULL};
+
+/* 2027-01-01T00:00 in Sweden (CET, UTC+1): the 2027-2030 agreement's first moment. */
+#define AGREEMENT_2027_FROM_MS 1798758000000LL
+
+/* The care settings only one side runs (docs/routing.md, "Location and care setting"); the
+ * others (HVB_HOME, ORDINARY_HOUSING, OTHER) belong to neither. */
+static const char *const region_settings[] = {
+    "INPATIENT", "OUTPATIENT_CLINIC", "REGION_PRIMARY_CARE",   "REGION_PRIMARY_CARE_HOME_VISIT",
+    "EMERGENCY", "PREHOSPITAL",       "SPECIALISED_HOME_CARE", "DENTAL",
+    NULL};
+static const char *const municipal_settings[] = {
+    "HOME_HEALTH_CARE", "SPECIAL_HOUSING", "HOUSING_WITH_SPECIAL_SERVICE",
+    "DAY_ACTIVITY",     "SHORT_TERM_STAY", NULL};
+
+/* The sub-agreement a category belongs to, when the reporter left agreement UNKNOWN (from_2027
+ * NULL: the same in both periods). From 2027 the discharge process is in the county-wide
+ * routines, no longer in the payment sub-agreement. */
+static const struct {
+        const char *category, *until_2026, *from_2027;
+} derived_agreements[] = {
+    {"PHYSICIAN_AVAILABILITY", "PHYSICIAN_RESPONSIBILITY", NULL},
+    {"ORAL_HEALTH", "ORAL_HEALTH", NULL},
+    {"MENTAL_HEALTH_ADDICTION", "MENTAL_HEALTH_ADDICTION", NULL},
+    {"DISCHARGE_PLANNING", "DISCHARGE_PAYMENT", "COUNTY_GUIDELINE"},
+    {"SIP", "COUNTY_GUIDELINE", NULL},
+};
 
 enum field {
         F_REPORTER,
@@ -41,6 +72,8 @@ enum field {
         F_AGREEMENT,
         F_EVENT_CLASS,
         F_HARM_LEVEL,
+        F_LOCATION,
+        F_PERIOD,
         FIELD_CNT
 };
 
@@ -56,9 +89,12 @@ static const struct avk_ruletable_condition conditions[FIELD_CNT] = {
     {"agreement", AVK_RULETABLE_ENUM, "agreement", "Agreement", NULL},
     {"event_class", AVK_RULETABLE_ENUM, "event_class", "EventClass", NULL},
     {"harm_level", AVK_RULETABLE_ENUM, "harm_level", "HarmLevel", NULL},
+    {"location", AVK_RULETABLE_SYMBOLS, "location", NULL, side_names},
+    {"period", AVK_RULETABLE_SYMBOLS, "period", NULL, period_names},
 };
 
-/* Where the deviation's symbol of each condition is in the input (none for the reporting side). */
+/* Where the deviation's symbol of each condition is in the input (none for the reporting side,
+ * the location and the period: they are derived). */
 static const size_t input_offsets[FIELD_CNT] = {
     0,
     offsetof(struct avk_rules_input, category),
@@ -68,16 +104,19 @@ static const size_t input_offsets[FIELD_CNT] = {
     offsetof(struct avk_rules_input, agreement),
     offsetof(struct avk_rules_input, event_class),
     offsetof(struct avk_rules_input, harm_level),
+    0,
+    0,
 };
 
 static const char *const root_keys[] = {"about", "max_reroutes", "rules", NULL};
 static const char *const rule_keys[] = {"id", "clause", "when", "then", NULL};
 static const char *const clause_keys[] = {"document", "source", "section", "quote", NULL};
-static const char *const then_keys[] = {"party", "reason", NULL};
+static const char *const then_keys[] = {"party", "basis", "reason", NULL};
 
 /* What a rule of the table decides: strings point into the table's JSON. */
 struct rule_terms {
         enum side party;
+        enum avk_rules_basis basis;
         const char *reason;
         const char *document, *source, *section, *quote;
 };
@@ -122,28 +161,48 @@ static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_
         avk_path_pop(&doc->path);
 }
 
+/* obj.key, one of names (NULL-terminated): its index, or -1 after an error saying it is what_not.
+ */
+static int parse_symbol(struct avk_jsondoc *doc, json_t *obj, const char *key,
+                        const char *const *names, const char *what_not)
+{
+        const char *value = avk_jsondoc_string(doc, obj, key, 1);
+
+        for (int i = 0; value != NULL && names[i] != NULL; i++) {
+                if (strcmp(value, names[i]) == 0)
+                        return i;
+        }
+        if (value != NULL)
+                avk_jsondoc_fail_key(doc, key, "\"%s\" is %s", value, what_not);
+        return -1;
+}
+
 static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_terms *r)
 {
+        /* In enum side's and enum avk_rules_basis's orders. */
+        static const char *const parties[] = {"REGION", "MUNICIPALITY", "TRIAGE", NULL};
+        static const char *const bases[] = {"TEXT", "INFERENCE", NULL};
         json_t *then = json_object_get(rule_obj, "then");
-        const char *party;
+        int party, basis;
 
         if (then == NULL) {
-                avk_jsondoc_fail_key(doc, "then", "is required: {\"party\": ..., \"reason\": ...}");
+                avk_jsondoc_fail_key(
+                    doc, "then", "is required: {\"party\": ..., \"basis\": ..., \"reason\": ...}");
                 return;
         }
         avk_path_push(&doc->path, "then", 0);
         if (avk_jsondoc_expect_object(doc, then) == 0) {
                 avk_jsondoc_check_keys(doc, then, then_keys);
-                party = avk_jsondoc_string(doc, then, "party", 1);
-                if (party && strcmp(party, side_names[SIDE_REGION]) == 0)
-                        r->party = SIDE_REGION;
-                else if (party && strcmp(party, side_names[SIDE_MUNICIPALITY]) == 0)
-                        r->party = SIDE_MUNICIPALITY;
-                else if (party)
-                        avk_jsondoc_fail_key(doc, "party",
-                                             "\"%s\" is neither REGION (VGR) nor MUNICIPALITY "
-                                             "(the patient's municipality)",
-                                             party);
+                party = parse_symbol(doc, then, "party", parties,
+                                     "neither REGION (VGR), MUNICIPALITY (the patient's "
+                                     "municipality) nor TRIAGE");
+                basis = parse_symbol(doc, then, "basis", bases,
+                                     "neither TEXT (the clause says it) nor INFERENCE (avvik's "
+                                     "reading of it)");
+                if (party >= 0)
+                        r->party = (enum side)party;
+                if (basis >= 0)
+                        r->basis = (enum avk_rules_basis)basis;
                 r->reason = get_text(doc, then, "reason", RULE_REASON_MAX);
         }
         avk_path_pop(&doc->path);
@@ -279,8 +338,11 @@ struct route {
         const avk_directory_t *dir;
         const struct avk_rules_input *in;
         const struct avk_rules_rejection *rejection; /* NULL for the first routing */
-        struct avk_ruletable_query query;            /* the input's symbols as indexes */
-        int rule_matched;                            /* some rule matched, usable or not */
+        const char *location_side;        /* side of location.party; NULL when unknown or own */
+        const char *agreement;            /* the input's, or derived from the category */
+        int agreement_derived;            /* agreement was UNKNOWN and the category decided it */
+        struct avk_ruletable_query query; /* the input's symbols as indexes */
+        int rule_matched;                 /* some rule matched, usable or not */
         struct text reason;
         struct avk_rules_decision *out;
 };
@@ -294,11 +356,34 @@ static const char *side_of(const char *party)
         return avk_municipality_find(party) ? side_names[SIDE_MUNICIPALITY] : NULL;
 }
 
-static const char *input_symbol(const struct avk_rules_input *in, int f)
+static int listed(const char *const *list, const char *symbol)
 {
-        if (f == F_REPORTER)
+        for (; symbol != NULL && *list != NULL; list++) {
+                if (strcmp(*list, symbol) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+static const char *input_symbol(const struct route *rt, int f)
+{
+        const struct avk_rules_input *in = rt->in;
+
+        switch (f) {
+        case F_REPORTER:
                 return side_of(in->reporter_party);
-        return *(const char *const *)(const void *)((const char *)in + input_offsets[f]);
+        case F_LOCATION:
+                return rt->location_side;
+        case F_PERIOD:
+                if (in->occurred_at_ms == 0)
+                        return NULL;
+                return period_names[in->occurred_at_ms < AGREEMENT_2027_FROM_MS ? PERIOD_UNTIL_2026
+                                                                                : PERIOD_FROM_2027];
+        case F_AGREEMENT:
+                return rt->agreement;
+        default:
+                return *(const char *const *)(const void *)((const char *)in + input_offsets[f]);
+        }
 }
 
 /* "Göteborg (1480)". */
@@ -315,14 +400,21 @@ static const char *label_code(const struct route *rt, const char *code, char *bu
 
         if (p != NULL)
                 return label(p, buf, size);
-        snprintf(buf, size, "%s", code ? code : "(none)");
+        snprintf(buf, size, "%s", code ? code : "(ingen)");
         return buf;
+}
+
+static int is_reporter(const struct route *rt, const char *code)
+{
+        return rt->in->reporter_party && strcmp(rt->in->reporter_party, code) == 0;
 }
 
 static int is_excluded(const struct route *rt, const char *code)
 {
         const struct avk_rules_rejection *rej = rt->rejection;
 
+        if (is_reporter(rt, code))
+                return 1;
         if (rej == NULL)
                 return 0;
         if (rej->rejecting_party && strcmp(rej->rejecting_party, code) == 0)
@@ -332,6 +424,58 @@ static int is_excluded(const struct route *rt, const char *code)
                         return 1;
         }
         return 0;
+}
+
+/* The agreement the rules read: the reporter's, or the category's when it is UNKNOWN. */
+static void derive_agreement(struct route *rt)
+{
+        const struct avk_rules_input *in = rt->in;
+        int from_2027 = in->occurred_at_ms >= AGREEMENT_2027_FROM_MS;
+
+        rt->agreement = in->agreement;
+        if (in->agreement != NULL && strcmp(in->agreement, "UNKNOWN") != 0)
+                return;
+        for (size_t i = 0;
+             in->category && i < sizeof(derived_agreements) / sizeof(derived_agreements[0]); i++) {
+                if (strcmp(derived_agreements[i].category, in->category) == 0) {
+                        rt->agreement = from_2027 && derived_agreements[i].from_2027
+                                            ? derived_agreements[i].from_2027
+                                            : derived_agreements[i].until_2026;
+                        rt->agreement_derived = 1;
+                        return;
+                }
+        }
+}
+
+/*
+ * Where the event happened, when the reporter names another party than its
+ * own there: a hurried reporter puts its own unit in location. A care setting
+ * of the other side is a contradiction the reporter can see: the location is
+ * followed, and the routed event says so.
+ */
+static void read_location(struct route *rt)
+{
+        const struct avk_rules_input *in = rt->in;
+        const char *setting = in->care_setting;
+        int other_side;
+
+        /* After the party where it happened has rejected it, the location no longer points. */
+        if (in->location_party == NULL || is_reporter(rt, in->location_party) ||
+            is_excluded(rt, in->location_party))
+                return;
+        rt->location_side = side_of(in->location_party);
+        if (rt->location_side == NULL)
+                return;
+        other_side = rt->location_side == side_names[SIDE_REGION]
+                         ? listed(municipal_settings, setting)
+                         : listed(region_settings, setting);
+        if (other_side) {
+                rt->out->location_contradicts = 1;
+                text_add(&rt->reason,
+                         "Vårdformen %s hör till den andra parten än platsen där händelsen "
+                         "inträffade (%s); platsen följs. ",
+                         setting, in->location_party);
+        }
 }
 
 static void route_init(struct route *rt, const avk_rules_t *rules, const avk_directory_t *dir,
@@ -349,9 +493,12 @@ static void route_init(struct route *rt, const avk_rules_t *rules, const avk_dir
         rt->reason.buf = out->reason;
         rt->reason.size = sizeof(out->reason);
         out->hop = hop;
+        out->basis = AVK_RULES_BASIS_LOCAL_POLICY;
+        derive_agreement(rt);
+        read_location(rt);
         avk_ruletable_query_init(&rt->query);
         for (int f = 0; f < FIELD_CNT; f++)
-                avk_ruletable_query_set(rules->table, &rt->query, (size_t)f, input_symbol(in, f));
+                avk_ruletable_query_set(rules->table, &rt->query, (size_t)f, input_symbol(rt, f));
 }
 
 static void finish(struct route *rt, enum avk_rules_decision_kind kind, const char *rule_id,
@@ -373,12 +520,12 @@ static const struct avk_directory_unit *location_unit(struct route *rt,
 
         if (u == NULL || u->party != party)
                 return NULL;
-        text_add(&rt->reason, " Unit: %s (%s), where the event happened.", u->name, u->hsa_id);
+        text_add(&rt->reason, " Enhet: %s (%s), där händelsen inträffade.", u->name, u->hsa_id);
         return u;
 }
 
 /*
- * A receiver someone named: who is "The reporter", or the party that rejected
+ * A receiver someone named: who is "Rapportören", or the party that rejected
  * the deviation. A unit without a party stands for its own party. Returns 1
  * when out is filled, 0 (and a sentence saying why) when it cannot be used.
  */
@@ -395,30 +542,34 @@ static int take_named(struct route *rt, const char *party_code, const char *unit
         party = avk_directory_party(rt->dir, party_code);
         if (party_code == NULL)
                 snprintf(why, sizeof(why),
-                         "its unit %s is not in the party directory and no "
-                         "party was named",
+                         "enheten %s finns inte i partskatalogen och ingen part angavs",
                          unit_hsa_id);
         else if (party == NULL)
-                snprintf(why, sizeof(why), "party \"%s\" is not in the party directory",
-                         party_code);
+                snprintf(why, sizeof(why), "parten \"%s\" finns inte i partskatalogen", party_code);
+        else if (is_reporter(rt, party->code))
+                snprintf(why, sizeof(why),
+                         "%s är den rapporterande parten, och en avvikelse i samverkan går "
+                         "till en annan part",
+                         label(party, buf, sizeof(buf)));
         else if (is_excluded(rt, party->code))
-                snprintf(why, sizeof(why), "%s has already answered wrong receiver",
+                snprintf(why, sizeof(why), "%s har redan svarat fel mottagare",
                          label(party, buf, sizeof(buf)));
         else if (unit != NULL && unit->party != party)
-                snprintf(why, sizeof(why), "unit %s (%s) belongs to %s, not to %s", unit->name,
+                snprintf(why, sizeof(why), "enheten %s (%s) hör till %s, inte till %s", unit->name,
                          unit->hsa_id, label(unit->party, other, sizeof(other)),
                          label(party, buf, sizeof(buf)));
         if (why[0] != '\0') {
-                text_add(&rt->reason, "%s named a receiver that cannot be used: %s. ", who, why);
+                text_add(&rt->reason, "%s angav en mottagare som inte kan användas: %s. ", who,
+                         why);
                 return 0;
         }
-        text_add(&rt->reason, "%s named %s as the receiver.", who, label(party, buf, sizeof(buf)));
+        text_add(&rt->reason, "%s angav %s som mottagare.", who, label(party, buf, sizeof(buf)));
         if (unit != NULL)
-                text_add(&rt->reason, " Unit: %s (%s).", unit->name, unit->hsa_id);
+                text_add(&rt->reason, " Enhet: %s (%s).", unit->name, unit->hsa_id);
         else if (unit_hsa_id != NULL)
                 text_add(&rt->reason,
-                         " The named unit %s is not in the party directory; the party's "
-                         "coordinator receives it.",
+                         " Den angivna enheten %s finns inte i partskatalogen; partens "
+                         "samordnare tar emot den.",
                          unit_hsa_id);
         else
                 unit = location_unit(rt, party);
@@ -434,9 +585,11 @@ static const char *matched_values(const struct route *rt, size_t rule, char *buf
         buf[0] = '\0';
         for (int f = 0; f < FIELD_CNT && used < size; f++) {
                 if (avk_ruletable_names(rt->rules->table, rule, (size_t)f))
-                        used +=
-                            (size_t)snprintf(buf + used, size - used, "%s%s %s", used ? ", " : "",
-                                             conditions[f].key, input_symbol(rt->in, f));
+                        used += (size_t)snprintf(
+                            buf + used, size - used, "%s%s %s%s", used ? ", " : "",
+                            conditions[f].key, input_symbol(rt, f),
+                            f == F_AGREEMENT && rt->agreement_derived ? " (härlett ur kategorin)"
+                                                                      : "");
         }
         return buf;
 }
@@ -448,7 +601,7 @@ static const char *input_values(const struct route *rt, char *buf, size_t size)
 
         buf[0] = '\0';
         for (int f = 0; f < FIELD_CNT && used < size; f++) {
-                const char *value = input_symbol(rt->in, f);
+                const char *value = input_symbol(rt, f);
 
                 if (value != NULL)
                         used += (size_t)snprintf(buf + used, size - used, "%s%s %s",
@@ -457,15 +610,40 @@ static const char *input_values(const struct route *rt, char *buf, size_t size)
         return buf;
 }
 
-/* "Rules R-A, R-B matched, but ...": the rules passed over for a party that has rejected it. */
-static void note_excluded(struct route *rt, const char *ids, size_t cnt)
+/* "Regel R-A, R-B gäller, men ...": the rules passed over, and why. */
+static void note_passed(struct route *rt, const char *ids, size_t cnt, const char *why)
 {
         if (cnt > 0)
-                text_add(&rt->reason,
-                         "%s %s matched, but name%s a party that has already answered "
-                         "wrong receiver. ",
-                         cnt == 1 ? "Rule" : "Rules", ids, cnt == 1 ? "s" : "");
+                text_add(&rt->reason, "%s %s gäller, men %s. ", cnt == 1 ? "Regel" : "Reglerna",
+                         ids, why);
 }
+
+/* The rules passed over: those against the location, then those naming an excluded party. */
+static void note_passed_over(struct route *rt, const char *elsewhere, size_t elsewhere_cnt,
+                             const char *excluded, size_t excluded_cnt)
+{
+        note_passed(rt, elsewhere, elsewhere_cnt, "strider mot platsen där händelsen inträffade");
+        note_passed(rt, excluded, excluded_cnt,
+                    "pekar ut den rapporterande parten eller en part som redan svarat fel "
+                    "mottagare");
+}
+
+/* Adds id to the list ids of cnt rule ids. */
+static void list_add(char *ids, size_t size, size_t *cnt, const char *id)
+{
+        size_t len = strlen(ids);
+
+        if (len < size)
+                snprintf(ids + len, size - len, "%s%s", *cnt ? ", " : "", id);
+        (*cnt)++;
+}
+
+static void add_clause(struct route *rt, const struct rule_terms *r)
+{
+        text_add(&rt->reason, " Klausul: %s, \"%s\": \"%s\".", r->document, r->section, r->quote);
+}
+
+static int take_triage(struct route *rt, const char *why_no_party);
 
 /* The first rule that matches and names a usable party. Returns 1 when out is filled. */
 static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
@@ -473,8 +651,8 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
         const struct avk_rules_input *in = rt->in;
         const avk_ruletable_t *table = rt->rules->table;
         size_t cnt = avk_ruletable_cnt(table);
-        char values[400], buf[160], excluded[400] = "";
-        size_t excluded_cnt = 0, excluded_len = 0;
+        char values[400], buf[160], excluded[400] = "", elsewhere[400] = "", why[600];
+        size_t excluded_cnt = 0, elsewhere_cnt = 0;
 
         for (size_t i = avk_ruletable_first(table, &rt->query, 0); i < cnt;
              i = avk_ruletable_first(table, &rt->query, i + 1)) {
@@ -484,43 +662,53 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
                 const struct avk_directory_party *party = avk_directory_party(rt->dir, code);
 
                 rt->rule_matched = 1;
-                if (code == NULL) {
+                if (r->party == SIDE_TRIAGE) {
+                        note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
+                        snprintf(why, sizeof(why), "Regel %s gäller (%s): %s", id,
+                                 matched_values(rt, i, values, sizeof(values)), r->reason);
+                        if (!take_triage(rt, why))
+                                return 0;
+                        snprintf(rt->out->rule_id, sizeof(rt->out->rule_id), "%s", id);
+                        rt->out->basis = r->basis;
+                        add_clause(rt, r);
+                        return 1;
+                }
+                if (rt->location_side && rt->location_side != side_names[r->party]) {
+                        list_add(elsewhere, sizeof(elsewhere), &elsewhere_cnt, id);
+                } else if (code == NULL) {
                         text_add(&rt->reason,
-                                 "Rule %s matched, but the deviation names no municipality. ", id);
+                                 "Regel %s gäller, men avvikelsen anger ingen kommun. ", id);
                 } else if (party == NULL) {
                         text_add(&rt->reason,
-                                 "Rule %s matched, but party %s is not in the party directory. ",
-                                 id, code);
+                                 "Regel %s gäller, men parten %s finns inte i partskatalogen. ", id,
+                                 code);
                 } else if (is_excluded(rt, code)) {
-                        if (excluded_len < sizeof(excluded))
-                                excluded_len += (size_t)snprintf(
-                                    excluded + excluded_len, sizeof(excluded) - excluded_len,
-                                    "%s%s", excluded_cnt ? ", " : "", id);
-                        excluded_cnt++;
+                        list_add(excluded, sizeof(excluded), &excluded_cnt, id);
                 } else {
-                        note_excluded(rt, excluded, excluded_cnt);
-                        text_add(&rt->reason, "Rule %s matched (%s): %s Receiver: %s.", id,
+                        note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
+                        text_add(&rt->reason, "Regel %s gäller (%s): %s Mottagare: %s.", id,
                                  matched_values(rt, i, values, sizeof(values)), r->reason,
                                  label(party, buf, sizeof(buf)));
                         finish(rt, kind, id, party, location_unit(rt, party));
-                        text_add(&rt->reason, " Clause: %s, \"%s\": \"%s\".", r->document,
-                                 r->section, r->quote);
+                        rt->out->basis = r->basis;
+                        add_clause(rt, r);
                         return 1;
                 }
         }
-        note_excluded(rt, excluded, excluded_cnt);
+        note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
         return 0;
 }
 
 /*
- * No rule could decide: the coordinator of the most likely party triages.
- * A deviation in collaboration is about another party than the reporter's:
- * first the party where the event happened when that is not the reporter,
- * then the reporter's counterpart (VGR for a municipality, the patient's
- * municipality for VGR). After a rejection has excluded those, the other side
- * of the agreement remains. Returns 1 when out is filled.
+ * The coordinator of the most likely party triages, after why_no_party (NULL:
+ * no rule named a usable party). A deviation in collaboration is about another
+ * party than the reporter's: first the party where the event happened when
+ * that is not the reporter, then the reporter's counterpart (VGR for a
+ * municipality, the patient's municipality for VGR). After a rejection has
+ * excluded those, the other side of the agreement remains. Returns 1 when out
+ * is filled.
  */
-static int take_triage(struct route *rt)
+static int take_triage(struct route *rt, const char *why_no_party)
 {
         const struct avk_rules_input *in = rt->in;
         int region_reports = side_of(in->reporter_party) == side_names[SIDE_REGION];
@@ -534,29 +722,30 @@ static int take_triage(struct route *rt)
         if (in->location_party &&
             (in->reporter_party == NULL || strcmp(in->location_party, in->reporter_party) != 0)) {
                 candidates[cnt].code = in->location_party;
-                candidates[cnt++].why = "the party where the event happened";
+                candidates[cnt++].why = "parten där händelsen inträffade";
         }
         candidates[cnt].code = region_reports ? in->municipality_code : "VGR";
-        candidates[cnt++].why = region_reports ? "the patient's municipality, counterpart of the "
-                                                 "reporting region"
-                                               : "the region, counterpart of the reporting "
-                                                 "municipality";
+        candidates[cnt++].why = region_reports
+                                    ? "patientens kommun, motpart till den rapporterande regionen"
+                                    : "regionen, motpart till den rapporterande kommunen";
         candidates[cnt].code = region_reports ? "VGR" : in->municipality_code;
-        candidates[cnt++].why = region_reports ? "the region, the other party of the agreement"
-                                               : "the patient's municipality, the other party "
-                                                 "of the agreement";
+        candidates[cnt++].why = region_reports ? "regionen, avtalets andra part"
+                                               : "patientens kommun, avtalets andra part";
         for (size_t i = 0; i < cnt; i++) {
                 const struct avk_directory_party *party =
                     avk_directory_party(rt->dir, candidates[i].code);
 
                 if (party == NULL || is_excluded(rt, party->code))
                         continue;
-                if (rt->rule_matched)
-                        text_add(&rt->reason, "No rule that matched names a usable receiver. ");
+                if (why_no_party)
+                        text_add(&rt->reason, "%s ", why_no_party);
+                else if (rt->rule_matched)
+                        text_add(&rt->reason,
+                                 "Ingen regel som gäller pekar ut en möjlig mottagare. ");
                 else
-                        text_add(&rt->reason, "No rule of the agreement matched (%s). ",
+                        text_add(&rt->reason, "Ingen regel i avtalet gäller (%s). ",
                                  input_values(rt, values, sizeof(values)));
-                text_add(&rt->reason, "The coordinator of %s triages it: %s.",
+                text_add(&rt->reason, "Samordnaren hos %s sorterar den: %s.",
                          label(party, buf, sizeof(buf)), candidates[i].why);
                 finish(rt, AVK_RULES_TRIAGE, AVK_RULES_ID_TRIAGE, party, NULL);
                 return 1;
@@ -570,9 +759,10 @@ static void take_manual(struct route *rt, const char *why)
         const struct avk_directory_unit *county = avk_directory_county_coordinator(rt->dir);
         char buf[160];
 
-        text_add(&rt->reason, "%s The county coordinator, %s (%s) of %s, triages it by hand.", why,
+        text_add(&rt->reason, "%s Länets samordnare, %s (%s) hos %s, sorterar den manuellt.", why,
                  county->name, county->hsa_id, label(county->party, buf, sizeof(buf)));
         finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL, county->party, county);
+        rt->out->basis = AVK_RULES_BASIS_LOCAL_POLICY;
 }
 
 void avk_rules_decide(const avk_rules_t *rules, const avk_directory_t *dir,
@@ -581,13 +771,15 @@ void avk_rules_decide(const avk_rules_t *rules, const avk_directory_t *dir,
         struct route rt;
 
         route_init(&rt, rules, dir, in, NULL, 0, out);
-        if ((in->named_party || in->named_unit_hsa_id) &&
-            take_named(&rt, in->named_party, in->named_unit_hsa_id, AVK_RULES_NAMED_BY_REPORTER,
-                       AVK_RULES_ID_NAMED, "The reporter"))
+        if (in->named_party || in->named_unit_hsa_id) {
+                if (take_named(&rt, in->named_party, in->named_unit_hsa_id,
+                               AVK_RULES_NAMED_BY_REPORTER, AVK_RULES_ID_NAMED, "Rapportören"))
+                        return;
+                out->named_not_used = 1;
+        }
+        if (take_rule(&rt, AVK_RULES_AGREEMENT_RULE) || take_triage(&rt, NULL))
                 return;
-        if (take_rule(&rt, AVK_RULES_AGREEMENT_RULE) || take_triage(&rt))
-                return;
-        take_manual(&rt, "No party of the directory can take it.");
+        take_manual(&rt, "Ingen part i partskatalogen kan ta emot den.");
 }
 
 void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
@@ -599,10 +791,10 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
 
         route_init(&rt, rules, dir, in, rejection, rejection->hop + 1, out);
         label_code(&rt, rejection->rejecting_party, rejecting, sizeof(rejecting));
-        text_add(&rt.reason, "%s answered wrong receiver (re-routing %d of at most %d). ",
-                 rejecting, out->hop, rules->max_reroutes);
+        text_add(&rt.reason, "%s svarade fel mottagare (omdirigering %d av högst %d). ", rejecting,
+                 out->hop, rules->max_reroutes);
         if (out->hop > rules->max_reroutes) {
-                snprintf(why, sizeof(why), "Re-routed %d times, the most the rules allow.",
+                snprintf(why, sizeof(why), "Omdirigerad %d gånger, det högsta reglerna tillåter.",
                          rules->max_reroutes);
                 take_manual(&rt, why);
                 return;
@@ -611,8 +803,22 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
             take_named(&rt, rejection->suggested_party, rejection->suggested_unit_hsa_id,
                        AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, rejecting))
                 return;
-        if (take_rule(&rt, AVK_RULES_REROUTED) || take_triage(&rt))
+        if (take_rule(&rt, AVK_RULES_REROUTED) || take_triage(&rt, NULL))
                 return;
-        take_manual(&rt, "Every party that could take it has answered wrong receiver: the parties "
-                         "disagree, and the escalation ladder applies.");
+        take_manual(&rt, "Varje part utom rapportören som kunde ta emot den har svarat fel "
+                         "mottagare: parterna är oeniga, och eskaleringstrappan gäller.");
+}
+
+int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party)
+{
+        const struct avk_directory_unit *desk = avk_directory_county_coordinator(dir);
+
+        return desk != NULL && party != NULL && strcmp(desk->party->code, party) == 0;
+}
+
+const char *avk_rules_basis_symbol(enum avk_rules_basis basis)
+{
+        const struct avk_schema_enum *bases = avk_schema_enum("DecisionBasis");
+
+        return bases && (size_t)basis < bases->cnt ? bases->symbols[basis] : NULL;
 }

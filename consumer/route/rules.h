@@ -8,15 +8,27 @@
  * agreement, event class, harm level, the reporting side) and the party it
  * names: the patient's MUNICIPALITY (municipality_code) or the REGION (VGR).
  *
+ * A deviation in collaboration is about another party than the reporter's:
+ * the reporting party is excluded exactly as a party that answered "wrong
+ * receiver" is - for a named receiver, a receiver's suggestion, the rules and
+ * triage alike, at the first hop and after it (when every other party has
+ * rejected it, the county coordinator triages by hand). The rules also read where the event
+ * happened (location.party, unknown when it is the reporter's own) and the agreement period of
+ * occurred_at (until 2026-12-31, or the 2027-2030 agreement); a rule naming
+ * the side opposite to the location is passed over, and a sub-agreement left
+ * UNKNOWN is derived from the category (docs/routing.md).
+ *
  * The decision, in order:
  *   1. A receiver named by the reporter wins when the directory knows the
- *      party (and its unit, when one is named, belongs to that party). A named
- *      receiver that cannot be used is never ignored silently: the reason says
- *      why, and the rules decide.
- *   2. Otherwise the first rule, in file order, whose conditions all hold.
- *      First match rather than most specific: the order in the file is the
- *      order a reader checks, ties cannot arise, and the loader rejects a rule
- *      that an earlier one hides completely.
+ *      party (and its unit, when one is named, belongs to that party) and it
+ *      is not the reporter's own. A named receiver that cannot be used is
+ *      never ignored silently: the reason says why, named_not_used is set,
+ *      and the rules decide.
+ *   2. Otherwise the first rule, in file order, whose conditions all hold and
+ *      whose party is usable. First match rather than most specific: the
+ *      order in the file is the order a reader checks, ties cannot arise, and
+ *      the loader rejects a rule that an earlier one hides completely. A rule
+ *      may name TRIAGE: no party alone answers (a joint responsibility).
  *   3. Otherwise triage by the coordinator of the most likely party: the
  *      party where the event happened when that is not the reporter's, else
  *      the reporter's counterpart (a municipality reports about VGR, VGR about
@@ -26,7 +38,8 @@
  *      hand. Every input gets a decision: nothing is dropped.
  *
  * After a "wrong receiver" response, avk_rules_reroute() excludes every
- * party that has rejected the deviation: a receiver the rejecting party
+ * party that has rejected the deviation (and the location no longer decides
+ * once its party has): a receiver the rejecting party
  * suggests wins when usable, else the next rule, else triage; when the hop
  * bound (max_reroutes in the rules file) is passed, or every candidate has
  * rejected it (the parties disagree), the county coordinator triages by hand.
@@ -55,6 +68,14 @@
 #define AVK_RULES_ID_SUGGESTED "SUGGESTED-BY-RECEIVER"
 #define AVK_RULES_ID_TRIAGE    "TRIAGE"
 #define AVK_RULES_ID_MANUAL    "MANUAL"
+
+/** What a decision rests on: DeviationRouted.basis (DecisionBasis), in the schema's symbol order.
+ */
+enum avk_rules_basis {
+        AVK_RULES_BASIS_TEXT,         /**< a rule whose cited clause says it */
+        AVK_RULES_BASIS_INFERENCE,    /**< a rule that is avvik's reading of its clause */
+        AVK_RULES_BASIS_LOCAL_POLICY, /**< no text decides: triage, a named receiver, the bound */
+};
 
 /** How the receiver was chosen: DeviationRouted.decision (RoutingDecision), in the schema's symbol
  * order. */
@@ -85,6 +106,7 @@ struct avk_rules_input {
         const char *agreement;            /**< Agreement */
         const char *event_class;          /**< EventClass */
         const char *harm_level;           /**< harm.level (HarmLevel) */
+        long long occurred_at_ms; /**< occurred_at (ms since the epoch): the agreement period */
 };
 
 /** A "wrong receiver" response to a routing decision. Strings are borrowed for the call. */
@@ -104,7 +126,10 @@ struct avk_rules_decision {
         char receiver_party[8];             /**< "VGR" or a municipality code */
         char receiver_unit_hsa_id[32];      /**< "" when the party's coordinator receives it */
         char rule_id[AVK_RULES_ID_SIZE];    /**< a rule id, or one of AVK_RULES_ID_* */
-        char reason[AVK_RULES_REASON_SIZE]; /**< sentences naming what matched and the clause */
+        char reason[AVK_RULES_REASON_SIZE]; /**< Swedish sentences: what matched, the clause */
+        enum avk_rules_basis basis;
+        int named_not_used;       /**< the reporter named a receiver that was not used */
+        int location_contradicts; /**< location.party and care_setting are of different sides */
 };
 
 typedef struct avk_rules avk_rules_t;
@@ -152,5 +177,15 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
  * compiled-in schemas (common/contract/schema_enum.h). Static storage.
  */
 const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind);
+
+/**
+ * @brief Whether party hosts the county coordinator's desk, which triages
+ * MANUAL decisions for the whole county: its "wrong receiver" on such a
+ * decision is not a rejection of the deviation, and spends no hop.
+ */
+int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party);
+
+/** @brief The DecisionBasis symbol of a basis ("INFERENCE"). Static storage. */
+const char *avk_rules_basis_symbol(enum avk_rules_basis basis);
 
 #endif

@@ -72,7 +72,12 @@ static const struct code_map role_codes[] = {{"nurse", "NURSE"},
 static const struct code_map care_setting_codes[] = {
     {"inpatient", "INPATIENT"},
     {"outpatient-clinic", "OUTPATIENT_CLINIC"},
-    {"primary-care", "PRIMARY_CARE"},
+    {"region-primary-care", "REGION_PRIMARY_CARE"},
+    /* Before REGION_PRIMARY_CARE the code was "primary-care", which routing always read as the
+     * region's: senders of the old code keep that meaning. */
+    {"primary-care", "REGION_PRIMARY_CARE"},
+    {"region-primary-care-home-visit", "REGION_PRIMARY_CARE_HOME_VISIT"},
+    {"ordinary-housing", "ORDINARY_HOUSING"},
     {"emergency", "EMERGENCY"},
     {"prehospital", "PREHOSPITAL"},
     {"home-health-care", "HOME_HEALTH_CARE"},
@@ -111,6 +116,7 @@ static const struct code_map agreement_codes[] = {
     {"mental-health-addiction", "MENTAL_HEALTH_ADDICTION"},
     {"oral-health", "ORAL_HEALTH"},
     {"local-routine", "LOCAL_ROUTINE"},
+    {"county-guideline", "COUNTY_GUIDELINE"},
     {"unknown", "UNKNOWN"},
     {NULL, NULL}};
 

@@ -106,7 +106,7 @@ router_pid=
 events=$(wc -l <"$work/routed_all")
 doubled=$(uniq -d "$work/routed_all" | wc -l)
 conflicting=$(cut -f1 "$work/routed" | uniq -d | wc -l)
-# Sample 01 names a physician: rule R-REGION-PHYSICIAN, VGR's inbox.
+# Sample 01 is a discharge the municipality reports: rule R-REGION-DISCHARGE-PLANNING, VGR's inbox.
 # kcat: the inbox holds two record types; the key and the avk-type header suffice.
 tail_inbox() {
         kcat -C -b "$(cat "$bs")" -t avvik.inbox.vgr -e -q -f '%k %h\n' |

@@ -368,7 +368,9 @@ START_TEST(unknown_extension_codes_name_extension_and_accepted_codes)
         ck_assert_contains(errors, "AdverseEvent.extension[5].valueCode: unknown code \"ward\" in "
                                    "https://avvik.vardsamverkan.se/fhir/StructureDefinition/"
                                    "care-setting; expected one of inpatient, outpatient-clinic, "
-                                   "primary-care, emergency, prehospital, home-health-care, "
+                                   "region-primary-care, primary-care, "
+                                   "region-primary-care-home-visit, ordinary-housing, emergency, "
+                                   "prehospital, home-health-care, "
                                    "specialised-home-care, special-housing, "
                                    "housing-with-special-service, day-activity, short-term-stay, "
                                    "hvb-home, dental, other");

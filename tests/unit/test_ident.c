@@ -552,9 +552,15 @@ END_TEST
 
 START_TEST(rejects_a_swedish_letter_in_the_suffix)
 {
-        /* "å" is 0xC3 0xA5 in UTF-8; it starts at byte 15. */
+        /* "å" is 0xC3 0xA5 in UTF-8: the 15th character, quoted as typed. */
         assert_hsa_error("SE2321000131-G\xc3\xa5rda",
-                         "byte 15 (0xC3) is not ASCII, expected a letter or digit [A-Za-z0-9]");
+                         "character 15 ('\xc3\xa5') is not one of the letters A-Z or digits an "
+                         "HSA-id is made of: it never holds å, ä, ö or other letters, so copy it "
+                         "as the HSA catalogue writes it");
+        /* A byte that starts no character is named as a byte. */
+        assert_hsa_error(
+            "SE2321000131-G\xa5rda",
+            "byte 15 (0xA5) is not UTF-8 text, expected a letter or digit [A-Za-z0-9]");
 }
 END_TEST
 
@@ -608,6 +614,9 @@ START_TEST(rejects_a_municipality_code_of_the_wrong_length)
         assert_municipality_error("148", "municipality code must be 4 digits, got 3 characters");
         assert_municipality_error("14800", "municipality code must be 4 digits, got 5 characters");
         assert_municipality_error("", "municipality code must be 4 digits, got 0 characters");
+        /* Counted as a reader counts them: 5 characters, 6 bytes in UTF-8. */
+        assert_municipality_error("Tj\xc3\xb6rn",
+                                  "municipality code must be 4 digits, got 5 characters");
         assert_municipality_error(NULL, "municipality code is missing");
 }
 END_TEST

@@ -201,6 +201,26 @@ START_TEST(identifier_rules_apply_with_field_paths)
 }
 END_TEST
 
+/* A receiver named with a code no municipality has is filed, for the router to flag; one that
+ * is not a code at all is refused. */
+START_TEST(an_unknown_named_receiver_code_is_filed)
+{
+        json_t *doc = sample();
+        json_t *receiver = json_object_get(doc, "receiver");
+
+        json_object_set_new(receiver, "party", json_string("1234"));
+        json_object_set_new(receiver, "unit_hsa_id", json_null());
+        ck_assert_str_eq(convert(doc, &contract_intake), "");
+        doc = sample();
+        receiver = json_object_get(doc, "receiver");
+        json_object_set_new(receiver, "party", json_string("Tjörn"));
+        json_object_set_new(receiver, "unit_hsa_id", json_null());
+        assert_error(convert(doc, &contract_intake),
+                     "receiver.party: is not a party: expected \"VGR\" or a municipality code of "
+                     "4 digits");
+}
+END_TEST
+
 START_TEST(identifiers_are_normalised)
 {
         json_t *doc = sample();
@@ -417,6 +437,7 @@ static Suite *json_suite(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, sample_round_trips_without_loss);
         tcase_add_test(tc, missing_required_field_is_named);
+        tcase_add_test(tc, an_unknown_named_receiver_code_is_filed);
         tcase_add_test(tc, missing_optional_field_takes_its_default);
         tcase_add_test(tc, wrong_json_types_are_named);
         tcase_add_test(tc, unknown_enum_symbol_lists_the_allowed_ones);

@@ -24,12 +24,12 @@
 #include <jansson.h>
 
 #include "tests/support/check_text.h"
+#include "tests/support/routing_fixture.h"
 #include "tests/support/test_data.h"
 
-#define RULES_FILE     AVK_SOURCE_DIR "/data/routing-rules.json"
-#define DIRECTORY_FILE AVK_SOURCE_DIR "/data/directory.json"
-#define SEEDS_DIR      AVK_SOURCE_DIR "/../shared/seeds"
-#define FIXTURE(name)  AVK_TEST_DATA "/rules/" name
+#define RULES_FILE    AVK_SOURCE_DIR "/data/routing-rules.json"
+#define SEEDS_DIR     AVK_SOURCE_DIR "/../shared/seeds"
+#define FIXTURE(name) AVK_TEST_DATA "/rules/" name
 
 /* Source documents, by file name (docs/agreement.md). */
 #define SEED_2021 "001_d2508e3e58e7f3ae.txt" /* Hälso- och sjukvårdsavtalet, webb 2021 */
@@ -44,10 +44,16 @@ static const avk_schema_t *reported;
 static avk_directory_t *dir;
 static avk_rules_t *rules;
 
+/* 2026-06-01T00:00Z: under the agreement in force until 2026-12-31. */
+#define OCCURRED_2026 1780272000000LL
+/* 2027-06-01T00:00Z: under the 2027-2030 agreement. */
+#define OCCURRED_2027 1811808000000LL
+
 /* What a deviation says about itself, as routing reads it. */
 struct situation {
         const char *reporter, *location, *municipality;
         const char *category, *care_setting, *competence, *home_visits, *agreement;
+        long long occurred_at_ms; /* 0: OCCURRED_2026 */
 };
 
 static struct avk_rules_input input_of(const struct situation *s)
@@ -63,6 +69,7 @@ static struct avk_rules_input input_of(const struct situation *s)
             .agreement = s->agreement,
             .event_class = "INCIDENT_WITHOUT_HARM",
             .harm_level = "NONE",
+            .occurred_at_ms = s->occurred_at_ms ? s->occurred_at_ms : OCCURRED_2026,
         };
         return in;
 }
@@ -83,38 +90,39 @@ static const struct allocation_case allocation[] = {
     /* Competences that decide alone. */
     {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för läkare",
      "home care nurse: the physician never came to a patient at home",
-     {"1480", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
-      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     {"1480", "VGR", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-PHYSICIAN"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för läkare",
-     "hospital: the health centre physician's order was missing at special housing",
-     {"VGR", "1490", "1490", "MEDICATION", "SPECIAL_HOUSING", "PHYSICIAN", "NONE", "UNKNOWN"},
+     "special housing: the health centre physician's order was missing",
+     {"1490", "VGR", "1490", "MEDICATION", "SPECIAL_HOUSING", "PHYSICIAN", "NONE", "UNKNOWN", 0},
      "VGR",
      "R-REGION-PHYSICIAN"},
     {SEED_2022 ", ÖVERENSKOMMELSE LÄKARMEDVERKAN I KOMMUNAL PRIMÄRVÅRD: tillgänglighet till "
                "läkare hela dygnet",
      "special housing: no physician reachable at night (deploy/samples/02)",
      {"1490", "1490", "1490", "PHYSICIAN_AVAILABILITY", "SPECIAL_HOUSING", "UNKNOWN", "NONE",
-      "PHYSICIAN_RESPONSIBILITY"},
+      "PHYSICIAN_RESPONSIBILITY", 0},
      "VGR",
      "R-REGION-PHYSICIAN-AVAILABILITY"},
     {SEED_2025 ", Förslag till ställningstagande: överenskommelse munhälsa - uppsökande och "
                "nödvändig tandvård",
-     "special housing: the outreach dental team did not come",
-     {"1401", "1401", "1401", "ORAL_HEALTH", "SPECIAL_HOUSING", "DENTAL", "NONE", "ORAL_HEALTH"},
+     "special housing: the outreach dental team did not come to a broken denture",
+     {"1401", "VGR", "1401", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "DENTAL", "NONE", "UNKNOWN",
+      0},
      "VGR",
      "R-REGION-DENTAL-OUTREACH"},
     {SEED_2021 ", A.7 Avtalets omfattning och uppbyggnad: samverkan med kommunens socialtjänst",
      "psychiatric clinic: social services did not act on the joint plan",
      {"VGR", "1485", "1485", "MENTAL_HEALTH_ADDICTION", "OUTPATIENT_CLINIC", "SOCIAL_SERVICES",
-      "NONE", "MENTAL_HEALTH_ADDICTION"},
+      "NONE", "MENTAL_HEALTH_ADDICTION", 0},
      "1485",
      "R-MUNI-SOCIAL-SERVICES"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för ... övriga kompetenser",
      "home care: the dietitian's advice never came",
-     {"1481", "1481", "1481", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "OTHER_COMPETENCE",
-      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     {"1481", "VGR", "1481", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "OTHER_COMPETENCE",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-OTHER-COMPETENCE"},
     /* Joint duties: the side that failed is the reporter's counterpart. */
@@ -122,25 +130,26 @@ static const struct allocation_case allocation[] = {
                "sjukvård",
      "ward: the municipality did not take home a patient ready for discharge",
      {"VGR", "VGR", "1480", "DISCHARGE_PLANNING", "INPATIENT", "UNKNOWN", "UNKNOWN",
-      "DISCHARGE_PAYMENT"},
+      "DISCHARGE_PAYMENT", 0},
      "1480",
      "R-MUNI-DISCHARGE-TAKEOVER"},
     {SEED_2022 ", ÖVERENSKOMMELSE SAMVERKAN VID IN- OCH UTSKRIVNING: planering finns för "
                "insatser av den regionfinansierade öppna vården",
      "home care: the nursing discharge note was missing (deploy/samples/01)",
      {"1480", "VGR", "1480", "DISCHARGE_PLANNING", "INPATIENT", "NURSE", "LONG_TERM_REGULAR",
-      "DISCHARGE_PAYMENT"},
+      "DISCHARGE_PAYMENT", 0},
      "VGR",
      "R-REGION-DISCHARGE-PLANNING"},
     {SEED_2021 ", Kommunens ansvar: erbjudande om SIP ... mellan kommun och VGR",
      "clinic: the municipality did not come to the SIP meeting",
-     {"VGR", "VGR", "1463", "SIP", "OUTPATIENT_CLINIC", "UNKNOWN", "NONE", "HEALTH_CARE_AGREEMENT"},
+     {"VGR", "VGR", "1463", "SIP", "OUTPATIENT_CLINIC", "UNKNOWN", "NONE", "HEALTH_CARE_AGREEMENT",
+      0},
      "1463",
      "R-MUNI-SIP"},
     {SEED_2021 ", Kommunens ansvar: erbjudande om SIP ... mellan kommun och VGR",
      "home care: the health centre did not come to the SIP meeting",
      {"1463", "1463", "1463", "SIP", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-SIP"},
     /* The region's care settings. */
@@ -148,49 +157,51 @@ static const struct allocation_case allocation[] = {
                "VGR",
      "home care: the ASIH nurse missed a visit",
      {"1490", "VGR", "1490", "CARE_AND_TREATMENT", "SPECIALISED_HOME_CARE", "NURSE",
-      "SHORT_TERM_OR_INFREQUENT", "HEALTH_CARE_AGREEMENT"},
+      "SHORT_TERM_OR_INFREQUENT", "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-SPECIALISED-HOME-CARE"},
     {SEED_2022 ", Parternas ansvar - kompletteringar: samtliga hälso- och sjukvårdsinsatser "
                "... HVB",
      "social services: a child placed at an HVB home got no health assessment",
      {"1480", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "HVB_HOME", "NURSE", "NONE",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-HVB"},
     {SEED_2021 ", Regionens ansvar: öppen och sluten vård, akut och planerad vård",
      "home care: a medication change in hospital was not passed on",
      {"1482", "VGR", "1482", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-INPATIENT"},
     {SEED_2021 ", Regionens ansvar: öppen och sluten vård, akut och planerad vård",
      "home care: the emergency department sent the patient home without notice",
-     {"1488", "VGR", "1488", "INFORMATION_TRANSFER", "EMERGENCY", "UNKNOWN", "UNKNOWN", "UNKNOWN"},
+     {"1488", "VGR", "1488", "INFORMATION_TRANSFER", "EMERGENCY", "UNKNOWN", "UNKNOWN", "UNKNOWN",
+      0},
      "VGR",
      "R-REGION-ACUTE"},
     {SEED_2021 ", Regionens ansvar: öppen och sluten vård, akut och planerad vård",
      "special housing: the ambulance crew left no report",
-     {"1496", "VGR", "1496", "INFORMATION_TRANSFER", "PREHOSPITAL", "UNKNOWN", "UNKNOWN",
-      "UNKNOWN"},
+     {"1496", "VGR", "1496", "INFORMATION_TRANSFER", "PREHOSPITAL", "UNKNOWN", "UNKNOWN", "UNKNOWN",
+      0},
      "VGR",
      "R-REGION-ACUTE"},
     {SEED_2021 ", Regionens ansvar: patienter som ... kan besöka VGRs mottagningar",
      "home care: the health centre did not answer a nurse's referral",
-     {"1435", "VGR", "1435", "INFORMATION_TRANSFER", "PRIMARY_CARE", "UNKNOWN", "NONE",
-      "HEALTH_CARE_AGREEMENT"},
+     {"1435", "VGR", "1435", "INFORMATION_TRANSFER", "REGION_PRIMARY_CARE", "UNKNOWN", "NONE",
+      "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-CLINIC"},
     {SEED_2021 ", Regionens ansvar: rehabiliterings- och habiliteringsinsatser inom specialist- "
                "samt primärvård",
      "home care: a clinic occupational therapist prescribed an aid without handover",
      {"1480", "VGR", "1480", "ASSISTIVE_DEVICES", "OUTPATIENT_CLINIC", "OCCUPATIONAL_THERAPIST",
-      "NONE", "HEALTH_CARE_AGREEMENT"},
+      "NONE", "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-CLINIC"},
     {SEED_2021 ", Lagstiftning: för tandvård finns särskilda bestämmelser",
      "special housing: the dental clinic sent no treatment plan",
-     {"1493", "VGR", "1493", "ORAL_HEALTH", "DENTAL", "UNKNOWN", "NONE", "ORAL_HEALTH"},
+     {"1493", "VGR", "1493", "INFORMATION_TRANSFER", "DENTAL", "UNKNOWN", "NONE",
+      "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-DENTAL-CARE"},
     /* The municipality's competences in its own settings. */
@@ -198,112 +209,128 @@ static const struct allocation_case allocation[] = {
                "sjuksköterska",
      "ward: home care did not give the insulin ordered at discharge",
      {"VGR", "1480", "1480", "MEDICATION", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1480",
      "R-MUNI-NURSE"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: ... arbetsterapeut",
      "children's hospital: the lift was not in place at home (deploy/samples/03)",
      {"VGR", "1435", "1435", "ASSISTIVE_DEVICES", "HOME_HEALTH_CARE", "OCCUPATIONAL_THERAPIST",
-      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT", 0},
      "1435",
      "R-MUNI-OCCUPATIONAL-THERAPIST"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: ... fysioterapeut",
      "rehabilitation clinic: the training plan was not followed at daily activity",
      {"VGR", "1496", "1496", "CARE_AND_TREATMENT", "DAY_ACTIVITY", "PHYSIOTHERAPIST", "NONE",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1496",
      "R-MUNI-PHYSIOTHERAPIST"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för ... sjuksköterska",
      "Folktandvården: staff skipped the daily oral care the dentist ordered",
-     {"VGR", "1466", "1466", "ORAL_HEALTH", "SPECIAL_HOUSING", "NURSE", "NONE", "ORAL_HEALTH"},
+     {"VGR", "1466", "1466", "ORAL_HEALTH", "SPECIAL_HOUSING", "NURSE", "NONE", "ORAL_HEALTH", 0},
      "1466",
      "R-MUNI-NURSE"},
     {SEED_2025 ", Inledning (Avtalet omfattar alla åldrar)",
      "a child in home health care: allocated as an adult would be",
      {"VGR", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "HOME_HEALTH_CARE", "NURSE",
-      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT", 0},
      "1480",
      "R-MUNI-NURSE"},
     /* Sub-agreements. */
     {SEED_2025 ", Regionens läkaransvar i kommunal primärvård",
      "special housing: the physician's rounds were cancelled",
      {"1487", "1487", "1487", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE",
-      "PHYSICIAN_RESPONSIBILITY"},
+      "PHYSICIAN_RESPONSIBILITY", 0},
      "VGR",
      "R-REGION-PHYSICIAN-AGREEMENT"},
     {SEED_2025 ", Förslag till ställningstagande: överenskommelse munhälsa",
      "special housing: no oral health assessment was made",
-     {"1466", "1466", "1466", "ORAL_HEALTH", "SPECIAL_HOUSING", "UNKNOWN", "NONE", "ORAL_HEALTH"},
+     {"1466", "1466", "1466", "ORAL_HEALTH", "SPECIAL_HOUSING", "UNKNOWN", "NONE", "ORAL_HEALTH",
+      0},
      "VGR",
      "R-REGION-ORAL-HEALTH"},
     /* The municipality's housing and activities. */
     {SEED_2021 ", Kommunens ansvar: särskilt boende",
      "hospital: special housing did not follow up after discharge",
      {"VGR", "1492", "1492", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1492",
      "R-MUNI-SPECIAL-HOUSING"},
     {SEED_2021 ", Kommunens ansvar: bostad med särskild service",
      "neurology clinic: the epilepsy plan was not followed at an LSS group home",
      {"VGR", "1441", "1441", "CARE_AND_TREATMENT", "HOUSING_WITH_SPECIAL_SERVICE", "UNKNOWN",
-      "NONE", "HEALTH_CARE_AGREEMENT"},
+      "NONE", "HEALTH_CARE_AGREEMENT", 0},
      "1441",
      "R-MUNI-SPECIAL-HOUSING"},
     {SEED_2021 ", Lagstiftning: personer i särskilda boendeformer",
      "ward: wound care was not continued at a short-term stay",
      {"VGR", "1470", "1470", "CARE_AND_TREATMENT", "SHORT_TERM_STAY", "UNKNOWN", "NONE",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1470",
      "R-MUNI-SPECIAL-HOUSING"},
     {SEED_2021 ", Kommunens ansvar: daglig verksamhet, (LSS)",
      "habilitation: seizure medication was not given at daily activity",
      {"VGR", "1496", "1496", "MEDICATION", "DAY_ACTIVITY", "UNKNOWN", "NONE",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1496",
      "R-MUNI-DAY-ACTIVITY"},
     /* Home visits: duration and frequency. */
     {SEED_2025 ", Långvarigt behov och frekvens: VGR ansvarar för tillfälliga behov av hembesök",
      "municipality: the district nurse missed short-term home visits",
      {"1480", "1480", "1480", "CARE_AND_TREATMENT", "OTHER", "NURSE", "SHORT_TERM_OR_INFREQUENT",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-SHORT-HOME-VISITS"},
     {SEED_2025 ", Långvarigt behov och frekvens: VGR ansvarar för ... sällan förekommande behov",
      "home care asked to make infrequent visits that are the region's",
      {"1440", "1440", "1440", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "UNKNOWN",
-      "SHORT_TERM_OR_INFREQUENT", "HEALTH_CARE_AGREEMENT"},
+      "SHORT_TERM_OR_INFREQUENT", "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "R-REGION-SHORT-HOME-VISITS"},
     {SEED_2025 ", Långvarigt behov och frekvens: Kommunen ansvarar för hembesök när behovet "
                "bedöms kvarstå",
      "health centre: long-term regular home visits were not taken over",
      {"VGR", "1480", "1480", "CARE_AND_TREATMENT", "OTHER", "UNKNOWN", "LONG_TERM_REGULAR",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1480",
      "R-MUNI-LONG-HOME-VISITS"},
     {SEED_2021 ", Lagstiftning: kommunerna ansvaret för hälso- och sjukvård i hemmet sedan 1999",
      "ward: home health care never started after discharge",
      {"VGR", "1415", "1415", "INFORMATION_TRANSFER", "HOME_HEALTH_CARE", "UNKNOWN", "UNKNOWN",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1415",
      "R-MUNI-HOME-HEALTH-CARE"},
+    {SEED_2025 ", Avtalens relation och förutsättningar: hälso- och sjukvård ... i ordinärt "
+               "boende",
+     "health centre: home help gave a double dose under its delegation in ordinary housing",
+     {"VGR", "1487", "1487", "MEDICATION", "ORDINARY_HOUSING", "NURSE", "NONE",
+      "HEALTH_CARE_AGREEMENT", 0},
+     "1487",
+     "R-MUNI-ORDINARY-HOUSING"},
+    /* From 2027 other competences are a joint duty: the rule names triage. */
+    {SEED_2025 ", Viktiga förändringar efter remissbearbetning: gemensamt ansvar ... övriga "
+               "kompetenser",
+     "special housing, 2027: the dietitian the health centre should arrange never came",
+     {"1496", "VGR", "1496", "CARE_AND_TREATMENT", "REGION_PRIMARY_CARE", "OTHER_COMPETENCE",
+      "NONE", "HEALTH_CARE_AGREEMENT", OCCURRED_2027},
+     "VGR",
+     "R-JOINT-OTHER-COMPETENCE-2027"},
     /* Nothing in the allocation decides: triage (rule "TRIAGE"). */
     {SEED_2022 ", ÖVERENSKOMMELSE SAMVERKAN KRING PERSONER MED PSYKISK FUNKTIONSNEDSÄTTNING: "
                "gemensamma ansvarsområden",
      "psychiatry: a joint addiction matter nothing in the allocation settles",
      {"VGR", "1480", "1480", "MENTAL_HEALTH_ADDICTION", "OTHER", "UNKNOWN", "UNKNOWN",
-      "MENTAL_HEALTH_ADDICTION"},
+      "MENTAL_HEALTH_ADDICTION", 0},
      "1480",
      "TRIAGE"},
     {SEED_2024 ", Nuläge: akuta placeringar av barn ... oklart vem som har hälso- och "
                "sjukvårdsansvaret",
      "social services: acute placement of a child, responsibility unclear",
-     {"1480", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN"},
+     {"1480", "1480", "1480", "CHILDREN_YOUNG_PEOPLE", "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN", 0},
      "VGR",
      "TRIAGE"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: parterna har ett gemensamt ansvar",
      "ward: a self-care plan fell between the parties",
-     {"VGR", "VGR", "1490", "SELF_CARE", "OTHER", "UNKNOWN", "NONE", "UNKNOWN"},
+     {"VGR", "VGR", "1490", "SELF_CARE", "OTHER", "UNKNOWN", "NONE", "UNKNOWN", 0},
      "1490",
      "TRIAGE"},
 };
@@ -316,7 +343,7 @@ static int check_allocation(const avk_rules_t *r, const struct allocation_case *
 {
         struct avk_rules_input in = input_of(&c->s);
         struct avk_rules_decision d;
-        int triage = strcmp(c->rule, AVK_RULES_ID_TRIAGE) == 0;
+        int triage = strcmp(c->rule, AVK_RULES_ID_TRIAGE) == 0 || strstr(c->rule, "-JOINT-");
 
         avk_rules_decide(r, dir, &in, &d);
         if (strcmp(d.receiver_party, c->party) == 0 && strcmp(d.rule_id, c->rule) == 0 &&
@@ -346,17 +373,18 @@ START_TEST(a_rule_decision_names_the_rule_what_matched_and_the_clause)
                               "HOME_HEALTH_CARE",
                               "NURSE",
                               "LONG_TERM_REGULAR",
-                              "UNKNOWN"};
+                              "UNKNOWN",
+                              0};
         struct avk_rules_input in = input_of(&s);
         struct avk_rules_decision d;
 
         avk_rules_decide(rules, dir, &in, &d);
         ck_assert_str_eq(d.rule_id, "R-MUNI-NURSE");
         ck_assert_str_eq(d.receiver_unit_hsa_id, "");
-        ck_assert_contains(d.reason, "Rule R-MUNI-NURSE matched (care_setting HOME_HEALTH_CARE, "
-                                     "competence NURSE): In municipal health care, nurses are the "
-                                     "municipality's. Receiver: Göteborg (1480).");
-        ck_assert_contains(d.reason, "Clause: Hälso- och sjukvårdsavtalet (vardsamverkan.se, "
+        ck_assert_contains(d.reason, "Regel R-MUNI-NURSE gäller (care_setting HOME_HEALTH_CARE, "
+                                     "competence NURSE): I kommunal hälso- och sjukvård är "
+                                     "sjuksköterskor kommunens. Mottagare: Göteborg (1480).");
+        ck_assert_contains(d.reason, "Klausul: Hälso- och sjukvårdsavtalet (vardsamverkan.se, "
                                      "2021), \"Gemensamt ansvar och samverkan\": \"kommunen "
                                      "ansvarar för insatser utförda av sjuksköterska, "
                                      "arbetsterapeut och fysioterapeut\".");
@@ -366,26 +394,28 @@ END_TEST
 START_TEST(triage_says_what_no_rule_matched)
 {
         struct situation s = {"1480",  "1480",    "1480",    "CHILDREN_YOUNG_PEOPLE",
-                              "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN"};
+                              "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN",
+                              0};
         struct avk_rules_input in = input_of(&s);
         struct avk_rules_decision d;
 
         avk_rules_decide(rules, dir, &in, &d);
         ck_assert_int_eq(d.kind, AVK_RULES_TRIAGE);
         ck_assert_str_eq(d.receiver_unit_hsa_id, "");
-        ck_assert_contains(d.reason, "No rule of the agreement matched (reporter MUNICIPALITY, "
+        ck_assert_contains(d.reason, "Ingen regel i avtalet gäller (reporter MUNICIPALITY, "
                                      "category CHILDREN_YOUNG_PEOPLE, care_setting OTHER, "
                                      "competence UNKNOWN, home_visits UNKNOWN, agreement UNKNOWN, "
-                                     "event_class INCIDENT_WITHOUT_HARM, harm_level NONE).");
-        ck_assert_contains(d.reason, "The coordinator of Västra Götalandsregionen (VGR) triages "
-                                     "it: the region, counterpart of the reporting municipality.");
+                                     "event_class INCIDENT_WITHOUT_HARM, harm_level NONE, period "
+                                     "UNTIL_2026).");
+        ck_assert_contains(d.reason, "Samordnaren hos Västra Götalandsregionen (VGR) sorterar "
+                                     "den: regionen, motpart till den rapporterande kommunen.");
 }
 END_TEST
 
 START_TEST(a_rule_sends_the_deviation_to_the_unit_where_it_happened)
 {
-        struct situation s = {"1482",      "VGR",     "1482",    "MEDICATION",
-                              "INPATIENT", "UNKNOWN", "UNKNOWN", "UNKNOWN"};
+        struct situation s = {"1482",    "VGR",     "1482", "MEDICATION", "INPATIENT", "UNKNOWN",
+                              "UNKNOWN", "UNKNOWN", 0};
         struct avk_rules_input in = input_of(&s);
         struct avk_rules_decision d;
 
@@ -393,8 +423,8 @@ START_TEST(a_rule_sends_the_deviation_to_the_unit_where_it_happened)
         avk_rules_decide(rules, dir, &in, &d);
         ck_assert_str_eq(d.rule_id, "R-REGION-INPATIENT");
         ck_assert_str_eq(d.receiver_unit_hsa_id, "SE2321000131-E000000012345");
-        ck_assert_contains(d.reason, "Unit: Sahlgrenska Universitetssjukhuset, Medicinavdelning "
-                                     "31 (SE2321000131-E000000012345), where the event happened.");
+        ck_assert_contains(d.reason, "Enhet: Sahlgrenska Universitetssjukhuset, Medicinavdelning "
+                                     "31 (SE2321000131-E000000012345), där händelsen inträffade.");
         /* A unit of another party than the receiver's is not used. */
         in.location_unit_hsa_id = "SE2120001215-HSK0042";
         avk_rules_decide(rules, dir, &in, &d);
@@ -423,12 +453,12 @@ static const struct named_case named[] = {
      "SE2321000131-E000000012345",
      "SE2321000131-E000000012345",
      {"1480", "VGR", "1480", "DISCHARGE_PLANNING", "INPATIENT", "PHYSICIAN", "LONG_TERM_REGULAR",
-      "DISCHARGE_PAYMENT"},
+      "DISCHARGE_PAYMENT", 0},
      "VGR",
      "SE2321000131-E000000012345",
      AVK_RULES_NAMED_BY_REPORTER,
      AVK_RULES_ID_NAMED,
-     "The reporter named Västra Götalandsregionen (VGR) as the receiver. Unit: Sahlgrenska "
+     "Rapportören angav Västra Götalandsregionen (VGR) som mottagare. Enhet: Sahlgrenska "
      "Universitetssjukhuset, Medicinavdelning 31 (SE2321000131-E000000012345)."},
     {SEED_2021 ", A.13 Avvikelser",
      "deploy/samples/02: the reporter names VGR without a unit",
@@ -436,46 +466,47 @@ static const struct named_case named[] = {
      NULL,
      "SE2120001561-SABO7",
      {"1490", "1490", "1490", "PHYSICIAN_AVAILABILITY", "SPECIAL_HOUSING", "PHYSICIAN", "NONE",
-      "PHYSICIAN_RESPONSIBILITY"},
+      "PHYSICIAN_RESPONSIBILITY", 0},
      "VGR",
      "",
      AVK_RULES_NAMED_BY_REPORTER,
      AVK_RULES_ID_NAMED,
-     "The reporter named Västra Götalandsregionen (VGR) as the receiver."},
+     "Rapportören angav Västra Götalandsregionen (VGR) som mottagare."},
     {SEED_2021 ", A.13 Avvikelser",
      "named party, the unit where it happened is that party's",
      "VGR",
      NULL,
      "SE2321000131-E000000012345",
-     {"1480", "VGR", "1480", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN", "UNKNOWN"},
+     {"1480", "VGR", "1480", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN", "UNKNOWN", 0},
      "VGR",
      "SE2321000131-E000000012345",
      AVK_RULES_NAMED_BY_REPORTER,
      AVK_RULES_ID_NAMED,
-     "where the event happened"},
+     "där händelsen inträffade"},
     {SEED_2021 ", A.13 Avvikelser",
      "the reporter's choice wins over the rule (physician -> VGR)",
      "1480",
      NULL,
      NULL,
      {"VGR", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
-      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT", 0},
      "1480",
      "",
      AVK_RULES_NAMED_BY_REPORTER,
      AVK_RULES_ID_NAMED,
-     "The reporter named Göteborg (1480) as the receiver."},
+     "Rapportören angav Göteborg (1480) som mottagare."},
     {SEED_2021 ", A.13 Avvikelser",
      "a unit named without its party stands for its party",
      NULL,
      "SE2120001561-SABO7",
      NULL,
-     {"VGR", "1490", "1490", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE", "UNKNOWN"},
+     {"VGR", "1490", "1490", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN", "NONE", "UNKNOWN",
+      0},
      "1490",
      "SE2120001561-SABO7",
      AVK_RULES_NAMED_BY_REPORTER,
      AVK_RULES_ID_NAMED,
-     "The reporter named Borås (1490) as the receiver. Unit: Borås Stad, Särskilt boende Sjöbo "
+     "Rapportören angav Borås (1490) som mottagare. Enhet: Borås Stad, Särskilt boende Sjöbo "
      "(SE2120001561-SABO7)."},
     {SEED_2021 ", A.13 Avvikelser",
      "a unit the directory lacks: the party's coordinator",
@@ -483,40 +514,53 @@ static const struct named_case named[] = {
      "SE2120001215-X99",
      NULL,
      {"VGR", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1480",
      "",
      AVK_RULES_NAMED_BY_REPORTER,
      AVK_RULES_ID_NAMED,
-     "The named unit SE2120001215-X99 is not in the party directory; the party's coordinator "
-     "receives it."},
+     "Den angivna enheten SE2120001215-X99 finns inte i partskatalogen; partens samordnare tar "
+     "emot den."},
     {SEED_2021 ", Gemensamt ansvar och samverkan: VGR ansvarar för läkare",
      "a unit of another party: the named receiver is not used, the rules decide",
      "1480",
      "SE2321000131-E000000012345",
      NULL,
-     {"1480", "1480", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
-      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT"},
+     {"1482", "VGR", "1480", "CARE_AND_TREATMENT", "HOME_HEALTH_CARE", "PHYSICIAN",
+      "LONG_TERM_REGULAR", "HEALTH_CARE_AGREEMENT", 0},
      "VGR",
      "",
      AVK_RULES_AGREEMENT_RULE,
      "R-REGION-PHYSICIAN",
-     "The reporter named a receiver that cannot be used: unit Sahlgrenska "
-     "Universitetssjukhuset, Medicinavdelning 31 (SE2321000131-E000000012345) belongs to Västra "
-     "Götalandsregionen (VGR), not to Göteborg (1480). Rule R-REGION-PHYSICIAN matched"},
+     "Rapportören angav en mottagare som inte kan användas: enheten Sahlgrenska "
+     "Universitetssjukhuset, Medicinavdelning 31 (SE2321000131-E000000012345) hör till Västra "
+     "Götalandsregionen (VGR), inte till Göteborg (1480). Regel R-REGION-PHYSICIAN gäller"},
     {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för ... sjuksköterska",
      "a party outside the directory: the named receiver is not used, the rules decide",
      "0180",
      NULL,
      NULL,
      {"VGR", "1480", "1480", "MEDICATION", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      "1480",
      "",
      AVK_RULES_AGREEMENT_RULE,
      "R-MUNI-NURSE",
-     "The reporter named a receiver that cannot be used: party \"0180\" is not in the party "
-     "directory. Rule R-MUNI-NURSE matched"},
+     "Rapportören angav en mottagare som inte kan användas: parten \"0180\" finns inte i "
+     "partskatalogen. Regel R-MUNI-NURSE gäller"},
+    {SEED_2021 ", A.13 Avvikelser; issue 16: never back to the reporting party",
+     "the reporter names its own party: not used, the counterpart's coordinator triages",
+     "1480",
+     NULL,
+     NULL,
+     {"1480", "1480", "1480", "INFORMATION_TRANSFER", "HOME_HEALTH_CARE", "NURSE", "UNKNOWN",
+      "UNKNOWN", 0},
+     "VGR",
+     "",
+     AVK_RULES_TRIAGE,
+     AVK_RULES_ID_TRIAGE,
+     "Rapportören angav en mottagare som inte kan användas: Göteborg (1480) är den "
+     "rapporterande parten"},
 };
 
 START_TEST(a_named_receiver_wins_when_the_directory_knows_it)
@@ -553,18 +597,20 @@ struct reroute_case {
         const char *reason_part;
 };
 
-/* A physician's failure at special housing: R-REGION-PHYSICIAN sends it to
- * VGR; R-MUNI-SPECIAL-HOUSING is the next rule that matches. */
+/* A physician's failure at special housing in Borås, reported by Göteborg
+ * (the patient's home municipality): R-REGION-PHYSICIAN sends it to VGR, the
+ * location; once VGR has rejected it the location no longer decides and
+ * R-MUNI-SPECIAL-HOUSING is the next rule that matches. */
 #define PHYSICIAN_AT_SPECIAL_HOUSING                                                               \
         {                                                                                          \
-                "1490", "1490", "1490", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "PHYSICIAN",      \
-                    "NONE", "HEALTH_CARE_AGREEMENT"                                                \
+                "1480", "VGR", "1490", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "PHYSICIAN",       \
+                    "NONE", "HEALTH_CARE_AGREEMENT", 0                                             \
         }
 /* An inpatient medication error: only region rules match. */
 #define INPATIENT_MEDICATION                                                                       \
         {                                                                                          \
                 "1482", "VGR", "1482", "MEDICATION", "INPATIENT", "UNKNOWN", "UNKNOWN",            \
-                    "HEALTH_CARE_AGREEMENT"                                                        \
+                    "HEALTH_CARE_AGREEMENT", 0                                                     \
         }
 
 static const struct reroute_case reroutes[] = {
@@ -572,60 +618,60 @@ static const struct reroute_case reroutes[] = {
      "VGR rejects without a suggestion: the next rule that names another party",
      PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", NULL, NULL, NULL, "1490", "", AVK_RULES_REROUTED,
      "R-MUNI-SPECIAL-HOUSING",
-     "Västra Götalandsregionen (VGR) answered wrong receiver (re-routing 1 of at most 3). Rule "
-     "R-REGION-PHYSICIAN matched, but names a party that has already answered wrong receiver. "
-     "Rule R-MUNI-SPECIAL-HOUSING matched"},
+     "Västra Götalandsregionen (VGR) svarade fel mottagare (omdirigering 1 av högst 3). Regel "
+     "R-MUNI-SPECIAL-HOUSING gäller"},
     {SEED_2021 ", A.13 Avvikelser", "VGR rejects and suggests Borås: the suggestion wins",
      PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", "1490", NULL, NULL, "1490", "", AVK_RULES_REROUTED,
-     AVK_RULES_ID_SUGGESTED, "Västra Götalandsregionen (VGR) named Borås (1490) as the receiver."},
+     AVK_RULES_ID_SUGGESTED, "Västra Götalandsregionen (VGR) angav Borås (1490) som mottagare."},
     {SEED_2021 ", A.13 Avvikelser", "VGR rejects and suggests a unit of Borås",
      PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", NULL, "SE2120001561-SABO7", NULL, "1490",
      "SE2120001561-SABO7", AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED,
-     "Unit: Borås Stad, Särskilt boende Sjöbo (SE2120001561-SABO7)."},
+     "Enhet: Borås Stad, Särskilt boende Sjöbo (SE2120001561-SABO7)."},
     {SEED_2021 ", A.13 Avvikelser", "VGR suggests itself: not used, the next rule decides",
      PHYSICIAN_AT_SPECIAL_HOUSING, 0, "VGR", "VGR", NULL, NULL, "1490", "", AVK_RULES_REROUTED,
      "R-MUNI-SPECIAL-HOUSING",
-     "Västra Götalandsregionen (VGR) named a receiver that cannot be used: Västra "
-     "Götalandsregionen (VGR) has already answered wrong receiver."},
+     "Västra Götalandsregionen (VGR) angav en mottagare som inte kan användas: Västra "
+     "Götalandsregionen (VGR) har redan svarat fel mottagare."},
     {SEED_2021 ", Gemensamt ansvar och samverkan: kommunen ansvarar för ... sjuksköterska",
-     "Göteborg rejects a home care nurse's deviation and suggests a health centre",
+     "Göteborg rejects a home care nurse's deviation and suggests the reporting region: "
+     "not followed, no other party remains",
      {"VGR", "1480", "1480", "MEDICATION", "HOME_HEALTH_CARE", "NURSE", "LONG_TERM_REGULAR",
-      "HEALTH_CARE_AGREEMENT"},
+      "HEALTH_CARE_AGREEMENT", 0},
      0,
      "1480",
      "VGR",
      "SE2321000131-E000000020001",
      NULL,
      "VGR",
-     "SE2321000131-E000000020001",
-     AVK_RULES_REROUTED,
-     AVK_RULES_ID_SUGGESTED,
-     "Unit: Närhälsan Majorna vårdcentral"},
+     VVG_UNIT,
+     AVK_RULES_MANUAL,
+     AVK_RULES_ID_MANUAL,
+     "Göteborg (1480) angav en mottagare som inte kan användas: Västra Götalandsregionen (VGR) "
+     "är den rapporterande parten"},
     {SEED_2021 ", Regionens ansvar: sluten vård",
-     "VGR rejects and no rule names the municipality: its coordinator triages",
-     INPATIENT_MEDICATION, 0, "VGR", NULL, NULL, NULL, "1482", "", AVK_RULES_TRIAGE,
-     AVK_RULES_ID_TRIAGE,
-     "No rule that matched names a usable receiver. The coordinator of Kungälv (1482) triages it: "
-     "the patient's municipality, the other party of the agreement."},
+     "VGR rejects and only the reporting municipality remains: the county coordinator triages",
+     INPATIENT_MEDICATION, 0, "VGR", NULL, NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
+     AVK_RULES_ID_MANUAL,
+     "Varje part utom rapportören som kunde ta emot den har svarat fel mottagare"},
     {SEED_2021 ", A.14 Oenighet om tolkning av avtal; " SEED_2025
                ", Patientsäkerhet, oenighet och tvist (eskaleringstrappa)",
      "both parties have rejected it: they disagree, the county coordinator triages by hand",
      INPATIENT_MEDICATION, 1, "1482", NULL, NULL, "VGR", "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
-     "Every party that could take it has answered wrong receiver: the parties disagree, and the "
-     "escalation ladder applies. The county coordinator, Vårdsamverkan Västra Götaland (VVG), "
-     "länsgemensam samordning av avvikelser (" VVG_UNIT ") of Västra Götalandsregionen (VGR), "
-     "triages it by hand."},
+     "Varje part utom rapportören som kunde ta emot den har svarat fel mottagare: parterna är "
+     "oeniga, och eskaleringstrappan gäller. Länets samordnare, Vårdsamverkan Västra Götaland "
+     "(VVG), länsgemensam samordning av avvikelser (" VVG_UNIT ") hos Västra Götalandsregionen "
+     "(VGR), sorterar den manuellt."},
     {SEED_2021 ", A.13 Avvikelser: avvikelserna ska hanteras skyndsamt",
      "the third re-routing is still allowed (max_reroutes 3)", PHYSICIAN_AT_SPECIAL_HOUSING, 2,
      "VGR", NULL, NULL, NULL, "1490", "", AVK_RULES_REROUTED, "R-MUNI-SPECIAL-HOUSING",
-     "(re-routing 3 of at most 3)"},
+     "(omdirigering 3 av högst 3)"},
     {SEED_2025 ", Patientsäkerhet, oenighet och tvist: eskaleringstrappa",
      "past the hop bound: the county coordinator triages by hand, whatever is suggested",
      PHYSICIAN_AT_SPECIAL_HOUSING, 3, "VGR", "1490", NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
-     "(re-routing 4 of at most 3). Re-routed 3 times, the most the rules allow. The county "
-     "coordinator"},
+     "(omdirigering 4 av högst 3). Omdirigerad 3 gånger, det högsta reglerna tillåter. Länets "
+     "samordnare"},
 };
 
 START_TEST(a_wrong_receiver_response_reroutes)
@@ -868,7 +914,7 @@ static void assert_error_at(const char *file, const char *rest)
 
 START_TEST(the_rules_file_loads_with_its_hop_bound)
 {
-        ck_assert_uint_eq(avk_rules_cnt(rules), 25);
+        ck_assert_uint_eq(avk_rules_cnt(rules), 27);
         ck_assert_int_eq(avk_rules_max_reroutes(rules), 3);
 }
 END_TEST
@@ -885,7 +931,7 @@ START_TEST(every_problem_of_a_rules_file_names_the_rule_and_field)
                            "PHYSICIAN, OTHER_COMPETENCE, DENTAL, SOCIAL_SERVICES, UNKNOWN");
         assert_error_at(f, "rules[1] (R-B): when.care_settting: unknown key (expected reporter, "
                            "category, care_setting, competence, home_visits, agreement, "
-                           "event_class, harm_level)");
+                           "event_class, harm_level, location, period)");
         assert_error_at(f, "rules[2] (R-C): when: names no condition; a rule must narrow down "
                            "what it takes");
         assert_error_at(f, "rules[3]: id: \"R-A\" is already the id of rules[0]");
@@ -893,13 +939,14 @@ START_TEST(every_problem_of_a_rules_file_names_the_rule_and_field)
                            "letters, digits and '-'");
         assert_error_at(f, "rules[5] (R-D): clause.quote: is required");
         assert_error_at(f, "rules[5] (R-D): when.reporter[1]: \"REGION\" is listed twice");
-        assert_error_at(f, "rules[5] (R-D): then.party: \"COUNTY\" is neither REGION (VGR) nor "
-                           "MUNICIPALITY (the patient's municipality)");
+        assert_error_at(f, "rules[5] (R-D): then.party: \"COUNTY\" is neither REGION (VGR), "
+                           "MUNICIPALITY (the patient's municipality) nor TRIAGE");
         assert_error_at(f, "rules[6] (R-E): when.category: expected a non-empty array of category "
                            "symbols, got a string");
         assert_error_at(f, "rules[8] (R-G): can never match: rules[7] (R-F) comes first and "
                            "matches every deviation this rule matches");
-        assert_error_at(f, "rules[9] (R-H): then: is required: {\"party\": ..., \"reason\": ...}");
+        assert_error_at(f, "rules[9] (R-H): then: is required: {\"party\": ..., \"basis\": ..., "
+                           "\"reason\": ...}");
         ck_assert_msg(avk_errors_total(&errs) == 13, "%zu errors: %s", avk_errors_total(&errs),
                       joined);
 }
@@ -922,8 +969,8 @@ END_TEST
 START_TEST(event_class_harm_level_and_reporter_are_conditions_too)
 {
         avk_rules_t *r = load(FIXTURE("conditions.json"));
-        struct situation s = {"1480",  "1480",    "1480",    "OTHER",
-                              "OTHER", "UNKNOWN", "UNKNOWN", "UNKNOWN"};
+        struct situation s = {"1482",    "1482",    "1480",    "OTHER", "OTHER",
+                              "UNKNOWN", "UNKNOWN", "UNKNOWN", 0};
         struct avk_rules_input in = input_of(&s);
         struct avk_rules_decision d;
 
@@ -974,7 +1021,8 @@ START_TEST(a_long_reason_is_cut_at_a_character)
                               "HOME_HEALTH_CARE",
                               "NURSE",
                               "LONG_TERM_REGULAR",
-                              "UNKNOWN"};
+                              "UNKNOWN",
+                              0};
         struct avk_rules_input in = input_of(&s);
         struct avk_rules_decision d;
 
@@ -993,8 +1041,9 @@ START_TEST(a_party_missing_from_a_partial_directory_is_passed_over)
 {
         struct avk_errors derrs;
         avk_directory_t *partial;
-        struct situation s = {"VGR",     "1492", "1492",   "CARE_AND_TREATMENT", "SPECIAL_HOUSING",
-                              "UNKNOWN", "NONE", "UNKNOWN"};
+        struct situation s = {
+            "VGR",  "1492",    "1492", "CARE_AND_TREATMENT", "SPECIAL_HOUSING", "UNKNOWN",
+            "NONE", "UNKNOWN", 0};
         struct avk_rules_input in = input_of(&s);
         struct avk_rules_decision d;
 
@@ -1003,12 +1052,14 @@ START_TEST(a_party_missing_from_a_partial_directory_is_passed_over)
                                      AVK_DIRECTORY_ALLOW_PARTIAL, &derrs);
         ck_assert_ptr_nonnull(partial);
         avk_rules_decide(rules, partial, &in, &d);
-        /* 1492 is not in it: the rule is noted and passed over, and the
-         * reporting region's other side triages. */
-        ck_assert_int_eq(d.kind, AVK_RULES_TRIAGE);
+        /* 1492 is not in it: the rule is noted and passed over; the only
+         * other party is the reporting region, so the county coordinator
+         * triages by hand. */
+        ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
         ck_assert_str_eq(d.receiver_party, "VGR");
-        ck_assert_contains(d.reason, "Rule R-MUNI-SPECIAL-HOUSING matched, but party 1492 is not "
-                                     "in the party directory.");
+        ck_assert_str_eq(d.receiver_unit_hsa_id, VVG_UNIT);
+        ck_assert_contains(d.reason, "Regel R-MUNI-SPECIAL-HOUSING gäller, men parten 1492 finns "
+                                     "inte i partskatalogen.");
         avk_directory_destroy(partial);
 }
 END_TEST
@@ -1056,31 +1107,16 @@ static Suite *routing_suite(void)
 
 int main(void)
 {
-        char errstr[512];
-        struct avk_errors load_errs;
-        SRunner *sr;
+        struct routing_fixture fixture;
         int failed = 1;
 
-        avk_errors_init(&load_errs);
-        catalog = avk_catalog_new_builtin(errstr, sizeof(errstr));
-        if (catalog == NULL) {
-                fprintf(stderr, "%s\n", errstr);
-                return EXIT_FAILURE;
+        if (routing_fixture_load(&fixture) == 0) {
+                catalog = fixture.catalog;
+                reported = fixture.reported;
+                dir = fixture.dir;
+                rules = fixture.rules;
+                failed = routing_fixture_run(routing_suite());
         }
-        reported = avk_catalog_by_name(catalog, "DeviationReported");
-        dir = avk_directory_load(DIRECTORY_FILE, 0, &load_errs);
-        rules = avk_rules_load(RULES_FILE, reported, &load_errs);
-        if (dir == NULL || rules == NULL) {
-                fprintf(stderr, "%s\n", avk_errors_join(&load_errs, joined, sizeof(joined)));
-                goto out;
-        }
-        sr = srunner_create(routing_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-out:
-        avk_rules_destroy(rules);
-        avk_directory_destroy(dir);
-        avk_catalog_destroy(catalog);
+        routing_fixture_free(&fixture);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
