@@ -26,7 +26,7 @@
 #define AVK_HDR_HOP          "avk-hop"   /**< the routing hop, in decimal */
 #define AVK_HDR_CAUSE        "avk-cause" /**< on a DeviationRouted: the input that caused it */
 #define AVK_HDR_ROUTED_EVENT "avk-routed-event" /**< on an inbox report: the routing's event id */
-/* A dead letter's (common/kafka/pump.h) and, with the rest below, a record of
+/* A dead letter's (avk_outbox_deadletter(), common/kafka/outbox.h) and, with the rest below, a record of
  * topic.notify.retry's: the notifier's parked webhook delivery
  * (docs/notify.md, "Retry topic"). */
 #define AVK_HDR_ERROR            "avk-error"            /**< why: the reason, the last failure */

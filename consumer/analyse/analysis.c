@@ -1080,23 +1080,6 @@ static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errst
         return 0;
 }
 
-/* libcurl (counted, paired with the cleanup in avk_analysis_destroy()) and
- * the multi handle of the sink. */
-static int open_curl(avk_analysis_t *a, char *errstr, size_t errstr_size)
-{
-        /* Thread-safe since curl 7.84 (CURL_VERSION_THREADSAFE). */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                snprintf(errstr, errstr_size, "curl_global_init failed");
-                return -1;
-        }
-        a->curl_inited = 1;
-        if (!(a->multi = curl_multi_init())) {
-                snprintf(errstr, errstr_size, "curl multi handle: out of memory");
-                return -1;
-        }
-        return 0;
-}
-
 static int open_service(avk_analysis_t *a, const avk_config_t *cfg, avk_metrics_t *metrics,
                         char *errstr, size_t errstr_size)
 {
@@ -1159,7 +1142,7 @@ avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (open_curl(a, errstr, errstr_size) != 0 ||
+        if (avk_webhook_multi_open(&a->multi, &a->curl_inited, errstr, errstr_size) != 0 ||
             open_service(a, cfg, metrics, errstr, errstr_size) != 0)
                 goto fail;
         return a;
@@ -1210,10 +1193,7 @@ void avk_analysis_destroy(avk_analysis_t *a)
         }
         avk_htab_destroy(&a->jobs_by_id);
         avk_service_destroy(a->service);
-        if (a->multi)
-                curl_multi_cleanup(a->multi);
-        if (a->curl_inited)
-                curl_global_cleanup();
+        avk_webhook_multi_close(a->multi, a->curl_inited);
         avk_idcache_destroy(a->cache);
         for (int k = 0; k < IN_CNT; k++)
                 if (a->value[k].self)
