@@ -289,6 +289,26 @@ int avk_outbox_emit(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
         return 0;
 }
 
+/* A copy of len bytes at p, NULL for NULL. */
+static int copy_bytes(const void *p, size_t len, void **out)
+{
+        *out = NULL;
+        if (!p)
+                return 0;
+        if (!(*out = malloc(len ? len : 1)))
+                return -1;
+        memcpy(*out, p, len);
+        return 0;
+}
+
+int avk_outbox_keep(const rd_kafka_message_t *m, void **key, void **value)
+{
+        *value = NULL;
+        if (copy_bytes(m->key, m->key_len, key) != 0)
+                return -1;
+        return copy_bytes(m->payload, m->len, value);
+}
+
 struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m)
 {
         return (struct avk_outbox_source){.topic = rd_kafka_topic_name(m->rkt),

@@ -116,6 +116,14 @@ struct avk_outbox_source {
         uint64_t tag; /**< of the dead letter, as avk_outbox_msg's */
 };
 
+/**
+ * @brief Copies consumed record m's key and value into new buffers, for a
+ * dead letter written later: a null key or value stays NULL.
+ * @returns 0, or -1 when out of memory (what was copied is in *key or
+ * *value, NULL otherwise, for the caller to free).
+ */
+int avk_outbox_keep(const rd_kafka_message_t *m, void **key, void **value);
+
 /** @brief The source of a consumed record. */
 struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m);
 

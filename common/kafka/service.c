@@ -637,8 +637,7 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
         svc->outbox = avk_outbox_new(&hooks, opts->component);
         svc->inputs = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->inputs));
         svc->paused = calloc((size_t)opts->input_cnt, sizeof(*svc->paused));
-        svc->pool_unfinished =
-            calloc((size_t)opts->input_cnt, sizeof(*svc->pool_unfinished));
+        svc->pool_unfinished = calloc((size_t)opts->input_cnt, sizeof(*svc->pool_unfinished));
         if (!svc->outbox || !svc->inputs || !svc->paused || !svc->pool_unfinished ||
             make_metrics(svc) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");

@@ -248,8 +248,7 @@ void avk_delivery_finish_attempt(struct avk_deliveries *dl, struct avk_delivery 
                                  int64_t now)
 {
         char reason[AVK_DELIVERY_REASON_SIZE];
-        long status =
-            avk_webhook_finish(dl->multi, &d->easy, curl_code, reason, sizeof(reason));
+        long status = avk_webhook_finish(dl->multi, &d->easy, curl_code, reason, sizeof(reason));
         curl_slist_free_all(d->headers);
         d->headers = NULL;
         if (d->queue == AVK_Q_RETRY)

@@ -91,11 +91,11 @@ extern const struct avk_source_def avk_delivery_sources[AVK_SRC_CNT];
 
 struct avk_delivery {
         TAILQ_ENTRY(avk_delivery) link; /* in the notifier's list of live deliveries */
-        struct avk_hnode by_seq;         /* in avk_deliveries.by_seq, hashed by seq */
+        struct avk_hnode by_seq;        /* in avk_deliveries.by_seq, hashed by seq */
         enum avk_source src;
         int queue; /* its list: src for a record of a source topic, AVK_Q_RETRY */
         enum avk_delivery_state state;
-        uint64_t seq; /* names the delivery in its outputs' tags */
+        uint64_t seq;           /* names the delivery in its outputs' tags */
         avk_outbox_input_t *in; /* the kernel input it holds unfinished, as input in_seq */
         uint64_t in_seq;
         int32_t partition;

@@ -69,8 +69,7 @@ static int produce_failed_event(struct avk_deliveries *dl, struct avk_delivery *
         } else if (avk_codec_encode(dl->codec, dl->topic_failed, dl->failed_schema,
                                     &dl->failed_value, &buf, &len, errstr, errstr_size) == 0) {
                 rc = avk_delivery_produce(dl, d, AVK_OUTPUT_DEAD_LETTER, dl->topic_failed,
-                                          d->deviation_id, strlen(d->deviation_id), buf, len,
-                                          NULL);
+                                          d->deviation_id, strlen(d->deviation_id), buf, len, NULL);
                 if (rc)
                         snprintf(errstr, errstr_size, "out of memory");
         }

@@ -88,6 +88,6 @@ void avk_inbox_produced(struct avk_deliveries *dl, struct avk_delivery *d)
         d->inbox_state = AVK_INBOX_DONE;
         atomic_fetch_add(&dl->inbox, 1);
         avk_delivery_count(dl, d, "inbox");
-        avk_log(AVK_LOG_INFO, COMPONENT, "event %s in inbox %s of party %s", d->event_id,
-                d->inbox, d->party);
+        avk_log(AVK_LOG_INFO, COMPONENT, "event %s in inbox %s of party %s", d->event_id, d->inbox,
+                d->party);
 }

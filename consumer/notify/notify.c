@@ -50,6 +50,7 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
+#include "common/kafka/partner.h"
 #include "common/kafka/service.h"
 #include "common/util/clock.h"
 #include "common/util/env.h"
@@ -73,12 +74,6 @@ enum pool { POOL_FRESH, POOL_RETRY, POOL_REPORTED };
 static const int input_pool[IN_CNT] = {POOL_FRESH, POOL_FRESH, POOL_FRESH, POOL_RETRY,
                                        POOL_REPORTED};
 
-/* What the notifier knows of topic.reported's partition. */
-struct part {
-        uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
-        int reported_at_end;       /* nothing read from topic.reported since its last end */
-};
-
 struct avk_notify {
         const avk_config_t *cfg;
         struct avk_env env;
@@ -90,8 +85,8 @@ struct avk_notify {
         size_t pool_bounds[POOL_REPORTED + 1];
         int64_t wait_ms;
         size_t max_held;
-        struct avk_delivery_list live; /* every delivery not yet ended */
-        struct part parts[MAX_PARTITIONS];
+        struct avk_delivery_list live;                 /* every delivery not yet ended */
+        struct avk_partner_part parts[MAX_PARTITIONS]; /* of topic.reported */
         avk_idcache_t *cache; /* deviation id -> the DeviationReported as read */
         size_t held[2];       /* deliveries not finished: fresh, of the retry topic */
         atomic_uint_fast64_t held_now, retry_held_now;
@@ -132,18 +127,6 @@ json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patie
                 free(clean);
         }
         return body;
-}
-
-/* A copy of len bytes at p, NULL for NULL (a null key or value stays null). */
-static int copy_bytes(const void *p, size_t len, void **out)
-{
-        *out = NULL;
-        if (!p)
-                return 0;
-        if (!(*out = malloc(len ? len : 1)))
-                return -1;
-        memcpy(*out, p, len);
-        return 0;
 }
 
 static void publish_counts(avk_notify_t *n)
@@ -188,19 +171,18 @@ static void on_acked(void *opaque, const void *key, size_t key_len, uint64_t tag
         }
 }
 
-/* Kafka refused or failed an output: produced again while its delivery lives. */
+/* Kafka refused or failed an output: produced again while its delivery
+ * lives (one abandoned at a rebalance is the next owner's to redo). */
 static int still_wanted(void *opaque, const void *key, size_t key_len, uint64_t tag)
 {
-        avk_notify_t *n = opaque;
+        struct avk_deliveries *dl = &((avk_notify_t *)opaque)->dl;
+        enum avk_output out;
+        struct avk_delivery *d = avk_delivery_tagged(dl, tag, &out);
         (void)key;
         (void)key_len;
-        enum avk_output out;
-        struct avk_delivery *d = avk_delivery_tagged(&n->dl, tag, &out);
-        if (!d)
-                return 0; /* abandoned at a rebalance: the next owner starts again */
-        if (out == AVK_OUTPUT_INBOX)
-                avk_inbox_refused(&n->dl, d);
-        return 1;
+        if (d && out == AVK_OUTPUT_INBOX)
+                avk_inbox_refused(dl, d);
+        return d != NULL;
 }
 
 /* Starts a routed record's channels once its deviation is known: the
@@ -210,9 +192,8 @@ static void resolve(avk_notify_t *n, struct avk_delivery *d, int64_t now)
         size_t len;
         const void *payload = avk_idcache_get(n->cache, d->deviation_id, &len);
         if (!payload) {
-                const struct part *part = &n->parts[d->partition];
-                if ((part->reported_eof_seq > d->eof_seq || part->reported_at_end) &&
-                    now - d->arrived_at >= n->wait_ms)
+                if (avk_partner_gone(&n->parts[d->partition], d->eof_seq, now - d->arrived_at,
+                                     n->wait_ms))
                         avk_failed_dead_letter(&n->dl, d, 1, "deviation not found in %s",
                                                n->dl.topic_reported);
                 return;
@@ -229,8 +210,7 @@ static void on_delivery_record(avk_notify_t *n, int queue, avk_outbox_input_t *i
                                const rd_kafka_message_t *m)
 {
         struct avk_delivery *d = avk_delivery_new(&n->dl);
-        if (!d || copy_bytes(m->key, m->key_len, &d->key) != 0 ||
-            copy_bytes(m->payload, m->len, &d->payload) != 0 ||
+        if (!d || avk_outbox_keep(m, &d->key, &d->payload) != 0 ||
             (queue == AVK_SRC_ROUTED && avk_inbox_copy_cause(d, m) != 0)) {
                 if (d)
                         avk_delivery_free(&n->dl, d);
@@ -247,7 +227,7 @@ static void on_delivery_record(avk_notify_t *n, int queue, avk_outbox_input_t *i
         d->partition = d->origin_partition = m->partition;
         d->offset = d->origin_offset = m->offset;
         d->arrived_at = avk_clock_mono_ms();
-        d->eof_seq = n->parts[m->partition].reported_eof_seq;
+        d->eof_seq = n->parts[m->partition].eof_seq;
         TAILQ_INSERT_TAIL(&n->live, d, link);
         n->held[queue == AVK_Q_RETRY]++;
         if (queue == AVK_Q_RETRY)
@@ -292,7 +272,7 @@ static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t s
 {
         avk_notify_t *n = opaque;
         if (topic == IN_REPORTED) {
-                n->parts[m->partition].reported_at_end = 0;
+                avk_partner_read(&n->parts[m->partition]);
                 remember(n, m);
         } else {
                 on_delivery_record(n, topic, in, seq, m);
@@ -302,11 +282,8 @@ static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t s
 
 static void on_eof(void *opaque, int topic, int32_t partition)
 {
-        avk_notify_t *n = opaque;
-        if (topic != IN_REPORTED)
-                return;
-        n->parts[partition].reported_eof_seq++;
-        n->parts[partition].reported_at_end = 1;
+        if (topic == IN_REPORTED)
+                avk_partner_end(&((avk_notify_t *)opaque)->parts[partition]);
 }
 
 /* Moves every delivery that can move and ends the finished; returns when
@@ -386,7 +363,7 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
         avk_notify_t *n = opaque;
         avk_idcache_clear(n->cache);
         for (int i = 0; i < cnt; i++)
-                n->parts[parts[i]] = (struct part){0};
+                n->parts[parts[i]] = (struct avk_partner_part){0};
 }
 
 /* Fills the map from topic.reported's partitions parts, to their current end. */
@@ -446,8 +423,7 @@ static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
                                                   (const char *[]){"topic", NULL});
 }
 
-static int read_settings(avk_notify_t *n, const avk_config_t *cfg, char *errstr,
-                         size_t errstr_size)
+static int read_settings(avk_notify_t *n, const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         n->dl.timeout_ms = avk_config_get_int(cfg, "notify.timeout.ms");
         n->dl.connect_timeout_ms = avk_config_get_int(cfg, "notify.connect.timeout.ms");
@@ -480,16 +456,15 @@ static int read_settings(avk_notify_t *n, const avk_config_t *cfg, char *errstr,
 }
 
 /* The schemas, values, codec and map the deliveries work with. */
-static int open_contract(avk_notify_t *n, const avk_config_t *cfg, char *errstr,
-                         size_t errstr_size)
+static int open_contract(avk_notify_t *n, const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         if (avk_env_open(&n->env, cfg, errstr, errstr_size) != 0)
                 return -1;
         for (int s = 0; s < AVK_SRC_CNT; s++) {
                 n->dl.schema[s] =
                     avk_catalog_by_name(n->env.catalog, avk_delivery_sources[s].schema);
-                if (!n->dl.schema[s] || avro_generic_value_new(avk_schema_iface(n->dl.schema[s]),
-                                                               &n->dl.value[s]) != 0)
+                if (!n->dl.schema[s] ||
+                    avro_generic_value_new(avk_schema_iface(n->dl.schema[s]), &n->dl.value[s]) != 0)
                         goto oom;
         }
         n->dl.reported_schema = avk_catalog_by_name(n->env.catalog, "DeviationReported");
@@ -500,8 +475,7 @@ static int open_contract(avk_notify_t *n, const avk_config_t *cfg, char *errstr,
                   avk_idcache_new((size_t)avk_config_get_int(cfg, "notify.cache.max.entries"))) ||
             avro_generic_value_new(avk_schema_iface(n->dl.reported_schema),
                                    &n->dl.reported_value) != 0 ||
-            avro_generic_value_new(avk_schema_iface(n->dl.failed_schema), &n->dl.failed_value) !=
-                0)
+            avro_generic_value_new(avk_schema_iface(n->dl.failed_schema), &n->dl.failed_value) != 0)
                 goto oom;
         return 0;
 oom:
@@ -509,30 +483,33 @@ oom:
         return -1;
 }
 
+/* The notifier on the kernel (opaque: the avk_notify_t). */
+static const struct avk_service_hooks notify_hooks = {.on_record = on_record,
+                                                      .on_tick = on_tick,
+                                                      .on_eof = on_eof,
+                                                      .wait = wait_for_work,
+                                                      .on_rebuild = on_rebuild,
+                                                      .on_drop = on_drop,
+                                                      .on_revoke = on_revoke,
+                                                      .describe = describe,
+                                                      .acked = on_acked,
+                                                      .still_wanted = still_wanted};
+
 static int open_service(avk_notify_t *n, const avk_config_t *cfg, avk_metrics_t *metrics,
                         char *errstr, size_t errstr_size)
 {
-        struct avk_service_options opts = {
-            .component = COMPONENT,
-            .metric_prefix = "avk_notify",
-            .group = avk_config_get(cfg, "notify.group.id"),
-            .inputs = n->inputs,
-            .input_cnt = IN_CNT,
-            .revoke_note = "their records will be delivered again by the next owner",
-            .input_pool = input_pool,
-            .pool_max_unfinished = n->pool_bounds,
-            .metrics = metrics,
-            .hooks = {.on_record = on_record,
-                      .on_tick = on_tick,
-                      .on_eof = on_eof,
-                      .wait = wait_for_work,
-                      .on_rebuild = on_rebuild,
-                      .on_drop = on_drop,
-                      .on_revoke = on_revoke,
-                      .describe = describe,
-                      .acked = on_acked,
-                      .still_wanted = still_wanted,
-                      .opaque = n}};
+        struct avk_service_options opts = {.component = COMPONENT,
+                                           .metric_prefix = "avk_notify",
+                                           .group = avk_config_get(cfg, "notify.group.id"),
+                                           .inputs = n->inputs,
+                                           .input_cnt = IN_CNT,
+                                           .revoke_note = "their records will be delivered "
+                                                          "again by the next owner",
+                                           .input_pool = input_pool,
+                                           .pool_max_unfinished = n->pool_bounds,
+                                           .metrics = metrics,
+                                           .hooks = notify_hooks};
+        opts.hooks.opaque = n;
         if (!(n->service = avk_service_new(cfg, &opts, errstr, errstr_size)))
                 return -1;
         n->dl.outbox = avk_service_outbox(n->service);
