@@ -5,7 +5,6 @@
 #include "common/http/webhook.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -239,16 +238,27 @@ void avk_webhook_collect(CURLM *multi, avk_webhook_done_cb *done, void *opaque)
         }
 }
 
-int avk_webhook_wake_pipe(int fds[2])
+int avk_webhook_multi_open(CURLM **multi, int *curl_inited, char *errstr, size_t errstr_size)
 {
-        if (pipe(fds) != 0)
+        /* Thread-safe since curl 7.84 (CURL_VERSION_THREADSAFE). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                snprintf(errstr, errstr_size, "curl_global_init failed");
                 return -1;
-        for (int i = 0; i < 2; i++) {
-                if (fcntl(fds[i], F_SETFL, O_NONBLOCK) != 0 ||
-                    fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0)
-                        return -1;
+        }
+        *curl_inited = 1;
+        if (!(*multi = curl_multi_init())) {
+                snprintf(errstr, errstr_size, "curl multi handle: out of memory");
+                return -1;
         }
         return 0;
+}
+
+void avk_webhook_multi_close(CURLM *multi, int curl_inited)
+{
+        if (multi)
+                curl_multi_cleanup(multi);
+        if (curl_inited)
+                curl_global_cleanup();
 }
 
 void avk_webhook_wait(CURLM *multi, int wake_fd, int64_t timeout_ms)

@@ -119,8 +119,15 @@ long avk_webhook_finish(CURLM *multi, CURL **easy, int curl_code, char *buf, siz
 /** @brief Drives multi and calls done for every POST that finished. */
 void avk_webhook_collect(CURLM *multi, avk_webhook_done_cb *done, void *opaque);
 
-/** @brief A non-blocking, close-on-exec pipe for wake-ups. @returns 0, or -1 with errno. */
-int avk_webhook_wake_pipe(int fds[2]);
+/**
+ * @brief Opens libcurl (counted: *curl_inited set, paired with
+ * avk_webhook_multi_close()) and a multi handle for a service's POSTs.
+ * @returns 0, or -1 with the reason in errstr (close what was opened).
+ */
+int avk_webhook_multi_open(CURLM **multi, int *curl_inited, char *errstr, size_t errstr_size);
+
+/** @brief Frees multi (NULL: none) and undoes curl_global_init() when curl_inited. */
+void avk_webhook_multi_close(CURLM *multi, int curl_inited);
 
 /**
  * @brief Sleeps in curl_multi_poll() until a socket of multi is ready, wake_fd

@@ -26,9 +26,9 @@
 #define AVK_HDR_HOP          "avk-hop"   /**< the routing hop, in decimal */
 #define AVK_HDR_CAUSE        "avk-cause" /**< on a DeviationRouted: the input that caused it */
 #define AVK_HDR_ROUTED_EVENT "avk-routed-event" /**< on an inbox report: the routing's event id */
-/* A dead letter's (common/kafka/pump.h) and, with the rest below, a record of
- * topic.notify.retry's: the notifier's parked webhook delivery
- * (docs/notify.md, "Retry topic"). */
+/* A dead letter's (avk_outbox_deadletter(), common/kafka/outbox.h) and, with the rest below, a
+ * record of topic.notify.retry's: the notifier's parked webhook delivery (docs/notify.md, "Retry
+ * topic"). */
 #define AVK_HDR_ERROR            "avk-error"            /**< why: the reason, the last failure */
 #define AVK_HDR_SOURCE_TOPIC     "avk-source-topic"     /**< the original record's topic */
 #define AVK_HDR_SOURCE_PARTITION "avk-source-partition" /**< its partition, in decimal */

@@ -46,9 +46,10 @@ struct output {
         int hdr_cnt;
         const char *hdr_name[AVK_OUTBOX_MAX_HDRS];
         const char *hdr_value[AVK_OUTBOX_MAX_HDRS];
+        size_t hdr_len[AVK_OUTBOX_MAX_HDRS];
         int64_t retry_at; /* avk_clock_mono_ms() */
         struct output *next_retry;
-        char data[]; /* key, payload and header values */
+        char data[]; /* key, payload, header names and values */
 };
 
 struct avk_outbox {
@@ -202,11 +203,17 @@ static void store_offsets(avk_outbox_t *o)
 
 /* ---- outputs ---- */
 
+/* The length of header value i of msg. */
+static size_t hdr_len(const struct avk_outbox_msg *msg, int i)
+{
+        return msg->hdr_lens ? msg->hdr_lens[i] : strlen(msg->hdr_values[i]);
+}
+
 static struct output *output_new(const struct avk_outbox_msg *msg)
 {
         size_t size = sizeof(struct output) + msg->key_len + msg->len;
         for (int i = 0; i < msg->hdr_cnt; i++)
-                size += strlen(msg->hdr_values[i]) + 1;
+                size += strlen(msg->hdr_names[i]) + 1 + hdr_len(msg, i);
         struct output *out = malloc(size);
         if (!out)
                 return NULL;
@@ -227,10 +234,14 @@ static struct output *output_new(const struct avk_outbox_msg *msg)
         p += msg->len;
         out->hdr_cnt = msg->hdr_cnt;
         for (int i = 0; i < msg->hdr_cnt; i++) {
-                size_t n = strlen(msg->hdr_values[i]) + 1;
-                memcpy(p, msg->hdr_values[i], n);
-                out->hdr_name[i] = msg->hdr_names[i];
+                size_t name_size = strlen(msg->hdr_names[i]) + 1, n = hdr_len(msg, i);
+                memcpy(p, msg->hdr_names[i], name_size);
+                out->hdr_name[i] = p;
+                p += name_size;
+                if (n)
+                        memcpy(p, msg->hdr_values[i], n);
                 out->hdr_value[i] = p;
+                out->hdr_len[i] = n;
                 p += n;
         }
         return out;
@@ -249,7 +260,8 @@ static void produce(avk_outbox_t *o, struct output *out)
         for (;;) {
                 rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)out->hdr_cnt);
                 for (int i = 0; i < out->hdr_cnt; i++)
-                        rd_kafka_header_add(h, out->hdr_name[i], -1, out->hdr_value[i], -1);
+                        rd_kafka_header_add(h, out->hdr_name[i], -1, out->hdr_value[i],
+                                            (ssize_t)out->hdr_len[i]);
                 rd_kafka_resp_err_t err = rd_kafka_producev(
                     o->producer, RD_KAFKA_V_TOPIC(out->topic), RD_KAFKA_V_PARTITION(out->partition),
                     RD_KAFKA_V_KEY(out->key, out->key_len),
@@ -283,6 +295,26 @@ int avk_outbox_emit(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
         o->in_flight++;
         produce(o, out);
         return 0;
+}
+
+/* A copy of len bytes at p, NULL for NULL. */
+static int copy_bytes(const void *p, size_t len, void **out)
+{
+        *out = NULL;
+        if (!p)
+                return 0;
+        if (!(*out = malloc(len ? len : 1)))
+                return -1;
+        memcpy(*out, p, len);
+        return 0;
+}
+
+int avk_outbox_keep(const rd_kafka_message_t *m, void **key, void **value)
+{
+        *value = NULL;
+        if (copy_bytes(m->key, m->key_len, key) != 0)
+                return -1;
+        return copy_bytes(m->payload, m->len, value);
 }
 
 struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m)

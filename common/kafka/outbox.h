@@ -51,13 +51,14 @@ struct avk_outbox_msg {
         size_t key_len;
         const void *value;
         size_t len;
-        const char *const *hdr_names; /**< static strings */
+        const char *const *hdr_names;
         const char *const *hdr_values;
-        int hdr_cnt; /**< at most AVK_OUTBOX_MAX_HDRS */
+        const size_t *hdr_lens; /**< the values' lengths (NULL: NUL-terminated strings) */
+        int hdr_cnt;            /**< at most AVK_OUTBOX_MAX_HDRS */
         uint64_t tag;
 };
 
-#define AVK_OUTBOX_MAX_HDRS 6
+#define AVK_OUTBOX_MAX_HDRS 16
 
 /** @brief An outbox; component names it in logs. NULL when out of memory. */
 avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *component);
@@ -116,11 +117,19 @@ struct avk_outbox_source {
         size_t key_len;
         const void *value;
         size_t len;
-        const char *const *hdr_names; /**< more headers, static names (NULL: none) */
+        const char *const *hdr_names; /**< more headers (NULL: none) */
         const char *const *hdr_values;
         int hdr_cnt;  /**< at most AVK_OUTBOX_MAX_HDRS - 4 */
         uint64_t tag; /**< of the dead letter, as avk_outbox_msg's */
 };
+
+/**
+ * @brief Copies consumed record m's key and value into new buffers, for a
+ * dead letter written later: a null key or value stays NULL.
+ * @returns 0, or -1 when out of memory (what was copied is in *key or
+ * *value, NULL otherwise, for the caller to free).
+ */
+int avk_outbox_keep(const rd_kafka_message_t *m, void **key, void **value);
 
 /** @brief The source of a consumed record. */
 struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m);

@@ -36,6 +36,7 @@ struct avk_service {
         avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
         int owned[MAX_PARTITIONS];   /* partitions whose state is rebuilt */
         int *paused;                 /* [topic]: paused by flow control */
+        uint64_t *pool_unfinished;   /* [pool]: unfinished inputs, counted by flow control */
         int wake[2];                 /* with the wait hook: Kafka's queues and stop write to [1] */
         rd_kafka_queue_t *consumer_queue, *producer_queue; /* wired to wake[1] */
         avk_metric_t *m_latency, *m_retries;
@@ -348,20 +349,33 @@ static rd_kafka_topic_partition_list_t *assigned(avk_service_t *svc, int k)
         return l;
 }
 
-/* Pauses an input topic while max_unfinished of its inputs are unfinished,
- * resumes it below: one slow topic holds up no other. */
+/* The flow-control pool of input topic k, and a pool's bound (0: never paused). */
+static int pool_of(const avk_service_t *svc, int k)
+{
+        return svc->opts.input_pool ? svc->opts.input_pool[k] : k;
+}
+
+static size_t pool_bound(const avk_service_t *svc, int pool)
+{
+        return svc->opts.input_pool ? svc->opts.pool_max_unfinished[pool]
+                                    : svc->opts.max_unfinished;
+}
+
+/* Pauses the input topics of a pool while its bound of their inputs are
+ * unfinished, resumes them below: one slow pool holds up no other. */
 static void flow_control(avk_service_t *svc)
 {
-        if (!svc->opts.max_unfinished)
-                return;
+        memset(svc->pool_unfinished, 0, (size_t)svc->opts.input_cnt * sizeof(uint64_t));
         for (int k = 0; k < svc->opts.input_cnt; k++) {
-                uint64_t unfinished = 0;
                 for (size_t p = 0; p < MAX_PARTITIONS; p++) {
                         const avk_outbox_input_t *in = svc->inputs[(size_t)k * MAX_PARTITIONS + p];
                         if (in)
-                                unfinished += avk_outbox_unfinished(in);
+                                svc->pool_unfinished[pool_of(svc, k)] += avk_outbox_unfinished(in);
                 }
-                int want = unfinished >= svc->opts.max_unfinished;
+        }
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                size_t bound = pool_bound(svc, pool_of(svc, k));
+                int want = bound && svc->pool_unfinished[pool_of(svc, k)] >= bound;
                 if (want == svc->paused[k])
                         continue;
                 rd_kafka_topic_partition_list_t *l = assigned(svc, k);
@@ -690,7 +704,9 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
         svc->outbox = avk_outbox_new(&hooks, opts->component);
         svc->inputs = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->inputs));
         svc->paused = calloc((size_t)opts->input_cnt, sizeof(*svc->paused));
-        if (!svc->outbox || !svc->inputs || !svc->paused || make_metrics(svc) != 0) {
+        svc->pool_unfinished = calloc((size_t)opts->input_cnt, sizeof(*svc->pool_unfinished));
+        if (!svc->outbox || !svc->inputs || !svc->paused || !svc->pool_unfinished ||
+            make_metrics(svc) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -724,5 +740,6 @@ void avk_service_destroy(avk_service_t *svc)
         }
         free(svc->inputs);
         free(svc->paused);
+        free(svc->pool_unfinished);
         free(svc);
 }

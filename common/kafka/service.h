@@ -95,6 +95,14 @@ struct avk_service_options {
         const char *revoke_note; /**< what happens to outputs left in flight at a revoke */
         /** Pause an input topic while this many of its inputs are unfinished (0: never). */
         size_t max_unfinished;
+        /**
+         * Optional, instead of max_unfinished: input topic k counts in pool
+         * input_pool[k], and the topics of pool i are paused together while
+         * pool_max_unfinished[i] of their inputs are unfinished (0: never).
+         * Pools are numbered from 0 below input_cnt.
+         */
+        const int *input_pool;
+        const size_t *pool_max_unfinished;
         avk_metrics_t *metrics; /**< the service's registry: the kernel adds its families */
         struct avk_service_hooks hooks;
 };

@@ -57,6 +57,7 @@
 #include "common/contract/municipality.h"
 #include "common/util/secret.h"
 #include "consumer/analyse/pseudonym.h"
+#include "common/kafka/partner.h"
 #include "common/kafka/service.h"
 #include "common/util/scrub.h"
 #include "common/http/webhook.h"
@@ -131,11 +132,6 @@ struct batch {
         char curl_error[CURL_ERROR_SIZE];
 };
 
-struct part {
-        uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
-        int reported_at_end;       /* nothing read from topic.reported since its last end */
-};
-
 struct avk_analysis {
         const avk_config_t *cfg;
         struct avk_env env;
@@ -154,7 +150,7 @@ struct avk_analysis {
         int64_t timeout_ms, connect_timeout_ms, retry_max, backoff_ms, backoff_max_ms, wait_ms,
             linger_ms;
         size_t batch_max, sink_max_in_flight, max_held;
-        struct part parts[MAX_PARTITIONS];
+        struct avk_partner_part parts[MAX_PARTITIONS]; /* of topic.reported */
         avk_idcache_t *cache;
         TAILQ_HEAD(, job) jobs;
         avk_htab_t jobs_by_id;
@@ -373,24 +369,11 @@ static void drop_input(struct job *j)
         j->status = NULL;
 }
 
-/* A copy of len bytes at p, NULL for NULL (a null key or value stays null). */
-static int copy_bytes(const void *p, size_t len, void **out)
-{
-        *out = NULL;
-        if (!p)
-                return 0;
-        if (!(*out = malloc(len ? len : 1)))
-                return -1;
-        memcpy(*out, p, len);
-        return 0;
-}
-
 static struct job *job_new(avk_analysis_t *a, enum input input, avk_outbox_input_t *in,
                            uint64_t seq, const rd_kafka_message_t *m)
 {
         struct job *j = calloc(1, sizeof(*j));
-        if (!j || copy_bytes(m->key, m->key_len, &j->key) != 0 ||
-            copy_bytes(m->payload, m->len, &j->payload) != 0) {
+        if (!j || avk_outbox_keep(m, &j->key, &j->payload) != 0) {
                 if (j)
                         job_free(j);
                 snprintf(a->fatal, sizeof(a->fatal), "out of memory");
@@ -405,7 +388,7 @@ static struct job *job_new(avk_analysis_t *a, enum input input, avk_outbox_input
         j->partition = m->partition;
         j->offset = m->offset;
         j->arrived_at = avk_clock_mono_ms();
-        j->eof_seq = a->parts[m->partition].reported_eof_seq;
+        j->eof_seq = a->parts[m->partition].eof_seq;
         avk_outbox_hold(in, seq);
         TAILQ_INSERT_TAIL(&a->jobs, j, link);
         avk_htab_insert(&a->jobs_by_id, &j->node, hash_job(j->id));
@@ -599,7 +582,7 @@ static void on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
                         const rd_kafka_message_t *m)
 {
         char err[512], record_id[ID_SIZE];
-        a->parts[m->partition].reported_at_end = 0;
+        avk_partner_read(&a->parts[m->partition]);
         struct job *j = job_new(a, IN_REPORTED, in, seq, m);
         if (!j)
                 return;
@@ -641,9 +624,8 @@ static void resolve(avk_analysis_t *a, struct job *j, int64_t now)
         size_t len;
         const char *text = avk_idcache_get(a->cache, j->deviation_id, &len);
         if (!text) {
-                const struct part *part = &a->parts[j->partition];
-                if ((part->reported_eof_seq > j->eof_seq || part->reported_at_end) &&
-                    now - j->arrived_at >= a->wait_ms)
+                if (avk_partner_gone(&a->parts[j->partition], j->eof_seq, now - j->arrived_at,
+                                     a->wait_ms))
                         dead_letter(a, j, DEAD_MISSING, "deviation not found in %s",
                                     a->topic[IN_REPORTED]);
                 return;
@@ -709,8 +691,7 @@ static void on_eof(void *opaque, int topic, int32_t partition)
         avk_analysis_t *a = opaque;
         if (topic != IN_REPORTED)
                 return;
-        a->parts[partition].reported_eof_seq++;
-        a->parts[partition].reported_at_end = 1;
+        avk_partner_end(&a->parts[partition]);
 }
 
 /* ---- the sink ---------------------------------------------------------- */
@@ -924,7 +905,7 @@ static int on_tick(void *opaque, int64_t *next_due, char *errstr, size_t errstr_
         int paused = avk_service_paused(a->service, IN_REPORTED);
         if (paused && !a->reported_paused) {
                 for (int p = 0; p < MAX_PARTITIONS; p++)
-                        a->parts[p].reported_at_end = 0;
+                        avk_partner_read(&a->parts[p]);
         }
         a->reported_paused = paused;
         *next_due = step(a, avk_clock_mono_ms(), *next_due);
@@ -974,7 +955,7 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
         avk_analysis_t *a = opaque;
         avk_idcache_clear(a->cache);
         for (int i = 0; i < cnt; i++)
-                a->parts[parts[i]] = (struct part){0};
+                a->parts[parts[i]] = (struct avk_partner_part){0};
 }
 
 /* Fills the map from topic.reported's partitions parts, to their current end. */
@@ -1080,23 +1061,6 @@ static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errst
         return 0;
 }
 
-/* libcurl (counted, paired with the cleanup in avk_analysis_destroy()) and
- * the multi handle of the sink. */
-static int open_curl(avk_analysis_t *a, char *errstr, size_t errstr_size)
-{
-        /* Thread-safe since curl 7.84 (CURL_VERSION_THREADSAFE). */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                snprintf(errstr, errstr_size, "curl_global_init failed");
-                return -1;
-        }
-        a->curl_inited = 1;
-        if (!(a->multi = curl_multi_init())) {
-                snprintf(errstr, errstr_size, "curl multi handle: out of memory");
-                return -1;
-        }
-        return 0;
-}
-
 static int open_service(avk_analysis_t *a, const avk_config_t *cfg, avk_metrics_t *metrics,
                         char *errstr, size_t errstr_size)
 {
@@ -1159,7 +1123,7 @@ avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (open_curl(a, errstr, errstr_size) != 0 ||
+        if (avk_webhook_multi_open(&a->multi, &a->curl_inited, errstr, errstr_size) != 0 ||
             open_service(a, cfg, metrics, errstr, errstr_size) != 0)
                 goto fail;
         return a;
@@ -1210,10 +1174,7 @@ void avk_analysis_destroy(avk_analysis_t *a)
         }
         avk_htab_destroy(&a->jobs_by_id);
         avk_service_destroy(a->service);
-        if (a->multi)
-                curl_multi_cleanup(a->multi);
-        if (a->curl_inited)
-                curl_global_cleanup();
+        avk_webhook_multi_close(a->multi, a->curl_inited);
         avk_idcache_destroy(a->cache);
         for (int k = 0; k < IN_CNT; k++)
                 if (a->value[k].self)

@@ -58,10 +58,9 @@ struct avk_delivery *avk_delivery_find(struct avk_deliveries *dl, uint64_t seq)
         return node ? avk_container_of(node, struct avk_delivery, by_seq) : NULL;
 }
 
-struct avk_delivery *avk_delivery_reported(struct avk_deliveries *dl, const rd_kafka_message_t *m,
-                                           enum avk_output *out)
+struct avk_delivery *avk_delivery_tagged(struct avk_deliveries *dl, uint64_t tag,
+                                         enum avk_output *out)
 {
-        uint64_t tag = (uint64_t)(uintptr_t)m->_private;
         *out = (enum avk_output)(tag & ((1u << AVK_OUTPUT_BITS) - 1));
         return avk_delivery_find(dl, tag >> AVK_OUTPUT_BITS);
 }
@@ -93,7 +92,7 @@ void avk_delivery_count(struct avk_deliveries *dl, const struct avk_delivery *d,
 void avk_delivery_shed(struct avk_deliveries *dl, struct avk_delivery *d)
 {
         if (d->easy) {
-                curl_multi_remove_handle(dl->pump->multi, d->easy);
+                curl_multi_remove_handle(dl->multi, d->easy);
                 curl_easy_cleanup(d->easy);
                 d->easy = NULL;
         }
@@ -122,9 +121,9 @@ int avk_delivery_finished(const struct avk_delivery *d)
                (d->inbox_state == AVK_INBOX_NONE || d->inbox_state == AVK_INBOX_DONE);
 }
 
-void *avk_delivery_opaque(const struct avk_delivery *d, enum avk_output out)
+uint64_t avk_delivery_tag(const struct avk_delivery *d, enum avk_output out)
 {
-        return (void *)(uintptr_t)(d->seq << AVK_OUTPUT_BITS | (uint64_t)out);
+        return d->seq << AVK_OUTPUT_BITS | (uint64_t)out;
 }
 
 void avk_delivery_set_reason(struct avk_delivery *d, const char *fmt, va_list ap)
@@ -134,19 +133,35 @@ void avk_delivery_set_reason(struct avk_delivery *d, const char *fmt, va_list ap
 
 int avk_delivery_produce(struct avk_deliveries *dl, struct avk_delivery *d, enum avk_output out,
                          const char *topic, const void *key, size_t key_len, const void *value,
-                         size_t len, rd_kafka_headers_t *h, char *errstr, size_t errstr_size)
+                         size_t len, rd_kafka_headers_t *h)
 {
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(dl->pump->producer, RD_KAFKA_V_TOPIC(topic),
-                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
-                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_OPAQUE(avk_delivery_opaque(d, out)), RD_KAFKA_V_END);
-        if (e) {
-                rd_kafka_headers_destroy(h);
-                snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
-                return -1;
+        const char *names[AVK_OUTBOX_MAX_HDRS], *values[AVK_OUTBOX_MAX_HDRS];
+        size_t lens[AVK_OUTBOX_MAX_HDRS];
+        int cnt = 0;
+        const void *header_value;
+        while (h && cnt < AVK_OUTBOX_MAX_HDRS &&
+               rd_kafka_header_get_all(h, (size_t)cnt, &names[cnt], &header_value, &lens[cnt]) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
+                values[cnt] = header_value;
+                cnt++;
         }
-        return 0;
+        struct avk_outbox_msg msg = {.topic = topic,
+                                     .partition = RD_KAFKA_PARTITION_UA,
+                                     .key = key,
+                                     .key_len = key_len,
+                                     .value = value,
+                                     .len = len,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_lens = lens,
+                                     .hdr_cnt = cnt,
+                                     .tag = avk_delivery_tag(d, out)};
+        int rc = avk_outbox_emit(dl->outbox, d->in, d->in_seq, &msg);
+        if (h)
+                rd_kafka_headers_destroy(h);
+        if (rc != 0)
+                snprintf(dl->fatal, sizeof(dl->fatal), "out of memory");
+        return rc;
 }
 
 /* Takes body as d's body (it is the same on every attempt) and makes the
@@ -225,7 +240,7 @@ void avk_delivery_start_attempt(struct avk_deliveries *dl, struct avk_delivery *
             .private_ptr = d,
             .error_buffer = d->curl_error,
         };
-        if (!ok || !(d->easy = avk_webhook_post_start(dl->pump->multi, &post)))
+        if (!ok || !(d->easy = avk_webhook_post_start(dl->multi, &post)))
                 avk_delivery_finish_attempt(dl, d, CURLE_OUT_OF_MEMORY, now);
 }
 
@@ -233,8 +248,7 @@ void avk_delivery_finish_attempt(struct avk_deliveries *dl, struct avk_delivery 
                                  int64_t now)
 {
         char reason[AVK_DELIVERY_REASON_SIZE];
-        long status =
-            avk_webhook_finish(dl->pump->multi, &d->easy, curl_code, reason, sizeof(reason));
+        long status = avk_webhook_finish(dl->multi, &d->easy, curl_code, reason, sizeof(reason));
         curl_slist_free_all(d->headers);
         d->headers = NULL;
         if (d->queue == AVK_Q_RETRY)

@@ -9,10 +9,11 @@
  * The concern modules beside it each own a part of a delivery's way:
  * retry.h parks a failed attempt on topic.notify.retry and takes it back,
  * failed.h writes the dead letter and the DeliveryFailed event, inbox.h the
- * inbox copies. The service shell (notify.c) owns the loop, the
- * partitions' lists in offset order, the deviation map and the offsets; it
- * moves a delivery by calling these modules and stores an offset once
- * avk_delivery_finished() says so.
+ * inbox copies. The service hooks (notify.c, on the service kernel
+ * common/kafka/service.h) own the list of live deliveries and the deviation
+ * map; a delivery holds its kernel input unfinished (avk_outbox_hold())
+ * until avk_delivery_finished() says so, and its outputs go through the
+ * kernel's outbox as outputs of that input, tagged (avk_delivery_tag()).
  *
  * A webhook's part of a delivery moves WAITING (for its deviation) -> DUE
  * (an attempt at next_attempt_at) -> IN_FLIGHT -> DONE when the webhook took
@@ -40,7 +41,7 @@
 #include "common/contract/codec.h"
 #include "common/contract/directory.h"
 #include "common/http/webhook.h"
-#include "common/kafka/pump.h"
+#include "common/kafka/outbox.h"
 #include "common/util/hash.h"
 #include "common/util/metrics.h"
 
@@ -66,8 +67,8 @@ enum avk_delivery_state {
  * record dead-lettered before it was). */
 enum avk_inbox_state { AVK_INBOX_NONE, AVK_INBOX_DUE, AVK_INBOX_SENT, AVK_INBOX_DONE };
 
-/* Which output of a delivery a producer delivery report is for: the low
- * AVK_OUTPUT_BITS of its opaque, above them the delivery's seq. */
+/* Which output of a delivery an acknowledgement is for: the low
+ * AVK_OUTPUT_BITS of its outbox tag, above them the delivery's seq. */
 enum avk_output { AVK_OUTPUT_DEAD_LETTER, AVK_OUTPUT_INBOX, AVK_OUTPUT_PARK };
 #define AVK_OUTPUT_BITS 2
 
@@ -89,17 +90,20 @@ struct avk_source_def {
 extern const struct avk_source_def avk_delivery_sources[AVK_SRC_CNT];
 
 struct avk_delivery {
-        STAILQ_ENTRY(avk_delivery) link; /* the next record of the partition */
-        struct avk_hnode by_seq;         /* in avk_deliveries.by_seq, hashed by seq */
+        TAILQ_ENTRY(avk_delivery) link; /* in the notifier's list of live deliveries */
+        struct avk_hnode by_seq;        /* in avk_deliveries.by_seq, hashed by seq */
         enum avk_source src;
         int queue; /* its list: src for a record of a source topic, AVK_Q_RETRY */
         enum avk_delivery_state state;
-        uint64_t seq; /* names the delivery in producer delivery reports */
+        uint64_t seq;           /* names the delivery in its outputs' tags */
+        avk_outbox_input_t *in; /* the kernel input it holds unfinished, as input in_seq */
+        uint64_t in_seq;
         int32_t partition;
         int64_t offset;
-        /* The original record as read (the dead letter carries it) and where
-         * it was read: for a retry record, as its headers carried them;
-         * origin_topic is NULL for the delivery's own topic. */
+        /* The original record as read (the dead letter carries it; NULL for a
+         * null key or value) and where it was read: for a retry record, as
+         * its headers carried them; origin_topic is NULL for the delivery's
+         * own topic. */
         void *key, *payload;
         size_t key_len, payload_len;
         char *origin_topic;
@@ -113,13 +117,13 @@ struct avk_delivery {
         char *body;
         size_t body_len;
         int identity; /* the body holds the patient's personal_id */
-        int attempts, park_refusals;
+        int attempts;
         int64_t arrived_at, attempt_started_at, next_attempt_at;
         int64_t first_attempt_wall, due_wall; /* wall clock: they travel in retry records */
         uint64_t eof_seq; /* topic.reported ends seen on the partition at arrival */
         char reason[AVK_DELIVERY_REASON_SIZE];
         int failed_event; /* the dead letter comes with a DeliveryFailed event */
-        int acks_pending, ack_failed;
+        int acks_pending;
         /* The inbox copies: the receiver's topic, the deviation as read from
          * topic.reported (kept: the map may drop it before a retry) and the
          * routed record's avk-cause header as read. */
@@ -127,34 +131,36 @@ struct avk_delivery {
         enum avk_inbox_state inbox_state;
         void *reported, *cause;
         size_t reported_len, cause_len;
-        int has_cause, inbox_pending, inbox_failed, inbox_attempts;
+        int has_cause, inbox_pending;
         int64_t inbox_due_at;
         CURL *easy;
         struct curl_slist *headers;
         char curl_error[CURL_ERROR_SIZE];
 };
 
-/* The records of one topic's partition, in offset order. */
-STAILQ_HEAD(avk_delivery_list, avk_delivery);
+/* The live deliveries, in the order their records arrived. */
+TAILQ_HEAD(avk_delivery_list, avk_delivery);
 
 /*
- * What every concern module works with: the producer and curl's multi
- * handle (the shell's pump), the directory, the codec, the topics, the
+ * What every concern module works with: the kernel's outbox and curl's
+ * multi handle (the notifier's), the directory, the codec, the topics, the
  * retry policy, the live deliveries by seq, the counters and metrics. The
  * shell fills it in at start-up and owns it; the modules only read the
  * settings and update the index, counters and metrics.
  */
 struct avk_deliveries {
         const avk_directory_t *dir;
-        struct avk_pump *pump;
+        avk_outbox_t *outbox;
+        CURLM *multi;
+        char fatal[128]; /* set (out of memory): the notifier's loop ends with it */
         avk_codec_t *codec;
         const avk_schema_t *schema[AVK_SRC_CNT], *reported_schema, *failed_schema;
         avro_value_t value[AVK_SRC_CNT], reported_value, failed_value;
         const char *topic[AVK_Q_CNT], *topic_reported, *topic_deadletter, *topic_failed;
         int64_t timeout_ms, connect_timeout_ms, retry_max, max_age_ms, backoff_ms, backoff_max_ms;
         const char *ca_location;
-        /* Live deliveries by seq, for the producer's delivery reports: a
-         * report may outlive its delivery (dropped at a rebalance), so it
+        /* Live deliveries by seq, for the outbox's acknowledgements: one
+         * may outlive its delivery (dropped at a rebalance), so its tag
          * carries the seq, not a pointer. */
         avk_htab_t by_seq;
         uint64_t seq, rng;
@@ -175,14 +181,14 @@ struct avk_delivery *avk_delivery_new(struct avk_deliveries *dl);
 struct avk_delivery *avk_delivery_find(struct avk_deliveries *dl, uint64_t seq);
 
 /**
- * @brief The delivery a producer delivery report is for, or NULL when it
- * was freed since (abandoned at a rebalance); *out says which output.
+ * @brief The delivery an output's tag is for, or NULL when it was freed
+ * since (abandoned at a rebalance); *out says which output.
  */
-struct avk_delivery *avk_delivery_reported(struct avk_deliveries *dl, const rd_kafka_message_t *m,
-                                           enum avk_output *out);
+struct avk_delivery *avk_delivery_tagged(struct avk_deliveries *dl, uint64_t tag,
+                                         enum avk_output *out);
 
-/** @brief The opaque of a record produced for output out of d. */
-void *avk_delivery_opaque(const struct avk_delivery *d, enum avk_output out);
+/** @brief The outbox tag of output out of d (never 0). */
+uint64_t avk_delivery_tag(const struct avk_delivery *d, enum avk_output out);
 
 /**
  * @brief Frees what d holds beyond its struct (its attempt cancelled): once
@@ -211,13 +217,16 @@ void avk_delivery_count(struct avk_deliveries *dl, const struct avk_delivery *d,
                         const char *outcome);
 
 /**
- * @brief Produces output out of d to topic (a copy of key and value, with
- * headers h, which it takes). @returns 0, or -1 with the reason in errstr
- * and h destroyed.
+ * @brief Produces output out of d to topic through the outbox, as an output
+ * of d's input (a copy of key and value, with headers h - NULL: none -
+ * which it destroys):
+ * the outbox produces it again until Kafka has it, asking
+ * avk_notify's still_wanted hook after each failure.
+ * @returns 0, or -1 when out of memory (dl->fatal set).
  */
 int avk_delivery_produce(struct avk_deliveries *dl, struct avk_delivery *d, enum avk_output out,
                          const char *topic, const void *key, size_t key_len, const void *value,
-                         size_t len, rd_kafka_headers_t *h, char *errstr, size_t errstr_size);
+                         size_t len, rd_kafka_headers_t *h);
 
 /**
  * @brief Who receives for party and unit: the unit's receiver (with what it
@@ -246,7 +255,7 @@ void avk_delivery_compose(struct avk_deliveries *dl, struct avk_delivery *d, con
                           size_t len, int64_t now);
 
 /**
- * @brief Starts a webhook attempt of DUE d on the pump's multi handle;
+ * @brief Starts a webhook attempt of DUE d on dl's multi handle;
  * IN_FLIGHT until avk_delivery_finish_attempt().
  */
 void avk_delivery_start_attempt(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now);

@@ -1,6 +1,7 @@
 /*
- * avk_failed: see failed.h; the dead letter's headers are avk_pump's
- * (common/kafka/pump.h), the DeliveryFailed schema is schemas/.
+ * avk_failed: see failed.h; the dead letter is the service kernel's
+ * (avk_outbox_deadletter(), common/kafka/outbox.h), the DeliveryFailed
+ * schema is schemas/.
  */
 #include "consumer/notify/failed.h"
 
@@ -67,77 +68,64 @@ static int produce_failed_event(struct avk_deliveries *dl, struct avk_delivery *
                 avk_errors_join(&errs, errstr, errstr_size);
         } else if (avk_codec_encode(dl->codec, dl->topic_failed, dl->failed_schema,
                                     &dl->failed_value, &buf, &len, errstr, errstr_size) == 0) {
-                rd_kafka_resp_err_t e = rd_kafka_producev(
-                    dl->pump->producer, RD_KAFKA_V_TOPIC(dl->topic_failed),
-                    RD_KAFKA_V_KEY(d->deviation_id, strlen(d->deviation_id)),
-                    RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_OPAQUE(avk_delivery_opaque(d, AVK_OUTPUT_DEAD_LETTER)),
-                    RD_KAFKA_V_END);
-                if (e)
-                        snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(e));
-                rc = e ? -1 : 0;
+                rc = avk_delivery_produce(dl, d, AVK_OUTPUT_DEAD_LETTER, dl->topic_failed,
+                                          d->deviation_id, strlen(d->deviation_id), buf, len, NULL);
+                if (rc)
+                        snprintf(errstr, errstr_size, "out of memory");
         }
         json_decref(j);
         return rc;
 }
 
-/* Produces the dead letter of d: the original record as read, the reason in
+/* Produces the dead letter of d through the kernel's one function: the
+ * original record as read (a null key or value stays null), the reason in
  * headers with where it was read. */
-static int produce_dead_letter(struct avk_deliveries *dl, struct avk_delivery *d, char *errstr,
-                               size_t errstr_size)
+static int produce_dead_letter(struct avk_deliveries *dl, struct avk_delivery *d)
 {
-        rd_kafka_headers_t *h = avk_pump_deadletter_headers(
-            d->reason, avk_delivery_origin_topic(dl, d), d->origin_partition, d->origin_offset);
-        if (d->event_id[0])
-                rd_kafka_header_add(h, AVK_HDR_EVENT_ID, -1, d->event_id, -1);
-        return avk_delivery_produce(dl, d, AVK_OUTPUT_DEAD_LETTER, dl->topic_deadletter, d->key,
-                                    d->key_len, d->payload, d->payload_len, h, errstr, errstr_size);
+        const char *names[] = {AVK_HDR_EVENT_ID}, *values[] = {d->event_id};
+        struct avk_outbox_source src = {.topic = avk_delivery_origin_topic(dl, d),
+                                        .partition = d->origin_partition,
+                                        .offset = d->origin_offset,
+                                        .key = d->key,
+                                        .key_len = d->key_len,
+                                        .value = d->payload,
+                                        .len = d->payload_len,
+                                        .hdr_names = names,
+                                        .hdr_values = values,
+                                        .hdr_cnt = d->event_id[0] ? 1 : 0,
+                                        .tag = avk_delivery_tag(d, AVK_OUTPUT_DEAD_LETTER)};
+        if (avk_outbox_deadletter(dl->outbox, d->in, d->in_seq, dl->topic_deadletter, &src,
+                                  d->reason) == 0)
+                return 0;
+        snprintf(dl->fatal, sizeof(dl->fatal), "out of memory");
+        return -1;
 }
 
 void avk_failed_send(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
 {
         char err[512];
-        d->ack_failed = 0;
-        d->acks_pending = 0;
-        if (produce_dead_letter(dl, d, err, sizeof(err)) == 0) {
+        if (produce_dead_letter(dl, d) != 0)
+                return;
+        d->acks_pending = 1;
+        d->state = AVK_DELIVERY_DEAD_SENT;
+        if (!d->failed_event)
+                return;
+        if (produce_failed_event(dl, d, err, sizeof(err)) == 0) {
                 d->acks_pending++;
-                if (!d->failed_event || produce_failed_event(dl, d, err, sizeof(err)) == 0) {
-                        d->acks_pending += d->failed_event;
-                        d->state = AVK_DELIVERY_DEAD_SENT;
-                        return;
-                }
-                /* The dead letter is on its way; its report finds the delivery
-                 * back in AVK_DELIVERY_DEAD_SENT and sends both again: a duplicate dead
-                 * letter is harmless, a lost escalation is not. */
-                d->ack_failed = 1;
-                d->state = AVK_DELIVERY_DEAD_SENT;
+                return;
         }
-        avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: dead letter not produced: %s",
-                d->event_id[0] ? d->event_id : "-", err);
-        if (d->acks_pending == 0) {
-                d->state = AVK_DELIVERY_DEAD_DUE;
-                d->next_attempt_at = now + dl->backoff_max_ms;
-        }
+        /* The dead letter is on its way; both go again after a backoff: a
+         * duplicate dead letter is harmless, a lost escalation is not. */
+        avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: %s not produced: %s", d->event_id,
+                dl->topic_failed, err);
+        d->state = AVK_DELIVERY_DEAD_DUE;
+        d->next_attempt_at = now + dl->backoff_max_ms;
 }
 
-void avk_failed_produced(struct avk_deliveries *dl, struct avk_delivery *d,
-                         const rd_kafka_message_t *m)
+void avk_failed_produced(struct avk_deliveries *dl, struct avk_delivery *d)
 {
-        if (d->state != AVK_DELIVERY_DEAD_SENT)
+        if (d->state != AVK_DELIVERY_DEAD_SENT || --d->acks_pending > 0)
                 return;
-        if (m->err) {
-                d->ack_failed = 1;
-                avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: %s not acknowledged: %s",
-                        d->event_id[0] ? d->event_id : "-", rd_kafka_topic_name(m->rkt),
-                        rd_kafka_err2str(m->err));
-        }
-        if (--d->acks_pending > 0)
-                return;
-        if (d->ack_failed) {
-                d->state = AVK_DELIVERY_DEAD_DUE;
-                d->next_attempt_at = avk_clock_mono_ms() + dl->backoff_max_ms;
-                return;
-        }
         d->state = AVK_DELIVERY_DONE;
         atomic_fetch_add(&dl->dead_lettered, 1);
         avk_delivery_count(dl, d, "dead_lettered");

@@ -7,9 +7,10 @@
  * through the same failing endpoint.
  *
  * A delivery moves DEAD_DUE (avk_failed_dead_letter()) -> DEAD_SENT
- * (avk_failed_send(): both records produced) -> DONE when Kafka has
+ * (avk_failed_send(): both records produced through the kernel's outbox,
+ * which produces each again until Kafka has it) -> DONE when Kafka has
  * acknowledged both (avk_failed_produced()), or back to DEAD_DUE after a
- * backoff when it refused or failed either.
+ * backoff when the DeliveryFailed event could not be made.
  */
 #ifndef AVK_FAILED_H
 #define AVK_FAILED_H
@@ -29,13 +30,12 @@ void avk_failed_dead_letter(struct avk_deliveries *dl, struct avk_delivery *d, i
 
 /**
  * @brief Produces DEAD_DUE d's dead letter (and DeliveryFailed event):
- * DEAD_SENT, or DEAD_DUE again after notify.retry.backoff.max.ms when Kafka
- * refused the dead letter.
+ * DEAD_SENT, or DEAD_DUE again after notify.retry.backoff.max.ms when the
+ * event could not be encoded (dl->fatal set when out of memory).
  */
 void avk_failed_send(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now);
 
-/** @brief A delivery report m of d's dead letter or DeliveryFailed event. */
-void avk_failed_produced(struct avk_deliveries *dl, struct avk_delivery *d,
-                         const rd_kafka_message_t *m);
+/** @brief Kafka acknowledged d's dead letter or DeliveryFailed event. */
+void avk_failed_produced(struct avk_deliveries *dl, struct avk_delivery *d);
 
 #endif

@@ -43,9 +43,8 @@ int avk_inbox_start(struct avk_delivery *d, const void *reported, size_t len, in
 /* Produces one inbox copy of d (docs/notify.md, "Inbox topics"): the
  * DeviationReported (routed 0) or the DeviationRouted (routed 1) as read,
  * with the headers the router gave them, keyed by the deviation id in the
- * partition the partitioner picks. -1 with the reason in errstr. */
-static int produce_inbox_copy(struct avk_deliveries *dl, struct avk_delivery *d, int routed,
-                              char *errstr, size_t errstr_size)
+ * partition the partitioner picks. -1 when out of memory. */
+static int produce_inbox_copy(struct avk_deliveries *dl, struct avk_delivery *d, int routed)
 {
         char hop_text[16];
         snprintf(hop_text, sizeof(hop_text), "%d", d->hop);
@@ -60,69 +59,35 @@ static int produce_inbox_copy(struct avk_deliveries *dl, struct avk_delivery *d,
                 rd_kafka_header_add(h, AVK_HDR_CAUSE, -1, d->cause, (ssize_t)d->cause_len);
         return avk_delivery_produce(dl, d, AVK_OUTPUT_INBOX, d->inbox, d->deviation_id,
                                     strlen(d->deviation_id), routed ? d->payload : d->reported,
-                                    routed ? d->payload_len : d->reported_len, h, errstr,
-                                    errstr_size);
+                                    routed ? d->payload_len : d->reported_len, h);
 }
 
-/* Makes both inbox copies of d due again after a backoff. */
-static void inbox_again(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
+void avk_inbox_send(struct avk_deliveries *dl, struct avk_delivery *d)
 {
-        d->inbox_state = AVK_INBOX_DUE;
-        d->inbox_due_at =
-            now + avk_webhook_backoff_ms(d->inbox_attempts, dl->backoff_ms, dl->backoff_max_ms,
-                                         avk_webhook_random(&dl->rng));
-        atomic_fetch_add(&dl->inbox_retries, 1);
-        avk_metric_add(avk_metrics_series(dl->m_inbox_retries, (const char *[]){d->party}), 1);
-}
-
-/* Produces d's two inbox copies. Both are produced again when Kafka refuses
- * or fails either: a duplicate in the inbox carries the same bytes and
- * headers, and its reader knows it by avk-id. */
-void avk_inbox_send(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
-{
-        char err[256];
-        d->inbox_attempts++;
         d->inbox_pending = 0;
-        d->inbox_failed = 0;
         for (int routed = 0; routed < 2; routed++) {
-                if (produce_inbox_copy(dl, d, routed, err, sizeof(err)) != 0) {
-                        avk_log(AVK_LOG_ERROR, COMPONENT,
-                                "event %s: copy to inbox %s not produced: %s", d->event_id,
-                                d->inbox, err);
-                        d->inbox_failed = 1;
-                        break;
-                }
+                if (produce_inbox_copy(dl, d, routed) != 0)
+                        return;
                 d->inbox_pending++;
         }
-        if (d->inbox_pending > 0) {
-                /* Even with the second refused: the first one's report
-                 * makes both due again, so no report of this round can
-                 * arrive after the next has begun. */
-                d->inbox_state = AVK_INBOX_SENT;
-                return;
-        }
-        inbox_again(dl, d, now);
+        d->inbox_state = AVK_INBOX_SENT;
 }
 
-void avk_inbox_produced(struct avk_deliveries *dl, struct avk_delivery *d,
-                        const rd_kafka_message_t *m)
+void avk_inbox_refused(struct avk_deliveries *dl, struct avk_delivery *d)
 {
-        if (d->inbox_state != AVK_INBOX_SENT)
+        atomic_fetch_add(&dl->inbox_retries, 1);
+        avk_metric_add(avk_metrics_series(dl->m_inbox_retries, (const char *[]){d->party}), 1);
+        avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: copy to inbox %s not acknowledged; again",
+                d->event_id, d->inbox);
+}
+
+void avk_inbox_produced(struct avk_deliveries *dl, struct avk_delivery *d)
+{
+        if (d->inbox_state != AVK_INBOX_SENT || --d->inbox_pending > 0)
                 return;
-        if (m->err) {
-                d->inbox_failed = 1;
-                avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: copy to inbox %s not acknowledged: %s",
-                        d->event_id, d->inbox, rd_kafka_err2str(m->err));
-        }
-        if (--d->inbox_pending > 0)
-                return;
-        if (d->inbox_failed) {
-                inbox_again(dl, d, avk_clock_mono_ms());
-                return;
-        }
         d->inbox_state = AVK_INBOX_DONE;
         atomic_fetch_add(&dl->inbox, 1);
         avk_delivery_count(dl, d, "inbox");
-        avk_log(AVK_LOG_INFO, COMPONENT, "event %s in inbox %s of party %s (attempt %d)",
-                d->event_id, d->inbox, d->party, d->inbox_attempts);
+        avk_log(AVK_LOG_INFO, COMPONENT, "event %s in inbox %s of party %s", d->event_id, d->inbox,
+                d->party);
 }

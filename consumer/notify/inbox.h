@@ -8,8 +8,9 @@
  * channel waits for the other's retries.
  *
  * A delivery's inbox part moves AVK_INBOX_DUE (avk_inbox_start()) ->
- * AVK_INBOX_SENT (avk_inbox_send()) -> AVK_INBOX_DONE (avk_inbox_produced()),
- * or back to AVK_INBOX_DUE after a backoff when Kafka refused either copy.
+ * AVK_INBOX_SENT (avk_inbox_send()) -> AVK_INBOX_DONE (avk_inbox_produced());
+ * a copy Kafka refused is produced again by the kernel's outbox after a
+ * pause, counted by avk_inbox_refused().
  * The tracker copies its escalations and reminders to the inbox itself
  * (docs/tracker.md): those have no inbox part here.
  */
@@ -38,13 +39,16 @@ int avk_inbox_copy_cause(struct avk_delivery *d, const rd_kafka_message_t *m);
 int avk_inbox_start(struct avk_delivery *d, const void *reported, size_t len, int64_t now);
 
 /**
- * @brief Produces d's two inbox copies: AVK_INBOX_SENT, or due again after
- * a backoff when Kafka refused both.
+ * @brief Produces d's two inbox copies through the outbox, which produces
+ * each again until Kafka has it: AVK_INBOX_SENT (dl->fatal set when out of
+ * memory).
  */
-void avk_inbox_send(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now);
+void avk_inbox_send(struct avk_deliveries *dl, struct avk_delivery *d);
 
-/** @brief A delivery report m of one of d's inbox copies. */
-void avk_inbox_produced(struct avk_deliveries *dl, struct avk_delivery *d,
-                        const rd_kafka_message_t *m);
+/** @brief Kafka refused or failed one of d's inbox copies: counted, produced again. */
+void avk_inbox_refused(struct avk_deliveries *dl, struct avk_delivery *d);
+
+/** @brief Kafka acknowledged one of d's inbox copies: AVK_INBOX_DONE with both. */
+void avk_inbox_produced(struct avk_deliveries *dl, struct avk_delivery *d);
 
 #endif

@@ -32,9 +32,15 @@ rd_kafka_headers_t *avk_retry_headers(const struct avk_deliveries *dl, const str
         snprintf(attempts_text, sizeof(attempts_text), "%d", d->attempts);
         snprintf(first_text, sizeof(first_text), "%" PRId64, d->first_attempt_wall);
         snprintf(due_text, sizeof(due_text), "%" PRId64, d->due_wall);
+        char part_text[16], offset_text[32];
+        snprintf(part_text, sizeof(part_text), "%d", (int)d->origin_partition);
+        snprintf(offset_text, sizeof(offset_text), "%" PRId64, d->origin_offset);
         /* avk-error and where the original was read, as a dead letter has them. */
-        rd_kafka_headers_t *h = avk_pump_deadletter_headers(
-            d->reason, avk_delivery_origin_topic(dl, d), d->origin_partition, d->origin_offset);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(16);
+        rd_kafka_header_add(h, AVK_HDR_ERROR, -1, d->reason, -1);
+        rd_kafka_header_add(h, AVK_HDR_SOURCE_TOPIC, -1, avk_delivery_origin_topic(dl, d), -1);
+        rd_kafka_header_add(h, AVK_HDR_SOURCE_PARTITION, -1, part_text, -1);
+        rd_kafka_header_add(h, AVK_HDR_SOURCE_OFFSET, -1, offset_text, -1);
         rd_kafka_header_add(h, AVK_HDR_EVENT_ID, -1, d->event_id, -1);
         rd_kafka_header_add(h, AVK_HDR_NOTIFY_EVENT, -1, avk_delivery_sources[d->src].label, -1);
         rd_kafka_header_add(h, AVK_HDR_DEVIATION_ID, -1, d->deviation_id, -1);
@@ -51,17 +57,6 @@ rd_kafka_headers_t *avk_retry_headers(const struct avk_deliveries *dl, const str
         return h;
 }
 
-/* Produces d's retry record (docs/notify.md, "Retry topic"): keyed by the
- * original record's key, the body as sent as its value, and in headers what
- * the next attempt and the dead letter need. -1 with the reason in errstr. */
-static int produce_retry_record(struct avk_deliveries *dl, struct avk_delivery *d, char *errstr,
-                                size_t errstr_size)
-{
-        return avk_delivery_produce(dl, d, AVK_OUTPUT_PARK, dl->topic[AVK_Q_RETRY], d->key,
-                                    d->key_len, d->body, d->body_len, avk_retry_headers(dl, d),
-                                    errstr, errstr_size);
-}
-
 void avk_retry_park(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now, int64_t wall,
                     int64_t wait, const char *fmt, ...)
 {
@@ -70,7 +65,6 @@ void avk_retry_park(struct avk_deliveries *dl, struct avk_delivery *d, int64_t n
         avk_delivery_set_reason(d, fmt, ap);
         va_end(ap);
         d->due_wall = wall + wait;
-        d->park_refusals = 0;
         d->state = AVK_DELIVERY_PARK_DUE;
         d->next_attempt_at = now;
         avk_log(AVK_LOG_WARN, COMPONENT,
@@ -78,39 +72,20 @@ void avk_retry_park(struct avk_deliveries *dl, struct avk_delivery *d, int64_t n
                 d->party, d->reason, wait, dl->topic[AVK_Q_RETRY]);
 }
 
-/* Makes d's retry record due again after a backoff: Kafka refused it or
- * failed it, and the attempt it stands for must not be lost. */
-static void park_again(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
+/* Produces d's retry record (docs/notify.md, "Retry topic"): keyed by the
+ * original record's key, the body as sent as its value, and in headers what
+ * the next attempt and the dead letter need. */
+void avk_retry_send(struct avk_deliveries *dl, struct avk_delivery *d)
 {
-        d->state = AVK_DELIVERY_PARK_DUE;
-        d->next_attempt_at =
-            now + avk_webhook_backoff_ms(++d->park_refusals, dl->backoff_ms, dl->backoff_max_ms,
-                                         avk_webhook_random(&dl->rng));
-}
-
-void avk_retry_send(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
-{
-        char err[256];
-        if (produce_retry_record(dl, d, err, sizeof(err)) == 0) {
+        if (avk_delivery_produce(dl, d, AVK_OUTPUT_PARK, dl->topic[AVK_Q_RETRY], d->key, d->key_len,
+                                 d->body, d->body_len, avk_retry_headers(dl, d)) == 0)
                 d->state = AVK_DELIVERY_PARK_SENT;
-                return;
-        }
-        avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: record to %s not produced: %s", d->event_id,
-                dl->topic[AVK_Q_RETRY], err);
-        park_again(dl, d, now);
 }
 
-void avk_retry_produced(struct avk_deliveries *dl, struct avk_delivery *d,
-                        const rd_kafka_message_t *m)
+void avk_retry_produced(struct avk_deliveries *dl, struct avk_delivery *d)
 {
         if (d->state != AVK_DELIVERY_PARK_SENT)
                 return;
-        if (m->err) {
-                avk_log(AVK_LOG_ERROR, COMPONENT, "event %s: record to %s not acknowledged: %s",
-                        d->event_id, dl->topic[AVK_Q_RETRY], rd_kafka_err2str(m->err));
-                park_again(dl, d, avk_clock_mono_ms());
-                return;
-        }
         d->state = AVK_DELIVERY_DONE;
         atomic_fetch_add(&dl->parked, 1);
         avk_metric_add(
@@ -246,7 +221,7 @@ void avk_retry_accept(struct avk_deliveries *dl, struct avk_delivery *d,
         if (rc == -2) {
                 /* Never attempted here: the loop ends on the error, and the
                  * record is left to the partition's next owner. */
-                snprintf(dl->pump->fatal, sizeof(dl->pump->fatal), "out of memory");
+                snprintf(dl->fatal, sizeof(dl->fatal), "out of memory");
                 d->state = AVK_DELIVERY_DUE;
                 d->next_attempt_at = INT64_MAX;
                 return;

@@ -12,8 +12,8 @@
  *
  * Parking moves a delivery PARK_DUE (avk_retry_park()) -> PARK_SENT
  * (avk_retry_send()) -> DONE once Kafka has the record
- * (avk_retry_produced()), or back to PARK_DUE after a backoff when Kafka
- * refused or failed it: the attempt it stands for must not be lost.
+ * (avk_retry_produced()); a record Kafka refused or failed is produced
+ * again by the kernel's outbox: the attempt it stands for must not be lost.
  */
 #ifndef AVK_RETRY_H
 #define AVK_RETRY_H
@@ -61,15 +61,14 @@ void avk_retry_park(struct avk_deliveries *dl, struct avk_delivery *d, int64_t n
 rd_kafka_headers_t *avk_retry_headers(const struct avk_deliveries *dl,
                                       const struct avk_delivery *d);
 
-/** @brief Produces PARK_DUE d's retry record: PARK_SENT, or PARK_DUE after a backoff. */
-void avk_retry_send(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now);
+/** @brief Produces PARK_DUE d's retry record: PARK_SENT (dl->fatal set when out of memory). */
+void avk_retry_send(struct avk_deliveries *dl, struct avk_delivery *d);
 
 /**
- * @brief A delivery report m of d's retry record: once Kafka has it, the
- * next attempt is the retry topic's and d is DONE.
+ * @brief Kafka acknowledged d's retry record: the next attempt is the retry
+ * topic's and d is DONE.
  */
-void avk_retry_produced(struct avk_deliveries *dl, struct avk_delivery *d,
-                        const rd_kafka_message_t *m);
+void avk_retry_produced(struct avk_deliveries *dl, struct avk_delivery *d);
 
 /**
  * @brief Takes what a retry record's headers h (NULL: none) carry into d,

@@ -959,6 +959,38 @@ START_TEST(undecodable_record_is_dead_lettered_and_blocks_nothing)
 }
 END_TEST
 
+/* Whether a dead letter's key and value are null, as Kafka gives them back. */
+struct nulls {
+        size_t n;
+        int key_null, value_null;
+};
+
+static void see_nulls(void *opaque, const rd_kafka_message_t *m)
+{
+        struct nulls *seen = opaque;
+        seen->n++;
+        seen->key_null = m->key == NULL;
+        seen->value_null = m->payload == NULL;
+}
+
+START_TEST(null_key_and_value_are_dead_lettered_as_null)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        produce_raw("deviation.routed", NULL, NULL, 0);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).dead_lettered, 1);
+        stop(&run);
+        struct nulls seen = {0};
+        ck_assert_uint_eq(mock_kafka_read_all(&fx.mk, "deviation.deadletter", see_nulls, &seen), 1);
+        ck_assert_int_eq(seen.key_null, 1);
+        ck_assert_int_eq(seen.value_null, 1);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+}
+END_TEST
+
 START_TEST(inbox_only_receivers_get_the_deviation_and_its_routing_in_their_inboxes)
 {
         struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
@@ -1584,6 +1616,7 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, client_error_is_dead_lettered_without_retry);
         tcase_add_test(tc, replay_in_a_new_group_sends_the_same_event_id);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_blocks_nothing);
+        tcase_add_test(tc, null_key_and_value_are_dead_lettered_as_null);
         tcase_add_test(tc, deviation_never_filed_is_dead_lettered_as_missing);
         tcase_add_test(tc, escalation_and_reminder_are_delivered_signed_with_their_ids);
         tcase_add_test(tc, metrics_and_readiness_are_served_over_http);

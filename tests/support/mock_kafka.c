@@ -111,10 +111,11 @@ void mock_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf,
 void mock_kafka_produce(rd_kafka_t *producer, const char *topic, const char *key,
                         const void *payload, size_t len)
 {
-        ck_assert_int_eq(
-            rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                              RD_KAFKA_V_VALUE((void *)payload, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-            0);
+        ck_assert_int_eq(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
+                                           RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                                           RD_KAFKA_V_VALUE((void *)payload, len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
         ck_assert_int_eq(rd_kafka_flush(producer, 10000), 0);
 }

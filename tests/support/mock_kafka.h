@@ -38,8 +38,8 @@ void mock_kafka_set(const struct mock_kafka *mk, const char *key, const char *va
 /** The last header name of m into buf, truncated to fit; "" when m has none. */
 void mock_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf, size_t size);
 
-/** Produces one record (key a string) with producer and waits for its acknowledgement; a
- * failure fails the test. */
+/** Produces one record (key a string, NULL: null; payload NULL: a null value) with producer
+ * and waits for its acknowledgement; a failure fails the test. */
 void mock_kafka_produce(rd_kafka_t *producer, const char *topic, const char *key,
                         const void *payload, size_t len);
 

@@ -43,7 +43,7 @@ START_TEST(deliveries_are_found_by_seq_until_freed)
 }
 END_TEST
 
-START_TEST(a_delivery_report_names_its_delivery_and_output)
+START_TEST(an_output_tag_names_its_delivery_and_output)
 {
         static const enum avk_output outputs[] = {AVK_OUTPUT_DEAD_LETTER, AVK_OUTPUT_INBOX,
                                                   AVK_OUTPUT_PARK};
@@ -51,16 +51,16 @@ START_TEST(a_delivery_report_names_its_delivery_and_output)
         ck_assert_ptr_nonnull(first);
         ck_assert_ptr_nonnull(d);
         for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
-                rd_kafka_message_t m = {._private = avk_delivery_opaque(d, outputs[i])};
                 enum avk_output out = AVK_OUTPUT_DEAD_LETTER;
-                ck_assert_ptr_eq(avk_delivery_reported(&dl, &m, &out), d);
+                ck_assert_ptr_eq(avk_delivery_tagged(&dl, avk_delivery_tag(d, outputs[i]), &out),
+                                 d);
                 ck_assert_int_eq(out, outputs[i]);
         }
-        /* A report that outlives its delivery finds nothing, not a neighbour. */
-        rd_kafka_message_t m = {._private = avk_delivery_opaque(d, AVK_OUTPUT_INBOX)};
+        /* An acknowledgement that outlives its delivery finds nothing, not a neighbour. */
+        uint64_t tag = avk_delivery_tag(d, AVK_OUTPUT_INBOX);
         avk_delivery_free(&dl, d);
         enum avk_output out;
-        ck_assert_ptr_null(avk_delivery_reported(&dl, &m, &out));
+        ck_assert_ptr_null(avk_delivery_tagged(&dl, tag, &out));
         avk_delivery_free(&dl, first);
 }
 END_TEST
@@ -93,7 +93,7 @@ int main(void)
         TCase *tc = tcase_create("delivery");
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, deliveries_are_found_by_seq_until_freed);
-        tcase_add_test(tc, a_delivery_report_names_its_delivery_and_output);
+        tcase_add_test(tc, an_output_tag_names_its_delivery_and_output);
         tcase_add_test(tc, a_delivery_is_finished_when_webhook_and_inbox_are);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
