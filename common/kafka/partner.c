@@ -17,3 +17,9 @@ int avk_partner_gone(const struct avk_partner_part *part, uint64_t eof_seq_at_ar
 {
         return (part->eof_seq > eof_seq_at_arrival || part->at_end) && waited_ms >= wait_ms;
 }
+
+void avk_partner_forget(struct avk_partner_part *parts, const int32_t *which, int cnt)
+{
+        for (int i = 0; i < cnt; i++)
+                parts[which[i]] = (struct avk_partner_part){0};
+}

@@ -26,6 +26,9 @@ void avk_partner_read(struct avk_partner_part *part);
 /** @brief The partition was read to its end. */
 void avk_partner_end(struct avk_partner_part *part);
 
+/** @brief Forgets partitions which[0..cnt) of parts (a failed rebuild, a revoke). */
+void avk_partner_forget(struct avk_partner_part *parts, const int32_t *which, int cnt);
+
 /**
  * @brief Whether the partner of a record that arrived waited_ms ago, when
  * part->eof_seq was eof_seq_at_arrival, is not coming: it has waited wait_ms

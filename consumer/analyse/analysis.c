@@ -954,8 +954,7 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
 {
         avk_analysis_t *a = opaque;
         avk_idcache_clear(a->cache);
-        for (int i = 0; i < cnt; i++)
-                a->parts[parts[i]] = (struct avk_partner_part){0};
+        avk_partner_forget(a->parts, parts, cnt);
 }
 
 /* Fills the map from topic.reported's partitions parts, to their current end. */

@@ -362,8 +362,7 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
 {
         avk_notify_t *n = opaque;
         avk_idcache_clear(n->cache);
-        for (int i = 0; i < cnt; i++)
-                n->parts[parts[i]] = (struct avk_partner_part){0};
+        avk_partner_forget(n->parts, parts, cnt);
 }
 
 /* Fills the map from topic.reported's partitions parts, to their current end. */
