@@ -161,6 +161,7 @@ void avk_json_rules_of(avro_schema_t s, const json_t *field, const json_t *node,
             [AVK_JSON_FORMAT_MUNICIPALITY] = "municipality",
             [AVK_JSON_FORMAT_PERSONAL_ID] = "personal-id",
             [AVK_JSON_FORMAT_PAST] = "past",
+            [AVK_JSON_FORMAT_REFERENCE] = "reference",
         };
         *rules = (struct avk_json_rules){0};
         /* Only what the type uses: the tree walk asks for every value. */
@@ -252,6 +253,47 @@ static int is_uuid(const char *s, size_t len)
         return 1;
 }
 
+/*
+ * An opaque reference a filing system gives (reply_reference): printable
+ * characters only, and nothing identity-shaped - no run of digits with its
+ * separators that reads as a personnummer or samordningsnummer, so that a
+ * system cannot pass a patient's or a person's identity through it.
+ */
+static int check_reference(const char *s, size_t len, int today_ymd, char *errstr,
+                           size_t errstr_size)
+{
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < len &&
+                                              (unsigned char)s[i + 1] < 0xa0)) {
+                        snprintf(errstr, errstr_size, "character %zu is not printable", i + 1);
+                        return -1;
+                }
+        }
+        for (size_t at = 0; at < len;) {
+                size_t run = strspn(s + at, "0123456789-+");
+                if (run == 0) {
+                        at++;
+                        continue;
+                }
+                char digits[32], reason[128];
+                struct avk_personal_id pid;
+                if (run < sizeof(digits)) {
+                        memcpy(digits, s + at, run);
+                        digits[run] = '\0';
+                        if (avk_ident_personal_id(digits, today_ymd, &pid, reason,
+                                                  sizeof(reason)) == 0) {
+                                snprintf(errstr, errstr_size,
+                                         "reads as an identity number; give the filing "
+                                         "system's own case reference instead");
+                                return -1;
+                        }
+                }
+                at += run;
+        }
+        return 0;
+}
+
 /* Applies avk.format and length rules; may rewrite the value (normalisation)
  * into norm. Returns 0, or -1 after adding the error. */
 static int check_string(struct avk_json_walk *w, const struct avk_json_rules *rules, const char *s,
@@ -295,6 +337,9 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                         snprintf(norm, norm_size, "%s", pid.normalized);
                 break;
         }
+        case AVK_JSON_FORMAT_REFERENCE:
+                rc = check_reference(s, len, w->today_ymd, reason, sizeof(reason));
+                break;
         default: /* no rule for strings ("past" is for timestamps) */
                 break;
         }

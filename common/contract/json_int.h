@@ -58,6 +58,7 @@ enum avk_json_format {
         AVK_JSON_FORMAT_MUNICIPALITY,
         AVK_JSON_FORMAT_PERSONAL_ID,
         AVK_JSON_FORMAT_PAST,
+        AVK_JSON_FORMAT_REFERENCE, /**< an opaque reference: printable, not identity-shaped */
 };
 
 /** The rules a field's JSON sets for its values (read once per field). */

@@ -193,6 +193,11 @@ static const struct key_def keys[] = {
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",
      "seconds an accepted request's answer is kept for its retries"},
+    {"gateway.cursor.key.file", KIND_STRING, 0, 0, NULL,
+     "file holding the key (at least 32 bytes) that signs the list's paging cursors; every "
+     "gateway instance behind one address needs the same; unset, each start makes its own"},
+    {"gateway.cursor.ttl.s", KIND_INT, 1, 604800, "3600",
+     "seconds a paging cursor of GET /v1/deviations stays valid"},
     {"dashboard.listen", KIND_STRING, 0, 0, "127.0.0.1:8090",
      "address avvik dashboard serves its page, API, report, /metrics and probes on: host:port "
      "or [address]:port; port 0 picks a free one"},
