@@ -330,6 +330,10 @@ poll "TLS gateway port file" test -s "$work/tls.port"
 tls_url=https://127.0.0.1:$(cat "$work/tls.port")
 [ "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "$tls_url/healthz")" = 200 ] ||
         fail "healthz over TLS"
+tls_ready() {
+        [ "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "$tls_url/readyz")" = 200 ]
+}
+poll "TLS gateway ready (its view read)" tls_ready
 jq '.deviation_id = "00000000-0000-4000-8000-000000000715"' "$sample" >"$work/tls.json"
 [ "$(curl -sS -o "$work/body" -w '%{http_code}' --cacert "$work/cert.pem" \
         -H "Authorization: Bearer $(token 1480)" -H "Content-Type: application/json" \

@@ -31,6 +31,9 @@ add_field() {
         jq --argjson f "$1" '.fields += [$f]' "$schemas/deviation_reported.avsc" \
                 >"$work/schemas/deviation_reported.avsc"
 }
+# The released versions of DeviationReported, and the next one's number.
+newest=$(ls "$schemas/history/deviation_reported" | sed -n 's/^v\([0-9]*\)\.avsc$/\1/p' | sort -n | tail -1)
+next=$((newest + 1))
 release() { cp "$work/schemas/deviation_reported.avsc" "$work/schemas/history/deviation_reported/v$1.avsc"; }
 
 fresh
@@ -38,39 +41,39 @@ expect 0 "each is its newest version"
 
 # A compatible change, not released: refused until it is.
 add_field '{"name": "follow_up", "type": "boolean", "default": false, "doc": "d"}'
-expect 1 "deviation_reported.avsc differs from .*history/deviation_reported/v1.avsc.*add it as v2.avsc"
-release 2
+expect 1 "deviation_reported.avsc differs from .*history/deviation_reported/v$newest.avsc.*add it as v$next.avsc"
+release $next
 expect 0 "each is its newest version"
 
 # A field without a default: old data cannot be read.
 fresh
 add_field '{"name": "follow_up", "type": "boolean", "doc": "d"}'
-release 2
+release $next
 expect 1 "deviation_reported.avsc is not backward compatible: it cannot read data written with .*v1.avsc: .*follow_up"
 
 # A new symbol in an enum without a default (every avvik enum has one: here
-# v1 is released without it): an old reader cannot read it.
+# the newest version is released without it): an old reader cannot read it.
 fresh
 jq '(.. | objects | select(.name? == "ReporterRole")) |= del(.default)' \
         "$schemas/deviation_reported.avsc" >"$work/schemas/deviation_reported.avsc"
-release 1
+release $newest
 expect 0 "each is its newest version"
 jq '(.. | objects | select(.name? == "ReporterRole")) |= (.symbols += ["DIETITIAN"] | del(.default))' \
         "$schemas/deviation_reported.avsc" >"$work/schemas/deviation_reported.avsc"
-release 2
-expect 1 "not forward compatible: .*v1.avsc cannot read its data: .*reporter.role: enum ReporterRole: the writer's symbol DIETITIAN"
+release $next
+expect 1 "not forward compatible: .*v$newest.avsc cannot read its data: .*reporter.role: enum ReporterRole: the writer's symbol DIETITIAN"
 
 # A changed type.
 fresh
 jq '(.fields[] | select(.name == "description")).type = "int"' "$schemas/deviation_reported.avsc" \
         >"$work/schemas/deviation_reported.avsc"
-release 2
+release $next
 expect 1 "not backward compatible: .*DeviationReported.description: Writer string not compatible with reader int"
 
 # A gap in the versions.
 fresh
-cp "$schemas/deviation_reported.avsc" "$work/schemas/history/deviation_reported/v3.avsc"
-expect 1 "holds more than v1.avsc .. v1.avsc"
+cp "$schemas/deviation_reported.avsc" "$work/schemas/history/deviation_reported/v$((next + 1)).avsc"
+expect 1 "holds more than v1.avsc .. v$newest.avsc"
 
 # A schema without history.
 fresh
