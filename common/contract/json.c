@@ -264,8 +264,8 @@ static int check_reference(const char *s, size_t len, int today_ymd, char *errst
 {
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)s[i];
-                if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < len &&
-                                              (unsigned char)s[i + 1] < 0xa0)) {
+                if (c < 0x20 || c == 0x7f ||
+                    (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)) {
                         snprintf(errstr, errstr_size, "character %zu is not printable", i + 1);
                         return -1;
                 }

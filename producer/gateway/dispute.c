@@ -67,7 +67,8 @@ avk_dispute_t *avk_dispute_load(const char *path, char *errstr, size_t errstr_si
         avk_dispute_t *d = calloc(1, sizeof(*d));
         const json_t *rules = json_object_get(root, "rules");
         if (!d || !json_is_array(rules)) {
-                snprintf(errstr, errstr_size, d ? "rules: missing or not an array" : "out of memory");
+                snprintf(errstr, errstr_size,
+                         d ? "rules: missing or not an array" : "out of memory");
                 goto fail;
         }
         if (!(d->windows = calloc(json_array_size(rules) + 1, sizeof(*d->windows)))) {

@@ -271,11 +271,10 @@ static void readiness(avk_httpd_req_t *http, void *opaque)
         avk_reporter_stats(gw->reporter, &st);
         int loaded = avk_view_loaded(gw->view);
         int ready = (st.kafka_up || gw->spool) && !st.drain_stalled && loaded;
-        json_t *body = json_pack("{s:b,s:s,s:s,s:I,s:s,s:s}", "ready", ready, "kafka",
-                                 st.kafka_up ? "up" : "down", "spool", gw->spool ? "on" : "off",
-                                 "spool_pending", (json_int_t)st.spool_pending, "drain",
-                                 st.drain_stalled ? "stalled" : "ok", "view",
-                                 loaded ? "loaded" : "loading");
+        json_t *body = json_pack(
+            "{s:b,s:s,s:s,s:I,s:s,s:s}", "ready", ready, "kafka", st.kafka_up ? "up" : "down",
+            "spool", gw->spool ? "on" : "off", "spool_pending", (json_int_t)st.spool_pending,
+            "drain", st.drain_stalled ? "stalled" : "ok", "view", loaded ? "loaded" : "loading");
         if (!loaded)
                 json_object_set_new(body, "error",
                                     json_string("the deviation view is still reading the "
@@ -700,9 +699,9 @@ static void lookup_list(avk_httpd_req_t *http, void *opaque)
             .cursor = avk_httpd_req_arg(http, "cursor"),
         };
         struct avk_lookup_answer a;
-        int rc = avk_lookup_list(req->gw->lookup, &args, req->party,
-                                 header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), avk_clock_system_ms(),
-                                 &a);
+        int rc =
+            avk_lookup_list(req->gw->lookup, &args, req->party,
+                            header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), avk_clock_system_ms(), &a);
         settle_lookup(req, rc, &a);
 }
 
@@ -773,8 +772,7 @@ static int register_metrics(avk_gateway_t *gw)
             NULL);
         m->view_bytes = avk_metrics_series(
             avk_metrics_gauge(r, "avk_gateway_view_bytes",
-                              "Bytes the view holds: records, index, timelines, texts.",
-                              no_labels),
+                              "Bytes the view holds: records, index, timelines, texts.", no_labels),
             NULL);
         m->view_loaded = avk_metrics_series(
             avk_metrics_gauge(r, "avk_gateway_view_loaded",
@@ -811,9 +809,9 @@ static int register_metrics(avk_gateway_t *gw)
         m->unavailable = avk_metrics_series(docs, (const char *[]){"unavailable"});
         m->rejected = avk_metrics_series(docs, (const char *[]){"rejected"});
         return m->requests && m->duration && m->idempotency && m->in_flight && m->idem_entries &&
-                       m->view_size && m->view_bytes && m->view_loaded && m->kafka_up && m->reporter_in_flight &&
-                       m->spool_pending && m->drain_stalled && m->filed && m->spooled &&
-                       m->unavailable && m->rejected
+                       m->view_size && m->view_bytes && m->view_loaded && m->kafka_up &&
+                       m->reporter_in_flight && m->spool_pending && m->drain_stalled && m->filed &&
+                       m->spooled && m->unavailable && m->rejected
                    ? 0
                    : -1;
 }

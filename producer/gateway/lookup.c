@@ -24,10 +24,10 @@
 #include "common/http/server.h"
 #include "common/util/secret.h"
 
-#define KEY_SIZE     32
-#define MAC_SIZE     16
-#define CURSOR_DATA  43 /* 8 at, 16 id, party, role, state, 8 since, 8 made */
-#define CURSOR_BYTES (CURSOR_DATA + MAC_SIZE)
+#define KEY_SIZE      32
+#define MAC_SIZE      16
+#define CURSOR_DATA   43 /* 8 at, 16 id, party, role, state, 8 since, 8 made */
+#define CURSOR_BYTES  (CURSOR_DATA + MAC_SIZE)
 #define LIMIT_DEFAULT 100
 
 static const char *const states[] = {"open", "answered", "closed", "all"};
@@ -78,9 +78,8 @@ void avk_lookup_destroy(avk_lookup_t *lookup)
 }
 
 /* Sets out to an error answer with one formatted detail. */
-__attribute__((format(printf, 4, 5))) static int refuse(struct avk_lookup_answer *out,
-                                                        unsigned status, const char *summary,
-                                                        const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int
+refuse(struct avk_lookup_answer *out, unsigned status, const char *summary, const char *fmt, ...)
 {
         char detail[512];
         const char *details[] = {detail};
@@ -116,7 +115,8 @@ static int answer(json_t *doc, const json_t *tagged, const char *if_none_match,
         for (int i = 0; i < 16; i++, p += 2)
                 snprintf(p, 3, "%02x", digest[i]);
         snprintf(p, 2, "\"");
-        if (if_none_match && (strstr(if_none_match, out->etag) || strcmp(if_none_match, "*") == 0)) {
+        if (if_none_match &&
+            (strstr(if_none_match, out->etag) || strcmp(if_none_match, "*") == 0)) {
                 free(text);
                 out->status = 304;
                 out->body = NULL;
@@ -133,8 +133,8 @@ static int is_uuid(const char *s)
         return strlen(s) == 36 && uuid_parse(s, id) == 0;
 }
 
-int avk_lookup_deviation(avk_lookup_t *lookup, const char *id, int party,
-                         const char *if_none_match, int64_t now_ms, struct avk_lookup_answer *out)
+int avk_lookup_deviation(avk_lookup_t *lookup, const char *id, int party, const char *if_none_match,
+                         int64_t now_ms, struct avk_lookup_answer *out)
 {
         if (!is_uuid(id))
                 return refuse(out, 400, "bad deviation id in the URL",
@@ -147,8 +147,7 @@ int avk_lookup_deviation(avk_lookup_t *lookup, const char *id, int party,
                                       "{id}: not known yet; the gateway is still reading the "
                                       "lifecycle topics");
                 return refuse(out, 404, "unknown deviation",
-                              "{id}: no deviation %s that this party reported or was routed",
-                              id);
+                              "{id}: no deviation %s that this party reported or was routed", id);
         }
         return answer(doc, doc, if_none_match, out);
 }
@@ -205,11 +204,13 @@ static int cursor_read(const avk_lookup_t *lookup, const char *hex, struct avk_v
         if (strlen(hex) != 2 * CURSOR_BYTES)
                 return -1;
         for (int i = 0; i < CURSOR_BYTES; i++) {
-                if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]))
+                if (!isxdigit((unsigned char)hex[2 * i]) ||
+                    !isxdigit((unsigned char)hex[2 * i + 1]))
                         return -1;
                 sscanf(hex + 2 * i, "%2hhx", &c[i]);
         }
-        if (mac(lookup, c, expected) != 0 || CRYPTO_memcmp(expected, c + CURSOR_DATA, MAC_SIZE) != 0)
+        if (mac(lookup, c, expected) != 0 ||
+            CRYPTO_memcmp(expected, c + CURSOR_DATA, MAC_SIZE) != 0)
                 return -1;
         if (c[24] != q->party || c[25] != q->receiver || c[26] != state ||
             get64(c + 27) != q->since_ms) {
@@ -233,7 +234,8 @@ int avk_lookup_list(avk_lookup_t *lookup, const struct avk_lookup_args *args, in
 {
         static const char summary[] = "bad query";
         struct avk_view_query q = {.party = party, .since_ms = INT64_MIN, .limit = LIMIT_DEFAULT};
-        if (!args->role || (strcmp(args->role, "receiver") != 0 && strcmp(args->role, "reporter") != 0))
+        if (!args->role ||
+            (strcmp(args->role, "receiver") != 0 && strcmp(args->role, "reporter") != 0))
                 return refuse(out, 400, summary, "role: %s; expected receiver or reporter",
                               args->role ? "unknown" : "missing");
         q.receiver = strcmp(args->role, "receiver") == 0;

@@ -41,17 +41,17 @@ void avk_lookup_destroy(avk_lookup_t *lookup);
 
 /** A read route's query and what it answers. */
 struct avk_lookup_answer {
-        unsigned status;                  /**< 200, 304, 400, 404 */
-        char *body;                       /**< malloc'd JSON (the caller's); NULL for 304 */
-        char etag[AVK_LOOKUP_ETAG_SIZE];  /**< for 200 and 304, else "" */
+        unsigned status;                 /**< 200, 304, 400, 404 */
+        char *body;                      /**< malloc'd JSON (the caller's); NULL for 304 */
+        char etag[AVK_LOOKUP_ETAG_SIZE]; /**< for 200 and 304, else "" */
 };
 
 /**
  * @brief Answers GET /v1/deviations/{id} for party. if_none_match may be NULL.
  * @returns 0, or -1 when out of memory.
  */
-int avk_lookup_deviation(avk_lookup_t *lookup, const char *id, int party,
-                         const char *if_none_match, int64_t now_ms, struct avk_lookup_answer *out);
+int avk_lookup_deviation(avk_lookup_t *lookup, const char *id, int party, const char *if_none_match,
+                         int64_t now_ms, struct avk_lookup_answer *out);
 
 /** The list's query arguments as sent (each NULL when absent). */
 struct avk_lookup_args {

@@ -37,10 +37,19 @@
 #define UUID_TEXT  37 /* a UUID in text and its NUL */
 
 /* A deviation's state, from the tracker's changelog; NONE before any status. */
-static const char *const state_names[] = {"NONE",     "ROUTED",    "ACKNOWLEDGED", "ANSWERED",
-                                          "REJECTED", "DISPUTED",  "ESCALATED",    "CLOSED"};
-enum { ST_NONE, ST_ROUTED, ST_ACKNOWLEDGED, ST_ANSWERED, ST_REJECTED, ST_DISPUTED, ST_ESCALATED,
-       ST_CLOSED, ST_CNT };
+static const char *const state_names[] = {"NONE",     "ROUTED",   "ACKNOWLEDGED", "ANSWERED",
+                                          "REJECTED", "DISPUTED", "ESCALATED",    "CLOSED"};
+enum {
+        ST_NONE,
+        ST_ROUTED,
+        ST_ACKNOWLEDGED,
+        ST_ANSWERED,
+        ST_REJECTED,
+        ST_DISPUTED,
+        ST_ESCALATED,
+        ST_CLOSED,
+        ST_CNT
+};
 
 static const char *const kind_names[] = {
     [AVK_VIEW_REPORTED] = "REPORTED",
@@ -87,8 +96,8 @@ struct follower {
         rd_kafka_t *rk;
         pthread_t thread;
         int started;
-        int (*apply)(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                     char *errstr, size_t errstr_size);
+        int (*apply)(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v, char *errstr,
+                     size_t errstr_size);
 };
 
 struct avk_view {
@@ -457,7 +466,7 @@ enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
         const struct deviation *d = find(view, id);
         if (d && d->reported)
                 verdict = memcmp(d->digest, digest, AVK_VIEW_DIGEST_SIZE) == 0 ? AVK_VIEW_SAME
-                                                                                : AVK_VIEW_CONFLICT;
+                                                                               : AVK_VIEW_CONFLICT;
         pthread_rwlock_unlock(&view->lock);
         return verdict;
 }
@@ -507,8 +516,8 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
         if (!d || !involved(d, party))
                 goto out;
         if (strcmp(kind, "DISPUTED") != 0) {
-                verdict = d->receiver == party ? AVK_VIEW_RESPOND_OK
-                                               : AVK_VIEW_RESPOND_NOT_RECEIVER;
+                verdict =
+                    d->receiver == party ? AVK_VIEW_RESPOND_OK : AVK_VIEW_RESPOND_NOT_RECEIVER;
                 goto out;
         }
         *until_ms = dispute_until(view, d);
@@ -564,8 +573,8 @@ static json_t *deadline_json(int64_t due, int64_t done, int64_t now_ms)
 {
         if (due <= 0)
                 return json_null();
-        json_t *kept = done >= 0 ? json_boolean(done <= due)
-                                 : (now_ms > due ? json_false() : json_null());
+        json_t *kept =
+            done >= 0 ? json_boolean(done <= due) : (now_ms > due ? json_false() : json_null());
         return json_pack("{s:o,s:o,s:o}", "due_at", time_json(due), "met_at", time_json(done),
                          "kept", kept);
 }
@@ -615,8 +624,7 @@ static json_t *timeline_json(const avk_view_t *view, const struct deviation *d)
                 if (e->rule)
                         json_object_set_new(item, "rule", json_string(interned(view, e->rule)));
                 if (e->reason && interned(view, e->reason)[0])
-                        json_object_set_new(item, "reason",
-                                            json_string(interned(view, e->reason)));
+                        json_object_set_new(item, "reason", json_string(interned(view, e->reason)));
                 json_array_append_new(list, item);
         }
         free(sorted);
@@ -638,9 +646,9 @@ json_t *avk_view_lookup(avk_view_t *view, const char *deviation_id, int party, i
         json_t *answer = json_null();
         if (d->answer) {
                 const char *plan = d->answer + strlen(d->answer) + 1;
-                answer = json_pack("{s:o,s:o,s:o}", "answered_at", time_json(answered_at(d)),
-                                   "analysis", text_json(d->answer), "action_plan",
-                                   text_json(plan));
+                answer =
+                    json_pack("{s:o,s:o,s:o}", "answered_at", time_json(answered_at(d)), "analysis",
+                              text_json(d->answer), "action_plan", text_json(plan));
         }
         doc = json_pack("{s:s,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "deviation_id",
                         text_id, "state", state_name(d), "version", (int)d->version, "filed_at",
@@ -650,8 +658,8 @@ json_t *avk_view_lookup(avk_view_t *view, const char *deviation_id, int party, i
                         deadlines_json(d, now_ms), "deadline_kept",
                         d->deadline_kept < 0 ? json_null() : json_boolean(d->deadline_kept),
                         "overdue", json_boolean(d->overdue), "answer", answer, "dispute_until",
-                        time_json(d->state == ST_CLOSED ? -1 : dispute_until(view, d)),
-                        "timeline", timeline_json(view, d));
+                        time_json(d->state == ST_CLOSED ? -1 : dispute_until(view, d)), "timeline",
+                        timeline_json(view, d));
         if (doc && d->reporter == party)
                 json_object_set_new(doc, "reply_reference", text_json(d->reply_reference));
 out:
@@ -696,12 +704,12 @@ static json_t *summary_json(const avk_view_t *view, const struct deviation *d, i
 {
         char text_id[UUID_TEXT];
         uuid_unparse_lower(d->id, text_id);
-        json_t *item = json_pack(
-            "{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "deviation_id", text_id, "state", state_name(d),
-            "filed_at", time_json(d->filed_at), "reporter_party", party_json(d->reporter),
-            "receiver_party", party_json(d->receiver), "deadlines", deadlines_json(d, now_ms),
-            "overdue", json_boolean(d->overdue), "dispute_until",
-            time_json(d->state == ST_CLOSED ? -1 : dispute_until(view, d)));
+        json_t *item = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "deviation_id", text_id,
+                                 "state", state_name(d), "filed_at", time_json(d->filed_at),
+                                 "reporter_party", party_json(d->reporter), "receiver_party",
+                                 party_json(d->receiver), "deadlines", deadlines_json(d, now_ms),
+                                 "overdue", json_boolean(d->overdue), "dispute_until",
+                                 time_json(d->state == ST_CLOSED ? -1 : dispute_until(view, d)));
         if (item && d->reporter == party)
                 json_object_set_new(item, "reply_reference", text_json(d->reply_reference));
         return item;
@@ -719,8 +727,8 @@ json_t *avk_view_list(avk_view_t *view, const struct avk_view_query *q, int64_t 
                 goto fail;
         for (size_t i = 0; i < view->cnt; i++) {
                 const struct deviation *d = at(view, (uint32_t)i);
-                int mine = q->receiver ? (int)(d->routed_to >> q->party & 1)
-                                       : d->reporter == q->party;
+                int mine =
+                    q->receiver ? (int)(d->routed_to >> q->party & 1) : d->reporter == q->party;
                 if (!mine || d->filed_at < q->since_ms || !state_matches(d, q->state) ||
                     (q->after && !newer(q->after_at, q->after_id, d->filed_at, d->id)))
                         continue;
@@ -826,12 +834,12 @@ static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_
             [AVK_VIEW_DISPUTED] = "DISPUTED",
         };
         const char *kind = avk_avro_text(v, "kind");
-        struct avk_view_event e = {.deviation_id = avk_avro_text(v, "deviation_id"),
-                                   .at = long_field(v, "responded_at", 0),
-                                   .party = party_field(v, "party", errstr, errstr_size),
-                                   .reporter = -1,
-                                   .text = {avk_avro_text(v, "analysis"),
-                                            avk_avro_text(v, "action_plan")}};
+        struct avk_view_event e = {
+            .deviation_id = avk_avro_text(v, "deviation_id"),
+            .at = long_field(v, "responded_at", 0),
+            .party = party_field(v, "party", errstr, errstr_size),
+            .reporter = -1,
+            .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")}};
         for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_DISPUTED; k++)
                 if (strcmp(kind, kinds[k]) == 0)
                         e.kind = (enum avk_view_kind)k;
@@ -941,8 +949,8 @@ static void *follow_thread(void *arg)
         return NULL;
 }
 
-static int start_follower(avk_view_t *view, struct follower *f, const char *topic_key,
-                          char *errstr, size_t errstr_size)
+static int start_follower(avk_view_t *view, struct follower *f, const char *topic_key, char *errstr,
+                          size_t errstr_size)
 {
         const avk_config_t *cfg = view->env.cfg;
         f->view = view;
@@ -974,9 +982,9 @@ static int start_follower(avk_view_t *view, struct follower *f, const char *topi
 
 int avk_view_start(avk_view_t *view, const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
-        static const char *const topic_keys[TOPIC_CNT] = {
-            "topic.reported",  "topic.routed",   "topic.response",
-            "topic.status",    "topic.escalated", "topic.reminder"};
+        static const char *const topic_keys[TOPIC_CNT] = {"topic.reported",  "topic.routed",
+                                                          "topic.response",  "topic.status",
+                                                          "topic.escalated", "topic.reminder"};
         static int (*const appliers[TOPIC_CNT])(struct follower *, const rd_kafka_message_t *,
                                                 avro_value_t *, char *, size_t) = {
             apply_reported, apply_routed,    apply_response,
@@ -986,8 +994,8 @@ int avk_view_start(avk_view_t *view, const avk_config_t *cfg, char *errstr, size
         view->env_open = 1;
         for (int i = 0; i < TOPIC_CNT; i++) {
                 view->followers[i].apply = appliers[i];
-                if (start_follower(view, &view->followers[i], topic_keys[i], errstr,
-                                   errstr_size) != 0)
+                if (start_follower(view, &view->followers[i], topic_keys[i], errstr, errstr_size) !=
+                    0)
                         return -1;
         }
         return 0;

@@ -57,14 +57,14 @@ struct avk_view_event {
         enum avk_view_kind kind;
         const char *deviation_id; /**< a UUID in text */
         int64_t at;               /**< reported_at, routed_at, responded_at, ... */
-        int party;       /**< reporter (REPORTED), receiver (ROUTED, REMINDED), responder, holder's
-                              party (ESCALATED) */
-        int reporter;    /**< ROUTED: the reporter's party; -1 elsewhere */
-        int32_t hop;     /**< ROUTED, ESCALATED, REMINDED */
-        const char *label;  /**< ROUTED: decision; ESCALATED: step; REMINDED: kind; may be NULL */
-        const char *rule;   /**< ROUTED: rule_id; may be NULL */
-        const char *reason; /**< ROUTED: reason; may be NULL */
-        const char *text[2];   /**< ANSWERED: analysis, action plan; REPORTED: reply_reference */
+        int party;    /**< reporter (REPORTED), receiver (ROUTED, REMINDED), responder, holder's
+                           party (ESCALATED) */
+        int reporter; /**< ROUTED: the reporter's party; -1 elsewhere */
+        int32_t hop;  /**< ROUTED, ESCALATED, REMINDED */
+        const char *label;   /**< ROUTED: decision; ESCALATED: step; REMINDED: kind; may be NULL */
+        const char *rule;    /**< ROUTED: rule_id; may be NULL */
+        const char *reason;  /**< ROUTED: reason; may be NULL */
+        const char *text[2]; /**< ANSWERED: analysis, action plan; REPORTED: reply_reference */
         const unsigned char *digest; /**< REPORTED: AVK_VIEW_DIGEST_SIZE bytes */
 };
 
@@ -124,7 +124,8 @@ enum avk_view_filing {
 enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
                                      const unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
-/** @brief SHA-256 of a framed Avro payload's body, cut to AVK_VIEW_DIGEST_SIZE. -1 when not framed. */
+/** @brief SHA-256 of a framed Avro payload's body, cut to AVK_VIEW_DIGEST_SIZE. -1 when not framed.
+ */
 int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
 /** Whether party may respond with a kind (avk_view_may_respond()). */
@@ -155,12 +156,12 @@ json_t *avk_view_lookup(avk_view_t *view, const char *deviation_id, int party, i
 /** The list's query (GET /v1/deviations). */
 struct avk_view_query {
         int party;
-        int receiver;     /**< 1: routed to party; 0: reported by party */
+        int receiver;      /**< 1: routed to party; 0: reported by party */
         const char *state; /**< open, answered, closed or all */
-        int64_t since_ms; /**< filed at or after; INT64_MIN for any */
+        int64_t since_ms;  /**< filed at or after; INT64_MIN for any */
         size_t limit;
-        int after;              /**< resume below (after_at, after_id) */
-        int64_t after_at;       /**< the last item's filing time */
+        int after;        /**< resume below (after_at, after_id) */
+        int64_t after_at; /**< the last item's filing time */
         unsigned char after_id[16];
 };
 

@@ -32,9 +32,9 @@ static const char *const tokens[3] = {"token-of-1480", "token-of-1401", "token-o
 static const char *const parties[3] = {"1480", "1401", "VGR"};
 enum { GBG, HARRYDA, VGR };
 
-#define D1 "11111111-1111-4111-8111-111111111111" /* Göteborg's, routed to VGR, answered */
-#define D2 "22222222-2222-4222-8222-222222222222" /* Härryda's, to VGR, re-routed to Göteborg */
-#define D3 "33333333-3333-4333-8333-333333333333" /* VGR's, routed to Härryda */
+#define D1         "11111111-1111-4111-8111-111111111111" /* Göteborg's, routed to VGR, answered */
+#define D2         "22222222-2222-4222-8222-222222222222" /* Härryda's, to VGR, re-routed to Göteborg */
+#define D3         "33333333-3333-4333-8333-333333333333" /* VGR's, routed to Härryda */
 #define UNKNOWN_ID "44444444-4444-4444-8444-444444444444"
 
 static struct service_fixture fx;
@@ -207,11 +207,11 @@ static void routed(const char *id, int hop, int reporter, int receiver, const ch
         snprintf(event, sizeof(event), "%.34s%02d", id, hop);
         produce("deviation.routed", "DeviationRouted", id,
                 json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:n,s:s,s:s,s:s,s:s,s:s,s:b}", "event_id",
-                          event, "deviation_id", id, "routed_at", iso(at, t, sizeof(t)), "hop",
-                          hop, "reporter_party", parties[reporter], "receiver_party",
-                          parties[receiver], "receiver_unit_hsa_id", "decision", decision,
-                          "rule_id", "R-TEST", "reason", "the test routes it", "category",
-                          "DISCHARGE_PLANNING", "harm_level", "NONE", "possible_lex_maria", 0));
+                          event, "deviation_id", id, "routed_at", iso(at, t, sizeof(t)), "hop", hop,
+                          "reporter_party", parties[reporter], "receiver_party", parties[receiver],
+                          "receiver_unit_hsa_id", "decision", decision, "rule_id", "R-TEST",
+                          "reason", "the test routes it", "category", "DISCHARGE_PLANNING",
+                          "harm_level", "NONE", "possible_lex_maria", 0));
 }
 
 static void responded(const char *id, int who, const char *kind, int64_t at)
@@ -220,9 +220,9 @@ static void responded(const char *id, int who, const char *kind, int64_t at)
         snprintf(response, sizeof(response), "%.30s%06d", id, (int)(at / 1000 % 1000000));
         int answer = strcmp(kind, "ANSWERED") == 0;
         produce("deviation.response", "DeviationResponse", id,
-                json_pack("{s:s,s:s,s:s,s:s,s:n,s:s,s:s?,s:s?,s:n,s:n}", "response_id",
-                          response, "deviation_id", id, "responded_at", iso(at, t, sizeof(t)),
-                          "party", parties[who], "unit_hsa_id", "kind", kind, "analysis",
+                json_pack("{s:s,s:s,s:s,s:s,s:n,s:s,s:s?,s:s?,s:n,s:n}", "response_id", response,
+                          "deviation_id", id, "responded_at", iso(at, t, sizeof(t)), "party",
+                          parties[who], "unit_hsa_id", "kind", kind, "analysis",
                           answer ? "the discharge note was sent to the wrong unit" : NULL,
                           "action_plan", answer ? "the ward checks the unit before sending" : NULL,
                           "suggested_receiver", "comment"));
@@ -241,10 +241,11 @@ static void status(const char *id, int version, const char *state, int reporter,
             "reporter_party", parties[reporter], "receiver_party", parties[receiver],
             "receiver_unit_hsa_id", "category", "DISCHARGE_PLANNING", "harm_level", "NONE",
             "possible_lex_maria", 0, "deadline_rule", "D-DEFAULT", "routed_at",
-            iso(routed_ms, t[1], 40), "acknowledge_deadline_at", iso(routed_ms + 3 * DAY_MS, t[2], 40),
-            "answer_deadline_at", iso(routed_ms + 60 * DAY_MS, t[3], 40), "acknowledged_at",
-            "answered_at", "closed_at", "time_to_acknowledge_ms", "time_to_answer_ms",
-            "deadline_kept", "overdue", 0, "escalation_step");
+            iso(routed_ms, t[1], 40), "acknowledge_deadline_at",
+            iso(routed_ms + 3 * DAY_MS, t[2], 40), "answer_deadline_at",
+            iso(routed_ms + 60 * DAY_MS, t[3], 40), "acknowledged_at", "answered_at", "closed_at",
+            "time_to_acknowledge_ms", "time_to_answer_ms", "deadline_kept", "overdue", 0,
+            "escalation_step");
         if (answered_ms > 0)
                 json_object_set_new(doc, "answered_at", json_string(iso(answered_ms, t[4], 40)));
         produce("deviation.status", "DeviationStatus", id, doc);
@@ -381,9 +382,8 @@ START_TEST(both_sides_see_one_timeline_and_the_answer)
         ck_assert_int_eq(json_array_size(timeline), 4); /* reported, routed, ack, answer */
         ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 1), "event")),
                          "ROUTED");
-        ck_assert_str_eq(
-            json_string_value(json_object_get(json_array_get(timeline, 1), "reason")),
-            "the test routes it");
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 1), "reason")),
+                         "the test routes it");
         const json_t *answer = json_object_get(reporter.body, "answer");
         ck_assert_str_eq(json_string_value(json_object_get(answer, "action_plan")),
                          "the ward checks the unit before sending");
@@ -407,7 +407,8 @@ START_TEST(another_partys_deviation_is_answered_as_an_unknown_one)
         struct reply other = lookup(GBG, D3), unknown = lookup(GBG, UNKNOWN_ID);
         ck_assert_int_eq(other.status, 404);
         ck_assert_int_eq(unknown.status, 404);
-        char *a = json_dumps(other.body, JSON_SORT_KEYS), *b = json_dumps(unknown.body, JSON_SORT_KEYS);
+        char *a = json_dumps(other.body, JSON_SORT_KEYS),
+             *b = json_dumps(unknown.body, JSON_SORT_KEYS);
         /* The same text but for the id asked for. */
         char *at = strstr(a, D3), *bt = strstr(b, UNKNOWN_ID);
         ck_assert(at && bt);
@@ -560,8 +561,8 @@ START_TEST(a_reply_reference_is_checked)
 {
         WAIT_FOR_MS(ready(), 1, 10000);
         static const char *const bad[] = {
-            "19400314-1233",                                                      /* identity */
-            "case 194003141233",                                                  /* inside */
+            "19400314-1233",                                                     /* identity */
+            "case 194003141233",                                                 /* inside */
             "0123456789012345678901234567890123456789012345678901234567890123x", /* 65 */
             "tab\there",
         };
