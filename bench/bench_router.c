@@ -29,6 +29,8 @@
 #include "common/util/heap.h"
 #include "common/kafka/kafka.h"
 #include "consumer/route/router.h"
+#include "consumer/route/router_config.h"
+#include "producer/intake/intake_config.h"
 #include "producer/intake/reporter.h"
 
 static double now_s(void)
@@ -58,7 +60,10 @@ static avk_config_t *config(const char *bootstrap_file, const char *src)
         avk_config_t *cfg = avk_config_new();
         snprintf(group, sizeof(group), "bench-router-%ld", (long)time(NULL));
         snprintf(path, sizeof(path), "%s/data/directory.json", src);
-        int rc = avk_config_set(cfg, "bootstrap.file", bootstrap_file, err, sizeof(err)) |
+        /* The router routes; the latency run files deviations through the intake library. */
+        int rc = avk_config_add_keys(cfg, &avk_router_config_keys, err, sizeof(err)) |
+                 avk_config_add_keys(cfg, &avk_intake_config_keys, err, sizeof(err)) |
+                 avk_config_set(cfg, "bootstrap.file", bootstrap_file, err, sizeof(err)) |
                  avk_config_set(cfg, "directory.file", path, err, sizeof(err)) |
                  avk_config_set(cfg, "router.group.id", group, err, sizeof(err)) |
                  avk_config_set(cfg, "kafka.log_level", "3", err, sizeof(err));

@@ -40,7 +40,7 @@ static void *wait_for_signal(void *arg)
 
 int avk_cmd_analyse(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         avk_metrics_t *metrics = NULL;
         avk_analysis_t *analysis = NULL;
         avk_metrics_http_t *http = NULL;

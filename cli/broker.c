@@ -91,7 +91,7 @@ static int create_inboxes(const avk_config_t *cfg, rd_kafka_mock_cluster_t *mc, 
 
 int avk_cmd_broker(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         int brokers = 3, rc = AVK_EXIT_USAGE, opt;
         const char *file = NULL;
         static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};

@@ -7,6 +7,7 @@
 
 #include <signal.h>
 
+#include "cli/config_keys.h"
 #include "common/util/config.h"
 #include "common/util/metrics.h"
 #include "common/http/metrics_http.h"

@@ -23,7 +23,7 @@ static int check_files(int cnt, char **paths)
 {
         int rc = AVK_EXIT_OK;
         for (int i = 0; i < cnt; i++) {
-                avk_config_t *cfg = avk_config_new();
+                avk_config_t *cfg = avk_cli_config_new();
                 if (!cfg) {
                         fprintf(stderr, "avvik config check: out of memory\n");
                         return AVK_EXIT_USAGE;
@@ -47,8 +47,15 @@ static int check_files(int cnt, char **paths)
 int avk_cmd_config(int argc, char **argv)
 {
         if (argc == 1) {
+                avk_config_t *cfg = avk_cli_config_new();
+
+                if (!cfg) {
+                        fprintf(stderr, "avvik config: out of memory\n");
+                        return AVK_EXIT_USAGE;
+                }
                 printf("configuration keys (in a -c file as key=value, or as -X key=value):\n");
-                avk_config_describe(stdout);
+                avk_config_describe(cfg, stdout);
+                avk_config_destroy(cfg);
                 return AVK_EXIT_OK;
         }
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -26,7 +26,7 @@ static const char usage_text[] =
 
 int avk_cmd_dashboard(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         int rc = avk_cli_service_options(argc, argv, cfg, usage_text);
         if (rc >= 0)
                 goto out;

@@ -40,7 +40,7 @@ static const char token_usage[] =
 
 int avk_cmd_gateway(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         int rc = avk_cli_service_options(argc, argv, cfg, gateway_usage);
         if (rc >= 0)
                 goto out;

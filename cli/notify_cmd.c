@@ -45,7 +45,7 @@ static void *wait_for_signal(void *arg)
 
 int avk_cmd_notify(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         avk_directory_t *dir = NULL;
         avk_metrics_t *metrics = NULL;
         avk_notify_t *notify = NULL;

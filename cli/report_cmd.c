@@ -507,7 +507,7 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
 
 int avk_cmd_report(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         avk_reporter_t *r = NULL;
         struct input input = {AVK_KIND_DEVIATION, 0};
         int rc = AVK_EXIT_USAGE, opt;

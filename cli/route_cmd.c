@@ -39,7 +39,7 @@ static void *wait_for_signal(void *arg)
 
 int avk_cmd_route(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         avk_router_t *router = NULL;
         avk_metrics_http_t *http = NULL;
         int rc = avk_cli_service_options(argc, argv, cfg, usage_text);

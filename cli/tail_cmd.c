@@ -33,7 +33,7 @@ static void on_signal(int sig)
 
 int avk_cmd_tail(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         struct avk_env env = {0};
         avk_codec_t *codec = NULL;
         rd_kafka_t *rk = NULL;

@@ -42,7 +42,7 @@ static void *wait_for_signal(void *arg)
 
 int avk_cmd_track(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_config_new();
+        avk_config_t *cfg = avk_cli_config_new();
         avk_tracker_t *tracker = NULL;
         avk_metrics_http_t *http = NULL;
         int rc = avk_cli_service_options(argc, argv, cfg, usage_text);

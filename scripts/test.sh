@@ -1,6 +1,7 @@
 #!/bin/sh
 # README's test command: installs what is missing, checks the code style,
-# builds with AddressSanitizer and UndefinedBehaviorSanitizer, runs every test.
+# builds with AddressSanitizer and UndefinedBehaviorSanitizer, runs every test,
+# then every fuzz harness for 20 s (scripts/fuzz.sh runs them longer).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -16,3 +17,6 @@ cmake --build build-release -j"$(nproc)" >/dev/null
 echo "== tests"
 cd build-test
 ctest --output-on-failure -j2 -LE known-loss
+cd ..
+echo "== fuzz (clang, libFuzzer, ASan + UBSan): 20 s a harness"
+sh scripts/fuzz.sh 20

@@ -14,7 +14,6 @@
  */
 #include "common/contract/directory.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +23,12 @@
 #include "common/contract/ident.h"
 #include "common/contract/json.h"
 #include "common/util/jsondoc.h"
+#include "common/util/secret.h"
 #include "common/contract/municipality.h"
 
 /* VGR's organisation number as it starts VGR's HSA-ids (docs/domain.md, "Identifiers"). */
 #define VGR_HSA_PREFIX "SE2321000131-"
-/* A webhook key is a few dozen bytes; a larger file is the wrong file. */
-#define SECRET_MAX 4096
-#define WHERE_SIZE 160
+#define WHERE_SIZE     160
 
 /* NULL-terminated for avk_jsondoc_check_keys(). */
 static const char *const ladder_keys[AVK_DIRECTORY_LADDER_STEPS + 1] = {
@@ -247,60 +245,28 @@ static char *base_dir(const char *file)
 }
 
 /*
- * Reads the secret at path into wh. Errors name the path and the problem,
- * never the bytes: the buffer is wiped before it is freed on every path.
+ * Reads the secret at path into wh through avk_secret_read(), the one reader
+ * of key files (owner-only mode, size, final line end). Errors name the path
+ * and the problem, never the bytes.
  */
 static void read_secret(struct loader *l, const char *path, struct avk_directory_webhook *wh)
 {
-        unsigned char *buf = NULL;
-        size_t len = 0;
-        FILE *f = fopen(path, "rb");
+        struct avk_secret secret;
+        char reason[512];
 
-        if (f == NULL) {
-                avk_jsondoc_fail_key(&l->doc, "secret_file", "%s: %s", path, strerror(errno));
+        /* "secret_file" leads the reason; the key's path in the document precedes it. */
+        if (avk_secret_read(path, "secret_file", AVK_DIRECTORY_SECRET_MIN, &secret, reason,
+                            sizeof(reason)) != 0) {
+                avk_jsondoc_fail(&l->doc, "%s", reason);
                 return;
         }
-        buf = malloc(SECRET_MAX + 1);
-        if (buf == NULL) {
-                out_of_memory(l);
-                goto out;
-        }
-        len = fread(buf, 1, SECRET_MAX + 1, f);
-        if (ferror(f)) {
-                avk_jsondoc_fail_key(&l->doc, "secret_file", "%s: read failed", path);
-                goto out;
-        }
-        if (len > SECRET_MAX) {
-                avk_jsondoc_fail_key(&l->doc, "secret_file",
-                                     "%s: is larger than %d bytes; expected a key", path,
-                                     SECRET_MAX);
-                goto out;
-        }
-        /* One final line end, as an editor or `echo` leaves it, is not part of the key. */
-        if (len > 0 && buf[len - 1] == '\n')
-                len--;
-        if (len > 0 && buf[len - 1] == '\r')
-                len--;
-        if (len < AVK_DIRECTORY_SECRET_MIN) {
-                avk_jsondoc_fail_key(
-                    &l->doc, "secret_file",
-                    "%s: the secret is %zu bytes, at least %d required (an HMAC-SHA256 key)", path,
-                    len, AVK_DIRECTORY_SECRET_MIN);
-                goto out;
-        }
         if (push_ptr(&l->dir->webhooks, &l->dir->webhook_cnt, &l->dir->webhook_cap, wh) != 0) {
+                avk_secret_wipe(&secret);
                 out_of_memory(l);
-                goto out;
+                return;
         }
-        wh->secret = buf;
-        wh->secret_len = len;
-        buf = NULL;
-out:
-        if (buf != NULL) {
-                explicit_bzero(buf, SECRET_MAX + 1);
-                free(buf);
-        }
-        fclose(f);
+        wh->secret = secret.bytes;
+        wh->secret_len = secret.len;
 }
 
 /* The webhook at the current path. NULL after an error. */
@@ -753,9 +719,11 @@ void avk_directory_destroy(avk_directory_t *dir)
                 return;
         for (size_t i = 0; i < dir->webhook_cnt; i++) {
                 struct avk_directory_webhook *wh = dir->webhooks[i];
+                /* read_secret() read it with avk_secret_read(): AVK_SECRET_MAX. */
+                struct avk_secret secret = {(unsigned char *)wh->secret, wh->secret_len,
+                                            AVK_SECRET_MAX + 1};
 
-                explicit_bzero((void *)wh->secret, wh->secret_len);
-                free((void *)wh->secret);
+                avk_secret_wipe(&secret);
         }
         free(dir->webhooks);
         for (size_t i = 0; i < dir->owned_cnt; i++)

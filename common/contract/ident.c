@@ -11,6 +11,7 @@
 #include "common/contract/ident.h"
 
 #include "common/contract/municipality.h"
+#include "common/util/luhn.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -90,28 +91,6 @@ static int days_in_month(int year, int month)
         if (month == 2 && is_leap_year(year))
                 return 29;
         return days[month - 1];
-}
-
-int avk_ident_luhn(const char *digits, size_t n)
-{
-        int sum = 0;
-
-        if (digits == NULL)
-                return -1;
-        for (size_t i = 0; i < n; i++) {
-                int d;
-
-                if (!is_digit(digits[i]))
-                        return -1;
-                d = digits[i] - '0';
-                if (i % 2 == 0) {
-                        d *= 2;
-                        if (d > 9)
-                                d -= 9; /* the sum of the two digits of 10..18 */
-                }
-                sum += d;
-        }
-        return (10 - sum % 10) % 10;
 }
 
 int avk_ident_today_ymd(void)
@@ -235,7 +214,7 @@ int avk_ident_personal_id(const char *s, int today_ymd, struct avk_personal_id *
         if (year * 10000 + month * 100 + day > today_ymd)
                 return fail(errstr, errstr_size, "birth date is in the future");
 
-        expected = avk_ident_luhn(tail, 9);
+        expected = avk_luhn(tail, 9);
         actual = tail[9] - '0';
         if (actual != expected)
                 return fail(errstr, errstr_size, "check digit is %d, expected %d", actual,
@@ -282,7 +261,7 @@ int avk_ident_hsa_id(const char *s, char *errstr, size_t errstr_size)
                             "character %zu (%s) is not a digit of the organisation number",
                             orgnr_len + 3, char_repr(next, repr, sizeof(repr)));
         }
-        expected = avk_ident_luhn(orgnr, ORGNR_LEN - 1);
+        expected = avk_luhn(orgnr, ORGNR_LEN - 1);
         actual = orgnr[ORGNR_LEN - 1] - '0';
         if (actual != expected)
                 return fail(errstr, errstr_size,

@@ -76,12 +76,6 @@ int avk_ident_http_url(const char *s, int allow_http, char *errstr, size_t errst
 int avk_ident_not_future(int64_t ts_ms, int64_t now_ms, int64_t skew_ms, char *errstr,
                          size_t errstr_size);
 
-/**
- * @brief The Luhn check digit over n ASCII digits (weights 2,1,2,1,... from the
- * left; digits of each product summed; (10 - sum mod 10) mod 10).
- */
-int avk_ident_luhn(const char *digits, size_t n);
-
 /** @brief Today's date in local time as YYYYMMDD. */
 int avk_ident_today_ymd(void);
 

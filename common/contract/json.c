@@ -24,6 +24,7 @@
 #include "common/contract/json_int.h"
 #include "common/util/clock.h"
 #include "common/util/path.h"
+#include "common/util/scrub.h"
 
 #define DEFAULT_MAX_CHARS 256
 #define MAX_DEPTH         AVK_JSON_WALK_MAX_DEPTH
@@ -119,12 +120,11 @@ __attribute__((format(printf, 2, 3))) static int fail(struct avk_json_walk *w, c
 {
         if (!w->errs)
                 return -1;
-        char path[512], reason[AVK_ERROR_MSG_SIZE];
+        char path[512];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(reason, sizeof(reason), fmt, ap);
+        avk_errors_addv(w->errs, avk_path_format(&w->path, path, sizeof(path)), fmt, ap);
         va_end(ap);
-        avk_errors_add(w->errs, avk_path_format(&w->path, path, sizeof(path)), "%s", reason);
         return -1;
 }
 
@@ -255,12 +255,11 @@ static int is_uuid(const char *s, size_t len)
 
 /*
  * An opaque reference a filing system gives (reply_reference): printable
- * characters only, and nothing identity-shaped - no run of digits with its
- * separators that reads as a personnummer or samordningsnummer, so that a
- * system cannot pass a patient's or a person's identity through it.
+ * characters only, and nothing the scrubber (common/util/scrub.h) would take
+ * out of a text - a personnummer or samordningsnummer, a phone number, an
+ * e-mail address - so that no system passes a person's identity through it.
  */
-static int check_reference(const char *s, size_t len, int today_ymd, char *errstr,
-                           size_t errstr_size)
+static int check_reference(const char *s, size_t len, char *errstr, size_t errstr_size)
 {
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)s[i];
@@ -270,26 +269,20 @@ static int check_reference(const char *s, size_t len, int today_ymd, char *errst
                         return -1;
                 }
         }
-        for (size_t at = 0; at < len;) {
-                size_t run = strspn(s + at, "0123456789-+");
-                if (run == 0) {
-                        at++;
-                        continue;
-                }
-                char digits[32], reason[128];
-                struct avk_personal_id pid;
-                if (run < sizeof(digits)) {
-                        memcpy(digits, s + at, run);
-                        digits[run] = '\0';
-                        if (avk_ident_personal_id(digits, today_ymd, &pid, reason,
-                                                  sizeof(reason)) == 0) {
-                                snprintf(errstr, errstr_size,
-                                         "reads as an identity number; give the filing "
-                                         "system's own case reference instead");
-                                return -1;
-                        }
-                }
-                at += run;
+        struct avk_scrub_counts found = {0};
+        char *scrubbed = avk_scrub_text(s, len, NULL, &found);
+        if (!scrubbed) {
+                snprintf(errstr, errstr_size, "cannot be checked (out of memory)");
+                return -1;
+        }
+        free(scrubbed);
+        if (found.personal_ids || found.phones || found.emails) {
+                snprintf(errstr, errstr_size,
+                         "reads as %s; give the filing system's own case reference instead",
+                         found.personal_ids ? "an identity number"
+                         : found.phones     ? "a phone number"
+                                            : "an e-mail address");
+                return -1;
         }
         return 0;
 }
@@ -338,7 +331,7 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                 break;
         }
         case AVK_JSON_FORMAT_REFERENCE:
-                rc = check_reference(s, len, w->today_ymd, reason, sizeof(reason));
+                rc = check_reference(s, len, reason, sizeof(reason));
                 break;
         default: /* no rule for strings ("past" is for timestamps) */
                 break;
@@ -407,7 +400,7 @@ static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
         for (int i = 0; i < n && off < sizeof(allowed); i++)
                 off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "",
                                         avro_schema_enum_get(s, i));
-        return fail(w, "unknown symbol \"%.64s\"; expected one of %s", in->string, allowed);
+        return fail(w, "unknown symbol \"%s\"; expected one of %s", in->string, allowed);
 }
 
 int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
@@ -622,6 +615,86 @@ int avk_json_walk_value(struct avk_json_walk *w, avro_schema_t s, const json_t *
         }
 }
 
+/* ---- relations between fields ---- */
+
+/* The string v holds (through a union's branch); NULL for null or another type. */
+static const char *string_of(avro_value_t *v)
+{
+        avro_value_t branch;
+        if (avro_value_get_type(v) == AVRO_UNION) {
+                if (avro_value_get_current_branch(v, &branch) != 0)
+                        return NULL;
+                v = &branch;
+        }
+        const char *str = NULL;
+        size_t size;
+        if (avro_value_get_type(v) != AVRO_STRING || avro_value_get_string(v, &str, &size) != 0)
+                return NULL;
+        return str;
+}
+
+/* The string at a dotted field path from root ("reporter.party"); NULL when none. */
+static const char *string_at(avro_value_t *root, const char *dotted)
+{
+        avro_value_t at = *root, next;
+        char name[128];
+        for (const char *p = dotted;;) {
+                size_t len = strcspn(p, ".");
+                if (len >= sizeof(name) || avro_value_get_type(&at) != AVRO_RECORD)
+                        return NULL;
+                memcpy(name, p, len);
+                name[len] = '\0';
+                if (avro_value_get_by_name(&at, name, &next, NULL) != 0)
+                        return NULL;
+                at = next;
+                if (!p[len])
+                        return string_of(&at);
+                p += len + 1;
+        }
+}
+
+/*
+ * Checks every "avk.differsFrom": {"field": "<dotted path from the root>",
+ * "reason": "..."} among the fields of record out (of the dereferenced type
+ * s, described by node) and its record fields, root being the whole record.
+ * A field that holds the same string as the one named fails with the reason.
+ * Run once the record is complete, so the order of the JSON keys plays no part.
+ */
+static int check_differs(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                         avro_value_t *root, avro_value_t *out, int depth)
+{
+        if (!is_avro_record(s) || depth > AVK_JSON_WALK_MAX_DEPTH)
+                return 0;
+        const json_t *fields = json_object_get(avk_json_resolve_node(w->schema, s, node), "fields");
+        int rc = 0;
+        for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+                const json_t *fdef = json_array_get(fields, i);
+                const json_t *differs = json_object_get(fdef, "avk.differsFrom");
+                avro_schema_t fs = avk_json_deref(avro_schema_record_field_get_by_index(s, (int)i));
+                avro_value_t child;
+                if (avro_value_get_by_index(out, i, &child, NULL) != 0)
+                        continue;
+                avk_path_push(&w->path, avro_schema_record_field_name(s, (int)i), 0);
+                const char *other = json_string_value(json_object_get(differs, "field"));
+                const char *mine = differs ? string_of(&child) : NULL;
+                const char *theirs = mine && other ? string_at(root, other) : NULL;
+                if (theirs && strcmp(mine, theirs) == 0)
+                        rc |= fail(w, "is %s, the same as %s: %s", mine, other,
+                                   json_string_value(json_object_get(differs, "reason")));
+                rc |= check_differs(w, fs, json_object_get(fdef, "type"), root, &child, depth + 1);
+                avk_path_pop(&w->path);
+        }
+        return rc ? -1 : 0;
+}
+
+int avk_json_check_relations(struct avk_json_walk *w, avro_value_t *out)
+{
+        if (!(w->opts->flags & AVK_JSON_VALIDATE))
+                return 0;
+        avro_schema_t s = avk_json_deref(avk_schema_avro(w->schema));
+        return check_differs(w, s, avk_schema_json(w->schema), out, out, 0);
+}
+
 void avk_json_walk_init(struct avk_json_walk *w, const avk_schema_t *schema,
                         const struct avk_json_opts *opts, struct avk_errors *errs)
 {
@@ -637,8 +710,10 @@ int avk_json_to_avro(const avk_schema_t *schema, const json_t *in, avro_value_t 
         struct avk_json_walk w;
         avk_json_walk_init(&w, schema, opts, errs);
         avro_value_reset(out);
-        return avk_json_walk_value(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in,
-                                   out, 0);
+        if (avk_json_walk_value(&w, avk_schema_avro(schema), avk_schema_json(schema), NULL, in, out,
+                                0) != 0)
+                return -1;
+        return avk_json_check_relations(&w, out);
 }
 
 /* ---- Avro -> JSON ---- */

@@ -141,4 +141,12 @@ int avk_json_number(const char *text, size_t len, struct avk_json_scalar *out,
  */
 int avk_json_has_surrogate_escape(const char *buf, size_t len);
 
+/**
+ * @brief The rules between fields of the complete record out, once the walk
+ * filled it (with AVK_JSON_VALIDATE only): each avk.differsFrom, e.g. a
+ * deviation's receiver.party that is its reporter.party.
+ * @returns 0, or -1 after adding each error to w's list.
+ */
+int avk_json_check_relations(struct avk_json_walk *w, avro_value_t *out);
+
 #endif

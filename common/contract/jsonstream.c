@@ -397,7 +397,7 @@ int avk_json_stream_to_avro(const avk_json_plan_t *plan, const char *buf, size_t
         yajl_handle h = yajl_alloc(&callbacks, NULL, &st);
         if (h && yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
             yajl_complete_parse(h) == yajl_status_ok && st.done)
-                rc = 0;
+                rc = avk_json_check_relations(&st.walk, out);
         if (h)
                 yajl_free(h);
         if (st.text != st.small)

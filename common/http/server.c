@@ -32,22 +32,24 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "common/http/netaddr.h"
 #include "common/util/log.h"
+#include "common/util/secret.h"
+#include "common/util/scrub.h"
 
 #define TLS_FILE_MAX     (1 << 20)
 #define DEFAULT_MAX_BODY 65536
 /* An over-long chunked body is read and dropped (413 after it) up to this
  * many times the limit; past that the connection is closed. */
-#define DISCARD_FACTOR  16
-#define PARAM_MAX       2
-#define PARAM_VALUE_MAX 64
-#define HEADER_MAX      4
-#define REQUEST_ID_MAX  64
-#define CONTENT_TEXT    "text/plain; charset=utf-8"
+#define DISCARD_FACTOR    16
+#define PARAM_MAX         2
+#define PARAM_VALUE_MAX   64
+#define HEADER_MAX        4
+#define REQUEST_ID_MAX    64
+#define ERROR_DETAIL_SIZE 1024 /* one error text of an answer */
+#define CONTENT_TEXT      "text/plain; charset=utf-8"
 /* libmicrohttpd warns once per refused or broken connection: a flood of
  * connections would be a flood of lines. At most LOG_BURST a window. */
 #define LOG_BURST    5
@@ -95,8 +97,8 @@ struct avk_httpd {
         struct avk_httpd_route probes[3];
         size_t probe_cnt;
         struct MHD_Daemon *daemon;
-        char *tls_cert, *tls_key;
-        size_t tls_key_len;
+        char *tls_cert;
+        struct avk_secret tls_key; /* owner-only file, wiped at the end */
         unsigned port;
         uint64_t id_prefix;
         atomic_uint_fast64_t next_id;
@@ -167,8 +169,11 @@ char *avk_httpd_error_body(const char *summary, const char *const *details, size
 {
         json_t *doc = json_pack("{s:s}", "error", summary);
         json_t *errors = details ? json_array() : NULL;
-        for (size_t i = 0; errors && i < cnt; i++)
-                json_array_append_new(errors, json_string(details[i]));
+        for (size_t i = 0; errors && i < cnt; i++) {
+                char clean[ERROR_DETAIL_SIZE];
+                json_array_append_new(
+                    errors, json_string(avk_scrub_copy(clean, sizeof(clean), details[i])));
+        }
         if (errors && dropped) {
                 char more[64];
                 snprintf(more, sizeof(more), "(and %zu more)", dropped);
@@ -186,7 +191,7 @@ char *avk_httpd_error_body(const char *summary, const char *const *details, size
 __attribute__((format(printf, 4, 0))) static void
 verror(avk_httpd_req_t *req, unsigned status, const char *summary, const char *fmt, va_list ap)
 {
-        char detail[1024];
+        char detail[ERROR_DETAIL_SIZE];
         const char *details[] = {detail};
         if (fmt)
                 vsnprintf(detail, sizeof(detail), fmt, ap);
@@ -213,8 +218,9 @@ own_answer(avk_httpd_req_t *req, unsigned status, const char *summary, const cha
         if (req->httpd->conf.style == AVK_HTTPD_JSON) {
                 verror(req, status, summary, fmt, ap);
         } else {
-                char line[1024];
-                vsnprintf(line, sizeof(line), fmt, ap);
+                char raw[ERROR_DETAIL_SIZE], line[ERROR_DETAIL_SIZE];
+                vsnprintf(raw, sizeof(raw), fmt, ap);
+                avk_scrub_copy(line, sizeof(line), raw);
                 size_t len = strlen(line);
                 char *text = malloc(len + 2);
                 if (text)
@@ -835,10 +841,10 @@ static int load_tls(avk_httpd_t *httpd, char *errstr, size_t errstr_size)
         size_t cert_len;
         httpd->tls_cert =
             read_pem(c->tls_cert_file, c->tls_cert_key, &cert_len, errstr, errstr_size);
-        httpd->tls_key = httpd->tls_cert ? read_pem(c->tls_key_file, c->tls_key_key,
-                                                    &httpd->tls_key_len, errstr, errstr_size)
-                                         : NULL;
-        return httpd->tls_key ? 0 : -1;
+        if (!httpd->tls_cert)
+                return -1;
+        return avk_secret_read_max(c->tls_key_file, c->tls_key_key, 1, TLS_FILE_MAX,
+                                   &httpd->tls_key, errstr, errstr_size);
 }
 
 static void destroy(avk_httpd_t *httpd)
@@ -846,9 +852,7 @@ static void destroy(avk_httpd_t *httpd)
         if (httpd->daemon)
                 MHD_stop_daemon(httpd->daemon);
         free(httpd->tls_cert);
-        if (httpd->tls_key)
-                OPENSSL_cleanse(httpd->tls_key, httpd->tls_key_len);
-        free(httpd->tls_key);
+        avk_secret_wipe(&httpd->tls_key);
         pthread_cond_destroy(&httpd->idle);
         pthread_mutex_destroy(&httpd->lock);
         pthread_mutex_destroy(&httpd->log_lock);
@@ -906,7 +910,8 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
                 opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, c->threads, NULL};
         if (httpd->tls_cert) {
                 opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, httpd->tls_cert};
-                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, httpd->tls_key};
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                                    (char *)httpd->tls_key.bytes};
         }
         opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         httpd->daemon = MHD_start_daemon(

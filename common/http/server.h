@@ -178,7 +178,9 @@ void avk_httpd_answer_json(avk_httpd_req_t *req, unsigned status, json_t *doc);
  * @brief The text of an error answer: {"error": summary, "errors": details},
  * without "errors" when details is NULL, with "(and N more)" when dropped.
  * Every error text of every server is built here, so a rule over error
- * texts has one place. @returns a malloc'd string the caller owns, or NULL.
+ * texts has one place: each detail is scrubbed (common/util/scrub.h), so no
+ * answer echoes an identity a client sent. @returns a malloc'd string the
+ * caller owns, or NULL.
  */
 char *avk_httpd_error_body(const char *summary, const char *const *details, size_t cnt,
                            size_t dropped);

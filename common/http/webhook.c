@@ -4,21 +4,92 @@
  */
 #include "common/http/webhook.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "common/util/secret.h"
 
-int avk_webhook_sign(const unsigned char *key, size_t key_len, const void *body, size_t body_len,
+/* The hex HMAC of "<unix_s>.<event_type>.<body>". */
+static int mac_hex(const unsigned char *key, size_t key_len, int64_t unix_s, const char *event_type,
+                   const void *body, size_t body_len, char out[AVK_SECRET_HEX_SIZE])
+{
+        char t[24];
+        int t_len = snprintf(t, sizeof(t), "%" PRId64 ".", unix_s);
+        struct iovec parts[] = {
+            {t, (size_t)t_len},
+            {(void *)event_type, strlen(event_type)},
+            {(void *)".", 1},
+            {(void *)body, body_len},
+        };
+        return avk_secret_hmac_hexv(key, key_len, parts, 4, out);
+}
+
+int avk_webhook_sign(const unsigned char *key, size_t key_len, int64_t unix_s,
+                     const char *event_type, const void *body, size_t body_len,
                      char out[AVK_WEBHOOK_SIGNATURE_SIZE])
 {
-        memcpy(out, "sha256=", 7);
-        return avk_secret_hmac_hex(key, key_len, body, body_len, out + 7);
+        char hex[AVK_SECRET_HEX_SIZE];
+        if (mac_hex(key, key_len, unix_s, event_type, body, body_len, hex) != 0)
+                return -1;
+        snprintf(out, AVK_WEBHOOK_SIGNATURE_SIZE, "t=%" PRId64 ",v1=%s", unix_s, hex);
+        return 0;
+}
+
+int avk_webhook_verify(const unsigned char *key, size_t key_len, const char *header,
+                       const char *event_type, const void *body, size_t body_len, int64_t now_s,
+                       int64_t tolerance_s, char *errstr, size_t errstr_size)
+{
+        int64_t t = -1;
+        const char *v1[8];
+        size_t v1_cnt = 0;
+        /* Items "key=value" separated by commas; unknown keys are for later schemes. */
+        for (const char *item = header; *item;) {
+                size_t len = strcspn(item, ",");
+                if (len > 2 && strncmp(item, "t=", 2) == 0 && t < 0) {
+                        char *end;
+                        errno = 0;
+                        long long v = strtoll(item + 2, &end, 10);
+                        if (item[2] >= '0' && item[2] <= '9' && end == item + len && errno == 0)
+                                t = v;
+                } else if (len == 3 + 64 && strncmp(item, "v1=", 3) == 0 &&
+                           v1_cnt < sizeof(v1) / sizeof(v1[0])) {
+                        v1[v1_cnt++] = item + 3;
+                }
+                item += len + (item[len] == ',');
+        }
+        if (t < 0 || v1_cnt == 0) {
+                snprintf(errstr, errstr_size,
+                         "X-Avvik-Signature: expected t=<unix seconds>,v1=<64 hex digits>");
+                return -1;
+        }
+        if (t < now_s - tolerance_s || t > now_s + tolerance_s) {
+                snprintf(errstr, errstr_size,
+                         "X-Avvik-Signature: t=%" PRId64 " is %" PRId64
+                         " s from now, more than the %" PRId64 " s tolerated",
+                         t, t > now_s ? t - now_s : now_s - t, tolerance_s);
+                return -1;
+        }
+        char hex[AVK_SECRET_HEX_SIZE];
+        if (mac_hex(key, key_len, t, event_type, body, body_len, hex) != 0) {
+                snprintf(errstr, errstr_size, "HMAC-SHA256 failed");
+                return -1;
+        }
+        for (size_t i = 0; i < v1_cnt; i++)
+                if (CRYPTO_memcmp(hex, v1[i], 64) == 0)
+                        return 0;
+        snprintf(errstr, errstr_size,
+                 "X-Avvik-Signature: no v1 matches the time, event type and body under the key");
+        return -1;
 }
 
 int64_t avk_webhook_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random)

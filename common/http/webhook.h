@@ -17,15 +17,33 @@
 
 #include <curl/curl.h>
 
-/** "sha256=", 64 hex digits and the NUL. */
-#define AVK_WEBHOOK_SIGNATURE_SIZE 72
+/** "t=", at most 20 digits, ",v1=", 64 hex digits and the NUL. */
+#define AVK_WEBHOOK_SIGNATURE_SIZE 90
+
+/** How far a signature's time may be from a receiver's clock, either way (docs/notify.md). */
+#define AVK_WEBHOOK_TOLERANCE_S 300
 
 /**
- * @brief Signs body with key: "sha256=" and the lower-case hex HMAC-SHA256,
- * the value of the X-Avvik-Signature header. @returns 0, or -1 when OpenSSL fails.
+ * @brief Signs one attempt: the value of the X-Avvik-Signature header,
+ * "t=<unix_s>,v1=<hex>" with the lower-case hex HMAC-SHA256 under key of
+ * "<unix_s>.<event_type>.<body>", so that neither the time nor the event type
+ * can be changed, and a captured delivery is refused once its time is past a
+ * receiver's tolerance. @returns 0, or -1 when OpenSSL fails.
  */
-int avk_webhook_sign(const unsigned char *key, size_t key_len, const void *body, size_t body_len,
+int avk_webhook_sign(const unsigned char *key, size_t key_len, int64_t unix_s,
+                     const char *event_type, const void *body, size_t body_len,
                      char out[AVK_WEBHOOK_SIGNATURE_SIZE]);
+
+/**
+ * @brief A receiver's check of an X-Avvik-Signature header (what the
+ * receivers in tests do; docs/notify.md has the recipe for others): its t
+ * is within tolerance_s of now_s and one of its v1 values is the signature of
+ * t, event_type and body under key (compared in constant time).
+ * @returns 0, or -1 with the reason in errstr.
+ */
+int avk_webhook_verify(const unsigned char *key, size_t key_len, const char *header,
+                       const char *event_type, const void *body, size_t body_len, int64_t now_s,
+                       int64_t tolerance_s, char *errstr, size_t errstr_size);
 
 /**
  * @brief The wait before the attempt after attempts failed ones: "full

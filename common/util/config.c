@@ -1,7 +1,8 @@
 /*
- * avk_config: see config.h. The known keys live in one table with their
- * kind, bounds, default and meaning, so validation, defaults and --help all
- * come from the same place.
+ * avk_config: see config.h. Each known key is defined once, in a table with
+ * its kind, bounds, default and meaning, so validation, defaults and the
+ * listing all come from the same place: the shared keys here, a service's
+ * keys beside the service.
  */
 #include "common/util/config.h"
 
@@ -15,218 +16,107 @@
 #include "common/util/errors.h"
 #include "common/util/log.h"
 
-enum kind { KIND_STRING, KIND_INT, KIND_URL, KIND_LOG_LEVEL };
-
-struct key_def {
-        const char *key;
-        enum kind kind;
-        int64_t min, max;
-        const char *dflt;
-        const char *doc;
-};
-
-static const struct key_def keys[] = {
-    {"bootstrap.file", KIND_STRING, 0, 0, NULL,
+/* The keys every command shares: Kafka and its topics, the Schema Registry,
+ * the party directory and logging. A service's own keys are in its folder
+ * (e.g. consumer/route/router_config.c) and join a configuration through
+ * avk_config_add_keys(). */
+static const struct avk_config_key shared_keys[] = {
+    {"bootstrap.file", AVK_CONFIG_STRING, 0, 0, NULL,
      "file holding the embedded broker's bootstrap servers, read when "
      "kafka.bootstrap.servers is unset (default /tmp/avvik-<uid>/bootstrap.servers)"},
-    {"schema.registry.url", KIND_URL, 0, 0, NULL,
+    {"schema.registry.url", AVK_CONFIG_URL, 0, 0, NULL,
      "Schema Registry base URL; unset means Avro single-object encoding"},
-    {"schema.registry.basic.auth.user.info", KIND_STRING, 0, 0, NULL,
+    {"schema.registry.basic.auth.user.info", AVK_CONFIG_STRING, 0, 0, NULL,
      "user:password for the Schema Registry"},
-    {"schema.registry.ssl.ca.location", KIND_STRING, 0, 0, NULL,
+    {"schema.registry.ssl.ca.location", AVK_CONFIG_STRING, 0, 0, NULL,
      "CA bundle for an https Schema Registry (default: the system's)"},
-    {"schema.registry.timeout.ms", KIND_INT, 1, 600000, "10000",
+    {"schema.registry.timeout.ms", AVK_CONFIG_INT, 1, 600000, "10000",
      "timeout of one Schema Registry request"},
-    {"consumer.close.timeout.ms", KIND_INT, 100, 600000, "10000",
+    {"consumer.close.timeout.ms", AVK_CONFIG_INT, 100, 600000, "10000",
      "longest wait of a group consumer's close at shutdown (revoke, commit, leaving the group) "
      "before it gives up, offsets not committed left to the partitions' next owner"},
-    {"topic.reported", KIND_STRING, 0, 0, "deviation.reported", "topic of DeviationReported"},
-    {"topic.routed", KIND_STRING, 0, 0, "deviation.routed", "topic of DeviationRouted"},
-    {"topic.response", KIND_STRING, 0, 0, "deviation.response", "topic of DeviationResponse"},
-    {"topic.escalated", KIND_STRING, 0, 0, "deviation.escalated", "topic of DeviationEscalated"},
-    {"topic.analysis", KIND_STRING, 0, 0, "deviation.analysis", "topic of AnalysisRecord"},
-    {"topic.status", KIND_STRING, 0, 0, "deviation.status",
+    {"topic.reported", AVK_CONFIG_STRING, 0, 0, "deviation.reported", "topic of DeviationReported"},
+    {"topic.routed", AVK_CONFIG_STRING, 0, 0, "deviation.routed", "topic of DeviationRouted"},
+    {"topic.response", AVK_CONFIG_STRING, 0, 0, "deviation.response", "topic of DeviationResponse"},
+    {"topic.escalated", AVK_CONFIG_STRING, 0, 0, "deviation.escalated",
+     "topic of DeviationEscalated"},
+    {"topic.analysis", AVK_CONFIG_STRING, 0, 0, "deviation.analysis", "topic of AnalysisRecord"},
+    {"topic.status", AVK_CONFIG_STRING, 0, 0, "deviation.status",
      "topic of DeviationStatus (the tracker's changelog; compacted in production)"},
-    {"topic.reminder", KIND_STRING, 0, 0, "deviation.reminder", "topic of DeadlineReminder"},
-    {"topic.delivery.failed", KIND_STRING, 0, 0, "deviation.delivery.failed",
+    {"topic.reminder", AVK_CONFIG_STRING, 0, 0, "deviation.reminder", "topic of DeadlineReminder"},
+    {"topic.delivery.failed", AVK_CONFIG_STRING, 0, 0, "deviation.delivery.failed",
      "topic of DeliveryFailed (a notification not delivered within its retry budget)"},
-    {"topic.notify.retry", KIND_STRING, 0, 0, "deviation.notify.retry",
+    {"topic.notify.retry", AVK_CONFIG_STRING, 0, 0, "deviation.notify.retry",
      "the notifier's retry topic: webhook deliveries parked until their next attempt (bodies "
      "included: read by the notifier only)"},
-    {"topic.deadletter", KIND_STRING, 0, 0, "deviation.deadletter",
+    {"topic.deadletter", AVK_CONFIG_STRING, 0, 0, "deviation.deadletter",
      "dead-letter topic for records that cannot be processed"},
-    {"topic.partitions", KIND_INT, 1, 1000, "6",
+    {"topic.partitions", AVK_CONFIG_INT, 1, 1000, "6",
      "partition count shared by the lifecycle topics (embedded broker and deploy/)"},
-    {"notify.group.id", KIND_STRING, 0, 0, "avvik-notify", "consumer group of avvik notify"},
-    {"notify.http.listen", KIND_STRING, 0, 0, NULL,
-     "address of avvik notify's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
-     "unset means none"},
-    {"notify.http.port.file", KIND_STRING, 0, 0, NULL,
-     "file avvik notify writes its /metrics port to once it listens, and removes when it stops"},
-    {"notify.timeout.ms", KIND_INT, 100, 600000, "10000",
-     "timeout of one webhook attempt, connection and answer included"},
-    {"notify.connect.timeout.ms", KIND_INT, 100, 600000, "5000",
-     "timeout of one webhook attempt's connection (TCP and TLS handshake)"},
-    {"notify.retry.max", KIND_INT, 0, 1000000, "0",
-     "attempts of one webhook delivery before it is dead-lettered; 0: no count, "
-     "notify.retry.max.age.ms alone ends the retries"},
-    {"notify.retry.max.age.ms", KIND_INT, 1000, 604800000, "3600000",
-     "time after the first attempt past which no new attempt starts (dead letter instead)"},
-    {"notify.retry.backoff.ms", KIND_INT, 1, 3600000, "1000",
-     "base of the exponential backoff between attempts (full jitter)"},
-    {"notify.retry.backoff.max.ms", KIND_INT, 1, 86400000, "300000",
-     "cap of the backoff between attempts"},
-    {"notify.max.in.flight", KIND_INT, 1, 100000, "1000",
-     "fresh deliveries not finished at once (waiting for the deviation, first attempt in flight, "
-     "inbox copies or parking unacknowledged); past it the notifier stops fetching "
-     "topic.routed, topic.escalated and topic.reminder. Also the most retry attempts at once"},
-    {"notify.retry.max.held", KIND_INT, 1, 1000000, "10000",
-     "records of topic.notify.retry held at once until their attempt; past it the notifier "
-     "stops fetching topic.notify.retry"},
-    {"notify.ssl.ca.location", KIND_STRING, 0, 0, NULL,
-     "CA bundle that webhook certificates are verified against (default: the system's); "
-     "verification is always on"},
-    {"notify.cache.max.entries", KIND_INT, 16, 100000000, "100000",
-     "deviations of topic.reported the notifier keeps for webhook bodies (oldest dropped first)"},
-    {"notify.deviation.wait.ms", KIND_INT, 0, 3600000, "2000",
-     "how long a routed record still waits for its deviation once topic.reported is read to its "
-     "end; then it is dead-lettered as missing"},
-    {"directory.file", KIND_STRING, 0, 0, NULL,
+    {"directory.file", AVK_CONFIG_STRING, 0, 0, NULL,
      "the party directory (docs/routing.md), e.g. data/directory.json"},
-    {"routing.rules.file", KIND_STRING, 0, 0, NULL,
-     "the routing rules (docs/routing.md), e.g. data/routing-rules.json; required by avvik route"},
-    {"deadlines.file", KIND_STRING, 0, 0, NULL,
-     "the deadline policy (docs/deadlines.md), e.g. data/deadlines.json; required by avvik track"},
-    {"router.group.id", KIND_STRING, 0, 0, "avvik-router", "consumer group of avvik route"},
-    {"router.http.listen", KIND_STRING, 0, 0, NULL,
-     "address of avvik route's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
-     "unset means none"},
-    {"router.http.port.file", KIND_STRING, 0, 0, NULL,
-     "file avvik route writes its /metrics port to once it listens, and removes when it stops"},
-    {"tracker.group.id", KIND_STRING, 0, 0, "avvik-tracker", "consumer group of avvik track"},
-    {"tracker.http.listen", KIND_STRING, 0, 0, NULL,
-     "address of avvik track's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
-     "unset means none"},
-    {"tracker.tick.ms", KIND_INT, 10, 60000, "1000",
-     "how often avvik track looks for due reminders and deadlines (processing time)"},
-    {"tracker.kept.max", KIND_INT, 1, 10000000, "10000",
-     "responses avvik track keeps while their routing has not arrived"},
-    {"tracker.kept.max.ms", KIND_INT, 1000, 86400000, "600000",
-     "how long a response waits for its routing before it is dead-lettered"},
-    {"tracker.clock.file", KIND_STRING, 0, 0, NULL,
-     "FOR TESTS ONLY: a file holding the tracker's processing time (ms since the epoch), "
-     "read at every tick instead of the system clock; unset in production"},
-    {"analysis.group.id", KIND_STRING, 0, 0, "avvik-analysis", "consumer group of avvik analyse"},
-    {"analysis.http.listen", KIND_STRING, 0, 0, NULL,
-     "address of avvik analyse's /metrics, /healthz and /readyz (host:port; port 0 picks one); "
-     "unset means none"},
-    {"analysis.http.port.file", KIND_STRING, 0, 0, NULL,
-     "file avvik analyse writes the port of analysis.http.listen to, and removes when it stops"},
-    {"analysis.pseudonym.key.file", KIND_STRING, 0, 0, NULL,
-     "key of the patient pseudonym (HMAC-SHA256), at least 32 bytes, readable by its owner only; "
-     "required by avvik analyse (docs/analysis.md)"},
-    {"analysis.cache.max.entries", KIND_INT, 16, 100000000, "1000000",
-     "deviations avvik analyse keeps for their later state changes (oldest dropped first)"},
-    {"analysis.deviation.wait.ms", KIND_INT, 0, 3600000, "2000",
-     "how long a DeviationStatus still waits for its deviation once topic.reported is read to "
-     "its end; then it is dead-lettered as missing"},
-    {"analysis.max.in.flight", KIND_INT, 1, 1000000, "10000",
-     "input records avvik analyse holds per input topic before it pauses that topic"},
-    {"analysis.sink.url", KIND_STRING, 0, 0, NULL,
-     "HTTP endpoint that takes the analysis stream as NDJSON batches; unset means the topic only"},
-    {"analysis.sink.allow.http", KIND_INT, 0, 1, "0",
-     "1 allows an http:// analysis.sink.url (tests, a sidecar on loopback); https otherwise"},
-    {"analysis.sink.secret.file", KIND_STRING, 0, 0, NULL,
-     "key that signs every sink batch (X-Avvik-Signature, HMAC-SHA256), at least 32 bytes"},
-    {"analysis.sink.ssl.ca.location", KIND_STRING, 0, 0, NULL,
-     "CA bundle the sink's certificate is verified against (default: the system's)"},
-    {"analysis.sink.batch.max", KIND_INT, 1, 100000, "500", "records in one sink batch at most"},
-    {"analysis.sink.linger.ms", KIND_INT, 0, 600000, "200",
-     "how long a batch short of analysis.sink.batch.max waits for more records"},
-    {"analysis.sink.max.in.flight", KIND_INT, 1, 64, "4", "sink batches posted at once"},
-    {"analysis.sink.timeout.ms", KIND_INT, 100, 600000, "10000",
-     "timeout of one sink attempt, connection and answer included"},
-    {"analysis.sink.connect.timeout.ms", KIND_INT, 100, 600000, "5000",
-     "timeout of one sink attempt's connection (TCP and TLS handshake)"},
-    {"analysis.sink.retry.max", KIND_INT, 1, 1000, "10",
-     "attempts of one sink batch before its records are dead-lettered"},
-    {"analysis.sink.retry.backoff.ms", KIND_INT, 1, 3600000, "1000",
-     "base of the exponential backoff between sink attempts (full jitter)"},
-    {"analysis.sink.retry.backoff.max.ms", KIND_INT, 1, 86400000, "60000",
-     "cap of the backoff between sink attempts"},
-    {"intake.clock.skew.ms", KIND_INT, 0, 86400000, "300000",
-     "how far in the future an event timestamp may lie (clock skew between systems)"},
-    {"intake.ack.timeout.ms", KIND_INT, 1000, 3600000, "10000",
-     "how long intake waits for Kafka to acknowledge a document before answering unavailable"},
-    {"intake.spool.dir", KIND_STRING, 0, 0, NULL,
-     "directory of the intake spool: documents Kafka did not acknowledge are kept there "
-     "(fsync'd) and produced in order when Kafka is back; unset means no spool"},
-    {"intake.spool.max.bytes", KIND_INT, 4096, INT64_MAX, "1073741824",
-     "size limit of the spool file; past it intake answers unavailable"},
-    {"gateway.listen", KIND_STRING, 0, 0, "127.0.0.1:8080",
-     "address the HTTP gateway listens on: host:port or [address]:port; port 0 picks a free "
-     "one"},
-    {"gateway.port.file", KIND_STRING, 0, 0, NULL,
-     "file the gateway writes its port to once it listens, and removes when it stops"},
-    {"gateway.tokens.file", KIND_STRING, 0, 0, NULL,
-     "the gateway's bearer tokens, one a line: <sha256-hex-of-token> <party> [label] "
-     "('avvik token' makes them); required by avvik gateway"},
-    {"gateway.tls.cert.file", KIND_STRING, 0, 0, NULL,
-     "PEM certificate (chain) of the gateway; with gateway.tls.key.file it serves HTTPS only"},
-    {"gateway.tls.key.file", KIND_STRING, 0, 0, NULL, "PEM private key of gateway.tls.cert.file"},
-    {"gateway.max.body.bytes", KIND_INT, 1024, 16777216, "65536",
-     "largest request body the gateway takes; a larger one is answered 413"},
-    {"gateway.max.in.flight", KIND_INT, 1, 1000000, "1000",
-     "documents waiting for Kafka at once; past it the gateway answers 503 with Retry-After"},
-    {"gateway.threads", KIND_INT, 1, 256, "4", "HTTP server threads of the gateway"},
-    {"gateway.max.connections", KIND_INT, 16, 1000000, "4096",
-     "connections the gateway holds open at once; past it new ones are closed at once"},
-    {"gateway.max.connections.per.client", KIND_INT, 1, 1000000, "256",
-     "connections the gateway holds open from one client address; past it that address's new "
-     "ones are closed at once, and other clients are still served"},
-    {"gateway.header.timeout.s", KIND_INT, 1, 3600, "10",
-     "seconds a new connection may be idle until its first request's headers are in"},
-    {"gateway.body.timeout.s", KIND_INT, 1, 3600, "30",
-     "seconds a connection may be idle after its first request's headers: while a body comes, "
-     "and between requests"},
-    {"gateway.idempotency.max.entries", KIND_INT, 16, 100000000, "100000",
-     "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
-    {"gateway.idempotency.ttl.s", KIND_INT, 1, 2592000, "86400",
-     "seconds an accepted request's answer is kept for its retries"},
-    {"gateway.cursor.key.file", KIND_STRING, 0, 0, NULL,
-     "file holding the key (at least 32 bytes) that signs the list's paging cursors; every "
-     "gateway instance behind one address needs the same; unset, each start makes its own"},
-    {"gateway.cursor.ttl.s", KIND_INT, 1, 604800, "3600",
-     "seconds a paging cursor of GET /v1/deviations stays valid"},
-    {"dashboard.listen", KIND_STRING, 0, 0, "127.0.0.1:8090",
-     "address avvik dashboard serves its page, API, report, /metrics and probes on: host:port "
-     "or [address]:port; port 0 picks a free one"},
-    {"dashboard.port.file", KIND_STRING, 0, 0, NULL,
-     "file the dashboard writes its port to once it listens, and removes when it stops"},
-    {"dashboard.clock.file", KIND_STRING, 0, 0, NULL,
-     "FOR TESTS AND THE LOCAL STACK'S DEMO ONLY: a file holding the dashboard's processing time "
-     "(ms since the epoch) for the overdue list; unset in production"},
-    {"dashboard.overdue.max", KIND_INT, 1, 100000, "500",
-     "overdue deviations listed at most by /api/forsenade.json (the total is always given)"},
-    {"log.level", KIND_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
+    {"log.level", AVK_CONFIG_LOG_LEVEL, 0, 0, "info", "debug, info, warn or error"},
 };
 
-#define KEY_CNT (sizeof(keys) / sizeof(keys[0]))
+/* A key a configuration knows, and its value. */
+struct known {
+        const struct avk_config_key *def;
+        char *value; /* NULL = the default */
+};
 
 struct avk_config {
-        char *values[KEY_CNT]; /* NULL = default */
+        struct known *known; /* in the order the tables were added */
+        size_t known_cnt;
         char **kafka_names;
         char **kafka_values;
         size_t kafka_cnt;
         rd_kafka_conf_t *kafka_probe; /* validates kafka.* values as they are set */
 };
 
+static struct known *find_key(const avk_config_t *cfg, const char *key)
+{
+        for (size_t i = 0; i < cfg->known_cnt; i++) {
+                if (strcmp(cfg->known[i].def->key, key) == 0)
+                        return &cfg->known[i];
+        }
+        return NULL;
+}
+
+int avk_config_add_keys(avk_config_t *cfg, const struct avk_config_table *table, char *errstr,
+                        size_t errstr_size)
+{
+        struct known *grown;
+
+        for (size_t i = 0; i < table->cnt; i++) {
+                if (find_key(cfg, table->keys[i].key) != NULL) {
+                        snprintf(errstr, errstr_size, "%s: defined twice", table->keys[i].key);
+                        return -1;
+                }
+        }
+        grown = realloc(cfg->known, (cfg->known_cnt + table->cnt) * sizeof(*grown));
+        if (grown == NULL) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        cfg->known = grown;
+        for (size_t i = 0; i < table->cnt; i++)
+                cfg->known[cfg->known_cnt++] = (struct known){&table->keys[i], NULL};
+        return 0;
+}
+
 avk_config_t *avk_config_new(void)
 {
+        static const struct avk_config_table shared = AVK_CONFIG_TABLE(shared_keys);
         avk_config_t *cfg = calloc(1, sizeof(*cfg));
+        char errstr[64];
+
         if (!cfg)
                 return NULL;
         cfg->kafka_probe = rd_kafka_conf_new();
+        if (!cfg->kafka_probe || avk_config_add_keys(cfg, &shared, errstr, sizeof(errstr)) != 0) {
+                avk_config_destroy(cfg);
+                return NULL;
+        }
         return cfg;
 }
 
@@ -234,8 +124,9 @@ void avk_config_destroy(avk_config_t *cfg)
 {
         if (!cfg)
                 return;
-        for (size_t i = 0; i < KEY_CNT; i++)
-                free(cfg->values[i]);
+        for (size_t i = 0; i < cfg->known_cnt; i++)
+                free(cfg->known[i].value);
+        free(cfg->known);
         for (size_t i = 0; i < cfg->kafka_cnt; i++) {
                 free(cfg->kafka_names[i]);
                 free(cfg->kafka_values[i]);
@@ -245,17 +136,6 @@ void avk_config_destroy(avk_config_t *cfg)
         if (cfg->kafka_probe)
                 rd_kafka_conf_destroy(cfg->kafka_probe);
         free(cfg);
-}
-
-static const struct key_def *find_key(const char *key, size_t *index)
-{
-        for (size_t i = 0; i < KEY_CNT; i++) {
-                if (strcmp(keys[i].key, key) == 0) {
-                        *index = i;
-                        return &keys[i];
-                }
-        }
-        return NULL;
 }
 
 static int set_kafka(avk_config_t *cfg, const char *name, const char *value, char *errstr,
@@ -299,11 +179,11 @@ oom:
         return -1;
 }
 
-static int check_value(const struct key_def *def, const char *value, char *errstr,
+static int check_value(const struct avk_config_key *def, const char *value, char *errstr,
                        size_t errstr_size)
 {
         switch (def->kind) {
-        case KIND_INT: {
+        case AVK_CONFIG_INT: {
                 char *end;
                 errno = 0;
                 long long v = strtoll(value, &end, 10);
@@ -319,7 +199,7 @@ static int check_value(const struct key_def *def, const char *value, char *errst
                 }
                 return 0;
         }
-        case KIND_URL:
+        case AVK_CONFIG_URL:
                 if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
                         snprintf(errstr, errstr_size,
                                  "%s: \"%s\" is not an http:// or https:// URL", def->key, value);
@@ -335,7 +215,7 @@ static int check_value(const struct key_def *def, const char *value, char *errst
                         return -1;
                 }
                 return 0;
-        case KIND_LOG_LEVEL: {
+        case AVK_CONFIG_LOG_LEVEL: {
                 enum avk_log_level level;
                 if (avk_log_level_parse(value, &level) != 0) {
                         snprintf(errstr, errstr_size,
@@ -345,7 +225,7 @@ static int check_value(const struct key_def *def, const char *value, char *errst
                 }
                 return 0;
         }
-        case KIND_STRING:
+        case AVK_CONFIG_STRING:
                 if (*value == '\0') {
                         snprintf(errstr, errstr_size, "%s: empty value", def->key);
                         return -1;
@@ -360,21 +240,20 @@ int avk_config_set(avk_config_t *cfg, const char *key, const char *value, char *
 {
         if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0')
                 return set_kafka(cfg, key + 6, value, errstr, errstr_size);
-        size_t i;
-        const struct key_def *def = find_key(key, &i);
-        if (!def) {
+        struct known *known = find_key(cfg, key);
+        if (!known) {
                 snprintf(errstr, errstr_size, "%s: unknown configuration key", key);
                 return -1;
         }
-        if (check_value(def, value, errstr, errstr_size) != 0)
+        if (check_value(known->def, value, errstr, errstr_size) != 0)
                 return -1;
         char *copy = strdup(value);
         if (!copy) {
                 snprintf(errstr, errstr_size, "%s: out of memory", key);
                 return -1;
         }
-        free(cfg->values[i]);
-        cfg->values[i] = copy;
+        free(known->value);
+        known->value = copy;
         return 0;
 }
 
@@ -446,13 +325,13 @@ int avk_config_load(avk_config_t *cfg, const char *path, char *errstr, size_t er
 
 const char *avk_config_get(const avk_config_t *cfg, const char *key)
 {
-        size_t i;
-        if (!find_key(key, &i)) {
-                /* A programming error, not a user's: the key table is ours. */
+        const struct known *known = find_key(cfg, key);
+        if (!known) {
+                /* A programming error, not a user's: the key tables are ours. */
                 avk_log(AVK_LOG_ERROR, "config", "no configuration key %s", key);
                 abort();
         }
-        return cfg->values[i] ? cfg->values[i] : keys[i].dflt;
+        return known->value ? known->value : known->def->dflt;
 }
 
 int64_t avk_config_get_int(const avk_config_t *cfg, const char *key)
@@ -471,12 +350,14 @@ void avk_config_kafka_get(const avk_config_t *cfg, size_t i, const char **name, 
         *value = cfg->kafka_values[i];
 }
 
-void avk_config_describe(FILE *out)
+void avk_config_describe(const avk_config_t *cfg, FILE *out)
 {
-        for (size_t i = 0; i < KEY_CNT; i++)
-                fprintf(out, "  %-38s %s%s%s%s\n", keys[i].key, keys[i].doc,
-                        keys[i].dflt ? " [" : "", keys[i].dflt ? keys[i].dflt : "",
-                        keys[i].dflt ? "]" : "");
+        for (size_t i = 0; i < cfg->known_cnt; i++) {
+                const struct avk_config_key *def = cfg->known[i].def;
+
+                fprintf(out, "  %-38s %s%s%s%s\n", def->key, def->doc, def->dflt ? " [" : "",
+                        def->dflt ? def->dflt : "", def->dflt ? "]" : "");
+        }
         fprintf(out, "  %-38s %s\n", "kafka.<property>",
                 "any librdkafka property, passed through (e.g. kafka.bootstrap.servers)");
 }

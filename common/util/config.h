@@ -6,6 +6,10 @@
  * or a bad value is an error naming the key (and the file and line), never a
  * silent default. kafka.* keys pass to librdkafka unchanged, without the
  * prefix, and are checked against librdkafka's own property table when set.
+ *
+ * The keys every service shares are defined here; a service's own keys are
+ * defined in a table beside it (consumer/route/router_config.c, ...) and added
+ * with avk_config_add_keys(), so this module names no service.
  */
 #ifndef AVK_CONFIG_H
 #define AVK_CONFIG_H
@@ -16,8 +20,49 @@
 
 typedef struct avk_config avk_config_t;
 
-/** @brief A configuration holding every key's default. */
+/** What a key's values are, and how they are checked when set. */
+enum avk_config_kind {
+        AVK_CONFIG_STRING,    /**< any non-empty text */
+        AVK_CONFIG_INT,       /**< an integer from min to max */
+        AVK_CONFIG_URL,       /**< an http:// or https:// URL without credentials */
+        AVK_CONFIG_LOG_LEVEL, /**< debug, info, warn or error */
+};
+
+/** A configuration key. */
+struct avk_config_key {
+        const char *key; /**< "router.group.id" */
+        enum avk_config_kind kind;
+        int64_t min, max; /**< AVK_CONFIG_INT: the bounds */
+        const char *dflt; /**< the default, or NULL for none */
+        const char *doc;  /**< its meaning, for the listing */
+};
+
+/** A table of keys: the keys one service reads, kept beside the service. */
+struct avk_config_table {
+        const struct avk_config_key *keys;
+        size_t cnt;
+};
+
+/** A table over a static array of keys. */
+#define AVK_CONFIG_TABLE(array)                                                                    \
+        {                                                                                          \
+                (array), sizeof(array) / sizeof((array)[0])                                        \
+        }
+
+/**
+ * @brief A configuration that knows the shared keys (Kafka topics, the
+ * Schema Registry, the party directory, logging), each at its default.
+ * A service's keys are added with avk_config_add_keys().
+ */
 avk_config_t *avk_config_new(void);
+
+/**
+ * @brief Adds a table of keys, each at its default, to the keys cfg knows:
+ * set, got and listed from then on. The table must outlive cfg.
+ * @returns 0, or -1 with the reason in errstr (a key cfg already knows).
+ */
+int avk_config_add_keys(avk_config_t *cfg, const struct avk_config_table *table, char *errstr,
+                        size_t errstr_size);
 
 void avk_config_destroy(avk_config_t *cfg);
 
@@ -53,7 +98,7 @@ int64_t avk_config_get_int(const avk_config_t *cfg, const char *key);
 size_t avk_config_kafka_cnt(const avk_config_t *cfg);
 void avk_config_kafka_get(const avk_config_t *cfg, size_t i, const char **name, const char **value);
 
-/** @brief Prints every known key with its default and meaning (for --help). */
-void avk_config_describe(FILE *out);
+/** @brief Prints every key cfg knows with its default and meaning, in the order added. */
+void avk_config_describe(const avk_config_t *cfg, FILE *out);
 
 #endif

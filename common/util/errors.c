@@ -1,9 +1,16 @@
-/* avk_errors: see errors.h. */
+/*
+ * avk_errors: see errors.h. Every message is scrubbed here, whole, before
+ * it is cut to fit: this is the one place field errors are built, and a
+ * field error quotes what the sender wrote.
+ */
 #include "common/util/errors.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/util/scrub.h"
 
 void avk_errors_init(struct avk_errors *errs)
 {
@@ -11,21 +18,39 @@ void avk_errors_init(struct avk_errors *errs)
         errs->dropped = 0;
 }
 
-void avk_errors_add(struct avk_errors *errs, const char *path, const char *fmt, ...)
+/* "path: reason" formatted whole (malloc'd), or NULL when out of memory. */
+static char *format_line(const char *path, const char *fmt, va_list ap)
+{
+        const char *sep = path && *path ? ": " : "";
+        va_list again;
+        va_copy(again, ap);
+        int head = snprintf(NULL, 0, "%s%s", path ? path : "", sep);
+        int body = vsnprintf(NULL, 0, fmt, ap);
+        char *line = head >= 0 && body >= 0 ? malloc((size_t)head + (size_t)body + 1) : NULL;
+        if (line) {
+                snprintf(line, (size_t)head + 1, "%s%s", path ? path : "", sep);
+                vsnprintf(line + head, (size_t)body + 1, fmt, again);
+        }
+        va_end(again);
+        return line;
+}
+
+void avk_errors_addv(struct avk_errors *errs, const char *path, const char *fmt, va_list ap)
 {
         if (errs->cnt == AVK_ERRORS_MAX) {
                 errs->dropped++;
                 return;
         }
-        char *m = errs->msg[errs->cnt++];
-        int n = 0;
-        if (path && *path)
-                n = snprintf(m, AVK_ERROR_MSG_SIZE, "%s: ", path);
-        if (n >= AVK_ERROR_MSG_SIZE)
-                return;
+        char *line = format_line(path, fmt, ap);
+        avk_scrub_copy(errs->msg[errs->cnt++], AVK_ERROR_MSG_SIZE, line);
+        free(line);
+}
+
+void avk_errors_add(struct avk_errors *errs, const char *path, const char *fmt, ...)
+{
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(m + n, AVK_ERROR_MSG_SIZE - (size_t)n, fmt, ap);
+        avk_errors_addv(errs, path, fmt, ap);
         va_end(ap);
 }
 

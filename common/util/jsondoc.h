@@ -9,10 +9,6 @@
  * doc->path and calls the helpers below, which add their errors at the
  * current path. Values are never quoted in "unknown key" errors: a secret
  * pasted where it does not belong stays out of logs.
- *
- * Conditions over a schema's enums (the routing rules, the deadline policy)
- * are read as bit masks over the enum's symbols, validated against the
- * schema itself, so a file can only name what a record can carry.
  */
 #ifndef AVK_JSONDOC_H
 #define AVK_JSONDOC_H
@@ -20,11 +16,9 @@
 #include <jansson.h>
 
 #include <stddef.h>
-#include <stdint.h>
 
 #include "common/util/errors.h"
 #include "common/util/path.h"
-#include "common/contract/schema.h"
 
 struct avk_jsondoc {
         const char *file;        /**< the path as given; starts every error */
@@ -78,29 +72,5 @@ int avk_jsondoc_bool(struct avk_jsondoc *doc, json_t *obj, const char *key, int 
  */
 const char *avk_jsondoc_id(struct avk_jsondoc *doc, json_t *obj, const char *key,
                            const char *prefix, size_t max);
-
-/** The most symbols an enum may have for avk_jsondoc_symbol_mask(): the bits of its mask. */
-#define AVK_JSONDOC_SYMBOLS_MAX 64
-
-/**
- * @brief The symbols (a JSON array of strings, owned by schema) of the enum
- * enum_name ("Category") in the namespace of schema's top-level type. NULL,
- * with an error naming what (the condition that needs it), when schema has no
- * such enum of at most AVK_JSONDOC_SYMBOLS_MAX symbols.
- */
-const json_t *avk_jsondoc_enum_symbols(struct avk_jsondoc *doc, const avk_schema_t *schema,
-                                       const char *enum_name, const char *what);
-
-/** @brief The index of s in symbols (an array of strings); -1 when absent or s is NULL. */
-int avk_jsondoc_symbol_index(const json_t *symbols, const char *s);
-
-/**
- * @brief The bit mask (bit i for symbols[i]) of value, which must be a
- * non-empty array of distinct symbols of symbols (at most
- * AVK_JSONDOC_SYMBOLS_MAX); what names them in errors ("category"). Each bad
- * item is an error at its own path; the mask holds the good ones.
- */
-uint64_t avk_jsondoc_symbol_mask(struct avk_jsondoc *doc, const json_t *value,
-                                 const json_t *symbols, const char *what);
 
 #endif

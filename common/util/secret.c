@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +14,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
-int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned flags,
-                    struct avk_secret *out, char *errstr, size_t errstr_size)
+int avk_secret_read_max(const char *path, const char *what, size_t min_len, size_t max_len,
+                        struct avk_secret *out, char *errstr, size_t errstr_size)
 {
         unsigned char *buf = NULL;
         size_t len = 0;
@@ -39,19 +39,19 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned
                 snprintf(errstr, errstr_size, "%s: %s: not a regular file", what, path);
                 goto out;
         }
-        if ((flags & AVK_SECRET_PRIVATE) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        if (st.st_mode & (S_IRWXG | S_IRWXO)) {
                 snprintf(errstr, errstr_size,
                          "%s: %s: group or others may access the key (mode %04o); it must be "
                          "readable by its owner only (chmod 600)",
                          what, path, (unsigned)(st.st_mode & 07777));
                 goto out;
         }
-        if (!(buf = malloc(AVK_SECRET_MAX + 1))) {
+        if (!(buf = malloc(max_len + 1))) {
                 snprintf(errstr, errstr_size, "%s: out of memory", what);
                 goto out;
         }
         for (;;) {
-                ssize_t n = read(fd, buf + len, AVK_SECRET_MAX + 1 - len);
+                ssize_t n = read(fd, buf + len, max_len + 1 - len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
@@ -59,12 +59,12 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned
                         goto out;
                 }
                 len += (size_t)n;
-                if (n == 0 || len > AVK_SECRET_MAX)
+                if (n == 0 || len > max_len)
                         break;
         }
-        if (len > AVK_SECRET_MAX) {
-                snprintf(errstr, errstr_size, "%s: %s: larger than %d bytes; expected a key", what,
-                         path, AVK_SECRET_MAX);
+        if (len > max_len) {
+                snprintf(errstr, errstr_size, "%s: %s: larger than %zu bytes; expected a key", what,
+                         path, max_len);
                 goto out;
         }
         if (len > 0 && buf[len - 1] == '\n')
@@ -76,8 +76,10 @@ int avk_secret_read(const char *path, const char *what, size_t min_len, unsigned
                          what, path, len, min_len);
                 goto out;
         }
+        buf[len] = '\0'; /* a PEM key is handed on as text */
         out->bytes = buf;
         out->len = len;
+        out->size = max_len + 1;
         buf = NULL;
         rc = 0;
 out:
@@ -89,30 +91,58 @@ out:
         return rc;
 }
 
+int avk_secret_read(const char *path, const char *what, size_t min_len, struct avk_secret *out,
+                    char *errstr, size_t errstr_size)
+{
+        return avk_secret_read_max(path, what, min_len, AVK_SECRET_MAX, out, errstr, errstr_size);
+}
+
 void avk_secret_wipe(struct avk_secret *secret)
 {
         if (!secret->bytes)
                 return;
-        OPENSSL_cleanse(secret->bytes, AVK_SECRET_MAX + 1);
+        OPENSSL_cleanse(secret->bytes, secret->size);
         free(secret->bytes);
         secret->bytes = NULL;
         secret->len = 0;
+        secret->size = 0;
+}
+
+int avk_secret_hmac_hexv(const unsigned char *key, size_t key_len, const struct iovec *parts,
+                         int cnt, char out[AVK_SECRET_HEX_SIZE])
+{
+        static const char hex[] = "0123456789abcdef";
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        size_t mac_len = 0;
+        int rc = -1;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+        if (!ctx || !EVP_MAC_init(ctx, key, key_len, params))
+                goto out;
+        for (int i = 0; i < cnt; i++)
+                if (!EVP_MAC_update(ctx, parts[i].iov_base, parts[i].iov_len))
+                        goto out;
+        if (!EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) || mac_len != 32)
+                goto out;
+        for (size_t i = 0; i < mac_len; i++) {
+                out[2 * i] = hex[mac[i] >> 4];
+                out[2 * i + 1] = hex[mac[i] & 0x0f];
+        }
+        out[2 * mac_len] = '\0';
+        rc = 0;
+out:
+        OPENSSL_cleanse(mac, sizeof(mac));
+        EVP_MAC_CTX_free(ctx);
+        EVP_MAC_free(hmac);
+        return rc;
 }
 
 int avk_secret_hmac_hex(const unsigned char *key, size_t key_len, const void *data, size_t len,
                         char out[AVK_SECRET_HEX_SIZE])
 {
-        static const char hex[] = "0123456789abcdef";
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        if (key_len > INT32_MAX ||
-            !HMAC(EVP_sha256(), key, (int)key_len, data, len, mac, &mac_len) || mac_len != 32)
-                return -1;
-        for (unsigned i = 0; i < mac_len; i++) {
-                out[2 * i] = hex[mac[i] >> 4];
-                out[2 * i + 1] = hex[mac[i] & 0x0f];
-        }
-        out[2 * mac_len] = '\0';
-        OPENSSL_cleanse(mac, sizeof(mac));
-        return 0;
+        struct iovec part = {(void *)data, len};
+        return avk_secret_hmac_hexv(key, key_len, &part, 1, out);
 }

@@ -55,11 +55,13 @@
 #include "common/kafka/copartition.h"
 #include "consumer/analyse/pseudonym.h"
 #include "common/kafka/pump.h"
-#include "consumer/analyse/scrub.h"
+#include "common/util/scrub.h"
 #include "common/http/webhook.h"
 
-#define COMPONENT            "analysis"
-#define USER_AGENT           "avvik-analyse/0.1"
+#define COMPONENT  "analysis"
+#define USER_AGENT "avvik-analyse/0.1"
+/* The sink's X-Avvik-Event-Type, signed with each batch: the record name of its lines. */
+#define SINK_EVENT_TYPE      "AnalysisRecord"
 #define TAKE_MAX             500 /* records taken from the consumer per round */
 #define WAITING_CHECK_MS     100 /* how often waiting statuses look at the clock */
 #define LAG_EVERY_MS         1000
@@ -112,7 +114,6 @@ struct batch {
         char id[ID_SIZE];
         char *body;
         size_t body_len;
-        char signature[AVK_WEBHOOK_SIGNATURE_SIZE];
         int attempts;
         int64_t next_attempt_at, attempt_started_at;
         CURL *easy;
@@ -748,12 +749,6 @@ static void form_batches(avk_analysis_t *a, int64_t now)
                 free(names);
                 for (size_t i = 0; i < cnt; i++)
                         snprintf(b->jobs[i]->batch_id, sizeof(b->jobs[i]->batch_id), "%s", b->id);
-                if (a->sink_secret.bytes &&
-                    avk_webhook_sign(a->sink_secret.bytes, a->sink_secret.len, b->body, b->body_len,
-                                     b->signature) != 0) {
-                        snprintf(a->pump.fatal, sizeof(a->pump.fatal), "HMAC-SHA256 failed");
-                        return;
-                }
                 b->next_attempt_at = now;
                 b->next = a->batches;
                 a->batches = b;
@@ -765,8 +760,9 @@ static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int6
 
 static void start_batch(avk_analysis_t *a, struct batch *b, int64_t now)
 {
-        char timestamp[32], records[24];
-        avk_json_format_time(avk_pump_wall_ms(), timestamp);
+        char timestamp[32], records[24], signature[AVK_WEBHOOK_SIGNATURE_SIZE];
+        int64_t wall_ms = avk_pump_wall_ms();
+        avk_json_format_time(wall_ms, timestamp);
         snprintf(records, sizeof(records), "%zu", b->cnt);
         b->attempts++;
         b->attempt_started_at = now;
@@ -778,9 +774,12 @@ static void start_batch(avk_analysis_t *a, struct batch *b, int64_t now)
         int ok = avk_webhook_add_header(&b->headers, "Content-Type", "application/x-ndjson") == 0 &&
                  avk_webhook_add_header(&b->headers, "X-Avvik-Batch-Id", b->id) == 0 &&
                  avk_webhook_add_header(&b->headers, "X-Avvik-Record-Count", records) == 0 &&
+                 avk_webhook_add_header(&b->headers, "X-Avvik-Event-Type", SINK_EVENT_TYPE) == 0 &&
                  avk_webhook_add_header(&b->headers, "X-Avvik-Timestamp", timestamp) == 0 &&
                  (!a->sink_secret.bytes ||
-                  avk_webhook_add_header(&b->headers, "X-Avvik-Signature", b->signature) == 0) &&
+                  (avk_webhook_sign(a->sink_secret.bytes, a->sink_secret.len, wall_ms / 1000,
+                                    SINK_EVENT_TYPE, b->body, b->body_len, signature) == 0 &&
+                   avk_webhook_add_header(&b->headers, "X-Avvik-Signature", signature) == 0)) &&
                  (b->headers = curl_slist_append(b->headers, "Expect:")) != NULL;
         struct avk_webhook_post post = {
             .url = a->sink_url,
@@ -1159,7 +1158,7 @@ static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errst
         }
         if (!(a->pseudonym = avk_pseudonym_new(key_file, errstr, errstr_size)))
                 return -1;
-        if (secret_file && avk_secret_read(secret_file, "analysis.sink.secret.file", SECRET_MIN, 0,
+        if (secret_file && avk_secret_read(secret_file, "analysis.sink.secret.file", SECRET_MIN,
                                            &a->sink_secret, errstr, errstr_size) != 0)
                 return -1;
         return 0;

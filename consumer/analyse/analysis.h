@@ -6,7 +6,7 @@
  * instance) and writes one AnalysisRecord per state change of a deviation to
  * topic.analysis: REPORTED from the DeviationReported itself, every other
  * state from the tracker's DeviationStatus. A record carries no patient
- * identity and no free text but the scrubbed description (scrub.h): a keyed
+ * identity and no free text but the scrubbed description (common/util/scrub.h): a keyed
  * pseudonym, the age band at the event and the sex (pseudonym.h) stand in for
  * the patient. Its record_id is a UUID version 5 of "<deviation_id>/<state>/
  * <version>", the same on every retry and replay.

@@ -23,8 +23,8 @@ avk_pseudonym_t *avk_pseudonym_new(const char *key_file, char *errstr, size_t er
                 snprintf(errstr, errstr_size, "%s: out of memory", KEY_CONFIG);
                 return NULL;
         }
-        if (avk_secret_read(key_file, KEY_CONFIG, AVK_PSEUDONYM_KEY_MIN, AVK_SECRET_PRIVATE,
-                            &p->key, errstr, errstr_size) != 0) {
+        if (avk_secret_read(key_file, KEY_CONFIG, AVK_PSEUDONYM_KEY_MIN, &p->key, errstr,
+                            errstr_size) != 0) {
                 free(p);
                 return NULL;
         }

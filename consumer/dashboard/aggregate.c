@@ -21,7 +21,7 @@
 #include "common/contract/json.h"
 #include "common/contract/municipality.h"
 #include "common/contract/party.h"
-#include "consumer/analyse/scrub.h"
+#include "common/util/scrub.h"
 
 #define MS_PER_DAY INT64_C(86400000)
 #define NONE       INT64_MIN /* a null time */

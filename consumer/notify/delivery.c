@@ -149,8 +149,8 @@ int avk_delivery_produce(struct avk_deliveries *dl, struct avk_delivery *d, enum
         return 0;
 }
 
-/* Takes body as d's body (it is the same on every attempt), signs it and
- * makes the first attempt due. */
+/* Takes body as d's body (it is the same on every attempt) and makes the
+ * first attempt due. */
 static void seal(struct avk_deliveries *dl, struct avk_delivery *d, json_t *body, int64_t now)
 {
         d->body = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -162,11 +162,6 @@ static void seal(struct avk_deliveries *dl, struct avk_delivery *d, json_t *body
         }
         d->body_len = strlen(d->body);
         d->identity = d->src == AVK_SRC_ROUTED && d->webhook->patient_identity;
-        if (avk_webhook_sign(d->webhook->secret, d->webhook->secret_len, d->body, d->body_len,
-                             d->signature) != 0) {
-                avk_failed_dead_letter(dl, d, d->src == AVK_SRC_ROUTED, "HMAC-SHA256 failed");
-                return;
-        }
         json_decref(d->event);
         d->event = NULL;
         d->state = AVK_DELIVERY_DUE;
@@ -196,8 +191,10 @@ void avk_delivery_compose(struct avk_deliveries *dl, struct avk_delivery *d, con
 
 void avk_delivery_start_attempt(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
 {
-        char timestamp[32];
-        avk_json_format_time(avk_clock_system_ms(), timestamp);
+        char timestamp[32], signature[AVK_WEBHOOK_SIGNATURE_SIZE];
+        int64_t wall_ms = avk_clock_system_ms();
+        const char *event_type = avk_delivery_sources[d->src].schema;
+        avk_json_format_time(wall_ms, timestamp);
         d->attempts++;
         d->attempt_started_at = now;
         if (d->attempts == 1)
@@ -207,11 +204,13 @@ void avk_delivery_start_attempt(struct avk_deliveries *dl, struct avk_delivery *
         if (d->queue == AVK_Q_RETRY)
                 dl->retry_attempts++;
         /* An empty Expect: keeps curl from waiting for "100 Continue". */
-        int ok = avk_webhook_add_header(&d->headers, "Content-Type", "application/json") == 0 &&
+        /* Each attempt is signed with its own time: docs/notify.md, "Signature". */
+        int ok = avk_webhook_sign(d->webhook->secret, d->webhook->secret_len, wall_ms / 1000,
+                                  event_type, d->body, d->body_len, signature) == 0 &&
+                 avk_webhook_add_header(&d->headers, "Content-Type", "application/json") == 0 &&
                  avk_webhook_add_header(&d->headers, "X-Avvik-Event-Id", d->event_id) == 0 &&
-                 avk_webhook_add_header(&d->headers, "X-Avvik-Event-Type",
-                                        avk_delivery_sources[d->src].schema) == 0 &&
-                 avk_webhook_add_header(&d->headers, "X-Avvik-Signature", d->signature) == 0 &&
+                 avk_webhook_add_header(&d->headers, "X-Avvik-Event-Type", event_type) == 0 &&
+                 avk_webhook_add_header(&d->headers, "X-Avvik-Signature", signature) == 0 &&
                  avk_webhook_add_header(&d->headers, "X-Avvik-Timestamp", timestamp) == 0 &&
                  (d->headers = curl_slist_append(d->headers, "Expect:")) != NULL;
         struct avk_webhook_post post = {

@@ -113,7 +113,6 @@ struct avk_delivery {
         char *body;
         size_t body_len;
         int identity; /* the body holds the patient's personal_id */
-        char signature[AVK_WEBHOOK_SIGNATURE_SIZE];
         int attempts, park_refusals;
         int64_t arrived_at, attempt_started_at, next_attempt_at;
         int64_t first_attempt_wall, due_wall; /* wall clock: they travel in retry records */

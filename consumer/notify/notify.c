@@ -57,6 +57,7 @@
 #include "common/util/env.h"
 #include "common/util/idcache.h"
 #include "common/util/log.h"
+#include "common/util/scrub.h"
 #include "consumer/notify/delivery.h"
 #include "consumer/notify/failed.h"
 #include "consumer/notify/inbox.h"
@@ -100,6 +101,9 @@ struct avk_notify {
 
 /* ---- the pure parts ---------------------------------------------------- */
 
+/* DeviationReported's free-text fields. */
+static const char *const free_text[] = {"description", "immediate_actions", "routine"};
+
 json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity)
 {
         json_t *body = json_deep_copy(routed);
@@ -108,9 +112,26 @@ json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patie
                 json_decref(body);
                 return NULL;
         }
+        if (patient_identity)
+                return body;
         json_t *patient = json_object_get(dev, "patient");
-        if (!patient_identity && json_is_object(patient))
+        if (json_is_object(patient))
                 json_object_del(patient, "personal_id");
+        /* Staff write identities into free text too: an endpoint not cleared
+         * for them gets the text as the analysis stream does. */
+        for (size_t i = 0; i < sizeof(free_text) / sizeof(free_text[0]); i++) {
+                json_t *field = json_object_get(dev, free_text[i]);
+                if (!json_is_string(field))
+                        continue;
+                char *clean =
+                    avk_scrub_text(json_string_value(field), json_string_length(field), NULL, NULL);
+                if (!clean || json_object_set_new(dev, free_text[i], json_string(clean)) != 0) {
+                        free(clean);
+                        json_decref(body);
+                        return NULL;
+                }
+                free(clean);
+        }
         return body;
 }
 

@@ -1,32 +1,26 @@
 /*
  * avk_rules: see rules.h.
  *
- * Each condition of a rule is kept as a bit mask over the symbols of its
- * enum, in the schema's order (0 = the rule leaves the field open). A
- * decision turns the deviation's symbols into indexes once and tests each
- * rule with a few AND operations; the same masks let the loader find a rule
- * that an earlier one hides (every mask of the earlier rule a superset).
- *
- * The enums come from the DeviationReported schema, not from a copy here:
- * a symbol added to the contract is usable in the rules file at once, and a
- * symbol renamed there makes the rules file fail to load, naming the rule.
+ * The rules are a rule table (common/contract/ruletable.h) over the enums of
+ * the DeviationReported schema and the reporting side; this file reads what
+ * only routing has - the clause a rule rests on, the party it names, the hop
+ * bound - and makes the decision.
  */
 #include "consumer/route/rules.h"
 
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "common/contract/json.h"
-#include "common/util/jsondoc.h"
 #include "common/contract/municipality.h"
+#include "common/contract/ruletable.h"
+#include "common/contract/schema_enum.h"
+#include "common/util/jsondoc.h"
 
-#define RULE_ID_MAX      64
 #define MAX_REROUTES_MAX 10
 #define DOCUMENT_MAX     160
 #define SECTION_MAX      160
@@ -36,7 +30,7 @@
 
 /* The reporting side, and the party a rule names: one vocabulary for both. */
 enum side { SIDE_REGION, SIDE_MUNICIPALITY, SIDE_CNT };
-static const char *const side_names[SIDE_CNT] = {"REGION", "MUNICIPALITY"};
+static const char *const side_names[SIDE_CNT + 1] = {"REGION", "MUNICIPALITY", NULL};
 
 enum field {
         F_REPORTER,
@@ -50,30 +44,30 @@ enum field {
         FIELD_CNT
 };
 
-/* The conditions a rule may name: the key in "when", the schema enum its
- * symbols come from (none for the reporting side) and where the deviation's
- * symbol is in the input. */
-static const struct field_def {
-        const char *key;
-        const char *enum_name;
-        size_t offset;
-} field_defs[FIELD_CNT] = {
-    {"reporter", NULL, 0},
-    {"category", "Category", offsetof(struct avk_rules_input, category)},
-    {"care_setting", "CareSetting", offsetof(struct avk_rules_input, care_setting)},
-    {"competence", "Competence", offsetof(struct avk_rules_input, competence)},
-    {"home_visits", "HomeVisits", offsetof(struct avk_rules_input, home_visits)},
-    {"agreement", "Agreement", offsetof(struct avk_rules_input, agreement)},
-    {"event_class", "EventClass", offsetof(struct avk_rules_input, event_class)},
-    {"harm_level", "HarmLevel", offsetof(struct avk_rules_input, harm_level)},
+/* The conditions a rule may name, in enum field's order: the key in "when"
+ * and the schema enum its symbols come from (a fixed list for the reporting
+ * side). */
+static const struct avk_ruletable_condition conditions[FIELD_CNT] = {
+    {"reporter", AVK_RULETABLE_SYMBOLS, "reporter", NULL, side_names},
+    {"category", AVK_RULETABLE_ENUM, "category", "Category", NULL},
+    {"care_setting", AVK_RULETABLE_ENUM, "care_setting", "CareSetting", NULL},
+    {"competence", AVK_RULETABLE_ENUM, "competence", "Competence", NULL},
+    {"home_visits", AVK_RULETABLE_ENUM, "home_visits", "HomeVisits", NULL},
+    {"agreement", AVK_RULETABLE_ENUM, "agreement", "Agreement", NULL},
+    {"event_class", AVK_RULETABLE_ENUM, "event_class", "EventClass", NULL},
+    {"harm_level", AVK_RULETABLE_ENUM, "harm_level", "HarmLevel", NULL},
 };
 
-static const char *const decision_symbols[] = {
-    [AVK_RULES_NAMED_BY_REPORTER] = "NAMED_BY_REPORTER",
-    [AVK_RULES_AGREEMENT_RULE] = "AGREEMENT_RULE",
-    [AVK_RULES_TRIAGE] = "TRIAGE",
-    [AVK_RULES_REROUTED] = "REROUTED",
-    [AVK_RULES_MANUAL] = "MANUAL",
+/* Where the deviation's symbol of each condition is in the input (none for the reporting side). */
+static const size_t input_offsets[FIELD_CNT] = {
+    0,
+    offsetof(struct avk_rules_input, category),
+    offsetof(struct avk_rules_input, care_setting),
+    offsetof(struct avk_rules_input, competence),
+    offsetof(struct avk_rules_input, home_visits),
+    offsetof(struct avk_rules_input, agreement),
+    offsetof(struct avk_rules_input, event_class),
+    offsetof(struct avk_rules_input, harm_level),
 };
 
 static const char *const root_keys[] = {"about", "max_reroutes", "rules", NULL};
@@ -81,49 +75,19 @@ static const char *const rule_keys[] = {"id", "clause", "when", "then", NULL};
 static const char *const clause_keys[] = {"document", "source", "section", "quote", NULL};
 static const char *const then_keys[] = {"party", "reason", NULL};
 
-struct rule {
-        const char *id; /* strings point into the rules' JSON */
+/* What a rule of the table decides: strings point into the table's JSON. */
+struct rule_terms {
         enum side party;
         const char *reason;
         const char *document, *source, *section, *quote;
-        uint64_t mask[FIELD_CNT];
-        int valid;
 };
 
 struct avk_rules {
-        json_t *root;
-        json_t *symbols[FIELD_CNT]; /* each an array of symbol strings */
-        struct rule *rules;
-        size_t cnt;
+        avk_ruletable_t *table;
         int max_reroutes;
 };
 
 /* ---- loading ---- */
-
-static int load_symbols(avk_rules_t *rules, const avk_schema_t *reported, struct avk_jsondoc *doc)
-{
-        for (int f = 0; f < FIELD_CNT; f++) {
-                const json_t *symbols;
-
-                if (field_defs[f].enum_name == NULL) {
-                        rules->symbols[f] = json_array();
-                        for (int s = 0; s < SIDE_CNT && rules->symbols[f]; s++)
-                                json_array_append_new(rules->symbols[f],
-                                                      json_string(side_names[s]));
-                } else {
-                        symbols = avk_jsondoc_enum_symbols(doc, reported, field_defs[f].enum_name,
-                                                           field_defs[f].key);
-                        if (symbols == NULL)
-                                return -1;
-                        rules->symbols[f] = json_deep_copy(symbols);
-                }
-                if (rules->symbols[f] == NULL) {
-                        avk_jsondoc_fail(doc, "out of memory");
-                        return -1;
-                }
-        }
-        return 0;
-}
 
 /* obj.key, a string of at most max bytes; NULL after an error. */
 static const char *get_text(struct avk_jsondoc *doc, json_t *obj, const char *key, size_t max)
@@ -137,7 +101,7 @@ static const char *get_text(struct avk_jsondoc *doc, json_t *obj, const char *ke
         return s;
 }
 
-static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule *r)
+static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_terms *r)
 {
         json_t *clause = json_object_get(rule_obj, "clause");
 
@@ -158,43 +122,7 @@ static void parse_clause(struct avk_jsondoc *doc, json_t *rule_obj, struct rule 
         avk_path_pop(&doc->path);
 }
 
-static void parse_when(struct avk_jsondoc *doc, const avk_rules_t *rules, json_t *rule_obj,
-                       struct rule *r)
-{
-        json_t *when = json_object_get(rule_obj, "when");
-        const char *when_keys[FIELD_CNT + 1];
-
-        if (when == NULL) {
-                avk_jsondoc_fail_key(doc, "when", "is required: the conditions of the rule");
-                return;
-        }
-        avk_path_push(&doc->path, "when", 0);
-        if (avk_jsondoc_expect_object(doc, when) != 0)
-                goto out;
-        for (int f = 0; f < FIELD_CNT; f++)
-                when_keys[f] = field_defs[f].key;
-        when_keys[FIELD_CNT] = NULL;
-        avk_jsondoc_check_keys(doc, when, when_keys);
-        if (json_object_size(when) == 0) {
-                /* A rule that takes every deviation would leave triage nothing to do. */
-                avk_jsondoc_fail(doc, "names no condition; a rule must narrow down what it takes");
-                goto out;
-        }
-        for (int f = 0; f < FIELD_CNT; f++) {
-                json_t *value = json_object_get(when, field_defs[f].key);
-
-                if (value == NULL)
-                        continue;
-                avk_path_push(&doc->path, field_defs[f].key, 0);
-                r->mask[f] =
-                    avk_jsondoc_symbol_mask(doc, value, rules->symbols[f], field_defs[f].key);
-                avk_path_pop(&doc->path);
-        }
-out:
-        avk_path_pop(&doc->path);
-}
-
-static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule *r)
+static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule_terms *r)
 {
         json_t *then = json_object_get(rule_obj, "then");
         const char *party;
@@ -221,71 +149,19 @@ static void parse_then(struct avk_jsondoc *doc, json_t *rule_obj, struct rule *r
         avk_path_pop(&doc->path);
 }
 
-static void parse_rule(struct avk_jsondoc *doc, avk_rules_t *rules, size_t index)
+static void parse_terms(struct avk_jsondoc *doc, json_t *rule_obj, const char *id, void *terms,
+                        void *arg)
 {
-        struct rule *r = &rules->rules[index];
-        json_t *obj = json_array_get(json_object_get(rules->root, "rules"), index);
-        size_t errors_before = avk_errors_total(doc->errs);
-        const char *id;
-
-        snprintf(doc->context, sizeof(doc->context), "rules[%zu]", index);
-        if (avk_jsondoc_expect_object(doc, obj) != 0)
-                return;
-        id = avk_jsondoc_id(doc, obj, "id", "R-", RULE_ID_MAX);
-        for (size_t i = 0; id && i < index; i++) {
-                if (rules->rules[i].id && strcmp(rules->rules[i].id, id) == 0) {
-                        avk_jsondoc_fail_key(doc, "id", "\"%s\" is already the id of rules[%zu]",
-                                             id, i);
-                        id = NULL;
-                }
-        }
-        r->id = id;
-        if (id)
-                snprintf(doc->context, sizeof(doc->context), "rules[%zu] (%s)", index, id);
-        avk_jsondoc_check_keys(doc, obj, rule_keys);
-        parse_clause(doc, obj, r);
-        parse_when(doc, rules, obj, r);
-        parse_then(doc, obj, r);
-        r->valid = avk_errors_total(doc->errs) == errors_before;
+        (void)id;
+        (void)arg;
+        parse_clause(doc, rule_obj, terms);
+        parse_then(doc, rule_obj, terms);
 }
 
-/* Whether a matches every deviation that b matches. */
-static int covers(const struct rule *a, const struct rule *b)
+static void parse_max_reroutes(struct avk_jsondoc *doc, json_t *root, void *arg)
 {
-        for (int f = 0; f < FIELD_CNT; f++) {
-                if (a->mask[f] == 0)
-                        continue;
-                if (b->mask[f] == 0 || (b->mask[f] & ~a->mask[f]) != 0)
-                        return 0;
-        }
-        return 1;
-}
-
-/* First match wins, so a rule that an earlier one covers can never be used. */
-static void check_hidden(struct avk_jsondoc *doc, const avk_rules_t *rules)
-{
-        for (size_t i = 1; i < rules->cnt; i++) {
-                const struct rule *b = &rules->rules[i];
-
-                for (size_t j = 0; b->valid && j < i; j++) {
-                        const struct rule *a = &rules->rules[j];
-
-                        if (!a->valid || !covers(a, b))
-                                continue;
-                        snprintf(doc->context, sizeof(doc->context), "rules[%zu] (%s)", i, b->id);
-                        avk_jsondoc_fail(doc,
-                                         "can never match: rules[%zu] (%s) comes first and "
-                                         "matches every deviation this rule matches",
-                                         j, a->id);
-                        break;
-                }
-        }
-        doc->context[0] = '\0';
-}
-
-static void parse_max_reroutes(struct avk_jsondoc *doc, avk_rules_t *rules)
-{
-        json_t *value = json_object_get(rules->root, "max_reroutes");
+        avk_rules_t *rules = arg;
+        json_t *value = json_object_get(root, "max_reroutes");
 
         if (value == NULL) {
                 avk_jsondoc_fail_key(doc, "max_reroutes",
@@ -300,43 +176,31 @@ static void parse_max_reroutes(struct avk_jsondoc *doc, avk_rules_t *rules)
         }
 }
 
+static const struct avk_ruletable_def table_def = {
+    .id_prefix = "R-",
+    .subject = "deviation",
+    .conditions_key = "when",
+    .order = AVK_RULETABLE_NARROW,
+    .conditions = conditions,
+    .condition_cnt = FIELD_CNT,
+    .root_keys = root_keys,
+    .rule_keys = rule_keys,
+    .terms_size = sizeof(struct rule_terms),
+    .parse_root = parse_max_reroutes,
+    .parse_terms = parse_terms,
+};
+
 avk_rules_t *avk_rules_load(const char *path, const avk_schema_t *reported, struct avk_errors *errs)
 {
-        struct avk_jsondoc doc;
-        size_t errors_before = avk_errors_total(errs);
         avk_rules_t *rules = calloc(1, sizeof(*rules));
-        json_t *list;
 
-        avk_jsondoc_init(&doc, path, errs);
         if (rules == NULL) {
                 avk_errors_add(errs, path, "out of memory");
                 return NULL;
         }
-        if (load_symbols(rules, reported, &doc) != 0)
-                goto out;
-        rules->root = avk_jsondoc_load(&doc);
-        if (rules->root == NULL || avk_jsondoc_expect_object(&doc, rules->root) != 0)
-                goto out;
-        avk_jsondoc_check_keys(&doc, rules->root, root_keys);
-        avk_jsondoc_string(&doc, rules->root, "about", 0);
-        parse_max_reroutes(&doc, rules);
-
-        list = avk_jsondoc_nonempty_array(&doc, rules->root, "rules");
-        if (list == NULL)
-                goto out;
-        rules->cnt = json_array_size(list);
-        rules->rules = calloc(rules->cnt, sizeof(*rules->rules));
-        if (rules->rules == NULL) {
-                avk_errors_add(errs, path, "out of memory");
-                goto out;
-        }
-        for (size_t i = 0; i < rules->cnt; i++)
-                parse_rule(&doc, rules, i);
-        doc.context[0] = '\0';
-        check_hidden(&doc, rules);
-out:
-        if (avk_errors_total(errs) != errors_before) {
-                avk_rules_destroy(rules);
+        rules->table = avk_ruletable_load(&table_def, path, reported, rules, errs);
+        if (rules->table == NULL) {
+                free(rules);
                 return NULL;
         }
         return rules;
@@ -346,16 +210,13 @@ void avk_rules_destroy(avk_rules_t *rules)
 {
         if (rules == NULL)
                 return;
-        for (int f = 0; f < FIELD_CNT; f++)
-                json_decref(rules->symbols[f]);
-        free(rules->rules);
-        json_decref(rules->root);
+        avk_ruletable_destroy(rules->table);
         free(rules);
 }
 
 size_t avk_rules_cnt(const avk_rules_t *rules)
 {
-        return rules->cnt;
+        return avk_ruletable_cnt(rules->table);
 }
 
 int avk_rules_max_reroutes(const avk_rules_t *rules)
@@ -365,7 +226,9 @@ int avk_rules_max_reroutes(const avk_rules_t *rules)
 
 const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind)
 {
-        return decision_symbols[kind];
+        const struct avk_schema_enum *decisions = avk_schema_enum("RoutingDecision");
+
+        return decisions && (size_t)kind < decisions->cnt ? decisions->symbols[kind] : NULL;
 }
 
 /* ---- the reason ---- */
@@ -416,7 +279,7 @@ struct route {
         const avk_directory_t *dir;
         const struct avk_rules_input *in;
         const struct avk_rules_rejection *rejection; /* NULL for the first routing */
-        int idx[FIELD_CNT];                          /* the input's symbol indexes, -1 unknown */
+        struct avk_ruletable_query query;            /* the input's symbols as indexes */
         int rule_matched;                            /* some rule matched, usable or not */
         struct text reason;
         struct avk_rules_decision *out;
@@ -435,7 +298,7 @@ static const char *input_symbol(const struct avk_rules_input *in, int f)
 {
         if (f == F_REPORTER)
                 return side_of(in->reporter_party);
-        return *(const char *const *)(const void *)((const char *)in + field_defs[f].offset);
+        return *(const char *const *)(const void *)((const char *)in + input_offsets[f]);
 }
 
 /* "Göteborg (1480)". */
@@ -486,8 +349,9 @@ static void route_init(struct route *rt, const avk_rules_t *rules, const avk_dir
         rt->reason.buf = out->reason;
         rt->reason.size = sizeof(out->reason);
         out->hop = hop;
+        avk_ruletable_query_init(&rt->query);
         for (int f = 0; f < FIELD_CNT; f++)
-                rt->idx[f] = avk_jsondoc_symbol_index(rules->symbols[f], input_symbol(in, f));
+                avk_ruletable_query_set(rules->table, &rt->query, (size_t)f, input_symbol(in, f));
 }
 
 static void finish(struct route *rt, enum avk_rules_decision_kind kind, const char *rule_id,
@@ -562,29 +426,17 @@ static int take_named(struct route *rt, const char *party_code, const char *unit
         return 1;
 }
 
-static int matches(const struct rule *r, const int idx[FIELD_CNT])
-{
-        for (int f = 0; f < FIELD_CNT; f++) {
-                if (r->mask[f] == 0)
-                        continue;
-                if (idx[f] < 0 || !(r->mask[f] & (UINT64_C(1) << idx[f])))
-                        return 0;
-        }
-        return 1;
-}
-
 /* "competence NURSE, care_setting HOME_HEALTH_CARE": the input's values the rule tested. */
-static const char *matched_values(const struct route *rt, const struct rule *r, char *buf,
-                                  size_t size)
+static const char *matched_values(const struct route *rt, size_t rule, char *buf, size_t size)
 {
         size_t used = 0;
 
         buf[0] = '\0';
         for (int f = 0; f < FIELD_CNT && used < size; f++) {
-                if (r->mask[f] != 0)
+                if (avk_ruletable_names(rt->rules->table, rule, (size_t)f))
                         used +=
                             (size_t)snprintf(buf + used, size - used, "%s%s %s", used ? ", " : "",
-                                             field_defs[f].key, input_symbol(rt->in, f));
+                                             conditions[f].key, input_symbol(rt->in, f));
         }
         return buf;
 }
@@ -600,7 +452,7 @@ static const char *input_values(const struct route *rt, char *buf, size_t size)
 
                 if (value != NULL)
                         used += (size_t)snprintf(buf + used, size - used, "%s%s %s",
-                                                 used ? ", " : "", field_defs[f].key, value);
+                                                 used ? ", " : "", conditions[f].key, value);
         }
         return buf;
 }
@@ -619,37 +471,38 @@ static void note_excluded(struct route *rt, const char *ids, size_t cnt)
 static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
 {
         const struct avk_rules_input *in = rt->in;
+        const avk_ruletable_t *table = rt->rules->table;
+        size_t cnt = avk_ruletable_cnt(table);
         char values[400], buf[160], excluded[400] = "";
         size_t excluded_cnt = 0, excluded_len = 0;
 
-        for (size_t i = 0; i < rt->rules->cnt; i++) {
-                const struct rule *r = &rt->rules->rules[i];
+        for (size_t i = avk_ruletable_first(table, &rt->query, 0); i < cnt;
+             i = avk_ruletable_first(table, &rt->query, i + 1)) {
+                const struct rule_terms *r = avk_ruletable_terms(table, i);
+                const char *id = avk_ruletable_id(table, i);
                 const char *code = r->party == SIDE_REGION ? "VGR" : in->municipality_code;
                 const struct avk_directory_party *party = avk_directory_party(rt->dir, code);
 
-                if (!matches(r, rt->idx))
-                        continue;
                 rt->rule_matched = 1;
                 if (code == NULL) {
                         text_add(&rt->reason,
-                                 "Rule %s matched, but the deviation names no municipality. ",
-                                 r->id);
+                                 "Rule %s matched, but the deviation names no municipality. ", id);
                 } else if (party == NULL) {
                         text_add(&rt->reason,
                                  "Rule %s matched, but party %s is not in the party directory. ",
-                                 r->id, code);
+                                 id, code);
                 } else if (is_excluded(rt, code)) {
                         if (excluded_len < sizeof(excluded))
                                 excluded_len += (size_t)snprintf(
                                     excluded + excluded_len, sizeof(excluded) - excluded_len,
-                                    "%s%s", excluded_cnt ? ", " : "", r->id);
+                                    "%s%s", excluded_cnt ? ", " : "", id);
                         excluded_cnt++;
                 } else {
                         note_excluded(rt, excluded, excluded_cnt);
-                        text_add(&rt->reason, "Rule %s matched (%s): %s Receiver: %s.", r->id,
-                                 matched_values(rt, r, values, sizeof(values)), r->reason,
+                        text_add(&rt->reason, "Rule %s matched (%s): %s Receiver: %s.", id,
+                                 matched_values(rt, i, values, sizeof(values)), r->reason,
                                  label(party, buf, sizeof(buf)));
-                        finish(rt, kind, r->id, party, location_unit(rt, party));
+                        finish(rt, kind, id, party, location_unit(rt, party));
                         text_add(&rt->reason, " Clause: %s, \"%s\": \"%s\".", r->document,
                                  r->section, r->quote);
                         return 1;

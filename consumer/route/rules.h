@@ -56,7 +56,8 @@
 #define AVK_RULES_ID_TRIAGE    "TRIAGE"
 #define AVK_RULES_ID_MANUAL    "MANUAL"
 
-/** How the receiver was chosen: DeviationRouted.decision (RoutingDecision). */
+/** How the receiver was chosen: DeviationRouted.decision (RoutingDecision), in the schema's symbol
+ * order. */
 enum avk_rules_decision_kind {
         AVK_RULES_NAMED_BY_REPORTER, /**< the reporter's named receiver */
         AVK_RULES_AGREEMENT_RULE,    /**< a rule of the file */
@@ -146,7 +147,10 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
                        const struct avk_rules_input *in,
                        const struct avk_rules_rejection *rejection, struct avk_rules_decision *out);
 
-/** @brief The RoutingDecision symbol of a kind ("AGREEMENT_RULE"). Static storage. */
+/**
+ * @brief The RoutingDecision symbol of a kind ("AGREEMENT_RULE"), from the
+ * compiled-in schemas (common/contract/schema_enum.h). Static storage.
+ */
 const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind);
 
 #endif

@@ -1,35 +1,38 @@
 /*
  * avk_deadlines: see deadlines.h.
  *
- * As in the routing rules (consumer/route/rules.c), each condition of a rule is a
- * bit mask over its values - parties by their party number (common/contract/party.h),
- * categories and harm levels by their index in the DeviationRouted schema's
- * enums - with 0 for a condition the rule leaves open. A lookup tests each
- * rule with a few AND operations, and the same masks let the loader reject a
- * rule that an earlier one hides.
+ * The policy is a rule table (common/contract/ruletable.h), as the routing
+ * rules are: its conditions are the receiving party, the DeviationRouted
+ * schema's Category and HarmLevel, and the possible-Lex-Maria flag; this file
+ * reads what only the policy has - the spans and their reminders.
  */
 #include "consumer/track/deadlines.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "common/util/calendar.h"
 #include "common/contract/json.h"
-#include "common/util/jsondoc.h"
-#include "common/contract/party.h"
+#include "common/contract/ruletable.h"
 #include "common/contract/schema.h"
+#include "common/util/calendar.h"
+#include "common/util/jsondoc.h"
 
-#define RULE_ID_MAX 64 /* DeviationStatus.deadline_rule holds 100 */
 #define BECAUSE_MAX 1000
 #define SPAN_MAX    365 /* a year: anything longer is a typing error, not a deadline */
 
-/* Lex Maria as a condition: open, or required to be false or true. */
-enum { LEX_MARIA_ANY = -1 };
+enum condition { C_PARTY, C_CATEGORY, C_HARM, C_LEX_MARIA, CONDITION_CNT };
 
-enum field { F_PARTY, F_CATEGORY, F_HARM, FIELD_CNT };
+/* The conditions of a rule's "match", in enum condition's order. */
+static const struct avk_ruletable_condition conditions[CONDITION_CNT] = {
+    {"parties", AVK_RULETABLE_PARTY, NULL, NULL, NULL},
+    {"categories", AVK_RULETABLE_ENUM, "category", "Category", NULL},
+    {"harm_levels", AVK_RULETABLE_ENUM, "harm level", "HarmLevel", NULL},
+    {"possible_lex_maria", AVK_RULETABLE_BOOL, NULL, NULL, NULL},
+};
 
 /* The spans of a rule: the key in the file, where it goes, whether it is required. */
 static const struct span_def {
@@ -52,130 +55,13 @@ static const char *const root_keys[] = {"about", "rules", NULL};
 static const char *const rule_keys[] = {"id",          "because",        "match",
                                         "acknowledge", "answer",         "remind_before",
                                         "step_answer", "dispute_window", NULL};
-static const char *const match_keys[] = {"parties", "categories", "harm_levels",
-                                         "possible_lex_maria", NULL};
 static const char *const span_keys[] = {"working_days", "days", NULL};
 
-struct rule {
-        struct avk_deadline_terms terms; /* rule_id points into the policy's JSON */
-        uint64_t mask[FIELD_CNT];
-        int lex_maria;      /* LEX_MARIA_ANY, 0 or 1 */
-        int has_conditions; /* match names a condition (valid or not) */
-        int valid;
-};
-
 struct avk_deadlines {
-        json_t *root;
-        json_t *categories;  /* Category symbols, copied from the schema */
-        json_t *harm_levels; /* HarmLevel symbols */
-        struct rule *rules;
-        size_t cnt;
+        avk_ruletable_t *table; /* each rule's terms a struct avk_deadline_terms */
 };
 
 /* ---- loading ---- */
-
-static int load_symbols(avk_deadlines_t *policy, struct avk_jsondoc *doc)
-{
-        char errstr[256];
-        avk_catalog_t *catalog = avk_catalog_new_builtin(errstr, sizeof(errstr));
-        const avk_schema_t *routed = avk_catalog_by_name(catalog, "DeviationRouted");
-        const json_t *categories, *harm_levels;
-        int rc = -1;
-
-        if (catalog == NULL) {
-                avk_jsondoc_fail(doc, "cannot load the compiled-in schemas: %s", errstr);
-                return -1;
-        }
-        if (routed == NULL) {
-                avk_jsondoc_fail(doc, "the compiled-in schemas lack DeviationRouted");
-                goto out;
-        }
-        categories = avk_jsondoc_enum_symbols(doc, routed, "Category", "categories");
-        harm_levels = avk_jsondoc_enum_symbols(doc, routed, "HarmLevel", "harm_levels");
-        if (categories == NULL || harm_levels == NULL)
-                goto out;
-        policy->categories = json_deep_copy(categories);
-        policy->harm_levels = json_deep_copy(harm_levels);
-        if (policy->categories == NULL || policy->harm_levels == NULL) {
-                avk_jsondoc_fail(doc, "out of memory");
-                goto out;
-        }
-        rc = 0;
-out:
-        avk_catalog_destroy(catalog);
-        return rc;
-}
-
-/* match.parties: party codes, each once. */
-static uint64_t parse_parties(struct avk_jsondoc *doc, json_t *value)
-{
-        uint64_t mask = 0;
-        char reason[256];
-
-        if (!json_is_array(value) || json_array_size(value) == 0) {
-                avk_jsondoc_fail(doc,
-                                 "expected a non-empty array of parties (\"VGR\" or a "
-                                 "municipality code), got %s",
-                                 avk_json_type_name(value));
-                return 0;
-        }
-        for (size_t i = 0; i < json_array_size(value); i++) {
-                json_t *item = json_array_get(value, i);
-                const char *code = json_string_value(item);
-                int party = code ? avk_party_parse(code, reason, sizeof(reason)) : -1;
-
-                avk_path_push(&doc->path, NULL, (long)i);
-                if (code == NULL)
-                        avk_jsondoc_fail(doc, "expected a party code, got %s",
-                                         avk_json_type_name(item));
-                else if (party < 0)
-                        avk_jsondoc_fail(doc, "%s", reason);
-                else if (mask & (UINT64_C(1) << party))
-                        avk_jsondoc_fail(doc, "\"%s\" is listed twice", code);
-                else
-                        mask |= UINT64_C(1) << party;
-                avk_path_pop(&doc->path);
-        }
-        return mask;
-}
-
-static void parse_match(struct avk_jsondoc *doc, const avk_deadlines_t *policy, json_t *rule_obj,
-                        struct rule *r)
-{
-        json_t *match = json_object_get(rule_obj, "match");
-        json_t *value;
-
-        r->lex_maria = LEX_MARIA_ANY;
-        if (match == NULL)
-                return;
-        avk_path_push(&doc->path, "match", 0);
-        if (avk_jsondoc_expect_object(doc, match) != 0)
-                goto out;
-        avk_jsondoc_check_keys(doc, match, match_keys);
-        for (size_t i = 0; match_keys[i] != NULL; i++)
-                r->has_conditions |= json_object_get(match, match_keys[i]) != NULL;
-        if ((value = json_object_get(match, "parties")) != NULL) {
-                avk_path_push(&doc->path, "parties", 0);
-                r->mask[F_PARTY] = parse_parties(doc, value);
-                avk_path_pop(&doc->path);
-        }
-        if ((value = json_object_get(match, "categories")) != NULL) {
-                avk_path_push(&doc->path, "categories", 0);
-                r->mask[F_CATEGORY] =
-                    avk_jsondoc_symbol_mask(doc, value, policy->categories, "category");
-                avk_path_pop(&doc->path);
-        }
-        if ((value = json_object_get(match, "harm_levels")) != NULL) {
-                avk_path_push(&doc->path, "harm_levels", 0);
-                r->mask[F_HARM] =
-                    avk_jsondoc_symbol_mask(doc, value, policy->harm_levels, "harm level");
-                avk_path_pop(&doc->path);
-        }
-        if (json_object_get(match, "possible_lex_maria") != NULL)
-                r->lex_maria = avk_jsondoc_bool(doc, match, "possible_lex_maria", LEX_MARIA_ANY);
-out:
-        avk_path_pop(&doc->path);
-}
 
 /* rule_obj.key: {"working_days": n} or {"days": n}; amount stays 0 when absent. */
 static void parse_span(struct avk_jsondoc *doc, json_t *rule_obj, const struct span_def *def,
@@ -261,121 +147,63 @@ static void check_reminder(struct avk_jsondoc *doc, struct avk_deadline_terms *t
         }
 }
 
-static void parse_rule(struct avk_jsondoc *doc, avk_deadlines_t *policy, size_t index)
+static void parse_terms(struct avk_jsondoc *doc, json_t *rule_obj, const char *id, void *arg_terms,
+                        void *arg)
 {
-        struct rule *r = &policy->rules[index];
-        json_t *obj = json_array_get(json_object_get(policy->root, "rules"), index);
-        size_t errors_before = avk_errors_total(doc->errs);
-        const char *id, *because;
+        struct avk_deadline_terms *terms = arg_terms;
+        const char *because = avk_jsondoc_string(doc, rule_obj, "because", 1);
 
-        snprintf(doc->context, sizeof(doc->context), "rules[%zu]", index);
-        if (avk_jsondoc_expect_object(doc, obj) != 0)
-                return;
-        id = avk_jsondoc_id(doc, obj, "id", "D-", RULE_ID_MAX);
-        for (size_t i = 0; id && i < index; i++) {
-                if (policy->rules[i].terms.rule_id &&
-                    strcmp(policy->rules[i].terms.rule_id, id) == 0) {
-                        avk_jsondoc_fail_key(doc, "id", "\"%s\" is already the id of rules[%zu]",
-                                             id, i);
-                        id = NULL;
-                }
-        }
-        r->terms.rule_id = id;
-        if (id)
-                snprintf(doc->context, sizeof(doc->context), "rules[%zu] (%s)", index, id);
-        avk_jsondoc_check_keys(doc, obj, rule_keys);
-        because = avk_jsondoc_string(doc, obj, "because", 1);
+        (void)arg;
+        terms->rule_id = id;
         if (because && strlen(because) > BECAUSE_MAX)
                 avk_jsondoc_fail_key(doc, "because", "is %zu bytes, at most %d", strlen(because),
                                      BECAUSE_MAX);
-        parse_match(doc, policy, obj, r);
         for (size_t i = 0; i < SPAN_CNT; i++)
-                parse_span(doc, obj, &span_defs[i], span_of(&r->terms, span_defs[i].key));
-        check_reminder(doc, &r->terms);
-        r->valid = avk_errors_total(doc->errs) == errors_before;
+                parse_span(doc, rule_obj, &span_defs[i], span_of(terms, span_defs[i].key));
+        check_reminder(doc, terms);
 }
 
-/* Whether a matches every routing that b matches. */
-static int covers(const struct rule *a, const struct rule *b)
-{
-        for (int f = 0; f < FIELD_CNT; f++) {
-                if (a->mask[f] == 0)
-                        continue;
-                if (b->mask[f] == 0 || (b->mask[f] & ~a->mask[f]) != 0)
-                        return 0;
-        }
-        return a->lex_maria == LEX_MARIA_ANY || a->lex_maria == b->lex_maria;
-}
-
-/* First match wins: a rule that an earlier one covers is never used; the last must take all. */
-static void check_order(struct avk_jsondoc *doc, const avk_deadlines_t *policy)
-{
-        const struct rule *last = &policy->rules[policy->cnt - 1];
-
-        for (size_t i = 1; i < policy->cnt; i++) {
-                const struct rule *b = &policy->rules[i];
-
-                for (size_t j = 0; b->valid && j < i; j++) {
-                        const struct rule *a = &policy->rules[j];
-
-                        if (!a->valid || !covers(a, b))
-                                continue;
-                        snprintf(doc->context, sizeof(doc->context), "rules[%zu] (%s)", i,
-                                 b->terms.rule_id);
-                        avk_jsondoc_fail(doc,
-                                         "can never match: rules[%zu] (%s) comes first and "
-                                         "matches every routing this rule matches",
-                                         j, a->terms.rule_id);
-                        break;
-                }
-        }
-        doc->context[0] = '\0';
-        if (last->has_conditions)
-                avk_jsondoc_fail_key(doc, "rules",
-                                     "the last rule, rules[%zu] (%s), has match conditions; the "
-                                     "last rule must have none, so that every routing finds "
-                                     "deadlines",
-                                     policy->cnt - 1, last->terms.rule_id);
-}
+static const struct avk_ruletable_def table_def = {
+    .id_prefix = "D-",
+    .subject = "routing",
+    .conditions_key = "match",
+    .order = AVK_RULETABLE_CATCH_ALL,
+    .found = "deadlines",
+    .conditions = conditions,
+    .condition_cnt = CONDITION_CNT,
+    .root_keys = root_keys,
+    .rule_keys = rule_keys,
+    .terms_size = sizeof(struct avk_deadline_terms),
+    .parse_terms = parse_terms,
+};
 
 avk_deadlines_t *avk_deadlines_load(const char *path, struct avk_errors *errs)
 {
-        struct avk_jsondoc doc;
-        size_t errors_before = avk_errors_total(errs);
-        avk_deadlines_t *policy = calloc(1, sizeof(*policy));
-        json_t *list;
+        char errstr[256];
+        avk_catalog_t *catalog = avk_catalog_new_builtin(errstr, sizeof(errstr));
+        const avk_schema_t *routed = avk_catalog_by_name(catalog, "DeviationRouted");
+        avk_deadlines_t *policy = NULL;
 
-        avk_jsondoc_init(&doc, path, errs);
+        if (catalog == NULL) {
+                avk_errors_add(errs, path, "cannot load the compiled-in schemas: %s", errstr);
+                return NULL;
+        }
+        if (routed == NULL) {
+                avk_errors_add(errs, path, "the compiled-in schemas lack DeviationRouted");
+                goto out;
+        }
+        policy = calloc(1, sizeof(*policy));
         if (policy == NULL) {
                 avk_errors_add(errs, path, "out of memory");
-                return NULL;
-        }
-        if (load_symbols(policy, &doc) != 0)
-                goto out;
-        policy->root = avk_jsondoc_load(&doc);
-        if (policy->root == NULL || avk_jsondoc_expect_object(&doc, policy->root) != 0)
-                goto out;
-        avk_jsondoc_check_keys(&doc, policy->root, root_keys);
-        avk_jsondoc_string(&doc, policy->root, "about", 0);
-
-        list = avk_jsondoc_nonempty_array(&doc, policy->root, "rules");
-        if (list == NULL)
-                goto out;
-        policy->cnt = json_array_size(list);
-        policy->rules = calloc(policy->cnt, sizeof(*policy->rules));
-        if (policy->rules == NULL) {
-                avk_errors_add(errs, path, "out of memory");
                 goto out;
         }
-        for (size_t i = 0; i < policy->cnt; i++)
-                parse_rule(&doc, policy, i);
-        doc.context[0] = '\0';
-        check_order(&doc, policy);
+        policy->table = avk_ruletable_load(&table_def, path, routed, NULL, errs);
+        if (policy->table == NULL) {
+                free(policy);
+                policy = NULL;
+        }
 out:
-        if (avk_errors_total(errs) != errors_before) {
-                avk_deadlines_destroy(policy);
-                return NULL;
-        }
+        avk_catalog_destroy(catalog);
         return policy;
 }
 
@@ -383,46 +211,30 @@ void avk_deadlines_destroy(avk_deadlines_t *policy)
 {
         if (policy == NULL)
                 return;
-        free(policy->rules);
-        json_decref(policy->categories);
-        json_decref(policy->harm_levels);
-        json_decref(policy->root);
+        avk_ruletable_destroy(policy->table);
         free(policy);
 }
 
 size_t avk_deadlines_cnt(const avk_deadlines_t *policy)
 {
-        return policy->cnt;
+        return avk_ruletable_cnt(policy->table);
 }
 
 /* ---- lookup ---- */
-
-static int matches(const struct rule *r, const int idx[FIELD_CNT], int lex_maria)
-{
-        for (int f = 0; f < FIELD_CNT; f++) {
-                if (r->mask[f] == 0)
-                        continue;
-                if (idx[f] < 0 || !(r->mask[f] & (UINT64_C(1) << idx[f])))
-                        return 0;
-        }
-        return r->lex_maria == LEX_MARIA_ANY || r->lex_maria == lex_maria;
-}
 
 const struct avk_deadline_terms *avk_deadlines_lookup(const avk_deadlines_t *policy,
                                                       const char *party, const char *category,
                                                       const char *harm, int lex_maria)
 {
-        char reason[256];
-        int idx[FIELD_CNT];
+        struct avk_ruletable_query q;
 
-        idx[F_PARTY] = party ? avk_party_parse(party, reason, sizeof(reason)) : -1;
-        idx[F_CATEGORY] = avk_jsondoc_symbol_index(policy->categories, category);
-        idx[F_HARM] = avk_jsondoc_symbol_index(policy->harm_levels, harm);
-        for (size_t i = 0; i + 1 < policy->cnt; i++) {
-                if (matches(&policy->rules[i], idx, lex_maria != 0))
-                        return &policy->rules[i].terms;
-        }
-        return &policy->rules[policy->cnt - 1].terms;
+        avk_ruletable_query_init(&q);
+        avk_ruletable_query_set(policy->table, &q, C_PARTY, party);
+        avk_ruletable_query_set(policy->table, &q, C_CATEGORY, category);
+        avk_ruletable_query_set(policy->table, &q, C_HARM, harm);
+        avk_ruletable_query_set_bool(&q, C_LEX_MARIA, lex_maria != 0);
+        /* The last rule names no condition, so a rule is always found. */
+        return avk_ruletable_terms(policy->table, avk_ruletable_first(policy->table, &q, 0));
 }
 
 /* ---- spans on the calendar ---- */

@@ -24,6 +24,7 @@
 #include <uuid/uuid.h>
 
 #include "common/contract/ident.h"
+#include "common/contract/schema_enum.h"
 #include "common/util/hash.h"
 #include "consumer/track/timers.h"
 
@@ -41,34 +42,19 @@ static const char reminder_namespace[] = "5e91d0a4-7c3f-5b26-8e1d-a4c6b2f9073e";
 #define KEPT_MAX_MS (10 * 60 * 1000)
 #define MAX_PARTIES 1024
 
-static const char *const state_names[] = {"ROUTED",   "ACKNOWLEDGED", "ANSWERED", "REJECTED",
-                                          "DISPUTED", "ESCALATED",    "CLOSED"};
-static const char *const step_names[] = {NULL, "MANAGER", "MANAGERS_MANAGER", "LOCAL_FORUM",
-                                         "COUNTY_FORUM"};
-static const char *const reason_names[] = {"ACKNOWLEDGE_DEADLINE_PASSED", "ANSWER_DEADLINE_PASSED",
-                                           "ANSWER_DISPUTED", "DELIVERY_FAILED"};
-static const char *const kind_names[] = {"ACKNOWLEDGED", "ANSWERED", "REJECTED_WRONG_RECEIVER",
-                                         "DISPUTED"};
-static const char *const deadline_names[] = {"ACKNOWLEDGE", "ANSWER"};
+/* The schema enums that track.h's enums mirror symbol for symbol, in order;
+ * their trailing UNKNOWN (a reader's default) has no C counterpart. */
+#define ENUM_STATE    "DeviationLifecycle"
+#define ENUM_STEP     "EscalationStep" /* from step 1: 0 is "not escalated" */
+#define ENUM_REASON   "EscalationReason"
+#define ENUM_KIND     "ResponseKind"
+#define ENUM_DEADLINE "DeadlineKind"
+#define KIND_CNT      (AVK_TRACK_DISPUTE + 1)
+#define DEADLINE_CNT  (AVK_TRACK_DEADLINE_ANSWER + 1)
+
 static const char *const result_names[] = {
     "applied",      "kept",           "duplicate",  "stale",     "not_receiver", "not_reporter",
     "not_expected", "closed_already", "no_routing", "bad_input", "full",         "failed"};
-/* The schema's Category and HarmLevel symbols (deviation_routed.avsc). */
-static const char *const categories[] = {"INFORMATION_TRANSFER",
-                                         "DISCHARGE_PLANNING",
-                                         "SIP",
-                                         "MEDICATION",
-                                         "PHYSICIAN_AVAILABILITY",
-                                         "ASSISTIVE_DEVICES",
-                                         "CARE_AND_TREATMENT",
-                                         "SELF_CARE",
-                                         "ORAL_HEALTH",
-                                         "MENTAL_HEALTH_ADDICTION",
-                                         "CHILDREN_YOUNG_PEOPLE",
-                                         "OTHER"};
-#define CATEGORY_OTHER 11
-static const char *const harms[] = {"NONE", "LOW", "MODERATE", "SEVERE", "DEATH", "UNKNOWN"};
-#define HARM_UNKNOWN 5
 
 /* What the deviation waits for. Closed deviations are not in the table. */
 enum phase { AWAIT_ANSWER, ANSWERED_PHASE, REJECTED_PHASE };
@@ -130,6 +116,8 @@ struct kept {
 
 struct avk_track {
         struct avk_track_options opt;
+        const struct avk_schema_enum *category, *harm; /* the compiled-in Category, HarmLevel */
+        int category_other, harm_unknown;              /* their OTHER and UNKNOWN */
         struct dev *devs;
         uint32_t dev_cap, dev_used, dev_high,
             free_head;       /* free list threads through devs[].version */
@@ -177,30 +165,48 @@ static int64_t min64(int64_t a, int64_t b)
         return a < b ? a : b;
 }
 
-static int symbol_index(const char *const *names, int cnt, const char *name)
+/* Symbol i of the compiled-in enum enum_name, when i is one of the first cnt; else NULL. */
+static const char *enum_symbol(const char *enum_name, int i, int cnt)
 {
-        for (int i = 0; name && i < cnt; i++) {
-                if (names[i] && strcmp(names[i], name) == 0)
-                        return i;
-        }
-        return -1;
+        const struct avk_schema_enum *e = avk_schema_enum(enum_name);
+
+        return e && i >= 0 && i < cnt && (size_t)i < e->cnt ? e->symbols[i] : NULL;
 }
 
-#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+/* The index of symbol in the compiled-in enum enum_name when below cnt, else -1. */
+static int enum_parse(const char *enum_name, const char *symbol, int cnt)
+{
+        const struct avk_schema_enum *e = avk_schema_enum(enum_name);
+        int i = e ? avk_schema_enum_index(e, symbol) : -1;
+
+        return i < cnt ? i : -1;
+}
+
+/* The index of symbol in e, or of fallback when symbol is not one of e's. */
+static uint8_t symbol_or(const struct avk_schema_enum *e, const char *symbol, int fallback)
+{
+        int i = avk_schema_enum_index(e, symbol);
+
+        return (uint8_t)(i < 0 ? fallback : i);
+}
 
 const char *avk_track_state_name(enum avk_track_state s)
 {
-        return (int)s >= 0 && s < AVK_TRACK_STATE_CNT ? state_names[s] : "UNKNOWN";
+        const char *name = enum_symbol(ENUM_STATE, (int)s, AVK_TRACK_STATE_CNT);
+
+        return name ? name : "UNKNOWN";
 }
 
 const char *avk_track_step_name(int step)
 {
-        return step > 0 && step < COUNT(step_names) ? step_names[step] : NULL;
+        return enum_symbol(ENUM_STEP, step - 1, AVK_TRACK_STEP_COUNTY_FORUM);
 }
 
 const char *avk_track_reason_name(enum avk_track_reason r)
 {
-        return (int)r >= 0 && r < AVK_TRACK_REASON_CNT ? reason_names[r] : "UNKNOWN";
+        const char *name = enum_symbol(ENUM_REASON, (int)r, AVK_TRACK_REASON_CNT);
+
+        return name ? name : "UNKNOWN";
 }
 
 const char *avk_track_result_name(enum avk_track_result r)
@@ -210,32 +216,37 @@ const char *avk_track_result_name(enum avk_track_result r)
 
 const char *avk_track_deadline_name(enum avk_track_deadline_kind k)
 {
-        return k == AVK_TRACK_DEADLINE_ANSWER ? deadline_names[1] : deadline_names[0];
+        return enum_symbol(ENUM_DEADLINE,
+                           k == AVK_TRACK_DEADLINE_ANSWER ? AVK_TRACK_DEADLINE_ANSWER
+                                                          : AVK_TRACK_DEADLINE_ACKNOWLEDGE,
+                           DEADLINE_CNT);
 }
 
 int avk_track_state_parse(const char *name)
 {
-        return symbol_index(state_names, COUNT(state_names), name);
+        return enum_parse(ENUM_STATE, name, AVK_TRACK_STATE_CNT);
 }
 
 int avk_track_step_parse(const char *name)
 {
-        return symbol_index(step_names, COUNT(step_names), name);
+        int i = enum_parse(ENUM_STEP, name, AVK_TRACK_STEP_COUNTY_FORUM);
+
+        return i < 0 ? -1 : i + 1;
 }
 
 int avk_track_reason_parse(const char *name)
 {
-        return symbol_index(reason_names, COUNT(reason_names), name);
+        return enum_parse(ENUM_REASON, name, AVK_TRACK_REASON_CNT);
 }
 
 int avk_track_response_kind_parse(const char *name)
 {
-        return symbol_index(kind_names, COUNT(kind_names), name);
+        return enum_parse(ENUM_KIND, name, KIND_CNT);
 }
 
 int avk_track_deadline_parse(const char *name)
 {
-        return symbol_index(deadline_names, COUNT(deadline_names), name);
+        return enum_parse(ENUM_DEADLINE, name, DEADLINE_CNT);
 }
 
 /* ---- interning ---- */
@@ -485,8 +496,8 @@ static int emit_status(avk_track_t *t, struct dev *d, enum avk_track_state state
         s->reporter_party = pool_str(&t->parties, d->reporter);
         s->receiver_party = pool_str(&t->parties, d->receiver);
         s->receiver_unit = d->unit ? pool_str(&t->units, d->unit) : NULL;
-        s->category = categories[d->category];
-        s->harm_level = harms[d->harm];
+        s->category = t->category->symbols[d->category];
+        s->harm_level = t->harm->symbols[d->harm];
         s->lex_maria = (d->flags & F_LEX) != 0;
         s->deadline_rule = d->terms->rule_id;
         s->routed_at = d->routed_at;
@@ -590,12 +601,11 @@ static enum avk_track_result routed_new_hop(avk_track_t *t, struct dev *d, uint3
         d->receiver = (uint16_t)receiver;
         d->unit = unit;
         d->partition = (int16_t)in->partition;
-        int c = symbol_index(categories, COUNT(categories), in->category);
-        int h = symbol_index(harms, COUNT(harms), in->harm_level);
-        d->category = (uint8_t)(c < 0 ? CATEGORY_OTHER : c);
-        d->harm = (uint8_t)(h < 0 ? HARM_UNKNOWN : h);
-        d->terms = avk_deadlines_lookup(t->opt.policy, in->receiver_party, categories[d->category],
-                                        harms[d->harm], in->lex_maria != 0);
+        d->category = symbol_or(t->category, in->category, t->category_other);
+        d->harm = symbol_or(t->harm, in->harm_level, t->harm_unknown);
+        d->terms = avk_deadlines_lookup(t->opt.policy, in->receiver_party,
+                                        t->category->symbols[d->category],
+                                        t->harm->symbols[d->harm], in->lex_maria != 0);
         d->routed_at = in->routed_at;
         d->ack_deadline = avk_deadline_after(&d->terms->acknowledge, in->routed_at);
         d->answer_deadline = avk_deadline_after(&d->terms->answer, in->routed_at);
@@ -1079,19 +1089,18 @@ int avk_track_restore_status(avk_track_t *t, const struct avk_track_status *s)
                 if (!d)
                         return -1;
         }
-        int c = symbol_index(categories, COUNT(categories), s->category);
-        int h = symbol_index(harms, COUNT(harms), s->harm_level);
         d->hop = (uint16_t)s->hop;
         d->reporter = (uint16_t)reporter;
         d->receiver = (uint16_t)receiver;
         d->unit = unit;
         d->partition = (int16_t)s->partition;
-        d->category = (uint8_t)(c < 0 ? CATEGORY_OTHER : c);
-        d->harm = (uint8_t)(h < 0 ? HARM_UNKNOWN : h);
+        d->category = symbol_or(t->category, s->category, t->category_other);
+        d->harm = symbol_or(t->harm, s->harm_level, t->harm_unknown);
         /* The deadlines are the record's (what was promised); the terms for
          * what comes next are today's policy. */
-        d->terms = avk_deadlines_lookup(t->opt.policy, s->receiver_party, categories[d->category],
-                                        harms[d->harm], s->lex_maria);
+        d->terms = avk_deadlines_lookup(t->opt.policy, s->receiver_party,
+                                        t->category->symbols[d->category],
+                                        t->harm->symbols[d->harm], s->lex_maria);
         d->routed_at = s->routed_at;
         d->ack_deadline = s->acknowledge_deadline_at;
         d->answer_deadline = s->answer_deadline_at;
@@ -1269,6 +1278,17 @@ avk_track_t *avk_track_new(const struct avk_track_options *opt)
         if (!t)
                 return NULL;
         t->opt = *opt;
+        /* A record's category and harm level are kept as their index in the
+         * schema's enum: OTHER and UNKNOWN stand for a symbol this build does
+         * not know. */
+        t->category = avk_schema_enum("Category");
+        t->harm = avk_schema_enum("HarmLevel");
+        if (!t->category || !t->harm || t->category->cnt > UINT8_MAX || t->harm->cnt > UINT8_MAX ||
+            (t->category_other = avk_schema_enum_index(t->category, "OTHER")) < 0 ||
+            (t->harm_unknown = avk_schema_enum_index(t->harm, "UNKNOWN")) < 0) {
+                free(t);
+                return NULL;
+        }
         if (!t->opt.kept_max)
                 t->opt.kept_max = KEPT_MAX;
         if (!t->opt.kept_max_ms)

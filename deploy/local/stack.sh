@@ -87,6 +87,7 @@ hook_parties=$(jq -r '.parties[] | select(.delivery.webhook or ((.units // []) |
         "$src/data/directory.json")
 for p in $hook_parties; do
         openssl rand -hex 32 >"$state/secrets/$p-webhook.secret"
+        chmod 600 "$state/secrets/$p-webhook.secret" # avvik refuses a key others may read
 done
 start webhooks python3 "$here/webhook_receiver.py" "$state/hook.port" "$state"/secrets/*-webhook.secret
 wait_for "webhook receiver" 10 test -s "$state/hook.port"
@@ -240,6 +241,8 @@ tail_topic deviation.status | jq -s -r 'group_by(.deviation_id) | map(max_by(.ve
 echo
 echo "== webhooks the receivers' systems took (signature checked)"
 sed 's/^/  /' "$logs/webhooks.log"
+grep -q "signature valid" "$logs/webhooks.log" || fail "no webhook was taken with a valid signature"
+if grep -q "signature INVALID" "$logs/webhooks.log"; then fail "a webhook signature did not verify"; fi
 echo
 echo "== the analysis stream (deviation.analysis): pseudonymised, free text scrubbed"
 tail_topic deviation.analysis >"$state/analysis.jsonl"

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A receiving unit's system, for the local stack: takes avvik's webhook POSTs,
-checks each signature as docs/notify.md describes and prints one line a
-notification.
+checks each signature as docs/notify.md describes (time, event type and body
+under the endpoint's key, the time within --tolerance seconds of now),
+answers 401 to one that fails, and prints one line a notification.
 
 Usage: webhook_receiver.py [--record FILE] [--fail-first PERCENT] [--slow PERCENT]
-                           [--slow-seconds SECONDS] PORT_FILE SECRET_FILE [SECRET_FILE...]
+                           [--slow-seconds SECONDS] [--tolerance SECONDS]
+                           PORT_FILE SECRET_FILE [SECRET_FILE...]
 
 The port it listens on, 127.0.0.1 and a free port, is written to PORT_FILE.
 Each endpoint is /hook/<name> (the local stack names them by party, a test
@@ -41,6 +43,8 @@ parser.add_argument("--fail-first", metavar="PERCENT", type=int, default=0,
 parser.add_argument("--slow", metavar="PERCENT", type=int, default=0,
                     help="answer PERCENT %% of the event ids after --slow-seconds")
 parser.add_argument("--slow-seconds", metavar="SECONDS", type=float, default=1.0)
+parser.add_argument("--tolerance", metavar="SECONDS", type=int, default=300,
+                    help="refuse a signature whose time is further from now (default 300)")
 parser.add_argument("port_file")
 parser.add_argument("secret_files", nargs="+")
 args = parser.parse_args()
@@ -56,6 +60,26 @@ lock = threading.Lock()
 record = open(args.record, "a", encoding="utf-8") if args.record else None
 
 
+def verify(key, header, event_type, body):
+    """Why X-Avvik-Signature header fails for event_type and body under key, or None
+    when it holds: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.event_type.body">."""
+    items = [item.partition("=") for item in header.split(",")]
+    times = [value for name, _, value in items if name == "t"]
+    v1s = [value for name, _, value in items if name == "v1"]
+    if key is None:
+        return "no key for this endpoint"
+    if not times or not times[0].isdigit() or not v1s:
+        return "not t=<unix seconds>,v1=<hex>"
+    age = abs(time.time() - int(times[0]))
+    if age > args.tolerance:
+        return f"t is {age:.0f} s from now, more than {args.tolerance} s"
+    signed = times[0].encode() + b"." + event_type.encode() + b"." + body
+    expected = hmac.new(key, signed, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, v1) for v1 in v1s):
+        return "no v1 matches"
+    return None
+
+
 def chosen(event_id, what, percent):
     """Whether event_id is among the PERCENT % picked for what (fail, slow)."""
     digest = hashlib.sha256(f"{what}:{event_id}".encode()).digest()
@@ -66,9 +90,9 @@ class Hook(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         party = self.path.rsplit("/", 1)[-1]
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        key = secrets.get(party)
-        expected = "sha256=" + hmac.new(key or b"", body, hashlib.sha256).hexdigest()
-        valid = key is not None and hmac.compare_digest(expected, self.headers.get("X-Avvik-Signature", ""))
+        refused = verify(secrets.get(party), self.headers.get("X-Avvik-Signature", ""),
+                         self.headers.get("X-Avvik-Event-Type", ""), body)
+        valid = refused is None
         event_id = self.headers.get("X-Avvik-Event-Id", "")
         try:
             doc = json.loads(body)
@@ -100,7 +124,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
         if not valid:
             self.send_response(401)
             self.end_headers()
-            print(f"webhook {party}: signature INVALID, refused", flush=True)
+            print(f"webhook {party}: signature INVALID ({refused}), refused", flush=True)
             return
         what = doc.get("decision") and f"routed ({doc['decision']}, rule {doc.get('rule_id')})" or \
             doc.get("step") and f"escalated to {doc['step']} ({doc.get('reason')})" or \

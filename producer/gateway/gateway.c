@@ -591,7 +591,7 @@ static int is_own_party(struct request *req, const char *path, const json_t *par
         if (!code || strcmp(code, avk_party_code(req->party)) == 0)
                 return 1;
         fail(req, MHD_HTTP_FORBIDDEN, "the token's party may act only as itself",
-             "%s: \"%.8s\" is not the token's party %s", path, code, avk_party_code(req->party));
+             "%s: \"%.64s\" is not the token's party %s", path, code, avk_party_code(req->party));
         return 0;
 }
 

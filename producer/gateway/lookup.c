@@ -50,22 +50,21 @@ avk_lookup_t *avk_lookup_new(avk_view_t *view, const avk_config_t *cfg, char *er
         lookup->cursor_ttl_ms = avk_config_get_int(cfg, "gateway.cursor.ttl.s") * 1000;
         const char *path = avk_config_get(cfg, "gateway.cursor.key.file");
         if (path) {
-                if (avk_secret_read(path, "gateway.cursor.key.file", KEY_SIZE, AVK_SECRET_PRIVATE,
-                                    &lookup->key, errstr, errstr_size) != 0) {
+                if (avk_secret_read(path, "gateway.cursor.key.file", KEY_SIZE, &lookup->key, errstr,
+                                    errstr_size) != 0) {
                         free(lookup);
                         return NULL;
                 }
                 return lookup;
         }
-        /* Sized as avk_secret_read() sizes a key: avk_secret_wipe() clears that much. */
-        lookup->key.bytes = malloc(AVK_SECRET_MAX + 1);
+        lookup->key.bytes = malloc(KEY_SIZE);
         if (!lookup->key.bytes || getrandom(lookup->key.bytes, KEY_SIZE, 0) != KEY_SIZE) {
                 snprintf(errstr, errstr_size, "gateway.cursor.key.file: unset, and no random key");
                 free(lookup->key.bytes);
                 free(lookup);
                 return NULL;
         }
-        lookup->key.len = KEY_SIZE;
+        lookup->key.len = lookup->key.size = KEY_SIZE;
         return lookup;
 }
 

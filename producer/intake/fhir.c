@@ -206,6 +206,7 @@ enum ext {
         EXT_CHILD_INVOLVED,
         EXT_IMMEDIATE_ACTIONS,
         EXT_SOURCE_SYSTEM,
+        EXT_REPLY_REFERENCE,
         EXT_COUNT
 };
 
@@ -237,6 +238,7 @@ static const struct ext_def {
     [EXT_CHILD_INVOLVED] = {"child-involved", VALUE_BOOLEAN, "flags.child_involved", 0, NULL},
     [EXT_IMMEDIATE_ACTIONS] = {"immediate-actions", VALUE_STRING, "immediate_actions", 0, NULL},
     [EXT_SOURCE_SYSTEM] = {"source-system", VALUE_STRING, "source_system", 0, NULL},
+    [EXT_REPLY_REFERENCE] = {"reply-reference", VALUE_STRING, "reply_reference", 0, NULL},
 };
 
 /* ---- the walk ---- */
@@ -269,7 +271,7 @@ struct deviation {
         int has_patient;
         const json_t *personal_id;
         const char *age_group, *sex;
-        const json_t *description, *immediate_actions, *routine, *source_system;
+        const json_t *description, *immediate_actions, *routine, *source_system, *reply_reference;
         const char *agreement;
         int lex_maria, lex_sarah, child_involved;
 };
@@ -277,12 +279,10 @@ struct deviation {
 __attribute__((format(printf, 3, 4))) static void fail(struct mapper *m, const char *path,
                                                        const char *fmt, ...)
 {
-        char reason[AVK_ERROR_MSG_SIZE];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(reason, sizeof(reason), fmt, ap);
+        avk_errors_addv(m->errs, path, fmt, ap);
         va_end(ap);
-        avk_errors_add(m->errs, path, "%s", reason);
         m->failed = 1;
 }
 
@@ -372,13 +372,13 @@ static void unknown_code(struct mapper *m, const char *path, const json_t *code,
         for (size_t i = 0; codes[i].code && off < sizeof(accepted); i++)
                 off += (size_t)snprintf(accepted + off, sizeof(accepted) - off, "%s%s",
                                         i ? ", " : "", codes[i].code);
-        int n = snprintf(whole, sizeof(whole), "unknown code \"%.40s\" in %s; expected one of %s",
+        int n = snprintf(whole, sizeof(whole), "unknown code \"%s\" in %s; expected one of %s",
                          json_string_value(code), where, accepted);
         if (n >= 0 && strlen(path) + 2 + (size_t)n < AVK_ERROR_MSG_SIZE) {
                 fail(m, path, "%s", whole);
                 return;
         }
-        fail(m, path, "unknown code \"%.40s\" in %s", json_string_value(code), where);
+        fail(m, path, "unknown code \"%s\" in %s", json_string_value(code), where);
         avk_errors_add(m->errs, NULL, "accepted codes: %s", accepted);
 }
 
@@ -416,7 +416,7 @@ static const json_t *concept_code(struct mapper *m, const json_t *cc, const char
                         path_fmt(code_path, "%s", this_path);
                 } else if (!json_equal(found, code)) {
                         fail(m, this_path,
-                             "a second code of %s (\"%.40s\" after \"%.40s\"); one is "
+                             "a second code of %s (\"%s\" after \"%s\"); one is "
                              "expected",
                              system, json_string_value(code), json_string_value(found));
                 }
@@ -501,7 +501,7 @@ static int check_resource_type(struct mapper *m)
                 fail(m, "resourceType", "expected a string, got %s", avk_json_type_name(type));
         else if (!str_is(type, "AdverseEvent"))
                 fail(m, "resourceType",
-                     "is \"%.64s\"; only an AdverseEvent (FHIR R4) maps to a deviation",
+                     "is \"%s\"; only an AdverseEvent (FHIR R4) maps to a deviation",
                      json_string_value(type));
         return m->failed ? -1 : 0;
 }
@@ -543,7 +543,7 @@ static void check_elements(struct mapper *m)
                 path_fmt(path, "AdverseEvent.modifierExtension[%zu]", i);
                 const json_t *url = json_is_object(mod) ? json_object_get(mod, "url") : NULL;
                 fail(m, path,
-                     "modifier extension \"%.80s\" is not understood, and may change the meaning "
+                     "modifier extension \"%s\" is not understood, and may change the meaning "
                      "of the resource",
                      json_is_string(url) ? json_string_value(url) : "");
         }
@@ -651,7 +651,7 @@ static void collect_extensions(struct mapper *m)
                 int id = find_ext(url);
                 if (id == -1)
                         fail(m, url_path,
-                             "\"%.120s\" is not one of avvik's extensions (docs/fhir-mapping.md)",
+                             "\"%s\" is not one of avvik's extensions (docs/fhir-mapping.md)",
                              json_string_value(url));
                 else if (id >= 0)
                         take_ext(m, id, ext, path);
@@ -839,7 +839,7 @@ static void map_category(struct mapper *m, struct deviation *d)
                         path_fmt(code_path, "%s", this_path);
                 } else if (!json_equal(code, c)) {
                         fail(m, this_path,
-                             "a second category (\"%.40s\" after \"%.40s\"); a deviation has one",
+                             "a second category (\"%s\" after \"%s\"); a deviation has one",
                              json_string_value(c), json_string_value(code));
                 }
         }
@@ -1147,6 +1147,7 @@ static void map_texts(struct mapper *m, struct deviation *d)
         d->immediate_actions = ext_value(m, EXT_IMMEDIATE_ACTIONS);
         d->routine = ext_value(m, EXT_ROUTINE);
         d->source_system = ext_value(m, EXT_SOURCE_SYSTEM);
+        d->reply_reference = ext_value(m, EXT_REPLY_REFERENCE);
 }
 
 static void map_context(struct mapper *m, struct deviation *d)
@@ -1215,6 +1216,7 @@ static json_t *build(const struct deviation *d)
                                             "possible_lex_sarah", d->lex_sarah, "child_involved",
                                             d->child_involved));
         rc |= json_object_set_new(doc, "source_system", text(d->source_system, 0));
+        rc |= json_object_set_new(doc, "reply_reference", text(d->reply_reference, 0));
         if (rc != 0) {
                 json_decref(doc);
                 return NULL;

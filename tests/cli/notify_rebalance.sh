@@ -58,6 +58,7 @@ endpoints=$(jq -r '.parties[] | (select(.delivery.webhook) | .party),
         ((.units // [])[] | select(.delivery.webhook) | .hsa_id)' "$src/data/directory.json")
 for e in $endpoints; do
         openssl rand -hex 32 >"$work/secrets/$e-webhook.secret"
+        chmod 600 "$work/secrets/$e-webhook.secret" # avvik refuses a key others may read
 done
 python3 "$src/deploy/local/webhook_receiver.py" --record "$record" --fail-first 20 --slow 20 \
         --slow-seconds 1 "$work/hook.port" "$work"/secrets/*-webhook.secret >"$work/hook.log" 2>&1 &

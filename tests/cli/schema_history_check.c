@@ -3,8 +3,10 @@
  * command runs (docs/schema-evolution.md, "Schema history"). For every
  * SCHEMAS_DIR/NAME.avsc:
  *  - SCHEMAS_DIR/history/NAME/ holds v1.avsc .. vN.avsc and nothing else;
- *  - NAME.avsc is byte for byte vN.avsc: a changed schema needs a new
- *    history entry (the version a build releases);
+ *  - NAME.avsc has vN.avsc's Parsing Canonical Form (its fingerprint): a
+ *    change that reaches the data needs a new history entry (the version a
+ *    build releases); docs and avvik's validation annotations (avk.*) do
+ *    not, since readers find a writer by fingerprint and ignore both;
  *  - vN reads data written with every earlier version (backward) and every
  *    earlier version reads vN's data (forward), by avk_schema_reads(): avro-c's
  *    schema resolution with the defaults it leaves to the data.
@@ -89,7 +91,7 @@ static int check_schema(const char *schemas_dir, const char *name)
         avk_schema_t *current = load(current_path, &current_text);
         snprintf(path, sizeof(path), "%s/v%d.avsc", dir, n);
         avk_schema_t *newest = load(path, &newest_text);
-        if (current_text && newest_text && strcmp(current_text, newest_text) != 0)
+        if (current && newest && avk_schema_fingerprint(current) != avk_schema_fingerprint(newest))
                 finding("%s differs from %s, its newest released version: add it as v%d.avsc "
                         "(docs/schema-evolution.md)",
                         current_path, path, n + 1);

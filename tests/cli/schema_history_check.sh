@@ -31,17 +31,17 @@ add_field() {
         jq --argjson f "$1" '.fields += [$f]' "$schemas/deviation_reported.avsc" \
                 >"$work/schemas/deviation_reported.avsc"
 }
-# The released versions of DeviationReported, and the next one's number.
-newest=$(ls "$schemas/history/deviation_reported" | sed -n 's/^v\([0-9]*\)\.avsc$/\1/p' | sort -n | tail -1)
-next=$((newest + 1))
 release() { cp "$work/schemas/deviation_reported.avsc" "$work/schemas/history/deviation_reported/v$1.avsc"; }
+# The repository's newest released version of DeviationReported, and the next.
+v=$(find "$schemas/history/deviation_reported" -name 'v*.avsc' | wc -l)
+next=$((v + 1))
 
 fresh
 expect 0 "each is its newest version"
 
 # A compatible change, not released: refused until it is.
 add_field '{"name": "follow_up", "type": "boolean", "default": false, "doc": "d"}'
-expect 1 "deviation_reported.avsc differs from .*history/deviation_reported/v$newest.avsc.*add it as v$next.avsc"
+expect 1 "deviation_reported.avsc differs from .*history/deviation_reported/v$v.avsc.*add it as v$next.avsc"
 release $next
 expect 0 "each is its newest version"
 
@@ -56,12 +56,12 @@ expect 1 "deviation_reported.avsc is not backward compatible: it cannot read dat
 fresh
 jq '(.. | objects | select(.name? == "ReporterRole")) |= del(.default)' \
         "$schemas/deviation_reported.avsc" >"$work/schemas/deviation_reported.avsc"
-release $newest
+release $v
 expect 0 "each is its newest version"
 jq '(.. | objects | select(.name? == "ReporterRole")) |= (.symbols += ["DIETITIAN"] | del(.default))' \
         "$schemas/deviation_reported.avsc" >"$work/schemas/deviation_reported.avsc"
 release $next
-expect 1 "not forward compatible: .*v$newest.avsc cannot read its data: .*reporter.role: enum ReporterRole: the writer's symbol DIETITIAN"
+expect 1 "not forward compatible: .*v$v.avsc cannot read its data: .*reporter.role: enum ReporterRole: the writer's symbol DIETITIAN"
 
 # A changed type.
 fresh
@@ -72,8 +72,8 @@ expect 1 "not backward compatible: .*DeviationReported.description: Writer strin
 
 # A gap in the versions.
 fresh
-cp "$schemas/deviation_reported.avsc" "$work/schemas/history/deviation_reported/v$((next + 1)).avsc"
-expect 1 "holds more than v1.avsc .. v$newest.avsc"
+cp "$schemas/deviation_reported.avsc" "$work/schemas/history/deviation_reported/v$((v + 2)).avsc"
+expect 1 "holds more than v1.avsc .. v$v.avsc"
 
 # A schema without history.
 fresh

@@ -22,10 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/contract/codec.h"
 #include "common/contract/ident.h"
+#include "common/util/luhn.h"
 #include "common/kafka/kafka.h"
 #include "common/util/secret.h"
 #include "consumer/analyse/analysis.h"
@@ -55,6 +57,17 @@ static void set(const char *key, const char *value)
         mock_kafka_set(&fx.mk, key, value);
 }
 
+/* Writes KEY to name in the work directory with mode; the path into path. */
+static void write_key(const char *name, mode_t mode, char *path, size_t size)
+{
+        snprintf(path, size, "%s/%s", fx.workdir, name);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(KEY "\n", f);
+        fclose(f);
+        ck_assert_int_eq(chmod(path, mode), 0);
+}
+
 static void setup(void)
 {
         char err[512], path[128];
@@ -66,12 +79,7 @@ static void setup(void)
         set("analysis.sink.connect.timeout.ms", "2000");
         set("analysis.sink.linger.ms", "50");
         set("analysis.sink.allow.http", "1");
-        snprintf(path, sizeof(path), "%s/pseudonym.key", fx.workdir);
-        FILE *f = fopen(path, "w");
-        ck_assert_ptr_nonnull(f);
-        fputs(KEY "\n", f);
-        fclose(f);
-        ck_assert_int_eq(chmod(path, 0600), 0);
+        write_key("pseudonym.key", 0600, path, sizeof(path));
         set("analysis.pseudonym.key.file", path);
         rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
         ck_assert_msg(conf != NULL, "%s", err);
@@ -432,7 +440,7 @@ END_TEST
  * distinct record ids delivered. */
 static json_t *check_sink(struct webhook_receiver *sink)
 {
-        char err[512], sig[AVK_WEBHOOK_SIGNATURE_SIZE];
+        char err[512];
         char *secret = test_data_read(SECRET_FILE, err, sizeof(err));
         ck_assert_msg(secret != NULL, "%s", err);
         size_t secret_len = strcspn(secret, "\n");
@@ -441,10 +449,11 @@ static json_t *check_sink(struct webhook_receiver *sink)
                 struct webhook_request req = webhook_receiver_request(sink, i);
                 ck_assert_str_eq(req.content_type, "application/x-ndjson");
                 ck_assert_uint_eq(strlen(req.batch_id), 36);
-                ck_assert_int_eq(avk_webhook_sign((unsigned char *)secret, secret_len, req.body,
-                                                  req.body_len, sig),
-                                 0);
-                ck_assert_str_eq(req.signature, sig);
+                ck_assert_str_eq(req.event_type, "AnalysisRecord");
+                ck_assert_msg(avk_webhook_verify((unsigned char *)secret, secret_len, req.signature,
+                                                 req.event_type, req.body, req.body_len, time(NULL),
+                                                 AVK_WEBHOOK_TOLERANCE_S, err, sizeof(err)) == 0,
+                              "%s", err);
                 const char *known = json_string_value(json_object_get(body_of, req.batch_id));
                 if (known)
                         ck_assert_str_eq(req.body, known); /* a retry: byte for byte */
@@ -632,7 +641,7 @@ static void make_patient(struct patient *p)
         char nine[32];
         snprintf(nine, sizeof(nine), "%02u%02u%02u%03u", year % 100, month,
                  day + (coordination ? 60 : 0), rnd(1000));
-        int check = avk_ident_luhn(nine, 9);
+        int check = avk_luhn(nine, 9);
         snprintf(p->twelve, sizeof(p->twelve), "%02u%.9s%d", year / 100, nine, check);
         const char *t = p->twelve, *ten = p->twelve + 2;
         snprintf(p->forms[0], 64, "%.12s", t);
@@ -681,6 +690,31 @@ static void assert_clean(const char *what, const char *bytes, size_t len,
                 ck_assert_msg(!holds(bytes, len, emails[d]), "%s holds e-mail %d", what, d);
         }
 }
+
+/* The sink's key is read like the pseudonym key: a file its group or others
+ * may read is refused at start, the error naming the key and the file. */
+START_TEST(sink_secret_file_others_may_read_is_refused)
+{
+        char err[512], path[128];
+        write_key("sink.secret", 0644, path, sizeof(path));
+        set("analysis.sink.url", "http://127.0.0.1:9/analysis");
+        set("analysis.sink.secret.file", path);
+        avk_metrics_t *metrics = avk_metrics_new();
+        avk_analysis_t *a = avk_analysis_new(fx.mk.cfg, metrics, err, sizeof(err));
+        ck_assert_ptr_null(a);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "analysis.sink.secret.file: %s: group or others may access the key (mode "
+                 "0644); it must be readable by its owner only (chmod 600)",
+                 path);
+        ck_assert_str_eq(err, want);
+        ck_assert_int_eq(chmod(path, 0600), 0);
+        a = avk_analysis_new(fx.mk.cfg, metrics, err, sizeof(err));
+        ck_assert_msg(a != NULL, "%s", err);
+        avk_analysis_destroy(a);
+        avk_metrics_destroy(metrics);
+}
+END_TEST
 
 START_TEST(no_identity_reaches_the_topic_the_sink_or_the_metrics)
 {
@@ -814,6 +848,7 @@ static Suite *analysis_suite(void)
         tcase_add_test(tc, sink_past_its_budget_dead_letters_the_records);
         tcase_add_test(tc, undecodable_input_is_dead_lettered_and_the_partition_goes_on);
         tcase_add_test(tc, status_of_a_deviation_never_filed_is_dead_lettered_as_missing);
+        tcase_add_test(tc, sink_secret_file_others_may_read_is_refused);
         suite_add_tcase(s, tc);
         TCase *privacy = tcase_create("privacy property");
         tcase_add_checked_fixture(privacy, setup, teardown);

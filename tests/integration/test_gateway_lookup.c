@@ -565,6 +565,8 @@ START_TEST(a_reply_reference_is_checked)
             "case 194003141233",                                                 /* inside */
             "0123456789012345678901234567890123456789012345678901234567890123x", /* 65 */
             "tab\there",
+            "call 070-123 45 67", /* a phone number */
+            "ask anna.svensson@example.se",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 char *doc = deviation(D1, GBG, "text", bad[i]);

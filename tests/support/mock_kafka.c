@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/config_keys.h"
 #include "common/kafka/kafka.h"
 
 void mock_kafka_start(struct mock_kafka *mk, int brokers)
@@ -18,7 +19,7 @@ void mock_kafka_start(struct mock_kafka *mk, int brokers)
         mk->cluster = rd_kafka_mock_cluster_new(mk->owner, brokers);
         mk->brokers = brokers;
         ck_assert_ptr_nonnull(mk->cluster);
-        mk->cfg = avk_config_new();
+        mk->cfg = avk_cli_config_new();
         ck_assert_int_eq(avk_config_set(mk->cfg, "kafka.bootstrap.servers",
                                         rd_kafka_mock_cluster_bootstraps(mk->cluster), err,
                                         sizeof(err)),

@@ -9,9 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
+
+#include "common/http/webhook.h"
+#include "common/util/secret.h"
 
 #define SCRIPT_MAX 16
 
@@ -26,6 +30,8 @@ struct webhook_receiver {
         atomic_int stopping;
         struct webhook_request requests[WEBHOOK_RECEIVER_MAX];
         int count;
+        unsigned char key[AVK_SECRET_MAX];
+        size_t key_len; /* 0: signatures are not checked */
 };
 
 struct upload {
@@ -63,7 +69,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 *data_size = 0;
                 return MHD_YES;
         }
-        int status, hang = 0;
+        int status, hang = 0, refused = 0;
         pthread_mutex_lock(&r->lock);
         if (r->count < WEBHOOK_RECEIVER_MAX) {
                 struct webhook_request *req = &r->requests[r->count++];
@@ -76,10 +82,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 req->body = up->body ? up->body : strdup("");
                 req->body_len = up->len;
                 up->body = NULL;
+                if (r->key_len && avk_webhook_verify(r->key, r->key_len, req->signature,
+                                                     req->event_type, req->body, req->body_len,
+                                                     time(NULL), AVK_WEBHOOK_TOLERANCE_S,
+                                                     req->refused, sizeof(req->refused)) != 0)
+                        refused = 1;
         }
         status = r->script[r->script_next];
         if (r->script_next + 1 < r->script_cnt)
                 r->script_next++;
+        if (refused)
+                status = 401;
         if (r->hang_cnt != 0) {
                 hang = r->hang_ms;
                 if (r->hang_cnt > 0)
@@ -157,6 +170,15 @@ void webhook_receiver_stop(struct webhook_receiver *r)
 const char *webhook_receiver_url(const struct webhook_receiver *r)
 {
         return r->url;
+}
+
+void webhook_receiver_verify(struct webhook_receiver *r, const void *key, size_t key_len)
+{
+        ck_assert_uint_le(key_len, sizeof(r->key));
+        pthread_mutex_lock(&r->lock);
+        memcpy(r->key, key, key_len);
+        r->key_len = key_len;
+        pthread_mutex_unlock(&r->lock);
 }
 
 void webhook_receiver_script(struct webhook_receiver *r, const int *statuses, size_t cnt)

@@ -5,7 +5,9 @@
  * every POST it receives (body and avvik headers) and answers from a script
  * of status codes; it can hang before answering, to play a slow or dead
  * endpoint. A thread per connection, so a hanging answer holds up only its
- * own connection.
+ * own connection. Given the key (webhook_receiver_verify()) it checks every
+ * signature as docs/notify.md tells receivers to, the time within
+ * AVK_WEBHOOK_TOLERANCE_S included, and answers 401 to one that fails.
  *
  * Every accessor takes the receiver's lock: a test may call them while
  * requests are in flight.
@@ -25,7 +27,9 @@ struct webhook_request {
         char signature[96];
         char timestamp[48];
         char content_type[64];
-        char *body; /**< owned by the receiver */
+        char refused[160]; /**< why the signature failed (answered 401); "" when it held or
+                              unchecked */
+        char *body;        /**< owned by the receiver */
         size_t body_len;
 };
 
@@ -42,6 +46,9 @@ void webhook_receiver_stop(struct webhook_receiver *r);
 
 /** @brief "http://127.0.0.1:<port>/hook" (https with a certificate), owned by r. */
 const char *webhook_receiver_url(const struct webhook_receiver *r);
+
+/** @brief From now, checks each request's X-Avvik-Signature under key (copied). */
+void webhook_receiver_verify(struct webhook_receiver *r, const void *key, size_t key_len);
 
 /** @brief Answers the next requests with statuses in order; the last one repeats. */
 void webhook_receiver_script(struct webhook_receiver *r, const int *statuses, size_t cnt);

@@ -1,6 +1,7 @@
 /*
  * Configuration: validated when set, errors name the key (and file:line),
- * kafka.* checked against librdkafka's own property table.
+ * kafka.* checked against librdkafka's own property table; a service's keys
+ * join through their table, and every command knows them all.
  */
 #include <check.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "cli/config_keys.h"
 #include "common/util/config.h"
 
 static avk_config_t *cfg;
@@ -141,6 +143,90 @@ START_TEST(command_line_pairs_need_an_equals_sign)
 }
 END_TEST
 
+/* A service's own keys, as a service folder keeps them. */
+static const struct avk_config_key counter_keys[] = {
+    {"counter.limit", AVK_CONFIG_INT, 1, 9, "3", "how far the counter counts"},
+    {"counter.name", AVK_CONFIG_STRING, 0, 0, NULL, "what the counter is called"},
+};
+static const struct avk_config_table counter_table = AVK_CONFIG_TABLE(counter_keys);
+
+START_TEST(a_services_keys_are_known_and_validated_once_its_table_is_added)
+{
+        ck_assert_int_eq(avk_config_set(cfg, "counter.limit", "4", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "counter.limit: unknown configuration key");
+        ck_assert_int_eq(avk_config_add_keys(cfg, &counter_table, err, sizeof(err)), 0);
+        ck_assert_int_eq(avk_config_get_int(cfg, "counter.limit"), 3);
+        ck_assert_ptr_null(avk_config_get(cfg, "counter.name"));
+        ck_assert_int_eq(avk_config_set(cfg, "counter.limit", "12", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "counter.limit: 12 is outside 1..9");
+        ck_assert_int_eq(avk_config_set(cfg, "counter.name", "", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "counter.name: empty value");
+        ck_assert_int_eq(avk_config_set(cfg, "counter.limit", "4", err, sizeof(err)), 0);
+        ck_assert_int_eq(avk_config_get_int(cfg, "counter.limit"), 4);
+        /* The shared keys are as they were. */
+        ck_assert_str_eq(avk_config_get(cfg, "topic.reported"), "deviation.reported");
+}
+END_TEST
+
+START_TEST(a_key_is_defined_once)
+{
+        static const struct avk_config_key again[] = {
+            {"topic.reported", AVK_CONFIG_STRING, 0, 0, "elsewhere", "a second definition"},
+        };
+        static const struct avk_config_table again_table = AVK_CONFIG_TABLE(again);
+
+        ck_assert_int_eq(avk_config_add_keys(cfg, &again_table, err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "topic.reported: defined twice");
+        ck_assert_int_eq(avk_config_add_keys(cfg, &counter_table, err, sizeof(err)), 0);
+        ck_assert_int_eq(avk_config_add_keys(cfg, &counter_table, err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "counter.limit: defined twice");
+        ck_assert_str_eq(avk_config_get(cfg, "topic.reported"), "deviation.reported");
+}
+END_TEST
+
+START_TEST(the_listing_holds_every_key_added_with_its_default)
+{
+        char *listing = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream(&listing, &size);
+
+        ck_assert_int_eq(avk_config_add_keys(cfg, &counter_table, err, sizeof(err)), 0);
+        avk_config_describe(cfg, out);
+        fclose(out);
+        ck_assert_msg(strstr(listing,
+                             "  counter.limit                          how far the counter "
+                             "counts [3]\n"),
+                      "%s", listing);
+        ck_assert_msg(strstr(listing, "  counter.name                           what the counter "
+                                      "is called\n"),
+                      "%s", listing);
+        ck_assert_msg(strstr(listing, "  topic.partitions "), "%s", listing);
+        ck_assert_msg(strstr(listing, "  kafka.<property> "), "%s", listing);
+        free(listing);
+}
+END_TEST
+
+/* One properties file may serve every command: each knows every service's keys. */
+START_TEST(every_command_knows_every_services_keys)
+{
+        static const char *const keys[] = {
+            "intake.spool.dir",  "gateway.listen",   "routing.rules.file", "router.group.id",
+            "notify.group.id",   "deadlines.file",   "tracker.tick.ms",    "analysis.group.id",
+            "analysis.sink.url", "dashboard.listen", "directory.file",     "log.level"};
+        avk_config_t *all = avk_cli_config_new();
+
+        ck_assert_ptr_nonnull(all);
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                ck_assert_msg(avk_config_set(all, keys[i], "1", err, sizeof(err)) == 0 ||
+                                  strstr(err, "unknown configuration key") == NULL,
+                              "%s", err);
+        ck_assert_int_eq(avk_config_set(all, "tracker.tick.ms", "5", err, sizeof(err)), -1);
+        ck_assert_str_eq(err, "tracker.tick.ms: 5 is outside 10..60000");
+        ck_assert_int_eq(avk_config_get_int(all, "dashboard.overdue.max"), 500);
+        avk_config_destroy(all);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
@@ -153,6 +239,10 @@ static Suite *config_suite(void)
         tcase_add_test(tc, file_with_comments_and_spaces_loads);
         tcase_add_test(tc, file_errors_name_path_and_line);
         tcase_add_test(tc, command_line_pairs_need_an_equals_sign);
+        tcase_add_test(tc, a_services_keys_are_known_and_validated_once_its_table_is_added);
+        tcase_add_test(tc, a_key_is_defined_once);
+        tcase_add_test(tc, the_listing_holds_every_key_added_with_its_default);
+        tcase_add_test(tc, every_command_knows_every_services_keys);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "common/util/calendar.h"
+#include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
 
 #define POLICY_FILE   AVK_SOURCE_DIR "/data/deadlines.json"
@@ -265,14 +266,7 @@ END_TEST
 
 static void assert_error_at(const char *file, const char *rest)
 {
-        char e[AVK_ERROR_MSG_SIZE];
-
-        snprintf(e, sizeof(e), "%s: %s", file, rest);
-        for (size_t i = 0; i < errs.cnt; i++) {
-                if (strcmp(errs.msg[i], e) == 0)
-                        return;
-        }
-        ck_abort_msg("no error \"%s\" among: %s", e, joined);
+        ck_assert_error_at(&errs, file, rest);
 }
 
 START_TEST(every_problem_of_a_policy_names_the_rule_and_field)

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "tests/support/check_text.h"
 #include "tests/support/test_data.h"
@@ -303,12 +306,12 @@ START_TEST(secrets_never_appear_in_errors)
                  f);
         assert_error(e);
         snprintf(e, sizeof(e),
-                 "%s: parties[0].delivery.webhook.secret_file: %s: the secret is 20 bytes, at "
-                 "least 32 required (an HMAC-SHA256 key)",
+                 "%s: parties[0].delivery.webhook: secret_file: %s: the key is 20 bytes, at "
+                 "least 32 required",
                  f, FIXTURE("secrets/short.secret"));
         assert_error(e);
         snprintf(e, sizeof(e),
-                 "%s: parties[0].units[0].delivery.webhook.secret_file: %s: No such file or "
+                 "%s: parties[0].units[0].delivery.webhook: secret_file: %s: No such file or "
                  "directory",
                  f, FIXTURE("secrets/no-such.secret"));
         assert_error(e);
@@ -330,6 +333,49 @@ START_TEST(patient_identity_is_never_sent_over_http)
                  f);
         assert_error(e);
         ck_assert_uint_eq(avk_errors_total(&errs), 1);
+}
+END_TEST
+
+/* A webhook key that its group or others may read is refused like the
+ * pseudonym key: whoever reads it can sign deliveries. */
+START_TEST(a_secret_file_others_may_read_is_refused)
+{
+        char dir[64], path[128], secret[128], reason[256], e[2 * AVK_ERROR_MSG_SIZE];
+        ck_assert_ptr_nonnull(test_data_temp_dir("avk-directory", dir, sizeof(dir)));
+        char *doc = test_data_read(FIXTURE("partial.json"), reason, sizeof(reason));
+        char *key = test_data_read(FIXTURE("secrets/test-webhook.secret"), reason, sizeof(reason));
+        ck_assert_msg(doc && key, "%s", reason);
+        snprintf(path, sizeof(path), "%s/secrets", dir);
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+        snprintf(secret, sizeof(secret), "%s/secrets/test-webhook.secret", dir);
+        int fd = open(secret, O_WRONLY | O_CREAT | O_EXCL, 0640);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, key, strlen(key)), (ssize_t)strlen(key));
+        close(fd);
+        ck_assert_int_eq(chmod(secret, 0640), 0);
+        snprintf(path, sizeof(path), "%s/partial.json", dir);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(doc, f);
+        fclose(f);
+
+        ck_assert_ptr_null(load(path, AVK_DIRECTORY_ALLOW_PARTIAL));
+        snprintf(e, sizeof(e),
+                 "%s: parties[0].delivery.webhook: secret_file: %s: group or others may access "
+                 "the key (mode 0640); it must be readable by its owner only (chmod 600)",
+                 path, secret);
+        assert_error(e);
+        ck_assert_msg(strstr(joined, key) == NULL, "%s", joined);
+
+        ck_assert_int_eq(chmod(secret, 0600), 0);
+        avk_directory_destroy(load_clean(path, AVK_DIRECTORY_ALLOW_PARTIAL));
+        unlink(secret);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/secrets", dir);
+        rmdir(path);
+        rmdir(dir);
+        free(doc);
+        free(key);
 }
 END_TEST
 
@@ -356,6 +402,7 @@ static Suite *directory_suite(void)
         tcase_add_test(errors, a_missing_file_is_named);
         tcase_add_test(errors, a_partial_directory_needs_the_flag);
         tcase_add_test(errors, secrets_never_appear_in_errors);
+        tcase_add_test(errors, a_secret_file_others_may_read_is_refused);
         tcase_add_test(errors, patient_identity_is_never_sent_over_http);
         suite_add_tcase(s, errors);
         return s;

@@ -378,7 +378,7 @@ START_TEST(unknown_extension_codes_name_extension_and_accepted_codes)
                            "home-visits; expected one of none, short-term-or-infrequent, "
                            "long-term-regular, unknown");
         ck_assert_contains(errors,
-                           "AdverseEvent.extension[18].valueCode: unknown code \"accident\" "
+                           "AdverseEvent.extension[19].valueCode: unknown code \"accident\" "
                            "in https://avvik.vardsamverkan.se/fhir/StructureDefinition/"
                            "event-class; expected one of incident-with-harm");
 }
@@ -419,7 +419,7 @@ START_TEST(avvik_extension_urls_and_value_types_are_checked)
             json_object_get(res, "extension"),
             json_pack("{s:s, s:b}", "url", EXT("possible-lex-maria"), "valueBoolean", 1));
         const char *errors = map_fails(res);
-        ck_assert_contains(errors, "AdverseEvent.extension[18].url: \"" EXT(
+        ck_assert_contains(errors, "AdverseEvent.extension[19].url: \"" EXT(
                                        "care-settings") "\" is not one of avvik's extensions");
         ck_assert_contains(errors, "AdverseEvent.extension[14].valueString: the child-involved "
                                    "extension takes valueBoolean");
@@ -429,7 +429,7 @@ START_TEST(avvik_extension_urls_and_value_types_are_checked)
         ck_assert_contains(errors, "AdverseEvent.extension[3].valueIdentifier: has no system "
                                    "urn:oid:1.2.752.129.2.1.4.1 (HSA-id); it supplies "
                                    "receiver.unit_hsa_id");
-        ck_assert_contains(errors, "AdverseEvent.extension[19]: a second " EXT(
+        ck_assert_contains(errors, "AdverseEvent.extension[20]: a second " EXT(
                                        "possible-lex-maria") " extension; it may appear once");
 }
 END_TEST
@@ -683,6 +683,19 @@ START_TEST(contract_rules_are_applied_after_the_mapping)
         const char *errors = validate(doc);
         ck_assert_contains(errors, "reporter.unit_hsa_id: ");
         ck_assert_contains(errors, "municipality_code: ");
+        json_decref(doc);
+}
+END_TEST
+
+/* A resource naming its reporter's party as receiver maps, and the contract
+ * refuses it as it refuses the JSON intake's (docs/fhir-mapping.md). */
+START_TEST(receiver_party_that_is_the_reporter_party_is_refused)
+{
+        json_t *res = load("adverse-event-discharge.json");
+        set_ext(res, EXT("receiver-party"), "valueCode", json_string("1480"));
+        json_t *doc = map_ok(res);
+        expect_invalid(doc, "receiver.party: is 1480, the same as reporter.party: a deviation in "
+                            "collaboration is between two parties");
         json_decref(doc);
 }
 END_TEST
@@ -985,6 +998,7 @@ static Suite *fhir_suite(void)
         tcase_add_test(tc, samordningsnummer_maps_to_personal_id);
         tcase_add_test(tc, bad_personnummer_passes_the_mapping_and_fails_the_contract);
         tcase_add_test(tc, contract_rules_are_applied_after_the_mapping);
+        tcase_add_test(tc, receiver_party_that_is_the_reporter_party_is_refused);
         tcase_add_test(tc, subject_with_another_identifier_system_is_rejected);
         tcase_add_test(tc, subject_outside_the_resource_is_not_fetched);
         tcase_add_test(tc, contained_patient_gives_sex_and_age_group);

@@ -7,6 +7,7 @@
  * from one address that leave everyone else served.
  */
 #include <check.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "common/http/server.h"
 #include "tests/support/raw_http.h"
+#include "tests/support/test_data.h"
 
 static atomic_int handled;
 
@@ -344,11 +346,39 @@ START_TEST(tls_needs_both_files_and_names_the_key)
 }
 END_TEST
 
+START_TEST(a_tls_key_others_may_read_is_refused)
+{
+        char dir[64], cert[96], key[96], err[512] = "";
+        ck_assert_ptr_nonnull(test_data_temp_dir("avk-httpd-tls", dir, sizeof(dir)));
+        snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+        snprintf(key, sizeof(key), "%s/key.pem", dir);
+        FILE *f = fopen(cert, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", f);
+        fclose(f);
+        ck_assert_ptr_nonnull(f = fopen(key, "w"));
+        fputs("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", f);
+        fclose(f);
+        ck_assert_int_eq(chmod(key, 0644), 0);
+        struct avk_httpd_conf conf = {.listen = "127.0.0.1:0",
+                                      .listen_key = "test.listen",
+                                      .tls_cert_file = cert,
+                                      .tls_cert_key = "test.tls.cert.file",
+                                      .tls_key_file = key,
+                                      .tls_key_key = "test.tls.key.file"};
+        ck_assert_ptr_null(avk_httpd_start(&conf, err, sizeof(err)));
+        ck_assert_msg(strstr(err, "test.tls.key.file") && strstr(err, "group or others"), "%s",
+                      err);
+        test_data_remove_dir(dir);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("httpd");
         TCase *tc = tcase_create("httpd");
         tcase_add_test(tc, a_route_takes_its_path_parameters);
+        tcase_add_test(tc, a_tls_key_others_may_read_is_refused);
         tcase_add_test(tc, a_known_path_with_another_method_is_405_with_allow);
         tcase_add_test(tc, the_probes_answer_without_routes_of_their_own);
         tcase_add_test(tc, every_answer_carries_a_request_id);

@@ -53,35 +53,6 @@ static void assert_municipality_error(const char *s, const char *expected)
         ck_assert_str_eq(err, expected);
 }
 
-/* ---- Luhn ---- */
-
-START_TEST(luhn_gives_the_check_digit_of_personnummer_and_organisation_numbers)
-{
-        /* 8*2=16->7, 1, 1*2=2, 2, 1*2=2, 8, 9*2=18->9, 8, 7*2=14->5: 44 -> 6 */
-        ck_assert_int_eq(avk_ident_luhn("811218987", 9), 6);
-        /* 7*2=14->5, 0, 1*2=2, 0, 6*2=12->3, 3, 2*2=4, 3, 9*2=18->9: 29 -> 1 */
-        ck_assert_int_eq(avk_ident_luhn("701063239", 9), 1);
-        /* 2*2=4, 3, 2*2=4, 1, 0, 0, 0, 1, 3*2=6: 19 -> 1 (VGR, 2321000131) */
-        ck_assert_int_eq(avk_ident_luhn("232100013", 9), 1);
-        /* a sum that is a multiple of 10 gives 0, not 10: 4,6,0,3,2,5,2,2,6 = 30 */
-        ck_assert_int_eq(avk_ident_luhn("260315123", 9), 0);
-}
-END_TEST
-
-START_TEST(luhn_only_reads_n_characters)
-{
-        ck_assert_int_eq(avk_ident_luhn("811218987XYZ", 9), 6);
-        ck_assert_int_eq(avk_ident_luhn("", 0), 0);
-}
-END_TEST
-
-START_TEST(luhn_rejects_a_non_digit)
-{
-        ck_assert_int_eq(avk_ident_luhn("81121898x", 9), -1);
-        ck_assert_int_eq(avk_ident_luhn(NULL, 9), -1);
-}
-END_TEST
-
 /* ---- personnummer: the five forms ---- */
 
 static void assert_811218_9876(const char *s)
@@ -735,7 +706,6 @@ END_TEST
 static Suite *ident_suite(void)
 {
         Suite *s = suite_create("ident");
-        TCase *luhn = tcase_create("luhn");
         TCase *forms = tcase_create("personal_id_forms");
         TCase *century = tcase_create("personal_id_century");
         TCase *coordination = tcase_create("coordination_number");
@@ -745,11 +715,6 @@ static Suite *ident_suite(void)
         TCase *hsa = tcase_create("hsa_id");
         TCase *municipality = tcase_create("municipality_code");
         TCase *time_checks = tcase_create("time");
-
-        tcase_add_test(luhn, luhn_gives_the_check_digit_of_personnummer_and_organisation_numbers);
-        tcase_add_test(luhn, luhn_only_reads_n_characters);
-        tcase_add_test(luhn, luhn_rejects_a_non_digit);
-        suite_add_tcase(s, luhn);
 
         tcase_add_test(forms, accepts_ten_digits_with_dash);
         tcase_add_test(forms, accepts_ten_digits_without_separator);

@@ -337,6 +337,57 @@ START_TEST(time_parse_knows_the_calendar)
 }
 END_TEST
 
+/* A deviation in collaboration is between two parties: naming one's own
+ * party as receiver (and then answering it oneself) is refused at intake. */
+START_TEST(naming_the_reporters_own_party_as_receiver_is_refused)
+{
+        json_t *doc = sample();
+        json_object_set_new(json_object_get(doc, "receiver"), "party", json_string("1480"));
+        const char *errors = convert(json_incref(doc), &contract_intake);
+        ck_assert_str_eq(errors,
+                         "receiver.party: is 1480, the same as reporter.party: a deviation in "
+                         "collaboration is between two parties, and a party cannot answer its own "
+                         "deviation; name the other party, or null to let the router propose one");
+        /* Reading records already on a topic applies no intake rule. */
+        struct avk_json_opts projecting = {.flags = AVK_JSON_ENUM_FALLBACK};
+        ck_assert_str_eq(convert(json_incref(doc), &projecting), "");
+        /* Another party, or none, is fine. */
+        json_object_set_new(json_object_get(doc, "receiver"), "party", json_null());
+        ck_assert_str_eq(convert(json_incref(doc), &contract_intake), "");
+        json_object_set_new(json_object_get(doc, "receiver"), "party", json_string("1490"));
+        ck_assert_str_eq(convert(doc, &contract_intake), "");
+}
+END_TEST
+
+START_TEST(a_rejection_suggesting_the_responding_party_itself_is_refused)
+{
+        const avk_schema_t *response = avk_catalog_by_name(catalog, "DeviationResponse");
+        ck_assert_ptr_nonnull(response);
+        avro_value_t v;
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(response), &v), 0);
+        json_error_t jerr;
+        json_t *doc = json_loads("{\"response_id\":\"5b0c9c1e-2d3f-4a5b-8c6d-7e8f9a0b1c2d\","
+                                 "\"deviation_id\":\"3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10\","
+                                 "\"responded_at\":\"2026-11-20T09:00:00.000Z\",\"party\":\"VGR\","
+                                 "\"kind\":\"REJECTED_WRONG_RECEIVER\",\"suggested_receiver\":"
+                                 "\"VGR\",\"comment\":\"Inte vår.\"}",
+                                 0, &jerr);
+        ck_assert_msg(doc != NULL, "%s", jerr.text);
+        struct avk_errors errs;
+        char joined[1024];
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(response, doc, &v, &contract_intake, &errs), -1);
+        ck_assert_str_eq(avk_errors_join(&errs, joined, sizeof(joined)),
+                         "suggested_receiver: is VGR, the same as party: a receiver that rejects a "
+                         "deviation as not its own suggests another party, or null");
+        json_object_set_new(doc, "suggested_receiver", json_string("1480"));
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(response, doc, &v, &contract_intake, &errs), 0);
+        json_decref(doc);
+        avro_value_decref(&v);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
         Suite *s = suite_create("json");
@@ -360,6 +411,8 @@ static Suite *json_suite(void)
         tcase_add_test(tc, invalid_utf8_in_a_value_is_an_error_on_the_way_out);
         tcase_add_test(tc, time_format_and_parse_are_inverse);
         tcase_add_test(tc, time_parse_knows_the_calendar);
+        tcase_add_test(tc, naming_the_reporters_own_party_as_receiver_is_refused);
+        tcase_add_test(tc, a_rejection_suggesting_the_responding_party_itself_is_refused);
         suite_add_tcase(s, tc);
         return s;
 }

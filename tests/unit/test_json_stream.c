@@ -655,6 +655,37 @@ START_TEST(absent_id_is_filled_and_checked_like_a_present_one)
 }
 END_TEST
 
+/* The single pass refuses a deviation naming its reporter's party as
+ * receiver, as the tree path does, whether the receiver comes before the
+ * reporter in the text (sorted keys) or after it. */
+START_TEST(naming_oneself_as_receiver_is_refused_in_any_key_order)
+{
+        char **paths;
+        test_data_sample_paths(&paths);
+        json_t *doc = load(paths[0]);
+        test_data_free_paths(paths);
+        const char *reporter =
+            json_string_value(json_object_get(json_object_get(doc, "reporter"), "party"));
+        json_object_set_new(json_object_get(doc, "receiver"), "party", json_string(reporter));
+        static const size_t orders[] = {JSON_COMPACT | JSON_PRESERVE_ORDER,
+                                        JSON_COMPACT | JSON_SORT_KEYS};
+        for (size_t i = 0; i < 2; i++) {
+                char *text = json_dumps(doc, orders[i]);
+                ck_assert_int_eq(avk_json_stream_to_avro(reported.plan, text, strlen(text), NULL,
+                                                         &reported.stream, &contract_intake),
+                                 -1);
+                ck_assert_int_eq(tree_path(&reported, text, strlen(text), &contract_intake, 0), 0);
+                /* A projection applies no intake rule, on either path. */
+                ck_assert_int_eq(avk_json_stream_to_avro(reported.plan, text, strlen(text), NULL,
+                                                         &reported.stream, &projecting),
+                                 0);
+                free(text);
+        }
+        compare_tree(&reported, doc, "receiver.party is reporter.party");
+        json_decref(doc);
+}
+END_TEST
+
 static Suite *json_stream_suite(void)
 {
         Suite *s = suite_create("json_stream");
@@ -667,6 +698,7 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, parser_test_documents_give_the_same_verdict);
         tcase_add_test(tc, number_forms_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, absent_id_is_filled_and_checked_like_a_present_one);
+        tcase_add_test(tc, naming_oneself_as_receiver_is_refused_in_any_key_order);
         suite_add_tcase(s, tc);
         return s;
 }

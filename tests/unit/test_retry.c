@@ -15,6 +15,7 @@
 #include "common/kafka/kafka.h"
 #include "common/util/config.h"
 #include "consumer/notify/delivery.h"
+#include "consumer/notify/notify_config.h"
 #include "consumer/notify/retry.h"
 
 #define RETRY_TOPIC  "deviation.notify.retry"
@@ -214,7 +215,10 @@ END_TEST
 START_TEST(a_ten_minute_outage_keeps_retrying_with_the_default_budget)
 {
         avk_config_t *cfg = avk_config_new();
+        char err[256];
         ck_assert_ptr_nonnull(cfg);
+        ck_assert_msg(avk_config_add_keys(cfg, &avk_notify_config_keys, err, sizeof(err)) == 0,
+                      "%s", err);
         const int64_t retry_max = avk_config_get_int(cfg, "notify.retry.max"),
                       max_age = avk_config_get_int(cfg, "notify.retry.max.age.ms"),
                       base = avk_config_get_int(cfg, "notify.retry.backoff.ms"),

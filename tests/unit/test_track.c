@@ -582,6 +582,48 @@ START_TEST(a_rebuild_writes_the_half_of_an_escalation_that_is_missing)
 }
 END_TEST
 
+/* track.h's enums mirror the schemas' symbols in order: the names the outputs carry. */
+START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
+{
+        static const char *const states[] = {"ROUTED",   "ACKNOWLEDGED", "ANSWERED", "REJECTED",
+                                             "DISPUTED", "ESCALATED",    "CLOSED"};
+        static const char *const steps[] = {"MANAGER", "MANAGERS_MANAGER", "LOCAL_FORUM",
+                                            "COUNTY_FORUM"};
+        static const char *const reasons[] = {"ACKNOWLEDGE_DEADLINE_PASSED",
+                                              "ANSWER_DEADLINE_PASSED", "ANSWER_DISPUTED",
+                                              "DELIVERY_FAILED"};
+        static const char *const kinds[] = {"ACKNOWLEDGED", "ANSWERED", "REJECTED_WRONG_RECEIVER",
+                                            "DISPUTED"};
+
+        for (int i = 0; i < AVK_TRACK_STATE_CNT; i++) {
+                ck_assert_str_eq(avk_track_state_name((enum avk_track_state)i), states[i]);
+                ck_assert_int_eq(avk_track_state_parse(states[i]), i);
+        }
+        ck_assert_str_eq(avk_track_state_name(AVK_TRACK_STATE_CNT), "UNKNOWN");
+        ck_assert_int_eq(avk_track_state_parse("UNKNOWN"), -1);
+        for (int step = AVK_TRACK_STEP_MANAGER; step <= AVK_TRACK_STEP_COUNTY_FORUM; step++) {
+                ck_assert_str_eq(avk_track_step_name(step), steps[step - 1]);
+                ck_assert_int_eq(avk_track_step_parse(steps[step - 1]), step);
+        }
+        ck_assert_ptr_null(avk_track_step_name(AVK_TRACK_STEP_NONE));
+        ck_assert_ptr_null(avk_track_step_name(AVK_TRACK_STEP_COUNTY_FORUM + 1));
+        ck_assert_int_eq(avk_track_step_parse("COURT"), -1);
+        ck_assert_int_eq(avk_track_step_parse(NULL), -1);
+        for (int i = 0; i < AVK_TRACK_REASON_CNT; i++) {
+                ck_assert_str_eq(avk_track_reason_name((enum avk_track_reason)i), reasons[i]);
+                ck_assert_int_eq(avk_track_reason_parse(reasons[i]), i);
+        }
+        ck_assert_str_eq(avk_track_reason_name(AVK_TRACK_REASON_CNT), "UNKNOWN");
+        for (int i = AVK_TRACK_ACKNOWLEDGE; i <= AVK_TRACK_DISPUTE; i++)
+                ck_assert_int_eq(avk_track_response_kind_parse(kinds[i]), i);
+        ck_assert_int_eq(avk_track_response_kind_parse("UNKNOWN"), -1);
+        ck_assert_str_eq(avk_track_deadline_name(AVK_TRACK_DEADLINE_ACKNOWLEDGE), "ACKNOWLEDGE");
+        ck_assert_str_eq(avk_track_deadline_name(AVK_TRACK_DEADLINE_ANSWER), "ANSWER");
+        ck_assert_int_eq(avk_track_deadline_parse("ANSWER"), AVK_TRACK_DEADLINE_ANSWER);
+        ck_assert_int_eq(avk_track_deadline_parse("UNKNOWN"), -1);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("track");
@@ -602,6 +644,7 @@ int main(void)
         tcase_add_test(tc, timers_wait_for_outputs_in_flight);
         tcase_add_test(tc, a_rebuild_fires_what_passed_while_down_and_nothing_twice);
         tcase_add_test(tc, a_rebuild_writes_the_half_of_an_escalation_that_is_missing);
+        tcase_add_test(tc, states_steps_reasons_and_kinds_carry_the_schemas_symbols);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
