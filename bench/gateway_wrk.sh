@@ -12,36 +12,15 @@ connections=${3:-64}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
-broker_pid=
-gateway_pid=
-cleanup() {
-        for pid in $gateway_pid $broker_pid; do kill "$pid" 2>/dev/null || true; done
-        rm -rf "$work"
-}
-trap cleanup EXIT
-"$avvik" broker -f "$bs" 2>/dev/null &
-broker_pid=$!
-while [ ! -s "$bs" ]; do sleep 0.1; done
-sample=$here/../deploy/samples/01-discharge-information-missing.json
-"$avvik" token "$(jq -r .reporter.party "$sample")" bench >"$work/token"
-sed -n 2p "$work/token" >"$work/tokens"
-jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
-"$avvik" gateway -X bootstrap.file="$bs" -X gateway.listen=127.0.0.1:0 \
-        -X gateway.port.file="$work/port" -X gateway.tokens.file="$work/tokens" \
-        -X log.level=warn 2>"$work/gateway.log" &
-gateway_pid=$!
-while [ ! -s "$work/port" ]; do sleep 0.1; done
-url=http://127.0.0.1:$(cat "$work/port")
-until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
+. "$here/lib.sh"
+start_sample_gateway
 
 echo "gateway: $(nproc) cores, $connections connections, ${duration} s, wrk 2 threads," \
         "document of $(wc -c <"$work/template") bytes"
 wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gateway_wrk.lua" "$url" \
-        -- "$work/template" "$(sed -n 1p "$work/token")" | grep -E "Requests/sec|p50|non-2xx"
+        -- "$work/template" "$token" | grep -E "Requests/sec|p50|non-2xx"
 answered=$(curl -s "$url/metrics" | awk '/^avk_gateway_requests_total.*code="202"/ {s += $2} END {print s + 0}')
-kill -TERM "$gateway_pid"
-wait "$gateway_pid" || true
-gateway_pid=
+stop_gateway
 # The embedded broker keeps only the newest ~5 MB a partition, so records
 # are counted by the partitions' end offsets, not read back.
 in_kafka=0

@@ -1,59 +1,26 @@
--- wrk script for bench/lookup_wrk.sh.
---   file MAX TEMPLATE TOKEN: each thread files the sample under ids
---     00000000-0000-4000-8TTT-CCCCCCCCCCCC, C from 1 to MAX, then stops.
---   get MAX TOKEN DELAY_MS: GET /v1/deviations/{id} of a random one of those
---     ids (2 threads' worth), each connection waiting DELAY_MS between
---     requests, so that the rate is about connections * 1000 / DELAY_MS.
-local mode, max, template, delay_ms = nil, 0, nil, 0
-local counter = 0
-local thread_id = 0
-
-function setup(thread)
-        thread_id = thread_id + 1
-        thread:set("tid", thread_id)
-end
+-- wrk script for bench/lookup_wrk.sh: GET /v1/deviations/{id} of a random
+-- one of the ids bench/gateway_wrk.lua filed from 2 wrk threads
+-- (00000000-0000-4000-8TTT-CCCCCCCCCCCC, T 1 or 2, C from 1 to MAX), each
+-- connection waiting DELAY_MS between requests, so that the rate is about
+-- connections * 1000 / DELAY_MS.
+-- args: MAX TOKEN DELAY_MS
+local max, delay_ms = 0, 0
 
 function init(args)
-        mode = args[1]
-        max = tonumber(args[2])
-        if mode == "file" then
-                local f = assert(io.open(args[3], "r"))
-                template = f:read("*a")
-                f:close()
-                wrk.method = "POST"
-                wrk.headers["Authorization"] = "Bearer " .. args[4]
-                wrk.headers["Content-Type"] = "application/json"
-        else
-                wrk.method = "GET"
-                wrk.headers["Authorization"] = "Bearer " .. args[3]
-                delay_ms = tonumber(args[4])
-                math.randomseed(os.time() + tid)
-        end
-end
-
-local function id_of(t, c)
-        return string.format("00000000-0000-4000-8%03d-%012d", t, c)
+        max = tonumber(args[1])
+        wrk.method = "GET"
+        wrk.headers["Authorization"] = "Bearer " .. args[2]
+        delay_ms = tonumber(args[3])
+        math.randomseed(os.time())
 end
 
 function request()
-        if mode == "file" then
-                counter = counter + 1
-                return wrk.format(nil, "/v1/deviations", nil, (template:gsub("@ID@", id_of(tid, counter))))
-        end
-        return wrk.format(nil, "/v1/deviations/" .. id_of(math.random(1, 2), math.random(1, max)))
+        local id = string.format("00000000-0000-4000-8%03d-%012d", math.random(1, 2), math.random(1, max))
+        return wrk.format(nil, "/v1/deviations/" .. id)
 end
 
 function delay()
         return delay_ms
-end
-
-local statuses = {}
-
-function response(status, headers, body)
-        statuses[status] = (statuses[status] or 0) + 1
-        if mode == "file" and counter >= max then
-                wrk.thread:stop()
-        end
 end
 
 function done(summary, latency, requests)
