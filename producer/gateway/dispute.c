@@ -52,8 +52,11 @@ static int read_window(const json_t *rule, struct window *w, char *errstr, size_
         }
         w->amount = span ? (int)json_integer_value(days ? days : working) : 0;
         w->working = working != NULL;
-        w->rule_id = strdup(id);
-        return w->rule_id ? 0 : -1;
+        if (!(w->rule_id = strdup(id))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        return 0;
 }
 
 avk_dispute_t *avk_dispute_load(const char *path, char *errstr, size_t errstr_size)

@@ -485,6 +485,24 @@ START_TEST(pages_follow_a_signed_cursor)
 }
 END_TEST
 
+START_TEST(an_expired_cursor_is_refused)
+{
+        avk_gateway_stop(gw);
+        mock_kafka_set(&fx.mk, "gateway.cursor.ttl.s", "1");
+        start_gateway();
+        three_parties();
+        struct reply first = get(VGR, "/v1/deviations?role=receiver&state=all&limit=1");
+        ck_assert_int_eq(first.status, 200);
+        char target[512];
+        snprintf(target, sizeof(target), "/v1/deviations?role=receiver&state=all&limit=1&cursor=%s",
+                 json_string_value(json_object_get(first.body, "next_cursor")));
+        expect(VGR, target, 200, NULL);
+        sleep(2);
+        expect(VGR, target, 400, "expired");
+        reply_free(&first);
+}
+END_TEST
+
 START_TEST(an_unchanged_answer_is_304)
 {
         three_parties();
@@ -628,6 +646,7 @@ int main(void)
         tcase_add_test(tc, another_partys_deviation_is_answered_as_an_unknown_one);
         tcase_add_test(tc, bad_requests_are_refused);
         tcase_add_test(tc, pages_follow_a_signed_cursor);
+        tcase_add_test(tc, an_expired_cursor_is_refused);
         tcase_add_test(tc, an_unchanged_answer_is_304);
         tcase_add_test(tc, another_document_under_a_filed_id_is_refused_after_a_restart);
         tcase_add_test(tc, a_reply_reference_is_checked);
