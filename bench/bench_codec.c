@@ -82,9 +82,10 @@ static const char document_text[] =
 
 struct bench {
         avk_catalog_t *catalog;
-        const avk_schema_t *schema; /* DeviationReported, owned by catalog */
-        avk_json_plan_t *plan;      /* the single pass's plan of schema */
-        avk_schema_t *schema_v2;    /* the same plus V2_FIELD, a reader only */
+        const avk_schema_t *schema;        /* DeviationReported, owned by catalog */
+        avk_json_plan_t *plan;             /* the single pass's plan of schema */
+        struct avk_json_stream_buf stream; /* its working memory */
+        avk_schema_t *schema_v2;           /* the same plus V2_FIELD, a reader only */
         avk_codec_t *codec;
         struct avk_json_opts opts;
         json_t *document;       /* document_text parsed once, for the checks */
@@ -176,19 +177,24 @@ static int stream_to_value(struct bench *b, avro_value_t *out)
         return -1;
 }
 
+/* The single pass as the intake takes it: the Avro binary, no avro-c value. */
 static int op_stream_to_avro(struct bench *b)
 {
-        return stream_to_value(b, &b->value);
+        if (avk_json_stream_encode(b->plan, document_text, sizeof(document_text) - 1, NULL,
+                                   &b->opts, &b->stream) == 0)
+                return 0;
+        snprintf(b->errstr, sizeof(b->errstr), "the single pass gave up on the document");
+        return -1;
 }
 
 static int op_stream_to_framed(struct bench *b)
 {
         const void *out;
         size_t out_len;
-        if (stream_to_value(b, &b->value) != 0)
+        if (op_stream_to_avro(b) != 0)
                 return -1;
-        return avk_codec_encode(b->codec, TOPIC, b->schema, &b->value, &out, &out_len, b->errstr,
-                                sizeof(b->errstr));
+        return avk_codec_frame(b->codec, TOPIC, b->schema, 0, b->stream.avro, b->stream.avro_len,
+                               &out, &out_len, b->errstr, sizeof(b->errstr));
 }
 
 static int op_encode(struct bench *b)
@@ -550,6 +556,7 @@ static void teardown(struct bench *b)
         free(b->slots_v2);
         free(b->filled);
         free(b->prog_out);
+        avk_json_stream_buf_free(&b->stream);
         avk_json_plan_destroy(b->plan);
         avk_schema_destroy(b->schema_v2);
         avk_catalog_destroy(b->catalog);
@@ -558,15 +565,16 @@ static void teardown(struct bench *b)
         free(b->raw);
 }
 
-/* The Avro body, for a peer to decode and encode the same record. */
-static int write_body(const struct bench *b, const char *path)
+/* The Avro body (-o) or the JSON document (-j), for a peer to work on the
+ * same record. */
+static int write_file(const char *opt, const char *path, const void *data, size_t len)
 {
         FILE *f = fopen(path, "wb");
-        int ok = f && fwrite(body(b), 1, b->raw_len, f) == b->raw_len;
+        int ok = f && fwrite(data, 1, len, f) == len;
         if (f && fclose(f) != 0)
                 ok = 0;
         if (!ok)
-                fprintf(stderr, "bench_codec: -o %s: %s\n", path, strerror(errno));
+                fprintf(stderr, "bench_codec: %s %s: %s\n", opt, path, strerror(errno));
         return ok ? 0 : -1;
 }
 
@@ -653,12 +661,13 @@ static int select_cases(char *list, int *selected)
 static void usage(FILE *to)
 {
         fprintf(to,
-                "usage: bench_codec [-t SECONDS] [-c ID[,ID...]] [-o FILE]\n"
+                "usage: bench_codec [-t SECONDS] [-c ID[,ID...]] [-o FILE] [-j FILE]\n"
                 "Measures codec throughput on one ~450-byte DeviationReported.\n"
                 "  -t SECONDS  wall time per case after warm-up (default %.0f)\n"
                 "  -c IDS      run only these cases (1, 2, 1s, 2s, 3-10, 7a, 7b; default all)\n"
                 "  -o FILE     also write the record's Avro body to FILE, for peers\n"
-                "              (bench/codec_avsc.js)\n",
+                "              (bench/codec_avsc.js)\n"
+                "  -j FILE     also write the JSON document to FILE, for the same peers\n",
                 DEFAULT_SECONDS);
 }
 
@@ -669,8 +678,8 @@ int main(int argc, char **argv)
         int opt;
         for (size_t i = 0; i < CASE_CNT; i++)
                 selected[i] = 1;
-        const char *body_file = NULL;
-        while ((opt = getopt(argc, argv, "t:c:o:h")) != -1) {
+        const char *body_file = NULL, *json_file = NULL;
+        while ((opt = getopt(argc, argv, "t:c:o:j:h")) != -1) {
                 if (opt == 't') {
                         char *end;
                         errno = 0;
@@ -684,6 +693,8 @@ int main(int argc, char **argv)
                         }
                 } else if (opt == 'o') {
                         body_file = optarg;
+                } else if (opt == 'j') {
+                        json_file = optarg;
                 } else if (opt == 'c') {
                         if (select_cases(optarg, selected) != 0)
                                 return 2;
@@ -703,7 +714,10 @@ int main(int argc, char **argv)
         struct bench b = {0};
         struct result results[CASE_CNT] = {{0}};
         int rc = 1;
-        if (prepare(&b) != 0 || (body_file && write_body(&b, body_file) != 0))
+        if (prepare(&b) != 0 ||
+            (body_file && write_file("-o", body_file, body(&b), b.raw_len) != 0) ||
+            (json_file &&
+             write_file("-j", json_file, document_text, sizeof(document_text) - 1) != 0))
                 goto out;
         printf("bench_codec: DeviationReported, framed message %zu bytes (single-object: "
                "%d-byte header + %zu bytes Avro), JSON document %zu bytes\n",

@@ -1,32 +1,95 @@
 #!/bin/sh
-# Gateway requests per second and latency under wrk: 64 connections filing
-# new deviations (POST /v1/deviations, each 202 only after Kafka acknowledged
-# it) against 'avvik gateway' on the embedded broker, for DURATION seconds;
-# then every answered id is counted in Kafka. Target (issue 3): p99 at most
-# 50 ms at 5,000 requests per second on a 2-core machine.
-# usage: gateway_wrk.sh AVVIK_BINARY [DURATION_S] [CONNECTIONS]
+# Gateway capacity under wrk against a bare libmicrohttpd server
+# (bench/bare_http.c: the same threading - an internal epoll pool of
+# gateway.threads threads - the same body and token, no validation, no
+# Kafka): CONNECTIONS connections (default 256) filing new deviations
+# (POST /v1/deviations, each answered 202 by the gateway only after Kafka
+# acknowledged it), a window of DURATION seconds per run, REPS runs
+# alternating the two servers (bench/lib.sh), each gateway run on a fresh
+# embedded broker. Reported per side: requests/s, wrk's p99 latency at that
+# connection count (Debian has no wrk2, so no latency at a fixed request
+# rate), and the server process's CPU per request (from /proc/PID/stat; the
+# broker's CPU is not counted). After each gateway run every 202 is checked
+# against the records in Kafka (sum of end offsets).
+# usage: gateway_wrk.sh BUILD_DIR [DURATION_S] [CONNECTIONS] [REPS]
 set -eu
-avvik=$1
-duration=${2:-15}
-connections=${3:-64}
+build=$1
+duration=${2:-10}
+connections=${3:-256}
+reps=${4:-5}
+avvik=$build/avvik
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
 . "$here/lib.sh"
-start_sample_gateway
 
-echo "gateway: $(nproc) cores, $connections connections, ${duration} s, wrk 2 threads," \
-        "document of $(wc -c <"$work/template") bytes"
-wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gateway_wrk.lua" "$url" \
-        -- "$work/template" "$token" | grep -E "Requests/sec|p50|non-2xx"
-answered=$(curl -s "$url/metrics" | awk '/^avk_gateway_requests_total.*code="202"/ {s += $2} END {print s + 0}')
-stop_gateway
-# The embedded broker keeps only the newest ~5 MB a partition, so records
-# are counted by the partitions' end offsets, not read back.
-in_kafka=0
-partitions=$(kcat -b "$(cat "$bs")" -L -J -t deviation.reported | jq '.topics[0].partitions | length')
-for p in $(seq 0 $((partitions - 1))); do
-        end=$(kcat -b "$(cat "$bs")" -Q -t "deviation.reported:$p:-1" | awk '{print $NF}')
-        in_kafka=$((in_kafka + end))
-done
-echo "answered 202: $answered; records in Kafka (sum of end offsets): $in_kafka"
+sample=$here/../deploy/samples/01-discharge-information-missing.json
+"$avvik" token "$(jq -r .reporter.party "$sample")" bench >"$work/token"
+sed -n 2p "$work/token" >"$work/tokens"
+token=$(sed -n 1p "$work/token")
+jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
+# The gateway's default thread count, from its configuration listing.
+threads=$("$avvik" config | sed -n 's/^ *gateway\.threads .*\[\([0-9]*\)\]$/\1/p')
+
+# wrk_window URL NAME SIDE: one wrk window; appends requests/s to $work/SIDE and
+# prints the run with its p99 and the server's CPU per request.
+wrk_window() {
+        until curl -s -o /dev/null "$1/"; do sleep 0.1; done
+        cpu0=$(cpu_seconds "$server")
+        wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gateway_wrk.lua" "$1" \
+                -- "$work/template" "$token" >"$work/wrk"
+        cpu1=$(cpu_seconds "$server")
+        rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk")
+        requests=$(awk '/requests in/ { print $1 }' "$work/wrk")
+        p99=$(awk '/^p50/ { print $8 }' "$work/wrk")
+        errors=$(awk '/^non-2xx/ { print $NF }' "$work/wrk")
+        us=$(echo "($cpu1 - $cpu0) * 1000000 / $requests" | bc -l)
+        echo "$rps" >>"$work/$3"
+        echo "$p99" >>"$work/$3.p99"
+        echo "$us" >>"$work/$3.cpu"
+        printf '  %-28s %9.0f req/s  p99 %6s ms  %6.1f us CPU/req  non-2xx or errors %s\n' \
+                "$2" "$rps" "$p99" "$us" "$errors"
+}
+
+side_a() {
+        start_broker
+        "$avvik" gateway -X bootstrap.file="$bs" -X gateway.listen=127.0.0.1:0 \
+                -X gateway.port.file="$work/port" -X gateway.tokens.file="$work/tokens" \
+                -X log.level=warn 2>"$work/gateway.log" &
+        server=$!
+        keep_process "$server"
+        while [ ! -s "$work/port" ]; do sleep 0.1; done
+        url=http://127.0.0.1:$(cat "$work/port")
+        until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
+        wrk_window "$url" "avvik gateway" a
+        answered=$(curl -s "$url/metrics" |
+                awk '/^avk_gateway_requests_total.*code="202"/ { s += $2 } END { print s + 0 }')
+        stop_kept
+        rm -f "$work/port"
+        in_kafka=$(end_offsets deviation.reported)
+        [ "$in_kafka" -ge "$answered" ] || {
+                echo "gateway answered 202 for $answered but Kafka holds $in_kafka" >&2
+                exit 1
+        }
+        stop_broker
+}
+
+side_b() {
+        "$build/bench/bare_http" "$work/bare.port" "$token" "$threads" &
+        server=$!
+        keep_process "$server"
+        while [ ! -s "$work/bare.port" ]; do sleep 0.1; done
+        wrk_window "http://127.0.0.1:$(cat "$work/bare.port")" "bare libmicrohttpd" b
+        stop_kept
+        rm -f "$work/bare.port"
+}
+
+echo "== gateway vs bare libmicrohttpd: $connections connections, ${duration} s windows," \
+        "$threads server threads, wrk 2 threads, document of $(wc -c <"$work/template") bytes," \
+        "$(nproc) cores (target: at least 0.4x)"
+alternate "$reps"
+verdict "gateway, wrk $connections connections" 0.4 "avvik gateway" "bare libmicrohttpd" req/s
+printf '  p99 (wrk, %s connections), median: gateway %s ms, bare %s ms\n' "$connections" \
+        "$(median "$work/a.p99")" "$(median "$work/b.p99")"
+printf '  CPU per request, median: gateway %.1f us, bare %.1f us (target: gateway at most 25 us)\n' \
+        "$(median "$work/a.cpu")" "$(median "$work/b.cpu")"

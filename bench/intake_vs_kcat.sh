@@ -1,18 +1,25 @@
 #!/bin/sh
 # Intake rate of 'avvik report' (NDJSON: parse, validate, encode, produce,
 # wait for every acknowledgement) against kcat -P sending the same number of
-# messages of the same size and keys to the same embedded broker. Both
-# produce idempotently with acks=all.
+# messages of the same size and keys to the same embedded broker; both
+# idempotent with acks=all.
 #
-# One run on these shared 2-core machines swings by a third either way, so
-# the two are measured REPS times, alternately, each repetition on a fresh
-# broker (avvik first in odd ones, kcat first in even ones), and the ratio is
-# that of the medians; every run is printed.
-# usage: intake_vs_kcat.sh AVVIK_BINARY [COUNT] [REPS]
+# Honest by construction:
+# - COUNT (default 200,000) large enough that start-up does not dominate:
+#   kcat needs a few tenths of a second for it.
+# - Counted the same way on both sides: by the end offsets of the topic
+#   written (a fresh broker per run), not by reading back, since the embedded
+#   broker keeps only ~5 MB a partition; its topics get PARTITIONS partitions
+#   (default 64: 200,000 documents of ~450 bytes are ~1.4 MB each).
+# - Each side timed from its start to its exit, with its CPU (user + system)
+#   per message; REPS runs alternating sides; min / median / max of each and
+#   the ratio of the medians (bench/lib.sh).
+# usage: intake_vs_kcat.sh AVVIK_BINARY [COUNT] [REPS] [PARTITIONS]
 set -eu
 avvik=$1
-count=${2:-50000}
+count=${2:-200000}
 reps=${3:-5}
+partitions=${4:-64}
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
 here=$(dirname "$0")
@@ -24,59 +31,61 @@ awk -v n="$count" -v doc="$line" 'BEGIN {
                 printf "{\"deviation_id\":\"00000000-0000-4000-8000-%012d\",%s\n", i, substr(doc, 2)
 }' >"$work/deviations.ndjson"
 
-now() { date +%s.%N; }
+# timed FILE COMMAND...: runs COMMAND, appending "SECONDS CPU_SECONDS" to FILE.
+timed() {
+        f=$1
+        shift
+        /usr/bin/time -f '%e %U %S' -o "$work/time" "$@"
+        awk '{ print $1, $2 + $3 }' "$work/time" >>"$f"
+}
 
-run_avvik() {
-        start=$(now)
-        "$avvik" report -X bootstrap.file="$bs" "$work/deviations.ndjson" >"$work/results"
-        s=$(echo "$(now) - $start" | bc)
+# check SIDE TOPIC FILE: the run wrote COUNT records; its figures.
+check() {
+        got=$(end_offsets "$2")
+        [ "$got" -eq "$count" ] || { echo "$1 wrote $got of $count to $2" >&2; exit 1; }
+        read -r s cpu <"$3"
+        echo "$count / $s" | bc -l >>"$work/$1"
+        echo "$cpu * 1000000 / $count" | bc -l >>"$work/$1.cpu"
+        printf '  %-44s %9.0f msg/s  %5.2f s  %5.2f us CPU/msg\n' "$4" "$(echo "$count / $s" | bc -l)" \
+                "$s" "$(echo "$cpu * 1000000 / $count" | bc -l)"
+}
+
+side_a() {
+        start_broker -X topic.partitions="$partitions"
+        : >"$work/run"
+        timed "$work/run" "$avvik" report -X bootstrap.file="$bs" "$work/deviations.ndjson" >"$work/results"
         accepted=$(grep -c "	accepted	" "$work/results")
         [ "$accepted" -eq "$count" ] || { echo "only $accepted of $count accepted" >&2; exit 1; }
-        echo "$count / $s" | bc -l >>"$work/avvik.rates"
-        printf 'avvik report (NDJSON, validate+encode+produce+ack): %8.0f msg/s  (%.2f s)\n' \
-                "$(echo "$count / $s" | bc -l)" "$s"
+        check a deviation.reported "$work/run" "avvik report (validate, encode, produce, ack)"
+        stop_broker
 }
 
 # The raw messages: the framed Avro size of a filed deviation, the same keys.
 raw_messages() {
+        start_broker
         head -n 1 "$work/deviations.ndjson" | "$avvik" report -X bootstrap.file="$bs" - >/dev/null
         size=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%S')
+        stop_broker
         awk -v n="$count" -v size="$size" 'BEGIN {
                 s = sprintf("%*s", size, ""); gsub(/ /, "x", s)
                 for (i = 0; i < n; i++) printf "00000000-0000-4000-8000-%012d\t%s\n", i, s
         }' >"$work/raw"
-        echo "messages: $count of $size bytes (framed Avro), embedded broker, $(nproc) cores"
+        echo "messages: $count of $size bytes (framed Avro) keyed by deviation id, one embedded" \
+                "broker with $partitions partitions a topic, $(nproc) cores; $reps alternating runs"
 }
 
-run_kcat() {
-        start=$(now)
-        kcat -P -b "$(cat "$bs")" -t deviation.response -K '\t' -X enable.idempotence=true \
-                -X acks=all -l "$work/raw"
-        s=$(echo "$(now) - $start" | bc)
-        got=$(kcat -C -b "$(cat "$bs")" -t deviation.response -o beginning -e -q -f 'x\n' | wc -l)
-        [ "$got" -eq "$count" ] || { echo "kcat delivered $got of $count" >&2; exit 1; }
-        echo "$count / $s" | bc -l >>"$work/kcat.rates"
-        printf 'kcat -P (same count and size, idempotent, acks=all):   %8.0f msg/s  (%.2f s)\n' \
-                "$(echo "$count / $s" | bc -l)" "$s"
-}
-
-start_broker
-raw_messages
-stop_broker
-i=1
-while [ $i -le "$reps" ]; do
-        start_broker
-        if [ $((i % 2)) -eq 1 ]; then
-                run_avvik
-                run_kcat
-        else
-                run_kcat
-                run_avvik
-        fi
+side_b() {
+        start_broker -X topic.partitions="$partitions"
+        : >"$work/run"
+        timed "$work/run" kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
+                -X enable.idempotence=true -X acks=all -l "$work/raw"
+        check b deviation.response "$work/run" "kcat -P (same count, sizes, keys)"
         stop_broker
-        i=$((i + 1))
-done
-a=$(median "$work/avvik.rates")
-k=$(median "$work/kcat.rates")
-printf 'median of %d: avvik %.0f msg/s, kcat %.0f msg/s\n' "$reps" "$a" "$k"
-printf 'ratio avvik/kcat: %.2f (target at least 0.5)\n' "$(echo "$a / $k" | bc -l)"
+}
+
+echo "== intake: avvik report vs kcat -P, $count documents (target: at least 0.5x)"
+raw_messages
+alternate "$reps"
+verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P" "msg/s"
+printf '  CPU per message, median: avvik %.2f us, kcat %.2f us\n' "$(median "$work/a.cpu")" \
+        "$(median "$work/b.cpu")"

@@ -1,8 +1,31 @@
 # shellcheck shell=sh disable=SC2154
 # Shared by the benchmark scripts (sourced): a fresh embedded broker per
-# repetition, and the median of a file of numbers.
-# The caller sets avvik (the binary), bs (the bootstrap file), work (its
-# temporary directory) and here (bench/) before sourcing.
+# repetition, records counted by end offsets, and the comparison every row
+# makes - two sides run alternately REPS times (the first side first in odd
+# repetitions, the second first in even ones), then min / median / max of
+# each, the ratio of the medians against the row's target and the load.
+# The caller sets work (its temporary directory) and, for the broker, avvik
+# (the binary) and bs (the bootstrap file) before sourcing. With
+# AVK_BENCH_TABLE set, every row also appends one line of Markdown to that
+# file (scripts/bench.sh prints them as one table).
+# stop_process PID...: SIGTERM to each, then waits for it.
+stop_process() {
+        for pid in "$@"; do
+                kill -TERM "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        done
+}
+
+# Processes a script started besides the broker (servers, services): kept
+# with keep_process, stopped together by stop_kept, and on exit.
+kept=
+keep_process() { kept="$kept $1"; }
+stop_kept() {
+        # shellcheck disable=SC2086
+        stop_process $kept
+        kept=
+}
+
 broker=
 start_broker() { # start_broker [-X KEY=VALUE...]
         "$avvik" broker -f "$bs" "$@" 2>/dev/null &
@@ -11,39 +34,98 @@ start_broker() { # start_broker [-X KEY=VALUE...]
 }
 stop_broker() {
         [ -n "$broker" ] || return 0
-        kill "$broker" 2>/dev/null || true
-        wait "$broker" 2>/dev/null || true
+        stop_process "$broker"
         broker=
         rm -f "$bs"
 }
-trap 'stop_broker; rm -rf "$work"' EXIT INT TERM
+trap 'stop_kept; stop_broker; rm -rf "$work"' EXIT INT TERM
 median() { # median FILE: of its lines, one number each
         # Fixed-point, not awk's %.6g: bc cannot read 1.5e+06.
         sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-gateway=
-start_gateway() { # start_gateway PARTY: avvik gateway on the broker, one token of PARTY; sets url and token
-        "$avvik" token "$1" bench >"$work/token"
-        sed -n 2p "$work/token" >"$work/tokens"
-        token=$(sed -n 1p "$work/token")
-        "$avvik" gateway -X bootstrap.file="$bs" -X gateway.listen=127.0.0.1:0 \
-                -X gateway.port.file="$work/port" -X gateway.tokens.file="$work/tokens" \
-                -X log.level=warn 2>"$work/gateway.log" &
-        gateway=$!
-        while [ ! -s "$work/port" ]; do sleep 0.1; done
-        url=http://127.0.0.1:$(cat "$work/port")
-        until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# The sum of topic's end offsets: what was written to it, however much the
+# embedded broker (which keeps only ~5 MB a partition) has since dropped.
+end_offsets() { # end_offsets TOPIC
+        n=$(kcat -b "$(cat "$bs")" -L -J -t "$1" | jq '.topics[0].partitions | length')
+        set --  "$1" "$n"
+        p=0 args=
+        while [ "$p" -lt "$2" ]; do
+                args="$args -t $1:$p:-1"
+                p=$((p + 1))
+        done
+        # shellcheck disable=SC2086
+        kcat -b "$(cat "$bs")" -Q $args | awk '{ s += $NF } END { print s + 0 }'
 }
-start_sample_gateway() { # the broker and a gateway with the sample's party's token; sets template too
-        start_broker
-        sample=$here/../deploy/samples/01-discharge-information-missing.json
-        start_gateway "$(jq -r .reporter.party "$sample")"
-        jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
+
+# CPU seconds (user + system) of process PID so far, from /proc/PID/stat.
+cpu_seconds() { # cpu_seconds PID
+        awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
-stop_gateway() {
-        [ -n "$gateway" ] || return 0
-        kill -TERM "$gateway" 2>/dev/null || true
-        wait "$gateway" 2>/dev/null || true
-        gateway=
+
+# What alternate() does before and after the two sides of a repetition (a
+# script that needs a fresh broker for both defines its own).
+rep_begin() { :; }
+rep_end() { :; }
+
+# alternate REPS: calls side_a and side_b (the caller's functions, each
+# appending one figure to $work/a or $work/b) REPS times, alternately, between
+# rep_begin and rep_end.
+alternate() {
+        : >"$work/a"
+        : >"$work/b"
+        echo "load before: $(load)"
+        i=1
+        while [ "$i" -le "$1" ]; do
+                rep_begin
+                if [ $((i % 2)) -eq 1 ]; then
+                        side_a
+                        side_b
+                else
+                        side_b
+                        side_a
+                fi
+                rep_end
+                i=$((i + 1))
+        done
+        load_after=$(load)
+        echo "load after: $load_after"
 }
-trap 'stop_gateway; stop_broker; rm -rf "$work"' EXIT INT TERM
+
+# num X: X rounded for a table (bc -l prints 20 decimals).
+num() { awk -v x="$1" 'BEGIN { printf (x >= 100 || x <= -100) ? "%.0f" : "%.2f", x }'; }
+
+stats() { # stats FILE NAME UNIT: NAME's min, median and max
+        printf '  %-40s min %10.1f  median %10.1f  max %10.1f %s\n' "$2" "$(sort -n "$1" | head -n 1)" \
+                "$(median "$1")" "$(sort -n "$1" | tail -n 1)" "$3"
+}
+
+# verdict TITLE TARGET A_NAME B_NAME UNIT [HIGHER]: the row of $work/a against
+# $work/b. TARGET "-" is none; HIGHER "lower" when a ratio at most TARGET is
+# the goal (memory, CPU, latency).
+verdict() {
+        title=$1 target=$2 a_name=$3 b_name=$4 unit=$5 better=${6:-higher}
+        stats "$work/a" "$a_name" "$unit"
+        stats "$work/b" "$b_name" "$unit"
+        a_med=$(median "$work/a") b_med=$(median "$work/b")
+        ratio=$(echo "$a_med / $b_med" | bc -l)
+        if [ "$target" = - ]; then
+                v="no target"
+        elif [ "$better" = lower ] && [ "$(echo "$ratio <= $target" | bc -l)" -eq 1 ]; then
+                v="meets at most ${target}x"
+        elif [ "$better" = higher ] && [ "$(echo "$ratio >= $target" | bc -l)" -eq 1 ]; then
+                v="meets at least ${target}x"
+        else
+                v="MISSES ${target}x"
+        fi
+        printf '  ratio of medians: %.2fx (%s)\n' "$ratio" "$v"
+        if [ -n "${AVK_BENCH_TABLE:-}" ]; then
+                printf '| %s | %s: %s / %s / %s %s | %s: %s / %s / %s | **%.2fx** (%s) | %s |\n' \
+                        "$title" "$a_name" "$(num "$(sort -n "$work/a" | head -n 1)")" \
+                        "$(num "$a_med")" "$(num "$(sort -n "$work/a" | tail -n 1)")" "$unit" \
+                        "$b_name" "$(num "$(sort -n "$work/b" | head -n 1)")" "$(num "$b_med")" \
+                        "$(num "$(sort -n "$work/b" | tail -n 1)")" "$ratio" "$v" "$load_after" \
+                        >>"$AVK_BENCH_TABLE"
+        fi
+}

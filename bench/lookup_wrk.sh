@@ -16,7 +16,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 bs=$work/bootstrap.servers
 . "$here/lib.sh"
-start_sample_gateway
+start_broker
+sample=$here/../deploy/samples/01-discharge-information-missing.json
+"$avvik" token "$(jq -r .reporter.party "$sample")" bench >"$work/token"
+sed -n 2p "$work/token" >"$work/tokens"
+token=$(sed -n 1p "$work/token")
+jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
+"$avvik" gateway -X bootstrap.file="$bs" -X gateway.listen=127.0.0.1:0 \
+        -X gateway.port.file="$work/port" -X gateway.tokens.file="$work/tokens" \
+        -X log.level=warn 2>"$work/gateway.log" &
+keep_process $!
+while [ ! -s "$work/port" ]; do sleep 0.1; done
+url=http://127.0.0.1:$(cat "$work/port")
+until curl -sf "$url/readyz" >/dev/null; do sleep 0.1; done
 view() { curl -s "$url/metrics" | awk '/^avk_gateway_view_deviations / {print $2}'; }
 
 # Filed until the view holds them all; each wrk thread files its own ids in

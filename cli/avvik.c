@@ -31,7 +31,8 @@ static const struct command commands[] = {
     {"notify", avk_cmd_notify, "deliver routed deviations to the receivers' inboxes and webhooks"},
     {"track", avk_cmd_track, "track deadlines, remind, and escalate up the ladder"},
     {"analyse", avk_cmd_analyse, "forward the pseudonymised analysis stream (topic, HTTP sink)"},
-    {"token", avk_cmd_token, "make a bearer token for the gateway, bound to a party"},
+    {"token", avk_cmd_token,
+     "make a bearer token for the gateway (a party) or the dashboard (a role)"},
     {"dashboard", avk_cmd_dashboard, "serve the statistics page and the yearly follow-up report"},
     {"config", avk_cmd_config, "list the configuration keys; check properties files"},
 };

@@ -20,7 +20,10 @@ static const char usage_text[] =
     "  GET /api/sammanstallning.json  the figures; ?ar=YYYY for one year\n"
     "  GET /api/forsenade.json        the overdue deviations\n"
     "  GET /rapport/YYYY              the yearly follow-up report, HTML that prints to PDF\n"
+    "  POST, DELETE /api/session       opens, ends a browser's session (a cookie)\n"
     "  GET /healthz /readyz /metrics\n"
+    "Every route but the last three needs 'Authorization: Bearer TOKEN' of a role\n"
+    "(dashboard.tokens.file; see 'avvik token --role') or a session's cookie.\n"
     "Documentation: docs/dashboard.md. Keys: 'avvik config' (dashboard.*).\n"
     "Exit: 0 stopped by a signal, 2 configuration error.\n" AVK_CLI_CONFIG_HELP;
 

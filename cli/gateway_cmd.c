@@ -3,8 +3,9 @@
  * SIGTERM, then stops taking connections, answers every request in
  * progress and flushes the reporter before it exits.
  *
- * avvik token: makes a bearer token for the gateway and the line of the
- * tokens file that admits it; the token itself is never stored.
+ * avvik token: makes a bearer token for the gateway (bound to a party) or the
+ * dashboard (bound to a role) and the line of the tokens file that admits
+ * it; the token itself is never stored.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,7 +17,8 @@
 #include "cli/cli.h"
 #include "common/util/log.h"
 #include "common/contract/party.h"
-#include "producer/gateway/auth.h"
+#include "common/http/auth.h"
+#include "consumer/dashboard/access.h"
 #include "producer/gateway/gateway.h"
 
 static const char gateway_usage[] =
@@ -32,10 +34,13 @@ static const char gateway_usage[] =
 
 static const char token_usage[] =
     "usage: avvik token PARTY [LABEL]\n"
+    "       avvik token --role ROLE [LABEL]\n"
     "Makes a random bearer token (32 bytes from the system's CSPRNG, base64url) bound to\n"
-    "PARTY (\"VGR\" or a municipality code) and prints two lines: the token, for the\n"
-    "client system, and the line to add to gateway.tokens.file (its SHA-256, the party\n"
-    "and LABEL, which names the client in the gateway's logs).\n"
+    "PARTY (\"VGR\" or a municipality code), for the gateway, or to a dashboard ROLE\n"
+    "(analyst: everything; figures: /api/sammanstallning.json alone), and prints two\n"
+    "lines: the token, for the client, and the line to add to gateway.tokens.file or\n"
+    "dashboard.tokens.file (its SHA-256, the party or role, and LABEL, which names the\n"
+    "client in logs).\n"
     "The token is shown once: keep it in the client's secret store.\n";
 
 int avk_cmd_gateway(int argc, char **argv)
@@ -87,13 +92,16 @@ int avk_cmd_token(int argc, char **argv)
                 fputs(token_usage, stdout);
                 return AVK_EXIT_OK;
         }
+        int role = argc > 1 && strcmp(argv[1], "--role") == 0;
+        argc -= role;
+        argv += role;
         if (argc < 2 || argc > 3) {
                 fputs(token_usage, stderr);
                 return AVK_EXIT_USAGE;
         }
         char reason[256];
-        if (avk_party_parse(argv[1], reason, sizeof(reason)) < 0) {
-                fprintf(stderr, "avvik token: PARTY: %s\n", reason);
+        if ((role ? avk_access_role_parse : avk_party_parse)(argv[1], reason, sizeof(reason)) < 0) {
+                fprintf(stderr, "avvik token: %s: %s\n", role ? "ROLE" : "PARTY", reason);
                 return AVK_EXIT_USAGE;
         }
         const char *label = argc == 3 ? argv[2] : "";

@@ -1,17 +1,14 @@
 /*
- * avvik notify: runs the notifier (consumer/notify/notify.h) until SIGINT or
- * SIGTERM. The signals are blocked in every thread and taken by one waiting
- * thread with sigwait(), which asks the notifier to stop; the notifier then
+ * avvik notify: runs the notifier (consumer/notify/notify.h) through the
+ * service runner (cli/runner.h) until SIGINT or SIGTERM; the notifier then
  * commits what it finished and leaves its group.
  */
-#include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli/cli.h"
+#include "cli/runner.h"
 #include "common/contract/directory.h"
-#include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "consumer/notify/notify.h"
 
@@ -28,78 +25,84 @@ static const char usage_text[] =
     "/readyz there. Runs until SIGINT or SIGTERM.\n"
     "See docs/notify.md.\n" AVK_CLI_CONFIG_HELP;
 
-struct waiter {
-        sigset_t sigs;
+/* What avvik notify runs: the notifier and what it borrows. */
+struct notify_cmd {
+        avk_directory_t *dir;
+        avk_metrics_t *metrics;
         avk_notify_t *notify;
 };
 
-static void *wait_for_signal(void *arg)
+static void close_notify(void *opaque)
 {
-        struct waiter *w = arg;
-        int sig;
-        sigwait(&w->sigs, &sig);
-        avk_log(AVK_LOG_INFO, "notify", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        avk_notify_stop(w->notify);
+        struct notify_cmd *c = opaque;
+        avk_notify_destroy(c->notify);
+        avk_metrics_destroy(c->metrics);
+        avk_directory_destroy(c->dir);
+        free(c);
+}
+
+static void *open_notify(const avk_config_t *cfg, avk_metrics_t **metrics, char *errstr,
+                         size_t errstr_size)
+{
+        const char *dir_file = avk_config_get(cfg, "directory.file");
+        if (!dir_file) {
+                snprintf(errstr, errstr_size, "directory.file is required");
+                return NULL;
+        }
+        struct notify_cmd *c = calloc(1, sizeof(*c));
+        if (!c) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        struct avk_errors errs;
+        avk_errors_init(&errs);
+        if (!(c->dir = avk_directory_load(dir_file, 0, &errs))) {
+                for (size_t i = 0; i < errs.cnt; i++)
+                        fprintf(stderr, "avvik notify: %s\n", errs.msg[i]);
+                goto fail;
+        }
+        if (!(c->metrics = avk_metrics_new())) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        if (!(c->notify = avk_notify_new(cfg, c->dir, c->metrics, errstr, errstr_size)))
+                goto fail;
+        *metrics = c->metrics;
+        return c;
+fail:
+        close_notify(c);
         return NULL;
+}
+
+static int run(void *opaque, char *errstr, size_t errstr_size)
+{
+        struct notify_cmd *c = opaque;
+        return avk_notify_run(c->notify, errstr, errstr_size);
+}
+
+static void stop(void *opaque)
+{
+        struct notify_cmd *c = opaque;
+        avk_notify_stop(c->notify);
+}
+
+static int ready(void *opaque, char *why, size_t why_size)
+{
+        struct notify_cmd *c = opaque;
+        return avk_notify_ready(c->notify, why, why_size);
 }
 
 int avk_cmd_notify(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_cli_config_new();
-        avk_directory_t *dir = NULL;
-        avk_metrics_t *metrics = NULL;
-        avk_notify_t *notify = NULL;
-        avk_metrics_http_t *http = NULL;
-        int rc = avk_cli_service_options(argc, argv, cfg, usage_text);
-        if (rc >= 0)
-                goto out;
-        rc = AVK_EXIT_USAGE;
-        const char *dir_file = avk_config_get(cfg, "directory.file");
-        if (!dir_file) {
-                fprintf(stderr, "avvik notify: directory.file is required\n");
-                goto out;
-        }
-        struct avk_errors errs;
-        avk_errors_init(&errs);
-        if (!(dir = avk_directory_load(dir_file, 0, &errs))) {
-                for (size_t i = 0; i < errs.cnt; i++)
-                        fprintf(stderr, "avvik notify: %s\n", errs.msg[i]);
-                goto out;
-        }
-        /* Blocked before any thread starts, so every thread inherits the mask
-         * and the waiter's sigwait() is where the signals land. */
-        struct waiter w = {.notify = NULL};
-        avk_cli_block_stop_signals(&w.sigs);
-
-        char err[1024];
-        metrics = avk_metrics_new();
-        notify = metrics ? avk_notify_new(cfg, dir, metrics, err, sizeof(err)) : NULL;
-        if (!notify) {
-                fprintf(stderr, "avvik notify: %s\n", metrics ? err : "out of memory");
-                goto out;
-        }
-        if (avk_cli_metrics_http_start(cfg, "avvik notify", "notify.http.listen",
-                                       "notify.http.port.file", metrics, avk_notify_ready, notify,
-                                       &http) != 0)
-                goto out;
-        w.notify = notify;
-        pthread_t waiter;
-        if (pthread_create(&waiter, NULL, wait_for_signal, &w) != 0) {
-                fprintf(stderr, "avvik notify: cannot start the signal thread\n");
-                goto out;
-        }
-        rc = AVK_EXIT_OK;
-        if (avk_notify_run(notify, err, sizeof(err)) != 0) {
-                fprintf(stderr, "avvik notify: %s\n", err);
-                rc = AVK_EXIT_KAFKA;
-                pthread_kill(waiter, SIGTERM); /* wakes the waiter after a failure */
-        }
-        pthread_join(waiter, NULL);
-out:
-        avk_cli_metrics_http_stop(cfg, "notify.http.port.file", http);
-        avk_notify_destroy(notify);
-        avk_metrics_destroy(metrics);
-        avk_directory_destroy(dir);
-        avk_config_destroy(cfg);
-        return rc;
+        static const struct avk_cli_runner runner = {.command = "avvik notify",
+                                                     .component = "notify",
+                                                     .usage = usage_text,
+                                                     .listen_key = "notify.http.listen",
+                                                     .port_file_key = "notify.http.port.file",
+                                                     .open = open_notify,
+                                                     .run = run,
+                                                     .stop = stop,
+                                                     .ready = ready,
+                                                     .close = close_notify};
+        return avk_cli_runner_main(&runner, argc, argv);
 }

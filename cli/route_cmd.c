@@ -1,16 +1,10 @@
 /*
- * avvik route: runs the router (consumer/route/router.h) until SIGINT or SIGTERM.
- * The signals are blocked in every thread and taken by one waiting thread
- * with sigwait(), which asks the router to stop; the router then finishes
- * the outputs in flight, commits and leaves its group.
+ * avvik route: runs the router (consumer/route/router.h) through the service
+ * runner (cli/runner.h) until SIGINT or SIGTERM; the router then finishes the
+ * outputs in flight, commits and leaves its group.
  */
-#include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-
 #include "cli/cli.h"
-#include "common/util/log.h"
+#include "cli/runner.h"
 #include "consumer/route/router.h"
 
 static const char usage_text[] =
@@ -22,61 +16,41 @@ static const char usage_text[] =
     "Runs until SIGINT or SIGTERM. With router.http.listen set it serves /metrics, /healthz\n"
     "and /readyz there. See docs/router.md.\n" AVK_CLI_CONFIG_HELP;
 
-struct waiter {
-        sigset_t sigs;
-        avk_router_t *router;
-};
-
-static void *wait_for_signal(void *arg)
+static void *open_router(const avk_config_t *cfg, avk_metrics_t **metrics, char *errstr,
+                         size_t errstr_size)
 {
-        struct waiter *w = arg;
-        int sig;
-        sigwait(&w->sigs, &sig);
-        avk_log(AVK_LOG_INFO, "router", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        avk_router_stop(w->router);
-        return NULL;
+        avk_router_t *router = avk_router_new(cfg, errstr, errstr_size);
+        if (router)
+                *metrics = avk_router_metrics(router);
+        return router;
+}
+
+static int run(void *router, char *errstr, size_t errstr_size)
+{
+        return avk_router_run(router, errstr, errstr_size);
+}
+
+static void stop(void *router)
+{
+        avk_router_stop(router);
+}
+
+static void close_router(void *router)
+{
+        avk_router_destroy(router);
 }
 
 int avk_cmd_route(int argc, char **argv)
 {
-        avk_config_t *cfg = avk_cli_config_new();
-        avk_router_t *router = NULL;
-        avk_metrics_http_t *http = NULL;
-        int rc = avk_cli_service_options(argc, argv, cfg, usage_text);
-        if (rc >= 0)
-                goto out;
-        rc = AVK_EXIT_USAGE;
-        /* Blocked before any thread starts, so every thread inherits the mask
-         * and the waiter's sigwait() is where the signals land. */
-        struct waiter w = {.router = NULL};
-        avk_cli_block_stop_signals(&w.sigs);
-
-        char err[4096];
-        router = avk_router_new(cfg, err, sizeof(err));
-        if (!router) {
-                fprintf(stderr, "avvik route: %s\n", err);
-                goto out;
-        }
-        if (avk_cli_metrics_http_start(cfg, "avvik route", "router.http.listen",
-                                       "router.http.port.file", avk_router_metrics(router),
-                                       avk_router_ready, router, &http) != 0)
-                goto out;
-        w.router = router;
-        pthread_t waiter;
-        if (pthread_create(&waiter, NULL, wait_for_signal, &w) != 0) {
-                fprintf(stderr, "avvik route: cannot start the signal thread\n");
-                goto out;
-        }
-        rc = AVK_EXIT_OK;
-        if (avk_router_run(router, err, sizeof(err)) != 0) {
-                fprintf(stderr, "avvik route: %s\n", err);
-                rc = AVK_EXIT_KAFKA;
-                pthread_kill(waiter, SIGTERM); /* wakes the waiter after a failure */
-        }
-        pthread_join(waiter, NULL);
-out:
-        avk_cli_metrics_http_stop(cfg, "router.http.port.file", http);
-        avk_router_destroy(router);
-        avk_config_destroy(cfg);
-        return rc;
+        static const struct avk_cli_runner runner = {.command = "avvik route",
+                                                     .component = "router",
+                                                     .usage = usage_text,
+                                                     .listen_key = "router.http.listen",
+                                                     .port_file_key = "router.http.port.file",
+                                                     .open = open_router,
+                                                     .run = run,
+                                                     .stop = stop,
+                                                     .ready = avk_router_ready,
+                                                     .close = close_router};
+        return avk_cli_runner_main(&runner, argc, argv);
 }

@@ -1,19 +1,12 @@
 /*
- * avvik track: runs the tracker (consumer/track/tracker.h) until SIGINT or
- * SIGTERM, with its /metrics, /healthz and /readyz endpoint when
- * tracker.http.listen is set. The signals are blocked in every thread and
- * taken by one waiting thread with sigwait(), which asks the tracker to
- * stop; the tracker then finishes the outputs in flight, commits and leaves
- * its group.
+ * avvik track: runs the tracker (consumer/track/tracker.h) through the
+ * service runner (cli/runner.h) until SIGINT or SIGTERM, with its /metrics,
+ * /healthz and /readyz endpoint when tracker.http.listen is set; the tracker
+ * then finishes the outputs in flight, commits and leaves its group.
  */
-#include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-
 #include "cli/cli.h"
+#include "cli/runner.h"
 #include "common/util/log.h"
-#include "common/http/metrics_http.h"
 #include "consumer/track/tracker.h"
 
 static const char usage_text[] =
@@ -25,71 +18,45 @@ static const char usage_text[] =
     "ladder (holders from directory.file) to topic.escalated, with copies to each receiver's\n"
     "inbox topic. Runs until SIGINT or SIGTERM. See docs/tracker.md.\n" AVK_CLI_CONFIG_HELP;
 
-struct waiter {
-        sigset_t sigs;
-        avk_tracker_t *tracker;
-};
-
-static void *wait_for_signal(void *arg)
+static void *open_tracker(const avk_config_t *cfg, avk_metrics_t **metrics, char *errstr,
+                          size_t errstr_size)
 {
-        struct waiter *w = arg;
-        int sig;
-        sigwait(&w->sigs, &sig);
-        avk_log(AVK_LOG_INFO, "tracker", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        avk_tracker_stop(w->tracker);
-        return NULL;
-}
-
-int avk_cmd_track(int argc, char **argv)
-{
-        avk_config_t *cfg = avk_cli_config_new();
-        avk_tracker_t *tracker = NULL;
-        avk_metrics_http_t *http = NULL;
-        int rc = avk_cli_service_options(argc, argv, cfg, usage_text);
-        if (rc >= 0)
-                goto out;
-        rc = AVK_EXIT_USAGE;
-        /* Blocked before any thread starts, so every thread inherits the mask
-         * and the waiter's sigwait() is where the signals land. */
-        struct waiter w = {.tracker = NULL};
-        avk_cli_block_stop_signals(&w.sigs);
-
-        char err[4096];
-        tracker = avk_tracker_new(cfg, NULL, NULL, err, sizeof(err));
-        if (!tracker) {
-                fprintf(stderr, "avvik track: %s\n", err);
-                goto out;
-        }
-        const char *listen = avk_config_get(cfg, "tracker.http.listen");
-        if (listen) {
-                http = avk_metrics_http_start(listen, avk_tracker_metrics(tracker),
-                                              avk_tracker_ready, tracker, err, sizeof(err));
-                if (!http) {
-                        fprintf(stderr, "avvik track: tracker.http.listen: %s\n", err);
-                        goto out;
-                }
-                avk_log(AVK_LOG_INFO, "tracker", "metrics on port %d", avk_metrics_http_port(http));
-        }
+        avk_tracker_t *tracker = avk_tracker_new(cfg, NULL, NULL, errstr, errstr_size);
+        if (!tracker)
+                return NULL;
+        *metrics = avk_tracker_metrics(tracker);
         if (avk_config_get(cfg, "tracker.clock.file"))
                 avk_log(
                     AVK_LOG_WARN, "tracker",
                     "tracker.clock.file is set: processing time comes from a file (tests only)");
-        w.tracker = tracker;
-        pthread_t waiter;
-        if (pthread_create(&waiter, NULL, wait_for_signal, &w) != 0) {
-                fprintf(stderr, "avvik track: cannot start the signal thread\n");
-                goto out;
-        }
-        rc = AVK_EXIT_OK;
-        if (avk_tracker_run(tracker, err, sizeof(err)) != 0) {
-                fprintf(stderr, "avvik track: %s\n", err);
-                rc = AVK_EXIT_KAFKA;
-                pthread_kill(waiter, SIGTERM); /* wakes the waiter after a failure */
-        }
-        pthread_join(waiter, NULL);
-out:
-        avk_metrics_http_stop(http);
+        return tracker;
+}
+
+static int run(void *tracker, char *errstr, size_t errstr_size)
+{
+        return avk_tracker_run(tracker, errstr, errstr_size);
+}
+
+static void stop(void *tracker)
+{
+        avk_tracker_stop(tracker);
+}
+
+static void close_tracker(void *tracker)
+{
         avk_tracker_destroy(tracker);
-        avk_config_destroy(cfg);
-        return rc;
+}
+
+int avk_cmd_track(int argc, char **argv)
+{
+        static const struct avk_cli_runner runner = {.command = "avvik track",
+                                                     .component = "tracker",
+                                                     .usage = usage_text,
+                                                     .listen_key = "tracker.http.listen",
+                                                     .open = open_tracker,
+                                                     .run = run,
+                                                     .stop = stop,
+                                                     .ready = avk_tracker_ready,
+                                                     .close = close_tracker};
+        return avk_cli_runner_main(&runner, argc, argv);
 }

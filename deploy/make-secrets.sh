@@ -16,6 +16,7 @@
 # OUTDIR/schema-registry.jaas      the registry's JAAS file pointing at it
 # OUTDIR/pseudonym.key             32 random bytes: analysis.pseudonym.key.file
 # OUTDIR/gateway-tokens            the gateway's tokens file, empty: add lines with 'avvik token'
+# OUTDIR/dashboard-tokens          the dashboard's, empty: add lines with 'avvik token --role'
 # Every secret is mode 0600: give each to the uid of the container that reads it
 # (docs/operations.md, "Start").
 set -eu
@@ -67,4 +68,5 @@ SchemaRegistry {
 EOT
 openssl rand 32 >"$out/pseudonym.key"
 : >"$out/gateway-tokens"
+: >"$out/dashboard-tokens"
 echo "make-secrets.sh: secrets in $out"

@@ -180,27 +180,35 @@ static int confluent_header(avk_codec_t *c, unsigned char *p, const char *topic,
         return 0;
 }
 
+/* Reserves room for a message of body bytes, writes its header and
+ * returns the header's size in *hdr. */
+static int begin_message(avk_codec_t *c, int confluent, const char *topic,
+                         const avk_schema_t *schema, size_t body, size_t *hdr, char *errstr,
+                         size_t errstr_size)
+{
+        *hdr = confluent ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
+        if (reserve(&c->buf, &c->cap, *hdr + body) != 0) {
+                snprintf(errstr, errstr_size, "out of memory for a %zu-byte message", *hdr + body);
+                return -1;
+        }
+        if (confluent)
+                return confluent_header(c, c->buf, topic, schema, errstr, errstr_size);
+        soe_header(c->buf, schema);
+        return 0;
+}
+
 static int encode(avk_codec_t *c, int confluent, const char *topic, const avk_schema_t *schema,
                   avro_value_t *value, const void **out, size_t *out_len, char *errstr,
                   size_t errstr_size)
 {
-        size_t hdr = confluent ? CONFLUENT_HDR_SIZE : SOE_HDR_SIZE;
-        size_t body;
+        size_t hdr, body;
         if (avro_value_sizeof(value, &body) != 0) {
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
                 return -1;
         }
-        if (reserve(&c->buf, &c->cap, hdr + body) != 0) {
-                snprintf(errstr, errstr_size, "out of memory for a %zu-byte message", hdr + body);
-                return -1;
-        }
-        if (confluent) {
-                int rc = confluent_header(c, c->buf, topic, schema, errstr, errstr_size);
-                if (rc != 0)
-                        return rc;
-        } else {
-                soe_header(c->buf, schema);
-        }
+        int rc = begin_message(c, confluent, topic, schema, body, &hdr, errstr, errstr_size);
+        if (rc != 0)
+                return rc;
         avro_writer_memory_set_dest(c->writer, (const char *)c->buf + hdr, (int64_t)body);
         if (avro_value_write(c->writer, value) != 0) {
                 snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
@@ -208,6 +216,21 @@ static int encode(avk_codec_t *c, int confluent, const char *topic, const avk_sc
         }
         *out = c->buf;
         *out_len = hdr + body;
+        return 0;
+}
+
+int avk_codec_frame(avk_codec_t *c, const char *topic, const avk_schema_t *schema, int local,
+                    const void *body, size_t body_len, const void **out, size_t *out_len,
+                    char *errstr, size_t errstr_size)
+{
+        size_t hdr;
+        int rc = begin_message(c, c->registry != NULL && !local, topic, schema, body_len, &hdr,
+                               errstr, errstr_size);
+        if (rc != 0)
+                return rc;
+        memcpy(c->buf + hdr, body, body_len);
+        *out = c->buf;
+        *out_len = hdr + body_len;
         return 0;
 }
 

@@ -61,6 +61,15 @@ int avk_codec_encode_local(avk_codec_t *codec, const avk_schema_t *schema, avro_
                            const void **out, size_t *out_len, char *errstr, size_t errstr_size);
 
 /**
+ * @brief Frames body, the Avro binary of a record of schema, for topic as
+ * avk_codec_encode() would (local: as avk_codec_encode_local() would). Same
+ * ownership of out and the same errors.
+ */
+int avk_codec_frame(avk_codec_t *codec, const char *topic, const avk_schema_t *schema, int local,
+                    const void *body, size_t body_len, const void **out, size_t *out_len,
+                    char *errstr, size_t errstr_size);
+
+/**
  * @brief The payload in as it goes to topic: a single-object-framed payload
  * gets the Confluent framing when the codec has a registry (the Avro body is
  * the same bytes); anything else is in itself.

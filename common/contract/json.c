@@ -57,10 +57,54 @@ static int64_t days_from_civil(int64_t year, int month, int day)
         return era * 146097 + day_of_era - 719468;
 }
 
+/* A number of at most max_digits digits in [from, to] at *p, read as
+ * glibc's strptime reads %Y, %m, %d, %H, %M and %S (spaces before it
+ * skipped, digits taken while the value can still grow within to), so
+ * that the timestamps accepted did not change when strptime went: it took
+ * the locale and a fifth of the intake's parse time. */
+static const char *time_field(const char *p, int from, int to, int max_digits, int *out)
+{
+        while (isspace((unsigned char)*p))
+                p++;
+        if (!isdigit((unsigned char)*p))
+                return NULL;
+        int v = 0;
+        do
+                v = v * 10 + (*p++ - '0');
+        while (--max_digits > 0 && v * 10 <= to && isdigit((unsigned char)*p));
+        if (v < from || v > to)
+                return NULL;
+        *out = v;
+        return p;
+}
+
+/* "%Y-%m-%dT%H:%M:%S" as glibc's strptime reads it. */
+static const char *time_fields(const char *p, struct tm *tm)
+{
+        static const struct {
+                int from, to, digits;
+                char after;
+        } fields[] = {{0, 9999, 4, '-'}, {1, 12, 2, '-'}, {1, 31, 2, 'T'},
+                      {0, 23, 2, ':'},   {0, 59, 2, ':'}, {0, 61, 2, '\0'}};
+        int v[6];
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+                p = time_field(p, fields[i].from, fields[i].to, fields[i].digits, &v[i]);
+                if (!p || (fields[i].after && *p++ != fields[i].after))
+                        return NULL;
+        }
+        *tm = (struct tm){.tm_year = v[0] - 1900,
+                          .tm_mon = v[1] - 1,
+                          .tm_mday = v[2],
+                          .tm_hour = v[3],
+                          .tm_min = v[4],
+                          .tm_sec = v[5]};
+        return p;
+}
+
 int avk_json_parse_time(const char *s, int64_t *ms)
 {
         struct tm tm = {0};
-        const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        const char *p = time_fields(s, &tm);
         if (!p || !isdigit((unsigned char)s[0]))
                 return -1;
         int64_t frac_ms = 0;
@@ -92,7 +136,7 @@ int avk_json_parse_time(const char *s, int64_t *ms)
         }
         if (*p != '\0')
                 return -1;
-        /* strptime accepts 31 February, and a leap second that ends the day. */
+        /* The fields accept 31 February, and a leap second that ends the day. */
         int year = tm.tm_year + 1900, month = tm.tm_mon + 1;
         int64_t second_of_day = tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
         if (month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > days_in_month(year, month) ||
@@ -339,26 +383,31 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
         return rc == 0 ? 0 : fail(w, "%s", reason);
 }
 
-static int set_string(struct avk_json_walk *w, const struct avk_json_rules *rules,
-                      const struct avk_json_scalar *in, avro_value_t *out)
+static int convert_string(struct avk_json_walk *w, const struct avk_json_rules *rules,
+                          const struct avk_json_scalar *in, char norm[AVK_JSON_NORM_SIZE],
+                          avk_avroprog_slot_t *out)
 {
         if (in->kind != AVK_JSON_KIND_STRING)
                 return fail(w, "expected a string, got %s", avk_json_kind_name(in->kind));
         const char *s = in->string;
         size_t len = in->len;
-        char norm[64] = "";
+        norm[0] = '\0';
         if (strlen(s) != len)
                 return fail(w, "contains a NUL character");
         if ((w->opts->flags & AVK_JSON_VALIDATE) &&
-            check_string(w, rules, s, len, norm, sizeof(norm)) != 0)
+            check_string(w, rules, s, len, norm, AVK_JSON_NORM_SIZE) != 0)
                 return -1;
-        if (norm[0])
-                return avro_value_set_string_len(out, norm, strlen(norm) + 1);
-        return avro_value_set_string_len(out, s, len + 1);
+        if (norm[0]) {
+                s = norm;
+                len = strlen(norm);
+        }
+        out->v.str = s;
+        out->len = (uint32_t)len;
+        return 0;
 }
 
-static int set_long(struct avk_json_walk *w, const struct avk_json_rules *rules,
-                    const struct avk_json_scalar *in, avro_value_t *out)
+static int convert_long(struct avk_json_walk *w, const struct avk_json_rules *rules,
+                        const struct avk_json_scalar *in, avk_avroprog_slot_t *out)
 {
         int64_t v;
         if (rules->timestamp) {
@@ -379,11 +428,12 @@ static int set_long(struct avk_json_walk *w, const struct avk_json_rules *rules,
                     0)
                         return fail(w, "%s", reason);
         }
-        return avro_value_set_long(out, v);
+        out->v.i = v;
+        return 0;
 }
 
-static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
-                    const struct avk_json_scalar *in, avro_value_t *out)
+static int convert_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
+                        const struct avk_json_scalar *in, avk_avroprog_slot_t *out)
 {
         if (in->kind != AVK_JSON_KIND_STRING)
                 return fail(w, "expected a symbol string, got %s", avk_json_kind_name(in->kind));
@@ -392,8 +442,10 @@ static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
                 const char *dflt = json_string_value(json_object_get(def, "default"));
                 idx = dflt ? avro_schema_enum_get_by_name(s, dflt) : -1;
         }
-        if (idx >= 0)
-                return avro_value_set_enum(out, idx);
+        if (idx >= 0) {
+                out->v.i = idx;
+                return 0;
+        }
         char allowed[768] = "";
         size_t off = 0;
         int n = avro_schema_enum_number_of_symbols(s);
@@ -403,43 +455,71 @@ static int set_enum(struct avk_json_walk *w, avro_schema_t s, const json_t *def,
         return fail(w, "unknown symbol \"%s\"; expected one of %s", in->string, allowed);
 }
 
-int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
-                        const struct avk_json_rules *rules, const struct avk_json_scalar *in,
-                        avro_value_t *out)
+int avk_json_convert_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                            const struct avk_json_rules *rules, const struct avk_json_scalar *in,
+                            char norm[AVK_JSON_NORM_SIZE], avk_avroprog_slot_t *out)
 {
         switch (avro_typeof(s)) {
         case AVRO_STRING:
-                return set_string(w, rules, in, out);
+                return convert_string(w, rules, in, norm, out);
         case AVRO_INT64:
-                return set_long(w, rules, in, out);
+                return convert_long(w, rules, in, out);
         case AVRO_INT32:
                 if (in->kind != AVK_JSON_KIND_INTEGER)
                         return fail(w, "expected an integer, got %s", avk_json_kind_name(in->kind));
                 if (in->integer < INT32_MIN || in->integer > INT32_MAX)
                         return fail(w, "%lld does not fit in 32 bits", (long long)in->integer);
-                return avro_value_set_int(out, (int32_t)in->integer);
+                out->v.i = in->integer;
+                return 0;
         case AVRO_BOOLEAN:
                 if (in->kind != AVK_JSON_KIND_BOOLEAN)
                         return fail(w, "expected true or false, got %s",
                                     avk_json_kind_name(in->kind));
-                return avro_value_set_boolean(out, in->boolean);
+                out->v.i = in->boolean != 0;
+                return 0;
         case AVRO_DOUBLE:
-        case AVRO_FLOAT: {
+        case AVRO_FLOAT:
                 if (in->kind != AVK_JSON_KIND_INTEGER && in->kind != AVK_JSON_KIND_REAL)
                         return fail(w, "expected a number, got %s", avk_json_kind_name(in->kind));
-                double d = in->kind == AVK_JSON_KIND_INTEGER ? (double)in->integer : in->real;
-                return is_avro_double(s) ? avro_value_set_double(out, d)
-                                         : avro_value_set_float(out, (float)d);
-        }
+                out->v.d = in->kind == AVK_JSON_KIND_INTEGER ? (double)in->integer : in->real;
+                return 0;
         case AVRO_NULL:
                 if (in->kind != AVK_JSON_KIND_NULL)
                         return fail(w, "expected null, got %s", avk_json_kind_name(in->kind));
-                return avro_value_set_null(out);
+                return 0;
         case AVRO_ENUM:
-                return set_enum(w, s, node, in, out);
+                return convert_enum(w, s, node, in, out);
         default:
                 return fail(w, "has an Avro type (%s) that JSON intake does not support",
                             avro_schema_type_name(s));
+        }
+}
+
+int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                        const struct avk_json_rules *rules, const struct avk_json_scalar *in,
+                        avro_value_t *out)
+{
+        char norm[AVK_JSON_NORM_SIZE];
+        avk_avroprog_slot_t v;
+        if (avk_json_convert_scalar(w, s, node, rules, in, norm, &v) != 0)
+                return -1;
+        switch (avro_typeof(s)) {
+        case AVRO_STRING:
+                return avro_value_set_string_len(out, v.v.str, (size_t)v.len + 1);
+        case AVRO_INT64:
+                return avro_value_set_long(out, v.v.i);
+        case AVRO_INT32:
+                return avro_value_set_int(out, (int32_t)v.v.i);
+        case AVRO_BOOLEAN:
+                return avro_value_set_boolean(out, (int)v.v.i);
+        case AVRO_DOUBLE:
+                return avro_value_set_double(out, v.v.d);
+        case AVRO_FLOAT:
+                return avro_value_set_float(out, (float)v.v.d);
+        case AVRO_ENUM:
+                return avro_value_set_enum(out, (int)v.v.i);
+        default:
+                return avro_value_set_null(out);
         }
 }
 
@@ -519,8 +599,7 @@ static int set_record(struct avk_json_walk *w, avro_schema_t s, const json_t *de
         return rc ? -1 : 0;
 }
 
-/* The scalar of a jansson value (containers: their kind alone). */
-static void scalar_of(const json_t *v, struct avk_json_scalar *out)
+void avk_json_scalar_of(const json_t *v, struct avk_json_scalar *out)
 {
         *out = (struct avk_json_scalar){.kind = kind_of(v)};
         switch (out->kind) {
@@ -609,7 +688,7 @@ int avk_json_walk_value(struct avk_json_walk *w, avro_schema_t s, const json_t *
                 struct avk_json_scalar scalar;
                 if (!is_avro_string(s) || (w->opts->flags & AVK_JSON_VALIDATE))
                         avk_json_rules_of(s, field, node, &rules);
-                scalar_of(in, &scalar);
+                avk_json_scalar_of(in, &scalar);
                 return avk_json_set_scalar(w, s, node, &rules, &scalar, out);
         }
         }

@@ -20,8 +20,9 @@
 #include <avro.h>
 #include <jansson.h>
 
-#include "common/util/errors.h"
+#include "common/contract/avroprog.h"
 #include "common/contract/json.h"
+#include "common/util/errors.h"
 #include "common/util/path.h"
 #include "common/contract/schema.h"
 
@@ -108,6 +109,21 @@ const char *avk_json_kind_name(enum avk_json_kind kind);
  */
 int avk_json_union_branch(avro_schema_t s, enum avk_json_kind kind);
 
+/** Room for a string a rule rewrites (a UUID in lower case, a normalised personal id). */
+#define AVK_JSON_NORM_SIZE 64
+
+/**
+ * @brief The value of a scalar under rules for the dereferenced type s
+ * (described by node), as an avk_avroprog slot holds it: a string (in->string
+ * itself, or its normalised form written into norm), a long or timestamp,
+ * an int, a boolean, floating point, null (nothing) or an enum symbol's
+ * index. Records, unions, arrays and maps are the caller's.
+ * @returns 0, or -1 after adding the error to w's list.
+ */
+int avk_json_convert_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
+                            const struct avk_json_rules *rules, const struct avk_json_scalar *in,
+                            char norm[AVK_JSON_NORM_SIZE], avk_avroprog_slot_t *out);
+
 /**
  * @brief Fills out (of the dereferenced type s, described by node) from a
  * scalar under rules: strings, longs and timestamps, ints, booleans,
@@ -118,6 +134,9 @@ int avk_json_union_branch(avro_schema_t s, enum avk_json_kind kind);
 int avk_json_set_scalar(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
                         const struct avk_json_rules *rules, const struct avk_json_scalar *in,
                         avro_value_t *out);
+
+/** @brief The scalar of a jansson value (containers: their kind alone); strings stay v's. */
+void avk_json_scalar_of(const json_t *v, struct avk_json_scalar *out);
 
 /**
  * @brief The tree walk at one place: fills out (of type s, node its JSON

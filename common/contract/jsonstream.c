@@ -7,10 +7,18 @@
  * with their names, defaults and places - everything the tree walk looks up
  * in the schema's JSON for every value, looked up once.
  *
+ * Every place also has its slot in the schema's avk_avroprog program,
+ * counted from the first slot of the record around it (a named record is
+ * planned once and may sit at several places), so the pass writes each value
+ * straight into its slot and the program writes the Avro binary: no avro-c
+ * value, no allocation per field. Strings are copied with their NUL into
+ * one buffer sized for the document before the parse, so the slots' views
+ * stay put.
+ *
  * While yajl parses, a stack of frames holds the objects being filled, one
- * per open record, with a bitmap of the fields met so far. Every callback
- * either moves the value on or stops the parse; a stopped parse is the
- * caller's cue to take the tree path.
+ * per open record, with its first slot and a bitmap of the fields met so
+ * far. Every callback either moves the value on or stops the parse; a
+ * stopped parse is the caller's cue to take the tree path.
  */
 #include "common/contract/jsonstream.h"
 
@@ -23,15 +31,15 @@
 
 #include "common/contract/json_int.h"
 #include "common/contract/jsonparse.h"
-#include "common/contract/utf8.h"
 
-#define MAX_FIELDS  256 /* fields of a record the single pass handles */
-#define SMALL_BYTES 1024
+#define MAX_FIELDS 256 /* fields of a record the single pass handles */
 
 struct record;
 
 struct place {                /* where a JSON value goes */
         avro_schema_t schema; /* dereferenced */
+        int32_t slot;         /* from the record's first slot: the value's, the union's, or
+                                 for a record the first of its fields */
         avro_type_t type;
         const json_t *node; /* the JSON definition of schema here */
         struct avk_json_rules rules;
@@ -52,21 +60,36 @@ struct field {
 
 struct record {
         avro_schema_t schema;
+        int32_t slot_cnt; /* of all its fields, nested ones included; -1 while planned */
         size_t field_cnt;
         struct field *fields;
         struct record *next; /* in the plan's list */
 };
 
+/* An "avk.differsFrom" of the schema as two slots that must not hold the same
+ * string (json.c's check_differs for avro-c values); branch: the union branch
+ * holding the string, or -1 for a plain string field. */
+struct relation {
+        int mine, other;
+        int mine_branch, other_branch;
+};
+
+#define MAX_RELATIONS 8
+
 struct avk_json_plan {
         const avk_schema_t *schema;
         struct place root;
         struct record *records;
+        avk_avroprog_t *prog; /* NULL: the schema is not compiled; the pass fills avro-c
+                                 values (avk_json_stream_to_avro) */
+        struct relation relations[MAX_RELATIONS];
+        int relation_cnt;
 };
 
 /* ---- the plan ---- */
 
 static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, const json_t *node,
-                       const json_t *field);
+                       const json_t *field, int32_t *next_slot);
 
 static struct record *build_record(avk_json_plan_t *plan, avro_schema_t s, const json_t *def)
 {
@@ -79,6 +102,7 @@ static struct record *build_record(avk_json_plan_t *plan, avro_schema_t s, const
         if (!r)
                 return NULL;
         r->schema = s;
+        r->slot_cnt = -1;
         r->next = plan->records;
         plan->records = r;
         size_t n = avro_schema_record_size(s);
@@ -87,6 +111,7 @@ static struct record *build_record(avk_json_plan_t *plan, avro_schema_t s, const
         if (!r->fields)
                 return NULL;
         r->field_cnt = n;
+        int32_t next_slot = 0;
         for (size_t i = 0; i < n; i++) {
                 struct field *f = &r->fields[i];
                 f->name = avro_schema_record_field_name(s, (int)i);
@@ -95,35 +120,53 @@ static struct record *build_record(avk_json_plan_t *plan, avro_schema_t s, const
                 f->def = json_array_get(fields, i);
                 f->type = json_object_get(f->def, "type");
                 f->dflt = json_object_get(f->def, "default");
-                if (build_place(plan, &f->place, f->schema, f->type, f->def) != 0)
+                if (build_place(plan, &f->place, f->schema, f->type, f->def, &next_slot) != 0)
                         return NULL;
         }
+        r->slot_cnt = next_slot;
         return r;
 }
 
 /* The place of a value of s where node stands in the schema's JSON, in
- * field (NULL outside a record field), resolved as the tree walk does. */
+ * field (NULL outside a record field), resolved as the tree walk does; its
+ * slots are laid out from *next_slot on as avk_avroprog lays them out
+ * (avroprog.h): one per value and per union, a record's fields in order,
+ * those of a union's record branch after the union's slot. */
 static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, const json_t *node,
-                       const json_t *field)
+                       const json_t *field, int32_t *next_slot)
 {
         p->schema = avk_json_deref(s);
         p->type = avro_typeof(p->schema);
         p->node = avk_json_resolve_node(plan->schema, p->schema, node);
         avk_json_rules_of(p->schema, field, p->node, &p->rules);
+        p->slot = *next_slot;
         if (p->type == AVRO_RECORD) {
                 p->record = build_record(plan, p->schema, p->node);
-                return p->record ? 0 : -1;
+                if (!p->record)
+                        return -1;
+                /* A record inside itself has no layout: avk_avroprog refuses it too. */
+                *next_slot += p->record->slot_cnt < 0 ? 0 : p->record->slot_cnt;
+                return 0;
         }
+        (*next_slot)++;
         if (p->type == AVRO_UNION) {
                 size_t n = avro_schema_union_size(p->schema);
                 p->branches = calloc(n ? n : 1, sizeof(*p->branches));
                 if (!p->branches)
                         return -1;
-                for (size_t i = 0; i < n; i++)
-                        if (build_place(plan, &p->branches[i],
-                                        avro_schema_union_branch(p->schema, (int)i),
-                                        json_array_get(p->node, i), field) != 0)
+                for (size_t i = 0; i < n; i++) {
+                        struct place *b = &p->branches[i];
+                        /* Any branch but a record keeps its value in the union's slot. */
+                        int32_t own = p->slot;
+                        int is_record = avro_typeof(avk_json_deref(avro_schema_union_branch(
+                                            p->schema, (int)i))) == AVRO_RECORD;
+                        if (build_place(plan, b, avro_schema_union_branch(p->schema, (int)i),
+                                        json_array_get(p->node, i), field,
+                                        is_record ? next_slot : &own) != 0)
                                 return -1;
+                        if (!is_record)
+                                b->slot = p->slot;
+                }
                 for (int kind = 0; kind <= AVK_JSON_KIND_ARRAY; kind++)
                         p->branch_of[kind] = avk_json_union_branch(p->schema, kind);
         }
@@ -144,6 +187,7 @@ void avk_json_plan_destroy(avk_json_plan_t *plan)
         if (!plan)
                 return;
         free_place(&plan->root);
+        avk_avroprog_destroy(plan->prog);
         while (plan->records) {
                 struct record *r = plan->records;
                 plan->records = r->next;
@@ -155,25 +199,135 @@ void avk_json_plan_destroy(avk_json_plan_t *plan)
         free(plan);
 }
 
+/* The union branch of type "string" in a field's type, or -1 when the type is "string". */
+static int string_branch(const json_t *type)
+{
+        for (size_t i = 0; json_is_array(type) && i < json_array_size(type); i++)
+                if (json_is_string(json_array_get(type, i)) &&
+                    strcmp(json_string_value(json_array_get(type, i)), "string") == 0)
+                        return (int)i;
+        return -1;
+}
+
+/* The slot of the field at path and the branch holding its string. */
+static int relation_end(const avk_json_plan_t *plan, const char *path, int *branch)
+{
+        const json_t *fields = json_object_get(avk_schema_json(plan->schema), "fields");
+        const json_t *fdef = NULL;
+        for (const char *p = path;;) {
+                size_t len = strcspn(p, ".");
+                fdef = NULL;
+                for (size_t i = 0; i < json_array_size(fields); i++) {
+                        const char *name =
+                            json_string_value(json_object_get(json_array_get(fields, i), "name"));
+                        if (name && strlen(name) == len && strncmp(name, p, len) == 0)
+                                fdef = json_array_get(fields, i);
+                }
+                if (!fdef)
+                        return -1;
+                if (!p[len])
+                        break;
+                fields = json_object_get(json_object_get(fdef, "type"), "fields");
+                p += len + 1;
+        }
+        *branch = string_branch(json_object_get(fdef, "type"));
+        return avk_avroprog_slot(plan->prog, path);
+}
+
+/* Collects the relations among the fields of a record definition, prefix
+ * being its path from the root ("" or "receiver."). */
+static int plan_relations(avk_json_plan_t *plan, const json_t *def, const char *prefix)
+{
+        const json_t *fields = json_object_get(def, "fields");
+        for (size_t i = 0; i < json_array_size(fields); i++) {
+                const json_t *fdef = json_array_get(fields, i);
+                char path[256];
+                snprintf(path, sizeof(path), "%s%s", prefix,
+                         json_string_value(json_object_get(fdef, "name")));
+                const json_t *type = json_object_get(fdef, "type");
+                if (json_is_object(type) && json_object_get(type, "fields")) {
+                        char nested[260];
+                        snprintf(nested, sizeof(nested), "%s.", path);
+                        if (plan_relations(plan, type, nested) != 0)
+                                return -1;
+                }
+                const char *other = json_string_value(
+                    json_object_get(json_object_get(fdef, "avk.differsFrom"), "field"));
+                if (!other)
+                        continue;
+                if (plan->relation_cnt == MAX_RELATIONS)
+                        return -1;
+                struct relation *r = &plan->relations[plan->relation_cnt++];
+                r->mine = relation_end(plan, path, &r->mine_branch);
+                r->other = relation_end(plan, other, &r->other_branch);
+                if (r->mine < 0 || r->other < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* Whether every relation holds in slots: no two related fields hold one string. */
+static int relations_hold(const avk_json_plan_t *plan, const avk_avroprog_slot_t *slots)
+{
+        for (int i = 0; i < plan->relation_cnt; i++) {
+                const struct relation *r = &plan->relations[i];
+                const avk_avroprog_slot_t *a = &slots[r->mine], *b = &slots[r->other];
+                if ((r->mine_branch >= 0 && a->branch != r->mine_branch) ||
+                    (r->other_branch >= 0 && b->branch != r->other_branch))
+                        continue;
+                if (a->len == b->len && memcmp(a->v.str, b->v.str, a->len) == 0)
+                        return 0;
+        }
+        return 1;
+}
+
 avk_json_plan_t *avk_json_plan_new(const avk_schema_t *schema, char *errstr, size_t errstr_size)
 {
         avk_json_plan_t *plan = calloc(1, sizeof(*plan));
-        if (plan) {
+        int32_t slot_cnt = 0;
+        if (plan)
                 plan->schema = schema;
-                if (build_place(plan, &plan->root, avk_schema_avro(schema), avk_schema_json(schema),
-                                NULL) == 0)
-                        return plan;
+        if (!plan || build_place(plan, &plan->root, avk_schema_avro(schema),
+                                 avk_schema_json(schema), NULL, &slot_cnt) != 0) {
+                avk_json_plan_destroy(plan);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
         }
-        avk_json_plan_destroy(plan);
-        snprintf(errstr, errstr_size, "out of memory");
-        return NULL;
+        /* A schema the program does not compile (arrays, maps, a record
+         * inside itself) is filled into avro-c values only. */
+        char reason[256];
+        plan->prog = avk_avroprog_new(schema, reason, sizeof(reason));
+        if (plan->prog && avk_avroprog_slot_count(plan->prog) != (size_t)slot_cnt) {
+                snprintf(errstr, errstr_size, "%d slots planned, %zu in the program", slot_cnt,
+                         avk_avroprog_slot_count(plan->prog));
+                avk_json_plan_destroy(plan);
+                return NULL;
+        }
+        if (plan->prog && plan_relations(plan, avk_schema_json(schema), "") != 0) {
+                snprintf(errstr, errstr_size, "an avk.differsFrom names no string field");
+                avk_json_plan_destroy(plan);
+                return NULL;
+        }
+        return plan;
+}
+
+const avk_avroprog_t *avk_json_plan_prog(const avk_json_plan_t *plan)
+{
+        return plan->prog;
 }
 
 /* ---- the single pass ---- */
 
+/* Where a value goes: slots counted from a record's first slot, or, for a
+ * schema without a program, an avro-c value. */
+struct spot {
+        avk_avroprog_slot_t *slots;
+        avro_value_t value;
+};
+
 struct frame { /* an open object: a record being filled */
         const struct record *record;
-        avro_value_t value;
+        struct spot spot;            /* of the record */
         int depth;                   /* of the record in the tree walk's count */
         size_t next;                 /* where the next key is looked for first */
         const struct field *pending; /* the field whose value comes next */
@@ -184,20 +338,19 @@ struct stream {
         const avk_json_plan_t *plan;
         const struct avk_json_fill *fill;
         struct avk_json_walk walk;
-        avro_value_t *out;
+        struct spot root; /* slots NULL: into the avro-c value */
         struct frame frame[AVK_JSON_MAX_DEPTH];
         int depth;  /* open frames */
         int done;   /* the root object is closed */
-        char *text; /* a string value with its NUL: small, or malloc'd */
-        size_t text_cap;
-        char small[SMALL_BYTES];
+        char *text; /* the strings of the document, each with its NUL */
+        size_t text_used, text_cap;
 };
 
-/* The value a JSON value of kind fills, and its place: the root, or the
- * pending field's, through a union's branch. NULL when the single pass
- * cannot go on (the tree walk would fail here, or the type is not one the
- * single pass handles). */
-static const struct place *target(struct stream *st, enum avk_json_kind kind, avro_value_t *value,
+/* Where a JSON value of kind goes, and its place: the root, or the pending
+ * field's, through a union's branch (chosen there). NULL when the single
+ * pass cannot go on (the tree walk would fail here, or the type is not one
+ * the single pass handles). */
+static const struct place *target(struct stream *st, enum avk_json_kind kind, struct spot *to,
                                   int *depth)
 {
         const struct place *p;
@@ -205,14 +358,18 @@ static const struct place *target(struct stream *st, enum avk_json_kind kind, av
                 if (st->done)
                         return NULL;
                 p = &st->plan->root;
-                *value = *st->out;
+                *to = st->root;
                 *depth = 0;
         } else {
                 struct frame *f = &st->frame[st->depth - 1];
                 const struct field *field = f->pending;
                 f->pending = NULL;
-                if (!field || avro_value_get_by_index(
-                                  &f->value, (size_t)(field - f->record->fields), value, NULL) != 0)
+                if (!field)
+                        return NULL;
+                *to = f->spot;
+                if (!to->slots &&
+                    avro_value_get_by_index(&f->spot.value, (size_t)(field - f->record->fields),
+                                            &to->value, NULL) != 0)
                         return NULL;
                 p = &field->place;
                 *depth = f->depth + 1;
@@ -221,10 +378,16 @@ static const struct place *target(struct stream *st, enum avk_json_kind kind, av
                 return NULL;
         if (p->type == AVRO_UNION) {
                 int b = p->branch_of[kind];
-                avro_value_t branch;
-                if (b < 0 || avro_value_set_branch(value, b, &branch) != 0)
+                if (b < 0)
                         return NULL;
-                *value = branch;
+                if (to->slots) {
+                        to->slots[p->slot].branch = b;
+                } else {
+                        avro_value_t branch;
+                        if (avro_value_set_branch(&to->value, b, &branch) != 0)
+                                return NULL;
+                        to->value = branch;
+                }
                 p = &p->branches[b];
                 if (++*depth > AVK_JSON_WALK_MAX_DEPTH || p->type == AVRO_UNION)
                         return NULL;
@@ -232,15 +395,36 @@ static const struct place *target(struct stream *st, enum avk_json_kind kind, av
         return p;
 }
 
+/* Copies len bytes and a NUL into the document's string buffer. */
+static const char *keep(struct stream *st, const void *s, size_t len)
+{
+        if (len + 1 > st->text_cap - st->text_used)
+                return NULL;
+        char *at = st->text + st->text_used;
+        memcpy(at, s, len);
+        at[len] = '\0';
+        st->text_used += len + 1;
+        return at;
+}
+
 /* A scalar into its place; 1 to go on, 0 to stop (yajl's convention). */
 static int put(struct stream *st, const struct avk_json_scalar *in)
 {
-        avro_value_t value;
+        struct spot to;
         int depth;
-        const struct place *p = target(st, in->kind, &value, &depth);
+        const struct place *p = target(st, in->kind, &to, &depth);
         if (!p || p->type == AVRO_RECORD || p->type == AVRO_ARRAY || p->type == AVRO_MAP)
                 return 0;
-        return avk_json_set_scalar(&st->walk, p->schema, p->node, &p->rules, in, &value) == 0;
+        if (!to.slots)
+                return avk_json_set_scalar(&st->walk, p->schema, p->node, &p->rules, in,
+                                           &to.value) == 0;
+        char norm[AVK_JSON_NORM_SIZE];
+        avk_avroprog_slot_t *slot = &to.slots[p->slot];
+        if (avk_json_convert_scalar(&st->walk, p->schema, p->node, &p->rules, in, norm, slot) != 0)
+                return 0;
+        /* A normalised string outlives norm in the document's buffer. */
+        return p->type != AVRO_STRING || slot->v.str != norm ||
+               (slot->v.str = keep(st, norm, slot->len)) != NULL;
 }
 
 static int on_null(void *ctx)
@@ -262,40 +446,32 @@ static int on_number(void *ctx, const char *text, size_t len)
         return avk_json_number(text, len, &in, &problem) == 0 && put(ctx, &in);
 }
 
-/* A string as jansson would hold it - valid UTF-8 without NUL - with its
- * NUL terminator, for the rules that take C strings. */
+/* A string with its NUL terminator, for the rules that take C strings. Its
+ * UTF-8 is checked once, by the program as it writes the string: a string
+ * that is not valid UTF-8 or holds a NUL fails there, and the document
+ * takes the tree path, which rejects it as jansson does. */
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
         struct stream *st = ctx;
-        if (memchr(s, '\0', len) || avk_utf8_invalid_at(s, len) != len)
-                return 0;
-        if (len + 1 > st->text_cap) {
-                char *text = malloc(len + 1);
-                if (!text)
-                        return 0;
-                if (st->text != st->small)
-                        free(st->text);
-                st->text = text;
-                st->text_cap = len + 1;
-        }
-        memcpy(st->text, s, len);
-        st->text[len] = '\0';
-        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_STRING, .string = st->text, .len = len};
-        return put(st, &in);
+        const char *text = keep(st, s, len);
+        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_STRING, .string = text, .len = len};
+        return text && put(st, &in);
 }
 
 static int on_start_map(void *ctx)
 {
         struct stream *st = ctx;
-        avro_value_t value;
+        struct spot to;
         int depth;
         if (st->depth == AVK_JSON_MAX_DEPTH)
                 return 0;
-        const struct place *p = target(st, AVK_JSON_KIND_OBJECT, &value, &depth);
+        const struct place *p = target(st, AVK_JSON_KIND_OBJECT, &to, &depth);
         if (!p || p->type != AVRO_RECORD || p->record->field_cnt > MAX_FIELDS)
                 return 0;
+        if (to.slots)
+                to.slots += p->slot;
         struct frame *f = &st->frame[st->depth++];
-        *f = (struct frame){.record = p->record, .value = value, .depth = depth};
+        *f = (struct frame){.record = p->record, .spot = to, .depth = depth};
         return 1;
 }
 
@@ -323,27 +499,40 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 }
 
 /* The fields an object lacked: the caller's fill at the top level, else
- * the field's default through the tree walk, as avk_json_to_avro() does. */
+ * the field's default, through the rules as avk_json_to_avro() applies
+ * them: into slots when it is a scalar (a schema with a program has no
+ * other: arrays and maps are not compiled, and a record default stops the
+ * pass), into an avro-c value through the tree walk itself. */
 static int fill_absent(struct stream *st, struct frame *f)
 {
         for (size_t i = 0; i < f->record->field_cnt; i++) {
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         continue;
                 const struct field *field = &f->record->fields[i];
+                struct avk_json_scalar in;
                 if (st->depth == 1 && st->fill && strcmp(field->name, st->fill->field) == 0) {
                         char text[64];
                         st->fill->value(text, sizeof(text));
-                        struct avk_json_scalar in = {
-                            .kind = AVK_JSON_KIND_STRING, .string = text, .len = strlen(text)};
-                        f->pending = field;
-                        if (!put(st, &in))
+                        size_t len = strlen(text);
+                        in = (struct avk_json_scalar){.kind = AVK_JSON_KIND_STRING,
+                                                      .string = keep(st, text, len),
+                                                      .len = len};
+                        if (!in.string)
+                                return 0;
+                } else if (!field->dflt) {
+                        return 0;
+                } else if (!f->spot.slots) {
+                        avro_value_t child;
+                        if (avro_value_get_by_index(&f->spot.value, i, &child, NULL) != 0 ||
+                            avk_json_walk_value(&st->walk, field->schema, field->type, field->def,
+                                                field->dflt, &child, f->depth + 1) != 0)
                                 return 0;
                         continue;
+                } else {
+                        avk_json_scalar_of(field->dflt, &in);
                 }
-                avro_value_t child;
-                if (!field->dflt || avro_value_get_by_index(&f->value, i, &child, NULL) != 0 ||
-                    avk_json_walk_value(&st->walk, field->schema, field->type, field->def,
-                                        field->dflt, &child, f->depth + 1) != 0)
+                f->pending = field;
+                if (!put(st, &in))
                         return 0;
         }
         return 1;
@@ -376,31 +565,113 @@ static const yajl_callbacks callbacks = {
     .yajl_start_array = on_start_array,
 };
 
-int avk_json_stream_to_avro(const avk_json_plan_t *plan, const char *buf, size_t len,
-                            const struct avk_json_fill *fill, avro_value_t *out,
-                            const struct avk_json_opts *opts)
+/* Makes room for n bytes in *buf; 0, or -1 when memory ran out. */
+static int reserve(void **buf, size_t *cap, size_t n)
 {
-        /* jsonparse.c sends these to jansson's parser: so does the tree path. */
-        if (avk_json_has_surrogate_escape(buf, len))
+        if (n <= *cap)
+                return 0;
+        void *grown = realloc(*buf, n);
+        if (!grown)
+                return -1;
+        *buf = grown;
+        *cap = n;
+        return 0;
+}
+
+void avk_json_stream_buf_free(struct avk_json_stream_buf *b)
+{
+        free(b->slots);
+        free(b->text);
+        free(b->avro);
+        *b = (struct avk_json_stream_buf){0};
+}
+
+/* Parses the document into out->slots, or into value when it is not NULL. */
+static int parse(const avk_json_plan_t *plan, const char *buf, size_t len,
+                 const struct avk_json_fill *fill, const struct avk_json_opts *opts,
+                 struct avk_json_stream_buf *out, avro_value_t *value)
+{
+        size_t slot_cnt = value ? 0 : avk_avroprog_slot_count(plan->prog);
+        /* Every string is at most the document's bytes, plus a NUL and a
+         * normalised form in each slot, plus the fill. */
+        size_t text_cap = len + (slot_cnt + 2) * (AVK_JSON_NORM_SIZE + 1);
+        if (reserve((void **)&out->slots, &out->slots_cap, slot_cnt * sizeof(*out->slots)) != 0 ||
+            reserve((void **)&out->text, &out->text_cap, text_cap) != 0)
                 return -1;
         struct stream st; /* a few KB: the frames are not initialised until used */
         st.plan = plan;
         st.fill = fill;
-        st.out = out;
+        st.root = (struct spot){.slots = value ? NULL : out->slots};
+        if (value) {
+                avro_value_reset(value);
+                st.root.value = *value;
+        }
         st.depth = 0;
         st.done = 0;
-        st.text = st.small;
-        st.text_cap = sizeof(st.small);
+        st.text = out->text;
+        st.text_used = 0;
+        st.text_cap = out->text_cap;
         avk_json_walk_init(&st.walk, plan->schema, opts, NULL);
-        avro_value_reset(out);
         int rc = -1;
         yajl_handle h = yajl_alloc(&callbacks, NULL, &st);
         if (h && yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
-            yajl_complete_parse(h) == yajl_status_ok && st.done)
-                rc = avk_json_check_relations(&st.walk, out);
+            yajl_complete_parse(h) == yajl_status_ok && st.done) {
+                if (value)
+                        rc = avk_json_check_relations(&st.walk, value);
+                else
+                        rc = !(opts->flags & AVK_JSON_VALIDATE) || relations_hold(plan, out->slots)
+                                 ? 0
+                                 : -1;
+        }
         if (h)
                 yajl_free(h);
-        if (st.text != st.small)
-                free(st.text);
+        return rc;
+}
+
+int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t len,
+                           const struct avk_json_fill *fill, const struct avk_json_opts *opts,
+                           struct avk_json_stream_buf *out)
+{
+        /* jsonparse.c sends these to jansson's parser: so does the tree path. */
+        if (!plan->prog || avk_json_has_surrogate_escape(buf, len) ||
+            parse(plan, buf, len, fill, opts, out, NULL) != 0)
+                return -1;
+        char errstr[256];
+        for (;;) {
+                int64_t n = avk_avroprog_encode(plan->prog, out->slots, out->avro, out->avro_cap,
+                                                errstr, sizeof(errstr));
+                if (n < 0)
+                        return -1;
+                if ((size_t)n <= out->avro_cap) {
+                        out->avro_len = (size_t)n;
+                        return 0;
+                }
+                if (reserve((void **)&out->avro, &out->avro_cap, (size_t)n) != 0)
+                        return -1;
+        }
+}
+
+int avk_json_stream_to_avro(const avk_json_plan_t *plan, const char *buf, size_t len,
+                            const struct avk_json_fill *fill, avro_value_t *out,
+                            const struct avk_json_opts *opts)
+{
+        struct avk_json_stream_buf b = {0};
+        int rc;
+        if (!plan->prog) {
+                rc = avk_json_has_surrogate_escape(buf, len) ||
+                             parse(plan, buf, len, fill, opts, &b, out) != 0
+                         ? -1
+                         : 0;
+        } else {
+                rc = avk_json_stream_encode(plan, buf, len, fill, opts, &b);
+                avro_reader_t reader =
+                    rc == 0 ? avro_reader_memory((const char *)b.avro, (int64_t)b.avro_len) : NULL;
+                avro_value_reset(out);
+                if (rc == 0)
+                        rc = reader && avro_value_read(reader, out) == 0 ? 0 : -1;
+                if (reader)
+                        avro_reader_free(reader);
+        }
+        avk_json_stream_buf_free(&b);
         return rc;
 }

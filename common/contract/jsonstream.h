@@ -1,18 +1,21 @@
 /*
- * avk_json_stream: JSON text to an Avro value in one pass, for the intake's
+ * avk_json_stream: JSON text to Avro binary in one pass, for the intake's
  * hot path.
  *
  * avk_json_parse() + avk_json_to_avro() build a jansson tree and then walk
  * it: about half the cost of filing a document is the tree's hash tables
  * and allocations. Here yajl's events drive a walk of the schema instead:
- * each key is matched to its field, each value goes straight into the Avro
- * value through the same rules as the tree walk (common/contract/json_int.h), and at
- * the end of an object the fields it lacked take their defaults through the
- * tree walk itself.
+ * each key is matched to its field, each value goes through the same rules
+ * as the tree walk (common/contract/json_int.h) straight into its slot of
+ * the schema's compiled program (common/contract/avroprog.h), and at the
+ * end of an object the fields it lacked take their defaults through the
+ * same rules; the program then writes the Avro binary. No avro-c value and
+ * no allocation per field: the working memory is the caller's, reused.
  *
  * The single pass only ever says yes: on any error, and on what it does not
  * handle (arrays, maps, unknown fields, surrogate escapes, objects of more
- * than 256 fields), it gives up, and the caller takes the tree path, which
+ * than 256 fields; for avk_json_stream_encode() a schema the program does
+ * not compile), it gives up, and the caller takes the tree path, which
  * gives the verdict and every error. So the documents accepted, the Avro
  * bytes and the error messages are those of the tree path (tests/unit/
  * test_json_stream.c checks it on a large corpus).
@@ -24,6 +27,7 @@
 
 #include <avro.h>
 
+#include "common/contract/avroprog.h"
 #include "common/contract/json.h"
 #include "common/contract/schema.h"
 
@@ -45,11 +49,46 @@ avk_json_plan_t *avk_json_plan_new(const avk_schema_t *schema, char *errstr, siz
 
 void avk_json_plan_destroy(avk_json_plan_t *plan);
 
+/** @brief The plan's compiled program (slots by path), or NULL when its schema has none. */
+const avk_avroprog_t *avk_json_plan_prog(const avk_json_plan_t *plan);
+
+/**
+ * One thread's working memory for the single pass, reused from document to
+ * document: start it zeroed, free it with avk_json_stream_buf_free().
+ */
+struct avk_json_stream_buf {
+        avk_avroprog_slot_t
+            *slots;          /**< the last document's values, by slot of the plan's program */
+        unsigned char *avro; /**< the last document's Avro binary (no framing) */
+        size_t avro_len;
+        size_t slots_cap, avro_cap; /* bytes */
+        char *text;                 /* the strings the slots point to */
+        size_t text_cap;
+};
+
+void avk_json_stream_buf_free(struct avk_json_stream_buf *b);
+
+/**
+ * @brief Encodes the one JSON document in buf[0..len) as Avro binary of the
+ * plan's schema into out->avro, as avk_json_parse() and avk_json_to_avro()
+ * with opts would accept and convert it - the document with fill->field
+ * added when it lacks it (fill may be NULL). out->slots hold its values
+ * (strings point into out or the schema) until out's next use.
+ * @returns 0, or -1 when it did not (an error, or a document the single pass
+ * does not handle): the tree path then gives the verdict and the errors.
+ */
+int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t len,
+                           const struct avk_json_fill *fill, const struct avk_json_opts *opts,
+                           struct avk_json_stream_buf *out);
+
 /**
  * @brief Fills out (a value of the plan's schema, reset first) from the one
  * JSON document in buf[0..len), as avk_json_parse() and avk_json_to_avro()
  * with opts would - the document with fill->field added when it lacks it
- * (fill may be NULL).
+ * (fill may be NULL): avk_json_stream_encode() read back through avro-c,
+ * for the tests and the benchmark that compare the two paths; for a schema
+ * without a program (arrays, maps, a record inside itself) the pass fills
+ * out itself.
  * @returns 0 when out holds the document; -1 when it does not (an error, or
  * a document the single pass does not handle): the tree path then gives the
  * verdict and the errors.

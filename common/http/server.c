@@ -497,6 +497,29 @@ static int find_route(avk_httpd_req_t *req, const char *path)
         return path_route ? -1 : 0;
 }
 
+/* The name of a Host value: up to its port, an IPv6 address with its brackets. */
+static size_t host_name_len(const char *host)
+{
+        if (host[0] == '[') {
+                const char *end = strchr(host, ']');
+                return end ? (size_t)(end - host) + 1 : strlen(host);
+        }
+        return strcspn(host, ":");
+}
+
+/* 1 when list (the comma-separated conf.hosts) holds host's name. */
+static int host_allowed(const char *list, const char *host)
+{
+        size_t len = host ? host_name_len(host) : 0;
+        for (const char *p = list; len > 0 && *p;) {
+                size_t n = strcspn(p, ",");
+                if (n == len && strncasecmp(p, host, len) == 0)
+                        return 1;
+                p += n + (p[n] == ',');
+        }
+        return 0;
+}
+
 /* Answers req when it is to be refused from its headers alone. */
 static void check_headers(avk_httpd_req_t *req, const char *path)
 {
@@ -506,6 +529,13 @@ static void check_headers(avk_httpd_req_t *req, const char *path)
                 avk_httpd_req_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
                 own_answer(req, MHD_HTTP_BAD_REQUEST, "ambiguous request framing",
                            "framing: %s (RFC 9112 section 6)", framing);
+                return;
+        }
+        if (httpd->conf.hosts &&
+            !host_allowed(httpd->conf.hosts, avk_httpd_req_header(req, MHD_HTTP_HEADER_HOST))) {
+                /* The Host is not echoed: it is the client's text. */
+                own_answer(req, MHD_HTTP_MISDIRECTED_REQUEST, "misdirected request",
+                           "host: not a name this server answers for (%s)", httpd->conf.hosts_key);
                 return;
         }
         if (atomic_load(&httpd->stopping)) {
@@ -859,6 +889,18 @@ static void destroy(avk_httpd_t *httpd)
         free(httpd);
 }
 
+static int valid_hosts(const char *list)
+{
+        for (const char *p = list;; p++) {
+                size_t n = strcspn(p, ", \t");
+                if (n == 0 || (p[n] != ',' && p[n] != '\0'))
+                        return 0;
+                p += n;
+                if (*p == '\0')
+                        return 1;
+        }
+}
+
 static void apply_defaults(struct avk_httpd_conf *c)
 {
         c->max_body = c->max_body ? c->max_body : DEFAULT_MAX_BODY;
@@ -877,6 +919,12 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
         if (avk_netaddr_resolve_listen(conf->listen_key, conf->listen, &addr, errstr,
                                        errstr_size) != 0)
                 return NULL;
+        if (conf->hosts && !valid_hosts(conf->hosts)) {
+                snprintf(errstr, errstr_size,
+                         "%s: expected names separated by commas, without blanks or empty names",
+                         conf->hosts_key);
+                return NULL;
+        }
         avk_httpd_t *httpd = calloc(1, sizeof(*httpd));
         if (!httpd) {
                 snprintf(errstr, errstr_size, "out of memory");

@@ -6,6 +6,7 @@
  * It owns what every server needs: the listen address, TLS, the library's
  * log, connection limits per client address and in all, header and body
  * timeouts, body limits, refusal of ambiguous framing (request smuggling),
+ * a Host allow-list,
  * a request id per request (X-Request-Id), the operational endpoints
  * (/healthz, /readyz, /metrics) and a route table {method, pattern,
  * handler} with an authentication hook per route. A service supplies its
@@ -65,6 +66,10 @@ struct avk_httpd_conf {
         const char *listen_key; /**< the configuration key of listen, for errors */
         /** PEM files, both or neither (then HTTPS only), and their keys for errors. */
         const char *tls_cert_file, *tls_key_file, *tls_cert_key, *tls_key_key;
+        /** "name,name,...": the Host names answered (any case, the port aside; an
+         * IPv6 address in brackets), every other Host 421; NULL: any Host. Its key
+         * for errors in hosts_key. Against DNS rebinding. */
+        const char *hosts, *hosts_key;
         unsigned threads;                    /**< 0 or 1: one thread, else a pool of this many */
         size_t max_body;                     /**< bytes of a body kept; 0: 64 KiB */
         const char *max_body_key;            /**< its key for the 413 answer; NULL: none named */

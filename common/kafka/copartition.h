@@ -1,10 +1,9 @@
 /*
  * avk_copartition: the group consumer of a service that joins two
  * co-partitioned lifecycle topics - keyed by deviation id, one partition
- * count (docs/architecture.md, "Kafka") - such as the notifier (topic.routed with
- * topic.reported) and the analysis forwarder (topic.status with
- * topic.reported). The range assignor gives partition p of both topics to the
- * same instance, so a record finds the deviation it belongs to locally; any
+ * count (docs/architecture.md, "Kafka") - the notifier (topic.routed with
+ * topic.reported; the service kernel, service.h, has its own). The range assignor gives partition p
+ * of both topics to the same instance, so a record finds the deviation it belongs to locally; any
  * other assignor would scatter them, and is refused.
  */
 #ifndef AVK_COPARTITION_H

@@ -162,12 +162,21 @@ int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int 
         return 0;
 }
 
-int avk_kafka_reachable(rd_kafka_t *rk, int timeout_ms)
+/* /readyz waits this long for Kafka's answer */
+#define READY_PROBE_MS 500
+
+int avk_kafka_ready(rd_kafka_t *rk, int partitions, const char *topic, char *why, size_t why_size)
 {
         const struct rd_kafka_metadata *md;
-        if (rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        if (rd_kafka_metadata(rk, 0, NULL, &md, READY_PROBE_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                snprintf(why, why_size, "Kafka does not answer");
                 return 0;
+        }
         rd_kafka_metadata_destroy(md);
+        if (partitions <= 0) {
+                snprintf(why, why_size, "no partition of %s assigned", topic);
+                return 0;
+        }
         return 1;
 }
 

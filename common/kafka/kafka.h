@@ -117,9 +117,13 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
 int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *component);
 
 /**
- * @brief Whether Kafka answers rk's metadata request within timeout_ms: the
- * "Kafka reachable" half of a service's readiness. Any thread.
+ * @brief The readiness of a consumer service ("assigned and keeping up", for
+ * /readyz): Kafka answers rk's metadata request within half a second, and
+ * partitions (the count of topic's partitions the service holds now, its
+ * state rebuilt) is above 0. Every service's /readyz comes from here, most
+ * through avk_service_ready(). Any thread.
+ * @returns 1, or 0 with the reason in why.
  */
-int avk_kafka_reachable(rd_kafka_t *rk, int timeout_ms);
+int avk_kafka_ready(rd_kafka_t *rk, int partitions, const char *topic, char *why, size_t why_size);
 
 #endif

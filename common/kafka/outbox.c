@@ -1,23 +1,24 @@
 /*
  * avk_outbox: see outbox.h. Extracted from the router, which was its first
- * user, when the tracker needed the same at-least-once bookkeeping.
+ * user, when the tracker needed the same at-least-once bookkeeping; now the
+ * service kernel's (service.c).
  */
 #include "common/kafka/outbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "common/kafka/kafka.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
+#include "common/util/scrub.h"
 
 #define RETRY_BACKOFF_MS 500
 
 struct pending_input {
         int64_t offset;
         int outstanding; /* outputs not yet acknowledged, +1 while still producing them */
-        struct timespec start;
+        int64_t start_us;
 };
 
 struct avk_outbox_input {
@@ -38,14 +39,14 @@ struct output {
         uint64_t tag;
         const char *topic;
         int32_t partition;
-        char *key;
+        char *key; /* NULL for a null key */
         size_t key_len;
-        char *payload;
+        char *payload; /* NULL for a null value */
         size_t len;
         int hdr_cnt;
         const char *hdr_name[AVK_OUTBOX_MAX_HDRS];
         const char *hdr_value[AVK_OUTBOX_MAX_HDRS];
-        struct timespec retry_at;
+        int64_t retry_at; /* avk_clock_mono_ms() */
         struct output *next_retry;
         char data[]; /* key, payload and header values */
 };
@@ -60,18 +61,6 @@ struct avk_outbox {
         int closing;
 };
 
-static int64_t ms_between(const struct timespec *a, const struct timespec *b)
-{
-        return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
-}
-
-static struct timespec mono_now(void)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return t;
-}
-
 avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *component)
 {
         avk_outbox_t *o = calloc(1, sizeof(*o));
@@ -81,91 +70,6 @@ avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *c
                 o->hooks = *hooks;
         o->component = component;
         return o;
-}
-
-/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
-static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
-                         const char *value)
-{
-        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
-                const char *n, *v;
-                avk_config_kafka_get(cfg, i, &n, &v);
-                if (strcmp(n, name) == 0)
-                        return;
-        }
-        rd_kafka_conf_set(conf, name, value, NULL, 0);
-}
-
-int avk_outbox_kafka_open(avk_outbox_t *o, const avk_config_t *cfg, const char *group,
-                          void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                               rd_kafka_topic_partition_list_t *partitions,
-                                               void *opaque),
-                          void *opaque, struct avk_outbox_kafka *k, char *errstr,
-                          size_t errstr_size)
-{
-        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!pconf)
-                return -1;
-        avk_outbox_conf(o, pconf);
-        conf_default(cfg, pconf, "linger.ms", "2");
-        k->producer = avk_kafka_producer_new(pconf, errstr, errstr_size);
-        if (!k->producer) {
-                rd_kafka_conf_destroy(pconf);
-                return -1;
-        }
-        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!cconf)
-                return -1;
-        rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
-        rd_kafka_conf_set_opaque(cconf, opaque);
-        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
-        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
-        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
-        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
-        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
-        k->consumer = avk_kafka_consumer_new(cconf, group, errstr, errstr_size);
-        if (!k->consumer) {
-                rd_kafka_conf_destroy(cconf);
-                return -1;
-        }
-        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!rconf)
-                return -1;
-        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
-        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
-        char reader_group[300];
-        snprintf(reader_group, sizeof(reader_group), "%s-state", group);
-        k->reader = avk_kafka_consumer_new(rconf, reader_group, errstr, errstr_size);
-        if (!k->reader) {
-                rd_kafka_conf_destroy(rconf);
-                return -1;
-        }
-        avk_outbox_clients(o, k->producer, k->consumer);
-        return 0;
-}
-
-void avk_outbox_kafka_close(struct avk_outbox_kafka *k)
-{
-        if (k->reader) {
-                rd_kafka_consumer_close(k->reader);
-                rd_kafka_destroy(k->reader);
-        }
-        if (k->consumer)
-                rd_kafka_destroy(k->consumer);
-        if (k->producer)
-                rd_kafka_destroy(k->producer);
-        k->reader = k->consumer = k->producer = NULL;
-}
-
-void avk_outbox_revoking(avk_outbox_t *o, rd_kafka_t *consumer, int timeout_ms, const char *then)
-{
-        avk_outbox_drain(o, timeout_ms);
-        if (avk_outbox_in_flight(o))
-                avk_log(AVK_LOG_WARN, o->component, "%llu outputs still in flight at revoke: %s",
-                        (unsigned long long)avk_outbox_in_flight(o), then);
-        rd_kafka_resp_err_t err = rd_kafka_commit(consumer, NULL, 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                avk_log(AVK_LOG_WARN, o->component, "commit at revoke: %s", rd_kafka_err2str(err));
 }
 
 void avk_outbox_clients(avk_outbox_t *o, rd_kafka_t *producer, rd_kafka_t *consumer)
@@ -228,8 +132,8 @@ uint64_t avk_outbox_begin(avk_outbox_input_t *in, int64_t offset)
                 in->cap = cap;
         }
         uint64_t seq = in->tail++;
-        in->ring[seq % in->cap] =
-            (struct pending_input){.offset = offset, .outstanding = 1, .start = mono_now()};
+        in->ring[seq % in->cap] = (struct pending_input){
+            .offset = offset, .outstanding = 1, .start_us = avk_clock_mono_us()};
         return seq;
 }
 
@@ -239,10 +143,9 @@ static void input_step(avk_outbox_t *o, struct avk_outbox_input *in, uint64_t se
         struct pending_input *p = &in->ring[seq % in->cap];
         if (--p->outstanding > 0)
                 return;
-        if (o->hooks.input_done) {
-                struct timespec now = mono_now();
-                o->hooks.input_done(o->hooks.opaque, (double)ms_between(&p->start, &now) / 1000.0);
-        }
+        if (o->hooks.input_done)
+                o->hooks.input_done(o->hooks.opaque,
+                                    (double)(avk_clock_mono_us() - p->start_us) / 1e6);
         while (in->head < in->tail && in->ring[in->head % in->cap].outstanding == 0) {
                 in->store_at = in->ring[in->head % in->cap].offset + 1;
                 in->dirty = 1;
@@ -253,6 +156,19 @@ static void input_step(avk_outbox_t *o, struct avk_outbox_input *in, uint64_t se
 void avk_outbox_end(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq)
 {
         input_step(o, in, seq);
+}
+
+void avk_outbox_hold(avk_outbox_input_t *in, uint64_t seq)
+{
+        in->ring[seq % in->cap].outstanding++;
+}
+
+int avk_outbox_withdraw(avk_outbox_input_t *in, uint64_t seq)
+{
+        if (seq + 1 != in->tail || in->ring[seq % in->cap].outstanding != 1)
+                return -1;
+        in->tail--;
+        return 0;
 }
 
 /* Stores the offsets that advanced; frees revoked inputs with nothing left. */
@@ -299,12 +215,12 @@ static struct output *output_new(const struct avk_outbox_msg *msg)
         out->partition = msg->partition;
         out->tag = msg->tag;
         char *p = out->data;
-        out->key = p;
+        out->key = msg->key ? p : NULL;
         out->key_len = msg->key_len;
         if (msg->key_len)
                 memcpy(p, msg->key, msg->key_len);
         p += msg->key_len;
-        out->payload = p;
+        out->payload = msg->value ? p : NULL;
         out->len = msg->len;
         if (msg->len)
                 memcpy(p, msg->value, msg->len);
@@ -322,9 +238,7 @@ static struct output *output_new(const struct avk_outbox_msg *msg)
 
 static void schedule_retry(avk_outbox_t *o, struct output *out)
 {
-        struct timespec now = mono_now();
-        out->retry_at.tv_sec = now.tv_sec + (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) / 1000;
-        out->retry_at.tv_nsec = (now.tv_nsec / 1000000 + RETRY_BACKOFF_MS) % 1000 * 1000000;
+        out->retry_at = avk_clock_mono_ms() + RETRY_BACKOFF_MS;
         out->next_retry = o->retries;
         o->retries = out;
 }
@@ -371,23 +285,6 @@ int avk_outbox_emit(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
         return 0;
 }
 
-/* The reason without anything quoted. */
-static void redact(const char *in, char *out, size_t size)
-{
-        size_t n = 0;
-        int quoted = 0;
-        for (; *in && n + 4 < size; in++) {
-                if (*in == '"') {
-                        if (!quoted)
-                                n += (size_t)snprintf(out + n, size - n, "\"...\"");
-                        quoted = !quoted;
-                } else if (!quoted) {
-                        out[n++] = *in;
-                }
-        }
-        out[n] = '\0';
-}
-
 struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m)
 {
         return (struct avk_outbox_source){.topic = rd_kafka_topic_name(m->rkt),
@@ -405,12 +302,19 @@ int avk_outbox_deadletter(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
 {
         char error[512], part[16], offset[24];
         const char *topic = src->topic;
-        redact(reason, error, sizeof(error));
+        /* A reason may quote the record (a registry subject, a field's
+         * value): identity-shaped text goes, the rest stays readable. */
+        avk_scrub_copy(error, sizeof(error), reason);
         snprintf(part, sizeof(part), "%d", (int)src->partition);
         snprintf(offset, sizeof(offset), "%lld", (long long)src->offset);
-        const char *names[] = {"avk-error", "avk-source-topic", "avk-source-partition",
-                               "avk-source-offset"};
-        const char *values[] = {error, topic, part, offset};
+        const char *names[AVK_OUTBOX_MAX_HDRS] = {"avk-error", "avk-source-topic",
+                                                  "avk-source-partition", "avk-source-offset"};
+        const char *values[AVK_OUTBOX_MAX_HDRS] = {error, topic, part, offset};
+        int cnt = 4;
+        for (int i = 0; i < src->hdr_cnt && cnt < AVK_OUTBOX_MAX_HDRS; i++, cnt++) {
+                names[cnt] = src->hdr_names[i];
+                values[cnt] = src->hdr_values[i];
+        }
         avk_log(AVK_LOG_WARN, o->component, "%s [%s] offset %s to %s: %s", topic, part, offset,
                 deadletter_topic, error);
         struct avk_outbox_msg msg = {.topic = deadletter_topic,
@@ -421,7 +325,8 @@ int avk_outbox_deadletter(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
                                      .len = src->len,
                                      .hdr_names = names,
                                      .hdr_values = values,
-                                     .hdr_cnt = 4};
+                                     .hdr_cnt = cnt,
+                                     .tag = src->tag};
         return avk_outbox_emit(o, in, seq, &msg);
 }
 
@@ -472,11 +377,11 @@ static void run_retries(avk_outbox_t *o)
 {
         if (!o->retries)
                 return;
-        struct timespec now = mono_now();
+        int64_t now = avk_clock_mono_ms();
         struct output *due = NULL;
         for (struct output **op = &o->retries; *op;) {
                 struct output *out = *op;
-                if (ms_between(&out->retry_at, &now) >= 0) {
+                if (out->retry_at <= now) {
                         *op = out->next_retry;
                         out->next_retry = due;
                         due = out;
@@ -500,11 +405,10 @@ void avk_outbox_poll(avk_outbox_t *o)
 
 void avk_outbox_drain(avk_outbox_t *o, int timeout_ms)
 {
-        struct timespec start = mono_now(), now = start;
-        while (o->in_flight > 0 && ms_between(&start, &now) < timeout_ms) {
+        int64_t deadline = avk_clock_mono_ms() + timeout_ms;
+        while (o->in_flight > 0 && avk_clock_mono_ms() < deadline) {
                 rd_kafka_poll(o->producer, 50);
                 run_retries(o);
-                now = mono_now();
         }
         store_offsets(o);
 }
@@ -520,6 +424,11 @@ void avk_outbox_close(avk_outbox_t *o)
                 o->in_flight--;
                 free(out);
         }
+}
+
+uint64_t avk_outbox_unfinished(const avk_outbox_input_t *in)
+{
+        return in->tail - in->head;
 }
 
 uint64_t avk_outbox_in_flight(const avk_outbox_t *o)

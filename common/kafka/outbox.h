@@ -1,9 +1,11 @@
 /*
  * avk_outbox: the outputs of a consume-process-produce service and the
- * offsets of its inputs, at least once (docs/architecture.md, "Kafka"): an input's
- * offset is stored only once Kafka acknowledged every output of it and of
- * every earlier input of its partition. Shared by the router and the
- * tracker (docs/router.md, "Offsets").
+ * offsets of its inputs, at least once: an input's offset is stored only
+ * once Kafka acknowledged every output of it and of every earlier input of
+ * its partition. The service kernel's part for outputs, offsets and dead
+ * letters (common/kafka/service.h; docs/architecture.md, "The service
+ * kernel"): the kernel assigns, begins and ends inputs; a service emits
+ * outputs and dead letters.
  *
  * Each assigned input partition has a FIFO of inputs in offset order, each
  * counting its outputs not yet acknowledged (plus one while the service is
@@ -27,8 +29,6 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "common/util/config.h"
-
 typedef struct avk_outbox avk_outbox_t;
 typedef struct avk_outbox_input avk_outbox_input_t; /**< one assigned input partition */
 
@@ -43,7 +43,7 @@ struct avk_outbox_hooks {
         void *opaque;
 };
 
-/** One output. Everything is copied. */
+/** One output. Everything is copied; a NULL key or value stays null on the topic. */
 struct avk_outbox_msg {
         const char *topic; /**< must outlive the outbox (the configuration's or directory's) */
         int32_t partition; /**< or RD_KAFKA_PARTITION_UA */
@@ -61,45 +61,6 @@ struct avk_outbox_msg {
 
 /** @brief An outbox; component names it in logs. NULL when out of memory. */
 avk_outbox_t *avk_outbox_new(const struct avk_outbox_hooks *hooks, const char *component);
-
-/** The Kafka clients of a service around an outbox. */
-struct avk_outbox_kafka {
-        rd_kafka_t *producer; /**< the outputs; its delivery reports go to the outbox */
-        rd_kafka_t *consumer; /**< the group's consumer of the inputs */
-        rd_kafka_t *reader;   /**< group "<group>-state": rebuilds state (avk_replay_read()) */
-};
-
-/**
- * @brief Makes the clients from the kafka.* settings of cfg and hands the
- * producer and consumer to the outbox (avk_outbox_clients()). The consumer
- * joins group with the range assignor (partition p of every input topic on one
- * instance: a deviation's inputs meet there), rebalance_cb with opaque, and
- * auto-commit of the offsets the outbox stores; the reader never commits.
- * Unless kafka.* sets them: linger.ms=2, auto.offset.reset=earliest,
- * auto.commit.interval.ms=1000, fetch.wait.max.ms=10.
- * @returns 0, or -1 with the reason in errstr (what was made is in k, for
- * avk_outbox_kafka_close()).
- */
-int avk_outbox_kafka_open(avk_outbox_t *outbox, const avk_config_t *cfg, const char *group,
-                          void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                               rd_kafka_topic_partition_list_t *partitions,
-                                               void *opaque),
-                          void *opaque, struct avk_outbox_kafka *k, char *errstr,
-                          size_t errstr_size);
-
-/**
- * @brief Destroys the clients of k (the consumer already closed by the
- * service's run); NULL ones are skipped.
- */
-void avk_outbox_kafka_close(struct avk_outbox_kafka *k);
-
-/**
- * @brief At a revoke, before the partitions are given up: waits up to
- * timeout_ms for the outputs in flight (logging how many are left, and then
- * what happens to them), and commits the stored offsets through consumer.
- */
-void avk_outbox_revoking(avk_outbox_t *outbox, rd_kafka_t *consumer, int timeout_ms,
-                         const char *then);
 
 /** @brief Sets the delivery report callback of a producer's configuration to the outbox's. */
 void avk_outbox_conf(avk_outbox_t *outbox, rd_kafka_conf_t *producer_conf);
@@ -127,13 +88,26 @@ uint64_t avk_outbox_begin(avk_outbox_input_t *input, int64_t offset);
 void avk_outbox_end(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq);
 
 /**
+ * @brief Keeps input seq unfinished past its end, for work outside Kafka
+ * (a response waiting for its routing); avk_outbox_end() releases the hold.
+ */
+void avk_outbox_hold(avk_outbox_input_t *input, uint64_t seq);
+
+/**
+ * @brief Takes back input seq, the last begun, before it produced anything:
+ * the record is to be read again later (avk_service's AVK_SERVICE_WAIT).
+ * @returns 0, or -1 when seq is not the last or has outputs (it stays).
+ */
+int avk_outbox_withdraw(avk_outbox_input_t *input, uint64_t seq);
+
+/**
  * @brief Produces msg as an output of input seq, or alone when input is NULL.
  * @returns 0, or -1 when out of memory.
  */
 int avk_outbox_emit(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq,
                     const struct avk_outbox_msg *msg);
 
-/** Where a dead-lettered record came from, and its bytes. */
+/** Where a dead-lettered record came from, and its bytes (NULL: a null key or value). */
 struct avk_outbox_source {
         const char *topic;
         int32_t partition;
@@ -142,17 +116,21 @@ struct avk_outbox_source {
         size_t key_len;
         const void *value;
         size_t len;
+        const char *const *hdr_names; /**< more headers, static names (NULL: none) */
+        const char *const *hdr_values;
+        int hdr_cnt;  /**< at most AVK_OUTBOX_MAX_HDRS - 4 */
+        uint64_t tag; /**< of the dead letter, as avk_outbox_msg's */
 };
 
 /** @brief The source of a consumed record. */
 struct avk_outbox_source avk_outbox_source_of(const rd_kafka_message_t *m);
 
 /**
- * @brief Writes the input record src, bytes and key unchanged, to the dead-letter
+ * @brief Writes the input record src, bytes and key unchanged (null stays null), to the dead-letter
  * topic as an output of input seq, with headers avk-error (reason, anything
  * quoted in it replaced by "...": a decoder may quote a value of the record,
  * which may be patient data), avk-source-topic, -partition and -offset; and
- * logs it. @returns 0, or -1 when out of memory.
+ * any headers src adds; and logs it. @returns 0, or -1 when out of memory.
  */
 int avk_outbox_deadletter(avk_outbox_t *outbox, avk_outbox_input_t *input, uint64_t seq,
                           const char *deadletter_topic, const struct avk_outbox_source *src,
@@ -169,6 +147,9 @@ void avk_outbox_drain(avk_outbox_t *outbox, int timeout_ms);
  * little, and gives up the rest (their inputs' offsets were never stored).
  */
 void avk_outbox_close(avk_outbox_t *outbox);
+
+/** @brief Inputs of the partition begun and not yet finished. */
+uint64_t avk_outbox_unfinished(const avk_outbox_input_t *input);
 
 /** @brief Outputs produced and not yet acknowledged or given up. */
 uint64_t avk_outbox_in_flight(const avk_outbox_t *outbox);

@@ -8,27 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/kafka/kafka.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 
 #define FLUSH_TIMEOUT_MS 10000
-
-int64_t avk_pump_mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t avk_pump_wall_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void avk_pump_init(struct avk_pump *p, const char *component)
 {
@@ -134,7 +120,7 @@ void avk_pump_serve(struct avk_pump *p, avk_webhook_done_cb *done, void *opaque)
 
 void avk_pump_sleep(struct avk_pump *p, int64_t next, int busy)
 {
-        int64_t timeout = busy ? 0 : next - avk_pump_mono_ms();
+        int64_t timeout = busy ? 0 : next - avk_clock_mono_ms();
         avk_webhook_wait(p->multi, p->wake[0],
                          timeout > AVK_PUMP_POLL_MAX_MS ? AVK_PUMP_POLL_MAX_MS : timeout);
 }

@@ -1,14 +1,13 @@
 /*
  * avk_pump: the single thread of a service that consumes two co-partitioned
  * topics (copartition.h) and POSTs what it read to endpoints outside avvik
- * (webhook.h) - the notifier (notify.c) and the analysis forwarder
- * (analysis.c). Its clients (the group consumer, a producer for outputs and
- * dead letters, libcurl's multi handle) and the loop's pieces that do not
- * depend on what the service makes of a record: taking records, serving
- * finished POSTs and delivery reports, storing offsets, pausing, sleeping in
- * curl_multi_poll() until a socket, the Kafka queues (through a pipe that
- * librdkafka writes to: rd_kafka_queue_io_event_enable), a due time or
- * avk_pump_stop() wakes it, and shutting down in order.
+ * (webhook.h): the notifier (notify.c), until it moves onto the service
+ * kernel (service.h) as the analysis forwarder did. Its clients (the group consumer, a producer for
+ * outputs and dead letters, libcurl's multi handle) and the loop's pieces that do not depend on
+ * what the service makes of a record: taking records, serving finished POSTs and delivery reports,
+ * storing offsets, pausing, sleeping in curl_multi_poll() until a socket, the Kafka queues (through
+ * a pipe that librdkafka writes to: rd_kafka_queue_io_event_enable), a due time or avk_pump_stop()
+ * wakes it, and shutting down in order.
  */
 #ifndef AVK_PUMP_H
 #define AVK_PUMP_H
@@ -38,12 +37,6 @@ struct avk_pump {
         char fatal[512];      /**< set: the loop ends with this error */
         atomic_int stop;
 };
-
-/** @brief CLOCK_MONOTONIC in milliseconds: due times. */
-int64_t avk_pump_mono_ms(void);
-
-/** @brief CLOCK_REALTIME in milliseconds: time stamps. */
-int64_t avk_pump_wall_ms(void);
 
 /** @brief Makes p empty (nothing open), ready for avk_pump_open() or avk_pump_close(). */
 void avk_pump_init(struct avk_pump *p, const char *component);
@@ -83,7 +76,7 @@ int avk_pump_take(struct avk_pump *p, int max, avk_pump_message_cb *cb, void *op
 void avk_pump_serve(struct avk_pump *p, avk_webhook_done_cb *done, void *opaque);
 
 /**
- * @brief Sleeps until next (avk_pump_mono_ms()), AVK_PUMP_POLL_MAX_MS at most,
+ * @brief Sleeps until next (avk_clock_mono_ms()), AVK_PUMP_POLL_MAX_MS at most,
  * or only looks when busy (more records may be waiting).
  */
 void avk_pump_sleep(struct avk_pump *p, int64_t next, int busy);

@@ -2,29 +2,30 @@
  * avk_analysis: see analysis.h; the mapping, the sink protocol and the
  * policy are in docs/analysis.md.
  *
- * One thread runs everything, as in the notifier (notify.c): the consumer's
- * queue, the producer's delivery reports and libcurl's multi handle for the
- * sink, asleep in curl_multi_poll() until a socket, the Kafka queues (through
- * a pipe), a due retry or avk_analysis_stop() wakes it.
+ * The forwarder is its mapping plus the hooks of the service kernel
+ * (common/kafka/service.h), whose one thread runs them: the consumer, the
+ * producer's delivery reports, and libcurl's multi handle for the sink
+ * through the kernel's wait hook, asleep in curl_multi_poll() until a socket,
+ * the Kafka queues, a due retry or avk_analysis_stop() wakes it.
  *
- * Every input record is a job in its partition's list for its topic, in
- * offset order. A job moves
+ * Every input record is a job holding its input unfinished in the kernel's
+ * outbox (avk_outbox_hold()) until the job ends. A job moves
  *   (WAITING for its deviation, status records only) -> PRODUCING (its
- *   AnalysisRecord on the way to topic.analysis) -> SINK_QUEUED -> IN_BATCH
- *   -> DONE,
- * skipping the sink states without a sink. A record Kafka refused goes back
- * to PRODUCE_DUE; an input that cannot be forwarded, or a record whose batch
- * spent its retry budget, goes DEAD_DUE -> DEAD_SENT (the dead letter
- * produced, waiting for Kafka's acknowledgement) -> DONE. Offsets advance
- * over the DONE head of each list only.
+ *   AnalysisRecord an output of the input, on the way to topic.analysis) ->
+ *   SINK_QUEUED -> IN_BATCH -> ended,
+ * skipping the sink states without a sink. A record that cannot be encoded
+ * now goes to PRODUCE_DUE; an input that cannot be forwarded, or a record
+ * whose batch spent its retry budget, becomes a dead letter (an output of
+ * the input) and the job ends. The kernel stores an input's offset once its
+ * outputs are acknowledged and its job ended, and every earlier input's.
  *
  * The deviation's view that every record shares (pseudonym, age band, sex,
  * municipality, event class, times of the report, scrubbed description) is
  * worked out once from its DeviationReported and kept in a bounded map
  * (avk_idcache) as the JSON text of those fields: a DeviationStatus carries
- * none of them. topic.reported is read from the beginning of every assigned
- * partition to fill the map; records before the group's committed offset only
- * fill it, the others are also forwarded as REPORTED. Since the tracker writes
+ * none of them. When partitions are assigned, the kernel's rebuild reads
+ * topic.reported's from the beginning to fill the map; the consumer then
+ * forwards from the group's committed offset as REPORTED. Since the tracker writes
  * a status only after the router read the deviation, a status whose deviation
  * is still unknown analysis.deviation.wait.ms after it arrived, with
  * topic.reported's partition read to its end since, is not coming (evicted, or
@@ -38,13 +39,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "common/contract/codec.h"
+#include "common/util/clock.h"
 #include "common/util/env.h"
+#include "common/util/hash.h"
 #include "common/util/idcache.h"
 #include "common/contract/ident.h"
 #include "common/contract/json.h"
@@ -52,26 +56,23 @@
 #include "common/util/log.h"
 #include "common/contract/municipality.h"
 #include "common/util/secret.h"
-#include "common/kafka/copartition.h"
 #include "consumer/analyse/pseudonym.h"
-#include "common/kafka/pump.h"
+#include "common/kafka/service.h"
 #include "common/util/scrub.h"
 #include "common/http/webhook.h"
 
 #define COMPONENT  "analysis"
 #define USER_AGENT "avvik-analyse/0.1"
 /* The sink's X-Avvik-Event-Type, signed with each batch: the record name of its lines. */
-#define SINK_EVENT_TYPE      "AnalysisRecord"
-#define TAKE_MAX             500 /* records taken from the consumer per round */
-#define WAITING_CHECK_MS     100 /* how often waiting statuses look at the clock */
-#define LAG_EVERY_MS         1000
-#define PRODUCE_RETRY_MS     500
-#define COMMITTED_TIMEOUT_MS 10000
-#define ID_SIZE              40
-#define STATE_SIZE           16
-#define REASON_SIZE          256
-#define DESCRIPTION_MAX      8000 /* characters: AnalysisRecord.description_scrubbed's avk.maxLength */
-#define SECRET_MIN           32
+#define SINK_EVENT_TYPE  "AnalysisRecord"
+#define WAITING_CHECK_MS 100 /* how often waiting statuses look at the clock */
+#define PRODUCE_RETRY_MS 500
+#define MAX_PARTITIONS   AVK_SERVICE_MAX_PARTITIONS
+#define ID_SIZE          40
+#define STATE_SIZE       16
+#define REASON_SIZE      256
+#define DESCRIPTION_MAX  8000 /* characters: AnalysisRecord.description_scrubbed's avk.maxLength */
+#define SECRET_MIN       32
 
 /* UUID version 5 namespaces (fixed forever: changing one makes every replay
  * look new downstream). AnalysisRecord.record_id: the name is
@@ -82,16 +83,28 @@ static const char batch_namespace[] = "4e2d8b17-9c3a-5f60-a1d4-7b8e2c9f0a35";
 
 enum input { IN_REPORTED, IN_STATUS, IN_CNT };
 
-enum state { WAITING, PRODUCE_DUE, PRODUCING, SINK_QUEUED, IN_BATCH, DEAD_DUE, DEAD_SENT, DONE };
+enum state { WAITING, PRODUCE_DUE, PRODUCING, SINK_QUEUED, IN_BATCH };
+
+/* Output tags (avk_outbox_msg.tag): the kind in the low bits; a record's job
+ * id above them, a dead letter's input topic and reason. */
+enum { TAG_RECORD = 1, TAG_DEAD = 2, TAG_BITS = 2 };
+
+/* Dead-letter reasons, the metric's label (index in the tag). */
+static const char *const dead_kinds[] = {"undecodable", "invalid", "missing_deviation", "sink"};
+enum dead_kind { DEAD_UNDECODABLE, DEAD_INVALID, DEAD_MISSING, DEAD_SINK };
 
 struct job {
-        struct job *next;       /* the next input of its partition and topic; orphans */
+        TAILQ_ENTRY(job) link;  /* every job, in arrival order */
         struct job *queue_next; /* the sink queue */
+        struct avk_hnode node;  /* by id: an acknowledgement finds its job */
+        uint64_t id;
+        avk_outbox_input_t *in; /* the input it holds unfinished */
+        uint64_t seq;
         enum input input;
         enum state state;
         int32_t partition;
         int64_t offset;
-        void *key, *payload; /* the input as read, until its record exists */
+        void *key, *payload; /* the input as read (NULL: null), until its record exists */
         size_t key_len, payload_len;
         json_t *status; /* a DeviationStatus waiting for its deviation */
         char deviation_id[ID_SIZE], record_id[ID_SIZE], batch_id[ID_SIZE];
@@ -102,9 +115,6 @@ struct job {
         size_t line_len;
         int64_t arrived_at, next_attempt_at, queued_at;
         uint64_t eof_seq; /* topic.reported ends seen on the partition at arrival */
-        int acks_pending, ack_failed, orphaned;
-        const char *dead_kind; /* metric label of the dead letter */
-        char reason[REASON_SIZE];
 };
 
 struct batch {
@@ -121,14 +131,7 @@ struct batch {
         char curl_error[CURL_ERROR_SIZE];
 };
 
-struct list {
-        struct job *head, *tail;
-};
-
 struct part {
-        struct list in[IN_CNT];
-        int assigned[IN_CNT];
-        int64_t forward_from;      /* topic.reported: offsets below were forwarded before */
         uint64_t reported_eof_seq; /* times topic.reported's partition was read to its end */
         int reported_at_end;       /* nothing read from topic.reported since its last end */
 };
@@ -141,29 +144,33 @@ struct avk_analysis {
         avro_value_t value[IN_CNT], record_value;
         avk_pseudonym_t *pseudonym;
         struct avk_secret sink_secret;
-        struct avk_pump pump;
+        avk_service_t *service;
+        avk_outbox_t *outbox; /* the service's */
+        CURLM *multi;
+        int curl_inited;
+        char fatal[512]; /* set: the loop ends with this error */
         const char *topic[IN_CNT], *topic_analysis, *topic_deadletter;
         const char *sink_url, *ca_location;
         int64_t timeout_ms, connect_timeout_ms, retry_max, backoff_ms, backoff_max_ms, wait_ms,
             linger_ms;
         size_t batch_max, sink_max_in_flight, max_held;
-        struct part *parts;
-        int part_cnt;
+        struct part parts[MAX_PARTITIONS];
         avk_idcache_t *cache;
+        TAILQ_HEAD(, job) jobs;
+        avk_htab_t jobs_by_id;
+        uint64_t last_job_id;
         struct job *queue_head, *queue_tail;
         size_t queued;
         struct batch *batches;
         size_t batch_cnt;
-        struct job *orphans; /* dropped at a rebalance with a produce in flight */
         size_t held[IN_CNT];
-        int paused[IN_CNT];
+        int reported_paused;
         uint64_t rng;
-        int64_t next_lag_at;
-        atomic_int consuming;
+        avk_metrics_t *own_metrics; /* when the caller gave none */
         atomic_uint_fast64_t forwarded, dead_lettered, sink_batches, sink_attempts, held_now,
             cached_now;
         avk_metric_family_t *m_records, *m_dead, *m_batches, *m_attempts, *m_retries, *m_latency,
-            *m_scrubbed, *m_unparsed, *m_lag, *m_held, *m_cached;
+            *m_scrubbed, *m_unparsed, *m_held, *m_cached;
 };
 
 /* ---- the records -------------------------------------------------------- */
@@ -327,6 +334,16 @@ static void count(avk_metric_family_t *family, const char *label)
 
 /* ---- jobs -------------------------------------------------------------- */
 
+static int same_job(const struct avk_hnode *node, const void *id)
+{
+        return avk_container_of(node, struct job, node)->id == *(const uint64_t *)id;
+}
+
+static uint64_t hash_job(uint64_t id)
+{
+        return avk_hash_bytes(&id, sizeof(id), 0);
+}
+
 static void job_free(struct job *j)
 {
         json_decref(j->status);
@@ -335,6 +352,16 @@ static void job_free(struct job *j)
         free(j->record);
         free(j->line);
         free(j);
+}
+
+/* Ends job j: out of the tables, its hold on its input released. */
+static void job_end(avk_analysis_t *a, struct job *j)
+{
+        TAILQ_REMOVE(&a->jobs, j, link);
+        avk_htab_remove(&a->jobs_by_id, &j->node);
+        a->held[j->input]--;
+        avk_outbox_end(a->outbox, j->in, j->seq);
+        job_free(j);
 }
 
 static void drop_input(struct job *j)
@@ -346,164 +373,118 @@ static void drop_input(struct job *j)
         j->status = NULL;
 }
 
-static int ensure_part(avk_analysis_t *a, int32_t partition)
+/* A copy of len bytes at p, NULL for NULL (a null key or value stays null). */
+static int copy_bytes(const void *p, size_t len, void **out)
 {
-        struct part *parts = avk_pump_grow(a->parts, &a->part_cnt, sizeof(*parts), partition);
-        if (!parts)
+        *out = NULL;
+        if (!p)
+                return 0;
+        if (!(*out = malloc(len ? len : 1)))
                 return -1;
-        a->parts = parts;
+        memcpy(*out, p, len);
         return 0;
 }
 
-static struct job *job_new(avk_analysis_t *a, enum input input, const rd_kafka_message_t *m)
+static struct job *job_new(avk_analysis_t *a, enum input input, avk_outbox_input_t *in,
+                           uint64_t seq, const rd_kafka_message_t *m)
 {
         struct job *j = calloc(1, sizeof(*j));
-        if (!j || ensure_part(a, m->partition) != 0 ||
-            avk_pump_copy(m, &j->key, &j->key_len, &j->payload, &j->payload_len) != 0) {
+        if (!j || copy_bytes(m->key, m->key_len, &j->key) != 0 ||
+            copy_bytes(m->payload, m->len, &j->payload) != 0) {
                 if (j)
                         job_free(j);
-                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
+                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
                 return NULL;
         }
+        j->key_len = m->key_len;
+        j->payload_len = m->len;
+        j->id = ++a->last_job_id;
+        j->in = in;
+        j->seq = seq;
         j->input = input;
         j->partition = m->partition;
         j->offset = m->offset;
-        j->arrived_at = avk_pump_mono_ms();
-        struct part *part = &a->parts[m->partition];
-        j->eof_seq = part->reported_eof_seq;
-        struct list *l = &part->in[input];
-        if (l->tail)
-                l->tail->next = j;
-        else
-                l->head = j;
-        l->tail = j;
+        j->arrived_at = avk_clock_mono_ms();
+        j->eof_seq = a->parts[m->partition].reported_eof_seq;
+        avk_outbox_hold(in, seq);
+        TAILQ_INSERT_TAIL(&a->jobs, j, link);
+        avk_htab_insert(&a->jobs_by_id, &j->node, hash_job(j->id));
         a->held[input]++;
         return j;
 }
 
-static void dead_letter(avk_analysis_t *a, struct job *j, const char *kind, const char *fmt, ...)
+static void dead_letter(avk_analysis_t *a, struct job *j, enum dead_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Sends j to the dead-letter topic: the input as read, or, once j has a
- * record (a sink that would not take it), the record. */
-static void dead_letter(avk_analysis_t *a, struct job *j, const char *kind, const char *fmt, ...)
+/* Sends j to the dead-letter topic - the input as read, or, once j has a
+ * record (a sink that would not take it), the record - and ends it. */
+static void dead_letter(avk_analysis_t *a, struct job *j, enum dead_kind kind, const char *fmt, ...)
 {
+        char reason[REASON_SIZE];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
-        j->dead_kind = kind;
-        j->state = DEAD_DUE;
-        j->next_attempt_at = avk_pump_mono_ms();
-        avk_log(AVK_LOG_ERROR, COMPONENT,
-                "%s [%d] offset %" PRId64 ": deviation %s goes to the dead-letter topic: %s",
-                a->topic[j->input], (int)j->partition, j->offset,
-                j->deviation_id[0] ? j->deviation_id : "-", j->reason);
-}
-
-static void send_dead_letter(avk_analysis_t *a, struct job *j, int64_t now)
-{
-        rd_kafka_headers_t *h =
-            avk_pump_deadletter_headers(j->reason, a->topic[j->input], j->partition, j->offset);
-        if (j->record_id[0])
-                rd_kafka_header_add(h, "avk-record-id", -1, j->record_id, -1);
-        if (j->batch_id[0])
-                rd_kafka_header_add(h, "avk-batch-id", -1, j->batch_id, -1);
-        int with_record = j->record != NULL;
-        const void *key = with_record ? (const void *)j->deviation_id : j->key;
-        size_t key_len = with_record ? strlen(j->deviation_id) : j->key_len;
-        void *value = with_record ? j->record : j->payload;
-        size_t value_len = with_record ? j->record_len : j->payload_len;
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            a->pump.producer, RD_KAFKA_V_TOPIC(a->topic_deadletter), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_HEADERS(h),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
-        if (e) {
-                rd_kafka_headers_destroy(h);
-                avk_log(AVK_LOG_WARN, COMPONENT, "%s [%d] offset %" PRId64 ": dead letter: %s",
-                        a->topic[j->input], (int)j->partition, j->offset, rd_kafka_err2str(e));
-                j->next_attempt_at = now + PRODUCE_RETRY_MS;
-                return;
+        const char *names[2], *values[2];
+        int cnt = 0;
+        if (j->record_id[0]) {
+                names[cnt] = "avk-record-id";
+                values[cnt++] = j->record_id;
         }
-        j->state = DEAD_SENT;
-        j->acks_pending = 1;
+        if (j->batch_id[0]) {
+                names[cnt] = "avk-batch-id";
+                values[cnt++] = j->batch_id;
+        }
+        int with_record = j->record != NULL;
+        struct avk_outbox_source src = {
+            .topic = a->topic[j->input],
+            .partition = j->partition,
+            .offset = j->offset,
+            .key = with_record ? (const void *)j->deviation_id : j->key,
+            .key_len = with_record ? strlen(j->deviation_id) : j->key_len,
+            .value = with_record ? j->record : j->payload,
+            .len = with_record ? j->record_len : j->payload_len,
+            .hdr_names = names,
+            .hdr_values = values,
+            .hdr_cnt = cnt,
+            .tag = (uint64_t)kind << (TAG_BITS + 1) | (uint64_t)j->input << TAG_BITS | TAG_DEAD};
+        if (avk_outbox_deadletter(a->outbox, j->in, j->seq, a->topic_deadletter, &src, reason) != 0)
+                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+        job_end(a, j);
 }
 
-static void produce_record(avk_analysis_t *a, struct job *j, int64_t now)
+static void produce_record(avk_analysis_t *a, struct job *j)
 {
-        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, AVK_HDR_ID, -1, j->record_id, -1);
-        rd_kafka_header_add(h, AVK_HDR_TYPE, -1, "AnalysisRecord", -1);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            a->pump.producer, RD_KAFKA_V_TOPIC(a->topic_analysis),
-            RD_KAFKA_V_KEY(j->deviation_id, strlen(j->deviation_id)),
-            RD_KAFKA_V_VALUE(j->record, j->record_len), RD_KAFKA_V_HEADERS(h),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
-        if (e) {
-                rd_kafka_headers_destroy(h);
-                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        avk_log(AVK_LOG_WARN, COMPONENT, "record %s: %s; retrying", j->record_id,
-                                rd_kafka_err2str(e));
-                j->state = PRODUCE_DUE;
-                j->next_attempt_at = now + PRODUCE_RETRY_MS;
+        const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE};
+        const char *values[] = {j->record_id, "AnalysisRecord"};
+        struct avk_outbox_msg msg = {.topic = a->topic_analysis,
+                                     .partition = RD_KAFKA_PARTITION_UA,
+                                     .key = j->deviation_id,
+                                     .key_len = strlen(j->deviation_id),
+                                     .value = j->record,
+                                     .len = j->record_len,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_cnt = 2,
+                                     .tag = j->id << TAG_BITS | TAG_RECORD};
+        if (avk_outbox_emit(a->outbox, j->in, j->seq, &msg) != 0) {
+                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
                 return;
         }
         j->state = PRODUCING;
-        j->acks_pending = 1;
 }
 
 static void finish(avk_analysis_t *a, struct job *j)
 {
-        j->state = DONE;
         atomic_fetch_add(&a->forwarded, 1);
         count(a->m_records, j->state_name);
+        job_end(a, j);
 }
 
-static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void queue_for_sink(avk_analysis_t *a, struct job *j)
 {
-        (void)rk;
-        avk_analysis_t *a = opaque;
-        struct job *j = m->_private;
-        j->acks_pending--;
-        if (j->orphaned) {
-                if (j->acks_pending > 0)
-                        return;
-                for (struct job **p = &a->orphans; *p; p = &(*p)->next) {
-                        if (*p == j) {
-                                *p = j->next;
-                                break;
-                        }
-                }
-                job_free(j);
-                return;
-        }
-        if (m->err)
-                avk_log(AVK_LOG_WARN, COMPONENT, "%s: not acknowledged: %s; retrying",
-                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-        if (j->state == DEAD_SENT) {
-                if (m->err) {
-                        j->state = DEAD_DUE;
-                        j->next_attempt_at = avk_pump_mono_ms() + PRODUCE_RETRY_MS;
-                        return;
-                }
-                j->state = DONE;
-                atomic_fetch_add(&a->dead_lettered, 1);
-                avk_metric_add(avk_metrics_series(
-                                   a->m_dead, (const char *[]){a->topic[j->input], j->dead_kind}),
-                               1);
-                return;
-        }
-        if (m->err) {
-                j->state = PRODUCE_DUE;
-                j->next_attempt_at = avk_pump_mono_ms() + PRODUCE_RETRY_MS;
-                return;
-        }
-        if (!a->sink_url) {
-                finish(a, j);
-                return;
-        }
         j->state = SINK_QUEUED;
-        j->queued_at = avk_pump_mono_ms();
+        j->queued_at = avk_clock_mono_ms();
         j->queue_next = NULL;
         if (a->queue_tail)
                 a->queue_tail->queue_next = j;
@@ -511,6 +492,31 @@ static void on_produced(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 a->queue_head = j;
         a->queue_tail = j;
         a->queued++;
+}
+
+/* Kafka acknowledged a record (on to the sink) or a dead letter (counted). */
+static void on_acked(void *opaque, const void *key, size_t key_len, uint64_t tag)
+{
+        avk_analysis_t *a = opaque;
+        (void)key;
+        (void)key_len;
+        if ((tag & ((1u << TAG_BITS) - 1)) == TAG_DEAD) {
+                atomic_fetch_add(&a->dead_lettered, 1);
+                avk_metric_add(avk_metrics_series(
+                                   a->m_dead, (const char *[]){a->topic[(tag >> TAG_BITS) & 1],
+                                                               dead_kinds[tag >> (TAG_BITS + 1)]}),
+                               1);
+                return;
+        }
+        uint64_t id = tag >> TAG_BITS;
+        struct avk_hnode *n = avk_htab_find(&a->jobs_by_id, hash_job(id), same_job, &id);
+        struct job *j = n ? avk_container_of(n, struct job, node) : NULL;
+        if (!j || j->state != PRODUCING)
+                return; /* its partition was revoked meanwhile */
+        if (a->sink_url)
+                queue_for_sink(a, j);
+        else
+                finish(a, j);
 }
 
 /* Encodes record for j and sends it; a record that breaks the contract is dead-lettered. */
@@ -528,7 +534,7 @@ static void forward(avk_analysis_t *a, struct job *j, json_t *record, int64_t no
         json_t *shaped = NULL;
         if (avk_json_to_avro(a->record_schema, record, &a->record_value, &opts, &errs) != 0) {
                 avk_errors_join(&errs, err, sizeof(err));
-                dead_letter(a, j, "invalid", "not forwardable: %s", err);
+                dead_letter(a, j, DEAD_INVALID, "not forwardable: %s", err);
                 return;
         }
         if (avk_codec_encode(a->codec, a->topic_analysis, a->record_schema, &a->record_value, &buf,
@@ -544,14 +550,14 @@ static void forward(avk_analysis_t *a, struct job *j, json_t *record, int64_t no
         json_decref(shaped);
         j->record = malloc(len ? len : 1);
         if (!j->line || !j->record) {
-                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
+                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
                 return;
         }
         memcpy(j->record, buf, len);
         j->record_len = len;
         j->line_len = strlen(j->line);
         drop_input(j);
-        produce_record(a, j, now);
+        produce_record(a, j);
 }
 
 /* ---- inputs ------------------------------------------------------------ */
@@ -565,43 +571,53 @@ static json_t *decode(avk_analysis_t *a, enum input input, const void *payload, 
         return avk_json_from_avro(a->schema[input], &a->value[input], err, err_size);
 }
 
-static void on_reported(avk_analysis_t *a, const rd_kafka_message_t *m)
+/* Keeps the view of deviation view in the map. */
+static void remember(avk_analysis_t *a, const json_t *view)
+{
+        char *text = json_dumps(view, JSON_COMPACT);
+        if (!text || avk_idcache_put(a->cache, str(view, "deviation_id"), text, strlen(text)) != 0)
+                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+        free(text);
+}
+
+/* A DeviationReported read by the rebuild: only fills the map. */
+static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_analysis_t *a = opaque;
+        char err[512];
+        struct avk_scrub_counts scrubbed = {0};
+        int unparsed = 0;
+        json_t *rep = decode(a, IN_REPORTED, m->payload, m->len, err, sizeof(err));
+        json_t *view = rep ? deviation_view(a, rep, &scrubbed, &unparsed) : NULL;
+        if (view && str(view, "deviation_id"))
+                remember(a, view);
+        json_decref(view);
+        json_decref(rep);
+}
+
+static void on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
+                        const rd_kafka_message_t *m)
 {
         char err[512], record_id[ID_SIZE];
-        if (ensure_part(a, m->partition) != 0) {
-                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
-                return;
-        }
-        struct part *part = &a->parts[m->partition];
-        part->reported_at_end = 0;
-        /* Below the committed offset a record only fills the map: it was forwarded before. */
-        int forwarding = m->offset >= part->forward_from;
-        struct job *j = forwarding ? job_new(a, IN_REPORTED, m) : NULL;
-        if (forwarding && !j)
+        a->parts[m->partition].reported_at_end = 0;
+        struct job *j = job_new(a, IN_REPORTED, in, seq, m);
+        if (!j)
                 return;
         json_t *rep = decode(a, IN_REPORTED, m->payload, m->len, err, sizeof(err));
         json_t *view = NULL, *record = NULL;
         struct avk_scrub_counts scrubbed = {0};
         int unparsed = 0;
         if (!rep) {
-                if (j)
-                        dead_letter(a, j, "undecodable", "undecodable: %s", err);
+                dead_letter(a, j, DEAD_UNDECODABLE, "undecodable: %s", err);
                 return;
         }
         if (!(view = deviation_view(a, rep, &scrubbed, &unparsed)) ||
             !(record = reported_record(view, record_id))) {
-                if (j)
-                        dead_letter(a, j, "invalid", "not forwardable: deviation_id or memory");
+                dead_letter(a, j, DEAD_INVALID, "not forwardable: deviation_id or memory");
                 goto out;
         }
-        const char *id = str(view, "deviation_id");
-        char *text = json_dumps(view, JSON_COMPACT);
-        if (!text || avk_idcache_put(a->cache, id, text, strlen(text)) != 0)
-                snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
-        free(text);
-        if (!j)
-                goto out;
-        snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", id);
+        remember(a, view);
+        snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", str(view, "deviation_id"));
         snprintf(j->record_id, sizeof(j->record_id), "%s", record_id);
         snprintf(j->state_name, sizeof(j->state_name), "REPORTED");
         avk_metric_add(avk_metrics_series(a->m_scrubbed, (const char *[]){"personnummer"}),
@@ -612,7 +628,7 @@ static void on_reported(avk_analysis_t *a, const rd_kafka_message_t *m)
                        (int64_t)scrubbed.emails);
         if (unparsed)
                 count(a->m_unparsed, NULL);
-        forward(a, j, record, avk_pump_mono_ms());
+        forward(a, j, record, avk_clock_mono_ms());
 out:
         json_decref(record);
         json_decref(view);
@@ -628,7 +644,7 @@ static void resolve(avk_analysis_t *a, struct job *j, int64_t now)
                 const struct part *part = &a->parts[j->partition];
                 if ((part->reported_eof_seq > j->eof_seq || part->reported_at_end) &&
                     now - j->arrived_at >= a->wait_ms)
-                        dead_letter(a, j, "missing_deviation", "deviation not found in %s",
+                        dead_letter(a, j, DEAD_MISSING, "deviation not found in %s",
                                     a->topic[IN_REPORTED]);
                 return;
         }
@@ -636,7 +652,7 @@ static void resolve(avk_analysis_t *a, struct job *j, int64_t now)
         json_t *view = json_loadb(text, len, 0, NULL);
         json_t *record = view ? status_record(view, j->status, record_id) : NULL;
         if (!record) {
-                dead_letter(a, j, "invalid", "not forwardable: state, version or changed_at");
+                dead_letter(a, j, DEAD_INVALID, "not forwardable: state, version or changed_at");
         } else {
                 snprintf(j->record_id, sizeof(j->record_id), "%s", record_id);
                 forward(a, j, record, now);
@@ -645,44 +661,56 @@ static void resolve(avk_analysis_t *a, struct job *j, int64_t now)
         json_decref(view);
 }
 
-static void on_status(avk_analysis_t *a, const rd_kafka_message_t *m)
+static void on_status(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
+                      const rd_kafka_message_t *m)
 {
         char err[512];
-        struct job *j = job_new(a, IN_STATUS, m);
+        struct job *j = job_new(a, IN_STATUS, in, seq, m);
         if (!j)
                 return;
         if (!(j->status = decode(a, IN_STATUS, m->payload, m->len, err, sizeof(err)))) {
-                dead_letter(a, j, "undecodable", "undecodable: %s", err);
+                dead_letter(a, j, DEAD_UNDECODABLE, "undecodable: %s", err);
                 return;
         }
         const char *id = str(j->status, "deviation_id"), *state = str(j->status, "state");
         if (!id || strlen(id) >= sizeof(j->deviation_id) || !state ||
             strlen(state) >= sizeof(j->state_name)) {
-                dead_letter(a, j, "invalid", "not forwardable: deviation_id or state");
+                dead_letter(a, j, DEAD_INVALID, "not forwardable: deviation_id or state");
                 return;
         }
         snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", id);
         snprintf(j->state_name, sizeof(j->state_name), "%s", state);
         j->state = WAITING;
-        resolve(a, j, avk_pump_mono_ms());
+        resolve(a, j, avk_clock_mono_ms());
 }
 
-/* A record or a partition's end, from avk_pump_take(). */
-static void on_message(void *opaque, const rd_kafka_message_t *m)
+/* The loop ends with a->fatal once it is set. */
+static int fatal(const avk_analysis_t *a, char *errstr, size_t errstr_size)
+{
+        if (!a->fatal[0])
+                return 0;
+        snprintf(errstr, errstr_size, "%s", a->fatal);
+        return -1;
+}
+
+static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t seq,
+                     const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
         avk_analysis_t *a = opaque;
-        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-        int reported = strcmp(topic, a->topic[IN_REPORTED]) == 0;
-        if (m->err) {
-                if (reported && ensure_part(a, m->partition) == 0) {
-                        a->parts[m->partition].reported_eof_seq++;
-                        a->parts[m->partition].reported_at_end = 1;
-                }
-        } else if (reported) {
-                on_reported(a, m);
-        } else if (strcmp(topic, a->topic[IN_STATUS]) == 0) {
-                on_status(a, m);
-        }
+        if (topic == IN_REPORTED)
+                on_reported(a, in, seq, m);
+        else
+                on_status(a, in, seq, m);
+        return fatal(a, errstr, errstr_size);
+}
+
+static void on_eof(void *opaque, int topic, int32_t partition)
+{
+        avk_analysis_t *a = opaque;
+        if (topic != IN_REPORTED)
+                return;
+        a->parts[partition].reported_eof_seq++;
+        a->parts[partition].reported_at_end = 1;
 }
 
 /* ---- the sink ---------------------------------------------------------- */
@@ -697,7 +725,7 @@ static void batch_free(avk_analysis_t *a, struct batch *b)
                 }
         }
         if (b->easy) {
-                curl_multi_remove_handle(a->pump.multi, b->easy);
+                curl_multi_remove_handle(a->multi, b->easy);
                 curl_easy_cleanup(b->easy);
         }
         curl_slist_free_all(b->headers);
@@ -724,7 +752,7 @@ static void form_batches(avk_analysis_t *a, int64_t now)
                                 free(b);
                         }
                         free(names);
-                        snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
+                        snprintf(a->fatal, sizeof(a->fatal), "out of memory");
                         return;
                 }
                 size_t at = 0, names_len = 0;
@@ -761,7 +789,7 @@ static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int6
 static void start_batch(avk_analysis_t *a, struct batch *b, int64_t now)
 {
         char timestamp[32], records[24], signature[AVK_WEBHOOK_SIGNATURE_SIZE];
-        int64_t wall_ms = avk_pump_wall_ms();
+        int64_t wall_ms = avk_clock_system_ms();
         avk_json_format_time(wall_ms, timestamp);
         snprintf(records, sizeof(records), "%zu", b->cnt);
         b->attempts++;
@@ -793,15 +821,14 @@ static void start_batch(avk_analysis_t *a, struct batch *b, int64_t now)
             .private_ptr = b,
             .error_buffer = b->curl_error,
         };
-        if (!ok || !(b->easy = avk_webhook_post_start(a->pump.multi, &post)))
+        if (!ok || !(b->easy = avk_webhook_post_start(a->multi, &post)))
                 finish_batch(a, b, CURLE_OUT_OF_MEMORY, now);
 }
 
 static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int64_t now)
 {
         char reason[REASON_SIZE];
-        long status =
-            avk_webhook_finish(a->pump.multi, &b->easy, curl_code, reason, sizeof(reason));
+        long status = avk_webhook_finish(a->multi, &b->easy, curl_code, reason, sizeof(reason));
         atomic_fetch_add(&a->sink_attempts, 1);
         count(a->m_attempts, avk_webhook_result(curl_code, status));
         avk_metric_observe(avk_metrics_series(a->m_latency, NULL),
@@ -820,11 +847,11 @@ static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int6
         if (verdict == AVK_WEBHOOK_PERMANENT || b->attempts >= a->retry_max) {
                 for (size_t i = 0; i < b->cnt; i++) {
                         if (verdict == AVK_WEBHOOK_PERMANENT)
-                                dead_letter(a, b->jobs[i], "sink",
+                                dead_letter(a, b->jobs[i], DEAD_SINK,
                                             "sink: %s (attempt %d; not retried)", reason,
                                             b->attempts);
                         else
-                                dead_letter(a, b->jobs[i], "sink", "sink: %s (attempt %d of %d)",
+                                dead_letter(a, b->jobs[i], DEAD_SINK, "sink: %s (attempt %d of %d)",
                                             reason, b->attempts, (int)a->retry_max);
                 }
                 count(a->m_batches, "dead_lettered");
@@ -842,30 +869,24 @@ static void finish_batch(avk_analysis_t *a, struct batch *b, int curl_code, int6
 
 static void attempt_done(void *opaque, void *private_ptr, int curl_code)
 {
-        finish_batch(opaque, private_ptr, curl_code, avk_pump_mono_ms());
+        finish_batch(opaque, private_ptr, curl_code, avk_clock_mono_ms());
 }
 
 /* ---- the loop ---------------------------------------------------------- */
 
 /* Moves every job and batch that can move; returns when the next one falls due. */
-static int64_t step(avk_analysis_t *a, int64_t now)
+static int64_t step(avk_analysis_t *a, int64_t now, int64_t next)
 {
-        int64_t next = now + AVK_PUMP_POLL_MAX_MS;
-        for (int p = 0; p < a->part_cnt; p++) {
-                for (int k = 0; k < IN_CNT; k++) {
-                        for (struct job *j = a->parts[p].in[k].head; j; j = j->next) {
-                                if (j->state == WAITING)
-                                        resolve(a, j, now);
-                                if (j->state == PRODUCE_DUE && j->next_attempt_at <= now)
-                                        produce_record(a, j, now);
-                                else if (j->state == DEAD_DUE && j->next_attempt_at <= now)
-                                        send_dead_letter(a, j, now);
-                                if ((j->state == PRODUCE_DUE || j->state == DEAD_DUE) &&
-                                    j->next_attempt_at < next)
-                                        next = j->next_attempt_at;
-                                if (j->state == WAITING && now + WAITING_CHECK_MS < next)
-                                        next = now + WAITING_CHECK_MS;
-                        }
+        for (struct job *j = TAILQ_FIRST(&a->jobs), *after; j; j = after) {
+                after = TAILQ_NEXT(j, link); /* j may end */
+                if (j->state == WAITING) {
+                        if (now + WAITING_CHECK_MS < next)
+                                next = now + WAITING_CHECK_MS;
+                        resolve(a, j, now);
+                } else if (j->state == PRODUCE_DUE && j->next_attempt_at <= now) {
+                        produce_record(a, j);
+                } else if (j->state == PRODUCE_DUE && j->next_attempt_at < next) {
+                        next = j->next_attempt_at;
                 }
         }
         if (a->sink_url) {
@@ -884,26 +905,8 @@ static int64_t step(avk_analysis_t *a, int64_t now)
         return next;
 }
 
-/* Stores the offset past the finished head of every list. */
-static void advance_offsets(avk_analysis_t *a)
+static void publish_counts(avk_analysis_t *a)
 {
-        for (int p = 0; p < a->part_cnt; p++) {
-                for (int k = 0; k < IN_CNT; k++) {
-                        struct list *l = &a->parts[p].in[k];
-                        int64_t last = -1;
-                        while (l->head && l->head->state == DONE) {
-                                struct job *j = l->head;
-                                last = j->offset;
-                                l->head = j->next;
-                                if (!l->head)
-                                        l->tail = NULL;
-                                job_free(j);
-                                a->held[k]--;
-                        }
-                        if (last >= 0 && a->parts[p].assigned[k])
-                                avk_pump_store(&a->pump, a->topic[k], p, last + 1);
-                }
-        }
         size_t held = a->held[IN_REPORTED] + a->held[IN_STATUS];
         atomic_store(&a->held_now, held);
         atomic_store(&a->cached_now, avk_idcache_count(a->cache));
@@ -911,164 +914,81 @@ static void advance_offsets(avk_analysis_t *a)
         avk_metric_set(avk_metrics_series(a->m_cached, NULL), (int64_t)avk_idcache_count(a->cache));
 }
 
-/*
- * Stops fetching an input topic while analysis.max.in.flight of its records
- * are held. A paused topic.reported is no longer known to be read to its
- * end, so that no status is taken for missing while its deviation waits
- * unfetched.
- */
-static void flow_control(avk_analysis_t *a)
+static int on_tick(void *opaque, int64_t *next_due, char *errstr, size_t errstr_size)
 {
-        for (int k = 0; k < IN_CNT; k++) {
-                int want = a->held[k] >= a->max_held;
-                if (want == a->paused[k])
-                        continue;
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->part_cnt);
-                for (int p = 0; p < a->part_cnt; p++) {
-                        if (!a->parts[p].assigned[k])
-                                continue;
-                        rd_kafka_topic_partition_list_add(l, a->topic[k], p);
-                        if (k == IN_REPORTED)
-                                a->parts[p].reported_at_end = 0;
-                }
-                avk_pump_pause(&a->pump, l, want);
-                a->paused[k] = want;
+        avk_analysis_t *a = opaque;
+        avk_webhook_collect(a->multi, attempt_done, a);
+        /* A paused topic.reported is no longer known to be read to its end,
+         * so that no status is taken for missing while its deviation waits
+         * unfetched (the kernel pauses past analysis.max.in.flight). */
+        int paused = avk_service_paused(a->service, IN_REPORTED);
+        if (paused && !a->reported_paused) {
+                for (int p = 0; p < MAX_PARTITIONS; p++)
+                        a->parts[p].reported_at_end = 0;
         }
+        a->reported_paused = paused;
+        *next_due = step(a, avk_clock_mono_ms(), *next_due);
+        publish_counts(a);
+        return fatal(a, errstr, errstr_size);
 }
 
-/* Records behind the end of each input topic, over the assigned partitions. */
-static void measure_lag(avk_analysis_t *a, int64_t now)
+static void wait_for_work(void *opaque, int wake_fd, int timeout_ms)
 {
-        if (now < a->next_lag_at)
-                return;
-        a->next_lag_at = now + LAG_EVERY_MS;
-        for (int k = 0; k < IN_CNT; k++) {
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(a->part_cnt);
-                for (int p = 0; p < a->part_cnt; p++)
-                        if (a->parts[p].assigned[k])
-                                rd_kafka_topic_partition_list_add(l, a->topic[k], p);
-                int64_t lag = 0;
-                if (l->cnt &&
-                    rd_kafka_position(a->pump.consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                        for (int i = 0; i < l->cnt; i++) {
-                                int64_t lo, hi;
-                                if (l->elems[i].offset >= 0 &&
-                                    rd_kafka_get_watermark_offsets(a->pump.consumer, a->topic[k],
-                                                                   l->elems[i].partition, &lo,
-                                                                   &hi) == 0 &&
-                                    hi > l->elems[i].offset)
-                                        lag += hi - l->elems[i].offset;
-                        }
-                }
-                rd_kafka_topic_partition_list_destroy(l);
-                avk_metric_set(avk_metrics_series(a->m_lag, (const char *[]){a->topic[k]}), lag);
-        }
+        avk_analysis_t *a = opaque;
+        avk_webhook_wait(a->multi, wake_fd, timeout_ms);
 }
 
-/*
- * Gives the partitions up: finished inputs (within avk_pump_flush()'s bound) are
- * committed; the rest are dropped for the partitions' next owner to forward
- * again under the same record ids. A job whose produce Kafka has not
- * answered yet waits as an orphan for its delivery report.
- */
-static void release_all(avk_analysis_t *a)
+/* Gives the sink's work up: the batches, and the queue. */
+static void drop_sink(avk_analysis_t *a)
 {
-        avk_pump_flush(&a->pump);
-        advance_offsets(a);
-        avk_pump_commit(&a->pump);
         while (a->batches)
                 batch_free(a, a->batches);
         a->queue_head = a->queue_tail = NULL;
         a->queued = 0;
-        for (int p = 0; p < a->part_cnt; p++) {
-                struct part *part = &a->parts[p];
-                for (int k = 0; k < IN_CNT; k++) {
-                        while (part->in[k].head) {
-                                struct job *j = part->in[k].head;
-                                part->in[k].head = j->next;
-                                if (j->acks_pending > 0) {
-                                        j->orphaned = 1;
-                                        j->next = a->orphans;
-                                        a->orphans = j;
-                                } else {
-                                        job_free(j);
-                                }
-                        }
-                        part->in[k].tail = NULL;
-                        part->assigned[k] = 0;
-                }
-                part->reported_at_end = 0;
-                part->forward_from = 0;
-        }
-        a->held[IN_REPORTED] = a->held[IN_STATUS] = 0;
-        a->paused[IN_REPORTED] = a->paused[IN_STATUS] = 0;
-        atomic_store(&a->held_now, 0);
-        avk_idcache_clear(a->cache);
 }
 
-/* The committed offsets of topic.reported's partitions in list: where forwarding resumes. */
-static void forward_from_committed(avk_analysis_t *a, rd_kafka_t *rk,
-                                   const rd_kafka_topic_partition_list_t *assigned)
-{
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(assigned->cnt);
-        for (int i = 0; i < assigned->cnt; i++)
-                if (strcmp(assigned->elems[i].topic, a->topic[IN_REPORTED]) == 0)
-                        rd_kafka_topic_partition_list_add(l, a->topic[IN_REPORTED],
-                                                          assigned->elems[i].partition);
-        rd_kafka_resp_err_t e = l->cnt ? rd_kafka_committed(rk, l, COMMITTED_TIMEOUT_MS) : 0;
-        if (e)
-                avk_log(AVK_LOG_WARN, COMPONENT,
-                        "%s: committed offsets unknown (%s): every deviation is forwarded again "
-                        "under the same record ids",
-                        a->topic[IN_REPORTED], rd_kafka_err2str(e));
-        for (int i = 0; i < l->cnt; i++) {
-                const rd_kafka_topic_partition_t *tp = &l->elems[i];
-                if (ensure_part(a, tp->partition) == 0)
-                        a->parts[tp->partition].forward_from =
-                            !e && !tp->err && tp->offset > 0 ? tp->offset : 0;
-        }
-        rd_kafka_topic_partition_list_destroy(l);
-}
-
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *partitions, void *opaque)
+/*
+ * Input partition in is revoked: its jobs end unfinished, for the
+ * partition's next owner to forward again under the same record ids. The
+ * sink's batches go (a revoke takes every partition: range is eager); the
+ * jobs of other inputs in them are queued again.
+ */
+static void on_revoke(void *opaque, avk_outbox_input_t *in)
 {
         avk_analysis_t *a = opaque;
-        if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                release_all(a);
-                rd_kafka_assign(rk, NULL);
-                return;
-        }
-        forward_from_committed(a, rk, partitions);
-        for (int i = 0; i < partitions->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &partitions->elems[i];
-                if (ensure_part(a, tp->partition) != 0) {
-                        snprintf(a->pump.fatal, sizeof(a->pump.fatal), "out of memory");
-                        break;
+        drop_sink(a);
+        for (struct job *j = TAILQ_FIRST(&a->jobs), *after; j; j = after) {
+                after = TAILQ_NEXT(j, link);
+                if (j->in == in) {
+                        job_end(a, j);
+                } else if (j->state == SINK_QUEUED || j->state == IN_BATCH) {
+                        queue_for_sink(a, j);
                 }
-                int reported = strcmp(tp->topic, a->topic[IN_REPORTED]) == 0;
-                a->parts[tp->partition].assigned[reported ? IN_REPORTED : IN_STATUS] = 1;
-                /* The map is rebuilt from the start; the committed offset says
-                 * where forwarding resumes. */
-                if (reported)
-                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
-                else if (!rd_kafka_topic_partition_list_find(partitions, a->topic[IN_REPORTED],
-                                                             tp->partition))
-                        avk_log(AVK_LOG_ERROR, COMPONENT,
-                                "%s [%d] is assigned without %s [%d]: the topics' partition counts "
-                                "differ, and its statuses wait for deviations read elsewhere",
-                                a->topic[IN_STATUS], (int)tp->partition, a->topic[IN_REPORTED],
-                                (int)tp->partition);
         }
-        rd_kafka_assign(rk, partitions);
+        publish_counts(a);
+}
+
+/* The map is of the partitions held: it goes with them. */
+static void on_drop(void *opaque, const int32_t *parts, int cnt)
+{
+        avk_analysis_t *a = opaque;
+        avk_idcache_clear(a->cache);
+        for (int i = 0; i < cnt; i++)
+                a->parts[parts[i]] = (struct part){0};
+}
+
+/* Fills the map from topic.reported's partitions parts, to their current end. */
+static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
+{
+        avk_analysis_t *a = opaque;
+        return avk_service_replay(a->service, a->topic[IN_REPORTED], parts, cnt, rebuild_reported,
+                                  a);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
 
 static void register_metrics(avk_analysis_t *a, avk_metrics_t *m)
 {
-        if (!m)
-                return;
         a->m_records = avk_metrics_counter(
             m, "avk_analysis_records_total",
             "AnalysisRecords forwarded (on topic.analysis and, with a sink, accepted), by state.",
@@ -1099,10 +1019,6 @@ static void register_metrics(avk_analysis_t *a, avk_metrics_t *m)
         a->m_unparsed = avk_metrics_counter(
             m, "avk_analysis_identity_unparsed_total",
             "Patient identities that did not parse (pseudonymised over their digits).", NULL);
-        a->m_lag = avk_metrics_gauge(m, "avk_analysis_input_lag",
-                                     "Records behind the end of each input topic (assigned "
-                                     "partitions).",
-                                     (const char *[]){"topic", NULL});
         a->m_held = avk_metrics_gauge(m, "avk_analysis_held", "Input records held.", NULL);
         a->m_cached =
             avk_metrics_gauge(m, "avk_analysis_deviations",
@@ -1164,17 +1080,66 @@ static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errst
         return 0;
 }
 
+/* libcurl (counted, paired with the cleanup in avk_analysis_destroy()) and
+ * the multi handle of the sink. */
+static int open_curl(avk_analysis_t *a, char *errstr, size_t errstr_size)
+{
+        /* Thread-safe since curl 7.84 (CURL_VERSION_THREADSAFE). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                snprintf(errstr, errstr_size, "curl_global_init failed");
+                return -1;
+        }
+        a->curl_inited = 1;
+        if (!(a->multi = curl_multi_init())) {
+                snprintf(errstr, errstr_size, "curl multi handle: out of memory");
+                return -1;
+        }
+        return 0;
+}
+
+static int open_service(avk_analysis_t *a, const avk_config_t *cfg, avk_metrics_t *metrics,
+                        char *errstr, size_t errstr_size)
+{
+        struct avk_service_options opts = {
+            .component = COMPONENT,
+            .metric_prefix = "avk_analysis",
+            .group = avk_config_get(cfg, "analysis.group.id"),
+            .inputs = a->topic,
+            .input_cnt = IN_CNT,
+            .revoke_note = "their inputs will be forwarded again by the next owner",
+            .max_unfinished = a->max_held,
+            .metrics = metrics,
+            .hooks = {.on_record = on_record,
+                      .on_tick = on_tick,
+                      .on_eof = on_eof,
+                      .wait = wait_for_work,
+                      .on_rebuild = on_rebuild,
+                      .on_drop = on_drop,
+                      .on_revoke = on_revoke,
+                      .acked = on_acked,
+                      .opaque = a}};
+        if (!(a->service = avk_service_new(cfg, &opts, errstr, errstr_size)))
+                return -1;
+        a->outbox = avk_service_outbox(a->service);
+        return 0;
+}
+
 avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics, char *errstr,
                                  size_t errstr_size)
 {
         avk_analysis_t *a = calloc(1, sizeof(*a));
-        if (!a) {
+        if (!a || avk_htab_init(&a->jobs_by_id, 1024) != 0) {
+                free(a);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        avk_pump_init(&a->pump, COMPONENT);
+        TAILQ_INIT(&a->jobs);
         a->cfg = cfg;
-        a->rng = (uint64_t)avk_pump_wall_ms() ^ ((uint64_t)getpid() << 32);
+        a->rng = (uint64_t)avk_clock_system_ms() ^ ((uint64_t)getpid() << 32);
+        if (!metrics && !(metrics = a->own_metrics = avk_metrics_new())) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         register_metrics(a, metrics);
         if (read_settings(a, cfg, errstr, errstr_size) != 0 ||
             avk_env_open(&a->env, cfg, errstr, errstr_size) != 0)
@@ -1194,13 +1159,8 @@ avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        struct avk_copartition cp = {.service = "avvik analyse",
-                                     .group_key = "analysis.group.id",
-                                     .topic_a = a->topic[IN_STATUS],
-                                     .topic_b = a->topic[IN_REPORTED],
-                                     .rebalance_cb = on_rebalance,
-                                     .opaque = a};
-        if (avk_pump_open(&a->pump, cfg, on_produced, a, &cp, errstr, errstr_size) != 0)
+        if (open_curl(a, errstr, errstr_size) != 0 ||
+            open_service(a, cfg, metrics, errstr, errstr_size) != 0)
                 goto fail;
         return a;
 fail:
@@ -1210,38 +1170,15 @@ fail:
 
 int avk_analysis_run(avk_analysis_t *a, char *errstr, size_t errstr_size)
 {
-        const char *topics[] = {a->topic[IN_STATUS], a->topic[IN_REPORTED]};
-        if (avk_pump_subscribe(&a->pump, topics, 2, errstr, errstr_size) != 0)
-                return -1;
         avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s and %s as group %s; sink %s",
                 a->topic[IN_STATUS], a->topic[IN_REPORTED],
                 avk_config_get(a->cfg, "analysis.group.id"), a->sink_url ? "configured" : "none");
-        atomic_store(&a->consuming, 1);
-        while (avk_pump_running(&a->pump)) {
-                int taken = avk_pump_take(&a->pump, TAKE_MAX, on_message, a);
-                int64_t next = step(a, avk_pump_mono_ms());
-                avk_pump_serve(&a->pump, attempt_done, a);
-                advance_offsets(a);
-                flow_control(a);
-                measure_lag(a, avk_pump_mono_ms());
-                /* Acknowledgements and answers may have made work due now. */
-                int64_t again = step(a, avk_pump_mono_ms());
-                if (again < next)
-                        next = again;
-                avk_pump_sleep(&a->pump, next, taken == TAKE_MAX);
-        }
-        atomic_store(&a->consuming, 0);
-        release_all(a);
-        if (a->pump.fatal[0]) {
-                snprintf(errstr, errstr_size, "%s", a->pump.fatal);
-                return -1;
-        }
-        return 0;
+        return avk_service_run(a->service, errstr, errstr_size);
 }
 
 void avk_analysis_stop(avk_analysis_t *a)
 {
-        avk_pump_stop(&a->pump);
+        avk_service_stop(a->service);
 }
 
 void avk_analysis_stats(avk_analysis_t *a, struct avk_analysis_stats *s)
@@ -1257,35 +1194,26 @@ void avk_analysis_stats(avk_analysis_t *a, struct avk_analysis_stats *s)
 int avk_analysis_ready(void *opaque, char *why, size_t why_size)
 {
         avk_analysis_t *a = opaque;
-        if (atomic_load(&a->consuming))
-                return 1;
-        snprintf(why, why_size, "not consuming");
-        return 0;
+        return avk_service_ready(a->service, why, why_size);
 }
 
 void avk_analysis_destroy(avk_analysis_t *a)
 {
         if (!a)
                 return;
-        avk_pump_close_kafka(&a->pump); /* the consumer's revocation: release_all() */
-        while (a->orphans) {
-                struct job *j = a->orphans;
-                a->orphans = j->next;
+        /* What a run left (none after a stop: the revoke ended every job). */
+        drop_sink(a);
+        while (!TAILQ_EMPTY(&a->jobs)) {
+                struct job *j = TAILQ_FIRST(&a->jobs);
+                TAILQ_REMOVE(&a->jobs, j, link);
                 job_free(j);
         }
-        while (a->batches)
-                batch_free(a, a->batches);
-        for (int p = 0; p < a->part_cnt; p++) {
-                for (int k = 0; k < IN_CNT; k++) {
-                        while (a->parts[p].in[k].head) {
-                                struct job *j = a->parts[p].in[k].head;
-                                a->parts[p].in[k].head = j->next;
-                                job_free(j);
-                        }
-                }
-        }
-        free(a->parts);
-        avk_pump_close(&a->pump);
+        avk_htab_destroy(&a->jobs_by_id);
+        avk_service_destroy(a->service);
+        if (a->multi)
+                curl_multi_cleanup(a->multi);
+        if (a->curl_inited)
+                curl_global_cleanup();
         avk_idcache_destroy(a->cache);
         for (int k = 0; k < IN_CNT; k++)
                 if (a->value[k].self)
@@ -1296,5 +1224,6 @@ void avk_analysis_destroy(avk_analysis_t *a)
         avk_env_close(&a->env);
         avk_pseudonym_destroy(a->pseudonym);
         avk_secret_wipe(&a->sink_secret);
+        avk_metrics_destroy(a->own_metrics);
         free(a);
 }

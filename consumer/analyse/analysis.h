@@ -70,8 +70,8 @@ void avk_analysis_stop(avk_analysis_t *analysis);
 void avk_analysis_stats(avk_analysis_t *analysis, struct avk_analysis_stats *stats);
 
 /**
- * @brief For /readyz: 1 while avk_analysis_run() is consuming, else 0 with
- * the reason in why. Any thread.
+ * @brief For /readyz: 1 when Kafka answers and partitions of topic.reported
+ * are assigned (avk_kafka_ready()), else 0 with the reason in why. Any thread.
  */
 int avk_analysis_ready(void *analysis, char *why, size_t why_size);
 

@@ -30,12 +30,17 @@
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "common/http/server.h"
+#include "consumer/dashboard/access.h"
 #include "consumer/dashboard/aggregate.h"
 #include "consumer/dashboard/followup.h"
 
 #define CONNECTION_TIMEOUT_S 30
 #define HTTP_THREADS         2
 #define REPORT_CSS           "rapport.css"
+#define LOGIN_PAGE           "login.html"
+#define SESSION_COOKIE       "avk_session"
+#define CHALLENGE            "Bearer realm=\"avvik-dashboard\""
+#define CHALLENGE_INVALID    CHALLENGE ", error=\"invalid_token\""
 #define CONTENT_JSON         "application/json; charset=utf-8"
 #define CONTENT_HTML         "text/html; charset=utf-8"
 #define CONTENT_TEXT         "text/plain; charset=utf-8"
@@ -57,6 +62,10 @@ struct avk_dashboard {
         avk_metric_t *applied, *ignored, *skipped, *deviations, *loaded_gauge;
         char report_csp[256]; /* names the hash of the report's inline style sheet */
         const struct avk_embedded_file *report_css;
+        char login_csp[384]; /* names the hashes of the login page's script and style */
+        const struct avk_embedded_file *login_page;
+        avk_access_t *access;
+        int64_t session_ttl_s;
         avk_httpd_t *httpd;
         /* The consumer. */
         pthread_t thread;
@@ -73,6 +82,13 @@ static int64_t now_ms(avk_dashboard_t *db)
 {
         return avk_clock_now(&db->clock);
 }
+
+/* A request's own state (avk_httpd_req_state): its Set-Cookie, which must
+ * outlive the handler. */
+struct dash_req {
+        int role; /* of the bearer token, for POST /api/session */
+        char set_cookie[160];
+};
 
 static const struct avk_embedded_file *embedded(const char *name)
 {
@@ -181,6 +197,144 @@ static int parse_year(const char *s)
                 return 0;
         int year = atoi(s);
         return year >= 1970 && year <= 2199 ? year : 0;
+}
+
+/* ---- who may read (consumer/dashboard/access.h) -------------------------- */
+
+/* Sessions age on monotonic time, never on dashboard.clock.file's. */
+static int64_t session_now_ms(void)
+{
+        return avk_clock_mono_ns() / 1000000;
+}
+
+/* The session id of the request's Cookie header, or NULL. */
+static const char *session_cookie(avk_httpd_req_t *req, size_t *len)
+{
+        const char *h = avk_httpd_req_header(req, MHD_HTTP_HEADER_COOKIE);
+        for (const char *p = h; p && *p; p += strcspn(p, ";"), p += strspn(p, "; ")) {
+                if (strncmp(p, SESSION_COOKIE "=", sizeof(SESSION_COOKIE)) == 0) {
+                        p += sizeof(SESSION_COOKIE);
+                        *len = strcspn(p, "; ");
+                        return p;
+                }
+        }
+        return NULL;
+}
+
+/* 401 with the Bearer challenge; a page's is the login page (the browser's
+ * way in), every other a line of text. -1, for the hooks. */
+static int unauthorized(avk_dashboard_t *db, avk_httpd_req_t *req, int page, const char *challenge,
+                        const char *text)
+{
+        avk_httpd_req_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+        if (page) {
+                avk_httpd_req_add_header(req, "Content-Security-Policy", db->login_csp);
+                avk_httpd_answer_static(req, MHD_HTTP_UNAUTHORIZED, CONTENT_HTML,
+                                        db->login_page->data, db->login_page->len);
+        } else {
+                answer_text(req, MHD_HTTP_UNAUTHORIZED, text);
+        }
+        return -1;
+}
+
+/* The role of the request's bearer token, or else of its session cookie;
+ * -1 after a 401. A presented token that is unknown is refused even when a
+ * session cookie comes with it. */
+static int request_role(avk_dashboard_t *db, avk_httpd_req_t *req, int page, int sessions)
+{
+        const char *h = avk_httpd_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+        size_t len = 0;
+        if (h) {
+                const char *token = avk_auth_bearer(h, &len);
+                int role = token && len ? avk_access_token_role(db->access, token, len) : -1;
+                if (role < 0)
+                        return unauthorized(db, req, page, CHALLENGE_INVALID,
+                                            "authentication failed: unknown bearer token\n");
+                return role;
+        }
+        const char *id = sessions ? session_cookie(req, &len) : NULL;
+        int role = id ? avk_access_session_role(db->access, id, len, session_now_ms()) : -1;
+        if (role >= 0)
+                return role;
+        return unauthorized(db, req, page, CHALLENGE,
+                            id ? "authentication required: the session has ended; present the "
+                                 "token again\n"
+                               : "authentication required: Authorization: Bearer <token>, or the "
+                                 "session cookie of POST /api/session\n");
+}
+
+/* 0 when role is analyst, else -1 after a 403. */
+static int permit_analyst(avk_httpd_req_t *req, int role)
+{
+        if (role == AVK_ROLE_ANALYST)
+                return 0;
+        char text[128];
+        snprintf(text, sizeof(text), "forbidden: the role %s may not read this; it needs analyst\n",
+                 avk_access_role_name(role));
+        answer_text(req, MHD_HTTP_FORBIDDEN, text);
+        return -1;
+}
+
+/* The hooks of the routes (avk_httpd_auth_cb). */
+static int auth_page(avk_httpd_req_t *req, void *opaque)
+{
+        int role = request_role(opaque, req, 1, 1);
+        return role < 0 ? -1 : permit_analyst(req, role);
+}
+
+static int auth_analyst(avk_httpd_req_t *req, void *opaque)
+{
+        int role = request_role(opaque, req, 0, 1);
+        return role < 0 ? -1 : permit_analyst(req, role);
+}
+
+/* Any role. */
+static int auth_any(avk_httpd_req_t *req, void *opaque)
+{
+        return request_role(opaque, req, 0, 1) < 0 ? -1 : 0;
+}
+
+/* A session is opened with the token alone, not with another session. */
+static int auth_token(avk_httpd_req_t *req, void *opaque)
+{
+        if (!avk_httpd_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION))
+                return unauthorized(opaque, req, 0, CHALLENGE,
+                                    "authentication required: Authorization: Bearer <token>\n");
+        struct dash_req *state = avk_httpd_req_state(req);
+        return (state->role = request_role(opaque, req, 0, 0)) < 0 ? -1 : 0;
+}
+
+/* POST /api/session: a session of the token's role, in a cookie the page's
+ * script cannot read (HttpOnly), sent to this site alone (SameSite=Strict)
+ * and over TLS alone when served so (Secure). */
+static void session_open(avk_httpd_req_t *req, void *opaque)
+{
+        avk_dashboard_t *db = opaque;
+        struct dash_req *state = avk_httpd_req_state(req);
+        char id[AVK_ACCESS_SESSION_SIZE], text[32];
+        if (avk_access_session_open(db->access, state->role, session_now_ms(), id) != 0) {
+                answer_text(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "no random bytes for a session\n");
+                return;
+        }
+        snprintf(state->set_cookie, sizeof(state->set_cookie),
+                 SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s", id,
+                 (long long)db->session_ttl_s, avk_httpd_tls(db->httpd) ? "; Secure" : "");
+        avk_httpd_req_add_header(req, MHD_HTTP_HEADER_SET_COOKIE, state->set_cookie);
+        snprintf(text, sizeof(text), "%s\n", avk_access_role_name(state->role));
+        answer_text(req, MHD_HTTP_OK, text);
+}
+
+/* DELETE /api/session: ends the request's session and clears its cookie. */
+static void session_close(avk_httpd_req_t *req, void *opaque)
+{
+        avk_dashboard_t *db = opaque;
+        size_t len;
+        const char *id = session_cookie(req, &len);
+        if (id)
+                avk_access_session_close(db->access, id, len);
+        avk_httpd_req_add_header(req, MHD_HTTP_HEADER_SET_COOKIE,
+                                 SESSION_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+        answer_text(req, MHD_HTTP_OK, "session ended\n");
 }
 
 static void summary(avk_httpd_req_t *req, void *opaque)
@@ -309,21 +463,49 @@ static int register_metrics(avk_dashboard_t *db)
                    : -1;
 }
 
-/* 'sha256-<base64>' of the report's style sheet, for its CSP. */
-static int report_policy(avk_dashboard_t *db)
+#define B64_SHA256_SIZE 45 /* base64 of 32 bytes and its NUL */
+
+/* The base64 SHA-256 of len bytes, for a CSP's 'sha256-...'; -1 when none. */
+static int csp_hash(const char *data, size_t len, char b64[B64_SHA256_SIZE])
 {
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int digest_len = 0;
-        unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-        db->report_css = embedded(REPORT_CSS);
-        if (!db->report_css || EVP_Digest(db->report_css->data, db->report_css->len, digest,
-                                          &digest_len, EVP_sha256(), NULL) != 1)
+        if (EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL) != 1 || digest_len != 32)
                 return -1;
-        EVP_EncodeBlock(b64, digest, (int)digest_len);
+        EVP_EncodeBlock((unsigned char *)b64, digest, (int)digest_len);
+        return 0;
+}
+
+/* The hash of the text between open and the next "</" in page. */
+static int inline_hash(const struct avk_embedded_file *page, const char *open,
+                       char b64[B64_SHA256_SIZE])
+{
+        const char *start = strstr(page->data, open);
+        const char *end = start ? strstr(start, "</") : NULL;
+        return end ? csp_hash(start + strlen(open), (size_t)(end - start) - strlen(open), b64) : -1;
+}
+
+/* The report's CSP allows its one style sheet by hash; the login page's its
+ * one script and style sheet, and fetches from this server. */
+static int policies(avk_dashboard_t *db)
+{
+        char css[B64_SHA256_SIZE], script[B64_SHA256_SIZE], style[B64_SHA256_SIZE];
+        db->report_css = embedded(REPORT_CSS);
+        db->login_page = embedded(LOGIN_PAGE);
+        if (!db->report_css || !db->login_page ||
+            csp_hash(db->report_css->data, db->report_css->len, css) != 0 ||
+            inline_hash(db->login_page, "<script>", script) != 0 ||
+            inline_hash(db->login_page, "<style>", style) != 0)
+                return -1;
         snprintf(db->report_csp, sizeof(db->report_csp),
                  "default-src 'none'; style-src 'sha256-%s'; base-uri 'none'; form-action "
                  "'none'; frame-ancestors 'none'",
-                 (const char *)b64);
+                 css);
+        snprintf(db->login_csp, sizeof(db->login_csp),
+                 "default-src 'none'; script-src 'sha256-%s'; style-src 'sha256-%s'; img-src "
+                 "data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                 "frame-ancestors 'none'",
+                 script, style);
         return 0;
 }
 
@@ -338,22 +520,63 @@ static int listen_http(avk_dashboard_t *db, char *errstr, size_t errstr_size)
                                               "X-Frame-Options",
                                               "DENY",
                                               NULL};
+        /* Every route but the probes and /metrics (counts only) needs a role. */
         static const struct avk_httpd_route routes[] = {
-            {.method = "GET", .pattern = "/", .label = "file", .on_request = static_file},
-            {.method = "GET", .pattern = "/index.html", .label = "file", .on_request = static_file},
-            {.method = "GET", .pattern = "/app.js", .label = "file", .on_request = static_file},
-            {.method = "GET", .pattern = "/style.css", .label = "file", .on_request = static_file},
+            {.method = "GET",
+             .pattern = "/",
+             .label = "file",
+             .auth = auth_page,
+             .on_request = static_file},
+            {.method = "GET",
+             .pattern = "/index.html",
+             .label = "file",
+             .auth = auth_page,
+             .on_request = static_file},
+            {.method = "GET",
+             .pattern = "/app.js",
+             .label = "file",
+             .auth = auth_analyst,
+             .on_request = static_file},
+            {.method = "GET",
+             .pattern = "/style.css",
+             .label = "file",
+             .auth = auth_analyst,
+             .on_request = static_file},
             {.method = "GET",
              .pattern = "/favicon.svg",
              .label = "file",
+             .auth = auth_analyst,
              .on_request = static_file},
-            {.method = "GET", .pattern = "/api/sammanstallning.json", .on_request = summary},
-            {.method = "GET", .pattern = "/api/forsenade.json", .on_request = overdue},
-            {.method = "GET", .pattern = "/rapport/{year}", .on_request = report},
+            {.method = "GET",
+             .pattern = "/api/sammanstallning.json",
+             .auth = auth_any,
+             .on_request = summary},
+            {.method = "GET",
+             .pattern = "/api/forsenade.json",
+             .auth = auth_analyst,
+             .on_request = overdue},
+            {.method = "GET",
+             .pattern = "/rapport/{year}",
+             .auth = auth_page,
+             .on_request = report},
+            {.method = "POST",
+             .pattern = "/api/session",
+             .auth = auth_token,
+             .on_request = session_open},
+            {.method = "DELETE",
+             .pattern = "/api/session",
+             .auth = auth_any,
+             .on_request = session_close},
         };
         struct avk_httpd_conf conf = {
             .listen = avk_config_get(db->cfg, "dashboard.listen"),
             .listen_key = "dashboard.listen",
+            .tls_cert_file = avk_config_get(db->cfg, "dashboard.tls.cert.file"),
+            .tls_key_file = avk_config_get(db->cfg, "dashboard.tls.key.file"),
+            .tls_cert_key = "dashboard.tls.cert.file",
+            .tls_key_key = "dashboard.tls.key.file",
+            .hosts = avk_config_get(db->cfg, "dashboard.hosts"),
+            .hosts_key = "dashboard.hosts",
             .threads = HTTP_THREADS,
             .body_timeout_s = CONNECTION_TIMEOUT_S,
             .style = AVK_HTTPD_TEXT,
@@ -365,11 +588,32 @@ static int listen_http(avk_dashboard_t *db, char *errstr, size_t errstr_size)
             .ready = ready,
             .routes = routes,
             .route_cnt = sizeof(routes) / sizeof(routes[0]),
+            .state_size = sizeof(struct dash_req),
             .on_done = count_request,
             .opaque = db,
         };
         db->httpd = avk_httpd_start(&conf, errstr, errstr_size);
         return db->httpd ? 0 : -1;
+}
+
+static int open_access(avk_dashboard_t *db, char *errstr, size_t errstr_size)
+{
+        const char *tokens = avk_config_get(db->cfg, "dashboard.tokens.file");
+        char reason[512];
+        if (!tokens) {
+                snprintf(errstr, errstr_size,
+                         "dashboard.tokens.file: not set; the dashboard needs bearer tokens "
+                         "(make them with 'avvik token --role analyst')");
+                return -1;
+        }
+        db->access =
+            avk_access_new(tokens, (size_t)avk_config_get_int(db->cfg, "dashboard.sessions.max"),
+                           db->session_ttl_s * 1000, reason, sizeof(reason));
+        if (!db->access) {
+                snprintf(errstr, errstr_size, "dashboard.tokens.file: %s", reason);
+                return -1;
+        }
+        return 0;
 }
 
 avk_dashboard_t *avk_dashboard_start(const avk_config_t *cfg, char *errstr, size_t errstr_size)
@@ -381,19 +625,22 @@ avk_dashboard_t *avk_dashboard_start(const avk_config_t *cfg, char *errstr, size
         }
         db->cfg = cfg;
         db->overdue_max = (size_t)avk_config_get_int(cfg, "dashboard.overdue.max");
+        db->session_ttl_s = avk_config_get_int(cfg, "dashboard.session.ttl.s");
         avk_clock_init(&db->clock, avk_config_get(cfg, "dashboard.clock.file"));
         pthread_mutex_init(&db->lock, NULL);
         db->agg = avk_aggregate_new();
         db->metrics = avk_metrics_new();
-        if (!db->agg || !db->metrics || register_metrics(db) != 0 || report_policy(db) != 0) {
+        if (!db->agg || !db->metrics || register_metrics(db) != 0 || policies(db) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (start_consumer(db, errstr, errstr_size) != 0 ||
+        if (open_access(db, errstr, errstr_size) != 0 ||
+            start_consumer(db, errstr, errstr_size) != 0 ||
             listen_http(db, errstr, errstr_size) != 0)
                 goto fail;
-        avk_log(AVK_LOG_INFO, "dashboard", "HTTP on port %u, reading %s", avk_httpd_port(db->httpd),
-                db->topic);
+        avk_log(AVK_LOG_INFO, "dashboard", "%s on port %u, %zu tokens, reading %s",
+                avk_httpd_tls(db->httpd) ? "HTTPS" : "HTTP", avk_httpd_port(db->httpd),
+                avk_access_token_count(db->access), db->topic);
         return db;
 fail:
         avk_dashboard_stop(db);
@@ -428,6 +675,7 @@ void avk_dashboard_stop(avk_dashboard_t *db)
         avk_codec_destroy(db->codec);
         avk_env_close(&db->env);
         avk_aggregate_destroy(db->agg);
+        avk_access_destroy(db->access);
         avk_metrics_destroy(db->metrics);
         pthread_mutex_destroy(&db->lock);
         free(db);

@@ -67,7 +67,6 @@
 #define BATCH_MAX           500  /* records taken from the consumer per round */
 #define WAITING_CHECK_MS    100  /* how often waiting deliveries look at the clock */
 #define SEQ_INDEX_SIZE      1024 /* buckets of the index by seq at start (it grows) */
-#define READY_PROBE_MS      500  /* /readyz waits this long for Kafka's answer */
 #define METADATA_TIMEOUT_MS 5000 /* learn_topics() waits this long for every topic's metadata */
 
 /* The records of one topic's partition, in offset order. */
@@ -646,15 +645,8 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
 int avk_notify_ready(void *opaque, char *why, size_t why_size)
 {
         avk_notify_t *n = opaque;
-        if (!avk_kafka_reachable(n->pump.producer, READY_PROBE_MS)) {
-                snprintf(why, why_size, "Kafka does not answer");
-                return 0;
-        }
-        if (atomic_load(&n->partitions) == 0) {
-                snprintf(why, why_size, "no partition of %s assigned", n->dl.topic[AVK_SRC_ROUTED]);
-                return 0;
-        }
-        return 1;
+        return avk_kafka_ready(n->pump.producer, atomic_load(&n->partitions),
+                               n->dl.topic[AVK_SRC_ROUTED], why, why_size);
 }
 
 void avk_notify_destroy(avk_notify_t *n)

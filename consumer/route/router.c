@@ -1,10 +1,11 @@
 /*
  * avk_router: see router.h and docs/router.md.
  *
- * One thread does everything: it polls the group consumer (which also runs
- * the rebalance callback), produces outputs asynchronously and serves the
- * producer's delivery reports. No locks, then, except the atomics that other
- * threads read for statistics.
+ * The router is its domain logic plus the hooks of the service kernel
+ * (common/kafka/service.h), whose one thread runs them all: the kernel polls
+ * the group consumer, rebuilds on assignment, serves delivery reports and
+ * stores offsets. No locks, then, except the atomics that other threads read
+ * for statistics.
  *
  * Offsets and outputs: common/kafka/outbox.h - an input's offset is never
  * committed before its outputs, and every earlier input's of its partition,
@@ -25,34 +26,29 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 #include <uuid/uuid.h>
 
 #include "common/util/arena.h"
+#include "common/util/clock.h"
 #include "common/contract/avro_field.h"
 #include "common/contract/codec.h"
 #include "common/contract/directory.h"
 #include "common/util/env.h"
 #include "common/util/errors.h"
+#include "common/util/hash.h"
 #include "common/contract/ident.h"
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
-#include "common/kafka/outbox.h"
-#include "common/kafka/replay.h"
+#include "common/kafka/service.h"
 #include "consumer/route/rules.h"
 
 #define COMPONENT "router"
 #define ID_SIZE   37 /* a UUID in text and its NUL */
 
-#define MAX_PARTITIONS   1024
-#define BATCH_MAX        256   /* inputs taken from the consumer per round */
-#define DRAIN_TIMEOUT_MS 30000 /* a revoke or stop waits this long for outputs in flight */
-#define REBUILD_TIMEOUT  60000
-#define SUMMARY_EVERY_MS 10000
-#define READY_PROBE_MS   500 /* /readyz waits this long for Kafka's answer */
-#define WRONG_RECEIVER   "REJECTED_WRONG_RECEIVER"
+#define MAX_PARTITIONS AVK_SERVICE_MAX_PARTITIONS
+#define WRONG_RECEIVER "REJECTED_WRONG_RECEIVER"
 
 enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
 
@@ -70,17 +66,21 @@ struct hop {
 };
 
 struct deviation {
+        struct avk_hnode node; /* in the router's table, by id */
         char id[ID_SIZE];
         int32_t partition;
         char *
             report; /* what routing reads of its DeviationReported (pack_report); NULL until seen */
         struct hop *hops;
         int hop_cnt; /* hops[0..hop_cnt) */
-        struct deviation *next;
 };
 
 struct avk_router {
         struct avk_env env;
+        /* The registry had no answer while decoding: the record waits
+         * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
+        int unavailable;
+        char unavailable_why[512];
         avk_directory_t *dir;
         avk_rules_t *rules;
         avk_codec_t *codec;
@@ -88,66 +88,21 @@ struct avk_router {
         avro_value_t reported_value, response_value, routed_value;
         const char *topic[IN_TOPICS];
         const char *routed_topic, *deadletter_topic;
+        const char *outputs[1]; /* topics sharing the inputs' partition count */
         char group[256];
-        struct avk_outbox_kafka kafka;
-
-        avk_outbox_t *outbox;
-        avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS]; /* the assigned partitions */
-        int owned[MAX_PARTITIONS];                              /* partitions with state */
+        avk_service_t *service;
+        avk_outbox_t *outbox;               /* the service's */
         avk_arena_t *arena[MAX_PARTITIONS]; /* the state of each partition: common/util/arena.h */
-        struct deviation **table;
-        size_t table_size, deviation_cnt;
+        avk_htab_t table;                   /* the deviations, in their partitions' arenas */
+        uint64_t seed;                      /* of the table's hash: ids come from outside */
 
-        atomic_int stop;
-        atomic_int partitions;
-        atomic_ullong inputs_taken, inputs_done, routed, rerouted, replayed, deadlettered, skipped,
-            retried;
+        atomic_ullong routed, rerouted, replayed, deadlettered, skipped;
 
         avk_metrics_t *metrics;
         avk_metric_family_t *m_routed, *m_deadletter, *m_skipped;
-        avk_metric_t *m_latency, *m_replayed, *m_retries;
-        struct timespec last_summary;
+        avk_metric_t *m_replayed;
         uint64_t summary_done;
 };
-
-/* ---- time ---- */
-
-static int64_t ms_between(const struct timespec *a, const struct timespec *b)
-{
-        return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
-}
-
-static struct timespec mono_now(void)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return t;
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* ---- outputs ---- */
-
-/* Every output of an input is acknowledged (common/kafka/outbox.h). */
-static void input_done(void *opaque, double seconds)
-{
-        avk_router_t *r = opaque;
-        avk_metric_observe(r->m_latency, seconds);
-        atomic_fetch_add(&r->inputs_done, 1);
-}
-
-/* The outbox counts the retries; the statistics and the counter mirror it. */
-static void mirror_retries(avk_router_t *r)
-{
-        uint64_t n = avk_outbox_retries(r->outbox);
-        atomic_store(&r->retried, n);
-        avk_metric_set(r->m_retries, (int64_t)n);
-}
 
 /* ---- state ---- */
 
@@ -160,43 +115,20 @@ static void copy_text(char *dst, size_t size, const char *src)
         dst[n] = '\0';
 }
 
-static size_t hash_id(const char *id)
+static uint64_t hash_id(const avk_router_t *r, const char *id)
 {
-        size_t h = 1469598103934665603u; /* FNV-1a */
-        for (; *id; id++)
-                h = (h ^ (unsigned char)*id) * 1099511628211u;
-        return h;
+        return avk_hash_bytes(id, strlen(id), r->seed);
+}
+
+static int same_id(const struct avk_hnode *node, const void *id)
+{
+        return strcmp(avk_container_of(node, struct deviation, node)->id, id) == 0;
 }
 
 static struct deviation *state_find(avk_router_t *r, const char *id)
 {
-        if (!r->table_size)
-                return NULL;
-        for (struct deviation *d = r->table[hash_id(id) % r->table_size]; d; d = d->next) {
-                if (strcmp(d->id, id) == 0)
-                        return d;
-        }
-        return NULL;
-}
-
-static int state_grow(avk_router_t *r)
-{
-        size_t size = r->table_size ? r->table_size * 2 : 1024;
-        struct deviation **table = calloc(size, sizeof(*table));
-        if (!table)
-                return -1;
-        for (size_t i = 0; i < r->table_size; i++) {
-                for (struct deviation *d = r->table[i], *next; d; d = next) {
-                        next = d->next;
-                        size_t b = hash_id(d->id) % size;
-                        d->next = table[b];
-                        table[b] = d;
-                }
-        }
-        free(r->table);
-        r->table = table;
-        r->table_size = size;
-        return 0;
+        struct avk_hnode *n = avk_htab_find(&r->table, hash_id(r, id), same_id, id);
+        return n ? avk_container_of(n, struct deviation, node) : NULL;
 }
 
 /* Memory for state of partition p, which lives until p is revoked. */
@@ -214,18 +146,13 @@ static struct deviation *state_get(avk_router_t *r, const char *id, int32_t part
                 return d;
         if (partition < 0 || partition >= MAX_PARTITIONS)
                 return NULL;
-        if (r->deviation_cnt >= r->table_size && state_grow(r) != 0)
-                return NULL;
         d = state_alloc(r, partition, sizeof(*d));
         if (!d)
                 return NULL;
         memset(d, 0, sizeof(*d));
         copy_text(d->id, sizeof(d->id), id);
         d->partition = partition;
-        size_t b = hash_id(id) % r->table_size;
-        d->next = r->table[b];
-        r->table[b] = d;
-        r->deviation_cnt++;
+        avk_htab_insert(&r->table, &d->node, hash_id(r, id));
         return d;
 }
 
@@ -233,16 +160,11 @@ static struct deviation *state_get(avk_router_t *r, const char *id, int32_t part
  * out of the table, then their arenas at once. */
 static void state_drop(avk_router_t *r, const int *drop)
 {
-        for (size_t i = 0; i < r->table_size; i++) {
-                for (struct deviation **dp = &r->table[i]; *dp;) {
-                        struct deviation *d = *dp;
-                        if (!drop || drop[d->partition]) {
-                                *dp = d->next;
-                                r->deviation_cnt--;
-                        } else {
-                                dp = &d->next;
-                        }
-                }
+        struct avk_hiter it;
+        avk_hiter_init(&it, &r->table);
+        for (struct avk_hnode *n; (n = avk_hiter_next(&it, &r->table));) {
+                if (!drop || drop[avk_container_of(n, struct deviation, node)->partition])
+                        avk_htab_remove(&r->table, n);
         }
         for (int p = 0; p < MAX_PARTITIONS; p++) {
                 if (r->arena[p] && (!drop || drop[p])) {
@@ -439,6 +361,13 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         return 0;
 }
 
+/* Notes that the registry had no answer for a record's writer schema. */
+static void unavailable(avk_router_t *r, const char *why)
+{
+        r->unavailable = 1;
+        snprintf(r->unavailable_why, sizeof(r->unavailable_why), "%s", why);
+}
+
 /* Builds the DeviationRouted of decision for report rp and records it as
  * hop decision->hop of d. */
 static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct report *rp,
@@ -461,8 +390,8 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
             avk_avro_set_text(v, "reason", dec->reason) |
             avk_avro_set_text(v, "category", rp->in.category) |
             avk_avro_set_text(v, "harm_level", rp->in.harm_level);
-        rc |=
-            avro_value_get_by_name(v, "routed_at", &f, NULL) || avro_value_set_long(&f, wall_ms());
+        rc |= avro_value_get_by_name(v, "routed_at", &f, NULL) ||
+              avro_value_set_long(&f, avk_clock_system_ms());
         rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
         rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
               avro_value_set_boolean(&f, rp->lex_maria);
@@ -472,8 +401,11 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         }
         const void *out;
         size_t len;
-        if (avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len, errstr,
-                             errstr_size) != 0)
+        int encoded = avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len,
+                                       errstr, errstr_size);
+        if (encoded == AVK_CODEC_UNAVAILABLE)
+                unavailable(r, errstr);
+        if (encoded != 0)
                 return NULL;
         struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len);
         if (!hop) {
@@ -494,9 +426,12 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
                                    size_t errstr_size)
 {
         char reason[256];
-        if (avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema, &r->reported_value,
-                             reason, sizeof(reason)) != 0) {
+        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema,
+                                  &r->reported_value, reason, sizeof(reason));
+        if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
+                if (rc == AVK_CODEC_UNAVAILABLE)
+                        unavailable(r, errstr);
                 return NULL;
         }
         const char *id = avk_avro_text(&r->reported_value, "deviation_id");
@@ -524,7 +459,7 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         char err[512];
         const char *id = decode_reported(r, m, err, sizeof(err));
         if (!id)
-                return deadletter(r, t, seq, m, err);
+                return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
         struct report rp;
         if (!d || set_report(r, d, &r->reported_value, &rp) != 0)
@@ -538,7 +473,7 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         struct avk_rules_decision dec;
         avk_rules_decide(r->rules, r->dir, &rp.in, &dec);
         if (!record_hop(r, d, &rp, &dec, d->id, err, sizeof(err)))
-                return deadletter(r, t, seq, m, err);
+                return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         return emit_hop(r, t, seq, d, 0);
 }
 
@@ -553,10 +488,14 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
 {
         char err[512], reason[256];
         avro_value_t *v = &r->response_value;
-        if (avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
-                             sizeof(reason)) != 0) {
+        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
+                                  sizeof(reason));
+        if (rc != 0) {
                 snprintf(err, sizeof(err), "undecodable DeviationResponse: %s", reason);
-                return deadletter(r, t, seq, m, err);
+                if (rc != AVK_CODEC_UNAVAILABLE)
+                        return deadletter(r, t, seq, m, err);
+                unavailable(r, err);
+                return AVK_SERVICE_WAIT;
         }
         const char *kind = avk_avro_text(v, "kind");
         if (!kind || strcmp(kind, WRONG_RECEIVER) != 0) {
@@ -605,7 +544,7 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         unpack_report(d->report, &rp);
         avk_rules_reroute(r->rules, r->dir, &rp.in, &rej, &dec);
         if (!record_hop(r, d, &rp, &dec, response_id, err, sizeof(err)))
-                return deadletter(r, t, seq, m, err);
+                return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: hop %d %s to %s (%s)", d->id, dec.hop,
                 avk_rules_decision_symbol(dec.kind), dec.receiver_party, dec.rule_id);
         return emit_hop(r, t, seq, d, dec.hop);
@@ -625,8 +564,11 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
                 return;
         }
         avro_value_t *v = &r->routed_value, f;
-        if (avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err)) !=
-            0)
+        int rc =
+            avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(r, err);
+        if (rc != 0)
                 return;
         int32_t hop = -1;
         const char *id = avk_avro_text(v, "deviation_id"),
@@ -661,106 +603,62 @@ static void rebuild_routed(void *opaque, const rd_kafka_message_t *m)
 
 /* Reads partitions parts of topic.reported and topic.routed from the
  * beginning to their ends as of now into the state. */
-static int rebuild(avk_router_t *r, const int32_t *parts, int cnt)
-{
-        if (avk_replay_read(r->kafka.reader, r->topic[IN_REPORTED], parts, cnt, REBUILD_TIMEOUT,
-                            rebuild_reported, r) != 0)
-                return -1;
-        return avk_replay_read(r->kafka.reader, r->routed_topic, parts, cnt, REBUILD_TIMEOUT,
-                               rebuild_routed, r);
-}
-
-static void on_assign(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
-{
-        int32_t nums[MAX_PARTITIONS];
-        int fresh[MAX_PARTITIONS] = {0};
-        int cnt = avk_replay_fresh(parts, r->owned, MAX_PARTITIONS, nums, fresh);
-        struct timespec start = mono_now(), now;
-        while (cnt && rebuild(r, nums, cnt) != 0 && !atomic_load(&r->stop)) {
-                avk_log(AVK_LOG_WARN, COMPONENT, "rebuilding state failed; retrying");
-                state_drop(r, fresh);
-        }
-        now = mono_now();
-        for (int i = 0; i < cnt; i++)
-                r->owned[nums[i]] = 1;
-        int reported = 0;
-        for (int i = 0; i < parts->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int k = strcmp(tp->topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
-                if (tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
-                        continue;
-                reported += k == IN_REPORTED;
-                if (!r->current[k][tp->partition])
-                        r->current[k][tp->partition] =
-                            avk_outbox_assign(r->outbox, r->topic[k], tp->partition);
-        }
-        atomic_fetch_add(&r->partitions, reported);
-        avk_log(AVK_LOG_INFO, COMPONENT,
-                "assigned %d partitions; state of %d rebuilt in %lld ms: %zu deviations",
-                parts->cnt, cnt, (long long)ms_between(&start, &now), r->deviation_cnt);
-        rd_kafka_assign(rk, parts);
-}
-
-static void on_revoke(avk_router_t *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
-{
-        avk_outbox_revoking(r->outbox, rk, DRAIN_TIMEOUT_MS,
-                            "their inputs will be routed again by the next owner");
-        int drop[MAX_PARTITIONS] = {0}, reported = 0;
-        for (int i = 0; i < parts->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int k = strcmp(tp->topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
-                if (tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
-                        continue;
-                avk_outbox_input_t *t = r->current[k][tp->partition];
-                if (t) {
-                        avk_outbox_revoke(r->outbox, t);
-                        r->current[k][tp->partition] = NULL;
-                        reported += k == IN_REPORTED;
-                }
-                drop[tp->partition] = 1;
-                r->owned[tp->partition] = 0;
-        }
-        state_drop(r, drop);
-        atomic_fetch_sub(&r->partitions, reported);
-        avk_log(AVK_LOG_INFO, COMPONENT, "revoked %d partitions", parts->cnt);
-        rd_kafka_assign(rk, NULL);
-}
-
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 {
         avk_router_t *r = opaque;
-        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
-                on_assign(r, rk, parts);
-        else
-                on_revoke(r, rk, parts);
+        r->unavailable = 0;
+        if (avk_service_replay(r->service, r->topic[IN_REPORTED], parts, cnt, rebuild_reported,
+                               r) != 0 ||
+            avk_service_replay(r->service, r->routed_topic, parts, cnt, rebuild_routed, r) != 0)
+                return -1;
+        /* A state rebuilt without every record it read would route again
+         * what was routed: try again once the registry answers. */
+        if (r->unavailable) {
+                avk_log(AVK_LOG_WARN, "router", "state not rebuilt: %s (trying again)",
+                        r->unavailable_why);
+                r->unavailable = 0;
+                return -1;
+        }
+        return 0;
+}
+
+/* The state of partitions parts is forgotten: a failed rebuild, a revoke. */
+static void on_drop(void *opaque, const int32_t *parts, int cnt)
+{
+        int drop[MAX_PARTITIONS] = {0};
+        for (int i = 0; i < cnt; i++)
+                drop[parts[i]] = 1;
+        state_drop(opaque, drop);
+}
+
+static void describe(void *opaque, char *buf, size_t size)
+{
+        avk_router_t *r = opaque;
+        snprintf(buf, size, "%zu deviations", r->table.cnt);
 }
 
 /* ---- the loop ---- */
 
-static int handle(avk_router_t *r, const rd_kafka_message_t *m)
+static int on_record(void *opaque, int topic, avk_outbox_input_t *t, uint64_t seq,
+                     const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        int k = strcmp(topic, r->topic[IN_REPORTED]) == 0 ? IN_REPORTED : IN_RESPONSE;
-        if (m->partition < 0 || m->partition >= MAX_PARTITIONS || !r->current[k][m->partition])
-                return 0; /* a record fetched before a revoke: the next owner has it */
-        avk_outbox_input_t *t = r->current[k][m->partition];
-        atomic_fetch_add(&r->inputs_taken, 1);
-        uint64_t seq = avk_outbox_begin(t, m->offset);
-        if (seq == UINT64_MAX)
-                return -1;
-        int rc = k == IN_REPORTED ? on_reported(r, t, seq, m) : on_response(r, t, seq, m);
-        avk_outbox_end(r->outbox, t, seq); /* the +1 hold: every output is produced */
+        avk_router_t *r = opaque;
+        int rc = topic == IN_REPORTED ? on_reported(r, t, seq, m) : on_response(r, t, seq, m);
+        if (rc == AVK_SERVICE_WAIT) {
+                snprintf(errstr, errstr_size, "%s", r->unavailable_why);
+                r->unavailable = 0;
+        } else if (rc) {
+                snprintf(errstr, errstr_size, "out of memory");
+        }
         return rc;
 }
 
-static void summary(avk_router_t *r)
+static void summary(void *opaque)
 {
-        struct timespec now = mono_now();
-        if (ms_between(&r->last_summary, &now) < SUMMARY_EVERY_MS)
-                return;
-        r->last_summary = now;
-        uint64_t done = atomic_load(&r->inputs_done);
+        avk_router_t *r = opaque;
+        struct avk_service_stats s;
+        avk_service_stats(r->service, &s);
+        uint64_t done = s.inputs_done;
         if (done == r->summary_done)
                 return;
         r->summary_done = done;
@@ -772,145 +670,35 @@ static void summary(avk_router_t *r)
                 (unsigned long long)atomic_load(&r->replayed),
                 (unsigned long long)atomic_load(&r->deadlettered),
                 (unsigned long long)atomic_load(&r->skipped),
-                (unsigned long long)avk_outbox_in_flight(r->outbox), r->deviation_cnt);
-}
-
-static int partition_cnt(const struct rd_kafka_metadata *md, const char *topic, char *errstr,
-                         size_t errstr_size)
-{
-        for (int i = 0; i < md->topic_cnt; i++) {
-                if (strcmp(md->topics[i].topic, topic) != 0)
-                        continue;
-                if (!md->topics[i].err)
-                        return md->topics[i].partition_cnt;
-                snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                         rd_kafka_err2str(md->topics[i].err));
-                return -1;
-        }
-        snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                 rd_kafka_err2str(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
-        return -1;
-}
-
-/* The lifecycle topics must share one partition count: a deviation's
- * response, report and routing are then in the same partition number.
- *
- * The metadata of every topic is asked for through the producer: that fills
- * its metadata cache with the output topics (topic.routed, the inbox topics,
- * the dead letter), so the first output to each is sent at once instead of
- * waiting up to a second for librdkafka's periodic scan of unknown topics. */
-static int check_topics(avk_router_t *r, char *errstr, size_t errstr_size)
-{
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(r->kafka.producer, 1, NULL, &md, 10000);
-        if (e) {
-                snprintf(errstr, errstr_size, "topic metadata: %s", rd_kafka_err2str(e));
-                return -1;
-        }
-        const char *topics[] = {r->topic[IN_REPORTED], r->topic[IN_RESPONSE], r->routed_topic};
-        int first = -1, rc = -1;
-        for (size_t i = 0; i < 3; i++) {
-                int n = partition_cnt(md, topics[i], errstr, errstr_size);
-                if (n < 0)
-                        goto out;
-                if (n > MAX_PARTITIONS) {
-                        snprintf(errstr, errstr_size, "topic %s: more than %d partitions",
-                                 topics[i], MAX_PARTITIONS);
-                        goto out;
-                }
-                if (first >= 0 && n != first) {
-                        snprintf(errstr, errstr_size,
-                                 "topic %s has %d partitions and %s %d: the lifecycle topics "
-                                 "must share one partition count",
-                                 topics[i], n, topics[0], first);
-                        goto out;
-                }
-                first = n;
-        }
-        rc = 0;
-out:
-        rd_kafka_metadata_destroy(md);
-        return rc;
+                (unsigned long long)avk_outbox_in_flight(r->outbox), r->table.cnt);
 }
 
 int avk_router_run(avk_router_t *r, char *errstr, size_t errstr_size)
 {
-        if (check_topics(r, errstr, errstr_size) != 0)
-                return -1;
-        rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(2);
-        rd_kafka_topic_partition_list_add(subs, r->topic[IN_REPORTED], RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(subs, r->topic[IN_RESPONSE], RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(r->kafka.consumer, subs);
-        rd_kafka_topic_partition_list_destroy(subs);
-        if (e) {
-                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
-                return -1;
-        }
         avk_log(AVK_LOG_INFO, COMPONENT, "group %s: routing %s and %s", r->group,
                 r->topic[IN_REPORTED], r->topic[IN_RESPONSE]);
-        int rc = 0;
-        r->last_summary = mono_now();
-        while (!atomic_load(&r->stop)) {
-                /* Up to BATCH_MAX inputs per round, the housekeeping below
-                 * once per round: at full speed, serving delivery reports
-                 * and storing offsets per input cost more than routing. */
-                rd_kafka_message_t *m;
-                for (int taken = 0; taken < BATCH_MAX && rc == 0 &&
-                                    (m = rd_kafka_consumer_poll(r->kafka.consumer, taken ? 0 : 20));
-                     taken++) {
-                        if (m->err) {
-                                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                        avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
-                                                rd_kafka_message_errstr(m));
-                        } else if (handle(r, m) != 0) {
-                                snprintf(errstr, errstr_size, "out of memory");
-                                rc = -1;
-                        }
-                        rd_kafka_message_destroy(m);
-                }
-                avk_outbox_poll(r->outbox);
-                mirror_retries(r);
-                char reason[512];
-                if (rd_kafka_fatal_error(r->kafka.producer, reason, sizeof(reason))) {
-                        snprintf(errstr, errstr_size, "producer: %s", reason);
-                        rc = -1;
-                }
-                if (rc)
-                        break;
-                summary(r);
-        }
-        /* Closing revokes the assignment: on_revoke waits for the outputs in
-         * flight, stores and commits; bounded, should Kafka not answer. */
-        avk_kafka_consumer_close(r->kafka.consumer,
-                                 (int)avk_config_get_int(r->env.cfg, "consumer.close.timeout.ms"),
-                                 COMPONENT);
-        avk_outbox_close(r->outbox);
-        /* Destroyed here: rd_kafka_destroy() (avk_outbox_kafka_close()) would
-         * close it again, without a bound, after a close that gave up. */
-        rd_kafka_destroy_flags(r->kafka.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        r->kafka.consumer = NULL;
-        mirror_retries(r);
-        summary(r);
-        return rc;
+        return avk_service_run(r->service, errstr, errstr_size);
 }
 
 void avk_router_stop(avk_router_t *r)
 {
-        atomic_store(&r->stop, 1);
+        avk_service_stop(r->service);
 }
 
 void avk_router_stats(avk_router_t *r, struct avk_router_stats *s)
 {
+        struct avk_service_stats k;
+        avk_service_stats(r->service, &k);
         *s = (struct avk_router_stats){
-            .inputs_taken = atomic_load(&r->inputs_taken),
-            .inputs_done = atomic_load(&r->inputs_done),
+            .inputs_taken = k.inputs_taken,
+            .inputs_done = k.inputs_done,
             .routed = atomic_load(&r->routed),
             .rerouted = atomic_load(&r->rerouted),
             .replayed = atomic_load(&r->replayed),
             .deadlettered = atomic_load(&r->deadlettered),
             .skipped = atomic_load(&r->skipped),
-            .retries = atomic_load(&r->retried),
-            .partitions = atomic_load(&r->partitions),
+            .retries = k.retries,
+            .partitions = k.partitions,
         };
 }
 
@@ -922,15 +710,7 @@ avk_metrics_t *avk_router_metrics(avk_router_t *r)
 int avk_router_ready(void *opaque, char *why, size_t why_size)
 {
         avk_router_t *r = opaque;
-        if (!avk_kafka_reachable(r->kafka.producer, READY_PROBE_MS)) {
-                snprintf(why, why_size, "Kafka does not answer");
-                return 0;
-        }
-        if (atomic_load(&r->partitions) == 0) {
-                snprintf(why, why_size, "no partition of %s assigned", r->topic[IN_REPORTED]);
-                return 0;
-        }
-        return 1;
+        return avk_service_ready(r->service, why, why_size);
 }
 
 /* ---- creation ---- */
@@ -974,29 +754,18 @@ static int make_metrics(avk_router_t *r)
             avk_metrics_counter(r->metrics, "avk_router_replayed_total",
                                 "Inputs seen again whose outputs were rewritten from state.", NULL),
             NULL);
-        r->m_retries = avk_metrics_series(
-            avk_metrics_counter(r->metrics, "avk_router_delivery_retries_total",
-                                "Outputs produced again after a failed delivery.", NULL),
-            NULL);
-        r->m_latency = avk_metrics_series(
-            avk_metrics_histogram(r->metrics, "avk_router_input_seconds",
-                                  "From consuming an input to Kafka acknowledging its outputs.",
-                                  NULL, AVK_METRICS_LATENCY_BUCKETS,
-                                  AVK_METRICS_LATENCY_BUCKET_CNT),
-            NULL);
-        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_replayed && r->m_retries &&
-                       r->m_latency
-                   ? 0
-                   : -1;
+        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_replayed ? 0 : -1;
 }
 
 avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         avk_router_t *r = calloc(1, sizeof(*r));
-        if (!r) {
+        if (!r || avk_htab_init(&r->table, 1024) != 0) {
+                free(r);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
+        r->seed = avk_hash_seed();
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail;
         r->reported_schema = avk_catalog_by_name(r->env.catalog, "DeviationReported");
@@ -1010,18 +779,34 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
         if (load_files(r, cfg, errstr, errstr_size) != 0)
                 goto fail;
         r->codec = avk_codec_new(r->env.catalog, r->env.registry);
-        struct avk_outbox_hooks hooks = {.input_done = input_done, .opaque = r};
-        r->outbox = avk_outbox_new(&hooks, COMPONENT);
-        if (!r->codec || !r->outbox || make_metrics(r) != 0) {
+        if (!r->codec || make_metrics(r) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
         avro_generic_value_new(avk_schema_iface(r->reported_schema), &r->reported_value);
         avro_generic_value_new(avk_schema_iface(r->response_schema), &r->response_value);
         avro_generic_value_new(avk_schema_iface(r->routed_schema), &r->routed_value);
-        if (avk_outbox_kafka_open(r->outbox, cfg, r->group, on_rebalance, r, &r->kafka, errstr,
-                                  errstr_size) != 0)
+        r->outputs[0] = r->routed_topic;
+        struct avk_service_options opts = {
+            .component = COMPONENT,
+            .metric_prefix = "avk_router",
+            .group = r->group,
+            .inputs = r->topic,
+            .input_cnt = IN_TOPICS,
+            .outputs = r->outputs,
+            .output_cnt = 1,
+            .revoke_note = "their inputs will be routed again by the next owner",
+            .metrics = r->metrics,
+            .hooks = {.on_record = on_record,
+                      .on_rebuild = on_rebuild,
+                      .on_drop = on_drop,
+                      .describe = describe,
+                      .summary = summary,
+                      .opaque = r}};
+        r->service = avk_service_new(cfg, &opts, errstr, errstr_size);
+        if (!r->service)
                 goto fail;
+        r->outbox = avk_service_outbox(r->service);
         return r;
 fail:
         avk_router_destroy(r);
@@ -1032,10 +817,9 @@ void avk_router_destroy(avk_router_t *r)
 {
         if (!r)
                 return;
-        avk_outbox_kafka_close(&r->kafka);
-        avk_outbox_destroy(r->outbox);
+        avk_service_destroy(r->service);
         state_drop(r, NULL);
-        free(r->table);
+        avk_htab_destroy(&r->table);
         if (r->reported_value.self)
                 avro_value_decref(&r->reported_value);
         if (r->response_value.self)

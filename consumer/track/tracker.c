@@ -1,12 +1,13 @@
 /*
  * avk_tracker: see tracker.h and docs/tracker.md.
  *
- * One thread does everything: it polls the group consumer (which also runs
- * the rebalance callback), hands inputs to the core (consumer/track/track.h),
- * turns the core's actions into Avro records produced through the outbox
- * (common/kafka/outbox.h), serves the delivery reports, and every tracker.tick.ms
- * advances the core to the clock's now. Atomics only for what other threads
- * read (statistics; metrics are atomic by themselves).
+ * The tracker is its domain logic plus the hooks of the service kernel
+ * (common/kafka/service.h), whose one thread runs them: the kernel polls the
+ * group consumer and rebuilds on assignment; the hooks hand inputs to the
+ * core (consumer/track/track.h), turn the core's actions into Avro records
+ * produced through the outbox (common/kafka/outbox.h), and every
+ * tracker.tick.ms advance the core to the clock's now. Atomics only for what
+ * other threads read (statistics; metrics are atomic by themselves).
  *
  * Which input an action belongs to: the input being handled (its offset is
  * stored once the action's outputs are acknowledged), a kept response (the
@@ -19,7 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/queue.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -32,16 +33,11 @@
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
 #include "consumer/track/deadlines.h"
-#include "common/kafka/outbox.h"
-#include "common/kafka/replay.h"
+#include "common/kafka/service.h"
 #include "consumer/track/track.h"
 
 #define COMPONENT          "tracker"
 #define ID_SIZE            37
-#define MAX_PARTITIONS     1024
-#define DRAIN_TIMEOUT_MS   30000
-#define REBUILD_TIMEOUT    60000
-#define SUMMARY_EVERY_MS   10000
 #define QUANTILE_WINDOW    1024 /* answers per party the p50/p90 are taken over */
 #define MAX_FIGURE_PARTIES 64
 
@@ -58,7 +54,7 @@ struct kept_input {
         avk_outbox_input_t *input;
         uint64_t seq;
         struct avk_outbox_source src;
-        struct kept_input *prev, *next;
+        LIST_ENTRY(kept_input) link;
         char data[]; /* key and value */
 };
 
@@ -84,44 +80,36 @@ struct avk_tracker {
         avro_value_t in_value[IN_TOPICS], out_value[OUT_TOPICS];
         const char *in_topic[IN_TOPICS], *out_topic[OUT_TOPICS], *deadletter_topic;
         char group[256];
-        struct avk_outbox_kafka kafka;
-        avk_outbox_t *outbox;
-        avk_outbox_input_t *current[IN_TOPICS][MAX_PARTITIONS];
-        int owned[MAX_PARTITIONS];
-        struct kept_input *kept;
+        avk_service_t *service;
+        avk_outbox_t *outbox; /* the service's */
+        LIST_HEAD(, kept_input) kept;
 
         /* The input being handled, for the actions it causes. */
         avk_outbox_input_t *cur_input;
         uint64_t cur_seq;
         int sink_failed;
+        /* The registry had no answer while decoding: the input waits
+         * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
+        int unavailable;
+        char unavailable_why[512];
 
         avk_tracker_clock_fn clock;
         void *clock_opaque;
         avk_clock_t processing_clock; /* the system's, or tracker.clock.file's */
         int64_t tick_ms, next_tick;
 
-        atomic_int stop;
-        atomic_int partitions, ready;
-        atomic_ullong inputs_done, applied, ignored, statuses, escalations, reminders, deadlettered,
-            rebuilds, open;
+        atomic_ullong applied, ignored, statuses, escalations, reminders, deadlettered, rebuilds,
+            open;
 
         avk_metrics_t *metrics;
         avk_metric_family_t *m_inputs, *m_escalations, *m_reminders, *m_open, *m_overdue, *m_ack_q,
             *m_answer_q;
-        avk_metric_t *m_latency, *m_tick, *m_deadletter, *m_statuses, *m_kept;
+        avk_metric_t *m_tick, *m_deadletter, *m_statuses, *m_kept;
         struct figures *figures[MAX_FIGURE_PARTIES];
-        int64_t last_summary;
         uint64_t summary_done;
 };
 
 /* ---- time ---- */
-
-static int64_t mono_ms(void)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Processing time: the injected clock, the test clock file, or the system's. */
 static int64_t now_ms(avk_tracker_t *tr)
@@ -402,14 +390,9 @@ static int deadletter(avk_tracker_t *tr, avk_outbox_input_t *in, uint64_t seq,
         return avk_outbox_deadletter(tr->outbox, in, seq, tr->deadletter_topic, src, reason);
 }
 
-static void kept_free(avk_tracker_t *tr, struct kept_input *k)
+static void kept_free(struct kept_input *k)
 {
-        if (k->prev)
-                k->prev->next = k->next;
-        else
-                tr->kept = k->next;
-        if (k->next)
-                k->next->prev = k->prev;
+        LIST_REMOVE(k, link);
         free(k);
 }
 
@@ -425,7 +408,7 @@ static int settled(avk_tracker_t *tr, const struct avk_track_action *a)
                 rc = deadletter(tr, k->input, k->seq, &k->src,
                                 "no DeviationRouted for this deviation within tracker.kept.max.ms");
         avk_outbox_end(tr->outbox, k->input, k->seq);
-        kept_free(tr, k);
+        kept_free(k);
         return rc;
 }
 
@@ -479,14 +462,14 @@ static int still_wanted(void *opaque, const void *key, size_t key_len, uint64_t 
         return avk_track_version(tr->track, id) <= (int)(tag >> TAG_BITS);
 }
 
-static void input_done(void *opaque, double seconds)
-{
-        avk_tracker_t *tr = opaque;
-        atomic_fetch_add(&tr->inputs_done, 1);
-        avk_metric_observe(tr->m_latency, seconds);
-}
-
 /* ---- inputs ---- */
+
+/* Notes that the registry had no answer for a record's writer schema. */
+static void unavailable(avk_tracker_t *tr, const char *why)
+{
+        tr->unavailable = 1;
+        snprintf(tr->unavailable_why, sizeof(tr->unavailable_why), "%s", why);
+}
 
 static int decode(avk_tracker_t *tr, int k, const rd_kafka_message_t *m, char *errstr,
                   size_t errstr_size)
@@ -494,9 +477,12 @@ static int decode(avk_tracker_t *tr, int k, const rd_kafka_message_t *m, char *e
         static const char *const names[IN_TOPICS] = {"DeviationRouted", "DeviationResponse",
                                                      "DeliveryFailed"};
         char reason[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->in_schema[k], &tr->in_value[k],
-                             reason, sizeof(reason)) != 0) {
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->in_schema[k], &tr->in_value[k],
+                                  reason, sizeof(reason));
+        if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable %s: %s", names[k], reason);
+                if (rc == AVK_CODEC_UNAVAILABLE)
+                        unavailable(tr, errstr);
                 return -1;
         }
         const char *id = avk_avro_text(&tr->in_value[k], "deviation_id");
@@ -575,43 +561,21 @@ static struct kept_input *kept_new(avk_tracker_t *tr, avk_outbox_input_t *in, ui
                 memcpy(k->data, m->key, m->key_len);
         if (m->len)
                 memcpy(k->data + m->key_len, m->payload, m->len);
-        k->src.key = k->data;
-        k->src.value = k->data + m->key_len;
-        k->prev = NULL;
-        k->next = tr->kept;
-        if (tr->kept)
-                tr->kept->prev = k;
-        tr->kept = k;
+        k->src.key = m->key ? k->data : NULL;
+        k->src.value = m->payload ? k->data + m->key_len : NULL;
+        LIST_INSERT_HEAD(&tr->kept, k, link);
         return k;
 }
 
-static int topic_index(const avk_tracker_t *tr, const char *topic)
+/* The input's outcome; -1 when out of memory or an output cannot be encoded. */
+static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq,
+                  const rd_kafka_message_t *m)
 {
-        for (int k = 0; k < IN_TOPICS; k++) {
-                if (strcmp(topic, tr->in_topic[k]) == 0)
-                        return k;
-        }
-        return -1;
-}
-
-static int handle(avk_tracker_t *tr, const rd_kafka_message_t *m)
-{
-        int k = topic_index(tr, rd_kafka_topic_name(m->rkt));
-        if (k < 0 || m->partition < 0 || m->partition >= MAX_PARTITIONS ||
-            !tr->current[k][m->partition])
-                return 0; /* fetched before a revoke: the next owner has it */
-        avk_outbox_input_t *in = tr->current[k][m->partition];
-        uint64_t seq = avk_outbox_begin(in, m->offset);
-        if (seq == UINT64_MAX)
-                return -1;
         struct avk_outbox_source src = avk_outbox_source_of(m);
         char err[512];
         int rc = 0;
-        if (decode(tr, k, m, err, sizeof(err)) != 0) {
-                rc = deadletter(tr, in, seq, &src, err);
-                avk_outbox_end(tr->outbox, in, seq);
-                return rc;
-        }
+        if (decode(tr, k, m, err, sizeof(err)) != 0)
+                return tr->unavailable ? AVK_SERVICE_WAIT : deadletter(tr, in, seq, &src, err);
         struct kept_input *ticket = NULL;
         if (k != IN_ROUTED && !(ticket = kept_new(tr, in, seq, m)))
                 return -1;
@@ -621,10 +585,11 @@ static int handle(avk_tracker_t *tr, const rd_kafka_message_t *m)
         enum avk_track_result r = apply(tr, k, m, ticket);
         tr->cur_input = NULL;
         if (r != AVK_TRACK_KEPT && ticket)
-                kept_free(tr, ticket);
+                kept_free(ticket);
         if (r == AVK_TRACK_KEPT) {
                 avk_metric_set(tr->m_kept, (int64_t)avk_track_kept_cnt(tr->track));
-                return 0; /* the input stays unfinished until the core settles it */
+                avk_outbox_hold(in, seq); /* unfinished until the core settles it */
+                return 0;
         }
         if (r == AVK_TRACK_FAILED || tr->sink_failed)
                 rc = -1;
@@ -635,8 +600,23 @@ static int handle(avk_tracker_t *tr, const rd_kafka_message_t *m)
                 rc = deadletter(tr, in, seq, &src,
                                 "too many responses wait for their routing (tracker.kept.max)");
         count_input(tr, tr->in_topic[k], r);
-        avk_outbox_end(tr->outbox, in, seq);
         return rc;
+}
+
+static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t seq,
+                     const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
+{
+        avk_tracker_t *tr = opaque;
+        int rc = handle(tr, topic, in, seq, m);
+        if (rc == 0)
+                return 0;
+        if (rc == AVK_SERVICE_WAIT) {
+                snprintf(errstr, errstr_size, "%s", tr->unavailable_why);
+                tr->unavailable = 0;
+                return rc;
+        }
+        snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
+        return -1;
 }
 
 /* ---- rebuild ---- */
@@ -646,8 +626,11 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_STATUS];
         char err[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_STATUS], v, err,
-                             sizeof(err)) != 0)
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_STATUS], v, err,
+                                  sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        if (rc != 0)
                 return;
         int state = avk_track_state_parse(avk_avro_text(v, "state"));
         const char *step = avk_avro_text(v, "escalation_step");
@@ -691,8 +674,11 @@ static void restore_escalation(void *opaque, const rd_kafka_message_t *m)
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_ESCALATED];
         char err[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_ESCALATED], v, err,
-                             sizeof(err)) != 0)
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_ESCALATED], v,
+                                  err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        if (rc != 0)
                 return;
         int step = avk_track_step_parse(avk_avro_text(v, "step"));
         int reason = avk_track_reason_parse(avk_avro_text(v, "reason"));
@@ -720,8 +706,11 @@ static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_REMINDER];
         char err[256];
-        if (avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_REMINDER], v, err,
-                             sizeof(err)) != 0)
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_REMINDER], v,
+                                  err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        if (rc != 0)
                 return;
         int kind = avk_track_deadline_parse(avk_avro_text(v, "kind"));
         struct avk_track_reminder r = {.deviation_id = avk_avro_text(v, "deviation_id"),
@@ -735,134 +724,95 @@ static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
 /* Reads the state of partitions from the outputs: the changelog first (the
  * latest version per deviation), then the escalations (a half-written one is
  * completed), then the reminders (not sent again). */
-static int rebuild(avk_tracker_t *tr, const int32_t *parts, int cnt)
+static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 {
-        avk_replay_cb *cbs[OUT_TOPICS] = {restore_status, restore_escalation, restore_reminder};
+        avk_tracker_t *tr = opaque;
+        void (*cbs[OUT_TOPICS])(void *, const rd_kafka_message_t *) = {
+            restore_status, restore_escalation, restore_reminder};
         tr->sink_failed = 0;
+        tr->unavailable = 0;
         for (int k = 0; k < OUT_TOPICS; k++) {
-                if (avk_replay_read(tr->kafka.reader, tr->out_topic[k], parts, cnt, REBUILD_TIMEOUT,
-                                    cbs[k], tr) != 0)
+                if (avk_service_replay(tr->service, tr->out_topic[k], parts, cnt, cbs[k], tr) != 0)
                         return -1;
         }
         for (int i = 0; i < cnt; i++) {
                 if (avk_track_restore_done(tr->track, parts[i]) < 0)
                         return -1;
         }
-        return tr->sink_failed ? -1 : 0;
-}
-
-static void on_assign(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
-{
-        int32_t nums[MAX_PARTITIONS];
-        int fresh[MAX_PARTITIONS] = {0};
-        int cnt = avk_replay_fresh(parts, tr->owned, MAX_PARTITIONS, nums, fresh);
-        int64_t start = mono_ms();
-        while (cnt && rebuild(tr, nums, cnt) != 0 && !atomic_load(&tr->stop)) {
-                avk_log(AVK_LOG_WARN, COMPONENT, "rebuilding state failed; retrying");
-                for (int i = 0; i < cnt; i++)
-                        avk_track_drop_partition(tr->track, nums[i]);
+        if (tr->sink_failed)
+                return -1;
+        /* A state rebuilt without every record it read would remind and
+         * escalate again: try again once the registry answers. */
+        if (tr->unavailable) {
+                avk_log(AVK_LOG_WARN, "tracker", "state not rebuilt: %s (trying again)",
+                        tr->unavailable_why);
+                tr->unavailable = 0;
+                return -1;
         }
-        for (int i = 0; i < cnt; i++)
-                tr->owned[nums[i]] = 1;
-        int routed = 0;
-        for (int i = 0; i < parts->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int k = topic_index(tr, tp->topic);
-                if (k < 0 || tp->partition < 0 || tp->partition >= MAX_PARTITIONS)
-                        continue;
-                routed += k == IN_ROUTED;
-                if (!tr->current[k][tp->partition])
-                        tr->current[k][tp->partition] =
-                            avk_outbox_assign(tr->outbox, tr->in_topic[k], tp->partition);
-        }
-        atomic_fetch_add(&tr->partitions, routed);
         atomic_fetch_add(&tr->rebuilds, (unsigned long long)cnt);
-        atomic_store(&tr->ready, 1);
-        avk_log(AVK_LOG_INFO, COMPONENT,
-                "assigned %d partitions; state of %d rebuilt in %lld ms: %zu open deviations",
-                parts->cnt, cnt, (long long)(mono_ms() - start), avk_track_open_cnt(tr->track));
-        rd_kafka_assign(rk, parts);
+        return 0;
 }
 
-static void on_revoke(avk_tracker_t *tr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+/* The state of partitions parts is forgotten: a failed rebuild, a revoke. */
+static void on_drop(void *opaque, const int32_t *parts, int cnt)
 {
-        avk_outbox_revoking(tr->outbox, rk, DRAIN_TIMEOUT_MS,
-                            "the next owner rebuilds and writes them again");
-        int routed = 0;
-        for (int i = 0; i < parts->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int k = topic_index(tr, tp->topic);
-                int32_t p = tp->partition;
-                if (k < 0 || p < 0 || p >= MAX_PARTITIONS)
-                        continue;
-                if (tr->current[k][p]) {
-                        /* Kept responses of the partition: the next owner reads them again. */
-                        for (struct kept_input *kp = tr->kept, *next; kp; kp = next) {
-                                next = kp->next;
-                                if (kp->input == tr->current[k][p]) {
-                                        avk_outbox_end(tr->outbox, kp->input, kp->seq);
-                                        kept_free(tr, kp);
-                                }
-                        }
-                        avk_outbox_revoke(tr->outbox, tr->current[k][p]);
-                        tr->current[k][p] = NULL;
-                        routed += k == IN_ROUTED;
-                }
-                if (tr->owned[p]) {
-                        avk_track_drop_partition(tr->track, p);
-                        tr->owned[p] = 0;
+        avk_tracker_t *tr = opaque;
+        for (int i = 0; i < cnt; i++)
+                avk_track_drop_partition(tr->track, parts[i]);
+}
+
+/* Kept responses of a revoked partition: the next owner reads them again. */
+static void on_revoke(void *opaque, avk_outbox_input_t *in)
+{
+        avk_tracker_t *tr = opaque;
+        for (struct kept_input *kp = LIST_FIRST(&tr->kept), *next; kp; kp = next) {
+                next = LIST_NEXT(kp, link);
+                if (kp->input == in) {
+                        avk_outbox_end(tr->outbox, kp->input, kp->seq);
+                        kept_free(kp);
                 }
         }
-        atomic_fetch_sub(&tr->partitions, routed);
-        if (atomic_load(&tr->partitions) <= 0)
-                atomic_store(&tr->ready, 0);
-        avk_log(AVK_LOG_INFO, COMPONENT, "revoked %d partitions", parts->cnt);
-        rd_kafka_assign(rk, NULL);
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+static void describe(void *opaque, char *buf, size_t size)
 {
-        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
-                on_assign(opaque, rk, parts);
-        else
-                on_revoke(opaque, rk, parts);
+        avk_tracker_t *tr = opaque;
+        snprintf(buf, size, "%zu open deviations", avk_track_open_cnt(tr->track));
 }
 
 /* ---- the loop ---- */
 
-static int tick(avk_tracker_t *tr)
+static int on_tick(void *opaque, int64_t *next_due, char *errstr, size_t errstr_size)
 {
-        int64_t mono = mono_ms();
-        if (mono < tr->next_tick)
+        avk_tracker_t *tr = opaque;
+        int64_t start = avk_clock_mono_ns();
+        (void)next_due; /* the tracker has no wait hook: the loop comes round every 20 ms */
+        if (start / 1000000 < tr->next_tick)
                 return 0;
-        tr->next_tick = mono + tr->tick_ms;
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        tr->next_tick = start / 1000000 + tr->tick_ms;
         tr->sink_failed = 0;
         long n = avk_track_advance(tr->track, now_ms(tr));
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        avk_metric_observe(tr->m_tick,
-                           (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+        avk_metric_observe(tr->m_tick, (double)(avk_clock_mono_ns() - start) / 1e9);
         publish_figures(tr);
-        return n < 0 || tr->sink_failed ? -1 : 0;
+        if (n >= 0 && !tr->sink_failed)
+                return 0;
+        snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
+        return -1;
 }
 
-static void summary(avk_tracker_t *tr)
+static void summary(void *opaque)
 {
-        int64_t now = mono_ms();
-        if (now - tr->last_summary < SUMMARY_EVERY_MS)
-                return;
-        tr->last_summary = now;
-        uint64_t done = atomic_load(&tr->inputs_done) + atomic_load(&tr->statuses);
+        avk_tracker_t *tr = opaque;
+        struct avk_service_stats k;
+        avk_service_stats(tr->service, &k);
+        uint64_t done = k.inputs_done + atomic_load(&tr->statuses);
         if (done == tr->summary_done)
                 return;
         tr->summary_done = done;
         avk_log(AVK_LOG_INFO, COMPONENT,
                 "inputs %llu (applied %llu, ignored %llu), status %llu, escalations %llu, "
                 "reminders %llu, dead-lettered %llu, open %zu, kept %zu, outputs in flight %llu",
-                (unsigned long long)atomic_load(&tr->inputs_done),
-                (unsigned long long)atomic_load(&tr->applied),
+                (unsigned long long)k.inputs_done, (unsigned long long)atomic_load(&tr->applied),
                 (unsigned long long)atomic_load(&tr->ignored),
                 (unsigned long long)atomic_load(&tr->statuses),
                 (unsigned long long)atomic_load(&tr->escalations),
@@ -872,121 +822,24 @@ static void summary(avk_tracker_t *tr)
                 (unsigned long long)avk_outbox_in_flight(tr->outbox));
 }
 
-static int partition_cnt(avk_tracker_t *tr, const char *topic, char *errstr, size_t errstr_size)
-{
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(tr->kafka.reader, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(tr->kafka.reader, 0, rkt, &md, 10000);
-        rd_kafka_topic_destroy(rkt);
-        int n = -1;
-        if (!e && md->topic_cnt == 1 && !md->topics[0].err)
-                n = md->topics[0].partition_cnt;
-        else
-                snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                         rd_kafka_err2str(e ? e : md->topics[0].err));
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        return n;
-}
-
-/* Inputs and outputs must share one partition count: a deviation's inputs
- * meet in one instance, and its outputs go to the same partition number,
- * which is what a rebuild reads. */
-static int check_topics(avk_tracker_t *tr, char *errstr, size_t errstr_size)
-{
-        const char *topics[IN_TOPICS + OUT_TOPICS];
-        for (int k = 0; k < IN_TOPICS; k++)
-                topics[k] = tr->in_topic[k];
-        for (int k = 0; k < OUT_TOPICS; k++)
-                topics[IN_TOPICS + k] = tr->out_topic[k];
-        int first = -1;
-        for (int i = 0; i < IN_TOPICS + OUT_TOPICS; i++) {
-                int n = partition_cnt(tr, topics[i], errstr, errstr_size);
-                if (n < 0)
-                        return -1;
-                if (n > MAX_PARTITIONS) {
-                        snprintf(errstr, errstr_size, "topic %s: more than %d partitions",
-                                 topics[i], MAX_PARTITIONS);
-                        return -1;
-                }
-                if (first >= 0 && n != first) {
-                        snprintf(errstr, errstr_size,
-                                 "topic %s has %d partitions and %s %d: the lifecycle topics "
-                                 "must share one partition count",
-                                 topics[i], n, topics[0], first);
-                        return -1;
-                }
-                first = n;
-        }
-        return 0;
-}
-
 int avk_tracker_run(avk_tracker_t *tr, char *errstr, size_t errstr_size)
 {
-        if (check_topics(tr, errstr, errstr_size) != 0)
-                return -1;
-        rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(IN_TOPICS);
-        for (int k = 0; k < IN_TOPICS; k++)
-                rd_kafka_topic_partition_list_add(subs, tr->in_topic[k], RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(tr->kafka.consumer, subs);
-        rd_kafka_topic_partition_list_destroy(subs);
-        if (e) {
-                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
-                return -1;
-        }
         avk_log(AVK_LOG_INFO, COMPONENT, "group %s: tracking %s, %s and %s", tr->group,
                 tr->in_topic[IN_ROUTED], tr->in_topic[IN_RESPONSE], tr->in_topic[IN_FAILED]);
-        int rc = 0;
-        tr->last_summary = mono_ms();
-        while (!atomic_load(&tr->stop)) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(tr->kafka.consumer, 20);
-                if (m && m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                avk_log(AVK_LOG_WARN, COMPONENT, "consumer: %s",
-                                        rd_kafka_message_errstr(m));
-                } else if (m && handle(tr, m) != 0) {
-                        snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
-                        rc = -1;
-                }
-                if (m)
-                        rd_kafka_message_destroy(m);
-                avk_outbox_poll(tr->outbox);
-                if (!rc && tick(tr) != 0) {
-                        snprintf(errstr, errstr_size, "out of memory or cannot encode an output");
-                        rc = -1;
-                }
-                char reason[512];
-                if (rd_kafka_fatal_error(tr->kafka.producer, reason, sizeof(reason))) {
-                        snprintf(errstr, errstr_size, "producer: %s", reason);
-                        rc = -1;
-                }
-                if (rc)
-                        break;
-                summary(tr);
-        }
-        /* Closing revokes the assignment: on_revoke waits for the outputs in
-         * flight, stores and commits; bounded, should Kafka not answer. */
-        avk_kafka_consumer_close(tr->kafka.consumer,
-                                 (int)avk_config_get_int(tr->env.cfg, "consumer.close.timeout.ms"),
-                                 COMPONENT);
-        avk_outbox_close(tr->outbox);
-        /* Destroyed here: rd_kafka_destroy() (avk_outbox_kafka_close()) would
-         * close it again, without a bound, after a close that gave up. */
-        rd_kafka_destroy_flags(tr->kafka.consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        tr->kafka.consumer = NULL;
-        summary(tr);
-        return rc;
+        return avk_service_run(tr->service, errstr, errstr_size);
 }
 
 void avk_tracker_stop(avk_tracker_t *tr)
 {
-        atomic_store(&tr->stop, 1);
+        avk_service_stop(tr->service);
 }
 
 void avk_tracker_stats(avk_tracker_t *tr, struct avk_tracker_stats *s)
 {
+        struct avk_service_stats k;
+        avk_service_stats(tr->service, &k);
         *s = (struct avk_tracker_stats){
-            .inputs_done = atomic_load(&tr->inputs_done),
+            .inputs_done = k.inputs_done,
             .applied = atomic_load(&tr->applied),
             .ignored = atomic_load(&tr->ignored),
             .statuses = atomic_load(&tr->statuses),
@@ -995,17 +848,14 @@ void avk_tracker_stats(avk_tracker_t *tr, struct avk_tracker_stats *s)
             .deadlettered = atomic_load(&tr->deadlettered),
             .rebuilds = atomic_load(&tr->rebuilds),
             .open = atomic_load(&tr->open),
-            .partitions = atomic_load(&tr->partitions),
+            .partitions = k.partitions,
         };
 }
 
 int avk_tracker_ready(void *opaque, char *why, size_t why_size)
 {
         avk_tracker_t *tr = opaque;
-        if (atomic_load(&tr->ready))
-                return 1;
-        snprintf(why, why_size, "no partitions assigned and rebuilt yet");
-        return 0;
+        return avk_service_ready(tr->service, why, why_size);
 }
 
 avk_metrics_t *avk_tracker_metrics(avk_tracker_t *tr)
@@ -1077,12 +927,6 @@ static int make_metrics(avk_tracker_t *tr)
         tr->m_kept = avk_metrics_series(
             avk_metrics_gauge(m, "avk_tracker_kept", "Responses waiting for their routing.", NULL),
             NULL);
-        tr->m_latency = avk_metrics_series(
-            avk_metrics_histogram(m, "avk_tracker_input_seconds",
-                                  "From consuming an input to Kafka acknowledging its outputs.",
-                                  NULL, AVK_METRICS_LATENCY_BUCKETS,
-                                  AVK_METRICS_LATENCY_BUCKET_CNT),
-            NULL);
         tr->m_tick = avk_metrics_series(
             avk_metrics_histogram(m, "avk_tracker_tick_seconds",
                                   "One pass over the due timers (reminders, deadlines).", NULL,
@@ -1090,7 +934,7 @@ static int make_metrics(avk_tracker_t *tr)
             NULL);
         return tr->m_inputs && tr->m_escalations && tr->m_reminders && tr->m_open &&
                        tr->m_overdue && tr->m_ack_q && tr->m_answer_q && tr->m_statuses &&
-                       tr->m_deadletter && tr->m_kept && tr->m_latency && tr->m_tick
+                       tr->m_deadletter && tr->m_kept && tr->m_tick
                    ? 0
                    : -1;
 }
@@ -1136,14 +980,9 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
             .kept_max = (size_t)avk_config_get_int(cfg, "tracker.kept.max"),
             .kept_max_ms = avk_config_get_int(cfg, "tracker.kept.max.ms"),
         };
-        struct avk_outbox_hooks hooks = {.input_done = input_done,
-                                         .acked = on_acked,
-                                         .still_wanted = still_wanted,
-                                         .opaque = tr};
         tr->track = avk_track_new(&opt);
         tr->codec = avk_codec_new(tr->env.catalog, tr->env.registry);
-        tr->outbox = avk_outbox_new(&hooks, COMPONENT);
-        if (!tr->track || !tr->codec || !tr->outbox || make_metrics(tr) != 0) {
+        if (!tr->track || !tr->codec || make_metrics(tr) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -1151,9 +990,29 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
                 avro_generic_value_new(avk_schema_iface(tr->in_schema[k]), &tr->in_value[k]);
         for (int k = 0; k < OUT_TOPICS; k++)
                 avro_generic_value_new(avk_schema_iface(tr->out_schema[k]), &tr->out_value[k]);
-        if (avk_outbox_kafka_open(tr->outbox, cfg, tr->group, on_rebalance, tr, &tr->kafka, errstr,
-                                  errstr_size) != 0)
+        struct avk_service_options opts = {.component = COMPONENT,
+                                           .metric_prefix = "avk_tracker",
+                                           .group = tr->group,
+                                           .inputs = tr->in_topic,
+                                           .input_cnt = IN_TOPICS,
+                                           .outputs = tr->out_topic,
+                                           .output_cnt = OUT_TOPICS,
+                                           .revoke_note =
+                                               "the next owner rebuilds and writes them again",
+                                           .metrics = tr->metrics,
+                                           .hooks = {.on_record = on_record,
+                                                     .on_tick = on_tick,
+                                                     .on_rebuild = on_rebuild,
+                                                     .on_drop = on_drop,
+                                                     .on_revoke = on_revoke,
+                                                     .describe = describe,
+                                                     .summary = summary,
+                                                     .acked = on_acked,
+                                                     .still_wanted = still_wanted,
+                                                     .opaque = tr}};
+        if (!(tr->service = avk_service_new(cfg, &opts, errstr, errstr_size)))
                 goto fail;
+        tr->outbox = avk_service_outbox(tr->service);
         /* The clock file's first value, so that a tracker under test starts
          * at the test's time rather than at 0. */
         avk_track_advance(tr->track, now_ms(tr));
@@ -1167,10 +1026,9 @@ void avk_tracker_destroy(avk_tracker_t *tr)
 {
         if (!tr)
                 return;
-        avk_outbox_kafka_close(&tr->kafka);
-        while (tr->kept)
-                kept_free(tr, tr->kept);
-        avk_outbox_destroy(tr->outbox);
+        while (!LIST_EMPTY(&tr->kept))
+                kept_free(LIST_FIRST(&tr->kept));
+        avk_service_destroy(tr->service);
         avk_track_destroy(tr->track);
         for (int k = 0; k < IN_TOPICS; k++) {
                 if (tr->in_value[k].self)

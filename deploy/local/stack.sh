@@ -116,6 +116,7 @@ tracker.tick.ms=100
 dashboard.listen=127.0.0.1:${AVVIK_DASHBOARD_PORT:-0}
 dashboard.port.file=$state/dashboard.port
 dashboard.clock.file=$state/clock
+dashboard.tokens.file=$state/dashboard-tokens
 log.level=warn
 EOF
 cfg="-c $state/avvik.properties"
@@ -127,6 +128,10 @@ for p in $parties; do
         head -n 1 "$state/token.out" >"$state/tokens.d/$p"
         tail -n 1 "$state/token.out" >>"$state/tokens"
 done
+# The dashboard's: one analyst, as a patient-safety team would hold.
+"$avvik" token --role analyst "stack demo" >"$state/token.out"
+head -n 1 "$state/token.out" >"$state/dashboard.token"
+tail -n 1 "$state/token.out" >"$state/dashboard-tokens"
 
 # ---- the broker and the services ------------------------------------------
 "$avvik" broker -f "$state/bootstrap.servers" -X directory.file="$state/directory.json" >"$logs/broker.log" 2>&1 &
@@ -150,6 +155,9 @@ name_of() { # name_of PARTY
 post() { # post PARTY PATH: the body on stdin; prints the answer
         curl -sS -H "Authorization: Bearer $(cat "$state/tokens.d/$1")" \
                 -H "Content-Type: application/json" --data-binary @- "$gw$2"
+}
+look() { # look PATH: GET of the dashboard's PATH with the analyst's token
+        curl -sS -H "Authorization: Bearer $(cat "$state/dashboard.token")" "$dash$1"
 }
 tail_topic() { # tail_topic TOPIC: the topic's records as JSON lines
         "$avvik" tail $cfg -t "$1" -e 2>/dev/null
@@ -258,7 +266,7 @@ echo "  patients' identity numbers found in the stream: $leaks"
 # Nor anywhere a user or Prometheus can look: the dashboard, its report and
 # API, the services' metrics, their logs.
 for path in / /api/sammanstallning.json /api/forsenade.json "/rapport/$(date +%Y)" /metrics; do
-        curl -sS "$dash$path" >>"$state/looked-at.txt"
+        look "$path" >>"$state/looked-at.txt"
 done
 curl -sS "$gw/metrics" >>"$state/looked-at.txt"
 cat "$logs"/*.log >>"$state/looked-at.txt"
@@ -269,12 +277,13 @@ for pid in $ids; do
 done
 echo "  ... nor in the dashboard, its report, /metrics or any service's log"
 
-overdue=$(curl -sS "$dash/api/forsenade.json" | jq -r '.total // (.deviations // . | length)')
+overdue=$(look /api/forsenade.json | jq -r '.total // (.deviations // . | length)')
 echo
 echo "== the dashboard's overdue list (GET /api/forsenade.json, on the demo clock): $overdue deviations"
 [ "$overdue" -gt 0 ] || fail "the dashboard lists no overdue deviation"
 echo
-echo "== the dashboard (in Swedish): $dash/   yearly follow-up report: $dash/rapport/$(date +%Y)"
+echo "== the dashboard (in Swedish): $dash/#nyckel=$(cat "$state/dashboard.token")"
+echo "   (the analyst's token in the link's fragment logs the browser in; the report: $dash/rapport/$(date +%Y))"
 echo "   gateway: $gw   logs: $logs"
 if [ "$once" = --once ]; then
         exit 0

@@ -7,7 +7,7 @@
 #   make-certs.sh OUTDIR [DAYS]
 #
 # OUTDIR receives, for each name in NAMES (default: kafka-1 kafka-2 kafka-3
-# schema-registry gateway):
+# schema-registry gateway dashboard):
 #   <name>.key   private key (EC P-256, PKCS#8, mode 0600)
 #   <name>.pem   certificate, signed by the CA, subjectAltName DNS:<name>, DNS:localhost
 #   <name>.keystore.pem   key and certificate in one file (Kafka's PEM keystore)
@@ -24,7 +24,7 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 fi
 out=$1
 days=${2:-365}
-names=${NAMES:-kafka-1 kafka-2 kafka-3 schema-registry gateway}
+names=${NAMES:-kafka-1 kafka-2 kafka-3 schema-registry gateway dashboard}
 command -v openssl >/dev/null || {
         echo "make-certs.sh: openssl is required" >&2
         exit 1

@@ -32,7 +32,7 @@
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "common/contract/party.h"
-#include "producer/gateway/auth.h"
+#include "common/http/auth.h"
 #include "producer/gateway/dispute.h"
 #include "producer/intake/fhir.h"
 #include "producer/gateway/idempotency.h"
@@ -180,15 +180,13 @@ static int authenticate(avk_httpd_req_t *http, void *opaque)
                              "Authorization: missing; expected \"Bearer <token>\"");
                 return -1;
         }
-        if (strncasecmp(h, "Bearer ", 7) != 0) {
+        size_t len;
+        const char *token = avk_auth_bearer(h, &len);
+        if (!token) {
                 unauthorized(req, challenge, "authentication required",
                              "Authorization: not a Bearer token");
                 return -1;
         }
-        const char *token = h + 7 + strspn(h + 7, " ");
-        size_t len = strlen(token);
-        while (len > 0 && token[len - 1] == ' ')
-                len--;
         if (len == 0 || len > BEARER_MAX ||
             (req->party = avk_auth_lookup(req->gw->auth, token, len, &req->client)) < 0) {
                 unauthorized(req, invalid, "authentication failed",
@@ -912,7 +910,7 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
                          "(make them with 'avvik token PARTY')");
                 goto fail;
         }
-        if (!(gw->auth = avk_auth_load(tokens, reason, sizeof(reason)))) {
+        if (!(gw->auth = avk_auth_load(tokens, avk_party_parse, reason, sizeof(reason)))) {
                 snprintf(errstr, errstr_size, "gateway.tokens.file: %s", reason);
                 goto fail;
         }

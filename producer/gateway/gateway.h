@@ -10,7 +10,7 @@
  *   GET  /healthz, /readyz, /metrics
  *
  * Every request to /v1 carries a bearer token bound to a party
- * (producer/gateway/auth.h): a party files only as itself and responds only to the
+ * (common/http/auth.h): a party files only as itself and responds only to the
  * deviations it receives (or, to dispute, reported), which the gateway knows
  * from the lifecycle topics (producer/gateway/view.h); a deviation id belongs
  * to the first document filed under it. Retries are recognised by

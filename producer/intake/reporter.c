@@ -52,6 +52,7 @@ static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.respons
 struct encoder { /* one thread's encoding context */
         avk_codec_t *codec;
         avro_value_t value[KIND_CNT];
+        struct avk_json_stream_buf stream; /* the single pass's working memory */
         struct encoder *next;
 };
 
@@ -89,6 +90,9 @@ struct avk_reporter {
         struct avk_env env;
         const avk_schema_t *schema[KIND_CNT];
         avk_json_plan_t *plan[KIND_CNT]; /* for documents filed as JSON text */
+        /* The slots of the id and key in the plan's program; -1: JSON text
+         * takes the tree path. */
+        int id_slot[KIND_CNT], key_slot[KIND_CNT];
         const char *topic[KIND_CNT];
         struct avk_json_opts opts;
         rd_kafka_t *rk;
@@ -609,6 +613,14 @@ static void *drain_loop(void *arg)
         }
 }
 
+/* The slot of a top-level string field of kind's schema, or -1. */
+static int string_slot(const avk_reporter_t *r, enum avk_kind kind, const char *name)
+{
+        const avk_avroprog_t *prog = avk_json_plan_prog(r->plan[kind]);
+        avro_schema_t field = avro_schema_record_field_get(avk_schema_avro(r->schema[kind]), name);
+        return prog && field && is_avro_string(field) ? avk_avroprog_slot(prog, name) : -1;
+}
+
 avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         avk_reporter_t *r = calloc(1, sizeof(*r));
@@ -631,6 +643,8 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
                 r->plan[k] = avk_json_plan_new(r->schema[k], errstr, errstr_size);
                 if (!r->plan[k])
                         goto fail;
+                r->id_slot[k] = string_slot(r, (enum avk_kind)k, id_field[k]);
+                r->key_slot[k] = string_slot(r, (enum avk_kind)k, "deviation_id");
         }
         r->opts = (struct avk_json_opts){
             .flags = AVK_JSON_VALIDATE, .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
@@ -714,6 +728,7 @@ void avk_reporter_destroy(avk_reporter_t *r)
                 r->pool = e->next;
                 for (int k = 0; k < KIND_CNT; k++)
                         avro_value_decref(&e->value[k]);
+                avk_json_stream_buf_free(&e->stream);
                 avk_codec_destroy(e->codec);
                 free(e);
         }
@@ -773,7 +788,31 @@ static void new_id(char *buf, size_t size)
         snprintf(buf, size, "%s", text);
 }
 
-/* Encodes value (of kind, validated) into a prepared document. */
+static void slot_string(const avk_avroprog_slot_t *slot, char out[AVK_ID_SIZE])
+{
+        size_t len = slot->len < AVK_ID_SIZE ? slot->len : AVK_ID_SIZE - 1;
+        memcpy(out, slot->v.str, len);
+        out[len] = '\0';
+}
+
+/* Frames value, or when it is NULL the Avro binary of the encoder's
+ * single pass, for kind's topic (local: in the framing of the spool). */
+static int frame(avk_reporter_t *r, struct encoder *e, enum avk_kind kind, avro_value_t *value,
+                 int local, const void **payload, size_t *len, char *reason, size_t reason_size)
+{
+        if (!value)
+                return avk_codec_frame(e->codec, r->topic[kind], r->schema[kind], local,
+                                       e->stream.avro, e->stream.avro_len, payload, len, reason,
+                                       reason_size);
+        if (local)
+                return avk_codec_encode_local(e->codec, r->schema[kind], value, payload, len,
+                                              reason, reason_size);
+        return avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, payload, len,
+                                reason, reason_size);
+}
+
+/* Encodes value (of kind, validated; NULL: the encoder's single pass) into
+ * a prepared document. */
 static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kind kind,
                               avro_value_t *value, char id[AVK_ID_SIZE], struct avk_errors *errs,
                               avk_prepared_t **out)
@@ -781,8 +820,7 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
         char reason[512];
         const void *payload;
         size_t len;
-        int rc = avk_codec_encode(e->codec, r->topic[kind], r->schema[kind], value, &payload, &len,
-                                  reason, sizeof(reason));
+        int rc = frame(r, e, kind, value, 0, &payload, &len, reason, sizeof(reason));
         int local = 0;
         /* Accepted means kept, through a registry outage as through a Kafka
          * one: the spool keeps the document in the framing that needs no
@@ -790,8 +828,7 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
          * answers. */
         if (rc == AVK_CODEC_UNAVAILABLE && r->spool) {
                 local = 1;
-                rc = avk_codec_encode_local(e->codec, r->schema[kind], value, &payload, &len,
-                                            reason, sizeof(reason));
+                rc = frame(r, e, kind, value, 1, &payload, &len, reason, sizeof(reason));
         }
         if (rc != 0) {
                 avk_errors_add(errs, NULL, "%s", reason);
@@ -804,8 +841,13 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
         }
         d->kind = kind;
         d->local = local;
-        string_field(value, id_field[kind], d->id);
-        string_field(value, "deviation_id", d->key);
+        if (value) {
+                string_field(value, id_field[kind], d->id);
+                string_field(value, "deviation_id", d->key);
+        } else {
+                slot_string(&e->stream.slots[r->id_slot[kind]], d->id);
+                slot_string(&e->stream.slots[r->key_slot[kind]], d->key);
+        }
         d->payload = d + 1;
         d->len = len;
         memcpy(d->payload, payload, len);
@@ -856,15 +898,14 @@ enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind,
         *out = NULL;
         /* The single pass says only yes; for anything else the tree path
          * gives the verdict and every error. */
-        struct encoder *e = encoder_get(r);
+        struct encoder *e = r->id_slot[kind] >= 0 && r->key_slot[kind] >= 0 ? encoder_get(r) : NULL;
         if (e) {
                 struct avk_json_fill fill = {id_field[kind], new_id};
-                avro_value_t *value = &e->value[kind];
                 enum avk_result result = AVK_UNAVAILABLE;
-                int streamed =
-                    avk_json_stream_to_avro(r->plan[kind], text, len, &fill, value, &r->opts) == 0;
+                int streamed = avk_json_stream_encode(r->plan[kind], text, len, &fill, &r->opts,
+                                                      &e->stream) == 0;
                 if (streamed)
-                        result = encode(r, e, kind, value, id, errs, out);
+                        result = encode(r, e, kind, NULL, id, errs, out);
                 encoder_put(r, e);
                 if (streamed)
                         return result;

@@ -7,7 +7,9 @@
 # drawn with the data, the console stays silent (no script error, no failed
 # load, no CSP violation), a description's markup stays text, and the report
 # prints to PDF. No personnummer reaches any answer, even one a faulty
-# forwarder left in description_scrubbed.
+# forwarder left in description_scrubbed. Every request carries an analyst's
+# token; chromium logs in as a person would, through the login page a 401
+# answers (the token in the link's fragment, as deploy/local/stack.sh prints it).
 # usage: dashboard_chromium.sh AVVIK_BINARY AVK_TEST_PRODUCE
 set -eu
 avvik=$1
@@ -75,19 +77,28 @@ inject='<script>alert(1)</script> "><img src=x onerror=alert(1)>'
 } >"$work/records.ndjson"
 "$produce" $X deviation.analysis <"$work/records.ndjson" || fail "avk_test_produce exited $?"
 
+"$avvik" token --role analyst chromium >"$work/token.out"
+token=$(head -n 1 "$work/token.out")
+tail -n 1 "$work/token.out" >"$work/tokens"
 "$avvik" dashboard $X -X dashboard.listen=127.0.0.1:0 -X dashboard.port.file="$work/port" \
-        2>"$work/dashboard.log" &
+        -X dashboard.tokens.file="$work/tokens" 2>"$work/dashboard.log" &
 dashboard_pid=$!
 poll "dashboard port file" test -s "$work/port"
 url=http://127.0.0.1:$(cat "$work/port")
 
-# get PATH [CURL_ARGS...]: status in $status, body in $work/body, headers in $work/headers.
-get() {
+# get PATH [CURL_ARGS...]: status in $status, body in $work/body, headers in $work/headers;
+# with the analyst's token (anon: without).
+anon() {
         path=$1
         shift
         status=$(curl -sS -o "$work/body" -D "$work/headers" -w '%{http_code}' "$@" "$url$path") ||
                 fail "curl $path failed"
         cat "$work/body" >>"$work/all-bodies"
+}
+get() {
+        path=$1
+        shift
+        anon "$path" -H "Authorization: Bearer $token" "$@"
 }
 expect() { [ "$status" = "$1" ] || fail "$2: status $status, want $1: $(head -c 300 "$work/body")"; }
 header_has() { grep -qi "^$1" "$work/headers" || fail "$2: no '$1' header: $(cat "$work/headers")"; }
@@ -102,6 +113,21 @@ three() {
         [ "$(json .total)" = 3 ]
 }
 poll "three deviations in the figures" three
+
+# Without the token: 401 (a page's answer is the login page), the probes open;
+# another Host: 421 (DNS rebinding).
+anon /
+expect 401 "the page without a token"
+header_has "WWW-Authenticate: Bearer" "the page without a token"
+grep -q 'id="inloggning"' "$work/body" || fail "the 401 of the page is not the login page"
+anon /api/forsenade.json
+expect 401 "the overdue list without a token"
+anon /api/forsenade.json -H "Authorization: Bearer wrong-$token"
+expect 401 "the overdue list with a wrong token"
+get /api/forsenade.json -H "Host: rebound.example:8090"
+expect 421 "another Host"
+anon /healthz
+expect 200 "healthz without a token"
 
 # The page and its files: types, CSP (scripts from self only), nosniff.
 get /
@@ -193,10 +219,11 @@ grep -q '19121212\|1212-1212\|121212' "$work/all-bodies" && fail "a personnummer
 # chromium: renders with data, no console message at all, nothing injected.
 # The log's CONSOLE lines carry every console message (script errors,
 # failed loads and CSP violations included).
-browse() { # browse PATH OUT: the DOM after scripts ran
+browse() { # browse PATH OUT: the DOM after scripts ran, logged in through the fragment
         timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr \
                 --v=0 --user-data-dir="$work/profile" --virtual-time-budget=10000 \
-                --dump-dom "$url$1" >"$2" 2>>"$work/chromium.log" || fail "chromium $1 exited $?"
+                --dump-dom "$url$1#nyckel=$token" >"$2" 2>>"$work/chromium.log" ||
+                fail "chromium $1 exited $?"
 }
 quiet() {
         grep -i 'CONSOLE\|Uncaught\|Refused to\|Failed to load\|Content Security Policy' \
@@ -224,7 +251,8 @@ grep -q '<rect ' "$work/report-dom.html" || fail "the report's charts have no ba
 grep -qi '<img\|<script' "$work/report-dom.html" && fail "an element was injected into the report"
 
 timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$work/profile" \
-        --no-pdf-header-footer --print-to-pdf="$work/report.pdf" "$url/rapport/$year" \
+        --virtual-time-budget=10000 --no-pdf-header-footer --print-to-pdf="$work/report.pdf" \
+        "$url/rapport/$year#nyckel=$token" \
         2>>"$work/chromium.log" || fail "chromium --print-to-pdf exited $?"
 [ "$(head -c 5 "$work/report.pdf")" = "%PDF-" ] || fail "no PDF"
 [ "$(wc -c <"$work/report.pdf")" -gt 20000 ] || fail "the PDF is suspiciously small"

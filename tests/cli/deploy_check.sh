@@ -13,8 +13,12 @@ src=$2
 
 tmp=$(mktemp -d)
 broker_pid=""
+dashboard_pid=""
 cleanup() {
-        [ -z "$broker_pid" ] || { kill "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null || true; }
+        for pid in $dashboard_pid $broker_pid; do
+                kill "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null || true
+        done
         rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -72,6 +76,14 @@ for name in ("gateway", "route", "notify", "track", "analyse", "dashboard"):
     probe = " ".join(s["healthcheck"]["test"])
     assert "/healthz" in probe, f"{name}: healthcheck {probe}"
     assert s["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+# The HTTP servers: HTTPS only (a probe over https with the test CA), their
+# tokens and TLS keys as secrets, their certificates mounted.
+for name in ("gateway", "dashboard"):
+    s = services[name]
+    probe = s["healthcheck"]["test"]
+    assert probe[-1].startswith("https://localhost:") and "--cacert" in probe, f"{name}: probe {probe}"
+    assert {f"{name}-tokens", f"{name}-tls-key"} <= set(s["secrets"]), f"{name}: secrets {s['secrets']}"
+    assert any(v.endswith(f"/tls/{name}.pem:/etc/avvik/tls/{name}.pem:ro") for v in s["volumes"]), f"{name}: no certificate"
 for secret, spec in doc["secrets"].items():
     assert "file" in spec, secret
 print("compose.yaml: services, volumes, images, healthchecks, limits, secrets as expected")
@@ -97,6 +109,17 @@ for f in "$deploy"/config/*.properties "$deploy"/config/credentials.example/*.pr
 done
 [ -z "$unknown" ] || fail "keys the deploy configuration uses that this avvik does not know: $unknown"
 echo "every properties file loads"
+# The HTTP servers in production: TLS, bearer tokens; the dashboard's Host
+# names listed, none a wildcard.
+for svc in gateway dashboard; do
+        for key in tls.cert.file tls.key.file tokens.file; do
+                grep -q "^$svc\.$key=/" "$deploy/config/$svc.properties" ||
+                        fail "$svc.properties: $svc.$key is not set: $svc must serve HTTPS with tokens"
+        done
+done
+hosts=$(sed -n 's/^dashboard\.hosts=//p' "$deploy/config/dashboard.properties")
+[ -n "$hosts" ] || fail "dashboard.properties: dashboard.hosts is not set"
+case ",$hosts," in *"*"* | *",,"*) fail "dashboard.hosts: $hosts" ;; esac
 # The check itself: an unknown key and a bad value are named with their line.
 printf 'log.level=info\nno.such.key=1\ntopic.partitions=0\n' >"$tmp/bad.properties"
 if "$avvik" config check "$tmp/bad.properties" 2>"$tmp/bad.err"; then fail "a bad file passed"; fi
@@ -165,15 +188,21 @@ grep -- '--operation Read --topic deviation. --resource-pattern-type prefixed' "
 [ "$(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\) --operation \([A-Za-z]*\).*/\1 \2/' | sort | tr '\n' ' ')" = \
         "User:avvik-notify Read User:avvik-notify Write " ] ||
         fail "deviation.notify.retry: $(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt")"
-[ "$(rules User:avvik-gateway | grep '^Write')" = "Write --topic deviation.reported literal
-Write --topic deviation.response literal" ] || fail "the gateway writes more than reported and response"
+# The internet-facing gateway reads its own topics back for the spool's duplicate scan and
+# routings for its index, and writes nothing but documents (docs/operations.md, "Security").
+[ "$(rules User:avvik-gateway)" = "IdempotentWrite --cluster literal
+Read --topic deviation.reported literal
+Read --topic deviation.response literal
+Read --topic deviation.routed literal
+Write --topic deviation.reported literal
+Write --topic deviation.response literal" ] || fail "the gateway's rules: $(rules User:avvik-gateway)"
 [ "$(rules User:analysis-vgr)" = "Read --group analysis-vgr. prefixed
 Read --topic deviation.analysis literal" ] || fail "analysis-vgr: $(rules User:analysis-vgr)"
 [ "$(rules User:avvik-dashboard)" = "Read --topic deviation.analysis literal" ] || fail "dashboard: $(rules User:avvik-dashboard)"
 
 echo "== test CA, secrets, SCRAM users"
 sh "$deploy/make-secrets.sh" "$tmp/secrets" >/dev/null || fail "make-secrets.sh"
-for name in kafka-1 kafka-2 kafka-3 schema-registry gateway; do
+for name in kafka-1 kafka-2 kafka-3 schema-registry gateway dashboard; do
         openssl verify -CAfile "$tmp/secrets/tls/ca.pem" -purpose sslserver "$tmp/secrets/tls/$name.pem" >/dev/null ||
                 fail "$name.pem does not verify against the test CA"
         openssl x509 -in "$tmp/secrets/tls/$name.pem" -noout -ext subjectAltName | grep -q "DNS:$name" ||
@@ -226,6 +255,35 @@ kcat -b "$bs" -C -t deviation.reported -p 4 -o beginning -e -q -f '%k|%h|%s' >"$
 printf '%s|avk-replayed-from=deviation.deadletter/0/0,avk-id=%s,avk-type=DeviationReported|bytes\nas they were' \
         "$id" "$id" >"$tmp/expected"
 cmp -s "$tmp/replayed" "$tmp/expected" || fail "replayed: $(cat "$tmp/replayed")"
+
+echo "== the dashboard with deploy's dashboard.* keys: HTTPS only, a token or its session"
+grep '^dashboard\.' "$deploy/config/dashboard.properties" | sed -e 's|^dashboard.listen=.*|dashboard.listen=127.0.0.1:0|' \
+        -e "s|=/etc/avvik/tls/|=$tmp/secrets/tls/|" -e "s|=/run/secrets/dashboard-tls-key|=$tmp/secrets/tls/dashboard.key|" \
+        -e "s|=/run/secrets/dashboard-tokens|=$tmp/dashboard-tokens|" >"$tmp/dashboard.properties"
+"$avvik" token --role analyst deploy-check >"$tmp/token.out" || fail "avvik token --role"
+token=$(head -n 1 "$tmp/token.out")
+tail -n 1 "$tmp/token.out" >"$tmp/dashboard-tokens"
+"$avvik" dashboard -c "$tmp/dashboard.properties" -X bootstrap.file="$tmp/bootstrap" \
+        -X dashboard.port.file="$tmp/dashboard.port" 2>"$tmp/dashboard.log" &
+dashboard_pid=$!
+poll "dashboard port file" test -s "$tmp/dashboard.port"
+port=$(cat "$tmp/dashboard.port")
+https() { curl -sS --cacert "$tmp/secrets/tls/ca.pem" -o "$tmp/answer" -D "$tmp/answer.h" -w '%{http_code}' "$@"; }
+[ "$(https "https://localhost:$port/healthz")" = 200 ] || fail "dashboard: /healthz over HTTPS"
+[ "$(https "https://localhost:$port/api/forsenade.json")" = 401 ] || fail "dashboard: no token, not 401"
+[ "$(https -H "Authorization: Bearer $token" "https://localhost:$port/api/forsenade.json")" = 200 ] ||
+        fail "dashboard: the analyst's token, not 200"
+[ "$(https -H "Authorization: Bearer $token" -H "Host: rebound.example" "https://localhost:$port/")" = 421 ] ||
+        fail "dashboard: a foreign Host, not 421"
+[ "$(https -X POST -H "Authorization: Bearer $token" "https://localhost:$port/api/session")" = 200 ] ||
+        fail "dashboard: POST /api/session"
+grep -qi '^Set-Cookie: avk_session=.*; HttpOnly; SameSite=Strict; Secure' "$tmp/answer.h" ||
+        fail "dashboard: the session cookie is not Secure over TLS: $(grep -i set-cookie "$tmp/answer.h")"
+curl -sS -o /dev/null "http://localhost:$port/healthz" 2>/dev/null && fail "dashboard: answers plain HTTP"
+kill "$dashboard_pid"
+wait "$dashboard_pid" || fail "dashboard: exited $? after SIGTERM"
+dashboard_pid=""
+echo "dashboard: HTTPS only, 401 without a token, 421 for a foreign Host, a Secure session cookie"
 
 echo "== systemd units"
 if command -v systemd-analyze >/dev/null; then

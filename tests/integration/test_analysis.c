@@ -598,6 +598,25 @@ START_TEST(undecodable_input_is_dead_lettered_and_the_partition_goes_on)
 }
 END_TEST
 
+/* /readyz means "assigned and keeping up" (issue 18.10): not while the
+ * forwarder runs without partitions - the group's first join takes about 3 s
+ * on the mock cluster - nor after it gave them up. */
+START_TEST(ready_only_while_partitions_are_assigned)
+{
+        char why[256] = "";
+        struct running run;
+        start(&run);
+        usleep(500000);
+        ck_assert_int_eq(avk_analysis_ready(run.analysis, why, sizeof(why)), 0);
+        ck_assert_str_eq(why, "no partition of deviation.reported assigned");
+        WAIT_FOR(avk_analysis_ready(run.analysis, why, sizeof(why)), 1);
+        service_thread_stop(&run.thread);
+        ck_assert_int_eq(avk_analysis_ready(run.analysis, why, sizeof(why)), 0);
+        avk_analysis_destroy(run.analysis);
+        avk_metrics_destroy(run.metrics);
+}
+END_TEST
+
 START_TEST(status_of_a_deviation_never_filed_is_dead_lettered_as_missing)
 {
         file_status(OTHER_ID, 1, "ROUTED", -1);
@@ -848,6 +867,7 @@ static Suite *analysis_suite(void)
         tcase_add_test(tc, sink_past_its_budget_dead_letters_the_records);
         tcase_add_test(tc, undecodable_input_is_dead_lettered_and_the_partition_goes_on);
         tcase_add_test(tc, status_of_a_deviation_never_filed_is_dead_lettered_as_missing);
+        tcase_add_test(tc, ready_only_while_partitions_are_assigned);
         tcase_add_test(tc, sink_secret_file_others_may_read_is_refused);
         suite_add_tcase(s, tc);
         TCase *privacy = tcase_create("privacy property");

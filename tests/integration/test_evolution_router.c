@@ -327,6 +327,49 @@ START_TEST(v1_router_routes_v2_records_and_reads_the_new_symbol_as_the_default)
 }
 END_TEST
 
+/* A registry outage is no bad record: the router reads the records again once
+ * the registry answers, is not ready meanwhile, and dead-letters nothing. */
+START_TEST(registry_down_the_router_waits_and_dead_letters_nothing)
+{
+        file_v1(OLD_ID);
+        file_v1(NEW_ID); /* the registry answered: Confluent framing, ids registered */
+        fake_registry_set_mode(fake, FAKE_REGISTRY_FAIL_500);
+        struct running rr = {0};
+        char err[4096], why[256];
+        rr.router = avk_router_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(rr.router != NULL, "%s", err);
+        ck_assert_int_eq(pthread_create(&rr.thread, NULL, run, &rr), 0);
+        /* Once it has asked the registry (its rebuild and its records need the
+         * writer's schema), and a few tries later: nothing done, not ready. */
+        int asked = fake_registry_seen(fake).requests;
+        for (int i = 0; i < 600 && fake_registry_seen(fake).requests < asked + 3; i++)
+                usleep(50000);
+        ck_assert_int_ge(fake_registry_seen(fake).requests, asked + 3);
+        ck_assert_int_eq(avk_router_ready(rr.router, why, sizeof(why)), 0);
+        struct avk_router_stats st;
+        avk_router_stats(rr.router, &st);
+        ck_assert_uint_eq(st.inputs_done, 0);
+        fake_registry_set_mode(fake, FAKE_REGISTRY_NORMAL);
+        for (int i = 0; i < 600 && st.inputs_done < 2; i++) {
+                usleep(50000);
+                avk_router_stats(rr.router, &st);
+        }
+        avk_router_stop(rr.router);
+        pthread_join(rr.thread, NULL);
+        ck_assert_msg(rr.rc == 0, "%s", rr.err);
+        avk_router_destroy(rr.router);
+        ck_assert_uint_ge(st.inputs_done, 2);
+        struct seen dead, routed;
+        read_topic("deviation.deadletter", &dead);
+        ck_assert_msg(dead.n == 0, "dead-lettered: %s", dead.n ? dead.r[0].error : "");
+        read_topic("deviation.routed", &routed);
+        find(&routed, OLD_ID);
+        find(&routed, NEW_ID);
+        release(&dead);
+        release(&routed);
+}
+END_TEST
+
 START_TEST(without_a_registry_a_v1_router_dead_letters_v2_and_goes_on)
 {
         file_v1(OLD_ID);
@@ -357,6 +400,7 @@ static Suite *evolution_router_suite(void)
         tcase_add_test(registry,
                        v1_router_routes_v2_records_and_reads_the_new_symbol_as_the_default);
         suite_add_tcase(suite, registry);
+        tcase_add_test(registry, registry_down_the_router_waits_and_dead_letters_nothing);
         TCase *single = tcase_create("single_object");
         tcase_add_checked_fixture(single, setup_single_object, teardown);
         tcase_set_timeout(single, 120);

@@ -181,6 +181,7 @@ struct record {
         json_t *value; /* the decoded record, or NULL */
         size_t len;
         void *payload;
+        int key_null, value_null; /* the record's key, value is null (not empty) */
 };
 
 struct records {
@@ -212,8 +213,11 @@ static void collect(void *opaque, const rd_kafka_message_t *m)
         header(m, "avk-id", rec->id, sizeof(rec->id));
         header(m, "avk-error", rec->error, sizeof(rec->error));
         header(m, "avk-source-topic", rec->source_topic, sizeof(rec->source_topic));
-        rec->payload = malloc(m->len);
-        memcpy(rec->payload, m->payload, m->len);
+        rec->key_null = m->key == NULL;
+        rec->value_null = m->payload == NULL;
+        rec->payload = malloc(m->len + 1);
+        if (m->len)
+                memcpy(rec->payload, m->payload, m->len);
         rec->len = m->len;
         const avk_schema_t *schema = avk_catalog_by_name(env.catalog, rec->type);
         if (!schema)
@@ -269,6 +273,26 @@ static size_t count_key(const char *id)
         for (size_t i = 0; i < got.n; i++)
                 n += strcmp(got.r[i].key, id) == 0;
         return n;
+}
+
+/* Writes a record as another team's client might: key and value may be NULL (null). */
+static void produce_raw(const char *topic, const void *key, size_t key_len, const void *value,
+                        size_t len)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        ck_assert_int_eq(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)),
+                         RD_KAFKA_CONF_OK); /* avvik's partitioner, as the reporter's */
+        rd_kafka_t *raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        ck_assert_msg(raw != NULL, "%s", err);
+        ck_assert_int_eq(
+            rd_kafka_producev(raw, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                              RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        ck_assert_int_eq(rd_kafka_flush(raw, 10000), 0);
+        rd_kafka_destroy(raw);
 }
 
 /* ---- tests ---- */
@@ -391,22 +415,8 @@ START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
         file_doc(rep, AVK_KIND_DEVIATION, doc, id);
         json_decref(doc);
         snprintf(bad_key, sizeof(bad_key), "%s", id);
-        char err[512];
-        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
-        ck_assert_msg(conf != NULL, "%s", err);
-        ck_assert_int_eq(rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)),
-                         RD_KAFKA_CONF_OK); /* avvik's partitioner, as the reporter's */
-        rd_kafka_t *raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        ck_assert_msg(raw != NULL, "%s", err);
         static const char garbage[] = "\xc3\x01 not an avro record \"194003141233\"";
-        ck_assert_int_eq(rd_kafka_producev(raw, RD_KAFKA_V_TOPIC("deviation.reported"),
-                                           RD_KAFKA_V_KEY(bad_key, strlen(bad_key)),
-                                           RD_KAFKA_V_VALUE((void *)garbage, sizeof(garbage) - 1),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                           RD_KAFKA_V_END),
-                         0);
-        ck_assert_int_eq(rd_kafka_flush(raw, 10000), 0);
-        rd_kafka_destroy(raw);
+        produce_raw("deviation.reported", bad_key, strlen(bad_key), garbage, sizeof(garbage) - 1);
         doc = unnamed();
         char id2[AVK_ID_SIZE];
         json_object_set_new(doc, "deviation_id", json_string(id));
@@ -432,6 +442,36 @@ START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
         read_topic("deviation.routed");
         ck_assert_uint_eq(got.n, 2);
         ck_assert_str_eq(got.r[0].id, got.r[1].id);
+        release_records();
+}
+END_TEST
+
+/* A dead letter restores the record it stands for: a null key or value is
+ * written null, not empty. */
+START_TEST(a_null_key_and_a_null_value_stay_null_in_the_dead_letter)
+{
+        static const char garbage[] = "not an avro record";
+        produce_raw("deviation.reported", NULL, 0, NULL, 0);
+        produce_raw("deviation.response", NULL, 0, garbage, sizeof(garbage) - 1);
+        struct running rr;
+        start_router(&rr, "router-null");
+        wait_inputs(&rr, 2);
+        stop_router(&rr);
+        read_topic("deviation.deadletter");
+        ck_assert_uint_eq(got.n, 2);
+        for (size_t i = 0; i < got.n; i++) {
+                const struct record *rec = &got.r[i];
+                ck_assert_msg(rec->key_null, "dead letter %zu has an empty key, not a null one", i);
+                if (strcmp(rec->source_topic, "deviation.reported") == 0) {
+                        ck_assert_msg(rec->value_null,
+                                      "dead letter %zu has an empty value, not a null one", i);
+                } else {
+                        ck_assert_str_eq(rec->source_topic, "deviation.response");
+                        ck_assert(!rec->value_null);
+                        ck_assert_uint_eq(rec->len, sizeof(garbage) - 1);
+                        ck_assert_mem_eq(rec->payload, garbage, rec->len);
+                }
+        }
         release_records();
 }
 END_TEST
@@ -538,6 +578,7 @@ static Suite *router_suite(void)
         tcase_add_test(tc, named_receiver_wins);
         tcase_add_test(tc, wrong_receiver_reroutes_until_manual_triage);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_the_partition_goes_on);
+        tcase_add_test(tc, a_null_key_and_a_null_value_stay_null_in_the_dead_letter);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
         suite_add_tcase(s, tc);
         /* Apart from CI (ctest label known-loss): under these faults

@@ -16,6 +16,10 @@
         ck_assert_msg(strstr((text), (part)) != NULL, "\"%s\" does not contain \"%s\"", (text),    \
                       (part))
 
+/** Fails when text contains part, printing both. */
+#define ck_assert_not_contains(text, part)                                                         \
+        ck_assert_msg(strstr((text), (part)) == NULL, "\"%s\" contains \"%s\"", (text), (part))
+
 /** Fails unless one of errs is exactly "file: rest", listing them all. */
 static inline void ck_assert_error_at(const struct avk_errors *errs, const char *file,
                                       const char *rest)

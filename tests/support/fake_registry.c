@@ -39,6 +39,7 @@ struct fake_registry {
         size_t schema_cnt;
         struct subject_count subjects[FAKE_REGISTRY_MAX];
         size_t subject_cnt;
+        FILE *kept; /* fake_registry_keep_in()'s file, appended to; NULL when none */
         struct fake_registry_seen seen;
 };
 
@@ -124,6 +125,17 @@ static int32_t store_schema(struct fake_registry *fake, const char *schema)
         if (!copy)
                 return -1;
         fake->schemas[fake->schema_cnt] = copy;
+        if (fake->kept) {
+                /* One JSON string a line, flushed at once: a SIGKILL loses no id. */
+                json_t *line = json_string(schema);
+                if (!line || json_dumpf(line, fake->kept, JSON_ENCODE_ANY) != 0 ||
+                    fputc('\n', fake->kept) == EOF || fflush(fake->kept) != 0) {
+                        json_decref(line);
+                        free(copy);
+                        return -1;
+                }
+                json_decref(line);
+        }
         return FAKE_REGISTRY_FIRST_ID + (int32_t)fake->schema_cnt++;
 }
 
@@ -310,7 +322,13 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
 struct fake_registry *fake_registry_start(enum fake_registry_mode mode, char *errstr,
                                           size_t errstr_size)
 {
-        struct sockaddr_in loopback = {.sin_family = AF_INET, .sin_port = 0};
+        return fake_registry_start_on(mode, 0, errstr, errstr_size);
+}
+
+struct fake_registry *fake_registry_start_on(enum fake_registry_mode mode, unsigned port,
+                                             char *errstr, size_t errstr_size)
+{
+        struct sockaddr_in loopback = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
         struct fake_registry *fake = calloc(1, sizeof(*fake));
@@ -320,11 +338,12 @@ struct fake_registry *fake_registry_start(enum fake_registry_mode mode, char *er
         }
         pthread_mutex_init(&fake->lock, NULL);
         fake->mode = mode;
-        fake->daemon = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, fake, MHD_OPTION_SOCK_ADDR,
-            &loopback, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+        fake->daemon =
+            MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, fake,
+                             MHD_OPTION_SOCK_ADDR, &loopback, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                             1u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
         if (!fake->daemon) {
-                snprintf(errstr, errstr_size, "MHD_start_daemon on 127.0.0.1 failed");
+                snprintf(errstr, errstr_size, "MHD_start_daemon on 127.0.0.1:%u failed", port);
                 fake_registry_stop(fake);
                 return NULL;
         }
@@ -359,8 +378,51 @@ void fake_registry_stop(struct fake_registry *fake)
                 free(fake->schemas[i]);
         for (size_t i = 0; i < fake->subject_cnt; i++)
                 free(fake->subjects[i].subject);
+        if (fake->kept)
+                fclose(fake->kept);
         pthread_mutex_destroy(&fake->lock);
         free(fake);
+}
+
+int fake_registry_keep_in(struct fake_registry *fake, const char *path, char *errstr,
+                          size_t errstr_size)
+{
+        int rc = -1;
+        FILE *kept = fopen(path, "a+");
+        if (!kept) {
+                snprintf(errstr, errstr_size, "%s: cannot open", path);
+                return -1;
+        }
+        rewind(kept);
+        pthread_mutex_lock(&fake->lock);
+        char *text = NULL;
+        size_t text_size = 0;
+        int line_no = 0;
+        while (getline(&text, &text_size, kept) != -1) {
+                line_no++;
+                json_t *line = json_loads(text, JSON_DECODE_ANY, NULL);
+                const char *schema = json_string_value(line);
+                int32_t id = schema ? store_schema(fake, schema) : -1;
+                json_decref(line);
+                if (id < 0) {
+                        snprintf(errstr, errstr_size, "%s: line %d: not a JSON string", path,
+                                 line_no);
+                        goto out;
+                }
+        }
+        if (ferror(kept)) {
+                snprintf(errstr, errstr_size, "%s: read error", path);
+                goto out;
+        }
+        fake->kept = kept;
+        kept = NULL;
+        rc = 0;
+out:
+        pthread_mutex_unlock(&fake->lock);
+        free(text);
+        if (kept)
+                fclose(kept);
+        return rc;
 }
 
 const char *fake_registry_url(const struct fake_registry *fake)

@@ -58,6 +58,23 @@ struct fake_registry *fake_registry_start(enum fake_registry_mode mode, char *er
                                           size_t errstr_size);
 
 /**
+ * @brief Like fake_registry_start(), on 127.0.0.1:port (0: an ephemeral one),
+ * so that a fake stopped and started again answers where it did.
+ */
+struct fake_registry *fake_registry_start_on(enum fake_registry_mode mode, unsigned port,
+                                             char *errstr, size_t errstr_size);
+
+/**
+ * @brief Keeps the fake's schemas in the file at path, as a real registry
+ * keeps its ids across restarts: loads the schemas a fake kept there before
+ * (each gets its old id back, so call this before any register), then appends
+ * each new one, one JSON string a line, flushed at once.
+ * @returns 0, or -1 with the reason in errstr. The fake closes the file.
+ */
+int fake_registry_keep_in(struct fake_registry *fake, const char *path, char *errstr,
+                          size_t errstr_size);
+
+/**
  * @brief A fake in FAKE_REGISTRY_NORMAL mode, for a Check fixture: when none
  * can be started, the running test fails with the reason.
  */

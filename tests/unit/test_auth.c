@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/contract/party.h"
-#include "producer/gateway/auth.h"
+#include "common/http/auth.h"
 #include "tests/support/check_text.h"
 
 /* SHA-256 of "abc" (FIPS 180-2 test vector). */
@@ -46,7 +46,7 @@ static void write_tokens(const char *content)
 static void load_fails(const char *content, const char *want)
 {
         write_tokens(content);
-        ck_assert_ptr_null(avk_auth_load(path, err, sizeof(err)));
+        ck_assert_ptr_null(avk_auth_load(path, avk_party_parse, err, sizeof(err)));
         char full[600];
         snprintf(full, sizeof(full), "%s:%s", path, want);
         ck_assert_str_eq(err, full);
@@ -72,7 +72,7 @@ START_TEST(tokens_find_their_party_and_label)
                  "%s VGR\r\n",
                  secret_hex);
         write_tokens(content);
-        auth = avk_auth_load(path, err, sizeof(err));
+        auth = avk_auth_load(path, avk_party_parse, err, sizeof(err));
         ck_assert_msg(auth != NULL, "%s", err);
         ck_assert_uint_eq(avk_auth_count(auth), 2);
         const char *label = NULL;
@@ -96,7 +96,7 @@ START_TEST(upper_case_hex_loads)
                 *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 32 : *p);
         strcat(upper, " 1401\n");
         write_tokens(upper);
-        auth = avk_auth_load(path, err, sizeof(err));
+        auth = avk_auth_load(path, avk_party_parse, err, sizeof(err));
         ck_assert_msg(auth != NULL, "%s", err);
         ck_assert_str_eq(avk_party_code(avk_auth_lookup(auth, "abc", 3, NULL)), "1401");
 }
@@ -108,7 +108,7 @@ START_TEST(every_bad_line_is_named_by_file_and_line)
                    "2: token hash: expected 64 hexadecimal digits (SHA-256), got 3 characters");
         load_fails("ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 1480\n",
                    "1: token hash: not hexadecimal at character 1");
-        load_fails(HASH_ABC "\n", "1: expected \"<sha256-hex-of-token> <party> [label]\"");
+        load_fails(HASH_ABC "\n", "1: expected \"<sha256-hex-of-token> <subject> [label]\"");
         load_fails(HASH_ABC " 9999 x\n",
                    "1: party must be \"VGR\" or a municipality code ('9999' is not one of the "
                    "49 municipalities in Västra Götaland)");
@@ -126,9 +126,9 @@ END_TEST
 START_TEST(empty_or_missing_files_are_errors)
 {
         write_tokens("# nothing yet\n\n");
-        ck_assert_ptr_null(avk_auth_load(path, err, sizeof(err)));
+        ck_assert_ptr_null(avk_auth_load(path, avk_party_parse, err, sizeof(err)));
         ck_assert_contains(err, ": holds no token (make one with 'avvik token PARTY')");
-        ck_assert_ptr_null(avk_auth_load("/nonexistent/tokens", err, sizeof(err)));
+        ck_assert_ptr_null(avk_auth_load("/nonexistent/tokens", avk_party_parse, err, sizeof(err)));
         ck_assert_str_eq(err, "/nonexistent/tokens: No such file or directory");
 }
 END_TEST
@@ -146,7 +146,7 @@ START_TEST(new_tokens_are_random_base64url_and_load_through_their_hash)
         avk_auth_hash_hex(a, strlen(a), hex);
         snprintf(line, sizeof(line), "%s 1480 made\n", hex);
         write_tokens(line);
-        auth = avk_auth_load(path, err, sizeof(err));
+        auth = avk_auth_load(path, avk_party_parse, err, sizeof(err));
         ck_assert_msg(auth != NULL, "%s", err);
         ck_assert_str_eq(avk_party_code(avk_auth_lookup(auth, a, strlen(a), NULL)), "1480");
         ck_assert_int_eq(avk_auth_lookup(auth, b, strlen(b), NULL), -1);

@@ -346,6 +346,25 @@ START_TEST(tls_needs_both_files_and_names_the_key)
 }
 END_TEST
 
+START_TEST(hosts_are_names_separated_by_commas)
+{
+        static const char *const bad[] = {"", "a,,b", "a, b", ",a", "a,", "a b"};
+        struct avk_httpd_conf conf = {
+            .listen = "127.0.0.1:0", .listen_key = "test.listen", .hosts_key = "test.hosts"};
+        char err[256] = "";
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                conf.hosts = bad[i];
+                ck_assert_msg(avk_httpd_start(&conf, err, sizeof(err)) == NULL, "'%s'", bad[i]);
+                ck_assert_str_eq(err, "test.hosts: expected names separated by commas, without "
+                                      "blanks or empty names");
+        }
+        conf.hosts = "a.example,[::1],localhost";
+        avk_httpd_t *h = avk_httpd_start(&conf, err, sizeof(err));
+        ck_assert_msg(h != NULL, "%s", err);
+        avk_httpd_stop(h);
+}
+END_TEST
+
 START_TEST(a_tls_key_others_may_read_is_refused)
 {
         char dir[64], cert[96], key[96], err[512] = "";
@@ -391,6 +410,7 @@ int main(void)
         tcase_add_test(tc, idle_connections_from_one_address_leave_others_served);
         tcase_add_test(tc, slow_headers_and_bodies_are_closed_at_their_timeouts);
         tcase_add_test(tc, tls_needs_both_files_and_names_the_key);
+        tcase_add_test(tc, hosts_are_names_separated_by_commas);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

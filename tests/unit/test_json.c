@@ -388,6 +388,28 @@ START_TEST(a_rejection_suggesting_the_responding_party_itself_is_refused)
 }
 END_TEST
 
+/* The fields are read as glibc's strptime read them before the parser
+ * did it itself: one or two digits, white space before a number, the year
+ * in at most four digits; so the timestamps accepted did not change. */
+START_TEST(time_parse_reads_fields_as_strptime_did)
+{
+        int64_t canonical, ms;
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:03:04Z", &canonical), 0);
+        ck_assert_int_eq(avk_json_parse_time("2026-1-5T2:3:4Z", &ms), 0);
+        ck_assert_int_eq(ms, canonical);
+        ck_assert_int_eq(avk_json_parse_time("2026- 1-05T 2:03: 4Z", &ms), 0);
+        ck_assert_int_eq(ms, canonical);
+        ck_assert_int_eq(avk_json_parse_time(" 2026-01-05T02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("20261-01-05T02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-13-05T02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05 02:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T24:03:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:60:04Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:03:62Z", &ms), -1);
+        ck_assert_int_eq(avk_json_parse_time("2026-01-05T02:03Z", &ms), -1);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
         Suite *s = suite_create("json");
@@ -413,6 +435,7 @@ static Suite *json_suite(void)
         tcase_add_test(tc, time_parse_knows_the_calendar);
         tcase_add_test(tc, naming_the_reporters_own_party_as_receiver_is_refused);
         tcase_add_test(tc, a_rejection_suggesting_the_responding_party_itself_is_refused);
+        tcase_add_test(tc, time_parse_reads_fields_as_strptime_did);
         suite_add_tcase(s, tc);
         return s;
 }

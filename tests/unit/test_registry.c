@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tests/support/check_text.h"
 #include "tests/support/fake_registry.h"
@@ -483,6 +484,53 @@ START_TEST(test_https_url_is_accepted)
 }
 END_TEST
 
+/* The stand-in for a registry that is taken away and brought back
+ * (avk_test_registry, tests/cli/chaos.sh): on the same port and kept file it
+ * answers the ids it gave before, to a client that never saw them. */
+START_TEST(test_restarted_fake_keeps_ids)
+{
+        char dir[] = "/tmp/avk-registry-XXXXXX", path[64], errstr[512] = "";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/ids", dir);
+        struct fake_registry *first =
+            fake_registry_start_on(FAKE_REGISTRY_NORMAL, 0, errstr, sizeof(errstr));
+        ck_assert_msg(first != NULL, "%s", errstr);
+        ck_assert_msg(fake_registry_keep_in(first, path, errstr, sizeof(errstr)) == 0, "%s",
+                      errstr);
+        avk_registry_t *reg = client_for(fake_registry_url(first), NULL, 0);
+        int32_t id_a = 0, id_b = 0, again = 0, id_new = 0;
+        ck_assert_int_eq(
+            avk_registry_register(reg, "a-value", SCHEMA_A, &id_a, errstr, sizeof(errstr)), 0);
+        ck_assert_int_eq(
+            avk_registry_register(reg, "b-value", SCHEMA_B, &id_b, errstr, sizeof(errstr)), 0);
+        avk_registry_destroy(reg);
+        unsigned port = (unsigned)atoi(strrchr(fake_registry_url(first), ':') + 1);
+        fake_registry_stop(first);
+
+        struct fake_registry *second =
+            fake_registry_start_on(FAKE_REGISTRY_NORMAL, port, errstr, sizeof(errstr));
+        ck_assert_msg(second != NULL, "%s", errstr);
+        ck_assert_msg(fake_registry_keep_in(second, path, errstr, sizeof(errstr)) == 0, "%s",
+                      errstr);
+        reg = client_for(fake_registry_url(second), NULL, 0);
+        const char *schema = NULL;
+        ck_assert_msg(avk_registry_fetch(reg, id_b, &schema, errstr, sizeof(errstr)) == 0, "%s",
+                      errstr);
+        ck_assert_str_eq(schema, SCHEMA_B);
+        ck_assert_int_eq(
+            avk_registry_register(reg, "a-value", SCHEMA_A, &again, errstr, sizeof(errstr)), 0);
+        ck_assert_int_eq(again, id_a);
+        ck_assert_int_eq(
+            avk_registry_register(reg, "c-value", "\"string\"", &id_new, errstr, sizeof(errstr)),
+            0);
+        ck_assert_int_eq(id_new, id_b + 1);
+        avk_registry_destroy(reg);
+        fake_registry_stop(second);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
         Suite *suite = suite_create("registry");
@@ -508,6 +556,7 @@ static Suite *registry_suite(void)
 
         TCase *without_fake = tcase_create("without_fake");
         tcase_add_test(without_fake, test_unreachable_registry_names_url);
+        tcase_add_test(without_fake, test_restarted_fake_keeps_ids);
         tcase_add_test(without_fake, test_bad_urls_are_rejected);
         tcase_add_test(without_fake, test_https_url_is_accepted);
         suite_add_tcase(suite, without_fake);

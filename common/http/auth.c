@@ -3,30 +3,30 @@
  * hundreds of them, and a lookup must compare with every entry anyway to
  * take the same time whichever one matches.
  */
-#include "producer/gateway/auth.h"
+#include "common/http/auth.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "common/contract/party.h"
-
 #define HASH_SIZE 32
 
 struct token {
         unsigned char hash[HASH_SIZE];
-        int party;
+        int subject;
         int line;
         char label[AVK_AUTH_LABEL_MAX + 1];
 };
 
 struct avk_auth {
+        avk_auth_subject_cb parse_subject;
         struct token *tokens;
         size_t cnt;
 };
@@ -47,12 +47,12 @@ static int hex_value(int c)
 
 /* The line's parts, split at the first two runs of blanks; the label is the
  * rest, trimmed. */
-static int split_line(char *s, char **hash, char **party, char **label)
+static int split_line(char *s, char **hash, char **subject, char **label)
 {
         char *rest = NULL;
         *hash = strtok_r(s, " \t", &rest);
-        *party = *hash ? strtok_r(NULL, " \t", &rest) : NULL;
-        if (!*hash || !*party)
+        *subject = *hash ? strtok_r(NULL, " \t", &rest) : NULL;
+        if (!*hash || !*subject)
                 return -1;
         *label = rest + strspn(rest, " \t");
         char *end = *label + strlen(*label);
@@ -64,9 +64,9 @@ static int split_line(char *s, char **hash, char **party, char **label)
 /* Parses and checks one non-comment line into t; -1 with the reason. */
 static int parse_line(avk_auth_t *auth, char *s, struct token *t, char *reason, size_t size)
 {
-        char *hash, *party, *label;
-        if (split_line(s, &hash, &party, &label) != 0) {
-                snprintf(reason, size, "expected \"<sha256-hex-of-token> <party> [label]\"");
+        char *hash, *subject, *label;
+        if (split_line(s, &hash, &subject, &label) != 0) {
+                snprintf(reason, size, "expected \"<sha256-hex-of-token> <subject> [label]\"");
                 return -1;
         }
         if (strlen(hash) != 2 * HASH_SIZE) {
@@ -86,7 +86,7 @@ static int parse_line(avk_auth_t *auth, char *s, struct token *t, char *reason, 
                 }
                 t->hash[i] = (unsigned char)(hi << 4 | lo);
         }
-        if ((t->party = avk_party_parse(party, reason, size)) < 0)
+        if ((t->subject = auth->parse_subject(subject, reason, size)) < 0)
                 return -1;
         if (strlen(label) > AVK_AUTH_LABEL_MAX) {
                 snprintf(reason, size, "label: longer than %d characters", AVK_AUTH_LABEL_MAX);
@@ -103,9 +103,12 @@ static int parse_line(avk_auth_t *auth, char *s, struct token *t, char *reason, 
         return 0;
 }
 
-avk_auth_t *avk_auth_load(const char *path, char *errstr, size_t errstr_size)
+avk_auth_t *avk_auth_load(const char *path, avk_auth_subject_cb subject, char *errstr,
+                          size_t errstr_size)
 {
         avk_auth_t *auth = calloc(1, sizeof(*auth));
+        if (auth)
+                auth->parse_subject = subject;
         FILE *f = fopen(path, "r");
         char *line = NULL;
         size_t cap = 0, room = 0;
@@ -186,7 +189,19 @@ int avk_auth_lookup(const avk_auth_t *auth, const char *token, size_t token_len,
         }
         if (label)
                 *label = found ? found->label : "";
-        return found ? found->party : -1;
+        return found ? found->subject : -1;
+}
+
+const char *avk_auth_bearer(const char *authorization, size_t *len)
+{
+        if (strncasecmp(authorization, "Bearer ", 7) != 0)
+                return NULL;
+        const char *token = authorization + 7 + strspn(authorization + 7, " ");
+        size_t n = strlen(token);
+        while (n > 0 && token[n - 1] == ' ')
+                n--;
+        *len = n;
+        return token;
 }
 
 void avk_auth_hash_hex(const char *token, size_t token_len, char hex[AVK_AUTH_HEX_SIZE])

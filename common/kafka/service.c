@@ -1,0 +1,728 @@
+/*
+ * avk_service: see service.h and docs/architecture.md, "The service kernel". Grew out of the
+ * router's and the tracker's loops, which were near copies of each other.
+ */
+#include "common/kafka/service.h"
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/kafka/kafka.h"
+#include "common/kafka/replay.h"
+#include "common/util/clock.h"
+#include "common/util/log.h"
+
+#define MAX_PARTITIONS   AVK_SERVICE_MAX_PARTITIONS
+#define BATCH_MAX        256  /* records taken from the consumer per round */
+#define POLL_MS          20   /* the longest wait for a record */
+#define WAIT_MAX_MS      1000 /* the longest sleep in the wait hook, should a wake-up be missed */
+#define BACKOFF_MIN_MS   200  /* a record that asked to wait is read again after this, */
+#define BACKOFF_MAX_MS   5000 /* doubling up to this */
+#define LAG_EVERY_MS     1000
+#define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
+#define REBUILD_TIMEOUT  60000
+#define SUMMARY_EVERY_MS 10000
+
+struct avk_service {
+        struct avk_service_options opts;
+        struct avk_service_hooks hooks;
+        const avk_config_t *cfg;
+        rd_kafka_t *producer, *consumer, *reader;
+        avk_outbox_t *outbox;
+        avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
+        int owned[MAX_PARTITIONS];   /* partitions whose state is rebuilt */
+        int *paused;                 /* [topic]: paused by flow control */
+        int wake[2];                 /* with the wait hook: Kafka's queues and stop write to [1] */
+        rd_kafka_queue_t *consumer_queue, *producer_queue; /* wired to wake[1] */
+        avk_metric_t *m_latency, *m_retries;
+        avk_metric_family_t *m_lag;
+        int64_t last_summary, next_lag_at;
+        int64_t backoff_ms, retry_at;             /* while records wait (AVK_SERVICE_WAIT) */
+        rd_kafka_topic_partition_list_t *waiting; /* paused until retry_at */
+        atomic_int stop, partitions, held_back;
+        atomic_ullong inputs_taken, inputs_done, retries;
+};
+
+/* ---- what the outbox reports ---- */
+
+static void input_done(void *opaque, double seconds)
+{
+        avk_service_t *svc = opaque;
+        avk_metric_observe(svc->m_latency, seconds);
+        atomic_fetch_add(&svc->inputs_done, 1);
+}
+
+static void acked(void *opaque, const void *key, size_t key_len, uint64_t tag)
+{
+        avk_service_t *svc = opaque;
+        svc->hooks.acked(svc->hooks.opaque, key, key_len, tag);
+}
+
+static int still_wanted(void *opaque, const void *key, size_t key_len, uint64_t tag)
+{
+        avk_service_t *svc = opaque;
+        return svc->hooks.still_wanted(svc->hooks.opaque, key, key_len, tag);
+}
+
+/* The outbox counts the retries; the statistics and the counter mirror it. */
+static void mirror_retries(avk_service_t *svc)
+{
+        uint64_t n = avk_outbox_retries(svc->outbox);
+        atomic_store(&svc->retries, n);
+        avk_metric_set(svc->m_retries, (int64_t)n);
+}
+
+/* ---- rebalances ---- */
+
+static int topic_index(const avk_service_t *svc, const char *topic)
+{
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                if (strcmp(topic, svc->opts.inputs[k]) == 0)
+                        return k;
+        }
+        return -1;
+}
+
+/* The FIFO slot of topic [partition], or NULL when either is not an input. */
+static avk_outbox_input_t **slot(avk_service_t *svc, const char *topic, int32_t partition)
+{
+        int k = topic_index(svc, topic);
+        if (k < 0 || partition < 0 || partition >= MAX_PARTITIONS)
+                return NULL;
+        return &svc->inputs[(size_t)k * MAX_PARTITIONS + (size_t)partition];
+}
+
+static void drop(avk_service_t *svc, const int32_t *parts, int cnt)
+{
+        if (cnt && svc->hooks.on_drop)
+                svc->hooks.on_drop(svc->hooks.opaque, parts, cnt);
+}
+
+static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+        int32_t nums[MAX_PARTITIONS];
+        int fresh[MAX_PARTITIONS] = {0};
+        int cnt = avk_replay_fresh(parts, svc->owned, MAX_PARTITIONS, nums, fresh);
+        int64_t start = avk_clock_mono_ms();
+        while (cnt && svc->hooks.on_rebuild &&
+               svc->hooks.on_rebuild(svc->hooks.opaque, nums, cnt) != 0 &&
+               !atomic_load(&svc->stop)) {
+                avk_log(AVK_LOG_WARN, svc->opts.component, "rebuilding state failed; retrying");
+                drop(svc, nums, cnt);
+        }
+        for (int i = 0; i < cnt; i++)
+                svc->owned[nums[i]] = 1;
+        int first = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                avk_outbox_input_t **in = slot(svc, tp->topic, tp->partition);
+                if (!in)
+                        continue;
+                first += strcmp(tp->topic, svc->opts.inputs[0]) == 0;
+                if (!*in) /* the options' name: the list's is freed after the callback */
+                        *in = avk_outbox_assign(svc->outbox,
+                                                svc->opts.inputs[topic_index(svc, tp->topic)],
+                                                tp->partition);
+        }
+        atomic_fetch_add(&svc->partitions, first);
+        for (int k = 0; k < svc->opts.input_cnt; k++)
+                svc->paused[k] = 0; /* a newly assigned partition is fetched */
+        char held[128] = "";
+        if (svc->hooks.describe)
+                svc->hooks.describe(svc->hooks.opaque, held, sizeof(held));
+        avk_log(AVK_LOG_INFO, svc->opts.component,
+                "assigned %d partitions; state of %d rebuilt in %lld ms%s%s", parts->cnt, cnt,
+                (long long)(avk_clock_mono_ms() - start), held[0] ? ": " : "", held);
+        rd_kafka_assign(rk, parts);
+}
+
+static void on_revoke(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+        avk_outbox_drain(svc->outbox, DRAIN_TIMEOUT_MS);
+        if (avk_outbox_in_flight(svc->outbox))
+                avk_log(
+                    AVK_LOG_WARN, svc->opts.component, "%llu outputs still in flight at revoke: %s",
+                    (unsigned long long)avk_outbox_in_flight(svc->outbox), svc->opts.revoke_note);
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                avk_log(AVK_LOG_WARN, svc->opts.component, "commit at revoke: %s",
+                        rd_kafka_err2str(err));
+        int32_t dropped[MAX_PARTITIONS];
+        int dropped_cnt = 0, first = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                avk_outbox_input_t **in = slot(svc, tp->topic, tp->partition);
+                if (!in)
+                        continue;
+                if (*in) {
+                        if (svc->hooks.on_revoke)
+                                svc->hooks.on_revoke(svc->hooks.opaque, *in);
+                        avk_outbox_revoke(svc->outbox, *in);
+                        *in = NULL;
+                        first += strcmp(tp->topic, svc->opts.inputs[0]) == 0;
+                }
+                if (svc->owned[tp->partition]) {
+                        svc->owned[tp->partition] = 0;
+                        dropped[dropped_cnt++] = tp->partition;
+                }
+        }
+        drop(svc, dropped, dropped_cnt);
+        atomic_fetch_sub(&svc->partitions, first);
+        avk_log(AVK_LOG_INFO, svc->opts.component, "revoked %d partitions", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+                on_assign(opaque, rk, parts);
+        else
+                on_revoke(opaque, rk, parts);
+}
+
+/* ---- topics ---- */
+
+/* The partition count of topic in md, or -1 with the reason in errstr. */
+static int partition_cnt(const struct rd_kafka_metadata *md, const char *topic, char *errstr,
+                         size_t errstr_size)
+{
+        for (int i = 0; i < md->topic_cnt; i++) {
+                if (strcmp(md->topics[i].topic, topic) != 0)
+                        continue;
+                if (!md->topics[i].err)
+                        return md->topics[i].partition_cnt;
+                snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                         rd_kafka_err2str(md->topics[i].err));
+                return -1;
+        }
+        snprintf(errstr, errstr_size, "topic %s: %s", topic,
+                 rd_kafka_err2str(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+        return -1;
+}
+
+/* Inputs and outputs must share one partition count: a deviation's inputs
+ * meet in one instance, and its outputs go to the same partition number,
+ * which is what a rebuild reads.
+ *
+ * The metadata of every topic is asked for through the producer: that fills
+ * its metadata cache with the output topics, so the first output to each is
+ * sent at once instead of waiting up to a second for librdkafka's periodic
+ * scan of unknown topics. */
+static int check_topics(avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(svc->producer, 1, NULL, &md, 10000);
+        if (e) {
+                snprintf(errstr, errstr_size, "topic metadata: %s", rd_kafka_err2str(e));
+                return -1;
+        }
+        int cnt = svc->opts.input_cnt + svc->opts.output_cnt, first = -1, rc = -1;
+        for (int i = 0; i < cnt; i++) {
+                const char *topic = i < svc->opts.input_cnt
+                                        ? svc->opts.inputs[i]
+                                        : svc->opts.outputs[i - svc->opts.input_cnt];
+                int n = partition_cnt(md, topic, errstr, errstr_size);
+                if (n < 0)
+                        goto out;
+                if (n > MAX_PARTITIONS) {
+                        snprintf(errstr, errstr_size, "topic %s: more than %d partitions", topic,
+                                 MAX_PARTITIONS);
+                        goto out;
+                }
+                if (first >= 0 && n != first) {
+                        snprintf(errstr, errstr_size,
+                                 "topic %s has %d partitions and %s %d: the lifecycle topics "
+                                 "must share one partition count",
+                                 topic, n, svc->opts.inputs[0], first);
+                        goto out;
+                }
+                first = n;
+        }
+        rc = 0;
+out:
+        rd_kafka_metadata_destroy(md);
+        return rc;
+}
+
+/* ---- the loop ---- */
+
+/* Record m could not be handled yet (why: the hook's reason): its partition
+ * goes back to m and pauses until the backoff has passed. Its offset was
+ * never stored, so a crash meanwhile reads it again too. */
+static void hold_back(avk_service_t *svc, const rd_kafka_message_t *m, const char *why)
+{
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        if (!svc->backoff_ms)
+                avk_log(AVK_LOG_WARN, svc->opts.component,
+                        "%s [%d] offset %lld: %s (read again later, not dead-lettered)", topic,
+                        (int)m->partition, (long long)m->offset, why);
+        svc->backoff_ms = svc->backoff_ms ? svc->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (svc->backoff_ms > BACKOFF_MAX_MS)
+                svc->backoff_ms = BACKOFF_MAX_MS;
+        svc->retry_at = avk_clock_mono_ms() + svc->backoff_ms;
+        if (!svc->waiting)
+                svc->waiting = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(svc->waiting, topic, m->partition);
+        if (!tp)
+                tp = rd_kafka_topic_partition_list_add(svc->waiting, topic, m->partition);
+        tp->offset = m->offset;
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, topic, m->partition)->offset = m->offset;
+        rd_kafka_pause_partitions(svc->consumer, one);
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(svc->consumer, one, 5000);
+        if (error) {
+                avk_log(AVK_LOG_WARN, svc->opts.component, "%s [%d]: seek back: %s", topic,
+                        (int)m->partition, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(one);
+        atomic_store(&svc->held_back, 1);
+}
+
+/* Resumes the partitions held back once their backoff has passed. */
+static void resume_held_back(avk_service_t *svc, int64_t now)
+{
+        if (!svc->waiting || now < svc->retry_at)
+                return;
+        rd_kafka_resume_partitions(svc->consumer, svc->waiting);
+        rd_kafka_topic_partition_list_destroy(svc->waiting);
+        svc->waiting = NULL;
+        atomic_store(&svc->held_back, 0);
+}
+
+static int dispatch(avk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
+                    size_t errstr_size)
+{
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        avk_outbox_input_t **in = slot(svc, topic, m->partition);
+        if (!in || !*in)
+                return 0; /* a record fetched before a revoke: the next owner has it */
+        atomic_fetch_add(&svc->inputs_taken, 1);
+        uint64_t seq = avk_outbox_begin(*in, m->offset);
+        if (seq == UINT64_MAX) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        avk_outbox_input_t *input = *in;
+        int rc = svc->hooks.on_record(svc->hooks.opaque, topic_index(svc, topic), input, seq, m,
+                                      errstr, errstr_size);
+        if (rc == AVK_SERVICE_WAIT) {
+                if (avk_outbox_withdraw(input, seq) == 0) {
+                        hold_back(svc, m, errstr);
+                        return 0;
+                }
+                snprintf(errstr, errstr_size,
+                         "%s [%d] offset %lld: asked to wait after its outputs", topic,
+                         (int)m->partition, (long long)m->offset);
+                rc = -1;
+        } else if (rc == 0 && svc->backoff_ms) {
+                avk_log(AVK_LOG_INFO, svc->opts.component, "records are handled again");
+                svc->backoff_ms = 0;
+        }
+        avk_outbox_end(svc->outbox, input, seq); /* the +1 hold: every output is produced */
+        return rc;
+}
+
+static void end_of_partition(avk_service_t *svc, const rd_kafka_message_t *m)
+{
+        avk_outbox_input_t **in = slot(svc, rd_kafka_topic_name(m->rkt), m->partition);
+        if (in && *in && svc->hooks.on_eof)
+                svc->hooks.on_eof(svc->hooks.opaque, topic_index(svc, rd_kafka_topic_name(m->rkt)),
+                                  m->partition);
+}
+
+/* The assigned partitions of input topic k (a new list). */
+static rd_kafka_topic_partition_list_t *assigned(avk_service_t *svc, int k)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+                if (svc->inputs[(size_t)k * MAX_PARTITIONS + (size_t)p])
+                        rd_kafka_topic_partition_list_add(l, svc->opts.inputs[k], p);
+        }
+        return l;
+}
+
+/* Pauses an input topic while max_unfinished of its inputs are unfinished,
+ * resumes it below: one slow topic holds up no other. */
+static void flow_control(avk_service_t *svc)
+{
+        if (!svc->opts.max_unfinished)
+                return;
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                uint64_t unfinished = 0;
+                for (size_t p = 0; p < MAX_PARTITIONS; p++) {
+                        const avk_outbox_input_t *in = svc->inputs[(size_t)k * MAX_PARTITIONS + p];
+                        if (in)
+                                unfinished += avk_outbox_unfinished(in);
+                }
+                int want = unfinished >= svc->opts.max_unfinished;
+                if (want == svc->paused[k])
+                        continue;
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                if (want)
+                        rd_kafka_pause_partitions(svc->consumer, l);
+                else
+                        rd_kafka_resume_partitions(svc->consumer, l);
+                rd_kafka_topic_partition_list_destroy(l);
+                svc->paused[k] = want;
+        }
+}
+
+/* Records behind the end of each input topic, over the assigned partitions:
+ * whether the service keeps up. */
+static void measure_lag(avk_service_t *svc)
+{
+        int64_t now = avk_clock_mono_ms();
+        if (now < svc->next_lag_at)
+                return;
+        svc->next_lag_at = now + LAG_EVERY_MS;
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                int64_t lag = 0;
+                if (l->cnt && rd_kafka_position(svc->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        for (int i = 0; i < l->cnt; i++) {
+                                int64_t lo, hi;
+                                if (l->elems[i].offset >= 0 &&
+                                    rd_kafka_get_watermark_offsets(svc->consumer, l->elems[i].topic,
+                                                                   l->elems[i].partition, &lo,
+                                                                   &hi) == 0 &&
+                                    hi > l->elems[i].offset)
+                                        lag += hi - l->elems[i].offset;
+                        }
+                }
+                rd_kafka_topic_partition_list_destroy(l);
+                avk_metric_set(
+                    avk_metrics_series(svc->m_lag, (const char *[]){svc->opts.inputs[k]}), lag);
+        }
+}
+
+static void unwire(avk_service_t *svc);
+
+static void summary(avk_service_t *svc, int now)
+{
+        int64_t t = avk_clock_mono_ms();
+        if (!svc->hooks.summary || (!now && t - svc->last_summary < SUMMARY_EVERY_MS))
+                return;
+        svc->last_summary = t;
+        svc->hooks.summary(svc->hooks.opaque);
+}
+
+static int subscribe(avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *subs =
+            rd_kafka_topic_partition_list_new(svc->opts.input_cnt);
+        for (int k = 0; k < svc->opts.input_cnt; k++)
+                rd_kafka_topic_partition_list_add(subs, svc->opts.inputs[k], RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(svc->consumer, subs);
+        rd_kafka_topic_partition_list_destroy(subs);
+        if (e) {
+                snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+                return -1;
+        }
+        avk_log(AVK_LOG_INFO, svc->opts.component, "group %s: consuming %d topics from %s",
+                svc->opts.group, svc->opts.input_cnt, svc->opts.inputs[0]);
+        return 0;
+}
+
+int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        if (check_topics(svc, errstr, errstr_size) != 0 || subscribe(svc, errstr, errstr_size) != 0)
+                return -1;
+        int rc = 0;
+        svc->last_summary = avk_clock_mono_ms();
+        while (!atomic_load(&svc->stop)) {
+                /* Up to BATCH_MAX records per round, the housekeeping below
+                 * once per round: at full speed, serving delivery reports
+                 * and storing offsets per input cost more than the service. */
+                rd_kafka_message_t *m;
+                int taken = 0;
+                for (; taken < BATCH_MAX && rc == 0 &&
+                       (m = rd_kafka_consumer_poll(svc->consumer,
+                                                   taken || svc->hooks.wait ? 0 : POLL_MS));
+                     taken++) {
+                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                end_of_partition(svc, m);
+                        } else if (m->err) {
+                                avk_log(AVK_LOG_WARN, svc->opts.component, "consumer: %s",
+                                        rd_kafka_message_errstr(m));
+                        } else {
+                                rc = dispatch(svc, m, errstr, errstr_size);
+                        }
+                        rd_kafka_message_destroy(m);
+                }
+                avk_outbox_poll(svc->outbox);
+                resume_held_back(svc, avk_clock_mono_ms());
+                mirror_retries(svc);
+                flow_control(svc);
+                measure_lag(svc);
+                int64_t now = avk_clock_mono_ms(), next_due = now + WAIT_MAX_MS;
+                if (!rc && svc->hooks.on_tick)
+                        rc = svc->hooks.on_tick(svc->hooks.opaque, &next_due, errstr, errstr_size);
+                char reason[512];
+                if (rd_kafka_fatal_error(svc->producer, reason, sizeof(reason))) {
+                        snprintf(errstr, errstr_size, "producer: %s", reason);
+                        rc = -1;
+                }
+                if (rc)
+                        break;
+                summary(svc, 0);
+                if (svc->hooks.wait && taken < BATCH_MAX && !atomic_load(&svc->stop))
+                        svc->hooks.wait(svc->hooks.opaque, svc->wake[0],
+                                        (int)(next_due > now ? next_due - now : 0));
+        }
+        unwire(svc);
+        /* Closing revokes the assignment: on_revoke waits for the outputs in
+         * flight, stores and commits; bounded, should Kafka not answer. */
+        avk_kafka_consumer_close(svc->consumer,
+                                 (int)avk_config_get_int(svc->cfg, "consumer.close.timeout.ms"),
+                                 svc->opts.component);
+        avk_outbox_close(svc->outbox);
+        /* Destroyed here: rd_kafka_destroy() would close it again, without a
+         * bound, after a close that gave up. */
+        rd_kafka_destroy_flags(svc->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        svc->consumer = NULL;
+        mirror_retries(svc);
+        summary(svc, 1);
+        return rc;
+}
+
+void avk_service_stop(avk_service_t *svc)
+{
+        atomic_store(&svc->stop, 1);
+        if (svc->wake[1] >= 0) {
+                ssize_t n = write(svc->wake[1], "s", 1); /* a full pipe wakes anyway */
+                (void)n;
+        }
+}
+
+int avk_service_paused(avk_service_t *svc, int topic)
+{
+        return svc->paused[topic];
+}
+
+int avk_service_ready(avk_service_t *svc, char *why, size_t why_size)
+{
+        if (atomic_load(&svc->held_back)) {
+                snprintf(why, why_size, "records wait for the Schema Registry (read again later)");
+                return 0;
+        }
+        return avk_kafka_ready(svc->producer, atomic_load(&svc->partitions), svc->opts.inputs[0],
+                               why, why_size);
+}
+
+avk_outbox_t *avk_service_outbox(avk_service_t *svc)
+{
+        return svc->outbox;
+}
+
+int avk_service_replay(avk_service_t *svc, const char *topic, const int32_t *parts, int cnt,
+                       void (*cb)(void *opaque, const rd_kafka_message_t *m), void *opaque)
+{
+        return avk_replay_read(svc->reader, topic, parts, cnt, REBUILD_TIMEOUT, cb, opaque);
+}
+
+void avk_service_stats(avk_service_t *svc, struct avk_service_stats *s)
+{
+        *s = (struct avk_service_stats){.inputs_taken = atomic_load(&svc->inputs_taken),
+                                        .inputs_done = atomic_load(&svc->inputs_done),
+                                        .retries = atomic_load(&svc->retries),
+                                        .partitions = atomic_load(&svc->partitions)};
+}
+
+/* ---- creation ---- */
+
+/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
+static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
+                         const char *value)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(cfg); i++) {
+                const char *n, *v;
+                avk_config_kafka_get(cfg, i, &n, &v);
+                if (strcmp(n, name) == 0)
+                        return;
+        }
+        rd_kafka_conf_set(conf, name, value, NULL, 0);
+}
+
+/* Makes one client from a configuration; destroys conf when that fails. */
+static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr,
+                          size_t errstr_size)
+{
+        rd_kafka_t *rk = group ? avk_kafka_consumer_new(conf, group, errstr, errstr_size)
+                               : avk_kafka_producer_new(conf, errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(conf);
+        return rk;
+}
+
+/* The range assignor is what makes a deviation's inputs meet: another one is refused. */
+static int check_assignor(const avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < avk_config_kafka_cnt(svc->cfg); i++) {
+                const char *n, *v;
+                avk_config_kafka_get(svc->cfg, i, &n, &v);
+                if (strcmp(n, "partition.assignment.strategy") == 0 && strcmp(v, "range") != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "kafka.partition.assignment.strategy: %s needs \"range\" "
+                                 "(partition p of every input topic on one instance)",
+                                 svc->opts.component);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* With the wait hook: Kafka's queues write to the wake-up pipe. */
+static int wire(avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        if (pipe(svc->wake) != 0) {
+                snprintf(errstr, errstr_size, "wake-up pipe: out of descriptors");
+                return -1;
+        }
+        for (int i = 0; i < 2; i++) {
+                fcntl(svc->wake[i], F_SETFL, O_NONBLOCK);
+                fcntl(svc->wake[i], F_SETFD, FD_CLOEXEC);
+        }
+        svc->consumer_queue = rd_kafka_queue_get_consumer(svc->consumer);
+        svc->producer_queue = rd_kafka_queue_get_main(svc->producer);
+        rd_kafka_queue_io_event_enable(svc->consumer_queue, svc->wake[1], "c", 1);
+        rd_kafka_queue_io_event_enable(svc->producer_queue, svc->wake[1], "p", 1);
+        return 0;
+}
+
+static void unwire(avk_service_t *svc)
+{
+        rd_kafka_queue_t **queues[] = {&svc->consumer_queue, &svc->producer_queue};
+        for (size_t i = 0; i < 2; i++) {
+                if (*queues[i]) {
+                        rd_kafka_queue_io_event_enable(*queues[i], -1, NULL, 0);
+                        rd_kafka_queue_destroy(*queues[i]);
+                        *queues[i] = NULL;
+                }
+        }
+}
+
+static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
+{
+        const avk_config_t *cfg = svc->cfg;
+        if (check_assignor(svc, errstr, errstr_size) != 0)
+                return -1;
+        rd_kafka_conf_t *pconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!pconf)
+                return -1;
+        avk_outbox_conf(svc->outbox, pconf);
+        conf_default(cfg, pconf, "linger.ms", "2");
+        if (!(svc->producer = client(pconf, NULL, errstr, errstr_size)))
+                return -1;
+        rd_kafka_conf_t *cconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!cconf)
+                return -1;
+        rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
+        rd_kafka_conf_set_opaque(cconf, svc);
+        rd_kafka_conf_set(cconf, "partition.assignment.strategy", "range", NULL, 0);
+        rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
+        conf_default(cfg, cconf, "auto.offset.reset", "earliest");
+        conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
+        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        if (svc->hooks.on_eof)
+                rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
+        if (!(svc->consumer = client(cconf, svc->opts.group, errstr, errstr_size)))
+                return -1;
+        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!rconf)
+                return -1;
+        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
+        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
+        char reader_group[300];
+        snprintf(reader_group, sizeof(reader_group), "%s-state", svc->opts.group);
+        if (!(svc->reader = client(rconf, reader_group, errstr, errstr_size)))
+                return -1;
+        avk_outbox_clients(svc->outbox, svc->producer, svc->consumer);
+        return svc->hooks.wait ? wire(svc, errstr, errstr_size) : 0;
+}
+
+static int make_metrics(avk_service_t *svc)
+{
+        char name[128];
+        snprintf(name, sizeof(name), "%s_delivery_retries_total", svc->opts.metric_prefix);
+        svc->m_retries = avk_metrics_series(
+            avk_metrics_counter(svc->opts.metrics, name,
+                                "Outputs produced again after a failed delivery.", NULL),
+            NULL);
+        snprintf(name, sizeof(name), "%s_input_seconds", svc->opts.metric_prefix);
+        svc->m_latency = avk_metrics_series(
+            avk_metrics_histogram(svc->opts.metrics, name,
+                                  "From consuming an input to Kafka acknowledging its outputs.",
+                                  NULL, AVK_METRICS_LATENCY_BUCKETS,
+                                  AVK_METRICS_LATENCY_BUCKET_CNT),
+            NULL);
+        snprintf(name, sizeof(name), "%s_input_lag", svc->opts.metric_prefix);
+        svc->m_lag = avk_metrics_gauge(svc->opts.metrics, name,
+                                       "Records behind the end of each input topic (assigned "
+                                       "partitions).",
+                                       (const char *[]){"topic", NULL});
+        return svc->m_retries && svc->m_latency && svc->m_lag ? 0 : -1;
+}
+
+avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service_options *opts,
+                               char *errstr, size_t errstr_size)
+{
+        avk_service_t *svc = calloc(1, sizeof(*svc));
+        if (!svc) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        svc->cfg = cfg;
+        svc->wake[0] = svc->wake[1] = -1;
+        svc->opts = *opts;
+        svc->hooks = opts->hooks;
+        struct avk_outbox_hooks hooks = {.input_done = input_done,
+                                         .acked = opts->hooks.acked ? acked : NULL,
+                                         .still_wanted =
+                                             opts->hooks.still_wanted ? still_wanted : NULL,
+                                         .opaque = svc};
+        svc->outbox = avk_outbox_new(&hooks, opts->component);
+        svc->inputs = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->inputs));
+        svc->paused = calloc((size_t)opts->input_cnt, sizeof(*svc->paused));
+        if (!svc->outbox || !svc->inputs || !svc->paused || make_metrics(svc) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        if (open_clients(svc, errstr, errstr_size) != 0)
+                goto fail;
+        return svc;
+fail:
+        avk_service_destroy(svc);
+        return NULL;
+}
+
+void avk_service_destroy(avk_service_t *svc)
+{
+        if (!svc)
+                return;
+        unwire(svc);
+        if (svc->waiting)
+                rd_kafka_topic_partition_list_destroy(svc->waiting);
+        if (svc->reader) {
+                rd_kafka_consumer_close(svc->reader);
+                rd_kafka_destroy(svc->reader);
+        }
+        if (svc->consumer)
+                rd_kafka_destroy(svc->consumer);
+        if (svc->producer)
+                rd_kafka_destroy(svc->producer);
+        avk_outbox_destroy(svc->outbox);
+        for (int i = 0; i < 2; i++) {
+                if (svc->wake[i] >= 0)
+                        close(svc->wake[i]);
+        }
+        free(svc->inputs);
+        free(svc->paused);
+        free(svc);
+}
