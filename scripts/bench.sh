@@ -10,6 +10,8 @@
 #   bench/gateway_wrk.sh      the gateway vs a bare libmicrohttpd server under wrk
 #   bench/tracker_vs_node.sh  tracker memory per open deviation vs a Node Map
 #   bench/idle_cpu.sh         idle avvik route / track vs an idle kcat consumer
+# and, with no peer, bench_view (the gateway's view with a million
+# deviations) and bench/lookup_wrk.sh (look-up latency at 2,000/s).
 # Each script also runs alone (see its usage line). Timings are never part
 # of a pass/fail test; on a shared machine read the ratios and the load.
 # usage: scripts/bench.sh [REPS]   (default 5)
@@ -18,8 +20,8 @@ cd "$(dirname "$0")/.."
 reps=${1:-5}
 sh scripts/deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-bench -j2 --target bench_codec bench_tracker bench_router raw_pipe bare_http \
-        avvik >/dev/null
+cmake --build build-bench -j2 --target bench_codec bench_tracker bench_view bench_router raw_pipe \
+        bare_http avvik >/dev/null
 table=$(mktemp)
 trap 'rm -f "$table"' EXIT INT TERM
 export AVK_BENCH_TABLE="$table"
@@ -36,6 +38,10 @@ echo
 sh bench/tracker_vs_node.sh ./build-bench "$reps"
 echo
 sh bench/idle_cpu.sh ./build-bench/avvik 30 "$reps"
+echo
+./build-bench/bench/bench_view
+echo
+sh bench/lookup_wrk.sh ./build-bench/avvik
 echo
 echo "| Row | avvik: min / median / max | peer or limit: min / median / max | Ratio of medians | Load after |"
 echo "| --- | --- | --- | --- | --- |"

@@ -517,3 +517,17 @@ int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_sche
                 return 0;
         return project(writer, target, reader, out, errstr, errstr_size);
 }
+
+const void *avk_codec_body(const void *buf, size_t len, size_t *body_len)
+{
+        const unsigned char *p = buf;
+        size_t hdr = 0;
+        if (len >= CONFLUENT_HDR_SIZE && p[0] == CONFLUENT_MAGIC)
+                hdr = CONFLUENT_HDR_SIZE;
+        else if (len >= SOE_HDR_SIZE && p[0] == SOE_MAGIC0 && p[1] == SOE_MAGIC1)
+                hdr = SOE_HDR_SIZE;
+        else
+                return NULL;
+        *body_len = len - hdr;
+        return p + hdr;
+}

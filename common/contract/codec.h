@@ -80,6 +80,14 @@ int avk_codec_reframe(avk_codec_t *codec, const char *topic, const void *in, siz
                       const void **out, size_t *out_len, char *errstr, size_t errstr_size);
 
 /**
+ * @brief The Avro body of a framed payload: the bytes after its Confluent or
+ * single-object header, the same whichever framing carries them.
+ * @returns a pointer into buf with its length in *body_len, or NULL when buf
+ * is not framed.
+ */
+const void *avk_codec_body(const void *buf, size_t len, size_t *body_len);
+
+/**
  * @brief Decodes a framed payload into out, a value of reader's class.
  * @returns 0, AVK_CODEC_UNAVAILABLE when the registry could not be asked
  * for the writer's schema, or -1 with the reason in errstr: unknown framing,

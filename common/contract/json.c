@@ -24,6 +24,7 @@
 #include "common/contract/json_int.h"
 #include "common/util/clock.h"
 #include "common/util/path.h"
+#include "common/util/scrub.h"
 
 #define DEFAULT_MAX_CHARS 256
 #define MAX_DEPTH         AVK_JSON_WALK_MAX_DEPTH
@@ -205,6 +206,7 @@ void avk_json_rules_of(avro_schema_t s, const json_t *field, const json_t *node,
             [AVK_JSON_FORMAT_PERSONAL_ID] = "personal-id",
             [AVK_JSON_FORMAT_PAST] = "past",
             [AVK_JSON_FORMAT_NAMED_PARTY] = "named-party",
+            [AVK_JSON_FORMAT_REFERENCE] = "reference",
         };
         *rules = (struct avk_json_rules){0};
         /* Only what the type uses: the tree walk asks for every value. */
@@ -296,6 +298,40 @@ static int is_uuid(const char *s, size_t len)
         return 1;
 }
 
+/*
+ * An opaque reference a filing system gives (reply_reference): printable
+ * characters only, and nothing the scrubber (common/util/scrub.h) would take
+ * out of a text - a personnummer or samordningsnummer, a phone number, an
+ * e-mail address - so that no system passes a person's identity through it.
+ */
+static int check_reference(const char *s, size_t len, char *errstr, size_t errstr_size)
+{
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c < 0x20 || c == 0x7f ||
+                    (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)) {
+                        snprintf(errstr, errstr_size, "character %zu is not printable", i + 1);
+                        return -1;
+                }
+        }
+        struct avk_scrub_counts found = {0};
+        char *scrubbed = avk_scrub_text(s, len, NULL, &found);
+        if (!scrubbed) {
+                snprintf(errstr, errstr_size, "cannot be checked (out of memory)");
+                return -1;
+        }
+        free(scrubbed);
+        if (found.personal_ids || found.phones || found.emails) {
+                snprintf(errstr, errstr_size,
+                         "reads as %s; give the filing system's own case reference instead",
+                         found.personal_ids ? "an identity number"
+                         : found.phones     ? "a phone number"
+                                            : "an e-mail address");
+                return -1;
+        }
+        return 0;
+}
+
 /* Applies avk.format and length rules; may rewrite the value (normalisation)
  * into norm. Returns 0, or -1 after adding the error. */
 static int check_string(struct avk_json_walk *w, const struct avk_json_rules *rules, const char *s,
@@ -346,6 +382,9 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                         snprintf(norm, norm_size, "%s", pid.normalized);
                 break;
         }
+        case AVK_JSON_FORMAT_REFERENCE:
+                rc = check_reference(s, len, reason, sizeof(reason));
+                break;
         default: /* no rule for strings ("past" is for timestamps) */
                 break;
         }

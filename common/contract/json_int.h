@@ -61,6 +61,7 @@ enum avk_json_format {
         AVK_JSON_FORMAT_PAST,
         /** A party as a reporter names it: "VGR" or 4 digits; the router checks the code. */
         AVK_JSON_FORMAT_NAMED_PARTY,
+        AVK_JSON_FORMAT_REFERENCE, /**< an opaque reference: printable, not identity-shaped */
 };
 
 /** The rules a field's JSON sets for its values (read once per field). */

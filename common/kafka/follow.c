@@ -85,7 +85,10 @@ void avk_follow_run(const struct avk_follow *f)
                                                   err, sizeof(err));
                         if (rc == AVK_CODEC_UNAVAILABLE) {
                                 retry_later(f, m, &backoff_ms, err);
-                        } else if (rc != 0 || f->apply(f->opaque, &value, err, sizeof(err)) < 0) {
+                        } else if (rc != 0 ||
+                                   (f->apply_message
+                                        ? f->apply_message(f->opaque, m, &value, err, sizeof(err))
+                                        : f->apply(f->opaque, &value, err, sizeof(err))) < 0) {
                                 avk_log(AVK_LOG_WARN, f->component,
                                         "%s [%d] offset %lld: %s (skipped)", f->topic,
                                         (int)m->partition, (long long)m->offset, err);

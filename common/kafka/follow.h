@@ -32,6 +32,10 @@ struct avk_follow {
         void *opaque;
         /** Uses a record: 0 or more when used, -1 with the reason in errstr (skipped). */
         int (*apply)(void *opaque, avro_value_t *value, char *errstr, size_t errstr_size);
+        /** apply() for a view that also needs the record itself (its bytes or
+         *  headers); when set, it is called instead of apply(). */
+        int (*apply_message)(void *opaque, const rd_kafka_message_t *m, avro_value_t *value,
+                             char *errstr, size_t errstr_size);
         /** Called for every record skipped (undecodable, or apply() said -1); may be NULL. */
         void (*skipped)(void *opaque);
         /** Called once, when every partition has been read to its end; may be NULL. */

@@ -28,13 +28,16 @@
 #include "common/contract/json.h"
 #include "common/contract/jsonparse.h"
 #include "common/http/server.h"
+#include "common/util/clock.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "common/contract/party.h"
 #include "common/http/auth.h"
+#include "producer/gateway/dispute.h"
 #include "producer/intake/fhir.h"
 #include "producer/gateway/idempotency.h"
-#include "producer/gateway/index.h"
+#include "producer/gateway/lookup.h"
+#include "producer/gateway/view.h"
 #include "producer/intake/reporter.h"
 
 #define RETRY_AFTER_S       "2" /* seconds a client waits after 503 */
@@ -57,11 +60,12 @@ struct request {
         char idempotency_key[IDEMPOTENCY_KEY_MAX + 1];
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
         avk_idem_flight_t *flight;
+        char etag[AVK_LOOKUP_ETAG_SIZE]; /* a read route's, for its ETag header */
 };
 
 struct gateway_metrics {
         avk_metric_family_t *requests, *duration, *idempotency;
-        avk_metric_t *in_flight, *idem_entries, *index_size, *index_loaded, *kafka_up;
+        avk_metric_t *in_flight, *idem_entries, *view_size, *view_bytes, *view_loaded, *kafka_up;
         avk_metric_t *reporter_in_flight, *spool_pending, *drain_stalled, *filed, *spooled,
             *unavailable, *rejected;
 };
@@ -70,7 +74,9 @@ struct avk_gateway {
         const avk_config_t *cfg;
         avk_auth_t *auth;
         avk_reporter_t *reporter;
-        avk_index_t *index;
+        avk_dispute_t *dispute; /* NULL without deadlines.file */
+        avk_view_t *view;
+        avk_lookup_t *lookup;
         avk_idem_t *idem;
         avk_metrics_t *metrics;
         struct gateway_metrics m;
@@ -96,7 +102,7 @@ static struct request *request_of(avk_httpd_req_t *http, avk_gateway_t *gw)
         req->gw = gw;
         req->http = http;
         const char *id = avk_httpd_req_param(http, "id");
-        req->response = id != NULL;
+        req->response = id != NULL && strcmp(avk_httpd_req_method(http), "POST") == 0;
         snprintf(req->url_id, sizeof(req->url_id), "%s", id ? id : "");
         return req;
 }
@@ -261,13 +267,17 @@ static void readiness(avk_httpd_req_t *http, void *opaque)
         avk_gateway_t *gw = opaque;
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);
-        int ready = (st.kafka_up || gw->spool) && !st.drain_stalled;
-        json_t *body = json_pack("{s:b,s:s,s:s,s:I,s:s,s:s}", "ready", ready, "kafka",
-                                 st.kafka_up ? "up" : "down", "spool", gw->spool ? "on" : "off",
-                                 "spool_pending", (json_int_t)st.spool_pending, "drain",
-                                 st.drain_stalled ? "stalled" : "ok", "index",
-                                 avk_index_loaded(gw->index) ? "loaded" : "loading");
-        if (st.drain_stalled)
+        int loaded = avk_view_loaded(gw->view);
+        int ready = (st.kafka_up || gw->spool) && !st.drain_stalled && loaded;
+        json_t *body = json_pack(
+            "{s:b,s:s,s:s,s:I,s:s,s:s}", "ready", ready, "kafka", st.kafka_up ? "up" : "down",
+            "spool", gw->spool ? "on" : "off", "spool_pending", (json_int_t)st.spool_pending,
+            "drain", st.drain_stalled ? "stalled" : "ok", "view", loaded ? "loaded" : "loading");
+        if (!loaded)
+                json_object_set_new(body, "error",
+                                    json_string("the deviation view is still reading the "
+                                                "lifecycle topics"));
+        else if (st.drain_stalled)
                 json_object_set_new(body, "error",
                                     json_string("the spool's drain moves nothing into Kafka "
                                                 "although Kafka answers (see the gateway's log)"));
@@ -287,8 +297,9 @@ static void refresh_metrics(void *opaque)
         avk_reporter_stats(gw->reporter, &st);
         avk_metric_set(m->in_flight, atomic_load(&gw->in_flight));
         avk_metric_set(m->idem_entries, (int64_t)avk_idem_size(gw->idem));
-        avk_metric_set(m->index_size, (int64_t)avk_index_size(gw->index));
-        avk_metric_set(m->index_loaded, avk_index_loaded(gw->index));
+        avk_metric_set(m->view_size, (int64_t)avk_view_size(gw->view));
+        avk_metric_set(m->view_bytes, (int64_t)avk_view_memory(gw->view));
+        avk_metric_set(m->view_loaded, avk_view_loaded(gw->view));
         avk_metric_set(m->kafka_up, st.kafka_up ? 1 : 0);
         avk_metric_set(m->reporter_in_flight, (int64_t)st.in_flight);
         avk_metric_set(m->spool_pending, (int64_t)st.spool_pending);
@@ -352,6 +363,15 @@ static int request_hash(const struct request *req, const json_t *source,
         return ok ? 0 : -1;
 }
 
+/* Settles req with the one answer to a deviation id under which another
+ * document was filed: for every party, the owner too, whoever filed it. */
+static void refuse_taken_id(struct request *req)
+{
+        fail(req, MHD_HTTP_CONFLICT, "the deviation id cannot be used",
+             "deviation_id: a different document was filed under this id; a retry must send "
+             "the same document, a new deviation needs a new id");
+}
+
 /*
  * Claims the request's idempotency keys - (party, Idempotency-Key) and
  * (kind, document id) - for the request. Returns 1 when the caller goes on
@@ -401,6 +421,10 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
                 return 0;
         case AVK_IDEM_CONFLICT:
                 count_idempotency(gw, "conflict");
+                if (!req->response && strcmp(key_names[c.key], "deviation_id") == 0) {
+                        refuse_taken_id(req); /* the same answer as the view's */
+                        return 0;
+                }
                 fail(req, MHD_HTTP_UNPROCESSABLE_CONTENT,
                      "the request conflicts with an earlier one",
                      "%s: was used for a different request; a retry must send the same document",
@@ -416,10 +440,12 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
 }
 
 /*
- * Authorises a response against the index: the receiver acknowledges,
- * answers or rejects; the reporter disputes. Every other kind is held to the
- * receiver's rule, so a symbol added to the schema later is never open to
- * every party. 0 when authorised, -1 after settling the answer.
+ * Authorises a response against the view: the receiver acknowledges,
+ * answers or rejects; the reporter disputes an answer within the dispute
+ * window. Every other kind is held to the receiver's rule, so a symbol
+ * added to the schema later is never open to every party. A deviation the
+ * party is not part of is answered as one that does not exist. 0 when
+ * authorised, -1 after settling the answer.
  */
 static int authorize_response(struct request *req, const json_t *doc)
 {
@@ -430,29 +456,86 @@ static int authorize_response(struct request *req, const json_t *doc)
                      "kind: UNKNOWN is not a response a party can give");
                 return -1;
         }
-        struct avk_index_entry e;
-        if (avk_index_get(gw->index, req->url_id, &e) != 0) {
-                if (!avk_index_loaded(gw->index))
-                        fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the deviation index is loading",
-                             "{id}: %s is not in the index yet, which is still reading %s",
-                             req->url_id, avk_config_get(gw->cfg, "topic.routed"));
+        int64_t until = -1;
+        switch (avk_view_may_respond(gw->view, req->url_id, req->party, kind ? kind : "",
+                                     avk_clock_system_ms(), &until)) {
+        case AVK_VIEW_RESPOND_OK:
+                return 0;
+        case AVK_VIEW_RESPOND_UNKNOWN:
+                if (!avk_view_loaded(gw->view))
+                        fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the deviation view is loading",
+                             "{id}: %s is not known yet; the gateway is still reading the "
+                             "lifecycle topics",
+                             req->url_id);
                 else
                         fail(req, MHD_HTTP_NOT_FOUND, "unknown deviation",
-                             "{id}: deviation %s is not routed yet (no DeviationRouted record "
-                             "for it); it can be responded to once it is routed",
+                             "{id}: no deviation %s that this party reported or was routed",
                              req->url_id);
                 return -1;
+        case AVK_VIEW_RESPOND_NOT_RECEIVER:
+                if (!kind)
+                        return 0; /* validation names it */
+                fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
+                     "party: %s is not the current receiver of deviation %s",
+                     avk_party_code(req->party), req->url_id);
+                return -1;
+        case AVK_VIEW_RESPOND_NOT_REPORTER:
+                fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
+                     "party: %s did not report deviation %s; only the reporter disputes",
+                     avk_party_code(req->party), req->url_id);
+                return -1;
+        case AVK_VIEW_RESPOND_NOT_ANSWERED:
+                fail(req, MHD_HTTP_CONFLICT, "there is no answer to dispute",
+                     "kind: DISPUTED needs an answer; deviation %s has none since it was "
+                     "routed or last disputed",
+                     req->url_id);
+                return -1;
+        case AVK_VIEW_RESPOND_WINDOW_OVER:
+                fail(req, MHD_HTTP_CONFLICT, "the dispute window is over",
+                     "kind: DISPUTED is possible until the dispute window ends; for deviation %s "
+                     "it has ended and the deviation is closed or closes now",
+                     req->url_id);
+                return -1;
         }
-        if (!kind)
-                return 0; /* validation names it */
-        int dispute = strcmp(kind, "DISPUTED") == 0;
-        if (dispute ? e.reporter_party == req->party : e.receiver_party == req->party)
-                return 0;
-        fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
-             dispute ? "party: %s did not report deviation %s; only the reporter disputes"
-                     : "party: %s is not the current receiver of deviation %s",
-             avk_party_code(req->party), req->url_id);
         return -1;
+}
+
+/*
+ * A deviation id belongs to the first document filed under it, as the view
+ * read it from topic.reported - whichever gateway instance or process filed
+ * it. The same document again is a retry and answered as filed; another
+ * document is refused with one answer for every party, the owner too, so
+ * the answer says nothing of who holds the id. Returns 1 when prepared is
+ * new and goes on to Kafka, 0 after settling req (prepared freed).
+ */
+static int check_ownership(struct request *req, avk_prepared_t *prepared)
+{
+        avk_gateway_t *gw = req->gw;
+        size_t len;
+        const void *payload = avk_prepared_payload(prepared, &len);
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
+        if (avk_view_digest(payload, len, digest) != 0) {
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
+                     "body: cannot be hashed");
+        } else if (!avk_view_loaded(gw->view)) {
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the deviation view is loading",
+                     "deviation_id: cannot be checked yet; the gateway is still reading the "
+                     "lifecycle topics; retry later with the same request");
+        } else {
+                switch (avk_view_filing(gw->view, req->id, digest)) {
+                case AVK_VIEW_NEW:
+                        return 1;
+                case AVK_VIEW_SAME:
+                        settle_json(req, MHD_HTTP_ACCEPTED,
+                                    json_pack("{s:s,s:s}", "id", req->id, "status", "filed"));
+                        break;
+                case AVK_VIEW_CONFLICT:
+                        refuse_taken_id(req);
+                        break;
+                }
+        }
+        avk_prepared_destroy(prepared);
+        return 0;
 }
 
 /* Files doc (which the caller keeps) of kind; source is what the client
@@ -489,6 +572,10 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
                 else
                         fail_fields(req, MHD_HTTP_SERVICE_UNAVAILABLE,
                                     "the document could not be prepared", &errs);
+                return;
+        }
+        if (!response && !check_ownership(req, prepared)) {
+                atomic_fetch_sub(&gw->in_flight, 1);
                 return;
         }
         avk_reporter_send(gw->reporter, prepared, on_sent, req);
@@ -571,6 +658,51 @@ static void process(avk_httpd_req_t *http, void *opaque)
         json_decref(doc);
 }
 
+/* ---- look-ups ----------------------------------------------------------- */
+
+/* Answers a read route's answer, with its ETag. */
+static void settle_lookup(struct request *req, int rc, struct avk_lookup_answer *a)
+{
+        if (rc != 0) {
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", "the answer: not built");
+                return;
+        }
+        if (a->etag[0]) {
+                memcpy(req->etag, a->etag, sizeof(req->etag));
+                avk_httpd_req_add_header(req->http, MHD_HTTP_HEADER_ETAG, req->etag);
+        }
+        avk_httpd_req_add_header(req->http, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-cache");
+        avk_httpd_answer(req->http, a->status, CONTENT_JSON, a->body ? a->body : strdup(""),
+                         a->body ? strlen(a->body) : 0);
+}
+
+static void lookup_deviation(avk_httpd_req_t *http, void *opaque)
+{
+        struct request *req = request_of(http, opaque);
+        struct avk_lookup_answer a;
+        int rc = avk_lookup_deviation(req->gw->lookup, req->url_id, req->party,
+                                      header(req, MHD_HTTP_HEADER_IF_NONE_MATCH),
+                                      avk_clock_system_ms(), &a);
+        settle_lookup(req, rc, &a);
+}
+
+static void lookup_list(avk_httpd_req_t *http, void *opaque)
+{
+        struct request *req = request_of(http, opaque);
+        struct avk_lookup_args args = {
+            .role = avk_httpd_req_arg(http, "role"),
+            .state = avk_httpd_req_arg(http, "state"),
+            .since = avk_httpd_req_arg(http, "since"),
+            .limit = avk_httpd_req_arg(http, "limit"),
+            .cursor = avk_httpd_req_arg(http, "cursor"),
+        };
+        struct avk_lookup_answer a;
+        int rc =
+            avk_lookup_list(req->gw->lookup, &args, req->party,
+                            header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), avk_clock_system_ms(), &a);
+        settle_lookup(req, rc, &a);
+}
+
 /* The checks made once the token is known, before the body is read. */
 static void on_headers(avk_httpd_req_t *http, void *opaque)
 {
@@ -632,13 +764,17 @@ static int register_metrics(avk_gateway_t *gw)
             avk_metrics_gauge(r, "avk_gateway_idempotency_entries",
                               "Idempotency keys held, in flight or remembered.", no_labels),
             NULL);
-        m->index_size = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_index_deviations",
-                              "Deviations in the routing index (from topic.routed).", no_labels),
+        m->view_size = avk_metrics_series(
+            avk_metrics_gauge(r, "avk_gateway_view_deviations",
+                              "Deviations in the view (from the lifecycle topics).", no_labels),
             NULL);
-        m->index_loaded = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_index_loaded",
-                              "1 once the routing index has read topic.routed to its end.",
+        m->view_bytes = avk_metrics_series(
+            avk_metrics_gauge(r, "avk_gateway_view_bytes",
+                              "Bytes the view holds: records, index, timelines, texts.", no_labels),
+            NULL);
+        m->view_loaded = avk_metrics_series(
+            avk_metrics_gauge(r, "avk_gateway_view_loaded",
+                              "1 once the view has read every lifecycle topic to its end.",
                               no_labels),
             NULL);
         m->kafka_up = avk_metrics_series(
@@ -671,9 +807,9 @@ static int register_metrics(avk_gateway_t *gw)
         m->unavailable = avk_metrics_series(docs, (const char *[]){"unavailable"});
         m->rejected = avk_metrics_series(docs, (const char *[]){"rejected"});
         return m->requests && m->duration && m->idempotency && m->in_flight && m->idem_entries &&
-                       m->index_size && m->index_loaded && m->kafka_up && m->reporter_in_flight &&
-                       m->spool_pending && m->drain_stalled && m->filed && m->spooled &&
-                       m->unavailable && m->rejected
+                       m->view_size && m->view_bytes && m->view_loaded && m->kafka_up &&
+                       m->reporter_in_flight && m->spool_pending && m->drain_stalled && m->filed &&
+                       m->spooled && m->unavailable && m->rejected
                    ? 0
                    : -1;
 }
@@ -691,6 +827,14 @@ static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
              .auth = authenticate,
              .on_headers = on_headers,
              .on_request = process},
+            {.method = "GET",
+             .pattern = "/v1/deviations",
+             .auth = authenticate,
+             .on_request = lookup_list},
+            {.method = "GET",
+             .pattern = "/v1/deviations/{id}",
+             .auth = authenticate,
+             .on_request = lookup_deviation},
             {.method = "GET", .pattern = "/readyz", .on_request = readiness},
         };
         const avk_config_t *cfg = gw->cfg;
@@ -720,8 +864,8 @@ static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
             .body_timeout_s = (unsigned)avk_config_get_int(cfg, "gateway.body.timeout.s"),
             .style = AVK_HTTPD_JSON,
             .name = "gateway",
-            .not_found = "path: not one of /v1/deviations, /v1/deviations/{id}/responses, "
-                         "/healthz, /readyz, /metrics",
+            .not_found = "path: not one of /v1/deviations, /v1/deviations/{id}, "
+                         "/v1/deviations/{id}/responses, /healthz, /readyz, /metrics",
             .retry_after = RETRY_AFTER_S,
             .json_type = CONTENT_JSON,
             .metrics = gw->metrics,
@@ -738,7 +882,9 @@ static int listen_http(avk_gateway_t *gw, char *errstr, size_t errstr_size)
 
 static void destroy(avk_gateway_t *gw)
 {
-        avk_index_destroy(gw->index);
+        avk_lookup_destroy(gw->lookup);
+        avk_view_destroy(gw->view);
+        avk_dispute_destroy(gw->dispute);
         avk_reporter_destroy(gw->reporter);
         avk_idem_destroy(gw->idem);
         avk_auth_destroy(gw->auth);
@@ -771,12 +917,18 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
         gw->metrics = avk_metrics_new();
         gw->idem = avk_idem_new((size_t)avk_config_get_int(cfg, "gateway.idempotency.max.entries"),
                                 avk_config_get_int(cfg, "gateway.idempotency.ttl.s") * 1000);
-        gw->index = avk_index_new();
-        if (!gw->metrics || !gw->idem || !gw->index || register_metrics(gw) != 0) {
+        const char *deadlines = avk_config_get(cfg, "deadlines.file");
+        if (deadlines && !(gw->dispute = avk_dispute_load(deadlines, reason, sizeof(reason)))) {
+                snprintf(errstr, errstr_size, "deadlines.file: %s", reason);
+                goto fail;
+        }
+        gw->view = avk_view_new(gw->dispute);
+        if (!gw->metrics || !gw->idem || !gw->view || register_metrics(gw) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        if (avk_index_start(gw->index, cfg, errstr, errstr_size) != 0 ||
+        if (!(gw->lookup = avk_lookup_new(gw->view, cfg, errstr, errstr_size)) ||
+            avk_view_start(gw->view, cfg, errstr, errstr_size) != 0 ||
             !(gw->reporter = avk_reporter_new(cfg, errstr, errstr_size)) ||
             listen_http(gw, errstr, errstr_size) != 0)
                 goto fail;

@@ -6,12 +6,14 @@
  *   POST /v1/deviations                   DeviationReported JSON, or FHIR with
  *                                         Content-Type application/fhir+json
  *   POST /v1/deviations/{id}/responses    DeviationResponse JSON
+ *   GET  /v1/deviations/{id}, /v1/deviations   look-ups (producer/gateway/lookup.h)
  *   GET  /healthz, /readyz, /metrics
  *
  * Every request to /v1 carries a bearer token bound to a party
  * (common/http/auth.h): a party files only as itself and responds only to the
  * deviations it receives (or, to dispute, reported), which the gateway knows
- * from topic.routed (producer/gateway/index.h). Retries are recognised by
+ * from the lifecycle topics (producer/gateway/view.h); a deviation id belongs
+ * to the first document filed under it. Retries are recognised by
  * Idempotency-Key and by document id (producer/gateway/idempotency.h). The
  * server is avvik's HTTP server (common/http/server.h) with a thread pool; a
  * request waiting for Kafka is suspended, not a blocked thread, and answered
@@ -28,7 +30,7 @@
 typedef struct avk_gateway avk_gateway_t;
 
 /**
- * @brief Loads the tokens, creates the reporter, starts the index consumer
+ * @brief Loads the tokens, creates the reporter, starts the view's consumers
  * and listens on gateway.listen (HTTPS when gateway.tls.* are set).
  * cfg is not copied: it must outlive the gateway.
  * @returns the running gateway, or NULL with the reason in errstr, naming the
@@ -41,7 +43,7 @@ unsigned avk_gateway_port(const avk_gateway_t *gateway);
 
 /**
  * @brief Stops accepting connections, waits until every request in progress
- * has been answered, stops the server and the index, then destroys the
+ * has been answered, stops the server and the view, then destroys the
  * reporter (which waits for every outstanding acknowledgement) and frees the
  * gateway. NULL is a no-op.
  */

@@ -33,6 +33,11 @@ static const struct avk_config_key keys[] = {
      "idempotency keys the gateway remembers (Idempotency-Key and document ids)"},
     {"gateway.idempotency.ttl.s", AVK_CONFIG_INT, 1, 2592000, "86400",
      "seconds an accepted request's answer is kept for its retries"},
+    {"gateway.cursor.key.file", AVK_CONFIG_STRING, 0, 0, NULL,
+     "file holding the key (at least 32 bytes) that signs the list's paging cursors; every "
+     "gateway instance behind one address needs the same; unset, each start makes its own"},
+    {"gateway.cursor.ttl.s", AVK_CONFIG_INT, 1, 604800, "3600",
+     "seconds a paging cursor of GET /v1/deviations stays valid"},
 };
 
 const struct avk_config_table avk_gateway_config_keys = AVK_CONFIG_TABLE(keys);

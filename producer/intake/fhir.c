@@ -212,6 +212,7 @@ enum ext {
         EXT_CHILD_INVOLVED,
         EXT_IMMEDIATE_ACTIONS,
         EXT_SOURCE_SYSTEM,
+        EXT_REPLY_REFERENCE,
         EXT_COUNT
 };
 
@@ -243,6 +244,7 @@ static const struct ext_def {
     [EXT_CHILD_INVOLVED] = {"child-involved", VALUE_BOOLEAN, "flags.child_involved", 0, NULL},
     [EXT_IMMEDIATE_ACTIONS] = {"immediate-actions", VALUE_STRING, "immediate_actions", 0, NULL},
     [EXT_SOURCE_SYSTEM] = {"source-system", VALUE_STRING, "source_system", 0, NULL},
+    [EXT_REPLY_REFERENCE] = {"reply-reference", VALUE_STRING, "reply_reference", 0, NULL},
 };
 
 /* ---- the walk ---- */
@@ -275,7 +277,7 @@ struct deviation {
         int has_patient;
         const json_t *personal_id;
         const char *age_group, *sex;
-        const json_t *description, *immediate_actions, *routine, *source_system;
+        const json_t *description, *immediate_actions, *routine, *source_system, *reply_reference;
         const char *agreement;
         int lex_maria, lex_sarah, child_involved;
 };
@@ -1151,6 +1153,7 @@ static void map_texts(struct mapper *m, struct deviation *d)
         d->immediate_actions = ext_value(m, EXT_IMMEDIATE_ACTIONS);
         d->routine = ext_value(m, EXT_ROUTINE);
         d->source_system = ext_value(m, EXT_SOURCE_SYSTEM);
+        d->reply_reference = ext_value(m, EXT_REPLY_REFERENCE);
 }
 
 static void map_context(struct mapper *m, struct deviation *d)
@@ -1219,6 +1222,7 @@ static json_t *build(const struct deviation *d)
                                             "possible_lex_sarah", d->lex_sarah, "child_involved",
                                             d->child_involved));
         rc |= json_object_set_new(doc, "source_system", text(d->source_system, 0));
+        rc |= json_object_set_new(doc, "reply_reference", text(d->reply_reference, 0));
         if (rc != 0) {
                 json_decref(doc);
                 return NULL;

@@ -921,6 +921,12 @@ enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind,
         return result;
 }
 
+const void *avk_prepared_payload(const avk_prepared_t *prepared, size_t *len)
+{
+        *len = prepared->len;
+        return prepared->payload;
+}
+
 void avk_prepared_destroy(avk_prepared_t *d)
 {
         free(d);

@@ -103,6 +103,12 @@ enum avk_result avk_reporter_prepare_json(avk_reporter_t *reporter, enum avk_kin
 void avk_reporter_send(avk_reporter_t *reporter, avk_prepared_t *prepared,
                        avk_reporter_done_cb *done, void *opaque);
 
+/**
+ * @brief The framed Avro payload of a prepared document, as it goes to Kafka
+ * (owned by prepared).
+ */
+const void *avk_prepared_payload(const avk_prepared_t *prepared, size_t *len);
+
 /** @brief Frees a prepared document that will not be sent. */
 void avk_prepared_destroy(avk_prepared_t *prepared);
 

@@ -175,8 +175,10 @@ body_has 'reporter.party: \"1480\" is not the token'"'"'s party VGR' "filing as 
 call GET /v1/nothing
 expect 404 "unknown path"
 call GET /v1/deviations -H "Authorization: Bearer $(token 1480)"
-expect 405 "GET on /v1/deviations"
-header_has 'Allow: POST' "GET on /v1/deviations"
+expect 400 "GET on /v1/deviations without a role"
+body_has 'role: missing' "GET on /v1/deviations without a role"
+call DELETE /v1/deviations -H "Authorization: Bearer $(token 1480)"
+expect 405 "DELETE on /v1/deviations"
 call DELETE /healthz
 expect 405 "DELETE on /healthz"
 
@@ -224,8 +226,8 @@ expect 202 "resent sample"
 [ "$(jq -r .id "$work/body")" = "$sample_id" ] || fail "resent sample: $(cat "$work/body")"
 jq '.description = "Changed."' "$sample" >"$work/changed.json"
 send /v1/deviations 1480 application/json "$work/changed.json"
-expect 422 "same deviation_id, other body"
-body_has 'deviation_id: was used for a different request' "same deviation_id, other body"
+expect 409 "same deviation_id, other body"
+body_has 'deviation_id: a different document was filed under this id' "same deviation_id, other body"
 # Retries at once: every one gets the same id, Kafka gets one record.
 curls=
 for k in 1 2 3 4 5 6; do
@@ -263,21 +265,22 @@ respond() { # respond PARTY KIND [DEVIATION_ID]
 }
 respond VGR ACKNOWLEDGED
 expect 404 "response before routing"
-body_has "not routed yet" "response before routing"
+body_has "that this party reported or was routed" "response before routing"
 routed 0 VGR
-third_party_refused() {
-        respond 1401 ACKNOWLEDGED
-        [ "$status" = 403 ]
+receiver_acknowledges() {
+        respond VGR ACKNOWLEDGED
+        [ "$status" = 202 ]
 }
-poll "the index learns the routing" third_party_refused
-body_has 'party: 1401 is not the current receiver' "third party"
-respond VGR ACKNOWLEDGED
-expect 202 "acknowledged by the receiver"
+poll "the view learns the routing" receiver_acknowledges
 ack_id=$(jq -r .id "$work/body")
 [ "$(jq -r .deviation_id "$work/body")" = "$sample_id" ] || fail "ack: $(cat "$work/body")"
 [ "$(records deviation.response "$ack_id")" -eq 1 ] || fail "the acknowledgement is not in Kafka"
+respond 1401 ACKNOWLEDGED
+expect 404 "a party the deviation was not routed to"
+body_has "that this party reported or was routed" "a party the deviation was not routed to"
 respond 1480 DISPUTED
-expect 202 "disputed by the reporter"
+expect 409 "disputed by the reporter before any answer"
+body_has "there is no answer to dispute" "disputed before any answer"
 respond VGR DISPUTED
 expect 403 "disputed by the receiver"
 body_has 'party: VGR did not report deviation' "disputed by the receiver"
@@ -285,7 +288,7 @@ respond 1480 ACKNOWLEDGED
 expect 403 "acknowledged by the reporter"
 respond VGR ACKNOWLEDGED 00000000-0000-4000-8000-00000000beef
 expect 404 "unknown deviation"
-body_has "00000000-0000-4000-8000-00000000beef is not routed yet" "unknown deviation"
+body_has "no deviation 00000000-0000-4000-8000-00000000beef that this party" "unknown deviation"
 response VGR ANSWERED
 jq '.deviation_id = "00000000-0000-4000-8000-00000000beef" | .analysis = "a" | .action_plan = "b"' \
         "$work/response.json" >"$work/mismatch.json"
@@ -325,6 +328,10 @@ poll "TLS gateway port file" test -s "$work/tls.port"
 tls_url=https://127.0.0.1:$(cat "$work/tls.port")
 [ "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "$tls_url/healthz")" = 200 ] ||
         fail "healthz over TLS"
+tls_ready() {
+        [ "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "$tls_url/readyz")" = 200 ]
+}
+poll "TLS gateway ready (its view read)" tls_ready
 jq '.deviation_id = "00000000-0000-4000-8000-000000000715"' "$sample" >"$work/tls.json"
 [ "$(curl -sS -o "$work/body" -w '%{http_code}' --cacert "$work/cert.pem" \
         -H "Authorization: Bearer $(token 1480)" -H "Content-Type: application/json" \
@@ -347,7 +354,7 @@ body_has 'avk_gateway_requests_total{route="/v1/deviations/{id}/responses",code=
 body_has 'avk_gateway_request_duration_seconds_bucket{route="/v1/deviations",le="+Inf"}' "metrics"
 body_has 'avk_gateway_idempotency_total{outcome="replayed"}' "metrics"
 body_has 'avk_gateway_idempotency_total{outcome="conflict"} 2' "metrics"
-body_has 'avk_gateway_index_deviations 1' "metrics"
+body_has 'avk_gateway_view_loaded 1' "metrics"
 body_has 'avk_reporter_kafka_up 1' "metrics"
 body_has 'avk_reporter_documents_total{outcome="filed"}' "metrics"
 body_has 'avk_gateway_in_flight 0' "metrics"

@@ -14,9 +14,11 @@
 #include <openssl/evp.h>
 
 #include "producer/gateway/gateway.h"
+#include "tests/support/http_get.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/test_data.h"
+#include "tests/support/wait_for.h"
 
 #define TOKEN  "test-token-of-1480"
 #define SAMPLE AVK_SOURCE_DIR "/deploy/samples/01-discharge-information-missing.json"
@@ -41,6 +43,14 @@ static void write_tokens(void)
         fclose(f);
 }
 
+/* 1 once /readyz is 200: the view has read the lifecycle topics, so filings are decided. */
+static int ready(void)
+{
+        struct http_reply r = http_get((int)avk_gateway_port(gw), "/readyz");
+        free(r.body);
+        return r.status == 200;
+}
+
 static void start_gateway(void)
 {
         char err[512];
@@ -52,6 +62,7 @@ static void start_gateway(void)
         mock_kafka_set(&mk, "gateway.max.connections.per.client", "8");
         gw = avk_gateway_start(mk.cfg, err, sizeof(err));
         ck_assert_msg(gw != NULL, "%s", err);
+        WAIT_FOR_MS(ready(), 1, 10000);
         sample = test_data_read(SAMPLE, err, sizeof(err));
         ck_assert_msg(sample != NULL, "%s", err);
 }

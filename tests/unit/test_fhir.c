@@ -380,7 +380,7 @@ START_TEST(unknown_extension_codes_name_extension_and_accepted_codes)
                            "home-visits; expected one of none, short-term-or-infrequent, "
                            "long-term-regular, unknown");
         ck_assert_contains(errors,
-                           "AdverseEvent.extension[18].valueCode: unknown code \"accident\" "
+                           "AdverseEvent.extension[19].valueCode: unknown code \"accident\" "
                            "in https://avvik.vardsamverkan.se/fhir/StructureDefinition/"
                            "event-class; expected one of incident-with-harm");
 }
@@ -421,7 +421,7 @@ START_TEST(avvik_extension_urls_and_value_types_are_checked)
             json_object_get(res, "extension"),
             json_pack("{s:s, s:b}", "url", EXT("possible-lex-maria"), "valueBoolean", 1));
         const char *errors = map_fails(res);
-        ck_assert_contains(errors, "AdverseEvent.extension[18].url: \"" EXT(
+        ck_assert_contains(errors, "AdverseEvent.extension[19].url: \"" EXT(
                                        "care-settings") "\" is not one of avvik's extensions");
         ck_assert_contains(errors, "AdverseEvent.extension[14].valueString: the child-involved "
                                    "extension takes valueBoolean");
@@ -431,7 +431,7 @@ START_TEST(avvik_extension_urls_and_value_types_are_checked)
         ck_assert_contains(errors, "AdverseEvent.extension[3].valueIdentifier: has no system "
                                    "urn:oid:1.2.752.129.2.1.4.1 (HSA-id); it supplies "
                                    "receiver.unit_hsa_id");
-        ck_assert_contains(errors, "AdverseEvent.extension[19]: a second " EXT(
+        ck_assert_contains(errors, "AdverseEvent.extension[20]: a second " EXT(
                                        "possible-lex-maria") " extension; it may appear once");
 }
 END_TEST

@@ -1,0 +1,1040 @@
+/*
+ * avk_view: see view.h.
+ *
+ * Deviations are fixed records in chunks of CHUNK records (a chunk never
+ * moves, so growing copies nothing), found by id through an avk_slotidx.
+ * Strings that repeat across deviations - rule ids, routing reasons,
+ * decisions, steps, states - are interned: a timeline entry holds their
+ * numbers. One read-write lock covers the view: the follow threads write,
+ * the HTTP threads read.
+ */
+#include "producer/gateway/view.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <uuid/uuid.h>
+
+#include "common/contract/avro_field.h"
+#include "common/contract/codec.h"
+#include "common/contract/party.h"
+#include "common/kafka/follow.h"
+#include "common/kafka/kafka.h"
+#include "common/util/env.h"
+#include "common/util/hash.h"
+#include "common/util/log.h"
+
+#define CHUNK_BITS 16
+#define CHUNK      (1u << CHUNK_BITS)
+#define NO_PARTY   0xff
+#define TOPIC_CNT  6
+#define UUID_TEXT  37 /* a UUID in text and its NUL */
+
+/* A deviation's state, from the tracker's changelog; NONE before any status. */
+static const char *const state_names[] = {"NONE",     "ROUTED",   "ACKNOWLEDGED", "ANSWERED",
+                                          "REJECTED", "DISPUTED", "ESCALATED",    "CLOSED"};
+enum {
+        ST_NONE,
+        ST_ROUTED,
+        ST_ACKNOWLEDGED,
+        ST_ANSWERED,
+        ST_REJECTED,
+        ST_DISPUTED,
+        ST_ESCALATED,
+        ST_CLOSED,
+        ST_CNT
+};
+
+static const char *const kind_names[] = {
+    [AVK_VIEW_REPORTED] = "REPORTED",
+    [AVK_VIEW_ROUTED] = "ROUTED",
+    [AVK_VIEW_ACKNOWLEDGED] = "ACKNOWLEDGED",
+    [AVK_VIEW_ANSWERED] = "ANSWERED",
+    [AVK_VIEW_REJECTED_WRONG_RECEIVER] = "REJECTED_WRONG_RECEIVER",
+    [AVK_VIEW_DISPUTED] = "DISPUTED",
+    [AVK_VIEW_ESCALATED] = "ESCALATED",
+    [AVK_VIEW_REMINDED] = "REMINDED",
+    [AVK_VIEW_CLOSED] = "CLOSED",
+};
+
+struct entry { /* one timeline entry: 24 bytes */
+        int64_t at;
+        uint32_t label, rule, reason; /* interned; 0 is none */
+        uint8_t kind, party;
+        int16_t hop;
+};
+
+struct deviation {
+        unsigned char id[16];
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE]; /* all zero until reported */
+        int64_t filed_at;                           /* reported_at, else the first record's time */
+        int64_t acknowledge_deadline_at, answer_deadline_at; /* 0 before any status */
+        int64_t acknowledged_at, answered_at, closed_at;     /* -1 when not */
+        uint64_t routed_to;                                  /* bit per party it was routed to */
+        char *reply_reference;
+        char *answer; /* analysis, NUL, action plan, NUL; the latest answer */
+        struct entry *timeline;
+        uint32_t timeline_cnt, timeline_cap;
+        int32_t version, hop;
+        uint32_t deadline_rule, escalation_step; /* interned */
+        uint8_t reported, reporter, receiver, state;
+        int8_t deadline_kept;
+        uint8_t overdue;
+};
+
+struct follower {
+        avk_view_t *view;
+        const char *topic;
+        const avk_schema_t *schema;
+        avk_codec_t *codec;
+        rd_kafka_t *rk;
+        pthread_t thread;
+        int started;
+        int (*apply)(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v, char *errstr,
+                     size_t errstr_size);
+};
+
+struct avk_view {
+        pthread_rwlock_t lock;
+        struct deviation **chunks;
+        size_t chunk_cnt, cnt;
+        avk_slotidx_t index;
+        uint64_t seed;
+        /* Interned strings: number i + 1 is strings[i]. */
+        char **strings;
+        size_t string_cnt, string_cap;
+        avk_slotidx_t string_index;
+        size_t bytes; /* timelines, texts and interned strings */
+        const avk_dispute_t *dispute;
+        /* The followers, when started. */
+        struct avk_env env;
+        int env_open;
+        struct follower followers[TOPIC_CNT];
+        atomic_int loaded_cnt;
+        atomic_int stopping;
+};
+
+static struct deviation *at(const avk_view_t *view, uint32_t i)
+{
+        return &view->chunks[i >> CHUNK_BITS][i & (CHUNK - 1)];
+}
+
+static uint64_t id_hash(const avk_view_t *view, const unsigned char id[16])
+{
+        return avk_hash_bytes(id, 16, view->seed);
+}
+
+static uint64_t slot_hash(uint32_t slot, const void *ctx)
+{
+        return id_hash(ctx, at(ctx, slot)->id);
+}
+
+static int slot_eq(uint32_t slot, const void *key, const void *ctx)
+{
+        return memcmp(at(ctx, slot)->id, key, 16) == 0;
+}
+
+static uint64_t string_hash(uint32_t slot, const void *ctx)
+{
+        const avk_view_t *view = ctx;
+        const char *s = view->strings[slot];
+        return avk_hash_bytes(s, strlen(s), view->seed);
+}
+
+static int string_eq(uint32_t slot, const void *key, const void *ctx)
+{
+        const avk_view_t *view = ctx;
+        return strcmp(view->strings[slot], key) == 0;
+}
+
+avk_view_t *avk_view_new(const avk_dispute_t *dispute)
+{
+        avk_view_t *view = calloc(1, sizeof(*view));
+        if (!view)
+                return NULL;
+        view->seed = avk_hash_seed();
+        view->dispute = dispute;
+        if (avk_slotidx_init(&view->index, 1024) != 0 ||
+            avk_slotidx_init(&view->string_index, 256) != 0) {
+                avk_slotidx_destroy(&view->index);
+                free(view);
+                return NULL;
+        }
+        pthread_rwlock_init(&view->lock, NULL);
+        return view;
+}
+
+/* The number of s, interned on first use; 0 for NULL, UINT32_MAX when out of memory. */
+static uint32_t intern(avk_view_t *view, const char *s)
+{
+        if (!s)
+                return 0;
+        uint64_t h = avk_hash_bytes(s, strlen(s), view->seed);
+        uint32_t slot = avk_slotidx_find(&view->string_index, h, string_eq, s, view);
+        if (slot != AVK_SLOTIDX_NONE)
+                return slot + 1;
+        if (view->string_cnt == view->string_cap) {
+                size_t cap = view->string_cap ? 2 * view->string_cap : 64;
+                char **strings = realloc(view->strings, cap * sizeof(*strings));
+                if (!strings)
+                        return UINT32_MAX;
+                view->strings = strings;
+                view->string_cap = cap;
+        }
+        char *copy = strdup(s);
+        if (!copy)
+                return UINT32_MAX;
+        view->strings[view->string_cnt] = copy;
+        if (avk_slotidx_insert(&view->string_index, h, (uint32_t)view->string_cnt, string_hash,
+                               view) != 0) {
+                free(copy);
+                return UINT32_MAX;
+        }
+        view->bytes += strlen(s) + 1 + sizeof(char *);
+        return (uint32_t)++view->string_cnt;
+}
+
+static const char *interned(const avk_view_t *view, uint32_t n)
+{
+        return n ? view->strings[n - 1] : NULL;
+}
+
+static int parse_id(const char *text, unsigned char id[16])
+{
+        return text && uuid_parse(text, id) == 0 ? 0 : -1;
+}
+
+/* The deviation with id, or NULL. Under either lock. */
+static struct deviation *find(const avk_view_t *view, const unsigned char id[16])
+{
+        uint32_t slot = avk_slotidx_find(&view->index, id_hash(view, id), slot_eq, id, view);
+        return slot == AVK_SLOTIDX_NONE ? NULL : at(view, slot);
+}
+
+/* The deviation with id, created when new; NULL when out of memory. Under the write lock. */
+static struct deviation *find_or_add(avk_view_t *view, const unsigned char id[16], int64_t first_at)
+{
+        struct deviation *d = find(view, id);
+        if (d)
+                return d;
+        if (view->cnt >= (size_t)UINT32_MAX - 1)
+                return NULL;
+        if ((view->cnt >> CHUNK_BITS) == view->chunk_cnt) {
+                struct deviation **chunks =
+                    realloc(view->chunks, (view->chunk_cnt + 1) * sizeof(*chunks));
+                if (!chunks)
+                        return NULL;
+                view->chunks = chunks;
+                if (!(chunks[view->chunk_cnt] = malloc(CHUNK * sizeof(struct deviation))))
+                        return NULL;
+                view->chunk_cnt++;
+        }
+        uint32_t slot = (uint32_t)view->cnt;
+        d = at(view, slot);
+        *d = (struct deviation){.filed_at = first_at,
+                                .acknowledged_at = -1,
+                                .answered_at = -1,
+                                .closed_at = -1,
+                                .reporter = NO_PARTY,
+                                .receiver = NO_PARTY,
+                                .deadline_kept = -1};
+        memcpy(d->id, id, 16);
+        if (avk_slotidx_insert(&view->index, id_hash(view, id), slot, slot_hash, view) != 0)
+                return NULL;
+        view->cnt++;
+        return d;
+}
+
+static int valid_party(int party)
+{
+        return party >= 0 && party <= AVK_PARTY_MAX;
+}
+
+/* Appends e to d's timeline, unless the same entry is there (a record read twice). */
+static int append(avk_view_t *view, struct deviation *d, const struct entry *e)
+{
+        for (uint32_t i = 0; i < d->timeline_cnt; i++) {
+                const struct entry *o = &d->timeline[i];
+                if (o->at == e->at && o->kind == e->kind && o->party == e->party &&
+                    o->hop == e->hop)
+                        return 0;
+        }
+        if (d->timeline_cnt == d->timeline_cap) {
+                uint32_t cap = d->timeline_cap ? 2 * d->timeline_cap : 4;
+                struct entry *t = realloc(d->timeline, cap * sizeof(*t));
+                if (!t)
+                        return -1;
+                view->bytes += (cap - d->timeline_cap) * sizeof(*t);
+                d->timeline = t;
+                d->timeline_cap = cap;
+        }
+        d->timeline[d->timeline_cnt++] = *e;
+        return 0;
+}
+
+/* Bytes of n consecutive NUL-terminated texts at s. */
+static size_t texts_size(const char *s, int n)
+{
+        size_t size = 0;
+        for (int i = 0; i < n; i++)
+                size += strlen(s + size) + 1;
+        return size;
+}
+
+/* Replaces *slot with a copy of the n texts (each NUL-terminated, "" for NULL). */
+static int keep_texts(avk_view_t *view, char **slot, const char *const *texts, int n)
+{
+        size_t size = 0;
+        for (int i = 0; i < n; i++)
+                size += (texts[i] ? strlen(texts[i]) : 0) + 1;
+        char *copy = malloc(size), *p = copy;
+        if (!copy)
+                return -1;
+        for (int i = 0; i < n; i++) {
+                size_t len = texts[i] ? strlen(texts[i]) : 0;
+                memcpy(p, texts[i] ? texts[i] : "", len + 1);
+                p += len + 1;
+        }
+        if (*slot)
+                view->bytes -= texts_size(*slot, n);
+        free(*slot);
+        *slot = copy;
+        view->bytes += size;
+        return 0;
+}
+
+/* The time of the latest entry of kind in d's timeline, or -1. */
+static int64_t latest(const struct deviation *d, enum avk_view_kind kind)
+{
+        int64_t t = -1;
+        for (uint32_t i = 0; i < d->timeline_cnt; i++)
+                if (d->timeline[i].kind == kind && d->timeline[i].at > t)
+                        t = d->timeline[i].at;
+        return t;
+}
+
+int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
+{
+        unsigned char id[16];
+        if (parse_id(e->deviation_id, id) != 0 || !valid_party(e->party) ||
+            (e->kind == AVK_VIEW_ROUTED && !valid_party(e->reporter)) ||
+            (e->kind == AVK_VIEW_REPORTED && !e->digest) || (unsigned)e->kind > AVK_VIEW_CLOSED)
+                return -1;
+        int rc = -1;
+        pthread_rwlock_wrlock(&view->lock);
+        struct deviation *d = find_or_add(view, id, e->at);
+        if (!d)
+                goto out;
+        if (!d->reported && e->at < d->filed_at)
+                d->filed_at = e->at;
+        switch (e->kind) {
+        case AVK_VIEW_REPORTED:
+                if (d->reported) {
+                        rc = 0; /* the first document filed under the id stands */
+                        goto out;
+                }
+                d->reported = 1;
+                d->reporter = (uint8_t)e->party;
+                d->filed_at = e->at;
+                memcpy(d->digest, e->digest, AVK_VIEW_DIGEST_SIZE);
+                if (e->text[0] && keep_texts(view, &d->reply_reference, e->text, 1) != 0)
+                        goto out;
+                break;
+        case AVK_VIEW_ROUTED:
+                if (d->reporter == NO_PARTY)
+                        d->reporter = (uint8_t)e->reporter;
+                d->routed_to |= UINT64_C(1) << e->party;
+                if (d->receiver == NO_PARTY || e->hop >= d->hop) {
+                        d->hop = e->hop;
+                        d->receiver = (uint8_t)e->party;
+                }
+                break;
+        case AVK_VIEW_ANSWERED:
+                if (e->at >= latest(d, AVK_VIEW_ANSWERED) &&
+                    keep_texts(view, &d->answer, e->text, 2) != 0)
+                        goto out;
+                break;
+        default:
+                break;
+        }
+        struct entry entry = {.at = e->at,
+                              .label = intern(view, e->label),
+                              .rule = intern(view, e->rule),
+                              .reason = intern(view, e->reason),
+                              .kind = (uint8_t)e->kind,
+                              .party = (uint8_t)e->party,
+                              .hop = (int16_t)(e->hop < INT16_MAX ? e->hop : INT16_MAX)};
+        if (entry.label == UINT32_MAX || entry.rule == UINT32_MAX || entry.reason == UINT32_MAX)
+                goto out;
+        rc = append(view, d, &entry);
+out:
+        pthread_rwlock_unlock(&view->lock);
+        return rc;
+}
+
+static int state_of(const char *name)
+{
+        for (int i = 1; name && i < ST_CNT; i++)
+                if (strcmp(name, state_names[i]) == 0)
+                        return i;
+        return -1;
+}
+
+int avk_view_status(avk_view_t *view, const struct avk_view_status *s)
+{
+        unsigned char id[16];
+        int state = state_of(s->state);
+        if (parse_id(s->deviation_id, id) != 0 || state < 0 || !valid_party(s->reporter) ||
+            !valid_party(s->receiver))
+                return -1;
+        int rc = -1;
+        pthread_rwlock_wrlock(&view->lock);
+        struct deviation *d = find_or_add(view, id, s->changed_at);
+        if (!d)
+                goto out;
+        if (d->state != ST_NONE && s->version <= d->version) {
+                rc = 0; /* an older change, read late */
+                goto out;
+        }
+        uint32_t rule = intern(view, s->deadline_rule), step = intern(view, s->escalation_step);
+        if (rule == UINT32_MAX || step == UINT32_MAX)
+                goto out;
+        d->version = s->version;
+        d->state = (uint8_t)state;
+        if (d->reporter == NO_PARTY)
+                d->reporter = (uint8_t)s->reporter;
+        d->receiver = (uint8_t)s->receiver;
+        d->routed_to |= UINT64_C(1) << s->receiver;
+        d->deadline_rule = rule;
+        d->escalation_step = step;
+        d->acknowledge_deadline_at = s->acknowledge_deadline_at;
+        d->answer_deadline_at = s->answer_deadline_at;
+        d->acknowledged_at = s->acknowledged_at;
+        d->answered_at = s->answered_at;
+        d->closed_at = s->closed_at;
+        d->deadline_kept = (int8_t)s->deadline_kept;
+        d->overdue = s->overdue != 0;
+        rc = 0;
+        if (state == ST_CLOSED)
+                rc = append(view, d,
+                            &(struct entry){.at = s->closed_at >= 0 ? s->closed_at : s->changed_at,
+                                            .kind = AVK_VIEW_CLOSED,
+                                            .party = (uint8_t)s->receiver,
+                                            .reason = intern(view, "")});
+out:
+        pthread_rwlock_unlock(&view->lock);
+        return rc;
+}
+
+int avk_view_loaded(avk_view_t *view)
+{
+        return atomic_load(&view->loaded_cnt) == TOPIC_CNT;
+}
+
+size_t avk_view_size(avk_view_t *view)
+{
+        pthread_rwlock_rdlock(&view->lock);
+        size_t n = view->cnt;
+        pthread_rwlock_unlock(&view->lock);
+        return n;
+}
+
+size_t avk_view_memory(avk_view_t *view)
+{
+        pthread_rwlock_rdlock(&view->lock);
+        size_t n = view->chunk_cnt * CHUNK * sizeof(struct deviation) +
+                   (view->index.mask + 1) * sizeof(uint32_t) +
+                   (view->string_index.mask + 1) * sizeof(uint32_t) + view->bytes;
+        pthread_rwlock_unlock(&view->lock);
+        return n;
+}
+
+enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
+                                     const unsigned char digest[AVK_VIEW_DIGEST_SIZE])
+{
+        unsigned char id[16];
+        if (parse_id(deviation_id, id) != 0)
+                return AVK_VIEW_NEW; /* the validator refuses it */
+        enum avk_view_filing verdict = AVK_VIEW_NEW;
+        pthread_rwlock_rdlock(&view->lock);
+        const struct deviation *d = find(view, id);
+        if (d && d->reported)
+                verdict = memcmp(d->digest, digest, AVK_VIEW_DIGEST_SIZE) == 0 ? AVK_VIEW_SAME
+                                                                               : AVK_VIEW_CONFLICT;
+        pthread_rwlock_unlock(&view->lock);
+        return verdict;
+}
+
+int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE])
+{
+        size_t body_len;
+        const void *body = avk_codec_body(payload, len, &body_len);
+        unsigned char full[EVP_MAX_MD_SIZE];
+        unsigned int full_len = 0;
+        if (!body || EVP_Digest(body, body_len, full, &full_len, EVP_sha256(), NULL) != 1)
+                return -1;
+        memcpy(digest, full, AVK_VIEW_DIGEST_SIZE);
+        return 0;
+}
+
+static int involved(const struct deviation *d, int party)
+{
+        return d->reporter == party || (d->routed_to >> party & 1);
+}
+
+/* The time of d's answer (the tracker's, else the latest ANSWERED response), or -1. */
+static int64_t answered_at(const struct deviation *d)
+{
+        return d->answered_at >= 0 ? d->answered_at : latest(d, AVK_VIEW_ANSWERED);
+}
+
+/* The end of d's dispute window, or -1 when unknown or not answered. Under a lock. */
+static int64_t dispute_until(const avk_view_t *view, const struct deviation *d)
+{
+        int64_t answered = answered_at(d);
+        if (answered < 0 || !d->answer)
+                return -1;
+        return avk_dispute_until(view->dispute, interned(view, d->deadline_rule), answered);
+}
+
+enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviation_id, int party,
+                                           const char *kind, int64_t now_ms, int64_t *until_ms)
+{
+        unsigned char id[16];
+        *until_ms = -1;
+        if (parse_id(deviation_id, id) != 0)
+                return AVK_VIEW_RESPOND_UNKNOWN;
+        enum avk_view_respond verdict = AVK_VIEW_RESPOND_UNKNOWN;
+        pthread_rwlock_rdlock(&view->lock);
+        const struct deviation *d = find(view, id);
+        if (!d || !involved(d, party))
+                goto out;
+        if (strcmp(kind, "DISPUTED") != 0) {
+                verdict =
+                    d->receiver == party ? AVK_VIEW_RESPOND_OK : AVK_VIEW_RESPOND_NOT_RECEIVER;
+                goto out;
+        }
+        *until_ms = dispute_until(view, d);
+        if (d->reporter != party)
+                verdict = AVK_VIEW_RESPOND_NOT_REPORTER;
+        else if (d->state == ST_CLOSED || (*until_ms >= 0 && now_ms >= *until_ms))
+                verdict = AVK_VIEW_RESPOND_WINDOW_OVER;
+        else if (!d->answer || d->state == ST_DISPUTED)
+                verdict = AVK_VIEW_RESPOND_NOT_ANSWERED;
+        else
+                verdict = AVK_VIEW_RESPOND_OK;
+out:
+        pthread_rwlock_unlock(&view->lock);
+        return verdict;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+/* A time in RFC 3339 UTC with milliseconds, or JSON null for ms < 0. */
+static json_t *time_json(int64_t ms)
+{
+        if (ms < 0)
+                return json_null();
+        time_t s = (time_t)(ms / 1000);
+        struct tm tm;
+        char text[80];
+        gmtime_r(&s, &tm);
+        snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        return json_string(text);
+}
+
+static json_t *party_json(uint8_t party)
+{
+        return party == NO_PARTY ? json_null() : json_string(avk_party_code(party));
+}
+
+static json_t *text_json(const char *s)
+{
+        return s && s[0] ? json_string(s) : json_null();
+}
+
+/* The state a look-up shows: the tracker's, else what the records read so far say. */
+static const char *state_name(const struct deviation *d)
+{
+        if (d->state != ST_NONE)
+                return state_names[d->state];
+        return d->routed_to ? "ROUTED" : "REPORTED";
+}
+
+/* A deadline: when due, when met, and whether it was kept (null while open and not passed). */
+static json_t *deadline_json(int64_t due, int64_t done, int64_t now_ms)
+{
+        if (due <= 0)
+                return json_null();
+        json_t *kept =
+            done >= 0 ? json_boolean(done <= due) : (now_ms > due ? json_false() : json_null());
+        return json_pack("{s:o,s:o,s:o}", "due_at", time_json(due), "met_at", time_json(done),
+                         "kept", kept);
+}
+
+static json_t *deadlines_json(const struct deviation *d, int64_t now_ms)
+{
+        return json_pack("{s:o,s:o}", "acknowledge",
+                         deadline_json(d->acknowledge_deadline_at, d->acknowledged_at, now_ms),
+                         "answer", deadline_json(d->answer_deadline_at, d->answered_at, now_ms));
+}
+
+static int entry_order(const void *a, const void *b)
+{
+        const struct entry *x = a, *y = b;
+        if (x->at != y->at)
+                return x->at < y->at ? -1 : 1;
+        return (int)x->kind - (int)y->kind;
+}
+
+static json_t *timeline_json(const avk_view_t *view, const struct deviation *d)
+{
+        json_t *list = json_array();
+        struct entry *sorted = malloc((d->timeline_cnt + 1) * sizeof(*sorted));
+        if (!list || !sorted) {
+                free(sorted);
+                json_decref(list);
+                return NULL;
+        }
+        memcpy(sorted, d->timeline, d->timeline_cnt * sizeof(*sorted));
+        qsort(sorted, d->timeline_cnt, sizeof(*sorted), entry_order);
+        for (uint32_t i = 0; i < d->timeline_cnt; i++) {
+                const struct entry *e = &sorted[i];
+                json_t *item = json_pack("{s:o,s:s,s:o}", "at", time_json(e->at), "event",
+                                         kind_names[e->kind], "party", party_json(e->party));
+                static const char *const label_names[] = {
+                    [AVK_VIEW_ROUTED] = "decision",
+                    [AVK_VIEW_ESCALATED] = "step",
+                    [AVK_VIEW_REMINDED] = "deadline",
+                };
+                if (e->kind == AVK_VIEW_ROUTED || e->kind == AVK_VIEW_ESCALATED ||
+                    e->kind == AVK_VIEW_REMINDED)
+                        json_object_set_new(item, "hop", json_integer(e->hop));
+                if (e->label && e->kind < sizeof(label_names) / sizeof(label_names[0]) &&
+                    label_names[e->kind])
+                        json_object_set_new(item, label_names[e->kind],
+                                            json_string(interned(view, e->label)));
+                if (e->rule)
+                        json_object_set_new(item, "rule", json_string(interned(view, e->rule)));
+                if (e->reason && interned(view, e->reason)[0])
+                        json_object_set_new(item, "reason", json_string(interned(view, e->reason)));
+                json_array_append_new(list, item);
+        }
+        free(sorted);
+        return list;
+}
+
+json_t *avk_view_lookup(avk_view_t *view, const char *deviation_id, int party, int64_t now_ms)
+{
+        unsigned char id[16];
+        if (parse_id(deviation_id, id) != 0)
+                return NULL;
+        json_t *doc = NULL;
+        pthread_rwlock_rdlock(&view->lock);
+        const struct deviation *d = find(view, id);
+        if (!d || !involved(d, party))
+                goto out;
+        char text_id[UUID_TEXT];
+        uuid_unparse_lower(d->id, text_id);
+        json_t *answer = json_null();
+        if (d->answer) {
+                const char *plan = d->answer + strlen(d->answer) + 1;
+                answer =
+                    json_pack("{s:o,s:o,s:o}", "answered_at", time_json(answered_at(d)), "analysis",
+                              text_json(d->answer), "action_plan", text_json(plan));
+        }
+        doc = json_pack("{s:s,s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "deviation_id",
+                        text_id, "state", state_name(d), "version", (int)d->version, "filed_at",
+                        time_json(d->filed_at), "reporter_party", party_json(d->reporter),
+                        "receiver_party", party_json(d->receiver), "deadline_rule",
+                        text_json(interned(view, d->deadline_rule)), "deadlines",
+                        deadlines_json(d, now_ms), "deadline_kept",
+                        d->deadline_kept < 0 ? json_null() : json_boolean(d->deadline_kept),
+                        "overdue", json_boolean(d->overdue), "answer", answer, "dispute_until",
+                        time_json(d->state == ST_CLOSED ? -1 : dispute_until(view, d)), "timeline",
+                        timeline_json(view, d));
+        if (doc && d->reporter == party)
+                json_object_set_new(doc, "reply_reference", text_json(d->reply_reference));
+out:
+        pthread_rwlock_unlock(&view->lock);
+        return doc;
+}
+
+static int state_matches(const struct deviation *d, const char *state)
+{
+        if (strcmp(state, "all") == 0)
+                return 1;
+        if (strcmp(state, "answered") == 0)
+                return d->state == ST_ANSWERED;
+        if (strcmp(state, "closed") == 0)
+                return d->state == ST_CLOSED;
+        return d->state != ST_ANSWERED && d->state != ST_CLOSED; /* open */
+}
+
+/* Newest first: filing time, then id, both descending. */
+static int newer(int64_t at_a, const unsigned char *id_a, int64_t at_b, const unsigned char *id_b)
+{
+        if (at_a != at_b)
+                return at_a > at_b;
+        return memcmp(id_a, id_b, 16) > 0;
+}
+
+struct match {
+        int64_t at;
+        const struct deviation *d;
+};
+
+static int match_order(const void *a, const void *b)
+{
+        const struct match *x = a, *y = b;
+        if (newer(x->at, x->d->id, y->at, y->d->id))
+                return -1;
+        return newer(y->at, y->d->id, x->at, x->d->id) ? 1 : 0;
+}
+
+static json_t *summary_json(const avk_view_t *view, const struct deviation *d, int party,
+                            int64_t now_ms)
+{
+        char text_id[UUID_TEXT];
+        uuid_unparse_lower(d->id, text_id);
+        json_t *item = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "deviation_id", text_id,
+                                 "state", state_name(d), "filed_at", time_json(d->filed_at),
+                                 "reporter_party", party_json(d->reporter), "receiver_party",
+                                 party_json(d->receiver), "deadlines", deadlines_json(d, now_ms),
+                                 "overdue", json_boolean(d->overdue), "dispute_until",
+                                 time_json(d->state == ST_CLOSED ? -1 : dispute_until(view, d)));
+        if (item && d->reporter == party)
+                json_object_set_new(item, "reply_reference", text_json(d->reply_reference));
+        return item;
+}
+
+json_t *avk_view_list(avk_view_t *view, const struct avk_view_query *q, int64_t now_ms, int *more,
+                      int64_t *last_at, unsigned char last_id[16])
+{
+        json_t *items = json_array();
+        *more = 0;
+        pthread_rwlock_rdlock(&view->lock);
+        struct match *matches = malloc((view->cnt + 1) * sizeof(*matches));
+        size_t n = 0;
+        if (!items || !matches)
+                goto fail;
+        for (size_t i = 0; i < view->cnt; i++) {
+                const struct deviation *d = at(view, (uint32_t)i);
+                int mine =
+                    q->receiver ? (int)(d->routed_to >> q->party & 1) : d->reporter == q->party;
+                if (!mine || d->filed_at < q->since_ms || !state_matches(d, q->state) ||
+                    (q->after && !newer(q->after_at, q->after_id, d->filed_at, d->id)))
+                        continue;
+                matches[n++] = (struct match){d->filed_at, d};
+        }
+        qsort(matches, n, sizeof(*matches), match_order);
+        for (size_t i = 0; i < n && i < q->limit; i++) {
+                json_t *item = summary_json(view, matches[i].d, q->party, now_ms);
+                if (!item || json_array_append_new(items, item) != 0)
+                        goto fail;
+        }
+        if (n > q->limit && q->limit > 0) {
+                *more = 1;
+                *last_at = matches[q->limit - 1].at;
+                memcpy(last_id, matches[q->limit - 1].d->id, 16);
+        }
+        pthread_rwlock_unlock(&view->lock);
+        free(matches);
+        return items;
+fail:
+        pthread_rwlock_unlock(&view->lock);
+        free(matches);
+        json_decref(items);
+        return NULL;
+}
+
+/* ---- following the topics ------------------------------------------------ */
+
+/* A party field as a number; -1 with the reason. */
+static int party_field(avro_value_t *v, const char *path, char *errstr, size_t errstr_size)
+{
+        const char *code = avk_avro_text(v, path);
+        char reason[128];
+        int party = code ? avk_party_parse(code, reason, sizeof(reason)) : -1;
+        if (party < 0)
+                snprintf(errstr, errstr_size, "%s: %s", path, code ? reason : "missing");
+        return party;
+}
+
+static int64_t long_field(avro_value_t *v, const char *path, int64_t when_null)
+{
+        int64_t n;
+        return avk_avro_long(v, path, &n) == 0 ? n : when_null;
+}
+
+static int add_or_say(struct follower *f, const struct avk_view_event *e, char *errstr,
+                      size_t errstr_size)
+{
+        if (avk_view_add(f->view, e) == 0)
+                return 0;
+        snprintf(errstr, errstr_size, "deviation_id: not a UUID, or out of memory");
+        return -1;
+}
+
+static int apply_reported(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                          char *errstr, size_t errstr_size)
+{
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
+        struct avk_view_event e = {.kind = AVK_VIEW_REPORTED,
+                                   .deviation_id = avk_avro_text(v, "deviation_id"),
+                                   .at = long_field(v, "reported_at", 0),
+                                   .party = party_field(v, "reporter.party", errstr, errstr_size),
+                                   .reporter = -1,
+                                   .text = {avk_avro_text(v, "reply_reference")},
+                                   .digest = digest};
+        if (e.party < 0)
+                return -1;
+        if (avk_view_digest(m->payload, m->len, digest) != 0) {
+                snprintf(errstr, errstr_size, "not a framed Avro record");
+                return -1;
+        }
+        return add_or_say(f, &e, errstr, errstr_size);
+}
+
+static int apply_routed(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                        char *errstr, size_t errstr_size)
+{
+        (void)m;
+        struct avk_view_event e = {
+            .kind = AVK_VIEW_ROUTED,
+            .deviation_id = avk_avro_text(v, "deviation_id"),
+            .at = long_field(v, "routed_at", 0),
+            .party = party_field(v, "receiver_party", errstr, errstr_size),
+            .reporter = party_field(v, "reporter_party", errstr, errstr_size),
+            .hop = (int32_t)long_field(v, "hop", 0),
+            .label = avk_avro_text(v, "decision"),
+            .rule = avk_avro_text(v, "rule_id"),
+            .reason = avk_avro_text(v, "reason"),
+        };
+        if (e.party < 0 || e.reporter < 0)
+                return -1;
+        return add_or_say(f, &e, errstr, errstr_size);
+}
+
+static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                          char *errstr, size_t errstr_size)
+{
+        (void)m;
+        static const char *const kinds[] = {
+            [AVK_VIEW_ACKNOWLEDGED] = "ACKNOWLEDGED",
+            [AVK_VIEW_ANSWERED] = "ANSWERED",
+            [AVK_VIEW_REJECTED_WRONG_RECEIVER] = "REJECTED_WRONG_RECEIVER",
+            [AVK_VIEW_DISPUTED] = "DISPUTED",
+        };
+        const char *kind = avk_avro_text(v, "kind");
+        struct avk_view_event e = {
+            .deviation_id = avk_avro_text(v, "deviation_id"),
+            .at = long_field(v, "responded_at", 0),
+            .party = party_field(v, "party", errstr, errstr_size),
+            .reporter = -1,
+            .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")}};
+        for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_DISPUTED; k++)
+                if (strcmp(kind, kinds[k]) == 0)
+                        e.kind = (enum avk_view_kind)k;
+        if (e.kind == AVK_VIEW_REPORTED) {
+                snprintf(errstr, errstr_size, "kind: %s is not a response the view shows",
+                         kind ? kind : "missing");
+                return -1;
+        }
+        if (e.party < 0)
+                return -1;
+        return add_or_say(f, &e, errstr, errstr_size);
+}
+
+static int apply_escalated(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                           char *errstr, size_t errstr_size)
+{
+        (void)m;
+        struct avk_view_event e = {.kind = AVK_VIEW_ESCALATED,
+                                   .deviation_id = avk_avro_text(v, "deviation_id"),
+                                   .at = long_field(v, "escalated_at", 0),
+                                   .party = party_field(v, "party", errstr, errstr_size),
+                                   .reporter = -1,
+                                   .hop = (int32_t)long_field(v, "hop", 0),
+                                   .label = avk_avro_text(v, "step"),
+                                   .reason = avk_avro_text(v, "reason")};
+        if (e.party < 0)
+                return -1;
+        return add_or_say(f, &e, errstr, errstr_size);
+}
+
+static int apply_reminder(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                          char *errstr, size_t errstr_size)
+{
+        (void)m;
+        struct avk_view_event e = {.kind = AVK_VIEW_REMINDED,
+                                   .deviation_id = avk_avro_text(v, "deviation_id"),
+                                   .at = long_field(v, "reminded_at", 0),
+                                   .party = party_field(v, "receiver_party", errstr, errstr_size),
+                                   .reporter = -1,
+                                   .hop = (int32_t)long_field(v, "hop", 0),
+                                   .label = avk_avro_text(v, "kind")};
+        if (e.party < 0)
+                return -1;
+        return add_or_say(f, &e, errstr, errstr_size);
+}
+
+static int apply_status(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                        char *errstr, size_t errstr_size)
+{
+        (void)m;
+        int64_t kept;
+        struct avk_view_status s = {
+            .deviation_id = avk_avro_text(v, "deviation_id"),
+            .version = (int32_t)long_field(v, "version", 0),
+            .state = avk_avro_text(v, "state"),
+            .changed_at = long_field(v, "changed_at", 0),
+            .reporter = party_field(v, "reporter_party", errstr, errstr_size),
+            .receiver = party_field(v, "receiver_party", errstr, errstr_size),
+            .deadline_rule = avk_avro_text(v, "deadline_rule"),
+            .acknowledge_deadline_at = long_field(v, "acknowledge_deadline_at", 0),
+            .answer_deadline_at = long_field(v, "answer_deadline_at", 0),
+            .acknowledged_at = long_field(v, "acknowledged_at", -1),
+            .answered_at = long_field(v, "answered_at", -1),
+            .closed_at = long_field(v, "closed_at", -1),
+            .deadline_kept = avk_avro_long(v, "deadline_kept", &kept) == 0 ? (int)kept : -1,
+            .overdue = (int)long_field(v, "overdue", 0),
+            .escalation_step = avk_avro_text(v, "escalation_step"),
+        };
+        if (s.reporter < 0 || s.receiver < 0)
+                return -1;
+        if (avk_view_status(f->view, &s) == 0)
+                return 0;
+        snprintf(errstr, errstr_size, "deviation_id or state: not usable, or out of memory");
+        return -1;
+}
+
+static int follow_apply(void *opaque, const rd_kafka_message_t *m, avro_value_t *value,
+                        char *errstr, size_t errstr_size)
+{
+        struct follower *f = opaque;
+        return f->apply(f, m, value, errstr, errstr_size);
+}
+
+static void follow_loaded(void *opaque)
+{
+        struct follower *f = opaque;
+        if (atomic_fetch_add(&f->view->loaded_cnt, 1) + 1 == TOPIC_CNT)
+                avk_log(AVK_LOG_INFO, "view", "lifecycle topics read: %zu deviations",
+                        avk_view_size(f->view));
+}
+
+static void *follow_thread(void *arg)
+{
+        struct follower *f = arg;
+        struct avk_follow follow = {
+            .rk = f->rk,
+            .codec = f->codec,
+            .schema = f->schema,
+            .topic = f->topic,
+            .component = "view",
+            .stopping = &f->view->stopping,
+            .opaque = f,
+            .apply_message = follow_apply,
+            .loaded = follow_loaded,
+        };
+        avk_follow_run(&follow);
+        return NULL;
+}
+
+static int start_follower(avk_view_t *view, struct follower *f, const char *topic_key, char *errstr,
+                          size_t errstr_size)
+{
+        const avk_config_t *cfg = view->env.cfg;
+        f->view = view;
+        f->topic = avk_config_get(cfg, topic_key);
+        if (!(f->schema = avk_env_topic_schema(&view->env, f->topic, errstr, errstr_size)))
+                return -1;
+        if (!(f->codec = avk_codec_new(view->env.catalog, view->env.registry))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        rd_kafka_conf_t *conf = avk_kafka_conf(cfg, errstr, errstr_size);
+        if (!conf)
+                return -1;
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        /* The group id is never joined (partitions are assigned): it only
+         * names the client in the broker's logs. */
+        if (!(f->rk = avk_kafka_consumer_new(conf, "avvik-gateway-view", errstr, errstr_size))) {
+                rd_kafka_conf_destroy(conf);
+                return -1;
+        }
+        if (pthread_create(&f->thread, NULL, follow_thread, f) != 0) {
+                snprintf(errstr, errstr_size, "cannot start the view's thread for %s", f->topic);
+                return -1;
+        }
+        f->started = 1;
+        return 0;
+}
+
+int avk_view_start(avk_view_t *view, const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        static const char *const topic_keys[TOPIC_CNT] = {"topic.reported",  "topic.routed",
+                                                          "topic.response",  "topic.status",
+                                                          "topic.escalated", "topic.reminder"};
+        static int (*const appliers[TOPIC_CNT])(struct follower *, const rd_kafka_message_t *,
+                                                avro_value_t *, char *, size_t) = {
+            apply_reported, apply_routed,    apply_response,
+            apply_status,   apply_escalated, apply_reminder};
+        if (avk_env_open(&view->env, cfg, errstr, errstr_size) != 0)
+                return -1;
+        view->env_open = 1;
+        for (int i = 0; i < TOPIC_CNT; i++) {
+                view->followers[i].apply = appliers[i];
+                if (start_follower(view, &view->followers[i], topic_keys[i], errstr, errstr_size) !=
+                    0)
+                        return -1;
+        }
+        return 0;
+}
+
+void avk_view_destroy(avk_view_t *view)
+{
+        if (!view)
+                return;
+        atomic_store(&view->stopping, 1);
+        for (int i = 0; i < TOPIC_CNT; i++) {
+                struct follower *f = &view->followers[i];
+                if (f->started)
+                        pthread_join(f->thread, NULL);
+                if (f->rk) {
+                        avk_kafka_consumer_close(
+                            f->rk,
+                            (int)avk_config_get_int(view->env.cfg, "consumer.close.timeout.ms"),
+                            "view");
+                        rd_kafka_destroy_flags(f->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+                }
+                avk_codec_destroy(f->codec);
+        }
+        if (view->env_open)
+                avk_env_close(&view->env);
+        for (size_t i = 0; i < view->cnt; i++) {
+                struct deviation *d = at(view, (uint32_t)i);
+                free(d->reply_reference);
+                free(d->answer);
+                free(d->timeline);
+        }
+        for (size_t i = 0; i < view->chunk_cnt; i++)
+                free(view->chunks[i]);
+        free(view->chunks);
+        for (size_t i = 0; i < view->string_cnt; i++)
+                free(view->strings[i]);
+        free(view->strings);
+        avk_slotidx_destroy(&view->index);
+        avk_slotidx_destroy(&view->string_index);
+        pthread_rwlock_destroy(&view->lock);
+        free(view);
+}

@@ -1,0 +1,660 @@
+/*
+ * The gateway's view and read routes on the in-process mock cluster: three
+ * parties file through the gateway, routings, answers and the tracker's
+ * changelog are produced onto the lifecycle topics as the services would,
+ * and every party's look-ups and lists show exactly what it reported or was
+ * routed; a deviation id stays with the document first filed under it
+ * across a gateway restart; a dispute is possible only within the window.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "common/kafka/kafka.h"
+#include "common/util/clock.h"
+#include "producer/gateway/gateway.h"
+#include "tests/support/codec_fixture.h"
+#include "tests/support/raw_http.h"
+#include "tests/support/service_fixture.h"
+#include "tests/support/test_data.h"
+#include "tests/support/wait_for.h"
+
+#define SAMPLE AVK_SOURCE_DIR "/deploy/samples/01-discharge-information-missing.json"
+#define DAY_MS (24 * 3600 * INT64_C(1000))
+
+/* Tokens of the three parties: Göteborg (1480), Härryda (1401), the region. */
+static const char *const tokens[3] = {"token-of-1480", "token-of-1401", "token-of-vgr"};
+static const char *const parties[3] = {"1480", "1401", "VGR"};
+enum { GBG, HARRYDA, VGR };
+
+#define D1         "11111111-1111-4111-8111-111111111111" /* Göteborg's, routed to VGR, answered */
+#define D2         "22222222-2222-4222-8222-222222222222" /* Härryda's, to VGR, re-routed to Göteborg */
+#define D3         "33333333-3333-4333-8333-333333333333" /* VGR's, routed to Härryda */
+#define UNKNOWN_ID "44444444-4444-4444-8444-444444444444"
+
+static struct service_fixture fx;
+static avk_gateway_t *gw;
+static rd_kafka_t *producer;
+
+static void write_tokens(const char *path)
+{
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        for (int i = 0; i < 3; i++) {
+                unsigned char hash[EVP_MAX_MD_SIZE];
+                unsigned int len = 0;
+                ck_assert_int_eq(
+                    EVP_Digest(tokens[i], strlen(tokens[i]), hash, &len, EVP_sha256(), NULL), 1);
+                for (unsigned int j = 0; j < len; j++)
+                        fprintf(f, "%02x", hash[j]);
+                fprintf(f, " %s system of %s\n", parties[i], parties[i]);
+        }
+        fclose(f);
+}
+
+static void start_gateway(void)
+{
+        char err[512];
+        gw = avk_gateway_start(fx.mk.cfg, err, sizeof(err));
+        ck_assert_msg(gw != NULL, "%s", err);
+}
+
+static void setup(void)
+{
+        char path[128], err[512];
+        service_fixture_start(&fx, "avk-lookup");
+        snprintf(path, sizeof(path), "%s/tokens", fx.workdir);
+        write_tokens(path);
+        mock_kafka_set(&fx.mk, "gateway.tokens.file", path);
+        mock_kafka_set(&fx.mk, "gateway.listen", "127.0.0.1:0");
+        mock_kafka_set(&fx.mk, "deadlines.file", AVK_SOURCE_DIR "/data/deadlines.json");
+        rd_kafka_conf_t *conf = avk_kafka_conf(fx.mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        producer = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(producer != NULL, "%s", err);
+        start_gateway();
+}
+
+static void teardown(void)
+{
+        avk_gateway_stop(gw);
+        rd_kafka_destroy(producer);
+        service_fixture_stop(&fx);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+struct reply {
+        int status;
+        char *head; /* status line and headers */
+        json_t *body;
+};
+
+static void reply_free(struct reply *r)
+{
+        free(r->head);
+        json_decref(r->body);
+}
+
+/* One request with the party's token (who -1: none) and extra headers. */
+static struct reply request(int who, const char *method, const char *target, const char *extra,
+                            const char *body)
+{
+        size_t size = (body ? strlen(body) : 0) + strlen(target) + 1024;
+        char *text = malloc(size);
+        snprintf(text, size,
+                 "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s%s%s%s"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, target, who >= 0 ? "Authorization: Bearer " : "",
+                 who >= 0 ? tokens[who] : "", who >= 0 ? "\r\n" : "", extra ? extra : "",
+                 body ? strlen(body) : 0, body ? body : "");
+        int fd = raw_http_connect("127.0.0.1", (int)avk_gateway_port(gw));
+        int closed = 0;
+        char *answer = raw_http_exchange(fd, text, 10000, &closed);
+        close(fd);
+        free(text);
+        ck_assert_ptr_nonnull(answer);
+        struct reply r = {0};
+        ck_assert_int_eq(sscanf(answer, "HTTP/1.1 %d", &r.status), 1);
+        char *split = strstr(answer, "\r\n\r\n");
+        ck_assert_ptr_nonnull(split);
+        split[2] = '\0';
+        r.head = answer;
+        r.body = split[4] ? json_loads(split + 4, 0, NULL) : NULL;
+        return r;
+}
+
+static struct reply get(int who, const char *target)
+{
+        return request(who, "GET", target, NULL, NULL);
+}
+
+/* The value of a header in r, copied into buf; "" when absent. */
+static const char *header_of(const struct reply *r, const char *name, char *buf, size_t size)
+{
+        buf[0] = '\0';
+        for (const char *line = strstr(r->head, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+                if (strncasecmp(line + 2, name, strlen(name)) == 0 &&
+                    line[2 + strlen(name)] == ':') {
+                        const char *v = line + 3 + strlen(name) + 1;
+                        snprintf(buf, size, "%.*s", (int)strcspn(v, "\r"), v);
+                }
+        }
+        return buf;
+}
+
+/* ---- the deviations and their course ------------------------------------ */
+
+static char *iso(int64_t ms, char *buf, size_t size)
+{
+        time_t s = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return buf;
+}
+
+/* The sample as party's deviation id, with a description of its own. */
+static char *deviation(const char *id, int who, const char *description, const char *reference)
+{
+        char err[512];
+        json_t *doc = test_data_load_json(SAMPLE, err, sizeof(err));
+        ck_assert_msg(doc != NULL, "%s", err);
+        json_object_set_new(doc, "deviation_id", json_string(id));
+        json_object_set_new(json_object_get(doc, "reporter"), "party", json_string(parties[who]));
+        if (who == VGR) {
+                json_object_set_new(json_object_get(doc, "reporter"), "unit_hsa_id",
+                                    json_string("SE2321000131-E000000012345"));
+                json_object_set_new(json_object_get(doc, "receiver"), "party", json_null());
+                json_object_set_new(json_object_get(doc, "receiver"), "unit_hsa_id", json_null());
+        }
+        json_object_set_new(doc, "description", json_string(description));
+        if (reference)
+                json_object_set_new(doc, "reply_reference", json_string(reference));
+        char *text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        return text;
+}
+
+static int file_as(int who, const char *id, const char *description, const char *reference)
+{
+        char *doc = deviation(id, who, description, reference);
+        struct reply r = request(who, "POST", "/v1/deviations", NULL, doc);
+        free(doc);
+        int status = r.status;
+        reply_free(&r);
+        return status;
+}
+
+static void produce(const char *topic, const char *schema, const char *id, json_t *doc)
+{
+        struct codec_message m =
+            codec_fixture_encode(fx.codec, topic, avk_catalog_by_name(fx.catalog, schema), doc);
+        mock_kafka_produce(producer, topic, id, m.bytes, m.len);
+        free(m.bytes);
+        json_decref(doc);
+}
+
+static void routed(const char *id, int hop, int reporter, int receiver, const char *decision,
+                   int64_t at)
+{
+        char t[40], event[40];
+        snprintf(event, sizeof(event), "%.34s%02d", id, hop);
+        produce("deviation.routed", "DeviationRouted", id,
+                json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:n,s:s,s:s,s:s,s:s,s:s,s:b}", "event_id",
+                          event, "deviation_id", id, "routed_at", iso(at, t, sizeof(t)), "hop", hop,
+                          "reporter_party", parties[reporter], "receiver_party", parties[receiver],
+                          "receiver_unit_hsa_id", "decision", decision, "rule_id", "R-TEST",
+                          "reason", "the test routes it", "category", "DISCHARGE_PLANNING",
+                          "harm_level", "NONE", "possible_lex_maria", 0));
+}
+
+static void responded(const char *id, int who, const char *kind, int64_t at)
+{
+        char t[40], response[40];
+        snprintf(response, sizeof(response), "%.30s%06d", id, (int)(at / 1000 % 1000000));
+        int answer = strcmp(kind, "ANSWERED") == 0;
+        produce("deviation.response", "DeviationResponse", id,
+                json_pack("{s:s,s:s,s:s,s:s,s:n,s:s,s:s?,s:s?,s:n,s:n}", "response_id", response,
+                          "deviation_id", id, "responded_at", iso(at, t, sizeof(t)), "party",
+                          parties[who], "unit_hsa_id", "kind", kind, "analysis",
+                          answer ? "the discharge note was sent to the wrong unit" : NULL,
+                          "action_plan", answer ? "the ward checks the unit before sending" : NULL,
+                          "suggested_receiver", "comment"));
+}
+
+/* The tracker's changelog: version, state and, once answered, when. */
+static void status(const char *id, int version, const char *state, int reporter, int receiver,
+                   int64_t routed_ms, int64_t answered_ms)
+{
+        char t[5][40];
+        json_t *doc = json_pack(
+            "{s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:n,s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:n,s:n,s:n,"
+            "s:n,s:n,s:n,s:b,s:n}",
+            "state_id", id, "deviation_id", id, "version", version, "state", state, "changed_at",
+            iso(answered_ms > 0 ? answered_ms : routed_ms, t[0], 40), "cause", "test", "hop", 1,
+            "reporter_party", parties[reporter], "receiver_party", parties[receiver],
+            "receiver_unit_hsa_id", "category", "DISCHARGE_PLANNING", "harm_level", "NONE",
+            "possible_lex_maria", 0, "deadline_rule", "D-DEFAULT", "routed_at",
+            iso(routed_ms, t[1], 40), "acknowledge_deadline_at",
+            iso(routed_ms + 3 * DAY_MS, t[2], 40), "answer_deadline_at",
+            iso(routed_ms + 60 * DAY_MS, t[3], 40), "acknowledged_at", "answered_at", "closed_at",
+            "time_to_acknowledge_ms", "time_to_answer_ms", "deadline_kept", "overdue", 0,
+            "escalation_step");
+        if (answered_ms > 0)
+                json_object_set_new(doc, "answered_at", json_string(iso(answered_ms, t[4], 40)));
+        produce("deviation.status", "DeviationStatus", id, doc);
+}
+
+/* Waits until who's look-up of id answers want. */
+static void wait_lookup(int who, const char *id, int want)
+{
+        char target[128];
+        snprintf(target, sizeof(target), "/v1/deviations/%s", id);
+        int64_t until = wait_for_now_ms() + 10000;
+        int got = 0;
+        while (wait_for_now_ms() < until) {
+                struct reply r = get(who, target);
+                got = r.status;
+                reply_free(&r);
+                if (got == want)
+                        return;
+                usleep(50000);
+        }
+        ck_abort_msg("GET %s as %s: %d, want %d", target, parties[who], got, want);
+}
+
+static struct reply lookup(int who, const char *id)
+{
+        char target[128];
+        snprintf(target, sizeof(target), "/v1/deviations/%s", id);
+        return get(who, target);
+}
+
+/* The ids of a party's list, in order, as "id,id,...". */
+static void list_ids(int who, const char *query, char *out, size_t size)
+{
+        char target[256];
+        snprintf(target, sizeof(target), "/v1/deviations?%s", query);
+        struct reply r = get(who, target);
+        ck_assert_msg(r.status == 200, "%s as %s: %d", target, parties[who], r.status);
+        out[0] = '\0';
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(r.body, "items"), i, item)
+        {
+                size_t len = strlen(out);
+                snprintf(out + len, size - len, "%s%.8s", len ? "," : "",
+                         json_string_value(json_object_get(item, "deviation_id")));
+        }
+        reply_free(&r);
+}
+
+static int ready(void)
+{
+        struct reply r = get(-1, "/readyz");
+        int up = r.status == 200;
+        reply_free(&r);
+        return up;
+}
+
+/* 1 once who's look-up of id is in state. */
+static int in_state(int who, const char *id, const char *state)
+{
+        struct reply r = lookup(who, id);
+        int in = r.status == 200 &&
+                 strcmp(json_string_value(json_object_get(r.body, "state")), state) == 0;
+        reply_free(&r);
+        return in;
+}
+
+/* The three deviations filed, routed (D2 re-routed) and D1 answered. */
+static void three_parties(void)
+{
+        int64_t now = avk_clock_system_ms();
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_as(GBG, D1, "Göteborg's own deviation", "GBG-CASE-1"), 202);
+        ck_assert_int_eq(file_as(HARRYDA, D2, "Härryda's own deviation", NULL), 202);
+        ck_assert_int_eq(file_as(VGR, D3, "The region's own deviation", NULL), 202);
+        routed(D1, 1, GBG, VGR, "NAMED_BY_REPORTER", now - 3000);
+        routed(D2, 1, HARRYDA, VGR, "AGREEMENT_RULE", now - 3000);
+        routed(D2, 2, HARRYDA, GBG, "REROUTED", now - 2000);
+        routed(D3, 1, VGR, HARRYDA, "AGREEMENT_RULE", now - 3000);
+        responded(D1, VGR, "ACKNOWLEDGED", now - 1500);
+        responded(D1, VGR, "ANSWERED", now - 1000);
+        status(D1, 3, "ANSWERED", GBG, VGR, now - 3000, now - 1000);
+        wait_lookup(HARRYDA, D3, 200);
+        WAIT_FOR_MS(in_state(GBG, D2, "ROUTED") && in_state(GBG, D1, "ANSWERED"), 1, 10000);
+}
+
+/* ---- isolation ------------------------------------------------------------ */
+
+START_TEST(each_party_sees_what_it_reported_or_was_routed)
+{
+        three_parties();
+        /* who, then D1, D2, D3: 200 when involved, else 404 */
+        static const int want[3][3] = {{200, 200, 404}, {404, 200, 200}, {200, 200, 200}};
+        static const char *const ids[3] = {D1, D2, D3};
+        for (int who = 0; who < 3; who++) {
+                for (int d = 0; d < 3; d++) {
+                        struct reply r = lookup(who, ids[d]);
+                        ck_assert_msg(r.status == want[who][d], "%s looks up %s: %d, want %d",
+                                      parties[who], ids[d], r.status, want[who][d]);
+                        reply_free(&r);
+                }
+        }
+        static const char *const lists[3][2] = {
+            {"11111111", "22222222"}, {"22222222", "33333333"}, {"33333333", "11111111,22222222"}};
+        char got[256];
+        for (int who = 0; who < 3; who++) {
+                list_ids(who, "role=reporter&state=all", got, sizeof(got));
+                ck_assert_msg(strcmp(got, lists[who][0]) == 0, "%s reported: %s", parties[who],
+                              got);
+                list_ids(who, "role=receiver&state=all", got, sizeof(got));
+                /* The region's list: newest filing first. */
+                ck_assert_msg(strcmp(got, lists[who][1]) == 0 ||
+                                  (who == VGR && strcmp(got, "22222222,11111111") == 0),
+                              "%s received: %s", parties[who], got);
+        }
+        list_ids(GBG, "role=reporter&state=answered", got, sizeof(got));
+        ck_assert_str_eq(got, "11111111");
+        list_ids(GBG, "role=reporter&state=open", got, sizeof(got));
+        ck_assert_str_eq(got, "");
+        list_ids(VGR, "role=receiver&state=open", got, sizeof(got));
+        ck_assert_str_eq(got, "22222222");
+}
+END_TEST
+
+START_TEST(both_sides_see_one_timeline_and_the_answer)
+{
+        three_parties();
+        struct reply reporter = lookup(GBG, D1), receiver = lookup(VGR, D1);
+        ck_assert_int_eq(reporter.status, 200);
+        ck_assert_int_eq(receiver.status, 200);
+        ck_assert(json_equal(json_object_get(reporter.body, "timeline"),
+                             json_object_get(receiver.body, "timeline")));
+        const json_t *timeline = json_object_get(reporter.body, "timeline");
+        ck_assert_int_eq(json_array_size(timeline), 4); /* reported, routed, ack, answer */
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 1), "event")),
+                         "ROUTED");
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 1), "reason")),
+                         "the test routes it");
+        const json_t *answer = json_object_get(reporter.body, "answer");
+        ck_assert_str_eq(json_string_value(json_object_get(answer, "action_plan")),
+                         "the ward checks the unit before sending");
+        ck_assert_str_eq(json_string_value(json_object_get(reporter.body, "receiver_party")),
+                         "VGR");
+        ck_assert(json_is_string(json_object_get(reporter.body, "dispute_until")));
+        ck_assert(json_is_true(json_object_get(
+            json_object_get(json_object_get(reporter.body, "deadlines"), "answer"), "kept")));
+        /* The reply reference goes back to the reporter only. */
+        ck_assert_str_eq(json_string_value(json_object_get(reporter.body, "reply_reference")),
+                         "GBG-CASE-1");
+        ck_assert_ptr_null(json_object_get(receiver.body, "reply_reference"));
+        reply_free(&reporter);
+        reply_free(&receiver);
+}
+END_TEST
+
+START_TEST(another_partys_deviation_is_answered_as_an_unknown_one)
+{
+        three_parties();
+        struct reply other = lookup(GBG, D3), unknown = lookup(GBG, UNKNOWN_ID);
+        ck_assert_int_eq(other.status, 404);
+        ck_assert_int_eq(unknown.status, 404);
+        char *a = json_dumps(other.body, JSON_SORT_KEYS),
+             *b = json_dumps(unknown.body, JSON_SORT_KEYS);
+        /* The same text but for the id asked for. */
+        char *at = strstr(a, D3), *bt = strstr(b, UNKNOWN_ID);
+        ck_assert(at && bt);
+        memcpy(at, UNKNOWN_ID, strlen(UNKNOWN_ID));
+        ck_assert_str_eq(a, b);
+        free(a);
+        free(b);
+        reply_free(&other);
+        reply_free(&unknown);
+}
+END_TEST
+
+/* ---- bad input ------------------------------------------------------------ */
+
+static void expect(int who, const char *target, int status, const char *names)
+{
+        struct reply r = get(who, target);
+        char *body = r.body ? json_dumps(r.body, 0) : strdup("");
+        ck_assert_msg(r.status == status, "%s: %d, want %d (%s)", target, r.status, status, body);
+        ck_assert_msg(!names || strstr(body, names), "%s: %s does not name %s", target, body,
+                      names);
+        free(body);
+        reply_free(&r);
+}
+
+START_TEST(bad_requests_are_refused)
+{
+        three_parties();
+        expect(GBG, "/v1/deviations/not-a-uuid", 400, "{id}");
+        expect(-1, "/v1/deviations/" D1, 401, NULL);
+        expect(-1, "/v1/deviations?role=reporter", 401, NULL);
+        expect(GBG, "/v1/deviations?role=owner", 400, "role");
+        expect(GBG, "/v1/deviations", 400, "role");
+        expect(GBG, "/v1/deviations?role=reporter&state=pending", 400, "state");
+        expect(GBG, "/v1/deviations?role=reporter&limit=501", 400, "limit");
+        expect(GBG, "/v1/deviations?role=reporter&since=yesterday", 400, "since");
+        char forged[256] = "/v1/deviations?role=reporter&cursor=";
+        for (int i = 0; i < 59; i++)
+                strcat(forged, "ab");
+        expect(GBG, forged, 400, "cursor");
+}
+END_TEST
+
+START_TEST(pages_follow_a_signed_cursor)
+{
+        three_parties();
+        struct reply first = get(VGR, "/v1/deviations?role=receiver&state=all&limit=1");
+        ck_assert_int_eq(first.status, 200);
+        ck_assert_int_eq(json_array_size(json_object_get(first.body, "items")), 1);
+        const char *cursor = json_string_value(json_object_get(first.body, "next_cursor"));
+        ck_assert_ptr_nonnull(cursor);
+        char target[512];
+        snprintf(target, sizeof(target), "/v1/deviations?role=receiver&state=all&limit=1&cursor=%s",
+                 cursor);
+        struct reply second = get(VGR, target);
+        ck_assert_int_eq(second.status, 200);
+        ck_assert_int_eq(json_array_size(json_object_get(second.body, "items")), 1);
+        ck_assert(!json_equal(json_object_get(first.body, "items"),
+                              json_object_get(second.body, "items")));
+        ck_assert(json_is_null(json_object_get(second.body, "next_cursor")));
+        /* Another party, or another query, cannot use it. */
+        expect(GBG, target, 400, "cursor");
+        snprintf(target, sizeof(target), "/v1/deviations?role=reporter&state=all&limit=1&cursor=%s",
+                 cursor);
+        expect(VGR, target, 400, "cursor");
+        /* A changed byte is a forgery. */
+        snprintf(target, sizeof(target), "/v1/deviations?role=receiver&state=all&limit=1&cursor=%s",
+                 cursor);
+        char *last = target + strlen(target) - 1;
+        *last = *last == '0' ? '1' : '0';
+        expect(VGR, target, 400, "cursor");
+        reply_free(&first);
+        reply_free(&second);
+}
+END_TEST
+
+START_TEST(an_expired_cursor_is_refused)
+{
+        avk_gateway_stop(gw);
+        mock_kafka_set(&fx.mk, "gateway.cursor.ttl.s", "1");
+        start_gateway();
+        three_parties();
+        struct reply first = get(VGR, "/v1/deviations?role=receiver&state=all&limit=1");
+        ck_assert_int_eq(first.status, 200);
+        char target[512];
+        snprintf(target, sizeof(target), "/v1/deviations?role=receiver&state=all&limit=1&cursor=%s",
+                 json_string_value(json_object_get(first.body, "next_cursor")));
+        expect(VGR, target, 200, NULL);
+        sleep(2);
+        expect(VGR, target, 400, "expired");
+        reply_free(&first);
+}
+END_TEST
+
+START_TEST(an_unchanged_answer_is_304)
+{
+        three_parties();
+        static const char *const targets[2] = {"/v1/deviations/" D1,
+                                               "/v1/deviations?role=reporter&state=all"};
+        for (int t = 0; t < 2; t++) {
+                struct reply r = get(GBG, targets[t]);
+                char etag[64], extra[128];
+                ck_assert_str_ne(header_of(&r, "ETag", etag, sizeof(etag)), "");
+                snprintf(extra, sizeof(extra), "If-None-Match: %s\r\n", etag);
+                struct reply again = request(GBG, "GET", targets[t], extra, NULL);
+                ck_assert_int_eq(again.status, 304);
+                reply_free(&again);
+                reply_free(&r);
+        }
+        /* A change to the deviation changes its ETag. */
+        struct reply before = lookup(GBG, D1);
+        char etag[64], extra[128];
+        header_of(&before, "ETag", etag, sizeof(etag));
+        snprintf(extra, sizeof(extra), "If-None-Match: %s\r\n", etag);
+        status(D1, 4, "CLOSED", GBG, VGR, avk_clock_system_ms() - 3000,
+               avk_clock_system_ms() - 1000);
+        WAIT_FOR_MS(in_state(GBG, D1, "CLOSED"), 1, 10000);
+        struct reply after = request(GBG, "GET", "/v1/deviations/" D1, extra, NULL);
+        ck_assert_int_eq(after.status, 200);
+        reply_free(&before);
+        reply_free(&after);
+}
+END_TEST
+
+/* ---- ownership of ids ----------------------------------------------------- */
+
+static void ignore(void *opaque, const rd_kafka_message_t *m)
+{
+        (void)opaque;
+        (void)m;
+}
+
+START_TEST(another_document_under_a_filed_id_is_refused_after_a_restart)
+{
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_as(GBG, D1, "Göteborg's own deviation", "GBG-CASE-1"), 202);
+        wait_lookup(GBG, D1, 200);
+        avk_gateway_stop(gw);
+        start_gateway(); /* a new process: nothing of the first one's requests is known */
+        WAIT_FOR_MS(ready(), 1, 10000);
+        char *theirs = deviation(D1, HARRYDA, "Härryda's text under Göteborg's id", NULL);
+        char *own_other = deviation(D1, GBG, "Göteborg's second text under its id", NULL);
+        struct reply b = request(HARRYDA, "POST", "/v1/deviations", NULL, theirs);
+        struct reply a = request(GBG, "POST", "/v1/deviations", NULL, own_other);
+        ck_assert_int_eq(b.status, 409);
+        ck_assert_int_eq(a.status, 409);
+        /* One answer for the owner and anyone else. */
+        ck_assert(json_equal(a.body, b.body));
+        /* The same document again is a retry. */
+        ck_assert_int_eq(file_as(GBG, D1, "Göteborg's own deviation", "GBG-CASE-1"), 202);
+        struct reply look = lookup(GBG, D1);
+        ck_assert_int_eq(look.status, 200);
+        ck_assert_str_eq(json_string_value(json_object_get(look.body, "reply_reference")),
+                         "GBG-CASE-1");
+        ck_assert_str_eq(json_string_value(json_object_get(look.body, "reporter_party")), "1480");
+        expect(HARRYDA, "/v1/deviations/" D1, 404, NULL);
+        /* Only one document reached topic.reported. */
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.reported", ignore, NULL), 1);
+        free(theirs);
+        free(own_other);
+        reply_free(&a);
+        reply_free(&b);
+        reply_free(&look);
+}
+END_TEST
+
+START_TEST(a_reply_reference_is_checked)
+{
+        WAIT_FOR_MS(ready(), 1, 10000);
+        static const char *const bad[] = {
+            "19400314-1233",                                                     /* identity */
+            "case 194003141233",                                                 /* inside */
+            "0123456789012345678901234567890123456789012345678901234567890123x", /* 65 */
+            "tab\there",
+            "call 070-123 45 67", /* a phone number */
+            "ask anna.svensson@example.se",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *doc = deviation(D1, GBG, "text", bad[i]);
+                struct reply r = request(GBG, "POST", "/v1/deviations", NULL, doc);
+                char *body = json_dumps(r.body, 0);
+                ck_assert_msg(r.status == 400 && strstr(body, "reply_reference"), "%s: %d %s",
+                              bad[i], r.status, body);
+                free(body);
+                free(doc);
+                reply_free(&r);
+        }
+        ck_assert_int_eq(file_as(GBG, D1, "text", "TRESERVA-2026-000123"), 202);
+}
+END_TEST
+
+/* ---- the dispute window --------------------------------------------------- */
+
+static int dispute(int who, const char *id)
+{
+        char target[128], body[256], t[40];
+        snprintf(target, sizeof(target), "/v1/deviations/%s/responses", id);
+        snprintf(body, sizeof(body),
+                 "{\"party\":\"%s\",\"kind\":\"DISPUTED\",\"responded_at\":\"%s\","
+                 "\"comment\":\"the plan misses the evening visit\"}",
+                 parties[who], iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
+        struct reply r = request(who, "POST", target, NULL, body);
+        int code = r.status;
+        reply_free(&r);
+        return code;
+}
+
+START_TEST(a_dispute_is_possible_only_within_the_window)
+{
+        three_parties();
+        /* Before any answer: 409. */
+        ck_assert_int_eq(dispute(HARRYDA, D2), 409);
+        /* Only the reporter disputes. */
+        ck_assert_int_eq(dispute(VGR, D1), 403);
+        /* Answered a second ago under D-DEFAULT (30 days): possible. */
+        ck_assert_int_eq(dispute(GBG, D1), 202);
+        /* Answered 31 days ago: the window is over. */
+        int64_t now = avk_clock_system_ms();
+        routed(D3, 2, VGR, HARRYDA, "MANUAL", now - 40 * DAY_MS);
+        responded(D3, HARRYDA, "ANSWERED", now - 31 * DAY_MS);
+        status(D3, 2, "ANSWERED", VGR, HARRYDA, now - 40 * DAY_MS, now - 31 * DAY_MS);
+        WAIT_FOR_MS(in_state(VGR, D3, "ANSWERED"), 1, 10000);
+        ck_assert_int_eq(dispute(VGR, D3), 409);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("gateway_lookup");
+        TCase *tc = tcase_create("lookup");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, each_party_sees_what_it_reported_or_was_routed);
+        tcase_add_test(tc, both_sides_see_one_timeline_and_the_answer);
+        tcase_add_test(tc, another_partys_deviation_is_answered_as_an_unknown_one);
+        tcase_add_test(tc, bad_requests_are_refused);
+        tcase_add_test(tc, pages_follow_a_signed_cursor);
+        tcase_add_test(tc, an_expired_cursor_is_refused);
+        tcase_add_test(tc, an_unchanged_answer_is_304);
+        tcase_add_test(tc, another_document_under_a_filed_id_is_refused_after_a_restart);
+        tcase_add_test(tc, a_reply_reference_is_checked);
+        tcase_add_test(tc, a_dispute_is_possible_only_within_the_window);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

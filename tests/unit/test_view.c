@@ -1,0 +1,217 @@
+/*
+ * avk_view without Kafka: records of the lifecycle topics in any order give
+ * one picture of a deviation; the first document filed under an id owns it;
+ * who may respond, and until when a dispute is possible.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/contract/party.h"
+#include "producer/gateway/view.h"
+
+#define ID     "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
+#define DAY_MS (24 * 3600 * INT64_C(1000))
+#define T0     INT64_C(1767261600000) /* 2026-01-01 10:00 UTC */
+
+/* Party numbers: the region, and three municipalities. */
+#define VGR AVK_PARTY_VGR
+static int GBG, HARRYDA, OTHER;
+
+static avk_view_t *view;
+static avk_dispute_t *dispute;
+static const unsigned char first[AVK_VIEW_DIGEST_SIZE] = {1}, second[AVK_VIEW_DIGEST_SIZE] = {2};
+
+static void setup(void)
+{
+        char err[256];
+        GBG = avk_party_parse("1480", err, sizeof(err));
+        HARRYDA = avk_party_parse("1401", err, sizeof(err));
+        OTHER = avk_party_parse("1402", err, sizeof(err));
+        ck_assert(GBG > 0 && HARRYDA > 0 && OTHER > 0);
+        dispute = avk_dispute_load(AVK_SOURCE_DIR "/data/deadlines.json", err, sizeof(err));
+        ck_assert_msg(dispute != NULL, "%s", err);
+        view = avk_view_new(dispute);
+        ck_assert_ptr_nonnull(view);
+}
+
+static void teardown(void)
+{
+        avk_view_destroy(view);
+        avk_dispute_destroy(dispute);
+}
+
+static void reported(const unsigned char *digest)
+{
+        struct avk_view_event e = {.kind = AVK_VIEW_REPORTED,
+                                   .deviation_id = ID,
+                                   .at = T0,
+                                   .party = GBG,
+                                   .reporter = -1,
+                                   .digest = digest};
+        ck_assert_int_eq(avk_view_add(view, &e), 0);
+}
+
+static void routed(int32_t hop, int receiver, int64_t at)
+{
+        struct avk_view_event e = {.kind = AVK_VIEW_ROUTED,
+                                   .deviation_id = ID,
+                                   .at = at,
+                                   .party = receiver,
+                                   .reporter = GBG,
+                                   .hop = hop,
+                                   .label = "AGREEMENT_RULE",
+                                   .rule = "R-1",
+                                   .reason = "r"};
+        ck_assert_int_eq(avk_view_add(view, &e), 0);
+}
+
+static void answered(int64_t at)
+{
+        struct avk_view_event e = {.kind = AVK_VIEW_ANSWERED,
+                                   .deviation_id = ID,
+                                   .at = at,
+                                   .party = VGR,
+                                   .reporter = -1,
+                                   .text = {"analysis", "plan"}};
+        ck_assert_int_eq(avk_view_add(view, &e), 0);
+}
+
+static void status(int32_t version, const char *state, int64_t answered_at)
+{
+        struct avk_view_status s = {.deviation_id = ID,
+                                    .version = version,
+                                    .state = state,
+                                    .changed_at = T0,
+                                    .reporter = GBG,
+                                    .receiver = VGR,
+                                    .deadline_rule = "D-DEFAULT",
+                                    .acknowledge_deadline_at = T0 + 3 * DAY_MS,
+                                    .answer_deadline_at = T0 + 60 * DAY_MS,
+                                    .acknowledged_at = -1,
+                                    .answered_at = answered_at,
+                                    .closed_at = -1,
+                                    .deadline_kept = -1};
+        ck_assert_int_eq(avk_view_status(view, &s), 0);
+}
+
+static const char *state_of(int party)
+{
+        static char state[32];
+        json_t *doc = avk_view_lookup(view, ID, party, T0);
+        if (!doc)
+                return "none";
+        snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(doc, "state")));
+        json_decref(doc);
+        return state;
+}
+
+START_TEST(the_first_document_owns_its_id)
+{
+        ck_assert_int_eq(avk_view_filing(view, ID, first), AVK_VIEW_NEW);
+        reported(first);
+        ck_assert_int_eq(avk_view_filing(view, ID, first), AVK_VIEW_SAME);
+        ck_assert_int_eq(avk_view_filing(view, ID, second), AVK_VIEW_CONFLICT);
+        reported(second); /* a second document that reached Kafka anyway */
+        ck_assert_int_eq(avk_view_filing(view, ID, first), AVK_VIEW_SAME);
+}
+END_TEST
+
+START_TEST(a_routing_read_before_its_report_and_a_late_hop_are_placed)
+{
+        routed(1, HARRYDA, T0 + 2000);
+        routed(0, VGR, T0 + 1000); /* the older routing, read late */
+        reported(first);
+        json_t *doc = avk_view_lookup(view, ID, VGR, T0);
+        ck_assert_ptr_nonnull(doc); /* routed to it once: still entitled */
+        ck_assert_str_eq(json_string_value(json_object_get(doc, "receiver_party")), "1401");
+        const json_t *timeline = json_object_get(doc, "timeline");
+        ck_assert_int_eq(json_array_size(timeline), 3);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 0), "event")),
+                         "REPORTED");
+        json_decref(doc);
+        ck_assert_str_eq(state_of(OTHER), "none");
+}
+END_TEST
+
+START_TEST(an_older_status_read_late_changes_nothing)
+{
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        status(3, "ANSWERED", T0 + DAY_MS);
+        status(2, "ACKNOWLEDGED", -1);
+        ck_assert_str_eq(state_of(GBG), "ANSWERED");
+}
+END_TEST
+
+START_TEST(who_may_respond)
+{
+        int64_t until;
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, VGR, "ACKNOWLEDGED", T0, &until),
+                         AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, GBG, "ACKNOWLEDGED", T0, &until),
+                         AVK_VIEW_RESPOND_NOT_RECEIVER);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, OTHER, "ACKNOWLEDGED", T0, &until),
+                         AVK_VIEW_RESPOND_UNKNOWN);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, VGR, "DISPUTED", T0, &until),
+                         AVK_VIEW_RESPOND_NOT_REPORTER);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, GBG, "DISPUTED", T0, &until),
+                         AVK_VIEW_RESPOND_NOT_ANSWERED);
+}
+END_TEST
+
+START_TEST(a_dispute_is_possible_until_the_window_ends)
+{
+        int64_t until, answer = T0 + DAY_MS;
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        answered(answer);
+        status(3, "ANSWERED", answer);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, GBG, "DISPUTED", answer + DAY_MS, &until),
+                         AVK_VIEW_RESPOND_OK);
+        /* D-DEFAULT: 30 days, as the tracker counts them. */
+        ck_assert_int_ge(until, answer + 30 * DAY_MS - 2 * 3600 * 1000);
+        ck_assert_int_le(until, answer + 31 * DAY_MS);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, GBG, "DISPUTED", until, &until),
+                         AVK_VIEW_RESPOND_WINDOW_OVER);
+        status(4, "CLOSED", answer);
+        ck_assert_int_eq(avk_view_may_respond(view, ID, GBG, "DISPUTED", answer + DAY_MS, &until),
+                         AVK_VIEW_RESPOND_WINDOW_OVER);
+}
+END_TEST
+
+START_TEST(bad_records_are_refused)
+{
+        struct avk_view_event e = {
+            .kind = AVK_VIEW_ROUTED, .deviation_id = "not-a-uuid", .party = VGR, .reporter = GBG};
+        ck_assert_int_eq(avk_view_add(view, &e), -1);
+        e.deviation_id = ID;
+        e.party = 50;
+        ck_assert_int_eq(avk_view_add(view, &e), -1);
+        e.party = VGR;
+        e.reporter = -1;
+        ck_assert_int_eq(avk_view_add(view, &e), -1);
+        ck_assert_uint_eq(avk_view_size(view), 0);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("view");
+        TCase *tc = tcase_create("view");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, the_first_document_owns_its_id);
+        tcase_add_test(tc, a_routing_read_before_its_report_and_a_late_hop_are_placed);
+        tcase_add_test(tc, an_older_status_read_late_changes_nothing);
+        tcase_add_test(tc, who_may_respond);
+        tcase_add_test(tc, a_dispute_is_possible_until_the_window_ends);
+        tcase_add_test(tc, bad_records_are_refused);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
