@@ -215,6 +215,16 @@ for n in 5 8 10; do respond $n ACKNOWLEDGED "$(receiver_of "$(dev $n)")"; done
 r=$(receiver_of "$(dev 3)")
 respond 3 REJECTED_WRONG_RECEIVER "$r" '{"comment": "SIP-kallelsen gällde kommunens hemsjukvård, inte vårdcentralen."}'
 reporter4=$(jq -r 'select(.deviation_id == "'"$(dev 4)"'") | .reporter.party' "$state/deviations.ndjson")
+# The reporter disputes once it sees the answer: its own look-up (docs/gateway.md, "Look-ups").
+lookup() { # lookup PARTY ID: GET /v1/deviations/ID as PARTY
+        curl -sS -H "Authorization: Bearer $(cat "$state/tokens.d/$1")" "$gw/v1/deviations/$2"
+}
+for _ in $(seq 100); do
+        lookup "$reporter4" "$(dev 4)" >"$state/lookup4.json"
+        [ "$(jq -r '.dispute_until // empty' "$state/lookup4.json")" ] && break
+        sleep 0.1
+done
+echo "  deviation 4: the reporter's look-up shows the answer, dispute until $(jq -r '.dispute_until' "$state/lookup4.json")"
 respond 4 DISPUTED "$reporter4" '{"comment": "Svaret saknar en plan för hur dosändringar ska nå hemsjukvården."}'
 echo "  deviations 6, 11 and 12: nobody responds"
 
