@@ -147,6 +147,9 @@ wait_for "gateway" 30 test -s "$state/gateway.port"
 wait_for "dashboard" 30 test -s "$state/dashboard.port"
 gw="http://127.0.0.1:$(cat "$state/gateway.port")"
 dash="http://127.0.0.1:$(cat "$state/dashboard.port")"
+# The gateway files only once its view of the lifecycle topics is loaded
+# (docs/gateway.md, "Look-ups"): ready, not just listening.
+wait_for "gateway ready" 60 curl -sf -o /dev/null "$gw/readyz"
 
 name_of() { # name_of PARTY
         [ "$1" = VGR ] && { echo "VGR"; return; }
