@@ -19,7 +19,8 @@ void avk_errors_init(struct avk_errors *errs)
 }
 
 /* "path: reason" formatted whole (malloc'd), or NULL when out of memory. */
-static char *format_line(const char *path, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static char *format_line(const char *path, const char *fmt,
+                                                               va_list ap)
 {
         const char *sep = path && *path ? ": " : "";
         va_list again;
