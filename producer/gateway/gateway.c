@@ -736,13 +736,18 @@ static void on_done(avk_httpd_req_t *http, void *opaque)
                 avk_httpd_req_completed(http) ? "" : " (connection closed)");
 }
 
+/* A gauge without labels, and its one series. */
+static avk_metric_t *scalar_gauge(avk_metrics_t *r, const char *name, const char *help)
+{
+        return avk_metrics_series(avk_metrics_gauge(r, name, help, (const char *[]){NULL}), NULL);
+}
+
 /* ---- start and stop ----------------------------------------------------- */
 
 static int register_metrics(avk_gateway_t *gw)
 {
         struct gateway_metrics *m = &gw->m;
         avk_metrics_t *r = gw->metrics;
-        static const char *const no_labels[] = {NULL};
         m->requests = avk_metrics_counter(r, "avk_gateway_requests_total",
                                           "HTTP requests answered, by route and status code.",
                                           (const char *[]){"route", "code", NULL});
@@ -756,47 +761,28 @@ static int register_metrics(avk_gateway_t *gw)
             "Requests recognised as retries: replayed (first answer returned), waited (for the "
             "first attempt), conflict (same key, other document), full (no room).",
             (const char *[]){"outcome", NULL});
-        m->in_flight = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_in_flight",
-                              "Documents sent and waiting for Kafka's acknowledgement.", no_labels),
-            NULL);
-        m->idem_entries = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_idempotency_entries",
-                              "Idempotency keys held, in flight or remembered.", no_labels),
-            NULL);
-        m->view_size = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_view_deviations",
-                              "Deviations in the view (from the lifecycle topics).", no_labels),
-            NULL);
-        m->view_bytes = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_view_bytes",
-                              "Bytes the view holds: records, index, timelines, texts.", no_labels),
-            NULL);
-        m->view_loaded = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_gateway_view_loaded",
-                              "1 once the view has read every lifecycle topic to its end.",
-                              no_labels),
-            NULL);
-        m->kafka_up = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_reporter_kafka_up",
-                              "1 when the reporter's last metadata request to Kafka succeeded.",
-                              no_labels),
-            NULL);
-        m->reporter_in_flight = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_reporter_in_flight",
-                              "Documents the reporter sent whose outcome is not known yet.",
-                              no_labels),
-            NULL);
-        m->spool_pending = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_reporter_spool_pending",
-                              "Documents in the spool, not yet acknowledged by Kafka.", no_labels),
-            NULL);
-        m->drain_stalled = avk_metrics_series(
-            avk_metrics_gauge(r, "avk_reporter_drain_stalled",
-                              "1 while the spool holds documents, Kafka answers and the drain "
-                              "moves none into Kafka.",
-                              no_labels),
-            NULL);
+        m->in_flight = scalar_gauge(r, "avk_gateway_in_flight",
+                                    "Documents sent and waiting for Kafka's acknowledgement.");
+        m->idem_entries = scalar_gauge(r, "avk_gateway_idempotency_entries",
+                                       "Idempotency keys held, in flight or remembered.");
+        m->view_size = scalar_gauge(r, "avk_gateway_view_deviations",
+                                    "Deviations in the view (from the lifecycle topics).");
+        m->view_bytes = scalar_gauge(r, "avk_gateway_view_bytes",
+                                     "Bytes the view holds: records, index, timelines, texts.");
+        m->view_loaded = scalar_gauge(r, "avk_gateway_view_loaded",
+                                      "1 once the view has read every lifecycle topic to its end.");
+        m->kafka_up =
+            scalar_gauge(r, "avk_reporter_kafka_up",
+                         "1 when the reporter's last metadata request to Kafka succeeded.");
+        m->reporter_in_flight =
+            scalar_gauge(r, "avk_reporter_in_flight",
+                         "Documents the reporter sent whose outcome is not known yet.");
+        m->spool_pending = scalar_gauge(r, "avk_reporter_spool_pending",
+                                        "Documents in the spool, not yet acknowledged by Kafka.");
+        m->drain_stalled =
+            scalar_gauge(r, "avk_reporter_drain_stalled",
+                         "1 while the spool holds documents, Kafka answers and the drain "
+                         "moves none into Kafka.");
         avk_metric_family_t *docs =
             avk_metrics_counter(r, "avk_reporter_documents_total",
                                 "Documents by outcome: filed (acknowledged by Kafka), spooled, "
