@@ -247,15 +247,6 @@ static int get_long(avro_value_t *record, const char *name, int64_t *v)
         return rc;
 }
 
-static int get_int(avro_value_t *record, const char *name, int32_t *v)
-{
-        avro_value_t f;
-        int rc = field(record, name, &f);
-        if (rc == 1 && avro_value_get_int(&f, v) != 0)
-                return -1;
-        return rc;
-}
-
 /* An enum field's symbol (*code unchanged when null). */
 static int get_symbol(avro_value_t *record, const char *name, const char **code)
 {
@@ -283,7 +274,9 @@ static int routing_seen(avro_value_t *record, size_t state, uint8_t *seen)
 {
         const char *decision = NULL;
         int32_t hop = 0;
-        if (get_int(record, "hop", &hop) < 0 ||
+        avro_value_t f;
+        int has_hop = field(record, "hop", &f); /* null for REPORTED */
+        if (has_hop < 0 || (has_hop == 1 && avro_value_get_int(&f, &hop) != 0) ||
             get_symbol(record, "routing_decision", &decision) < 0)
                 return -1;
         *seen = 0;

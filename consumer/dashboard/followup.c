@@ -213,8 +213,9 @@ static void clarity_table(FILE *out, const char *what, const json_t *items, cons
               out);
         json_array_foreach(items, i, item)
         {
+                const char *label = str(item, label_key);
                 fputs("<tr><td>", out);
-                esc(out, str(item, label_key));
+                esc(out, strcmp(label_key, "month") == 0 ? month_label(label) : label);
                 fprintf(out, "</td><td class=\"num\">%lld</td><td class=\"num\">",
                         num(item, "count"));
                 percent(out, num(item, "wrong_receiver"), num(item, "routed"));
