@@ -35,6 +35,7 @@
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"
+#include "tests/support/json_find.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/service_fixture.h"
 #include "tests/support/service_thread.h"
@@ -292,15 +293,7 @@ static json_t *analysis_records(void)
 
 static const json_t *find_state(const json_t *all, const char *state)
 {
-        size_t i;
-        const json_t *r;
-        json_array_foreach(all, i, r)
-        {
-                if (strcmp(json_string_value(json_object_get(r, "state")), state) == 0)
-                        return r;
-        }
-        ck_abort_msg("no %s record", state);
-        return NULL;
+        return json_find(all, "state", state);
 }
 
 static const char *field(const json_t *r, const char *name)

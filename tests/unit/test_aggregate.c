@@ -22,6 +22,7 @@
 #include "common/contract/schema.h"
 #include "consumer/dashboard/aggregate.h"
 #include "consumer/dashboard/followup.h"
+#include "tests/support/json_find.h"
 
 #define DAY   INT64_C(86400000)
 #define HOUR  INT64_C(3600000)
@@ -737,20 +738,6 @@ START_TEST(report_escapes_descriptions)
 }
 END_TEST
 
-/* The row of code in a summary's table. */
-static const json_t *row_of(const json_t *table, const char *code)
-{
-        size_t i;
-        const json_t *row;
-        json_array_foreach(table, i, row)
-        {
-                if (strcmp(json_string_value(json_object_get(row, "code")), code) == 0)
-                        return row;
-        }
-        ck_abort_msg("no row %s", code);
-        return NULL;
-}
-
 /* count/routed/wrong_receiver/decided/triage/manual_triage of a row, and its three rates. */
 static void check_clarity(const json_t *row, const char *want_counts, double wrong, double triage,
                           double manual)
@@ -813,27 +800,29 @@ START_TEST(clarity_per_sub_agreement_care_setting_and_month)
         json_t *s = avk_aggregate_summary(agg, 2027, now);
         const json_t *by_agreement = json_object_get(s, "by_agreement");
         ck_assert_uint_eq(json_array_size(by_agreement), 8);
-        check_clarity(row_of(by_agreement, "DISCHARGE_PAYMENT"), "2/2/0/1/0/0", 0, 0, 0);
-        check_clarity(row_of(by_agreement, "MENTAL_HEALTH_ADDICTION"), "1/1/1/1/1/0", 1, 1, 0);
-        check_clarity(row_of(by_agreement, "ORAL_HEALTH"), "1/1/1/1/1/1", 1, 1, 1);
-        check_clarity(row_of(by_agreement, "UNKNOWN"), "1/0/0/0/0/0", -1, -1, -1);
-        check_clarity(row_of(by_agreement, "HEALTH_CARE_AGREEMENT"), "0/0/0/0/0/0", -1, -1, -1);
-        ck_assert_str_eq(
-            json_string_value(json_object_get(row_of(by_agreement, "DISCHARGE_PAYMENT"), "label")),
-            "In- och utskrivning från sluten vård");
+        check_clarity(json_find(by_agreement, "code", "DISCHARGE_PAYMENT"), "2/2/0/1/0/0", 0, 0, 0);
+        check_clarity(json_find(by_agreement, "code", "MENTAL_HEALTH_ADDICTION"), "1/1/1/1/1/0", 1,
+                      1, 0);
+        check_clarity(json_find(by_agreement, "code", "ORAL_HEALTH"), "1/1/1/1/1/1", 1, 1, 1);
+        check_clarity(json_find(by_agreement, "code", "UNKNOWN"), "1/0/0/0/0/0", -1, -1, -1);
+        check_clarity(json_find(by_agreement, "code", "HEALTH_CARE_AGREEMENT"), "0/0/0/0/0/0", -1,
+                      -1, -1);
         ck_assert_str_eq(json_string_value(json_object_get(
-                             row_of(by_agreement, "MENTAL_HEALTH_ADDICTION"), "label")),
+                             json_find(by_agreement, "code", "DISCHARGE_PAYMENT"), "label")),
+                         "In- och utskrivning från sluten vård");
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_find(by_agreement, "code", "MENTAL_HEALTH_ADDICTION"), "label")),
                          "Psykisk funktionsnedsättning, skadligt bruk och beroende");
 
         const json_t *by_setting = json_object_get(s, "by_care_setting");
         ck_assert_uint_eq(json_array_size(by_setting), 17);
-        check_clarity(row_of(by_setting, "NOT_RECORDED"), "2/1/0/0/0/0", 0, -1, -1);
-        check_clarity(row_of(by_setting, "INPATIENT"), "1/1/0/1/0/0", 0, 0, 0);
-        check_clarity(row_of(by_setting, "HOME_HEALTH_CARE"), "1/1/1/1/1/0", 1, 1, 0);
-        check_clarity(row_of(by_setting, "DENTAL"), "1/1/1/1/1/1", 1, 1, 1);
-        ck_assert_str_eq(
-            json_string_value(json_object_get(row_of(by_setting, "NOT_RECORDED"), "label")),
-            "Ej registrerad");
+        check_clarity(json_find(by_setting, "code", "NOT_RECORDED"), "2/1/0/0/0/0", 0, -1, -1);
+        check_clarity(json_find(by_setting, "code", "INPATIENT"), "1/1/0/1/0/0", 0, 0, 0);
+        check_clarity(json_find(by_setting, "code", "HOME_HEALTH_CARE"), "1/1/1/1/1/0", 1, 1, 0);
+        check_clarity(json_find(by_setting, "code", "DENTAL"), "1/1/1/1/1/1", 1, 1, 1);
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_find(by_setting, "code", "NOT_RECORDED"), "label")),
+                         "Ej registrerad");
 
         const json_t *months = json_object_get(s, "clarity_by_month");
         ck_assert_uint_eq(json_array_size(months), 12);
@@ -875,9 +864,8 @@ END_TEST
  * database has it (summer time included), never UTC. */
 START_TEST(times_shown_are_swedish_time)
 {
-        static const struct {
-                const char *utc, *shown;
-        } edges[] = {
+        /* {UTC, as shown}: the hours the clocks change and a new year. */
+        static const char *const edges[][2] = {
             {"2027-03-28T00:59:00.000Z", "2027-03-28 01:59"}, /* CET, the last minute */
             {"2027-03-28T01:00:00.000Z", "2027-03-28 03:00"}, /* CEST from 01:00 UTC */
             {"2027-10-31T00:30:00.000Z", "2027-10-31 02:30"}, /* CEST, the first 02:30 */
@@ -886,8 +874,8 @@ START_TEST(times_shown_are_swedish_time)
         };
         char buf[AVK_CALENDAR_LOCAL_SIZE], want[AVK_CALENDAR_LOCAL_SIZE];
         for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
-                avk_calendar_format_local(at(edges[i].utc), buf);
-                ck_assert_str_eq(buf, edges[i].shown);
+                avk_calendar_format_local(at(edges[i][0]), buf);
+                ck_assert_str_eq(buf, edges[i][1]);
         }
         /* Every 7 h 13 min over three years against localtime_r with TZ=Europe/Stockholm. */
         for (int64_t ms = at("2026-01-01T00:00:00.000Z"); ms < at("2029-01-01T00:00:00.000Z");
@@ -915,12 +903,12 @@ START_TEST(times_shown_are_swedish_time)
         char err[128];
         char *html = avk_followup_html(s, o, "body{}", err, sizeof(err));
         ck_assert_msg(html, "%s", err);
-        ck_assert_ptr_nonnull(strstr(html, "Sammanställd 2027-06-01 12:00 (svensk tid)"));
-        ck_assert_ptr_nonnull(strstr(html, "2027-03-28 03:30"));
-        ck_assert_ptr_nonnull(strstr(html, "Kvittens, 2027-03-31 23:00"));
-        ck_assert_ptr_nonnull(strstr(html, "1 avvikelse saknar"));
-        ck_assert_ptr_null(strstr(html, "UTC"));
-        ck_assert_ptr_null(strstr(html, "00.000Z"));
+        static const char *const shown[] = {"Sammanställd 2027-06-01 12:00 (svensk tid)",
+                                            "<td>2027-03-28 03:30</td>",
+                                            "Kvittens, 2027-03-31 23:00", "1 avvikelse saknar"};
+        for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+                ck_assert_msg(strstr(html, shown[i]), "the report lacks %s", shown[i]);
+        ck_assert_msg(!strstr(html, "UTC") && !strstr(html, "00.000Z"), "a time in UTC");
         free(html);
         json_decref(o);
         json_decref(s);
