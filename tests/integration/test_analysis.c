@@ -443,6 +443,7 @@ START_TEST(status_before_its_report_waits_for_it)
         struct running run;
         start(&run);
         file_status(DEVIATION_ID, 1, "ROUTED", -1);
+        file_routed(DEVIATION_ID, 0, "AGREEMENT_RULE", "TEXT");
         usleep(500000);
         ck_assert_uint_eq(stats(&run).forwarded, 0);
         file_deviation(DEVIATION_ID, PERSONAL_ID, NULL);
