@@ -37,7 +37,7 @@
 #define SEED_2022 "002_e1e4bd6a19612320.txt" /* Färdplan och avtal, mars 2022 */
 #define SEED_2024 "004_6ff8ed775027230e.txt" /* Mötesanteckning arbetsgrupp 2024-12-10 */
 
-#define VVG_UNIT "SE2321000131-E000000000001" /* the county coordinator of data/directory.json */
+#define VVG_UNIT "SE2321000131-E000000000001" /* the triage desk of data/directory.json */
 
 static avk_catalog_t *catalog;
 static const avk_schema_t *reported;
@@ -649,29 +649,29 @@ static const struct reroute_case reroutes[] = {
      "Göteborg (1480) angav en mottagare som inte kan användas: Västra Götalandsregionen (VGR) "
      "är den rapporterande parten"},
     {SEED_2021 ", Regionens ansvar: sluten vård",
-     "VGR rejects and only the reporting municipality remains: the county coordinator triages",
+     "VGR rejects and only the reporting municipality remains: the county's triage desk triages",
      INPATIENT_MEDICATION, 0, "VGR", NULL, NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
      "Varje part utom rapportören som kunde ta emot den har svarat fel mottagare"},
     {SEED_2021 ", A.14 Oenighet om tolkning av avtal; " SEED_2025
                ", Patientsäkerhet, oenighet och tvist (eskaleringstrappa)",
-     "both parties have rejected it: they disagree, the county coordinator triages by hand",
+     "both parties have rejected it: they disagree, the county's triage desk triages by hand",
      INPATIENT_MEDICATION, 1, "1482", NULL, NULL, "VGR", "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
      "Varje part utom rapportören som kunde ta emot den har svarat fel mottagare: parterna är "
-     "oeniga, och eskaleringstrappan gäller. Länets samordnare, Vårdsamverkan Västra Götaland "
-     "(VVG), länsgemensam samordning av avvikelser (" VVG_UNIT ") hos Västra Götalandsregionen "
-     "(VGR), sorterar den manuellt."},
+     "oeniga, och eskaleringstrappan gäller. Länets gemensamma sorteringsfunktion, "
+     "Avvikelsesamordning i samverkan, Vårdsamverkan Västra Götaland (partsgemensam) (" VVG_UNIT
+     "), sorterar den manuellt."},
     {SEED_2021 ", A.13 Avvikelser: avvikelserna ska hanteras skyndsamt",
      "the third re-routing is still allowed (max_reroutes 3)", PHYSICIAN_AT_SPECIAL_HOUSING, 2,
      "VGR", NULL, NULL, NULL, "1490", "", AVK_RULES_REROUTED, "R-MUNI-SPECIAL-HOUSING",
      "(omdirigering 3 av högst 3)"},
     {SEED_2025 ", Patientsäkerhet, oenighet och tvist: eskaleringstrappa",
-     "past the hop bound: the county coordinator triages by hand, whatever is suggested",
+     "past the hop bound: the county's triage desk triages by hand, whatever is suggested",
      PHYSICIAN_AT_SPECIAL_HOUSING, 3, "VGR", "1490", NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
      "(omdirigering 4 av högst 3). Omdirigerad 3 gånger, det högsta reglerna tillåter. Länets "
-     "samordnare"},
+     "gemensamma sorteringsfunktion"},
 };
 
 START_TEST(a_wrong_receiver_response_reroutes)
@@ -1053,7 +1053,7 @@ START_TEST(a_party_missing_from_a_partial_directory_is_passed_over)
         ck_assert_ptr_nonnull(partial);
         avk_rules_decide(rules, partial, &in, &d);
         /* 1492 is not in it: the rule is noted and passed over; the only
-         * other party is the reporting region, so the county coordinator
+         * other party is the reporting region, so the triage desk
          * triages by hand. */
         ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
         ck_assert_str_eq(d.receiver_party, "VGR");
