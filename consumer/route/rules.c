@@ -793,6 +793,23 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
         struct route rt;
         char rejecting[160], why[200];
 
+        if (rejection->by_desk) {
+                /* The desk settles what routing could not: only the reporter stays excluded. */
+                struct avk_rules_rejection desk = {.hop = rejection->hop,
+                                                   .suggested_party = rejection->suggested_party,
+                                                   .suggested_unit_hsa_id =
+                                                       rejection->suggested_unit_hsa_id};
+                const char *who = "Länets gemensamma sorteringsfunktion";
+
+                route_init(&rt, rules, dir, in, &desk, rejection->hop + 1, out);
+                text_add(&rt.reason, "%s skickar den vidare. ", who);
+                if ((desk.suggested_party || desk.suggested_unit_hsa_id) &&
+                    take_named(&rt, desk.suggested_party, desk.suggested_unit_hsa_id,
+                               AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, who))
+                        return;
+                take_manual(&rt, "Den angav ingen mottagare som kan användas.");
+                return;
+        }
         route_init(&rt, rules, dir, in, rejection, rejection->hop + 1, out);
         label_code(&rt, rejection->rejecting_party, rejecting, sizeof(rejecting));
         text_add(&rt.reason, "%s svarade fel mottagare (omdirigering %d av högst %d). ", rejecting,

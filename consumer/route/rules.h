@@ -43,6 +43,8 @@
  * suggests wins when usable, else the next rule, else triage; when the hop
  * bound (max_reroutes in the rules file) is passed, or every candidate has
  * rejected it (the parties disagree), the county's triage desk triages by hand.
+ * The desk routes on by a "wrong receiver" with a suggestion (by_desk), which
+ * wins past the bound and over earlier rejections.
  *
  * A loaded rule set is immutable and may be shared by threads read-only.
  */
@@ -117,6 +119,13 @@ struct avk_rules_rejection {
         const char *suggested_unit_hsa_id;    /**< the unit it suggests, or NULL */
         const char *const *earlier_rejecting; /**< parties that rejected earlier hops, or NULL */
         size_t earlier_rejecting_cnt;
+        /**
+         * The triage desk routes a MANUAL decision on (avk_rules_hosts_desk()): only its
+         * suggestion counts, whatever the hop bound and whoever rejected before (the reporter
+         * stays excluded); without a usable one the decision is MANUAL again, and the caller
+         * leaves the deviation at the desk rather than spend a hop on it.
+         */
+        int by_desk;
 };
 
 /** A decision: the fields of a DeviationRouted that routing fills. */

@@ -674,6 +674,42 @@ static const struct reroute_case reroutes[] = {
      "gemensamma sorteringsfunktion"},
 };
 
+/* The triage desk routes a MANUAL decision on: its suggestion wins past the hop bound and over
+ * earlier rejections; naming the reporter, or nobody, leaves the deviation at the desk. */
+START_TEST(the_triage_desk_routes_on_to_the_receiver_it_names)
+{
+        struct avk_rules_input in = input_of(&(struct situation)PHYSICIAN_AT_SPECIAL_HOUSING);
+        const char *earlier[2] = {"VGR", "1490"};
+        struct avk_rules_rejection rej = {.hop = 4,
+                                          .rejecting_party = "VGR",
+                                          .suggested_party = "1490",
+                                          .earlier_rejecting = earlier,
+                                          .earlier_rejecting_cnt = 2,
+                                          .by_desk = 1};
+        struct avk_rules_decision d;
+
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_REROUTED);
+        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_SUGGESTED);
+        ck_assert_str_eq(d.receiver_party, "1490");
+        ck_assert_int_eq(d.hop, 5);
+        ck_assert_contains(d.reason, "Länets gemensamma sorteringsfunktion skickar den vidare.");
+        rej.suggested_party = NULL;
+        rej.suggested_unit_hsa_id = "SE2120001561-SABO7";
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "SE2120001561-SABO7");
+        /* The reporter (Göteborg) is never the receiver, and no suggestion is no decision. */
+        rej.suggested_party = "1480";
+        rej.suggested_unit_hsa_id = NULL;
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
+        ck_assert_str_eq(d.receiver_unit_hsa_id, VVG_UNIT);
+        rej.suggested_party = NULL;
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
+}
+END_TEST
+
 START_TEST(a_wrong_receiver_response_reroutes)
 {
         const struct reroute_case *c = &reroutes[_i];
@@ -1086,6 +1122,7 @@ static Suite *routing_suite(void)
 
         tcase_add_loop_test(reroute_tc, a_wrong_receiver_response_reroutes, 0,
                             (int)(sizeof(reroutes) / sizeof(reroutes[0])));
+        tcase_add_test(reroute_tc, the_triage_desk_routes_on_to_the_receiver_it_names);
         suite_add_tcase(s, reroute_tc);
 
         tcase_add_test(table_tc, every_rule_decides_some_row);
