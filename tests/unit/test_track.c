@@ -939,6 +939,34 @@ START_TEST(a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing)
 }
 END_TEST
 
+/* Who declined is in the changelog's latest record: a tracker rebuilt from it (a compacted
+ * changelog keeps no earlier hop) still sees both sides decline at the next hop. */
+START_TEST(a_rebuild_keeps_who_answered_wrong_receiver)
+{
+        /* Göteborg reports; the region, then Borås answer "wrong receiver"; the tracker restarts
+         * at Borås's hop. Only the restored record says the region declined. */
+        routed_hop(0, "1480", "VGR", NULL, t0);
+        routed_hop(1, "1480", "1490", NULL, t0 + DAY);
+        ack_all();
+        struct seen hop1 = *last(AVK_TRACK_STATUS);
+        ck_assert(hop1.wrong_receiver_region);
+        avk_track_destroy(t);
+        t = make();
+        struct avk_track_status v = status_of(&hop1, AVK_TRACK_NONE);
+        v.receiver_party = "1490";
+        v.wrong_receiver_region = hop1.wrong_receiver_region;
+        avk_track_restore_status(t, &v);
+        avk_track_restore_done(t, 2);
+        int before = seen_cnt;
+        ck_assert_int_eq(routed_hop(2, "1480", "VGR", DESK, t0 + 2 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 2);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "VGR", "1490");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1490", "VGR");
+}
+END_TEST
+
 START_TEST(a_rebuild_writes_the_municipalitys_side_of_a_forum_about_responsibility)
 {
         rejected_by_all_then_desk("1480", (const char *const[]){"VGR"}, 1);
@@ -1048,6 +1076,7 @@ int main(void)
         tcase_add_test(tc, a_rebuild_fires_what_passed_while_down_and_nothing_twice);
         tcase_add_test(tc, a_rebuild_writes_the_half_of_an_escalation_that_is_missing);
         tcase_add_test(tc, a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing);
+        tcase_add_test(tc, a_rebuild_keeps_who_answered_wrong_receiver);
         tcase_add_test(tc, a_rebuild_writes_the_municipalitys_side_of_a_forum_about_responsibility);
         tcase_add_test(tc, states_steps_reasons_and_kinds_carry_the_schemas_symbols);
         suite_add_tcase(s, tc);
