@@ -826,6 +826,23 @@ static struct avk_track_escalation escalation_of(const struct seen *s, const cha
         return e;
 }
 
+/* A rebuild that read back only read (on party's ladder, naming counterpart) of a step's two
+ * escalations writes the other, missing, again with its id, and no status record. */
+static void assert_rebuild_writes_the_missing_half(const struct seen *read, const char *party,
+                                                   const char *counterpart,
+                                                   const struct seen *missing, int before)
+{
+        struct avk_track_escalation e = escalation_of(read, party, counterpart);
+        ck_assert_int_eq(avk_track_restore_escalation(t, &e), 0);
+        ck_assert_int_eq(avk_track_restore_done(t, 2), 1);
+        ck_assert_int_eq(count(AVK_TRACK_STATUS, before), 0);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 1);
+        const struct seen *again = last(AVK_TRACK_ESCALATION);
+        ck_assert_str_eq(again->id, missing->id);
+        assert_escalation(again, missing->step, (enum avk_track_reason)missing->reason,
+                          missing->party, missing->counterpart);
+}
+
 START_TEST(a_rebuild_fires_what_passed_while_down_and_nothing_twice)
 {
         routed(t0);
@@ -928,14 +945,10 @@ START_TEST(a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing)
         avk_track_restore_status(t, &v1);
         avk_track_restore_status(t, &v2);
         avk_track_restore_status(t, &v3);
-        struct avk_track_escalation e = escalation_of(&receiver_side, "VGR", "1480");
-        ck_assert_int_eq(avk_track_restore_escalation(t, &e), 0);
-        ck_assert_int_eq(avk_track_restore_done(t, 2), 1);
-        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 1);
-        const struct seen *again = last(AVK_TRACK_ESCALATION);
-        ck_assert_str_eq(again->id, reporter_side.id);
-        assert_escalation(again, AVK_TRACK_STEP_MANAGER, AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
-        ck_assert_int_eq(count(AVK_TRACK_STATUS, before), 0);
+        assert_rebuild_writes_the_missing_half(&receiver_side, "VGR", "1480", &reporter_side,
+                                               before);
+        assert_escalation(last(AVK_TRACK_ESCALATION), AVK_TRACK_STEP_MANAGER,
+                          AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
 }
 END_TEST
 
@@ -982,23 +995,19 @@ START_TEST(a_rebuild_writes_the_municipalitys_side_of_a_forum_about_responsibili
         v.receiver_unit = DESK;
         v.wrong_receiver_region = escalated.wrong_receiver_region;
         avk_track_restore_status(t, &v);
-        struct avk_track_escalation e = escalation_of(&region_side, "VGR", "1480");
-        ck_assert_int_eq(avk_track_restore_escalation(t, &e), 0);
-        ck_assert_int_eq(avk_track_restore_done(t, 2), 1);
-        ck_assert_int_eq(count(AVK_TRACK_STATUS, before), 0);
-        const struct seen *again = last(AVK_TRACK_ESCALATION);
-        ck_assert_str_eq(again->id, municipality_side.id);
-        assert_escalation(again, AVK_TRACK_STEP_LOCAL_FORUM, AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES,
-                          "1480", "VGR");
+        assert_rebuild_writes_the_missing_half(&region_side, "VGR", "1480", &municipality_side,
+                                               before);
+        assert_escalation(last(AVK_TRACK_ESCALATION), AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1480", "VGR");
         /* With both sides read back, a rebuild writes nothing. */
         avk_track_destroy(t);
         t = make();
         before = seen_cnt;
         avk_track_restore_status(t, &v);
-        avk_track_restore_escalation(t, &e);
-        e.party = "1480";
-        e.counterpart = "VGR";
-        avk_track_restore_escalation(t, &e);
+        struct avk_track_escalation region = escalation_of(&region_side, "VGR", "1480");
+        struct avk_track_escalation municipality = escalation_of(&municipality_side, "1480", "VGR");
+        avk_track_restore_escalation(t, &region);
+        avk_track_restore_escalation(t, &municipality);
         ck_assert_int_eq(avk_track_restore_done(t, 2), 0);
         ck_assert_int_eq(seen_cnt, before);
 }
