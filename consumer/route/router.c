@@ -63,7 +63,7 @@ struct hop {
         char cause[ID_SIZE];
         void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
         size_t routed_len;
-        int manual; /* decided MANUAL: at the county coordinator's desk */
+        int manual; /* decided MANUAL: at the county's triage desk */
 };
 
 struct deviation {
