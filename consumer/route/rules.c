@@ -726,15 +726,19 @@ static int take_triage(struct route *rt, const char *why_no_party)
         return 0;
 }
 
-/* The county coordinator triages by hand, after why. */
+/* The county's triage desk, a joint function of the parties, sorts it by hand, after why. */
 static void take_manual(struct route *rt, const char *why)
 {
-        const struct avk_directory_unit *county = avk_directory_county_coordinator(rt->dir);
-        char buf[160];
+        const struct avk_directory_desk *desk = avk_directory_triage_desk(rt->dir);
 
-        text_add(&rt->reason, "%s Länets samordnare, %s (%s) hos %s, sorterar den manuellt.", why,
-                 county->name, county->hsa_id, label(county->party, buf, sizeof(buf)));
-        finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL, county->party, county);
+        text_add(&rt->reason,
+                 "%s Länets gemensamma sorteringsfunktion, %s (%s), sorterar den "
+                 "manuellt.",
+                 why, desk->name, desk->hsa_id);
+        finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL,
+               avk_directory_party(rt->dir, desk->record_party), NULL);
+        snprintf(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id), "%s",
+                 desk->hsa_id);
         rt->out->basis = AVK_RULES_BASIS_LOCAL_POLICY;
 }
 
@@ -762,6 +766,23 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
         struct route rt;
         char rejecting[160], why[200];
 
+        if (rejection->by_desk) {
+                /* The desk settles what routing could not: only the reporter stays excluded. */
+                struct avk_rules_rejection desk = {.hop = rejection->hop,
+                                                   .suggested_party = rejection->suggested_party,
+                                                   .suggested_unit_hsa_id =
+                                                       rejection->suggested_unit_hsa_id};
+                const char *who = "Länets gemensamma sorteringsfunktion";
+
+                route_init(&rt, rules, dir, in, &desk, rejection->hop + 1, out);
+                text_add(&rt.reason, "%s skickar den vidare. ", who);
+                if ((desk.suggested_party || desk.suggested_unit_hsa_id) &&
+                    take_named(&rt, desk.suggested_party, desk.suggested_unit_hsa_id,
+                               AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, who))
+                        return;
+                take_manual(&rt, "Den angav ingen mottagare som kan användas.");
+                return;
+        }
         route_init(&rt, rules, dir, in, rejection, rejection->hop + 1, out);
         label_code(&rt, rejection->rejecting_party, rejecting, sizeof(rejecting));
         text_add(&rt.reason, "%s svarade fel mottagare (omdirigering %d av högst %d). ", rejecting,
@@ -784,9 +805,7 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
 
 int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party)
 {
-        const struct avk_directory_unit *desk = avk_directory_county_coordinator(dir);
-
-        return desk != NULL && party != NULL && strcmp(desk->party->code, party) == 0;
+        return party != NULL && strcmp(avk_directory_triage_desk(dir)->record_party, party) == 0;
 }
 
 const char *avk_rules_basis_symbol(enum avk_rules_basis basis)

@@ -82,10 +82,11 @@ day=86400000
 openssl rand -hex 32 >"$state/secrets/pseudonym.key"
 chmod 600 "$state/secrets/pseudonym.key"
 # Every webhook of the sample directory goes to the receiver below, one path
-# per party, each with a secret of its own (http: loopback only).
+# per party and one for the county's triage desk, each with a secret of its own
+# (http: loopback only).
 hook_parties=$(jq -r '.parties[] | select(.delivery.webhook or ((.units // []) | any(.delivery.webhook))) | .party' \
         "$src/data/directory.json")
-for p in $hook_parties; do
+for p in $hook_parties triage-desk; do
         openssl rand -hex 32 >"$state/secrets/$p-webhook.secret"
         chmod 600 "$state/secrets/$p-webhook.secret" # avvik refuses a key others may read
 done
@@ -98,7 +99,9 @@ jq --arg hook "$hook" '
   .parties |= map(.party as $code
     | (if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
     | (if .units then .units |= map(if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
-       else . end))' "$src/data/directory.json" >"$state/directory.json"
+       else . end))
+  | .triage_desk.delivery |= (if .webhook then .webhook = local_hook("triage-desk") else . end)' \
+        "$src/data/directory.json" >"$state/directory.json"
 
 ms_now >"$state/clock"
 cat >"$state/avvik.properties" <<EOF
