@@ -27,13 +27,16 @@ static double now_s(void)
         return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static avk_config_t *config(const char *spool_dir, const char *key, const char *value)
+/* The configuration of a reporter on spool_dir with key set to value; the
+ * ack timeout is ack_ms. */
+static avk_config_t *config(const char *spool_dir, const char *ack_ms, const char *key,
+                            const char *value)
 {
         char err[512];
         avk_config_t *cfg = avk_config_new();
         if (avk_config_add_keys(cfg, &avk_intake_config_keys, err, sizeof(err)) != 0 ||
             avk_config_set(cfg, "intake.spool.dir", spool_dir, err, sizeof(err)) != 0 ||
-            avk_config_set(cfg, "intake.ack.timeout.ms", "1000", err, sizeof(err)) != 0 ||
+            avk_config_set(cfg, "intake.ack.timeout.ms", ack_ms, err, sizeof(err)) != 0 ||
             avk_config_set(cfg, "kafka.log_level", "0", err, sizeof(err)) != 0 ||
             avk_config_set(cfg, key, value, err, sizeof(err)) != 0) {
                 fprintf(stderr, "bench_drain: %s\n", err);
@@ -79,7 +82,8 @@ int main(int argc, char **argv)
                 return 2;
         }
 
-        avk_config_t *offline = config(argv[3], "kafka.bootstrap.servers", "127.0.0.1:1");
+        /* Kafka is given up on after a second; the drain gets the default. */
+        avk_config_t *offline = config(argv[3], "1000", "kafka.bootstrap.servers", "127.0.0.1:1");
         avk_reporter_t *r = reporter(offline);
         for (long i = 0; i < count; i++) {
                 char id[AVK_ID_SIZE];
@@ -93,7 +97,7 @@ int main(int argc, char **argv)
         avk_reporter_destroy(r); /* waits until every document is in the spool */
         avk_config_destroy(offline);
 
-        avk_config_t *cfg = config(argv[3], "bootstrap.file", argv[1]);
+        avk_config_t *cfg = config(argv[3], "10000", "bootstrap.file", argv[1]);
         double start = now_s();
         r = reporter(cfg);
         struct avk_reporter_stats st;
