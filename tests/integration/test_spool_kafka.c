@@ -432,6 +432,39 @@ START_TEST(a_receipt_holds_the_id_only)
 }
 END_TEST
 
+/* Kafka answers the reporter's commit PRODUCER_FENCED, as it does once
+ * another producer initialised under the spool's transactional.id (a copy
+ * of the spool directory started elsewhere; the mock cluster gives each
+ * initialisation a producer id of its own instead, so the answer is
+ * injected). The fenced reporter spools what it is sent and says its drain
+ * is stalled; a reporter started on the spool afterwards stores every
+ * document once. */
+START_TEST(a_fenced_reporter_spools_and_a_restart_drains)
+{
+        use_spool();
+        avk_reporter_t *r = reporter();
+        send_docs(r, 3);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(sent.result[i], AVK_FILED);
+        rd_kafka_mock_push_request_errors(mk.cluster, MOCK_KAFKA_API_END_TXN, 1,
+                                          RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+        send_docs(r, 4);
+        for (int i = 3; i < 7; i++)
+                ck_assert_msg(sent.result[i] == AVK_SPOOLED, "document %d answered %d", i,
+                              sent.result[i]);
+        struct avk_reporter_stats st;
+        for (int i = 0; i < 100 && (avk_reporter_stats(r, &st), !st.drain_stalled); i++)
+                usleep(100000);
+        ck_assert_msg(st.drain_stalled, "a fenced reporter's drain is not reported stalled");
+        ck_assert_uint_eq(st.spool_pending, 4);
+        avk_reporter_destroy(r);
+        r = reporter();
+        wait_spool_empty(r);
+        avk_reporter_destroy(r);
+        check_topic();
+}
+END_TEST
+
 /* Consumers read committed records only: a setting that would show the
  * intake's aborted transactions is refused with the key's name. */
 START_TEST(read_uncommitted_is_refused)
@@ -593,6 +626,7 @@ static Suite *spool_kafka_suite(void)
         tcase_add_test(tc, the_drain_decides_from_the_receipts_alone);
         tcase_add_test(tc, a_receipt_holds_the_id_only);
         tcase_add_test(tc, read_uncommitted_is_refused);
+        tcase_add_test(tc, a_fenced_reporter_spools_and_a_restart_drains);
         tcase_add_test(tc, without_a_spool_kafka_down_is_unavailable);
         tcase_add_test(tc, registry_down_at_start_spools_and_drains_once_it_answers);
         tcase_add_test(tc, spool_on_a_full_disk_drains_once_kafka_is_back);
