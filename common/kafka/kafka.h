@@ -63,7 +63,8 @@ void avk_kafka_default_bootstrap_file(char *buf, size_t size);
 /**
  * @brief A librdkafka configuration from cfg's kafka.* keys, with
  * bootstrap.servers resolved. @returns NULL with the reason in errstr, also
- * for a kafka.partitioner other than murmur2_random.
+ * for a kafka.partitioner other than murmur2_random and a
+ * kafka.isolation.level other than read_committed.
  */
 rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size);
 
@@ -83,7 +84,8 @@ int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int 
                          int *partitions, char *errstr, size_t errstr_size);
 
 /**
- * @brief A consumer in group, offsets stored by the caller after processing.
+ * @brief A consumer in group, offsets stored by the caller after processing,
+ * reading committed records only (isolation.level=read_committed).
  * conf is consumed on success.
  */
 rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, char *errstr,

@@ -49,6 +49,9 @@ static const struct avk_config_key shared_keys[] = {
     {"topic.notify.retry", AVK_CONFIG_STRING, 0, 0, "deviation.notify.retry",
      "the notifier's retry topic: webhook deliveries parked until their next attempt (bodies "
      "included: read by the notifier only)"},
+    {"topic.intake.receipts", AVK_CONFIG_STRING, 0, 0, "deviation.intake.receipts",
+     "the intake's receipts: one record per stored document, its id only, written in the same "
+     "Kafka transaction as the document (docs/intake.md, \"Receipts\")"},
     {"topic.deadletter", AVK_CONFIG_STRING, 0, 0, "deviation.deadletter",
      "dead-letter topic for records that cannot be processed"},
     {"topic.partitions", AVK_CONFIG_INT, 1, 1000, "6",

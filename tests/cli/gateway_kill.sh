@@ -118,7 +118,7 @@ kill -TERM "$gateway_pid"
 wait "$gateway_pid" || fail "the gateway did not stop cleanly"
 gateway_pid=
 
-grep -h "found by id" "$work"/gateway.*.log || true
+grep -h "found by their receipts" "$work"/gateway.*.log || true
 cat "$work"/accepted.* | sort >"$work/promised"
 "$avvik" tail -X bootstrap.file="$bs" -e 2>"$work/tail.err" | jq -r .deviation_id | sort \
         >"$work/in_kafka"
