@@ -439,13 +439,52 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
         return 0;
 }
 
+/* Settles req with the 409 of a response that the deviation's course has
+ * overtaken or made meaningless (docs/gateway.md, "Who may respond"). */
+static void refuse_response(struct request *req, enum avk_view_respond verdict, const char *kind)
+{
+        int32_t hop = 0;
+        int receiver = avk_view_receiver(req->gw->view, req->url_id, &hop);
+        const char *current = receiver >= 0 ? avk_party_code(receiver) : "not known yet";
+        const char *party = avk_party_code(req->party);
+        switch (verdict) {
+        case AVK_VIEW_RESPOND_STALE:
+                fail(req, MHD_HTTP_CONFLICT, "the deviation was routed on",
+                     "kind: %s comes from %s, a receiver of an earlier hop; deviation %s is routed "
+                     "to %s (hop %d), which alone gives it now",
+                     kind, party, req->url_id, current, (int)hop);
+                return;
+        case AVK_VIEW_RESPOND_REJECTED:
+                fail(req, MHD_HTTP_CONFLICT, "the deviation is rejected already",
+                     "kind: %s was given by %s for deviation %s at hop %d already; it is being "
+                     "routed on",
+                     kind, party, req->url_id, (int)hop);
+                return;
+        case AVK_VIEW_RESPOND_NOTHING_PENDING:
+                fail(req, MHD_HTTP_CONFLICT, "no escalation step waits for confirmation",
+                     "kind: %s confirms a manual step of the ladder; deviation %s has none "
+                     "pending (docs/escalation.md)",
+                     kind, req->url_id);
+                return;
+        default: /* NOT_RECEIVER, for a wrong-receiver rejection */
+                fail(req, MHD_HTTP_CONFLICT, "the party is not the deviation's receiver",
+                     "kind: %s is given by the current receiver of deviation %s, %s (hop %d); "
+                     "%s reported it",
+                     kind, req->url_id, current, (int)hop, party);
+                return;
+        }
+}
+
 /*
- * Authorises a response against the view: the receiver acknowledges,
- * answers or rejects; the reporter disputes an answer within the dispute
- * window. Every other kind is held to the receiver's rule, so a symbol
- * added to the schema later is never open to every party. A deviation the
- * party is not part of is answered as one that does not exist. 0 when
- * authorised, -1 after settling the answer.
+ * Authorises a response against the view: the receiver in force
+ * acknowledges, answers or rejects; the reporter disputes an answer within
+ * the dispute window; either of them confirms a manual escalation step that
+ * waits. Every other kind is held to the receiver's rule, so a symbol added
+ * to the schema later is never open to every party. A deviation the party
+ * is not part of is answered as one that does not exist; a response the
+ * course has overtaken (an earlier receiver's, a second rejection, a
+ * confirmation of nothing) is a 409 that says why. 0 when authorised, -1
+ * after settling the answer.
  */
 static int authorize_response(struct request *req, const json_t *doc)
 {
@@ -457,8 +496,9 @@ static int authorize_response(struct request *req, const json_t *doc)
                 return -1;
         }
         int64_t until = -1;
-        switch (avk_view_may_respond(gw->view, req->url_id, req->party, kind ? kind : "",
-                                     avk_clock_system_ms(), &until)) {
+        enum avk_view_respond verdict = avk_view_may_respond(
+            gw->view, req->url_id, req->party, kind ? kind : "", avk_clock_system_ms(), &until);
+        switch (verdict) {
         case AVK_VIEW_RESPOND_OK:
                 return 0;
         case AVK_VIEW_RESPOND_UNKNOWN:
@@ -475,6 +515,10 @@ static int authorize_response(struct request *req, const json_t *doc)
         case AVK_VIEW_RESPOND_NOT_RECEIVER:
                 if (!kind)
                         return 0; /* validation names it */
+                if (strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0) {
+                        refuse_response(req, verdict, kind);
+                        return -1;
+                }
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s is not the current receiver of deviation %s",
                      avk_party_code(req->party), req->url_id);
@@ -482,6 +526,11 @@ static int authorize_response(struct request *req, const json_t *doc)
         case AVK_VIEW_RESPOND_NOT_REPORTER:
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s did not report deviation %s; only the reporter disputes",
+                     avk_party_code(req->party), req->url_id);
+                return -1;
+        case AVK_VIEW_RESPOND_NOT_PARTY:
+                fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
+                     "party: %s is neither the reporter nor the current receiver of deviation %s",
                      avk_party_code(req->party), req->url_id);
                 return -1;
         case AVK_VIEW_RESPOND_NOT_ANSWERED:
@@ -495,6 +544,13 @@ static int authorize_response(struct request *req, const json_t *doc)
                      "kind: DISPUTED is possible until the dispute window ends; for deviation %s "
                      "it has ended and the deviation is closed or closes now",
                      req->url_id);
+                return -1;
+        case AVK_VIEW_RESPOND_STALE:
+        case AVK_VIEW_RESPOND_REJECTED:
+        case AVK_VIEW_RESPOND_NOTHING_PENDING:
+                if (!kind)
+                        return 0; /* validation names it */
+                refuse_response(req, verdict, kind);
                 return -1;
         }
         return -1;

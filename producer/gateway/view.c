@@ -86,6 +86,8 @@ struct deviation {
         uint8_t reported, reporter, receiver, state;
         int8_t deadline_kept;
         uint8_t overdue;
+        uint8_t rejected;     /* the receiver in force answered wrong receiver: a re-routing is due */
+        uint8_t step_pending; /* the tracker's pending_step: a manual step waits for confirmation */
 };
 
 struct follower {
@@ -309,6 +311,14 @@ static int keep_texts(avk_view_t *view, char **slot, const char *const *texts, i
         return 0;
 }
 
+/* Makes party d's receiver in force; a new receiver has rejected nothing yet. */
+static void set_receiver(struct deviation *d, int party)
+{
+        if (d->receiver != party)
+                d->rejected = 0;
+        d->receiver = (uint8_t)party;
+}
+
 /* The time of the latest entry of kind in d's timeline, or -1. */
 static int64_t latest(const struct deviation *d, enum avk_view_kind kind)
 {
@@ -352,8 +362,12 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
                 d->routed_to |= UINT64_C(1) << e->party;
                 if (d->receiver == NO_PARTY || e->hop >= d->hop) {
                         d->hop = e->hop;
-                        d->receiver = (uint8_t)e->party;
+                        set_receiver(d, e->party);
                 }
+                break;
+        case AVK_VIEW_REJECTED_WRONG_RECEIVER:
+                if (e->party == d->receiver)
+                        d->rejected = 1;
                 break;
         case AVK_VIEW_ANSWERED:
                 if (e->at >= latest(d, AVK_VIEW_ANSWERED) &&
@@ -409,8 +423,11 @@ int avk_view_status(avk_view_t *view, const struct avk_view_status *s)
         d->state = (uint8_t)state;
         if (d->reporter == NO_PARTY)
                 d->reporter = (uint8_t)s->reporter;
-        d->receiver = (uint8_t)s->receiver;
+        set_receiver(d, s->receiver);
         d->routed_to |= UINT64_C(1) << s->receiver;
+        d->step_pending = s->pending_step != NULL;
+        if (state == ST_REJECTED)
+                d->rejected = 1;
         d->deadline_rule = rule;
         d->escalation_step = step;
         d->acknowledge_deadline_at = s->acknowledge_deadline_at;
@@ -503,6 +520,21 @@ static int64_t dispute_until(const avk_view_t *view, const struct deviation *d)
         return avk_dispute_until(view->dispute, interned(view, d->deadline_rule), answered);
 }
 
+/* The verdict on a response of a receiver's kind (every kind but DISPUTED
+ * and ESCALATION_CONFIRMED): the receiver in force gives it; an earlier
+ * receiver's comes too late; a wrong-receiver rejection is given once per
+ * hop. Under a lock. */
+static enum avk_view_respond receiver_verdict(const struct deviation *d, int party,
+                                              const char *kind)
+{
+        if (d->receiver != party)
+                return d->routed_to >> party & 1 ? AVK_VIEW_RESPOND_STALE
+                                                 : AVK_VIEW_RESPOND_NOT_RECEIVER;
+        if (d->rejected && strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0)
+                return AVK_VIEW_RESPOND_REJECTED;
+        return AVK_VIEW_RESPOND_OK;
+}
+
 enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviation_id, int party,
                                            const char *kind, int64_t now_ms, int64_t *until_ms)
 {
@@ -515,9 +547,14 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
         const struct deviation *d = find(view, id);
         if (!d || !involved(d, party))
                 goto out;
+        if (strcmp(kind, "ESCALATION_CONFIRMED") == 0) {
+                verdict = d->reporter != party && d->receiver != party ? AVK_VIEW_RESPOND_NOT_PARTY
+                          : !d->step_pending ? AVK_VIEW_RESPOND_NOTHING_PENDING
+                                             : AVK_VIEW_RESPOND_OK;
+                goto out;
+        }
         if (strcmp(kind, "DISPUTED") != 0) {
-                verdict =
-                    d->receiver == party ? AVK_VIEW_RESPOND_OK : AVK_VIEW_RESPOND_NOT_RECEIVER;
+                verdict = receiver_verdict(d, party, kind);
                 goto out;
         }
         *until_ms = dispute_until(view, d);
@@ -532,6 +569,22 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
 out:
         pthread_rwlock_unlock(&view->lock);
         return verdict;
+}
+
+int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop)
+{
+        unsigned char id[16];
+        if (parse_id(deviation_id, id) != 0)
+                return -1;
+        int receiver = -1;
+        pthread_rwlock_rdlock(&view->lock);
+        const struct deviation *d = find(view, id);
+        if (d && d->receiver != NO_PARTY) {
+                receiver = d->receiver;
+                *hop = d->hop;
+        }
+        pthread_rwlock_unlock(&view->lock);
+        return receiver;
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -843,6 +896,9 @@ static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_
         for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_DISPUTED; k++)
                 if (strcmp(kind, kinds[k]) == 0)
                         e.kind = (enum avk_view_kind)k;
+        /* A confirmed step shows as the tracker's escalation, which follows it. */
+        if (kind && strcmp(kind, "ESCALATION_CONFIRMED") == 0)
+                return 0;
         if (e.kind == AVK_VIEW_REPORTED) {
                 snprintf(errstr, errstr_size, "kind: %s is not a response the view shows",
                          kind ? kind : "missing");
@@ -907,6 +963,7 @@ static int apply_status(struct follower *f, const rd_kafka_message_t *m, avro_va
             .deadline_kept = avk_avro_long(v, "deadline_kept", &kept) == 0 ? (int)kept : -1,
             .overdue = (int)long_field(v, "overdue", 0),
             .escalation_step = avk_avro_text(v, "escalation_step"),
+            .pending_step = avk_avro_text(v, "pending_step"),
         };
         if (s.reporter < 0 || s.receiver < 0)
                 return -1;

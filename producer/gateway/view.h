@@ -81,6 +81,7 @@ struct avk_view_status {
         int deadline_kept;                               /**< 1, 0, or -1 when null */
         int overdue;
         const char *escalation_step; /**< NULL when null */
+        const char *pending_step;    /**< a manual step waiting for confirmation; NULL when none */
 };
 
 /**
@@ -128,14 +129,22 @@ enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
  */
 int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
-/** Whether party may respond with a kind (avk_view_may_respond()). */
+/** Whether party may respond with a kind (avk_view_may_respond()); docs/gateway.md. */
 enum avk_view_respond {
         AVK_VIEW_RESPOND_OK,
         AVK_VIEW_RESPOND_UNKNOWN,      /**< no such deviation, or not one the party is part of */
-        AVK_VIEW_RESPOND_NOT_RECEIVER, /**< only the current receiver gives this kind */
+        AVK_VIEW_RESPOND_NOT_RECEIVER, /**< only the current receiver gives this kind; the party
+                                            never received the deviation */
+        AVK_VIEW_RESPOND_STALE,        /**< the party received it at an earlier hop: it was routed
+                                            on, and only the current receiver gives this kind */
+        AVK_VIEW_RESPOND_REJECTED,     /**< the current receiver rejected it as wrong receiver
+                                            already: its re-routing is due */
         AVK_VIEW_RESPOND_NOT_REPORTER, /**< only the reporter disputes */
         AVK_VIEW_RESPOND_NOT_ANSWERED, /**< a dispute before any answer */
         AVK_VIEW_RESPOND_WINDOW_OVER,  /**< a dispute after the window, or of a closed deviation */
+        AVK_VIEW_RESPOND_NOT_PARTY,    /**< a confirmation from neither the reporter nor the
+                                            current receiver */
+        AVK_VIEW_RESPOND_NOTHING_PENDING, /**< a confirmation while no manual step waits */
 };
 
 /**
@@ -145,6 +154,12 @@ enum avk_view_respond {
  */
 enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviation_id, int party,
                                            const char *kind, int64_t now_ms, int64_t *until_ms);
+
+/**
+ * @brief The current receiver of deviation_id, and in *hop the hop that made
+ * it so (for the reason of a refusal). @returns the party, or -1 when none is known.
+ */
+int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop);
 
 /**
  * @brief The look-up of deviation_id for party (docs/gateway.md): NULL when

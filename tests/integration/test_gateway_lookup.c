@@ -228,9 +228,11 @@ static void responded(const char *id, int who, const char *kind, int64_t at)
                           "suggested_receiver", "comment"));
 }
 
-/* The tracker's changelog: version, state and, once answered, when. */
-static void status(const char *id, int version, const char *state, int reporter, int receiver,
-                   int64_t routed_ms, int64_t answered_ms)
+/* The tracker's changelog: version, state and, once answered, when; the
+ * manual step that waits for confirmation, or NULL. */
+static void status_pending(const char *id, int version, const char *state, int reporter,
+                           int receiver, int64_t routed_ms, int64_t answered_ms,
+                           const char *pending_step)
 {
         char t[5][40];
         json_t *doc = json_pack(
@@ -248,7 +250,15 @@ static void status(const char *id, int version, const char *state, int reporter,
             "escalation_step");
         if (answered_ms > 0)
                 json_object_set_new(doc, "answered_at", json_string(iso(answered_ms, t[4], 40)));
+        json_object_set_new(doc, "pending_step",
+                            pending_step ? json_string(pending_step) : json_null());
         produce("deviation.status", "DeviationStatus", id, doc);
+}
+
+static void status(const char *id, int version, const char *state, int reporter, int receiver,
+                   int64_t routed_ms, int64_t answered_ms)
+{
+        status_pending(id, version, state, reporter, receiver, routed_ms, answered_ms, NULL);
 }
 
 /* Waits until who's look-up of id answers want. */
@@ -602,18 +612,29 @@ END_TEST
 
 /* ---- the dispute window --------------------------------------------------- */
 
-static int dispute(int who, const char *id)
+/* who's response of kind to id: its status, and its error text in why (when not NULL). */
+static int respond(int who, const char *id, const char *kind, char *why, size_t why_size)
 {
         char target[128], body[256], t[40];
         snprintf(target, sizeof(target), "/v1/deviations/%s/responses", id);
         snprintf(body, sizeof(body),
-                 "{\"party\":\"%s\",\"kind\":\"DISPUTED\",\"responded_at\":\"%s\","
+                 "{\"party\":\"%s\",\"kind\":\"%s\",\"responded_at\":\"%s\","
                  "\"comment\":\"the plan misses the evening visit\"}",
-                 parties[who], iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
+                 parties[who], kind, iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
         struct reply r = request(who, "POST", target, NULL, body);
         int code = r.status;
+        if (why) {
+                char *text = r.body ? json_dumps(r.body, 0) : strdup("");
+                snprintf(why, why_size, "%s", text);
+                free(text);
+        }
         reply_free(&r);
         return code;
+}
+
+static int dispute(int who, const char *id)
+{
+        return respond(who, id, "DISPUTED", NULL, 0);
 }
 
 START_TEST(a_dispute_is_possible_only_within_the_window)
@@ -635,6 +656,52 @@ START_TEST(a_dispute_is_possible_only_within_the_window)
 }
 END_TEST
 
+/* ---- responses the course has overtaken ----------------------------------- */
+
+/* 1 once the view has read who's rejection of id (a second one is refused). */
+static int rejection_read(int who, const char *id)
+{
+        char why[1024];
+        int code = respond(who, id, "REJECTED_WRONG_RECEIVER", why, sizeof(why));
+        ck_assert_msg(code == 202 || code == 409, "%d %s", code, why);
+        return code == 409;
+}
+
+START_TEST(a_rejection_not_from_the_current_receiver_is_409_with_the_reason)
+{
+        three_parties(); /* D2: Härryda's, routed to VGR, re-routed to Göteborg at hop 2 */
+        char why[1024];
+        ck_assert_int_eq(respond(VGR, D2, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "earlier hop") && strstr(why, "routed to 1480 (hop 2)"), "%s",
+                      why);
+        ck_assert_int_eq(respond(HARRYDA, D2, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "current receiver") && strstr(why, "1480"), "%s", why);
+        /* A party not involved learns nothing. */
+        ck_assert_int_eq(respond(GBG, D3, "REJECTED_WRONG_RECEIVER", NULL, 0), 404);
+        /* The current receiver rejects once; a second rejection of the hop is 409. */
+        ck_assert_int_eq(respond(GBG, D2, "REJECTED_WRONG_RECEIVER", NULL, 0), 202);
+        WAIT_FOR_MS(rejection_read(GBG, D2), 1, 10000);
+        ck_assert_int_eq(respond(GBG, D2, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "already"), "%s", why);
+}
+END_TEST
+
+START_TEST(either_party_confirms_an_escalation_step_only_when_one_waits)
+{
+        three_parties(); /* D1: Göteborg's, answered by VGR */
+        char why[1024];
+        ck_assert_int_eq(respond(GBG, D1, "ESCALATION_CONFIRMED", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "none pending"), "%s", why);
+        ck_assert_int_eq(respond(VGR, D1, "ESCALATION_CONFIRMED", NULL, 0), 409);
+        int64_t now = avk_clock_system_ms();
+        status_pending(D1, 4, "DISPUTED", GBG, VGR, now - 3000, now - 1000, "LOCAL_FORUM");
+        WAIT_FOR_MS(in_state(GBG, D1, "DISPUTED"), 1, 10000);
+        ck_assert_int_eq(respond(GBG, D1, "ESCALATION_CONFIRMED", NULL, 0), 202);
+        ck_assert_int_eq(respond(VGR, D1, "ESCALATION_CONFIRMED", NULL, 0), 202);
+        ck_assert_int_eq(respond(HARRYDA, D1, "ESCALATION_CONFIRMED", NULL, 0), 404);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("gateway_lookup");
@@ -651,6 +718,8 @@ int main(void)
         tcase_add_test(tc, another_document_under_a_filed_id_is_refused_after_a_restart);
         tcase_add_test(tc, a_reply_reference_is_checked);
         tcase_add_test(tc, a_dispute_is_possible_only_within_the_window);
+        tcase_add_test(tc, a_rejection_not_from_the_current_receiver_is_409_with_the_reason);
+        tcase_add_test(tc, either_party_confirms_an_escalation_step_only_when_one_waits);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
