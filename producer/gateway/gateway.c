@@ -59,6 +59,7 @@ struct request {
         char url_id[AVK_ID_SIZE];
         char idempotency_key[IDEMPOTENCY_KEY_MAX + 1];
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
+        int derived_id;       /* the id is avk_idem_derive_id()'s, of the Idempotency-Key */
         avk_idem_flight_t *flight;
         char etag[AVK_LOOKUP_ETAG_SIZE]; /* a read route's, for its ETag header */
 };
@@ -84,6 +85,9 @@ struct avk_gateway {
         long long max_in_flight;
         int spool;              /* intake.spool.dir is set */
         atomic_llong in_flight; /* documents sent, waiting for Kafka */
+        /* 1 from a start with documents in the spool until the spool was once
+         * empty: a document of an earlier run may be there, not in the view. */
+        atomic_int spool_backlog;
 };
 
 static int64_t monotonic_ms(void)
@@ -556,15 +560,32 @@ static int authorize_response(struct request *req, const json_t *doc)
         return -1;
 }
 
+/* 1 while documents spooled before this start may not be in Kafka yet. */
+static int spool_backlog(avk_gateway_t *gw)
+{
+        if (!atomic_load(&gw->spool_backlog))
+                return 0;
+        struct avk_reporter_stats st;
+        avk_reporter_stats(gw->reporter, &st);
+        if (st.spool_pending > 0)
+                return 1;
+        atomic_store(&gw->spool_backlog, 0);
+        return 0;
+}
+
 /*
  * A deviation id belongs to the first document filed under it, as the view
  * read it from topic.reported - whichever gateway instance or process filed
  * it. The same document again is a retry and answered as filed; another
  * document is refused with one answer for every party, the owner too, so
- * the answer says nothing of who holds the id. Returns 1 when prepared is
- * new and goes on to Kafka, 0 after settling req (prepared freed).
+ * the answer says nothing of who holds the id (under an id derived from an
+ * Idempotency-Key it is that key's conflict, 422). An id the client chose
+ * or derived from its key may belong to a document an earlier run left in
+ * the spool, not in Kafka yet: until the spool has drained once such a
+ * document is 503, never filed twice. Returns 1 when prepared is new and
+ * goes on to Kafka, 0 after settling req (prepared freed).
  */
-static int check_ownership(struct request *req, avk_prepared_t *prepared)
+static int check_ownership(struct request *req, avk_prepared_t *prepared, int chosen_id)
 {
         avk_gateway_t *gw = req->gw;
         size_t len;
@@ -580,17 +601,51 @@ static int check_ownership(struct request *req, avk_prepared_t *prepared)
         } else {
                 switch (avk_view_filing(gw->view, req->id, digest)) {
                 case AVK_VIEW_NEW:
-                        return 1;
+                        if (!chosen_id || !spool_backlog(gw))
+                                return 1;
+                        fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "the deviation id cannot be checked yet",
+                             "%s: documents spooled before the gateway restarted are not all in "
+                             "Kafka yet; retry later with the same request",
+                             req->derived_id ? "Idempotency-Key" : "deviation_id");
+                        break;
                 case AVK_VIEW_SAME:
+                        if (req->derived_id)
+                                count_idempotency(gw, "replayed");
                         settle_json(req, MHD_HTTP_ACCEPTED,
                                     json_pack("{s:s,s:s}", "id", req->id, "status", "filed"));
                         break;
                 case AVK_VIEW_CONFLICT:
-                        refuse_taken_id(req);
+                        if (!req->derived_id) {
+                                refuse_taken_id(req);
+                                break;
+                        }
+                        count_idempotency(gw, "conflict");
+                        fail(req, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "the request conflicts with an earlier one",
+                             "Idempotency-Key: was used for a different request; a retry must "
+                             "send the same document");
                         break;
                 }
         }
         avk_prepared_destroy(prepared);
+        return 0;
+}
+
+/* Gives doc, which carries no id of its own, the id of the request's
+ * Idempotency-Key. -1 after settling req. */
+static int give_derived_id(struct request *req, json_t *doc, int response)
+{
+        char id[AVK_IDEM_ID_SIZE];
+        if (avk_idem_derive_id(response ? "response" : "deviation", avk_party_code(req->party),
+                               req->idempotency_key, id) != 0 ||
+            json_object_set_new(doc, response ? "response_id" : "deviation_id", json_string(id)) !=
+                0) {
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
+                     "Idempotency-Key: no id could be made of it");
+                return -1;
+        }
+        req->derived_id = 1;
         return 0;
 }
 
@@ -605,6 +660,9 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
         if (!claim(req, response ? "response" : "deviation", doc_id, source))
                 return;
         if (response && authorize_response(req, doc) != 0)
+                return;
+        int chosen_id = doc_id != NULL || req->idempotency_key[0];
+        if (!doc_id && req->idempotency_key[0] && give_derived_id(req, doc, response) != 0)
                 return;
         if (atomic_fetch_add(&gw->in_flight, 1) >= gw->max_in_flight) {
                 atomic_fetch_sub(&gw->in_flight, 1);
@@ -630,7 +688,7 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
                                     "the document could not be prepared", &errs);
                 return;
         }
-        if (!response && !check_ownership(req, prepared)) {
+        if (!response && !check_ownership(req, prepared, chosen_id)) {
                 atomic_fetch_sub(&gw->in_flight, 1);
                 return;
         }
@@ -971,8 +1029,12 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
         }
         if (!(gw->lookup = avk_lookup_new(gw->view, cfg, errstr, errstr_size)) ||
             avk_view_start(gw->view, cfg, errstr, errstr_size) != 0 ||
-            !(gw->reporter = avk_reporter_new(cfg, errstr, errstr_size)) ||
-            listen_http(gw, errstr, errstr_size) != 0)
+            !(gw->reporter = avk_reporter_new(cfg, errstr, errstr_size)))
+                goto fail;
+        struct avk_reporter_stats st;
+        avk_reporter_stats(gw->reporter, &st);
+        atomic_store(&gw->spool_backlog, st.spool_pending > 0);
+        if (listen_http(gw, errstr, errstr_size) != 0)
                 goto fail;
         avk_log(AVK_LOG_INFO, "gateway", "%s on port %u, %zu tokens, threads %lld",
                 avk_httpd_tls(gw->httpd) ? "HTTPS" : "HTTP", avk_httpd_port(gw->httpd),

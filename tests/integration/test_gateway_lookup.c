@@ -585,6 +585,47 @@ START_TEST(another_document_under_a_filed_id_is_refused_after_a_restart)
 }
 END_TEST
 
+/* party's deviation without a deviation_id, filed with Idempotency-Key key:
+ * the status, and the id answered in id. */
+static int file_keyed(int who, const char *key, const char *description, char id[40])
+{
+        char *text = deviation(D1, who, description, NULL);
+        json_t *doc = json_loads(text, 0, NULL);
+        json_object_del(doc, "deviation_id");
+        free(text);
+        text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        char extra[128];
+        snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
+        struct reply r = request(who, "POST", "/v1/deviations", extra, text);
+        free(text);
+        snprintf(id, 40, "%s", r.status == 202 ? json_string_value(json_object_get(r.body, "id")) : "");
+        int status = r.status;
+        reply_free(&r);
+        return status;
+}
+
+START_TEST(a_retry_under_an_idempotency_key_after_a_restart_is_stored_once)
+{
+        char first[40], again[40], other[40];
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_keyed(GBG, "order-7", "Göteborg's keyed deviation", first), 202);
+        wait_lookup(GBG, first, 200);
+        avk_gateway_stop(gw);
+        start_gateway(); /* a new process: its idempotency cache is empty */
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_keyed(GBG, "order-7", "Göteborg's keyed deviation", again), 202);
+        ck_assert_str_eq(again, first);
+        /* The key with another document is the key's conflict. */
+        ck_assert_int_eq(file_keyed(GBG, "order-7", "another text under the key", other), 422);
+        /* Another party's key of the same text is its own. */
+        ck_assert_int_eq(file_keyed(HARRYDA, "order-7", "Härryda's keyed deviation", other), 202);
+        ck_assert_str_ne(other, first);
+        wait_lookup(HARRYDA, other, 200);
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.reported", ignore, NULL), 2);
+}
+END_TEST
+
 START_TEST(a_reply_reference_is_checked)
 {
         WAIT_FOR_MS(ready(), 1, 10000);
@@ -717,6 +758,7 @@ int main(void)
         tcase_add_test(tc, an_unchanged_answer_is_304);
         tcase_add_test(tc, another_document_under_a_filed_id_is_refused_after_a_restart);
         tcase_add_test(tc, a_reply_reference_is_checked);
+        tcase_add_test(tc, a_retry_under_an_idempotency_key_after_a_restart_is_stored_once);
         tcase_add_test(tc, a_dispute_is_possible_only_within_the_window);
         tcase_add_test(tc, a_rejection_not_from_the_current_receiver_is_409_with_the_reason);
         tcase_add_test(tc, either_party_confirms_an_escalation_step_only_when_one_waits);
