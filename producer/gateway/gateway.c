@@ -649,6 +649,53 @@ static int give_derived_id(struct request *req, json_t *doc, int response)
         return 0;
 }
 
+/*
+ * A response the view read from topic.response under its response_id (given,
+ * or derived from the Idempotency-Key): the same response again is a retry -
+ * after a restart, on another instance - answered as filed before the view's
+ * judgement of the deviation's course, which the first one may have moved
+ * on; another response under the id is refused. Returns 1 after settling
+ * req, 0 when the response is not known (or not valid: filing answers that).
+ */
+static int replay_response(struct request *req, const json_t *doc)
+{
+        avk_gateway_t *gw = req->gw;
+        const char *response_id = json_string_value(json_object_get(doc, "response_id"));
+        if (!response_id ||
+            avk_view_response(gw->view, req->url_id, response_id, NULL) == AVK_VIEW_NEW)
+                return 0;
+        struct avk_errors errs;
+        avk_prepared_t *prepared = NULL;
+        if (avk_reporter_prepare(gw->reporter, AVK_KIND_RESPONSE, doc, req->id, &errs,
+                                 &prepared) != AVK_FILED)
+                return 0;
+        size_t len;
+        const void *payload = avk_prepared_payload(prepared, &len);
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
+        enum avk_view_filing seen =
+            avk_view_digest(payload, len, digest) == 0
+                ? avk_view_response(gw->view, req->url_id, response_id, digest)
+                : AVK_VIEW_NEW;
+        avk_prepared_destroy(prepared);
+        switch (seen) {
+        case AVK_VIEW_NEW:
+                return 0;
+        case AVK_VIEW_SAME:
+                count_idempotency(gw, "replayed");
+                settle_json(req, MHD_HTTP_ACCEPTED,
+                            json_pack("{s:s,s:s,s:s}", "id", req->id, "deviation_id", req->url_id,
+                                      "status", "filed"));
+                return 1;
+        case AVK_VIEW_CONFLICT:
+                break;
+        }
+        count_idempotency(gw, "conflict");
+        fail(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "the request conflicts with an earlier one",
+             "%s: was used for a different response; a retry must send the same document",
+             req->derived_id ? "Idempotency-Key" : "response_id");
+        return 1;
+}
+
 /* Files doc (which the caller keeps) of kind; source is what the client
  * sent, for the idempotency hash. */
 static void file(struct request *req, enum avk_kind kind, json_t *doc, const json_t *source)
@@ -659,10 +706,10 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
             json_string_value(json_object_get(doc, response ? "response_id" : "deviation_id"));
         if (!claim(req, response ? "response" : "deviation", doc_id, source))
                 return;
-        if (response && authorize_response(req, doc) != 0)
-                return;
         int chosen_id = doc_id != NULL || req->idempotency_key[0];
         if (!doc_id && req->idempotency_key[0] && give_derived_id(req, doc, response) != 0)
+                return;
+        if (response && (replay_response(req, doc) || authorize_response(req, doc) != 0))
                 return;
         if (atomic_fetch_add(&gw->in_flight, 1) >= gw->max_in_flight) {
                 atomic_fetch_sub(&gw->in_flight, 1);

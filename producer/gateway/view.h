@@ -50,6 +50,7 @@ enum avk_view_kind {
         AVK_VIEW_ESCALATED,
         AVK_VIEW_REMINDED,
         AVK_VIEW_CLOSED,
+        AVK_VIEW_ESCALATION_CONFIRMED,
 };
 
 /** One record's part, as the follow threads (and tests, benchmarks) give it. */
@@ -65,7 +66,10 @@ struct avk_view_event {
         const char *rule;    /**< ROUTED: rule_id; may be NULL */
         const char *reason;  /**< ROUTED: reason; may be NULL */
         const char *text[2]; /**< ANSWERED: analysis, action plan; REPORTED: reply_reference */
-        const unsigned char *digest; /**< REPORTED: AVK_VIEW_DIGEST_SIZE bytes */
+        const unsigned char *digest; /**< REPORTED: AVK_VIEW_DIGEST_SIZE bytes, the document's;
+                                          a response: its own, or NULL */
+        const char *response_id;     /**< a response: its id (with digest, what recognises a
+                                          retry of it: avk_view_response()), or NULL */
 };
 
 /** One DeviationStatus record (the tracker's changelog): the highest version wins. */
@@ -124,6 +128,17 @@ enum avk_view_filing {
 /** @brief Whether a document with digest may be filed under deviation_id. */
 enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
                                      const unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
+
+/**
+ * @brief Whether a response with response_id, and digest (of its Avro body;
+ * NULL: the id alone), was read for deviation_id: AVK_VIEW_NEW when not,
+ * AVK_VIEW_SAME when it was (with this digest), AVK_VIEW_CONFLICT when
+ * another response was read under the id. A response is recognised by 48
+ * bits of a hash of its id and 48 of its digest, kept in its timeline entry.
+ */
+enum avk_view_filing avk_view_response(avk_view_t *view, const char *deviation_id,
+                                       const char *response_id,
+                                       const unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
 /** @brief SHA-256 of a framed Avro payload's body, cut to AVK_VIEW_DIGEST_SIZE. -1 when not framed.
  */

@@ -653,16 +653,21 @@ END_TEST
 
 /* ---- the dispute window --------------------------------------------------- */
 
-/* who's response of kind to id: its status, and its error text in why (when not NULL). */
-static int respond(int who, const char *id, const char *kind, char *why, size_t why_size)
+/* who's response of kind to id with comment, under the Idempotency-Key key
+ * (NULL: none), answered at responded_ms: its status, and its answer's text
+ * in why (when not NULL). */
+static int respond_at(int who, const char *id, const char *kind, const char *comment,
+                      const char *key, int64_t responded_ms, char *why, size_t why_size)
 {
-        char target[128], body[256], t[40];
+        char target[128], body[256], t[40], extra[128] = "";
         snprintf(target, sizeof(target), "/v1/deviations/%s/responses", id);
         snprintf(body, sizeof(body),
                  "{\"party\":\"%s\",\"kind\":\"%s\",\"responded_at\":\"%s\","
-                 "\"comment\":\"the plan misses the evening visit\"}",
-                 parties[who], kind, iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
-        struct reply r = request(who, "POST", target, NULL, body);
+                 "\"comment\":\"%s\"}",
+                 parties[who], kind, iso(responded_ms, t, sizeof(t)), comment);
+        if (key)
+                snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
+        struct reply r = request(who, "POST", target, extra, body);
         int code = r.status;
         if (why) {
                 char *text = r.body ? json_dumps(r.body, 0) : strdup("");
@@ -671,6 +676,12 @@ static int respond(int who, const char *id, const char *kind, char *why, size_t 
         }
         reply_free(&r);
         return code;
+}
+
+static int respond(int who, const char *id, const char *kind, char *why, size_t why_size)
+{
+        return respond_at(who, id, kind, "the plan misses the evening visit", NULL,
+                          avk_clock_system_ms() - 1000, why, why_size);
 }
 
 static int dispute(int who, const char *id)
@@ -743,6 +754,50 @@ START_TEST(either_party_confirms_an_escalation_step_only_when_one_waits)
 }
 END_TEST
 
+/* The number of timeline events of kind in who's look-up of id. */
+static int events(int who, const char *id, const char *kind)
+{
+        struct reply r = lookup(who, id);
+        int n = 0;
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(r.body, "timeline"), i, item)
+        {
+                n += strcmp(json_string_value(json_object_get(item, "event")), kind) == 0;
+        }
+        reply_free(&r);
+        return n;
+}
+
+START_TEST(a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once)
+{
+        three_parties(); /* D2: Härryda's, routed on to Göteborg */
+        char first[1024], again[1024];
+        int64_t at = avk_clock_system_ms() - 1000;
+        ck_assert_int_eq(respond_at(GBG, D2, "REJECTED_WRONG_RECEIVER", "not ours", "reject-1", at,
+                                    first, sizeof(first)),
+                         202);
+        WAIT_FOR_MS(events(GBG, D2, "REJECTED_WRONG_RECEIVER") == 1, 1, 10000);
+        avk_gateway_stop(gw);
+        start_gateway(); /* its idempotency cache is empty; the view reads the rejection again */
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(respond_at(GBG, D2, "REJECTED_WRONG_RECEIVER", "not ours", "reject-1", at,
+                                    again, sizeof(again)),
+                         202);
+        json_t *a = json_loads(first, 0, NULL), *b = json_loads(again, 0, NULL);
+        ck_assert_str_eq(json_string_value(json_object_get(a, "id")),
+                         json_string_value(json_object_get(b, "id")));
+        json_decref(a);
+        json_decref(b);
+        /* The key with another response is its conflict. */
+        ck_assert_int_eq(respond_at(GBG, D2, "REJECTED_WRONG_RECEIVER", "not ours at all",
+                                    "reject-1", at, NULL, 0),
+                         422);
+        /* Two responses of the fixture and the rejection, once. */
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.response", ignore, NULL), 3);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("gateway_lookup");
@@ -762,6 +817,8 @@ int main(void)
         tcase_add_test(tc, a_dispute_is_possible_only_within_the_window);
         tcase_add_test(tc, a_rejection_not_from_the_current_receiver_is_409_with_the_reason);
         tcase_add_test(tc, either_party_confirms_an_escalation_step_only_when_one_waits);
+        tcase_add_test(tc,
+                       a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

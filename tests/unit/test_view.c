@@ -235,6 +235,36 @@ START_TEST(either_party_confirms_a_pending_step)
 }
 END_TEST
 
+#define RESPONSE "7a0c3b1e-2d4f-4e6a-9b8c-1d2e3f4a5b6c"
+
+START_TEST(a_response_is_recognised_by_its_id_and_digest)
+{
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, NULL), AVK_VIEW_NEW);
+        struct avk_view_event e = {.kind = AVK_VIEW_ESCALATION_CONFIRMED,
+                                   .deviation_id = ID,
+                                   .at = T0 + 2000,
+                                   .party = GBG,
+                                   .reporter = -1,
+                                   .response_id = RESPONSE,
+                                   .digest = first};
+        ck_assert_int_eq(avk_view_add(view, &e), 0);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, NULL), AVK_VIEW_SAME);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, first), AVK_VIEW_SAME);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, second), AVK_VIEW_CONFLICT);
+        ck_assert_int_eq(avk_view_response(view, ID, "7a0c3b1e-2d4f-4e6a-9b8c-1d2e3f4a5b6d", NULL),
+                         AVK_VIEW_NEW);
+        /* The confirmation is on both sides' timeline. */
+        json_t *doc = avk_view_lookup(view, ID, VGR, T0);
+        const json_t *timeline = json_object_get(doc, "timeline");
+        ck_assert_int_eq(json_array_size(timeline), 3);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 2), "event")),
+                         "ESCALATION_CONFIRMED");
+        json_decref(doc);
+}
+END_TEST
+
 START_TEST(a_dispute_is_possible_until_the_window_ends)
 {
         int64_t until, answer = T0 + DAY_MS;
@@ -283,6 +313,7 @@ int main(void)
         tcase_add_test(tc, a_rejection_from_an_earlier_receiver_or_a_second_one_is_stale);
         tcase_add_test(tc, the_trackers_rejected_state_refuses_a_second_rejection);
         tcase_add_test(tc, either_party_confirms_a_pending_step);
+        tcase_add_test(tc, a_response_is_recognised_by_its_id_and_digest);
         tcase_add_test(tc, bad_records_are_refused);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
