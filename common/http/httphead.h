@@ -25,9 +25,9 @@
 
 /** What the fields of one request head said about its framing. Zero it with avk_httphead_init(). */
 struct avk_httphead {
-        int http10;             /**< the request line said HTTP/1.0 */
+        int http10; /**< the request line said HTTP/1.0 */
         unsigned content_lengths, transfer_encodings;
-        const char *fault;      /**< the first rule broken, or NULL */
+        const char *fault;       /**< the first rule broken, or NULL */
         uint64_t content_length; /**< the declared length, when content_lengths > 0 */
 };
 

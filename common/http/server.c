@@ -574,8 +574,8 @@ static void check_headers(avk_httpd_req_t *req, const char *path, const char *ve
         if (req->keep_body && declared > httpd->conf.max_body) {
                 avk_httpd_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large",
                                 "body: %" PRIu64 " bytes is over the limit of %zu bytes%s%s%s",
-                                declared,
-                                httpd->conf.max_body, httpd->conf.max_body_key ? " (" : "",
+                                declared, httpd->conf.max_body,
+                                httpd->conf.max_body_key ? " (" : "",
                                 httpd->conf.max_body_key ? httpd->conf.max_body_key : "",
                                 httpd->conf.max_body_key ? ")" : "");
                 return;
@@ -885,7 +885,8 @@ static int register_metrics(avk_httpd_t *httpd)
         if (!aborted || !suppressed)
                 return -1;
         for (size_t r = 0; r < ABORT_CNT; r++)
-                if (!(httpd->aborted[r] = avk_metrics_series(aborted, (const char *[]){abort_names[r]})))
+                if (!(httpd->aborted[r] =
+                          avk_metrics_series(aborted, (const char *[]){abort_names[r]})))
                         return -1;
         httpd->suppressed = avk_metrics_series(suppressed, NULL);
         return httpd->suppressed ? 0 : -1;

@@ -666,8 +666,8 @@ static int replay_response(struct request *req, const json_t *doc)
                 return 0;
         struct avk_errors errs;
         avk_prepared_t *prepared = NULL;
-        if (avk_reporter_prepare(gw->reporter, AVK_KIND_RESPONSE, doc, req->id, &errs,
-                                 &prepared) != AVK_FILED)
+        if (avk_reporter_prepare(gw->reporter, AVK_KIND_RESPONSE, doc, req->id, &errs, &prepared) !=
+            AVK_FILED)
                 return 0;
         size_t len;
         const void *payload = avk_prepared_payload(prepared, &len);

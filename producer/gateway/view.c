@@ -96,7 +96,7 @@ struct deviation {
         uint8_t reported, reporter, receiver, state;
         int8_t deadline_kept;
         uint8_t overdue;
-        uint8_t rejected;     /* the receiver in force answered wrong receiver: a re-routing is due */
+        uint8_t rejected; /* the receiver in force answered wrong receiver: a re-routing is due */
         uint8_t step_pending; /* the tracker's pending_step: a manual step waits for confirmation */
 };
 

@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define DIGITS_MAX 20
 
 struct oracle {
-        int bad;                  /* a rule is broken */
-        int lengths, encodings;   /* fields of each name */
+        int bad;                   /* a rule is broken */
+        int lengths, encodings;    /* fields of each name */
         unsigned long long length; /* the first Content-Length */
 };
 
@@ -127,8 +127,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 o.bad = 1;
         const char *verdict = avk_httphead_verdict(&head);
         if (!verdict != !o.bad)
-                fuzz_fail("the check %s a head the oracle %s (%s)", verdict ? "refused" : "accepted",
-                          o.bad ? "refuses" : "accepts", verdict ? verdict : "no reason");
+                fuzz_fail("the check %s a head the oracle %s (%s)",
+                          verdict ? "refused" : "accepted", o.bad ? "refuses" : "accepts",
+                          verdict ? verdict : "no reason");
         if (!verdict && o.lengths && head.content_length != o.length)
                 fuzz_fail("Content-Length %llu declared as %llu", o.length,
                           (unsigned long long)head.content_length);

@@ -599,7 +599,8 @@ static int file_keyed(int who, const char *key, const char *description, char id
         snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
         struct reply r = request(who, "POST", "/v1/deviations", extra, text);
         free(text);
-        snprintf(id, 40, "%s", r.status == 202 ? json_string_value(json_object_get(r.body, "id")) : "");
+        snprintf(id, 40, "%s",
+                 r.status == 202 ? json_string_value(json_object_get(r.body, "id")) : "");
         int status = r.status;
         reply_free(&r);
         return status;

@@ -380,8 +380,7 @@ static void give_up(avk_httpd_t *h, const char *text, int cnt, int wait_ms)
                 fds[i] = raw_http_connect(NULL, (int)avk_httpd_port(h));
                 ck_assert_int_ge(fds[i], 0);
                 if (text[0])
-                        ck_assert_int_eq(write(fds[i], text, strlen(text)),
-                                         (ssize_t)strlen(text));
+                        ck_assert_int_eq(write(fds[i], text, strlen(text)), (ssize_t)strlen(text));
         }
         usleep((useconds_t)wait_ms * 1000);
         for (int i = 0; i < cnt; i++)
@@ -413,8 +412,7 @@ START_TEST(aborted_connections_are_counted_and_the_log_stays_bounded)
         avk_httpd_t *h = start_with(0, 1, 1, m);
         give_up(h, "GET /healthz HTTP/1.1\r\nHo", HEADS, 0);
         /* Closed once the server began the request, in its body. */
-        give_up(h, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab", BODIES,
-                300);
+        give_up(h, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab", BODIES, 300);
         give_up(h, "", EMPTY, 0);
         /* Each connection once: the heads and the empty ones before a request,
          * the bodies when the server sees them go (or, on a busy machine,
