@@ -4,11 +4,15 @@
 # Idempotency-Key and without a deviation_id, and retry a document that got
 # no 202 (a killed gateway, a 503) with the same key until it does, while
 #   1. the gateway is killed with SIGKILL and restarted;
-#   2. Kafka stops answering (the broker process is SIGSTOPped): documents in
-#      flight time out and go to the spool, new ones are spooled at once;
-#   3. the gateway is killed with SIGKILL while the spool holds documents
-#      and others wait for Kafka;
-#   4. Kafka answers again (SIGCONT) - and takes the produce requests that
+#   2. three times: Kafka stops answering (the broker process is SIGSTOPped)
+#      and the gateway is killed half a second later, with documents sent
+#      and waiting for Kafka's answer; Kafka answers again and takes them
+#      from its sockets, unanswered to their clients, who retry them on the
+#      restarted gateway;
+#   3. Kafka stops answering again: documents in flight time out and go to
+#      the spool, new ones are spooled at once;
+#   4. the gateway is killed with SIGKILL while the spool holds documents;
+#   5. Kafka answers again (SIGCONT) - and takes the produce requests that
 #      were waiting in its sockets, so documents the spool holds are in
 #      Kafka already - and the gateway is restarted on the same spool.
 # Then every key answered 202 must be in Kafka exactly once, under the id
@@ -68,6 +72,7 @@ client() {
                 key="c$1-$n"
                 sed "s/@KEY@/$key/" "$work/template" >"$work/doc.$1"
                 attempts=0
+                code=
                 while [ ! -e "$work/stop" ]; do
                         attempts=$((attempts + 1))
                         code=$(curl -s -o "$work/body.$1" -w '%{http_code}' --max-time 10 \
@@ -106,19 +111,30 @@ wait "$gateway_pid" 2>/dev/null || true
 start_gateway 2
 wait_for_more 100
 
-# 2. Kafka stops answering: documents are spooled.
+# 2. SIGKILL with documents waiting for Kafka, which stores them later.
+for life in 3 4 5; do
+        kill -STOP "$broker_pid"
+        sleep 0.5
+        kill -KILL "$gateway_pid"
+        wait "$gateway_pid" 2>/dev/null || true
+        kill -CONT "$broker_pid"
+        start_gateway $life
+        wait_for_more 50
+done
+
+# 3. Kafka stops answering: documents are spooled.
 kill -STOP "$broker_pid"
 poll "spooled answers" sh -c "cat '$work'/status.* | grep -q spooled"
 wait_for_more 50
 
-# 3. SIGKILL while the spool holds documents.
+# 4. SIGKILL while the spool holds documents.
 kill -KILL "$gateway_pid"
 wait "$gateway_pid" 2>/dev/null || true
 [ -s "$work/spool/spool.log" ] || fail "the spool is empty after the outage"
 
-# 4. Kafka answers again; the gateway restarts on the same spool and drains it.
+# 5. Kafka answers again; the gateway restarts on the same spool and drains it.
 kill -CONT "$broker_pid"
-start_gateway 3
+start_gateway 6
 wait_for_more 100
 touch "$work/stop"
 for pid in $clients; do wait "$pid" || true; done
