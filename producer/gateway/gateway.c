@@ -560,17 +560,22 @@ static int authorize_response(struct request *req, const json_t *doc)
         return -1;
 }
 
-/* 1 while documents spooled before this start may not be in Kafka yet. */
+/* 1 while documents spooled before this start may not be in Kafka yet and
+ * the drain is moving them there (Kafka and the registry answer): a wait of
+ * seconds. During an outage the document is taken (and spooled): holding
+ * every document with an id back for the outage would cost more than the
+ * rare retry of a document the killed run spooled unanswered. */
 static int spool_backlog(avk_gateway_t *gw)
 {
         if (!atomic_load(&gw->spool_backlog))
                 return 0;
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);
-        if (st.spool_pending > 0)
-                return 1;
-        atomic_store(&gw->spool_backlog, 0);
-        return 0;
+        if (st.spool_pending == 0) {
+                atomic_store(&gw->spool_backlog, 0);
+                return 0;
+        }
+        return st.kafka_up && st.registry_up && !st.drain_stalled;
 }
 
 /*
