@@ -26,11 +26,18 @@
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
+/* The group's session timeout and heartbeat unless kafka.* sets them: how long
+ * a member that stopped heartbeating keeps its partitions, librdkafka's 45 s
+ * shortened to the brokers' least (group.min.session.timeout.ms), with three
+ * heartbeats in it (docs/operations.md, "Restarts"). */
+#define SESSION_TIMEOUT_MS "6000"
+#define HEARTBEAT_MS       "2000"
 
 struct avk_service {
         struct avk_service_options opts;
         struct avk_service_hooks hooks;
         const avk_config_t *cfg;
+        char instance[256]; /* the consumer's group.instance.id */
         rd_kafka_t *producer, *consumer, *reader;
         avk_outbox_t *outbox;
         avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
@@ -439,8 +446,9 @@ static int subscribe(avk_service_t *svc, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
                 return -1;
         }
-        avk_log(AVK_LOG_INFO, svc->opts.component, "group %s: consuming %d topics from %s",
-                svc->opts.group, svc->opts.input_cnt, svc->opts.inputs[0]);
+        avk_log(AVK_LOG_INFO, svc->opts.component,
+                "group %s as instance %s: consuming %d topics from %s", svc->opts.group,
+                svc->instance, svc->opts.input_cnt, svc->opts.inputs[0]);
         return 0;
 }
 
@@ -481,6 +489,11 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 char reason[512];
                 if (rd_kafka_fatal_error(svc->producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
+                        rc = -1;
+                } else if (rd_kafka_fatal_error(svc->consumer, reason, sizeof(reason))) {
+                        /* Fenced: another instance joined under this one's name. */
+                        snprintf(errstr, errstr_size, "consumer (instance %s): %s", svc->instance,
+                                 reason);
                         rc = -1;
                 }
                 if (rc)
@@ -644,6 +657,12 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         conf_default(cfg, cconf, "auto.offset.reset", "earliest");
         conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
         conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        /* Static membership: a restarted instance takes its partitions back
+         * without waiting for its former self's session to time out. */
+        avk_kafka_instance_id(cfg, svc->opts.component, svc->instance, sizeof(svc->instance));
+        conf_default(cfg, cconf, "group.instance.id", svc->instance);
+        conf_default(cfg, cconf, "session.timeout.ms", SESSION_TIMEOUT_MS);
+        conf_default(cfg, cconf, "heartbeat.interval.ms", HEARTBEAT_MS);
         if (svc->hooks.on_eof)
                 rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
         if (!(svc->consumer = client(cconf, svc->opts.group, errstr, errstr_size)))
