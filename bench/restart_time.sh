@@ -9,13 +9,16 @@
 # rebuild and the record. RUNS times each, then min / median / max in
 # seconds. The services run with the configuration's defaults (no
 # kafka.session.timeout.ms), as a deployment would. With RESTART_BOUND_S set,
-# a restart that takes longer fails the run (the test cli_service_restart).
+# a restart that takes longer fails the run (the test cli_service_restart);
+# one still idle after RESTART_CAP_S (150) is shown as ">150" and the next
+# run goes on.
 #   bench/restart_time.sh AVVIK_BINARY SOURCE_DIR [RUNS] [SERVICES] [SIGNALS]
 # SERVICES defaults to "route notify track", SIGNALS to "KILL TERM".
 set -eu
 avvik=$1
 src=$(cd "$2" && pwd)
 runs=${3:-5}
+cap=${RESTART_CAP_S:-150} # a restart still idle then is counted as "more than cap"
 services=${4:-route notify track}
 signals=${5:-KILL TERM}
 work=$(mktemp -d /tmp/avvik-restart.XXXXXX)
@@ -70,6 +73,8 @@ inputs_done() { # inputs_done NAME: the service's finished inputs (0 while it do
                 echo 0
 }
 now() { date +%s.%N; }
+since() { awk -v s="$1" -v n="$(now)" 'BEGIN { printf "%.1f", n - s }'; }
+above() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 file_one() { "$avvik" report -c "$work/avvik.properties" "$work/deviation" >/dev/null; }
 
 for signal in $signals; do
@@ -90,17 +95,14 @@ for signal in $signals; do
                         file_one
                         started=$(now)
                         start_service "$service"
-                        until [ "$(inputs_done "$service")" -gt 0 ]; do
+                        took=$(since "$started")
+                        until [ "$(inputs_done "$service")" -gt 0 ] || above "$took" "$cap"; do
                                 alive "$service"
-                                awk -v s="$started" -v n="$(now)" 'BEGIN { exit !(n - s > 300) }' &&
-                                        echo "$service: nothing processed 300 s after a restart" >&2 &&
-                                        exit 1
                                 sleep 0.1
+                                took=$(since "$started")
                         done
-                        took=$(awk -v s="$started" -v n="$(now)" 'BEGIN { printf "%.1f", n - s }')
                         echo "$took" >>"$work/times"
-                        if [ -n "${RESTART_BOUND_S:-}" ] &&
-                                awk -v t="$took" -v b="$RESTART_BOUND_S" 'BEGIN { exit !(t > b) }'; then
+                        if [ -n "${RESTART_BOUND_S:-}" ] && above "$took" "$RESTART_BOUND_S"; then
                                 echo "FAIL: $service after SIG$signal did nothing for $took s" \
                                         "(bound $RESTART_BOUND_S s)" >&2
                                 tail -n 5 "$work/$service.log" >&2
@@ -110,9 +112,10 @@ for signal in $signals; do
                 for s in route notify track; do kill -TERM "$(pid_of "$s")" 2>/dev/null || true; done
                 for s in route notify track; do wait "$(pid_of "$s")" 2>/dev/null || true; done
                 stop_broker
-                sort -n "$work/times" | awk -v svc="$service" -v sig="SIG$signal" '
+                sort -n "$work/times" | awk -v svc="$service" -v sig="SIG$signal" -v cap="$cap" '
+                        function shown(x) { return x > cap ? sprintf(">%d", cap) : sprintf("%.1f", x) }
                         { t[NR] = $1 }
-                        END { printf "| %-7s | %-7s | %5.1f | %5.1f | %5.1f | %s |\n", svc, sig,
-                                     t[1], t[int((NR + 1) / 2)], t[NR], NR }'
+                        END { printf "| %-7s | %-7s | %5s | %5s | %5s | %s |\n", svc, sig,
+                                     shown(t[1]), shown(t[int((NR + 1) / 2)]), shown(t[NR]), NR }'
         done
 done
