@@ -56,18 +56,17 @@ alive() { # alive NAME: else its log ends the run
         tail -n 5 "$work/$1.log" >&2
         exit 1
 }
-start_service() { # start_service NAME: in the background, its port file fresh
-        p=$(prefix "$1")
-        rm -f "$work/$1.port"
-        "$avvik" "$1" -c "$work/avvik.properties" -X "$p.http.listen=127.0.0.1:0" \
-                -X "$p.http.port.file=$work/$1.port" 2>>"$work/$1.log" &
+start_service() { # start_service NAME: in the background, a log of its own for this life
+        "$avvik" "$1" -c "$work/avvik.properties" -X "$(prefix "$1").http.listen=127.0.0.1:0" \
+                2>"$work/$1.log" &
         echo $! >"$work/$1.pid"
 }
 inputs_done() { # inputs_done NAME: the service's finished inputs (0 while it does not answer)
-        port=$(cat "$work/$1.port" 2>/dev/null) || {
+        port=$(sed -n 's/.*metrics-http: .* on port \([0-9]*\)$/\1/p' "$work/$1.log")
+        if [ -z "$port" ]; then
                 echo 0
                 return
-        }
+        fi
         curl -s --max-time 1 "http://127.0.0.1:$port/metrics" |
                 sed -n "s/^avk_$(prefix "$1")_input_seconds_count \([0-9]*\)$/\1/p" | grep . ||
                 echo 0
