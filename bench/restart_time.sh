@@ -81,8 +81,14 @@ for signal in $signals; do
                 start_broker
                 for s in route notify track; do start_service "$s"; done
                 file_one
+                started=$(now)
                 until [ "$(inputs_done "$service")" -gt 0 ]; do
                         alive "$service"
+                        if above "$(since "$started")" "$cap"; then
+                                echo "$service: its first start did nothing for $cap s" >&2
+                                tail -n 5 "$work/$service.log" >&2
+                                exit 1
+                        fi
                         sleep 0.2
                 done
                 : >"$work/times"
