@@ -46,7 +46,7 @@ struct avk_service {
         uint64_t *pool_unfinished;   /* [pool]: unfinished inputs, counted by flow control */
         int wake[2];                 /* with the wait hook: Kafka's queues and stop write to [1] */
         rd_kafka_queue_t *consumer_queue, *producer_queue; /* wired to wake[1] */
-        avk_metric_t *m_latency, *m_retries;
+        avk_metric_t *m_latency, *m_retries, *m_registry_waits;
         avk_metric_family_t *m_lag;
         int64_t last_summary, next_lag_at;
         int64_t backoff_ms, retry_at;             /* while records wait (AVK_SERVICE_WAIT) */
@@ -280,6 +280,7 @@ static void hold_back(avk_service_t *svc, const rd_kafka_message_t *m, const cha
         if (!tp)
                 tp = rd_kafka_topic_partition_list_add(svc->waiting, topic, m->partition);
         tp->offset = m->offset;
+        avk_metric_add(svc->m_registry_waits, 1);
         rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(one, topic, m->partition)->offset = m->offset;
         rd_kafka_pause_partitions(svc->consumer, one);
@@ -695,12 +696,19 @@ static int make_metrics(avk_service_t *svc)
                                   NULL, AVK_METRICS_LATENCY_BUCKETS,
                                   AVK_METRICS_LATENCY_BUCKET_CNT),
             NULL);
+        snprintf(name, sizeof(name), "%s_registry_waits_total", svc->opts.metric_prefix);
+        svc->m_registry_waits = avk_metrics_series(
+            avk_metrics_counter(svc->opts.metrics, name,
+                                "Inputs put back to be read again after a backoff because the "
+                                "Schema Registry had no answer for their writer schema.",
+                                NULL),
+            NULL);
         snprintf(name, sizeof(name), "%s_input_lag", svc->opts.metric_prefix);
         svc->m_lag = avk_metrics_gauge(svc->opts.metrics, name,
                                        "Records behind the end of each input topic (assigned "
                                        "partitions).",
                                        (const char *[]){"topic", NULL});
-        return svc->m_retries && svc->m_latency && svc->m_lag ? 0 : -1;
+        return svc->m_retries && svc->m_latency && svc->m_registry_waits && svc->m_lag ? 0 : -1;
 }
 
 avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service_options *opts,

@@ -118,8 +118,9 @@ struct avk_service_options {
  * auto-commit of the offsets the outbox stores; partition ends reported
  * when on_eof is set; another configured assignor is refused) and the
  * reader of rebuilds (group "<group>-state", never joined). Registers
- * <prefix>_input_seconds, <prefix>_delivery_retries_total and
- * <prefix>_input_lag{topic}. cfg and opts are not copied.
+ * <prefix>_input_seconds, <prefix>_delivery_retries_total,
+ * <prefix>_registry_waits_total and <prefix>_input_lag{topic}. cfg and
+ * opts are not copied.
  * @returns the service, or NULL with the reason in errstr.
  */
 avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service_options *opts,

@@ -1332,6 +1332,10 @@ START_TEST(registry_down_nothing_is_dead_lettered_and_all_is_delivered_once_back
         int asked = fake_registry_seen(registry).requests;
         WAIT_FOR(fake_registry_seen(registry).requests >= asked + 6, 1);
         ck_assert_int_eq(avk_notify_ready(run.notify, why, sizeof(why)), 0);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_ptr_null(strstr(text, "avk_notify_registry_waits_total 0\n"));
+        ck_assert_contains(text, "avk_notify_registry_waits_total ");
+        free(text);
         ck_assert_uint_eq(stats(&run).delivered, 0);
         ck_assert_uint_eq(stats(&run).dead_lettered, 0);
         fake_registry_set_mode(registry, FAKE_REGISTRY_NORMAL);
