@@ -148,6 +148,20 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
         return rk;
 }
 
+void avk_kafka_instance_id(const avk_config_t *cfg, const char *component, char *buf, size_t size)
+{
+        const char *name = avk_config_get(cfg, "instance.name");
+        if (name) {
+                snprintf(buf, size, "%s", name);
+                return;
+        }
+        char host[256];
+        if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(buf, size, "%s-%s", host, component);
+}
+
 int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int timeout_ms,
                          int *partitions, char *errstr, size_t errstr_size)
 {

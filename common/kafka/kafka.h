@@ -92,6 +92,13 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
                                    size_t errstr_size);
 
 /**
+ * @brief The group.instance.id of a service's group consumer (static
+ * membership, KIP-345; docs/operations.md, "Restarts"): cfg's instance.name,
+ * else "<hostname>-<component>". Written into buf of size (cut to fit).
+ */
+void avk_kafka_instance_id(const avk_config_t *cfg, const char *component, char *buf, size_t size);
+
+/**
  * @brief Closes the group consumer rk within timeout_ms (the service's
  * consumer.close.timeout.ms), its assignment given up through the
  * application's rebalance callback as on any revoke: that callback stores
@@ -103,7 +110,10 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
  * never returns, librdkafka issue #4884). So the consumer first leaves the
  * group with rd_kafka_unsubscribe(), its queue served here (callbacks
  * included) until the assignment is empty, while the group is not yet
- * terminating; only then is the group handler closed, on a queue of its own
+ * terminating (so it sends LeaveGroup also as a static member with
+ * group.instance.id: librdkafka leaves that out, KIP-345, only for a consumer
+ * already closing, and a clean stop hands its partitions on at once); only
+ * then is the group handler closed, on a queue of its own
  * served until rd_kafka_consumer_closed(). Past timeout_ms it gives up and
  * logs that under component: the offsets not committed are read again by
  * the partitions' next owner (at least once; output ids are deterministic).
