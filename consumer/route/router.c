@@ -66,14 +66,18 @@ struct hop {
         int manual; /* decided MANUAL: at the county coordinator's desk */
 };
 
+/* Largest members first: 96 bytes in the arena, as before the report's
+ * offset and digest were added (docs/router.md, "One body per deviation"). */
 struct deviation {
         struct avk_hnode node; /* in the router's table, by id */
-        char id[ID_SIZE];
-        int32_t partition;
         char *
             report; /* what routing reads of its DeviationReported (pack_report); NULL until seen */
         struct hop *hops;
+        int64_t report_offset;  /* of the DeviationReported that filed it, in its partition */
+        uint64_t report_digest; /* of that record's Avro body (body_digest) */
+        int32_t partition;
         int hop_cnt; /* hops[0..hop_cnt) */
+        char id[ID_SIZE];
 };
 
 struct avk_router {
@@ -97,10 +101,10 @@ struct avk_router {
         avk_htab_t table;                   /* the deviations, in their partitions' arenas */
         uint64_t seed;                      /* of the table's hash: ids come from outside */
 
-        atomic_ullong routed, rerouted, replayed, deadlettered, skipped;
+        atomic_ullong routed, rerouted, replayed, deadlettered, skipped, duplicates;
 
         avk_metrics_t *metrics;
-        avk_metric_family_t *m_routed, *m_deadletter, *m_skipped;
+        avk_metric_family_t *m_routed, *m_deadletter, *m_skipped, *m_filed_again;
         avk_metric_t *m_replayed;
         uint64_t summary_done;
 };
@@ -264,15 +268,27 @@ static void unpack_report(const char *packed, struct report *rp)
         rp->in.occurred_at_ms = strtoll(packed + 1, NULL, 10);
 }
 
-/* Keeps what routing reads of the report in v for d (the first one seen
- * stays) and unpacks it into rp. */
-static int set_report(avk_router_t *r, struct deviation *d, avro_value_t *v, struct report *rp)
+/* The digest of m's Avro body, whichever framing carries it: what tells a
+ * deviation filed again byte for byte from one filed with another body. */
+static uint64_t body_digest(const avk_router_t *r, const rd_kafka_message_t *m)
+{
+        size_t len = 0;
+        const void *body = avk_codec_body(m->payload, m->len, &len);
+        return avk_hash_bytes(body, len, r->seed);
+}
+
+/* Keeps what routing reads of the report in v (record m) for d - the first
+ * one seen stays, with its offset and digest - and unpacks it into rp. */
+static int set_report(avk_router_t *r, struct deviation *d, const rd_kafka_message_t *m,
+                      avro_value_t *v, struct report *rp)
 {
         if (!d->report) {
                 report_of(v, rp);
                 d->report = pack_report(r, d->partition, rp);
                 if (!d->report)
                         return -1;
+                d->report_offset = m->offset;
+                d->report_digest = body_digest(r, m);
         }
         unpack_report(d->report, rp);
         return 0;
@@ -468,6 +484,29 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
         return id;
 }
 
+/* DeviationReported m names deviation d, filed before by another record:
+ * the first stays (docs/router.md, "One body per deviation"). The same body
+ * again (a client's retry, a spool drained twice) has been routed already;
+ * another body is dead-lettered, so that no receiver ever reads two bodies
+ * under one routed event. */
+static int filed_again(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
+                       const rd_kafka_message_t *m, const struct deviation *d)
+{
+        if (body_digest(r, m) == d->report_digest) {
+                atomic_fetch_add(&r->duplicates, 1);
+                avk_metric_add(avk_metrics_series(r->m_filed_again, (const char *[]){"identical"}),
+                               1);
+                return 0;
+        }
+        avk_metric_add(avk_metrics_series(r->m_filed_again, (const char *[]){"conflicting"}), 1);
+        char err[256];
+        snprintf(err, sizeof(err),
+                 "deviation_id already filed with another body (offset %lld of this "
+                 "partition); the first stays: file a correction under a new deviation_id",
+                 (long long)d->report_offset);
+        return deadletter(r, t, seq, m, err);
+}
+
 static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
@@ -476,8 +515,12 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         if (!id)
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
+        if (!d)
+                return -1;
+        if (d->report && d->report_offset != m->offset)
+                return filed_again(r, t, seq, m, d);
         struct report rp;
-        if (!d || set_report(r, d, &r->reported_value, &rp) != 0)
+        if (set_report(r, d, m, &r->reported_value, &rp) != 0)
                 return -1;
         if (d->hop_cnt > 0 && d->hops[0].routed) {
                 /* Routed before (a replay): the same outputs again. */
@@ -580,7 +623,7 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
                 struct deviation *d = id ? state_get(r, id, m->partition) : NULL;
                 struct report rp;
                 if (d)
-                        set_report(r, d, &r->reported_value, &rp);
+                        set_report(r, d, m, &r->reported_value, &rp);
                 return;
         }
         avro_value_t *v = &r->routed_value, f;
@@ -687,12 +730,13 @@ static void summary(void *opaque)
         r->summary_done = done;
         avk_log(AVK_LOG_INFO, COMPONENT,
                 "inputs %llu, routed %llu (rerouted %llu, replayed %llu), dead-lettered %llu, "
-                "skipped %llu, outputs in flight %llu, deviations held %zu",
+                "skipped %llu, filed again %llu, outputs in flight %llu, deviations held %zu",
                 (unsigned long long)done, (unsigned long long)atomic_load(&r->routed),
                 (unsigned long long)atomic_load(&r->rerouted),
                 (unsigned long long)atomic_load(&r->replayed),
                 (unsigned long long)atomic_load(&r->deadlettered),
                 (unsigned long long)atomic_load(&r->skipped),
+                (unsigned long long)atomic_load(&r->duplicates),
                 (unsigned long long)avk_outbox_in_flight(r->outbox), r->table.cnt);
 }
 
@@ -720,6 +764,7 @@ void avk_router_stats(avk_router_t *r, struct avk_router_stats *s)
             .replayed = atomic_load(&r->replayed),
             .deadlettered = atomic_load(&r->deadlettered),
             .skipped = atomic_load(&r->skipped),
+            .duplicates = atomic_load(&r->duplicates),
             .retries = k.retries,
             .partitions = k.partitions,
         };
@@ -773,11 +818,18 @@ static int make_metrics(avk_router_t *r)
         r->m_skipped = avk_metrics_counter(r->metrics, "avk_router_responses_skipped_total",
                                            "Responses that do not re-route, by kind.",
                                            (const char *[]){"kind", NULL});
+        r->m_filed_again = avk_metrics_counter(
+            r->metrics, "avk_router_filed_again_total",
+            "DeviationReported records under a deviation id filed before: the same body "
+            "(skipped) or another (dead-lettered).",
+            (const char *[]){"body", NULL});
         r->m_replayed = avk_metrics_series(
             avk_metrics_counter(r->metrics, "avk_router_replayed_total",
                                 "Inputs seen again whose outputs were rewritten from state.", NULL),
             NULL);
-        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_replayed ? 0 : -1;
+        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_filed_again && r->m_replayed
+                   ? 0
+                   : -1;
 }
 
 avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
