@@ -32,13 +32,13 @@
 
 #include "common/util/arena.h"
 #include "common/util/clock.h"
-#include "common/contract/avro_field.h"
 #include "common/contract/codec.h"
 #include "common/contract/directory.h"
 #include "common/util/env.h"
 #include "common/util/errors.h"
 #include "common/util/hash.h"
 #include "common/contract/ident.h"
+#include "common/contract/slotfield.h"
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
 #include "common/kafka/service.h"
@@ -51,6 +51,40 @@
 #define WRONG_RECEIVER "REJECTED_WRONG_RECEIVER"
 
 enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
+
+/* The fields the router reads of a DeviationReported: the rules' text
+ * inputs first (report_offsets), then the rest. */
+enum reported_field {
+        RP_MUNICIPALITY = 5,
+        RP_DEVIATION_ID = 13,
+        RP_LEX_MARIA,
+        RP_OCCURRED_AT,
+        RP_FIELDS
+};
+
+/* ... of a DeviationResponse. */
+enum response_field { RS_KIND, RS_DEVIATION_ID, RS_RESPONSE_ID, RS_PARTY, RS_SUGGESTED, RS_FIELDS };
+
+/* Every field of a DeviationRouted: it reads some, writes all. */
+enum routed_field {
+        RT_EVENT_ID,
+        RT_DEVIATION_ID,
+        RT_ROUTED_AT,
+        RT_HOP,
+        RT_REPORTER_PARTY,
+        RT_RECEIVER_PARTY,
+        RT_RECEIVER_UNIT,
+        RT_DECISION,
+        RT_RULE_ID,
+        RT_REASON,
+        RT_CATEGORY,
+        RT_HARM_LEVEL,
+        RT_LEX_MARIA,
+        RT_BASIS,
+        RT_NAMED_NOT_USED,
+        RT_LOCATION_CONTRADICTS,
+        RT_FIELDS
+};
 
 /* The namespace of DeviationRouted.event_id (UUIDv5, RFC 4122 section 4.3):
  * the name is "<deviation_id>/<hop>". Fixed forever: changing it would make
@@ -90,7 +124,13 @@ struct avk_router {
         avk_rules_t *rules;
         avk_codec_t *codec;
         const avk_schema_t *reported_schema, *response_schema, *routed_schema;
-        avro_value_t reported_value, response_value, routed_value;
+        /* The fields read and written, in the slots of each schema's compiled
+         * program (common/contract/slotfield.h): found once, at creation. */
+        avk_slotfield_t reported_f[RP_FIELDS], response_f[RS_FIELDS], routed_f[RT_FIELDS];
+        avk_avroprog_slot_t routed_slots[RT_FIELDS]; /* the DeviationRouted being built */
+        const avk_avroprog_t *routed_prog;
+        unsigned char *routed_buf; /* its Avro body */
+        size_t routed_cap;
         const char *topic[IN_TOPICS];
         const char *routed_topic, *deadletter_topic;
         const char *outputs[1]; /* topics sharing the inputs' partition count */
@@ -188,70 +228,99 @@ struct report {
         int lex_maria; /* flags.possible_lex_maria */
 };
 
-static const struct {
-        const char *path;
-        size_t offset;
-} report_fields[] = {
-    {"reporter.party", offsetof(struct avk_rules_input, reporter_party)},
-    {"receiver.party", offsetof(struct avk_rules_input, named_party)},
-    {"receiver.unit_hsa_id", offsetof(struct avk_rules_input, named_unit_hsa_id)},
-    {"location.party", offsetof(struct avk_rules_input, location_party)},
-    {"location.unit_hsa_id", offsetof(struct avk_rules_input, location_unit_hsa_id)},
-    {"municipality_code", offsetof(struct avk_rules_input, municipality_code)},
-    {"location.care_setting", offsetof(struct avk_rules_input, care_setting)},
-    {"category", offsetof(struct avk_rules_input, category)},
-    {"competence", offsetof(struct avk_rules_input, competence)},
-    {"home_visits", offsetof(struct avk_rules_input, home_visits)},
-    {"agreement", offsetof(struct avk_rules_input, agreement)},
-    {"event_class", offsetof(struct avk_rules_input, event_class)},
-    {"harm.level", offsetof(struct avk_rules_input, harm_level)},
+/* Where each text field the rules read goes in their input, in the order
+ * of reported_paths. */
+static const size_t report_offsets[] = {
+    offsetof(struct avk_rules_input, reporter_party),
+    offsetof(struct avk_rules_input, named_party),
+    offsetof(struct avk_rules_input, named_unit_hsa_id),
+    offsetof(struct avk_rules_input, location_party),
+    offsetof(struct avk_rules_input, location_unit_hsa_id),
+    offsetof(struct avk_rules_input, municipality_code),
+    offsetof(struct avk_rules_input, care_setting),
+    offsetof(struct avk_rules_input, category),
+    offsetof(struct avk_rules_input, competence),
+    offsetof(struct avk_rules_input, home_visits),
+    offsetof(struct avk_rules_input, agreement),
+    offsetof(struct avk_rules_input, event_class),
+    offsetof(struct avk_rules_input, harm_level),
 };
-#define REPORT_FIELDS (sizeof(report_fields) / sizeof(report_fields[0]))
+#define REPORT_FIELDS (sizeof(report_offsets) / sizeof(report_offsets[0]))
+
+static const char *const reported_paths[RP_FIELDS] = {
+    "reporter.party",
+    "receiver.party",
+    "receiver.unit_hsa_id",
+    "location.party",
+    "location.unit_hsa_id",
+    "municipality_code",
+    "location.care_setting",
+    "category",
+    "competence",
+    "home_visits",
+    "agreement",
+    "event_class",
+    "harm.level",
+    [RP_DEVIATION_ID] = "deviation_id",
+    [RP_LEX_MARIA] = "flags.possible_lex_maria",
+    [RP_OCCURRED_AT] = "occurred_at",
+};
+
+static const char *const response_paths[RS_FIELDS] = {
+    [RS_KIND] = "kind",   [RS_DEVIATION_ID] = "deviation_id",    [RS_RESPONSE_ID] = "response_id",
+    [RS_PARTY] = "party", [RS_SUGGESTED] = "suggested_receiver",
+};
+
+static const char *const routed_paths[RT_FIELDS] = {
+    [RT_EVENT_ID] = "event_id",
+    [RT_DEVIATION_ID] = "deviation_id",
+    [RT_ROUTED_AT] = "routed_at",
+    [RT_HOP] = "hop",
+    [RT_REPORTER_PARTY] = "reporter_party",
+    [RT_RECEIVER_PARTY] = "receiver_party",
+    [RT_RECEIVER_UNIT] = "receiver_unit_hsa_id",
+    [RT_DECISION] = "decision",
+    [RT_RULE_ID] = "rule_id",
+    [RT_REASON] = "reason",
+    [RT_CATEGORY] = "category",
+    [RT_HARM_LEVEL] = "harm_level",
+    [RT_LEX_MARIA] = "possible_lex_maria",
+    [RT_BASIS] = "basis",
+    [RT_NAMED_NOT_USED] = "named_receiver_not_used",
+    [RT_LOCATION_CONTRADICTS] = "location_contradicts_setting",
+};
 
 static const char **report_field(struct avk_rules_input *in, size_t i)
 {
-        return (const char **)((char *)in + report_fields[i].offset);
+        return (const char **)((char *)in + report_offsets[i]);
 }
 
-/* The report in v; its strings are v's. */
-static void report_of(avro_value_t *v, struct report *rp)
+/* Packs what routing reads of the DeviationReported in slots into one
+ * allocation of partition p's state: per text field a presence byte ('0'
+ * for null, '1' before the text) and the text with its NUL, then the flag
+ * byte and occurred_at's eight bytes. */
+static char *pack_report(avk_router_t *r, int32_t p, const avk_avroprog_slot_t *slots)
 {
-        memset(rp, 0, sizeof(*rp));
-        for (size_t i = 0; i < REPORT_FIELDS; i++)
-                *report_field(&rp->in, i) = avk_avro_text(v, report_fields[i].path);
-        avro_value_t flag;
-        if (avk_avro_field(v, "flags.possible_lex_maria", &flag) == 0)
-                avro_value_get_boolean(&flag, &rp->lex_maria);
-        int64_t occurred_at = 0;
-        if (avk_avro_field(v, "occurred_at", &flag) == 0)
-                avro_value_get_long(&flag, &occurred_at);
-        rp->in.occurred_at_ms = occurred_at;
-}
-
-/* Packs rp into one allocation of partition p's state: per field a
- * presence byte ('0' for null, '1' before the text) and a NUL, then the
- * flag byte and occurred_at in decimal. */
-static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
-{
-        struct avk_rules_input in = rp->in;
-        char occurred[24];
-        size_t size = 2 + (size_t)snprintf(occurred, sizeof(occurred), "%lld", in.occurred_at_ms);
+        const char *text[REPORT_FIELDS];
+        size_t len[REPORT_FIELDS], size = 1 + sizeof(int64_t);
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                const char *f = *report_field(&in, i);
-                size += 2 + (f ? strlen(f) : 0);
+                text[i] = avk_slotfield_text(&r->reported_f[i], slots, &len[i]);
+                size += 2 + (text[i] ? len[i] : 0);
         }
         char *packed = state_alloc(r, p, size), *at = packed;
         if (!packed)
                 return NULL;
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                const char *f = *report_field(&in, i);
-                size_t n = f ? strlen(f) : 0;
-                *at++ = f ? '1' : '0';
-                memcpy(at, f ? f : "", n + 1);
-                at += n + 1;
+                *at++ = text[i] ? '1' : '0';
+                if (text[i]) {
+                        memcpy(at, text[i], len[i]);
+                        at += len[i];
+                }
+                *at++ = '\0';
         }
-        *at++ = rp->lex_maria ? '1' : '0';
-        memcpy(at, occurred, strlen(occurred) + 1);
+        *at++ = avk_slotfield_long(&r->reported_f[RP_LEX_MARIA], slots) ? '1' : '0';
+        int64_t occurred_at = avk_slotfield_long(&r->reported_f[RP_OCCURRED_AT], slots);
+        memcpy(at, &occurred_at, sizeof(occurred_at));
         return packed;
 }
 
@@ -265,7 +334,7 @@ static void unpack_report(const char *packed, struct report *rp)
                 packed += strlen(packed) + 1;
         }
         rp->lex_maria = *packed == '1';
-        rp->in.occurred_at_ms = strtoll(packed + 1, NULL, 10);
+        memcpy(&rp->in.occurred_at_ms, packed + 1, sizeof(rp->in.occurred_at_ms));
 }
 
 /* The digest of m's Avro body, whichever framing carries it: what tells a
@@ -277,20 +346,18 @@ static uint64_t body_digest(const avk_router_t *r, const rd_kafka_message_t *m)
         return avk_hash_bytes(body, len, r->seed);
 }
 
-/* Keeps what routing reads of the report in v (record m) for d - the first
- * one seen stays, with its offset and digest - and unpacks it into rp. */
+/* Keeps what routing reads of the report in slots (record m) for d - the
+ * first one seen stays, with its offset and digest. */
 static int set_report(avk_router_t *r, struct deviation *d, const rd_kafka_message_t *m,
-                      avro_value_t *v, struct report *rp)
+                      const avk_avroprog_slot_t *slots)
 {
-        if (!d->report) {
-                report_of(v, rp);
-                d->report = pack_report(r, d->partition, rp);
-                if (!d->report)
-                        return -1;
-                d->report_offset = m->offset;
-                d->report_digest = body_digest(r, m);
-        }
-        unpack_report(d->report, rp);
+        if (d->report)
+                return 0;
+        d->report = pack_report(r, d->partition, slots);
+        if (!d->report)
+                return -1;
+        d->report_offset = m->offset;
+        d->report_digest = body_digest(r, m);
         return 0;
 }
 
@@ -393,49 +460,65 @@ static void unavailable(avk_router_t *r, const char *why)
         snprintf(r->unavailable_why, sizeof(r->unavailable_why), "%s", why);
 }
 
+/* Encodes routed_slots into routed_buf. @returns the body's size, or -1
+ * with the reason in errstr. */
+static int64_t encode_routed(avk_router_t *r, char *errstr, size_t errstr_size)
+{
+        int64_t len = avk_avroprog_encode(r->routed_prog, r->routed_slots, r->routed_buf,
+                                          r->routed_cap, errstr, errstr_size);
+        if (len <= (int64_t)r->routed_cap)
+                return len;
+        unsigned char *grown = realloc(r->routed_buf, (size_t)len);
+        if (!grown) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        r->routed_buf = grown;
+        r->routed_cap = (size_t)len;
+        return avk_avroprog_encode(r->routed_prog, r->routed_slots, r->routed_buf, r->routed_cap,
+                                   errstr, errstr_size);
+}
+
 /* Builds the DeviationRouted of decision for report rp and records it as
  * hop decision->hop of d. */
 static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct report *rp,
                               const struct avk_rules_decision *dec, const char *cause, char *errstr,
                               size_t errstr_size)
 {
-        avro_value_t *v = &r->routed_value, f;
+        const avk_slotfield_t *f = r->routed_f;
+        avk_avroprog_slot_t *s = r->routed_slots;
         char event_id[ID_SIZE];
         event_id_of(d->id, dec->hop, event_id);
-        avro_value_reset(v);
-        int rc =
-            avk_avro_set_text(v, "event_id", event_id) |
-            avk_avro_set_text(v, "deviation_id", d->id) |
-            avk_avro_set_text(v, "reporter_party", rp->in.reporter_party) |
-            avk_avro_set_text(v, "receiver_party", dec->receiver_party) |
-            avk_avro_set_text(v, "receiver_unit_hsa_id",
-                              dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id : NULL) |
-            avk_avro_set_text(v, "decision", avk_rules_decision_symbol(dec->kind)) |
-            avk_avro_set_text(v, "rule_id", dec->rule_id) |
-            avk_avro_set_text(v, "reason", dec->reason) |
-            avk_avro_set_text(v, "category", rp->in.category) |
-            avk_avro_set_text(v, "harm_level", rp->in.harm_level);
-        rc |= avro_value_get_by_name(v, "routed_at", &f, NULL) ||
-              avro_value_set_long(&f, avk_clock_system_ms());
-        rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
-        rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
-              avro_value_set_boolean(&f, rp->lex_maria);
-        rc |= avk_avro_set_text(v, "basis", avk_rules_basis_symbol(dec->basis));
-        rc |= avro_value_get_by_name(v, "named_receiver_not_used", &f, NULL) ||
-              avro_value_set_boolean(&f, dec->named_not_used);
-        rc |= avro_value_get_by_name(v, "location_contradicts_setting", &f, NULL) ||
-              avro_value_set_boolean(&f, dec->location_contradicts);
-        if (rc) {
+        int rc = avk_slotfield_set_text(&f[RT_EVENT_ID], s, event_id) |
+                 avk_slotfield_set_text(&f[RT_DEVIATION_ID], s, d->id) |
+                 avk_slotfield_set_text(&f[RT_REPORTER_PARTY], s, rp->in.reporter_party) |
+                 avk_slotfield_set_text(&f[RT_RECEIVER_PARTY], s, dec->receiver_party) |
+                 avk_slotfield_set_text(&f[RT_RECEIVER_UNIT], s,
+                                        dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id
+                                                                     : NULL) |
+                 avk_slotfield_set_text(&f[RT_DECISION], s, avk_rules_decision_symbol(dec->kind)) |
+                 avk_slotfield_set_text(&f[RT_RULE_ID], s, dec->rule_id) |
+                 avk_slotfield_set_text(&f[RT_REASON], s, dec->reason) |
+                 avk_slotfield_set_text(&f[RT_CATEGORY], s, rp->in.category) |
+                 avk_slotfield_set_text(&f[RT_HARM_LEVEL], s, rp->in.harm_level) |
+                 avk_slotfield_set_text(&f[RT_BASIS], s, avk_rules_basis_symbol(dec->basis));
+        avk_slotfield_set_long(&f[RT_ROUTED_AT], s, avk_clock_system_ms());
+        avk_slotfield_set_long(&f[RT_HOP], s, dec->hop);
+        avk_slotfield_set_long(&f[RT_LEX_MARIA], s, rp->lex_maria);
+        avk_slotfield_set_long(&f[RT_NAMED_NOT_USED], s, dec->named_not_used);
+        avk_slotfield_set_long(&f[RT_LOCATION_CONTRADICTS], s, dec->location_contradicts);
+        int64_t body = rc ? -1 : encode_routed(r, errstr, errstr_size);
+        if (rc)
                 snprintf(errstr, errstr_size, "cannot build the DeviationRouted");
+        if (body < 0)
                 return NULL;
-        }
         const void *out;
         size_t len;
-        int encoded = avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len,
-                                       errstr, errstr_size);
-        if (encoded == AVK_CODEC_UNAVAILABLE)
+        int framed = avk_codec_frame(r->codec, r->routed_topic, r->routed_schema, 0, r->routed_buf,
+                                     (size_t)body, &out, &len, errstr, errstr_size);
+        if (framed == AVK_CODEC_UNAVAILABLE)
                 unavailable(r, errstr);
-        if (encoded != 0)
+        if (framed != 0)
                 return NULL;
         struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len,
                                   dec->kind == AVK_RULES_MANUAL);
@@ -450,24 +533,27 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         return hop;
 }
 
-/* Decodes a DeviationReported and checks what routing relies on: the key is
- * the deviation id (so its responses share its partition), and the patient's
- * municipality is one of the county's. */
-static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m, char *errstr,
-                                   size_t errstr_size)
+/* Decodes a DeviationReported, its deviation id into id, and checks what
+ * routing relies on: the key is the deviation id (so its responses share its
+ * partition), and the patient's municipality is one of the county's.
+ * @returns its slots (the codec's), or NULL with the reason in errstr. */
+static const avk_avroprog_slot_t *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
+                                                  char id[ID_SIZE], char *errstr,
+                                                  size_t errstr_size)
 {
-        char reason[256];
-        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema,
-                                  &r->reported_value, reason, sizeof(reason));
+        char reason[256], muni[16];
+        const avk_avroprog_slot_t *slots;
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->reported_schema, &slots,
+                                        reason, sizeof(reason));
         if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
                 if (rc == AVK_CODEC_UNAVAILABLE)
                         unavailable(r, errstr);
                 return NULL;
         }
-        const char *id = avk_avro_text(&r->reported_value, "deviation_id");
         uuid_t parsed;
-        if (!id || uuid_parse(id, parsed) != 0) {
+        if (!avk_slotfield_copy(&r->reported_f[RP_DEVIATION_ID], slots, id, ID_SIZE) ||
+            uuid_parse(id, parsed) != 0) {
                 snprintf(errstr, errstr_size, "deviation_id is not a UUID");
                 return NULL;
         }
@@ -475,13 +561,13 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
                 snprintf(errstr, errstr_size, "the key is not the deviation_id");
                 return NULL;
         }
-        const char *muni = avk_avro_text(&r->reported_value, "municipality_code");
-        if (!muni || avk_ident_municipality_code(muni, reason, sizeof(reason)) != 0) {
+        if (!avk_slotfield_copy(&r->reported_f[RP_MUNICIPALITY], slots, muni, sizeof(muni)) ||
+            avk_ident_municipality_code(muni, reason, sizeof(reason)) != 0) {
                 snprintf(errstr, errstr_size,
                          "municipality_code is not one of the county's 49 municipalities");
                 return NULL;
         }
-        return id;
+        return slots;
 }
 
 /* DeviationReported m names deviation d, filed before by another record:
@@ -510,17 +596,16 @@ static int filed_again(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
 static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
-        char err[512];
-        const char *id = decode_reported(r, m, err, sizeof(err));
-        if (!id)
+        char err[512], id[ID_SIZE];
+        const avk_avroprog_slot_t *slots = decode_reported(r, m, id, err, sizeof(err));
+        if (!slots)
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
         if (!d)
                 return -1;
         if (d->report && d->report_offset != m->offset)
                 return filed_again(r, t, seq, m, d);
-        struct report rp;
-        if (set_report(r, d, m, &r->reported_value, &rp) != 0)
+        if (set_report(r, d, m, slots) != 0)
                 return -1;
         if (d->hop_cnt > 0 && d->hops[0].routed) {
                 /* Routed before (a replay): the same outputs again. */
@@ -528,7 +613,9 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 avk_metric_add(r->m_replayed, 1);
                 return emit_hop(r, t, seq, d, 0);
         }
+        struct report rp;
         struct avk_rules_decision dec;
+        unpack_report(d->report, &rp);
         avk_rules_decide(r->rules, r->dir, &rp.in, &dec);
         if (!record_hop(r, d, &rp, &dec, d->id, err, sizeof(err)))
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
@@ -545,9 +632,9 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
         char err[512], reason[256];
-        avro_value_t *v = &r->response_value;
-        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
-                                  sizeof(reason));
+        const avk_avroprog_slot_t *v;
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->response_schema, &v,
+                                        reason, sizeof(reason));
         if (rc != 0) {
                 snprintf(err, sizeof(err), "undecodable DeviationResponse: %s", reason);
                 if (rc != AVK_CODEC_UNAVAILABLE)
@@ -555,14 +642,18 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 unavailable(r, err);
                 return AVK_SERVICE_WAIT;
         }
-        const char *kind = avk_avro_text(v, "kind");
+        const avk_slotfield_t *f = r->response_f;
+        size_t kind_len;
+        const char *kind = avk_slotfield_text(&f[RS_KIND], v, &kind_len); /* a symbol: NUL-ended */
         if (!kind || strcmp(kind, WRONG_RECEIVER) != 0) {
                 skip(r, kind ? kind : "UNKNOWN");
                 return 0; /* the tracker's business, not the router's */
         }
-        const char *id = avk_avro_text(v, "deviation_id"),
-                   *response_id = avk_avro_text(v, "response_id");
-        const char *party = avk_avro_text(v, "party");
+        char id_text[256], response_text[256], party_text[256], suggested_text[256];
+        const char *id = avk_slotfield_copy(&f[RS_DEVIATION_ID], v, id_text, sizeof(id_text));
+        const char *response_id =
+            avk_slotfield_copy(&f[RS_RESPONSE_ID], v, response_text, sizeof(response_text));
+        const char *party = avk_slotfield_copy(&f[RS_PARTY], v, party_text, sizeof(party_text));
         if (!id || !response_id || !party || m->key_len != strlen(id) ||
             memcmp(m->key, id, m->key_len) != 0)
                 return deadletter(r, t, seq, m, "the key is not the deviation_id");
@@ -597,11 +688,13 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 if (d->hops[h].routed)
                         earlier[earlier_cnt++] = d->hops[h].receiver_party;
         }
-        struct avk_rules_rejection rej = {.hop = current,
-                                          .rejecting_party = party,
-                                          .suggested_party = avk_avro_text(v, "suggested_receiver"),
-                                          .earlier_rejecting = earlier,
-                                          .earlier_rejecting_cnt = earlier_cnt};
+        struct avk_rules_rejection rej = {
+            .hop = current,
+            .rejecting_party = party,
+            .suggested_party =
+                avk_slotfield_copy(&f[RS_SUGGESTED], v, suggested_text, sizeof(suggested_text)),
+            .earlier_rejecting = earlier,
+            .earlier_rejecting_cnt = earlier_cnt};
         struct report rp;
         struct avk_rules_decision dec;
         unpack_report(d->report, &rp);
@@ -617,29 +710,32 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
 
 static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int routed)
 {
-        char err[512];
+        char err[512], id_text[256];
+        const avk_avroprog_slot_t *v;
         if (!routed) {
-                const char *id = decode_reported(r, m, err, sizeof(err));
-                struct deviation *d = id ? state_get(r, id, m->partition) : NULL;
-                struct report rp;
+                v = decode_reported(r, m, id_text, err, sizeof(err));
+                struct deviation *d = v ? state_get(r, id_text, m->partition) : NULL;
                 if (d)
-                        set_report(r, d, m, &r->reported_value, &rp);
+                        set_report(r, d, m, v);
                 return;
         }
-        avro_value_t *v = &r->routed_value, f;
-        int rc =
-            avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err));
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->routed_schema, &v, err,
+                                        sizeof(err));
         if (rc == AVK_CODEC_UNAVAILABLE)
                 unavailable(r, err);
         if (rc != 0)
                 return;
-        int32_t hop = -1;
-        const char *id = avk_avro_text(v, "deviation_id"),
-                   *party = avk_avro_text(v, "receiver_party");
-        const char *event_id = avk_avro_text(v, "event_id"),
-                   *decision = avk_avro_text(v, "decision");
-        if (!id || !party || !event_id || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
-            avro_value_get_int(&f, &hop) != 0)
+        const avk_slotfield_t *f = r->routed_f;
+        char party_text[256], event_text[256];
+        size_t decision_len;
+        const char *id = avk_slotfield_copy(&f[RT_DEVIATION_ID], v, id_text, sizeof(id_text));
+        const char *party =
+            avk_slotfield_copy(&f[RT_RECEIVER_PARTY], v, party_text, sizeof(party_text));
+        const char *event_id =
+            avk_slotfield_copy(&f[RT_EVENT_ID], v, event_text, sizeof(event_text));
+        const char *decision = avk_slotfield_text(&f[RT_DECISION], v, &decision_len);
+        int32_t hop = (int32_t)avk_slotfield_long(&f[RT_HOP], v);
+        if (!id || !party || !event_id)
                 return;
         char cause[ID_SIZE] = "";
         rd_kafka_headers_t *hdrs;
@@ -804,6 +900,22 @@ static int load_files(avk_router_t *r, const avk_config_t *cfg, char *errstr, si
         return 0;
 }
 
+/* Finds the fields paths[0..cnt) of schema's program into out. */
+static int find_fields(avk_router_t *r, const avk_schema_t *schema, const char *const *paths,
+                       size_t cnt, avk_slotfield_t *out, char *errstr, size_t errstr_size)
+{
+        const avk_avroprog_t *prog = avk_codec_program(r->codec, schema);
+        if (!prog) {
+                snprintf(errstr, errstr_size, "%s: not compiled", avk_schema_fullname(schema));
+                return -1;
+        }
+        for (size_t i = 0; i < cnt; i++) {
+                if (avk_slotfield_find(&out[i], prog, schema, paths[i], errstr, errstr_size) != 0)
+                        return -1;
+        }
+        return 0;
+}
+
 static int make_metrics(avk_router_t *r)
 {
         r->metrics = avk_metrics_new();
@@ -858,9 +970,19 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        avro_generic_value_new(avk_schema_iface(r->reported_schema), &r->reported_value);
-        avro_generic_value_new(avk_schema_iface(r->response_schema), &r->response_value);
-        avro_generic_value_new(avk_schema_iface(r->routed_schema), &r->routed_value);
+        if (find_fields(r, r->reported_schema, reported_paths, RP_FIELDS, r->reported_f, errstr,
+                        errstr_size) != 0 ||
+            find_fields(r, r->response_schema, response_paths, RS_FIELDS, r->response_f, errstr,
+                        errstr_size) != 0 ||
+            find_fields(r, r->routed_schema, routed_paths, RT_FIELDS, r->routed_f, errstr,
+                        errstr_size) != 0)
+                goto fail;
+        r->routed_prog = avk_codec_program(r->codec, r->routed_schema);
+        if (avk_avroprog_slot_count(r->routed_prog) != RT_FIELDS) {
+                snprintf(errstr, errstr_size,
+                         "DeviationRouted has fields the router does not fill");
+                goto fail;
+        }
         r->outputs[0] = r->routed_topic;
         struct avk_service_options opts = {
             .component = COMPONENT,
@@ -895,12 +1017,7 @@ void avk_router_destroy(avk_router_t *r)
         avk_service_destroy(r->service);
         state_drop(r, NULL);
         avk_htab_destroy(&r->table);
-        if (r->reported_value.self)
-                avro_value_decref(&r->reported_value);
-        if (r->response_value.self)
-                avro_value_decref(&r->response_value);
-        if (r->routed_value.self)
-                avro_value_decref(&r->routed_value);
+        free(r->routed_buf);
         avk_codec_destroy(r->codec);
         avk_metrics_destroy(r->metrics);
         avk_rules_destroy(r->rules);
