@@ -501,10 +501,10 @@ static int unframe(avk_codec_t *c, const void *buf, size_t len, const avk_schema
                    struct framed *f, char *errstr, size_t errstr_size)
 {
         size_t hdr = 0;
-        int rc;
-        f->writer = writer_schema(c, buf, len, &hdr, &rc, errstr, errstr_size);
+        int rc = -1;
+        *f = (struct framed){.writer = writer_schema(c, buf, len, &hdr, &rc, errstr, errstr_size)};
         if (!f->writer)
-                return rc;
+                return rc ? rc : -1;
         if (strcmp(avk_schema_fullname(f->writer), avk_schema_fullname(reader)) != 0) {
                 snprintf(errstr, errstr_size, "message holds %s, expected %s",
                          avk_schema_fullname(f->writer), avk_schema_fullname(reader));

@@ -50,7 +50,7 @@ const char *avk_slotfield_text(const avk_slotfield_t *f, const avk_avroprog_slot
 char *avk_slotfield_copy(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots, char *buf,
                          size_t size);
 
-/** @brief A boolean, int or long field's value; 0 when null. */
+/** @brief A boolean, int or long field's value, an enum's symbol index; 0 when null. */
 int64_t avk_slotfield_long(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots);
 
 /**
@@ -60,7 +60,8 @@ int64_t avk_slotfield_long(const avk_slotfield_t *f, const avk_avroprog_slot_t *
  */
 int avk_slotfield_set_text(const avk_slotfield_t *f, avk_avroprog_slot_t *slots, const char *s);
 
-/** @brief Sets a boolean, int or long field (in a union, its value branch). */
+/** @brief Sets a boolean, int or long field, or an enum by its symbol's index (in a union, its
+ * value branch). */
 void avk_slotfield_set_long(const avk_slotfield_t *f, avk_avroprog_slot_t *slots, int64_t v);
 
 #endif

@@ -91,12 +91,26 @@ enum routed_field {
  * every replayed routing look new downstream. */
 static const char event_namespace[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
 
+/* A reason of routed records, as encoded (its length's varint, then its
+ * text), kept once for every hop that carries it: it is most of a routed
+ * record's bytes, and the rules give few distinct ones (docs/router.md). */
+struct reason {
+        struct avk_hnode node; /* in the router's reasons, by its bytes */
+        size_t len;
+        char bytes[];
+};
+
 struct hop {
         char event_id[ID_SIZE]; /* of the DeviationRouted */
         char receiver_party[8];
         char cause[ID_SIZE];
-        void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
-        size_t routed_len;
+        /* The DeviationRouted as written: routed[0..head_len), the reason's
+         * bytes, routed[head_len..head_len + tail_len); without a reason (not
+         * found in the record) routed[0..head_len) is all of it. NULL when
+         * this hop is unknown. */
+        char *routed;
+        const struct reason *reason;
+        uint32_t head_len, tail_len;
         int manual; /* decided MANUAL: at the county coordinator's desk */
 };
 
@@ -139,7 +153,9 @@ struct avk_router {
         avk_outbox_t *outbox;               /* the service's */
         avk_arena_t *arena[MAX_PARTITIONS]; /* the state of each partition: common/util/arena.h */
         avk_htab_t table;                   /* the deviations, in their partitions' arenas */
-        uint64_t seed;                      /* of the table's hash: ids come from outside */
+        avk_htab_t reasons;                 /* struct reason, in reason_arena, for all partitions */
+        avk_arena_t *reason_arena;
+        uint64_t seed; /* of the table's hash: ids come from outside */
 
         atomic_ullong routed, rerouted, replayed, deadlettered, skipped, duplicates;
 
@@ -361,12 +377,64 @@ static int set_report(avk_router_t *r, struct deviation *d, const rd_kafka_messa
         return 0;
 }
 
-/* Records hop h of d (a copy of routed); an already known hop is kept. A
- * re-routing outgrows the hops in the arena: the copy is there until the
- * partition goes, a few hundred bytes per re-routing. */
+struct reason_key {
+        const char *bytes;
+        size_t len;
+};
+
+static int same_reason(const struct avk_hnode *node, const void *key)
+{
+        const struct reason *a = avk_container_of(node, struct reason, node);
+        const struct reason_key *b = key;
+        return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* The reason of len encoded bytes, kept once. NULL when out of memory. */
+static const struct reason *intern_reason(avk_router_t *r, const char *bytes, size_t len)
+{
+        uint64_t hash = avk_hash_bytes(bytes, len, r->seed);
+        struct reason_key key = {bytes, len};
+        struct avk_hnode *known = avk_htab_find(&r->reasons, hash, same_reason, &key);
+        if (known)
+                return avk_container_of(known, struct reason, node);
+        struct reason *fresh = avk_arena_alloc(r->reason_arena, sizeof(*fresh) + len);
+        if (!fresh)
+                return NULL;
+        fresh->len = len;
+        memcpy(fresh->bytes, bytes, len);
+        avk_htab_insert(&r->reasons, &fresh->node, hash);
+        return fresh;
+}
+
+/* Where text (a string field's value) is encoded in the Avro record
+ * buf[0..len): the last place it stands preceded by its length's varint,
+ * which is its field's; the fields after it are a few bytes. @returns the
+ * offset of the varint, its encoding's size in *size, or -1 when absent. */
+static int64_t encoded_at(const char *buf, size_t len, const char *text, size_t text_len,
+                          size_t *size)
+{
+        unsigned char varint[10];
+        size_t n = 0;
+        for (uint64_t z = (uint64_t)text_len << 1; n == 0 || z; z >>= 7)
+                varint[n++] = (unsigned char)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+        if (len < n + text_len)
+                return -1;
+        for (size_t at = len - text_len; at >= n; at--) {
+                if (memcmp(buf + at, text, text_len) == 0 && memcmp(buf + at - n, varint, n) == 0) {
+                        *size = n + text_len;
+                        return (int64_t)(at - n);
+                }
+        }
+        return -1;
+}
+
+/* Records hop h of d: routed as written, its reason (text) kept once; an
+ * already known hop is kept. A re-routing outgrows the hops in the arena:
+ * the copy is there until the partition goes, a few hundred bytes per
+ * re-routing. */
 static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const char *event_id,
-                           const char *party, const char *cause, const void *routed, size_t len,
-                           int manual)
+                           const char *party, const char *cause, const char *routed, size_t len,
+                           const char *reason, size_t reason_len, int manual)
 {
         if (h < 0 || h > 1000)
                 return NULL;
@@ -383,11 +451,17 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
         struct hop *hop = &d->hops[h];
         if (hop->routed)
                 return hop;
-        hop->routed = state_alloc(r, d->partition, len);
-        if (!hop->routed)
+        size_t reason_size = 0;
+        int64_t at = encoded_at(routed, len, reason, reason_len, &reason_size);
+        size_t head = at < 0 ? len : (size_t)at, tail = at < 0 ? 0 : len - head - reason_size;
+        hop->reason = at < 0 ? NULL : intern_reason(r, routed + head, reason_size);
+        hop->routed = state_alloc(r, d->partition, head + tail);
+        if ((at >= 0 && !hop->reason) || !hop->routed)
                 return NULL;
-        memcpy(hop->routed, routed, len);
-        hop->routed_len = len;
+        memcpy(hop->routed, routed, head);
+        memcpy(hop->routed + head, routed + head + reason_size, tail);
+        hop->head_len = (uint32_t)head;
+        hop->tail_len = (uint32_t)tail;
         hop->manual = manual;
         copy_text(hop->event_id, sizeof(hop->event_id), event_id);
         copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
@@ -414,23 +488,6 @@ static int deadletter(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         return avk_outbox_deadletter(r->outbox, t, seq, r->deadletter_topic, &src, reason);
 }
 
-/* Queues one output of input seq of t. Out of memory is the only failure. */
-static int emit(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const char *topic,
-                int32_t partition, const void *key, size_t key_len, const void *payload, size_t len,
-                const char *const *names, const char *const *values, int hdr_cnt)
-{
-        struct avk_outbox_msg msg = {.topic = topic,
-                                     .partition = partition,
-                                     .key = key,
-                                     .key_len = key_len,
-                                     .value = payload,
-                                     .len = len,
-                                     .hdr_names = names,
-                                     .hdr_values = values,
-                                     .hdr_cnt = hdr_cnt};
-        return avk_outbox_emit(r->outbox, t, seq, &msg);
-}
-
 /* ---- routing ---- */
 
 /* Writes hop h of d: the DeviationRouted to topic.routed, in the
@@ -444,8 +501,20 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         snprintf(hop_text, sizeof(hop_text), "%d", h);
         const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
         const char *values[] = {hop->event_id, "DeviationRouted", hop_text, hop->cause};
-        if (emit(r, t, seq, r->routed_topic, d->partition, d->id, strlen(d->id), hop->routed,
-                 hop->routed_len, names, values, 4) != 0)
+        const struct avk_outbox_part parts[] = {
+            {hop->routed, hop->head_len},
+            {hop->reason ? hop->reason->bytes : "", hop->reason ? hop->reason->len : 0},
+            {hop->routed + hop->head_len, hop->tail_len}};
+        struct avk_outbox_msg msg = {.topic = r->routed_topic,
+                                     .partition = d->partition,
+                                     .key = d->id,
+                                     .key_len = strlen(d->id),
+                                     .value_parts = parts,
+                                     .value_part_cnt = 3,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_cnt = 4};
+        if (avk_outbox_emit(r->outbox, t, seq, &msg) != 0)
                 return -1;
         atomic_fetch_add(&r->routed, 1);
         if (h > 0)
@@ -496,12 +565,13 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
                  avk_slotfield_set_text(&f[RT_RECEIVER_UNIT], s,
                                         dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id
                                                                      : NULL) |
-                 avk_slotfield_set_text(&f[RT_DECISION], s, avk_rules_decision_symbol(dec->kind)) |
                  avk_slotfield_set_text(&f[RT_RULE_ID], s, dec->rule_id) |
                  avk_slotfield_set_text(&f[RT_REASON], s, dec->reason) |
                  avk_slotfield_set_text(&f[RT_CATEGORY], s, rp->in.category) |
-                 avk_slotfield_set_text(&f[RT_HARM_LEVEL], s, rp->in.harm_level) |
-                 avk_slotfield_set_text(&f[RT_BASIS], s, avk_rules_basis_symbol(dec->basis));
+                 avk_slotfield_set_text(&f[RT_HARM_LEVEL], s, rp->in.harm_level);
+        /* The rules' kinds and bases are the indexes of their enums' symbols (rules.h). */
+        avk_slotfield_set_long(&f[RT_DECISION], s, dec->kind);
+        avk_slotfield_set_long(&f[RT_BASIS], s, dec->basis);
         avk_slotfield_set_long(&f[RT_ROUTED_AT], s, avk_clock_system_ms());
         avk_slotfield_set_long(&f[RT_HOP], s, dec->hop);
         avk_slotfield_set_long(&f[RT_LEX_MARIA], s, rp->lex_maria);
@@ -521,7 +591,7 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         if (framed != 0)
                 return NULL;
         struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len,
-                                  dec->kind == AVK_RULES_MANUAL);
+                                  dec->reason, strlen(dec->reason), dec->kind == AVK_RULES_MANUAL);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -727,15 +797,15 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
                 return;
         const avk_slotfield_t *f = r->routed_f;
         char party_text[256], event_text[256];
-        size_t decision_len;
         const char *id = avk_slotfield_copy(&f[RT_DEVIATION_ID], v, id_text, sizeof(id_text));
         const char *party =
             avk_slotfield_copy(&f[RT_RECEIVER_PARTY], v, party_text, sizeof(party_text));
         const char *event_id =
             avk_slotfield_copy(&f[RT_EVENT_ID], v, event_text, sizeof(event_text));
-        const char *decision = avk_slotfield_text(&f[RT_DECISION], v, &decision_len);
+        size_t reason_len = 0;
+        const char *reason = avk_slotfield_text(&f[RT_REASON], v, &reason_len);
         int32_t hop = (int32_t)avk_slotfield_long(&f[RT_HOP], v);
-        if (!id || !party || !event_id)
+        if (!id || !party || !event_id || !reason)
                 return;
         char cause[ID_SIZE] = "";
         rd_kafka_headers_t *hdrs;
@@ -748,9 +818,8 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len,
-                        decision &&
-                            strcmp(decision, avk_rules_decision_symbol(AVK_RULES_MANUAL)) == 0);
+                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len, reason, reason_len,
+                        avk_slotfield_long(&f[RT_DECISION], v) == AVK_RULES_MANUAL);
 }
 
 static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
@@ -953,6 +1022,11 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
                 return NULL;
         }
         r->seed = avk_hash_seed();
+        r->reason_arena = avk_arena_new();
+        if (!r->reason_arena || avk_htab_init(&r->reasons, 64) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail;
         r->reported_schema = avk_catalog_by_name(r->env.catalog, "DeviationReported");
@@ -1017,6 +1091,8 @@ void avk_router_destroy(avk_router_t *r)
         avk_service_destroy(r->service);
         state_drop(r, NULL);
         avk_htab_destroy(&r->table);
+        avk_htab_destroy(&r->reasons);
+        avk_arena_destroy(r->reason_arena);
         free(r->routed_buf);
         avk_codec_destroy(r->codec);
         avk_metrics_destroy(r->metrics);
