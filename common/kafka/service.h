@@ -125,7 +125,8 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
 
 /**
  * @brief Checks the topics (inputs and outputs exist and share one partition
- * count), joins the group and runs until avk_service_stop() or a failure;
+ * count), joins the group and runs until avk_service_stop() or a failure
+ * (idle, it fetches every 500 ms only: docs/architecture.md, "The service kernel");
  * then closes the consumer within consumer.close.timeout.ms (the revoke waits
  * for outputs in flight and commits), and gives up what is still queued.
  * @returns 0 after a stop, or -1 with the reason in errstr (topics, a hook, a

@@ -579,6 +579,28 @@ START_TEST(a_null_key_and_a_null_value_stay_null_in_the_dead_letter)
 }
 END_TEST
 
+/* An idle router fetches only now and then (docs/architecture.md, "The
+ * service kernel"): what is filed then is routed all the same, and a second
+ * idle spell ends like the first. */
+START_TEST(deviations_filed_to_an_idle_router_are_routed)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        struct running rr;
+        start_router(&rr, "router-idle");
+        for (uint64_t i = 1; i <= 2; i++) {
+                sleep(3); /* past the second without records that makes it idle */
+                file_unnamed(rep, id);
+                wait_inputs(&rr, i);
+        }
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 2);
+        release_records();
+}
+END_TEST
+
 #define REPLAYED 20
 
 START_TEST(replay_with_a_new_group_writes_the_same_event_ids)
@@ -685,6 +707,7 @@ static Suite *router_suite(void)
         tcase_add_test(tc, another_body_under_a_filed_id_is_dead_lettered_not_routed);
         tcase_add_test(tc, the_same_body_filed_again_is_routed_once);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
+        tcase_add_test(tc, deviations_filed_to_an_idle_router_are_routed);
         suite_add_tcase(s, tc);
         /* Apart from CI (ctest label known-loss): under these faults
          * librdkafka 2.0.2's mock sometimes holds fewer records than it
