@@ -20,8 +20,8 @@
 #define BATCH_MAX        256  /* records taken from the consumer per round */
 #define POLL_MS          20   /* the longest wait for a record while records flow */
 #define IDLE_AFTER_MS    1000 /* without a record this long, the consumer goes idle: */
-#define IDLE_PROBE_MS    500  /* it fetches only this often, */
-#define PROBE_MS         100  /* for this long (fetch.wait.max.ms, round trips and slack) */
+#define IDLE_PROBE_MS    500  /* it asks for the partitions' ends this often */
+#define IDLE_ASK_MS      1000 /* the longest wait for those ends, or the committed offsets */
 #define WAIT_MAX_MS      1000 /* the longest sleep in the wait hook, should a wake-up be missed */
 #define BACKOFF_MIN_MS   200  /* a record that asked to wait is read again after this, */
 #define BACKOFF_MAX_MS   5000 /* doubling up to this */
@@ -47,8 +47,9 @@ struct avk_service {
         int64_t last_summary, next_lag_at;
         int64_t backoff_ms, retry_at;             /* while records wait (AVK_SERVICE_WAIT) */
         int64_t last_record_at, next_due;         /* the last record taken; on_tick's next */
-        int idle, probing;                        /* partitions paused for idleness, or probed */
-        int64_t idle_next_at;                     /* the next probe, or the probe's end */
+        int idle;                                 /* partitions paused for idleness */
+        int64_t idle_next_at;                     /* the next probe of an idle service */
+        rd_kafka_topic_partition_list_t *idle_at; /* idle: where each assigned partition is */
         rd_kafka_topic_partition_list_t *waiting; /* paused until retry_at */
         atomic_int stop, partitions, held_back;
         atomic_ullong inputs_taken, inputs_done, retries;
@@ -443,9 +444,12 @@ static void pause_assigned(avk_service_t *svc, int pause)
 
 static void idle_leave(avk_service_t *svc)
 {
-        if (svc->idle && !svc->probing)
+        if (svc->idle)
                 pause_assigned(svc, 0);
-        svc->idle = svc->probing = 0;
+        if (svc->idle_at)
+                rd_kafka_topic_partition_list_destroy(svc->idle_at);
+        svc->idle_at = NULL;
+        svc->idle = 0;
         svc->last_record_at = avk_clock_mono_ms();
 }
 
@@ -460,33 +464,83 @@ static int busy(const avk_service_t *svc)
         return svc->waiting || avk_outbox_in_flight(svc->outbox);
 }
 
+/* Pauses the assigned partitions, noting where each is: the offset after
+ * the last record taken, or for one that gave none since its assignment
+ * its committed offset (none: -1). */
+static void idle_enter(avk_service_t *svc, int64_t now)
+{
+        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(16);
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                for (int i = 0; i < l->cnt; i++)
+                        rd_kafka_topic_partition_list_add(at, l->elems[i].topic,
+                                                          l->elems[i].partition);
+                rd_kafka_topic_partition_list_destroy(l);
+        }
+        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(at);
+        if (!at->cnt || rd_kafka_position(svc->consumer, at) ||
+            rd_kafka_committed(svc->consumer, committed, IDLE_ASK_MS)) {
+                rd_kafka_topic_partition_list_destroy(at);
+                rd_kafka_topic_partition_list_destroy(committed);
+                svc->last_record_at = now; /* try again later */
+                return;
+        }
+        for (int i = 0; i < at->cnt; i++) {
+                if (at->elems[i].offset < 0)
+                        at->elems[i].offset = committed->elems[i].offset;
+        }
+        rd_kafka_topic_partition_list_destroy(committed);
+        pause_assigned(svc, 1);
+        svc->idle_at = at;
+        svc->idle = 1;
+        svc->idle_next_at = now + IDLE_PROBE_MS;
+}
+
+/* Whether an idle service's partitions hold records beyond where it is:
+ * their ends, from one ListOffsets request per broker. A failed request
+ * answers yes. */
+static int idle_probe(avk_service_t *svc)
+{
+        rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(svc->idle_at);
+        for (int i = 0; i < ends->cnt; i++)
+                ends->elems[i].offset = RD_KAFKA_OFFSET_END; /* the latest, as a time */
+        int fresh = rd_kafka_offsets_for_times(svc->consumer, ends, IDLE_ASK_MS) != 0;
+        for (int i = 0; i < ends->cnt && !fresh; i++) {
+                const rd_kafka_topic_partition_t *at = rd_kafka_topic_partition_list_find(
+                    svc->idle_at, ends->elems[i].topic, ends->elems[i].partition);
+                fresh = ends->elems[i].err || !at ||
+                        ends->elems[i].offset > (at->offset > 0 ? at->offset : 0);
+        }
+        rd_kafka_topic_partition_list_destroy(ends);
+        return fresh;
+}
+
 /* An empty fetch costs a request and, on the embedded broker, takes the
  * whole fetch.wait.max.ms: kept short, it keeps latency low while records
  * flow and burns CPU while none do. So a service that took no record for
- * IDLE_AFTER_MS pauses its partitions and resumes them for PROBE_MS every
- * IDLE_PROBE_MS: a long wait when idle, as a long fetch.wait.max.ms would
- * give, and short ones when busy. A record taken ends it at once. */
+ * IDLE_AFTER_MS pauses its partitions and asks every IDLE_PROBE_MS whether
+ * any has records beyond where it is, fetching again when one has: a long
+ * wait when idle, short ones when busy (the first record after an idle spell
+ * waits up to 1.5 s: docs/architecture.md, "The service kernel"). */
 static void idle_step(avk_service_t *svc, int taken, int64_t now)
 {
         if (taken || (!svc->idle && busy(svc))) {
                 if (svc->idle)
                         idle_leave(svc);
                 svc->last_record_at = now;
-                return;
-        }
-        if (!svc->idle && now - svc->last_record_at < IDLE_AFTER_MS)
-                return;
-        if (!svc->idle || now >= svc->idle_next_at) {
-                svc->probing = svc->idle && !svc->probing;
-                pause_assigned(svc, !svc->probing);
-                svc->idle = 1;
-                svc->idle_next_at = now + (svc->probing ? PROBE_MS : IDLE_PROBE_MS);
+        } else if (!svc->idle && now - svc->last_record_at >= IDLE_AFTER_MS) {
+                idle_enter(svc, now);
+        } else if (svc->idle && now >= svc->idle_next_at) {
+                if (idle_probe(svc))
+                        idle_leave(svc);
+                else
+                        svc->idle_next_at = avk_clock_mono_ms() + IDLE_PROBE_MS;
         }
 }
 
 /* How long the loop may sleep from now: until on_tick's next due time, an
- * idle service's next probe or a probe's end, and in the consumer poll while
- * records flow POLL_MS at most (a wait hook wakes when Kafka's queues do). */
+ * idle service's next probe, and in the consumer poll while records flow
+ * POLL_MS at most (a wait hook wakes when Kafka's queues do). */
 static int sleep_ms(const avk_service_t *svc, int64_t now)
 {
         int64_t until = svc->next_due;
@@ -809,6 +863,8 @@ void avk_service_destroy(avk_service_t *svc)
         unwire(svc);
         if (svc->waiting)
                 rd_kafka_topic_partition_list_destroy(svc->waiting);
+        if (svc->idle_at)
+                rd_kafka_topic_partition_list_destroy(svc->idle_at);
         if (svc->reader) {
                 rd_kafka_consumer_close(svc->reader);
                 rd_kafka_destroy(svc->reader);

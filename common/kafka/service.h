@@ -126,7 +126,8 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
 /**
  * @brief Checks the topics (inputs and outputs exist and share one partition
  * count), joins the group and runs until avk_service_stop() or a failure
- * (idle, it fetches every 500 ms only: docs/architecture.md, "The service kernel");
+ * (idle, it pauses its partitions and looks for records every 500 ms:
+ * docs/architecture.md, "The service kernel");
  * then closes the consumer within consumer.close.timeout.ms (the revoke waits
  * for outputs in flight and commits), and gives up what is still queued.
  * @returns 0 after a stop, or -1 with the reason in errstr (topics, a hook, a
