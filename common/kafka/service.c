@@ -524,6 +524,11 @@ static int idle_probe(avk_service_t *svc)
  * waits up to 1.5 s: docs/architecture.md, "The service kernel"). */
 static void idle_step(avk_service_t *svc, int taken, int64_t now)
 {
+        /* A service with a wait hook (the notifier, the analysis forwarder)
+         * keeps fetching: its work outside Kafka and the ends of its partner
+         * topics (on_eof) are not reconciled with paused partitions. */
+        if (svc->hooks.wait)
+                return;
         if (taken || (!svc->idle && busy(svc))) {
                 if (svc->idle)
                         idle_leave(svc);
