@@ -46,6 +46,12 @@ struct resolution { /* how one writer's data is read as one reader's */
         avk_avroprog_slot_t *slots;
 };
 
+struct program { /* a reader schema's own program: the slots its data is decoded into */
+        const avk_schema_t *schema;
+        avk_avroprog_t *prog; /* NULL when the schema is not compiled */
+        avk_avroprog_slot_t *slots;
+};
+
 struct avk_codec {
         const avk_catalog_t *catalog;
         avk_registry_t *registry;
@@ -56,6 +62,8 @@ struct avk_codec {
         size_t scratch_cnt;
         struct resolution *resolutions;
         size_t resolutions_cnt;
+        struct program *programs;
+        size_t programs_cnt;
         unsigned char *buf;
         size_t cap;
         unsigned char *resolved; /* a datum re-encoded as its reader's binary */
@@ -97,6 +105,11 @@ void avk_codec_destroy(avk_codec_t *c)
                 free(c->resolutions[i].slots);
         }
         free(c->resolutions);
+        for (size_t i = 0; i < c->programs_cnt; i++) {
+                avk_avroprog_destroy(c->programs[i].prog);
+                free(c->programs[i].slots);
+        }
+        free(c->programs);
         free(c->resolved);
         avk_catalog_destroy(c->fetched);
         if (c->reader)
@@ -475,21 +488,43 @@ static int read_resolved(avk_codec_t *c, const struct resolution *r, const char 
         return 0;
 }
 
+/* A framed payload to be read as a reader schema. */
+struct framed {
+        const avk_schema_t
+            *writer;      /* the same record type as the reader, perhaps another version */
+        const char *body; /* the Avro binary */
+        size_t body_len;
+};
+
+/* Unframes buf for reader into f. @returns 0, or as writer_schema() leaves *rc. */
+static int unframe(avk_codec_t *c, const void *buf, size_t len, const avk_schema_t *reader,
+                   struct framed *f, char *errstr, size_t errstr_size)
+{
+        size_t hdr = 0;
+        int rc = -1;
+        *f = (struct framed){.writer = writer_schema(c, buf, len, &hdr, &rc, errstr, errstr_size)};
+        if (!f->writer)
+                return rc ? rc : -1;
+        if (strcmp(avk_schema_fullname(f->writer), avk_schema_fullname(reader)) != 0) {
+                snprintf(errstr, errstr_size, "message holds %s, expected %s",
+                         avk_schema_fullname(f->writer), avk_schema_fullname(reader));
+                return -1;
+        }
+        f->body = (const char *)buf + hdr;
+        f->body_len = len - hdr;
+        return 0;
+}
+
 int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_schema_t *reader,
                      avro_value_t *out, char *errstr, size_t errstr_size)
 {
-        size_t hdr = 0;
-        int rc;
-        const avk_schema_t *writer = writer_schema(c, buf, len, &hdr, &rc, errstr, errstr_size);
-        if (!writer)
+        struct framed f;
+        int rc = unframe(c, buf, len, reader, &f, errstr, errstr_size);
+        if (rc != 0)
                 return rc;
-        if (strcmp(avk_schema_fullname(writer), avk_schema_fullname(reader)) != 0) {
-                snprintf(errstr, errstr_size, "message holds %s, expected %s",
-                         avk_schema_fullname(writer), avk_schema_fullname(reader));
-                return -1;
-        }
-        const char *body = (const char *)buf + hdr;
-        size_t body_len = len - hdr;
+        const avk_schema_t *writer = f.writer;
+        const char *body = f.body;
+        size_t body_len = f.body_len;
         avro_value_t *target = out;
         if (avk_schema_fingerprint(writer) != avk_schema_fingerprint(reader)) {
                 const struct resolution *r = resolution(c, writer, reader);
@@ -516,6 +551,93 @@ int avk_codec_decode(avk_codec_t *c, const void *buf, size_t len, const avk_sche
         if (target == out)
                 return 0;
         return project(writer, target, reader, out, errstr, errstr_size);
+}
+
+/* The compiled program of schema, made at first use; its prog is NULL when
+ * the schema is not compiled. NULL when out of memory. */
+static const struct program *program(avk_codec_t *c, const avk_schema_t *schema)
+{
+        for (size_t i = 0; i < c->programs_cnt; i++) {
+                if (c->programs[i].schema == schema)
+                        return &c->programs[i];
+        }
+        struct program *grown = realloc(c->programs, (c->programs_cnt + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        c->programs = grown;
+        struct program *p = &c->programs[c->programs_cnt];
+        *p = (struct program){.schema = schema};
+        char reason[256];
+        p->prog = avk_avroprog_new(schema, reason, sizeof(reason));
+        p->slots = p->prog ? calloc(avk_avroprog_slot_count(p->prog) + 1, sizeof(*p->slots)) : NULL;
+        if (!p->slots) {
+                avk_avroprog_destroy(p->prog);
+                p->prog = NULL;
+        }
+        c->programs_cnt++;
+        return p;
+}
+
+const avk_avroprog_t *avk_codec_program(avk_codec_t *c, const avk_schema_t *schema)
+{
+        const struct program *p = program(c, schema);
+        return p ? p->prog : NULL;
+}
+
+/* A writer/reader pair the program does not compile: decoded and projected
+ * by avk_codec_decode(), written as the reader's binary, read into slots. */
+static int decode_projected(avk_codec_t *c, const struct program *own, const void *buf, size_t len,
+                            char *errstr, size_t errstr_size)
+{
+        avro_value_t *scratch = scratch_value(c, own->schema);
+        if (!scratch) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        avro_value_t value = *scratch; /* a handle: scratch moves as the list grows */
+        int rc = avk_codec_decode(c, buf, len, own->schema, &value, errstr, errstr_size);
+        size_t size;
+        if (rc != 0)
+                return rc;
+        if (avro_value_sizeof(&value, &size) != 0 ||
+            reserve(&c->resolved, &c->resolved_cap, size) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        avro_writer_memory_set_dest(c->writer, (const char *)c->resolved, (int64_t)size);
+        if (avro_value_write(c->writer, &value) != 0) {
+                snprintf(errstr, errstr_size, "avro: %s", avro_strerror());
+                return -1;
+        }
+        return avk_avroprog_decode(own->prog, c->resolved, size, own->slots, errstr, errstr_size);
+}
+
+int avk_codec_decode_slots(avk_codec_t *c, const void *buf, size_t len, const avk_schema_t *reader,
+                           const avk_avroprog_slot_t **slots, char *errstr, size_t errstr_size)
+{
+        struct framed f;
+        int rc = unframe(c, buf, len, reader, &f, errstr, errstr_size);
+        if (rc != 0)
+                return rc;
+        const struct program *own = program(c, reader);
+        if (!own || !own->prog) {
+                snprintf(errstr, errstr_size, own ? "%s is not compiled" : "out of memory",
+                         avk_schema_fullname(reader));
+                return -1;
+        }
+        *slots = own->slots;
+        if (avk_schema_fingerprint(f.writer) == avk_schema_fingerprint(reader))
+                return avk_avroprog_decode(own->prog, f.body, f.body_len, own->slots, errstr,
+                                           errstr_size);
+        const struct resolution *r = resolution(c, f.writer, reader);
+        if (!r) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        if (!r->resolve)
+                return decode_projected(c, own, buf, len, errstr, errstr_size);
+        *slots = r->slots;
+        return avk_avroprog_decode(r->resolve, f.body, f.body_len, r->slots, errstr, errstr_size);
 }
 
 const void *avk_codec_body(const void *buf, size_t len, size_t *body_len)

@@ -20,6 +20,7 @@
 
 #include <avro.h>
 
+#include "common/contract/avroprog.h"
 #include "common/contract/registry.h"
 #include "common/contract/schema.h"
 
@@ -96,5 +97,27 @@ const void *avk_codec_body(const void *buf, size_t len, size_t *body_len);
  */
 int avk_codec_decode(avk_codec_t *codec, const void *buf, size_t len, const avk_schema_t *reader,
                      avro_value_t *out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The compiled program of schema (common/contract/avroprog.h), made at
+ * first use: where avk_codec_decode_slots() puts each field
+ * (avk_avroprog_slot()). @returns the program, owned by the codec, or NULL
+ * when schema is not compiled (arrays, maps, recursion) or out of memory.
+ */
+const avk_avroprog_t *avk_codec_program(avk_codec_t *codec, const avk_schema_t *schema);
+
+/**
+ * @brief Decodes a framed payload into slots laid out by reader's program
+ * (avk_codec_program()), whichever version of reader wrote it; the program
+ * checks bounds, indexes and UTF-8 in the pass that reads, and no avro-c
+ * value is made (but for a writer/reader pair that is not compiled).
+ * @param slots receives the codec's slots, valid until its next call; their
+ * strings point into buf (or into the codec), not NUL-terminated.
+ * @returns 0, AVK_CODEC_UNAVAILABLE, or -1 with the reason in errstr, as
+ * avk_codec_decode().
+ */
+int avk_codec_decode_slots(avk_codec_t *codec, const void *buf, size_t len,
+                           const avk_schema_t *reader, const avk_avroprog_slot_t **slots,
+                           char *errstr, size_t errstr_size);
 
 #endif

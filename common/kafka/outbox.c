@@ -211,7 +211,13 @@ static size_t hdr_len(const struct avk_outbox_msg *msg, int i)
 
 static struct output *output_new(const struct avk_outbox_msg *msg)
 {
-        size_t size = sizeof(struct output) + msg->key_len + msg->len;
+        const struct avk_outbox_part whole = {msg->value, msg->len};
+        const struct avk_outbox_part *parts = msg->value_part_cnt ? msg->value_parts : &whole;
+        int part_cnt = msg->value_part_cnt ? msg->value_part_cnt : 1;
+        size_t len = 0;
+        for (int i = 0; i < part_cnt; i++)
+                len += parts[i].len;
+        size_t size = sizeof(struct output) + msg->key_len + len;
         for (int i = 0; i < msg->hdr_cnt; i++)
                 size += strlen(msg->hdr_names[i]) + 1 + hdr_len(msg, i);
         struct output *out = malloc(size);
@@ -227,11 +233,13 @@ static struct output *output_new(const struct avk_outbox_msg *msg)
         if (msg->key_len)
                 memcpy(p, msg->key, msg->key_len);
         p += msg->key_len;
-        out->payload = msg->value ? p : NULL;
-        out->len = msg->len;
-        if (msg->len)
-                memcpy(p, msg->value, msg->len);
-        p += msg->len;
+        out->payload = msg->value || msg->value_part_cnt ? p : NULL;
+        out->len = len;
+        for (int i = 0; i < part_cnt; i++) {
+                if (parts[i].len)
+                        memcpy(p, parts[i].bytes, parts[i].len);
+                p += parts[i].len;
+        }
         out->hdr_cnt = msg->hdr_cnt;
         for (int i = 0; i < msg->hdr_cnt; i++) {
                 size_t name_size = strlen(msg->hdr_names[i]) + 1, n = hdr_len(msg, i);

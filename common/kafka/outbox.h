@@ -44,6 +44,12 @@ struct avk_outbox_hooks {
 };
 
 /** One output. Everything is copied; a NULL key or value stays null on the topic. */
+/** A piece of an output's value. */
+struct avk_outbox_part {
+        const void *bytes;
+        size_t len;
+};
+
 struct avk_outbox_msg {
         const char *topic; /**< must outlive the outbox (the configuration's or directory's) */
         int32_t partition; /**< or RD_KAFKA_PARTITION_UA */
@@ -51,6 +57,10 @@ struct avk_outbox_msg {
         size_t key_len;
         const void *value;
         size_t len;
+        /** Optional, instead of value and len: the value in pieces, joined in the one copy
+         * the outbox makes (a caller that keeps its outputs in parts needs no copy of its own). */
+        const struct avk_outbox_part *value_parts;
+        int value_part_cnt;
         const char *const *hdr_names;
         const char *const *hdr_values;
         const size_t *hdr_lens; /**< the values' lengths (NULL: NUL-terminated strings) */

@@ -18,7 +18,10 @@
 
 #define MAX_PARTITIONS   AVK_SERVICE_MAX_PARTITIONS
 #define BATCH_MAX        256  /* records taken from the consumer per round */
-#define POLL_MS          20   /* the longest wait for a record */
+#define POLL_MS          20   /* the longest wait for a record while records flow */
+#define IDLE_AFTER_MS    1000 /* without a record this long, the consumer goes idle: */
+#define IDLE_PROBE_MS    500  /* it asks for the partitions' ends this often */
+#define IDLE_ASK_MS      1000 /* the longest wait for those ends, or the committed offsets */
 #define WAIT_MAX_MS      1000 /* the longest sleep in the wait hook, should a wake-up be missed */
 #define BACKOFF_MIN_MS   200  /* a record that asked to wait is read again after this, */
 #define BACKOFF_MAX_MS   5000 /* doubling up to this */
@@ -50,6 +53,10 @@ struct avk_service {
         avk_metric_family_t *m_lag;
         int64_t last_summary, next_lag_at;
         int64_t backoff_ms, retry_at;             /* while records wait (AVK_SERVICE_WAIT) */
+        int64_t last_record_at, next_due;         /* the last record taken; on_tick's next */
+        int idle;                                 /* partitions paused for idleness */
+        int64_t idle_next_at;                     /* the next probe of an idle service */
+        rd_kafka_topic_partition_list_t *idle_at; /* idle: where each assigned partition is */
         rd_kafka_topic_partition_list_t *waiting; /* paused until retry_at */
         atomic_int stop, partitions, held_back;
         atomic_ullong inputs_taken, inputs_done, retries;
@@ -184,9 +191,13 @@ static void on_revoke(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
         rd_kafka_assign(rk, NULL);
 }
 
+static void idle_leave(avk_service_t *svc);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
+        /* A pause outlives the assignment in librdkafka: none is left for another one. */
+        idle_leave(opaque);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
                 on_assign(opaque, rk, parts);
         else
@@ -424,6 +435,135 @@ static void measure_lag(avk_service_t *svc)
         }
 }
 
+/* ---- idleness ---- */
+
+/* Pauses (pause) or resumes every assigned partition of every input topic. */
+static void pause_assigned(avk_service_t *svc, int pause)
+{
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                if (l->cnt && pause)
+                        rd_kafka_pause_partitions(svc->consumer, l);
+                else if (l->cnt)
+                        rd_kafka_resume_partitions(svc->consumer, l);
+                rd_kafka_topic_partition_list_destroy(l);
+        }
+}
+
+static void idle_leave(avk_service_t *svc)
+{
+        if (svc->idle)
+                pause_assigned(svc, 0);
+        if (svc->idle_at)
+                rd_kafka_topic_partition_list_destroy(svc->idle_at);
+        svc->idle_at = NULL;
+        svc->idle = 0;
+        svc->last_record_at = avk_clock_mono_ms();
+}
+
+/* Whether flow control, a record held back or an output in flight has
+ * partitions paused or work under way: then the service is not idle. */
+static int busy(const avk_service_t *svc)
+{
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                if (svc->paused[k])
+                        return 1;
+        }
+        return svc->waiting || avk_outbox_in_flight(svc->outbox);
+}
+
+/* Pauses the assigned partitions, noting where each is: the offset after
+ * the last record taken, or for one that gave none since its assignment
+ * its committed offset (none: -1). */
+static void idle_enter(avk_service_t *svc, int64_t now)
+{
+        rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(16);
+        for (int k = 0; k < svc->opts.input_cnt; k++) {
+                rd_kafka_topic_partition_list_t *l = assigned(svc, k);
+                for (int i = 0; i < l->cnt; i++)
+                        rd_kafka_topic_partition_list_add(at, l->elems[i].topic,
+                                                          l->elems[i].partition);
+                rd_kafka_topic_partition_list_destroy(l);
+        }
+        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(at);
+        if (!at->cnt || rd_kafka_position(svc->consumer, at) ||
+            rd_kafka_committed(svc->consumer, committed, IDLE_ASK_MS)) {
+                rd_kafka_topic_partition_list_destroy(at);
+                rd_kafka_topic_partition_list_destroy(committed);
+                svc->last_record_at = now; /* try again later */
+                return;
+        }
+        for (int i = 0; i < at->cnt; i++) {
+                if (at->elems[i].offset < 0)
+                        at->elems[i].offset = committed->elems[i].offset;
+        }
+        rd_kafka_topic_partition_list_destroy(committed);
+        pause_assigned(svc, 1);
+        svc->idle_at = at;
+        svc->idle = 1;
+        svc->idle_next_at = now + IDLE_PROBE_MS;
+}
+
+/* Whether an idle service's partitions hold records beyond where it is:
+ * their ends, from one ListOffsets request per broker. A failed request
+ * answers yes. */
+static int idle_probe(avk_service_t *svc)
+{
+        rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(svc->idle_at);
+        for (int i = 0; i < ends->cnt; i++)
+                ends->elems[i].offset = RD_KAFKA_OFFSET_END; /* the latest, as a time */
+        int fresh = rd_kafka_offsets_for_times(svc->consumer, ends, IDLE_ASK_MS) != 0;
+        for (int i = 0; i < ends->cnt && !fresh; i++) {
+                const rd_kafka_topic_partition_t *at = rd_kafka_topic_partition_list_find(
+                    svc->idle_at, ends->elems[i].topic, ends->elems[i].partition);
+                fresh = ends->elems[i].err || !at ||
+                        ends->elems[i].offset > (at->offset > 0 ? at->offset : 0);
+        }
+        rd_kafka_topic_partition_list_destroy(ends);
+        return fresh;
+}
+
+/* An empty fetch costs a request and, on the embedded broker, takes the
+ * whole fetch.wait.max.ms: kept short, it keeps latency low while records
+ * flow and burns CPU while none do. So a service that took no record for
+ * IDLE_AFTER_MS pauses its partitions and asks every IDLE_PROBE_MS whether
+ * any has records beyond where it is, fetching again when one has: a long
+ * wait when idle, short ones when busy (the first record after an idle spell
+ * waits up to 1.5 s: docs/architecture.md, "The service kernel"). */
+static void idle_step(avk_service_t *svc, int taken, int64_t now)
+{
+        /* A service with a wait hook (the notifier, the analysis forwarder)
+         * keeps fetching: its work outside Kafka and the ends of its partner
+         * topics (on_eof) are not reconciled with paused partitions. */
+        if (svc->hooks.wait)
+                return;
+        if (taken || (!svc->idle && busy(svc))) {
+                if (svc->idle)
+                        idle_leave(svc);
+                svc->last_record_at = now;
+        } else if (!svc->idle && now - svc->last_record_at >= IDLE_AFTER_MS) {
+                idle_enter(svc, now);
+        } else if (svc->idle && now >= svc->idle_next_at) {
+                if (idle_probe(svc))
+                        idle_leave(svc);
+                else
+                        svc->idle_next_at = avk_clock_mono_ms() + IDLE_PROBE_MS;
+        }
+}
+
+/* How long the loop may sleep from now: until on_tick's next due time, an
+ * idle service's next probe, and in the consumer poll while records flow
+ * POLL_MS at most (a wait hook wakes when Kafka's queues do). */
+static int sleep_ms(const avk_service_t *svc, int64_t now)
+{
+        int64_t until = svc->next_due;
+        if (svc->idle && svc->idle_next_at < until)
+                until = svc->idle_next_at;
+        else if (!svc->idle && !svc->hooks.wait && now + POLL_MS < until)
+                until = now + POLL_MS;
+        return until > now ? (int)(until - now) : 0;
+}
+
 static void unwire(avk_service_t *svc);
 
 static void summary(avk_service_t *svc, int now)
@@ -458,7 +598,8 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
         if (check_topics(svc, errstr, errstr_size) != 0 || subscribe(svc, errstr, errstr_size) != 0)
                 return -1;
         int rc = 0;
-        svc->last_summary = avk_clock_mono_ms();
+        svc->last_summary = svc->last_record_at = avk_clock_mono_ms();
+        svc->next_due = svc->last_summary + WAIT_MAX_MS;
         while (!atomic_load(&svc->stop)) {
                 /* Up to BATCH_MAX records per round, the housekeeping below
                  * once per round: at full speed, serving delivery reports
@@ -466,8 +607,9 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 rd_kafka_message_t *m;
                 int taken = 0;
                 for (; taken < BATCH_MAX && rc == 0 &&
-                       (m = rd_kafka_consumer_poll(svc->consumer,
-                                                   taken || svc->hooks.wait ? 0 : POLL_MS));
+                       (m = rd_kafka_consumer_poll(
+                            svc->consumer,
+                            taken || svc->hooks.wait ? 0 : sleep_ms(svc, avk_clock_mono_ms())));
                      taken++) {
                         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                                 end_of_partition(svc, m);
@@ -485,8 +627,10 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 flow_control(svc);
                 measure_lag(svc);
                 int64_t now = avk_clock_mono_ms(), next_due = now + WAIT_MAX_MS;
+                idle_step(svc, taken, now);
                 if (!rc && svc->hooks.on_tick)
                         rc = svc->hooks.on_tick(svc->hooks.opaque, &next_due, errstr, errstr_size);
+                svc->next_due = next_due;
                 char reason[512];
                 if (rd_kafka_fatal_error(svc->producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
@@ -501,8 +645,7 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                         break;
                 summary(svc, 0);
                 if (svc->hooks.wait && taken < BATCH_MAX && !atomic_load(&svc->stop))
-                        svc->hooks.wait(svc->hooks.opaque, svc->wake[0],
-                                        (int)(next_due > now ? next_due - now : 0));
+                        svc->hooks.wait(svc->hooks.opaque, svc->wake[0], sleep_ms(svc, now));
         }
         unwire(svc);
         /* Closing revokes the assignment: on_revoke waits for the outputs in
@@ -752,6 +895,8 @@ void avk_service_destroy(avk_service_t *svc)
         unwire(svc);
         if (svc->waiting)
                 rd_kafka_topic_partition_list_destroy(svc->waiting);
+        if (svc->idle_at)
+                rd_kafka_topic_partition_list_destroy(svc->idle_at);
         if (svc->reader) {
                 rd_kafka_consumer_close(svc->reader);
                 rd_kafka_destroy(svc->reader);

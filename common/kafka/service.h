@@ -128,7 +128,9 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
 
 /**
  * @brief Checks the topics (inputs and outputs exist and share one partition
- * count), joins the group and runs until avk_service_stop() or a failure;
+ * count), joins the group and runs until avk_service_stop() or a failure
+ * (idle, it pauses its partitions and looks for records every 500 ms:
+ * docs/architecture.md, "The service kernel");
  * then closes the consumer within consumer.close.timeout.ms (the revoke waits
  * for outputs in flight and commits; the instance leaves the group, static
  * member or not: avk_kafka_consumer_close()), and gives up what is still

@@ -32,13 +32,13 @@
 
 #include "common/util/arena.h"
 #include "common/util/clock.h"
-#include "common/contract/avro_field.h"
 #include "common/contract/codec.h"
 #include "common/contract/directory.h"
 #include "common/util/env.h"
 #include "common/util/errors.h"
 #include "common/util/hash.h"
 #include "common/contract/ident.h"
+#include "common/contract/slotfield.h"
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
 #include "common/kafka/service.h"
@@ -52,28 +52,80 @@
 
 enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
 
+/* The fields the router reads of a DeviationReported: the rules' text
+ * inputs first (report_offsets), then the rest. */
+enum reported_field {
+        RP_MUNICIPALITY = 5,
+        RP_DEVIATION_ID = 13,
+        RP_LEX_MARIA,
+        RP_OCCURRED_AT,
+        RP_FIELDS
+};
+
+/* ... of a DeviationResponse. */
+enum response_field { RS_KIND, RS_DEVIATION_ID, RS_RESPONSE_ID, RS_PARTY, RS_SUGGESTED, RS_FIELDS };
+
+/* Every field of a DeviationRouted: it reads some, writes all. */
+enum routed_field {
+        RT_EVENT_ID,
+        RT_DEVIATION_ID,
+        RT_ROUTED_AT,
+        RT_HOP,
+        RT_REPORTER_PARTY,
+        RT_RECEIVER_PARTY,
+        RT_RECEIVER_UNIT,
+        RT_DECISION,
+        RT_RULE_ID,
+        RT_REASON,
+        RT_CATEGORY,
+        RT_HARM_LEVEL,
+        RT_LEX_MARIA,
+        RT_BASIS,
+        RT_NAMED_NOT_USED,
+        RT_LOCATION_CONTRADICTS,
+        RT_FIELDS
+};
+
 /* The namespace of DeviationRouted.event_id (UUIDv5, RFC 4122 section 4.3):
  * the name is "<deviation_id>/<hop>". Fixed forever: changing it would make
  * every replayed routing look new downstream. */
 static const char event_namespace[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
 
+/* A reason of routed records, as encoded (its length's varint, then its
+ * text), kept once for every hop that carries it: it is most of a routed
+ * record's bytes, and the rules give few distinct ones (docs/router.md). */
+struct reason {
+        struct avk_hnode node; /* in the router's reasons, by its bytes */
+        size_t len;
+        char bytes[];
+};
+
 struct hop {
         char event_id[ID_SIZE]; /* of the DeviationRouted */
         char receiver_party[8];
         char cause[ID_SIZE];
-        void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
-        size_t routed_len;
+        /* The DeviationRouted as written: routed[0..head_len), the reason's
+         * bytes, routed[head_len..head_len + tail_len); without a reason (not
+         * found in the record) routed[0..head_len) is all of it. NULL when
+         * this hop is unknown. */
+        char *routed;
+        const struct reason *reason;
+        uint32_t head_len, tail_len;
         int manual; /* decided MANUAL: at the county's triage desk */
 };
 
+/* Largest members first: 96 bytes in the arena, as before the report's
+ * offset and digest were added (docs/router.md, "One body per deviation"). */
 struct deviation {
         struct avk_hnode node; /* in the router's table, by id */
-        char id[ID_SIZE];
-        int32_t partition;
         char *
             report; /* what routing reads of its DeviationReported (pack_report); NULL until seen */
         struct hop *hops;
+        int64_t report_offset;  /* of the DeviationReported that filed it, in its partition */
+        uint64_t report_digest; /* of that record's Avro body (body_digest) */
+        int32_t partition;
         int hop_cnt; /* hops[0..hop_cnt) */
+        char id[ID_SIZE];
 };
 
 struct avk_router {
@@ -86,7 +138,13 @@ struct avk_router {
         avk_rules_t *rules;
         avk_codec_t *codec;
         const avk_schema_t *reported_schema, *response_schema, *routed_schema;
-        avro_value_t reported_value, response_value, routed_value;
+        /* The fields read and written, in the slots of each schema's compiled
+         * program (common/contract/slotfield.h): found once, at creation. */
+        avk_slotfield_t reported_f[RP_FIELDS], response_f[RS_FIELDS], routed_f[RT_FIELDS];
+        avk_avroprog_slot_t routed_slots[RT_FIELDS]; /* the DeviationRouted being built */
+        const avk_avroprog_t *routed_prog;
+        unsigned char *routed_buf; /* its Avro body */
+        size_t routed_cap;
         const char *topic[IN_TOPICS];
         const char *routed_topic, *deadletter_topic;
         const char *outputs[1]; /* topics sharing the inputs' partition count */
@@ -95,12 +153,14 @@ struct avk_router {
         avk_outbox_t *outbox;               /* the service's */
         avk_arena_t *arena[MAX_PARTITIONS]; /* the state of each partition: common/util/arena.h */
         avk_htab_t table;                   /* the deviations, in their partitions' arenas */
-        uint64_t seed;                      /* of the table's hash: ids come from outside */
+        avk_htab_t reasons;                 /* struct reason, in reason_arena, for all partitions */
+        avk_arena_t *reason_arena;
+        uint64_t seed; /* of the table's hash: ids come from outside */
 
-        atomic_ullong routed, rerouted, replayed, deadlettered, skipped;
+        atomic_ullong routed, rerouted, replayed, deadlettered, skipped, duplicates;
 
         avk_metrics_t *metrics;
-        avk_metric_family_t *m_routed, *m_deadletter, *m_skipped;
+        avk_metric_family_t *m_routed, *m_deadletter, *m_skipped, *m_filed_again;
         avk_metric_t *m_replayed;
         uint64_t summary_done;
 };
@@ -184,70 +244,99 @@ struct report {
         int lex_maria; /* flags.possible_lex_maria */
 };
 
-static const struct {
-        const char *path;
-        size_t offset;
-} report_fields[] = {
-    {"reporter.party", offsetof(struct avk_rules_input, reporter_party)},
-    {"receiver.party", offsetof(struct avk_rules_input, named_party)},
-    {"receiver.unit_hsa_id", offsetof(struct avk_rules_input, named_unit_hsa_id)},
-    {"location.party", offsetof(struct avk_rules_input, location_party)},
-    {"location.unit_hsa_id", offsetof(struct avk_rules_input, location_unit_hsa_id)},
-    {"municipality_code", offsetof(struct avk_rules_input, municipality_code)},
-    {"location.care_setting", offsetof(struct avk_rules_input, care_setting)},
-    {"category", offsetof(struct avk_rules_input, category)},
-    {"competence", offsetof(struct avk_rules_input, competence)},
-    {"home_visits", offsetof(struct avk_rules_input, home_visits)},
-    {"agreement", offsetof(struct avk_rules_input, agreement)},
-    {"event_class", offsetof(struct avk_rules_input, event_class)},
-    {"harm.level", offsetof(struct avk_rules_input, harm_level)},
+/* Where each text field the rules read goes in their input, in the order
+ * of reported_paths. */
+static const size_t report_offsets[] = {
+    offsetof(struct avk_rules_input, reporter_party),
+    offsetof(struct avk_rules_input, named_party),
+    offsetof(struct avk_rules_input, named_unit_hsa_id),
+    offsetof(struct avk_rules_input, location_party),
+    offsetof(struct avk_rules_input, location_unit_hsa_id),
+    offsetof(struct avk_rules_input, municipality_code),
+    offsetof(struct avk_rules_input, care_setting),
+    offsetof(struct avk_rules_input, category),
+    offsetof(struct avk_rules_input, competence),
+    offsetof(struct avk_rules_input, home_visits),
+    offsetof(struct avk_rules_input, agreement),
+    offsetof(struct avk_rules_input, event_class),
+    offsetof(struct avk_rules_input, harm_level),
 };
-#define REPORT_FIELDS (sizeof(report_fields) / sizeof(report_fields[0]))
+#define REPORT_FIELDS (sizeof(report_offsets) / sizeof(report_offsets[0]))
+
+static const char *const reported_paths[RP_FIELDS] = {
+    "reporter.party",
+    "receiver.party",
+    "receiver.unit_hsa_id",
+    "location.party",
+    "location.unit_hsa_id",
+    "municipality_code",
+    "location.care_setting",
+    "category",
+    "competence",
+    "home_visits",
+    "agreement",
+    "event_class",
+    "harm.level",
+    [RP_DEVIATION_ID] = "deviation_id",
+    [RP_LEX_MARIA] = "flags.possible_lex_maria",
+    [RP_OCCURRED_AT] = "occurred_at",
+};
+
+static const char *const response_paths[RS_FIELDS] = {
+    [RS_KIND] = "kind",   [RS_DEVIATION_ID] = "deviation_id",    [RS_RESPONSE_ID] = "response_id",
+    [RS_PARTY] = "party", [RS_SUGGESTED] = "suggested_receiver",
+};
+
+static const char *const routed_paths[RT_FIELDS] = {
+    [RT_EVENT_ID] = "event_id",
+    [RT_DEVIATION_ID] = "deviation_id",
+    [RT_ROUTED_AT] = "routed_at",
+    [RT_HOP] = "hop",
+    [RT_REPORTER_PARTY] = "reporter_party",
+    [RT_RECEIVER_PARTY] = "receiver_party",
+    [RT_RECEIVER_UNIT] = "receiver_unit_hsa_id",
+    [RT_DECISION] = "decision",
+    [RT_RULE_ID] = "rule_id",
+    [RT_REASON] = "reason",
+    [RT_CATEGORY] = "category",
+    [RT_HARM_LEVEL] = "harm_level",
+    [RT_LEX_MARIA] = "possible_lex_maria",
+    [RT_BASIS] = "basis",
+    [RT_NAMED_NOT_USED] = "named_receiver_not_used",
+    [RT_LOCATION_CONTRADICTS] = "location_contradicts_setting",
+};
 
 static const char **report_field(struct avk_rules_input *in, size_t i)
 {
-        return (const char **)((char *)in + report_fields[i].offset);
+        return (const char **)((char *)in + report_offsets[i]);
 }
 
-/* The report in v; its strings are v's. */
-static void report_of(avro_value_t *v, struct report *rp)
+/* Packs what routing reads of the DeviationReported in slots into one
+ * allocation of partition p's state: per text field a presence byte ('0'
+ * for null, '1' before the text) and the text with its NUL, then the flag
+ * byte and occurred_at's eight bytes. */
+static char *pack_report(avk_router_t *r, int32_t p, const avk_avroprog_slot_t *slots)
 {
-        memset(rp, 0, sizeof(*rp));
-        for (size_t i = 0; i < REPORT_FIELDS; i++)
-                *report_field(&rp->in, i) = avk_avro_text(v, report_fields[i].path);
-        avro_value_t flag;
-        if (avk_avro_field(v, "flags.possible_lex_maria", &flag) == 0)
-                avro_value_get_boolean(&flag, &rp->lex_maria);
-        int64_t occurred_at = 0;
-        if (avk_avro_field(v, "occurred_at", &flag) == 0)
-                avro_value_get_long(&flag, &occurred_at);
-        rp->in.occurred_at_ms = occurred_at;
-}
-
-/* Packs rp into one allocation of partition p's state: per field a
- * presence byte ('0' for null, '1' before the text) and a NUL, then the
- * flag byte and occurred_at in decimal. */
-static char *pack_report(avk_router_t *r, int32_t p, const struct report *rp)
-{
-        struct avk_rules_input in = rp->in;
-        char occurred[24];
-        size_t size = 2 + (size_t)snprintf(occurred, sizeof(occurred), "%lld", in.occurred_at_ms);
+        const char *text[REPORT_FIELDS];
+        size_t len[REPORT_FIELDS], size = 1 + sizeof(int64_t);
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                const char *f = *report_field(&in, i);
-                size += 2 + (f ? strlen(f) : 0);
+                text[i] = avk_slotfield_text(&r->reported_f[i], slots, &len[i]);
+                size += 2 + (text[i] ? len[i] : 0);
         }
         char *packed = state_alloc(r, p, size), *at = packed;
         if (!packed)
                 return NULL;
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                const char *f = *report_field(&in, i);
-                size_t n = f ? strlen(f) : 0;
-                *at++ = f ? '1' : '0';
-                memcpy(at, f ? f : "", n + 1);
-                at += n + 1;
+                *at++ = text[i] ? '1' : '0';
+                if (text[i]) {
+                        memcpy(at, text[i], len[i]);
+                        at += len[i];
+                }
+                *at++ = '\0';
         }
-        *at++ = rp->lex_maria ? '1' : '0';
-        memcpy(at, occurred, strlen(occurred) + 1);
+        *at++ = avk_slotfield_long(&r->reported_f[RP_LEX_MARIA], slots) ? '1' : '0';
+        int64_t occurred_at = avk_slotfield_long(&r->reported_f[RP_OCCURRED_AT], slots);
+        memcpy(at, &occurred_at, sizeof(occurred_at));
         return packed;
 }
 
@@ -261,29 +350,91 @@ static void unpack_report(const char *packed, struct report *rp)
                 packed += strlen(packed) + 1;
         }
         rp->lex_maria = *packed == '1';
-        rp->in.occurred_at_ms = strtoll(packed + 1, NULL, 10);
+        memcpy(&rp->in.occurred_at_ms, packed + 1, sizeof(rp->in.occurred_at_ms));
 }
 
-/* Keeps what routing reads of the report in v for d (the first one seen
- * stays) and unpacks it into rp. */
-static int set_report(avk_router_t *r, struct deviation *d, avro_value_t *v, struct report *rp)
+/* The digest of m's Avro body, whichever framing carries it: what tells a
+ * deviation filed again byte for byte from one filed with another body. */
+static uint64_t body_digest(const avk_router_t *r, const rd_kafka_message_t *m)
 {
-        if (!d->report) {
-                report_of(v, rp);
-                d->report = pack_report(r, d->partition, rp);
-                if (!d->report)
-                        return -1;
-        }
-        unpack_report(d->report, rp);
+        size_t len = 0;
+        const void *body = avk_codec_body(m->payload, m->len, &len);
+        return avk_hash_bytes(body, len, r->seed);
+}
+
+/* Keeps what routing reads of the report in slots (record m) for d - the
+ * first one seen stays, with its offset and digest. */
+static int set_report(avk_router_t *r, struct deviation *d, const rd_kafka_message_t *m,
+                      const avk_avroprog_slot_t *slots)
+{
+        if (d->report)
+                return 0;
+        d->report = pack_report(r, d->partition, slots);
+        if (!d->report)
+                return -1;
+        d->report_offset = m->offset;
+        d->report_digest = body_digest(r, m);
         return 0;
 }
 
-/* Records hop h of d (a copy of routed); an already known hop is kept. A
- * re-routing outgrows the hops in the arena: the copy is there until the
- * partition goes, a few hundred bytes per re-routing. */
+struct reason_key {
+        const char *bytes;
+        size_t len;
+};
+
+static int same_reason(const struct avk_hnode *node, const void *key)
+{
+        const struct reason *a = avk_container_of(node, struct reason, node);
+        const struct reason_key *b = key;
+        return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* The reason of len encoded bytes, kept once. NULL when out of memory. */
+static const struct reason *intern_reason(avk_router_t *r, const char *bytes, size_t len)
+{
+        uint64_t hash = avk_hash_bytes(bytes, len, r->seed);
+        struct reason_key key = {bytes, len};
+        struct avk_hnode *known = avk_htab_find(&r->reasons, hash, same_reason, &key);
+        if (known)
+                return avk_container_of(known, struct reason, node);
+        struct reason *fresh = avk_arena_alloc(r->reason_arena, sizeof(*fresh) + len);
+        if (!fresh)
+                return NULL;
+        fresh->len = len;
+        memcpy(fresh->bytes, bytes, len);
+        avk_htab_insert(&r->reasons, &fresh->node, hash);
+        return fresh;
+}
+
+/* Where text (a string field's value) is encoded in the Avro record
+ * buf[0..len): the last place it stands preceded by its length's varint,
+ * which is its field's; the fields after it are a few bytes. @returns the
+ * offset of the varint, its encoding's size in *size, or -1 when absent. */
+static int64_t encoded_at(const char *buf, size_t len, const char *text, size_t text_len,
+                          size_t *size)
+{
+        unsigned char varint[10];
+        size_t n = 0;
+        for (uint64_t z = (uint64_t)text_len << 1; n == 0 || z; z >>= 7)
+                varint[n++] = (unsigned char)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+        if (len < n + text_len)
+                return -1;
+        for (size_t at = len - text_len; at >= n; at--) {
+                if (memcmp(buf + at, text, text_len) == 0 && memcmp(buf + at - n, varint, n) == 0) {
+                        *size = n + text_len;
+                        return (int64_t)(at - n);
+                }
+        }
+        return -1;
+}
+
+/* Records hop h of d: routed as written, its reason (text) kept once; an
+ * already known hop is kept. A re-routing outgrows the hops in the arena:
+ * the copy is there until the partition goes, a few hundred bytes per
+ * re-routing. */
 static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const char *event_id,
-                           const char *party, const char *cause, const void *routed, size_t len,
-                           int manual)
+                           const char *party, const char *cause, const char *routed, size_t len,
+                           const char *reason, size_t reason_len, int manual)
 {
         if (h < 0 || h > 1000)
                 return NULL;
@@ -300,11 +451,17 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
         struct hop *hop = &d->hops[h];
         if (hop->routed)
                 return hop;
-        hop->routed = state_alloc(r, d->partition, len);
-        if (!hop->routed)
+        size_t reason_size = 0;
+        int64_t at = encoded_at(routed, len, reason, reason_len, &reason_size);
+        size_t head = at < 0 ? len : (size_t)at, tail = at < 0 ? 0 : len - head - reason_size;
+        hop->reason = at < 0 ? NULL : intern_reason(r, routed + head, reason_size);
+        hop->routed = state_alloc(r, d->partition, head + tail);
+        if ((at >= 0 && !hop->reason) || !hop->routed)
                 return NULL;
-        memcpy(hop->routed, routed, len);
-        hop->routed_len = len;
+        memcpy(hop->routed, routed, head);
+        memcpy(hop->routed + head, routed + head + reason_size, tail);
+        hop->head_len = (uint32_t)head;
+        hop->tail_len = (uint32_t)tail;
         hop->manual = manual;
         copy_text(hop->event_id, sizeof(hop->event_id), event_id);
         copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
@@ -331,23 +488,6 @@ static int deadletter(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         return avk_outbox_deadletter(r->outbox, t, seq, r->deadletter_topic, &src, reason);
 }
 
-/* Queues one output of input seq of t. Out of memory is the only failure. */
-static int emit(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const char *topic,
-                int32_t partition, const void *key, size_t key_len, const void *payload, size_t len,
-                const char *const *names, const char *const *values, int hdr_cnt)
-{
-        struct avk_outbox_msg msg = {.topic = topic,
-                                     .partition = partition,
-                                     .key = key,
-                                     .key_len = key_len,
-                                     .value = payload,
-                                     .len = len,
-                                     .hdr_names = names,
-                                     .hdr_values = values,
-                                     .hdr_cnt = hdr_cnt};
-        return avk_outbox_emit(r->outbox, t, seq, &msg);
-}
-
 /* ---- routing ---- */
 
 /* Writes hop h of d: the DeviationRouted to topic.routed, in the
@@ -361,8 +501,20 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         snprintf(hop_text, sizeof(hop_text), "%d", h);
         const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
         const char *values[] = {hop->event_id, "DeviationRouted", hop_text, hop->cause};
-        if (emit(r, t, seq, r->routed_topic, d->partition, d->id, strlen(d->id), hop->routed,
-                 hop->routed_len, names, values, 4) != 0)
+        const struct avk_outbox_part parts[] = {
+            {hop->routed, hop->head_len},
+            {hop->reason ? hop->reason->bytes : "", hop->reason ? hop->reason->len : 0},
+            {hop->routed + hop->head_len, hop->tail_len}};
+        struct avk_outbox_msg msg = {.topic = r->routed_topic,
+                                     .partition = d->partition,
+                                     .key = d->id,
+                                     .key_len = strlen(d->id),
+                                     .value_parts = parts,
+                                     .value_part_cnt = 3,
+                                     .hdr_names = names,
+                                     .hdr_values = values,
+                                     .hdr_cnt = 4};
+        if (avk_outbox_emit(r->outbox, t, seq, &msg) != 0)
                 return -1;
         atomic_fetch_add(&r->routed, 1);
         if (h > 0)
@@ -377,52 +529,69 @@ static void unavailable(avk_router_t *r, const char *why)
         snprintf(r->unavailable_why, sizeof(r->unavailable_why), "%s", why);
 }
 
+/* Encodes routed_slots into routed_buf. @returns the body's size, or -1
+ * with the reason in errstr. */
+static int64_t encode_routed(avk_router_t *r, char *errstr, size_t errstr_size)
+{
+        int64_t len = avk_avroprog_encode(r->routed_prog, r->routed_slots, r->routed_buf,
+                                          r->routed_cap, errstr, errstr_size);
+        if (len <= (int64_t)r->routed_cap)
+                return len;
+        unsigned char *grown = realloc(r->routed_buf, (size_t)len);
+        if (!grown) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        r->routed_buf = grown;
+        r->routed_cap = (size_t)len;
+        return avk_avroprog_encode(r->routed_prog, r->routed_slots, r->routed_buf, r->routed_cap,
+                                   errstr, errstr_size);
+}
+
 /* Builds the DeviationRouted of decision for report rp and records it as
  * hop decision->hop of d. */
 static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct report *rp,
                               const struct avk_rules_decision *dec, const char *cause, char *errstr,
                               size_t errstr_size)
 {
-        avro_value_t *v = &r->routed_value, f;
+        const avk_slotfield_t *f = r->routed_f;
+        avk_avroprog_slot_t *s = r->routed_slots;
         char event_id[ID_SIZE];
         event_id_of(d->id, dec->hop, event_id);
-        avro_value_reset(v);
-        int rc =
-            avk_avro_set_text(v, "event_id", event_id) |
-            avk_avro_set_text(v, "deviation_id", d->id) |
-            avk_avro_set_text(v, "reporter_party", rp->in.reporter_party) |
-            avk_avro_set_text(v, "receiver_party", dec->receiver_party) |
-            avk_avro_set_text(v, "receiver_unit_hsa_id",
-                              dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id : NULL) |
-            avk_avro_set_text(v, "decision", avk_rules_decision_symbol(dec->kind)) |
-            avk_avro_set_text(v, "rule_id", dec->rule_id) |
-            avk_avro_set_text(v, "reason", dec->reason) |
-            avk_avro_set_text(v, "category", rp->in.category) |
-            avk_avro_set_text(v, "harm_level", rp->in.harm_level);
-        rc |= avro_value_get_by_name(v, "routed_at", &f, NULL) ||
-              avro_value_set_long(&f, avk_clock_system_ms());
-        rc |= avro_value_get_by_name(v, "hop", &f, NULL) || avro_value_set_int(&f, dec->hop);
-        rc |= avro_value_get_by_name(v, "possible_lex_maria", &f, NULL) ||
-              avro_value_set_boolean(&f, rp->lex_maria);
-        rc |= avk_avro_set_text(v, "basis", avk_rules_basis_symbol(dec->basis));
-        rc |= avro_value_get_by_name(v, "named_receiver_not_used", &f, NULL) ||
-              avro_value_set_boolean(&f, dec->named_not_used);
-        rc |= avro_value_get_by_name(v, "location_contradicts_setting", &f, NULL) ||
-              avro_value_set_boolean(&f, dec->location_contradicts);
-        if (rc) {
+        int rc = avk_slotfield_set_text(&f[RT_EVENT_ID], s, event_id) |
+                 avk_slotfield_set_text(&f[RT_DEVIATION_ID], s, d->id) |
+                 avk_slotfield_set_text(&f[RT_REPORTER_PARTY], s, rp->in.reporter_party) |
+                 avk_slotfield_set_text(&f[RT_RECEIVER_PARTY], s, dec->receiver_party) |
+                 avk_slotfield_set_text(&f[RT_RECEIVER_UNIT], s,
+                                        dec->receiver_unit_hsa_id[0] ? dec->receiver_unit_hsa_id
+                                                                     : NULL) |
+                 avk_slotfield_set_text(&f[RT_RULE_ID], s, dec->rule_id) |
+                 avk_slotfield_set_text(&f[RT_REASON], s, dec->reason) |
+                 avk_slotfield_set_text(&f[RT_CATEGORY], s, rp->in.category) |
+                 avk_slotfield_set_text(&f[RT_HARM_LEVEL], s, rp->in.harm_level);
+        /* The rules' kinds and bases are the indexes of their enums' symbols (rules.h). */
+        avk_slotfield_set_long(&f[RT_DECISION], s, dec->kind);
+        avk_slotfield_set_long(&f[RT_BASIS], s, dec->basis);
+        avk_slotfield_set_long(&f[RT_ROUTED_AT], s, avk_clock_system_ms());
+        avk_slotfield_set_long(&f[RT_HOP], s, dec->hop);
+        avk_slotfield_set_long(&f[RT_LEX_MARIA], s, rp->lex_maria);
+        avk_slotfield_set_long(&f[RT_NAMED_NOT_USED], s, dec->named_not_used);
+        avk_slotfield_set_long(&f[RT_LOCATION_CONTRADICTS], s, dec->location_contradicts);
+        int64_t body = rc ? -1 : encode_routed(r, errstr, errstr_size);
+        if (rc)
                 snprintf(errstr, errstr_size, "cannot build the DeviationRouted");
+        if (body < 0)
                 return NULL;
-        }
         const void *out;
         size_t len;
-        int encoded = avk_codec_encode(r->codec, r->routed_topic, r->routed_schema, v, &out, &len,
-                                       errstr, errstr_size);
-        if (encoded == AVK_CODEC_UNAVAILABLE)
+        int framed = avk_codec_frame(r->codec, r->routed_topic, r->routed_schema, 0, r->routed_buf,
+                                     (size_t)body, &out, &len, errstr, errstr_size);
+        if (framed == AVK_CODEC_UNAVAILABLE)
                 unavailable(r, errstr);
-        if (encoded != 0)
+        if (framed != 0)
                 return NULL;
         struct hop *hop = set_hop(r, d, dec->hop, event_id, dec->receiver_party, cause, out, len,
-                                  dec->kind == AVK_RULES_MANUAL);
+                                  dec->reason, strlen(dec->reason), dec->kind == AVK_RULES_MANUAL);
         if (!hop) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
@@ -434,24 +603,27 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
         return hop;
 }
 
-/* Decodes a DeviationReported and checks what routing relies on: the key is
- * the deviation id (so its responses share its partition), and the patient's
- * municipality is one of the county's. */
-static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m, char *errstr,
-                                   size_t errstr_size)
+/* Decodes a DeviationReported, its deviation id into id, and checks what
+ * routing relies on: the key is the deviation id (so its responses share its
+ * partition), and the patient's municipality is one of the county's.
+ * @returns its slots (the codec's), or NULL with the reason in errstr. */
+static const avk_avroprog_slot_t *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
+                                                  char id[ID_SIZE], char *errstr,
+                                                  size_t errstr_size)
 {
-        char reason[256];
-        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->reported_schema,
-                                  &r->reported_value, reason, sizeof(reason));
+        char reason[256], muni[16];
+        const avk_avroprog_slot_t *slots;
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->reported_schema, &slots,
+                                        reason, sizeof(reason));
         if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
                 if (rc == AVK_CODEC_UNAVAILABLE)
                         unavailable(r, errstr);
                 return NULL;
         }
-        const char *id = avk_avro_text(&r->reported_value, "deviation_id");
         uuid_t parsed;
-        if (!id || uuid_parse(id, parsed) != 0) {
+        if (!avk_slotfield_copy(&r->reported_f[RP_DEVIATION_ID], slots, id, ID_SIZE) ||
+            uuid_parse(id, parsed) != 0) {
                 snprintf(errstr, errstr_size, "deviation_id is not a UUID");
                 return NULL;
         }
@@ -459,25 +631,51 @@ static const char *decode_reported(avk_router_t *r, const rd_kafka_message_t *m,
                 snprintf(errstr, errstr_size, "the key is not the deviation_id");
                 return NULL;
         }
-        const char *muni = avk_avro_text(&r->reported_value, "municipality_code");
-        if (!muni || avk_ident_municipality_code(muni, reason, sizeof(reason)) != 0) {
+        if (!avk_slotfield_copy(&r->reported_f[RP_MUNICIPALITY], slots, muni, sizeof(muni)) ||
+            avk_ident_municipality_code(muni, reason, sizeof(reason)) != 0) {
                 snprintf(errstr, errstr_size,
                          "municipality_code is not one of the county's 49 municipalities");
                 return NULL;
         }
-        return id;
+        return slots;
+}
+
+/* DeviationReported m names deviation d, filed before by another record:
+ * the first stays (docs/router.md, "One body per deviation"). The same body
+ * again (a client's retry, a spool drained twice) has been routed already;
+ * another body is dead-lettered, so that no receiver ever reads two bodies
+ * under one routed event. */
+static int filed_again(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
+                       const rd_kafka_message_t *m, const struct deviation *d)
+{
+        if (body_digest(r, m) == d->report_digest) {
+                atomic_fetch_add(&r->duplicates, 1);
+                avk_metric_add(avk_metrics_series(r->m_filed_again, (const char *[]){"identical"}),
+                               1);
+                return 0;
+        }
+        avk_metric_add(avk_metrics_series(r->m_filed_again, (const char *[]){"conflicting"}), 1);
+        char err[256];
+        snprintf(err, sizeof(err),
+                 "deviation_id already filed with another body (offset %lld of this "
+                 "partition); the first stays: file a correction under a new deviation_id",
+                 (long long)d->report_offset);
+        return deadletter(r, t, seq, m, err);
 }
 
 static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
-        char err[512];
-        const char *id = decode_reported(r, m, err, sizeof(err));
-        if (!id)
+        char err[512], id[ID_SIZE];
+        const avk_avroprog_slot_t *slots = decode_reported(r, m, id, err, sizeof(err));
+        if (!slots)
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         struct deviation *d = state_get(r, id, m->partition);
-        struct report rp;
-        if (!d || set_report(r, d, &r->reported_value, &rp) != 0)
+        if (!d)
+                return -1;
+        if (d->report && d->report_offset != m->offset)
+                return filed_again(r, t, seq, m, d);
+        if (set_report(r, d, m, slots) != 0)
                 return -1;
         if (d->hop_cnt > 0 && d->hops[0].routed) {
                 /* Routed before (a replay): the same outputs again. */
@@ -485,7 +683,9 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 avk_metric_add(r->m_replayed, 1);
                 return emit_hop(r, t, seq, d, 0);
         }
+        struct report rp;
         struct avk_rules_decision dec;
+        unpack_report(d->report, &rp);
         avk_rules_decide(r->rules, r->dir, &rp.in, &dec);
         if (!record_hop(r, d, &rp, &dec, d->id, err, sizeof(err)))
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
@@ -502,9 +702,9 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                        const rd_kafka_message_t *m)
 {
         char err[512], reason[256];
-        avro_value_t *v = &r->response_value;
-        int rc = avk_codec_decode(r->codec, m->payload, m->len, r->response_schema, v, reason,
-                                  sizeof(reason));
+        const avk_avroprog_slot_t *v;
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->response_schema, &v,
+                                        reason, sizeof(reason));
         if (rc != 0) {
                 snprintf(err, sizeof(err), "undecodable DeviationResponse: %s", reason);
                 if (rc != AVK_CODEC_UNAVAILABLE)
@@ -512,14 +712,18 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 unavailable(r, err);
                 return AVK_SERVICE_WAIT;
         }
-        const char *kind = avk_avro_text(v, "kind");
+        const avk_slotfield_t *f = r->response_f;
+        size_t kind_len;
+        const char *kind = avk_slotfield_text(&f[RS_KIND], v, &kind_len); /* a symbol: NUL-ended */
         if (!kind || strcmp(kind, WRONG_RECEIVER) != 0) {
                 skip(r, kind ? kind : "UNKNOWN");
                 return 0; /* the tracker's business, not the router's */
         }
-        const char *id = avk_avro_text(v, "deviation_id"),
-                   *response_id = avk_avro_text(v, "response_id");
-        const char *party = avk_avro_text(v, "party");
+        char id_text[256], response_text[256], party_text[256], suggested_text[256];
+        const char *id = avk_slotfield_copy(&f[RS_DEVIATION_ID], v, id_text, sizeof(id_text));
+        const char *response_id =
+            avk_slotfield_copy(&f[RS_RESPONSE_ID], v, response_text, sizeof(response_text));
+        const char *party = avk_slotfield_copy(&f[RS_PARTY], v, party_text, sizeof(party_text));
         if (!id || !response_id || !party || m->key_len != strlen(id) ||
             memcmp(m->key, id, m->key_len) != 0)
                 return deadletter(r, t, seq, m, "the key is not the deviation_id");
@@ -545,8 +749,10 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         }
         /* The desk triages for the county: its "wrong receiver" routes the deviation on to
          * the receiver it names, or leaves it at the desk; never a hop back to the desk. */
+        const char *suggested =
+            avk_slotfield_copy(&f[RS_SUGGESTED], v, suggested_text, sizeof(suggested_text));
         int by_desk = d->hops[current].manual && avk_rules_hosts_desk(r->dir, party);
-        if (by_desk && !avk_avro_text(v, "suggested_receiver")) {
+        if (by_desk && !suggested) {
                 skip(r, "DESK_" WRONG_RECEIVER);
                 return 0;
         }
@@ -556,12 +762,13 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 if (d->hops[h].routed)
                         earlier[earlier_cnt++] = d->hops[h].receiver_party;
         }
-        struct avk_rules_rejection rej = {.hop = current,
-                                          .rejecting_party = party,
-                                          .suggested_party = avk_avro_text(v, "suggested_receiver"),
-                                          .earlier_rejecting = earlier,
-                                          .earlier_rejecting_cnt = earlier_cnt,
-                                          .by_desk = by_desk};
+        struct avk_rules_rejection rej = {
+            .hop = current,
+            .rejecting_party = party,
+            .suggested_party = suggested,
+            .earlier_rejecting = earlier,
+            .earlier_rejecting_cnt = earlier_cnt,
+            .by_desk = by_desk};
         struct report rp;
         struct avk_rules_decision dec;
         unpack_report(d->report, &rp);
@@ -581,29 +788,32 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
 
 static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int routed)
 {
-        char err[512];
+        char err[512], id_text[256];
+        const avk_avroprog_slot_t *v;
         if (!routed) {
-                const char *id = decode_reported(r, m, err, sizeof(err));
-                struct deviation *d = id ? state_get(r, id, m->partition) : NULL;
-                struct report rp;
+                v = decode_reported(r, m, id_text, err, sizeof(err));
+                struct deviation *d = v ? state_get(r, id_text, m->partition) : NULL;
                 if (d)
-                        set_report(r, d, &r->reported_value, &rp);
+                        set_report(r, d, m, v);
                 return;
         }
-        avro_value_t *v = &r->routed_value, f;
-        int rc =
-            avk_codec_decode(r->codec, m->payload, m->len, r->routed_schema, v, err, sizeof(err));
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->routed_schema, &v, err,
+                                        sizeof(err));
         if (rc == AVK_CODEC_UNAVAILABLE)
                 unavailable(r, err);
         if (rc != 0)
                 return;
-        int32_t hop = -1;
-        const char *id = avk_avro_text(v, "deviation_id"),
-                   *party = avk_avro_text(v, "receiver_party");
-        const char *event_id = avk_avro_text(v, "event_id"),
-                   *decision = avk_avro_text(v, "decision");
-        if (!id || !party || !event_id || avro_value_get_by_name(v, "hop", &f, NULL) != 0 ||
-            avro_value_get_int(&f, &hop) != 0)
+        const avk_slotfield_t *f = r->routed_f;
+        char party_text[256], event_text[256];
+        const char *id = avk_slotfield_copy(&f[RT_DEVIATION_ID], v, id_text, sizeof(id_text));
+        const char *party =
+            avk_slotfield_copy(&f[RT_RECEIVER_PARTY], v, party_text, sizeof(party_text));
+        const char *event_id =
+            avk_slotfield_copy(&f[RT_EVENT_ID], v, event_text, sizeof(event_text));
+        size_t reason_len = 0;
+        const char *reason = avk_slotfield_text(&f[RT_REASON], v, &reason_len);
+        int32_t hop = (int32_t)avk_slotfield_long(&f[RT_HOP], v);
+        if (!id || !party || !event_id || !reason)
                 return;
         char cause[ID_SIZE] = "";
         rd_kafka_headers_t *hdrs;
@@ -616,9 +826,8 @@ static void rebuild_apply(avk_router_t *r, const rd_kafka_message_t *m, int rout
         }
         struct deviation *d = state_get(r, id, m->partition);
         if (d)
-                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len,
-                        decision &&
-                            strcmp(decision, avk_rules_decision_symbol(AVK_RULES_MANUAL)) == 0);
+                set_hop(r, d, hop, event_id, party, cause, m->payload, m->len, reason, reason_len,
+                        avk_slotfield_long(&f[RT_DECISION], v) == AVK_RULES_MANUAL);
 }
 
 static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
@@ -694,12 +903,13 @@ static void summary(void *opaque)
         r->summary_done = done;
         avk_log(AVK_LOG_INFO, COMPONENT,
                 "inputs %llu, routed %llu (rerouted %llu, replayed %llu), dead-lettered %llu, "
-                "skipped %llu, outputs in flight %llu, deviations held %zu",
+                "skipped %llu, filed again %llu, outputs in flight %llu, deviations held %zu",
                 (unsigned long long)done, (unsigned long long)atomic_load(&r->routed),
                 (unsigned long long)atomic_load(&r->rerouted),
                 (unsigned long long)atomic_load(&r->replayed),
                 (unsigned long long)atomic_load(&r->deadlettered),
                 (unsigned long long)atomic_load(&r->skipped),
+                (unsigned long long)atomic_load(&r->duplicates),
                 (unsigned long long)avk_outbox_in_flight(r->outbox), r->table.cnt);
 }
 
@@ -727,6 +937,7 @@ void avk_router_stats(avk_router_t *r, struct avk_router_stats *s)
             .replayed = atomic_load(&r->replayed),
             .deadlettered = atomic_load(&r->deadlettered),
             .skipped = atomic_load(&r->skipped),
+            .duplicates = atomic_load(&r->duplicates),
             .retries = k.retries,
             .partitions = k.partitions,
         };
@@ -766,6 +977,22 @@ static int load_files(avk_router_t *r, const avk_config_t *cfg, char *errstr, si
         return 0;
 }
 
+/* Finds the fields paths[0..cnt) of schema's program into out. */
+static int find_fields(avk_router_t *r, const avk_schema_t *schema, const char *const *paths,
+                       size_t cnt, avk_slotfield_t *out, char *errstr, size_t errstr_size)
+{
+        const avk_avroprog_t *prog = avk_codec_program(r->codec, schema);
+        if (!prog) {
+                snprintf(errstr, errstr_size, "%s: not compiled", avk_schema_fullname(schema));
+                return -1;
+        }
+        for (size_t i = 0; i < cnt; i++) {
+                if (avk_slotfield_find(&out[i], prog, schema, paths[i], errstr, errstr_size) != 0)
+                        return -1;
+        }
+        return 0;
+}
+
 static int make_metrics(avk_router_t *r)
 {
         r->metrics = avk_metrics_new();
@@ -780,11 +1007,18 @@ static int make_metrics(avk_router_t *r)
         r->m_skipped = avk_metrics_counter(r->metrics, "avk_router_responses_skipped_total",
                                            "Responses that do not re-route, by kind.",
                                            (const char *[]){"kind", NULL});
+        r->m_filed_again = avk_metrics_counter(
+            r->metrics, "avk_router_filed_again_total",
+            "DeviationReported records under a deviation id filed before: the same body "
+            "(skipped) or another (dead-lettered).",
+            (const char *[]){"body", NULL});
         r->m_replayed = avk_metrics_series(
             avk_metrics_counter(r->metrics, "avk_router_replayed_total",
                                 "Inputs seen again whose outputs were rewritten from state.", NULL),
             NULL);
-        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_replayed ? 0 : -1;
+        return r->m_routed && r->m_deadletter && r->m_skipped && r->m_filed_again && r->m_replayed
+                   ? 0
+                   : -1;
 }
 
 avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
@@ -796,6 +1030,11 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
                 return NULL;
         }
         r->seed = avk_hash_seed();
+        r->reason_arena = avk_arena_new();
+        if (!r->reason_arena || avk_htab_init(&r->reasons, 64) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail;
         r->reported_schema = avk_catalog_by_name(r->env.catalog, "DeviationReported");
@@ -813,9 +1052,19 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        avro_generic_value_new(avk_schema_iface(r->reported_schema), &r->reported_value);
-        avro_generic_value_new(avk_schema_iface(r->response_schema), &r->response_value);
-        avro_generic_value_new(avk_schema_iface(r->routed_schema), &r->routed_value);
+        if (find_fields(r, r->reported_schema, reported_paths, RP_FIELDS, r->reported_f, errstr,
+                        errstr_size) != 0 ||
+            find_fields(r, r->response_schema, response_paths, RS_FIELDS, r->response_f, errstr,
+                        errstr_size) != 0 ||
+            find_fields(r, r->routed_schema, routed_paths, RT_FIELDS, r->routed_f, errstr,
+                        errstr_size) != 0)
+                goto fail;
+        r->routed_prog = avk_codec_program(r->codec, r->routed_schema);
+        if (avk_avroprog_slot_count(r->routed_prog) != RT_FIELDS) {
+                snprintf(errstr, errstr_size,
+                         "DeviationRouted has fields the router does not fill");
+                goto fail;
+        }
         r->outputs[0] = r->routed_topic;
         struct avk_service_options opts = {
             .component = COMPONENT,
@@ -850,12 +1099,9 @@ void avk_router_destroy(avk_router_t *r)
         avk_service_destroy(r->service);
         state_drop(r, NULL);
         avk_htab_destroy(&r->table);
-        if (r->reported_value.self)
-                avro_value_decref(&r->reported_value);
-        if (r->response_value.self)
-                avro_value_decref(&r->response_value);
-        if (r->routed_value.self)
-                avro_value_decref(&r->routed_value);
+        avk_htab_destroy(&r->reasons);
+        avk_arena_destroy(r->reason_arena);
+        free(r->routed_buf);
         avk_codec_destroy(r->codec);
         avk_metrics_destroy(r->metrics);
         avk_rules_destroy(r->rules);

@@ -39,6 +39,7 @@ struct avk_router_stats {
         uint64_t replayed;     /**< inputs seen again whose outputs were rewritten from state */
         uint64_t deadlettered; /**< records written to topic.deadletter */
         uint64_t skipped;      /**< responses that are not the router's business */
+        uint64_t duplicates;   /**< DeviationReported records filed again with the same body */
         uint64_t retries;      /**< outputs produced again after a failed delivery */
         int partitions;        /**< partitions of topic.reported assigned now */
 };

@@ -840,10 +840,14 @@ static int on_tick(void *opaque, int64_t *next_due, char *errstr, size_t errstr_
 {
         avk_tracker_t *tr = opaque;
         int64_t start = avk_clock_mono_ns();
-        (void)next_due; /* the tracker has no wait hook: the loop comes round every 20 ms */
-        if (start / 1000000 < tr->next_tick)
+        int due = start / 1000000 >= tr->next_tick;
+        if (due)
+                tr->next_tick = start / 1000000 + tr->tick_ms;
+        /* An idle kernel sleeps until then (docs/architecture.md, "The service kernel"). */
+        if (tr->next_tick < *next_due)
+                *next_due = tr->next_tick;
+        if (!due)
                 return 0;
-        tr->next_tick = start / 1000000 + tr->tick_ms;
         tr->sink_failed = 0;
         long n = avk_track_advance(tr->track, now_ms(tr));
         avk_metric_observe(tr->m_tick, (double)(avk_clock_mono_ns() - start) / 1e9);

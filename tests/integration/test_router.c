@@ -159,6 +159,14 @@ static json_t *unnamed(void)
         return doc;
 }
 
+/* Files an unnamed() deviation; its id in id. */
+static void file_unnamed(avk_reporter_t *r, char id[AVK_ID_SIZE])
+{
+        json_t *doc = unnamed();
+        file_doc(r, AVK_KIND_DEVIATION, doc, id);
+        json_decref(doc);
+}
+
 /* A "wrong receiver" from party, suggesting suggested (NULL: none). */
 static void file_rejection_suggesting(avk_reporter_t *r, const char *deviation_id,
                                       const char *party, const char *suggested)
@@ -310,9 +318,7 @@ START_TEST(deviation_is_routed_by_rule_into_topic_routed_only)
 {
         avk_reporter_t *rep = reporter();
         char id[AVK_ID_SIZE];
-        json_t *doc = unnamed();
-        file_doc(rep, AVK_KIND_DEVIATION, doc, id);
-        json_decref(doc);
+        file_unnamed(rep, id);
         struct running rr;
         start_router(&rr, "router-rule");
         wait_inputs(&rr, 1);
@@ -455,7 +461,7 @@ START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
         doc = unnamed();
         char id2[AVK_ID_SIZE];
         json_object_set_new(doc, "deviation_id", json_string(id));
-        /* the same deviation id again after the garbage: routed once more, same event */
+        /* the same deviation again after the garbage: read, and skipped as filed before */
         file_doc(rep, AVK_KIND_DEVIATION, doc, id2);
         json_decref(doc);
         struct running rr;
@@ -474,9 +480,91 @@ START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
         ck_assert_msg(strstr(got.r[0].error, "undecodable DeviationReported") != NULL, "%s",
                       got.r[0].error);
         ck_assert_ptr_null(strstr(got.r[0].error, "194003141233"));
+        ck_assert_uint_eq(s.duplicates, 1);
         read_topic("deviation.routed");
-        ck_assert_uint_eq(got.n, 2);
-        ck_assert_str_eq(got.r[0].id, got.r[1].id);
+        ck_assert_uint_eq(got.n, 1);
+        release_records();
+}
+END_TEST
+
+/* Files doc under deviation id (a copy with that id). */
+static void file_under(avk_reporter_t *rep, json_t *doc, const char *id)
+{
+        char filed[AVK_ID_SIZE];
+        json_object_set_new(doc, "deviation_id", json_string(id));
+        file_doc(rep, AVK_KIND_DEVIATION, doc, filed);
+        ck_assert_str_eq(filed, id);
+        json_decref(doc);
+}
+
+/* Runs a router in group until it has finished inputs; its statistics then. */
+static struct avk_router_stats route_inputs(const char *group, uint64_t inputs)
+{
+        struct running rr;
+        struct avk_router_stats s;
+        start_router(&rr, group);
+        wait_inputs(&rr, inputs);
+        avk_router_stats(rr.router, &s);
+        stop_router(&rr);
+        return s;
+}
+
+/* Issue 15: a second DeviationReported under a filed id, with another body
+ * (another party's document, a client reusing an id), never replaces the
+ * first: the first's routing stays the only one, the second goes to the dead
+ * letter with the reason - also after a restart, from the rebuilt state. */
+START_TEST(another_body_under_a_filed_id_is_dead_lettered_not_routed)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        file_unnamed(rep, id);
+        /* Another body naming a receiver: were it routed, VGR's unit would get it. */
+        json_t *doc = json_deep_copy(sample);
+        json_object_set_new(doc, "description", json_string("Ett annat dokument."));
+        file_under(rep, doc, id);
+        avk_reporter_destroy(rep);
+        for (int run = 0; run < 2; run++) {
+                struct avk_router_stats s =
+                    route_inputs(run ? "router-conflict-again" : "router-conflict", 2);
+                ck_assert_uint_eq(s.deadlettered, 1);
+                ck_assert_uint_eq(s.duplicates, 0);
+                read_topic("deviation.routed");
+                ck_assert_uint_eq(got.n, (size_t)run + 1); /* a replay: the same record */
+                for (size_t i = 0; i < got.n; i++) {
+                        ck_assert_str_eq(str(&got.r[i], "decision"), "AGREEMENT_RULE");
+                        ck_assert_str_eq(str(&got.r[i], "rule_id"), "R-REGION-DISCHARGE-PLANNING");
+                        ck_assert_mem_eq(got.r[i].payload, got.r[0].payload, got.r[0].len);
+                }
+                read_topic("deviation.deadletter");
+                ck_assert_uint_eq(got.n, (size_t)run + 1);
+                for (size_t i = 0; i < got.n; i++) {
+                        ck_assert_str_eq(got.r[i].key, id);
+                        ck_assert_str_eq(got.r[i].source_topic, "deviation.reported");
+                        ck_assert_msg(strstr(got.r[i].error, "already filed with another body") !=
+                                          NULL,
+                                      "%s", got.r[i].error);
+                }
+        }
+        release_records();
+}
+END_TEST
+
+/* The same document filed twice (a client's retry, a spool drained again)
+ * is one deviation: routed once, the second skipped, nothing dead-lettered. */
+START_TEST(the_same_body_filed_again_is_routed_once)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        file_unnamed(rep, id);
+        file_under(rep, unnamed(), id);
+        avk_reporter_destroy(rep);
+        struct avk_router_stats s = route_inputs("router-filed-twice", 2);
+        ck_assert_uint_eq(s.duplicates, 1);
+        ck_assert_uint_eq(s.deadlettered, 0);
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 1);
+        read_topic("deviation.deadletter");
+        ck_assert_uint_eq(got.n, 0);
         release_records();
 }
 END_TEST
@@ -507,6 +595,28 @@ START_TEST(a_null_key_and_a_null_value_stay_null_in_the_dead_letter)
                         ck_assert_mem_eq(rec->payload, garbage, rec->len);
                 }
         }
+        release_records();
+}
+END_TEST
+
+/* An idle router fetches only now and then (docs/architecture.md, "The
+ * service kernel"): what is filed then is routed all the same, and a second
+ * idle spell ends like the first. */
+START_TEST(deviations_filed_to_an_idle_router_are_routed)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        struct running rr;
+        start_router(&rr, "router-idle");
+        for (uint64_t i = 1; i <= 2; i++) {
+                sleep(3); /* past the second without records that makes it idle */
+                file_unnamed(rep, id);
+                wait_inputs(&rr, i);
+        }
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 2);
         release_records();
 }
 END_TEST
@@ -614,7 +724,10 @@ static Suite *router_suite(void)
         tcase_add_test(tc, wrong_receiver_reroutes_until_manual_triage);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_the_partition_goes_on);
         tcase_add_test(tc, a_null_key_and_a_null_value_stay_null_in_the_dead_letter);
+        tcase_add_test(tc, another_body_under_a_filed_id_is_dead_lettered_not_routed);
+        tcase_add_test(tc, the_same_body_filed_again_is_routed_once);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
+        tcase_add_test(tc, deviations_filed_to_an_idle_router_are_routed);
         suite_add_tcase(s, tc);
         /* Apart from CI (ctest label known-loss): under these faults
          * librdkafka 2.0.2's mock sometimes holds fewer records than it

@@ -26,6 +26,7 @@
 
 #include "common/contract/registry.h"
 #include "common/contract/schema.h"
+#include "common/contract/slotfield.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"
@@ -387,6 +388,54 @@ START_TEST(test_versions_with_an_array_are_read_through_the_json_projection)
 }
 END_TEST
 
+/* doc written as written_as, read into read_as's slots: field's text there
+ * must be want (NULL: null). */
+static void assert_slot_text(const struct codec_pair *pair, const avk_schema_t *written_as,
+                             const json_t *doc, const avk_schema_t *read_as, const char *field,
+                             const char *want)
+{
+        char errstr[512] = "", text[8192];
+        avk_slotfield_t f;
+        const avk_avroprog_slot_t *slots;
+        const avk_avroprog_t *prog = avk_codec_program(pair->reader, read_as);
+        ck_assert_ptr_nonnull(prog);
+        ck_assert_msg(avk_slotfield_find(&f, prog, read_as, field, errstr, sizeof(errstr)) == 0,
+                      "%s", errstr);
+        struct codec_message m = codec_fixture_encode(pair->writer, TOPIC, written_as, doc);
+        ck_assert_msg(avk_codec_decode_slots(pair->reader, m.bytes, m.len, read_as, &slots, errstr,
+                                             sizeof(errstr)) == 0,
+                      "%s", errstr);
+        const char *got = avk_slotfield_copy(&f, slots, text, sizeof(text));
+        if (want)
+                ck_assert_str_eq(got, want);
+        else
+                ck_assert_ptr_null(got);
+        free(m.bytes);
+}
+
+/* The services' slots (avk_codec_decode_slots) read every version as the
+ * reader's, like avk_codec_decode: the same version, a compiled pair (v1 as
+ * v2: defaults, symbols by name) and a pair read through the projection (v3's
+ * array). */
+START_TEST(test_slots_read_every_version_as_the_reader)
+{
+        const avk_schema_t *v3 = add_v3_with_tags(both);
+        struct codec_pair pair = codec_fixture_pair(both, both, NULL);
+        json_t *doc = v1_doc(0, "OTHER");
+        assert_slot_text(&pair, v1, doc, v1, "category", "OTHER");
+        assert_slot_text(&pair, v1, doc, v2, "category", "OTHER");
+        assert_slot_text(&pair, v1, doc, v2, "follow_up_contact", NULL); /* the default */
+        json_object_set_new(doc, "tags", json_pack("[s]", "a"));
+        assert_slot_text(&pair, v3, doc, v1, "description",
+                         json_string_value(json_object_get(doc, "description")));
+        assert_slot_text(
+            &pair, v3, doc, v1, "reporter.party",
+            json_string_value(json_object_get(json_object_get(doc, "reporter"), "party")));
+        json_decref(doc);
+        codec_fixture_pair_destroy(&pair);
+}
+END_TEST
+
 static Suite *evolution_suite(void)
 {
         Suite *suite = suite_create("evolution");
@@ -401,6 +450,7 @@ static Suite *evolution_suite(void)
         tcase_add_test(single_object, test_every_truncation_of_v1_data_read_as_v2_fails_cleanly);
         tcase_add_test(single_object,
                        test_versions_with_an_array_are_read_through_the_json_projection);
+        tcase_add_test(single_object, test_slots_read_every_version_as_the_reader);
         suite_add_tcase(suite, single_object);
 
         TCase *confluent = tcase_create("confluent");
