@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/kafka/kafka.h"
@@ -24,7 +25,8 @@
 #define IDLE_ASK_MS      1000 /* the longest wait for those ends, or the committed offsets */
 #define WAIT_MAX_MS      1000 /* the longest sleep in the wait hook, should a wake-up be missed */
 #define BACKOFF_MIN_MS   200  /* a record that asked to wait is read again after this, */
-#define BACKOFF_MAX_MS   5000 /* doubling up to this */
+#define BACKOFF_MAX_MS   5000 /* doubling up to this; so does a failed rebuild */
+#define STOP_CHECK_MS    50   /* a backoff looks at the stop flag this often */
 #define LAG_EVERY_MS     1000
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
@@ -123,11 +125,22 @@ static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
         int fresh[MAX_PARTITIONS] = {0};
         int cnt = avk_replay_fresh(parts, svc->owned, MAX_PARTITIONS, nums, fresh);
         int64_t start = avk_clock_mono_ms();
+        int64_t backoff_ms = 0;
         while (cnt && svc->hooks.on_rebuild &&
                svc->hooks.on_rebuild(svc->hooks.opaque, nums, cnt) != 0 &&
                !atomic_load(&svc->stop)) {
-                avk_log(AVK_LOG_WARN, svc->opts.component, "rebuilding state failed; retrying");
+                /* A rebuild fails on an outage (Kafka, the Schema Registry): wait, doubling,
+                 * so that it costs neither them nor this host a busy loop, in steps short
+                 * enough for a stop to answer at once. */
+                backoff_ms = backoff_ms ? backoff_ms * 2 : BACKOFF_MIN_MS;
+                if (backoff_ms > BACKOFF_MAX_MS)
+                        backoff_ms = BACKOFF_MAX_MS;
+                avk_log(AVK_LOG_WARN, svc->opts.component,
+                        "rebuilding state failed; retrying in %lld ms", (long long)backoff_ms);
                 drop(svc, nums, cnt);
+                for (int64_t waited = 0; waited < backoff_ms && !atomic_load(&svc->stop);
+                     waited += STOP_CHECK_MS)
+                        nanosleep(&(struct timespec){0, STOP_CHECK_MS * 1000000L}, NULL);
         }
         for (int i = 0; i < cnt; i++)
                 svc->owned[nums[i]] = 1;

@@ -42,8 +42,6 @@
 #define QUANTILE_WINDOW    1024 /* answers per party the p50/p90 are taken over */
 #define MAX_FIGURE_PARTIES 64
 /* Waits between registrations of the output schemas while the registry does not answer. */
-#define REGISTER_BACKOFF_MIN_MS 50
-#define REGISTER_BACKOFF_MAX_MS 500
 
 /* Output tags (common/kafka/outbox.h): the kind in the low bits, the status
  * version above them. */
@@ -99,7 +97,6 @@ struct avk_tracker {
         /* Every output schema has its registry id (the codec keeps it): an output can then
          * always be encoded, so a registry outage never fails a decision half-written. */
         int outputs_registered;
-        long register_backoff_ms; /* the wait after a failed registration, doubling */
 
         avk_tracker_clock_fn clock;
         void *clock_opaque;
@@ -771,18 +768,10 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
         /* No partition is the tracker's, and so no input or timer fires, before its outputs
          * can be encoded: not ready meanwhile, nothing dead-lettered, nothing half-decided. */
         if (register_outputs(tr) != 0) {
-                /* The kernel tries a failed rebuild again at once: wait here, so that an outage
-                 * costs neither the registry nor this host a busy loop, and a stop still
-                 * answers within REGISTER_BACKOFF_MAX_MS. */
-                tr->register_backoff_ms =
-                    tr->register_backoff_ms ? tr->register_backoff_ms * 2 : REGISTER_BACKOFF_MIN_MS;
-                if (tr->register_backoff_ms > REGISTER_BACKOFF_MAX_MS)
-                        tr->register_backoff_ms = REGISTER_BACKOFF_MAX_MS;
-                avk_log(AVK_LOG_WARN, COMPONENT,
-                        "output schemas not registered: %s (trying again in %ld ms)",
-                        tr->unavailable ? tr->unavailable_why : "refused", tr->register_backoff_ms);
+                /* The kernel tries a failed rebuild again after a backoff. */
+                avk_log(AVK_LOG_WARN, COMPONENT, "output schemas not registered: %s",
+                        tr->unavailable ? tr->unavailable_why : "refused");
                 tr->unavailable = 0;
-                nanosleep(&(struct timespec){0, tr->register_backoff_ms * 1000000L}, NULL);
                 return -1;
         }
         for (int k = 0; k < OUT_TOPICS; k++) {
