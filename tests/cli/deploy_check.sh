@@ -142,7 +142,7 @@ while read -r key name; do
         grep -q -- "--topic $name " "$tmp/topics.txt" || fail "$key ($name) is not in deploy/topics.conf"
 done <"$tmp/avk-topics"
 for t in deviation.reported deviation.response deviation.routed deviation.escalated deviation.status \
-        deviation.reminder deviation.delivery.failed deviation.analysis deviation.notify.retry; do
+        deviation.reminder deviation.feedback deviation.delivery.failed deviation.analysis deviation.notify.retry; do
         grep -q -- "--topic $t --partitions 12 " "$tmp/topics.txt" || fail "$t: not 12 partitions (lifecycle)"
 done
 grep -q -- '--topic deviation.status .*cleanup.policy=compact ' "$tmp/topics.txt" || fail "deviation.status not compacted"
