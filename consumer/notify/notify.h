@@ -66,6 +66,15 @@
  */
 json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity);
 
+/**
+ * @brief The webhook body for a DeviationFeedback: every field of it
+ * (feedback, as avk_json_from_avro() gives it), the free text - reason,
+ * analysis, action plan - scrubbed of identity numbers, phone numbers and
+ * e-mail (common/util/scrub.h) when patient_identity is 0.
+ * @returns a new object (feedback is not changed), or NULL when out of memory.
+ */
+json_t *avk_notify_feedback_body(const json_t *feedback, int patient_identity);
+
 typedef struct avk_notify avk_notify_t;
 
 /** Counts since the notifier was created (for tests and status lines). */
