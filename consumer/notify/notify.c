@@ -423,12 +423,13 @@ static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
             m, "avk_notify_attempt_seconds", "Duration of webhook attempts by receiving party.",
             (const char *[]){"party", NULL}, AVK_METRICS_LATENCY_BUCKETS,
             AVK_METRICS_LATENCY_BUCKET_CNT);
-        n->m_held = avk_metrics_gauge(m, "avk_notify_held",
-                                      "Deliveries of topic.routed, topic.escalated, "
-                                      "topic.reminder and topic.feedback not finished (waiting for the deviation, "
-                                      "first attempt in flight, inbox copies or parking not "
-                                      "acknowledged).",
-                                      NULL);
+        n->m_held = avk_metrics_gauge(
+            m, "avk_notify_held",
+            "Deliveries of topic.routed, topic.escalated, "
+            "topic.reminder and topic.feedback not finished (waiting for the deviation, "
+            "first attempt in flight, inbox copies or parking not "
+            "acknowledged).",
+            NULL);
         n->m_retry_held = avk_metrics_gauge(
             m, "avk_notify_retry_held",
             "Records of topic.notify.retry held until their attempt is finished.", NULL);

@@ -27,7 +27,10 @@
  * signature, idempotency header, retries and dead letter; their bodies are
  * the event alone (no deviation, so no patient data), and a failed one is
  * dead-lettered without a DeliveryFailed event, which would only escalate
- * again through the same failing endpoint.
+ * again through the same failing endpoint. So does DeviationFeedback
+ * (topic.feedback), to the webhook of the reporting party and unit: every
+ * change of a deviation's course for the party that filed it, its free text
+ * scrubbed for an endpoint not cleared for patient identity.
  *
  * A receiver with an inbox topic gets two records there per routed record,
  * the DeviationReported and the DeviationRouted, byte for byte as read from

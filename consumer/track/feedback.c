@@ -119,8 +119,8 @@ int avk_feedback_reported(avk_feedback_t *fb, const char *deviation_id, const ch
         memcpy(f->id, deviation_id, id_len + 1);
         f->partition = partition;
         f->unit = unit ? memcpy(f->text, unit, unit_len) : NULL;
-        f->reply_reference = reply_reference ? memcpy(f->text + unit_len, reply_reference, ref_len)
-                                             : NULL;
+        f->reply_reference =
+            reply_reference ? memcpy(f->text + unit_len, reply_reference, ref_len) : NULL;
         avk_htab_insert(&fb->filings, &f->node, hash_of(fb, deviation_id));
         return 0;
 }
@@ -233,28 +233,27 @@ int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
                        s->state == AVK_TRACK_DISPUTED || s->state == AVK_TRACK_ESCALATED;
         int stepped = s->state == AVK_TRACK_ESCALATED || s->state == AVK_TRACK_DISPUTED;
         avro_value_reset(v);
-        int rc = avk_avro_set_text(v, "event_id", id) |
-                 avk_avro_set_text(v, "deviation_id", s->deviation_id) |
-                 avk_avro_set_long(v, "version", s->version, 0) |
-                 avk_avro_set_text(v, "kind", kind) |
-                 avk_avro_set_long(v, "occurred_at", s->changed_at, 0) |
-                 avk_avro_set_text(v, "reporter_party", s->reporter_party) |
-                 avk_avro_set_text(v, "reporter_unit_hsa_id", f ? f->unit : NULL) |
-                 avk_avro_set_text(v, "reply_reference", f ? f->reply_reference : NULL) |
-                 avk_avro_set_long(v, "hop", s->hop, 0) |
-                 avk_avro_set_text(v, "receiver_party", s->receiver_party) |
-                 avk_avro_set_text(v, "receiver_unit_hsa_id", s->receiver_unit) |
-                 avk_avro_set_text(v, "decision", routing ? cause->decision : NULL) |
-                 avk_avro_set_text(v, "rule_id", routing ? cause->rule_id : NULL) |
-                 avk_avro_set_text(v, "reason", cause->reason) |
-                 avk_avro_set_text(v, "analysis", answered ? cause->analysis : NULL) |
-                 avk_avro_set_text(v, "action_plan", answered ? cause->action_plan : NULL) |
-                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step)) |
-                 avk_avro_set_text(v, "holder", stepped ? holder_of(fb, s) : NULL) |
-                 set_time(v, "answer_deadline_at",
-                          awaiting ? s->answer_deadline_at : AVK_TRACK_NONE) |
-                 set_time(v, "dispute_until",
-                          answered && s->answered_at != AVK_TRACK_NONE ? dispute_until(fb, s)
-                                                                       : AVK_TRACK_NONE);
+        int rc =
+            avk_avro_set_text(v, "event_id", id) |
+            avk_avro_set_text(v, "deviation_id", s->deviation_id) |
+            avk_avro_set_long(v, "version", s->version, 0) | avk_avro_set_text(v, "kind", kind) |
+            avk_avro_set_long(v, "occurred_at", s->changed_at, 0) |
+            avk_avro_set_text(v, "reporter_party", s->reporter_party) |
+            avk_avro_set_text(v, "reporter_unit_hsa_id", f ? f->unit : NULL) |
+            avk_avro_set_text(v, "reply_reference", f ? f->reply_reference : NULL) |
+            avk_avro_set_long(v, "hop", s->hop, 0) |
+            avk_avro_set_text(v, "receiver_party", s->receiver_party) |
+            avk_avro_set_text(v, "receiver_unit_hsa_id", s->receiver_unit) |
+            avk_avro_set_text(v, "decision", routing ? cause->decision : NULL) |
+            avk_avro_set_text(v, "rule_id", routing ? cause->rule_id : NULL) |
+            avk_avro_set_text(v, "reason", cause->reason) |
+            avk_avro_set_text(v, "analysis", answered ? cause->analysis : NULL) |
+            avk_avro_set_text(v, "action_plan", answered ? cause->action_plan : NULL) |
+            avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step)) |
+            avk_avro_set_text(v, "holder", stepped ? holder_of(fb, s) : NULL) |
+            set_time(v, "answer_deadline_at", awaiting ? s->answer_deadline_at : AVK_TRACK_NONE) |
+            set_time(v, "dispute_until",
+                     answered && s->answered_at != AVK_TRACK_NONE ? dispute_until(fb, s)
+                                                                  : AVK_TRACK_NONE);
         return rc ? -1 : 1;
 }

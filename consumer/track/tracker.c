@@ -357,8 +357,8 @@ static int write_feedback(avk_tracker_t *tr, const struct avk_track_action *a)
         int rc = avk_feedback_fill(tr->feedback, s, later ? &kept : &tr->cause,
                                    &tr->out_value[OUT_FEEDBACK], id);
         if (rc > 0) {
-                const char *unit = avk_avro_text(&tr->out_value[OUT_FEEDBACK],
-                                                 "reporter_unit_hsa_id");
+                const char *unit =
+                    avk_avro_text(&tr->out_value[OUT_FEEDBACK], "reporter_unit_hsa_id");
                 rc = write_record(tr, a, OUT_FEEDBACK, s->deviation_id, s->partition, id, 0,
                                   inbox_of(receiver_of(tr, s->reporter_party, unit)));
         }
@@ -599,11 +599,11 @@ static enum avk_track_result apply(avk_tracker_t *tr, int k, const rd_kafka_mess
                                                 .kind = (enum avk_track_response_kind)kind,
                                                 .partition = m->partition,
                                                 .ticket = (uint64_t)(uintptr_t)ticket};
-                tr->cause = (struct avk_feedback_cause){
-                    .id = in.response_id,
-                    .reason = avk_avro_text(v, "comment"),
-                    .analysis = avk_avro_text(v, "analysis"),
-                    .action_plan = avk_avro_text(v, "action_plan")};
+                tr->cause =
+                    (struct avk_feedback_cause){.id = in.response_id,
+                                                .reason = avk_avro_text(v, "comment"),
+                                                .analysis = avk_avro_text(v, "analysis"),
+                                                .action_plan = avk_avro_text(v, "action_plan")};
                 return avk_track_respond(tr->track, &in);
         }
         default: {
@@ -839,8 +839,8 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
             restore_status, restore_escalation, restore_reminder};
         tr->sink_failed = 0;
         tr->unavailable = 0;
-        if (avk_service_replay(tr->service, tr->in_topic[IN_REPORTED], parts, cnt,
-                               restore_reported, tr) != 0)
+        if (avk_service_replay(tr->service, tr->in_topic[IN_REPORTED], parts, cnt, restore_reported,
+                               tr) != 0)
                 return -1;
         for (int k = 0; k < OUT_CHANGELOG; k++) {
                 if (avk_service_replay(tr->service, tr->out_topic[k], parts, cnt, cbs[k], tr) != 0)
@@ -1061,9 +1061,8 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
                                                           "DeliveryFailed", "DeviationReported"};
         static const char *const out_keys[OUT_TOPICS] = {"topic.status", "topic.escalated",
                                                          "topic.reminder", "topic.feedback"};
-        static const char *const out_schemas[OUT_TOPICS] = {"DeviationStatus", "DeviationEscalated",
-                                                            "DeadlineReminder",
-                                                            "DeviationFeedback"};
+        static const char *const out_schemas[OUT_TOPICS] = {
+            "DeviationStatus", "DeviationEscalated", "DeadlineReminder", "DeviationFeedback"};
         avk_tracker_t *tr = calloc(1, sizeof(*tr));
         if (!tr) {
                 snprintf(errstr, errstr_size, "out of memory");

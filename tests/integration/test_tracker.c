@@ -197,8 +197,9 @@ static void file_response(const char *dev, const char *id, const char *kind, con
 static void file_reported(const char *dev, const char *reference)
 {
         char err[512];
-        json_t *doc = test_data_load_json(
-            AVK_SOURCE_DIR "/deploy/samples/01-discharge-information-missing.json", err, sizeof(err));
+        json_t *doc = test_data_load_json(AVK_SOURCE_DIR
+                                          "/deploy/samples/01-discharge-information-missing.json",
+                                          err, sizeof(err));
         ck_assert_msg(doc != NULL, "%s", err);
         json_object_set_new(doc, "deviation_id", json_string(dev));
         json_object_set_new(doc, "reply_reference", json_string(reference));
