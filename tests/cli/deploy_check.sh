@@ -131,7 +131,7 @@ sh "$deploy/kafka/create-topics.sh" --dry-run >"$tmp/topics.txt" || fail "create
 inboxes=$(jq -r '[.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)]
                  | map(select(. != null)) | unique | .[]' "$src/data/directory.json")
 creates=$(grep -c -- '--create --if-not-exists' "$tmp/topics.txt")
-want=$(($(printf '%s\n' "$inboxes" | wc -l) + 11))
+want=$(($(printf '%s\n' "$inboxes" | wc -l) + 12))
 [ "$creates" -eq "$want" ] || fail "$creates topics created, expected $want"
 grep -- '--create' "$tmp/topics.txt" | grep -v -- '--replication-factor 3 --config min.insync.replicas=2 ' &&
         fail "a topic without replication factor 3 and min.insync.replicas 2"
