@@ -640,23 +640,30 @@ static struct kept_input *kept_new(avk_tracker_t *tr, avk_outbox_input_t *in, ui
         return k;
 }
 
-/* A filing: its reporting unit and reply reference, for the feedback. One
- * that cannot be read is the router's to dead-letter; here it is counted. */
-static int take_reported(avk_tracker_t *tr, const rd_kafka_message_t *m)
+/* A filing: its reporting unit and reply reference, for the feedback (read
+ * live or by the rebuild). @returns 0, 1 when it cannot be read (the
+ * router's to dead-letter; tr->unavailable when the registry had no
+ * answer), -1 when out of memory. */
+static int remember_filing(avk_tracker_t *tr, const rd_kafka_message_t *m)
 {
         char err[512];
-        if (decode(tr, IN_REPORTED, m, err, sizeof(err)) != 0) {
-                if (tr->unavailable)
-                        return AVK_SERVICE_WAIT;
-                count_metric(tr, tr->in_topic[IN_REPORTED], AVK_TRACK_BAD_INPUT);
-                return 0;
-        }
+        if (decode(tr, IN_REPORTED, m, err, sizeof(err)) != 0)
+                return 1;
         avro_value_t *v = &tr->in_value[IN_REPORTED];
-        if (avk_feedback_reported(tr->feedback, avk_avro_text(v, "deviation_id"),
-                                  avk_avro_text(v, "reporter.unit_hsa_id"),
-                                  avk_avro_text(v, "reply_reference"), m->partition) != 0)
+        return avk_feedback_reported(tr->feedback, avk_avro_text(v, "deviation_id"),
+                                     avk_avro_text(v, "reporter.unit_hsa_id"),
+                                     avk_avro_text(v, "reply_reference"), m->partition);
+}
+
+/* A filing read live: counted, and read again later when the registry had no answer. */
+static int take_reported(avk_tracker_t *tr, const rd_kafka_message_t *m)
+{
+        int rc = remember_filing(tr, m);
+        if (rc < 0)
                 return -1;
-        count_metric(tr, tr->in_topic[IN_REPORTED], AVK_TRACK_APPLIED);
+        if (rc > 0 && tr->unavailable)
+                return AVK_SERVICE_WAIT;
+        count_metric(tr, tr->in_topic[IN_REPORTED], rc ? AVK_TRACK_BAD_INPUT : AVK_TRACK_APPLIED);
         return 0;
 }
 
@@ -824,7 +831,7 @@ static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
 static void restore_reported(void *opaque, const rd_kafka_message_t *m)
 {
         avk_tracker_t *tr = opaque;
-        if (take_reported(tr, m) < 0)
+        if (remember_filing(tr, m) < 0)
                 tr->sink_failed = 1;
 }
 
