@@ -54,8 +54,8 @@ static int create_inbox(rd_kafka_mock_cluster_t *mc, const char *topic, const ch
         return e ? -1 : 0;
 }
 
-/* With directory.file set, creates every party's and unit's inbox topic
- * (the router writes to them), with the lifecycle topics' partition count. */
+/* With directory.file set, creates every party's and unit's inbox topic and the triage desk's
+ * (the notifier and the tracker write to them), with the lifecycle topics' partition count. */
 static int create_inboxes(const avk_config_t *cfg, rd_kafka_mock_cluster_t *mc, int partitions,
                           int replicas)
 {
@@ -71,9 +71,13 @@ static int create_inboxes(const avk_config_t *cfg, rd_kafka_mock_cluster_t *mc, 
                         avk_errors_join(&errs, joined, sizeof(joined)));
                 return -1;
         }
-        size_t cnt = avk_directory_party_cnt(dir) + avk_directory_unit_cnt(dir), made_cnt = 0;
-        const char **made = calloc(cnt ? cnt : 1, sizeof(*made));
+        size_t cnt = avk_directory_party_cnt(dir) + avk_directory_unit_cnt(dir) + 1, made_cnt = 0;
+        const char **made = calloc(cnt, sizeof(*made));
         int rc = made ? 0 : -1;
+        if (!rc)
+                rc =
+                    create_inbox(mc, avk_directory_triage_desk(dir)->receiver.delivery->inbox_topic,
+                                 made, &made_cnt, partitions, replicas);
         for (size_t i = 0; !rc && i < avk_directory_party_cnt(dir); i++) {
                 const struct avk_directory_party *p = avk_directory_party_at(dir, i);
                 rc = create_inbox(mc, p->receiver.delivery->inbox_topic, made, &made_cnt,

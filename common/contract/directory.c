@@ -4,8 +4,9 @@
  * The loader walks the JSON once, keeping the JSON path of where it is (the
  * same avk_path the Avro JSON codec uses), and records an error for every
  * problem instead of stopping at the first. Checks that need the whole file -
- * duplicate HSA-ids, an inbox topic shared by two parties, missing
- * municipalities, the county coordinator's unit - run after the walk.
+ * duplicate HSA-ids, an inbox topic shared by two parties (or by a party and the
+ * triage desk), missing municipalities, the triage desk's HSA-id being no unit's -
+ * run after the walk.
  *
  * Strings point into the parsed JSON, which the directory keeps; contacts,
  * deliveries and webhooks are allocated one by one and listed in `owned` so
@@ -40,8 +41,8 @@ static const char *const ladder_meaning[AVK_DIRECTORY_LADDER_STEPS] = {
     "step 4, the county-level joint forum",
 };
 
-static const char *const root_keys[] = {"about", "county_coordinator", "parties",
-                                        "subregion_forums", NULL};
+static const char *const root_keys[] = {"about", "triage_desk", "parties", "subregion_forums",
+                                        NULL};
 #define SUBREGION_MAX 8 /* the county has four; room for a change of the division */
 static const char *const party_keys[] = {"party",    "name",  "coordinator", "ladder",
                                          "delivery", "units", NULL};
@@ -51,7 +52,10 @@ static const char *const contact_keys[] = {"name", "email", "phone", NULL};
 static const char *const delivery_keys[] = {"webhook", "inbox_topic", NULL};
 static const char *const webhook_keys[] = {"url", "secret_file", "allow_http", "patient_identity",
                                            NULL};
-static const char *const county_keys[] = {"unit_hsa_id", NULL};
+static const char *const desk_keys[] = {"hsa_id",   "name", "record_party", "coordinator", "ladder",
+                                        "delivery", NULL};
+/* Whose inbox the desk's is, for check_inboxes(): its own, no party's. */
+static const struct avk_directory_party desk_owner = {.code = "triage_desk"};
 
 struct avk_directory {
         json_t *root;
@@ -61,7 +65,7 @@ struct avk_directory {
         size_t by_code_cnt;
         const struct avk_directory_unit **by_hsa_id;
         size_t unit_cnt;
-        const struct avk_directory_unit *county_coordinator;
+        struct avk_directory_desk triage_desk;
         struct {
                 const char *subregion; /* as data/municipalities.csv names it */
                 const struct avk_directory_contact *forum;
@@ -633,29 +637,41 @@ static void check_complete(struct loader *l)
         avk_path_pop(&l->doc.path);
 }
 
-static void find_county_coordinator(struct loader *l, json_t *root)
+/* The county's manual triage desk: an entry of its own, not a unit of a party (directory.h). */
+static void parse_triage_desk(struct loader *l, json_t *root)
 {
-        json_t *value = json_object_get(root, "county_coordinator");
-        const char *hsa_id;
+        json_t *value = json_object_get(root, "triage_desk");
+        struct avk_directory_desk *desk = &l->dir->triage_desk;
+        char reason[200];
 
         if (value == NULL) {
-                avk_jsondoc_fail_key(
-                    &l->doc, "county_coordinator",
-                    "is required: {\"unit_hsa_id\": ...}, the unit that triages by hand what "
-                    "routing cannot settle");
+                avk_jsondoc_fail_key(&l->doc, "triage_desk",
+                                     "is required: the county's manual triage desk, which sorts "
+                                     "by hand what routing cannot settle");
                 return;
         }
-        avk_path_push(&l->doc.path, "county_coordinator", 0);
-        if (avk_jsondoc_expect_object(&l->doc, value) == 0) {
-                avk_jsondoc_check_keys(&l->doc, value, county_keys);
-                hsa_id = avk_jsondoc_string(&l->doc, value, "unit_hsa_id", 1);
-                if (hsa_id) {
-                        l->dir->county_coordinator = avk_directory_unit(l->dir, hsa_id);
-                        if (l->dir->county_coordinator == NULL)
-                                avk_jsondoc_fail_key(&l->doc, "unit_hsa_id",
-                                                     "%s is not a unit of the directory", hsa_id);
-                }
-        }
+        avk_path_push(&l->doc.path, "triage_desk", 0);
+        if (avk_jsondoc_expect_object(&l->doc, value) != 0)
+                goto out;
+        avk_jsondoc_check_keys(&l->doc, value, desk_keys);
+        desk->hsa_id = avk_jsondoc_string(&l->doc, value, "hsa_id", 1);
+        if (desk->hsa_id && avk_ident_hsa_id(desk->hsa_id, reason, sizeof(reason)) != 0)
+                avk_jsondoc_fail_key(&l->doc, "hsa_id", "%s", reason);
+        else if (desk->hsa_id && avk_directory_unit(l->dir, desk->hsa_id) != NULL)
+                avk_jsondoc_fail_key(&l->doc, "hsa_id",
+                                     "%s is a unit of party %s; the desk is a joint function, "
+                                     "no party's unit",
+                                     desk->hsa_id,
+                                     avk_directory_unit(l->dir, desk->hsa_id)->party->code);
+        desk->name = avk_jsondoc_string(&l->doc, value, "name", 1);
+        desk->record_party = avk_jsondoc_string(&l->doc, value, "record_party", 1);
+        if (desk->record_party && avk_directory_party(l->dir, desk->record_party) == NULL)
+                avk_jsondoc_fail_key(&l->doc, "record_party", "%s is not a party of the directory",
+                                     desk->record_party);
+        desk->receiver.coordinator = get_contact(l, value, "coordinator", 1);
+        parse_ladder(l, value, desk->receiver.ladder, NULL);
+        desk->receiver.delivery = get_delivery(l, value, &desk_owner, 1);
+out:
         avk_path_pop(&l->doc.path);
 }
 
@@ -750,10 +766,10 @@ avk_directory_t *avk_directory_load(const char *path, unsigned flags, struct avk
 
         index_parties(&l);
         index_units(&l);
+        parse_triage_desk(&l, l.dir->root);
         check_inboxes(&l);
         if (!(flags & AVK_DIRECTORY_ALLOW_PARTIAL))
                 check_complete(&l);
-        find_county_coordinator(&l, l.dir->root);
         parse_subregion_forums(&l, l.dir->root);
 out:
         free(l.inboxes);
@@ -826,9 +842,20 @@ size_t avk_directory_unit_cnt(const avk_directory_t *dir)
         return dir->unit_cnt;
 }
 
-const struct avk_directory_unit *avk_directory_county_coordinator(const avk_directory_t *dir)
+const struct avk_directory_desk *avk_directory_triage_desk(const avk_directory_t *dir)
 {
-        return dir->county_coordinator;
+        return &dir->triage_desk;
+}
+
+const struct avk_directory_receiver *
+avk_directory_receiver(const avk_directory_t *dir, const char *party, const char *unit_hsa_id)
+{
+        const struct avk_directory_unit *u = avk_directory_unit(dir, unit_hsa_id);
+        const struct avk_directory_party *p = avk_directory_party(dir, party);
+
+        if (unit_hsa_id != NULL && strcmp(unit_hsa_id, dir->triage_desk.hsa_id) == 0)
+                return &dir->triage_desk.receiver;
+        return u && p && u->party == p ? &u->receiver : p ? &p->receiver : NULL;
 }
 
 const struct avk_directory_contact *

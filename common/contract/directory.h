@@ -88,6 +88,23 @@ struct avk_directory_unit {
             receiver; /**< with what the unit lacks taken from its party */
 };
 
+/**
+ * The county-level manual triage desk: where routing sends what it cannot settle (every party but
+ * the reporter has answered "wrong receiver", or the hops ran out). A joint function of the
+ * parties, not a unit of either: its own entry ("triage_desk"), with its own coordinator, ladder
+ * and delivery (webhook and/or inbox topic, read by its own principal).
+ */
+struct avk_directory_desk {
+        const char *hsa_id; /**< its HSA-id, no unit's: DeviationRouted.receiver_unit_hsa_id */
+        const char *name;
+        /**
+         * The party a DeviationRouted to the desk names as receiver_party, since the schema's
+         * receiver_party is a party; it grants that party nothing (docs/routing.md).
+         */
+        const char *record_party;
+        struct avk_directory_receiver receiver;
+};
+
 typedef struct avk_directory avk_directory_t;
 
 enum {
@@ -125,11 +142,16 @@ const struct avk_directory_party *avk_directory_party_at(const avk_directory_t *
 /** @brief Number of units of all parties. */
 size_t avk_directory_unit_cnt(const avk_directory_t *dir);
 
+/** @brief The county's manual triage desk ("triage_desk" in the file). Never NULL. */
+const struct avk_directory_desk *avk_directory_triage_desk(const avk_directory_t *dir);
+
 /**
- * @brief The unit that triages by hand what routing could not settle (the
- * county-level coordinator, "county_coordinator" in the file). Never NULL.
+ * @brief Who receives what is routed to party and unit_hsa_id: the triage desk when unit_hsa_id
+ * is its HSA-id, the unit when it is one of party's, else the party. NULL when party is not in
+ * the directory (and the unit is not the desk). Owned by dir.
  */
-const struct avk_directory_unit *avk_directory_county_coordinator(const avk_directory_t *dir);
+const struct avk_directory_receiver *
+avk_directory_receiver(const avk_directory_t *dir, const char *party, const char *unit_hsa_id);
 
 /**
  * @brief The partsgemensamt forum of the sub-region a deviation between party and counterpart

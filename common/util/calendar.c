@@ -10,6 +10,8 @@
  */
 #include "common/util/calendar.h"
 
+#include <stdio.h>
+
 #define MS_PER_DAY  INT64_C(86400000)
 #define MS_PER_HOUR INT64_C(3600000)
 
@@ -227,4 +229,15 @@ int64_t avk_calendar_sub_working_days(int64_t deadline_ms, int n)
 int64_t avk_calendar_sub_days(int64_t deadline_ms, int n)
 {
         return start_of_day(local_day(deadline_ms) - (n > 0 ? n : 0));
+}
+
+void avk_calendar_format_local(int64_t utc_ms, char buf[AVK_CALENDAR_LOCAL_SIZE])
+{
+        int64_t local_ms = utc_ms + avk_calendar_utc_offset_ms(utc_ms);
+        int64_t minute_of_day =
+            floor_div(local_ms - floor_div(local_ms, MS_PER_DAY) * MS_PER_DAY, 60000);
+        int year, month, day;
+        civil_from_days(floor_div(local_ms, MS_PER_DAY), &year, &month, &day);
+        snprintf(buf, AVK_CALENDAR_LOCAL_SIZE, "%04d-%02d-%02d %02d:%02d", year, month, day,
+                 (int)(minute_of_day / 60), (int)(minute_of_day % 60));
 }

@@ -87,4 +87,14 @@ int64_t avk_calendar_sub_working_days(int64_t deadline_ms, int n);
  * deadline_ms. */
 int64_t avk_calendar_sub_days(int64_t deadline_ms, int n);
 
+/** Size of avk_calendar_format_local()'s text, its NUL included. */
+#define AVK_CALENDAR_LOCAL_SIZE 24
+
+/**
+ * @brief An instant as people in Sweden read it: its Stockholm-local date and
+ * time to the minute, "2027-03-28 03:30" (24-hour clock, no zone letter), into
+ * buf. A year outside 0..9999 is written as it is.
+ */
+void avk_calendar_format_local(int64_t utc_ms, char buf[AVK_CALENDAR_LOCAL_SIZE]);
+
 #endif

@@ -13,8 +13,11 @@
  *   (WAITING for its deviation, status records only) -> PRODUCING (its
  *   AnalysisRecord an output of the input, on the way to topic.analysis) ->
  *   SINK_QUEUED -> IN_BATCH -> ended,
- * skipping the sink states without a sink. A record that cannot be encoded
- * now goes to PRODUCE_DUE; an input that cannot be forwarded, or a record
+ * skipping the sink states without a sink. An input that cannot be decoded
+ * or encoded for want of the Schema Registry ends its job unproduced and asks
+ * the kernel to read it again later (AVK_SERVICE_WAIT); a waiting status
+ * whose record cannot be encoded when its deviation comes goes to
+ * PRODUCE_DUE and is tried again; an input that cannot be forwarded, or a record
  * whose batch spent its retry budget, becomes a dead letter (an output of
  * the input) and the job ends. The kernel stores an input's offset once its
  * outputs are acknowledged and its job ended, and every earlier input's.
@@ -23,13 +26,17 @@
  * municipality, event class, times of the report, scrubbed description) is
  * worked out once from its DeviationReported and kept in a bounded map
  * (avk_idcache) as the JSON text of those fields: a DeviationStatus carries
- * none of them. When partitions are assigned, the kernel's rebuild reads
- * topic.reported's from the beginning to fill the map; the consumer then
+ * none of them. The decision and basis of each hop's DeviationRouted join
+ * that entry (ROUTINGS), whichever of the two topics is read first. When
+ * partitions are assigned, the kernel's rebuild reads topic.reported's and
+ * topic.routed's from the beginning to fill the map (a registry without an
+ * answer fails the rebuild, which is tried again); the consumer then
  * forwards from the group's committed offset as REPORTED. Since the tracker writes
  * a status only after the router read the deviation, a status whose deviation
  * is still unknown analysis.deviation.wait.ms after it arrived, with
  * topic.reported's partition read to its end since, is not coming (evicted, or
- * never filed) and is dead-lettered.
+ * never filed) and is dead-lettered; a status whose hop's DeviationRouted is
+ * missing the same way is forwarded without the decision (counted).
  */
 #include "consumer/analyse/analysis.h"
 
@@ -45,6 +52,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "common/contract/agreement.h"
 #include "common/contract/codec.h"
 #include "common/util/clock.h"
 #include "common/util/env.h"
@@ -74,6 +82,9 @@
 #define REASON_SIZE      256
 #define DESCRIPTION_MAX  8000 /* characters: AnalysisRecord.description_scrubbed's avk.maxLength */
 #define SECRET_MIN       32
+/* The member of a deviation's entry in the map with the routing of each hop
+ * read from topic.routed: {"<hop>": [decision, basis]}. */
+#define ROUTINGS "routings"
 
 /* UUID version 5 namespaces (fixed forever: changing one makes every replay
  * look new downstream). AnalysisRecord.record_id: the name is
@@ -82,13 +93,13 @@
 static const char record_namespace[] = "c5a1f0d2-6e4b-5a93-8d27-1b9e3f4c7a60";
 static const char batch_namespace[] = "4e2d8b17-9c3a-5f60-a1d4-7b8e2c9f0a35";
 
-enum input { IN_REPORTED, IN_STATUS, IN_CNT };
+enum input { IN_REPORTED, IN_STATUS, IN_ROUTED, IN_CNT };
 
 enum state { WAITING, PRODUCE_DUE, PRODUCING, SINK_QUEUED, IN_BATCH };
 
 /* Output tags (avk_outbox_msg.tag): the kind in the low bits; a record's job
- * id above them, a dead letter's input topic and reason. */
-enum { TAG_RECORD = 1, TAG_DEAD = 2, TAG_BITS = 2 };
+ * id above them, a dead letter's input topic (INPUT_BITS) and reason. */
+enum { TAG_RECORD = 1, TAG_DEAD = 2, TAG_BITS = 2, INPUT_BITS = 2 };
 
 /* Dead-letter reasons, the metric's label (index in the tag). */
 static const char *const dead_kinds[] = {"undecodable", "invalid", "missing_deviation", "sink"};
@@ -115,7 +126,7 @@ struct job {
         char *line; /* its JSON, for the sink */
         size_t line_len;
         int64_t arrived_at, next_attempt_at, queued_at;
-        uint64_t eof_seq; /* topic.reported ends seen on the partition at arrival */
+        uint64_t eof_seq[IN_CNT]; /* ends of the partner topics seen on the partition at arrival */
 };
 
 struct batch {
@@ -150,7 +161,8 @@ struct avk_analysis {
         int64_t timeout_ms, connect_timeout_ms, retry_max, backoff_ms, backoff_max_ms, wait_ms,
             linger_ms;
         size_t batch_max, sink_max_in_flight, max_held;
-        struct avk_partner_part parts[MAX_PARTITIONS]; /* of topic.reported */
+        /* Of the partner topics, topic.reported and topic.routed (the status row is unused). */
+        struct avk_partner_part parts[IN_CNT][MAX_PARTITIONS];
         avk_idcache_t *cache;
         TAILQ_HEAD(, job) jobs;
         avk_htab_t jobs_by_id;
@@ -160,13 +172,15 @@ struct avk_analysis {
         struct batch *batches;
         size_t batch_cnt;
         size_t held[IN_CNT];
-        int reported_paused;
+        int paused[IN_CNT];
+        /* The registry had no answer during a rebuild: it is tried again. */
+        int rebuild_unavailable;
         uint64_t rng;
         avk_metrics_t *own_metrics; /* when the caller gave none */
         atomic_uint_fast64_t forwarded, dead_lettered, sink_batches, sink_attempts, held_now,
             cached_now;
         avk_metric_family_t *m_records, *m_dead, *m_batches, *m_attempts, *m_retries, *m_latency,
-            *m_scrubbed, *m_unparsed, *m_held, *m_cached;
+            *m_scrubbed, *m_unparsed, *m_held, *m_cached, *m_unrouted;
 };
 
 /* ---- the records -------------------------------------------------------- */
@@ -252,6 +266,20 @@ static json_t *deviation_view(avk_analysis_t *a, const json_t *rep,
             json_object_get(flags, "child_involved"), "description_scrubbed", clean);
         explicit_bzero(&who, sizeof(who));
         free(clean);
+        int derived = 0;
+        const char *agreement =
+            avk_agreement_of(str(rep, "agreement"), str(rep, "category"), occurred_ms, &derived);
+        if (view && (json_object_set_new(view, "agreement",
+                                         json_string(agreement ? agreement : "UNKNOWN")) != 0 ||
+                     json_object_set_new(view, "agreement_derived", json_boolean(derived)) != 0 ||
+                     json_object_set_new(view, "care_setting",
+                                         nullable(json_object_get(json_object_get(rep, "location"),
+                                                                  "care_setting"))) != 0 ||
+                     json_object_set_new(view, "competence",
+                                         nullable(json_object_get(rep, "competence"))) != 0)) {
+                json_decref(view);
+                return NULL;
+        }
         return view;
 }
 
@@ -275,6 +303,8 @@ static int identify(json_t *record, const char *deviation_id, const char *state,
 static json_t *reported_record(const json_t *view, char record_id[ID_SIZE])
 {
         json_t *r = json_deep_copy(view);
+        if (r)
+                json_object_del(r, ROUTINGS);
         if (!r || identify(r, str(view, "deviation_id"), "REPORTED", 0,
                            json_object_get(view, "reported_at"), record_id) != 0) {
                 json_decref(r);
@@ -283,11 +313,23 @@ static json_t *reported_record(const json_t *view, char record_id[ID_SIZE])
         return r;
 }
 
+/* The decision and basis of hop of the deviation whose entry is view: a
+ * [decision, basis] array, or NULL when its DeviationRouted was not read. */
+static const json_t *routing_of(const json_t *view, json_int_t hop)
+{
+        char name[24];
+        snprintf(name, sizeof(name), "%" JSON_INTEGER_FORMAT, hop);
+        return json_object_get(json_object_get(view, ROUTINGS), name);
+}
+
 /* A record for the state change in status, on the deviation's view. The
- * routing in force decides category, harm, receiver and Lex Maria. */
+ * routing in force decides category, harm, receiver, Lex Maria, the hop
+ * and, when its DeviationRouted was read, the decision and its basis. */
 static json_t *status_record(const json_t *view, const json_t *status, char record_id[ID_SIZE])
 {
         json_t *r = json_deep_copy(view);
+        const json_t *routing =
+            routing_of(view, json_integer_value(json_object_get(status, "hop")));
         json_t *flags = json_object_get(r, "flags");
         json_int_t version = json_integer_value(json_object_get(status, "version"));
         const char *state = str(status, "state");
@@ -307,14 +349,18 @@ static json_t *status_record(const json_t *view, const json_t *status, char reco
             {"overdue", "overdue"},
             {"deadline_kept", "deadline_kept"},
             {"highest_escalation_step", "escalation_step"},
+            {"hop", "hop"},
         };
         for (size_t i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
                 if (json_object_set_new(r, copied[i][0],
                                         nullable(json_object_get(status, copied[i][1]))) != 0)
                         goto fail;
         if (json_object_set_new(flags, "possible_lex_maria",
-                                nullable(json_object_get(status, "possible_lex_maria"))) != 0)
+                                nullable(json_object_get(status, "possible_lex_maria"))) != 0 ||
+            json_object_set_new(r, "routing_decision", nullable(json_array_get(routing, 0))) != 0 ||
+            json_object_set_new(r, "routing_basis", nullable(json_array_get(routing, 1))) != 0)
                 goto fail;
+        json_object_del(r, ROUTINGS);
         return r;
 fail:
         json_decref(r);
@@ -388,7 +434,8 @@ static struct job *job_new(avk_analysis_t *a, enum input input, avk_outbox_input
         j->partition = m->partition;
         j->offset = m->offset;
         j->arrived_at = avk_clock_mono_ms();
-        j->eof_seq = a->parts[m->partition].eof_seq;
+        for (int k = 0; k < IN_CNT; k++)
+                j->eof_seq[k] = a->parts[k][m->partition].eof_seq;
         avk_outbox_hold(in, seq);
         TAILQ_INSERT_TAIL(&a->jobs, j, link);
         avk_htab_insert(&a->jobs_by_id, &j->node, hash_job(j->id));
@@ -419,18 +466,19 @@ static void dead_letter(avk_analysis_t *a, struct job *j, enum dead_kind kind, c
                 values[cnt++] = j->batch_id;
         }
         int with_record = j->record != NULL;
-        struct avk_outbox_source src = {
-            .topic = a->topic[j->input],
-            .partition = j->partition,
-            .offset = j->offset,
-            .key = with_record ? (const void *)j->deviation_id : j->key,
-            .key_len = with_record ? strlen(j->deviation_id) : j->key_len,
-            .value = with_record ? j->record : j->payload,
-            .len = with_record ? j->record_len : j->payload_len,
-            .hdr_names = names,
-            .hdr_values = values,
-            .hdr_cnt = cnt,
-            .tag = (uint64_t)kind << (TAG_BITS + 1) | (uint64_t)j->input << TAG_BITS | TAG_DEAD};
+        struct avk_outbox_source src = {.topic = a->topic[j->input],
+                                        .partition = j->partition,
+                                        .offset = j->offset,
+                                        .key = with_record ? (const void *)j->deviation_id : j->key,
+                                        .key_len =
+                                            with_record ? strlen(j->deviation_id) : j->key_len,
+                                        .value = with_record ? j->record : j->payload,
+                                        .len = with_record ? j->record_len : j->payload_len,
+                                        .hdr_names = names,
+                                        .hdr_values = values,
+                                        .hdr_cnt = cnt,
+                                        .tag = (uint64_t)kind << (TAG_BITS + INPUT_BITS) |
+                                               (uint64_t)j->input << TAG_BITS | TAG_DEAD};
         if (avk_outbox_deadletter(a->outbox, j->in, j->seq, a->topic_deadletter, &src, reason) != 0)
                 snprintf(a->fatal, sizeof(a->fatal), "out of memory");
         job_end(a, j);
@@ -485,10 +533,9 @@ static void on_acked(void *opaque, const void *key, size_t key_len, uint64_t tag
         (void)key_len;
         if ((tag & ((1u << TAG_BITS) - 1)) == TAG_DEAD) {
                 atomic_fetch_add(&a->dead_lettered, 1);
-                avk_metric_add(avk_metrics_series(
-                                   a->m_dead, (const char *[]){a->topic[(tag >> TAG_BITS) & 1],
-                                                               dead_kinds[tag >> (TAG_BITS + 1)]}),
-                               1);
+                const char *labels[] = {a->topic[(tag >> TAG_BITS) & ((1u << INPUT_BITS) - 1)],
+                                        dead_kinds[tag >> (TAG_BITS + INPUT_BITS)]};
+                avk_metric_add(avk_metrics_series(a->m_dead, labels), 1);
                 return;
         }
         uint64_t id = tag >> TAG_BITS;
@@ -502,10 +549,12 @@ static void on_acked(void *opaque, const void *key, size_t key_len, uint64_t tag
                 finish(a, j);
 }
 
-/* Encodes record for j and sends it; a record that breaks the contract is dead-lettered. */
-static void forward(avk_analysis_t *a, struct job *j, json_t *record, int64_t now)
+/* Encodes record for j and sends it; a record that breaks the contract is
+ * dead-lettered. @returns 0, or AVK_SERVICE_WAIT with the reason in err when
+ * it cannot be encoded now (the registry, memory): j is as it was, its input
+ * kept for another try. */
+static int forward(avk_analysis_t *a, struct job *j, json_t *record, char *err, size_t err_size)
 {
-        char err[512];
         struct avk_errors errs;
         avk_errors_init(&errs);
         /* avk.format and length rules of the contract: a party, a municipality
@@ -516,51 +565,75 @@ static void forward(avk_analysis_t *a, struct job *j, json_t *record, int64_t no
         size_t len;
         json_t *shaped = NULL;
         if (avk_json_to_avro(a->record_schema, record, &a->record_value, &opts, &errs) != 0) {
-                avk_errors_join(&errs, err, sizeof(err));
+                avk_errors_join(&errs, err, err_size);
                 dead_letter(a, j, DEAD_INVALID, "not forwardable: %s", err);
-                return;
+                return 0;
         }
         if (avk_codec_encode(a->codec, a->topic_analysis, a->record_schema, &a->record_value, &buf,
-                             &len, err, sizeof(err)) != 0 ||
-            !(shaped = avk_json_from_avro(a->record_schema, &a->record_value, err, sizeof(err)))) {
-                /* The registry or memory: the same input will do next time. */
-                avk_log(AVK_LOG_WARN, COMPONENT, "record %s: %s; retrying", j->record_id, err);
-                j->state = PRODUCE_DUE;
-                j->next_attempt_at = now + PRODUCE_RETRY_MS;
-                return;
-        }
+                             &len, err, err_size) != 0 ||
+            !(shaped = avk_json_from_avro(a->record_schema, &a->record_value, err, err_size)))
+                return AVK_SERVICE_WAIT; /* the registry or memory: the same input will do later */
         j->line = json_dumps(shaped, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(shaped);
         j->record = malloc(len ? len : 1);
         if (!j->line || !j->record) {
                 snprintf(a->fatal, sizeof(a->fatal), "out of memory");
-                return;
+                return 0;
         }
         memcpy(j->record, buf, len);
         j->record_len = len;
         j->line_len = strlen(j->line);
         drop_input(j);
         produce_record(a, j);
+        return 0;
 }
 
 /* ---- inputs ------------------------------------------------------------ */
 
-static json_t *decode(avk_analysis_t *a, enum input input, const void *payload, size_t len,
-                      char *err, size_t err_size)
+/* Decodes an input into *out (JSON). @returns 0, AVK_CODEC_UNAVAILABLE (the
+ * registry had no answer: read it again later) or -1, with the reason in err. */
+static int decode(avk_analysis_t *a, enum input input, const void *payload, size_t len,
+                  json_t **out, char *err, size_t err_size)
 {
-        if (avk_codec_decode(a->codec, payload, len, a->schema[input], &a->value[input], err,
-                             err_size) != 0)
-                return NULL;
-        return avk_json_from_avro(a->schema[input], &a->value[input], err, err_size);
+        int rc = avk_codec_decode(a->codec, payload, len, a->schema[input], &a->value[input], err,
+                                  err_size);
+        if (rc != 0)
+                return rc;
+        *out = avk_json_from_avro(a->schema[input], &a->value[input], err, err_size);
+        return *out ? 0 : -1;
 }
 
-/* Keeps the view of deviation view in the map. */
-static void remember(avk_analysis_t *a, const json_t *view)
+/* The entry of deviation id in the map (a new object when there is none). */
+static json_t *entry_of(avk_analysis_t *a, const char *id)
 {
-        char *text = json_dumps(view, JSON_COMPACT);
-        if (!text || avk_idcache_put(a->cache, str(view, "deviation_id"), text, strlen(text)) != 0)
+        size_t len;
+        const char *text = avk_idcache_get(a->cache, id, &len);
+        json_t *entry = text ? json_loadb(text, len, 0, NULL) : json_object();
+        if (!entry)
+                snprintf(a->fatal, sizeof(a->fatal), "out of memory");
+        return entry;
+}
+
+/* Keeps entry, the map's entry of deviation id. */
+static void keep(avk_analysis_t *a, const char *id, const json_t *entry)
+{
+        char *text = json_dumps(entry, JSON_COMPACT);
+        if (!text || avk_idcache_put(a->cache, id, text, strlen(text)) != 0)
                 snprintf(a->fatal, sizeof(a->fatal), "out of memory");
         free(text);
+}
+
+/* Keeps the view of deviation view in the map, with the routings read before it. */
+static void remember(avk_analysis_t *a, json_t *view)
+{
+        const char *id = str(view, "deviation_id");
+        json_t *entry = entry_of(a, id);
+        json_t *routings = json_object_get(entry, ROUTINGS);
+        if (routings)
+                json_object_set(view, ROUTINGS, routings);
+        keep(a, id, view);
+        json_object_del(view, ROUTINGS);
+        json_decref(entry);
 }
 
 /* A DeviationReported read by the rebuild: only fills the map. */
@@ -570,7 +643,10 @@ static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
         char err[512];
         struct avk_scrub_counts scrubbed = {0};
         int unparsed = 0;
-        json_t *rep = decode(a, IN_REPORTED, m->payload, m->len, err, sizeof(err));
+        json_t *rep = NULL;
+        if (decode(a, IN_REPORTED, m->payload, m->len, &rep, err, sizeof(err)) ==
+            AVK_CODEC_UNAVAILABLE)
+                a->rebuild_unavailable = 1;
         json_t *view = rep ? deviation_view(a, rep, &scrubbed, &unparsed) : NULL;
         if (view && str(view, "deviation_id"))
                 remember(a, view);
@@ -578,31 +654,47 @@ static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
         json_decref(rep);
 }
 
-static void on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
-                        const rd_kafka_message_t *m)
+/* Ends job j before it produced anything, for its input to be read again
+ * later (AVK_SERVICE_WAIT, with the reason in errstr). */
+static int wait_for_registry(avk_analysis_t *a, struct job *j, const char *why, char *errstr,
+                             size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "%s", why);
+        job_end(a, j);
+        return AVK_SERVICE_WAIT;
+}
+
+static int on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
+                       const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
         char err[512], record_id[ID_SIZE];
-        avk_partner_read(&a->parts[m->partition]);
+        avk_partner_read(&a->parts[IN_REPORTED][m->partition]);
         struct job *j = job_new(a, IN_REPORTED, in, seq, m);
         if (!j)
-                return;
-        json_t *rep = decode(a, IN_REPORTED, m->payload, m->len, err, sizeof(err));
-        json_t *view = NULL, *record = NULL;
+                return 0;
+        json_t *rep = NULL, *view = NULL, *record = NULL;
         struct avk_scrub_counts scrubbed = {0};
-        int unparsed = 0;
-        if (!rep) {
+        int unparsed = 0, rc = decode(a, IN_REPORTED, m->payload, m->len, &rep, err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                return wait_for_registry(a, j, err, errstr, errstr_size);
+        if (rc != 0) {
                 dead_letter(a, j, DEAD_UNDECODABLE, "undecodable: %s", err);
-                return;
+                return 0;
         }
+        rc = 0;
         if (!(view = deviation_view(a, rep, &scrubbed, &unparsed)) ||
             !(record = reported_record(view, record_id))) {
                 dead_letter(a, j, DEAD_INVALID, "not forwardable: deviation_id or memory");
                 goto out;
         }
-        remember(a, view);
         snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", str(view, "deviation_id"));
         snprintf(j->record_id, sizeof(j->record_id), "%s", record_id);
         snprintf(j->state_name, sizeof(j->state_name), "REPORTED");
+        if (forward(a, j, record, err, sizeof(err)) != 0) {
+                rc = wait_for_registry(a, j, err, errstr, errstr_size);
+                goto out;
+        }
+        remember(a, view);
         avk_metric_add(avk_metrics_series(a->m_scrubbed, (const char *[]){"personnummer"}),
                        (int64_t)scrubbed.personal_ids);
         avk_metric_add(avk_metrics_series(a->m_scrubbed, (const char *[]){"telefon"}),
@@ -611,59 +703,143 @@ static void on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
                        (int64_t)scrubbed.emails);
         if (unparsed)
                 count(a->m_unparsed, NULL);
-        forward(a, j, record, avk_clock_mono_ms());
 out:
         json_decref(record);
         json_decref(view);
         json_decref(rep);
+        return rc;
 }
 
-/* Forwards a waiting status once its deviation is known. */
-static void resolve(avk_analysis_t *a, struct job *j, int64_t now)
+/* Whether partner topic input of j's partition is read past what j needs. */
+static int partner_gone(const avk_analysis_t *a, const struct job *j, enum input input, int64_t now)
+{
+        return avk_partner_gone(&a->parts[input][j->partition], j->eof_seq[input],
+                                now - j->arrived_at, a->wait_ms);
+}
+
+/*
+ * Forwards a waiting status once its deviation is known, and the
+ * DeviationRouted of its hop too (or not coming: then without the decision,
+ * counted). @returns 0, or AVK_SERVICE_WAIT with the reason in err when the
+ * record cannot be encoded now (the job is as it was).
+ */
+static int resolve(avk_analysis_t *a, struct job *j, int64_t now, char *err, size_t err_size)
 {
         size_t len;
         const char *text = avk_idcache_get(a->cache, j->deviation_id, &len);
-        if (!text) {
-                if (avk_partner_gone(&a->parts[j->partition], j->eof_seq, now - j->arrived_at,
-                                     a->wait_ms))
+        json_t *view = text ? json_loadb(text, len, 0, NULL) : NULL;
+        json_t *record = NULL;
+        char record_id[ID_SIZE];
+        int rc = 0;
+        if (!str(view, "deviation_id")) {
+                /* Not filed yet, or only its routing read. */
+                if (partner_gone(a, j, IN_REPORTED, now))
                         dead_letter(a, j, DEAD_MISSING, "deviation not found in %s",
                                     a->topic[IN_REPORTED]);
-                return;
+                goto out;
         }
-        char record_id[ID_SIZE];
-        json_t *view = json_loadb(text, len, 0, NULL);
-        json_t *record = view ? status_record(view, j->status, record_id) : NULL;
-        if (!record) {
+        int routed =
+            routing_of(view, json_integer_value(json_object_get(j->status, "hop"))) != NULL;
+        if (!routed && !partner_gone(a, j, IN_ROUTED, now))
+                goto out;
+        if (!(record = status_record(view, j->status, record_id))) {
                 dead_letter(a, j, DEAD_INVALID, "not forwardable: state, version or changed_at");
-        } else {
-                snprintf(j->record_id, sizeof(j->record_id), "%s", record_id);
-                forward(a, j, record, now);
+                goto out;
         }
+        snprintf(j->record_id, sizeof(j->record_id), "%s", record_id);
+        rc = forward(a, j, record, err, err_size);
+        if (rc == 0 && !routed)
+                count(a->m_unrouted, NULL);
+out:
         json_decref(record);
         json_decref(view);
+        return rc;
 }
 
-static void on_status(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
-                      const rd_kafka_message_t *m)
+static int on_status(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
+                     const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
         char err[512];
         struct job *j = job_new(a, IN_STATUS, in, seq, m);
         if (!j)
-                return;
-        if (!(j->status = decode(a, IN_STATUS, m->payload, m->len, err, sizeof(err)))) {
+                return 0;
+        int rc = decode(a, IN_STATUS, m->payload, m->len, &j->status, err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                return wait_for_registry(a, j, err, errstr, errstr_size);
+        if (rc != 0) {
                 dead_letter(a, j, DEAD_UNDECODABLE, "undecodable: %s", err);
-                return;
+                return 0;
         }
         const char *id = str(j->status, "deviation_id"), *state = str(j->status, "state");
         if (!id || strlen(id) >= sizeof(j->deviation_id) || !state ||
             strlen(state) >= sizeof(j->state_name)) {
                 dead_letter(a, j, DEAD_INVALID, "not forwardable: deviation_id or state");
-                return;
+                return 0;
         }
         snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", id);
         snprintf(j->state_name, sizeof(j->state_name), "%s", state);
         j->state = WAITING;
-        resolve(a, j, avk_clock_mono_ms());
+        if (resolve(a, j, avk_clock_mono_ms(), err, sizeof(err)) != 0)
+                return wait_for_registry(a, j, err, errstr, errstr_size);
+        return 0;
+}
+
+/* Keeps the decision and basis of a DeviationRouted (JSON) in its deviation's entry. */
+static void note_routing(avk_analysis_t *a, const json_t *routed)
+{
+        const char *id = str(routed, "deviation_id");
+        json_t *entry = id && strlen(id) < ID_SIZE ? entry_of(a, id) : NULL;
+        if (!entry)
+                return;
+        char hop[24];
+        snprintf(hop, sizeof(hop), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(routed, "hop")));
+        json_t *routings = json_object_get(entry, ROUTINGS);
+        if (!routings)
+                json_object_set_new(entry, ROUTINGS, routings = json_object());
+        json_object_set_new(routings, hop,
+                            json_pack("[O?O?]", json_object_get(routed, "decision"),
+                                      json_object_get(routed, "basis")));
+        keep(a, id, entry);
+        json_decref(entry);
+}
+
+/* A DeviationRouted read by the rebuild: only fills the map. */
+static void rebuild_routed(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_analysis_t *a = opaque;
+        char err[512];
+        json_t *routed = NULL;
+        int rc = decode(a, IN_ROUTED, m->payload, m->len, &routed, err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                a->rebuild_unavailable = 1;
+        if (rc == 0)
+                note_routing(a, routed);
+        json_decref(routed);
+}
+
+/* A DeviationRouted: no record of its own (the tracker's ROUTED status makes
+ * that), only the decision its hop's records carry. */
+static int on_routed(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
+                     const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
+{
+        char err[512];
+        json_t *routed = NULL;
+        avk_partner_read(&a->parts[IN_ROUTED][m->partition]);
+        int rc = decode(a, IN_ROUTED, m->payload, m->len, &routed, err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE) {
+                snprintf(errstr, errstr_size, "%s", err);
+                return AVK_SERVICE_WAIT;
+        }
+        if (rc != 0) {
+                struct job *j = job_new(a, IN_ROUTED, in, seq, m);
+                if (j)
+                        dead_letter(a, j, DEAD_UNDECODABLE, "undecodable: %s", err);
+                return 0;
+        }
+        note_routing(a, routed);
+        json_decref(routed);
+        return 0;
 }
 
 /* The loop ends with a->fatal once it is set. */
@@ -679,19 +855,16 @@ static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t s
                      const rd_kafka_message_t *m, char *errstr, size_t errstr_size)
 {
         avk_analysis_t *a = opaque;
-        if (topic == IN_REPORTED)
-                on_reported(a, in, seq, m);
-        else
-                on_status(a, in, seq, m);
-        return fatal(a, errstr, errstr_size);
+        int rc = topic == IN_REPORTED ? on_reported(a, in, seq, m, errstr, errstr_size)
+                 : topic == IN_STATUS ? on_status(a, in, seq, m, errstr, errstr_size)
+                                      : on_routed(a, in, seq, m, errstr, errstr_size);
+        return fatal(a, errstr, errstr_size) != 0 ? -1 : rc;
 }
 
 static void on_eof(void *opaque, int topic, int32_t partition)
 {
         avk_analysis_t *a = opaque;
-        if (topic != IN_REPORTED)
-                return;
-        avk_partner_end(&a->parts[partition]);
+        avk_partner_end(&a->parts[topic][partition]);
 }
 
 /* ---- the sink ---------------------------------------------------------- */
@@ -860,12 +1033,18 @@ static int64_t step(avk_analysis_t *a, int64_t now, int64_t next)
 {
         for (struct job *j = TAILQ_FIRST(&a->jobs), *after; j; j = after) {
                 after = TAILQ_NEXT(j, link); /* j may end */
-                if (j->state == WAITING) {
+                if (j->state == WAITING || (j->state == PRODUCE_DUE && j->next_attempt_at <= now)) {
+                        char err[512];
                         if (now + WAITING_CHECK_MS < next)
                                 next = now + WAITING_CHECK_MS;
-                        resolve(a, j, now);
-                } else if (j->state == PRODUCE_DUE && j->next_attempt_at <= now) {
-                        produce_record(a, j);
+                        j->state = WAITING;
+                        if (resolve(a, j, now, err, sizeof(err)) != 0) {
+                                /* j is as it was: the registry, for a while */
+                                avk_log(AVK_LOG_WARN, COMPONENT, "record %s: %s; retrying",
+                                        j->record_id, err);
+                                j->state = PRODUCE_DUE;
+                                j->next_attempt_at = now + PRODUCE_RETRY_MS;
+                        }
                 } else if (j->state == PRODUCE_DUE && j->next_attempt_at < next) {
                         next = j->next_attempt_at;
                 }
@@ -888,7 +1067,7 @@ static int64_t step(avk_analysis_t *a, int64_t now, int64_t next)
 
 static void publish_counts(avk_analysis_t *a)
 {
-        size_t held = a->held[IN_REPORTED] + a->held[IN_STATUS];
+        size_t held = a->held[IN_REPORTED] + a->held[IN_STATUS] + a->held[IN_ROUTED];
         atomic_store(&a->held_now, held);
         atomic_store(&a->cached_now, avk_idcache_count(a->cache));
         avk_metric_set(avk_metrics_series(a->m_held, NULL), (int64_t)held);
@@ -899,15 +1078,15 @@ static int on_tick(void *opaque, int64_t *next_due, char *errstr, size_t errstr_
 {
         avk_analysis_t *a = opaque;
         avk_webhook_collect(a->multi, attempt_done, a);
-        /* A paused topic.reported is no longer known to be read to its end,
-         * so that no status is taken for missing while its deviation waits
-         * unfetched (the kernel pauses past analysis.max.in.flight). */
-        int paused = avk_service_paused(a->service, IN_REPORTED);
-        if (paused && !a->reported_paused) {
-                for (int p = 0; p < MAX_PARTITIONS; p++)
-                        avk_partner_read(&a->parts[p]);
+        /* A paused partner topic is no longer known to be read to its end,
+         * so that no status is taken for missing while its deviation or
+         * routing waits unfetched (the kernel pauses past analysis.max.in.flight). */
+        for (int k = 0; k < IN_CNT; k++) {
+                int paused = avk_service_paused(a->service, k);
+                for (int p = 0; paused && !a->paused[k] && p < MAX_PARTITIONS; p++)
+                        avk_partner_read(&a->parts[k][p]);
+                a->paused[k] = paused;
         }
-        a->reported_paused = paused;
         *next_due = step(a, avk_clock_mono_ms(), *next_due);
         publish_counts(a);
         return fatal(a, errstr, errstr_size);
@@ -954,15 +1133,25 @@ static void on_drop(void *opaque, const int32_t *parts, int cnt)
 {
         avk_analysis_t *a = opaque;
         avk_idcache_clear(a->cache);
-        avk_partner_forget(a->parts, parts, cnt);
+        for (int k = 0; k < IN_CNT; k++)
+                avk_partner_forget(a->parts[k], parts, cnt);
 }
 
-/* Fills the map from topic.reported's partitions parts, to their current end. */
+/* Fills the map from topic.reported's and topic.routed's partitions parts, to
+ * their current end; a record the registry could not answer for fails the
+ * rebuild (the kernel tries again), so that no deviation is left out. */
 static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 {
         avk_analysis_t *a = opaque;
-        return avk_service_replay(a->service, a->topic[IN_REPORTED], parts, cnt, rebuild_reported,
-                                  a);
+        a->rebuild_unavailable = 0;
+        if (avk_service_replay(a->service, a->topic[IN_REPORTED], parts, cnt, rebuild_reported,
+                               a) != 0 ||
+            avk_service_replay(a->service, a->topic[IN_ROUTED], parts, cnt, rebuild_routed, a) != 0)
+                return -1;
+        if (a->rebuild_unavailable)
+                avk_log(AVK_LOG_WARN, COMPONENT,
+                        "rebuild: the Schema Registry had no answer; trying again");
+        return a->rebuild_unavailable ? -1 : 0;
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -1003,6 +1192,11 @@ static void register_metrics(avk_analysis_t *a, avk_metrics_t *m)
         a->m_cached =
             avk_metrics_gauge(m, "avk_analysis_deviations",
                               "Deviations known (the map for later state changes).", NULL);
+        a->m_unrouted = avk_metrics_counter(
+            m, "avk_analysis_routing_unknown_total",
+            "Records forwarded without routing_decision: the DeviationRouted of their hop was not "
+            "in topic.routed (evicted from the map, or never written).",
+            NULL);
 }
 
 static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errstr,
@@ -1022,6 +1216,7 @@ static int read_settings(avk_analysis_t *a, const avk_config_t *cfg, char *errst
         a->sink_url = avk_config_get(cfg, "analysis.sink.url");
         a->topic[IN_REPORTED] = avk_config_get(cfg, "topic.reported");
         a->topic[IN_STATUS] = avk_config_get(cfg, "topic.status");
+        a->topic[IN_ROUTED] = avk_config_get(cfg, "topic.routed");
         a->topic_analysis = avk_config_get(cfg, "topic.analysis");
         a->topic_deadletter = avk_config_get(cfg, "topic.deadletter");
         const char *key_file = avk_config_get(cfg, "analysis.pseudonym.key.file");
@@ -1109,15 +1304,16 @@ avk_analysis_t *avk_analysis_new(const avk_config_t *cfg, avk_metrics_t *metrics
                 goto fail;
         a->schema[IN_REPORTED] = avk_catalog_by_name(a->env.catalog, "DeviationReported");
         a->schema[IN_STATUS] = avk_catalog_by_name(a->env.catalog, "DeviationStatus");
+        a->schema[IN_ROUTED] = avk_catalog_by_name(a->env.catalog, "DeviationRouted");
         a->record_schema = avk_catalog_by_name(a->env.catalog, "AnalysisRecord");
         a->codec = avk_codec_new(a->env.catalog, a->env.registry);
         a->cache = avk_idcache_new((size_t)avk_config_get_int(cfg, "analysis.cache.max.entries"));
-        if (!a->schema[IN_REPORTED] || !a->schema[IN_STATUS] || !a->record_schema || !a->codec ||
-            !a->cache ||
-            avro_generic_value_new(avk_schema_iface(a->schema[IN_REPORTED]),
-                                   &a->value[IN_REPORTED]) != 0 ||
-            avro_generic_value_new(avk_schema_iface(a->schema[IN_STATUS]), &a->value[IN_STATUS]) !=
-                0 ||
+        int values_made = 1;
+        for (int k = 0; k < IN_CNT; k++)
+                values_made =
+                    values_made && a->schema[k] &&
+                    avro_generic_value_new(avk_schema_iface(a->schema[k]), &a->value[k]) == 0;
+        if (!values_made || !a->record_schema || !a->codec || !a->cache ||
             avro_generic_value_new(avk_schema_iface(a->record_schema), &a->record_value) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
@@ -1133,8 +1329,8 @@ fail:
 
 int avk_analysis_run(avk_analysis_t *a, char *errstr, size_t errstr_size)
 {
-        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s and %s as group %s; sink %s",
-                a->topic[IN_STATUS], a->topic[IN_REPORTED],
+        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s and %s as group %s; sink %s",
+                a->topic[IN_STATUS], a->topic[IN_REPORTED], a->topic[IN_ROUTED],
                 avk_config_get(a->cfg, "analysis.group.id"), a->sink_url ? "configured" : "none");
         return avk_service_run(a->service, errstr, errstr_size);
 }

@@ -1,11 +1,12 @@
 /*
  * avk_analysis: the analysis forwarder (avvik analyse; docs/analysis.md).
  *
- * It consumes topic.reported and topic.status (both keyed by deviation id,
- * one partition count, the range assignor: partition p of both on one
- * instance) and writes one AnalysisRecord per state change of a deviation to
- * topic.analysis: REPORTED from the DeviationReported itself, every other
- * state from the tracker's DeviationStatus. A record carries no patient
+ * It consumes topic.reported, topic.status and topic.routed (all keyed by
+ * deviation id, one partition count, the range assignor: partition p of each
+ * on one instance) and writes one AnalysisRecord per state change of a
+ * deviation to topic.analysis: REPORTED from the DeviationReported itself,
+ * every other state from the tracker's DeviationStatus, with the decision and
+ * basis of its hop's DeviationRouted. A record carries no patient
  * identity and no free text but the scrubbed description (common/util/scrub.h): a keyed
  * pseudonym, the age band at the event and the sex (pseudonym.h) stand in for
  * the patient. Its record_id is a UUID version 5 of "<deviation_id>/<state>/
@@ -21,7 +22,9 @@
  *
  * Inputs that cannot be read, or that would put something other than the
  * contract's values on the stream, go to the dead-letter topic with the
- * reason in headers; the partition goes on.
+ * reason in headers; the partition goes on. An input the Schema Registry
+ * gives no answer for is no bad input: it is read again after a backoff
+ * (AVK_SERVICE_WAIT), and the forwarder is not ready meanwhile.
  */
 #ifndef AVK_ANALYSIS_H
 #define AVK_ANALYSIS_H

@@ -28,6 +28,10 @@
 #define NO_PARTY   0xff      /* not routed yet */
 #define FIRST_YEAR 1970      /* reported_at outside these years is not a report of ours */
 #define LAST_YEAR  2199
+/* Deadlines, and so "answered within the deadline" and days overdue, are avvik's local policy
+ * (docs/deadlines.md): the agreement says only "skyndsamt". */
+#define DEADLINE_BASIS_LABEL                                                                       \
+        "Tidsgränserna är lokal policy, inte avtalets text (avtalet säger skyndsamt)"
 
 struct label {
         const char *code;
@@ -81,7 +85,7 @@ static const struct label states[] = {
     {"ESCALATED", "Eskalerad"},
     {"CLOSED", "Avslutad"},
 };
-enum { STATE_UNKNOWN, STATE_ANSWERED = 4, STATE_CLOSED = 8 };
+enum { STATE_UNKNOWN, STATE_ANSWERED = 4, STATE_REJECTED = 5, STATE_CLOSED = 8 };
 /* Index 0 is "never escalated" (a null step); the ladder follows, in the words of the texts each
  * step rests on (docs/escalation.md). */
 static const struct label steps[] = {
@@ -94,6 +98,39 @@ static const struct label steps[] = {
     {"UNKNOWN", "Okänt steg"},
 };
 
+/* The sub-agreements as the 2027 agreement's titles name them (docs/agreement.md), the agreement
+ * itself, the county-wide routines and a local one. */
+static const struct label agreements[] = {
+    {"HEALTH_CARE_AGREEMENT", "Hälso- och sjukvårdsavtalet"},
+    {"DISCHARGE_PAYMENT", "In- och utskrivning från sluten vård"},
+    {"PHYSICIAN_RESPONSIBILITY", "Regionens läkaransvar i kommunal primärvård"},
+    {"MENTAL_HEALTH_ADDICTION", "Psykisk funktionsnedsättning, skadligt bruk och beroende"},
+    {"ORAL_HEALTH", "Munhälsa – uppsökande och nödvändig tandvård"},
+    {"LOCAL_ROUTINE", "Lokal rutin"},
+    {"COUNTY_GUIDELINE", "Länsgemensamma riktlinjer och rutiner"},
+    {"UNKNOWN", "Okänd"},
+};
+/* Index 0 is a record written before the care setting was carried (null). */
+static const struct label care_settings[] = {
+    {"NOT_RECORDED", "Ej registrerad"},
+    {"INPATIENT", "Slutenvård"},
+    {"OUTPATIENT_CLINIC", "Specialiserad öppenvård"},
+    {"REGION_PRIMARY_CARE", "Vårdcentral (regionens primärvård)"},
+    {"EMERGENCY", "Akutmottagning"},
+    {"PREHOSPITAL", "Ambulanssjukvård"},
+    {"HOME_HEALTH_CARE", "Kommunal hemsjukvård"},
+    {"SPECIALISED_HOME_CARE", "Specialiserad vård i hemmet"},
+    {"SPECIAL_HOUSING", "Särskilt boende"},
+    {"HOUSING_WITH_SPECIAL_SERVICE", "Bostad med särskild service"},
+    {"DAY_ACTIVITY", "Daglig verksamhet"},
+    {"SHORT_TERM_STAY", "Korttidsvistelse"},
+    {"HVB_HOME", "HVB-hem"},
+    {"DENTAL", "Tandvård"},
+    {"REGION_PRIMARY_CARE_HOME_VISIT", "Hembesök från vårdcentral"},
+    {"ORDINARY_HOUSING", "Ordinärt boende utan kommunal hemsjukvård"},
+    {"OTHER", "Annan vårdform"},
+};
+
 /* Response-time buckets: upper bounds in days; the last bucket is open. */
 static const int bucket_days[] = {1, 3, 7, 14, 30, 60, 90};
 /* Labels of the buckets, in days (the charts say "dagar"). */
@@ -103,6 +140,15 @@ static const char *const bucket_labels[] = {"< 1",   "1–3",   "3–7",   "7–
 
 enum kept { KEPT_NULL, KEPT_NO, KEPT_YES };
 
+/* What a deviation's records have shown of its routing, whichever is its
+ * current view: a record older than the view still adds to it. */
+enum routing_seen {
+        SEEN_DECISION = 1,       /* a record with a routing_decision */
+        SEEN_WRONG_RECEIVER = 2, /* a hop above 0, or the state REJECTED */
+        SEEN_TRIAGE = 4,         /* a routing decided TRIAGE */
+        SEEN_MANUAL = 8,         /* a routing decided MANUAL (the county's manual triage) */
+};
+
 struct deviation {
         unsigned char id[16]; /* first: the tree's key */
         int64_t state_at, reported_at;
@@ -111,6 +157,7 @@ struct deviation {
         int16_t year;                                /* of reported_at, Swedish time */
         uint8_t month;                               /* 1..12 */
         uint8_t state, category, harm, subregion, event_class, step, kept;
+        uint8_t agreement, care_setting, seen; /* seen: enum routing_seen */
         uint8_t reporter, receiver; /* party numbers (common/contract/party.h), receiver NO_PARTY */
         uint8_t municipality;       /* index into avk_municipalities */
         uint8_t lex_maria, child;
@@ -200,21 +247,45 @@ static int get_long(avro_value_t *record, const char *name, int64_t *v)
         return rc;
 }
 
-static int get_enum(avro_value_t *record, const char *name, const struct label *table, size_t cnt,
-                    size_t *index)
+/* An enum field's symbol (*code unchanged when null). */
+static int get_symbol(avro_value_t *record, const char *name, const char **code)
 {
         avro_value_t f;
         int symbol;
         int rc = field(record, name, &f);
-        if (rc == 1) {
-                if (avro_value_get_enum(&f, &symbol) != 0)
-                        return -1;
-                const char *code = avro_schema_enum_get(avro_value_get_schema(&f), symbol);
-                if (!code)
-                        return -1;
-                *index = label_index(table, cnt, code);
-        }
+        if (rc == 1 && (avro_value_get_enum(&f, &symbol) != 0 ||
+                        !(*code = avro_schema_enum_get(avro_value_get_schema(&f), symbol))))
+                return -1;
         return rc;
+}
+
+static int get_enum(avro_value_t *record, const char *name, const struct label *table, size_t cnt,
+                    size_t *index)
+{
+        const char *code = NULL;
+        int rc = get_symbol(record, name, &code);
+        if (rc == 1)
+                *index = label_index(table, cnt, code);
+        return rc;
+}
+
+/* What record shows of the deviation's routing (enum routing_seen). */
+static int routing_seen(avro_value_t *record, size_t state, uint8_t *seen)
+{
+        const char *decision = NULL;
+        int32_t hop = 0;
+        avro_value_t f;
+        int has_hop = field(record, "hop", &f); /* null for REPORTED */
+        if (has_hop < 0 || (has_hop == 1 && avro_value_get_int(&f, &hop) != 0) ||
+            get_symbol(record, "routing_decision", &decision) < 0)
+                return -1;
+        *seen = 0;
+        if (decision)
+                *seen |= SEEN_DECISION | (strcmp(decision, "TRIAGE") == 0 ? SEEN_TRIAGE : 0) |
+                         (strcmp(decision, "MANUAL") == 0 ? SEEN_MANUAL : 0);
+        if (hop > 0 || state == STATE_REJECTED)
+                *seen |= SEEN_WRONG_RECEIVER;
+        return 0;
 }
 
 static int get_bool(avro_value_t *record, const char *name, int *v)
@@ -260,8 +331,9 @@ static int read_record(avro_value_t *record, struct deviation *d, char *errstr, 
         const char *id = NULL, *municipality = NULL, *reporter = NULL, *receiver = NULL,
                    *description = NULL;
         size_t state = 0, category = 0, harm = 0, subregion = 0, event_class = 0, step = 0;
+        size_t agreement = CNT(agreements) - 1, care_setting = 0;
         int kept = 0, lex_maria = 0, child = 0;
-        int has_kept = 0, has_step = 0;
+        int has_kept = 0, has_step = 0, has_care_setting = 0;
         const char *bad = NULL;
         avro_value_t flags;
         uuid_t uuid;
@@ -308,6 +380,13 @@ static int read_record(avro_value_t *record, struct deviation *d, char *errstr, 
                 bad = "flags";
         else if (get_string(record, "description_scrubbed", &description) < 0)
                 bad = "description_scrubbed";
+        else if (get_enum(record, "agreement", agreements, CNT(agreements), &agreement) < 0)
+                bad = "agreement";
+        else if ((has_care_setting = get_enum(record, "care_setting", care_settings + 1,
+                                              CNT(care_settings) - 1, &care_setting)) < 0)
+                bad = "care_setting";
+        else if (routing_seen(record, state, &d->seen) != 0)
+                bad = "hop or routing_decision";
         if (bad) {
                 snprintf(errstr, errstr_size, "%s: %s", bad, reason);
                 return -1;
@@ -342,6 +421,8 @@ static int read_record(avro_value_t *record, struct deviation *d, char *errstr, 
         d->event_class = (uint8_t)event_class;
         d->step = (uint8_t)(has_step == 1 ? step + 1 : 0);
         d->kept = has_kept == 1 ? (kept ? KEPT_YES : KEPT_NO) : KEPT_NULL;
+        d->agreement = (uint8_t)agreement;
+        d->care_setting = (uint8_t)(has_care_setting == 1 ? care_setting + 1 : 0);
         d->reporter = (uint8_t)reporter_party;
         d->receiver = receiver ? (uint8_t)receiver_party : NO_PARTY;
         d->municipality = (uint8_t)(m - avk_municipalities);
@@ -369,9 +450,11 @@ int avk_aggregate_add(avk_aggregate_t *agg, avro_value_t *record, char *errstr, 
         struct deviation **held = tfind(&d, &agg->root, by_id);
         if (held) {
                 if (!is_newer_or_same(&d, *held)) {
+                        (*held)->seen |= d.seen;
                         free(d.excerpt);
                         return 0;
                 }
+                d.seen |= (*held)->seen;
                 free((*held)->excerpt);
                 **held = d;
                 return 1;
@@ -414,6 +497,16 @@ static json_t *time_json(int64_t ms)
         if (ms == NONE)
                 return json_null();
         avk_json_format_time(ms, buf);
+        return json_string(buf);
+}
+
+/* The instant as the page and the report show it: Swedish time, "2027-03-28 03:30". */
+static json_t *local_time_json(int64_t ms)
+{
+        char buf[AVK_CALENDAR_LOCAL_SIZE];
+        if (ms == NONE)
+                return json_null();
+        avk_calendar_format_local(ms, buf);
         return json_string(buf);
 }
 
@@ -542,6 +635,7 @@ static json_t *deviation_json(const struct deviation *d)
             harms[d->harm].sv, "state", states[d->state].code, "state_label", states[d->state].sv);
         if (!o)
                 return NULL;
+        json_object_set_new(o, "reported_at_local", local_time_json(d->reported_at));
         party_json(o, "reporter", d->reporter);
         party_json(o, "receiver", d->receiver);
         json_object_set_new(o, "municipality",
@@ -577,9 +671,66 @@ static int by_reported_desc(const void *a, const void *b)
 /* Party pairs: reporter 0..49 by receiver 0..49 or not routed (50). */
 #define PARTIES (AVK_PARTY_MAX + 1)
 
+/* How clear the allocation was for a group of deviations (a month, a
+ * sub-agreement, a care setting): of those routed, how many met a wrong
+ * receiver; of those whose routing decision is known, how many went to triage
+ * and to the county's manual triage. */
+struct clarity {
+        size_t count, routed, wrong_receiver, decided, triage, manual;
+};
+
+static void clarity_add(struct clarity *c, const struct deviation *d)
+{
+        c->count++;
+        if (d->receiver != NO_PARTY) {
+                c->routed++;
+                c->wrong_receiver += (d->seen & SEEN_WRONG_RECEIVER) != 0;
+        }
+        if (d->seen & SEEN_DECISION) {
+                c->decided++;
+                c->triage += (d->seen & SEEN_TRIAGE) != 0;
+                c->manual += (d->seen & SEEN_MANUAL) != 0;
+        }
+}
+
+static json_t *share_json(size_t part, size_t whole)
+{
+        return whole ? json_real((double)part / (double)whole) : json_null();
+}
+
+/* Sets the counts and rates of c in obj; returns obj. */
+static json_t *clarity_json(json_t *obj, const struct clarity *c)
+{
+        if (!obj)
+                return NULL;
+        json_object_set_new(obj, "count", json_integer((json_int_t)c->count));
+        json_object_set_new(obj, "routed", json_integer((json_int_t)c->routed));
+        json_object_set_new(obj, "wrong_receiver", json_integer((json_int_t)c->wrong_receiver));
+        json_object_set_new(obj, "wrong_receiver_rate", share_json(c->wrong_receiver, c->routed));
+        json_object_set_new(obj, "decided", json_integer((json_int_t)c->decided));
+        json_object_set_new(obj, "triage", json_integer((json_int_t)c->triage));
+        json_object_set_new(obj, "triage_rate", share_json(c->triage, c->decided));
+        json_object_set_new(obj, "manual_triage", json_integer((json_int_t)c->manual));
+        json_object_set_new(obj, "manual_triage_rate", share_json(c->manual, c->decided));
+        return obj;
+}
+
+/* [{"code", "label", counts and rates}] of a label table. */
+static json_t *clarity_table_json(const struct label *table, size_t cnt, const struct clarity *rows)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < cnt; i++)
+                json_array_append_new(a, clarity_json(json_pack("{s:s,s:s}", "code", table[i].code,
+                                                                "label", table[i].sv),
+                                                      &rows[i]));
+        return a;
+}
+
 struct tally {
         size_t total;
-        size_t *months; /* first_month .. last_month */
+        size_t *months;          /* first_month .. last_month */
+        struct clarity *clarity; /* of each month, as months */
+        struct clarity agreement[CNT(agreements)], care_setting[CNT(care_settings)];
         int first_month, month_cnt;
         size_t category[CNT(categories)], harm[CNT(harms)], subregion[CNT(subregions)];
         size_t event_class[CNT(event_classes)], state[CNT(states)], step[CNT(steps)];
@@ -615,10 +766,11 @@ static int tally(const avk_aggregate_t *agg, int year, int64_t now_ms, struct ta
         t->first_month = lo;
         t->month_cnt = hi - lo + 1;
         t->months = calloc((size_t)t->month_cnt + 1, sizeof(*t->months));
+        t->clarity = calloc((size_t)t->month_cnt + 1, sizeof(*t->clarity));
         t->ack = malloc((agg->cnt + 1) * sizeof(*t->ack));
         t->answer = malloc((agg->cnt + 1) * sizeof(*t->answer));
         t->latest = malloc((agg->cnt + 1) * sizeof(*t->latest));
-        if (!t->months || !t->ack || !t->answer || !t->latest)
+        if (!t->months || !t->clarity || !t->ack || !t->answer || !t->latest)
                 return -1;
         for (size_t i = 0; i < agg->cnt; i++) {
                 const struct deviation *d = agg->all[i];
@@ -627,6 +779,9 @@ static int tally(const avk_aggregate_t *agg, int year, int64_t now_ms, struct ta
                 int answer;
                 t->total++;
                 t->months[month_number(d->year, d->month) - lo]++;
+                clarity_add(&t->clarity[month_number(d->year, d->month) - lo], d);
+                clarity_add(&t->agreement[d->agreement], d);
+                clarity_add(&t->care_setting[d->care_setting], d);
                 t->category[d->category]++;
                 t->harm[d->harm]++;
                 t->subregion[d->subregion]++;
@@ -650,15 +805,17 @@ static int tally(const avk_aggregate_t *agg, int year, int64_t now_ms, struct ta
         return 0;
 }
 
-static json_t *months_json(const struct tally *t)
+/* The months' counts, or with rates their clarity too. */
+static json_t *months_json(const struct tally *t, int rates)
 {
         json_t *a = json_array();
         for (int i = 0; a && i < t->month_cnt; i++) {
                 int m = t->first_month + i;
                 char label[16];
                 snprintf(label, sizeof(label), "%04d-%02d", m / 12, m % 12 + 1);
-                json_array_append_new(
-                    a, json_pack("{s:s,s:I}", "month", label, "count", (json_int_t)t->months[i]));
+                json_t *month =
+                    json_pack("{s:s,s:I}", "month", label, "count", (json_int_t)t->months[i]);
+                json_array_append_new(a, rates ? clarity_json(month, &t->clarity[i]) : month);
         }
         return a;
 }
@@ -743,18 +900,15 @@ json_t *avk_aggregate_summary(const avk_aggregate_t *agg, int year, int64_t now_
         json_t *out = NULL;
         if (!t || tally(agg, year, now_ms, t) != 0)
                 goto out;
-        json_t *deadline = json_pack("{s:I,s:I}", "answered_with_deadline",
-                                     (json_int_t)t->kept_known, "kept", (json_int_t)t->kept);
-        if (deadline)
-                json_object_set_new(deadline, "share",
-                                    t->kept_known
-                                        ? json_real((double)t->kept / (double)t->kept_known)
-                                        : json_null());
+        json_t *deadline =
+            json_pack("{s:I,s:I,s:o,s:s,s:s}", "answered_with_deadline", (json_int_t)t->kept_known,
+                      "kept", (json_int_t)t->kept, "share", share_json(t->kept, t->kept_known),
+                      "basis", "LOCAL_POLICY", "basis_label", DEADLINE_BASIS_LABEL);
         out = json_pack(
             "{s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:o,s:{s:o,s:I},"
             "s:{s:I,s:I},s:I,s:o}",
             "year", year ? json_integer(year) : json_null(), "years", years_json(agg), "now",
-            time_json(now_ms), "total", (json_int_t)t->total, "by_month", months_json(t),
+            time_json(now_ms), "total", (json_int_t)t->total, "by_month", months_json(t, 0),
             "by_category", counts_json(categories, CNT(categories), t->category), "by_harm",
             counts_json(harms, CNT(harms), t->harm), "by_subregion",
             counts_json(subregions, CNT(subregions), t->subregion), "by_event_class",
@@ -767,9 +921,21 @@ json_t *avk_aggregate_summary(const avk_aggregate_t *agg, int year, int64_t now_
             (json_int_t)(t->total - t->step[0]), "flags", "possible_lex_maria",
             (json_int_t)t->lex_maria, "child_involved", (json_int_t)t->child, "overdue",
             (json_int_t)t->overdue, "latest", latest_json(t));
+        if (out && (json_object_set_new(out, "now_local", local_time_json(now_ms)) != 0 ||
+                    json_object_set_new(
+                        out, "by_agreement",
+                        clarity_table_json(agreements, CNT(agreements), t->agreement)) != 0 ||
+                    json_object_set_new(out, "by_care_setting",
+                                        clarity_table_json(care_settings, CNT(care_settings),
+                                                           t->care_setting)) != 0 ||
+                    json_object_set_new(out, "clarity_by_month", months_json(t, 1)) != 0)) {
+                json_decref(out);
+                out = NULL;
+        }
 out:
         if (t) {
                 free(t->months);
+                free(t->clarity);
                 free(t->ack);
                 free(t->answer);
                 free(t->latest);
@@ -818,12 +984,13 @@ json_t *avk_aggregate_overdue(const avk_aggregate_t *agg, int64_t now_ms, size_t
                 json_object_set_new(item, "deadline_label",
                                     json_string(o[i].answer ? "Svar" : "Kvittens"));
                 json_object_set_new(item, "deadline_at", time_json(o[i].since));
+                json_object_set_new(item, "deadline_at_local", local_time_json(o[i].since));
                 json_object_set_new(item, "days_overdue",
                                     json_integer(calendar_days(o[i].since, now_ms)));
                 json_array_append_new(items, item);
         }
-        out = json_pack("{s:o,s:I,s:O}", "now", time_json(now_ms), "total", (json_int_t)n, "items",
-                        items);
+        out = json_pack("{s:o,s:o,s:I,s:O}", "now", time_json(now_ms), "now_local",
+                        local_time_json(now_ms), "total", (json_int_t)n, "items", items);
 out:
         json_decref(items);
         free(o);

@@ -189,6 +189,45 @@ static void count_table(FILE *out, const char *what, const json_t *items, long l
                 total);
 }
 
+/* "1 avvikelse", "4 avvikelser": the number with the noun in its form. */
+static void deviations(FILE *out, long long n)
+{
+        fprintf(out, "%lld %s", n, n == 1 ? "avvikelse" : "avvikelser");
+}
+
+/*
+ * How clear the allocation was, one row per item (a sub-agreement, a care
+ * setting, a month: label_key names its label): the deviations, the share of
+ * those routed that met a wrong receiver, and the shares of those with a
+ * known routing decision that went to triage and to manual triage.
+ */
+static void clarity_table(FILE *out, const char *what, const json_t *items, const char *label_key)
+{
+        size_t i;
+        json_t *item;
+        fputs("<table><thead><tr><th>", out);
+        esc(out, what);
+        fputs("</th><th class=\"num\">Antal</th><th class=\"num\">Fel mottagare</th>"
+              "<th class=\"num\">Triage</th><th class=\"num\">Manuell triage</th></tr></thead>"
+              "<tbody>",
+              out);
+        json_array_foreach(items, i, item)
+        {
+                const char *label = str(item, label_key);
+                fputs("<tr><td>", out);
+                esc(out, strcmp(label_key, "month") == 0 ? month_label(label) : label);
+                fprintf(out, "</td><td class=\"num\">%lld</td><td class=\"num\">",
+                        num(item, "count"));
+                percent(out, num(item, "wrong_receiver"), num(item, "routed"));
+                fputs("</td><td class=\"num\">", out);
+                percent(out, num(item, "triage"), num(item, "decided"));
+                fputs("</td><td class=\"num\">", out);
+                percent(out, num(item, "manual_triage"), num(item, "decided"));
+                fputs("</td></tr>", out);
+        }
+        fputs("</tbody></table>\n", out);
+}
+
 /* Days with one decimal and the decimal comma, "–" for null. */
 static void days(FILE *out, const json_t *value)
 {
@@ -325,9 +364,13 @@ static void deviation_rows(FILE *out, const json_t *items, int overdue, size_t l
                 if (overdue) {
                         fputs("<td>", out);
                         esc(out, str(item, "deadline_label"));
+                        fputs(", ", out);
+                        esc(out, str(item, "deadline_at_local"));
                         fprintf(out, "</td><td class=\"num\">%lld</td>", num(item, "days_overdue"));
                 } else {
                         fputs("<td>", out);
+                        esc(out, str(item, "reported_at_local"));
+                        fputs("</td><td>", out);
                         esc(out, str(item, "state_label"));
                         fputs("</td>", out);
                 }
@@ -349,12 +392,14 @@ static void body(FILE *out, const json_t *s, const json_t *overdue)
                 "kommuner. Underlag: det pseudonymiserade analysflödet; inga patientuppgifter. "
                 "Sammanställd ",
                 year);
-        esc(out, str(s, "now"));
-        fputs(" (UTC).</p></header>\n", out);
+        esc(out, str(s, "now_local"));
+        fputs(" (svensk tid).</p></header>\n", out);
 
         fputs("<section><h2>Sammanfattning</h2><table class=\"keyfigures\"><tbody>", out);
         fprintf(out, "<tr><th>Rapporterade avvikelser</th><td class=\"num\">%lld</td></tr>", total);
-        fprintf(out, "<tr><th>Besvarade inom tidsgränsen</th><td class=\"num\">%lld av %lld (",
+        fprintf(out,
+                "<tr><th>Besvarade inom tidsgränsen (lokal policy)</th><td class=\"num\">%lld av "
+                "%lld (",
                 num(deadline, "kept"), num(deadline, "answered_with_deadline"));
         percent(out, num(deadline, "kept"), num(deadline, "answered_with_deadline"));
         fputs(")</td></tr>", out);
@@ -366,8 +411,24 @@ static void body(FILE *out, const json_t *s, const json_t *overdue)
                 num(flags, "possible_lex_maria"));
         fprintf(out, "<tr><th>Barn berörda</th><td class=\"num\">%lld</td></tr>",
                 num(flags, "child_involved"));
-        fputs("</tbody></table>\n", out);
+        fputs("</tbody></table>\n<p class=\"note\">", out);
+        esc(out, str(deadline, "basis_label"));
+        fputs(".</p>\n", out);
         column_chart(out, "Avvikelser per månad", json_object_get(s, "by_month"), "month");
+        fputs("</section>\n", out);
+
+        fputs("<section class=\"page\"><h2>Ansvarsfördelningens tydlighet</h2><p class=\"note\">"
+              "Fel mottagare: andel av de skickade avvikelserna där en mottagare svarade "
+              "”Fel mottagare – skickas vidare”. Triage och manuell triage: andel av "
+              "avvikelserna med känt beslut om mottagare som gick till triage respektive till "
+              "länets manuella triage.</p>",
+              out);
+        fputs("<h3>Per månad</h3>", out);
+        clarity_table(out, "Månad", json_object_get(s, "clarity_by_month"), "month");
+        fputs("<h3>Per delöverenskommelse</h3>", out);
+        clarity_table(out, "Delöverenskommelse", json_object_get(s, "by_agreement"), "label");
+        fputs("<h3>Per vårdform</h3>", out);
+        clarity_table(out, "Vårdform", json_object_get(s, "by_care_setting"), "label");
         fputs("</section>\n", out);
 
         fputs("<section class=\"page\"><h2>Kategorier och skadegrad</h2>", out);
@@ -396,19 +457,21 @@ static void body(FILE *out, const json_t *s, const json_t *overdue)
         count_table(out, "Steg", json_object_get(escalation, "by_step"), total);
         fputs("</section>\n", out);
 
-        fprintf(out,
-                "<section class=\"page\"><h2>Försenade avvikelser</h2><p>%lld avvikelser "
-                "saknar svar eller kvittens efter tidsgränsen (dagar räknas som kalenderdagar "
-                "i svensk tid).</p>",
-                num(overdue, "total"));
+        fputs("<section class=\"page\"><h2>Försenade avvikelser</h2><p>", out);
+        deviations(out, num(overdue, "total"));
+        fputs(" saknar svar eller kvittens efter tidsgränsen (dagar räknas som kalenderdagar "
+              "i svensk tid; tidsgränserna är lokal policy, inte avtalets).</p>",
+              out);
         fputs("<table class=\"list\"><thead><tr><th>Avvikelse</th><th>Rapporterande</th>"
-              "<th>Mottagare</th><th>Kategori</th><th>Tidsgräns</th><th class=\"num\">Dagar "
-              "sen</th><th>Beskrivning (utdrag)</th></tr></thead><tbody>",
+              "<th>Mottagare</th><th>Kategori</th><th>Tidsgräns (svensk tid)</th><th "
+              "class=\"num\">Dagar över tidsgränsen</th><th>Beskrivning (utdrag)</th></tr></thead>"
+              "<tbody>",
               out);
         deviation_rows(out, json_object_get(overdue, "items"), 1, OVERDUE_ROWS);
         fputs("</tbody></table>\n", out);
         fputs("<h3>Senast rapporterade</h3><table class=\"list\"><thead><tr><th>Avvikelse</th>"
-              "<th>Rapporterande</th><th>Mottagare</th><th>Kategori</th><th>Status</th>"
+              "<th>Rapporterande</th><th>Mottagare</th><th>Kategori</th><th>Rapporterad (svensk "
+              "tid)</th><th>Status</th>"
               "<th>Beskrivning (utdrag)</th></tr></thead><tbody>",
               out);
         deviation_rows(out, json_object_get(s, "latest"), 0, (size_t)-1);

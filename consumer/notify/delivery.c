@@ -302,9 +302,7 @@ void avk_delivery_finish_attempt(struct avk_deliveries *dl, struct avk_delivery 
 const struct avk_directory_receiver *avk_delivery_receiver(const struct avk_deliveries *dl,
                                                            const char *party, const char *unit)
 {
-        const struct avk_directory_unit *u = unit ? avk_directory_unit(dl->dir, unit) : NULL;
-        const struct avk_directory_party *p = avk_directory_party(dl->dir, party);
-        return u && p && u->party == p ? &u->receiver : p ? &p->receiver : NULL;
+        return avk_directory_receiver(dl->dir, party, unit);
 }
 
 /* An escalation's body names who holds the step: the tracker's holder, or

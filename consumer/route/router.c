@@ -63,7 +63,7 @@ struct hop {
         char cause[ID_SIZE];
         void *routed; /* the DeviationRouted as written; NULL when this hop is unknown */
         size_t routed_len;
-        int manual; /* decided MANUAL: at the county coordinator's desk */
+        int manual; /* decided MANUAL: at the county's triage desk */
 };
 
 struct deviation {
@@ -543,8 +543,10 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 skip(r, "STALE_" WRONG_RECEIVER);
                 return 0;
         }
-        if (d->hops[current].manual && avk_rules_hosts_desk(r->dir, party)) {
-                /* The desk triages for the county, not for its host: it keeps the deviation. */
+        /* The desk triages for the county: its "wrong receiver" routes the deviation on to
+         * the receiver it names, or leaves it at the desk; never a hop back to the desk. */
+        int by_desk = d->hops[current].manual && avk_rules_hosts_desk(r->dir, party);
+        if (by_desk && !avk_avro_text(v, "suggested_receiver")) {
                 skip(r, "DESK_" WRONG_RECEIVER);
                 return 0;
         }
@@ -558,11 +560,16 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                                           .rejecting_party = party,
                                           .suggested_party = avk_avro_text(v, "suggested_receiver"),
                                           .earlier_rejecting = earlier,
-                                          .earlier_rejecting_cnt = earlier_cnt};
+                                          .earlier_rejecting_cnt = earlier_cnt,
+                                          .by_desk = by_desk};
         struct report rp;
         struct avk_rules_decision dec;
         unpack_report(d->report, &rp);
         avk_rules_reroute(r->rules, r->dir, &rp.in, &rej, &dec);
+        if (by_desk && dec.kind == AVK_RULES_MANUAL) {
+                skip(r, "DESK_" WRONG_RECEIVER); /* nobody the desk named can take it */
+                return 0;
+        }
         if (!record_hop(r, d, &rp, &dec, response_id, err, sizeof(err)))
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: hop %d %s to %s (%s)", d->id, dec.hop,

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "common/contract/agreement.h"
 #include "common/contract/municipality.h"
 #include "common/contract/ruletable.h"
 #include "common/contract/schema_enum.h"
@@ -37,9 +38,6 @@ static const char *const side_names[SIDE_CNT + 1] = {"REGION", "MUNICIPALITY", N
 enum period { PERIOD_UNTIL_2026, PERIOD_FROM_2027, PERIOD_CNT };
 static const char *const period_names[PERIOD_CNT + 1] = {"UNTIL_2026", "FROM_2027", NULL};
 
-/* 2027-01-01T00:00 in Sweden (CET, UTC+1): the 2027-2030 agreement's first moment. */
-#define AGREEMENT_2027_FROM_MS 1798758000000LL
-
 /* The care settings only one side runs (docs/routing.md, "Location and care setting"); the
  * others (HVB_HOME, ORDINARY_HOUSING, OTHER) belong to neither. */
 static const char *const region_settings[] = {
@@ -49,19 +47,6 @@ static const char *const region_settings[] = {
 static const char *const municipal_settings[] = {
     "HOME_HEALTH_CARE", "SPECIAL_HOUSING", "HOUSING_WITH_SPECIAL_SERVICE",
     "DAY_ACTIVITY",     "SHORT_TERM_STAY", NULL};
-
-/* The sub-agreement a category belongs to, when the reporter left agreement UNKNOWN (from_2027
- * NULL: the same in both periods). From 2027 the discharge process is in the county-wide
- * routines, no longer in the payment sub-agreement. */
-static const struct {
-        const char *category, *until_2026, *from_2027;
-} derived_agreements[] = {
-    {"PHYSICIAN_AVAILABILITY", "PHYSICIAN_RESPONSIBILITY", NULL},
-    {"ORAL_HEALTH", "ORAL_HEALTH", NULL},
-    {"MENTAL_HEALTH_ADDICTION", "MENTAL_HEALTH_ADDICTION", NULL},
-    {"DISCHARGE_PLANNING", "DISCHARGE_PAYMENT", "COUNTY_GUIDELINE"},
-    {"SIP", "COUNTY_GUIDELINE", NULL},
-};
 
 enum field {
         F_REPORTER,
@@ -377,8 +362,9 @@ static const char *input_symbol(const struct route *rt, int f)
         case F_PERIOD:
                 if (in->occurred_at_ms == 0)
                         return NULL;
-                return period_names[in->occurred_at_ms < AGREEMENT_2027_FROM_MS ? PERIOD_UNTIL_2026
-                                                                                : PERIOD_FROM_2027];
+                return period_names[in->occurred_at_ms < AVK_AGREEMENT_2027_FROM_MS
+                                        ? PERIOD_UNTIL_2026
+                                        : PERIOD_FROM_2027];
         case F_AGREEMENT:
                 return rt->agreement;
         default:
@@ -430,21 +416,8 @@ static int is_excluded(const struct route *rt, const char *code)
 static void derive_agreement(struct route *rt)
 {
         const struct avk_rules_input *in = rt->in;
-        int from_2027 = in->occurred_at_ms >= AGREEMENT_2027_FROM_MS;
-
-        rt->agreement = in->agreement;
-        if (in->agreement != NULL && strcmp(in->agreement, "UNKNOWN") != 0)
-                return;
-        for (size_t i = 0;
-             in->category && i < sizeof(derived_agreements) / sizeof(derived_agreements[0]); i++) {
-                if (strcmp(derived_agreements[i].category, in->category) == 0) {
-                        rt->agreement = from_2027 && derived_agreements[i].from_2027
-                                            ? derived_agreements[i].from_2027
-                                            : derived_agreements[i].until_2026;
-                        rt->agreement_derived = 1;
-                        return;
-                }
-        }
+        rt->agreement = avk_agreement_of(in->agreement, in->category, in->occurred_at_ms,
+                                         &rt->agreement_derived);
 }
 
 /*
@@ -753,15 +726,19 @@ static int take_triage(struct route *rt, const char *why_no_party)
         return 0;
 }
 
-/* The county coordinator triages by hand, after why. */
+/* The county's triage desk, a joint function of the parties, sorts it by hand, after why. */
 static void take_manual(struct route *rt, const char *why)
 {
-        const struct avk_directory_unit *county = avk_directory_county_coordinator(rt->dir);
-        char buf[160];
+        const struct avk_directory_desk *desk = avk_directory_triage_desk(rt->dir);
 
-        text_add(&rt->reason, "%s Länets samordnare, %s (%s) hos %s, sorterar den manuellt.", why,
-                 county->name, county->hsa_id, label(county->party, buf, sizeof(buf)));
-        finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL, county->party, county);
+        text_add(&rt->reason,
+                 "%s Länets gemensamma sorteringsfunktion, %s (%s), sorterar den "
+                 "manuellt.",
+                 why, desk->name, desk->hsa_id);
+        finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL,
+               avk_directory_party(rt->dir, desk->record_party), NULL);
+        snprintf(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id), "%s",
+                 desk->hsa_id);
         rt->out->basis = AVK_RULES_BASIS_LOCAL_POLICY;
 }
 
@@ -789,6 +766,23 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
         struct route rt;
         char rejecting[160], why[200];
 
+        if (rejection->by_desk) {
+                /* The desk settles what routing could not: only the reporter stays excluded. */
+                struct avk_rules_rejection desk = {.hop = rejection->hop,
+                                                   .suggested_party = rejection->suggested_party,
+                                                   .suggested_unit_hsa_id =
+                                                       rejection->suggested_unit_hsa_id};
+                const char *who = "Länets gemensamma sorteringsfunktion";
+
+                route_init(&rt, rules, dir, in, &desk, rejection->hop + 1, out);
+                text_add(&rt.reason, "%s skickar den vidare. ", who);
+                if ((desk.suggested_party || desk.suggested_unit_hsa_id) &&
+                    take_named(&rt, desk.suggested_party, desk.suggested_unit_hsa_id,
+                               AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, who))
+                        return;
+                take_manual(&rt, "Den angav ingen mottagare som kan användas.");
+                return;
+        }
         route_init(&rt, rules, dir, in, rejection, rejection->hop + 1, out);
         label_code(&rt, rejection->rejecting_party, rejecting, sizeof(rejecting));
         text_add(&rt.reason, "%s svarade fel mottagare (omdirigering %d av högst %d). ", rejecting,
@@ -811,9 +805,7 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
 
 int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party)
 {
-        const struct avk_directory_unit *desk = avk_directory_county_coordinator(dir);
-
-        return desk != NULL && party != NULL && strcmp(desk->party->code, party) == 0;
+        return party != NULL && strcmp(avk_directory_triage_desk(dir)->record_party, party) == 0;
 }
 
 const char *avk_rules_basis_symbol(enum avk_rules_basis basis)

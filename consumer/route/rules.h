@@ -12,7 +12,7 @@
  * the reporting party is excluded exactly as a party that answered "wrong
  * receiver" is - for a named receiver, a receiver's suggestion, the rules and
  * triage alike, at the first hop and after it (when every other party has
- * rejected it, the county coordinator triages by hand). The rules also read where the event
+ * rejected it, the county's triage desk triages by hand). The rules also read where the event
  * happened (location.party, unknown when it is the reporter's own) and the agreement period of
  * occurred_at (until 2026-12-31, or the 2027-2030 agreement); a rule naming
  * the side opposite to the location is passed over, and a sub-agreement left
@@ -34,7 +34,7 @@
  *      the reporter's counterpart (a municipality reports about VGR, VGR about
  *      the patient's municipality), else - once rejections have excluded
  *      those - the other side of the agreement.
- *   4. Otherwise (no usable party left) the county coordinator triages by
+ *   4. Otherwise (no usable party left) the county's triage desk triages by
  *      hand. Every input gets a decision: nothing is dropped.
  *
  * After a "wrong receiver" response, avk_rules_reroute() excludes every
@@ -42,7 +42,9 @@
  * once its party has): a receiver the rejecting party
  * suggests wins when usable, else the next rule, else triage; when the hop
  * bound (max_reroutes in the rules file) is passed, or every candidate has
- * rejected it (the parties disagree), the county coordinator triages by hand.
+ * rejected it (the parties disagree), the county's triage desk triages by hand.
+ * The desk routes on by a "wrong receiver" with a suggestion (by_desk), which
+ * wins past the bound and over earlier rejections.
  *
  * A loaded rule set is immutable and may be shared by threads read-only.
  */
@@ -84,7 +86,7 @@ enum avk_rules_decision_kind {
         AVK_RULES_AGREEMENT_RULE,    /**< a rule of the file */
         AVK_RULES_TRIAGE,            /**< no rule: a party's coordinator triages */
         AVK_RULES_REROUTED,          /**< after "wrong receiver": a suggestion or the next rule */
-        AVK_RULES_MANUAL,            /**< the county coordinator triages by hand */
+        AVK_RULES_MANUAL,            /**< the county's triage desk triages by hand */
 };
 
 /**
@@ -117,6 +119,13 @@ struct avk_rules_rejection {
         const char *suggested_unit_hsa_id;    /**< the unit it suggests, or NULL */
         const char *const *earlier_rejecting; /**< parties that rejected earlier hops, or NULL */
         size_t earlier_rejecting_cnt;
+        /**
+         * The triage desk routes a MANUAL decision on (avk_rules_hosts_desk()): only its
+         * suggestion counts, whatever the hop bound and whoever rejected before (the reporter
+         * stays excluded); without a usable one the decision is MANUAL again, and the caller
+         * leaves the deviation at the desk rather than spend a hop on it.
+         */
+        int by_desk;
 };
 
 /** A decision: the fields of a DeviationRouted that routing fills. */
@@ -154,7 +163,7 @@ void avk_rules_destroy(avk_rules_t *rules);
 /** @brief Number of rules. */
 size_t avk_rules_cnt(const avk_rules_t *rules);
 
-/** @brief Re-routings allowed before the county coordinator triages by hand. */
+/** @brief Re-routings allowed before the county's triage desk triages by hand. */
 int avk_rules_max_reroutes(const avk_rules_t *rules);
 
 /**
@@ -179,9 +188,10 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
 const char *avk_rules_decision_symbol(enum avk_rules_decision_kind kind);
 
 /**
- * @brief Whether party hosts the county coordinator's desk, which triages
- * MANUAL decisions for the whole county: its "wrong receiver" on such a
- * decision is not a rejection of the deviation, and spends no hop.
+ * @brief Whether party is the one a MANUAL decision names as receiver_party
+ * for the county's triage desk (avk_directory_desk.record_party): a "wrong
+ * receiver" in its name on such a decision is the desk's, which triages for
+ * the whole county: not a rejection of the deviation, and it spends no hop.
  */
 int avk_rules_hosts_desk(const avk_directory_t *dir, const char *party);
 

@@ -176,8 +176,9 @@ const char *avk_feedback_kind(const struct avk_track_status *s)
         }
 }
 
-/* Who holds step (1..4) on the receiving side: the receiving unit's ladder
- * (its party's where it names none), the local forum of the sub-region. */
+/* Who holds step (1..4) on the receiving side: the receiver's ladder (the
+ * unit's, its party's where it names none, or the triage desk's), the local
+ * forum of the sub-region. */
 static const char *holder_of(const avk_feedback_t *fb, const struct avk_track_status *s)
 {
         if (s->step < 1 || s->step > AVK_DIRECTORY_LADDER_STEPS)
@@ -188,10 +189,8 @@ static const char *holder_of(const avk_feedback_t *fb, const struct avk_track_st
                 if (forum)
                         return forum->name;
         }
-        const struct avk_directory_unit *u =
-            s->receiver_unit ? avk_directory_unit(fb->dir, s->receiver_unit) : NULL;
-        const struct avk_directory_party *p = avk_directory_party(fb->dir, s->receiver_party);
-        const struct avk_directory_receiver *rc = u ? &u->receiver : p ? &p->receiver : NULL;
+        const struct avk_directory_receiver *rc =
+            avk_directory_receiver(fb->dir, s->receiver_party, s->receiver_unit);
         return rc && rc->ladder[s->step - 1] ? rc->ladder[s->step - 1]->name : NULL;
 }
 

@@ -63,17 +63,26 @@ enum phase { AWAIT_ANSWER, ANSWERED_PHASE, REJECTED_PHASE };
 
 enum flag {
         F_LEX = 1 << 0,
-        F_REMINDED_ACK = 1 << 1,      /* the acknowledge deadline's reminder is written */
-        F_REMINDED_ANSWER = 1 << 2,   /* the answer deadline's in force */
-        F_ACK_DONE = 1 << 3,          /* the acknowledge deadline has been handled */
-        F_ANSWER_DONE = 1 << 4,       /* the answer deadline in force has been handled (top) */
-        F_LATE_ACK = 1 << 5,          /* acknowledge deadline passed unacknowledged */
-        F_LATE_ANSWER = 1 << 6,       /* an answer deadline passed unanswered */
-        F_DEFERRED = 1 << 7,          /* a timer fell due while outputs were in flight */
-        F_ESCALATION_SEEN = 1 << 8,   /* rebuild: the current step's escalation was read back */
-        F_USED = 1 << 9,              /* the slot holds a deviation */
-        F_COUNTERPART_SEEN = 1 << 10, /* rebuild: the reporter's side of the step was read back */
+        F_REMINDED_ACK = 1 << 1,       /* the acknowledge deadline's reminder is written */
+        F_REMINDED_ANSWER = 1 << 2,    /* the answer deadline's in force */
+        F_ACK_DONE = 1 << 3,           /* the acknowledge deadline has been handled */
+        F_ANSWER_DONE = 1 << 4,        /* the answer deadline in force has been handled (top) */
+        F_LATE_ACK = 1 << 5,           /* acknowledge deadline passed unacknowledged */
+        F_LATE_ANSWER = 1 << 6,        /* an answer deadline passed unanswered */
+        F_DEFERRED = 1 << 7,           /* a timer fell due while outputs were in flight */
+        F_ESCALATION_SEEN = 1 << 8,    /* rebuild: the current step's escalation was read back */
+        F_USED = 1 << 9,               /* the slot holds a deviation */
+        F_COUNTERPART_SEEN = 1 << 10,  /* rebuild: the reporter's side of the step was read back */
+        F_REGION_DECLINED = 1 << 11,   /* VGR answered "wrong receiver" at some hop */
+        F_RESPONSIBILITY = 1 << 12,    /* the hop's disagreement is about responsibility (both sides
+                                          answered "wrong receiver"), not a disputed answer */
+        F_DESK_HOP = 1 << 13,          /* routed MANUAL: the county's triage desk holds the hop */
+        F_FORUM_REGION_SEEN = 1 << 14, /* rebuild: the region's side of that forum step was read */
+        F_FORUM_MUNICIPALITY_SEEN = 1 << 15, /* rebuild: the municipality's side was read */
 };
+
+/* The region's party code; every other party is a municipality (avk_ident_party). */
+#define REGION "VGR"
 
 struct dev {
         uint8_t id[16];
@@ -92,7 +101,9 @@ struct dev {
         uint16_t inflight; /* actions handed out and not yet acked */
         uint16_t flags;
         uint8_t phase, state, step, category, harm;
-        uint8_t pending; /* a manual step waiting for confirmation, 0 for none */
+        uint8_t pending;                /* a manual step waiting for confirmation, 0 for none */
+        uint16_t declined_municipality; /* interned: the last municipality that answered "wrong
+                                           receiver" at a hop, 0 for none */
 };
 
 /* Interned strings: index 0 is the empty string ("none"). */
@@ -135,6 +146,7 @@ struct avk_track {
         avk_htab_t kept_by_id;
         TAILQ_HEAD(kept_list, kept) kept; /* oldest first */
         int64_t last_now;
+        uint32_t desk_unit; /* the triage desk's HSA-id, interned in units; 0 for none */
 };
 
 /* ---- small helpers ---- */
@@ -519,16 +531,44 @@ static int emit_status(avk_track_t *t, struct dev *d, enum avk_track_state state
         s->overdue = (d->flags & (F_LATE_ACK | F_LATE_ANSWER)) != 0;
         s->step = d->step;
         s->pending_step = d->pending;
+        s->wrong_receiver_region = (d->flags & F_REGION_DECLINED) != 0;
+        s->wrong_receiver_municipality =
+            d->declined_municipality ? pool_str(&t->parties, d->declined_municipality) : NULL;
         s->partition = d->partition;
         return sink(t, d, &a);
 }
 
+/* Whether the interned unit is the county's triage desk. */
+static int is_desk(const avk_track_t *t, uint32_t unit)
+{
+        return t->desk_unit != 0 && unit == t->desk_unit;
+}
+
 /* Which ladder an escalation climbs. */
 enum side {
-        RECEIVER_ALONE, /* a missed deadline or failed delivery: the receiver's */
-        RECEIVER_SIDE,  /* a disagreement: the receiver's, naming the reporter */
-        REPORTER_SIDE,  /* a disagreement: the reporter's, naming the receiver */
+        RECEIVER_ALONE,    /* a missed deadline or failed delivery: the receiver's */
+        RECEIVER_SIDE,     /* a disagreement: the receiver's, naming the reporter */
+        REPORTER_SIDE,     /* a disagreement: the reporter's, naming the receiver */
+        REGION_SIDE,       /* a disagreement about responsibility: the region's, naming the
+                              municipality */
+        MUNICIPALITY_SIDE, /* the same: the municipality's, naming the region */
 };
+
+/*
+ * The municipality of a disagreement about responsibility, as an interned party, when both
+ * sides have answered "wrong receiver" (docs/escalation.md, "Both sides answer wrong
+ * receiver"); 0 when they have not. The reporting party counts for its own side: routing
+ * excludes it as it excludes a party that answered "wrong receiver" (docs/routing.md).
+ */
+static uint16_t responsibility_municipality(const avk_track_t *t, const struct dev *d)
+{
+        int region_reported = strcmp(pool_str(&t->parties, d->reporter), REGION) == 0;
+        uint16_t municipality = d->declined_municipality ? d->declined_municipality
+                                : region_reported        ? 0
+                                                         : d->reporter;
+        return municipality && (region_reported || (d->flags & F_REGION_DECLINED)) ? municipality
+                                                                                   : 0;
+}
 
 static int emit_escalation(avk_track_t *t, struct dev *d, enum side side,
                            enum avk_track_reason reason, int64_t now, int64_t deadline_at,
@@ -540,17 +580,43 @@ static int emit_escalation(avk_track_t *t, struct dev *d, enum side side,
         struct avk_track_escalation *e = &a.u.escalation;
         const char *receiver = pool_str(&t->parties, d->receiver);
         const char *reporter = pool_str(&t->parties, d->reporter);
-        int n = side == REPORTER_SIDE
-                    ? snprintf(name, sizeof(name), "%s/%d/%d/%s", id, (int)d->hop, (int)d->step,
-                               reporter)
-                    : snprintf(name, sizeof(name), "%s/%d/%d", id, (int)d->hop, (int)d->step);
+        const char *municipality = pool_str(&t->parties, responsibility_municipality(t, d));
+        /* Whose ladder, and the other party of a disagreement. */
+        const char *party = receiver, *counterpart = NULL;
+        switch (side) {
+        case RECEIVER_ALONE:
+                break;
+        case RECEIVER_SIDE:
+                counterpart = reporter;
+                break;
+        case REPORTER_SIDE:
+                party = reporter;
+                counterpart = receiver;
+                break;
+        case REGION_SIDE:
+                party = REGION;
+                counterpart = municipality;
+                break;
+        case MUNICIPALITY_SIDE:
+                party = municipality;
+                counterpart = REGION;
+                break;
+        }
+        /* Only the receiver's own escalation goes without the party in its id: neither side of
+         * a disagreement about responsibility is the hop's receiver (the triage desk). */
+        int n =
+            side == RECEIVER_ALONE || side == RECEIVER_SIDE
+                ? snprintf(name, sizeof(name), "%s/%d/%d", id, (int)d->hop, (int)d->step)
+                : snprintf(name, sizeof(name), "%s/%d/%d/%s", id, (int)d->hop, (int)d->step, party);
         avk_ident_uuid5(escalation_namespace, name, (size_t)n, e->escalation_id);
         e->deviation_id = id;
         e->escalated_at = now;
         e->hop = d->hop;
-        e->party = side == REPORTER_SIDE ? reporter : receiver;
-        e->unit = side != REPORTER_SIDE && d->unit ? pool_str(&t->units, d->unit) : NULL;
-        e->counterpart = side == RECEIVER_SIDE ? reporter : side == REPORTER_SIDE ? receiver : NULL;
+        e->party = party;
+        e->unit = (side == RECEIVER_ALONE || side == RECEIVER_SIDE) && d->unit
+                      ? pool_str(&t->units, d->unit)
+                      : NULL;
+        e->counterpart = counterpart;
         e->step = d->step;
         e->reason = reason;
         e->deadline_at = deadline_at;
@@ -579,9 +645,18 @@ static int emit_reminder(avk_track_t *t, struct dev *d, enum avk_track_deadline_
         return sink(t, d, &a);
 }
 
-/* A disagreement at d's step: both parties' holders of the step are told. */
+/* A disagreement at d's step: both parties' holders of the step are told - the receiver's and the
+ * reporter's for a disputed answer, the region's and the municipality's for one about
+ * responsibility. */
 static int emit_disagreement(avk_track_t *t, struct dev *d, int64_t now, uint64_t ticket)
 {
+        if (d->flags & F_RESPONSIBILITY) {
+                if (emit_escalation(t, d, REGION_SIDE, AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, now,
+                                    AVK_TRACK_NONE, ticket) != 0)
+                        return -1;
+                return emit_escalation(t, d, MUNICIPALITY_SIDE, AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES,
+                                       now, AVK_TRACK_NONE, ticket);
+        }
         if (emit_escalation(t, d, RECEIVER_SIDE, AVK_TRACK_ANSWER_DISPUTED, now, AVK_TRACK_NONE,
                             ticket) != 0)
                 return -1;
@@ -643,11 +718,34 @@ static enum avk_track_result routed_new_hop(avk_track_t *t, struct dev *d, uint3
         d->awaiting_since = in->routed_at;
         d->phase = AWAIT_ANSWER;
         d->step = AVK_TRACK_STEP_NONE;
-        d->flags = (uint16_t)((d->flags & (F_USED | F_DEFERRED)) | (in->lex_maria ? F_LEX : 0));
+        d->pending = AVK_TRACK_STEP_NONE;
+        /* Who has answered "wrong receiver" outlives the hop: it is the deviation's history. */
+        d->flags = (uint16_t)((d->flags & (F_USED | F_DEFERRED | F_REGION_DECLINED)) |
+                              (in->lex_maria ? F_LEX : 0) | (is_desk(t, unit) ? F_DESK_HOP : 0));
+        /* Routing has nobody left after rejections (it sends the deviation to the desk), and
+         * both sides have declined: a disagreement about responsibility, which the ladder's
+         * forum step settles. */
+        int forum =
+            (d->flags & F_DESK_HOP) && in->hop > 0 && responsibility_municipality(t, d) != 0;
+        if (forum) {
+                d->flags |= F_RESPONSIBILITY;
+                if (d->terms->manual_steps & (1u << AVK_TRACK_STEP_LOCAL_FORUM))
+                        d->pending = AVK_TRACK_STEP_LOCAL_FORUM;
+        }
         account(t, d, +1);
         if (emit_status(t, d, AVK_TRACK_ROUTED, in->routed_at, in->event_id, AVK_TRACK_NONE, 0) !=
             0)
                 return AVK_TRACK_FAILED;
+        if (forum && !d->pending) {
+                account(t, d, -1);
+                d->step = AVK_TRACK_STEP_LOCAL_FORUM - 1;
+                climb(d, in->routed_at);
+                account(t, d, +1);
+                if (emit_status(t, d, AVK_TRACK_ESCALATED, in->routed_at, in->event_id,
+                                AVK_TRACK_NONE, 0) != 0 ||
+                    emit_disagreement(t, d, t->last_now, 0) != 0)
+                        return AVK_TRACK_FAILED;
+        }
         if (arm(t, slot) != 0)
                 return AVK_TRACK_FAILED;
         return AVK_TRACK_APPLIED;
@@ -674,6 +772,14 @@ enum avk_track_result avk_track_routed(avk_track_t *t, const struct avk_track_ro
                 return AVK_TRACK_BAD_INPUT;
         if (d) {
                 account(t, d, -1);
+                /* The router routes again only when the receiver in force answers "wrong
+                 * receiver": the next hop says so, whichever of the two the tracker reads
+                 * first. The desk's "wrong receiver" is no party's: it triages for the county. */
+                if (!(d->flags & F_DESK_HOP) &&
+                    strcmp(pool_str(&t->parties, d->receiver), REGION) == 0)
+                        d->flags |= F_REGION_DECLINED;
+                else if (!(d->flags & F_DESK_HOP))
+                        d->declined_municipality = d->receiver;
         } else {
                 d = dev_new(t, id, &slot);
                 if (!d)
@@ -782,14 +888,18 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
         int from_receiver = party == d->receiver;
         int from_reporter = party == d->reporter;
         uint64_t ticket = in->ticket;
-        if (in->kind == AVK_TRACK_CONFIRM && !from_receiver && !from_reporter)
+        /* A disagreement about responsibility is the region's and its municipality's. */
+        int from_disagreeing =
+            (d->flags & F_RESPONSIBILITY) &&
+            (strcmp(in->party, REGION) == 0 || party == responsibility_municipality(t, d));
+        if (in->kind == AVK_TRACK_CONFIRM && !from_receiver && !from_reporter && !from_disagreeing)
                 return AVK_TRACK_NOT_PARTY;
         if (in->kind != AVK_TRACK_DISPUTE && in->kind != AVK_TRACK_CONFIRM && !from_receiver)
                 return AVK_TRACK_NOT_RECEIVER;
         if (in->kind == AVK_TRACK_DISPUTE && !from_reporter)
                 return AVK_TRACK_NOT_REPORTER;
         /* The receiver of a later hop may have received an earlier one too
-         * (the county coordinator is VGR's): time tells them apart. */
+         * (the triage desk names VGR as its record party): time tells them apart. */
         if (d->hop > 0 && in->responded_at < d->routed_at)
                 return AVK_TRACK_STALE;
         int rc = 0;
@@ -826,7 +936,9 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
         case AVK_TRACK_REJECT:
                 if (d->phase == REJECTED_PHASE)
                         return AVK_TRACK_DUPLICATE;
-                if (d->phase == ANSWERED_PHASE)
+                /* The desk triages for the county and keeps the deviation until it routes it
+                 * on (the router spends no hop on its "wrong receiver"): its deadlines run. */
+                if (d->phase == ANSWERED_PHASE || (d->flags & F_DESK_HOP))
                         return AVK_TRACK_NOT_EXPECTED;
                 account(t, d, -1);
                 d->phase = REJECTED_PHASE;
@@ -846,6 +958,8 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
                 account(t, d, -1);
                 d->phase = AWAIT_ANSWER;
                 d->awaiting_since = in->responded_at;
+                /* From here the disagreement is about the answer, between reporter and receiver. */
+                d->flags &= (uint16_t)~F_RESPONSIBILITY;
                 /* The step (or, at the top, the same forum) answers again. */
                 d->answer_deadline = avk_deadline_after(&d->terms->step_answer, in->responded_at);
                 d->flags &= (uint16_t) ~(F_ANSWER_DONE | F_REMINDED_ANSWER);
@@ -870,8 +984,9 @@ static enum avk_track_result respond_to(avk_track_t *t, struct dev *d, uint32_t 
                 d->pending = AVK_TRACK_STEP_NONE;
                 climb(d, in->responded_at);
                 account(t, d, +1);
-                rc = emit_status(t, d, AVK_TRACK_DISPUTED, in->responded_at, in->response_id,
-                                 AVK_TRACK_NONE, ticket);
+                rc = emit_status(
+                    t, d, d->flags & F_RESPONSIBILITY ? AVK_TRACK_ESCALATED : AVK_TRACK_DISPUTED,
+                    in->responded_at, in->response_id, AVK_TRACK_NONE, ticket);
                 if (!rc)
                         rc = emit_disagreement(t, d, t->last_now, ticket);
                 break;
@@ -1179,7 +1294,16 @@ int avk_track_restore_status(avk_track_t *t, const struct avk_track_status *s)
                 d->awaiting_since = s->changed_at;
         else if (!(d->awaiting_since > s->routed_at))
                 d->awaiting_since = s->routed_at;
-        uint16_t flags = (uint16_t)(F_USED | (s->lex_maria ? F_LEX : 0));
+        uint16_t flags =
+            (uint16_t)(F_USED | (s->lex_maria ? F_LEX : 0) | (is_desk(t, unit) ? F_DESK_HOP : 0) |
+                       (s->wrong_receiver_region ? F_REGION_DECLINED : 0));
+        uint32_t declined = pool_get(&t->parties, s->wrong_receiver_municipality, 1);
+        d->declined_municipality = (uint16_t)(declined == UINT32_MAX ? 0 : declined);
+        /* A forum step about responsibility is ESCALATED at a forum (a dispute's is DISPUTED, a
+         * deadline's never reaches one), or pending from the routing to the desk. */
+        if ((s->state == AVK_TRACK_ESCALATED && d->step >= AVK_TRACK_STEP_LOCAL_FORUM) ||
+            (s->state == AVK_TRACK_ROUTED && d->pending == AVK_TRACK_STEP_LOCAL_FORUM))
+                flags |= F_RESPONSIBILITY;
         if (s->overdue)
                 flags |= d->acked_at == AVK_TRACK_NONE ? F_LATE_ACK : F_LATE_ANSWER;
         /* A deadline the record shows as handled must not fire again. */
@@ -1202,10 +1326,16 @@ int avk_track_restore_escalation(avk_track_t *t, const struct avk_track_escalati
         struct dev *d = find(t, id, &slot);
         if (!d || e->hop != d->hop || e->step < d->step)
                 return 0;
-        /* The reporter's side of a disagreement follows the receiver's. */
-        int reporter_side = e->party && pool_get(&t->parties, e->party, 0) != d->receiver;
+        /* The reporter's side of a disagreement follows the receiver's; a disagreement about
+         * responsibility has the region's side and the municipality's. */
+        uint16_t seen =
+            e->reason == AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES
+                ? (e->party && strcmp(e->party, REGION) == 0 ? F_FORUM_REGION_SEEN
+                                                             : F_FORUM_MUNICIPALITY_SEEN)
+            : e->party && pool_get(&t->parties, e->party, 0) != d->receiver ? F_COUNTERPART_SEEN
+                                                                            : F_ESCALATION_SEEN;
         if (e->step == d->step) {
-                d->flags |= reporter_side ? F_COUNTERPART_SEEN : F_ESCALATION_SEEN;
+                d->flags |= seen;
                 return 0;
         }
         /* Written, but its status record was not: the crash fell between
@@ -1230,13 +1360,18 @@ int avk_track_restore_escalation(avk_track_t *t, const struct avk_track_escalati
                 d->phase = AWAIT_ANSWER;
                 d->awaiting_since = e->escalated_at;
                 break;
+        case AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES:
+                d->flags |= F_RESPONSIBILITY;
+                d->pending = AVK_TRACK_STEP_NONE;
+                break;
         default:
                 break;
         }
         d->step = (uint8_t)(e->step - 1);
         climb(d, e->escalated_at);
-        d->flags &= (uint16_t) ~(F_ESCALATION_SEEN | F_COUNTERPART_SEEN);
-        d->flags |= reporter_side ? F_COUNTERPART_SEEN : F_ESCALATION_SEEN;
+        d->flags &= (uint16_t) ~(F_ESCALATION_SEEN | F_COUNTERPART_SEEN | F_FORUM_REGION_SEEN |
+                                 F_FORUM_MUNICIPALITY_SEEN);
+        d->flags |= seen;
         account(t, d, +1);
         return emit_status(t, d, state, changed_at, cause, AVK_TRACK_NONE, 0);
 }
@@ -1262,9 +1397,27 @@ long avk_track_restore_done(avk_track_t *t, int partition)
                 struct dev *d = &t->devs[slot];
                 if (!(d->flags & F_USED) || d->partition != partition)
                         continue;
-                int seen = (d->flags & F_ESCALATION_SEEN) != 0;
-                int counterpart_seen = (d->flags & F_COUNTERPART_SEEN) != 0;
-                d->flags &= (uint16_t) ~(F_ESCALATION_SEEN | F_COUNTERPART_SEEN);
+                uint16_t seen_flags = d->flags & (F_ESCALATION_SEEN | F_COUNTERPART_SEEN |
+                                                  F_FORUM_REGION_SEEN | F_FORUM_MUNICIPALITY_SEEN);
+                int seen = (seen_flags & F_ESCALATION_SEEN) != 0;
+                int counterpart_seen = (seen_flags & F_COUNTERPART_SEEN) != 0;
+                d->flags &= (uint16_t)~seen_flags;
+                /* A forum step about responsibility: each side's escalation not read back. */
+                if ((d->flags & F_RESPONSIBILITY) && d->state == AVK_TRACK_ESCALATED) {
+                        const enum side sides[2] = {REGION_SIDE, MUNICIPALITY_SIDE};
+                        const uint16_t read_back[2] = {F_FORUM_REGION_SEEN,
+                                                       F_FORUM_MUNICIPALITY_SEEN};
+                        for (int i = 0; i < 2; i++) {
+                                if (seen_flags & read_back[i])
+                                        continue;
+                                if (emit_escalation(t, d, sides[i],
+                                                    AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES,
+                                                    t->last_now, AVK_TRACK_NONE, 0) != 0)
+                                        return -1;
+                                actions++;
+                        }
+                        seen = counterpart_seen = 1;
+                }
                 /* The latest record says it escalated, and the escalation is
                  * not there: the crash fell between the two writes. */
                 if (!seen && d->step > AVK_TRACK_STEP_NONE &&
@@ -1375,10 +1528,12 @@ avk_track_t *avk_track_new(const struct avk_track_options *opt)
         if (avk_slotidx_init(&t->index, 512) != 0 || avk_slotidx_init(&t->closed_index, 512) != 0 ||
             avk_htab_init(&t->kept_by_id, 64) != 0 || !t->timers || !t->open_by_party ||
             !t->overdue_by_party || pool_init(&t->parties, MAX_PARTIES) != 0 ||
-            pool_init(&t->units, UINT32_MAX - 1) != 0) {
+            pool_init(&t->units, UINT32_MAX - 1) != 0 ||
+            (t->desk_unit = pool_get(&t->units, opt->desk_hsa_id, 1)) == UINT32_MAX) {
                 avk_track_destroy(t);
                 return NULL;
         }
+        t->opt.desk_hsa_id = NULL; /* interned: the caller's string need not outlive the call */
         return t;
 }
 

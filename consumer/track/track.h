@@ -69,6 +69,8 @@ enum avk_track_reason {
         AVK_TRACK_ANSWER_DEADLINE_PASSED,
         AVK_TRACK_ANSWER_DISPUTED,
         AVK_TRACK_DELIVERY_FAILED,
+        AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, /**< the region and a municipality both answered
+                                                "wrong receiver" and routing has nobody left */
         AVK_TRACK_REASON_CNT
 };
 
@@ -166,14 +168,19 @@ struct avk_track_status {
         int overdue;
         int step;         /**< AVK_TRACK_STEP_NONE for null */
         int pending_step; /**< a manual step waiting for confirmation; AVK_TRACK_STEP_NONE: none */
+        int wrong_receiver_region;               /**< VGR answered "wrong receiver" at a hop */
+        const char *wrong_receiver_municipality; /**< the last municipality that did, or NULL */
         int partition;
 };
 
 /**
  * A DeviationEscalated, less the holder (the caller looks it up in the directory). A disagreement
  * (a disputed answer) is escalated on both sides: one escalation for the receiving party's ladder
- * and one for the reporting party's, each naming the other as counterpart. A missed deadline or a
- * failed delivery is the receiver's alone (counterpart NULL) and never reaches a forum step.
+ * and one for the reporting party's, each naming the other as counterpart. A disagreement about
+ * responsibility (both sides answered "wrong receiver", WRONG_RECEIVER_BOTH_SIDES) is escalated to
+ * LOCAL_FORUM on the region's side and the municipality's, each naming the other. A missed
+ * deadline or a failed delivery is the receiver's alone (counterpart NULL) and never reaches a
+ * forum step.
  */
 struct avk_track_escalation {
         char escalation_id[37];
@@ -249,6 +256,9 @@ struct avk_track_options {
         size_t kept_max; /**< responses kept before their routing, at most (0: 10000) */
         int64_t
             kept_max_ms; /**< processing time a kept response waits for its routing (0: 10 min) */
+        /** The HSA-id of the county's manual triage desk (the directory's triage_desk), where
+         * routing sends what it cannot settle; NULL: none. Copied. */
+        const char *desk_hsa_id;
 };
 
 /** @brief A core with no deviations. @returns NULL when out of memory. */
@@ -257,14 +267,23 @@ avk_track_t *avk_track_new(const struct avk_track_options *options);
 /** @brief Frees the core. NULL is a no-op. */
 void avk_track_destroy(avk_track_t *track);
 
-/** @brief Applies a DeviationRouted, then any response kept for it. @returns what it did. */
+/**
+ * @brief Applies a DeviationRouted, then any response kept for it. A routing to the triage desk
+ * (options.desk_hsa_id) at hop > 0 of a deviation that both sides have answered "wrong receiver"
+ * (the region, and a municipality or the reporting municipality; the reporting party counts for its
+ * own side, since routing excludes it as it excludes a rejecting party) starts the ladder's
+ * LOCAL_FORUM step on both sides (docs/escalation.md, "Both sides answer wrong receiver"), or makes
+ * it pending where the policy makes that step manual. @returns what it did.
+ */
 enum avk_track_result avk_track_routed(avk_track_t *track, const struct avk_track_routed *in);
 
 /**
  * @brief Applies a DeviationResponse (KEPT: the ticket comes back in a SETTLED action). A dispute
  * whose next step the policy makes manual (avk_deadline_terms.manual_steps) does not climb: the
  * status names the step as pending, and a CONFIRM from either party of the disagreement climbs
- * to it.
+ * to it (for a disagreement about responsibility: the region or its municipality). A "wrong
+ * receiver" at the triage desk is NOT_EXPECTED: the desk keeps the deviation until it routes it
+ * on, as the router does (docs/routing.md).
  */
 enum avk_track_result avk_track_respond(avk_track_t *track, const struct avk_track_response *in);
 

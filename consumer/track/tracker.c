@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -41,6 +42,9 @@
 #define ID_SIZE            37
 #define QUANTILE_WINDOW    1024 /* answers per party the p50/p90 are taken over */
 #define MAX_FIGURE_PARTIES 64
+/* Waits between registrations of the output schemas while the registry does not answer. */
+#define REGISTER_BACKOFF_MIN_MS 50
+#define REGISTER_BACKOFF_MAX_MS 500
 
 /* Output tags (common/kafka/outbox.h): the kind in the low bits, the status
  * version above them. */
@@ -100,6 +104,10 @@ struct avk_tracker {
          * (AVK_SERVICE_WAIT) or the rebuild is tried again; why, for the log. */
         int unavailable;
         char unavailable_why[512];
+        /* Every output schema has its registry id (the codec keeps it): an output can then
+         * always be encoded, so a registry outage never fails a decision half-written. */
+        int outputs_registered;
+        long register_backoff_ms; /* the wait after a failed registration, doubling */
 
         avk_tracker_clock_fn clock;
         void *clock_opaque;
@@ -204,18 +212,6 @@ static void publish_figures(avk_tracker_t *tr)
 
 /* ---- the directory ---- */
 
-static const struct avk_directory_receiver *receiver_of(const avk_tracker_t *tr, const char *party,
-                                                        const char *unit)
-{
-        if (unit) {
-                const struct avk_directory_unit *u = avk_directory_unit(tr->dir, unit);
-                if (u)
-                        return &u->receiver;
-        }
-        const struct avk_directory_party *p = avk_directory_party(tr->dir, party);
-        return p ? &p->receiver : NULL;
-}
-
 static const char *inbox_of(const struct avk_directory_receiver *rc)
 {
         return rc && rc->delivery ? rc->delivery->inbox_topic : NULL;
@@ -286,31 +282,33 @@ static int write_status(avk_tracker_t *tr, const struct avk_track_action *a)
         const struct avk_track_status *s = &a->u.status;
         avro_value_t *v = &tr->out_value[OUT_STATUS];
         avro_value_reset(v);
-        int rc = avk_avro_set_text(v, "state_id", s->state_id) |
-                 avk_avro_set_text(v, "deviation_id", s->deviation_id) |
-                 avk_avro_set_long(v, "version", s->version, 0) |
-                 avk_avro_set_text(v, "state", avk_track_state_name(s->state)) |
-                 avk_avro_set_long(v, "changed_at", s->changed_at, 0) |
-                 avk_avro_set_text(v, "cause", s->cause) | avk_avro_set_long(v, "hop", s->hop, 0) |
-                 avk_avro_set_text(v, "reporter_party", s->reporter_party) |
-                 avk_avro_set_text(v, "receiver_party", s->receiver_party) |
-                 avk_avro_set_text(v, "receiver_unit_hsa_id", s->receiver_unit) |
-                 avk_avro_set_text(v, "category", s->category) |
-                 avk_avro_set_text(v, "harm_level", s->harm_level) |
-                 avk_avro_set_long(v, "possible_lex_maria", s->lex_maria, 0) |
-                 avk_avro_set_text(v, "deadline_rule", s->deadline_rule) |
-                 avk_avro_set_long(v, "routed_at", s->routed_at, 0) |
-                 avk_avro_set_long(v, "acknowledge_deadline_at", s->acknowledge_deadline_at, 0) |
-                 avk_avro_set_long(v, "answer_deadline_at", s->answer_deadline_at, 0) |
-                 set_time(v, "acknowledged_at", s->acknowledged_at) |
-                 set_time(v, "answered_at", s->answered_at) |
-                 set_time(v, "closed_at", s->closed_at) |
-                 set_time(v, "time_to_acknowledge_ms", s->time_to_acknowledge_ms) |
-                 set_time(v, "time_to_answer_ms", s->time_to_answer_ms) |
-                 avk_avro_set_long(v, "deadline_kept", s->deadline_kept > 0, s->deadline_kept < 0) |
-                 avk_avro_set_long(v, "overdue", s->overdue, 0) |
-                 avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step)) |
-                 avk_avro_set_text(v, "pending_step", avk_track_step_name(s->pending_step));
+        int rc =
+            avk_avro_set_text(v, "state_id", s->state_id) |
+            avk_avro_set_text(v, "deviation_id", s->deviation_id) |
+            avk_avro_set_long(v, "version", s->version, 0) |
+            avk_avro_set_text(v, "state", avk_track_state_name(s->state)) |
+            avk_avro_set_long(v, "changed_at", s->changed_at, 0) |
+            avk_avro_set_text(v, "cause", s->cause) | avk_avro_set_long(v, "hop", s->hop, 0) |
+            avk_avro_set_text(v, "reporter_party", s->reporter_party) |
+            avk_avro_set_text(v, "receiver_party", s->receiver_party) |
+            avk_avro_set_text(v, "receiver_unit_hsa_id", s->receiver_unit) |
+            avk_avro_set_text(v, "category", s->category) |
+            avk_avro_set_text(v, "harm_level", s->harm_level) |
+            avk_avro_set_long(v, "possible_lex_maria", s->lex_maria, 0) |
+            avk_avro_set_text(v, "deadline_rule", s->deadline_rule) |
+            avk_avro_set_long(v, "routed_at", s->routed_at, 0) |
+            avk_avro_set_long(v, "acknowledge_deadline_at", s->acknowledge_deadline_at, 0) |
+            avk_avro_set_long(v, "answer_deadline_at", s->answer_deadline_at, 0) |
+            set_time(v, "acknowledged_at", s->acknowledged_at) |
+            set_time(v, "answered_at", s->answered_at) | set_time(v, "closed_at", s->closed_at) |
+            set_time(v, "time_to_acknowledge_ms", s->time_to_acknowledge_ms) |
+            set_time(v, "time_to_answer_ms", s->time_to_answer_ms) |
+            avk_avro_set_long(v, "deadline_kept", s->deadline_kept > 0, s->deadline_kept < 0) |
+            avk_avro_set_long(v, "overdue", s->overdue, 0) |
+            avk_avro_set_text(v, "escalation_step", avk_track_step_name(s->step)) |
+            avk_avro_set_text(v, "pending_step", avk_track_step_name(s->pending_step)) |
+            avk_avro_set_long(v, "wrong_receiver_region", s->wrong_receiver_region, 0) |
+            avk_avro_set_text(v, "wrong_receiver_municipality", s->wrong_receiver_municipality);
         if (rc)
                 return -1;
         atomic_fetch_add(&tr->statuses, 1);
@@ -359,8 +357,9 @@ static int write_feedback(avk_tracker_t *tr, const struct avk_track_action *a)
         if (rc > 0) {
                 const char *unit =
                     avk_avro_text(&tr->out_value[OUT_FEEDBACK], "reporter_unit_hsa_id");
-                rc = write_record(tr, a, OUT_FEEDBACK, s->deviation_id, s->partition, id, 0,
-                                  inbox_of(receiver_of(tr, s->reporter_party, unit)));
+                rc = write_record(
+                    tr, a, OUT_FEEDBACK, s->deviation_id, s->partition, id, 0,
+                    inbox_of(avk_directory_receiver(tr->dir, s->reporter_party, unit)));
         }
         if (s->state == AVK_TRACK_CLOSED)
                 avk_feedback_forget(tr->feedback, s->deviation_id);
@@ -370,7 +369,8 @@ static int write_feedback(avk_tracker_t *tr, const struct avk_track_action *a)
 static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
 {
         const struct avk_track_escalation *e = &a->u.escalation;
-        const struct avk_directory_receiver *rc = receiver_of(tr, e->party, e->unit);
+        const struct avk_directory_receiver *rc =
+            avk_directory_receiver(tr->dir, e->party, e->unit);
         const struct avk_directory_contact *forum =
             e->step == AVK_TRACK_STEP_LOCAL_FORUM
                 ? avk_directory_local_forum(tr->dir, e->party, e->counterpart)
@@ -424,7 +424,7 @@ static int write_reminder(avk_tracker_t *tr, const struct avk_track_action *a)
             avk_metrics_series(tr->m_reminders, (const char *[]){avk_track_deadline_name(r->kind)}),
             1);
         const struct avk_directory_receiver *rc =
-            receiver_of(tr, r->receiver_party, r->receiver_unit);
+            avk_directory_receiver(tr->dir, r->receiver_party, r->receiver_unit);
         return write_record(tr, a, OUT_REMINDER, r->deviation_id, r->partition, r->reminder_id,
                             TAG_REMINDER, inbox_of(rc));
 }
@@ -765,6 +765,8 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
             .overdue = (int)get_long(v, "overdue"),
             .step = step ? avk_track_step_parse(step) : AVK_TRACK_STEP_NONE,
             .pending_step = pending ? avk_track_step_parse(pending) : AVK_TRACK_STEP_NONE,
+            .wrong_receiver_region = (int)get_long(v, "wrong_receiver_region"),
+            .wrong_receiver_municipality = avk_avro_text(v, "wrong_receiver_municipality"),
             .partition = m->partition};
         if (s.step < 0)
                 s.step = AVK_TRACK_STEP_NONE;
@@ -835,6 +837,32 @@ static void restore_reported(void *opaque, const rd_kafka_message_t *m)
                 tr->sink_failed = 1;
 }
 
+/* Registers the four output schemas with the Schema Registry (the codec keeps their ids), once
+ * per process: the core decides before its outputs are encoded, so an encode that needs the
+ * registry mid-decision could neither be undone nor be tried again (docs/tracker.md, "While the
+ * Schema Registry is down"). Without a registry there is nothing to register. @returns 0, or -1
+ * with the reason noted (unavailable) or logged. */
+static int register_outputs(avk_tracker_t *tr)
+{
+        char err[512];
+        const void *out;
+        size_t len;
+        if (tr->outputs_registered || !tr->env.registry)
+                return 0;
+        for (int k = 0; k < OUT_TOPICS; k++) {
+                int rc = avk_codec_frame(tr->codec, tr->out_topic[k], tr->out_schema[k], 0, "", 0,
+                                         &out, &len, err, sizeof(err));
+                if (rc == AVK_CODEC_UNAVAILABLE)
+                        unavailable(tr, err);
+                else if (rc != 0)
+                        avk_log(AVK_LOG_ERROR, COMPONENT, "%s: %s", tr->out_topic[k], err);
+                if (rc != 0)
+                        return -1;
+        }
+        tr->outputs_registered = 1;
+        return 0;
+}
+
 /* Reads the state of partitions: the filings (for the feedback; those the
  * changelog closes are forgotten again), then from the outputs: the
  * changelog first (the latest version per deviation), then the escalations
@@ -846,6 +874,23 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
             restore_status, restore_escalation, restore_reminder};
         tr->sink_failed = 0;
         tr->unavailable = 0;
+        /* No partition is the tracker's, and so no input or timer fires, before its outputs
+         * can be encoded: not ready meanwhile, nothing dead-lettered, nothing half-decided. */
+        if (register_outputs(tr) != 0) {
+                /* The kernel tries a failed rebuild again at once: wait here, so that an outage
+                 * costs neither the registry nor this host a busy loop, and a stop still
+                 * answers within REGISTER_BACKOFF_MAX_MS. */
+                tr->register_backoff_ms =
+                    tr->register_backoff_ms ? tr->register_backoff_ms * 2 : REGISTER_BACKOFF_MIN_MS;
+                if (tr->register_backoff_ms > REGISTER_BACKOFF_MAX_MS)
+                        tr->register_backoff_ms = REGISTER_BACKOFF_MAX_MS;
+                avk_log(AVK_LOG_WARN, COMPONENT,
+                        "output schemas not registered: %s (trying again in %ld ms)",
+                        tr->unavailable ? tr->unavailable_why : "refused", tr->register_backoff_ms);
+                tr->unavailable = 0;
+                nanosleep(&(struct timespec){0, tr->register_backoff_ms * 1000000L}, NULL);
+                return -1;
+        }
         if (avk_service_replay(tr->service, tr->in_topic[IN_REPORTED], parts, cnt, restore_reported,
                                tr) != 0)
                 return -1;
@@ -1099,6 +1144,7 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
             .sink_opaque = tr,
             .kept_max = (size_t)avk_config_get_int(cfg, "tracker.kept.max"),
             .kept_max_ms = avk_config_get_int(cfg, "tracker.kept.max.ms"),
+            .desk_hsa_id = avk_directory_triage_desk(tr->dir)->hsa_id,
         };
         tr->track = avk_track_new(&opt);
         tr->feedback = avk_feedback_new(tr->policy, tr->dir);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Creates avvik's topics on a Kafka cluster from deploy/topics.conf and the
-# inbox topics of the party directory, then sets each topic's configuration
+# inbox topics of the party directory (parties, units, the triage desk), then sets each topic's configuration
 # (kafka-configs.sh --alter), so running it again converges an existing
 # cluster on the file. Partition counts of existing topics are never changed:
 # that would move keys between partitions (docs/operations.md).
@@ -56,7 +56,8 @@ run() {
 
 [ -r "$topics_file" ] || die "$topics_file: cannot be read"
 command -v jq >/dev/null || die "jq is required (the inbox topics come from $directory)"
-inboxes=$(jq -r '[.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)]
+inboxes=$(jq -r '[(.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)),
+                  .triage_desk.delivery.inbox_topic?]
                  | map(select(. != null)) | unique | .[]' "$directory") ||
         die "$directory: cannot read the inbox topics"
 

@@ -82,15 +82,16 @@ day=86400000
 openssl rand -hex 32 >"$state/secrets/pseudonym.key"
 chmod 600 "$state/secrets/pseudonym.key"
 # Every webhook of the sample directory goes to the receiver below, one path
-# per party, each with a secret of its own (http: loopback only); so does one
-# for every party that files below, whose system is told what becomes of its
-# deviations (docs/notify.md, "What the reporting party gets").
+# per party and one for the county's triage desk, each with a secret of its own
+# (http: loopback only); so does one for every party that files below, whose
+# system is told what becomes of its deviations (docs/notify.md, "What the
+# reporting party gets").
 reporters=$(jq -r .reporter.party "$here/deviations.ndjson" | sort -u | tr '\n' ' ')
 hook_parties=$(jq -r --arg reporters "$reporters" '.parties[]
         | select(.delivery.webhook or ((.units // []) | any(.delivery.webhook))
                  or (.party as $p | $reporters | split(" ") | index($p))) | .party' \
         "$src/data/directory.json")
-for p in $hook_parties; do
+for p in $hook_parties triage-desk; do
         openssl rand -hex 32 >"$state/secrets/$p-webhook.secret"
         chmod 600 "$state/secrets/$p-webhook.secret" # avvik refuses a key others may read
 done
@@ -105,7 +106,9 @@ jq --arg hook "$hook" --arg reporters "$reporters" '
     | (if .delivery.webhook or ($reporters | split(" ") | index($code)) then .delivery.webhook = local_hook($code)
        else . end)
     | (if .units then .units |= map(if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
-       else . end))' "$src/data/directory.json" >"$state/directory.json"
+       else . end))
+  | .triage_desk.delivery |= (if .webhook then .webhook = local_hook("triage-desk") else . end)' \
+        "$src/data/directory.json" >"$state/directory.json"
 
 ms_now >"$state/clock"
 cat >"$state/avvik.properties" <<EOF

@@ -84,7 +84,7 @@ kill9() {
 # Every party and every unit of its own delivery takes webhooks at
 # /hook/<party>, so that each deviation's receiver has one to be counted at.
 mkdir -p "$work/secrets" "$work/spool" "$work/tokens.d"
-for p in $(jq -r '.parties[].party' "$src/data/directory.json"); do
+for p in $(jq -r '.parties[].party' "$src/data/directory.json") triage-desk; do
         openssl rand -hex 32 >"$work/secrets/$p-webhook.secret"
         chmod 600 "$work/secrets/$p-webhook.secret"
 done
@@ -96,7 +96,9 @@ jq --arg hook "http://127.0.0.1:$(cat "$work/hook.port")/hook" '
                           allow_http: true, patient_identity: false};
   .parties |= map(.party as $code | .delivery.webhook = local_hook($code)
     | (if .units then .units |= map(if .delivery then .delivery.webhook = local_hook($code) else . end)
-       else . end))' "$src/data/directory.json" >"$work/directory.json"
+       else . end))
+  | .triage_desk.delivery.webhook = local_hook("triage-desk")' "$src/data/directory.json" \
+        >"$work/directory.json"
 
 start registry "$registry" "$work/registry.port" "$work/registry.ids"
 poll "registry" test -s "$work/registry.port"

@@ -64,16 +64,24 @@ inject='<script>alert(1)</script> "><img src=x onerror=alert(1)>'
 {
         # d1: unacknowledged, 37 days past its acknowledgement deadline; its
         # description carries markup and an identity the forwarder missed.
+        # Routed to triage at once, under the mental-health sub-agreement.
         desc="Läkemedelslista saknades $inject pnr 19121212-1212"
-        record $d1 ROUTED "$(day 40)" 1480 GOTEBORGSREGIONEN MEDICATION 1480 VGR .
+        record $d1 ROUTED "$(day 40)" 1480 GOTEBORGSREGIONEN MEDICATION 1480 VGR \
+                '.agreement = "MENTAL_HEALTH_ADDICTION" | .care_setting = "HOME_HEALTH_CARE"
+                 | .hop = 0 | .routing_decision = "TRIAGE" | .routing_basis = "LOCAL_POLICY"'
         desc="Utskrivning utan läkemedelslista."
-        # d2: routed, then answered in time - the answer is its current view.
-        record $d2 ROUTED "$(day 40)" 1490 SJUHARAD INFORMATION_TRANSFER 1490 VGR .
+        # d2: routed by a rule, then - after a wrong receiver - again, then
+        # answered in time: the answer is its current view, the first routing still counts.
+        discharge='.agreement = "DISCHARGE_PAYMENT" | .agreement_derived = true | .care_setting = "INPATIENT"'
+        record $d2 ROUTED "$(day 40)" 1490 SJUHARAD INFORMATION_TRANSFER 1490 VGR \
+                "$discharge"' | .hop = 0 | .routing_decision = "AGREEMENT_RULE" | .routing_basis = "TEXT"'
         record $d2 ANSWERED "$(day 30)" 1490 SJUHARAD INFORMATION_TRANSFER 1490 VGR \
-                '.time_to_acknowledge_ms = 86400000 | .time_to_answer_ms = 864000000 | .deadline_kept = true'
-        # d3: acknowledged, then escalated to the local forum.
+                "$discharge"' | .hop = 1 | .routing_decision = "REROUTED" | .routing_basis = "INFERENCE"
+                 | .time_to_acknowledge_ms = 86400000 | .time_to_answer_ms = 864000000 | .deadline_kept = true'
+        # d3: acknowledged at the county's manual triage, then escalated to the local forum.
         record $d3 ESCALATED "$(day 35)" 1401 GOTEBORGSREGIONEN DISCHARGE_PLANNING VGR 1401 \
-                '.time_to_acknowledge_ms = 172800000 | .highest_escalation_step = "LOCAL_FORUM"'
+                "$discharge"' | .hop = 2 | .routing_decision = "MANUAL" | .routing_basis = "LOCAL_POLICY"
+                 | .time_to_acknowledge_ms = 172800000 | .highest_escalation_step = "LOCAL_FORUM"'
 } >"$work/records.ndjson"
 "$produce" $X deviation.analysis <"$work/records.ndjson" || fail "avk_test_produce exited $?"
 
@@ -169,7 +177,26 @@ for q in "" "?ar=$year"; do
         [ "$(json '.by_subregion[] | select(.code == "GOTEBORGSREGIONEN") | .count')" = 2 ] ||
                 fail "summary$q: sub-region"
         [ "$(json .overdue)" = 1 ] || fail "summary$q: overdue $(json .overdue), want 1"
+        [ "$(json '.by_agreement[] | select(.code == "DISCHARGE_PAYMENT") | .count')" = 2 ] ||
+                fail "summary$q: sub-agreement count"
+        [ "$(json '.by_agreement[] | select(.code == "DISCHARGE_PAYMENT") | .label')" = \
+                "In- och utskrivning från sluten vård" ] || fail "summary$q: sub-agreement label"
+        [ "$(json '.by_care_setting[] | select(.code == "INPATIENT") | .count')" = 2 ] ||
+                fail "summary$q: care setting count"
+        [ "$(json '.by_care_setting[] | select(.code == "HOME_HEALTH_CARE") | .label')" = \
+                "Kommunal hemsjukvård" ] || fail "summary$q: care setting label"
+        # Of 3 routed: d2 and d3 met a wrong receiver; of 3 decided, d1 triage, d3 manual.
+        [ "$(json '[.clarity_by_month[] | select(.count > 0) | .routed, .wrong_receiver, .decided, .triage, .manual_triage]
+                   | map(tostring) | join("/")')" = 3/2/3/1/1 ] ||
+                fail "summary$q: rates by month $(jq -c .clarity_by_month "$work/body")"
+        [ "$(json .deadline.basis)" = LOCAL_POLICY ] || fail "summary$q: the deadline's basis"
+        json .now_local | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$' ||
+                fail "summary$q: now_local $(json .now_local)"
 done
+# Swedish time, from the zone database (summer time or not, as that day had).
+reported_local=$(TZ=Europe/Stockholm date -d "$(day 40)" '+%Y-%m-%d %H:%M')
+[ "$(json '.latest[] | select(.deviation_id == "'$d1'") | .reported_at_local')" = \
+        "$reported_local" ] || fail "reported_at_local, want $reported_local: $(cat "$work/body")"
 [ "$(json .year)" = "$year" ] || fail "summary?ar=$year: year $(json .year)"
 get "/api/sammanstallning.json?ar=$((year - 5))"
 expect 200 "another year"
@@ -185,6 +212,9 @@ expect 200 "overdue"
 [ "$(json '.items[0].reporter_name')/$(json '.items[0].receiver_party')" = "Göteborg/VGR" ] ||
         fail "overdue parties: $(cat "$work/body")"
 [ "$(json '.items[0].deadline')" = ACKNOWLEDGE ] || fail "overdue deadline kind"
+deadline_local=$(TZ=Europe/Stockholm date -d "$(day 37)" '+%Y-%m-%d %H:%M')
+[ "$(json '.items[0].deadline_at_local')" = "$deadline_local" ] ||
+        fail "overdue deadline_at_local $(json '.items[0].deadline_at_local'), want $deadline_local"
 days=$(json '.items[0].days_overdue')
 [ "$days" -ge 37 ] && [ "$days" -le 38 ] || fail "days overdue $days, want 37 (38 after 23:00 UTC)"
 
@@ -199,6 +229,14 @@ grep -q '<svg' "$work/body" || fail "the report has no chart"
 grep -qF '&lt;script&gt;alert(1)&lt;/script&gt; &quot;&gt;&lt;img src=x onerror=alert(1)&gt;' \
         "$work/body" || fail "the report does not show the description escaped"
 grep -qi '<script\|<img' "$work/body" && fail "the report holds markup from a description"
+for label in 'Ansvarsfördelningens tydlighet' 'Per delöverenskommelse' 'Per vårdform' \
+        'In- och utskrivning från sluten vård' 'Psykisk funktionsnedsättning, skadligt bruk och beroende' \
+        'Dagar över tidsgränsen' 'Besvarade inom tidsgränsen (lokal policy)' 'lokal policy, inte avtalets text' \
+        "$reported_local" "$deadline_local" '(svensk tid)' '1 avvikelse saknar'; do
+        grep -qF "$label" "$work/body" || fail "the report has no '$label'"
+done
+grep -q '66,7&nbsp;%' "$work/body" || fail "the report has no wrong-receiver rate 66,7 %"
+grep -q '[0-9]Z\|UTC' "$work/body" && fail "the report shows a time in UTC"
 cp "$work/body" "$work/report.html"
 get /rapport/tjugo
 expect 404 "a report of no year"
@@ -242,6 +280,17 @@ grep -q '1 avvikelse saknar kvittens' "$work/page.html" || fail "the overdue cou
 grep -q 'Dagar över tidsgränsen' "$work/page.html" || fail "no 'Dagar över tidsgränsen' column"
 grep -q 'Besvarade inom tidsgränsen (lokal policy)' "$work/page.html" ||
         fail "the deadline figure does not say it rests on local policy"
+grep -q 'Tidsgränserna är lokal policy, inte avtalets text' "$work/page.html" ||
+        fail "the page does not say the deadlines are local policy"
+for label in 'Ansvarsfördelningens tydlighet' 'Per delöverenskommelse' 'Per vårdform' \
+        'In- och utskrivning från sluten vård' 'Psykisk funktionsnedsättning, skadligt bruk och beroende' \
+        'Slutenvård' 'Kommunal hemsjukvård' "$reported_local" "$deadline_local" '(svensk tid)'; do
+        grep -qF "$label" "$work/page.html" || fail "no '$label' on the page"
+done
+# The month's rates: wrong receiver 2 of 3 routed, triage and manual triage 1 of 3.
+grep -q '66,7[^<0-9]*%' "$work/page.html" || fail "no wrong-receiver rate 66,7 % on the page"
+[ "$(grep -o '33,3[^<0-9]*%' "$work/page.html" | wc -l)" -ge 2 ] || fail "no triage rates 33,3 % on the page"
+grep -q '[0-9]\.[0-9][0-9][0-9]Z' "$work/page.html" && fail "the page shows a time in UTC"
 for label in 'Chef närmast patienten' 'Chef över chef' 'Partsgemensamt forum på länsnivå' \
         'Södra Älvsborg'; do
         grep -q "$label" "$work/page.html" || fail "no '$label' on the page"

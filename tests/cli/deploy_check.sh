@@ -128,8 +128,10 @@ grep -q "bad.properties:3: topic.partitions: 0 is outside" "$tmp/bad.err" || fai
 
 echo "== topics (create-topics.sh --dry-run)"
 sh "$deploy/kafka/create-topics.sh" --dry-run >"$tmp/topics.txt" || fail "create-topics.sh"
-inboxes=$(jq -r '[.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)]
+inboxes=$(jq -r '[(.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.inbox_topic?)),
+                  .triage_desk.delivery.inbox_topic?]
                  | map(select(. != null)) | unique | .[]' "$src/data/directory.json")
+desk_inbox=$(jq -r '.triage_desk.delivery.inbox_topic' "$src/data/directory.json")
 creates=$(grep -c -- '--create --if-not-exists' "$tmp/topics.txt")
 want=$(($(printf '%s\n' "$inboxes" | wc -l) + 12))
 [ "$creates" -eq "$want" ] || fail "$creates topics created, expected $want"
@@ -148,6 +150,7 @@ done
 grep -q -- '--topic deviation.status .*cleanup.policy=compact ' "$tmp/topics.txt" || fail "deviation.status not compacted"
 grep -q -- '--topic deviation.reported .*retention.ms=-1 ' "$tmp/topics.txt" || fail "deviation.reported not kept"
 grep -q -- '--topic avvik.inbox.1480 --partitions 3 ' "$tmp/topics.txt" || fail "inbox of 1480"
+grep -q -- "--topic $desk_inbox --partitions 3 " "$tmp/topics.txt" || fail "inbox of the triage desk"
 grep -q -- '--entity-name deviation.status --add-config min.insync.replicas=2,retention.ms=-1,cleanup.policy=compact,' \
         "$tmp/topics.txt" || fail "deviation.status: configs not converged"
 # A bad line is refused with its line number, before any command.
@@ -165,13 +168,21 @@ rules() { sed -n "s/.*--allow-principal $1 --operation \([A-Za-z]*\) \(--[a-z-]*
 [ "$(rules User:party-1480)" = "Read --group party-1480. prefixed
 Read --topic avvik.inbox.1480 literal" ] || fail "party-1480's rules: $(rules User:party-1480)"
 [ "$(rules User:party-VGR)" = "Read --group party-VGR. prefixed
-Read --topic avvik.inbox.vgr literal
-Read --topic avvik.inbox.vvg literal" ] || fail "party-VGR's rules: $(rules User:party-VGR)"
-# Every inbox is read by its own party only (the services write to them).
+Read --topic avvik.inbox.vgr literal" ] || fail "party-VGR's rules: $(rules User:party-VGR)"
+# The county's triage desk is a joint function with a principal of its own: it reads its own
+# inbox (the directory's) in its own groups, nothing else, and no party reads that inbox.
+[ "$(rules User:triage-desk)" = "Read --group triage-desk. prefixed
+Read --topic $desk_inbox literal" ] || fail "triage-desk's rules: $(rules User:triage-desk)"
+# Every inbox is read by its own party (or the desk) only (the services write to them).
 for inbox in $inboxes; do
         readers=$(grep -- "--operation Read --topic $inbox " "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\).*/\1/' | sort -u)
         [ "$(printf '%s\n' "$readers" | wc -l)" -eq 1 ] || fail "$inbox read by: $readers"
-        case $readers in User:party-*) ;; *) fail "$inbox read by $readers" ;; esac
+        case $inbox/$readers in
+        "$desk_inbox/User:triage-desk") ;;
+        "$desk_inbox/"*) fail "the triage desk's inbox $inbox read by $readers" ;;
+        */User:party-*) ;;
+        *) fail "$inbox read by $readers" ;;
+        esac
 done
 grep -- '--operation Read --topic avvik.inbox. --resource-pattern-type prefixed' "$tmp/acls.txt" &&
         fail "someone reads every inbox"

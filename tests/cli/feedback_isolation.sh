@@ -23,9 +23,9 @@ POLL_SECONDS=60
 
 parties="1480 1435 VGR"
 # The sample directory with every webhook of the three parties on the
-# receiver below (one endpoint per party), and one for Tanum, which has an
-# inbox only in the sample.
-for p in $parties; do
+# receiver below (one endpoint per party), one for Tanum, which has an inbox
+# only in the sample, and the county's triage desk's (not a party's).
+for p in $parties triage-desk; do
         openssl rand -hex 32 >"$work/$p-webhook.secret"
         chmod 600 "$work/$p-webhook.secret"
 done
@@ -41,7 +41,9 @@ jq --arg hook "$hook" --arg dir "$work" '
     | if $code == "1435" then .delivery.webhook = local_hook($code) else . end
     | (if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
     | (if .units then .units |= map(if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
-       else . end))' "$src/data/directory.json" >"$work/directory.json"
+       else . end))
+  | .triage_desk.delivery |= (if .webhook then .webhook = local_hook("triage-desk") else . end)' \
+        "$src/data/directory.json" >"$work/directory.json"
 
 : >"$work/tokens"
 for p in $parties; do
@@ -161,8 +163,8 @@ poll "d1 answered to Göteborg" fed $d1 ANSWERED
 poll "d2 re-routed to Tanum" fed $d2 REROUTED
 poll "d3 acknowledged to VGR" fed $d3 ACKNOWLEDGED
 poll "d4 routed to VGR" fed $d4 ROUTED
-# Every first routing went to a party with a webhook (d2's second to VGR's county
-# coordination unit, which has an inbox only).
+# Every first routing went to a party with a webhook (d2's second to the county's
+# triage desk, not a party).
 routed_delivered() {
         [ "$(jq -s '[.[] | select(.event_type == "DeviationRouted" and .status == 200) | .deviation_id] | unique | length' \
                 "$work/hooks.jsonl")" -eq 4 ]

@@ -51,11 +51,13 @@ FAIL_LOGS="$work/notify.*.log $work/router.log $work/hook.log"
 POLL_SECONDS=60
 [ $((n % 20)) -eq 0 ] || fail "NOTIFY_REBALANCE_DEVIATIONS must be a multiple of 20"
 
-# Every webhook of the directory (a party's or a unit's) gets a secret of its
-# own and an endpoint of the receiver: /hook/<party code or unit HSA id>.
+# Every webhook of the directory (a party's, a unit's or the triage desk's) gets a
+# secret of its own and an endpoint of the receiver: /hook/<party code, unit HSA id
+# or triage-desk>.
 mkdir "$work/secrets"
-endpoints=$(jq -r '.parties[] | (select(.delivery.webhook) | .party),
-        ((.units // [])[] | select(.delivery.webhook) | .hsa_id)' "$src/data/directory.json")
+endpoints=$(jq -r '(.parties[] | (select(.delivery.webhook) | .party),
+        ((.units // [])[] | select(.delivery.webhook) | .hsa_id)),
+        (.triage_desk | select(.delivery.webhook) | "triage-desk")' "$src/data/directory.json")
 for e in $endpoints; do
         openssl rand -hex 32 >"$work/secrets/$e-webhook.secret"
         chmod 600 "$work/secrets/$e-webhook.secret" # avvik refuses a key others may read
@@ -71,7 +73,9 @@ jq --arg hook "http://127.0.0.1:$(cat "$work/hook.port")/hook" '
     (if .delivery.webhook then .delivery.webhook = local_hook(.party) else . end)
     | (if .units then .units |= map(if .delivery.webhook then .delivery.webhook = local_hook(.hsa_id)
                                     else . end)
-       else . end))' "$src/data/directory.json" >"$work/directory.json"
+       else . end))
+  | .triage_desk.delivery |= (if .webhook then .webhook = local_hook("triage-desk") else . end)' \
+        "$src/data/directory.json" >"$work/directory.json"
 cat >"$work/avvik.properties" <<EOF
 bootstrap.file=$bs
 directory.file=$work/directory.json

@@ -34,6 +34,8 @@
 #include "common/http/webhook.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
+#include "tests/support/fake_registry.h"
+#include "tests/support/json_find.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/service_fixture.h"
 #include "tests/support/service_thread.h"
@@ -164,6 +166,23 @@ static void file_status(const char *id, int version, const char *state, int64_t 
         json_decref(doc);
 }
 
+/* A DeviationRouted of hop as the router writes it: to VGR, decided and based as given. */
+static void file_routed(const char *id, int hop, const char *decision, const char *basis)
+{
+        char event_id[AVK_IDENT_UUID_SIZE], name[64];
+        int n = snprintf(name, sizeof(name), "%s/routed/%d", id, hop);
+        avk_ident_uuid5(RECORD_NAMESPACE, name, (size_t)n, event_id);
+        json_t *doc = json_pack(
+            "{s:s,s:s,s:s,s:i,s:s,s:s,s:n,s:s,s:s,s:s,s:s,s:s,s:b,s:s}", "event_id", event_id,
+            "deviation_id", id, "routed_at", "2026-11-20T13:05:00.000Z", "hop", hop,
+            "reporter_party", "1480", "receiver_party", "VGR", "receiver_unit_hsa_id", "decision",
+            decision, "rule_id", "R-TEST", "reason", "Enligt avtalet.", "category",
+            "DISCHARGE_PLANNING", "harm_level", "LOW", "possible_lex_maria", 1, "basis", basis);
+        ck_assert_ptr_nonnull(doc);
+        produce_json("deviation.routed", "DeviationRouted", id, doc);
+        json_decref(doc);
+}
+
 /* ---- the forwarder in a thread ------------------------------------------ */
 
 struct running {
@@ -274,15 +293,7 @@ static json_t *analysis_records(void)
 
 static const json_t *find_state(const json_t *all, const char *state)
 {
-        size_t i;
-        const json_t *r;
-        json_array_foreach(all, i, r)
-        {
-                if (strcmp(json_string_value(json_object_get(r, "state")), state) == 0)
-                        return r;
-        }
-        ck_abort_msg("no %s record", state);
-        return NULL;
+        return json_find(all, "state", state);
 }
 
 static const char *field(const json_t *r, const char *name)
@@ -305,6 +316,7 @@ START_TEST(report_and_state_changes_become_analysis_records)
         file_deviation(DEVIATION_ID, PERSONAL_ID,
                        "Patienten 400314-1233 skrevs ut utan läkemedelslista; anhörig nås på "
                        "070-123 45 67 eller anna.andersson@example.se.");
+        file_routed(DEVIATION_ID, 0, "AGREEMENT_RULE", "TEXT");
         file_status(DEVIATION_ID, 1, "ROUTED", -1);
         file_status(DEVIATION_ID, 2, "ANSWERED", 432000000);
         struct running run;
@@ -348,6 +360,13 @@ START_TEST(report_and_state_changes_become_analysis_records)
                          "Patienten [personnummer] skrevs ut utan läkemedelslista; anhörig nås på "
                          "[telefon] eller [e-post].");
         ck_assert_int_eq(json_integer_value(json_object_get(rep, "version")), 0);
+        ck_assert_str_eq(field(rep, "agreement"), "DISCHARGE_PAYMENT");
+        ck_assert(json_is_false(json_object_get(rep, "agreement_derived")));
+        ck_assert_str_eq(field(rep, "care_setting"), "INPATIENT");
+        ck_assert_str_eq(field(rep, "competence"), "PHYSICIAN");
+        ck_assert(json_is_null(json_object_get(rep, "hop")));
+        ck_assert(json_is_null(json_object_get(rep, "routing_decision")));
+        ck_assert(json_is_null(json_object_get(rep, "routing_basis")));
 
         const json_t *answered = find_state(all, "ANSWERED");
         expected_record_id(DEVIATION_ID, "ANSWERED", 2, id);
@@ -368,6 +387,13 @@ START_TEST(report_and_state_changes_become_analysis_records)
         ck_assert_str_eq(field(answered, "description_scrubbed"),
                          field(rep, "description_scrubbed"));
         ck_assert_int_eq(json_integer_value(json_object_get(answered, "version")), 2);
+        ck_assert_str_eq(field(answered, "agreement"), "DISCHARGE_PAYMENT");
+        ck_assert_str_eq(field(answered, "care_setting"), "INPATIENT");
+        ck_assert_str_eq(field(answered, "competence"), "PHYSICIAN");
+        ck_assert_int_eq(json_integer_value(json_object_get(answered, "hop")), 0);
+        ck_assert_str_eq(field(answered, "routing_decision"), "AGREEMENT_RULE");
+        ck_assert_str_eq(field(answered, "routing_basis"), "TEXT");
+        ck_assert_str_eq(field(find_state(all, "ROUTED"), "routing_decision"), "AGREEMENT_RULE");
         ck_assert_str_eq(field(find_state(all, "ROUTED"), "state_at"), "2026-11-20T13:05:00.000Z");
 
         /* Nothing of the report's other free text or identity. */
@@ -382,12 +408,42 @@ START_TEST(report_and_state_changes_become_analysis_records)
 }
 END_TEST
 
+/* A sub-agreement the reporter left UNKNOWN is the category's (agreement_derived);
+ * a status whose DeviationRouted comes after it waits for its decision. */
+START_TEST(derived_agreement_and_a_late_routing)
+{
+        set("analysis.deviation.wait.ms", "30000");
+        json_t *doc = deviation(DEVIATION_ID, PERSONAL_ID, NULL);
+        json_object_set_new(doc, "agreement", json_string("UNKNOWN"));
+        produce_json("deviation.reported", "DeviationReported", DEVIATION_ID, doc);
+        json_decref(doc);
+        file_status(DEVIATION_ID, 1, "ROUTED", -1);
+        struct running run;
+        start(&run);
+        WAIT_FOR(stats(&run).forwarded, 1);
+        usleep(500000);
+        ck_assert_uint_eq(stats(&run).forwarded, 1);
+        file_routed(DEVIATION_ID, 0, "TRIAGE", "LOCAL_POLICY");
+        WAIT_FOR(stats(&run).forwarded, 2);
+        stop(&run);
+        json_t *all = analysis_records();
+        ck_assert_uint_eq(json_array_size(all), 2);
+        const json_t *routed = find_state(all, "ROUTED");
+        ck_assert_str_eq(field(routed, "agreement"), "DISCHARGE_PAYMENT");
+        ck_assert(json_is_true(json_object_get(routed, "agreement_derived")));
+        ck_assert_str_eq(field(routed, "routing_decision"), "TRIAGE");
+        ck_assert_str_eq(field(routed, "routing_basis"), "LOCAL_POLICY");
+        json_decref(all);
+}
+END_TEST
+
 START_TEST(status_before_its_report_waits_for_it)
 {
         set("analysis.deviation.wait.ms", "30000");
         struct running run;
         start(&run);
         file_status(DEVIATION_ID, 1, "ROUTED", -1);
+        file_routed(DEVIATION_ID, 0, "AGREEMENT_RULE", "TEXT");
         usleep(500000);
         ck_assert_uint_eq(stats(&run).forwarded, 0);
         file_deviation(DEVIATION_ID, PERSONAL_ID, NULL);
@@ -595,6 +651,53 @@ START_TEST(undecodable_input_is_dead_lettered_and_the_partition_goes_on)
         ck_assert_str_eq(dl.r[0].source_topic, "deviation.status");
         ck_assert_uint_eq(dl.r[0].len, 8);
         records_free(&dl);
+}
+END_TEST
+
+/* A Schema Registry outage is no bad record (issue 18.1): the forwarder can
+ * neither read the Confluent-framed inputs nor register its output schema;
+ * it is not ready, dead-letters nothing and forwards every record once the
+ * registry answers. */
+START_TEST(registry_outage_waits_and_dead_letters_nothing)
+{
+        char why[256];
+        struct fake_registry *fake = fake_registry_start_or_fail();
+        set("schema.registry.url", fake_registry_url(fake));
+        avk_registry_t *registry = codec_fixture_registry(fake_registry_url(fake));
+        avk_codec_t *local = fx.codec;
+        fx.codec = codec_fixture_codec(fx.catalog, registry);
+        file_deviation(DEVIATION_ID, PERSONAL_ID, NULL);
+        file_routed(DEVIATION_ID, 0, "AGREEMENT_RULE", "TEXT");
+        file_status(DEVIATION_ID, 1, "ROUTED", -1);
+        fake_registry_set_mode(fake, FAKE_REGISTRY_FAIL_500);
+        struct running run;
+        start(&run);
+        int asked = fake_registry_seen(fake).requests;
+        for (int i = 0; i < 1200 && fake_registry_seen(fake).requests < asked + 3; i++)
+                usleep(50000);
+        ck_assert_int_ge(fake_registry_seen(fake).requests, asked + 3);
+        ck_assert_int_eq(avk_analysis_ready(run.analysis, why, sizeof(why)), 0);
+        ck_assert_uint_eq(stats(&run).forwarded, 0);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        fake_registry_set_mode(fake, FAKE_REGISTRY_NORMAL);
+        WAIT_FOR(stats(&run).forwarded, 2);
+        WAIT_FOR(avk_analysis_ready(run.analysis, why, sizeof(why)), 1);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        stop(&run);
+
+        struct records dl = read_topic("deviation.deadletter");
+        ck_assert_msg(dl.n == 0, "dead-lettered: %s", dl.n ? dl.r[0].error : "");
+        records_free(&dl);
+        json_t *all = analysis_records();
+        ck_assert_uint_eq(json_array_size(all), 2);
+        ck_assert_str_ne(field(json_array_get(all, 0), "record_id"),
+                         field(json_array_get(all, 1), "record_id"));
+        ck_assert_str_eq(field(find_state(all, "ROUTED"), "routing_decision"), "AGREEMENT_RULE");
+        json_decref(all);
+        avk_codec_destroy(fx.codec);
+        fx.codec = local;
+        avk_registry_destroy(registry);
+        fake_registry_stop(fake);
 }
 END_TEST
 
@@ -861,6 +964,7 @@ static Suite *analysis_suite(void)
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, report_and_state_changes_become_analysis_records);
         tcase_add_test(tc, status_before_its_report_waits_for_it);
+        tcase_add_test(tc, derived_agreement_and_a_late_routing);
         tcase_add_test(tc, duplicates_and_a_replay_keep_their_record_ids);
         tcase_add_test(tc, sink_answering_500_twice_gets_every_record_under_one_batch_id);
         tcase_add_test(tc, hanging_sink_is_timed_out_and_retried);
@@ -868,6 +972,7 @@ static Suite *analysis_suite(void)
         tcase_add_test(tc, undecodable_input_is_dead_lettered_and_the_partition_goes_on);
         tcase_add_test(tc, status_of_a_deviation_never_filed_is_dead_lettered_as_missing);
         tcase_add_test(tc, ready_only_while_partitions_are_assigned);
+        tcase_add_test(tc, registry_outage_waits_and_dead_letters_nothing);
         tcase_add_test(tc, sink_secret_file_others_may_read_is_refused);
         suite_add_tcase(s, tc);
         TCase *privacy = tcase_create("privacy property");

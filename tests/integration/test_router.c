@@ -159,16 +159,24 @@ static json_t *unnamed(void)
         return doc;
 }
 
-static void file_rejection(avk_reporter_t *r, const char *deviation_id, const char *party)
+/* A "wrong receiver" from party, suggesting suggested (NULL: none). */
+static void file_rejection_suggesting(avk_reporter_t *r, const char *deviation_id,
+                                      const char *party, const char *suggested)
 {
         char when[32], id[AVK_ID_SIZE];
         time_t t = time(NULL) - 60;
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&t));
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "deviation_id", deviation_id,
-                                "responded_at", when, "party", party, "kind",
-                                "REJECTED_WRONG_RECEIVER", "comment", "Not ours.");
+        json_t *doc =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "deviation_id", deviation_id,
+                      "responded_at", when, "party", party, "kind", "REJECTED_WRONG_RECEIVER",
+                      "comment", "Not ours.", "suggested_receiver", suggested);
         file_doc(r, AVK_KIND_RESPONSE, doc, id);
         json_decref(doc);
+}
+
+static void file_rejection(avk_reporter_t *r, const char *deviation_id, const char *party)
+{
+        file_rejection_suggesting(r, deviation_id, party, NULL);
 }
 
 /* ---- reading ---- */
@@ -396,25 +404,37 @@ START_TEST(wrong_receiver_reroutes_until_manual_triage)
                 hops++;
                 wait_inputs(&rr, ++inputs);
         }
-        /* VGR hosts the county coordinator's desk: its "wrong receiver" on the
-         * manual hop spends no hop and the desk keeps the deviation. */
+        /* The triage desk's MANUAL hop names VGR, its record party: the desk's "wrong receiver"
+         * without a suggestion, or naming the reporter, spends no hop and the desk keeps the
+         * deviation - no hop past the bound back to the same desk. */
         ck_assert_str_eq(str(latest(id), "receiver_party"), "VGR");
         file_rejection(rep, id, "VGR");
         wait_inputs(&rr, ++inputs);
+        file_rejection_suggesting(rep, id, "VGR", "1480");
+        wait_inputs(&rr, ++inputs);
         struct avk_router_stats s;
         avk_router_stats(rr.router, &s);
-        ck_assert_uint_eq(s.skipped, 1);
+        ck_assert_uint_eq(s.skipped, 2);
         /* A stale rejection (from the second receiver again) changes nothing. */
         ck_assert_int_ge(hops, 2);
         file_rejection(rep, id, rejected[1]);
         wait_inputs(&rr, ++inputs);
         avk_router_stats(rr.router, &s);
-        ck_assert_uint_eq(s.skipped, 2);
+        ck_assert_uint_eq(s.skipped, 3);
+        /* The desk routes it on to Kungälv, past the bound and whoever answered "wrong
+         * receiver" before: the desk settles what routing could not. */
+        file_rejection_suggesting(rep, id, "VGR", "1482");
+        wait_inputs(&rr, ++inputs);
         stop_router(&rr);
         avk_reporter_destroy(rep);
         ck_assert_int_le(hops, 4); /* max_reroutes 3 in data/routing-rules.json, then MANUAL */
         read_topic("deviation.routed");
-        ck_assert_uint_eq(count_key(id), (size_t)hops + 1);
+        ck_assert_uint_eq(count_key(id), (size_t)hops + 2);
+        const struct record *onward = latest(id);
+        ck_assert_int_eq(hop_of(onward), hops + 1);
+        ck_assert_str_eq(str(onward, "receiver_party"), "1482");
+        ck_assert_str_eq(str(onward, "decision"), "REROUTED");
+        ck_assert_str_eq(str(onward, "rule_id"), "SUGGESTED-BY-RECEIVER");
         for (int i = 0; i < hops; i++)
                 free((void *)rejected[i]);
         release_records();

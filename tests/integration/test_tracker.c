@@ -24,12 +24,14 @@
 #include "consumer/track/deadlines.h"
 #include "consumer/track/tracker.h"
 #include "tests/support/codec_fixture.h"
+#include "tests/support/fake_registry.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
 
 #define DEV     "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 #define DEV2    "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
 #define UNIT    "SE2321000131-E000000012345" /* Medicinavdelning 31, SU: its own managers */
+#define DESK    "SE2321000131-E000000000001" /* the county's triage desk (data/directory.json) */
 #define DAY     (24 * 3600 * 1000LL)
 #define MAX_REC 512
 
@@ -172,17 +174,24 @@ static const char *when(int64_t ms)
         return buf[i];
 }
 
-static void file_routed(const char *dev, const char *unit, int64_t at)
+/* Hop hop of dev, reported by 1480, to receiver (and unit) by decision. */
+static void file_routed_hop(const char *dev, int hop, const char *receiver, const char *unit,
+                            const char *decision, int64_t at)
 {
         char event[64];
-        snprintf(event, sizeof(event), "0c7f3b1e-5d2a-5e4f-8a1b-%.12s", dev + 24);
-        json_t *doc = json_pack(
-            "{s:s, s:s, s:s, s:i, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s, s:b}", "event_id", event,
-            "deviation_id", dev, "routed_at", when(at), "hop", 0, "reporter_party", "1480",
-            "receiver_party", "VGR", "receiver_unit_hsa_id", unit, "decision", "AGREEMENT_RULE",
-            "rule_id", "R-TEST", "reason", "test", "category", "DISCHARGE_PLANNING", "harm_level",
-            "LOW", "possible_lex_maria", 0);
+        snprintf(event, sizeof(event), "0c7f3b1e-5d2a-5e4f-8a1%d-%.12s", hop, dev + 24);
+        json_t *doc =
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s, s:b}",
+                      "event_id", event, "deviation_id", dev, "routed_at", when(at), "hop", hop,
+                      "reporter_party", "1480", "receiver_party", receiver, "receiver_unit_hsa_id",
+                      unit, "decision", decision, "rule_id", "R-TEST", "reason", "test", "category",
+                      "DISCHARGE_PLANNING", "harm_level", "LOW", "possible_lex_maria", 0);
         produce_json("deviation.routed", "DeviationRouted", dev, doc);
+}
+
+static void file_routed(const char *dev, const char *unit, int64_t at)
+{
+        file_routed_hop(dev, 0, "VGR", unit, "AGREEMENT_RULE", at);
 }
 
 static void file_response(const char *dev, const char *id, const char *kind, const char *party,
@@ -485,6 +494,51 @@ START_TEST(a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity
 }
 END_TEST
 
+/* Göteborg reports, the region answers "wrong receiver", and routing, which may not send it back
+ * to the reporter, has nobody left: it goes to the county's triage desk, and both sides' holders
+ * of the local forum step - the forum of Göteborg's sub-region - are told, each copy in its own
+ * party's inbox; the desk triages meanwhile. */
+START_TEST(both_sides_wrong_receiver_reach_the_subregions_forum_on_both_sides)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_routed(DEV, UNIT, t0);
+        file_response(DEV, "7c0a2e4b-9d1f-4a3c-8b5e-2f4a6c8e0b13", "REJECTED_WRONG_RECEIVER", "VGR",
+                      t0 + 3600000);
+        file_routed_hop(DEV, 1, "VGR", DESK, "MANUAL", t0 + 2 * 3600000);
+        wait_inputs(&r, 3);
+        wait_records("deviation.escalated", 2);
+        stop(&r);
+        ck_assert_uint_eq(got.n, 2);
+        for (size_t i = 0; i < got.n; i++) {
+                const struct rec *e = &got.r[i];
+                ck_assert_str_eq(str(e, "step"), "LOCAL_FORUM");
+                ck_assert_str_eq(str(e, "reason"), "WRONG_RECEIVER_BOTH_SIDES");
+                ck_assert_str_eq(
+                    str(e, "holder"),
+                    "Partsgemensamt forum Göteborgsregionen (delregional vårdsamverkan)");
+                ck_assert(json_is_null(json_object_get(e->value, "unit_hsa_id")));
+                ck_assert_str_eq(str(e, "counterpart_party"),
+                                 strcmp(str(e, "party"), "VGR") == 0 ? "1480" : "VGR");
+        }
+        ck_assert_str_ne(str(&got.r[0], "party"), str(&got.r[1], "party"));
+        char region_id[40], municipality_id[40];
+        int first_is_region = strcmp(str(&got.r[0], "party"), "VGR") == 0;
+        snprintf(region_id, sizeof(region_id), "%s", got.r[first_is_region ? 0 : 1].id);
+        snprintf(municipality_id, sizeof(municipality_id), "%s", got.r[first_is_region ? 1 : 0].id);
+        ck_assert_uint_eq(copies_in("avvik.inbox.vgr", region_id), 1);
+        ck_assert_uint_eq(copies_in("avvik.inbox.1480", municipality_id), 1);
+        ck_assert_uint_eq(copies_in("avvik.inbox.vgr", municipality_id), 0);
+        read_topic("deviation.status");
+        const struct rec *s = latest_status(DEV);
+        ck_assert_str_eq(str(s, "state"), "ESCALATED");
+        ck_assert_str_eq(str(s, "escalation_step"), "LOCAL_FORUM");
+        ck_assert(json_is_true(json_object_get(s->value, "wrong_receiver_region")));
+        release();
+}
+END_TEST
+
 /* A manual step waits for a person to confirm it, across a restart: the
  * pending step is in the changelog, and the confirmation climbs. */
 START_TEST(a_manual_step_waits_for_its_confirmation_across_a_restart)
@@ -598,6 +652,38 @@ START_TEST(an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_o
         stop(&r);
         ck_assert_uint_eq(read_topic("deviation.deadletter"), 1);
         ck_assert_uint_eq(read_topic("deviation.status"), 1);
+        release();
+}
+END_TEST
+
+/* A Schema Registry outage is no reason to stop or to dead-letter: the tracker registers its
+ * output schemas before it takes a partition, is not ready while it cannot, and tracks what
+ * waited once the registry answers. The routing is written without the registry (single-object
+ * framing, as the default writers do), so only the tracker's own outputs need it. */
+START_TEST(registry_down_the_tracker_waits_not_ready_and_dead_letters_nothing)
+{
+        struct fake_registry *fake = fake_registry_start_or_fail();
+        set("schema.registry.url", fake_registry_url(fake));
+        fake_registry_set_mode(fake, FAKE_REGISTRY_FAIL_500);
+        file_routed(DEV, UNIT, t0);
+        struct running r;
+        start(&r);
+        for (int i = 0; i < 600 && fake_registry_seen(fake).requests < 3; i++)
+                usleep(50000);
+        ck_assert_int_ge(fake_registry_seen(fake).requests, 3);
+        char why[256];
+        ck_assert_int_eq(avk_tracker_ready(r.tracker, why, sizeof(why)), 0);
+        ck_assert_uint_eq(stats_of(&r).inputs_done, 0);
+        fake_registry_set_mode(fake, FAKE_REGISTRY_NORMAL);
+        wait_ready(&r);
+        wait_inputs(&r, 1);
+        stop(&r);
+        ck_assert_int_eq(fake_registry_registrations(fake, "deviation.status-value"), 1);
+        fake_registry_stop(fake);
+        ck_assert_uint_eq(read_topic("deviation.deadletter"), 0);
+        ck_assert_uint_eq(read_topic("deviation.status"), 1);
+        ck_assert_str_eq(got.r[0].type, "DeviationStatus");
+        ck_assert_str_eq(got.r[0].key, DEV);
         release();
 }
 END_TEST
@@ -717,11 +803,13 @@ int main(void)
             tc, a_passed_deadline_escalates_to_the_units_managers_manager_with_an_inbox_copy);
         tcase_add_test(tc, a_disputed_answer_tells_both_parties_holders_of_the_next_step);
         tcase_add_test(tc, a_third_dispute_reaches_the_subregions_forum_with_no_patient_identity);
+        tcase_add_test(tc, both_sides_wrong_receiver_reach_the_subregions_forum_on_both_sides);
         tcase_add_test(tc, a_manual_step_waits_for_its_confirmation_across_a_restart);
         tcase_add_test(tc, a_response_before_its_routing_is_applied_when_the_routing_arrives);
         tcase_add_test(tc, a_deadline_passed_while_down_fires_at_restart_and_nothing_twice);
         tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);
         tcase_add_test(tc, metrics_show_the_times_per_party_and_the_open_count);
+        tcase_add_test(tc, registry_down_the_tracker_waits_not_ready_and_dead_letters_nothing);
         tcase_add_test(tc, the_reporting_party_is_told_each_change_with_its_reference);
         tcase_add_test(tc, an_answer_kept_for_its_routing_reaches_the_reporter_in_full);
         suite_add_tcase(s, tc);

@@ -8,18 +8,21 @@
  * report escapes what a description holds.
  */
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/util/calendar.h"
 #include "common/contract/json.h"
 #include "common/contract/municipality.h"
 #include "common/contract/party.h"
 #include "common/contract/schema.h"
 #include "consumer/dashboard/aggregate.h"
 #include "consumer/dashboard/followup.h"
+#include "tests/support/json_find.h"
 
 #define DAY   INT64_C(86400000)
 #define HOUR  INT64_C(3600000)
@@ -69,6 +72,9 @@ struct model {
         int64_t reported_at, routed_at, ack_deadline, answer_deadline, tta, ttans;
         int category, harm, municipality, reporter_vgr, step, kept;
         const char *description;
+        /* NULL: the field's default (an older record's view); hop only with a decision */
+        const char *agreement, *care_setting, *decision;
+        int hop;
 };
 
 static const char *const state_names[] = {"REPORTED", "ROUTED", "ACKNOWLEDGED",
@@ -142,6 +148,14 @@ static json_t *record_json(const struct model *m, int state)
                             state == 5 ? json_string(step_names[m->step]) : json_null());
         json_object_set_new(doc, "description_scrubbed",
                             m->description ? json_string(m->description) : json_null());
+        if (m->agreement)
+                json_object_set_new(doc, "agreement", json_string(m->agreement));
+        if (m->care_setting)
+                json_object_set_new(doc, "care_setting", json_string(m->care_setting));
+        if (m->decision) {
+                json_object_set_new(doc, "hop", json_integer(m->hop));
+                json_object_set_new(doc, "routing_decision", json_string(m->decision));
+        }
         return doc;
 }
 
@@ -724,6 +738,184 @@ START_TEST(report_escapes_descriptions)
 }
 END_TEST
 
+/* count/routed/wrong_receiver/decided/triage/manual_triage of a row, and its three rates. */
+static void check_clarity(const json_t *row, const char *want_counts, double wrong, double triage,
+                          double manual)
+{
+        static const char *const keys[] = {"count",   "routed", "wrong_receiver",
+                                           "decided", "triage", "manual_triage"};
+        char got[128] = "";
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "/" : "",
+                         (long long)json_integer_value(json_object_get(row, keys[i])));
+        ck_assert_str_eq(got, want_counts);
+        static const char *const rates[] = {"wrong_receiver_rate", "triage_rate",
+                                            "manual_triage_rate"};
+        const double want[] = {wrong, triage, manual};
+        for (size_t i = 0; i < 3; i++) {
+                const json_t *rate = json_object_get(row, rates[i]);
+                if (want[i] < 0)
+                        ck_assert_msg(json_is_null(rate), "%s not null", rates[i]);
+                else
+                        ck_assert_msg(
+                            json_is_real(rate) && fabs(json_real_value(rate) - want[i]) < 1e-9,
+                            "%s: %f, want %f", rates[i], json_number_value(rate), want[i]);
+        }
+}
+
+/*
+ * Per sub-agreement, per care setting and per month: of the deviations
+ * routed, those that met a wrong receiver (a hop above 0, whichever record
+ * is the view); of those with a known routing decision, those that went to
+ * triage or manual triage at any hop - also when that record is read after
+ * a newer one.
+ */
+START_TEST(clarity_per_sub_agreement_care_setting_and_month)
+{
+        avk_aggregate_t *agg = avk_aggregate_new();
+        struct model a = one("c0000000-0000-4000-8000-00000000000a", "2027-01-10T10:00:00.000Z");
+        a.agreement = "DISCHARGE_PAYMENT", a.care_setting = "INPATIENT";
+        a.decision = "AGREEMENT_RULE";
+        add(agg, &a, 1);
+        struct model b = one("c0000000-0000-4000-8000-00000000000b", "2027-01-11T10:00:00.000Z");
+        b.agreement = "MENTAL_HEALTH_ADDICTION", b.care_setting = "HOME_HEALTH_CARE";
+        b.decision = "TRIAGE";
+        add(agg, &b, 1);
+        b.decision = "REROUTED", b.hop = 1; /* the triage party said "wrong receiver" */
+        add(agg, &b, 2);
+        struct model c = one("c0000000-0000-4000-8000-00000000000c", "2027-01-12T10:00:00.000Z");
+        c.agreement = "DISCHARGE_PAYMENT"; /* written before care setting and decision were */
+        add(agg, &c, 1);
+        struct model d = one("c0000000-0000-4000-8000-00000000000d", "2027-02-10T10:00:00.000Z");
+        d.agreement = "ORAL_HEALTH", d.care_setting = "DENTAL";
+        d.decision = "MANUAL", d.hop = 2;
+        ck_assert_int_eq(add(agg, &d, 2), 1);
+        d.decision = "TRIAGE", d.hop = 0;
+        ck_assert_int_eq(add(agg, &d, 1), 0); /* the first routing, read late */
+        struct model e = one("c0000000-0000-4000-8000-00000000000e", "2027-02-11T10:00:00.000Z");
+        e.state = 0;
+        add(agg, &e, 0); /* reported, not routed yet */
+
+        int64_t now = at("2027-06-01T00:00:00.000Z");
+        json_t *s = avk_aggregate_summary(agg, 2027, now);
+        const json_t *by_agreement = json_object_get(s, "by_agreement");
+        ck_assert_uint_eq(json_array_size(by_agreement), 8);
+        check_clarity(json_find(by_agreement, "code", "DISCHARGE_PAYMENT"), "2/2/0/1/0/0", 0, 0, 0);
+        check_clarity(json_find(by_agreement, "code", "MENTAL_HEALTH_ADDICTION"), "1/1/1/1/1/0", 1,
+                      1, 0);
+        check_clarity(json_find(by_agreement, "code", "ORAL_HEALTH"), "1/1/1/1/1/1", 1, 1, 1);
+        check_clarity(json_find(by_agreement, "code", "UNKNOWN"), "1/0/0/0/0/0", -1, -1, -1);
+        check_clarity(json_find(by_agreement, "code", "HEALTH_CARE_AGREEMENT"), "0/0/0/0/0/0", -1,
+                      -1, -1);
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_find(by_agreement, "code", "DISCHARGE_PAYMENT"), "label")),
+                         "In- och utskrivning från sluten vård");
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_find(by_agreement, "code", "MENTAL_HEALTH_ADDICTION"), "label")),
+                         "Psykisk funktionsnedsättning, skadligt bruk och beroende");
+
+        const json_t *by_setting = json_object_get(s, "by_care_setting");
+        ck_assert_uint_eq(json_array_size(by_setting), 17);
+        check_clarity(json_find(by_setting, "code", "NOT_RECORDED"), "2/1/0/0/0/0", 0, -1, -1);
+        check_clarity(json_find(by_setting, "code", "INPATIENT"), "1/1/0/1/0/0", 0, 0, 0);
+        check_clarity(json_find(by_setting, "code", "HOME_HEALTH_CARE"), "1/1/1/1/1/0", 1, 1, 0);
+        check_clarity(json_find(by_setting, "code", "DENTAL"), "1/1/1/1/1/1", 1, 1, 1);
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_find(by_setting, "code", "NOT_RECORDED"), "label")),
+                         "Ej registrerad");
+
+        const json_t *months = json_object_get(s, "clarity_by_month");
+        ck_assert_uint_eq(json_array_size(months), 12);
+        check_clarity(json_array_get(months, 0), "3/3/1/2/1/0", 1.0 / 3, 0.5, 0);
+        check_clarity(json_array_get(months, 1), "2/1/1/1/1/1", 1, 1, 1);
+        check_clarity(json_array_get(months, 2), "0/0/0/0/0/0", -1, -1, -1);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(s, "deadline"), "basis")),
+            "LOCAL_POLICY");
+
+        /* The report: the same figures, with the decimal comma, and the deadlines' basis. */
+        json_t *o = avk_aggregate_overdue(agg, now, 10);
+        char err[128];
+        char *html = avk_followup_html(s, o, "body{}", err, sizeof(err));
+        ck_assert_msg(html, "%s", err);
+        static const char *const want[] = {
+            "Ansvarsfördelningens tydlighet",
+            "<td>In- och utskrivning från sluten vård</td><td class=\"num\">2</td><td "
+            "class=\"num\">0,0&nbsp;%</td><td class=\"num\">0,0&nbsp;%</td>",
+            "<td>jan</td><td class=\"num\">3</td><td class=\"num\">33,3&nbsp;%</td><td "
+            "class=\"num\">50,0&nbsp;%</td><td class=\"num\">0,0&nbsp;%</td>",
+            "<td>Ej registrerad</td><td class=\"num\">2</td><td class=\"num\">0,0&nbsp;%</td><td "
+            "class=\"num\">–</td>",
+            "Besvarade inom tidsgränsen (lokal policy)",
+            "Tidsgränserna är lokal policy, inte avtalets text",
+            "Dagar över tidsgränsen",
+        };
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+                ck_assert_msg(strstr(html, want[i]), "the report lacks %s", want[i]);
+        ck_assert_ptr_null(strstr(html, "Dagar sen"));
+        free(html);
+        json_decref(o);
+        json_decref(s);
+        avk_aggregate_destroy(agg);
+}
+END_TEST
+
+/* Every time the page and the report show is Swedish time, as the zone
+ * database has it (summer time included), never UTC. */
+START_TEST(times_shown_are_swedish_time)
+{
+        /* {UTC, as shown}: the hours the clocks change and a new year. */
+        static const char *const edges[][2] = {
+            {"2027-03-28T00:59:00.000Z", "2027-03-28 01:59"}, /* CET, the last minute */
+            {"2027-03-28T01:00:00.000Z", "2027-03-28 03:00"}, /* CEST from 01:00 UTC */
+            {"2027-10-31T00:30:00.000Z", "2027-10-31 02:30"}, /* CEST, the first 02:30 */
+            {"2027-10-31T01:30:00.000Z", "2027-10-31 02:30"}, /* CET, the second */
+            {"2026-12-31T23:30:00.000Z", "2027-01-01 00:30"},
+        };
+        char buf[AVK_CALENDAR_LOCAL_SIZE], want[AVK_CALENDAR_LOCAL_SIZE];
+        for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+                avk_calendar_format_local(at(edges[i][0]), buf);
+                ck_assert_str_eq(buf, edges[i][1]);
+        }
+        /* Every 7 h 13 min over three years against localtime_r with TZ=Europe/Stockholm. */
+        for (int64_t ms = at("2026-01-01T00:00:00.000Z"); ms < at("2029-01-01T00:00:00.000Z");
+             ms += 7 * HOUR + 13 * 60000) {
+                struct tm tm = local(ms);
+                strftime(want, sizeof(want), "%Y-%m-%d %H:%M", &tm);
+                avk_calendar_format_local(ms, buf);
+                ck_assert_str_eq(buf, want);
+        }
+
+        avk_aggregate_t *agg = avk_aggregate_new();
+        struct model m = one("d0000000-0000-4000-8000-000000000001", "2027-03-28T01:30:00.000Z");
+        m.ack_deadline = at("2027-03-31T21:00:00.000Z");
+        add(agg, &m, 1);
+        int64_t now = at("2027-06-01T10:00:00.000Z");
+        json_t *s = avk_aggregate_summary(agg, 2027, now), *o = avk_aggregate_overdue(agg, now, 10);
+        ck_assert_str_eq(json_string_value(json_object_get(s, "now_local")), "2027-06-01 12:00");
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_array_get(json_object_get(s, "latest"), 0), "reported_at_local")),
+                         "2027-03-28 03:30");
+        const json_t *item = json_array_get(json_object_get(o, "items"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(item, "deadline_at_local")),
+                         "2027-03-31 23:00");
+        ck_assert_str_eq(json_string_value(json_object_get(o, "now_local")), "2027-06-01 12:00");
+        char err[128];
+        char *html = avk_followup_html(s, o, "body{}", err, sizeof(err));
+        ck_assert_msg(html, "%s", err);
+        static const char *const shown[] = {"Sammanställd 2027-06-01 12:00 (svensk tid)",
+                                            "<td>2027-03-28 03:30</td>",
+                                            "Kvittens, 2027-03-31 23:00", "1 avvikelse saknar"};
+        for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
+                ck_assert_msg(strstr(html, shown[i]), "the report lacks %s", shown[i]);
+        ck_assert_msg(!strstr(html, "UTC") && !strstr(html, "00.000Z"), "a time in UTC");
+        free(html);
+        json_decref(o);
+        json_decref(s);
+        avk_aggregate_destroy(agg);
+}
+END_TEST
+
 START_TEST(unusable_record_names_the_field)
 {
         avk_aggregate_t *agg = avk_aggregate_new();
@@ -763,6 +955,8 @@ static Suite *suite(void)
         tcase_add_test(tc, excerpt_never_shows_a_personal_identity_number);
         tcase_add_test(tc, report_escapes_descriptions);
         tcase_add_test(tc, unusable_record_names_the_field);
+        tcase_add_test(tc, clarity_per_sub_agreement_care_setting_and_month);
+        tcase_add_test(tc, times_shown_are_swedish_time);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -138,8 +138,6 @@ START_TEST(sample_directory_has_vgr_with_its_units)
         ck_assert_str_eq(avk_directory_unit(dir, "SE2120001215-HSK0042")->party->code, "1480");
         ck_assert_str_eq(avk_directory_unit(dir, "SE2120001561-SABO7")->party->code, "1490");
         ck_assert_str_eq(avk_directory_unit(dir, "SE2321000131-E000000067890")->party->code, "VGR");
-        ck_assert_str_eq(avk_directory_county_coordinator(dir)->hsa_id,
-                         "SE2321000131-E000000000001");
         avk_directory_destroy(dir);
 }
 END_TEST
@@ -171,7 +169,7 @@ START_TEST(lookups_find_parties_and_units_and_nothing_else)
         avk_directory_t *dir = load_clean(FIXTURE("partial.json"), AVK_DIRECTORY_ALLOW_PARTIAL);
 
         ck_assert_uint_eq(avk_directory_party_cnt(dir), 2);
-        ck_assert_uint_eq(avk_directory_unit_cnt(dir), 4);
+        ck_assert_uint_eq(avk_directory_unit_cnt(dir), 3);
         ck_assert_str_eq(avk_directory_party_at(dir, 0)->code, "VGR");
         ck_assert_str_eq(avk_directory_party_at(dir, 1)->code, "1480");
         ck_assert_ptr_null(avk_directory_party_at(dir, 2));
@@ -196,8 +194,6 @@ START_TEST(a_unit_takes_from_its_party_what_it_does_not_name)
         const struct avk_directory_party *vgr = avk_directory_party(dir, "VGR");
         const struct avk_directory_unit *ward =
             avk_directory_unit(dir, "SE2321000131-E000000012345");
-        const struct avk_directory_unit *county =
-            avk_directory_unit(dir, "SE2321000131-E000000000001");
 
         /* The ward names only its manager: every other step, the coordinator
          * and the delivery are the party's. */
@@ -207,11 +203,35 @@ START_TEST(a_unit_takes_from_its_party_what_it_does_not_name)
                 ck_assert_ptr_eq(ward->receiver.ladder[s], vgr->receiver.ladder[s]);
         ck_assert_ptr_eq(ward->receiver.coordinator, vgr->receiver.coordinator);
         ck_assert_ptr_eq(ward->receiver.delivery, vgr->receiver.delivery);
-        /* A delivery is taken as a whole: the county unit's own inbox, no webhook. */
-        ck_assert_str_eq(county->receiver.delivery->inbox_topic, "avvik.inbox.vvg");
-        ck_assert_ptr_null(county->receiver.delivery->webhook);
-        ck_assert_str_eq(county->receiver.coordinator->name, "Länssamordnare");
-        ck_assert_ptr_eq(avk_directory_county_coordinator(dir), county);
+        avk_directory_destroy(dir);
+}
+END_TEST
+
+/* The triage desk is an entry of its own: no party's unit, its own delivery and ladder; what is
+ * routed to it reaches it whichever party the record names. */
+START_TEST(the_triage_desk_is_its_own_receiver_and_no_partys_unit)
+{
+        avk_directory_t *dir = load_clean(SAMPLE_DIRECTORY, 0);
+        const struct avk_directory_desk *desk = avk_directory_triage_desk(dir);
+        const struct avk_directory_party *vgr = avk_directory_party(dir, "VGR");
+
+        ck_assert_str_eq(desk->hsa_id, "SE2321000131-E000000000001");
+        ck_assert_str_eq(desk->record_party, "VGR");
+        ck_assert_ptr_null(avk_directory_unit(dir, desk->hsa_id));
+        ck_assert_str_eq(desk->receiver.delivery->inbox_topic, "avvik.inbox.triage");
+        ck_assert_ptr_nonnull(desk->receiver.delivery->webhook);
+        ck_assert_int_eq(desk->receiver.delivery->webhook->patient_identity, 0);
+        ck_assert_ptr_ne(desk->receiver.ladder[AVK_DIRECTORY_MANAGER],
+                         vgr->receiver.ladder[AVK_DIRECTORY_MANAGER]);
+        ck_assert_ptr_eq(avk_directory_receiver(dir, "VGR", desk->hsa_id), &desk->receiver);
+        ck_assert_ptr_eq(avk_directory_receiver(dir, "1480", desk->hsa_id), &desk->receiver);
+        ck_assert_ptr_eq(avk_directory_receiver(dir, "VGR", NULL), &vgr->receiver);
+        /* A unit of another party than the one named: the party receives it. */
+        ck_assert_ptr_eq(avk_directory_receiver(dir, "VGR", "SE2120001215-HSK0042"),
+                         &vgr->receiver);
+        ck_assert_ptr_eq(avk_directory_receiver(dir, "1480", "SE2120001215-HSK0042"),
+                         &avk_directory_unit(dir, "SE2120001215-HSK0042")->receiver);
+        ck_assert_ptr_null(avk_directory_receiver(dir, "0180", NULL));
         avk_directory_destroy(dir);
 }
 END_TEST
@@ -267,12 +287,17 @@ START_TEST(every_problem_is_reported_at_once_with_file_and_path)
                            "senior_manager, local_forum, county_forum");
         assert_error_at(f, "parties[5].delivery: names no channel: expected a webhook and/or an "
                            "inbox_topic");
-        assert_error_at(f, "county_coordinator.unit_hsa_id: SE2321000131-E999 is not a unit of the "
-                           "directory");
+        assert_error_at(f,
+                        "triage_desk.hsa_id: SE2321000131-E1 is a unit of party VGR; the desk is "
+                        "a joint function, no party's unit");
+        assert_error_at(
+            f, "triage_desk.delivery.inbox_topic: \"avvik.inbox.1480\" is already the inbox of "
+               "party 1480 (parties[1].delivery.inbox_topic); a party's inbox topic must be its "
+               "own");
         assert_error_at(f, "subregion_forums.Sjuhärad: no municipality of data/municipalities.csv "
                            "belongs to this sub-region");
         assert_error_at(f, "subregion_forums.Skaraborg.email: is required");
-        ck_assert_msg(avk_errors_total(&errs) == 18, "%zu errors: %s", avk_errors_total(&errs),
+        ck_assert_msg(avk_errors_total(&errs) == 19, "%zu errors: %s", avk_errors_total(&errs),
                       joined);
 }
 END_TEST
@@ -418,6 +443,7 @@ static Suite *directory_suite(void)
         tcase_add_test(lookup, lookups_find_parties_and_units_and_nothing_else);
         tcase_add_test(lookup, a_unit_takes_from_its_party_what_it_does_not_name);
         tcase_add_test(lookup, http_is_accepted_only_where_allow_http_says_so);
+        tcase_add_test(lookup, the_triage_desk_is_its_own_receiver_and_no_partys_unit);
         suite_add_tcase(s, lookup);
 
         tcase_add_test(errors, every_problem_is_reported_at_once_with_file_and_path);

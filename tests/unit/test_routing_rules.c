@@ -37,7 +37,7 @@
 #define SEED_2022 "002_e1e4bd6a19612320.txt" /* Färdplan och avtal, mars 2022 */
 #define SEED_2024 "004_6ff8ed775027230e.txt" /* Mötesanteckning arbetsgrupp 2024-12-10 */
 
-#define VVG_UNIT "SE2321000131-E000000000001" /* the county coordinator of data/directory.json */
+#define VVG_UNIT "SE2321000131-E000000000001" /* the triage desk of data/directory.json */
 
 static avk_catalog_t *catalog;
 static const avk_schema_t *reported;
@@ -649,30 +649,66 @@ static const struct reroute_case reroutes[] = {
      "Göteborg (1480) angav en mottagare som inte kan användas: Västra Götalandsregionen (VGR) "
      "är den rapporterande parten"},
     {SEED_2021 ", Regionens ansvar: sluten vård",
-     "VGR rejects and only the reporting municipality remains: the county coordinator triages",
+     "VGR rejects and only the reporting municipality remains: the county's triage desk triages",
      INPATIENT_MEDICATION, 0, "VGR", NULL, NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
      "Varje part utom rapportören som kunde ta emot den har svarat fel mottagare"},
     {SEED_2021 ", A.14 Oenighet om tolkning av avtal; " SEED_2025
                ", Patientsäkerhet, oenighet och tvist (eskaleringstrappa)",
-     "both parties have rejected it: they disagree, the county coordinator triages by hand",
+     "both parties have rejected it: they disagree, the county's triage desk triages by hand",
      INPATIENT_MEDICATION, 1, "1482", NULL, NULL, "VGR", "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
      "Varje part utom rapportören som kunde ta emot den har svarat fel mottagare: parterna är "
-     "oeniga, och eskaleringstrappan gäller. Länets samordnare, Vårdsamverkan Västra Götaland "
-     "(VVG), länsgemensam samordning av avvikelser (" VVG_UNIT ") hos Västra Götalandsregionen "
-     "(VGR), sorterar den manuellt."},
+     "oeniga, och eskaleringstrappan gäller. Länets gemensamma sorteringsfunktion, "
+     "Avvikelsesamordning i samverkan, Vårdsamverkan Västra Götaland (partsgemensam) (" VVG_UNIT
+     "), sorterar den manuellt."},
     {SEED_2021 ", A.13 Avvikelser: avvikelserna ska hanteras skyndsamt",
      "the third re-routing is still allowed (max_reroutes 3)", PHYSICIAN_AT_SPECIAL_HOUSING, 2,
      "VGR", NULL, NULL, NULL, "1490", "", AVK_RULES_REROUTED, "R-MUNI-SPECIAL-HOUSING",
      "(omdirigering 3 av högst 3)"},
     {SEED_2025 ", Patientsäkerhet, oenighet och tvist: eskaleringstrappa",
-     "past the hop bound: the county coordinator triages by hand, whatever is suggested",
+     "past the hop bound: the county's triage desk triages by hand, whatever is suggested",
      PHYSICIAN_AT_SPECIAL_HOUSING, 3, "VGR", "1490", NULL, NULL, "VGR", VVG_UNIT, AVK_RULES_MANUAL,
      AVK_RULES_ID_MANUAL,
      "(omdirigering 4 av högst 3). Omdirigerad 3 gånger, det högsta reglerna tillåter. Länets "
-     "samordnare"},
+     "gemensamma sorteringsfunktion"},
 };
+
+/* The triage desk routes a MANUAL decision on: its suggestion wins past the hop bound and over
+ * earlier rejections; naming the reporter, or nobody, leaves the deviation at the desk. */
+START_TEST(the_triage_desk_routes_on_to_the_receiver_it_names)
+{
+        struct avk_rules_input in = input_of(&(struct situation)PHYSICIAN_AT_SPECIAL_HOUSING);
+        const char *earlier[2] = {"VGR", "1490"};
+        struct avk_rules_rejection rej = {.hop = 4,
+                                          .rejecting_party = "VGR",
+                                          .suggested_party = "1490",
+                                          .earlier_rejecting = earlier,
+                                          .earlier_rejecting_cnt = 2,
+                                          .by_desk = 1};
+        struct avk_rules_decision d;
+
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_REROUTED);
+        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_SUGGESTED);
+        ck_assert_str_eq(d.receiver_party, "1490");
+        ck_assert_int_eq(d.hop, 5);
+        ck_assert_contains(d.reason, "Länets gemensamma sorteringsfunktion skickar den vidare.");
+        rej.suggested_party = NULL;
+        rej.suggested_unit_hsa_id = "SE2120001561-SABO7";
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "SE2120001561-SABO7");
+        /* The reporter (Göteborg) is never the receiver, and no suggestion is no decision. */
+        rej.suggested_party = "1480";
+        rej.suggested_unit_hsa_id = NULL;
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
+        ck_assert_str_eq(d.receiver_unit_hsa_id, VVG_UNIT);
+        rej.suggested_party = NULL;
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
+}
+END_TEST
 
 START_TEST(a_wrong_receiver_response_reroutes)
 {
@@ -1053,7 +1089,7 @@ START_TEST(a_party_missing_from_a_partial_directory_is_passed_over)
         ck_assert_ptr_nonnull(partial);
         avk_rules_decide(rules, partial, &in, &d);
         /* 1492 is not in it: the rule is noted and passed over; the only
-         * other party is the reporting region, so the county coordinator
+         * other party is the reporting region, so the triage desk
          * triages by hand. */
         ck_assert_int_eq(d.kind, AVK_RULES_MANUAL);
         ck_assert_str_eq(d.receiver_party, "VGR");
@@ -1086,6 +1122,7 @@ static Suite *routing_suite(void)
 
         tcase_add_loop_test(reroute_tc, a_wrong_receiver_response_reroutes, 0,
                             (int)(sizeof(reroutes) / sizeof(reroutes[0])));
+        tcase_add_test(reroute_tc, the_triage_desk_routes_on_to_the_receiver_it_names);
         suite_add_tcase(s, reroute_tc);
 
         tcase_add_test(table_tc, every_rule_decides_some_row);

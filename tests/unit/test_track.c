@@ -17,6 +17,7 @@
 #define DEV   "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 #define OTHER "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
 #define DAY   (24 * 3600 * 1000LL)
+#define DESK  "SE2321000131-E000000000001" /* the county's triage desk (data/directory.json) */
 #define MAX   256
 
 struct seen {
@@ -30,6 +31,8 @@ struct seen {
         char cause[64];
         char rule[32];
         char party[16], counterpart[16]; /* an escalation's ladder and the other party, if any */
+        int wrong_receiver_region;       /* a status's record of who answered "wrong receiver" */
+        char wrong_receiver_municipality[16];
         int acked;
 };
 
@@ -64,6 +67,12 @@ static int record(void *opaque, const struct avk_track_action *a)
                 s->ack_deadline = a->u.status.acknowledge_deadline_at;
                 s->answer_deadline = a->u.status.answer_deadline_at;
                 s->time_to_answer = a->u.status.time_to_answer_ms;
+                s->wrong_receiver_region = a->u.status.wrong_receiver_region;
+                snprintf(s->wrong_receiver_municipality, sizeof(s->wrong_receiver_municipality),
+                         "%s",
+                         a->u.status.wrong_receiver_municipality
+                             ? a->u.status.wrong_receiver_municipality
+                             : "");
                 break;
         case AVK_TRACK_ESCALATION:
                 snprintf(s->id, sizeof(s->id), "%s", a->u.escalation.escalation_id);
@@ -107,7 +116,8 @@ static void ack_all(void)
 
 static avk_track_t *make(void)
 {
-        struct avk_track_options o = {.policy = policy, .sink = record, .kept_max = 4};
+        struct avk_track_options o = {
+            .policy = policy, .sink = record, .kept_max = 4, .desk_hsa_id = DESK};
         avk_track_t *track = avk_track_new(&o);
         ck_assert_ptr_nonnull(track);
         return track;
@@ -131,8 +141,10 @@ static void teardown(void)
         avk_deadlines_destroy(policy);
 }
 
-static enum avk_track_result routed_to(const char *dev, int hop, const char *receiver,
-                                       const char *harm, int64_t at)
+/* Hop hop of dev, reported by reporter, to receiver (unit: NULL, or DESK for the triage desk). */
+static enum avk_track_result route(const char *dev, int hop, const char *reporter,
+                                   const char *receiver, const char *unit, const char *harm,
+                                   int64_t at)
 {
         char event[64];
         snprintf(event, sizeof(event), "e%d-%s", hop, dev);
@@ -140,14 +152,26 @@ static enum avk_track_result routed_to(const char *dev, int hop, const char *rec
                                       .deviation_id = dev,
                                       .routed_at = at,
                                       .hop = hop,
-                                      .reporter_party = "1480",
+                                      .reporter_party = reporter,
                                       .receiver_party = receiver,
-                                      .receiver_unit = NULL,
+                                      .receiver_unit = unit,
                                       .category = "DISCHARGE_PLANNING",
                                       .harm_level = harm,
                                       .lex_maria = 0,
                                       .partition = 2};
         return avk_track_routed(t, &in);
+}
+
+static enum avk_track_result routed_to(const char *dev, int hop, const char *receiver,
+                                       const char *harm, int64_t at)
+{
+        return route(dev, hop, "1480", receiver, NULL, harm, at);
+}
+
+static enum avk_track_result routed_hop(int hop, const char *reporter, const char *receiver,
+                                        const char *unit, int64_t at)
+{
+        return route(DEV, hop, reporter, receiver, unit, "LOW", at);
 }
 
 static enum avk_track_result routed(int64_t at)
@@ -436,6 +460,133 @@ START_TEST(a_manual_forum_step_waits_for_confirmation_by_either_party)
 }
 END_TEST
 
+/* ---- both sides answer "wrong receiver" ---- */
+
+/* The receiver of each hop in turn answers "wrong receiver"; then routing, with nobody left, sends
+ * the deviation to the triage desk at the next hop. */
+static void rejected_by_all_then_desk(const char *reporter, const char *const *receivers, int cnt)
+{
+        int64_t at = t0;
+        for (int hop = 0; hop < cnt; hop++) {
+                char id[16];
+                snprintf(id, sizeof(id), "w%d", hop);
+                ck_assert_int_eq(routed_hop(hop, reporter, receivers[hop], NULL, at),
+                                 AVK_TRACK_APPLIED);
+                ck_assert_int_eq(respond(id, AVK_TRACK_REJECT, receivers[hop], at + 3600000),
+                                 AVK_TRACK_APPLIED);
+                at += DAY;
+        }
+        ck_assert_int_eq(routed_hop(cnt, reporter, "VGR", DESK, at), AVK_TRACK_APPLIED);
+}
+
+START_TEST(both_sides_answering_wrong_receiver_start_the_local_forum_on_both_sides)
+{
+        /* A municipality reports; the region answers "wrong receiver"; the reporter counts for
+         * its own side (routing excludes it), so routing has nobody left: both sides declined. */
+        rejected_by_all_then_desk("1480", (const char *const[]){"VGR"}, 1);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "VGR", "1480");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1480", "VGR");
+        ck_assert_str_ne(seen[seen_cnt - 2].id, seen[seen_cnt - 1].id);
+        const struct seen *s = last(AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->state, AVK_TRACK_ESCALATED);
+        ck_assert_int_eq(s->step, AVK_TRACK_STEP_LOCAL_FORUM);
+        ck_assert_int_eq(s->hop, 1);
+        ck_assert(s->wrong_receiver_region);
+        ck_assert_str_eq(s->wrong_receiver_municipality, "");
+
+        /* The region reports; a municipality, then the patient's municipality, answer "wrong
+         * receiver": the forum is the last municipality's and the region's. */
+        avk_track_destroy(t);
+        t = make();
+        seen_cnt = acked_upto = 0;
+        rejected_by_all_then_desk("VGR", (const char *const[]){"1490", "1480"}, 2);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "VGR", "1480");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1480", "VGR");
+        ck_assert(!last(AVK_TRACK_STATUS)->wrong_receiver_region);
+        ck_assert_str_eq(last(AVK_TRACK_STATUS)->wrong_receiver_municipality, "1480");
+
+        /* The next hop is read before the "wrong receiver" that caused it (two topics): the
+         * router routes again only on the receiver's "wrong receiver", so the hop says it. */
+        avk_track_destroy(t);
+        t = make();
+        seen_cnt = acked_upto = 0;
+        routed_hop(0, "1480", "VGR", NULL, t0);
+        ck_assert_int_eq(routed_hop(1, "1480", "VGR", DESK, t0 + DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2);
+        ck_assert_int_eq(respond("w0", AVK_TRACK_REJECT, "VGR", t0 + 3600000), AVK_TRACK_STALE);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2);
+}
+END_TEST
+
+START_TEST(the_desk_without_both_sides_declining_starts_no_ladder)
+{
+        /* Routed to the desk at once (no party could take it): nobody answered anything. */
+        ck_assert_int_eq(routed_hop(0, "1480", "VGR", DESK, t0), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 0);
+        /* Only municipalities declined a municipality's report: one side, no disagreement
+         * between the parties; the desk triages. */
+        avk_track_destroy(t);
+        t = make();
+        seen_cnt = acked_upto = 0;
+        rejected_by_all_then_desk("1480", (const char *const[]){"1490", "1401"}, 2);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 0);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->state, AVK_TRACK_ROUTED);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->step, AVK_TRACK_STEP_NONE);
+        /* Both sides declined, but routing found another receiver: no forum yet. */
+        avk_track_destroy(t);
+        t = make();
+        seen_cnt = acked_upto = 0;
+        routed_hop(0, "1480", "VGR", NULL, t0);
+        respond("w0", AVK_TRACK_REJECT, "VGR", t0 + 1000);
+        ck_assert_int_eq(routed_hop(1, "1480", "1490", NULL, t0 + DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 0);
+        ck_assert(last(AVK_TRACK_STATUS)->wrong_receiver_region);
+}
+END_TEST
+
+START_TEST(the_desks_wrong_receiver_is_not_a_rejection_and_its_deadlines_run)
+{
+        ck_assert_int_eq(routed_hop(0, "1480", "VGR", DESK, t0), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(respond("w-desk", AVK_TRACK_REJECT, "VGR", t0 + 1000),
+                         AVK_TRACK_NOT_EXPECTED);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->state, AVK_TRACK_ROUTED);
+        int64_t ack_deadline = deadline(&terms("LOW")->acknowledge, t0);
+        ack_all();
+        advance(avk_deadline_before(&terms("LOW")->remind_before, ack_deadline));
+        ck_assert_int_eq(count(AVK_TRACK_REMINDER, 0), 1);
+        ack_all();
+        advance(ack_deadline);
+        ck_assert(last(AVK_TRACK_STATUS)->overdue);
+}
+END_TEST
+
+START_TEST(a_manual_forum_step_about_responsibility_waits_for_the_region_or_its_municipality)
+{
+        use_policy("\"manual_steps\": [\"LOCAL_FORUM\"]");
+        rejected_by_all_then_desk("VGR", (const char *const[]){"1480"}, 1);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 0);
+        ck_assert_int_eq(last(AVK_TRACK_STATUS)->pending, AVK_TRACK_STEP_LOCAL_FORUM);
+        ck_assert_int_eq(respond("c-other", AVK_TRACK_CONFIRM, "1490", t0 + 2 * DAY),
+                         AVK_TRACK_NOT_PARTY);
+        ck_assert_int_eq(respond("c1", AVK_TRACK_CONFIRM, "1480", t0 + 2 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, 0), 2);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "VGR", "1480");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1480", "VGR");
+        const struct seen *s = &seen[seen_cnt - 3];
+        ck_assert_int_eq(s->kind, AVK_TRACK_STATUS);
+        ck_assert_int_eq(s->state, AVK_TRACK_ESCALATED);
+        ck_assert_int_eq(s->pending, AVK_TRACK_STEP_NONE);
+}
+END_TEST
+
 /* ---- order, duplicates, parties ---- */
 
 START_TEST(a_response_before_its_routing_is_kept_and_applied_when_it_arrives)
@@ -658,6 +809,40 @@ static struct avk_track_status status_of(const struct seen *s, int64_t acked_at)
                                          .partition = 2};
 }
 
+/* The escalation s read back from topic.escalated, on party's ladder naming counterpart. */
+static struct avk_track_escalation escalation_of(const struct seen *s, const char *party,
+                                                 const char *counterpart)
+{
+        struct avk_track_escalation e = {.deviation_id = DEV,
+                                         .escalated_at = s->at,
+                                         .hop = s->hop,
+                                         .party = party,
+                                         .counterpart = counterpart,
+                                         .step = s->step,
+                                         .reason = (enum avk_track_reason)s->reason,
+                                         .deadline_at = s->deadline,
+                                         .partition = 2};
+        snprintf(e.escalation_id, sizeof(e.escalation_id), "%s", s->id);
+        return e;
+}
+
+/* A rebuild that read back only read (on party's ladder, naming counterpart) of a step's two
+ * escalations writes the other, missing, again with its id, and no status record. */
+static void assert_rebuild_writes_the_missing_half(const struct seen *read, const char *party,
+                                                   const char *counterpart,
+                                                   const struct seen *missing, int before)
+{
+        struct avk_track_escalation e = escalation_of(read, party, counterpart);
+        ck_assert_int_eq(avk_track_restore_escalation(t, &e), 0);
+        ck_assert_int_eq(avk_track_restore_done(t, 2), 1);
+        ck_assert_int_eq(count(AVK_TRACK_STATUS, before), 0);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 1);
+        const struct seen *again = last(AVK_TRACK_ESCALATION);
+        ck_assert_str_eq(again->id, missing->id);
+        assert_escalation(again, missing->step, (enum avk_track_reason)missing->reason,
+                          missing->party, missing->counterpart);
+}
+
 START_TEST(a_rebuild_fires_what_passed_while_down_and_nothing_twice)
 {
         routed(t0);
@@ -700,15 +885,7 @@ START_TEST(a_rebuild_writes_the_half_of_an_escalation_that_is_missing)
         struct seen escalated_rec = *last(AVK_TRACK_STATUS);
         struct seen esc = *last(AVK_TRACK_ESCALATION);
         ck_assert_int_eq(escalated_rec.state, AVK_TRACK_ESCALATED);
-        struct avk_track_escalation e = {.deviation_id = DEV,
-                                         .escalated_at = esc.at,
-                                         .hop = 0,
-                                         .party = "VGR",
-                                         .step = esc.step,
-                                         .reason = esc.reason,
-                                         .deadline_at = esc.deadline,
-                                         .partition = 2};
-        snprintf(e.escalation_id, sizeof(e.escalation_id), "%s", esc.id);
+        struct avk_track_escalation e = escalation_of(&esc, "VGR", NULL);
 
         /* Crash 1: the escalation was written, its status record was not. */
         avk_track_destroy(t);
@@ -768,23 +945,71 @@ START_TEST(a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing)
         avk_track_restore_status(t, &v1);
         avk_track_restore_status(t, &v2);
         avk_track_restore_status(t, &v3);
-        struct avk_track_escalation e = {.deviation_id = DEV,
-                                         .escalated_at = receiver_side.at,
-                                         .hop = 0,
-                                         .party = "VGR",
-                                         .counterpart = "1480",
-                                         .step = receiver_side.step,
-                                         .reason = AVK_TRACK_ANSWER_DISPUTED,
-                                         .deadline_at = AVK_TRACK_NONE,
-                                         .partition = 2};
-        snprintf(e.escalation_id, sizeof(e.escalation_id), "%s", receiver_side.id);
-        ck_assert_int_eq(avk_track_restore_escalation(t, &e), 0);
-        ck_assert_int_eq(avk_track_restore_done(t, 2), 1);
-        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 1);
-        const struct seen *again = last(AVK_TRACK_ESCALATION);
-        ck_assert_str_eq(again->id, reporter_side.id);
-        assert_escalation(again, AVK_TRACK_STEP_MANAGER, AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
-        ck_assert_int_eq(count(AVK_TRACK_STATUS, before), 0);
+        assert_rebuild_writes_the_missing_half(&receiver_side, "VGR", "1480", &reporter_side,
+                                               before);
+        assert_escalation(last(AVK_TRACK_ESCALATION), AVK_TRACK_STEP_MANAGER,
+                          AVK_TRACK_ANSWER_DISPUTED, "1480", "VGR");
+}
+END_TEST
+
+/* Who declined is in the changelog's latest record: a tracker rebuilt from it (a compacted
+ * changelog keeps no earlier hop) still sees both sides decline at the next hop. */
+START_TEST(a_rebuild_keeps_who_answered_wrong_receiver)
+{
+        /* Göteborg reports; the region, then Borås answer "wrong receiver"; the tracker restarts
+         * at Borås's hop. Only the restored record says the region declined. */
+        routed_hop(0, "1480", "VGR", NULL, t0);
+        routed_hop(1, "1480", "1490", NULL, t0 + DAY);
+        ack_all();
+        struct seen hop1 = *last(AVK_TRACK_STATUS);
+        ck_assert(hop1.wrong_receiver_region);
+        avk_track_destroy(t);
+        t = make();
+        struct avk_track_status v = status_of(&hop1, AVK_TRACK_NONE);
+        v.receiver_party = "1490";
+        v.wrong_receiver_region = hop1.wrong_receiver_region;
+        avk_track_restore_status(t, &v);
+        avk_track_restore_done(t, 2);
+        int before = seen_cnt;
+        ck_assert_int_eq(routed_hop(2, "1480", "VGR", DESK, t0 + 2 * DAY), AVK_TRACK_APPLIED);
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, before), 2);
+        assert_escalation(&seen[seen_cnt - 2], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "VGR", "1490");
+        assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1490", "VGR");
+}
+END_TEST
+
+START_TEST(a_rebuild_writes_the_municipalitys_side_of_a_forum_about_responsibility)
+{
+        rejected_by_all_then_desk("1480", (const char *const[]){"VGR"}, 1);
+        ack_all();
+        struct seen escalated = seen[seen_cnt - 3];
+        struct seen region_side = seen[seen_cnt - 2];
+        struct seen municipality_side = seen[seen_cnt - 1];
+        ck_assert_int_eq(escalated.state, AVK_TRACK_ESCALATED);
+        avk_track_destroy(t);
+        t = make();
+        int before = seen_cnt;
+        struct avk_track_status v = status_of(&escalated, AVK_TRACK_NONE);
+        v.receiver_unit = DESK;
+        v.wrong_receiver_region = escalated.wrong_receiver_region;
+        avk_track_restore_status(t, &v);
+        assert_rebuild_writes_the_missing_half(&region_side, "VGR", "1480", &municipality_side,
+                                               before);
+        assert_escalation(last(AVK_TRACK_ESCALATION), AVK_TRACK_STEP_LOCAL_FORUM,
+                          AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1480", "VGR");
+        /* With both sides read back, a rebuild writes nothing. */
+        avk_track_destroy(t);
+        t = make();
+        before = seen_cnt;
+        avk_track_restore_status(t, &v);
+        struct avk_track_escalation region = escalation_of(&region_side, "VGR", "1480");
+        struct avk_track_escalation municipality = escalation_of(&municipality_side, "1480", "VGR");
+        avk_track_restore_escalation(t, &region);
+        avk_track_restore_escalation(t, &municipality);
+        ck_assert_int_eq(avk_track_restore_done(t, 2), 0);
+        ck_assert_int_eq(seen_cnt, before);
 }
 END_TEST
 
@@ -797,7 +1022,7 @@ START_TEST(states_steps_reasons_and_kinds_carry_the_schemas_symbols)
                                             "COUNTY_FORUM"};
         static const char *const reasons[] = {"ACKNOWLEDGE_DEADLINE_PASSED",
                                               "ANSWER_DEADLINE_PASSED", "ANSWER_DISPUTED",
-                                              "DELIVERY_FAILED"};
+                                              "DELIVERY_FAILED", "WRONG_RECEIVER_BOTH_SIDES"};
         static const char *const kinds[] = {"ACKNOWLEDGED", "ANSWERED", "REJECTED_WRONG_RECEIVER",
                                             "DISPUTED", "ESCALATION_CONFIRMED"};
 
@@ -851,10 +1076,17 @@ int main(void)
         tcase_add_test(tc, disputes_climb_to_the_forums_on_both_sides_and_stop_at_the_county_forum);
         tcase_add_test(tc, a_manual_forum_step_waits_for_confirmation_by_either_party);
         tcase_add_test(tc, a_failed_delivery_escalates_to_the_manager_once);
+        tcase_add_test(tc, both_sides_answering_wrong_receiver_start_the_local_forum_on_both_sides);
+        tcase_add_test(tc, the_desk_without_both_sides_declining_starts_no_ladder);
+        tcase_add_test(tc, the_desks_wrong_receiver_is_not_a_rejection_and_its_deadlines_run);
+        tcase_add_test(
+            tc, a_manual_forum_step_about_responsibility_waits_for_the_region_or_its_municipality);
         tcase_add_test(tc, timers_wait_for_outputs_in_flight);
         tcase_add_test(tc, a_rebuild_fires_what_passed_while_down_and_nothing_twice);
         tcase_add_test(tc, a_rebuild_writes_the_half_of_an_escalation_that_is_missing);
         tcase_add_test(tc, a_rebuild_writes_the_reporters_side_of_a_disagreement_when_missing);
+        tcase_add_test(tc, a_rebuild_keeps_who_answered_wrong_receiver);
+        tcase_add_test(tc, a_rebuild_writes_the_municipalitys_side_of_a_forum_about_responsibility);
         tcase_add_test(tc, states_steps_reasons_and_kinds_carry_the_schemas_symbols);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);

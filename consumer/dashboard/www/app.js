@@ -113,6 +113,35 @@ function nyckeltal(s) {
   }
 }
 
+// A share as "12,5 %", "–" when nothing to share.
+function andel(x) {
+  return x === null ? '–' : procent.format(x);
+}
+
+/* A table of how clear the allocation was, one row per item (a month, a
+ * sub-agreement, a care setting) under the heading vad. */
+function tydlighet(id, vad, items, etikett) {
+  const box = document.getElementById(id);
+  clear(box);
+  const table = el('table');
+  const head = el('tr');
+  head.appendChild(el('th', vad));
+  for (const rubrik of ['Antal', 'Fel mottagare', 'Triage', 'Manuell triage']) head.appendChild(el('th', rubrik, 'num'));
+  table.appendChild(el('thead')).appendChild(head);
+  const tbody = table.appendChild(el('tbody'));
+  for (const item of items) {
+    const tr = el('tr');
+    tr.appendChild(el('td', etikett(item)));
+    tr.appendChild(el('td', tal.format(item.count), 'num'));
+    tr.appendChild(el('td', andel(item.wrong_receiver_rate), 'num'));
+    tr.appendChild(el('td', andel(item.triage_rate), 'num'));
+    tr.appendChild(el('td', andel(item.manual_triage_rate), 'num'));
+    tbody.appendChild(tr);
+  }
+  if (!items.length) tomRad(tbody, 5, 'Inga avvikelser.');
+  box.appendChild(table);
+}
+
 function matt(id, fordelning) {
   const p = document.getElementById(id);
   p.textContent = fordelning.count === 0 ? 'Inga mätvärden ännu.'
@@ -162,7 +191,7 @@ function tabeller(s) {
   for (const a of s.latest) {
     const tr = el('tr');
     tr.appendChild(el('td', a.deviation_id, 'kod'));
-    tr.appendChild(el('td', a.reported_at.slice(0, 10)));
+    tr.appendChild(el('td', a.reported_at_local));
     partcell(tr, a, 'reporter');
     partcell(tr, a, 'receiver');
     tr.appendChild(el('td', a.category_label));
@@ -185,7 +214,7 @@ function forsenade(f) {
     partcell(tr, a, 'reporter');
     partcell(tr, a, 'receiver');
     tr.appendChild(el('td', a.category_label));
-    tr.appendChild(el('td', a.deadline_label));
+    tr.appendChild(el('td', `${a.deadline_label}, ${a.deadline_at_local}`));
     tr.appendChild(el('td', tal.format(a.days_overdue), 'num'));
     tr.appendChild(el('td', a.excerpt, 'utdrag'));
     tbody.appendChild(tr);
@@ -221,6 +250,7 @@ async function ladda() {
     ]);
     arsval(s, valt);
     nyckeltal(s);
+    document.getElementById('tidsgrans-grund').textContent = `${s.deadline.basis_label}.`;
     stapeldiagram('diagram-manad', s.by_month, (i) => manadsetikett(i, s.year !== null), 'Avvikelser per månad');
     liggandediagram('diagram-kategori', s.by_category, 'Avvikelser per kategori');
     liggandediagram('diagram-skadegrad', s.by_harm, 'Avvikelser per skadegrad');
@@ -230,9 +260,14 @@ async function ladda() {
     stapeldiagram('diagram-svar', s.response_time.answer.buckets, (i) => i.label, 'Tid till svar');
     matt('matt-kvittens', s.response_time.acknowledge);
     matt('matt-svar', s.response_time.answer);
+    liggandediagram('diagram-avtal', s.by_agreement, 'Avvikelser per delöverenskommelse');
+    liggandediagram('diagram-vardform', s.by_care_setting, 'Avvikelser per vårdform');
+    tydlighet('tydlighet-manad', 'Månad', s.clarity_by_month, (i) => manadsetikett(i, s.year !== null));
+    tydlighet('tydlighet-avtal', 'Delöverenskommelse', s.by_agreement, (i) => i.label);
+    tydlighet('tydlighet-vardform', 'Vårdform', s.by_care_setting, (i) => i.label);
     tabeller(s);
     forsenade(f);
-    visa(`Uppdaterad ${new Date().toLocaleString('sv-SE')}. ${s.year === null ? 'Alla år' : `År ${s.year}`}.`);
+    visa(`Uppdaterad ${s.now_local} (svensk tid). ${s.year === null ? 'Alla år' : `År ${s.year}`}.`);
   } catch (e) {
     visa(`Kunde inte hämta statistiken (${e.message}).`, true);
   }
