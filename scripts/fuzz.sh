@@ -3,7 +3,9 @@
 # directory, build-fuzz) and runs each for SECONDS (default 600), seeded from
 # real records: deploy/samples and a response for the JSON paths,
 # tests/data/fhir for the FHIR mapping, those records encoded
-# (seed_corpus) for the Avro check and the decoder. The test command runs it
+# (seed_corpus) for the Avro check and the decoder, request heads (smuggling
+# attempts among them, tests/fuzz/seeds/httphead) for the HTTP server's
+# framing check. The test command runs it
 # for 20 s a harness. A finding stops the run: libFuzzer prints the fault and
 # writes the input to build-fuzz/findings/; rerun one with
 # build-fuzz/tests/fuzz/fuzz_<name> <file>.
@@ -15,12 +17,13 @@ CC=clang cmake -S . -B build-fuzz -DAVK_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInf
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 bin=build-fuzz/tests/fuzz
 corpus=build-fuzz/corpus
-mkdir -p "$corpus/json" "$corpus/fhir" build-fuzz/findings
+mkdir -p "$corpus/json" "$corpus/fhir" "$corpus/httphead" build-fuzz/findings
 "$bin/seed_corpus" "$corpus" >/dev/null
-for harness in binary codec json fhir; do
+for harness in binary codec json fhir httphead; do
         case $harness in
         json) seeds="deploy/samples tests/fuzz/seeds/json" ;;
         fhir) seeds="tests/data/fhir" ;;
+        httphead) seeds="tests/fuzz/seeds/httphead" ;;
         *) seeds="" ;;
         esac
         echo "== fuzz_$harness, $seconds s"

@@ -34,6 +34,7 @@
 #include <microhttpd.h>
 #include <openssl/rand.h>
 
+#include "common/http/httphead.h"
 #include "common/http/netaddr.h"
 #include "common/util/log.h"
 #include "common/util/secret.h"
@@ -54,6 +55,17 @@
  * connections would be a flood of lines. At most LOG_BURST a window. */
 #define LOG_BURST    5
 #define LOG_WINDOW_S 10
+
+/* Why a connection ended without an answer (avk_http_connections_aborted_total). */
+enum abort_reason {
+        ABORT_BEFORE_REQUEST, /* closed, or timed out, before a request's head was in */
+        ABORT_TIMEOUT,        /* idle past a timeout in a request */
+        ABORT_CLIENT_CLOSED,  /* the client went away in a request */
+        ABORT_ERROR,          /* closed by the server in a request (a body far over the limit) */
+        ABORT_CNT
+};
+static const char *const abort_names[ABORT_CNT] = {"before_request", "timeout", "client_closed",
+                                                   "error"};
 
 enum stage {
         STAGE_BODY,     /* reading the body */
@@ -109,6 +121,14 @@ struct avk_httpd {
         pthread_mutex_t log_lock; /* the log_ fields */
         time_t log_window;        /* start of the window, monotonic seconds */
         unsigned log_lines, log_suppressed;
+        /* On conf.metrics, when set: connections that ended without an
+         * answer, by reason, and the library's warnings not logged. */
+        avk_metric_t *aborted[ABORT_CNT], *suppressed;
+};
+
+/* A connection's own state, from its start to its close. */
+struct connection {
+        unsigned requests; /* begun on it */
 };
 
 /* ---- answers ------------------------------------------------------------ */
@@ -385,43 +405,27 @@ void avk_httpd_req_add_header(avk_httpd_req_t *req, const char *name, const char
 
 /* ---- the checks made when the headers are in ------------------------------ */
 
-struct framing {
-        int content_lengths, transfer_encodings, lengths_differ, bad_name;
-        const char *content_length;
-};
-
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *name,
-                                   const char *value)
+                                   size_t name_len, const char *value, size_t value_len)
 {
         (void)kind;
-        struct framing *f = cls;
-        if (strpbrk(name, " \t"))
-                f->bad_name = 1;
-        if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-                f->transfer_encodings++;
-        if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-                if (f->content_lengths++ && strcmp(f->content_length, value ? value : "") != 0)
-                        f->lengths_differ = 1;
-                f->content_length = value ? value : "";
-        }
+        avk_httphead_field(cls, name, name_len, value ? value : "", value ? value_len : 0);
         return MHD_YES;
 }
 
 /* RFC 9112 section 6: a message whose framing two parties could read
  * differently is refused, and its connection closed, before any body byte
- * is read - the bytes after it could otherwise run as another request.
- * NULL when the framing is unambiguous, else why. */
-static const char *ambiguous_framing(struct MHD_Connection *conn)
+ * is read - the bytes after it could otherwise run as another request
+ * (common/http/httphead.h has the rules). NULL when the framing is
+ * unambiguous, else why; *length is the declared Content-Length, or 0. */
+static const char *ambiguous_framing(struct MHD_Connection *conn, const char *version,
+                                     uint64_t *length)
 {
-        struct framing f = {0};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
-        if (f.bad_name)
-                return "a header name holds white space (before its colon?)";
-        if (f.transfer_encodings && f.content_lengths)
-                return "both Content-Length and Transfer-Encoding";
-        if (f.lengths_differ)
-                return "Content-Length given twice with different values";
-        return NULL;
+        struct avk_httphead head;
+        avk_httphead_init(&head, strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, &head);
+        *length = head.content_lengths ? head.content_length : 0;
+        return avk_httphead_verdict(&head);
 }
 
 /* Whether path matches pattern; each {name} takes one non-empty segment,
@@ -521,10 +525,11 @@ static int host_allowed(const char *list, const char *host)
 }
 
 /* Answers req when it is to be refused from its headers alone. */
-static void check_headers(avk_httpd_req_t *req, const char *path)
+static void check_headers(avk_httpd_req_t *req, const char *path, const char *version)
 {
         avk_httpd_t *httpd = req->httpd;
-        const char *framing = ambiguous_framing(req->conn);
+        uint64_t declared;
+        const char *framing = ambiguous_framing(req->conn, version, &declared);
         if (framing) {
                 avk_httpd_req_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
                 own_answer(req, MHD_HTTP_BAD_REQUEST, "ambiguous request framing",
@@ -566,12 +571,11 @@ static void check_headers(avk_httpd_req_t *req, const char *path)
                 return;
         }
         req->keep_body = strcmp(req->route->method, MHD_HTTP_METHOD_GET) != 0;
-        const char *cl = avk_httpd_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
         if (req->keep_body && declared > httpd->conf.max_body) {
                 avk_httpd_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large",
-                                "body: %llu bytes is over the limit of %zu bytes%s%s%s", declared,
-                                httpd->conf.max_body, httpd->conf.max_body_key ? " (" : "",
+                                "body: %" PRIu64 " bytes is over the limit of %zu bytes%s%s%s",
+                                declared, httpd->conf.max_body,
+                                httpd->conf.max_body_key ? " (" : "",
                                 httpd->conf.max_body_key ? httpd->conf.max_body_key : "",
                                 httpd->conf.max_body_key ? ")" : "");
                 return;
@@ -659,13 +663,39 @@ static void set_timeout(struct MHD_Connection *conn, unsigned seconds)
                 MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
 }
 
+static void count_abort(avk_httpd_t *httpd, enum abort_reason reason)
+{
+        if (httpd->aborted[reason])
+                avk_metric_add(httpd->aborted[reason], 1);
+}
+
+/* A connection closed before any request began on it is one a client gave
+ * up on, or never meant to use: counted, not logged (a flood of them would
+ * be a flood of lines). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-        (void)socket_context;
-        const avk_httpd_t *httpd = cls;
-        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        avk_httpd_t *httpd = cls;
+        struct connection *c = *socket_context;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
                 set_timeout(conn, httpd->conf.header_timeout_s);
+                *socket_context = calloc(1, sizeof(struct connection));
+                return;
+        }
+        if (c && c->requests == 0)
+                count_abort(httpd, ABORT_BEFORE_REQUEST);
+        free(c);
+        *socket_context = NULL;
+}
+
+/* Notes a request's start on its connection. */
+static void connection_used(struct MHD_Connection *conn)
+{
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct connection *c = info ? info->socket_context : NULL;
+        if (c)
+                c->requests++;
 }
 
 static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *conn,
@@ -678,6 +708,7 @@ static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *c
         req->conn = conn;
         snprintf(req->method, sizeof(req->method), "%s", method);
         req->path = path;
+        connection_used(conn);
         clock_gettime(CLOCK_MONOTONIC, &req->started);
         pthread_mutex_init(&req->lock, NULL);
         set_request_id(req);
@@ -691,7 +722,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
-        (void)version;
         avk_httpd_t *httpd = cls;
         avk_httpd_req_t *req = *con_cls;
         if (!req) {
@@ -699,7 +729,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                         return MHD_NO;
                 *con_cls = req;
                 set_timeout(conn, httpd->conf.body_timeout_s);
-                check_headers(req, url);
+                check_headers(req, url, version);
                 return is_settled(req) ? queue(req) : MHD_YES;
         }
         if (*upload_size) {
@@ -725,6 +755,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (!req)
                 return;
         req->completed = why == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+        if (why == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+                count_abort(httpd, ABORT_TIMEOUT);
+        else if (why == MHD_REQUEST_TERMINATED_READ_ERROR ||
+                 why == MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+                count_abort(httpd, ABORT_CLIENT_CLOSED);
+        else if (why == MHD_REQUEST_TERMINATED_WITH_ERROR)
+                count_abort(httpd, ABORT_ERROR);
         if (httpd->conf.on_done)
                 httpd->conf.on_done(req, httpd->conf.opaque);
         /* A thread that answered req may still be leaving its lock. */
@@ -763,8 +800,11 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
         if (suppressed)
                 avk_log(AVK_LOG_WARN, "http", "%u more warnings of libmicrohttpd not logged",
                         suppressed);
-        if (!show)
+        if (!show) {
+                if (httpd->suppressed)
+                        avk_metric_add(httpd->suppressed, 1);
                 return;
+        }
         char line[512];
         vsnprintf(line, sizeof(line), fmt, ap);
         line[strcspn(line, "\n")] = '\0';
@@ -826,6 +866,31 @@ static void add_probes(avk_httpd_t *httpd)
 }
 
 /* ---- start and stop ----------------------------------------------------- */
+
+/* The server's own series on conf.metrics, when it is set. */
+static int register_metrics(avk_httpd_t *httpd)
+{
+        avk_metrics_t *m = httpd->conf.metrics;
+        if (!m)
+                return 0;
+        avk_metric_family_t *aborted = avk_metrics_counter(
+            m, "avk_http_connections_aborted_total",
+            "Connections and requests that ended without an answer, by reason: before_request "
+            "(closed or timed out before a request's head was in), timeout, client_closed, error.",
+            (const char *[]){"reason", NULL});
+        avk_metric_family_t *suppressed =
+            avk_metrics_counter(m, "avk_http_log_suppressed_total",
+                                "Warnings of libmicrohttpd not logged, past the log's rate limit.",
+                                (const char *[]){NULL});
+        if (!aborted || !suppressed)
+                return -1;
+        for (size_t r = 0; r < ABORT_CNT; r++)
+                if (!(httpd->aborted[r] =
+                          avk_metrics_series(aborted, (const char *[]){abort_names[r]})))
+                        return -1;
+        httpd->suppressed = avk_metrics_series(suppressed, NULL);
+        return httpd->suppressed ? 0 : -1;
+}
 
 /* Reads a PEM file of the TLS configuration (key names its configuration key). */
 static char *read_pem(const char *path, const char *key, size_t *len, char *errstr,
@@ -937,6 +1002,11 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
         pthread_mutex_init(&httpd->log_lock, NULL);
         httpd->log_window = -LOG_WINDOW_S;
         add_probes(httpd);
+        if (register_metrics(httpd) != 0) {
+                snprintf(errstr, errstr_size,
+                         "the server's metrics cannot be registered (taken, or out of memory)");
+                goto fail;
+        }
         if (RAND_bytes((unsigned char *)&httpd->id_prefix, sizeof(httpd->id_prefix)) != 1) {
                 snprintf(errstr, errstr_size, "no random bytes for request ids");
                 goto fail;

@@ -20,7 +20,8 @@ const struct avk_topic avk_topics[] = {
     {"topic.reminder", "DeadlineReminder", 0},
     {"topic.feedback", "DeviationFeedback", 0},
     {"topic.deadletter", NULL, 1},
-    {"topic.notify.retry", NULL, 0}, /* avvik notify's own: docs/notify.md, "Retry topic" */
+    {"topic.notify.retry", NULL, 0},    /* avvik notify's own: docs/notify.md, "Retry topic" */
+    {"topic.intake.receipts", NULL, 0}, /* the intake's ids only: docs/intake.md, "Receipts" */
 };
 const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);
 
@@ -71,6 +72,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 
 /* Every avvik producer's partitioner (avk_kafka_producer_new()). */
 #define PARTITIONER "murmur2_random"
+/* Every avvik consumer's isolation (avk_kafka_consumer_new()). */
+#define ISOLATION "read_committed"
 
 rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
@@ -86,6 +89,14 @@ rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t er
                                  "%s (the Java client's), which co-partitioning with other "
                                  "clients needs",
                                  value, PARTITIONER);
+                        goto fail;
+                }
+                if (strcmp(name, "isolation.level") == 0 && strcmp(value, ISOLATION) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "kafka.isolation.level: is %s, but avvik's consumers read %s: "
+                                 "the intake's aborted transactions must stay unseen "
+                                 "(docs/intake.md, \"Receipts\")",
+                                 value, ISOLATION);
                         goto fail;
                 }
                 if (conf_set(conf, name, value, errstr, errstr_size) != 0)
@@ -125,13 +136,31 @@ rd_kafka_t *avk_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr, size_t e
 rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, char *errstr,
                                    size_t errstr_size)
 {
+        /* read_committed is librdkafka's default too; said here because the
+         * intake's exactly-once rests on it: a record of an aborted
+         * transaction is never seen (docs/intake.md, "Receipts"). */
         if (conf_set(conf, "group.id", group, errstr, errstr_size) != 0 ||
-            conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0)
+            conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0 ||
+            conf_set(conf, "isolation.level", ISOLATION, errstr, errstr_size) != 0)
                 return NULL;
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
         if (rk)
                 rd_kafka_poll_set_consumer(rk);
         return rk;
+}
+
+void avk_kafka_instance_id(const avk_config_t *cfg, const char *component, char *buf, size_t size)
+{
+        const char *name = avk_config_get(cfg, "instance.name");
+        if (name) {
+                snprintf(buf, size, "%s", name);
+                return;
+        }
+        char host[256];
+        if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(buf, size, "%s-%s", host, component);
 }
 
 int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int timeout_ms,

@@ -63,7 +63,8 @@ void avk_kafka_default_bootstrap_file(char *buf, size_t size);
 /**
  * @brief A librdkafka configuration from cfg's kafka.* keys, with
  * bootstrap.servers resolved. @returns NULL with the reason in errstr, also
- * for a kafka.partitioner other than murmur2_random.
+ * for a kafka.partitioner other than murmur2_random and a
+ * kafka.isolation.level other than read_committed.
  */
 rd_kafka_conf_t *avk_kafka_conf(const avk_config_t *cfg, char *errstr, size_t errstr_size);
 
@@ -83,11 +84,19 @@ int avk_kafka_assign_all(rd_kafka_t *rk, const char *topic, int64_t offset, int 
                          int *partitions, char *errstr, size_t errstr_size);
 
 /**
- * @brief A consumer in group, offsets stored by the caller after processing.
+ * @brief A consumer in group, offsets stored by the caller after processing,
+ * reading committed records only (isolation.level=read_committed).
  * conf is consumed on success.
  */
 rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, char *errstr,
                                    size_t errstr_size);
+
+/**
+ * @brief The group.instance.id of a service's group consumer (static
+ * membership, KIP-345; docs/operations.md, "Restarts"): cfg's instance.name,
+ * else "<hostname>-<component>". Written into buf of size (cut to fit).
+ */
+void avk_kafka_instance_id(const avk_config_t *cfg, const char *component, char *buf, size_t size);
 
 /**
  * @brief Closes the group consumer rk within timeout_ms (the service's
@@ -101,7 +110,10 @@ rd_kafka_t *avk_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group, cha
  * never returns, librdkafka issue #4884). So the consumer first leaves the
  * group with rd_kafka_unsubscribe(), its queue served here (callbacks
  * included) until the assignment is empty, while the group is not yet
- * terminating; only then is the group handler closed, on a queue of its own
+ * terminating (so it sends LeaveGroup also as a static member with
+ * group.instance.id: librdkafka leaves that out, KIP-345, only for a consumer
+ * already closing, and a clean stop hands its partitions on at once); only
+ * then is the group handler closed, on a queue of its own
  * served until rd_kafka_consumer_closed(). Past timeout_ms it gives up and
  * logs that under component: the offsets not committed are read again by
  * the partitions' next owner (at least once; output ids are deterministic).

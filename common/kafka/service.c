@@ -26,11 +26,18 @@
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
+/* The group's session timeout and heartbeat unless kafka.* sets them: how long
+ * a member that stopped heartbeating keeps its partitions, librdkafka's 45 s
+ * shortened to the brokers' least (group.min.session.timeout.ms), with three
+ * heartbeats in it (docs/operations.md, "Restarts"). */
+#define SESSION_TIMEOUT_MS "6000"
+#define HEARTBEAT_MS       "2000"
 
 struct avk_service {
         struct avk_service_options opts;
         struct avk_service_hooks hooks;
         const avk_config_t *cfg;
+        char instance[256]; /* the consumer's group.instance.id */
         rd_kafka_t *producer, *consumer, *reader;
         avk_outbox_t *outbox;
         avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
@@ -39,7 +46,7 @@ struct avk_service {
         uint64_t *pool_unfinished;   /* [pool]: unfinished inputs, counted by flow control */
         int wake[2];                 /* with the wait hook: Kafka's queues and stop write to [1] */
         rd_kafka_queue_t *consumer_queue, *producer_queue; /* wired to wake[1] */
-        avk_metric_t *m_latency, *m_retries;
+        avk_metric_t *m_latency, *m_retries, *m_registry_waits;
         avk_metric_family_t *m_lag;
         int64_t last_summary, next_lag_at;
         int64_t backoff_ms, retry_at;             /* while records wait (AVK_SERVICE_WAIT) */
@@ -273,6 +280,7 @@ static void hold_back(avk_service_t *svc, const rd_kafka_message_t *m, const cha
         if (!tp)
                 tp = rd_kafka_topic_partition_list_add(svc->waiting, topic, m->partition);
         tp->offset = m->offset;
+        avk_metric_add(svc->m_registry_waits, 1);
         rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(one, topic, m->partition)->offset = m->offset;
         rd_kafka_pause_partitions(svc->consumer, one);
@@ -439,8 +447,9 @@ static int subscribe(avk_service_t *svc, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
                 return -1;
         }
-        avk_log(AVK_LOG_INFO, svc->opts.component, "group %s: consuming %d topics from %s",
-                svc->opts.group, svc->opts.input_cnt, svc->opts.inputs[0]);
+        avk_log(AVK_LOG_INFO, svc->opts.component,
+                "group %s as instance %s: consuming %d topics from %s", svc->opts.group,
+                svc->instance, svc->opts.input_cnt, svc->opts.inputs[0]);
         return 0;
 }
 
@@ -481,6 +490,11 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 char reason[512];
                 if (rd_kafka_fatal_error(svc->producer, reason, sizeof(reason))) {
                         snprintf(errstr, errstr_size, "producer: %s", reason);
+                        rc = -1;
+                } else if (rd_kafka_fatal_error(svc->consumer, reason, sizeof(reason))) {
+                        /* Fenced: another instance joined under this one's name. */
+                        snprintf(errstr, errstr_size, "consumer (instance %s): %s", svc->instance,
+                                 reason);
                         rc = -1;
                 }
                 if (rc)
@@ -644,6 +658,12 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         conf_default(cfg, cconf, "auto.offset.reset", "earliest");
         conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
         conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
+        /* Static membership: a restarted instance takes its partitions back
+         * without waiting for its former self's session to time out. */
+        avk_kafka_instance_id(cfg, svc->opts.component, svc->instance, sizeof(svc->instance));
+        conf_default(cfg, cconf, "group.instance.id", svc->instance);
+        conf_default(cfg, cconf, "session.timeout.ms", SESSION_TIMEOUT_MS);
+        conf_default(cfg, cconf, "heartbeat.interval.ms", HEARTBEAT_MS);
         if (svc->hooks.on_eof)
                 rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
         if (!(svc->consumer = client(cconf, svc->opts.group, errstr, errstr_size)))
@@ -676,12 +696,19 @@ static int make_metrics(avk_service_t *svc)
                                   NULL, AVK_METRICS_LATENCY_BUCKETS,
                                   AVK_METRICS_LATENCY_BUCKET_CNT),
             NULL);
+        snprintf(name, sizeof(name), "%s_registry_waits_total", svc->opts.metric_prefix);
+        svc->m_registry_waits = avk_metrics_series(
+            avk_metrics_counter(svc->opts.metrics, name,
+                                "Inputs put back to be read again after a backoff because the "
+                                "Schema Registry had no answer for their writer schema.",
+                                NULL),
+            NULL);
         snprintf(name, sizeof(name), "%s_input_lag", svc->opts.metric_prefix);
         svc->m_lag = avk_metrics_gauge(svc->opts.metrics, name,
                                        "Records behind the end of each input topic (assigned "
                                        "partitions).",
                                        (const char *[]){"topic", NULL});
-        return svc->m_retries && svc->m_latency && svc->m_lag ? 0 : -1;
+        return svc->m_retries && svc->m_latency && svc->m_registry_waits && svc->m_lag ? 0 : -1;
 }
 
 avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service_options *opts,

@@ -112,12 +112,15 @@ struct avk_service_options {
  * the producer (its delivery reports go to the outbox; linger.ms=2 unless
  * set), the group consumer (range assignor: partition p of every input topic
  * on one instance; auto.offset.reset=earliest, auto.commit.interval.ms=1000,
- * fetch.wait.max.ms=10 unless set; auto-commit of the offsets the outbox
- * stores; partition ends reported when on_eof is set; another configured
- * assignor is refused) and the reader of rebuilds (group "<group>-state",
- * never joined). Registers <prefix>_input_seconds,
- * <prefix>_delivery_retries_total and <prefix>_input_lag{topic}.
- * cfg and opts are not copied.
+ * fetch.wait.max.ms=10 unless set; static membership, group.instance.id
+ * from avk_kafka_instance_id() unless kafka.group.instance.id is set;
+ * session.timeout.ms=6000 and heartbeat.interval.ms=2000 unless set;
+ * auto-commit of the offsets the outbox stores; partition ends reported
+ * when on_eof is set; another configured assignor is refused) and the
+ * reader of rebuilds (group "<group>-state", never joined). Registers
+ * <prefix>_input_seconds, <prefix>_delivery_retries_total,
+ * <prefix>_registry_waits_total and <prefix>_input_lag{topic}. cfg and
+ * opts are not copied.
  * @returns the service, or NULL with the reason in errstr.
  */
 avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service_options *opts,
@@ -127,9 +130,12 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
  * @brief Checks the topics (inputs and outputs exist and share one partition
  * count), joins the group and runs until avk_service_stop() or a failure;
  * then closes the consumer within consumer.close.timeout.ms (the revoke waits
- * for outputs in flight and commits), and gives up what is still queued.
+ * for outputs in flight and commits; the instance leaves the group, static
+ * member or not: avk_kafka_consumer_close()), and gives up what is still
+ * queued.
  * @returns 0 after a stop, or -1 with the reason in errstr (topics, a hook, a
- * fatal producer error). Offsets of unfinished inputs are never committed.
+ * fatal producer error, a consumer fenced by another instance of its name). Offsets of unfinished
+ * inputs are never committed.
  */
 int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size);
 

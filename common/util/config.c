@@ -32,6 +32,11 @@ static const struct avk_config_key shared_keys[] = {
      "CA bundle for an https Schema Registry (default: the system's)"},
     {"schema.registry.timeout.ms", AVK_CONFIG_INT, 1, 600000, "10000",
      "timeout of one Schema Registry request"},
+    {"instance.name", AVK_CONFIG_STRING, 0, 0, NULL,
+     "this instance's name in its service's consumer group (group.instance.id: static "
+     "membership, so that a restarted instance gets its partitions back at once); default "
+     "<hostname>-<service>. Two running instances of one service must not share one: the "
+     "broker fences the older, which stops"},
     {"consumer.close.timeout.ms", AVK_CONFIG_INT, 100, 600000, "10000",
      "longest wait of a group consumer's close at shutdown (revoke, commit, leaving the group) "
      "before it gives up, offsets not committed left to the partitions' next owner"},
@@ -51,6 +56,9 @@ static const struct avk_config_key shared_keys[] = {
     {"topic.notify.retry", AVK_CONFIG_STRING, 0, 0, "deviation.notify.retry",
      "the notifier's retry topic: webhook deliveries parked until their next attempt (bodies "
      "included: read by the notifier only)"},
+    {"topic.intake.receipts", AVK_CONFIG_STRING, 0, 0, "deviation.intake.receipts",
+     "the intake's receipts: one record per stored document, its id only, written in the same "
+     "Kafka transaction as the document (docs/intake.md, \"Receipts\")"},
     {"topic.deadletter", AVK_CONFIG_STRING, 0, 0, "deviation.deadletter",
      "dead-letter topic for records that cannot be processed"},
     {"topic.partitions", AVK_CONFIG_INT, 1, 1000, "6",

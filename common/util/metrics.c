@@ -115,6 +115,20 @@ static avk_metric_t *series_new(avk_metric_family_t *f, const char *const *value
         return s;
 }
 
+/* Whether f is the family these arguments would register. */
+static int same_family(const avk_metric_family_t *f, enum metric_type type,
+                       const char *const *label_names, size_t label_cnt, const double *bounds,
+                       size_t bound_cnt)
+{
+        if (f->type != type || f->label_cnt != label_cnt || f->bound_cnt != bound_cnt ||
+            (bound_cnt && memcmp(f->bounds, bounds, bound_cnt * sizeof(*bounds)) != 0))
+                return 0;
+        for (size_t i = 0; i < label_cnt; i++)
+                if (strcmp(f->label_names[i], label_names[i]) != 0)
+                        return 0;
+        return 1;
+}
+
 static avk_metric_family_t *family_add(avk_metrics_t *m, enum metric_type type, const char *name,
                                        const char *help, const char *const *label_names,
                                        const double *bounds, size_t bound_cnt)
@@ -138,8 +152,12 @@ static avk_metric_family_t *family_add(avk_metrics_t *m, enum metric_type type, 
         pthread_mutex_lock(&m->lock);
         size_t n = atomic_load(&m->family_cnt);
         for (size_t i = 0; i < n; i++) {
-                if (strcmp(m->families[i]->name, name) == 0)
+                if (strcmp(m->families[i]->name, name) == 0) {
+                        if (same_family(m->families[i], type, label_names, label_cnt, bounds,
+                                        bound_cnt))
+                                f = m->families[i];
                         goto out;
+                }
         }
         if (n == AVK_METRICS_MAX_FAMILIES || !(f = calloc(1, sizeof(*f))))
                 goto out;

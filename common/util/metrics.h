@@ -54,7 +54,9 @@ void avk_metrics_destroy(avk_metrics_t *metrics);
  * @param label_names NULL-terminated, at most AVK_METRICS_MAX_LABELS; NULL for none.
  * Strings are copied.
  * @returns the family (owned by the registry), or NULL when a name is not a
- * valid Prometheus name, the name is taken, the registry is full or memory ran out.
+ * valid Prometheus name, the name is taken by another family, the registry is
+ * full or memory ran out. Registering a family again - the same name, type
+ * and labels, as each server on one registry does - gives the family there.
  */
 avk_metric_family_t *avk_metrics_counter(avk_metrics_t *metrics, const char *name, const char *help,
                                          const char *const *label_names);

@@ -189,25 +189,27 @@ static void seal(struct avk_deliveries *dl, struct avk_delivery *d, json_t *body
         d->next_attempt_at = now;
 }
 
-void avk_delivery_compose(struct avk_deliveries *dl, struct avk_delivery *d, const void *payload,
-                          size_t len, int64_t now)
+int avk_delivery_compose(struct avk_deliveries *dl, struct avk_delivery *d, const void *payload,
+                         size_t len, int64_t now, char *why, size_t why_size)
 {
         if (!d->webhook) {
                 d->state = AVK_DELIVERY_DONE;
-                return;
+                return 0;
         }
-        char err[512];
         json_t *deviation = NULL, *body = NULL;
-        if (avk_codec_decode(dl->codec, payload, len, dl->reported_schema, &dl->reported_value, err,
-                             sizeof(err)) != 0 ||
-            !(deviation =
-                  avk_json_from_avro(dl->reported_schema, &dl->reported_value, err, sizeof(err)))) {
-                avk_failed_dead_letter(dl, d, 1, "deviation undecodable: %s", err);
-                return;
+        int rc = avk_codec_decode(dl->codec, payload, len, dl->reported_schema, &dl->reported_value,
+                                  why, why_size);
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                return rc;
+        if (rc != 0 || !(deviation = avk_json_from_avro(dl->reported_schema, &dl->reported_value,
+                                                        why, why_size))) {
+                avk_failed_dead_letter(dl, d, 1, "deviation undecodable: %s", why);
+                return 0;
         }
         body = avk_notify_body(d->event, deviation, d->webhook->patient_identity);
         json_decref(deviation);
         seal(dl, d, body, now);
+        return 0;
 }
 
 void avk_delivery_start_attempt(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
@@ -326,18 +328,20 @@ static void name_holder(json_t *escalation, const struct avk_directory_receiver 
         }
 }
 
-void avk_delivery_accept(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now)
+int avk_delivery_accept(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now, char *why,
+                        size_t why_size)
 {
         const struct avk_source_def *src = &avk_delivery_sources[d->src];
-        char err[512];
-        if (avk_codec_decode(dl->codec, d->payload, d->payload_len, dl->schema[d->src],
-                             &dl->value[d->src], err, sizeof(err)) != 0 ||
-            !(d->event =
-                  avk_json_from_avro(dl->schema[d->src], &dl->value[d->src], err, sizeof(err)))) {
+        int decoded = avk_codec_decode(dl->codec, d->payload, d->payload_len, dl->schema[d->src],
+                                       &dl->value[d->src], why, why_size);
+        if (decoded == AVK_CODEC_UNAVAILABLE)
+                return decoded;
+        if (decoded != 0 || !(d->event = avk_json_from_avro(dl->schema[d->src], &dl->value[d->src],
+                                                            why, why_size))) {
                 avk_metric_add(
                     avk_metrics_series(dl->m_undecodable, (const char *[]){dl->topic[d->src]}), 1);
-                avk_failed_dead_letter(dl, d, 0, "undecodable: %s", err);
-                return;
+                avk_failed_dead_letter(dl, d, 0, "undecodable: %s", why);
+                return 0;
         }
         /* The decoder checked the schema: these fields are there. */
         const char *unit = json_string_value(json_object_get(d->event, src->unit_field));
@@ -378,4 +382,5 @@ void avk_delivery_accept(struct avk_deliveries *dl, struct avk_delivery *d, int6
                          : json_incref(d->event),
                      now);
         }
+        return 0;
 }

@@ -248,17 +248,25 @@ const struct avk_directory_receiver *avk_delivery_receiver(const struct avk_deli
  * @brief Reads d's record (of a source topic, as read into d->payload) and
  * finds where it goes: WAITING for its deviation (a routed record), DUE
  * (its body sealed), DONE (no webhook) or to the dead letter.
+ * @returns 0, or AVK_CODEC_UNAVAILABLE with the reason in why when the
+ * Schema Registry gave no answer for the writer's schema: d is unchanged,
+ * the record is not bad and is to be read again later (docs/notify.md,
+ * "Schema Registry outage").
  */
-void avk_delivery_accept(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now);
+int avk_delivery_accept(struct avk_deliveries *dl, struct avk_delivery *d, int64_t now, char *why,
+                        size_t why_size);
 
 /**
  * @brief Builds the webhook body of a WAITING routed record from its
  * deviation (payload, as read from topic.reported) and seals it; DONE when
  * the receiver has no webhook, to the dead letter when the deviation
  * cannot be read.
+ * @returns 0, or AVK_CODEC_UNAVAILABLE with the reason in why when the
+ * Schema Registry gave no answer for the deviation's writer schema: d stays
+ * WAITING, to be composed again later.
  */
-void avk_delivery_compose(struct avk_deliveries *dl, struct avk_delivery *d, const void *payload,
-                          size_t len, int64_t now);
+int avk_delivery_compose(struct avk_deliveries *dl, struct avk_delivery *d, const void *payload,
+                         size_t len, int64_t now, char *why, size_t why_size);
 
 /**
  * @brief Starts a webhook attempt of DUE d on dl's multi handle;

@@ -68,6 +68,9 @@
 #define MAX_PARTITIONS   AVK_SERVICE_MAX_PARTITIONS
 #define IN_REPORTED      AVK_Q_CNT /* the kernel's inputs: the lists' topics, then topic.reported */
 #define IN_CNT           (AVK_Q_CNT + 1)
+/* A body that waits for the Schema Registry is built again after this, doubling up to the max. */
+#define REGISTRY_BACKOFF_MIN_MS 200
+#define REGISTRY_BACKOFF_MAX_MS 5000
 
 /* Flow control: the fresh topics share a bound, the retry topic has its own. */
 enum pool { POOL_FRESH, POOL_RETRY, POOL_REPORTED };
@@ -91,6 +94,10 @@ struct avk_notify {
         size_t held[2];       /* deliveries not finished: fresh, of the retry topic */
         atomic_uint_fast64_t held_now, retry_held_now;
         avk_metric_family_t *m_held, *m_retry_held;
+        /* Bodies wait for the Schema Registry: no deviation is decoded
+         * before registry_retry_at; not ready meanwhile. */
+        int64_t registry_backoff_ms, registry_retry_at;
+        atomic_int registry_waiting;
 };
 
 /* ---- the pure parts ---------------------------------------------------- */
@@ -205,8 +212,36 @@ static int still_wanted(void *opaque, const void *key, size_t key_len, uint64_t 
         return d != NULL;
 }
 
+/* The Schema Registry had no answer for a deviation's writer schema (why):
+ * no body is built before a backoff has passed, and the notifier is not
+ * ready meanwhile. Nothing is dead-lettered for it. */
+static void registry_wait(avk_notify_t *n, const char *why, int64_t now)
+{
+        if (!n->registry_backoff_ms)
+                avk_log(AVK_LOG_WARN, COMPONENT,
+                        "webhook bodies wait for the Schema Registry: %s (built again later, not "
+                        "dead-lettered)",
+                        why);
+        n->registry_backoff_ms =
+            n->registry_backoff_ms ? n->registry_backoff_ms * 2 : REGISTRY_BACKOFF_MIN_MS;
+        if (n->registry_backoff_ms > REGISTRY_BACKOFF_MAX_MS)
+                n->registry_backoff_ms = REGISTRY_BACKOFF_MAX_MS;
+        n->registry_retry_at = now + n->registry_backoff_ms;
+        atomic_store(&n->registry_waiting, 1);
+}
+
+static void registry_answered(avk_notify_t *n)
+{
+        if (!n->registry_backoff_ms)
+                return;
+        avk_log(AVK_LOG_INFO, COMPONENT, "webhook bodies are built again");
+        n->registry_backoff_ms = 0;
+        atomic_store(&n->registry_waiting, 0);
+}
+
 /* Starts a routed record's channels once its deviation is known: the
- * inbox copies, and the webhook's body. */
+ * inbox copies (once), and the webhook's body, which waits while the
+ * Schema Registry has no answer for the deviation's writer schema. */
 static void resolve(avk_notify_t *n, struct avk_delivery *d, int64_t now)
 {
         size_t len;
@@ -218,16 +253,27 @@ static void resolve(avk_notify_t *n, struct avk_delivery *d, int64_t now)
                                                n->dl.topic_reported);
                 return;
         }
-        if (d->inbox && avk_inbox_start(d, payload, len, now) != 0) {
+        if (d->inbox && d->inbox_state == AVK_INBOX_NONE &&
+            avk_inbox_start(d, payload, len, now) != 0) {
                 snprintf(n->dl.fatal, sizeof(n->dl.fatal), "out of memory");
                 return;
         }
-        avk_delivery_compose(&n->dl, d, payload, len, now);
+        if (now < n->registry_retry_at)
+                return;
+        char why[512];
+        if (avk_delivery_compose(&n->dl, d, payload, len, now, why, sizeof(why)) ==
+            AVK_CODEC_UNAVAILABLE)
+                registry_wait(n, why, now);
+        else if (d->webhook)
+                registry_answered(n);
 }
 
-/* A record of a source topic (queue < AVK_Q_RETRY) or of the retry topic. */
-static void on_delivery_record(avk_notify_t *n, int queue, avk_outbox_input_t *in, uint64_t seq,
-                               const rd_kafka_message_t *m)
+/* A record of a source topic (queue < AVK_Q_RETRY) or of the retry topic.
+ * @returns 0, or AVK_SERVICE_WAIT with the reason in why when the Schema
+ * Registry had no answer for the record's writer schema: nothing kept, the
+ * kernel reads the record again after a backoff. */
+static int on_delivery_record(avk_notify_t *n, int queue, avk_outbox_input_t *in, uint64_t seq,
+                              const rd_kafka_message_t *m, char *why, size_t why_size)
 {
         struct avk_delivery *d = avk_delivery_new(&n->dl);
         if (!d || avk_outbox_keep(m, &d->key, &d->payload) != 0 ||
@@ -235,25 +281,29 @@ static void on_delivery_record(avk_notify_t *n, int queue, avk_outbox_input_t *i
                 if (d)
                         avk_delivery_free(&n->dl, d);
                 snprintf(n->dl.fatal, sizeof(n->dl.fatal), "out of memory");
-                return;
+                return 0;
         }
         d->key_len = m->key_len;
         d->payload_len = m->len;
         d->in = in;
         d->in_seq = seq;
-        avk_outbox_hold(in, seq);
         d->queue = queue;
         d->src = queue < AVK_Q_RETRY ? (enum avk_source)queue : AVK_SRC_CNT;
         d->partition = d->origin_partition = m->partition;
         d->offset = d->origin_offset = m->offset;
         d->arrived_at = avk_clock_mono_ms();
         d->eof_seq = n->parts[m->partition].eof_seq;
+        if (queue != AVK_Q_RETRY &&
+            avk_delivery_accept(&n->dl, d, d->arrived_at, why, why_size) == AVK_CODEC_UNAVAILABLE) {
+                avk_delivery_free(&n->dl, d);
+                return AVK_SERVICE_WAIT;
+        }
+        avk_outbox_hold(in, seq);
         TAILQ_INSERT_TAIL(&n->live, d, link);
         n->held[queue == AVK_Q_RETRY]++;
         if (queue == AVK_Q_RETRY)
                 avk_retry_accept(&n->dl, d, m, d->arrived_at);
-        else
-                avk_delivery_accept(&n->dl, d, d->arrived_at);
+        return 0;
 }
 
 /* A DeviationReported, read live or by the rebuild: into the map. */
@@ -294,8 +344,9 @@ static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t s
         if (topic == IN_REPORTED) {
                 avk_partner_read(&n->parts[m->partition]);
                 remember(n, m);
-        } else {
-                on_delivery_record(n, topic, in, seq, m);
+        } else if (on_delivery_record(n, topic, in, seq, m, errstr, errstr_size) ==
+                   AVK_SERVICE_WAIT) {
+                return AVK_SERVICE_WAIT;
         }
         return fatal(n, errstr, errstr_size);
 }
@@ -599,6 +650,11 @@ void avk_notify_stats(avk_notify_t *n, struct avk_notify_stats *stats)
 int avk_notify_ready(void *opaque, char *why, size_t why_size)
 {
         avk_notify_t *n = opaque;
+        if (atomic_load(&n->registry_waiting)) {
+                snprintf(why, why_size,
+                         "webhook bodies wait for the Schema Registry (built again later)");
+                return 0;
+        }
         return avk_service_ready(n->service, why, why_size);
 }
 

@@ -122,9 +122,11 @@ void avk_notify_stats(avk_notify_t *notify, struct avk_notify_stats *stats);
 
 /**
  * @brief Whether the notifier is ready (for /readyz): Kafka answers a
- * metadata request within half a second and partitions of topic.routed are
- * assigned. @returns 1, or 0 with the reason in why. Any thread; opaque is
- * the avk_notify_t.
+ * metadata request within half a second, partitions of topic.routed are
+ * assigned, and no record or body waits for the Schema Registry
+ * (docs/notify.md, "Schema Registry outage").
+ * @returns 1, or 0 with the reason in why. Any thread; opaque is the
+ * avk_notify_t.
  */
 int avk_notify_ready(void *opaque, char *why, size_t why_size);
 

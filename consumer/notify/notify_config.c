@@ -13,8 +13,9 @@ static const struct avk_config_key keys[] = {
     {"notify.connect.timeout.ms", AVK_CONFIG_INT, 100, 600000, "5000",
      "timeout of one webhook attempt's connection (TCP and TLS handshake)"},
     {"notify.retry.max", AVK_CONFIG_INT, 0, 1000000, "0",
-     "attempts of one webhook delivery before it is dead-lettered; 0: no count, "
-     "notify.retry.max.age.ms alone ends the retries"},
+     "attempts of one webhook delivery before it is dead-lettered, whichever of this and "
+     "notify.retry.max.age.ms is spent first (set, it can end the retries before the age); "
+     "0: no count, the age alone ends them"},
     {"notify.retry.max.age.ms", AVK_CONFIG_INT, 1000, 604800000, "3600000",
      "time after the first attempt past which no new attempt starts (dead letter instead)"},
     {"notify.retry.backoff.ms", AVK_CONFIG_INT, 1, 3600000, "1000",

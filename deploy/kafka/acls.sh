@@ -50,6 +50,7 @@ acl() {
         case $3 in
         topic) resource="--topic $4" ;;
         group) resource="--group $4" ;;
+        transactional-id) resource="--transactional-id $4" ;;
         cluster) resource="--cluster" ;;
         esac
         # shellcheck disable=SC2086 # $resource is an option and its value
@@ -90,7 +91,7 @@ while IFS= read -r line || [ -n "$line" ]; do
         *) die "$where: operation \"$2\" is not one avvik grants (Read, Write, Describe, DescribeConfigs, IdempotentWrite)" ;;
         esac
         case $3/$2 in
-        cluster/IdempotentWrite | topic/Read | topic/Write | topic/Describe | topic/DescribeConfigs | group/Read) ;;
+        cluster/IdempotentWrite | topic/Read | topic/Write | topic/Describe | topic/DescribeConfigs | group/Read | transactional-id/Write) ;;
         *) die "$where: $2 on a $3 is not a rule avvik needs" ;;
         esac
         case $5 in

@@ -59,6 +59,7 @@ struct request {
         char url_id[AVK_ID_SIZE];
         char idempotency_key[IDEMPOTENCY_KEY_MAX + 1];
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
+        int derived_id;       /* the id is avk_idem_derive_id()'s, of the Idempotency-Key */
         avk_idem_flight_t *flight;
         char etag[AVK_LOOKUP_ETAG_SIZE]; /* a read route's, for its ETag header */
 };
@@ -84,6 +85,9 @@ struct avk_gateway {
         long long max_in_flight;
         int spool;              /* intake.spool.dir is set */
         atomic_llong in_flight; /* documents sent, waiting for Kafka */
+        /* 1 from a start with documents in the spool until the spool was once
+         * empty: a document of an earlier run may be there, not in the view. */
+        atomic_int spool_backlog;
 };
 
 static int64_t monotonic_ms(void)
@@ -439,13 +443,52 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
         return 0;
 }
 
+/* Settles req with the 409 of a response that the deviation's course has
+ * overtaken or made meaningless (docs/gateway.md, "Who may respond"). */
+static void refuse_response(struct request *req, enum avk_view_respond verdict, const char *kind)
+{
+        int32_t hop = 0;
+        int receiver = avk_view_receiver(req->gw->view, req->url_id, &hop);
+        const char *current = receiver >= 0 ? avk_party_code(receiver) : "not known yet";
+        const char *party = avk_party_code(req->party);
+        switch (verdict) {
+        case AVK_VIEW_RESPOND_STALE:
+                fail(req, MHD_HTTP_CONFLICT, "the deviation was routed on",
+                     "kind: %s comes from %s, a receiver of an earlier hop; deviation %s is routed "
+                     "to %s (hop %d), which alone gives it now",
+                     kind, party, req->url_id, current, (int)hop);
+                return;
+        case AVK_VIEW_RESPOND_REJECTED:
+                fail(req, MHD_HTTP_CONFLICT, "the deviation is rejected already",
+                     "kind: %s was given by %s for deviation %s at hop %d already; it is being "
+                     "routed on",
+                     kind, party, req->url_id, (int)hop);
+                return;
+        case AVK_VIEW_RESPOND_NOTHING_PENDING:
+                fail(req, MHD_HTTP_CONFLICT, "no escalation step waits for confirmation",
+                     "kind: %s confirms a manual step of the ladder; deviation %s has none "
+                     "pending (docs/escalation.md)",
+                     kind, req->url_id);
+                return;
+        default: /* NOT_RECEIVER, for a wrong-receiver rejection */
+                fail(req, MHD_HTTP_CONFLICT, "the party is not the deviation's receiver",
+                     "kind: %s is given by the current receiver of deviation %s, %s (hop %d); "
+                     "%s reported it",
+                     kind, req->url_id, current, (int)hop, party);
+                return;
+        }
+}
+
 /*
- * Authorises a response against the view: the receiver acknowledges,
- * answers or rejects; the reporter disputes an answer within the dispute
- * window. Every other kind is held to the receiver's rule, so a symbol
- * added to the schema later is never open to every party. A deviation the
- * party is not part of is answered as one that does not exist. 0 when
- * authorised, -1 after settling the answer.
+ * Authorises a response against the view: the receiver in force
+ * acknowledges, answers or rejects; the reporter disputes an answer within
+ * the dispute window; either of them confirms a manual escalation step that
+ * waits. Every other kind is held to the receiver's rule, so a symbol added
+ * to the schema later is never open to every party. A deviation the party
+ * is not part of is answered as one that does not exist; a response the
+ * course has overtaken (an earlier receiver's, a second rejection, a
+ * confirmation of nothing) is a 409 that says why. 0 when authorised, -1
+ * after settling the answer.
  */
 static int authorize_response(struct request *req, const json_t *doc)
 {
@@ -457,8 +500,9 @@ static int authorize_response(struct request *req, const json_t *doc)
                 return -1;
         }
         int64_t until = -1;
-        switch (avk_view_may_respond(gw->view, req->url_id, req->party, kind ? kind : "",
-                                     avk_clock_system_ms(), &until)) {
+        enum avk_view_respond verdict = avk_view_may_respond(
+            gw->view, req->url_id, req->party, kind ? kind : "", avk_clock_system_ms(), &until);
+        switch (verdict) {
         case AVK_VIEW_RESPOND_OK:
                 return 0;
         case AVK_VIEW_RESPOND_UNKNOWN:
@@ -475,6 +519,10 @@ static int authorize_response(struct request *req, const json_t *doc)
         case AVK_VIEW_RESPOND_NOT_RECEIVER:
                 if (!kind)
                         return 0; /* validation names it */
+                if (strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0) {
+                        refuse_response(req, verdict, kind);
+                        return -1;
+                }
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s is not the current receiver of deviation %s",
                      avk_party_code(req->party), req->url_id);
@@ -482,6 +530,11 @@ static int authorize_response(struct request *req, const json_t *doc)
         case AVK_VIEW_RESPOND_NOT_REPORTER:
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s did not report deviation %s; only the reporter disputes",
+                     avk_party_code(req->party), req->url_id);
+                return -1;
+        case AVK_VIEW_RESPOND_NOT_PARTY:
+                fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
+                     "party: %s is neither the reporter nor the current receiver of deviation %s",
                      avk_party_code(req->party), req->url_id);
                 return -1;
         case AVK_VIEW_RESPOND_NOT_ANSWERED:
@@ -496,8 +549,33 @@ static int authorize_response(struct request *req, const json_t *doc)
                      "it has ended and the deviation is closed or closes now",
                      req->url_id);
                 return -1;
+        case AVK_VIEW_RESPOND_STALE:
+        case AVK_VIEW_RESPOND_REJECTED:
+        case AVK_VIEW_RESPOND_NOTHING_PENDING:
+                if (!kind)
+                        return 0; /* validation names it */
+                refuse_response(req, verdict, kind);
+                return -1;
         }
         return -1;
+}
+
+/* 1 while documents spooled before this start may not be in Kafka yet and
+ * the drain is moving them there (Kafka and the registry answer): a wait of
+ * seconds. During an outage the document is taken (and spooled): holding
+ * every document with an id back for the outage would cost more than the
+ * rare retry of a document the killed run spooled unanswered. */
+static int spool_backlog(avk_gateway_t *gw)
+{
+        if (!atomic_load(&gw->spool_backlog))
+                return 0;
+        struct avk_reporter_stats st;
+        avk_reporter_stats(gw->reporter, &st);
+        if (st.spool_pending == 0) {
+                atomic_store(&gw->spool_backlog, 0);
+                return 0;
+        }
+        return st.kafka_up && st.registry_up && !st.drain_stalled;
 }
 
 /*
@@ -505,10 +583,14 @@ static int authorize_response(struct request *req, const json_t *doc)
  * read it from topic.reported - whichever gateway instance or process filed
  * it. The same document again is a retry and answered as filed; another
  * document is refused with one answer for every party, the owner too, so
- * the answer says nothing of who holds the id. Returns 1 when prepared is
- * new and goes on to Kafka, 0 after settling req (prepared freed).
+ * the answer says nothing of who holds the id (under an id derived from an
+ * Idempotency-Key it is that key's conflict, 422). An id the client chose
+ * or derived from its key may belong to a document an earlier run left in
+ * the spool, not in Kafka yet: until the spool has drained once such a
+ * document is 503, never filed twice. Returns 1 when prepared is new and
+ * goes on to Kafka, 0 after settling req (prepared freed).
  */
-static int check_ownership(struct request *req, avk_prepared_t *prepared)
+static int check_ownership(struct request *req, avk_prepared_t *prepared, int chosen_id)
 {
         avk_gateway_t *gw = req->gw;
         size_t len;
@@ -524,18 +606,99 @@ static int check_ownership(struct request *req, avk_prepared_t *prepared)
         } else {
                 switch (avk_view_filing(gw->view, req->id, digest)) {
                 case AVK_VIEW_NEW:
-                        return 1;
+                        if (!chosen_id || !spool_backlog(gw))
+                                return 1;
+                        fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             "the deviation id cannot be checked yet",
+                             "%s: documents spooled before the gateway restarted are not all in "
+                             "Kafka yet; retry later with the same request",
+                             req->derived_id ? "Idempotency-Key" : "deviation_id");
+                        break;
                 case AVK_VIEW_SAME:
+                        if (req->derived_id)
+                                count_idempotency(gw, "replayed");
                         settle_json(req, MHD_HTTP_ACCEPTED,
                                     json_pack("{s:s,s:s}", "id", req->id, "status", "filed"));
                         break;
                 case AVK_VIEW_CONFLICT:
-                        refuse_taken_id(req);
+                        if (!req->derived_id) {
+                                refuse_taken_id(req);
+                                break;
+                        }
+                        count_idempotency(gw, "conflict");
+                        fail(req, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "the request conflicts with an earlier one",
+                             "Idempotency-Key: was used for a different request; a retry must "
+                             "send the same document");
                         break;
                 }
         }
         avk_prepared_destroy(prepared);
         return 0;
+}
+
+/* Gives doc, which carries no id of its own, the id of the request's
+ * Idempotency-Key. -1 after settling req. */
+static int give_derived_id(struct request *req, json_t *doc, int response)
+{
+        char id[AVK_IDEM_ID_SIZE];
+        if (avk_idem_derive_id(response ? "response" : "deviation", avk_party_code(req->party),
+                               req->idempotency_key, id) != 0 ||
+            json_object_set_new(doc, response ? "response_id" : "deviation_id", json_string(id)) !=
+                0) {
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
+                     "Idempotency-Key: no id could be made of it");
+                return -1;
+        }
+        req->derived_id = 1;
+        return 0;
+}
+
+/*
+ * A response the view read from topic.response under its response_id (given,
+ * or derived from the Idempotency-Key): the same response again is a retry -
+ * after a restart, on another instance - answered as filed before the view's
+ * judgement of the deviation's course, which the first one may have moved
+ * on; another response under the id is refused. Returns 1 after settling
+ * req, 0 when the response is not known (or not valid: filing answers that).
+ */
+static int replay_response(struct request *req, const json_t *doc)
+{
+        avk_gateway_t *gw = req->gw;
+        const char *response_id = json_string_value(json_object_get(doc, "response_id"));
+        if (!response_id ||
+            avk_view_response(gw->view, req->url_id, response_id, NULL) == AVK_VIEW_NEW)
+                return 0;
+        struct avk_errors errs;
+        avk_prepared_t *prepared = NULL;
+        if (avk_reporter_prepare(gw->reporter, AVK_KIND_RESPONSE, doc, req->id, &errs, &prepared) !=
+            AVK_FILED)
+                return 0;
+        size_t len;
+        const void *payload = avk_prepared_payload(prepared, &len);
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
+        enum avk_view_filing seen =
+            avk_view_digest(payload, len, digest) == 0
+                ? avk_view_response(gw->view, req->url_id, response_id, digest)
+                : AVK_VIEW_NEW;
+        avk_prepared_destroy(prepared);
+        switch (seen) {
+        case AVK_VIEW_NEW:
+                return 0;
+        case AVK_VIEW_SAME:
+                count_idempotency(gw, "replayed");
+                settle_json(req, MHD_HTTP_ACCEPTED,
+                            json_pack("{s:s,s:s,s:s}", "id", req->id, "deviation_id", req->url_id,
+                                      "status", "filed"));
+                return 1;
+        case AVK_VIEW_CONFLICT:
+                break;
+        }
+        count_idempotency(gw, "conflict");
+        fail(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "the request conflicts with an earlier one",
+             "%s: was used for a different response; a retry must send the same document",
+             req->derived_id ? "Idempotency-Key" : "response_id");
+        return 1;
 }
 
 /* Files doc (which the caller keeps) of kind; source is what the client
@@ -548,7 +711,10 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
             json_string_value(json_object_get(doc, response ? "response_id" : "deviation_id"));
         if (!claim(req, response ? "response" : "deviation", doc_id, source))
                 return;
-        if (response && authorize_response(req, doc) != 0)
+        int chosen_id = doc_id != NULL || req->idempotency_key[0];
+        if (!doc_id && req->idempotency_key[0] && give_derived_id(req, doc, response) != 0)
+                return;
+        if (response && (replay_response(req, doc) || authorize_response(req, doc) != 0))
                 return;
         if (atomic_fetch_add(&gw->in_flight, 1) >= gw->max_in_flight) {
                 atomic_fetch_sub(&gw->in_flight, 1);
@@ -574,7 +740,7 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
                                     "the document could not be prepared", &errs);
                 return;
         }
-        if (!response && !check_ownership(req, prepared)) {
+        if (!response && !check_ownership(req, prepared, chosen_id)) {
                 atomic_fetch_sub(&gw->in_flight, 1);
                 return;
         }
@@ -915,8 +1081,12 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
         }
         if (!(gw->lookup = avk_lookup_new(gw->view, cfg, errstr, errstr_size)) ||
             avk_view_start(gw->view, cfg, errstr, errstr_size) != 0 ||
-            !(gw->reporter = avk_reporter_new(cfg, errstr, errstr_size)) ||
-            listen_http(gw, errstr, errstr_size) != 0)
+            !(gw->reporter = avk_reporter_new(cfg, errstr, errstr_size)))
+                goto fail;
+        struct avk_reporter_stats st;
+        avk_reporter_stats(gw->reporter, &st);
+        atomic_store(&gw->spool_backlog, st.spool_pending > 0);
+        if (listen_http(gw, errstr, errstr_size) != 0)
                 goto fail;
         avk_log(AVK_LOG_INFO, "gateway", "%s on port %u, %zu tokens, threads %lld",
                 avk_httpd_tls(gw->httpd) ? "HTTPS" : "HTTP", avk_httpd_port(gw->httpd),

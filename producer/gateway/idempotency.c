@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <openssl/evp.h>
+#include <uuid/uuid.h>
+
 #include "common/util/hash.h"
 
 struct waiter {
@@ -253,4 +256,27 @@ size_t avk_idem_size(avk_idem_t *idem)
         size_t n = idem->size;
         pthread_mutex_unlock(&idem->lock);
         return n;
+}
+
+int avk_idem_derive_id(const char *what, const char *party, const char *key,
+                       char id[AVK_IDEM_ID_SIZE])
+{
+        /* The NULs between the parts keep ("a", "bc") and ("ab", "c") apart. */
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+                 EVP_DigestUpdate(ctx, "avvik Idempotency-Key", 22) &&
+                 EVP_DigestUpdate(ctx, what, strlen(what) + 1) &&
+                 EVP_DigestUpdate(ctx, party, strlen(party) + 1) &&
+                 EVP_DigestUpdate(ctx, key, strlen(key)) && EVP_DigestFinal_ex(ctx, digest, &len);
+        EVP_MD_CTX_free(ctx);
+        if (!ok)
+                return -1;
+        uuid_t u;
+        memcpy(u, digest, sizeof(u));
+        u[6] = (unsigned char)((u[6] & 0x0f) | 0x80); /* version 8: RFC 9562, custom */
+        u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* the RFC's variant */
+        uuid_unparse_lower(u, id);
+        return 0;
 }

@@ -89,4 +89,17 @@ void avk_idem_finish(avk_idem_t *idem, avk_idem_flight_t *flight, unsigned statu
 /** @brief Keys held, in flight or remembered. */
 size_t avk_idem_size(avk_idem_t *idem);
 
+#define AVK_IDEM_ID_SIZE 37 /**< a UUID in text and its NUL */
+
+/**
+ * @brief The document id a request under an Idempotency-Key gets when its
+ * document carries none: a UUID (version 8) of the SHA-256 of what
+ * (deviation or response), the party and the key. Every attempt - after a
+ * restart, on another instance - files under the same id, so what Kafka
+ * holds decides a retry (docs/gateway.md, "Idempotency").
+ * @returns 0, or -1 when no digest could be made.
+ */
+int avk_idem_derive_id(const char *what, const char *party, const char *key,
+                       char id[AVK_IDEM_ID_SIZE]);
+
 #endif

@@ -61,11 +61,21 @@ static const char *const kind_names[] = {
     [AVK_VIEW_ESCALATED] = "ESCALATED",
     [AVK_VIEW_REMINDED] = "REMINDED",
     [AVK_VIEW_CLOSED] = "CLOSED",
+    [AVK_VIEW_ESCALATION_CONFIRMED] = "ESCALATION_CONFIRMED",
 };
+
+#define PRINT_SIZE 6 /* bytes of a response's id and of its digest kept */
 
 struct entry { /* one timeline entry: 24 bytes */
         int64_t at;
-        uint32_t label, rule, reason; /* interned; 0 is none */
+        union {
+                struct {
+                        uint32_t label, rule, reason; /* interned; 0 is none */
+                };
+                struct { /* a response: what recognises it again (avk_view_response()) */
+                        unsigned char id[PRINT_SIZE], body[PRINT_SIZE];
+                } print;
+        };
         uint8_t kind, party;
         int16_t hop;
 };
@@ -86,6 +96,8 @@ struct deviation {
         uint8_t reported, reporter, receiver, state;
         int8_t deadline_kept;
         uint8_t overdue;
+        uint8_t rejected; /* the receiver in force answered wrong receiver: a re-routing is due */
+        uint8_t step_pending; /* the tracker's pending_step: a manual step waits for confirmation */
 };
 
 struct follower {
@@ -256,13 +268,36 @@ static int valid_party(int party)
         return party >= 0 && party <= AVK_PARTY_MAX;
 }
 
-/* Appends e to d's timeline, unless the same entry is there (a record read twice). */
+/* The print of a response's id: 48 bits of a hash of all its bits, so
+ * that ids which share a prefix (time-ordered UUIDs) differ. -1 when it is
+ * not a UUID. */
+static int id_print(const avk_view_t *view, const char *response_id,
+                    unsigned char print[PRINT_SIZE])
+{
+        unsigned char id[16];
+        if (parse_id(response_id, id) != 0)
+                return -1;
+        uint64_t h = avk_hash_bytes(id, sizeof(id), view->seed);
+        memcpy(print, &h, PRINT_SIZE);
+        return 0;
+}
+
+/* Whether an entry of kind is a response (its print, not texts). */
+static int is_response(uint8_t kind)
+{
+        return (kind >= AVK_VIEW_ACKNOWLEDGED && kind <= AVK_VIEW_DISPUTED) ||
+               kind == AVK_VIEW_ESCALATION_CONFIRMED;
+}
+
+/* Appends e to d's timeline, unless the same entry is there (a record read
+ * twice; for responses, the same response). */
 static int append(avk_view_t *view, struct deviation *d, const struct entry *e)
 {
         for (uint32_t i = 0; i < d->timeline_cnt; i++) {
                 const struct entry *o = &d->timeline[i];
                 if (o->at == e->at && o->kind == e->kind && o->party == e->party &&
-                    o->hop == e->hop)
+                    o->hop == e->hop &&
+                    (!is_response(e->kind) || memcmp(&o->print, &e->print, sizeof(e->print)) == 0))
                         return 0;
         }
         if (d->timeline_cnt == d->timeline_cap) {
@@ -309,6 +344,14 @@ static int keep_texts(avk_view_t *view, char **slot, const char *const *texts, i
         return 0;
 }
 
+/* Makes party d's receiver in force; a new receiver has rejected nothing yet. */
+static void set_receiver(struct deviation *d, int party)
+{
+        if (d->receiver != party)
+                d->rejected = 0;
+        d->receiver = (uint8_t)party;
+}
+
 /* The time of the latest entry of kind in d's timeline, or -1. */
 static int64_t latest(const struct deviation *d, enum avk_view_kind kind)
 {
@@ -324,7 +367,8 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
         unsigned char id[16];
         if (parse_id(e->deviation_id, id) != 0 || !valid_party(e->party) ||
             (e->kind == AVK_VIEW_ROUTED && !valid_party(e->reporter)) ||
-            (e->kind == AVK_VIEW_REPORTED && !e->digest) || (unsigned)e->kind > AVK_VIEW_CLOSED)
+            (e->kind == AVK_VIEW_REPORTED && !e->digest) ||
+            (unsigned)e->kind > AVK_VIEW_ESCALATION_CONFIRMED)
                 return -1;
         int rc = -1;
         pthread_rwlock_wrlock(&view->lock);
@@ -352,8 +396,12 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
                 d->routed_to |= UINT64_C(1) << e->party;
                 if (d->receiver == NO_PARTY || e->hop >= d->hop) {
                         d->hop = e->hop;
-                        d->receiver = (uint8_t)e->party;
+                        set_receiver(d, e->party);
                 }
+                break;
+        case AVK_VIEW_REJECTED_WRONG_RECEIVER:
+                if (e->party == d->receiver)
+                        d->rejected = 1;
                 break;
         case AVK_VIEW_ANSWERED:
                 if (e->at >= latest(d, AVK_VIEW_ANSWERED) &&
@@ -364,14 +412,21 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
                 break;
         }
         struct entry entry = {.at = e->at,
-                              .label = intern(view, e->label),
-                              .rule = intern(view, e->rule),
-                              .reason = intern(view, e->reason),
                               .kind = (uint8_t)e->kind,
                               .party = (uint8_t)e->party,
                               .hop = (int16_t)(e->hop < INT16_MAX ? e->hop : INT16_MAX)};
-        if (entry.label == UINT32_MAX || entry.rule == UINT32_MAX || entry.reason == UINT32_MAX)
-                goto out;
+        if (is_response(entry.kind)) {
+                if (e->response_id && e->digest &&
+                    id_print(view, e->response_id, entry.print.id) == 0)
+                        memcpy(entry.print.body, e->digest, PRINT_SIZE);
+        } else {
+                entry.label = intern(view, e->label);
+                entry.rule = intern(view, e->rule);
+                entry.reason = intern(view, e->reason);
+                if (entry.label == UINT32_MAX || entry.rule == UINT32_MAX ||
+                    entry.reason == UINT32_MAX)
+                        goto out;
+        }
         rc = append(view, d, &entry);
 out:
         pthread_rwlock_unlock(&view->lock);
@@ -409,8 +464,11 @@ int avk_view_status(avk_view_t *view, const struct avk_view_status *s)
         d->state = (uint8_t)state;
         if (d->reporter == NO_PARTY)
                 d->reporter = (uint8_t)s->reporter;
-        d->receiver = (uint8_t)s->receiver;
+        set_receiver(d, s->receiver);
         d->routed_to |= UINT64_C(1) << s->receiver;
+        d->step_pending = s->pending_step != NULL;
+        if (state == ST_REJECTED)
+                d->rejected = 1;
         d->deadline_rule = rule;
         d->escalation_step = step;
         d->acknowledge_deadline_at = s->acknowledge_deadline_at;
@@ -471,6 +529,27 @@ enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
         return verdict;
 }
 
+enum avk_view_filing avk_view_response(avk_view_t *view, const char *deviation_id,
+                                       const char *response_id,
+                                       const unsigned char digest[AVK_VIEW_DIGEST_SIZE])
+{
+        unsigned char id[16], rid[PRINT_SIZE];
+        if (parse_id(deviation_id, id) != 0 || id_print(view, response_id, rid) != 0)
+                return AVK_VIEW_NEW;
+        enum avk_view_filing verdict = AVK_VIEW_NEW;
+        pthread_rwlock_rdlock(&view->lock);
+        const struct deviation *d = find(view, id);
+        for (uint32_t i = 0; d && i < d->timeline_cnt && verdict != AVK_VIEW_SAME; i++) {
+                const struct entry *e = &d->timeline[i];
+                if (is_response(e->kind) && memcmp(e->print.id, rid, PRINT_SIZE) == 0)
+                        verdict = !digest || memcmp(e->print.body, digest, PRINT_SIZE) == 0
+                                      ? AVK_VIEW_SAME
+                                      : AVK_VIEW_CONFLICT;
+        }
+        pthread_rwlock_unlock(&view->lock);
+        return verdict;
+}
+
 int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE])
 {
         size_t body_len;
@@ -503,6 +582,21 @@ static int64_t dispute_until(const avk_view_t *view, const struct deviation *d)
         return avk_dispute_until(view->dispute, interned(view, d->deadline_rule), answered);
 }
 
+/* The verdict on a response of a receiver's kind (every kind but DISPUTED
+ * and ESCALATION_CONFIRMED): the receiver in force gives it; an earlier
+ * receiver's comes too late; a wrong-receiver rejection is given once per
+ * hop. Under a lock. */
+static enum avk_view_respond receiver_verdict(const struct deviation *d, int party,
+                                              const char *kind)
+{
+        if (d->receiver != party)
+                return d->routed_to >> party & 1 ? AVK_VIEW_RESPOND_STALE
+                                                 : AVK_VIEW_RESPOND_NOT_RECEIVER;
+        if (d->rejected && strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0)
+                return AVK_VIEW_RESPOND_REJECTED;
+        return AVK_VIEW_RESPOND_OK;
+}
+
 enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviation_id, int party,
                                            const char *kind, int64_t now_ms, int64_t *until_ms)
 {
@@ -515,9 +609,14 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
         const struct deviation *d = find(view, id);
         if (!d || !involved(d, party))
                 goto out;
+        if (strcmp(kind, "ESCALATION_CONFIRMED") == 0) {
+                verdict = d->reporter != party && d->receiver != party ? AVK_VIEW_RESPOND_NOT_PARTY
+                          : !d->step_pending ? AVK_VIEW_RESPOND_NOTHING_PENDING
+                                             : AVK_VIEW_RESPOND_OK;
+                goto out;
+        }
         if (strcmp(kind, "DISPUTED") != 0) {
-                verdict =
-                    d->receiver == party ? AVK_VIEW_RESPOND_OK : AVK_VIEW_RESPOND_NOT_RECEIVER;
+                verdict = receiver_verdict(d, party, kind);
                 goto out;
         }
         *until_ms = dispute_until(view, d);
@@ -532,6 +631,22 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
 out:
         pthread_rwlock_unlock(&view->lock);
         return verdict;
+}
+
+int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop)
+{
+        unsigned char id[16];
+        if (parse_id(deviation_id, id) != 0)
+                return -1;
+        int receiver = -1;
+        pthread_rwlock_rdlock(&view->lock);
+        const struct deviation *d = find(view, id);
+        if (d && d->receiver != NO_PARTY) {
+                receiver = d->receiver;
+                *hop = d->hop;
+        }
+        pthread_rwlock_unlock(&view->lock);
+        return receiver;
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -617,6 +732,10 @@ static json_t *timeline_json(const avk_view_t *view, const struct deviation *d)
                 if (e->kind == AVK_VIEW_ROUTED || e->kind == AVK_VIEW_ESCALATED ||
                     e->kind == AVK_VIEW_REMINDED)
                         json_object_set_new(item, "hop", json_integer(e->hop));
+                if (is_response(e->kind)) {
+                        json_array_append_new(list, item);
+                        continue;
+                }
                 if (e->label && e->kind < sizeof(label_names) / sizeof(label_names[0]) &&
                     label_names[e->kind])
                         json_object_set_new(item, label_names[e->kind],
@@ -826,22 +945,25 @@ static int apply_routed(struct follower *f, const rd_kafka_message_t *m, avro_va
 static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
                           char *errstr, size_t errstr_size)
 {
-        (void)m;
         static const char *const kinds[] = {
             [AVK_VIEW_ACKNOWLEDGED] = "ACKNOWLEDGED",
             [AVK_VIEW_ANSWERED] = "ANSWERED",
             [AVK_VIEW_REJECTED_WRONG_RECEIVER] = "REJECTED_WRONG_RECEIVER",
             [AVK_VIEW_DISPUTED] = "DISPUTED",
+            [AVK_VIEW_ESCALATION_CONFIRMED] = "ESCALATION_CONFIRMED",
         };
         const char *kind = avk_avro_text(v, "kind");
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
         struct avk_view_event e = {
             .deviation_id = avk_avro_text(v, "deviation_id"),
             .at = long_field(v, "responded_at", 0),
             .party = party_field(v, "party", errstr, errstr_size),
             .reporter = -1,
-            .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")}};
-        for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_DISPUTED; k++)
-                if (strcmp(kind, kinds[k]) == 0)
+            .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")},
+            .response_id = avk_avro_text(v, "response_id"),
+            .digest = avk_view_digest(m->payload, m->len, digest) == 0 ? digest : NULL};
+        for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_ESCALATION_CONFIRMED; k++)
+                if (kinds[k] && strcmp(kind, kinds[k]) == 0)
                         e.kind = (enum avk_view_kind)k;
         if (e.kind == AVK_VIEW_REPORTED) {
                 snprintf(errstr, errstr_size, "kind: %s is not a response the view shows",
@@ -907,6 +1029,7 @@ static int apply_status(struct follower *f, const rd_kafka_message_t *m, avro_va
             .deadline_kept = avk_avro_long(v, "deadline_kept", &kept) == 0 ? (int)kept : -1,
             .overdue = (int)long_field(v, "overdue", 0),
             .escalation_step = avk_avro_text(v, "escalation_step"),
+            .pending_step = avk_avro_text(v, "pending_step"),
         };
         if (s.reporter < 0 || s.receiver < 0)
                 return -1;

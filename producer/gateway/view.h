@@ -50,6 +50,7 @@ enum avk_view_kind {
         AVK_VIEW_ESCALATED,
         AVK_VIEW_REMINDED,
         AVK_VIEW_CLOSED,
+        AVK_VIEW_ESCALATION_CONFIRMED,
 };
 
 /** One record's part, as the follow threads (and tests, benchmarks) give it. */
@@ -65,7 +66,10 @@ struct avk_view_event {
         const char *rule;    /**< ROUTED: rule_id; may be NULL */
         const char *reason;  /**< ROUTED: reason; may be NULL */
         const char *text[2]; /**< ANSWERED: analysis, action plan; REPORTED: reply_reference */
-        const unsigned char *digest; /**< REPORTED: AVK_VIEW_DIGEST_SIZE bytes */
+        const unsigned char *digest; /**< REPORTED: AVK_VIEW_DIGEST_SIZE bytes, the document's;
+                                          a response: its own, or NULL */
+        const char *response_id;     /**< a response: its id (with digest, what recognises a
+                                          retry of it: avk_view_response()), or NULL */
 };
 
 /** One DeviationStatus record (the tracker's changelog): the highest version wins. */
@@ -81,6 +85,7 @@ struct avk_view_status {
         int deadline_kept;                               /**< 1, 0, or -1 when null */
         int overdue;
         const char *escalation_step; /**< NULL when null */
+        const char *pending_step;    /**< a manual step waiting for confirmation; NULL when none */
 };
 
 /**
@@ -124,18 +129,37 @@ enum avk_view_filing {
 enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
                                      const unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
+/**
+ * @brief Whether a response with response_id, and digest (of its Avro body;
+ * NULL: the id alone), was read for deviation_id: AVK_VIEW_NEW when not,
+ * AVK_VIEW_SAME when it was (with this digest), AVK_VIEW_CONFLICT when
+ * another response was read under the id. A response is recognised by 48
+ * bits of a hash of its id and 48 of its digest, kept in its timeline entry.
+ */
+enum avk_view_filing avk_view_response(avk_view_t *view, const char *deviation_id,
+                                       const char *response_id,
+                                       const unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
+
 /** @brief SHA-256 of a framed Avro payload's body, cut to AVK_VIEW_DIGEST_SIZE. -1 when not framed.
  */
 int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
-/** Whether party may respond with a kind (avk_view_may_respond()). */
+/** Whether party may respond with a kind (avk_view_may_respond()); docs/gateway.md. */
 enum avk_view_respond {
         AVK_VIEW_RESPOND_OK,
         AVK_VIEW_RESPOND_UNKNOWN,      /**< no such deviation, or not one the party is part of */
-        AVK_VIEW_RESPOND_NOT_RECEIVER, /**< only the current receiver gives this kind */
+        AVK_VIEW_RESPOND_NOT_RECEIVER, /**< only the current receiver gives this kind; the party
+                                            never received the deviation */
+        AVK_VIEW_RESPOND_STALE,        /**< the party received it at an earlier hop: it was routed
+                                            on, and only the current receiver gives this kind */
+        AVK_VIEW_RESPOND_REJECTED,     /**< the current receiver rejected it as wrong receiver
+                                            already: its re-routing is due */
         AVK_VIEW_RESPOND_NOT_REPORTER, /**< only the reporter disputes */
         AVK_VIEW_RESPOND_NOT_ANSWERED, /**< a dispute before any answer */
         AVK_VIEW_RESPOND_WINDOW_OVER,  /**< a dispute after the window, or of a closed deviation */
+        AVK_VIEW_RESPOND_NOT_PARTY,    /**< a confirmation from neither the reporter nor the
+                                            current receiver */
+        AVK_VIEW_RESPOND_NOTHING_PENDING, /**< a confirmation while no manual step waits */
 };
 
 /**
@@ -145,6 +169,12 @@ enum avk_view_respond {
  */
 enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviation_id, int party,
                                            const char *kind, int64_t now_ms, int64_t *until_ms);
+
+/**
+ * @brief The current receiver of deviation_id, and in *hop the hop that made
+ * it so (for the reason of a refusal). @returns the party, or -1 when none is known.
+ */
+int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop);
 
 /**
  * @brief The look-up of deviation_id for party (docs/gateway.md): NULL when

@@ -6,18 +6,26 @@
  * not serialise on the expensive part. Sending is serialised by send_lock,
  * which stamps each document with a sequence number: the order it was sent.
  *
- * Two ways to Kafka:
- * - direct: produce at once; the poll thread hands each delivery report to
- *   the sender's callback. A document Kafka did not take (timed out, broker
- *   down) goes to the spool instead, when there is one, and from then on
- *   every new document goes to the spool too, so none overtakes it.
- * - spooled: the drain thread produces the spool's documents in sequence
- *   order once Kafka answers and no direct document is still in flight, and
- *   switches back to direct when the spool is empty.
- * Every record carries its document id in the header "avk-id". A document
- * that may already have reached Kafka (its produce timed out in flight, or
- * the process died after producing it from the spool) is looked for in its
- * partition before it is produced again, so nothing is stored twice.
+ * Without a spool a document is produced at once, and the poll thread hands
+ * its delivery report to the sender's callback.
+ *
+ * With a spool the producer is transactional - its transactional.id is the
+ * spool's instance, so a restart on the spool fences and aborts what the
+ * process before left open - and one thread, the drain thread, makes every
+ * transaction. Each document goes with its receipt (its id only, on
+ * topic.intake.receipts, keyed like the document) in the same transaction:
+ * - direct: sent documents wait in a queue; the drain thread produces all
+ *   that wait in one transaction (a group commit) and they are filed once it
+ *   commits. When it does not commit, they go to the spool, and from then on
+ *   every new document goes to the spool too, so none overtakes them.
+ * - spooled: once Kafka answers and the queue is empty, the drain thread
+ *   produces the spool's documents in send order, a batch per transaction,
+ *   and switches back to direct when the spool is empty.
+ * A spooled document that may already be in Kafka (its transaction's outcome
+ * is unknown, or the process died between the commit and the spool's note
+ * of it) is looked for among the receipts, read with read_committed, before
+ * it is produced again: its receipt is there exactly when it is. The drain
+ * never reads the documents' topics (docs/intake.md, "Receipts").
  */
 #include "producer/intake/reporter.h"
 
@@ -40,11 +48,13 @@
 #include "producer/intake/spool.h"
 
 #define KIND_CNT       2
-#define ID_HEADER      "avk-id"
-#define MAX_PARTITIONS 1024 /* partitions with a remembered acknowledged offset */
+#define ID_HEADER      AVK_HDR_ID
+#define MAX_PARTITIONS 1024 /* receipts partitions with a remembered end */
 #define DRAIN_BATCH    512
 #define KAFKA_PROBE_MS 1000
 #define STALL_ATTEMPTS 3 /* drain attempts in a row, about a second apart, that move nothing */
+#define TXN_ID_PREFIX  "avvik-intake-" /* + the spool's instance; deploy/acls.conf grants it */
+#define TXN_TIMEOUT_MS 60000           /* librdkafka's default transaction.timeout.ms */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -65,25 +75,32 @@ struct avk_prepared { /* one allocation with its payload: it is freed on another
         int local; /* single-object framing: the registry could not be asked; spool only */
 };
 
-struct drain_batch; /* the spool batch the drain thread has in flight */
-
-struct pending { /* one document between produce and its delivery report */
+struct pending { /* one sent document until its outcome is known */
         avk_reporter_done_cb *done;
         void *opaque;
         avk_reporter_t *reporter;
         avk_prepared_t *doc;
         uint64_t seq;
         const char *spooled_because; /* why it goes to the spool: said if it cannot */
-        struct drain_batch *batch;   /* set for documents produced from the spool */
-        size_t index;                /* in batch */
+        int32_t receipt_partition;   /* where its receipt was produced; -1: nowhere */
+        int64_t receipt_from;        /* that partition's known end just before */
+        struct pending *next;        /* in the queue of the next transaction */
 };
 
-struct drain_batch {
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        size_t outstanding;
-        int ok[DRAIN_BATCH];
-        char reason[256];
+/* Sequence numbers of sent documents. */
+struct seq_set {
+        uint64_t *seq;
+        size_t cnt, cap;
+        int sorted;
+};
+
+/* Where the transactional producer stands; only the drain thread uses it. */
+enum txn_state {
+        TXN_UNINIT,     /* init_transactions() has not succeeded yet */
+        TXN_READY,      /* no transaction open */
+        TXN_COMMITTING, /* a commit did not finish in time: it is called again */
+        TXN_ABORTING,   /* a transaction failed: it is aborted (again) */
+        TXN_FATAL,      /* fenced, or refused for good: nothing is produced any more */
 };
 
 struct avk_reporter {
@@ -96,7 +113,7 @@ struct avk_reporter {
         const char *topic[KIND_CNT];
         struct avk_json_opts opts;
         rd_kafka_t *rk;
-        rd_kafka_conf_t *scan_conf; /* for the consumer that looks for possible duplicates */
+        rd_kafka_conf_t *scan_conf; /* for the consumer that reads receipts back */
         pthread_t poller, drainer;
         atomic_int stopping;
         pthread_mutex_t pool_lock;
@@ -106,13 +123,26 @@ struct avk_reporter {
         uint64_t next_seq;
         avk_spool_t *spool;
         atomic_int spool_mode;
-        atomic_ulong direct_in_flight;
-        /* Highest acknowledged offset + 1 per partition: where a document
-         * whose produce timed out in flight may be found. */
-        atomic_llong acked_end[KIND_CNT][MAX_PARTITIONS];
 
-        pthread_mutex_t drain_lock;
+        /* The receipts (a spool only). The partition count is learnt once
+         * the producer is initialised; the ends come from delivery reports:
+         * a receipt produced later can only lie at or after them. */
+        const char *receipts_topic;
+        rd_kafka_topic_t *receipts_rkt;
+        int receipts_partitions;
+        atomic_llong receipts_end[MAX_PARTITIONS];
+        int ack_timeout_ms;
+        enum txn_state txn;
+        /* The documents of the open transaction, or of the last one while
+         * its outcome is unknown; and those of transactions this process
+         * aborted, until the spool is empty: they are certainly not in
+         * Kafka, whatever a receipt says (the mock cluster of the tests
+         * shows an aborted transaction's records). The drain thread's. */
+        struct seq_set txn_seqs, aborted;
+
+        pthread_mutex_t drain_lock; /* taken after send_lock, when both are */
         pthread_cond_t drain_cond;
+        struct pending *queue, **queue_tail; /* under drain_lock: the next transaction's */
 
         atomic_int kafka_up;
         atomic_int registry_up;
@@ -161,14 +191,15 @@ static void on_spooled(void *opaque, int ok, const char *reason)
 #define BECAUSE_SPOOL_FIRST      "documents sent before it are still in the spool"
 #define BECAUSE_NO_REGISTRY      "the Schema Registry cannot be reached"
 
-static void spool_append(avk_reporter_t *r, struct pending *p, int32_t partition, int64_t scan_from,
-                         const char *because)
+/* Appends p's document to the spool: it may be in Kafka when its receipt
+ * was produced (receipt_partition >= 0), to be looked for from receipt_from. */
+static void spool_append(avk_reporter_t *r, struct pending *p, const char *because)
 {
         p->spooled_because = because;
         avk_prepared_t *d = p->doc;
         struct avk_spool_entry e = {.seq = p->seq,
-                                    .partition = partition,
-                                    .scan_from = scan_from,
+                                    .partition = p->receipt_partition,
+                                    .scan_from = p->receipt_partition >= 0 ? p->receipt_from : -1,
                                     .topic = r->topic[d->kind],
                                     .key = d->key,
                                     .id = d->id,
@@ -177,78 +208,63 @@ static void spool_append(avk_reporter_t *r, struct pending *p, int32_t partition
         avk_spool_append(r->spool, &e, on_spooled, p);
 }
 
-/* Errors after which producing the same document again cannot succeed:
- * the sender hears of them rather than the spool keeping the document. */
-static int permanent(rd_kafka_resp_err_t err)
+/* Spools the documents of batch (a transaction that did not commit, or
+ * that never began) for because, then everything queued since, and sends
+ * what comes after them to the spool too. batch NULL: the queue is spooled
+ * for because. */
+static void spool_queue(avk_reporter_t *r, struct pending *batch, const char *because)
 {
-        switch (err) {
-        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-        case RD_KAFKA_RESP_ERR_INVALID_MSG:
-        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-        case RD_KAFKA_RESP_ERR__INVALID_ARG:
-                return 1;
-        default:
-                return 0;
+        const char *queued_because = batch ? BECAUSE_SPOOL_FIRST : because;
+        pthread_mutex_lock(&r->send_lock);
+        atomic_store(&r->spool_mode, 1);
+        while (batch) {
+                struct pending *p = batch;
+                batch = p->next;
+                spool_append(r, p, because);
         }
+        pthread_mutex_lock(&r->drain_lock);
+        struct pending *queued = r->queue;
+        r->queue = NULL;
+        r->queue_tail = &r->queue;
+        pthread_mutex_unlock(&r->drain_lock);
+        while (queued) {
+                struct pending *p = queued;
+                queued = p->next;
+                spool_append(r, p, queued_because);
+        }
+        pthread_mutex_unlock(&r->send_lock);
 }
 
-static void on_drained(struct pending *p, const rd_kafka_message_t *m)
+/* Raises *end to offset + 1 unless it is past that already. */
+static void raise_end(atomic_llong *end, int64_t offset)
 {
-        struct drain_batch *b = p->batch;
-        pthread_mutex_lock(&b->lock);
-        b->ok[p->index] = !m->err;
-        if (m->err)
-                snprintf(b->reason, sizeof(b->reason), "%s", rd_kafka_err2str(m->err));
-        if (--b->outstanding == 0)
-                pthread_cond_signal(&b->cond);
-        pthread_mutex_unlock(&b->lock);
-        free(p);
+        long long seen = atomic_load(end);
+        while (offset + 1 > seen && !atomic_compare_exchange_weak(end, &seen, offset + 1))
+                ;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         (void)rk;
-        (void)opaque;
+        avk_reporter_t *r = opaque;
         struct pending *p = m->_private;
-        if (p->batch) {
-                on_drained(p, m);
+        if (strcmp(rd_kafka_topic_name(m->rkt), r->receipts_topic) == 0) {
+                if (!m->err && m->partition >= 0 && m->partition < MAX_PARTITIONS)
+                        raise_end(&r->receipts_end[m->partition], m->offset);
                 return;
         }
-        avk_reporter_t *r = p->reporter;
-        int kind = p->doc->kind;
+        if (!p)
+                return; /* in a transaction: its outcome is the commit's */
         if (!m->err) {
-                if (m->partition >= 0 && m->partition < MAX_PARTITIONS) {
-                        atomic_llong *end = &r->acked_end[kind][m->partition];
-                        long long seen = atomic_load(end);
-                        while (m->offset + 1 > seen &&
-                               !atomic_compare_exchange_weak(end, &seen, m->offset + 1))
-                                ;
-                }
                 finish(r, p->done, p->opaque, p->doc->id, AVK_FILED, NULL);
-        } else if (r->spool && !permanent(m->err)) {
-                /* Kafka may have it although it did not say so: remember
-                 * where to look before producing it from the spool. */
-                int64_t scan_from = -1;
-                if (rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
-                        scan_from = m->partition >= 0 && m->partition < MAX_PARTITIONS
-                                        ? atomic_load(&r->acked_end[kind][m->partition])
-                                        : 0;
-                atomic_store(&r->spool_mode, 1);
-                atomic_fetch_sub(&r->direct_in_flight, 1);
-                spool_append(r, p, m->partition, scan_from, BECAUSE_NOT_ACKNOWLEDGED);
-                return;
         } else {
                 char reason[256];
                 snprintf(reason, sizeof(reason), BECAUSE_NOT_ACKNOWLEDGED ": %s",
                          rd_kafka_err2str(m->err));
                 finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, reason);
         }
-        atomic_fetch_sub(&r->direct_in_flight, 1);
         avk_prepared_destroy(p->doc);
         free(p);
-        if (r->spool)
-                wake_drainer(r);
 }
 
 static void *poll_loop(void *arg)
@@ -270,9 +286,228 @@ static int user_set(const avk_config_t *cfg, const char *kafka_name)
         return 0;
 }
 
+/* ---- transactions ---- */
+
+/* Adds seq to set. Out of memory it is left out, which is safe for both
+ * sets: a document's receipt is looked for all the same. */
+static void seq_add(struct seq_set *set, uint64_t seq)
+{
+        if (set->cnt == set->cap) {
+                size_t cap = set->cap * 2 + 64;
+                uint64_t *grown = realloc(set->seq, cap * sizeof(*grown));
+                if (!grown)
+                        return;
+                set->seq = grown;
+                set->cap = cap;
+        }
+        set->seq[set->cnt++] = seq;
+        set->sorted = 0;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+static int seq_has(struct seq_set *set, uint64_t seq)
+{
+        if (!set->cnt)
+                return 0;
+        if (!set->sorted) {
+                qsort(set->seq, set->cnt, sizeof(*set->seq), cmp_seq);
+                set->sorted = 1;
+        }
+        return bsearch(&seq, set->seq, set->cnt, sizeof(*set->seq), cmp_seq) != NULL;
+}
+
+/*
+ * Takes the outcome of a transactional call: 0 and TXN_READY on success;
+ * else -1 with the state to go on from - retry when the call may simply be
+ * made again, TXN_ABORTING when the transaction must be aborted,
+ * TXN_FATAL when the producer is of no more use. Frees error.
+ */
+static int txn_outcome(avk_reporter_t *r, rd_kafka_error_t *error, enum txn_state retry,
+                       const char *call)
+{
+        if (!error) {
+                /* The transaction's outcome is known now. */
+                if (r->txn == TXN_ABORTING)
+                        for (size_t i = 0; i < r->txn_seqs.cnt; i++)
+                                seq_add(&r->aborted, r->txn_seqs.seq[i]);
+                r->txn_seqs.cnt = 0;
+                r->txn = TXN_READY;
+                return 0;
+        }
+        if (rd_kafka_error_is_fatal(error)) {
+                r->txn = TXN_FATAL;
+                avk_log(AVK_LOG_ERROR, "intake",
+                        "%s: %s: nothing more is produced and every document is spooled; is "
+                        "another process using a copy of this spool? Restart on the spool "
+                        "(docs/intake.md, \"Receipts\")",
+                        call, rd_kafka_error_string(error));
+        } else {
+                r->txn = rd_kafka_error_txn_requires_abort(error) ? TXN_ABORTING : retry;
+                avk_log(AVK_LOG_WARN, "intake", "%s: %s", call, rd_kafka_error_string(error));
+        }
+        rd_kafka_error_destroy(error);
+        return -1;
+}
+
+/* Learns the receipts topic's partition count and where each partition
+ * ends now. Every topic's metadata is asked for: the answer fills the
+ * producer's cache, so that the first transaction's documents do not wait
+ * for their topic's (about a second in librdkafka 2.0.2). */
+static int receipts_learn(avk_reporter_t *r)
+{
+        const struct rd_kafka_metadata *md;
+        if (rd_kafka_metadata(r->rk, 1, NULL, &md, r->ack_timeout_ms) != 0)
+                return -1;
+        int cnt = 0;
+        for (int i = 0; i < md->topic_cnt; i++)
+                if (strcmp(md->topics[i].topic, r->receipts_topic) == 0 && !md->topics[i].err)
+                        cnt = md->topics[i].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        if (cnt <= 0 || cnt > MAX_PARTITIONS) {
+                avk_log(AVK_LOG_WARN, "intake", "%s: %d partitions; expected 1 to %d",
+                        r->receipts_topic, cnt, MAX_PARTITIONS);
+                return -1;
+        }
+        for (int p = 0; p < cnt; p++) {
+                int64_t low, high;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    r->rk, r->receipts_topic, p, &low, &high, r->ack_timeout_ms);
+                if (err) {
+                        avk_log(AVK_LOG_WARN, "intake", "%s [%d]: %s", r->receipts_topic, p,
+                                rd_kafka_err2str(err));
+                        return -1;
+                }
+                raise_end(&r->receipts_end[p], high - 1);
+        }
+        r->receipts_partitions = cnt;
+        return 0;
+}
+
+/* Brings the producer to TXN_READY if it can: initialises it (which
+ * aborts what an earlier process left open under the same id), or finishes
+ * a commit or an abort left over. @returns 1 when ready. */
+static int txn_ready(avk_reporter_t *r)
+{
+        switch (r->txn) {
+        case TXN_UNINIT:
+                txn_outcome(r, rd_kafka_init_transactions(r->rk, r->ack_timeout_ms), TXN_UNINIT,
+                            "init_transactions");
+                break;
+        case TXN_COMMITTING:
+                txn_outcome(r, rd_kafka_commit_transaction(r->rk, r->ack_timeout_ms),
+                            TXN_COMMITTING, "commit_transaction");
+                break;
+        case TXN_ABORTING:
+                txn_outcome(r, rd_kafka_abort_transaction(r->rk, r->ack_timeout_ms), TXN_ABORTING,
+                            "abort_transaction");
+                break;
+        case TXN_READY:
+        case TXN_FATAL:
+                break;
+        }
+        return r->txn == TXN_READY && (r->receipts_partitions > 0 || receipts_learn(r) == 0);
+}
+
+/* The receipts partition of key: the one the partitioner would choose. */
+static int32_t receipt_partition(avk_reporter_t *r, const char *key)
+{
+        return rd_kafka_msg_partitioner_murmur2_random(r->receipts_rkt, key, strlen(key),
+                                                       r->receipts_partitions, NULL, NULL);
+}
+
+/* Produces a document and its receipt into the open transaction, and says
+ * in *partition and *from where the receipt may be found. */
+static rd_kafka_resp_err_t produce_with_receipt(avk_reporter_t *r, const char *topic,
+                                                const char *key, const char *id, const void *value,
+                                                size_t value_len, int32_t *partition, int64_t *from)
+{
+        *partition = receipt_partition(r, key);
+        *from = atomic_load(&r->receipts_end[*partition]);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADER(ID_HEADER, id, -1),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK | RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err)
+                return err;
+        /* The receipt: the id, nothing of the document. */
+        return rd_kafka_producev(
+            r->rk, RD_KAFKA_V_RKT(r->receipts_rkt), RD_KAFKA_V_PARTITION(*partition),
+            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)id, strlen(id)),
+            RD_KAFKA_V_HEADER(ID_HEADER, id, -1),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK | RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+}
+
+/* How a transaction ended. */
+enum txn_end {
+        TXN_COMMITTED,
+        TXN_ABORTED, /* certainly: no read_committed reader ever sees its records */
+        TXN_UNKNOWN, /* the commit or the abort did not finish: its receipts will tell */
+};
+
+/* Ends the open transaction: commits it when every produce was taken
+ * (err 0), else, or when the commit fails, aborts it. */
+static enum txn_end txn_end(avk_reporter_t *r, rd_kafka_resp_err_t err)
+{
+        if (!err && txn_outcome(r, rd_kafka_commit_transaction(r->rk, r->ack_timeout_ms),
+                                TXN_COMMITTING, "commit_transaction") == 0)
+                return TXN_COMMITTED;
+        if (err) {
+                avk_log(AVK_LOG_WARN, "intake", "produce: %s", rd_kafka_err2str(err));
+                r->txn = TXN_ABORTING;
+        }
+        if (r->txn == TXN_ABORTING)
+                txn_ready(r);
+        return r->txn == TXN_READY ? TXN_ABORTED : TXN_UNKNOWN;
+}
+
+/* Produces the documents queued since the last transaction in one
+ * transaction; files them once it commits, or spools them. */
+static void commit_queue(avk_reporter_t *r)
+{
+        pthread_mutex_lock(&r->drain_lock);
+        struct pending *batch = r->queue;
+        r->queue = NULL;
+        r->queue_tail = &r->queue;
+        pthread_mutex_unlock(&r->drain_lock);
+        if (!batch)
+                return;
+        if (txn_outcome(r, rd_kafka_begin_transaction(r->rk), TXN_READY, "begin_transaction") !=
+            0) {
+                spool_queue(r, batch, BECAUSE_NOT_TAKEN);
+                return;
+        }
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (struct pending *p = batch; p && !err; p = p->next) {
+                avk_prepared_t *d = p->doc;
+                seq_add(&r->txn_seqs, p->seq);
+                err = produce_with_receipt(r, r->topic[d->kind], d->key, d->id, d->payload, d->len,
+                                           &p->receipt_partition, &p->receipt_from);
+        }
+        enum txn_end end = txn_end(r, err);
+        if (end != TXN_COMMITTED) {
+                for (struct pending *p = batch; p && end == TXN_ABORTED; p = p->next)
+                        p->receipt_partition = -1; /* certainly not in Kafka */
+                spool_queue(r, batch, BECAUSE_NOT_ACKNOWLEDGED);
+                return;
+        }
+        atomic_store(&r->kafka_up, 1);
+        while (batch) {
+                struct pending *p = batch;
+                batch = p->next;
+                finish(r, p->done, p->opaque, p->doc->id, AVK_FILED, NULL);
+                avk_prepared_destroy(p->doc);
+                free(p);
+        }
+}
+
 /* ---- draining the spool ---- */
 
-struct found_ids { /* ids met while looking for possible duplicates */
+struct found_ids { /* ids met among the receipts */
         char **ids;
         size_t cnt, cap;
 };
@@ -313,39 +548,43 @@ static void found_free(struct found_ids *f)
 }
 
 /*
- * Reads each partition in scan from its start offset to its end and
- * collects the avk-id headers there. Returns 0, or -1 when Kafka could not
- * be read completely (nothing may be produced then).
+ * Reads each receipts partition in scan from its start offset to its end
+ * with read_committed and collects the ids there. The end is the high
+ * watermark when the scan starts: an end of partition reported before it
+ * (transaction markers not yet written) is not the end. Returns 0, or -1
+ * when the receipts could not be read completely (nothing may be produced
+ * then).
  */
-static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *scan,
-                           struct found_ids *out)
+static int scan_receipts(avk_reporter_t *r, rd_kafka_topic_partition_list_t *scan,
+                         struct found_ids *out)
 {
         char errstr[512];
         int rc = -1;
         rd_kafka_conf_t *conf = rd_kafka_conf_dup(r->scan_conf);
-        /* assign() needs a group.id, though nothing joins or commits. */
-        rd_kafka_conf_set(conf, "group.id", "avvik-spool-scan", NULL, 0);
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-        rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        /* assign() needs a group.id, though nothing joins or commits. */
+        rd_kafka_t *c = avk_kafka_consumer_new(conf, "avvik-spool-scan", errstr, sizeof(errstr));
         if (!c) {
                 rd_kafka_conf_destroy(conf);
-                avk_log(AVK_LOG_WARN, "spool", "cannot look for duplicates: %s", errstr);
+                avk_log(AVK_LOG_WARN, "spool", "cannot read the receipts: %s", errstr);
                 return -1;
         }
-        rd_kafka_poll_set_consumer(c);
-        /* Only partitions with records past the start offset are read. */
+        /* Only partitions with records past the start offset are read; each
+         * remembers its end in its opaque. */
         rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(scan->cnt);
+        int64_t end[MAX_PARTITIONS];
         for (int i = 0; i < scan->cnt; i++) {
                 const rd_kafka_topic_partition_t *tp = &scan->elems[i];
                 int64_t low, high;
                 rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
                     c, tp->topic, tp->partition, &low, &high, 5000);
                 if (err) {
-                        avk_log(AVK_LOG_WARN, "spool", "looking for duplicates in %s [%d]: %s",
+                        avk_log(AVK_LOG_WARN, "spool", "reading the receipts of %s [%d]: %s",
                                 tp->topic, tp->partition, rd_kafka_err2str(err));
                         goto out;
                 }
+                end[tp->partition] = high;
                 if (tp->offset < high)
                         rd_kafka_topic_partition_list_add(todo, tp->topic, tp->partition)->offset =
                             tp->offset < low ? low : tp->offset;
@@ -353,7 +592,7 @@ static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *s
         int remaining = todo->cnt, idle = 0;
         rd_kafka_resp_err_t err = remaining ? rd_kafka_assign(c, todo) : 0;
         if (err) {
-                avk_log(AVK_LOG_WARN, "spool", "looking for duplicates: %s", rd_kafka_err2str(err));
+                avk_log(AVK_LOG_WARN, "spool", "reading the receipts: %s", rd_kafka_err2str(err));
                 goto out;
         }
         while (remaining > 0 && idle < 10) {
@@ -365,33 +604,28 @@ static int scan_partitions(avk_reporter_t *r, rd_kafka_topic_partition_list_t *s
                 idle = 0;
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         /* The end may be reported more than once (after a
-                         * leader change): count each partition once. */
+                         * leader change, or markers written): count each
+                         * partition once. */
                         rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
                             todo, rd_kafka_topic_name(m->rkt), m->partition);
-                        if (tp && !tp->opaque) {
+                        if (tp && !tp->opaque && m->offset >= end[m->partition]) {
                                 tp->opaque = tp;
                                 remaining--;
                         }
                 } else if (m->err) {
-                        avk_log(AVK_LOG_WARN, "spool", "looking for duplicates: %s",
+                        avk_log(AVK_LOG_WARN, "spool", "reading the receipts: %s",
                                 rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
                         goto out;
                 } else {
-                        rd_kafka_headers_t *hdrs;
-                        const void *id;
-                        size_t len;
-                        if (rd_kafka_message_headers(m, &hdrs) == 0 &&
-                            rd_kafka_header_get_last(hdrs, ID_HEADER, &id, &len) == 0)
-                                found_add(out, id, len);
+                        found_add(out, m->payload, m->len);
                 }
                 rd_kafka_message_destroy(m);
         }
         rc = remaining == 0 ? 0 : -1;
         if (rc)
                 avk_log(AVK_LOG_WARN, "spool",
-                        "looking for duplicates: %d partitions not read "
-                        "to their end within 10 s",
+                        "reading the receipts: %d partitions not read to their end within 10 s",
                         remaining);
 out:
         rd_kafka_topic_partition_list_destroy(todo);
@@ -402,32 +636,14 @@ out:
         return rc;
 }
 
-/* The partition the producer's partitioner (murmur2_random, set by
- * avk_kafka_producer_new()) gives key, as producing it directly would have;
- * -1 when the topic's partitions are unknown. */
-static int32_t partition_of(avk_reporter_t *r, const char *topic, const char *key)
-{
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, topic, NULL);
-        const struct rd_kafka_metadata *md;
-        int32_t partition = -1;
-        if (rkt && rd_kafka_metadata(r->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
-                        partition = rd_kafka_msg_partitioner_murmur2_random(
-                            rkt, key, strlen(key), md->topics[0].partition_cnt, NULL, NULL);
-                rd_kafka_metadata_destroy(md);
-        }
-        if (rkt)
-                rd_kafka_topic_destroy(rkt);
-        return partition;
-}
-
-/*
- * Produces one batch of the spool, oldest first. Returns 0 when the whole
- * batch is in Kafka, -1 when some of it must wait for a later try.
- */
 static struct encoder *encoder_get(avk_reporter_t *r);
 static void encoder_put(avk_reporter_t *r, struct encoder *e);
 
+/*
+ * Produces one batch of the spool, oldest first, with its receipts in one
+ * transaction. Returns 0 when the whole batch is in Kafka, -1 when some of
+ * it must wait for a later try.
+ */
 static int drain_batch(avk_reporter_t *r, int *progressed)
 {
         const struct avk_spool_entry *batch[DRAIN_BATCH], *done[DRAIN_BATCH], *send[DRAIN_BATCH];
@@ -441,28 +657,33 @@ static int drain_batch(avk_reporter_t *r, int *progressed)
         if (!e)
                 return -1;
 
-        /* 1. Entries that may already be in Kafka: look for them there. */
+        /* 1. Entries that may already be in Kafka: look for their receipts.
+         * A mark of a partition the receipts topic does not have is looked
+         * for in the key's partition from the start. */
         rd_kafka_topic_partition_list_t *scan = rd_kafka_topic_partition_list_new(8);
         for (size_t i = 0; i < n; i++) {
-                if (batch[i]->scan_from < 0)
+                if (batch[i]->scan_from < 0 || seq_has(&r->aborted, batch[i]->seq))
                         continue;
+                int32_t p = batch[i]->partition < r->receipts_partitions
+                                ? batch[i]->partition
+                                : receipt_partition(r, batch[i]->key);
+                int64_t from = p == batch[i]->partition ? batch[i]->scan_from : 0;
                 rd_kafka_topic_partition_t *tp =
-                    rd_kafka_topic_partition_list_find(scan, batch[i]->topic, batch[i]->partition);
+                    rd_kafka_topic_partition_list_find(scan, r->receipts_topic, p);
                 if (!tp)
-                        tp = rd_kafka_topic_partition_list_add(scan, batch[i]->topic,
-                                                               batch[i]->partition);
-                else if (tp->offset <= batch[i]->scan_from)
+                        tp = rd_kafka_topic_partition_list_add(scan, r->receipts_topic, p);
+                else if (tp->offset <= from)
                         continue;
-                tp->offset = batch[i]->scan_from;
+                tp->offset = from;
         }
-        if (scan->cnt && scan_partitions(r, scan, &ids) != 0)
+        if (scan->cnt && scan_receipts(r, scan, &ids) != 0)
                 goto out;
 
-        /* 2. The rest: say durably where each will go, then produce. A
-         * document spooled while the registry was unreachable waits until
-         * the registry answers for its schema. */
+        /* 2. The rest: a document spooled while the registry was unreachable
+         * waits until the registry answers for its schema. */
         for (size_t i = 0; i < n; i++) {
-                if (batch[i]->scan_from >= 0 && found(&ids, batch[i]->id)) {
+                if (batch[i]->scan_from >= 0 && !seq_has(&r->aborted, batch[i]->seq) &&
+                    found(&ids, batch[i]->id)) {
                         done[done_cnt++] = batch[i];
                         continue;
                 }
@@ -475,83 +696,56 @@ static int drain_batch(avk_reporter_t *r, int *progressed)
                         avk_log(AVK_LOG_WARN, "spool", "%s: %s", batch[i]->topic, errstr);
                         goto out;
                 }
-                int32_t p = batch[i]->partition >= 0
-                                ? batch[i]->partition
-                                : partition_of(r, batch[i]->topic, batch[i]->key);
-                int64_t low, high;
-                rd_kafka_resp_err_t err = p < 0 ? RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
-                                                : rd_kafka_query_watermark_offsets(
-                                                      r->rk, batch[i]->topic, p, &low, &high, 5000);
-                if (err) {
-                        avk_log(AVK_LOG_WARN, "spool", "%s: partition of %s: %s", batch[i]->topic,
-                                batch[i]->id, rd_kafka_err2str(err));
-                        goto out;
-                }
-                partition[send_cnt] = p;
-                scan_from[send_cnt] = high;
                 send[send_cnt++] = batch[i];
         }
         if (done_cnt)
                 avk_log(AVK_LOG_INFO, "spool",
-                        "%zu documents were in Kafka already (found by id): not produced again",
+                        "%zu documents were in Kafka already (found by their receipts): not "
+                        "produced again",
                         done_cnt);
-        if (send_cnt && avk_spool_maybe(r->spool, send, partition, scan_from, send_cnt, errstr,
-                                        sizeof(errstr)) != 0) {
+        if (!send_cnt) {
+                rc = 0;
+                goto out;
+        }
+
+        /* 3. Say durably where each receipt will go, then produce the batch
+         * and its receipts in one transaction. */
+        for (size_t i = 0; i < send_cnt; i++) {
+                partition[i] = receipt_partition(r, send[i]->key);
+                scan_from[i] = atomic_load(&r->receipts_end[partition[i]]);
+        }
+        if (avk_spool_maybe(r->spool, send, partition, scan_from, send_cnt, errstr,
+                            sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_ERROR, "spool", "%s", errstr);
                 goto out;
         }
-        struct drain_batch db = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                                 .cond = PTHREAD_COND_INITIALIZER};
-        for (size_t i = 0; i < send_cnt; i++) {
-                struct pending *p = calloc(1, sizeof(*p));
-                if (!p)
-                        break;
-                *p = (struct pending){.reporter = r, .batch = &db, .index = i};
-                pthread_mutex_lock(&db.lock);
-                db.outstanding++;
-                pthread_mutex_unlock(&db.lock);
+        if (txn_outcome(r, rd_kafka_begin_transaction(r->rk), TXN_READY, "begin_transaction") != 0)
+                goto out;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (size_t i = 0; i < send_cnt && !err; i++) {
+                seq_add(&r->txn_seqs, send[i]->seq);
                 /* Framed in step 2 already, so the registry's id is cached. */
                 const void *value;
                 size_t value_len;
-                rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
-                if (avk_codec_reframe(e->codec, send[i]->topic, send[i]->value, send[i]->value_len,
-                                      &value, &value_len, errstr, sizeof(errstr)) == 0)
-                        /* F_COPY: a reframed value lives in the codec's buffer. */
-                        err = rd_kafka_producev(
-                            r->rk, RD_KAFKA_V_TOPIC(send[i]->topic),
-                            RD_KAFKA_V_PARTITION(partition[i]),
-                            RD_KAFKA_V_KEY(send[i]->key, strlen(send[i]->key)),
-                            RD_KAFKA_V_VALUE((void *)value, value_len),
-                            RD_KAFKA_V_HEADER(ID_HEADER, send[i]->id, -1),
-                            RD_KAFKA_V_MSGFLAGS(
-                                RD_KAFKA_MSG_F_BLOCK |
-                                (value != send[i]->value ? RD_KAFKA_MSG_F_COPY : 0)),
-                            RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-                if (err) {
-                        pthread_mutex_lock(&db.lock);
-                        db.outstanding--;
-                        pthread_mutex_unlock(&db.lock);
-                        free(p);
-                        break;
-                }
+                int32_t p;
+                int64_t from;
+                err =
+                    avk_codec_reframe(e->codec, send[i]->topic, send[i]->value, send[i]->value_len,
+                                      &value, &value_len, errstr, sizeof(errstr)) == 0
+                        ? produce_with_receipt(r, send[i]->topic, send[i]->key, send[i]->id, value,
+                                               value_len, &p, &from)
+                        : RD_KAFKA_RESP_ERR__FAIL;
         }
-        pthread_mutex_lock(&db.lock);
-        while (db.outstanding > 0)
-                pthread_cond_wait(&db.cond, &db.lock);
-        pthread_mutex_unlock(&db.lock);
-        size_t sent_ok = 0;
-        for (size_t i = 0; i < send_cnt; i++) {
-                if (db.ok[i])
-                        done[done_cnt++] = send[i];
-                sent_ok += (size_t)db.ok[i];
+        if (txn_end(r, err) != TXN_COMMITTED) {
+                avk_log(AVK_LOG_WARN, "spool", "%zu documents not produced yet", send_cnt);
+                goto out;
         }
-        if (sent_ok < send_cnt)
-                avk_log(AVK_LOG_WARN, "spool", "%zu of %zu documents not produced yet: %s",
-                        send_cnt - sent_ok, send_cnt, db.reason[0] ? db.reason : "not sent");
-        rc = sent_ok == send_cnt ? 0 : -1;
-        atomic_fetch_add(&r->filed, done_cnt);
+        for (size_t i = 0; i < send_cnt; i++)
+                done[done_cnt++] = send[i];
+        rc = 0;
         atomic_store(&r->registry_up, 1);
 out:
+        atomic_fetch_add(&r->filed, done_cnt);
         if (done_cnt && avk_spool_done(r->spool, done, done_cnt, errstr, sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_ERROR, "spool", "%s", errstr);
                 rc = -1;
@@ -573,32 +767,53 @@ static int kafka_answers(avk_reporter_t *r)
         return 1;
 }
 
-/* Probes Kafka once a second; drains the spool when Kafka answers and no
- * direct document is in flight (one that fails still belongs before the
- * spool's later entries). */
+static int queue_waiting(avk_reporter_t *r)
+{
+        pthread_mutex_lock(&r->drain_lock);
+        int waiting = r->queue != NULL;
+        pthread_mutex_unlock(&r->drain_lock);
+        return waiting;
+}
+
+/*
+ * With a spool: commits what the queue holds as soon as it holds something
+ * (documents sent before any the spool holds), else probes Kafka once a
+ * second and drains the spool when Kafka answers. Without one: probes Kafka.
+ */
 static void *drain_loop(void *arg)
 {
         avk_reporter_t *r = arg;
         int stalls = 0; /* attempts in a row that moved nothing */
         for (;;) {
                 int stopping = atomic_load(&r->stopping);
+                if (r->spool && queue_waiting(r)) {
+                        if (txn_ready(r))
+                                commit_queue(r);
+                        else
+                                spool_queue(r, NULL, BECAUSE_NOT_TAKEN);
+                        continue;
+                }
                 atomic_store(&r->kafka_up, kafka_answers(r));
+                /* Initialising at once also aborts, at once, what a crashed
+                 * process left open: that holds back read_committed readers. */
+                int txn_ok = r->spool && atomic_load(&r->kafka_up) && txn_ready(r);
                 size_t waiting = r->spool ? avk_spool_outstanding(r->spool) : 0;
-                int ready =
-                    waiting && atomic_load(&r->kafka_up) && atomic_load(&r->direct_in_flight) == 0;
+                int ready = waiting && txn_ok;
                 int progressed = 0;
                 int rc = ready ? drain_batch(r, &progressed) : -1;
                 if (!waiting || progressed)
                         stalls = 0;
-                else if (ready)
+                else if (atomic_load(&r->kafka_up))
                         stalls++;
                 /* A registry outage is reported as such (registry_up). */
                 atomic_store(&r->drain_stalled,
                              stalls >= STALL_ATTEMPTS && atomic_load(&r->registry_up));
                 if (r->spool && ready && rc == 0) {
                         pthread_mutex_lock(&r->send_lock);
-                        if (avk_spool_outstanding(r->spool) == 0)
+                        if (avk_spool_outstanding(r->spool) == 0) {
                                 atomic_store(&r->spool_mode, 0);
+                                r->aborted.cnt = 0;
+                        }
                         pthread_mutex_unlock(&r->send_lock);
                 }
                 if (stopping && (rc != 0 || !r->spool || avk_spool_outstanding(r->spool) == 0))
@@ -607,7 +822,7 @@ static void *drain_loop(void *arg)
                         continue;
                 struct timespec until = avk_clock_deadline(1000);
                 pthread_mutex_lock(&r->drain_lock);
-                if (!atomic_load(&r->stopping))
+                if (!atomic_load(&r->stopping) && !r->queue)
                         pthread_cond_timedwait(&r->drain_cond, &r->drain_lock, &until);
                 pthread_mutex_unlock(&r->drain_lock);
         }
@@ -621,6 +836,28 @@ static int string_slot(const avk_reporter_t *r, enum avk_kind kind, const char *
         return prog && field && is_avro_string(field) ? avk_avroprog_slot(prog, name) : -1;
 }
 
+/* Makes conf a transactional producer's, named after the spool. */
+static int transactional(avk_reporter_t *r, const avk_config_t *cfg, rd_kafka_conf_t *conf,
+                         char *errstr, size_t errstr_size)
+{
+        char id[128], txn_timeout[32];
+        snprintf(id, sizeof(id), TXN_ID_PREFIX "%s", avk_spool_instance(r->spool));
+        /* librdkafka wants message.timeout.ms <= transaction.timeout.ms. */
+        int64_t ack = avk_config_get_int(cfg, "intake.ack.timeout.ms");
+        snprintf(txn_timeout, sizeof(txn_timeout), "%lld",
+                 (long long)(ack > TXN_TIMEOUT_MS ? ack : TXN_TIMEOUT_MS));
+        char reason[256];
+        if (rd_kafka_conf_set(conf, "transactional.id", id, reason, sizeof(reason)) !=
+                RD_KAFKA_CONF_OK ||
+            (!user_set(cfg, "transaction.timeout.ms") &&
+             rd_kafka_conf_set(conf, "transaction.timeout.ms", txn_timeout, reason,
+                               sizeof(reason)) != RD_KAFKA_CONF_OK)) {
+                snprintf(errstr, errstr_size, "the spool's transactional producer: %s", reason);
+                return -1;
+        }
+        return 0;
+}
+
 avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
         avk_reporter_t *r = calloc(1, sizeof(*r));
@@ -632,6 +869,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         pthread_mutex_init(&r->send_lock, NULL);
         pthread_mutex_init(&r->drain_lock, NULL);
         pthread_cond_init(&r->drain_cond, NULL);
+        r->queue_tail = &r->queue;
         atomic_store(&r->registry_up, 1);
         if (avk_env_open(&r->env, cfg, errstr, errstr_size) != 0)
                 goto fail_env;
@@ -663,14 +901,26 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         if (!conf)
                 goto fail;
         /* The ack timeout is intake policy; an explicit kafka.* setting wins. */
+        r->ack_timeout_ms = (int)avk_config_get_int(cfg, "intake.ack.timeout.ms");
         if (!user_set(cfg, "message.timeout.ms"))
                 rd_kafka_conf_set(conf, "message.timeout.ms",
                                   avk_config_get(cfg, "intake.ack.timeout.ms"), NULL, 0);
+        r->receipts_topic = avk_config_get(cfg, "topic.intake.receipts");
+        if (r->spool && transactional(r, cfg, conf, errstr, errstr_size) != 0) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        rd_kafka_conf_set_opaque(conf, r);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         r->rk = avk_kafka_producer_new(conf, errstr, errstr_size);
         if (!r->rk) {
                 rd_kafka_conf_destroy(conf);
                 goto fail;
+        }
+        if (r->spool && !(r->receipts_rkt = rd_kafka_topic_new(r->rk, r->receipts_topic, NULL))) {
+                snprintf(errstr, errstr_size, "%s: %s", r->receipts_topic,
+                         rd_kafka_err2str(rd_kafka_last_error()));
+                goto fail_rk;
         }
         if (pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the delivery thread");
@@ -684,6 +934,8 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         }
         return r;
 fail_rk:
+        if (r->receipts_rkt)
+                rd_kafka_topic_destroy(r->receipts_rkt);
         rd_kafka_destroy(r->rk);
 fail:
         if (r->scan_conf)
@@ -705,10 +957,12 @@ void avk_reporter_destroy(avk_reporter_t *r)
 {
         if (!r)
                 return;
-        /* Outstanding deliveries resolve within message.timeout.ms: wait for
-         * them all, so every sender hears its outcome; then the drain thread
-         * empties the spool if Kafka takes it, or leaves it for next time. */
-        while (atomic_load(&r->direct_in_flight) > 0 || rd_kafka_outq_len(r->rk) > 0)
+        /* Without a spool, outstanding deliveries resolve within
+         * message.timeout.ms: wait for them all, so every sender hears its
+         * outcome. With one, the drain thread commits or spools what is
+         * queued, then empties the spool if Kafka takes it, or leaves it
+         * for next time. */
+        while (!r->spool && rd_kafka_outq_len(r->rk) > 0)
                 rd_kafka_flush(r->rk, 1000);
         atomic_store(&r->stopping, 1);
         wake_drainer(r);
@@ -721,8 +975,12 @@ void avk_reporter_destroy(avk_reporter_t *r)
         rd_kafka_queue_yield(main_queue);
         rd_kafka_queue_destroy(main_queue);
         pthread_join(r->poller, NULL);
+        if (r->receipts_rkt)
+                rd_kafka_topic_destroy(r->receipts_rkt);
         rd_kafka_destroy(r->rk);
         rd_kafka_conf_destroy(r->scan_conf);
+        free(r->txn_seqs.seq);
+        free(r->aborted.seq);
         while (r->pool) {
                 struct encoder *e = r->pool;
                 r->pool = e->next;
@@ -941,35 +1199,39 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
                 avk_prepared_destroy(d);
                 return;
         }
-        *p = (struct pending){.done = done, .opaque = opaque, .reporter = r, .doc = d};
+        *p = (struct pending){.done = done,
+                              .opaque = opaque,
+                              .reporter = r,
+                              .doc = d,
+                              .receipt_partition = -1,
+                              .receipt_from = -1};
         atomic_fetch_add(&r->in_flight, 1);
         pthread_mutex_lock(&r->send_lock);
         p->seq = r->next_seq++;
-        if (atomic_load(&r->spool_mode) || d->local) {
+        if (r->spool && (atomic_load(&r->spool_mode) || d->local)) {
                 atomic_store(&r->spool_mode, 1); /* none overtakes it */
-                spool_append(r, p, -1, -1, d->local ? BECAUSE_NO_REGISTRY : BECAUSE_SPOOL_FIRST);
+                spool_append(r, p, d->local ? BECAUSE_NO_REGISTRY : BECAUSE_SPOOL_FIRST);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
         }
-        atomic_fetch_add(&r->direct_in_flight, 1);
+        if (r->spool) { /* for the drain thread's next transaction */
+                pthread_mutex_lock(&r->drain_lock);
+                *r->queue_tail = p;
+                r->queue_tail = &p->next;
+                pthread_cond_signal(&r->drain_cond);
+                pthread_mutex_unlock(&r->drain_lock);
+                pthread_mutex_unlock(&r->send_lock);
+                return;
+        }
         /* F_BLOCK: a full local queue waits for room instead of failing.
          * The payload stays with p until its delivery report. */
         rd_kafka_resp_err_t err = rd_kafka_producev(
             r->rk, RD_KAFKA_V_TOPIC(r->topic[d->kind]), RD_KAFKA_V_KEY(d->key, strlen(d->key)),
             RD_KAFKA_V_VALUE(d->payload, d->len), RD_KAFKA_V_HEADER(ID_HEADER, d->id, -1),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-        if (!err) {
-                pthread_mutex_unlock(&r->send_lock);
-                return;
-        }
-        atomic_fetch_sub(&r->direct_in_flight, 1);
-        if (r->spool && !permanent(err)) {
-                atomic_store(&r->spool_mode, 1);
-                spool_append(r, p, -1, -1, BECAUSE_NOT_TAKEN);
-                pthread_mutex_unlock(&r->send_lock);
-                return;
-        }
         pthread_mutex_unlock(&r->send_lock);
+        if (!err)
+                return;
         char reason[256];
         snprintf(reason, sizeof(reason), BECAUSE_NOT_TAKEN " (%s): %s", r->topic[d->kind],
                  rd_kafka_err2str(err));

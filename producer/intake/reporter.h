@@ -7,6 +7,8 @@
  * counts as filed only once Kafka has acknowledged it - or, with
  * intake.spool.dir set, once it is in the local fsync'd spool because Kafka
  * was unreachable; the spool drains to Kafka in order when Kafka is back.
+ * With a spool every document goes with an id-only receipt in one Kafka
+ * transaction and is filed once that commits (docs/intake.md, "Receipts").
  *
  * Thread-safe: any number of threads may file through one reporter. Filing
  * is two steps, so that callers can validate in parallel and still keep

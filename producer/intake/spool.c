@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <uuid/uuid.h>
+
 #include "common/util/log.h"
 #include "producer/intake/drainstate.h"
 #include "producer/intake/record.h"
@@ -52,6 +54,7 @@ struct avk_spool {
         int fd;
         char path[4096];
         uint64_t max_bytes;
+        char instance[37]; /* instance.id: a UUID in text */
 
         pthread_mutex_t io_lock; /* serialises writes to the file */
         pthread_mutex_t lock;    /* the list, the queue and the counters */
@@ -474,6 +477,52 @@ out:
         return rc;
 }
 
+/* Reads dir/instance.id into s->instance, writing a new random one (and
+ * making it durable, the directory entry too) when there is none. */
+static int instance_load(avk_spool_t *s, const char *dir, char *errstr, size_t errstr_size)
+{
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/instance.id", dir);
+        uuid_t u;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                ssize_t n = read(fd, s->instance, sizeof(s->instance) - 1);
+                close(fd);
+                s->instance[n > 0 ? n : 0] = '\0';
+                s->instance[strcspn(s->instance, "\n")] = '\0';
+                if (uuid_parse(s->instance, u) == 0)
+                        return 0;
+                snprintf(errstr, errstr_size, "intake.spool.dir: %s: not a UUID", path);
+                return -1;
+        }
+        if (errno != ENOENT)
+                goto io_error;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, s->instance);
+        char line[sizeof(s->instance) + 1];
+        int len = snprintf(line, sizeof(line), "%s\n", s->instance);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                goto io_error;
+        int err = 0;
+        errno = EIO; /* what a short write without an error number means */
+        if (write(fd, line, (size_t)len) != len || fsync(fd) != 0)
+                err = errno;
+        close(fd);
+        int dir_fd = err ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!err && (dir_fd < 0 || fsync(dir_fd) != 0))
+                err = errno;
+        if (dir_fd >= 0)
+                close(dir_fd);
+        if (!err)
+                return 0;
+        unlink(path); /* a half-written identity must not outlive this failure */
+        errno = err;
+io_error:
+        snprintf(errstr, errstr_size, "intake.spool.dir: %s: %s", path, strerror(errno));
+        return -1;
+}
+
 avk_spool_t *avk_spool_open(const char *dir, uint64_t max_bytes, char *errstr, size_t errstr_size)
 {
         avk_spool_t *s = calloc(1, sizeof(*s));
@@ -505,6 +554,8 @@ avk_spool_t *avk_spool_open(const char *dir, uint64_t max_bytes, char *errstr, s
                          s->path);
                 goto fail;
         }
+        if (instance_load(s, dir, errstr, errstr_size) != 0)
+                goto fail;
         s->marks = malloc(sizeof(*s->marks));
         s->next_marks = malloc(sizeof(*s->next_marks));
         if (!s->marks || !s->next_marks) {
@@ -552,6 +603,11 @@ void avk_spool_close(avk_spool_t *s)
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
         free(s);
+}
+
+const char *avk_spool_instance(avk_spool_t *s)
+{
+        return s->instance;
 }
 
 size_t avk_spool_outstanding(avk_spool_t *s)

@@ -22,6 +22,11 @@
  *
  * Entries come back oldest send sequence first, so the spool drains in the
  * order documents were sent.
+ *
+ * The spool has an identity of its own, instance.id (a random UUID written
+ * when the spool is created): the reporter derives its Kafka
+ * transactional.id from it, so that a restart on the same spool fences and
+ * aborts what the previous process left open (docs/intake.md, "Receipts").
  */
 #ifndef AVK_SPOOL_H
 #define AVK_SPOOL_H
@@ -64,6 +69,9 @@ void avk_spool_close(avk_spool_t *spool);
 void avk_spool_append(avk_spool_t *spool, const struct avk_spool_entry *entry,
                       avk_spool_done_cb *done, void *opaque);
 
+/** @brief The spool's identity, a UUID in text (owned by the spool). */
+const char *avk_spool_instance(avk_spool_t *spool);
+
 /** @brief Entries not yet done, counting appends still queued. */
 size_t avk_spool_outstanding(avk_spool_t *spool);
 
@@ -79,8 +87,10 @@ uint64_t avk_spool_max_seq(avk_spool_t *spool);
 size_t avk_spool_batch(avk_spool_t *spool, const struct avk_spool_entry **batch, size_t max);
 
 /**
- * @brief Durably records that each entry in batch may be in Kafka at
- * partition[i] from offset scan_from[i] on, before it is produced there.
+ * @brief Durably records that each entry in batch may be in Kafka, found
+ * at partition[i] from offset scan_from[i] on (the reporter: of its
+ * receipts topic), before it is produced; partition -1 and scan_from -1
+ * record that it is certainly not in Kafka (its transaction was aborted).
  * @returns 0, or -1 with the reason in errstr.
  */
 int avk_spool_maybe(avk_spool_t *spool, const struct avk_spool_entry *const *batch,

@@ -104,9 +104,10 @@ start registry "$registry" "$work/registry.port" "$work/registry.ids"
 poll "registry" test -s "$work/registry.port"
 registry_port=$(cat "$work/registry.port")
 
-# kafka.session.timeout.ms=6000: a service killed with SIGKILL leaves a
-# member behind in its group; its successor gets no partitions before that
-# member's session times out (45 s by default), which would make a run long.
+# A service killed with SIGKILL leaves a member behind in its group; on the
+# embedded broker its successor gets no partitions before that member's
+# session times out (the services' default is 6 s: docs/operations.md,
+# "Restarts").
 cat >"$work/avvik.properties" <<EOF
 bootstrap.file=$work/bootstrap.servers
 schema.registry.url=http://127.0.0.1:$registry_port
@@ -120,7 +121,6 @@ gateway.tokens.file=$work/tokens
 intake.spool.dir=$work/spool
 intake.ack.timeout.ms=2000
 analysis.pseudonym.key.file=$work/secrets/pseudonym.key
-kafka.session.timeout.ms=6000
 kafka.reconnect.backoff.max.ms=500
 log.level=warn
 EOF

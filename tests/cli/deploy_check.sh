@@ -133,7 +133,7 @@ inboxes=$(jq -r '[(.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.i
                  | map(select(. != null)) | unique | .[]' "$src/data/directory.json")
 desk_inbox=$(jq -r '.triage_desk.delivery.inbox_topic' "$src/data/directory.json")
 creates=$(grep -c -- '--create --if-not-exists' "$tmp/topics.txt")
-want=$(($(printf '%s\n' "$inboxes" | wc -l) + 12))
+want=$(($(printf '%s\n' "$inboxes" | wc -l) + 13))
 [ "$creates" -eq "$want" ] || fail "$creates topics created, expected $want"
 grep -- '--create' "$tmp/topics.txt" | grep -v -- '--replication-factor 3 --config min.insync.replicas=2 ' &&
         fail "a topic without replication factor 3 and min.insync.replicas 2"
@@ -144,7 +144,8 @@ while read -r key name; do
         grep -q -- "--topic $name " "$tmp/topics.txt" || fail "$key ($name) is not in deploy/topics.conf"
 done <"$tmp/avk-topics"
 for t in deviation.reported deviation.response deviation.routed deviation.escalated deviation.status \
-        deviation.reminder deviation.feedback deviation.delivery.failed deviation.analysis deviation.notify.retry; do
+        deviation.reminder deviation.feedback deviation.delivery.failed deviation.analysis \
+        deviation.notify.retry deviation.intake.receipts; do
         grep -q -- "--topic $t --partitions 12 " "$tmp/topics.txt" || fail "$t: not 12 partitions (lifecycle)"
 done
 grep -q -- '--topic deviation.status .*cleanup.policy=compact ' "$tmp/topics.txt" || fail "deviation.status not compacted"
@@ -199,14 +200,24 @@ grep -- '--operation Read --topic deviation. --resource-pattern-type prefixed' "
 [ "$(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\) --operation \([A-Za-z]*\).*/\1 \2/' | sort | tr '\n' ' ')" = \
         "User:avvik-notify Read User:avvik-notify Write " ] ||
         fail "deviation.notify.retry: $(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt")"
-# The internet-facing gateway reads its own topics back for the spool's duplicate scan and
-# routings for its index, and writes nothing but documents (docs/operations.md, "Security").
+# The internet-facing gateway writes documents and their receipts in its spool's transactions
+# and reads the receipts back (never the documents: docs/intake.md, "Receipts"); its view
+# reads the lifecycle topics (docs/operations.md, "Security").
 [ "$(rules User:avvik-gateway)" = "IdempotentWrite --cluster literal
+Read --topic deviation.escalated literal
+Read --topic deviation.intake.receipts literal
+Read --topic deviation.reminder literal
 Read --topic deviation.reported literal
 Read --topic deviation.response literal
 Read --topic deviation.routed literal
+Read --topic deviation.status literal
+Write --topic deviation.intake.receipts literal
 Write --topic deviation.reported literal
-Write --topic deviation.response literal" ] || fail "the gateway's rules: $(rules User:avvik-gateway)"
+Write --topic deviation.response literal
+Write --transactional-id avvik-intake- prefixed" ] || fail "the gateway's rules: $(rules User:avvik-gateway)"
+# Only the gateway's spool uses transactions, under its own prefix.
+[ "$(grep -- '--transactional-id' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\).*/\1/')" = User:avvik-gateway ] ||
+        fail "transactional ids: $(grep -- '--transactional-id' "$tmp/acls.txt")"
 [ "$(rules User:analysis-vgr)" = "Read --group analysis-vgr. prefixed
 Read --topic deviation.analysis literal" ] || fail "analysis-vgr: $(rules User:analysis-vgr)"
 [ "$(rules User:avvik-dashboard)" = "Read --topic deviation.analysis literal" ] || fail "dashboard: $(rules User:avvik-dashboard)"

@@ -304,13 +304,15 @@ expect 400 "bad id in the URL"
 respond VGR ACKNOWLEDGED
 send "/v1/deviations/$sample_id/responses" VGR application/fhir+json "$work/response.json"
 expect 415 "FHIR on responses"
-# A re-routing (hop 1) moves the deviation to 1401: now 1401 answers and VGR may not.
+# A re-routing (hop 1) moves the deviation to 1401: now 1401 answers, and VGR's response comes
+# from an earlier hop: 409, naming the current receiver.
 routed 1 1401
 rerouted() {
         respond VGR ACKNOWLEDGED
-        [ "$status" = 403 ]
+        [ "$status" = 409 ]
 }
 poll "the index learns the re-routing" rerouted
+body_has 'is routed to 1401 (hop 1)' "a response of an earlier receiver"
 response 1401 ANSWERED
 jq '.analysis = "Rutinen följdes inte." | .action_plan = "Ny checklista."' "$work/response.json" >"$work/answer.json"
 send "/v1/deviations/$sample_id/responses" 1401 application/json "$work/answer.json"

@@ -1,14 +1,22 @@
 #!/bin/sh
 # Nothing answered 202 is lost or stored twice, whatever happens to the
-# gateway: clients file deviations without pause while
+# gateway: clients file deviations without pause, each under an
+# Idempotency-Key and without a deviation_id, and retry a document that got
+# no 202 (a killed gateway, a 503) with the same key until it does, while
 #   1. the gateway is killed with SIGKILL and restarted;
-#   2. Kafka stops answering (the broker process is SIGSTOPped): documents in
-#      flight time out and go to the spool, new ones are spooled at once;
-#   3. the gateway is killed with SIGKILL while the spool holds documents;
-#   4. Kafka answers again (SIGCONT) - and takes the produce requests that
+#   2. three times: Kafka stops answering (the broker process is SIGSTOPped)
+#      and the gateway is killed half a second later, with documents sent
+#      and waiting for Kafka's answer; Kafka answers again and takes them
+#      from its sockets, unanswered to their clients, who retry them on the
+#      restarted gateway;
+#   3. Kafka stops answering again: documents in flight time out and go to
+#      the spool, new ones are spooled at once;
+#   4. the gateway is killed with SIGKILL while the spool holds documents;
+#   5. Kafka answers again (SIGCONT) - and takes the produce requests that
 #      were waiting in its sockets, so documents the spool holds are in
 #      Kafka already - and the gateway is restarted on the same spool.
-# Then every id answered 202 must be in Kafka exactly once.
+# Then every key answered 202 must be in Kafka exactly once, under the id
+# answered: a retry after a restart is decided from what Kafka holds.
 # usage: gateway_kill.sh AVVIK_BINARY SAMPLE_JSON
 set -eu
 avvik=$1
@@ -36,8 +44,8 @@ party=$(jq -r .reporter.party "$sample")
 "$avvik" token "$party" load >"$work/token"
 sed -n 2p "$work/token" >"$work/tokens"
 token=$(sed -n 1p "$work/token")
-# The sample with a placeholder id, filled in per request.
-jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
+# The sample without an id, its description naming the request's key.
+jq -c 'del(.deviation_id) | .description = "load document @KEY@"' "$sample" >"$work/template"
 
 start_gateway() { # start_gateway N: the Nth life of the gateway
         rm -f "$work/port"
@@ -53,22 +61,32 @@ start_gateway() { # start_gateway N: the Nth life of the gateway
 }
 
 # A client files new deviations one after another until told to stop,
-# reading the gateway's address afresh before each; it records every id
-# answered 202 (filed or spooled) and ignores failures (the gateway may be
-# dead: those ids were never promised).
+# reading the gateway's address afresh before each attempt. A document that
+# gets no 202 is sent again, the same bytes under the same key, until it
+# does (the gateway may be dead, or answer 503). It records every key and id
+# answered 202 (filed or spooled), and every key it had to send again.
 client() {
         n=0
         while [ ! -e "$work/stop" ]; do
                 n=$((n + 1))
-                id=$(cat /proc/sys/kernel/random/uuid)
-                sed "s/@ID@/$id/" "$work/template" >"$work/doc.$1"
-                code=$(curl -s -o "$work/body.$1" -w '%{http_code}' --max-time 10 \
-                        -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-                        --data-binary @"$work/doc.$1" "$(cat "$work/url")/v1/deviations" ||
-                        true)
+                key="c$1-$n"
+                sed "s/@KEY@/$key/" "$work/template" >"$work/doc.$1"
+                attempts=0
+                code=
+                while [ ! -e "$work/stop" ]; do
+                        attempts=$((attempts + 1))
+                        code=$(curl -s -o "$work/body.$1" -w '%{http_code}' --max-time 10 \
+                                -H "Authorization: Bearer $token" \
+                                -H 'Content-Type: application/json' -H "Idempotency-Key: $key" \
+                                --data-binary @"$work/doc.$1" "$(cat "$work/url")/v1/deviations" ||
+                                true)
+                        [ "$code" = 202 ] && break
+                        sleep 0.1
+                done
+                [ "$attempts" -gt 1 ] && echo "$key" >>"$work/retried.$1"
                 if [ "$code" = 202 ]; then
                         jq -r .status "$work/body.$1" >>"$work/status.$1"
-                        echo "$id" >>"$work/accepted.$1"
+                        echo "$key $(jq -r .id "$work/body.$1")" >>"$work/accepted.$1"
                 fi
         done
 }
@@ -93,19 +111,30 @@ wait "$gateway_pid" 2>/dev/null || true
 start_gateway 2
 wait_for_more 100
 
-# 2. Kafka stops answering: documents are spooled.
+# 2. SIGKILL with documents waiting for Kafka, which stores them later.
+for life in 3 4 5; do
+        kill -STOP "$broker_pid"
+        sleep 0.5
+        kill -KILL "$gateway_pid"
+        wait "$gateway_pid" 2>/dev/null || true
+        kill -CONT "$broker_pid"
+        start_gateway $life
+        wait_for_more 50
+done
+
+# 3. Kafka stops answering: documents are spooled.
 kill -STOP "$broker_pid"
 poll "spooled answers" sh -c "cat '$work'/status.* | grep -q spooled"
 wait_for_more 50
 
-# 3. SIGKILL while the spool holds documents.
+# 4. SIGKILL while the spool holds documents.
 kill -KILL "$gateway_pid"
 wait "$gateway_pid" 2>/dev/null || true
 [ -s "$work/spool/spool.log" ] || fail "the spool is empty after the outage"
 
-# 4. Kafka answers again; the gateway restarts on the same spool and drains it.
+# 5. Kafka answers again; the gateway restarts on the same spool and drains it.
 kill -CONT "$broker_pid"
-start_gateway 3
+start_gateway 6
 wait_for_more 100
 touch "$work/stop"
 for pid in $clients; do wait "$pid" || true; done
@@ -118,17 +147,20 @@ kill -TERM "$gateway_pid"
 wait "$gateway_pid" || fail "the gateway did not stop cleanly"
 gateway_pid=
 
-grep -h "found by id" "$work"/gateway.*.log || true
+grep -h "found by their receipts" "$work"/gateway.*.log || true
 cat "$work"/accepted.* | sort >"$work/promised"
-"$avvik" tail -X bootstrap.file="$bs" -e 2>"$work/tail.err" | jq -r .deviation_id | sort \
+"$avvik" tail -X bootstrap.file="$bs" -e 2>"$work/tail.err" |
+        jq -r '(.description | sub("^load document "; "")) + " " + .deviation_id' | sort \
         >"$work/in_kafka"
 promised=$(wc -l <"$work/promised")
 spooled=$(cat "$work"/status.* | grep -c spooled || true)
+retried=$(cat "$work"/retried.* 2>/dev/null | wc -l)
 missing=$(comm -23 "$work/promised" "$work/in_kafka" | wc -l)
-doubled=$(uniq -d "$work/in_kafka" | wc -l)
-echo "answered 202: $promised ($spooled spooled); in Kafka: $(wc -l <"$work/in_kafka")" \
-        "records; missing: $missing; doubled: $doubled"
+doubled=$(cut -d' ' -f1 "$work/in_kafka" | uniq -d | wc -l)
+echo "answered 202: $promised ($spooled spooled, $retried after a retry); in Kafka:" \
+        "$(wc -l <"$work/in_kafka") records; missing: $missing; doubled: $doubled"
 [ "$spooled" -gt 0 ] || fail "nothing was spooled: the outage was not exercised"
-[ "$missing" -eq 0 ] || fail "$missing ids answered 202 are not in Kafka"
-[ "$doubled" -eq 0 ] || fail "$doubled ids are in Kafka twice"
+[ "$retried" -gt 0 ] || fail "no document was retried: the restarts were not exercised"
+[ "$missing" -eq 0 ] || fail "$missing keys answered 202 are not in Kafka under the id answered"
+[ "$doubled" -eq 0 ] || fail "$doubled keys are in Kafka twice"
 echo "ok"

@@ -93,7 +93,7 @@ router_pid=$!
 # librdkafka's group debug lines (kafka.debug=cgrp) say when partitions are
 # assigned and revoked, which avvik notify does not log.
 start_notify() { # start_notify NAME: one life of notifier NAME (a1, a2, b1, b2)
-        "$avvik" notify -c "$cfg" -X notify.group.id=rebalance \
+        "$avvik" notify -c "$cfg" -X notify.group.id=rebalance -X instance.name="notify-${1%?}" \
                 -X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=500 \
                 -X kafka.debug=cgrp -X kafka.log_level=7 \
                 -X notify.retry.backoff.ms=200 -X notify.retry.backoff.max.ms=1000 \

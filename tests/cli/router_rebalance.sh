@@ -45,7 +45,8 @@ start_router() { # start_router NAME [-X KEY=VALUE...]: one life of router NAME 
         shift
         "$avvik" route $common -X routing.rules.file="$src/data/routing-rules.json" \
                 -X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=500 \
-                -X kafka.log_level=0 -X router.group.id=rebalance "$@" 2>"$work/router.$name.log" &
+                -X kafka.log_level=0 -X router.group.id=rebalance -X instance.name="router-${name%?}" \
+                "$@" 2>"$work/router.$name.log" &
 }
 assigned() { grep -q "assigned [1-9]" "$work/router.$1.log"; }
 routed_ids() { # the deviation ids with a routed event of hop $1

@@ -228,9 +228,11 @@ static void responded(const char *id, int who, const char *kind, int64_t at)
                           "suggested_receiver", "comment"));
 }
 
-/* The tracker's changelog: version, state and, once answered, when. */
-static void status(const char *id, int version, const char *state, int reporter, int receiver,
-                   int64_t routed_ms, int64_t answered_ms)
+/* The tracker's changelog: version, state and, once answered, when; the
+ * manual step that waits for confirmation, or NULL. */
+static void status_pending(const char *id, int version, const char *state, int reporter,
+                           int receiver, int64_t routed_ms, int64_t answered_ms,
+                           const char *pending_step)
 {
         char t[5][40];
         json_t *doc = json_pack(
@@ -248,7 +250,15 @@ static void status(const char *id, int version, const char *state, int reporter,
             "escalation_step");
         if (answered_ms > 0)
                 json_object_set_new(doc, "answered_at", json_string(iso(answered_ms, t[4], 40)));
+        json_object_set_new(doc, "pending_step",
+                            pending_step ? json_string(pending_step) : json_null());
         produce("deviation.status", "DeviationStatus", id, doc);
+}
+
+static void status(const char *id, int version, const char *state, int reporter, int receiver,
+                   int64_t routed_ms, int64_t answered_ms)
+{
+        status_pending(id, version, state, reporter, receiver, routed_ms, answered_ms, NULL);
 }
 
 /* Waits until who's look-up of id answers want. */
@@ -575,6 +585,48 @@ START_TEST(another_document_under_a_filed_id_is_refused_after_a_restart)
 }
 END_TEST
 
+/* party's deviation without a deviation_id, filed with Idempotency-Key key:
+ * the status, and the id answered in id. */
+static int file_keyed(int who, const char *key, const char *description, char id[40])
+{
+        char *text = deviation(D1, who, description, NULL);
+        json_t *doc = json_loads(text, 0, NULL);
+        json_object_del(doc, "deviation_id");
+        free(text);
+        text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        char extra[128];
+        snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
+        struct reply r = request(who, "POST", "/v1/deviations", extra, text);
+        free(text);
+        snprintf(id, 40, "%s",
+                 r.status == 202 ? json_string_value(json_object_get(r.body, "id")) : "");
+        int status = r.status;
+        reply_free(&r);
+        return status;
+}
+
+START_TEST(a_retry_under_an_idempotency_key_after_a_restart_is_stored_once)
+{
+        char first[40], again[40], other[40];
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_keyed(GBG, "order-7", "Göteborg's keyed deviation", first), 202);
+        wait_lookup(GBG, first, 200);
+        avk_gateway_stop(gw);
+        start_gateway(); /* a new process: its idempotency cache is empty */
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_keyed(GBG, "order-7", "Göteborg's keyed deviation", again), 202);
+        ck_assert_str_eq(again, first);
+        /* The key with another document is the key's conflict. */
+        ck_assert_int_eq(file_keyed(GBG, "order-7", "another text under the key", other), 422);
+        /* Another party's key of the same text is its own. */
+        ck_assert_int_eq(file_keyed(HARRYDA, "order-7", "Härryda's keyed deviation", other), 202);
+        ck_assert_str_ne(other, first);
+        wait_lookup(HARRYDA, other, 200);
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.reported", ignore, NULL), 2);
+}
+END_TEST
+
 START_TEST(a_reply_reference_is_checked)
 {
         WAIT_FOR_MS(ready(), 1, 10000);
@@ -602,18 +654,40 @@ END_TEST
 
 /* ---- the dispute window --------------------------------------------------- */
 
-static int dispute(int who, const char *id)
+/* who's response of kind to id with comment, under the Idempotency-Key key
+ * (NULL: none), answered at responded_ms: its status, and its answer's text
+ * in why (when not NULL). */
+static int respond_at(int who, const char *id, const char *kind, const char *comment,
+                      const char *key, int64_t responded_ms, char *why, size_t why_size)
 {
-        char target[128], body[256], t[40];
+        char target[128], body[256], t[40], extra[128] = "";
         snprintf(target, sizeof(target), "/v1/deviations/%s/responses", id);
         snprintf(body, sizeof(body),
-                 "{\"party\":\"%s\",\"kind\":\"DISPUTED\",\"responded_at\":\"%s\","
-                 "\"comment\":\"the plan misses the evening visit\"}",
-                 parties[who], iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
-        struct reply r = request(who, "POST", target, NULL, body);
+                 "{\"party\":\"%s\",\"kind\":\"%s\",\"responded_at\":\"%s\","
+                 "\"comment\":\"%s\"}",
+                 parties[who], kind, iso(responded_ms, t, sizeof(t)), comment);
+        if (key)
+                snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
+        struct reply r = request(who, "POST", target, extra, body);
         int code = r.status;
+        if (why) {
+                char *text = r.body ? json_dumps(r.body, 0) : strdup("");
+                snprintf(why, why_size, "%s", text);
+                free(text);
+        }
         reply_free(&r);
         return code;
+}
+
+static int respond(int who, const char *id, const char *kind, char *why, size_t why_size)
+{
+        return respond_at(who, id, kind, "the plan misses the evening visit", NULL,
+                          avk_clock_system_ms() - 1000, why, why_size);
+}
+
+static int dispute(int who, const char *id)
+{
+        return respond(who, id, "DISPUTED", NULL, 0);
 }
 
 START_TEST(a_dispute_is_possible_only_within_the_window)
@@ -635,6 +709,96 @@ START_TEST(a_dispute_is_possible_only_within_the_window)
 }
 END_TEST
 
+/* ---- responses the course has overtaken ----------------------------------- */
+
+/* 1 once the view has read who's rejection of id (a second one is refused). */
+static int rejection_read(int who, const char *id)
+{
+        char why[1024];
+        int code = respond(who, id, "REJECTED_WRONG_RECEIVER", why, sizeof(why));
+        ck_assert_msg(code == 202 || code == 409, "%d %s", code, why);
+        return code == 409;
+}
+
+START_TEST(a_rejection_not_from_the_current_receiver_is_409_with_the_reason)
+{
+        three_parties(); /* D2: Härryda's, routed to VGR, re-routed to Göteborg at hop 2 */
+        char why[1024];
+        ck_assert_int_eq(respond(VGR, D2, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "earlier hop") && strstr(why, "routed to 1480 (hop 2)"), "%s",
+                      why);
+        ck_assert_int_eq(respond(HARRYDA, D2, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "current receiver") && strstr(why, "1480"), "%s", why);
+        /* A party not involved learns nothing. */
+        ck_assert_int_eq(respond(GBG, D3, "REJECTED_WRONG_RECEIVER", NULL, 0), 404);
+        /* The current receiver rejects once; a second rejection of the hop is 409. */
+        ck_assert_int_eq(respond(GBG, D2, "REJECTED_WRONG_RECEIVER", NULL, 0), 202);
+        WAIT_FOR_MS(rejection_read(GBG, D2), 1, 10000);
+        ck_assert_int_eq(respond(GBG, D2, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "already"), "%s", why);
+}
+END_TEST
+
+START_TEST(either_party_confirms_an_escalation_step_only_when_one_waits)
+{
+        three_parties(); /* D1: Göteborg's, answered by VGR */
+        char why[1024];
+        ck_assert_int_eq(respond(GBG, D1, "ESCALATION_CONFIRMED", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "none pending"), "%s", why);
+        ck_assert_int_eq(respond(VGR, D1, "ESCALATION_CONFIRMED", NULL, 0), 409);
+        int64_t now = avk_clock_system_ms();
+        status_pending(D1, 4, "DISPUTED", GBG, VGR, now - 3000, now - 1000, "LOCAL_FORUM");
+        WAIT_FOR_MS(in_state(GBG, D1, "DISPUTED"), 1, 10000);
+        ck_assert_int_eq(respond(GBG, D1, "ESCALATION_CONFIRMED", NULL, 0), 202);
+        ck_assert_int_eq(respond(VGR, D1, "ESCALATION_CONFIRMED", NULL, 0), 202);
+        ck_assert_int_eq(respond(HARRYDA, D1, "ESCALATION_CONFIRMED", NULL, 0), 404);
+}
+END_TEST
+
+/* The number of timeline events of kind in who's look-up of id. */
+static int events(int who, const char *id, const char *kind)
+{
+        struct reply r = lookup(who, id);
+        int n = 0;
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(r.body, "timeline"), i, item)
+        {
+                n += strcmp(json_string_value(json_object_get(item, "event")), kind) == 0;
+        }
+        reply_free(&r);
+        return n;
+}
+
+START_TEST(a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once)
+{
+        three_parties(); /* D2: Härryda's, routed on to Göteborg */
+        char first[1024], again[1024];
+        int64_t at = avk_clock_system_ms() - 1000;
+        ck_assert_int_eq(respond_at(GBG, D2, "REJECTED_WRONG_RECEIVER", "not ours", "reject-1", at,
+                                    first, sizeof(first)),
+                         202);
+        WAIT_FOR_MS(events(GBG, D2, "REJECTED_WRONG_RECEIVER") == 1, 1, 10000);
+        avk_gateway_stop(gw);
+        start_gateway(); /* its idempotency cache is empty; the view reads the rejection again */
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(respond_at(GBG, D2, "REJECTED_WRONG_RECEIVER", "not ours", "reject-1", at,
+                                    again, sizeof(again)),
+                         202);
+        json_t *a = json_loads(first, 0, NULL), *b = json_loads(again, 0, NULL);
+        ck_assert_str_eq(json_string_value(json_object_get(a, "id")),
+                         json_string_value(json_object_get(b, "id")));
+        json_decref(a);
+        json_decref(b);
+        /* The key with another response is its conflict. */
+        ck_assert_int_eq(respond_at(GBG, D2, "REJECTED_WRONG_RECEIVER", "not ours at all",
+                                    "reject-1", at, NULL, 0),
+                         422);
+        /* Two responses of the fixture and the rejection, once. */
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.response", ignore, NULL), 3);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("gateway_lookup");
@@ -650,7 +814,12 @@ int main(void)
         tcase_add_test(tc, an_unchanged_answer_is_304);
         tcase_add_test(tc, another_document_under_a_filed_id_is_refused_after_a_restart);
         tcase_add_test(tc, a_reply_reference_is_checked);
+        tcase_add_test(tc, a_retry_under_an_idempotency_key_after_a_restart_is_stored_once);
         tcase_add_test(tc, a_dispute_is_possible_only_within_the_window);
+        tcase_add_test(tc, a_rejection_not_from_the_current_receiver_is_409_with_the_reason);
+        tcase_add_test(tc, either_party_confirms_an_escalation_step_only_when_one_waits);
+        tcase_add_test(tc,
+                       a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

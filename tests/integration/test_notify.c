@@ -35,6 +35,7 @@
 #include "producer/intake/reporter.h"
 #include "tests/support/check_text.h"
 #include "tests/support/codec_fixture.h"
+#include "tests/support/fake_registry.h"
 #include "tests/support/http_get.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/service_fixture.h"
@@ -1366,6 +1367,61 @@ START_TEST(metrics_and_readiness_are_served_over_http)
 }
 END_TEST
 
+/* A Schema Registry outage is no bad record: the notifier reads again what it
+ * cannot decode yet - an escalation and a reminder written in Confluent
+ * framing, and the deviation a routed record's body carries - is not ready
+ * meanwhile, and once the registry answers delivers every one, dead-lettering
+ * nothing. */
+START_TEST(registry_down_nothing_is_dead_lettered_and_all_is_delivered_once_back)
+{
+        char why[256];
+        struct fake_registry *registry = fake_registry_start_or_fail();
+        set("schema.registry.url", fake_registry_url(registry));
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        file_deviation(DEVIATION_ID);                 /* through the registry: Confluent framing */
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL); /* single-object: needs no registry */
+        avk_registry_t *writer_registry = codec_fixture_registry(fake_registry_url(registry));
+        avk_codec_t *single_object = fx.codec;
+        fx.codec = codec_fixture_codec(fx.catalog, writer_registry);
+        escalate(DEVIATION_ID, ESCALATION);
+        remind(OTHER_ID, REMINDER);
+        avk_codec_destroy(fx.codec);
+        fx.codec = single_object;
+        avk_registry_destroy(writer_registry);
+
+        fake_registry_set_mode(registry, FAKE_REGISTRY_FAIL_500);
+        struct running run;
+        start(&run, dir);
+        /* The three schema ids are asked for, and again after backoffs. */
+        int asked = fake_registry_seen(registry).requests;
+        WAIT_FOR(fake_registry_seen(registry).requests >= asked + 6, 1);
+        ck_assert_int_eq(avk_notify_ready(run.notify, why, sizeof(why)), 0);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_ptr_null(strstr(text, "avk_notify_registry_waits_total 0\n"));
+        ck_assert_contains(text, "avk_notify_registry_waits_total ");
+        free(text);
+        ck_assert_uint_eq(stats(&run).delivered, 0);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        fake_registry_set_mode(registry, FAKE_REGISTRY_NORMAL);
+        WAIT_FOR(stats(&run).delivered, 3);
+        WAIT_FOR(avk_notify_ready(run.notify, why, sizeof(why)), 1);
+        ck_assert_uint_eq(stats(&run).dead_lettered, 0);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 2); /* the routing and the escalation */
+        ck_assert_int_eq(webhook_receiver_count(gbg), 1); /* the reminder */
+        stop(&run);
+        static struct records dead;
+        memset(&dead, 0, sizeof(dead));
+        ck_assert_msg(mock_kafka_read_all(&fx.mk, "deviation.deadletter", collect, &dead) == 0,
+                      "dead-lettered: %s", dead.r[0].error);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+        fake_registry_stop(registry);
+}
+END_TEST
+
 /* ---- the retry topic ---------------------------------------------------- */
 
 /* Parties A (VGR, its webhook dead) and B (Göteborg, healthy): rounds of
@@ -1687,6 +1743,7 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, escalation_and_reminder_are_delivered_signed_with_their_ids);
         tcase_add_test(tc, feedback_reaches_the_reporting_party_signed_and_scrubbed);
         tcase_add_test(tc, metrics_and_readiness_are_served_over_http);
+        tcase_add_test(tc, registry_down_nothing_is_dead_lettered_and_all_is_delivered_once_back);
         suite_add_tcase(s, tc);
         /* A ctest entry of its own (CK_RUN_CASE): each stays under a minute and a half. */
         TCase *inbox = tcase_create("inbox topics");

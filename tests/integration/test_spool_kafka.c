@@ -3,7 +3,9 @@
  * documents are answered "spooled" and kept on disk; when Kafka is back they
  * reach it in the order they were sent, each exactly once - also across a
  * restart, and also when a previous process died after producing part of
- * the spool but before recording that it had; and while the Schema
+ * the spool but before recording that it had, or with a transaction in
+ * flight; each stored document has one receipt, its id only, and the drain
+ * decides from the receipts alone what is stored; and while the Schema
  * Registry cannot be reached, documents are spooled and reach Kafka in the
  * registry's framing once it answers; a spool whose disk filled during the
  * outage drains all the same, and a drain that moves nothing while Kafka
@@ -24,7 +26,8 @@
 #include "tests/support/small_fs.h"
 #include "tests/support/test_data.h"
 
-#define DOCS 60
+#define DOCS     60
+#define RECEIPTS "deviation.intake.receipts"
 
 static struct mock_kafka mk;
 static json_t *doc;
@@ -187,6 +190,41 @@ static void check_accepted_in_topic(void)
         }
 }
 
+/* Every stored document has exactly one receipt. Not for a test with an
+ * aborted transaction: the mock cluster keeps its records visible (a real
+ * one hides them from read_committed readers). */
+static void check_receipts(void)
+{
+        rec.n = 0;
+        mock_kafka_read_all(&mk, RECEIPTS, collect, NULL);
+        size_t stored = 0;
+        for (int i = 0; i < sent.n; i++) {
+                stored += sent.result[i] != AVK_UNAVAILABLE;
+                int copies = 0;
+                for (size_t j = 0; j < rec.n; j++)
+                        copies += strcmp(rec.id[j], sent.ids[i]) == 0;
+                ck_assert_msg(copies == (sent.result[i] != AVK_UNAVAILABLE), "%s has %d receipts",
+                              sent.ids[i], copies);
+        }
+        ck_assert_uint_eq(rec.n, stored);
+}
+
+/* A receipt: the document's id, keyed like the document (a deviation's key
+ * is its own id), and nothing else. */
+static void receipt_is_the_id(void *opaque, const rd_kafka_message_t *m)
+{
+        (void)opaque;
+        char id[AVK_ID_SIZE];
+        mock_kafka_header(m, "avk-id", id, sizeof(id));
+        ck_assert_uint_eq(m->len, AVK_ID_SIZE - 1);
+        ck_assert_int_eq(memcmp(m->payload, id, m->len), 0);
+        ck_assert_uint_eq(m->key_len, AVK_ID_SIZE - 1);
+        ck_assert_int_eq(memcmp(m->key, id, m->key_len), 0);
+        rd_kafka_headers_t *hdrs;
+        ck_assert_int_eq(rd_kafka_message_headers(m, &hdrs), 0);
+        ck_assert_uint_eq(rd_kafka_header_cnt(hdrs), 1);
+}
+
 /* Every sent document is in Kafka exactly once, and within a partition in
  * the order it was sent. */
 static void check_topic(void)
@@ -218,6 +256,7 @@ START_TEST(kafka_down_spools_and_drains_in_order_when_back)
         send_docs(r, 5); /* back to direct */
         avk_reporter_destroy(r);
         check_topic();
+        check_receipts();
 }
 END_TEST
 
@@ -235,12 +274,20 @@ START_TEST(spooled_documents_survive_a_restart)
         wait_spool_empty(r);
         avk_reporter_destroy(r);
         check_topic();
+        check_receipts();
 }
 END_TEST
 
-/* Produces spool entries as a drain would, with its MAYBE records, but
- * records no DONE: the state a crash mid-drain leaves behind. */
-static void drain_partly_then_crash(size_t produce)
+/* How a drain before the one under test ended. */
+enum crash {
+        CRASH_COMMITTED, /* its transaction committed, the spool not told */
+        CRASH_IN_FLIGHT, /* records sent, the transaction neither committed nor aborted */
+        CRASH_NO_RECEIPT /* the documents reached their topic, no receipt did */
+};
+
+/* Produces the first produce spool entries as a drain would, with its
+ * MAYBE records, and dies as crash says, recording no DONE. */
+static void drain_partly_then_crash(size_t produce, enum crash crash)
 {
         char err[512];
         avk_spool_t *spool = avk_spool_open(dir, 1 << 30, err, sizeof(err));
@@ -250,31 +297,63 @@ static void drain_partly_then_crash(size_t produce)
         ck_assert_uint_ge(n, produce);
         rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
         ck_assert_ptr_nonnull(conf);
+        char txn_id[64];
+        snprintf(txn_id, sizeof(txn_id), "avvik-intake-%s", avk_spool_instance(spool));
+        if (crash != CRASH_NO_RECEIPT)
+                ck_assert_int_eq(
+                    rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof(err)),
+                    RD_KAFKA_CONF_OK);
         rd_kafka_t *p = avk_kafka_producer_new(conf, err, sizeof(err));
         ck_assert_msg(p != NULL, "%s", err);
+        rd_kafka_topic_t *receipts = rd_kafka_topic_new(p, RECEIPTS, NULL);
+        int partitions = (int)avk_config_get_int(mk.cfg, "topic.partitions");
         int32_t partition[DOCS];
         int64_t scan_from[DOCS];
         for (size_t i = 0; i < produce; i++) {
-                partition[i] = (int32_t)(i % 3);
+                partition[i] = rd_kafka_msg_partitioner_murmur2_random(
+                    receipts, batch[i]->key, strlen(batch[i]->key), partitions, NULL, NULL);
                 scan_from[i] = 0;
         }
         ck_assert_int_eq(
             avk_spool_maybe(spool, batch, partition, scan_from, produce, err, sizeof(err)), 0);
-        for (size_t i = 0; i < produce; i++)
+        if (crash != CRASH_NO_RECEIPT) {
+                ck_assert_ptr_null(rd_kafka_init_transactions(p, 10000));
+                ck_assert_ptr_null(rd_kafka_begin_transaction(p));
+        }
+        for (size_t i = 0; i < produce; i++) {
                 ck_assert_int_eq(rd_kafka_producev(
                                      p, RD_KAFKA_V_TOPIC(batch[i]->topic),
-                                     RD_KAFKA_V_PARTITION(partition[i]),
                                      RD_KAFKA_V_KEY(batch[i]->key, strlen(batch[i]->key)),
                                      RD_KAFKA_V_VALUE((void *)batch[i]->value, batch[i]->value_len),
                                      RD_KAFKA_V_HEADER("avk-id", batch[i]->id, -1),
                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                                  0);
-        ck_assert_int_eq(rd_kafka_flush(p, 10000), 0);
+                if (crash != CRASH_NO_RECEIPT)
+                        ck_assert_int_eq(
+                            rd_kafka_producev(
+                                p, RD_KAFKA_V_RKT(receipts), RD_KAFKA_V_PARTITION(partition[i]),
+                                RD_KAFKA_V_KEY(batch[i]->key, strlen(batch[i]->key)),
+                                RD_KAFKA_V_VALUE((void *)batch[i]->id, strlen(batch[i]->id)),
+                                RD_KAFKA_V_HEADER("avk-id", batch[i]->id, -1),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                            0);
+        }
+        if (crash == CRASH_COMMITTED)
+                ck_assert_ptr_null(rd_kafka_commit_transaction(p, 10000));
+        else /* the records reach the brokers; a transaction stays open */
+                ck_assert_int_eq(rd_kafka_flush(p, 10000), 0);
+        rd_kafka_topic_destroy(receipts);
         rd_kafka_destroy(p);
         avk_spool_close(spool);
 }
 
-START_TEST(documents_a_crashed_drain_produced_are_not_produced_twice)
+static void check_copies(const char *topic, int expected_first_15, int expected_rest);
+
+/* Spools 25 documents, lets a drain produce the first 15 of them and die as
+ * crash says, and drains the spool in a new reporter; then each document is
+ * in deviation.reported once (the first 15: first_15_copies times) and has
+ * one receipt. Order is not checked: the crashed drain's batch went first. */
+static void crash_mid_drain(enum crash crash, int first_15_copies)
 {
         use_spool();
         avk_reporter_t *r = reporter();
@@ -282,21 +361,123 @@ START_TEST(documents_a_crashed_drain_produced_are_not_produced_twice)
         send_docs(r, 25);
         avk_reporter_destroy(r);
         mock_kafka_set_brokers(&mk, 1);
-        drain_partly_then_crash(15);
+        drain_partly_then_crash(15, crash);
         r = reporter();
         wait_spool_empty(r);
         avk_reporter_destroy(r);
-        /* Order is not checked here: the crashed drain put the first 15 on
-         * partitions of its own choosing. */
+        check_copies("deviation.reported", first_15_copies, 1);
+        check_copies(RECEIPTS, 1, 1);
+}
+
+/* How many times each sent document is in the topic. */
+static void check_copies(const char *topic, int expected_first_15, int expected_rest)
+{
         rec.n = 0;
-        mock_kafka_read_all(&mk, "deviation.reported", collect, NULL);
-        ck_assert_uint_eq(rec.n, (size_t)sent.n);
+        mock_kafka_read_all(&mk, topic, collect, NULL);
         for (int i = 0; i < sent.n; i++) {
                 int copies = 0;
                 for (size_t j = 0; j < rec.n; j++)
                         copies += strcmp(rec.id[j], sent.ids[i]) == 0;
-                ck_assert_msg(copies == 1, "%s is in Kafka %d times", sent.ids[i], copies);
+                int expected = i < 15 ? expected_first_15 : expected_rest;
+                ck_assert_msg(copies == expected, "%s is in %s %d times, expected %d", sent.ids[i],
+                              topic, copies, expected);
         }
+}
+
+START_TEST(documents_a_crashed_drain_committed_are_not_produced_twice)
+{
+        crash_mid_drain(CRASH_COMMITTED, 1);
+}
+END_TEST
+
+/* The process died with its transaction in flight: the restart fences it
+ * (init_transactions under the spool's transactional.id aborts it), and
+ * the receipts decide. On a real cluster the records are aborted, unseen
+ * by read_committed readers, and produced again; the mock cluster keeps
+ * aborted records visible, receipts too, so they are not produced again.
+ * Either way each document is seen once. */
+START_TEST(a_transaction_in_flight_when_the_process_died_is_neither_lost_nor_doubled)
+{
+        crash_mid_drain(CRASH_IN_FLIGHT, 1);
+}
+END_TEST
+
+/* The drain never reads the documents' topics: 15 documents that are in
+ * deviation.reported without a receipt (on a real cluster: an aborted
+ * transaction's records, which read_committed readers never see) count as
+ * not stored and are produced again, with their receipts. Before the
+ * receipts, the drain looked for them in deviation.reported itself, which
+ * needed the gateway's principal to read every patient's deviation. */
+START_TEST(the_drain_decides_from_the_receipts_alone)
+{
+        crash_mid_drain(CRASH_NO_RECEIPT, 2);
+}
+END_TEST
+
+/* A receipt holds the document's id and nothing of the document: a
+ * principal that reads receipts learns no patient's data. */
+START_TEST(a_receipt_holds_the_id_only)
+{
+        use_spool();
+        avk_reporter_t *r = reporter();
+        send_docs(r, 5); /* direct */
+        mock_kafka_set_brokers(&mk, 0);
+        send_docs(r, 5); /* spooled */
+        mock_kafka_set_brokers(&mk, 1);
+        wait_spool_empty(r);
+        avk_reporter_destroy(r);
+        check_topic();
+        check_receipts();
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, RECEIPTS, receipt_is_the_id, NULL), 10);
+}
+END_TEST
+
+/* Kafka answers the reporter's commit PRODUCER_FENCED, as it does once
+ * another producer initialised under the spool's transactional.id (a copy
+ * of the spool directory started elsewhere; the mock cluster gives each
+ * initialisation a producer id of its own instead, so the answer is
+ * injected). The fenced reporter spools what it is sent and says its drain
+ * is stalled; a reporter started on the spool afterwards stores every
+ * document once. */
+START_TEST(a_fenced_reporter_spools_and_a_restart_drains)
+{
+        use_spool();
+        avk_reporter_t *r = reporter();
+        send_docs(r, 3);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(sent.result[i], AVK_FILED);
+        rd_kafka_mock_push_request_errors(mk.cluster, MOCK_KAFKA_API_END_TXN, 1,
+                                          RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+        send_docs(r, 4);
+        for (int i = 3; i < 7; i++)
+                ck_assert_msg(sent.result[i] == AVK_SPOOLED, "document %d answered %d", i,
+                              sent.result[i]);
+        struct avk_reporter_stats st;
+        for (int i = 0; i < 100 && (avk_reporter_stats(r, &st), !st.drain_stalled); i++)
+                usleep(100000);
+        ck_assert_msg(st.drain_stalled, "a fenced reporter's drain is not reported stalled");
+        ck_assert_uint_eq(st.spool_pending, 4);
+        avk_reporter_destroy(r);
+        r = reporter();
+        wait_spool_empty(r);
+        avk_reporter_destroy(r);
+        check_topic();
+}
+END_TEST
+
+/* Consumers read committed records only: a setting that would show the
+ * intake's aborted transactions is refused with the key's name. */
+START_TEST(read_uncommitted_is_refused)
+{
+        char err[512];
+        mock_kafka_set(&mk, "kafka.isolation.level", "read_uncommitted");
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_ptr_null(conf);
+        ck_assert_contains(err, "kafka.isolation.level: is read_uncommitted");
+        mock_kafka_set(&mk, "kafka.isolation.level", "read_committed");
+        conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_conf_destroy(conf);
 }
 END_TEST
 
@@ -439,7 +620,13 @@ static Suite *spool_kafka_suite(void)
         tcase_set_timeout(tc, 180);
         tcase_add_test(tc, kafka_down_spools_and_drains_in_order_when_back);
         tcase_add_test(tc, spooled_documents_survive_a_restart);
-        tcase_add_test(tc, documents_a_crashed_drain_produced_are_not_produced_twice);
+        tcase_add_test(tc, documents_a_crashed_drain_committed_are_not_produced_twice);
+        tcase_add_test(tc,
+                       a_transaction_in_flight_when_the_process_died_is_neither_lost_nor_doubled);
+        tcase_add_test(tc, the_drain_decides_from_the_receipts_alone);
+        tcase_add_test(tc, a_receipt_holds_the_id_only);
+        tcase_add_test(tc, read_uncommitted_is_refused);
+        tcase_add_test(tc, a_fenced_reporter_spools_and_a_restart_drains);
         tcase_add_test(tc, without_a_spool_kafka_down_is_unavailable);
         tcase_add_test(tc, registry_down_at_start_spools_and_drains_once_it_answers);
         tcase_add_test(tc, spool_on_a_full_disk_drains_once_kafka_is_back);

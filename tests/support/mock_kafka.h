@@ -23,6 +23,8 @@ struct mock_kafka {
 /** Kafka protocol ApiKey of Produce, for fault injection; librdkafka keeps its constants private.
  */
 #define MOCK_KAFKA_API_PRODUCE 0
+/** ApiKey of EndTxn (a transaction's commit or abort). */
+#define MOCK_KAFKA_API_END_TXN 26
 
 /** Starts a cluster of brokers brokers; aborts the test on failure. */
 void mock_kafka_start(struct mock_kafka *mk, int brokers);

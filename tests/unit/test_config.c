@@ -1,7 +1,10 @@
 /*
  * Configuration: validated when set, errors name the key (and file:line),
  * kafka.* checked against librdkafka's own property table; a service's keys
- * join through their table, and every command knows them all.
+ * join through their table, and every command knows them all; a service's
+ * group.instance.id comes from instance.name, else from the host's name and
+ * the service's, the same at every start on that host (static membership,
+ * docs/operations.md, "Restarts").
  */
 #include <check.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/config_keys.h"
+#include "common/kafka/kafka.h"
 #include "common/util/config.h"
 
 static avk_config_t *cfg;
@@ -227,6 +231,25 @@ START_TEST(every_command_knows_every_services_keys)
 }
 END_TEST
 
+START_TEST(configured_instance_name_is_the_instance_id)
+{
+        char id[256];
+        ck_assert_int_eq(avk_config_set(cfg, "instance.name", "router-a", err, sizeof(err)), 0);
+        avk_kafka_instance_id(cfg, "router", id, sizeof(id));
+        ck_assert_str_eq(id, "router-a");
+}
+END_TEST
+
+START_TEST(default_instance_id_is_the_host_and_the_service)
+{
+        char host[256], want[600], id[600];
+        ck_assert_int_eq(gethostname(host, sizeof(host)), 0);
+        snprintf(want, sizeof(want), "%s-notify", host);
+        avk_kafka_instance_id(cfg, "notify", id, sizeof(id));
+        ck_assert_str_eq(id, want);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
         Suite *s = suite_create("config");
@@ -243,6 +266,8 @@ static Suite *config_suite(void)
         tcase_add_test(tc, a_key_is_defined_once);
         tcase_add_test(tc, the_listing_holds_every_key_added_with_its_default);
         tcase_add_test(tc, every_command_knows_every_services_keys);
+        tcase_add_test(tc, configured_instance_name_is_the_instance_id);
+        tcase_add_test(tc, default_instance_id_is_the_host_and_the_service);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -84,7 +84,9 @@ static const struct avk_httpd_route routes[] = {
     {.method = "GET", .pattern = "/later", .on_request = deferred},
 };
 
-static avk_httpd_t *start(unsigned per_client, unsigned header_timeout_s, unsigned body_timeout_s)
+/* A server with these limits (0: the defaults), its own series on metrics (may be NULL). */
+static avk_httpd_t *start_with(unsigned per_client, unsigned header_timeout_s,
+                               unsigned body_timeout_s, avk_metrics_t *metrics)
 {
         struct avk_httpd_conf conf = {
             .listen = "127.0.0.1:0",
@@ -101,12 +103,18 @@ static avk_httpd_t *start(unsigned per_client, unsigned header_timeout_s, unsign
             .not_found = "path: not served",
             .routes = routes,
             .route_cnt = sizeof(routes) / sizeof(routes[0]),
+            .metrics = metrics,
         };
         char err[256];
         avk_httpd_t *h = avk_httpd_start(&conf, err, sizeof(err));
         ck_assert_msg(h != NULL, "%s", err);
         atomic_store(&handled, 0);
         return h;
+}
+
+static avk_httpd_t *start(unsigned per_client, unsigned header_timeout_s, unsigned body_timeout_s)
+{
+        return start_with(per_client, header_timeout_s, body_timeout_s, NULL);
 }
 
 /* One request on a connection of its own; the whole answer, closed or not. */
@@ -287,6 +295,23 @@ START_TEST(a_space_before_a_header_colon_is_refused_and_closed)
 }
 END_TEST
 
+START_TEST(a_coding_other_than_chunked_alone_is_refused_and_closed)
+{
+        /* libmicrohttpd reads no body for a coding it does not know: the chunks would run. */
+        check_refused("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n"
+                      "\r\n0\r\n\r\n"
+                      "GET /items/x/parts/smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+END_TEST
+
+START_TEST(chunked_in_http_1_0_is_refused_and_closed)
+{
+        check_refused("POST /echo HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                      "\r\n0\r\n\r\n"
+                      "GET /items/x/parts/smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+END_TEST
+
 /* 200 idle connections from 127.0.0.1 against a server that takes 16 per
  * address and 64 in all: another address still gets every /healthz at once. */
 START_TEST(idle_connections_from_one_address_leave_others_served)
@@ -326,6 +351,119 @@ START_TEST(slow_headers_and_bodies_are_closed_at_their_timeouts)
         h = start(0, 60, 1);
         check_closed_when_idle(h, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
         avk_httpd_stop(h);
+}
+END_TEST
+
+/* The value of series (name and labels, as rendered) on h's /metrics; -1 when absent. */
+static long long metric(avk_httpd_t *h, const char *series)
+{
+        int closed;
+        char *a = exchange(h, NULL, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                           &closed);
+        long long value = -1;
+        for (const char *line = strstr(a, "\n"); line; line = strstr(line + 1, "\n")) {
+                if (strncmp(line + 1, series, strlen(series)) == 0 &&
+                    line[1 + strlen(series)] == ' ')
+                        value = strtoll(line + 2 + strlen(series), NULL, 10);
+        }
+        free(a);
+        return value;
+}
+
+/* Opens cnt connections, sends text (may be "") on each, waits wait_ms
+ * (for the server to read it) and closes them unanswered. */
+static void give_up(avk_httpd_t *h, const char *text, int cnt, int wait_ms)
+{
+        int fds[64];
+        ck_assert_int_le(cnt, 64);
+        for (int i = 0; i < cnt; i++) {
+                fds[i] = raw_http_connect(NULL, (int)avk_httpd_port(h));
+                ck_assert_int_ge(fds[i], 0);
+                if (text[0])
+                        ck_assert_int_eq(write(fds[i], text, strlen(text)), (ssize_t)strlen(text));
+        }
+        usleep((useconds_t)wait_ms * 1000);
+        for (int i = 0; i < cnt; i++)
+                close(fds[i]);
+}
+
+/* Lines in the file at path. */
+static int lines_of(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        int n = 0, c;
+        while ((c = fgetc(f)) != EOF)
+                n += c == '\n';
+        fclose(f);
+        return n;
+}
+
+/* A flood of connections given up on: each counted by its reason in
+ * /metrics, and the log does not grow a line for each. */
+START_TEST(aborted_connections_are_counted_and_the_log_stays_bounded)
+{
+        enum { HEADS = 60, BODIES = 40, EMPTY = 20 }; /* each at most 64 */
+        char log[] = "/tmp/avk-httpd-log-XXXXXX";
+        int log_fd = mkstemp(log), saved = dup(2);
+        ck_assert_int_ge(log_fd, 0);
+        ck_assert_int_ge(dup2(log_fd, 2), 0);
+        avk_metrics_t *m = avk_metrics_new();
+        avk_httpd_t *h = start_with(0, 1, 1, m);
+        give_up(h, "GET /healthz HTTP/1.1\r\nHo", HEADS, 0);
+        /* Closed once the server began the request, in its body. */
+        give_up(h, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab", BODIES, 300);
+        give_up(h, "", EMPTY, 0);
+        /* Each connection once: the heads and the empty ones before a request,
+         * the bodies when the server sees them go (or, on a busy machine,
+         * before it began their request, or at the body timeout). */
+        long long by[4] = {0}, sum = 0;
+        for (int tries = 0; tries < 100 && sum < HEADS + BODIES + EMPTY; tries++) {
+                usleep(50 * 1000);
+                sum = 0;
+                for (int r = 0; r < 4; r++) {
+                        static const char *const reasons[] = {"before_request", "client_closed",
+                                                              "timeout", "error"};
+                        char series[96];
+                        snprintf(series, sizeof(series),
+                                 "avk_http_connections_aborted_total{reason=\"%s\"}", reasons[r]);
+                        sum += by[r] = metric(h, series);
+                }
+        }
+        ck_assert_int_eq(sum, HEADS + BODIES + EMPTY);
+        ck_assert_int_ge(by[0], HEADS + EMPTY);
+        ck_assert_int_eq(by[3], 0);
+        ck_assert_int_eq(atomic_load(&handled), 0);
+        ck_assert_int_ge(metric(h, "avk_http_log_suppressed_total"), 0);
+        avk_httpd_stop(h);
+        avk_metrics_destroy(m);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        close(log_fd);
+        int lines = lines_of(log);
+        unlink(log);
+        ck_assert_msg(lines <= 10, "%d log lines for %d connections", lines,
+                      HEADS + BODIES + EMPTY);
+}
+END_TEST
+
+/* Two servers on one registry (a restart, a second endpoint) share its series. */
+START_TEST(servers_on_one_registry_share_its_series)
+{
+        avk_metrics_t *m = avk_metrics_new();
+        avk_httpd_t *a = start_with(0, 1, 1, m), *b = start_with(0, 1, 1, m);
+        give_up(a, "", 1, 0);
+        give_up(b, "", 1, 0);
+        long long both = 0;
+        for (int tries = 0; tries < 100 && both < 2; tries++) {
+                usleep(50 * 1000);
+                both = metric(b, "avk_http_connections_aborted_total{reason=\"before_request\"}");
+        }
+        ck_assert_int_eq(both, 2);
+        avk_httpd_stop(a);
+        avk_httpd_stop(b);
+        avk_metrics_destroy(m);
 }
 END_TEST
 
@@ -396,6 +534,7 @@ int main(void)
 {
         Suite *s = suite_create("httpd");
         TCase *tc = tcase_create("httpd");
+        tcase_set_timeout(tc, 30);
         tcase_add_test(tc, a_route_takes_its_path_parameters);
         tcase_add_test(tc, a_tls_key_others_may_read_is_refused);
         tcase_add_test(tc, a_known_path_with_another_method_is_405_with_allow);
@@ -411,6 +550,10 @@ int main(void)
         tcase_add_test(tc, slow_headers_and_bodies_are_closed_at_their_timeouts);
         tcase_add_test(tc, tls_needs_both_files_and_names_the_key);
         tcase_add_test(tc, hosts_are_names_separated_by_commas);
+        tcase_add_test(tc, a_coding_other_than_chunked_alone_is_refused_and_closed);
+        tcase_add_test(tc, chunked_in_http_1_0_is_refused_and_closed);
+        tcase_add_test(tc, aborted_connections_are_counted_and_the_log_stays_bounded);
+        tcase_add_test(tc, servers_on_one_registry_share_its_series);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -235,6 +235,26 @@ START_TEST(concurrent_retries_make_one_filing)
 }
 END_TEST
 
+START_TEST(a_key_gives_one_id_of_its_own)
+{
+        char a[AVK_IDEM_ID_SIZE], b[AVK_IDEM_ID_SIZE];
+        ck_assert_int_eq(avk_idem_derive_id("deviation", "1480", "order-7", a), 0);
+        ck_assert_int_eq(avk_idem_derive_id("deviation", "1480", "order-7", b), 0);
+        ck_assert_str_eq(a, b);
+        ck_assert_int_eq(a[14], '8'); /* version 8 */
+        ck_assert(strchr("89ab", a[19]) != NULL);
+        ck_assert_int_eq(avk_idem_derive_id("deviation", "1401", "order-7", b), 0);
+        ck_assert_str_ne(a, b);
+        ck_assert_int_eq(avk_idem_derive_id("response", "1480", "order-7", b), 0);
+        ck_assert_str_ne(a, b);
+        ck_assert_int_eq(avk_idem_derive_id("deviation", "1480", "order-8", b), 0);
+        ck_assert_str_ne(a, b);
+        /* The parts are kept apart: ("148", "0order-7") is another request. */
+        ck_assert_int_eq(avk_idem_derive_id("deviation", "148", "0order-7", b), 0);
+        ck_assert_str_ne(a, b);
+}
+END_TEST
+
 static Suite *idempotency_suite(void)
 {
         Suite *s = suite_create("idempotency");
@@ -249,6 +269,7 @@ static Suite *idempotency_suite(void)
         tcase_add_test(tc, the_oldest_answer_makes_room_and_in_flight_keys_are_never_dropped);
         tcase_add_test(tc, no_room_when_every_key_is_in_flight);
         tcase_add_test(tc, concurrent_retries_make_one_filing);
+        tcase_add_test(tc, a_key_gives_one_id_of_its_own);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -741,6 +741,28 @@ static char *skeleton(const char *s, size_t len)
         return out;
 }
 
+/* A dead letter's reason goes through avk_scrub_copy() (avk_outbox_deadletter()):
+ * what names the fault stays - the registry's subject in double quotes, the
+ * schema id, the status - and only identity-shaped text goes, quoted or not
+ * (issue 18, point 14: quoted text was blanked whole, the subject with it). */
+START_TEST(dead_letter_reason_keeps_the_registry_subject_and_loses_identities)
+{
+        char reason[512];
+        avk_scrub_copy(
+            reason, sizeof(reason),
+            "schema registry answered 409 (error 409: Schema being registered is "
+            "incompatible with an earlier schema for subject \"deviation.routed-value\", "
+            "details: \"patient 19400314-1233\") for subject "
+            "\"deviation.routed-value\" (schema id 117), caller \"070-123 45 67\"");
+        ck_assert_str_eq(reason,
+                         "schema registry answered 409 (error 409: Schema being registered is "
+                         "incompatible with an earlier schema for subject "
+                         "\"deviation.routed-value\", details: \"patient [personnummer]\") "
+                         "for subject \"deviation.routed-value\" (schema id 117), caller "
+                         "\"[telefon]\"");
+}
+END_TEST
+
 START_TEST(generated_identities_in_every_spelling_never_come_out_readable)
 {
         uint64_t rnd = 0x9e3779b97f4a7c15ULL;
@@ -798,6 +820,7 @@ static Suite *scrub_suite(void)
         Suite *s = suite_create("scrub");
         TCase *tc = tcase_create("tables");
         tcase_add_test(tc, personnummer_in_every_spelling_is_replaced);
+        tcase_add_test(tc, dead_letter_reason_keeps_the_registry_subject_and_loses_identities);
         tcase_add_test(tc, wrong_check_digit_is_replaced_all_the_same);
         tcase_add_test(tc, samordningsnummer_is_replaced);
         tcase_add_test(tc, unicode_separators_inside_a_number_are_taken_with_it);

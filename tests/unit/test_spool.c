@@ -1165,6 +1165,36 @@ START_TEST(test_open_under_a_regular_file_fails_naming_the_path)
 }
 END_TEST
 
+/* The spool's identity (the reporter's transactional.id comes from it) is
+ * a UUID that stays the same across reopening, differs between spools,
+ * and a damaged one stops the open rather than being replaced. */
+START_TEST(test_instance_id_is_a_uuid_kept_across_reopen)
+{
+        struct tmp t, other;
+        tmp_make(&t);
+        tmp_make(&other);
+        avk_spool_t *s = open_ok(t.dir, SPOOL_MAX);
+        char first[64];
+        snprintf(first, sizeof(first), "%s", avk_spool_instance(s));
+        ck_assert_uint_eq(strlen(first), 36);
+        avk_spool_close(s);
+        s = open_ok(t.dir, SPOOL_MAX);
+        ck_assert_str_eq(avk_spool_instance(s), first);
+        avk_spool_t *o = open_ok(other.dir, SPOOL_MAX);
+        ck_assert_str_ne(avk_spool_instance(o), first);
+        avk_spool_close(o);
+        avk_spool_close(s);
+
+        char path[160], errstr[512];
+        snprintf(path, sizeof(path), "%s/instance.id", t.dir);
+        write_all(path, (const unsigned char *)"not-a-uuid\n", 11);
+        open_fails(t.dir, errstr, sizeof(errstr));
+        ck_assert_contains(errstr, "instance.id: not a UUID");
+        tmp_remove(&t);
+        tmp_remove(&other);
+}
+END_TEST
+
 START_TEST(test_open_creates_a_missing_directory)
 {
         struct tmp t;
@@ -1527,6 +1557,7 @@ static Suite *spool_suite(void)
         tcase_add_test(tc, test_second_open_of_a_spool_in_use_fails);
         tcase_add_test(tc, test_open_under_a_regular_file_fails_naming_the_path);
         tcase_add_test(tc, test_open_creates_a_missing_directory);
+        tcase_add_test(tc, test_instance_id_is_a_uuid_kept_across_reopen);
         tcase_add_test(tc, test_concurrent_appends_are_all_kept_in_seq_order);
         suite_add_tcase(suite, tc);
         TCase *full = tcase_create("full file system");

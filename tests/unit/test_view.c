@@ -77,7 +77,19 @@ static void answered(int64_t at)
         ck_assert_int_eq(avk_view_add(view, &e), 0);
 }
 
-static void status(int32_t version, const char *state, int64_t answered_at)
+static void rejected(int party, int64_t at)
+{
+        struct avk_view_event e = {.kind = AVK_VIEW_REJECTED_WRONG_RECEIVER,
+                                   .deviation_id = ID,
+                                   .at = at,
+                                   .party = party,
+                                   .reporter = -1};
+        ck_assert_int_eq(avk_view_add(view, &e), 0);
+}
+
+/* The tracker's status of version with a manual step waiting (pending) or none. */
+static void status_pending(int32_t version, const char *state, int64_t answered_at,
+                           const char *pending)
 {
         struct avk_view_status s = {.deviation_id = ID,
                                     .version = version,
@@ -91,8 +103,14 @@ static void status(int32_t version, const char *state, int64_t answered_at)
                                     .acknowledged_at = -1,
                                     .answered_at = answered_at,
                                     .closed_at = -1,
-                                    .deadline_kept = -1};
+                                    .deadline_kept = -1,
+                                    .pending_step = pending};
         ck_assert_int_eq(avk_view_status(view, &s), 0);
+}
+
+static void status(int32_t version, const char *state, int64_t answered_at)
+{
+        status_pending(version, state, answered_at, NULL);
 }
 
 static const char *state_of(int party)
@@ -162,6 +180,91 @@ START_TEST(who_may_respond)
 }
 END_TEST
 
+static enum avk_view_respond may(int party, const char *kind)
+{
+        int64_t until;
+        return avk_view_may_respond(view, ID, party, kind, T0, &until);
+}
+
+START_TEST(a_rejection_from_an_earlier_receiver_or_a_second_one_is_stale)
+{
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        routed(1, HARRYDA, T0 + 2000);
+        ck_assert_int_eq(may(VGR, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_STALE);
+        ck_assert_int_eq(may(VGR, "ANSWERED"), AVK_VIEW_RESPOND_STALE);
+        ck_assert_int_eq(may(GBG, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_NOT_RECEIVER);
+        ck_assert_int_eq(may(HARRYDA, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_OK);
+        /* Harryda's rejection is read: a second one is refused, other kinds are not. */
+        rejected(HARRYDA, T0 + 3000);
+        ck_assert_int_eq(may(HARRYDA, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_REJECTED);
+        ck_assert_int_eq(may(HARRYDA, "ACKNOWLEDGED"), AVK_VIEW_RESPOND_OK);
+        /* Re-routed: the new receiver may reject, Härryda's is stale. */
+        routed(2, OTHER, T0 + 4000);
+        ck_assert_int_eq(may(OTHER, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(HARRYDA, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_STALE);
+}
+END_TEST
+
+START_TEST(the_trackers_rejected_state_refuses_a_second_rejection)
+{
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        status(2, "REJECTED", -1);
+        ck_assert_int_eq(may(VGR, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_REJECTED);
+}
+END_TEST
+
+START_TEST(either_party_confirms_a_pending_step)
+{
+        reported(first);
+        routed(0, HARRYDA, T0 + 500);
+        routed(1, VGR, T0 + 1000);
+        answered(T0 + DAY_MS);
+        status(3, "ANSWERED", T0 + DAY_MS);
+        ck_assert_int_eq(may(GBG, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_NOTHING_PENDING);
+        ck_assert_int_eq(may(VGR, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_NOTHING_PENDING);
+        status_pending(4, "DISPUTED", T0 + DAY_MS, "LOCAL_FORUM");
+        ck_assert_int_eq(may(GBG, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(VGR, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(HARRYDA, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_NOT_PARTY);
+        ck_assert_int_eq(may(OTHER, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_UNKNOWN);
+        /* Confirmed: the tracker's next status has nothing pending. */
+        status(5, "ESCALATED", T0 + DAY_MS);
+        ck_assert_int_eq(may(GBG, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_NOTHING_PENDING);
+}
+END_TEST
+
+#define RESPONSE "7a0c3b1e-2d4f-4e6a-9b8c-1d2e3f4a5b6c"
+
+START_TEST(a_response_is_recognised_by_its_id_and_digest)
+{
+        reported(first);
+        routed(0, VGR, T0 + 1000);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, NULL), AVK_VIEW_NEW);
+        struct avk_view_event e = {.kind = AVK_VIEW_ESCALATION_CONFIRMED,
+                                   .deviation_id = ID,
+                                   .at = T0 + 2000,
+                                   .party = GBG,
+                                   .reporter = -1,
+                                   .response_id = RESPONSE,
+                                   .digest = first};
+        ck_assert_int_eq(avk_view_add(view, &e), 0);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, NULL), AVK_VIEW_SAME);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, first), AVK_VIEW_SAME);
+        ck_assert_int_eq(avk_view_response(view, ID, RESPONSE, second), AVK_VIEW_CONFLICT);
+        ck_assert_int_eq(avk_view_response(view, ID, "7a0c3b1e-2d4f-4e6a-9b8c-1d2e3f4a5b6d", NULL),
+                         AVK_VIEW_NEW);
+        /* The confirmation is on both sides' timeline. */
+        json_t *doc = avk_view_lookup(view, ID, VGR, T0);
+        const json_t *timeline = json_object_get(doc, "timeline");
+        ck_assert_int_eq(json_array_size(timeline), 3);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(timeline, 2), "event")),
+                         "ESCALATION_CONFIRMED");
+        json_decref(doc);
+}
+END_TEST
+
 START_TEST(a_dispute_is_possible_until_the_window_ends)
 {
         int64_t until, answer = T0 + DAY_MS;
@@ -207,6 +310,10 @@ int main(void)
         tcase_add_test(tc, an_older_status_read_late_changes_nothing);
         tcase_add_test(tc, who_may_respond);
         tcase_add_test(tc, a_dispute_is_possible_until_the_window_ends);
+        tcase_add_test(tc, a_rejection_from_an_earlier_receiver_or_a_second_one_is_stale);
+        tcase_add_test(tc, the_trackers_rejected_state_refuses_a_second_rejection);
+        tcase_add_test(tc, either_party_confirms_a_pending_step);
+        tcase_add_test(tc, a_response_is_recognised_by_its_id_and_digest);
         tcase_add_test(tc, bad_records_are_refused);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
