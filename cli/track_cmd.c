@@ -16,7 +16,9 @@ static const char usage_text[] =
     "failed deliveries of topic.delivery.failed. Writes a DeviationStatus per change to\n"
     "topic.status, reminders before deadlines to topic.reminder and escalations up the\n"
     "ladder (holders from directory.file) to topic.escalated, with copies to each receiver's\n"
-    "inbox topic. Runs until SIGINT or SIGTERM. See docs/tracker.md.\n" AVK_CLI_CONFIG_HELP;
+    "inbox topic, and what the reporting party is told of each change to topic.feedback (with\n"
+    "a copy to its inbox topic; its unit and reply reference read from topic.reported).\n"
+    "Runs until SIGINT or SIGTERM. See docs/tracker.md.\n" AVK_CLI_CONFIG_HELP;
 
 static void *open_tracker(const avk_config_t *cfg, avk_metrics_t **metrics, char *errstr,
                           size_t errstr_size)

@@ -18,6 +18,7 @@ const struct avk_topic avk_topics[] = {
     {"topic.delivery.failed", "DeliveryFailed", 0},
     {"topic.status", "DeviationStatus", 0},
     {"topic.reminder", "DeadlineReminder", 0},
+    {"topic.feedback", "DeviationFeedback", 0},
     {"topic.deadletter", NULL, 1},
     {"topic.notify.retry", NULL, 0},    /* avvik notify's own: docs/notify.md, "Retry topic" */
     {"topic.intake.receipts", NULL, 0}, /* the intake's ids only: docs/intake.md, "Receipts" */

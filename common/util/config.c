@@ -49,6 +49,8 @@ static const struct avk_config_key shared_keys[] = {
     {"topic.status", AVK_CONFIG_STRING, 0, 0, "deviation.status",
      "topic of DeviationStatus (the tracker's changelog; compacted in production)"},
     {"topic.reminder", AVK_CONFIG_STRING, 0, 0, "deviation.reminder", "topic of DeadlineReminder"},
+    {"topic.feedback", AVK_CONFIG_STRING, 0, 0, "deviation.feedback",
+     "topic of DeviationFeedback (each change of a deviation's course, for its reporting party)"},
     {"topic.delivery.failed", AVK_CONFIG_STRING, 0, 0, "deviation.delivery.failed",
      "topic of DeliveryFailed (a notification not delivered within its retry budget)"},
     {"topic.notify.retry", AVK_CONFIG_STRING, 0, 0, "deviation.notify.retry",

@@ -1,11 +1,13 @@
 /*
  * avk_delivery: see delivery.h; the format and policy are in docs/notify.md.
  *
- * Three kinds of record are delivered the same way, each from its own topic:
- * DeviationRouted (topic.routed), DeviationEscalated (topic.escalated) and
- * DeadlineReminder (topic.reminder). Only a routed record needs the
- * deviation (its body carries it) and only its failure is escalated with a
- * DeliveryFailed event; the other two are delivered as they are.
+ * Four kinds of record are delivered the same way, each from its own topic:
+ * DeviationRouted (topic.routed), DeviationEscalated (topic.escalated),
+ * DeadlineReminder (topic.reminder) and DeviationFeedback (topic.feedback,
+ * to the reporting party). Only a routed record needs the deviation (its
+ * body carries it) and only its failure is escalated with a DeliveryFailed
+ * event; the others are delivered as they are, a feedback's free text
+ * scrubbed for an endpoint not cleared for patient identity.
  */
 #include "consumer/notify/delivery.h"
 
@@ -31,6 +33,8 @@ const struct avk_source_def avk_delivery_sources[AVK_SRC_CNT] = {
                            "party", "unit_hsa_id"},
     [AVK_SRC_REMINDER] = {"topic.reminder", "DeadlineReminder", "reminder", "reminder_id",
                           "receiver_party", "receiver_unit_hsa_id"},
+    [AVK_SRC_FEEDBACK] = {"topic.feedback", "DeviationFeedback", "feedback", "event_id",
+                          "reporter_party", "reporter_unit_hsa_id"},
 };
 
 /* ---- the index by seq -------------------------------------------------- */
@@ -176,7 +180,9 @@ static void seal(struct avk_deliveries *dl, struct avk_delivery *d, json_t *body
                 return;
         }
         d->body_len = strlen(d->body);
-        d->identity = d->src == AVK_SRC_ROUTED && d->webhook->patient_identity;
+        /* A feedback's free text is left as written for a cleared endpoint only. */
+        d->identity = (d->src == AVK_SRC_ROUTED || d->src == AVK_SRC_FEEDBACK) &&
+                      d->webhook->patient_identity;
         json_decref(d->event);
         d->event = NULL;
         d->state = AVK_DELIVERY_DUE;
@@ -370,7 +376,11 @@ int avk_delivery_accept(struct avk_deliveries *dl, struct avk_delivery *d, int64
                 d->webhook = rc->delivery->webhook;
                 if (d->src == AVK_SRC_ESCALATED)
                         name_holder(d->event, rc);
-                seal(dl, d, json_incref(d->event), now);
+                seal(dl, d,
+                     d->src == AVK_SRC_FEEDBACK
+                         ? avk_notify_feedback_body(d->event, d->webhook->patient_identity)
+                         : json_incref(d->event),
+                     now);
         }
         return 0;
 }

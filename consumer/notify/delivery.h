@@ -1,7 +1,7 @@
 /*
  * avk_delivery: the notifier's deliveries (docs/notify.md). A delivery is
- * one record to deliver - of topic.routed, topic.escalated, topic.reminder
- * or topic.notify.retry - and the small state machine that takes it to its
+ * one record to deliver - of topic.routed, topic.escalated, topic.reminder,
+ * topic.feedback or topic.notify.retry - and the small state machine that takes it to its
  * receiver's webhook: its states, the index by seq through which the
  * producer's delivery reports find it, and its webhook attempts on
  * common/http/webhook.h.
@@ -74,7 +74,13 @@ enum avk_output { AVK_OUTPUT_DEAD_LETTER, AVK_OUTPUT_INBOX, AVK_OUTPUT_PARK };
 
 /* What the notifier delivers, one source topic each. AVK_SRC_CNT also marks
  * a retry record whose kind is not known (it could not be read). */
-enum avk_source { AVK_SRC_ROUTED, AVK_SRC_ESCALATED, AVK_SRC_REMINDER, AVK_SRC_CNT };
+enum avk_source {
+        AVK_SRC_ROUTED,
+        AVK_SRC_ESCALATED,
+        AVK_SRC_REMINDER,
+        AVK_SRC_FEEDBACK, /* to the reporting party (docs/notify.md) */
+        AVK_SRC_CNT
+};
 
 /* The lists of a partition: one per source topic, then the retry topic's. */
 #define AVK_Q_RETRY AVK_SRC_CNT

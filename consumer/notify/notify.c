@@ -15,8 +15,8 @@
  * the outbox's acknowledgements. No delivery ever blocks another: an
  * attempt is a socket in the multi handle, a backoff is a time stamp.
  *
- * Every record of topic.routed, topic.escalated, topic.reminder and
- * topic.notify.retry is a delivery holding its kernel input unfinished
+ * Every record of topic.routed, topic.escalated, topic.reminder, topic.feedback
+ * and topic.notify.retry is a delivery holding its kernel input unfinished
  * (avk_outbox_hold()); its inbox copies, retry record, dead letter and
  * DeliveryFailed event are outputs of that input. It ends when
  * avk_delivery_finished() (the webhook's part DONE: delivered, parked or
@@ -74,8 +74,8 @@
 
 /* Flow control: the fresh topics share a bound, the retry topic has its own. */
 enum pool { POOL_FRESH, POOL_RETRY, POOL_REPORTED };
-static const int input_pool[IN_CNT] = {POOL_FRESH, POOL_FRESH, POOL_FRESH, POOL_RETRY,
-                                       POOL_REPORTED};
+static const int input_pool[IN_CNT] = {POOL_FRESH, POOL_FRESH, POOL_FRESH,
+                                       POOL_FRESH, POOL_RETRY, POOL_REPORTED};
 
 struct avk_notify {
         const avk_config_t *cfg;
@@ -102,8 +102,39 @@ struct avk_notify {
 
 /* ---- the pure parts ---------------------------------------------------- */
 
-/* DeviationReported's free-text fields. */
+/* DeviationReported's free-text fields, and DeviationFeedback's. */
 static const char *const free_text[] = {"description", "immediate_actions", "routine"};
+static const char *const feedback_text[] = {"reason", "analysis", "action_plan"};
+
+/* Staff write identities into free text too: an endpoint not cleared for
+ * them gets the text as the analysis stream does. @returns -1 when out of memory. */
+static int scrub_fields(json_t *obj, const char *const *fields, size_t cnt)
+{
+        for (size_t i = 0; i < cnt; i++) {
+                json_t *field = json_object_get(obj, fields[i]);
+                if (!json_is_string(field))
+                        continue;
+                char *clean =
+                    avk_scrub_text(json_string_value(field), json_string_length(field), NULL, NULL);
+                int rc = clean ? json_object_set_new(obj, fields[i], json_string(clean)) : -1;
+                free(clean);
+                if (rc != 0)
+                        return -1;
+        }
+        return 0;
+}
+
+json_t *avk_notify_feedback_body(const json_t *feedback, int patient_identity)
+{
+        json_t *body = json_deep_copy(feedback);
+        if (body && !patient_identity &&
+            scrub_fields(body, feedback_text, sizeof(feedback_text) / sizeof(feedback_text[0])) !=
+                0) {
+                json_decref(body);
+                return NULL;
+        }
+        return body;
+}
 
 json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity)
 {
@@ -118,20 +149,9 @@ json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patie
         json_t *patient = json_object_get(dev, "patient");
         if (json_is_object(patient))
                 json_object_del(patient, "personal_id");
-        /* Staff write identities into free text too: an endpoint not cleared
-         * for them gets the text as the analysis stream does. */
-        for (size_t i = 0; i < sizeof(free_text) / sizeof(free_text[0]); i++) {
-                json_t *field = json_object_get(dev, free_text[i]);
-                if (!json_is_string(field))
-                        continue;
-                char *clean =
-                    avk_scrub_text(json_string_value(field), json_string_length(field), NULL, NULL);
-                if (!clean || json_object_set_new(dev, free_text[i], json_string(clean)) != 0) {
-                        free(clean);
-                        json_decref(body);
-                        return NULL;
-                }
-                free(clean);
+        if (scrub_fields(dev, free_text, sizeof(free_text) / sizeof(free_text[0])) != 0) {
+                json_decref(body);
+                return NULL;
         }
         return body;
 }
@@ -438,8 +458,8 @@ static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
             m, "avk_notify_deliveries_total",
             "Deliveries finished by the notifier, by receiving party, outcome (delivered: the "
             "webhook took it; inbox: both inbox copies acknowledged; dead_lettered; no_webhook: an "
-            "escalation or reminder to a receiver without a webhook) and event (routed, "
-            "escalated, reminder).",
+            "escalation, reminder or feedback to a party without a webhook) and event (routed, "
+            "escalated, reminder, feedback).",
             (const char *[]){"party", "outcome", "event", NULL});
         n->dl.m_inbox_retries = avk_metrics_counter(
             m, "avk_notify_inbox_retries_total",
@@ -454,19 +474,20 @@ static void register_metrics(avk_notify_t *n, avk_metrics_t *m)
             m, "avk_notify_attempt_seconds", "Duration of webhook attempts by receiving party.",
             (const char *[]){"party", NULL}, AVK_METRICS_LATENCY_BUCKETS,
             AVK_METRICS_LATENCY_BUCKET_CNT);
-        n->m_held = avk_metrics_gauge(m, "avk_notify_held",
-                                      "Deliveries of topic.routed, topic.escalated and "
-                                      "topic.reminder not finished (waiting for the deviation, "
-                                      "first attempt in flight, inbox copies or parking not "
-                                      "acknowledged).",
-                                      NULL);
+        n->m_held = avk_metrics_gauge(
+            m, "avk_notify_held",
+            "Deliveries of topic.routed, topic.escalated, "
+            "topic.reminder and topic.feedback not finished (waiting for the deviation, "
+            "first attempt in flight, inbox copies or parking not "
+            "acknowledged).",
+            NULL);
         n->m_retry_held = avk_metrics_gauge(
             m, "avk_notify_retry_held",
             "Records of topic.notify.retry held until their attempt is finished.", NULL);
         n->dl.m_parked = avk_metrics_counter(
             m, "avk_notify_retries_parked_total",
             "Failed webhook attempts parked on topic.notify.retry for a later attempt, by "
-            "receiving party and event (routed, escalated, reminder).",
+            "receiving party and event (routed, escalated, reminder, feedback).",
             (const char *[]){"party", "event", NULL});
         n->dl.m_undecodable = avk_metrics_counter(m, "avk_notify_undecodable_total",
                                                   "Records the notifier could not read, by topic.",
@@ -597,9 +618,10 @@ fail:
 
 int avk_notify_run(avk_notify_t *n, char *errstr, size_t errstr_size)
 {
-        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s, %s, %s and %s as group %s",
+        avk_log(AVK_LOG_INFO, COMPONENT, "consuming %s, %s, %s, %s, %s and %s as group %s",
                 n->dl.topic[AVK_SRC_ROUTED], n->dl.topic[AVK_SRC_ESCALATED],
-                n->dl.topic[AVK_SRC_REMINDER], n->dl.topic[AVK_Q_RETRY], n->dl.topic_reported,
+                n->dl.topic[AVK_SRC_REMINDER], n->dl.topic[AVK_SRC_FEEDBACK],
+                n->dl.topic[AVK_Q_RETRY], n->dl.topic_reported,
                 avk_config_get(n->cfg, "notify.group.id"));
         return avk_service_run(n->service, errstr, errstr_size);
 }

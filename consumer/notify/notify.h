@@ -27,7 +27,10 @@
  * signature, idempotency header, retries and dead letter; their bodies are
  * the event alone (no deviation, so no patient data), and a failed one is
  * dead-lettered without a DeliveryFailed event, which would only escalate
- * again through the same failing endpoint.
+ * again through the same failing endpoint. So does DeviationFeedback
+ * (topic.feedback), to the webhook of the reporting party and unit: every
+ * change of a deviation's course for the party that filed it, its free text
+ * scrubbed for an endpoint not cleared for patient identity.
  *
  * A receiver with an inbox topic gets two records there per routed record,
  * the DeviationReported and the DeviationRouted, byte for byte as read from
@@ -65,6 +68,15 @@
  * when out of memory.
  */
 json_t *avk_notify_body(const json_t *routed, const json_t *deviation, int patient_identity);
+
+/**
+ * @brief The webhook body for a DeviationFeedback: every field of it
+ * (feedback, as avk_json_from_avro() gives it), the free text - reason,
+ * analysis, action plan - scrubbed of identity numbers, phone numbers and
+ * e-mail (common/util/scrub.h) when patient_identity is 0.
+ * @returns a new object (feedback is not changed), or NULL when out of memory.
+ */
+json_t *avk_notify_feedback_body(const json_t *feedback, int patient_identity);
 
 typedef struct avk_notify avk_notify_t;
 

@@ -25,7 +25,8 @@ static const struct avk_config_key keys[] = {
     {"notify.max.in.flight", AVK_CONFIG_INT, 1, 100000, "1000",
      "fresh deliveries not finished at once (waiting for the deviation, first attempt in flight, "
      "inbox copies or parking unacknowledged); past it the notifier stops fetching "
-     "topic.routed, topic.escalated and topic.reminder. Also the most retry attempts at once"},
+     "topic.routed, topic.escalated, topic.reminder and topic.feedback. Also the most retry "
+     "attempts at once"},
     {"notify.retry.max.held", AVK_CONFIG_INT, 1, 1000000, "10000",
      "records of topic.notify.retry held at once until their attempt; past it the notifier "
      "stops fetching topic.notify.retry"},

@@ -34,6 +34,7 @@
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
 #include "consumer/track/deadlines.h"
+#include "consumer/track/feedback.h"
 #include "common/kafka/service.h"
 #include "consumer/track/track.h"
 
@@ -47,8 +48,12 @@
  * version above them. */
 enum { TAG_STATUS = 1, TAG_ESCALATION = 2, TAG_REMINDER = 3, TAG_BITS = 2 };
 
-enum input_topic { IN_ROUTED, IN_RESPONSE, IN_FAILED, IN_TOPICS };
-enum output_topic { OUT_STATUS, OUT_ESCALATED, OUT_REMINDER, OUT_TOPICS };
+/* topic.reported gives the feedback its reporting unit and reply reference
+ * (consumer/track/feedback.h). */
+enum input_topic { IN_ROUTED, IN_RESPONSE, IN_FAILED, IN_REPORTED, IN_TOPICS };
+/* The changelog's three topics, which the rebuild reads, then the feedback. */
+enum output_topic { OUT_STATUS, OUT_ESCALATED, OUT_REMINDER, OUT_FEEDBACK, OUT_TOPICS };
+#define OUT_CHANGELOG OUT_FEEDBACK
 
 /* A response (or failure) the core keeps until its routing arrives: its
  * input stays unfinished, and its bytes are kept for the dead letter. */
@@ -77,6 +82,9 @@ struct avk_tracker {
         avk_directory_t *dir;
         avk_deadlines_t *policy;
         avk_track_t *track;
+        avk_feedback_t *feedback;
+        struct avk_feedback_cause cause; /* of the input being handled */
+        avro_value_t kept_value;         /* a kept response, read again for its feedback */
         avk_codec_t *codec;
         const avk_schema_t *in_schema[IN_TOPICS], *out_schema[OUT_TOPICS];
         avro_value_t in_value[IN_TOPICS], out_value[OUT_TOPICS];
@@ -230,7 +238,7 @@ static int write_record(avk_tracker_t *tr, const struct avk_track_action *a, int
         const void *out;
         size_t len;
         static const char *const types[OUT_TOPICS] = {"DeviationStatus", "DeviationEscalated",
-                                                      "DeadlineReminder"};
+                                                      "DeadlineReminder", "DeviationFeedback"};
         if (avk_codec_encode(tr->codec, tr->out_topic[kind], tr->out_schema[kind],
                              &tr->out_value[kind], &out, &len, err, sizeof(err)) != 0) {
                 avk_log(AVK_LOG_ERROR, COMPONENT, "deviation %s: cannot encode %s: %s",
@@ -313,6 +321,48 @@ static int write_status(avk_tracker_t *tr, const struct avk_track_action *a)
                             NULL);
 }
 
+/* What a kept response says, for the feedback of its application. */
+static void kept_cause(avk_tracker_t *tr, uint64_t ticket, struct avk_feedback_cause *cause)
+{
+        const struct kept_input *k = (const struct kept_input *)(uintptr_t)ticket;
+        avro_value_t *v = &tr->kept_value;
+        char err[256];
+        if (k->src.topic != tr->in_topic[IN_RESPONSE] ||
+            avk_codec_decode(tr->codec, k->src.value, k->src.len, tr->in_schema[IN_RESPONSE], v,
+                             err, sizeof(err)) != 0)
+                return;
+        *cause = (struct avk_feedback_cause){.id = avk_avro_text(v, "response_id"),
+                                             .reason = avk_avro_text(v, "comment"),
+                                             .analysis = avk_avro_text(v, "analysis"),
+                                             .action_plan = avk_avro_text(v, "action_plan")};
+}
+
+/* The reporting party's DeviationFeedback of a status change, with a copy to
+ * its unit's (or its own) inbox; a deviation that closed leaves the module. */
+static int write_feedback(avk_tracker_t *tr, const struct avk_track_action *a)
+{
+        const struct avk_track_status *s = &a->u.status;
+        /* A response applied later than it was read (kept for its routing)
+         * is not the input at hand: it is read again from its bytes. */
+        struct avk_feedback_cause kept = {0};
+        int later = a->ticket && !(tr->cause.id && strcmp(tr->cause.id, s->cause) == 0);
+        if (later)
+                kept_cause(tr, a->ticket, &kept);
+        char id[AVK_IDENT_UUID_SIZE];
+        int rc = avk_feedback_fill(tr->feedback, s, later ? &kept : &tr->cause,
+                                   &tr->out_value[OUT_FEEDBACK], id);
+        if (rc > 0) {
+                const char *unit =
+                    avk_avro_text(&tr->out_value[OUT_FEEDBACK], "reporter_unit_hsa_id");
+                rc = write_record(
+                    tr, a, OUT_FEEDBACK, s->deviation_id, s->partition, id, 0,
+                    inbox_of(avk_directory_receiver(tr->dir, s->reporter_party, unit)));
+        }
+        if (s->state == AVK_TRACK_CLOSED)
+                avk_feedback_forget(tr->feedback, s->deviation_id);
+        return rc < 0 ? -1 : 0;
+}
+
 static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
 {
         const struct avk_track_escalation *e = &a->u.escalation;
@@ -376,14 +426,19 @@ static int write_reminder(avk_tracker_t *tr, const struct avk_track_action *a)
                             TAG_REMINDER, inbox_of(rc));
 }
 
+static void count_metric(avk_tracker_t *tr, const char *topic, enum avk_track_result r)
+{
+        avk_metric_add(
+            avk_metrics_series(tr->m_inputs, (const char *[]){topic, avk_track_result_name(r)}), 1);
+}
+
 static void count_input(avk_tracker_t *tr, const char *topic, enum avk_track_result r)
 {
         if (r == AVK_TRACK_APPLIED)
                 atomic_fetch_add(&tr->applied, 1);
         else if (r != AVK_TRACK_KEPT)
                 atomic_fetch_add(&tr->ignored, 1);
-        avk_metric_add(
-            avk_metrics_series(tr->m_inputs, (const char *[]){topic, avk_track_result_name(r)}), 1);
+        count_metric(tr, topic, r);
 }
 
 static int deadletter(avk_tracker_t *tr, avk_outbox_input_t *in, uint64_t seq,
@@ -423,6 +478,8 @@ static int sink(void *opaque, const struct avk_track_action *a)
         switch (a->kind) {
         case AVK_TRACK_STATUS:
                 rc = write_status(tr, a);
+                if (!rc)
+                        rc = write_feedback(tr, a);
                 break;
         case AVK_TRACK_ESCALATION:
                 rc = write_escalation(tr, a);
@@ -479,7 +536,7 @@ static int decode(avk_tracker_t *tr, int k, const rd_kafka_message_t *m, char *e
                   size_t errstr_size)
 {
         static const char *const names[IN_TOPICS] = {"DeviationRouted", "DeviationResponse",
-                                                     "DeliveryFailed"};
+                                                     "DeliveryFailed", "DeviationReported"};
         char reason[256];
         int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->in_schema[k], &tr->in_value[k],
                                   reason, sizeof(reason));
@@ -522,6 +579,10 @@ static enum avk_track_result apply(avk_tracker_t *tr, int k, const rd_kafka_mess
                                               .harm_level = avk_avro_text(v, "harm_level"),
                                               .lex_maria = (int)get_long(v, "possible_lex_maria"),
                                               .partition = m->partition};
+                tr->cause = (struct avk_feedback_cause){.id = in.event_id,
+                                                        .decision = avk_avro_text(v, "decision"),
+                                                        .rule_id = avk_avro_text(v, "rule_id"),
+                                                        .reason = avk_avro_text(v, "reason")};
                 return in.event_id ? avk_track_routed(tr->track, &in) : AVK_TRACK_BAD_INPUT;
         }
         case IN_RESPONSE: {
@@ -535,6 +596,11 @@ static enum avk_track_result apply(avk_tracker_t *tr, int k, const rd_kafka_mess
                                                 .kind = (enum avk_track_response_kind)kind,
                                                 .partition = m->partition,
                                                 .ticket = (uint64_t)(uintptr_t)ticket};
+                tr->cause =
+                    (struct avk_feedback_cause){.id = in.response_id,
+                                                .reason = avk_avro_text(v, "comment"),
+                                                .analysis = avk_avro_text(v, "analysis"),
+                                                .action_plan = avk_avro_text(v, "action_plan")};
                 return avk_track_respond(tr->track, &in);
         }
         default: {
@@ -571,6 +637,33 @@ static struct kept_input *kept_new(avk_tracker_t *tr, avk_outbox_input_t *in, ui
         return k;
 }
 
+/* A filing: its reporting unit and reply reference, for the feedback (read
+ * live or by the rebuild). @returns 0, 1 when it cannot be read (the
+ * router's to dead-letter; tr->unavailable when the registry had no
+ * answer), -1 when out of memory. */
+static int remember_filing(avk_tracker_t *tr, const rd_kafka_message_t *m)
+{
+        char err[512];
+        if (decode(tr, IN_REPORTED, m, err, sizeof(err)) != 0)
+                return 1;
+        avro_value_t *v = &tr->in_value[IN_REPORTED];
+        return avk_feedback_reported(tr->feedback, avk_avro_text(v, "deviation_id"),
+                                     avk_avro_text(v, "reporter.unit_hsa_id"),
+                                     avk_avro_text(v, "reply_reference"), m->partition);
+}
+
+/* A filing read live: counted, and read again later when the registry had no answer. */
+static int take_reported(avk_tracker_t *tr, const rd_kafka_message_t *m)
+{
+        int rc = remember_filing(tr, m);
+        if (rc < 0)
+                return -1;
+        if (rc > 0 && tr->unavailable)
+                return AVK_SERVICE_WAIT;
+        count_metric(tr, tr->in_topic[IN_REPORTED], rc ? AVK_TRACK_BAD_INPUT : AVK_TRACK_APPLIED);
+        return 0;
+}
+
 /* The input's outcome; -1 when out of memory or an output cannot be encoded. */
 static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq,
                   const rd_kafka_message_t *m)
@@ -578,6 +671,8 @@ static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq
         struct avk_outbox_source src = avk_outbox_source_of(m);
         char err[512];
         int rc = 0;
+        if (k == IN_REPORTED)
+                return take_reported(tr, m);
         if (decode(tr, k, m, err, sizeof(err)) != 0)
                 return tr->unavailable ? AVK_SERVICE_WAIT : deadletter(tr, in, seq, &src, err);
         struct kept_input *ticket = NULL;
@@ -588,6 +683,7 @@ static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq
         tr->sink_failed = 0;
         enum avk_track_result r = apply(tr, k, m, ticket);
         tr->cur_input = NULL;
+        tr->cause = (struct avk_feedback_cause){0};
         if (r != AVK_TRACK_KEPT && ticket)
                 kept_free(ticket);
         if (r == AVK_TRACK_KEPT) {
@@ -673,6 +769,8 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
                 s.step = AVK_TRACK_STEP_NONE;
         if (!s.deviation_id || !s.reporter_party || !s.receiver_party)
                 return;
+        if (s.state == AVK_TRACK_CLOSED)
+                avk_feedback_forget(tr->feedback, s.deviation_id);
         if (avk_track_restore_status(tr->track, &s) != 0)
                 tr->sink_failed = 1;
 }
@@ -729,7 +827,14 @@ static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
                 avk_track_restore_reminder(tr->track, &r);
 }
 
-/* Registers the three output schemas with the Schema Registry (the codec keeps their ids), once
+static void restore_reported(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_tracker_t *tr = opaque;
+        if (remember_filing(tr, m) < 0)
+                tr->sink_failed = 1;
+}
+
+/* Registers the four output schemas with the Schema Registry (the codec keeps their ids), once
  * per process: the core decides before its outputs are encoded, so an encode that needs the
  * registry mid-decision could neither be undone nor be tried again (docs/tracker.md, "While the
  * Schema Registry is down"). Without a registry there is nothing to register. @returns 0, or -1
@@ -755,13 +860,14 @@ static int register_outputs(avk_tracker_t *tr)
         return 0;
 }
 
-/* Reads the state of partitions from the outputs: the changelog first (the
- * latest version per deviation), then the escalations (a half-written one is
- * completed), then the reminders (not sent again). */
+/* Reads the state of partitions: the filings (for the feedback; those the
+ * changelog closes are forgotten again), then from the outputs: the
+ * changelog first (the latest version per deviation), then the escalations
+ * (a half-written one is completed), then the reminders (not sent again). */
 static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 {
         avk_tracker_t *tr = opaque;
-        void (*cbs[OUT_TOPICS])(void *, const rd_kafka_message_t *) = {
+        void (*cbs[OUT_CHANGELOG])(void *, const rd_kafka_message_t *) = {
             restore_status, restore_escalation, restore_reminder};
         tr->sink_failed = 0;
         tr->unavailable = 0;
@@ -774,7 +880,10 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
                 tr->unavailable = 0;
                 return -1;
         }
-        for (int k = 0; k < OUT_TOPICS; k++) {
+        if (avk_service_replay(tr->service, tr->in_topic[IN_REPORTED], parts, cnt, restore_reported,
+                               tr) != 0)
+                return -1;
+        for (int k = 0; k < OUT_CHANGELOG; k++) {
                 if (avk_service_replay(tr->service, tr->out_topic[k], parts, cnt, cbs[k], tr) != 0)
                         return -1;
         }
@@ -800,8 +909,10 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 static void on_drop(void *opaque, const int32_t *parts, int cnt)
 {
         avk_tracker_t *tr = opaque;
-        for (int i = 0; i < cnt; i++)
+        for (int i = 0; i < cnt; i++) {
                 avk_track_drop_partition(tr->track, parts[i]);
+                avk_feedback_drop_partition(tr->feedback, parts[i]);
+        }
 }
 
 /* Kept responses of a revoked partition: the next owner reads them again. */
@@ -990,13 +1101,13 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
                                void *clock_opaque, char *errstr, size_t errstr_size)
 {
         static const char *const in_keys[IN_TOPICS] = {"topic.routed", "topic.response",
-                                                       "topic.delivery.failed"};
+                                                       "topic.delivery.failed", "topic.reported"};
         static const char *const in_schemas[IN_TOPICS] = {"DeviationRouted", "DeviationResponse",
-                                                          "DeliveryFailed"};
+                                                          "DeliveryFailed", "DeviationReported"};
         static const char *const out_keys[OUT_TOPICS] = {"topic.status", "topic.escalated",
-                                                         "topic.reminder"};
-        static const char *const out_schemas[OUT_TOPICS] = {"DeviationStatus", "DeviationEscalated",
-                                                            "DeadlineReminder"};
+                                                         "topic.reminder", "topic.feedback"};
+        static const char *const out_schemas[OUT_TOPICS] = {
+            "DeviationStatus", "DeviationEscalated", "DeadlineReminder", "DeviationFeedback"};
         avk_tracker_t *tr = calloc(1, sizeof(*tr));
         if (!tr) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -1029,8 +1140,9 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
             .desk_hsa_id = avk_directory_triage_desk(tr->dir)->hsa_id,
         };
         tr->track = avk_track_new(&opt);
+        tr->feedback = avk_feedback_new(tr->policy, tr->dir);
         tr->codec = avk_codec_new(tr->env.catalog, tr->env.registry);
-        if (!tr->track || !tr->codec || make_metrics(tr) != 0) {
+        if (!tr->track || !tr->feedback || !tr->codec || make_metrics(tr) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -1038,6 +1150,7 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
                 avro_generic_value_new(avk_schema_iface(tr->in_schema[k]), &tr->in_value[k]);
         for (int k = 0; k < OUT_TOPICS; k++)
                 avro_generic_value_new(avk_schema_iface(tr->out_schema[k]), &tr->out_value[k]);
+        avro_generic_value_new(avk_schema_iface(tr->in_schema[IN_RESPONSE]), &tr->kept_value);
         struct avk_service_options opts = {.component = COMPONENT,
                                            .metric_prefix = "avk_tracker",
                                            .group = tr->group,
@@ -1078,6 +1191,7 @@ void avk_tracker_destroy(avk_tracker_t *tr)
                 kept_free(LIST_FIRST(&tr->kept));
         avk_service_destroy(tr->service);
         avk_track_destroy(tr->track);
+        avk_feedback_destroy(tr->feedback);
         for (int k = 0; k < IN_TOPICS; k++) {
                 if (tr->in_value[k].self)
                         avro_value_decref(&tr->in_value[k]);
@@ -1086,6 +1200,8 @@ void avk_tracker_destroy(avk_tracker_t *tr)
                 if (tr->out_value[k].self)
                         avro_value_decref(&tr->out_value[k]);
         }
+        if (tr->kept_value.self)
+                avro_value_decref(&tr->kept_value);
         for (int i = 0; i < MAX_FIGURE_PARTIES; i++)
                 free(tr->figures[i]);
         avk_codec_destroy(tr->codec);

@@ -8,7 +8,10 @@
  *   - DeviationEscalated to topic.escalated and DeadlineReminder to
  *     topic.reminder, each also copied to the receiver's inbox topic from the
  *     party directory (the step's holder, from the directory, in the
- *     escalation).
+ *     escalation),
+ *   - a DeviationFeedback per change to topic.feedback for the reporting
+ *     party, copied to its inbox topic (consumer/track/feedback.h; the
+ *     reporting unit and reply reference from topic.reported, read too).
  * Records that cannot be processed go to topic.deadletter, as the router's.
  *
  * At-least-once with the router's offset discipline (common/kafka/outbox.h);

@@ -83,21 +83,28 @@ openssl rand -hex 32 >"$state/secrets/pseudonym.key"
 chmod 600 "$state/secrets/pseudonym.key"
 # Every webhook of the sample directory goes to the receiver below, one path
 # per party and one for the county's triage desk, each with a secret of its own
-# (http: loopback only).
-hook_parties=$(jq -r '.parties[] | select(.delivery.webhook or ((.units // []) | any(.delivery.webhook))) | .party' \
+# (http: loopback only); so does one for every party that files below, whose
+# system is told what becomes of its deviations (docs/notify.md, "What the
+# reporting party gets").
+reporters=$(jq -r .reporter.party "$here/deviations.ndjson" | sort -u | tr '\n' ' ')
+hook_parties=$(jq -r --arg reporters "$reporters" '.parties[]
+        | select(.delivery.webhook or ((.units // []) | any(.delivery.webhook))
+                 or (.party as $p | $reporters | split(" ") | index($p))) | .party' \
         "$src/data/directory.json")
 for p in $hook_parties triage-desk; do
         openssl rand -hex 32 >"$state/secrets/$p-webhook.secret"
         chmod 600 "$state/secrets/$p-webhook.secret" # avvik refuses a key others may read
 done
-start webhooks python3 "$here/webhook_receiver.py" "$state/hook.port" "$state"/secrets/*-webhook.secret
+start webhooks python3 "$here/webhook_receiver.py" --record "$state/hooks.jsonl" "$state/hook.port" \
+        "$state"/secrets/*-webhook.secret
 wait_for "webhook receiver" 10 test -s "$state/hook.port"
 hook="http://127.0.0.1:$(cat "$state/hook.port")/hook"
-jq --arg hook "$hook" '
+jq --arg hook "$hook" --arg reporters "$reporters" '
   def local_hook($code): {url: ($hook + "/" + $code), secret_file: ("secrets/" + $code + "-webhook.secret"),
                           allow_http: true, patient_identity: false};
   .parties |= map(.party as $code
-    | (if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
+    | (if .delivery.webhook or ($reporters | split(" ") | index($code)) then .delivery.webhook = local_hook($code)
+       else . end)
     | (if .units then .units |= map(if .delivery.webhook then .delivery.webhook = local_hook($code) else . end)
        else . end))
   | .triage_desk.delivery |= (if .webhook then .webhook = local_hook("triage-desk") else . end)' \
@@ -267,6 +274,28 @@ echo "== webhooks the receivers' systems took (signature checked)"
 sed 's/^/  /' "$logs/webhooks.log"
 grep -q "signature valid" "$logs/webhooks.log" || fail "no webhook was taken with a valid signature"
 if grep -q "signature INVALID" "$logs/webhooks.log"; then fail "a webhook signature did not verify"; fi
+echo
+echo "== what the reporting parties' systems were told (DeviationFeedback to the reporter's webhook)"
+for n in 1 3 4 6; do
+        d=$(dev $n)
+        from=$(jq -r 'select(.deviation_id == "'"$d"'") | .reporter.party' "$state/deviations.ndjson")
+        echo "  deviation $n, filed by $(name_of "$from"):"
+        jq -r --arg d "$d" --arg p "$from" 'select(.endpoint == $p and .feedback.deviation_id == $d and .status == 200)
+                | .feedback | "\(.version)\t\(.kind)\t\(
+                  if .kind == "ROUTED" or .kind == "REROUTED" then "to \(.receiver_party) (\(.decision), \(.rule_id))"
+                  elif .kind == "ANSWERED" then "plan: \(.action_plan); dispute until \(.dispute_until)"
+                  elif .kind == "ESCALATED" or .escalation_step then "step \(.escalation_step), held by \(.holder // "-")"
+                  elif .kind == "REJECTED_WRONG_RECEIVER" or .kind == "DISPUTED" then "\(.reason // "")"
+                  else "" end)"' "$state/hooks.jsonl" | sort -n -u | sed 's/^[0-9]*\t/    /; s/\t/ /; s/ $//'
+done
+grep -q '"kind": "ANSWERED"' "$state/hooks.jsonl" || fail "no reporter was told of an answer"
+grep -q '"kind": "REROUTED"' "$state/hooks.jsonl" || fail "no reporter was told of a re-routing"
+grep -q '"kind": "ESCALATED"' "$state/hooks.jsonl" || fail "no reporter was told of an escalation"
+echo
+echo "== deviation 1 as its reporter looks it up (GET /v1/deviations/{id}): the timeline both sides see"
+from1=$(jq -r 'select(.deviation_id == "'"$(dev 1)"'") | .reporter.party' "$state/deviations.ndjson")
+lookup "$from1" "$(dev 1)" | jq -r '"  state \(.state), receiver \(.receiver_party), answered: \(.answer.action_plan // "-")",
+        (.timeline[] | "    \(.at) \(.event) \(.party)\(if .rule then " rule \(.rule)" else "" end)\(if .step then " step \(.step)" else "" end)")'
 echo
 echo "== the analysis stream (deviation.analysis): pseudonymised, free text scrubbed"
 tail_topic deviation.analysis >"$state/analysis.jsonl"

@@ -19,7 +19,9 @@ stack uses none of them):
                          was answered (Unix time), the endpoint,
                          the X-Avvik-Event-Id and X-Avvik-Event-Type headers,
                          the body's event id and deviation id, the SHA-256 of the
-                         body, whether the signature was valid, the status answered
+                         body, whether the signature was valid, the status answered;
+                         for a DeviationFeedback (what the reporting party is
+                         told) the body itself as "feedback"
   --fail-first PERCENT   answers 500 to the first request of PERCENT % of the
                          event ids (later ones are taken), so that retries happen
   --slow PERCENT         waits --slow-seconds (default 1) before answering every
@@ -108,6 +110,8 @@ class Hook(http.server.BaseHTTPRequestHandler):
             if valid and not fail:
                 taken.add(event_id)
         status = 401 if not valid else 500 if fail else 200
+        event_type = self.headers.get("X-Avvik-Event-Type", "")
+        feedback = event_type == "DeviationFeedback"
         if valid and chosen(event_id, "slow", args.slow):
             time.sleep(args.slow_seconds)
         if record:
@@ -117,7 +121,8 @@ class Hook(http.server.BaseHTTPRequestHandler):
                                or doc.get("reminder_id"),
                                "deviation_id": doc.get("deviation_id"),
                                "body_sha256": hashlib.sha256(body).hexdigest(),
-                               "signature": "valid" if valid else "invalid", "status": status})
+                               "signature": "valid" if valid else "invalid", "status": status,
+                               "feedback": doc if feedback else None})
             with lock:
                 record.write(line + "\n")
                 record.flush()
@@ -126,7 +131,8 @@ class Hook(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             print(f"webhook {party}: signature INVALID ({refused}), refused", flush=True)
             return
-        what = doc.get("decision") and f"routed ({doc['decision']}, rule {doc.get('rule_id')})" or \
+        what = feedback and f"feedback {doc.get('kind')} (version {doc.get('version')})" or \
+            doc.get("decision") and f"routed ({doc['decision']}, rule {doc.get('rule_id')})" or \
             doc.get("step") and f"escalated to {doc['step']} ({doc.get('reason')})" or \
             doc.get("kind") and f"reminder: {doc['kind']} deadline {doc.get('deadline_at')}" or "event"
         if fail:

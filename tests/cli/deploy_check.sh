@@ -133,7 +133,7 @@ inboxes=$(jq -r '[(.parties[] | .delivery.inbox_topic?, (.units[]? | .delivery.i
                  | map(select(. != null)) | unique | .[]' "$src/data/directory.json")
 desk_inbox=$(jq -r '.triage_desk.delivery.inbox_topic' "$src/data/directory.json")
 creates=$(grep -c -- '--create --if-not-exists' "$tmp/topics.txt")
-want=$(($(printf '%s\n' "$inboxes" | wc -l) + 12))
+want=$(($(printf '%s\n' "$inboxes" | wc -l) + 13))
 [ "$creates" -eq "$want" ] || fail "$creates topics created, expected $want"
 grep -- '--create' "$tmp/topics.txt" | grep -v -- '--replication-factor 3 --config min.insync.replicas=2 ' &&
         fail "a topic without replication factor 3 and min.insync.replicas 2"
@@ -144,8 +144,8 @@ while read -r key name; do
         grep -q -- "--topic $name " "$tmp/topics.txt" || fail "$key ($name) is not in deploy/topics.conf"
 done <"$tmp/avk-topics"
 for t in deviation.reported deviation.response deviation.routed deviation.escalated deviation.status \
-        deviation.reminder deviation.delivery.failed deviation.analysis deviation.notify.retry \
-        deviation.intake.receipts; do
+        deviation.reminder deviation.feedback deviation.delivery.failed deviation.analysis \
+        deviation.notify.retry deviation.intake.receipts; do
         grep -q -- "--topic $t --partitions 12 " "$tmp/topics.txt" || fail "$t: not 12 partitions (lifecycle)"
 done
 grep -q -- '--topic deviation.status .*cleanup.policy=compact ' "$tmp/topics.txt" || fail "deviation.status not compacted"

@@ -7,7 +7,8 @@
  * an untrusted certificate, the dead letter with its DeliveryFailed event
  * once the retry budget is spent, and replays with the same event id; the
  * tracker's escalations and reminders delivered to their party's webhook,
- * and dead-lettered without a DeliveryFailed event; the two inbox records
+ * and dead-lettered without a DeliveryFailed event; its feedback delivered
+ * to the reporting party's webhook with its free text scrubbed; the two inbox records
  * of a routed deviation for a receiver with an inbox topic, side by side
  * with its webhook, produced again while Kafka refuses them, and the
  * offset held until both channels are done; failed attempts parked on the
@@ -50,6 +51,7 @@
 #define ESCALATION   "2e9b5d30-7f4c-5a6b-8c3d-4e5f6a7b8c9d"
 #define REMINDER     "3fac6e41-8a5d-5b7c-9d4e-5f6a7b8c9d0e"
 #define RESPONSE     "4b0d7f52-9c6e-4c8d-ae5f-6a7b8c9d0e1f" /* the rejection behind a hop 1 */
+#define FEEDBACK     "5c1e8a63-0d7f-5d9e-bf6a-7b8c9d0e1f2a"
 #define UNIT_31      "SE2321000131-E000000012345" /* VGR's ward, without a ladder of its own */
 #define UNIT_VVG     "SE2321000131-E000000000001" /* VGR's county coordination: an inbox only */
 #define PERSONAL_ID  "194003141233"
@@ -1212,6 +1214,70 @@ START_TEST(escalation_and_reminder_are_delivered_signed_with_their_ids)
 }
 END_TEST
 
+/* A DeviationFeedback as the tracker writes it: VGR answered Göteborg's home care unit, the
+ * analysis naming a patient and a phone number. */
+static void give_feedback(const char *deviation_id, const char *event_id)
+{
+        json_t *doc = json_pack(
+            "{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s}", "event_id", event_id,
+            "deviation_id", deviation_id, "version", 3, "kind", "ANSWERED", "occurred_at",
+            "2026-11-27T13:05:00.000Z", "reporter_party", "1480", "reporter_unit_hsa_id",
+            "SE2120001215-HSK0042", "reply_reference", "TRESERVA-2026-000123", "hop", 0,
+            "receiver_party", "VGR", "receiver_unit_hsa_id", UNIT_31, "analysis",
+            "Patienten " PERSONAL_ID " skrevs ut utan läkemedelslista.", "action_plan",
+            "Checklista vid utskrivning; frågor till 070-123 45 67.", "dispute_until",
+            "2026-12-27T22:59:59.999Z");
+        struct codec_message m =
+            codec_fixture_encode(fx.codec, "deviation.feedback",
+                                 avk_catalog_by_name(fx.catalog, "DeviationFeedback"), doc);
+        json_decref(doc);
+        produce_raw("deviation.feedback", deviation_id, m.bytes, m.len);
+        free(m.bytes);
+}
+
+START_TEST(feedback_reaches_the_reporting_party_signed_and_scrubbed)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        struct webhook_receiver *gbg = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(gbg));
+        give_feedback(DEVIATION_ID, FEEDBACK); /* needs no deviation */
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        usleep(300000);
+        /* The reporting party's (its unit names no webhook), never the receiver's. */
+        ck_assert_int_eq(webhook_receiver_count(gbg), 1);
+        ck_assert_int_eq(webhook_receiver_count(vgr), 0);
+        struct webhook_request req = webhook_receiver_request(gbg, 0);
+        ck_assert_str_eq(req.event_id, FEEDBACK);
+        ck_assert_str_eq(req.event_type, "DeviationFeedback");
+        assert_signed(&req);
+        json_t *body = body_of(&req);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "kind")), "ANSWERED");
+        ck_assert_str_eq(json_string_value(json_object_get(body, "reply_reference")),
+                         "TRESERVA-2026-000123");
+        ck_assert_str_eq(json_string_value(json_object_get(body, "dispute_until")),
+                         "2026-12-27T22:59:59.999Z");
+        /* Göteborg's endpoint is not cleared: the free text comes scrubbed. */
+        ck_assert_ptr_null(strstr(req.body, PERSONAL_ID));
+        ck_assert_ptr_null(strstr(req.body, "123 45 67"));
+        ck_assert_contains(json_string_value(json_object_get(body, "analysis")),
+                           "skrevs ut utan läkemedelslista.");
+        ck_assert_contains(json_string_value(json_object_get(body, "action_plan")),
+                           "Checklista vid utskrivning");
+        json_decref(body);
+        webhook_request_free(&req);
+        char *text = avk_metrics_render(run.metrics);
+        ck_assert_contains(text, "avk_notify_deliveries_total{party=\"1480\",outcome="
+                                 "\"delivered\",event=\"feedback\"} 1");
+        free(text);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
+        webhook_receiver_stop(gbg);
+}
+END_TEST
+
 START_TEST(failing_escalation_is_retried_then_dead_lettered_without_delivery_failed)
 {
         set("notify.retry.max", "3");
@@ -1675,6 +1741,7 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, null_key_and_value_are_dead_lettered_as_null);
         tcase_add_test(tc, deviation_never_filed_is_dead_lettered_as_missing);
         tcase_add_test(tc, escalation_and_reminder_are_delivered_signed_with_their_ids);
+        tcase_add_test(tc, feedback_reaches_the_reporting_party_signed_and_scrubbed);
         tcase_add_test(tc, metrics_and_readiness_are_served_over_http);
         tcase_add_test(tc, registry_down_nothing_is_dead_lettered_and_all_is_delivered_once_back);
         suite_add_tcase(s, tc);

@@ -4,7 +4,9 @@
  * status changelog, reminders, escalations with the ladder's holder from the
  * directory and their inbox copies - for responses in order and before
  * their routing, a deadline that passes while the tracker is down, restarts
- * that write nothing twice, and a record that cannot be read.
+ * that write nothing twice, and a record that cannot be read; and what the
+ * reporting party is told (DeviationFeedback, with its reply reference and a
+ * copy to its inbox), for responses in order and before their routing.
  */
 #include <check.h>
 #include <pthread.h>
@@ -24,6 +26,7 @@
 #include "tests/support/codec_fixture.h"
 #include "tests/support/fake_registry.h"
 #include "tests/support/mock_kafka.h"
+#include "tests/support/test_data.h"
 
 #define DEV     "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 #define DEV2    "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
@@ -196,6 +199,28 @@ static void file_response(const char *dev, const char *id, const char *kind, con
 {
         json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "response_id", id, "deviation_id", dev,
                                 "responded_at", when(at), "party", party, "kind", kind);
+        produce_json("deviation.response", "DeviationResponse", dev, doc);
+}
+
+/* The sample deviation as Göteborg's home care unit files it, under dev, with reference. */
+static void file_reported(const char *dev, const char *reference)
+{
+        char err[512];
+        json_t *doc = test_data_load_json(AVK_SOURCE_DIR
+                                          "/deploy/samples/01-discharge-information-missing.json",
+                                          err, sizeof(err));
+        ck_assert_msg(doc != NULL, "%s", err);
+        json_object_set_new(doc, "deviation_id", json_string(dev));
+        json_object_set_new(doc, "reply_reference", json_string(reference));
+        produce_json("deviation.reported", "DeviationReported", dev, doc);
+}
+
+static void file_answer(const char *dev, const char *id, int64_t at)
+{
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "response_id", id,
+                                "deviation_id", dev, "responded_at", when(at), "party", "VGR",
+                                "kind", "ANSWERED", "analysis", "Utskrivningen saknade underlag.",
+                                "action_plan", "Checklista vid utskrivning från 1 april.");
         produce_json("deviation.response", "DeviationResponse", dev, doc);
 }
 
@@ -692,6 +717,81 @@ START_TEST(metrics_show_the_times_per_party_and_the_open_count)
 }
 END_TEST
 
+/* The feedback record of dev with version v, from what was read last. */
+static const struct rec *feedback_of(const char *dev, int v)
+{
+        for (size_t i = 0; i < got.n; i++) {
+                const struct rec *r = &got.r[i];
+                if (strcmp(r->key, dev) == 0 &&
+                    json_integer_value(json_object_get(r->value, "version")) == v)
+                        return r;
+        }
+        ck_abort_msg("no feedback version %d of %s", v, dev);
+        return NULL;
+}
+
+START_TEST(the_reporting_party_is_told_each_change_with_its_reference)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_reported(DEV, "TRESERVA-2026-000123");
+        file_routed(DEV, UNIT, t0);
+        file_response(DEV, "9b2e4c1a-7d3f-4e8b-a5c6-1f2e3d4c5b6a", "ACKNOWLEDGED", "VGR",
+                      t0 + 3600000);
+        file_answer(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", t0 + 5 * DAY);
+        wait_inputs(&r, 4);
+        stop(&r);
+        ck_assert_uint_eq(read_topic("deviation.feedback"), 3);
+        ck_assert_uint_eq(distinct_ids(), 3);
+        const struct rec *routed = feedback_of(DEV, 1);
+        ck_assert_str_eq(str(routed, "kind"), "ROUTED");
+        ck_assert_str_eq(str(routed, "decision"), "AGREEMENT_RULE");
+        ck_assert_str_eq(str(routed, "rule_id"), "R-TEST");
+        ck_assert_str_eq(str(routed, "receiver_party"), "VGR");
+        ck_assert_str_eq(str(routed, "receiver_unit_hsa_id"), UNIT);
+        ck_assert_ptr_nonnull(str(routed, "answer_deadline_at"));
+        ck_assert_str_eq(str(feedback_of(DEV, 2), "kind"), "ACKNOWLEDGED");
+        const struct rec *answer = feedback_of(DEV, 3);
+        ck_assert_str_eq(str(answer, "kind"), "ANSWERED");
+        ck_assert_str_eq(str(answer, "analysis"), "Utskrivningen saknade underlag.");
+        ck_assert_str_eq(str(answer, "action_plan"), "Checklista vid utskrivning från 1 april.");
+        ck_assert_str_eq(str(answer, "dispute_until"),
+                         when(avk_deadline_after(&terms()->dispute_window, t0 + 5 * DAY)));
+        ck_assert_str_eq(str(answer, "reporter_party"), "1480");
+        ck_assert_str_eq(str(answer, "reporter_unit_hsa_id"), "SE2120001215-HSK0042");
+        ck_assert_str_eq(str(answer, "reply_reference"), "TRESERVA-2026-000123");
+        ck_assert_str_eq(answer->id, str(answer, "event_id"));
+        ck_assert_str_eq(answer->type, "DeviationFeedback");
+        /* Each is copied to the reporting unit's inbox (its party's: it names none). */
+        char id[40];
+        snprintf(id, sizeof(id), "%s", answer->id);
+        ck_assert_uint_eq(copies_in("avvik.inbox.1480", id), 1);
+        release();
+}
+END_TEST
+
+START_TEST(an_answer_kept_for_its_routing_reaches_the_reporter_in_full)
+{
+        file_reported(DEV, "TRESERVA-2026-000124");
+        file_answer(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", t0 + 3600000);
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        usleep(300000); /* the answer is read and kept first */
+        file_routed(DEV, NULL, t0);
+        wait_inputs(&r, 3);
+        stop(&r);
+        ck_assert_uint_eq(read_topic("deviation.feedback"), 2);
+        ck_assert_str_eq(str(feedback_of(DEV, 1), "kind"), "ROUTED");
+        const struct rec *answer = feedback_of(DEV, 2);
+        ck_assert_str_eq(str(answer, "kind"), "ANSWERED");
+        ck_assert_str_eq(str(answer, "analysis"), "Utskrivningen saknade underlag.");
+        ck_assert_str_eq(str(answer, "reply_reference"), "TRESERVA-2026-000124");
+        release();
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("tracker");
@@ -710,6 +810,8 @@ int main(void)
         tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);
         tcase_add_test(tc, metrics_show_the_times_per_party_and_the_open_count);
         tcase_add_test(tc, registry_down_the_tracker_waits_not_ready_and_dead_letters_nothing);
+        tcase_add_test(tc, the_reporting_party_is_told_each_change_with_its_reference);
+        tcase_add_test(tc, an_answer_kept_for_its_routing_reaches_the_reporter_in_full);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -118,6 +118,32 @@ START_TEST(free_text_is_scrubbed_for_an_endpoint_not_cleared_for_it)
 }
 END_TEST
 
+START_TEST(feedback_free_text_is_scrubbed_for_an_endpoint_not_cleared_for_it)
+{
+        json_t *fb = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event_id",
+                               "9d3a6e21-47c8-5b1f-a2e4-6c0b8f7d1e35", "kind", "ANSWERED",
+                               "analysis", "Pat 19121212-1212 fick fel dos.", "action_plan",
+                               "Ring 070-123 45 67 vid oklarhet.", "reason", "Skriv till a@b.se.");
+        json_t *body = avk_notify_feedback_body(fb, 0);
+        ck_assert_ptr_nonnull(body);
+        const char *analysis = json_string_value(json_object_get(body, "analysis"));
+        ck_assert_ptr_null(strstr(analysis, "1212-1212"));
+        ck_assert_ptr_nonnull(strstr(analysis, "fick fel dos."));
+        ck_assert_ptr_null(
+            strstr(json_string_value(json_object_get(body, "action_plan")), "123 45 67"));
+        ck_assert_ptr_null(strstr(json_string_value(json_object_get(body, "reason")), "a@b.se"));
+        ck_assert_str_eq(json_string_value(json_object_get(body, "kind")), "ANSWERED");
+        json_decref(body);
+        /* A cleared endpoint gets the text as written; the record is untouched. */
+        body = avk_notify_feedback_body(fb, 1);
+        ck_assert(json_equal(body, fb));
+        ck_assert_str_eq(json_string_value(json_object_get(fb, "analysis")),
+                         "Pat 19121212-1212 fick fel dos.");
+        json_decref(body);
+        json_decref(fb);
+}
+END_TEST
+
 START_TEST(no_patient_is_no_problem)
 {
         json_t *r = routed(), *d = deviation();
@@ -333,6 +359,7 @@ static Suite *notify_body_suite(void)
         tcase_add_test(tc, identity_is_left_out_for_an_endpoint_not_cleared_for_it);
         tcase_add_test(tc, free_text_is_scrubbed_for_an_endpoint_not_cleared_for_it);
         tcase_add_test(tc, no_patient_is_no_problem);
+        tcase_add_test(tc, feedback_free_text_is_scrubbed_for_an_endpoint_not_cleared_for_it);
         tcase_add_test(tc, hmac_of_parts_matches_rfc_4231);
         tcase_add_test(tc, signature_matches_a_recomputation_over_time_type_and_body);
         tcase_add_test(tc, verification_refuses_a_changed_time_type_or_body_and_an_old_time);
