@@ -319,6 +319,11 @@ static void remember(avk_notify_t *n, const rd_kafka_message_t *m)
         }
         memcpy(id, m->key, m->key_len);
         id[m->key_len] = '\0';
+        size_t held;
+        /* The first body filed under an id is the deviation; the router dead-letters another
+         * (docs/router.md, "One body per deviation"), so a receiver never gets it either. */
+        if (avk_idcache_get(n->cache, id, &held))
+                return;
         if (avk_idcache_put(n->cache, id, m->payload, m->len) != 0)
                 snprintf(n->dl.fatal, sizeof(n->dl.fatal), "out of memory");
 }

@@ -762,13 +762,12 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 if (d->hops[h].routed)
                         earlier[earlier_cnt++] = d->hops[h].receiver_party;
         }
-        struct avk_rules_rejection rej = {
-            .hop = current,
-            .rejecting_party = party,
-            .suggested_party = suggested,
-            .earlier_rejecting = earlier,
-            .earlier_rejecting_cnt = earlier_cnt,
-            .by_desk = by_desk};
+        struct avk_rules_rejection rej = {.hop = current,
+                                          .rejecting_party = party,
+                                          .suggested_party = suggested,
+                                          .earlier_rejecting = earlier,
+                                          .earlier_rejecting_cnt = earlier_cnt,
+                                          .by_desk = by_desk};
         struct report rp;
         struct avk_rules_decision dec;
         unpack_report(d->report, &rp);

@@ -135,8 +135,9 @@ static avk_directory_t *directory(const char *vgr_url, int vgr_identity, const c
         return dir;
 }
 
-/* Files the sample deviation (with a patient identity) under id. */
-static void file_deviation(const char *id)
+/* Files the sample deviation (with a patient identity) under id, with its description replaced
+ * unless description is NULL. */
+static void file_described(const char *id, const char *description)
 {
         char err[512];
         json_t *doc = test_data_load_json(AVK_SOURCE_DIR
@@ -144,6 +145,8 @@ static void file_deviation(const char *id)
                                           err, sizeof(err));
         ck_assert_msg(doc != NULL, "%s", err);
         json_object_set_new(doc, "deviation_id", json_string(id));
+        if (description)
+                json_object_set_new(doc, "description", json_string(description));
         avk_reporter_t *r = avk_reporter_new(fx.mk.cfg, err, sizeof(err));
         ck_assert_msg(r != NULL, "%s", err);
         char filed[AVK_ID_SIZE];
@@ -151,6 +154,11 @@ static void file_deviation(const char *id)
         ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, filed, &errs), AVK_FILED);
         avk_reporter_destroy(r);
         json_decref(doc);
+}
+
+static void file_deviation(const char *id)
+{
+        file_described(id, NULL);
 }
 
 static void produce_raw(const char *topic, const char *key, const void *payload, size_t len)
@@ -645,6 +653,31 @@ START_TEST(delivered_once_signed_with_the_event_id)
         avk_directory_destroy(dir);
         webhook_receiver_stop(vgr);
         webhook_receiver_stop(gbg);
+}
+END_TEST
+
+/* The router keeps the first body filed under an id and dead-letters another (docs/router.md,
+ * "One body per deviation"): the receiver's webhook gets that first body too. */
+START_TEST(a_deviation_filed_again_with_another_body_is_delivered_with_the_first)
+{
+        struct webhook_receiver *vgr = webhook_receiver_start(NULL, NULL);
+        avk_directory_t *dir = directory(webhook_receiver_url(vgr), 0, webhook_receiver_url(vgr));
+        file_described(DEVIATION_ID, "The first filing of this deviation.");
+        file_described(DEVIATION_ID, "Another body under the same id.");
+        route(DEVIATION_ID, EVENT_1, 0, "VGR", NULL);
+        struct running run;
+        start(&run, dir);
+        WAIT_FOR(stats(&run).delivered, 1);
+        struct webhook_request req = webhook_receiver_request(vgr, 0);
+        json_t *body = body_of(&req);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(body, "deviation"), "description")),
+            "The first filing of this deviation.");
+        json_decref(body);
+        webhook_request_free(&req);
+        stop(&run);
+        avk_directory_destroy(dir);
+        webhook_receiver_stop(vgr);
 }
 END_TEST
 
@@ -1730,6 +1763,7 @@ static Suite *notify_suite(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, delivered_once_signed_with_the_event_id);
+        tcase_add_test(tc, a_deviation_filed_again_with_another_body_is_delivered_with_the_first);
         tcase_add_test(tc, answered_500_twice_is_delivered_on_the_third_attempt);
         tcase_add_test(tc, receiver_hanging_past_the_timeout_is_retried);
         tcase_add_test(tc, slow_party_does_not_hold_up_another);
