@@ -30,8 +30,9 @@
 
 #define TOPIC      "avvik.test.follow"
 #define PARTITIONS 3
-#define MAX_SEQ    64
+#define MAX_SEQ    128
 #define WAIT_MS    20000
+#define TRAFFIC_MS 3000 /* of records on another partition while one waits */
 
 /* Version 2 adds a field with a default: another schema id, read by version 1. */
 #define SCHEMA_V1                                                                                  \
@@ -85,6 +86,8 @@ static void setup(void)
 {
         char err[512];
         mock_kafka_start(&mk, 1);
+        mock_kafka_set(&mk, "kafka.fetch.wait.max.ms", "10"); /* records arrive at once */
+        mock_kafka_set(&mk, "kafka.log_level", "3");
         ck_assert_int_eq(rd_kafka_mock_topic_create(mk.cluster, TOPIC, PARTITIONS, 1), 0);
         rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
         ck_assert_msg(conf != NULL, "%s", err);
@@ -391,6 +394,45 @@ START_TEST(unknown_or_unparsable_schema_id_is_skipped_and_counted_not_waited_on)
 }
 END_TEST
 
+/* One partition waiting does not make the registry asked after every record
+ * of the others: the wait between asks grows (200 ms doubling), as it would
+ * without them. */
+START_TEST(the_wait_grows_while_other_partitions_are_read)
+{
+        struct codec_message waiting = record(CONFLUENT_V1, 0);
+        start_following();
+        WAIT_FOR_MS(atomic_load(&fol.loaded), 1, WAIT_MS);
+        fake_registry_set_mode(registry, FAKE_REGISTRY_FAIL_500);
+        int before = fake_registry_seen(registry).requests;
+        produce(0, &waiting);
+        ck_assert_int_eq(rd_kafka_flush(producer, 10000), 0);
+        free(waiting.bytes);
+        WAIT_FOR_MS(fake_registry_seen(registry).requests, before + 1, WAIT_MS);
+        int first = fake_registry_seen(registry).requests;
+        int64_t from = wait_for_now_ms();
+        int traffic = 0;
+        while (wait_for_now_ms() - from < TRAFFIC_MS) {
+                struct codec_message msg = record(SINGLE_OBJECT, traffic++);
+                produce(1, &msg);
+                ck_assert_int_eq(rd_kafka_flush(producer, 10000), 0);
+                free(msg.bytes);
+                usleep(50000);
+        }
+        int asked = fake_registry_seen(registry).requests - first;
+        /* 200 + 400 + 800 + 1600 ms: up to four more asks within TRAFFIC_MS (14 when
+         * each record of partition 1 started the wait again at 200 ms) */
+        ck_assert_msg(asked <= 6, "the registry was asked %d times in %d ms of other records",
+                      asked, TRAFFIC_MS);
+        WAIT_FOR_MS(delivered_in(1), traffic, WAIT_MS);
+        fake_registry_set_mode(registry, FAKE_REGISTRY_NORMAL);
+        WAIT_FOR_MS(delivered_in(0), 1, WAIT_MS);
+        stop_following();
+        assert_delivered_in_order(0, 1);
+        assert_delivered_in_order(1, traffic);
+        ck_assert_int_eq(atomic_load(&fol.skipped), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("follow");
@@ -401,6 +443,7 @@ int main(void)
             tc, following_waits_out_a_registry_outage_and_delivers_every_record_once_in_order);
         tcase_add_test(tc,
                        loading_waits_out_a_registry_outage_and_is_loaded_only_with_every_record);
+        tcase_add_test(tc, the_wait_grows_while_other_partitions_are_read);
         tcase_add_test(tc, unknown_or_unparsable_schema_id_is_skipped_and_counted_not_waited_on);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
