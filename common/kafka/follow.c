@@ -18,14 +18,18 @@ static void pause_ms(const struct avk_follow *f, int64_t ms)
 }
 
 /* Goes back to m's offset, to read m again after a wait: the registry had no
- * answer for its writer schema, which is no fault of the record's. */
+ * answer for its writer schema, which is no fault of the record's. The wait
+ * grows while the registry stays away, whatever the other partitions read
+ * meanwhile; waiting_at[partition] remembers the record, so that the wait
+ * is logged once and ends only when that record is read. */
 static void retry_later(const struct avk_follow *f, const rd_kafka_message_t *m,
-                        int64_t *backoff_ms, const char *reason)
+                        int64_t *waiting_at, int64_t *backoff_ms, const char *reason)
 {
-        if (*backoff_ms == 0)
+        if (waiting_at[m->partition] != m->offset)
                 avk_log(AVK_LOG_WARN, f->component,
                         "%s [%d] offset %lld: %s (waiting, not skipped)", f->topic,
                         (int)m->partition, (long long)m->offset, reason);
+        waiting_at[m->partition] = m->offset;
         *backoff_ms = *backoff_ms ? *backoff_ms * 2 : POLL_MS;
         if (*backoff_ms > RETRY_MAX_MS)
                 *backoff_ms = RETRY_MAX_MS;
@@ -45,8 +49,9 @@ void avk_follow_run(const struct avk_follow *f)
 {
         char err[512];
         int partitions = 0, assigned = 0, warned = 0, at_end = 0;
-        char *eof = NULL;       /* partitions read to their end at least once */
-        int64_t backoff_ms = 0; /* while the registry has no answer */
+        char *eof = NULL;           /* partitions read to their end at least once */
+        int64_t *waiting_at = NULL; /* per partition: the offset read again, or -1 */
+        int64_t backoff_ms = 0;     /* while the registry has no answer */
         avro_value_t value;
         avro_generic_value_new(avk_schema_iface(f->schema), &value);
         while (!atomic_load(f->stopping)) {
@@ -59,10 +64,14 @@ void avk_follow_run(const struct avk_follow *f)
                                 continue;
                         }
                         assigned = 1;
-                        if (!(eof = calloc((size_t)partitions, 1))) {
+                        eof = calloc((size_t)partitions, 1);
+                        waiting_at = malloc((size_t)partitions * sizeof(*waiting_at));
+                        if (!eof || !waiting_at) {
                                 avk_log(AVK_LOG_ERROR, f->component, "out of memory");
                                 break;
                         }
+                        for (int p = 0; p < partitions; p++)
+                                waiting_at[p] = -1;
                 }
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, POLL_MS);
                 if (!m)
@@ -84,7 +93,7 @@ void avk_follow_run(const struct avk_follow *f)
                         int rc = avk_codec_decode(f->codec, m->payload, m->len, f->schema, &value,
                                                   err, sizeof(err));
                         if (rc == AVK_CODEC_UNAVAILABLE) {
-                                retry_later(f, m, &backoff_ms, err);
+                                retry_later(f, m, waiting_at, &backoff_ms, err);
                         } else if (rc != 0 ||
                                    (f->apply_message
                                         ? f->apply_message(f->opaque, m, &value, err, sizeof(err))
@@ -95,14 +104,17 @@ void avk_follow_run(const struct avk_follow *f)
                                 if (f->skipped)
                                         f->skipped(f->opaque);
                         }
-                        if (rc != AVK_CODEC_UNAVAILABLE && backoff_ms) {
+                        if (rc != AVK_CODEC_UNAVAILABLE && waiting_at[m->partition] == m->offset) {
                                 avk_log(AVK_LOG_INFO, f->component,
-                                        "%s: the registry answers again", f->topic);
+                                        "%s [%d] offset %lld: the registry answers again", f->topic,
+                                        (int)m->partition, (long long)m->offset);
+                                waiting_at[m->partition] = -1;
                                 backoff_ms = 0;
                         }
                 }
                 rd_kafka_message_destroy(m);
         }
         free(eof);
+        free(waiting_at);
         avro_value_decref(&value);
 }

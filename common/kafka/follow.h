@@ -1,14 +1,17 @@
 /*
  * avk_follow: reads a whole topic from its beginning and keeps following
- * it, for the in-memory views built from a topic (the gateway's deviation
- * index from topic.routed, the dashboard's aggregates from topic.analysis).
+ * it, for the in-memory views built from a topic (the gateway's view of the
+ * lifecycle topics, the dashboard's aggregates from topic.analysis).
  * No consumer group: every partition is assigned, again and again while
  * Kafka is unreachable or the topic missing. Each record is decoded with the
  * topic's schema and handed to a callback; a record that cannot be decoded
  * or used is logged and skipped - the topic's producer owns dead letters. A
  * record whose writer schema the Schema Registry cannot give just now is
  * read again after a wait (up to 5 s), never skipped: a view loaded while
- * the registry is away is late, not short.
+ * the registry is away is late, not short. A final answer - a 404 for the
+ * schema id, a schema that does not parse - skips the record like any other
+ * that cannot be decoded (docs/operations.md, "While the Schema Registry is
+ * down").
  */
 #ifndef AVK_FOLLOW_H
 #define AVK_FOLLOW_H

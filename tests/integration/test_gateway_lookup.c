@@ -19,6 +19,7 @@
 #include "common/util/clock.h"
 #include "producer/gateway/gateway.h"
 #include "tests/support/codec_fixture.h"
+#include "tests/support/fake_registry.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/service_fixture.h"
 #include "tests/support/test_data.h"
@@ -799,6 +800,41 @@ START_TEST(a_retried_response_after_a_restart_gets_the_first_answer_and_is_store
 }
 END_TEST
 
+/* Issue 18 point 2: a gateway started while the Schema Registry has no answer
+ * for a writer schema in its lifecycle topics is not ready (its view waits at
+ * that record, docs/operations.md "While the Schema Registry is down") and
+ * is ready, the record read, once the registry answers. */
+START_TEST(readyz_is_503_while_the_view_waits_for_the_schema_registry)
+{
+        struct fake_registry *registry = fake_registry_start_or_fail();
+        avk_registry_t *writer_registry = codec_fixture_registry(fake_registry_url(registry));
+        avk_codec_t *single_object = fx.codec;
+        fx.codec = codec_fixture_codec(fx.catalog, writer_registry);
+        routed(D3, 1, VGR, HARRYDA, "AGREEMENT_RULE", avk_clock_system_ms());
+        avk_codec_destroy(fx.codec);
+        fx.codec = single_object;
+        avk_registry_destroy(writer_registry);
+        avk_gateway_stop(gw);
+        mock_kafka_set(&fx.mk, "schema.registry.url", fake_registry_url(registry));
+        fake_registry_set_mode(registry, FAKE_REGISTRY_FAIL_500);
+        start_gateway();
+        int asked = fake_registry_seen(registry).requests;
+        WAIT_FOR_MS(fake_registry_seen(registry).requests, asked + 1, 20000);
+        usleep(1500000); /* asked again after 200, 400 and 800 ms; a view that skipped is loaded */
+        struct reply r = get(-1, "/readyz");
+        ck_assert_int_eq(r.status, 503);
+        ck_assert_str_eq(json_string_value(json_object_get(r.body, "view")), "loading");
+        reply_free(&r);
+        ck_assert_int_ge(fake_registry_seen(registry).requests, asked + 3);
+        fake_registry_set_mode(registry, FAKE_REGISTRY_NORMAL);
+        WAIT_FOR_MS(ready(), 1, 20000);
+        wait_lookup(HARRYDA, D3, 200);
+        avk_gateway_stop(gw);
+        gw = NULL;
+        fake_registry_stop(registry);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("gateway_lookup");
@@ -820,6 +856,7 @@ int main(void)
         tcase_add_test(tc, either_party_confirms_an_escalation_step_only_when_one_waits);
         tcase_add_test(tc,
                        a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once);
+        tcase_add_test(tc, readyz_is_503_while_the_view_waits_for_the_schema_registry);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
