@@ -280,7 +280,7 @@ static void wait_lookup(int who, const char *id, int want)
                         return;
                 usleep(50000);
         }
-        ck_abort_msg("GET %s as %s: %d, want %d", target, parties[who], got, want);
+        ck_abort_msg("GET %s as %s: %d, want %d", target, subjects[who], got, want);
 }
 
 static struct reply lookup(int who, const char *id)
@@ -296,7 +296,7 @@ static void list_ids(int who, const char *query, char *out, size_t size)
         char target[256];
         snprintf(target, sizeof(target), "/v1/deviations?%s", query);
         struct reply r = get(who, target);
-        ck_assert_msg(r.status == 200, "%s as %s: %d", target, parties[who], r.status);
+        ck_assert_msg(r.status == 200, "%s as %s: %d", target, subjects[who], r.status);
         out[0] = '\0';
         size_t i;
         json_t *item;
