@@ -522,6 +522,16 @@ static int authorize_response(struct request *req, const json_t *doc)
             gw->view, req->url_id, req->party, kind ? kind : "", avk_clock_system_ms(), &until);
         switch (verdict) {
         case AVK_VIEW_RESPOND_OK:
+                if (req->party == AVK_VIEW_DESK && kind &&
+                    strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0 &&
+                    !json_string_value(json_object_get(doc, "suggested_receiver"))) {
+                        /* The router keeps it at the desk: the desk passes it on by naming. */
+                        fail(req, MHD_HTTP_BAD_REQUEST, "the response is not valid",
+                             "suggested_receiver: the triage desk passes deviation %s on to the "
+                             "party it names; without one the deviation stays at the desk",
+                             req->url_id);
+                        return -1;
+                }
                 return 0;
         case AVK_VIEW_RESPOND_UNKNOWN:
                 if (!avk_view_loaded(gw->view))

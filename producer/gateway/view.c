@@ -637,7 +637,9 @@ static int64_t dispute_until(const avk_view_t *view, const struct deviation *d)
 /* The verdict on a response of a receiver's kind (every kind but DISPUTED
  * and ESCALATION_CONFIRMED): the receiver in force gives it (the desk, while
  * the deviation is at it); an earlier receiver's comes too late; a
- * wrong-receiver rejection is given once per hop. Under a lock. */
+ * wrong-receiver rejection is given once per hop, but the desk's as often as
+ * it takes: a suggestion the router cannot use leaves the deviation at the
+ * desk (docs/routing.md). Under a lock. */
 static enum avk_view_respond receiver_verdict(const avk_view_t *view, const struct deviation *d,
                                               int principal, const char *kind)
 {
@@ -645,7 +647,8 @@ static enum avk_view_respond receiver_verdict(const avk_view_t *view, const stru
         if (receiver != principal)
                 return routed_to(view, d, principal) ? AVK_VIEW_RESPOND_STALE
                                                      : AVK_VIEW_RESPOND_NOT_RECEIVER;
-        if (d->rejected && strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0)
+        if (d->rejected && receiver != AVK_VIEW_DESK &&
+            strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0)
                 return AVK_VIEW_RESPOND_REJECTED;
         return AVK_VIEW_RESPOND_OK;
 }
