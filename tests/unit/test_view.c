@@ -340,6 +340,10 @@ START_TEST(an_earlier_receiver_is_late_at_the_desk)
         ck_assert(sees(VGR));
         ck_assert_int_eq(may(VGR, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_STALE);
         ck_assert_int_eq(may(AVK_VIEW_DESK, "ANSWERED"), AVK_VIEW_RESPOND_OK);
+        /* The region, a side of the disagreement that sent it to the desk, confirms a step. */
+        status_pending(1, "ROUTED", -1, "LOCAL_FORUM");
+        ck_assert_int_eq(may(VGR, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_NOT_PARTY);
         /* The desk is no principal of a deviation never routed to it. */
         avk_view_destroy(view);
         view = avk_view_new(dispute);
