@@ -16,7 +16,6 @@
 
 #include "cli/cli.h"
 #include "common/util/log.h"
-#include "common/contract/party.h"
 #include "common/http/auth.h"
 #include "consumer/dashboard/access.h"
 #include "producer/gateway/gateway.h"
@@ -36,8 +35,9 @@ static const char token_usage[] =
     "usage: avvik token PARTY [LABEL]\n"
     "       avvik token --role ROLE [LABEL]\n"
     "Makes a random bearer token (32 bytes from the system's CSPRNG, base64url) bound to\n"
-    "PARTY (\"VGR\" or a municipality code), for the gateway, or to a dashboard ROLE\n"
-    "(analyst: everything; figures: /api/sammanstallning.json alone), and prints two\n"
+    "PARTY (\"VGR\", a municipality code, or DESK: the county's triage desk), for the\n"
+    "gateway, or to a dashboard ROLE (analyst: everything; figures:\n"
+    "/api/sammanstallning.json alone), and prints two\n"
     "lines: the token, for the client, and the line to add to gateway.tokens.file or\n"
     "dashboard.tokens.file (its SHA-256, the party or role, and LABEL, which names the\n"
     "client in logs).\n"
@@ -100,7 +100,8 @@ int avk_cmd_token(int argc, char **argv)
                 return AVK_EXIT_USAGE;
         }
         char reason[256];
-        if ((role ? avk_access_role_parse : avk_party_parse)(argv[1], reason, sizeof(reason)) < 0) {
+        if ((role ? avk_access_role_parse : avk_gateway_principal_parse)(argv[1], reason,
+                                                                         sizeof(reason)) < 0) {
                 fprintf(stderr, "avvik token: %s: %s\n", role ? "ROLE" : "PARTY", reason);
                 return AVK_EXIT_USAGE;
         }

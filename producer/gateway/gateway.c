@@ -53,9 +53,9 @@ struct request {
         avk_httpd_req_t *http; /* the server's request */
         int response;          /* POST /v1/deviations/{id}/responses */
         int authenticated;     /* party and client are the token's */
-        int party;
-        const char *client; /* the token's label, owned by the gateway's auth */
-        int fhir;           /* Content-Type application/fhir+json */
+        int party;             /* the token's principal: a party or AVK_VIEW_DESK */
+        const char *client;    /* the token's label, owned by the gateway's auth */
+        int fhir;              /* Content-Type application/fhir+json */
         char url_id[AVK_ID_SIZE];
         char idempotency_key[IDEMPOTENCY_KEY_MAX + 1];
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
@@ -89,6 +89,24 @@ struct avk_gateway {
          * empty: a document of an earlier run may be there, not in the view. */
         atomic_int spool_backlog;
 };
+
+int avk_gateway_principal_parse(const char *code, char *errstr, size_t errstr_size)
+{
+        if (strcmp(code, AVK_VIEW_DESK_CODE) == 0)
+                return AVK_VIEW_DESK;
+        char reason[256];
+        int party = avk_party_parse(code, reason, sizeof(reason));
+        if (party < 0)
+                snprintf(errstr, errstr_size, "%s; or %s, the county's triage desk", reason,
+                         AVK_VIEW_DESK_CODE);
+        return party;
+}
+
+/* "DESK", "VGR" or a municipality code. */
+static const char *principal_code(int principal)
+{
+        return principal == AVK_VIEW_DESK ? AVK_VIEW_DESK_CODE : avk_party_code(principal);
+}
 
 static int64_t monotonic_ms(void)
 {
@@ -391,7 +409,7 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
         const char *key_names[AVK_IDEM_MAX_KEYS];
         size_t n = 0;
         if (req->idempotency_key[0]) {
-                snprintf(keys[n], sizeof(keys[n]), "key %s %s", avk_party_code(req->party),
+                snprintf(keys[n], sizeof(keys[n]), "key %s %s", principal_code(req->party),
                          req->idempotency_key);
                 key_names[n++] = "Idempotency-Key";
         }
@@ -448,9 +466,9 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
 static void refuse_response(struct request *req, enum avk_view_respond verdict, const char *kind)
 {
         int32_t hop = 0;
-        int receiver = avk_view_receiver(req->gw->view, req->url_id, &hop);
-        const char *current = receiver >= 0 ? avk_party_code(receiver) : "not known yet";
-        const char *party = avk_party_code(req->party);
+        int receiver = avk_view_receiver(req->gw->view, req->url_id, &hop, NULL);
+        const char *current = receiver >= 0 ? principal_code(receiver) : "not known yet";
+        const char *party = principal_code(req->party);
         switch (verdict) {
         case AVK_VIEW_RESPOND_STALE:
                 fail(req, MHD_HTTP_CONFLICT, "the deviation was routed on",
@@ -504,6 +522,16 @@ static int authorize_response(struct request *req, const json_t *doc)
             gw->view, req->url_id, req->party, kind ? kind : "", avk_clock_system_ms(), &until);
         switch (verdict) {
         case AVK_VIEW_RESPOND_OK:
+                if (req->party == AVK_VIEW_DESK && kind &&
+                    strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0 &&
+                    !json_string_value(json_object_get(doc, "suggested_receiver"))) {
+                        /* The router keeps it at the desk: the desk passes it on by naming. */
+                        fail(req, MHD_HTTP_BAD_REQUEST, "the response is not valid",
+                             "suggested_receiver: the triage desk passes deviation %s on to the "
+                             "party it names; without one the deviation stays at the desk",
+                             req->url_id);
+                        return -1;
+                }
                 return 0;
         case AVK_VIEW_RESPOND_UNKNOWN:
                 if (!avk_view_loaded(gw->view))
@@ -525,17 +553,17 @@ static int authorize_response(struct request *req, const json_t *doc)
                 }
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s is not the current receiver of deviation %s",
-                     avk_party_code(req->party), req->url_id);
+                     principal_code(req->party), req->url_id);
                 return -1;
         case AVK_VIEW_RESPOND_NOT_REPORTER:
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s did not report deviation %s; only the reporter disputes",
-                     avk_party_code(req->party), req->url_id);
+                     principal_code(req->party), req->url_id);
                 return -1;
         case AVK_VIEW_RESPOND_NOT_PARTY:
                 fail(req, MHD_HTTP_FORBIDDEN, "the token's party may not give this response",
                      "party: %s is neither the reporter nor the current receiver of deviation %s",
-                     avk_party_code(req->party), req->url_id);
+                     principal_code(req->party), req->url_id);
                 return -1;
         case AVK_VIEW_RESPOND_NOT_ANSWERED:
                 fail(req, MHD_HTTP_CONFLICT, "there is no answer to dispute",
@@ -642,7 +670,7 @@ static int check_ownership(struct request *req, avk_prepared_t *prepared, int ch
 static int give_derived_id(struct request *req, json_t *doc, int response)
 {
         char id[AVK_IDEM_ID_SIZE];
-        if (avk_idem_derive_id(response ? "response" : "deviation", avk_party_code(req->party),
+        if (avk_idem_derive_id(response ? "response" : "deviation", principal_code(req->party),
                                req->idempotency_key, id) != 0 ||
             json_object_set_new(doc, response ? "response_id" : "deviation_id", json_string(id)) !=
                 0) {
@@ -748,14 +776,32 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
 }
 
 /* A document names its party (a missing one is the validator's to report):
- * it must be the token's. Answers 403 and returns 0 when it is not. */
+ * it must be the token's. The desk files no deviation, and responds as the
+ * party its routing records (docs/gateway.md, "The triage desk"); to a
+ * deviation not at the desk the view answers it. Answers 403 and returns 0
+ * when the party is not the token's. */
 static int is_own_party(struct request *req, const char *path, const json_t *party)
 {
         const char *code = json_string_value(party);
-        if (!code || strcmp(code, avk_party_code(req->party)) == 0)
+        if (req->party == AVK_VIEW_DESK && !req->response) {
+                fail(req, MHD_HTTP_FORBIDDEN, "the triage desk files no deviations",
+                     "%s: the token is the county's triage desk, which triages deviations and "
+                     "reports none",
+                     path);
+                return 0;
+        }
+        const char *own = principal_code(req->party);
+        if (req->party == AVK_VIEW_DESK) {
+                int32_t hop;
+                int recorded = -1;
+                if (avk_view_receiver(req->gw->view, req->url_id, &hop, &recorded) != AVK_VIEW_DESK)
+                        return 1;
+                own = avk_party_code(recorded);
+        }
+        if (!code || strcmp(code, own) == 0)
                 return 1;
         fail(req, MHD_HTTP_FORBIDDEN, "the token's party may act only as itself",
-             "%s: \"%.64s\" is not the token's party %s", path, code, avk_party_code(req->party));
+             "%s: \"%.64s\" is not the token's party %s", path, code, own);
         return 0;
 }
 
@@ -897,7 +943,7 @@ static void on_done(avk_httpd_req_t *http, void *opaque)
         avk_log(api ? AVK_LOG_INFO : AVK_LOG_DEBUG, "gateway", "%s %s %s %.1f ms%s%s%s%s%s%s%s",
                 avk_httpd_req_method(http), route, code, seconds * 1000,
                 req->authenticated ? " party=" : "",
-                req->authenticated ? avk_party_code(req->party) : "", client[0] ? " client=" : "",
+                req->authenticated ? principal_code(req->party) : "", client[0] ? " client=" : "",
                 client, req->id[0] ? " id=" : "", req->id,
                 avk_httpd_req_completed(http) ? "" : " (connection closed)");
 }
@@ -1062,7 +1108,8 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
                          "(make them with 'avvik token PARTY')");
                 goto fail;
         }
-        if (!(gw->auth = avk_auth_load(tokens, avk_party_parse, reason, sizeof(reason)))) {
+        if (!(gw->auth =
+                  avk_auth_load(tokens, avk_gateway_principal_parse, reason, sizeof(reason)))) {
                 snprintf(errstr, errstr_size, "gateway.tokens.file: %s", reason);
                 goto fail;
         }

@@ -9,9 +9,10 @@
  *   GET  /v1/deviations/{id}, /v1/deviations   look-ups (producer/gateway/lookup.h)
  *   GET  /healthz, /readyz, /metrics
  *
- * Every request to /v1 carries a bearer token bound to a party
- * (common/http/auth.h): a party files only as itself and responds only to the
- * deviations it receives (or, to dispute, reported), which the gateway knows
+ * Every request to /v1 carries a bearer token bound to a party, or to the
+ * county's triage desk (common/http/auth.h): a party files only as itself and
+ * responds only to the deviations it receives (or, to dispute, reported); the
+ * desk responds only to the deviations at it. The gateway knows that
  * from the lifecycle topics (producer/gateway/view.h); a deviation id belongs
  * to the first document filed under it. Retries are recognised by
  * Idempotency-Key and by document id (producer/gateway/idempotency.h). The
@@ -48,5 +49,12 @@ unsigned avk_gateway_port(const avk_gateway_t *gateway);
  * gateway. NULL is a no-op.
  */
 void avk_gateway_stop(avk_gateway_t *gateway);
+
+/**
+ * @brief The principal of a gateway tokens file's subject: a party ("VGR" or a municipality
+ * code) or "DESK", the county's triage desk (docs/gateway.md, "The triage desk").
+ * @returns its number (>= 0), or -1 with the reason in errstr.
+ */
+int avk_gateway_principal_parse(const char *code, char *errstr, size_t errstr_size);
 
 #endif

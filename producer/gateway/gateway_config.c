@@ -8,7 +8,7 @@ static const struct avk_config_key keys[] = {
     {"gateway.port.file", AVK_CONFIG_STRING, 0, 0, NULL,
      "file the gateway writes its port to once it listens, and removes when it stops"},
     {"gateway.tokens.file", AVK_CONFIG_STRING, 0, 0, NULL,
-     "the gateway's bearer tokens, one a line: <sha256-hex-of-token> <party> [label] "
+     "the gateway's bearer tokens, one a line: <sha256-hex-of-token> <party or DESK> [label] "
      "('avvik token' makes them); required by avvik gateway"},
     {"gateway.tls.cert.file", AVK_CONFIG_STRING, 0, 0, NULL,
      "PEM certificate (chain) of the gateway; with gateway.tls.key.file it serves HTTPS only"},

@@ -86,7 +86,7 @@ struct deviation {
         int64_t filed_at;                           /* reported_at, else the first record's time */
         int64_t acknowledge_deadline_at, answer_deadline_at; /* 0 before any status */
         int64_t acknowledged_at, answered_at, closed_at;     /* -1 when not */
-        uint64_t routed_to;                                  /* bit per party it was routed to */
+        uint64_t routed_to; /* bit per party it was routed to, AVK_VIEW_DESK's for the desk */
         char *reply_reference;
         char *answer; /* analysis, NUL, action plan, NUL; the latest answer */
         struct entry *timeline;
@@ -393,7 +393,11 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
         case AVK_VIEW_ROUTED:
                 if (d->reporter == NO_PARTY)
                         d->reporter = (uint8_t)e->reporter;
-                d->routed_to |= UINT64_C(1) << e->party;
+                /* A routing to the desk entitles the desk, not the party it records. */
+                d->routed_to |= UINT64_C(1)
+                                << (e->label && strcmp(e->label, AVK_VIEW_DESK_DECISION) == 0
+                                        ? AVK_VIEW_DESK
+                                        : e->party);
                 if (d->receiver == NO_PARTY || e->hop >= d->hop) {
                         d->hop = e->hop;
                         set_receiver(d, e->party);
@@ -562,9 +566,57 @@ int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VI
         return 0;
 }
 
-static int involved(const struct deviation *d, int party)
+static int is_desk_routing(const avk_view_t *view, const struct entry *e)
 {
-        return d->reporter == party || (d->routed_to >> party & 1);
+        return e->kind == AVK_VIEW_ROUTED && e->label &&
+               strcmp(interned(view, e->label), AVK_VIEW_DESK_DECISION) == 0;
+}
+
+/* Whether every routing of d to party read so far went to the desk, which party's name only
+ * records. Under a lock. */
+static int desk_only(const avk_view_t *view, const struct deviation *d, int party)
+{
+        int desk = 0;
+        for (uint32_t i = 0; i < d->timeline_cnt; i++) {
+                const struct entry *e = &d->timeline[i];
+                if (e->kind != AVK_VIEW_ROUTED || e->party != party)
+                        continue;
+                if (!is_desk_routing(view, e))
+                        return 0;
+                desk = 1;
+        }
+        return desk;
+}
+
+/* Whether d was routed to principal. The tracker's status names the desk's record_party as the
+ * receiver of a routing to the desk; that party is entitled only by a routing of its own. Under
+ * a lock. */
+static int routed_to(const avk_view_t *view, const struct deviation *d, int principal)
+{
+        if (!(d->routed_to >> principal & 1))
+                return 0;
+        return principal == AVK_VIEW_DESK || !(d->routed_to >> AVK_VIEW_DESK & 1) ||
+               !desk_only(view, d, principal);
+}
+
+/* Whether d is at the desk: its routing of the highest hop read goes to the desk and names the
+ * receiver in force. Under a lock. */
+static int at_desk(const avk_view_t *view, const struct deviation *d)
+{
+        if (!(d->routed_to >> AVK_VIEW_DESK & 1))
+                return 0;
+        const struct entry *last = NULL;
+        for (uint32_t i = 0; i < d->timeline_cnt; i++) {
+                const struct entry *e = &d->timeline[i];
+                if (e->kind == AVK_VIEW_ROUTED && (!last || e->hop >= last->hop))
+                        last = e;
+        }
+        return last && last->party == d->receiver && is_desk_routing(view, last);
+}
+
+static int involved(const avk_view_t *view, const struct deviation *d, int principal)
+{
+        return d->reporter == principal || routed_to(view, d, principal);
 }
 
 /* The time of d's answer (the tracker's, else the latest ANSWERED response), or -1. */
@@ -583,16 +635,20 @@ static int64_t dispute_until(const avk_view_t *view, const struct deviation *d)
 }
 
 /* The verdict on a response of a receiver's kind (every kind but DISPUTED
- * and ESCALATION_CONFIRMED): the receiver in force gives it; an earlier
- * receiver's comes too late; a wrong-receiver rejection is given once per
- * hop. Under a lock. */
-static enum avk_view_respond receiver_verdict(const struct deviation *d, int party,
-                                              const char *kind)
+ * and ESCALATION_CONFIRMED): the receiver in force gives it (the desk, while
+ * the deviation is at it); an earlier receiver's comes too late; a
+ * wrong-receiver rejection is given once per hop, but the desk's as often as
+ * it takes: a suggestion the router cannot use leaves the deviation at the
+ * desk (docs/routing.md). Under a lock. */
+static enum avk_view_respond receiver_verdict(const avk_view_t *view, const struct deviation *d,
+                                              int principal, const char *kind)
 {
-        if (d->receiver != party)
-                return d->routed_to >> party & 1 ? AVK_VIEW_RESPOND_STALE
-                                                 : AVK_VIEW_RESPOND_NOT_RECEIVER;
-        if (d->rejected && strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0)
+        int receiver = at_desk(view, d) ? AVK_VIEW_DESK : d->receiver;
+        if (receiver != principal)
+                return routed_to(view, d, principal) ? AVK_VIEW_RESPOND_STALE
+                                                     : AVK_VIEW_RESPOND_NOT_RECEIVER;
+        if (d->rejected && receiver != AVK_VIEW_DESK &&
+            strcmp(kind, "REJECTED_WRONG_RECEIVER") == 0)
                 return AVK_VIEW_RESPOND_REJECTED;
         return AVK_VIEW_RESPOND_OK;
 }
@@ -607,7 +663,7 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
         enum avk_view_respond verdict = AVK_VIEW_RESPOND_UNKNOWN;
         pthread_rwlock_rdlock(&view->lock);
         const struct deviation *d = find(view, id);
-        if (!d || !involved(d, party))
+        if (!d || !involved(view, d, party))
                 goto out;
         if (strcmp(kind, "ESCALATION_CONFIRMED") == 0) {
                 verdict = d->reporter != party && d->receiver != party ? AVK_VIEW_RESPOND_NOT_PARTY
@@ -616,7 +672,7 @@ enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviati
                 goto out;
         }
         if (strcmp(kind, "DISPUTED") != 0) {
-                verdict = receiver_verdict(d, party, kind);
+                verdict = receiver_verdict(view, d, party, kind);
                 goto out;
         }
         *until_ms = dispute_until(view, d);
@@ -633,7 +689,7 @@ out:
         return verdict;
 }
 
-int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop)
+int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop, int *party)
 {
         unsigned char id[16];
         if (parse_id(deviation_id, id) != 0)
@@ -642,8 +698,10 @@ int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop)
         pthread_rwlock_rdlock(&view->lock);
         const struct deviation *d = find(view, id);
         if (d && d->receiver != NO_PARTY) {
-                receiver = d->receiver;
+                receiver = at_desk(view, d) ? AVK_VIEW_DESK : d->receiver;
                 *hop = d->hop;
+                if (party)
+                        *party = d->receiver;
         }
         pthread_rwlock_unlock(&view->lock);
         return receiver;
@@ -758,7 +816,7 @@ json_t *avk_view_lookup(avk_view_t *view, const char *deviation_id, int party, i
         json_t *doc = NULL;
         pthread_rwlock_rdlock(&view->lock);
         const struct deviation *d = find(view, id);
-        if (!d || !involved(d, party))
+        if (!d || !involved(view, d, party))
                 goto out;
         char text_id[UUID_TEXT];
         uuid_unparse_lower(d->id, text_id);
@@ -846,8 +904,7 @@ json_t *avk_view_list(avk_view_t *view, const struct avk_view_query *q, int64_t 
                 goto fail;
         for (size_t i = 0; i < view->cnt; i++) {
                 const struct deviation *d = at(view, (uint32_t)i);
-                int mine =
-                    q->receiver ? (int)(d->routed_to >> q->party & 1) : d->reporter == q->party;
+                int mine = q->receiver ? routed_to(view, d, q->party) : d->reporter == q->party;
                 if (!mine || d->filed_at < q->since_ms || !state_matches(d, q->state) ||
                     (q->after && !newer(q->after_at, q->after_id, d->filed_at, d->id)))
                         continue;

@@ -32,10 +32,20 @@
 
 #include <jansson.h>
 
+#include "common/contract/party.h"
 #include "common/util/config.h"
 #include "producer/gateway/dispute.h"
 
 #define AVK_VIEW_DIGEST_SIZE 16 /**< bytes of a filed document's digest kept */
+
+/**
+ * The county's manual triage desk as a principal (docs/gateway.md, "The triage desk"): the number
+ * after the parties'. A routing with decision MANUAL goes to the desk; its receiver_party only
+ * records the desk's record_party, which that routing grants nothing.
+ */
+#define AVK_VIEW_DESK          (AVK_PARTY_MAX + 1)
+#define AVK_VIEW_DESK_CODE     "DESK"   /**< the desk's subject in the tokens file */
+#define AVK_VIEW_DESK_DECISION "MANUAL" /**< DeviationRouted.decision of a routing to the desk */
 
 typedef struct avk_view avk_view_t;
 
@@ -58,10 +68,11 @@ struct avk_view_event {
         enum avk_view_kind kind;
         const char *deviation_id; /**< a UUID in text */
         int64_t at;               /**< reported_at, routed_at, responded_at, ... */
-        int party;    /**< reporter (REPORTED), receiver (ROUTED, REMINDED), responder, holder's
-                           party (ESCALATED) */
-        int reporter; /**< ROUTED: the reporter's party; -1 elsewhere */
-        int32_t hop;  /**< ROUTED, ESCALATED, REMINDED */
+        int party;           /**< reporter (REPORTED), receiver (ROUTED: the desk's record_party for
+                                  a routing to the desk, REMINDED), responder, holder's party
+                                  (ESCALATED) */
+        int reporter;        /**< ROUTED: the reporter's party; -1 elsewhere */
+        int32_t hop;         /**< ROUTED, ESCALATED, REMINDED */
         const char *label;   /**< ROUTED: decision; ESCALATED: step; REMINDED: kind; may be NULL */
         const char *rule;    /**< ROUTED: rule_id; may be NULL */
         const char *reason;  /**< ROUTED: reason; may be NULL */
@@ -144,7 +155,7 @@ enum avk_view_filing avk_view_response(avk_view_t *view, const char *deviation_i
  */
 int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
-/** Whether party may respond with a kind (avk_view_may_respond()); docs/gateway.md. */
+/** Whether a principal may respond with a kind (avk_view_may_respond()); docs/gateway.md. */
 enum avk_view_respond {
         AVK_VIEW_RESPOND_OK,
         AVK_VIEW_RESPOND_UNKNOWN,      /**< no such deviation, or not one the party is part of */
@@ -163,29 +174,34 @@ enum avk_view_respond {
 };
 
 /**
- * @brief Whether party may give a response of kind (the schema's symbol) to
- * deviation_id at now_ms; *until_ms is the end of the dispute window when
- * one is known (else -1).
+ * @brief Whether principal (a party or AVK_VIEW_DESK) may give a response of
+ * kind (the schema's symbol) to deviation_id at now_ms; *until_ms is the end
+ * of the dispute window when one is known (else -1). A deviation at the desk
+ * is the desk's to acknowledge, answer and reject, not its record_party's.
  */
 enum avk_view_respond avk_view_may_respond(avk_view_t *view, const char *deviation_id, int party,
                                            const char *kind, int64_t now_ms, int64_t *until_ms);
 
 /**
  * @brief The current receiver of deviation_id, and in *hop the hop that made
- * it so (for the reason of a refusal). @returns the party, or -1 when none is known.
+ * it so (for the reason of a refusal); in *party (may be NULL) the party the
+ * routing names, the desk's record_party for a routing to the desk.
+ * @returns the principal (AVK_VIEW_DESK while the deviation is at the desk),
+ * or -1 when none is known.
  */
-int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop);
+int avk_view_receiver(avk_view_t *view, const char *deviation_id, int32_t *hop, int *party);
 
 /**
- * @brief The look-up of deviation_id for party (docs/gateway.md): NULL when
- * the deviation is unknown or party neither reported it nor was routed it.
+ * @brief The look-up of deviation_id for principal (docs/gateway.md): NULL when
+ * the deviation is unknown or principal neither reported it nor was routed it
+ * (the desk: routed it by a routing to the desk).
  * The caller owns the result.
  */
 json_t *avk_view_lookup(avk_view_t *view, const char *deviation_id, int party, int64_t now_ms);
 
 /** The list's query (GET /v1/deviations). */
 struct avk_view_query {
-        int party;
+        int party;         /**< a principal: a party or AVK_VIEW_DESK */
         int receiver;      /**< 1: routed to party; 0: reported by party */
         const char *state; /**< open, answered, closed or all */
         int64_t since_ms;  /**< filed at or after; INT64_MIN for any */

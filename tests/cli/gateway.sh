@@ -32,12 +32,15 @@ X="-X bootstrap.file=$bs"
 
 # Tokens, one per party the test files for; the file holds only their hashes.
 : >"$work/tokens"
-for party in 1480 1490 VGR 1401; do
+for party in 1480 1490 VGR 1401 DESK; do
         "$avvik" token "$party" "test client $party" >"$work/token.$party" || fail "avvik token $party"
         sed -n 2p "$work/token.$party" >>"$work/tokens"
 done
 token() { sed -n 1p "$work/token.$1"; }
 grep -q "$(token 1480)" "$work/tokens" && fail "the tokens file holds a token itself"
+grep -q "^[0-9a-f]\{64\} DESK test client DESK$" "$work/tokens" || fail "the triage desk's token line"
+"$avvik" token TRIAGE 2>"$work/token.bad" && fail "avvik token TRIAGE succeeded"
+grep -q "or DESK, the county's triage desk" "$work/token.bad" || fail "avvik token TRIAGE: $(cat "$work/token.bad")"
 
 "$avvik" gateway $X -X gateway.listen=127.0.0.1:0 -X gateway.port.file="$work/port" \
         -X gateway.tokens.file="$work/tokens" -X gateway.max.in.flight=1 \
@@ -170,6 +173,10 @@ header_has 'WWW-Authenticate: Bearer realm="avvik", error="invalid_token"' "unkn
 send /v1/deviations VGR application/json "$sample"
 expect 403 "filing as another party"
 body_has 'reporter.party: \"1480\" is not the token'"'"'s party VGR' "filing as another party"
+# The county's triage desk files nothing (docs/gateway.md, "The triage desk").
+send /v1/deviations DESK application/json "$sample"
+expect 403 "the triage desk filing"
+body_has 'the triage desk files no deviations' "the triage desk filing"
 
 # 404 and 405.
 call GET /v1/nothing

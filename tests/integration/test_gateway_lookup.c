@@ -28,15 +28,19 @@
 #define SAMPLE AVK_SOURCE_DIR "/deploy/samples/01-discharge-information-missing.json"
 #define DAY_MS (24 * 3600 * INT64_C(1000))
 
-/* Tokens of the three parties: Göteborg (1480), Härryda (1401), the region. */
-static const char *const tokens[3] = {"token-of-1480", "token-of-1401", "token-of-vgr"};
-static const char *const parties[3] = {"1480", "1401", "VGR"};
-enum { GBG, HARRYDA, VGR };
+/* Tokens of the three parties - Göteborg (1480), Härryda (1401), the region - and of the
+ * county's triage desk, whose routings and responses name the region (its record_party). */
+static const char *const tokens[4] = {"token-of-1480", "token-of-1401", "token-of-vgr",
+                                      "token-of-desk"};
+static const char *const subjects[4] = {"1480", "1401", "VGR", "DESK"};
+static const char *const parties[4] = {"1480", "1401", "VGR", "VGR"};
+enum { GBG, HARRYDA, VGR, DESK };
 
 #define D1         "11111111-1111-4111-8111-111111111111" /* Göteborg's, routed to VGR, answered */
 #define D2         "22222222-2222-4222-8222-222222222222" /* Härryda's, to VGR, re-routed to Göteborg */
 #define D3         "33333333-3333-4333-8333-333333333333" /* VGR's, routed to Härryda */
 #define UNKNOWN_ID "44444444-4444-4444-8444-444444444444"
+#define D5         "55555555-5555-4555-8555-555555555555" /* Göteborg's, routed to the desk */
 
 static struct service_fixture fx;
 static avk_gateway_t *gw;
@@ -46,14 +50,14 @@ static void write_tokens(const char *path)
 {
         FILE *f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
                 unsigned char hash[EVP_MAX_MD_SIZE];
                 unsigned int len = 0;
                 ck_assert_int_eq(
                     EVP_Digest(tokens[i], strlen(tokens[i]), hash, &len, EVP_sha256(), NULL), 1);
                 for (unsigned int j = 0; j < len; j++)
                         fprintf(f, "%02x", hash[j]);
-                fprintf(f, " %s system of %s\n", parties[i], parties[i]);
+                fprintf(f, " %s system of %s\n", subjects[i], subjects[i]);
         }
         fclose(f);
 }
@@ -277,7 +281,7 @@ static void wait_lookup(int who, const char *id, int want)
                         return;
                 usleep(50000);
         }
-        ck_abort_msg("GET %s as %s: %d, want %d", target, parties[who], got, want);
+        ck_abort_msg("GET %s as %s: %d, want %d", target, subjects[who], got, want);
 }
 
 static struct reply lookup(int who, const char *id)
@@ -293,7 +297,7 @@ static void list_ids(int who, const char *query, char *out, size_t size)
         char target[256];
         snprintf(target, sizeof(target), "/v1/deviations?%s", query);
         struct reply r = get(who, target);
-        ck_assert_msg(r.status == 200, "%s as %s: %d", target, parties[who], r.status);
+        ck_assert_msg(r.status == 200, "%s as %s: %d", target, subjects[who], r.status);
         out[0] = '\0';
         size_t i;
         json_t *item;
@@ -304,6 +308,16 @@ static void list_ids(int who, const char *query, char *out, size_t size)
                          json_string_value(json_object_get(item, "deviation_id")));
         }
         reply_free(&r);
+}
+
+/* Fails the test unless who's list for query is want ("id,id,..." by the ids' first 8 characters).
+ */
+static void assert_list(int who, const char *query, const char *want)
+{
+        char got[256];
+        list_ids(who, query, got, sizeof(got));
+        ck_assert_msg(strcmp(got, want) == 0, "%s as %s: %s, want %s", query, subjects[who], got,
+                      want);
 }
 
 static int ready(void)
@@ -372,12 +386,9 @@ START_TEST(each_party_sees_what_it_reported_or_was_routed)
                                   (who == VGR && strcmp(got, "22222222,11111111") == 0),
                               "%s received: %s", parties[who], got);
         }
-        list_ids(GBG, "role=reporter&state=answered", got, sizeof(got));
-        ck_assert_str_eq(got, "11111111");
-        list_ids(GBG, "role=reporter&state=open", got, sizeof(got));
-        ck_assert_str_eq(got, "");
-        list_ids(VGR, "role=receiver&state=open", got, sizeof(got));
-        ck_assert_str_eq(got, "22222222");
+        assert_list(GBG, "role=reporter&state=answered", "11111111");
+        assert_list(GBG, "role=reporter&state=open", "");
+        assert_list(VGR, "role=receiver&state=open", "22222222");
 }
 END_TEST
 
@@ -655,20 +666,13 @@ END_TEST
 
 /* ---- the dispute window --------------------------------------------------- */
 
-/* who's response of kind to id with comment, under the Idempotency-Key key
- * (NULL: none), answered at responded_ms: its status, and its answer's text
- * in why (when not NULL). */
-static int respond_at(int who, const char *id, const char *kind, const char *comment,
-                      const char *key, int64_t responded_ms, char *why, size_t why_size)
+/* who's response body to id with extra headers: its status, and its answer's
+ * text in why (when not NULL). */
+static int post_response(int who, const char *id, const char *extra, const char *body, char *why,
+                         size_t why_size)
 {
-        char target[128], body[256], t[40], extra[128] = "";
+        char target[128];
         snprintf(target, sizeof(target), "/v1/deviations/%s/responses", id);
-        snprintf(body, sizeof(body),
-                 "{\"party\":\"%s\",\"kind\":\"%s\",\"responded_at\":\"%s\","
-                 "\"comment\":\"%s\"}",
-                 parties[who], kind, iso(responded_ms, t, sizeof(t)), comment);
-        if (key)
-                snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
         struct reply r = request(who, "POST", target, extra, body);
         int code = r.status;
         if (why) {
@@ -678,6 +682,22 @@ static int respond_at(int who, const char *id, const char *kind, const char *com
         }
         reply_free(&r);
         return code;
+}
+
+/* who's response of kind to id with comment, under the Idempotency-Key key
+ * (NULL: none), answered at responded_ms: its status, and its answer's text
+ * in why (when not NULL). */
+static int respond_at(int who, const char *id, const char *kind, const char *comment,
+                      const char *key, int64_t responded_ms, char *why, size_t why_size)
+{
+        char body[256], t[40], extra[128] = "";
+        snprintf(body, sizeof(body),
+                 "{\"party\":\"%s\",\"kind\":\"%s\",\"responded_at\":\"%s\","
+                 "\"comment\":\"%s\"}",
+                 parties[who], kind, iso(responded_ms, t, sizeof(t)), comment);
+        if (key)
+                snprintf(extra, sizeof(extra), "Idempotency-Key: %s\r\n", key);
+        return post_response(who, id, extra, body, why, why_size);
 }
 
 static int respond(int who, const char *id, const char *kind, char *why, size_t why_size)
@@ -771,6 +791,150 @@ static int events(int who, const char *id, const char *kind)
         return n;
 }
 
+/* ---- the county's triage desk --------------------------------------------- */
+
+/* The desk passes id on: a wrong-receiver rejection, as the region it is recorded as, that
+ * names suggested (NULL: none); its status, and its answer's text in why (when not NULL). */
+static int pass_on(int who, const char *id, const char *suggested, char *why, size_t why_size)
+{
+        char t[40];
+        json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:s?}", "party", parties[who], "kind",
+                                "REJECTED_WRONG_RECEIVER", "responded_at",
+                                iso(avk_clock_system_ms() - 1000, t, sizeof(t)), "unit_hsa_id",
+                                "SE2321000131-E000000000001", "suggested_receiver", suggested);
+        char *body = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        int code = post_response(who, id, NULL, body, why, why_size);
+        free(body);
+        return code;
+}
+
+/* Keeps the wrong-receiver rejection read, as JSON, in *opaque. */
+static void keep_rejection(void *opaque, const rd_kafka_message_t *m)
+{
+        json_t **rejection = opaque;
+        json_t *doc = codec_fixture_decode_json(
+            fx.codec, m->payload, m->len, avk_catalog_by_name(fx.catalog, "DeviationResponse"));
+        if (strcmp(json_string_value(json_object_get(doc, "kind")), "REJECTED_WRONG_RECEIVER") !=
+            0) {
+                json_decref(doc);
+                return;
+        }
+        ck_assert_ptr_null(*rejection);
+        *rejection = doc;
+}
+
+/* D5: Göteborg's, routed at hop 1 to the desk (receiver_party VGR, the desk's record_party). */
+static void at_the_desk(void)
+{
+        three_parties();
+        ck_assert_int_eq(file_as(GBG, D5, "Göteborg's deviation nobody takes", NULL), 202);
+        routed(D5, 1, GBG, DESK, "MANUAL", avk_clock_system_ms() - 2000);
+        wait_lookup(DESK, D5, 200);
+}
+
+START_TEST(the_desk_sees_the_deviations_routed_to_it_and_nothing_else)
+{
+        at_the_desk();
+        struct reply r = lookup(DESK, D5);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(json_string_value(json_object_get(r.body, "reporter_party")), "1480");
+        ck_assert_ptr_null(json_object_get(r.body, "reply_reference"));
+        reply_free(&r);
+        wait_lookup(GBG, D5, 200); /* the reporter sees its whole course */
+        static const char *const others[] = {D1, D2, D3, UNKNOWN_ID};
+        for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+                r = lookup(DESK, others[i]);
+                ck_assert_msg(r.status == 404, "the desk looks up %s: %d", others[i], r.status);
+                reply_free(&r);
+        }
+        assert_list(DESK, "role=receiver&state=all", "55555555");
+        assert_list(DESK, "role=reporter&state=all", "");
+}
+END_TEST
+
+START_TEST(the_region_is_not_the_desk)
+{
+        at_the_desk();
+        /* The tracker's changelog names the desk's record_party as the receiver. */
+        int64_t now = avk_clock_system_ms();
+        status(D5, 2, "ACKNOWLEDGED", GBG, VGR, now - 2000, 0);
+        WAIT_FOR_MS(in_state(DESK, D5, "ACKNOWLEDGED"), 1, 10000);
+        struct reply r = lookup(VGR, D5);
+        ck_assert_int_eq(r.status, 404);
+        reply_free(&r);
+        char got[256];
+        list_ids(VGR, "role=receiver&state=all", got, sizeof(got));
+        ck_assert_msg(!strstr(got, "55555555"), "the region's list: %s", got);
+        static const char *const kinds[] = {"ACKNOWLEDGED", "ANSWERED", "REJECTED_WRONG_RECEIVER",
+                                            "ESCALATION_CONFIRMED"};
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+                ck_assert_msg(respond(VGR, D5, kinds[i], NULL, 0) == 404, "%s", kinds[i]);
+        ck_assert_int_eq(pass_on(VGR, D5, "1401", NULL, 0), 404);
+}
+END_TEST
+
+START_TEST(the_desk_acknowledges_and_passes_on_a_deviation_at_it)
+{
+        at_the_desk();
+        char why[1024];
+        ck_assert_int_eq(respond(DESK, D5, "ACKNOWLEDGED", why, sizeof(why)), 202);
+        /* Passing on names the receiver: without one the router would keep it at the desk. */
+        ck_assert_int_eq(pass_on(DESK, D5, NULL, why, sizeof(why)), 400);
+        ck_assert_msg(strstr(why, "suggested_receiver"), "%s", why);
+        ck_assert_int_eq(pass_on(DESK, D5, "1401", why, sizeof(why)), 202);
+        WAIT_FOR_MS(events(DESK, D5, "REJECTED_WRONG_RECEIVER") == 1, 1, 10000);
+        /* Recorded as the region, from the desk's unit: what the router reads as the desk's. */
+        json_t *last = NULL;
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.response", keep_rejection, &last),
+                         4);
+        ck_assert_str_eq(json_string_value(json_object_get(last, "party")), "VGR");
+        ck_assert_str_eq(json_string_value(json_object_get(last, "unit_hsa_id")),
+                         "SE2321000131-E000000000001");
+        ck_assert_str_eq(json_string_value(json_object_get(last, "suggested_receiver")), "1401");
+        json_decref(last);
+        /* Routed on: the desk's turn is over, and it still sees the course. */
+        routed(D5, 2, GBG, HARRYDA, "REROUTED", avk_clock_system_ms() - 500);
+        wait_lookup(HARRYDA, D5, 200);
+        ck_assert_int_eq(respond(DESK, D5, "ANSWERED", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "routed on") && strstr(why, "routed to 1401 (hop 2)"), "%s", why);
+        wait_lookup(DESK, D5, 200);
+}
+END_TEST
+
+START_TEST(the_desk_answers_only_at_its_hop_and_as_no_one_else)
+{
+        at_the_desk();
+        char why[1024];
+        /* Deviations not at the desk: unknown to it. */
+        ck_assert_int_eq(respond(DESK, D1, "ACKNOWLEDGED", NULL, 0), 404);
+        ck_assert_int_eq(pass_on(DESK, D2, "1401", NULL, 0), 404);
+        /* It responds as the party its routing records, not as another. */
+        ck_assert_int_eq(pass_on(GBG, D5, "1401", NULL, 0), 409);
+        ck_assert_int_eq(post_response(DESK, D5, NULL,
+                                       "{\"party\":\"1480\",\"kind\":\"ACKNOWLEDGED\"}", why,
+                                       sizeof(why)),
+                         403);
+        ck_assert_msg(strstr(why, "not the token's party VGR"), "%s", why);
+        /* It neither disputes nor confirms a step of the parties' ladder, nor files. */
+        ck_assert_int_eq(respond(DESK, D5, "DISPUTED", NULL, 0), 403);
+        ck_assert_int_eq(respond(DESK, D5, "ESCALATION_CONFIRMED", NULL, 0), 403);
+        char *doc = deviation(UNKNOWN_ID, GBG, "the desk's own", NULL);
+        struct reply r = request(DESK, "POST", "/v1/deviations", NULL, doc);
+        free(doc);
+        ck_assert_int_eq(r.status, 403);
+        reply_free(&r);
+        /* D2 goes to the desk after Göteborg's turn: the region, an earlier receiver, is late. */
+        routed(D2, 3, HARRYDA, DESK, "MANUAL", avk_clock_system_ms() - 1000);
+        wait_lookup(DESK, D2, 200);
+        ck_assert_int_eq(pass_on(VGR, D2, "1401", why, sizeof(why)), 409);
+        ck_assert_msg(strstr(why, "routed on") && strstr(why, "routed to DESK (hop 3)"), "%s", why);
+        ck_assert_int_eq(respond(GBG, D2, "ACKNOWLEDGED", NULL, 0), 409);
+        ck_assert_int_eq(respond(HARRYDA, D2, "ACKNOWLEDGED", NULL, 0), 403);
+        ck_assert_int_eq(respond(DESK, D2, "ACKNOWLEDGED", NULL, 0), 202);
+}
+END_TEST
+
 START_TEST(a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once)
 {
         three_parties(); /* D2: Härryda's, routed on to Göteborg */
@@ -857,6 +1021,10 @@ int main(void)
         tcase_add_test(tc,
                        a_retried_response_after_a_restart_gets_the_first_answer_and_is_stored_once);
         tcase_add_test(tc, readyz_is_503_while_the_view_waits_for_the_schema_registry);
+        tcase_add_test(tc, the_desk_sees_the_deviations_routed_to_it_and_nothing_else);
+        tcase_add_test(tc, the_region_is_not_the_desk);
+        tcase_add_test(tc, the_desk_acknowledges_and_passes_on_a_deviation_at_it);
+        tcase_add_test(tc, the_desk_answers_only_at_its_hop_and_as_no_one_else);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

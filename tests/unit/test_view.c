@@ -52,7 +52,9 @@ static void reported(const unsigned char *digest)
         ck_assert_int_eq(avk_view_add(view, &e), 0);
 }
 
-static void routed(int32_t hop, int receiver, int64_t at)
+/* A routing at hop to receiver with decision; to the triage desk, decision MANUAL and the
+ * desk's record_party (VGR) as receiver. */
+static void routed_as(int32_t hop, int receiver, const char *decision, int64_t at)
 {
         struct avk_view_event e = {.kind = AVK_VIEW_ROUTED,
                                    .deviation_id = ID,
@@ -60,10 +62,15 @@ static void routed(int32_t hop, int receiver, int64_t at)
                                    .party = receiver,
                                    .reporter = GBG,
                                    .hop = hop,
-                                   .label = "AGREEMENT_RULE",
+                                   .label = decision,
                                    .rule = "R-1",
                                    .reason = "r"};
         ck_assert_int_eq(avk_view_add(view, &e), 0);
+}
+
+static void routed(int32_t hop, int receiver, int64_t at)
+{
+        routed_as(hop, receiver, "AGREEMENT_RULE", at);
 }
 
 static void answered(int64_t at)
@@ -285,6 +292,69 @@ START_TEST(a_dispute_is_possible_until_the_window_ends)
 }
 END_TEST
 
+/* Whether principal's look-up of ID finds it. */
+static int sees(int principal)
+{
+        json_t *doc = avk_view_lookup(view, ID, principal, T0);
+        json_decref(doc);
+        return doc != NULL;
+}
+
+START_TEST(a_routing_to_the_desk_is_the_desks_not_its_record_partys)
+{
+        reported(first);
+        /* The tracker's status, naming the record_party, read before the routing to the desk. */
+        status(1, "ROUTED", -1);
+        ck_assert(sees(VGR));
+        routed_as(1, VGR, AVK_VIEW_DESK_DECISION, T0 + 1000);
+        ck_assert(!sees(VGR));
+        ck_assert(sees(AVK_VIEW_DESK) && sees(GBG));
+        ck_assert_int_eq(may(VGR, "ACKNOWLEDGED"), AVK_VIEW_RESPOND_UNKNOWN);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "ACKNOWLEDGED"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(GBG, "ANSWERED"), AVK_VIEW_RESPOND_NOT_RECEIVER);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "DISPUTED"), AVK_VIEW_RESPOND_NOT_REPORTER);
+        int32_t hop = -1;
+        int party = -1;
+        ck_assert_int_eq(avk_view_receiver(view, ID, &hop, &party), AVK_VIEW_DESK);
+        ck_assert_int_eq(hop, 1);
+        ck_assert_int_eq(party, VGR);
+        /* The desk's "wrong receiver" is recorded as the record_party's; the desk passes on
+         * again when the router could not use its suggestion and kept the deviation at it. */
+        rejected(VGR, T0 + 2000);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_OK);
+        /* Routed on: the desk's turn is over; it still sees the course. */
+        routed(2, HARRYDA, T0 + 3000);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "ANSWERED"), AVK_VIEW_RESPOND_STALE);
+        ck_assert_int_eq(may(HARRYDA, "ANSWERED"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(avk_view_receiver(view, ID, &hop, NULL), HARRYDA);
+        ck_assert(sees(AVK_VIEW_DESK) && !sees(VGR));
+}
+END_TEST
+
+START_TEST(an_earlier_receiver_is_late_at_the_desk)
+{
+        reported(first);
+        routed(0, VGR, T0);
+        routed_as(1, VGR, AVK_VIEW_DESK_DECISION, T0 + 1000);
+        ck_assert(sees(VGR));
+        ck_assert_int_eq(may(VGR, "REJECTED_WRONG_RECEIVER"), AVK_VIEW_RESPOND_STALE);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "ANSWERED"), AVK_VIEW_RESPOND_OK);
+        /* The region, a side of the disagreement that sent it to the desk, confirms a step. */
+        status_pending(1, "ROUTED", -1, "LOCAL_FORUM");
+        ck_assert_int_eq(may(VGR, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_OK);
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "ESCALATION_CONFIRMED"), AVK_VIEW_RESPOND_NOT_PARTY);
+        /* The desk is no principal of a deviation never routed to it. */
+        avk_view_destroy(view);
+        view = avk_view_new(dispute);
+        ck_assert_ptr_nonnull(view);
+        reported(first);
+        routed(0, VGR, T0);
+        ck_assert(!sees(AVK_VIEW_DESK));
+        ck_assert_int_eq(may(AVK_VIEW_DESK, "ACKNOWLEDGED"), AVK_VIEW_RESPOND_UNKNOWN);
+}
+END_TEST
+
 START_TEST(bad_records_are_refused)
 {
         struct avk_view_event e = {
@@ -315,6 +385,8 @@ int main(void)
         tcase_add_test(tc, either_party_confirms_a_pending_step);
         tcase_add_test(tc, a_response_is_recognised_by_its_id_and_digest);
         tcase_add_test(tc, bad_records_are_refused);
+        tcase_add_test(tc, a_routing_to_the_desk_is_the_desks_not_its_record_partys);
+        tcase_add_test(tc, an_earlier_receiver_is_late_at_the_desk);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
