@@ -161,19 +161,23 @@ static void wait_for_results(struct pipeline *pl)
 }
 
 /* Reader side: makes room by printing what is resolved, waiting when the
- * head is not, then starts a slot for the next document. */
+ * head is not, then starts a slot for the next document. Only the reader
+ * moves read and printed, so it needs the lock only when the window is
+ * full; a printed slot is no other thread's. */
 static struct slot *claim(struct pipeline *pl, long line)
 {
-        pthread_mutex_lock(&pl->lock);
-        while (pl->read - pl->printed >= WINDOW) {
-                if (!print_head(pl)) {
-                        fflush(stdout);
-                        wait_for_results(pl);
+        if (pl->read - pl->printed >= WINDOW) {
+                pthread_mutex_lock(&pl->lock);
+                while (pl->read - pl->printed >= WINDOW) {
+                        if (!print_head(pl)) {
+                                fflush(stdout);
+                                wait_for_results(pl);
+                        }
                 }
+                pthread_mutex_unlock(&pl->lock);
         }
         struct slot *s = at(pl, pl->read);
         *s = (struct slot){.line = line, .pl = pl, .document = s->document, .cap = s->cap};
-        pthread_mutex_unlock(&pl->lock);
         return s;
 }
 
@@ -304,10 +308,13 @@ static void on_done(void *opaque, const char *id, enum avk_result result, const 
 {
         struct slot *s = opaque;
         char *text = NULL;
-        if (result == AVK_FILED || result == AVK_SPOOLED)
-                snprintf(s->id, sizeof(s->id), "%s", id);
-        else
+        if (result == AVK_FILED || result == AVK_SPOOLED) {
+                size_t id_len = strnlen(id, sizeof(s->id) - 1);
+                memcpy(s->id, id, id_len);
+                s->id[id_len] = '\0';
+        } else {
                 text = format("%s: %s", id, reason ? reason : "not acknowledged");
+        }
         resolve(s->pl, s, result, text);
 }
 

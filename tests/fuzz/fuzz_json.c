@@ -5,8 +5,9 @@
  * each of its readers, simdjson and yajl, under
  * intake validation, for the two record types the intake files. The single
  * pass may give up on a document the tree accepts only for a surrogate
- * escape, which is the tree's alone; otherwise both must accept and
- * reject the same documents and, when they accept, fill the same Avro bytes.
+ * escape, which is the tree's alone (and, read by simdjson, for a form feed
+ * or vertical tab between tokens, which only yajl takes for whitespace); otherwise both must accept
+ * and reject the same documents and, when they accept, fill the same Avro bytes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -126,7 +127,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 fuzz_fail("%s: the single pass (%s) accepts what the tree path "
                                           "rejects",
                                           filed[i].record, readers[r].name);
-                        if (tree && !stream && !avk_json_has_surrogate_escape(text, size))
+                        /* yajl reads a form feed or vertical tab between
+                         * tokens as whitespace, simdjson (JSON's grammar)
+                         * does not. */
+                        if (tree && !stream && !avk_json_has_surrogate_escape(text, size) &&
+                            !(readers[r].reader == AVK_JSON_READER_SIMDJSON &&
+                              (memchr(text, '\f', size) || memchr(text, '\v', size))))
                                 fuzz_fail("%s: the single pass (%s) rejects what the tree path "
                                           "accepts",
                                           filed[i].record, readers[r].name);
