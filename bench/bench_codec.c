@@ -677,7 +677,7 @@ static void usage(FILE *to)
                 "usage: bench_codec [-t SECONDS] [-c ID[,ID...]] [-o FILE] [-j FILE]\n"
                 "Measures codec throughput on one ~450-byte DeviationReported.\n"
                 "  -t SECONDS  wall time per case after warm-up (default %.0f)\n"
-                "  -c IDS      run only these cases (1, 2, 1s, 2s, 3-10, 7a, 7b; default all)\n"
+                "  -c IDS      run only these cases (1, 2, 1s, 1y, 2s, 3-10, 7a, 7b; default all)\n"
                 "  -o FILE     also write the record's Avro body to FILE, for peers\n"
                 "              (bench/codec_avsc.js)\n"
                 "  -j FILE     also write the JSON document to FILE, for the same peers\n",

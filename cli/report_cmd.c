@@ -7,9 +7,11 @@
  *
  * NDJSON is a pipeline, so a stream moves at Kafka's pace on every core:
  * the main thread reads lines into a window; worker threads parse,
- * validate and encode them in parallel (avk_reporter_prepare_json); one sender
- * thread hands them to the reporter in input order (avk_reporter_send), so
- * documents reach Kafka in the order they were read; results are printed in
+ * validate and encode them in parallel (avk_reporter_prepare_json); the
+ * thread that finds the head of the window prepared, and no other sending,
+ * hands the prepared run to the reporter in input order (avk_reporter_send),
+ * so documents reach Kafka in the order they were read without a thread of
+ * their own to wake; results are printed in
  * input order, one per line, once known:
  *   LINE <TAB> accepted <TAB> ID        (Kafka acknowledged it)
  *   LINE <TAB> spooled <TAB> ID         (Kafka unreachable; in the spool)
@@ -92,10 +94,10 @@ struct pipeline {
         /* One condition per waiter, signalled only when it can move on:
          * a broadcast per document would wake every thread every time. */
         pthread_cond_t work;     /* workers: documents to prepare */
-        pthread_cond_t prepared; /* sender: the next document to send is prepared */
         pthread_cond_t resolved; /* reader and printer: results to print */
         struct slot slot[WINDOW];
         unsigned long read, prepare_next, sent, printed;
+        int sending; /* a thread is sending [sent's old value, sent) */
         int eof;
         int rejected, unavailable;
         unsigned unseen; /* results since the printer last woke */
@@ -105,6 +107,8 @@ static struct slot *at(struct pipeline *pl, unsigned long seq)
 {
         return &pl->slot[seq % WINDOW];
 }
+
+static void send_ready(struct pipeline *pl);
 
 /* A malloc'd formatted string (NULL when out of memory). */
 __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
@@ -187,8 +191,8 @@ static void publish(struct pipeline *pl)
         struct slot *s = at(pl, pl->read++);
         if (s->stage == READ && pl->read - pl->prepare_next == CHUNK)
                 pthread_cond_signal(&pl->work); /* fewer: refill() wakes one before it reads */
-        else if (pl->sent == pl->read - 1)
-                pthread_cond_signal(&pl->prepared);
+        else if (s->stage != READ)
+                send_ready(pl);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -296,8 +300,7 @@ static void *worker(void *arg)
                 for (unsigned long i = 0; i < n; i++)
                         if (at(pl, first + i)->stage == READ)
                                 at(pl, first + i)->stage = PREPARED;
-                if (pl->sent >= first && pl->sent < first + n)
-                        pthread_cond_signal(&pl->prepared);
+                send_ready(pl);
         }
         pthread_mutex_unlock(&pl->lock);
         free(errs);
@@ -318,23 +321,21 @@ static void on_done(void *opaque, const char *id, enum avk_result result, const 
         resolve(s->pl, s, result, text);
 }
 
-/* Sends prepared documents strictly in input order: every prepared one
- * in a row at the head is taken under one lock, and sent without it. */
-static void *sender(void *arg)
+/* Sends the prepared documents at the head of the window, strictly in
+ * input order; the caller holds the lock. The thread that finds the head
+ * prepared and no other thread sending takes the whole prepared run and
+ * sends it without the lock, then looks again: a run prepared meanwhile by
+ * another thread, which found this one sending, is not left behind. */
+static void send_ready(struct pipeline *pl)
 {
-        struct pipeline *pl = arg;
-        pthread_mutex_lock(&pl->lock);
-        for (;;) {
-                if (pl->sent == pl->read && pl->eof)
-                        break;
+        while (!pl->sending) {
                 unsigned long first = pl->sent;
                 while (pl->sent < pl->read && at(pl, pl->sent)->stage != READ)
                         pl->sent++;
-                if (pl->sent == first) {
-                        pthread_cond_wait(&pl->prepared, &pl->lock);
-                        continue;
-                }
+                if (pl->sent == first)
+                        return;
                 unsigned long last = pl->sent;
+                pl->sending = 1;
                 pthread_mutex_unlock(&pl->lock);
                 /* Until it is sent, a slot is neither printed nor reused. */
                 for (unsigned long seq = first; seq < last; seq++) {
@@ -348,9 +349,8 @@ static void *sender(void *arg)
                         }
                 }
                 pthread_mutex_lock(&pl->lock);
+                pl->sending = 0;
         }
-        pthread_mutex_unlock(&pl->lock);
-        return NULL;
 }
 
 /* Prints the resolved results at the head of the window; with all, waits
@@ -492,7 +492,6 @@ static void end_of_input(struct pipeline *pl)
         pthread_mutex_lock(&pl->lock);
         pl->eof = 1;
         pthread_cond_broadcast(&pl->work);
-        pthread_cond_broadcast(&pl->prepared);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -501,19 +500,17 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
 {
         static struct pipeline pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                      .work = PTHREAD_COND_INITIALIZER,
-                                     .prepared = PTHREAD_COND_INITIALIZER,
                                      .resolved = PTHREAD_COND_INITIALIZER};
         pl.r = r;
         pl.input = input;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
-        pthread_t worker_tid[MAX_WORKERS], sender_tid;
+        pthread_t worker_tid[MAX_WORKERS];
         int started = 0;
         for (; started < workers; started++)
                 if (pthread_create(&worker_tid[started], NULL, worker, &pl) != 0)
                         break;
-        int sending = pthread_create(&sender_tid, NULL, sender, &pl) == 0;
-        if (started == 0 || !sending) {
+        if (started == 0) {
                 fprintf(stderr, "avvik report: cannot start threads\n");
                 end_of_input(&pl);
         } else {
@@ -523,14 +520,12 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         }
         for (int i = 0; i < started; i++)
                 pthread_join(worker_tid[i], NULL);
-        if (sending)
-                pthread_join(sender_tid, NULL);
         for (size_t i = 0; i < WINDOW; i++) {
                 free(pl.slot[i].document);
                 pl.slot[i].document = NULL;
                 pl.slot[i].cap = 0;
         }
-        if (started == 0 || !sending)
+        if (started == 0)
                 return AVK_EXIT_USAGE;
         return pl.unavailable ? AVK_EXIT_KAFKA : pl.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 }

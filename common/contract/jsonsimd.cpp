@@ -15,13 +15,13 @@ using namespace simdjson;
 
 struct avk_jsonsimd {
         ondemand::parser parser;
-        char *padded; /* the text and SIMDJSON_PADDING readable bytes after it */
-        size_t padded_cap;
+        char *padded = nullptr; /* the text and SIMDJSON_PADDING readable bytes after it */
+        size_t padded_cap = 0;
 };
 
 avk_jsonsimd_t *avk_jsonsimd_new(void)
 {
-        return new (std::nothrow) avk_jsonsimd{};
+        return new (std::nothrow) avk_jsonsimd();
 }
 
 void avk_jsonsimd_destroy(avk_jsonsimd_t *p)
