@@ -671,8 +671,11 @@ int avk_json_stream_encode(const avk_json_plan_t *plan, enum avk_json_reader rea
                            const char *buf, size_t len, const struct avk_json_fill *fill,
                            const struct avk_json_opts *opts, struct avk_json_stream_buf *out)
 {
-        /* jsonparse.c sends these to jansson's parser: so does the tree path. */
-        if (!plan->prog || avk_json_has_surrogate_escape(buf, len) ||
+        /* yajl turns a lone surrogate escape into '?', so jsonparse.c sends
+         * documents with any to jansson's parser; simdjson decodes a pair as
+         * jansson does and refuses a lone one itself. */
+        if (!plan->prog ||
+            (reader == AVK_JSON_READER_YAJL && avk_json_has_surrogate_escape(buf, len)) ||
             parse(plan, reader, buf, len, fill, opts, out, NULL) != 0)
                 return -1;
         char errstr[256];

@@ -17,7 +17,7 @@
  * the fuzzer compare it with.
  *
  * The single pass only ever says yes: on any error, and on what it does not
- * handle (arrays, maps, unknown fields, surrogate escapes, objects of more
+ * handle (arrays, maps, unknown fields, with yajl surrogate escapes, objects of more
  * than 256 fields; for avk_json_stream_encode() a schema the program does
  * not compile), it gives up, and the caller takes the tree path, which
  * gives the verdict and every error. So the documents accepted, the Avro
