@@ -78,7 +78,8 @@ static const char document_text[] =
     "\"routine\":null,"
     "\"flags\":{\"possible_lex_maria\":true,\"possible_lex_sarah\":false,"
     "\"child_involved\":false},"
-    "\"source_system\":\"Lifecare\"}";
+    "\"source_system\":\"Lifecare\","
+    "\"reply_reference\":null}";
 
 struct bench {
         avk_catalog_t *catalog;
@@ -170,21 +171,32 @@ static int op_json_to_framed(struct bench *b)
 /* The single pass: JSON text to Avro without a tree (common/contract/jsonstream.h). */
 static int stream_to_value(struct bench *b, avro_value_t *out)
 {
-        if (avk_json_stream_to_avro(b->plan, document_text, sizeof(document_text) - 1, NULL, out,
-                                    &b->opts) == 0)
+        if (avk_json_stream_to_avro(b->plan, AVK_JSON_READER_SIMDJSON, document_text,
+                                    sizeof(document_text) - 1, NULL, out, &b->opts) == 0)
                 return 0;
         snprintf(b->errstr, sizeof(b->errstr), "the single pass gave up on the document");
         return -1;
 }
 
 /* The single pass as the intake takes it: the Avro binary, no avro-c value. */
-static int op_stream_to_avro(struct bench *b)
+static int stream_encode(struct bench *b, enum avk_json_reader reader)
 {
-        if (avk_json_stream_encode(b->plan, document_text, sizeof(document_text) - 1, NULL,
+        if (avk_json_stream_encode(b->plan, reader, document_text, sizeof(document_text) - 1, NULL,
                                    &b->opts, &b->stream) == 0)
                 return 0;
         snprintf(b->errstr, sizeof(b->errstr), "the single pass gave up on the document");
         return -1;
+}
+
+static int op_stream_to_avro(struct bench *b)
+{
+        return stream_encode(b, AVK_JSON_READER_SIMDJSON);
+}
+
+/* The same with yajl reading the text, the reader before simdjson. */
+static int op_stream_yajl_to_avro(struct bench *b)
+{
+        return stream_encode(b, AVK_JSON_READER_YAJL);
 }
 
 static int op_stream_to_framed(struct bench *b)
@@ -291,6 +303,7 @@ static const struct bench_case cases[] = {
     {"1", "JSON -> Avro (parse+validate)", op_json_to_avro, SIDE_ENCODE, 0, 0},
     {"2", "JSON -> Avro -> framed bytes", op_json_to_framed, SIDE_ENCODE, 0, 0},
     {"1s", "JSON -> Avro, single pass", op_stream_to_avro, SIDE_ENCODE, 0, 0},
+    {"1y", "JSON -> Avro, single pass read by yajl", op_stream_yajl_to_avro, SIDE_ENCODE, 0, 0},
     {"2s", "JSON -> Avro -> framed, single pass", op_stream_to_framed, SIDE_ENCODE, 0, 0},
     {"3", "Avro encode (avk_codec_encode)", op_encode, SIDE_ENCODE, 0, 0},
     {"4", "Avro decode (avk_codec_decode)", op_decode, SIDE_DECODE, 0, 0},
@@ -664,7 +677,7 @@ static void usage(FILE *to)
                 "usage: bench_codec [-t SECONDS] [-c ID[,ID...]] [-o FILE] [-j FILE]\n"
                 "Measures codec throughput on one ~450-byte DeviationReported.\n"
                 "  -t SECONDS  wall time per case after warm-up (default %.0f)\n"
-                "  -c IDS      run only these cases (1, 2, 1s, 2s, 3-10, 7a, 7b; default all)\n"
+                "  -c IDS      run only these cases (1, 2, 1s, 1y, 2s, 3-10, 7a, 7b; default all)\n"
                 "  -o FILE     also write the record's Avro body to FILE, for peers\n"
                 "              (bench/codec_avsc.js)\n"
                 "  -j FILE     also write the JSON document to FILE, for the same peers\n",

@@ -6,7 +6,8 @@
 #   against its own same-version decode;
 # - JSON text to validated Avro, the intake's single pass (case 1s) and the
 #   tree path (case 1), against Node's JSON.parse + avsc isValid + toBuffer
-#   (timestamps by Date.parse: bench/codec_avsc.js).
+#   (timestamps by Date.parse: bench/codec_avsc.js); and the single pass
+#   with simdjson reading the text (1s) against yajl reading it (1y).
 #
 # Each row runs its two sides REPS times, alternately (bench/lib.sh), each a
 # window of SECONDS after a warm-up, and prints every run, min / median / max
@@ -97,3 +98,5 @@ row "JSON -> validated Avro, single pass vs Node" 3 "single pass (case 1s)" c 1s
         "JSON.parse + isValid + toBuffer" avsc json
 row "JSON -> validated Avro, tree path vs Node" - "tree path (case 1)" c 1 \
         "JSON.parse + isValid + toBuffer" avsc json
+row "JSON -> validated Avro, single pass: simdjson vs yajl reading" - \
+        "single pass, simdjson (case 1s)" c 1s "single pass, yajl (case 1y)" c 1y

@@ -7,9 +7,11 @@
  *
  * NDJSON is a pipeline, so a stream moves at Kafka's pace on every core:
  * the main thread reads lines into a window; worker threads parse,
- * validate and encode them in parallel (avk_reporter_prepare_json); one sender
- * thread hands them to the reporter in input order (avk_reporter_send), so
- * documents reach Kafka in the order they were read; results are printed in
+ * validate and encode them in parallel (avk_reporter_prepare_json); the
+ * thread that finds the head of the window prepared, and no other sending,
+ * hands the prepared run to the reporter in input order (avk_reporter_send),
+ * so documents reach Kafka in the order they were read without a thread of
+ * their own to wake; results are printed in
  * input order, one per line, once known:
  *   LINE <TAB> accepted <TAB> ID        (Kafka acknowledged it)
  *   LINE <TAB> spooled <TAB> ID         (Kafka unreachable; in the spool)
@@ -92,10 +94,10 @@ struct pipeline {
         /* One condition per waiter, signalled only when it can move on:
          * a broadcast per document would wake every thread every time. */
         pthread_cond_t work;     /* workers: documents to prepare */
-        pthread_cond_t prepared; /* sender: the next document to send is prepared */
         pthread_cond_t resolved; /* reader and printer: results to print */
         struct slot slot[WINDOW];
         unsigned long read, prepare_next, sent, printed;
+        int sending; /* a thread is sending [sent's old value, sent) */
         int eof;
         int rejected, unavailable;
         unsigned unseen; /* results since the printer last woke */
@@ -105,6 +107,8 @@ static struct slot *at(struct pipeline *pl, unsigned long seq)
 {
         return &pl->slot[seq % WINDOW];
 }
+
+static void send_ready(struct pipeline *pl);
 
 /* A malloc'd formatted string (NULL when out of memory). */
 __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
@@ -123,14 +127,29 @@ __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
 }
 
 /* Prints the result at the head of the window if it is resolved; the
- * caller holds the lock. Returns 1 when it printed one. */
+ * caller holds the lock, and only the reader prints. Returns 1 when it
+ * printed one. The line is put together by hand and written with stdio's
+ * unlocked calls: printf's format parsing and stdout's lock cost more than
+ * the rest of the line (a result a document, hundreds of thousands a run). */
 static int print_head(struct pipeline *pl)
 {
-        static const char *const status[] = {"accepted", "rejected", "", "unavailable", "spooled"};
+        static const char *const status[] = {"accepted\t", "rejected\t", "", "unavailable\t",
+                                             "spooled\t"};
         struct slot *s = at(pl, pl->printed);
         if (pl->printed == pl->read || s->stage != RESOLVED)
                 return 0;
-        printf("%ld\t%s\t%s\n", s->line, status[s->result], s->text ? s->text : s->id);
+        char head[64]; /* LINE TAB STATUS TAB */
+        char *end = head + sizeof(head) - 16, *p = end;
+        for (long line = s->line; p == end || line > 0; line /= 10)
+                *--p = (char)('0' + line % 10);
+        *end++ = '\t';
+        size_t status_len = strlen(status[s->result]);
+        memcpy(end, status[s->result], status_len);
+        end += status_len;
+        const char *text = s->text ? s->text : s->id;
+        fwrite_unlocked(p, 1, (size_t)(end - p), stdout);
+        fwrite_unlocked(text, 1, strlen(text), stdout);
+        putchar_unlocked('\n');
         free(s->text);
         pl->printed++;
         return 1;
@@ -146,19 +165,23 @@ static void wait_for_results(struct pipeline *pl)
 }
 
 /* Reader side: makes room by printing what is resolved, waiting when the
- * head is not, then starts a slot for the next document. */
+ * head is not, then starts a slot for the next document. Only the reader
+ * moves read and printed, so it needs the lock only when the window is
+ * full; a printed slot is no other thread's. */
 static struct slot *claim(struct pipeline *pl, long line)
 {
-        pthread_mutex_lock(&pl->lock);
-        while (pl->read - pl->printed >= WINDOW) {
-                if (!print_head(pl)) {
-                        fflush(stdout);
-                        wait_for_results(pl);
+        if (pl->read - pl->printed >= WINDOW) {
+                pthread_mutex_lock(&pl->lock);
+                while (pl->read - pl->printed >= WINDOW) {
+                        if (!print_head(pl)) {
+                                fflush(stdout);
+                                wait_for_results(pl);
+                        }
                 }
+                pthread_mutex_unlock(&pl->lock);
         }
         struct slot *s = at(pl, pl->read);
         *s = (struct slot){.line = line, .pl = pl, .document = s->document, .cap = s->cap};
-        pthread_mutex_unlock(&pl->lock);
         return s;
 }
 
@@ -168,8 +191,8 @@ static void publish(struct pipeline *pl)
         struct slot *s = at(pl, pl->read++);
         if (s->stage == READ && pl->read - pl->prepare_next == CHUNK)
                 pthread_cond_signal(&pl->work); /* fewer: refill() wakes one before it reads */
-        else if (pl->sent == pl->read - 1)
-                pthread_cond_signal(&pl->prepared);
+        else if (s->stage != READ)
+                send_ready(pl);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -277,8 +300,7 @@ static void *worker(void *arg)
                 for (unsigned long i = 0; i < n; i++)
                         if (at(pl, first + i)->stage == READ)
                                 at(pl, first + i)->stage = PREPARED;
-                if (pl->sent >= first && pl->sent < first + n)
-                        pthread_cond_signal(&pl->prepared);
+                send_ready(pl);
         }
         pthread_mutex_unlock(&pl->lock);
         free(errs);
@@ -289,38 +311,46 @@ static void on_done(void *opaque, const char *id, enum avk_result result, const 
 {
         struct slot *s = opaque;
         char *text = NULL;
-        if (result == AVK_FILED || result == AVK_SPOOLED)
-                snprintf(s->id, sizeof(s->id), "%s", id);
-        else
+        if (result == AVK_FILED || result == AVK_SPOOLED) {
+                size_t id_len = strnlen(id, sizeof(s->id) - 1);
+                memcpy(s->id, id, id_len);
+                s->id[id_len] = '\0';
+        } else {
                 text = format("%s: %s", id, reason ? reason : "not acknowledged");
+        }
         resolve(s->pl, s, result, text);
 }
 
-/* Sends prepared documents strictly in input order. */
-static void *sender(void *arg)
+/* Sends the prepared documents at the head of the window, strictly in
+ * input order; the caller holds the lock. The thread that finds the head
+ * prepared and no other thread sending takes the whole prepared run and
+ * sends it without the lock, then looks again: a run prepared meanwhile by
+ * another thread, which found this one sending, is not left behind. */
+static void send_ready(struct pipeline *pl)
 {
-        struct pipeline *pl = arg;
-        pthread_mutex_lock(&pl->lock);
-        for (;;) {
-                if (pl->sent == pl->read && pl->eof)
-                        break;
-                if (pl->sent == pl->read || at(pl, pl->sent)->stage == READ) {
-                        pthread_cond_wait(&pl->prepared, &pl->lock);
-                        continue;
-                }
-                struct slot *s = at(pl, pl->sent++);
+        while (!pl->sending) {
+                unsigned long first = pl->sent;
+                while (pl->sent < pl->read && at(pl, pl->sent)->stage != READ)
+                        pl->sent++;
+                if (pl->sent == first)
+                        return;
+                unsigned long last = pl->sent;
+                pl->sending = 1;
                 pthread_mutex_unlock(&pl->lock);
-                if (s->doc) {
-                        avk_prepared_t *doc = s->doc;
-                        s->doc = NULL;
-                        avk_reporter_send(pl->r, doc, on_done, s);
-                } else {
-                        resolve(pl, s, s->result, s->text);
+                /* Until it is sent, a slot is neither printed nor reused. */
+                for (unsigned long seq = first; seq < last; seq++) {
+                        struct slot *s = at(pl, seq);
+                        if (s->doc) {
+                                avk_prepared_t *doc = s->doc;
+                                s->doc = NULL;
+                                avk_reporter_send(pl->r, doc, on_done, s);
+                        } else {
+                                resolve(pl, s, s->result, s->text);
+                        }
                 }
                 pthread_mutex_lock(&pl->lock);
+                pl->sending = 0;
         }
-        pthread_mutex_unlock(&pl->lock);
-        return NULL;
 }
 
 /* Prints the resolved results at the head of the window; with all, waits
@@ -462,7 +492,6 @@ static void end_of_input(struct pipeline *pl)
         pthread_mutex_lock(&pl->lock);
         pl->eof = 1;
         pthread_cond_broadcast(&pl->work);
-        pthread_cond_broadcast(&pl->prepared);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -471,19 +500,17 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
 {
         static struct pipeline pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                      .work = PTHREAD_COND_INITIALIZER,
-                                     .prepared = PTHREAD_COND_INITIALIZER,
                                      .resolved = PTHREAD_COND_INITIALIZER};
         pl.r = r;
         pl.input = input;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
-        pthread_t worker_tid[MAX_WORKERS], sender_tid;
+        pthread_t worker_tid[MAX_WORKERS];
         int started = 0;
         for (; started < workers; started++)
                 if (pthread_create(&worker_tid[started], NULL, worker, &pl) != 0)
                         break;
-        int sending = pthread_create(&sender_tid, NULL, sender, &pl) == 0;
-        if (started == 0 || !sending) {
+        if (started == 0) {
                 fprintf(stderr, "avvik report: cannot start threads\n");
                 end_of_input(&pl);
         } else {
@@ -493,14 +520,12 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         }
         for (int i = 0; i < started; i++)
                 pthread_join(worker_tid[i], NULL);
-        if (sending)
-                pthread_join(sender_tid, NULL);
         for (size_t i = 0; i < WINDOW; i++) {
                 free(pl.slot[i].document);
                 pl.slot[i].document = NULL;
                 pl.slot[i].cap = 0;
         }
-        if (started == 0 || !sending)
+        if (started == 0)
                 return AVK_EXIT_USAGE;
         return pl.unavailable ? AVK_EXIT_KAFKA : pl.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 }

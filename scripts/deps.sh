@@ -3,7 +3,7 @@
 # installs only what is missing, so a ready machine pays one dpkg query.
 set -eu
 pkgs="build-essential cmake pkg-config clang libclang-rt-dev clang-format bc
-librdkafka-dev libavro-dev libjansson-dev libyajl-dev libcurl4-openssl-dev
+librdkafka-dev libavro-dev libjansson-dev libyajl-dev libsimdjson-dev libcurl4-openssl-dev
 libmicrohttpd-dev libssl-dev libxxhash-dev libicu-dev zlib1g-dev check libsubunit-dev uuid-dev kcat curl jq openssl wrk tzdata
 chromium python3-yaml shellcheck docker-compose"
 missing=""

@@ -13,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
-CC=clang cmake -S . -B build-fuzz -DAVK_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DAVK_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 bin=build-fuzz/tests/fuzz
 corpus=build-fuzz/corpus

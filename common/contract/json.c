@@ -378,8 +378,8 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
         case AVK_JSON_FORMAT_PERSONAL_ID: {
                 struct avk_personal_id pid;
                 rc = avk_ident_personal_id(s, w->today_ymd, &pid, reason, sizeof(reason));
-                if (rc == 0)
-                        snprintf(norm, norm_size, "%s", pid.normalized);
+                if (rc == 0 && sizeof(pid.normalized) <= norm_size)
+                        memcpy(norm, pid.normalized, sizeof(pid.normalized));
                 break;
         }
         case AVK_JSON_FORMAT_REFERENCE:

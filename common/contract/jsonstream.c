@@ -15,7 +15,8 @@
  * one buffer sized for the document before the parse, so the slots' views
  * stay put.
  *
- * While yajl parses, a stack of frames holds the objects being filled, one
+ * While the parser reads (simdjson, or yajl for the differential tests: the
+ * same callbacks either way, jsonsimd.h), a stack of frames holds the objects being filled, one
  * per open record, with its first slot and a bitmap of the fields met so
  * far. Every callback either moves the value on or stops the parse; a
  * stopped parse is the caller's cue to take the tree path.
@@ -31,6 +32,7 @@
 
 #include "common/contract/json_int.h"
 #include "common/contract/jsonparse.h"
+#include "common/contract/jsonsimd.h"
 
 #define MAX_FIELDS 256 /* fields of a record the single pass handles */
 
@@ -46,6 +48,15 @@ struct place {                /* where a JSON value goes */
         struct record *record;                  /* AVRO_RECORD */
         struct place *branches;                 /* AVRO_UNION: one per branch */
         int branch_of[AVK_JSON_KIND_ARRAY + 1]; /* AVRO_UNION: the branch per JSON kind, or -1 */
+        struct symbol *symbols;                 /* AVRO_ENUM: by index */
+        int symbol_cnt;
+};
+
+/* An enum symbol, matched by length and bytes: avro-c's look-up by name
+ * hashes the string and takes a tenth of a document's time. */
+struct symbol {
+        const char *name; /* the schema's */
+        size_t len;
 };
 
 struct field {
@@ -149,6 +160,16 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
                 return 0;
         }
         (*next_slot)++;
+        if (p->type == AVRO_ENUM) {
+                p->symbol_cnt = avro_schema_enum_number_of_symbols(p->schema);
+                p->symbols = calloc(p->symbol_cnt ? (size_t)p->symbol_cnt : 1, sizeof(*p->symbols));
+                if (!p->symbols)
+                        return -1;
+                for (int i = 0; i < p->symbol_cnt; i++) {
+                        p->symbols[i].name = avro_schema_enum_get(p->schema, i);
+                        p->symbols[i].len = strlen(p->symbols[i].name);
+                }
+        }
         if (p->type == AVRO_UNION) {
                 size_t n = avro_schema_union_size(p->schema);
                 p->branches = calloc(n ? n : 1, sizeof(*p->branches));
@@ -175,6 +196,7 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
 
 static void free_place(struct place *p)
 {
+        free(p->symbols);
         if (p->type != AVRO_UNION || !p->branches)
                 return;
         for (size_t i = 0; i < avro_schema_union_size(p->schema); i++)
@@ -418,8 +440,18 @@ static int put(struct stream *st, const struct avk_json_scalar *in)
         if (!to.slots)
                 return avk_json_set_scalar(&st->walk, p->schema, p->node, &p->rules, in,
                                            &to.value) == 0;
-        char norm[AVK_JSON_NORM_SIZE];
         avk_avroprog_slot_t *slot = &to.slots[p->slot];
+        /* A known symbol is its index; anything else (a fallback to the
+         * default, an error) is the rules'. */
+        for (int i = 0;
+             p->type == AVRO_ENUM && in->kind == AVK_JSON_KIND_STRING && i < p->symbol_cnt; i++) {
+                if (p->symbols[i].len == in->len &&
+                    memcmp(p->symbols[i].name, in->string, in->len) == 0) {
+                        slot->v.i = i;
+                        return 1;
+                }
+        }
+        char norm[AVK_JSON_NORM_SIZE];
         if (avk_json_convert_scalar(&st->walk, p->schema, p->node, &p->rules, in, norm, slot) != 0)
                 return 0;
         /* A normalised string outlives norm in the document's buffer. */
@@ -583,12 +615,28 @@ void avk_json_stream_buf_free(struct avk_json_stream_buf *b)
         free(b->slots);
         free(b->text);
         free(b->avro);
+        avk_jsonsimd_destroy(b->simd);
         *b = (struct avk_json_stream_buf){0};
 }
 
+/* Whether reader read the whole document, every callback going on. */
+static int read_events(enum avk_json_reader reader, struct avk_json_stream_buf *out,
+                       const char *buf, size_t len, struct stream *st)
+{
+        if (reader == AVK_JSON_READER_SIMDJSON)
+                return (out->simd || (out->simd = avk_jsonsimd_new()) != NULL) &&
+                       avk_jsonsimd_walk(out->simd, buf, len, &callbacks, st);
+        yajl_handle h = yajl_alloc(&callbacks, NULL, st);
+        int ok = h && yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
+                 yajl_complete_parse(h) == yajl_status_ok;
+        if (h)
+                yajl_free(h);
+        return ok;
+}
+
 /* Parses the document into out->slots, or into value when it is not NULL. */
-static int parse(const avk_json_plan_t *plan, const char *buf, size_t len,
-                 const struct avk_json_fill *fill, const struct avk_json_opts *opts,
+static int parse(const avk_json_plan_t *plan, enum avk_json_reader reader, const char *buf,
+                 size_t len, const struct avk_json_fill *fill, const struct avk_json_opts *opts,
                  struct avk_json_stream_buf *out, avro_value_t *value)
 {
         size_t slot_cnt = value ? 0 : avk_avroprog_slot_count(plan->prog);
@@ -612,29 +660,23 @@ static int parse(const avk_json_plan_t *plan, const char *buf, size_t len,
         st.text_used = 0;
         st.text_cap = out->text_cap;
         avk_json_walk_init(&st.walk, plan->schema, opts, NULL);
-        int rc = -1;
-        yajl_handle h = yajl_alloc(&callbacks, NULL, &st);
-        if (h && yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
-            yajl_complete_parse(h) == yajl_status_ok && st.done) {
-                if (value)
-                        rc = avk_json_check_relations(&st.walk, value);
-                else
-                        rc = !(opts->flags & AVK_JSON_VALIDATE) || relations_hold(plan, out->slots)
-                                 ? 0
-                                 : -1;
-        }
-        if (h)
-                yajl_free(h);
-        return rc;
+        if (!read_events(reader, out, buf, len, &st) || !st.done)
+                return -1;
+        if (value)
+                return avk_json_check_relations(&st.walk, value);
+        return !(opts->flags & AVK_JSON_VALIDATE) || relations_hold(plan, out->slots) ? 0 : -1;
 }
 
-int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t len,
-                           const struct avk_json_fill *fill, const struct avk_json_opts *opts,
-                           struct avk_json_stream_buf *out)
+int avk_json_stream_encode(const avk_json_plan_t *plan, enum avk_json_reader reader,
+                           const char *buf, size_t len, const struct avk_json_fill *fill,
+                           const struct avk_json_opts *opts, struct avk_json_stream_buf *out)
 {
-        /* jsonparse.c sends these to jansson's parser: so does the tree path. */
-        if (!plan->prog || avk_json_has_surrogate_escape(buf, len) ||
-            parse(plan, buf, len, fill, opts, out, NULL) != 0)
+        /* yajl turns a lone surrogate escape into '?', so jsonparse.c sends
+         * documents with any to jansson's parser; simdjson decodes a pair as
+         * jansson does and refuses a lone one itself. */
+        if (!plan->prog ||
+            (reader == AVK_JSON_READER_YAJL && avk_json_has_surrogate_escape(buf, len)) ||
+            parse(plan, reader, buf, len, fill, opts, out, NULL) != 0)
                 return -1;
         char errstr[256];
         for (;;) {
@@ -651,26 +693,26 @@ int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t 
         }
 }
 
-int avk_json_stream_to_avro(const avk_json_plan_t *plan, const char *buf, size_t len,
-                            const struct avk_json_fill *fill, avro_value_t *out,
-                            const struct avk_json_opts *opts)
+int avk_json_stream_to_avro(const avk_json_plan_t *plan, enum avk_json_reader reader,
+                            const char *buf, size_t len, const struct avk_json_fill *fill,
+                            avro_value_t *out, const struct avk_json_opts *opts)
 {
         struct avk_json_stream_buf b = {0};
         int rc;
         if (!plan->prog) {
                 rc = avk_json_has_surrogate_escape(buf, len) ||
-                             parse(plan, buf, len, fill, opts, &b, out) != 0
+                             parse(plan, reader, buf, len, fill, opts, &b, out) != 0
                          ? -1
                          : 0;
         } else {
-                rc = avk_json_stream_encode(plan, buf, len, fill, opts, &b);
-                avro_reader_t reader =
+                rc = avk_json_stream_encode(plan, reader, buf, len, fill, opts, &b);
+                avro_reader_t avro_in =
                     rc == 0 ? avro_reader_memory((const char *)b.avro, (int64_t)b.avro_len) : NULL;
                 avro_value_reset(out);
                 if (rc == 0)
-                        rc = reader && avro_value_read(reader, out) == 0 ? 0 : -1;
-                if (reader)
-                        avro_reader_free(reader);
+                        rc = avro_in && avro_value_read(avro_in, out) == 0 ? 0 : -1;
+                if (avro_in)
+                        avro_reader_free(avro_in);
         }
         avk_json_stream_buf_free(&b);
         return rc;

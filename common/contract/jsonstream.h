@@ -12,8 +12,12 @@
  * same rules; the program then writes the Avro binary. No avro-c value and
  * no allocation per field: the working memory is the caller's, reused.
  *
+ * simdjson's On-Demand parser reads the text (common/contract/jsonsimd.h);
+ * yajl, through the same callbacks, stays as the reference the tests and
+ * the fuzzer compare it with.
+ *
  * The single pass only ever says yes: on any error, and on what it does not
- * handle (arrays, maps, unknown fields, surrogate escapes, objects of more
+ * handle (arrays, maps, unknown fields, with yajl surrogate escapes, objects of more
  * than 256 fields; for avk_json_stream_encode() a schema the program does
  * not compile), it gives up, and the caller takes the tree path, which
  * gives the verdict and every error. So the documents accepted, the Avro
@@ -30,6 +34,12 @@
 #include "common/contract/avroprog.h"
 #include "common/contract/json.h"
 #include "common/contract/schema.h"
+
+/** Which parser reads the text: the same callbacks fill the slots, the verdicts are the same. */
+enum avk_json_reader {
+        AVK_JSON_READER_SIMDJSON, /**< simdjson's On-Demand API: the services' */
+        AVK_JSON_READER_YAJL,     /**< yajl's events: the reference in the differential tests */
+};
 
 /** What the single pass knows of a schema, worked out once; read-only, shareable by threads. */
 typedef struct avk_json_plan avk_json_plan_t;
@@ -64,12 +74,13 @@ struct avk_json_stream_buf {
         size_t slots_cap, avro_cap; /* bytes */
         char *text;                 /* the strings the slots point to */
         size_t text_cap;
+        struct avk_jsonsimd *simd; /* simdjson's parser, made at first use */
 };
 
 void avk_json_stream_buf_free(struct avk_json_stream_buf *b);
 
 /**
- * @brief Encodes the one JSON document in buf[0..len) as Avro binary of the
+ * @brief Encodes the one JSON document in buf[0..len), read by reader, as Avro binary of the
  * plan's schema into out->avro, as avk_json_parse() and avk_json_to_avro()
  * with opts would accept and convert it - the document with fill->field
  * added when it lacks it (fill may be NULL). out->slots hold its values
@@ -77,9 +88,9 @@ void avk_json_stream_buf_free(struct avk_json_stream_buf *b);
  * @returns 0, or -1 when it did not (an error, or a document the single pass
  * does not handle): the tree path then gives the verdict and the errors.
  */
-int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t len,
-                           const struct avk_json_fill *fill, const struct avk_json_opts *opts,
-                           struct avk_json_stream_buf *out);
+int avk_json_stream_encode(const avk_json_plan_t *plan, enum avk_json_reader reader,
+                           const char *buf, size_t len, const struct avk_json_fill *fill,
+                           const struct avk_json_opts *opts, struct avk_json_stream_buf *out);
 
 /**
  * @brief Fills out (a value of the plan's schema, reset first) from the one
@@ -93,8 +104,8 @@ int avk_json_stream_encode(const avk_json_plan_t *plan, const char *buf, size_t 
  * a document the single pass does not handle): the tree path then gives the
  * verdict and the errors.
  */
-int avk_json_stream_to_avro(const avk_json_plan_t *plan, const char *buf, size_t len,
-                            const struct avk_json_fill *fill, avro_value_t *out,
-                            const struct avk_json_opts *opts);
+int avk_json_stream_to_avro(const avk_json_plan_t *plan, enum avk_json_reader reader,
+                            const char *buf, size_t len, const struct avk_json_fill *fill,
+                            avro_value_t *out, const struct avk_json_opts *opts);
 
 #endif

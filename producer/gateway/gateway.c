@@ -730,8 +730,12 @@ static int replay_response(struct request *req, const json_t *doc)
 }
 
 /* Files doc (which the caller keeps) of kind; source is what the client
- * sent, for the idempotency hash. */
-static void file(struct request *req, enum avk_kind kind, json_t *doc, const json_t *source)
+ * sent, for the idempotency hash; text, when not NULL, is doc's JSON text
+ * as the client sent it (len bytes), validated and encoded in the single
+ * pass (common/contract/jsonstream.h) instead of through the tree: the same
+ * verdict, errors and bytes, without the tree walk and avro-c's values. */
+static void file(struct request *req, enum avk_kind kind, json_t *doc, const json_t *source,
+                 const char *text, size_t len)
 {
         avk_gateway_t *gw = req->gw;
         int response = kind == AVK_KIND_RESPONSE;
@@ -754,7 +758,9 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
         struct avk_errors errs;
         avk_prepared_t *prepared = NULL;
         enum avk_result result =
-            avk_reporter_prepare(gw->reporter, kind, doc, req->id, &errs, &prepared);
+            text ? avk_reporter_prepare_json(gw->reporter, kind, text, len, req->id, &errs,
+                                             &prepared)
+                 : avk_reporter_prepare(gw->reporter, kind, doc, req->id, &errs, &prepared);
         if (result != AVK_FILED) {
                 atomic_fetch_sub(&gw->in_flight, 1);
                 req->id[0] = '\0';
@@ -805,7 +811,7 @@ static int is_own_party(struct request *req, const char *path, const json_t *par
         return 0;
 }
 
-static void file_deviation(struct request *req, json_t *doc)
+static void file_deviation(struct request *req, json_t *doc, const char *text, size_t len)
 {
         json_t *deviation = doc;
         if (req->fhir) {
@@ -820,15 +826,16 @@ static void file_deviation(struct request *req, json_t *doc)
         }
         if (is_own_party(req, "reporter.party",
                          json_object_get(json_object_get(deviation, "reporter"), "party")))
-                file(req, AVK_KIND_DEVIATION, deviation, doc);
+                file(req, AVK_KIND_DEVIATION, deviation, doc, req->fhir ? NULL : text, len);
         if (deviation != doc)
                 json_decref(deviation);
 }
 
-static void file_response(struct request *req, json_t *doc)
+static void file_response(struct request *req, json_t *doc, const char *text, size_t len)
 {
         const json_t *id = json_object_get(doc, "deviation_id");
         if (!id) {
+                text = NULL; /* doc is no longer the body */
                 json_object_set_new(doc, "deviation_id", json_string(req->url_id));
         } else if (json_is_string(id) && strcasecmp(json_string_value(id), req->url_id) != 0) {
                 fail(req, MHD_HTTP_BAD_REQUEST, "the response is not valid",
@@ -837,7 +844,7 @@ static void file_response(struct request *req, json_t *doc)
                 return;
         }
         if (is_own_party(req, "party", json_object_get(doc, "party")))
-                file(req, AVK_KIND_RESPONSE, doc, doc);
+                file(req, AVK_KIND_RESPONSE, doc, doc, text, len);
 }
 
 /* The route's handler, once the request is complete: parse the body and file it. */
@@ -864,9 +871,9 @@ static void process(avk_httpd_req_t *http, void *opaque)
                 return;
         }
         if (req->response)
-                file_response(req, doc);
+                file_response(req, doc, body, len);
         else
-                file_deviation(req, doc);
+                file_deviation(req, doc, body, len);
         json_decref(doc);
 }
 

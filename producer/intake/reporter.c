@@ -1160,8 +1160,8 @@ enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind,
         if (e) {
                 struct avk_json_fill fill = {id_field[kind], new_id};
                 enum avk_result result = AVK_UNAVAILABLE;
-                int streamed = avk_json_stream_encode(r->plan[kind], text, len, &fill, &r->opts,
-                                                      &e->stream) == 0;
+                int streamed = avk_json_stream_encode(r->plan[kind], AVK_JSON_READER_SIMDJSON, text,
+                                                      len, &fill, &r->opts, &e->stream) == 0;
                 if (streamed)
                         result = encode(r, e, kind, NULL, id, errs, out);
                 encoder_put(r, e);

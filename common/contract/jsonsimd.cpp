@@ -1,0 +1,116 @@
+/*
+ * avk_jsonsimd: see jsonsimd.h. Built without exceptions: every simdjson
+ * call is checked through its error code.
+ */
+#include "common/contract/jsonsimd.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include <simdjson.h>
+
+using namespace simdjson;
+
+struct avk_jsonsimd {
+        ondemand::parser parser;
+        char *padded = nullptr; /* the text and SIMDJSON_PADDING readable bytes after it */
+        size_t padded_cap = 0;
+};
+
+avk_jsonsimd_t *avk_jsonsimd_new(void)
+{
+        return new (std::nothrow) avk_jsonsimd();
+}
+
+void avk_jsonsimd_destroy(avk_jsonsimd_t *p)
+{
+        if (!p)
+                return;
+        std::free(p->padded);
+        delete p;
+}
+
+static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *ctx);
+
+static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx)
+{
+        ondemand::json_type type;
+        if (value.type().get(type) != SUCCESS)
+                return 0;
+        switch (type) {
+        case ondemand::json_type::object: {
+                ondemand::object object;
+                return value.get_object().get(object) == SUCCESS && walk_object(object, cb, ctx);
+        }
+        case ondemand::json_type::string: {
+                std::string_view s;
+                return value.get_string().get(s) == SUCCESS &&
+                       cb->yajl_string(ctx, reinterpret_cast<const unsigned char *>(s.data()),
+                                       s.size());
+        }
+        case ondemand::json_type::number: {
+                /* The text as yajl passes it (avk_json_number converts it
+                 * on both paths), once simdjson has found it a JSON number. */
+                std::string_view text = value.raw_json_token();
+                double grammar_check;
+                if (value.get_double().get(grammar_check) != SUCCESS)
+                        return 0;
+                size_t len = text.size();
+                while (len && std::strchr(" \t\r\n", text[len - 1]))
+                        len--;
+                return cb->yajl_number(ctx, text.data(), len);
+        }
+        case ondemand::json_type::boolean: {
+                bool b;
+                return value.get_bool().get(b) == SUCCESS && cb->yajl_boolean(ctx, b);
+        }
+        case ondemand::json_type::null: {
+                bool is_null;
+                return value.is_null().get(is_null) == SUCCESS && is_null && cb->yajl_null(ctx);
+        }
+        case ondemand::json_type::array:
+                break;
+        }
+        return 0;
+}
+
+static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *ctx)
+{
+        if (!cb->yajl_start_map(ctx))
+                return 0;
+        for (auto member : object) {
+                ondemand::field field;
+                std::string_view key;
+                if (std::move(member).get(field) != SUCCESS ||
+                    field.unescaped_key().get(key) != SUCCESS ||
+                    !cb->yajl_map_key(ctx, reinterpret_cast<const unsigned char *>(key.data()),
+                                      key.size()) ||
+                    !walk_value(field.value(), cb, ctx))
+                        return 0;
+        }
+        return cb->yajl_end_map(ctx);
+}
+
+int avk_jsonsimd_walk(avk_jsonsimd_t *p, const char *buf, size_t len, const yajl_callbacks *cb,
+                      void *ctx)
+{
+        if (len + SIMDJSON_PADDING > p->padded_cap) {
+                char *grown = static_cast<char *>(std::realloc(p->padded, len + SIMDJSON_PADDING));
+                if (!grown)
+                        return 0;
+                p->padded = grown;
+                p->padded_cap = len + SIMDJSON_PADDING;
+        }
+        std::memcpy(p->padded, buf, len);
+        std::memset(p->padded + len, 0, SIMDJSON_PADDING);
+        ondemand::document doc;
+        ondemand::object object;
+        if (p->parser.iterate(p->padded, len, p->padded_cap).get(doc) != SUCCESS ||
+            doc.get_object().get(object) != SUCCESS || !walk_object(object, cb, ctx))
+                return 0;
+        /* Nothing may follow the object. */
+        const char *after;
+        return doc.current_location().get(after) == OUT_OF_BOUNDS;
+}
