@@ -585,6 +585,39 @@ START_TEST(another_document_under_a_filed_id_is_refused_after_a_restart)
 }
 END_TEST
 
+/* The gateway may not read deviation.reported (deploy/acls.conf): its view
+ * knows who filed which document under an id from the receipts alone. Here
+ * deviation.reported has no leader once the document is in, so nothing can
+ * read it: a restarted gateway still loads, refuses another document under
+ * the id, takes the same one as a retry and shows its filing. */
+START_TEST(ownership_after_a_restart_is_decided_without_reading_deviation_reported)
+{
+        WAIT_FOR_MS(ready(), 1, 10000);
+        ck_assert_int_eq(file_as(GBG, D1, "Göteborg's own deviation", "GBG-CASE-1"), 202);
+        wait_lookup(GBG, D1, 200);
+        avk_gateway_stop(gw);
+        for (int p = 0; p < (int)avk_config_get_int(fx.mk.cfg, "topic.partitions"); p++)
+                ck_assert_int_eq(
+                    rd_kafka_mock_partition_set_leader(fx.mk.cluster, "deviation.reported", p, -1),
+                    0);
+        start_gateway();
+        WAIT_FOR_MS(ready(), 1, 10000);
+        char *theirs = deviation(D1, HARRYDA, "Härryda's text under Göteborg's id", NULL);
+        struct reply b = request(HARRYDA, "POST", "/v1/deviations", NULL, theirs);
+        ck_assert_int_eq(b.status, 409);
+        ck_assert_int_eq(file_as(GBG, D1, "Göteborg's own deviation", "GBG-CASE-1"), 202);
+        struct reply look = lookup(GBG, D1);
+        ck_assert_int_eq(look.status, 200);
+        ck_assert_str_eq(json_string_value(json_object_get(look.body, "reply_reference")),
+                         "GBG-CASE-1");
+        ck_assert_str_eq(json_string_value(json_object_get(look.body, "reporter_party")), "1480");
+        expect(HARRYDA, "/v1/deviations/" D1, 404, NULL);
+        free(theirs);
+        reply_free(&b);
+        reply_free(&look);
+}
+END_TEST
+
 /* party's deviation without a deviation_id, filed with Idempotency-Key key:
  * the status, and the id answered in id. */
 static int file_keyed(int who, const char *key, const char *description, char id[40])
@@ -813,6 +846,7 @@ int main(void)
         tcase_add_test(tc, an_expired_cursor_is_refused);
         tcase_add_test(tc, an_unchanged_answer_is_304);
         tcase_add_test(tc, another_document_under_a_filed_id_is_refused_after_a_restart);
+        tcase_add_test(tc, ownership_after_a_restart_is_decided_without_reading_deviation_reported);
         tcase_add_test(tc, a_reply_reference_is_checked);
         tcase_add_test(tc, a_retry_under_an_idempotency_key_after_a_restart_is_stored_once);
         tcase_add_test(tc, a_dispute_is_possible_only_within_the_window);
