@@ -38,8 +38,8 @@
 #include "common/util/config.h"
 #include "producer/gateway/dispute.h"
 
-#define AVK_VIEW_DIGEST_SIZE AVK_RECEIPT_DIGEST_SIZE /**< bytes of a filed document's digest kept  \
-                                                      */
+/** Bytes of a filed document's digest kept: the receipt's. */
+#define AVK_VIEW_DIGEST_SIZE AVK_RECEIPT_DIGEST_SIZE
 
 typedef struct avk_view avk_view_t;
 
