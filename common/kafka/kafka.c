@@ -20,8 +20,8 @@ const struct avk_topic avk_topics[] = {
     {"topic.reminder", "DeadlineReminder", 0},
     {"topic.feedback", "DeviationFeedback", 0},
     {"topic.deadletter", NULL, 1},
-    {"topic.notify.retry", NULL, 0},    /* avvik notify's own: docs/notify.md, "Retry topic" */
-    {"topic.intake.receipts", NULL, 0}, /* the intake's ids only: docs/intake.md, "Receipts" */
+    {"topic.notify.retry", NULL, 0}, /* avvik notify's own: docs/notify.md, "Retry topic" */
+    {"topic.intake.receipts", "IntakeReceipt", 0}, /* docs/intake.md, "Receipts" */
 };
 const size_t avk_topic_cnt = sizeof(avk_topics) / sizeof(avk_topics[0]);
 

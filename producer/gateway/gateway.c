@@ -608,15 +608,14 @@ static int spool_backlog(avk_gateway_t *gw)
 
 /*
  * A deviation id belongs to the first document filed under it, as the view
- * read it from topic.reported - whichever gateway instance or process filed
- * it. The same document again is a retry and answered as filed; another
- * document is refused with one answer for every party, the owner too, so
- * the answer says nothing of who holds the id (under an id derived from an
- * Idempotency-Key it is that key's conflict, 422). An id the client chose
- * or derived from its key may belong to a document an earlier run left in
- * the spool, not in Kafka yet: until the spool has drained once such a
- * document is 503, never filed twice. Returns 1 when prepared is new and
- * goes on to Kafka, 0 after settling req (prepared freed).
+ * read it from the document's receipt - whichever gateway instance or
+ * process filed it (docs/gateway.md, "The view"). The same document again is a retry and answered
+ * as filed; another document is refused with one answer for every party, the owner too, so the
+ * answer says nothing of who holds the id (under an id derived from an Idempotency-Key it is that
+ * key's conflict, 422). An id the client chose or derived from its key may belong to a document an
+ * earlier run left in the spool, not in Kafka yet: until the spool has drained once such a document
+ * is 503, never filed twice. Returns 1 when prepared is new and goes on to Kafka, 0 after settling
+ * req (prepared freed).
  */
 static int check_ownership(struct request *req, avk_prepared_t *prepared, int chosen_id)
 {
@@ -624,7 +623,7 @@ static int check_ownership(struct request *req, avk_prepared_t *prepared, int ch
         size_t len;
         const void *payload = avk_prepared_payload(prepared, &len);
         unsigned char digest[AVK_VIEW_DIGEST_SIZE];
-        if (avk_view_digest(payload, len, digest) != 0) {
+        if (avk_receipt_digest(payload, len, digest) != 0) {
                 fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
                      "body: cannot be hashed");
         } else if (!avk_view_loaded(gw->view)) {
@@ -706,7 +705,7 @@ static int replay_response(struct request *req, const json_t *doc)
         const void *payload = avk_prepared_payload(prepared, &len);
         unsigned char digest[AVK_VIEW_DIGEST_SIZE];
         enum avk_view_filing seen =
-            avk_view_digest(payload, len, digest) == 0
+            avk_receipt_digest(payload, len, digest) == 0
                 ? avk_view_response(gw->view, req->url_id, response_id, digest)
                 : AVK_VIEW_NEW;
         avk_prepared_destroy(prepared);
@@ -1135,7 +1134,8 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
         }
         if (!(gw->lookup = avk_lookup_new(gw->view, cfg, errstr, errstr_size)) ||
             avk_view_start(gw->view, cfg, errstr, errstr_size) != 0 ||
-            !(gw->reporter = avk_reporter_new(cfg, errstr, errstr_size)))
+            !(gw->reporter =
+                  avk_reporter_new_mode(cfg, AVK_REPORTER_RECEIPTED, errstr, errstr_size)))
                 goto fail;
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);

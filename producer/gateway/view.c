@@ -18,12 +18,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
 #include <uuid/uuid.h>
 
 #include "common/contract/avro_field.h"
 #include "common/contract/codec.h"
 #include "common/contract/party.h"
+#include "common/contract/receipt.h"
 #include "common/kafka/follow.h"
 #include "common/kafka/kafka.h"
 #include "common/util/env.h"
@@ -554,18 +554,6 @@ enum avk_view_filing avk_view_response(avk_view_t *view, const char *deviation_i
         return verdict;
 }
 
-int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE])
-{
-        size_t body_len;
-        const void *body = avk_codec_body(payload, len, &body_len);
-        unsigned char full[EVP_MAX_MD_SIZE];
-        unsigned int full_len = 0;
-        if (!body || EVP_Digest(body, body_len, full, &full_len, EVP_sha256(), NULL) != 1)
-                return -1;
-        memcpy(digest, full, AVK_VIEW_DIGEST_SIZE);
-        return 0;
-}
-
 static int is_desk_routing(const avk_view_t *view, const struct entry *e)
 {
         return e->kind == AVK_VIEW_ROUTED && e->label &&
@@ -959,23 +947,38 @@ static int add_or_say(struct follower *f, const struct avk_view_event *e, char *
         return -1;
 }
 
-static int apply_reported(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                          char *errstr, size_t errstr_size)
+/* A deviation's receipt (common/contract/receipt.h) is what the view knows
+ * of its filing: the view never reads topic.reported, which holds the
+ * patient. A response's receipt adds nothing: topic.response is read. */
+static int apply_receipt(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
+                         char *errstr, size_t errstr_size)
 {
-        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
-        struct avk_view_event e = {.kind = AVK_VIEW_REPORTED,
-                                   .deviation_id = avk_avro_text(v, "deviation_id"),
-                                   .at = long_field(v, "reported_at", 0),
-                                   .party = party_field(v, "reporter.party", errstr, errstr_size),
-                                   .reporter = -1,
-                                   .text = {avk_avro_text(v, "reply_reference")},
-                                   .digest = digest};
-        if (e.party < 0)
-                return -1;
-        if (avk_view_digest(m->payload, m->len, digest) != 0) {
-                snprintf(errstr, errstr_size, "not a framed Avro record");
+        (void)m;
+        const char *kind = avk_avro_text(v, "kind");
+        if (kind && strcmp(kind, "RESPONSE") == 0)
+                return 0;
+        avro_value_t digest;
+        const void *bytes = NULL;
+        size_t len = 0;
+        if (!kind || strcmp(kind, "DEVIATION") != 0) {
+                snprintf(errstr, errstr_size, "kind: %s is not a document the view knows",
+                         kind ? kind : "missing");
                 return -1;
         }
+        if (avk_avro_field(v, "digest", &digest) != 0 ||
+            avro_value_get_bytes(&digest, &bytes, &len) != 0 || len != AVK_VIEW_DIGEST_SIZE) {
+                snprintf(errstr, errstr_size, "digest: not %d bytes", AVK_VIEW_DIGEST_SIZE);
+                return -1;
+        }
+        struct avk_view_event e = {.kind = AVK_VIEW_REPORTED,
+                                   .deviation_id = avk_avro_text(v, "deviation_id"),
+                                   .at = long_field(v, "filed_at", 0),
+                                   .party = party_field(v, "party", errstr, errstr_size),
+                                   .reporter = -1,
+                                   .text = {avk_avro_text(v, "reply_reference")},
+                                   .digest = bytes};
+        if (e.party < 0)
+                return -1;
         return add_or_say(f, &e, errstr, errstr_size);
 }
 
@@ -1018,7 +1021,7 @@ static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_
             .reporter = -1,
             .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")},
             .response_id = avk_avro_text(v, "response_id"),
-            .digest = avk_view_digest(m->payload, m->len, digest) == 0 ? digest : NULL};
+            .digest = avk_receipt_digest(m->payload, m->len, digest) == 0 ? digest : NULL};
         for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_ESCALATION_CONFIRMED; k++)
                 if (kinds[k] && strcmp(kind, kinds[k]) == 0)
                         e.kind = (enum avk_view_kind)k;
@@ -1162,13 +1165,13 @@ static int start_follower(avk_view_t *view, struct follower *f, const char *topi
 
 int avk_view_start(avk_view_t *view, const avk_config_t *cfg, char *errstr, size_t errstr_size)
 {
-        static const char *const topic_keys[TOPIC_CNT] = {"topic.reported",  "topic.routed",
-                                                          "topic.response",  "topic.status",
-                                                          "topic.escalated", "topic.reminder"};
+        static const char *const topic_keys[TOPIC_CNT] = {
+            "topic.intake.receipts", "topic.routed",    "topic.response",
+            "topic.status",          "topic.escalated", "topic.reminder"};
         static int (*const appliers[TOPIC_CNT])(struct follower *, const rd_kafka_message_t *,
                                                 avro_value_t *, char *, size_t) = {
-            apply_reported, apply_routed,    apply_response,
-            apply_status,   apply_escalated, apply_reminder};
+            apply_receipt, apply_routed,    apply_response,
+            apply_status,  apply_escalated, apply_reminder};
         if (avk_env_open(&view->env, cfg, errstr, errstr_size) != 0)
                 return -1;
         view->env_open = 1;

@@ -3,8 +3,10 @@
  * lifecycle topics - what the look-up routes answer, what decides who owns a
  * deviation id, who may respond, and whether a dispute is still possible.
  *
- *   topic.reported   the reporter's party, the filing time, reply_reference
- *                    and the digest of the filed document (ownership)
+ *   topic.intake.receipts   the reporter's party, the filing time,
+ *                    reply_reference and the digest of the filed document
+ *                    (ownership) - never topic.reported, which holds the
+ *                    patient (docs/gateway.md, "The view")
  *   topic.routed     each routing: receiver, decision, rule, reason, hop
  *   topic.response   acknowledgement, answer (analysis, action plan),
  *                    wrong receiver, dispute
@@ -33,10 +35,12 @@
 #include <jansson.h>
 
 #include "common/contract/party.h"
+#include "common/contract/receipt.h"
 #include "common/util/config.h"
 #include "producer/gateway/dispute.h"
 
-#define AVK_VIEW_DIGEST_SIZE 16 /**< bytes of a filed document's digest kept */
+/** Bytes of a filed document's digest kept: the receipt's. */
+#define AVK_VIEW_DIGEST_SIZE AVK_RECEIPT_DIGEST_SIZE
 
 /**
  * The county's manual triage desk as a principal (docs/gateway.md, "The triage desk"): the number
@@ -150,10 +154,6 @@ enum avk_view_filing avk_view_filing(avk_view_t *view, const char *deviation_id,
 enum avk_view_filing avk_view_response(avk_view_t *view, const char *deviation_id,
                                        const char *response_id,
                                        const unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
-
-/** @brief SHA-256 of a framed Avro payload's body, cut to AVK_VIEW_DIGEST_SIZE. -1 when not framed.
- */
-int avk_view_digest(const void *payload, size_t len, unsigned char digest[AVK_VIEW_DIGEST_SIZE]);
 
 /** Whether a principal may respond with a kind (avk_view_may_respond()); docs/gateway.md. */
 enum avk_view_respond {

@@ -12,7 +12,8 @@
  * With a spool the producer is transactional - its transactional.id is the
  * spool's instance, so a restart on the spool fences and aborts what the
  * process before left open - and one thread, the drain thread, makes every
- * transaction. Each document goes with its receipt (its id only, on
+ * transaction. Each document goes with its receipt (common/contract/
+ * receipt.h: its id, party, digest and time, nothing about the patient, on
  * topic.intake.receipts, keyed like the document) in the same transaction:
  * - direct: sent documents wait in a queue; the drain thread produces all
  *   that wait in one transaction (a group commit) and they are filed once it
@@ -33,11 +34,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <uuid/uuid.h>
 
 #include "common/contract/codec.h"
+#include "common/contract/receipt.h"
 #include "common/util/clock.h"
 #include "common/util/env.h"
 #include "common/contract/json.h"
@@ -122,6 +125,7 @@ struct avk_reporter {
         pthread_mutex_t send_lock; /* send order; spool_mode changes */
         uint64_t next_seq;
         avk_spool_t *spool;
+        int receipted; /* transactional, each document with its receipt: a spool, or asked */
         atomic_int spool_mode;
 
         /* The receipts (a spool only). The partition count is learnt once
@@ -129,6 +133,7 @@ struct avk_reporter {
          * a receipt produced later can only lie at or after them. */
         const char *receipts_topic;
         rd_kafka_topic_t *receipts_rkt;
+        avk_receipt_writer_t *receipts; /* the drain thread's */
         int receipts_partitions;
         atomic_llong receipts_end[MAX_PARTITIONS];
         int ack_timeout_ms;
@@ -208,12 +213,41 @@ static void spool_append(avk_reporter_t *r, struct pending *p, const char *becau
         avk_spool_append(r->spool, &e, on_spooled, p);
 }
 
+/* Answers each document of batch unavailable for because: a transaction
+ * that did not commit, or never began, without a spool to keep them. */
+static void fail_batch(avk_reporter_t *r, struct pending *batch, const char *because)
+{
+        while (batch) {
+                struct pending *p = batch;
+                batch = p->next;
+                finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, because);
+                avk_prepared_destroy(p->doc);
+                free(p);
+        }
+}
+
+/* The documents queued for the next transaction, taken off the queue. */
+static struct pending *take_queue(avk_reporter_t *r)
+{
+        pthread_mutex_lock(&r->drain_lock);
+        struct pending *queued = r->queue;
+        r->queue = NULL;
+        r->queue_tail = &r->queue;
+        pthread_mutex_unlock(&r->drain_lock);
+        return queued;
+}
+
 /* Spools the documents of batch (a transaction that did not commit, or
  * that never began) for because, then everything queued since, and sends
  * what comes after them to the spool too. batch NULL: the queue is spooled
- * for because. */
+ * for because. Without a spool, batch (NULL: the queue) is answered
+ * unavailable instead; what was queued since waits for the next try. */
 static void spool_queue(avk_reporter_t *r, struct pending *batch, const char *because)
 {
+        if (!r->spool) {
+                fail_batch(r, batch ? batch : take_queue(r), because);
+                return;
+        }
         const char *queued_because = batch ? BECAUSE_SPOOL_FIRST : because;
         pthread_mutex_lock(&r->send_lock);
         atomic_store(&r->spool_mode, 1);
@@ -222,11 +256,7 @@ static void spool_queue(avk_reporter_t *r, struct pending *batch, const char *be
                 batch = p->next;
                 spool_append(r, p, because);
         }
-        pthread_mutex_lock(&r->drain_lock);
-        struct pending *queued = r->queue;
-        r->queue = NULL;
-        r->queue_tail = &r->queue;
-        pthread_mutex_unlock(&r->drain_lock);
+        struct pending *queued = take_queue(r);
         while (queued) {
                 struct pending *p = queued;
                 queued = p->next;
@@ -420,24 +450,31 @@ static int32_t receipt_partition(avk_reporter_t *r, const char *key)
                                                        r->receipts_partitions, NULL, NULL);
 }
 
-/* Produces a document and its receipt into the open transaction, and says
- * in *partition and *from where the receipt may be found. */
-static rd_kafka_resp_err_t produce_with_receipt(avk_reporter_t *r, const char *topic,
+/* Produces a document of kind and its receipt into the open transaction,
+ * and says in *partition and *from where the receipt may be found. */
+static rd_kafka_resp_err_t produce_with_receipt(avk_reporter_t *r, enum avk_kind kind,
                                                 const char *key, const char *id, const void *value,
                                                 size_t value_len, int32_t *partition, int64_t *from)
 {
         *partition = receipt_partition(r, key);
         *from = atomic_load(&r->receipts_end[*partition]);
+        const void *receipt;
+        size_t receipt_len;
+        char errstr[256];
+        if (avk_receipt_write(r->receipts, (enum avk_receipt_kind)kind, value, value_len, &receipt,
+                              &receipt_len, errstr, sizeof(errstr)) != 0) {
+                avk_log(AVK_LOG_WARN, "intake", "the receipt of %s: %s", id, errstr);
+                return RD_KAFKA_RESP_ERR__FAIL;
+        }
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            r->rk, RD_KAFKA_V_TOPIC(r->topic[kind]), RD_KAFKA_V_KEY(key, strlen(key)),
             RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADER(ID_HEADER, id, -1),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK | RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (err)
                 return err;
-        /* The receipt: the id, nothing of the document. */
         return rd_kafka_producev(
             r->rk, RD_KAFKA_V_RKT(r->receipts_rkt), RD_KAFKA_V_PARTITION(*partition),
-            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)id, strlen(id)),
+            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)receipt, receipt_len),
             RD_KAFKA_V_HEADER(ID_HEADER, id, -1),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK | RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 }
@@ -469,11 +506,7 @@ static enum txn_end txn_end(avk_reporter_t *r, rd_kafka_resp_err_t err)
  * transaction; files them once it commits, or spools them. */
 static void commit_queue(avk_reporter_t *r)
 {
-        pthread_mutex_lock(&r->drain_lock);
-        struct pending *batch = r->queue;
-        r->queue = NULL;
-        r->queue_tail = &r->queue;
-        pthread_mutex_unlock(&r->drain_lock);
+        struct pending *batch = take_queue(r);
         if (!batch)
                 return;
         if (txn_outcome(r, rd_kafka_begin_transaction(r->rk), TXN_READY, "begin_transaction") !=
@@ -485,7 +518,7 @@ static void commit_queue(avk_reporter_t *r)
         for (struct pending *p = batch; p && !err; p = p->next) {
                 avk_prepared_t *d = p->doc;
                 seq_add(&r->txn_seqs, p->seq);
-                err = produce_with_receipt(r, r->topic[d->kind], d->key, d->id, d->payload, d->len,
+                err = produce_with_receipt(r, d->kind, d->key, d->id, d->payload, d->len,
                                            &p->receipt_partition, &p->receipt_from);
         }
         enum txn_end end = txn_end(r, err);
@@ -618,7 +651,14 @@ static int scan_receipts(avk_reporter_t *r, rd_kafka_topic_partition_list_t *sca
                         rd_kafka_message_destroy(m);
                         goto out;
                 } else {
-                        found_add(out, m->payload, m->len);
+                        /* The id header: a receipt of any version has it. */
+                        const void *id;
+                        size_t id_len;
+                        rd_kafka_headers_t *hdrs;
+                        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                            rd_kafka_header_get_last(hdrs, ID_HEADER, &id, &id_len) ==
+                                RD_KAFKA_RESP_ERR_NO_ERROR)
+                                found_add(out, id, id_len);
                 }
                 rd_kafka_message_destroy(m);
         }
@@ -638,6 +678,13 @@ out:
 
 static struct encoder *encoder_get(avk_reporter_t *r);
 static void encoder_put(avk_reporter_t *r, struct encoder *e);
+
+/* The kind of a spooled document, from its topic. */
+static enum avk_kind kind_of(const avk_reporter_t *r, const char *topic)
+{
+        return strcmp(topic, r->topic[AVK_KIND_RESPONSE]) == 0 ? AVK_KIND_RESPONSE
+                                                               : AVK_KIND_DEVIATION;
+}
 
 /*
  * Produces one batch of the spool, oldest first, with its receipts in one
@@ -732,8 +779,8 @@ static int drain_batch(avk_reporter_t *r, int *progressed)
                 err =
                     avk_codec_reframe(e->codec, send[i]->topic, send[i]->value, send[i]->value_len,
                                       &value, &value_len, errstr, sizeof(errstr)) == 0
-                        ? produce_with_receipt(r, send[i]->topic, send[i]->key, send[i]->id, value,
-                                               value_len, &p, &from)
+                        ? produce_with_receipt(r, kind_of(r, send[i]->topic), send[i]->key,
+                                               send[i]->id, value, value_len, &p, &from)
                         : RD_KAFKA_RESP_ERR__FAIL;
         }
         if (txn_end(r, err) != TXN_COMMITTED) {
@@ -786,7 +833,7 @@ static void *drain_loop(void *arg)
         int stalls = 0; /* attempts in a row that moved nothing */
         for (;;) {
                 int stopping = atomic_load(&r->stopping);
-                if (r->spool && queue_waiting(r)) {
+                if (r->receipted && queue_waiting(r)) {
                         if (txn_ready(r))
                                 commit_queue(r);
                         else
@@ -796,7 +843,7 @@ static void *drain_loop(void *arg)
                 atomic_store(&r->kafka_up, kafka_answers(r));
                 /* Initialising at once also aborts, at once, what a crashed
                  * process left open: that holds back read_committed readers. */
-                int txn_ok = r->spool && atomic_load(&r->kafka_up) && txn_ready(r);
+                int txn_ok = r->receipted && atomic_load(&r->kafka_up) && txn_ready(r);
                 size_t waiting = r->spool ? avk_spool_outstanding(r->spool) : 0;
                 int ready = waiting && txn_ok;
                 int progressed = 0;
@@ -836,12 +883,27 @@ static int string_slot(const avk_reporter_t *r, enum avk_kind kind, const char *
         return prog && field && is_avro_string(field) ? avk_avroprog_slot(prog, name) : -1;
 }
 
-/* Makes conf a transactional producer's, named after the spool. */
+/* Makes conf a transactional producer's, named after the spool, else
+ * after instance.name, else after the host: a name that stays across
+ * restarts, so a restart fences and aborts what the process before left
+ * open (docs/gateway.md, "Receipts"). */
 static int transactional(avk_reporter_t *r, const avk_config_t *cfg, rd_kafka_conf_t *conf,
                          char *errstr, size_t errstr_size)
 {
-        char id[128], txn_timeout[32];
-        snprintf(id, sizeof(id), TXN_ID_PREFIX "%s", avk_spool_instance(r->spool));
+        char id[128], txn_timeout[32], host[64];
+        const char *instance = avk_config_get(cfg, "instance.name");
+        if (r->spool) {
+                instance = avk_spool_instance(r->spool);
+        } else if (!instance || !*instance) {
+                if (gethostname(host, sizeof(host)) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "instance.name: unset, and the host has no name to use");
+                        return -1;
+                }
+                host[sizeof(host) - 1] = '\0';
+                instance = host;
+        }
+        snprintf(id, sizeof(id), TXN_ID_PREFIX "%s", instance);
         /* librdkafka wants message.timeout.ms <= transaction.timeout.ms. */
         int64_t ack = avk_config_get_int(cfg, "intake.ack.timeout.ms");
         snprintf(txn_timeout, sizeof(txn_timeout), "%lld",
@@ -859,6 +921,12 @@ static int transactional(avk_reporter_t *r, const avk_config_t *cfg, rd_kafka_co
 }
 
 avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t errstr_size)
+{
+        return avk_reporter_new_mode(cfg, AVK_REPORTER_PLAIN, errstr, errstr_size);
+}
+
+avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter_mode mode,
+                                      char *errstr, size_t errstr_size)
 {
         avk_reporter_t *r = calloc(1, sizeof(*r));
         if (!r) {
@@ -896,6 +964,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
                 r->next_seq = avk_spool_max_seq(r->spool) + 1;
                 atomic_store(&r->spool_mode, avk_spool_outstanding(r->spool) > 0);
         }
+        r->receipted = r->spool || mode == AVK_REPORTER_RECEIPTED;
         r->scan_conf = avk_kafka_conf(cfg, errstr, errstr_size);
         rd_kafka_conf_t *conf = r->scan_conf ? avk_kafka_conf(cfg, errstr, errstr_size) : NULL;
         if (!conf)
@@ -906,7 +975,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
                 rd_kafka_conf_set(conf, "message.timeout.ms",
                                   avk_config_get(cfg, "intake.ack.timeout.ms"), NULL, 0);
         r->receipts_topic = avk_config_get(cfg, "topic.intake.receipts");
-        if (r->spool && transactional(r, cfg, conf, errstr, errstr_size) != 0) {
+        if (r->receipted && transactional(r, cfg, conf, errstr, errstr_size) != 0) {
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
@@ -917,11 +986,16 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
-        if (r->spool && !(r->receipts_rkt = rd_kafka_topic_new(r->rk, r->receipts_topic, NULL))) {
+        if (r->receipted &&
+            !(r->receipts_rkt = rd_kafka_topic_new(r->rk, r->receipts_topic, NULL))) {
                 snprintf(errstr, errstr_size, "%s: %s", r->receipts_topic,
                          rd_kafka_err2str(rd_kafka_last_error()));
                 goto fail_rk;
         }
+        if (r->receipted &&
+            !(r->receipts = avk_receipt_writer_new(r->env.catalog, r->env.registry,
+                                                   r->receipts_topic, errstr, errstr_size)))
+                goto fail_rk;
         if (pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the delivery thread");
                 goto fail_rk;
@@ -934,6 +1008,7 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
         }
         return r;
 fail_rk:
+        avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
         rd_kafka_destroy(r->rk);
@@ -962,7 +1037,7 @@ void avk_reporter_destroy(avk_reporter_t *r)
          * outcome. With one, the drain thread commits or spools what is
          * queued, then empties the spool if Kafka takes it, or leaves it
          * for next time. */
-        while (!r->spool && rd_kafka_outq_len(r->rk) > 0)
+        while (!r->receipted && rd_kafka_outq_len(r->rk) > 0)
                 rd_kafka_flush(r->rk, 1000);
         atomic_store(&r->stopping, 1);
         wake_drainer(r);
@@ -975,6 +1050,7 @@ void avk_reporter_destroy(avk_reporter_t *r)
         rd_kafka_queue_yield(main_queue);
         rd_kafka_queue_destroy(main_queue);
         pthread_join(r->poller, NULL);
+        avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
         rd_kafka_destroy(r->rk);
@@ -1214,7 +1290,7 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
                 pthread_mutex_unlock(&r->send_lock);
                 return;
         }
-        if (r->spool) { /* for the drain thread's next transaction */
+        if (r->receipted) { /* for the drain thread's next transaction */
                 pthread_mutex_lock(&r->drain_lock);
                 *r->queue_tail = p;
                 r->queue_tail = &p->next;

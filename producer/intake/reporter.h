@@ -7,8 +7,9 @@
  * counts as filed only once Kafka has acknowledged it - or, with
  * intake.spool.dir set, once it is in the local fsync'd spool because Kafka
  * was unreachable; the spool drains to Kafka in order when Kafka is back.
- * With a spool every document goes with an id-only receipt in one Kafka
- * transaction and is filed once that commits (docs/intake.md, "Receipts").
+ * With a spool (or in AVK_REPORTER_RECEIPTED mode) every document goes with
+ * its receipt (common/contract/receipt.h) in one Kafka transaction and is
+ * filed once that commits (docs/intake.md, "Receipts").
  *
  * Thread-safe: any number of threads may file through one reporter. Filing
  * is two steps, so that callers can validate in parallel and still keep
@@ -63,11 +64,28 @@ enum avk_result {
 typedef void(avk_reporter_done_cb)(void *opaque, const char *id, enum avk_result result,
                                    const char *reason);
 
+/** Whether documents go with receipts (avk_reporter_new_mode()). */
+enum avk_reporter_mode {
+        AVK_REPORTER_PLAIN,     /**< receipts with a spool only (avvik report) */
+        AVK_REPORTER_RECEIPTED, /**< every document with its receipt in one transaction,
+                                     with or without a spool (the gateway: its view reads
+                                     the receipts, docs/gateway.md) */
+};
+
 /**
  * @brief Creates a reporter: a Kafka producer and the schema catalog from cfg.
+ * Documents go with receipts when intake.spool.dir is set (AVK_REPORTER_PLAIN).
  * @returns NULL with the reason in errstr (configuration, Schema Registry).
  */
 avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t errstr_size);
+
+/**
+ * @brief avk_reporter_new() in mode. A receipted reporter without a spool is
+ * a transactional producer named after instance.name (else the host name)
+ * that answers AVK_UNAVAILABLE when a transaction does not commit.
+ */
+avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter_mode mode,
+                                      char *errstr, size_t errstr_size);
 
 /** @brief Waits for every submitted document's outcome, then frees the reporter. */
 void avk_reporter_destroy(avk_reporter_t *reporter);

@@ -200,14 +200,16 @@ grep -- '--operation Read --topic deviation. --resource-pattern-type prefixed' "
 [ "$(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\) --operation \([A-Za-z]*\).*/\1 \2/' | sort | tr '\n' ' ')" = \
         "User:avvik-notify Read User:avvik-notify Write " ] ||
         fail "deviation.notify.retry: $(grep -- '--topic deviation.notify.retry ' "$tmp/acls.txt")"
-# The internet-facing gateway writes documents and their receipts in its spool's transactions
-# and reads the receipts back (never the documents: docs/intake.md, "Receipts"); its view
-# reads the lifecycle topics (docs/operations.md, "Security").
+# The internet-facing gateway writes documents and their receipts in its transactions and
+# reads the receipts back (never the documents: docs/intake.md, "Receipts"); its view reads
+# the receipts and the lifecycle topics but deviation.reported, which holds the patient
+# (docs/operations.md, "Security").
+grep -- '--allow-principal User:avvik-gateway --operation Read --topic deviation.reported ' "$tmp/acls.txt" &&
+        fail "the gateway reads deviation.reported"
 [ "$(rules User:avvik-gateway)" = "IdempotentWrite --cluster literal
 Read --topic deviation.escalated literal
 Read --topic deviation.intake.receipts literal
 Read --topic deviation.reminder literal
-Read --topic deviation.reported literal
 Read --topic deviation.response literal
 Read --topic deviation.routed literal
 Read --topic deviation.status literal
@@ -215,7 +217,7 @@ Write --topic deviation.intake.receipts literal
 Write --topic deviation.reported literal
 Write --topic deviation.response literal
 Write --transactional-id avvik-intake- prefixed" ] || fail "the gateway's rules: $(rules User:avvik-gateway)"
-# Only the gateway's spool uses transactions, under its own prefix.
+# Only the gateway uses transactions, under its own prefix.
 [ "$(grep -- '--transactional-id' "$tmp/acls.txt" | sed 's/.*--allow-principal \([^ ]*\).*/\1/')" = User:avvik-gateway ] ||
         fail "transactional ids: $(grep -- '--transactional-id' "$tmp/acls.txt")"
 [ "$(rules User:analysis-vgr)" = "Read --group analysis-vgr. prefixed

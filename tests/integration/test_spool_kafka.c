@@ -17,7 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/contract/avro_field.h"
+#include "common/contract/codec.h"
+#include "common/contract/receipt.h"
 #include "common/kafka/kafka.h"
+#include "common/util/env.h"
 #include "producer/intake/reporter.h"
 #include "producer/intake/spool.h"
 #include "tests/support/fake_registry.h"
@@ -209,20 +213,68 @@ static void check_receipts(void)
         ck_assert_uint_eq(rec.n, stored);
 }
 
-/* A receipt: the document's id, keyed like the document (a deviation's key
- * is its own id), and nothing else. */
-static void receipt_is_the_id(void *opaque, const rd_kafka_message_t *m)
+/* The stored documents' ids and digests, and a codec to read receipts. */
+struct filed {
+        struct avk_env env;
+        avk_codec_t *codec;
+        avro_value_t receipt;
+        size_t n;
+        char id[DOCS][AVK_ID_SIZE];
+        unsigned char digest[DOCS][AVK_RECEIPT_DIGEST_SIZE];
+};
+
+static void collect_digest(void *opaque, const rd_kafka_message_t *m)
 {
-        (void)opaque;
-        char id[AVK_ID_SIZE];
+        struct filed *f = opaque;
+        ck_assert_uint_lt(f->n, DOCS);
+        mock_kafka_header(m, "avk-id", f->id[f->n], sizeof(f->id[f->n]));
+        ck_assert_int_eq(avk_receipt_digest(m->payload, m->len, f->digest[f->n]), 0);
+        f->n++;
+}
+
+/* A receipt: keyed like the document (a deviation's key is its own id),
+ * an IntakeReceipt with the document's id, party, time and the digest of
+ * the document stored under the id, and nothing of the patient. */
+static void receipt_is_what_the_view_needs(void *opaque, const rd_kafka_message_t *m)
+{
+        struct filed *f = opaque;
+        char id[AVK_ID_SIZE], err[256];
         mock_kafka_header(m, "avk-id", id, sizeof(id));
-        ck_assert_uint_eq(m->len, AVK_ID_SIZE - 1);
-        ck_assert_int_eq(memcmp(m->payload, id, m->len), 0);
         ck_assert_uint_eq(m->key_len, AVK_ID_SIZE - 1);
         ck_assert_int_eq(memcmp(m->key, id, m->key_len), 0);
-        rd_kafka_headers_t *hdrs;
-        ck_assert_int_eq(rd_kafka_message_headers(m, &hdrs), 0);
-        ck_assert_uint_eq(rd_kafka_header_cnt(hdrs), 1);
+        const char *personal_id =
+            json_string_value(json_object_get(json_object_get(doc, "patient"), "personal_id"));
+        for (size_t at = 0; at + strlen(personal_id) <= m->len; at++)
+                ck_assert_msg(
+                    memcmp((const char *)m->payload + at, personal_id, strlen(personal_id)) != 0,
+                    "the receipt of %s holds the personnummer", id);
+        avro_value_reset(&f->receipt);
+        ck_assert_msg(avk_codec_decode(f->codec, m->payload, m->len,
+                                       avk_catalog_by_name(f->env.catalog, "IntakeReceipt"),
+                                       &f->receipt, err, sizeof(err)) == 0,
+                      "%s", err);
+        ck_assert_str_eq(avk_avro_text(&f->receipt, "id"), id);
+        ck_assert_str_eq(avk_avro_text(&f->receipt, "deviation_id"), id);
+        ck_assert_str_eq(avk_avro_text(&f->receipt, "kind"), "DEVIATION");
+        ck_assert_str_eq(
+            avk_avro_text(&f->receipt, "party"),
+            json_string_value(json_object_get(json_object_get(doc, "reporter"), "party")));
+        ck_assert_str_eq(avk_avro_text(&f->receipt, "reply_reference"),
+                         json_string_value(json_object_get(doc, "reply_reference")));
+        int64_t filed_at;
+        ck_assert_int_eq(avk_avro_long(&f->receipt, "filed_at", &filed_at), 0);
+        ck_assert_int_eq(filed_at, 1794902100000); /* the sample's reported_at */
+        avro_value_t digest;
+        const void *bytes;
+        size_t len;
+        ck_assert_int_eq(avk_avro_field(&f->receipt, "digest", &digest), 0);
+        ck_assert_int_eq(avro_value_get_bytes(&digest, &bytes, &len), 0);
+        ck_assert_uint_eq(len, AVK_RECEIPT_DIGEST_SIZE);
+        size_t i = 0;
+        while (i < f->n && strcmp(f->id[i], id) != 0)
+                i++;
+        ck_assert_msg(i < f->n, "%s has a receipt but no document", id);
+        ck_assert_int_eq(memcmp(bytes, f->digest[i], len), 0);
 }
 
 /* Every sent document is in Kafka exactly once, and within a partition in
@@ -414,9 +466,10 @@ START_TEST(the_drain_decides_from_the_receipts_alone)
 }
 END_TEST
 
-/* A receipt holds the document's id and nothing of the document: a
- * principal that reads receipts learns no patient's data. */
-START_TEST(a_receipt_holds_the_id_only)
+/* A receipt holds what the gateway's view needs of the document (id,
+ * party, time, digest) and nothing about the patient: a principal that
+ * reads receipts learns no patient's data. */
+START_TEST(a_receipt_holds_the_filing_and_nothing_of_the_patient)
 {
         use_spool();
         avk_reporter_t *r = reporter();
@@ -428,7 +481,21 @@ START_TEST(a_receipt_holds_the_id_only)
         avk_reporter_destroy(r);
         check_topic();
         check_receipts();
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, RECEIPTS, receipt_is_the_id, NULL), 10);
+        char err[256];
+        struct filed *f = calloc(1, sizeof(*f));
+        ck_assert_msg(avk_env_open(&f->env, mk.cfg, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_ptr_nonnull(f->codec = avk_codec_new(f->env.catalog, f->env.registry));
+        ck_assert_int_eq(avro_generic_value_new(
+                             avk_schema_iface(avk_catalog_by_name(f->env.catalog, "IntakeReceipt")),
+                             &f->receipt),
+                         0);
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_digest, f), 10);
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, RECEIPTS, receipt_is_what_the_view_needs, f),
+                          10);
+        avro_value_decref(&f->receipt);
+        avk_codec_destroy(f->codec);
+        avk_env_close(&f->env);
+        free(f);
 }
 END_TEST
 
@@ -624,7 +691,7 @@ static Suite *spool_kafka_suite(void)
         tcase_add_test(tc,
                        a_transaction_in_flight_when_the_process_died_is_neither_lost_nor_doubled);
         tcase_add_test(tc, the_drain_decides_from_the_receipts_alone);
-        tcase_add_test(tc, a_receipt_holds_the_id_only);
+        tcase_add_test(tc, a_receipt_holds_the_filing_and_nothing_of_the_patient);
         tcase_add_test(tc, read_uncommitted_is_refused);
         tcase_add_test(tc, a_fenced_reporter_spools_and_a_restart_drains);
         tcase_add_test(tc, without_a_spool_kafka_down_is_unavailable);
