@@ -85,6 +85,7 @@
 /* The member of a deviation's entry in the map with the routing of each hop
  * read from topic.routed: {"<hop>": [decision, basis]}. */
 #define ROUTINGS "routings"
+#define FILED_AT "filed_offset" /* the entry's: the offset of the DeviationReported it holds */
 
 /* UUID version 5 namespaces (fixed forever: changing one makes every replay
  * look new downstream). AnalysisRecord.record_id: the name is
@@ -180,7 +181,7 @@ struct avk_analysis {
         atomic_uint_fast64_t forwarded, dead_lettered, sink_batches, sink_attempts, held_now,
             cached_now;
         avk_metric_family_t *m_records, *m_dead, *m_batches, *m_attempts, *m_retries, *m_latency,
-            *m_scrubbed, *m_unparsed, *m_held, *m_cached, *m_unrouted;
+            *m_scrubbed, *m_unparsed, *m_held, *m_cached, *m_unrouted, *m_filed_again;
 };
 
 /* ---- the records -------------------------------------------------------- */
@@ -303,8 +304,10 @@ static int identify(json_t *record, const char *deviation_id, const char *state,
 static json_t *reported_record(const json_t *view, char record_id[ID_SIZE])
 {
         json_t *r = json_deep_copy(view);
-        if (r)
+        if (r) {
                 json_object_del(r, ROUTINGS);
+                json_object_del(r, FILED_AT);
+        }
         if (!r || identify(r, str(view, "deviation_id"), "REPORTED", 0,
                            json_object_get(view, "reported_at"), record_id) != 0) {
                 json_decref(r);
@@ -361,6 +364,7 @@ static json_t *status_record(const json_t *view, const json_t *status, char reco
             json_object_set_new(r, "routing_basis", nullable(json_array_get(routing, 1))) != 0)
                 goto fail;
         json_object_del(r, ROUTINGS);
+        json_object_del(r, FILED_AT);
         return r;
 fail:
         json_decref(r);
@@ -623,17 +627,33 @@ static void keep(avk_analysis_t *a, const char *id, const json_t *entry)
         free(text);
 }
 
-/* Keeps the view of deviation view in the map, with the routings read before it. */
-static void remember(avk_analysis_t *a, json_t *view)
+/* Keeps the view of deviation view, filed at offset, in the map, with the routings read
+ * before it. */
+static void remember(avk_analysis_t *a, json_t *view, int64_t offset)
 {
         const char *id = str(view, "deviation_id");
         json_t *entry = entry_of(a, id);
         json_t *routings = json_object_get(entry, ROUTINGS);
         if (routings)
                 json_object_set(view, ROUTINGS, routings);
+        json_object_set_new(view, FILED_AT, json_integer(offset));
         keep(a, id, view);
         json_object_del(view, ROUTINGS);
+        json_object_del(view, FILED_AT);
         json_decref(entry);
+}
+
+/* Whether the map holds another DeviationReported of deviation id than the one at offset
+ * (an entry with routings only holds none; the same offset is the same record read again). */
+static int filed_before(avk_analysis_t *a, const char *id, int64_t offset)
+{
+        size_t len;
+        const char *text = avk_idcache_get(a->cache, id, &len);
+        json_t *entry = text ? json_loadb(text, len, 0, NULL) : NULL;
+        const json_t *at = json_object_get(entry, FILED_AT);
+        int filed = at && json_integer_value(at) != offset;
+        json_decref(entry);
+        return filed;
 }
 
 /* A DeviationReported read by the rebuild: only fills the map. */
@@ -648,8 +668,9 @@ static void rebuild_reported(void *opaque, const rd_kafka_message_t *m)
             AVK_CODEC_UNAVAILABLE)
                 a->rebuild_unavailable = 1;
         json_t *view = rep ? deviation_view(a, rep, &scrubbed, &unparsed) : NULL;
-        if (view && str(view, "deviation_id"))
-                remember(a, view);
+        if (view && str(view, "deviation_id") &&
+            !filed_before(a, str(view, "deviation_id"), m->offset))
+                remember(a, view, m->offset);
         json_decref(view);
         json_decref(rep);
 }
@@ -687,6 +708,14 @@ static int on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
                 dead_letter(a, j, DEAD_INVALID, "not forwardable: deviation_id or memory");
                 goto out;
         }
+        if (filed_before(a, str(view, "deviation_id"), m->offset)) {
+                /* The first body filed under an id is the deviation; the router dead-letters
+                 * another (docs/router.md, "One body per deviation"), and the same body again
+                 * would only repeat its record. */
+                count(a->m_filed_again, NULL);
+                job_end(a, j);
+                goto out;
+        }
         snprintf(j->deviation_id, sizeof(j->deviation_id), "%s", str(view, "deviation_id"));
         snprintf(j->record_id, sizeof(j->record_id), "%s", record_id);
         snprintf(j->state_name, sizeof(j->state_name), "REPORTED");
@@ -694,7 +723,7 @@ static int on_reported(avk_analysis_t *a, avk_outbox_input_t *in, uint64_t seq,
                 rc = wait_for_registry(a, j, err, errstr, errstr_size);
                 goto out;
         }
-        remember(a, view);
+        remember(a, view, m->offset);
         avk_metric_add(avk_metrics_series(a->m_scrubbed, (const char *[]){"personnummer"}),
                        (int64_t)scrubbed.personal_ids);
         avk_metric_add(avk_metrics_series(a->m_scrubbed, (const char *[]){"telefon"}),
@@ -1192,6 +1221,11 @@ static void register_metrics(avk_analysis_t *a, avk_metrics_t *m)
         a->m_cached =
             avk_metrics_gauge(m, "avk_analysis_deviations",
                               "Deviations known (the map for later state changes).", NULL);
+        a->m_filed_again = avk_metrics_counter(
+            m, "avk_analysis_filed_again_total",
+            "DeviationReported records under a deviation id filed before, not forwarded: the first "
+            "body filed is the deviation.",
+            NULL);
         a->m_unrouted = avk_metrics_counter(
             m, "avk_analysis_routing_unknown_total",
             "Records forwarded without routing_decision: the DeviationRouted of their hop was not "

@@ -457,6 +457,34 @@ START_TEST(status_before_its_report_waits_for_it)
 }
 END_TEST
 
+/* The router keeps the first body filed under an id and dead-letters another (docs/router.md,
+ * "One body per deviation"): the analysis stream shows that first body, once. */
+START_TEST(a_deviation_filed_again_is_forwarded_once_with_its_first_body)
+{
+        file_deviation(DEVIATION_ID, PERSONAL_ID, "The first filing of this deviation.");
+        file_deviation(DEVIATION_ID, PERSONAL_ID, "Another body under the same id.");
+        file_status(DEVIATION_ID, 1, "ROUTED", -1);
+        struct running run;
+        start(&run);
+        WAIT_FOR(stats(&run).forwarded, 2);
+        usleep(1000000); /* time for a record that should not come */
+        stop(&run);
+
+        json_t *all = analysis_records();
+        ck_assert_uint_eq(json_array_size(all), 2);
+        size_t i;
+        const json_t *r;
+        json_array_foreach(all, i, r)
+        {
+                if (strcmp(field(r, "state"), "REPORTED") == 0)
+                        ck_assert_str_eq(
+                            json_string_value(json_object_get(r, "description_scrubbed")),
+                            "The first filing of this deviation.");
+        }
+        json_decref(all);
+}
+END_TEST
+
 START_TEST(duplicates_and_a_replay_keep_their_record_ids)
 {
         file_deviation(DEVIATION_ID, PERSONAL_ID, NULL);
@@ -966,6 +994,7 @@ static Suite *analysis_suite(void)
         tcase_add_test(tc, status_before_its_report_waits_for_it);
         tcase_add_test(tc, derived_agreement_and_a_late_routing);
         tcase_add_test(tc, duplicates_and_a_replay_keep_their_record_ids);
+        tcase_add_test(tc, a_deviation_filed_again_is_forwarded_once_with_its_first_body);
         tcase_add_test(tc, sink_answering_500_twice_gets_every_record_under_one_batch_id);
         tcase_add_test(tc, hanging_sink_is_timed_out_and_retried);
         tcase_add_test(tc, sink_past_its_budget_dead_letters_the_records);
