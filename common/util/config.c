@@ -35,8 +35,9 @@ static const struct avk_config_key shared_keys[] = {
     {"instance.name", AVK_CONFIG_STRING, 0, 0, NULL,
      "this instance's name in its service's consumer group (group.instance.id: static "
      "membership, so that a restarted instance gets its partitions back at once); default "
-     "<hostname>-<service>. Two running instances of one service must not share one: the "
-     "broker fences the older, which stops"},
+     "<hostname>-<service>. Also names a gateway's transactional producer when it has no "
+     "spool. Two running instances of one service must not share one: the broker fences the "
+     "older, which stops"},
     {"consumer.close.timeout.ms", AVK_CONFIG_INT, 100, 600000, "10000",
      "longest wait of a group consumer's close at shutdown (revoke, commit, leaving the group) "
      "before it gives up, offsets not committed left to the partitions' next owner"},

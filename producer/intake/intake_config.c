@@ -9,9 +9,6 @@ static const struct avk_config_key keys[] = {
     {"intake.spool.dir", AVK_CONFIG_STRING, 0, 0, NULL,
      "directory of the intake spool: documents Kafka did not acknowledge are kept there "
      "(fsync'd) and produced in order when Kafka is back; unset means no spool"},
-    {"instance.name", AVK_CONFIG_STRING, 0, 0, NULL,
-     "this process's name among the instances of its service, stable across restarts: names "
-     "a gateway's transactional producer when it has no spool; unset means the host name"},
     {"intake.spool.max.bytes", AVK_CONFIG_INT, 4096, INT64_MAX, "1073741824",
      "size limit of the spool file; past it intake answers unavailable"},
 };

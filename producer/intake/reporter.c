@@ -884,25 +884,18 @@ static int string_slot(const avk_reporter_t *r, enum avk_kind kind, const char *
 }
 
 /* Makes conf a transactional producer's, named after the spool, else
- * after instance.name, else after the host: a name that stays across
+ * after instance.name (default <host>-intake): a name that stays across
  * restarts, so a restart fences and aborts what the process before left
  * open (docs/gateway.md, "Receipts"). */
 static int transactional(avk_reporter_t *r, const avk_config_t *cfg, rd_kafka_conf_t *conf,
                          char *errstr, size_t errstr_size)
 {
-        char id[128], txn_timeout[32], host[64];
-        const char *instance = avk_config_get(cfg, "instance.name");
-        if (r->spool) {
+        char id[160], txn_timeout[32], name[128];
+        const char *instance = name;
+        if (r->spool)
                 instance = avk_spool_instance(r->spool);
-        } else if (!instance || !*instance) {
-                if (gethostname(host, sizeof(host)) != 0) {
-                        snprintf(errstr, errstr_size,
-                                 "instance.name: unset, and the host has no name to use");
-                        return -1;
-                }
-                host[sizeof(host) - 1] = '\0';
-                instance = host;
-        }
+        else
+                avk_kafka_instance_id(cfg, "intake", name, sizeof(name));
         snprintf(id, sizeof(id), TXN_ID_PREFIX "%s", instance);
         /* librdkafka wants message.timeout.ms <= transaction.timeout.ms. */
         int64_t ack = avk_config_get_int(cfg, "intake.ack.timeout.ms");
