@@ -743,8 +743,11 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
         if (!claim(req, response ? "response" : "deviation", doc_id, source))
                 return;
         int chosen_id = doc_id != NULL || req->idempotency_key[0];
-        if (!doc_id && req->idempotency_key[0] && give_derived_id(req, doc, response) != 0)
-                return;
+        if (!doc_id && req->idempotency_key[0]) {
+                if (give_derived_id(req, doc, response) != 0)
+                        return;
+                text = NULL; /* the id is in the tree only: the text is no longer the document */
+        }
         if (response && (replay_response(req, doc) || authorize_response(req, doc) != 0))
                 return;
         if (atomic_fetch_add(&gw->in_flight, 1) >= gw->max_in_flight) {
