@@ -152,7 +152,7 @@ struct avk_reporter {
         atomic_int kafka_up;
         atomic_int registry_up;
         atomic_int drain_stalled;
-        atomic_ulong in_flight, filed, spooled, unavailable, rejected;
+        atomic_ulong in_flight, filed, spooled, unavailable, rejected, txn_not_committed;
 };
 
 static void finish(avk_reporter_t *r, avk_reporter_done_cb *done, void *opaque, const char *id,
@@ -362,15 +362,18 @@ static int txn_outcome(avk_reporter_t *r, rd_kafka_error_t *error, enum txn_stat
 {
         if (!error) {
                 /* The transaction's outcome is known now. */
-                if (r->txn == TXN_ABORTING)
+                if (r->txn == TXN_ABORTING) {
+                        atomic_fetch_add(&r->txn_not_committed, 1);
                         for (size_t i = 0; i < r->txn_seqs.cnt; i++)
                                 seq_add(&r->aborted, r->txn_seqs.seq[i]);
+                }
                 r->txn_seqs.cnt = 0;
                 r->txn = TXN_READY;
                 return 0;
         }
         if (rd_kafka_error_is_fatal(error)) {
                 r->txn = TXN_FATAL;
+                atomic_fetch_add(&r->txn_not_committed, 1);
                 avk_log(AVK_LOG_ERROR, "intake",
                         "%s: %s: nothing more is produced and every document is spooled; is "
                         "another process using a copy of this spool? Restart on the spool "
@@ -1332,6 +1335,7 @@ void avk_reporter_stats(avk_reporter_t *r, struct avk_reporter_stats *s)
             .spooled = atomic_load(&r->spooled),
             .unavailable = atomic_load(&r->unavailable),
             .rejected = atomic_load(&r->rejected),
+            .txn_not_committed = atomic_load(&r->txn_not_committed),
         };
 }
 

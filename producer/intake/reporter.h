@@ -163,6 +163,9 @@ struct avk_reporter_stats {
         uint64_t spooled;       /**< answered AVK_SPOOLED */
         uint64_t unavailable;   /**< answered AVK_UNAVAILABLE */
         uint64_t rejected;      /**< rejected by validation */
+        uint64_t txn_not_committed; /**< transactions aborted or ended by a fatal error: a real
+                                         cluster hides their records from read_committed readers
+                                         (librdkafka's mock cluster shows them) */
 };
 
 /** @brief A consistent snapshot of the reporter's counters. */

@@ -37,9 +37,15 @@ static struct mock_kafka mk;
 static json_t *doc;
 static char dir[64];
 
+/* Transactions the reporters of this test did not commit: their records stay visible on the
+ * mock cluster (a real one hides them from read_committed readers), so a document whose
+ * transaction was aborted and produced again may be read twice here. */
+static uint64_t not_committed;
+
 static void setup(void)
 {
         char err[512];
+        not_committed = 0;
         mock_kafka_start(&mk, 3);
         json_t *sample = test_data_load_json(
             AVK_SOURCE_DIR "/deploy/samples/01-discharge-information-missing.json", err,
@@ -133,6 +139,14 @@ static void wait_spool_empty(avk_reporter_t *r)
                      (unsigned long long)st.spool_pending);
 }
 
+static void destroy(avk_reporter_t *r)
+{
+        struct avk_reporter_stats st;
+        avk_reporter_stats(r, &st);
+        not_committed += st.txn_not_committed;
+        avk_reporter_destroy(r);
+}
+
 /* What the topic holds: each record's id header and partition, in order. */
 struct records {
         size_t n;
@@ -168,15 +182,18 @@ static int sent_index(const char *id)
 }
 
 /* Every accepted document (filed or spooled) is in Kafka exactly once, and
- * within a partition in the order it was sent; no other is. */
+ * within a partition in the order it was sent; no other is. Once a
+ * transaction was not committed, its documents may be read a second time
+ * (not_committed): then each is there at least once, in order where first seen. */
 static void check_accepted_in_topic(void)
 {
         rec.n = 0;
         mock_kafka_read_all(&mk, "deviation.reported", collect, NULL);
-        size_t accepted = 0;
+        size_t accepted = 0, distinct = 0;
         for (int i = 0; i < sent.n; i++)
                 accepted += sent.result[i] != AVK_UNAVAILABLE;
-        ck_assert_uint_eq(rec.n, accepted);
+        if (!not_committed)
+                ck_assert_uint_eq(rec.n, accepted);
         int last[64];
         for (int p = 0; p < 64; p++)
                 last[p] = -1;
@@ -186,12 +203,16 @@ static void check_accepted_in_topic(void)
                 ck_assert_msg(at >= 0, "record %zu has an id never sent: %s", i, rec.id[i]);
                 ck_assert_msg(sent.result[at] != AVK_UNAVAILABLE, "%s was refused but is in Kafka",
                               rec.id[i]);
-                ck_assert_msg(!seen[at]++, "%s is in Kafka twice", rec.id[i]);
+                ck_assert_msg(!seen[at]++ || not_committed, "%s is in Kafka twice", rec.id[i]);
+                if (seen[at] > 1)
+                        continue;
+                distinct++;
                 ck_assert_int_lt(rec.partition[i], 64);
                 ck_assert_msg(at > last[rec.partition[i]], "%s overtook a document sent before it",
                               rec.id[i]);
                 last[rec.partition[i]] = at;
         }
+        ck_assert_uint_eq(distinct, accepted);
 }
 
 /* Every stored document has exactly one receipt. Not for a test with an
@@ -207,10 +228,12 @@ static void check_receipts(void)
                 int copies = 0;
                 for (size_t j = 0; j < rec.n; j++)
                         copies += strcmp(rec.id[j], sent.ids[i]) == 0;
-                ck_assert_msg(copies == (sent.result[i] != AVK_UNAVAILABLE), "%s has %d receipts",
-                              sent.ids[i], copies);
+                int stored_once = sent.result[i] != AVK_UNAVAILABLE;
+                ck_assert_msg(copies == stored_once || (not_committed && stored_once && copies > 1),
+                              "%s has %d receipts", sent.ids[i], copies);
         }
-        ck_assert_uint_eq(rec.n, stored);
+        if (!not_committed)
+                ck_assert_uint_eq(rec.n, stored);
 }
 
 /* The stored documents' ids and digests, and a codec to read receipts. */
@@ -306,7 +329,7 @@ START_TEST(kafka_down_spools_and_drains_in_order_when_back)
         mock_kafka_set_brokers(&mk, 1);
         wait_spool_empty(r);
         send_docs(r, 5); /* back to direct */
-        avk_reporter_destroy(r);
+        destroy(r);
         check_topic();
         check_receipts();
 }
@@ -320,11 +343,11 @@ START_TEST(spooled_documents_survive_a_restart)
         send_docs(r, 30);
         for (int i = 0; i < 30; i++)
                 ck_assert_int_eq(sent.result[i], AVK_SPOOLED);
-        avk_reporter_destroy(r); /* Kafka still down: the spool keeps them */
+        destroy(r); /* Kafka still down: the spool keeps them */
         mock_kafka_set_brokers(&mk, 1);
         r = reporter();
         wait_spool_empty(r);
-        avk_reporter_destroy(r);
+        destroy(r);
         check_topic();
         check_receipts();
 }
@@ -411,12 +434,12 @@ static void crash_mid_drain(enum crash crash, int first_15_copies)
         avk_reporter_t *r = reporter();
         mock_kafka_set_brokers(&mk, 0);
         send_docs(r, 25);
-        avk_reporter_destroy(r);
+        destroy(r);
         mock_kafka_set_brokers(&mk, 1);
         drain_partly_then_crash(15, crash);
         r = reporter();
         wait_spool_empty(r);
-        avk_reporter_destroy(r);
+        destroy(r);
         check_copies("deviation.reported", first_15_copies, 1);
         check_copies(RECEIPTS, 1, 1);
 }
@@ -478,7 +501,7 @@ START_TEST(a_receipt_holds_the_filing_and_nothing_of_the_patient)
         send_docs(r, 5); /* spooled */
         mock_kafka_set_brokers(&mk, 1);
         wait_spool_empty(r);
-        avk_reporter_destroy(r);
+        destroy(r);
         check_topic();
         check_receipts();
         char err[256];
@@ -489,9 +512,12 @@ START_TEST(a_receipt_holds_the_filing_and_nothing_of_the_patient)
                              avk_schema_iface(avk_catalog_by_name(f->env.catalog, "IntakeReceipt")),
                              &f->receipt),
                          0);
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_digest, f), 10);
-        ck_assert_uint_eq(mock_kafka_read_all(&mk, RECEIPTS, receipt_is_what_the_view_needs, f),
-                          10);
+        size_t documents = mock_kafka_read_all(&mk, "deviation.reported", collect_digest, f);
+        size_t receipts = mock_kafka_read_all(&mk, RECEIPTS, receipt_is_what_the_view_needs, f);
+        if (!not_committed) { /* else the mock shows an aborted transaction's records too */
+                ck_assert_uint_eq(documents, 10);
+                ck_assert_uint_eq(receipts, 10);
+        }
         avro_value_decref(&f->receipt);
         avk_codec_destroy(f->codec);
         avk_env_close(&f->env);
@@ -524,10 +550,10 @@ START_TEST(a_fenced_reporter_spools_and_a_restart_drains)
                 usleep(100000);
         ck_assert_msg(st.drain_stalled, "a fenced reporter's drain is not reported stalled");
         ck_assert_uint_eq(st.spool_pending, 4);
-        avk_reporter_destroy(r);
+        destroy(r);
         r = reporter();
         wait_spool_empty(r);
-        avk_reporter_destroy(r);
+        destroy(r);
         check_topic();
 }
 END_TEST
@@ -572,7 +598,7 @@ START_TEST(registry_down_at_start_spools_and_drains_once_it_answers)
         avk_reporter_stats(r, &st);
         ck_assert(st.registry_up);
         send_docs(r, 5); /* back to direct */
-        avk_reporter_destroy(r);
+        destroy(r);
         check_topic();
         for (size_t i = 0; i < rec.n; i++)
                 ck_assert_msg(rec.magic[i] == 0x00, "record %zu is not in Confluent framing (%02x)",
@@ -589,7 +615,7 @@ START_TEST(without_a_spool_kafka_down_is_unavailable)
         for (int i = 0; i < 3; i++)
                 ck_assert_int_eq(sent.result[i], AVK_UNAVAILABLE);
         mock_kafka_set_brokers(&mk, 1);
-        avk_reporter_destroy(r);
+        destroy(r);
 }
 END_TEST
 
@@ -633,7 +659,7 @@ START_TEST(spool_on_a_full_disk_drains_once_kafka_is_back)
         send_docs(r, 3); /* back to direct: the full disk is not in the way */
         for (int i = sent.n - 3; i < sent.n; i++)
                 ck_assert_int_eq(sent.result[i], AVK_FILED);
-        avk_reporter_destroy(r);
+        destroy(r);
         check_accepted_in_topic();
         small_fs_unmount(&fs);
 }
@@ -667,7 +693,7 @@ START_TEST(drain_that_moves_nothing_while_kafka_answers_is_stalled)
         wait_spool_empty(r);
         avk_reporter_stats(r, &st);
         ck_assert_int_eq(st.drain_stalled, 0);
-        avk_reporter_destroy(r);
+        destroy(r);
         check_topic();
 }
 END_TEST
