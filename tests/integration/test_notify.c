@@ -1582,10 +1582,19 @@ START_TEST(parked_retry_survives_a_restart)
         start(&run, dir);
         WAIT_FOR(stats(&run).delivered, 1);
         usleep(300000);
-        ck_assert_int_eq(webhook_receiver_count(healthy), 1);
+        /* At least once: a delivery made again after the restart carries the same event id and
+         * body, which the receiver recognises (docs/notify.md). */
+        ck_assert_int_ge(webhook_receiver_count(healthy), 1);
         ck_assert_uint_eq(stats(&run).dead_lettered, 0);
         stop(&run);
         struct webhook_request first = webhook_receiver_request(dead, 0);
+        for (int i = 1; i < webhook_receiver_count(healthy); i++) {
+                struct webhook_request again = webhook_receiver_request(healthy, i);
+                ck_assert_str_eq(again.event_id, EVENT_1);
+                ck_assert_uint_eq(again.body_len, first.body_len);
+                ck_assert_int_eq(memcmp(again.body, first.body, first.body_len), 0);
+                webhook_request_free(&again);
+        }
         struct webhook_request later = webhook_receiver_request(healthy, 0);
         ck_assert_str_eq(later.event_id, EVENT_1);
         ck_assert_str_eq(later.event_type, "DeviationRouted");
