@@ -61,6 +61,7 @@
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
+static const char *const party_path[KIND_CNT] = {"reporter.party", "party"};
 
 struct encoder { /* one thread's encoding context */
         avk_codec_t *codec;
@@ -110,9 +111,9 @@ struct avk_reporter {
         struct avk_env env;
         const avk_schema_t *schema[KIND_CNT];
         avk_json_plan_t *plan[KIND_CNT]; /* for documents filed as JSON text */
-        /* The slots of the id and key in the plan's program; -1: JSON text
-         * takes the tree path. */
-        int id_slot[KIND_CNT], key_slot[KIND_CNT];
+        /* The slots of the id, key and party in the plan's program; -1: JSON
+         * text takes the tree path. */
+        int id_slot[KIND_CNT], key_slot[KIND_CNT], party_slot[KIND_CNT];
         const char *topic[KIND_CNT];
         struct avk_json_opts opts;
         rd_kafka_t *rk;
@@ -947,6 +948,8 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
                         goto fail;
                 r->id_slot[k] = string_slot(r, (enum avk_kind)k, id_field[k]);
                 r->key_slot[k] = string_slot(r, (enum avk_kind)k, "deviation_id");
+                const avk_avroprog_t *prog = avk_json_plan_prog(r->plan[k]);
+                r->party_slot[k] = prog ? avk_avroprog_slot(prog, party_path[k]) : -1;
         }
         r->opts = (struct avk_json_opts){
             .flags = AVK_JSON_VALIDATE, .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
@@ -1220,33 +1223,66 @@ out:
         return result;
 }
 
+/* The single pass from text to a prepared document, the id filled in by
+ * fill when text lacks it (fill NULL: text must carry it); party, when not
+ * NULL, gets the party the document names. It says only yes: 0 when it does
+ * not take text (the tree path then gives the verdict and every error),
+ * else 1 with encode()'s result in *result. */
+static int prepare_single(avk_reporter_t *r, enum avk_kind kind, const char *text, size_t len,
+                          const struct avk_json_fill *fill, char id[AVK_ID_SIZE],
+                          char party[AVK_PARTY_SIZE], struct avk_errors *errs, avk_prepared_t **out,
+                          enum avk_result *result)
+{
+        if (r->id_slot[kind] < 0 || r->key_slot[kind] < 0 || r->party_slot[kind] < 0)
+                return 0;
+        struct encoder *e = encoder_get(r);
+        if (!e)
+                return 0;
+        int streamed = avk_json_stream_encode(r->plan[kind], AVK_JSON_READER_SIMDJSON, text, len,
+                                              fill, &r->opts, &e->stream) == 0;
+        if (streamed) {
+                *result = encode(r, e, kind, NULL, id, errs, out);
+                if (party) {
+                        const avk_avroprog_slot_t *slot = &e->stream.slots[r->party_slot[kind]];
+                        size_t n = slot->len < AVK_PARTY_SIZE ? slot->len : AVK_PARTY_SIZE - 1;
+                        memcpy(party, slot->v.str, n);
+                        party[n] = '\0';
+                }
+        }
+        encoder_put(r, e);
+        return streamed;
+}
+
+enum avk_result avk_reporter_prepare_own(avk_reporter_t *r, enum avk_kind kind, const char *text,
+                                         size_t len, char id[AVK_ID_SIZE],
+                                         char party[AVK_PARTY_SIZE], struct avk_errors *errs,
+                                         avk_prepared_t **out)
+{
+        avk_errors_init(errs);
+        *out = NULL;
+        enum avk_result result = AVK_REJECTED;
+        if (!prepare_single(r, kind, text, len, NULL, id, party, errs, out, &result))
+                return AVK_REJECTED;
+        return result;
+}
+
 enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind, const char *text,
                                           size_t len, char id[AVK_ID_SIZE], struct avk_errors *errs,
                                           avk_prepared_t **out)
 {
         avk_errors_init(errs);
         *out = NULL;
-        /* The single pass says only yes; for anything else the tree path
-         * gives the verdict and every error. */
-        struct encoder *e = r->id_slot[kind] >= 0 && r->key_slot[kind] >= 0 ? encoder_get(r) : NULL;
-        if (e) {
-                struct avk_json_fill fill = {id_field[kind], new_id};
-                enum avk_result result = AVK_UNAVAILABLE;
-                int streamed = avk_json_stream_encode(r->plan[kind], AVK_JSON_READER_SIMDJSON, text,
-                                                      len, &fill, &r->opts, &e->stream) == 0;
-                if (streamed)
-                        result = encode(r, e, kind, NULL, id, errs, out);
-                encoder_put(r, e);
-                if (streamed)
-                        return result;
-        }
+        struct avk_json_fill fill = {id_field[kind], new_id};
+        enum avk_result result;
+        if (prepare_single(r, kind, text, len, &fill, id, NULL, errs, out, &result))
+                return result;
         char reason[256];
         json_t *doc = avk_json_parse(text, len, reason, sizeof(reason));
         if (!doc) {
                 avk_errors_add(errs, NULL, "not valid JSON at %s", reason);
                 return AVK_REJECTED;
         }
-        enum avk_result result = avk_reporter_prepare(r, kind, doc, id, errs, out);
+        result = avk_reporter_prepare(r, kind, doc, id, errs, out);
         json_decref(doc);
         return result;
 }
