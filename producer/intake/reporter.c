@@ -12,7 +12,9 @@
  * With a spool the producer is transactional - its transactional.id is the
  * spool's instance, so a restart on the spool fences and aborts what the
  * process before left open - and one thread, the drain thread, makes every
- * transaction. Each document goes with its receipt (common/contract/
+ * transaction and serves the producer's events (no poll thread: it would
+ * take the delivery reports a commit's flush waits for). Each document goes
+ * with its receipt (common/contract/
  * receipt.h: its id, party, digest and time, nothing about the patient, on
  * topic.intake.receipts, keyed like the document) in the same transaction:
  * - direct: sent documents wait in a queue; the drain thread produces all
@@ -837,6 +839,8 @@ static void *drain_loop(void *arg)
         int stalls = 0; /* attempts in a row that moved nothing */
         for (;;) {
                 int stopping = atomic_load(&r->stopping);
+                if (r->receipted)
+                        rd_kafka_poll(r->rk, 0); /* the events between transactions */
                 if (r->receipted && queue_waiting(r)) {
                         if (txn_ready(r))
                                 commit_queue(r);
@@ -995,14 +999,19 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
             !(r->receipts = avk_receipt_writer_new(r->env.catalog, r->env.registry,
                                                    r->receipts_topic, errstr, errstr_size)))
                 goto fail_rk;
-        if (pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
+        /* A transactional producer's events are served by the drain thread,
+         * which makes every transaction: a second thread polling the same
+         * queue took the delivery reports that commit_transaction()'s flush
+         * waits for, which then slept out its 10 ms poll each time. */
+        if (!r->receipted && pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the delivery thread");
                 goto fail_rk;
         }
         if (pthread_create(&r->drainer, NULL, drain_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the spool thread");
                 atomic_store(&r->stopping, 1);
-                pthread_join(r->poller, NULL);
+                if (!r->receipted)
+                        pthread_join(r->poller, NULL);
                 goto fail_rk;
         }
         return r;
@@ -1043,12 +1052,15 @@ void avk_reporter_destroy(avk_reporter_t *r)
         pthread_join(r->drainer, NULL);
         avk_spool_close(r->spool);
         rd_kafka_flush(r->rk, 5000);
-        /* Wakes the poll thread so it sees stopping now, not in 100 ms (a
-         * yield before it polls again is kept by the queue, never lost). */
-        rd_kafka_queue_t *main_queue = rd_kafka_queue_get_main(r->rk);
-        rd_kafka_queue_yield(main_queue);
-        rd_kafka_queue_destroy(main_queue);
-        pthread_join(r->poller, NULL);
+        if (!r->receipted) {
+                /* Wakes the poll thread so it sees stopping now, not in 100 ms
+                 * (a yield before it polls again is kept by the queue, never
+                 * lost). */
+                rd_kafka_queue_t *main_queue = rd_kafka_queue_get_main(r->rk);
+                rd_kafka_queue_yield(main_queue);
+                rd_kafka_queue_destroy(main_queue);
+                pthread_join(r->poller, NULL);
+        }
         avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
