@@ -770,6 +770,35 @@ START_TEST(only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order)
 }
 END_TEST
 
+/* An avk.differsFrom that says too little (here an exception without its value) is the
+ * schema's error on both paths: the single pass has no plan, the tree refuses every document
+ * and names the field; neither checks half a rule. */
+START_TEST(a_malformed_differs_from_is_refused_on_both_paths)
+{
+        char err[256];
+        avk_schema_t *schema = avk_schema_new(
+            "{\"type\":\"record\",\"name\":\"Pair\",\"fields\":[{\"name\":\"a\",\"type\":"
+            "\"string\"},{\"name\":\"b\",\"type\":\"string\",\"avk.differsFrom\":{\"field\":"
+            "\"a\",\"reason\":\"two\",\"unless\":{\"field\":\"a\"}}}]}",
+            err, sizeof(err));
+        ck_assert_msg(schema != NULL, "%s", err);
+        ck_assert_ptr_null(avk_json_plan_new(schema, err, sizeof(err)));
+        ck_assert_str_eq(err, "an avk.differsFrom is malformed or names no single field");
+        avro_value_t v;
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(schema), &v), 0);
+        json_t *doc = json_pack("{s:s, s:s}", "a", "x", "b", "y");
+        struct avk_errors errs;
+        char joined[256];
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(schema, doc, &v, &contract_intake, &errs), -1);
+        ck_assert_str_eq(avk_errors_join(&errs, joined, sizeof(joined)),
+                         "b: the schema's avk.differsFrom is malformed");
+        json_decref(doc);
+        avro_value_decref(&v);
+        avk_schema_destroy(schema);
+}
+END_TEST
+
 static Suite *json_stream_suite(void)
 {
         Suite *s = suite_create("json_stream");
@@ -784,6 +813,7 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, absent_id_is_filled_and_checked_like_a_present_one);
         tcase_add_test(tc, naming_oneself_as_receiver_is_refused_in_any_key_order);
         tcase_add_test(tc, only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order);
+        tcase_add_test(tc, a_malformed_differs_from_is_refused_on_both_paths);
         suite_add_tcase(s, tc);
         return s;
 }
