@@ -69,7 +69,7 @@ struct encoder { /* one thread's encoding context */
         struct encoder *next;
 };
 
-struct pending { /* one sent document until its outcome is known: part of it */
+struct pending { /* one sent document until its outcome is known; inside its avk_prepared */
         avk_reporter_done_cb *done;
         void *opaque;
         avk_reporter_t *reporter;
