@@ -953,6 +953,7 @@ void avk_service_destroy(avk_service_t *svc)
         }
         if (svc->consumer)
                 rd_kafka_destroy(svc->consumer);
+        avk_outbox_release(svc->outbox);
         if (svc->producer)
                 rd_kafka_destroy(svc->producer);
         avk_outbox_destroy(svc->outbox);
