@@ -11,9 +11,14 @@
 #   written (a fresh broker per run), not by reading back, since the embedded
 #   broker keeps only ~5 MB a partition; its topics get PARTITIONS partitions
 #   (default 64: 200,000 documents of ~450 bytes are ~1.4 MB each).
-# - Each side timed from its start to its exit, with its CPU (user + system)
-#   per message; REPS runs alternating sides; min / median / max of each and
-#   the ratio of the medians (bench/lib.sh).
+# - Each side timed from its start to its exit, with its CPU (user + system
+#   of the process over the whole run) per message; REPS runs alternating
+#   sides; min / median / max of each and the ratio of the medians, of the
+#   rate and of the CPU per message (bench/lib.sh). The CPU ratio is the
+#   load-independent one: on a shared machine the rates of both sides move
+#   by 2x between runs, their CPU per message by a tenth.
+# - Both producers with librdkafka's defaults for batching (linger.ms 5,
+#   batch.num.messages 10000, batch.size 1000000; avvik sets none of them).
 # usage: intake_vs_kcat.sh AVVIK_BINARY [COUNT] [REPS] [PARTITIONS]
 set -eu
 avvik=$1
@@ -87,5 +92,4 @@ echo "== intake: avvik report vs kcat -P, $count documents (target: at least 0.5
 raw_messages
 alternate "$reps"
 verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P" "msg/s"
-printf '  CPU per message, median: avvik %.2f us, kcat %.2f us\n' "$(median "$work/a.cpu")" \
-        "$(median "$work/b.cpu")"
+cpu_verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P"

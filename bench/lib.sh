@@ -75,6 +75,8 @@ rep_end() { :; }
 alternate() {
         : >"$work/a"
         : >"$work/b"
+        : >"$work/a.cpu"
+        : >"$work/b.cpu"
         echo "load before: $(load)"
         i=1
         while [ "$i" -le "$1" ]; do
@@ -99,6 +101,33 @@ num() { awk -v x="$1" 'BEGIN { printf (x >= 100 || x <= -100) ? "%.0f" : "%.2f",
 stats() { # stats FILE NAME UNIT: NAME's min, median and max
         printf '  %-40s min %10.1f  median %10.1f  max %10.1f %s\n' "$2" "$(sort -n "$1" | head -n 1)" \
                 "$(median "$1")" "$(sort -n "$1" | tail -n 1)" "$3"
+}
+
+# cpu_verdict TITLE TARGET A_NAME B_NAME: the CPU per message of $work/a.cpu
+# against $work/b.cpu (microseconds, user + system of each side's process,
+# one line a run): the load-independent measure, since a loaded machine
+# stretches both sides' wall time but hardly the CPU a message takes. The
+# ratio is B's median over A's, so that it reads like the throughput ratio
+# (0.5x: A takes twice B's CPU a message).
+cpu_verdict() {
+        a_cpu=$(median "$work/a.cpu") b_cpu=$(median "$work/b.cpu")
+        cpu_ratio=$(echo "$b_cpu / $a_cpu" | bc -l)
+        printf '  CPU per message, min / median / max: %s %s / %s / %s us, %s %s / %s / %s us\n' \
+                "$3" "$(num "$(sort -n "$work/a.cpu" | head -n 1)")" "$(num "$a_cpu")" \
+                "$(num "$(sort -n "$work/a.cpu" | tail -n 1)")" "$4" \
+                "$(num "$(sort -n "$work/b.cpu" | head -n 1)")" "$(num "$b_cpu")" \
+                "$(num "$(sort -n "$work/b.cpu" | tail -n 1)")"
+        if [ "$(echo "$cpu_ratio >= $2" | bc -l)" -eq 1 ]; then
+                v="meets at least ${2}x"
+        else
+                v="MISSES ${2}x"
+        fi
+        printf '  CPU ratio of medians (%s / %s): %.2fx (%s)\n' "$4" "$3" "$cpu_ratio" "$v"
+        if [ -n "${AVK_BENCH_TABLE:-}" ]; then
+                printf '| %s, CPU per message | %s: %s us | %s: %s us | **%.2fx** (%s) | %s |\n' \
+                        "$1" "$3" "$(num "$a_cpu")" "$4" "$(num "$b_cpu")" "$cpu_ratio" "$v" \
+                        "$load_after" >>"$AVK_BENCH_TABLE"
+        fi
 }
 
 # verdict TITLE TARGET A_NAME B_NAME UNIT [HIGHER]: the row of $work/a against

@@ -22,7 +22,10 @@
 #   receiver's inbox copies are avvik notify's, docs/notify.md), the pipe one
 #   copy to one topic: the yardstick of issue 4.6.
 # - Order alternates between repetitions (bench/lib.sh); min / median / max
-#   of each side and the ratio of the medians are reported.
+#   of each side and the ratio of the medians are reported, of the rate and
+#   of the CPU per record (user + system of each side's whole process over
+#   its window): the CPU ratio is the load-independent measure, since other
+#   work on the machine stretches both sides' windows.
 # - COUNT (default 600,000) on topics of PARTITIONS partitions (default 128),
 #   so that each side's window lasts seconds and no partition nears the
 #   ~5 MB the mock keeps: the script checks that nothing was dropped (every
@@ -70,16 +73,22 @@ check_kept() {
 }
 
 rate_of() { sed -n 's/.*: \([0-9]*\) records\/s.*/\1/p'; }
+# The process's CPU per record over the window, from either side's output.
+cpu_of() { sed -n 's/.* \([0-9.]*\) us in the process.*/\1/p'; }
 side_a() {
-        "$build/bench/bench_router" throughput "$bs" "$src" "$count" 2>"$work/router.log" |
-                tee -a "$work/log" | rate_of >>"$work/a"
+        "$build/bench/bench_router" throughput "$bs" "$src" "$count" 2>"$work/router.log" \
+                >"$work/out"
+        tee -a "$work/log" <"$work/out" | rate_of >>"$work/a"
+        cpu_of <"$work/out" >>"$work/a.cpu"
         # "state of N rebuilt in MS ms: D deviations", one line per assignment
         sed -n 's/.*rebuilt in \([0-9]*\) ms: \([0-9]*\) deviations.*/\1 \2/p' "$work/router.log" |
                 awk '{ ms += $1; d += $2 } END { if (ms > 0) print d * 1000 / ms }' >>"$work/rebuild"
 }
 side_b() {
-        "$build/bench/raw_pipe" "$(cat "$bs")" deviation.reported deviation.analysis "$count" |
-                tee -a "$work/log" | rate_of >>"$work/b"
+        "$build/bench/raw_pipe" "$(cat "$bs")" deviation.reported deviation.analysis "$count" \
+                >"$work/out"
+        tee -a "$work/log" <"$work/out" | rate_of >>"$work/b"
+        cpu_of <"$work/out" >>"$work/b.cpu"
 }
 
 echo "== router vs raw pipe (one copy), $count deviations, $partitions partitions" \
@@ -98,6 +107,7 @@ rep_end() {
 alternate "$reps"
 cat "$work/log"
 verdict "router, $count deviations" 0.6 "router" "raw pipe (one copy)" records/s
+cpu_verdict "router, $count deviations" 0.6 "router" "raw pipe (one copy)"
 stats "$work/rebuild" "router state rebuild at assignment" deviations/s
 if [ -n "${AVK_BENCH_TABLE:-}" ]; then
         printf '| router state rebuild, %s deviations | %s / %s / %s deviations/s | none | - | %s |\n' \

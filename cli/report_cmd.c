@@ -24,6 +24,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,9 @@ struct pipeline;
  * without an allocation made on one and freed on another, which cost the
  * delivery thread a third of its time in free(). */
 struct slot {
-        enum stage stage;
+        /* enum stage. Set to RESOLVED without the lock (resolve()): the
+         * fields it makes valid are written before it. */
+        atomic_int stage;
         long line;
         struct pipeline *pl;    /* for the delivery report */
         char *document;         /* READ: the document, NUL-terminated */
@@ -85,8 +88,10 @@ struct slot {
         enum avk_result result; /* PREPARED without doc, or RESOLVED */
 };
 
-/* The window: documents numbered from 0 in input order; read, prepared,
- * sent and printed each advance through it in that order. */
+/* The window: documents numbered from 0 in input order; claimed, read,
+ * prepared, sent and printed each advance through it in that order. The
+ * reader fills slots up to claimed and publishes them (read) a CHUNK at a
+ * time, or before it waits: a lock per chunk, not per document. */
 struct pipeline {
         avk_reporter_t *r;
         struct input input;
@@ -96,11 +101,12 @@ struct pipeline {
         pthread_cond_t work;     /* workers: documents to prepare */
         pthread_cond_t resolved; /* reader and printer: results to print */
         struct slot slot[WINDOW];
+        unsigned long claimed; /* the reader's own */
         unsigned long read, prepare_next, sent, printed;
         int sending; /* a thread is sending [sent's old value, sent) */
         int eof;
-        int rejected, unavailable;
-        unsigned unseen; /* results since the printer last woke */
+        atomic_int rejected, unavailable;
+        atomic_uint unseen; /* results since the printer last woke */
 };
 
 static struct slot *at(struct pipeline *pl, unsigned long seq)
@@ -136,7 +142,7 @@ static int print_head(struct pipeline *pl)
         static const char *const status[] = {"accepted\t", "rejected\t", "", "unavailable\t",
                                              "spooled\t"};
         struct slot *s = at(pl, pl->printed);
-        if (pl->printed == pl->read || s->stage != RESOLVED)
+        if (pl->printed == pl->read || atomic_load(&s->stage) != RESOLVED)
                 return 0;
         char head[64]; /* LINE TAB STATUS TAB */
         char *end = head + sizeof(head) - 16, *p = end;
@@ -161,18 +167,33 @@ static void wait_for_results(struct pipeline *pl)
 {
         struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
         pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
-        pl->unseen = 0;
+        atomic_store(&pl->unseen, 0);
+}
+
+/* Publishes the claimed slots to the workers (and to the sender: those
+ * rejected before parsing); the caller does not hold the lock. */
+static void publish(struct pipeline *pl)
+{
+        if (pl->read == pl->claimed)
+                return;
+        pthread_mutex_lock(&pl->lock);
+        pl->read = pl->claimed;
+        if (pl->prepare_next < pl->read)
+                pthread_cond_signal(&pl->work); /* a worker wakes the next if more wait */
+        send_ready(pl);
+        pthread_mutex_unlock(&pl->lock);
 }
 
 /* Reader side: makes room by printing what is resolved, waiting when the
  * head is not, then starts a slot for the next document. Only the reader
- * moves read and printed, so it needs the lock only when the window is
- * full; a printed slot is no other thread's. */
+ * moves claimed, read and printed, so it needs the lock only when the window
+ * is full; a printed slot is no other thread's. */
 static struct slot *claim(struct pipeline *pl, long line)
 {
-        if (pl->read - pl->printed >= WINDOW) {
+        if (pl->claimed - pl->printed >= WINDOW) {
+                publish(pl);
                 pthread_mutex_lock(&pl->lock);
-                while (pl->read - pl->printed >= WINDOW) {
+                while (pl->claimed - pl->printed >= WINDOW) {
                         if (!print_head(pl)) {
                                 fflush(stdout);
                                 wait_for_results(pl);
@@ -180,20 +201,23 @@ static struct slot *claim(struct pipeline *pl, long line)
                 }
                 pthread_mutex_unlock(&pl->lock);
         }
-        struct slot *s = at(pl, pl->read);
-        *s = (struct slot){.line = line, .pl = pl, .document = s->document, .cap = s->cap};
+        struct slot *s = at(pl, pl->claimed);
+        char *document = s->document;
+        size_t cap = s->cap;
+        memset(s, 0, sizeof(*s));
+        atomic_init(&s->stage, READ);
+        s->line = line;
+        s->pl = pl;
+        s->document = document;
+        s->cap = cap;
         return s;
 }
 
-static void publish(struct pipeline *pl)
+/* Ends the slot claim() started; a chunk of them is published at once. */
+static void claimed(struct pipeline *pl)
 {
-        pthread_mutex_lock(&pl->lock);
-        struct slot *s = at(pl, pl->read++);
-        if (s->stage == READ && pl->read - pl->prepare_next == CHUNK)
-                pthread_cond_signal(&pl->work); /* fewer: refill() wakes one before it reads */
-        else if (s->stage != READ)
-                send_ready(pl);
-        pthread_mutex_unlock(&pl->lock);
+        if (++pl->claimed - pl->read >= CHUNK)
+                publish(pl);
 }
 
 static void add_document(struct pipeline *pl, long line, const char *text, size_t len)
@@ -210,33 +234,39 @@ static void add_document(struct pipeline *pl, long line, const char *text, size_
                 s->len = len;
         } else {
                 s->cap = 0;
-                s->stage = PREPARED;
+                atomic_store(&s->stage, PREPARED);
                 s->result = AVK_UNAVAILABLE;
         }
-        publish(pl);
+        claimed(pl);
 }
 
 /* A document rejected before parsing (too long): prepared with its reason. */
 static void add_rejected(struct pipeline *pl, long line, const char *reason)
 {
         struct slot *s = claim(pl, line);
-        s->stage = PREPARED;
+        atomic_store(&s->stage, PREPARED);
         s->result = AVK_REJECTED;
         s->text = strdup(reason);
-        publish(pl);
+        claimed(pl);
 }
 
+/* Resolves slot s: called from the delivery thread for each document, so
+ * without the lock; the printer is woken once a PRINT_BATCH of results
+ * came in (or finds them within PRINT_WAIT_MS). */
 static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
 {
-        pthread_mutex_lock(&pl->lock);
         s->result = result;
         s->text = text;
-        s->stage = RESOLVED;
-        pl->rejected += result == AVK_REJECTED;
-        pl->unavailable += result == AVK_UNAVAILABLE;
-        if (++pl->unseen >= PRINT_BATCH)
+        if (result == AVK_REJECTED)
+                atomic_fetch_add(&pl->rejected, 1);
+        else if (result == AVK_UNAVAILABLE)
+                atomic_fetch_add(&pl->unavailable, 1);
+        atomic_store(&s->stage, RESOLVED);
+        if (atomic_fetch_add(&pl->unseen, 1) + 1 == PRINT_BATCH) {
+                pthread_mutex_lock(&pl->lock);
                 pthread_cond_signal(&pl->resolved);
-        pthread_mutex_unlock(&pl->lock);
+                pthread_mutex_unlock(&pl->lock);
+        }
 }
 
 /* Parses, maps and prepares one document; the slot gets the prepared
@@ -284,7 +314,7 @@ static void *worker(void *arg)
                 pthread_mutex_unlock(&pl->lock);
                 for (unsigned long i = 0; i < n; i++) {
                         struct slot *s = at(pl, first + i);
-                        if (s->stage != READ)
+                        if (atomic_load(&s->stage) != READ)
                                 continue;
                         if (errs)
                                 prepare(pl, s, errs);
@@ -298,8 +328,8 @@ static void *worker(void *arg)
                 }
                 pthread_mutex_lock(&pl->lock);
                 for (unsigned long i = 0; i < n; i++)
-                        if (at(pl, first + i)->stage == READ)
-                                at(pl, first + i)->stage = PREPARED;
+                        if (atomic_load(&at(pl, first + i)->stage) == READ)
+                                atomic_store(&at(pl, first + i)->stage, PREPARED);
                 send_ready(pl);
         }
         pthread_mutex_unlock(&pl->lock);
@@ -330,7 +360,7 @@ static void send_ready(struct pipeline *pl)
 {
         while (!pl->sending) {
                 unsigned long first = pl->sent;
-                while (pl->sent < pl->read && at(pl, pl->sent)->stage != READ)
+                while (pl->sent < pl->read && atomic_load(&at(pl, pl->sent)->stage) != READ)
                         pl->sent++;
                 if (pl->sent == first)
                         return;
@@ -371,15 +401,6 @@ static unsigned long print_ready(struct pipeline *pl, int all)
         return outstanding;
 }
 
-/* Wakes a worker for documents read but not yet taken. */
-static void wake_workers(struct pipeline *pl)
-{
-        pthread_mutex_lock(&pl->lock);
-        if (pl->prepare_next < pl->read)
-                pthread_cond_signal(&pl->work);
-        pthread_mutex_unlock(&pl->lock);
-}
-
 /* The input, read with read(2) into one buffer: the reader knows when it
  * is about to wait for input, and only then hands over what it has (the
  * workers are woken per CHUNK documents otherwise, not per document). */
@@ -396,7 +417,7 @@ struct input_buffer {
 static void refill(struct input_buffer *b, struct pipeline *pl)
 {
         if (pl) {
-                wake_workers(pl);
+                publish(pl);
                 /* A system that writes a line and waits for its result
                  * before the next must get it while the input is quiet. */
                 struct pollfd in = {.fd = b->fd, .events = POLLIN};
@@ -489,6 +510,7 @@ out:
 
 static void end_of_input(struct pipeline *pl)
 {
+        publish(pl);
         pthread_mutex_lock(&pl->lock);
         pl->eof = 1;
         pthread_cond_broadcast(&pl->work);

@@ -52,10 +52,19 @@ struct output {
         char data[]; /* key, payload, header names and values */
 };
 
+/* The producer's handle of a topic written to: a produce by name looks the
+ * topic up under librdkafka's client-wide write lock, once per record. */
+struct topic_handle {
+        char *name;
+        rd_kafka_topic_t *rkt;
+};
+
 struct avk_outbox {
         struct avk_outbox_hooks hooks;
         const char *component;
         rd_kafka_t *producer, *consumer;
+        struct topic_handle *topics; /* of producer, until avk_outbox_release() */
+        size_t topic_cnt;
         struct avk_outbox_input *inputs; /* assigned or finishing */
         struct output *retries;
         uint64_t in_flight, retried;
@@ -79,10 +88,24 @@ void avk_outbox_clients(avk_outbox_t *o, rd_kafka_t *producer, rd_kafka_t *consu
         o->consumer = consumer;
 }
 
+void avk_outbox_release(avk_outbox_t *o)
+{
+        if (!o)
+                return;
+        for (size_t i = 0; i < o->topic_cnt; i++) {
+                rd_kafka_topic_destroy(o->topics[i].rkt);
+                free(o->topics[i].name);
+        }
+        free(o->topics);
+        o->topics = NULL;
+        o->topic_cnt = 0;
+}
+
 void avk_outbox_destroy(avk_outbox_t *o)
 {
         if (!o)
                 return;
+        avk_outbox_release(o);
         while (o->inputs) {
                 struct avk_outbox_input *in = o->inputs;
                 o->inputs = in->next;
@@ -262,16 +285,46 @@ static void schedule_retry(avk_outbox_t *o, struct output *out)
         o->retries = out;
 }
 
+/* The producer's handle of topic, made on first use; NULL when out of
+ * memory. */
+static rd_kafka_topic_t *topic_handle(avk_outbox_t *o, const char *topic)
+{
+        for (size_t i = 0; i < o->topic_cnt; i++) {
+                if (strcmp(o->topics[i].name, topic) == 0)
+                        return o->topics[i].rkt;
+        }
+        struct topic_handle *grown = realloc(o->topics, (o->topic_cnt + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        o->topics = grown;
+        struct topic_handle *t = &o->topics[o->topic_cnt];
+        if (!(t->name = strdup(topic)))
+                return NULL;
+        if (!(t->rkt = rd_kafka_topic_new(o->producer, topic, NULL))) {
+                free(t->name);
+                return NULL;
+        }
+        o->topic_cnt++;
+        return t->rkt;
+}
+
 /* Produces out; a refusal other than a full queue schedules a retry. */
 static void produce(avk_outbox_t *o, struct output *out)
 {
+        rd_kafka_topic_t *rkt = topic_handle(o, out->topic);
+        if (!rkt) {
+                avk_log(AVK_LOG_WARN, o->component, "produce to %s: out of memory; retrying",
+                        out->topic);
+                schedule_retry(o, out);
+                return;
+        }
         for (;;) {
                 rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)out->hdr_cnt);
                 for (int i = 0; i < out->hdr_cnt; i++)
                         rd_kafka_header_add(h, out->hdr_name[i], -1, out->hdr_value[i],
                                             (ssize_t)out->hdr_len[i]);
                 rd_kafka_resp_err_t err = rd_kafka_producev(
-                    o->producer, RD_KAFKA_V_TOPIC(out->topic), RD_KAFKA_V_PARTITION(out->partition),
+                    o->producer, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(out->partition),
                     RD_KAFKA_V_KEY(out->key, out->key_len),
                     RD_KAFKA_V_VALUE(out->payload, out->len), RD_KAFKA_V_HEADERS(h),
                     RD_KAFKA_V_OPAQUE(out), RD_KAFKA_V_END);

@@ -79,6 +79,12 @@ void avk_outbox_conf(avk_outbox_t *outbox, rd_kafka_conf_t *producer_conf);
 /** @brief The clients: the producer made from that configuration, the group consumer. */
 void avk_outbox_clients(avk_outbox_t *outbox, rd_kafka_t *producer, rd_kafka_t *consumer);
 
+/**
+ * @brief Releases the outbox's topic handles of its producer; call before
+ * the producer is destroyed (avk_outbox_destroy() does it too). NULL is a no-op.
+ */
+void avk_outbox_release(avk_outbox_t *outbox);
+
 /** @brief Frees the outbox; call after avk_outbox_close(). NULL is a no-op. */
 void avk_outbox_destroy(avk_outbox_t *outbox);
 

@@ -72,16 +72,7 @@ struct encoder { /* one thread's encoding context */
         struct encoder *next;
 };
 
-struct avk_prepared { /* one allocation with its payload: it is freed on another thread */
-        enum avk_kind kind;
-        char id[AVK_ID_SIZE];
-        char key[AVK_ID_SIZE];
-        void *payload; /* the bytes after the struct */
-        size_t len;
-        int local; /* single-object framing: the registry could not be asked; spool only */
-};
-
-struct pending { /* one sent document until its outcome is known */
+struct pending { /* one sent document until its outcome is known; inside its avk_prepared */
         avk_reporter_done_cb *done;
         void *opaque;
         avk_reporter_t *reporter;
@@ -91,6 +82,18 @@ struct pending { /* one sent document until its outcome is known */
         int32_t receipt_partition;   /* where its receipt was produced; -1: nowhere */
         int64_t receipt_from;        /* that partition's known end just before */
         struct pending *next;        /* in the queue of the next transaction */
+};
+
+/* One allocation with its payload and its pending state once sent: it is
+ * freed on another thread, so one malloc a document instead of two. */
+struct avk_prepared {
+        struct pending pending; /* from avk_reporter_send() on */
+        enum avk_kind kind;
+        char id[AVK_ID_SIZE];
+        char key[AVK_ID_SIZE];
+        void *payload; /* the bytes after the struct */
+        size_t len;
+        int local; /* single-object framing: the registry could not be asked; spool only */
 };
 
 /* Sequence numbers of sent documents. */
@@ -119,6 +122,9 @@ struct avk_reporter {
         const char *topic[KIND_CNT];
         struct avk_json_opts opts;
         rd_kafka_t *rk;
+        /* topic[]'s handles: a produce by name looks the topic up under
+         * librdkafka's lock, per document. */
+        rd_kafka_topic_t *rkt[KIND_CNT];
         rd_kafka_conf_t *scan_conf; /* for the consumer that reads receipts back */
         pthread_t poller, drainer;
         atomic_int stopping;
@@ -190,7 +196,6 @@ static void on_spooled(void *opaque, int ok, const char *reason)
         finish(r, p->done, p->opaque, p->doc->id, ok ? AVK_SPOOLED : AVK_UNAVAILABLE,
                ok ? NULL : why);
         avk_prepared_destroy(p->doc);
-        free(p);
         wake_drainer(r);
 }
 
@@ -225,7 +230,6 @@ static void fail_batch(avk_reporter_t *r, struct pending *batch, const char *bec
                 batch = p->next;
                 finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, because);
                 avk_prepared_destroy(p->doc);
-                free(p);
         }
 }
 
@@ -297,7 +301,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, reason);
         }
         avk_prepared_destroy(p->doc);
-        free(p);
 }
 
 static void *poll_loop(void *arg)
@@ -540,7 +543,6 @@ static void commit_queue(avk_reporter_t *r)
                 batch = p->next;
                 finish(r, p->done, p->opaque, p->doc->id, AVK_FILED, NULL);
                 avk_prepared_destroy(p->doc);
-                free(p);
         }
 }
 
@@ -989,6 +991,13 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
+        for (int k = 0; k < KIND_CNT; k++) {
+                if (!(r->rkt[k] = rd_kafka_topic_new(r->rk, r->topic[k], NULL))) {
+                        snprintf(errstr, errstr_size, "%s: %s", r->topic[k],
+                                 rd_kafka_err2str(rd_kafka_last_error()));
+                        goto fail_rk;
+                }
+        }
         if (r->receipted &&
             !(r->receipts_rkt = rd_kafka_topic_new(r->rk, r->receipts_topic, NULL))) {
                 snprintf(errstr, errstr_size, "%s: %s", r->receipts_topic,
@@ -1019,6 +1028,9 @@ fail_rk:
         avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
+        for (int k = 0; k < KIND_CNT; k++)
+                if (r->rkt[k])
+                        rd_kafka_topic_destroy(r->rkt[k]);
         rd_kafka_destroy(r->rk);
 fail:
         if (r->scan_conf)
@@ -1064,6 +1076,9 @@ void avk_reporter_destroy(avk_reporter_t *r)
         avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
+        for (int k = 0; k < KIND_CNT; k++)
+                if (r->rkt[k])
+                        rd_kafka_topic_destroy(r->rkt[k]);
         rd_kafka_destroy(r->rk);
         rd_kafka_conf_destroy(r->scan_conf);
         free(r->txn_seqs.seq);
@@ -1313,12 +1328,7 @@ void avk_prepared_destroy(avk_prepared_t *d)
 void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_cb *done,
                        void *opaque)
 {
-        struct pending *p = malloc(sizeof(*p));
-        if (!p) {
-                done(opaque, d->id, AVK_UNAVAILABLE, "out of memory");
-                avk_prepared_destroy(d);
-                return;
-        }
+        struct pending *p = &d->pending;
         *p = (struct pending){.done = done,
                               .opaque = opaque,
                               .reporter = r,
@@ -1346,7 +1356,7 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         /* F_BLOCK: a full local queue waits for room instead of failing.
          * The payload stays with p until its delivery report. */
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            r->rk, RD_KAFKA_V_TOPIC(r->topic[d->kind]), RD_KAFKA_V_KEY(d->key, strlen(d->key)),
+            r->rk, RD_KAFKA_V_RKT(r->rkt[d->kind]), RD_KAFKA_V_KEY(d->key, strlen(d->key)),
             RD_KAFKA_V_VALUE(d->payload, d->len), RD_KAFKA_V_HEADER(ID_HEADER, d->id, -1),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
         pthread_mutex_unlock(&r->send_lock);
@@ -1357,7 +1367,6 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
                  rd_kafka_err2str(err));
         finish(r, done, opaque, d->id, AVK_UNAVAILABLE, reason);
         avk_prepared_destroy(d);
-        free(p);
 }
 
 enum avk_result avk_reporter_submit(avk_reporter_t *r, enum avk_kind kind, const json_t *doc,
