@@ -18,6 +18,7 @@
 
 #include "common/util/calendar.h"
 #include "common/contract/codec.h"
+#include "common/contract/ident.h"
 #include "common/util/env.h"
 #include "common/contract/json.h"
 #include "common/kafka/kafka.h"
@@ -792,6 +793,72 @@ START_TEST(an_answer_kept_for_its_routing_reaches_the_reporter_in_full)
 }
 END_TEST
 
+/* Makes the partitions of topic leaderless (leader -1) or gives them back to broker 1. */
+static void set_leaders(const char *topic, int leader)
+{
+        int partitions = (int)avk_config_get_int(mk.cfg, "topic.partitions");
+        for (int p = 0; p < partitions; p++)
+                ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mk.cluster, topic, p, leader),
+                                 0);
+}
+
+/* A crash between status records and their feedback: topic.feedback has no
+ * leader while an answer is applied and its dispute window passes, so both
+ * status records are in Kafka and their feedback is not when the tracker
+ * goes (its close gives the feedback up, as a kill would). The restarted
+ * tracker writes each once, with the id and body the first attempt had: the
+ * closing at the end of its rebuild, the answer (analysis and action plan
+ * from the response) when the response is read again. */
+START_TEST(feedback_lost_between_status_and_feedback_is_written_once_after_a_restart)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_reported(DEV, "TRESERVA-2026-000125");
+        file_routed(DEV, UNIT, t0);
+        wait_records("deviation.feedback", 1);
+        set_leaders("deviation.feedback", -1);
+        file_answer(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", t0 + DAY);
+        wait_records("deviation.status", 2);
+        int64_t dispute_until = avk_deadline_after(&terms()->dispute_window, t0 + DAY);
+        atomic_store(&fake_now, dispute_until + DAY);
+        wait_records("deviation.status", 3);
+        stop(&r);
+        set_leaders("deviation.feedback", 1);
+        ck_assert_uint_eq(read_topic("deviation.feedback"), 1);
+        for (int life = 0; life < 2; life++) { /* the second writes nothing */
+                start(&r);
+                wait_ready(&r);
+                wait_records("deviation.feedback", 3);
+                usleep(500000);
+                stop(&r);
+        }
+        ck_assert_uint_eq(read_topic("deviation.feedback"), 3);
+        ck_assert_uint_eq(distinct_ids(), 3);
+        const struct rec *answer = feedback_of(DEV, 2);
+        char id[AVK_IDENT_UUID_SIZE];
+        const char name[] = DEV "/2";
+        ck_assert_int_eq(
+            avk_ident_uuid5("9d3a6e21-47c8-5b1f-a2e4-6c0b8f7d1e35", name, sizeof(name) - 1, id), 0);
+        ck_assert_str_eq(str(answer, "event_id"), id);
+        ck_assert_str_eq(answer->id, id);
+        ck_assert_str_eq(str(answer, "kind"), "ANSWERED");
+        ck_assert_str_eq(str(answer, "analysis"), "Utskrivningen saknade underlag.");
+        ck_assert_str_eq(str(answer, "action_plan"), "Checklista vid utskrivning från 1 april.");
+        ck_assert_str_eq(str(answer, "dispute_until"), when(dispute_until));
+        ck_assert_str_eq(str(answer, "reporter_unit_hsa_id"), "SE2120001215-HSK0042");
+        ck_assert_str_eq(str(answer, "reply_reference"), "TRESERVA-2026-000125");
+        const struct rec *closed = feedback_of(DEV, 3);
+        ck_assert_str_eq(str(closed, "kind"), "CLOSED");
+        ck_assert_str_eq(str(closed, "occurred_at"), when(dispute_until));
+        ck_assert_str_eq(str(closed, "reply_reference"), "TRESERVA-2026-000125");
+        /* The inbox had its leader: the first attempt's copy arrived, and the one written with
+         * the feedback again carries the same id (inbox copies are at least once). */
+        ck_assert_uint_eq(copies_in("avvik.inbox.1480", id), 2);
+        release();
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("tracker");
@@ -812,6 +879,8 @@ int main(void)
         tcase_add_test(tc, registry_down_the_tracker_waits_not_ready_and_dead_letters_nothing);
         tcase_add_test(tc, the_reporting_party_is_told_each_change_with_its_reference);
         tcase_add_test(tc, an_answer_kept_for_its_routing_reaches_the_reporter_in_full);
+        tcase_add_test(tc,
+                       feedback_lost_between_status_and_feedback_is_written_once_after_a_restart);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
