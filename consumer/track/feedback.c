@@ -217,18 +217,23 @@ static int was_read_back(const avk_feedback_t *fb, uint64_t h)
                avk_slotidx_find(&fb->read_back_idx, h, read_back_eq, &h, fb) != AVK_SLOTIDX_NONE;
 }
 
-int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version,
-                           int64_t timestamp, int64_t since)
+/* Adds hash h of a (deviation, version) to the read-back set. @returns 0, or -1 when out of
+ * memory. */
+static int remember(avk_feedback_t *fb, uint64_t h)
 {
-        if (timestamp < since)
-                return 0;
-        if (!fb->read_back_cap && avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0)
-                return -1;
-        uint64_t h = version_hash(fb, deviation_id, version);
         if (was_read_back(fb, h))
                 return 0;
+        if (!fb->read_back) { /* the index exists while the array does */
+                fb->read_back = malloc(INITIAL_BUCKETS * sizeof(*fb->read_back));
+                if (!fb->read_back || avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0) {
+                        free(fb->read_back);
+                        fb->read_back = NULL;
+                        return -1;
+                }
+                fb->read_back_cap = INITIAL_BUCKETS;
+        }
         if (fb->read_back_cnt == fb->read_back_cap) {
-                size_t cap = fb->read_back_cap ? 2 * fb->read_back_cap : INITIAL_BUCKETS;
+                size_t cap = 2 * fb->read_back_cap;
                 uint64_t *grown = realloc(fb->read_back, cap * sizeof(*grown));
                 if (!grown)
                         return -1;
@@ -243,9 +248,15 @@ int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int ver
         return 0;
 }
 
+int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version,
+                           int64_t timestamp, int64_t since)
+{
+        return timestamp < since ? 0 : remember(fb, version_hash(fb, deviation_id, version));
+}
+
 void avk_feedback_read_back_done(avk_feedback_t *fb)
 {
-        if (fb->read_back_cap)
+        if (fb->read_back)
                 avk_slotidx_destroy(&fb->read_back_idx);
         free(fb->read_back);
         fb->read_back = NULL;
@@ -271,9 +282,12 @@ static size_t len_of(const char *s)
 int avk_feedback_check(avk_feedback_t *fb, const struct avk_track_status *s, int64_t timestamp,
                        int64_t since)
 {
-        if (timestamp < since || !avk_feedback_kind(s) ||
-            was_read_back(fb, version_hash(fb, s->deviation_id, s->version)))
+        uint64_t h = version_hash(fb, s->deviation_id, s->version);
+        if (timestamp < since || !avk_feedback_kind(s) || was_read_back(fb, h))
                 return 0;
+        /* A status record written twice (an output in flight at a kill) owes one feedback. */
+        if (remember(fb, h) != 0)
+                return -1;
         const struct filing *f = find(fb, s->deviation_id);
         const char *unit = f ? f->unit : NULL, *ref = f ? f->reply_reference : NULL;
         struct owed *o = malloc(sizeof(*o) + len_of(s->deviation_id) + len_of(s->cause) +
@@ -491,6 +505,10 @@ int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
                       const struct avk_feedback_cause *cause, avro_value_t *v,
                       char id[AVK_IDENT_UUID_SIZE])
 {
+        /* A rebuild completing a status record from its escalation: its feedback may have
+         * landed when the status record did not. */
+        if (was_read_back(fb, version_hash(fb, s->deviation_id, s->version)))
+                return 0;
         const struct filing *f = find(fb, s->deviation_id);
         return fill(fb, s, cause, f ? f->unit : NULL, f ? f->reply_reference : NULL, v, id);
 }

@@ -144,7 +144,9 @@ size_t avk_feedback_count(const avk_feedback_t *fb);
  * @brief Fills v (a DeviationFeedback value) for status change s, with what
  * cause says when it is the change's cause (cause may be NULL), and writes
  * the event id to id. The status of an overdue mark (a deadline passed with
- * no step taken) is no change of course for the reporter.
+ * no step taken) is no change of course for the reporter; nor is one whose
+ * feedback a rebuild in progress read back (a status record the rebuild
+ * completes from its escalation, when its feedback landed and it did not).
  * @returns 1 when filled, 0 when s gives the reporter nothing, -1 when a
  * field cannot be set.
  */

@@ -957,11 +957,11 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
                 if (avk_service_replay(tr->service, tr->out_topic[k], parts, cnt, cbs[k], tr) != 0)
                         return -1;
         }
-        avk_feedback_read_back_done(tr->feedback);
         for (int i = 0; i < cnt; i++) {
                 if (avk_track_restore_done(tr->track, parts[i]) < 0)
                         return -1;
         }
+        avk_feedback_read_back_done(tr->feedback);
         if (tr->sink_failed)
                 return -1;
         /* A state rebuilt without every record it read would remind and

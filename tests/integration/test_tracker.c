@@ -31,6 +31,7 @@
 
 #define DEV     "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 #define DEV2    "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
+#define DEV3    "7b1f8d63-2c4e-4a9b-8d3f-6e8a2b4c0f15" /* a partition of its own; DEV2 is DEV's */
 #define UNIT    "SE2321000131-E000000012345" /* Medicinavdelning 31, SU: its own managers */
 #define DESK    "SE2321000131-E000000000001" /* the county's triage desk (data/directory.json) */
 #define DAY     (24 * 3600 * 1000LL)
@@ -793,22 +794,49 @@ START_TEST(an_answer_kept_for_its_routing_reaches_the_reporter_in_full)
 }
 END_TEST
 
-/* Makes the partitions of topic leaderless (leader -1) or gives them back to broker 1. */
-static void set_leaders(const char *topic, int leader)
+/* Makes partition p of topic leaderless (leader -1), or gives it back to broker 1. */
+static void set_leader(const char *topic, int p, int leader)
 {
-        int partitions = (int)avk_config_get_int(mk.cfg, "topic.partitions");
-        for (int p = 0; p < partitions; p++)
-                ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mk.cluster, topic, p, leader),
-                                 0);
+        ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mk.cluster, topic, p, leader), 0);
 }
 
-/* A crash between status records and their feedback: topic.feedback has no
- * leader while an answer is applied and its dispute window passes, so both
- * status records are in Kafka and their feedback is not when the tracker
- * goes (its close gives the feedback up, as a kill would). The restarted
- * tracker writes each once, with the id and body the first attempt had: the
- * closing at the end of its rebuild, the answer (analysis and action plan
- * from the response) when the response is read again. */
+static void note_partition(void *opaque, const rd_kafka_message_t *m)
+{
+        if (m->key_len == strlen(DEV) && memcmp(m->key, DEV, m->key_len) == 0)
+                ((int *)opaque)[0] = m->partition;
+        else
+                ((int *)opaque)[1] = m->partition;
+}
+
+/* The feedback records of dev at version v, from what was read last. */
+static size_t feedback_count(const char *dev, int v)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < got.n; i++)
+                n += strcmp(got.r[i].key, dev) == 0 &&
+                     json_integer_value(json_object_get(got.r[i].value, "version")) == v;
+        return n;
+}
+
+/* Waits until the tracker has decided n status records (written or not). */
+static void wait_statuses(struct running *r, uint64_t n)
+{
+        for (int i = 0; i < 300 && stats_of(r).statuses < n; i++)
+                usleep(100000);
+        ck_assert_uint_eq(stats_of(r).statuses, n);
+}
+
+/* A crash between status records and their feedback, both ways round, on
+ * two deviations' partitions. DEV's feedback partition has no leader while
+ * an answer is applied and its dispute window passes: the ANSWERED and
+ * CLOSED status records are in Kafka and their feedback is not. DEV3's status
+ * partition has none while its acknowledge deadline passes: its escalation
+ * and the ESCALATED feedback land, the status record does not. The tracker
+ * goes (its close gives up what is not written, as a kill would). After a
+ * restart each feedback is there once, with the id and body the first
+ * attempt had: DEV's closing at the end of the rebuild, its answer (analysis
+ * and action plan from the response) when the response is read again; DEV3's
+ * status record is completed without a second feedback. */
 START_TEST(feedback_lost_between_status_and_feedback_is_written_once_after_a_restart)
 {
         struct running r;
@@ -816,25 +844,39 @@ START_TEST(feedback_lost_between_status_and_feedback_is_written_once_after_a_res
         wait_ready(&r);
         file_reported(DEV, "TRESERVA-2026-000125");
         file_routed(DEV, UNIT, t0);
-        wait_records("deviation.feedback", 1);
-        set_leaders("deviation.feedback", -1);
+        file_routed(DEV3, UNIT, t0);
+        wait_records("deviation.feedback", 2);
+        int part[2] = {-1, -1}; /* DEV's and DEV3's */
+        mock_kafka_read_all(&mk, "deviation.routed", note_partition, part);
+        ck_assert_int_ne(part[0], part[1]);
+        set_leader("deviation.feedback", part[0], -1);
+        set_leader("deviation.status", part[1], -1);
         file_answer(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", t0 + DAY);
-        wait_records("deviation.status", 2);
         int64_t dispute_until = avk_deadline_after(&terms()->dispute_window, t0 + DAY);
+        wait_statuses(&r, 3); /* the answer's input stays unfinished: its feedback waits */
         atomic_store(&fake_now, dispute_until + DAY);
-        wait_records("deviation.status", 3);
+        wait_records("deviation.escalated", 1); /* DEV3's, and its feedback beside it */
+        wait_statuses(&r, 5);                   /* DEV: 3, DEV3: 2 */
+        usleep(1000000);
         stop(&r);
-        set_leaders("deviation.feedback", 1);
-        ck_assert_uint_eq(read_topic("deviation.feedback"), 1);
+        set_leader("deviation.feedback", part[0], 1);
+        set_leader("deviation.status", part[1], 1);
+        read_topic("deviation.feedback");
+        ck_assert_uint_eq(feedback_count(DEV, 2) + feedback_count(DEV, 3), 0);
+        ck_assert_uint_eq(feedback_count(DEV3, 2), 1);
         for (int life = 0; life < 2; life++) { /* the second writes nothing */
                 start(&r);
                 wait_ready(&r);
-                wait_records("deviation.feedback", 3);
+                wait_records("deviation.feedback", 5);
                 usleep(500000);
                 stop(&r);
         }
-        ck_assert_uint_eq(read_topic("deviation.feedback"), 3);
-        ck_assert_uint_eq(distinct_ids(), 3);
+        size_t records = read_topic("deviation.feedback");
+        ck_assert_uint_eq(distinct_ids(), records);
+        for (int v = 1; v <= 3; v++)
+                ck_assert_uint_eq(feedback_count(DEV, v), 1);
+        ck_assert_uint_eq(feedback_count(DEV3, 1), 1);
+        ck_assert_uint_eq(feedback_count(DEV3, 2), 1);
         const struct rec *answer = feedback_of(DEV, 2);
         char id[AVK_IDENT_UUID_SIZE];
         const char name[] = DEV "/2";
@@ -852,6 +894,9 @@ START_TEST(feedback_lost_between_status_and_feedback_is_written_once_after_a_res
         ck_assert_str_eq(str(closed, "kind"), "CLOSED");
         ck_assert_str_eq(str(closed, "occurred_at"), when(dispute_until));
         ck_assert_str_eq(str(closed, "reply_reference"), "TRESERVA-2026-000125");
+        ck_assert_str_eq(str(feedback_of(DEV3, 2), "kind"), "ESCALATED");
+        read_topic("deviation.status");
+        ck_assert_str_eq(str(latest_status(DEV3), "escalation_step"), "MANAGERS_MANAGER");
         /* The inbox had its leader: the first attempt's copy arrived, and the one written with
          * the feedback again carries the same id (inbox copies are at least once). */
         ck_assert_uint_eq(copies_in("avvik.inbox.1480", id), 2);

@@ -199,8 +199,9 @@ START_TEST(the_filing_gives_unit_and_reference_until_forgotten)
 END_TEST
 
 /* A rebuild: the feedback read back marks its version written; a status
- * record without one owes its feedback, with the filing as it was, whether
- * an input or no input (a timer) caused it; an overdue mark owes nothing. */
+ * record without one owes its feedback once, with the filing as it was,
+ * whether an input or no input (a timer) caused it; an overdue mark owes
+ * nothing. */
 START_TEST(a_rebuild_owes_the_feedback_of_each_status_read_back_without_it)
 {
         const int64_t now = t0 + 30 * DAY, since = now - 7 * DAY;
@@ -215,8 +216,13 @@ START_TEST(a_rebuild_owes_the_feedback_of_each_status_read_back_without_it)
         ck_assert_int_eq(avk_feedback_check(fb, &answered, now, since), 1);
         ck_assert_int_eq(avk_feedback_check(fb, &overdue, now, since), 0);
         ck_assert_int_eq(avk_feedback_check(fb, &closed, now, since), 1);
+        /* A status record written twice (in flight at a kill) owes one feedback. */
+        ck_assert_int_eq(avk_feedback_check(fb, &closed, now, since), 0);
+        /* A status the rebuild completes from its escalation gets no second feedback. */
+        ck_assert_int_eq(avk_feedback_fill(fb, &routed, NULL, &value, id), 0);
         avk_feedback_forget(fb, DEV); /* closed: the filing leaves, the copy stays */
         avk_feedback_read_back_done(fb);
+        ck_assert_int_eq(avk_feedback_fill(fb, &routed, NULL, &value, id), 1);
         ck_assert_uint_eq(avk_feedback_owed_count(fb), 2);
         /* The closing is owed now; the answer waits for its response. */
         const struct avk_track_status *o = avk_feedback_owed(fb, NULL, NULL);
