@@ -105,6 +105,12 @@ struct avk_directory_desk {
         struct avk_directory_receiver receiver;
 };
 
+/**
+ * DeviationResponse.responder of what the desk answers in its record_party's name: it tells the
+ * desk's decision from that party's own (docs/routing.md, "Who triages by hand").
+ */
+#define AVK_DIRECTORY_DESK_RESPONDER "TRIAGE_DESK"
+
 typedef struct avk_directory avk_directory_t;
 
 enum {

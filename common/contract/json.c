@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/contract/avro_field.h"
 #include "common/contract/ident.h"
 #include "common/contract/json_int.h"
 #include "common/util/clock.h"
@@ -704,48 +705,29 @@ int avk_json_walk_value(struct avk_json_walk *w, avro_schema_t s, const json_t *
 
 /* ---- relations between fields ---- */
 
-/* The string v holds (through a union's branch); NULL for null or another type. */
-static const char *string_of(avro_value_t *v)
+int avk_json_differs_of(const json_t *fdef, struct avk_json_differs *out)
 {
-        avro_value_t branch;
-        if (avro_value_get_type(v) == AVRO_UNION) {
-                if (avro_value_get_current_branch(v, &branch) != 0)
-                        return NULL;
-                v = &branch;
-        }
-        const char *str = NULL;
-        size_t size;
-        if (avro_value_get_type(v) != AVRO_STRING || avro_value_get_string(v, &str, &size) != 0)
-                return NULL;
-        return str;
-}
-
-/* The string at a dotted field path from root ("reporter.party"); NULL when none. */
-static const char *string_at(avro_value_t *root, const char *dotted)
-{
-        avro_value_t at = *root, next;
-        char name[128];
-        for (const char *p = dotted;;) {
-                size_t len = strcspn(p, ".");
-                if (len >= sizeof(name) || avro_value_get_type(&at) != AVRO_RECORD)
-                        return NULL;
-                memcpy(name, p, len);
-                name[len] = '\0';
-                if (avro_value_get_by_name(&at, name, &next, NULL) != 0)
-                        return NULL;
-                at = next;
-                if (!p[len])
-                        return string_of(&at);
-                p += len + 1;
-        }
+        const json_t *differs = json_object_get(fdef, "avk.differsFrom");
+        if (!differs)
+                return 0;
+        const json_t *unless = json_object_get(differs, "unless");
+        *out = (struct avk_json_differs){
+            .other = json_string_value(json_object_get(differs, "field")),
+            .reason = json_string_value(json_object_get(differs, "reason")),
+            .unless_field = json_string_value(json_object_get(unless, "field")),
+            .unless_is = json_string_value(json_object_get(unless, "is"))};
+        if (!out->other || !out->reason || (unless && (!out->unless_field || !out->unless_is)))
+                return -1;
+        return 1;
 }
 
 /*
- * Checks every "avk.differsFrom": {"field": "<dotted path from the root>",
- * "reason": "..."} among the fields of record out (of the dereferenced type
- * s, described by node) and its record fields, root being the whole record.
- * A field that holds the same string as the one named fails with the reason.
- * Run once the record is complete, so the order of the JSON keys plays no part.
+ * Checks every avk.differsFrom (struct avk_json_differs) among the fields of
+ * record out (of the dereferenced type s, described by node) and its record
+ * fields, root being the whole record. A field that holds the same string as
+ * the one named fails with the reason, unless the record holds the
+ * exception's value. Run once the record is complete, so the order of the
+ * JSON keys plays no part.
  */
 static int check_differs(struct avk_json_walk *w, avro_schema_t s, const json_t *node,
                          avro_value_t *root, avro_value_t *out, int depth)
@@ -756,18 +738,26 @@ static int check_differs(struct avk_json_walk *w, avro_schema_t s, const json_t 
         int rc = 0;
         for (size_t i = 0; i < avro_schema_record_size(s); i++) {
                 const json_t *fdef = json_array_get(fields, i);
-                const json_t *differs = json_object_get(fdef, "avk.differsFrom");
+                struct avk_json_differs rule;
+                int has_rule = avk_json_differs_of(fdef, &rule);
                 avro_schema_t fs = avk_json_deref(avro_schema_record_field_get_by_index(s, (int)i));
                 avro_value_t child;
                 if (avro_value_get_by_index(out, i, &child, NULL) != 0)
                         continue;
                 avk_path_push(&w->path, avro_schema_record_field_name(s, (int)i), 0);
-                const char *other = json_string_value(json_object_get(differs, "field"));
-                const char *mine = differs ? string_of(&child) : NULL;
-                const char *theirs = mine && other ? string_at(root, other) : NULL;
-                if (theirs && strcmp(mine, theirs) == 0)
-                        rc |= fail(w, "is %s, the same as %s: %s", mine, other,
-                                   json_string_value(json_object_get(differs, "reason")));
+                if (has_rule < 0) {
+                        rc |= fail(w, "the schema's avk.differsFrom is malformed");
+                } else if (has_rule > 0) {
+                        const char *mine =
+                            avk_avro_text(out, avro_schema_record_field_name(s, (int)i));
+                        const char *theirs = mine ? avk_avro_text(root, rule.other) : NULL;
+                        const char *exempt =
+                            rule.unless_field ? avk_avro_text(root, rule.unless_field) : NULL;
+                        if (theirs && strcmp(mine, theirs) == 0 &&
+                            !(exempt && strcmp(exempt, rule.unless_is) == 0))
+                                rc |= fail(w, "is %s, the same as %s: %s", mine, rule.other,
+                                           rule.reason);
+                }
                 rc |= check_differs(w, fs, json_object_get(fdef, "type"), root, &child, depth + 1);
                 avk_path_pop(&w->path);
         }

@@ -163,6 +163,28 @@ int avk_json_number(const char *text, size_t len, struct avk_json_scalar *out,
 int avk_json_has_surrogate_escape(const char *buf, size_t len);
 
 /**
+ * An "avk.differsFrom" of a field, as both ways read it (docs/architecture.md, "The contract"):
+ * the field must not hold the string at other, a dotted path from the record's root
+ * ("reporter.party"), unless the field at unless_field holds unless_is (a string or an enum
+ * symbol) - a response's suggested_receiver may be its party when the triage desk speaks,
+ * {"field": "party", "unless": {"field": "responder", "is": "TRIAGE_DESK"}, "reason": "..."}.
+ * The strings are the schema's.
+ */
+struct avk_json_differs {
+        const char *other;
+        const char *reason;
+        const char *unless_field; /**< NULL: the rule has no exception */
+        const char *unless_is;
+};
+
+/**
+ * @brief Reads the avk.differsFrom of fdef, a field of the schema's JSON, into out.
+ * @returns 1 when the field has one, 0 when it has none, -1 when it is malformed (no "field",
+ * no "reason", or an "unless" without both "field" and "is").
+ */
+int avk_json_differs_of(const json_t *fdef, struct avk_json_differs *out);
+
+/**
  * @brief The rules between fields of the complete record out, once the walk
  * filled it (with AVK_JSON_VALIDATE only): each avk.differsFrom, e.g. a
  * deviation's receiver.party that is its reporter.party.

@@ -33,6 +33,7 @@
 #include "common/contract/json_int.h"
 #include "common/contract/jsonparse.h"
 #include "common/contract/jsonsimd.h"
+#include "common/contract/slotfield.h"
 
 #define MAX_FIELDS 256 /* fields of a record the single pass handles */
 
@@ -77,12 +78,12 @@ struct record {
         struct record *next; /* in the plan's list */
 };
 
-/* An "avk.differsFrom" of the schema as two slots that must not hold the same
- * string (json.c's check_differs for avro-c values); branch: the union branch
- * holding the string, or -1 for a plain string field. */
+/* An "avk.differsFrom" of the schema (struct avk_json_differs) as the slots
+ * it reads: mine must not hold other's string unless "unless" holds
+ * unless_is (json.c's check_differs for avro-c values). */
 struct relation {
-        int mine, other;
-        int mine_branch, other_branch;
+        avk_slotfield_t mine, other, unless;
+        const char *unless_is; /* NULL: no exception */
 };
 
 #define MAX_RELATIONS 8
@@ -221,46 +222,12 @@ void avk_json_plan_destroy(avk_json_plan_t *plan)
         free(plan);
 }
 
-/* The union branch of type "string" in a field's type, or -1 when the type is "string". */
-static int string_branch(const json_t *type)
-{
-        for (size_t i = 0; json_is_array(type) && i < json_array_size(type); i++)
-                if (json_is_string(json_array_get(type, i)) &&
-                    strcmp(json_string_value(json_array_get(type, i)), "string") == 0)
-                        return (int)i;
-        return -1;
-}
-
-/* The slot of the field at path and the branch holding its string. */
-static int relation_end(const avk_json_plan_t *plan, const char *path, int *branch)
-{
-        const json_t *fields = json_object_get(avk_schema_json(plan->schema), "fields");
-        const json_t *fdef = NULL;
-        for (const char *p = path;;) {
-                size_t len = strcspn(p, ".");
-                fdef = NULL;
-                for (size_t i = 0; i < json_array_size(fields); i++) {
-                        const char *name =
-                            json_string_value(json_object_get(json_array_get(fields, i), "name"));
-                        if (name && strlen(name) == len && strncmp(name, p, len) == 0)
-                                fdef = json_array_get(fields, i);
-                }
-                if (!fdef)
-                        return -1;
-                if (!p[len])
-                        break;
-                fields = json_object_get(json_object_get(fdef, "type"), "fields");
-                p += len + 1;
-        }
-        *branch = string_branch(json_object_get(fdef, "type"));
-        return avk_avroprog_slot(plan->prog, path);
-}
-
 /* Collects the relations among the fields of a record definition, prefix
  * being its path from the root ("" or "receiver."). */
 static int plan_relations(avk_json_plan_t *plan, const json_t *def, const char *prefix)
 {
         const json_t *fields = json_object_get(def, "fields");
+        char reason[256];
         for (size_t i = 0; i < json_array_size(fields); i++) {
                 const json_t *fdef = json_array_get(fields, i);
                 char path[256];
@@ -273,31 +240,41 @@ static int plan_relations(avk_json_plan_t *plan, const json_t *def, const char *
                         if (plan_relations(plan, type, nested) != 0)
                                 return -1;
                 }
-                const char *other = json_string_value(
-                    json_object_get(json_object_get(fdef, "avk.differsFrom"), "field"));
-                if (!other)
+                struct avk_json_differs rule;
+                int has_rule = avk_json_differs_of(fdef, &rule);
+                if (has_rule == 0)
                         continue;
-                if (plan->relation_cnt == MAX_RELATIONS)
+                if (has_rule < 0 || plan->relation_cnt == MAX_RELATIONS)
                         return -1;
                 struct relation *r = &plan->relations[plan->relation_cnt++];
-                r->mine = relation_end(plan, path, &r->mine_branch);
-                r->other = relation_end(plan, other, &r->other_branch);
-                if (r->mine < 0 || r->other < 0)
+                r->unless_is = rule.unless_field ? rule.unless_is : NULL;
+                if (avk_slotfield_find(&r->mine, plan->prog, plan->schema, path, reason,
+                                       sizeof(reason)) != 0 ||
+                    avk_slotfield_find(&r->other, plan->prog, plan->schema, rule.other, reason,
+                                       sizeof(reason)) != 0 ||
+                    (r->unless_is &&
+                     avk_slotfield_find(&r->unless, plan->prog, plan->schema, rule.unless_field,
+                                        reason, sizeof(reason)) != 0))
                         return -1;
         }
         return 0;
 }
 
-/* Whether every relation holds in slots: no two related fields hold one string. */
+/* Whether every relation holds in slots: no two related fields hold one
+ * string, where no exception lifts the rule. */
 static int relations_hold(const avk_json_plan_t *plan, const avk_avroprog_slot_t *slots)
 {
         for (int i = 0; i < plan->relation_cnt; i++) {
                 const struct relation *r = &plan->relations[i];
-                const avk_avroprog_slot_t *a = &slots[r->mine], *b = &slots[r->other];
-                if ((r->mine_branch >= 0 && a->branch != r->mine_branch) ||
-                    (r->other_branch >= 0 && b->branch != r->other_branch))
+                size_t mine_len, other_len, unless_len;
+                const char *mine = avk_slotfield_text(&r->mine, slots, &mine_len);
+                const char *other = avk_slotfield_text(&r->other, slots, &other_len);
+                if (!mine || !other || mine_len != other_len || memcmp(mine, other, mine_len) != 0)
                         continue;
-                if (a->len == b->len && memcmp(a->v.str, b->v.str, a->len) == 0)
+                const char *unless =
+                    r->unless_is ? avk_slotfield_text(&r->unless, slots, &unless_len) : NULL;
+                if (!unless || unless_len != strlen(r->unless_is) ||
+                    memcmp(unless, r->unless_is, unless_len) != 0)
                         return 0;
         }
         return 1;
@@ -326,7 +303,8 @@ avk_json_plan_t *avk_json_plan_new(const avk_schema_t *schema, char *errstr, siz
                 return NULL;
         }
         if (plan->prog && plan_relations(plan, avk_schema_json(schema), "") != 0) {
-                snprintf(errstr, errstr_size, "an avk.differsFrom names no string field");
+                snprintf(errstr, errstr_size,
+                         "an avk.differsFrom is malformed or names no single field");
                 avk_json_plan_destroy(plan);
                 return NULL;
         }

@@ -46,10 +46,15 @@ struct avk_service {
         rd_kafka_t *producer, *consumer, *reader;
         avk_outbox_t *outbox;
         avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
-        int owned[MAX_PARTITIONS];   /* partitions whose state is rebuilt */
-        int *paused;                 /* [topic]: paused by flow control */
-        uint64_t *pool_unfinished;   /* [pool]: unfinished inputs, counted by flow control */
-        int wake[2];                 /* with the wait hook: Kafka's queues and stop write to [1] */
+        /* The same index: when each assigned partition was last read to its end
+         * (mono ms; 0: not since its assignment), and whether it is there now
+         * (no record taken since): avk_service_read_to_end_since(). */
+        int64_t *ended_at;
+        uint8_t *at_end;
+        int owned[MAX_PARTITIONS]; /* partitions whose state is rebuilt */
+        int *paused;               /* [topic]: paused by flow control */
+        uint64_t *pool_unfinished; /* [pool]: unfinished inputs, counted by flow control */
+        int wake[2];               /* with the wait hook: Kafka's queues and stop write to [1] */
         rd_kafka_queue_t *consumer_queue, *producer_queue; /* wired to wake[1] */
         avk_metric_t *m_latency, *m_retries, *m_registry_waits;
         avk_metric_family_t *m_lag;
@@ -151,6 +156,8 @@ static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
                 if (!in)
                         continue;
                 first += strcmp(tp->topic, svc->opts.inputs[0]) == 0;
+                svc->ended_at[in - svc->inputs] = 0;
+                svc->at_end[in - svc->inputs] = 0;
                 if (!*in) /* the options' name: the list's is freed after the callback */
                         *in = avk_outbox_assign(svc->outbox,
                                                 svc->opts.inputs[topic_index(svc, tp->topic)],
@@ -336,6 +343,7 @@ static int dispatch(avk_service_t *svc, const rd_kafka_message_t *m, char *errst
         avk_outbox_input_t **in = slot(svc, topic, m->partition);
         if (!in || !*in)
                 return 0; /* a record fetched before a revoke: the next owner has it */
+        svc->at_end[in - svc->inputs] = 0;
         atomic_fetch_add(&svc->inputs_taken, 1);
         uint64_t seq = avk_outbox_begin(*in, m->offset);
         if (seq == UINT64_MAX) {
@@ -365,7 +373,11 @@ static int dispatch(avk_service_t *svc, const rd_kafka_message_t *m, char *errst
 static void end_of_partition(avk_service_t *svc, const rd_kafka_message_t *m)
 {
         avk_outbox_input_t **in = slot(svc, rd_kafka_topic_name(m->rkt), m->partition);
-        if (in && *in && svc->hooks.on_eof)
+        if (!in || !*in)
+                return;
+        svc->ended_at[in - svc->inputs] = avk_clock_mono_ms();
+        svc->at_end[in - svc->inputs] = 1;
+        if (svc->hooks.on_eof)
                 svc->hooks.on_eof(svc->hooks.opaque, topic_index(svc, rd_kafka_topic_name(m->rkt)),
                                   m->partition);
 }
@@ -517,6 +529,18 @@ static void idle_enter(avk_service_t *svc, int64_t now)
         svc->idle_next_at = now + IDLE_PROBE_MS;
 }
 
+/* An idle service's probe found no record beyond where it is: every
+ * assigned partition is read to its end, paused or not. */
+static void all_at_end(avk_service_t *svc, int64_t now)
+{
+        for (size_t i = 0; i < (size_t)svc->opts.input_cnt * MAX_PARTITIONS; i++) {
+                if (svc->inputs[i]) {
+                        svc->ended_at[i] = now;
+                        svc->at_end[i] = 1;
+                }
+        }
+}
+
 /* Whether an idle service's partitions hold records beyond where it is:
  * their ends, from one ListOffsets request per broker. A failed request
  * answers yes. */
@@ -557,10 +581,12 @@ static void idle_step(avk_service_t *svc, int taken, int64_t now)
         } else if (!svc->idle && now - svc->last_record_at >= IDLE_AFTER_MS) {
                 idle_enter(svc, now);
         } else if (svc->idle && now >= svc->idle_next_at) {
-                if (idle_probe(svc))
+                if (idle_probe(svc)) {
                         idle_leave(svc);
-                else
+                } else {
+                        all_at_end(svc, now);
                         svc->idle_next_at = avk_clock_mono_ms() + IDLE_PROBE_MS;
+                }
         }
 }
 
@@ -683,6 +709,16 @@ void avk_service_stop(avk_service_t *svc)
                 ssize_t n = write(svc->wake[1], "s", 1); /* a full pipe wakes anyway */
                 (void)n;
         }
+}
+
+int avk_service_read_to_end_since(const avk_service_t *svc, int64_t since_ms)
+{
+        for (size_t i = 0; i < (size_t)svc->opts.input_cnt * MAX_PARTITIONS; i++) {
+                if (svc->inputs[i] && !svc->at_end[i] &&
+                    (!svc->ended_at[i] || svc->ended_at[i] < since_ms))
+                        return 0;
+        }
+        return 1;
 }
 
 int avk_service_paused(avk_service_t *svc, int topic)
@@ -820,8 +856,7 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         conf_default(cfg, cconf, "group.instance.id", svc->instance);
         conf_default(cfg, cconf, "session.timeout.ms", SESSION_TIMEOUT_MS);
         conf_default(cfg, cconf, "heartbeat.interval.ms", HEARTBEAT_MS);
-        if (svc->hooks.on_eof)
-                rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
         if (!(svc->consumer = client(cconf, svc->opts.group, errstr, errstr_size)))
                 return -1;
         rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
@@ -887,9 +922,11 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
         svc->outbox = avk_outbox_new(&hooks, opts->component);
         svc->inputs = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->inputs));
         svc->paused = calloc((size_t)opts->input_cnt, sizeof(*svc->paused));
+        svc->ended_at = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->ended_at));
+        svc->at_end = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->at_end));
         svc->pool_unfinished = calloc((size_t)opts->input_cnt, sizeof(*svc->pool_unfinished));
-        if (!svc->outbox || !svc->inputs || !svc->paused || !svc->pool_unfinished ||
-            make_metrics(svc) != 0) {
+        if (!svc->outbox || !svc->inputs || !svc->ended_at || !svc->at_end || !svc->paused ||
+            !svc->pool_unfinished || make_metrics(svc) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -924,6 +961,8 @@ void avk_service_destroy(avk_service_t *svc)
                         close(svc->wake[i]);
         }
         free(svc->inputs);
+        free(svc->ended_at);
+        free(svc->at_end);
         free(svc->paused);
         free(svc->pool_unfinished);
         free(svc);

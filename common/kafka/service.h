@@ -115,8 +115,8 @@ struct avk_service_options {
  * fetch.wait.max.ms=10 unless set; static membership, group.instance.id
  * from avk_kafka_instance_id() unless kafka.group.instance.id is set;
  * session.timeout.ms=6000 and heartbeat.interval.ms=2000 unless set;
- * auto-commit of the offsets the outbox stores; partition ends reported
- * when on_eof is set; another configured assignor is refused) and the
+ * auto-commit of the offsets the outbox stores; partition ends reported,
+ * to on_eof when set; another configured assignor is refused) and the
  * reader of rebuilds (group "<group>-state", never joined). Registers
  * <prefix>_input_seconds, <prefix>_delivery_retries_total,
  * <prefix>_registry_waits_total and <prefix>_input_lag{topic}. cfg and
@@ -151,6 +151,16 @@ void avk_service_stop(avk_service_t *svc);
  * Any thread.
  */
 int avk_service_ready(avk_service_t *svc, char *why, size_t why_size);
+
+/**
+ * @brief Whether every assigned input partition is at its end now, or was read
+ * to its end at or after since_ms (avk_clock_mono_ms()): then every record
+ * appended to the inputs before since_ms, as far as the last fetch of each
+ * partition tells, has been handed to on_record. Timers on processing time
+ * wait for this, so that a backlog (a restart, a lagging topic) is applied
+ * before a deadline is judged. Nothing assigned: 1. Run thread.
+ */
+int avk_service_read_to_end_since(const avk_service_t *svc, int64_t since_ms);
 
 /** @brief Whether input topic inputs[topic] is paused now (flow control). Run thread. */
 int avk_service_paused(avk_service_t *svc, int topic);

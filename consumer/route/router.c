@@ -63,7 +63,15 @@ enum reported_field {
 };
 
 /* ... of a DeviationResponse. */
-enum response_field { RS_KIND, RS_DEVIATION_ID, RS_RESPONSE_ID, RS_PARTY, RS_SUGGESTED, RS_FIELDS };
+enum response_field {
+        RS_KIND,
+        RS_DEVIATION_ID,
+        RS_RESPONSE_ID,
+        RS_PARTY,
+        RS_RESPONDER,
+        RS_SUGGESTED,
+        RS_FIELDS
+};
 
 /* Every field of a DeviationRouted: it reads some, writes all. */
 enum routed_field {
@@ -283,8 +291,8 @@ static const char *const reported_paths[RP_FIELDS] = {
 };
 
 static const char *const response_paths[RS_FIELDS] = {
-    [RS_KIND] = "kind",   [RS_DEVIATION_ID] = "deviation_id",    [RS_RESPONSE_ID] = "response_id",
-    [RS_PARTY] = "party", [RS_SUGGESTED] = "suggested_receiver",
+    [RS_KIND] = "kind",   [RS_DEVIATION_ID] = "deviation_id", [RS_RESPONSE_ID] = "response_id",
+    [RS_PARTY] = "party", [RS_RESPONDER] = "responder",       [RS_SUGGESTED] = "suggested_receiver",
 };
 
 static const char *const routed_paths[RT_FIELDS] = {
@@ -742,13 +750,20 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 }
         }
         int current = d->hop_cnt - 1;
-        if (strcmp(d->hops[current].receiver_party, party) != 0) {
-                /* From an earlier receiver, or a party that never received it. */
+        size_t responder_len;
+        const char *responder = avk_slotfield_text(&f[RS_RESPONDER], v, &responder_len);
+        int from_desk = responder && strcmp(responder, AVK_DIRECTORY_DESK_RESPONDER) == 0;
+        if (strcmp(d->hops[current].receiver_party, party) != 0 ||
+            (from_desk && !d->hops[current].manual)) {
+                /* From an earlier receiver, a party that never received it, or the desk after
+                 * it routed the deviation on (to its record_party too, whose name it gives). */
                 skip(r, "STALE_" WRONG_RECEIVER);
                 return 0;
         }
         /* The desk triages for the county: its "wrong receiver" routes the deviation on to
-         * the receiver it names, or leaves it at the desk; never a hop back to the desk. */
+         * the receiver it names, or leaves it at the desk; never a hop back to the desk. A
+         * response written before DeviationResponse v3 reads as responder PARTY: at the desk's
+         * hop it is still the desk's, which alone answers there (docs/gateway.md). */
         const char *suggested =
             avk_slotfield_copy(&f[RS_SUGGESTED], v, suggested_text, sizeof(suggested_text));
         int by_desk = d->hops[current].manual && avk_rules_hosts_desk(r->dir, party);

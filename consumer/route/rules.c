@@ -772,13 +772,17 @@ void avk_rules_reroute(const avk_rules_t *rules, const avk_directory_t *dir,
                                                    .suggested_party = rejection->suggested_party,
                                                    .suggested_unit_hsa_id =
                                                        rejection->suggested_unit_hsa_id};
-                const char *who = "Länets gemensamma sorteringsfunktion";
+                const struct avk_directory_desk *host = avk_directory_triage_desk(dir);
+                const char *who = "Sorteringsfunktionen";
 
                 route_init(&rt, rules, dir, in, &desk, rejection->hop + 1, out);
-                text_add(&rt.reason, "%s skickar den vidare. ", who);
+                text_add(&rt.reason,
+                         "Länets gemensamma sorteringsfunktion, %s (%s), har sorterat den "
+                         "manuellt och skickar den vidare. ",
+                         host->name, host->hsa_id);
                 if ((desk.suggested_party || desk.suggested_unit_hsa_id) &&
                     take_named(&rt, desk.suggested_party, desk.suggested_unit_hsa_id,
-                               AVK_RULES_REROUTED, AVK_RULES_ID_SUGGESTED, who))
+                               AVK_RULES_REROUTED, AVK_RULES_ID_DESK, who))
                         return;
                 take_manual(&rt, "Den angav ingen mottagare som kan användas.");
                 return;

@@ -64,10 +64,12 @@
 
 /*
  * rule_id of the decisions that no rule of the file makes. The file's rule
- * ids start with "R-", so they never collide with these.
+ * ids start with "R-", so they never collide with these. AVK_RULES_ID_DESK:
+ * the county's triage desk chose the receiver (REROUTED, after its MANUAL hop).
  */
 #define AVK_RULES_ID_NAMED     "NAMED-BY-REPORTER"
 #define AVK_RULES_ID_SUGGESTED "SUGGESTED-BY-RECEIVER"
+#define AVK_RULES_ID_DESK      "CHOSEN-BY-TRIAGE-DESK"
 #define AVK_RULES_ID_TRIAGE    "TRIAGE"
 #define AVK_RULES_ID_MANUAL    "MANUAL"
 
@@ -121,9 +123,10 @@ struct avk_rules_rejection {
         size_t earlier_rejecting_cnt;
         /**
          * The triage desk routes a MANUAL decision on (avk_rules_hosts_desk()): only its
-         * suggestion counts, whatever the hop bound and whoever rejected before (the reporter
-         * stays excluded); without a usable one the decision is MANUAL again, and the caller
-         * leaves the deviation at the desk rather than spend a hop on it.
+         * choice counts (AVK_RULES_ID_DESK), whatever the hop bound and whoever rejected
+         * before - its own record_party too; the reporter stays excluded. Without a usable one
+         * the decision is MANUAL again, and the caller leaves the deviation at the desk rather
+         * than spend a hop on it.
          */
         int by_desk;
 };

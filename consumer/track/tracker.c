@@ -110,6 +110,10 @@ struct avk_tracker {
         void *clock_opaque;
         avk_clock_t processing_clock; /* the system's, or tracker.clock.file's */
         int64_t tick_ms, next_tick;
+        /* A pass over the due timers judges them at processing time judge_at,
+         * once the inputs were read to their end after judge_mono (mono ms; 0:
+         * none pending): an answer waiting in Kafka stops its deadline. */
+        int64_t judge_mono, judge_at;
         /* How far back a rebuild looks for status records without their feedback, and from when
          * (wall time: Kafka's record timestamps) the rebuild in progress does. */
         int64_t feedback_check_ms, check_since;
@@ -120,7 +124,7 @@ struct avk_tracker {
         avk_metrics_t *metrics;
         avk_metric_family_t *m_inputs, *m_escalations, *m_reminders, *m_open, *m_overdue, *m_ack_q,
             *m_answer_q;
-        avk_metric_t *m_tick, *m_deadletter, *m_statuses, *m_kept, *m_owed;
+        avk_metric_t *m_tick, *m_deadletter, *m_statuses, *m_kept, *m_judge_wait, *m_owed;
         struct figures *figures[MAX_FIGURE_PARTIES];
         uint64_t summary_done;
 };
@@ -1029,8 +1033,18 @@ static int on_tick(void *opaque, int64_t *next_due, char *errstr, size_t errstr_
                 *next_due = tr->next_tick;
         if (!due)
                 return 0;
+        if (!tr->judge_mono) {
+                tr->judge_mono = start / 1000000;
+                tr->judge_at = now_ms(tr);
+        }
+        if (!avk_service_read_to_end_since(tr->service, tr->judge_mono)) {
+                avk_metric_set(tr->m_judge_wait, start / 1000000 - tr->judge_mono);
+                return 0;
+        }
+        avk_metric_set(tr->m_judge_wait, 0);
         tr->sink_failed = 0;
-        long n = avk_track_advance(tr->track, now_ms(tr));
+        long n = avk_track_advance(tr->track, tr->judge_at);
+        tr->judge_mono = 0;
         avk_metric_observe(tr->m_tick, (double)(avk_clock_mono_ns() - start) / 1e9);
         publish_figures(tr);
         if (n >= 0 && !tr->sink_failed)
@@ -1166,6 +1180,12 @@ static int make_metrics(avk_tracker_t *tr)
         tr->m_kept = avk_metrics_series(
             avk_metrics_gauge(m, "avk_tracker_kept", "Responses waiting for their routing.", NULL),
             NULL);
+        tr->m_judge_wait = avk_metrics_series(
+            avk_metrics_gauge(m, "avk_tracker_deadlines_waiting_ms",
+                              "How long due timers have waited for the inputs to be read to "
+                              "their end (0: they are judged on time).",
+                              NULL),
+            NULL);
         tr->m_owed = avk_metrics_series(
             avk_metrics_counter(m, "avk_tracker_feedback_rewritten_total",
                                 "DeviationFeedback written after a restart: its status record was "
@@ -1179,7 +1199,8 @@ static int make_metrics(avk_tracker_t *tr)
             NULL);
         return tr->m_inputs && tr->m_escalations && tr->m_reminders && tr->m_open &&
                        tr->m_overdue && tr->m_ack_q && tr->m_answer_q && tr->m_statuses &&
-                       tr->m_deadletter && tr->m_kept && tr->m_owed && tr->m_tick
+                       tr->m_deadletter && tr->m_kept && tr->m_judge_wait && tr->m_owed &&
+                       tr->m_tick
                    ? 0
                    : -1;
 }

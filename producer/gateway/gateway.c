@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <uuid/uuid.h>
 
+#include "common/contract/directory.h"
 #include "common/contract/json.h"
 #include "common/contract/jsonparse.h"
 #include "common/http/server.h"
@@ -813,6 +814,29 @@ static int is_own_party(struct request *req, const char *path, const json_t *par
         return 0;
 }
 
+/* Who speaks is the token's to say: the desk's responses are TRIAGE_DESK (the gateway fills it
+ * in), a party's are not - the desk alone may name its own record party as the receiver
+ * (docs/routing.md). A value that is no string is the validator's to report. Answers 403 and
+ * returns 0 when the document claims another speaker than the token. */
+static int is_own_responder(struct request *req, const json_t *doc)
+{
+        const char *claimed = json_string_value(json_object_get(doc, "responder"));
+        int desk = req->party == AVK_VIEW_DESK;
+        if (!claimed || (strcmp(claimed, AVK_DIRECTORY_DESK_RESPONDER) == 0) == desk)
+                return 1;
+        if (desk)
+                fail(req, MHD_HTTP_FORBIDDEN, "the triage desk responds as the desk",
+                     "responder: \"%.64s\" is not the token's; the county's triage desk responds "
+                     "as %s",
+                     claimed, AVK_DIRECTORY_DESK_RESPONDER);
+        else
+                fail(req, MHD_HTTP_FORBIDDEN, "only the triage desk responds as the desk",
+                     "responder: %s is the county's triage desk; the token is party %s, which "
+                     "responds for itself",
+                     AVK_DIRECTORY_DESK_RESPONDER, principal_code(req->party));
+        return 0;
+}
+
 static void file_deviation(struct request *req, json_t *doc, const char *text, size_t len)
 {
         json_t *deviation = doc;
@@ -845,8 +869,14 @@ static void file_response(struct request *req, json_t *doc, const char *text, si
                      json_string_value(id), req->url_id);
                 return;
         }
-        if (is_own_party(req, "party", json_object_get(doc, "party")))
-                file(req, AVK_KIND_RESPONSE, doc, doc, text, len);
+        if (!is_own_party(req, "party", json_object_get(doc, "party")) ||
+            !is_own_responder(req, doc))
+                return;
+        if (req->party == AVK_VIEW_DESK && !json_object_get(doc, "responder")) {
+                text = NULL; /* doc is no longer the body */
+                json_object_set_new(doc, "responder", json_string(AVK_DIRECTORY_DESK_RESPONDER));
+        }
+        file(req, AVK_KIND_RESPONSE, doc, doc, text, len);
 }
 
 /* The route's handler, once the request is complete: parse the body and file it. */

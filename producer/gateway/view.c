@@ -22,6 +22,7 @@
 
 #include "common/contract/avro_field.h"
 #include "common/contract/codec.h"
+#include "common/contract/directory.h"
 #include "common/contract/party.h"
 #include "common/contract/receipt.h"
 #include "common/kafka/follow.h"
@@ -404,7 +405,9 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
                 }
                 break;
         case AVK_VIEW_REJECTED_WRONG_RECEIVER:
-                if (e->party == d->receiver)
+                /* The desk passes on in its record_party's name, which it may route to: read
+                 * after that routing, it must not stand as the party's own rejection. */
+                if (e->party == d->receiver && !e->by_desk)
                         d->rejected = 1;
                 break;
         case AVK_VIEW_ANSWERED:
@@ -1021,7 +1024,9 @@ static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_
             .reporter = -1,
             .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")},
             .response_id = avk_avro_text(v, "response_id"),
-            .digest = avk_receipt_digest(m->payload, m->len, digest) == 0 ? digest : NULL};
+            .digest = avk_receipt_digest(m->payload, m->len, digest) == 0 ? digest : NULL,
+            .by_desk = avk_avro_text(v, "responder") &&
+                       strcmp(avk_avro_text(v, "responder"), AVK_DIRECTORY_DESK_RESPONDER) == 0};
         for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_ESCALATION_CONFIRMED; k++)
                 if (kinds[k] && strcmp(kind, kinds[k]) == 0)
                         e.kind = (enum avk_view_kind)k;

@@ -85,6 +85,8 @@ struct avk_view_event {
                                           a response: its own, or NULL */
         const char *response_id;     /**< a response: its id (with digest, what recognises a
                                           retry of it: avk_view_response()), or NULL */
+        int by_desk; /**< a response the triage desk gave (responder TRIAGE_DESK) in the name of
+                          party, its record_party: no rejection of that party's own hop */
 };
 
 /** One DeviationStatus record (the tracker's changelog): the highest version wins. */

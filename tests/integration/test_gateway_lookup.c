@@ -855,6 +855,28 @@ static void keep_rejection(void *opaque, const rd_kafka_message_t *m)
         *rejection = doc;
 }
 
+/* The desk passes D5 on to receiver and the router routes it there at hop 2. Then
+ * deviation.response holds n responses, one of them the desk's rejection: recorded as the
+ * region, from the desk's unit, and - the gateway says who spoke, whatever the client sent - as
+ * the desk's (responder TRIAGE_DESK). */
+static void desk_passes_on(int receiver, int n)
+{
+        ck_assert_int_eq(pass_on(DESK, D5, subjects[receiver], NULL, 0), 202);
+        WAIT_FOR_MS(events(DESK, D5, "REJECTED_WRONG_RECEIVER") == 1, 1, 10000);
+        json_t *last = NULL;
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.response", keep_rejection, &last),
+                         n);
+        ck_assert_str_eq(json_string_value(json_object_get(last, "party")), "VGR");
+        ck_assert_str_eq(json_string_value(json_object_get(last, "unit_hsa_id")),
+                         "SE2321000131-E000000000001");
+        ck_assert_str_eq(json_string_value(json_object_get(last, "responder")), "TRIAGE_DESK");
+        ck_assert_str_eq(json_string_value(json_object_get(last, "suggested_receiver")),
+                         subjects[receiver]);
+        json_decref(last);
+        routed(D5, 2, GBG, receiver, "REROUTED", avk_clock_system_ms() - 500);
+        wait_lookup(receiver, D5, 200);
+}
+
 /* D5: Göteborg's, routed at hop 1 to the desk (receiver_party VGR, the desk's record_party). */
 static void at_the_desk(void)
 {
@@ -913,20 +935,8 @@ START_TEST(the_desk_acknowledges_and_passes_on_a_deviation_at_it)
         /* Passing on names the receiver: without one the router would keep it at the desk. */
         ck_assert_int_eq(pass_on(DESK, D5, NULL, why, sizeof(why)), 400);
         ck_assert_msg(strstr(why, "suggested_receiver"), "%s", why);
-        ck_assert_int_eq(pass_on(DESK, D5, "1401", why, sizeof(why)), 202);
-        WAIT_FOR_MS(events(DESK, D5, "REJECTED_WRONG_RECEIVER") == 1, 1, 10000);
-        /* Recorded as the region, from the desk's unit: what the router reads as the desk's. */
-        json_t *last = NULL;
-        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.response", keep_rejection, &last),
-                         4);
-        ck_assert_str_eq(json_string_value(json_object_get(last, "party")), "VGR");
-        ck_assert_str_eq(json_string_value(json_object_get(last, "unit_hsa_id")),
-                         "SE2321000131-E000000000001");
-        ck_assert_str_eq(json_string_value(json_object_get(last, "suggested_receiver")), "1401");
-        json_decref(last);
+        desk_passes_on(HARRYDA, 4);
         /* Routed on: the desk's turn is over, and it still sees the course. */
-        routed(D5, 2, GBG, HARRYDA, "REROUTED", avk_clock_system_ms() - 500);
-        wait_lookup(HARRYDA, D5, 200);
         ck_assert_int_eq(respond(DESK, D5, "ANSWERED", why, sizeof(why)), 409);
         ck_assert_msg(strstr(why, "routed on") && strstr(why, "routed to 1401 (hop 2)"), "%s", why);
         wait_lookup(DESK, D5, 200);
@@ -963,6 +973,45 @@ START_TEST(the_desk_answers_only_at_its_hop_and_as_no_one_else)
         ck_assert_int_eq(respond(GBG, D2, "ACKNOWLEDGED", NULL, 0), 409);
         ck_assert_int_eq(respond(HARRYDA, D2, "ACKNOWLEDGED", NULL, 0), 403);
         ck_assert_int_eq(respond(DESK, D2, "ACKNOWLEDGED", NULL, 0), 202);
+}
+END_TEST
+
+/* Issue 16: the desk, a joint function of both parties, passes a deviation to the region whose
+ * name it answers in; the region then answers as any receiver, its own "wrong receiver" too. */
+START_TEST(the_desk_passes_a_deviation_to_the_region_it_answers_for)
+{
+        at_the_desk();
+        char why[1024];
+        /* The region receives it, and the desk's rejection in the region's name is no
+         * rejection of the region's hop. */
+        desk_passes_on(VGR, 3);
+        ck_assert_int_eq(respond(DESK, D5, "ACKNOWLEDGED", why, sizeof(why)), 409);
+        ck_assert_int_eq(respond(VGR, D5, "REJECTED_WRONG_RECEIVER", why, sizeof(why)), 202);
+}
+END_TEST
+
+/* Who speaks is the token's: a party cannot answer as the desk, nor the desk as a party. */
+START_TEST(only_the_desks_token_responds_as_the_desk)
+{
+        at_the_desk();
+        char why[1024], t[40], body[512];
+        snprintf(body, sizeof(body),
+                 "{\"party\":\"VGR\",\"responder\":\"TRIAGE_DESK\",\"kind\":"
+                 "\"REJECTED_WRONG_RECEIVER\",\"responded_at\":\"%s\",\"suggested_receiver\":"
+                 "\"VGR\"}",
+                 iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
+        ck_assert_int_eq(post_response(VGR, D1, NULL, body, why, sizeof(why)), 403);
+        ck_assert_msg(strstr(why, "responder: TRIAGE_DESK is the county's triage desk; the token "
+                                  "is party VGR"),
+                      "%s", why);
+        snprintf(body, sizeof(body),
+                 "{\"party\":\"VGR\",\"responder\":\"PARTY\",\"kind\":\"ACKNOWLEDGED\","
+                 "\"responded_at\":\"%s\"}",
+                 iso(avk_clock_system_ms() - 1000, t, sizeof(t)));
+        ck_assert_int_eq(post_response(DESK, D5, NULL, body, why, sizeof(why)), 403);
+        ck_assert_msg(strstr(why, "responder: \\\"PARTY\\\" is not the token's"), "%s", why);
+        /* Nothing was filed: the fixture's two responses only. */
+        ck_assert_int_eq(mock_kafka_read_all(&fx.mk, "deviation.response", ignore, NULL), 2);
 }
 END_TEST
 
@@ -1057,6 +1106,8 @@ int main(void)
         tcase_add_test(tc, the_region_is_not_the_desk);
         tcase_add_test(tc, the_desk_acknowledges_and_passes_on_a_deviation_at_it);
         tcase_add_test(tc, the_desk_answers_only_at_its_hop_and_as_no_one_else);
+        tcase_add_test(tc, the_desk_passes_a_deviation_to_the_region_it_answers_for);
+        tcase_add_test(tc, only_the_desks_token_responds_as_the_desk);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -21,11 +21,13 @@
 #include "common/kafka/kafka.h"
 #include "consumer/route/router.h"
 #include "producer/intake/reporter.h"
+#include "tests/support/codec_fixture.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/service_thread.h"
 #include "tests/support/test_data.h"
 
 #define MAX_RECORDS 4096
+#define DESK_HSA_ID "SE2321000131-E000000000001" /* the triage desk of data/directory.json */
 
 static struct mock_kafka mk;
 static json_t *sample;
@@ -366,83 +368,200 @@ START_TEST(named_receiver_wins)
 }
 END_TEST
 
-START_TEST(wrong_receiver_reroutes_until_manual_triage)
+/* The triage desk's "wrong receiver" in the name of VGR, its record_party (responder
+ * TRIAGE_DESK, as the gateway writes it for the desk's token), naming suggested. */
+static void file_desk_choice(avk_reporter_t *r, const char *deviation_id, const char *suggested)
 {
-        avk_reporter_t *rep = reporter();
-        char id[AVK_ID_SIZE];
-        json_t *doc = unnamed();
-        /* The patient lives in Kungälv: after VGR, Kungälv can receive it; the
-         * reporting Göteborg never does. */
-        json_object_set_new(doc, "municipality_code", json_string("1482"));
-        file_doc(rep, AVK_KIND_DEVIATION, doc, id);
+        char when[32], id[AVK_ID_SIZE];
+        time_t t = time(NULL) - 60;
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&t));
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "deviation_id", deviation_id,
+                                "responded_at", when, "party", "VGR", "responder", "TRIAGE_DESK",
+                                "unit_hsa_id", DESK_HSA_ID, "kind", "REJECTED_WRONG_RECEIVER",
+                                "suggested_receiver", suggested);
+        file_doc(r, AVK_KIND_RESPONSE, doc, id);
         json_decref(doc);
-        struct running rr;
-        start_router(&rr, "router-reroute");
-        uint64_t inputs = 1;
-        wait_inputs(&rr, inputs);
-        const char *rejected[16];
-        int hops = 0;
+}
+
+/* A deviation of Göteborg's about a patient in Kungälv, at the county's triage desk. */
+struct at_desk {
+        avk_reporter_t *rep;
+        struct running rr; /* the router that sent it there */
+        char id[AVK_ID_SIZE];
+        char *rejected[16]; /* the parties that answered "wrong receiver" (strdup'd) */
+        int hops;           /* of them, and the hop of the routing to the desk */
+        uint64_t inputs;    /* the router's inputs so far */
+};
+
+/* Files the deviation for a router of its own group and answers "wrong receiver" at every hop
+ * until the router sends it to the county's triage desk. */
+static void desk_start(struct at_desk *a, const char *group)
+{
+        a->rep = reporter();
+        a->inputs = 0;
+        a->hops = 0;
+        start_router(&a->rr, group);
+        json_t *doc = unnamed();
+        /* After VGR, Kungälv can receive it; the reporting Göteborg never does. */
+        json_object_set_new(doc, "municipality_code", json_string("1482"));
+        file_doc(a->rep, AVK_KIND_DEVIATION, doc, a->id);
+        json_decref(doc);
+        wait_inputs(&a->rr, ++a->inputs);
         for (;;) {
                 read_topic("deviation.routed");
-                const struct record *cur = latest(id);
+                const struct record *cur = latest(a->id);
                 ck_assert_ptr_nonnull(cur);
-                ck_assert_int_eq(hop_of(cur), hops);
-                if (hops > 0) {
+                ck_assert_int_eq(hop_of(cur), a->hops);
+                if (a->hops > 0) {
                         const char *decision = str(cur, "decision");
                         ck_assert_msg(strcmp(decision, "REROUTED") == 0 ||
                                           strcmp(decision, "TRIAGE") == 0 ||
                                           strcmp(decision, "MANUAL") == 0,
-                                      "hop %d: %s", hops, decision);
+                                      "hop %d: %s", a->hops, decision);
                         ck_assert_str_ne(str(cur, "receiver_party"), "1480");
                         /* a party that rejected it never receives it again by rule */
                         if (strcmp(decision, "MANUAL") != 0)
-                                for (int i = 0; i < hops; i++)
-                                        ck_assert_str_ne(str(cur, "receiver_party"), rejected[i]);
+                                for (int i = 0; i < a->hops; i++)
+                                        ck_assert_str_ne(str(cur, "receiver_party"),
+                                                         a->rejected[i]);
                         if (strcmp(decision, "MANUAL") == 0) {
-                                ck_assert_str_eq(str(cur, "receiver_unit_hsa_id"),
-                                                 "SE2321000131-E000000000001");
-                                break;
+                                ck_assert_str_eq(str(cur, "receiver_unit_hsa_id"), DESK_HSA_ID);
+                                /* The desk's MANUAL hop names VGR, its record party. */
+                                ck_assert_str_eq(str(cur, "receiver_party"), "VGR");
+                                return;
                         }
                 }
-                ck_assert_int_lt(hops, 10);
-                rejected[hops] = strdup(str(cur, "receiver_party"));
-                file_rejection(rep, id, rejected[hops]);
-                hops++;
-                wait_inputs(&rr, ++inputs);
+                ck_assert_int_lt(a->hops, 10);
+                a->rejected[a->hops] = strdup(str(cur, "receiver_party"));
+                file_rejection(a->rep, a->id, a->rejected[a->hops]);
+                a->hops++;
+                wait_inputs(&a->rr, ++a->inputs);
         }
-        /* The triage desk's MANUAL hop names VGR, its record party: the desk's "wrong receiver"
-         * without a suggestion, or naming the reporter, spends no hop and the desk keeps the
-         * deviation - no hop past the bound back to the same desk. */
-        ck_assert_str_eq(str(latest(id), "receiver_party"), "VGR");
-        file_rejection(rep, id, "VGR");
-        wait_inputs(&rr, ++inputs);
-        file_rejection_suggesting(rep, id, "VGR", "1480");
-        wait_inputs(&rr, ++inputs);
+}
+
+static void desk_stop(struct at_desk *a)
+{
+        stop_router(&a->rr);
+        avk_reporter_destroy(a->rep);
+        for (int i = 0; i < a->hops; i++)
+                free(a->rejected[i]);
+}
+
+/* The deviation's latest routing is the desk's choice of party, at the hop after the desk's. */
+static void assert_desk_chose(const struct at_desk *a, const char *party)
+{
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(count_key(a->id), (size_t)a->hops + 2);
+        const struct record *onward = latest(a->id);
+        ck_assert_int_eq(hop_of(onward), a->hops + 1);
+        ck_assert_str_eq(str(onward, "receiver_party"), party);
+        ck_assert_str_eq(str(onward, "decision"), "REROUTED");
+        ck_assert_str_eq(str(onward, "rule_id"), "CHOSEN-BY-TRIAGE-DESK");
+        ck_assert_msg(
+            strstr(str(onward, "reason"),
+                   "Länets gemensamma sorteringsfunktion, Avvikelsesamordning i "
+                   "samverkan, Vårdsamverkan Västra Götaland (partsgemensam) (" DESK_HSA_ID
+                   "), har sorterat den manuellt och skickar den vidare. "
+                   "Sorteringsfunktionen angav "),
+            "%s", str(onward, "reason"));
+}
+
+START_TEST(wrong_receiver_reroutes_until_manual_triage)
+{
+        struct at_desk a;
+        desk_start(&a, "router-reroute");
+        /* The triage desk's "wrong receiver" without a suggestion, or naming the reporter,
+         * spends no hop and the desk keeps the deviation - no hop past the bound back to the
+         * same desk. Written without a responder (as before DeviationResponse v3), at the
+         * desk's hop it is still the desk's. */
+        file_rejection(a.rep, a.id, "VGR");
+        wait_inputs(&a.rr, ++a.inputs);
+        file_rejection_suggesting(a.rep, a.id, "VGR", "1480");
+        wait_inputs(&a.rr, ++a.inputs);
         struct avk_router_stats s;
-        avk_router_stats(rr.router, &s);
+        avk_router_stats(a.rr.router, &s);
         ck_assert_uint_eq(s.skipped, 2);
         /* A stale rejection (from the second receiver again) changes nothing. */
-        ck_assert_int_ge(hops, 2);
-        file_rejection(rep, id, rejected[1]);
-        wait_inputs(&rr, ++inputs);
-        avk_router_stats(rr.router, &s);
+        ck_assert_int_ge(a.hops, 2);
+        file_rejection(a.rep, a.id, a.rejected[1]);
+        wait_inputs(&a.rr, ++a.inputs);
+        avk_router_stats(a.rr.router, &s);
         ck_assert_uint_eq(s.skipped, 3);
         /* The desk routes it on to Kungälv, past the bound and whoever answered "wrong
          * receiver" before: the desk settles what routing could not. */
-        file_rejection_suggesting(rep, id, "VGR", "1482");
-        wait_inputs(&rr, ++inputs);
-        stop_router(&rr);
-        avk_reporter_destroy(rep);
-        ck_assert_int_le(hops, 4); /* max_reroutes 3 in data/routing-rules.json, then MANUAL */
+        file_desk_choice(a.rep, a.id, "1482");
+        wait_inputs(&a.rr, ++a.inputs);
+        ck_assert_int_le(a.hops, 4); /* max_reroutes 3 in data/routing-rules.json, then MANUAL */
+        assert_desk_chose(&a, "1482");
+        desk_stop(&a);
+        release_records();
+}
+END_TEST
+
+/* Issue 16: the desk, a joint function of both parties, passes a deviation to the region whose
+ * name it answers in; a later response of the desk's is stale, and the region's own "wrong
+ * receiver" is the region's. */
+START_TEST(the_triage_desk_passes_a_deviation_to_the_region)
+{
+        struct at_desk a;
+        desk_start(&a, "router-desk-region");
+        file_desk_choice(a.rep, a.id, "VGR");
+        wait_inputs(&a.rr, ++a.inputs);
+        assert_desk_chose(&a, "VGR");
+        ck_assert_msg(strstr(str(latest(a.id), "reason"),
+                             "Sorteringsfunktionen angav Västra Götalandsregionen (VGR) som "
+                             "mottagare."),
+                      "%s", str(latest(a.id), "reason"));
+        /* The desk again, after it routed the deviation on: stale, not the region's. */
+        struct avk_router_stats s;
+        avk_router_stats(a.rr.router, &s);
+        uint64_t skipped = s.skipped;
+        file_desk_choice(a.rep, a.id, "1482");
+        wait_inputs(&a.rr, ++a.inputs);
+        avk_router_stats(a.rr.router, &s);
+        ck_assert_uint_eq(s.skipped, skipped + 1);
+        /* The region's own "wrong receiver" spends a hop: past the bound, back to the desk. */
+        file_rejection(a.rep, a.id, "VGR");
+        wait_inputs(&a.rr, ++a.inputs);
         read_topic("deviation.routed");
-        ck_assert_uint_eq(count_key(id), (size_t)hops + 2);
-        const struct record *onward = latest(id);
-        ck_assert_int_eq(hop_of(onward), hops + 1);
-        ck_assert_str_eq(str(onward, "receiver_party"), "1482");
-        ck_assert_str_eq(str(onward, "decision"), "REROUTED");
-        ck_assert_str_eq(str(onward, "rule_id"), "SUGGESTED-BY-RECEIVER");
-        for (int i = 0; i < hops; i++)
-                free((void *)rejected[i]);
+        ck_assert_uint_eq(count_key(a.id), (size_t)a.hops + 3);
+        ck_assert_int_eq(hop_of(latest(a.id)), a.hops + 2);
+        ck_assert_str_eq(str(latest(a.id), "decision"), "MANUAL");
+        desk_stop(&a);
+        release_records();
+}
+END_TEST
+
+/* A desk's response written with DeviationResponse v2 (no responder; single-object framing
+ * with v2's fingerprint) is read with v3's default and, at the desk's hop, is the desk's. */
+START_TEST(a_desk_response_written_with_v2_is_still_read)
+{
+        struct at_desk a;
+        char err[512];
+        desk_start(&a, "router-desk-v2");
+        char *text = test_data_read(AVK_SOURCE_DIR "/schemas/history/deviation_response/v2.avsc",
+                                    err, sizeof(err));
+        ck_assert_msg(text != NULL, "%s", err);
+        avk_schema_t *v2 = avk_schema_new(text, err, sizeof(err));
+        free(text);
+        ck_assert_msg(v2 != NULL, "%s", err);
+        avk_catalog_t *v2_catalog = avk_catalog_new();
+        ck_assert_int_eq(avk_catalog_add(v2_catalog, v2, err, sizeof(err)), 0);
+        avk_codec_t *v2_codec = codec_fixture_codec(v2_catalog, NULL);
+        json_t *doc =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "response_id",
+                      "5b0c9c1e-2d3f-4a5b-8c6d-7e8f9a0b1c2d", "deviation_id", a.id, "responded_at",
+                      "2026-11-20T09:00:00.000Z", "party", "VGR", "unit_hsa_id", DESK_HSA_ID,
+                      "kind", "REJECTED_WRONG_RECEIVER", "suggested_receiver", "1482");
+        struct codec_message m = codec_fixture_encode(v2_codec, "deviation.response", v2, doc);
+        produce_raw("deviation.response", a.id, strlen(a.id), m.bytes, m.len);
+        wait_inputs(&a.rr, ++a.inputs);
+        free(m.bytes);
+        json_decref(doc);
+        avk_codec_destroy(v2_codec);
+        avk_catalog_destroy(v2_catalog);
+        assert_desk_chose(&a, "1482");
+        desk_stop(&a);
         release_records();
 }
 END_TEST
@@ -722,6 +841,8 @@ static Suite *router_suite(void)
         tcase_add_test(tc, deviation_is_routed_by_rule_into_topic_routed_only);
         tcase_add_test(tc, named_receiver_wins);
         tcase_add_test(tc, wrong_receiver_reroutes_until_manual_triage);
+        tcase_add_test(tc, the_triage_desk_passes_a_deviation_to_the_region);
+        tcase_add_test(tc, a_desk_response_written_with_v2_is_still_read);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_the_partition_goes_on);
         tcase_add_test(tc, a_null_key_and_a_null_value_stay_null_in_the_dead_letter);
         tcase_add_test(tc, another_body_under_a_filed_id_is_dead_lettered_not_routed);

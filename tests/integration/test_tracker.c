@@ -57,12 +57,15 @@ static void set(const char *key, const char *value)
         ck_assert_msg(avk_config_set(mk.cfg, key, value, err, sizeof(err)) == 0, "%s", err);
 }
 
-static void setup(void)
+static const char *const inboxes[] = {"avvik.inbox.vgr", "avvik.inbox.1480"};
+
+static void setup_brokers(int brokers)
 {
         char err[512];
-        mock_kafka_start(&mk, 1);
-        rd_kafka_mock_topic_create(mk.cluster, "avvik.inbox.vgr", 6, 1);
-        rd_kafka_mock_topic_create(mk.cluster, "avvik.inbox.1480", 6, 1);
+        mock_kafka_start(&mk, brokers);
+        for (size_t i = 0; i < sizeof(inboxes) / sizeof(inboxes[0]); i++)
+                rd_kafka_mock_topic_create(mk.cluster, inboxes[i],
+                                           (int)avk_config_get_int(mk.cfg, "topic.partitions"), 1);
         set("directory.file", AVK_SOURCE_DIR "/data/directory.json");
         set("deadlines.file", AVK_SOURCE_DIR "/data/deadlines.json");
         set("kafka.log_level", "0");
@@ -81,6 +84,11 @@ static void setup(void)
         ck_assert_ptr_nonnull(policy);
         t0 = avk_calendar_from_local(2026, 3, 2, 9, 0, 0);
         atomic_store(&fake_now, t0);
+}
+
+static void setup(void)
+{
+        setup_brokers(1);
 }
 
 static void teardown(void)
@@ -637,6 +645,48 @@ START_TEST(a_deadline_passed_while_down_fires_at_restart_and_nothing_twice)
 }
 END_TEST
 
+/* A backlog at a start (a restart, a tracker behind its inputs): the
+ * routings are read at once, the acknowledgements given in time come from a
+ * broker 1 s slower, and the clock is past the deadline. Timers are judged once
+ * the inputs are read to their end (docs/tracker.md, "Time"):
+ * what is acknowledged in Kafka is neither escalated nor reminded. */
+#define BACKLOG 200
+START_TEST(an_acknowledgement_waiting_in_kafka_stops_its_deadline)
+{
+        teardown();
+        setup_brokers(2);
+        for (size_t t = 0; t < avk_topic_cnt + 2; t++) {
+                const char *topic = t < avk_topic_cnt
+                                        ? avk_config_get(mk.cfg, avk_topics[t].config_key)
+                                        : inboxes[t - avk_topic_cnt];
+                for (int p = 0; p < (int)avk_config_get_int(mk.cfg, "topic.partitions"); p++)
+                        rd_kafka_mock_partition_set_leader(
+                            mk.cluster, topic, p, strcmp(topic, "deviation.response") ? 1 : 2);
+        }
+        rd_kafka_mock_coordinator_set(mk.cluster, "group", "avvik-tracker", 1);
+        char dev[40], id[40];
+        for (int i = 0; i < BACKLOG; i++) {
+                snprintf(dev, sizeof(dev), "3f1c2a9e-8b7d-4c1e-9a65-%012x", i);
+                snprintf(id, sizeof(id), "9b2e4c1a-7d3f-4e8b-a5c6-%012x", i);
+                file_routed(dev, NULL, t0);
+                file_response(dev, id, "ACKNOWLEDGED", "VGR", t0 + 3600000);
+        }
+        int64_t now = avk_deadline_after(&terms()->acknowledge, t0) + DAY;
+        ck_assert_int_gt(avk_deadline_after(&terms()->answer, t0), now);
+        atomic_store(&fake_now, now);
+        rd_kafka_mock_broker_set_rtt(mk.cluster, 2, 1000);
+        struct running r;
+        start(&r); /* not ready: a metadata request to the slow broker takes 1 s */
+        wait_inputs(&r, 2 * BACKLOG);
+        usleep(500000); /* ticks after the last input */
+        stop(&r);
+        rd_kafka_mock_broker_set_rtt(mk.cluster, 2, 0);
+        ck_assert_uint_eq(read_topic("deviation.escalated"), 0);
+        ck_assert_uint_eq(read_topic("deviation.reminder"), 0);
+        release();
+}
+END_TEST
+
 START_TEST(an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on)
 {
         const char junk[] = "not avro";
@@ -919,6 +969,7 @@ int main(void)
         tcase_add_test(tc, a_manual_step_waits_for_its_confirmation_across_a_restart);
         tcase_add_test(tc, a_response_before_its_routing_is_applied_when_the_routing_arrives);
         tcase_add_test(tc, a_deadline_passed_while_down_fires_at_restart_and_nothing_twice);
+        tcase_add_test(tc, an_acknowledgement_waiting_in_kafka_stops_its_deadline);
         tcase_add_test(tc, an_unreadable_record_goes_to_the_dead_letter_and_the_partition_goes_on);
         tcase_add_test(tc, metrics_show_the_times_per_party_and_the_open_count);
         tcase_add_test(tc, registry_down_the_tracker_waits_not_ready_and_dead_letters_nothing);

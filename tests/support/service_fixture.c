@@ -2,8 +2,6 @@
 #include "tests/support/service_fixture.h"
 
 #include <check.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "tests/support/codec_fixture.h"
 #include "tests/support/test_data.h"
@@ -23,10 +21,8 @@ void service_fixture_start(struct service_fixture *f, const char *prefix)
 
 void service_fixture_stop(struct service_fixture *f)
 {
-        char cmd[128];
         avk_codec_destroy(f->codec);
         avk_catalog_destroy(f->catalog);
         mock_kafka_stop(&f->mk);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->workdir);
-        ck_assert_int_eq(system(cmd), 0);
+        ck_assert_int_eq(test_data_remove_dir(f->workdir), 0);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/contract/avro_field.h"
 #include "common/contract/json.h"
 #include "tests/support/contract.h"
 
@@ -379,7 +380,10 @@ START_TEST(naming_the_reporters_own_party_as_receiver_is_refused)
 }
 END_TEST
 
-START_TEST(a_rejection_suggesting_the_responding_party_itself_is_refused)
+/* A party that rejects a deviation suggests another party; the county's triage desk, which
+ * answers in the name of its record_party (VGR), may pass it on to that party (docs/routing.md,
+ * "Who triages by hand"). A response without a responder is the party's. */
+START_TEST(a_rejection_suggesting_the_responding_party_itself_is_refused_unless_the_desks)
 {
         const avk_schema_t *response = avk_catalog_by_name(catalog, "DeviationResponse");
         ck_assert_ptr_nonnull(response);
@@ -400,6 +404,16 @@ START_TEST(a_rejection_suggesting_the_responding_party_itself_is_refused)
         ck_assert_str_eq(avk_errors_join(&errs, joined, sizeof(joined)),
                          "suggested_receiver: is VGR, the same as party: a receiver that rejects a "
                          "deviation as not its own suggests another party, or null");
+        json_object_set_new(doc, "responder", json_string("PARTY"));
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(response, doc, &v, &contract_intake, &errs), -1);
+        ck_assert_uint_eq(avk_errors_total(&errs), 1);
+        json_object_set_new(doc, "responder", json_string("TRIAGE_DESK"));
+        avk_errors_init(&errs);
+        ck_assert_msg(avk_json_to_avro(response, doc, &v, &contract_intake, &errs) == 0, "%s",
+                      avk_errors_join(&errs, joined, sizeof(joined)));
+        ck_assert_str_eq(avk_avro_text(&v, "responder"), "TRIAGE_DESK");
+        json_object_set_new(doc, "responder", json_string("PARTY"));
         json_object_set_new(doc, "suggested_receiver", json_string("1480"));
         avk_errors_init(&errs);
         ck_assert_int_eq(avk_json_to_avro(response, doc, &v, &contract_intake, &errs), 0);
@@ -455,7 +469,8 @@ static Suite *json_suite(void)
         tcase_add_test(tc, time_format_and_parse_are_inverse);
         tcase_add_test(tc, time_parse_knows_the_calendar);
         tcase_add_test(tc, naming_the_reporters_own_party_as_receiver_is_refused);
-        tcase_add_test(tc, a_rejection_suggesting_the_responding_party_itself_is_refused);
+        tcase_add_test(
+            tc, a_rejection_suggesting_the_responding_party_itself_is_refused_unless_the_desks);
         tcase_add_test(tc, time_parse_reads_fields_as_strptime_did);
         suite_add_tcase(s, tc);
         return s;

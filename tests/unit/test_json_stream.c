@@ -733,6 +733,72 @@ START_TEST(naming_oneself_as_receiver_is_refused_in_any_key_order)
 }
 END_TEST
 
+/* The triage desk answers in its record_party's name and may pass a deviation on to that
+ * party; a party (responder PARTY, or none) may not name itself. Both readers of the single
+ * pass decide as the tree does, whether the responder comes before the suggestion in the text
+ * (sorted keys) or after it. */
+START_TEST(only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order)
+{
+        json_t *doc = response_doc();
+        json_object_set_new(doc, "kind", json_string("REJECTED_WRONG_RECEIVER"));
+        json_object_set_new(doc, "suggested_receiver", json_string("VGR"));
+        static const size_t orders[] = {JSON_COMPACT | JSON_PRESERVE_ORDER,
+                                        JSON_COMPACT | JSON_SORT_KEYS};
+        static const enum avk_json_reader readers[] = {AVK_JSON_READER_SIMDJSON,
+                                                       AVK_JSON_READER_YAJL};
+        static const char *const responders[] = {"TRIAGE_DESK", "PARTY", NULL};
+        for (size_t r = 0; r < 3; r++) {
+                int desk = r == 0;
+                if (responders[r])
+                        json_object_set_new(doc, "responder", json_string(responders[r]));
+                else
+                        json_object_del(doc, "responder");
+                for (size_t i = 0; i < 2; i++) {
+                        char *text = json_dumps(doc, orders[i]);
+                        for (size_t k = 0; k < 2; k++)
+                                ck_assert_int_eq(avk_json_stream_to_avro(
+                                                     response.plan, readers[k], text, strlen(text),
+                                                     NULL, &response.stream, &contract_intake),
+                                                 desk ? 0 : -1);
+                        ck_assert_int_eq(
+                            tree_path(&response, text, strlen(text), &contract_intake, 0), desk);
+                        free(text);
+                }
+                compare_tree(&response, doc, responders[r] ? responders[r] : "no responder");
+        }
+        json_decref(doc);
+}
+END_TEST
+
+/* An avk.differsFrom that says too little (here an exception without its value) is the
+ * schema's error on both paths: the single pass has no plan, the tree refuses every document
+ * and names the field; neither checks half a rule. */
+START_TEST(a_malformed_differs_from_is_refused_on_both_paths)
+{
+        char err[256];
+        avk_schema_t *schema = avk_schema_new(
+            "{\"type\":\"record\",\"name\":\"Pair\",\"fields\":[{\"name\":\"a\",\"type\":"
+            "\"string\"},{\"name\":\"b\",\"type\":\"string\",\"avk.differsFrom\":{\"field\":"
+            "\"a\",\"reason\":\"two\",\"unless\":{\"field\":\"a\"}}}]}",
+            err, sizeof(err));
+        ck_assert_msg(schema != NULL, "%s", err);
+        ck_assert_ptr_null(avk_json_plan_new(schema, err, sizeof(err)));
+        ck_assert_str_eq(err, "an avk.differsFrom is malformed or names no single field");
+        avro_value_t v;
+        ck_assert_int_eq(avro_generic_value_new(avk_schema_iface(schema), &v), 0);
+        json_t *doc = json_pack("{s:s, s:s}", "a", "x", "b", "y");
+        struct avk_errors errs;
+        char joined[256];
+        avk_errors_init(&errs);
+        ck_assert_int_eq(avk_json_to_avro(schema, doc, &v, &contract_intake, &errs), -1);
+        ck_assert_str_eq(avk_errors_join(&errs, joined, sizeof(joined)),
+                         "b: the schema's avk.differsFrom is malformed");
+        json_decref(doc);
+        avro_value_decref(&v);
+        avk_schema_destroy(schema);
+}
+END_TEST
+
 static Suite *json_stream_suite(void)
 {
         Suite *s = suite_create("json_stream");
@@ -746,6 +812,8 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, number_forms_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, absent_id_is_filled_and_checked_like_a_present_one);
         tcase_add_test(tc, naming_oneself_as_receiver_is_refused_in_any_key_order);
+        tcase_add_test(tc, only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order);
+        tcase_add_test(tc, a_malformed_differs_from_is_refused_on_both_paths);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -35,9 +35,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        ck_assert_int_eq(system(cmd), 0);
+        ck_assert_int_eq(test_data_remove_dir(dir), 0);
 }
 
 /* Writes content to dir/name with mode; returns the path (static buffer per name). */

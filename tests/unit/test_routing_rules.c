@@ -674,8 +674,9 @@ static const struct reroute_case reroutes[] = {
      "gemensamma sorteringsfunktion"},
 };
 
-/* The triage desk routes a MANUAL decision on: its suggestion wins past the hop bound and over
- * earlier rejections; naming the reporter, or nobody, leaves the deviation at the desk. */
+/* The triage desk routes a MANUAL decision on: its choice wins past the hop bound and over
+ * earlier rejections, its own record_party (VGR) included; naming the reporter, or nobody,
+ * leaves the deviation at the desk. */
 START_TEST(the_triage_desk_routes_on_to_the_receiver_it_names)
 {
         struct avk_rules_input in = input_of(&(struct situation)PHYSICIAN_AT_SPECIAL_HOUSING);
@@ -690,10 +691,21 @@ START_TEST(the_triage_desk_routes_on_to_the_receiver_it_names)
 
         avk_rules_reroute(rules, dir, &in, &rej, &d);
         ck_assert_int_eq(d.kind, AVK_RULES_REROUTED);
-        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_SUGGESTED);
+        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_DESK);
         ck_assert_str_eq(d.receiver_party, "1490");
         ck_assert_int_eq(d.hop, 5);
-        ck_assert_contains(d.reason, "Länets gemensamma sorteringsfunktion skickar den vidare.");
+        ck_assert_contains(d.reason, "Länets gemensamma sorteringsfunktion, Avvikelsesamordning i "
+                                     "samverkan, Vårdsamverkan Västra Götaland (partsgemensam) "
+                                     "(" VVG_UNIT "), har sorterat den manuellt och skickar den "
+                                     "vidare. Sorteringsfunktionen angav Borås (1490) som "
+                                     "mottagare.");
+        /* The region, the desk's record_party, rejected before: the desk's choice still. */
+        rej.suggested_party = "VGR";
+        avk_rules_reroute(rules, dir, &in, &rej, &d);
+        ck_assert_int_eq(d.kind, AVK_RULES_REROUTED);
+        ck_assert_str_eq(d.rule_id, AVK_RULES_ID_DESK);
+        ck_assert_str_eq(d.receiver_party, "VGR");
+        ck_assert_str_eq(d.receiver_unit_hsa_id, "");
         rej.suggested_party = NULL;
         rej.suggested_unit_hsa_id = "SE2120001561-SABO7";
         avk_rules_reroute(rules, dir, &in, &rej, &d);
