@@ -647,10 +647,10 @@ END_TEST
 
 /* A backlog at a start (a restart, a tracker behind its inputs): the
  * routings are read at once, the acknowledgements given in time come from a
- * broker 1 s slower, and the clock is past the deadline. Timers are judged once
+ * broker 0.5 s slower, and the clock is past the deadline. Timers are judged once
  * the inputs are read to their end (docs/tracker.md, "Time"):
  * what is acknowledged in Kafka is neither escalated nor reminded. */
-#define BACKLOG 200
+#define BACKLOG 100
 START_TEST(an_acknowledgement_waiting_in_kafka_stops_its_deadline)
 {
         teardown();
@@ -674,9 +674,9 @@ START_TEST(an_acknowledgement_waiting_in_kafka_stops_its_deadline)
         int64_t now = avk_deadline_after(&terms()->acknowledge, t0) + DAY;
         ck_assert_int_gt(avk_deadline_after(&terms()->answer, t0), now);
         atomic_store(&fake_now, now);
-        rd_kafka_mock_broker_set_rtt(mk.cluster, 2, 1000);
+        rd_kafka_mock_broker_set_rtt(mk.cluster, 2, 500);
         struct running r;
-        start(&r); /* not ready: a metadata request to the slow broker takes 1 s */
+        start(&r); /* not ready: a metadata request to the slow broker takes 0.5 s */
         wait_inputs(&r, 2 * BACKLOG);
         usleep(500000); /* ticks after the last input */
         stop(&r);
