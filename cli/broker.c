@@ -140,6 +140,12 @@ int avk_cmd_broker(int argc, char **argv)
          * reach, which librdkafka would otherwise warn about at notice level. */
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
+        /* The mock brokers' sockets take this handle's settings: without
+         * TCP_NODELAY a response written while the one before is unacknowledged
+         * waits for the client's delayed ACK (40 ms on Linux), which held
+         * every pipelined produce, and so every transaction's commit, for it.
+         * A Kafka broker sets TCP_NODELAY on its sockets too. */
+        rd_kafka_conf_set(conf, "socket.nagle.disable", "true", NULL, 0);
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         if (!rk) {
                 rd_kafka_conf_destroy(conf);

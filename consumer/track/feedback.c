@@ -8,6 +8,14 @@
  * deviations that may still change are held: a deviation leaves when it
  * closes, and the tracker's rebuild forgets those its changelog says are
  * closed.
+ *
+ * What a rebuild reads back of topic.feedback is a set of 64-bit hashes of
+ * each (deviation_id, version) (an array indexed by the project's slot index),
+ * about 16 bytes a record, freed when the rebuild ends; two pairs with one
+ * hash (2^-64 a pair) would take a missing feedback for one written. A
+ * feedback owed is a copy of its status record's strings and the filing's,
+ * in the hash table under its deviation id; there are as many as a crash
+ * left half-written.
  */
 #include "consumer/track/feedback.h"
 
@@ -20,6 +28,7 @@
 #include "common/util/hash.h"
 
 #define INITIAL_BUCKETS 1024
+#define OWED_BUCKETS    16
 
 /* UUIDv5 namespace of DeviationFeedback.event_id (docs/notify.md). */
 static const char feedback_namespace[] = "9d3a6e21-47c8-5b1f-a2e4-6c0b8f7d1e35";
@@ -32,11 +41,26 @@ struct filing {
         char text[];
 };
 
+/* A status record whose feedback was not read back, with the filing as it
+ * was then (a closed deviation's is forgotten before its input is read
+ * again). Only the fields the feedback is made of are kept. */
+struct owed {
+        struct avk_hnode node;
+        struct avk_track_status s; /* strings point into text */
+        const char *unit, *reply_reference;
+        int now; /* caused by no input: written at the end of the rebuild */
+        char text[];
+};
+
 struct avk_feedback {
         const avk_deadlines_t *policy;
         const avk_directory_t *dir;
-        avk_htab_t filings;
+        avk_htab_t filings, owed;
         uint64_t seed;
+        /* The rebuild's read-back of topic.feedback. */
+        uint64_t *read_back;
+        size_t read_back_cnt, read_back_cap;
+        avk_slotidx_t read_back_idx;
 };
 
 static int filing_eq(const struct avk_hnode *node, const void *key)
@@ -59,6 +83,11 @@ avk_feedback_t *avk_feedback_new(const avk_deadlines_t *policy, const avk_direct
 {
         avk_feedback_t *fb = calloc(1, sizeof(*fb));
         if (!fb || avk_htab_init(&fb->filings, INITIAL_BUCKETS) != 0) {
+                free(fb);
+                return NULL;
+        }
+        if (avk_htab_init(&fb->owed, OWED_BUCKETS) != 0) {
+                avk_htab_destroy(&fb->filings);
                 free(fb);
                 return NULL;
         }
@@ -96,12 +125,30 @@ static int of_partition(const struct filing *f, const void *arg)
         return f->partition == *(const int *)arg;
 }
 
+/* Frees the feedback owed of partition, or all with partition -1. */
+static void sweep_owed(avk_feedback_t *fb, int partition)
+{
+        struct avk_hiter it;
+        struct avk_hnode *node;
+        avk_hiter_init(&it, &fb->owed);
+        while ((node = avk_hiter_next(&it, &fb->owed))) {
+                struct owed *o = avk_container_of(node, struct owed, node);
+                if (partition < 0 || o->s.partition == partition) {
+                        avk_htab_remove(&fb->owed, node);
+                        free(o);
+                }
+        }
+}
+
 void avk_feedback_destroy(avk_feedback_t *fb)
 {
         if (!fb)
                 return;
         sweep(fb, any, NULL);
+        sweep_owed(fb, -1);
+        avk_feedback_read_back_done(fb);
         avk_htab_destroy(&fb->filings);
+        avk_htab_destroy(&fb->owed);
         free(fb);
 }
 
@@ -142,6 +189,203 @@ void avk_feedback_forget(avk_feedback_t *fb, const char *deviation_id)
 void avk_feedback_drop_partition(avk_feedback_t *fb, int partition)
 {
         sweep(fb, of_partition, &partition);
+        sweep_owed(fb, partition);
+}
+
+/* ---- after a crash: what the rebuild reads back, what is owed ---- */
+
+/* The version goes into the seed: XXH3 under another seed is another hash. */
+static uint64_t version_hash(const avk_feedback_t *fb, const char *deviation_id, int version)
+{
+        return avk_hash_bytes(deviation_id, strlen(deviation_id),
+                              fb->seed ^ ((uint64_t)(uint32_t)version * 0x9e3779b97f4a7c15u));
+}
+
+static uint64_t read_back_hash(uint32_t slot, const void *ctx)
+{
+        return ((const avk_feedback_t *)ctx)->read_back[slot];
+}
+
+static int read_back_eq(uint32_t slot, const void *key, const void *ctx)
+{
+        return ((const avk_feedback_t *)ctx)->read_back[slot] == *(const uint64_t *)key;
+}
+
+static int was_read_back(const avk_feedback_t *fb, uint64_t h)
+{
+        return fb->read_back_cnt &&
+               avk_slotidx_find(&fb->read_back_idx, h, read_back_eq, &h, fb) != AVK_SLOTIDX_NONE;
+}
+
+/* Adds hash h of a (deviation, version) to the read-back set. @returns 0, or -1 when out of
+ * memory. */
+static int remember(avk_feedback_t *fb, uint64_t h)
+{
+        if (was_read_back(fb, h))
+                return 0;
+        if (!fb->read_back) { /* the index exists while the array does */
+                fb->read_back = malloc(INITIAL_BUCKETS * sizeof(*fb->read_back));
+                if (!fb->read_back || avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0) {
+                        free(fb->read_back);
+                        fb->read_back = NULL;
+                        return -1;
+                }
+                fb->read_back_cap = INITIAL_BUCKETS;
+        }
+        if (fb->read_back_cnt == fb->read_back_cap) {
+                size_t cap = 2 * fb->read_back_cap;
+                uint64_t *grown = realloc(fb->read_back, cap * sizeof(*grown));
+                if (!grown)
+                        return -1;
+                fb->read_back = grown;
+                fb->read_back_cap = cap;
+        }
+        fb->read_back[fb->read_back_cnt] = h;
+        if (avk_slotidx_insert(&fb->read_back_idx, h, (uint32_t)fb->read_back_cnt, read_back_hash,
+                               fb) != 0)
+                return -1;
+        fb->read_back_cnt++;
+        return 0;
+}
+
+int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version,
+                           int64_t timestamp, int64_t since)
+{
+        return timestamp < since ? 0 : remember(fb, version_hash(fb, deviation_id, version));
+}
+
+void avk_feedback_read_back_done(avk_feedback_t *fb)
+{
+        if (fb->read_back)
+                avk_slotidx_destroy(&fb->read_back_idx);
+        free(fb->read_back);
+        fb->read_back = NULL;
+        fb->read_back_cnt = fb->read_back_cap = 0;
+}
+
+/* Copies s into *at (advanced past it); NULL stays NULL. */
+static const char *put(char **at, const char *s)
+{
+        if (!s)
+                return NULL;
+        size_t n = strlen(s) + 1;
+        char *copy = memcpy(*at, s, n);
+        *at += n;
+        return copy;
+}
+
+static size_t len_of(const char *s)
+{
+        return s ? strlen(s) + 1 : 0;
+}
+
+int avk_feedback_check(avk_feedback_t *fb, const struct avk_track_status *s, int64_t timestamp,
+                       int64_t since)
+{
+        uint64_t h = version_hash(fb, s->deviation_id, s->version);
+        if (timestamp < since || !avk_feedback_kind(s) || was_read_back(fb, h))
+                return 0;
+        /* A status record written twice (an output in flight at a kill) owes one feedback. */
+        if (remember(fb, h) != 0)
+                return -1;
+        const struct filing *f = find(fb, s->deviation_id);
+        const char *unit = f ? f->unit : NULL, *ref = f ? f->reply_reference : NULL;
+        struct owed *o = malloc(sizeof(*o) + len_of(s->deviation_id) + len_of(s->cause) +
+                                len_of(s->reporter_party) + len_of(s->receiver_party) +
+                                len_of(s->receiver_unit) + len_of(s->category) +
+                                len_of(s->harm_level) + len_of(unit) + len_of(ref));
+        if (!o)
+                return -1;
+        /* What avk_feedback_fill() reads of a status; the rest is not the reporter's. */
+        char *at = o->text;
+        o->s = (struct avk_track_status){.deviation_id = put(&at, s->deviation_id),
+                                         .version = s->version,
+                                         .state = s->state,
+                                         .changed_at = s->changed_at,
+                                         .cause = put(&at, s->cause),
+                                         .hop = s->hop,
+                                         .reporter_party = put(&at, s->reporter_party),
+                                         .receiver_party = put(&at, s->receiver_party),
+                                         .receiver_unit = put(&at, s->receiver_unit),
+                                         .category = put(&at, s->category),
+                                         .harm_level = put(&at, s->harm_level),
+                                         .lex_maria = s->lex_maria,
+                                         .answer_deadline_at = s->answer_deadline_at,
+                                         .answered_at = s->answered_at,
+                                         .step = s->step,
+                                         .partition = s->partition};
+        o->unit = put(&at, unit);
+        o->reply_reference = put(&at, ref);
+        o->now = strncmp(s->cause, "deadline:", 9) == 0;
+        avk_htab_insert(&fb->owed, &o->node, hash_of(fb, s->deviation_id));
+        return 1;
+}
+
+/* Whether o has cause_id for its cause, or with cause_id NULL is owed now. */
+static int caused_by(const struct owed *o, const char *cause_id)
+{
+        return cause_id ? strcmp(o->s.cause, cause_id) == 0 : o->now;
+}
+
+struct owed_key {
+        const char *deviation_id, *cause_id;
+};
+
+static int owed_eq(const struct avk_hnode *node, const void *key)
+{
+        const struct owed *o = avk_container_of(node, struct owed, node);
+        const struct owed_key *k = key;
+        return strcmp(o->s.deviation_id, k->deviation_id) == 0 && caused_by(o, k->cause_id);
+}
+
+/* The first feedback owed of deviation_id (of any deviation when NULL) caused by cause_id. */
+static struct owed *owed_where(const avk_feedback_t *fb, const char *deviation_id,
+                               const char *cause_id)
+{
+        if (!fb->owed.cnt)
+                return NULL;
+        if (deviation_id) {
+                struct owed_key key = {deviation_id, cause_id};
+                struct avk_hnode *node =
+                    avk_htab_find(&fb->owed, hash_of(fb, deviation_id), owed_eq, &key);
+                return node ? avk_container_of(node, struct owed, node) : NULL;
+        }
+        struct avk_hiter it;
+        struct avk_hnode *node;
+        avk_hiter_init(&it, &fb->owed);
+        while ((node = avk_hiter_next(&it, &fb->owed))) {
+                struct owed *o = avk_container_of(node, struct owed, node);
+                if (caused_by(o, cause_id))
+                        return o;
+        }
+        return NULL;
+}
+
+void avk_feedback_escalation_read_back(avk_feedback_t *fb, const char *deviation_id,
+                                       const char *escalation_id)
+{
+        struct owed *o = owed_where(fb, deviation_id, escalation_id);
+        if (o)
+                o->now = 1;
+}
+
+const struct avk_track_status *avk_feedback_owed(const avk_feedback_t *fb, const char *deviation_id,
+                                                 const char *cause_id)
+{
+        struct owed *o = owed_where(fb, deviation_id, cause_id);
+        return o ? &o->s : NULL;
+}
+
+void avk_feedback_paid(avk_feedback_t *fb, const struct avk_track_status *owed)
+{
+        struct owed *o = avk_container_of(owed, struct owed, s);
+        avk_htab_remove(&fb->owed, &o->node);
+        free(o);
+}
+
+size_t avk_feedback_owed_count(const avk_feedback_t *fb)
+{
+        return fb->owed.cnt;
 }
 
 size_t avk_feedback_count(const avk_feedback_t *fb)
@@ -208,9 +452,10 @@ static int set_time(avro_value_t *v, const char *name, int64_t ms)
         return avk_avro_set_long(v, name, none ? 0 : ms, none);
 }
 
-int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
-                      const struct avk_feedback_cause *cause, avro_value_t *v,
-                      char id[AVK_IDENT_UUID_SIZE])
+/* avk_feedback_fill() with the filing's unit and reference given. */
+static int fill(avk_feedback_t *fb, const struct avk_track_status *s,
+                const struct avk_feedback_cause *cause, const char *unit,
+                const char *reply_reference, avro_value_t *v, char id[AVK_IDENT_UUID_SIZE])
 {
         const char *kind = avk_feedback_kind(s);
         if (!kind)
@@ -225,7 +470,6 @@ int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
         static const struct avk_feedback_cause none;
         if (!cause)
                 cause = &none;
-        const struct filing *f = find(fb, s->deviation_id);
         int routing = s->state == AVK_TRACK_ROUTED;
         int answered = s->state == AVK_TRACK_ANSWERED;
         int awaiting = s->state == AVK_TRACK_ROUTED || s->state == AVK_TRACK_ACKNOWLEDGED ||
@@ -238,8 +482,8 @@ int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
             avk_avro_set_long(v, "version", s->version, 0) | avk_avro_set_text(v, "kind", kind) |
             avk_avro_set_long(v, "occurred_at", s->changed_at, 0) |
             avk_avro_set_text(v, "reporter_party", s->reporter_party) |
-            avk_avro_set_text(v, "reporter_unit_hsa_id", f ? f->unit : NULL) |
-            avk_avro_set_text(v, "reply_reference", f ? f->reply_reference : NULL) |
+            avk_avro_set_text(v, "reporter_unit_hsa_id", unit) |
+            avk_avro_set_text(v, "reply_reference", reply_reference) |
             avk_avro_set_long(v, "hop", s->hop, 0) |
             avk_avro_set_text(v, "receiver_party", s->receiver_party) |
             avk_avro_set_text(v, "receiver_unit_hsa_id", s->receiver_unit) |
@@ -255,4 +499,24 @@ int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
                      answered && s->answered_at != AVK_TRACK_NONE ? dispute_until(fb, s)
                                                                   : AVK_TRACK_NONE);
         return rc ? -1 : 1;
+}
+
+int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
+                      const struct avk_feedback_cause *cause, avro_value_t *v,
+                      char id[AVK_IDENT_UUID_SIZE])
+{
+        /* A rebuild completing a status record from its escalation: its feedback may have
+         * landed when the status record did not. */
+        if (was_read_back(fb, version_hash(fb, s->deviation_id, s->version)))
+                return 0;
+        const struct filing *f = find(fb, s->deviation_id);
+        return fill(fb, s, cause, f ? f->unit : NULL, f ? f->reply_reference : NULL, v, id);
+}
+
+int avk_feedback_fill_owed(avk_feedback_t *fb, const struct avk_track_status *owed,
+                           const struct avk_feedback_cause *cause, avro_value_t *v,
+                           char id[AVK_IDENT_UUID_SIZE])
+{
+        const struct owed *o = avk_container_of(owed, struct owed, s);
+        return fill(fb, owed, cause, o->unit, o->reply_reference, v, id);
 }

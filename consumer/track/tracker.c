@@ -114,6 +114,9 @@ struct avk_tracker {
          * once the inputs were read to their end after judge_mono (mono ms; 0:
          * none pending): an answer waiting in Kafka stops its deadline. */
         int64_t judge_mono, judge_at;
+        /* How far back a rebuild looks for status records without their feedback, and from when
+         * (wall time: Kafka's record timestamps) the rebuild in progress does. */
+        int64_t feedback_check_ms, check_since;
 
         atomic_ullong applied, ignored, statuses, escalations, reminders, deadlettered, rebuilds,
             open;
@@ -121,7 +124,7 @@ struct avk_tracker {
         avk_metrics_t *metrics;
         avk_metric_family_t *m_inputs, *m_escalations, *m_reminders, *m_open, *m_overdue, *m_ack_q,
             *m_answer_q;
-        avk_metric_t *m_tick, *m_deadletter, *m_statuses, *m_kept, *m_judge_wait;
+        avk_metric_t *m_tick, *m_deadletter, *m_statuses, *m_kept, *m_judge_wait, *m_owed;
         struct figures *figures[MAX_FIGURE_PARTIES];
         uint64_t summary_done;
 };
@@ -341,8 +344,18 @@ static void kept_cause(avk_tracker_t *tr, uint64_t ticket, struct avk_feedback_c
                                              .action_plan = avk_avro_text(v, "action_plan")};
 }
 
-/* The reporting party's DeviationFeedback of a status change, with a copy to
- * its unit's (or its own) inbox; a deviation that closed leaves the module. */
+/* Produces the DeviationFeedback in tr->out_value of status s, with a copy to the reporting
+ * unit's (or its party's) inbox. */
+static int emit_feedback(avk_tracker_t *tr, const struct avk_track_action *a,
+                         const struct avk_track_status *s, const char *id)
+{
+        const char *unit = avk_avro_text(&tr->out_value[OUT_FEEDBACK], "reporter_unit_hsa_id");
+        return write_record(tr, a, OUT_FEEDBACK, s->deviation_id, s->partition, id, 0,
+                            inbox_of(avk_directory_receiver(tr->dir, s->reporter_party, unit)));
+}
+
+/* The reporting party's DeviationFeedback of a status change; a deviation
+ * that closed leaves the module. */
 static int write_feedback(avk_tracker_t *tr, const struct avk_track_action *a)
 {
         const struct avk_track_status *s = &a->u.status;
@@ -355,16 +368,39 @@ static int write_feedback(avk_tracker_t *tr, const struct avk_track_action *a)
         char id[AVK_IDENT_UUID_SIZE];
         int rc = avk_feedback_fill(tr->feedback, s, later ? &kept : &tr->cause,
                                    &tr->out_value[OUT_FEEDBACK], id);
-        if (rc > 0) {
-                const char *unit =
-                    avk_avro_text(&tr->out_value[OUT_FEEDBACK], "reporter_unit_hsa_id");
-                rc = write_record(
-                    tr, a, OUT_FEEDBACK, s->deviation_id, s->partition, id, 0,
-                    inbox_of(avk_directory_receiver(tr->dir, s->reporter_party, unit)));
-        }
+        if (rc > 0)
+                rc = emit_feedback(tr, a, s, id);
         if (s->state == AVK_TRACK_CLOSED)
                 avk_feedback_forget(tr->feedback, s->deviation_id);
         return rc < 0 ? -1 : 0;
+}
+
+/* Writes the feedback a crash left owed (consumer/track/feedback.h): of
+ * deviation_id those caused by the input at hand, whose fields are in cause;
+ * with cause NULL those caused by no input, of every deviation (the end of a
+ * rebuild). They are outputs of the input at hand, if any. */
+static int pay_owed(avk_tracker_t *tr, const char *deviation_id,
+                    const struct avk_feedback_cause *cause)
+{
+        const struct avk_track_status *s;
+        while ((s = avk_feedback_owed(tr->feedback, deviation_id, cause ? cause->id : NULL))) {
+                static const struct avk_track_action none = {.kind = AVK_TRACK_STATUS};
+                char id[AVK_IDENT_UUID_SIZE];
+                int rc = avk_feedback_fill_owed(tr->feedback, s, cause,
+                                                &tr->out_value[OUT_FEEDBACK], id);
+                if (rc > 0)
+                        rc = emit_feedback(tr, &none, s, id);
+                if (rc == 0)
+                        avk_log(AVK_LOG_INFO, COMPONENT,
+                                "deviation %s: feedback of version %d written after a restart "
+                                "(its status record was in Kafka without it)",
+                                s->deviation_id, s->version);
+                avk_feedback_paid(tr->feedback, s);
+                if (rc < 0)
+                        return -1;
+                avk_metric_add(tr->m_owed, 1);
+        }
+        return 0;
 }
 
 static int write_escalation(avk_tracker_t *tr, const struct avk_track_action *a)
@@ -614,6 +650,8 @@ static enum avk_track_result apply(avk_tracker_t *tr, int k, const rd_kafka_mess
                                                .failed_at = get_long(v, "failed_at"),
                                                .partition = m->partition,
                                                .ticket = (uint64_t)(uintptr_t)ticket};
+                /* No field of a failure is the reporter's: only its id, to find a feedback owed. */
+                tr->cause = (struct avk_feedback_cause){.id = in.event_id};
                 return avk_track_failed(tr->track, &in);
         }
         }
@@ -686,6 +724,10 @@ static int handle(avk_tracker_t *tr, int k, avk_outbox_input_t *in, uint64_t seq
         tr->cur_seq = seq;
         tr->sink_failed = 0;
         enum avk_track_result r = apply(tr, k, m, ticket);
+        /* Read again after a crash: the feedback it caused may be owed. */
+        if (r != AVK_TRACK_KEPT && r != AVK_TRACK_BAD_INPUT && tr->cause.id &&
+            pay_owed(tr, avk_avro_text(&tr->in_value[k], "deviation_id"), &tr->cause) != 0)
+                tr->sink_failed = 1;
         tr->cur_input = NULL;
         tr->cause = (struct avk_feedback_cause){0};
         if (r != AVK_TRACK_KEPT && ticket)
@@ -725,16 +767,43 @@ static int on_record(void *opaque, int topic, avk_outbox_input_t *in, uint64_t s
 
 /* ---- rebuild ---- */
 
+/* A record's timestamp (ms since the epoch; 0 when it has none). */
+static int64_t record_time(const rd_kafka_message_t *m)
+{
+        int64_t ts = rd_kafka_message_timestamp(m, NULL);
+        return ts < 0 ? 0 : ts;
+}
+
+/* Decodes a record of output topic kind, read back by the rebuild, into
+ * tr->out_value[kind]. @returns 0, or -1 (tr->unavailable when the registry had
+ * no answer: the rebuild is tried again). */
+static int restore_decode(avk_tracker_t *tr, int kind, const rd_kafka_message_t *m)
+{
+        char err[256];
+        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[kind],
+                                  &tr->out_value[kind], err, sizeof(err));
+        if (rc == AVK_CODEC_UNAVAILABLE)
+                unavailable(tr, err);
+        return rc == 0 ? 0 : -1;
+}
+
+/* A feedback written before: none is owed for its version. */
+static void restore_feedback(void *opaque, const rd_kafka_message_t *m)
+{
+        avk_tracker_t *tr = opaque;
+        avro_value_t *v = &tr->out_value[OUT_FEEDBACK];
+        const char *id =
+            restore_decode(tr, OUT_FEEDBACK, m) == 0 ? avk_avro_text(v, "deviation_id") : NULL;
+        if (id && avk_feedback_read_back(tr->feedback, id, (int)get_long(v, "version"),
+                                         record_time(m), tr->check_since) != 0)
+                tr->sink_failed = 1;
+}
+
 static void restore_status(void *opaque, const rd_kafka_message_t *m)
 {
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_STATUS];
-        char err[256];
-        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_STATUS], v, err,
-                                  sizeof(err));
-        if (rc == AVK_CODEC_UNAVAILABLE)
-                unavailable(tr, err);
-        if (rc != 0)
+        if (restore_decode(tr, OUT_STATUS, m) != 0)
                 return;
         int state = avk_track_state_parse(avk_avro_text(v, "state"));
         const char *step = avk_avro_text(v, "escalation_step");
@@ -773,6 +842,8 @@ static void restore_status(void *opaque, const rd_kafka_message_t *m)
                 s.step = AVK_TRACK_STEP_NONE;
         if (!s.deviation_id || !s.reporter_party || !s.receiver_party)
                 return;
+        if (avk_feedback_check(tr->feedback, &s, record_time(m), tr->check_since) < 0)
+                tr->sink_failed = 1;
         if (s.state == AVK_TRACK_CLOSED)
                 avk_feedback_forget(tr->feedback, s.deviation_id);
         if (avk_track_restore_status(tr->track, &s) != 0)
@@ -783,12 +854,7 @@ static void restore_escalation(void *opaque, const rd_kafka_message_t *m)
 {
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_ESCALATED];
-        char err[256];
-        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_ESCALATED], v,
-                                  err, sizeof(err));
-        if (rc == AVK_CODEC_UNAVAILABLE)
-                unavailable(tr, err);
-        if (rc != 0)
+        if (restore_decode(tr, OUT_ESCALATED, m) != 0)
                 return;
         int step = avk_track_step_parse(avk_avro_text(v, "step"));
         int reason = avk_track_reason_parse(avk_avro_text(v, "reason"));
@@ -807,20 +873,18 @@ static void restore_escalation(void *opaque, const rd_kafka_message_t *m)
                                          .deadline_at = deadline,
                                          .partition = m->partition};
         snprintf(e.escalation_id, sizeof(e.escalation_id), "%s", id);
-        if (e.deviation_id && avk_track_restore_escalation(tr->track, &e) != 0)
+        if (!e.deviation_id)
+                return;
+        if (avk_track_restore_escalation(tr->track, &e) != 0)
                 tr->sink_failed = 1;
+        avk_feedback_escalation_read_back(tr->feedback, e.deviation_id, id);
 }
 
 static void restore_reminder(void *opaque, const rd_kafka_message_t *m)
 {
         avk_tracker_t *tr = opaque;
         avro_value_t *v = &tr->out_value[OUT_REMINDER];
-        char err[256];
-        int rc = avk_codec_decode(tr->codec, m->payload, m->len, tr->out_schema[OUT_REMINDER], v,
-                                  err, sizeof(err));
-        if (rc == AVK_CODEC_UNAVAILABLE)
-                unavailable(tr, err);
-        if (rc != 0)
+        if (restore_decode(tr, OUT_REMINDER, m) != 0)
                 return;
         int kind = avk_track_deadline_parse(avk_avro_text(v, "kind"));
         struct avk_track_reminder r = {.deviation_id = avk_avro_text(v, "deviation_id"),
@@ -865,9 +929,12 @@ static int register_outputs(avk_tracker_t *tr)
 }
 
 /* Reads the state of partitions: the filings (for the feedback; those the
- * changelog closes are forgotten again), then from the outputs: the
- * changelog first (the latest version per deviation), then the escalations
- * (a half-written one is completed), then the reminders (not sent again). */
+ * changelog closes are forgotten again), the feedback written (to find what
+ * a crash left owed), then from the outputs: the changelog (the latest
+ * version per deviation; a version without its feedback owes it), then the
+ * escalations (a half-written one is completed), then the reminders (not
+ * sent again). The feedback owed that no input will cause again is written
+ * at the end. */
 static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 {
         avk_tracker_t *tr = opaque;
@@ -884,8 +951,11 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
                 tr->unavailable = 0;
                 return -1;
         }
+        tr->check_since = avk_clock_system_ms() - tr->feedback_check_ms;
         if (avk_service_replay(tr->service, tr->in_topic[IN_REPORTED], parts, cnt, restore_reported,
-                               tr) != 0)
+                               tr) != 0 ||
+            avk_service_replay(tr->service, tr->out_topic[OUT_FEEDBACK], parts, cnt,
+                               restore_feedback, tr) != 0)
                 return -1;
         for (int k = 0; k < OUT_CHANGELOG; k++) {
                 if (avk_service_replay(tr->service, tr->out_topic[k], parts, cnt, cbs[k], tr) != 0)
@@ -895,6 +965,7 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
                 if (avk_track_restore_done(tr->track, parts[i]) < 0)
                         return -1;
         }
+        avk_feedback_read_back_done(tr->feedback);
         if (tr->sink_failed)
                 return -1;
         /* A state rebuilt without every record it read would remind and
@@ -905,6 +976,15 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
                 tr->unavailable = 0;
                 return -1;
         }
+        size_t owed = avk_feedback_owed_count(tr->feedback);
+        if (pay_owed(tr, NULL, NULL) != 0)
+                return -1;
+        if (owed)
+                avk_log(AVK_LOG_WARN, COMPONENT,
+                        "%zu feedback records owed after a crash: %zu written, %zu to write when "
+                        "their input is read again",
+                        owed, owed - avk_feedback_owed_count(tr->feedback),
+                        avk_feedback_owed_count(tr->feedback));
         atomic_fetch_add(&tr->rebuilds, (unsigned long long)cnt);
         return 0;
 }
@@ -913,6 +993,7 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
 static void on_drop(void *opaque, const int32_t *parts, int cnt)
 {
         avk_tracker_t *tr = opaque;
+        avk_feedback_read_back_done(tr->feedback);
         for (int i = 0; i < cnt; i++) {
                 avk_track_drop_partition(tr->track, parts[i]);
                 avk_feedback_drop_partition(tr->feedback, parts[i]);
@@ -1105,6 +1186,12 @@ static int make_metrics(avk_tracker_t *tr)
                               "their end (0: they are judged on time).",
                               NULL),
             NULL);
+        tr->m_owed = avk_metrics_series(
+            avk_metrics_counter(m, "avk_tracker_feedback_rewritten_total",
+                                "DeviationFeedback written after a restart: its status record was "
+                                "in Kafka, it was not (a crash between the two).",
+                                NULL),
+            NULL);
         tr->m_tick = avk_metrics_series(
             avk_metrics_histogram(m, "avk_tracker_tick_seconds",
                                   "One pass over the due timers (reminders, deadlines).", NULL,
@@ -1112,7 +1199,8 @@ static int make_metrics(avk_tracker_t *tr)
             NULL);
         return tr->m_inputs && tr->m_escalations && tr->m_reminders && tr->m_open &&
                        tr->m_overdue && tr->m_ack_q && tr->m_answer_q && tr->m_statuses &&
-                       tr->m_deadletter && tr->m_kept && tr->m_judge_wait && tr->m_tick
+                       tr->m_deadletter && tr->m_kept && tr->m_judge_wait && tr->m_owed &&
+                       tr->m_tick
                    ? 0
                    : -1;
 }
@@ -1137,6 +1225,7 @@ avk_tracker_t *avk_tracker_new(const avk_config_t *cfg, avk_tracker_clock_fn clo
         tr->clock_opaque = clock_opaque;
         avk_clock_init(&tr->processing_clock, avk_config_get(cfg, "tracker.clock.file"));
         tr->tick_ms = avk_config_get_int(cfg, "tracker.tick.ms");
+        tr->feedback_check_ms = avk_config_get_int(cfg, "tracker.feedback.check.ms");
         if (avk_env_open(&tr->env, cfg, errstr, errstr_size) != 0)
                 goto fail;
         for (int k = 0; k < IN_TOPICS; k++) {

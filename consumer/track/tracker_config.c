@@ -14,6 +14,9 @@ static const struct avk_config_key keys[] = {
      "responses avvik track keeps while their routing has not arrived"},
     {"tracker.kept.max.ms", AVK_CONFIG_INT, 1000, 86400000, "600000",
      "how long a response waits for its routing before it is dead-lettered"},
+    {"tracker.feedback.check.ms", AVK_CONFIG_INT, 60000, 2000000000, "604800000",
+     "how far back (by record time) a rebuild looks for status records whose feedback a crash "
+     "left unwritten; the retention of topic.feedback must be longer"},
     {"tracker.clock.file", AVK_CONFIG_STRING, 0, 0, NULL,
      "FOR TESTS ONLY: a file holding the tracker's processing time (ms since the epoch), "
      "read at every tick instead of the system clock; unset in production"},

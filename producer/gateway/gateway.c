@@ -346,11 +346,15 @@ static void on_sent(void *opaque, const char *id, enum avk_result result, const 
         struct request *req = opaque;
         atomic_fetch_sub(&req->gw->in_flight, 1);
         if (result == AVK_FILED || result == AVK_SPOOLED) {
-                json_t *body = json_pack("{s:s,s:s}", "id", id, "status",
-                                         result == AVK_FILED ? "filed" : "spooled");
-                if (req->response)
-                        json_object_set_new(body, "deviation_id", json_string(req->url_id));
-                settle_json(req, MHD_HTTP_ACCEPTED, body);
+                /* Both ids are UUIDs (validated, at most AVK_ID_SIZE - 1
+                 * characters), so the JSON needs no escaping and fits: printed,
+                 * not built as a tree, on the reporter's one thread. */
+                char text[64 + 2 * AVK_ID_SIZE];
+                snprintf(text, sizeof(text), "{\"id\":\"%s\",\"status\":\"%s\"%s%s%s}", id,
+                         result == AVK_FILED ? "filed" : "spooled",
+                         req->response ? ",\"deviation_id\":\"" : "",
+                         req->response ? req->url_id : "", req->response ? "\"" : "");
+                settle(req, MHD_HTTP_ACCEPTED, strdup(text));
                 return;
         }
         fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -365,24 +369,22 @@ static void on_first_answer(void *opaque, unsigned status, const char *body)
 }
 
 /* SHA-256 of what a request asks for: its route, URL id, whether it is FHIR
- * and the document in a canonical form (sorted keys, no spaces), so a retry
- * that serialises the same document differently is still the same request. */
-static int request_hash(const struct request *req, const json_t *source,
+ * and the document's digest (avk_receipt_digest() of its Avro body, the
+ * view's digest too), so a retry that serialises the same document
+ * differently - other whitespace, another key order - is still the same
+ * request (docs/gateway.md, "Idempotency"). */
+static int request_hash(const struct request *req, const unsigned char digest[AVK_VIEW_DIGEST_SIZE],
                         unsigned char hash[AVK_IDEM_HASH_SIZE])
 {
-        char *canonical = json_dumps(source, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        if (!canonical)
-                return -1;
         const char *label = avk_httpd_req_label(req->http);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
                  EVP_DigestUpdate(ctx, label, strlen(label)) &&
                  EVP_DigestUpdate(ctx, req->url_id, strlen(req->url_id)) &&
                  EVP_DigestUpdate(ctx, req->fhir ? "\nF\n" : "\nJ\n", 3) &&
-                 EVP_DigestUpdate(ctx, canonical, strlen(canonical)) &&
+                 EVP_DigestUpdate(ctx, digest, AVK_VIEW_DIGEST_SIZE) &&
                  EVP_DigestFinal_ex(ctx, hash, NULL);
         EVP_MD_CTX_free(ctx);
-        free(canonical);
         return ok ? 0 : -1;
 }
 
@@ -402,7 +404,7 @@ static void refuse_taken_id(struct request *req)
  * waiting on the first attempt.
  */
 static int claim(struct request *req, const char *kind_name, const char *doc_id,
-                 const json_t *source)
+                 const unsigned char digest[AVK_VIEW_DIGEST_SIZE])
 {
         avk_gateway_t *gw = req->gw;
         char keys[AVK_IDEM_MAX_KEYS][IDEMPOTENCY_KEY_MAX + 64];
@@ -423,7 +425,7 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
         if (n == 0)
                 return 1;
         unsigned char hash[AVK_IDEM_HASH_SIZE];
-        if (request_hash(req, source, hash) != 0) {
+        if (request_hash(req, digest, hash) != 0) {
                 fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", "body: cannot be hashed");
                 return 0;
         }
@@ -618,16 +620,11 @@ static int spool_backlog(avk_gateway_t *gw)
  * is 503, never filed twice. Returns 1 when prepared is new and goes on to Kafka, 0 after settling
  * req (prepared freed).
  */
-static int check_ownership(struct request *req, avk_prepared_t *prepared, int chosen_id)
+static int check_ownership(struct request *req, avk_prepared_t *prepared, int chosen_id,
+                           const unsigned char digest[AVK_VIEW_DIGEST_SIZE])
 {
         avk_gateway_t *gw = req->gw;
-        size_t len;
-        const void *payload = avk_prepared_payload(prepared, &len);
-        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
-        if (avk_receipt_digest(payload, len, digest) != 0) {
-                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
-                     "body: cannot be hashed");
-        } else if (!avk_view_loaded(gw->view)) {
+        if (!avk_view_loaded(gw->view)) {
                 fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the deviation view is loading",
                      "deviation_id: cannot be checked yet; the gateway is still reading the "
                      "lifecycle topics; retry later with the same request");
@@ -729,35 +726,64 @@ static int replay_response(struct request *req, const json_t *doc)
         return 1;
 }
 
-/* Files doc (which the caller keeps) of kind; source is what the client
- * sent, for the idempotency hash; text, when not NULL, is doc's JSON text
- * as the client sent it (len bytes), validated and encoded in the single
- * pass (common/contract/jsonstream.h) instead of through the tree: the same
- * verdict, errors and bytes, without the tree walk and avro-c's values. */
-static void file(struct request *req, enum avk_kind kind, json_t *doc, const json_t *source,
-                 const char *text, size_t len)
+/*
+ * Files prepared (taken over), req's document of kind: claims its
+ * idempotency keys under the document's digest, then sends it - a deviation
+ * once the view has not seen its id with another document. own_id: the
+ * document carried its id; chosen_id: it carried it, or it was derived from
+ * the Idempotency-Key.
+ */
+static void file_prepared(struct request *req, enum avk_kind kind, avk_prepared_t *prepared,
+                          int own_id, int chosen_id)
 {
         avk_gateway_t *gw = req->gw;
         int response = kind == AVK_KIND_RESPONSE;
-        const char *doc_id =
-            json_string_value(json_object_get(doc, response ? "response_id" : "deviation_id"));
-        if (!claim(req, response ? "response" : "deviation", doc_id, source))
+        size_t len;
+        const void *payload = avk_prepared_payload(prepared, &len);
+        unsigned char digest[AVK_VIEW_DIGEST_SIZE];
+        if (avk_receipt_digest(payload, len, digest) != 0) {
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
+                     "body: cannot be hashed");
+                goto drop;
+        }
+        if (!claim(req, response ? "response" : "deviation", own_id ? req->id : NULL, digest))
+                goto drop;
+        if (atomic_fetch_add(&gw->in_flight, 1) >= gw->max_in_flight) {
+                atomic_fetch_sub(&gw->in_flight, 1);
+                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many requests waiting for Kafka",
+                     "gateway.max.in.flight: %lld documents are waiting for Kafka already",
+                     gw->max_in_flight);
+                goto drop;
+        }
+        if (!response && !check_ownership(req, prepared, chosen_id, digest)) {
+                atomic_fetch_sub(&gw->in_flight, 1);
                 return;
-        int chosen_id = doc_id != NULL || req->idempotency_key[0];
-        if (!doc_id && req->idempotency_key[0]) {
+        }
+        avk_reporter_send(gw->reporter, prepared, on_sent, req);
+        return;
+drop:
+        avk_prepared_destroy(prepared);
+}
+
+/* Files doc (which the caller keeps) of kind; text, when not NULL, is doc's
+ * JSON text as the client sent it (len bytes), validated and encoded in the
+ * single pass (common/contract/jsonstream.h) instead of through the tree:
+ * the same verdict, errors and bytes, without the tree walk and avro-c's
+ * values. */
+static void file(struct request *req, enum avk_kind kind, json_t *doc, const char *text, size_t len)
+{
+        avk_gateway_t *gw = req->gw;
+        int response = kind == AVK_KIND_RESPONSE;
+        int own_id = json_string_value(
+                         json_object_get(doc, response ? "response_id" : "deviation_id")) != NULL;
+        int chosen_id = own_id || req->idempotency_key[0];
+        if (!own_id && req->idempotency_key[0]) {
                 if (give_derived_id(req, doc, response) != 0)
                         return;
                 text = NULL; /* the id is in the tree only: the text is no longer the document */
         }
         if (response && (replay_response(req, doc) || authorize_response(req, doc) != 0))
                 return;
-        if (atomic_fetch_add(&gw->in_flight, 1) >= gw->max_in_flight) {
-                atomic_fetch_sub(&gw->in_flight, 1);
-                fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many requests waiting for Kafka",
-                     "gateway.max.in.flight: %lld documents are waiting for Kafka already",
-                     gw->max_in_flight);
-                return;
-        }
         struct avk_errors errs;
         avk_prepared_t *prepared = NULL;
         enum avk_result result =
@@ -765,7 +791,6 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
                                              &prepared)
                  : avk_reporter_prepare(gw->reporter, kind, doc, req->id, &errs, &prepared);
         if (result != AVK_FILED) {
-                atomic_fetch_sub(&gw->in_flight, 1);
                 req->id[0] = '\0';
                 if (result == AVK_REJECTED)
                         fail_fields(req, MHD_HTTP_BAD_REQUEST,
@@ -777,11 +802,30 @@ static void file(struct request *req, enum avk_kind kind, json_t *doc, const jso
                                     "the document could not be prepared", &errs);
                 return;
         }
-        if (!response && !check_ownership(req, prepared, chosen_id)) {
-                atomic_fetch_sub(&gw->in_flight, 1);
-                return;
+        file_prepared(req, kind, prepared, own_id, chosen_id);
+}
+
+/* A deviation filed as JSON text that carries its own id and names the
+ * token's party - the common case - in the single pass, without a JSON
+ * tree. Returns 0 to leave req to the tree path, which gives every other
+ * verdict (the desk's, another party's, a derived id, field errors). */
+static int file_own(struct request *req, const char *text, size_t len)
+{
+        if (req->party == AVK_VIEW_DESK)
+                return 0;
+        char party[AVK_PARTY_SIZE];
+        struct avk_errors errs;
+        avk_prepared_t *prepared;
+        if (avk_reporter_prepare_own(req->gw->reporter, AVK_KIND_DEVIATION, text, len, req->id,
+                                     party, &errs, &prepared) != AVK_FILED)
+                return 0;
+        if (strcmp(party, principal_code(req->party)) != 0) {
+                avk_prepared_destroy(prepared);
+                req->id[0] = '\0';
+                return 0;
         }
-        avk_reporter_send(gw->reporter, prepared, on_sent, req);
+        file_prepared(req, AVK_KIND_DEVIATION, prepared, 1, 1);
+        return 1;
 }
 
 /* A document names its party (a missing one is the validator's to report):
@@ -852,7 +896,7 @@ static void file_deviation(struct request *req, json_t *doc, const char *text, s
         }
         if (is_own_party(req, "reporter.party",
                          json_object_get(json_object_get(deviation, "reporter"), "party")))
-                file(req, AVK_KIND_DEVIATION, deviation, doc, req->fhir ? NULL : text, len);
+                file(req, AVK_KIND_DEVIATION, deviation, req->fhir ? NULL : text, len);
         if (deviation != doc)
                 json_decref(deviation);
 }
@@ -876,7 +920,7 @@ static void file_response(struct request *req, json_t *doc, const char *text, si
                 text = NULL; /* doc is no longer the body */
                 json_object_set_new(doc, "responder", json_string(AVK_DIRECTORY_DESK_RESPONDER));
         }
-        file(req, AVK_KIND_RESPONSE, doc, doc, text, len);
+        file(req, AVK_KIND_RESPONSE, doc, text, len);
 }
 
 /* The route's handler, once the request is complete: parse the body and file it. */
@@ -890,6 +934,8 @@ static void process(avk_httpd_req_t *http, void *opaque)
                      "body: empty; expected a JSON document");
                 return;
         }
+        if (!req->response && !req->fhir && file_own(req, body, len))
+                return;
         char reason[256];
         json_t *doc = avk_json_parse(body, len, reason, sizeof(reason));
         if (!doc) {

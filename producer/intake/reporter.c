@@ -12,7 +12,9 @@
  * With a spool the producer is transactional - its transactional.id is the
  * spool's instance, so a restart on the spool fences and aborts what the
  * process before left open - and one thread, the drain thread, makes every
- * transaction. Each document goes with its receipt (common/contract/
+ * transaction and serves the producer's events (no poll thread: it would
+ * take the delivery reports a commit's flush waits for). Each document goes
+ * with its receipt (common/contract/
  * receipt.h: its id, party, digest and time, nothing about the patient, on
  * topic.intake.receipts, keyed like the document) in the same transaction:
  * - direct: sent documents wait in a queue; the drain thread produces all
@@ -61,6 +63,7 @@
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
+static const char *const party_path[KIND_CNT] = {"reporter.party", "party"};
 
 struct encoder { /* one thread's encoding context */
         avk_codec_t *codec;
@@ -113,9 +116,9 @@ struct avk_reporter {
         struct avk_env env;
         const avk_schema_t *schema[KIND_CNT];
         avk_json_plan_t *plan[KIND_CNT]; /* for documents filed as JSON text */
-        /* The slots of the id and key in the plan's program; -1: JSON text
-         * takes the tree path. */
-        int id_slot[KIND_CNT], key_slot[KIND_CNT];
+        /* The slots of the id, key and party in the plan's program; -1: JSON
+         * text takes the tree path. */
+        int id_slot[KIND_CNT], key_slot[KIND_CNT], party_slot[KIND_CNT];
         const char *topic[KIND_CNT];
         struct avk_json_opts opts;
         rd_kafka_t *rk;
@@ -838,6 +841,8 @@ static void *drain_loop(void *arg)
         int stalls = 0; /* attempts in a row that moved nothing */
         for (;;) {
                 int stopping = atomic_load(&r->stopping);
+                if (r->receipted)
+                        rd_kafka_poll(r->rk, 0); /* the events between transactions */
                 if (r->receipted && queue_waiting(r)) {
                         if (txn_ready(r))
                                 commit_queue(r);
@@ -949,6 +954,8 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
                         goto fail;
                 r->id_slot[k] = string_slot(r, (enum avk_kind)k, id_field[k]);
                 r->key_slot[k] = string_slot(r, (enum avk_kind)k, "deviation_id");
+                const avk_avroprog_t *prog = avk_json_plan_prog(r->plan[k]);
+                r->party_slot[k] = prog ? avk_avroprog_slot(prog, party_path[k]) : -1;
         }
         r->opts = (struct avk_json_opts){
             .flags = AVK_JSON_VALIDATE, .skew_ms = avk_config_get_int(cfg, "intake.clock.skew.ms")};
@@ -1001,14 +1008,19 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
             !(r->receipts = avk_receipt_writer_new(r->env.catalog, r->env.registry,
                                                    r->receipts_topic, errstr, errstr_size)))
                 goto fail_rk;
-        if (pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
+        /* A transactional producer's events are served by the drain thread,
+         * which makes every transaction: a second thread polling the same
+         * queue took the delivery reports that commit_transaction()'s flush
+         * waits for, which then slept out its 10 ms poll each time. */
+        if (!r->receipted && pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the delivery thread");
                 goto fail_rk;
         }
         if (pthread_create(&r->drainer, NULL, drain_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the spool thread");
                 atomic_store(&r->stopping, 1);
-                pthread_join(r->poller, NULL);
+                if (!r->receipted)
+                        pthread_join(r->poller, NULL);
                 goto fail_rk;
         }
         return r;
@@ -1052,12 +1064,15 @@ void avk_reporter_destroy(avk_reporter_t *r)
         pthread_join(r->drainer, NULL);
         avk_spool_close(r->spool);
         rd_kafka_flush(r->rk, 5000);
-        /* Wakes the poll thread so it sees stopping now, not in 100 ms (a
-         * yield before it polls again is kept by the queue, never lost). */
-        rd_kafka_queue_t *main_queue = rd_kafka_queue_get_main(r->rk);
-        rd_kafka_queue_yield(main_queue);
-        rd_kafka_queue_destroy(main_queue);
-        pthread_join(r->poller, NULL);
+        if (!r->receipted) {
+                /* Wakes the poll thread so it sees stopping now, not in 100 ms
+                 * (a yield before it polls again is kept by the queue, never
+                 * lost). */
+                rd_kafka_queue_t *main_queue = rd_kafka_queue_get_main(r->rk);
+                rd_kafka_queue_yield(main_queue);
+                rd_kafka_queue_destroy(main_queue);
+                pthread_join(r->poller, NULL);
+        }
         avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
@@ -1235,33 +1250,66 @@ out:
         return result;
 }
 
+/* The single pass from text to a prepared document, the id filled in by
+ * fill when text lacks it (fill NULL: text must carry it); party, when not
+ * NULL, gets the party the document names. It says only yes: 0 when it does
+ * not take text (the tree path then gives the verdict and every error),
+ * else 1 with encode()'s result in *result. */
+static int prepare_single(avk_reporter_t *r, enum avk_kind kind, const char *text, size_t len,
+                          const struct avk_json_fill *fill, char id[AVK_ID_SIZE],
+                          char party[AVK_PARTY_SIZE], struct avk_errors *errs, avk_prepared_t **out,
+                          enum avk_result *result)
+{
+        if (r->id_slot[kind] < 0 || r->key_slot[kind] < 0 || r->party_slot[kind] < 0)
+                return 0;
+        struct encoder *e = encoder_get(r);
+        if (!e)
+                return 0;
+        int streamed = avk_json_stream_encode(r->plan[kind], AVK_JSON_READER_SIMDJSON, text, len,
+                                              fill, &r->opts, &e->stream) == 0;
+        if (streamed) {
+                *result = encode(r, e, kind, NULL, id, errs, out);
+                if (party) {
+                        const avk_avroprog_slot_t *slot = &e->stream.slots[r->party_slot[kind]];
+                        size_t n = slot->len < AVK_PARTY_SIZE ? slot->len : AVK_PARTY_SIZE - 1;
+                        memcpy(party, slot->v.str, n);
+                        party[n] = '\0';
+                }
+        }
+        encoder_put(r, e);
+        return streamed;
+}
+
+enum avk_result avk_reporter_prepare_own(avk_reporter_t *r, enum avk_kind kind, const char *text,
+                                         size_t len, char id[AVK_ID_SIZE],
+                                         char party[AVK_PARTY_SIZE], struct avk_errors *errs,
+                                         avk_prepared_t **out)
+{
+        avk_errors_init(errs);
+        *out = NULL;
+        enum avk_result result = AVK_REJECTED;
+        if (!prepare_single(r, kind, text, len, NULL, id, party, errs, out, &result))
+                return AVK_REJECTED;
+        return result;
+}
+
 enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind, const char *text,
                                           size_t len, char id[AVK_ID_SIZE], struct avk_errors *errs,
                                           avk_prepared_t **out)
 {
         avk_errors_init(errs);
         *out = NULL;
-        /* The single pass says only yes; for anything else the tree path
-         * gives the verdict and every error. */
-        struct encoder *e = r->id_slot[kind] >= 0 && r->key_slot[kind] >= 0 ? encoder_get(r) : NULL;
-        if (e) {
-                struct avk_json_fill fill = {id_field[kind], new_id};
-                enum avk_result result = AVK_UNAVAILABLE;
-                int streamed = avk_json_stream_encode(r->plan[kind], AVK_JSON_READER_SIMDJSON, text,
-                                                      len, &fill, &r->opts, &e->stream) == 0;
-                if (streamed)
-                        result = encode(r, e, kind, NULL, id, errs, out);
-                encoder_put(r, e);
-                if (streamed)
-                        return result;
-        }
+        struct avk_json_fill fill = {id_field[kind], new_id};
+        enum avk_result result;
+        if (prepare_single(r, kind, text, len, &fill, id, NULL, errs, out, &result))
+                return result;
         char reason[256];
         json_t *doc = avk_json_parse(text, len, reason, sizeof(reason));
         if (!doc) {
                 avk_errors_add(errs, NULL, "not valid JSON at %s", reason);
                 return AVK_REJECTED;
         }
-        enum avk_result result = avk_reporter_prepare(r, kind, doc, id, errs, out);
+        result = avk_reporter_prepare(r, kind, doc, id, errs, out);
         json_decref(doc);
         return result;
 }

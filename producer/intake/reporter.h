@@ -33,7 +33,8 @@
 #include "common/util/config.h"
 #include "common/util/errors.h"
 
-#define AVK_ID_SIZE 37 /**< a UUID in text and its NUL */
+#define AVK_ID_SIZE    37 /**< a UUID in text and its NUL */
+#define AVK_PARTY_SIZE 8  /**< a party's code ("VGR", a municipality's four digits) and its NUL */
 
 typedef struct avk_reporter avk_reporter_t;
 
@@ -114,6 +115,21 @@ enum avk_result avk_reporter_prepare(avk_reporter_t *reporter, enum avk_kind kin
 enum avk_result avk_reporter_prepare_json(avk_reporter_t *reporter, enum avk_kind kind,
                                           const char *text, size_t len, char id[AVK_ID_SIZE],
                                           struct avk_errors *errs, avk_prepared_t **out);
+
+/**
+ * @brief avk_reporter_prepare_json() in the single pass only, for a document
+ * that carries its own id: none is made for it. On AVK_FILED id, party (the
+ * party the document names: a deviation's reporter.party, a response's
+ * party) and *out are set; AVK_UNAVAILABLE is avk_reporter_prepare()'s.
+ * AVK_REJECTED, with errs empty and nothing counted, when the single pass
+ * does not take the text (not valid, without its id, or of a shape it does
+ * not handle): avk_reporter_prepare_json() then gives the verdict and every
+ * error.
+ */
+enum avk_result avk_reporter_prepare_own(avk_reporter_t *reporter, enum avk_kind kind,
+                                         const char *text, size_t len, char id[AVK_ID_SIZE],
+                                         char party[AVK_PARTY_SIZE], struct avk_errors *errs,
+                                         avk_prepared_t **out);
 
 /**
  * @brief Sends a prepared document without waiting; takes prepared over.

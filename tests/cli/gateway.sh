@@ -232,6 +232,13 @@ n=$((n + 2))
 send /v1/deviations 1480 application/json "$sample"
 expect 202 "resent sample"
 [ "$(jq -r .id "$work/body")" = "$sample_id" ] || fail "resent sample: $(cat "$work/body")"
+# Written otherwise - the id in capitals, a time in another offset, the keys sorted - it is
+# still the same document: what is compared is its Avro body (docs/gateway.md, "Idempotency").
+jq -S '.deviation_id |= ascii_upcase | .occurred_at = "2026-11-16T16:40:00.000+01:00"' \
+        "$sample" >"$work/same.json"
+send /v1/deviations 1480 application/json "$work/same.json"
+expect 202 "the sample written otherwise"
+[ "$(jq -r .id "$work/body")" = "$sample_id" ] || fail "the sample written otherwise: $(cat "$work/body")"
 jq '.description = "Changed."' "$sample" >"$work/changed.json"
 send /v1/deviations 1480 application/json "$work/changed.json"
 expect 409 "same deviation_id, other body"

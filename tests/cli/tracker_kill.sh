@@ -11,7 +11,10 @@
 #    docs/escalation.md); no escalation record is written twice;
 #  - every answered deviation is CLOSED after its dispute window;
 #  - the changelog has one state_id per (deviation, version), versions 1..n
-#    without gaps; no reminder is written twice.
+#    without gaps; no reminder is written twice;
+#  - every status version that tells the reporting party something (all but
+#    an overdue mark) has exactly one DeviationFeedback, and no feedback
+#    event id is written twice (docs/tracker.md, "Feedback after a crash").
 # usage: tracker_kill.sh AVVIK_BINARY AVK_TEST_PRODUCE SOURCE_DIR
 set -eu
 avvik=$1
@@ -149,6 +152,7 @@ tracker_pid=
 tail_json deviation.escalated >"$work/escalated"
 tail_json deviation.status >"$work/status"
 tail_json deviation.reminder >"$work/reminders"
+tail_json deviation.feedback >"$work/feedback"
 
 records=$(wc -l <"$work/escalated")
 ids=$(jq -r .escalation_id "$work/escalated" | sort -u | wc -l)
@@ -161,13 +165,23 @@ conflicts=$(jq -r '[.deviation_id, .version, .state_id] | @tsv' "$work/status" |
 gaps=$(jq -r '[.deviation_id, .version] | @tsv' "$work/status" | sort -u |
         awk -F'\t' '{ if ($2 > max[$1]) max[$1] = $2; n[$1]++ }
                 END { for (d in n) if (n[d] != max[d]) print d }' | wc -l)
+# An overdue mark keeps the state and names a deadline as its cause: no feedback.
+jq -r 'select((.cause | startswith("deadline:") | not) or .state == "ESCALATED" or
+        .state == "CLOSED") | [.deviation_id, .version] | @tsv' "$work/status" | sort -u \
+        >"$work/feedback.due"
+jq -r '[.deviation_id, .version] | @tsv' "$work/feedback" | sort -u >"$work/feedback.got"
+feedback=$(wc -l <"$work/feedback")
+feedback_ids=$(jq -r .event_id "$work/feedback" | sort -u | wc -l)
+feedback_missing=$(comm -23 "$work/feedback.due" "$work/feedback.got" | wc -l)
+feedback_extra=$(comm -13 "$work/feedback.due" "$work/feedback.got" | wc -l)
 reminders=$(wc -l <"$work/reminders")
 reminder_ids=$(jq -r .reminder_id "$work/reminders" | sort -u | wc -l)
 per_life=$(for l in $(seq 1 "$life"); do grep -c "escalated to" "$work/tracker.$l.log" || true; done |
         paste -sd/ -)
 echo "tracker lives: $life (escalations written per life: $per_life); escalation records: $records, ids: $ids, (deviation, step): $steps;" \
         "deviations without exactly 1 step: $per_dev; forum steps: $forum; answered ones escalated: $answered_escalated;" \
-        "status version conflicts: $conflicts, gaps: $gaps; reminders: $reminders ($reminder_ids ids)"
+        "status version conflicts: $conflicts, gaps: $gaps; reminders: $reminders ($reminder_ids ids);" \
+        "feedback: $feedback records, $feedback_ids ids, $(wc -l <"$work/feedback.due") due, $feedback_missing missing, $feedback_extra not due"
 [ "$records" -eq "$unanswered" ] || fail "$records escalation records, expected $unanswered"
 [ "$ids" -eq "$records" ] || fail "an escalation id is written twice"
 [ "$steps" -eq "$records" ] || fail "a (deviation, step) has two escalations"
@@ -177,4 +191,7 @@ echo "tracker lives: $life (escalations written per life: $per_life); escalation
 [ "$conflicts" -eq 0 ] || fail "$conflicts (deviation, version) pairs with two state ids"
 [ "$gaps" -eq 0 ] || fail "$gaps deviations with a gap in their versions"
 [ "$reminders" -eq "$reminder_ids" ] || fail "a reminder is written twice"
+[ "$feedback_missing" -eq 0 ] || fail "$feedback_missing status versions without their feedback"
+[ "$feedback_extra" -eq 0 ] || fail "$feedback_extra feedback records for no status version that has one"
+[ "$feedback" -eq "$feedback_ids" ] || fail "a feedback event id is written twice"
 echo "ok"

@@ -250,6 +250,56 @@ START_TEST(json_text_is_filed_and_rejected_as_its_tree_is)
 }
 END_TEST
 
+/* The gateway's pass for a document that carries its own id: the bytes of
+ * avk_reporter_prepare_json() and the party it names; no id is made for a
+ * document without one, and nothing but a valid document is taken. */
+START_TEST(a_document_with_its_own_id_is_prepared_in_one_pass_with_its_party)
+{
+        avk_reporter_t *r = reporter();
+        char *text = json_dumps(sample, JSON_COMPACT);
+        char id[AVK_ID_SIZE], json_id[AVK_ID_SIZE], party[AVK_PARTY_SIZE];
+        struct avk_errors errs;
+        avk_prepared_t *own, *json;
+        ck_assert_int_eq(avk_reporter_prepare_own(r, AVK_KIND_DEVIATION, text, strlen(text), id,
+                                                  party, &errs, &own),
+                         AVK_FILED);
+        ck_assert_int_eq(avk_reporter_prepare_json(r, AVK_KIND_DEVIATION, text, strlen(text),
+                                                   json_id, &errs, &json),
+                         AVK_FILED);
+        ck_assert_str_eq(id, json_id);
+        ck_assert_str_eq(party, json_string_value(
+                                    json_object_get(json_object_get(sample, "reporter"), "party")));
+        size_t own_len, json_len;
+        const void *own_payload = avk_prepared_payload(own, &own_len);
+        const void *json_payload = avk_prepared_payload(json, &json_len);
+        ck_assert_uint_eq(own_len, json_len);
+        ck_assert(memcmp(own_payload, json_payload, own_len) == 0);
+        avk_prepared_destroy(own);
+        avk_prepared_destroy(json);
+
+        json_t *without_id = json_copy(sample);
+        json_object_del(without_id, "deviation_id");
+        json_t *bad = json_copy(sample);
+        json_object_set_new(bad, "category", json_string("WEATHER"));
+        char *texts[] = {json_dumps(without_id, JSON_COMPACT), json_dumps(bad, JSON_COMPACT)};
+        for (size_t i = 0; i < 2; i++) {
+                ck_assert_int_eq(avk_reporter_prepare_own(r, AVK_KIND_DEVIATION, texts[i],
+                                                          strlen(texts[i]), id, party, &errs, &own),
+                                 AVK_REJECTED);
+                ck_assert_ptr_null(own);
+                ck_assert_uint_eq(errs.cnt, 0);
+                free(texts[i]);
+        }
+        struct avk_reporter_stats st;
+        avk_reporter_stats(r, &st);
+        ck_assert_uint_eq(st.rejected, 0);
+        avk_reporter_destroy(r);
+        free(text);
+        json_decref(without_id);
+        json_decref(bad);
+}
+END_TEST
+
 #define THREADS    4
 #define PER_THREAD 50
 struct filer {
@@ -462,6 +512,7 @@ static Suite *reporter_suite(void)
         tcase_add_test(tc, rejected_document_sends_nothing);
         tcase_add_test(tc, response_goes_to_its_topic_keyed_by_the_deviation);
         tcase_add_test(tc, json_text_is_filed_and_rejected_as_its_tree_is);
+        tcase_add_test(tc, a_document_with_its_own_id_is_prepared_in_one_pass_with_its_party);
         tcase_add_test(tc, threads_file_through_one_reporter);
         tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
         tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);

@@ -18,6 +18,7 @@
 
 #include "common/util/calendar.h"
 #include "common/contract/codec.h"
+#include "common/contract/ident.h"
 #include "common/util/env.h"
 #include "common/contract/json.h"
 #include "common/kafka/kafka.h"
@@ -30,6 +31,7 @@
 
 #define DEV     "3f1c2a9e-8b7d-4c1e-9a65-0d2f4b6c8e10"
 #define DEV2    "6a0e7c52-1b3d-4f8a-9c2e-5d7f1a3b9e04"
+#define DEV3    "7b1f8d63-2c4e-4a9b-8d3f-6e8a2b4c0f15" /* a partition of its own; DEV2 is DEV's */
 #define UNIT    "SE2321000131-E000000012345" /* Medicinavdelning 31, SU: its own managers */
 #define DESK    "SE2321000131-E000000000001" /* the county's triage desk (data/directory.json) */
 #define DAY     (24 * 3600 * 1000LL)
@@ -842,6 +844,116 @@ START_TEST(an_answer_kept_for_its_routing_reaches_the_reporter_in_full)
 }
 END_TEST
 
+/* Makes partition p of topic leaderless (leader -1), or gives it back to broker 1. */
+static void set_leader(const char *topic, int p, int leader)
+{
+        ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mk.cluster, topic, p, leader), 0);
+}
+
+static void note_partition(void *opaque, const rd_kafka_message_t *m)
+{
+        if (m->key_len == strlen(DEV) && memcmp(m->key, DEV, m->key_len) == 0)
+                ((int *)opaque)[0] = m->partition;
+        else
+                ((int *)opaque)[1] = m->partition;
+}
+
+/* The feedback records of dev at version v, from what was read last. */
+static size_t feedback_count(const char *dev, int v)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < got.n; i++)
+                n += strcmp(got.r[i].key, dev) == 0 &&
+                     json_integer_value(json_object_get(got.r[i].value, "version")) == v;
+        return n;
+}
+
+/* Waits until the tracker has decided n status records (written or not). */
+static void wait_statuses(struct running *r, uint64_t n)
+{
+        for (int i = 0; i < 300 && stats_of(r).statuses < n; i++)
+                usleep(100000);
+        ck_assert_uint_eq(stats_of(r).statuses, n);
+}
+
+/* A crash between status records and their feedback, both ways round, on
+ * two deviations' partitions. DEV's feedback partition has no leader while
+ * an answer is applied and its dispute window passes: the ANSWERED and
+ * CLOSED status records are in Kafka and their feedback is not. DEV3's status
+ * partition has none while its acknowledge deadline passes: its escalation
+ * and the ESCALATED feedback land, the status record does not. The tracker
+ * goes (its close gives up what is not written, as a kill would). After a
+ * restart each feedback is there once, with the id and body the first
+ * attempt had: DEV's closing at the end of the rebuild, its answer (analysis
+ * and action plan from the response) when the response is read again; DEV3's
+ * status record is completed without a second feedback. */
+START_TEST(feedback_lost_between_status_and_feedback_is_written_once_after_a_restart)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_reported(DEV, "TRESERVA-2026-000125");
+        file_routed(DEV, UNIT, t0);
+        file_routed(DEV3, UNIT, t0);
+        wait_records("deviation.feedback", 2);
+        int part[2] = {-1, -1}; /* DEV's and DEV3's */
+        mock_kafka_read_all(&mk, "deviation.routed", note_partition, part);
+        ck_assert_int_ne(part[0], part[1]);
+        set_leader("deviation.feedback", part[0], -1);
+        set_leader("deviation.status", part[1], -1);
+        file_answer(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a59", t0 + DAY);
+        int64_t dispute_until = avk_deadline_after(&terms()->dispute_window, t0 + DAY);
+        wait_statuses(&r, 3); /* the answer's input stays unfinished: its feedback waits */
+        atomic_store(&fake_now, dispute_until + DAY);
+        wait_records("deviation.escalated", 1); /* DEV3's, and its feedback beside it */
+        wait_statuses(&r, 5);                   /* DEV: 3, DEV3: 2 */
+        usleep(1000000);
+        stop(&r);
+        set_leader("deviation.feedback", part[0], 1);
+        set_leader("deviation.status", part[1], 1);
+        read_topic("deviation.feedback");
+        ck_assert_uint_eq(feedback_count(DEV, 2) + feedback_count(DEV, 3), 0);
+        ck_assert_uint_eq(feedback_count(DEV3, 2), 1);
+        for (int life = 0; life < 2; life++) { /* the second writes nothing */
+                start(&r);
+                wait_ready(&r);
+                wait_records("deviation.feedback", 5);
+                usleep(500000);
+                stop(&r);
+        }
+        size_t records = read_topic("deviation.feedback");
+        ck_assert_uint_eq(distinct_ids(), records);
+        for (int v = 1; v <= 3; v++)
+                ck_assert_uint_eq(feedback_count(DEV, v), 1);
+        ck_assert_uint_eq(feedback_count(DEV3, 1), 1);
+        ck_assert_uint_eq(feedback_count(DEV3, 2), 1);
+        const struct rec *answer = feedback_of(DEV, 2);
+        char id[AVK_IDENT_UUID_SIZE];
+        const char name[] = DEV "/2";
+        ck_assert_int_eq(
+            avk_ident_uuid5("9d3a6e21-47c8-5b1f-a2e4-6c0b8f7d1e35", name, sizeof(name) - 1, id), 0);
+        ck_assert_str_eq(str(answer, "event_id"), id);
+        ck_assert_str_eq(answer->id, id);
+        ck_assert_str_eq(str(answer, "kind"), "ANSWERED");
+        ck_assert_str_eq(str(answer, "analysis"), "Utskrivningen saknade underlag.");
+        ck_assert_str_eq(str(answer, "action_plan"), "Checklista vid utskrivning från 1 april.");
+        ck_assert_str_eq(str(answer, "dispute_until"), when(dispute_until));
+        ck_assert_str_eq(str(answer, "reporter_unit_hsa_id"), "SE2120001215-HSK0042");
+        ck_assert_str_eq(str(answer, "reply_reference"), "TRESERVA-2026-000125");
+        const struct rec *closed = feedback_of(DEV, 3);
+        ck_assert_str_eq(str(closed, "kind"), "CLOSED");
+        ck_assert_str_eq(str(closed, "occurred_at"), when(dispute_until));
+        ck_assert_str_eq(str(closed, "reply_reference"), "TRESERVA-2026-000125");
+        ck_assert_str_eq(str(feedback_of(DEV3, 2), "kind"), "ESCALATED");
+        read_topic("deviation.status");
+        ck_assert_str_eq(str(latest_status(DEV3), "escalation_step"), "MANAGERS_MANAGER");
+        /* The inbox had its leader: the first attempt's copy arrived, and the one written with
+         * the feedback again carries the same id (inbox copies are at least once). */
+        ck_assert_uint_eq(copies_in("avvik.inbox.1480", id), 2);
+        release();
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("tracker");
@@ -863,6 +975,8 @@ int main(void)
         tcase_add_test(tc, registry_down_the_tracker_waits_not_ready_and_dead_letters_nothing);
         tcase_add_test(tc, the_reporting_party_is_told_each_change_with_its_reference);
         tcase_add_test(tc, an_answer_kept_for_its_routing_reaches_the_reporter_in_full);
+        tcase_add_test(tc,
+                       feedback_lost_between_status_and_feedback_is_written_once_after_a_restart);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

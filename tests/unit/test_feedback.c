@@ -3,7 +3,9 @@
  * against the shipped directory and deadline policy: the kind for each state,
  * none for an overdue mark, an id and version that a replay gives again, the
  * answer in full only from the response that caused it, the holder of a step
- * on the receiving side, and the reporting unit and reference of the filing.
+ * on the receiving side, and the reporting unit and reference of the filing;
+ * and after a crash, which status records a rebuild finds without their
+ * feedback and what it writes for them.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -196,6 +198,97 @@ START_TEST(the_filing_gives_unit_and_reference_until_forgotten)
 }
 END_TEST
 
+/* A rebuild: the feedback read back marks its version written; a status
+ * record without one owes its feedback once, with the filing as it was,
+ * whether an input or no input (a timer) caused it; an overdue mark owes
+ * nothing. */
+START_TEST(a_rebuild_owes_the_feedback_of_each_status_read_back_without_it)
+{
+        const int64_t now = t0 + 30 * DAY, since = now - 7 * DAY;
+        ck_assert_int_eq(avk_feedback_reported(fb, DEV, "SE2120001215-HSK0042", "CASE-1", 3), 0);
+        ck_assert_int_eq(avk_feedback_read_back(fb, DEV, 1, now, since), 0);
+        struct avk_track_status routed = status(AVK_TRACK_ROUTED, 1, "routed-event");
+        struct avk_track_status answered = status(AVK_TRACK_ANSWERED, 2, "the-answer");
+        answered.answered_at = t0 + 5 * DAY;
+        struct avk_track_status overdue = status(AVK_TRACK_ANSWERED, 3, "deadline:ANSWER");
+        struct avk_track_status closed = status(AVK_TRACK_CLOSED, 4, "deadline:DISPUTE_WINDOW");
+        ck_assert_int_eq(avk_feedback_check(fb, &routed, now, since), 0);
+        ck_assert_int_eq(avk_feedback_check(fb, &answered, now, since), 1);
+        ck_assert_int_eq(avk_feedback_check(fb, &overdue, now, since), 0);
+        ck_assert_int_eq(avk_feedback_check(fb, &closed, now, since), 1);
+        /* A status record written twice (in flight at a kill) owes one feedback. */
+        ck_assert_int_eq(avk_feedback_check(fb, &closed, now, since), 0);
+        /* A status the rebuild completes from its escalation gets no second feedback. */
+        ck_assert_int_eq(avk_feedback_fill(fb, &routed, NULL, &value, id), 0);
+        avk_feedback_forget(fb, DEV); /* closed: the filing leaves, the copy stays */
+        avk_feedback_read_back_done(fb);
+        ck_assert_int_eq(avk_feedback_fill(fb, &routed, NULL, &value, id), 1);
+        ck_assert_uint_eq(avk_feedback_owed_count(fb), 2);
+        /* The closing is owed now; the answer waits for its response. */
+        const struct avk_track_status *o = avk_feedback_owed(fb, NULL, NULL);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(o->version, 4);
+        ck_assert_int_eq(avk_feedback_fill_owed(fb, o, NULL, &value, id), 1);
+        ck_assert_str_eq(text("kind"), "CLOSED");
+        ck_assert_str_eq(text("reply_reference"), "CASE-1");
+        avk_feedback_paid(fb, o);
+        ck_assert_ptr_null(avk_feedback_owed(fb, NULL, NULL));
+        ck_assert_ptr_null(avk_feedback_owed(fb, DEV, "another-response"));
+        o = avk_feedback_owed(fb, DEV, "the-answer");
+        ck_assert_ptr_nonnull(o);
+        struct avk_feedback_cause cause = {.id = "the-answer",
+                                           .analysis = "Underlaget saknades.",
+                                           .action_plan = "Checklista från 1 april."};
+        ck_assert_int_eq(avk_feedback_fill_owed(fb, o, &cause, &value, id), 1);
+        char want[AVK_IDENT_UUID_SIZE];
+        ck_assert_int_eq(avk_ident_uuid5("9d3a6e21-47c8-5b1f-a2e4-6c0b8f7d1e35", DEV "/2",
+                                         strlen(DEV "/2"), want),
+                         0);
+        ck_assert_str_eq(id, want);
+        ck_assert_str_eq(text("kind"), "ANSWERED");
+        ck_assert_str_eq(text("analysis"), "Underlaget saknades.");
+        ck_assert_str_eq(text("reporter_unit_hsa_id"), "SE2120001215-HSK0042");
+        ck_assert_str_eq(text("reply_reference"), "CASE-1");
+        avk_feedback_paid(fb, o);
+        ck_assert_uint_eq(avk_feedback_owed_count(fb), 0);
+}
+END_TEST
+
+/* Older than the look-back (since) is neither kept as read back nor checked: a feedback past
+ * topic.feedback's retention is not written again for a status record compaction kept. */
+START_TEST(a_status_older_than_the_look_back_owes_nothing)
+{
+        const int64_t now = t0 + 30 * DAY, since = now - 7 * DAY;
+        struct avk_track_status closed = status(AVK_TRACK_CLOSED, 4, "deadline:DISPUTE_WINDOW");
+        ck_assert_int_eq(avk_feedback_check(fb, &closed, since - 1, since), 0);
+        ck_assert_int_eq(avk_feedback_read_back(fb, DEV, 4, since - 1, since), 0);
+        ck_assert_int_eq(avk_feedback_check(fb, &closed, since, since), 1);
+        avk_feedback_read_back_done(fb);
+        ck_assert_uint_eq(avk_feedback_owed_count(fb), 1);
+}
+END_TEST
+
+/* A status completed by a rebuild from its escalation (cause: the escalation's id) has no
+ * input to wait for; a revoked partition's feedback owed goes with it. */
+START_TEST(an_escalation_read_back_makes_its_status_feedback_owed_now)
+{
+        const int64_t now = t0 + 30 * DAY, since = now - 7 * DAY;
+        struct avk_track_status s = status(AVK_TRACK_DISPUTED, 5, "escalation-id");
+        s.step = AVK_TRACK_STEP_MANAGER;
+        s.partition = 3;
+        ck_assert_int_eq(avk_feedback_check(fb, &s, now, since), 1);
+        ck_assert_ptr_null(avk_feedback_owed(fb, NULL, NULL));
+        avk_feedback_escalation_read_back(fb, DEV, "escalation-id");
+        const struct avk_track_status *o = avk_feedback_owed(fb, NULL, NULL);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(avk_feedback_fill_owed(fb, o, NULL, &value, id), 1);
+        ck_assert_str_eq(text("kind"), "DISPUTED");
+        ck_assert_str_eq(text("escalation_step"), "MANAGER");
+        avk_feedback_drop_partition(fb, 3);
+        ck_assert_uint_eq(avk_feedback_owed_count(fb), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("feedback");
@@ -206,6 +299,9 @@ int main(void)
         tcase_add_test(tc, the_answer_comes_in_full_from_the_response_that_caused_it);
         tcase_add_test(tc, a_step_names_its_holder_on_the_receiving_side);
         tcase_add_test(tc, the_filing_gives_unit_and_reference_until_forgotten);
+        tcase_add_test(tc, a_rebuild_owes_the_feedback_of_each_status_read_back_without_it);
+        tcase_add_test(tc, a_status_older_than_the_look_back_owes_nothing);
+        tcase_add_test(tc, an_escalation_read_back_makes_its_status_feedback_owed_now);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
