@@ -120,14 +120,22 @@ static int days_in_month(int year, int month)
 
 int avk_ident_today_ymd(void)
 {
+        /* Asked per document: the time-zone conversion is done once a second
+         * per thread (a date changes only at a second's boundary). */
+        static _Thread_local time_t known_second = (time_t)-1;
+        static _Thread_local int known_ymd;
         time_t now = time(NULL);
         struct tm tm;
 
+        if (now == known_second)
+                return known_ymd;
         /* A failure here leaves no date to fall back on; -1 makes every
          * birth date "in the future" rather than silently accepting. */
         if (localtime_r(&now, &tm) == NULL)
                 return -1;
-        return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+        known_second = now;
+        known_ymd = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+        return known_ymd;
 }
 
 /*

@@ -315,13 +315,11 @@ static int check_reference(const char *s, size_t len, char *errstr, size_t errst
                         return -1;
                 }
         }
-        struct avk_scrub_counts found = {0};
-        char *scrubbed = avk_scrub_text(s, len, NULL, &found);
-        if (!scrubbed) {
+        struct avk_scrub_counts found;
+        if (avk_scrub_count(s, len, &found) != 0) {
                 snprintf(errstr, errstr_size, "cannot be checked (out of memory)");
                 return -1;
         }
-        free(scrubbed);
         if (found.personal_ids || found.phones || found.emails) {
                 snprintf(errstr, errstr_size,
                          "reads as %s; give the filing system's own case reference instead",

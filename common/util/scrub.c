@@ -699,6 +699,34 @@ char *avk_scrub_text(const char *text, size_t len, size_t *out_len, struct avk_s
         return result;
 }
 
+/* Whether text[0..len) cannot hold a match: ASCII (its view is itself, case folded), fewer digits
+ * than a phone number has (a personnummer has more), and nothing that opens an e-mail address's
+ * '@' or its spelt-out forms ("(at)"). */
+static int cannot_match(const char *text, size_t len)
+{
+        size_t digits = 0;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
+                if (c >= 0x80 || may_open_email_word(c))
+                        return 0;
+                digits += is_digit(c);
+        }
+        return digits < PHONE_MIN_DIGITS;
+}
+
+int avk_scrub_count(const char *text, size_t len, struct avk_scrub_counts *counts)
+{
+        if (cannot_match(text, len)) {
+                *counts = (struct avk_scrub_counts){0};
+                return 0;
+        }
+        char *scrubbed = avk_scrub_text(text, len, NULL, counts);
+        if (!scrubbed)
+                return -1;
+        free(scrubbed);
+        return 0;
+}
+
 char *avk_scrub_copy(char *dst, size_t size, const char *text)
 {
         static const char withheld[] = "(error text withheld: out of memory)";

@@ -45,6 +45,17 @@ char *avk_scrub_text(const char *text, size_t len, size_t *out_len,
                      struct avk_scrub_counts *counts);
 
 /**
+ * @brief What avk_scrub_text() would replace in text[0..len), without the copy:
+ * a check that rejects such text (a reference that must not carry an
+ * identity) asks this per document. Text that cannot hold a match - ASCII
+ * with fewer digits than the shortest phone number and no '@' or bracket -
+ * is answered without scrubbing it.
+ * @param counts receives what would be replaced.
+ * @returns 0, or -1 when out of memory (counts then unset).
+ */
+int avk_scrub_count(const char *text, size_t len, struct avk_scrub_counts *counts);
+
+/**
  * @brief Writes the scrubbed text (NUL-terminated) into dst[0..size), cut at
  * a character boundary when it does not fit: the one step every error text
  * takes before anyone can read it. Scrub the whole text and let this cut

@@ -170,6 +170,8 @@ struct avk_router {
         avk_metrics_t *metrics;
         avk_metric_family_t *m_routed, *m_deadletter, *m_skipped, *m_filed_again;
         avk_metric_t *m_replayed;
+        /* The RoutingDecision symbol of each decision kind, found once: a label of m_routed. */
+        const char *decision_symbol[AVK_RULES_MANUAL + 1];
         uint64_t summary_done;
 };
 
@@ -605,8 +607,8 @@ static struct hop *record_hop(avk_router_t *r, struct deviation *d, const struct
                 return NULL;
         }
         avk_metric_add(
-            avk_metrics_series(
-                r->m_routed, (const char *[]){avk_rules_decision_symbol(dec->kind), dec->rule_id}),
+            avk_metrics_series(r->m_routed,
+                               (const char *[]){r->decision_symbol[dec->kind], dec->rule_id}),
             1);
         return hop;
 }
@@ -794,7 +796,7 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         if (!record_hop(r, d, &rp, &dec, response_id, err, sizeof(err)))
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
         avk_log(AVK_LOG_INFO, COMPONENT, "deviation %s: hop %d %s to %s (%s)", d->id, dec.hop,
-                avk_rules_decision_symbol(dec.kind), dec.receiver_party, dec.rule_id);
+                r->decision_symbol[dec.kind], dec.receiver_party, dec.rule_id);
         return emit_hop(r, t, seq, d, dec.hop);
 }
 
@@ -1079,6 +1081,8 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
                          "DeviationRouted has fields the router does not fill");
                 goto fail;
         }
+        for (int kind = 0; kind <= AVK_RULES_MANUAL; kind++)
+                r->decision_symbol[kind] = avk_rules_decision_symbol(kind);
         r->outputs[0] = r->routed_topic;
         struct avk_service_options opts = {
             .component = COMPONENT,

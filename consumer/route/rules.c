@@ -285,12 +285,48 @@ struct text {
         int full;
 };
 
+/* Appends s[0..n), cut at a character when full: s[n] is never inside a character. */
+static void text_put(struct text *t, const char *s, size_t n)
+{
+        size_t room;
+
+        if (t->full)
+                return;
+        room = t->size - 1 - t->len;
+        if (n > room) {
+                /* s[n] is the first byte left out: never one inside a character. */
+                n = room;
+                while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                        n--;
+                t->full = 1;
+        }
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+        t->buf[t->len] = '\0';
+}
+
+/*
+ * Appends each string up to the NULL that ends the list. The sentences made
+ * for every record are put together this way, from the rules' and the
+ * directory's prepared text, without formatting (docs/router.md, "Throughput").
+ */
+static void text_cat(struct text *t, ...) __attribute__((sentinel));
+
+static void text_cat(struct text *t, ...)
+{
+        va_list ap;
+
+        va_start(ap, t);
+        for (const char *s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *))
+                text_put(t, s, strlen(s));
+        va_end(ap);
+}
+
 static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void text_add(struct text *t, const char *fmt, ...)
 {
         char part[AVK_RULES_REASON_SIZE * 2];
-        size_t n, room;
         va_list ap;
         int written;
 
@@ -301,18 +337,14 @@ static void text_add(struct text *t, const char *fmt, ...)
         va_end(ap);
         if (written < 0)
                 return;
-        n = strlen(part);
-        room = t->size - 1 - t->len;
-        if (n > room) {
-                /* part[n] is the first byte left out: never one inside a character. */
-                n = room;
-                while (n > 0 && ((unsigned char)part[n] & 0xC0) == 0x80)
-                        n--;
-                t->full = 1;
-        }
-        memcpy(t->buf + t->len, part, n);
-        t->len += n;
-        t->buf[t->len] = '\0';
+        text_put(t, part, strlen(part));
+}
+
+/* An empty text over buf of size. */
+static struct text text_over(char *buf, size_t size)
+{
+        buf[0] = '\0';
+        return (struct text){.buf = buf, .size = size};
 }
 
 /* ---- deciding ---- */
@@ -474,13 +506,21 @@ static void route_init(struct route *rt, const avk_rules_t *rules, const avk_dir
                 avk_ruletable_query_set(rules->table, &rt->query, (size_t)f, input_symbol(rt, f));
 }
 
+/* Copies src into dst of size, cut at a character to fit. */
+static void set_text(char *dst, size_t size, const char *src)
+{
+        struct text t = text_over(dst, size);
+
+        text_put(&t, src, strlen(src));
+}
+
 static void finish(struct route *rt, enum avk_rules_decision_kind kind, const char *rule_id,
                    const struct avk_directory_party *party, const struct avk_directory_unit *unit)
 {
         rt->out->kind = kind;
-        snprintf(rt->out->rule_id, sizeof(rt->out->rule_id), "%s", rule_id);
-        snprintf(rt->out->receiver_party, sizeof(rt->out->receiver_party), "%s", party->code);
-        snprintf(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id), "%s",
+        set_text(rt->out->rule_id, sizeof(rt->out->rule_id), rule_id);
+        set_text(rt->out->receiver_party, sizeof(rt->out->receiver_party), party->code);
+        set_text(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id),
                  unit ? unit->hsa_id : "");
 }
 
@@ -493,7 +533,8 @@ static const struct avk_directory_unit *location_unit(struct route *rt,
 
         if (u == NULL || u->party != party)
                 return NULL;
-        text_add(&rt->reason, " Enhet: %s (%s), där händelsen inträffade.", u->name, u->hsa_id);
+        text_cat(&rt->reason, " Enhet: ", u->name, " (", u->hsa_id, "), där händelsen inträffade.",
+                 NULL);
         return u;
 }
 
@@ -551,36 +592,35 @@ static int take_named(struct route *rt, const char *party_code, const char *unit
 }
 
 /* "competence NURSE, care_setting HOME_HEALTH_CARE": the input's values the rule tested. */
-static const char *matched_values(const struct route *rt, size_t rule, char *buf, size_t size)
+static void add_matched_values(const struct route *rt, size_t rule, struct text *t)
 {
-        size_t used = 0;
+        const char *sep = "";
 
-        buf[0] = '\0';
-        for (int f = 0; f < FIELD_CNT && used < size; f++) {
-                if (avk_ruletable_names(rt->rules->table, rule, (size_t)f))
-                        used += (size_t)snprintf(
-                            buf + used, size - used, "%s%s %s%s", used ? ", " : "",
-                            conditions[f].key, input_symbol(rt, f),
-                            f == F_AGREEMENT && rt->agreement_derived ? " (härlett ur kategorin)"
-                                                                      : "");
+        for (int f = 0; f < FIELD_CNT; f++) {
+                if (avk_ruletable_names(rt->rules->table, rule, (size_t)f)) {
+                        text_cat(t, sep, conditions[f].key, " ", input_symbol(rt, f),
+                                 f == F_AGREEMENT && rt->agreement_derived
+                                     ? " (härlett ur kategorin)"
+                                     : "",
+                                 NULL);
+                        sep = ", ";
+                }
         }
-        return buf;
 }
 
 /* Every value the deviation gave, for a sentence saying that no rule took it. */
-static const char *input_values(const struct route *rt, char *buf, size_t size)
+static void add_input_values(const struct route *rt, struct text *t)
 {
-        size_t used = 0;
+        const char *sep = "";
 
-        buf[0] = '\0';
-        for (int f = 0; f < FIELD_CNT && used < size; f++) {
+        for (int f = 0; f < FIELD_CNT; f++) {
                 const char *value = input_symbol(rt, f);
 
-                if (value != NULL)
-                        used += (size_t)snprintf(buf + used, size - used, "%s%s %s",
-                                                 used ? ", " : "", conditions[f].key, value);
+                if (value != NULL) {
+                        text_cat(t, sep, conditions[f].key, " ", value, NULL);
+                        sep = ", ";
+                }
         }
-        return buf;
 }
 
 /* "Regel R-A, R-B gäller, men ...": the rules passed over, and why. */
@@ -613,7 +653,8 @@ static void list_add(char *ids, size_t size, size_t *cnt, const char *id)
 
 static void add_clause(struct route *rt, const struct rule_terms *r)
 {
-        text_add(&rt->reason, " Klausul: %s, \"%s\": \"%s\".", r->document, r->section, r->quote);
+        text_cat(&rt->reason, " Klausul: ", r->document, ", \"", r->section, "\": \"", r->quote,
+                 "\".", NULL);
 }
 
 static int take_triage(struct route *rt, const char *why_no_party);
@@ -624,7 +665,7 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
         const struct avk_rules_input *in = rt->in;
         const avk_ruletable_t *table = rt->rules->table;
         size_t cnt = avk_ruletable_cnt(table);
-        char values[400], buf[160], excluded[400] = "", elsewhere[400] = "", why[600];
+        char excluded[400] = "", elsewhere[400] = "", why[600];
         size_t excluded_cnt = 0, elsewhere_cnt = 0;
 
         for (size_t i = avk_ruletable_first(table, &rt->query, 0); i < cnt;
@@ -637,11 +678,14 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
                 rt->rule_matched = 1;
                 if (r->party == SIDE_TRIAGE) {
                         note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
-                        snprintf(why, sizeof(why), "Regel %s gäller (%s): %s", id,
-                                 matched_values(rt, i, values, sizeof(values)), r->reason);
+                        struct text why_text = text_over(why, sizeof(why));
+
+                        text_cat(&why_text, "Regel ", id, " gäller (", NULL);
+                        add_matched_values(rt, i, &why_text);
+                        text_cat(&why_text, "): ", r->reason, NULL);
                         if (!take_triage(rt, why))
                                 return 0;
-                        snprintf(rt->out->rule_id, sizeof(rt->out->rule_id), "%s", id);
+                        set_text(rt->out->rule_id, sizeof(rt->out->rule_id), id);
                         rt->out->basis = r->basis;
                         add_clause(rt, r);
                         return 1;
@@ -659,9 +703,10 @@ static int take_rule(struct route *rt, enum avk_rules_decision_kind kind)
                         list_add(excluded, sizeof(excluded), &excluded_cnt, id);
                 } else {
                         note_passed_over(rt, elsewhere, elsewhere_cnt, excluded, excluded_cnt);
-                        text_add(&rt->reason, "Regel %s gäller (%s): %s Mottagare: %s.", id,
-                                 matched_values(rt, i, values, sizeof(values)), r->reason,
-                                 label(party, buf, sizeof(buf)));
+                        text_cat(&rt->reason, "Regel ", id, " gäller (", NULL);
+                        add_matched_values(rt, i, &rt->reason);
+                        text_cat(&rt->reason, "): ", r->reason, " Mottagare: ", party->name, " (",
+                                 party->code, ").", NULL);
                         finish(rt, kind, id, party, location_unit(rt, party));
                         rt->out->basis = r->basis;
                         add_clause(rt, r);
@@ -690,7 +735,7 @@ static int take_triage(struct route *rt, const char *why_no_party)
                 const char *why;
         } candidates[3];
         size_t cnt = 0;
-        char values[400], buf[160];
+        char values[400];
 
         if (in->location_party &&
             (in->reporter_party == NULL || strcmp(in->location_party, in->reporter_party) != 0)) {
@@ -710,16 +755,20 @@ static int take_triage(struct route *rt, const char *why_no_party)
 
                 if (party == NULL || is_excluded(rt, party->code))
                         continue;
-                if (why_no_party)
-                        text_add(&rt->reason, "%s ", why_no_party);
-                else if (rt->rule_matched)
-                        text_add(&rt->reason,
-                                 "Ingen regel som gäller pekar ut en möjlig mottagare. ");
-                else
-                        text_add(&rt->reason, "Ingen regel i avtalet gäller (%s). ",
-                                 input_values(rt, values, sizeof(values)));
-                text_add(&rt->reason, "Samordnaren hos %s sorterar den: %s.",
-                         label(party, buf, sizeof(buf)), candidates[i].why);
+                if (why_no_party) {
+                        text_cat(&rt->reason, why_no_party, " ", NULL);
+                } else if (rt->rule_matched) {
+                        text_cat(&rt->reason,
+                                 "Ingen regel som gäller pekar ut en möjlig mottagare. ", NULL);
+                } else {
+                        struct text values_text = text_over(values, sizeof(values));
+
+                        add_input_values(rt, &values_text);
+                        text_cat(&rt->reason, "Ingen regel i avtalet gäller (", values, "). ",
+                                 NULL);
+                }
+                text_cat(&rt->reason, "Samordnaren hos ", party->name, " (", party->code,
+                         ") sorterar den: ", candidates[i].why, ".", NULL);
                 finish(rt, AVK_RULES_TRIAGE, AVK_RULES_ID_TRIAGE, party, NULL);
                 return 1;
         }
@@ -737,7 +786,7 @@ static void take_manual(struct route *rt, const char *why)
                  why, desk->name, desk->hsa_id);
         finish(rt, AVK_RULES_MANUAL, AVK_RULES_ID_MANUAL,
                avk_directory_party(rt->dir, desk->record_party), NULL);
-        snprintf(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id), "%s",
+        set_text(rt->out->receiver_unit_hsa_id, sizeof(rt->out->receiver_unit_hsa_id),
                  desk->hsa_id);
         rt->out->basis = AVK_RULES_BASIS_LOCAL_POLICY;
 }

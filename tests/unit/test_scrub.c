@@ -285,7 +285,9 @@ static int valid_utf8(const unsigned char *s, size_t len)
         return 1;
 }
 
-START_TEST(random_utf8_text_stays_valid_utf8)
+/* Random text of len bytes < size, from pieces of identities, separators and
+ * multibyte characters, ending where the generator says; *state steps on. */
+static size_t random_text(uint64_t *state, char *in, size_t size)
 {
         static const char *const pieces[] = {
             "0",    "1",  "4",      "7",    "9", "00",       "070",
@@ -293,26 +295,66 @@ START_TEST(random_utf8_text_stays_valid_utf8)
             "se",   "a",  "å",      "Ö",    "–", "\xc2\xa0", "\xe2\x80\x89",
             "🙂", "12", "400314", "1233", ":", "x.y",
         };
+        size_t len = 0;
+        for (;;) {
+                *state ^= *state << 13;
+                *state ^= *state >> 7;
+                *state ^= *state << 17;
+                const char *p = pieces[*state % (sizeof(pieces) / sizeof(pieces[0]))];
+                if (len + strlen(p) >= size || (*state >> 40) % 64 == 0)
+                        return len;
+                memcpy(in + len, p, strlen(p));
+                len += strlen(p);
+        }
+}
+
+START_TEST(random_utf8_text_stays_valid_utf8)
+{
         uint64_t state = 0x2545f4914f6cdd1dULL;
         char in[512];
         for (int round = 0; round < 5000; round++) {
-                size_t len = 0;
-                for (;;) {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        const char *p = pieces[state % (sizeof(pieces) / sizeof(pieces[0]))];
-                        if (len + strlen(p) >= sizeof(in) || (state >> 40) % 64 == 0)
-                                break;
-                        memcpy(in + len, p, strlen(p));
-                        len += strlen(p);
-                }
+                size_t len = random_text(&state, in, sizeof(in));
                 size_t out_len;
                 char *out = avk_scrub_text(in, len, &out_len, NULL);
                 ck_assert_ptr_nonnull(out);
                 ck_assert_msg(valid_utf8((unsigned char *)out, out_len), "round %d", round);
                 ck_assert_uint_le(out_len, 2 * len);
                 free(out);
+        }
+}
+END_TEST
+
+/* avk_scrub_count() answers short plain text without scrubbing it: it must
+ * say exactly what scrubbing replaces, near its shortcut's edge too. */
+START_TEST(count_says_what_scrubbing_would_replace)
+{
+        static const struct {
+                const char *in;
+                size_t personal_ids, phones, emails;
+        } rows[] = {
+            {"LIFECARE-88412", 0, 0, 0}, {"08-123 45", 0, 1, 0},       {"08-123 4", 0, 0, 0},
+            {"4003141233", 1, 0, 0},     {"anna(at)vgr.se", 0, 0, 1},  {"anna@vgr.se", 0, 0, 1},
+            {"REF 070-12", 0, 0, 0},     {"ref ０８-123 45", 0, 1, 0},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                struct avk_scrub_counts c;
+                ck_assert_int_eq(avk_scrub_count(rows[i].in, strlen(rows[i].in), &c), 0);
+                ck_assert_msg(c.personal_ids == rows[i].personal_ids &&
+                                  c.phones == rows[i].phones && c.emails == rows[i].emails,
+                              "row %zu (\"%s\"): %zu %zu %zu", i, rows[i].in, c.personal_ids,
+                              c.phones, c.emails);
+        }
+        uint64_t state = 0x9e3779b97f4a7c15ULL;
+        char in[24];
+        for (int round = 0; round < 20000; round++) {
+                size_t len = random_text(&state, in, sizeof(in));
+                struct avk_scrub_counts counted, scrubbed;
+                ck_assert_int_eq(avk_scrub_count(in, len, &counted), 0);
+                free(avk_scrub_text(in, len, NULL, &scrubbed));
+                ck_assert_msg(counted.personal_ids == scrubbed.personal_ids &&
+                                  counted.phones == scrubbed.phones &&
+                                  counted.emails == scrubbed.emails,
+                              "round %d: \"%.*s\"", round, (int)len, in);
         }
 }
 END_TEST
@@ -830,6 +872,7 @@ static Suite *scrub_suite(void)
         tcase_add_test(tc, dates_times_years_and_codes_are_left_alone);
         tcase_add_test(tc, identity_glued_to_a_phone_number_is_told_apart);
         tcase_add_test(tc, counts_say_what_was_replaced);
+        tcase_add_test(tc, count_says_what_scrubbing_would_replace);
         suite_add_tcase(s, tc);
         TCase *utf8 = tcase_create("utf-8");
         tcase_add_test(utf8, multibyte_text_around_matches_is_copied_byte_for_byte);
