@@ -1055,3 +1055,19 @@ int64_t avk_avroprog_encode(const avk_avroprog_t *p, const avk_avroprog_slot_t *
                 return encode_fail(p, NULL, errstr, errstr_size, "datum too large");
         return (int64_t)out.pos;
 }
+
+int64_t avk_avroprog_encode_into(const avk_avroprog_t *prog, const avk_avroprog_slot_t *slots,
+                                 unsigned char **buf, size_t *cap, char *errstr, size_t errstr_size)
+{
+        int64_t len = avk_avroprog_encode(prog, slots, *buf, *cap, errstr, errstr_size);
+        if (len <= (int64_t)*cap)
+                return len;
+        unsigned char *grown = realloc(*buf, (size_t)len);
+        if (!grown) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        *buf = grown;
+        *cap = (size_t)len;
+        return avk_avroprog_encode(prog, slots, *buf, *cap, errstr, errstr_size);
+}

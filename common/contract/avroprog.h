@@ -101,4 +101,15 @@ int avk_avroprog_decode(const avk_avroprog_t *prog, const void *buf, size_t len,
 int64_t avk_avroprog_encode(const avk_avroprog_t *prog, const avk_avroprog_slot_t *slots, void *out,
                             size_t cap, char *errstr, size_t errstr_size);
 
+/**
+ * @brief Encodes slots as avk_avroprog_encode() does into *buf, a malloc'd
+ * buffer of *cap bytes the caller owns, grown (and *buf, *cap updated) when
+ * the datum needs more room.
+ * @returns the datum's size, or -1 with the reason in errstr (out of memory,
+ * or as avk_avroprog_encode()).
+ */
+int64_t avk_avroprog_encode_into(const avk_avroprog_t *prog, const avk_avroprog_slot_t *slots,
+                                 unsigned char **buf, size_t *cap, char *errstr,
+                                 size_t errstr_size);
+
 #endif

@@ -543,19 +543,8 @@ static void unavailable(avk_router_t *r, const char *why)
  * with the reason in errstr. */
 static int64_t encode_routed(avk_router_t *r, char *errstr, size_t errstr_size)
 {
-        int64_t len = avk_avroprog_encode(r->routed_prog, r->routed_slots, r->routed_buf,
-                                          r->routed_cap, errstr, errstr_size);
-        if (len <= (int64_t)r->routed_cap)
-                return len;
-        unsigned char *grown = realloc(r->routed_buf, (size_t)len);
-        if (!grown) {
-                snprintf(errstr, errstr_size, "out of memory");
-                return -1;
-        }
-        r->routed_buf = grown;
-        r->routed_cap = (size_t)len;
-        return avk_avroprog_encode(r->routed_prog, r->routed_slots, r->routed_buf, r->routed_cap,
-                                   errstr, errstr_size);
+        return avk_avroprog_encode_into(r->routed_prog, r->routed_slots, &r->routed_buf,
+                                        &r->routed_cap, errstr, errstr_size);
 }
 
 /* Builds the DeviationRouted of decision for report rp and records it as
