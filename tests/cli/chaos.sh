@@ -32,7 +32,6 @@ seed=${CHAOS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 work=$(mktemp -d /tmp/avvik-chaos.XXXXXX)
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/*.log"
-POLL_SECONDS=60
 services="gateway route notify track analyse"
 clients=
 cleanup() {

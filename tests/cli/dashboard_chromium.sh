@@ -25,7 +25,6 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/dashboard.log $work/chromium.log"
-POLL_SECONDS=60
 command -v chromium >/dev/null || fail "chromium is not installed (scripts/deps.sh installs it)"
 
 "$avvik" broker -f "$bs" 2>"$work/broker.log" &

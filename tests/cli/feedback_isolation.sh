@@ -19,7 +19,6 @@ work=$(mktemp -d)
 . "$(dirname "$0")/lib.sh"
 trap stop_started EXIT
 FAIL_LOGS="$work/*.log"
-POLL_SECONDS=60
 
 parties="1480 1435 VGR"
 # The sample directory with every webhook of the three parties on the

@@ -24,7 +24,6 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/gateway.log"
-POLL_SECONDS=60
 
 "$avvik" broker -f "$bs" 2>"$work/broker.log" &
 broker_pid=$!

@@ -42,7 +42,6 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/gateway.*.log"
-POLL_SECONDS=30
 
 "$avvik" broker -f "$bs" 2>"$work/broker.log" &
 broker_pid=$!

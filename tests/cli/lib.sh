@@ -1,7 +1,8 @@
 # Shared by the end-to-end tests (sourced): failing with the logs that
 # explain it, and waiting for a condition instead of sleeping.
 #   FAIL_LOGS     files (globs allowed) whose last 20 lines a failure shows
-#   POLL_SECONDS  how long poll waits (default 15)
+#   POLL_SECONDS  how long poll waits (default 60: it stops as soon as COMMAND
+#                 succeeds, and a loaded CI machine once took 15 s to start a process)
 
 fail() {
         echo "FAIL: $*" >&2
@@ -19,10 +20,10 @@ fail() {
 poll() {
         what=$1
         shift
-        deadline=$(($(date +%s) + ${POLL_SECONDS:-15}))
+        deadline=$(($(date +%s) + ${POLL_SECONDS:-60}))
         until "$@"; do
                 [ "$(date +%s)" -lt "$deadline" ] ||
-                        fail "$what: not within ${POLL_SECONDS:-15} s"
+                        fail "$what: not within ${POLL_SECONDS:-60} s"
                 sleep 0.1
         done
 }

@@ -48,7 +48,6 @@ trap cleanup EXIT
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/notify.*.log $work/router.log $work/hook.log"
-POLL_SECONDS=60
 [ $((n % 20)) -eq 0 ] || fail "NOTIFY_REBALANCE_DEVIATIONS must be a multiple of 20"
 
 # Every webhook of the directory (a party's, a unit's or the triage desk's) gets a

@@ -27,7 +27,6 @@ cleanup() { # the services first, the broker they talk to last
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/router.*.log $work/notify.log"
-POLL_SECONDS=60
 [ $((n % 50)) -eq 0 ] || fail "ROUTER_KILL_DEVIATIONS must be a multiple of 50"
 # The sample directory with VGR's receiver on its inbox only: its webhook host
 # does not resolve here, and deliveries retrying a webhook would hold the

@@ -32,7 +32,6 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/router.*.log"
-POLL_SECONDS=60
 [ $((n % 50)) -eq 0 ] || fail "ROUTER_REBALANCE_DEVIATIONS must be a multiple of 50"
 common="-X bootstrap.file=$bs -X directory.file=$src/data/directory.json"
 

@@ -38,7 +38,6 @@ trap cleanup EXIT
 trap "exit 1" INT TERM
 . "$(dirname "$0")/lib.sh"
 FAIL_LOGS="$work/tracker.*.log"
-POLL_SECONDS=60
 common="-X bootstrap.file=$bs -X directory.file=$src/data/directory.json"
 
 "$avvik" broker -f "$bs" $common 2>"$work/broker.log" &
