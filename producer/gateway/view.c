@@ -77,9 +77,11 @@ struct entry { /* one timeline entry: 24 bytes */
                         unsigned char id[PRINT_SIZE], body[PRINT_SIZE];
                 } print;
         };
-        uint8_t kind, party;
+        uint8_t kind : 7, by_desk : 1; /* by_desk: a response the triage desk gave */
+        uint8_t party;
         int16_t hop;
 };
+_Static_assert(sizeof(struct entry) == 24, "a timeline entry is 24 bytes (docs/gateway.md)");
 
 struct deviation {
         unsigned char id[16];
@@ -420,6 +422,7 @@ int avk_view_add(avk_view_t *view, const struct avk_view_event *e)
         }
         struct entry entry = {.at = e->at,
                               .kind = (uint8_t)e->kind,
+                              .by_desk = e->by_desk != 0,
                               .party = (uint8_t)e->party,
                               .hop = (int16_t)(e->hop < INT16_MAX ? e->hop : INT16_MAX)};
         if (is_response(entry.kind)) {
@@ -782,6 +785,10 @@ static json_t *timeline_json(const avk_view_t *view, const struct deviation *d)
                     e->kind == AVK_VIEW_REMINDED)
                         json_object_set_new(item, "hop", json_integer(e->hop));
                 if (is_response(e->kind)) {
+                        /* The desk speaks in its record_party's name: say who it was. */
+                        if (e->by_desk)
+                                json_object_set_new(item, "responder",
+                                                    json_string(AVK_DIRECTORY_DESK_RESPONDER));
                         json_array_append_new(list, item);
                         continue;
                 }

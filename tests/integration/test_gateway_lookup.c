@@ -873,6 +873,26 @@ static void desk_passes_on(int receiver, int n)
         ck_assert_str_eq(json_string_value(json_object_get(last, "suggested_receiver")),
                          subjects[receiver]);
         json_decref(last);
+        /* The timeline says the desk gave its responses (all the responses so far). */
+        struct reply r = lookup(DESK, D5);
+        size_t i;
+        json_t *item;
+        int by_desk = 0;
+        json_array_foreach(json_object_get(r.body, "timeline"), i, item)
+        {
+                const char *event = json_string_value(json_object_get(item, "event"));
+                const char *by = json_string_value(json_object_get(item, "responder"));
+                if (strcmp(event, "ACKNOWLEDGED") == 0 ||
+                    strcmp(event, "REJECTED_WRONG_RECEIVER") == 0) {
+                        ck_assert_msg(by && strcmp(by, "TRIAGE_DESK") == 0,
+                                      "the desk's %s says who gave it", event);
+                        by_desk++;
+                } else {
+                        ck_assert_msg(!by, "%s has no responder", event);
+                }
+        }
+        ck_assert_int_ge(by_desk, 1);
+        reply_free(&r);
         routed(D5, 2, GBG, receiver, "REROUTED", avk_clock_system_ms() - 500);
         wait_lookup(receiver, D5, 200);
 }
