@@ -395,9 +395,13 @@ size_t avk_feedback_count(const avk_feedback_t *fb)
 
 const char *avk_feedback_kind(const struct avk_track_status *s)
 {
-        /* An overdue mark keeps the state and names a deadline as its cause. */
-        int overdue_mark = strncmp(s->cause, "deadline:", 9) == 0 &&
-                           s->state != AVK_TRACK_ESCALATED && s->state != AVK_TRACK_CLOSED;
+        /* An overdue mark keeps the state and names a deadline as its cause. The one step a
+         * missed deadline takes goes to "Chef över chef" (docs/escalation.md): a deadline's
+         * ESCALATED status at another step marks a deviation already on the ladder (at a
+         * forum, or at the manager with no deadline step), and is no new step to tell. */
+        int overdue_mark =
+            strncmp(s->cause, "deadline:", 9) == 0 && s->state != AVK_TRACK_CLOSED &&
+            (s->state != AVK_TRACK_ESCALATED || s->step != AVK_TRACK_STEP_MANAGERS_MANAGER);
         if (overdue_mark)
                 return NULL;
         switch (s->state) {

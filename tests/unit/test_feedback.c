@@ -102,12 +102,17 @@ START_TEST(kinds_follow_the_state_and_an_overdue_mark_is_none)
         s = status(AVK_TRACK_REJECTED, 2, "response");
         ck_assert_str_eq(kind_of(&s), "REJECTED_WRONG_RECEIVER");
         s = status(AVK_TRACK_ESCALATED, 3, "deadline:ACKNOWLEDGE");
+        s.step = AVK_TRACK_STEP_MANAGERS_MANAGER;
         ck_assert_str_eq(kind_of(&s), "ESCALATED");
         s = status(AVK_TRACK_CLOSED, 5, "deadline:DISPUTE_WINDOW");
         ck_assert_str_eq(kind_of(&s), "CLOSED");
         /* A deadline passed with no step to take: the state stays, nothing to tell. */
         s = status(AVK_TRACK_ACKNOWLEDGED, 4, "deadline:ANSWER");
         ck_assert_int_eq(avk_feedback_fill(fb, &s, NULL, &value, id), 0);
+        ck_assert_ptr_null(avk_feedback_kind(&s));
+        /* Nor on a deviation already at a forum: the reporter was told of that step. */
+        s = status(AVK_TRACK_ESCALATED, 4, "deadline:ACKNOWLEDGE");
+        s.step = AVK_TRACK_STEP_LOCAL_FORUM;
         ck_assert_ptr_null(avk_feedback_kind(&s));
 }
 END_TEST

@@ -490,7 +490,21 @@ START_TEST(both_sides_answering_wrong_receiver_start_the_local_forum_on_both_sid
         assert_escalation(&seen[seen_cnt - 1], AVK_TRACK_STEP_LOCAL_FORUM,
                           AVK_TRACK_WRONG_RECEIVER_BOTH_SIDES, "1480", "VGR");
         ck_assert_str_ne(seen[seen_cnt - 2].id, seen[seen_cnt - 1].id);
+        /* Its acknowledgement deadline passes at the forum: an overdue mark, no new step. A
+         * missed deadline's one step is to "Chef över chef", so a deadline's ESCALATED status
+         * at another step is a mark (the feedback tells the reporter nothing of it). */
+        int from = seen_cnt;
+        int64_t end = now + 30 * DAY;
+        for (int64_t at = now; at < end; at += DAY / 2) {
+                ack_all();
+                advance(at);
+        }
+        ack_all();
+        ck_assert_int_eq(count(AVK_TRACK_ESCALATION, from), 0);
         const struct seen *s = last(AVK_TRACK_STATUS);
+        ck_assert_int_ge(s - seen, from);
+        ck_assert_int_eq(s->overdue, 1);
+        ck_assert_str_eq(s->cause, "deadline:ACKNOWLEDGE");
         ck_assert_int_eq(s->state, AVK_TRACK_ESCALATED);
         ck_assert_int_eq(s->step, AVK_TRACK_STEP_LOCAL_FORUM);
         ck_assert_int_eq(s->hop, 1);
