@@ -10,6 +10,7 @@
 'use strict';
 const fs = require('fs');
 const avsc = require('avsc');
+const Rfc3339 = require('./avsc_rfc3339');
 
 const [schemaFile, bodyFile, documentFile, mode, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg);
@@ -19,15 +20,6 @@ if (!['decode', 'encode', 'resolve', 'json'].includes(mode) || !(seconds >= 0)) 
   process.exit(2);
 }
 
-// timestamp-millis as the JSON intake takes it: an RFC 3339 string.
-class Rfc3339 extends avsc.types.LogicalType {
-  _fromValue(ms) { return new Date(ms).toISOString(); }
-  _toValue(text) {
-    const ms = typeof text === 'string' ? Date.parse(text) : NaN;
-    return Number.isNaN(ms) ? undefined : ms;
-  }
-  _resolve(type) { return type.typeName === 'long' ? (v) => v : undefined; }
-}
 
 const schema = JSON.parse(fs.readFileSync(schemaFile, 'utf8'));
 const body = fs.readFileSync(bodyFile);

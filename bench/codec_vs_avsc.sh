@@ -24,18 +24,11 @@ build=${1:-$here/../build-bench}
 secs=${2:-2}
 reps=${3:-5}
 bench_codec=$build/bench/bench_codec
-node_dir=${AVK_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/avvik-bench-node}
 work=$(mktemp -d)
 . "$here/lib.sh" # median; removes $work on exit
 
 [ -x "$bench_codec" ] || { echo "codec_vs_avsc: no $bench_codec: build a Release tree" >&2; exit 1; }
-if ! command -v node >/dev/null; then
-        apt-get install -y nodejs npm >/dev/null
-fi
-if ! NODE_PATH=$node_dir/node_modules node -e "require('avsc')" 2>/dev/null; then
-        mkdir -p "$node_dir"
-        npm install --prefix "$node_dir" --no-audit --no-fund avsc >/dev/null
-fi
+node_modules avsc
 schema=$here/../schemas/deviation_reported.avsc
 body=$work/body.avro
 document=$work/document.json
@@ -46,7 +39,7 @@ document=$work/document.json
 run() {
         case $1 in
         c) "$bench_codec" -t "$secs" -c "$2" | awk -v id="$2" '$1 == id { print $(NF - 3) }' ;;
-        avsc) NODE_PATH=$node_dir/node_modules node "$here/codec_avsc.js" "$schema" "$body" \
+        avsc) node "$here/codec_avsc.js" "$schema" "$body" \
                 "$document" "$2" "$secs" | awk '{ print $2 }' ;;
         esac
 }
@@ -81,7 +74,7 @@ row() {
 }
 
 head -n 2 "$work/setup"
-echo "node $(node --version), avsc $(NODE_PATH=$node_dir/node_modules node -p "require('avsc/package.json').version");" \
+echo "node $(node --version), avsc $(node -p "require('avsc/package.json').version");" \
         "$reps repetitions of ${secs} s windows per side, alternating; nproc $(nproc)"
 echo
 row "decode: avroprog vs avsc fromBuffer" 2 "avroprog decode (case 8)" c 8 \

@@ -19,6 +19,10 @@
 #   by 2x between runs, their CPU per message by a tenth.
 # - Both producers with librdkafka's defaults for batching (linger.ms 5,
 #   batch.num.messages 10000, batch.size 1000000; avvik sets none of them).
+# Then the same against Node doing avvik report's work (bench/intake_node.js:
+# JSON.parse, avsc isValid and toBuffer, the same framing, kafkajs's
+# idempotent producer with acks=all; its records are byte for byte avvik's),
+# installed by lib.sh's node_modules when missing.
 # usage: intake_vs_kcat.sh AVVIK_BINARY [COUNT] [REPS] [PARTITIONS]
 set -eu
 avvik=$1
@@ -70,6 +74,8 @@ raw_messages() {
         start_broker
         head -n 1 "$work/deviations.ndjson" | "$avvik" report -X bootstrap.file="$bs" - >/dev/null
         size=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%S')
+        header=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%s' |
+                head -c 10 | od -An -tx1 | tr -d ' \n')
         stop_broker
         awk -v n="$count" -v size="$size" 'BEGIN {
                 s = sprintf("%*s", size, ""); gsub(/ /, "x", s)
@@ -79,7 +85,7 @@ raw_messages() {
                 "broker with $partitions partitions a topic, $(nproc) cores; $reps alternating runs"
 }
 
-side_b() {
+side_kcat() {
         start_broker -X topic.partitions="$partitions"
         : >"$work/run"
         timed "$work/run" kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
@@ -88,8 +94,37 @@ side_b() {
         stop_broker
 }
 
+# The Node peer: the same documents, validated and encoded the same way.
+side_node() {
+        start_broker -X topic.partitions="$partitions"
+        : >"$work/run"
+        timed "$work/run" node "$here/intake_node.js" "$(cat "$bs")" deviation.response \
+                "$here/../schemas/deviation_reported.avsc" "$header" "$work/deviations.ndjson" \
+                >"$work/node.out"
+        grep -q "^sent $count invalid 0$" "$work/node.out" || {
+                echo "intake_node.js: $(cat "$work/node.out")" >&2
+                exit 1
+        }
+        check b deviation.response "$work/run" "Node: JSON.parse, avsc, kafkajs"
+        stop_broker
+}
+
+# The peer of the comparison under way: kcat, then node.
+side_b() { if [ "$peer" = kcat ]; then side_kcat; else side_node; fi; }
+
 echo "== intake: avvik report vs kcat -P, $count documents (target: at least 0.5x)"
+peer=kcat
 raw_messages
 alternate "$reps"
 verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P" "msg/s"
 cpu_verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P"
+
+echo "== intake: avvik report vs Node (JSON.parse, avsc isValid + toBuffer, kafkajs idempotent" \
+        "acks=all), $count documents (no target)"
+node_modules avsc kafkajs
+echo "node $(node --version), avsc $(node -p "require('avsc/package.json').version"), kafkajs" \
+        "$(node -p "require('kafkajs/package.json').version")"
+peer=node
+alternate "$reps"
+verdict "avvik report vs Node, $count documents" - "avvik report" "Node + kafkajs" "msg/s"
+cpu_verdict "avvik report vs Node, $count documents" - "avvik report" "Node + kafkajs"

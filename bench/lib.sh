@@ -103,7 +103,7 @@ stats() { # stats FILE NAME UNIT: NAME's min, median and max
                 "$(median "$1")" "$(sort -n "$1" | tail -n 1)" "$3"
 }
 
-# cpu_verdict TITLE TARGET A_NAME B_NAME: the CPU per message of $work/a.cpu
+# cpu_verdict TITLE TARGET A_NAME B_NAME: (TARGET "-" for none) the CPU per message of $work/a.cpu
 # against $work/b.cpu (microseconds, user + system of each side's process,
 # one line a run): the load-independent measure, since a loaded machine
 # stretches both sides' wall time but hardly the CPU a message takes. The
@@ -117,7 +117,9 @@ cpu_verdict() {
                 "$(num "$(sort -n "$work/a.cpu" | tail -n 1)")" "$4" \
                 "$(num "$(sort -n "$work/b.cpu" | head -n 1)")" "$(num "$b_cpu")" \
                 "$(num "$(sort -n "$work/b.cpu" | tail -n 1)")"
-        if [ "$(echo "$cpu_ratio >= $2" | bc -l)" -eq 1 ]; then
+        if [ "$2" = - ]; then
+                v="no target"
+        elif [ "$(echo "$cpu_ratio >= $2" | bc -l)" -eq 1 ]; then
                 v="meets at least ${2}x"
         else
                 v="MISSES ${2}x"
@@ -157,4 +159,18 @@ verdict() {
                         "$(num "$(sort -n "$work/b" | tail -n 1)")" "$ratio" "$v" "$load_after" \
                         >>"$AVK_BENCH_TABLE"
         fi
+}
+
+# node_modules PACKAGE...: the Node peers' runtime - nodejs and npm (apt) and
+# the npm PACKAGEs (into AVK_NODE_DIR) installed when missing, NODE_PATH set.
+node_modules() {
+        node_dir=${AVK_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/avvik-bench-node}
+        command -v node >/dev/null || apt-get install -y nodejs npm >/dev/null
+        NODE_PATH=$node_dir/node_modules
+        export NODE_PATH
+        for pkg in "$@"; do
+                node -e "require('$pkg')" 2>/dev/null && continue
+                mkdir -p "$node_dir"
+                npm install --prefix "$node_dir" --no-audit --no-fund "$pkg" >/dev/null
+        done
 }

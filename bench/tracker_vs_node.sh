@@ -14,6 +14,7 @@ reps=${2:-5}
 count=${3:-1000000}
 work=$(mktemp -d)
 . "$here/lib.sh"
+node_modules # nodejs, when missing
 
 side_a() {
         b=$("$build/bench/bench_tracker" "$count" | sed -n 's/.*memory per open deviation with its filing (feedback): \([0-9.]*\) B.*/\1/p')
