@@ -28,8 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,18 +73,15 @@ struct pipeline;
 /* A slot keeps its document buffer from one document to the next (up to
  * KEEP_BYTES), and a sent document's id: documents pass between threads
  * without an allocation made on one and freed on another, which cost the
- * delivery thread a third of its time in free(). A document of a mapped
- * input file is read where it is, without a copy, when AVK_REPORTER_PADDING
- * bytes of the file follow it (avk_reporter_prepare_padded()). */
+ * delivery thread a third of its time in free(). */
 struct slot {
         /* enum stage. Set to RESOLVED without the lock (resolve()): the
          * fields it makes valid are written before it. */
         atomic_int stage;
         long line;
         struct pipeline *pl;    /* for the delivery report */
-        const char *input;      /* READ: the document, in document or the mapped input */
-        char *document;         /* a copy of the document, AVK_REPORTER_PADDING zeroes after it */
-        size_t len, cap;        /* of the document and of document's buffer */
+        char *document;         /* READ: the document, NUL-terminated */
+        size_t len, cap;        /* of the document and of its buffer */
         char *text;             /* RESOLVED: errors or "id: reason"; NULL: id */
         char id[AVK_ID_SIZE];   /* RESOLVED: accepted or spooled */
         avk_prepared_t *doc;    /* PREPARED and valid: to send */
@@ -225,27 +220,18 @@ static void claimed(struct pipeline *pl)
                 publish(pl);
 }
 
-/* Starts the slot of the document text[0..len); in_place: the input stays
- * as it is for the run, AVK_REPORTER_PADDING readable bytes after the text,
- * so it needs no copy. */
-static void add_document(struct pipeline *pl, long line, const char *text, size_t len, int in_place)
+static void add_document(struct pipeline *pl, long line, const char *text, size_t len)
 {
         struct slot *s = claim(pl, line);
-        s->len = len;
-        if (in_place) {
-                s->input = text;
-                claimed(pl);
-                return;
-        }
-        if (len + AVK_REPORTER_PADDING > s->cap) {
+        if (len + 1 > s->cap) {
                 free(s->document);
-                s->cap = len + AVK_REPORTER_PADDING;
+                s->cap = len + 1;
                 s->document = malloc(s->cap);
         }
         if (s->document) {
                 memcpy(s->document, text, len);
-                memset(s->document + len, 0, AVK_REPORTER_PADDING);
-                s->input = s->document;
+                s->document[len] = '\0';
+                s->len = len;
         } else {
                 s->cap = 0;
                 atomic_store(&s->stage, PREPARED);
@@ -289,10 +275,10 @@ static void prepare(struct pipeline *pl, struct slot *s, struct avk_errors *errs
 {
         char id[AVK_ID_SIZE], reason[256];
         if (!pl->input.fhir) {
-                s->result = avk_reporter_prepare_padded(pl->r, pl->input.kind, s->input, s->len, id,
-                                                        errs, &s->doc);
+                s->result = avk_reporter_prepare_json(pl->r, pl->input.kind, s->document, s->len,
+                                                      id, errs, &s->doc);
         } else {
-                json_t *doc = avk_json_parse(s->input, s->len, reason, sizeof(reason));
+                json_t *doc = avk_json_parse(s->document, s->len, reason, sizeof(reason));
                 if (!doc) {
                         s->result = AVK_REJECTED;
                         s->text = format("not valid JSON at %s", reason);
@@ -417,16 +403,12 @@ static unsigned long print_ready(struct pipeline *pl, int all)
 
 /* The input, read with read(2) into one buffer: the reader knows when it
  * is about to wait for input, and only then hands over what it has (the
- * workers are woken per CHUNK documents otherwise, not per document). A
- * regular file is mapped instead, whole: read(2)'s copy into the buffer
- * and the copy of each document into its slot were a tenth of the run's
- * CPU (bench/RESULTS.md). */
+ * workers are woken per CHUNK documents otherwise, not per document). */
 struct input_buffer {
         int fd;
         char *data;
         size_t begin, end, cap; /* unread: data[begin, end); data has cap + 1 bytes */
         int eof;
-        int mapped; /* data is the file, mapped read-only: eof from the start */
 };
 
 /* Reads more after the unread bytes, moved to the front first; the
@@ -455,10 +437,9 @@ static void refill(struct input_buffer *b, struct pipeline *pl)
                 b->end += (size_t)n;
 }
 
-/* The next line, without its newline, valid until the next call (mapped:
- * until the input is unmapped); a line longer than MAX_DOCUMENT_BYTES is
- * consumed and reported with too_long. Returns 1 for a line, 0 at the end
- * of the input. */
+/* The next line, its newline replaced by a NUL, valid until the next call;
+ * a line longer than MAX_DOCUMENT_BYTES is consumed and reported with
+ * too_long. Returns 1 for a line, 0 at the end of the input. */
 static int next_line(struct input_buffer *b, struct pipeline *pl, char **line, size_t *len,
                      int *too_long)
 {
@@ -468,6 +449,7 @@ static int next_line(struct input_buffer *b, struct pipeline *pl, char **line, s
                 char *nl = memchr(from, '\n', b->end - b->begin);
                 if (nl || (b->eof && (b->end > b->begin || *too_long))) {
                         size_t n = nl ? (size_t)(nl - from) : b->end - b->begin;
+                        from[n] = '\0'; /* room for it: cap + 1 */
                         b->begin += nl ? n + 1 : n;
                         *line = from;
                         *len = n;
@@ -484,85 +466,46 @@ static int next_line(struct input_buffer *b, struct pipeline *pl, char **line, s
         }
 }
 
-/* Whether text[0..len) is blank up to its end or its first NUL. */
-static int is_blank(const char *text, size_t len)
+static int is_blank(const char *s)
 {
-        for (size_t i = 0; i < len && text[i]; i++)
-                if (!strchr(" \t\r", text[i]))
-                        return 0;
-        return 1;
+        return s[strspn(s, " \t\r")] == '\0';
 }
 
-/* Adds text[0..len) of b as a document: where it is when b is mapped and
- * AVK_REPORTER_PADDING bytes of it follow, else copied. */
-static void add_text(struct pipeline *pl, const struct input_buffer *b, long line, char *text,
-                     size_t len)
+static void read_stream(struct pipeline *pl, int fd)
 {
-        size_t after = b->end - (size_t)(text + len - b->data);
-        add_document(pl, line, text, len, b->mapped && after >= AVK_REPORTER_PADDING);
-}
-
-/* Files the documents of b (started as input_open() left it). */
-static void read_stream(struct pipeline *pl, struct input_buffer *b)
-{
+        struct input_buffer b = {.fd = fd, .cap = MAX_DOCUMENT_BYTES + 2 + INPUT_BLOCK_BYTES};
         char *text, reason[256];
         size_t len;
         int too_long;
         long line = 1;
-        if (!next_line(b, NULL, &text, &len, &too_long))
-                return;
+        if (!(b.data = malloc(b.cap + 1)) || !next_line(&b, NULL, &text, &len, &too_long))
+                goto out;
         json_t *first = too_long ? NULL : avk_json_parse(text, len, reason, sizeof(reason));
-        if (!first && !too_long && !is_blank(text, len)) {
+        if (!first && !too_long && !is_blank(text)) {
                 /* Not a document on its own line: one document over many
                  * lines, the whole input. */
-                b->begin = (size_t)(text - b->data);
-                while (!b->eof && b->end - b->begin <= MAX_DOCUMENT_BYTES)
-                        refill(b, NULL);
-                if (b->end - b->begin > MAX_DOCUMENT_BYTES)
+                size_t at = (size_t)(text - b.data);
+                if (b.begin > at + len)
+                        text[len] = '\n';
+                b.begin = at;
+                while (!b.eof && b.end - b.begin <= MAX_DOCUMENT_BYTES)
+                        refill(&b, NULL);
+                if (b.end - b.begin > MAX_DOCUMENT_BYTES)
                         add_rejected(pl, 1, "document is larger than 1048576 bytes");
                 else
-                        add_text(pl, b, 1, b->data + b->begin, b->end - b->begin);
-                return;
+                        add_document(pl, 1, b.data + b.begin, b.end - b.begin);
+                goto out;
         }
         json_decref(first);
         do {
                 if (too_long)
                         add_rejected(pl, line, "line is longer than 1048576 bytes");
-                else if (!is_blank(text, len))
-                        add_text(pl, b, line, text, len);
+                else if (!is_blank(text))
+                        add_document(pl, line, text, len);
                 line++;
-        } while (next_line(b, pl, &text, &len, &too_long));
-}
-
-/* Starts reading fd: a regular file mapped whole, anything else (a pipe, a
- * terminal, a file that cannot be mapped) through a buffer. Returns 0, or
- * -1 when memory ran out. */
-static int input_open(struct input_buffer *b, int fd)
-{
-        *b = (struct input_buffer){.fd = fd};
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-                void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-                if (map != MAP_FAILED) {
-                        madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-                        b->data = map;
-                        b->end = b->cap = (size_t)st.st_size;
-                        b->eof = b->mapped = 1;
-                        return 0;
-                }
-        }
-        b->cap = MAX_DOCUMENT_BYTES + 2 + INPUT_BLOCK_BYTES;
-        b->data = malloc(b->cap + 1);
-        return b->data ? 0 : -1;
-}
-
-/* Ends reading: once no slot points into the input any more. */
-static void input_close(struct input_buffer *b)
-{
-        if (b->mapped)
-                munmap(b->data, b->cap);
-        else
-                free(b->data);
+        } while (next_line(&b, pl, &text, &len, &too_long));
+out:
+        free(b.data);
 }
 
 static void end_of_input(struct pipeline *pl)
@@ -586,11 +529,6 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
         pthread_t worker_tid[MAX_WORKERS];
         int started = 0;
-        struct input_buffer in;
-        if (input_open(&in, fd) != 0) {
-                fprintf(stderr, "avvik report: out of memory\n");
-                return AVK_EXIT_USAGE;
-        }
         for (; started < workers; started++)
                 if (pthread_create(&worker_tid[started], NULL, worker, &pl) != 0)
                         break;
@@ -598,13 +536,12 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
                 fprintf(stderr, "avvik report: cannot start threads\n");
                 end_of_input(&pl);
         } else {
-                read_stream(&pl, &in);
+                read_stream(&pl, fd);
                 end_of_input(&pl);
                 print_ready(&pl, 1);
         }
         for (int i = 0; i < started; i++)
                 pthread_join(worker_tid[i], NULL);
-        input_close(&in);
         for (size_t i = 0; i < WINDOW; i++) {
                 free(pl.slot[i].document);
                 pl.slot[i].document = NULL;

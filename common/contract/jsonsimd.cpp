@@ -93,29 +93,21 @@ static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *
         return cb->yajl_end_map(ctx);
 }
 
-static_assert(SIMDJSON_PADDING <= AVK_JSONSIMD_PADDING,
-              "AVK_JSONSIMD_PADDING is simdjson's padding");
-
-int avk_jsonsimd_walk(avk_jsonsimd_t *p, const char *buf, size_t len, int padded,
-                      const yajl_callbacks *cb, void *ctx)
+int avk_jsonsimd_walk(avk_jsonsimd_t *p, const char *buf, size_t len, const yajl_callbacks *cb,
+                      void *ctx)
 {
-        const char *text = buf;
-        size_t readable = len + SIMDJSON_PADDING;
-        if (!padded) {
-                if (readable > p->padded_cap) {
-                        char *grown = static_cast<char *>(std::realloc(p->padded, readable));
-                        if (!grown)
-                                return 0;
-                        p->padded = grown;
-                        p->padded_cap = readable;
-                }
-                std::memcpy(p->padded, buf, len);
-                std::memset(p->padded + len, 0, SIMDJSON_PADDING);
-                text = p->padded;
+        if (len + SIMDJSON_PADDING > p->padded_cap) {
+                char *grown = static_cast<char *>(std::realloc(p->padded, len + SIMDJSON_PADDING));
+                if (!grown)
+                        return 0;
+                p->padded = grown;
+                p->padded_cap = len + SIMDJSON_PADDING;
         }
+        std::memcpy(p->padded, buf, len);
+        std::memset(p->padded + len, 0, SIMDJSON_PADDING);
         ondemand::document doc;
         ondemand::object object;
-        if (p->parser.iterate(text, len, readable).get(doc) != SUCCESS ||
+        if (p->parser.iterate(p->padded, len, p->padded_cap).get(doc) != SUCCESS ||
             doc.get_object().get(object) != SUCCESS || !walk_object(object, cb, ctx))
                 return 0;
         /* Nothing may follow the object. */

@@ -26,13 +26,6 @@
 extern "C" {
 #endif
 
-/**
- * Bytes after a document that simdjson reads, whatever they hold, and
- * never writes: text with this many readable bytes after it is read where
- * it is, any other is copied into the parser's padded buffer first.
- */
-#define AVK_JSONSIMD_PADDING 64
-
 /** One thread's parser and its padded copy of the text, reused from document to document. */
 typedef struct avk_jsonsimd avk_jsonsimd_t;
 
@@ -44,14 +37,13 @@ void avk_jsonsimd_destroy(avk_jsonsimd_t *p);
 /**
  * @brief Reads the one JSON document in buf[0..len), an object, calling
  * cb's null, boolean, number, string, start_map, map_key and end_map
- * callbacks with ctx as yajl would. With padded set, buf[len..len +
- * AVK_JSONSIMD_PADDING) is readable (any value): the text is not copied.
+ * callbacks with ctx as yajl would.
  * @returns 1 when the whole document was read and every callback returned
  * 1; 0 when the text is not one JSON object, holds an array, memory ran
  * out, or a callback returned 0.
  */
-int avk_jsonsimd_walk(avk_jsonsimd_t *p, const char *buf, size_t len, int padded,
-                      const yajl_callbacks *cb, void *ctx);
+int avk_jsonsimd_walk(avk_jsonsimd_t *p, const char *buf, size_t len, const yajl_callbacks *cb,
+                      void *ctx);
 
 #ifdef __cplusplus
 }

@@ -601,10 +601,9 @@ void avk_json_stream_buf_free(struct avk_json_stream_buf *b)
 static int read_events(enum avk_json_reader reader, struct avk_json_stream_buf *out,
                        const char *buf, size_t len, struct stream *st)
 {
-        if (reader != AVK_JSON_READER_YAJL)
+        if (reader == AVK_JSON_READER_SIMDJSON)
                 return (out->simd || (out->simd = avk_jsonsimd_new()) != NULL) &&
-                       avk_jsonsimd_walk(out->simd, buf, len,
-                                         reader == AVK_JSON_READER_SIMDJSON_PADDED, &callbacks, st);
+                       avk_jsonsimd_walk(out->simd, buf, len, &callbacks, st);
         yajl_handle h = yajl_alloc(&callbacks, NULL, st);
         int ok = h && yajl_parse(h, (const unsigned char *)buf, len) == yajl_status_ok &&
                  yajl_complete_parse(h) == yajl_status_ok;

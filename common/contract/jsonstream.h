@@ -33,16 +33,12 @@
 
 #include "common/contract/avroprog.h"
 #include "common/contract/json.h"
-#include "common/contract/jsonsimd.h"
 #include "common/contract/schema.h"
 
 /** Which parser reads the text: the same callbacks fill the slots, the verdicts are the same. */
 enum avk_json_reader {
         AVK_JSON_READER_SIMDJSON, /**< simdjson's On-Demand API: the services' */
-        /** simdjson reading the text where it is, without a copy: the caller
-         * promises AVK_JSONSIMD_PADDING readable bytes (any value) after it */
-        AVK_JSON_READER_SIMDJSON_PADDED,
-        AVK_JSON_READER_YAJL, /**< yajl's events: the reference in the differential tests */
+        AVK_JSON_READER_YAJL,     /**< yajl's events: the reference in the differential tests */
 };
 
 /** What the single pass knows of a schema, worked out once; read-only, shareable by threads. */

@@ -61,8 +61,6 @@
 #define TXN_ID_PREFIX  "avvik-intake-" /* + the spool's instance; deploy/acls.conf grants it */
 #define TXN_TIMEOUT_MS 60000           /* librdkafka's default transaction.timeout.ms */
 
-_Static_assert(AVK_REPORTER_PADDING >= AVK_JSONSIMD_PADDING, "a padded text is simdjson's to read");
-
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
 static const char *const party_path[KIND_CNT] = {"reporter.party", "party"};
@@ -1258,17 +1256,17 @@ out:
  * not take text (the tree path then gives the verdict and every error),
  * else 1 with encode()'s result in *result. */
 static int prepare_single(avk_reporter_t *r, enum avk_kind kind, const char *text, size_t len,
-                          enum avk_json_reader reader, const struct avk_json_fill *fill,
-                          char id[AVK_ID_SIZE], char party[AVK_PARTY_SIZE], struct avk_errors *errs,
-                          avk_prepared_t **out, enum avk_result *result)
+                          const struct avk_json_fill *fill, char id[AVK_ID_SIZE],
+                          char party[AVK_PARTY_SIZE], struct avk_errors *errs, avk_prepared_t **out,
+                          enum avk_result *result)
 {
         if (r->id_slot[kind] < 0 || r->key_slot[kind] < 0 || r->party_slot[kind] < 0)
                 return 0;
         struct encoder *e = encoder_get(r);
         if (!e)
                 return 0;
-        int streamed = avk_json_stream_encode(r->plan[kind], reader, text, len, fill, &r->opts,
-                                              &e->stream) == 0;
+        int streamed = avk_json_stream_encode(r->plan[kind], AVK_JSON_READER_SIMDJSON, text, len,
+                                              fill, &r->opts, &e->stream) == 0;
         if (streamed) {
                 *result = encode(r, e, kind, NULL, id, errs, out);
                 if (party) {
@@ -1290,22 +1288,20 @@ enum avk_result avk_reporter_prepare_own(avk_reporter_t *r, enum avk_kind kind, 
         avk_errors_init(errs);
         *out = NULL;
         enum avk_result result = AVK_REJECTED;
-        if (!prepare_single(r, kind, text, len, AVK_JSON_READER_SIMDJSON, NULL, id, party, errs,
-                            out, &result))
+        if (!prepare_single(r, kind, text, len, NULL, id, party, errs, out, &result))
                 return AVK_REJECTED;
         return result;
 }
 
-/* avk_reporter_prepare_json() with the single pass's reader. */
-static enum avk_result prepare_text(avk_reporter_t *r, enum avk_kind kind, const char *text,
-                                    size_t len, enum avk_json_reader reader, char id[AVK_ID_SIZE],
-                                    struct avk_errors *errs, avk_prepared_t **out)
+enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind, const char *text,
+                                          size_t len, char id[AVK_ID_SIZE], struct avk_errors *errs,
+                                          avk_prepared_t **out)
 {
         avk_errors_init(errs);
         *out = NULL;
         struct avk_json_fill fill = {id_field[kind], new_id};
         enum avk_result result;
-        if (prepare_single(r, kind, text, len, reader, &fill, id, NULL, errs, out, &result))
+        if (prepare_single(r, kind, text, len, &fill, id, NULL, errs, out, &result))
                 return result;
         char reason[256];
         json_t *doc = avk_json_parse(text, len, reason, sizeof(reason));
@@ -1316,20 +1312,6 @@ static enum avk_result prepare_text(avk_reporter_t *r, enum avk_kind kind, const
         result = avk_reporter_prepare(r, kind, doc, id, errs, out);
         json_decref(doc);
         return result;
-}
-
-enum avk_result avk_reporter_prepare_json(avk_reporter_t *r, enum avk_kind kind, const char *text,
-                                          size_t len, char id[AVK_ID_SIZE], struct avk_errors *errs,
-                                          avk_prepared_t **out)
-{
-        return prepare_text(r, kind, text, len, AVK_JSON_READER_SIMDJSON, id, errs, out);
-}
-
-enum avk_result avk_reporter_prepare_padded(avk_reporter_t *r, enum avk_kind kind, const char *text,
-                                            size_t len, char id[AVK_ID_SIZE],
-                                            struct avk_errors *errs, avk_prepared_t **out)
-{
-        return prepare_text(r, kind, text, len, AVK_JSON_READER_SIMDJSON_PADDED, id, errs, out);
 }
 
 const void *avk_prepared_payload(const avk_prepared_t *prepared, size_t *len)

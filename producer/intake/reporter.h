@@ -35,8 +35,6 @@
 
 #define AVK_ID_SIZE    37 /**< a UUID in text and its NUL */
 #define AVK_PARTY_SIZE 8  /**< a party's code ("VGR", a municipality's four digits) and its NUL */
-/** Readable bytes after a text that avk_reporter_prepare_padded() reads in place. */
-#define AVK_REPORTER_PADDING 64
 
 typedef struct avk_reporter avk_reporter_t;
 
@@ -117,15 +115,6 @@ enum avk_result avk_reporter_prepare(avk_reporter_t *reporter, enum avk_kind kin
 enum avk_result avk_reporter_prepare_json(avk_reporter_t *reporter, enum avk_kind kind,
                                           const char *text, size_t len, char id[AVK_ID_SIZE],
                                           struct avk_errors *errs, avk_prepared_t **out);
-
-/**
- * @brief avk_reporter_prepare_json() for text followed by AVK_REPORTER_PADDING
- * readable bytes (any value): the single pass reads it where it is instead
- * of copying it into a padded buffer first.
- */
-enum avk_result avk_reporter_prepare_padded(avk_reporter_t *reporter, enum avk_kind kind,
-                                            const char *text, size_t len, char id[AVK_ID_SIZE],
-                                            struct avk_errors *errs, avk_prepared_t **out);
 
 /**
  * @brief avk_reporter_prepare_json() in the single pass only, for a document
