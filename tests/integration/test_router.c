@@ -9,6 +9,8 @@
  * only with the same event id.
  */
 #include <check.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -740,6 +742,45 @@ START_TEST(deviations_filed_to_an_idle_router_are_routed)
 }
 END_TEST
 
+/* librdkafka clients alive in this process: each runs one thread named rdk:main. */
+static int kafka_clients(void)
+{
+        DIR *tasks = opendir("/proc/self/task");
+        ck_assert_ptr_nonnull(tasks);
+        int n = 0;
+        for (struct dirent *t; (t = readdir(tasks));) {
+                char path[300], comm[32] = "";
+                snprintf(path, sizeof(path), "/proc/self/task/%s/comm", t->d_name);
+                FILE *f = t->d_name[0] != '.' ? fopen(path, "r") : NULL;
+                if (f) {
+                        n += fgets(comm, sizeof(comm), f) && strcmp(comm, "rdk:main\n") == 0;
+                        fclose(f);
+                }
+        }
+        closedir(tasks);
+        return n;
+}
+
+/* The reader a rebuild reads with is closed once the rebuild is done: an idle
+ * client still wakes its threads every second (docs/architecture.md, "The
+ * service kernel"). Between rebuilds the router runs its producer and its
+ * group consumer only. */
+START_TEST(between_rebuilds_the_router_runs_no_reader)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        file_unnamed(rep, id); /* the rebuild has a record to read */
+        int before = kafka_clients();
+        struct running rr;
+        start_router(&rr, "router-reader");
+        wait_inputs(&rr, 1);
+        int running = kafka_clients() - before;
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        ck_assert_int_eq(running, 2);
+}
+END_TEST
+
 #define REPLAYED 20
 
 START_TEST(replay_with_a_new_group_writes_the_same_event_ids)
@@ -849,6 +890,7 @@ static Suite *router_suite(void)
         tcase_add_test(tc, the_same_body_filed_again_is_routed_once);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
         tcase_add_test(tc, deviations_filed_to_an_idle_router_are_routed);
+        tcase_add_test(tc, between_rebuilds_the_router_runs_no_reader);
         suite_add_tcase(s, tc);
         /* Apart from CI (ctest label known-loss): under these faults
          * librdkafka 2.0.2's mock sometimes holds fewer records than it
