@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
+#define CLIENT_SLACK_NS  1000000L /* the Kafka clients' timer slack: client() */
 /* The group's session timeout and heartbeat unless kafka.* sets them: how long
  * a member that stopped heartbeating keeps its partitions, librdkafka's 45 s
  * shortened to the brokers' least (group.min.session.timeout.ms), with three
@@ -797,12 +799,22 @@ static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const c
         rd_kafka_conf_set(conf, name, value, NULL, 0);
 }
 
-/* Makes one client from a configuration; destroys conf when that fails. */
+/* Makes one client from a configuration; destroys conf when that fails.
+ * librdkafka 2.0.2's main thread waits for its next timer in whole
+ * milliseconds, rounded down, then spins until the timer is due: up to 1 ms
+ * of CPU at each of its timers (the consumer's run at 2 Hz), most of an idle
+ * service's CPU. Its threads take the timer slack of the thread that creates
+ * them, and with 1 ms of slack the kernel ends that wait once the timer is
+ * due; a timeout then ends up to 1 ms late (docs/architecture.md, "The
+ * service kernel"). The calling thread's own slack is put back. */
 static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr,
                           size_t errstr_size)
 {
+        int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        prctl(PR_SET_TIMERSLACK, CLIENT_SLACK_NS, 0, 0, 0);
         rd_kafka_t *rk = group ? avk_kafka_consumer_new(conf, group, errstr, errstr_size)
                                : avk_kafka_producer_new(conf, errstr, errstr_size);
+        prctl(PR_SET_TIMERSLACK, (long)slack, 0, 0, 0);
         if (!rk)
                 rd_kafka_conf_destroy(conf);
         return rk;
