@@ -46,8 +46,9 @@ struct avk_service {
         const avk_config_t *cfg;
         char instance[256]; /* the consumer's group.instance.id */
         rd_kafka_t *producer, *consumer;
-        /* The reader for rebuilds exists only during one (open_reader()): an idle
-         * client still wakes its threads every second. */
+        /* The reader for rebuilds exists only during one (avk_service_replay()
+         * opens it, on_assign() closes it): an idle client wakes its threads
+         * every second. */
         rd_kafka_t *reader;
         rd_kafka_conf_t *reader_conf; /* copied for each reader */
         char reader_group[300];
