@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #define DRAIN_TIMEOUT_MS 30000 /* a revoke waits this long for outputs in flight */
 #define REBUILD_TIMEOUT  60000
 #define SUMMARY_EVERY_MS 10000
+#define CLIENT_SLACK_NS  1000000L /* the Kafka clients' timer slack: client() */
 /* The group's session timeout and heartbeat unless kafka.* sets them: how long
  * a member that stopped heartbeating keeps its partitions, librdkafka's 45 s
  * shortened to the brokers' least (group.min.session.timeout.ms), with three
@@ -43,7 +45,13 @@ struct avk_service {
         struct avk_service_hooks hooks;
         const avk_config_t *cfg;
         char instance[256]; /* the consumer's group.instance.id */
-        rd_kafka_t *producer, *consumer, *reader;
+        rd_kafka_t *producer, *consumer;
+        /* The reader for rebuilds exists only during one (avk_service_replay()
+         * opens it, on_assign() closes it): an idle client wakes its threads
+         * every second. */
+        rd_kafka_t *reader;
+        rd_kafka_conf_t *reader_conf; /* copied for each reader */
+        char reader_group[300];
         avk_outbox_t *outbox;
         avk_outbox_input_t **inputs; /* [topic * MAX_PARTITIONS + partition]: the assigned */
         /* The same index: when each assigned partition was last read to its end
@@ -124,6 +132,15 @@ static void drop(avk_service_t *svc, const int32_t *parts, int cnt)
                 svc->hooks.on_drop(svc->hooks.opaque, parts, cnt);
 }
 
+static void close_reader(avk_service_t *svc)
+{
+        if (!svc->reader)
+                return;
+        rd_kafka_consumer_close(svc->reader);
+        rd_kafka_destroy(svc->reader);
+        svc->reader = NULL;
+}
+
 static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
         int32_t nums[MAX_PARTITIONS];
@@ -147,6 +164,7 @@ static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
                      waited += STOP_CHECK_MS)
                         nanosleep(&(struct timespec){0, STOP_CHECK_MS * 1000000L}, NULL);
         }
+        close_reader(svc);
         for (int i = 0; i < cnt; i++)
                 svc->owned[nums[i]] = 1;
         int first = 0;
@@ -741,9 +759,21 @@ avk_outbox_t *avk_service_outbox(avk_service_t *svc)
         return svc->outbox;
 }
 
+static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr,
+                          size_t errstr_size);
+
 int avk_service_replay(avk_service_t *svc, const char *topic, const int32_t *parts, int cnt,
                        void (*cb)(void *opaque, const rd_kafka_message_t *m), void *opaque)
 {
+        if (!svc->reader) {
+                char errstr[512];
+                svc->reader = client(rd_kafka_conf_dup(svc->reader_conf), svc->reader_group, errstr,
+                                     sizeof(errstr));
+                if (!svc->reader) {
+                        avk_log(AVK_LOG_WARN, svc->opts.component, "reader: %s", errstr);
+                        return -1;
+                }
+        }
         return avk_replay_read(svc->reader, topic, parts, cnt, REBUILD_TIMEOUT, cb, opaque);
 }
 
@@ -770,12 +800,22 @@ static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const c
         rd_kafka_conf_set(conf, name, value, NULL, 0);
 }
 
-/* Makes one client from a configuration; destroys conf when that fails. */
+/* Makes one client from a configuration; destroys conf when that fails.
+ * librdkafka 2.0.2's main thread waits for its next timer in whole
+ * milliseconds, rounded down, then spins until the timer is due: up to 1 ms
+ * of CPU at each of its timers (the consumer's run at 2 Hz), most of an idle
+ * service's CPU. Its threads take the timer slack of the thread that creates
+ * them, and with 1 ms of slack the kernel ends that wait once the timer is
+ * due; a timeout then ends up to 1 ms late (docs/architecture.md, "The
+ * service kernel"). The calling thread's own slack is put back. */
 static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr,
                           size_t errstr_size)
 {
+        int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        prctl(PR_SET_TIMERSLACK, CLIENT_SLACK_NS, 0, 0, 0);
         rd_kafka_t *rk = group ? avk_kafka_consumer_new(conf, group, errstr, errstr_size)
                                : avk_kafka_producer_new(conf, errstr, errstr_size);
+        prctl(PR_SET_TIMERSLACK, (long)slack, 0, 0, 0);
         if (!rk)
                 rd_kafka_conf_destroy(conf);
         return rk;
@@ -859,15 +899,11 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         rd_kafka_conf_set(cconf, "enable.partition.eof", "true", NULL, 0);
         if (!(svc->consumer = client(cconf, svc->opts.group, errstr, errstr_size)))
                 return -1;
-        rd_kafka_conf_t *rconf = avk_kafka_conf(cfg, errstr, errstr_size);
-        if (!rconf)
+        if (!(svc->reader_conf = avk_kafka_conf(cfg, errstr, errstr_size)))
                 return -1;
-        rd_kafka_conf_set(rconf, "enable.auto.commit", "false", NULL, 0);
-        conf_default(cfg, rconf, "fetch.wait.max.ms", "10");
-        char reader_group[300];
-        snprintf(reader_group, sizeof(reader_group), "%s-state", svc->opts.group);
-        if (!(svc->reader = client(rconf, reader_group, errstr, errstr_size)))
-                return -1;
+        rd_kafka_conf_set(svc->reader_conf, "enable.auto.commit", "false", NULL, 0);
+        conf_default(cfg, svc->reader_conf, "fetch.wait.max.ms", "10");
+        snprintf(svc->reader_group, sizeof(svc->reader_group), "%s-state", svc->opts.group);
         avk_outbox_clients(svc->outbox, svc->producer, svc->consumer);
         return svc->hooks.wait ? wire(svc, errstr, errstr_size) : 0;
 }
@@ -947,10 +983,9 @@ void avk_service_destroy(avk_service_t *svc)
                 rd_kafka_topic_partition_list_destroy(svc->waiting);
         if (svc->idle_at)
                 rd_kafka_topic_partition_list_destroy(svc->idle_at);
-        if (svc->reader) {
-                rd_kafka_consumer_close(svc->reader);
-                rd_kafka_destroy(svc->reader);
-        }
+        close_reader(svc);
+        if (svc->reader_conf)
+                rd_kafka_conf_destroy(svc->reader_conf);
         if (svc->consumer)
                 rd_kafka_destroy(svc->consumer);
         avk_outbox_release(svc->outbox);

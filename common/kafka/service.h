@@ -170,7 +170,8 @@ avk_outbox_t *avk_service_outbox(avk_service_t *svc);
 
 /**
  * @brief For on_rebuild: reads partitions parts of topic from the beginning
- * to their current end through the reader (avk_replay_read(), 60 s at most).
+ * to their current end through the reader (avk_replay_read(), 60 s at most). The
+ * first call of a rebuild opens the reader; the kernel closes it when the rebuild is done.
  * @returns 0, or -1 (the rebuild is tried again).
  */
 int avk_service_replay(avk_service_t *svc, const char *topic, const int32_t *parts, int cnt,

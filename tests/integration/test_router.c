@@ -9,8 +9,11 @@
  * only with the same event id.
  */
 #include <check.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -740,6 +743,88 @@ START_TEST(deviations_filed_to_an_idle_router_are_routed)
 }
 END_TEST
 
+/* The first line of file of thread tid of this process, or "" (it ended).
+ * /proc/TID, not /proc/self/task/TID: only the former has timerslack_ns. */
+static void task_file(const char *tid, const char *file, char *line, size_t size)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/%s", tid, file);
+        FILE *f = fopen(path, "r");
+        line[0] = '\0';
+        if (f && !fgets(line, (int)size, f))
+                line[0] = '\0';
+        if (f)
+                fclose(f);
+}
+
+/* Of this process's librdkafka threads (named rdk:*): how many are clients'
+ * main threads (one per client), and how many have a timer slack of
+ * slack_ns (any, with slack_ns 0). */
+static int kafka_threads(const char *name, long slack_ns)
+{
+        DIR *tasks = opendir("/proc/self/task");
+        ck_assert_ptr_nonnull(tasks);
+        int n = 0;
+        for (struct dirent *t; (t = readdir(tasks));) {
+                char comm[32], slack[32];
+                if (t->d_name[0] == '.')
+                        continue;
+                task_file(t->d_name, "comm", comm, sizeof(comm));
+                task_file(t->d_name, "timerslack_ns", slack, sizeof(slack));
+                n += strncmp(comm, name, strlen(name)) == 0 &&
+                     (!slack_ns || atol(slack) == slack_ns);
+        }
+        closedir(tasks);
+        return n;
+}
+
+static int kafka_clients(void)
+{
+        return kafka_threads("rdk:main", 0);
+}
+
+/* The reader a rebuild reads with is closed once the rebuild is done: an idle
+ * client still wakes its threads every second (docs/architecture.md, "The
+ * service kernel"). Between rebuilds the router runs its producer and its
+ * group consumer only. */
+START_TEST(between_rebuilds_the_router_runs_no_reader)
+{
+        avk_reporter_t *rep = reporter();
+        char id[AVK_ID_SIZE];
+        file_unnamed(rep, id); /* the rebuild has a record to read */
+        int before = kafka_clients();
+        struct running rr;
+        start_router(&rr, "router-reader");
+        wait_inputs(&rr, 1);
+        int running = kafka_clients() - before;
+        stop_router(&rr);
+        avk_reporter_destroy(rep);
+        ck_assert_int_eq(running, 2);
+}
+END_TEST
+
+/* librdkafka 2.0.2's main thread spins up to 1 ms before each of its timers
+ * unless its wait may end that late: the kernel's Kafka threads run with a
+ * timer slack of 1 ms (docs/architecture.md, "The service kernel"), and the
+ * thread that made the router keeps its own. */
+START_TEST(the_router_s_kafka_threads_wake_with_a_millisecond_of_slack)
+{
+        char self[32], tid[32];
+        snprintf(tid, sizeof(tid), "%ld", (long)syscall(SYS_gettid));
+        task_file(tid, "timerslack_ns", self, sizeof(self));
+        int mock = kafka_threads("rdk:", 0);
+        struct running rr;
+        start_router(&rr, "router-slack");
+        int slack = kafka_threads("rdk:", 1000000), all = kafka_threads("rdk:", 0) - mock;
+        char after[32];
+        task_file(tid, "timerslack_ns", after, sizeof(after));
+        stop_router(&rr);
+        ck_assert_int_ge(all, 4); /* main and bootstrap threads of the producer and the consumer */
+        ck_assert_int_eq(slack, all);
+        ck_assert_str_eq(after, self);
+}
+END_TEST
+
 #define REPLAYED 20
 
 START_TEST(replay_with_a_new_group_writes_the_same_event_ids)
@@ -849,6 +934,8 @@ static Suite *router_suite(void)
         tcase_add_test(tc, the_same_body_filed_again_is_routed_once);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
         tcase_add_test(tc, deviations_filed_to_an_idle_router_are_routed);
+        tcase_add_test(tc, between_rebuilds_the_router_runs_no_reader);
+        tcase_add_test(tc, the_router_s_kafka_threads_wake_with_a_millisecond_of_slack);
         suite_add_tcase(s, tc);
         /* Apart from CI (ctest label known-loss): under these faults
          * librdkafka 2.0.2's mock sometimes holds fewer records than it
