@@ -55,11 +55,6 @@
  * connections would be a flood of lines. At most LOG_BURST a window. */
 #define LOG_BURST    5
 #define LOG_WINDOW_S 10
-/* Ended requests kept for reuse, with their body buffers up to
- * POOL_BODY_MAX bytes: a request's state and body are larger than malloc's
- * per-thread caches take, and were two trips into its arenas a request. */
-#define POOL_MAX      512
-#define POOL_BODY_MAX 65536
 
 /* Why a connection ended without an answer (avk_http_connections_aborted_total). */
 enum abort_reason {
@@ -106,7 +101,6 @@ struct avk_httpd_req {
         char *reply;
         size_t reply_len;
         const char *reply_type;
-        avk_httpd_req_t *next_free;                  /* in the server's pool, once ended */
         _Alignas(max_align_t) unsigned char state[]; /* conf.state_size */
 };
 
@@ -123,10 +117,7 @@ struct avk_httpd {
         atomic_int stopping;
         pthread_mutex_t lock; /* active */
         pthread_cond_t idle;
-        size_t active;             /* requests between their first handler call and their end */
-        pthread_mutex_t pool_lock; /* pool, pool_cnt */
-        avk_httpd_req_t *pool;     /* ended requests for reuse, their locks destroyed */
-        size_t pool_cnt;
+        size_t active;            /* requests between their first handler call and their end */
         pthread_mutex_t log_lock; /* the log_ fields */
         time_t log_window;        /* start of the window, monotonic seconds */
         unsigned log_lines, log_suppressed;
@@ -707,56 +698,10 @@ static void connection_used(struct MHD_Connection *conn)
                 c->requests++;
 }
 
-/* A zeroed request: an ended one from the pool, keeping its body buffer,
- * or a new one. */
-static avk_httpd_req_t *request_alloc(avk_httpd_t *httpd)
-{
-        pthread_mutex_lock(&httpd->pool_lock);
-        avk_httpd_req_t *req = httpd->pool;
-        if (req) {
-                httpd->pool = req->next_free;
-                httpd->pool_cnt--;
-        }
-        pthread_mutex_unlock(&httpd->pool_lock);
-        if (!req)
-                return calloc(1, sizeof(*req) + httpd->conf.state_size);
-        char *body = req->body;
-        size_t cap = req->cap;
-        memset(req, 0, sizeof(*req) + httpd->conf.state_size);
-        req->body = body;
-        req->cap = cap;
-        return req;
-}
-
-/* Frees an ended request, or keeps it in the pool with its body buffer. */
-static void request_release(avk_httpd_t *httpd, avk_httpd_req_t *req)
-{
-        if (!req->reply_static)
-                free(req->reply);
-        req->reply = NULL;
-        if (req->cap > POOL_BODY_MAX) {
-                free(req->body);
-                req->body = NULL;
-                req->cap = 0;
-        }
-        pthread_mutex_lock(&httpd->pool_lock);
-        int pooled = httpd->pool_cnt < POOL_MAX;
-        if (pooled) {
-                req->next_free = httpd->pool;
-                httpd->pool = req;
-                httpd->pool_cnt++;
-        }
-        pthread_mutex_unlock(&httpd->pool_lock);
-        if (!pooled) {
-                free(req->body);
-                free(req);
-        }
-}
-
 static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *conn,
                                     const char *method, const char *path)
 {
-        avk_httpd_req_t *req = request_alloc(httpd);
+        avk_httpd_req_t *req = calloc(1, sizeof(*req) + httpd->conf.state_size);
         if (!req)
                 return NULL;
         req->httpd = httpd;
@@ -822,8 +767,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         /* A thread that answered req may still be leaving its lock. */
         pthread_mutex_lock(&req->lock);
         pthread_mutex_unlock(&req->lock);
+        free(req->body);
+        if (!req->reply_static)
+                free(req->reply);
         pthread_mutex_destroy(&req->lock);
-        request_release(httpd, req);
+        free(req);
         *con_cls = NULL;
         pthread_mutex_lock(&httpd->lock);
         if (--httpd->active == 0)
@@ -998,13 +946,6 @@ static void destroy(avk_httpd_t *httpd)
 {
         if (httpd->daemon)
                 MHD_stop_daemon(httpd->daemon);
-        while (httpd->pool) {
-                avk_httpd_req_t *req = httpd->pool;
-                httpd->pool = req->next_free;
-                free(req->body);
-                free(req);
-        }
-        pthread_mutex_destroy(&httpd->pool_lock);
         free(httpd->tls_cert);
         avk_secret_wipe(&httpd->tls_key);
         pthread_cond_destroy(&httpd->idle);
@@ -1059,7 +1000,6 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
         pthread_mutex_init(&httpd->lock, NULL);
         pthread_cond_init(&httpd->idle, NULL);
         pthread_mutex_init(&httpd->log_lock, NULL);
-        pthread_mutex_init(&httpd->pool_lock, NULL);
         httpd->log_window = -LOG_WINDOW_S;
         add_probes(httpd);
         if (register_metrics(httpd) != 0) {
