@@ -32,7 +32,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-        io.write(string.format("p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+        io.write(string.format("p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                 latency:percentile(50) / 1000, latency:percentile(90) / 1000,
                 latency:percentile(99) / 1000, latency.max / 1000))
         io.write(string.format("non-2xx or socket errors: %d\n",

@@ -132,16 +132,21 @@ cpu_verdict() {
         fi
 }
 
-# verdict TITLE TARGET A_NAME B_NAME UNIT [HIGHER]: the row of $work/a against
-# $work/b. TARGET "-" is none; HIGHER "lower" when a ratio at most TARGET is
-# the goal (memory, CPU, latency).
+# verdict TITLE TARGET A_NAME B_NAME UNIT [HIGHER [LIMIT]]: the row of $work/a
+# against $work/b. TARGET "-" is none; HIGHER "lower" when a ratio at most
+# TARGET is the goal (memory, CPU, latency). LIMIT, with TARGET "-": the goal
+# is A's median at most LIMIT UNIT (a latency), whatever B's.
 verdict() {
-        title=$1 target=$2 a_name=$3 b_name=$4 unit=$5 better=${6:-higher}
+        title=$1 target=$2 a_name=$3 b_name=$4 unit=$5 better=${6:-higher} limit=${7:-}
         stats "$work/a" "$a_name" "$unit"
         stats "$work/b" "$b_name" "$unit"
         a_med=$(median "$work/a") b_med=$(median "$work/b")
         ratio=$(echo "$a_med / $b_med" | bc -l)
-        if [ "$target" = - ]; then
+        if [ -n "$limit" ] && [ "$(echo "$a_med <= $limit" | bc -l)" -eq 1 ]; then
+                v="meets at most $limit $unit"
+        elif [ -n "$limit" ]; then
+                v="MISSES at most $limit $unit"
+        elif [ "$target" = - ]; then
                 v="no target"
         elif [ "$better" = lower ] && [ "$(echo "$ratio <= $target" | bc -l)" -eq 1 ]; then
                 v="meets at most ${target}x"

@@ -69,7 +69,7 @@ struct gateway_metrics {
         avk_metric_family_t *requests, *duration, *idempotency;
         avk_metric_t *in_flight, *idem_entries, *view_size, *view_bytes, *view_loaded, *kafka_up;
         avk_metric_t *reporter_in_flight, *spool_pending, *drain_stalled, *filed, *spooled,
-            *unavailable, *rejected;
+            *unavailable, *rejected, *transactions;
 };
 
 struct avk_gateway {
@@ -331,6 +331,7 @@ static void refresh_metrics(void *opaque)
         avk_metric_set(m->spooled, (int64_t)st.spooled);
         avk_metric_set(m->unavailable, (int64_t)st.unavailable);
         avk_metric_set(m->rejected, (int64_t)st.rejected);
+        avk_metric_set(m->transactions, (int64_t)st.txn_committed);
 }
 
 /* ---- filing ------------------------------------------------------------- */
@@ -1089,10 +1090,14 @@ static int register_metrics(avk_gateway_t *gw)
         m->spooled = avk_metrics_series(docs, (const char *[]){"spooled"});
         m->unavailable = avk_metrics_series(docs, (const char *[]){"unavailable"});
         m->rejected = avk_metrics_series(docs, (const char *[]){"rejected"});
+        m->transactions =
+            scalar_gauge(r, "avk_reporter_transactions_committed",
+                         "Transactions of filed documents committed since the start "
+                         "(a group commit holds several; gateway.commit.interval.ms).");
         return m->requests && m->duration && m->idempotency && m->in_flight && m->idem_entries &&
                        m->view_size && m->view_bytes && m->view_loaded && m->kafka_up &&
                        m->reporter_in_flight && m->spool_pending && m->drain_stalled && m->filed &&
-                       m->spooled && m->unavailable && m->rejected
+                       m->spooled && m->unavailable && m->rejected && m->transactions
                    ? 0
                    : -1;
 }
@@ -1216,6 +1221,8 @@ avk_gateway_t *avk_gateway_start(const avk_config_t *cfg, char *errstr, size_t e
             !(gw->reporter =
                   avk_reporter_new_mode(cfg, AVK_REPORTER_RECEIPTED, errstr, errstr_size)))
                 goto fail;
+        avk_reporter_set_commit_interval(
+            gw->reporter, (int)avk_config_get_int(cfg, "gateway.commit.interval.ms"));
         struct avk_reporter_stats st;
         avk_reporter_stats(gw->reporter, &st);
         atomic_store(&gw->spool_backlog, st.spool_pending > 0);

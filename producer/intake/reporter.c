@@ -19,8 +19,11 @@
  * topic.intake.receipts, keyed like the document) in the same transaction:
  * - direct: sent documents wait in a queue; the drain thread produces all
  *   that wait in one transaction (a group commit) and they are filed once it
- *   commits. When it does not commit, they go to the spool, and from then on
- *   every new document goes to the spool too, so none overtakes them.
+ *   commits. With a commit interval a transaction begins no sooner than that
+ *   after the one before began, so that there are fewer and larger ones
+ *   (avk_reporter_set_commit_interval()). When it does not commit, they go
+ *   to the spool, and from then on every new document goes to the spool
+ *   too, so none overtakes them.
  * - spooled: once Kafka answers and the queue is empty, the drain thread
  *   produces the spool's documents in send order, a batch per transaction,
  *   and switches back to direct when the spool is empty.
@@ -155,13 +158,18 @@ struct avk_reporter {
         struct seq_set txn_seqs, aborted;
 
         pthread_mutex_t drain_lock; /* taken after send_lock, when both are */
+        /* Signalled by a sender only when its document is the queue's first:
+         * the drain thread waits for work only while the queue is empty. */
         pthread_cond_t drain_cond;
         struct pending *queue, **queue_tail; /* under drain_lock: the next transaction's */
+        atomic_int commit_interval_ms;       /* avk_reporter_set_commit_interval() */
+        int64_t txn_begun_us;                /* the drain thread's: the last commit_queue() */
 
         atomic_int kafka_up;
         atomic_int registry_up;
         atomic_int drain_stalled;
-        atomic_ulong in_flight, filed, spooled, unavailable, rejected, txn_not_committed;
+        atomic_ulong in_flight, filed, spooled, unavailable, rejected, txn_not_committed,
+            txn_committed;
 };
 
 static void finish(avk_reporter_t *r, avk_reporter_done_cb *done, void *opaque, const char *id,
@@ -518,6 +526,7 @@ static void commit_queue(avk_reporter_t *r)
         struct pending *batch = take_queue(r);
         if (!batch)
                 return;
+        r->txn_begun_us = avk_clock_mono_us();
         if (txn_outcome(r, rd_kafka_begin_transaction(r->rk), TXN_READY, "begin_transaction") !=
             0) {
                 spool_queue(r, batch, BECAUSE_NOT_TAKEN);
@@ -538,6 +547,7 @@ static void commit_queue(avk_reporter_t *r)
                 return;
         }
         atomic_store(&r->kafka_up, 1);
+        atomic_fetch_add(&r->txn_committed, 1);
         while (batch) {
                 struct pending *p = batch;
                 batch = p->next;
@@ -822,6 +832,27 @@ static int kafka_answers(avk_reporter_t *r)
         return 1;
 }
 
+/* Holds the next transaction back until the commit interval has passed
+ * since the last one began, or the reporter stops: librdkafka 2.0.2's main
+ * thread spins for about 2 ms a transaction, whatever it holds (its loop
+ * rounds a wait for a timer under a millisecond down to none, and a
+ * transaction arms two 1 ms timers to register its partitions), so fewer,
+ * larger transactions cost less CPU, at up to the interval of latency
+ * (docs/gateway.md, "Group commit"). Senders do not signal a queue that
+ * holds documents already, so the wait is slept out. */
+static void commit_pace(avk_reporter_t *r)
+{
+        int64_t wait_us = r->txn_begun_us + 1000 * (int64_t)atomic_load(&r->commit_interval_ms) -
+                          avk_clock_mono_us();
+        if (wait_us <= 0)
+                return;
+        struct timespec until = avk_clock_deadline((wait_us + 999) / 1000);
+        pthread_mutex_lock(&r->drain_lock);
+        if (!atomic_load(&r->stopping))
+                pthread_cond_timedwait(&r->drain_cond, &r->drain_lock, &until);
+        pthread_mutex_unlock(&r->drain_lock);
+}
+
 static int queue_waiting(avk_reporter_t *r)
 {
         pthread_mutex_lock(&r->drain_lock);
@@ -844,6 +875,7 @@ static void *drain_loop(void *arg)
                 if (r->receipted)
                         rd_kafka_poll(r->rk, 0); /* the events between transactions */
                 if (r->receipted && queue_waiting(r)) {
+                        commit_pace(r);
                         if (txn_ready(r))
                                 commit_queue(r);
                         else
@@ -1346,9 +1378,10 @@ void avk_reporter_send(avk_reporter_t *r, avk_prepared_t *d, avk_reporter_done_c
         }
         if (r->receipted) { /* for the drain thread's next transaction */
                 pthread_mutex_lock(&r->drain_lock);
+                if (!r->queue)
+                        pthread_cond_signal(&r->drain_cond);
                 *r->queue_tail = p;
                 r->queue_tail = &p->next;
-                pthread_cond_signal(&r->drain_cond);
                 pthread_mutex_unlock(&r->drain_lock);
                 pthread_mutex_unlock(&r->send_lock);
                 return;
@@ -1393,7 +1426,13 @@ void avk_reporter_stats(avk_reporter_t *r, struct avk_reporter_stats *s)
             .unavailable = atomic_load(&r->unavailable),
             .rejected = atomic_load(&r->rejected),
             .txn_not_committed = atomic_load(&r->txn_not_committed),
+            .txn_committed = atomic_load(&r->txn_committed),
         };
+}
+
+void avk_reporter_set_commit_interval(avk_reporter_t *r, int interval_ms)
+{
+        atomic_store(&r->commit_interval_ms, interval_ms);
 }
 
 struct waiter { /* avk_reporter_file() waiting for its one delivery report */

@@ -3,7 +3,8 @@
  * "filed" only once Kafka has it, keyed by its deviation id; rejected ones
  * send nothing; JSON text is filed and rejected as its tree is; threads may
  * file at once; an outage shorter than the ack timeout loses nothing, a
- * longer one is answered "unavailable".
+ * longer one is answered "unavailable"; a receipted reporter's commit
+ * interval makes one transaction of the documents sent within it.
  */
 #include <check.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include "tests/support/check_text.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
+#include "tests/support/wait_for.h"
 
 static struct mock_kafka mk;
 static json_t *sample;
@@ -449,6 +451,48 @@ START_TEST(outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing)
 }
 END_TEST
 
+static uint64_t filed_count(avk_reporter_t *r)
+{
+        struct avk_reporter_stats st;
+        avk_reporter_stats(r, &st);
+        return st.filed;
+}
+
+START_TEST(a_commit_interval_makes_one_transaction_of_documents_sent_within_it)
+{
+        char err[512];
+        avk_reporter_t *r = avk_reporter_new_mode(mk.cfg, AVK_REPORTER_RECEIPTED, err, sizeof(err));
+        ck_assert_msg(r != NULL, "%s", err);
+        avk_reporter_set_commit_interval(r, 2000);
+        json_t *doc = json_copy(sample);
+        json_object_del(doc, "deviation_id");
+        char id[AVK_ID_SIZE], ids[5][AVK_ID_SIZE];
+        struct avk_errors errs;
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, id, &errs), AVK_FILED);
+        /* Each of these would find the drain thread idle and begin a
+         * transaction of its own without the interval. */
+        struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+        for (int i = 0; i < 5; i++) {
+                ck_assert_int_eq(avk_reporter_submit(r, AVK_KIND_DEVIATION, doc, ids[i], &errs,
+                                                     count_outcome, &o),
+                                 AVK_FILED);
+                usleep(20000);
+        }
+        WAIT_FOR_MS(filed_count(r), 6, 60000);
+        struct avk_reporter_stats st;
+        avk_reporter_stats(r, &st);
+        ck_assert_uint_eq(st.txn_committed, 2);
+        avk_reporter_destroy(r);
+        json_decref(doc);
+        ck_assert_int_eq(o.filed, 5);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 6);
+        for (int i = 0; i < 5; i++)
+                ck_assert_uint_eq(count_key(&k, ids[i]), 1);
+}
+END_TEST
+
 /* Files 200 documents, calling disturb() before documents 50 and 120. */
 static void stream_disturbed(void (*disturb)(int at))
 {
@@ -516,6 +560,7 @@ static Suite *reporter_suite(void)
         tcase_add_test(tc, threads_file_through_one_reporter);
         tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
         tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);
+        tcase_add_test(tc, a_commit_interval_makes_one_transaction_of_documents_sent_within_it);
         suite_add_tcase(s, tc);
         /* Run apart from CI (ctest label known-loss): see the comment above them. */
         TCase *faults = tcase_create("mock faults");
