@@ -18,9 +18,11 @@
  * is over glibc's 1 KiB thread cache, so every malloc and free of one went
  * through the arena's bins. Enough for a round of the service kernel's
  * loop (256 inputs), rounded up so that records of slightly different sizes
- * fit a spare. */
-#define SPARE_MAX   512
-#define SPARE_ROUND 512
+ * fit a spare; none larger than SPARE_SIZE_MAX, so that spares hold at most
+ * 8 MiB after a burst of large records. */
+#define SPARE_MAX      512
+#define SPARE_ROUND    512
+#define SPARE_SIZE_MAX 16384
 
 struct pending_input {
         int64_t offset;
@@ -267,7 +269,7 @@ static struct output *output_alloc(avk_outbox_t *o, size_t size)
 /* out is done with: kept as a spare while there is room, freed otherwise. */
 static void output_free(avk_outbox_t *o, struct output *out)
 {
-        if (o->spare_cnt >= SPARE_MAX) {
+        if (o->spare_cnt >= SPARE_MAX || out->cap > SPARE_SIZE_MAX) {
                 free(out);
                 return;
         }
