@@ -962,8 +962,10 @@ encode_fail(const avk_avroprog_t *p, const struct op *op, char *errstr, size_t e
         return -1;
 }
 
-int64_t avk_avroprog_encode(const avk_avroprog_t *p, const avk_avroprog_slot_t *slots, void *buf,
-                            size_t cap, char *errstr, size_t errstr_size)
+/* avk_avroprog_encode(); strings are checked unless the caller made them
+ * from checked text (check_text 0). */
+static int64_t encode(const avk_avroprog_t *p, const avk_avroprog_slot_t *slots, void *buf,
+                      size_t cap, int check_text, char *errstr, size_t errstr_size)
 {
         struct output out = {buf, 0, buf ? cap : 0};
         if (!p->encodes)
@@ -1007,7 +1009,8 @@ int64_t avk_avroprog_encode(const avk_avroprog_t *p, const avk_avroprog_slot_t *
                         break;
                 }
                 case OP_STRING: {
-                        size_t bad = avk_utf8_text_invalid_at(src->v.str, src->len);
+                        size_t bad =
+                            check_text ? avk_utf8_text_invalid_at(src->v.str, src->len) : src->len;
                         if (bad != src->len)
                                 return encode_fail(p, op, errstr, errstr_size,
                                                    src->v.str[bad]
@@ -1056,10 +1059,17 @@ int64_t avk_avroprog_encode(const avk_avroprog_t *p, const avk_avroprog_slot_t *
         return (int64_t)out.pos;
 }
 
-int64_t avk_avroprog_encode_into(const avk_avroprog_t *prog, const avk_avroprog_slot_t *slots,
-                                 unsigned char **buf, size_t *cap, char *errstr, size_t errstr_size)
+int64_t avk_avroprog_encode(const avk_avroprog_t *p, const avk_avroprog_slot_t *slots, void *buf,
+                            size_t cap, char *errstr, size_t errstr_size)
 {
-        int64_t len = avk_avroprog_encode(prog, slots, *buf, *cap, errstr, errstr_size);
+        return encode(p, slots, buf, cap, 1, errstr, errstr_size);
+}
+
+static int64_t encode_into(const avk_avroprog_t *prog, const avk_avroprog_slot_t *slots,
+                           unsigned char **buf, size_t *cap, int check_text, char *errstr,
+                           size_t errstr_size)
+{
+        int64_t len = encode(prog, slots, *buf, *cap, check_text, errstr, errstr_size);
         if (len <= (int64_t)*cap)
                 return len;
         unsigned char *grown = realloc(*buf, (size_t)len);
@@ -1069,5 +1079,18 @@ int64_t avk_avroprog_encode_into(const avk_avroprog_t *prog, const avk_avroprog_
         }
         *buf = grown;
         *cap = (size_t)len;
-        return avk_avroprog_encode(prog, slots, *buf, *cap, errstr, errstr_size);
+        return encode(prog, slots, *buf, *cap, check_text, errstr, errstr_size);
+}
+
+int64_t avk_avroprog_encode_into(const avk_avroprog_t *prog, const avk_avroprog_slot_t *slots,
+                                 unsigned char **buf, size_t *cap, char *errstr, size_t errstr_size)
+{
+        return encode_into(prog, slots, buf, cap, 1, errstr, errstr_size);
+}
+
+int64_t avk_avroprog_encode_checked_text_into(const avk_avroprog_t *prog,
+                                              const avk_avroprog_slot_t *slots, unsigned char **buf,
+                                              size_t *cap, char *errstr, size_t errstr_size)
+{
+        return encode_into(prog, slots, buf, cap, 0, errstr, errstr_size);
 }

@@ -112,4 +112,15 @@ int64_t avk_avroprog_encode_into(const avk_avroprog_t *prog, const avk_avroprog_
                                  unsigned char **buf, size_t *cap, char *errstr,
                                  size_t errstr_size);
 
+/**
+ * @brief avk_avroprog_encode_into() for a caller whose strings are all made
+ * of text checked before - decoded by a program, loaded by jansson, or cut
+ * at a character from either: they are not checked for UTF-8 and NUL again
+ * (the router's DeviationRouted, whose reason is most of its bytes). Every
+ * other check is made.
+ */
+int64_t avk_avroprog_encode_checked_text_into(const avk_avroprog_t *prog,
+                                              const avk_avroprog_slot_t *slots, unsigned char **buf,
+                                              size_t *cap, char *errstr, size_t errstr_size);
+
 #endif

@@ -14,6 +14,7 @@
 #include "common/contract/utf8.h"
 #include "common/util/luhn.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -484,6 +485,18 @@ int avk_ident_not_future(int64_t ts_ms, int64_t now_ms, int64_t skew_ms, char *e
         format_duration(allowed, allowed_str, sizeof(allowed_str));
         return fail(errstr, errstr_size, "is %s in the future (allowed clock skew %s)", ahead_str,
                     allowed_str);
+}
+
+int avk_ident_is_uuid(const char *s, size_t len)
+{
+        if (len != AVK_IDENT_UUID_SIZE - 1)
+                return 0;
+        for (size_t i = 0; i < len; i++) {
+                int dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+                        return 0;
+        }
+        return 1;
 }
 
 int avk_ident_uuid5(const char *ns, const char *name, size_t name_len,

@@ -83,6 +83,13 @@ int avk_ident_today_ymd(void);
 #define AVK_IDENT_UUID_SIZE 37
 
 /**
+ * @brief Whether s[0..len) is a UUID in text: 8-4-4-4-12 hex digits of
+ * either case, what uuid_parse() accepts, without its strtoul per group.
+ * @returns 1 or 0.
+ */
+int avk_ident_is_uuid(const char *s, size_t len);
+
+/**
  * @brief A name-based UUID (version 5, SHA-1; RFC 4122 section 4.3) of name
  * in the namespace ns (a UUID in text), written in lower case to out.
  * Output ids derived from input ids this way make a replay recognisable.

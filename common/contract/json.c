@@ -287,18 +287,6 @@ static size_t utf8_chars(const char *s, size_t len)
         return n;
 }
 
-static int is_uuid(const char *s, size_t len)
-{
-        if (len != 36)
-                return 0;
-        for (size_t i = 0; i < len; i++) {
-                int dash = i == 8 || i == 13 || i == 18 || i == 23;
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-                        return 0;
-        }
-        return 1;
-}
-
 /*
  * An opaque reference a filing system gives (reply_reference): printable
  * characters only, and nothing the scrubber (common/util/scrub.h) would take
@@ -348,7 +336,7 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
         int rc = 0;
         switch (rules->format) {
         case AVK_JSON_FORMAT_UUID:
-                if (!is_uuid(s, len))
+                if (!avk_ident_is_uuid(s, len))
                         return fail(w, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
                 for (size_t i = 0; i <= len && i < norm_size; i++)
                         norm[i] = (char)tolower((unsigned char)s[i]);

@@ -34,6 +34,9 @@ struct avk_ruletable {
         const struct avk_ruletable_def *def;
         json_t *root;
         json_t *symbols[AVK_RULETABLE_CONDITIONS_MAX]; /* ENUM, SYMBOLS: arrays of strings */
+        /* The same strings (symbols[c]'s), looked up per query without jansson's calls. */
+        const char *symbol_text[AVK_RULETABLE_CONDITIONS_MAX][SYMBOLS_MAX];
+        size_t symbol_cnt[AVK_RULETABLE_CONDITIONS_MAX];
         struct rule *rules;
         unsigned char *terms; /* cnt * def->terms_size */
         size_t cnt;
@@ -86,17 +89,21 @@ static int load_symbols(avk_ruletable_t *table, const avk_schema_t *schema, stru
                                          SYMBOLS_MAX);
                         return -1;
                 }
+                table->symbol_cnt[c] = json_array_size(table->symbols[c]);
+                for (size_t i = 0; i < table->symbol_cnt[c]; i++)
+                        table->symbol_text[c][i] =
+                            json_string_value(json_array_get(table->symbols[c], i));
         }
         return 0;
 }
 
-/* The index of s in symbols (an array of strings); -1 when absent or s is NULL. */
-static int symbol_index(const json_t *symbols, const char *s)
+/* The index of s among condition c's symbols; -1 when absent or s is NULL. */
+static int symbol_index(const avk_ruletable_t *table, size_t c, const char *s)
 {
         if (s == NULL)
                 return -1;
-        for (size_t i = 0; i < json_array_size(symbols); i++) {
-                if (strcmp(json_string_value(json_array_get(symbols, i)), s) == 0)
+        for (size_t i = 0; i < table->symbol_cnt[c]; i++) {
+                if (strcmp(table->symbol_text[c][i], s) == 0)
                         return (int)i;
         }
         return -1;
@@ -123,7 +130,7 @@ static int value_index(const avk_ruletable_t *table, size_t c, const char *s, ch
 
         if (table->def->conditions[c].kind == AVK_RULETABLE_PARTY)
                 return avk_party_parse(s, reason, size);
-        idx = symbol_index(table->symbols[c], s);
+        idx = symbol_index(table, c, s);
         if (idx < 0)
                 snprintf(reason, size, "unknown symbol \"%s\"; expected one of %s", s,
                          symbol_list(table->symbols[c], expected, sizeof(expected)));
@@ -397,7 +404,7 @@ void avk_ruletable_query_set(const avk_ruletable_t *table, struct avk_ruletable_
         if (table->def->conditions[c].kind == AVK_RULETABLE_PARTY)
                 q->idx[c] = value ? avk_party_parse(value, reason, sizeof(reason)) : -1;
         else
-                q->idx[c] = symbol_index(table->symbols[c], value);
+                q->idx[c] = symbol_index(table, c, value);
 }
 
 void avk_ruletable_query_set_bool(struct avk_ruletable_query *q, size_t c, int value)

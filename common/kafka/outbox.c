@@ -14,6 +14,15 @@
 #include "common/util/scrub.h"
 
 #define RETRY_BACKOFF_MS 500
+/* Outputs kept for reuse once delivered: a routed record with its headers
+ * is over glibc's 1 KiB thread cache, so every malloc and free of one went
+ * through the arena's bins. Enough for a round of the service kernel's
+ * loop (256 inputs), rounded up so that records of slightly different sizes
+ * fit a spare; none larger than SPARE_SIZE_MAX, so that spares hold at most
+ * 8 MiB after a burst of large records. */
+#define SPARE_MAX      512
+#define SPARE_ROUND    512
+#define SPARE_SIZE_MAX 16384
 
 struct pending_input {
         int64_t offset;
@@ -47,9 +56,10 @@ struct output {
         const char *hdr_name[AVK_OUTBOX_MAX_HDRS];
         const char *hdr_value[AVK_OUTBOX_MAX_HDRS];
         size_t hdr_len[AVK_OUTBOX_MAX_HDRS];
-        int64_t retry_at; /* avk_clock_mono_ms() */
-        struct output *next_retry;
-        char data[]; /* key, payload, header names and values */
+        int64_t retry_at;          /* avk_clock_mono_ms() */
+        struct output *next_retry; /* also the next spare */
+        size_t cap;                /* bytes of data */
+        char data[];               /* key, payload, header names and values */
 };
 
 /* The producer's handle of a topic written to: a produce by name looks the
@@ -67,6 +77,8 @@ struct avk_outbox {
         size_t topic_cnt;
         struct avk_outbox_input *inputs; /* assigned or finishing */
         struct output *retries;
+        struct output *spares; /* delivered outputs to reuse: spare_cnt of them */
+        size_t spare_cnt;
         uint64_t in_flight, retried;
         int closing;
 };
@@ -115,6 +127,11 @@ void avk_outbox_destroy(avk_outbox_t *o)
         while (o->retries) {
                 struct output *out = o->retries;
                 o->retries = out->next_retry;
+                free(out);
+        }
+        while (o->spares) {
+                struct output *out = o->spares;
+                o->spares = out->next_retry;
                 free(out);
         }
         free(o);
@@ -232,7 +249,36 @@ static size_t hdr_len(const struct avk_outbox_msg *msg, int i)
         return msg->hdr_lens ? msg->hdr_lens[i] : strlen(msg->hdr_values[i]);
 }
 
-static struct output *output_new(const struct avk_outbox_msg *msg)
+/* An output with room for size bytes of data: a spare when the last one
+ * kept is large enough. */
+static struct output *output_alloc(avk_outbox_t *o, size_t size)
+{
+        struct output *out = o->spares;
+        if (out && out->cap >= size) {
+                o->spares = out->next_retry;
+                o->spare_cnt--;
+                return out;
+        }
+        size_t cap = (size + SPARE_ROUND - 1) / SPARE_ROUND * SPARE_ROUND;
+        out = malloc(sizeof(*out) + cap);
+        if (out)
+                out->cap = cap;
+        return out;
+}
+
+/* out is done with: kept as a spare while there is room, freed otherwise. */
+static void output_free(avk_outbox_t *o, struct output *out)
+{
+        if (o->spare_cnt >= SPARE_MAX || out->cap > SPARE_SIZE_MAX) {
+                free(out);
+                return;
+        }
+        out->next_retry = o->spares;
+        o->spares = out;
+        o->spare_cnt++;
+}
+
+static struct output *output_new(avk_outbox_t *o, const struct avk_outbox_msg *msg)
 {
         const struct avk_outbox_part whole = {msg->value, msg->len};
         const struct avk_outbox_part *parts = msg->value_part_cnt ? msg->value_parts : &whole;
@@ -240,13 +286,15 @@ static struct output *output_new(const struct avk_outbox_msg *msg)
         size_t len = 0;
         for (int i = 0; i < part_cnt; i++)
                 len += parts[i].len;
-        size_t size = sizeof(struct output) + msg->key_len + len;
+        size_t size = msg->key_len + len;
         for (int i = 0; i < msg->hdr_cnt; i++)
                 size += strlen(msg->hdr_names[i]) + 1 + hdr_len(msg, i);
-        struct output *out = malloc(size);
+        struct output *out = output_alloc(o, size);
         if (!out)
                 return NULL;
+        size_t cap = out->cap;
         memset(out, 0, sizeof(*out));
+        out->cap = cap;
         out->topic = msg->topic;
         out->partition = msg->partition;
         out->tag = msg->tag;
@@ -346,7 +394,7 @@ static void produce(avk_outbox_t *o, struct output *out)
 int avk_outbox_emit(avk_outbox_t *o, avk_outbox_input_t *in, uint64_t seq,
                     const struct avk_outbox_msg *msg)
 {
-        struct output *out = output_new(msg);
+        struct output *out = output_new(o, msg);
         if (!out)
                 return -1;
         out->input = in;
@@ -430,7 +478,7 @@ static void output_done(avk_outbox_t *o, struct output *out)
                 o->hooks.acked(o->hooks.opaque, out->key, out->key_len, out->tag);
         if (out->input)
                 input_step(o, out->input, out->seq);
-        free(out);
+        output_free(o, out);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -446,7 +494,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 /* Given up at stop: the input's offset is never stored, so the
                  * next owner of the partition writes this output again. */
                 o->in_flight--;
-                free(out);
+                output_free(o, out);
                 return;
         }
         if (out->tag && o->hooks.still_wanted &&

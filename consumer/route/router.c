@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
-#include <uuid/uuid.h>
 
 #include "common/util/arena.h"
 #include "common/util/clock.h"
@@ -479,11 +478,32 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
         return hop;
 }
 
+/* hop in decimal into buf (room for any int) and its NUL. @returns its
+ * length: per routed record, snprintf's format parsing cost more than this. */
+static size_t hop_text(char buf[12], int hop)
+{
+        char digits[10];
+        size_t n = 0, len = 0;
+        unsigned v = hop < 0 ? 0u - (unsigned)hop : (unsigned)hop;
+        do
+                digits[n++] = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        if (hop < 0)
+                buf[len++] = '-';
+        while (n > 0)
+                buf[len++] = digits[--n];
+        buf[len] = '\0';
+        return len;
+}
+
 static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
 {
-        char name[64];
-        int n = snprintf(name, sizeof(name), "%s/%d", deviation_id, hop);
-        avk_ident_uuid5(event_namespace, name, (size_t)n, out);
+        char name[ID_SIZE + 12];
+        size_t n = strnlen(deviation_id, ID_SIZE - 1);
+        memcpy(name, deviation_id, n);
+        name[n++] = '/';
+        n += hop_text(name + n, hop);
+        avk_ident_uuid5(event_namespace, name, n, out);
 }
 
 /* ---- dead letter ---- */
@@ -507,10 +527,10 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
                     int h)
 {
         const struct hop *hop = &d->hops[h];
-        char hop_text[16];
-        snprintf(hop_text, sizeof(hop_text), "%d", h);
+        char hop_number[12];
+        hop_text(hop_number, h);
         const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
-        const char *values[] = {hop->event_id, "DeviationRouted", hop_text, hop->cause};
+        const char *values[] = {hop->event_id, "DeviationRouted", hop_number, hop->cause};
         const struct avk_outbox_part parts[] = {
             {hop->routed, hop->head_len},
             {hop->reason ? hop->reason->bytes : "", hop->reason ? hop->reason->len : 0},
@@ -539,12 +559,15 @@ static void unavailable(avk_router_t *r, const char *why)
         snprintf(r->unavailable_why, sizeof(r->unavailable_why), "%s", why);
 }
 
-/* Encodes routed_slots into routed_buf. @returns the body's size, or -1
- * with the reason in errstr. */
+/* Encodes routed_slots into routed_buf. Its strings are the decoded
+ * input's, the directory's and the rules' (loaded by jansson), and the
+ * reason put together from them (cut at a character, rules.c): checked
+ * text, not checked again. @returns the body's size, or -1 with the reason
+ * in errstr. */
 static int64_t encode_routed(avk_router_t *r, char *errstr, size_t errstr_size)
 {
-        return avk_avroprog_encode_into(r->routed_prog, r->routed_slots, &r->routed_buf,
-                                        &r->routed_cap, errstr, errstr_size);
+        return avk_avroprog_encode_checked_text_into(
+            r->routed_prog, r->routed_slots, &r->routed_buf, &r->routed_cap, errstr, errstr_size);
 }
 
 /* Builds the DeviationRouted of decision for report rp and records it as
@@ -620,9 +643,8 @@ static const avk_avroprog_slot_t *decode_reported(avk_router_t *r, const rd_kafk
                         unavailable(r, errstr);
                 return NULL;
         }
-        uuid_t parsed;
         if (!avk_slotfield_copy(&r->reported_f[RP_DEVIATION_ID], slots, id, ID_SIZE) ||
-            uuid_parse(id, parsed) != 0) {
+            !avk_ident_is_uuid(id, strlen(id))) {
                 snprintf(errstr, errstr_size, "deviation_id is not a UUID");
                 return NULL;
         }

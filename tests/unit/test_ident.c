@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <uuid/uuid.h>
+
 /* A fixed "today" so that century resolution does not depend on the clock. */
 #define TODAY 20260315
 
@@ -712,6 +714,36 @@ START_TEST(today_is_the_local_date_as_yyyymmdd)
 }
 END_TEST
 
+/* ---- UUID text ---- */
+
+START_TEST(is_uuid_accepts_either_case_and_refuses_a_wrong_length)
+{
+        ck_assert_int_eq(avk_ident_is_uuid("0f8c2a4e-1b3d-4c5e-8f9a-0b1c2d3e4f5a", 36), 1);
+        ck_assert_int_eq(avk_ident_is_uuid("0F8C2A4E-1B3D-4C5E-8F9A-0B1C2D3E4F5A", 36), 1);
+        ck_assert_int_eq(avk_ident_is_uuid("0f8c2a4e-1b3d-4c5e-8f9a-0b1c2d3e4f5", 35), 0);
+        ck_assert_int_eq(avk_ident_is_uuid("0f8c2a4e-1b3d-4c5e-8f9a-0b1c2d3e4f5ab", 37), 0);
+        ck_assert_int_eq(avk_ident_is_uuid("", 0), 0);
+}
+END_TEST
+
+/* Every one-byte change of a UUID, at every position: the answer is libuuid's. */
+START_TEST(is_uuid_answers_as_uuid_parse)
+{
+        static const char bytes[] = "09afAFgG-_ /:@`{\x80\xff";
+        char text[37];
+        uuid_t parsed;
+        for (size_t at = 0; at < 36; at++) {
+                for (size_t b = 0; b < sizeof(bytes) - 1; b++) {
+                        memcpy(text, "0f8c2a4e-1b3d-4c5e-8f9a-0b1c2d3e4f5a", sizeof(text));
+                        text[at] = bytes[b];
+                        ck_assert_msg(avk_ident_is_uuid(text, 36) ==
+                                          (uuid_parse(text, parsed) == 0),
+                                      "%s", text);
+                }
+        }
+}
+END_TEST
+
 static Suite *ident_suite(void)
 {
         Suite *s = suite_create("ident");
@@ -724,6 +756,7 @@ static Suite *ident_suite(void)
         TCase *hsa = tcase_create("hsa_id");
         TCase *municipality = tcase_create("municipality_code");
         TCase *time_checks = tcase_create("time");
+        TCase *uuid = tcase_create("uuid");
 
         tcase_add_test(forms, accepts_ten_digits_with_dash);
         tcase_add_test(forms, accepts_ten_digits_without_separator);
@@ -808,6 +841,10 @@ static Suite *ident_suite(void)
         tcase_add_test(time_checks, handles_the_extreme_timestamps_without_overflow);
         tcase_add_test(time_checks, today_is_the_local_date_as_yyyymmdd);
         suite_add_tcase(s, time_checks);
+
+        tcase_add_test(uuid, is_uuid_accepts_either_case_and_refuses_a_wrong_length);
+        tcase_add_test(uuid, is_uuid_answers_as_uuid_parse);
+        suite_add_tcase(s, uuid);
 
         return s;
 }
