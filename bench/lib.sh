@@ -27,10 +27,16 @@ stop_kept() {
 }
 
 broker=
-start_broker() { # start_broker [-X KEY=VALUE...]
-        "$avvik" broker -f "$bs" "$@" 2>/dev/null &
+start_broker() { # start_broker [-X KEY=VALUE...]: exits with the broker's error if it stops
+        "$avvik" broker -f "$bs" "$@" 2>"$work/broker.err" &
         broker=$!
-        while [ ! -s "$bs" ]; do sleep 0.1; done
+        while [ ! -s "$bs" ]; do
+                kill -0 "$broker" 2>/dev/null || {
+                        echo "avvik broker stopped: $(cat "$work/broker.err")" >&2
+                        exit 1
+                }
+                sleep 0.1
+        done
 }
 stop_broker() {
         [ -n "$broker" ] || return 0
