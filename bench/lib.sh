@@ -161,13 +161,21 @@ verdict() {
         else
                 v="MISSES ${target}x"
         fi
-        printf '  ratio of medians: %.2fx (%s)\n' "$ratio" "$v"
+        # With a limit the verdict is on A's median itself, the ratio beside it.
+        if [ -n "$limit" ]; then
+                head=$(printf '%s %s' "$(num "$a_med")" "$unit")
+                v=$(printf '%s; ratio of medians %.2fx' "$v" "$ratio")
+                printf '  %s, median: %s (%s)\n' "$a_name" "$head" "$v"
+        else
+                head=$(printf '%.2fx' "$ratio")
+                printf '  ratio of medians: %s (%s)\n' "$head" "$v"
+        fi
         if [ -n "${AVK_BENCH_TABLE:-}" ]; then
-                printf '| %s | %s: %s / %s / %s %s | %s: %s / %s / %s | **%.2fx** (%s) | %s |\n' \
+                printf '| %s | %s: %s / %s / %s %s | %s: %s / %s / %s | **%s** (%s) | %s |\n' \
                         "$title" "$a_name" "$(num "$(sort -n "$work/a" | head -n 1)")" \
                         "$(num "$a_med")" "$(num "$(sort -n "$work/a" | tail -n 1)")" "$unit" \
                         "$b_name" "$(num "$(sort -n "$work/b" | head -n 1)")" "$(num "$b_med")" \
-                        "$(num "$(sort -n "$work/b" | tail -n 1)")" "$ratio" "$v" "$load_after" \
+                        "$(num "$(sort -n "$work/b" | tail -n 1)")" "$head" "$v" "$load_after" \
                         >>"$AVK_BENCH_TABLE"
         fi
 }
