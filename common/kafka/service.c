@@ -759,24 +759,6 @@ avk_outbox_t *avk_service_outbox(avk_service_t *svc)
         return svc->outbox;
 }
 
-static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr,
-                          size_t errstr_size);
-
-int avk_service_replay(avk_service_t *svc, const char *topic, const int32_t *parts, int cnt,
-                       void (*cb)(void *opaque, const rd_kafka_message_t *m), void *opaque)
-{
-        if (!svc->reader) {
-                char errstr[512];
-                svc->reader = client(rd_kafka_conf_dup(svc->reader_conf), svc->reader_group, errstr,
-                                     sizeof(errstr));
-                if (!svc->reader) {
-                        avk_log(AVK_LOG_WARN, svc->opts.component, "reader: %s", errstr);
-                        return -1;
-                }
-        }
-        return avk_replay_read(svc->reader, topic, parts, cnt, REBUILD_TIMEOUT, cb, opaque);
-}
-
 void avk_service_stats(avk_service_t *svc, struct avk_service_stats *s)
 {
         *s = (struct avk_service_stats){.inputs_taken = atomic_load(&svc->inputs_taken),
@@ -819,6 +801,21 @@ static rd_kafka_t *client(rd_kafka_conf_t *conf, const char *group, char *errstr
         if (!rk)
                 rd_kafka_conf_destroy(conf);
         return rk;
+}
+
+int avk_service_replay(avk_service_t *svc, const char *topic, const int32_t *parts, int cnt,
+                       void (*cb)(void *opaque, const rd_kafka_message_t *m), void *opaque)
+{
+        if (!svc->reader) {
+                char errstr[512];
+                svc->reader = client(rd_kafka_conf_dup(svc->reader_conf), svc->reader_group, errstr,
+                                     sizeof(errstr));
+                if (!svc->reader) {
+                        avk_log(AVK_LOG_WARN, svc->opts.component, "reader: %s", errstr);
+                        return -1;
+                }
+        }
+        return avk_replay_read(svc->reader, topic, parts, cnt, REBUILD_TIMEOUT, cb, opaque);
 }
 
 /* The range assignor is what makes a deviation's inputs meet: another one is refused. */
