@@ -118,7 +118,7 @@ static double check_all(avk_feedback_t *fb, size_t n, size_t *peak, size_t *owed
                 id_of(i, id);
                 for (int v = 1; v <= 3; v++) {
                         if ((v < 3 || i % 1000) &&
-                            avk_feedback_read_back(fb, id, v, now, since) != 0)
+                            avk_feedback_read_back(fb, id, v, (int)(i % 6), now, since) != 0)
                                 return -1;
                 }
         }
@@ -140,7 +140,8 @@ static double check_all(avk_feedback_t *fb, size_t n, size_t *peak, size_t *owed
                                 return -1;
                 }
         }
-        avk_feedback_read_back_done(fb);
+        if (avk_feedback_rebuilt(fb) != 0)
+                return -1;
         double s = now_s() - start;
         *owed = avk_feedback_owed_count(fb);
         return (double)n / s;

@@ -10,12 +10,14 @@
  * closed.
  *
  * What a rebuild reads back of topic.feedback is a set of 64-bit hashes of
- * each (deviation_id, version) (an array indexed by the project's slot index),
- * about 16 bytes a record, freed when the rebuild ends; two pairs with one
- * hash (2^-64 a pair) would take a missing feedback for one written. A
- * feedback owed is a copy of its status record's strings and the filing's,
- * in the hash table under its deviation id; there are as many as a crash
- * left half-written.
+ * each (deviation_id, version) with its partition and whether the changelog
+ * had the version (an array indexed by the project's slot index), about 34
+ * bytes a record, freed when the rebuild ends but for the versions the
+ * changelog did not have; two pairs with one hash (2^-64 a pair) would take a
+ * missing feedback for one written. A feedback owed is a copy of its status
+ * record's strings and the filing's, in the hash table under its deviation id;
+ * there are as many as a crash left half-written, and as many feedback records
+ * that landed ahead of their status record.
  */
 #include "consumer/track/feedback.h"
 
@@ -52,15 +54,26 @@ struct owed {
         char text[];
 };
 
+/* A (deviation, version) whose feedback is in topic.feedback. */
+struct written {
+        uint64_t hash;
+        int32_t partition;
+        int32_t has_status; /* its status record was read back too */
+};
+
 struct avk_feedback {
         const avk_deadlines_t *policy;
         const avk_directory_t *dir;
         avk_htab_t filings, owed;
         uint64_t seed;
         /* The rebuild's read-back of topic.feedback. */
-        uint64_t *read_back;
+        struct written *read_back;
         size_t read_back_cnt, read_back_cap;
         avk_slotidx_t read_back_idx;
+        /* Read back without their status record: written once that status is (a few at most,
+         * what a crash left; searched in order). */
+        struct written *ahead;
+        size_t ahead_cnt, ahead_cap;
 };
 
 static int filing_eq(const struct avk_hnode *node, const void *key)
@@ -147,6 +160,7 @@ void avk_feedback_destroy(avk_feedback_t *fb)
         sweep(fb, any, NULL);
         sweep_owed(fb, -1);
         avk_feedback_read_back_done(fb);
+        free(fb->ahead);
         avk_htab_destroy(&fb->filings);
         avk_htab_destroy(&fb->owed);
         free(fb);
@@ -190,6 +204,12 @@ void avk_feedback_drop_partition(avk_feedback_t *fb, int partition)
 {
         sweep(fb, of_partition, &partition);
         sweep_owed(fb, partition);
+        size_t kept = 0;
+        for (size_t i = 0; i < fb->ahead_cnt; i++) {
+                if (fb->ahead[i].partition != partition)
+                        fb->ahead[kept++] = fb->ahead[i];
+        }
+        fb->ahead_cnt = kept;
 }
 
 /* ---- after a crash: what the rebuild reads back, what is owed ---- */
@@ -203,44 +223,51 @@ static uint64_t version_hash(const avk_feedback_t *fb, const char *deviation_id,
 
 static uint64_t read_back_hash(uint32_t slot, const void *ctx)
 {
-        return ((const avk_feedback_t *)ctx)->read_back[slot];
+        return ((const avk_feedback_t *)ctx)->read_back[slot].hash;
 }
 
 static int read_back_eq(uint32_t slot, const void *key, const void *ctx)
 {
-        return ((const avk_feedback_t *)ctx)->read_back[slot] == *(const uint64_t *)key;
+        return ((const avk_feedback_t *)ctx)->read_back[slot].hash == *(const uint64_t *)key;
 }
 
-static int was_read_back(const avk_feedback_t *fb, uint64_t h)
+/* The read-back entry of hash h, or NULL. */
+static struct written *read_back_of(const avk_feedback_t *fb, uint64_t h)
 {
-        return fb->read_back_cnt &&
-               avk_slotidx_find(&fb->read_back_idx, h, read_back_eq, &h, fb) != AVK_SLOTIDX_NONE;
+        if (!fb->read_back_cnt)
+                return NULL;
+        uint32_t slot = avk_slotidx_find(&fb->read_back_idx, h, read_back_eq, &h, fb);
+        return slot == AVK_SLOTIDX_NONE ? NULL : &fb->read_back[slot];
 }
 
-/* Adds hash h of a (deviation, version) to the read-back set. @returns 0, or -1 when out of
- * memory. */
-static int remember(avk_feedback_t *fb, uint64_t h)
+/* Makes room for one more in *arr of *cap entries with cnt used, starting at first entries.
+ * @returns 0, or -1 when out of memory. */
+static int room_for_one(struct written **arr, size_t cnt, size_t *cap, size_t first)
 {
-        if (was_read_back(fb, h))
+        if (cnt < *cap)
                 return 0;
-        if (!fb->read_back) { /* the index exists while the array does */
-                fb->read_back = malloc(INITIAL_BUCKETS * sizeof(*fb->read_back));
-                if (!fb->read_back || avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0) {
-                        free(fb->read_back);
-                        fb->read_back = NULL;
-                        return -1;
-                }
-                fb->read_back_cap = INITIAL_BUCKETS;
-        }
-        if (fb->read_back_cnt == fb->read_back_cap) {
-                size_t cap = 2 * fb->read_back_cap;
-                uint64_t *grown = realloc(fb->read_back, cap * sizeof(*grown));
-                if (!grown)
-                        return -1;
-                fb->read_back = grown;
-                fb->read_back_cap = cap;
-        }
-        fb->read_back[fb->read_back_cnt] = h;
+        size_t grown_cap = *cap ? 2 * *cap : first;
+        struct written *grown = realloc(*arr, grown_cap * sizeof(*grown));
+        if (!grown)
+                return -1;
+        *arr = grown;
+        *cap = grown_cap;
+        return 0;
+}
+
+/* Adds hash h of a (deviation, version) of partition to the read-back set; has_status says
+ * whether its status record was read. @returns 0, or -1 when out of memory. */
+static int remember(avk_feedback_t *fb, uint64_t h, int partition, int has_status)
+{
+        if (read_back_of(fb, h))
+                return 0;
+        if (!fb->read_back_cap && avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0)
+                return -1;
+        if (room_for_one(&fb->read_back, fb->read_back_cnt, &fb->read_back_cap, INITIAL_BUCKETS) !=
+            0)
+                return -1;
+        fb->read_back[fb->read_back_cnt] =
+            (struct written){.hash = h, .partition = partition, .has_status = has_status};
         if (avk_slotidx_insert(&fb->read_back_idx, h, (uint32_t)fb->read_back_cnt, read_back_hash,
                                fb) != 0)
                 return -1;
@@ -248,19 +275,53 @@ static int remember(avk_feedback_t *fb, uint64_t h)
         return 0;
 }
 
-int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version,
+int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version, int partition,
                            int64_t timestamp, int64_t since)
 {
-        return timestamp < since ? 0 : remember(fb, version_hash(fb, deviation_id, version));
+        return timestamp < since
+                   ? 0
+                   : remember(fb, version_hash(fb, deviation_id, version), partition, 0);
 }
 
 void avk_feedback_read_back_done(avk_feedback_t *fb)
 {
-        if (fb->read_back)
+        if (fb->read_back_cap)
                 avk_slotidx_destroy(&fb->read_back_idx);
         free(fb->read_back);
         fb->read_back = NULL;
         fb->read_back_cnt = fb->read_back_cap = 0;
+}
+
+int avk_feedback_rebuilt(avk_feedback_t *fb)
+{
+        int rc = 0;
+        for (size_t i = 0; i < fb->read_back_cnt && rc == 0; i++) {
+                if (fb->read_back[i].has_status)
+                        continue;
+                rc = room_for_one(&fb->ahead, fb->ahead_cnt, &fb->ahead_cap, OWED_BUCKETS);
+                if (rc == 0)
+                        fb->ahead[fb->ahead_cnt++] = fb->read_back[i];
+        }
+        avk_feedback_read_back_done(fb);
+        return rc;
+}
+
+/* Whether the feedback of hash h landed ahead of its status record; it is then taken out: the
+ * version is written once. */
+static int took_ahead(avk_feedback_t *fb, uint64_t h)
+{
+        for (size_t i = 0; i < fb->ahead_cnt; i++) {
+                if (fb->ahead[i].hash == h) {
+                        fb->ahead[i] = fb->ahead[--fb->ahead_cnt];
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+size_t avk_feedback_ahead_count(const avk_feedback_t *fb)
+{
+        return fb->ahead_cnt;
 }
 
 /* Copies s into *at (advanced past it); NULL stays NULL. */
@@ -283,10 +344,15 @@ int avk_feedback_check(avk_feedback_t *fb, const struct avk_track_status *s, int
                        int64_t since)
 {
         uint64_t h = version_hash(fb, s->deviation_id, s->version);
-        if (timestamp < since || !avk_feedback_kind(s) || was_read_back(fb, h))
+        if (timestamp < since || !avk_feedback_kind(s))
                 return 0;
+        struct written *w = read_back_of(fb, h);
+        if (w) {
+                w->has_status = 1;
+                return 0;
+        }
         /* A status record written twice (an output in flight at a kill) owes one feedback. */
-        if (remember(fb, h) != 0)
+        if (remember(fb, h, s->partition, 1) != 0)
                 return -1;
         const struct filing *f = find(fb, s->deviation_id);
         const char *unit = f ? f->unit : NULL, *ref = f ? f->reply_reference : NULL;
@@ -509,9 +575,11 @@ int avk_feedback_fill(avk_feedback_t *fb, const struct avk_track_status *s,
                       const struct avk_feedback_cause *cause, avro_value_t *v,
                       char id[AVK_IDENT_UUID_SIZE])
 {
-        /* A rebuild completing a status record from its escalation: its feedback may have
-         * landed when the status record did not. */
-        if (was_read_back(fb, version_hash(fb, s->deviation_id, s->version)))
+        /* Its feedback may have landed when the status record did not: a rebuild completing the
+         * status record from its escalation, or the input or timer that caused it, read again
+         * or firing again after the rebuild. */
+        uint64_t h = version_hash(fb, s->deviation_id, s->version);
+        if (read_back_of(fb, h) || took_ahead(fb, h))
                 return 0;
         const struct filing *f = find(fb, s->deviation_id);
         return fill(fb, s, cause, f ? f->unit : NULL, f ? f->reply_reference : NULL, v, id);

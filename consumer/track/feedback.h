@@ -84,11 +84,11 @@ void avk_feedback_drop_partition(avk_feedback_t *fb, int partition);
 
 /**
  * @brief Rebuild: a DeviationFeedback of deviation_id at version read back
- * from topic.feedback, written at timestamp (the record's, ms since the
- * epoch). One written before since is not kept: since is the oldest a check
- * looks at (below). @returns 0, or -1 when out of memory.
+ * from partition of topic.feedback, written at timestamp (the record's, ms
+ * since the epoch). One written before since is not kept: since is the oldest
+ * a check looks at (below). @returns 0, or -1 when out of memory.
  */
-int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version,
+int avk_feedback_read_back(avk_feedback_t *fb, const char *deviation_id, int version, int partition,
                            int64_t timestamp, int64_t since);
 
 /**
@@ -109,8 +109,22 @@ int avk_feedback_check(avk_feedback_t *fb, const struct avk_track_status *s, int
 void avk_feedback_escalation_read_back(avk_feedback_t *fb, const char *deviation_id,
                                        const char *escalation_id);
 
-/** @brief Rebuild done (or failed): forgets what was read back of topic.feedback. */
+/** @brief Rebuild failed (or a test is done with it): forgets what was read back of
+ * topic.feedback. */
 void avk_feedback_read_back_done(avk_feedback_t *fb);
+
+/**
+ * @brief Rebuild done: forgets what was read back of topic.feedback but the
+ * feedback whose status record was not read back (it landed, the status
+ * record did not): avk_feedback_fill() gives nothing for that version once,
+ * when the input or timer that caused it writes the status record again
+ * (until then, or until its partition is dropped, it is kept). @returns 0,
+ * or -1 when out of memory.
+ */
+int avk_feedback_rebuilt(avk_feedback_t *fb);
+
+/** @brief Feedback kept by avk_feedback_rebuilt() that is not yet matched (for tests). */
+size_t avk_feedback_ahead_count(const avk_feedback_t *fb);
 
 /**
  * @brief A feedback owed of deviation_id caused by input cause_id, or with
@@ -146,7 +160,9 @@ size_t avk_feedback_count(const avk_feedback_t *fb);
  * the event id to id. The status of an overdue mark (a deadline passed with
  * no step taken) is no change of course for the reporter; nor is one whose
  * feedback a rebuild in progress read back (a status record the rebuild
- * completes from its escalation, when its feedback landed and it did not).
+ * completes from its escalation, when its feedback landed and it did not),
+ * nor one whose feedback the last rebuild read back without its status
+ * record (avk_feedback_rebuilt(): the change made again).
  * @returns 1 when filled, 0 when s gives the reporter nothing, -1 when a
  * field cannot be set.
  */

@@ -795,7 +795,7 @@ static void restore_feedback(void *opaque, const rd_kafka_message_t *m)
         const char *id =
             restore_decode(tr, OUT_FEEDBACK, m) == 0 ? avk_avro_text(v, "deviation_id") : NULL;
         if (id && avk_feedback_read_back(tr->feedback, id, (int)get_long(v, "version"),
-                                         record_time(m), tr->check_since) != 0)
+                                         m->partition, record_time(m), tr->check_since) != 0)
                 tr->sink_failed = 1;
 }
 
@@ -965,7 +965,8 @@ static int on_rebuild(void *opaque, const int32_t *parts, int cnt)
                 if (avk_track_restore_done(tr->track, parts[i]) < 0)
                         return -1;
         }
-        avk_feedback_read_back_done(tr->feedback);
+        if (avk_feedback_rebuilt(tr->feedback) != 0)
+                tr->sink_failed = 1;
         if (tr->sink_failed)
                 return -1;
         /* A state rebuilt without every record it read would remind and

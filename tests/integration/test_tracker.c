@@ -954,6 +954,42 @@ START_TEST(feedback_lost_between_status_and_feedback_is_written_once_after_a_res
 }
 END_TEST
 
+/* The other way round from an input: DEV's status partition has no leader while its answer is
+ * applied, so the ANSWERED feedback lands and its status record does not. After a restart the
+ * response is read again (its offset waited for the status record) and makes that version
+ * again: the status record is written, the feedback is not written a second time. */
+START_TEST(a_feedback_that_landed_without_its_status_is_not_written_again)
+{
+        struct running r;
+        start(&r);
+        wait_ready(&r);
+        file_reported(DEV, "TRESERVA-2026-000126");
+        file_routed(DEV, UNIT, t0);
+        wait_records("deviation.feedback", 1);
+        wait_records("deviation.status", 1);
+        int part[2] = {-1, -1};
+        mock_kafka_read_all(&mk, "deviation.routed", note_partition, part);
+        set_leader("deviation.status", part[0], -1);
+        file_answer(DEV, "8a1d3b0f-6c2e-4d7a-94b5-0e1d2c3b4a60", t0 + DAY);
+        wait_records("deviation.feedback", 2);
+        stop(&r);
+        set_leader("deviation.status", part[0], 1);
+        ck_assert_uint_eq(read_topic("deviation.status"), 1);
+        start(&r);
+        wait_ready(&r);
+        wait_records("deviation.status", 2);
+        ck_assert_int_eq(
+            (int)json_integer_value(json_object_get(latest_status(DEV)->value, "version")), 2);
+        usleep(500000);
+        stop(&r);
+        size_t records = read_topic("deviation.feedback");
+        ck_assert_uint_eq(distinct_ids(), records);
+        ck_assert_uint_eq(feedback_count(DEV, 2), 1);
+        ck_assert_str_eq(str(feedback_of(DEV, 2), "kind"), "ANSWERED");
+        release();
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("tracker");
@@ -977,6 +1013,7 @@ int main(void)
         tcase_add_test(tc, an_answer_kept_for_its_routing_reaches_the_reporter_in_full);
         tcase_add_test(tc,
                        feedback_lost_between_status_and_feedback_is_written_once_after_a_restart);
+        tcase_add_test(tc, a_feedback_that_landed_without_its_status_is_not_written_again);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
