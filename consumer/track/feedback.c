@@ -261,11 +261,16 @@ static int remember(avk_feedback_t *fb, uint64_t h, int partition, int has_statu
 {
         if (read_back_of(fb, h))
                 return 0;
-        if (!fb->read_back_cap && avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0)
+        /* The index exists while the array has room (read_back_cap > 0). */
+        int first = !fb->read_back_cap;
+        if (first && avk_slotidx_init(&fb->read_back_idx, INITIAL_BUCKETS) != 0)
                 return -1;
         if (room_for_one(&fb->read_back, fb->read_back_cnt, &fb->read_back_cap, INITIAL_BUCKETS) !=
-            0)
+            0) {
+                if (first)
+                        avk_slotidx_destroy(&fb->read_back_idx);
                 return -1;
+        }
         fb->read_back[fb->read_back_cnt] =
             (struct written){.hash = h, .partition = partition, .has_status = has_status};
         if (avk_slotidx_insert(&fb->read_back_idx, h, (uint32_t)fb->read_back_cnt, read_back_hash,
