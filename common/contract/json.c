@@ -325,7 +325,8 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                 return fail(w, "is %zu characters, at most %lld allowed", chars, max);
         if (chars < (size_t)min)
                 return fail(w, "is %zu characters, at least %lld required", chars, min);
-        char reason[200] = "";
+        char reason[200];
+        reason[0] = '\0'; /* not = "": that zeroes all of it, for every string */
         int rc = 0;
         switch (rules->format) {
         case AVK_JSON_FORMAT_UUID:

@@ -79,9 +79,10 @@ size_t avk_utf8_chars(const void *s, size_t n)
         for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
                 uint64_t word;
                 memcpy(&word, b + i, sizeof(word));
-                uint64_t continuation = word & ~(word << 1) & ASCII_MASK;
-                if (continuation)
-                        chars -= (size_t)__builtin_popcountll(continuation);
+                /* One bit a continuation byte, at the bottom of its byte;
+                 * the multiplication adds the eight bytes into the top one. */
+                uint64_t continuation = (word & ~(word << 1) & ASCII_MASK) >> 7;
+                chars -= (size_t)((continuation * LOW_ONES) >> 56);
         }
         for (; i < n; i++)
                 chars -= (b[i] & 0xC0) == 0x80;
