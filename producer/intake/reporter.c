@@ -63,7 +63,7 @@
 #define STALL_ATTEMPTS 3 /* drain attempts in a row, about a second apart, that move nothing */
 #define TXN_ID_PREFIX  "avvik-intake-" /* + the spool's instance; deploy/acls.conf grants it */
 #define TXN_TIMEOUT_MS 60000           /* librdkafka's default transaction.timeout.ms */
-#define SPARE_MAX      1024 /* delivered documents kept for reuse (prepared_new()) */
+#define SPARE_MAX      4096 /* delivered documents kept for reuse (prepared_new()) */
 #define SPARE_PAYLOAD  1024 /* the payload bytes a spare has room for: most documents' */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
