@@ -63,8 +63,8 @@
 #define STALL_ATTEMPTS 3 /* drain attempts in a row, about a second apart, that move nothing */
 #define TXN_ID_PREFIX  "avvik-intake-" /* + the spool's instance; deploy/acls.conf grants it */
 #define TXN_TIMEOUT_MS 60000           /* librdkafka's default transaction.timeout.ms */
-#define SPARE_MAX      4096 /* delivered documents kept for reuse (prepared_new()) */
-#define SPARE_PAYLOAD  1024 /* the payload bytes a spare has room for: most documents' */
+#define SPARE_MAX      4096            /* delivered documents kept for reuse (prepared_new()) */
+#define SPARE_PAYLOAD  1024            /* the payload bytes a spare has room for: most documents' */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -98,8 +98,8 @@ struct avk_prepared {
         char key[AVK_ID_SIZE];
         void *payload; /* the bytes after the struct */
         size_t len;
-        size_t cap;    /* the payload bytes it has room for */
-        int local; /* single-object framing: the registry could not be asked; spool only */
+        size_t cap; /* the payload bytes it has room for */
+        int local;  /* single-object framing: the registry could not be asked; spool only */
         avk_prepared_t *next_spare;
 };
 

@@ -31,7 +31,7 @@ START_TEST(utf8_chars_at_every_length_and_alignment_as_one_by_one)
 {
         /* Bytes of every class - ASCII, lead bytes, continuation bytes,
          * invalid ones - so that each lane of a word meets each. */
-        static const unsigned char pool[] = {'a', 0x00, 0x7F, 0x80, 0xBF, 0xC0, 0xC3,
+        static const unsigned char pool[] = {'a',  0x00, 0x7F, 0x80, 0xBF, 0xC0, 0xC3,
                                              0xDF, 0xE2, 0xED, 0xF0, 0xF4, 0xF8, 0xFF};
         unsigned char buf[80];
         srand(19);
