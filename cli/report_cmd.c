@@ -46,6 +46,7 @@
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
 #define RESULT_POLL_MS     5         /* results are printed this often while the input is quiet */
+#define RESULT_BUF_BYTES   (1 << 16) /* stdout's buffer for results: one write(2) per ~1000 */
 /* WINDOW bounds the documents in flight from reading to their delivery
  * reports. At 4096 the workers sat idle on a full window, waiting for
  * acknowledgements (linger.ms 5, a produce round trip and the printer's
@@ -530,6 +531,11 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
                                      .resolved = PTHREAD_COND_INITIALIZER};
         pl.r = r;
         pl.input = input;
+        /* stdio would write a file or pipe 4 KB at a time; results are
+         * flushed whenever the reader is about to wait anyway. */
+        static char result_buf[RESULT_BUF_BYTES];
+        if (!isatty(STDOUT_FILENO))
+                setvbuf(stdout, result_buf, _IOFBF, sizeof(result_buf));
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
         pthread_t worker_tid[MAX_WORKERS];

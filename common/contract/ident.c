@@ -76,17 +76,6 @@ static const char *char_repr(char c, char *buf, size_t buf_size)
         return buf;
 }
 
-/* Characters in s[0..n): the bytes that start one (UTF-8; a byte of an invalid sequence counts as
- * one). Error texts count what a reader sees: "Tjörn" is 5 characters, not 6. */
-static size_t chars_in(const char *s, size_t n)
-{
-        size_t cnt = 0;
-
-        for (size_t i = 0; i < n; i++)
-                cnt += ((unsigned char)s[i] & 0xC0) != 0x80;
-        return cnt;
-}
-
 /* Bytes of the UTF-8 character starting at s (0 when it is not a valid one). */
 static size_t char_len(const char *s)
 {
@@ -324,7 +313,7 @@ int avk_ident_hsa_id(const char *s, char *errstr, size_t errstr_size)
                                     "character %zu ('%.*s') is not one of the letters A-Z or "
                                     "digits an HSA-id is made of: it never holds å, ä, ö or "
                                     "other letters, so copy it as the HSA catalogue writes it",
-                                    chars_in(s, i) + 1, (int)char_len(s + i), s + i);
+                                    avk_utf8_chars(s, i) + 1, (int)char_len(s + i), s + i);
                 if (u >= 0x80)
                         return fail(errstr, errstr_size,
                                     "byte %zu (0x%02X) is not UTF-8 text, expected a letter or "
@@ -336,7 +325,7 @@ int avk_ident_hsa_id(const char *s, char *errstr, size_t errstr_size)
         }
         if (len > HSA_ID_MAX_LEN)
                 return fail(errstr, errstr_size, "'%s' is %zu characters, at most %d", s,
-                            chars_in(s, len), HSA_ID_MAX_LEN);
+                            avk_utf8_chars(s, len), HSA_ID_MAX_LEN);
         return 0;
 }
 
@@ -352,7 +341,7 @@ int avk_ident_municipality_code(const char *s, char *errstr, size_t errstr_size)
         if (len != 4)
                 return fail(errstr, errstr_size,
                             "municipality code must be 4 digits, got %zu characters",
-                            chars_in(s, len));
+                            avk_utf8_chars(s, len));
         for (size_t i = 0; i < len; i++) {
                 if (!is_digit(s[i]))
                         return fail(errstr, errstr_size,

@@ -23,6 +23,7 @@
 #include "common/contract/avro_field.h"
 #include "common/contract/ident.h"
 #include "common/contract/json_int.h"
+#include "common/contract/utf8.h"
 #include "common/util/clock.h"
 #include "common/util/path.h"
 #include "common/util/scrub.h"
@@ -279,14 +280,6 @@ avro_schema_t avk_json_deref(avro_schema_t s)
 
 /* ---- one value: the rules both walks apply ---- */
 
-static size_t utf8_chars(const char *s, size_t len)
-{
-        size_t n = 0;
-        for (size_t i = 0; i < len; i++)
-                n += ((unsigned char)s[i] & 0xC0) != 0x80;
-        return n;
-}
-
 /*
  * An opaque reference a filing system gives (reply_reference): printable
  * characters only, and nothing the scrubber (common/util/scrub.h) would take
@@ -325,14 +318,15 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                         size_t len, char *norm, size_t norm_size)
 {
         long long max = rules->max_chars, min = rules->min_chars;
-        size_t chars = utf8_chars(s, len);
+        size_t chars = avk_utf8_chars(s, len);
         if (max == 0)
                 max = DEFAULT_MAX_CHARS;
         if (chars > (size_t)max)
                 return fail(w, "is %zu characters, at most %lld allowed", chars, max);
         if (chars < (size_t)min)
                 return fail(w, "is %zu characters, at least %lld required", chars, min);
-        char reason[200] = "";
+        char reason[200];
+        reason[0] = '\0'; /* not = "": that zeroes all of it, for every string */
         int rc = 0;
         switch (rules->format) {
         case AVK_JSON_FORMAT_UUID:

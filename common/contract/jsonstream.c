@@ -457,9 +457,10 @@ static int on_number(void *ctx, const char *text, size_t len)
 }
 
 /* A string with its NUL terminator, for the rules that take C strings. Its
- * UTF-8 is checked once, by the program as it writes the string: a string
- * that is not valid UTF-8 or holds a NUL fails there, and the document
- * takes the tree path, which rejects it as jansson does. */
+ * UTF-8 is checked once: by simdjson as it reads the text, or for yajl's
+ * by the program as it writes the string; a string that is not valid UTF-8
+ * or holds a NUL fails, and the document takes the tree path, which rejects
+ * it as jansson does. */
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
         struct stream *st = ctx;
@@ -656,19 +657,23 @@ int avk_json_stream_encode(const avk_json_plan_t *plan, enum avk_json_reader rea
             (reader == AVK_JSON_READER_YAJL && avk_json_has_surrogate_escape(buf, len)) ||
             parse(plan, reader, buf, len, fill, opts, out, NULL) != 0)
                 return -1;
+        /* simdjson checked all of the text's UTF-8 as strictly as the
+         * program does (RFC 3629) before it read a string (jsonsimd.h), so
+         * the program does not check its strings again; yajl's check is not
+         * as strict, so what it read is checked as it is written. A NUL,
+         * which neither parser refuses in an escape, is convert_string()'s
+         * (json.c) either way. */
         char errstr[256];
-        for (;;) {
-                int64_t n = avk_avroprog_encode(plan->prog, out->slots, out->avro, out->avro_cap,
-                                                errstr, sizeof(errstr));
-                if (n < 0)
-                        return -1;
-                if ((size_t)n <= out->avro_cap) {
-                        out->avro_len = (size_t)n;
-                        return 0;
-                }
-                if (reserve((void **)&out->avro, &out->avro_cap, (size_t)n) != 0)
-                        return -1;
-        }
+        int64_t n =
+            reader == AVK_JSON_READER_SIMDJSON
+                ? avk_avroprog_encode_checked_text_into(plan->prog, out->slots, &out->avro,
+                                                        &out->avro_cap, errstr, sizeof(errstr))
+                : avk_avroprog_encode_into(plan->prog, out->slots, &out->avro, &out->avro_cap,
+                                           errstr, sizeof(errstr));
+        if (n < 0)
+                return -1;
+        out->avro_len = (size_t)n;
+        return 0;
 }
 
 int avk_json_stream_to_avro(const avk_json_plan_t *plan, enum avk_json_reader reader,

@@ -67,3 +67,24 @@ size_t avk_utf8_text_invalid_at(const void *s, size_t n)
 {
         return invalid_at(s, n, 1);
 }
+
+size_t avk_utf8_chars(const void *s, size_t n)
+{
+        /* Every byte but a continuation byte (10xxxxxx) starts a character:
+         * eight bytes at a time, a continuation byte being one whose bit 7
+         * is set and bit 6 clear. Free text is long: byte by byte this was
+         * a tenth of the single pass's own instructions. */
+        const unsigned char *b = s;
+        size_t chars = n, i = 0;
+        for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+                uint64_t word;
+                memcpy(&word, b + i, sizeof(word));
+                /* One bit a continuation byte, at the bottom of its byte;
+                 * the multiplication adds the eight bytes into the top one. */
+                uint64_t continuation = (word & ~(word << 1) & ASCII_MASK) >> 7;
+                chars -= (size_t)((continuation * LOW_ONES) >> 56);
+        }
+        for (; i < n; i++)
+                chars -= (b[i] & 0xC0) == 0x80;
+        return chars;
+}

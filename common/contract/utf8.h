@@ -20,4 +20,10 @@ size_t avk_utf8_invalid_at(const void *s, size_t n);
  */
 size_t avk_utf8_text_invalid_at(const void *s, size_t n);
 
+/**
+ * @brief The characters in s[0..n): the bytes that start one, so that a
+ * byte of an invalid sequence counts as one ("Tjörn" is 5, not 6).
+ */
+size_t avk_utf8_chars(const void *s, size_t n);
+
 #endif

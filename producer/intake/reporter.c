@@ -63,6 +63,8 @@
 #define STALL_ATTEMPTS 3 /* drain attempts in a row, about a second apart, that move nothing */
 #define TXN_ID_PREFIX  "avvik-intake-" /* + the spool's instance; deploy/acls.conf grants it */
 #define TXN_TIMEOUT_MS 60000           /* librdkafka's default transaction.timeout.ms */
+#define SPARE_MAX      4096            /* delivered documents kept for reuse (prepared_new()) */
+#define SPARE_PAYLOAD  1024            /* the payload bytes a spare has room for: most documents' */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -96,7 +98,9 @@ struct avk_prepared {
         char key[AVK_ID_SIZE];
         void *payload; /* the bytes after the struct */
         size_t len;
-        int local; /* single-object framing: the registry could not be asked; spool only */
+        size_t cap; /* the payload bytes it has room for */
+        int local;  /* single-object framing: the registry could not be asked; spool only */
+        avk_prepared_t *next_spare;
 };
 
 /* Sequence numbers of sent documents. */
@@ -133,6 +137,12 @@ struct avk_reporter {
         atomic_int stopping;
         pthread_mutex_t pool_lock;
         struct encoder *pool;
+        /* Delivered documents of SPARE_PAYLOAD bytes, for the next ones:
+         * made on the preparing threads and freed on the delivery thread,
+         * each malloc and free took an arena's lock and merged chunks. */
+        pthread_mutex_t spare_lock;
+        avk_prepared_t *spares;
+        size_t spare_cnt;
 
         pthread_mutex_t send_lock; /* send order; spool_mode changes */
         uint64_t next_seq;
@@ -288,6 +298,42 @@ static void raise_end(atomic_llong *end, int64_t offset)
                 ;
 }
 
+/* A prepared document with room for len payload bytes: a spare when one
+ * fits, else a new one. */
+static avk_prepared_t *prepared_new(avk_reporter_t *r, size_t len)
+{
+        avk_prepared_t *d = NULL;
+        if (len <= SPARE_PAYLOAD) {
+                pthread_mutex_lock(&r->spare_lock);
+                if ((d = r->spares)) {
+                        r->spares = d->next_spare;
+                        r->spare_cnt--;
+                }
+                pthread_mutex_unlock(&r->spare_lock);
+        }
+        size_t cap = len <= SPARE_PAYLOAD ? SPARE_PAYLOAD : len;
+        if (!d && !(d = malloc(sizeof(*d) + cap)))
+                return NULL;
+        d->cap = cap;
+        return d;
+}
+
+/* Done with d: kept as a spare while there is room, freed otherwise. */
+static void prepared_recycle(avk_reporter_t *r, avk_prepared_t *d)
+{
+        if (d->cap == SPARE_PAYLOAD) {
+                pthread_mutex_lock(&r->spare_lock);
+                if (r->spare_cnt < SPARE_MAX) {
+                        d->next_spare = r->spares;
+                        r->spares = d;
+                        r->spare_cnt++;
+                        d = NULL;
+                }
+                pthread_mutex_unlock(&r->spare_lock);
+        }
+        avk_prepared_destroy(d);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         (void)rk;
@@ -308,7 +354,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                          rd_kafka_err2str(m->err));
                 finish(r, p->done, p->opaque, p->doc->id, AVK_UNAVAILABLE, reason);
         }
-        avk_prepared_destroy(p->doc);
+        prepared_recycle(r, p->doc);
 }
 
 static void *poll_loop(void *arg)
@@ -969,6 +1015,7 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
                 return NULL;
         }
         pthread_mutex_init(&r->pool_lock, NULL);
+        pthread_mutex_init(&r->spare_lock, NULL);
         pthread_mutex_init(&r->send_lock, NULL);
         pthread_mutex_init(&r->drain_lock, NULL);
         pthread_cond_init(&r->drain_cond, NULL);
@@ -1073,6 +1120,7 @@ fail:
         avk_env_close(&r->env);
 fail_env:
         pthread_mutex_destroy(&r->pool_lock);
+        pthread_mutex_destroy(&r->spare_lock);
         pthread_mutex_destroy(&r->send_lock);
         pthread_mutex_destroy(&r->drain_lock);
         pthread_cond_destroy(&r->drain_cond);
@@ -1124,10 +1172,16 @@ void avk_reporter_destroy(avk_reporter_t *r)
                 avk_codec_destroy(e->codec);
                 free(e);
         }
+        while (r->spares) {
+                avk_prepared_t *d = r->spares;
+                r->spares = d->next_spare;
+                avk_prepared_destroy(d);
+        }
         for (int k = 0; k < KIND_CNT; k++)
                 avk_json_plan_destroy(r->plan[k]);
         avk_env_close(&r->env);
         pthread_mutex_destroy(&r->pool_lock);
+        pthread_mutex_destroy(&r->spare_lock);
         pthread_mutex_destroy(&r->send_lock);
         pthread_mutex_destroy(&r->drain_lock);
         pthread_cond_destroy(&r->drain_cond);
@@ -1226,7 +1280,7 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
                 avk_errors_add(errs, NULL, "%s", reason);
                 return AVK_UNAVAILABLE;
         }
-        avk_prepared_t *d = malloc(sizeof(*d) + len);
+        avk_prepared_t *d = prepared_new(r, len);
         if (!d) {
                 avk_errors_add(errs, NULL, "out of memory");
                 return AVK_UNAVAILABLE;
