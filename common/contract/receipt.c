@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "common/contract/avroprog.h"
+#include "common/util/hash.h"
 
 #define KIND_CNT 2
 /* Room for a receipt's Avro body: two uuids, a party, the digest, the time
@@ -57,7 +58,7 @@ int avk_receipt_digest(const void *payload, size_t len,
         const void *body = avk_codec_body(payload, len, &body_len);
         unsigned char full[EVP_MAX_MD_SIZE];
         unsigned int full_len = 0;
-        if (!body || EVP_Digest(body, body_len, full, &full_len, EVP_sha256(), NULL) != 1)
+        if (!body || EVP_Digest(body, body_len, full, &full_len, avk_hash_sha256(), NULL) != 1)
                 return -1;
         memcpy(digest, full, AVK_RECEIPT_DIGEST_SIZE);
         return 0;
@@ -138,11 +139,13 @@ void avk_receipt_writer_destroy(avk_receipt_writer_t *w)
 }
 
 int avk_receipt_write(avk_receipt_writer_t *w, enum avk_receipt_kind kind, const void *payload,
-                      size_t len, const void **out, size_t *out_len, char *errstr,
-                      size_t errstr_size)
+                      size_t len, const unsigned char *known_digest, const void **out,
+                      size_t *out_len, char *errstr, size_t errstr_size)
 {
         unsigned char digest[AVK_RECEIPT_DIGEST_SIZE];
-        if (avk_receipt_digest(payload, len, digest) != 0) {
+        if (known_digest)
+                memcpy(digest, known_digest, sizeof(digest));
+        else if (avk_receipt_digest(payload, len, digest) != 0) {
                 snprintf(errstr, errstr_size, "%s: not a framed Avro record", w->topic);
                 return -1;
         }

@@ -47,12 +47,14 @@ void avk_receipt_writer_destroy(avk_receipt_writer_t *w);
 /**
  * @brief The receipt of payload, a framed document of kind, as it goes to
  * the writer's topic.
+ * @param known_digest payload's avk_receipt_digest() when the caller has it
+ * already, else NULL (it is computed).
  * @param out receives the receipt, owned by the writer and valid until its next call.
  * @returns 0, AVK_CODEC_UNAVAILABLE (the registry could not be asked), or
  * -1 with the reason in errstr.
  */
 int avk_receipt_write(avk_receipt_writer_t *w, enum avk_receipt_kind kind, const void *payload,
-                      size_t len, const void **out, size_t *out_len, char *errstr,
-                      size_t errstr_size);
+                      size_t len, const unsigned char *known_digest, const void **out,
+                      size_t *out_len, char *errstr, size_t errstr_size);
 
 #endif

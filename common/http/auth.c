@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/util/hash.h"
+
 #define HASH_SIZE 32
 
 struct token {
@@ -34,7 +36,7 @@ struct avk_auth {
 static void sha256(const void *data, size_t len, unsigned char out[HASH_SIZE])
 {
         unsigned int n = HASH_SIZE;
-        EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+        EVP_Digest(data, len, out, &n, avk_hash_sha256(), NULL);
 }
 
 static int hex_value(int c)

@@ -42,6 +42,13 @@
 
 #define TLS_FILE_MAX     (1 << 20)
 #define DEFAULT_MAX_BODY 65536
+/* libmicrohttpd's memory per connection (its default 32 KiB): the request's
+ * head, the read buffer and the answer's head. It zeroes all of it after
+ * every request (0.9.75's MHD_pool_reset()), a tenth of an HTTP thread's
+ * time at 32 KiB. 16 KiB holds a head of up to about 15 KiB, more than most
+ * servers allow; the body does not live there (docs/gateway.md, "Limits and
+ * back-pressure"). */
+#define CONNECTION_MEMORY (16 * 1024)
 /* An over-long chunked body is read and dropped (413 after it) up to this
  * many times the limit; past that the connection is closed. */
 #define DISCARD_FACTOR    16
@@ -1038,7 +1045,8 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
             c->body_timeout_s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, httpd,
             MHD_OPTION_CONNECTION_LIMIT, c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
             c->max_connections_per_client, MHD_OPTION_NOTIFY_COMPLETED, on_completed, httpd,
-            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_ARRAY, opts,
+            MHD_OPTION_END);
         if (!httpd->daemon) {
                 snprintf(errstr, errstr_size,
                          "%s: cannot listen on %s (address in use, or not this host's?)%s",

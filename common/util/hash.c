@@ -3,8 +3,11 @@
  */
 #include "common/util/hash.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
+
+#include <openssl/evp.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -22,6 +25,22 @@ uint64_t avk_hash_seed(void)
         if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
                 seed = 0x9e3779b97f4a7c15ULL;
         return seed;
+}
+
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static const EVP_MD *sha256;
+
+static void fetch_sha256(void)
+{
+        /* Without a provider of it, EVP_sha256(): fetched per digest, the same digest. */
+        EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        sha256 = md ? md : EVP_sha256();
+}
+
+const EVP_MD *avk_hash_sha256(void)
+{
+        pthread_once(&sha256_once, fetch_sha256);
+        return sha256;
 }
 
 int avk_htab_init(avk_htab_t *t, size_t expected)

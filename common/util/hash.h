@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 struct avk_hnode {
         struct avk_hnode *next;
         uint64_t hash;
@@ -41,6 +43,14 @@ uint64_t avk_hash_bytes(const void *p, size_t len, uint64_t seed);
 
 /** @brief A random seed from the kernel's generator (getrandom). */
 uint64_t avk_hash_seed(void);
+
+/**
+ * @brief OpenSSL's SHA-256 for EVP_Digest*(), fetched once for the process:
+ * EVP_sha256() is fetched again, under a lock, by every digest made with
+ * it (OpenSSL 3), a third of the time of a short message's digest. Kept
+ * until the process ends.
+ */
+const EVP_MD *avk_hash_sha256(void);
 
 /**
  * @brief Sets t up for about expected nodes (it grows past them).

@@ -30,6 +30,7 @@
 #include "common/contract/jsonparse.h"
 #include "common/http/server.h"
 #include "common/util/clock.h"
+#include "common/util/hash.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
 #include "common/contract/party.h"
@@ -379,7 +380,7 @@ static int request_hash(const struct request *req, const unsigned char digest[AV
 {
         const char *label = avk_httpd_req_label(req->http);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+        int ok = ctx && EVP_DigestInit_ex(ctx, avk_hash_sha256(), NULL) &&
                  EVP_DigestUpdate(ctx, label, strlen(label)) &&
                  EVP_DigestUpdate(ctx, req->url_id, strlen(req->url_id)) &&
                  EVP_DigestUpdate(ctx, req->fhir ? "\nF\n" : "\nJ\n", 3) &&
@@ -700,11 +701,9 @@ static int replay_response(struct request *req, const json_t *doc)
         if (avk_reporter_prepare(gw->reporter, AVK_KIND_RESPONSE, doc, req->id, &errs, &prepared) !=
             AVK_FILED)
                 return 0;
-        size_t len;
-        const void *payload = avk_prepared_payload(prepared, &len);
         unsigned char digest[AVK_VIEW_DIGEST_SIZE];
         enum avk_view_filing seen =
-            avk_receipt_digest(payload, len, digest) == 0
+            avk_prepared_digest(prepared, digest) == 0
                 ? avk_view_response(gw->view, req->url_id, response_id, digest)
                 : AVK_VIEW_NEW;
         avk_prepared_destroy(prepared);
@@ -739,10 +738,8 @@ static void file_prepared(struct request *req, enum avk_kind kind, avk_prepared_
 {
         avk_gateway_t *gw = req->gw;
         int response = kind == AVK_KIND_RESPONSE;
-        size_t len;
-        const void *payload = avk_prepared_payload(prepared, &len);
         unsigned char digest[AVK_VIEW_DIGEST_SIZE];
-        if (avk_receipt_digest(payload, len, digest) != 0) {
+        if (avk_prepared_digest(prepared, digest) != 0) {
                 fail(req, MHD_HTTP_SERVICE_UNAVAILABLE, "the document could not be prepared",
                      "body: cannot be hashed");
                 goto drop;

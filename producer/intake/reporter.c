@@ -35,10 +35,13 @@
  */
 #include "producer/intake/reporter.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -65,6 +68,7 @@
 #define TXN_TIMEOUT_MS 60000           /* librdkafka's default transaction.timeout.ms */
 #define SPARE_MAX      4096            /* delivered documents kept for reuse (prepared_new()) */
 #define SPARE_PAYLOAD  1024            /* the payload bytes a spare has room for: most documents' */
+#define MAIN_NICE      19              /* the transactional producer's rdk:main thread */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -98,8 +102,10 @@ struct avk_prepared {
         char key[AVK_ID_SIZE];
         void *payload; /* the bytes after the struct */
         size_t len;
-        size_t cap; /* the payload bytes it has room for */
-        int local;  /* single-object framing: the registry could not be asked; spool only */
+        size_t cap;   /* the payload bytes it has room for */
+        int local;    /* single-object framing: the registry could not be asked; spool only */
+        int digested; /* digest is set (avk_prepared_digest()) */
+        unsigned char digest[AVK_RECEIPT_DIGEST_SIZE];
         avk_prepared_t *next_spare;
 };
 
@@ -173,6 +179,7 @@ struct avk_reporter {
         pthread_cond_t drain_cond;
         struct pending *queue, **queue_tail; /* under drain_lock: the next transaction's */
         atomic_int commit_interval_ms;       /* avk_reporter_set_commit_interval() */
+        atomic_int main_tid;                 /* the producer's rdk:main thread (lower_main()) */
         int64_t txn_begun_us;                /* the drain thread's: the last commit_queue() */
 
         atomic_int kafka_up;
@@ -514,18 +521,20 @@ static int32_t receipt_partition(avk_reporter_t *r, const char *key)
 }
 
 /* Produces a document of kind and its receipt into the open transaction,
- * and says in *partition and *from where the receipt may be found. */
+ * and says in *partition and *from where the receipt may be found. digest:
+ * the document's, when known, else NULL. */
 static rd_kafka_resp_err_t produce_with_receipt(avk_reporter_t *r, enum avk_kind kind,
                                                 const char *key, const char *id, const void *value,
-                                                size_t value_len, int32_t *partition, int64_t *from)
+                                                size_t value_len, const unsigned char *digest,
+                                                int32_t *partition, int64_t *from)
 {
         *partition = receipt_partition(r, key);
         *from = atomic_load(&r->receipts_end[*partition]);
         const void *receipt;
         size_t receipt_len;
         char errstr[256];
-        if (avk_receipt_write(r->receipts, (enum avk_receipt_kind)kind, value, value_len, &receipt,
-                              &receipt_len, errstr, sizeof(errstr)) != 0) {
+        if (avk_receipt_write(r->receipts, (enum avk_receipt_kind)kind, value, value_len, digest,
+                              &receipt, &receipt_len, errstr, sizeof(errstr)) != 0) {
                 avk_log(AVK_LOG_WARN, "intake", "the receipt of %s: %s", id, errstr);
                 return RD_KAFKA_RESP_ERR__FAIL;
         }
@@ -583,7 +592,8 @@ static void commit_queue(avk_reporter_t *r)
                 avk_prepared_t *d = p->doc;
                 seq_add(&r->txn_seqs, p->seq);
                 err = produce_with_receipt(r, d->kind, d->key, d->id, d->payload, d->len,
-                                           &p->receipt_partition, &p->receipt_from);
+                                           d->digested ? d->digest : NULL, &p->receipt_partition,
+                                           &p->receipt_from);
         }
         enum txn_end end = txn_end(r, err);
         if (end != TXN_COMMITTED) {
@@ -844,7 +854,7 @@ static int drain_batch(avk_reporter_t *r, int *progressed)
                     avk_codec_reframe(e->codec, send[i]->topic, send[i]->value, send[i]->value_len,
                                       &value, &value_len, errstr, sizeof(errstr)) == 0
                         ? produce_with_receipt(r, kind_of(r, send[i]->topic), send[i]->key,
-                                               send[i]->id, value, value_len, &p, &from)
+                                               send[i]->id, value, value_len, NULL, &p, &from)
                         : RD_KAFKA_RESP_ERR__FAIL;
         }
         if (txn_end(r, err) != TXN_COMMITTED) {
@@ -971,6 +981,45 @@ static int string_slot(const avk_reporter_t *r, enum avk_kind kind, const char *
         return prog && field && is_avro_string(field) ? avk_avroprog_slot(prog, name) : -1;
 }
 
+/* Notes the tid of the producer's librdkafka main thread (lower_main()). */
+static rd_kafka_resp_err_t on_thread_start(rd_kafka_t *rk, rd_kafka_thread_type_t type,
+                                           const char *name, void *opaque)
+{
+        (void)rk;
+        (void)name;
+        avk_reporter_t *r = opaque;
+        if (type == RD_KAFKA_THREAD_MAIN)
+                atomic_store(&r->main_tid, (int)syscall(SYS_gettid));
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *opaque,
+                                  char *errstr, size_t errstr_size)
+{
+        (void)conf;
+        (void)errstr;
+        (void)errstr_size;
+        return rd_kafka_interceptor_add_on_thread_start(rk, "avvik-intake", on_thread_start,
+                                                        opaque);
+}
+
+/*
+ * A transactional producer's librdkafka main thread spins out every timer
+ * due in under a millisecond - a transaction's two 1 ms timers, about 2 ms
+ * of a core a transaction (docs/gateway.md, "Group commit"). At the lowest
+ * priority it still runs at once on an idle core, but its spin yields to
+ * every thread with work. Lowered once rd_kafka_new() has returned: the
+ * thread has started the transaction coordinator's broker thread by then,
+ * which would otherwise inherit the priority.
+ */
+static void lower_main(avk_reporter_t *r)
+{
+        int tid = atomic_load(&r->main_tid);
+        if (tid > 0 && setpriority(PRIO_PROCESS, (id_t)tid, MAIN_NICE) != 0)
+                avk_log(AVK_LOG_WARN, "intake", "rdk:main: its priority stays: %s",
+                        strerror(errno));
+}
+
 /* Makes conf a transactional producer's, named after the spool, else
  * after instance.name (default <host>-intake): a name that stays across
  * restarts, so a restart fences and aborts what the process before left
@@ -990,6 +1039,11 @@ static int transactional(avk_reporter_t *r, const avk_config_t *cfg, rd_kafka_co
         snprintf(txn_timeout, sizeof(txn_timeout), "%lld",
                  (long long)(ack > TXN_TIMEOUT_MS ? ack : TXN_TIMEOUT_MS));
         char reason[256];
+        if (rd_kafka_conf_interceptor_add_on_new(conf, "avvik-intake", on_new, r) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+                snprintf(errstr, errstr_size, "the spool's transactional producer: no interceptor");
+                return -1;
+        }
         if (rd_kafka_conf_set(conf, "transactional.id", id, reason, sizeof(reason)) !=
                 RD_KAFKA_CONF_OK ||
             (!user_set(cfg, "transaction.timeout.ms") &&
@@ -1070,6 +1124,8 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
+        if (r->receipted)
+                lower_main(r);
         for (int k = 0; k < KIND_CNT; k++) {
                 if (!(r->rkt[k] = rd_kafka_topic_new(r->rk, r->topic[k], NULL))) {
                         snprintf(errstr, errstr_size, "%s: %s", r->topic[k],
@@ -1287,6 +1343,7 @@ static enum avk_result encode(avk_reporter_t *r, struct encoder *e, enum avk_kin
         }
         d->kind = kind;
         d->local = local;
+        d->digested = 0;
         if (value) {
                 string_field(value, id_field[kind], d->id);
                 string_field(value, "deviation_id", d->key);
@@ -1404,6 +1461,16 @@ const void *avk_prepared_payload(const avk_prepared_t *prepared, size_t *len)
 {
         *len = prepared->len;
         return prepared->payload;
+}
+
+int avk_prepared_digest(avk_prepared_t *prepared, unsigned char digest[AVK_RECEIPT_DIGEST_SIZE])
+{
+        if (!prepared->digested &&
+            avk_receipt_digest(prepared->payload, prepared->len, prepared->digest) != 0)
+                return -1;
+        prepared->digested = 1;
+        memcpy(digest, prepared->digest, AVK_RECEIPT_DIGEST_SIZE);
+        return 0;
 }
 
 void avk_prepared_destroy(avk_prepared_t *d)

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "common/contract/receipt.h"
 #include "common/util/config.h"
 #include "common/util/errors.h"
 
@@ -144,6 +145,13 @@ void avk_reporter_send(avk_reporter_t *reporter, avk_prepared_t *prepared,
  * (owned by prepared).
  */
 const void *avk_prepared_payload(const avk_prepared_t *prepared, size_t *len);
+
+/**
+ * @brief prepared's avk_receipt_digest() into digest, made on the first call
+ * and kept: its receipt, when it is sent, is written with it.
+ * @returns 0, or -1 when the payload is not framed.
+ */
+int avk_prepared_digest(avk_prepared_t *prepared, unsigned char digest[AVK_RECEIPT_DIGEST_SIZE]);
 
 /** @brief Frees a prepared document that will not be sent. */
 void avk_prepared_destroy(avk_prepared_t *prepared);

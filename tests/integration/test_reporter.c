@@ -4,12 +4,15 @@
  * send nothing; JSON text is filed and rejected as its tree is; threads may
  * file at once; an outage shorter than the ack timeout loses nothing, a
  * longer one is answered "unavailable"; a receipted reporter's commit
- * interval makes one transaction of the documents sent within it.
+ * interval makes one transaction of the documents sent within it, and its
+ * librdkafka main thread runs at the lowest priority.
  */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +21,7 @@
 #include "tests/support/check_text.h"
 #include "tests/support/mock_kafka.h"
 #include "tests/support/test_data.h"
+#include "tests/support/threads.h"
 #include "tests/support/wait_for.h"
 
 static struct mock_kafka mk;
@@ -493,6 +497,44 @@ START_TEST(a_commit_interval_makes_one_transaction_of_documents_sent_within_it)
 }
 END_TEST
 
+static int at_nice(const char *tid, void *opaque)
+{
+        errno = 0;
+        int nice = getpriority(PRIO_PROCESS, (id_t)atoi(tid));
+        return errno == 0 && nice == *(const int *)opaque;
+}
+
+/* Threads of this process whose name starts with prefix and whose nice value is nice. */
+static int threads_at(const char *prefix, int nice)
+{
+        return threads_named(prefix, at_nice, &nice);
+}
+
+/* librdkafka 2.0.2's main thread spins out a transaction's 1 ms timers
+ * (docs/gateway.md, "Group commit"): a receipted (transactional) reporter's
+ * runs at nice 19, so that its spin yields to threads with work; the
+ * broker threads, the transaction coordinator's too, keep their priority. */
+START_TEST(a_receipted_reporters_librdkafka_main_thread_runs_at_the_lowest_priority)
+{
+        char err[512];
+        avk_reporter_t *plain = reporter();
+        ck_assert_int_eq(threads_at("rdk:main", 19), 0);
+        avk_reporter_t *r = avk_reporter_new_mode(mk.cfg, AVK_REPORTER_RECEIPTED, err, sizeof(err));
+        ck_assert_msg(r != NULL, "%s", err);
+        ck_assert_int_eq(threads_at("rdk:main", 19), 1);
+        ck_assert_int_eq(threads_at("rdk:broker", 19), 0);
+        json_t *doc = json_copy(sample);
+        json_object_del(doc, "deviation_id");
+        char id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, doc, id, &errs), AVK_FILED);
+        ck_assert_int_eq(threads_at("rdk:broker", 19), 0);
+        avk_reporter_destroy(r);
+        avk_reporter_destroy(plain);
+        json_decref(doc);
+}
+END_TEST
+
 /* Files 200 documents, calling disturb() before documents 50 and 120. */
 static void stream_disturbed(void (*disturb)(int at))
 {
@@ -561,6 +603,8 @@ static Suite *reporter_suite(void)
         tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
         tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);
         tcase_add_test(tc, a_commit_interval_makes_one_transaction_of_documents_sent_within_it);
+        tcase_add_test(tc,
+                       a_receipted_reporters_librdkafka_main_thread_runs_at_the_lowest_priority);
         suite_add_tcase(s, tc);
         /* Run apart from CI (ctest label known-loss): see the comment above them. */
         TCase *faults = tcase_create("mock faults");

@@ -9,7 +9,6 @@
  * only with the same event id.
  */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "tests/support/mock_kafka.h"
 #include "tests/support/service_thread.h"
 #include "tests/support/test_data.h"
+#include "tests/support/threads.h"
 
 #define MAX_RECORDS 4096
 #define DESK_HSA_ID "SE2321000131-E000000000001" /* the triage desk of data/directory.json */
@@ -743,18 +743,11 @@ START_TEST(deviations_filed_to_an_idle_router_are_routed)
 }
 END_TEST
 
-/* The first line of file of thread tid of this process, or "" (it ended).
- * /proc/TID, not /proc/self/task/TID: only the former has timerslack_ns. */
-static void task_file(const char *tid, const char *file, char *line, size_t size)
+static int has_slack(const char *tid, void *opaque)
 {
-        char path[300];
-        snprintf(path, sizeof(path), "/proc/%s/%s", tid, file);
-        FILE *f = fopen(path, "r");
-        line[0] = '\0';
-        if (f && !fgets(line, (int)size, f))
-                line[0] = '\0';
-        if (f)
-                fclose(f);
+        char slack[32];
+        threads_file(tid, "timerslack_ns", slack, sizeof(slack));
+        return atol(slack) == *(const long *)opaque;
 }
 
 /* Of this process's librdkafka threads (named rdk:*): how many are clients'
@@ -762,20 +755,7 @@ static void task_file(const char *tid, const char *file, char *line, size_t size
  * slack_ns (any, with slack_ns 0). */
 static int kafka_threads(const char *name, long slack_ns)
 {
-        DIR *tasks = opendir("/proc/self/task");
-        ck_assert_ptr_nonnull(tasks);
-        int n = 0;
-        for (struct dirent *t; (t = readdir(tasks));) {
-                char comm[32], slack[32];
-                if (t->d_name[0] == '.')
-                        continue;
-                task_file(t->d_name, "comm", comm, sizeof(comm));
-                task_file(t->d_name, "timerslack_ns", slack, sizeof(slack));
-                n += strncmp(comm, name, strlen(name)) == 0 &&
-                     (!slack_ns || atol(slack) == slack_ns);
-        }
-        closedir(tasks);
-        return n;
+        return threads_named(name, slack_ns ? has_slack : NULL, &slack_ns);
 }
 
 static int kafka_clients(void)
@@ -811,13 +791,13 @@ START_TEST(the_router_s_kafka_threads_wake_with_a_millisecond_of_slack)
 {
         char self[32], tid[32];
         snprintf(tid, sizeof(tid), "%ld", (long)syscall(SYS_gettid));
-        task_file(tid, "timerslack_ns", self, sizeof(self));
+        threads_file(tid, "timerslack_ns", self, sizeof(self));
         int mock = kafka_threads("rdk:", 0);
         struct running rr;
         start_router(&rr, "router-slack");
         int slack = kafka_threads("rdk:", 1000000), all = kafka_threads("rdk:", 0) - mock;
         char after[32];
-        task_file(tid, "timerslack_ns", after, sizeof(after));
+        threads_file(tid, "timerslack_ns", after, sizeof(after));
         stop_router(&rr);
         ck_assert_int_ge(all, 4); /* main and bootstrap threads of the producer and the consumer */
         ck_assert_int_eq(slack, all);

@@ -271,6 +271,30 @@ static void check_refused(const char *request)
         avk_httpd_stop(h);
 }
 
+/* GETs /healthz with a header of pad bytes: the answer must have status. */
+static void expect_padded(avk_httpd_t *h, size_t pad, int status)
+{
+        char *request = malloc(pad + 128);
+        ck_assert_ptr_nonnull(request);
+        int len = snprintf(request, pad + 128, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: ");
+        memset(request + len, 'a', pad);
+        snprintf(request + len + pad, 128 - (size_t)len, "\r\nConnection: close\r\n\r\n");
+        free(expect(h, request, status, NULL));
+        free(request);
+}
+
+/* Each connection has 16 KiB of libmicrohttpd's memory, zeroed after every
+ * request (docs/gateway.md, "Limits and back-pressure"): a head of 12 KiB
+ * is served, one of 20 KiB is 431. */
+START_TEST(a_head_past_the_connections_memory_is_431)
+{
+        avk_httpd_t *h = start(0, 0, 0);
+        expect_padded(h, 12 * 1024, 200);
+        expect_padded(h, 20 * 1024, 431);
+        avk_httpd_stop(h);
+}
+END_TEST
+
 START_TEST(content_length_with_transfer_encoding_is_refused_and_closed)
 {
         check_refused("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
@@ -536,6 +560,7 @@ int main(void)
         TCase *tc = tcase_create("httpd");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, a_route_takes_its_path_parameters);
+        tcase_add_test(tc, a_head_past_the_connections_memory_is_431);
         tcase_add_test(tc, a_tls_key_others_may_read_is_refused);
         tcase_add_test(tc, a_known_path_with_another_method_is_405_with_allow);
         tcase_add_test(tc, the_probes_answer_without_routes_of_their_own);

@@ -43,14 +43,16 @@ static void teardown(void)
         avk_catalog_destroy(catalog);
 }
 
-/* The receipt of msg (a document of kind), decoded into a new value the test decrefs. */
-static avro_value_t receipt_of(enum avk_receipt_kind kind, const struct codec_message *msg)
+/* The receipt of msg (a document of kind) written with known_digest (NULL:
+ * computed), decoded into a new value the test decrefs. */
+static avro_value_t receipt_with(enum avk_receipt_kind kind, const struct codec_message *msg,
+                                 const unsigned char *known_digest)
 {
         const void *out;
         size_t out_len;
         char err[256];
-        ck_assert_msg(avk_receipt_write(writer, kind, msg->bytes, msg->len, &out, &out_len, err,
-                                        sizeof(err)) == 0,
+        ck_assert_msg(avk_receipt_write(writer, kind, msg->bytes, msg->len, known_digest, &out,
+                                        &out_len, err, sizeof(err)) == 0,
                       "%s", err);
         const avk_schema_t *schema = avk_catalog_by_name(catalog, "IntakeReceipt");
         avro_value_t receipt;
@@ -59,6 +61,23 @@ static avro_value_t receipt_of(enum avk_receipt_kind kind, const struct codec_me
                           0,
                       "%s", err);
         return receipt;
+}
+
+static avro_value_t receipt_of(enum avk_receipt_kind kind, const struct codec_message *msg)
+{
+        return receipt_with(kind, msg, NULL);
+}
+
+/* The receipt's digest field, which must be AVK_RECEIPT_DIGEST_SIZE bytes. */
+static const void *digest_field(avro_value_t *receipt)
+{
+        avro_value_t field;
+        const void *bytes;
+        size_t len;
+        ck_assert_int_eq(avk_avro_field(receipt, "digest", &field), 0);
+        ck_assert_int_eq(avro_value_get_bytes(&field, &bytes, &len), 0);
+        ck_assert_uint_eq(len, AVK_RECEIPT_DIGEST_SIZE);
+        return bytes;
 }
 
 static int64_t time_of(const json_t *doc, const char *field)
@@ -87,13 +106,7 @@ START_TEST(a_deviations_receipt_is_its_filing_and_nothing_of_the_patient)
         ck_assert_int_eq(filed_at, time_of(doc, "reported_at"));
         unsigned char digest[AVK_RECEIPT_DIGEST_SIZE];
         ck_assert_int_eq(avk_receipt_digest(msg.bytes, msg.len, digest), 0);
-        avro_value_t field;
-        const void *bytes;
-        size_t len;
-        ck_assert_int_eq(avk_avro_field(&receipt, "digest", &field), 0);
-        ck_assert_int_eq(avro_value_get_bytes(&field, &bytes, &len), 0);
-        ck_assert_uint_eq(len, sizeof(digest));
-        ck_assert_int_eq(memcmp(bytes, digest, len), 0);
+        ck_assert_int_eq(memcmp(digest_field(&receipt), digest, sizeof(digest)), 0);
         /* Seven fields, none of them the patient's. */
         size_t fields;
         ck_assert_int_eq(avro_value_get_size(&receipt, &fields), 0);
@@ -127,6 +140,23 @@ START_TEST(a_responses_receipt_names_the_response_and_its_party)
 }
 END_TEST
 
+/* The gateway digests a document before it sends it (for its idempotency and
+ * ownership checks); the receipt then takes that digest instead of making it again. */
+START_TEST(a_digest_the_caller_has_is_the_one_written)
+{
+        json_t *doc = codec_fixture_load_json(SAMPLE);
+        struct codec_message msg = codec_fixture_encode(
+            codec, "deviation.reported", avk_catalog_by_name(catalog, "DeviationReported"), doc);
+        unsigned char known[AVK_RECEIPT_DIGEST_SIZE];
+        memset(known, 0xab, sizeof(known));
+        avro_value_t receipt = receipt_with(AVK_RECEIPT_DEVIATION, &msg, known);
+        ck_assert_int_eq(memcmp(digest_field(&receipt), known, sizeof(known)), 0);
+        avro_value_decref(&receipt);
+        free(msg.bytes);
+        json_decref(doc);
+}
+END_TEST
+
 START_TEST(the_digest_is_the_bodys_whatever_the_framing)
 {
         static const unsigned char body[] = {0x02, 0x61, 0x62};
@@ -152,8 +182,8 @@ START_TEST(a_payload_that_is_not_a_framed_document_gets_no_receipt)
         char err[256];
         unsigned char digest[AVK_RECEIPT_DIGEST_SIZE];
         ck_assert_int_eq(avk_receipt_digest(id, strlen(id), digest), -1);
-        ck_assert_int_eq(avk_receipt_write(writer, AVK_RECEIPT_DEVIATION, id, strlen(id), &out,
-                                           &out_len, err, sizeof(err)),
+        ck_assert_int_eq(avk_receipt_write(writer, AVK_RECEIPT_DEVIATION, id, strlen(id), NULL,
+                                           &out, &out_len, err, sizeof(err)),
                          -1);
         ck_assert_str_eq(err, RECEIPTS ": not a framed Avro record");
 }
@@ -166,6 +196,7 @@ int main(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, a_deviations_receipt_is_its_filing_and_nothing_of_the_patient);
         tcase_add_test(tc, a_responses_receipt_names_the_response_and_its_party);
+        tcase_add_test(tc, a_digest_the_caller_has_is_the_one_written);
         tcase_add_test(tc, the_digest_is_the_bodys_whatever_the_framing);
         tcase_add_test(tc, a_payload_that_is_not_a_framed_document_gets_no_receipt);
         suite_add_tcase(s, tc);
