@@ -49,7 +49,8 @@ static void populate(void *p, size_t size)
  * pages fault in at about 0.5 GB/s against 2.5-3 GB/s for 4 KB pages (a 2 MB
  * page needs a free block the host has not backed lately): as huge pages, the
  * state the router adds while routing took 14% of its thread in the kernel
- * zeroing them (docs/router.md, "State"). */
+ * zeroing them (docs/router.md, "State, and how a replay writes the same
+ * outputs"). */
 static void *map_chunk(size_t size)
 {
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
