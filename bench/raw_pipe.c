@@ -10,7 +10,12 @@
  * measures: from the first record consumed to the last copy acknowledged
  * (the group join and the producer's start are outside it).
  *
- * usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT
+ * With "headers", every copy carries the four headers the router writes on
+ * a routed record (avk-id, avk-type, avk-hop, avk-cause; docs/router.md) and
+ * goes to its input's partition, as the router's do: what those headers cost
+ * librdkafka, apart from avvik's own work (bench/RESULTS.md).
+ *
+ * usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT [headers]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,10 +72,33 @@ static void set(rd_kafka_conf_t *conf, const char *name, const char *value)
         }
 }
 
+/* One copy of m to topic; with headers, as the router writes a routed record. */
+static rd_kafka_resp_err_t produce(rd_kafka_t *producer, const char *topic,
+                                   const rd_kafka_message_t *m, struct input *in, int headers)
+{
+        if (!headers)
+                return rd_kafka_producev(
+                    producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                    RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE(in), RD_KAFKA_V_END);
+        /* A routed record's event id and hop 0's cause: the deviation id, its key. */
+        static const char event_id[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
+        return rd_kafka_producev(
+            producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(m->partition),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_HEADER("avk-id", event_id, (ssize_t)sizeof(event_id) - 1),
+            RD_KAFKA_V_HEADER("avk-type", "DeviationRouted", -1),
+            RD_KAFKA_V_HEADER("avk-hop", "0", -1),
+            RD_KAFKA_V_HEADER("avk-cause", m->key, (ssize_t)m->key_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(in), RD_KAFKA_V_END);
+}
+
 int main(int argc, char **argv)
 {
-        if (argc != 5) {
-                fprintf(stderr, "usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT\n");
+        int headers = argc == 6 && strcmp(argv[5], "headers") == 0;
+        if (argc != 5 && !headers) {
+                fprintf(stderr,
+                        "usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT [headers]\n");
                 return 2;
         }
         const char *servers = argv[1], *to[MAX_TO];
@@ -136,11 +164,7 @@ int main(int argc, char **argv)
                         struct input *in = malloc(sizeof(*in));
                         *in = (struct input){m->partition, m->offset, copies};
                         for (int c = 0; c < copies; c++) {
-                                while (rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(to[c]),
-                                                         RD_KAFKA_V_KEY(m->key, m->key_len),
-                                                         RD_KAFKA_V_VALUE(m->payload, m->len),
-                                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                                         RD_KAFKA_V_OPAQUE(in), RD_KAFKA_V_END) ==
+                                while (produce(producer, to[c], m, in, headers) ==
                                        RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                         rd_kafka_poll(producer, 10);
                         }
@@ -156,10 +180,10 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &use1);
         double cpu =
             (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
-        printf("raw_pipe: %ld records in %.3f s: %.0f records/s (%d cop%s each; first done "
+        printf("raw_pipe: %ld records in %.3f s: %.0f records/s (%d cop%s each%s; first done "
                "after %.0f ms)\n",
                count, s, (double)count / s, copies, copies == 1 ? "y" : "ies",
-               (first_done - start) * 1000);
+               headers ? " with the router's four headers" : "", (first_done - start) * 1000);
         printf("raw_pipe: CPU per record %.1f us in the process; %.2f page faults per record\n",
                cpu * 1e6 / (double)count,
                (double)(use1.ru_minflt - use0.ru_minflt) / (double)count);

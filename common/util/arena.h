@@ -8,10 +8,9 @@
  * partition at a time. Through malloc each deviation was four allocations
  * and a page fault per 4 KB of new heap, which were about a third of the
  * router thread's time in bench/router_vs_pipe.sh; a revoke freed them one
- * by one. Chunks double from AVK_ARENA_FIRST_CHUNK to AVK_ARENA_BIG_CHUNK;
- * from there each is one 2 MB-aligned transparent huge page where the
- * kernel allows (madvise; /sys/kernel/mm/transparent_hugepage/enabled
- * "madvise" or "always"), else ordinary pages. A partition with few
+ * by one. Chunks double from AVK_ARENA_FIRST_CHUNK to AVK_ARENA_BIG_CHUNK,
+ * then stay that size; each is faulted in at once, in ordinary pages (not
+ * transparent huge pages: arena.c says why). A partition with few
  * deviations stays small.
  *
  * Not thread-safe: one owner at a time.
@@ -22,7 +21,7 @@
 #include <stddef.h>
 
 #define AVK_ARENA_FIRST_CHUNK (64u << 10)
-#define AVK_ARENA_BIG_CHUNK   (2u << 20) /* a transparent huge page on x86-64 */
+#define AVK_ARENA_BIG_CHUNK   (2u << 20)
 
 typedef struct avk_arena avk_arena_t;
 
