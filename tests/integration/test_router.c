@@ -743,24 +743,36 @@ START_TEST(deviations_filed_to_an_idle_router_are_routed)
 }
 END_TEST
 
-static int has_slack(const char *tid, void *opaque)
+/* How many threads of a count have a timer slack of slack_ns. */
+struct slack_tally {
+        long slack_ns;
+        int with;
+};
+
+static int tally_slack(const char *tid, void *opaque)
 {
+        struct slack_tally *t = opaque;
         char slack[32];
         threads_file(tid, "timerslack_ns", slack, sizeof(slack));
-        return atol(slack) == *(const long *)opaque;
+        t->with += atol(slack) == t->slack_ns;
+        return 1;
 }
 
-/* Of this process's librdkafka threads (named rdk:*): how many are clients'
- * main threads (one per client), and how many have a timer slack of
- * slack_ns (any, with slack_ns 0). */
-static int kafka_threads(const char *name, long slack_ns)
+/* This process's librdkafka threads (named rdk:*), and in *with_slack how many of them have a
+ * timer slack of slack_ns - in one pass, so that a thread a client starts meanwhile (a broker
+ * thread once metadata names the broker) is in both counts or in neither. */
+static int kafka_threads(long slack_ns, int *with_slack)
 {
-        return threads_named(name, slack_ns ? has_slack : NULL, &slack_ns);
+        struct slack_tally t = {.slack_ns = slack_ns};
+        int all = threads_named("rdk:", tally_slack, &t);
+        *with_slack = t.with;
+        return all;
 }
 
+/* Of this process's librdkafka threads, the clients' main threads (one per client). */
 static int kafka_clients(void)
 {
-        return kafka_threads("rdk:main", 0);
+        return threads_named("rdk:main", NULL, NULL);
 }
 
 /* The reader a rebuild reads with is closed once the rebuild is done: an idle
@@ -792,10 +804,11 @@ START_TEST(the_router_s_kafka_threads_wake_with_a_millisecond_of_slack)
         char self[32], tid[32];
         snprintf(tid, sizeof(tid), "%ld", (long)syscall(SYS_gettid));
         threads_file(tid, "timerslack_ns", self, sizeof(self));
-        int mock = kafka_threads("rdk:", 0);
+        int mock_slack, mock = kafka_threads(1000000, &mock_slack);
         struct running rr;
         start_router(&rr, "router-slack");
-        int slack = kafka_threads("rdk:", 1000000), all = kafka_threads("rdk:", 0) - mock;
+        int slack, all = kafka_threads(1000000, &slack) - mock;
+        slack -= mock_slack;
         char after[32];
         threads_file(tid, "timerslack_ns", after, sizeof(after));
         stop_router(&rr);
