@@ -220,6 +220,13 @@ static int64_t mono_ms(void)
 /* How long one wait of the close loops may last: the deadline is checked
  * between waits. */
 #define CLOSE_POLL_MS 100
+/* The close queue is served at least this long, even when the revoke used up
+ * the timeout (a service's revoke waits for its outputs in flight): destroying
+ * a consumer whose close is under way waits for its group to terminate, which
+ * can need an operation on that queue (librdkafka 2.0.2's main thread runs
+ * until the group is terminated), so a close given up at once could leave
+ * rd_kafka_destroy() waiting without a bound. */
+#define CLOSE_GRACE_MS 2000
 
 /* The count of a partition list that a librdkafka getter returned with err;
  * destroys the list. */
@@ -247,7 +254,7 @@ static int subscribed(rd_kafka_t *rk)
 
 int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *component)
 {
-        int64_t deadline = mono_ms() + timeout_ms;
+        int64_t start = mono_ms(), deadline = start + timeout_ms;
         /* Leaving the group while it is not terminating: the revoke callback
          * runs from rd_kafka_consumer_poll() like any other, and its
          * rd_kafka_assign(NULL) is an ordinary unassign. A consumer that
@@ -276,6 +283,8 @@ int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *compone
                  * aborts on a record (rdkafka_queue.c, "res !=
                  * RD_KAFKA_OP_RES_PASS"); rd_kafka_consume_queue() serves the
                  * callbacks the same way and returns records, dropped here. */
+                if (deadline < mono_ms() + CLOSE_GRACE_MS)
+                        deadline = mono_ms() + CLOSE_GRACE_MS;
                 while (!rd_kafka_consumer_closed(rk) && mono_ms() < deadline) {
                         rd_kafka_message_t *m = rd_kafka_consume_queue(q, CLOSE_POLL_MS);
                         if (m)
@@ -287,8 +296,8 @@ int avk_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms, const char *compone
         if (closed)
                 return 0;
         avk_log(AVK_LOG_WARN, component,
-                "consumer close gave up after %d ms (Kafka or the group does not answer): "
+                "consumer close gave up after %lld ms (Kafka or the group does not answer): "
                 "offsets not committed are read again by the partitions' next owner",
-                timeout_ms);
+                (long long)(mono_ms() - start));
         return -1;
 }

@@ -114,8 +114,9 @@ void avk_kafka_instance_id(const avk_config_t *cfg, const char *component, char 
  * group.instance.id: librdkafka leaves that out, KIP-345, only for a consumer
  * already closing, and a clean stop hands its partitions on at once); only
  * then is the group handler closed, on a queue of its own
- * served until rd_kafka_consumer_closed(). Past timeout_ms it gives up and
- * logs that under component: the offsets not committed are read again by
+ * served until rd_kafka_consumer_closed(). Past timeout_ms, and at least 2 s
+ * after the close itself began (a revoke may have used up the timeout), it
+ * gives up and logs that under component: the offsets not committed are read again by
  * the partitions' next owner (at least once; output ids are deterministic).
  * Records still taken from either queue here (a consumer that assigned its
  * partitions itself is still fetching) are dropped unprocessed (their
