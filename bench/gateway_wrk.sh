@@ -1,8 +1,8 @@
 #!/bin/sh
 # The gateway under wrk against a bare libmicrohttpd server
 # (bench/bare_http.c: the same threading - an internal epoll pool of
-# gateway.threads threads - the same body and token, no validation, no
-# Kafka), filing new deviations (POST /v1/deviations, each answered 202 by
+# gateway.threads threads - and memory a connection, the same body and
+# token, no validation, no Kafka), filing new deviations (POST /v1/deviations, each answered 202 by
 # the gateway only after Kafka acknowledged it), two rows:
 # - capacity: CONNECTIONS connections (default 256) as fast as they are
 #   answered, requests/s and wrk's p99 at that connection count;
