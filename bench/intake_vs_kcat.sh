@@ -17,6 +17,9 @@
 #   rate and of the CPU per message (bench/lib.sh). The CPU ratio is the
 #   load-independent one: on a shared machine the rates of both sides move
 #   by 2x between runs, their CPU per message by a tenth.
+# - Each run also prints the broker's CPU a message and the cores the machine
+#   left idle over the run (/proc/stat): near none on 2 cores means the rate
+#   is the CPU of the producer and the broker over the cores, not waits.
 # - Both producers with librdkafka's defaults for batching (linger.ms 5,
 #   batch.num.messages 10000, batch.size 1000000; avvik sets none of them).
 # Then the same against Node doing avvik report's work (bench/intake_node.js:
@@ -40,23 +43,35 @@ awk -v n="$count" -v doc="$line" 'BEGIN {
                 printf "{\"deviation_id\":\"00000000-0000-4000-8000-%012d\",%s\n", i, substr(doc, 2)
 }' >"$work/deviations.ndjson"
 
-# timed FILE COMMAND...: runs COMMAND, appending "SECONDS CPU_SECONDS" to FILE.
+# The machine's idle and total time so far: "IDLE TOTAL" (/proc/stat, ticks).
+ticks() { awk 'NR == 1 { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+
+# timed FILE COMMAND...: runs COMMAND, appending "SECONDS CPU_SECONDS
+# BROKER_CPU_SECONDS IDLE_CORES" to FILE: the command's time and CPU, the
+# broker's CPU and the cores the machine left idle over the same window (a
+# run that leaves none idle is bound by the CPU, not by waits).
 timed() {
         f=$1
         shift
+        b0=$(cpu_seconds "$broker") t0=$(ticks)
         /usr/bin/time -f '%e %U %S' -o "$work/time" "$@"
-        awk '{ print $1, $2 + $3 }' "$work/time" >>"$f"
+        b1=$(cpu_seconds "$broker") t1=$(ticks)
+        awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v cores="$(nproc)" '{
+                split(t0, a, " "); split(t1, z, " ")
+                print $1, $2 + $3, b1 - b0, (z[1] - a[1]) * cores / (z[2] - a[2])
+        }' "$work/time" >>"$f"
 }
 
 # check SIDE TOPIC FILE: the run wrote COUNT records; its figures.
 check() {
         got=$(end_offsets "$2")
         [ "$got" -eq "$count" ] || { echo "$1 wrote $got of $count to $2" >&2; exit 1; }
-        read -r s cpu <"$3"
+        read -r s cpu broker_cpu idle <"$3"
         echo "$count / $s" | bc -l >>"$work/$1"
         echo "$cpu * 1000000 / $count" | bc -l >>"$work/$1.cpu"
-        printf '  %-44s %9.0f msg/s  %5.2f s  %5.2f us CPU/msg\n' "$4" "$(echo "$count / $s" | bc -l)" \
-                "$s" "$(echo "$cpu * 1000000 / $count" | bc -l)"
+        printf '  %-44s %9.0f msg/s  %5.2f s  %5.2f us CPU/msg  broker %4.2f us/msg  idle %4.2f cores\n' \
+                "$4" "$(echo "$count / $s" | bc -l)" "$s" "$(echo "$cpu * 1000000 / $count" | bc -l)" \
+                "$(echo "$broker_cpu * 1000000 / $count" | bc -l)" "$idle"
 }
 
 side_a() {
