@@ -53,6 +53,7 @@ ticks() { awk 'NR == 1 { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }'
 timed() {
         f=$1
         shift
+        # shellcheck disable=SC2154 # broker: lib.sh's start_broker sets it
         b0=$(cpu_seconds "$broker") t0=$(ticks)
         /usr/bin/time -f '%e %U %S' -o "$work/time" "$@"
         b1=$(cpu_seconds "$broker") t1=$(ticks)
