@@ -22,6 +22,10 @@
 #   is the CPU of the producer and the broker over the cores, not waits.
 # - Both producers with librdkafka's defaults for batching (linger.ms 5,
 #   batch.num.messages 10000, batch.size 1000000; avvik sets none of them).
+# - The scheduling differs: avvik report puts its threads under SCHED_BATCH
+#   (a bulk command: a woken thread does not preempt the running one;
+#   docs/intake.md). kcat runs with the default scheduling in the first
+#   comparison and under `chrt -b 0` (the same as avvik's) in the second.
 # Then the same against Node doing avvik report's work (bench/intake_node.js:
 # JSON.parse, avsc isValid and toBuffer, the same framing, kafkajs's
 # idempotent producer with acks=all; its records are byte for byte avvik's),
@@ -101,12 +105,19 @@ raw_messages() {
                 "broker with $partitions partitions a topic, $(nproc) cores; $reps alternating runs"
 }
 
+# kcat -P; with peer kcat_batch under SCHED_BATCH, as avvik report runs.
 side_kcat() {
         start_broker -X topic.partitions="$partitions"
         : >"$work/run"
-        timed "$work/run" kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
+        set -- kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
                 -X enable.idempotence=true -X acks=all -l "$work/raw"
-        check b deviation.response "$work/run" "kcat -P (same count, sizes, keys)"
+        label="kcat -P (same count, sizes, keys)"
+        if [ "$peer" = kcat_batch ]; then
+                set -- chrt -b 0 "$@"
+                label="kcat -P under chrt -b 0"
+        fi
+        timed "$work/run" "$@"
+        check b deviation.response "$work/run" "$label"
         stop_broker
 }
 
@@ -125,8 +136,8 @@ side_node() {
         stop_broker
 }
 
-# The peer of the comparison under way: kcat, then node.
-side_b() { if [ "$peer" = kcat ]; then side_kcat; else side_node; fi; }
+# The peer of the comparison under way: kcat, kcat_batch, then node.
+side_b() { if [ "$peer" = node ]; then side_node; else side_kcat; fi; }
 
 echo "== intake: avvik report vs kcat -P, $count documents (target: at least 0.5x)"
 peer=kcat
@@ -134,6 +145,15 @@ raw_messages
 alternate "$reps"
 verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P" "msg/s"
 cpu_verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P"
+
+echo "== intake: avvik report vs kcat -P under SCHED_BATCH (chrt -b 0, the scheduling avvik" \
+        "report gives its threads), $count documents (target: at least 0.5x)"
+peer=kcat_batch
+alternate "$reps"
+verdict "avvik report vs kcat -P under SCHED_BATCH, $count documents" 0.5 "avvik report" \
+        "kcat -P under chrt -b 0" "msg/s"
+cpu_verdict "avvik report vs kcat -P under SCHED_BATCH, $count documents" 0.5 "avvik report" \
+        "kcat -P under chrt -b 0"
 
 echo "== intake: avvik report vs Node (JSON.parse, avsc isValid + toBuffer, kafkajs idempotent" \
         "acks=all), $count documents (no target)"
