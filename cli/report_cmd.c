@@ -569,9 +569,9 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
  * and librdkafka's - wake each other for every batch of documents, and a
  * woken thread that preempts the running one costs two context switches.
  * Under SCHED_BATCH a woken thread waits for the running one's slice (or a
- * free core) instead; the threads started later inherit it. In 36
+ * free core) instead; the threads started later inherit it. In 44
  * alternating pairs of 200,000 documents it took a median 3.5 % off the
- * CPU a document and added 5.7 % to the rate (docs/intake.md). */
+ * CPU a document and added 7.3 % to the rate (docs/intake.md). */
 static void schedule_for_throughput(void)
 {
         struct sched_param param = {0};
