@@ -17,8 +17,15 @@
 #   rate and of the CPU per message (bench/lib.sh). The CPU ratio is the
 #   load-independent one: on a shared machine the rates of both sides move
 #   by 2x between runs, their CPU per message by a tenth.
+# - Each run also prints the broker's CPU a message and the cores the machine
+#   left idle over the run (/proc/stat): near none on 2 cores means the rate
+#   is the CPU of the producer and the broker over the cores, not waits.
 # - Both producers with librdkafka's defaults for batching (linger.ms 5,
 #   batch.num.messages 10000, batch.size 1000000; avvik sets none of them).
+# - The scheduling differs: avvik report puts its threads under SCHED_BATCH
+#   (a bulk command: a woken thread does not preempt the running one;
+#   docs/intake.md). kcat runs with the default scheduling in the first
+#   comparison and under `chrt -b 0` (the same as avvik's) in the second.
 # Then the same against Node doing avvik report's work (bench/intake_node.js:
 # JSON.parse, avsc isValid and toBuffer, the same framing, kafkajs's
 # idempotent producer with acks=all; its records are byte for byte avvik's),
@@ -40,23 +47,36 @@ awk -v n="$count" -v doc="$line" 'BEGIN {
                 printf "{\"deviation_id\":\"00000000-0000-4000-8000-%012d\",%s\n", i, substr(doc, 2)
 }' >"$work/deviations.ndjson"
 
-# timed FILE COMMAND...: runs COMMAND, appending "SECONDS CPU_SECONDS" to FILE.
+# The machine's idle and total time so far: "IDLE TOTAL" (/proc/stat, ticks).
+ticks() { awk 'NR == 1 { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+
+# timed FILE COMMAND...: runs COMMAND, appending "SECONDS CPU_SECONDS
+# BROKER_CPU_SECONDS IDLE_CORES" to FILE: the command's time and CPU, the
+# broker's CPU and the cores the machine left idle over the same window (a
+# run that leaves none idle is bound by the CPU, not by waits).
 timed() {
         f=$1
         shift
+        # shellcheck disable=SC2154 # broker: lib.sh's start_broker sets it
+        b0=$(cpu_seconds "$broker") t0=$(ticks)
         /usr/bin/time -f '%e %U %S' -o "$work/time" "$@"
-        awk '{ print $1, $2 + $3 }' "$work/time" >>"$f"
+        b1=$(cpu_seconds "$broker") t1=$(ticks)
+        awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v cores="$(nproc)" '{
+                split(t0, a, " "); split(t1, z, " ")
+                print $1, $2 + $3, b1 - b0, (z[1] - a[1]) * cores / (z[2] - a[2])
+        }' "$work/time" >>"$f"
 }
 
 # check SIDE TOPIC FILE: the run wrote COUNT records; its figures.
 check() {
         got=$(end_offsets "$2")
         [ "$got" -eq "$count" ] || { echo "$1 wrote $got of $count to $2" >&2; exit 1; }
-        read -r s cpu <"$3"
+        read -r s cpu broker_cpu idle <"$3"
         echo "$count / $s" | bc -l >>"$work/$1"
         echo "$cpu * 1000000 / $count" | bc -l >>"$work/$1.cpu"
-        printf '  %-44s %9.0f msg/s  %5.2f s  %5.2f us CPU/msg\n' "$4" "$(echo "$count / $s" | bc -l)" \
-                "$s" "$(echo "$cpu * 1000000 / $count" | bc -l)"
+        printf '  %-44s %9.0f msg/s  %5.2f s  %5.2f us CPU/msg  broker %4.2f us/msg  idle %4.2f cores\n' \
+                "$4" "$(echo "$count / $s" | bc -l)" "$s" "$(echo "$cpu * 1000000 / $count" | bc -l)" \
+                "$(echo "$broker_cpu * 1000000 / $count" | bc -l)" "$idle"
 }
 
 side_a() {
@@ -85,12 +105,19 @@ raw_messages() {
                 "broker with $partitions partitions a topic, $(nproc) cores; $reps alternating runs"
 }
 
+# kcat -P; with peer kcat_batch under SCHED_BATCH, as avvik report runs.
 side_kcat() {
         start_broker -X topic.partitions="$partitions"
         : >"$work/run"
-        timed "$work/run" kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
+        set -- kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
                 -X enable.idempotence=true -X acks=all -l "$work/raw"
-        check b deviation.response "$work/run" "kcat -P (same count, sizes, keys)"
+        label="kcat -P (same count, sizes, keys)"
+        if [ "$peer" = kcat_batch ]; then
+                set -- chrt -b 0 "$@"
+                label="kcat -P under chrt -b 0"
+        fi
+        timed "$work/run" "$@"
+        check b deviation.response "$work/run" "$label"
         stop_broker
 }
 
@@ -109,8 +136,8 @@ side_node() {
         stop_broker
 }
 
-# The peer of the comparison under way: kcat, then node.
-side_b() { if [ "$peer" = kcat ]; then side_kcat; else side_node; fi; }
+# The peer of the comparison under way: kcat, kcat_batch, then node.
+side_b() { if [ "$peer" = node ]; then side_node; else side_kcat; fi; }
 
 echo "== intake: avvik report vs kcat -P, $count documents (target: at least 0.5x)"
 peer=kcat
@@ -118,6 +145,15 @@ raw_messages
 alternate "$reps"
 verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P" "msg/s"
 cpu_verdict "avvik report, $count documents" 0.5 "avvik report" "kcat -P"
+
+echo "== intake: avvik report vs kcat -P under SCHED_BATCH (chrt -b 0, the scheduling avvik" \
+        "report gives its threads), $count documents (target: at least 0.5x)"
+peer=kcat_batch
+alternate "$reps"
+verdict "avvik report vs kcat -P under SCHED_BATCH, $count documents" 0.5 "avvik report" \
+        "kcat -P under chrt -b 0" "msg/s"
+cpu_verdict "avvik report vs kcat -P under SCHED_BATCH, $count documents" 0.5 "avvik report" \
+        "kcat -P under chrt -b 0"
 
 echo "== intake: avvik report vs Node (JSON.parse, avsc isValid + toBuffer, kafkajs idempotent" \
         "acks=all), $count documents (no target)"

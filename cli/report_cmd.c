@@ -18,12 +18,14 @@
  *   LINE <TAB> rejected <TAB> path: reason; path: reason ...
  *   LINE <TAB> unavailable <TAB> ID: reason
  */
+#define _GNU_SOURCE /* SCHED_BATCH (sched.h) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,6 +565,21 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         return pl.unavailable ? AVK_EXIT_KAFKA : pl.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 }
 
+/* A bulk command's threads - the reader, the workers, the delivery thread
+ * and librdkafka's - wake each other for every batch of documents, and a
+ * woken thread that preempts the running one costs two context switches.
+ * Under SCHED_BATCH a woken thread waits for the running one's slice (or a
+ * free core) instead; the threads started later inherit it. In 44
+ * alternating pairs of 200,000 documents it took a median 3.5 % off the
+ * CPU a document and added 7.3 % to the rate (docs/intake.md). */
+static void schedule_for_throughput(void)
+{
+        struct sched_param param = {0};
+        if (sched_setscheduler(0, SCHED_BATCH, &param) != 0)
+                fprintf(stderr, "avvik report: SCHED_BATCH: %s; the default scheduling stays\n",
+                        strerror(errno));
+}
+
 int avk_cmd_report(int argc, char **argv)
 {
         avk_config_t *cfg = avk_cli_config_new();
@@ -598,6 +615,7 @@ int avk_cmd_report(int argc, char **argv)
                 fprintf(stderr, "avvik report: %s: %s\n", path, strerror(errno));
                 goto out;
         }
+        schedule_for_throughput();
         r = avk_reporter_new(cfg, err, sizeof(err));
         if (!r) {
                 fprintf(stderr, "avvik report: %s\n", err);

@@ -101,6 +101,12 @@ exec 3>"$work/lockstep.in"
 lines() { [ "$(wc -l <"$work/lockstep.out")" -ge "$1" ]; }
 jq -c 'del(.deviation_id)' "$samples/02-no-physician-reachable.json" >&3
 poll "the first lockstep result, with the input still open" lines 1
+# A bulk command: every thread of avvik report runs under SCHED_BATCH (3),
+# librdkafka's included (docs/intake.md).
+for task in /proc/$lockstep_pid/task/*; do
+        policy=$(sed 's/.*) //' "$task/stat" | cut -d' ' -f39)
+        [ "$policy" = 3 ] || fail "avvik report's thread $(cat "$task/comm") has scheduling policy $policy, want 3"
+done
 jq -c 'del(.deviation_id)' "$samples/03-assistive-device-not-delivered.json" >&3
 poll "the second lockstep result" lines 2
 exec 3>&-
