@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "common/contract/avroprog.h"
 #include "common/util/hash.h"
 

@@ -89,10 +89,14 @@ char *avk_slotfield_copy(const avk_slotfield_t *f, const avk_avroprog_slot_t *sl
         return buf;
 }
 
+int avk_slotfield_is_null(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots)
+{
+        return f->value_branch >= 0 && slots[f->slot].branch != f->value_branch;
+}
+
 int64_t avk_slotfield_long(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots)
 {
-        const avk_avroprog_slot_t *s = &slots[f->slot];
-        return f->value_branch >= 0 && s->branch != f->value_branch ? 0 : s->v.i;
+        return avk_slotfield_is_null(f, slots) ? 0 : slots[f->slot].v.i;
 }
 
 int avk_slotfield_set_text(const avk_slotfield_t *f, avk_avroprog_slot_t *slots, const char *s)

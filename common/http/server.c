@@ -139,7 +139,7 @@ struct avk_httpd {
 
 /* A connection's own state, from its start to its close. */
 struct connection {
-        unsigned requests;     /* begun on it */
+        unsigned requests;      /* begun on it */
         avk_httpd_req_t *spare; /* its last request's memory, for the next one; or NULL */
 };
 

@@ -70,7 +70,7 @@ int avk_hash_sha256_digest(const void *data, size_t len, unsigned char out[32])
 {
         EVP_MD_CTX *ctx = avk_hash_sha256_begin();
         return ctx && EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, out, NULL) ? 0
-                                                                                          : -1;
+                                                                                             : -1;
 }
 
 int avk_htab_init(avk_htab_t *t, size_t expected)

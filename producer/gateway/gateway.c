@@ -63,7 +63,7 @@ struct request {
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
         int derived_id;       /* the id is avk_idem_derive_id()'s, of the Idempotency-Key */
         avk_idem_flight_t *flight;
-        char etag[AVK_LOOKUP_ETAG_SIZE]; /* a read route's, for its ETag header */
+        char etag[AVK_LOOKUP_ETAG_SIZE];  /* a read route's, for its ETag header */
         char filed[64 + 2 * AVK_ID_SIZE]; /* the 202 of a document sent, while it is answered */
 };
 
