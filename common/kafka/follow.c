@@ -61,9 +61,7 @@ static int decode_apply(const struct avk_follow *f, const rd_kafka_message_t *m,
                 return rc;
         }
         rc = avk_codec_decode(f->codec, m->payload, m->len, f->schema, value, errstr, errstr_size);
-        if (rc == 0 &&
-            (f->apply_message ? f->apply_message(f->opaque, m, value, errstr, errstr_size)
-                              : f->apply(f->opaque, value, errstr, errstr_size)) < 0)
+        if (rc == 0 && f->apply(f->opaque, value, errstr, errstr_size) < 0)
                 rc = -1;
         return rc;
 }

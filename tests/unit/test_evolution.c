@@ -417,6 +417,49 @@ static void assert_slot_text(const struct codec_pair *pair, const avk_schema_t *
  * reader's, like avk_codec_decode: the same version, a compiled pair (v1 as
  * v2: defaults, symbols by name) and a pair read through the projection (v3's
  * array). */
+/* A named type used again after its definition (DeviationStatus's
+ * pending_step: ["null", "EscalationStep"]) is read and set as that type. */
+START_TEST(test_slots_read_a_named_type_used_again)
+{
+        char errstr[512] = "";
+        avk_schema_t *schema = avk_schema_new(
+            "{\"type\":\"record\",\"name\":\"Steps\",\"namespace\":\"avk.test\",\"fields\":["
+            "{\"name\":\"step\",\"type\":{\"type\":\"enum\",\"name\":\"Step\","
+            "\"symbols\":[\"FIRST\",\"SECOND\"]}},"
+            "{\"name\":\"pending\",\"type\":[\"null\",\"Step\"],\"default\":null}]}",
+            errstr, sizeof(errstr));
+        ck_assert_msg(schema != NULL, "%s", errstr);
+        avk_avroprog_t *prog = avk_avroprog_new(schema, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_slotfield_t step, pending;
+        ck_assert_int_eq(avk_slotfield_find(&step, prog, schema, "step", errstr, sizeof(errstr)),
+                         0);
+        ck_assert_int_eq(
+            avk_slotfield_find(&pending, prog, schema, "pending", errstr, sizeof(errstr)), 0);
+        avk_avroprog_slot_t set[2] = {0}, got[2] = {0};
+        ck_assert_int_eq(avk_slotfield_set_text(&step, set, "FIRST"), 0);
+        ck_assert_int_eq(avk_slotfield_set_text(&pending, set, "SECOND"), 0);
+        unsigned char *buf = NULL;
+        size_t cap = 0, len = 0;
+        int64_t n = avk_avroprog_encode_into(prog, set, &buf, &cap, errstr, sizeof(errstr));
+        ck_assert_msg(n > 0, "%s", errstr);
+        ck_assert_msg(avk_avroprog_decode(prog, buf, (size_t)n, got, errstr, sizeof(errstr)) == 0,
+                      "%s", errstr);
+        ck_assert_str_eq(avk_slotfield_text(&pending, got, &len), "SECOND");
+        ck_assert_int_eq(avk_slotfield_is_null(&pending, got), 0);
+        ck_assert_int_eq(avk_slotfield_set_text(&pending, set, NULL), 0);
+        n = avk_avroprog_encode_into(prog, set, &buf, &cap, errstr, sizeof(errstr));
+        ck_assert_msg(n > 0, "%s", errstr);
+        ck_assert_int_eq(avk_avroprog_decode(prog, buf, (size_t)n, got, errstr, sizeof(errstr)), 0);
+        ck_assert_int_eq(avk_slotfield_is_null(&pending, got), 1);
+        ck_assert_ptr_null(avk_slotfield_text(&pending, got, &len));
+        ck_assert_str_eq(avk_slotfield_text(&step, got, &len), "FIRST");
+        free(buf);
+        avk_avroprog_destroy(prog);
+        avk_schema_destroy(schema);
+}
+END_TEST
+
 START_TEST(test_slots_read_every_version_as_the_reader)
 {
         const avk_schema_t *v3 = add_v3_with_tags(both);
@@ -451,6 +494,7 @@ static Suite *evolution_suite(void)
         tcase_add_test(single_object,
                        test_versions_with_an_array_are_read_through_the_json_projection);
         tcase_add_test(single_object, test_slots_read_every_version_as_the_reader);
+        tcase_add_test(single_object, test_slots_read_a_named_type_used_again);
         suite_add_tcase(suite, single_object);
 
         TCase *confluent = tcase_create("confluent");
