@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "common/contract/avroprog.h"
 #include "common/util/hash.h"
 
@@ -56,9 +54,8 @@ int avk_receipt_digest(const void *payload, size_t len,
 {
         size_t body_len;
         const void *body = avk_codec_body(payload, len, &body_len);
-        unsigned char full[EVP_MAX_MD_SIZE];
-        unsigned int full_len = 0;
-        if (!body || EVP_Digest(body, body_len, full, &full_len, avk_hash_sha256(), NULL) != 1)
+        unsigned char full[32];
+        if (!body || avk_hash_sha256_digest(body, body_len, full) != 0)
                 return -1;
         memcpy(digest, full, AVK_RECEIPT_DIGEST_SIZE);
         return 0;

@@ -16,6 +16,15 @@ static int value_branch_of(avro_schema_t u)
         return -1;
 }
 
+/* A named type used again after its definition ("type": "EscalationStep")
+ * is a link in avro-c: the type it names. */
+static avro_schema_t resolved(avro_schema_t t)
+{
+        while (t && is_avro_link(t))
+                t = avro_schema_link_target(t);
+        return t;
+}
+
 int avk_slotfield_find(avk_slotfield_t *f, const avk_avroprog_t *prog, const avk_schema_t *schema,
                        const char *path, char *errstr, size_t errstr_size)
 {
@@ -25,6 +34,7 @@ int avk_slotfield_find(avk_slotfield_t *f, const avk_avroprog_t *prog, const avk
                 size_t n = strcspn(at, ".");
                 if (is_avro_union(t) && value_branch_of(t) >= 0) /* a record's field through it */
                         t = avro_schema_union_branch(t, value_branch_of(t));
+                t = resolved(t);
                 if (!is_avro_record(t) || n >= sizeof(name)) {
                         t = NULL;
                         break;
@@ -51,6 +61,7 @@ int avk_slotfield_find(avk_slotfield_t *f, const avk_avroprog_t *prog, const avk
                 }
                 t = avro_schema_union_branch(t, f->value_branch);
         }
+        t = resolved(t);
         if (is_avro_record(t) || is_avro_union(t)) {
                 snprintf(errstr, errstr_size, "%s: %s is not a single value",
                          avk_schema_fullname(schema), path);
@@ -89,10 +100,14 @@ char *avk_slotfield_copy(const avk_slotfield_t *f, const avk_avroprog_slot_t *sl
         return buf;
 }
 
+int avk_slotfield_is_null(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots)
+{
+        return f->value_branch >= 0 && slots[f->slot].branch != f->value_branch;
+}
+
 int64_t avk_slotfield_long(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots)
 {
-        const avk_avroprog_slot_t *s = &slots[f->slot];
-        return f->value_branch >= 0 && s->branch != f->value_branch ? 0 : s->v.i;
+        return avk_slotfield_is_null(f, slots) ? 0 : slots[f->slot].v.i;
 }
 
 int avk_slotfield_set_text(const avk_slotfield_t *f, avk_avroprog_slot_t *slots, const char *s)

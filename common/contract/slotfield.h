@@ -50,6 +50,9 @@ const char *avk_slotfield_text(const avk_slotfield_t *f, const avk_avroprog_slot
 char *avk_slotfield_copy(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots, char *buf,
                          size_t size);
 
+/** @brief 1 when the field, a ["null", T] union, holds null; else 0. */
+int avk_slotfield_is_null(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots);
+
 /** @brief A boolean, int or long field's value, an enum's symbol index; 0 when null. */
 int64_t avk_slotfield_long(const avk_slotfield_t *f, const avk_avroprog_slot_t *slots);
 

@@ -133,9 +133,14 @@ struct avk_httpd {
         avk_metric_t *aborted[ABORT_CNT], *suppressed;
 };
 
+/* A body buffer a connection keeps for its next request at most this large;
+ * a larger one (a body near gateway.max.body.bytes) is freed. */
+#define SPARE_BODY_MAX 16384
+
 /* A connection's own state, from its start to its close. */
 struct connection {
-        unsigned requests; /* begun on it */
+        unsigned requests;      /* begun on it */
+        avk_httpd_req_t *spare; /* its last request's memory, for the next one; or NULL */
 };
 
 /* ---- answers ------------------------------------------------------------ */
@@ -691,31 +696,50 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         }
         if (c && c->requests == 0)
                 count_abort(httpd, ABORT_BEFORE_REQUEST);
+        if (c && c->spare) {
+                free(c->spare->body);
+                free(c->spare);
+        }
         free(c);
         *socket_context = NULL;
 }
 
-/* Notes a request's start on its connection. */
-static void connection_used(struct MHD_Connection *conn)
+/* The connection's own state; NULL once it is closed (or out of memory). */
+static struct connection *connection_of(struct MHD_Connection *conn)
 {
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        struct connection *c = info ? info->socket_context : NULL;
-        if (c)
-                c->requests++;
+        return info ? info->socket_context : NULL;
 }
 
+/*
+ * A request's memory: the connection's last request's when it kept one
+ * (with its body buffer), else new. A request and a body buffer a request
+ * were two allocations of over 1 KiB each, made on one thread and freed on
+ * it, with the chunks merged between them; kept per connection, a
+ * keep-alive client's requests allocate nothing here.
+ */
 static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *conn,
                                     const char *method, const char *path)
 {
-        avk_httpd_req_t *req = calloc(1, sizeof(*req) + httpd->conf.state_size);
-        if (!req)
+        struct connection *c = connection_of(conn);
+        avk_httpd_req_t *req = c ? c->spare : NULL;
+        if (req) {
+                c->spare = NULL;
+                char *body = req->body;
+                size_t cap = req->cap;
+                memset(req, 0, sizeof(*req) + httpd->conf.state_size);
+                req->body = body;
+                req->cap = cap;
+        } else if (!(req = calloc(1, sizeof(*req) + httpd->conf.state_size))) {
                 return NULL;
+        }
         req->httpd = httpd;
         req->conn = conn;
         snprintf(req->method, sizeof(req->method), "%s", method);
         req->path = path;
-        connection_used(conn);
+        if (c)
+                c->requests++;
         clock_gettime(CLOCK_MONOTONIC, &req->started);
         pthread_mutex_init(&req->lock, NULL);
         set_request_id(req);
@@ -756,7 +780,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
-        (void)conn;
         avk_httpd_t *httpd = cls;
         avk_httpd_req_t *req = *con_cls;
         if (!req)
@@ -774,11 +797,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         /* A thread that answered req may still be leaving its lock. */
         pthread_mutex_lock(&req->lock);
         pthread_mutex_unlock(&req->lock);
-        free(req->body);
         if (!req->reply_static)
                 free(req->reply);
         pthread_mutex_destroy(&req->lock);
-        free(req);
+        struct connection *c = connection_of(conn);
+        if (req->cap > SPARE_BODY_MAX) {
+                free(req->body);
+                req->body = NULL;
+                req->cap = 0;
+        }
+        if (c && !c->spare) {
+                c->spare = req;
+        } else {
+                free(req->body);
+                free(req);
+        }
         *con_cls = NULL;
         pthread_mutex_lock(&httpd->lock);
         if (--httpd->active == 0)

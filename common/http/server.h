@@ -172,7 +172,8 @@ void avk_httpd_req_add_header(avk_httpd_req_t *req, const char *name, const char
 void avk_httpd_answer(avk_httpd_req_t *req, unsigned status, const char *content_type, char *body,
                       size_t len);
 
-/** @brief Answers a body that outlives the server (embedded files). */
+/** @brief Answers a body that is not taken over: one that lives until the request's end
+ *  (embedded files, text in the request's state, avk_httpd_req_state()). */
 void avk_httpd_answer_static(avk_httpd_req_t *req, unsigned status, const char *content_type,
                              const char *body, size_t len);
 

@@ -45,6 +45,27 @@ static void retry_later(const struct avk_follow *f, const rd_kafka_message_t *m,
         pause_ms(f, *backoff_ms);
 }
 
+/* Decodes m and hands it to the follower's callback. Returns 0 when used,
+ * AVK_CODEC_UNAVAILABLE, or -1 with the reason in errstr (decoding, or the
+ * callback's). value: the follower's avro-c value, unless it reads slots. */
+static int decode_apply(const struct avk_follow *f, const rd_kafka_message_t *m,
+                        avro_value_t *value, char *errstr, size_t errstr_size)
+{
+        int rc;
+        if (f->apply_slots) {
+                const avk_avroprog_slot_t *slots;
+                rc = avk_codec_decode_slots(f->codec, m->payload, m->len, f->schema, &slots, errstr,
+                                            errstr_size);
+                if (rc == 0 && f->apply_slots(f->opaque, m, slots, errstr, errstr_size) < 0)
+                        rc = -1;
+                return rc;
+        }
+        rc = avk_codec_decode(f->codec, m->payload, m->len, f->schema, value, errstr, errstr_size);
+        if (rc == 0 && f->apply(f->opaque, value, errstr, errstr_size) < 0)
+                rc = -1;
+        return rc;
+}
+
 void avk_follow_run(const struct avk_follow *f)
 {
         char err[512];
@@ -52,8 +73,9 @@ void avk_follow_run(const struct avk_follow *f)
         char *eof = NULL;           /* partitions read to their end at least once */
         int64_t *waiting_at = NULL; /* per partition: the offset read again, or -1 */
         int64_t backoff_ms = 0;     /* while the registry has no answer */
-        avro_value_t value;
-        avro_generic_value_new(avk_schema_iface(f->schema), &value);
+        avro_value_t value = {0};
+        if (!f->apply_slots)
+                avro_generic_value_new(avk_schema_iface(f->schema), &value);
         while (!atomic_load(f->stopping)) {
                 if (!assigned) {
                         if (avk_kafka_assign_all(f->rk, f->topic, RD_KAFKA_OFFSET_BEGINNING,
@@ -90,14 +112,10 @@ void avk_follow_run(const struct avk_follow *f)
                                 avk_log(AVK_LOG_WARN, f->component, "%s",
                                         rd_kafka_message_errstr(m));
                 } else {
-                        int rc = avk_codec_decode(f->codec, m->payload, m->len, f->schema, &value,
-                                                  err, sizeof(err));
+                        int rc = decode_apply(f, m, &value, err, sizeof(err));
                         if (rc == AVK_CODEC_UNAVAILABLE) {
                                 retry_later(f, m, waiting_at, &backoff_ms, err);
-                        } else if (rc != 0 ||
-                                   (f->apply_message
-                                        ? f->apply_message(f->opaque, m, &value, err, sizeof(err))
-                                        : f->apply(f->opaque, &value, err, sizeof(err))) < 0) {
+                        } else if (rc != 0) {
                                 avk_log(AVK_LOG_WARN, f->component,
                                         "%s [%d] offset %lld: %s (skipped)", f->topic,
                                         (int)m->partition, (long long)m->offset, err);
@@ -116,5 +134,6 @@ void avk_follow_run(const struct avk_follow *f)
         }
         free(eof);
         free(waiting_at);
-        avro_value_decref(&value);
+        if (!f->apply_slots)
+                avro_value_decref(&value);
 }

@@ -22,6 +22,7 @@
 #include <avro.h>
 #include <librdkafka/rdkafka.h>
 
+#include "common/contract/avroprog.h"
 #include "common/contract/codec.h"
 #include "common/contract/schema.h"
 
@@ -35,10 +36,13 @@ struct avk_follow {
         void *opaque;
         /** Uses a record: 0 or more when used, -1 with the reason in errstr (skipped). */
         int (*apply)(void *opaque, avro_value_t *value, char *errstr, size_t errstr_size);
-        /** apply() for a view that also needs the record itself (its bytes or
-         *  headers); when set, it is called instead of apply(). */
-        int (*apply_message)(void *opaque, const rd_kafka_message_t *m, avro_value_t *value,
-                             char *errstr, size_t errstr_size);
+        /** apply() for a view that reads the record's fields from the compiled
+         *  codec's slots (avk_codec_decode_slots(), laid out by
+         *  avk_codec_program(codec, schema)) instead of an avro-c value (no
+         *  value is made), and may need the record itself (its bytes or
+         *  headers). When set, it is called instead of apply(). */
+        int (*apply_slots)(void *opaque, const rd_kafka_message_t *m,
+                           const avk_avroprog_slot_t *slots, char *errstr, size_t errstr_size);
         /** Called for every record skipped (undecodable, or apply() said -1); may be NULL. */
         void (*skipped)(void *opaque);
         /** Called once, when every partition has been read to its end; may be NULL. */

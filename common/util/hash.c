@@ -29,18 +29,48 @@ uint64_t avk_hash_seed(void)
 
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static const EVP_MD *sha256;
+/* Each thread's context: in the thread's own variable, and under the key
+ * only so that it is freed when the thread ends. */
+static pthread_key_t sha256_ctx_key;
+static _Thread_local EVP_MD_CTX *sha256_ctx;
+
+static void free_ctx(void *ctx)
+{
+        EVP_MD_CTX_free(ctx);
+}
 
 static void fetch_sha256(void)
 {
         /* Without a provider of it, EVP_sha256(): fetched per digest, the same digest. */
         EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
         sha256 = md ? md : EVP_sha256();
+        pthread_key_create(&sha256_ctx_key, free_ctx);
 }
 
 const EVP_MD *avk_hash_sha256(void)
 {
         pthread_once(&sha256_once, fetch_sha256);
         return sha256;
+}
+
+EVP_MD_CTX *avk_hash_sha256_begin(void)
+{
+        const EVP_MD *md = avk_hash_sha256();
+        if (!sha256_ctx) {
+                if (!(sha256_ctx = EVP_MD_CTX_new()))
+                        return NULL;
+                pthread_setspecific(sha256_ctx_key, sha256_ctx);
+        }
+        /* The same digest again keeps the provider's state (OpenSSL 3's
+         * evp_md_init_internal() frees it only for another digest). */
+        return EVP_DigestInit_ex2(sha256_ctx, md, NULL) ? sha256_ctx : NULL;
+}
+
+int avk_hash_sha256_digest(const void *data, size_t len, unsigned char out[32])
+{
+        EVP_MD_CTX *ctx = avk_hash_sha256_begin();
+        return ctx && EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, out, NULL) ? 0
+                                                                                             : -1;
 }
 
 int avk_htab_init(avk_htab_t *t, size_t expected)

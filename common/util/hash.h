@@ -53,6 +53,19 @@ uint64_t avk_hash_seed(void);
 const EVP_MD *avk_hash_sha256(void);
 
 /**
+ * @brief The calling thread's SHA-256 context, begun: feed it with
+ * EVP_DigestUpdate() and end it with EVP_DigestFinal_ex() before the thread
+ * calls this again. Made once a thread and reused, where EVP_Digest() and
+ * EVP_MD_CTX_new() allocate a context and the provider's state for every
+ * digest; owned by the thread, freed when it ends.
+ * @returns the context, or NULL when out of memory.
+ */
+EVP_MD_CTX *avk_hash_sha256_begin(void);
+
+/** @brief SHA-256 of data into out, with the thread's context. @returns 0, or -1. */
+int avk_hash_sha256_digest(const void *data, size_t len, unsigned char out[32]);
+
+/**
  * @brief Sets t up for about expected nodes (it grows past them).
  * @returns 0, or -1 when out of memory.
  */

@@ -63,7 +63,8 @@ struct request {
         char id[AVK_ID_SIZE]; /* the document's id, for the log */
         int derived_id;       /* the id is avk_idem_derive_id()'s, of the Idempotency-Key */
         avk_idem_flight_t *flight;
-        char etag[AVK_LOOKUP_ETAG_SIZE]; /* a read route's, for its ETag header */
+        char etag[AVK_LOOKUP_ETAG_SIZE];  /* a read route's, for its ETag header */
+        char filed[64 + 2 * AVK_ID_SIZE]; /* the 202 of a document sent, while it is answered */
 };
 
 struct gateway_metrics {
@@ -136,13 +137,18 @@ static struct request *request_of(avk_httpd_req_t *http, avk_gateway_t *gw)
  * idempotency flight ends it here, so that requests waiting on it get the
  * same answer; only an accepted document's answer is kept for later retries.
  */
-static void settle(struct request *req, unsigned status, char *text)
+static void finish_flight(struct request *req, unsigned status, const char *text)
 {
         if (req->flight) {
                 avk_idem_finish(req->gw->idem, req->flight, status, text ? text : "",
                                 status == MHD_HTTP_ACCEPTED, monotonic_ms());
                 req->flight = NULL;
         }
+}
+
+static void settle(struct request *req, unsigned status, char *text)
+{
+        finish_flight(req, status, text);
         avk_httpd_answer(req->http, status, CONTENT_JSON, text, text ? strlen(text) : 0);
 }
 
@@ -350,13 +356,16 @@ static void on_sent(void *opaque, const char *id, enum avk_result result, const 
         if (result == AVK_FILED || result == AVK_SPOOLED) {
                 /* Both ids are UUIDs (validated, at most AVK_ID_SIZE - 1
                  * characters), so the JSON needs no escaping and fits: printed,
-                 * not built as a tree, on the reporter's one thread. */
-                char text[64 + 2 * AVK_ID_SIZE];
-                snprintf(text, sizeof(text), "{\"id\":\"%s\",\"status\":\"%s\"%s%s%s}", id,
-                         result == AVK_FILED ? "filed" : "spooled",
-                         req->response ? ",\"deviation_id\":\"" : "",
-                         req->response ? req->url_id : "", req->response ? "\"" : "");
-                settle(req, MHD_HTTP_ACCEPTED, strdup(text));
+                 * not built as a tree, on the reporter's one thread, into the
+                 * request's state, which outlives the answer. */
+                int len = snprintf(req->filed, sizeof(req->filed),
+                                   "{\"id\":\"%s\",\"status\":\"%s\"%s%s%s}", id,
+                                   result == AVK_FILED ? "filed" : "spooled",
+                                   req->response ? ",\"deviation_id\":\"" : "",
+                                   req->response ? req->url_id : "", req->response ? "\"" : "");
+                finish_flight(req, MHD_HTTP_ACCEPTED, req->filed);
+                avk_httpd_answer_static(req->http, MHD_HTTP_ACCEPTED, CONTENT_JSON, req->filed,
+                                        (size_t)len);
                 return;
         }
         fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -379,14 +388,12 @@ static int request_hash(const struct request *req, const unsigned char digest[AV
                         unsigned char hash[AVK_IDEM_HASH_SIZE])
 {
         const char *label = avk_httpd_req_label(req->http);
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok = ctx && EVP_DigestInit_ex(ctx, avk_hash_sha256(), NULL) &&
-                 EVP_DigestUpdate(ctx, label, strlen(label)) &&
+        EVP_MD_CTX *ctx = avk_hash_sha256_begin();
+        int ok = ctx && EVP_DigestUpdate(ctx, label, strlen(label)) &&
                  EVP_DigestUpdate(ctx, req->url_id, strlen(req->url_id)) &&
                  EVP_DigestUpdate(ctx, req->fhir ? "\nF\n" : "\nJ\n", 3) &&
                  EVP_DigestUpdate(ctx, digest, AVK_VIEW_DIGEST_SIZE) &&
                  EVP_DigestFinal_ex(ctx, hash, NULL);
-        EVP_MD_CTX_free(ctx);
         return ok ? 0 : -1;
 }
 

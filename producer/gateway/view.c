@@ -20,11 +20,11 @@
 
 #include <uuid/uuid.h>
 
-#include "common/contract/avro_field.h"
 #include "common/contract/codec.h"
 #include "common/contract/directory.h"
 #include "common/contract/party.h"
 #include "common/contract/receipt.h"
+#include "common/contract/slotfield.h"
 #include "common/kafka/follow.h"
 #include "common/kafka/kafka.h"
 #include "common/util/env.h"
@@ -36,6 +36,7 @@
 #define NO_PARTY   0xff
 #define TOPIC_CNT  6
 #define UUID_TEXT  37 /* a UUID in text and its NUL */
+#define FIELD_MAX  16 /* the fields a follower reads of a record */
 
 /* A deviation's state, from the tracker's changelog; NONE before any status. */
 static const char *const state_names[] = {"NONE",     "ROUTED",   "ACKNOWLEDGED", "ANSWERED",
@@ -111,8 +112,17 @@ struct follower {
         rd_kafka_t *rk;
         pthread_t thread;
         int started;
-        int (*apply)(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v, char *errstr,
-                     size_t errstr_size);
+        int (*apply)(struct follower *f, const rd_kafka_message_t *m, const avk_avroprog_slot_t *v,
+                     char *errstr, size_t errstr_size);
+        /* The fields apply() reads (paths, NULL-ended), found in the program's
+         * slots at start; the current record's text fields, copied. */
+        const char *const *paths;
+        avk_slotfield_t fields[FIELD_MAX];
+        size_t field_cnt;
+        const char *text[FIELD_MAX];
+        size_t text_len[FIELD_MAX];
+        char *scratch;
+        size_t scratch_cap;
 };
 
 struct avk_view {
@@ -931,21 +941,143 @@ fail:
 
 /* ---- following the topics ------------------------------------------------ */
 
-/* A party field as a number; -1 with the reason. */
-static int party_field(avro_value_t *v, const char *path, char *errstr, size_t errstr_size)
+/* The fields each topic's applier reads, by path, in the order of its
+ * constants: found in the schema's compiled program once, at start. */
+enum { R_KIND, R_DIGEST, R_DEVIATION_ID, R_FILED_AT, R_PARTY, R_REPLY_REFERENCE };
+static const char *const receipt_fields[] = {
+    "kind", "digest", "deviation_id", "filed_at", "party", "reply_reference", NULL};
+enum {
+        RT_DEVIATION_ID,
+        RT_ROUTED_AT,
+        RT_RECEIVER,
+        RT_REPORTER,
+        RT_HOP,
+        RT_DECISION,
+        RT_RULE_ID,
+        RT_REASON
+};
+static const char *const routed_fields[] = {"deviation_id",   "routed_at", "receiver_party",
+                                            "reporter_party", "hop",       "decision",
+                                            "rule_id",        "reason",    NULL};
+enum {
+        RS_KIND,
+        RS_DEVIATION_ID,
+        RS_RESPONDED_AT,
+        RS_PARTY,
+        RS_ANALYSIS,
+        RS_ACTION_PLAN,
+        RS_RESPONSE_ID,
+        RS_RESPONDER
+};
+static const char *const response_fields[] = {"kind",        "deviation_id", "responded_at",
+                                              "party",       "analysis",     "action_plan",
+                                              "response_id", "responder",    NULL};
+enum {
+        ST_DEVIATION_ID,
+        ST_VERSION,
+        ST_STATE,
+        ST_CHANGED_AT,
+        ST_REPORTER,
+        ST_RECEIVER,
+        ST_DEADLINE_RULE,
+        ST_ACK_DEADLINE,
+        ST_ANSWER_DEADLINE,
+        ST_ACKNOWLEDGED_AT,
+        ST_ANSWERED_AT,
+        ST_CLOSED_AT,
+        ST_DEADLINE_KEPT,
+        ST_OVERDUE,
+        ST_ESCALATION_STEP,
+        ST_PENDING_STEP
+};
+static const char *const status_fields[] = {"deviation_id",
+                                            "version",
+                                            "state",
+                                            "changed_at",
+                                            "reporter_party",
+                                            "receiver_party",
+                                            "deadline_rule",
+                                            "acknowledge_deadline_at",
+                                            "answer_deadline_at",
+                                            "acknowledged_at",
+                                            "answered_at",
+                                            "closed_at",
+                                            "deadline_kept",
+                                            "overdue",
+                                            "escalation_step",
+                                            "pending_step",
+                                            NULL};
+enum { ES_DEVIATION_ID, ES_ESCALATED_AT, ES_PARTY, ES_HOP, ES_STEP, ES_REASON };
+static const char *const escalated_fields[] = {"deviation_id", "escalated_at", "party", "hop",
+                                               "step",         "reason",       NULL};
+enum { RM_DEVIATION_ID, RM_REMINDED_AT, RM_RECEIVER, RM_HOP, RM_KIND };
+static const char *const reminder_fields[] = {"deviation_id", "reminded_at", "receiver_party",
+                                              "hop",          "kind",        NULL};
+
+/* A record's text field, NUL-terminated in the follower's scratch (valid
+ * until its next record), its length in *len; NULL when the field is null. */
+static const char *text_at(const struct follower *f, int field, size_t *len)
 {
-        const char *code = avk_avro_text(v, path);
+        *len = f->text_len[field];
+        return f->text[field];
+}
+
+static const char *text(const struct follower *f, int field)
+{
+        return f->text[field];
+}
+
+/* A number field; when_null for a null. */
+static int64_t number(const struct follower *f, const avk_avroprog_slot_t *slots, int field,
+                      int64_t when_null)
+{
+        const avk_slotfield_t *sf = &f->fields[field];
+        return avk_slotfield_is_null(sf, slots) ? when_null : avk_slotfield_long(sf, slots);
+}
+
+/* Copies the record's text fields (strings, bytes, enum symbols) into the
+ * follower's scratch, each NUL-terminated: the view keeps C strings, and a
+ * slot's string is a view into the record, without its NUL. -1 when out of
+ * memory. */
+static int copy_texts(struct follower *f, const avk_avroprog_slot_t *slots)
+{
+        size_t need = 0;
+        for (size_t i = 0; i < f->field_cnt; i++) {
+                size_t len = 0;
+                if (avk_slotfield_text(&f->fields[i], slots, &len))
+                        need += len + 1;
+        }
+        if (need > f->scratch_cap) {
+                char *grown = realloc(f->scratch, need);
+                if (!grown)
+                        return -1;
+                f->scratch = grown;
+                f->scratch_cap = need;
+        }
+        char *at = f->scratch;
+        for (size_t i = 0; i < f->field_cnt; i++) {
+                size_t len = 0;
+                const char *t = avk_slotfield_text(&f->fields[i], slots, &len);
+                f->text[i] = t ? at : NULL;
+                f->text_len[i] = t ? len : 0;
+                if (!t)
+                        continue;
+                memcpy(at, t, len);
+                at[len] = '\0';
+                at += len + 1;
+        }
+        return 0;
+}
+
+/* A party field as a number; -1 with the reason. */
+static int party_field(const struct follower *f, int field, char *errstr, size_t errstr_size)
+{
+        const char *code = text(f, field);
         char reason[128];
         int party = code ? avk_party_parse(code, reason, sizeof(reason)) : -1;
         if (party < 0)
-                snprintf(errstr, errstr_size, "%s: %s", path, code ? reason : "missing");
+                snprintf(errstr, errstr_size, "%s: %s", f->paths[field], code ? reason : "missing");
         return party;
-}
-
-static int64_t long_field(avro_value_t *v, const char *path, int64_t when_null)
-{
-        int64_t n;
-        return avk_avro_long(v, path, &n) == 0 ? n : when_null;
 }
 
 static int add_or_say(struct follower *f, const struct avk_view_event *e, char *errstr,
@@ -960,60 +1092,58 @@ static int add_or_say(struct follower *f, const struct avk_view_event *e, char *
 /* A deviation's receipt (common/contract/receipt.h) is what the view knows
  * of its filing: the view never reads topic.reported, which holds the
  * patient. A response's receipt adds nothing: topic.response is read. */
-static int apply_receipt(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                         char *errstr, size_t errstr_size)
+static int apply_receipt(struct follower *f, const rd_kafka_message_t *m,
+                         const avk_avroprog_slot_t *v, char *errstr, size_t errstr_size)
 {
         (void)m;
-        const char *kind = avk_avro_text(v, "kind");
+        const char *kind = text(f, R_KIND);
         if (kind && strcmp(kind, "RESPONSE") == 0)
                 return 0;
-        avro_value_t digest;
-        const void *bytes = NULL;
-        size_t len = 0;
         if (!kind || strcmp(kind, "DEVIATION") != 0) {
                 snprintf(errstr, errstr_size, "kind: %s is not a document the view knows",
                          kind ? kind : "missing");
                 return -1;
         }
-        if (avk_avro_field(v, "digest", &digest) != 0 ||
-            avro_value_get_bytes(&digest, &bytes, &len) != 0 || len != AVK_VIEW_DIGEST_SIZE) {
+        size_t len;
+        const char *digest = text_at(f, R_DIGEST, &len);
+        if (!digest || len != AVK_VIEW_DIGEST_SIZE) {
                 snprintf(errstr, errstr_size, "digest: not %d bytes", AVK_VIEW_DIGEST_SIZE);
                 return -1;
         }
         struct avk_view_event e = {.kind = AVK_VIEW_REPORTED,
-                                   .deviation_id = avk_avro_text(v, "deviation_id"),
-                                   .at = long_field(v, "filed_at", 0),
-                                   .party = party_field(v, "party", errstr, errstr_size),
+                                   .deviation_id = text(f, R_DEVIATION_ID),
+                                   .at = number(f, v, R_FILED_AT, 0),
+                                   .party = party_field(f, R_PARTY, errstr, errstr_size),
                                    .reporter = -1,
-                                   .text = {avk_avro_text(v, "reply_reference")},
-                                   .digest = bytes};
+                                   .text = {text(f, R_REPLY_REFERENCE)},
+                                   .digest = (const unsigned char *)digest};
         if (e.party < 0)
                 return -1;
         return add_or_say(f, &e, errstr, errstr_size);
 }
 
-static int apply_routed(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                        char *errstr, size_t errstr_size)
+static int apply_routed(struct follower *f, const rd_kafka_message_t *m,
+                        const avk_avroprog_slot_t *v, char *errstr, size_t errstr_size)
 {
         (void)m;
         struct avk_view_event e = {
             .kind = AVK_VIEW_ROUTED,
-            .deviation_id = avk_avro_text(v, "deviation_id"),
-            .at = long_field(v, "routed_at", 0),
-            .party = party_field(v, "receiver_party", errstr, errstr_size),
-            .reporter = party_field(v, "reporter_party", errstr, errstr_size),
-            .hop = (int32_t)long_field(v, "hop", 0),
-            .label = avk_avro_text(v, "decision"),
-            .rule = avk_avro_text(v, "rule_id"),
-            .reason = avk_avro_text(v, "reason"),
+            .deviation_id = text(f, RT_DEVIATION_ID),
+            .at = number(f, v, RT_ROUTED_AT, 0),
+            .party = party_field(f, RT_RECEIVER, errstr, errstr_size),
+            .reporter = party_field(f, RT_REPORTER, errstr, errstr_size),
+            .hop = (int32_t)number(f, v, RT_HOP, 0),
+            .label = text(f, RT_DECISION),
+            .rule = text(f, RT_RULE_ID),
+            .reason = text(f, RT_REASON),
         };
         if (e.party < 0 || e.reporter < 0)
                 return -1;
         return add_or_say(f, &e, errstr, errstr_size);
 }
 
-static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                          char *errstr, size_t errstr_size)
+static int apply_response(struct follower *f, const rd_kafka_message_t *m,
+                          const avk_avroprog_slot_t *v, char *errstr, size_t errstr_size)
 {
         static const char *const kinds[] = {
             [AVK_VIEW_ACKNOWLEDGED] = "ACKNOWLEDGED",
@@ -1022,18 +1152,18 @@ static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_
             [AVK_VIEW_DISPUTED] = "DISPUTED",
             [AVK_VIEW_ESCALATION_CONFIRMED] = "ESCALATION_CONFIRMED",
         };
-        const char *kind = avk_avro_text(v, "kind");
+        const char *kind = text(f, RS_KIND);
+        const char *responder = text(f, RS_RESPONDER);
         unsigned char digest[AVK_VIEW_DIGEST_SIZE];
         struct avk_view_event e = {
-            .deviation_id = avk_avro_text(v, "deviation_id"),
-            .at = long_field(v, "responded_at", 0),
-            .party = party_field(v, "party", errstr, errstr_size),
+            .deviation_id = text(f, RS_DEVIATION_ID),
+            .at = number(f, v, RS_RESPONDED_AT, 0),
+            .party = party_field(f, RS_PARTY, errstr, errstr_size),
             .reporter = -1,
-            .text = {avk_avro_text(v, "analysis"), avk_avro_text(v, "action_plan")},
-            .response_id = avk_avro_text(v, "response_id"),
+            .text = {text(f, RS_ANALYSIS), text(f, RS_ACTION_PLAN)},
+            .response_id = text(f, RS_RESPONSE_ID),
             .digest = avk_receipt_digest(m->payload, m->len, digest) == 0 ? digest : NULL,
-            .by_desk = avk_avro_text(v, "responder") &&
-                       strcmp(avk_avro_text(v, "responder"), AVK_DIRECTORY_DESK_RESPONDER) == 0};
+            .by_desk = responder && strcmp(responder, AVK_DIRECTORY_DESK_RESPONDER) == 0};
         for (int k = AVK_VIEW_ACKNOWLEDGED; kind && k <= AVK_VIEW_ESCALATION_CONFIRMED; k++)
                 if (kinds[k] && strcmp(kind, kinds[k]) == 0)
                         e.kind = (enum avk_view_kind)k;
@@ -1047,61 +1177,60 @@ static int apply_response(struct follower *f, const rd_kafka_message_t *m, avro_
         return add_or_say(f, &e, errstr, errstr_size);
 }
 
-static int apply_escalated(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                           char *errstr, size_t errstr_size)
+static int apply_escalated(struct follower *f, const rd_kafka_message_t *m,
+                           const avk_avroprog_slot_t *v, char *errstr, size_t errstr_size)
 {
         (void)m;
         struct avk_view_event e = {.kind = AVK_VIEW_ESCALATED,
-                                   .deviation_id = avk_avro_text(v, "deviation_id"),
-                                   .at = long_field(v, "escalated_at", 0),
-                                   .party = party_field(v, "party", errstr, errstr_size),
+                                   .deviation_id = text(f, ES_DEVIATION_ID),
+                                   .at = number(f, v, ES_ESCALATED_AT, 0),
+                                   .party = party_field(f, ES_PARTY, errstr, errstr_size),
                                    .reporter = -1,
-                                   .hop = (int32_t)long_field(v, "hop", 0),
-                                   .label = avk_avro_text(v, "step"),
-                                   .reason = avk_avro_text(v, "reason")};
+                                   .hop = (int32_t)number(f, v, ES_HOP, 0),
+                                   .label = text(f, ES_STEP),
+                                   .reason = text(f, ES_REASON)};
         if (e.party < 0)
                 return -1;
         return add_or_say(f, &e, errstr, errstr_size);
 }
 
-static int apply_reminder(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                          char *errstr, size_t errstr_size)
+static int apply_reminder(struct follower *f, const rd_kafka_message_t *m,
+                          const avk_avroprog_slot_t *v, char *errstr, size_t errstr_size)
 {
         (void)m;
         struct avk_view_event e = {.kind = AVK_VIEW_REMINDED,
-                                   .deviation_id = avk_avro_text(v, "deviation_id"),
-                                   .at = long_field(v, "reminded_at", 0),
-                                   .party = party_field(v, "receiver_party", errstr, errstr_size),
+                                   .deviation_id = text(f, RM_DEVIATION_ID),
+                                   .at = number(f, v, RM_REMINDED_AT, 0),
+                                   .party = party_field(f, RM_RECEIVER, errstr, errstr_size),
                                    .reporter = -1,
-                                   .hop = (int32_t)long_field(v, "hop", 0),
-                                   .label = avk_avro_text(v, "kind")};
+                                   .hop = (int32_t)number(f, v, RM_HOP, 0),
+                                   .label = text(f, RM_KIND)};
         if (e.party < 0)
                 return -1;
         return add_or_say(f, &e, errstr, errstr_size);
 }
 
-static int apply_status(struct follower *f, const rd_kafka_message_t *m, avro_value_t *v,
-                        char *errstr, size_t errstr_size)
+static int apply_status(struct follower *f, const rd_kafka_message_t *m,
+                        const avk_avroprog_slot_t *v, char *errstr, size_t errstr_size)
 {
         (void)m;
-        int64_t kept;
         struct avk_view_status s = {
-            .deviation_id = avk_avro_text(v, "deviation_id"),
-            .version = (int32_t)long_field(v, "version", 0),
-            .state = avk_avro_text(v, "state"),
-            .changed_at = long_field(v, "changed_at", 0),
-            .reporter = party_field(v, "reporter_party", errstr, errstr_size),
-            .receiver = party_field(v, "receiver_party", errstr, errstr_size),
-            .deadline_rule = avk_avro_text(v, "deadline_rule"),
-            .acknowledge_deadline_at = long_field(v, "acknowledge_deadline_at", 0),
-            .answer_deadline_at = long_field(v, "answer_deadline_at", 0),
-            .acknowledged_at = long_field(v, "acknowledged_at", -1),
-            .answered_at = long_field(v, "answered_at", -1),
-            .closed_at = long_field(v, "closed_at", -1),
-            .deadline_kept = avk_avro_long(v, "deadline_kept", &kept) == 0 ? (int)kept : -1,
-            .overdue = (int)long_field(v, "overdue", 0),
-            .escalation_step = avk_avro_text(v, "escalation_step"),
-            .pending_step = avk_avro_text(v, "pending_step"),
+            .deviation_id = text(f, ST_DEVIATION_ID),
+            .version = (int32_t)number(f, v, ST_VERSION, 0),
+            .state = text(f, ST_STATE),
+            .changed_at = number(f, v, ST_CHANGED_AT, 0),
+            .reporter = party_field(f, ST_REPORTER, errstr, errstr_size),
+            .receiver = party_field(f, ST_RECEIVER, errstr, errstr_size),
+            .deadline_rule = text(f, ST_DEADLINE_RULE),
+            .acknowledge_deadline_at = number(f, v, ST_ACK_DEADLINE, 0),
+            .answer_deadline_at = number(f, v, ST_ANSWER_DEADLINE, 0),
+            .acknowledged_at = number(f, v, ST_ACKNOWLEDGED_AT, -1),
+            .answered_at = number(f, v, ST_ANSWERED_AT, -1),
+            .closed_at = number(f, v, ST_CLOSED_AT, -1),
+            .deadline_kept = (int)number(f, v, ST_DEADLINE_KEPT, -1),
+            .overdue = (int)number(f, v, ST_OVERDUE, 0),
+            .escalation_step = text(f, ST_ESCALATION_STEP),
+            .pending_step = text(f, ST_PENDING_STEP),
         };
         if (s.reporter < 0 || s.receiver < 0)
                 return -1;
@@ -1111,11 +1240,15 @@ static int apply_status(struct follower *f, const rd_kafka_message_t *m, avro_va
         return -1;
 }
 
-static int follow_apply(void *opaque, const rd_kafka_message_t *m, avro_value_t *value,
+static int follow_apply(void *opaque, const rd_kafka_message_t *m, const avk_avroprog_slot_t *slots,
                         char *errstr, size_t errstr_size)
 {
         struct follower *f = opaque;
-        return f->apply(f, m, value, errstr, errstr_size);
+        if (copy_texts(f, slots) != 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        return f->apply(f, m, slots, errstr, errstr_size);
 }
 
 static void follow_loaded(void *opaque)
@@ -1137,7 +1270,7 @@ static void *follow_thread(void *arg)
             .component = "view",
             .stopping = &f->view->stopping,
             .opaque = f,
-            .apply_message = follow_apply,
+            .apply_slots = follow_apply,
             .loaded = follow_loaded,
         };
         avk_follow_run(&follow);
@@ -1155,6 +1288,21 @@ static int start_follower(avk_view_t *view, struct follower *f, const char *topi
         if (!(f->codec = avk_codec_new(view->env.catalog, view->env.registry))) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
+        }
+        const avk_avroprog_t *prog = avk_codec_program(f->codec, f->schema);
+        if (!prog) {
+                snprintf(errstr, errstr_size, "%s: its schema does not compile", f->topic);
+                return -1;
+        }
+        for (f->field_cnt = 0; f->paths[f->field_cnt]; f->field_cnt++) {
+                if (f->field_cnt == FIELD_MAX) {
+                        snprintf(errstr, errstr_size, "%s: more than %d fields read", f->topic,
+                                 FIELD_MAX);
+                        return -1;
+                }
+                if (avk_slotfield_find(&f->fields[f->field_cnt], prog, f->schema,
+                                       f->paths[f->field_cnt], errstr, errstr_size) != 0)
+                        return -1;
         }
         rd_kafka_conf_t *conf = avk_kafka_conf(cfg, errstr, errstr_size);
         if (!conf)
@@ -1181,14 +1329,18 @@ int avk_view_start(avk_view_t *view, const avk_config_t *cfg, char *errstr, size
             "topic.intake.receipts", "topic.routed",    "topic.response",
             "topic.status",          "topic.escalated", "topic.reminder"};
         static int (*const appliers[TOPIC_CNT])(struct follower *, const rd_kafka_message_t *,
-                                                avro_value_t *, char *, size_t) = {
+                                                const avk_avroprog_slot_t *, char *, size_t) = {
             apply_receipt, apply_routed,    apply_response,
             apply_status,  apply_escalated, apply_reminder};
+        static const char *const *const fields[TOPIC_CNT] = {receipt_fields,   routed_fields,
+                                                             response_fields,  status_fields,
+                                                             escalated_fields, reminder_fields};
         if (avk_env_open(&view->env, cfg, errstr, errstr_size) != 0)
                 return -1;
         view->env_open = 1;
         for (int i = 0; i < TOPIC_CNT; i++) {
                 view->followers[i].apply = appliers[i];
+                view->followers[i].paths = fields[i];
                 if (start_follower(view, &view->followers[i], topic_keys[i], errstr, errstr_size) !=
                     0)
                         return -1;
@@ -1213,6 +1365,7 @@ void avk_view_destroy(avk_view_t *view)
                         rd_kafka_destroy_flags(f->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
                 }
                 avk_codec_destroy(f->codec);
+                free(f->scratch);
         }
         if (view->env_open)
                 avk_env_close(&view->env);

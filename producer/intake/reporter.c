@@ -539,7 +539,7 @@ static rd_kafka_resp_err_t produce_with_receipt(avk_reporter_t *r, enum avk_kind
                 return RD_KAFKA_RESP_ERR__FAIL;
         }
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            r->rk, RD_KAFKA_V_TOPIC(r->topic[kind]), RD_KAFKA_V_KEY(key, strlen(key)),
+            r->rk, RD_KAFKA_V_RKT(r->rkt[kind]), RD_KAFKA_V_KEY(key, strlen(key)),
             RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADER(ID_HEADER, id, -1),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK | RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (err)
@@ -608,7 +608,7 @@ static void commit_queue(avk_reporter_t *r)
                 struct pending *p = batch;
                 batch = p->next;
                 finish(r, p->done, p->opaque, p->doc->id, AVK_FILED, NULL);
-                avk_prepared_destroy(p->doc);
+                prepared_recycle(r, p->doc);
         }
 }
 

@@ -61,6 +61,7 @@ static struct {
         avk_codec_t *codec;
         rd_kafka_t *rk;
         struct avk_follow follow;
+        int seq_slot; /* of seq in the reader's compiled program */
         pthread_mutex_t lock;
         int64_t seq[PARTITIONS][MAX_SEQ];
         int cnt[PARTITIONS];
@@ -201,17 +202,13 @@ static int planned_in(int partition)
 
 /* ---- the follower under test ------------------------------------------- */
 
-static int apply_message(void *opaque, const rd_kafka_message_t *m, avro_value_t *value,
-                         char *errstr, size_t errstr_size)
+static int apply_slots(void *opaque, const rd_kafka_message_t *m, const avk_avroprog_slot_t *slots,
+                       char *errstr, size_t errstr_size)
 {
         (void)opaque;
-        avro_value_t field;
-        int64_t seq;
-        if (avro_value_get_by_name(value, "seq", &field, NULL) != 0 ||
-            avro_value_get_long(&field, &seq) != 0) {
-                snprintf(errstr, errstr_size, "no seq");
-                return -1;
-        }
+        (void)errstr;
+        (void)errstr_size;
+        int64_t seq = slots[fol.seq_slot].v.i;
         pthread_mutex_lock(&fol.lock);
         ck_assert_int_lt(m->partition, PARTITIONS);
         ck_assert_int_lt(fol.cnt[m->partition], MAX_SEQ);
@@ -248,6 +245,10 @@ static void start_following(void)
         char err[512];
         fol.registry = codec_fixture_registry(fake_registry_url(registry));
         fol.codec = codec_fixture_codec(reader_catalog, fol.registry);
+        const avk_avroprog_t *prog = avk_codec_program(fol.codec, probe(reader_catalog));
+        ck_assert_ptr_nonnull(prog);
+        fol.seq_slot = avk_avroprog_slot(prog, "seq");
+        ck_assert_int_ge(fol.seq_slot, 0);
         rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
         ck_assert_msg(conf != NULL, "%s", err);
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
@@ -261,7 +262,7 @@ static void start_following(void)
             .topic = TOPIC,
             .component = "follow-test",
             .stopping = &fol.stopping,
-            .apply_message = apply_message,
+            .apply_slots = apply_slots,
             .skipped = count_skipped,
             .loaded = mark_loaded,
         };

@@ -417,6 +417,34 @@ static void assert_slot_text(const struct codec_pair *pair, const avk_schema_t *
  * reader's, like avk_codec_decode: the same version, a compiled pair (v1 as
  * v2: defaults, symbols by name) and a pair read through the projection (v3's
  * array). */
+/* A named type used again after its definition is a link in avro-c:
+ * DeviationStatus's pending_step, ["null", "EscalationStep"], is set and read
+ * as that enum. */
+START_TEST(test_slots_read_a_named_type_used_again)
+{
+        char errstr[512] = "";
+        const avk_schema_t *status = avk_catalog_by_name(builtin, "DeviationStatus");
+        ck_assert_ptr_nonnull(status);
+        avk_avroprog_t *prog = avk_avroprog_new(status, errstr, sizeof(errstr));
+        ck_assert_msg(prog != NULL, "%s", errstr);
+        avk_slotfield_t pending;
+        ck_assert_msg(
+            avk_slotfield_find(&pending, prog, status, "pending_step", errstr, sizeof(errstr)) == 0,
+            "%s", errstr);
+        avk_avroprog_slot_t *slots = calloc(avk_avroprog_slot_count(prog), sizeof(*slots));
+        size_t len = 0;
+        ck_assert_int_eq(avk_slotfield_set_text(&pending, slots, "LOCAL_FORUM"), 0);
+        ck_assert_int_eq(avk_slotfield_is_null(&pending, slots), 0);
+        ck_assert_str_eq(avk_slotfield_text(&pending, slots, &len), "LOCAL_FORUM");
+        ck_assert_int_eq(avk_slotfield_set_text(&pending, slots, "NO_SUCH_STEP"), -1);
+        ck_assert_int_eq(avk_slotfield_set_text(&pending, slots, NULL), 0);
+        ck_assert_int_eq(avk_slotfield_is_null(&pending, slots), 1);
+        ck_assert_ptr_null(avk_slotfield_text(&pending, slots, &len));
+        free(slots);
+        avk_avroprog_destroy(prog);
+}
+END_TEST
+
 START_TEST(test_slots_read_every_version_as_the_reader)
 {
         const avk_schema_t *v3 = add_v3_with_tags(both);
@@ -451,6 +479,7 @@ static Suite *evolution_suite(void)
         tcase_add_test(single_object,
                        test_versions_with_an_array_are_read_through_the_json_projection);
         tcase_add_test(single_object, test_slots_read_every_version_as_the_reader);
+        tcase_add_test(single_object, test_slots_read_a_named_type_used_again);
         suite_add_tcase(suite, single_object);
 
         TCase *confluent = tcase_create("confluent");

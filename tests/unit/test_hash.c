@@ -3,15 +3,19 @@
  * through growth, removed keys are gone, iteration visits each node once even
  * when it removes as it goes, equal keys hash equally under one seed and
  * differently under another; monotonic time never goes back and the
- * condition-wait deadline lies ahead by the timeout.
+ * condition-wait deadline lies ahead by the timeout; SHA-256 on a thread's
+ * reused context digests each input alone, on several threads at once.
  */
 #include "common/util/clock.h"
 #include "common/util/hash.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 struct item {
         struct avk_hnode node;
@@ -183,6 +187,43 @@ START_TEST(removal_moves_back_an_entry_whose_home_is_the_hole)
 }
 END_TEST
 
+/* SHA-256 of "abc" (FIPS 180-2, appendix B.1), and of "abcabc". */
+static const unsigned char abc_sha256[32] = {
+    0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+    0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+
+/* Digests on the calling thread's context, one after the other, one-shot
+ * and in parts: each the digest of its own input only. 0 when all match. */
+static void *digest_rounds(void *arg)
+{
+        (void)arg;
+        long bad = 0;
+        unsigned char out[32], parts[32], whole[32];
+        for (int i = 0; i < 100; i++) {
+                bad += avk_hash_sha256_digest("abc", 3, out) != 0 || memcmp(out, abc_sha256, 32);
+                EVP_MD_CTX *ctx = avk_hash_sha256_begin();
+                bad += !ctx || !EVP_DigestUpdate(ctx, "abc", 3) ||
+                       !EVP_DigestUpdate(ctx, "abc", 3) || !EVP_DigestFinal_ex(ctx, parts, NULL);
+                bad += avk_hash_sha256_digest("abcabc", 6, whole) != 0 || memcmp(parts, whole, 32);
+                bad += memcmp(whole, abc_sha256, 32) == 0;
+        }
+        return (void *)bad;
+}
+
+START_TEST(sha256_on_a_threads_context_digests_each_input_alone)
+{
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, digest_rounds, NULL), 0);
+        ck_assert_ptr_null(digest_rounds(NULL));
+        for (int i = 0; i < 3; i++) {
+                void *bad;
+                pthread_join(t[i], &bad);
+                ck_assert_ptr_null(bad);
+        }
+}
+END_TEST
+
 START_TEST(monotonic_time_goes_forward_and_deadlines_lie_ahead)
 {
         int64_t a = avk_clock_mono_ns();
@@ -211,6 +252,7 @@ int main(void)
         tcase_add_test(tc, slot_index_finds_every_slot_through_growth_and_removal);
         tcase_add_test(tc, removal_moves_back_an_entry_whose_home_is_the_hole);
         tcase_add_test(tc, monotonic_time_goes_forward_and_deadlines_lie_ahead);
+        tcase_add_test(tc, sha256_on_a_threads_context_digests_each_input_alone);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -42,6 +42,23 @@ static void echo(avk_httpd_req_t *req, void *opaque)
         avk_httpd_answer(req, 200, "text/plain", copy, len);
 }
 
+#define STATE_SIZE 64
+
+/* Answers "fresh" when the request's state is all zero, as a request's
+ * state starts, else "stale"; then marks it, and answers from it. */
+static void stateful(avk_httpd_req_t *req, void *opaque)
+{
+        (void)opaque;
+        char *state = avk_httpd_req_state(req);
+        int fresh = 1;
+        for (size_t i = 0; i < STATE_SIZE; i++)
+                fresh &= state[i] == 0;
+        size_t len;
+        const char *body = avk_httpd_req_body(req, &len);
+        int n = snprintf(state, STATE_SIZE, "%s %.*s", fresh ? "fresh" : "stale", (int)len, body);
+        avk_httpd_answer_static(req, 200, "text/plain", state, (size_t)n);
+}
+
 static void *answer_later(void *arg)
 {
         usleep(50 * 1000);
@@ -82,6 +99,7 @@ static const struct avk_httpd_route routes[] = {
     {.method = "POST", .pattern = "/private", .auth = needs_token, .on_request = echo},
     {.method = "POST", .pattern = "/closed", .auth = refuses_silently, .on_request = echo},
     {.method = "GET", .pattern = "/later", .on_request = deferred},
+    {.method = "POST", .pattern = "/state", .on_request = stateful},
 };
 
 /* A server with these limits (0: the defaults), its own series on metrics (may be NULL). */
@@ -103,6 +121,7 @@ static avk_httpd_t *start_with(unsigned per_client, unsigned header_timeout_s,
             .not_found = "path: not served",
             .routes = routes,
             .route_cnt = sizeof(routes) / sizeof(routes[0]),
+            .state_size = STATE_SIZE,
             .metrics = metrics,
         };
         char err[256];
@@ -212,6 +231,34 @@ START_TEST(an_answer_may_come_later_from_another_thread)
 {
         avk_httpd_t *h = start(0, 0, 0);
         expect_get(h, "/later", 503, "{\"error\":\"later\",\"errors\":[\"waited 50 ms\"]}");
+        avk_httpd_stop(h);
+}
+END_TEST
+
+/* A connection's requests one after the other (the server reuses the
+ * memory of one for the next): each starts with zeroed state and sees its
+ * own body only, a shorter one after a longer one too. */
+START_TEST(requests_on_one_connection_start_afresh)
+{
+        avk_httpd_t *h = start(0, 0, 0);
+        int fd = raw_http_connect(NULL, (int)avk_httpd_port(h));
+        ck_assert_int_ge(fd, 0);
+        int closed;
+        char *a = raw_http_exchange(fd,
+                                    "POST /state HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+                                    "abcdefghij"
+                                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n"
+                                    "1234567"
+                                    "POST /state HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                                    "Connection: close\r\n\r\nxyz",
+                                    2000, &closed);
+        close(fd);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(raw_http_count(a, "HTTP/1.1 200"), 3);
+        ck_assert_msg(strstr(a, "\r\n\r\nfresh abcdefghijHTTP/1.1 200"), "%s", a);
+        ck_assert_msg(strstr(a, "\r\n\r\n1234567HTTP/1.1 200"), "%s", a);
+        ck_assert_msg(strstr(a, "\r\n\r\nfresh xyz") && !strstr(a, "stale"), "%s", a);
+        free(a);
         avk_httpd_stop(h);
 }
 END_TEST
@@ -560,6 +607,7 @@ int main(void)
         TCase *tc = tcase_create("httpd");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, a_route_takes_its_path_parameters);
+        tcase_add_test(tc, requests_on_one_connection_start_afresh);
         tcase_add_test(tc, a_head_past_the_connections_memory_is_431);
         tcase_add_test(tc, a_tls_key_others_may_read_is_refused);
         tcase_add_test(tc, a_known_path_with_another_method_is_405_with_allow);
