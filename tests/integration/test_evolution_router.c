@@ -370,6 +370,76 @@ START_TEST(registry_down_the_router_waits_and_dead_letters_nothing)
 }
 END_TEST
 
+/* Two deviations in one batch of one partition while the registry is down: the
+ * router takes both in one round and waits on the first; the second waits with
+ * it, to be read again after it, rather than being tried on its own and moving
+ * the partition's read position past the first (docs/architecture.md, "The
+ * service kernel"). Both are routed once the registry answers. */
+START_TEST(registry_down_a_partitions_later_record_waits_with_the_first)
+{
+        struct running rr = {0};
+        char err[4096];
+        rr.router = avk_router_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(rr.router != NULL, "%s", err);
+        ck_assert_int_eq(pthread_create(&rr.thread, NULL, run, &rr), 0);
+        struct avk_router_stats st = {0};
+        for (int i = 0; i < 600 && st.partitions == 0; i++) {
+                usleep(50000);
+                avk_router_stats(rr.router, &st);
+        }
+        ck_assert_int_gt(st.partitions, 0);
+        /* Encoded while the registry answers (the writer's schema registered),
+         * produced once it does not: the router has never seen the schema. */
+        avk_registry_t *registry = codec_fixture_registry(fake_registry_url(fake));
+        avk_codec_t *codec = codec_fixture_codec(v1_catalog, registry);
+        const char *ids[] = {OLD_ID, NEW_ID};
+        struct codec_message m[2];
+        for (int i = 0; i < 2; i++) {
+                json_t *doc = json_deep_copy(sample);
+                json_object_set_new(doc, "deviation_id", json_string(ids[i]));
+                m[i] = codec_fixture_encode(codec, REPORTED, v1, doc);
+                json_decref(doc);
+        }
+        fake_registry_set_mode(fake, FAKE_REGISTRY_FAIL_500);
+        int asked = fake_registry_seen(fake).requests;
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *producer = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(producer != NULL, "%s", err);
+        for (int i = 0; i < 2; i++)
+                ck_assert_int_eq(
+                    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(REPORTED), RD_KAFKA_V_PARTITION(0),
+                                      RD_KAFKA_V_KEY(ids[i], strlen(ids[i])),
+                                      RD_KAFKA_V_VALUE(m[i].bytes, m[i].len),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                    0);
+        ck_assert_int_eq(rd_kafka_flush(producer, 30000), 0);
+        rd_kafka_destroy(producer);
+        for (int i = 0; i < 600 && fake_registry_seen(fake).requests < asked + 3; i++)
+                usleep(50000);
+        avk_router_stats(rr.router, &st);
+        ck_assert_uint_eq(st.inputs_done, 0);
+        fake_registry_set_mode(fake, FAKE_REGISTRY_NORMAL);
+        for (int i = 0; i < 600 && st.inputs_done < 2; i++) {
+                usleep(50000);
+                avk_router_stats(rr.router, &st);
+        }
+        avk_router_stop(rr.router);
+        pthread_join(rr.thread, NULL);
+        ck_assert_msg(rr.rc == 0, "%s", rr.err);
+        avk_router_destroy(rr.router);
+        struct seen routed;
+        read_topic("deviation.routed", &routed);
+        find(&routed, OLD_ID);
+        find(&routed, NEW_ID);
+        release(&routed);
+        for (int i = 0; i < 2; i++)
+                free(m[i].bytes);
+        avk_codec_destroy(codec);
+        avk_registry_destroy(registry);
+}
+END_TEST
+
 START_TEST(without_a_registry_a_v1_router_dead_letters_v2_and_goes_on)
 {
         file_v1(OLD_ID);
@@ -401,6 +471,7 @@ static Suite *evolution_router_suite(void)
                        v1_router_routes_v2_records_and_reads_the_new_symbol_as_the_default);
         suite_add_tcase(suite, registry);
         tcase_add_test(registry, registry_down_the_router_waits_and_dead_letters_nothing);
+        tcase_add_test(registry, registry_down_a_partitions_later_record_waits_with_the_first);
         TCase *single = tcase_create("single_object");
         tcase_add_checked_fixture(single, setup_single_object, teardown);
         tcase_set_timeout(single, 120);
