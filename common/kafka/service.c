@@ -15,11 +15,12 @@
 
 #include "common/kafka/kafka.h"
 #include "common/kafka/replay.h"
+#include "common/kafka/round.h"
 #include "common/util/clock.h"
 #include "common/util/log.h"
 
 #define MAX_PARTITIONS   AVK_SERVICE_MAX_PARTITIONS
-#define BATCH_MAX        256  /* records taken from the consumer per round */
+#define ROUND_DEFAULT    256  /* records taken from the consumer per round, unless set */
 #define POLL_MS          20   /* the longest wait for a record while records flow */
 #define IDLE_AFTER_MS    1000 /* without a record this long, the consumer goes idle: */
 #define IDLE_PROBE_MS    500  /* it asks for the partitions' ends this often */
@@ -60,6 +61,10 @@ struct avk_service {
         int64_t *ended_at;
         uint8_t *at_end;
         int owned[MAX_PARTITIONS]; /* partitions whose state is rebuilt */
+        avk_round_t *round;        /* records taken from the consumer, not yet handled */
+        int rc;                    /* the first error of a round, its reason in errstr */
+        char *errstr;              /* avk_service_run()'s */
+        size_t errstr_size;
         int *paused;               /* [topic]: paused by flow control */
         uint64_t *pool_unfinished; /* [pool]: unfinished inputs, counted by flow control */
         int wake[2];               /* with the wait hook: Kafka's queues and stop write to [1] */
@@ -230,10 +235,15 @@ static void on_revoke(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
 }
 
 static void idle_leave(avk_service_t *svc);
+static void handle_round(avk_service_t *svc);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
+        /* The records taken before the rebalance are handled before it: a record
+         * of a partition revoked and assigned again must not follow the ones
+         * the new assignment fetches again from the committed offset. */
+        handle_round(opaque);
         /* A pause outlives the assignment in librdkafka: none is left for another one. */
         idle_leave(opaque);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
@@ -398,6 +408,43 @@ static void end_of_partition(avk_service_t *svc, const rd_kafka_message_t *m)
         if (svc->hooks.on_eof)
                 svc->hooks.on_eof(svc->hooks.opaque, topic_index(svc, rd_kafka_topic_name(m->rkt)),
                                   m->partition);
+}
+
+/* Whether m is at or after the record of its partition held back to be read
+ * again (hold_back()): the consumer delivers it again after the backoff. */
+static int behind_held_back(const avk_service_t *svc, const rd_kafka_message_t *m)
+{
+        const rd_kafka_topic_partition_t *tp =
+            svc->waiting ? rd_kafka_topic_partition_list_find(
+                               svc->waiting, rd_kafka_topic_name(m->rkt), m->partition)
+                         : NULL;
+        return tp && m->offset >= tp->offset;
+}
+
+static void handle(avk_service_t *svc, const rd_kafka_message_t *m)
+{
+        if (behind_held_back(svc, m))
+                return;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                end_of_partition(svc, m);
+        else if (m->err)
+                avk_log(AVK_LOG_WARN, svc->opts.component, "consumer: %s",
+                        rd_kafka_message_errstr(m));
+        else
+                svc->rc = dispatch(svc, m, svc->errstr, svc->errstr_size);
+}
+
+/* Handles the records taken, in partition order (common/kafka/round.h);
+ * after an error the rest are let go unhandled: their offsets are not stored. */
+static void handle_round(avk_service_t *svc)
+{
+        rd_kafka_message_t **records;
+        int cnt = avk_round_take(svc->round, &records);
+        for (int i = 0; i < cnt; i++) {
+                if (!svc->rc)
+                        handle(svc, records[i]);
+                rd_kafka_message_destroy(records[i]);
+        }
 }
 
 /* The assigned partitions of input topic k (a new list). */
@@ -655,29 +702,25 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
         if (check_topics(svc, errstr, errstr_size) != 0 || subscribe(svc, errstr, errstr_size) != 0)
                 return -1;
         int rc = 0;
+        svc->errstr = errstr;
+        svc->errstr_size = errstr_size;
         svc->last_summary = svc->last_record_at = avk_clock_mono_ms();
         svc->next_due = svc->last_summary + WAIT_MAX_MS;
         while (!atomic_load(&svc->stop)) {
-                /* Up to BATCH_MAX records per round, the housekeeping below
-                 * once per round: at full speed, serving delivery reports
+                /* Up to a round's records (options' round_max), the housekeeping
+                 * below once per round: at full speed, serving delivery reports
                  * and storing offsets per input cost more than the service. */
                 rd_kafka_message_t *m;
                 int taken = 0;
-                for (; taken < BATCH_MAX && rc == 0 &&
+                for (; !avk_round_full(svc->round) &&
                        (m = rd_kafka_consumer_poll(
                             svc->consumer,
                             taken || svc->hooks.wait ? 0 : sleep_ms(svc, avk_clock_mono_ms())));
-                     taken++) {
-                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                                end_of_partition(svc, m);
-                        } else if (m->err) {
-                                avk_log(AVK_LOG_WARN, svc->opts.component, "consumer: %s",
-                                        rd_kafka_message_errstr(m));
-                        } else {
-                                rc = dispatch(svc, m, errstr, errstr_size);
-                        }
-                        rd_kafka_message_destroy(m);
-                }
+                     taken++)
+                        avk_round_add(svc->round, m);
+                int drained = !avk_round_full(svc->round); /* the consumer had no more */
+                handle_round(svc);
+                rc = svc->rc;
                 avk_outbox_poll(svc->outbox);
                 resume_held_back(svc, avk_clock_mono_ms());
                 mirror_retries(svc);
@@ -701,7 +744,7 @@ int avk_service_run(avk_service_t *svc, char *errstr, size_t errstr_size)
                 if (rc)
                         break;
                 summary(svc, 0);
-                if (svc->hooks.wait && taken < BATCH_MAX && !atomic_load(&svc->stop))
+                if (svc->hooks.wait && drained && !atomic_load(&svc->stop))
                         svc->hooks.wait(svc->hooks.opaque, svc->wake[0], sleep_ms(svc, now));
         }
         unwire(svc);
@@ -958,8 +1001,10 @@ avk_service_t *avk_service_new(const avk_config_t *cfg, const struct avk_service
         svc->ended_at = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->ended_at));
         svc->at_end = calloc((size_t)opts->input_cnt * MAX_PARTITIONS, sizeof(*svc->at_end));
         svc->pool_unfinished = calloc((size_t)opts->input_cnt, sizeof(*svc->pool_unfinished));
-        if (!svc->outbox || !svc->inputs || !svc->ended_at || !svc->at_end || !svc->paused ||
-            !svc->pool_unfinished || make_metrics(svc) != 0) {
+        svc->round =
+            avk_round_new(opts->round_max ? opts->round_max : ROUND_DEFAULT, MAX_PARTITIONS);
+        if (!svc->round || !svc->outbox || !svc->inputs || !svc->ended_at || !svc->at_end ||
+            !svc->paused || !svc->pool_unfinished || make_metrics(svc) != 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
@@ -983,6 +1028,7 @@ void avk_service_destroy(avk_service_t *svc)
         close_reader(svc);
         if (svc->reader_conf)
                 rd_kafka_conf_destroy(svc->reader_conf);
+        avk_round_destroy(svc->round);
         if (svc->consumer)
                 rd_kafka_destroy(svc->consumer);
         avk_outbox_release(svc->outbox);

@@ -103,6 +103,13 @@ struct avk_service_options {
          */
         const int *input_pool;
         const size_t *pool_max_unfinished;
+        /**
+         * Records taken from the consumer per round at most (0: 256), handled
+         * partition number by partition number before the round's delivery
+         * reports and offsets: a larger round gives larger produce requests
+         * under a backlog, and goes past the bounds above by up to a round.
+         */
+        int round_max;
         avk_metrics_t *metrics; /**< the service's registry: the kernel adds its families */
         struct avk_service_hooks hooks;
 };

@@ -48,6 +48,10 @@
 
 #define MAX_PARTITIONS AVK_SERVICE_MAX_PARTITIONS
 #define WRONG_RECEIVER "REJECTED_WRONG_RECEIVER"
+/* Inputs taken per round of the service kernel: under a backlog, a round
+ * spanning several of the consumer's fetches leaves Kafka one produce request
+ * per partition (docs/router.md, "Throughput"). */
+#define ROUND_MAX 8192
 
 enum input_topic { IN_REPORTED, IN_RESPONSE, IN_TOPICS };
 
@@ -1104,6 +1108,7 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
             .outputs = r->outputs,
             .output_cnt = 1,
             .revoke_note = "their inputs will be routed again by the next owner",
+            .round_max = ROUND_MAX,
             .metrics = r->metrics,
             .hooks = {.on_record = on_record,
                       .on_rebuild = on_rebuild,

@@ -163,27 +163,56 @@ static void *run(void *arg)
         return NULL;
 }
 
-/* Runs the router until it has finished n inputs, then stops it. */
-static void route(uint64_t n)
+static void start_router(struct running *rr)
 {
-        struct running rr = {0};
         char err[4096];
-        rr.router = avk_router_new(mk.cfg, err, sizeof(err));
-        ck_assert_msg(rr.router != NULL, "%s", err);
-        ck_assert_int_eq(pthread_create(&rr.thread, NULL, run, &rr), 0);
+        rr->router = avk_router_new(mk.cfg, err, sizeof(err));
+        ck_assert_msg(rr->router != NULL, "%s", err);
+        ck_assert_int_eq(pthread_create(&rr->thread, NULL, run, rr), 0);
+}
+
+/* Stops rr's router once it has finished n inputs (60 s at most). */
+static void stop_after(struct running *rr, uint64_t n)
+{
         struct avk_router_stats s;
         for (int i = 0; i < 1200; i++) {
-                avk_router_stats(rr.router, &s);
+                avk_router_stats(rr->router, &s);
                 if (s.inputs_done >= n)
                         break;
                 usleep(50000);
         }
-        avk_router_stop(rr.router);
-        pthread_join(rr.thread, NULL);
-        ck_assert_msg(rr.rc == 0, "%s", rr.err);
-        avk_router_destroy(rr.router);
+        avk_router_stop(rr->router);
+        pthread_join(rr->thread, NULL);
+        ck_assert_msg(rr->rc == 0, "%s", rr->err);
+        avk_router_destroy(rr->router);
         ck_assert_msg(s.inputs_done >= n, "the router finished %llu inputs of %llu within 60 s",
                       (unsigned long long)s.inputs_done, (unsigned long long)n);
+}
+
+/* Runs the router until it has finished n inputs, then stops it. */
+static void route(uint64_t n)
+{
+        struct running rr = {0};
+        start_router(&rr);
+        stop_after(&rr, n);
+}
+
+/* The registry failing since it had answered asked requests: once the router
+ * has asked it three more times, nothing is done and the router is not
+ * ready; then the registry answers, and the router is stopped once it has
+ * finished n inputs. */
+static void outage_then_recovery(struct running *rr, int asked, uint64_t n)
+{
+        char why[256];
+        for (int i = 0; i < 600 && fake_registry_seen(fake).requests < asked + 3; i++)
+                usleep(50000);
+        ck_assert_int_ge(fake_registry_seen(fake).requests, asked + 3);
+        ck_assert_int_eq(avk_router_ready(rr->router, why, sizeof(why)), 0);
+        struct avk_router_stats st;
+        avk_router_stats(rr->router, &st);
+        ck_assert_uint_eq(st.inputs_done, 0);
+        fake_registry_set_mode(fake, FAKE_REGISTRY_NORMAL);
+        stop_after(rr, n);
 }
 
 /* ---- reading back ---- */
@@ -334,31 +363,11 @@ START_TEST(registry_down_the_router_waits_and_dead_letters_nothing)
         file_v1(OLD_ID);
         file_v1(NEW_ID); /* the registry answered: Confluent framing, ids registered */
         fake_registry_set_mode(fake, FAKE_REGISTRY_FAIL_500);
-        struct running rr = {0};
-        char err[4096], why[256];
-        rr.router = avk_router_new(mk.cfg, err, sizeof(err));
-        ck_assert_msg(rr.router != NULL, "%s", err);
-        ck_assert_int_eq(pthread_create(&rr.thread, NULL, run, &rr), 0);
-        /* Once it has asked the registry (its rebuild and its records need the
-         * writer's schema), and a few tries later: nothing done, not ready. */
         int asked = fake_registry_seen(fake).requests;
-        for (int i = 0; i < 600 && fake_registry_seen(fake).requests < asked + 3; i++)
-                usleep(50000);
-        ck_assert_int_ge(fake_registry_seen(fake).requests, asked + 3);
-        ck_assert_int_eq(avk_router_ready(rr.router, why, sizeof(why)), 0);
-        struct avk_router_stats st;
-        avk_router_stats(rr.router, &st);
-        ck_assert_uint_eq(st.inputs_done, 0);
-        fake_registry_set_mode(fake, FAKE_REGISTRY_NORMAL);
-        for (int i = 0; i < 600 && st.inputs_done < 2; i++) {
-                usleep(50000);
-                avk_router_stats(rr.router, &st);
-        }
-        avk_router_stop(rr.router);
-        pthread_join(rr.thread, NULL);
-        ck_assert_msg(rr.rc == 0, "%s", rr.err);
-        avk_router_destroy(rr.router);
-        ck_assert_uint_ge(st.inputs_done, 2);
+        struct running rr = {0};
+        start_router(&rr);
+        /* Its rebuild and its records need the writer's schema. */
+        outage_then_recovery(&rr, asked, 2);
         struct seen dead, routed;
         read_topic("deviation.deadletter", &dead);
         ck_assert_msg(dead.n == 0, "dead-lettered: %s", dead.n ? dead.r[0].error : "");
@@ -367,6 +376,62 @@ START_TEST(registry_down_the_router_waits_and_dead_letters_nothing)
         find(&routed, NEW_ID);
         release(&dead);
         release(&routed);
+}
+END_TEST
+
+/* Two deviations in one batch of one partition while the registry is down: the
+ * router takes both in one round and waits on the first; the second waits with
+ * it, to be read again after it, rather than being tried on its own and moving
+ * the partition's read position past the first (docs/architecture.md, "The
+ * service kernel"). Both are routed once the registry answers. */
+START_TEST(registry_down_a_partitions_later_record_waits_with_the_first)
+{
+        struct running rr = {0};
+        char err[512];
+        start_router(&rr);
+        struct avk_router_stats st = {0};
+        for (int i = 0; i < 600 && st.partitions == 0; i++) {
+                usleep(50000);
+                avk_router_stats(rr.router, &st);
+        }
+        ck_assert_int_gt(st.partitions, 0);
+        /* Encoded while the registry answers (the writer's schema registered),
+         * produced once it does not: the router has never seen the schema. */
+        avk_registry_t *registry = codec_fixture_registry(fake_registry_url(fake));
+        avk_codec_t *codec = codec_fixture_codec(v1_catalog, registry);
+        const char *ids[] = {OLD_ID, NEW_ID};
+        struct codec_message m[2];
+        for (int i = 0; i < 2; i++) {
+                json_t *doc = json_deep_copy(sample);
+                json_object_set_new(doc, "deviation_id", json_string(ids[i]));
+                m[i] = codec_fixture_encode(codec, REPORTED, v1, doc);
+                json_decref(doc);
+        }
+        fake_registry_set_mode(fake, FAKE_REGISTRY_FAIL_500);
+        int asked = fake_registry_seen(fake).requests;
+        rd_kafka_conf_t *conf = avk_kafka_conf(mk.cfg, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s", err);
+        rd_kafka_t *producer = avk_kafka_producer_new(conf, err, sizeof(err));
+        ck_assert_msg(producer != NULL, "%s", err);
+        for (int i = 0; i < 2; i++)
+                ck_assert_int_eq(
+                    rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(REPORTED), RD_KAFKA_V_PARTITION(0),
+                                      RD_KAFKA_V_KEY(ids[i], strlen(ids[i])),
+                                      RD_KAFKA_V_VALUE(m[i].bytes, m[i].len),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                    0);
+        ck_assert_int_eq(rd_kafka_flush(producer, 30000), 0);
+        rd_kafka_destroy(producer);
+        outage_then_recovery(&rr, asked, 2);
+        struct seen routed;
+        read_topic("deviation.routed", &routed);
+        find(&routed, OLD_ID);
+        find(&routed, NEW_ID);
+        release(&routed);
+        for (int i = 0; i < 2; i++)
+                free(m[i].bytes);
+        avk_codec_destroy(codec);
+        avk_registry_destroy(registry);
 }
 END_TEST
 
@@ -401,6 +466,7 @@ static Suite *evolution_router_suite(void)
                        v1_router_routes_v2_records_and_reads_the_new_symbol_as_the_default);
         suite_add_tcase(suite, registry);
         tcase_add_test(registry, registry_down_the_router_waits_and_dead_letters_nothing);
+        tcase_add_test(registry, registry_down_a_partitions_later_record_waits_with_the_first);
         TCase *single = tcase_create("single_object");
         tcase_add_checked_fixture(single, setup_single_object, teardown);
         tcase_set_timeout(single, 120);
