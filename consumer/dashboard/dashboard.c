@@ -25,6 +25,7 @@
 #include "common/util/clock.h"
 #include "common/contract/codec.h"
 #include "common/util/env.h"
+#include "common/util/hash.h"
 #include "common/kafka/follow.h"
 #include "common/kafka/kafka.h"
 #include "common/util/log.h"
@@ -468,11 +469,10 @@ static int register_metrics(avk_dashboard_t *db)
 /* The base64 SHA-256 of len bytes, for a CSP's 'sha256-...'; -1 when none. */
 static int csp_hash(const char *data, size_t len, char b64[B64_SHA256_SIZE])
 {
-        unsigned char digest[EVP_MAX_MD_SIZE];
-        unsigned int digest_len = 0;
-        if (EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL) != 1 || digest_len != 32)
+        unsigned char digest[32];
+        if (avk_hash_sha256_digest(data, len, digest) != 0)
                 return -1;
-        EVP_EncodeBlock((unsigned char *)b64, digest, (int)digest_len);
+        EVP_EncodeBlock((unsigned char *)b64, digest, (int)sizeof(digest));
         return 0;
 }
 

@@ -17,11 +17,11 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <uuid/uuid.h>
 
 #include "common/contract/json.h"
 #include "common/http/server.h"
+#include "common/util/hash.h"
 #include "common/util/secret.h"
 
 #define KEY_SIZE      32
@@ -100,10 +100,9 @@ static int answer(json_t *doc, const json_t *tagged, const char *if_none_match,
         char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
         char *tag_text = doc ? json_dumps(tagged, JSON_COMPACT) : NULL;
         json_decref(doc);
-        unsigned char digest[EVP_MAX_MD_SIZE];
-        unsigned int len = 0;
-        int ok = text && tag_text &&
-                 EVP_Digest(tag_text, strlen(tag_text), digest, &len, EVP_sha256(), NULL) == 1;
+        unsigned char digest[32];
+        int ok =
+            text && tag_text && avk_hash_sha256_digest(tag_text, strlen(tag_text), digest) == 0;
         free(tag_text);
         if (!ok) {
                 free(text);
