@@ -34,6 +34,37 @@ void avk_jsonsimd_destroy(avk_jsonsimd_t *p)
 
 static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *ctx);
 
+static bool is_space(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The text of a string token, from after its opening quote to its closing
+ * one, when it holds no backslash: then it is the string itself, and
+ * reading it from the text (which stage 1 has already checked: UTF-8,
+ * control characters) saves simdjson's copy into its string buffer, and
+ * the stall of reading back bytes just stored. A NULL data: unescape. */
+static std::string_view plain(const char *text, const char *close)
+{
+        size_t len = static_cast<size_t>(close - text);
+        if (std::memchr(text, '\\', len))
+                return std::string_view();
+        return std::string_view(text, len);
+}
+
+/* A field's key as it stands in the text: its closing quote is the last
+ * quote before the colon ahead of value (white space allowed around it). */
+static std::string_view plain_key(ondemand::field &field)
+{
+        const char *text = field.key().raw();
+        const char *at = field.value().raw_json_token().data() - 1;
+        while (is_space(*at))
+                at--;
+        for (at--; is_space(*at); at--)
+                ;
+        return plain(text, at);
+}
+
 static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx)
 {
         ondemand::json_type type;
@@ -45,9 +76,24 @@ static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx
                 return value.get_object().get(object) == SUCCESS && walk_object(object, cb, ctx);
         }
         case ondemand::json_type::string: {
-                std::string_view s;
-                return value.get_string().get(s) == SUCCESS &&
-                       cb->yajl_string(ctx, reinterpret_cast<const unsigned char *>(s.data()),
+                /* The token runs from its opening quote to the next
+                 * structural character. The string goes where its text
+                 * stood (unescaping never lengthens it) with a NUL over or
+                 * before the closing quote: ondemand reads a string token's
+                 * first byte again, never the rest. */
+                std::string_view token = value.raw_json_token();
+                char *text = const_cast<char *>(token.data()) + 1;
+                char *close = text + token.size() - 2;
+                while (*close != '"')
+                        close--;
+                std::string_view s = plain(text, close);
+                if (!s.data()) {
+                        if (value.get_string().get(s) != SUCCESS)
+                                return 0;
+                        std::memcpy(text, s.data(), s.size());
+                }
+                text[s.size()] = '\0';
+                return cb->yajl_string(ctx, reinterpret_cast<const unsigned char *>(text),
                                        s.size());
         }
         case ondemand::json_type::number: {
@@ -84,7 +130,8 @@ static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *
                 ondemand::field field;
                 std::string_view key;
                 if (std::move(member).get(field) != SUCCESS ||
-                    field.unescaped_key().get(key) != SUCCESS ||
+                    (!(key = plain_key(field)).data() &&
+                     field.unescaped_key().get(key) != SUCCESS) ||
                     !cb->yajl_map_key(ctx, reinterpret_cast<const unsigned char *>(key.data()),
                                       key.size()) ||
                     !walk_value(field.value(), cb, ctx))

@@ -11,9 +11,10 @@
  * counted from the first slot of the record around it (a named record is
  * planned once and may sit at several places), so the pass writes each value
  * straight into its slot and the program writes the Avro binary: no avro-c
- * value, no allocation per field. Strings are copied with their NUL into
- * one buffer sized for the document before the parse, so the slots' views
- * stay put.
+ * value, no allocation per field. simdjson leaves each string in its copy
+ * of the text with a NUL after it (jsonsimd.h); yajl's strings are copied
+ * with their NUL into one buffer sized for the document before the parse;
+ * either way the slots' views stay put.
  *
  * While the parser reads (simdjson, or yajl for the differential tests: the
  * same callbacks either way, jsonsimd.h), a stack of frames holds the objects being filled, one
@@ -344,6 +345,8 @@ struct stream {
         int done;   /* the root object is closed */
         char *text; /* the strings of the document, each with its NUL */
         size_t text_used, text_cap;
+        int strings_stay; /* the reader's strings stay put with their NUL (jsonsimd.h) */
+        int nul_free;     /* the document has no \u0000 escape: no string holds a NUL */
 };
 
 /* Where a JSON value of kind goes, and its place: the root, or the pending
@@ -395,6 +398,43 @@ static const struct place *target(struct stream *st, enum avk_json_kind kind, st
         return p;
 }
 
+static uint64_t load64(const unsigned char *p)
+{
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+}
+
+static uint32_t load32(const unsigned char *p)
+{
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+}
+
+/* Whether a[0..n) and b[0..n) hold the same bytes. Keys and symbols are
+ * short and of every length: memcmp()'s call and its choice by length cost
+ * more than the comparison (an eighth of the pass's time), so words are
+ * compared inline, the last one overlapping the one before, never reading
+ * past n. */
+static inline int same_bytes(const void *a, const void *b, size_t n)
+{
+        const unsigned char *x = a, *y = b;
+        if (n >= sizeof(uint64_t)) {
+                for (size_t i = 0; i + sizeof(uint64_t) < n; i += sizeof(uint64_t))
+                        if (load64(x + i) != load64(y + i))
+                                return 0;
+                return load64(x + n - sizeof(uint64_t)) == load64(y + n - sizeof(uint64_t));
+        }
+        if (n >= sizeof(uint32_t))
+                return load32(x) == load32(y) &&
+                       load32(x + n - sizeof(uint32_t)) == load32(y + n - sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++)
+                if (x[i] != y[i])
+                        return 0;
+        return 1;
+}
+
 /* Copies len bytes and a NUL into the document's string buffer. */
 static const char *keep(struct stream *st, const void *s, size_t len)
 {
@@ -424,7 +464,7 @@ static int put(struct stream *st, const struct avk_json_scalar *in)
         for (int i = 0;
              p->type == AVRO_ENUM && in->kind == AVK_JSON_KIND_STRING && i < p->symbol_cnt; i++) {
                 if (p->symbols[i].len == in->len &&
-                    memcmp(p->symbols[i].name, in->string, in->len) == 0) {
+                    same_bytes(p->symbols[i].name, in->string, in->len)) {
                         slot->v.i = i;
                         return 1;
                 }
@@ -464,8 +504,9 @@ static int on_number(void *ctx, const char *text, size_t len)
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
         struct stream *st = ctx;
-        const char *text = keep(st, s, len);
-        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_STRING, .string = text, .len = len};
+        const char *text = st->strings_stay ? (const char *)s : keep(st, s, len);
+        struct avk_json_scalar in = {
+            .kind = AVK_JSON_KIND_STRING, .string = text, .len = len, .nul_free = st->nul_free};
         return text && put(st, &in);
 }
 
@@ -497,7 +538,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
                 if (i == n)
                         i = 0;
                 const struct field *field = &f->record->fields[i];
-                if (field->name_len != len || memcmp(field->name, key, len) != 0)
+                if (field->name_len != len || !same_bytes(field->name, key, len))
                         continue;
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         return 0;
@@ -613,6 +654,18 @@ static int read_events(enum avk_json_reader reader, struct avk_json_stream_buf *
         return ok;
 }
 
+/* Whether buf may hold a \u0000 escape, the only way a parser lets a NUL
+ * into a string (a raw one is not JSON): one look for a backslash in most
+ * documents, instead of a strlen() for every string. */
+static int has_nul_escape(const char *buf, size_t len)
+{
+        for (const char *at = buf, *end = buf + len;
+             (at = memchr(at, '\\', (size_t)(end - at))) != NULL; at++)
+                if ((size_t)(end - at) >= 6 && memcmp(at + 1, "u0000", 5) == 0)
+                        return 1;
+        return 0;
+}
+
 /* Parses the document into out->slots, or into value when it is not NULL. */
 static int parse(const avk_json_plan_t *plan, enum avk_json_reader reader, const char *buf,
                  size_t len, const struct avk_json_fill *fill, const struct avk_json_opts *opts,
@@ -638,6 +691,8 @@ static int parse(const avk_json_plan_t *plan, enum avk_json_reader reader, const
         st.text = out->text;
         st.text_used = 0;
         st.text_cap = out->text_cap;
+        st.strings_stay = reader == AVK_JSON_READER_SIMDJSON;
+        st.nul_free = !has_nul_escape(buf, len);
         avk_json_walk_init(&st.walk, plan->schema, opts, NULL);
         if (!read_events(reader, out, buf, len, &st) || !st.done)
                 return -1;

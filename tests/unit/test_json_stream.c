@@ -543,6 +543,66 @@ START_TEST(every_mutation_of_the_samples_gives_the_same_verdict_and_bytes)
 }
 END_TEST
 
+/* text with every occurrence of from replaced by to; free it. */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+        size_t from_len = strlen(from), to_len = strlen(to), n = 0;
+        for (const char *at = text; (at = strstr(at, from)) != NULL; at += from_len)
+                n++;
+        char *out = malloc(strlen(text) + n * to_len + 1), *w = out;
+        ck_assert_ptr_nonnull(out);
+        for (const char *at = text, *hit; *at; at = hit + from_len) {
+                hit = strstr(at, from);
+                if (!hit) {
+                        strcpy(w, at);
+                        return out;
+                }
+                memcpy(w, at, (size_t)(hit - at));
+                w += hit - at;
+                memcpy(w, to, to_len);
+                w += to_len;
+        }
+        *w = '\0';
+        return out;
+}
+
+/* simdjson's reader hands strings and keys over from where they stand in
+ * the text, and unescapes only those with a backslash (jsonsimd.h): keys
+ * and symbols written with escapes, and white space on either side of a
+ * colon, take none of the tree's documents from the single pass. */
+START_TEST(escaped_keys_and_symbols_and_spaced_colons_give_the_same_verdict_and_bytes)
+{
+        char **paths;
+        size_t n = test_data_sample_paths(&paths);
+        ck_assert_uint_ge(n, 3);
+        for (size_t i = 0; i < n; i++) {
+                json_t *doc = load(paths[i]);
+                char *compact = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                char *indented = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+                char *variants[] = {
+                    /* In keys ("deviation_id") and symbols ("SPECIAL_HOUSING") alike. */
+                    replace_all(compact, "_", "\\u005f"),
+                    replace_all(compact, "A", "\\u0041"),
+                    replace_all(indented, "\": ", "\" \t\r\n: \n"),
+                    /* A string's token ends in white space before the comma or brace. */
+                    replace_all(indented, ",", "  ,"),
+                };
+                for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+                        size_t before = tally.both_accept;
+                        compare_text(&reported, variants[v], strlen(variants[v]), paths[i]);
+                        ck_assert_msg(tally.both_accept == before + 6,
+                                      "%s, variant %zu: %zu of 6 accepted", paths[i], v,
+                                      tally.both_accept - before);
+                        free(variants[v]);
+                }
+                free(compact);
+                free(indented);
+                json_decref(doc);
+        }
+        test_data_free_paths(paths);
+}
+END_TEST
+
 START_TEST(every_mutation_of_a_response_gives_the_same_verdict_and_bytes)
 {
         json_t *doc = response_doc();
@@ -808,6 +868,8 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, samples_and_fixtures_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, every_mutation_of_the_samples_gives_the_same_verdict_and_bytes);
         tcase_add_test(tc, every_mutation_of_a_response_gives_the_same_verdict_and_bytes);
+        tcase_add_test(tc,
+                       escaped_keys_and_symbols_and_spaced_colons_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, parser_test_documents_give_the_same_verdict);
         tcase_add_test(tc, number_forms_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, absent_id_is_filled_and_checked_like_a_present_one);
