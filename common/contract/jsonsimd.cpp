@@ -52,9 +52,10 @@ static std::string_view plain(const char *text, const char *close)
         return std::string_view(text, len);
 }
 
-/* A field's key as it stands in the text: its closing quote is the last
- * quote before the colon ahead of value (white space allowed around it). */
-static std::string_view plain_key(ondemand::field &field)
+/* A field's key as it stands in the text, escapes and all: its closing
+ * quote is the last quote before the colon ahead of the value (white space
+ * allowed around the colon). */
+static std::string_view key_text(ondemand::field &field)
 {
         const char *text = field.key().raw();
         const char *at = field.value().raw_json_token().data() - 1;
@@ -62,7 +63,20 @@ static std::string_view plain_key(ondemand::field &field)
                 at--;
         for (at--; is_space(*at); at--)
                 ;
-        return plain(text, at);
+        return std::string_view(text, static_cast<size_t>(at - text));
+}
+
+/* Passes a field's key to cb: as it stands in the text, and only when cb
+ * refuses it and it holds a backslash, again unescaped (jsonsimd.h). */
+static int map_key(ondemand::field &field, const yajl_callbacks *cb, void *ctx)
+{
+        std::string_view key = key_text(field);
+        if (cb->yajl_map_key(ctx, reinterpret_cast<const unsigned char *>(key.data()), key.size()))
+                return 1;
+        return std::memchr(key.data(), '\\', key.size()) &&
+               field.unescaped_key().get(key) == SUCCESS &&
+               cb->yajl_map_key(ctx, reinterpret_cast<const unsigned char *>(key.data()),
+                                key.size());
 }
 
 static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx)
@@ -128,12 +142,7 @@ static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *
                 return 0;
         for (auto member : object) {
                 ondemand::field field;
-                std::string_view key;
-                if (std::move(member).get(field) != SUCCESS ||
-                    (!(key = plain_key(field)).data() &&
-                     field.unescaped_key().get(key) != SUCCESS) ||
-                    !cb->yajl_map_key(ctx, reinterpret_cast<const unsigned char *>(key.data()),
-                                      key.size()) ||
+                if (std::move(member).get(field) != SUCCESS || !map_key(field, cb, ctx) ||
                     !walk_value(field.value(), cb, ctx))
                         return 0;
         }

@@ -40,7 +40,10 @@ void avk_jsonsimd_destroy(avk_jsonsimd_t *p);
  * @brief Reads the one JSON document in buf[0..len), an object, calling
  * cb's null, boolean, number, string, start_map, map_key and end_map
  * callbacks with ctx as yajl would; a string's s[len] is a NUL, and s stays
- * valid until p's next walk.
+ * valid until p's next walk. A key is passed as it stands in the text,
+ * escapes and all, and passed again unescaped only when the callback
+ * refuses it and it holds a backslash: so map_key must refuse without an
+ * effect, and accept no key with a backslash in it (an Avro name has none).
  * @returns 1 when the whole document was read and every callback returned
  * 1; 0 when the text is not one JSON object, holds an array, memory ran
  * out, or a callback returned 0.
