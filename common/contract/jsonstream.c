@@ -40,6 +40,15 @@
 
 struct record;
 
+/* An enum's symbols by a hash of their length and end bytes, made with the
+ * plan: a string is compared with the one or two symbols in its bucket,
+ * not with each symbol of the enum in turn. Open addressing, at most half
+ * full, so a probe ends at an empty slot. */
+struct symbol_table {
+        int16_t *slots; /* symbol index + 1, 0 empty */
+        size_t mask;    /* slots - 1, a power of two less one */
+};
+
 struct place {                /* where a JSON value goes */
         avro_schema_t schema; /* dereferenced */
         int32_t slot;         /* from the record's first slot: the value's, the union's, or
@@ -52,6 +61,7 @@ struct place {                /* where a JSON value goes */
         int branch_of[AVK_JSON_KIND_ARRAY + 1]; /* AVRO_UNION: the branch per JSON kind, or -1 */
         struct symbol *symbols;                 /* AVRO_ENUM: by index */
         int symbol_cnt;
+        struct symbol_table symbol_table; /* AVRO_ENUM */
 };
 
 /* An enum symbol, matched by length and bytes: avro-c's look-up by name
@@ -100,6 +110,34 @@ struct avk_json_plan {
 };
 
 /* ---- the plan ---- */
+
+/* The bucket of a symbol or a string of len > 0 bytes. */
+static size_t symbol_hash(const char *s, size_t len)
+{
+        return len * 31 + (unsigned char)s[0] * 7 + (unsigned char)s[len - 1];
+}
+
+/* Fills t with p's symbols; 0, or -1 when memory ran out. */
+static int index_symbols(struct symbol_table *t, const struct place *p)
+{
+        size_t size = 8;
+        while (size < 2 * (size_t)p->symbol_cnt)
+                size *= 2;
+        t->slots = calloc(size, sizeof(*t->slots));
+        if (!t->slots)
+                return -1;
+        t->mask = size - 1;
+        for (int i = 0; i < p->symbol_cnt; i++) {
+                /* Avro's names are never empty; this one would match nothing. */
+                if (p->symbols[i].len == 0)
+                        continue;
+                size_t at = symbol_hash(p->symbols[i].name, p->symbols[i].len) & t->mask;
+                while (t->slots[at])
+                        at = (at + 1) & t->mask;
+                t->slots[at] = (int16_t)(i + 1);
+        }
+        return 0;
+}
 
 static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, const json_t *node,
                        const json_t *field, int32_t *next_slot);
@@ -171,6 +209,8 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
                         p->symbols[i].name = avro_schema_enum_get(p->schema, i);
                         p->symbols[i].len = strlen(p->symbols[i].name);
                 }
+                if (p->symbol_cnt > INT16_MAX || index_symbols(&p->symbol_table, p) != 0)
+                        return -1;
         }
         if (p->type == AVRO_UNION) {
                 size_t n = avro_schema_union_size(p->schema);
@@ -199,6 +239,7 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
 static void free_place(struct place *p)
 {
         free(p->symbols);
+        free(p->symbol_table.slots);
         if (p->type != AVRO_UNION || !p->branches)
                 return;
         for (size_t i = 0; i < avro_schema_union_size(p->schema); i++)
@@ -332,6 +373,7 @@ struct frame { /* an open object: a record being filled */
         int depth;                   /* of the record in the tree walk's count */
         size_t next;                 /* where the next key is looked for first */
         const struct field *pending; /* the field whose value comes next */
+        size_t seen_cnt;             /* fields met: all of them, and nothing is absent */
         uint64_t seen[MAX_FIELDS / 64];
 };
 
@@ -447,6 +489,20 @@ static const char *keep(struct stream *st, const void *s, size_t len)
         return at;
 }
 
+/* The index of the symbol of p's enum that s[0..len) is, or -1. */
+static int find_symbol(const struct place *p, const char *s, size_t len)
+{
+        const struct symbol_table *t = &p->symbol_table;
+        if (len == 0)
+                return -1;
+        for (size_t at = symbol_hash(s, len) & t->mask; t->slots[at]; at = (at + 1) & t->mask) {
+                const struct symbol *sym = &p->symbols[t->slots[at] - 1];
+                if (sym->len == len && same_bytes(sym->name, s, len))
+                        return t->slots[at] - 1;
+        }
+        return -1;
+}
+
 /* A scalar into its place; 1 to go on, 0 to stop (yajl's convention). */
 static int put(struct stream *st, const struct avk_json_scalar *in)
 {
@@ -461,13 +517,12 @@ static int put(struct stream *st, const struct avk_json_scalar *in)
         avk_avroprog_slot_t *slot = &to.slots[p->slot];
         /* A known symbol is its index; anything else (a fallback to the
          * default, an error) is the rules'. */
-        for (int i = 0;
-             p->type == AVRO_ENUM && in->kind == AVK_JSON_KIND_STRING && i < p->symbol_cnt; i++) {
-                if (p->symbols[i].len == in->len &&
-                    same_bytes(p->symbols[i].name, in->string, in->len)) {
-                        slot->v.i = i;
-                        return 1;
-                }
+        int symbol = p->type == AVRO_ENUM && in->kind == AVK_JSON_KIND_STRING
+                         ? find_symbol(p, in->string, in->len)
+                         : -1;
+        if (symbol >= 0) {
+                slot->v.i = symbol;
+                return 1;
         }
         char norm[AVK_JSON_NORM_SIZE];
         if (avk_json_convert_scalar(&st->walk, p->schema, p->node, &p->rules, in, norm, slot) != 0)
@@ -543,6 +598,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         return 0;
                 f->seen[i / 64] |= UINT64_C(1) << (i % 64);
+                f->seen_cnt++;
                 f->pending = field;
                 f->next = i + 1;
                 return 1;
@@ -557,7 +613,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
  * pass), into an avro-c value through the tree walk itself. */
 static int fill_absent(struct stream *st, struct frame *f)
 {
-        for (size_t i = 0; i < f->record->field_cnt; i++) {
+        for (size_t i = 0; f->seen_cnt < f->record->field_cnt && i < f->record->field_cnt; i++) {
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         continue;
                 const struct field *field = &f->record->fields[i];

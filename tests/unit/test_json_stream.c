@@ -793,6 +793,56 @@ START_TEST(naming_oneself_as_receiver_is_refused_in_any_key_order)
 }
 END_TEST
 
+/* The single pass finds an enum's symbol by a hash of its length and end
+ * bytes: each symbol is found, and a string that is none of them - a prefix
+ * or an extension of one, another with the same length and ends, its lower
+ * case, the empty string - is found as none, which the tree refuses at
+ * intake and takes the default for in a projection. */
+START_TEST(a_symbol_is_found_only_when_it_is_one_whole)
+{
+        static const char *const symbols[] = {"NURSE",           "ASSISTANT_NURSE",
+                                              "PHYSICIAN",       "OCCUPATIONAL_THERAPIST",
+                                              "PHYSIOTHERAPIST", "CARE_STAFF",
+                                              "SOCIAL_WORKER",   "COORDINATOR",
+                                              "MANAGER",         "OTHER"};
+        static const char *const none[] = {"NURS",
+                                           "NURSEE",
+                                           "N",
+                                           "",
+                                           "NUSSE",
+                                           "nurse",
+                                           "OTHERS",
+                                           "ASSISTANT_NURSE_"
+                                           "AND_PHYSIOTHERAPIST"};
+        char **paths;
+        test_data_sample_paths(&paths);
+        json_t *doc = load(paths[0]);
+        test_data_free_paths(paths);
+        json_t *reporter = json_object_get(doc, "reporter");
+        for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
+                json_object_set_new(reporter, "role", json_string(symbols[i]));
+                size_t before = tally.both_accept;
+                compare_tree(&reported, doc, symbols[i]);
+                ck_assert_msg(tally.both_accept == before + 18, "%s", symbols[i]);
+        }
+        for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+                json_object_set_new(reporter, "role", json_string(none[i]));
+                char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                ck_assert_msg(avk_json_stream_to_avro(reported.plan, AVK_JSON_READER_SIMDJSON, text,
+                                                      strlen(text), NULL, &reported.stream,
+                                                      &contract_intake) == -1,
+                              "%s", none[i]);
+                ck_assert_msg(avk_json_stream_to_avro(reported.plan, AVK_JSON_READER_SIMDJSON, text,
+                                                      strlen(text), NULL, &reported.stream,
+                                                      &projecting) == 0,
+                              "%s", none[i]);
+                free(text);
+                compare_tree(&reported, doc, none[i]);
+        }
+        json_decref(doc);
+}
+END_TEST
+
 /* The triage desk answers in its record_party's name and may pass a deviation on to that
  * party; a party (responder PARTY, or none) may not name itself. Both readers of the single
  * pass decide as the tree does, whether the responder comes before the suggestion in the text
@@ -874,6 +924,7 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, number_forms_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, absent_id_is_filled_and_checked_like_a_present_one);
         tcase_add_test(tc, naming_oneself_as_receiver_is_refused_in_any_key_order);
+        tcase_add_test(tc, a_symbol_is_found_only_when_it_is_one_whole);
         tcase_add_test(tc, only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order);
         tcase_add_test(tc, a_malformed_differs_from_is_refused_on_both_paths);
         suite_add_tcase(s, tc);
