@@ -800,7 +800,11 @@ int avk_json_check_relations(struct avk_json_walk *w, avro_value_t *out)
 void avk_json_walk_init(struct avk_json_walk *w, const avk_schema_t *schema,
                         const struct avk_json_opts *opts, struct avk_errors *errs)
 {
-        *w = (struct avk_json_walk){.schema = schema, .opts = opts, .errs = errs};
+        /* Field by field: a compound literal would zero the path's segments,
+         * a kilobyte for every document the single pass reads. */
+        w->schema = schema;
+        w->opts = opts;
+        w->errs = errs;
         w->now_ms = opts->now_ms ? opts->now_ms : avk_clock_system_ms();
         w->today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
         avk_path_init(&w->path);
