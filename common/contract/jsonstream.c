@@ -45,7 +45,7 @@ struct record;
  * not with each symbol of the enum in turn. Open addressing, at most half
  * full, so a probe ends at an empty slot. */
 struct symbol_table {
-        int16_t *slots; /* symbol index + 1, 0 empty */
+        int32_t *slots; /* symbol index + 1, 0 empty */
         size_t mask;    /* slots - 1, a power of two less one */
 };
 
@@ -134,7 +134,7 @@ static int index_symbols(struct symbol_table *t, const struct place *p)
                 size_t at = symbol_hash(p->symbols[i].name, p->symbols[i].len) & t->mask;
                 while (t->slots[at])
                         at = (at + 1) & t->mask;
-                t->slots[at] = (int16_t)(i + 1);
+                t->slots[at] = i + 1;
         }
         return 0;
 }
@@ -209,7 +209,7 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
                         p->symbols[i].name = avro_schema_enum_get(p->schema, i);
                         p->symbols[i].len = strlen(p->symbols[i].name);
                 }
-                if (p->symbol_cnt > INT16_MAX || index_symbols(&p->symbol_table, p) != 0)
+                if (index_symbols(&p->symbol_table, p) != 0)
                         return -1;
         }
         if (p->type == AVRO_UNION) {
