@@ -32,7 +32,15 @@ void avk_jsonsimd_destroy(avk_jsonsimd_t *p)
         delete p;
 }
 
-static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *ctx);
+/* One walk: the callbacks, their context, and whether the text holds a
+ * backslash at all (most documents do not: their strings need no look). */
+struct walk {
+        const yajl_callbacks *cb;
+        void *ctx;
+        bool escapes;
+};
+
+static int walk_object(ondemand::object object, const walk &w);
 
 static bool is_space(char c)
 {
@@ -79,15 +87,17 @@ static int map_key(ondemand::field &field, const yajl_callbacks *cb, void *ctx)
                                 key.size());
 }
 
-static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx)
+static int walk_value(ondemand::value value, const walk &w)
 {
+        const yajl_callbacks *cb = w.cb;
+        void *ctx = w.ctx;
         ondemand::json_type type;
         if (value.type().get(type) != SUCCESS)
                 return 0;
         switch (type) {
         case ondemand::json_type::object: {
                 ondemand::object object;
-                return value.get_object().get(object) == SUCCESS && walk_object(object, cb, ctx);
+                return value.get_object().get(object) == SUCCESS && walk_object(object, w);
         }
         case ondemand::json_type::string: {
                 /* The token runs from its opening quote to the next
@@ -100,7 +110,9 @@ static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx
                 char *close = text + token.size() - 2;
                 while (*close != '"')
                         close--;
-                std::string_view s = plain(text, close);
+                std::string_view s =
+                    w.escapes ? plain(text, close)
+                              : std::string_view(text, static_cast<size_t>(close - text));
                 if (!s.data()) {
                         if (value.get_string().get(s) != SUCCESS)
                                 return 0;
@@ -136,14 +148,16 @@ static int walk_value(ondemand::value value, const yajl_callbacks *cb, void *ctx
         return 0;
 }
 
-static int walk_object(ondemand::object object, const yajl_callbacks *cb, void *ctx)
+static int walk_object(ondemand::object object, const walk &w)
 {
+        const yajl_callbacks *cb = w.cb;
+        void *ctx = w.ctx;
         if (!cb->yajl_start_map(ctx))
                 return 0;
         for (auto member : object) {
                 ondemand::field field;
                 if (std::move(member).get(field) != SUCCESS || !map_key(field, cb, ctx) ||
-                    !walk_value(field.value(), cb, ctx))
+                    !walk_value(field.value(), w))
                         return 0;
         }
         return cb->yajl_end_map(ctx);
@@ -164,7 +178,8 @@ int avk_jsonsimd_walk(avk_jsonsimd_t *p, const char *buf, size_t len, const yajl
         ondemand::document doc;
         ondemand::object object;
         if (p->parser.iterate(p->padded, len, p->padded_cap).get(doc) != SUCCESS ||
-            doc.get_object().get(object) != SUCCESS || !walk_object(object, cb, ctx))
+            doc.get_object().get(object) != SUCCESS ||
+            !walk_object(object, walk{cb, ctx, std::memchr(buf, '\\', len) != nullptr}))
                 return 0;
         /* Nothing may follow the object. */
         const char *after;
