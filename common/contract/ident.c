@@ -14,7 +14,6 @@
 #include "common/contract/utf8.h"
 #include "common/util/luhn.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -480,9 +479,13 @@ int avk_ident_is_uuid(const char *s, size_t len)
 {
         if (len != AVK_IDENT_UUID_SIZE - 1)
                 return 0;
+        /* Without isxdigit(): its table is the locale's, a call away, for every character of
+         * every UUID the intake reads. */
+        static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
         for (size_t i = 0; i < len; i++) {
-                int dash = i == 8 || i == 13 || i == 18 || i == 23;
-                if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+                unsigned char c = (unsigned char)s[i];
+                int hex = (unsigned char)(c - '0') <= 9 || (unsigned char)((c | 0x20) - 'a') <= 5;
+                if (form[i] == '-' ? c != '-' : !hex)
                         return 0;
         }
         return 1;

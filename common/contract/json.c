@@ -80,19 +80,58 @@ static const char *time_field(const char *p, int from, int to, int max_digits, i
         return p;
 }
 
+static const struct time_part {
+        int from, to, digits;
+        char after;
+} time_parts[] = {{0, 9999, 4, '-'}, {1, 12, 2, '-'}, {1, 31, 2, 'T'},
+                  {0, 23, 2, ':'},   {0, 59, 2, ':'}, {0, 61, 2, '\0'}};
+
+#define TIME_PART_CNT (sizeof(time_parts) / sizeof(time_parts[0]))
+
+static int digit_at(const char *p, int i)
+{
+        return (unsigned char)(p[i] - '0');
+}
+
+static int two_digits_at(const char *p, int i)
+{
+        return digit_at(p, i) <= 9 && digit_at(p, i + 1) <= 9;
+}
+
+/* The fields of "2026-11-18T02:15:00", every one with all its digits: what
+ * a filing system sends. Then time_field() reads each number whole and
+ * accepts it exactly when it is in range, so the numbers are read here
+ * without it. 1 with v filled, 0 when p is not in this form. */
+static int time_fields_full(const char *p, int v[TIME_PART_CNT])
+{
+        /* In order, each test only when those before it held: a NUL fails
+         * each, so nothing past the string's end is read. */
+        if (!(two_digits_at(p, 0) && two_digits_at(p, 2) && p[4] == '-' && two_digits_at(p, 5) &&
+              p[7] == '-' && two_digits_at(p, 8) && p[10] == 'T' && two_digits_at(p, 11) &&
+              p[13] == ':' && two_digits_at(p, 14) && p[16] == ':' && two_digits_at(p, 17)))
+                return 0;
+        v[0] = digit_at(p, 0) * 1000 + digit_at(p, 1) * 100 + digit_at(p, 2) * 10 + digit_at(p, 3);
+        for (int i = 1; i < (int)TIME_PART_CNT; i++)
+                v[i] = digit_at(p, 2 + 3 * i) * 10 + digit_at(p, 3 + 3 * i);
+        return 1;
+}
+
 /* "%Y-%m-%dT%H:%M:%S" as glibc's strptime reads it. */
 static const char *time_fields(const char *p, struct tm *tm)
 {
-        static const struct {
-                int from, to, digits;
-                char after;
-        } fields[] = {{0, 9999, 4, '-'}, {1, 12, 2, '-'}, {1, 31, 2, 'T'},
-                      {0, 23, 2, ':'},   {0, 59, 2, ':'}, {0, 61, 2, '\0'}};
-        int v[6];
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-                p = time_field(p, fields[i].from, fields[i].to, fields[i].digits, &v[i]);
-                if (!p || (fields[i].after && *p++ != fields[i].after))
-                        return NULL;
+        int v[TIME_PART_CNT];
+        if (time_fields_full(p, v)) {
+                for (size_t i = 0; i < TIME_PART_CNT; i++)
+                        if (v[i] < time_parts[i].from || v[i] > time_parts[i].to)
+                                return NULL;
+                p += 19; /* the 14 digits and their 5 separators: "0000-00-00T00:00:00" */
+        } else {
+                for (size_t i = 0; i < TIME_PART_CNT; i++) {
+                        p = time_field(p, time_parts[i].from, time_parts[i].to,
+                                       time_parts[i].digits, &v[i]);
+                        if (!p || (time_parts[i].after && *p++ != time_parts[i].after))
+                                return NULL;
+                }
         }
         *tm = (struct tm){.tm_year = v[0] - 1900,
                           .tm_mon = v[1] - 1,
@@ -318,13 +357,18 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
                         size_t len, char *norm, size_t norm_size)
 {
         long long max = rules->max_chars, min = rules->min_chars;
-        size_t chars = avk_utf8_chars(s, len);
         if (max == 0)
                 max = DEFAULT_MAX_CHARS;
-        if (chars > (size_t)max)
-                return fail(w, "is %zu characters, at most %lld allowed", chars, max);
-        if (chars < (size_t)min)
-                return fail(w, "is %zu characters, at least %lld required", chars, min);
+        /* UTF-8 takes one to four bytes a character, and the text is valid
+         * UTF-8 here (or refused later, when the program writes it): the
+         * length alone settles most strings without counting. */
+        if (len > (size_t)max || (len + 3) / 4 < (size_t)min) {
+                size_t chars = avk_utf8_chars(s, len);
+                if (chars > (size_t)max)
+                        return fail(w, "is %zu characters, at most %lld allowed", chars, max);
+                if (chars < (size_t)min)
+                        return fail(w, "is %zu characters, at least %lld required", chars, min);
+        }
         char reason[200];
         reason[0] = '\0'; /* not = "": that zeroes all of it, for every string */
         int rc = 0;
@@ -332,8 +376,9 @@ static int check_string(struct avk_json_walk *w, const struct avk_json_rules *ru
         case AVK_JSON_FORMAT_UUID:
                 if (!avk_ident_is_uuid(s, len))
                         return fail(w, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
+                /* Hexadecimal digits and dashes: ASCII, lowered without the locale's table. */
                 for (size_t i = 0; i <= len && i < norm_size; i++)
-                        norm[i] = (char)tolower((unsigned char)s[i]);
+                        norm[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] + ('a' - 'A') : s[i]);
                 break;
         case AVK_JSON_FORMAT_PARTY:
                 if (strcmp(s, "VGR") != 0 &&
@@ -381,7 +426,7 @@ static int convert_string(struct avk_json_walk *w, const struct avk_json_rules *
         const char *s = in->string;
         size_t len = in->len;
         norm[0] = '\0';
-        if (strlen(s) != len)
+        if (!in->nul_free && strlen(s) != len)
                 return fail(w, "contains a NUL character");
         if ((w->opts->flags & AVK_JSON_VALIDATE) &&
             check_string(w, rules, s, len, norm, AVK_JSON_NORM_SIZE) != 0)
@@ -755,7 +800,11 @@ int avk_json_check_relations(struct avk_json_walk *w, avro_value_t *out)
 void avk_json_walk_init(struct avk_json_walk *w, const avk_schema_t *schema,
                         const struct avk_json_opts *opts, struct avk_errors *errs)
 {
-        *w = (struct avk_json_walk){.schema = schema, .opts = opts, .errs = errs};
+        /* Field by field: a compound literal would zero the path's segments,
+         * a kilobyte for every document the single pass reads. */
+        w->schema = schema;
+        w->opts = opts;
+        w->errs = errs;
         w->now_ms = opts->now_ms ? opts->now_ms : avk_clock_system_ms();
         w->today_ymd = opts->today_ymd ? opts->today_ymd : avk_ident_today_ymd();
         avk_path_init(&w->path);

@@ -48,6 +48,7 @@ struct avk_json_scalar {
         double real;
         const char *string; /**< NUL-terminated; may hold a NUL before len (a rule rejects it) */
         size_t len;
+        int nul_free; /**< string is known to hold no NUL before len: not looked for again */
 };
 
 /** avk.format as a number: read once per field, not compared by name for every value. */

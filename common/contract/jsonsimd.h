@@ -6,7 +6,9 @@
  * module walks a document with simdjson (docs/intake.md, "Reading the JSON")
  * and calls the same callbacks, so one set of handlers fills the slots
  * whichever parser reads the text: strings and keys unescaped, numbers as
- * their text (each checked against JSON's grammar first). Like yajl it
+ * their text (each checked against JSON's grammar first). Unlike yajl's, a
+ * string stays where it stood in the walk's own copy of the text, with a
+ * NUL after it, until the next walk: the callback need not copy it. Like yajl it
  * stops at the first callback that returns 0. It reads objects, strings,
  * numbers, booleans and null; an array stops the walk (arrays are the tree
  * path's). simdjson itself rejects invalid UTF-8, raw control characters
@@ -37,7 +39,11 @@ void avk_jsonsimd_destroy(avk_jsonsimd_t *p);
 /**
  * @brief Reads the one JSON document in buf[0..len), an object, calling
  * cb's null, boolean, number, string, start_map, map_key and end_map
- * callbacks with ctx as yajl would.
+ * callbacks with ctx as yajl would; a string's s[len] is a NUL, and s stays
+ * valid until p's next walk. A key is passed as it stands in the text,
+ * escapes and all, and passed again unescaped only when the callback
+ * refuses it and it holds a backslash: so map_key must refuse without an
+ * effect, and accept no key with a backslash in it (an Avro name has none).
  * @returns 1 when the whole document was read and every callback returned
  * 1; 0 when the text is not one JSON object, holds an array, memory ran
  * out, or a callback returned 0.

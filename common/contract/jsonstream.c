@@ -11,9 +11,10 @@
  * counted from the first slot of the record around it (a named record is
  * planned once and may sit at several places), so the pass writes each value
  * straight into its slot and the program writes the Avro binary: no avro-c
- * value, no allocation per field. Strings are copied with their NUL into
- * one buffer sized for the document before the parse, so the slots' views
- * stay put.
+ * value, no allocation per field. simdjson leaves each string in its copy
+ * of the text with a NUL after it (jsonsimd.h); yajl's strings are copied
+ * with their NUL into one buffer sized for the document before the parse;
+ * either way the slots' views stay put.
  *
  * While the parser reads (simdjson, or yajl for the differential tests: the
  * same callbacks either way, jsonsimd.h), a stack of frames holds the objects being filled, one
@@ -39,6 +40,15 @@
 
 struct record;
 
+/* An enum's symbols by a hash of their length and end bytes, made with the
+ * plan: a string is compared with the one or two symbols in its bucket,
+ * not with each symbol of the enum in turn. Open addressing, at most half
+ * full, so a probe ends at an empty slot. */
+struct symbol_table {
+        int32_t *slots; /* symbol index + 1, 0 empty */
+        size_t mask;    /* slots - 1, a power of two less one */
+};
+
 struct place {                /* where a JSON value goes */
         avro_schema_t schema; /* dereferenced */
         int32_t slot;         /* from the record's first slot: the value's, the union's, or
@@ -51,6 +61,7 @@ struct place {                /* where a JSON value goes */
         int branch_of[AVK_JSON_KIND_ARRAY + 1]; /* AVRO_UNION: the branch per JSON kind, or -1 */
         struct symbol *symbols;                 /* AVRO_ENUM: by index */
         int symbol_cnt;
+        struct symbol_table symbol_table; /* AVRO_ENUM */
 };
 
 /* An enum symbol, matched by length and bytes: avro-c's look-up by name
@@ -99,6 +110,34 @@ struct avk_json_plan {
 };
 
 /* ---- the plan ---- */
+
+/* The bucket of a symbol or a string of len > 0 bytes. */
+static size_t symbol_hash(const char *s, size_t len)
+{
+        return len * 31 + (unsigned char)s[0] * 7 + (unsigned char)s[len - 1];
+}
+
+/* Fills t with p's symbols; 0, or -1 when memory ran out. */
+static int index_symbols(struct symbol_table *t, const struct place *p)
+{
+        size_t size = 8;
+        while (size < 2 * (size_t)p->symbol_cnt)
+                size *= 2;
+        t->slots = calloc(size, sizeof(*t->slots));
+        if (!t->slots)
+                return -1;
+        t->mask = size - 1;
+        for (int i = 0; i < p->symbol_cnt; i++) {
+                /* Avro's names are never empty; this one would match nothing. */
+                if (p->symbols[i].len == 0)
+                        continue;
+                size_t at = symbol_hash(p->symbols[i].name, p->symbols[i].len) & t->mask;
+                while (t->slots[at])
+                        at = (at + 1) & t->mask;
+                t->slots[at] = i + 1;
+        }
+        return 0;
+}
 
 static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, const json_t *node,
                        const json_t *field, int32_t *next_slot);
@@ -170,6 +209,8 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
                         p->symbols[i].name = avro_schema_enum_get(p->schema, i);
                         p->symbols[i].len = strlen(p->symbols[i].name);
                 }
+                if (index_symbols(&p->symbol_table, p) != 0)
+                        return -1;
         }
         if (p->type == AVRO_UNION) {
                 size_t n = avro_schema_union_size(p->schema);
@@ -198,6 +239,7 @@ static int build_place(avk_json_plan_t *plan, struct place *p, avro_schema_t s, 
 static void free_place(struct place *p)
 {
         free(p->symbols);
+        free(p->symbol_table.slots);
         if (p->type != AVRO_UNION || !p->branches)
                 return;
         for (size_t i = 0; i < avro_schema_union_size(p->schema); i++)
@@ -331,6 +373,7 @@ struct frame { /* an open object: a record being filled */
         int depth;                   /* of the record in the tree walk's count */
         size_t next;                 /* where the next key is looked for first */
         const struct field *pending; /* the field whose value comes next */
+        size_t seen_cnt;             /* fields met: all of them, and nothing is absent */
         uint64_t seen[MAX_FIELDS / 64];
 };
 
@@ -344,6 +387,8 @@ struct stream {
         int done;   /* the root object is closed */
         char *text; /* the strings of the document, each with its NUL */
         size_t text_used, text_cap;
+        int strings_stay; /* the reader's strings stay put with their NUL (jsonsimd.h) */
+        int nul_free;     /* the document has no \u0000 escape: no string holds a NUL */
 };
 
 /* Where a JSON value of kind goes, and its place: the root, or the pending
@@ -395,6 +440,43 @@ static const struct place *target(struct stream *st, enum avk_json_kind kind, st
         return p;
 }
 
+static uint64_t load64(const unsigned char *p)
+{
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+}
+
+static uint32_t load32(const unsigned char *p)
+{
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+}
+
+/* Whether a[0..n) and b[0..n) hold the same bytes. Keys and symbols are
+ * short and of every length: memcmp()'s call and its choice by length cost
+ * more than the comparison (an eighth of the pass's time), so words are
+ * compared inline, the last one overlapping the one before, never reading
+ * past n. */
+static inline int same_bytes(const void *a, const void *b, size_t n)
+{
+        const unsigned char *x = a, *y = b;
+        if (n >= sizeof(uint64_t)) {
+                for (size_t i = 0; i + sizeof(uint64_t) < n; i += sizeof(uint64_t))
+                        if (load64(x + i) != load64(y + i))
+                                return 0;
+                return load64(x + n - sizeof(uint64_t)) == load64(y + n - sizeof(uint64_t));
+        }
+        if (n >= sizeof(uint32_t))
+                return load32(x) == load32(y) &&
+                       load32(x + n - sizeof(uint32_t)) == load32(y + n - sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++)
+                if (x[i] != y[i])
+                        return 0;
+        return 1;
+}
+
 /* Copies len bytes and a NUL into the document's string buffer. */
 static const char *keep(struct stream *st, const void *s, size_t len)
 {
@@ -405,6 +487,20 @@ static const char *keep(struct stream *st, const void *s, size_t len)
         at[len] = '\0';
         st->text_used += len + 1;
         return at;
+}
+
+/* The index of the symbol of p's enum that s[0..len) is, or -1. */
+static int find_symbol(const struct place *p, const char *s, size_t len)
+{
+        const struct symbol_table *t = &p->symbol_table;
+        if (len == 0)
+                return -1;
+        for (size_t at = symbol_hash(s, len) & t->mask; t->slots[at]; at = (at + 1) & t->mask) {
+                const struct symbol *sym = &p->symbols[t->slots[at] - 1];
+                if (sym->len == len && same_bytes(sym->name, s, len))
+                        return t->slots[at] - 1;
+        }
+        return -1;
 }
 
 /* A scalar into its place; 1 to go on, 0 to stop (yajl's convention). */
@@ -421,13 +517,12 @@ static int put(struct stream *st, const struct avk_json_scalar *in)
         avk_avroprog_slot_t *slot = &to.slots[p->slot];
         /* A known symbol is its index; anything else (a fallback to the
          * default, an error) is the rules'. */
-        for (int i = 0;
-             p->type == AVRO_ENUM && in->kind == AVK_JSON_KIND_STRING && i < p->symbol_cnt; i++) {
-                if (p->symbols[i].len == in->len &&
-                    memcmp(p->symbols[i].name, in->string, in->len) == 0) {
-                        slot->v.i = i;
-                        return 1;
-                }
+        int symbol = p->type == AVRO_ENUM && in->kind == AVK_JSON_KIND_STRING
+                         ? find_symbol(p, in->string, in->len)
+                         : -1;
+        if (symbol >= 0) {
+                slot->v.i = symbol;
+                return 1;
         }
         char norm[AVK_JSON_NORM_SIZE];
         if (avk_json_convert_scalar(&st->walk, p->schema, p->node, &p->rules, in, norm, slot) != 0)
@@ -464,8 +559,9 @@ static int on_number(void *ctx, const char *text, size_t len)
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
         struct stream *st = ctx;
-        const char *text = keep(st, s, len);
-        struct avk_json_scalar in = {.kind = AVK_JSON_KIND_STRING, .string = text, .len = len};
+        const char *text = st->strings_stay ? (const char *)s : keep(st, s, len);
+        struct avk_json_scalar in = {
+            .kind = AVK_JSON_KIND_STRING, .string = text, .len = len, .nul_free = st->nul_free};
         return text && put(st, &in);
 }
 
@@ -497,11 +593,12 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
                 if (i == n)
                         i = 0;
                 const struct field *field = &f->record->fields[i];
-                if (field->name_len != len || memcmp(field->name, key, len) != 0)
+                if (field->name_len != len || !same_bytes(field->name, key, len))
                         continue;
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         return 0;
                 f->seen[i / 64] |= UINT64_C(1) << (i % 64);
+                f->seen_cnt++;
                 f->pending = field;
                 f->next = i + 1;
                 return 1;
@@ -516,7 +613,7 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
  * pass), into an avro-c value through the tree walk itself. */
 static int fill_absent(struct stream *st, struct frame *f)
 {
-        for (size_t i = 0; i < f->record->field_cnt; i++) {
+        for (size_t i = 0; f->seen_cnt < f->record->field_cnt && i < f->record->field_cnt; i++) {
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         continue;
                 const struct field *field = &f->record->fields[i];
@@ -613,6 +710,18 @@ static int read_events(enum avk_json_reader reader, struct avk_json_stream_buf *
         return ok;
 }
 
+/* Whether buf may hold a \u0000 escape, the only way a parser lets a NUL
+ * into a string (a raw one is not JSON): one look for a backslash in most
+ * documents, instead of a strlen() for every string. */
+static int has_nul_escape(const char *buf, size_t len)
+{
+        for (const char *at = buf, *end = buf + len;
+             (at = memchr(at, '\\', (size_t)(end - at))) != NULL; at++)
+                if ((size_t)(end - at) >= 6 && memcmp(at + 1, "u0000", 5) == 0)
+                        return 1;
+        return 0;
+}
+
 /* Parses the document into out->slots, or into value when it is not NULL. */
 static int parse(const avk_json_plan_t *plan, enum avk_json_reader reader, const char *buf,
                  size_t len, const struct avk_json_fill *fill, const struct avk_json_opts *opts,
@@ -638,6 +747,8 @@ static int parse(const avk_json_plan_t *plan, enum avk_json_reader reader, const
         st.text = out->text;
         st.text_used = 0;
         st.text_cap = out->text_cap;
+        st.strings_stay = reader == AVK_JSON_READER_SIMDJSON;
+        st.nul_free = !has_nul_escape(buf, len);
         avk_json_walk_init(&st.walk, plan->schema, opts, NULL);
         if (!read_events(reader, out, buf, len, &st) || !st.done)
                 return -1;

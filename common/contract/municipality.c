@@ -6,18 +6,34 @@
  */
 #include "common/contract/municipality.h"
 
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
+#include <stdint.h>
 
-static int by_code(const void *code, const void *entry)
+/* A four-byte code as a number that sorts as strcmp() sorts the codes. */
+static uint32_t code_key(const char *code)
 {
-        return strcmp(code, ((const struct avk_municipality *)entry)->code);
+        const unsigned char *c = (const unsigned char *)code;
+        return (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
 }
 
 const struct avk_municipality *avk_municipality_find(const char *code)
 {
-        if (code == NULL)
+        /* Every code in the table has four characters: a string of another
+         * length is none of them. Then a comparison is one of two numbers,
+         * not a call to strcmp() through bsearch(). */
+        if (code == NULL || !code[0] || !code[1] || !code[2] || !code[3] || code[4])
                 return NULL;
-        return bsearch(code, avk_municipalities, avk_municipality_cnt,
-                       sizeof(avk_municipalities[0]), by_code);
+        uint32_t key = code_key(code);
+        size_t lo = 0, hi = avk_municipality_cnt;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                uint32_t at = code_key(avk_municipalities[mid].code);
+                if (at == key)
+                        return &avk_municipalities[mid];
+                if (at < key)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
 }

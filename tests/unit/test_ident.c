@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -623,6 +624,31 @@ START_TEST(rejects_a_municipality_code_of_the_wrong_length)
 }
 END_TEST
 
+/* The table is searched by halves with the codes as numbers: each code finds its own entry, and
+ * nothing else finds any - a code between two, before the first or after the last, a prefix or
+ * an extension of one, the empty string. */
+START_TEST(find_gives_each_code_its_entry_and_nothing_else_an_entry)
+{
+        for (size_t i = 0; i < avk_municipality_cnt; i++) {
+                const char *code = avk_municipalities[i].code;
+                char longer[8], shorter[4], next[12];
+                ck_assert_ptr_eq(avk_municipality_find(code), &avk_municipalities[i]);
+                snprintf(longer, sizeof(longer), "%s0", code);
+                snprintf(shorter, sizeof(shorter), "%.3s", code);
+                snprintf(next, sizeof(next), "%04d", atoi(code) + 1);
+                ck_assert_ptr_null(avk_municipality_find(longer));
+                ck_assert_ptr_null(avk_municipality_find(shorter));
+                if (i + 1 == avk_municipality_cnt ||
+                    strcmp(next, avk_municipalities[i + 1].code) != 0)
+                        ck_assert_ptr_null(avk_municipality_find(next));
+        }
+        static const char *const none[] = {"", "0000", "1400", "9999", "14Ã¶", "14 0"};
+        for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+                ck_assert_msg(avk_municipality_find(none[i]) == NULL, "%s", none[i]);
+        ck_assert_ptr_null(avk_municipality_find(NULL));
+}
+END_TEST
+
 /* ---- timestamps ---- */
 
 #define NOW_MS  INT64_C(1773571200000) /* 2026-03-15 10:40 UTC */
@@ -831,6 +857,7 @@ static Suite *ident_suite(void)
         tcase_add_test(municipality, rejects_stockholm);
         tcase_add_test(municipality, rejects_a_letter_in_a_municipality_code);
         tcase_add_test(municipality, rejects_a_municipality_code_of_the_wrong_length);
+        tcase_add_test(municipality, find_gives_each_code_its_entry_and_nothing_else_an_entry);
         suite_add_tcase(s, municipality);
 
         tcase_add_test(time_checks, accepts_a_timestamp_in_the_past_or_now);

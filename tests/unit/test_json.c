@@ -358,6 +358,40 @@ START_TEST(time_parse_knows_the_calendar)
 }
 END_TEST
 
+/* A timestamp with all its digits is read without strptime()'s rules for
+ * short fields, to the same verdicts: each field just out of range is
+ * refused, as is every prefix of a timestamp (each one alone in memory
+ * of its length, so that the sanitizer sees a read past its end), while
+ * the short fields glibc's strptime() reads are still read. */
+START_TEST(time_parse_in_the_full_form_refuses_what_strptime_refused)
+{
+        static const char *const refused[] = {
+            "2026-00-20T13:05:00Z", "2026-13-20T13:05:00Z", "2026-11-00T13:05:00Z",
+            "2026-11-32T13:05:00Z", "2026-11-20T24:05:00Z", "2026-11-20T13:60:00Z",
+            "2026-11-20T13:05:62Z", "2026-11-20t13:05:00Z", "2026/11/20T13:05:00Z",
+            "2026-11-20T13:05:0xZ", "2026-11-20T13-05:00Z", "2026-1a-20T13:05:00Z",
+        };
+        int64_t ms;
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+                ck_assert_msg(avk_json_parse_time(refused[i], &ms) == -1, "%s", refused[i]);
+        ck_assert_int_eq(avk_json_parse_time("2026-11-20T13:05:61Z", &ms), 0);
+        ck_assert_int_eq(ms, 1795179961000LL);
+        ck_assert_int_eq(avk_json_parse_time("2026-1-5T2:3:4Z", &ms), 0);
+        ck_assert_int_eq(ms, 1767578584000LL);
+        static const char whole[] = "2026-11-20T13:05:00.250+01:00";
+        for (size_t len = 0; len < sizeof(whole) - 1; len++) {
+                char *prefix = malloc(len + 1);
+                ck_assert_ptr_nonnull(prefix);
+                memcpy(prefix, whole, len);
+                prefix[len] = '\0';
+                ck_assert_msg(avk_json_parse_time(prefix, &ms) == -1, "%s", prefix);
+                free(prefix);
+        }
+        ck_assert_int_eq(avk_json_parse_time(whole, &ms), 0);
+        ck_assert_int_eq(ms, 1795176300250LL);
+}
+END_TEST
+
 /* A deviation in collaboration is between two parties: naming one's own
  * party as receiver (and then answering it oneself) is refused at intake. */
 START_TEST(naming_the_reporters_own_party_as_receiver_is_refused)
@@ -468,6 +502,7 @@ static Suite *json_suite(void)
         tcase_add_test(tc, invalid_utf8_in_a_value_is_an_error_on_the_way_out);
         tcase_add_test(tc, time_format_and_parse_are_inverse);
         tcase_add_test(tc, time_parse_knows_the_calendar);
+        tcase_add_test(tc, time_parse_in_the_full_form_refuses_what_strptime_refused);
         tcase_add_test(tc, naming_the_reporters_own_party_as_receiver_is_refused);
         tcase_add_test(
             tc, a_rejection_suggesting_the_responding_party_itself_is_refused_unless_the_desks);

@@ -543,6 +543,66 @@ START_TEST(every_mutation_of_the_samples_gives_the_same_verdict_and_bytes)
 }
 END_TEST
 
+/* text with every occurrence of from replaced by to; free it. */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+        size_t from_len = strlen(from), to_len = strlen(to), n = 0;
+        for (const char *at = text; (at = strstr(at, from)) != NULL; at += from_len)
+                n++;
+        char *out = malloc(strlen(text) + n * to_len + 1), *w = out;
+        ck_assert_ptr_nonnull(out);
+        for (const char *at = text, *hit; *at; at = hit + from_len) {
+                hit = strstr(at, from);
+                if (!hit) {
+                        strcpy(w, at);
+                        return out;
+                }
+                memcpy(w, at, (size_t)(hit - at));
+                w += hit - at;
+                memcpy(w, to, to_len);
+                w += to_len;
+        }
+        *w = '\0';
+        return out;
+}
+
+/* simdjson's reader hands strings and keys over from where they stand in
+ * the text, and unescapes only those with a backslash (jsonsimd.h): keys
+ * and symbols written with escapes, and white space on either side of a
+ * colon, take none of the tree's documents from the single pass. */
+START_TEST(escaped_keys_and_symbols_and_spaced_colons_give_the_same_verdict_and_bytes)
+{
+        char **paths;
+        size_t n = test_data_sample_paths(&paths);
+        ck_assert_uint_ge(n, 3);
+        for (size_t i = 0; i < n; i++) {
+                json_t *doc = load(paths[i]);
+                char *compact = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                char *indented = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+                char *variants[] = {
+                    /* In keys ("deviation_id") and symbols ("SPECIAL_HOUSING") alike. */
+                    replace_all(compact, "_", "\\u005f"),
+                    replace_all(compact, "A", "\\u0041"),
+                    replace_all(indented, "\": ", "\" \t\r\n: \n"),
+                    /* A string's token ends in white space before the comma or brace. */
+                    replace_all(indented, ",", "  ,"),
+                };
+                for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+                        size_t before = tally.both_accept;
+                        compare_text(&reported, variants[v], strlen(variants[v]), paths[i]);
+                        ck_assert_msg(tally.both_accept == before + 6,
+                                      "%s, variant %zu: %zu of 6 accepted", paths[i], v,
+                                      tally.both_accept - before);
+                        free(variants[v]);
+                }
+                free(compact);
+                free(indented);
+                json_decref(doc);
+        }
+        test_data_free_paths(paths);
+}
+END_TEST
+
 START_TEST(every_mutation_of_a_response_gives_the_same_verdict_and_bytes)
 {
         json_t *doc = response_doc();
@@ -733,6 +793,56 @@ START_TEST(naming_oneself_as_receiver_is_refused_in_any_key_order)
 }
 END_TEST
 
+/* The single pass finds an enum's symbol by a hash of its length and end
+ * bytes: each symbol is found, and a string that is none of them - a prefix
+ * or an extension of one, another with the same length and ends, its lower
+ * case, the empty string - is found as none, which the tree refuses at
+ * intake and takes the default for in a projection. */
+START_TEST(a_symbol_is_found_only_when_it_is_one_whole)
+{
+        static const char *const symbols[] = {"NURSE",           "ASSISTANT_NURSE",
+                                              "PHYSICIAN",       "OCCUPATIONAL_THERAPIST",
+                                              "PHYSIOTHERAPIST", "CARE_STAFF",
+                                              "SOCIAL_WORKER",   "COORDINATOR",
+                                              "MANAGER",         "OTHER"};
+        static const char *const none[] = {"NURS",
+                                           "NURSEE",
+                                           "N",
+                                           "",
+                                           "NUSSE",
+                                           "nurse",
+                                           "OTHERS",
+                                           "ASSISTANT_NURSE_"
+                                           "AND_PHYSIOTHERAPIST"};
+        char **paths;
+        test_data_sample_paths(&paths);
+        json_t *doc = load(paths[0]);
+        test_data_free_paths(paths);
+        json_t *reporter = json_object_get(doc, "reporter");
+        for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
+                json_object_set_new(reporter, "role", json_string(symbols[i]));
+                size_t before = tally.both_accept;
+                compare_tree(&reported, doc, symbols[i]);
+                ck_assert_msg(tally.both_accept == before + 18, "%s", symbols[i]);
+        }
+        for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+                json_object_set_new(reporter, "role", json_string(none[i]));
+                char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                ck_assert_msg(avk_json_stream_to_avro(reported.plan, AVK_JSON_READER_SIMDJSON, text,
+                                                      strlen(text), NULL, &reported.stream,
+                                                      &contract_intake) == -1,
+                              "%s", none[i]);
+                ck_assert_msg(avk_json_stream_to_avro(reported.plan, AVK_JSON_READER_SIMDJSON, text,
+                                                      strlen(text), NULL, &reported.stream,
+                                                      &projecting) == 0,
+                              "%s", none[i]);
+                free(text);
+                compare_tree(&reported, doc, none[i]);
+        }
+        json_decref(doc);
+}
+END_TEST
+
 /* The triage desk answers in its record_party's name and may pass a deviation on to that
  * party; a party (responder PARTY, or none) may not name itself. Both readers of the single
  * pass decide as the tree does, whether the responder comes before the suggestion in the text
@@ -808,10 +918,13 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, samples_and_fixtures_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, every_mutation_of_the_samples_gives_the_same_verdict_and_bytes);
         tcase_add_test(tc, every_mutation_of_a_response_gives_the_same_verdict_and_bytes);
+        tcase_add_test(tc,
+                       escaped_keys_and_symbols_and_spaced_colons_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, parser_test_documents_give_the_same_verdict);
         tcase_add_test(tc, number_forms_give_the_same_verdict_and_bytes);
         tcase_add_test(tc, absent_id_is_filled_and_checked_like_a_present_one);
         tcase_add_test(tc, naming_oneself_as_receiver_is_refused_in_any_key_order);
+        tcase_add_test(tc, a_symbol_is_found_only_when_it_is_one_whole);
         tcase_add_test(tc, only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order);
         tcase_add_test(tc, a_malformed_differs_from_is_refused_on_both_paths);
         suite_add_tcase(s, tc);
