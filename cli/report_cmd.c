@@ -8,11 +8,11 @@
  * NDJSON is a pipeline, so a stream moves at Kafka's pace on every core:
  * the main thread reads lines into a window; worker threads parse,
  * validate and encode them in parallel (avk_reporter_prepare_json); the
- * thread that finds the head of the window prepared, and no other sending,
- * hands the prepared run to the reporter in input order (avk_reporter_send),
- * so documents reach Kafka in the order they were read without a thread of
- * their own to wake; results are printed in
- * input order, one per line, once known:
+ * main thread, like kcat's, also sends the prepared documents at the head of
+ * the window in input order (avk_reporter_send) and serves their delivery
+ * reports (avk_reporter_serve), so librdkafka's messages are made and freed
+ * on one thread; results are printed in input order, one per line, once
+ * known:
  *   LINE <TAB> accepted <TAB> ID        (Kafka acknowledged it)
  *   LINE <TAB> spooled <TAB> ID         (Kafka unreachable; in the spool)
  *   LINE <TAB> rejected <TAB> path: reason; path: reason ...
@@ -43,11 +43,12 @@
 #define WINDOW             16384 /* documents between reading and printing (below) */
 #define MAX_WORKERS        16
 #define CHUNK              16        /* documents a worker takes at once */
-#define PRINT_BATCH        256       /* results that wake the printer */
+#define PRINT_BATCH        256       /* documents prepared or resolved that wake the reader */
 #define PRINT_WAIT_MS      2         /* or 2 ms, whichever comes first */
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
 #define RESULT_POLL_MS     5         /* results are printed this often while the input is quiet */
+#define SERVE_QUIET_MS     1         /* the same, serving the delivery reports: input polled */
 #define RESULT_BUF_BYTES   (1 << 16) /* stdout's buffer for results: one write(2) per ~1000 */
 /* WINDOW bounds the documents in flight from reading to their delivery
  * reports. At 4096 the workers sat idle on a full window, waiting for
@@ -83,8 +84,9 @@ struct pipeline;
  * without an allocation made on one and freed on another, which cost the
  * delivery thread a third of its time in free(). */
 struct slot {
-        /* enum stage. Set to RESOLVED without the lock (resolve()): the
-         * fields it makes valid are written before it. */
+        /* enum stage. Set without the lock by the thread that moves the
+         * slot on (a worker: PREPARED; the reader or a delivery report:
+         * RESOLVED): the fields it makes valid are written before it. */
         atomic_int stage;
         long line;
         struct pipeline *pl;    /* for the delivery report */
@@ -107,22 +109,20 @@ struct pipeline {
         /* One condition per waiter, signalled only when it can move on:
          * a broadcast per document would wake every thread every time. */
         pthread_cond_t work;     /* workers: documents to prepare */
-        pthread_cond_t resolved; /* reader and printer: results to print */
+        pthread_cond_t resolved; /* the reader: documents to send, results to print */
         struct slot slot[WINDOW];
-        unsigned long claimed; /* the reader's own */
-        unsigned long read, prepare_next, sent, printed;
-        int sending; /* a thread is sending [sent's old value, sent) */
+        unsigned long claimed, sent; /* the reader's own */
+        unsigned long read, prepare_next, printed;
+        int served; /* the reader serves the delivery reports (avk_reporter_serve()) */
         int eof;
         atomic_int rejected, unavailable;
-        atomic_uint unseen; /* results since the printer last woke */
+        atomic_uint unseen; /* documents prepared and resolved since the reader last woke */
 };
 
 static struct slot *at(struct pipeline *pl, unsigned long seq)
 {
         return &pl->slot[seq % WINDOW];
 }
-
-static void send_ready(struct pipeline *pl);
 
 /* A malloc'd formatted string (NULL when out of memory). */
 __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
@@ -140,17 +140,17 @@ __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
         return out;
 }
 
-/* Prints the result at the head of the window if it is resolved; the
- * caller holds the lock, and only the reader prints. Returns 1 when it
- * printed one. The line is put together by hand and written with stdio's
- * unlocked calls: printf's format parsing and stdout's lock cost more than
- * the rest of the line (a result a document, hundreds of thousands a run). */
+/* Prints the result at the head of the window if it is resolved; only the
+ * reader prints. Returns 1 when it printed one. The line is put together by
+ * hand and written with stdio's unlocked calls: printf's format parsing and
+ * stdout's lock cost more than the rest of the line (a result a document,
+ * hundreds of thousands a run). */
 static int print_head(struct pipeline *pl)
 {
         static const char *const status[] = {"accepted\t", "rejected\t", "", "unavailable\t",
                                              "spooled\t"};
         struct slot *s = at(pl, pl->printed);
-        if (pl->printed == pl->read || atomic_load(&s->stage) != RESOLVED)
+        if (pl->printed == pl->sent || atomic_load(&s->stage) != RESOLVED)
                 return 0;
         char head[64]; /* LINE TAB STATUS TAB */
         char *end = head + sizeof(head) - 16, *p = end;
@@ -169,17 +169,117 @@ static int print_head(struct pipeline *pl)
         return 1;
 }
 
-/* Waits until a batch of results came in, or briefly: waking the printer
- * for every result costs more than printing (results arrive in bursts). */
+/* Wakes the reader if it waits; the caller holds the lock. */
+static void wake_reader(struct pipeline *pl)
+{
+        if (pl->served)
+                avk_reporter_wake(pl->r);
+        else
+                pthread_cond_signal(&pl->resolved);
+}
+
+/* Counts a document prepared or resolved: the reader, which sends the one
+ * and prints the other, is woken once a PRINT_BATCH of them came in (or
+ * finds them within PRINT_WAIT_MS). The caller does not hold the lock. */
+static void note(struct pipeline *pl, unsigned n)
+{
+        unsigned before = atomic_fetch_add(&pl->unseen, n);
+        if (before >= PRINT_BATCH || before + n < PRINT_BATCH)
+                return;
+        pthread_mutex_lock(&pl->lock);
+        wake_reader(pl);
+        pthread_mutex_unlock(&pl->lock);
+}
+
+/* The reader waits until a batch of documents was prepared or resolved,
+ * or briefly: waking it for every one costs more than its work (they come
+ * in bursts). Where the reader serves the delivery reports, it waits in
+ * serving them. */
 static void wait_for_results(struct pipeline *pl)
 {
-        struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
-        pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
+        fflush(stdout);
+        if (pl->served) {
+                avk_reporter_serve(pl->r, PRINT_WAIT_MS);
+        } else {
+                struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
+                pthread_mutex_lock(&pl->lock);
+                if (atomic_load(&pl->unseen) < PRINT_BATCH)
+                        pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
+                pthread_mutex_unlock(&pl->lock);
+        }
         atomic_store(&pl->unseen, 0);
 }
 
+/* Resolves slot s: from the delivery report, or from the reader for a
+ * document that was not sent; without the lock. */
+static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
+{
+        s->result = result;
+        s->text = text;
+        if (result == AVK_REJECTED)
+                atomic_fetch_add(&pl->rejected, 1);
+        else if (result == AVK_UNAVAILABLE)
+                atomic_fetch_add(&pl->unavailable, 1);
+        atomic_store(&s->stage, RESOLVED);
+        if (!pl->served) /* else it is the reader that resolves */
+                note(pl, 1);
+}
+
+static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
+{
+        struct slot *s = opaque;
+        char *text = NULL;
+        if (result == AVK_FILED || result == AVK_SPOOLED) {
+                size_t id_len = strnlen(id, sizeof(s->id) - 1);
+                memcpy(s->id, id, id_len);
+                s->id[id_len] = '\0';
+        } else {
+                text = format("%s: %s", id, reason ? reason : "not acknowledged");
+        }
+        resolve(s->pl, s, result, text);
+}
+
+/* Sends the prepared documents at the head of the window, in input order.
+ * Only the reader sends: librdkafka's messages are made on the thread that
+ * serves their delivery reports and frees them (docs/intake.md). */
+static void send_ready(struct pipeline *pl)
+{
+        while (pl->sent < pl->read) {
+                struct slot *s = at(pl, pl->sent);
+                if (atomic_load(&s->stage) == READ)
+                        return;
+                pl->sent++;
+                if (s->doc) {
+                        avk_prepared_t *doc = s->doc;
+                        s->doc = NULL;
+                        avk_reporter_send(pl->r, doc, on_done, s);
+                } else {
+                        resolve(pl, s, s->result, s->text);
+                }
+        }
+}
+
+/* Sends what is prepared, serves the delivery reports that came in and
+ * prints the results at the head of the window; with all, until every
+ * outstanding one is printed. Returns how many are still to be printed. */
+static unsigned long print_ready(struct pipeline *pl, int all)
+{
+        for (;;) {
+                send_ready(pl);
+                if (pl->served)
+                        avk_reporter_serve(pl->r, 0);
+                while (print_head(pl))
+                        ;
+                if (!all || pl->printed == pl->read)
+                        break;
+                wait_for_results(pl);
+        }
+        fflush(stdout);
+        return pl->read - pl->printed;
+}
+
 /* Publishes the claimed slots to the workers (and to the sender: those
- * rejected before parsing); the caller does not hold the lock. */
+ * rejected before parsing), then sends what is prepared. */
 static void publish(struct pipeline *pl)
 {
         if (pl->read == pl->claimed)
@@ -188,26 +288,25 @@ static void publish(struct pipeline *pl)
         pl->read = pl->claimed;
         if (pl->prepare_next < pl->read)
                 pthread_cond_signal(&pl->work); /* a worker wakes the next if more wait */
-        send_ready(pl);
         pthread_mutex_unlock(&pl->lock);
+        send_ready(pl);
+        if (pl->served)
+                avk_reporter_serve(pl->r, 0);
 }
 
-/* Reader side: makes room by printing what is resolved, waiting when the
- * head is not, then starts a slot for the next document. Only the reader
- * moves claimed, read and printed, so it needs the lock only when the window
- * is full; a printed slot is no other thread's. */
+/* Reader side: makes room by sending, serving and printing what it can,
+ * waiting when the head is not resolved, then starts a slot for the next
+ * document. Only the reader moves claimed, read, sent and printed; a
+ * printed slot is no other thread's. */
 static struct slot *claim(struct pipeline *pl, long line)
 {
         if (pl->claimed - pl->printed >= WINDOW) {
                 publish(pl);
-                pthread_mutex_lock(&pl->lock);
                 while (pl->claimed - pl->printed >= WINDOW) {
-                        if (!print_head(pl)) {
-                                fflush(stdout);
+                        send_ready(pl);
+                        if (!print_head(pl))
                                 wait_for_results(pl);
-                        }
                 }
-                pthread_mutex_unlock(&pl->lock);
         }
         struct slot *s = at(pl, pl->claimed);
         char *document = s->document;
@@ -258,25 +357,6 @@ static void add_rejected(struct pipeline *pl, long line, const char *reason)
         claimed(pl);
 }
 
-/* Resolves slot s: called from the delivery thread for each document, so
- * without the lock; the printer is woken once a PRINT_BATCH of results
- * came in (or finds them within PRINT_WAIT_MS). */
-static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
-{
-        s->result = result;
-        s->text = text;
-        if (result == AVK_REJECTED)
-                atomic_fetch_add(&pl->rejected, 1);
-        else if (result == AVK_UNAVAILABLE)
-                atomic_fetch_add(&pl->unavailable, 1);
-        atomic_store(&s->stage, RESOLVED);
-        if (atomic_fetch_add(&pl->unseen, 1) + 1 == PRINT_BATCH) {
-                pthread_mutex_lock(&pl->lock);
-                pthread_cond_signal(&pl->resolved);
-                pthread_mutex_unlock(&pl->lock);
-        }
-}
-
 /* Parses, maps and prepares one document; the slot gets the prepared
  * document, or the result and its text. */
 static void prepare(struct pipeline *pl, struct slot *s, struct avk_errors *errs)
@@ -310,6 +390,8 @@ static void *worker(void *arg)
         struct avk_errors *errs = malloc(sizeof(*errs));
         pthread_mutex_lock(&pl->lock);
         for (;;) {
+                if (pl->prepare_next == pl->read && !pl->eof)
+                        wake_reader(pl); /* it may be waiting for the last ones */
                 while (pl->prepare_next == pl->read && !pl->eof)
                         pthread_cond_wait(&pl->work, &pl->lock);
                 if (pl->prepare_next == pl->read)
@@ -333,80 +415,15 @@ static void *worker(void *arg)
                                 s->document = NULL;
                                 s->cap = 0;
                         }
+                        atomic_store(&s->stage, PREPARED);
                 }
+                note(pl, (unsigned)n);
                 pthread_mutex_lock(&pl->lock);
-                for (unsigned long i = 0; i < n; i++)
-                        if (atomic_load(&at(pl, first + i)->stage) == READ)
-                                atomic_store(&at(pl, first + i)->stage, PREPARED);
-                send_ready(pl);
         }
+        wake_reader(pl);
         pthread_mutex_unlock(&pl->lock);
         free(errs);
         return NULL;
-}
-
-static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
-{
-        struct slot *s = opaque;
-        char *text = NULL;
-        if (result == AVK_FILED || result == AVK_SPOOLED) {
-                size_t id_len = strnlen(id, sizeof(s->id) - 1);
-                memcpy(s->id, id, id_len);
-                s->id[id_len] = '\0';
-        } else {
-                text = format("%s: %s", id, reason ? reason : "not acknowledged");
-        }
-        resolve(s->pl, s, result, text);
-}
-
-/* Sends the prepared documents at the head of the window, strictly in
- * input order; the caller holds the lock. The thread that finds the head
- * prepared and no other thread sending takes the whole prepared run and
- * sends it without the lock, then looks again: a run prepared meanwhile by
- * another thread, which found this one sending, is not left behind. */
-static void send_ready(struct pipeline *pl)
-{
-        while (!pl->sending) {
-                unsigned long first = pl->sent;
-                while (pl->sent < pl->read && atomic_load(&at(pl, pl->sent)->stage) != READ)
-                        pl->sent++;
-                if (pl->sent == first)
-                        return;
-                unsigned long last = pl->sent;
-                pl->sending = 1;
-                pthread_mutex_unlock(&pl->lock);
-                /* Until it is sent, a slot is neither printed nor reused. */
-                for (unsigned long seq = first; seq < last; seq++) {
-                        struct slot *s = at(pl, seq);
-                        if (s->doc) {
-                                avk_prepared_t *doc = s->doc;
-                                s->doc = NULL;
-                                avk_reporter_send(pl->r, doc, on_done, s);
-                        } else {
-                                resolve(pl, s, s->result, s->text);
-                        }
-                }
-                pthread_mutex_lock(&pl->lock);
-                pl->sending = 0;
-        }
-}
-
-/* Prints the resolved results at the head of the window; with all, waits
- * for every outstanding one. Returns how many are still to be printed. */
-static unsigned long print_ready(struct pipeline *pl, int all)
-{
-        pthread_mutex_lock(&pl->lock);
-        while (pl->printed < pl->read) {
-                if (!print_head(pl)) {
-                        if (!all)
-                                break;
-                        wait_for_results(pl);
-                }
-        }
-        unsigned long outstanding = pl->read - pl->printed;
-        pthread_mutex_unlock(&pl->lock);
-        fflush(stdout);
-        return outstanding;
 }
 
 /* The input, read with read(2) into one buffer: the reader knows when it
@@ -429,8 +446,9 @@ static void refill(struct input_buffer *b, struct pipeline *pl)
                 /* A system that writes a line and waits for its result
                  * before the next must get it while the input is quiet. */
                 struct pollfd in = {.fd = b->fd, .events = POLLIN};
-                while (print_ready(pl, 0) > 0 && poll(&in, 1, RESULT_POLL_MS) == 0)
-                        ;
+                while (print_ready(pl, 0) > 0 && poll(&in, 1, pl->served ? 0 : RESULT_POLL_MS) == 0)
+                        if (pl->served)
+                                avk_reporter_serve(pl->r, SERVE_QUIET_MS);
         }
         memmove(b->data, b->data + b->begin, b->end - b->begin);
         b->end -= b->begin;
@@ -533,6 +551,7 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
                                      .resolved = PTHREAD_COND_INITIALIZER};
         pl.r = r;
         pl.input = input;
+        pl.served = avk_reporter_serve(r, 0) == 0;
         /* stdio would write a file or pipe 4 KB at a time; results are
          * flushed whenever the reader is about to wait anyway. */
         static char result_buf[RESULT_BUF_BYTES];
@@ -616,7 +635,7 @@ int avk_cmd_report(int argc, char **argv)
                 goto out;
         }
         schedule_for_throughput();
-        r = avk_reporter_new(cfg, err, sizeof(err));
+        r = avk_reporter_new_mode(cfg, AVK_REPORTER_SERVED, err, sizeof(err));
         if (!r) {
                 fprintf(stderr, "avvik report: %s\n", err);
                 if (fd != STDIN_FILENO)
