@@ -7,12 +7,12 @@
  *
  * NDJSON is a pipeline, so a stream moves at Kafka's pace on every core:
  * the main thread reads lines into a window; worker threads parse,
- * validate and encode them in parallel (avk_reporter_prepare_json); the
- * main thread, like kcat's, also sends the prepared documents at the head of
- * the window in input order (avk_reporter_send) and serves their delivery
+ * validate and encode them in parallel (avk_reporter_prepare_json); a
+ * sender thread hands the prepared documents at the head of the window to
+ * the reporter in input order (avk_reporter_send) and serves their delivery
  * reports (avk_reporter_serve), so librdkafka's messages are made and freed
- * on one thread; results are printed in input order, one per line, once
- * known:
+ * on one thread; the main thread prints the results in input order, one
+ * per line, once known:
  *   LINE <TAB> accepted <TAB> ID        (Kafka acknowledged it)
  *   LINE <TAB> spooled <TAB> ID         (Kafka unreachable; in the spool)
  *   LINE <TAB> rejected <TAB> path: reason; path: reason ...
@@ -43,12 +43,12 @@
 #define WINDOW             16384 /* documents between reading and printing (below) */
 #define MAX_WORKERS        16
 #define CHUNK              16        /* documents a worker takes at once */
-#define PRINT_BATCH        256       /* documents prepared or resolved that wake the reader */
+#define PRINT_BATCH        256       /* results that wake the printer */
+#define SEND_BATCH         256       /* documents prepared that wake the sender */
 #define PRINT_WAIT_MS      2         /* or 2 ms, whichever comes first */
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
 #define RESULT_POLL_MS     5         /* results are printed this often while the input is quiet */
-#define SERVE_QUIET_MS     1         /* the same, serving the delivery reports: input polled */
 #define RESULT_BUF_BYTES   (1 << 16) /* stdout's buffer for results: one write(2) per ~1000 */
 /* WINDOW bounds the documents in flight from reading to their delivery
  * reports. At 4096 the workers sat idle on a full window, waiting for
@@ -85,7 +85,7 @@ struct pipeline;
  * delivery thread a third of its time in free(). */
 struct slot {
         /* enum stage. Set without the lock by the thread that moves the
-         * slot on (a worker: PREPARED; the reader or a delivery report:
+         * slot on (a worker: PREPARED; the sender or a delivery report:
          * RESOLVED): the fields it makes valid are written before it. */
         atomic_int stage;
         long line;
@@ -109,14 +109,18 @@ struct pipeline {
         /* One condition per waiter, signalled only when it can move on:
          * a broadcast per document would wake every thread every time. */
         pthread_cond_t work;     /* workers: documents to prepare */
-        pthread_cond_t resolved; /* the reader: documents to send, results to print */
+        pthread_cond_t resolved; /* reader and printer: results to print */
+        pthread_cond_t to_send;  /* the sender, without pl->served: documents prepared */
         struct slot slot[WINDOW];
-        unsigned long claimed, sent; /* the reader's own */
+        unsigned long claimed; /* the reader's own */
         unsigned long read, prepare_next, printed;
-        int served; /* the reader serves the delivery reports (avk_reporter_serve()) */
+        unsigned long sent; /* the sender's own */
+        int served;         /* the sender serves the delivery reports (avk_reporter_serve()) */
         int eof;
         atomic_int rejected, unavailable;
-        atomic_uint unseen; /* documents prepared and resolved since the reader last woke */
+        atomic_uint unseen;        /* results since the printer last woke */
+        atomic_uint unsent;        /* documents prepared since the sender last woke */
+        atomic_ulong resolved_cnt; /* documents resolved */
 };
 
 static struct slot *at(struct pipeline *pl, unsigned long seq)
@@ -140,17 +144,17 @@ __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
         return out;
 }
 
-/* Prints the result at the head of the window if it is resolved; only the
- * reader prints. Returns 1 when it printed one. The line is put together by
- * hand and written with stdio's unlocked calls: printf's format parsing and
- * stdout's lock cost more than the rest of the line (a result a document,
- * hundreds of thousands a run). */
+/* Prints the result at the head of the window if it is resolved; the
+ * caller holds the lock, and only the reader prints. Returns 1 when it
+ * printed one. The line is put together by hand and written with stdio's
+ * unlocked calls: printf's format parsing and stdout's lock cost more than
+ * the rest of the line (a result a document, hundreds of thousands a run). */
 static int print_head(struct pipeline *pl)
 {
         static const char *const status[] = {"accepted\t", "rejected\t", "", "unavailable\t",
                                              "spooled\t"};
         struct slot *s = at(pl, pl->printed);
-        if (pl->printed == pl->sent || atomic_load(&s->stage) != RESOLVED)
+        if (pl->printed == pl->read || atomic_load(&s->stage) != RESOLVED)
                 return 0;
         char head[64]; /* LINE TAB STATUS TAB */
         char *end = head + sizeof(head) - 16, *p = end;
@@ -169,49 +173,42 @@ static int print_head(struct pipeline *pl)
         return 1;
 }
 
-/* Wakes the reader if it waits; the caller holds the lock. */
-static void wake_reader(struct pipeline *pl)
+/* Wakes the sender if it waits; the caller holds the lock. */
+static void wake_sender(struct pipeline *pl)
 {
         if (pl->served)
                 avk_reporter_wake(pl->r);
         else
-                pthread_cond_signal(&pl->resolved);
+                pthread_cond_signal(&pl->to_send);
 }
 
-/* Counts a document prepared or resolved: the reader, which sends the one
- * and prints the other, is woken once a PRINT_BATCH of them came in (or
- * finds them within PRINT_WAIT_MS). The caller does not hold the lock. */
-static void note(struct pipeline *pl, unsigned n)
+/* Counts n documents prepared: the sender is woken once a SEND_BATCH of
+ * them came in (or finds them within PRINT_WAIT_MS). The caller does not
+ * hold the lock. */
+static void note_prepared(struct pipeline *pl, unsigned n)
 {
-        unsigned before = atomic_fetch_add(&pl->unseen, n);
-        if (before >= PRINT_BATCH || before + n < PRINT_BATCH)
+        unsigned before = atomic_fetch_add(&pl->unsent, n);
+        if (before >= SEND_BATCH || before + n < SEND_BATCH)
                 return;
         pthread_mutex_lock(&pl->lock);
-        wake_reader(pl);
+        wake_sender(pl);
         pthread_mutex_unlock(&pl->lock);
 }
 
-/* The reader waits until a batch of documents was prepared or resolved,
- * or briefly: waking it for every one costs more than its work (they come
- * in bursts). Where the reader serves the delivery reports, it waits in
- * serving them. */
+/* Waits until a batch of results came in, or briefly: waking the printer
+ * for every result costs more than printing (results arrive in bursts).
+ * The caller holds the lock. */
 static void wait_for_results(struct pipeline *pl)
 {
-        fflush(stdout);
-        if (pl->served) {
-                avk_reporter_serve(pl->r, PRINT_WAIT_MS);
-        } else {
-                struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
-                pthread_mutex_lock(&pl->lock);
-                if (atomic_load(&pl->unseen) < PRINT_BATCH)
-                        pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
-                pthread_mutex_unlock(&pl->lock);
-        }
+        struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
+        pthread_cond_timedwait(&pl->resolved, &pl->lock, &until);
         atomic_store(&pl->unseen, 0);
 }
 
-/* Resolves slot s: from the delivery report, or from the reader for a
- * document that was not sent; without the lock. */
+/* Resolves slot s: from the delivery report, or from the sender for a
+ * document that was not sent; without the lock. The printer is woken
+ * once a PRINT_BATCH of results came in (or finds them within
+ * PRINT_WAIT_MS). */
 static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
 {
         s->result = result;
@@ -221,8 +218,12 @@ static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result,
         else if (result == AVK_UNAVAILABLE)
                 atomic_fetch_add(&pl->unavailable, 1);
         atomic_store(&s->stage, RESOLVED);
-        if (!pl->served) /* else it is the reader that resolves */
-                note(pl, 1);
+        atomic_fetch_add(&pl->resolved_cnt, 1);
+        if (atomic_fetch_add(&pl->unseen, 1) + 1 == PRINT_BATCH) {
+                pthread_mutex_lock(&pl->lock);
+                pthread_cond_signal(&pl->resolved);
+                pthread_mutex_unlock(&pl->lock);
+        }
 }
 
 static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
@@ -239,12 +240,11 @@ static void on_done(void *opaque, const char *id, enum avk_result result, const 
         resolve(s->pl, s, result, text);
 }
 
-/* Sends the prepared documents at the head of the window, in input order.
- * Only the reader sends: librdkafka's messages are made on the thread that
- * serves their delivery reports and frees them (docs/intake.md). */
-static void send_ready(struct pipeline *pl)
+/* Sends the prepared documents at the head of the window up to read, in
+ * input order. */
+static void send_ready(struct pipeline *pl, unsigned long read)
 {
-        while (pl->sent < pl->read) {
+        while (pl->sent < read) {
                 struct slot *s = at(pl, pl->sent);
                 if (atomic_load(&s->stage) == READ)
                         return;
@@ -259,27 +259,57 @@ static void send_ready(struct pipeline *pl)
         }
 }
 
-/* Sends what is prepared, serves the delivery reports that came in and
- * prints the results at the head of the window; with all, until every
- * outstanding one is printed. Returns how many are still to be printed. */
-static unsigned long print_ready(struct pipeline *pl, int all)
+/* The sender: sends the prepared documents in input order and, where the
+ * reporter lets it (pl->served), serves their delivery reports, so that
+ * librdkafka's messages are made and freed on one thread (docs/intake.md).
+ * It waits in serving them, or on to_send, until a SEND_BATCH of documents
+ * was prepared, a worker ran out of documents, or PRINT_WAIT_MS. */
+static void *sender(void *arg)
 {
+        struct pipeline *pl = arg;
         for (;;) {
-                send_ready(pl);
-                if (pl->served)
-                        avk_reporter_serve(pl->r, 0);
-                while (print_head(pl))
-                        ;
-                if (!all || pl->printed == pl->read)
-                        break;
-                wait_for_results(pl);
+                pthread_mutex_lock(&pl->lock);
+                unsigned long read = pl->read;
+                int eof = pl->eof;
+                pthread_mutex_unlock(&pl->lock);
+                send_ready(pl, read);
+                if (eof && pl->sent == read &&
+                    (!pl->served || atomic_load(&pl->resolved_cnt) == read))
+                        break; /* without pl->served, the reporter's thread resolves */
+                if (pl->served) {
+                        avk_reporter_serve(pl->r, PRINT_WAIT_MS);
+                } else {
+                        struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
+                        pthread_mutex_lock(&pl->lock);
+                        if (atomic_load(&pl->unsent) < SEND_BATCH && !pl->eof)
+                                pthread_cond_timedwait(&pl->to_send, &pl->lock, &until);
+                        pthread_mutex_unlock(&pl->lock);
+                }
+                atomic_store(&pl->unsent, 0);
         }
-        fflush(stdout);
-        return pl->read - pl->printed;
+        return NULL;
 }
 
-/* Publishes the claimed slots to the workers (and to the sender: those
- * rejected before parsing), then sends what is prepared. */
+/* Prints the resolved results at the head of the window; with all, waits
+ * for every outstanding one. Returns how many are still to be printed. */
+static unsigned long print_ready(struct pipeline *pl, int all)
+{
+        pthread_mutex_lock(&pl->lock);
+        while (pl->printed < pl->read) {
+                if (!print_head(pl)) {
+                        if (!all)
+                                break;
+                        wait_for_results(pl);
+                }
+        }
+        unsigned long outstanding = pl->read - pl->printed;
+        pthread_mutex_unlock(&pl->lock);
+        fflush(stdout);
+        return outstanding;
+}
+
+/* Publishes the claimed slots to the workers; the caller does not hold
+ * the lock. */
 static void publish(struct pipeline *pl)
 {
         if (pl->read == pl->claimed)
@@ -289,24 +319,24 @@ static void publish(struct pipeline *pl)
         if (pl->prepare_next < pl->read)
                 pthread_cond_signal(&pl->work); /* a worker wakes the next if more wait */
         pthread_mutex_unlock(&pl->lock);
-        send_ready(pl);
-        if (pl->served)
-                avk_reporter_serve(pl->r, 0);
 }
 
-/* Reader side: makes room by sending, serving and printing what it can,
- * waiting when the head is not resolved, then starts a slot for the next
- * document. Only the reader moves claimed, read, sent and printed; a
- * printed slot is no other thread's. */
+/* Reader side: makes room by printing what is resolved, waiting when the
+ * head is not, then starts a slot for the next document. Only the reader
+ * moves claimed, read and printed, so it needs the lock only when the window
+ * is full; a printed slot is no other thread's. */
 static struct slot *claim(struct pipeline *pl, long line)
 {
         if (pl->claimed - pl->printed >= WINDOW) {
                 publish(pl);
+                pthread_mutex_lock(&pl->lock);
                 while (pl->claimed - pl->printed >= WINDOW) {
-                        send_ready(pl);
-                        if (!print_head(pl))
+                        if (!print_head(pl)) {
+                                fflush(stdout);
                                 wait_for_results(pl);
+                        }
                 }
+                pthread_mutex_unlock(&pl->lock);
         }
         struct slot *s = at(pl, pl->claimed);
         char *document = s->document;
@@ -391,7 +421,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&pl->lock);
         for (;;) {
                 if (pl->prepare_next == pl->read && !pl->eof)
-                        wake_reader(pl); /* it may be waiting for the last ones */
+                        wake_sender(pl); /* it may be waiting for the last ones */
                 while (pl->prepare_next == pl->read && !pl->eof)
                         pthread_cond_wait(&pl->work, &pl->lock);
                 if (pl->prepare_next == pl->read)
@@ -417,10 +447,10 @@ static void *worker(void *arg)
                         }
                         atomic_store(&s->stage, PREPARED);
                 }
-                note(pl, (unsigned)n);
+                note_prepared(pl, (unsigned)n);
                 pthread_mutex_lock(&pl->lock);
         }
-        wake_reader(pl);
+        wake_sender(pl);
         pthread_mutex_unlock(&pl->lock);
         free(errs);
         return NULL;
@@ -446,9 +476,8 @@ static void refill(struct input_buffer *b, struct pipeline *pl)
                 /* A system that writes a line and waits for its result
                  * before the next must get it while the input is quiet. */
                 struct pollfd in = {.fd = b->fd, .events = POLLIN};
-                while (print_ready(pl, 0) > 0 && poll(&in, 1, pl->served ? 0 : RESULT_POLL_MS) == 0)
-                        if (pl->served)
-                                avk_reporter_serve(pl->r, SERVE_QUIET_MS);
+                while (print_ready(pl, 0) > 0 && poll(&in, 1, RESULT_POLL_MS) == 0)
+                        ;
         }
         memmove(b->data, b->data + b->begin, b->end - b->begin);
         b->end -= b->begin;
@@ -540,6 +569,7 @@ static void end_of_input(struct pipeline *pl)
         pthread_mutex_lock(&pl->lock);
         pl->eof = 1;
         pthread_cond_broadcast(&pl->work);
+        wake_sender(pl);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -548,7 +578,8 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
 {
         static struct pipeline pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                      .work = PTHREAD_COND_INITIALIZER,
-                                     .resolved = PTHREAD_COND_INITIALIZER};
+                                     .resolved = PTHREAD_COND_INITIALIZER,
+                                     .to_send = PTHREAD_COND_INITIALIZER};
         pl.r = r;
         pl.input = input;
         pl.served = avk_reporter_serve(r, 0) == 0;
@@ -559,9 +590,9 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
                 setvbuf(stdout, result_buf, _IOFBF, sizeof(result_buf));
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
-        pthread_t worker_tid[MAX_WORKERS];
-        int started = 0;
-        for (; started < workers; started++)
+        pthread_t sender_tid, worker_tid[MAX_WORKERS];
+        int sending = pthread_create(&sender_tid, NULL, sender, &pl) == 0, started = 0;
+        for (; sending && started < workers; started++)
                 if (pthread_create(&worker_tid[started], NULL, worker, &pl) != 0)
                         break;
         if (started == 0) {
@@ -574,6 +605,8 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         }
         for (int i = 0; i < started; i++)
                 pthread_join(worker_tid[i], NULL);
+        if (sending)
+                pthread_join(sender_tid, NULL);
         for (size_t i = 0; i < WINDOW; i++) {
                 free(pl.slot[i].document);
                 pl.slot[i].document = NULL;
@@ -584,8 +617,8 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         return pl.unavailable ? AVK_EXIT_KAFKA : pl.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 }
 
-/* A bulk command's threads - the reader, the workers, the delivery thread
- * and librdkafka's - wake each other for every batch of documents, and a
+/* A bulk command's threads - the reader, the workers, the sender and
+ * librdkafka's - wake each other for every batch of documents, and a
  * woken thread that preempts the running one costs two context switches.
  * Under SCHED_BATCH a woken thread waits for the running one's slice (or a
  * free core) instead; the threads started later inherit it. In 44

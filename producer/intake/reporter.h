@@ -59,8 +59,9 @@ enum avk_result {
 };
 
 /**
- * @brief Called once per sent document, from one of the reporter's threads,
- * with AVK_FILED (Kafka acknowledged it), AVK_SPOOLED or AVK_UNAVAILABLE.
+ * @brief Called once per sent document, from one of the reporter's threads (or,
+ * AVK_REPORTER_SERVED, from avk_reporter_serve()), with AVK_FILED (Kafka
+ * acknowledged it), AVK_SPOOLED or AVK_UNAVAILABLE.
  * @param id the document's id (deviation_id or response_id), valid during the call.
  */
 typedef void(avk_reporter_done_cb)(void *opaque, const char *id, enum avk_result result,
