@@ -7,12 +7,12 @@
  *
  * NDJSON is a pipeline, so a stream moves at Kafka's pace on every core:
  * the main thread reads lines into a window; worker threads parse,
- * validate and encode them in parallel (avk_reporter_prepare_json); the
- * thread that finds the head of the window prepared, and no other sending,
- * hands the prepared run to the reporter in input order (avk_reporter_send),
- * so documents reach Kafka in the order they were read without a thread of
- * their own to wake; results are printed in
- * input order, one per line, once known:
+ * validate and encode them in parallel (avk_reporter_prepare_json); a
+ * sender thread hands the prepared documents at the head of the window to
+ * the reporter in input order (avk_reporter_send) and serves their delivery
+ * reports (avk_reporter_serve), so librdkafka's messages are made and freed
+ * on one thread; the main thread prints the results in input order, one
+ * per line, once known:
  *   LINE <TAB> accepted <TAB> ID        (Kafka acknowledged it)
  *   LINE <TAB> spooled <TAB> ID         (Kafka unreachable; in the spool)
  *   LINE <TAB> rejected <TAB> path: reason; path: reason ...
@@ -44,6 +44,7 @@
 #define MAX_WORKERS        16
 #define CHUNK              16        /* documents a worker takes at once */
 #define PRINT_BATCH        256       /* results that wake the printer */
+#define SEND_BATCH         256       /* documents prepared that wake the sender */
 #define PRINT_WAIT_MS      2         /* or 2 ms, whichever comes first */
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
@@ -83,8 +84,9 @@ struct pipeline;
  * without an allocation made on one and freed on another, which cost the
  * delivery thread a third of its time in free(). */
 struct slot {
-        /* enum stage. Set to RESOLVED without the lock (resolve()): the
-         * fields it makes valid are written before it. */
+        /* enum stage. Set without the lock by the thread that moves the
+         * slot on (a worker: PREPARED; the sender or a delivery report:
+         * RESOLVED): the fields it makes valid are written before it. */
         atomic_int stage;
         long line;
         struct pipeline *pl;    /* for the delivery report */
@@ -108,21 +110,23 @@ struct pipeline {
          * a broadcast per document would wake every thread every time. */
         pthread_cond_t work;     /* workers: documents to prepare */
         pthread_cond_t resolved; /* reader and printer: results to print */
+        pthread_cond_t to_send;  /* the sender, without pl->served: documents prepared */
         struct slot slot[WINDOW];
         unsigned long claimed; /* the reader's own */
-        unsigned long read, prepare_next, sent, printed;
-        int sending; /* a thread is sending [sent's old value, sent) */
+        unsigned long read, prepare_next, printed;
+        unsigned long sent; /* the sender's own */
+        int served;         /* the sender serves the delivery reports (avk_reporter_serve()) */
         int eof;
         atomic_int rejected, unavailable;
-        atomic_uint unseen; /* results since the printer last woke */
+        atomic_uint unseen;        /* results since the printer last woke */
+        atomic_uint unsent;        /* documents prepared since the sender last woke */
+        atomic_ulong resolved_cnt; /* documents resolved */
 };
 
 static struct slot *at(struct pipeline *pl, unsigned long seq)
 {
         return &pl->slot[seq % WINDOW];
 }
-
-static void send_ready(struct pipeline *pl);
 
 /* A malloc'd formatted string (NULL when out of memory). */
 __attribute__((format(printf, 1, 2))) static char *format(const char *fmt, ...)
@@ -169,8 +173,31 @@ static int print_head(struct pipeline *pl)
         return 1;
 }
 
+/* Wakes the sender if it waits; the caller holds the lock. */
+static void wake_sender(struct pipeline *pl)
+{
+        if (pl->served)
+                avk_reporter_wake(pl->r);
+        else
+                pthread_cond_signal(&pl->to_send);
+}
+
+/* Counts n documents prepared: the sender is woken once a SEND_BATCH of
+ * them came in (or finds them within PRINT_WAIT_MS). The caller does not
+ * hold the lock. */
+static void note_prepared(struct pipeline *pl, unsigned n)
+{
+        unsigned before = atomic_fetch_add(&pl->unsent, n);
+        if (before >= SEND_BATCH || before + n < SEND_BATCH)
+                return;
+        pthread_mutex_lock(&pl->lock);
+        wake_sender(pl);
+        pthread_mutex_unlock(&pl->lock);
+}
+
 /* Waits until a batch of results came in, or briefly: waking the printer
- * for every result costs more than printing (results arrive in bursts). */
+ * for every result costs more than printing (results arrive in bursts).
+ * The caller holds the lock. */
 static void wait_for_results(struct pipeline *pl)
 {
         struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
@@ -178,8 +205,111 @@ static void wait_for_results(struct pipeline *pl)
         atomic_store(&pl->unseen, 0);
 }
 
-/* Publishes the claimed slots to the workers (and to the sender: those
- * rejected before parsing); the caller does not hold the lock. */
+/* Resolves slot s: from the delivery report, or from the sender for a
+ * document that was not sent; without the lock. The printer is woken
+ * once a PRINT_BATCH of results came in (or finds them within
+ * PRINT_WAIT_MS). */
+static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
+{
+        s->result = result;
+        s->text = text;
+        if (result == AVK_REJECTED)
+                atomic_fetch_add(&pl->rejected, 1);
+        else if (result == AVK_UNAVAILABLE)
+                atomic_fetch_add(&pl->unavailable, 1);
+        atomic_store(&s->stage, RESOLVED);
+        atomic_fetch_add(&pl->resolved_cnt, 1);
+        if (atomic_fetch_add(&pl->unseen, 1) + 1 == PRINT_BATCH) {
+                pthread_mutex_lock(&pl->lock);
+                pthread_cond_signal(&pl->resolved);
+                pthread_mutex_unlock(&pl->lock);
+        }
+}
+
+static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
+{
+        struct slot *s = opaque;
+        char *text = NULL;
+        if (result == AVK_FILED || result == AVK_SPOOLED) {
+                size_t id_len = strnlen(id, sizeof(s->id) - 1);
+                memcpy(s->id, id, id_len);
+                s->id[id_len] = '\0';
+        } else {
+                text = format("%s: %s", id, reason ? reason : "not acknowledged");
+        }
+        resolve(s->pl, s, result, text);
+}
+
+/* Sends the prepared documents at the head of the window up to read, in
+ * input order. */
+static void send_ready(struct pipeline *pl, unsigned long read)
+{
+        while (pl->sent < read) {
+                struct slot *s = at(pl, pl->sent);
+                if (atomic_load(&s->stage) == READ)
+                        return;
+                pl->sent++;
+                if (s->doc) {
+                        avk_prepared_t *doc = s->doc;
+                        s->doc = NULL;
+                        avk_reporter_send(pl->r, doc, on_done, s);
+                } else {
+                        resolve(pl, s, s->result, s->text);
+                }
+        }
+}
+
+/* The sender: sends the prepared documents in input order and, where the
+ * reporter lets it (pl->served), serves their delivery reports, so that
+ * librdkafka's messages are made and freed on one thread (docs/intake.md).
+ * It waits in serving them, or on to_send, until a SEND_BATCH of documents
+ * was prepared, a worker ran out of documents, or PRINT_WAIT_MS. */
+static void *sender(void *arg)
+{
+        struct pipeline *pl = arg;
+        for (;;) {
+                pthread_mutex_lock(&pl->lock);
+                unsigned long read = pl->read;
+                int eof = pl->eof;
+                pthread_mutex_unlock(&pl->lock);
+                send_ready(pl, read);
+                if (eof && pl->sent == read &&
+                    (!pl->served || atomic_load(&pl->resolved_cnt) == read))
+                        break; /* without pl->served, the reporter's thread resolves */
+                if (pl->served) {
+                        avk_reporter_serve(pl->r, PRINT_WAIT_MS);
+                } else {
+                        struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
+                        pthread_mutex_lock(&pl->lock);
+                        if (atomic_load(&pl->unsent) < SEND_BATCH && !pl->eof)
+                                pthread_cond_timedwait(&pl->to_send, &pl->lock, &until);
+                        pthread_mutex_unlock(&pl->lock);
+                }
+                atomic_store(&pl->unsent, 0);
+        }
+        return NULL;
+}
+
+/* Prints the resolved results at the head of the window; with all, waits
+ * for every outstanding one. Returns how many are still to be printed. */
+static unsigned long print_ready(struct pipeline *pl, int all)
+{
+        pthread_mutex_lock(&pl->lock);
+        while (pl->printed < pl->read) {
+                if (!print_head(pl)) {
+                        if (!all)
+                                break;
+                        wait_for_results(pl);
+                }
+        }
+        unsigned long outstanding = pl->read - pl->printed;
+        pthread_mutex_unlock(&pl->lock);
+        fflush(stdout);
+        return outstanding;
+}
+
+/* Publishes the claimed slots to the workers; the caller does not hold
+ * the lock. */
 static void publish(struct pipeline *pl)
 {
         if (pl->read == pl->claimed)
@@ -188,7 +318,6 @@ static void publish(struct pipeline *pl)
         pl->read = pl->claimed;
         if (pl->prepare_next < pl->read)
                 pthread_cond_signal(&pl->work); /* a worker wakes the next if more wait */
-        send_ready(pl);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -258,25 +387,6 @@ static void add_rejected(struct pipeline *pl, long line, const char *reason)
         claimed(pl);
 }
 
-/* Resolves slot s: called from the delivery thread for each document, so
- * without the lock; the printer is woken once a PRINT_BATCH of results
- * came in (or finds them within PRINT_WAIT_MS). */
-static void resolve(struct pipeline *pl, struct slot *s, enum avk_result result, char *text)
-{
-        s->result = result;
-        s->text = text;
-        if (result == AVK_REJECTED)
-                atomic_fetch_add(&pl->rejected, 1);
-        else if (result == AVK_UNAVAILABLE)
-                atomic_fetch_add(&pl->unavailable, 1);
-        atomic_store(&s->stage, RESOLVED);
-        if (atomic_fetch_add(&pl->unseen, 1) + 1 == PRINT_BATCH) {
-                pthread_mutex_lock(&pl->lock);
-                pthread_cond_signal(&pl->resolved);
-                pthread_mutex_unlock(&pl->lock);
-        }
-}
-
 /* Parses, maps and prepares one document; the slot gets the prepared
  * document, or the result and its text. */
 static void prepare(struct pipeline *pl, struct slot *s, struct avk_errors *errs)
@@ -310,6 +420,8 @@ static void *worker(void *arg)
         struct avk_errors *errs = malloc(sizeof(*errs));
         pthread_mutex_lock(&pl->lock);
         for (;;) {
+                if (pl->prepare_next == pl->read && !pl->eof)
+                        wake_sender(pl); /* it may be waiting for the last ones */
                 while (pl->prepare_next == pl->read && !pl->eof)
                         pthread_cond_wait(&pl->work, &pl->lock);
                 if (pl->prepare_next == pl->read)
@@ -333,80 +445,15 @@ static void *worker(void *arg)
                                 s->document = NULL;
                                 s->cap = 0;
                         }
+                        atomic_store(&s->stage, PREPARED);
                 }
+                note_prepared(pl, (unsigned)n);
                 pthread_mutex_lock(&pl->lock);
-                for (unsigned long i = 0; i < n; i++)
-                        if (atomic_load(&at(pl, first + i)->stage) == READ)
-                                atomic_store(&at(pl, first + i)->stage, PREPARED);
-                send_ready(pl);
         }
+        wake_sender(pl);
         pthread_mutex_unlock(&pl->lock);
         free(errs);
         return NULL;
-}
-
-static void on_done(void *opaque, const char *id, enum avk_result result, const char *reason)
-{
-        struct slot *s = opaque;
-        char *text = NULL;
-        if (result == AVK_FILED || result == AVK_SPOOLED) {
-                size_t id_len = strnlen(id, sizeof(s->id) - 1);
-                memcpy(s->id, id, id_len);
-                s->id[id_len] = '\0';
-        } else {
-                text = format("%s: %s", id, reason ? reason : "not acknowledged");
-        }
-        resolve(s->pl, s, result, text);
-}
-
-/* Sends the prepared documents at the head of the window, strictly in
- * input order; the caller holds the lock. The thread that finds the head
- * prepared and no other thread sending takes the whole prepared run and
- * sends it without the lock, then looks again: a run prepared meanwhile by
- * another thread, which found this one sending, is not left behind. */
-static void send_ready(struct pipeline *pl)
-{
-        while (!pl->sending) {
-                unsigned long first = pl->sent;
-                while (pl->sent < pl->read && atomic_load(&at(pl, pl->sent)->stage) != READ)
-                        pl->sent++;
-                if (pl->sent == first)
-                        return;
-                unsigned long last = pl->sent;
-                pl->sending = 1;
-                pthread_mutex_unlock(&pl->lock);
-                /* Until it is sent, a slot is neither printed nor reused. */
-                for (unsigned long seq = first; seq < last; seq++) {
-                        struct slot *s = at(pl, seq);
-                        if (s->doc) {
-                                avk_prepared_t *doc = s->doc;
-                                s->doc = NULL;
-                                avk_reporter_send(pl->r, doc, on_done, s);
-                        } else {
-                                resolve(pl, s, s->result, s->text);
-                        }
-                }
-                pthread_mutex_lock(&pl->lock);
-                pl->sending = 0;
-        }
-}
-
-/* Prints the resolved results at the head of the window; with all, waits
- * for every outstanding one. Returns how many are still to be printed. */
-static unsigned long print_ready(struct pipeline *pl, int all)
-{
-        pthread_mutex_lock(&pl->lock);
-        while (pl->printed < pl->read) {
-                if (!print_head(pl)) {
-                        if (!all)
-                                break;
-                        wait_for_results(pl);
-                }
-        }
-        unsigned long outstanding = pl->read - pl->printed;
-        pthread_mutex_unlock(&pl->lock);
-        fflush(stdout);
-        return outstanding;
 }
 
 /* The input, read with read(2) into one buffer: the reader knows when it
@@ -522,6 +569,7 @@ static void end_of_input(struct pipeline *pl)
         pthread_mutex_lock(&pl->lock);
         pl->eof = 1;
         pthread_cond_broadcast(&pl->work);
+        wake_sender(pl);
         pthread_mutex_unlock(&pl->lock);
 }
 
@@ -530,9 +578,11 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
 {
         static struct pipeline pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                      .work = PTHREAD_COND_INITIALIZER,
-                                     .resolved = PTHREAD_COND_INITIALIZER};
+                                     .resolved = PTHREAD_COND_INITIALIZER,
+                                     .to_send = PTHREAD_COND_INITIALIZER};
         pl.r = r;
         pl.input = input;
+        pl.served = avk_reporter_serve(r, 0) == 0;
         /* stdio would write a file or pipe 4 KB at a time; results are
          * flushed whenever the reader is about to wait anyway. */
         static char result_buf[RESULT_BUF_BYTES];
@@ -540,9 +590,9 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
                 setvbuf(stdout, result_buf, _IOFBF, sizeof(result_buf));
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int workers = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (int)cores;
-        pthread_t worker_tid[MAX_WORKERS];
-        int started = 0;
-        for (; started < workers; started++)
+        pthread_t sender_tid, worker_tid[MAX_WORKERS];
+        int sending = pthread_create(&sender_tid, NULL, sender, &pl) == 0, started = 0;
+        for (; sending && started < workers; started++)
                 if (pthread_create(&worker_tid[started], NULL, worker, &pl) != 0)
                         break;
         if (started == 0) {
@@ -555,6 +605,8 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         }
         for (int i = 0; i < started; i++)
                 pthread_join(worker_tid[i], NULL);
+        if (sending)
+                pthread_join(sender_tid, NULL);
         for (size_t i = 0; i < WINDOW; i++) {
                 free(pl.slot[i].document);
                 pl.slot[i].document = NULL;
@@ -565,8 +617,8 @@ static int file_stream(avk_reporter_t *r, struct input input, int fd)
         return pl.unavailable ? AVK_EXIT_KAFKA : pl.rejected ? AVK_EXIT_REJECTED : AVK_EXIT_OK;
 }
 
-/* A bulk command's threads - the reader, the workers, the delivery thread
- * and librdkafka's - wake each other for every batch of documents, and a
+/* A bulk command's threads - the reader, the workers, the sender and
+ * librdkafka's - wake each other for every batch of documents, and a
  * woken thread that preempts the running one costs two context switches.
  * Under SCHED_BATCH a woken thread waits for the running one's slice (or a
  * free core) instead; the threads started later inherit it. In 44
@@ -616,7 +668,7 @@ int avk_cmd_report(int argc, char **argv)
                 goto out;
         }
         schedule_for_throughput();
-        r = avk_reporter_new(cfg, err, sizeof(err));
+        r = avk_reporter_new_mode(cfg, AVK_REPORTER_SERVED, err, sizeof(err));
         if (!r) {
                 fprintf(stderr, "avvik report: %s\n", err);
                 if (fd != STDIN_FILENO)

@@ -7,7 +7,9 @@
  * which stamps each document with a sequence number: the order it was sent.
  *
  * Without a spool a document is produced at once, and the poll thread hands
- * its delivery report to the sender's callback.
+ * its delivery report to the sender's callback - or, for AVK_REPORTER_SERVED,
+ * the caller's thread in avk_reporter_serve(), so that librdkafka's messages
+ * can be made and freed on one thread.
  *
  * With a spool the producer is transactional - its transactional.id is the
  * spool's instance, so a restart on the spool fences and aborts what the
@@ -69,6 +71,7 @@
 #define SPARE_MAX      4096            /* delivered documents kept for reuse (prepared_new()) */
 #define SPARE_PAYLOAD  1024            /* the payload bytes a spare has room for: most documents' */
 #define MAIN_NICE      19              /* the transactional producer's rdk:main thread */
+#define FILE_SERVE_MS  100             /* avk_reporter_file(), served: looks at its outcome */
 
 static const char *const id_field[KIND_CNT] = {"deviation_id", "response_id"};
 static const char *const topic_key[KIND_CNT] = {"topic.reported", "topic.response"};
@@ -140,6 +143,9 @@ struct avk_reporter {
         rd_kafka_topic_t *rkt[KIND_CNT];
         rd_kafka_conf_t *scan_conf; /* for the consumer that reads receipts back */
         pthread_t poller, drainer;
+        /* The caller serves the delivery reports (avk_reporter_serve()) on
+         * this queue, the producer's main one; NULL: the poll thread does. */
+        rd_kafka_queue_t *served;
         atomic_int stopping;
         pthread_mutex_t pool_lock;
         struct encoder *pool;
@@ -1147,19 +1153,23 @@ avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter
          * which makes every transaction: a second thread polling the same
          * queue took the delivery reports that commit_transaction()'s flush
          * waits for, which then slept out its 10 ms poll each time. */
-        if (!r->receipted && pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
+        if (!r->receipted && mode == AVK_REPORTER_SERVED)
+                r->served = rd_kafka_queue_get_main(r->rk);
+        else if (!r->receipted && pthread_create(&r->poller, NULL, poll_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the delivery thread");
                 goto fail_rk;
         }
         if (pthread_create(&r->drainer, NULL, drain_loop, r) != 0) {
                 snprintf(errstr, errstr_size, "cannot start the spool thread");
                 atomic_store(&r->stopping, 1);
-                if (!r->receipted)
+                if (!r->receipted && !r->served)
                         pthread_join(r->poller, NULL);
                 goto fail_rk;
         }
         return r;
 fail_rk:
+        if (r->served)
+                rd_kafka_queue_destroy(r->served);
         avk_receipt_writer_destroy(r->receipts);
         if (r->receipts_rkt)
                 rd_kafka_topic_destroy(r->receipts_rkt);
@@ -1200,7 +1210,9 @@ void avk_reporter_destroy(avk_reporter_t *r)
         pthread_join(r->drainer, NULL);
         avk_spool_close(r->spool);
         rd_kafka_flush(r->rk, 5000);
-        if (!r->receipted) {
+        if (r->served) {
+                rd_kafka_queue_destroy(r->served);
+        } else if (!r->receipted) {
                 /* Wakes the poll thread so it sees stopping now, not in 100 ms
                  * (a yield before it polls again is kept by the queue, never
                  * lost). */
@@ -1242,6 +1254,20 @@ void avk_reporter_destroy(avk_reporter_t *r)
         pthread_mutex_destroy(&r->drain_lock);
         pthread_cond_destroy(&r->drain_cond);
         free(r);
+}
+
+int avk_reporter_serve(avk_reporter_t *r, int timeout_ms)
+{
+        if (!r->served)
+                return -1;
+        rd_kafka_poll(r->rk, timeout_ms);
+        return 0;
+}
+
+void avk_reporter_wake(avk_reporter_t *r)
+{
+        if (r->served)
+                rd_kafka_queue_yield(r->served);
 }
 
 static struct encoder *encoder_get(avk_reporter_t *r)
@@ -1584,8 +1610,16 @@ enum avk_result avk_reporter_file(avk_reporter_t *r, enum avk_kind kind, const j
         if (result != AVK_FILED)
                 return result;
         pthread_mutex_lock(&w.lock);
-        while (!w.done)
-                pthread_cond_wait(&w.cond, &w.lock);
+        while (!w.done) {
+                if (!r->served) {
+                        pthread_cond_wait(&w.cond, &w.lock);
+                        continue;
+                }
+                /* No thread of the reporter's serves the delivery reports. */
+                pthread_mutex_unlock(&w.lock);
+                avk_reporter_serve(r, FILE_SERVE_MS);
+                pthread_mutex_lock(&w.lock);
+        }
         pthread_mutex_unlock(&w.lock);
         if (w.result == AVK_UNAVAILABLE)
                 avk_errors_add(errs, NULL, "%s", w.reason);

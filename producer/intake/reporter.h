@@ -59,8 +59,9 @@ enum avk_result {
 };
 
 /**
- * @brief Called once per sent document, from one of the reporter's threads,
- * with AVK_FILED (Kafka acknowledged it), AVK_SPOOLED or AVK_UNAVAILABLE.
+ * @brief Called once per sent document, from one of the reporter's threads (or,
+ * AVK_REPORTER_SERVED, from avk_reporter_serve()), with AVK_FILED (Kafka
+ * acknowledged it), AVK_SPOOLED or AVK_UNAVAILABLE.
  * @param id the document's id (deviation_id or response_id), valid during the call.
  */
 typedef void(avk_reporter_done_cb)(void *opaque, const char *id, enum avk_result result,
@@ -72,6 +73,9 @@ enum avk_reporter_mode {
         AVK_REPORTER_RECEIPTED, /**< every document with its receipt in one transaction,
                                      with or without a spool (the gateway: its view reads
                                      the receipts, docs/gateway.md) */
+        AVK_REPORTER_SERVED,    /**< AVK_REPORTER_PLAIN, but without a spool the caller
+                                     serves the delivery reports (avk_reporter_serve()):
+                                     no delivery thread (avvik report, docs/intake.md) */
 };
 
 /**
@@ -88,6 +92,18 @@ avk_reporter_t *avk_reporter_new(const avk_config_t *cfg, char *errstr, size_t e
  */
 avk_reporter_t *avk_reporter_new_mode(const avk_config_t *cfg, enum avk_reporter_mode mode,
                                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief Serves the delivery reports of an AVK_REPORTER_SERVED reporter without
+ * a spool in the calling thread: the done() callbacks of sent documents run
+ * in it. Waits up to timeout_ms for one, or until avk_reporter_wake().
+ * @returns 0, or -1 at once when the reporter serves them itself (another
+ * mode, or a spool): done() is then called from the reporter's threads.
+ */
+int avk_reporter_serve(avk_reporter_t *reporter, int timeout_ms);
+
+/** @brief Makes a avk_reporter_serve() under way, or else the next one, return at once. */
+void avk_reporter_wake(avk_reporter_t *reporter);
 
 /** @brief Waits for every submitted document's outcome, then frees the reporter. */
 void avk_reporter_destroy(avk_reporter_t *reporter);

@@ -3,7 +3,8 @@
  * "filed" only once Kafka has it, keyed by its deviation id; rejected ones
  * send nothing; JSON text is filed and rejected as its tree is; threads may
  * file at once; an outage shorter than the ack timeout loses nothing, a
- * longer one is answered "unavailable"; a receipted reporter's commit
+ * longer one is answered "unavailable"; a served reporter's outcomes come
+ * in the thread that serves them; a receipted reporter's commit
  * interval makes one transaction of the documents sent within it, and its
  * librdkafka main thread runs at the lowest priority.
  */
@@ -306,6 +307,58 @@ START_TEST(a_document_with_its_own_id_is_prepared_in_one_pass_with_its_party)
 }
 END_TEST
 
+struct served_outcome {
+        pthread_t thread;
+        enum avk_result result;
+        int calls;
+};
+
+static void note_served_outcome(void *opaque, const char *id, enum avk_result result,
+                                const char *reason)
+{
+        (void)id;
+        (void)reason;
+        struct served_outcome *o = opaque;
+        o->thread = pthread_self();
+        o->result = result;
+        o->calls++;
+}
+
+START_TEST(a_served_reporters_outcomes_come_in_the_thread_that_serves_them)
+{
+        char err[512], id[AVK_ID_SIZE];
+        struct avk_errors errs;
+        avk_reporter_t *r = avk_reporter_new_mode(mk.cfg, AVK_REPORTER_SERVED, err, sizeof(err));
+        ck_assert_msg(r != NULL, "%s", err);
+        avk_prepared_t *doc;
+        ck_assert_int_eq(avk_reporter_prepare(r, AVK_KIND_DEVIATION, sample, id, &errs, &doc),
+                         AVK_FILED);
+        struct served_outcome o = {0};
+        avk_reporter_send(r, doc, note_served_outcome, &o);
+        int64_t until = wait_for_now_ms() + 10000;
+        while (o.calls == 0 && wait_for_now_ms() < until)
+                ck_assert_int_eq(avk_reporter_serve(r, 100), 0);
+        ck_assert_int_eq(o.calls, 1);
+        ck_assert_int_eq(o.result, AVK_FILED);
+        ck_assert(pthread_equal(o.thread, pthread_self()));
+        /* A wake before a serve makes it return at once, not after 10 s. */
+        avk_reporter_wake(r);
+        int64_t from = wait_for_now_ms();
+        ck_assert_int_eq(avk_reporter_serve(r, 10000), 0);
+        ck_assert_int_lt(wait_for_now_ms() - from, 5000);
+        /* Filing and waiting serves the reports itself. */
+        ck_assert_int_eq(avk_reporter_file(r, AVK_KIND_DEVIATION, sample, id, &errs), AVK_FILED);
+        avk_reporter_destroy(r);
+        /* A reporter with its own delivery thread is not served by the caller. */
+        avk_reporter_t *plain = reporter();
+        ck_assert_int_eq(avk_reporter_serve(plain, 0), -1);
+        avk_reporter_destroy(plain);
+        static struct keys k;
+        k.n = 0;
+        ck_assert_uint_eq(mock_kafka_read_all(&mk, "deviation.reported", collect_key, &k), 2);
+}
+END_TEST
+
 #define THREADS    4
 #define PER_THREAD 50
 struct filer {
@@ -599,6 +652,7 @@ static Suite *reporter_suite(void)
         tcase_add_test(tc, response_goes_to_its_topic_keyed_by_the_deviation);
         tcase_add_test(tc, json_text_is_filed_and_rejected_as_its_tree_is);
         tcase_add_test(tc, a_document_with_its_own_id_is_prepared_in_one_pass_with_its_party);
+        tcase_add_test(tc, a_served_reporters_outcomes_come_in_the_thread_that_serves_them);
         tcase_add_test(tc, threads_file_through_one_reporter);
         tcase_add_test(tc, kafka_down_past_the_ack_timeout_is_unavailable);
         tcase_add_test(tc, outage_shorter_than_the_ack_timeout_loses_and_doubles_nothing);
