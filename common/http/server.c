@@ -119,12 +119,17 @@ struct avk_httpd {
         char *tls_cert;
         struct avk_secret tls_key; /* owner-only file, wiped at the end */
         unsigned port;
-        uint64_t id_prefix;
+        char id_prefix[17]; /* of a new request id: 16 random hexadecimal digits */
         atomic_uint_fast64_t next_id;
         atomic_int stopping;
-        pthread_mutex_t lock; /* active */
+        /* Requests between their first handler call and their end: counted
+         * by every HTTP thread at each request's start and end, without a
+         * lock (a lock shared by the threads, taken twice a request, was
+         * contended); lock and idle only for the end of the last one, which
+         * avk_httpd_stop() waits for. */
+        atomic_size_t active;
+        pthread_mutex_t lock;
         pthread_cond_t idle;
-        size_t active;            /* requests between their first handler call and their end */
         pthread_mutex_t log_lock; /* the log_ fields */
         time_t log_window;        /* start of the window, monotonic seconds */
         unsigned log_lines, log_suppressed;
@@ -656,9 +661,20 @@ static void set_request_id(avk_httpd_req_t *req)
                 memcpy(req->request_id, given, len + 1);
                 return;
         }
+        /* The prefix, '-' and the decimal digits of n, without a printf a request. */
         uint64_t n = atomic_fetch_add(&req->httpd->next_id, 1);
-        snprintf(req->request_id, sizeof(req->request_id), "%016" PRIx64 "-%" PRIu64,
-                 req->httpd->id_prefix, n);
+        char digits[20];
+        size_t cnt = 0;
+        do
+                digits[cnt++] = (char)('0' + n % 10);
+        while ((n /= 10) > 0);
+        char *at = req->request_id;
+        memcpy(at, req->httpd->id_prefix, 16);
+        at += 16;
+        *at++ = '-';
+        while (cnt > 0)
+                *at++ = digits[--cnt];
+        *at = '\0';
 }
 
 /*
@@ -736,16 +752,16 @@ static avk_httpd_req_t *request_new(avk_httpd_t *httpd, struct MHD_Connection *c
         }
         req->httpd = httpd;
         req->conn = conn;
-        snprintf(req->method, sizeof(req->method), "%s", method);
+        size_t method_len = strnlen(method, sizeof(req->method) - 1);
+        memcpy(req->method, method, method_len);
+        req->method[method_len] = '\0';
         req->path = path;
         if (c)
                 c->requests++;
         clock_gettime(CLOCK_MONOTONIC, &req->started);
         pthread_mutex_init(&req->lock, NULL);
         set_request_id(req);
-        pthread_mutex_lock(&httpd->lock);
-        httpd->active++;
-        pthread_mutex_unlock(&httpd->lock);
+        atomic_fetch_add(&httpd->active, 1);
         return req;
 }
 
@@ -813,10 +829,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 free(req);
         }
         *con_cls = NULL;
-        pthread_mutex_lock(&httpd->lock);
-        if (--httpd->active == 0)
+        if (atomic_fetch_sub(&httpd->active, 1) == 1) {
+                /* avk_httpd_stop() checks active under the lock: it cannot
+                 * miss this, whether it is waiting yet or not. */
+                pthread_mutex_lock(&httpd->lock);
                 pthread_cond_broadcast(&httpd->idle);
-        pthread_mutex_unlock(&httpd->lock);
+                pthread_mutex_unlock(&httpd->lock);
+        }
 }
 
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -1047,10 +1066,12 @@ avk_httpd_t *avk_httpd_start(const struct avk_httpd_conf *conf, char *errstr, si
                          "the server's metrics cannot be registered (taken, or out of memory)");
                 goto fail;
         }
-        if (RAND_bytes((unsigned char *)&httpd->id_prefix, sizeof(httpd->id_prefix)) != 1) {
+        uint64_t prefix;
+        if (RAND_bytes((unsigned char *)&prefix, sizeof(prefix)) != 1) {
                 snprintf(errstr, errstr_size, "no random bytes for request ids");
                 goto fail;
         }
+        snprintf(httpd->id_prefix, sizeof(httpd->id_prefix), "%016" PRIx64, prefix);
         if (load_tls(httpd, errstr, errstr_size) != 0)
                 goto fail;
         /* epoll: select() fails on a descriptor past 1024, which a notifier
@@ -1118,7 +1139,7 @@ void avk_httpd_stop(avk_httpd_t *httpd)
          * answered, a stalled upload at the body timeout. Only then may the
          * daemon stop: it must not hold suspended connections when it does. */
         pthread_mutex_lock(&httpd->lock);
-        while (httpd->active > 0)
+        while (atomic_load(&httpd->active) > 0)
                 pthread_cond_wait(&httpd->idle, &httpd->lock);
         pthread_mutex_unlock(&httpd->lock);
         destroy(httpd);

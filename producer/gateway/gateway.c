@@ -128,7 +128,9 @@ static struct request *request_of(avk_httpd_req_t *http, avk_gateway_t *gw)
         req->http = http;
         const char *id = avk_httpd_req_param(http, "id");
         req->response = id != NULL && strcmp(avk_httpd_req_method(http), "POST") == 0;
-        snprintf(req->url_id, sizeof(req->url_id), "%s", id ? id : "");
+        size_t id_len = id ? strnlen(id, sizeof(req->url_id) - 1) : 0;
+        memcpy(req->url_id, id ? id : "", id_len);
+        req->url_id[id_len] = '\0';
         return req;
 }
 
@@ -348,6 +350,14 @@ static void count_idempotency(avk_gateway_t *gw, const char *outcome)
         avk_metric_add(avk_metrics_series(gw->m.idempotency, (const char *[]){outcome}), 1);
 }
 
+/* Copies text to at, without its NUL; returns the end. */
+static char *put(char *at, const char *text)
+{
+        size_t len = strlen(text);
+        memcpy(at, text, len);
+        return at + len;
+}
+
 /* The reporter's answer, from its thread. */
 static void on_sent(void *opaque, const char *id, enum avk_result result, const char *reason)
 {
@@ -355,17 +365,25 @@ static void on_sent(void *opaque, const char *id, enum avk_result result, const 
         atomic_fetch_sub(&req->gw->in_flight, 1);
         if (result == AVK_FILED || result == AVK_SPOOLED) {
                 /* Both ids are UUIDs (validated, at most AVK_ID_SIZE - 1
-                 * characters), so the JSON needs no escaping and fits: printed,
-                 * not built as a tree, on the reporter's one thread, into the
-                 * request's state, which outlives the answer. */
-                int len = snprintf(req->filed, sizeof(req->filed),
-                                   "{\"id\":\"%s\",\"status\":\"%s\"%s%s%s}", id,
-                                   result == AVK_FILED ? "filed" : "spooled",
-                                   req->response ? ",\"deviation_id\":\"" : "",
-                                   req->response ? req->url_id : "", req->response ? "\"" : "");
+                 * characters), so the JSON needs no escaping and fits: put
+                 * together from its pieces (no tree, no printf), on the
+                 * reporter's one thread, into the request's state, which
+                 * outlives the answer. */
+                char *at = req->filed;
+                at = put(at, "{\"id\":\"");
+                at = put(at, id);
+                at = put(at, result == AVK_FILED ? "\",\"status\":\"filed\""
+                                                 : "\",\"status\":\"spooled\"");
+                if (req->response) {
+                        at = put(at, ",\"deviation_id\":\"");
+                        at = put(at, req->url_id);
+                        at = put(at, "\"");
+                }
+                at = put(at, "}");
+                *at = '\0';
                 finish_flight(req, MHD_HTTP_ACCEPTED, req->filed);
                 avk_httpd_answer_static(req->http, MHD_HTTP_ACCEPTED, CONTENT_JSON, req->filed,
-                                        (size_t)len);
+                                        (size_t)(at - req->filed));
                 return;
         }
         fail(req, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -425,10 +443,12 @@ static int claim(struct request *req, const char *kind_name, const char *doc_id,
                          req->idempotency_key);
                 key_names[n++] = "Idempotency-Key";
         }
-        if (doc_id && strlen(doc_id) == AVK_ID_SIZE - 1) {
-                int len = snprintf(keys[n], sizeof(keys[n]), "%s %s", kind_name, doc_id);
-                for (int i = len - (AVK_ID_SIZE - 1); i < len; i++)
-                        keys[n][i] = (char)tolower((unsigned char)keys[n][i]);
+        if (doc_id && strlen(doc_id) == AVK_ID_SIZE - 1) { /* "KIND id", the id in lower case */
+                char *at = put(keys[n], kind_name);
+                *at++ = ' ';
+                for (size_t i = 0; i < AVK_ID_SIZE - 1; i++)
+                        *at++ = (char)tolower((unsigned char)doc_id[i]);
+                *at = '\0';
                 key_names[n++] = req->response ? "response_id" : "deviation_id";
         }
         if (n == 0)
@@ -1022,9 +1042,14 @@ static void on_done(avk_httpd_req_t *http, void *opaque)
         avk_gateway_t *gw = opaque;
         const struct request *req = avk_httpd_req_state(http);
         double seconds = avk_httpd_req_seconds(http);
-        char code[16] = "none";
-        if (avk_httpd_req_status(http))
-                snprintf(code, sizeof(code), "%u", avk_httpd_req_status(http));
+        unsigned status = avk_httpd_req_status(http); /* 100 to 599, or 0 */
+        char code[8] = "none";
+        if (status >= 100 && status <= 999) {
+                code[0] = (char)('0' + status / 100);
+                code[1] = (char)('0' + status / 10 % 10);
+                code[2] = (char)('0' + status % 10);
+                code[3] = '\0';
+        }
         const char *route = avk_httpd_req_label(http);
         avk_metric_add(avk_metrics_series(gw->m.requests, (const char *[]){route, code}), 1);
         avk_metric_observe(avk_metrics_series(gw->m.duration, (const char *[]){route}), seconds);

@@ -227,6 +227,38 @@ START_TEST(every_answer_carries_a_request_id)
 }
 END_TEST
 
+/* The request id the server made for a request to /nowhere: its prefix (16
+ * hexadecimal digits) into prefix, its number returned. */
+static unsigned long made_request_id(avk_httpd_t *h, char prefix[17])
+{
+        char *a = expect(h, "GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 404,
+                         "X-Request-Id: ");
+        const char *id = strstr(a, "X-Request-Id: ") + 14;
+        size_t len = strcspn(id, "\r");
+        ck_assert_msg(len > 17 && strspn(id, "0123456789abcdef") == 16 && id[16] == '-' &&
+                          strspn(id + 17, "0123456789") == len - 17,
+                      "request id \"%.*s\" is not 16 hexadecimal digits, '-' and a number",
+                      (int)len, id);
+        memcpy(prefix, id, 16);
+        prefix[16] = '\0';
+        unsigned long n = strtoul(id + 17, NULL, 10);
+        free(a);
+        return n;
+}
+
+START_TEST(a_made_request_id_is_the_prefix_and_a_count)
+{
+        avk_httpd_t *h = start(0, 0, 0);
+        char prefix[17], first_prefix[17];
+        unsigned long first = made_request_id(h, first_prefix);
+        for (unsigned long i = 1; i <= 12; i++) { /* into two digits */
+                ck_assert_uint_eq(made_request_id(h, prefix), first + i);
+                ck_assert_str_eq(prefix, first_prefix);
+        }
+        avk_httpd_stop(h);
+}
+END_TEST
+
 START_TEST(an_answer_may_come_later_from_another_thread)
 {
         avk_httpd_t *h = start(0, 0, 0);
@@ -613,6 +645,7 @@ int main(void)
         tcase_add_test(tc, a_known_path_with_another_method_is_405_with_allow);
         tcase_add_test(tc, the_probes_answer_without_routes_of_their_own);
         tcase_add_test(tc, every_answer_carries_a_request_id);
+        tcase_add_test(tc, a_made_request_id_is_the_prefix_and_a_count);
         tcase_add_test(tc, an_answer_may_come_later_from_another_thread);
         tcase_add_test(tc, the_authentication_hook_answers_before_the_body);
         tcase_add_test(tc, a_body_over_the_limit_is_413);
