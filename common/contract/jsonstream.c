@@ -575,10 +575,19 @@ static int on_start_map(void *ctx)
         const struct place *p = target(st, AVK_JSON_KIND_OBJECT, &to, &depth);
         if (!p || p->type != AVRO_RECORD || p->record->field_cnt > MAX_FIELDS)
                 return 0;
-        if (to.slots)
-                to.slots += p->slot;
+        /* Field by field, and only the words of seen the record uses: a
+         * compound literal zeroed the whole frame with `rep stos` and read
+         * to back whole over the 8 bytes just stored into it, a stall on
+         * every object. */
         struct frame *f = &st->frame[st->depth++];
-        *f = (struct frame){.record = p->record, .spot = to, .depth = depth};
+        f->record = p->record;
+        f->spot.slots = to.slots ? to.slots + p->slot : NULL;
+        f->spot.value = to.value;
+        f->depth = depth;
+        f->next = 0;
+        f->pending = NULL;
+        f->seen_cnt = 0;
+        memset(f->seen, 0, (p->record->field_cnt + 63) / 64 * sizeof(f->seen[0]));
         return 1;
 }
 
