@@ -367,8 +367,9 @@ struct spot {
         avro_value_t value;
 };
 
-struct frame { /* an open object: a record being filled */
-        const struct record *record;
+struct frame {                      /* an open object: a record being filled */
+        const struct field *fields; /* the record's, copied here: a load less a key */
+        size_t field_cnt;
         struct spot spot;            /* of the record */
         int depth;                   /* of the record in the tree walk's count */
         size_t next;                 /* where the next key is looked for first */
@@ -383,9 +384,10 @@ struct stream {
         struct avk_json_walk walk;
         struct spot root; /* slots NULL: into the avro-c value */
         struct frame frame[AVK_JSON_MAX_DEPTH];
-        int depth;  /* open frames */
-        int done;   /* the root object is closed */
-        char *text; /* the strings of the document, each with its NUL */
+        int depth;         /* open frames */
+        struct frame *top; /* frame[depth - 1], kept: a key's look-up starts here */
+        int done;          /* the root object is closed */
+        char *text;        /* the strings of the document, each with its NUL */
         size_t text_used, text_cap;
         int strings_stay; /* the reader's strings stay put with their NUL (jsonsimd.h) */
         int nul_free;     /* the document has no \u0000 escape: no string holds a NUL */
@@ -406,15 +408,15 @@ static const struct place *target(struct stream *st, enum avk_json_kind kind, st
                 *to = st->root;
                 *depth = 0;
         } else {
-                struct frame *f = &st->frame[st->depth - 1];
+                struct frame *f = st->top;
                 const struct field *field = f->pending;
                 f->pending = NULL;
                 if (!field)
                         return NULL;
                 *to = f->spot;
                 if (!to->slots &&
-                    avro_value_get_by_index(&f->spot.value, (size_t)(field - f->record->fields),
-                                            &to->value, NULL) != 0)
+                    avro_value_get_by_index(&f->spot.value, (size_t)(field - f->fields), &to->value,
+                                            NULL) != 0)
                         return NULL;
                 p = &field->place;
                 *depth = f->depth + 1;
@@ -575,35 +577,50 @@ static int on_start_map(void *ctx)
         const struct place *p = target(st, AVK_JSON_KIND_OBJECT, &to, &depth);
         if (!p || p->type != AVRO_RECORD || p->record->field_cnt > MAX_FIELDS)
                 return 0;
-        if (to.slots)
-                to.slots += p->slot;
-        struct frame *f = &st->frame[st->depth++];
-        *f = (struct frame){.record = p->record, .spot = to, .depth = depth};
+        /* Field by field, and only the words of seen the record uses: a
+         * compound literal zeroed the whole frame with `rep stos` and read
+         * to back whole over the 8 bytes just stored into it, a stall on
+         * every object. */
+        struct frame *f = st->top = &st->frame[st->depth++];
+        f->fields = p->record->fields;
+        f->field_cnt = p->record->field_cnt;
+        f->spot.slots = to.slots ? to.slots + p->slot : NULL;
+        f->spot.value = to.value;
+        f->depth = depth;
+        f->next = 0;
+        f->pending = NULL;
+        f->seen_cnt = 0;
+        memset(f->seen, 0, (p->record->field_cnt + 63) / 64 * sizeof(f->seen[0]));
         return 1;
 }
 
-/* Keys usually come in the schema's order: the search starts after the
- * last field met. An unknown key, or one met before, stops the pass. */
+/* The index of the field of f named key[0..len), or n when there is none.
+ * Keys usually come in the schema's order: the field after the last one met
+ * is tried first, alone, and the rest only when it is not the key. */
+static size_t find_field(const struct frame *f, const unsigned char *key, size_t len)
+{
+        size_t n = f->field_cnt, i = f->next;
+        if (i < n && f->fields[i].name_len == len && same_bytes(f->fields[i].name, key, len))
+                return i;
+        for (i = 0; i < n; i++)
+                if (f->fields[i].name_len == len && same_bytes(f->fields[i].name, key, len))
+                        return i;
+        return n;
+}
+
+/* An unknown key, or one met before, stops the pass. */
 static int on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
         struct stream *st = ctx;
-        struct frame *f = &st->frame[st->depth - 1];
-        size_t n = f->record->field_cnt, i = f->next;
-        for (size_t k = 0; k < n; k++, i++) {
-                if (i == n)
-                        i = 0;
-                const struct field *field = &f->record->fields[i];
-                if (field->name_len != len || !same_bytes(field->name, key, len))
-                        continue;
-                if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
-                        return 0;
-                f->seen[i / 64] |= UINT64_C(1) << (i % 64);
-                f->seen_cnt++;
-                f->pending = field;
-                f->next = i + 1;
-                return 1;
-        }
-        return 0;
+        struct frame *f = st->top;
+        size_t i = find_field(f, key, len);
+        if (i == f->field_cnt || f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
+                return 0;
+        f->seen[i / 64] |= UINT64_C(1) << (i % 64);
+        f->seen_cnt++;
+        f->pending = &f->fields[i];
+        f->next = i + 1;
+        return 1;
 }
 
 /* The fields an object lacked: the caller's fill at the top level, else
@@ -613,10 +630,10 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len)
  * pass), into an avro-c value through the tree walk itself. */
 static int fill_absent(struct stream *st, struct frame *f)
 {
-        for (size_t i = 0; f->seen_cnt < f->record->field_cnt && i < f->record->field_cnt; i++) {
+        for (size_t i = 0; f->seen_cnt < f->field_cnt && i < f->field_cnt; i++) {
                 if (f->seen[i / 64] & (UINT64_C(1) << (i % 64)))
                         continue;
-                const struct field *field = &f->record->fields[i];
+                const struct field *field = &f->fields[i];
                 struct avk_json_scalar in;
                 if (st->depth == 1 && st->fill && strcmp(field->name, st->fill->field) == 0) {
                         char text[64];
@@ -649,9 +666,10 @@ static int fill_absent(struct stream *st, struct frame *f)
 static int on_end_map(void *ctx)
 {
         struct stream *st = ctx;
-        if (!fill_absent(st, &st->frame[st->depth - 1]))
+        if (!fill_absent(st, st->top))
                 return 0;
         st->done = --st->depth == 0;
+        st->top = st->done ? NULL : &st->frame[st->depth - 1];
         return 1;
 }
 
@@ -743,6 +761,7 @@ static int parse(const avk_json_plan_t *plan, enum avk_json_reader reader, const
                 st.root.value = *value;
         }
         st.depth = 0;
+        st.top = NULL;
         st.done = 0;
         st.text = out->text;
         st.text_used = 0;

@@ -909,6 +909,78 @@ START_TEST(a_malformed_differs_from_is_refused_on_both_paths)
 }
 END_TEST
 
+/* A record of more fields than one word of the pass's "fields met" bits holds: every word is
+ * cleared for each object, so a document met after one that had them all is read again in
+ * full (a bit left over would stop it as a duplicate), a field of the last word left out
+ * takes its default, and a duplicate in a later word still stops the pass. */
+#define WIDE_FIELDS 130
+
+/* The document of the wide record: fields f0.. in order, without skip (-1: none), with dup
+ * twice (-1: none); malloc'd. */
+static char *wide_document(int skip, int dup)
+{
+        size_t cap = WIDE_FIELDS * 16 + 64, used = 0;
+        char *text = malloc(cap);
+        used += (size_t)snprintf(text + used, cap - used, "{");
+        for (int i = 0; i < WIDE_FIELDS; i++) {
+                for (int times = i == dup ? 2 : 1; i != skip && times > 0; times--)
+                        used += (size_t)snprintf(text + used, cap - used, "%s\"f%d\":\"v\"",
+                                                 used > 1 ? "," : "", i);
+        }
+        snprintf(text + used, cap - used, "}");
+        return text;
+}
+
+static int wide_encode(const avk_json_plan_t *plan, enum avk_json_reader reader, const char *text,
+                       struct avk_json_stream_buf *out)
+{
+        return avk_json_stream_encode(plan, reader, text, strlen(text), NULL, &contract_intake,
+                                      out);
+}
+
+START_TEST(every_word_of_a_wide_record_is_read_afresh_for_each_object)
+{
+        char err[256];
+        size_t cap = WIDE_FIELDS * 48 + 128, used = 0;
+        char *schema_text = malloc(cap);
+        used += (size_t)snprintf(schema_text, cap,
+                                 "{\"type\":\"record\",\"name\":\"Wide\",\"fields\":[");
+        for (int i = 0; i < WIDE_FIELDS; i++)
+                used += (size_t)snprintf(schema_text + used, cap - used,
+                                         "%s{\"name\":\"f%d\",\"type\":\"string\"%s}", i ? "," : "",
+                                         i, i == WIDE_FIELDS - 1 ? ",\"default\":\"v\"" : "");
+        snprintf(schema_text + used, cap - used, "]}");
+        avk_schema_t *schema = avk_schema_new(schema_text, err, sizeof(err));
+        ck_assert_msg(schema != NULL, "%s", err);
+        avk_json_plan_t *plan = avk_json_plan_new(schema, err, sizeof(err));
+        ck_assert_msg(plan != NULL, "%s", err);
+        char *whole = wide_document(-1, -1), *last_left_out = wide_document(WIDE_FIELDS - 1, -1),
+             *duplicate = wide_document(-1, WIDE_FIELDS - 2);
+        static const enum avk_json_reader readers[] = {AVK_JSON_READER_SIMDJSON,
+                                                       AVK_JSON_READER_YAJL};
+        for (size_t r = 0; r < sizeof(readers) / sizeof(readers[0]); r++) {
+                struct avk_json_stream_buf out = {0};
+                ck_assert_int_eq(wide_encode(plan, readers[r], whole, &out), 0);
+                unsigned char expected[WIDE_FIELDS * 2];
+                ck_assert_uint_eq(out.avro_len, sizeof(expected));
+                memcpy(expected, out.avro, sizeof(expected));
+                ck_assert_int_eq(wide_encode(plan, readers[r], whole, &out), 0);
+                ck_assert_int_eq(wide_encode(plan, readers[r], last_left_out, &out), 0);
+                ck_assert_uint_eq(out.avro_len, sizeof(expected));
+                ck_assert_mem_eq(out.avro, expected, sizeof(expected));
+                ck_assert_int_eq(wide_encode(plan, readers[r], duplicate, &out), -1);
+                ck_assert_int_eq(wide_encode(plan, readers[r], whole, &out), 0);
+                avk_json_stream_buf_free(&out);
+        }
+        free(whole);
+        free(last_left_out);
+        free(duplicate);
+        avk_json_plan_destroy(plan);
+        avk_schema_destroy(schema);
+        free(schema_text);
+}
+END_TEST
+
 static Suite *json_stream_suite(void)
 {
         Suite *s = suite_create("json_stream");
@@ -927,6 +999,7 @@ static Suite *json_stream_suite(void)
         tcase_add_test(tc, a_symbol_is_found_only_when_it_is_one_whole);
         tcase_add_test(tc, only_the_desk_may_suggest_the_party_it_answers_for_in_any_key_order);
         tcase_add_test(tc, a_malformed_differs_from_is_refused_on_both_paths);
+        tcase_add_test(tc, every_word_of_a_wide_record_is_read_afresh_for_each_object);
         suite_add_tcase(s, tc);
         return s;
 }
