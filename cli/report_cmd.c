@@ -46,6 +46,7 @@
 #define PRINT_BATCH        256       /* results that wake the printer */
 #define SEND_BATCH         256       /* documents prepared that wake the sender */
 #define PRINT_WAIT_MS      2         /* or 2 ms, whichever comes first */
+#define IDLE_WAIT_MS       100       /* the sender with nothing to send or to hear of */
 #define KEEP_BYTES         65536     /* a slot's document buffer kept for the next */
 #define INPUT_BLOCK_BYTES  (1 << 20) /* read(2) at most this much at once */
 #define RESULT_POLL_MS     5         /* results are printed this often while the input is quiet */
@@ -263,7 +264,11 @@ static void send_ready(struct pipeline *pl, unsigned long read)
  * reporter lets it (pl->served), serves their delivery reports, so that
  * librdkafka's messages are made and freed on one thread (docs/intake.md).
  * It waits in serving them, or on to_send, until a SEND_BATCH of documents
- * was prepared, a worker ran out of documents, or PRINT_WAIT_MS. */
+ * was prepared, a worker ran out of documents, or PRINT_WAIT_MS. With
+ * nothing sent and unheard of (a slow input stream), it waits up to
+ * IDLE_WAIT_MS: the workers and the end of the input wake it, and a wake
+ * is not lost (a queue keeps a yield; to_send's waiter looks at the head
+ * under the lock first), so it does not poll every PRINT_WAIT_MS. */
 static void *sender(void *arg)
 {
         struct pipeline *pl = arg;
@@ -276,12 +281,16 @@ static void *sender(void *arg)
                 if (eof && pl->sent == read &&
                     (!pl->served || atomic_load(&pl->resolved_cnt) == read))
                         break; /* without pl->served, the reporter's thread resolves */
+                int idle =
+                    pl->sent == read && (!pl->served || atomic_load(&pl->resolved_cnt) == read);
+                int wait_ms = idle ? IDLE_WAIT_MS : PRINT_WAIT_MS;
                 if (pl->served) {
-                        avk_reporter_serve(pl->r, PRINT_WAIT_MS);
+                        avk_reporter_serve(pl->r, wait_ms);
                 } else {
-                        struct timespec until = avk_clock_deadline(PRINT_WAIT_MS);
+                        struct timespec until = avk_clock_deadline(wait_ms);
                         pthread_mutex_lock(&pl->lock);
-                        if (atomic_load(&pl->unsent) < SEND_BATCH && !pl->eof)
+                        if (atomic_load(&pl->unsent) < SEND_BATCH && !pl->eof &&
+                            (pl->sent == pl->read || atomic_load(&at(pl, pl->sent)->stage) == READ))
                                 pthread_cond_timedwait(&pl->to_send, &pl->lock, &until);
                         pthread_mutex_unlock(&pl->lock);
                 }

@@ -107,6 +107,19 @@ for task in /proc/$lockstep_pid/task/*; do
         policy=$(sed 's/.*) //' "$task/stat" | cut -d' ' -f39)
         [ "$policy" = 3 ] || fail "avvik report's thread $(cat "$task/comm") has scheduling policy $policy, want 3"
 done
+# Waiting for input, no thread polls (docs/intake.md): over 2 s each wakes at
+# most 100 times (its own waits are 100 ms; a 2 ms poll wakes about 1,000
+# times, and a loaded machine makes fewer wake-ups, not more).
+wakeups() {
+        for task in /proc/$lockstep_pid/task/*; do
+                echo "${task##*/} $(sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "$task/status")"
+        done | sort
+}
+wakeups >"$work/wake.before"
+sleep 2
+wakeups >"$work/wake.after"
+busy=$(join "$work/wake.before" "$work/wake.after" | awk '$3 - $2 > 100 { print $1 ": " $3 - $2 }')
+[ -z "$busy" ] || fail "avvik report polls while its input is quiet (thread: wake-ups in 2 s): $busy"
 jq -c 'del(.deviation_id)' "$samples/03-assistive-device-not-delivered.json" >&3
 poll "the second lockstep result" lines 2
 exec 3>&-
