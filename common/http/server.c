@@ -36,6 +36,7 @@
 
 #include "common/http/httphead.h"
 #include "common/http/netaddr.h"
+#include "common/util/decimal.h"
 #include "common/util/log.h"
 #include "common/util/secret.h"
 #include "common/util/scrub.h"
@@ -661,20 +662,10 @@ static void set_request_id(avk_httpd_req_t *req)
                 memcpy(req->request_id, given, len + 1);
                 return;
         }
-        /* The prefix, '-' and the decimal digits of n, without a printf a request. */
-        uint64_t n = atomic_fetch_add(&req->httpd->next_id, 1);
-        char digits[20];
-        size_t cnt = 0;
-        do
-                digits[cnt++] = (char)('0' + n % 10);
-        while ((n /= 10) > 0);
-        char *at = req->request_id;
-        memcpy(at, req->httpd->id_prefix, 16);
-        at += 16;
-        *at++ = '-';
-        while (cnt > 0)
-                *at++ = digits[--cnt];
-        *at = '\0';
+        /* The prefix, '-' and the count, without a printf a request. */
+        memcpy(req->request_id, req->httpd->id_prefix, 16);
+        req->request_id[16] = '-';
+        avk_decimal(req->request_id + 17, atomic_fetch_add(&req->httpd->next_id, 1));
 }
 
 /*

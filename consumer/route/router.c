@@ -31,6 +31,7 @@
 
 #include "common/util/arena.h"
 #include "common/util/clock.h"
+#include "common/util/decimal.h"
 #include "common/contract/codec.h"
 #include "common/contract/directory.h"
 #include "common/util/env.h"
@@ -482,31 +483,13 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
         return hop;
 }
 
-/* hop in decimal into buf (room for any int) and its NUL. @returns its
- * length: per routed record, snprintf's format parsing cost more than this. */
-static size_t hop_text(char buf[12], int hop)
-{
-        char digits[10];
-        size_t n = 0, len = 0;
-        unsigned v = hop < 0 ? 0u - (unsigned)hop : (unsigned)hop;
-        do
-                digits[n++] = (char)('0' + v % 10);
-        while ((v /= 10) > 0);
-        if (hop < 0)
-                buf[len++] = '-';
-        while (n > 0)
-                buf[len++] = digits[--n];
-        buf[len] = '\0';
-        return len;
-}
-
 static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
 {
         char name[ID_SIZE + 12];
         size_t n = strnlen(deviation_id, ID_SIZE - 1);
         memcpy(name, deviation_id, n);
         name[n++] = '/';
-        n += hop_text(name + n, hop);
+        n += avk_decimal(name + n, (unsigned)hop);
         avk_ident_uuid5(event_namespace, name, n, out);
 }
 
@@ -531,8 +514,8 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
                     int h)
 {
         const struct hop *hop = &d->hops[h];
-        char hop_number[12];
-        hop_text(hop_number, h);
+        char hop_number[AVK_DECIMAL_SIZE];
+        avk_decimal(hop_number, (unsigned)h);
         const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
         const char *values[] = {hop->event_id, "DeviationRouted", hop_number, hop->cause};
         const struct avk_outbox_part parts[] = {

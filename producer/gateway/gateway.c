@@ -30,6 +30,7 @@
 #include "common/contract/jsonparse.h"
 #include "common/http/server.h"
 #include "common/util/clock.h"
+#include "common/util/decimal.h"
 #include "common/util/hash.h"
 #include "common/util/log.h"
 #include "common/util/metrics.h"
@@ -1043,13 +1044,9 @@ static void on_done(avk_httpd_req_t *http, void *opaque)
         const struct request *req = avk_httpd_req_state(http);
         double seconds = avk_httpd_req_seconds(http);
         unsigned status = avk_httpd_req_status(http); /* 100 to 599, or 0 */
-        char code[8] = "none";
-        if (status >= 100 && status <= 999) {
-                code[0] = (char)('0' + status / 100);
-                code[1] = (char)('0' + status / 10 % 10);
-                code[2] = (char)('0' + status % 10);
-                code[3] = '\0';
-        }
+        char code[AVK_DECIMAL_SIZE] = "none";
+        if (status)
+                avk_decimal(code, status);
         const char *route = avk_httpd_req_label(http);
         avk_metric_add(avk_metrics_series(gw->m.requests, (const char *[]){route, code}), 1);
         avk_metric_observe(avk_metrics_series(gw->m.duration, (const char *[]){route}), seconds);
