@@ -18,6 +18,7 @@ struct chunk {
 struct avk_arena {
         struct chunk *last;
         char *next, *end; /* free room of the last chunk */
+        char *filled;     /* the last chunk is faulted in up to here */
         size_t next_size; /* of the next ordinary chunk */
         size_t mapped;
 };
@@ -35,13 +36,22 @@ static size_t round_up(size_t n, size_t to)
         return (n + to - 1) / to * to;
 }
 
-/* Faults a new chunk in with one call instead of a fault per page: a chunk
- * is filled front to back, and a page fault costs a kernel entry and exit
- * (in a virtual machine a costly one). Kernels before 5.14 refuse it and
- * the pages fault in as they are touched. */
-static void populate(void *p, size_t size)
+/* Faults the last chunk in ahead of its use, AVK_ARENA_FILL_STEP at a time:
+ * one call instead of a fault per page (a page fault costs a kernel entry
+ * and exit, in a virtual machine a costly one), and only pages about to be
+ * used, since the kernel zeroes each page it faults in: the whole chunk at
+ * once zeroed the half of a doubled chunk that a partition never filled.
+ * Kernels before 5.14 refuse it and the pages fault in as they are
+ * touched. */
+static void populate_to(avk_arena_t *a, const char *until)
 {
-        madvise(p, size, MADV_POPULATE_WRITE);
+        if (until <= a->filled)
+                return;
+        size_t want = round_up((size_t)(until - a->filled), AVK_ARENA_FILL_STEP);
+        if (want > (size_t)(a->end - a->filled))
+                want = (size_t)(a->end - a->filled);
+        madvise(a->filled, want, MADV_POPULATE_WRITE);
+        a->filled += want;
 }
 
 /* size bytes from the kernel, in ordinary 4 KB pages even where transparent
@@ -57,7 +67,6 @@ static void *map_chunk(size_t size)
         if (p == MAP_FAILED)
                 return NULL;
         madvise(p, size, MADV_NOHUGEPAGE);
-        populate(p, size);
         return p;
 }
 
@@ -77,8 +86,10 @@ void *avk_arena_alloc(avk_arena_t *a, size_t size)
                 a->last = c;
                 a->next = (char *)c + HEADER;
                 a->end = (char *)c + chunk;
+                a->filled = (char *)c; /* page-aligned, as madvise() needs */
                 a->mapped += chunk;
         }
+        populate_to(a, a->next + size);
         void *p = a->next;
         a->next += size;
         return p;

@@ -9,9 +9,9 @@
  * and a page fault per 4 KB of new heap, which were about a third of the
  * router thread's time in bench/router_vs_pipe.sh; a revoke freed them one
  * by one. Chunks double from AVK_ARENA_FIRST_CHUNK to AVK_ARENA_BIG_CHUNK,
- * then stay that size; each is faulted in at once, in ordinary pages (not
- * transparent huge pages: arena.c says why). A partition with few
- * deviations stays small.
+ * then stay that size; each is faulted in AVK_ARENA_FILL_STEP at a time
+ * just ahead of use, in ordinary pages (not transparent huge pages:
+ * arena.c says why). A partition with few deviations stays small.
  *
  * Not thread-safe: one owner at a time.
  */
@@ -22,6 +22,7 @@
 
 #define AVK_ARENA_FIRST_CHUNK (64u << 10)
 #define AVK_ARENA_BIG_CHUNK   (2u << 20)
+#define AVK_ARENA_FILL_STEP   (64u << 10) /**< faulted in ahead of use at a time */
 
 typedef struct avk_arena avk_arena_t;
 
