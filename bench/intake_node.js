@@ -2,8 +2,9 @@
 // file read, each line JSON.parse'd, checked with avsc's isValid, written with
 // toBuffer behind the same single-object framing (c3 01 and the schema's
 // fingerprint, taken from a record avvik wrote), and sent keyed by its
-// deviation_id with kafkajs's idempotent producer (acks=all), every send
-// awaited before it exits. Prints "sent N" and the count of invalid lines.
+// deviation_id, with avvik's one header (avk-id: the deviation id), through
+// kafkajs's idempotent producer (acks=all), every send awaited before it
+// exits. Prints "sent N" and the count of invalid lines.
 // usage: node intake_node.js BROKERS TOPIC SCHEMA.avsc HEADER_HEX FILE.ndjson
 'use strict';
 const fs = require('fs');
@@ -70,7 +71,11 @@ async function main() {
       invalid++;
       continue;
     }
-    messages.push({key: doc.deviation_id, value: Buffer.concat([header, type.toBuffer(doc)])});
+    messages.push({
+      key: doc.deviation_id,
+      value: Buffer.concat([header, type.toBuffer(doc)]),
+      headers: {'avk-id': doc.deviation_id},
+    });
     sent++;
     if (messages.length === BATCH) await flush();
   }

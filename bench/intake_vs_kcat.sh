@@ -4,6 +4,15 @@
 # messages of the same size and keys to the same embedded broker; both
 # idempotent with acks=all.
 #
+# The same size includes the record's header: every record avvik report
+# writes carries `avk-id` (docs/architecture.md), 44 bytes in the record, and
+# librdkafka builds, writes and frees a header list per message (in a run of
+# 5 pairs, kcat -P took 0.48-0.83 s of CPU with that one header against
+# 0.41-0.55 s without: bench/RESULTS.md). The peers send the same header, of
+# the same length (kcat -H, the first record's; Node the document's id); a
+# last comparison keeps kcat -P without it, the peer used before, with no
+# target.
+#
 # Honest by construction:
 # - COUNT (default 200,000) large enough that start-up does not dominate:
 #   kcat needs a few tenths of a second for it.
@@ -28,7 +37,7 @@
 #   comparison and under `chrt -b 0` (the same as avvik's) in the second.
 # Then the same against Node doing avvik report's work (bench/intake_node.js:
 # JSON.parse, avsc isValid and toBuffer, the same framing, kafkajs's
-# idempotent producer with acks=all; its records are byte for byte avvik's),
+# idempotent producer with acks=all; its records are byte for byte avvik's, header included),
 # installed by lib.sh's node_modules when missing.
 # usage: intake_vs_kcat.sh AVVIK_BINARY [COUNT] [REPS] [PARTITIONS]
 set -eu
@@ -96,26 +105,39 @@ raw_messages() {
         size=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%S')
         header=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%s' |
                 head -c 10 | od -An -tx1 | tr -d ' \n')
+        # The record's Kafka headers, "name=value": one, avk-id (kcat -H takes one a flag).
+        record_header=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%h')
+        case $record_header in
+        avk-id=*,*) echo "expected one header, avk-id: $record_header" >&2 && exit 1 ;;
+        avk-id=*) ;;
+        *) echo "expected one header, avk-id: $record_header" >&2 && exit 1 ;;
+        esac
         stop_broker
         awk -v n="$count" -v size="$size" 'BEGIN {
                 s = sprintf("%*s", size, ""); gsub(/ /, "x", s)
                 for (i = 0; i < n; i++) printf "00000000-0000-4000-8000-%012d\t%s\n", i, s
         }' >"$work/raw"
-        echo "messages: $count of $size bytes (framed Avro) keyed by deviation id, one embedded" \
-                "broker with $partitions partitions a topic, $(nproc) cores; $reps alternating runs"
+        echo "messages: $count of $size bytes (framed Avro) keyed by deviation id, header" \
+                "${record_header%%=*} (${#record_header} bytes as name=value), one embedded broker" \
+                "with $partitions partitions a topic, $(nproc) cores; $reps alternating runs"
 }
 
-# kcat -P; with peer kcat_batch under SCHED_BATCH, as avvik report runs.
+# kcat -P with avvik's header; with peer kcat_batch under SCHED_BATCH, as
+# avvik report runs; with peer kcat_bare without the header.
 side_kcat() {
         start_broker -X topic.partitions="$partitions"
         : >"$work/run"
         set -- kcat -P -b "$(cat "$bs")" -t deviation.response -K '	' \
                 -X enable.idempotence=true -X acks=all -l "$work/raw"
-        label="kcat -P (same count, sizes, keys)"
-        if [ "$peer" = kcat_batch ]; then
-                set -- chrt -b 0 "$@"
+        label="kcat -P (same count, sizes, keys, header)"
+        case $peer in
+        kcat_batch)
+                set -- chrt -b 0 "$@" -H "$record_header"
                 label="kcat -P under chrt -b 0"
-        fi
+                ;;
+        kcat_bare) label="kcat -P without the header" ;;
+        *) set -- "$@" -H "$record_header" ;;
+        esac
         timed "$work/run" "$@"
         check b deviation.response "$work/run" "$label"
         stop_broker
@@ -136,10 +158,11 @@ side_node() {
         stop_broker
 }
 
-# The peer of the comparison under way: kcat, kcat_batch, then node.
+# The peer of the comparison under way: kcat, kcat_batch, kcat_bare, then node.
 side_b() { if [ "$peer" = node ]; then side_node; else side_kcat; fi; }
 
-echo "== intake: avvik report vs kcat -P, $count documents (target: at least 0.5x)"
+echo "== intake: avvik report vs kcat -P with the same header, $count documents (target: at" \
+        "least 0.5x)"
 peer=kcat
 raw_messages
 alternate "$reps"
@@ -154,6 +177,15 @@ verdict "avvik report vs kcat -P under SCHED_BATCH, $count documents" 0.5 "avvik
         "kcat -P under chrt -b 0" "msg/s"
 cpu_verdict "avvik report vs kcat -P under SCHED_BATCH, $count documents" 0.5 "avvik report" \
         "kcat -P under chrt -b 0"
+
+echo "== intake: avvik report vs kcat -P without the header (kcat's records 44 bytes" \
+        "smaller: the peer before this script sent it), $count documents (no target)"
+peer=kcat_bare
+alternate "$reps"
+verdict "avvik report vs kcat -P without the header, $count documents" - "avvik report" \
+        "kcat -P without the header" "msg/s"
+cpu_verdict "avvik report vs kcat -P without the header, $count documents" - "avvik report" \
+        "kcat -P without the header"
 
 echo "== intake: avvik report vs Node (JSON.parse, avsc isValid + toBuffer, kafkajs idempotent" \
         "acks=all), $count documents (no target)"
