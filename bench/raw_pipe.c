@@ -4,7 +4,8 @@
  * FROM from the beginning, every record's key and value are produced once
  * to each topic of TO (a comma-separated list: "a,b,b" writes three copies,
  * as the router writes three outputs) with the router's producer settings
- * (idempotent, so acks=all; linger.ms=2), and offsets are stored once a
+ * (idempotent, so acks=all; linger.ms=2) and consumer settings
+ * (fetch.wait.max.ms=10, queued.min.messages=1000000), and offsets are stored once a
  * record's copies are acknowledged and committed as the router's are. It exits when COUNT
  * records are done and prints the rate over the same window bench_router
  * measures: from the first record consumed to the last copy acknowledged
@@ -120,6 +121,7 @@ int main(int argc, char **argv)
         set(cc, "enable.auto.offset.store", "false");
         set(cc, "auto.commit.interval.ms", "1000");
         set(cc, "fetch.wait.max.ms", "10");
+        set(cc, "queued.min.messages", "1000000");
         set(cc, "partition.assignment.strategy", "range");
         set(cc, "log_level", "3");
         rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
