@@ -37,8 +37,8 @@
 #   comparison and under `chrt -b 0` (the same as avvik's) in the second.
 # Then the same against Node doing avvik report's work (bench/intake_node.js:
 # JSON.parse, avsc isValid and toBuffer, the same framing, kafkajs's
-# idempotent producer with acks=all; its records are byte for byte avvik's, header included),
-# installed by lib.sh's node_modules when missing.
+# idempotent producer with acks=all; its records are byte for byte avvik's,
+# header included), installed by lib.sh's node_modules when missing.
 # usage: intake_vs_kcat.sh AVVIK_BINARY [COUNT] [REPS] [PARTITIONS]
 set -eu
 avvik=$1
@@ -106,7 +106,8 @@ raw_messages() {
         header=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%s' |
                 head -c 10 | od -An -tx1 | tr -d ' \n')
         # The record's Kafka headers, "name=value": one, avk-id (kcat -H takes one a flag).
-        record_header=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q -f '%h')
+        record_header=$(kcat -C -b "$(cat "$bs")" -t deviation.reported -o beginning -c 1 -e -q \
+                -f '%h')
         case $record_header in
         avk-id=*,*) echo "expected one header, avk-id: $record_header" >&2 && exit 1 ;;
         avk-id=*) ;;

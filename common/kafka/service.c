@@ -812,7 +812,6 @@ void avk_service_stats(avk_service_t *svc, struct avk_service_stats *s)
 
 /* ---- creation ---- */
 
-/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
 /* The consumers' prefetch is bounded by queued.max.messages.kbytes (64 MB)
  * alone. librdkafka 2.0.2 stops fetching once its queue holds
  * queued.min.messages (100,000 by default) or that many kilobytes, and
@@ -822,6 +821,7 @@ void avk_service_stats(avk_service_t *svc, struct avk_service_stats *s)
  * (docs/architecture.md, "Known pitfalls"). */
 #define QUEUED_MIN_MESSAGES "1000000"
 
+/* Sets a librdkafka property unless the configuration's kafka.* keys did. */
 static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
                          const char *value)
 {
