@@ -1,4 +1,4 @@
-// The Node peer of `avvik report` (bench/intake_vs_node.sh): the same NDJSON
+// The Node peer of `avvik report` (bench/intake_vs_kcat.sh): the same NDJSON
 // file read, each line JSON.parse'd, checked with avsc's isValid, written with
 // toBuffer behind the same single-object framing (c3 01 and the schema's
 // fingerprint, taken from a record avvik wrote), and sent keyed by its
