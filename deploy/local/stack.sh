@@ -18,6 +18,7 @@ mkdir -p "$logs" "$state/secrets" "$state/tokens.d" "$state/spool"
 pids=""
 broker_pid=
 stopping=
+sleeper=
 running() { # running PID: not exited (an exited child stays a zombie until waited for)
         kill -0 "$1" 2>/dev/null && ! ps -o stat= -p "$1" | grep -q Z
 }
@@ -44,6 +45,7 @@ stop() {
         # shellcheck disable=SC2086
         stop_all $pids
         [ -z "$broker_pid" ] || stop_all "$broker_pid"
+        [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true
         rm -rf "$state"
         echo "stopped"
 }
@@ -334,4 +336,10 @@ if [ "$once" = --once ]; then
         exit 0
 fi
 echo "   running until Ctrl-C"
-while :; do sleep 3600; done
+# In the background and waited for: a TERM sent to this script alone (timeout,
+# a container's stop) runs the trap at once, not after the sleep's hour.
+while :; do
+        sleep 3600 &
+        sleeper=$!
+        wait $sleeper
+done
