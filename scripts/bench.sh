@@ -33,7 +33,7 @@ echo
 sh bench/codec_vs_avsc.sh ./build-bench 2 "$reps"
 sh bench/intake_vs_kcat.sh ./build-bench/avvik 200000 "$reps"
 echo
-sh bench/router_vs_pipe.sh ./build-bench 600000 "$reps"
+sh bench/router_vs_pipe.sh ./build-bench 1200000 "$reps"
 echo
 sh bench/gateway_wrk.sh ./build-bench 10 256 "$reps"
 echo
