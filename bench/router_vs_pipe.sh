@@ -28,7 +28,7 @@
 #   work on the machine stretches both sides' windows.
 # - COUNT (default 1,200,000) on topics of PARTITIONS partitions (default
 #   256), so that each side's window lasts at least 2 s (the pipe's took
-#   1.7-2.5 s at 600,000) and no partition nears the ~5 MB the mock keeps: the
+#   1.2-2.5 s at 600,000) and no partition nears the ~5 MB the mock keeps: the
 #   script checks that nothing was dropped (every partition's first offset
 #   still 0) and marks any window under 2 s SHORT.
 # - The router's state rebuild at assignment (reading topic.reported and
