@@ -562,9 +562,7 @@ static int compile_primitive(struct build *b, avro_schema_t w, const struct node
         case AVRO_DOUBLE:
                 return emit(b, OP_DOUBLE, slot, 0, 0, path) < 0 ? -1 : 0;
         case AVRO_STRING:
-                /* A skipped string is bounds-checked, not UTF-8-checked: no
-                 * reader sees it (Avro's resolution reads it as bytes). */
-                return emit(b, r ? OP_STRING : OP_BYTES, slot, 0, 0, path) < 0 ? -1 : 0;
+                return emit(b, OP_STRING, slot, 0, 0, path) < 0 ? -1 : 0;
         case AVRO_BYTES:
                 return emit(b, rt == AVRO_STRING ? OP_STRING : OP_BYTES, slot, 0, 0, path) < 0 ? -1
                                                                                                : 0;

@@ -301,68 +301,6 @@ fail:
         return NULL;
 }
 
-/* Whether one of paths begins with field name: "harm.level" names "harm". */
-static int path_names(const char *const *paths, size_t path_cnt, const char *name)
-{
-        size_t n = strlen(name);
-        for (size_t i = 0; i < path_cnt; i++) {
-                if (strncmp(paths[i], name, n) == 0 && (paths[i][n] == '\0' || paths[i][n] == '.'))
-                        return 1;
-        }
-        return 0;
-}
-
-avk_schema_t *avk_schema_project(const avk_schema_t *schema, const char *const *paths,
-                                 size_t path_cnt, char *errstr, size_t errstr_size)
-{
-        const json_t *fields = json_object_get(schema->json, "fields");
-        if (!json_is_array(fields)) {
-                snprintf(errstr, errstr_size, "%s is not a record", schema->fullname);
-                return NULL;
-        }
-        for (size_t i = 0; i < path_cnt; i++) {
-                size_t k, n = strcspn(paths[i], ".");
-                const json_t *f;
-                int found = 0;
-                json_array_foreach(fields, k, f)
-                {
-                        const char *name = json_string_value(json_object_get(f, "name"));
-                        found |= name && strlen(name) == n && strncmp(name, paths[i], n) == 0;
-                }
-                if (!found) {
-                        snprintf(errstr, errstr_size, "%s has no field %.*s", schema->fullname,
-                                 (int)n, paths[i]);
-                        return NULL;
-                }
-        }
-        json_t *copy = json_deep_copy(schema->json);
-        json_t *kept = json_array();
-        char *text = NULL;
-        avk_schema_t *projected = NULL;
-        size_t k;
-        json_t *f;
-        if (!copy || !kept)
-                goto out;
-        json_array_foreach(json_object_get(copy, "fields"), k, f)
-        {
-                const char *name = json_string_value(json_object_get(f, "name"));
-                if (name && path_names(paths, path_cnt, name) && json_array_append(kept, f) != 0)
-                        goto out;
-        }
-        if (json_object_set(copy, "fields", kept) != 0)
-                goto out;
-        text = json_dumps(copy, JSON_COMPACT);
-        if (text)
-                projected = avk_schema_new(text, errstr, errstr_size);
-out:
-        if (!text)
-                snprintf(errstr, errstr_size, "out of memory");
-        free(text);
-        json_decref(kept);
-        json_decref(copy);
-        return projected;
-}
-
 void avk_schema_destroy(avk_schema_t *s)
 {
         if (!s)

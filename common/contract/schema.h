@@ -46,20 +46,6 @@ avk_schema_t *avk_schema_new(const char *json_text, char *errstr, size_t errstr_
 
 void avk_schema_destroy(avk_schema_t *schema);
 
-/**
- * @brief A reader of record schema that keeps only the top-level fields
- * paths name (a path's first component: "harm.level" keeps "harm"), under
- * the same full name. Read with it, Avro's resolution skips every other field
- * of what schema wrote, unread and unchecked: a service that reads a few
- * fields neither spends time on the rest nor holds them (the router never
- * decodes a patient's identity; docs/router.md).
- * @returns the schema, or NULL with the reason in errstr: schema is not a
- * record, a path names none of its fields, or a kept field refers to a type
- * only a dropped one defines.
- */
-avk_schema_t *avk_schema_project(const avk_schema_t *schema, const char *const *paths,
-                                 size_t path_cnt, char *errstr, size_t errstr_size);
-
 /** @brief Full name of a named top-level schema ("se.vardsamverkan.avvik.DeviationReported"). */
 const char *avk_schema_fullname(const avk_schema_t *schema);
 

@@ -150,9 +150,6 @@ struct avk_router {
         avk_rules_t *rules;
         avk_codec_t *codec;
         const avk_schema_t *reported_schema, *response_schema, *routed_schema;
-        /* DeviationReported as the router reads it: reported_paths' fields
-         * only, so the free text and the patient are skipped unread. */
-        avk_schema_t *reported_reader;
         /* The fields read and written, in the slots of each schema's compiled
          * program (common/contract/slotfield.h): found once, at creation. */
         avk_slotfield_t reported_f[RP_FIELDS], response_f[RS_FIELDS], routed_f[RT_FIELDS];
@@ -625,7 +622,7 @@ static const avk_avroprog_slot_t *decode_reported(avk_router_t *r, const rd_kafk
 {
         char reason[256], muni[16];
         const avk_avroprog_slot_t *slots;
-        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->reported_reader, &slots,
+        int rc = avk_codec_decode_slots(r->codec, m->payload, m->len, r->reported_schema, &slots,
                                         reason, sizeof(reason));
         if (rc != 0) {
                 snprintf(errstr, errstr_size, "undecodable DeviationReported: %s", reason);
@@ -1069,10 +1066,7 @@ avk_router_t *avk_router_new(const avk_config_t *cfg, char *errstr, size_t errst
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
-        r->reported_reader =
-            avk_schema_project(r->reported_schema, reported_paths, RP_FIELDS, errstr, errstr_size);
-        if (!r->reported_reader ||
-            find_fields(r, r->reported_reader, reported_paths, RP_FIELDS, r->reported_f, errstr,
+        if (find_fields(r, r->reported_schema, reported_paths, RP_FIELDS, r->reported_f, errstr,
                         errstr_size) != 0 ||
             find_fields(r, r->response_schema, response_paths, RS_FIELDS, r->response_f, errstr,
                         errstr_size) != 0 ||
@@ -1126,7 +1120,6 @@ void avk_router_destroy(avk_router_t *r)
         avk_arena_destroy(r->reason_arena);
         free(r->routed_buf);
         avk_codec_destroy(r->codec);
-        avk_schema_destroy(r->reported_reader);
         avk_metrics_destroy(r->metrics);
         avk_rules_destroy(r->rules);
         avk_directory_destroy(r->dir);

@@ -241,50 +241,6 @@ START_TEST(shared_types_are_identical_across_schemas)
 }
 END_TEST
 
-static const char *source(const char *file)
-{
-        for (size_t i = 0; i < avk_schema_source_cnt; i++) {
-                if (strcmp(avk_schema_sources[i].file, file) == 0)
-                        return avk_schema_sources[i].json;
-        }
-        ck_abort_msg("no schema %s", file);
-        return NULL;
-}
-
-START_TEST(a_projection_keeps_the_named_fields_and_reads_the_whole)
-{
-        char err[256] = "";
-        avk_schema_t *full = avk_schema_new(source("deviation_reported"), err, sizeof(err));
-        ck_assert_msg(full != NULL, "%s", err);
-        const char *const paths[] = {"harm.level", "deviation_id", "location.party"};
-        avk_schema_t *p = avk_schema_project(full, paths, 3, err, sizeof(err));
-        ck_assert_msg(p != NULL, "%s", err);
-        ck_assert_str_eq(avk_schema_fullname(p), avk_schema_fullname(full));
-        const json_t *fields = json_object_get(avk_schema_json(p), "fields");
-        ck_assert_int_eq(json_array_size(fields), 3);
-        /* In the writer's order, whole: "harm" with its record, not just "level". */
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(fields, 0), "name")),
-                         "deviation_id");
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(fields, 1), "name")),
-                         "location");
-        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(fields, 2), "name")),
-                         "harm");
-        ck_assert_ptr_nonnull(avk_schema_named(p, "se.vardsamverkan.avvik.HarmLevel"));
-        ck_assert_ptr_null(avk_schema_named(p, "se.vardsamverkan.avvik.Patient"));
-        ck_assert_int_eq(avk_schema_reads(p, full, err, sizeof(err)), 1);
-        avk_schema_destroy(p);
-
-        ck_assert_ptr_null(
-            avk_schema_project(full, (const char *[]){"harmless"}, 1, err, sizeof(err)));
-        ck_assert_str_eq(err, "se.vardsamverkan.avvik.DeviationReported has no field harmless");
-        avk_schema_t *text = avk_schema_new("\"string\"", err, sizeof(err));
-        ck_assert_ptr_null(avk_schema_project(text, paths, 1, err, sizeof(err)));
-        ck_assert_str_eq(err, "string is not a record");
-        avk_schema_destroy(text);
-        avk_schema_destroy(full);
-}
-END_TEST
-
 static Suite *schema_suite(void)
 {
         Suite *s = suite_create("schema");
@@ -296,7 +252,6 @@ static Suite *schema_suite(void)
         tcase_add_test(tc, builtin_catalog_holds_every_event_type);
         tcase_add_test(tc, every_field_has_a_doc_and_every_enum_a_default);
         tcase_add_test(tc, shared_types_are_identical_across_schemas);
-        tcase_add_test(tc, a_projection_keeps_the_named_fields_and_reads_the_whole);
         suite_add_tcase(s, tc);
         return s;
 }
