@@ -609,6 +609,46 @@ START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
 }
 END_TEST
 
+/* A DeviationReported in good framing whose description is not UTF-8 - text
+ * routing itself does not use - is dead-lettered, not routed: the router reads
+ * the whole record, so what it routes the notifier can read and copy into a
+ * receiver's inbox (docs/router.md, "Dead letter"). */
+START_TEST(a_report_whose_description_is_not_utf8_is_dead_lettered)
+{
+        static const char id[] = "5d6a1c2e-3f4b-4c5d-8e6f-7a8b9c0d1e2f";
+        json_t *doc = unnamed();
+        json_object_set_new(doc, "deviation_id", json_string(id));
+        json_object_set_new(doc, "description", json_string("Utskrivning utan ordination: XYZ."));
+        struct codec_message m =
+            codec_fixture_encode(codec, "deviation.reported",
+                                 avk_catalog_by_name(env.catalog, "DeviationReported"), doc);
+        json_decref(doc);
+        size_t at = 0;
+        while (at + 3 <= m.len && memcmp(m.bytes + at, "XYZ", 3) != 0)
+                at++;
+        ck_assert_uint_lt(at + 3, m.len + 1);
+        m.bytes[at] = 0xff; /* not UTF-8; every length in the record stays right */
+        produce_raw("deviation.reported", id, strlen(id), m.bytes, m.len);
+        free(m.bytes);
+        struct running rr;
+        start_router(&rr, "router-bad-text");
+        wait_inputs(&rr, 1);
+        struct avk_router_stats s;
+        avk_router_stats(rr.router, &s);
+        stop_router(&rr);
+        ck_assert_uint_eq(s.deadlettered, 1);
+        read_topic("deviation.deadletter");
+        ck_assert_uint_eq(got.n, 1);
+        ck_assert_msg(strstr(got.r[0].error, "description") != NULL &&
+                          strstr(got.r[0].error, "UTF-8") != NULL,
+                      "%s", got.r[0].error);
+        release_records();
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(got.n, 0);
+        release_records();
+}
+END_TEST
+
 /* Files doc under deviation id (a copy with that id). */
 static void file_under(avk_reporter_t *rep, json_t *doc, const char *id)
 {
@@ -922,6 +962,7 @@ static Suite *router_suite(void)
         tcase_add_test(tc, the_triage_desk_passes_a_deviation_to_the_region);
         tcase_add_test(tc, a_desk_response_written_with_v2_is_still_read);
         tcase_add_test(tc, undecodable_record_is_dead_lettered_and_the_partition_goes_on);
+        tcase_add_test(tc, a_report_whose_description_is_not_utf8_is_dead_lettered);
         tcase_add_test(tc, a_null_key_and_a_null_value_stay_null_in_the_dead_letter);
         tcase_add_test(tc, another_body_under_a_filed_id_is_dead_lettered_not_routed);
         tcase_add_test(tc, the_same_body_filed_again_is_routed_once);
