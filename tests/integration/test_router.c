@@ -136,6 +136,18 @@ static void wait_inputs(struct running *rr, uint64_t n)
                      (unsigned long long)s.inputs_done, (unsigned long long)n);
 }
 
+/* Runs a router in group until it has finished inputs; its statistics then. */
+static struct avk_router_stats route_inputs(const char *group, uint64_t inputs)
+{
+        struct running rr;
+        struct avk_router_stats s;
+        start_router(&rr, group);
+        wait_inputs(&rr, inputs);
+        avk_router_stats(rr.router, &s);
+        stop_router(&rr);
+        return s;
+}
+
 /* ---- filing ---- */
 
 static void file_doc(avk_reporter_t *r, enum avk_kind kind, const json_t *doc, char id[AVK_ID_SIZE])
@@ -586,12 +598,7 @@ START_TEST(undecodable_record_is_dead_lettered_and_the_partition_goes_on)
         /* the same deviation again after the garbage: read, and skipped as filed before */
         file_doc(rep, AVK_KIND_DEVIATION, doc, id2);
         json_decref(doc);
-        struct running rr;
-        start_router(&rr, "router-deadletter");
-        wait_inputs(&rr, 3);
-        struct avk_router_stats s;
-        avk_router_stats(rr.router, &s);
-        stop_router(&rr);
+        struct avk_router_stats s = route_inputs("router-deadletter", 3);
         avk_reporter_destroy(rep);
         ck_assert_uint_eq(s.deadlettered, 1);
         read_topic("deviation.deadletter");
@@ -630,13 +637,7 @@ START_TEST(a_report_whose_description_is_not_utf8_is_dead_lettered)
         m.bytes[at] = 0xff; /* not UTF-8; every length in the record stays right */
         produce_raw("deviation.reported", id, strlen(id), m.bytes, m.len);
         free(m.bytes);
-        struct running rr;
-        start_router(&rr, "router-bad-text");
-        wait_inputs(&rr, 1);
-        struct avk_router_stats s;
-        avk_router_stats(rr.router, &s);
-        stop_router(&rr);
-        ck_assert_uint_eq(s.deadlettered, 1);
+        ck_assert_uint_eq(route_inputs("router-bad-text", 1).deadlettered, 1);
         read_topic("deviation.deadletter");
         ck_assert_uint_eq(got.n, 1);
         ck_assert_msg(strstr(got.r[0].error, "description") != NULL &&
@@ -657,18 +658,6 @@ static void file_under(avk_reporter_t *rep, json_t *doc, const char *id)
         file_doc(rep, AVK_KIND_DEVIATION, doc, filed);
         ck_assert_str_eq(filed, id);
         json_decref(doc);
-}
-
-/* Runs a router in group until it has finished inputs; its statistics then. */
-static struct avk_router_stats route_inputs(const char *group, uint64_t inputs)
-{
-        struct running rr;
-        struct avk_router_stats s;
-        start_router(&rr, group);
-        wait_inputs(&rr, inputs);
-        avk_router_stats(rr.router, &s);
-        stop_router(&rr);
-        return s;
 }
 
 /* Issue 15: a second DeviationReported under a filed id, with another body
