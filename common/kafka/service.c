@@ -812,15 +812,6 @@ void avk_service_stats(avk_service_t *svc, struct avk_service_stats *s)
 
 /* ---- creation ---- */
 
-/* The consumers' prefetch is bounded by queued.max.messages.kbytes (64 MB)
- * alone. librdkafka 2.0.2 stops fetching once its queue holds
- * queued.min.messages (100,000 by default) or that many kilobytes, and
- * looks again only at its broker thread's next wake-up, up to 1 s later
- * (2.2.0 added fetch.queue.backoff.ms): 100,000 records are less than a
- * second of a service's work under a backlog, so it ran dry and waited
- * (docs/architecture.md, "Known pitfalls"). */
-#define QUEUED_MIN_MESSAGES "1000000"
-
 /* Sets a librdkafka property unless the configuration's kafka.* keys did. */
 static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const char *name,
                          const char *value)
@@ -832,6 +823,20 @@ static void conf_default(const avk_config_t *cfg, rd_kafka_conf_t *conf, const c
                         return;
         }
         rd_kafka_conf_set(conf, name, value, NULL, 0);
+}
+
+/* What the group consumer and the rebuild reader share: a short fetch wait
+ * (records move on within 10 ms at low rates), and a prefetch bounded by
+ * queued.max.messages.kbytes (64 MB) alone. librdkafka 2.0.2 stops fetching
+ * once its queue holds queued.min.messages (100,000 by default) or that many
+ * kilobytes, and looks again only at its broker thread's next wake-up, up
+ * to 1 s later (2.2.0 added fetch.queue.backoff.ms): 100,000 records are less
+ * than a second of a service's work under a backlog, so it ran dry and
+ * waited (docs/architecture.md, "Known pitfalls"). */
+static void consumer_defaults(const avk_config_t *cfg, rd_kafka_conf_t *conf)
+{
+        conf_default(cfg, conf, "fetch.wait.max.ms", "10");
+        conf_default(cfg, conf, "queued.min.messages", "1000000");
 }
 
 /* Makes one client from a configuration; destroys conf when that fails.
@@ -938,8 +943,7 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         rd_kafka_conf_set(cconf, "enable.auto.commit", "true", NULL, 0);
         conf_default(cfg, cconf, "auto.offset.reset", "earliest");
         conf_default(cfg, cconf, "auto.commit.interval.ms", "1000");
-        conf_default(cfg, cconf, "fetch.wait.max.ms", "10");
-        conf_default(cfg, cconf, "queued.min.messages", QUEUED_MIN_MESSAGES);
+        consumer_defaults(cfg, cconf);
         /* Static membership: a restarted instance takes its partitions back
          * without waiting for its former self's session to time out. */
         avk_kafka_instance_id(cfg, svc->opts.component, svc->instance, sizeof(svc->instance));
@@ -952,8 +956,7 @@ static int open_clients(avk_service_t *svc, char *errstr, size_t errstr_size)
         if (!(svc->reader_conf = avk_kafka_conf(cfg, errstr, errstr_size)))
                 return -1;
         rd_kafka_conf_set(svc->reader_conf, "enable.auto.commit", "false", NULL, 0);
-        conf_default(cfg, svc->reader_conf, "fetch.wait.max.ms", "10");
-        conf_default(cfg, svc->reader_conf, "queued.min.messages", QUEUED_MIN_MESSAGES);
+        consumer_defaults(cfg, svc->reader_conf);
         snprintf(svc->reader_group, sizeof(svc->reader_group), "%s-state", svc->opts.group);
         avk_outbox_clients(svc->outbox, svc->producer, svc->consumer);
         return svc->hooks.wait ? wire(svc, errstr, errstr_size) : 0;
