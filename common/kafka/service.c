@@ -79,7 +79,7 @@ struct avk_service {
         rd_kafka_topic_partition_list_t *idle_at; /* idle: where each assigned partition is */
         rd_kafka_topic_partition_list_t *waiting; /* paused until retry_at */
         atomic_int stop, partitions, held_back;
-        atomic_ullong inputs_taken, inputs_done, retries;
+        atomic_ullong inputs_taken, inputs_done, retries, idle_spells;
 };
 
 /* ---- what the outbox reports ---- */
@@ -196,6 +196,10 @@ static void on_assign(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partiti
                 "assigned %d partitions; state of %d rebuilt in %lld ms%s%s", parts->cnt, cnt,
                 (long long)(avk_clock_mono_ms() - start), held[0] ? ": " : "", held);
         rd_kafka_assign(rk, parts);
+        /* The second without records that makes the service idle starts now:
+         * counted from before a rebuild longer than that, it paused the
+         * partitions just assigned before their first fetch. */
+        svc->last_record_at = avk_clock_mono_ms();
 }
 
 static void on_revoke(avk_service_t *svc, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
@@ -591,6 +595,7 @@ static void idle_enter(avk_service_t *svc, int64_t now)
         pause_assigned(svc, 1);
         svc->idle_at = at;
         svc->idle = 1;
+        atomic_fetch_add(&svc->idle_spells, 1);
         svc->idle_next_at = now + IDLE_PROBE_MS;
 }
 
@@ -807,6 +812,7 @@ void avk_service_stats(avk_service_t *svc, struct avk_service_stats *s)
         *s = (struct avk_service_stats){.inputs_taken = atomic_load(&svc->inputs_taken),
                                         .inputs_done = atomic_load(&svc->inputs_done),
                                         .retries = atomic_load(&svc->retries),
+                                        .idle_spells = atomic_load(&svc->idle_spells),
                                         .partitions = atomic_load(&svc->partitions)};
 }
 

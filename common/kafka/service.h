@@ -189,6 +189,7 @@ struct avk_service_stats {
         uint64_t inputs_taken; /**< records taken for assigned partitions */
         uint64_t inputs_done;  /**< inputs whose outputs Kafka has all acknowledged */
         uint64_t retries;      /**< outputs produced again after a failed delivery */
+        uint64_t idle_spells;  /**< times it paused its partitions for want of records */
         int partitions;        /**< partitions of inputs[0] assigned now */
 };
 
