@@ -9,7 +9,8 @@
  *     the COUNT-th done (the group join and the state rebuild at assignment
  *     are outside it). The statistics are sampled every 2 ms: either end of
  *     the window may be seen up to 2 ms late, and a finer period's wake-ups
- *     take CPU from the router on these 2 cores.
+ *     take CPU from the router on these 2 cores. Also the broker's CPU and
+ *     the idle cores over the window (bench/window.h).
  *
  *   bench_router latency BOOTSTRAP_FILE SOURCE_DIR RATE COUNT
  *     files COUNT deviations at RATE per second with the reporter library
@@ -30,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/window.h"
 #include "common/util/heap.h"
 #include "common/kafka/kafka.h"
 #include "consumer/route/router.h"
@@ -126,6 +128,7 @@ static void *watch(void *arg)
         struct avk_router_stats s;
         double first = 0, first_done = 0, thread0 = 0, process0 = 0;
         long faults0 = 0;
+        struct bench_window window = {0};
         do {
                 usleep(2000);
                 avk_router_stats(w->router, &s);
@@ -134,6 +137,7 @@ static void *watch(void *arg)
                         thread0 = cpu_s(w->router_clock);
                         process0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
                         faults0 = minor_faults();
+                        bench_window_open(&window);
                 }
                 if (!first_done && s.inputs_done > 0)
                         first_done = now_s();
@@ -150,6 +154,7 @@ static void *watch(void *arg)
                "%.2f page faults per record\n",
                thread * 1e6 / (double)w->count, process * 1e6 / (double)w->count,
                (double)(minor_faults() - faults0) / (double)w->count);
+        bench_window_print(&window, "router", w->count);
         avk_router_stop(w->router);
         return NULL;
 }

@@ -14,9 +14,15 @@
  * With "headers", every copy carries the four headers the router writes on
  * a routed record (avk-id, avk-type, avk-hop, avk-cause; docs/router.md) and
  * goes to its input's partition, as the router's do: what those headers cost
- * librdkafka, apart from avvik's own work (bench/RESULTS.md).
+ * librdkafka, apart from avvik's own work (bench/RESULTS.md). With SIZE too,
+ * every copy's value is SIZE bytes (the input's, repeated): a pipe that
+ * writes what the router writes - a routed record is half again the size of
+ * the report it routes, most of it the reason - with none of its work.
  *
- * usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT [headers]
+ * It also prints the broker's CPU and the idle cores over the window
+ * (window.h).
+ *
+ * usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT [headers [SIZE]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +31,8 @@
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "window.h"
 
 /* An input in flight: its partition and offset and its copies not yet acknowledged. */
 struct input {
@@ -37,6 +45,8 @@ struct input {
 
 static const char *from;
 static long done;
+static size_t out_size; /* SIZE: each copy's value is that many bytes, in out_buf */
+static char *out_buf;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -84,9 +94,18 @@ static rd_kafka_resp_err_t produce(rd_kafka_t *producer, const char *topic,
                     RD_KAFKA_V_OPAQUE(in), RD_KAFKA_V_END);
         /* A routed record's event id and hop 0's cause: the deviation id, its key. */
         static const char event_id[] = "8d1c7a52-3f0e-5b6a-9e4d-6a2b0c9f1e37";
+        void *value = m->payload;
+        size_t len = m->len;
+        if (out_size && m->len) {
+                for (size_t at = 0; at < out_size; at += m->len)
+                        memcpy(out_buf + at, m->payload,
+                               out_size - at < m->len ? out_size - at : m->len);
+                value = out_buf;
+                len = out_size;
+        }
         return rd_kafka_producev(
             producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(m->partition),
-            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(value, len),
             RD_KAFKA_V_HEADER("avk-id", event_id, (ssize_t)sizeof(event_id) - 1),
             RD_KAFKA_V_HEADER("avk-type", "DeviationRouted", -1),
             RD_KAFKA_V_HEADER("avk-hop", "0", -1),
@@ -96,11 +115,17 @@ static rd_kafka_resp_err_t produce(rd_kafka_t *producer, const char *topic,
 
 int main(int argc, char **argv)
 {
-        int headers = argc == 6 && strcmp(argv[5], "headers") == 0;
-        if (argc != 5 && !headers) {
-                fprintf(stderr,
-                        "usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT [headers]\n");
+        int headers = (argc == 6 || argc == 7) && strcmp(argv[5], "headers") == 0;
+        long size = argc == 7 ? atol(argv[6]) : 0;
+        if ((argc != 5 && !headers) || size < 0 || size > 1 << 20) {
+                fprintf(stderr, "usage: raw_pipe BOOTSTRAP_SERVERS FROM TO[,TO...] COUNT "
+                                "[headers [SIZE]] (SIZE at most 1 MiB)\n");
                 return 2;
+        }
+        out_size = (size_t)size;
+        if (out_size && !(out_buf = malloc(out_size))) {
+                fprintf(stderr, "raw_pipe: out of memory\n");
+                return 1;
         }
         const char *servers = argv[1], *to[MAX_TO];
         from = argv[2];
@@ -155,6 +180,7 @@ int main(int argc, char **argv)
         double start = 0, first_done = 0;
         struct timespec cpu0 = {0}, cpu1;
         struct rusage use0 = {0}, use1;
+        struct bench_window window = {0};
         while (done < count) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 20);
                 if (m && !m->err) {
@@ -162,6 +188,7 @@ int main(int argc, char **argv)
                                 start = now_s();
                                 clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
                                 getrusage(RUSAGE_SELF, &use0);
+                                bench_window_open(&window);
                         }
                         struct input *in = malloc(sizeof(*in));
                         *in = (struct input){m->partition, m->offset, copies};
@@ -182,16 +209,24 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &use1);
         double cpu =
             (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+        char what[96] = "";
+        if (out_size)
+                snprintf(what, sizeof(what), " of %zu bytes with the router's four headers",
+                         out_size);
+        else if (headers)
+                snprintf(what, sizeof(what), " with the router's four headers");
         printf("raw_pipe: %ld records in %.3f s: %.0f records/s (%d cop%s each%s; first done "
                "after %.0f ms)\n",
-               count, s, (double)count / s, copies, copies == 1 ? "y" : "ies",
-               headers ? " with the router's four headers" : "", (first_done - start) * 1000);
+               count, s, (double)count / s, copies, copies == 1 ? "y" : "ies", what,
+               (first_done - start) * 1000);
         printf("raw_pipe: CPU per record %.1f us in the process; %.2f page faults per record\n",
                cpu * 1e6 / (double)count,
                (double)(use1.ru_minflt - use0.ru_minflt) / (double)count);
+        bench_window_print(&window, "raw_pipe", count);
         rd_kafka_flush(producer, 10000);
         rd_kafka_consumer_close(consumer);
         rd_kafka_destroy(producer);
         rd_kafka_destroy(consumer);
+        free(out_buf);
         return 0;
 }

@@ -34,6 +34,16 @@
 # - The router's state rebuild at assignment (reading topic.reported and
 #   topic.routed from the beginning) is outside the window and measured on
 #   its own: the router logs its duration, reported as deviations per second.
+# - Each side also prints the broker's CPU per record and the cores the
+#   machine left idle over its window (bench/window.h): the broker shares
+#   the 2 cores, and a side that leaves none idle is bound by the CPU of both.
+# - A second row (no target) takes the router against the pipe writing what
+#   the router writes: its four headers, and values of a routed record's size
+#   (half again the report's, most of it the routing's reason), measured on
+#   the first repetition's topic.routed. The two pipes take turns inside each
+#   repetition. What is left between the router and that pipe is avvik's own
+#   work; the rest of the first row's gap is the bytes. That pipe writes to
+#   topic.escalated, which nothing else in this benchmark uses.
 #
 # usage: router_vs_pipe.sh BUILD_DIR [COUNT] [REPS] [RATE] [LATENCY_COUNT] [PARTITIONS]
 set -eu
@@ -74,6 +84,9 @@ check_kept() {
 }
 
 rate_of() { sed -n 's/.*: \([0-9]*\) records\/s.*/\1/p'; }
+# The broker's CPU per record and the idle cores over the window (bench/window.h).
+broker_of() { sed -n 's/.*: broker \([0-9.]*\) us of CPU per record.*/\1/p'; }
+idle_of() { sed -n 's/.*; \([0-9.]*\) cores left idle.*/\1/p'; }
 # The window in seconds, from either side's output ("N records in S s").
 window_of() { sed -n 's/.* records in \([0-9.]*\) s:.*/\1/p'; }
 # The process's CPU per record over the window, from either side's output.
@@ -84,36 +97,80 @@ side_a() {
         tee -a "$work/log" <"$work/out" | rate_of >>"$work/a"
         cpu_of <"$work/out" >>"$work/a.cpu"
         window_of <"$work/out" >>"$work/windows"
+        broker_of <"$work/out" >>"$work/a.broker"
+        idle_of <"$work/out" >>"$work/a.idle"
         # "state of N rebuilt in MS ms: D deviations", one line per assignment
         sed -n 's/.*rebuilt in \([0-9]*\) ms: \([0-9]*\) deviations.*/\1 \2/p' "$work/router.log" |
                 awk '{ ms += $1; d += $2 } END { if (ms > 0) print d * 1000 / ms }' >>"$work/rebuild"
 }
-side_b() {
-        "$build/bench/raw_pipe" "$(cat "$bs")" deviation.reported deviation.analysis "$count" \
+# pipe SIDE TOPIC [headers SIZE]: one run of the pipe into TOPIC, its figures
+# into SIDE's files. Each pipe has a topic of its own: the broker keeps ~5 MB a
+# partition.
+pipe() {
+        side=$1 topic=$2
+        shift 2
+        "$build/bench/raw_pipe" "$(cat "$bs")" deviation.reported "$topic" "$count" "$@" \
                 >"$work/out"
-        tee -a "$work/log" <"$work/out" | rate_of >>"$work/b"
-        cpu_of <"$work/out" >>"$work/b.cpu"
+        tee -a "$work/log" <"$work/out" | rate_of >>"$work/$side"
+        cpu_of <"$work/out" >>"$work/$side.cpu"
         window_of <"$work/out" >>"$work/windows"
+        broker_of <"$work/out" >>"$work/$side.broker"
+        idle_of <"$work/out" >>"$work/$side.idle"
+}
+# A routed record's value size: the mean of the first 1,000 in topic.routed.
+routed_size() {
+        kcat -b "$(cat "$bs")" -C -t deviation.routed -c 1000 -e -f '%S\n' 2>/dev/null |
+                awk '{ s += $1 } END { if (NR) printf "%d\n", s / NR }'
+}
+side_b() {
+        [ -s "$work/routed_size" ] || routed_size >"$work/routed_size"
+        if [ $((i % 2)) -eq 1 ]; then
+                pipe b deviation.analysis
+                pipe c deviation.escalated headers "$(cat "$work/routed_size")"
+        else
+                pipe c deviation.escalated headers "$(cat "$work/routed_size")"
+                pipe b deviation.analysis
+        fi
 }
 
 echo "== router vs raw pipe (one copy), $count deviations, $partitions partitions" \
         "(target: at least 0.6x)"
 : >"$work/rebuild"
 : >"$work/windows"
+: >"$work/routed_size"
+for f in a.broker a.idle b.broker b.idle c c.cpu c.broker c.idle; do
+        : >"$work/$f"
+done
 rep_begin() {
         start_broker -X directory.file="$src/data/directory.json" -X topic.partitions="$partitions"
+        AVK_BENCH_BROKER_PID=$broker
+        export AVK_BENCH_BROKER_PID
         "$build/avvik" report -X bootstrap.file="$bs" "$work/deviations.ndjson" >/dev/null
         check_kept deviation.reported
 }
 rep_end() {
         check_kept deviation.routed
         check_kept deviation.analysis
+        check_kept deviation.escalated
         stop_broker
 }
 alternate "$reps"
 cat "$work/log"
 verdict "router, $count deviations" 0.6 "router" "raw pipe (one copy)" records/s
 cpu_verdict "router, $count deviations" 0.6 "router" "raw pipe (one copy)"
+# The second row: the pipe writing the router's records in b's place.
+for f in "" .cpu; do
+        cp "$work/c$f" "$work/b$f"
+done
+pipe_routed="raw pipe ($(cat "$work/routed_size") B, 4 headers)"
+verdict "router vs the pipe writing its records, $count deviations" - "router" "$pipe_routed" \
+        records/s
+cpu_verdict "router vs the pipe writing its records, $count deviations" - "router" "$pipe_routed"
+printf '  over the window, median: the broker %s us of CPU a record and %s cores idle beside the' \
+        "$(median "$work/a.broker")" "$(median "$work/a.idle")"
+printf ' router, %s us and %s beside the pipe, %s us and %s beside the pipe writing its records\n' \
+        "$(median "$work/b.broker")" "$(median "$work/b.idle")" "$(median "$work/c.broker")" \
+        "$(median "$work/c.idle")"
 stats "$work/rebuild" "router state rebuild at assignment" deviations/s
 short=$(awk '$1 < 2 { n++ } END { print n + 0 }' "$work/windows")
 printf '  shortest window %s s%s\n' "$(sort -n "$work/windows" | head -n 1)" \
