@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* The broker's user + system ticks (/proc/PID/stat), or -1. */
@@ -10,7 +11,7 @@ static long long broker_ticks(void)
 {
         const char *pid = getenv("AVK_BENCH_BROKER_PID");
         char path[64], line[1024];
-        if (!pid || !*pid)
+        if (!pid || !*pid || strspn(pid, "0123456789") != strlen(pid) || strlen(pid) > 10)
                 return -1;
         snprintf(path, sizeof(path), "/proc/%s/stat", pid);
         FILE *f = fopen(path, "r");

@@ -105,7 +105,7 @@ START_TEST(a_slow_rebuild_does_not_leave_the_service_idle)
         avk_service_stats(svc, &s);
         ck_assert_int_eq(atomic_load(&probe.rebuilds), 1);
         ck_assert_msg(s.idle_spells == 0,
-                      "paused %llu times for want of records before its first record",
+                      "went idle (its partitions paused) %llu time(s) before its first record",
                       (unsigned long long)s.idle_spells);
 
         service_thread_stop(&t);
