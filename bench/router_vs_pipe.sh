@@ -91,14 +91,19 @@ idle_of() { sed -n 's/.*; \([0-9.]*\) cores left idle.*/\1/p'; }
 window_of() { sed -n 's/.* records in \([0-9.]*\) s:.*/\1/p'; }
 # The process's CPU per record over the window, from either side's output.
 cpu_of() { sed -n 's/.* \([0-9.]*\) us in the process.*/\1/p'; }
+# collect SIDE: a run's output ($work/out) into the log and SIDE's files - its
+# rate, CPU a record, window, and the broker's CPU and idle cores beside it.
+collect() {
+        tee -a "$work/log" <"$work/out" | rate_of >>"$work/$1"
+        cpu_of <"$work/out" >>"$work/$1.cpu"
+        window_of <"$work/out" >>"$work/windows"
+        broker_of <"$work/out" >>"$work/$1.broker"
+        idle_of <"$work/out" >>"$work/$1.idle"
+}
 side_a() {
         "$build/bench/bench_router" throughput "$bs" "$src" "$count" 2>"$work/router.log" \
                 >"$work/out"
-        tee -a "$work/log" <"$work/out" | rate_of >>"$work/a"
-        cpu_of <"$work/out" >>"$work/a.cpu"
-        window_of <"$work/out" >>"$work/windows"
-        broker_of <"$work/out" >>"$work/a.broker"
-        idle_of <"$work/out" >>"$work/a.idle"
+        collect a
         # "state of N rebuilt in MS ms: D deviations", one line per assignment
         sed -n 's/.*rebuilt in \([0-9]*\) ms: \([0-9]*\) deviations.*/\1 \2/p' "$work/router.log" |
                 awk '{ ms += $1; d += $2 } END { if (ms > 0) print d * 1000 / ms }' >>"$work/rebuild"
@@ -111,17 +116,14 @@ pipe() {
         shift 2
         "$build/bench/raw_pipe" "$(cat "$bs")" deviation.reported "$topic" "$count" "$@" \
                 >"$work/out"
-        tee -a "$work/log" <"$work/out" | rate_of >>"$work/$side"
-        cpu_of <"$work/out" >>"$work/$side.cpu"
-        window_of <"$work/out" >>"$work/windows"
-        broker_of <"$work/out" >>"$work/$side.broker"
-        idle_of <"$work/out" >>"$work/$side.idle"
+        collect "$side"
 }
 # A routed record's value size: the mean of the first 1,000 in topic.routed.
 routed_size() {
         kcat -b "$(cat "$bs")" -C -t deviation.routed -c 1000 -e -f '%S\n' 2>/dev/null |
                 awk '{ s += $1 } END { if (NR) printf "%d\n", s / NR }'
 }
+# The pipes in turn: i is alternate()'s repetition (bench/lib.sh).
 side_b() {
         [ -s "$work/routed_size" ] || routed_size >"$work/routed_size"
         if [ $((i % 2)) -eq 1 ]; then
