@@ -19,8 +19,11 @@
 # Each row: a window of DURATION seconds per run, REPS runs alternating the
 # two servers (bench/lib.sh), each gateway run on a fresh embedded broker,
 # and per run the server process's CPU per request (from /proc/PID/stat; the
-# broker's CPU is not counted). After each gateway run every 202 is checked
-# against the records in Kafka (sum of end offsets).
+# broker's CPU is not counted), and of it the gateway's librdkafka threads
+# (rdk:main, which runs the transactions' timers, and its broker threads):
+# with the bare server's CPU a request, what the 25 us limit leaves for the
+# gateway's own threads. After each gateway run every 202 is checked against
+# the records in Kafka (sum of end offsets).
 # usage: gateway_wrk.sh BUILD_DIR [DURATION_S] [CONNECTIONS] [REPS] [RATE] [RATE_CONNECTIONS]
 set -eu
 build=$1
@@ -43,12 +46,23 @@ jq -c '.deviation_id = "@ID@"' "$sample" >"$work/template"
 # The gateway's default thread count, from its configuration listing.
 threads=$("$avvik" config | sed -n 's/^ *gateway\.threads .*\[\([0-9]*\)\]$/\1/p')
 
+# CPU seconds so far of process PID's librdkafka threads (named rdk:*, from
+# /proc/PID/task): "MAIN OTHERS" - its main thread, which runs the
+# transactions' timers, and the rest (the broker threads).
+rdkafka_seconds() { # rdkafka_seconds PID
+        cat "/proc/$1/task/"*/stat 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{
+                comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\).*/, "", comm)
+                sub(/.*\) /, ""); s = ($12 + $13) / hz
+                if (comm == "rdk:main") main += s; else if (comm ~ /^rdk:/) others += s
+        } END { print main + 0, others + 0 }'
+}
+
 # wrk_window URL NAME SIDE: one wrk window of the row in $row (capacity or
 # rate); appends requests/s (capacity) or the p99 (rate) to $work/SIDE, and
 # prints the run with its latencies and the server's CPU per request.
 wrk_window() {
         until curl -s -o /dev/null "$1/"; do sleep 0.1; done
-        cpu0=$(cpu_seconds "$server")
+        cpu0=$(cpu_seconds "$server") rdk0=$(rdkafka_seconds "$server")
         if [ "$row" = capacity ]; then
                 wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$here/gateway_wrk.lua" \
                         "$1" -- "$work/template" "$token" >"$work/wrk"
@@ -57,7 +71,7 @@ wrk_window() {
                         -s "$here/gateway_rate.lua" "$1" -- "$work/template" "$token" \
                         "$(echo "$rate / 2" | bc -l)" >"$work/wrk"
         fi
-        cpu1=$(cpu_seconds "$server")
+        cpu1=$(cpu_seconds "$server") rdk1=$(rdkafka_seconds "$server")
         rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk")
         requests=$(awk '/requests in/ { print $1 }' "$work/wrk")
         p50=$(awk '/^p50/ { print $2 }' "$work/wrk")
@@ -66,11 +80,17 @@ wrk_window() {
         errors=$(awk '/^non-2xx/ { print $NF }' "$work/wrk")
         us=$(echo "($cpu1 - $cpu0) * 1000000 / $requests" | bc -l)
         echo "$us" >>"$work/$3.cpu"
+        # librdkafka's threads a request: its main thread, then the others.
+        echo "$rdk0 $rdk1" | awk -v n="$requests" '{ printf "%.2f %.2f\n",
+                ($3 - $1) * 1000000 / n, ($4 - $2) * 1000000 / n }' >"$work/rdk"
+        cut -d' ' -f1 "$work/rdk" >>"$work/$3.rdk_main"
+        cut -d' ' -f2 "$work/rdk" >>"$work/$3.rdk_others"
         if [ "$row" = capacity ]; then
                 echo "$rps" >>"$work/$3"
                 echo "$p99" >>"$work/$3.p99"
-                printf '  %-28s %9.0f req/s  p99 %6s ms  %6.1f us CPU/req  non-2xx or errors %s\n' \
-                        "$2" "$rps" "$p99" "$us" "$errors"
+                fmt='  %-28s %9.0f req/s  p99 %6s ms  %6.1f us CPU/req (librdkafka %s)'
+                printf "$fmt  non-2xx or errors %s\n" "$2" "$rps" "$p99" "$us" \
+                        "$(awk '{ print $1 " + " $2 " us" }' "$work/rdk")" "$errors"
                 return
         fi
         echo "$p99" >>"$work/$3"
@@ -128,6 +148,14 @@ cp "$work/a.cpu" "$work/a"
 cp "$work/b.cpu" "$work/b"
 verdict "gateway CPU per request, wrk $connections connections" - "avvik gateway" \
         "bare libmicrohttpd" us lower 25
+# What the limit leaves: the gateway's librdkafka threads alone (no HTTP, no
+# JSON, none of avvik's own threads) on top of everything the bare server does.
+rdk_main=$(median "$work/a.rdk_main") rdk_others=$(median "$work/a.rdk_others")
+bare=$(median "$work/b")
+printf "  of it, median: librdkafka's main thread %s us, its broker threads %s us; with the" \
+        "$rdk_main" "$rdk_others"
+printf " bare server's %s us, %s us before the gateway's own threads do anything\n" "$bare" \
+        "$(num "$(echo "$rdk_main + $rdk_others + $bare" | bc -l)")"
 
 row=rate
 : >"$work/a.p50"
