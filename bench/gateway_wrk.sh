@@ -80,12 +80,12 @@ wrk_window() {
         errors=$(awk '/^non-2xx/ { print $NF }' "$work/wrk")
         us=$(echo "($cpu1 - $cpu0) * 1000000 / $requests" | bc -l)
         echo "$us" >>"$work/$3.cpu"
-        # librdkafka's threads a request: its main thread, then the others.
-        echo "$rdk0 $rdk1" | awk -v n="$requests" '{ printf "%.2f %.2f\n",
-                ($3 - $1) * 1000000 / n, ($4 - $2) * 1000000 / n }' >"$work/rdk"
-        cut -d' ' -f1 "$work/rdk" >>"$work/$3.rdk_main"
-        cut -d' ' -f2 "$work/rdk" >>"$work/$3.rdk_others"
         if [ "$row" = capacity ]; then
+                # librdkafka's threads a request: its main thread, then the others.
+                echo "$rdk0 $rdk1" | awk -v n="$requests" '{ printf "%.2f %.2f\n",
+                        ($3 - $1) * 1000000 / n, ($4 - $2) * 1000000 / n }' >"$work/rdk"
+                cut -d' ' -f1 "$work/rdk" >>"$work/$3.rdk_main"
+                cut -d' ' -f2 "$work/rdk" >>"$work/$3.rdk_others"
                 echo "$rps" >>"$work/$3"
                 echo "$p99" >>"$work/$3.p99"
                 fmt='  %-28s %9.0f req/s  p99 %6s ms  %6.1f us CPU/req (librdkafka %s)'
