@@ -115,15 +115,21 @@ struct reason {
 struct hop {
         char event_id[ID_SIZE]; /* of the DeviationRouted */
         char receiver_party[8];
-        char cause[ID_SIZE];
-        /* The DeviationRouted as written: routed[0..head_len), the reason's
-         * bytes, routed[head_len..head_len + tail_len); without a reason (not
-         * found in the record) routed[0..head_len) is all of it. NULL when
-         * this hop is unknown. */
+        /* The DeviationRouted as written, without what the state holds
+         * already (docs/router.md, "State"): routed[0..event_at), the event
+         * id's text (event_cut bytes of event_id), routed[event_at..id_at),
+         * the deviation id's (id_cut bytes of the deviation's id),
+         * routed[id_at..head_len), the reason's bytes, routed[head_len..
+         * head_len + tail_len). A cut not found in the record is 0 bytes
+         * long. NULL when this hop is unknown. */
         char *routed;
         const struct reason *reason;
+        /* avk-cause of the hop; NULL when it is the deviation's id (hop 0). */
+        const char *cause;
         uint32_t head_len, tail_len;
-        int manual; /* decided MANUAL: at the county's triage desk */
+        uint16_t event_at, id_at;
+        uint8_t event_cut, id_cut;
+        uint8_t manual; /* decided MANUAL: at the county's triage desk */
 };
 
 /* Largest members first: 96 bytes in the arena, as before the report's
@@ -325,28 +331,54 @@ static const char **report_field(struct avk_rules_input *in, size_t i)
         return (const char **)((char *)in + report_offsets[i]);
 }
 
+/* A packed field: null, text, or an enum's symbol by its index (the
+ * symbol is the reader schema's, which lives as long as the router). */
+#define PACKED_NULL '0'
+#define PACKED_TEXT '1'
+#define PACKED_ENUM 'e'
+
+/* The symbol index of field i of the report in slots when it is an enum
+ * whose index fits a byte; -1 otherwise. */
+static int packed_enum(const avk_router_t *r, size_t i, const avk_avroprog_slot_t *slots)
+{
+        const avk_slotfield_t *f = &r->reported_f[i];
+        if (!is_avro_enum(f->type) || avk_slotfield_is_null(f, slots))
+                return -1;
+        int64_t index = avk_slotfield_long(f, slots);
+        return index >= 0 && index <= UINT8_MAX ? (int)index : -1;
+}
+
 /* Packs what routing reads of the DeviationReported in slots into one
- * allocation of partition p's state: per text field a presence byte ('0'
- * for null, '1' before the text) and the text with its NUL, then the flag
- * byte and occurred_at's eight bytes. */
+ * allocation of partition p's state: per field a kind byte - PACKED_NULL,
+ * PACKED_TEXT before the text and its NUL, PACKED_ENUM before the symbol's
+ * index in a byte (most of the fields: a byte instead of the symbol's ten
+ * or twenty) - then the flag byte and occurred_at's eight bytes. */
 static char *pack_report(avk_router_t *r, int32_t p, const avk_avroprog_slot_t *slots)
 {
         const char *text[REPORT_FIELDS];
         size_t len[REPORT_FIELDS], size = 1 + sizeof(int64_t);
+        int symbol[REPORT_FIELDS];
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                text[i] = avk_slotfield_text(&r->reported_f[i], slots, &len[i]);
-                size += 2 + (text[i] ? len[i] : 0);
+                symbol[i] = packed_enum(r, i, slots);
+                text[i] =
+                    symbol[i] >= 0 ? NULL : avk_slotfield_text(&r->reported_f[i], slots, &len[i]);
+                size += symbol[i] >= 0 ? 2 : text[i] ? 2 + len[i] : 1;
         }
         char *packed = state_alloc(r, p, size), *at = packed;
         if (!packed)
                 return NULL;
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                *at++ = text[i] ? '1' : '0';
-                if (text[i]) {
+                if (symbol[i] >= 0) {
+                        *at++ = PACKED_ENUM;
+                        *at++ = (char)(unsigned char)symbol[i];
+                } else if (text[i]) {
+                        *at++ = PACKED_TEXT;
                         memcpy(at, text[i], len[i]);
                         at += len[i];
+                        *at++ = '\0';
+                } else {
+                        *at++ = PACKED_NULL;
                 }
-                *at++ = '\0';
         }
         *at++ = avk_slotfield_long(&r->reported_f[RP_LEX_MARIA], slots) ? '1' : '0';
         int64_t occurred_at = avk_slotfield_long(&r->reported_f[RP_OCCURRED_AT], slots);
@@ -354,14 +386,21 @@ static char *pack_report(avk_router_t *r, int32_t p, const avk_avroprog_slot_t *
         return packed;
 }
 
-/* The report packed by pack_report; its strings are packed's. */
-static void unpack_report(const char *packed, struct report *rp)
+/* The report packed by pack_report; its strings are packed's and the
+ * reader schema's. */
+static void unpack_report(const avk_router_t *r, const char *packed, struct report *rp)
 {
         memset(rp, 0, sizeof(*rp));
         for (size_t i = 0; i < REPORT_FIELDS; i++) {
-                int present = *packed++ == '1';
-                *report_field(&rp->in, i) = present ? packed : NULL;
-                packed += strlen(packed) + 1;
+                char kind = *packed++;
+                const char **field = report_field(&rp->in, i);
+                if (kind == PACKED_ENUM) {
+                        *field =
+                            avro_schema_enum_get(r->reported_f[i].type, (unsigned char)*packed++);
+                } else if (kind == PACKED_TEXT) {
+                        *field = packed;
+                        packed += strlen(packed) + 1;
+                }
         }
         rp->lex_maria = *packed == '1';
         memcpy(&rp->in.occurred_at_ms, packed + 1, sizeof(rp->in.occurred_at_ms));
@@ -442,10 +481,26 @@ static int64_t encoded_at(const char *buf, size_t len, const char *text, size_t 
         return -1;
 }
 
-/* Records hop h of d: routed as written, its reason (text) kept once; an
- * already known hop is kept. A re-routing outgrows the hops in the arena:
- * the copy is there until the partition goes, a few hundred bytes per
- * re-routing. */
+/* Where text (at most 63 bytes: its length's varint is one byte) first
+ * stands in buf[from..len) right after that varint, as a string field's
+ * value does: the offset of the text, or -1. */
+static int64_t text_at(const char *buf, size_t from, size_t len, const char *text, size_t text_len)
+{
+        if (text_len == 0 || text_len > 63)
+                return -1;
+        for (size_t at = from + 1; at + text_len <= len; at++) {
+                if ((unsigned char)buf[at - 1] == text_len << 1 &&
+                    memcmp(buf + at, text, text_len) == 0)
+                        return (int64_t)at;
+        }
+        return -1;
+}
+
+/* Records hop h of d: routed as written, but for its reason (kept once)
+ * and the two ids' text (the hop's event_id and the deviation's id hold
+ * them); an already known hop is kept. A re-routing outgrows the hops in
+ * the arena: the copy is there until the partition goes, a few hundred
+ * bytes per re-routing. */
 static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const char *event_id,
                            const char *party, const char *cause, const char *routed, size_t len,
                            const char *reason, size_t reason_len, int manual)
@@ -465,22 +520,59 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
         struct hop *hop = &d->hops[h];
         if (hop->routed)
                 return hop;
+        /* The cause is kept only when it is not the deviation's id. */
+        char *cause_copy = NULL;
+        cause = cause ? cause : "";
+        if (strcmp(cause, d->id) != 0) {
+                size_t n = strlen(cause) + 1;
+                if (!(cause_copy = state_alloc(r, d->partition, n)))
+                        return NULL;
+                memcpy(cause_copy, cause, n);
+        }
+        copy_text(hop->event_id, sizeof(hop->event_id), event_id);
         size_t reason_size = 0;
         int64_t at = encoded_at(routed, len, reason, reason_len, &reason_size);
         size_t head = at < 0 ? len : (size_t)at, tail = at < 0 ? 0 : len - head - reason_size;
+        /* The ids, in their fields' order (event_id, deviation_id), before the reason. */
+        size_t event_len = strlen(hop->event_id), id_len = strlen(d->id);
+        int64_t ev = text_at(routed, 0, head, hop->event_id, event_len);
+        int64_t id = text_at(routed, ev < 0 ? 0 : (size_t)ev + event_len, head, d->id, id_len);
+        size_t event_cut = ev < 0 ? 0 : event_len, id_cut = id < 0 ? 0 : id_len;
+        size_t event_at = ev < 0 ? 0 : (size_t)ev;
+        size_t id_from = ev < 0 ? 0 : (size_t)ev + event_len, id_at = id < 0 ? id_from : (size_t)id;
+        size_t kept = head - event_cut - id_cut + tail;
+        if (head > UINT16_MAX)
+                event_cut = id_cut = 0, event_at = id_at = 0, kept = head + tail;
         hop->reason = at < 0 ? NULL : intern_reason(r, routed + head, reason_size);
-        hop->routed = state_alloc(r, d->partition, head + tail);
+        hop->routed = state_alloc(r, d->partition, kept);
         if ((at >= 0 && !hop->reason) || !hop->routed)
                 return NULL;
-        memcpy(hop->routed, routed, head);
-        memcpy(hop->routed + head, routed + head + reason_size, tail);
-        hop->head_len = (uint32_t)head;
+        /* What is kept: before the event id, between the ids, after the deviation id. */
+        char *to = hop->routed;
+        memcpy(to, routed, event_at);
+        to += event_at;
+        size_t after_event = event_at + event_cut;
+        memcpy(to, routed + after_event, id_at - after_event);
+        to += id_at - after_event;
+        size_t after_id = id_at + id_cut;
+        memcpy(to, routed + after_id, head - after_id);
+        to += head - after_id;
+        memcpy(to, routed + head + reason_size, tail);
+        hop->event_at = (uint16_t)event_at;
+        hop->id_at = (uint16_t)(id_at - event_cut);
+        hop->event_cut = (uint8_t)event_cut;
+        hop->id_cut = (uint8_t)id_cut;
+        hop->head_len = (uint32_t)(head - event_cut - id_cut);
         hop->tail_len = (uint32_t)tail;
-        hop->manual = manual;
-        copy_text(hop->event_id, sizeof(hop->event_id), event_id);
+        hop->manual = (uint8_t)manual;
         copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
-        copy_text(hop->cause, sizeof(hop->cause), cause ? cause : "");
+        hop->cause = cause_copy;
         return hop;
+}
+
+static const char *hop_cause(const struct deviation *d, const struct hop *hop)
+{
+        return hop->cause ? hop->cause : d->id;
 }
 
 static void event_id_of(const char *deviation_id, int hop, char out[ID_SIZE])
@@ -517,9 +609,13 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         char hop_number[AVK_DECIMAL_SIZE];
         avk_decimal(hop_number, (unsigned)h);
         const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
-        const char *values[] = {hop->event_id, "DeviationRouted", hop_number, hop->cause};
+        const char *values[] = {hop->event_id, "DeviationRouted", hop_number, hop_cause(d, hop)};
         const struct avk_outbox_part parts[] = {
-            {hop->routed, hop->head_len},
+            {hop->routed, hop->event_at},
+            {hop->event_id, hop->event_cut},
+            {hop->routed + hop->event_at, (size_t)hop->id_at - hop->event_at},
+            {d->id, hop->id_cut},
+            {hop->routed + hop->id_at, hop->head_len - hop->id_at},
             {hop->reason ? hop->reason->bytes : "", hop->reason ? hop->reason->len : 0},
             {hop->routed + hop->head_len, hop->tail_len}};
         struct avk_outbox_msg msg = {.topic = r->routed_topic,
@@ -527,7 +623,7 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
                                      .key = d->id,
                                      .key_len = strlen(d->id),
                                      .value_parts = parts,
-                                     .value_part_cnt = 3,
+                                     .value_part_cnt = (int)(sizeof(parts) / sizeof(parts[0])),
                                      .hdr_names = names,
                                      .hdr_values = values,
                                      .hdr_cnt = 4};
@@ -693,7 +789,7 @@ static int on_reported(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
         }
         struct report rp;
         struct avk_rules_decision dec;
-        unpack_report(d->report, &rp);
+        unpack_report(r, d->report, &rp);
         avk_rules_decide(r->rules, r->dir, &rp.in, &dec);
         if (!record_hop(r, d, &rp, &dec, d->id, err, sizeof(err)))
                 return r->unavailable ? AVK_SERVICE_WAIT : deadletter(r, t, seq, m, err);
@@ -743,7 +839,7 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                 return deadletter(r, t, seq, m, err);
         }
         for (int h = 1; h < d->hop_cnt; h++) {
-                if (d->hops[h].routed && strcmp(d->hops[h].cause, response_id) == 0) {
+                if (d->hops[h].routed && strcmp(hop_cause(d, &d->hops[h]), response_id) == 0) {
                         atomic_fetch_add(&r->replayed, 1);
                         avk_metric_add(r->m_replayed, 1);
                         return emit_hop(r, t, seq, d, h);
@@ -785,7 +881,7 @@ static int on_response(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq,
                                           .by_desk = by_desk};
         struct report rp;
         struct avk_rules_decision dec;
-        unpack_report(d->report, &rp);
+        unpack_report(r, d->report, &rp);
         avk_rules_reroute(r->rules, r->dir, &rp.in, &rej, &dec);
         if (by_desk && dec.kind == AVK_RULES_MANUAL) {
                 skip(r, "DESK_" WRONG_RECEIVER); /* nobody the desk named can take it */
