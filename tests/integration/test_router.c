@@ -885,6 +885,64 @@ START_TEST(replay_with_a_new_group_writes_the_same_event_ids)
 }
 END_TEST
 
+/* Where needle[0..n) first stands in hay[0..len), or NULL. */
+static char *find_bytes(const char *hay, size_t len, const char *needle, size_t n)
+{
+        for (size_t at = 0; at + n <= len; at++) {
+                if (memcmp(hay + at, needle, n) == 0)
+                        return (char *)hay + at;
+        }
+        return NULL;
+}
+
+/* A routed record whose event_id is not one the router would keep whole
+ * (40 characters, where the hop keeps 36): the rebuild keeps that text in
+ * the hop's bytes instead of cutting it out, and the replay still writes
+ * the record byte for byte (docs/router.md, "State"). */
+START_TEST(a_routed_record_with_an_event_id_the_hop_cannot_hold_is_replayed_byte_for_byte)
+{
+        avk_reporter_t *rep = reporter();
+        char first[AVK_ID_SIZE], second[AVK_ID_SIZE];
+        file_unnamed(rep, first);
+        route_inputs("router-first", 1);
+        file_unnamed(rep, second);
+        avk_reporter_destroy(rep);
+        read_topic("deviation.routed");
+        const struct record *routed = latest(first);
+        ck_assert_ptr_nonnull(routed);
+        /* The first deviation's routing, as the second's, with a longer event_id. */
+        size_t id_len = strlen(routed->id);
+        ck_assert_uint_eq(id_len, 36);
+        const char *p = routed->payload;
+        const char *ev = find_bytes(p, routed->len, routed->id, id_len);
+        ck_assert_ptr_nonnull(ev);
+        ck_assert_uint_eq((unsigned char)ev[-1], id_len << 1);
+        size_t head = (size_t)(ev - p) - 1, len = routed->len + 4;
+        char *crafted = malloc(len);
+        memcpy(crafted, p, head);
+        crafted[head] = (char)((id_len + 4) << 1);
+        memcpy(crafted + head + 1, routed->id, id_len);
+        memcpy(crafted + head + 1 + id_len, "abcd", 4);
+        memcpy(crafted + head + 1 + id_len + 4, ev + id_len, routed->len - head - 1 - id_len);
+        char *dev = find_bytes(crafted, len, first, strlen(first));
+        ck_assert_ptr_nonnull(dev);
+        memcpy(dev, second, strlen(second));
+        produce_raw("deviation.routed", second, strlen(second), crafted, len);
+        struct avk_router_stats s = route_inputs("router-second", 2);
+        ck_assert_uint_eq(s.replayed, 2);
+        read_topic("deviation.routed");
+        ck_assert_uint_eq(count_key(second), 2);
+        for (size_t k = 0; k < got.n; k++) {
+                if (strcmp(got.r[k].key, second) == 0) {
+                        ck_assert_uint_eq(got.r[k].len, len);
+                        ck_assert_mem_eq(got.r[k].payload, crafted, len);
+                }
+        }
+        free(crafted);
+        release_records();
+}
+END_TEST
+
 #define FAULTED 200
 
 START_TEST(faults_while_routing_lose_nothing_and_duplicate_only_the_same_event)
@@ -956,6 +1014,8 @@ static Suite *router_suite(void)
         tcase_add_test(tc, another_body_under_a_filed_id_is_dead_lettered_not_routed);
         tcase_add_test(tc, the_same_body_filed_again_is_routed_once);
         tcase_add_test(tc, replay_with_a_new_group_writes_the_same_event_ids);
+        tcase_add_test(
+            tc, a_routed_record_with_an_event_id_the_hop_cannot_hold_is_replayed_byte_for_byte);
         tcase_add_test(tc, deviations_filed_to_an_idle_router_are_routed);
         tcase_add_test(tc, between_rebuilds_the_router_runs_no_reader);
         tcase_add_test(tc, the_router_s_kafka_threads_wake_with_a_millisecond_of_slack);
