@@ -112,24 +112,24 @@ struct reason {
         char bytes[];
 };
 
+/* What the state holds elsewhere of a DeviationRouted, in the record's
+ * order: cut out of a hop's bytes, joined back when the hop is written. */
+enum { CUT_EVENT_ID, CUT_DEVIATION_ID, CUT_REASON, CUTS };
+
 struct hop {
         char event_id[ID_SIZE]; /* of the DeviationRouted */
         char receiver_party[8];
-        /* The DeviationRouted as written, without what the state holds
-         * already (docs/router.md, "State"): routed[0..event_at), the event
-         * id's text (event_cut bytes of event_id), routed[event_at..id_at),
-         * the deviation id's (id_cut bytes of the deviation's id),
-         * routed[id_at..head_len), the reason's bytes, routed[head_len..
-         * head_len + tail_len). A cut not found in the record is 0 bytes
-         * long. NULL when this hop is unknown. */
+        /* The DeviationRouted as written without its cuts (docs/router.md,
+         * "State"): cut i goes back in before routed[cut_at[i]]; a cut not
+         * found in the record is empty. NULL when this hop is unknown. */
         char *routed;
-        const struct reason *reason;
+        const struct reason *reason; /* CUT_REASON's bytes */
         /* avk-cause of the hop; NULL when it is the deviation's id (hop 0). */
         const char *cause;
-        uint32_t head_len, tail_len;
-        uint16_t event_at, id_at;
-        uint8_t event_cut, id_cut;
-        uint8_t manual; /* decided MANUAL: at the county's triage desk */
+        uint32_t len; /* of routed */
+        uint32_t cut_at[CUTS];
+        uint8_t event_cut, id_cut; /* bytes cut of event_id and of the deviation's id */
+        uint8_t manual;            /* decided MANUAL: at the county's triage desk */
 };
 
 /* Largest members first: 96 bytes in the arena, as before the report's
@@ -459,39 +459,26 @@ static const struct reason *intern_reason(avk_router_t *r, const char *bytes, si
         return fresh;
 }
 
-/* Where text (a string field's value) is encoded in the Avro record
- * buf[0..len): the last place it stands preceded by its length's varint,
- * which is its field's; the fields after it are a few bytes. @returns the
- * offset of the varint, its encoding's size in *size, or -1 when absent. */
-static int64_t encoded_at(const char *buf, size_t len, const char *text, size_t text_len,
-                          size_t *size)
+/* Where text (a string field's value) is encoded in buf[from..len):
+ * preceded by its length's varint, the first place (last 0) or the last
+ * (last 1) it stands. @returns the offset of the varint, its encoding's
+ * size in *size, or -1 when absent. */
+static int64_t encoded_at(const char *buf, size_t from, size_t len, const char *text,
+                          size_t text_len, int last, size_t *size)
 {
         unsigned char varint[10];
         size_t n = 0;
         for (uint64_t z = (uint64_t)text_len << 1; n == 0 || z; z >>= 7)
                 varint[n++] = (unsigned char)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-        if (len < n + text_len)
+        if (len < from + n + text_len)
                 return -1;
-        for (size_t at = len - text_len; at >= n; at--) {
+        size_t lo = from + n, hi = len - text_len;
+        for (size_t i = 0; i <= hi - lo; i++) {
+                size_t at = last ? hi - i : lo + i;
                 if (memcmp(buf + at, text, text_len) == 0 && memcmp(buf + at - n, varint, n) == 0) {
                         *size = n + text_len;
                         return (int64_t)(at - n);
                 }
-        }
-        return -1;
-}
-
-/* Where text (at most 63 bytes: its length's varint is one byte) first
- * stands in buf[from..len) right after that varint, as a string field's
- * value does: the offset of the text, or -1. */
-static int64_t text_at(const char *buf, size_t from, size_t len, const char *text, size_t text_len)
-{
-        if (text_len == 0 || text_len > 63)
-                return -1;
-        for (size_t at = from + 1; at + text_len <= len; at++) {
-                if ((unsigned char)buf[at - 1] == text_len << 1 &&
-                    memcmp(buf + at, text, text_len) == 0)
-                        return (int64_t)at;
         }
         return -1;
 }
@@ -530,40 +517,46 @@ static struct hop *set_hop(avk_router_t *r, struct deviation *d, int h, const ch
                 memcpy(cause_copy, cause, n);
         }
         copy_text(hop->event_id, sizeof(hop->event_id), event_id);
-        size_t reason_size = 0;
-        int64_t at = encoded_at(routed, len, reason, reason_len, &reason_size);
-        size_t head = at < 0 ? len : (size_t)at, tail = at < 0 ? 0 : len - head - reason_size;
-        /* The ids, in their fields' order (event_id, deviation_id), before the reason. */
-        size_t event_len = strlen(hop->event_id), id_len = strlen(d->id);
-        int64_t ev = text_at(routed, 0, head, hop->event_id, event_len);
-        int64_t id = text_at(routed, ev < 0 ? 0 : (size_t)ev + event_len, head, d->id, id_len);
-        size_t event_cut = ev < 0 ? 0 : event_len, id_cut = id < 0 ? 0 : id_len;
-        size_t event_at = ev < 0 ? 0 : (size_t)ev;
-        size_t id_from = ev < 0 ? 0 : (size_t)ev + event_len, id_at = id < 0 ? id_from : (size_t)id;
-        size_t kept = head - event_cut - id_cut + tail;
-        if (head > UINT16_MAX)
-                event_cut = id_cut = 0, event_at = id_at = 0, kept = head + tail;
-        hop->reason = at < 0 ? NULL : intern_reason(r, routed + head, reason_size);
+        /* The cuts in the record: the reason where its text last stands (its
+         * field is near the end), and before it the ids' text, first found in
+         * their fields' order. Bytes are cut only where they are the text. */
+        struct {
+                size_t at, len;
+        } cut[CUTS];
+        size_t size = 0;
+        int64_t at = encoded_at(routed, 0, len, reason, reason_len, 1, &size);
+        cut[CUT_REASON].at = at < 0 ? len : (size_t)at;
+        cut[CUT_REASON].len = at < 0 ? 0 : size;
+        const char *ids[] = {[CUT_EVENT_ID] = hop->event_id, [CUT_DEVIATION_ID] = d->id};
+        size_t from = 0;
+        for (int i = CUT_EVENT_ID; i <= CUT_DEVIATION_ID; i++) {
+                size_t n = strlen(ids[i]);
+                at = encoded_at(routed, from, cut[CUT_REASON].at, ids[i], n, 0, &size);
+                cut[i].at = at < 0 ? from : (size_t)at + size - n;
+                cut[i].len = at < 0 ? 0 : n;
+                from = cut[i].at + cut[i].len;
+        }
+        size_t kept = len;
+        for (int i = 0; i < CUTS; i++)
+                kept -= cut[i].len;
+        hop->reason = cut[CUT_REASON].len
+                          ? intern_reason(r, routed + cut[CUT_REASON].at, cut[CUT_REASON].len)
+                          : NULL;
         hop->routed = state_alloc(r, d->partition, kept);
-        if ((at >= 0 && !hop->reason) || !hop->routed)
+        if ((cut[CUT_REASON].len && !hop->reason) || !hop->routed)
                 return NULL;
-        /* What is kept: before the event id, between the ids, after the deviation id. */
-        char *to = hop->routed;
-        memcpy(to, routed, event_at);
-        to += event_at;
-        size_t after_event = event_at + event_cut;
-        memcpy(to, routed + after_event, id_at - after_event);
-        to += id_at - after_event;
-        size_t after_id = id_at + id_cut;
-        memcpy(to, routed + after_id, head - after_id);
-        to += head - after_id;
-        memcpy(to, routed + head + reason_size, tail);
-        hop->event_at = (uint16_t)event_at;
-        hop->id_at = (uint16_t)(id_at - event_cut);
-        hop->event_cut = (uint8_t)event_cut;
-        hop->id_cut = (uint8_t)id_cut;
-        hop->head_len = (uint32_t)(head - event_cut - id_cut);
-        hop->tail_len = (uint32_t)tail;
+        size_t taken = 0;
+        hop->len = 0;
+        for (int i = 0; i < CUTS; i++) {
+                memcpy(hop->routed + hop->len, routed + taken, cut[i].at - taken);
+                hop->len += (uint32_t)(cut[i].at - taken);
+                hop->cut_at[i] = hop->len;
+                taken = cut[i].at + cut[i].len;
+        }
+        memcpy(hop->routed + hop->len, routed + taken, len - taken);
+        hop->len += (uint32_t)(len - taken);
+        hop->event_cut = (uint8_t)cut[CUT_EVENT_ID].len;
+        hop->id_cut = (uint8_t)cut[CUT_DEVIATION_ID].len;
         hop->manual = (uint8_t)manual;
         copy_text(hop->receiver_party, sizeof(hop->receiver_party), party);
         hop->cause = cause_copy;
@@ -610,14 +603,20 @@ static int emit_hop(avk_router_t *r, avk_outbox_input_t *t, uint64_t seq, const 
         avk_decimal(hop_number, (unsigned)h);
         const char *names[] = {AVK_HDR_ID, AVK_HDR_TYPE, AVK_HDR_HOP, AVK_HDR_CAUSE};
         const char *values[] = {hop->event_id, "DeviationRouted", hop_number, hop_cause(d, hop)};
-        const struct avk_outbox_part parts[] = {
-            {hop->routed, hop->event_at},
-            {hop->event_id, hop->event_cut},
-            {hop->routed + hop->event_at, (size_t)hop->id_at - hop->event_at},
-            {d->id, hop->id_cut},
-            {hop->routed + hop->id_at, hop->head_len - hop->id_at},
-            {hop->reason ? hop->reason->bytes : "", hop->reason ? hop->reason->len : 0},
-            {hop->routed + hop->head_len, hop->tail_len}};
+        /* The kept bytes and, between them, the cuts' text. */
+        const struct avk_outbox_part cut_text[CUTS] = {
+            [CUT_EVENT_ID] = {hop->event_id, hop->event_cut},
+            [CUT_DEVIATION_ID] = {d->id, hop->id_cut},
+            [CUT_REASON] = {hop->reason ? hop->reason->bytes : "",
+                            hop->reason ? hop->reason->len : 0}};
+        struct avk_outbox_part parts[2 * CUTS + 1];
+        size_t from = 0;
+        for (int i = 0; i < CUTS; i++) {
+                parts[2 * i] = (struct avk_outbox_part){hop->routed + from, hop->cut_at[i] - from};
+                parts[2 * i + 1] = cut_text[i];
+                from = hop->cut_at[i];
+        }
+        parts[2 * CUTS] = (struct avk_outbox_part){hop->routed + from, hop->len - from};
         struct avk_outbox_msg msg = {.topic = r->routed_topic,
                                      .partition = d->partition,
                                      .key = d->id,
